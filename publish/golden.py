@@ -1,0 +1,160 @@
+"""SQL that turns linked source records into one golden record per person.
+
+Each golden field comes from the best record that has it: a valid resident ID before an invalid
+one, a day-precise birth date before a census year-month, then the more trusted source (order
+declared in ``sources.yaml``), then the most recent record. The source and date of every chosen
+value are kept beside it, and fields the departments disagree on are listed in ``conflict_fields``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+__all__ = [
+    "GOLDEN_FIELDS",
+    "field_conflicts_sql",
+    "person_consent_sql",
+    "unified_population_sql",
+]
+
+#: Fields chosen per person, with the extra ordering that makes one value better than another.
+GOLDEN_FIELDS: dict[str, str] = {
+    "name": "",
+    "sex": "id_sex IS NOT NULL AND sex = id_sex DESC,",
+    "birth_date": "CASE birth_date_precision WHEN 'day' THEN 0 WHEN 'month' THEN 1 ELSE 2 END,",
+    "id_number": "id_number_valid DESC NULLS LAST,",
+    "phone": "",
+    "address": "",
+    "street": "",
+    "community": "",
+    "grid": "",
+}
+
+#: How two values of a field are compared when looking for conflicts between departments.
+_CONFLICT_KEYS: dict[str, str] = {
+    "name": "name",
+    "sex": "sex",
+    "birth_date": "substr(birth_date, 1, 7)",  # census knows only year-month
+    "id_number": "CASE WHEN id_number_valid THEN id_number END",
+    "address": "address",
+}
+
+
+def _trust_case(trust: dict[str, int]) -> str:
+    if not trust:
+        return "0"
+    whens = " ".join(f"WHEN '{_quote(s)}' THEN {int(rank)}" for s, rank in trust.items())
+    return f"CASE source {whens} ELSE {len(trust)} END"
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def unified_population_sql(trust: dict[str, int], as_of: date) -> str:
+    """``CREATE TABLE unified_population`` from ``source_records`` (records with their person_id).
+
+    Args:
+        trust: source name -> rank (0 is most trusted) used to choose between departments.
+        as_of: the date ages are computed at (the run date).
+    """
+    order_tail = f"{_trust_case(trust)}, record_date DESC NULLS LAST, record_id"
+    picks = []
+    for field, extra in GOLDEN_FIELDS.items():
+        order = f"{extra} {order_tail}"
+        picks.append(f"first({field} ORDER BY {order}) FILTER (WHERE {field} IS NOT NULL) AS {field}")
+        picks.append(f"first(source ORDER BY {order}) FILTER (WHERE {field} IS NOT NULL) AS {field}_source")
+        picks.append(f"first(record_date ORDER BY {order}) FILTER (WHERE {field} IS NOT NULL) AS {field}_date")
+    conflicts = ", ".join(
+        f"CASE WHEN count(DISTINCT {expr}) > 1 THEN '{field}' END" for field, expr in _CONFLICT_KEYS.items()
+    )
+    as_of_sql = f"DATE '{as_of.isoformat()}'"
+    golden_columns = ",\n        ".join(picks)
+    return f"""
+CREATE TABLE unified_population AS
+WITH golden AS (
+    SELECT
+        person_id,
+        {golden_columns},
+        bool_or(lives_alone) AS lives_alone,
+        bool_or(low_income) AS low_income,
+        min(disability_grade) AS disability_grade,
+        string_agg(DISTINCT chronic_disease, ',' ORDER BY chronic_disease) AS chronic_disease,
+        bool_or(pregnant) AS pregnant,
+        bool_or(corrections) AS corrections,
+        first(case_type ORDER BY record_date DESC NULLS LAST) FILTER (WHERE case_type IS NOT NULL) AS case_type,
+        list(DISTINCT source ORDER BY source) AS sources,
+        list(record_id ORDER BY record_id) AS record_ids,
+        count(*) AS record_count,
+        list_filter([{conflicts}], lambda x: x IS NOT NULL) AS conflict_fields,
+        max(record_date) AS last_seen
+    FROM source_records
+    GROUP BY person_id
+), aged AS (
+    SELECT *,
+        CAST(substr(birth_date, 1, 4) AS INTEGER) AS birth_year,
+        CASE WHEN birth_date IS NOT NULL THEN CAST(floor(date_diff('month',
+            CAST(rpad(substr(birth_date, 1, 7), 7, '-01') || '-' || coalesce(nullif(substr(birth_date, 9, 2), ''), '01') AS DATE),
+            {as_of_sql}) / 12) AS INTEGER) END AS age
+    FROM golden
+)
+SELECT *,
+    coalesce(age >= 60, false) AS elderly,
+    coalesce(age >= 60 AND lives_alone, false) AS elderly_living_alone,
+    coalesce(age < 6, false) AS young_child,
+    coalesce(age < 14, false) AS minor_under_14,
+    disability_grade IS NOT NULL AS disabled,
+    chronic_disease IS NOT NULL AS chronic_patient,
+    coalesce(pregnant, false) AS pregnant_woman,
+    coalesce(corrections, false) AS community_corrections,
+    coalesce(low_income, false) AS low_income_household,
+    list_filter([
+        CASE WHEN age >= 60 AND lives_alone THEN 'elderly_living_alone' END,
+        CASE WHEN age >= 60 THEN 'elderly' END,
+        CASE WHEN age < 6 THEN 'young_child' END,
+        CASE WHEN disability_grade IS NOT NULL THEN 'disabled' END,
+        CASE WHEN chronic_disease IS NOT NULL THEN 'chronic_patient' END,
+        CASE WHEN pregnant THEN 'pregnant_woman' END,
+        CASE WHEN corrections THEN 'community_corrections' END,
+        CASE WHEN low_income THEN 'low_income_household' END
+    ], lambda x: x IS NOT NULL) AS key_populations
+FROM aged
+ORDER BY person_id
+"""
+
+
+def field_conflicts_sql() -> str:
+    """``CREATE TABLE field_conflicts``: every value each department holds for a disputed field."""
+    unions = "\nUNION ALL\n".join(
+        f"""SELECT r.person_id, '{field}' AS field, r.source, r.record_id, CAST(r.{field} AS VARCHAR) AS value
+FROM source_records r JOIN unified_population u USING (person_id)
+WHERE list_contains(u.conflict_fields, '{field}') AND r.{field} IS NOT NULL"""
+        for field in _CONFLICT_KEYS
+    )
+    return f"CREATE TABLE field_conflicts AS\n{unions}\nORDER BY person_id, field, source, record_id"
+
+
+def person_consent_sql() -> str:
+    """``CREATE TABLE person_consent``: each person's latest decision per purpose and recipient.
+
+    Decisions name their subject by resident ID number; a decision applies to the person whose
+    records carry that (valid) number. The full history stays in ``consent_decisions``.
+    """
+    return """
+CREATE TABLE person_consent AS
+WITH subjects AS (
+    SELECT DISTINCT id_number, person_id FROM source_records WHERE id_number IS NOT NULL
+), decided AS (
+    SELECT s.person_id, c.purpose, c.recipient, c.status, c.decided_at, c.channel, c.record_id AS decision_id
+    FROM consent_decisions c JOIN subjects s USING (id_number)
+)
+SELECT person_id, purpose, recipient,
+    arg_max(status, decided_at) AS status,
+    max(decided_at) AS decided_at,
+    arg_max(channel, decided_at) AS channel,
+    arg_max(decision_id, decided_at) AS decision_id,
+    count(*) AS decisions
+FROM decided
+GROUP BY person_id, purpose, recipient
+ORDER BY person_id, purpose, recipient
+"""

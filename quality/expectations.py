@@ -1,0 +1,258 @@
+"""Great Expectations 1.x suites for staged sources and published tables.
+
+Suites are declared as data (:class:`ExpectationSpec` rows) and executed by :func:`validate_frame`
+on an ephemeral, in-memory GX context with analytics and progress bars off, so validation never
+touches the network (government intranets are air-gapped) and never writes a GX project to disk.
+
+Example:
+    >>> summary = validate_frame(staged, staged_person_suite("health"))
+    >>> summary.success, summary.failed_expectations()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "ExpectationOutcome",
+    "ExpectationSpec",
+    "SuiteSpec",
+    "ValidationSummary",
+    "consent_suite",
+    "staged_person_suite",
+    "unified_population_suite",
+    "validate_frame",
+]
+
+log = logging.getLogger(__name__)
+
+ID_NUMBER_PATTERN = r"^\d{17}[\dX]$"
+ISO_PARTIAL_DATE_PATTERN = r"^\d{4}(-\d{2}(-\d{2})?)?$"
+
+
+@dataclass(frozen=True)
+class ExpectationSpec:
+    """One expectation, declared as data.
+
+    Args:
+        kind: the GX expectation class name, e.g. ``"ExpectColumnValuesToNotBeNull"``.
+        kwargs: its arguments, e.g. ``{"column": "record_id"}``.
+        why: what a failure means for the people using the data (shown in reports).
+    """
+
+    kind: str
+    kwargs: dict[str, Any]
+    why: str
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A named list of expectations for one table."""
+
+    name: str
+    expectations: tuple[ExpectationSpec, ...]
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """The result of one expectation, reduced to what a person reads."""
+
+    kind: str
+    column: str | None
+    success: bool
+    why: str
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    observed_value: Any = None
+    mostly: float | None = None
+
+
+@dataclass(frozen=True)
+class ValidationSummary:
+    """The outcome of one suite on one frame."""
+
+    suite: str
+    success: bool
+    row_count: int
+    outcomes: tuple[ExpectationOutcome, ...] = field(default_factory=tuple)
+
+    def failed_expectations(self) -> list[ExpectationOutcome]:
+        """The expectations that did not hold."""
+        return [o for o in self.outcomes if not o.success]
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-able form (stored by the IO manager, read by the report)."""
+        return {
+            "suite": self.suite,
+            "success": self.success,
+            "row_count": self.row_count,
+            "outcomes": [o.__dict__ for o in self.outcomes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationSummary:
+        """Inverse of :meth:`as_dict`."""
+        return cls(
+            suite=data["suite"],
+            success=data["success"],
+            row_count=data["row_count"],
+            outcomes=tuple(ExpectationOutcome(**o) for o in data["outcomes"]),
+        )
+
+
+def _spec(kind: str, why: str, **kwargs: Any) -> ExpectationSpec:
+    return ExpectationSpec(kind=kind, kwargs=kwargs, why=why)
+
+
+def staged_person_suite(source: str, *, min_rows: int = 1, min_valid_id_share: float = 0.9) -> SuiteSpec:
+    """Expectations every staged person source must meet before it may be linked and published.
+
+    Hard rules have already quarantined individual bad rows, so these expectations catch a source
+    that is broken as a whole: empty, keys not unique, codes outside the canonical sets, or too
+    many invalid ID numbers (``min_valid_id_share`` of the IDs present must pass GB 11643).
+    """
+    return SuiteSpec(
+        name=f"staged_{source}",
+        expectations=(
+            _spec("ExpectTableRowCountToBeBetween", "an empty extract means the sync failed upstream", min_value=min_rows),
+            _spec("ExpectColumnValuesToNotBeNull", "every record needs its id", column="record_id"),
+            _spec("ExpectColumnValuesToBeUnique", "record ids identify source rows", column="record_id"),
+            _spec("ExpectColumnValuesToNotBeNull", "a person without a name cannot be matched", column="name"),
+            _spec("ExpectColumnValuesToBeInSet", "sex codes must map to M/F", column="sex", value_set=["M", "F"]),
+            _spec(
+                "ExpectColumnValuesToMatchRegex",
+                "resident ID numbers are stored in the 18-character GB 11643 form",
+                column="id_number",
+                regex=ID_NUMBER_PATTERN,
+            ),
+            _spec(
+                "ExpectColumnValuesToBeInSet",
+                "most ID numbers must carry a valid check digit; many failures mean a broken export",
+                column="id_number_valid",
+                value_set=[True],
+                mostly=min_valid_id_share,
+            ),
+            _spec(
+                "ExpectColumnValuesToMatchRegex",
+                "birth dates are ISO dates at their stated precision",
+                column="birth_date",
+                regex=ISO_PARTIAL_DATE_PATTERN,
+            ),
+            _spec(
+                "ExpectColumnValuesToBeInSet",
+                "precision says how much of the birth date is known",
+                column="birth_date_precision",
+                value_set=["day", "month", "year"],
+            ),
+        ),
+    )
+
+
+def consent_suite(source: str) -> SuiteSpec:
+    """Expectations for the staged consent registry."""
+    return SuiteSpec(
+        name=f"staged_{source}",
+        expectations=(
+            _spec("ExpectColumnValuesToBeUnique", "consent decisions are identified by their key", column="record_id"),
+            _spec("ExpectColumnValuesToNotBeNull", "a decision must name its subject", column="id_number"),
+            _spec(
+                "ExpectColumnValuesToBeInSet",
+                "only granted, refused and withdrawn are meaningful",
+                column="status",
+                value_set=["granted", "refused", "withdrawn"],
+            ),
+            _spec("ExpectColumnValuesToNotBeNull", "a decision without a time cannot be ordered", column="decided_at"),
+        ),
+    )
+
+
+def unified_population_suite() -> SuiteSpec:
+    """Expectations the unified population table must meet before it replaces the published one."""
+    return SuiteSpec(
+        name="unified_population",
+        expectations=(
+            _spec("ExpectTableRowCountToBeBetween", "publishing no one would wipe every product", min_value=1),
+            _spec("ExpectColumnValuesToNotBeNull", "every person needs a stable id", column="person_id"),
+            _spec("ExpectColumnValuesToBeUnique", "one row per person", column="person_id"),
+            _spec("ExpectColumnValuesToNotBeNull", "every person has a name from some source", column="name"),
+            _spec(
+                "ExpectColumnValuesToBeUnique",
+                "two people must never share a valid resident ID number",
+                column="id_number",
+            ),
+            _spec("ExpectColumnValuesToBeBetween", "each person stands on at least one record", column="record_count", min_value=1),
+        ),
+    )
+
+
+def _context():
+    # Analytics off before GX is imported: its usage-statistics client reads this at start-up.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+    )
+    return gx, gx.get_context(mode="ephemeral", project_config=config)
+
+
+def _gx_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    # GX's pandas metrics compare with Python objects; nullable extension dtypes (pd.NA) make
+    # value-set and regex expectations raise on missing values, so hand it plain object columns.
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def validate_frame(frame: pd.DataFrame, suite: SuiteSpec) -> ValidationSummary:
+    """Run ``suite`` on ``frame`` with Great Expectations and summarise the result."""
+    gx, context = _context()
+    source = context.data_sources.add_pandas(name="silobreaker")
+    asset = source.add_dataframe_asset(name=suite.name)
+    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(
+        batch_parameters={"dataframe": _gx_ready(frame)}
+    )
+    gx_suite = gx.ExpectationSuite(name=suite.name)
+    by_index: list[ExpectationSpec] = []
+    for spec in suite.expectations:
+        column = spec.kwargs.get("column")
+        if column is not None and column not in frame.columns:
+            gx_suite.add_expectation(gx.expectations.ExpectColumnToExist(column=column))
+        else:
+            gx_suite.add_expectation(getattr(gx.expectations, spec.kind)(**spec.kwargs))
+        by_index.append(spec)
+    result = batch.validate(gx_suite)
+    outcomes = []
+    for spec, res in zip(by_index, result.results, strict=True):
+        detail = dict(res.result or {})
+        outcomes.append(
+            ExpectationOutcome(
+                kind=res.expectation_config.type,
+                column=spec.kwargs.get("column"),
+                success=bool(res.success),
+                why=spec.why,
+                unexpected_count=detail.get("unexpected_count"),
+                unexpected_percent=detail.get("unexpected_percent"),
+                observed_value=_jsonable(detail.get("observed_value")),
+                mostly=spec.kwargs.get("mostly"),
+            )
+        )
+    summary = ValidationSummary(suite=suite.name, success=bool(result.success), row_count=len(frame), outcomes=tuple(outcomes))
+    log.info("suite %s: %s (%d rows)", suite.name, "passed" if summary.success else "FAILED", len(frame))
+    return summary
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

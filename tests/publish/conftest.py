@@ -1,0 +1,90 @@
+"""Small hand-made canonical records for publication tests."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from publish import PublicationInputs, SharingPolicy
+
+RECORD_COLUMNS = [
+    "record_id", "source", "source_key", "name", "sex", "birth_date", "birth_date_precision", "id_number",
+    "id_number_valid", "id_sex", "phone", "address", "street", "community", "grid", "record_date",
+    "lives_alone", "low_income", "disability_grade", "chronic_disease", "pregnant", "corrections", "case_type",
+]
+
+
+def records(*rows: dict) -> pd.DataFrame:
+    """A canonical frame from partial rows; missing columns are null."""
+    frame = pd.DataFrame([{c: row.get(c) for c in RECORD_COLUMNS} for row in rows])
+    for column in ("lives_alone", "low_income", "pregnant", "corrections", "id_number_valid"):
+        frame[column] = frame[column].astype("boolean")
+    frame["disability_grade"] = frame["disability_grade"].astype("Int8")
+    return frame
+
+
+ZHANG = "330106195001010012"
+LI = "330106198502020021"
+
+
+@pytest.fixture
+def district() -> dict[str, pd.DataFrame]:
+    """Three people: 张伟 (elderly, lives alone, in two departments with a conflicting phone),
+    李娜 (adult, health only) and 王芳 (census only, no ID)."""
+    recs = records(
+        dict(record_id="civil_affairs:1", source="civil_affairs", source_key="1", name="张伟", sex="M",
+             birth_date="1950-01-01", birth_date_precision="day", id_number=ZHANG, id_number_valid=True, id_sex="M",
+             phone="13800000001", address="示范区西溪街道翠苑社区1幢", street="西溪街道", community="翠苑社区",
+             grid="翠苑社区第1网格", record_date="2026-01-01", lives_alone=True),
+        dict(record_id="health:9", source="health", source_key="9", name="张伟", sex="M",
+             birth_date="1950-01-01", birth_date_precision="day", id_number=ZHANG, id_number_valid=True, id_sex="M",
+             phone="13900000009", record_date="2026-06-01", chronic_disease="高血压"),
+        dict(record_id="health:10", source="health", source_key="10", name="李娜", sex="F",
+             birth_date="1985-02-02", birth_date_precision="day", id_number=LI, id_number_valid=True, id_sex="F",
+             record_date="2026-05-01", pregnant=True),
+        dict(record_id="census:5", source="census", source_key="5", name="王芳", sex="F",
+             birth_date="2023-03", birth_date_precision="month", street="西溪街道", community="翠苑社区",
+             grid="翠苑社区第1网格", record_date="2026-01-01"),
+    )
+    mapping = pd.DataFrame({
+        "record_id": ["civil_affairs:1", "health:9", "health:10", "census:5"],
+        "person_id": ["P_zhang", "P_zhang", "P_li", "P_wang"],
+    })
+    consent = pd.DataFrame({
+        "record_id": ["consent:1", "consent:2", "consent:3"],
+        "source": "consent_registry",
+        "source_key": ["1", "2", "3"],
+        "id_number": [ZHANG, ZHANG, LI],
+        "name": ["张伟", "张伟", "李娜"],
+        "purpose": ["service_delivery"] * 3,
+        "recipient": ["health", "health", "*"],
+        "status": ["granted", "withdrawn", "granted"],
+        "decided_at": pd.to_datetime(["2026-01-01", "2026-03-01", "2026-01-01"], utc=True),
+        "channel": ["线下窗口", "政务APP", "电话"],
+    })
+    return {"records": recs, "mapping": mapping, "consent": consent}
+
+
+def make_inputs(district: dict[str, pd.DataFrame], run_id: str = "run1", **changes) -> PublicationInputs:
+    values = dict(
+        run_id=run_id,
+        records=district["records"],
+        mapping=district["mapping"],
+        link_pairs=pd.DataFrame({"record_id_l": ["civil_affairs:1"], "record_id_r": ["health:9"], "score": [12.0]}),
+        quarantine=pd.DataFrame({"source": ["health"], "source_key": ["11"], "rule": ["missing_name"],
+                                 "message": ["name is empty"]}),
+        consent=district["consent"],
+        lineage=[{"source": s, "kind": "csv", "location": f"/x/{s}.csv", "extracted_at": "2026-11-23T00:00:00+00:00",
+                  "row_count": 2, "content_hash": "ab", "encoding": "utf-8"} for s in ("civil_affairs", "health", "census")],
+        validations=[],
+        trust={"civil_affairs": 0, "health": 1, "census": 2},
+        as_of=date(2026, 11, 23),
+    )
+    values.update(changes)
+    return PublicationInputs(**values)
+
+
+def policy(*recipients: dict) -> SharingPolicy:
+    return SharingPolicy.model_validate({"version": 1, "recipients": list(recipients)})

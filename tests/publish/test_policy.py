@@ -1,0 +1,50 @@
+"""policy.yaml validation: impossible policies fail at load with the file and the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.errors import ConfigError
+from pipelines.settings import DEMO_POLICY
+from publish import load_policy
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+BASE = """version: 1
+recipients:
+  - name: r
+    description: d
+    kind: {kind}
+    level: district
+    purpose: statistics
+    legal_basis: statutory
+    columns: {columns}
+{extra}"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "columns", "extra", "message"),
+    [
+        ("department", "[nmae]", "", r"recipients\[0\]\.columns: .*unknown column\(s\) \['nmae'\]"),
+        ("analyst", "[person_id, name]", "    pseudonymise: true\n", "analysts get no direct identifiers"),
+        ("analyst", "[person_id, sex]", "", "must set pseudonymise: true"),
+        ("grid_worker", "[name]", "", "must be bound to one grid"),
+        ("department", "[name]", "    mask: {phone: partial}\n", "mask on 'phone', which is not in columns"),
+        ("department", "[name]", "    population: [elderly_alone]\n", r"unknown key population\(s\) \['elderly_alone'\]"),
+    ],
+)
+def test_bad_policy_fails_naming_file_and_key(tmp_path, kind, columns, extra, message):
+    path = write(tmp_path, BASE.format(kind=kind, columns=columns, extra=extra))
+    with pytest.raises(ConfigError, match=message) as err:
+        load_policy(path)
+    assert str(path) in str(err.value)
+
+
+def test_demo_policy_loads():
+    policy = load_policy(DEMO_POLICY)
+    assert {r.kind for r in policy.recipients} == {"department", "grid_worker", "analyst"}

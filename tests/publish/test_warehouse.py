@@ -1,0 +1,126 @@
+"""The warehouse: golden records, consent, products, and the atomic swap."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from publish import Warehouse
+from tests.publish.conftest import LI, ZHANG, make_inputs, policy
+
+STATUTORY = dict(name="civil", description="民政", kind="department", level="district", purpose="service_delivery",
+                 legal_basis="statutory", columns=["person_id", "name", "id_number", "phone"])
+HEALTH = dict(name="health_doctors", description="卫健", kind="department", level="district",
+              purpose="service_delivery", legal_basis="consent", consent_recipient="health",
+              columns=["person_id", "name", "phone"], mask={"phone": "partial"})
+GRID = dict(name="grid_1", description="网格员", kind="grid_worker", level="grid", purpose="service_delivery",
+            legal_basis="statutory", columns=["person_id", "name", "key_populations"],
+            scope={"grid": "翠苑社区第1网格"})
+ANALYST = dict(name="analysts", description="统计", kind="analyst", level="district", purpose="statistics",
+               legal_basis="statutory", columns=["person_id", "sex", "age"], pseudonymise=True)
+
+
+def published(tmp_path, district, *recipients, **changes):
+    wh = Warehouse(tmp_path)
+    candidate = wh.build_candidate(make_inputs(district, **changes), policy(*recipients))
+    wh.publish(candidate)
+    return wh, candidate
+
+
+@pytest.mark.integration
+def test_golden_record_prefers_trusted_source_and_keeps_conflicts(tmp_path, district):
+    wh, _ = published(tmp_path, district, STATUTORY)
+    with wh.connect() as con:
+        row = con.execute(
+            "SELECT name, phone, phone_source, chronic_disease, sources, record_count, conflict_fields, "
+            "elderly_living_alone, age FROM unified_population WHERE person_id = 'P_zhang'"
+        ).fetchall()[0]
+        conflicts = con.execute(
+            "SELECT source, value FROM field_conflicts WHERE person_id='P_zhang' AND field='phone'"
+        ).fetchall()
+    name, phone, phone_source, disease, sources, count, conflict_fields, elderly_alone, age = row
+    assert (name, phone, phone_source) == ("张伟", "13800000001", "civil_affairs")
+    assert disease == "高血压" and sources == ["civil_affairs", "health"] and count == 2
+    assert elderly_alone is True and age == 76
+    # phone differs between departments but phone is not a conflict key: only identity fields are
+    assert "phone" not in conflict_fields and conflicts == []
+
+
+@pytest.mark.integration
+def test_census_year_month_birth_date_gives_age_and_young_child(tmp_path, district):
+    wh, _ = published(tmp_path, district, STATUTORY)
+    with wh.connect() as con:
+        age, young = con.execute(
+            "SELECT age, young_child FROM unified_population WHERE person_id='P_wang'"
+        ).fetchall()[0]
+    assert (age, young) == (3, True)
+
+
+@pytest.mark.integration
+def test_withdrawn_consent_removes_person_from_consent_based_product_only(tmp_path, district):
+    wh, candidate = published(tmp_path, district, STATUTORY, HEALTH)
+    products = {p.recipient: pd.read_parquet(tmp_path / "shared" / p.path.name) for p in candidate.products}
+    # 张伟 granted then withdrew consent for health: gone from health's product, still in the statutory one.
+    assert set(products["health_doctors"]["person_id"]) == {"P_li"}
+    assert {"P_zhang", "P_li", "P_wang"} == set(products["civil"]["person_id"])
+    with wh.connect() as con:
+        status = con.execute(
+            "SELECT consent['service_delivery@health'] FROM unified_population WHERE person_id='P_zhang'"
+        ).fetchall()[0][0]
+        log = con.execute("SELECT recipient, row_count, legal_basis FROM publication_log ORDER BY recipient").fetchall()
+    assert status == "withdrawn"
+    assert log == [("civil", 3, "statutory"), ("health_doctors", 1, "consent")]
+
+
+@pytest.mark.integration
+def test_products_hold_only_policy_columns_masked_and_scoped(tmp_path, district):
+    _, candidate = published(tmp_path, district, HEALTH, GRID, ANALYST)
+    by_name = {p.recipient: pd.read_parquet(tmp_path / "shared" / p.path.name) for p in candidate.products}
+    assert list(by_name["health_doctors"].columns) == ["person_id", "name", "phone"]
+    assert by_name["health_doctors"]["phone"].tolist() == [None]  # 李娜 has no phone; masks keep nulls
+    assert set(by_name["grid_1"]["person_id"]) == {"P_zhang", "P_wang"}  # 李娜 is not in the grid
+    analysts = by_name["analysts"]
+    assert list(analysts.columns) == ["person_key", "sex", "age"]
+    assert not analysts["person_key"].isin(["P_zhang", "P_li", "P_wang"]).any()
+    assert analysts["person_key"].str.fullmatch(r"[0-9a-f]{24}").all()
+
+
+@pytest.mark.integration
+def test_phone_mask_hides_the_middle_digits(tmp_path, district):
+    recipient = dict(STATUTORY, name="masked", mask={"phone": "partial", "id_number": "partial"})
+    _, candidate = published(tmp_path, district, recipient)
+    frame = pd.read_parquet(tmp_path / "shared" / "masked.parquet").set_index("person_id")
+    assert frame.loc["P_zhang", "phone"] == "138****0001"
+    assert frame.loc["P_zhang", "id_number"] == ZHANG[:6] + "********" + ZHANG[14:]
+    assert frame.loc["P_li", "id_number"] == LI[:6] + "********" + LI[14:]
+
+
+@pytest.mark.integration
+def test_discarded_candidate_leaves_previous_publication_intact(tmp_path, district):
+    wh, _ = published(tmp_path, district, STATUTORY)
+    before = (tmp_path / "warehouse" / "silobreaker.duckdb").read_bytes()
+    shrunk = district["records"].iloc[:1]
+    candidate = wh.build_candidate(
+        make_inputs(district, run_id="run2", records=shrunk, mapping=district["mapping"].iloc[:1]), policy(STATUTORY)
+    )
+    wh.discard(candidate)
+    assert (tmp_path / "warehouse" / "silobreaker.duckdb").read_bytes() == before
+    assert not candidate.path.exists() and not candidate.products_dir.exists()
+
+
+@pytest.mark.integration
+def test_history_tables_are_carried_over_between_runs(tmp_path, district):
+    wh, _ = published(tmp_path, district, STATUTORY)
+    wh.publish(wh.build_candidate(make_inputs(district, run_id="run2"), policy(STATUTORY)))
+    with duckdb.connect(str(wh.path), read_only=True) as con:
+        runs = [r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY published_at").fetchall()]
+        logged = con.execute("SELECT count(*) FROM publication_log").fetchall()[0][0]
+    assert runs == ["run1", "run2"] and logged == 2
+
+
+@pytest.mark.integration
+def test_unmapped_record_is_refused(tmp_path, district):
+    wh = Warehouse(tmp_path)
+    with pytest.raises(ValueError, match="1 staged records have no person_id"):
+        wh.build_candidate(make_inputs(district, mapping=district["mapping"].iloc[:3]), policy(STATUTORY))
