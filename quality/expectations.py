@@ -32,7 +32,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ID_NUMBER_PATTERN = r"^\d{17}[\dX]$"
-ISO_PARTIAL_DATE_PATTERN = r"^\d{4}(-\d{2}(-\d{2})?)?$"
+ISO_PARTIAL_DATE_PATTERN = r"^\d{4}(?:-\d{2}(?:-\d{2})?)?$"
 
 
 @dataclass(frozen=True)

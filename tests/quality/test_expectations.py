@@ -1,0 +1,81 @@
+"""Great Expectations suites: they pass on good data and fail, with the reason, on broken data."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from quality import ValidationSummary, staged_person_suite, unified_population_suite, validate_frame
+
+VALID_ID = "330106195001010012"
+
+
+def staged(n: int, invalid_share: float = 0.0) -> pd.DataFrame:
+    invalid = int(n * invalid_share)
+    return pd.DataFrame({
+        "record_id": [f"s:{i}" for i in range(n)],
+        "name": ["张伟"] * n,
+        "sex": ["M"] * n,
+        "id_number": [VALID_ID] * n,
+        "id_number_valid": pd.array([False] * invalid + [True] * (n - invalid), dtype="boolean"),
+        "birth_date": ["1950-01-01"] * n,
+        "birth_date_precision": ["day"] * n,
+    })
+
+
+def failed_columns(summary: ValidationSummary) -> set[tuple[str, str | None]]:
+    return {(o.kind, o.column) for o in summary.failed_expectations()}
+
+
+def test_good_source_passes():
+    summary = validate_frame(staged(50), staged_person_suite("health"))
+    assert summary.success and summary.row_count == 50 and not summary.failed_expectations()
+
+
+def test_thirty_percent_invalid_ids_fails_the_source():
+    summary = validate_frame(staged(100, invalid_share=0.3), staged_person_suite("health"))
+    assert not summary.success
+    assert failed_columns(summary) == {("expect_column_values_to_be_in_set", "id_number_valid")}
+    [outcome] = summary.failed_expectations()
+    assert outcome.unexpected_count == 30 and outcome.mostly == 0.9
+
+
+def test_five_percent_invalid_ids_is_tolerated():
+    assert validate_frame(staged(100, invalid_share=0.05), staged_person_suite("health")).success
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "kind"),
+    [
+        ("sex", "男", "expect_column_values_to_be_in_set"),
+        ("id_number", "33010619500101001", "expect_column_values_to_match_regex"),
+        ("birth_date", "1950/01/01", "expect_column_values_to_match_regex"),
+        ("record_id", "s:0", "expect_column_values_to_be_unique"),
+    ],
+)
+def test_each_broken_column_is_named(column, value, kind):
+    frame = staged(20)
+    frame.loc[5, column] = value
+    summary = validate_frame(frame, staged_person_suite("health"))
+    assert (kind, column) in failed_columns(summary)
+
+
+def test_empty_source_fails_and_missing_column_is_reported():
+    empty = staged(0)
+    assert ("expect_table_row_count_to_be_between", None) in failed_columns(
+        validate_frame(empty, staged_person_suite("census"))
+    )
+    no_name = staged(5).drop(columns=["name"])
+    assert ("expect_column_to_exist", "name") in failed_columns(validate_frame(no_name, staged_person_suite("census")))
+
+
+def test_unified_suite_rejects_two_people_sharing_an_id():
+    frame = pd.DataFrame({"person_id": ["P1", "P2"], "name": ["张伟", "张伟"], "id_number": [VALID_ID, VALID_ID],
+                          "record_count": [1, 2]})
+    summary = validate_frame(frame, unified_population_suite())
+    assert failed_columns(summary) == {("expect_column_values_to_be_unique", "id_number")}
+
+
+def test_summary_round_trips_through_json_form():
+    summary = validate_frame(staged(10, invalid_share=0.5), staged_person_suite("x"))
+    assert ValidationSummary.from_dict(summary.as_dict()) == summary
