@@ -1,0 +1,266 @@
+"""Readers for the files departments send: CSV (UTF-8 or GBK/GB18030), Excel .xlsx, Parquet.
+
+Each reader reads the file's bytes once, hashes them for lineage and parses the same bytes, so
+the hash always describes what was parsed. File and parser errors are mapped to
+:class:`~core.errors.SourceError` here, with the line, sheet or column and the fix.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import hashlib
+import io
+import logging
+import re
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from openpyxl.utils.exceptions import InvalidFileException
+
+from connectors._frames import cell_text, clean_name, text_frame
+from connectors.config import SourceConfig
+from connectors.lineage import Extract, Lineage
+from core.errors import SourceError
+
+__all__ = ["detect_encoding", "read_csv", "read_parquet", "read_xlsx"]
+
+logger = logging.getLogger(__name__)
+
+_BAD_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_PANDAS_INDEX = re.compile(r"__index_level_\d+__")
+
+
+def detect_encoding(data: bytes) -> str:
+    """The encoding ``encoding: auto`` picks for these bytes.
+
+    A UTF-8 byte-order mark means ``utf-8-sig``; bytes that decode strictly as UTF-8 are
+    ``utf-8``; anything else is taken as ``gb18030``, the superset of GBK and GB2312 that
+    Chinese government systems export.
+    """
+    if data.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf-8"
+
+
+def read_csv(cfg: SourceConfig, home: Path) -> Extract:
+    """Read a CSV source; every cell is text, empty cells are None.
+
+    Raises:
+        SourceError: missing file, bytes that do not decode (with line and byte offset), a row
+            with more fields than the header (with its line), or an empty file.
+    """
+    path = cfg.resolved_path(home)
+    started = dt.datetime.now(dt.UTC)
+    data = _read_bytes(cfg, path)
+    encoding = detect_encoding(data) if cfg.encoding == "auto" else cfg.encoding
+    logger.debug("source %s: decoding %s as %s (declared %s)", cfg.name, path, encoding, cfg.encoding)
+    text = _decode(cfg, path, data, encoding)
+    try:
+        # header=None makes the first line set the field count, so a longer row is an error
+        # instead of pandas silently turning the first column into the index.
+        raw = pd.read_csv(
+            io.StringIO(text),
+            sep=cfg.delimiter,
+            header=None,
+            # object, not str: pandas 3 would build Arrow strings only for us to turn them back
+            # into Python objects; every field stays the text the file holds either way.
+            dtype=object,
+            keep_default_na=False,
+            skip_blank_lines=True,
+        )
+    except pd.errors.EmptyDataError as e:
+        raise SourceError(
+            cfg.name, str(path), "the file is empty", "ask the department for a CSV with a header row"
+        ) from e
+    except pd.errors.ParserError as e:
+        raise _bad_line(cfg, path, e) from e
+    header, body = raw.iloc[0], raw.iloc[1:]
+    names = [clean_name(h) if isinstance(h, str) and clean_name(h) else f"Unnamed: {i}" for i, h in enumerate(header)]
+    frame = text_frame(names, (body.iloc[:, i].to_numpy(dtype=object) for i in range(body.shape[1])))
+    return _extract(cfg, "csv", path, started, frame, data, encoding)
+
+
+def read_xlsx(cfg: SourceConfig, home: Path) -> Extract:
+    """Read an Excel sheet (``sheet`` or the first); the first row is the header.
+
+    Numbers that are whole become ``"123"``, date cells ``"YYYY-MM-DD"`` (with ``" HH:MM:SS"``
+    when they carry a time). Completely empty rows, and empty columns without a header, are
+    formatting rather than records and are left out.
+
+    Raises:
+        SourceError: missing file, not an .xlsx workbook, missing sheet (listing the sheets),
+            or an empty sheet.
+    """
+    path = cfg.resolved_path(home)
+    started = dt.datetime.now(dt.UTC)
+    data = _read_bytes(cfg, path)
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
+        raise SourceError(
+            cfg.name,
+            str(path),
+            f"not a valid .xlsx workbook ({type(e).__name__}: {e})",
+            "ask the department to save the file as Excel Workbook (.xlsx); old .xls files must be converted",
+        ) from e
+    try:
+        sheets = workbook.sheetnames
+        if cfg.sheet is None:
+            if not workbook.worksheets:
+                raise SourceError(
+                    cfg.name, str(path), "the workbook has no worksheet", "ask the department for the data sheet"
+                )
+            sheet = workbook.worksheets[0]
+        elif cfg.sheet in sheets:
+            sheet = workbook[cfg.sheet]
+        else:
+            raise SourceError(
+                cfg.name,
+                str(path),
+                f"no sheet named {cfg.sheet!r}; sheets found: {', '.join(repr(s) for s in sheets)}",
+                "correct sheet in sources.yaml to one of the sheets found",
+            )
+        # Some exporters write a wrong <dimension>; without this, read-only mode trusts it and
+        # may read only part of the sheet.
+        sheet.reset_dimensions()
+        every_row = list(sheet.iter_rows(values_only=True))
+    finally:
+        workbook.close()
+    rows = [row for row in every_row if any(v is not None and v != "" for v in row)]
+    if len(rows) < len(every_row):
+        logger.debug("source %s: left out %d blank rows of %s", cfg.name, len(every_row) - len(rows), path)
+    if not rows:
+        raise SourceError(
+            cfg.name,
+            f"{path} [{cfg.sheet or 'first sheet'}]",
+            "the sheet is empty",
+            "ask the department for the data with a header row",
+        )
+    width = max(len(row) for row in rows)
+    padded = [tuple(row) + (None,) * (width - len(row)) for row in rows]
+    header, body = padded[0], padded[1:]
+    names, columns = [], []
+    for position in range(width):
+        values = [row[position] for row in body]
+        title = cell_text(header[position])
+        title = clean_name(title) if title is not None else ""
+        if not title and all(v is None or v == "" for v in values):
+            continue
+        names.append(title or f"Unnamed: {position}")
+        columns.append(values)
+    frame = text_frame(names, columns)
+    return _extract(cfg, "xlsx", path, started, frame, data, None)
+
+
+def read_parquet(cfg: SourceConfig, home: Path) -> Extract:
+    """Read a Parquet file; every column is turned into text by the same rules as SQL values.
+
+    Raises:
+        SourceError: missing file or not a Parquet file.
+    """
+    path = cfg.resolved_path(home)
+    started = dt.datetime.now(dt.UTC)
+    data = _read_bytes(cfg, path)
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as e:
+        raise SourceError(
+            cfg.name,
+            str(path),
+            f"not a readable Parquet file ({e})",
+            "ask the department to export the file again as Parquet",
+        ) from e
+    # A pandas index saved alongside the data is not a column of the register.
+    names = [n for n in table.column_names if not _PANDAS_INDEX.fullmatch(n)]
+    columns = []
+    for name in names:
+        column = table.column(name)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            columns.append(column.to_numpy(zero_copy_only=False))
+        else:
+            columns.append(column.to_pylist())
+    frame = text_frame(names, columns)
+    return _extract(cfg, "parquet", path, started, frame, data, None)
+
+
+def _read_bytes(cfg: SourceConfig, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as e:
+        raise SourceError(
+            cfg.name,
+            str(path),
+            "file not found",
+            "check path in sources.yaml (relative paths are under the data home), or ask the department for the file",
+        ) from e
+    except OSError as e:
+        raise SourceError(
+            cfg.name, str(path), f"cannot read the file ({e.strerror or e})", "check the path and its permissions"
+        ) from e
+
+
+def _decode(cfg: SourceConfig, path: Path, data: bytes, encoding: str) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        bad = data[e.start : e.start + 4].hex(" ")
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            fix = "the file is UTF-16; ask the department to save it as CSV UTF-8 or GB18030"
+        elif encoding.startswith("utf-8"):
+            fix = "set encoding: gb18030 (or auto) for this source in sources.yaml"
+        elif cfg.encoding == "auto":
+            fix = "the file is neither UTF-8 nor GB18030; ask the department to save it as CSV UTF-8"
+        else:
+            fix = "set encoding: utf-8 (or auto) for this source in sources.yaml"
+        raise SourceError(
+            cfg.name,
+            str(path),
+            f"cannot decode as {encoding} at line {line} (byte offset {e.start}, bytes {bad}): {e.reason}",
+            fix,
+        ) from e
+
+
+def _bad_line(cfg: SourceConfig, path: Path, error: pd.errors.ParserError) -> SourceError:
+    found = _BAD_LINE.search(str(error))
+    if found is None:
+        return SourceError(
+            cfg.name, str(path), f"the CSV cannot be parsed: {error}", "check delimiter and quoting in the file"
+        )
+    expected, line, saw = found.groups()
+    return SourceError(
+        cfg.name,
+        str(path),
+        f"line {line} has {saw} fields but the header has {expected}",
+        f"quote fields that contain {cfg.delimiter!r} in that line, or correct delimiter in sources.yaml",
+    )
+
+
+def _extract(
+    cfg: SourceConfig,
+    kind: str,
+    path: Path,
+    started: dt.datetime,
+    frame: pd.DataFrame,
+    data: bytes,
+    encoding: str | None,
+) -> Extract:
+    lineage = Lineage(
+        source=cfg.name,
+        kind=kind,
+        location=str(path),
+        extracted_at=started,
+        row_count=len(frame),
+        content_hash=hashlib.sha256(data).hexdigest(),
+        encoding=encoding,
+    )
+    return Extract(frame=frame, lineage=lineage)

@@ -1,0 +1,158 @@
+"""CSV sources as departments send them: UTF-8 (with or without BOM), GBK and GB18030."""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from connectors import Lineage, detect_encoding, read_source
+from core.errors import SourceError
+
+pytestmark = pytest.mark.integration
+
+# 䶮 (CJK extension A, as in 刘䶮) exists in GB18030 but not in GBK.
+ROWS = "编号, 姓名 ,身份证号,电话\n0012,张三,11010119900307777X,\n0013,刘䶮,,13800138000\n"
+GBK_ROWS = ROWS.replace("刘䶮", "李四")
+
+
+def csv_source(make_source, **overrides):
+    fields = {"kind": "csv", "path": "visits.csv", "columns": {"name": "姓名", "id_number": "身份证号"}}
+    return make_source(**{**fields, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("raw", "detected", "second_name"),
+    [
+        (ROWS.encode("utf-8"), "utf-8", "刘䶮"),
+        (codecs.BOM_UTF8 + ROWS.encode("utf-8"), "utf-8-sig", "刘䶮"),
+        (GBK_ROWS.encode("gbk"), "gb18030", "李四"),
+        (ROWS.encode("gb18030"), "gb18030", "刘䶮"),
+    ],
+    ids=["utf-8", "utf-8-bom", "gbk", "gb18030"],
+)
+def test_auto_encoding_reads_chinese_text(
+    make_source, assert_text_only, tmp_path: Path, raw: bytes, detected: str, second_name: str
+) -> None:
+    (tmp_path / "visits.csv").write_bytes(raw)
+
+    extract = read_source(csv_source(make_source), tmp_path)
+
+    frame = extract.frame
+    assert_text_only(frame)
+    assert list(frame.columns) == ["编号", "姓名", "身份证号", "电话"]
+    assert frame["编号"].tolist() == ["0012", "0013"]  # leading zeros kept: nothing is parsed as a number
+    assert frame["姓名"].tolist() == ["张三", second_name]
+    assert frame["身份证号"].tolist() == ["11010119900307777X", None]
+    assert frame["电话"].tolist() == [None, "13800138000"]
+    assert extract.lineage.encoding == detected
+    assert detect_encoding(raw) == detected
+
+
+def test_lineage_describes_the_file(make_source, tmp_path: Path) -> None:
+    raw = GBK_ROWS.encode("gbk")
+    (tmp_path / "visits.csv").write_bytes(raw)
+    before = dt.datetime.now(dt.UTC)
+
+    lineage = read_source(csv_source(make_source), tmp_path).lineage
+
+    assert lineage.source == "test_source" and lineage.kind == "csv"
+    assert lineage.location == str(tmp_path / "visits.csv")
+    assert lineage.row_count == 2
+    assert lineage.content_hash == hashlib.sha256(raw).hexdigest()
+    assert lineage.extracted_at.tzinfo is dt.UTC and lineage.extracted_at >= before
+    metadata = json.loads(json.dumps(lineage.as_metadata()))
+    assert metadata["encoding"] == "gb18030" and metadata["row_count"] == 2
+
+
+def test_declared_delimiter_is_used(make_source, tmp_path: Path) -> None:
+    (tmp_path / "visits.csv").write_text(ROWS.replace(",", "\t"), encoding="utf-8")
+
+    frame = read_source(csv_source(make_source, delimiter="\t", encoding="utf-8"), tmp_path).frame
+
+    assert frame["姓名"].tolist() == ["张三", "刘䶮"]
+
+
+def test_declared_utf8_on_gbk_file_names_line_and_offset(make_source, tmp_path: Path) -> None:
+    raw = b"id,name,id_no\n1,ok,1\n" + "2,张三,2\n".encode("gbk")
+    (tmp_path / "visits.csv").write_bytes(raw)
+    source = make_source(kind="csv", path="visits.csv", encoding="utf-8", primary_key=["id"], columns={"name": "name"})
+
+    with pytest.raises(SourceError) as caught:
+        read_source(source, tmp_path)
+
+    message = str(caught.value)
+    assert "line 3" in message
+    assert f"byte offset {raw.index('张'.encode('gbk'))}" in message
+    assert "encoding: gb18030" in message
+    assert "visits.csv" in message and "'test_source'" in message
+
+
+def test_declared_gbk_on_undecodable_bytes_suggests_utf8(make_source, tmp_path: Path) -> None:
+    # 0xff never starts a GBK character.
+    (tmp_path / "visits.csv").write_bytes("编号,姓名,身份证号\n".encode("gbk") + b"1,\xff\xfe,x\n")
+    source = csv_source(make_source, encoding="gbk")
+
+    with pytest.raises(SourceError, match="line 2.*encoding: utf-8"):
+        read_source(source, tmp_path)
+
+
+def test_row_with_too_many_fields_names_the_line(make_source, tmp_path: Path) -> None:
+    text = "编号,姓名,身份证号\n1,张三,x\n2,李四,y\n3,王五,z,多余\n"
+    (tmp_path / "visits.csv").write_text(text, encoding="utf-8")
+
+    with pytest.raises(SourceError) as caught:
+        read_source(csv_source(make_source), tmp_path)
+
+    message = str(caught.value)
+    assert "line 4 has 4 fields but the header has 3" in message
+    assert "quote fields that contain ','" in message
+
+
+def test_missing_mapped_column_names_it_and_the_columns_found(make_source, tmp_path: Path) -> None:
+    (tmp_path / "visits.csv").write_text(ROWS, encoding="utf-8")
+    source = csv_source(make_source, columns={"name": "姓名", "id_number": "sfzh"})
+
+    with pytest.raises(SourceError) as caught:
+        read_source(source, tmp_path)
+
+    message = str(caught.value)
+    assert "columns.id_number names column 'sfzh'" in message
+    assert "Columns found: 编号, 姓名, 身份证号, 电话" in message
+    assert "correct columns.id_number in sources.yaml, or ask the department for the column" in message
+    assert "visits.csv" in message
+
+
+def test_missing_primary_key_column_is_named(make_source, tmp_path: Path) -> None:
+    (tmp_path / "visits.csv").write_text(ROWS, encoding="utf-8")
+
+    with pytest.raises(SourceError, match="primary_key names column 'visit_id'.*correct primary_key"):
+        read_source(csv_source(make_source, primary_key=["visit_id"]), tmp_path)
+
+
+def test_missing_file_is_a_source_error(make_source, tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="file not found") as caught:
+        read_source(csv_source(make_source), tmp_path)
+
+    assert str(tmp_path / "visits.csv") in str(caught.value)
+
+
+def test_empty_file_is_a_source_error(make_source, tmp_path: Path) -> None:
+    (tmp_path / "visits.csv").write_bytes(b"")
+
+    with pytest.raises(SourceError, match="the file is empty"):
+        read_source(csv_source(make_source), tmp_path)
+
+
+def test_lineage_round_trips_through_json(make_source, tmp_path: Path) -> None:
+    (tmp_path / "visits.csv").write_bytes(GBK_ROWS.encode("gbk"))
+    lineage = read_source(csv_source(make_source), tmp_path).lineage
+
+    restored = Lineage.from_metadata(json.loads(json.dumps(lineage.as_metadata())))
+
+    assert restored == lineage
+    assert isinstance(restored.extracted_at, dt.datetime)

@@ -1,0 +1,114 @@
+"""Excel sources: text, whole and fractional numbers, date and datetime cells, sheet choice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from connectors import read_source
+from core.errors import SourceError
+
+pytestmark = pytest.mark.integration
+
+HEADER = ["编号", " 姓名", "出生日期", "身份证号", "补贴", "登记时间", None]
+
+
+def write_workbook(path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    cover = workbook.active
+    cover.title = "说明"
+    cover.append(["本表由司法所导出"])
+    sheet = workbook.create_sheet("在册人员")
+    sheet.append(HEADER)
+    sheet.append([1, "张三", dt.date(1990, 3, 7), "11010119900307777X", 12.5, dt.datetime(2024, 5, 6, 8, 30, 15), None])
+    sheet.append([None] * 7)  # a blank row between records is formatting, not a record
+    sheet.append([2.0, "李四", dt.datetime(1985, 12, 1), 110101198512010000, 300.0, dt.datetime(2024, 1, 2), None])
+    sheet.append([3, "", None, None, None, None, None])
+    workbook.save(path)
+
+
+def xlsx_source(make_source, **overrides):
+    fields = {
+        "kind": "xlsx",
+        "path": "justice.xlsx",
+        "sheet": "在册人员",
+        "columns": {"name": "姓名", "birth_date": "出生日期", "id_number": "身份证号"},
+    }
+    return make_source(**{**fields, **overrides})
+
+
+def test_cells_become_text_by_the_contract(make_source, assert_text_only, tmp_path: Path) -> None:
+    write_workbook(tmp_path / "justice.xlsx")
+
+    extract = read_source(xlsx_source(make_source), tmp_path)
+
+    frame = extract.frame
+    assert_text_only(frame)
+    assert list(frame.columns) == ["编号", "姓名", "出生日期", "身份证号", "补贴", "登记时间"]
+    assert frame["编号"].tolist() == ["1", "2", "3"]
+    assert frame["姓名"].tolist() == ["张三", "李四", None]
+    assert frame["出生日期"].tolist() == ["1990-03-07", "1985-12-01", None]
+    assert frame["身份证号"].tolist() == ["11010119900307777X", "110101198512010000", None]
+    assert frame["补贴"].tolist() == ["12.5", "300", None]
+    assert frame["登记时间"].tolist() == ["2024-05-06 08:30:15", "2024-01-02", None]
+    assert extract.lineage.row_count == 3
+    assert extract.lineage.kind == "xlsx" and extract.lineage.encoding is None
+    assert extract.lineage.content_hash == hashlib.sha256((tmp_path / "justice.xlsx").read_bytes()).hexdigest()
+
+
+def test_first_sheet_is_read_when_none_is_declared(make_source, tmp_path: Path) -> None:
+    write_workbook(tmp_path / "justice.xlsx")
+    source = xlsx_source(make_source, sheet=None, primary_key=["本表由司法所导出"], columns={"name": "本表由司法所导出"})
+
+    frame = read_source(source, tmp_path).frame
+
+    assert list(frame.columns) == ["本表由司法所导出"]
+    assert len(frame) == 0
+
+
+def test_missing_sheet_lists_the_sheets(make_source, tmp_path: Path) -> None:
+    write_workbook(tmp_path / "justice.xlsx")
+
+    with pytest.raises(SourceError) as caught:
+        read_source(xlsx_source(make_source, sheet="在册人员2024"), tmp_path)
+
+    message = str(caught.value)
+    assert "no sheet named '在册人员2024'" in message
+    assert "'说明', '在册人员'" in message
+    assert "correct sheet in sources.yaml" in message
+
+
+def test_missing_mapped_column_in_sheet_is_named(make_source, tmp_path: Path) -> None:
+    write_workbook(tmp_path / "justice.xlsx")
+
+    with pytest.raises(SourceError, match="columns.phone names column '电话'.*Columns found: 编号, 姓名"):
+        read_source(xlsx_source(make_source, columns={"name": "姓名", "phone": "电话"}), tmp_path)
+
+
+def test_file_that_is_not_xlsx_is_a_source_error(make_source, tmp_path: Path) -> None:
+    (tmp_path / "justice.xlsx").write_text("编号,姓名\n1,张三\n", encoding="utf-8")
+
+    with pytest.raises(SourceError, match=r"not a valid \.xlsx workbook.*\.xls files must be converted"):
+        read_source(xlsx_source(make_source), tmp_path)
+
+
+def test_wrong_dimension_in_the_file_does_not_hide_rows(make_source, tmp_path: Path) -> None:
+    write_workbook(tmp_path / "good.xlsx")
+    # Some exporters declare <dimension ref="A1"/> whatever the sheet holds.
+    with zipfile.ZipFile(tmp_path / "good.xlsx") as good, zipfile.ZipFile(tmp_path / "justice.xlsx", "w") as bad:
+        for item in good.infolist():
+            content = good.read(item.filename)
+            if item.filename == "xl/worksheets/sheet2.xml":
+                content = re.sub(rb'<dimension ref="[^"]*" ?/>', b'<dimension ref="A1"/>', content)
+                assert b'<dimension ref="A1"/>' in content
+            bad.writestr(item, content)
+
+    frame = read_source(xlsx_source(make_source), tmp_path).frame
+
+    assert frame["姓名"].tolist() == ["张三", "李四", None]
