@@ -1,0 +1,33 @@
+"""Dagster resources for what the pipeline writes: the data home's warehouse and sharing policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from core.paths import data_home
+from publish import SharingPolicy, Warehouse, load_policy
+
+__all__ = ["WarehouseResource"]
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The published DuckDB warehouse under the data home, and the policy that shapes its products."""
+
+    home: str = Field(description="the data home (SILOBREAKER_HOME)")
+    policy_file: str = Field(description="path of the sharing policy (policy.yaml)")
+
+    def warehouse(self) -> Warehouse:
+        """The warehouse object for this data home."""
+        return Warehouse(data_home(self.home))
+
+    def policy(self) -> SharingPolicy:
+        """The validated sharing policy (read at run time, never at import)."""
+        return load_policy(self.policy_file)
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where quality reports are written."""
+        return data_home(self.home) / "reports"

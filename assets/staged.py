@@ -1,0 +1,70 @@
+"""Staged assets: each source mapped to the canonical schema, validated, bad rows quarantined.
+
+One multi-asset per source yields the staged records, the quarantined rows and a staging report
+(lineage, counts, Great Expectations results), plus two blocking checks on the staged records: the
+source's expectation suite and record conservation (extracted = staged + quarantined).
+"""
+
+import dagster as dg
+
+from connectors import Extract, SourceConfig
+from quality import consent_suite, staged_person_suite, validate_frame
+from staging import stage_consent_records, stage_person_records
+
+__all__ = ["build_staged_assets"]
+
+
+def build_staged_assets(source: SourceConfig) -> dg.AssetsDefinition:
+    """``staged_<s>``, ``quarantine_<s>`` and ``staging_report_<s>`` for one source."""
+    name = source.name
+    staged_key = dg.AssetKey(f"staged_{name}")
+
+    @dg.multi_asset(
+        name=f"stage_{name}",
+        group_name="staged",
+        ins={"raw": dg.AssetIn(f"raw_{name}")},
+        outs={
+            f"staged_{name}": dg.AssetOut(description=f"{source.department}: canonical records that passed the hard rules"),
+            f"quarantine_{name}": dg.AssetOut(description=f"{source.department}: rows held back, with rule and fix"),
+            f"staging_report_{name}": dg.AssetOut(description=f"{source.department}: lineage, counts and validation"),
+        },
+        check_specs=[
+            dg.AssetCheckSpec("expectations", asset=staged_key, blocking=True,
+                              description="Great Expectations suite for the staged source"),
+            dg.AssetCheckSpec("record_conservation", asset=staged_key, blocking=True,
+                              description="every extracted row is staged or quarantined"),
+        ],
+    )
+    def stage(context: dg.AssetExecutionContext, raw: Extract):
+        stage_fn = stage_consent_records if source.role == "consent" else stage_person_records
+        options = {} if source.role == "consent" else {"date_formats": source.date_formats}
+        result = stage_fn(
+            raw.frame, source=name, primary_key=source.primary_key, columns=source.columns,
+            values=source.values, extracted_at=raw.lineage.extracted_at, **options,
+        )
+        suite = consent_suite(name) if source.role == "consent" else staged_person_suite(name)
+        validation = validate_frame(result.staged, suite)
+        extracted, staged, quarantined = raw.lineage.row_count, len(result.staged), len(result.quarantine)
+        report = {
+            "source": name, "department": source.department, "role": source.role,
+            "lineage": raw.lineage.as_metadata(), "extracted": extracted, "staged": staged,
+            "quarantined": quarantined, "quarantine_rules": result.quarantine["rule"].value_counts().to_dict(),
+            "validation": validation.as_dict(),
+        }
+        yield dg.Output(result.staged, output_name=f"staged_{name}",
+                        metadata={"dagster/row_count": staged, "quarantined": quarantined})
+        yield dg.Output(result.quarantine, output_name=f"quarantine_{name}", metadata={"dagster/row_count": quarantined})
+        yield dg.Output(report, output_name=f"staging_report_{name}")
+        yield dg.AssetCheckResult(
+            asset_key=staged_key, check_name="expectations", passed=validation.success,
+            metadata={
+                "failed": [f"{o.kind}({o.column}): {o.unexpected_count} unexpected" for o in validation.failed_expectations()],
+                "evaluated": len(validation.outcomes),
+            },
+        )
+        yield dg.AssetCheckResult(
+            asset_key=staged_key, check_name="record_conservation", passed=extracted == staged + quarantined,
+            metadata={"extracted": extracted, "staged": staged, "quarantined": quarantined},
+        )
+
+    return stage

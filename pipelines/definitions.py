@@ -1,0 +1,56 @@
+"""The one composition root: every asset, check, resource, job and schedule of silobreaker.
+
+``dagster dev`` (from the repository root) loads ``defs`` from here; the CLI calls
+:func:`build_definitions` with explicit settings.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.linked import build_link_asset
+from assets.published import build_publish_assets, quality_report
+from assets.raw import build_raw_asset
+from assets.resources import WarehouseResource
+from assets.staged import build_staged_assets
+from connectors import SourceReader, load_sources
+from pipelines.settings import Settings
+from pipelines.storage import FileIOManager
+
+__all__ = ["build_definitions", "defs"]
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Build the graph for the sources declared in ``settings.sources_file``."""
+    declared = load_sources(settings.sources_file).sources
+    person_sources = [s.name for s in declared if s.role == "person"]
+    consent_source = next((s.name for s in declared if s.role == "consent"), None)
+    trust = {name: rank for rank, name in enumerate(person_sources)}
+
+    source_assets = [build_raw_asset(s) for s in declared] + [build_staged_assets(s) for s in declared]
+    assets = [
+        *source_assets,
+        build_link_asset(person_sources),
+        build_publish_assets(person_sources, consent_source, trust),
+        quality_report,
+    ]
+    sync = dg.define_asset_job("sync", selection=dg.AssetSelection.all(),
+                               description="extract every source, stage, link and publish")
+    return dg.Definitions(
+        assets=assets,
+        jobs=[sync],
+        schedules=[
+            dg.ScheduleDefinition(name="daily_sync", job=sync, cron_schedule="0 2 * * *",
+                                  execution_timezone="Asia/Shanghai",
+                                  default_status=dg.DefaultScheduleStatus.STOPPED,
+                                  description="nightly full sync at 02:00 Beijing time"),
+        ],
+        resources={
+            "source_reader": SourceReader(sources_file=str(settings.sources_file), home=str(settings.home)),
+            "warehouse": WarehouseResource(home=str(settings.home), policy_file=str(settings.policy_file)),
+            "io_manager": FileIOManager(home=str(settings.home)),
+        },
+    )
+
+
+defs = build_definitions(Settings.from_env())

@@ -1,0 +1,67 @@
+"""The IO manager: intermediate assets as open files under ``<home>/staging``.
+
+Frames are parquet (readable by DuckDB and analysts), dicts are JSON, and a raw extract is its
+parquet frame plus a ``.lineage.json`` beside it. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from connectors import Extract, Lineage
+from core.paths import data_home
+
+__all__ = ["FileIOManager"]
+
+
+class FileIOManager(dg.ConfigurableIOManager):
+    """Stores each asset as ``<home>/staging/<asset>.parquet`` or ``.json``."""
+
+    home: str = Field(description="the data home (SILOBREAKER_HOME)")
+
+    def _base(self, key: dg.AssetKey) -> Path:
+        base = data_home(self.home) / "staging" / "/".join(key.path)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        return base
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        base = self._base(context.asset_key)
+        if isinstance(obj, Extract):
+            _write_parquet(obj.frame, base.with_suffix(".parquet"))
+            base.with_suffix(".lineage.json").write_text(json.dumps(obj.lineage.as_metadata(), ensure_ascii=False))
+        elif isinstance(obj, pd.DataFrame):
+            _write_parquet(obj, base.with_suffix(".parquet"))
+        elif isinstance(obj, dict):
+            base.with_suffix(".json").write_text(json.dumps(obj, ensure_ascii=False, default=str), encoding="utf-8")
+        else:
+            raise TypeError(f"{context.asset_key.to_user_string()}: cannot store a {type(obj).__name__}; "
+                            "return a DataFrame, a dict or an Extract")
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        base = self._base(context.asset_key)
+        lineage_file = base.with_suffix(".lineage.json")
+        if lineage_file.exists():
+            lineage = Lineage.from_metadata(json.loads(lineage_file.read_text(encoding="utf-8")))
+            frame = pd.read_parquet(base.with_suffix(".parquet"))
+            # A raw extract promises str-or-None cells; parquet hands back NaN for missing text.
+            return Extract(frame.astype(object).where(frame.notna(), None), lineage)
+        if base.with_suffix(".parquet").exists():
+            return pd.read_parquet(base.with_suffix(".parquet"))
+        if base.with_suffix(".json").exists():
+            return json.loads(base.with_suffix(".json").read_text(encoding="utf-8"))
+        raise FileNotFoundError(
+            f"{context.asset_key.to_user_string()} has not been materialised under {base.parent}; materialise it first"
+        )
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    # Write beside and rename, so a crash never leaves a half-written file for the next step.
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
