@@ -1,0 +1,604 @@
+"""Generate the demo district: four departments' systems, a consent registry, and the truth.
+
+:func:`generate_demo` invents a district (示范区) of households and people, then writes what each
+department would hold about them, in the form its system really takes:
+
+========================  ===========================  ===========================================
+source                    file under ``<home>/demo/``  form
+========================  ===========================  ===========================================
+``civil_affairs`` 民政     ``civil_affairs.sqlite``     SQLite table ``mz_resident``, columns xm, sfzh..
+``health`` 卫健            ``health_visits.csv``        GBK CSV, one row per visit
+``justice`` 司法           ``justice_cases.xlsx``       Excel sheet ``在册人员``, date cells
+``census`` 人口普查        ``census_extract.csv``       UTF-8 CSV with BOM, birth year-month only
+``consent_registry``       ``consent_registry.parquet`` decisions per purpose and recipient
+========================  ===========================  ===========================================
+
+and, for tests and benchmarks only (the pipeline never reads them), ``truth/ground_truth.parquet``
+(every person-source row -> the true person), ``truth/hard_negatives.parquet`` (twins and
+同名同姓 namesakes that must not be merged) and ``truth/persons.parquet`` (the people themselves).
+
+The rates of everything that makes the data realistic and messy are the constants right below;
+a record's defects are listed in the ground truth, so a test can ask, e.g., whether every row with
+``bad_birth_date`` was quarantined. All randomness flows from one seed through ``numpy``
+generators spawned per stage, and work is vectorised, so a million persons take about a minute.
+
+Example:
+    >>> summary = generate_demo(tmp_path, persons=500)         # doctest: +SKIP
+    >>> summary.counts["civil_affairs"]                         # doctest: +SKIP
+    306
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from demo.mess import DEFECTS, QUARANTINE_DEFECTS, SourceRows, damage
+from demo.population import CASE_TYPES, CHRONIC_DISEASES, REFERENCE_DATE, Population, build_population
+from demo.strings import STRING, cat, date_parts, format_dates, numbered
+from demo.writers import XlsxColumn, write_csv, write_parquet, write_sqlite, write_xlsx
+
+__all__ = [
+    "DEFECTS",
+    "FILES",
+    "MESS_RATES",
+    "PERSON_SOURCES",
+    "QUARANTINE_DEFECTS",
+    "REFERENCE_DATE",
+    "SOURCES_YAML",
+    "DemoSummary",
+    "generate_demo",
+]
+
+logger = logging.getLogger(__name__)
+
+# ================================================================================================
+# The rates. Shares are of persons unless said otherwise; the comments say why each figure.
+# (What the district itself looks like - households, ages, twins, key populations - is set by the
+# rates at the top of demo/population.py.)
+# ================================================================================================
+
+# --- who is in which source (share of persons) ---------------------------------------------------
+CIVIL_AFFAIRS_SHARE = 0.60  # overall; the vulnerable (60+, 低保, disabled) are nearly all in it:
+CIVIL_AFFAIRS_VULNERABLE_SHARE = 0.95
+HEALTH_SHARE = 0.50  # overall; chronic patients and pregnant women are nearly all in it:
+HEALTH_PATIENT_SHARE = 0.95
+HEALTH_VISITS_PATIENT = (0.15, 0.30, 0.30, 0.25)  # P(1..4 visits) for chronic patients
+HEALTH_VISITS_OTHER = (0.60, 0.25, 0.10, 0.05)  # P(1..4 visits) for everyone else
+HEALTH_CHRONIC_VISIT_SHARE = 0.8  # a patient's visits coded with the chronic disease (else 普通门诊)
+HEALTH_WINDOW_DAYS = 3 * 365  # visits in the last three years
+CENSUS_SHARE = 0.90
+CONSENT_SHARE = 0.70  # persons with at least one consent decision; the people grid workers serve
+CONSENT_SERVED_SHARE = 0.90  # (60+, disabled, 低保, chronic, pregnant) are asked on home visits:
+CONSENT_SERVED_GRID_FIRST = 0.90  # and their first decision is on service delivery by the grid
+CONSENT_PAIRS_PER_PERSON = (0.5, 0.3, 0.2)  # P(1, 2, 3 purpose-recipient pairs)
+CONSENT_FIRST_GRANTED = 0.85  # first decision 同意 (else 拒绝)
+CONSENT_LATER_WITHDRAWN = 0.12  # of grants: 撤回 later
+CONSENT_REGRANTED = 0.20  # of withdrawals: 同意 again later
+CONSENT_REFUSED_THEN_GRANTED = 0.10  # of refusals: 同意 later
+CONSENT_CHANNELS = (("线下窗口", 0.5), ("政务APP", 0.35), ("电话", 0.15))
+
+# --- how each source's rows are damaged (share of that source's rows) ----------------------------
+PERSON_SOURCES = ("civil_affairs", "health", "justice", "census")
+"""The person sources, in the column order of :data:`MESS_RATES`."""
+
+_MESS_TABLE = {
+    #                  civil   health  justice census
+    "homophone": (0.03, 0.03, 0.03, 0.03),  # 晓/小, 伟/玮 ... in the given name
+    "traditional": (0.02, 0.02, 0.02, 0.02),  # name and address in traditional characters
+    "fullwidth_space": (0.03, 0.03, 0.03, 0.03),  # full-width digits/letters, stray spaces, U+3000
+    "id_typo": (0.015, 0.015, 0.015, 0.015),  # one digit substituted or two adjacent swapped
+    "id_15_digit": (0.02, 0.0, 0.02, 0.0),  # the pre-1999 form (people born 1900-1999)
+    "id_missing": (0.05, 0.05, 0.05, 0.40),  # rows without an ID (census: often not recorded)
+    "phone_missing": (0.15, 0.15, 0.15, 0.0),  # rows without a phone (census has no phone column)
+    "sex_error": (0.002, 0.002, 0.002, 0.002),  # the stated sex is the wrong one
+    "birth_date_typo": (0.005, 0.005, 0.005, 0.005),  # a birth date a few days or a year off
+    "dot_variant": (0.30, 0.30, 0.30, 0.30),  # of transliterated names: • ・ . ． instead of ·
+    "duplicate": (0.02, 0.0, 0.0, 0.005),  # of the source's persons: entered twice, other key
+    "bad_birth_date": (0.003, 0.003, 0.003, 0.003),  # quarantine: 不详, 1980-13-45
+    "missing_name": (0.001, 0.001, 0.001, 0.001),  # quarantine: no name
+    "malformed_id": (0.002, 0.002, 0.002, 0.002),  # quarantine: wrong length, letters
+}
+MESS_RATES: Mapping[str, Mapping[str, float]] = MappingProxyType(
+    {
+        source: MappingProxyType({defect: rates[i] for defect, rates in _MESS_TABLE.items()})
+        for i, source in enumerate(PERSON_SOURCES)
+    }
+)
+"""source -> defect -> share of the source's rows (``duplicate``: of its persons)."""
+
+if not set(_MESS_TABLE) <= set(DEFECTS):
+    raise ImportError(f"MESS_RATES names unknown defects: {set(_MESS_TABLE) - set(DEFECTS)}")
+
+# How each system writes dates of birth and addresses (share of rows per style).
+BIRTH_DATE_STYLES = {
+    "civil_affairs": {"iso": 0.9, "compact": 0.1},  # 1950-03-02, 19500302
+    "health": {"iso": 0.4, "slash": 0.25, "compact": 0.2, "chinese": 0.15},  # 1980/1/2, 1980年1月2日
+    "justice": {"excel": 0.85, "dotted": 0.15},  # a date cell, or text 1980.01.02
+    "census": {"year_month": 1.0},  # 198001
+}
+ADDRESS_STYLES = {
+    "civil_affairs": {"full": 1.0},  # 示范区西溪街道翠苑社区3幢2单元501室
+    "health": {"full": 0.5, "no_district": 0.3, "short": 0.2},  # 西溪街道翠苑社区3-2-501
+    "justice": {"full": 0.8, "dong": 0.2},  # 栋 for 幢
+    "census": {"full": 1.0},
+}
+
+SOURCES_YAML = Path(__file__).with_name("sources.yaml")
+"""The declarations of the demo's sources, paths relative to the data home."""
+
+FILES: Mapping[str, str] = MappingProxyType(
+    {
+        "civil_affairs": "civil_affairs.sqlite",
+        "health": "health_visits.csv",
+        "justice": "justice_cases.xlsx",
+        "census": "census_extract.csv",
+        "consent_registry": "consent_registry.parquet",
+    }
+)
+
+_CONSENT_PAIRS = (  # (purpose, recipient, how often it is asked relative to the others)
+    ("service_delivery", "grid", 3.0),
+    ("service_delivery", "civil_affairs", 2.0),
+    ("service_delivery", "health", 2.0),
+    ("cross_department_sharing", "*", 2.0),
+    ("cross_department_sharing", "civil_affairs", 1.0),
+    ("cross_department_sharing", "health", 1.0),
+    ("cross_department_sharing", "justice", 1.0),
+    ("cross_department_sharing", "grid", 1.0),
+    ("statistics", "census", 1.0),
+    ("statistics", "*", 1.0),
+    ("research", "health", 1.0),
+    ("research", "*", 0.5),
+)
+_MIN_PERSONS = 100
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What :func:`generate_demo` wrote.
+
+    Attributes:
+        home: the data home the files are under.
+        persons: persons in the district.
+        seed: the seed that reproduces these files byte for byte.
+        files: source name (as in ``sources.yaml``) -> file written.
+        counts: source name -> rows written (health: visits; consent_registry: decisions).
+        ground_truth: ``record_id, true_person_id, source, defects`` for every person-source row.
+        hard_negatives: ``person_a, person_b, kind`` (``twin`` or ``namesake``).
+        persons_truth: one row per person with the true attributes.
+        seconds: wall-clock time taken.
+    """
+
+    home: Path
+    persons: int
+    seed: int
+    files: Mapping[str, Path]
+    counts: Mapping[str, int]
+    ground_truth: Path
+    hard_negatives: Path
+    persons_truth: Path
+    seconds: float
+
+
+def generate_demo(home: Path, persons: int = 20_000, seed: int = 20261123) -> DemoSummary:
+    """Write the demo district's source systems and ground truth under ``home/demo/``.
+
+    Existing demo files are replaced. The same ``persons`` and ``seed`` give byte-identical files.
+
+    Args:
+        home: the data home (see :func:`core.paths.data_home`).
+        persons: residents to invent; at least 100. 20,000 is a district demo, 1,000,000 a benchmark.
+        seed: seed of every random choice.
+
+    Returns:
+        A :class:`DemoSummary` with the paths and the row counts per source.
+
+    Raises:
+        ValueError: ``persons`` or ``seed`` is not a usable integer.
+
+    Example:
+        >>> generate_demo(Path("var"), persons=20_000).counts["census"]   # doctest: +SKIP
+        18093
+    """
+    if isinstance(persons, bool) or not isinstance(persons, int | np.integer) or persons < _MIN_PERSONS:
+        raise ValueError(
+            f"persons must be an integer >= {_MIN_PERSONS}, got {persons!r}; e.g. generate_demo(home, persons=20_000)"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}; e.g. generate_demo(home, seed=20261123)")
+    started = time.perf_counter()
+    out = Path(home) / "demo"
+    truth_dir = out / "truth"
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    rng_people, rng_civil, rng_health, rng_justice, rng_census, rng_consent = np.random.default_rng(int(seed)).spawn(6)
+
+    pop = build_population(rng_people, int(persons))
+    logger.info("demo: %d persons in %d households (%.1fs)", pop.n, pop.households, time.perf_counter() - started)
+
+    tables = {
+        "civil_affairs": _civil_affairs(rng_civil, pop, out / FILES["civil_affairs"]),
+        "health": _health(rng_health, pop, out / FILES["health"]),
+        "justice": _justice(rng_justice, pop, out / FILES["justice"]),
+        "census": _census(rng_census, pop, out / FILES["census"]),
+    }
+    counts = {source: rows.n for source, rows in tables.items()}
+    counts["consent_registry"] = _consent(rng_consent, pop, out / FILES["consent_registry"])
+
+    truth = {
+        "ground_truth": truth_dir / "ground_truth.parquet",
+        "hard_negatives": truth_dir / "hard_negatives.parquet",
+        "persons": truth_dir / "persons.parquet",
+    }
+    write_parquet(truth["ground_truth"], _ground_truth(tables, pop))
+    write_parquet(truth["hard_negatives"], _hard_negatives(pop))
+    write_parquet(truth["persons"], _persons_table(pop))
+
+    seconds = time.perf_counter() - started
+    logger.info("demo: wrote %s under %s in %.1fs", counts, out, seconds)
+    return DemoSummary(
+        home=Path(home),
+        persons=pop.n,
+        seed=int(seed),
+        files=MappingProxyType({source: out / name for source, name in FILES.items()}),
+        counts=MappingProxyType(counts),
+        ground_truth=truth["ground_truth"],
+        hard_negatives=truth["hard_negatives"],
+        persons_truth=truth["persons"],
+        seconds=seconds,
+    )
+
+
+# ================================================================================================
+# Formatting values the way each system writes them
+# ================================================================================================
+
+
+_BAD_DATE = {  # what an impossible date looks like in each style
+    "iso": "{y}-13-45",
+    "compact": "{y}1345",
+    "slash": "{y}/13/45",
+    "chinese": "{y}年13月45日",
+    "dotted": "{y}.13.45",
+    "excel": "{y}.13.45",
+    "year_month": "{y}13",
+}
+
+
+def _birth_text(rng: np.random.Generator, rows: SourceRows) -> tuple[np.ndarray, np.ndarray]:
+    """Birth dates as the source writes them, and the style of each row (``excel`` = a date cell)."""
+    styles = BIRTH_DATE_STYLES[rows.source]
+    style = np.array(list(styles), dtype=STRING)[rng.choice(len(styles), size=rows.n, p=list(styles.values()))]
+    text = np.full(rows.n, "", dtype=STRING)
+    for name in styles:
+        idx = np.flatnonzero(style == name)
+        if name != "excel":
+            text[idx] = format_dates(rows.birth[idx], name)
+    bad = np.flatnonzero(rows.bad_birth_date)
+    unknown = rng.random(len(bad)) < 0.5
+    years = date_parts(rows.birth[bad])[0].tolist()
+    pairs = zip(unknown.tolist(), style[bad].tolist(), years, strict=True)
+    text[bad] = np.array(["不详" if u else _BAD_DATE[s].format(y=y) for u, s, y in pairs], dtype=STRING)
+    return text, style
+
+
+def _timestamps(days: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """``YYYY-MM-DD HH:MM:SS`` from days and seconds since midnight."""
+    moments = days.astype("datetime64[s]") + seconds.astype("timedelta64[s]")
+    return np.strings.replace(np.datetime_as_string(moments, unit="s").astype(STRING), "T", " ")
+
+
+def _office_seconds(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.integers(8 * 3600 + 1800, 17 * 3600 + 1800, n)
+
+
+def _day_between(rng: np.random.Generator, first: np.ndarray, last: np.datetime64) -> np.ndarray:
+    """A day drawn uniformly from ``first`` (per row) to ``last``."""
+    span = (last - first).astype(np.int64)
+    return first + (rng.random(len(first)) * np.maximum(span, 0)).astype(np.int64)
+
+
+def _select_rows(
+    rng: np.random.Generator, source: str, pop: Population, chosen: np.ndarray, shuffle: bool = True
+) -> SourceRows:
+    """Rows for ``chosen`` persons plus within-source duplicates, shuffled so keys do not reveal them."""
+    share = MESS_RATES[source]["duplicate"]
+    twice = rng.choice(chosen, size=round(share * len(chosen)), replace=False) if share else np.empty(0, np.int64)
+    person = np.concatenate([chosen, twice])
+    duplicate = np.r_[np.zeros(len(chosen), dtype=bool), np.ones(len(twice), dtype=bool)]
+    if shuffle:
+        order = rng.permutation(len(person))
+        person, duplicate = person[order], duplicate[order]
+    return SourceRows(source, pop, person, duplicate, registered=source == "civil_affairs")
+
+
+def _choose_persons(
+    rng: np.random.Generator, priority: np.ndarray, overall: float, priority_share: float
+) -> np.ndarray:
+    """Persons a source holds: ``priority_share`` of the priority group, the rest so the total is ``overall``."""
+    n = len(priority)
+    rest = (overall * n - priority_share * priority.sum()) / max(n - priority.sum(), 1)
+    p = np.where(priority, priority_share, np.clip(rest, 0.05, 0.95))
+    return np.flatnonzero(rng.random(n) < p)
+
+
+# ================================================================================================
+# The sources
+# ================================================================================================
+
+
+def _civil_affairs(rng: np.random.Generator, pop: Population, path: Path) -> SourceRows:
+    """民政: residents' register in SQLite, vulnerable people nearly all in it, some entered twice."""
+    vulnerable = (pop.age >= 60) | pop.low_income | (pop.disability > 0)
+    chosen = _choose_persons(rng, vulnerable, CIVIL_AFFAIRS_SHARE, CIVIL_AFFAIRS_VULNERABLE_SHARE)
+    rows = _select_rows(rng, "civil_affairs", pop, chosen)
+    damage(rng, rows, pop, MESS_RATES[rows.source], ADDRESS_STYLES[rows.source], gbk=False)
+    birth, _ = _birth_text(rng, rows)
+    p = rows.person
+    grades = np.array(["", "一级", "二级", "三级", "四级"], dtype=STRING)
+    updated = REFERENCE_DATE - rng.integers(1, 8 * 365, rows.n)
+    columns = {
+        "jmbh": numbered("MZ", rows.n, 7),
+        "xm": rows.name,
+        "xb": np.where(rows.male, "男", "女").astype(STRING),
+        "csrq": birth,
+        "sfzh": rows.id,
+        "lxdh": rows.phone,
+        "jtzz": rows.address_text,
+        "jdmc": rows.places.street_names(),
+        "sqmc": rows.places.community_names(),
+        "wgmc": rows.places.grid_names(),
+        "djlr": np.where(pop.lives_alone[p], "是", "否").astype(STRING),
+        "dbh": np.where(pop.low_income[p], "是", "否").astype(STRING),
+        "cjdj": grades[pop.disability[p]],
+        "gxsj": _timestamps(updated, _office_seconds(rng, rows.n)),
+    }
+    write_sqlite(path, "mz_resident", columns, primary_key="jmbh", blank_columns=("cjdj",))
+    rows.keys = columns["jmbh"]
+    return rows
+
+
+def _health(rng: np.random.Generator, pop: Population, path: Path) -> SourceRows:
+    """卫健: one GBK CSV row per visit; patients come back, pregnant women get a 孕产妇建档 visit."""
+    patient = (pop.chronic >= 0) | pop.pregnant
+    chosen = _choose_persons(rng, patient, HEALTH_SHARE, HEALTH_PATIENT_SHARE)
+    visits = np.where(
+        patient[chosen],
+        rng.choice(4, size=len(chosen), p=HEALTH_VISITS_PATIENT),
+        rng.choice(4, size=len(chosen), p=HEALTH_VISITS_OTHER),
+    ) + 1
+    visits = np.where(pop.pregnant[chosen], np.maximum(visits, 2), visits)
+    person = np.repeat(chosen, visits)
+    first_visit = np.cumsum(visits) - visits
+
+    day = REFERENCE_DATE - rng.integers(1, HEALTH_WINDOW_DAYS, len(person))
+    diseases = np.array([d for d, _ in CHRONIC_DISEASES] + ["普通门诊"], dtype=STRING)
+    coded = (pop.chronic[person] >= 0) & (rng.random(len(person)) < HEALTH_CHRONIC_VISIT_SHARE)
+    diagnosis = diseases[np.where(coded, pop.chronic[person], len(CHRONIC_DISEASES))]
+    filing = first_visit[pop.pregnant[chosen]]
+    diagnosis[filing] = "孕产妇建档"
+    day[filing] = REFERENCE_DATE - rng.integers(1, 270, len(filing))
+    day = np.maximum(day, pop.birth[person] + 1)
+
+    # Visit ids grow with the visit date, as a hospital system numbers them.
+    order = np.lexsort((rng.random(len(person)), day))
+    person, day, diagnosis = person[order], day[order], diagnosis[order]
+    rows = SourceRows("health", pop, person, np.zeros(len(person), dtype=bool))
+    damage(rng, rows, pop, MESS_RATES[rows.source], ADDRESS_STYLES[rows.source], gbk=True)
+    birth, _ = _birth_text(rng, rows)
+    columns = {
+        "visit_id": numbered("WJ", rows.n, 8),
+        "patient_name": rows.name,
+        "gender": np.where(rows.male, "1", "2").astype(STRING),
+        "dob": birth,
+        "id_card": rows.id,
+        "mobile": rows.phone,
+        "home_address": rows.address_text,
+        "visit_date": format_dates(day, "iso"),
+        "diagnosis": diagnosis,
+    }
+    write_csv(path, columns, encoding="gbk")
+    rows.keys = columns["visit_id"]
+    return rows
+
+
+def _justice(rng: np.random.Generator, pop: Population, path: Path) -> SourceRows:
+    """司法: the community-corrections roll as an Excel sheet with date cells and text IDs."""
+    chosen = rng.permutation(np.flatnonzero(pop.corrections))
+    rows = _select_rows(rng, "justice", pop, chosen, shuffle=False)
+    rows.phone = pop.phone[rows.person].copy()  # the justice bureau records the person's own phone
+    damage(rng, rows, pop, MESS_RATES[rows.source], ADDRESS_STYLES[rows.source], gbk=False)
+    birth_text, _ = _birth_text(rng, rows)
+    adult = pop.birth[rows.person] + 18 * 366
+    start = np.maximum(REFERENCE_DATE - rng.integers(30, 5 * 365, rows.n), adult)
+    case_types = np.array([c for c, _ in CASE_TYPES], dtype=STRING)
+    keys = numbered("SF", rows.n, 5)
+    columns = {
+        "编号": XlsxColumn(keys),
+        "姓名": XlsxColumn(rows.name),
+        "性别": XlsxColumn(np.where(rows.male, "男", "女").astype(STRING)),
+        "出生日期": XlsxColumn(birth_text, dates=rows.birth),  # '' (date cell) for the excel style
+        "身份证号": XlsxColumn(rows.id, as_text=True),
+        "联系电话": XlsxColumn(rows.phone, as_text=True),
+        "居住地址": XlsxColumn(rows.address_text),
+        "矫正类别": XlsxColumn(case_types[pop.case_type[rows.person]]),
+        "入矫日期": XlsxColumn(np.full(rows.n, "", dtype=STRING), dates=np.minimum(start, REFERENCE_DATE - 1)),
+    }
+    write_xlsx(path, "在册人员", columns)
+    rows.keys = keys
+    return rows
+
+
+def _census(rng: np.random.Generator, pop: Population, path: Path) -> SourceRows:
+    """人口普查: nearly everyone, birth year-month only, ID often not recorded, where people live now."""
+    chosen = np.flatnonzero(rng.random(pop.n) < CENSUS_SHARE)
+    rows = _select_rows(rng, "census", pop, chosen)
+    rows.phone[:] = ""  # the census form asks for no phone
+    damage(rng, rows, pop, MESS_RATES[rows.source], ADDRESS_STYLES[rows.source], gbk=False)
+    birth, _ = _birth_text(rng, rows)
+    columns = {
+        "普查编号": numbered("PC", rows.n, 9),
+        "姓名": rows.name,
+        "性别": np.where(rows.male, "1", "2").astype(STRING),
+        "出生年月": birth,
+        "公民身份号码": rows.id,
+        "街道": rows.places.street_names(),
+        "社区": rows.places.community_names(),
+        "网格": rows.places.grid_names(),
+        "住址": rows.address_text,
+    }
+    write_csv(path, columns, encoding="utf-8-sig")
+    rows.keys = columns["普查编号"]
+    return rows
+
+
+def _consent(rng: np.random.Generator, pop: Population, path: Path) -> int:
+    """Consent decisions: a first decision per purpose-recipient pair, then later changes of mind."""
+    served = (pop.age >= 60) | (pop.disability > 0) | pop.low_income | (pop.chronic >= 0) | pop.pregnant
+    chosen = _choose_persons(rng, served, CONSENT_SHARE, CONSENT_SERVED_SHARE)
+    n_pairs = rng.choice(len(CONSENT_PAIRS_PER_PERSON), size=len(chosen), p=CONSENT_PAIRS_PER_PERSON) + 1
+    # Weighted sampling without replacement (Gumbel top-k): each person's pairs in order of asking.
+    weights = np.array([w for _, _, w in _CONSENT_PAIRS])
+    scores = np.log(weights)[None, :] + rng.gumbel(size=(len(chosen), len(_CONSENT_PAIRS)))
+    grid_first = served[chosen] & (rng.random(len(chosen)) < CONSENT_SERVED_GRID_FIRST)
+    scores[grid_first, 0] = np.inf
+    ranking = np.argsort(-scores, axis=1, kind="stable")
+    take = np.arange(len(_CONSENT_PAIRS))[None, :] < n_pairs[:, None]
+    person = np.broadcast_to(chosen[:, None], ranking.shape)[take]
+    pair = ranking[take]
+
+    start = np.datetime64("2021-01-01", "D")
+    span = (REFERENCE_DATE - 60 - start).astype(np.int64)
+    first_day = start + rng.integers(0, span, len(person))
+    granted = rng.random(len(person)) < CONSENT_FIRST_GRANTED
+    u = rng.random(len(person))
+    changes = np.where(granted, u < CONSENT_LATER_WITHDRAWN, u < CONSENT_REFUSED_THEN_GRANTED)
+    second_day = _day_between(rng, first_day + 1, REFERENCE_DATE - 30)
+    regranted = changes & granted & (rng.random(len(person)) < CONSENT_REGRANTED)
+    third_day = _day_between(rng, second_day + 1, REFERENCE_DATE - 1)
+
+    decision_person = np.concatenate([person, person[changes], person[regranted]])
+    decision_pair = np.concatenate([pair, pair[changes], pair[regranted]])
+    status = np.concatenate(
+        [np.where(granted, "同意", "拒绝"), np.where(granted[changes], "撤回", "同意"), np.full(regranted.sum(), "同意")]
+    )
+    day = np.concatenate([first_day, second_day[changes], third_day[regranted]])
+    channels = np.array([c for c, _ in CONSENT_CHANNELS], dtype=STRING)
+    channel = channels[rng.choice(len(channels), size=len(day), p=[w for _, w in CONSENT_CHANNELS])]
+    seconds = np.where(channel == "政务APP", rng.integers(7 * 3600, 23 * 3600, len(day)), _office_seconds(rng, len(day)))
+    moment = day.astype("datetime64[s]") + seconds.astype("timedelta64[s]")
+    order = np.lexsort((decision_pair, decision_person, moment))
+    purposes = np.array([p for p, _, _ in _CONSENT_PAIRS], dtype=STRING)
+    recipients = np.array([r for _, r, _ in _CONSENT_PAIRS], dtype=STRING)
+    p, k = decision_person[order], decision_pair[order]
+    columns = {
+        "consent_id": numbered("CS", len(order), 8),
+        "sfzh": pop.id18[p].astype(STRING),
+        "xm": pop.name[p],
+        "purpose": purposes[k],
+        "recipient": recipients[k],
+        "status": status[order].astype(STRING),
+        "decided_at": _timestamps(day[order], seconds[order]),
+        "channel": channel[order],
+    }
+    write_parquet(path, pa.table({c: pa.array(v, type=pa.string()) for c, v in columns.items()}))
+    return len(order)
+
+
+# ================================================================================================
+# Ground truth
+# ================================================================================================
+
+
+def _ground_truth(tables: Mapping[str, SourceRows], pop: Population) -> pa.Table:
+    """``record_id, true_person_id, source, defects`` (``|``-joined) for every person-source row."""
+    record_ids, persons, sources, defects = [], [], [], []
+    for source, rows in tables.items():
+        record_ids.append(np.strings.add(f"{source}:", rows.keys))
+        persons.append(pop.person_id[rows.person])
+        sources.append(np.full(rows.n, source, dtype=STRING))
+        # Rows share few combinations of defects: spell each combination once.
+        mask = np.zeros(rows.n, dtype=np.int64)
+        for bit, defect in enumerate(DEFECTS):
+            mask |= rows.defects[defect].astype(np.int64) << bit
+        combos, inverse = np.unique(mask, return_inverse=True)
+        spelled = ["|".join(d for bit, d in enumerate(DEFECTS) if combo >> bit & 1) for combo in combos.tolist()]
+        defects.append(np.array(spelled, dtype=STRING)[inverse])
+    return pa.table(
+        {
+            "record_id": pa.array(np.concatenate(record_ids), type=pa.string()),
+            "true_person_id": pa.array(np.concatenate(persons), type=pa.string()),
+            "source": pa.array(np.concatenate(sources), type=pa.string()),
+            "defects": pa.array(np.concatenate(defects), type=pa.string()),
+        }
+    )
+
+
+def _hard_negatives(pop: Population) -> pa.Table:
+    """Pairs that look alike but are two people: twins, and namesakes born in the same year."""
+    first = np.flatnonzero((pop.twin_of >= 0) & (np.arange(pop.n) < pop.twin_of))
+    twins = pd.DataFrame({"a": first, "b": pop.twin_of[first]})
+    year = pop.birth.astype("datetime64[Y]").astype(np.int64) + 1970
+    people = pd.DataFrame({"name": pop.name.astype(object), "year": year, "p": np.arange(pop.n)})
+    people = people[people.groupby(["name", "year"])["p"].transform("size") > 1]
+    pairs = people.merge(people, on=["name", "year"], suffixes=("_a", "_b"))
+    pairs = pairs[pairs["p_a"] < pairs["p_b"]]
+    twin_pair = pop.twin_of[pairs["p_a"].to_numpy()] == pairs["p_b"].to_numpy()
+    namesakes = pd.DataFrame({"a": pairs["p_a"].to_numpy()[~twin_pair], "b": pairs["p_b"].to_numpy()[~twin_pair]})
+    a = np.concatenate([twins["a"].to_numpy(), namesakes["a"].to_numpy()]).astype(np.int64)
+    b = np.concatenate([twins["b"].to_numpy(), namesakes["b"].to_numpy()]).astype(np.int64)
+    kind = np.r_[np.full(len(twins), "twin"), np.full(len(namesakes), "namesake")]
+    order = np.lexsort((b, a))
+    return pa.table(
+        {
+            "person_a": pa.array(pop.person_id[a[order]], type=pa.string()),
+            "person_b": pa.array(pop.person_id[b[order]], type=pa.string()),
+            "kind": pa.array(kind[order].tolist(), type=pa.string()),
+        }
+    )
+
+
+def _persons_table(pop: Population) -> pa.Table:
+    """The true people, one row each, with the attributes the departments only partly know."""
+    diseases = np.array([""] + [d for d, _ in CHRONIC_DISEASES], dtype=STRING)
+    cases = np.array([""] + [c for c, _ in CASE_TYPES], dtype=STRING)
+    twin = np.where(pop.twin_of >= 0, pop.person_id[np.maximum(pop.twin_of, 0)], "")
+
+    def text(values: np.ndarray) -> pa.Array:
+        return pa.array(values, type=pa.string())
+
+    return pa.table(
+        {
+            "person_id": text(pop.person_id),
+            "name": text(pop.name),
+            "surname": text(pop.surname),
+            "sex": text(np.where(pop.male, "M", "F").astype(STRING)),
+            "birth_date": text(format_dates(pop.birth, "iso")),
+            "id_number": text(pop.id18.astype("U18").astype(STRING)),
+            "phone": text(pop.phone),
+            "household": pa.array(pop.household, type=pa.int64()),
+            "registered_address": text(pop.registered.text("full")),
+            "address": text(pop.current.text("full")),
+            "street": text(pop.current.street_names()),
+            "community": text(pop.current.community_names()),
+            "grid": text(pop.current.grid_names()),
+            "moved": pa.array(pop.moved),
+            "minority": pa.array(pop.minority),
+            "twin_of": text(twin),
+            "lives_alone": pa.array(pop.lives_alone),
+            "low_income": pa.array(pop.low_income),
+            "disability_grade": pa.array(pop.disability, type=pa.int8()),
+            "chronic_disease": text(diseases[pop.chronic + 1]),
+            "pregnant": pa.array(pop.pregnant),
+            "corrections": pa.array(pop.corrections),
+            "case_type": text(cases[pop.case_type + 1]),
+        }
+    )
