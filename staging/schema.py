@@ -1,0 +1,196 @@
+"""The canonical person record, the staged consent record and the quarantine, as pandas dtypes.
+
+These are the contract of ``docs/architecture.md`` ("Canonical person record"): every staged
+person source has exactly :data:`CANONICAL_COLUMNS`, in that order, with those dtypes, whatever
+the department's system looked like. Text is pandas' nullable ``string``, flags nullable
+``boolean``, so a missing value is always ``pd.NA``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+__all__ = [
+    "BOOLEAN_FIELDS",
+    "CANONICAL_COLUMNS",
+    "CONSENT_COLUMNS",
+    "CONSENT_FIELDS",
+    "CONSENT_RULES",
+    "CONSENT_STATUSES",
+    "FIELD_LABELS",
+    "PERSON_FIELDS",
+    "PERSON_RULES",
+    "QUARANTINE_COLUMNS",
+    "empty_canonical_frame",
+    "empty_consent_frame",
+    "empty_quarantine_frame",
+]
+
+_TEXT, _FLAG, _TIMESTAMP = "string", "boolean", "datetime64[us, UTC]"
+
+CANONICAL_COLUMNS: dict[str, str] = {
+    "record_id": _TEXT,
+    "source": _TEXT,
+    "source_key": _TEXT,
+    "name": _TEXT,
+    "name_pinyin": _TEXT,
+    "sex": _TEXT,
+    "birth_date": _TEXT,
+    "birth_date_precision": _TEXT,
+    "id_number": _TEXT,
+    "id_number_valid": _FLAG,
+    "id_upgraded": _FLAG,
+    "id_birth_date": _TEXT,
+    "id_sex": _TEXT,
+    "birth_date_conflict": _FLAG,
+    "sex_conflict": _FLAG,
+    "phone": _TEXT,
+    "address": _TEXT,
+    "street": _TEXT,
+    "community": _TEXT,
+    "grid": _TEXT,
+    "record_date": _TEXT,
+    "lives_alone": _FLAG,
+    "low_income": _FLAG,
+    "pregnant": _FLAG,
+    "corrections": _FLAG,
+    "disability_grade": "Int8",
+    "chronic_disease": _TEXT,
+    "case_type": _TEXT,
+    "extracted_at": _TIMESTAMP,
+}
+"""Column -> pandas dtype of a staged person record, in canonical order."""
+
+PERSON_FIELDS: tuple[str, ...] = (
+    "name",
+    "sex",
+    "birth_date",
+    "id_number",
+    "phone",
+    "address",
+    "street",
+    "community",
+    "grid",
+    "record_date",
+    "lives_alone",
+    "low_income",
+    "disability_grade",
+    "chronic_disease",
+    "pregnant",
+    "corrections",
+    "case_type",
+)
+"""Canonical fields a person source may map (``columns:`` in ``sources.yaml``)."""
+
+BOOLEAN_FIELDS: tuple[str, ...] = ("lives_alone", "low_income", "pregnant", "corrections")
+"""Person fields that are yes/no department attributes."""
+
+CONSENT_FIELDS: tuple[str, ...] = ("id_number", "name", "purpose", "recipient", "status", "decided_at", "channel")
+"""Canonical fields a consent source may map."""
+
+CONSENT_STATUSES: tuple[str, ...] = ("granted", "refused", "withdrawn")
+"""The decisions a consent record can state."""
+
+CONSENT_COLUMNS: dict[str, str] = {
+    "record_id": _TEXT,
+    "source": _TEXT,
+    "source_key": _TEXT,
+    "id_number": _TEXT,
+    "name": _TEXT,
+    "purpose": _TEXT,
+    "recipient": _TEXT,
+    "status": _TEXT,
+    "decided_at": _TIMESTAMP,
+    "channel": _TEXT,
+    "extracted_at": _TIMESTAMP,
+}
+"""Column -> pandas dtype of a staged consent record, in order."""
+
+QUARANTINE_COLUMNS: dict[str, str] = {
+    "source": _TEXT,
+    "source_key": _TEXT,
+    "record_id": _TEXT,
+    "row_number": "Int64",
+    "rule": _TEXT,
+    "rules": _TEXT,
+    "field": _TEXT,
+    "column": _TEXT,
+    "value": _TEXT,
+    "message": _TEXT,
+    "raw_record": _TEXT,
+    "extracted_at": _TIMESTAMP,
+}
+"""Column -> pandas dtype of a quarantine row: one per source row that broke a hard rule.
+
+``rule`` is the first rule broken (in the order of :data:`PERSON_RULES` or :data:`CONSENT_RULES`),
+``rules`` all of them joined by ``,``; ``field``, ``column``, ``value`` and ``message`` describe the
+first; ``row_number`` is the 1-based position in the extract and ``raw_record`` the source row as
+JSON."""
+
+PERSON_RULES: tuple[str, ...] = (
+    "missing_source_key",
+    "duplicate_source_key",
+    "missing_name",
+    "malformed_id_number",
+    "unparseable_birth_date",
+    "birth_date_out_of_range",
+)
+"""Hard rules for person records, in the order they are reported."""
+
+CONSENT_RULES: tuple[str, ...] = (
+    "missing_source_key",
+    "duplicate_source_key",
+    "missing_id_number",
+    "malformed_id_number",
+    "unknown_status",
+    "missing_purpose",
+    "unparseable_decided_at",
+)
+"""Hard rules for consent records, in the order they are reported."""
+
+FIELD_LABELS: dict[str, str] = {
+    "name": "姓名",
+    "sex": "性别",
+    "birth_date": "出生日期",
+    "id_number": "公民身份号码",
+    "phone": "联系电话",
+    "address": "住址",
+    "street": "街道",
+    "community": "社区",
+    "grid": "网格",
+    "record_date": "登记日期",
+    "lives_alone": "独居",
+    "low_income": "低保",
+    "disability_grade": "残疾等级",
+    "chronic_disease": "慢性病",
+    "pregnant": "孕产妇",
+    "corrections": "社区矫正",
+    "case_type": "案件类型",
+    "purpose": "用途",
+    "recipient": "接收方",
+    "status": "同意状态",
+    "decided_at": "决定时间",
+    "channel": "渠道",
+}
+"""The Chinese name departments use for each canonical field, for messages they will read."""
+
+
+def empty_canonical_frame() -> pd.DataFrame:
+    """Return a person-record frame with no rows and the canonical columns and dtypes."""
+    return _empty(CANONICAL_COLUMNS)
+
+
+def empty_consent_frame() -> pd.DataFrame:
+    """Return a consent-record frame with no rows and the consent columns and dtypes."""
+    return _empty(CONSENT_COLUMNS)
+
+
+def empty_quarantine_frame() -> pd.DataFrame:
+    """Return a quarantine frame with no rows and the quarantine columns and dtypes."""
+    return _empty(QUARANTINE_COLUMNS)
+
+
+def _empty(columns: Mapping[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})

@@ -1,0 +1,114 @@
+"""Staging the consent registry: status codes, decision times, hard rules."""
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from core.errors import ConfigError
+from staging import CONSENT_COLUMNS, CONSENT_RULES, QUARANTINE_COLUMNS, id_check_digit, stage_consent_records
+
+EXTRACTED_AT = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+COLUMNS = {"id_number": "sfzh", "name": "xm", "purpose": "purpose", "recipient": "recipient", "status": "status",
+           "decided_at": "decided_at", "channel": "channel"}
+VALUES = {"status": {"同意": "granted", "拒绝": "refused", "撤回": "withdrawn"}}
+SUBJECT = "11010519800102123" + id_check_digit("11010519800102123")
+
+
+def consent(**overrides):
+    row = {"consent_id": "c1", "sfzh": SUBJECT, "xm": "張偉", "purpose": "cross_department_sharing",
+           "recipient": "health", "status": "同意", "decided_at": "2024-05-17 10:23:45", "channel": "政务APP"}
+    return row | overrides
+
+
+def stage(rows, **options):
+    arguments = dict(source="consent_registry", primary_key=["consent_id"], columns=COLUMNS, values=VALUES,
+                     extracted_at=EXTRACTED_AT) | options
+    return stage_consent_records(pd.DataFrame(rows, dtype=object), **arguments)
+
+
+def test_a_consent_record_is_staged_with_canonical_values():
+    staged = stage([consent(sfzh="110105800102123")]).staged
+    assert list(staged.columns) == list(CONSENT_COLUMNS)
+    assert staged.dtypes.astype(str).to_dict() == CONSENT_COLUMNS
+    assert staged.iloc[0].to_dict() == {
+        "record_id": "consent_registry:c1",
+        "source": "consent_registry",
+        "source_key": "c1",
+        "id_number": SUBJECT,  # upgraded from the 15-digit form
+        "name": "张伟",
+        "purpose": "cross_department_sharing",
+        "recipient": "health",
+        "status": "granted",
+        "decided_at": pd.Timestamp("2024-05-17 02:23:45", tz="UTC"),  # 10:23:45 in Beijing
+        "channel": "政务APP",
+        "extracted_at": pd.Timestamp(EXTRACTED_AT),
+    }
+
+
+@pytest.mark.parametrize(("raw", "status"), [("同意", "granted"), ("拒绝", "refused"), ("撤回", "withdrawn")])
+def test_status_codes_map_to_decisions(raw, status):
+    assert stage([consent(status=raw)]).staged.loc[0, "status"] == status
+
+
+def test_canonical_statuses_need_no_map():
+    assert stage([consent(status=" Withdrawn ")], values={}).staged.loc[0, "status"] == "withdrawn"
+
+
+def test_decision_times_in_other_formats():
+    rows = [consent(consent_id="1", decided_at="2024/5/17 10:23"), consent(consent_id="2", decided_at="2024-05-17")]
+    staged = stage(rows, date_formats=["%Y/%m/%d %H:%M"]).staged
+    assert staged["decided_at"].astype(str).tolist() == ["2024-05-17 02:23:00+00:00", "2024-05-16 16:00:00+00:00"]
+
+
+# (row, rule, field, column, value, message)
+CASES = [
+    (consent(consent_id="c1"), None),
+    (consent(consent_id="c1"), ("duplicate_source_key", "source_key", "consent_id", "c1",
+     "source key 'c1' (consent_id) repeats row 1; keys must be unique: remove or merge the duplicate in the source "
+     "system, or extend primary_key in sources.yaml")),
+    (consent(consent_id=" "), ("missing_source_key", "source_key", "consent_id", " ",
+     "the primary key (consent_id) is empty; every row needs a key: fill consent_id in the source system, or declare "
+     "another primary_key for source 'consent_registry' in sources.yaml")),
+    (consent(consent_id="c4", sfzh=None), ("missing_id_number", "id_number", "sfzh", None,
+     "公民身份号码 is empty; a consent record must name its subject: fill column sfzh in the consent registry")),
+    (consent(consent_id="c5", sfzh="1101051980"), ("malformed_id_number", "id_number", "sfzh", "1101051980",
+     "公民身份号码 '1101051980' has 10 characters; expected 18 (or the old 15); correct the ID in the source system")),
+    (consent(consent_id="c6", status="也许"), ("unknown_status", "status", "status", "也许",
+     "同意状态 '也许' is not one of granted, refused, withdrawn; correct it in the consent registry, or map it under "
+     "values.status in sources.yaml (e.g. 同意: granted, 拒绝: refused, 撤回: withdrawn)")),
+    (consent(consent_id="c7", status=None), ("unknown_status", "status", "status", None,
+     "同意状态 is empty; correct it in the consent registry, or map it under values.status in sources.yaml "
+     "(e.g. 同意: granted, 拒绝: refused, 撤回: withdrawn)")),
+    (consent(consent_id="c8", purpose=""), ("missing_purpose", "purpose", "purpose", "",
+     "用途 is empty; consent is always given for a purpose: fill column purpose in the consent registry")),
+    (consent(consent_id="c9", decided_at="去年"), ("unparseable_decided_at", "decided_at", "decided_at", "去年",
+     "决定时间 '去年' is not a date or time; write it as ISO 8601 (2024-05-01 10:00:00) in the consent registry, "
+     "or add its format to date_formats in sources.yaml")),
+    (consent(consent_id="c10", decided_at=None), None),  # when is unknown, but the decision stands
+]
+
+
+def test_each_consent_rule_quarantines_its_row():
+    result = stage([row for row, _ in CASES])
+    expected = [
+        {"row_number": number, "rule": rule, "field": field, "column": column, "value": value, "message": message}
+        for number, (_, failure) in enumerate(CASES, start=1) if failure is not None
+        for rule, field, column, value, message in [failure]
+    ]
+    got = result.quarantine[["row_number", "rule", "field", "column", "value", "message"]]
+    assert got.astype(object).where(got.notna(), None).to_dict("records") == expected
+    assert set(result.quarantine["rule"]) == set(CONSENT_RULES)
+    assert result.staged["source_key"].tolist() == ["c1", "c10"]
+    assert len(result.staged) + len(result.quarantine) == len(CASES)
+    assert result.quarantine.dtypes.astype(str).to_dict() == QUARANTINE_COLUMNS
+
+
+def test_a_consent_source_must_map_subject_purpose_and_status():
+    with pytest.raises(ConfigError, match="must map \\['purpose', 'status'\\]"):
+        stage([consent()], columns={"id_number": "sfzh"}, values={})
+
+
+def test_status_map_targets_must_be_decisions():
+    with pytest.raises(ConfigError, match=r"values.status maps to \['yes'\]"):
+        stage([consent()], values={"status": {"同意": "yes"}})
