@@ -48,8 +48,13 @@ def _prepare_instance(home: Path) -> Path:
     return dagster_home
 
 
-def run_pipeline(settings: Settings) -> RunOutcome:
-    """Materialise the whole graph in-process on a persistent instance under the data home."""
+def run_pipeline(settings: Settings, *, log_level: str = "WARNING") -> RunOutcome:
+    """Materialise the whole graph in-process on a persistent instance under the data home.
+
+    Args:
+        settings: data home and configuration files.
+        log_level: level of Dagster's console log for this run (the event log keeps everything).
+    """
     dagster_home = _prepare_instance(settings.home)
     import dagster as dg
 
@@ -57,7 +62,11 @@ def run_pipeline(settings: Settings) -> RunOutcome:
 
     defs = build_definitions(settings)
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        result = defs.resolve_job_def("sync").execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def("sync").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
     failures = {}
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
@@ -116,7 +125,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"generated demo district ({args.persons} people, seed {args.seed}) in {time.perf_counter() - started:.1f} s under {home / 'demo'}")
     for source, count in summary.counts.items():
         print(f"  {source:<20}{count:>8} rows")
-    outcome = run_pipeline(Settings(home, DEMO_SOURCES, DEMO_POLICY))
+    outcome = run_pipeline(Settings(home, DEMO_SOURCES, DEMO_POLICY), log_level=_dagster_level(args))
     _print_summary(outcome)
     return 0 if outcome.success else 1
 
@@ -128,9 +137,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sources_file=Path(args.sources).resolve() if args.sources else base.sources_file,
         policy_file=Path(args.policy).resolve() if args.policy else base.policy_file,
     )
-    outcome = run_pipeline(settings)
+    outcome = run_pipeline(settings, log_level=_dagster_level(args))
     _print_summary(outcome)
     return 0 if outcome.success else 1
+
+
+def _dagster_level(args: argparse.Namespace) -> str:
+    return "INFO" if args.verbose else "ERROR"
 
 
 def _cmd_dedup(args: argparse.Namespace) -> int:

@@ -102,7 +102,14 @@ def test_products_and_report_are_written(demo_run):
     analysts = pd.read_parquet(settings.home / "shared" / "statistics_analysts.parquet")
     assert "person_id" not in analysts.columns and "name" not in analysts.columns
     grid = pd.read_parquet(settings.home / "shared" / "grid_worker_cuiyuan_1.parquet")
-    assert len(grid) > 0
+    expected = query(settings, """
+        SELECT count(*) AS n FROM unified_population u
+        WHERE grid = '翠苑社区第1网格'
+          AND list_has_any(key_populations, ['elderly_living_alone', 'disabled', 'low_income_household'])
+          AND (SELECT arg_max(status, decided_at) FROM person_consent c WHERE c.person_id = u.person_id
+               AND purpose = 'service_delivery' AND recipient IN ('grid', '*')) = 'granted'""")["n"][0]
+    assert len(grid) == expected
+    assert grid["address"].dropna().str.contains("翠苑社区").all()
     report = (settings.home / "reports" / "latest.html").read_text(encoding="utf-8")
     for source in ("civil_affairs", "health", "justice", "census"):
         assert source in report
