@@ -154,6 +154,13 @@ def _cmd_dedup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, e.g. --persons 20000 (got {value})")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="silobreaker", description="Break the data silos: connect, stage, link, publish.")
@@ -161,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="generate the demo district and run the whole pipeline on it")
-    demo.add_argument("--persons", type=int, default=20_000, help="people in the district (default 20000)")
+    demo.add_argument("--persons", type=_positive_int, default=20_000, help="people in the district (default 20000)")
     demo.add_argument("--seed", type=int, default=20261123, help="random seed (default 20261123)")
     demo.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
     demo.set_defaults(func=_cmd_demo)

@@ -1,0 +1,48 @@
+"""The ``silobreaker`` command line: dedup on a file, and configuration errors as exit code 2."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipelines.cli import main
+from staging import id_check_digit
+
+ID17 = "33010619800101001"
+VALID = ID17 + id_check_digit(ID17)
+
+
+def test_dedup_command_maps_every_record(tmp_path, capsys):
+    source = tmp_path / "people.csv"
+    pd.DataFrame({
+        "record_id": ["a:1", "b:1", "c:1"],
+        "source": ["a", "b", "c"],
+        "name": ["王晓明", "王小明", "李娜"],
+        "sex": ["男", "1", "F"],
+        "birth_date": ["1980-01-01", "1980-01", "1990-05-05"],
+        "id_number": [VALID, VALID, ""],
+        "phone": ["13800000000", "", ""],
+        "address": ["", "", ""],
+    }).to_csv(source, index=False)
+    output = tmp_path / "persons.parquet"
+    assert main(["dedup", str(source), str(output)]) == 0
+    result = pd.read_parquet(output).set_index("record_id")["person_id"]
+    assert sorted(result.index) == ["a:1", "b:1", "c:1"]
+    assert result["a:1"] == result["b:1"] != result["c:1"]
+
+
+def test_bad_sources_file_exits_2_naming_file_and_key(tmp_path, capsys):
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("version: 1\nsources:\n  - name: x\n    kind: ftp\n", encoding="utf-8")
+    code = main(["run", "--home", str(tmp_path / "home"), "--sources", str(sources)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(sources) in err and "sources[0].kind" in err
+
+
+def test_impossible_demo_size_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--persons", "0", "--home", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
