@@ -1,0 +1,46 @@
+"""Identity resolution: which person records, within and across departments, are the same resident.
+
+Declaring and executing are kept apart: :mod:`dedup.settings` says which blocking rules, comparisons,
+weights and hard rules apply; :mod:`dedup.blocking` (DuckDB SQL), :mod:`dedup.compare` (rapidfuzz and
+numpy, batched), :mod:`dedup.score` and :mod:`dedup.cluster` carry them out; :func:`link_records` runs
+them in order. Nothing here imports Dagster: assets call in, never the other way.
+
+Example:
+    >>> from dedup import LinkSettings, link_records
+    >>> result = link_records(staged_records, LinkSettings(match_threshold=10.0))  # doctest: +SKIP
+    >>> result.mapping.head()                                                     # doctest: +SKIP
+"""
+
+from dedup.engine import LinkResult, link_records
+from dedup.files import dedup_file
+from dedup.prepare import REQUIRED_COLUMNS, prepare_records
+from dedup.settings import (
+    AddressComparison,
+    BirthDateComparison,
+    BlockingRule,
+    Comparison,
+    ComparisonLevel,
+    IdNumberComparison,
+    LinkSettings,
+    NameComparison,
+    PhoneComparison,
+    SexComparison,
+)
+
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "AddressComparison",
+    "BirthDateComparison",
+    "BlockingRule",
+    "Comparison",
+    "ComparisonLevel",
+    "IdNumberComparison",
+    "LinkResult",
+    "LinkSettings",
+    "NameComparison",
+    "PhoneComparison",
+    "SexComparison",
+    "dedup_file",
+    "link_records",
+    "prepare_records",
+]

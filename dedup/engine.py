@@ -1,0 +1,205 @@
+"""Run identity resolution end to end: prepare, block, compare, score, cluster.
+
+Memory stays bounded as the data grows: candidate pairs live in DuckDB (which spills to a temporary
+directory) and are streamed through comparison and scoring in batches of ``settings.chunk_size``; only
+links and near misses — a few per record — are kept in Python. Before clustering, the candidate pairs
+that fall inside one linked component are scored again to find the vetoed ones among them: those
+become cannot-link constraints, so transitivity never unites what a hard rule keeps apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from dedup.blocking import PAIRS_TABLE, candidate_pairs, iter_pair_batches
+from dedup.cluster import cluster_links, components, person_ids
+from dedup.compare import RecordArrays, compare_pairs, level_labels
+from dedup.prepare import prepare_records
+from dedup.score import score_pairs
+from dedup.settings import LinkSettings
+
+__all__ = ["LinkResult", "link_records"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    """What :func:`link_records` found.
+
+    Attributes:
+        mapping: ``record_id, person_id``, one row per input record, in input order.
+        pairs: links, near misses and high-scoring vetoed pairs: ``record_id_l, record_id_r, score,
+            decision`` (``link``, ``cut``, ``vetoed``, ``near_miss``), ``veto`` (hard rule or null),
+            ``rule`` (first blocking rule that produced the pair) and one level label per comparison.
+        stats: counts (records, candidate_pairs, links, persons, …) and ``seconds`` per phase.
+    """
+
+    mapping: pd.DataFrame
+    pairs: pd.DataFrame
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def link_records(records: pd.DataFrame, settings: LinkSettings | None = None) -> LinkResult:
+    """Resolve which records describe the same person.
+
+    Args:
+        records: canonical person records — at least ``record_id, source, name, sex, birth_date,
+            id_number, phone, address`` (see :func:`dedup.prepare.prepare_records`), raw or staged.
+        settings: blocking rules, comparisons, threshold; :class:`LinkSettings` defaults when omitted.
+
+    Returns:
+        :class:`LinkResult` with the record → person mapping, the explainable pairs and run statistics.
+
+    Example:
+        >>> result = link_records(staged)                     # doctest: +SKIP
+        >>> result.mapping.groupby("person_id").size().max()  # doctest: +SKIP
+    """
+    settings = settings or LinkSettings()
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+
+    prepared = prepare_records(records)
+    arrays = RecordArrays.from_prepared(prepared)
+    seconds["prepare"] = _lap(started)
+    log.info("prepared %d records in %.1fs", len(prepared), seconds["prepare"])
+
+    with tempfile.TemporaryDirectory(prefix="silobreaker-dedup-") as spill, duckdb.connect() as con:
+        con.execute(f"SET temp_directory = '{spill}'")
+        phase = time.perf_counter()
+        report = candidate_pairs(con, prepared, settings)
+        seconds["blocking"] = _lap(phase)
+
+        phase = time.perf_counter()
+        pairs = _score_candidates(con, arrays, settings, report.candidate_pairs)
+        seconds["compare_score"] = _lap(phase)
+
+        phase = time.perf_counter()
+        is_link = (pairs["decision"] == "link").to_numpy()
+        link_l = pairs["rid_l"].to_numpy()[is_link]
+        link_r = pairs["rid_r"].to_numpy()[is_link]
+        cannot_link = _vetoed_within(con, arrays, settings, components(len(prepared), link_l, link_r))
+    valid_id = prepared["id_number"].where(prepared["id_number_valid"])
+    clusters = cluster_links(len(prepared), link_l, link_r, pairs["score"].to_numpy()[is_link], valid_id, cannot_link)
+    decision = pairs["decision"].to_numpy(dtype=object).copy()
+    decision[np.flatnonzero(is_link)[clusters.cut]] = "cut"
+    pairs["decision"] = pd.Series(decision, dtype="str")
+    person_id = person_ids(prepared["record_id"], clusters.labels)
+    mapping = pd.DataFrame({"record_id": prepared["record_id"], "person_id": person_id})
+    seconds["cluster"] = _lap(phase)
+
+    pairs = _explain(pairs, prepared, settings)
+    seconds["total"] = _lap(started)
+    stats: dict[str, Any] = {
+        "records": len(prepared),
+        "candidate_pairs": report.candidate_pairs,
+        "pairs_per_rule": report.pairs_per_rule,
+        "skipped_blocks": report.skipped_blocks,
+        "skipped_block_records": report.skipped_records,
+        "links": int(is_link.sum() - clusters.cut.sum()),
+        "links_cut": int(clusters.cut.sum()),
+        "vetoed_pairs": int((pairs["decision"] == "vetoed").sum()),
+        "near_misses": int((pairs["decision"] == "near_miss").sum()),
+        "cannot_link_pairs": len(cannot_link[0]),
+        "split_components": clusters.split_components,
+        "persons": clusters.n_clusters,
+        "seconds": seconds,
+    }
+    log.info(
+        "linked %d records into %d persons (%d candidate pairs, %d links) in %.1fs",
+        stats["records"], stats["persons"], stats["candidate_pairs"], stats["links"], seconds["total"],
+    )
+    return LinkResult(mapping=mapping, pairs=pairs, stats=stats)
+
+
+def _score_candidates(
+    con: duckdb.DuckDBPyConnection, arrays: RecordArrays, settings: LinkSettings, total: int
+) -> pd.DataFrame:
+    """Compare and score every candidate pair batch by batch; keep links, near misses and vetoed pairs."""
+    kept: list[pd.DataFrame] = []
+    compared = 0
+    for rid_l, rid_r, rule in iter_pair_batches(con, settings.chunk_size):
+        levels = compare_pairs(arrays, rid_l, rid_r, settings.comparisons)
+        scored = score_pairs(levels, settings)
+        mask = scored.kept
+        batch = levels.loc[mask].reset_index(drop=True)
+        batch.insert(0, "rid_l", rid_l[mask])
+        batch.insert(1, "rid_r", rid_r[mask])
+        batch["rule"] = rule[mask]
+        batch["score"] = scored.score[mask]
+        batch["decision"] = scored.decision[mask].to_numpy()
+        batch["veto"] = scored.veto[mask].to_numpy()
+        kept.append(batch)
+        compared += len(rid_l)
+        log.info("compared %d / %d candidate pairs", compared, total)
+    return pd.concat(kept, ignore_index=True) if kept else _empty_pairs(settings)
+
+
+def _vetoed_within(
+    con: duckdb.DuckDBPyConnection, arrays: RecordArrays, settings: LinkSettings, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs a hard rule vetoes whose records the links nonetheless put in one component.
+
+    Only pairs inside a component can make it inconsistent, and there are few of them (about as many
+    as links), so they are fetched again from DuckDB and re-scored instead of keeping every vetoed
+    pair of the whole run in memory.
+    """
+    rid = np.flatnonzero(np.bincount(labels, minlength=0)[labels] > 1).astype(np.int32)
+    con.register("dedup_components", pd.DataFrame({"rid": rid, "label": labels[rid]}))
+    inside = con.execute(
+        f"SELECT p.rid_l, p.rid_r FROM {PAIRS_TABLE} p "
+        "JOIN dedup_components l ON p.rid_l = l.rid JOIN dedup_components r ON p.rid_r = r.rid "
+        "WHERE l.label = r.label"
+    ).fetchnumpy()
+    con.unregister("dedup_components")
+    rid_l, rid_r = np.asarray(inside["rid_l"]), np.asarray(inside["rid_r"])
+    scored = score_pairs(compare_pairs(arrays, rid_l, rid_r, settings.comparisons), settings)
+    vetoed = scored.veto.notna().to_numpy()
+    return rid_l[vetoed], rid_r[vetoed]
+
+
+def _explain(pairs: pd.DataFrame, prepared: pd.DataFrame, settings: LinkSettings) -> pd.DataFrame:
+    """Swap positions for record ids, rule indexes for names and level codes for labels."""
+    record_id = prepared["record_id"].to_numpy(dtype=object)
+    rules = np.asarray([rule.name for rule in settings.blocking_rules], dtype=object)
+    out = pd.DataFrame(
+        {
+            "record_id_l": pd.Series(record_id[pairs["rid_l"].to_numpy(dtype=np.int64)], dtype="str"),
+            "record_id_r": pd.Series(record_id[pairs["rid_r"].to_numpy(dtype=np.int64)], dtype="str"),
+            "score": pairs["score"].astype("float32"),
+            "decision": pairs["decision"],
+            "veto": pairs["veto"],
+            "rule": pd.Series(rules[pairs["rule"].to_numpy(dtype=np.int64)], dtype="str"),
+        }
+    )
+    for comparison in settings.comparisons:
+        out[comparison.field] = level_labels(comparison, pairs[comparison.field])
+    return out.sort_values(["record_id_l", "record_id_r"], ignore_index=True)
+
+
+def _empty_pairs(settings: LinkSettings) -> pd.DataFrame:
+    columns: dict[str, pd.Series] = {
+        "rid_l": pd.Series([], dtype=np.int32),
+        "rid_r": pd.Series([], dtype=np.int32),
+    }
+    for comparison in settings.comparisons:
+        columns[comparison.field] = pd.Series([], dtype=np.int8)
+    columns["ids_both_valid"] = pd.Series([], dtype=bool)
+    columns["same_source"] = pd.Series([], dtype=bool)
+    columns["rule"] = pd.Series([], dtype=np.int16)
+    columns["score"] = pd.Series([], dtype=np.float32)
+    columns["decision"] = pd.Series([], dtype="str")
+    columns["veto"] = pd.Series([], dtype="str")
+    return pd.DataFrame(columns)
+
+
+def _lap(since: float) -> float:
+    return round(time.perf_counter() - since, 3)

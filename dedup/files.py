@@ -1,0 +1,107 @@
+"""``silobreaker dedup INPUT OUTPUT``: link the person records of one file, outside the pipeline.
+
+For a data team that wants person ids for an export it holds (a department's register, a merged
+spreadsheet) without configuring a source. The file goes through the same engine as the pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.errors import TerminalError
+from dedup.engine import link_records
+from dedup.prepare import REQUIRED_COLUMNS
+from dedup.settings import LinkSettings
+
+__all__ = ["dedup_file"]
+
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
+_CSV_SUFFIXES = {".csv", ".txt"}
+
+
+def dedup_file(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    settings: LinkSettings | None = None,
+) -> dict[str, Any]:
+    """Assign a person id to every record of a parquet or UTF-8 CSV file.
+
+    Args:
+        input_path: ``.parquet`` or ``.csv`` (UTF-8, with or without BOM) with columns
+            ``record_id, source, name, sex, birth_date, id_number, phone, address``; values may be empty,
+            extra columns are ignored. ``sex`` may be ``M``/``F``, ``男``/``女`` or ``1``/``2``.
+        output_path: parquet file to write, with ``record_id, person_id``, one row per input record.
+            Written to a temporary name first, so a failed run never leaves half a file.
+        settings: engine settings; defaults when omitted.
+
+    Returns:
+        Statistics for the CLI to print: input, output, records, persons, candidate pairs, links, seconds.
+
+    Raises:
+        TerminalError: the input is missing, of an unknown kind, unreadable, or lacks a required column.
+    """
+    started = time.perf_counter()
+    source = Path(input_path)
+    target = Path(output_path)
+    records = _read(source)
+    missing = [column for column in REQUIRED_COLUMNS if column not in records.columns]
+    if missing:
+        raise TerminalError(
+            f"{source}: missing required column(s) {', '.join(missing)}; the file needs columns "
+            f"{', '.join(REQUIRED_COLUMNS)} (values may be empty, extra columns are ignored)"
+        )
+    try:
+        result = link_records(records.loc[:, list(REQUIRED_COLUMNS)], settings)
+    except TerminalError as e:
+        raise TerminalError(f"{source}: {e}") from e
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    table = pa.table(
+        {
+            "record_id": pa.array(result.mapping["record_id"].tolist(), type=pa.string()),
+            "person_id": pa.array(result.mapping["person_id"].tolist(), type=pa.string()),
+        }
+    )
+    try:
+        pq.write_table(table, partial)
+        partial.replace(target)
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        raise TerminalError(f"cannot write {target}: {e}; check the directory exists and is writable") from e
+    return {
+        "input": str(source),
+        "output": str(target),
+        "records": result.stats["records"],
+        "persons": result.stats["persons"],
+        "candidate_pairs": result.stats["candidate_pairs"],
+        "links": result.stats["links"],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise TerminalError(f"{path}: no such file; give the path of a .parquet or .csv file of person records")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in _PARQUET_SUFFIXES:
+            return pd.read_parquet(path)
+        if suffix in _CSV_SUFFIXES:
+            # Every value stays text: ID numbers and phones must keep leading zeros and trailing X.
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise TerminalError(
+            f"{path}: not UTF-8 (byte {e.start}); re-save the CSV as UTF-8, or declare it as a source "
+            f"with encoding: gbk in sources.yaml"
+        ) from e
+    except (OSError, ValueError, pa.ArrowException) as e:
+        raise TerminalError(f"{path}: cannot be read as {suffix[1:]}: {e}") from e
+    raise TerminalError(f"{path}: unknown file kind {suffix!r}; use .parquet or .csv (UTF-8)")

@@ -1,0 +1,243 @@
+"""Turn canonical person records into the features the engine blocks and compares on.
+
+Raw records (``silobreaker dedup`` on a department's export) and staged records (the pipeline) take the
+same path: every derived column is recomputed with the staging normalisers, which are idempotent, so a
+staged value comes back unchanged and a raw one is normalised exactly as staging would have done it.
+Normalisation itself lives in :mod:`staging.normalize`; this module only derives blocking keys.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from core.errors import TerminalError
+from staging.normalize import (
+    name_pinyin,
+    normalize_address,
+    normalize_name,
+    normalize_phone,
+    parse_dates,
+    parse_id_numbers,
+)
+
+__all__ = [
+    "BIRTH_DATE_FORMATS",
+    "OPTIONAL_COLUMNS",
+    "PREPARED_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "household_key",
+    "normalize_sex",
+    "prepare_records",
+]
+
+#: Columns every input must have (values may be empty).
+REQUIRED_COLUMNS: tuple[str, ...] = ("record_id", "source", "name", "sex", "birth_date", "id_number", "phone", "address")
+
+#: Columns used when present. Derived ones (pinyin, ID validity, date precision) are recomputed anyway;
+#: community and grid are carried as blocking keys.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("name_pinyin", "id_number_valid", "community", "grid", "birth_date_precision")
+
+#: Date layouts accepted in ``birth_date``: staged ISO values at every precision first, then what
+#: department exports commonly hold.
+BIRTH_DATE_FORMATS: tuple[str, ...] = (
+    "%Y-%m-%d",
+    "%Y-%m",
+    "%Y",
+    "%Y%m%d",
+    "%Y/%m/%d",
+    "%Y.%m.%d",
+    "%Y年%m月%d日",
+    "%Y%m",
+    "%Y/%m",
+    "%Y.%m",
+    "%Y年%m月",
+    "%Y年",
+)
+
+#: Columns of :func:`prepare_records` output, in order.
+PREPARED_COLUMNS: tuple[str, ...] = (
+    "rid",
+    "record_id",
+    "source",
+    "name",
+    "name_pinyin",
+    "surname_pinyin",
+    "given_pinyin",
+    "sex",
+    "birth_date",
+    "birth_precision",
+    "birth_from_id",
+    "birth_year",
+    "birth_ym",
+    "birth_md",
+    "id_number",
+    "id_number_valid",
+    "phone",
+    "address",
+    "household",
+    "community",
+    "grid",
+)
+
+_SEX_VALUES = {
+    "m": "M",
+    "male": "M",
+    "男": "M",
+    "1": "M",
+    "f": "F",
+    "female": "F",
+    "女": "F",
+    "2": "F",
+}
+
+#: Precision codes: a pair is compared at the smaller of its two codes.
+_PRECISION_CODES = {"year": 1, "month": 2, "day": 3}
+
+
+def normalize_sex(values: pd.Series) -> pd.Series:
+    """Map the sex codes departments use (M/F, 男/女, GB/T 2261.1 ``1``/``2``) to ``M``/``F``; else null.
+
+    Example:
+        >>> normalize_sex(pd.Series(["男", "2", "m", "未知"])).tolist()
+        ['M', 'F', 'M', nan]
+    """
+    text = _text(values).str.strip().str.lower()
+    return text.map(_SEX_VALUES).astype("str")
+
+
+def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
+    """Normalise canonical person records and derive blocking keys.
+
+    Args:
+        records: one row per record with at least :data:`REQUIRED_COLUMNS` (strings, any may be empty);
+            :data:`OPTIONAL_COLUMNS` are used when present, other columns are ignored. ``record_id``
+            must be present and unique.
+
+    Returns:
+        A frame with :data:`PREPARED_COLUMNS`, one row per input row in input order. ``rid`` is the
+        row position (int32), the handle blocking and clustering use. Missing values are null, never
+        empty strings, so they never block together or compare equal. Birth dates fall back to the one
+        embedded in the ID number when the record states none; ``birth_precision`` is 0 (none), 1 (year),
+        2 (month) or 3 (day). ``sex`` is the one a valid ID encodes, else the stated one.
+
+    Raises:
+        TerminalError: a required column is missing, or ``record_id`` is empty or repeated.
+    """
+    missing = [column for column in REQUIRED_COLUMNS if column not in records.columns]
+    if missing:
+        raise TerminalError(
+            f"person records lack column(s) {missing}; dedup needs {list(REQUIRED_COLUMNS)} (values may be empty)"
+        )
+    record_id = _text(records["record_id"]).reset_index(drop=True)
+    if record_id.isna().any():
+        row = int(np.flatnonzero(record_id.isna().to_numpy())[0])
+        raise TerminalError(f"record_id is empty in row {row}; every record needs a unique record_id such as 'census:42'")
+    repeated = record_id[record_id.duplicated()]
+    if len(repeated):
+        raise TerminalError(
+            f"record_id {repeated.iloc[0]!r} occurs more than once ({len(repeated)} repeats); record ids must be unique"
+        )
+    frame = records.reset_index(drop=True)
+
+    name = normalize_name(_text(frame["name"])).astype("str")
+    pinyin = name_pinyin(name).astype("str")
+    syllables = pinyin.str.extract(r"^(?P<surname>\S+)(?: (?P<given>.+))?$")
+    surname = syllables["surname"]
+    given = syllables["given"]
+
+    ids = parse_id_numbers(_text(frame["id_number"]))
+    id_number = _blank_to_na(ids["id_number"].astype("str"))
+    id_valid = ids["id_number_valid"].fillna(False).astype(bool).to_numpy()
+
+    stated = parse_dates(_text(frame["birth_date"]), list(BIRTH_DATE_FORMATS))
+    birth = stated["date"].astype("str").to_numpy(dtype=object)
+    precision = stated["precision"].map(_PRECISION_CODES).fillna(0).astype("int8").to_numpy()
+    id_birth = ids["id_birth_date"].astype("str").to_numpy(dtype=object)
+    from_id = (precision == 0) & pd.notna(id_birth)
+    birth = np.where(from_id, id_birth, birth)
+    precision = np.where(from_id, np.int8(3), precision).astype("int8")
+    birth = pd.Series(birth, dtype="str")
+
+    address = _blank_to_na(normalize_address(_text(frame["address"])).astype("str"))
+
+    # A valid ID's sex digit is protected by the check character; a stated 男/女 is not.
+    id_sex = ids["id_sex"].astype("str").reset_index(drop=True)
+    sex = id_sex.where(pd.Series(id_valid), normalize_sex(frame["sex"]))
+
+    prepared = pd.DataFrame(
+        {
+            "rid": np.arange(len(frame), dtype=np.int32),
+            "record_id": record_id,
+            "source": _text(frame["source"]),
+            "name": _blank_to_na(name),
+            "name_pinyin": _blank_to_na(pinyin),
+            "surname_pinyin": _blank_to_na(surname.astype("str")),
+            "given_pinyin": _blank_to_na(given.astype("str")),
+            "sex": sex,
+            "birth_date": birth.where(precision > 0),
+            "birth_precision": precision,
+            "birth_from_id": from_id,
+            "birth_year": birth.str[:4].where(precision >= 1),
+            "birth_ym": birth.str[:7].where(precision >= 2),
+            "birth_md": birth.str[5:10].where(precision >= 3),
+            "id_number": id_number,
+            "id_number_valid": id_valid & id_number.notna().to_numpy(),
+            "phone": _blank_to_na(normalize_phone(_text(frame["phone"])).astype("str")),
+            "address": address,
+            "household": household_key(address),
+            "community": _optional_text(frame, "community"),
+            "grid": _optional_text(frame, "grid"),
+        }
+    )
+    return prepared.loc[:, list(PREPARED_COLUMNS)]
+
+
+def household_key(addresses: pd.Series) -> pd.Series:
+    """The flat an address points to, whatever way it is written: ``社区|building-unit-room``.
+
+    Departments write one flat as 示范区西溪街道翠苑社区3幢2单元501室, 西溪街道翠苑社区3栋2单元501室 or
+    西溪街道翠苑社区3-2-501; all give ``翠苑社区|3-2-501``. The place is the last 社区/小区/村 name (one
+    without 区, 道, 镇 or 乡 in it); the numbers are every digit run after it. Addresses without such a
+    place give null, and are compared as text only.
+
+    Example:
+        >>> household_key(pd.Series(["示范区西溪街道翠苑社区3幢2单元501室", "西溪街道翠苑社区3-2-501"])).tolist()
+        ['翠苑社区|3-2-501', '翠苑社区|3-2-501']
+    """
+    array = pa.array(addresses.astype("str").to_numpy(dtype=object, na_value=None), type=pa.large_string())
+    encoded = pc.dictionary_encode(array)
+    parts = pc.extract_regex(encoded.dictionary, _HOUSEHOLD)
+    numbers = pc.utf8_trim(pc.replace_substring_regex(parts.field("rest"), r"[^0-9]+", "-"), "-")
+    key = pc.binary_join_element_wise(parts.field("place"), numbers, pa.scalar("|", pa.large_string()))
+    key = pc.if_else(pc.and_(pc.is_valid(parts), pc.greater(pc.utf8_length(numbers), 0)), key, pa.scalar(None, key.type))
+    return pd.Series(pc.take(key, encoded.indices).to_pandas(), dtype="str")
+
+
+# RE2 (Arrow) syntax. The place may not contain 区/道/镇/乡, so the match starts after the district
+# or street rather than swallowing it.
+_HOUSEHOLD = r"(?P<place>[^区道镇乡县市]{1,12}?(?:社区|小区|村))(?P<rest>.*)$"
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Strings with empty and whitespace-only values as null; integral floats lose their ``.0``."""
+    series = pd.Series(values).reset_index(drop=True)
+    if pd.api.types.is_float_dtype(series.dtype):
+        whole = series.dropna()
+        if (whole == np.floor(whole)).all():
+            series = series.astype("Int64")
+    text = series.astype("str")
+    return _blank_to_na(text.str.strip())
+
+
+def _blank_to_na(values: pd.Series) -> pd.Series:
+    values = values.astype("str")
+    return values.where(values.str.len() > 0)
+
+
+def _optional_text(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column in frame.columns:
+        return _text(frame[column])
+    return pd.Series([None] * len(frame), dtype="str")

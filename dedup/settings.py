@@ -1,0 +1,412 @@
+"""What the identity-resolution engine should do, declared as data.
+
+Nothing here runs a comparison or a query: :mod:`dedup.blocking` turns :class:`BlockingRule` into SQL,
+:mod:`dedup.compare` turns each comparison into vectorised code, :mod:`dedup.score` adds up the level
+weights. Keeping the declaration apart lets a later trainer (EM-estimated Fellegi–Sunter weights) replace
+the hand-set weights without touching the executors — the same split Splink makes between its comparison
+creators and its backends.
+
+Every class validates itself when constructed and says, on failure, what a correct value looks like.
+
+Example:
+    >>> settings = LinkSettings(match_threshold=10.0)
+    >>> [rule.name for rule in settings.blocking_rules][:2]
+    ['id_number', 'pinyin_birth_month']
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from core.errors import ConfigError
+
+__all__ = [
+    "BLOCKING_KEYS",
+    "HARD_RULES",
+    "AddressComparison",
+    "BirthDateComparison",
+    "BlockingRule",
+    "Comparison",
+    "ComparisonLevel",
+    "IdNumberComparison",
+    "LinkSettings",
+    "NameComparison",
+    "PhoneComparison",
+    "SexComparison",
+    "default_blocking_rules",
+    "default_comparisons",
+]
+
+#: Columns of :func:`dedup.prepare.prepare_records` output that a blocking rule may use as a key.
+BLOCKING_KEYS: frozenset[str] = frozenset(
+    {
+        "id_number",
+        "name",
+        "name_pinyin",
+        "surname_pinyin",
+        "given_pinyin",
+        "birth_date",
+        "birth_ym",
+        "birth_year",
+        "birth_md",
+        "sex",
+        "phone",
+        "community",
+        "grid",
+        "household",
+    }
+)
+
+#: Vetoes the scorer can apply; a vetoed pair never links whatever its score.
+HARD_RULES: dict[str, str] = {
+    "distinct_valid_ids": "both ID numbers carry a valid check digit and differ",
+    "different_sex": "the sexes differ (a valid ID's sex digit overrides the stated sex) and the ID numbers are not equal",
+    "contradicting_birth_dates": "birth dates differ at their common precision and the ID numbers do not agree",
+    "same_source_mismatch": (
+        "one source holds both records, under differently written names or at different addresses, "
+        "and the ID numbers do not agree"
+    ),
+}
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class BlockingRule:
+    """Records that agree exactly on every key become candidate pairs.
+
+    Args:
+        name: snake_case label, reported per candidate pair as the first rule that produced it.
+        keys: prepared columns (see :data:`BLOCKING_KEYS`) that must all be present and equal.
+        max_block_size: a block (records sharing one key value) larger than this is skipped and logged,
+            because it would cost n²/2 comparisons for little evidence (a placeholder phone number,
+            a common name in one birth month). ``None`` uses :attr:`LinkSettings.max_block_size`.
+
+    Example:
+        >>> BlockingRule("pinyin_birth_month", keys=("name_pinyin", "birth_ym")).keys
+        ('name_pinyin', 'birth_ym')
+    """
+
+    name: str
+    keys: tuple[str, ...]
+    max_block_size: int | None = None
+
+    def __post_init__(self) -> None:
+        example = 'BlockingRule("pinyin_birth_month", keys=("name_pinyin", "birth_ym"))'
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            raise ConfigError(f"blocking rule name {self.name!r} must be snake_case, e.g. {example}")
+        if isinstance(self.keys, str) or not isinstance(self.keys, tuple | list) or not self.keys:
+            raise ConfigError(
+                f"blocking rule {self.name!r}: keys must be a non-empty tuple of column names, e.g. {example}"
+            )
+        object.__setattr__(self, "keys", tuple(self.keys))
+        unknown = [key for key in self.keys if key not in BLOCKING_KEYS]
+        if unknown:
+            raise ConfigError(
+                f"blocking rule {self.name!r}: unknown key(s) {unknown}; choose from {sorted(BLOCKING_KEYS)}, "
+                f"e.g. {example}"
+            )
+        if len(set(self.keys)) != len(self.keys):
+            raise ConfigError(f"blocking rule {self.name!r}: keys {self.keys} repeat a column, e.g. {example}")
+        if self.max_block_size is not None and (
+            not isinstance(self.max_block_size, int) or self.max_block_size < 2
+        ):
+            raise ConfigError(
+                f"blocking rule {self.name!r}: max_block_size must be an integer >= 2 or None, "
+                f"got {self.max_block_size!r}; e.g. BlockingRule('phone', keys=('phone',), max_block_size=50)"
+            )
+
+
+@dataclass(frozen=True)
+class ComparisonLevel:
+    """One outcome of a comparison and the evidence it carries.
+
+    ``weight`` is in bits (log2 of the likelihood ratio m/u, as Fellegi–Sunter has it): positive
+    supports "same person", negative supports "different people", zero is no evidence (e.g. a value
+    missing on either side).
+    """
+
+    label: str
+    weight: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.label, str) or not _NAME_RE.match(self.label):
+            raise ConfigError(
+                f"comparison level label {self.label!r} must be snake_case, e.g. ComparisonLevel('exact', 8.0)"
+            )
+        if isinstance(self.weight, bool) or not isinstance(self.weight, int | float) or not math.isfinite(self.weight):
+            raise ConfigError(
+                f"comparison level {self.label!r}: weight must be a finite number, got {self.weight!r}; "
+                f"e.g. ComparisonLevel('{self.label}', 4.0)"
+            )
+
+
+def _levels(**weights: float) -> tuple[ComparisonLevel, ...]:
+    return tuple(ComparisonLevel(label, weight) for label, weight in weights.items())
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Base of the declared comparisons: a field and one weighted level per possible outcome.
+
+    Subclasses fix ``field`` and the level labels (in order: level code 0 is always ``null``, a value
+    missing on either side); the executor in :mod:`dedup.compare` decides which level each pair reaches.
+    Levels are listed in the order the executor tests them, so the labels must match exactly.
+    """
+
+    field: ClassVar[str] = ""
+    labels: ClassVar[tuple[str, ...]] = ()
+    levels: tuple[ComparisonLevel, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "levels", tuple(self.levels))
+        got = tuple(level.label for level in self.levels if isinstance(level, ComparisonLevel))
+        if len(got) != len(self.levels) or got != self.labels:
+            example = ", ".join(f"ComparisonLevel({label!r}, ...)" for label in self.labels)
+            raise ConfigError(
+                f"{type(self).__name__}: levels must be exactly ({example}) in that order, got labels {got}"
+            )
+
+    def weights(self) -> tuple[float, ...]:
+        """Weight per level code (the position of the level in :attr:`labels`)."""
+        return tuple(level.weight for level in self.levels)
+
+    def weight(self, label: str) -> float:
+        """Weight of the level called ``label``."""
+        return self.levels[self.labels.index(label)].weight
+
+    @staticmethod
+    def _check_fraction(owner: str, name: str, value: float, example: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
+            raise ConfigError(f"{owner}: {name} must be a similarity in (0, 1], got {value!r}; e.g. {example}")
+
+
+@dataclass(frozen=True)
+class IdNumberComparison(Comparison):
+    """Resident ID numbers (18-character GB 11643 form after staging).
+
+    Levels: ``exact``; ``typo`` — one substituted character or two adjacent characters swapped, the
+    keying errors MOD 11-2 is designed to catch (so at least one of the two is invalid); ``different``.
+    """
+
+    field: ClassVar[str] = "id_number"
+    labels: ClassVar[tuple[str, ...]] = ("null", "exact", "typo", "different")
+    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, exact=14.0, typo=8.0, different=-6.0)
+
+
+@dataclass(frozen=True)
+class NameComparison(Comparison):
+    """Names in Chinese characters, with pinyin to see through homophones and input-method slips.
+
+    Levels: ``exact`` characters; ``homophone`` — same toneless pinyin (张玮 / 张伟); ``similar`` —
+    character similarity (normalised Levenshtein) at least ``similar_threshold`` (one character wrong
+    or missing in a three-character name) or pinyin similarity at least ``pinyin_threshold``;
+    ``different``.
+
+    ``similar`` weighs *against* a match by default: within a household, names one character apart
+    (王明轩 / 王明林) are far more often twins or siblings than a typing slip, which input methods make
+    as homophones. A similar name still links when the ID numbers agree.
+    """
+
+    field: ClassVar[str] = "name"
+    labels: ClassVar[tuple[str, ...]] = ("null", "exact", "homophone", "similar", "different")
+    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, exact=5.0, homophone=4.0, similar=-3.0, different=-6.0)
+    similar_threshold: float = 0.6
+    pinyin_threshold: float = 0.85
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_fraction(
+            "NameComparison", "similar_threshold", self.similar_threshold, "NameComparison(similar_threshold=0.6)"
+        )
+        self._check_fraction(
+            "NameComparison", "pinyin_threshold", self.pinyin_threshold, "NameComparison(pinyin_threshold=0.85)"
+        )
+
+
+@dataclass(frozen=True)
+class BirthDateComparison(Comparison):
+    """Birth dates compared at the precision both sides state (the census gives year-month only).
+
+    Levels: ``day`` — equal to the day; ``month`` — equal, month is the common precision; ``year`` —
+    equal, year is the common precision; ``swapped`` — day and month transposed (03-04 / 04-03);
+    ``different``. A record without a stated birth date falls back to the one embedded in its ID number.
+    """
+
+    field: ClassVar[str] = "birth_date"
+    labels: ClassVar[tuple[str, ...]] = ("null", "day", "month", "year", "swapped", "different")
+    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, day=6.0, month=3.0, year=1.0, swapped=1.0, different=-8.0)
+
+
+@dataclass(frozen=True)
+class SexComparison(Comparison):
+    """Sex (``M``/``F``): the one a valid ID number encodes, else the one stated.
+
+    A valid ID is trusted over the stated sex because a wrong sex digit would break the check
+    character, while a wrong 男/女 on a form breaks nothing.
+    """
+
+    field: ClassVar[str] = "sex"
+    labels: ClassVar[tuple[str, ...]] = ("null", "equal", "different")
+    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, equal=0.5, different=-10.0)
+
+
+@dataclass(frozen=True)
+class PhoneComparison(Comparison):
+    """Phone numbers after normalisation (digits only).
+
+    Equal numbers are household evidence more than personal evidence (children and the elderly give a
+    guardian's number), so they weigh no more than a shared address; different numbers are weak
+    evidence against, since people change them.
+    """
+
+    field: ClassVar[str] = "phone"
+    labels: ClassVar[tuple[str, ...]] = ("null", "equal", "different")
+    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, equal=3.0, different=-1.0)
+
+
+@dataclass(frozen=True)
+class AddressComparison(Comparison):
+    """Normalised address text. Family members share an address, so even ``exact`` is modest evidence.
+
+    Levels: ``exact`` text; ``household`` — the same flat written another way (3幢2单元501室 / 3-2-501,
+    see :func:`dedup.prepare.household_key`); ``similar`` — Indel similarity at least
+    ``similar_threshold``; ``different`` (people move, so this is weak evidence against).
+    """
+
+    field: ClassVar[str] = "address"
+    labels: ClassVar[tuple[str, ...]] = ("null", "exact", "household", "similar", "different")
+    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, exact=3.0, household=3.0, similar=1.0, different=-2.0)
+    similar_threshold: float = 0.8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_fraction(
+            "AddressComparison", "similar_threshold", self.similar_threshold, "AddressComparison(similar_threshold=0.8)"
+        )
+
+
+def default_blocking_rules() -> tuple[BlockingRule, ...]:
+    """The blocking rules that suit the canonical person record.
+
+    Each rule catches pairs the others miss, and each keeps its blocks small as the district grows
+    (a rule whose blocks grow with the population, such as surname + birth date alone, makes the
+    number of pairs grow with its square): the ID number catches name changes and mistyped names;
+    pinyin + birth month catches mistyped ID numbers, homophones and records without an ID (the census
+    gives year-month only); the phone catches records without a usable birth date; flat + birth month
+    catches a mistyped name together with a mistyped or missing ID; surname + birth date + community
+    catches mistyped given names in the registers that record the community.
+    """
+    return (
+        BlockingRule("id_number", keys=("id_number",)),
+        BlockingRule("pinyin_birth_month", keys=("name_pinyin", "birth_ym")),
+        BlockingRule("phone", keys=("phone",), max_block_size=50),
+        BlockingRule("household_birth_month", keys=("household", "birth_ym")),
+        BlockingRule("surname_birth_date_community", keys=("surname_pinyin", "birth_date", "community")),
+    )
+
+
+def default_comparisons() -> tuple[Comparison, ...]:
+    """One comparison per canonical field, with hand-set weights in bits."""
+    return (
+        IdNumberComparison(),
+        NameComparison(),
+        BirthDateComparison(),
+        SexComparison(),
+        PhoneComparison(),
+        AddressComparison(),
+    )
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """Everything the engine needs to link person records, as data.
+
+    Args:
+        blocking_rules: which pairs are compared at all.
+        comparisons: how a pair is compared, field by field; at most one per field.
+        match_threshold: a pair whose summed weight reaches this (and no hard rule vetoes) is linked.
+            The default weights and threshold are set by hand and checked on the demo district
+            (``benchmarks/demo_accuracy.py``); EM-trained weights are meant to replace them.
+        review_margin: pairs within this many bits below the threshold are kept in
+            :attr:`dedup.engine.LinkResult.pairs` as near misses, to explain and to tune.
+        max_block_size: default cap on records per block (see :class:`BlockingRule`).
+        hard_rules: vetoes to apply, keys of :data:`HARD_RULES`. A vetoed pair is never linked, and
+            clustering never puts its two records in one person, however they are chained.
+        chunk_size: candidate pairs compared per batch; bounds memory whatever the data size.
+
+    Example:
+        >>> LinkSettings(match_threshold=12.0, max_block_size=500).match_threshold
+        12.0
+    """
+
+    blocking_rules: tuple[BlockingRule, ...] = field(default_factory=default_blocking_rules)
+    comparisons: tuple[Comparison, ...] = field(default_factory=default_comparisons)
+    match_threshold: float = 10.0
+    review_margin: float = 4.0
+    max_block_size: int = 1000
+    hard_rules: tuple[str, ...] = tuple(HARD_RULES)
+    chunk_size: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        for name in ("blocking_rules", "comparisons", "hard_rules"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, tuple | list):
+                raise ConfigError(f"LinkSettings.{name} must be a tuple, got {type(value).__name__}")
+            object.__setattr__(self, name, tuple(value))
+        if not self.blocking_rules or not all(isinstance(rule, BlockingRule) for rule in self.blocking_rules):
+            raise ConfigError(
+                "LinkSettings.blocking_rules must hold at least one BlockingRule, e.g. "
+                "blocking_rules=(BlockingRule('id_number', keys=('id_number',)),)"
+            )
+        names = [rule.name for rule in self.blocking_rules]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"LinkSettings.blocking_rules: names must be unique, got {names}")
+        if not self.comparisons or not all(isinstance(c, Comparison) and c.field for c in self.comparisons):
+            raise ConfigError(
+                "LinkSettings.comparisons must hold at least one comparison such as NameComparison(), "
+                "e.g. comparisons=(IdNumberComparison(), NameComparison(), BirthDateComparison())"
+            )
+        fields = [c.field for c in self.comparisons]
+        if len(set(fields)) != len(fields):
+            raise ConfigError(f"LinkSettings.comparisons: one comparison per field, got fields {fields}")
+        for name in ("match_threshold", "review_margin"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ConfigError(f"LinkSettings.{name} must be a finite number of bits, got {value!r}; e.g. {name}=10.0")
+        if self.review_margin < 0:
+            raise ConfigError(f"LinkSettings.review_margin must be >= 0, got {self.review_margin!r}; e.g. review_margin=4.0")
+        if isinstance(self.max_block_size, bool) or not isinstance(self.max_block_size, int) or self.max_block_size < 2:
+            raise ConfigError(
+                f"LinkSettings.max_block_size must be an integer >= 2, got {self.max_block_size!r}; e.g. max_block_size=1000"
+            )
+        if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
+            raise ConfigError(
+                f"LinkSettings.chunk_size must be a positive integer, got {self.chunk_size!r}; e.g. chunk_size=1_000_000"
+            )
+        unknown = [rule for rule in self.hard_rules if rule not in HARD_RULES]
+        if unknown:
+            raise ConfigError(f"LinkSettings.hard_rules: unknown rule(s) {unknown}; choose from {list(HARD_RULES)}")
+        needs = {
+            "distinct_valid_ids": "id_number",
+            "different_sex": "sex",
+            "contradicting_birth_dates": "birth_date",
+            "same_source_mismatch": "name",
+        }
+        for rule in self.hard_rules:
+            if needs[rule] not in fields:
+                raise ConfigError(
+                    f"LinkSettings: hard rule {rule!r} needs a {needs[rule]} comparison; add it to comparisons "
+                    f"or drop the rule from hard_rules"
+                )
+
+    def comparison(self, field_name: str) -> Comparison | None:
+        """The declared comparison for ``field_name``, or ``None``."""
+        return next((c for c in self.comparisons if c.field == field_name), None)
+
+    def block_size_limit(self, rule: BlockingRule) -> int:
+        """The block-size cap that applies to ``rule``."""
+        return rule.max_block_size if rule.max_block_size is not None else self.max_block_size

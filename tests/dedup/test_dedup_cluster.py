@@ -1,0 +1,93 @@
+"""Clustering: components of links, split wherever two valid ID numbers would share a person."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from dedup.cluster import cluster_links, person_ids
+
+ID_1 = "11010519491231002X"
+ID_2 = "110105194912310021"
+
+
+def groups(labels: np.ndarray) -> set[frozenset[int]]:
+    return {frozenset(np.flatnonzero(labels == label).tolist()) for label in np.unique(labels)}
+
+
+def test_components_follow_links() -> None:
+    clusters = cluster_links(5, np.array([0, 1, 3]), np.array([1, 2, 4]), np.array([10.0, 10.0, 10.0]),
+                             pd.Series([None] * 5, dtype="str"))
+    assert groups(clusters.labels) == {frozenset({0, 1, 2}), frozenset({3, 4})}
+    assert not clusters.cut.any() and clusters.split_components == 0
+
+
+def test_chain_between_two_valid_ids_is_cut_at_its_weakest_link() -> None:
+    # 0 (ID_1) -- 1 (no ID) -- 2 (ID_2): record 1 stays with the side it is more strongly linked to.
+    clusters = cluster_links(3, np.array([0, 1]), np.array([1, 2]), np.array([11.0, 15.0]),
+                             pd.Series([ID_1, None, ID_2], dtype="str"))
+    assert groups(clusters.labels) == {frozenset({0}), frozenset({1, 2})}
+    assert clusters.cut.tolist() == [True, False]
+    assert clusters.split_components == 1
+
+
+def test_same_valid_id_stays_together_when_splitting() -> None:
+    # 0 and 3 share ID_1; 2 holds ID_2; the weak link 1-2 is the one refused.
+    clusters = cluster_links(
+        4,
+        np.array([0, 1, 0]),
+        np.array([1, 2, 3]),
+        np.array([12.0, 10.5, 20.0]),
+        pd.Series([ID_1, None, ID_2, ID_1], dtype="str"),
+    )
+    assert groups(clusters.labels) == {frozenset({0, 1, 3}), frozenset({2})}
+    assert clusters.cut.tolist() == [False, True, False]
+
+
+def test_no_cluster_ever_holds_two_valid_ids() -> None:
+    rng = np.random.default_rng(3)
+    n = 300
+    left, right = rng.integers(0, n, 900), rng.integers(0, n, 900)
+    keep = left != right
+    ids = pd.Series([f"ID{index % 40}" if index % 3 == 0 else None for index in range(n)], dtype="str")
+    clusters = cluster_links(n, left[keep], right[keep], rng.random(keep.sum()), ids)
+    per_cluster = ids.groupby(clusters.labels).nunique()
+    assert per_cluster.max() == 1
+
+
+def test_person_ids_hash_the_smallest_record_id() -> None:
+    ids = person_ids(pd.Series(["b:1", "a:7", "c:2"]), np.array([5, 5, 2]))
+    expected = {rid: "P" + hashlib.sha1(rid.encode()).hexdigest()[:12] for rid in ("a:7", "c:2")}
+    assert ids.tolist() == [expected["a:7"], expected["a:7"], expected["c:2"]]
+    assert expected["a:7"] == "P74ee41b7c1c9"
+
+
+def test_person_ids_of_chinese_record_ids_hash_utf8() -> None:
+    assert person_ids(pd.Series(["民政:张"]), np.array([0])).tolist() == [
+        "P" + hashlib.sha1("民政:张".encode()).hexdigest()[:12]
+    ]
+
+
+def test_cannot_link_pair_is_separated_keeping_the_stronger_side() -> None:
+    # 0 -- 1 -- 2 linked, but a hard rule says 0 and 2 are two people; 1 stays with 2 (stronger link).
+    clusters = cluster_links(
+        3,
+        np.array([0, 1]),
+        np.array([1, 2]),
+        np.array([10.5, 19.0]),
+        pd.Series([None] * 3, dtype="str"),
+        cannot_link=(np.array([0]), np.array([2])),
+    )
+    assert groups(clusters.labels) == {frozenset({0}), frozenset({1, 2})}
+    assert clusters.cut.tolist() == [True, False]
+
+
+def test_cannot_link_across_components_changes_nothing() -> None:
+    clusters = cluster_links(
+        4, np.array([0, 2]), np.array([1, 3]), np.array([12.0, 12.0]), pd.Series([None] * 4, dtype="str"),
+        cannot_link=(np.array([0]), np.array([3])),
+    )
+    assert groups(clusters.labels) == {frozenset({0, 1}), frozenset({2, 3})}
+    assert clusters.split_components == 0

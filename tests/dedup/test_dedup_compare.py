@@ -1,0 +1,131 @@
+"""Comparison levels, table-driven: ``{left, right, expected level}`` rows that read like the spec.
+
+Each case goes through :func:`prepare_records` first, as the engine does, so raw forms (15-digit IDs,
+traditional characters, 男/女) are compared after the same normalisation staging applies.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dedup.compare import RecordArrays, compare_pairs, level_labels
+from dedup.prepare import prepare_records
+from dedup.settings import LinkSettings
+from tests.dedup.dedup_helpers import broken_check, mistype, records, transpose, valid_id
+
+SETTINGS = LinkSettings()
+
+ID_A = valid_id("330106", "19850312", "001")  # a man born 1985-03-12
+ID_B = valid_id("330106", "19850312", "002")  # his twin sister: same area and birth date
+ID_15 = "330106850312001"  # ID_A in the pre-1999 15-digit form
+ID_A_TYPO = mistype(ID_A, 3)  # one digit of the area code mistyped
+ID_A_SWAP = transpose(ID_A, 15)  # sequence "001" keyed as "010"
+# A valid ID whose check character is X, to show the case of the X does not matter.
+ID_X = next(i for i in (valid_id("330106", "19700101", f"{n:03d}") for n in range(200)) if i.endswith("X"))
+
+
+def levels(left: dict[str, str], right: dict[str, str]) -> dict[str, str]:
+    """Level label per comparison field for the pair (left, right)."""
+    prepared = prepare_records(records([{"record_id": "t:1", **left}, {"record_id": "t:2", **right}]))
+    arrays = RecordArrays.from_prepared(prepared)
+    codes = compare_pairs(arrays, np.array([0]), np.array([1]), SETTINGS.comparisons)
+    return {c.field: level_labels(c, codes[c.field]).iloc[0] for c in SETTINGS.comparisons}
+
+
+def test_fixtures_are_what_they_claim() -> None:
+    assert ID_A_SWAP != ID_A and sorted(ID_A_SWAP) == sorted(ID_A)
+    assert ID_A_TYPO != ID_A and len(ID_A_TYPO) == 18
+
+
+ID_CASES = [
+    # (left, right, expected level, why)
+    (ID_A, ID_A, "exact", "same ID"),
+    (ID_A, ID_15, "exact", "15-digit form equals its 18-digit upgrade after staging"),
+    (ID_X.lower(), ID_X, "exact", "case of the check character X does not matter"),
+    (ID_A, ID_A_TYPO, "typo", "one digit mistyped"),
+    (ID_A, ID_A_SWAP, "typo", "two adjacent digits transposed"),
+    (ID_A, broken_check(ID_A), "typo", "wrong check character only"),
+    (ID_A, ID_B, "different", "two different valid IDs (twins)"),
+    (ID_A, valid_id("110105", "19491231", "002"), "different", "unrelated IDs"),
+    (ID_A, "", "null", "missing on one side"),
+    ("", "", "null", "missing on both sides never counts as equal"),
+    (ID_A, "33010619850312", "null", "malformed (14 digits) is treated as missing"),
+]
+
+
+@pytest.mark.parametrize(("left", "right", "expected", "why"), ID_CASES, ids=[case[3] for case in ID_CASES])
+def test_id_number_levels(left: str, right: str, expected: str, why: str) -> None:
+    assert levels({"id_number": left}, {"id_number": right})["id_number"] == expected, why
+
+
+BIRTH_CASES = [
+    ("1985-03-12", "1985-03-12", "day", "exact"),
+    ("1985-03-12", "19850312", "day", "same day, another layout"),
+    ("1985-03-12", "1985年3月12日", "day", "same day, Chinese layout without padding"),
+    ("1985-03-12", "1985-03", "month", "census gives year-month only"),
+    ("1985-03", "1985-03", "month", "both year-month"),
+    ("1985-03-12", "1985", "year", "year only"),
+    ("1985-03-04", "1985-04-03", "swapped", "day and month swapped"),
+    ("1985-03-12", "1985-03-13", "different", "one day apart is a contradiction at day precision"),
+    ("1985-03-12", "1985-04", "different", "different month at month precision"),
+    ("1985-03-03", "1985-03-04", "different", "equal day and month cannot be a swap"),
+    ("1985-03-12", "", "null", "missing"),
+    ("1985-03-12", "不详", "null", "unparseable is missing"),
+]
+
+
+@pytest.mark.parametrize(("left", "right", "expected", "why"), BIRTH_CASES, ids=[case[3] for case in BIRTH_CASES])
+def test_birth_date_levels(left: str, right: str, expected: str, why: str) -> None:
+    assert levels({"birth_date": left}, {"birth_date": right})["birth_date"] == expected, why
+
+
+def test_birth_date_falls_back_to_id_number() -> None:
+    # No stated birth date on the right: the one inside the ID stands in for it.
+    assert levels({"birth_date": "1985-03-12"}, {"id_number": ID_A})["birth_date"] == "day"
+    assert levels({"birth_date": "1985-03-13"}, {"id_number": ID_A})["birth_date"] == "different"
+
+
+NAME_CASES = [
+    ("张伟", "张伟", "exact", "same characters"),
+    ("张伟", "張偉", "exact", "traditional form is simplified by staging"),
+    ("张伟", "张 伟", "exact", "stray space"),
+    ("张伟", "张玮", "homophone", "homophone: same pinyin zhang wei"),
+    ("单田芳", "单天芳", "homophone", "surname reading shan on both sides"),
+    ("刘德华", "刘华", "similar", "one character missing"),
+    ("王小明", "王晓敏", "similar", "pinyin close (xiao ming / xiao min)"),
+    ("李娜", "李强", "different", "different given name"),
+    ("张伟", "李伟", "different", "different surname"),
+    ("张伟", "", "null", "missing"),
+]
+
+
+@pytest.mark.parametrize(("left", "right", "expected", "why"), NAME_CASES, ids=[case[3] for case in NAME_CASES])
+def test_name_levels(left: str, right: str, expected: str, why: str) -> None:
+    assert levels({"name": left}, {"name": right})["name"] == expected, why
+
+
+OTHER_CASES = [
+    ("sex", "M", "男", "equal"),
+    ("sex", "F", "2", "equal"),
+    ("sex", "M", "F", "different"),
+    ("sex", "M", "", "null"),
+    ("phone", "13800138000", "+86 138-0013-8000", "equal"),
+    ("phone", "13800138000", "13900139000", "different"),
+    ("address", "示范区西溪街道翠苑社区3栋201", "示范区西溪街道翠苑社区3栋201", "exact"),
+    ("address", "示范区西溪街道翠苑社区3幢2单元501室", "西溪街道翠苑社区3-2-501", "household"),
+    ("address", "示范区西溪街道翠苑社区3幢2单元501室", "示范区西溪街道翠苑社区3栋2单元501室", "household"),
+    ("address", "示范区西溪街道翠苑社区3幢2单元501室", "示范区西溪街道翠苑社区3幢2单元502室", "similar"),
+    ("address", "示范区西溪街道翠苑社区3栋201", "示范区东湖街道和睦社区9栋1101", "different"),
+]
+
+
+@pytest.mark.parametrize(("field", "left", "right", "expected"), OTHER_CASES)
+def test_other_levels(field: str, left: str, right: str, expected: str) -> None:
+    assert levels({field: left}, {field: right})[field] == expected
+
+
+def test_sex_falls_back_to_valid_id() -> None:
+    # ID_B is even in the 17th digit: a woman. A record stating M cannot be her.
+    assert levels({"sex": "M"}, {"id_number": ID_B})["sex"] == "different"
+    assert levels({"sex": "M"}, {"id_number": ID_A})["sex"] == "equal"

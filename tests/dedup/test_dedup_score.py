@@ -1,0 +1,83 @@
+"""Scores and hard rules, table-driven: which pairs may never link, whatever their score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dedup.compare import RecordArrays, compare_pairs
+from dedup.prepare import prepare_records
+from dedup.score import score_pairs
+from dedup.settings import HARD_RULES, LinkSettings
+from tests.dedup.dedup_helpers import mistype, records, valid_id
+
+SETTINGS = LinkSettings()
+ID_A = valid_id("330106", "19850312", "011")
+ID_B = valid_id("330106", "19850312", "013")
+HOME = "示范区西溪街道翠苑社区3幢2单元501室"
+PERSON = {"name": "张伟", "sex": "M", "birth_date": "1985-03-12", "address": HOME}
+
+
+def decide(left: dict[str, str], right: dict[str, str]) -> tuple[str | None, str | None, float]:
+    """(veto, decision, score) for one pair; sources differ unless the rows say otherwise."""
+    rows = records([{"record_id": "a:1", "source": "a", **left}, {"record_id": "b:1", "source": "b", **right}])
+    prepared = prepare_records(rows)
+    levels = compare_pairs(RecordArrays.from_prepared(prepared), np.array([0]), np.array([1]), SETTINGS.comparisons)
+    scored = score_pairs(levels, SETTINGS)
+    veto = scored.veto.iloc[0]
+    decision = scored.decision.iloc[0]
+    return (None if veto != veto else veto), (None if decision != decision else decision), float(scored.score[0])
+
+
+CASES = [
+    # (left, right, expected veto, expected link, why)
+    ({**PERSON, "id_number": ID_A}, {**PERSON, "id_number": ID_A}, None, True, "everything agrees"),
+    ({**PERSON, "id_number": ID_A}, {**PERSON, "id_number": ID_B}, "distinct_valid_ids", False,
+     "twins: same name, birthday and flat, two valid IDs"),
+    ({**PERSON, "id_number": ID_A}, {**PERSON, "id_number": mistype(ID_A, 8)}, None, True,
+     "a mistyped ID is invalid, so it does not veto"),
+    ({**PERSON}, {**PERSON, "sex": "F"}, "different_sex", False, "stated sexes differ, no IDs"),
+    ({**PERSON, "sex": "F", "id_number": ID_A}, {**PERSON, "id_number": ID_A}, None, True,
+     "a wrong 男/女 under the same valid ID is a slip: the ID's sex digit is used"),
+    ({**PERSON}, {**PERSON, "birth_date": "1987-03-12"}, "contradicting_birth_dates", False,
+     "同名同姓 in one flat, born two years apart"),
+    ({**PERSON, "id_number": ID_A}, {**PERSON, "birth_date": "1985-03-13", "id_number": ID_A}, None, True,
+     "a birth-date slip under the same ID"),
+    ({**PERSON, "birth_date": "1985-03"}, {**PERSON}, None, True, "census year-month agrees with the day"),
+    ({**PERSON, "source": "census"}, {**PERSON, "name": "张玮", "source": "census"}, "same_source_mismatch", False,
+     "one census lists 张伟 and 张玮 in one flat: two people"),
+    ({**PERSON, "source": "census"}, {**PERSON, "address": "示范区东湖街道和睦社区9幢1单元1101室", "source": "census"},
+     "same_source_mismatch", False, "one census lists 张伟 in two flats: namesakes"),
+    ({**PERSON, "source": "health", "id_number": ID_A}, {**PERSON, "name": "张玮", "source": "health", "id_number": ID_A},
+     None, True, "the same ID overrules a differently written name in one source"),
+    ({**PERSON}, {**PERSON, "name": "张玮"}, None, True, "a homophone slip across departments"),
+    ({"name": "张伟", "sex": "M"}, {"name": "张伟", "sex": "M"}, None, False, "a name alone is not enough"),
+]
+
+
+@pytest.mark.parametrize(("left", "right", "veto", "linked", "why"), CASES, ids=[case[4] for case in CASES])
+def test_hard_rules(left: dict[str, str], right: dict[str, str], veto: str | None, linked: bool, why: str) -> None:
+    got_veto, got_decision, _ = decide(left, right)
+    assert (got_veto, got_decision == "link") == (veto, linked), why
+
+
+def test_every_hard_rule_is_exercised() -> None:
+    assert {case[2] for case in CASES} - {None} == set(HARD_RULES)
+
+
+def test_score_is_the_sum_of_level_weights() -> None:
+    _, _, score = decide({**PERSON, "id_number": ID_A}, {**PERSON, "id_number": ID_A})
+    expected = sum(
+        SETTINGS.comparison(field).weight(label)
+        for field, label in [("id_number", "exact"), ("name", "exact"), ("birth_date", "day"), ("sex", "equal"),
+                             ("phone", "null"), ("address", "exact")]
+    )
+    assert score == pytest.approx(expected)
+
+
+def test_dropping_a_hard_rule_lets_the_pair_link() -> None:
+    settings = LinkSettings(hard_rules=("distinct_valid_ids", "different_sex", "contradicting_birth_dates"))
+    rows = records([{"record_id": "c:1", "source": "census", **PERSON}, {"record_id": "c:2", "source": "census", **PERSON, "name": "张玮"}])
+    prepared = prepare_records(rows)
+    levels = compare_pairs(RecordArrays.from_prepared(prepared), np.array([0]), np.array([1]), settings.comparisons)
+    assert score_pairs(levels, settings).decision.tolist() == ["link"]

@@ -1,0 +1,81 @@
+"""Settings validate in their constructors and show a correct example when they refuse."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.errors import ConfigError
+from dedup.settings import (
+    BlockingRule,
+    ComparisonLevel,
+    IdNumberComparison,
+    LinkSettings,
+    NameComparison,
+    SexComparison,
+)
+
+
+def test_defaults_are_valid_and_cover_every_field() -> None:
+    settings = LinkSettings()
+    assert {c.field for c in settings.comparisons} == {"id_number", "name", "birth_date", "sex", "phone", "address"}
+    assert settings.blocking_rules[0].keys == ("id_number",)
+    assert settings.comparison("name").weight("homophone") > 0 > settings.comparison("name").weight("different")
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: BlockingRule("Phone Rule", keys=("phone",)), "snake_case"),
+        (lambda: BlockingRule("phone", keys=()), "non-empty tuple"),
+        (lambda: BlockingRule("phone", keys="phone"), "non-empty tuple"),
+        (lambda: BlockingRule("phone", keys=("telephone",)), "unknown key"),
+        (lambda: BlockingRule("phone", keys=("phone", "phone")), "repeat"),
+        (lambda: BlockingRule("phone", keys=("phone",), max_block_size=1), "max_block_size"),
+        (lambda: ComparisonLevel("exact", float("nan")), "finite"),
+        (lambda: IdNumberComparison(levels=(ComparisonLevel("null", 0), ComparisonLevel("exact", 9))), "levels must be exactly"),
+        (lambda: NameComparison(similar_threshold=1.5), "similar_threshold"),
+        (lambda: LinkSettings(blocking_rules=()), "at least one BlockingRule"),
+        (lambda: LinkSettings(match_threshold=float("inf")), "finite"),
+        (lambda: LinkSettings(review_margin=-1), "review_margin"),
+        (lambda: LinkSettings(max_block_size=1), "max_block_size"),
+        (lambda: LinkSettings(chunk_size=0), "chunk_size"),
+        (lambda: LinkSettings(hard_rules=("no_twins",)), "unknown rule"),
+        (lambda: LinkSettings(comparisons=(NameComparison(),)), "needs a id_number comparison"),
+        (lambda: LinkSettings(comparisons=(SexComparison(), SexComparison()), hard_rules=()), "one comparison per field"),
+        (
+            lambda: LinkSettings(
+                blocking_rules=(BlockingRule("phone", keys=("phone",)), BlockingRule("phone", keys=("name",)))
+            ),
+            "unique",
+        ),
+    ],
+)
+def test_bad_settings_are_refused_with_a_reason(build, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build()
+
+
+def test_refusals_show_a_correct_example() -> None:
+    with pytest.raises(ConfigError) as error:
+        BlockingRule("pinyin", keys=("pinyin",))
+    assert 'BlockingRule("pinyin_birth_month", keys=("name_pinyin", "birth_ym"))' in str(error.value)
+    # ... and the example itself is valid.
+    assert BlockingRule("pinyin_birth_month", keys=("name_pinyin", "birth_ym")).name == "pinyin_birth_month"
+
+
+def test_weights_can_be_redeclared_in_order() -> None:
+    levels = tuple(ComparisonLevel(label, weight) for label, weight in zip(SexComparison.labels, (0.0, 1.0, -20.0), strict=True))
+    assert SexComparison(levels=levels).weights() == (0.0, 1.0, -20.0)
+
+
+def test_settings_are_immutable() -> None:
+    settings = LinkSettings()
+    with pytest.raises(AttributeError):
+        settings.match_threshold = 1.0  # type: ignore[misc]
+
+
+def test_every_blocking_key_is_a_prepared_column() -> None:
+    from dedup.prepare import PREPARED_COLUMNS
+    from dedup.settings import BLOCKING_KEYS
+
+    assert BLOCKING_KEYS <= set(PREPARED_COLUMNS)
