@@ -2,6 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
+DATA_HOME ?= $(or $(SILOBREAKER_HOME),$(CURDIR)/var)
 
 .PHONY: demo test dev clean
 
@@ -15,8 +16,8 @@ test: $(VENV)/.installed
 
 ## Serve the Dagster UI on the same data home as the CLI (http://127.0.0.1:3000).
 dev: $(VENV)/.installed
-	mkdir -p var/dagster && cp dagster.yaml var/dagster/dagster.yaml
-	DAGSTER_HOME=$(CURDIR)/var/dagster $(BIN)/dagster dev
+	mkdir -p $(DATA_HOME)/dagster && cp dagster.yaml $(DATA_HOME)/dagster/dagster.yaml
+	DAGSTER_HOME=$(DATA_HOME)/dagster SILOBREAKER_HOME=$(DATA_HOME) $(BIN)/dagster dev
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
