@@ -152,6 +152,24 @@ def _split(
         apart[a].add(b)
         apart[b].add(a)
 
+    def join(a: int, b: int) -> None:
+        if len(members[a]) < len(members[b]):
+            a, b = b, a
+        parent[b] = a
+        owner[a] = owner[a] if owner[a] >= 0 else owner[b]
+        members[a].extend(members.pop(b))
+        apart[a].update(apart.pop(b))
+
+    # Records carrying the same valid ID are one person whatever else they disagree on: a typo in
+    # one record's birth date must not cut it away from the others holding its own ID.
+    first_with_id: dict[int, int] = {}
+    for node in np.flatnonzero(member & (id_codes >= 0)).tolist():
+        code = int(id_codes[node])
+        if code not in first_with_id:
+            first_with_id[code] = node
+        elif find(node) != find(first_with_id[code]):
+            join(find(first_with_id[code]), find(node))
+
     order = np.argsort(-link_score, kind="stable")
     cut = np.zeros(len(link_l), dtype=bool)
     for index in order.tolist():
@@ -162,12 +180,7 @@ def _split(
         if (id_a >= 0 and id_b >= 0 and id_a != id_b) or any(find(node) == b for node in apart[a]):
             cut[index] = True
             continue
-        if len(members[a]) < len(members[b]):
-            a, b = b, a
-        parent[b] = a
-        owner[a] = owner[a] if owner[a] >= 0 else owner[b]
-        members[a].extend(members.pop(b))
-        apart[a].update(apart.pop(b))
+        join(a, b)
 
     new_labels = labels.copy()
     offset = int(labels.max()) + 1

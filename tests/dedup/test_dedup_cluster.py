@@ -91,3 +91,20 @@ def test_cannot_link_across_components_changes_nothing() -> None:
     )
     assert groups(clusters.labels) == {frozenset({0, 1}), frozenset({2, 3})}
     assert clusters.split_components == 0
+
+
+def test_records_sharing_a_valid_id_stay_together_when_a_veto_splits_their_component():
+    # 0 and 2 carry the same valid ID; 2 has a typo'd birth date, so a veto keeps it apart from 3,
+    # which is strongly linked to 0 through 1. The split must still keep 2 with its ID-mate 0.
+    valid = pd.Series(["340104197210111755", None, "340104197210111755", None])
+    clusters = cluster_links(
+        4,
+        np.array([0, 1, 0]),
+        np.array([1, 3, 2]),
+        np.array([30.0, 20.0, 10.0]),
+        valid,
+        cannot_link=(np.array([2]), np.array([3])),
+    )
+    labels = clusters.labels.tolist()
+    assert labels[0] == labels[2]
+    assert labels[2] != labels[3]
