@@ -22,6 +22,8 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from dedup.prepare import TEXT
+
 __all__ = ["Clusters", "cluster_links", "components", "person_ids"]
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,9 @@ def cluster_links(
     valid_id: pd.Series | np.ndarray,
     cannot_link: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Clusters:
-    """Cluster records ``0..n_records-1`` joined by links, never putting two valid IDs together.
+    """Cluster records ``0..n_records-1`` joined by links, one valid ID number to exactly one person.
+
+    Records that share a valid ID always end up together; records with two different valid IDs never do.
 
     Args:
         n_records: number of records (``rid`` runs from 0 to ``n_records - 1``).
@@ -82,12 +86,17 @@ def cluster_links(
     link_r = np.asarray(link_r, dtype=np.int64)
     link_score = np.asarray(link_score, dtype=np.float64)
     cut = np.zeros(len(link_l), dtype=bool)
-    labels = components(n_records, link_l, link_r)
     if n_records == 0:
-        return Clusters(labels, cut, 0)
+        return Clusters(np.zeros(0, dtype=np.int64), cut, 0)
 
     id_codes = pd.factorize(pd.Series(valid_id).reset_index(drop=True), use_na_sentinel=True)[0].astype(np.int64)
     has_id = id_codes >= 0
+    # One valid ID is one person, even where the scores did not link its records (a name change
+    # and a mistyped birth date together can outweigh an equal ID): tie each to the first holder.
+    holders = np.flatnonzero(has_id)
+    codes, first = np.unique(id_codes[holders], return_index=True)
+    anchor = holders[first][np.searchsorted(codes, id_codes[holders])]
+    labels = components(n_records, np.r_[link_l, holders], np.r_[link_r, anchor])
     distinct_ids = pd.Series(id_codes[has_id]).groupby(labels[has_id]).nunique()
     conflicted = set(distinct_ids.index[distinct_ids.to_numpy() > 1].tolist())
     forbidden_l = forbidden_r = np.zeros(0, dtype=np.int64)
@@ -170,7 +179,8 @@ def _split(
         elif find(node) != find(first_with_id[code]):
             join(find(first_with_id[code]), find(node))
 
-    order = np.argsort(-link_score, kind="stable")
+    # Ties broken by record position, so the same input always splits the same way.
+    order = np.lexsort((link_r, link_l, -link_score))
     cut = np.zeros(len(link_l), dtype=bool)
     for index in order.tolist():
         a, b = find(int(link_l[index])), find(int(link_r[index]))
@@ -196,11 +206,11 @@ def person_ids(record_ids: pd.Series, labels: np.ndarray) -> pd.Series:
         >>> person_ids(pd.Series(["b:1", "a:7"]), np.array([0, 0])).tolist()
         ['P74ee41b7c1c9', 'P74ee41b7c1c9']
     """
-    record_ids = pd.Series(record_ids).reset_index(drop=True).astype("str")
+    record_ids = pd.Series(record_ids).reset_index(drop=True).astype(TEXT)
     smallest = pd.DataFrame({"smallest": record_ids.groupby(labels).min().to_numpy()})
     # DuckDB hashes the whole column at once; SHA-1 of the UTF-8 bytes, as hashlib would give.
     with duckdb.connect() as con:
         con.register("smallest", smallest)
         digest = con.execute("SELECT 'P' || left(sha1(smallest), 12) AS person_id FROM smallest").fetchnumpy()
     by_label = np.asarray(digest["person_id"], dtype=object)
-    return pd.Series(by_label[pd.factorize(labels, sort=True)[0]], dtype="str")
+    return pd.Series(by_label[pd.factorize(labels, sort=True)[0]], dtype=TEXT)

@@ -22,6 +22,7 @@ import pandas as pd
 from rapidfuzz import process
 from rapidfuzz.distance import Indel, Levenshtein
 
+from dedup.prepare import TEXT
 from dedup.settings import (
     AddressComparison,
     BirthDateComparison,
@@ -87,17 +88,17 @@ class RecordArrays:
         id_digits = (np.frombuffer(id_bytes, dtype=np.uint8).reshape(-1, _ID_LENGTH) - ord("0")).astype(np.uint8)
         id_digits[~id_present] = 0
 
-        birth = prepared["birth_date"].fillna("")
         precision = prepared["birth_precision"].to_numpy(dtype=np.int8)
+        birth = _digit_matrix(prepared["birth_date"], 10)
         return cls(
             name=CodedStrings.of(prepared["name"]),
             pinyin=CodedStrings.of(prepared["name_pinyin"]),
             id_digits=id_digits,
             id_present=id_present,
             id_valid=prepared["id_number_valid"].to_numpy(dtype=bool) & id_present,
-            birth_year=_date_part(birth, 0, 4, precision >= 1),
-            birth_month=_date_part(birth, 5, 7, precision >= 2),
-            birth_day=_date_part(birth, 8, 10, precision >= 3),
+            birth_year=_number(birth, 0, 4, precision >= 1),
+            birth_month=_number(birth, 5, 7, precision >= 2),
+            birth_day=_number(birth, 8, 10, precision >= 3),
             birth_precision=precision,
             sex=CodedStrings.of(prepared["sex"]),
             phone=CodedStrings.of(prepared["phone"]),
@@ -126,7 +127,7 @@ def compare_pairs(
     rid_r = np.asarray(rid_r, dtype=np.int64)
     columns: dict[str, np.ndarray] = {}
     for comparison in comparisons:
-        executor = _EXECUTORS.get(type(comparison))
+        executor = next((_EXECUTORS[kind] for kind in type(comparison).__mro__ if kind in _EXECUTORS), None)
         if executor is None:
             raise TypeError(
                 f"no executor for {type(comparison).__name__}; dedup.compare knows "
@@ -134,14 +135,15 @@ def compare_pairs(
             )
         columns[comparison.field] = executor(comparison, arrays, rid_l, rid_r).astype(np.int8)
     columns["ids_both_valid"] = arrays.id_valid[rid_l] & arrays.id_valid[rid_r]
-    columns["same_source"] = arrays.source[rid_l] == arrays.source[rid_r]
+    source_l = arrays.source[rid_l]
+    columns["same_source"] = (source_l >= 0) & (source_l == arrays.source[rid_r])
     return pd.DataFrame(columns)
 
 
 def level_labels(comparison: Comparison, codes: np.ndarray | pd.Series) -> pd.Series:
     """Level labels (``"exact"``, ``"typo"`` …) for level codes of ``comparison``."""
     labels = np.asarray(comparison.labels, dtype=object)
-    return pd.Series(labels[np.asarray(codes, dtype=np.int64)], dtype="str")
+    return pd.Series(labels[np.asarray(codes, dtype=np.int64)], dtype=TEXT)
 
 
 def _id_number_levels(_: IdNumberComparison, a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
@@ -263,6 +265,16 @@ def _similar(
     return result
 
 
-def _date_part(birth: pd.Series, start: int, stop: int, known: np.ndarray) -> np.ndarray:
-    part = pd.to_numeric(birth.str[start:stop], errors="coerce").fillna(0).to_numpy(dtype=np.int16)
-    return np.where(known, part, np.int16(0)).astype(np.int16)
+def _digit_matrix(values: pd.Series, width: int) -> np.ndarray:
+    """ASCII text as an (n, width) matrix of digit values; missing and short values pad with zeros."""
+    text = values.fillna("").to_numpy(dtype=f"U{width}").astype(f"S{width}")
+    matrix = np.frombuffer(text.tobytes(), dtype=np.uint8).reshape(len(values), width).astype(np.int16)
+    return np.where(matrix >= ord("0"), matrix - ord("0"), 0).astype(np.int16)
+
+
+def _number(digits: np.ndarray, start: int, stop: int, known: np.ndarray) -> np.ndarray:
+    """The decimal number in columns ``start:stop`` of a digit matrix, 0 where ``known`` is false."""
+    value = np.zeros(len(digits), dtype=np.int16)
+    for column in range(start, stop):
+        value = value * 10 + digits[:, column]
+    return np.where(known, value, np.int16(0)).astype(np.int16)

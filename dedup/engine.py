@@ -22,7 +22,7 @@ import pandas as pd
 from dedup.blocking import PAIRS_TABLE, candidate_pairs, iter_pair_batches
 from dedup.cluster import cluster_links, components, person_ids
 from dedup.compare import RecordArrays, compare_pairs, level_labels
-from dedup.prepare import prepare_records
+from dedup.prepare import TEXT, prepare_records
 from dedup.score import score_pairs
 from dedup.settings import LinkSettings
 
@@ -83,15 +83,15 @@ def link_records(records: pd.DataFrame, settings: LinkSettings | None = None) ->
         seconds["compare_score"] = _lap(phase)
 
         phase = time.perf_counter()
-        is_link = (pairs["decision"] == "link").to_numpy()
+        is_link = pairs["decision"].eq("link").fillna(False).to_numpy(dtype=bool)
         link_l = pairs["rid_l"].to_numpy()[is_link]
         link_r = pairs["rid_r"].to_numpy()[is_link]
         cannot_link = _vetoed_within(con, arrays, settings, components(len(prepared), link_l, link_r))
     valid_id = prepared["id_number"].where(prepared["id_number_valid"])
     clusters = cluster_links(len(prepared), link_l, link_r, pairs["score"].to_numpy()[is_link], valid_id, cannot_link)
-    decision = pairs["decision"].to_numpy(dtype=object).copy()
+    decision = pairs["decision"].to_numpy(dtype=object, na_value=None).copy()
     decision[np.flatnonzero(is_link)[clusters.cut]] = "cut"
-    pairs["decision"] = pd.Series(decision, dtype="str")
+    pairs["decision"] = pd.Series(decision, dtype=TEXT)
     person_id = person_ids(prepared["record_id"], clusters.labels)
     mapping = pd.DataFrame({"record_id": prepared["record_id"], "person_id": person_id})
     seconds["cluster"] = _lap(phase)
@@ -135,8 +135,8 @@ def _score_candidates(
         batch.insert(1, "rid_r", rid_r[mask])
         batch["rule"] = rule[mask]
         batch["score"] = scored.score[mask]
-        batch["decision"] = scored.decision[mask].to_numpy()
-        batch["veto"] = scored.veto[mask].to_numpy()
+        batch["decision"] = scored.decision[mask].reset_index(drop=True)
+        batch["veto"] = scored.veto[mask].reset_index(drop=True)
         kept.append(batch)
         compared += len(rid_l)
         log.info("compared %d / %d candidate pairs", compared, total)
@@ -167,22 +167,27 @@ def _vetoed_within(
 
 
 def _explain(pairs: pd.DataFrame, prepared: pd.DataFrame, settings: LinkSettings) -> pd.DataFrame:
-    """Swap positions for record ids, rule indexes for names and level codes for labels."""
+    """Swap positions for record ids, rule indexes for names and level codes for labels.
+
+    Rows are ordered by record position (input order), which is deterministic and cheaper than
+    sorting the id strings.
+    """
+    pairs = pairs.sort_values(["rid_l", "rid_r"], ignore_index=True)
     record_id = prepared["record_id"].to_numpy(dtype=object)
     rules = np.asarray([rule.name for rule in settings.blocking_rules], dtype=object)
     out = pd.DataFrame(
         {
-            "record_id_l": pd.Series(record_id[pairs["rid_l"].to_numpy(dtype=np.int64)], dtype="str"),
-            "record_id_r": pd.Series(record_id[pairs["rid_r"].to_numpy(dtype=np.int64)], dtype="str"),
+            "record_id_l": pd.Series(record_id[pairs["rid_l"].to_numpy(dtype=np.int64)], dtype=TEXT),
+            "record_id_r": pd.Series(record_id[pairs["rid_r"].to_numpy(dtype=np.int64)], dtype=TEXT),
             "score": pairs["score"].astype("float32"),
             "decision": pairs["decision"],
             "veto": pairs["veto"],
-            "rule": pd.Series(rules[pairs["rule"].to_numpy(dtype=np.int64)], dtype="str"),
+            "rule": pd.Series(rules[pairs["rule"].to_numpy(dtype=np.int64)], dtype=TEXT),
         }
     )
     for comparison in settings.comparisons:
         out[comparison.field] = level_labels(comparison, pairs[comparison.field])
-    return out.sort_values(["record_id_l", "record_id_r"], ignore_index=True)
+    return out
 
 
 def _empty_pairs(settings: LinkSettings) -> pd.DataFrame:
@@ -196,8 +201,8 @@ def _empty_pairs(settings: LinkSettings) -> pd.DataFrame:
     columns["same_source"] = pd.Series([], dtype=bool)
     columns["rule"] = pd.Series([], dtype=np.int16)
     columns["score"] = pd.Series([], dtype=np.float32)
-    columns["decision"] = pd.Series([], dtype="str")
-    columns["veto"] = pd.Series([], dtype="str")
+    columns["decision"] = pd.Series([], dtype=TEXT)
+    columns["veto"] = pd.Series([], dtype=TEXT)
     return pd.DataFrame(columns)
 
 

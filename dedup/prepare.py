@@ -28,10 +28,15 @@ __all__ = [
     "OPTIONAL_COLUMNS",
     "PREPARED_COLUMNS",
     "REQUIRED_COLUMNS",
+    "TEXT",
     "household_key",
     "normalize_sex",
     "prepare_records",
 ]
+
+#: The text dtype of every string column the engine produces: Arrow-backed, missing is ``pd.NA``.
+#: Spelled out rather than ``"str"``, which means a different dtype on pandas 2 and pandas 3.
+TEXT = pd.StringDtype("pyarrow")
 
 #: Columns every input must have (values may be empty).
 REQUIRED_COLUMNS: tuple[str, ...] = ("record_id", "source", "name", "sex", "birth_date", "id_number", "phone", "address")
@@ -102,10 +107,10 @@ def normalize_sex(values: pd.Series) -> pd.Series:
 
     Example:
         >>> normalize_sex(pd.Series(["男", "2", "m", "未知"])).tolist()
-        ['M', 'F', 'M', nan]
+        ['M', 'F', 'M', <NA>]
     """
     text = _text(values).str.strip().str.lower()
-    return text.map(_SEX_VALUES).astype("str")
+    return text.map(_SEX_VALUES).astype(TEXT)
 
 
 def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
@@ -142,29 +147,27 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
         )
     frame = records.reset_index(drop=True)
 
-    name = normalize_name(_text(frame["name"])).astype("str")
-    pinyin = name_pinyin(name).astype("str")
-    syllables = pinyin.str.extract(r"^(?P<surname>\S+)(?: (?P<given>.+))?$")
-    surname = syllables["surname"]
-    given = syllables["given"]
+    name = normalize_name(_text(frame["name"])).astype(TEXT)
+    pinyin = name_pinyin(name).astype(TEXT)
+    surname, given = _split_pinyin(pinyin)
 
     ids = parse_id_numbers(_text(frame["id_number"]))
-    id_number = _blank_to_na(ids["id_number"].astype("str"))
+    id_number = _blank_to_na(ids["id_number"].astype(TEXT))
     id_valid = ids["id_number_valid"].fillna(False).astype(bool).to_numpy()
 
     stated = parse_dates(_text(frame["birth_date"]), list(BIRTH_DATE_FORMATS))
-    birth = stated["date"].astype("str").to_numpy(dtype=object)
+    birth = stated["date"].astype(TEXT).to_numpy(dtype=object)
     precision = stated["precision"].map(_PRECISION_CODES).fillna(0).astype("int8").to_numpy()
-    id_birth = ids["id_birth_date"].astype("str").to_numpy(dtype=object)
+    id_birth = ids["id_birth_date"].astype(TEXT).to_numpy(dtype=object)
     from_id = (precision == 0) & pd.notna(id_birth)
     birth = np.where(from_id, id_birth, birth)
     precision = np.where(from_id, np.int8(3), precision).astype("int8")
-    birth = pd.Series(birth, dtype="str")
+    birth = pd.Series(birth, dtype=TEXT)
 
-    address = _blank_to_na(normalize_address(_text(frame["address"])).astype("str"))
+    address = _blank_to_na(normalize_address(_text(frame["address"])).astype(TEXT))
 
     # A valid ID's sex digit is protected by the check character; a stated 男/女 is not.
-    id_sex = ids["id_sex"].astype("str").reset_index(drop=True)
+    id_sex = ids["id_sex"].astype(TEXT).reset_index(drop=True)
     sex = id_sex.where(pd.Series(id_valid), normalize_sex(frame["sex"]))
 
     prepared = pd.DataFrame(
@@ -174,8 +177,8 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
             "source": _text(frame["source"]),
             "name": _blank_to_na(name),
             "name_pinyin": _blank_to_na(pinyin),
-            "surname_pinyin": _blank_to_na(surname.astype("str")),
-            "given_pinyin": _blank_to_na(given.astype("str")),
+            "surname_pinyin": _blank_to_na(surname),
+            "given_pinyin": _blank_to_na(given),
             "sex": sex,
             "birth_date": birth.where(precision > 0),
             "birth_precision": precision,
@@ -185,7 +188,7 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
             "birth_md": birth.str[5:10].where(precision >= 3),
             "id_number": id_number,
             "id_number_valid": id_valid & id_number.notna().to_numpy(),
-            "phone": _blank_to_na(normalize_phone(_text(frame["phone"])).astype("str")),
+            "phone": _blank_to_na(normalize_phone(_text(frame["phone"])).astype(TEXT)),
             "address": address,
             "household": household_key(address),
             "community": _optional_text(frame, "community"),
@@ -207,13 +210,30 @@ def household_key(addresses: pd.Series) -> pd.Series:
         >>> household_key(pd.Series(["示范区西溪街道翠苑社区3幢2单元501室", "西溪街道翠苑社区3-2-501"])).tolist()
         ['翠苑社区|3-2-501', '翠苑社区|3-2-501']
     """
-    array = pa.array(addresses.astype("str").to_numpy(dtype=object, na_value=None), type=pa.large_string())
-    encoded = pc.dictionary_encode(array)
+    encoded = pc.dictionary_encode(_arrow_text(addresses))
     parts = pc.extract_regex(encoded.dictionary, _HOUSEHOLD)
     numbers = pc.utf8_trim(pc.replace_substring_regex(parts.field("rest"), r"[^0-9]+", "-"), "-")
     key = pc.binary_join_element_wise(parts.field("place"), numbers, pa.scalar("|", pa.large_string()))
     key = pc.if_else(pc.and_(pc.is_valid(parts), pc.greater(pc.utf8_length(numbers), 0)), key, pa.scalar(None, key.type))
-    return pd.Series(pc.take(key, encoded.indices).to_pandas(), dtype="str")
+    return pd.Series(pc.take(key, encoded.indices).to_pandas(), dtype=TEXT)
+
+
+def _split_pinyin(pinyin: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """First syllable (the surname's reading, or the first of a compound surname) and the rest."""
+    encoded = pc.dictionary_encode(_arrow_text(pinyin))
+    parts = pc.extract_regex(encoded.dictionary, r"^(?P<surname>\S+)(?: (?P<given>.+))?$")
+    valid = pc.is_valid(parts)
+    return tuple(
+        pd.Series(
+            pc.take(pc.if_else(valid, parts.field(part), pa.scalar(None, pa.large_string())), encoded.indices).to_pandas(),
+            dtype=TEXT,
+        )
+        for part in ("surname", "given")
+    )
+
+
+def _arrow_text(values: pd.Series) -> pa.Array:
+    return pa.array(values.astype(TEXT).to_numpy(dtype=object, na_value=None), type=pa.large_string())
 
 
 # RE2 (Arrow) syntax. The place may not contain 区/道/镇/乡, so the match starts after the district
@@ -228,16 +248,16 @@ def _text(values: pd.Series) -> pd.Series:
         whole = series.dropna()
         if (whole == np.floor(whole)).all():
             series = series.astype("Int64")
-    text = series.astype("str")
+    text = series.astype(TEXT)
     return _blank_to_na(text.str.strip())
 
 
 def _blank_to_na(values: pd.Series) -> pd.Series:
-    values = values.astype("str")
+    values = values.astype(TEXT)
     return values.where(values.str.len() > 0)
 
 
 def _optional_text(frame: pd.DataFrame, column: str) -> pd.Series:
     if column in frame.columns:
         return _text(frame[column])
-    return pd.Series([None] * len(frame), dtype="str")
+    return pd.Series([None] * len(frame), dtype=TEXT)

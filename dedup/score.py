@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dedup.prepare import TEXT
 from dedup.settings import LinkSettings
 
 __all__ = ["DECISIONS", "ScoredPairs", "score_pairs"]
@@ -43,7 +44,7 @@ class ScoredPairs:
     @property
     def linked(self) -> np.ndarray:
         """Mask of pairs accepted as links."""
-        return (self.decision == "link").to_numpy()
+        return self.decision.eq("link").fillna(False).to_numpy(dtype=bool)
 
     @property
     def kept(self) -> np.ndarray:
@@ -79,7 +80,7 @@ def score_pairs(levels: pd.DataFrame, settings: LinkSettings) -> ScoredPairs:
     decision[in_band & ~vetoed] = "near_miss"
     decision[in_band & vetoed] = "vetoed"
     decision[(score >= settings.match_threshold) & ~vetoed] = "link"
-    return ScoredPairs(score=score, veto=pd.Series(veto, dtype="str"), decision=pd.Series(decision, dtype="str"))
+    return ScoredPairs(score=score, veto=pd.Series(veto, dtype=TEXT), decision=pd.Series(decision, dtype=TEXT))
 
 
 def _violates(rule: str, levels: pd.DataFrame, settings: LinkSettings) -> np.ndarray:

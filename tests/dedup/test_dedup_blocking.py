@@ -15,18 +15,20 @@ def keyed(**columns: list[str | None]) -> pd.DataFrame:
     n = len(next(iter(columns.values())))
     frame = pd.DataFrame({"rid": np.arange(n, dtype=np.int32)})
     for name, values in columns.items():
-        frame[name] = pd.Series(values, dtype="str")
+        frame[name] = pd.Series(values, dtype="string")
     return frame
 
 
 def pairs_of(frame: pd.DataFrame, settings: LinkSettings) -> tuple[set[tuple[int, int, int]], object]:
     with duckdb.connect() as con:
         report = candidate_pairs(con, frame, settings)
-        found = {
-            (int(a), int(b), int(rule))
-            for rid_l, rid_r, rules in iter_pair_batches(con, 2)
-            for a, b, rule in zip(rid_l, rid_r, rules, strict=True)
-        }
+        batches = list(iter_pair_batches(con, 2))
+    assert all(len(rid_l) <= 2 for rid_l, _, _ in batches), "a batch exceeded the chunk size"
+    found = {
+        (int(a), int(b), int(rule))
+        for rid_l, rid_r, rules in batches
+        for a, b, rule in zip(rid_l, rid_r, rules, strict=True)
+    }
     return found, report
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dedup.compare import RecordArrays, compare_pairs
@@ -26,7 +27,7 @@ def decide(left: dict[str, str], right: dict[str, str]) -> tuple[str | None, str
     scored = score_pairs(levels, SETTINGS)
     veto = scored.veto.iloc[0]
     decision = scored.decision.iloc[0]
-    return (None if veto != veto else veto), (None if decision != decision else decision), float(scored.score[0])
+    return (None if pd.isna(veto) else veto), (None if pd.isna(decision) else decision), float(scored.score[0])
 
 
 CASES = [
