@@ -12,6 +12,9 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+# The fields a source may map are declared once, by the source declarations they are read from.
+from connectors.config import CONSENT_FIELDS, PERSON_FIELDS
+
 __all__ = [
     "BOOLEAN_FIELDS",
     "CANONICAL_COLUMNS",
@@ -63,32 +66,9 @@ CANONICAL_COLUMNS: dict[str, str] = {
 }
 """Column -> pandas dtype of a staged person record, in canonical order."""
 
-PERSON_FIELDS: tuple[str, ...] = (
-    "name",
-    "sex",
-    "birth_date",
-    "id_number",
-    "phone",
-    "address",
-    "street",
-    "community",
-    "grid",
-    "record_date",
-    "lives_alone",
-    "low_income",
-    "disability_grade",
-    "chronic_disease",
-    "pregnant",
-    "corrections",
-    "case_type",
-)
-"""Canonical fields a person source may map (``columns:`` in ``sources.yaml``)."""
 
 BOOLEAN_FIELDS: tuple[str, ...] = ("lives_alone", "low_income", "pregnant", "corrections")
 """Person fields that are yes/no department attributes."""
-
-CONSENT_FIELDS: tuple[str, ...] = ("id_number", "name", "purpose", "recipient", "status", "decided_at", "channel")
-"""Canonical fields a consent source may map."""
 
 CONSENT_STATUSES: tuple[str, ...] = ("granted", "refused", "withdrawn")
 """The decisions a consent record can state."""
