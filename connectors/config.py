@@ -59,7 +59,10 @@ PERSON_FIELDS: tuple[str, ...] = (
 )
 """Canonical fields a ``role: person`` source may map in ``columns``."""
 
-CONSENT_FIELDS: tuple[str, ...] = ("id_number", "name", "purpose", "recipient", "status", "decided_at", "channel")
+CONSENT_FIELDS: tuple[str, ...] = (
+    "id_number", "name", "purpose", "recipient", "status", "decided_at", "channel", "categories", "expires_at",
+    "guardian_id_number",
+)
 """Canonical fields a ``role: consent`` source may map in ``columns``."""
 
 DEFAULT_DATE_FORMATS: tuple[str, ...] = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%Y年%m月%d日")

@@ -85,6 +85,10 @@ CONSENT_LATER_WITHDRAWN = 0.12  # of grants: 撤回 later
 CONSENT_REGRANTED = 0.20  # of withdrawals: 同意 again later
 CONSENT_REFUSED_THEN_GRANTED = 0.10  # of refusals: 同意 later
 CONSENT_CHANNELS = (("线下窗口", 0.5), ("政务APP", 0.35), ("电话", 0.15))
+CONSENT_SENSITIVE_NAMED = 0.5  # of decisions by a patient / person in corrections: also names health / judicial
+CONSENT_EXPIRING = 0.25  # of decisions: valid for 1-3 years only (some have expired by now)
+CONSENT_GUARDIAN_RECORDED = 0.85  # of a child's (under 14) decisions: made and signed by the guardian
+CONSENT_DELETION = 0.005  # of persons with decisions: later asked to be deleted (删除)
 
 # --- how each source's rows are damaged (share of that source's rows) ----------------------------
 PERSON_SOURCES = ("civil_affairs", "health", "justice", "census")
@@ -509,8 +513,59 @@ def _consent(rng: np.random.Generator, pop: Population, path: Path) -> int:
         "decided_at": _timestamps(day[order], seconds[order]),
         "channel": channel[order],
     }
+    details, deletions = _consent_details(rng, pop, p, day[order])
+    columns |= details
+    columns = {c: np.concatenate([np.asarray(v, dtype=STRING), deletions[c]]) for c, v in columns.items() if c != "consent_id"}
+    n = len(columns["sfzh"])
+    columns = {"consent_id": numbered("CS", n, 8), **columns}
     write_parquet(path, pa.table({c: pa.array(v, type=pa.string()) for c, v in columns.items()}))
-    return len(order)
+    return n
+
+
+def _consent_details(
+    rng: np.random.Generator, pop: Population, person: np.ndarray, day: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Categories (lb), expiry (yxq) and guardian (jhr) of each decision; and deletion requests (删除).
+
+    Drawn after the decisions themselves, so adding them did not change a seed's decisions.
+    A deletion request is a further row with purpose and recipient ``*``.
+    """
+    categories = np.full(len(person), "basic", dtype=object)
+    health = ((pop.chronic[person] >= 0) | pop.pregnant[person]) & (rng.random(len(person)) < CONSENT_SENSITIVE_NAMED)
+    judicial = pop.corrections[person] & (rng.random(len(person)) < CONSENT_SENSITIVE_NAMED)
+    child = pop.age[person] < 14
+    categories[health] += ",health"
+    categories[judicial] += ",judicial"
+    categories[child] += ",minor"
+    expiring = rng.random(len(person)) < CONSENT_EXPIRING
+    expiry = day + rng.integers(365, 3 * 365, len(person))
+    expires = np.where(expiring, np.datetime_as_string(expiry, unit="D").astype(STRING), "")
+
+    # A child's guardian: the oldest adult of the household, when there is one.
+    households = pd.DataFrame({"household": pop.household, "age": pop.age, "id": pop.id18.astype(str)})
+    adults = households[households["age"] >= 18].sort_values("age", ascending=False).drop_duplicates("household")
+    guardian_of = households["household"].map(adults.set_index("household")["id"]).fillna("").to_numpy(dtype=object)
+    signed = child & (rng.random(len(person)) < CONSENT_GUARDIAN_RECORDED)
+    guardian = np.where(signed, guardian_of[person], "")
+
+    deciders = np.unique(person)
+    deleting = deciders[rng.random(len(deciders)) < CONSENT_DELETION]
+    last_day = pd.Series(day).groupby(person).max()
+    delete_day = _day_between(rng, last_day[deleting].to_numpy() + 1, REFERENCE_DATE - 1)
+    channels = np.array([c for c, _ in CONSENT_CHANNELS], dtype=STRING)
+    empty = np.full(len(deleting), "", dtype=STRING)
+    deletions = {
+        "sfzh": pop.id18[deleting].astype(STRING),
+        "xm": pop.name[deleting].astype(STRING),
+        "purpose": np.full(len(deleting), "*", dtype=STRING),
+        "recipient": np.full(len(deleting), "*", dtype=STRING),
+        "status": np.full(len(deleting), "删除", dtype=STRING),
+        "decided_at": _timestamps(delete_day, _office_seconds(rng, len(deleting))),
+        "channel": channels[rng.integers(0, len(channels), len(deleting))],
+        "lb": empty, "yxq": empty, "jhr": empty,
+    }
+    details = {"lb": categories.astype(STRING), "yxq": expires, "jhr": guardian.astype(STRING)}
+    return details, deletions
 
 
 # ================================================================================================

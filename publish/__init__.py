@@ -1,20 +1,38 @@
 """Golden records, consent status, the atomically published warehouse and per-recipient products."""
 
-from publish.policy import KEY_POPULATIONS, SHAREABLE_COLUMNS, Recipient, SharingPolicy, load_policy
+from publish.audit import AuditLog, Verification
+from publish.crypto import product_key, read_product
+from publish.policy import (
+    CONSENT_CATEGORIES,
+    KEY_POPULATIONS,
+    SENSITIVE_COLUMNS,
+    SHAREABLE_COLUMNS,
+    Aggregate,
+    Recipient,
+    SharingPolicy,
+    load_policy,
+)
 from publish.products import ProductFile, build_product, product_query_sql, pseudonym_key
 from publish.warehouse import Candidate, PublicationInputs, Warehouse
 
 __all__ = [
+    "CONSENT_CATEGORIES",
     "KEY_POPULATIONS",
+    "SENSITIVE_COLUMNS",
     "SHAREABLE_COLUMNS",
+    "Aggregate",
+    "AuditLog",
     "Candidate",
     "ProductFile",
     "PublicationInputs",
     "Recipient",
     "SharingPolicy",
+    "Verification",
     "Warehouse",
     "build_product",
     "load_policy",
+    "product_key",
     "product_query_sql",
     "pseudonym_key",
+    "read_product",
 ]

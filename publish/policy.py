@@ -15,6 +15,19 @@ Example ``policy.yaml``::
         columns: [person_id, name, sex, birth_date, phone, address, community, grid]
         population: [elderly_living_alone]
         mask: {phone: partial}
+
+      - name: district_statistics
+        description: 统计 counts of key populations per community, small cells suppressed
+        kind: analyst
+        level: district
+        purpose: statistics
+        legal_basis: statutory
+        legal_reference: 统计法 art. 7
+        aggregate: {by: community, threshold: 10}
+
+Sensitive columns (``SENSITIVE_COLUMNS``: health and judicial) and any data of a child under 14 are
+shared on a consent basis only with a separate decision naming that category (and, for a child,
+made by the guardian); see ``docs/privacy.md``.
 """
 
 from __future__ import annotations
@@ -27,8 +40,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from core.config import load_yaml_model
 
 __all__ = [
+    "CONSENT_CATEGORIES",
     "KEY_POPULATIONS",
+    "SENSITIVE_COLUMNS",
+    "SENSITIVE_POPULATIONS",
     "SHAREABLE_COLUMNS",
+    "Aggregate",
     "Recipient",
     "SharingPolicy",
     "load_policy",
@@ -49,6 +66,43 @@ KEY_POPULATIONS = (
 
 SCOPE_FIELDS = ("street", "community", "grid")
 
+#: Data categories a consent decision may name. ``basic`` covers everything not sensitive;
+#: ``health``, ``judicial`` and ``minor`` (any data of a child under 14) need a separate decision
+#: (单独同意, PIPL art. 28/29/31) unless the recipient's basis is statutory.
+CONSENT_CATEGORIES = ("basic", "health", "judicial", "minor")
+
+#: Sensitive columns and the consent category each needs.
+SENSITIVE_COLUMNS: dict[str, str] = {
+    "chronic_disease": "health", "pregnant": "health", "corrections": "judicial", "case_type": "judicial",
+}
+
+#: Key populations that reveal sensitive data, and the category membership in them needs.
+SENSITIVE_POPULATIONS: dict[str, str] = {
+    "chronic_patient": "health", "pregnant_woman": "health", "community_corrections": "judicial",
+}
+
+
+class Aggregate(BaseModel):
+    """Aggregate statistics instead of person rows: counts of key populations per area."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Literal["street", "community", "grid"] = Field(description="the area each row of counts is for")
+    populations: list[str] = Field(
+        default_factory=lambda: list(KEY_POPULATIONS), description="key populations counted (columns)"
+    )
+    threshold: int = Field(
+        default=10, ge=2, description="cells with 1..threshold-1 people are suppressed (and the cells that would reveal them)"
+    )
+
+    @field_validator("populations")
+    @classmethod
+    def _known(cls, populations: list[str]) -> list[str]:
+        unknown = [p for p in populations if p not in KEY_POPULATIONS]
+        if unknown or not populations:
+            raise ValueError(f"unknown or no key population(s) {unknown}; known: {list(KEY_POPULATIONS)}")
+        return populations
+
 
 class Recipient(BaseModel):
     """One consumer of shared data and exactly what it may have."""
@@ -67,7 +121,19 @@ class Recipient(BaseModel):
         default=None,
         description="the recipient name used in the consent registry (defaults to this recipient's name)",
     )
-    columns: list[str] = Field(min_length=1, description=f"columns shared; any of {', '.join(SHAREABLE_COLUMNS)}")
+    legal_reference: str | None = Field(
+        default=None, description="the law or article a statutory basis rests on, e.g. 社会救助暂行办法 art. 8"
+    )
+    statutory_register: bool = Field(
+        default=False,
+        description="a statutory register (e.g. social assistance): keeps people who asked for deletion (PIPL art. 47)",
+    )
+    columns: list[str] = Field(
+        default_factory=list, description=f"columns shared (person rows); any of {', '.join(SHAREABLE_COLUMNS)}"
+    )
+    aggregate: Aggregate | None = Field(
+        default=None, description="publish small-cell-suppressed counts instead of person rows"
+    )
     scope: dict[str, str] = Field(default_factory=dict, description="row scope, e.g. {grid: 翠苑社区第3网格}")
     population: list[str] = Field(
         default_factory=list, description=f"only people in any of these key populations: {', '.join(KEY_POPULATIONS)}"
@@ -105,6 +171,14 @@ class Recipient(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipient:
+        if self.aggregate is not None:
+            if self.columns or self.mask or self.pseudonymise:
+                raise ValueError("an aggregate recipient gets counts only: drop columns, mask and pseudonymise")
+            return self
+        if not self.columns:
+            raise ValueError("name the columns shared, e.g. columns: [person_id, sex, age], or set aggregate: {by: community}")
+        if self.statutory_register and self.legal_basis != "statutory":
+            raise ValueError("statutory_register: true needs legal_basis: statutory")
         if self.kind == "grid_worker" and "grid" not in self.scope:
             raise ValueError("a grid_worker must be bound to one grid: add scope: {grid: <grid name>}")
         for column in self.mask:
@@ -112,8 +186,8 @@ class Recipient(BaseModel):
                 raise ValueError(f"mask on {column!r} is not supported; mask id_number, phone or name")
             if column not in self.columns:
                 raise ValueError(f"mask on {column!r}, which is not in columns")
-        if self.kind == "analyst" and any(c in self.columns for c in ("name", "id_number", "phone", "address")):
-            raise ValueError("analysts get no direct identifiers: drop name, id_number, phone and address")
+        if self.kind == "analyst" and any(c in self.columns for c in ("name", "id_number", "phone", "address", "birth_date")):
+            raise ValueError("analysts get no direct identifiers: drop name, id_number, phone, address and birth_date")
         if self.kind == "analyst" and not self.pseudonymise:
             raise ValueError("analyst products must set pseudonymise: true")
         return self

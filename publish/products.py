@@ -1,10 +1,21 @@
-"""Per-recipient data products: exactly the rows and columns the sharing policy allows.
+"""Per-recipient data products: exactly the rows and columns the sharing policy allows, encrypted.
 
 A product is a parquet file built from ``unified_population`` by SQL assembled from the policy's
-structured fields (never from SQL text in configuration). Consent-based recipients get only people
-whose latest decision for the purpose, addressed to them or to everyone (``*``), is ``granted``;
-statutory recipients get everyone in scope. Pseudonymised products replace ``person_id`` by an
-HMAC-SHA256 keyed per recipient, so two recipients cannot join their copies.
+structured fields (never from SQL text in configuration), then encrypted for its recipient
+(``publish.crypto``). What a person contributes depends on the recipient's legal basis:
+
+- ``consent``: the person's effective decision (``consent_effective``) for the recipient's purpose,
+  addressed to the recipient or to everyone (``*``), must be ``granted`` for category ``basic``; a
+  child under 14 also needs a ``minor`` decision, and every decision counted for a child must have
+  been made by the guardian. Sensitive columns (health, judicial) are filled only for people whose
+  separate decision names that category, and sensitive key populations are hidden otherwise.
+- ``statutory``: everyone in scope, sensitive columns included — except people who asked to be
+  deleted, who stay only in statutory registers (``statutory_register: true``).
+
+People in scope but left out are listed, with the reason, in ``consent_exclusions`` (restricted
+zone) and counted in the audit log. Pseudonymised products replace ``person_id`` by an HMAC-SHA256
+keyed per recipient, so two recipients cannot join their copies. Aggregate recipients get
+small-cell-suppressed counts (``publish.statistics``).
 """
 
 from __future__ import annotations
@@ -13,13 +24,18 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.errors import ConfigError
-from publish.policy import Recipient
+from publish.crypto import product_key, write_encrypted
+from publish.policy import CONSENT_CATEGORIES, SENSITIVE_COLUMNS, SENSITIVE_POPULATIONS, Recipient
+from publish.statistics import statistics_table
 
 __all__ = ["ProductFile", "build_product", "product_query_sql", "pseudonym_key"]
 
@@ -28,42 +44,103 @@ _MASKS = {
     "phone": "CASE WHEN phone IS NULL THEN NULL ELSE substr(phone, 1, 3) || repeat('*', greatest(length(phone) - 7, 0)) || substr(phone, -4) END",
     "name": "CASE WHEN name IS NULL THEN NULL ELSE substr(name, 1, 1) || repeat('*', length(name) - 1) END",
 }
+_HIDDEN = ("_person_id", "_id_number", "_reason")
 
 
 @dataclass(frozen=True)
 class ProductFile:
-    """One written product: where it is and what went into it (for the publication log)."""
+    """One written product: where it is and what went into it (for the publication and audit logs).
+
+    ``members`` holds the resident ID numbers of the people in the product; the audit log stores
+    only keyed hashes of them. ``exclusions`` counts people in scope left out, by reason
+    (``withdrawn``, ``deleted``, ``expired``, ``refused``, ``no_guardian_consent``, ``no_consent``).
+    """
 
     recipient: str
     path: Path
     columns: tuple[str, ...]
     row_count: int
     content_hash: str
+    purpose: str = ""
+    legal_basis: str = ""
+    legal_reference: str | None = None
+    members: tuple[str, ...] = field(default=(), repr=False)
+    exclusions: dict[str, int] = field(default_factory=dict)
 
 
-def product_query_sql(recipient: Recipient) -> tuple[str, list[object]]:
-    """The SELECT for ``recipient``'s product and its parameters."""
+def _consent_pivot_sql() -> str:
+    picks = []
+    for category in CONSENT_CATEGORIES:
+        picks.append(f"arg_max(effective_status, decided_at) FILTER (WHERE category = '{category}') AS _{category}")
+        picks.append(f"arg_max(by_guardian, decided_at) FILTER (WHERE category = '{category}') AS _{category}_guardian")
+    return (
+        f"SELECT person_id, {', '.join(picks)} FROM consent_effective "
+        "WHERE purpose = $purpose AND recipient IN ($recipient, '*') GROUP BY person_id"
+    )
+
+
+def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
+    """The SELECT for ``recipient``'s product and its named parameters.
+
+    Besides the policy's columns it returns ``_person_id``, ``_id_number`` and ``_reason`` (null for
+    people the recipient may have, else why they are left out); :func:`build_product` drops them.
+    """
+    consent = recipient.legal_basis == "consent"
+    params: dict[str, object] = (
+        {"purpose": recipient.purpose, "recipient": recipient.registry_recipient} if consent else {}
+    )
+    where = ["TRUE"]
+    for i, (scope_field, value) in enumerate(recipient.scope.items()):
+        where.append(f"u.{scope_field} = $scope{i}")
+        params[f"scope{i}"] = value
+
+    ok = {}
+    for category in CONSENT_CATEGORIES:
+        ok[category] = (
+            f"coalesce(c._{category} = 'granted' AND (NOT coalesce(u.minor_under_14, false) OR c._{category}_guardian), false)"
+            if consent else "TRUE"
+        )
+    if consent:
+        reason = f"""CASE
+            WHEN d.person_id IS NOT NULL THEN 'deleted'
+            WHEN {ok['basic']} AND (NOT coalesce(u.minor_under_14, false) OR {ok['minor']}) THEN NULL
+            WHEN coalesce(u.minor_under_14, false) AND c._basic = 'granted' THEN 'no_guardian_consent'
+            WHEN c._basic IN ('withdrawn', 'expired', 'refused') THEN c._basic
+            ELSE 'no_consent' END"""
+    elif recipient.statutory_register:
+        reason = "NULL"
+    else:
+        reason = "CASE WHEN d.person_id IS NOT NULL THEN 'deleted' END"
+
     selected = []
     for column in recipient.columns:
         if column == "person_id" and recipient.pseudonymise:
             continue
-        expr = _MASKS[column] if column in recipient.mask else column
+        expr = _MASKS[column] if column in recipient.mask else f"u.{column}"
+        if column in SENSITIVE_COLUMNS:
+            expr = f"CASE WHEN {ok[SENSITIVE_COLUMNS[column]]} THEN {expr} END"
+        if column == "key_populations" and consent:
+            hidden = " AND ".join(
+                f"(k <> '{population}' OR {ok[category]})" for population, category in SENSITIVE_POPULATIONS.items()
+            )
+            expr = f"list_filter(u.key_populations, lambda k: {hidden})"
         selected.append(f"{expr} AS {column}")
-    if recipient.pseudonymise:
-        selected.insert(0, "person_id AS _person_id")
-    where, params = ["TRUE"], []
-    for field, value in recipient.scope.items():
-        where.append(f"{field} = ?")
-        params.append(value)
+
     if recipient.population:
-        where.append("(" + " OR ".join(f"coalesce({flag}, false)" for flag in recipient.population) + ")")
-    if recipient.legal_basis == "consent":
-        where.append(
-            "(SELECT arg_max(c.status, c.decided_at) FROM person_consent c "
-            "WHERE c.person_id = u.person_id AND c.purpose = ? AND c.recipient IN (?, '*')) = 'granted'"
-        )
-        params += [recipient.purpose, recipient.registry_recipient]
-    sql = f"SELECT {', '.join(selected)} FROM unified_population u WHERE {' AND '.join(where)} ORDER BY u.person_id"
+        flags = [
+            f"(coalesce(u.{flag}, false) AND {ok[SENSITIVE_POPULATIONS[flag]]})" if flag in SENSITIVE_POPULATIONS
+            else f"coalesce(u.{flag}, false)"
+            for flag in recipient.population
+        ]
+        where.append("(" + " OR ".join(flags) + ")")
+    consent_join = f"LEFT JOIN ({_consent_pivot_sql()}) c ON c.person_id = u.person_id" if consent else ""
+    sql = f"""
+SELECT u.person_id AS _person_id, u.id_number AS _id_number, {reason} AS _reason, {', '.join(selected)}
+FROM unified_population u
+LEFT JOIN deletion_requests d ON d.person_id = u.person_id
+{consent_join}
+WHERE {' AND '.join(where)}
+ORDER BY u.person_id"""
     return sql, params
 
 
@@ -78,7 +155,7 @@ def pseudonym_key(home: Path, recipient: str) -> bytes:
         try:
             return bytes.fromhex(os.environ[env_name])
         except ValueError as e:
-            raise ConfigError(f"${env_name} must be a hex string (e.g. from `openssl rand -hex 32`)") from e
+            raise ConfigError(f"{env_name} must be hex (e.g. from `openssl rand -hex 32`)") from e
     path = home / "keys" / f"{recipient}.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,25 +166,50 @@ def pseudonym_key(home: Path, recipient: str) -> bytes:
     return path.read_bytes()
 
 
-def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, out_dir: Path, home: Path) -> ProductFile:
-    """Write ``recipient``'s product as ``out_dir/<name>.parquet`` from the tables in ``con``."""
-    sql, params = product_query_sql(recipient)
-    frame = con.execute(sql, params).df()
-    if recipient.pseudonymise:
-        key = pseudonym_key(home, recipient.name)
-        # One HMAC per person in the product: linear, and keyed so the pseudonym cannot be
-        # recomputed without the recipient's key.
-        frame.insert(
-            0,
-            "person_key",
-            [hmac.new(key, pid.encode(), hashlib.sha256).hexdigest()[:24] for pid in frame.pop("_person_id")],
+def _log_exclusions(con: duckdb.DuckDBPyConnection, recipient: str, person_ids: list[str], reasons: list[str]) -> None:
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS consent_exclusions (recipient VARCHAR, person_id VARCHAR, reason VARCHAR)"
+    )
+    if person_ids:
+        con.execute(
+            "INSERT INTO consent_exclusions SELECT $r, unnest($p), unnest($why)",
+            {"r": recipient, "p": person_ids, "why": reasons},
         )
+
+
+def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, out_dir: Path, home: Path) -> ProductFile:
+    """Write ``recipient``'s encrypted product as ``out_dir/<name>.parquet`` from the tables in ``con``.
+
+    ``con`` must hold ``unified_population``, ``consent_effective`` and ``deletion_requests``.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{recipient.name}.parquet"
-    con.register("_product", frame)
-    try:
-        con.execute(f"COPY _product TO '{path}' (FORMAT parquet)")
-    finally:
-        con.unregister("_product")
+    members: list[str] = []
+    exclusions: dict[str, int] = {}
+    if recipient.aggregate is not None:
+        table = statistics_table(con, recipient.aggregate)
+    else:
+        sql, params = product_query_sql(recipient)
+        full = con.sql(sql, params=params).to_arrow_table()
+        reasons = full.column("_reason")
+        excluded = full.filter(pc.is_valid(reasons))
+        _log_exclusions(con, recipient.name, excluded.column("_person_id").to_pylist(), excluded.column("_reason").to_pylist())
+        exclusions = dict(Counter(excluded.column("_reason").to_pylist()))
+        table = full.filter(pc.is_null(reasons))
+        members = [m for m in table.column("_id_number").to_pylist() if m]
+        person_ids = table.column("_person_id").to_pylist()
+        table = table.drop_columns(list(_HIDDEN))
+        if recipient.pseudonymise:
+            key = pseudonym_key(home, recipient.name)
+            # One HMAC per person in the product: linear, and keyed so the pseudonym cannot be
+            # recomputed (or matched with another recipient's) without this recipient's key.
+            keys = [hmac.new(key, pid.encode(), hashlib.sha256).hexdigest()[:24] for pid in person_ids]
+            table = table.add_column(0, "person_key", pa.array(keys, pa.string()))
+    write_encrypted(table, path, recipient.name, product_key(home, recipient.name))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return ProductFile(recipient.name, path, tuple(frame.columns), len(frame), digest)
+    return ProductFile(
+        recipient.name, path, tuple(table.column_names), table.num_rows, digest,
+        purpose=recipient.purpose, legal_basis=recipient.legal_basis, legal_reference=recipient.legal_reference,
+        members=tuple(members), exclusions=exclusions,
+    )
+

@@ -70,7 +70,7 @@ CANONICAL_COLUMNS: dict[str, str] = {
 BOOLEAN_FIELDS: tuple[str, ...] = ("lives_alone", "low_income", "pregnant", "corrections")
 """Person fields that are yes/no department attributes."""
 
-CONSENT_STATUSES: tuple[str, ...] = ("granted", "refused", "withdrawn")
+CONSENT_STATUSES: tuple[str, ...] = ("granted", "refused", "withdrawn", "deletion_requested")
 """The decisions a consent record can state."""
 
 CONSENT_COLUMNS: dict[str, str] = {
@@ -84,6 +84,9 @@ CONSENT_COLUMNS: dict[str, str] = {
     "status": _TEXT,
     "decided_at": _TIMESTAMP,
     "channel": _TEXT,
+    "categories": _TEXT,
+    "expires_at": _TIMESTAMP,
+    "guardian_id_number": _TEXT,
     "extracted_at": _TIMESTAMP,
 }
 """Column -> pandas dtype of a staged consent record, in order."""
@@ -127,6 +130,7 @@ CONSENT_RULES: tuple[str, ...] = (
     "unknown_status",
     "missing_purpose",
     "unparseable_decided_at",
+    "unparseable_expires_at",
 )
 """Hard rules for consent records, in the order they are reported."""
 
@@ -153,6 +157,9 @@ FIELD_LABELS: dict[str, str] = {
     "status": "同意状态",
     "decided_at": "决定时间",
     "channel": "渠道",
+    "categories": "数据类别",
+    "expires_at": "有效期至",
+    "guardian_id_number": "监护人身份号码",
 }
 """The Chinese name departments use for each canonical field, for messages they will read."""
 

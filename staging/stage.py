@@ -237,8 +237,10 @@ def stage_consent_records(
     without a UTC offset is China Standard Time.
 
     Hard rules, in order: ``missing_source_key``, ``duplicate_source_key``, ``missing_id_number``,
-    ``malformed_id_number``, ``unknown_status`` (not granted / refused / withdrawn after mapping),
-    ``missing_purpose``, ``unparseable_decided_at``.
+    ``malformed_id_number``, ``unknown_status`` (not granted / refused / withdrawn /
+    deletion_requested after mapping), ``missing_purpose``, ``unparseable_decided_at``,
+    ``unparseable_expires_at``. ``categories`` (e.g. ``basic,health``) is lower-cased and joined by
+    commas; a ``guardian_id_number`` that is not a valid resident ID is staged as missing.
 
     Args:
         raw: the registry extract, with the source's column names; every value a string or ``None``.
@@ -269,6 +271,8 @@ def stage_consent_records(
     status = fields.text("status", lambda statuses: clean_text(statuses).str.lower())
     known_status = status.isin(CONSENT_STATUSES).fillna(False).to_numpy(bool)
     decided = parse_timestamps(fields.mapped("decided_at"), date_formats)
+    expires = parse_timestamps(fields.mapped("expires_at"), date_formats)
+    guardian = parse_id_numbers(fields.mapped("guardian_id_number"), as_of=as_of)["id_number"]
     out = _identity_columns(extract) | {
         "id_number": ids["id_number"],
         "name": fields.text("name", normalize_name),
@@ -277,10 +281,16 @@ def stage_consent_records(
         "status": status.where(known_status),
         "decided_at": decided["timestamp"],
         "channel": fields.text("channel", normalize_address),
+        # "basic,health": lower-case codes joined by commas, whatever separators the registry used
+        "categories": fields.text(
+            "categories", lambda c: clean_text(c).str.lower().str.replace(r"[\s,，、;；/]+", ",", regex=True).str.strip(",")
+        ),
+        "expires_at": expires["timestamp"],
+        "guardian_id_number": guardian.where(guardian.notna(), None).astype(STRING),
         "extracted_at": _extracted_at_column(extract),
     }
 
-    raw_status, raw_decided = fields.raw("status"), fields.raw("decided_at")
+    raw_status, raw_decided, raw_expires = fields.raw("status"), fields.raw("decided_at"), fields.raw("expires_at")
     rules = [
         *extract.key_rules(),
         fields.missing_rule(
@@ -318,6 +328,18 @@ def stage_consent_records(
                 _label("decided_at", raw_decided.iloc[rows])
                 + " is not a date or time; write it as ISO 8601 (2024-05-01 10:00:00) in the consent registry, "
                 "or add its format to date_formats in sources.yaml"
+            ),
+        ),
+        Rule(
+            "unparseable_expires_at",
+            expires["unparseable"].to_numpy(bool),
+            "expires_at",
+            columns.get("expires_at"),
+            raw_expires,
+            lambda rows: (
+                _label("expires_at", raw_expires.iloc[rows])
+                + " is not a date or time, so when the consent ends is unknown; write it as ISO 8601 (2027-05-01) "
+                "in the consent registry, or add its format to date_formats in sources.yaml"
             ),
         ),
     ]

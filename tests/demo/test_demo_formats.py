@@ -86,12 +86,18 @@ def test_health_writes_birth_dates_in_four_formats(demo: DemoSummary) -> None:
 
 def test_consent_registry_keeps_the_history_of_decisions(demo: DemoSummary) -> None:
     assert pq.read_schema(demo.files["consent_registry"]).names == [
-        "consent_id", "sfzh", "xm", "purpose", "recipient", "status", "decided_at", "channel",
+        "consent_id", "sfzh", "xm", "purpose", "recipient", "status", "decided_at", "channel", "lb", "yxq", "jhr",
     ]  # fmt: skip
     consent = read_source(demo, "consent_registry")
     assert len(consent) == demo.counts["consent_registry"]
-    assert set(consent["status"]) == {"同意", "拒绝", "撤回"}
-    assert set(consent["purpose"]) == {"service_delivery", "cross_department_sharing", "statistics", "research"}
+    assert set(consent["status"]) == {"同意", "拒绝", "撤回", "删除"}
+    deletions = consent[consent["status"] == "删除"]
+    assert (deletions["purpose"] == "*").all() and (deletions["recipient"] == "*").all()
+    assert set(consent["purpose"]) == {"service_delivery", "cross_department_sharing", "statistics", "research", "*"}
+    assert consent["lb"].str.contains("minor").any() and consent["lb"].str.contains("health").any()
+    minors = consent[consent["lb"].str.contains("minor", na=False)]
+    assert 0 < (minors["jhr"].fillna("") != "").mean() < 1  # most, not all, children's decisions name a guardian
+    assert consent["yxq"].fillna("").str.fullmatch(r"([0-9]{4}-[0-9]{2}-[0-9]{2})?").all()
     assert set(consent["recipient"]) <= {"civil_affairs", "health", "justice", "census", "grid", "*"}
     assert set(consent["channel"]) == {"线下窗口", "政务APP", "电话"}
     assert consent["decided_at"].str.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}").all()

@@ -60,7 +60,8 @@ def test_codes_translate_to_canonical_values() -> None:
     assert civil.values["disability_grade"] == {"一级": "1", "二级": "2", "三级": "3", "四级": "4"}
     assert health.columns["pregnant"] == health.columns["chronic_disease"] == "diagnosis"
     assert health.values["pregnant"]["孕产妇建档"] == "true"
-    assert sources.source("consent_registry").values["status"] == {"同意": "granted", "拒绝": "refused", "撤回": "withdrawn"}
+    assert sources.source("consent_registry").values["status"] == {
+        "同意": "granted", "拒绝": "refused", "撤回": "withdrawn", "删除": "deletion_requested"}
     assert sources.source("justice").columns["case_type"] == sources.source("justice").columns["corrections"] == "矫正类别"
 
 

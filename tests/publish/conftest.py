@@ -7,7 +7,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from publish import PublicationInputs, SharingPolicy
+from pathlib import Path
+
+from publish import PublicationInputs, SharingPolicy, product_key, read_product
 
 RECORD_COLUMNS = [
     "record_id", "source", "source_key", "name", "sex", "birth_date", "birth_date_precision", "id_number",
@@ -88,3 +90,8 @@ def make_inputs(district: dict[str, pd.DataFrame], run_id: str = "run1", **chang
 
 def policy(*recipients: dict) -> SharingPolicy:
     return SharingPolicy.model_validate({"version": 1, "recipients": list(recipients)})
+
+
+def read_shared(home: Path, recipient: str) -> pd.DataFrame:
+    """A published product, decrypted with its recipient's key (as the recipient would)."""
+    return read_product(home / "shared" / f"{recipient}.parquet", product_key(home, recipient)).to_pandas()

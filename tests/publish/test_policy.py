@@ -36,6 +36,11 @@ recipients:
         ("grid_worker", "[name]", "", "must be bound to one grid"),
         ("department", "[name]", "    mask: {phone: partial}\n", "mask on 'phone', which is not in columns"),
         ("department", "[name]", "    population: [elderly_alone]\n", r"unknown key population\(s\) \['elderly_alone'\]"),
+        ("analyst", "[person_id, birth_date]", "    pseudonymise: true\n", "analysts get no direct identifiers"),
+        ("analyst", "[sex]", "    aggregate: {by: community}\n", "an aggregate recipient gets counts only"),
+        ("analyst", "[]", "    aggregate: {by: community, threshold: 1}\n", r"aggregate\.threshold: .*greater than or equal to 2"),
+        ("analyst", "[]", "    aggregate: {by: building}\n", r"aggregate\.by"),
+        ("department", "[]", "", "name the columns shared"),
     ],
 )
 def test_bad_policy_fails_naming_file_and_key(tmp_path, kind, columns, extra, message):
@@ -48,3 +53,16 @@ def test_bad_policy_fails_naming_file_and_key(tmp_path, kind, columns, extra, me
 def test_demo_policy_loads():
     policy = load_policy(DEMO_POLICY)
     assert {r.kind for r in policy.recipients} == {"department", "grid_worker", "analyst"}
+
+
+def test_statutory_register_needs_a_statutory_basis(tmp_path):
+    text = BASE.format(kind="department", columns="[name]", extra="    statutory_register: true\n")
+    path = write(tmp_path, text.replace("legal_basis: statutory", "legal_basis: consent"))
+    with pytest.raises(ConfigError, match="statutory_register: true needs legal_basis: statutory"):
+        load_policy(path)
+
+
+def test_demo_policy_has_an_aggregate_and_a_register():
+    policy = load_policy(DEMO_POLICY)
+    assert any(r.aggregate is not None for r in policy.recipients)
+    assert [r.name for r in policy.recipients if r.statutory_register] == ["civil_affairs_assistance"]

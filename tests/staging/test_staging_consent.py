@@ -10,14 +10,15 @@ from staging import CONSENT_COLUMNS, CONSENT_RULES, QUARANTINE_COLUMNS, id_check
 
 EXTRACTED_AT = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
 COLUMNS = {"id_number": "sfzh", "name": "xm", "purpose": "purpose", "recipient": "recipient", "status": "status",
-           "decided_at": "decided_at", "channel": "channel"}
+           "decided_at": "decided_at", "channel": "channel", "expires_at": "expires_at"}
 VALUES = {"status": {"同意": "granted", "拒绝": "refused", "撤回": "withdrawn"}}
 SUBJECT = "11010519800102123" + id_check_digit("11010519800102123")
 
 
 def consent(**overrides):
     row = {"consent_id": "c1", "sfzh": SUBJECT, "xm": "張偉", "purpose": "cross_department_sharing",
-           "recipient": "health", "status": "同意", "decided_at": "2024-05-17 10:23:45", "channel": "政务APP"}
+           "recipient": "health", "status": "同意", "decided_at": "2024-05-17 10:23:45", "channel": "政务APP",
+           "expires_at": None}
     return row | overrides
 
 
@@ -31,7 +32,9 @@ def test_a_consent_record_is_staged_with_canonical_values():
     staged = stage([consent(sfzh="110105800102123")]).staged
     assert list(staged.columns) == list(CONSENT_COLUMNS)
     assert staged.dtypes.astype(str).to_dict() == CONSENT_COLUMNS
-    assert staged.iloc[0].to_dict() == {
+    new_fields = ["categories", "expires_at", "guardian_id_number"]  # not mapped here: missing
+    assert staged.iloc[0][new_fields].isna().all()
+    assert staged.iloc[0].drop(new_fields).to_dict() == {
         "record_id": "consent_registry:c1",
         "source": "consent_registry",
         "source_key": "c1",
@@ -44,6 +47,20 @@ def test_a_consent_record_is_staged_with_canonical_values():
         "channel": "政务APP",
         "extracted_at": pd.Timestamp(EXTRACTED_AT),
     }
+
+
+def test_categories_expiry_and_guardian_are_staged():
+    columns = COLUMNS | {"categories": "lb", "expires_at": "yxq", "guardian_id_number": "jhr"}
+    guardian = "11010519550102101" + id_check_digit("11010519550102101")
+    rows = [consent(consent_id="1", lb="Basic，health、 JUDICIAL", yxq="2027-01-01", jhr=guardian),
+            consent(consent_id="2", lb=None, yxq=None, jhr="123"),
+            consent(consent_id="3", yxq="someday")]
+    result = stage(rows, columns=columns)
+    staged = result.staged
+    assert staged.loc[0, "categories"] == "basic,health,judicial" and pd.isna(staged.loc[1, "categories"])
+    assert staged.loc[0, "expires_at"] == pd.Timestamp("2026-12-31 16:00", tz="UTC")  # midnight in Beijing
+    assert staged.loc[0, "guardian_id_number"] == guardian and pd.isna(staged.loc[1, "guardian_id_number"])  # not an ID
+    assert result.quarantine["rule"].tolist() == ["unparseable_expires_at"]
 
 
 @pytest.mark.parametrize(("raw", "status"), [("同意", "granted"), ("拒绝", "refused"), ("撤回", "withdrawn")])
@@ -75,7 +92,7 @@ CASES = [
     (consent(consent_id="c5", sfzh="1101051980"), ("malformed_id_number", "id_number", "sfzh", "1101051980",
      "公民身份号码 '1101051980' has 10 characters; expected 18 (or the old 15); correct the ID in the source system")),
     (consent(consent_id="c6", status="也许"), ("unknown_status", "status", "status", "也许",
-     "同意状态 '也许' is not one of granted, refused, withdrawn; correct it in the consent registry, or map it under "
+     "同意状态 '也许' is not one of granted, refused, withdrawn, deletion_requested; correct it in the consent registry, or map it under "
      "values.status in sources.yaml (e.g. 同意: granted, 拒绝: refused, 撤回: withdrawn)")),
     (consent(consent_id="c7", status=None), ("unknown_status", "status", "status", None,
      "同意状态 is empty; correct it in the consent registry, or map it under values.status in sources.yaml "
@@ -85,7 +102,10 @@ CASES = [
     (consent(consent_id="c9", decided_at="去年"), ("unparseable_decided_at", "decided_at", "decided_at", "去年",
      "决定时间 '去年' is not a date or time; write it as ISO 8601 (2024-05-01 10:00:00) in the consent registry, "
      "or add its format to date_formats in sources.yaml")),
-    (consent(consent_id="c10", decided_at=None), None),  # when is unknown, but the decision stands
+    (consent(consent_id="c10", decided_at=None), None),
+    (consent(consent_id="c11", expires_at="明年"), ("unparseable_expires_at", "expires_at", "expires_at", "明年",
+     "有效期至 '明年' is not a date or time, so when the consent ends is unknown; write it as ISO 8601 (2027-05-01) "
+     "in the consent registry, or add its format to date_formats in sources.yaml")),  # when is unknown, but the decision stands
 ]
 
 

@@ -1,0 +1,115 @@
+"""Effective consent: what each person has currently agreed to, per purpose, recipient and category.
+
+The staged registry (``consent_decisions``) keeps every decision ever made; nothing is overwritten.
+From it a run derives, at the run date:
+
+- ``consent_effective``: person × purpose × recipient × data category → the latest decision, its
+  expiry, whether a guardian made it, and ``effective_status`` (``granted``, ``expired``,
+  ``refused`` or ``withdrawn``). A decision without categories covers ``basic`` only; sensitive
+  categories (``health``, ``judicial``, ``minor``) need a decision naming them (单独同意).
+- ``unified_population.effective_consent``: a MAP ``purpose@recipient#category`` → effective status.
+- ``deletion_requests``: people whose latest request is to be deleted (status
+  ``deletion_requested``, PIPL art. 47) and who have not granted anything since.
+
+Products read these two tables (``publish.products``); ``person_consent`` (``publish.golden``)
+stays the per purpose × recipient summary.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import duckdb
+
+__all__ = ["DELETION_STATUS", "add_effective_consent"]
+
+DELETION_STATUS = "deletion_requested"
+
+# Columns the consent model added after the first registry format; older staged frames lack them.
+_OPTIONAL_COLUMNS = {"categories": "VARCHAR", "expires_at": "TIMESTAMPTZ", "guardian_id_number": "VARCHAR"}
+
+
+def add_effective_consent(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+    """Create ``consent_effective`` and ``deletion_requests`` from ``consent_decisions``.
+
+    Args:
+        con: a connection holding ``consent_decisions``, ``source_records`` and ``unified_population``.
+        as_of: the run date; a grant whose ``expires_at`` is on or before it has expired.
+    """
+    present = {
+        row[0]
+        for row in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'consent_decisions' AND database_name = current_database()"
+        ).fetchall()
+    }
+    for column, sql_type in _OPTIONAL_COLUMNS.items():
+        if column not in present:
+            con.execute(f"ALTER TABLE consent_decisions ADD COLUMN {column} {sql_type}")
+    if "decided_at" in present:
+        con.execute("ALTER TABLE consent_decisions ALTER COLUMN decided_at TYPE TIMESTAMPTZ")
+    cutoff = datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
+    con.execute(
+        f"""
+CREATE TABLE consent_effective AS
+WITH subjects AS (
+    SELECT DISTINCT id_number, person_id FROM source_records WHERE id_number IS NOT NULL
+), decided AS (
+    SELECT s.person_id, c.purpose, coalesce(c.recipient, '*') AS recipient,
+        unnest(CASE WHEN nullif(trim(c.categories), '') IS NULL THEN ['basic']
+                    ELSE list_distinct(list_transform(string_split(c.categories, ','), lambda x: lower(trim(x)))) END) AS category,
+        c.status, c.decided_at, c.expires_at, c.channel,
+        c.guardian_id_number IS NOT NULL AND c.guardian_id_number <> c.id_number AS by_guardian,
+        c.record_id AS decision_id
+    FROM consent_decisions c JOIN subjects s USING (id_number)
+    WHERE c.status <> '{DELETION_STATUS}'
+), latest AS (
+    SELECT person_id, purpose, recipient, category,
+        arg_max(status, decided_at) AS status,
+        max(decided_at) AS decided_at,
+        arg_max_null(expires_at, decided_at) AS expires_at,
+        arg_max_null(channel, decided_at) AS channel,
+        arg_max(by_guardian, decided_at) AS by_guardian,
+        arg_max(decision_id, decided_at) AS decision_id,
+        count(*) AS decisions
+    FROM decided
+    GROUP BY ALL
+)
+SELECT *,
+    CASE WHEN status = 'granted' AND expires_at IS NOT NULL AND expires_at <= $cutoff THEN 'expired'
+         ELSE status END AS effective_status
+FROM latest
+ORDER BY person_id, purpose, recipient, category
+""",
+        {"cutoff": cutoff},
+    )
+    # Beside the golden values, so a reader of the warehouse sees what each person agreed to now.
+    con.execute("ALTER TABLE unified_population ADD COLUMN effective_consent MAP(VARCHAR, VARCHAR)")
+    con.execute(
+        """
+        UPDATE unified_population u SET effective_consent = c.m FROM (
+            SELECT person_id, map_from_entries(list({'k': purpose || '@' || recipient || '#' || category,
+                                                     'v': effective_status} ORDER BY purpose, recipient, category)) AS m
+            FROM consent_effective GROUP BY person_id
+        ) c WHERE u.person_id = c.person_id
+        """
+    )
+    con.execute(
+        f"""
+CREATE TABLE deletion_requests AS
+WITH subjects AS (
+    SELECT DISTINCT id_number, person_id FROM source_records WHERE id_number IS NOT NULL
+), decided AS (
+    SELECT s.person_id, c.status, c.decided_at, c.channel, c.record_id
+    FROM consent_decisions c JOIN subjects s USING (id_number)
+)
+SELECT person_id,
+    max(decided_at) FILTER (WHERE status = '{DELETION_STATUS}') AS requested_at,
+    arg_max(channel, decided_at) FILTER (WHERE status = '{DELETION_STATUS}') AS channel,
+    arg_max(record_id, decided_at) FILTER (WHERE status = '{DELETION_STATUS}') AS decision_id
+FROM decided
+GROUP BY person_id
+HAVING requested_at IS NOT NULL
+   AND requested_at >= coalesce(max(decided_at) FILTER (WHERE status = 'granted'), requested_at)
+ORDER BY person_id
+"""
+    )

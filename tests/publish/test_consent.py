@@ -1,0 +1,75 @@
+"""Effective consent from the decision history: latest wins, expiry, categories, guardians, deletion."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pandas as pd
+import pytest
+
+from publish.consent import add_effective_consent
+
+AS_OF = date(2026, 11, 23)
+
+
+def effective(*decisions: dict) -> tuple[dict, set[str]]:
+    """(purpose, recipient, category) -> (effective_status, by_guardian) for person P1; and who asked for deletion."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE source_records AS SELECT 'P1' AS person_id, 'ID1' AS id_number")
+    con.execute("CREATE TABLE unified_population AS SELECT 'P1' AS person_id")
+    base = dict(id_number="ID1", purpose="service_delivery", recipient="*", channel="电话", categories=None,
+                expires_at=None, guardian_id_number=None)
+    frame = pd.DataFrame([base | d for d in decisions])
+    frame["record_id"] = [f"c{i}" for i in range(len(frame))]
+    frame["decided_at"] = pd.to_datetime(frame["decided_at"], utc=True)
+    frame["expires_at"] = pd.to_datetime(frame["expires_at"], utc=True)
+    con.register("_f", frame)
+    con.execute("CREATE TABLE consent_decisions AS SELECT * FROM _f")
+    add_effective_consent(con, AS_OF)
+    rows = con.execute("SELECT purpose, recipient, category, effective_status, by_guardian FROM consent_effective").fetchall()
+    deleted = {r[0] for r in con.execute("SELECT person_id FROM deletion_requests").fetchall()}
+    return {(p, r, c): (s, g) for p, r, c, s, g in rows}, deleted
+
+
+@pytest.mark.parametrize(
+    ("decisions", "key", "expected"),
+    [
+        ([dict(status="granted", decided_at="2025-01-01")], "basic", "granted"),
+        ([dict(status="granted", decided_at="2025-01-01"), dict(status="withdrawn", decided_at="2026-01-01")],
+         "basic", "withdrawn"),
+        ([dict(status="withdrawn", decided_at="2026-01-01"), dict(status="granted", decided_at="2025-01-01")],
+         "basic", "withdrawn"),  # order in the registry does not matter, time does
+        ([dict(status="granted", decided_at="2025-01-01", expires_at="2026-11-23")], "basic", "expired"),
+        ([dict(status="granted", decided_at="2025-01-01", expires_at="2026-11-24")], "basic", "granted"),
+        ([dict(status="granted", decided_at="2025-01-01", categories="basic,health")], "health", "granted"),
+        ([dict(status="granted", decided_at="2025-01-01", categories="basic,health"),
+          dict(status="withdrawn", decided_at="2026-01-01", categories="health")], "health", "withdrawn"),
+    ],
+)
+def test_effective_status(decisions, key, expected):
+    status, _ = effective(*decisions)
+    assert status[("service_delivery", "*", key)][0] == expected
+
+
+def test_a_decision_without_categories_covers_basic_only():
+    status, _ = effective(dict(status="granted", decided_at="2025-01-01"))
+    assert set(status) == {("service_delivery", "*", "basic")}
+
+
+def test_guardian_must_be_someone_else():
+    status, _ = effective(
+        dict(status="granted", decided_at="2025-01-01", categories="basic,minor", guardian_id_number="ID1"),
+        dict(status="granted", decided_at="2025-01-01", recipient="grid", categories="minor", guardian_id_number="ID9"),
+    )
+    assert status[("service_delivery", "*", "minor")] == ("granted", False)
+    assert status[("service_delivery", "grid", "minor")] == ("granted", True)
+
+
+def test_deletion_stands_until_a_later_grant():
+    _, deleted = effective(dict(status="granted", decided_at="2025-01-01"),
+                           dict(status="deletion_requested", decided_at="2026-01-01", purpose="*"))
+    assert deleted == {"P1"}
+    _, deleted = effective(dict(status="deletion_requested", decided_at="2025-01-01", purpose="*"),
+                           dict(status="granted", decided_at="2026-01-01"))
+    assert deleted == set()

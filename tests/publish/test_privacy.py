@@ -1,0 +1,312 @@
+"""Adversarial tests: every recipient kind tries to read what it must not, and finds nothing.
+
+The district below has one person per situation the policy must handle; each test plays one
+recipient (or one attacker holding a product file) and looks for what should not be there.
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.cli import main
+from publish import KEY_POPULATIONS, AuditLog, Warehouse, product_key, read_product
+from staging import id_check_digit
+from tests.publish.conftest import make_inputs, policy, records
+
+pytestmark = pytest.mark.integration
+
+
+def _id(body17: str) -> str:
+    return body17 + id_check_digit(body17)
+
+
+GRID1, GRID2 = "翠苑社区第1网格", "翠苑社区第2网格"
+# person -> (name, id number, birth date, grid, attributes)
+PEOPLE = {
+    "P_a": ("安老伯", _id("33010619400101001"), "1940-01-01", GRID1, dict(lives_alone=True, chronic_disease="高血压")),
+    "P_b": ("白奶奶", _id("33010619420202002"), "1942-02-02", GRID2, dict(lives_alone=True)),
+    "P_c": ("陈小明", _id("33010620180303003"), "2018-03-03", GRID1, dict(disability_grade=2)),
+    "P_d": ("杜小红", _id("33010620160404004"), "2016-04-04", GRID1, dict(disability_grade=3)),
+    "P_e": ("鄂大叔", _id("33010619500505005"), "1950-05-05", GRID1,
+            dict(lives_alone=True, chronic_disease="糖尿病", corrections=True, case_type="缓刑")),
+    "P_f": ("方阿姨", _id("33010619480606006"), "1948-06-06", GRID1, dict(lives_alone=True)),
+    "P_g": ("葛爷爷", _id("33010619450707007"), "1945-07-07", GRID1, dict(lives_alone=True)),
+    "P_h": ("何婆婆", _id("33010619440808008"), "1944-08-08", GRID1, dict(lives_alone=True)),
+}
+GUARDIAN_OF_D = _id("33010619880909009")
+
+
+def _district(withdraw_f: bool = False) -> dict[str, pd.DataFrame]:
+    rows = []
+    for pid, (name, id_number, birth, grid, extra) in PEOPLE.items():
+        rows.append(dict(record_id=f"civil_affairs:{pid}", source="civil_affairs", source_key=pid, name=name,
+                         sex="M", birth_date=birth, birth_date_precision="day", id_number=id_number,
+                         id_number_valid=True, id_sex="M", phone=f"1380000{pid[-1] * 4}",
+                         address=f"示范区{grid}{pid}号", street="西溪街道", community="翠苑社区", grid=grid,
+                         record_date="2026-01-01", **extra))
+    decisions = []
+
+    def decide(pid, recipient, status, day, categories="basic", expires=None, guardian=None):
+        decisions.append(dict(id_number=PEOPLE[pid][1], name=PEOPLE[pid][0], purpose="service_delivery",
+                              recipient=recipient, status=status, decided_at=pd.Timestamp(day, tz="UTC"),
+                              channel="线下窗口", categories=categories,
+                              expires_at=pd.Timestamp(expires, tz="UTC") if expires else pd.NaT,
+                              guardian_id_number=guardian))
+
+    for pid in ("P_a", "P_b", "P_f", "P_g", "P_h"):
+        decide(pid, "*", "granted", "2025-01-01")  # basic only: no separate consent for health or judicial
+    decide("P_c", "*", "granted", "2025-01-01", "basic,minor")  # the child signed, not the guardian
+    decide("P_d", "*", "granted", "2025-01-01", "basic,minor", guardian=GUARDIAN_OF_D)
+    decide("P_e", "*", "granted", "2025-01-01", "basic,health,judicial")
+    decide("P_g", "*", "granted", "2025-06-01", expires="2026-06-01")  # renewed for one year, now expired
+    if withdraw_f:
+        decide("P_f", "*", "withdrawn", "2026-10-01")
+    decisions.append(dict(decisions[-1], id_number=PEOPLE["P_h"][1], name=PEOPLE["P_h"][0], purpose="*",
+                          recipient="*", status="deletion_requested", decided_at=pd.Timestamp("2026-09-01", tz="UTC"),
+                          categories=None, expires_at=pd.NaT, guardian_id_number=None))
+    consent = pd.DataFrame(decisions)
+    consent.insert(0, "record_id", [f"consent:{i}" for i in range(len(consent))])
+    consent.insert(1, "source", "consent_registry")
+    consent.insert(2, "source_key", [str(i) for i in range(len(consent))])
+    recs = records(*rows)
+    return {"records": recs, "mapping": recs[["record_id"]].assign(person_id=recs["source_key"]), "consent": consent}
+
+
+GRID_WORKER = dict(name="grid_worker_1", description="网格员", kind="grid_worker", level="grid",
+                   purpose="service_delivery", legal_basis="consent", consent_recipient="grid",
+                   columns=["person_id", "name", "age", "chronic_disease", "case_type", "key_populations"],
+                   scope={"grid": GRID1}, population=["elderly_living_alone", "disabled", "chronic_patient"],
+                   mask={"name": "partial"})
+HEALTH_DEPT = dict(name="health_doctors", description="卫健", kind="department", level="district",
+                   purpose="service_delivery", legal_basis="consent", consent_recipient="health",
+                   columns=["person_id", "name", "chronic_disease", "corrections", "key_populations"])
+REGISTER = dict(name="civil_register", description="民政 assistance register", kind="department", level="district",
+                purpose="service_delivery", legal_basis="statutory", legal_reference="社会救助暂行办法",
+                statutory_register=True, columns=["person_id", "name", "id_number", "chronic_disease"])
+ANALYST = dict(name="analysts", description="统计", kind="analyst", level="district", purpose="statistics",
+               legal_basis="statutory", legal_reference="统计法", pseudonymise=True,
+               columns=["person_id", "sex", "age", "grid", "key_populations"])
+ANALYST_2 = dict(ANALYST, name="researchers", description="another analyst")
+STATS = dict(name="district_statistics", description="counts", kind="analyst", level="district",
+             purpose="statistics", legal_basis="statutory", aggregate={"by": "grid", "threshold": 3})
+ALL = (GRID_WORKER, HEALTH_DEPT, REGISTER, ANALYST, ANALYST_2, STATS)
+CONSENT_BASED = {"grid_worker_1", "health_doctors"}
+
+
+def _publish(home, district, run_id="run1"):
+    wh = Warehouse(home)
+    candidate = wh.build_candidate(make_inputs(district, run_id=run_id), policy(*ALL))
+    wh.publish(candidate)
+    return wh
+
+
+def _read(home, recipient) -> pd.DataFrame:
+    return read_product(home / "shared" / f"{recipient}.parquet", product_key(home, recipient)).to_pandas()
+
+
+@pytest.fixture
+def home(tmp_path):
+    _publish(tmp_path, _district())
+    return tmp_path
+
+
+def test_grid_worker_sees_only_their_grid(home):
+    grid = _read(home, "grid_worker_1")
+    assert "P_b" not in set(grid["person_id"])  # 白奶奶 lives in grid 2
+    assert set(grid["person_id"]) <= {pid for pid, p in PEOPLE.items() if p[3] == GRID1}
+    assert list(grid.columns) == GRID_WORKER["columns"]
+    assert grid["name"].str.fullmatch(r".\*+").all()  # masked
+
+
+def test_health_and_judicial_columns_need_separate_consent(home):
+    for recipient in CONSENT_BASED:
+        product = _read(home, recipient).set_index("person_id")
+        # 安老伯 consented to sharing (basic) but not to his diagnosis: the row is there, the disease is not
+        assert pd.isna(product.loc["P_a", "chronic_disease"])
+        assert "chronic_patient" not in list(product.loc["P_a", "key_populations"])
+        # 鄂大叔 named health and judicial separately: both are shared with consent-based recipients
+        assert product.loc["P_e", "chronic_disease"] == "糖尿病"
+        assert "chronic_patient" in list(product.loc["P_e", "key_populations"])
+    assert _read(home, "health_doctors").set_index("person_id").loc["P_e", "corrections"]
+    assert pd.isna(_read(home, "health_doctors").set_index("person_id").loc["P_a", "corrections"])
+    # the statutory register has the disease without consent (PIPL art. 13(3))
+    assert _read(home, "civil_register").set_index("person_id").loc["P_a", "chronic_disease"] == "高血压"
+
+
+def test_child_needs_the_guardians_consent(home):
+    for recipient in CONSENT_BASED:
+        people = set(_read(home, recipient)["person_id"])
+        assert "P_c" not in people  # the child decided alone
+        assert "P_d" in people  # the guardian decided, naming the minor category
+    with duckdb.connect(str(home / "warehouse" / "silobreaker.duckdb"), read_only=True) as con:
+        reasons = con.execute("SELECT DISTINCT reason FROM consent_exclusions WHERE person_id = 'P_c'").fetchall()
+    assert reasons == [("no_guardian_consent",)]
+
+
+def test_expired_consent_and_deletion_request_exclude(home):
+    for recipient in CONSENT_BASED:
+        people = set(_read(home, recipient)["person_id"])
+        assert "P_g" not in people and "P_h" not in people
+    # deletion: gone from every product but the statutory register
+    assert "P_h" in set(_read(home, "civil_register")["person_id"])
+    analysts = _read(home, "analysts")
+    assert len(analysts) == len(PEOPLE) - 1
+    entries = {e["recipient"]: e for e in AuditLog(home).entries()}
+    assert entries["health_doctors"]["exclusions"]["deleted"] == 1
+    assert entries["health_doctors"]["exclusions"]["expired"] == 1
+    assert entries["analysts"]["exclusions"] == {"deleted": 1}
+
+
+def test_analytics_products_hold_no_direct_identifiers(home):
+    direct = {v for pid, (name, id_number, *_) in PEOPLE.items() for v in (pid, name, id_number)}
+    for recipient in ("analysts", "researchers", "district_statistics"):
+        product = _read(home, recipient)
+        assert not {"person_id", "name", "id_number", "phone", "address", "birth_date"} & set(product.columns)
+        cells = {str(v) for column in product.columns for v in product[column].explode().dropna()}
+        assert not cells & direct, recipient
+        assert not any(phone in cell for cell in cells for phone in ("13800", "示范区"))
+
+
+def test_pseudonyms_of_two_recipients_do_not_join(home):
+    first, second = _read(home, "analysts"), _read(home, "researchers")
+    assert len(first) == len(second) == len(PEOPLE) - 1
+    assert set(first["person_key"]).isdisjoint(second["person_key"])
+    assert first["person_key"].is_unique
+
+
+def test_product_cannot_be_opened_without_its_key(home):
+    path = home / "shared" / "grid_worker_1.parquet"
+    with pytest.raises(OSError, match="encrypted"):
+        pq.read_table(path)
+    with pytest.raises(duckdb.Error, match="encrypted"):
+        duckdb.sql(f"SELECT * FROM read_parquet('{path}')").fetchall()
+    with pytest.raises(ValueError, match="wrong product key"):  # another recipient's key
+        read_product(path, product_key(home, "health_doctors"), identifier="grid_worker_1")
+    raw = path.read_bytes()
+    for name, *_ in PEOPLE.values():
+        assert name.encode() not in raw  # names are not in the clear anywhere in the file
+    assert b"person_id" not in raw and b"chronic_disease" not in raw  # nor is the schema
+
+
+def test_withdrawal_takes_effect_at_the_next_run_and_is_logged(home):
+    before = {r: set(_read(home, r)["person_id"]) for r in ("grid_worker_1", "health_doctors", "civil_register")}
+    assert all("P_f" in people for people in before.values())
+    _publish(home, _district(withdraw_f=True), run_id="run2")
+    after = {r: set(_read(home, r)["person_id"]) for r in before}
+    for recipient in CONSENT_BASED:
+        assert after[recipient] == before[recipient] - {"P_f"}  # exactly that person, nobody else
+    assert after["civil_register"] == before["civil_register"]  # statutory: still there
+    log = AuditLog(home)
+    run2 = {e["recipient"]: e for e in log.entries() if e["run_id"] == "run2"}
+    assert run2["grid_worker_1"]["exclusions"]["withdrawn"] == 1
+    assert run2["health_doctors"]["exclusions"]["withdrawn"] == 1
+    received = [(e["run_id"], e["recipient"]) for e in log.person(PEOPLE["P_f"][1])]
+    assert ("run1", "grid_worker_1") in received and ("run2", "grid_worker_1") not in received
+    assert ("run2", "civil_register") in received
+    with duckdb.connect(str(home / "warehouse" / "silobreaker.duckdb"), read_only=True) as con:
+        excluded = con.execute(
+            "SELECT recipient FROM consent_exclusions WHERE person_id = 'P_f' AND reason = 'withdrawn' ORDER BY 1"
+        ).fetchall()
+        history = con.execute("SELECT status FROM consent_decisions WHERE name = '方阿姨' ORDER BY decided_at").fetchall()
+    assert excluded == [("grid_worker_1",), ("health_doctors",)]
+    assert history == [("granted",), ("withdrawn",)]  # the history is kept, not overwritten
+    assert log.verify().ok and log.verify().entries == 2 * len(ALL)
+
+
+def test_audit_verify_names_the_first_edited_entry(home, capsys):
+    log = AuditLog(home)
+    assert log.verify().ok
+    assert main(["audit", "verify", "--home", str(home)]) == 0
+    lines = log.path.read_text(encoding="utf-8").splitlines()
+    entry = json.loads(lines[2])
+    entry["row_count"] += 1  # someone hides that one more person was shared
+    lines[2] = json.dumps(entry, ensure_ascii=False, sort_keys=True)
+    log.path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = log.verify()
+    assert not result.ok and result.broken_seq == 3 and "hash" in result.reason
+    assert main(["audit", "verify", "--home", str(home)]) == 1
+    assert "BROKEN at entry 3" in capsys.readouterr().out
+
+
+def test_audit_verify_detects_a_removed_entry_and_a_recomputed_hash(home):
+    log = AuditLog(home)
+    lines = log.path.read_text(encoding="utf-8").splitlines()
+    log.path.write_text("\n".join(lines[:1] + lines[2:]) + "\n", encoding="utf-8")
+    assert log.verify().broken_seq == 3  # seq 2 is missing
+    # a forger who recomputes the edited entry's own hash still breaks the next entry's link
+    from publish.audit import _entry_hash
+
+    entry = json.loads(lines[1])
+    entry["recipient"] = "someone_else"
+    entry["hash"] = _entry_hash(entry)
+    log.path.write_text("\n".join([lines[0], json.dumps(entry), *lines[2:]]) + "\n", encoding="utf-8")
+    result = log.verify()
+    assert not result.ok and result.broken_seq == 3 and "prev_hash" in result.reason
+
+
+def test_audit_person_lists_recipients_without_storing_id_numbers(home, capsys):
+    assert main(["audit", "person", PEOPLE["P_d"][1], "--home", str(home), "--json"]) == 0
+    received = json.loads(capsys.readouterr().out)
+    assert {e["recipient"] for e in received} == {"grid_worker_1", "health_doctors", "civil_register", "analysts",
+                                                 "researchers"}
+    assert all(e["legal_basis"] in ("consent", "statutory") and e["purpose"] for e in received)
+    stored = log_text = (home / "audit" / "publication_log.jsonl").read_text(encoding="utf-8")
+    stored += "".join(p.read_text() for p in (home / "audit" / "members").iterdir())
+    assert not any(p[1] in stored for p in PEOPLE.values())
+    assert "P_" not in log_text
+
+
+def test_product_read_cli_decrypts_and_queries(home, capsys, tmp_path_factory):
+    out = tmp_path_factory.mktemp("plain") / "grid.parquet"
+    assert main(["product", "read", "grid_worker_1", "--home", str(home), "--out", str(out)]) == 0
+    assert len(pq.read_table(out)) == len(_read(home, "grid_worker_1"))
+    capsys.readouterr()
+    assert main(["product", "read", "grid_worker_1", "--home", str(home),
+                 "--sql", "SELECT count(*) AS n FROM product"]) == 0
+    assert str(len(_read(home, "grid_worker_1"))) in capsys.readouterr().out
+
+
+def test_audit_verify_detects_an_altered_membership_file(home):
+    log = AuditLog(home)
+    members = home / "audit" / "members" / "2.txt"
+    members.write_text(members.read_text() + "0" * 64 + "\n")  # someone adds a person after the fact
+    result = log.verify()
+    assert not result.ok and result.broken_seq == 2 and "membership" in result.reason
+
+
+def test_published_statistics_have_no_small_or_recoverable_cell(home):
+    from tests.publish.test_statistics import recoverable
+
+    stats = _read(home, "district_statistics")
+    threshold = STATS["aggregate"]["threshold"]
+    published = stats.loc[~stats["suppressed"], "people"]
+    assert not ((published > 0) & (published < threshold)).any()
+    assert stats.loc[stats["suppressed"], "people"].isna().all()
+    assert stats["suppressed"].any()  # the district is small: something had to be hidden
+    # rebuild the true table from the warehouse and let the attacker try
+    with duckdb.connect(str(home / "warehouse" / "silobreaker.duckdb"), read_only=True) as con:
+        truth = con.execute(
+            "SELECT grid, " + ", ".join(f"count(*) FILTER (WHERE {p})" for p in KEY_POPULATIONS)
+            + " FROM unified_population WHERE person_id NOT IN (SELECT person_id FROM deletion_requests)"
+            " GROUP BY grid ORDER BY grid"
+        ).fetchall()
+    areas = [row[0] for row in truth] + ["total"]
+    cells = np.array([row[1:] for row in truth])
+    table = np.zeros((len(areas), len(KEY_POPULATIONS) + 1), dtype=np.int64)
+    table[:-1, :-1] = cells
+    table[:-1, -1] = cells.sum(axis=1)
+    table[-1] = table[:-1].sum(axis=0)
+    hidden = (
+        stats.assign(row=stats["area"].map(areas.index),
+                     col=stats["population"].map([*KEY_POPULATIONS, "total"].index))
+        .pivot(index="row", columns="col", values="suppressed").to_numpy(dtype=bool)
+    )
+    published_values = stats.pivot(index="area", columns="population", values="people")
+    assert published_values.loc["total", "total"] == table[-1, -1]
+    assert recoverable(table, hidden) == []
