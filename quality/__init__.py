@@ -10,17 +10,29 @@ from quality.expectations import (
     unified_population_suite,
     validate_frame,
 )
-from quality.report import collect_report_data, render_quality_report
+from quality.metrics import QUALITY_HISTORY_DDL, write_quality_metrics
+from quality.report import (
+    collect_report_data,
+    latest_published_run,
+    load_staging_reports,
+    render_blocked_report,
+    render_quality_report,
+)
 
 __all__ = [
+    "QUALITY_HISTORY_DDL",
     "ExpectationOutcome",
     "ExpectationSpec",
     "SuiteSpec",
     "ValidationSummary",
     "collect_report_data",
     "consent_suite",
+    "latest_published_run",
+    "load_staging_reports",
+    "render_blocked_report",
     "render_quality_report",
     "staged_person_suite",
     "unified_population_suite",
     "validate_frame",
+    "write_quality_metrics",
 ]

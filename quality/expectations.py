@@ -13,17 +13,22 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from staging.schema import CONSENT_STATUSES
+
 __all__ = [
+    "MIN_FILLED_SHARE",
     "ExpectationOutcome",
     "ExpectationSpec",
     "SuiteSpec",
     "ValidationSummary",
     "consent_suite",
+    "describe_outcome",
     "staged_person_suite",
     "unified_population_suite",
     "validate_frame",
@@ -71,6 +76,28 @@ class ExpectationOutcome:
     observed_value: Any = None
     mostly: float | None = None
 
+    def observed(self) -> str:
+        """What the data showed, e.g. ``30.4% unexpected (85 rows)`` or ``column missing``."""
+        return describe_outcome(self.__dict__)[0]
+
+    def threshold(self) -> str:
+        """What the expectation allows, e.g. ``at most 10% unexpected``."""
+        return describe_outcome(self.__dict__)[1]
+
+
+def describe_outcome(outcome: Mapping[str, Any]) -> tuple[str, str]:
+    """``(observed, threshold)`` of an outcome (an :class:`ExpectationOutcome` or its dict form)."""
+    kind = outcome.get("kind")
+    if kind == "expect_column_to_exist":
+        return "column missing", "column present"
+    if kind == "expect_table_row_count_to_be_between":
+        return f"{outcome.get('observed_value')} rows", "at least 1 row"
+    percent, mostly = outcome.get("unexpected_percent"), outcome.get("mostly")
+    observed = (f"{percent:.1f}% unexpected ({outcome.get('unexpected_count')} rows)"
+                if percent is not None and percent == percent else str(outcome.get("observed_value")))
+    threshold = f"at most {100 * (1 - mostly):.0f}% unexpected" if mostly is not None else "none unexpected"
+    return observed, threshold
+
 
 @dataclass(frozen=True)
 class ValidationSummary:
@@ -109,16 +136,43 @@ def _spec(kind: str, why: str, **kwargs: Any) -> ExpectationSpec:
     return ExpectationSpec(kind=kind, kwargs=kwargs, why=why)
 
 
-def staged_person_suite(source: str, *, min_rows: int = 1, min_valid_id_share: float = 0.9) -> SuiteSpec:
+MIN_FILLED_SHARE: dict[str, float] = {"sex": 0.5, "birth_date": 0.5, "id_number": 0.3}
+"""Least share of staged rows that must fill each of these fields, when the source declares it.
+
+Below it, the column was emptied by a broken export (the demo census, which often lacks the ID
+number, still fills ~60%). ``name`` needs no floor: a row without one is quarantined.
+"""
+
+
+def staged_person_suite(
+    source: str,
+    *,
+    min_rows: int = 1,
+    min_valid_id_share: float = 0.9,
+    fields: Sequence[str] = (),
+    min_filled_share: Mapping[str, float] = MIN_FILLED_SHARE,
+) -> SuiteSpec:
     """Expectations every staged person source must meet before it may be linked and published.
 
     Hard rules have already quarantined individual bad rows, so these expectations catch a source
-    that is broken as a whole: empty, keys not unique, codes outside the canonical sets, or too
-    many invalid ID numbers (``min_valid_id_share`` of the IDs present must pass GB 11643).
+    that is broken as a whole: empty, keys not unique, codes outside the canonical sets, too
+    many invalid ID numbers (``min_valid_id_share`` of the IDs present must pass GB 11643), or a
+    declared field (``fields``) filled on fewer than ``min_filled_share`` of the rows.
     """
+    filled = tuple(
+        _spec(
+            "ExpectColumnValuesToNotBeNull",
+            f"the source declares {name} but fills it on fewer than {share:.0%} of its rows: the column was "
+            "emptied or renamed in the export",
+            column=name,
+            mostly=share,
+        )
+        for name, share in min_filled_share.items()
+        if name in fields
+    )
     return SuiteSpec(
         name=f"staged_{source}",
-        expectations=(
+        expectations=filled + (
             _spec("ExpectTableRowCountToBeBetween", "an empty extract means the sync failed upstream", min_value=min_rows),
             _spec("ExpectColumnValuesToNotBeNull", "every record needs its id", column="record_id"),
             _spec("ExpectColumnValuesToBeUnique", "record ids identify source rows", column="record_id"),
@@ -162,9 +216,9 @@ def consent_suite(source: str) -> SuiteSpec:
             _spec("ExpectColumnValuesToNotBeNull", "a decision must name its subject", column="id_number"),
             _spec(
                 "ExpectColumnValuesToBeInSet",
-                "only granted, refused and withdrawn are meaningful",
+                "only the canonical consent statuses are meaningful",
                 column="status",
-                value_set=["granted", "refused", "withdrawn"],
+                value_set=list(CONSENT_STATUSES),
             ),
             _spec("ExpectColumnValuesToNotBeNull", "a decision without a time cannot be ordered", column="decided_at"),
         ),
@@ -223,17 +277,20 @@ def validate_frame(frame: pd.DataFrame, suite: SuiteSpec) -> ValidationSummary:
         batch_parameters={"dataframe": _gx_ready(frame)}
     )
     gx_suite = gx.ExpectationSuite(name=suite.name)
-    by_index: list[ExpectationSpec] = []
-    for spec in suite.expectations:
+    # GX does not promise to report results in the order expectations were added (it groups them),
+    # so each expectation carries its position in ``meta`` and results are matched back by it.
+    for index, spec in enumerate(suite.expectations):
         column = spec.kwargs.get("column")
+        meta = {"silobreaker_index": index}
         if column is not None and column not in frame.columns:
-            gx_suite.add_expectation(gx.expectations.ExpectColumnToExist(column=column))
+            gx_suite.add_expectation(gx.expectations.ExpectColumnToExist(column=column, meta=meta))
         else:
-            gx_suite.add_expectation(getattr(gx.expectations, spec.kind)(**spec.kwargs))
-        by_index.append(spec)
+            gx_suite.add_expectation(getattr(gx.expectations, spec.kind)(**spec.kwargs, meta=meta))
     result = batch.validate(gx_suite)
+    by_index = {int(res.expectation_config.meta["silobreaker_index"]): res for res in result.results}
     outcomes = []
-    for spec, res in zip(by_index, result.results, strict=True):
+    for index, spec in enumerate(suite.expectations):
+        res = by_index[index]
         detail = dict(res.result or {})
         outcomes.append(
             ExpectationOutcome(

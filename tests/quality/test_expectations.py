@@ -79,3 +79,30 @@ def test_unified_suite_rejects_two_people_sharing_an_id():
 def test_summary_round_trips_through_json_form():
     summary = validate_frame(staged(10, invalid_share=0.5), staged_person_suite("x"))
     assert ValidationSummary.from_dict(summary.as_dict()) == summary
+
+
+def test_outcomes_are_matched_to_their_expectation_whatever_order_gx_reports_them():
+    # Declared fields put not-null expectations first; GX groups results by kind, so a positional
+    # match would label the failure with another expectation's column.
+    suite = staged_person_suite("health", fields=["name", "sex", "birth_date", "id_number"])
+    summary = validate_frame(staged(100, invalid_share=0.3), suite)
+    assert failed_columns(summary) == {("expect_column_values_to_be_in_set", "id_number_valid")}
+    assert [o.column for o in summary.outcomes] == [s.kwargs.get("column") for s in suite.expectations]
+
+
+def test_declared_column_emptied_fails_with_its_threshold():
+    frame = staged(50)
+    frame["birth_date"] = None
+    summary = validate_frame(frame, staged_person_suite("census", fields=["name", "birth_date"]))
+    [outcome] = summary.failed_expectations()
+    assert (outcome.kind, outcome.column, outcome.unexpected_count, outcome.mostly) == (
+        "expect_column_values_to_not_be_null", "birth_date", 50, 0.5)
+    # Not declared, not required: a source without IDs (the census often) is not blocked for it.
+    assert validate_frame(staged(50).assign(id_number=None), staged_person_suite("census", fields=["name"])).success
+
+
+def test_failed_outcome_states_observed_value_and_threshold():
+    [outcome] = validate_frame(staged(100, invalid_share=0.3), staged_person_suite("health")).failed_expectations()
+    assert (outcome.observed(), outcome.threshold()) == ("30.0% unexpected (30 rows)", "at most 10% unexpected")
+    [empty] = validate_frame(staged(0), staged_person_suite("census")).failed_expectations()
+    assert (empty.observed(), empty.threshold()) == ("0 rows", "at least 1 row")

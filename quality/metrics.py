@@ -1,0 +1,433 @@
+"""Quality measures per run, computed in DuckDB inside the candidate warehouse.
+
+Every run appends its measures to ``quality_metrics`` (carried over from run to run like the other
+history tables), so a supervisor's trend is a query. Dimensions follow GB/T 36344-2018 (信息技术
+数据质量评价指标) and the DAMA dimensions:
+
+==============  ===========================================================================
+dimension       measures (``measure`` column)
+==============  ===========================================================================
+completeness    ``field:<field>`` share of staged records with the field filled, for each field
+                the source declares; ``score`` the purpose-weighted share (:data:`COMPLETENESS_WEIGHTS`)
+validity        ``id_number_valid`` (GB 11643 check digit), ``birth_date`` (readable, in range),
+                ``codes`` (coded values the source's maps recognise), ``rows_accepted``; ``score``
+uniqueness      ``records_per_person``, ``duplicate_rate``; ``score`` = persons / records
+consistency     ``birth_date_vs_id``, ``sex_vs_id``, ``cross_department``; ``score``;
+                ``likely_wrong:<field>``; district-wide (source ``*``) ``conflict_persons`` and
+                ``conflict_persons:<field>``
+timeliness      ``extract_age_days``, ``record_age_days`` (median), ``lag_days`` (behind the
+                freshest department); ``score`` = records updated within :data:`FRESH_DAYS`
+repeated_entry  ``shared_persons`` (held by another department too), ``copies_disagree``
+quarantine      ``quarantined``, ``rule:<rule>``, ``fixed`` (quarantined in the previous
+                published run, staged now), ``new``
+linking         (source ``*``) ``persons``, ``records``, ``auto_merged_pairs``, ``review_queue``
+                (the ``review_queue`` table, else near misses), ``vetoed_pairs``
+overall         ``score``: the mean of the source's dimension scores; ``grade`` is derived from it
+==============  ===========================================================================
+
+A ``score`` row carries ``numerator`` and ``denominator`` so that it can be recomputed from its
+component rows; ``docs/quality.md`` gives the SQL for each one.
+
+Example:
+    >>> with duckdb.connect("candidate.duckdb") as con:
+    ...     write_quality_metrics(con, "run-1", staging_reports)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import duckdb
+
+__all__ = [
+    "COMPLETENESS_WEIGHTS",
+    "DIMENSIONS",
+    "FRESH_DAYS",
+    "QUALITY_HISTORY_DDL",
+    "completeness_sql",
+    "consistency_sql",
+    "cross_department_conflicts_sql",
+    "cross_department_records_sql",
+    "grade",
+    "linking_sql",
+    "overall_sql",
+    "quarantine_sql",
+    "repeated_entry_sql",
+    "timeliness_sql",
+    "uniqueness_sql",
+    "validity_sql",
+    "write_quality_metrics",
+]
+
+log = logging.getLogger(__name__)
+
+QUALITY_HISTORY_DDL: dict[str, str] = {
+    "quality_metrics": """CREATE TABLE quality_metrics (
+        run_id VARCHAR, source VARCHAR, dimension VARCHAR, measure VARCHAR, value DOUBLE,
+        numerator BIGINT, denominator BIGINT)""",
+    "quarantine_history": """CREATE TABLE quarantine_history (
+        run_id VARCHAR, source VARCHAR, source_key VARCHAR, record_id VARCHAR, rule VARCHAR)""",
+}
+"""History tables the warehouse carries from run to run (see ``publish.warehouse``)."""
+
+DIMENSIONS: tuple[str, ...] = ("completeness", "validity", "uniqueness", "consistency", "timeliness")
+"""The graded dimensions, in scorecard order."""
+
+COMPLETENESS_WEIGHTS: dict[str, int] = {
+    # Identity resolution and consent both hinge on these: a record without them cannot be linked.
+    "name": 3, "id_number": 3, "birth_date": 3,
+    # Needed to tell namesakes apart, to contact the person and to find them in their grid.
+    "sex": 2, "phone": 2, "address": 2, "grid": 2,
+    # Useful context; a department may legitimately leave them to the census.
+    "street": 1, "community": 1, "record_date": 1, "lives_alone": 1, "low_income": 1,
+}
+"""Weight of each field in the completeness score, by what the field is for (see docs/quality.md).
+
+Department attributes whose absence means "no" (``disability_grade``, ``chronic_disease``,
+``pregnant``, ``corrections``, ``case_type``) are not measured: an empty cell there is an answer.
+"""
+
+FRESH_DAYS = 365
+"""A record updated within this many days of its extract counts as timely."""
+
+_CODED_FIELDS = ("sex", "lives_alone", "low_income", "disability_grade", "pregnant", "corrections")
+_KEY_RULES = ("missing_source_key", "duplicate_source_key")
+_CONFLICT_KEYS = {
+    "name": "{v}",
+    "sex": "{v}",
+    "birth_date": "substr({v}, 1, 7)",  # the census knows only year-month
+    "id_number": "{v}",
+    "address": "{v}",
+}
+_RECORD_COLUMNS = {
+    "record_id": "VARCHAR", "source": "VARCHAR", "person_id": "VARCHAR", "name": "VARCHAR", "sex": "VARCHAR",
+    "birth_date": "VARCHAR", "id_number": "VARCHAR", "id_number_valid": "BOOLEAN", "id_birth_date": "VARCHAR",
+    "id_sex": "VARCHAR", "birth_date_conflict": "BOOLEAN", "sex_conflict": "BOOLEAN", "phone": "VARCHAR",
+    "address": "VARCHAR", "street": "VARCHAR", "community": "VARCHAR", "grid": "VARCHAR",
+    "record_date": "VARCHAR", "lives_alone": "BOOLEAN", "low_income": "BOOLEAN", "disability_grade": "TINYINT",
+    "pregnant": "BOOLEAN", "corrections": "BOOLEAN", "extracted_at": "TIMESTAMPTZ",
+}
+_QUARANTINE_COLUMNS = {"source": "VARCHAR", "source_key": "VARCHAR", "record_id": "VARCHAR", "rule": "VARCHAR",
+                       "rules": "VARCHAR"}
+
+_SELECT_COLUMNS = "source, dimension, measure, value, numerator, denominator"
+
+
+def grade(score: float | None) -> str:
+    """The letter shown on the scorecard: A >= 0.95, B >= 0.90, C >= 0.80, else D; ``-`` if unmeasured."""
+    if score is None or score != score:
+        return "-"
+    return "A" if score >= 0.95 else "B" if score >= 0.90 else "C" if score >= 0.80 else "D"
+
+
+def _ratio(numerator: str, denominator: str) -> str:
+    return f"CAST({numerator} AS DOUBLE) / nullif({denominator}, 0)"
+
+
+def completeness_sql(weights: Mapping[str, int] = COMPLETENESS_WEIGHTS) -> str:
+    """Per declared field the filled share, and the weighted ``score`` over them."""
+    per_field = "\nUNION ALL\n".join(
+        f"""SELECT r.source, 'field:{f}' AS measure, {w} AS weight, count(r.{f}) AS numerator, count(*) AS denominator
+FROM _q_records r JOIN _q_sources s USING (source) WHERE list_contains(s.fields, '{f}') GROUP BY r.source"""
+        for f, w in weights.items()
+    )
+    return f"""
+WITH per_field AS ({per_field})
+SELECT source, 'completeness' AS dimension, measure, {_ratio('numerator', 'denominator')} AS value,
+       numerator, denominator FROM per_field
+UNION ALL
+SELECT source, 'completeness', 'score', {_ratio('sum(weight * numerator)', 'sum(weight * denominator)')},
+       sum(weight * numerator), sum(weight * denominator)
+FROM per_field GROUP BY source"""
+
+
+def validity_sql() -> str:
+    """ID check digits, readable birth dates, recognised codes and accepted rows; ``score`` pools them."""
+    coded_count = " + ".join(
+        f"(count(r.{f}) FILTER (WHERE list_contains(s.fields, '{f}')))" for f in _CODED_FIELDS
+    )
+    return f"""
+WITH q AS (
+    SELECT source,
+        count(*) FILTER (WHERE list_contains(string_split(coalesce(rules, rule), ','), 'malformed_id_number')) AS bad_ids,
+        count(*) FILTER (WHERE list_has_any(string_split(coalesce(rules, rule), ','),
+                                            ['unparseable_birth_date', 'birth_date_out_of_range'])) AS bad_dates
+    FROM _q_quarantine GROUP BY source
+), staged AS (
+    SELECT r.source,
+        count(*) FILTER (WHERE r.id_number_valid) AS valid_ids, count(r.id_number) AS ids,
+        count(r.birth_date) AS dates, {coded_count} AS codes, count(*) AS records
+    FROM _q_records r JOIN _q_sources s USING (source) GROUP BY r.source
+), parts AS (
+    SELECT s.source, 'id_number_valid' AS measure, s.valid_ids AS numerator, s.ids + coalesce(q.bad_ids, 0) AS denominator
+    FROM staged s LEFT JOIN q USING (source)
+    UNION ALL
+    SELECT s.source, 'birth_date', s.dates, s.dates + coalesce(q.bad_dates, 0) FROM staged s LEFT JOIN q USING (source)
+    UNION ALL
+    SELECT s.source, 'codes', s.codes, s.codes + i.invalid_codes FROM staged s JOIN _q_sources i USING (source)
+    UNION ALL
+    SELECT s.source, 'rows_accepted', s.records, e.row_count FROM staged s JOIN _q_extracts e USING (source)
+)
+SELECT source, 'validity' AS dimension, measure, {_ratio('numerator', 'denominator')} AS value, numerator, denominator
+FROM parts WHERE denominator > 0
+UNION ALL
+SELECT source, 'validity', 'score', {_ratio('sum(numerator)', 'sum(denominator)')}, sum(numerator), sum(denominator)
+FROM parts WHERE denominator > 0 GROUP BY source"""
+
+
+def uniqueness_sql() -> str:
+    """Records per person within each source: a person entered twice in one register is a duplicate."""
+    return f"""
+WITH c AS (SELECT source, count(*) AS records, count(DISTINCT person_id) AS persons FROM _q_records GROUP BY source)
+SELECT source, 'uniqueness' AS dimension, 'records_per_person' AS measure, {_ratio('records', 'persons')} AS value,
+       records AS numerator, persons AS denominator FROM c
+UNION ALL
+SELECT source, 'uniqueness', 'duplicate_rate', {_ratio('records - persons', 'records')}, records - persons, records FROM c
+UNION ALL
+SELECT source, 'uniqueness', 'score', {_ratio('persons', 'records')}, persons, records FROM c"""
+
+
+def cross_department_conflicts_sql() -> str:
+    """``CREATE TEMP TABLE _q_cross``: every record on a conflict between two departments.
+
+    A person's field is in conflict across departments when two records from different sources
+    hold different values (compared as in ``field_conflicts``: birth dates at year-month). A record
+    whose value differs from the golden value is ``likely_wrong``: the golden value prefers a valid
+    ID, a day-precise date and a sex that agrees with the ID, then the more trusted source.
+    """
+    return f"CREATE TEMP TABLE _q_cross AS\n{cross_department_records_sql()}"
+
+
+def cross_department_records_sql() -> str:
+    """The ``SELECT`` behind :func:`cross_department_conflicts_sql` (read-only use, e.g. the report)."""
+    keyed = "\nUNION ALL\n".join(
+        f"""SELECT f.person_id, f.field, f.source, f.record_id, f.value, {expr.format(v='f.value')} AS k,
+       {expr.format(v=f'CAST(u.{field} AS VARCHAR)')} AS golden_k
+FROM field_conflicts f JOIN unified_population u USING (person_id) WHERE f.field = '{field}'"""
+        for field, expr in _CONFLICT_KEYS.items()
+    )
+    return f"""
+WITH keyed AS ({keyed}),
+pf AS (
+    SELECT DISTINCT a.person_id, a.field FROM keyed a JOIN keyed b
+      ON a.person_id = b.person_id AND a.field = b.field AND a.source < b.source AND a.k <> b.k
+)
+SELECT k.person_id, k.field, k.source, k.record_id, k.value, k.k IS DISTINCT FROM k.golden_k AS likely_wrong
+FROM keyed k JOIN pf USING (person_id, field)"""
+
+
+def consistency_sql() -> str:
+    """Stated vs ID-derived birth date and sex; records agreeing across departments; conflict counts."""
+    return f"""
+WITH multi AS (
+    SELECT person_id FROM _q_records GROUP BY person_id HAVING count(DISTINCT source) >= 2
+), parts AS (
+    SELECT source, 'birth_date_vs_id' AS measure,
+           count(*) FILTER (WHERE NOT coalesce(birth_date_conflict, false)) AS numerator, count(*) AS denominator
+    FROM _q_records WHERE id_number_valid AND birth_date IS NOT NULL GROUP BY source
+    UNION ALL
+    SELECT source, 'sex_vs_id', count(*) FILTER (WHERE NOT coalesce(sex_conflict, false)), count(*)
+    FROM _q_records WHERE id_number_valid AND sex IS NOT NULL GROUP BY source
+    UNION ALL
+    SELECT r.source, 'cross_department',
+           count(*) - count(*) FILTER (WHERE r.record_id IN (SELECT record_id FROM _q_cross WHERE likely_wrong)),
+           count(*)
+    FROM _q_records r SEMI JOIN multi USING (person_id) GROUP BY r.source
+)
+SELECT source, 'consistency' AS dimension, measure, {_ratio('numerator', 'denominator')} AS value, numerator, denominator
+FROM parts WHERE denominator > 0
+UNION ALL
+SELECT source, 'consistency', 'score', {_ratio('sum(numerator)', 'sum(denominator)')}, sum(numerator), sum(denominator)
+FROM parts WHERE denominator > 0 GROUP BY source
+UNION ALL
+SELECT source, 'consistency', 'likely_wrong:' || field, {_ratio('count(DISTINCT record_id) FILTER (WHERE likely_wrong)', 'count(DISTINCT record_id)')},
+       count(DISTINCT record_id) FILTER (WHERE likely_wrong), count(DISTINCT record_id)
+FROM _q_cross GROUP BY source, field
+UNION ALL
+SELECT '*', 'consistency', 'conflict_persons:' || field, count(DISTINCT person_id),
+       count(DISTINCT person_id), (SELECT count(*) FROM multi)
+FROM _q_cross GROUP BY field
+UNION ALL
+SELECT '*', 'consistency', 'conflict_persons', count(DISTINCT person_id), count(DISTINCT person_id), (SELECT count(*) FROM multi)
+FROM _q_cross"""
+
+
+def timeliness_sql(fresh_days: int = FRESH_DAYS) -> str:
+    """Age of the extract, age of the records, lag behind the freshest department, share updated recently."""
+    return f"""
+WITH dated AS (
+    SELECT source, TRY_CAST(record_date AS DATE) AS d, CAST(extracted_at AT TIME ZONE 'Asia/Shanghai' AS DATE) AS x
+    FROM _q_records
+), per AS (
+    SELECT source, max(d) AS newest, median(x - d) AS median_age,
+           count(*) FILTER (WHERE d IS NOT NULL AND x - d <= {int(fresh_days)}) AS fresh, count(d) AS dated
+    FROM dated GROUP BY source
+), newest AS (SELECT max(newest) AS d FROM per)
+SELECT e.source, 'timeliness' AS dimension, 'extract_age_days' AS measure,
+       date_diff('second', e.extracted_at, now()) / 86400.0 AS value, NULL::BIGINT AS numerator, NULL::BIGINT AS denominator
+FROM _q_extracts e JOIN _q_sources USING (source)
+UNION ALL
+SELECT source, 'timeliness', 'record_age_days', CAST(median_age AS DOUBLE), NULL, NULL FROM per WHERE dated > 0
+UNION ALL
+SELECT source, 'timeliness', 'lag_days', CAST((SELECT d FROM newest) - newest AS DOUBLE), NULL, NULL FROM per WHERE dated > 0
+UNION ALL
+SELECT source, 'timeliness', 'score', {_ratio('fresh', 'dated')}, fresh, dated FROM per WHERE dated > 0"""
+
+
+def repeated_entry_sql() -> str:
+    """重复录入: people a department holds that another also holds, and how often their copies disagree."""
+    return f"""
+WITH held AS (SELECT DISTINCT source, person_id FROM _q_records),
+multi AS (SELECT person_id FROM held GROUP BY person_id HAVING count(*) >= 2),
+disagree AS (SELECT DISTINCT person_id FROM _q_cross),
+per AS (
+    SELECT h.source, count(*) AS persons, count(m.person_id) AS shared, count(d.person_id) AS disagreeing
+    FROM held h LEFT JOIN multi m USING (person_id) LEFT JOIN disagree d USING (person_id) GROUP BY h.source
+)
+SELECT source, 'repeated_entry' AS dimension, 'shared_persons' AS measure, {_ratio('shared', 'persons')} AS value,
+       shared AS numerator, persons AS denominator FROM per
+UNION ALL
+SELECT source, 'repeated_entry', 'copies_disagree', {_ratio('disagreeing', 'shared')}, disagreeing, shared FROM per
+UNION ALL
+SELECT '*', 'repeated_entry', 'shared_persons', {_ratio('count(m.person_id)', 'count(*)')}, count(m.person_id), count(*)
+FROM (SELECT DISTINCT person_id FROM held) p LEFT JOIN multi m USING (person_id)
+UNION ALL
+SELECT '*', 'repeated_entry', 'copies_disagree', {_ratio('count(d.person_id)', 'count(*)')}, count(d.person_id), count(*)
+FROM multi m LEFT JOIN disagree d USING (person_id)"""
+
+
+def quarantine_sql(run_id: str) -> str:
+    """Quarantined rows per source and rule, and what the previous published run's quarantine became."""
+    run = run_id.replace("'", "''")
+    key_rules = ", ".join(f"'{r}'" for r in _KEY_RULES)
+    return f"""
+WITH previous_run AS (
+    SELECT run_id FROM runs WHERE run_id <> '{run}' ORDER BY published_at DESC LIMIT 1
+), previous AS (
+    SELECT h.source, h.record_id FROM quarantine_history h SEMI JOIN previous_run USING (run_id)
+    WHERE h.rule NOT IN ({key_rules}) AND h.record_id IS NOT NULL
+), now_q AS (SELECT DISTINCT source, record_id FROM _q_quarantine WHERE rule NOT IN ({key_rules}))
+SELECT e.source, 'quarantine' AS dimension, 'quarantined' AS measure,
+       {_ratio('coalesce(q.n, 0)', 'e.row_count')} AS value, coalesce(q.n, 0) AS numerator, e.row_count AS denominator
+FROM _q_extracts e LEFT JOIN (SELECT source, count(*) AS n FROM _q_quarantine GROUP BY source) q USING (source)
+UNION ALL
+SELECT q.source, 'quarantine', 'rule:' || q.rule, {_ratio('count(*)', 'any_value(e.row_count)')}, count(*), any_value(e.row_count)
+FROM _q_quarantine q JOIN _q_extracts e USING (source) GROUP BY q.source, q.rule
+UNION ALL
+SELECT p.source, 'quarantine', 'fixed',
+       {_ratio('count(*) FILTER (WHERE p.record_id IN (SELECT record_id FROM _q_records))', 'count(*)')},
+       count(*) FILTER (WHERE p.record_id IN (SELECT record_id FROM _q_records)), count(*)
+FROM previous p GROUP BY p.source
+UNION ALL
+SELECT n.source, 'quarantine', 'new', count(*), count(*), NULL
+FROM now_q n WHERE (SELECT count(*) FROM previous_run) > 0
+  AND NOT EXISTS (SELECT 1 FROM previous p WHERE p.record_id = n.record_id) GROUP BY n.source"""
+
+
+def linking_sql() -> str:
+    """People resolved, pairs merged automatically and pairs left for review (source ``*``)."""
+    return """
+SELECT '*' AS source, 'linking' AS dimension, 'persons' AS measure, count(*) AS value,
+       count(*) AS numerator, NULL::BIGINT AS denominator FROM unified_population
+UNION ALL SELECT '*', 'linking', 'records', count(*), count(*), NULL FROM record_person
+UNION ALL SELECT '*', 'linking', 'auto_merged_pairs', count(*), count(*), NULL FROM _q_pairs WHERE decision = 'link'
+UNION ALL SELECT '*', 'linking', 'review_queue', count(*), count(*), NULL FROM _q_review
+UNION ALL SELECT '*', 'linking', 'vetoed_pairs', count(*), count(*), NULL FROM _q_pairs WHERE decision = 'vetoed'"""
+
+
+def overall_sql(run_id: str) -> str:
+    """The mean of each source's dimension scores (the scorecard's last column)."""
+    run = run_id.replace("'", "''")
+    dims = ", ".join(f"'{d}'" for d in DIMENSIONS)
+    return f"""
+SELECT source, 'overall' AS dimension, 'score' AS measure, avg(value) AS value,
+       NULL::BIGINT AS numerator, NULL::BIGINT AS denominator
+FROM quality_metrics WHERE run_id = '{run}' AND measure = 'score' AND dimension IN ({dims}) AND value IS NOT NULL
+GROUP BY source"""
+
+
+def write_quality_metrics(con: duckdb.DuckDBPyConnection, run_id: str, staging_reports: Sequence[Mapping[str, Any]]) -> int:
+    """Compute this run's measures and append them (and this run's quarantine) to the history tables.
+
+    Runs inside the candidate warehouse after every published table and the carried-over history
+    exist. ``staging_reports`` (one per source, as the staged assets write them) say which fields a
+    source declares, its role and its unrecognised codes; without them every person source found in
+    ``source_records`` is measured on the fields it fills.
+
+    Returns:
+        The number of measures written for ``run_id``.
+    """
+    _prepare(con, run_id, staging_reports)
+    try:
+        con.execute(cross_department_conflicts_sql())
+        parts = (completeness_sql(), validity_sql(), uniqueness_sql(), consistency_sql(), timeliness_sql(),
+                 repeated_entry_sql(), quarantine_sql(run_id), linking_sql())
+        for sql in parts:
+            con.execute(f"INSERT INTO quality_metrics SELECT ?, {_SELECT_COLUMNS} FROM ({sql})", [run_id])
+        con.execute(f"INSERT INTO quality_metrics SELECT ?, {_SELECT_COLUMNS} FROM ({overall_sql(run_id)})", [run_id])
+        con.execute(
+            "INSERT INTO quarantine_history SELECT ?, source, source_key, record_id, rule FROM _q_quarantine", [run_id]
+        )
+        written = con.execute("SELECT count(*) FROM quality_metrics WHERE run_id = ?", [run_id]).fetchall()[0][0]
+    finally:
+        for name in ("_q_cross", "_q_sources"):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+        for name in ("_q_review", "_q_records", "_q_quarantine", "_q_extracts", "_q_pairs"):
+            con.execute(f"DROP VIEW IF EXISTS {name}")
+    log.info("run %s: %d quality measures", run_id, written)
+    return written
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+
+
+def _projection(present: set[str], wanted: Mapping[str, str]) -> str:
+    return ", ".join(name if name in present else f"NULL::{kind} AS {name}" for name, kind in wanted.items())
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, run_id: str, staging_reports: Sequence[Mapping[str, Any]]) -> None:
+    # Views with every column the measures read, so a warehouse built from partial frames still measures.
+    con.execute(f"CREATE TEMP VIEW _q_records AS SELECT {_projection(_columns(con, 'source_records'), _RECORD_COLUMNS)} "
+                "FROM source_records")
+    con.execute(f"CREATE TEMP VIEW _q_quarantine AS SELECT {_projection(_columns(con, 'quarantine'), _QUARANTINE_COLUMNS)} "
+                "FROM quarantine")
+    con.execute("CREATE TEMP VIEW _q_extracts AS SELECT source, row_count, extracted_at FROM extraction_log "
+                f"WHERE run_id = '{run_id.replace(chr(39), chr(39) * 2)}'")
+    pair_columns = _columns(con, "link_pairs")
+    decision = "decision" if "decision" in pair_columns else "NULL::VARCHAR AS decision"
+    con.execute(f"CREATE TEMP VIEW _q_pairs AS SELECT {decision} FROM link_pairs")
+    # The review queue (pairs awaiting a reviewer) when the warehouse keeps one; else the near misses.
+    has_queue = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'review_queue' "
+                            "AND database_name = current_database()").fetchall()[0][0]
+    con.execute("CREATE TEMP VIEW _q_review AS "
+                + ("SELECT 1 AS pair FROM review_queue" if has_queue else "SELECT 1 AS pair FROM _q_pairs WHERE decision = 'near_miss'"))
+    rows = _source_rows(con, staging_reports)
+    con.execute("CREATE TEMP TABLE _q_sources (source VARCHAR, fields VARCHAR[], invalid_codes BIGINT)")
+    if rows:
+        con.executemany("INSERT INTO _q_sources VALUES (?, ?, ?)", rows)
+
+
+def _source_rows(con: duckdb.DuckDBPyConnection, staging_reports: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    person_reports = [r for r in staging_reports if r.get("role", "person") == "person" and r.get("fields")]
+    if person_reports:
+        return [[r["source"], sorted(set(r["fields"])), _invalid_codes(r.get("soft_problems") or {})]
+                for r in person_reports]
+    # No declarations: a source declares what it fills somewhere.
+    sources = [row[0] for row in con.execute("SELECT DISTINCT source FROM _q_records ORDER BY 1").fetchall()]
+    fields = [f for f in _RECORD_COLUMNS if f not in ("record_id", "source", "person_id", "extracted_at")]
+    rows = []
+    for source in sources:
+        filled = con.execute(
+            "SELECT " + ", ".join(f"count({f}) > 0" for f in fields) + " FROM _q_records WHERE source = ?", [source]
+        ).fetchall()[0]
+        rows.append([source, [f for f, has in zip(fields, filled, strict=True) if has], 0])
+    return rows
+
+
+def _invalid_codes(soft_problems: Mapping[str, int]) -> int:
+    return int(sum(n for problem, n in soft_problems.items()
+                   if problem.split(":", 1)[0] in ("unmapped_value", "unrecognised_value")
+                   and problem.split(":", 1)[-1] in _CODED_FIELDS))
