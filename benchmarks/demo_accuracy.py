@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from connectors import load_sources, read_source  # noqa: E402
-from dedup import LinkSettings, link_records  # noqa: E402
+from dedup import LinkSettings, ModelSpec, link_records  # noqa: E402
 from demo.generate import SOURCES_YAML, generate_demo  # noqa: E402
 from staging.stage import stage_person_records  # noqa: E402
 
@@ -139,7 +139,7 @@ def append_result(path: Path, entry: str) -> None:
         handle.write(entry)
 
 
-def run(persons: int, seed: int, keep: Path | None) -> str:
+def run(persons: int, seed: int, keep: Path | None, model: str = "em") -> str:
     with tempfile.TemporaryDirectory(prefix="silobreaker-bench-") as scratch:
         home = keep or Path(scratch)
         started = time.perf_counter()
@@ -150,7 +150,7 @@ def run(persons: int, seed: int, keep: Path | None) -> str:
         log.info("staged %d records (%d quarantined)", len(staged), sum(quarantined.values()))
 
         started = time.perf_counter()
-        result = link_records(staged, LinkSettings())
+        result = link_records(staged, LinkSettings(model=ModelSpec(estimate=model == "em")))
         link_seconds = time.perf_counter() - started
 
         truth = pd.read_parquet(summary.ground_truth)
@@ -161,7 +161,8 @@ def run(persons: int, seed: int, keep: Path | None) -> str:
     phases = ", ".join(f"{phase} {seconds:.2f}" for phase, seconds in result.stats["seconds"].items())
     command = "python benchmarks/demo_accuracy.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     return (
-        f"\n## {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} — {persons:,} persons, seed {seed}\n\n"
+        f"\n## {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} — {persons:,} persons, seed {seed}, "
+        f"{'EM-trained model' if model == 'em' else 'declared weights'}\n\n"
         f"- command: `{command}`\n"
         f"- machine: {machine()}\n"
         f"- data: {sum(summary.counts[s] for s in quarantined):,} source rows, {len(staged):,} staged records "
@@ -184,9 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261123, help="generator seed")
     parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file the result is appended to")
     parser.add_argument("--keep", type=Path, default=None, help="generate into this data home and keep it")
+    parser.add_argument("--model", choices=("em", "declared"), default="em",
+                        help="em: fit the Fellegi-Sunter model to the data (default); declared: the hand-set weights")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    entry = run(args.persons, args.seed, args.keep)
+    entry = run(args.persons, args.seed, args.keep, args.model)
     append_result(args.results, entry)
     log.info("appended to %s:%s", args.results, entry)
     return 0

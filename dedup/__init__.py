@@ -2,8 +2,8 @@
 
 Declaring and executing are kept apart: :mod:`dedup.settings` says which blocking rules, comparisons,
 weights and hard rules apply; :mod:`dedup.blocking` (DuckDB SQL), :mod:`dedup.compare` (rapidfuzz and
-numpy, batched), :mod:`dedup.score` and :mod:`dedup.cluster` carry them out; :func:`link_records` runs
-them in order. Nothing here imports Dagster: assets call in, never the other way.
+numpy, batched), :mod:`dedup.model` (Fellegi–Sunter m/u by EM on the input itself), :mod:`dedup.score`
+and :mod:`dedup.cluster` carry them out; :func:`link_records` runs them in order. Nothing here imports Dagster: assets call in, never the other way.
 
 Example:
     >>> from dedup import LinkSettings, link_records
@@ -13,7 +13,9 @@ Example:
 
 from dedup.engine import LinkResult, link_records
 from dedup.files import dedup_file
+from dedup.ids import PreviousLinking, StableIds, assign_stable_ids
 from dedup.prepare import REQUIRED_COLUMNS, prepare_records
+from dedup.review import DecisionLog, build_review_queue
 from dedup.settings import (
     AddressComparison,
     BirthDateComparison,
@@ -22,6 +24,7 @@ from dedup.settings import (
     ComparisonLevel,
     IdNumberComparison,
     LinkSettings,
+    ModelSpec,
     NameComparison,
     PhoneComparison,
     SexComparison,
@@ -34,12 +37,18 @@ __all__ = [
     "BlockingRule",
     "Comparison",
     "ComparisonLevel",
+    "DecisionLog",
     "IdNumberComparison",
     "LinkResult",
     "LinkSettings",
+    "ModelSpec",
     "NameComparison",
     "PhoneComparison",
+    "PreviousLinking",
     "SexComparison",
+    "StableIds",
+    "assign_stable_ids",
+    "build_review_queue",
     "dedup_file",
     "link_records",
     "prepare_records",

@@ -7,8 +7,8 @@ those as cannot-link pairs). A component that breaks either is re-built greedily
 links down, refusing any link that would break them (Kruskal's maximum spanning forest with cannot-link
 constraints); the refused links are reported as ``cut``.
 
-Person ids are ``'P'`` + the first 12 hex characters of SHA-1 of the cluster's smallest record_id, so
-they stay the same across runs as long as that record exists and stays in its person.
+:func:`person_ids` names a cluster ``'P'`` + the first 12 hex characters of SHA-1 of its smallest
+record_id; the engine names persons with :func:`dedup.ids.assign_stable_ids`, which keeps earlier ids.
 """
 
 from __future__ import annotations

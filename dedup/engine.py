@@ -20,9 +20,12 @@ import numpy as np
 import pandas as pd
 
 from dedup.blocking import PAIRS_TABLE, candidate_pairs, iter_pair_batches
-from dedup.cluster import cluster_links, components, person_ids
+from dedup.cluster import cluster_links, components
 from dedup.compare import RecordArrays, compare_pairs, level_labels
+from dedup.ids import PreviousLinking, assign_stable_ids
+from dedup.model import FellegiSunterModel, train_model
 from dedup.prepare import TEXT, prepare_records
+from dedup.review import build_review_queue, decided_pairs
 from dedup.score import score_pairs
 from dedup.settings import LinkSettings
 
@@ -39,22 +42,33 @@ class LinkResult:
         mapping: ``record_id, person_id``, one row per input record, in input order.
         pairs: links, near misses and high-scoring vetoed pairs: ``record_id_l, record_id_r, score,
             decision`` (``link``, ``cut``, ``vetoed``, ``near_miss``), ``veto`` (hard rule or null),
-            ``rule`` (first blocking rule that produced the pair) and one level label per comparison.
+            ``rule`` (first blocking rule that produced the pair), one level label per comparison, and
+            the waterfall: ``w_prior`` and one ``w_<field>`` per comparison (bits) adding up to
+            ``match_weight`` (equal to ``score``), with its ``match_probability``.
         stats: counts (records, candidate_pairs, links, persons, …) and ``seconds`` per phase.
+        history: person-id changes against the previous run (``kind, old_id, new_id, records``;
+            see :mod:`dedup.ids`); every id is ``new`` on a first run.
+        review_queue: uncertain pairs awaiting a reviewer (see :func:`dedup.review.build_review_queue`).
     """
 
     mapping: pd.DataFrame
     pairs: pd.DataFrame
     stats: dict[str, Any] = field(default_factory=dict)
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    review_queue: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def link_records(records: pd.DataFrame, settings: LinkSettings | None = None) -> LinkResult:
+def link_records(
+    records: pd.DataFrame, settings: LinkSettings | None = None, previous: PreviousLinking | None = None
+) -> LinkResult:
     """Resolve which records describe the same person.
 
     Args:
         records: canonical person records — at least ``record_id, source, name, sex, birth_date,
             id_number, phone, address`` (see :func:`dedup.prepare.prepare_records`), raw or staged.
         settings: blocking rules, comparisons, threshold; :class:`LinkSettings` defaults when omitted.
+        previous: the previous run's mapping and issued ids (persons keep their ids), and the review
+            decisions to apply (``same`` → must-link, ``different`` → cannot-link); none when omitted.
 
     Returns:
         :class:`LinkResult` with the record → person mapping, the explainable pairs and run statistics.
@@ -64,6 +78,7 @@ def link_records(records: pd.DataFrame, settings: LinkSettings | None = None) ->
         >>> result.mapping.groupby("person_id").size().max()  # doctest: +SKIP
     """
     settings = settings or LinkSettings()
+    previous = previous or PreviousLinking()
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -79,24 +94,35 @@ def link_records(records: pd.DataFrame, settings: LinkSettings | None = None) ->
         seconds["blocking"] = _lap(phase)
 
         phase = time.perf_counter()
-        pairs = _score_candidates(con, arrays, settings, report.candidate_pairs)
+        model = train_model(con, arrays, settings, report.candidate_pairs)
+        seconds["train"] = _lap(phase)
+
+        phase = time.perf_counter()
+        pairs = _score_candidates(con, arrays, settings, report.candidate_pairs, model)
         seconds["compare_score"] = _lap(phase)
 
         phase = time.perf_counter()
         is_link = pairs["decision"].eq("link").fillna(False).to_numpy(dtype=bool)
         link_l = pairs["rid_l"].to_numpy()[is_link]
         link_r = pairs["rid_r"].to_numpy()[is_link]
-        cannot_link = _vetoed_within(con, arrays, settings, components(len(prepared), link_l, link_r))
+        # Review decisions bind: "same" pairs join as forced links, "different" ones as cannot-links.
+        decided = decided_pairs(prepared["record_id"], previous.decisions)
+        link_l, link_r, link_score = decided.forced_links(link_l, link_r, pairs["score"].to_numpy()[is_link])
+        cannot_link = decided.cannot_link(
+            *_vetoed_within(con, arrays, settings, components(len(prepared), link_l, link_r))
+        )
     valid_id = prepared["id_number"].where(prepared["id_number_valid"])
-    clusters = cluster_links(len(prepared), link_l, link_r, pairs["score"].to_numpy()[is_link], valid_id, cannot_link)
+    clusters = cluster_links(len(prepared), link_l, link_r, link_score, valid_id, cannot_link)
+    scored_cut = clusters.cut[: int(is_link.sum())]
     decision = pairs["decision"].to_numpy(dtype=object, na_value=None).copy()
-    decision[np.flatnonzero(is_link)[clusters.cut]] = "cut"
+    decision[np.flatnonzero(is_link)[scored_cut]] = "cut"
     pairs["decision"] = pd.Series(decision, dtype=TEXT)
-    person_id = person_ids(prepared["record_id"], clusters.labels)
-    mapping = pd.DataFrame({"record_id": prepared["record_id"], "person_id": person_id})
+    ids = assign_stable_ids(prepared["record_id"], clusters.labels, previous.mapping, previous.issued_ids)
+    mapping = ids.mapping
     seconds["cluster"] = _lap(phase)
 
     pairs = _explain(pairs, prepared, settings)
+    review_queue = build_review_queue(pairs, records, mapping, previous.decisions, previous.queue)
     seconds["total"] = _lap(started)
     stats: dict[str, Any] = {
         "records": len(prepared),
@@ -104,31 +130,44 @@ def link_records(records: pd.DataFrame, settings: LinkSettings | None = None) ->
         "pairs_per_rule": report.pairs_per_rule,
         "skipped_blocks": report.skipped_blocks,
         "skipped_block_records": report.skipped_records,
-        "links": int(is_link.sum() - clusters.cut.sum()),
-        "links_cut": int(clusters.cut.sum()),
+        "links": int(is_link.sum() - scored_cut.sum()),
+        "links_cut": int(scored_cut.sum()),
+        "review_same": len(decided.same_l),
+        "review_different": len(decided.different_l),
+        "review_overruled": decided.overruled(clusters.labels),
+        "review_queue": len(review_queue),
+        "ids_continued": int(pd.Index(mapping["person_id"].unique()).isin(previous.mapping["person_id"]).sum()),
+        "ids_merged": int((ids.history["kind"] == "merge").sum()),
+        "ids_split": int((ids.history["kind"] == "split").sum()),
         "vetoed_pairs": int((pairs["decision"] == "vetoed").sum()),
         "near_misses": int((pairs["decision"] == "near_miss").sum()),
         "cannot_link_pairs": len(cannot_link[0]),
         "split_components": clusters.split_components,
         "persons": clusters.n_clusters,
+        "model": model.stats,
         "seconds": seconds,
     }
     log.info(
         "linked %d records into %d persons (%d candidate pairs, %d links) in %.1fs",
         stats["records"], stats["persons"], stats["candidate_pairs"], stats["links"], seconds["total"],
     )
-    return LinkResult(mapping=mapping, pairs=pairs, stats=stats)
+    return LinkResult(mapping=mapping, pairs=pairs, stats=stats, history=ids.history, review_queue=review_queue)
 
 
 def _score_candidates(
-    con: duckdb.DuckDBPyConnection, arrays: RecordArrays, settings: LinkSettings, total: int
+    con: duckdb.DuckDBPyConnection,
+    arrays: RecordArrays,
+    settings: LinkSettings,
+    total: int,
+    model: FellegiSunterModel,
 ) -> pd.DataFrame:
-    """Compare and score every candidate pair batch by batch; keep links, near misses and vetoed pairs."""
+    """Compare and score every candidate pair batch by batch; keep links, near misses and vetoed pairs,
+    each with its waterfall (the contribution of every comparison, ``w_<field>``)."""
     kept: list[pd.DataFrame] = []
     compared = 0
     for rid_l, rid_r, rule in iter_pair_batches(con, settings.chunk_size):
         levels = compare_pairs(arrays, rid_l, rid_r, settings.comparisons)
-        scored = score_pairs(levels, settings)
+        scored = score_pairs(levels, settings, model.contributions(levels, arrays, rid_l, rid_r), model.prior_weight)
         mask = scored.kept
         batch = levels.loc[mask].reset_index(drop=True)
         batch.insert(0, "rid_l", rid_l[mask])
@@ -137,6 +176,9 @@ def _score_candidates(
         batch["score"] = scored.score[mask]
         batch["decision"] = scored.decision[mask].reset_index(drop=True)
         batch["veto"] = scored.veto[mask].reset_index(drop=True)
+        batch["w_prior"] = np.float32(model.prior_weight)
+        for name, contribution in scored.contributions.items():
+            batch[f"w_{name}"] = contribution[mask]
         kept.append(batch)
         compared += len(rid_l)
         log.info("compared %d / %d candidate pairs", compared, total)
@@ -187,6 +229,12 @@ def _explain(pairs: pd.DataFrame, prepared: pd.DataFrame, settings: LinkSettings
     )
     for comparison in settings.comparisons:
         out[comparison.field] = level_labels(comparison, pairs[comparison.field])
+    # The waterfall: match_weight = w_prior + the sum of w_<field>, and its match probability.
+    out["w_prior"] = pairs["w_prior"].astype("float32")
+    for comparison in settings.comparisons:
+        out[f"w_{comparison.field}"] = pairs[f"w_{comparison.field}"].astype("float32")
+    out["match_weight"] = out["score"]
+    out["match_probability"] = 1.0 / (1.0 + np.exp2(-np.clip(out["score"].to_numpy(dtype=np.float64), -60.0, 60.0)))
     return out
 
 
@@ -203,6 +251,9 @@ def _empty_pairs(settings: LinkSettings) -> pd.DataFrame:
     columns["score"] = pd.Series([], dtype=np.float32)
     columns["decision"] = pd.Series([], dtype=TEXT)
     columns["veto"] = pd.Series([], dtype=TEXT)
+    columns["w_prior"] = pd.Series([], dtype=np.float32)
+    for comparison in settings.comparisons:
+        columns[f"w_{comparison.field}"] = pd.Series([], dtype=np.float32)
     return pd.DataFrame(columns)
 
 

@@ -17,10 +17,11 @@ import pyarrow.parquet as pq
 
 from core.errors import TerminalError
 from dedup.engine import link_records
+from dedup.ids import PreviousLinking
 from dedup.prepare import REQUIRED_COLUMNS
 from dedup.settings import LinkSettings
 
-__all__ = ["dedup_file"]
+__all__ = ["dedup_file", "explain_path", "format_waterfall"]
 
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
 _CSV_SUFFIXES = {".csv", ".txt"}
@@ -30,6 +31,9 @@ def dedup_file(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
     settings: LinkSettings | None = None,
+    *,
+    explain: bool = False,
+    previous: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Assign a person id to every record of a parquet or UTF-8 CSV file.
 
@@ -40,6 +44,12 @@ def dedup_file(
         output_path: parquet file to write, with ``record_id, person_id``, one row per input record.
             Written to a temporary name first, so a failed run never leaves half a file.
         settings: engine settings; defaults when omitted.
+        explain: also write :func:`explain_path` (``<output>.explain.parquet``): every link, near miss,
+            vetoed and cut pair with its level per comparison and the waterfall of its match weight —
+            ``w_prior`` plus one ``w_<field>`` per comparison adds up to ``match_weight`` — and its
+            ``match_probability``.
+        previous: a parquet of ``record_id, person_id`` from an earlier run (its OUTPUT): the persons it
+            names keep their ids, and none of its ids is given to anyone else.
 
     Returns:
         Statistics for the CLI to print: input, output, records, persons, candidate pairs, links, seconds.
@@ -58,24 +68,20 @@ def dedup_file(
             f"{', '.join(REQUIRED_COLUMNS)} (values may be empty, extra columns are ignored)"
         )
     try:
-        result = link_records(records.loc[:, list(REQUIRED_COLUMNS)], settings)
+        result = link_records(records.loc[:, list(REQUIRED_COLUMNS)], settings, _read_previous(previous))
     except TerminalError as e:
         raise TerminalError(f"{source}: {e}") from e
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
     table = pa.table(
         {
             "record_id": pa.array(result.mapping["record_id"].tolist(), type=pa.string()),
             "person_id": pa.array(result.mapping["person_id"].tolist(), type=pa.string()),
         }
     )
-    try:
-        pq.write_table(table, partial)
-        partial.replace(target)
-    except OSError as e:
-        partial.unlink(missing_ok=True)
-        raise TerminalError(f"cannot write {target}: {e}; check the directory exists and is writable") from e
+    _write_atomically(table, target)
+    if explain:
+        _write_atomically(pa.Table.from_pandas(result.pairs, preserve_index=False), explain_path(target))
     return {
         "input": str(source),
         "output": str(target),
@@ -83,8 +89,65 @@ def dedup_file(
         "persons": result.stats["persons"],
         "candidate_pairs": result.stats["candidate_pairs"],
         "links": result.stats["links"],
+        "model": result.stats.get("model", {}),
+        **({"explain": str(explain_path(target))} if explain else {}),
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def explain_path(output_path: str | os.PathLike[str]) -> Path:
+    """Where ``explain=True`` writes the pairs: ``persons.parquet`` → ``persons.explain.parquet``."""
+    target = Path(output_path)
+    return target.with_name(f"{target.stem}.explain.parquet")
+
+
+def format_waterfall(pairs: pd.DataFrame, record_id: str) -> str:
+    """The waterfall of every explained pair that involves ``record_id``, as text for a reviewer.
+
+    Each pair reads as the prior, then each comparison's level and contribution in bits, then the match
+    weight, match probability and decision (with the hard rule that vetoed it, if one did).
+
+    Example:
+        >>> print(format_waterfall(pd.read_parquet("persons.explain.parquet"), "census:42"))  # doctest: +SKIP
+    """
+    fields = [column[2:] for column in pairs.columns if column.startswith("w_") and column != "w_prior"]
+    rows = pairs[(pairs["record_id_l"] == record_id) | (pairs["record_id_r"] == record_id)]
+    if rows.empty:
+        return f"{record_id}: no scored pair (no candidate reached the review band)"
+    lines: list[str] = []
+    for row in rows.sort_values("match_weight", ascending=False).itertuples(index=False):
+        pair = row._asdict()
+        lines.append(f"{pair['record_id_l']}  ~  {pair['record_id_r']}   (blocking rule {pair['rule']})")
+        lines.append(f"  {'prior':<12}{'':<12}{pair['w_prior']:+8.2f}")
+        for name in fields:
+            lines.append(f"  {name:<12}{str(pair[name]):<12}{pair['w_' + name]:+8.2f}")
+        veto = f", vetoed by {pair['veto']}" if isinstance(pair["veto"], str) else ""
+        lines.append(
+            f"  {'= weight':<24}{pair['match_weight']:+8.2f}   probability {pair['match_probability']:.6f}"
+            f"   -> {pair['decision']}{veto}"
+        )
+    return "\n".join(lines)
+
+
+def _write_atomically(table: pa.Table, target: Path) -> None:
+    """Write to a temporary name first, so a failed run never leaves half a file."""
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        pq.write_table(table, partial)
+        partial.replace(target)
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        raise TerminalError(f"cannot write {target}: {e}; check the directory exists and is writable") from e
+
+
+def _read_previous(path: str | os.PathLike[str] | None) -> PreviousLinking | None:
+    if path is None:
+        return None
+    mapping = _read(Path(path))
+    try:
+        return PreviousLinking(mapping=mapping)
+    except ValueError as e:
+        raise TerminalError(f"{path}: {e}") from e
 
 
 def _read(path: Path) -> pd.DataFrame:

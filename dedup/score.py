@@ -1,7 +1,9 @@
 """Turn comparison levels into an explainable decision per pair.
 
-The score is the sum of the declared level weights (bits of evidence, Fellegi–Sunter style), so every
-decision can be read back as "ID typo +8, name homophone +3, birth day +6 …". Hard rules veto a link
+The score is the match weight: the model's prior plus each comparison's contribution in bits (the
+weights :mod:`dedup.model` estimated, term-frequency adjusted; or the declared level weights), so every
+decision can be read back as a waterfall: "prior −16.8, ID typo +15.1, name homophone +10.4, birth day
++14.6 …". Hard rules veto a link
 whatever the score, because some evidence is conclusive in this domain:
 
 - two different ID numbers that both pass the MOD 11-2 check are two people (MOD 11-2 catches every
@@ -18,7 +20,7 @@ whatever the score, because some evidence is conclusive in this domain:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -40,6 +42,13 @@ class ScoredPairs:
     score: np.ndarray
     veto: pd.Series
     decision: pd.Series
+    contributions: dict[str, np.ndarray] = field(default_factory=dict)
+    prior_weight: float = 0.0
+
+    @property
+    def match_probability(self) -> np.ndarray:
+        """Match probability ``2**score / (1 + 2**score)`` of each pair."""
+        return 1.0 / (1.0 + np.exp2(-np.clip(self.score.astype(np.float64), -60.0, 60.0)))
 
     @property
     def linked(self) -> np.ndarray:
@@ -52,23 +61,38 @@ class ScoredPairs:
         return self.decision.notna().to_numpy()
 
 
-def score_pairs(levels: pd.DataFrame, settings: LinkSettings) -> ScoredPairs:
+def score_pairs(
+    levels: pd.DataFrame,
+    settings: LinkSettings,
+    contributions: dict[str, np.ndarray] | None = None,
+    prior_weight: float = 0.0,
+) -> ScoredPairs:
     """Score pairs from their comparison levels and apply the hard rules.
 
     Args:
         levels: output of :func:`dedup.compare.compare_pairs`.
         settings: comparison weights, threshold, review margin and hard rules.
+        contributions: per comparison field, each pair's weight in bits, as a trained model gives them
+            (:meth:`dedup.model.FellegiSunterModel.contributions`); the declared level weights when omitted.
+        prior_weight: the model's prior in bits, added to every pair's score.
 
     Returns:
-        Per pair: ``score`` (float32 bits), ``veto`` (the first hard rule that forbids the link, or null)
-        and ``decision``: ``link``, ``vetoed`` (score reached the near-miss band but a rule forbids it),
+        Per pair: ``score`` (float32 bits: the match weight, prior plus contributions), the
+        ``contributions``, ``veto`` (the first hard rule that forbids the link, or null) and
+        ``decision``: ``link``, ``vetoed`` (score reached the near-miss band but a rule forbids it),
         ``near_miss``, or null for pairs not worth keeping.
     """
     n = len(levels)
-    score = np.zeros(n, dtype=np.float32)
+    if contributions is None:
+        contributions = {
+            comparison.field: np.asarray(comparison.weights(), dtype=np.float32)[
+                levels[comparison.field].to_numpy(dtype=np.int64)
+            ]
+            for comparison in settings.comparisons
+        }
+    score = np.full(n, prior_weight, dtype=np.float32)
     for comparison in settings.comparisons:
-        weights = np.asarray(comparison.weights(), dtype=np.float32)
-        score += weights[levels[comparison.field].to_numpy(dtype=np.int64)]
+        score += contributions[comparison.field]
 
     veto = np.full(n, None, dtype=object)
     for rule in reversed(settings.hard_rules):
@@ -80,7 +104,13 @@ def score_pairs(levels: pd.DataFrame, settings: LinkSettings) -> ScoredPairs:
     decision[in_band & ~vetoed] = "near_miss"
     decision[in_band & vetoed] = "vetoed"
     decision[(score >= settings.match_threshold) & ~vetoed] = "link"
-    return ScoredPairs(score=score, veto=pd.Series(veto, dtype=TEXT), decision=pd.Series(decision, dtype=TEXT))
+    return ScoredPairs(
+        score=score,
+        veto=pd.Series(veto, dtype=TEXT),
+        decision=pd.Series(decision, dtype=TEXT),
+        contributions=contributions,
+        prior_weight=float(prior_weight),
+    )
 
 
 def _violates(rule: str, levels: pd.DataFrame, settings: LinkSettings) -> np.ndarray:

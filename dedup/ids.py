@@ -1,0 +1,263 @@
+"""Person ids that survive re-runs: each new cluster inherits the id of the old person it overlaps most.
+
+Clustering labels are arbitrary numbers that change whenever a record is added or corrected. This
+module turns them into ids a department can keep: a cluster takes the id of the previous person it
+shares the most records with, and each previous id goes to at most one cluster. Contests are settled
+greedily, largest overlap first, ties broken by the smaller old id and then by the cluster's smallest
+record_id — the same input always gives the same ids. A cluster left without an old id gets a fresh one,
+``'P'`` + 12 hex characters of SHA-1 of its smallest record_id (the scheme of the first publication),
+salted with ``#1``, ``#2`` … until it collides with no id ever issued: an id is never given to someone
+else, even after the person it named was merged away.
+
+What changed is reported as history rows:
+
+- ``merge`` — ``old_id`` no longer exists; ``records`` of its records now belong to ``new_id`` (the
+  absorbed id → the surviving id);
+- ``split`` — ``old_id`` lives on, but ``records`` of its records now belong to ``new_id`` (a fresh id
+  or another continuing person);
+- ``new`` — ``new_id`` was issued for a person none of whose records belonged to an earlier one.
+
+Example:
+    >>> previous = pd.DataFrame({"record_id": ["a:1", "b:1"], "person_id": ["P1", "P1"]})
+    >>> ids = assign_stable_ids(pd.Series(["a:1", "b:1", "c:1"]), np.array([0, 1, 0]), previous)
+    >>> ids.mapping["person_id"].tolist()[0], ids.history["kind"].tolist()
+    ('P1', ['split'])
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from dedup.prepare import TEXT
+from dedup.review import QUEUE_SEEN_COLUMNS, empty_decisions, normalize_decisions
+
+__all__ = ["HISTORY_COLUMNS", "PreviousLinking", "StableIds", "assign_stable_ids"]
+
+log = logging.getLogger(__name__)
+
+#: Columns of the history frame (the warehouse adds ``run_id``).
+HISTORY_COLUMNS: tuple[str, ...] = ("kind", "old_id", "new_id", "records")
+
+
+def _empty_mapping() -> pd.DataFrame:
+    return pd.DataFrame({"record_id": pd.Series([], dtype=TEXT), "person_id": pd.Series([], dtype=TEXT)})
+
+
+def _empty_queue_seen() -> pd.DataFrame:
+    return pd.DataFrame({column: pd.Series([], dtype=TEXT) for column in QUEUE_SEEN_COLUMNS})
+
+
+@dataclass(frozen=True)
+class PreviousLinking:
+    """What earlier runs decided, fed into :func:`dedup.link_records` so this run can build on it.
+
+    Attributes:
+        mapping: ``record_id, person_id`` of the previous publication (its ``record_person`` table).
+        issued: every person id ever issued (``issued_person_ids``); the ids in ``mapping`` count too.
+        decisions: clerical review decisions (see :mod:`dedup.review`), applied as must-link / cannot-link.
+        queue: ``record_id_a, record_id_b, first_seen_run`` of the previous review queue, so a pair that
+            stays uncertain keeps the run it was first queued in.
+
+    Example:
+        >>> PreviousLinking(mapping=pd.read_parquet("persons.parquet"))  # doctest: +SKIP
+    """
+
+    mapping: pd.DataFrame = field(default_factory=_empty_mapping)
+    issued: pd.Series = field(default_factory=lambda: pd.Series([], dtype=TEXT))
+    decisions: pd.DataFrame = field(default_factory=empty_decisions)
+    queue: pd.DataFrame = field(default_factory=_empty_queue_seen)
+
+    def __post_init__(self) -> None:
+        missing = {"record_id", "person_id"} - set(self.mapping.columns)
+        if missing:
+            raise ValueError(
+                f"previous mapping lacks column(s) {sorted(missing)}; give record_id, person_id "
+                "as the warehouse's record_person table or `silobreaker dedup` output has them"
+            )
+        object.__setattr__(self, "decisions", normalize_decisions(self.decisions))
+
+    @classmethod
+    def from_tables(cls, tables: Mapping[str, pd.DataFrame], logged: pd.DataFrame | None = None) -> PreviousLinking:
+        """Build from the published warehouse's tables and the review decision log.
+
+        Args:
+            tables: any of ``record_person``, ``issued_person_ids``, ``review_decisions``, ``review_queue``
+                (a missing one — first run, or a warehouse published before they existed — counts as empty).
+            logged: decisions from :class:`dedup.review.DecisionLog` (recorded since, or before, the last run).
+        """
+        mapping = tables.get("record_person")
+        issued = tables.get("issued_person_ids")
+        decisions = pd.concat(
+            [normalize_decisions(tables.get("review_decisions")), normalize_decisions(logged)], ignore_index=True
+        ).drop_duplicates(["record_id_a", "record_id_b", "decision", "decided_at"], ignore_index=True)
+        queue = tables.get("review_queue")
+        return cls(
+            mapping=_empty_mapping() if mapping is None else mapping.loc[:, ["record_id", "person_id"]],
+            issued=pd.Series([], dtype=TEXT) if issued is None else issued["person_id"].astype(TEXT),
+            decisions=decisions,
+            queue=_empty_queue_seen() if queue is None else queue.loc[:, list(QUEUE_SEEN_COLUMNS)],
+        )
+
+    @property
+    def issued_ids(self) -> pd.Index:
+        """Every id that must never be issued again: ``issued`` plus the ids of ``mapping``."""
+        ids = pd.concat([pd.Series(self.issued, dtype=TEXT), self.mapping["person_id"].astype(TEXT)])
+        return pd.Index(ids.dropna().unique())
+
+
+@dataclass(frozen=True)
+class StableIds:
+    """Person id per record (``mapping``: ``record_id, person_id`` in input order) and what changed (``history``)."""
+
+    mapping: pd.DataFrame
+    history: pd.DataFrame
+
+
+def assign_stable_ids(
+    record_ids: pd.Series,
+    labels: np.ndarray,
+    previous_mapping: pd.DataFrame | None = None,
+    issued: Iterable[str] | None = None,
+) -> StableIds:
+    """Give each cluster a person id, keeping the ids of the previous run wherever the persons continue.
+
+    Args:
+        record_ids: record id per record, unique.
+        labels: cluster label per record (any integers; equal label, same person).
+        previous_mapping: ``record_id, person_id`` of the previous run, or None on a first run.
+        issued: ids issued by any earlier run (those in ``previous_mapping`` are added); never reused.
+
+    Returns:
+        :class:`StableIds`: the mapping in input order and history rows :data:`HISTORY_COLUMNS`
+        (``merge``, ``split``, ``new``; see the module docstring), sorted by kind, old id, new id.
+    """
+    record_ids = pd.Series(record_ids).reset_index(drop=True).astype(TEXT)
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) != len(record_ids):
+        raise ValueError(f"{len(record_ids)} record ids but {len(labels)} labels; give one label per record")
+    previous = _empty_mapping() if previous_mapping is None else previous_mapping.loc[:, ["record_id", "person_id"]]
+    current = pd.DataFrame({"record_id": record_ids, "label": labels})
+    with duckdb.connect() as con:
+        con.register("current_records", current)
+        con.register("previous_records", previous)
+        clusters = con.execute(
+            "SELECT label, min(record_id) AS smallest, count(*) AS size FROM current_records GROUP BY label"
+        ).df().set_index("label")
+        # Ranks in string order (old id; the cluster's smallest record_id) break ties with integer work.
+        overlap = con.execute(
+            "WITH o AS (SELECT c.label, CAST(p.person_id AS VARCHAR) AS old_id, count(*) AS n "
+            "FROM current_records c "
+            "JOIN previous_records p ON c.record_id = CAST(p.record_id AS VARCHAR) "
+            "WHERE p.person_id IS NOT NULL GROUP BY ALL), "
+            "k AS (SELECT label, min(record_id) AS smallest FROM current_records "
+            "WHERE label IN (SELECT label FROM o) GROUP BY label) "
+            "SELECT o.label, o.old_id, o.n, dense_rank() OVER (ORDER BY o.old_id) AS old_rank, "
+            "dense_rank() OVER (ORDER BY k.smallest) AS key_rank FROM o JOIN k USING (label)"
+        ).df()
+        # Plain object arrays from here on: pandas hashes them in C, Arrow-backed strings it loops over.
+        overlap["old_id"] = _objects(overlap["old_id"], overlap.index)
+        clusters["smallest"] = _objects(clusters["smallest"], clusters.index)
+        continuing = _match(overlap)
+        earlier = pd.Series(issued if issued is not None else [], dtype=object)
+        taken = pd.Index(pd.concat([_objects(previous["person_id"]), _objects(earlier)]).dropna().unique(), dtype=object)
+        fresh = _fresh_ids(con, clusters["smallest"].drop(continuing.index), taken)
+
+    assigned = pd.concat([continuing, fresh])
+    person_id = assigned.reindex(labels).to_numpy(dtype=object)
+    mapping = pd.DataFrame({"record_id": record_ids, "person_id": pd.Series(person_id, dtype=TEXT)})
+    history = _history(overlap, assigned, set(continuing.to_numpy().tolist()), fresh, clusters["size"])
+    log.info(
+        "person ids: %d continued, %d issued, %d merge and %d split history rows",
+        len(continuing), len(fresh), int((history["kind"] == "merge").sum()), int((history["kind"] == "split").sum()),
+    )
+    return StableIds(mapping=mapping, history=history)
+
+
+def _match(overlap: pd.DataFrame) -> pd.Series:
+    """Label → old id, greedily by overlap: each label and each old id used at most once.
+
+    Pairs are ranked by a strict total order (overlap desc, old id, the cluster's smallest record_id);
+    each round accepts every pair that is the best remaining one for both its label and its old id —
+    the highest remaining pair always is, so rounds end — which is exactly what a one-by-one greedy
+    pass in that order would choose, without a Python loop over pairs.
+    """
+    if overlap.empty:
+        return pd.Series([], dtype=object, index=pd.Index([], dtype=np.int64, name="label"))
+    old_ids = overlap["old_id"].to_numpy(dtype=object)
+    remaining = pd.DataFrame(
+        {"label": overlap["label"].to_numpy(dtype=np.int64), "old": overlap["old_rank"].to_numpy(dtype=np.int64),
+         "n": overlap["n"].to_numpy(dtype=np.int64), "key": overlap["key_rank"].to_numpy(dtype=np.int64),
+         "row": np.arange(len(overlap))}
+    ).sort_values(["n", "old", "key"], ascending=[False, True, True], ignore_index=True)
+    chosen: list[pd.DataFrame] = []
+    rounds = 0
+    while len(remaining):
+        mutual = remaining[~remaining["label"].duplicated() & ~remaining["old"].duplicated()]
+        chosen.append(mutual)
+        remaining = remaining[~remaining["label"].isin(mutual["label"]) & ~remaining["old"].isin(mutual["old"])]
+        rounds += 1
+    matched = pd.concat(chosen, ignore_index=True)
+    log.debug("person ids: %d old ids matched in %d rounds", len(matched), rounds)
+    return pd.Series(old_ids[matched["row"].to_numpy()], index=pd.Index(matched["label"], name="label"), dtype=object)
+
+
+def _fresh_ids(con: duckdb.DuckDBPyConnection, smallest: pd.Series, taken: pd.Index) -> pd.Series:
+    """Label → a new id for each cluster without an old one, never one already ``taken``."""
+    pending = smallest
+    accepted: list[pd.Series] = []
+    used = taken
+    salt = 0
+    while len(pending):
+        con.register("pending_clusters", pd.DataFrame({"smallest": pending.to_numpy(dtype=object)}))
+        seed = "smallest" if salt == 0 else f"smallest || '#{salt}'"
+        digest = con.execute(f"SELECT 'P' || left(sha1({seed}), 12) AS person_id FROM pending_clusters").fetchnumpy()
+        con.unregister("pending_clusters")
+        candidate = pd.Series(np.asarray(digest["person_id"], dtype=object), index=pending.index, dtype=object)
+        clash = candidate.isin(used) | candidate.duplicated()
+        accepted.append(candidate[~clash])
+        used = used.append(pd.Index(candidate[~clash].to_numpy()))
+        pending = pending[clash.to_numpy()]
+        salt += 1
+    if not accepted:
+        return pd.Series([], dtype=object, index=pd.Index([], dtype=np.int64, name="label"))
+    return pd.concat(accepted)
+
+
+def _objects(values: pd.Series, index: pd.Index | None = None) -> pd.Series:
+    array = np.asarray(values.to_numpy(dtype=object, na_value=None), dtype=object)
+    return pd.Series(array, index=values.index if index is None else index, dtype=object)
+
+
+def _history(
+    overlap: pd.DataFrame, assigned: pd.Series, survivors: set[str], fresh: pd.Series, size: pd.Series
+) -> pd.DataFrame:
+    moved = overlap.assign(
+        new_id=pd.Series(assigned.reindex(overlap["label"]).to_numpy(dtype=object), index=overlap.index, dtype=object)
+    )
+    moved = moved[moved["old_id"] != moved["new_id"]]
+    kind = np.where(moved["old_id"].isin(survivors), "split", "merge")
+    changes = pd.DataFrame(
+        {"kind": kind, "old_id": moved["old_id"].to_numpy(), "new_id": moved["new_id"].to_numpy(),
+         "records": moved["n"].to_numpy(dtype=np.int64)}
+    )
+    born = fresh[~fresh.isin(changes["new_id"])]
+    new = pd.DataFrame(
+        {"kind": "new", "old_id": None, "new_id": born.to_numpy(dtype=object),
+         "records": size.reindex(born.index).to_numpy(dtype=np.int64)}
+    )
+    history = pd.concat([changes, new], ignore_index=True) if len(new) else changes
+    history = history.sort_values(["kind", "old_id", "new_id"], ignore_index=True, na_position="first")
+    return pd.DataFrame(
+        {
+            "kind": history["kind"].astype(TEXT),
+            "old_id": history["old_id"].astype(TEXT),
+            "new_id": history["new_id"].astype(TEXT),
+            "records": history["records"].astype(np.int64),
+        }
+    )
