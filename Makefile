@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DATA_HOME ?= $(or $(SILOBREAKER_HOME),$(CURDIR)/var)
 
-.PHONY: demo test dev clean
+.PHONY: demo test dev clean bench-setup bench
 
 ## Set up and run the whole pipeline on the generated demo district (20,000 people).
 demo: $(VENV)/.installed
@@ -24,6 +24,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
+
+## Benchmarks against Splink, in a separate venv (recordlinkage caps pandas < 3; the test venv stays on 3).
+bench-setup: .venv-bench/.installed
+
+.venv-bench/.installed: pyproject.toml
+	python3.11 -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet -e '.[bench]'
+	touch $@
+
+## Accuracy (FEBRL3/4, demo district) and speed/memory (100k, 1M) of silobreaker vs Splink.
+bench: .venv-bench/.installed
+	.venv-bench/bin/python benchmarks/splink_compare.py
 
 clean:
 	rm -rf var .pytest_cache

@@ -21,6 +21,7 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
     ins |= {f"quarantine_{s}": dg.AssetIn(f"quarantine_{s}") for s in all_sources}
     ins |= {f"staging_report_{s}": dg.AssetIn(f"staging_report_{s}") for s in all_sources}
     ins |= {"record_person_map": dg.AssetIn("record_person_map"), "link_pairs": dg.AssetIn("link_pairs")}
+    ins |= {name: dg.AssetIn(name) for name in ("person_id_history", "review_queue", "review_decisions")}
     upstream = [asset_in.key for asset_in in ins.values()]
 
     @dg.multi_asset(
@@ -42,11 +43,15 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
             records=pd.concat([frames[f"staged_{s}"] for s in person_sources], ignore_index=True),
             mapping=frames["record_person_map"],
             link_pairs=frames["link_pairs"],
+            person_id_history=frames["person_id_history"],
+            review_queue=frames["review_queue"],
+            review_decisions=frames["review_decisions"],
             quarantine=pd.concat([frames[f"quarantine_{s}"] for s in all_sources], ignore_index=True),
             consent=frames[f"staged_{consent_source}"] if consent_source else pd.DataFrame(columns=CONSENT_COLUMNS),
             lineage=[r["lineage"] for r in reports],
             validations=[r["validation"] for r in reports],
             trust=trust,
+            staging_reports=reports,
         )
         wh = warehouse.warehouse()
         candidate = wh.build_candidate(inputs, warehouse.policy())
@@ -70,7 +75,9 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
         yield dg.MaterializeResult(asset_key=UNIFIED, metadata={
             "path": str(wh.path), "dagster/row_count": candidate.counts["unified_population"], **candidate.counts})
         yield dg.MaterializeResult(asset_key=SHARED, metadata={
-            p.recipient: f"{p.row_count} rows, sha256 {p.content_hash[:12]}" for p in candidate.products})
+            p.recipient: f"{p.row_count} rows, sha256 {p.content_hash[:12]}"
+            + "".join(f", {n} {why}" for why, n in sorted(p.exclusions.items()) if why != "no_consent")
+            for p in candidate.products})
         yield check
 
     return publish

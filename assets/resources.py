@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from core.paths import data_home
+from dedup import DecisionLog, PreviousLinking
 from publish import SharingPolicy, Warehouse, load_policy
 
 __all__ = ["WarehouseResource"]
@@ -26,6 +27,15 @@ class WarehouseResource(dg.ConfigurableResource):
     def policy(self) -> SharingPolicy:
         """The validated sharing policy (read at run time, never at import)."""
         return load_policy(self.policy_file)
+
+    def previous_linking(self) -> PreviousLinking:
+        """The published mapping, issued ids, review queue and decisions (warehouse and decision log), read-only."""
+        tables = self.warehouse().read_tables("record_person", "issued_person_ids", "review_decisions", "review_queue")
+        return PreviousLinking.from_tables(tables, self.decision_log().load())
+
+    def decision_log(self) -> DecisionLog:
+        """The clerical review decisions recorded with ``silobreaker review decide``."""
+        return DecisionLog.in_home(data_home(self.home))
 
     @property
     def reports_dir(self) -> Path:

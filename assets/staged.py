@@ -42,14 +42,15 @@ def build_staged_assets(source: SourceConfig) -> dg.AssetsDefinition:
             raw.frame, source=name, primary_key=source.primary_key, columns=source.columns,
             values=source.values, extracted_at=raw.lineage.extracted_at, **options,
         )
-        suite = consent_suite(name) if source.role == "consent" else staged_person_suite(name)
+        suite = consent_suite(name) if source.role == "consent" else staged_person_suite(name, fields=list(source.columns))
         validation = validate_frame(result.staged, suite)
         extracted, staged, quarantined = raw.lineage.row_count, len(result.staged), len(result.quarantine)
         report = {
             "source": name, "department": source.department, "role": source.role,
             "lineage": raw.lineage.as_metadata(), "extracted": extracted, "staged": staged,
             "quarantined": quarantined, "quarantine_rules": result.quarantine["rule"].value_counts().to_dict(),
-            "validation": validation.as_dict(),
+            "validation": validation.as_dict(), "fields": list(source.columns),
+            "soft_problems": {k: int(v) for k, v in result.soft_problems.items()},
         }
         yield dg.Output(result.staged, output_name=f"staged_{name}",
                         metadata={"dagster/row_count": staged, "quarantined": quarantined})
@@ -58,7 +59,8 @@ def build_staged_assets(source: SourceConfig) -> dg.AssetsDefinition:
         yield dg.AssetCheckResult(
             asset_key=staged_key, check_name="expectations", passed=validation.success,
             metadata={
-                "failed": [f"{o.kind}({o.column}): {o.unexpected_count} unexpected" for o in validation.failed_expectations()],
+                "failed": [f"{o.kind}({o.column}): observed {o.observed()}, threshold {o.threshold()}"
+                           for o in validation.failed_expectations()],
                 "evaluated": len(validation.outcomes),
             },
         )

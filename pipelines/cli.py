@@ -3,6 +3,12 @@
     silobreaker demo [--persons N] [--seed S]   generate the demo district and run the pipeline on it
     silobreaker run                             run the pipeline on the configured sources
     silobreaker dedup INPUT OUTPUT              resolve identities in a file of person records
+    silobreaker review list                     print the pairs awaiting clerical review
+    silobreaker review decide A B same|different   record a reviewer's decision for the next run
+    silobreaker report                          re-render the quality report of the latest published run
+    silobreaker quarantine export --source S    write S's quarantined rows for the department to correct
+    silobreaker audit verify | person ID        check the publication log's hash chain; who received a person's data
+    silobreaker product read RECIPIENT          decrypt a recipient's product (see docs/privacy.md)
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import SilobreakerError
+from core.errors import ConfigError, SilobreakerError
 from core.paths import HOME_ENV, data_home
+from pipelines.privacy_cli import add_privacy_commands
 from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
 
 __all__ = ["RunOutcome", "main", "run_pipeline"]
@@ -75,7 +82,24 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING") -> RunOutcom
     for path in sorted((settings.home / "staging").glob("staging_report_*.json")):
         report = json.loads(path.read_text(encoding="utf-8"))
         reports[report["source"]] = report
+    if not result.success:
+        _render_blocked_report(settings, result.run_id, failures, reports)
     return RunOutcome(result.run_id, result.success, reports, failures, settings)
+
+
+def _render_blocked_report(settings: Settings, run_id: str, failures: dict[str, str], reports: dict[str, dict]) -> None:
+    # A blocked run publishes nothing, so the quality_report asset never runs; the supervisors
+    # still get a report saying why, beside the last publication's scorecard.
+    import duckdb
+
+    from publish import Warehouse
+    from quality import render_blocked_report
+
+    try:
+        render_blocked_report(Warehouse(settings.home), settings.home / "reports", run_id, failures, reports)
+    except (OSError, duckdb.Error) as e:
+        # Reported beside the run's own failures rather than hiding them behind this one.
+        failures["quality_report"] = f"the report of this blocked run could not be written: {e}"
 
 
 def _root_message(error) -> str:
@@ -149,8 +173,91 @@ def _dagster_level(args: argparse.Namespace) -> str:
 def _cmd_dedup(args: argparse.Namespace) -> int:
     from dedup import dedup_file
 
-    stats = dedup_file(args.input, args.output)
+    stats = dedup_file(args.input, args.output, explain=args.explain or bool(args.why), previous=args.previous)
     print(json.dumps(stats, ensure_ascii=False, indent=2, default=str))
+    if args.why:
+        import pandas as pd
+
+        from dedup.files import format_waterfall
+
+        pairs = pd.read_parquet(stats["explain"])
+        for record_id in args.why:
+            print(format_waterfall(pairs, record_id))
+    return 0
+
+
+def _published(home: Path, table: str):
+    from publish import Warehouse
+
+    warehouse = Warehouse(home)
+    tables = warehouse.read_tables(table)
+    if table not in tables:
+        raise ConfigError(f"no {table} table in {warehouse.path}: run the pipeline first (silobreaker run)")
+    return tables[table]
+
+
+def _cmd_review_list(args: argparse.Namespace) -> int:
+    from dedup.review import DecisionLog, effective_decisions, format_review_queue
+
+    home = data_home(args.home)
+    queue = _published(home, "review_queue")
+    decided = effective_decisions(DecisionLog.in_home(home).load())
+    waiting = queue.merge(decided[["record_id_a", "record_id_b"]], how="left", indicator=True)
+    waiting = waiting[waiting["_merge"] == "left_only"].drop(columns="_merge")
+    print(f"{len(waiting)} pair(s) await review ({len(queue) - len(waiting)} decided since the last run, "
+          f"applied at the next one); decide with: silobreaker review decide RECORD_A RECORD_B same|different")
+    if len(waiting):
+        print(format_review_queue(waiting, limit=args.limit))
+    return 0
+
+
+def _cmd_review_decide(args: argparse.Namespace) -> int:
+    import getpass
+
+    from dedup.review import DecisionLog
+
+    home = data_home(args.home)
+    known = set(_published(home, "record_person")["record_id"])
+    for record_id in (args.record_a, args.record_b):
+        if record_id not in known:
+            raise ConfigError(f"record {record_id!r} is not in the published warehouse; "
+                              "copy the ids from `silobreaker review list` (e.g. census:PC0000000164)")
+    log_file = DecisionLog.in_home(home)
+    row = log_file.record(args.record_a, args.record_b, args.decision, by=args.by or getpass.getuser(), note=args.note)
+    print(f"recorded: {row['record_id_a'][0]} ~ {row['record_id_b'][0]} {args.decision} by {row['decided_by'][0]} "
+          f"in {log_file.path}; the next run (silobreaker run) applies it")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from publish import Warehouse
+    from quality import latest_published_run, render_quality_report
+
+    home = data_home(args.home)
+    warehouse = Warehouse(home)
+    if not warehouse.path.exists():
+        raise ConfigError(f"no published warehouse at {warehouse.path}: run the pipeline first (silobreaker run)")
+    with warehouse.connect() as con:
+        run_id = latest_published_run(con)
+    if run_id is None:
+        raise ConfigError(f"{warehouse.path} records no run yet: run the pipeline first (silobreaker run)")
+    path = render_quality_report(warehouse, home / "reports", run_id)
+    print(f"report of run {run_id}: {path}")
+    return 0
+
+
+def _cmd_quarantine_export(args: argparse.Namespace) -> int:
+    from connectors import load_sources
+    from quality.quarantine import export_quarantine
+
+    base = Settings.from_env()
+    home = data_home(args.home) if args.home else base.home
+    sources_file = Path(args.sources).resolve() if args.sources else base.sources_file
+    declared = {s.name: s for s in load_sources(sources_file).sources}
+    if args.source not in declared:
+        raise ConfigError(f"--source {args.source!r} is not declared in {sources_file}; declared: {', '.join(declared)}")
+    path = export_quarantine(declared[args.source], home, Path(args.out) if args.out else None)
+    print(f"quarantined rows of {args.source} written to {path}")
     return 0
 
 
@@ -182,7 +289,43 @@ def build_parser() -> argparse.ArgumentParser:
     dedup = sub.add_parser("dedup", help="resolve identities: INPUT (parquet/CSV) -> OUTPUT parquet of record_id, person_id")
     dedup.add_argument("input")
     dedup.add_argument("output")
+    dedup.add_argument("--explain", action="store_true",
+                       help="also write OUTPUT's .explain.parquet: each scored pair's waterfall (w_<field>, match_weight, match_probability)")
+    dedup.add_argument("--why", action="append", metavar="RECORD_ID", default=[],
+                       help="print the waterfall of every scored pair of this record (repeatable; implies --explain)")
+    dedup.add_argument("--previous", metavar="MAPPING",
+                       help="parquet of record_id, person_id from an earlier run: its persons keep their ids")
     dedup.set_defaults(func=_cmd_dedup)
+
+    review = sub.add_parser("review", help="clerical review of uncertain pairs")
+    review_sub = review.add_subparsers(dest="review_command", required=True)
+    listing = review_sub.add_parser("list", help="print the pairs awaiting review, highest score first")
+    listing.add_argument("--limit", type=_positive_int, default=50, help="pairs to print (default 50)")
+    listing.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    listing.set_defaults(func=_cmd_review_list)
+    decide = review_sub.add_parser("decide", help="record whether two records are the same person")
+    decide.add_argument("record_a")
+    decide.add_argument("record_b")
+    decide.add_argument("decision", choices=["same", "different"])
+    decide.add_argument("--by", help="who decided (default: the login name)")
+    decide.add_argument("--note", help="why, for the next reviewer")
+    decide.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    decide.set_defaults(func=_cmd_review_decide)
+
+    report = sub.add_parser("report", help="re-render the quality report of the latest published run")
+    report.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    report.set_defaults(func=_cmd_report)
+
+    quarantine = sub.add_parser("quarantine", help="work with quarantined rows")
+    quarantine_sub = quarantine.add_subparsers(dest="quarantine_command", required=True)
+    export = quarantine_sub.add_parser(
+        "export", help="write a source's quarantined rows in its own columns and encoding, for correction")
+    export.add_argument("--source", required=True, help="source name from sources.yaml, e.g. health")
+    export.add_argument("--out", help="file to write (default <home>/quarantine/<source>.csv or .xlsx)")
+    export.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    export.add_argument("--sources", help="sources.yaml (default $SILOBREAKER_SOURCES or the demo's)")
+    export.set_defaults(func=_cmd_quarantine_export)
+    add_privacy_commands(sub)
     return parser
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.blocked_report import build_blocked_report_sensor
 from assets.linked import build_link_asset
 from assets.published import build_publish_assets, quality_report
 from assets.raw import build_raw_asset
@@ -45,6 +46,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                                   default_status=dg.DefaultScheduleStatus.STOPPED,
                                   description="nightly full sync at 02:00 Beijing time"),
         ],
+        sensors=[build_blocked_report_sensor(sync, settings.home)],
         resources={
             "source_reader": SourceReader(sources_file=str(settings.sources_file), home=str(settings.home)),
             "warehouse": WarehouseResource(home=str(settings.home), policy_file=str(settings.policy_file)),

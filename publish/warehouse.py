@@ -3,13 +3,17 @@
 A run builds a complete candidate file next to the published one, validates it, then renames it
 over the published file (``os.replace``: atomic on one filesystem). Readers therefore see the old
 warehouse or the new one, never half of one, and a failed run leaves the last publication intact.
-History tables (publication log, runs, extraction log, validation results) are carried over from
-the previous warehouse into every candidate.
+History tables (publication log, runs, extraction log, validation results, person id history,
+issued person ids, review decisions) are carried over from the previous warehouse into every candidate.
 
 Tables (documented for analysts in ``docs/warehouse.md``):
     unified_population, record_person, source_records, person_consent, consent_decisions,
     field_conflicts, link_pairs, quarantine, extraction_log, validation_results,
-    publication_log, runs
+    publication_log, runs, person_id_history, issued_person_ids, review_queue, review_decisions,
+    consent_effective, deletion_requests, consent_exclusions (see ``docs/privacy.md``)
+
+Products are encrypted per recipient, and each publication is appended to the hash-chained audit
+log under ``<home>/audit/`` (``publish.audit``), outside the files swapped here.
 """
 
 from __future__ import annotations
@@ -24,13 +28,34 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from publish.audit import AuditLog
+from publish.consent import add_effective_consent
 from publish.golden import field_conflicts_sql, person_consent_sql, unified_population_sql
 from publish.policy import SharingPolicy
 from publish.products import ProductFile, build_product
+from quality.metrics import QUALITY_HISTORY_DDL, write_quality_metrics
 
 __all__ = ["Candidate", "PublicationInputs", "Warehouse"]
 
 log = logging.getLogger(__name__)
+
+# Identity resolution's memory: what became of each person id, every id ever issued (never reused),
+# and the clerical review decisions (also kept in <home>/review/, which the next run reads).
+_IDENTITY_HISTORY_DDL = {
+    "person_id_history": """CREATE TABLE person_id_history (
+        run_id VARCHAR, kind VARCHAR, old_id VARCHAR, new_id VARCHAR, records BIGINT)""",
+    "issued_person_ids": "CREATE TABLE issued_person_ids (person_id VARCHAR, first_run_id VARCHAR)",
+    "review_decisions": """CREATE TABLE review_decisions (
+        record_id_a VARCHAR, record_id_b VARCHAR, decision VARCHAR, decided_by VARCHAR,
+        decided_at TIMESTAMPTZ, note VARCHAR)""",
+}
+
+_REVIEW_QUEUE_DDL = """CREATE TABLE review_queue (
+    record_id_a VARCHAR, record_id_b VARCHAR, score DOUBLE, decision VARCHAR, rule VARCHAR, evidence VARCHAR,
+    person_id_a VARCHAR, person_id_b VARCHAR, same_person_now BOOLEAN,
+    source_a VARCHAR, name_a VARCHAR, sex_a VARCHAR, birth_date_a VARCHAR, id_number_a VARCHAR, phone_a VARCHAR,
+    address_a VARCHAR, source_b VARCHAR, name_b VARCHAR, sex_b VARCHAR, birth_date_b VARCHAR,
+    id_number_b VARCHAR, phone_b VARCHAR, address_b VARCHAR, first_seen_run VARCHAR)"""
 
 _HISTORY_DDL = {
     "publication_log": """CREATE TABLE publication_log (
@@ -46,6 +71,8 @@ _HISTORY_DDL = {
         run_id VARCHAR, suite VARCHAR, success BOOLEAN, row_count BIGINT, expectation VARCHAR,
         column_name VARCHAR, expectation_success BOOLEAN, unexpected_count BIGINT,
         unexpected_percent DOUBLE, why VARCHAR)""",
+    **QUALITY_HISTORY_DDL,
+    **_IDENTITY_HISTORY_DDL,
 }
 
 
@@ -64,6 +91,11 @@ class PublicationInputs:
         validations: one ``ValidationSummary.as_dict()`` per staged source.
         trust: source -> rank (0 most trusted) for golden-record choices.
         as_of: the date ages are computed at.
+        staging_reports: one staging report per source (declared fields, role, soft problems), for
+            the quality measures.
+        person_id_history: this run's person-id changes (``kind, old_id, new_id, records``), if any.
+        review_queue: uncertain pairs awaiting review (``first_seen_run`` null: queued by this run).
+        review_decisions: the review decisions this run applied (added to those already kept).
     """
 
     run_id: str
@@ -76,6 +108,10 @@ class PublicationInputs:
     validations: list[dict]
     trust: dict[str, int] = field(default_factory=dict)
     as_of: date = field(default_factory=date.today)
+    staging_reports: list[dict] = field(default_factory=list)
+    person_id_history: pd.DataFrame | None = None
+    review_queue: pd.DataFrame | None = None
+    review_decisions: pd.DataFrame | None = None
 
 
 @dataclass
@@ -86,6 +122,8 @@ class Candidate:
     products_dir: Path
     products: list[ProductFile]
     counts: dict[str, int]
+    run_id: str = ""
+    published_at: datetime | None = None
 
     def read(self, sql: str) -> pd.DataFrame:
         """Query the candidate (read-only) before it is published."""
@@ -123,9 +161,12 @@ class Warehouse:
             con.execute(unified_population_sql(inputs.trust, inputs.as_of))
             con.execute(field_conflicts_sql())
             con.execute(person_consent_sql())
+            add_effective_consent(con, inputs.as_of)
             self._add_consent_map(con)
             self._carry_history(con)
             self._log_run(con, inputs, published_at)
+            self._record_identities(con, inputs)
+            write_quality_metrics(con, inputs.run_id, inputs.staging_reports)
             products = [build_product(con, r, products_dir, self.home) for r in policy.recipients]
             con.executemany(
                 "INSERT INTO publication_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -140,7 +181,7 @@ class Warehouse:
                 for table in ("unified_population", "record_person", "quarantine", "person_consent", "field_conflicts")
             }
             con.execute("CHECKPOINT")
-        return Candidate(candidate_path, products_dir, products, counts)
+        return Candidate(candidate_path, products_dir, products, counts, inputs.run_id, published_at)
 
     def publish(self, candidate: Candidate) -> None:
         """Swap the candidate in: the warehouse by one atomic rename, then each product file."""
@@ -149,6 +190,8 @@ class Warehouse:
         for product in candidate.products:
             os.replace(product.path, self.shared_dir / product.path.name)
         shutil.rmtree(candidate.products_dir, ignore_errors=True)
+        # The hash-chained audit log lives outside the swapped files, so its chain survives every run.
+        AuditLog(self.home).append(candidate.run_id, candidate.published_at or datetime.now(UTC), candidate.products)
         log.info("published %s and %d shared products", self.path, len(candidate.products))
 
     def discard(self, candidate: Candidate) -> None:
@@ -160,6 +203,18 @@ class Warehouse:
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A read-only connection to the published warehouse."""
         return duckdb.connect(str(self.path), read_only=True)
+
+    def read_tables(self, *tables: str) -> dict[str, pd.DataFrame]:
+        """Whole tables of the published warehouse, read-only; those it lacks (or no warehouse yet) are left out.
+
+        Example:
+            >>> Warehouse(home).read_tables("record_person", "issued_person_ids")  # doctest: +SKIP
+        """
+        if not self.path.exists():
+            return {}
+        with self.connect() as con:
+            present = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            return {table: con.execute(f"SELECT * FROM {table}").df() for table in tables if table in present}
 
     # -- building blocks ------------------------------------------------------------------
 
@@ -219,6 +274,44 @@ class Warehouse:
             ) c WHERE u.person_id = c.person_id
             """
         )
+
+    def _record_identities(self, con: duckdb.DuckDBPyConnection, inputs: PublicationInputs) -> None:
+        # Runs after the carry-over, so each issued id and each decision is kept once across runs.
+        for name, frame in (("_id_history", inputs.person_id_history), ("_queue", inputs.review_queue),
+                            ("_decisions", inputs.review_decisions)):
+            con.register(name, frame if frame is not None and len(frame.columns) else pd.DataFrame({"_": []}))
+        if inputs.person_id_history is not None and len(inputs.person_id_history):
+            con.execute("INSERT INTO person_id_history SELECT ?, kind, old_id, new_id, records FROM _id_history",
+                        [inputs.run_id])
+        issued_before = ["SELECT person_id FROM record_person"]
+        if self.path.exists():
+            # A warehouse published before ids were tracked: its ids count as issued too.
+            con.execute(f"ATTACH '{self.path}' AS previous_ids (READ_ONLY)")
+            issued_before.append("SELECT person_id FROM previous_ids.record_person")
+        try:
+            con.execute(
+                f"INSERT INTO issued_person_ids SELECT DISTINCT person_id, ? FROM ({' UNION ALL '.join(issued_before)}) "
+                "WHERE person_id IS NOT NULL AND person_id NOT IN (SELECT person_id FROM issued_person_ids)",
+                [inputs.run_id],
+            )
+        finally:
+            if self.path.exists():
+                con.execute("DETACH previous_ids")
+        if inputs.review_decisions is not None and len(inputs.review_decisions):
+            con.execute(
+                "INSERT INTO review_decisions SELECT record_id_a, record_id_b, decision, decided_by, decided_at, note "
+                "FROM _decisions d ANTI JOIN review_decisions k ON k.record_id_a = d.record_id_a "
+                "AND k.record_id_b = d.record_id_b AND k.decision = d.decision "
+                "AND k.decided_at IS NOT DISTINCT FROM d.decided_at"
+            )
+        con.execute(_REVIEW_QUEUE_DDL)
+        if inputs.review_queue is not None and len(inputs.review_queue):
+            con.execute(
+                "INSERT INTO review_queue BY NAME SELECT * REPLACE (coalesce(first_seen_run, ?) AS first_seen_run) "
+                "FROM _queue", [inputs.run_id]
+            )
+        for name in ("_id_history", "_queue", "_decisions"):
+            con.unregister(name)
 
     def _carry_history(self, con: duckdb.DuckDBPyConnection) -> None:
         if not self.path.exists():

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from demo.generate import generate_demo
-from pipelines.cli import run_pipeline
+from pipelines.cli import main, run_pipeline
 from pipelines.definitions import build_definitions
 from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
+from publish import AuditLog, load_policy, product_key, read_product
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +32,11 @@ def demo_run(tmp_path_factory):
 def query(settings: Settings, sql: str) -> pd.DataFrame:
     with duckdb.connect(str(settings.home / "warehouse" / "silobreaker.duckdb"), read_only=True) as con:
         return con.execute(sql).df()
+
+
+def shared(settings: Settings, recipient: str) -> pd.DataFrame:
+    """A product decrypted with its recipient's key."""
+    return read_product(settings.home / "shared" / f"{recipient}.parquet", product_key(settings.home, recipient)).to_pandas()
 
 
 def test_definitions_load_with_checks_and_schedule(tmp_path):
@@ -94,20 +100,25 @@ def test_products_and_report_are_written(demo_run):
     settings, outcome = demo_run
     log = query(settings, f"SELECT recipient, row_count, content_hash, path FROM publication_log WHERE run_id = '{outcome.run_id}'")
     assert set(log["recipient"]) == {"civil_affairs_assistance", "health_family_doctors", "grid_worker_cuiyuan_1",
-                                     "statistics_analysts"}
+                                     "statistics_analysts", "district_statistics"}
     for row in log.itertuples():
         data = open(row.path, "rb").read()
         assert hashlib.sha256(data).hexdigest() == row.content_hash
-        assert len(pd.read_parquet(row.path)) == row.row_count
-    analysts = pd.read_parquet(settings.home / "shared" / "statistics_analysts.parquet")
+        assert read_product(row.path, product_key(settings.home, row.recipient)).num_rows == row.row_count
+    analysts = shared(settings, "statistics_analysts")
     assert "person_id" not in analysts.columns and "name" not in analysts.columns
-    grid = pd.read_parquet(settings.home / "shared" / "grid_worker_cuiyuan_1.parquet")
+    grid = shared(settings, "grid_worker_cuiyuan_1")
     expected = query(settings, """
         SELECT count(*) AS n FROM unified_population u
         WHERE grid = '翠苑社区第1网格'
           AND list_has_any(key_populations, ['elderly_living_alone', 'disabled', 'low_income_household'])
-          AND (SELECT arg_max(status, decided_at) FROM person_consent c WHERE c.person_id = u.person_id
-               AND purpose = 'service_delivery' AND recipient IN ('grid', '*')) = 'granted'""")["n"][0]
+          AND person_id NOT IN (SELECT person_id FROM deletion_requests)
+          AND (SELECT arg_max(effective_status, decided_at) FROM consent_effective c WHERE c.person_id = u.person_id
+               AND purpose = 'service_delivery' AND recipient IN ('grid', '*') AND category = 'basic'
+               AND (by_guardian OR NOT u.minor_under_14)) = 'granted'
+          AND (NOT u.minor_under_14 OR (SELECT arg_max(effective_status, decided_at) FROM consent_effective c
+               WHERE c.person_id = u.person_id AND purpose = 'service_delivery' AND recipient IN ('grid', '*')
+               AND category = 'minor' AND by_guardian) = 'granted')""")["n"][0]
     assert len(grid) == expected
     assert grid["address"].dropna().str.contains("翠苑社区").all()
     report = (settings.home / "reports" / "latest.html").read_text(encoding="utf-8")
@@ -136,3 +147,90 @@ def test_malformed_source_fails_alone_and_keeps_last_publication(demo_run, tmp_p
     assert "health_visits.csv" in message and "patient_name" in message
     assert hashlib.sha256(warehouse.read_bytes()).hexdigest() == before
     assert (home / "staging" / "staged_census.parquet").stat().st_mtime_ns > staged_before
+
+
+def test_rerun_keeps_person_ids_records_history_and_applies_review_decisions(demo_run, tmp_path, capsys):
+    settings, first = demo_run
+    home = tmp_path / "home"
+    shutil.copytree(settings.home, home, ignore=shutil.ignore_patterns("dagster"))
+    again = Settings(home, DEMO_SOURCES, DEMO_POLICY)
+    old = query(again, "SELECT record_id, person_id FROM record_person").set_index("record_id")["person_id"]
+    # 5% more census rows (re-entered people, under new census numbers) and one newcomer.
+    census_file = home / "demo" / "census_extract.csv"
+    census = pd.read_csv(census_file, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    extra = census.sample(frac=0.05, random_state=1).assign(普查编号=lambda x: "PCX" + x["普查编号"].str[2:])
+    newcomer = census.iloc[[0]].assign(普查编号="PCN000000001", 姓名="欧阳测试", 出生年月="199901", 公民身份号码="",
+                                       住址="示范区南山街道石桥社区99幢9单元909室")
+    pd.concat([census, extra, newcomer]).to_csv(census_file, index=False, encoding="utf-8-sig")
+    # A reviewer splits a linked pair and joins a queued one.
+    linked = query(again, """
+        SELECT p.record_id_l, p.record_id_r FROM link_pairs p
+        JOIN record_person a ON a.record_id = p.record_id_l JOIN record_person b ON b.record_id = p.record_id_r
+        JOIN source_records r ON r.record_id = p.record_id_l
+        WHERE p.decision = 'link' AND r.id_number IS NULL AND a.person_id = b.person_id
+          AND (SELECT count(*) FROM record_person m WHERE m.person_id = a.person_id) = 2
+        ORDER BY 1, 2 LIMIT 1""").iloc[0]
+    queued = query(again, "SELECT * FROM review_queue WHERE NOT same_person_now ORDER BY score DESC LIMIT 1").iloc[0]
+    assert main(["review", "decide", linked.record_id_l, linked.record_id_r, "different", "--home", str(home)]) == 0
+    assert main(["review", "decide", queued.record_id_a, queued.record_id_b, "same", "--by", "wang.fang",
+                 "--home", str(home)]) == 0
+
+    outcome = run_pipeline(again)
+
+    assert outcome.success, outcome.failures
+    new = query(again, "SELECT record_id, person_id FROM record_person").set_index("record_id")["person_id"]
+    assert new[linked.record_id_l] != new[linked.record_id_r]
+    assert new[queued.record_id_a] == new[queued.record_id_b]
+    # Every person the decisions did not touch keeps its id.
+    touched = old[[linked.record_id_l, queued.record_id_a, queued.record_id_b]]
+    untouched = old[~old.isin(touched)].index
+    assert (new[untouched] == old[untouched]).all()
+    # The history names the split, the merge and the newcomer; no id is issued twice.
+    history = query(again, f"SELECT kind, old_id, new_id, records FROM person_id_history WHERE run_id = '{outcome.run_id}'")
+    assert ["split", old[linked.record_id_l], new[linked.record_id_r], 1] in history.values.tolist()
+    absorbed = ({old[queued.record_id_a], old[queued.record_id_b]} - {new[queued.record_id_a]}).pop()
+    assert ["merge", absorbed, new[queued.record_id_a]] in history[["kind", "old_id", "new_id"]].values.tolist()
+    assert history[history["kind"] == "new"]["new_id"].tolist() == [new["census:PCN000000001"]]
+    assert set(history["kind"]) == {"split", "merge", "new"}
+    issued = query(again, "SELECT person_id, first_run_id FROM issued_person_ids")
+    assert issued["person_id"].is_unique and set(old) | set(new) <= set(issued["person_id"])
+    carried = query(again, f"SELECT kind, count(*) AS n FROM person_id_history WHERE run_id = '{first.run_id}' GROUP BY kind")
+    assert carried.values.tolist() == [["new", old.nunique()]]  # the first run's issues, carried over
+    decisions = query(again, "SELECT decision, decided_by FROM review_decisions ORDER BY decision")
+    assert decisions["decision"].tolist() == ["different", "same"] and "wang.fang" in decisions["decided_by"].tolist()
+    queue = query(again, "SELECT record_id_a, record_id_b FROM review_queue")
+    assert (queued.record_id_a, queued.record_id_b) not in set(queue.itertuples(index=False, name=None))
+    capsys.readouterr()
+    assert main(["review", "list", "--home", str(home)]) == 0
+    assert f"{len(queue)} pair(s) await review (0 decided since the last run" in capsys.readouterr().out
+
+
+def test_withdrawal_in_the_registry_takes_effect_at_the_next_run(demo_run, tmp_path):
+    settings, first = demo_run
+    home = tmp_path / "home"
+    shutil.copytree(settings.home, home, ignore=shutil.ignore_patterns("dagster"))
+    again = Settings(home, DEMO_SOURCES, DEMO_POLICY)
+    doctors = set(shared(again, "health_family_doctors")["person_id"])
+    register = set(shared(again, "civil_affairs_assistance")["person_id"])
+    person = sorted(doctors & register or doctors)[0]
+    id_number, name = query(again, f"SELECT id_number, name FROM unified_population WHERE person_id = '{person}'").iloc[0]
+    registry_file = home / "demo" / "consent_registry.parquet"
+    registry = pd.read_parquet(registry_file)
+    withdrawal = {**registry.iloc[0].to_dict(), "consent_id": "CS99999999", "sfzh": id_number, "xm": name,
+                  "purpose": "service_delivery", "recipient": "*", "status": "撤回",
+                  "decided_at": "2026-11-22 09:00:00", "lb": "basic", "yxq": "", "jhr": ""}
+    pd.concat([registry, pd.DataFrame([withdrawal])]).to_parquet(registry_file, index=False)
+
+    outcome = run_pipeline(again)
+
+    assert outcome.success, outcome.failures
+    assert set(shared(again, "health_family_doctors")["person_id"]) == doctors - {person}
+    assert set(shared(again, "civil_affairs_assistance")["person_id"]) == register  # statutory: unchanged
+    log = AuditLog(home)
+    assert log.verify().ok and log.verify().entries == 2 * len(load_policy(DEMO_POLICY).recipients)
+    received = {(e["run_id"], e["recipient"]) for e in log.person(id_number)}
+    assert (first.run_id, "health_family_doctors") in received
+    assert (outcome.run_id, "health_family_doctors") not in received
+    assert (outcome.run_id, "statistics_analysts") in received
+    runs = {e["run_id"]: e for e in log.entries() if e["recipient"] == "health_family_doctors"}
+    assert runs[outcome.run_id]["exclusions"].get("withdrawn", 0) == runs[first.run_id]["exclusions"].get("withdrawn", 0) + 1
