@@ -34,8 +34,8 @@ bench-setup: .venv-bench/.installed
 	touch $@
 
 ## Accuracy (FEBRL3/4, demo district) and speed/memory (100k, 1M) of silobreaker vs Splink.
-bench: .venv-bench/.installed
-	.venv-bench/bin/python benchmarks/splink_compare.py
+bench: .venv-bench/.installed $(VENV)/.installed
+	.venv-bench/bin/python benchmarks/splink_compare.py all
 
 clean:
 	rm -rf var .pytest_cache

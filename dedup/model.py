@@ -4,14 +4,16 @@
 codes (never a Python loop per pair):
 
 - **u** (P(level | two different people)) from random record pairs compared by the same executors as
-  the candidates (``u_source="random"``, as Splink does), or from the non-match class of the EM
-  (``u_source="candidates"``);
+  the candidates, exact agreement on text from the value frequencies (``Σ f²``) (``u_source="random"``,
+  as Splink does), or from the non-match class of the EM (``u_source="candidates"``);
 - **m** (P(level | same person)) by expectation–maximisation over a sample of the candidate pairs.
   Pairs with the same level on every comparison are one pattern, so each iteration runs over a few
-  thousand patterns, not millions of pairs. EM starts from the declared level weights (a level of
-  weight ``w`` starts at ``m ∝ u · 2**w``), and a ``null`` level (a value missing on either side)
-  carries no evidence by construction;
-- the **prior** λ (share of matches), so that every pair gets a match probability, not only a score;
+  thousand patterns, not millions of pairs. EM starts from the declared level weights (m from the
+  pairs they would link, u from the others, λ as their share), a ``null`` level (a value missing on
+  either side) carries no evidence by construction, and a level too rare to estimate keeps its
+  declared weight;
+- the **prior** λ, so that every pair gets a match probability, not only a score: with u from random
+  pairs, the chance that two random records match, ``λ_candidates · candidate pairs / (n(n−1)/2)``;
 - a **term-frequency adjustment**: an exact match on a common name (王伟) is weaker evidence than on a
   rare one, so the exact level's u is scaled per value by how often the value occurs.
 
@@ -20,7 +22,7 @@ A pair's match weight is ``prior + Σ log2(m/u)`` in bits, and each term is repo
 
 Example:
     >>> model = train_model(con, arrays, settings, n_candidates)                  # doctest: +SKIP
-    >>> model.summary()                                                           # doctest: +SKIP
+    >>> model.summary(settings.comparisons)                                       # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -355,7 +357,6 @@ def train_model(
         if spec.u_source == "random"
         else []
     )
-    # Start from the declared weights: a level of weight w starts at m ∝ u·2**w.
     # Start from the declared weights: m from the pairs they would link, u from the rest (or from
     # random pairs when u is held fixed), λ as the share they would link.
     declared_score = sum(d[codes[:, i]] for i, d in enumerate(declared))
@@ -400,12 +401,14 @@ def train_model(
         frequency = np.maximum(term_frequencies(getattr(arrays, name)), 1.0 / max(n, 1))
         exact = codes[:, i] == 1
         value = getattr(arrays, name).codes[rid_l[exact]]
-        # Scale so the u of the exact level, averaged over the non-matching exact pairs, stays the level's u.
-        non_match = 1.0 - fit.posterior[exact]
-        mean_frequency = (
-            float(np.average(frequency[value], weights=non_match)) if non_match.sum() > 0 else float(frequency[value].mean())
-        ) if exact.any() else 1.0
-        scale = float(u_final[i][1]) / mean_frequency if spec.u_source == "candidates" else 1.0
+        if spec.u_source == "candidates" and exact.any():
+            # Scale so the u of the exact level, averaged over the non-matching exact pairs, stays the level's u.
+            non_match = 1.0 - fit.posterior[exact]
+            mean_frequency = float(np.average(frequency[value], weights=non_match if non_match.sum() > 0 else None))
+            scale = float(u_final[i][1]) / mean_frequency
+        else:
+            # u of an exact match on value v between two random records is its frequency f_v (Splink's rule).
+            scale = 1.0
         tf_tables[name] = TermFrequencies(field=name, frequency=frequency, scale=scale)
         exact_m[name] = float(max(fit.m[i][1], _FLOOR))
 
