@@ -28,13 +28,12 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from core.errors import ConfigError
+from core.keys import load_or_create_key
 
 __all__ = ["GENESIS", "AuditLog", "Verification"]
 
@@ -74,19 +73,7 @@ class AuditLog:
     # -- keys -----------------------------------------------------------------------------
 
     def _key(self) -> bytes:
-        if os.environ.get("SILOBREAKER_AUDIT_KEY"):
-            try:
-                return bytes.fromhex(os.environ["SILOBREAKER_AUDIT_KEY"])
-            except ValueError as e:
-                raise ConfigError("SILOBREAKER_AUDIT_KEY must be hex (e.g. from `openssl rand -hex 32`)") from e
-        path = self.home / "keys" / "audit.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.parent.chmod(0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(secrets.token_bytes(32))
-        return path.read_bytes()
+        return load_or_create_key(self.home, "audit.key", "SILOBREAKER_AUDIT_KEY")
 
     def member_hash(self, id_number: str) -> str:
         """The keyed hash under which a resident ID number is recorded in membership files."""

@@ -20,7 +20,6 @@ Example (the recipient's side)::
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -32,11 +31,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.errors import ConfigError
+from core.keys import KEY_BYTES, load_or_create_key
 
 __all__ = ["KEY_ENV_PREFIX", "LocalKmsClient", "product_key", "read_product", "write_encrypted"]
 
 KEY_ENV_PREFIX = "SILOBREAKER_PRODUCT_KEY_"
-_KEY_BYTES = 32
 _NONCE_BYTES = 12
 
 
@@ -53,8 +52,8 @@ class LocalKmsClient(pe.KmsClient):
     def __init__(self, master_keys: dict[str, bytes]) -> None:
         super().__init__()
         for identifier, key in master_keys.items():
-            if len(key) != _KEY_BYTES:
-                raise ConfigError(f"master key {identifier!r} must be {_KEY_BYTES} bytes (64 hex characters), got {len(key)}")
+            if len(key) != KEY_BYTES:
+                raise ConfigError(f"master key {identifier!r} must be {KEY_BYTES} bytes (64 hex characters), got {len(key)}")
         self._keys = dict(master_keys)
 
     def _aead(self, identifier: str) -> AESGCM:
@@ -127,25 +126,6 @@ def read_product(path: str | Path, key: bytes, identifier: str | None = None) ->
 
 
 def product_key(home: Path, recipient: str) -> bytes:
-    """The recipient's product master key: ``$SILOBREAKER_PRODUCT_KEY_<RECIPIENT>`` or its key file.
-
-    The key file ``<home>/keys/<recipient>.product.key`` is created with 32 random bytes, mode 600,
-    in a mode-700 directory, the first time a product is written for the recipient.
-    """
-    env_name = f"{KEY_ENV_PREFIX}{recipient.upper()}"
-    if os.environ.get(env_name):
-        try:
-            key = bytes.fromhex(os.environ[env_name])
-        except ValueError as e:
-            raise ConfigError(f"{env_name} must be hex (64 characters, e.g. from `openssl rand -hex 32`)") from e
-        if len(key) != _KEY_BYTES:
-            raise ConfigError(f"{env_name} must be 32 bytes (64 hex characters), got {len(key)} bytes")
-        return key
-    path = home / "keys" / f"{recipient}.product.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.parent.chmod(0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(_KEY_BYTES))
-    return path.read_bytes()
+    """The recipient's product master key: ``$SILOBREAKER_PRODUCT_KEY_<RECIPIENT>`` or its key file
+    ``<home>/keys/<recipient>.product.key`` (created on first use, see :mod:`core.keys`)."""
+    return load_or_create_key(home, f"{recipient}.product.key", f"{KEY_ENV_PREFIX}{recipient.upper()}")

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.errors import ConfigError
+from core.keys import load_or_create_key
 from publish.crypto import product_key, write_encrypted
 from publish.policy import CONSENT_CATEGORIES, SENSITIVE_COLUMNS, SENSITIVE_POPULATIONS, Recipient
 from publish.statistics import statistics_table
@@ -145,25 +143,9 @@ ORDER BY u.person_id"""
 
 
 def pseudonym_key(home: Path, recipient: str) -> bytes:
-    """The recipient's pseudonymisation key.
-
-    Taken from ``$SILOBREAKER_PSEUDONYM_KEY_<RECIPIENT>`` (hex) when set, else from
-    ``<home>/keys/<recipient>.key``, created with 32 random bytes (mode 600) on first use.
-    """
-    env_name = f"SILOBREAKER_PSEUDONYM_KEY_{recipient.upper()}"
-    if os.environ.get(env_name):
-        try:
-            return bytes.fromhex(os.environ[env_name])
-        except ValueError as e:
-            raise ConfigError(f"{env_name} must be hex (e.g. from `openssl rand -hex 32`)") from e
-    path = home / "keys" / f"{recipient}.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.parent.chmod(0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(32))
-    return path.read_bytes()
+    """The recipient's pseudonymisation key: ``$SILOBREAKER_PSEUDONYM_KEY_<RECIPIENT>`` (hex) or
+    ``<home>/keys/<recipient>.key`` (created on first use, see :mod:`core.keys`)."""
+    return load_or_create_key(home, f"{recipient}.key", f"SILOBREAKER_PSEUDONYM_KEY_{recipient.upper()}")
 
 
 def _log_exclusions(con: duckdb.DuckDBPyConnection, recipient: str, person_ids: list[str], reasons: list[str]) -> None:
