@@ -33,6 +33,20 @@ class WarehouseResource(dg.ConfigurableResource):
         tables = self.warehouse().read_tables("record_person", "issued_person_ids", "review_decisions", "review_queue")
         return PreviousLinking.from_tables(tables, self.decision_log().load())
 
+    def previous_staged_rows(self, source: str) -> int | None:
+        """Rows of ``source`` staged by the last published run (None before the first publication)."""
+        wh = self.warehouse()
+        if not wh.path.exists():
+            return None
+        with wh.connect() as con:
+            if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'validation_results'").fetchone()[0]:
+                return None
+            row = con.execute(
+                """SELECT max(v.row_count) FROM validation_results v
+                   WHERE v.suite = ? AND v.run_id = (SELECT run_id FROM runs ORDER BY published_at DESC LIMIT 1)""",
+                [f"staged_{source}"]).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def decision_log(self) -> DecisionLog:
         """The clerical review decisions recorded with ``silobreaker review decide``."""
         return DecisionLog.in_home(data_home(self.home))

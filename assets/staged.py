@@ -2,20 +2,23 @@
 
 One multi-asset per source yields the staged records, the quarantined rows and a staging report
 (lineage, counts, Great Expectations results), plus two blocking checks on the staged records: the
-source's expectation suite and record conservation (extracted = staged + quarantined).
+source's expectation suite (its ``error`` rules from rules.yaml) and record conservation (extracted =
+staged + quarantined). A person source also gets ``expectation_warnings``, a non-blocking check with
+severity WARN for its ``warn`` rules.
 """
 
 import dagster as dg
 
+from assets.resources import WarehouseResource
 from connectors import Extract, SourceConfig
-from quality import consent_suite, staged_person_suite, validate_frame
+from quality import RuleSet, consent_suite, staged_person_suite, validate_frame
 from staging import stage_consent_records, stage_person_records
 
 __all__ = ["build_staged_assets"]
 
 
-def build_staged_assets(source: SourceConfig) -> dg.AssetsDefinition:
-    """``staged_<s>``, ``quarantine_<s>`` and ``staging_report_<s>`` for one source."""
+def build_staged_assets(source: SourceConfig, rules: RuleSet) -> dg.AssetsDefinition:
+    """``staged_<s>``, ``quarantine_<s>`` and ``staging_report_<s>`` for one source, checked against ``rules``."""
     name = source.name
     staged_key = dg.AssetKey(f"staged_{name}")
 
@@ -33,16 +36,20 @@ def build_staged_assets(source: SourceConfig) -> dg.AssetsDefinition:
                               description="Great Expectations suite for the staged source"),
             dg.AssetCheckSpec("record_conservation", asset=staged_key, blocking=True,
                               description="every extracted row is staged or quarantined"),
-        ],
+        ] + ([dg.AssetCheckSpec("expectation_warnings", asset=staged_key, blocking=False,
+                                description="rules.yaml rules with severity warn: reported, not blocking")]
+             if source.role == "person" else []),
     )
-    def stage(context: dg.AssetExecutionContext, raw: Extract):
+    def stage(context: dg.AssetExecutionContext, raw: Extract, warehouse: WarehouseResource):
         stage_fn = stage_consent_records if source.role == "consent" else stage_person_records
         options = {} if source.role == "consent" else {"date_formats": source.date_formats}
         result = stage_fn(
             raw.frame, source=name, primary_key=source.primary_key, columns=source.columns,
             values=source.values, extracted_at=raw.lineage.extracted_at, **options,
         )
-        suite = consent_suite(name) if source.role == "consent" else staged_person_suite(name, fields=list(source.columns))
+        suite = consent_suite(name) if source.role == "consent" else staged_person_suite(
+            name, rules, fields=list(source.columns), as_of=raw.lineage.extracted_at,
+            previous_rows=warehouse.previous_staged_rows(name) if rules.row_count_change else None)
         validation = validate_frame(result.staged, suite)
         extracted, staged, quarantined = raw.lineage.row_count, len(result.staged), len(result.quarantine)
         report = {
@@ -68,5 +75,12 @@ def build_staged_assets(source: SourceConfig) -> dg.AssetsDefinition:
             asset_key=staged_key, check_name="record_conservation", passed=extracted == staged + quarantined,
             metadata={"extracted": extracted, "staged": staged, "quarantined": quarantined},
         )
+        if source.role == "person":
+            yield dg.AssetCheckResult(
+                asset_key=staged_key, check_name="expectation_warnings", passed=not validation.warnings(),
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"failed": [f"{o.kind}({o.column}): observed {o.observed()}, threshold {o.threshold()}"
+                                     for o in validation.warnings()]},
+            )
 
     return stage

@@ -160,6 +160,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         home=data_home(args.home) if args.home else base.home,
         sources_file=Path(args.sources).resolve() if args.sources else base.sources_file,
         policy_file=Path(args.policy).resolve() if args.policy else base.policy_file,
+        rules_file=Path(args.rules).resolve() if args.rules else base.rules_file,
     )
     outcome = run_pipeline(settings, log_level=_dagster_level(args))
     _print_summary(outcome)
@@ -284,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
     run.add_argument("--sources", help="sources.yaml (default $SILOBREAKER_SOURCES or the demo's)")
     run.add_argument("--policy", help="policy.yaml (default $SILOBREAKER_POLICY or the demo's)")
+    run.add_argument("--rules", help="rules.yaml, the quality rules (default $SILOBREAKER_RULES or the demo's)")
     run.set_defaults(func=_cmd_run)
 
     dedup = sub.add_parser("dedup", help="resolve identities: INPUT (parquet/CSV) -> OUTPUT parquet of record_id, person_id")

@@ -17,18 +17,22 @@ from assets.staged import build_staged_assets
 from connectors import SourceReader, load_sources
 from pipelines.settings import Settings
 from pipelines.storage import FileIOManager
+from quality import load_rules
 
 __all__ = ["build_definitions", "defs"]
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    """Build the graph for the sources declared in ``settings.sources_file``."""
+    """Build the graph for the sources declared in ``settings.sources_file``, gated by ``settings.rules_file``."""
     declared = load_sources(settings.sources_file).sources
     person_sources = [s.name for s in declared if s.role == "person"]
+    rules = load_rules(settings.rules_file)
+    rules.check_sources(person_sources, settings.rules_file)
     consent_source = next((s.name for s in declared if s.role == "consent"), None)
     trust = {name: rank for rank, name in enumerate(person_sources)}
 
-    source_assets = [build_raw_asset(s) for s in declared] + [build_staged_assets(s) for s in declared]
+    source_assets = [build_raw_asset(s) for s in declared]
+    source_assets += [build_staged_assets(s, rules.for_source(s.name)) for s in declared]
     assets = [
         *source_assets,
         build_link_asset(person_sources),

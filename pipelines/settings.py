@@ -1,8 +1,9 @@
 """Where this deployment's configuration lives, chosen when Definitions are built.
 
-``SILOBREAKER_HOME`` (data home, default ``./var``), ``SILOBREAKER_SOURCES`` (sources.yaml) and
-``SILOBREAKER_POLICY`` (policy.yaml). Without them, the built-in demo district's declarations are
-used, so ``dagster dev`` works on a fresh checkout after ``silobreaker demo``.
+``SILOBREAKER_HOME`` (data home, default ``./var``), ``SILOBREAKER_SOURCES`` (sources.yaml),
+``SILOBREAKER_POLICY`` (policy.yaml) and ``SILOBREAKER_RULES`` (rules.yaml, the quality rules).
+Without them, the built-in demo district's declarations are used, so ``dagster dev`` works on a
+fresh checkout after ``silobreaker demo``.
 """
 
 from __future__ import annotations
@@ -13,26 +14,29 @@ from pathlib import Path
 
 from core.paths import HOME_ENV, data_home
 
-__all__ = ["DEMO_POLICY", "DEMO_SOURCES", "Settings"]
+__all__ = ["DEMO_POLICY", "DEMO_RULES", "DEMO_SOURCES", "Settings"]
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "demo"
 DEMO_SOURCES = DEMO_DIR / "sources.yaml"
 DEMO_POLICY = DEMO_DIR / "policy.yaml"
+DEMO_RULES = DEMO_DIR / "rules.yaml"
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The data home and the two configuration files of one deployment."""
+    """The data home and the configuration files of one deployment."""
 
     home: Path
     sources_file: Path
     policy_file: Path
+    rules_file: Path = DEMO_RULES
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Read the three environment variables (at call time), falling back to the demo."""
+        """Read the environment variables (at call time), falling back to the demo."""
         return cls(
             home=data_home(os.environ.get(HOME_ENV)),
             sources_file=Path(os.environ.get("SILOBREAKER_SOURCES") or DEMO_SOURCES).resolve(),
             policy_file=Path(os.environ.get("SILOBREAKER_POLICY") or DEMO_POLICY).resolve(),
+            rules_file=Path(os.environ.get("SILOBREAKER_RULES") or DEMO_RULES).resolve(),
         )

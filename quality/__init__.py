@@ -6,7 +6,6 @@ from quality.expectations import (
     SuiteSpec,
     ValidationSummary,
     consent_suite,
-    staged_person_suite,
     unified_population_suite,
     validate_frame,
 )
@@ -18,16 +17,20 @@ from quality.report import (
     render_blocked_report,
     render_quality_report,
 )
+from quality.rules import RuleSet, RulesFile, load_rules, staged_person_suite
 
 __all__ = [
     "QUALITY_HISTORY_DDL",
     "ExpectationOutcome",
+    "RuleSet",
+    "RulesFile",
     "ExpectationSpec",
     "SuiteSpec",
     "ValidationSummary",
     "collect_report_data",
     "consent_suite",
     "latest_published_run",
+    "load_rules",
     "load_staging_reports",
     "render_blocked_report",
     "render_quality_report",

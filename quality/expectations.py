@@ -5,15 +5,17 @@ on an ephemeral, in-memory GX context with analytics and progress bars off, so v
 touches the network (government intranets are air-gapped) and never writes a GX project to disk.
 
 Example:
-    >>> summary = validate_frame(staged, staged_person_suite("health"))
-    >>> summary.success, summary.failed_expectations()
+    >>> summary = validate_frame(staged, staged_person_suite("health", rules.for_source("health")))
+    >>> summary.success, summary.failed_expectations(), summary.warnings()
+
+The staged sources' suites are built from the rules file by :mod:`quality.rules`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,22 +24,17 @@ import pandas as pd
 from staging.schema import CONSENT_STATUSES
 
 __all__ = [
-    "MIN_FILLED_SHARE",
     "ExpectationOutcome",
     "ExpectationSpec",
     "SuiteSpec",
     "ValidationSummary",
     "consent_suite",
     "describe_outcome",
-    "staged_person_suite",
     "unified_population_suite",
     "validate_frame",
 ]
 
 log = logging.getLogger(__name__)
-
-ID_NUMBER_PATTERN = r"^\d{17}[\dX]$"
-ISO_PARTIAL_DATE_PATTERN = r"^\d{4}(?:-\d{2}(?:-\d{2})?)?$"
 
 
 @dataclass(frozen=True)
@@ -48,11 +45,13 @@ class ExpectationSpec:
         kind: the GX expectation class name, e.g. ``"ExpectColumnValuesToNotBeNull"``.
         kwargs: its arguments, e.g. ``{"column": "record_id"}``.
         why: what a failure means for the people using the data (shown in reports).
+        severity: ``error`` (its failure fails the suite and blocks) or ``warn`` (reported only).
     """
 
     kind: str
     kwargs: dict[str, Any]
     why: str
+    severity: str = "error"
 
 
 @dataclass(frozen=True)
@@ -75,6 +74,9 @@ class ExpectationOutcome:
     unexpected_percent: float | None = None
     observed_value: Any = None
     mostly: float | None = None
+    severity: str = "error"
+    min_value: Any = None
+    max_value: Any = None
 
     def observed(self) -> str:
         """What the data showed, e.g. ``30.4% unexpected (85 rows)`` or ``column missing``."""
@@ -90,12 +92,20 @@ def describe_outcome(outcome: Mapping[str, Any]) -> tuple[str, str]:
     kind = outcome.get("kind")
     if kind == "expect_column_to_exist":
         return "column missing", "column present"
+    low, high = outcome.get("min_value"), outcome.get("max_value")
     if kind == "expect_table_row_count_to_be_between":
-        return f"{outcome.get('observed_value')} rows", "at least 1 row"
+        low = 1 if low is None and high is None else low
+        if high is None:
+            return f"{outcome.get('observed_value')} rows", f"at least {low} row{'s' if low != 1 else ''}"
+        return f"{outcome.get('observed_value')} rows", f"between {low or 0} and {high} rows"
+    if kind == "expect_column_max_to_be_between":
+        return f"newest {outcome.get('observed_value')}", f"newest on or after {low}"
     percent, mostly = outcome.get("unexpected_percent"), outcome.get("mostly")
     observed = (f"{percent:.1f}% unexpected ({outcome.get('unexpected_count')} rows)"
                 if percent is not None and percent == percent else str(outcome.get("observed_value")))
     threshold = f"at most {100 * (1 - mostly):.0f}% unexpected" if mostly is not None else "none unexpected"
+    if kind == "expect_column_values_to_be_between":
+        threshold += f" outside {low if low is not None else '…'}–{high if high is not None else '…'}"
     return observed, threshold
 
 
@@ -109,8 +119,12 @@ class ValidationSummary:
     outcomes: tuple[ExpectationOutcome, ...] = field(default_factory=tuple)
 
     def failed_expectations(self) -> list[ExpectationOutcome]:
-        """The expectations that did not hold."""
-        return [o for o in self.outcomes if not o.success]
+        """The ``error`` expectations that did not hold: the reasons the suite failed."""
+        return [o for o in self.outcomes if not o.success and o.severity != "warn"]
+
+    def warnings(self) -> list[ExpectationOutcome]:
+        """The ``warn`` expectations that did not hold: reported, not blocking."""
+        return [o for o in self.outcomes if not o.success and o.severity == "warn"]
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able form (stored by the IO manager, read by the report)."""
@@ -134,77 +148,6 @@ class ValidationSummary:
 
 def _spec(kind: str, why: str, **kwargs: Any) -> ExpectationSpec:
     return ExpectationSpec(kind=kind, kwargs=kwargs, why=why)
-
-
-MIN_FILLED_SHARE: dict[str, float] = {"sex": 0.5, "birth_date": 0.5, "id_number": 0.3}
-"""Least share of staged rows that must fill each of these fields, when the source declares it.
-
-Below it, the column was emptied by a broken export (the demo census, which often lacks the ID
-number, still fills ~60%). ``name`` needs no floor: a row without one is quarantined.
-"""
-
-
-def staged_person_suite(
-    source: str,
-    *,
-    min_rows: int = 1,
-    min_valid_id_share: float = 0.9,
-    fields: Sequence[str] = (),
-    min_filled_share: Mapping[str, float] = MIN_FILLED_SHARE,
-) -> SuiteSpec:
-    """Expectations every staged person source must meet before it may be linked and published.
-
-    Hard rules have already quarantined individual bad rows, so these expectations catch a source
-    that is broken as a whole: empty, keys not unique, codes outside the canonical sets, too
-    many invalid ID numbers (``min_valid_id_share`` of the IDs present must pass GB 11643), or a
-    declared field (``fields``) filled on fewer than ``min_filled_share`` of the rows.
-    """
-    filled = tuple(
-        _spec(
-            "ExpectColumnValuesToNotBeNull",
-            f"the source declares {name} but fills it on fewer than {share:.0%} of its rows: the column was "
-            "emptied or renamed in the export",
-            column=name,
-            mostly=share,
-        )
-        for name, share in min_filled_share.items()
-        if name in fields
-    )
-    return SuiteSpec(
-        name=f"staged_{source}",
-        expectations=filled + (
-            _spec("ExpectTableRowCountToBeBetween", "an empty extract means the sync failed upstream", min_value=min_rows),
-            _spec("ExpectColumnValuesToNotBeNull", "every record needs its id", column="record_id"),
-            _spec("ExpectColumnValuesToBeUnique", "record ids identify source rows", column="record_id"),
-            _spec("ExpectColumnValuesToNotBeNull", "a person without a name cannot be matched", column="name"),
-            _spec("ExpectColumnValuesToBeInSet", "sex codes must map to M/F", column="sex", value_set=["M", "F"]),
-            _spec(
-                "ExpectColumnValuesToMatchRegex",
-                "resident ID numbers are stored in the 18-character GB 11643 form",
-                column="id_number",
-                regex=ID_NUMBER_PATTERN,
-            ),
-            _spec(
-                "ExpectColumnValuesToBeInSet",
-                "most ID numbers must carry a valid check digit; many failures mean a broken export",
-                column="id_number_valid",
-                value_set=[True],
-                mostly=min_valid_id_share,
-            ),
-            _spec(
-                "ExpectColumnValuesToMatchRegex",
-                "birth dates are ISO dates at their stated precision",
-                column="birth_date",
-                regex=ISO_PARTIAL_DATE_PATTERN,
-            ),
-            _spec(
-                "ExpectColumnValuesToBeInSet",
-                "precision says how much of the birth date is known",
-                column="birth_date_precision",
-                value_set=["day", "month", "year"],
-            ),
-        ),
-    )
 
 
 def consent_suite(source: str) -> SuiteSpec:
@@ -265,7 +208,13 @@ def _context():
 def _gx_ready(frame: pd.DataFrame) -> pd.DataFrame:
     # GX's pandas metrics compare with Python objects; nullable extension dtypes (pd.NA) make
     # value-set and regex expectations raise on missing values, so hand it plain object columns.
-    return frame.astype(object).where(frame.notna(), None)
+    ready = frame.astype(object).where(frame.notna(), None)
+    if "birth_date" in frame.columns and "birth_year" not in frame.columns:
+        # GX's range expectation parses text bounds as dates and fails on partial dates ("1950",
+        # "1950-03"); every precision states its year, so ranges are checked on that.
+        years = pd.to_numeric(frame["birth_date"].astype("string").str.slice(0, 4), errors="coerce")
+        ready["birth_year"] = years.astype(object).where(years.notna(), None)
+    return ready
 
 
 def validate_frame(frame: pd.DataFrame, suite: SuiteSpec) -> ValidationSummary:
@@ -273,16 +222,15 @@ def validate_frame(frame: pd.DataFrame, suite: SuiteSpec) -> ValidationSummary:
     gx, context = _context()
     source = context.data_sources.add_pandas(name="silobreaker")
     asset = source.add_dataframe_asset(name=suite.name)
-    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(
-        batch_parameters={"dataframe": _gx_ready(frame)}
-    )
+    ready = _gx_ready(frame)
+    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": ready})
     gx_suite = gx.ExpectationSuite(name=suite.name)
     # GX does not promise to report results in the order expectations were added (it groups them),
     # so each expectation carries its position in ``meta`` and results are matched back by it.
     for index, spec in enumerate(suite.expectations):
         column = spec.kwargs.get("column")
         meta = {"silobreaker_index": index}
-        if column is not None and column not in frame.columns:
+        if column is not None and column not in ready.columns:
             gx_suite.add_expectation(gx.expectations.ExpectColumnToExist(column=column, meta=meta))
         else:
             gx_suite.add_expectation(getattr(gx.expectations, spec.kind)(**spec.kwargs, meta=meta))
@@ -302,9 +250,14 @@ def validate_frame(frame: pd.DataFrame, suite: SuiteSpec) -> ValidationSummary:
                 unexpected_percent=detail.get("unexpected_percent"),
                 observed_value=_jsonable(detail.get("observed_value")),
                 mostly=spec.kwargs.get("mostly"),
+                severity=spec.severity,
+                min_value=_jsonable(spec.kwargs.get("min_value")),
+                max_value=_jsonable(spec.kwargs.get("max_value")),
             )
         )
-    summary = ValidationSummary(suite=suite.name, success=bool(result.success), row_count=len(frame), outcomes=tuple(outcomes))
+    # Only ``error`` expectations decide the suite; GX's own verdict counts the ``warn`` ones too.
+    success = all(o.success for o in outcomes if o.severity != "warn")
+    summary = ValidationSummary(suite=suite.name, success=success, row_count=len(frame), outcomes=tuple(outcomes))
     log.info("suite %s: %s (%d rows)", suite.name, "passed" if summary.success else "FAILED", len(frame))
     return summary
 

@@ -178,7 +178,7 @@ def render_blocked_report(
     for source, report in sorted(staging_reports.items()):
         validation = report.get("validation") or {}
         for outcome in validation.get("outcomes", []):
-            if not outcome.get("success"):
+            if not outcome.get("success") and outcome.get("severity") != "warn":  # warnings do not block
                 reasons.append({"source": source, "department": report.get("department", ""), **_reason(outcome)})
     attempt = [
         {"source": s, "department": r.get("department", ""), "extracted": r.get("extracted"), "staged": r.get("staged"),

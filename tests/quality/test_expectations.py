@@ -5,9 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from quality import ValidationSummary, staged_person_suite, unified_population_suite, validate_frame
+from pipelines.settings import DEMO_RULES
+from quality import ValidationSummary, load_rules, staged_person_suite, unified_population_suite, validate_frame
 
 VALID_ID = "330106195001010012"
+RULES = load_rules(DEMO_RULES).defaults
 
 
 def staged(n: int, invalid_share: float = 0.0) -> pd.DataFrame:
@@ -28,12 +30,12 @@ def failed_columns(summary: ValidationSummary) -> set[tuple[str, str | None]]:
 
 
 def test_good_source_passes():
-    summary = validate_frame(staged(50), staged_person_suite("health"))
+    summary = validate_frame(staged(50), staged_person_suite("health", RULES))
     assert summary.success and summary.row_count == 50 and not summary.failed_expectations()
 
 
 def test_thirty_percent_invalid_ids_fails_the_source():
-    summary = validate_frame(staged(100, invalid_share=0.3), staged_person_suite("health"))
+    summary = validate_frame(staged(100, invalid_share=0.3), staged_person_suite("health", RULES))
     assert not summary.success
     assert failed_columns(summary) == {("expect_column_values_to_be_in_set", "id_number_valid")}
     [outcome] = summary.failed_expectations()
@@ -41,7 +43,7 @@ def test_thirty_percent_invalid_ids_fails_the_source():
 
 
 def test_five_percent_invalid_ids_is_tolerated():
-    assert validate_frame(staged(100, invalid_share=0.05), staged_person_suite("health")).success
+    assert validate_frame(staged(100, invalid_share=0.05), staged_person_suite("health", RULES)).success
 
 
 @pytest.mark.parametrize(
@@ -56,17 +58,17 @@ def test_five_percent_invalid_ids_is_tolerated():
 def test_each_broken_column_is_named(column, value, kind):
     frame = staged(20)
     frame.loc[5, column] = value
-    summary = validate_frame(frame, staged_person_suite("health"))
+    summary = validate_frame(frame, staged_person_suite("health", RULES))
     assert (kind, column) in failed_columns(summary)
 
 
 def test_empty_source_fails_and_missing_column_is_reported():
     empty = staged(0)
     assert ("expect_table_row_count_to_be_between", None) in failed_columns(
-        validate_frame(empty, staged_person_suite("census"))
+        validate_frame(empty, staged_person_suite("census", RULES))
     )
     no_name = staged(5).drop(columns=["name"])
-    assert ("expect_column_to_exist", "name") in failed_columns(validate_frame(no_name, staged_person_suite("census")))
+    assert ("expect_column_to_exist", "name") in failed_columns(validate_frame(no_name, staged_person_suite("census", RULES)))
 
 
 def test_unified_suite_rejects_two_people_sharing_an_id():
@@ -77,14 +79,14 @@ def test_unified_suite_rejects_two_people_sharing_an_id():
 
 
 def test_summary_round_trips_through_json_form():
-    summary = validate_frame(staged(10, invalid_share=0.5), staged_person_suite("x"))
+    summary = validate_frame(staged(10, invalid_share=0.5), staged_person_suite("x", RULES))
     assert ValidationSummary.from_dict(summary.as_dict()) == summary
 
 
 def test_outcomes_are_matched_to_their_expectation_whatever_order_gx_reports_them():
     # Declared fields put not-null expectations first; GX groups results by kind, so a positional
     # match would label the failure with another expectation's column.
-    suite = staged_person_suite("health", fields=["name", "sex", "birth_date", "id_number"])
+    suite = staged_person_suite("health", RULES, fields=["name", "sex", "birth_date", "id_number"])
     summary = validate_frame(staged(100, invalid_share=0.3), suite)
     assert failed_columns(summary) == {("expect_column_values_to_be_in_set", "id_number_valid")}
     assert [o.column for o in summary.outcomes] == [s.kwargs.get("column") for s in suite.expectations]
@@ -93,16 +95,16 @@ def test_outcomes_are_matched_to_their_expectation_whatever_order_gx_reports_the
 def test_declared_column_emptied_fails_with_its_threshold():
     frame = staged(50)
     frame["birth_date"] = None
-    summary = validate_frame(frame, staged_person_suite("census", fields=["name", "birth_date"]))
+    summary = validate_frame(frame, staged_person_suite("census", RULES, fields=["name", "birth_date"]))
     [outcome] = summary.failed_expectations()
     assert (outcome.kind, outcome.column, outcome.unexpected_count, outcome.mostly) == (
         "expect_column_values_to_not_be_null", "birth_date", 50, 0.5)
     # Not declared, not required: a source without IDs (the census often) is not blocked for it.
-    assert validate_frame(staged(50).assign(id_number=None), staged_person_suite("census", fields=["name"])).success
+    assert validate_frame(staged(50).assign(id_number=None), staged_person_suite("census", RULES, fields=["name"])).success
 
 
 def test_failed_outcome_states_observed_value_and_threshold():
-    [outcome] = validate_frame(staged(100, invalid_share=0.3), staged_person_suite("health")).failed_expectations()
+    [outcome] = validate_frame(staged(100, invalid_share=0.3), staged_person_suite("health", RULES)).failed_expectations()
     assert (outcome.observed(), outcome.threshold()) == ("30.0% unexpected (30 rows)", "at most 10% unexpected")
-    [empty] = validate_frame(staged(0), staged_person_suite("census")).failed_expectations()
+    [empty] = validate_frame(staged(0), staged_person_suite("census", RULES)).failed_expectations()
     assert (empty.observed(), empty.threshold()) == ("0 rows", "at least 1 row")
