@@ -25,13 +25,16 @@ from staging.normalize import (
 
 __all__ = [
     "BIRTH_DATE_FORMATS",
+    "HAN_CHARACTER",
     "OPTIONAL_COLUMNS",
     "PREPARED_COLUMNS",
     "REQUIRED_COLUMNS",
     "TEXT",
+    "generic_identifier",
     "household_key",
     "normalize_sex",
     "prepare_records",
+    "sorted_words",
 ]
 
 #: The text dtype of every string column the engine produces: Arrow-backed, missing is ``pd.NA``.
@@ -40,6 +43,9 @@ TEXT = pd.StringDtype("pyarrow")
 
 #: Columns every input must have (values may be empty).
 REQUIRED_COLUMNS: tuple[str, ...] = ("record_id", "source", "name", "sex", "birth_date", "id_number", "phone", "address")
+
+#: A regular expression matching one Chinese (Han) character; a name without any is read as Latin words.
+HAN_CHARACTER = "[\u3400-\u9fff\uf900-\ufaff]"
 
 #: Columns used when present. Derived ones (pinyin, ID validity, date precision) are recomputed anyway;
 #: community and grid are carried as blocking keys.
@@ -82,6 +88,7 @@ PREPARED_COLUMNS: tuple[str, ...] = (
     "id_number_valid",
     "phone",
     "address",
+    "address_words",
     "household",
     "community",
     "grid",
@@ -124,9 +131,14 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
     Returns:
         A frame with :data:`PREPARED_COLUMNS`, one row per input row in input order. ``rid`` is the
         row position (int32), the handle blocking and clustering use. Missing values are null, never
-        empty strings, so they never block together or compare equal. Birth dates fall back to the one
-        embedded in the ID number when the record states none; ``birth_precision`` is 0 (none), 1 (year),
-        2 (month) or 3 (day). ``sex`` is the one a valid ID encodes, else the stated one.
+        empty strings, so they never block together or compare equal. The birth date is the one
+        embedded in a valid ID number, else the stated one, else the one in an ID number whose check
+        character fails; ``birth_precision`` is 0 (none), 1 (year), 2 (month) or 3 (day). ``sex`` is the
+        one a valid ID encodes, else the stated one. ``id_number`` holds resident ID numbers (18-character form) when
+        most present values are such, else every value as a :func:`generic_identifier`. Names and
+        addresses without Chinese characters keep their words: ``name_pinyin`` holds a Latin name's
+        lower-case words in order (first word as ``surname_pinyin``), ``address_words`` an address's
+        words sorted.
 
     Raises:
         TerminalError: a required column is missing, or ``record_id`` is empty or repeated.
@@ -147,24 +159,32 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
         )
     frame = records.reset_index(drop=True)
 
-    name = normalize_name(_text(frame["name"])).astype(TEXT)
-    pinyin = name_pinyin(name).astype(TEXT)
+    raw_name = _text(frame["name"])
+    name = normalize_name(raw_name).astype(TEXT)
+    pinyin = _latin_words(raw_name, name).fillna(name_pinyin(name).astype(TEXT)).astype(TEXT)
     surname, given = _split_pinyin(pinyin)
 
-    ids = parse_id_numbers(_text(frame["id_number"]))
+    raw_ids = _text(frame["id_number"])
+    ids = parse_id_numbers(raw_ids)
     id_number = _blank_to_na(ids["id_number"].astype(TEXT))
     id_valid = ids["id_number_valid"].fillna(False).astype(bool).to_numpy()
+    if not _is_resident_id_column(raw_ids, id_number):
+        id_number = generic_identifier(raw_ids)
 
     stated = parse_dates(_text(frame["birth_date"]), list(BIRTH_DATE_FORMATS))
     birth = stated["date"].astype(TEXT).to_numpy(dtype=object)
     precision = stated["precision"].map(_PRECISION_CODES).fillna(0).astype("int8").to_numpy()
     id_birth = ids["id_birth_date"].astype(TEXT).to_numpy(dtype=object)
-    from_id = (precision == 0) & pd.notna(id_birth)
+    # A valid ID's birth digits are protected by its check character, a stated date is not: a record
+    # whose stated date contradicts its own valid ID (a slip on a form) takes the ID's date, as its sex.
+    from_id = ((precision == 0) | id_valid) & pd.notna(id_birth)
     birth = np.where(from_id, id_birth, birth)
     precision = np.where(from_id, np.int8(3), precision).astype("int8")
     birth = pd.Series(birth, dtype=TEXT)
 
-    address = _blank_to_na(normalize_address(_text(frame["address"])).astype(TEXT))
+    raw_address = _text(frame["address"])
+    address = _blank_to_na(normalize_address(raw_address).astype(TEXT))
+    address_words = sorted_words(_latin_words(raw_address, address))
 
     # A valid ID's sex digit is protected by the check character; a stated 男/女 is not.
     id_sex = ids["id_sex"].astype(TEXT).reset_index(drop=True)
@@ -190,12 +210,32 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
             "id_number_valid": id_valid & id_number.notna().to_numpy(),
             "phone": _blank_to_na(normalize_phone(_text(frame["phone"])).astype(TEXT)),
             "address": address,
+            "address_words": address_words,
             "household": household_key(address),
             "community": _optional_text(frame, "community"),
             "grid": _optional_text(frame, "grid"),
         }
     )
     return prepared.loc[:, list(PREPARED_COLUMNS)]
+
+
+def generic_identifier(values: pd.Series) -> pd.Series:
+    """Identifiers of another scheme (a social-security or patient number): upper-case letters and digits.
+
+    Used when the ``id_number`` column does not hold resident ID numbers (see :func:`prepare_records`).
+    Separators are dropped (``123-45 67`` is ``1234567``); values shorter than four characters or made of
+    one repeated character are placeholders (``0``, ``000000``, ``无``) and become null.
+
+    Example:
+        >>> generic_identifier(pd.Series(["soc 123-4567", "0000", "x1"])).tolist()
+        ['SOC1234567', <NA>, <NA>]
+    """
+    text = _text(values).str.upper().str.replace(r"[^0-9A-Z]+", "", regex=True).astype(TEXT)
+    codes, distinct = pd.factorize(text, use_na_sentinel=True)
+    # One repeated character (000000, XXXX): checked once per distinct value, which is cheap.
+    repeated = np.asarray([len(set(value)) <= 1 for value in distinct], dtype=bool)
+    placeholder = (text.str.len() < 4).fillna(True).to_numpy(dtype=bool) | (repeated[codes] & (codes >= 0))
+    return _blank_to_na(text.where(~placeholder))
 
 
 def household_key(addresses: pd.Series) -> pd.Series:
@@ -216,6 +256,47 @@ def household_key(addresses: pd.Series) -> pd.Series:
     key = pc.binary_join_element_wise(parts.field("place"), numbers, pa.scalar("|", pa.large_string()))
     key = pc.if_else(pc.and_(pc.is_valid(parts), pc.greater(pc.utf8_length(numbers), 0)), key, pa.scalar(None, key.type))
     return pd.Series(pc.take(key, encoded.indices).to_pandas(), dtype=TEXT)
+
+
+#: A resident ID column: at least this share of its present values parse as GB 11643 numbers.
+_RESIDENT_ID_SHARE = 0.5
+
+
+def _is_resident_id_column(raw: pd.Series, parsed: pd.Series) -> bool:
+    """Whether ``id_number`` holds resident ID numbers (malformed ones are then missing, as staging has
+    them) rather than identifiers of another scheme, which are compared as they are."""
+    present = int(raw.notna().sum())
+    return present == 0 or int(parsed.notna().sum()) >= _RESIDENT_ID_SHARE * present
+
+
+def _latin_words(raw: pd.Series, normalised: pd.Series) -> pd.Series:
+    """For values without Chinese characters, the lower-case words in their written order, space-joined
+    (``"Smith, John"`` → ``"smith john"``); null for Chinese text.
+
+    Normalised text loses its spaces, which Chinese names and addresses do not need but ``"van der berg
+    anna"`` does: its words are how given name and surname are told apart and compared in either
+    order. For a name the words stand in for pinyin.
+    """
+    latin = normalised.notna() & ~normalised.str.contains(HAN_CHARACTER, regex=True).fillna(True)
+    folded = pc.utf8_lower(pc.utf8_normalize(_arrow_text(raw.where(latin)), "NFKC"))
+    words = pc.utf8_trim_whitespace(pc.replace_substring_regex(folded, r"[^\pL\pN]+", " "))
+    return _blank_to_na(pd.Series(words.to_pandas(), dtype=TEXT))
+
+
+def sorted_words(words: pd.Series) -> pd.Series:
+    """Space-separated words put in alphabetical order, so two orders of the same words are equal;
+    null stays null. Sorted once per distinct value.
+
+    Example:
+        >>> sorted_words(pd.Series(["smith john", None])).tolist()
+        ['john smith', <NA>]
+    """
+    codes, distinct = pd.factorize(words, use_na_sentinel=True)
+    ordered = np.asarray([" ".join(sorted(value.split(" "))) for value in distinct], dtype=object)
+    out = pd.Series(pd.NA, index=words.index, dtype=TEXT)
+    present = codes >= 0
+    out[present] = ordered[codes[present]]
+    return out
 
 
 def _split_pinyin(pinyin: pd.Series) -> tuple[pd.Series, pd.Series]:

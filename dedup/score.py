@@ -16,6 +16,8 @@ whatever the score, because some evidence is conclusive in this domain:
   (张紫涵 / 张梓涵) or whose addresses are different flats: a department that enters a person again
   copies the name and address from its own register, so a second name in the same household and birth
   month is far more often a twin than a slip, and a second address a namesake more often than a move.
+  A source that enters the same people again and again (a health register: many of its ID numbers
+  repeat) also re-types names through an input method, so there a homophone (张伟 / 张玮) passes.
 """
 
 from __future__ import annotations
@@ -135,7 +137,15 @@ def _violates(rule: str, levels: pd.DataFrame, settings: LinkSettings) -> np.nda
         return contradicts & ~supported
     if rule == "same_source_mismatch":
         name = settings.comparison("name")
-        mismatch = levels["name"].to_numpy() > name.labels.index("exact")
+        # A source that lists each person once (a census) holding two spellings in one flat holds two
+        # people (twins 张紫涵 / 张梓涵). One that enters people again (a health register, visit after
+        # visit) is re-typed through an input method, which slips to a homophone (张伟 / 张玮).
+        name_level = levels["name"].to_numpy()
+        mismatch = np.where(
+            levels["source_reenters"].to_numpy(),
+            name_level > name.labels.index("homophone"),
+            name_level > name.labels.index("exact"),
+        )
         address = settings.comparison("address")
         if address is not None:
             mismatch |= levels["address"].to_numpy() == address.labels.index("different")

@@ -67,8 +67,8 @@ HARD_RULES: dict[str, str] = {
     "different_sex": "the sexes differ (a valid ID's sex digit overrides the stated sex) and the ID numbers are not equal",
     "contradicting_birth_dates": "birth dates differ at their common precision and the ID numbers do not agree",
     "same_source_mismatch": (
-        "one source holds both records, under differently written names or at different addresses, "
-        "and the ID numbers do not agree"
+        "one source holds both records, under differently written names (beyond a homophone, in a source "
+        "that re-enters people) or at different addresses, and the ID numbers do not agree"
     ),
 }
 
@@ -237,7 +237,8 @@ class BirthDateComparison(Comparison):
 
     Levels: ``day`` — equal to the day; ``month`` — equal, month is the common precision; ``year`` —
     equal, year is the common precision; ``swapped`` — day and month transposed (03-04 / 04-03);
-    ``different``. A record without a stated birth date falls back to the one embedded in its ID number.
+    ``different``. A record without a stated birth date, or with a valid ID number, takes the date embedded
+    in its ID number (the check character protects it; a stated date does not have one).
     """
 
     field: ClassVar[str] = "birth_date"
@@ -386,6 +387,11 @@ def default_blocking_rules() -> tuple[BlockingRule, ...]:
     gives year-month only); the phone catches records without a usable birth date; flat + birth month
     catches a mistyped name together with a mistyped or missing ID; surname + birth date + community
     catches mistyped given names in the registers that record the community.
+
+    Three more rules rely on no Chinese structure, so data the engine has never seen (Latin names,
+    another identifier scheme, postcodes in ``community``) still gets candidate pairs when the name
+    *and* the identifier are mistyped: surname + birth date, given name + birth date, community +
+    birth date, each capped at 50 records a block so common surnames and large communities cost little.
     """
     return (
         BlockingRule("id_number", keys=("id_number",)),
@@ -393,6 +399,9 @@ def default_blocking_rules() -> tuple[BlockingRule, ...]:
         BlockingRule("phone", keys=("phone",), max_block_size=50),
         BlockingRule("household_birth_month", keys=("household", "birth_ym")),
         BlockingRule("surname_birth_date_community", keys=("surname_pinyin", "birth_date", "community")),
+        BlockingRule("surname_birth_date", keys=("surname_pinyin", "birth_date"), max_block_size=50),
+        BlockingRule("given_birth_date", keys=("given_pinyin", "birth_date"), max_block_size=50),
+        BlockingRule("community_birth_date", keys=("community", "birth_date"), max_block_size=50),
     )
 
 

@@ -86,6 +86,32 @@ def test_birth_date_falls_back_to_id_number() -> None:
     assert levels({"birth_date": "1985-03-13"}, {"id_number": ID_A})["birth_date"] == "different"
 
 
+def test_valid_id_overrules_a_stated_birth_date() -> None:
+    # A slip on the form (the 13th) under a valid ID born on the 12th: the check character protects
+    # the ID's date, so the record is compared as born on the 12th.
+    assert levels({"birth_date": "1985-03-12"}, {"birth_date": "1985-03-13", "id_number": ID_A})["birth_date"] == "day"
+    assert levels({"birth_date": "1985-03-13"}, {"birth_date": "1985-03-13", "id_number": ID_A})["birth_date"] == "different"
+
+
+GENERIC_ID_CASES = [
+    # Identifiers of another scheme (FEBRL's soc_sec_id, a patient number): no check digit to rely on.
+    ("1234567", "1234567", "exact", "same identifier"),
+    ("AB-123 456", "ab123456", "exact", "separators and case do not matter"),
+    ("1234567", "1234568", "typo", "one character substituted"),
+    ("1234567", "1234576", "typo", "two adjacent characters swapped"),
+    ("1234567", "123467", "typo", "one character dropped"),
+    ("1234567", "7654321", "different", "another identifier"),
+    ("1234567", "1243576", "different", "two edits apart"),
+    ("1234567", "0000000", "null", "a placeholder is missing"),
+    ("1234567", "12", "null", "too short to identify anyone"),
+]
+
+
+@pytest.mark.parametrize(("left", "right", "expected", "why"), GENERIC_ID_CASES, ids=[case[3] for case in GENERIC_ID_CASES])
+def test_generic_identifier_levels(left: str, right: str, expected: str, why: str) -> None:
+    assert levels({"id_number": left}, {"id_number": right})["id_number"] == expected, why
+
+
 NAME_CASES = [
     ("张伟", "张伟", "exact", "same characters"),
     ("张伟", "張偉", "exact", "traditional form is simplified by staging"),
@@ -97,6 +123,14 @@ NAME_CASES = [
     ("李娜", "李强", "different", "different given name"),
     ("张伟", "李伟", "different", "different surname"),
     ("张伟", "", "null", "missing"),
+    # Latin names (no Chinese characters): words stand in for pinyin, in either order.
+    ("smith john", "smith john", "exact", "Latin: same name"),
+    ("Smith, John", "smith john", "homophone", "Latin: case and punctuation only"),
+    ("smith john", "john smith", "homophone", "Latin: given name and surname in the other order"),
+    ("smith jonathan", "smith jonathon", "similar", "Latin: one letter off"),
+    ("eveston adam", "eveston travis", "similar", "Latin: surname kept, given name replaced"),
+    ("smith john", "brown mary", "different", "Latin: nothing in common"),
+    ("smithson ann", "smith anna", "different", "Latin: no word in common and too far apart"),
 ]
 
 
@@ -117,6 +151,9 @@ OTHER_CASES = [
     ("address", "示范区西溪街道翠苑社区3幢2单元501室", "示范区西溪街道翠苑社区3栋2单元501室", "household"),
     ("address", "示范区西溪街道翠苑社区3幢2单元501室", "示范区西溪街道翠苑社区3幢2单元502室", "similar"),
     ("address", "示范区西溪街道翠苑社区3栋201", "示范区东湖街道和睦社区9栋1101", "different"),
+    ("address", "12 wallaby place delmar 2119 nsw", "delmar 12 wallaby place 2119 nsw", "household"),
+    ("address", "12 wallaby place delmar 2119 nsw", "12 walaby place delmar 2119 nsw", "similar"),
+    ("address", "12 wallaby place delmar 2119 nsw", "7 kent street milton 3165 vic", "different"),
 ]
 
 

@@ -189,6 +189,37 @@ def test_twin_with_homophone_name_and_no_id_stays_apart() -> None:
     }
 
 
+def test_register_that_reenters_people_links_a_homophone_visit() -> None:
+    # A health register enters 张伟 at every visit (his ID repeats, so the register re-enters people);
+    # one visit without the ID was typed as 张玮. An input-method slip, not a second person.
+    his_id = valid_id("330106", "19850312", "011")
+    visit = {"source": "health", "name": "张伟", "sex": "M", "birth_date": "1985-03-12", "address": ADDR_ZHANG}
+    rows = records(
+        [
+            {"record_id": "health:1", **visit, "id_number": his_id},
+            {"record_id": "health:2", **visit, "id_number": his_id},
+            {"record_id": "health:3", **visit, "name": "张玮"},
+        ]
+    )
+    assert partition(link_records(rows).mapping) == {frozenset({"health:1", "health:2", "health:3"})}
+
+
+def test_latin_names_and_a_generic_identifier_link() -> None:
+    # Data the engine has never seen: Latin names (surname and given name swapped in one record) and a
+    # social-security number in id_number (not a resident ID: no check digit, no date inside).
+    rows = records(
+        [
+            {"record_id": "a:1", "source": "a", "name": "Smith John", "birth_date": "1980-01-02",
+             "id_number": "4821733", "address": "12 wallaby place delmar 2119 nsw"},
+            {"record_id": "b:1", "source": "b", "name": "john smith", "birth_date": "19800102",
+             "id_number": "4821733", "address": "delmar 12 wallaby place 2119 nsw"},
+            {"record_id": "b:2", "source": "b", "name": "smith joan", "birth_date": "1980-01-02",
+             "id_number": "9140268", "address": "7 kent street milton 3165 vic"},
+        ]
+    )
+    assert partition(link_records(rows).mapping) == {frozenset({"a:1", "b:1"}), frozenset({"b:2"})}
+
+
 def test_namesakes_born_the_same_day_stay_apart() -> None:
     # Two boys called 杨宇, born the same day in different flats. The second has no ID anywhere; his
     # health record (no ID, different flat) would link to the first on name and birthday alone.
