@@ -216,15 +216,8 @@ def expectation_maximisation(
     u = [np.asarray(p, dtype=np.float64).copy() for p in u]
     fixed = fixed_weights or [np.full(n, np.nan) for n in n_levels]
     done = 0
-    posterior = np.full(len(patterns), lam)
     for done in range(1, iterations + 1):
-        logit = np.full(len(patterns), math.log(lam / (1.0 - lam)))
-        for c in range(k):
-            weight = np.log(np.maximum(m[c], _FLOOR)) - np.log(np.maximum(u[c], _FLOOR))
-            weight = np.where(np.isnan(fixed[c]), weight, fixed[c] * math.log(2.0))
-            weight[0] = 0.0
-            logit += weight[patterns[:, c]]
-        posterior = 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
+        posterior = _posterior(patterns, m, u, fixed, lam)
         match_mass = count * posterior
         lam = float(np.clip(match_mass.sum() / count.sum(), _FLOOR, 1.0 - _FLOOR))
         moved = 0.0
@@ -237,14 +230,19 @@ def expectation_maximisation(
             m[c], u[c] = new_m, new_u
         if moved < tolerance:
             break
+    posterior = _posterior(patterns, m, u, fixed, lam)
+    return EmResult(m=m, u=u, lam=lam, posterior=posterior[inverse], iterations=done)
+
+
+def _posterior(patterns: np.ndarray, m: list, u: list, fixed: list, lam: float) -> np.ndarray:
+    """Match probability of each distinct level pattern under m, u, the fixed weights and prior lam."""
     logit = np.full(len(patterns), math.log(lam / (1.0 - lam)))
-    for c in range(k):
+    for c in range(patterns.shape[1]):
         weight = np.log(np.maximum(m[c], _FLOOR)) - np.log(np.maximum(u[c], _FLOOR))
         weight = np.where(np.isnan(fixed[c]), weight, fixed[c] * math.log(2.0))
-        weight[0] = 0.0
+        weight[0] = 0.0  # a missing value is no evidence either way
         logit += weight[patterns[:, c]]
-    posterior = 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
-    return EmResult(m=m, u=u, lam=lam, posterior=posterior[inverse], iterations=done)
+    return 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
 
 
 def random_pair_u(
