@@ -43,7 +43,7 @@ import pyarrow as pa
 
 from demo.mess import DEFECTS, QUARANTINE_DEFECTS, SourceRows, damage
 from demo.population import CASE_TYPES, CHRONIC_DISEASES, REFERENCE_DATE, Population, build_population
-from demo.strings import STRING, cat, date_parts, format_dates, numbered
+from demo.strings import STRING, date_parts, format_dates, numbered
 from demo.writers import XlsxColumn, write_csv, write_parquet, write_sqlite, write_xlsx
 
 __all__ = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import duckdb
-import pandas as pd
 import pytest
 
 from publish import Warehouse

@@ -80,7 +80,6 @@ def test_emptied_required_column_blocks_publication(demo_copy):
 
 
 def test_export_correct_reingest_shrinks_quarantine_and_counts_fixes(demo_copy, capsys):
-    health = next(s for s in load_sources(demo_copy.sources_file).sources if s.name == "health")
     out = demo_copy.home / "to-fix" / "health.csv"
     assert main(["quarantine", "export", "--source", "health", "--home", str(demo_copy.home), "--out", str(out)]) == 0
     assert str(out) in capsys.readouterr().out
