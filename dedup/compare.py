@@ -20,12 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
-from rapidfuzz.distance import OSA, Indel, Levenshtein
+from rapidfuzz.distance import OSA, Indel, JaroWinkler, Levenshtein
 
 from dedup.prepare import HAN_CHARACTER, TEXT, sorted_words
 from dedup.settings import (
     AddressComparison,
     BirthDateComparison,
+    CommunityComparison,
     Comparison,
     IdNumberComparison,
     NameComparison,
@@ -33,13 +34,10 @@ from dedup.settings import (
     SexComparison,
 )
 
-__all__ = ["REENTRY_SHARE", "CodedStrings", "RecordArrays", "compare_pairs", "level_labels"]
+__all__ = ["CodedStrings", "RecordArrays", "compare_pairs", "level_labels"]
 
 _ID_LENGTH = 18
 
-#: A source re-enters people (a register of visits or cases) when at least this share of the ID numbers
-#: it holds occur more than once in it; a source below it lists each person once (a census).
-REENTRY_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -68,10 +66,10 @@ class RecordArrays:
 
     ``id_present`` covers every identifier, ``id_resident`` those in GB 11643 form (on ``id_digits``);
     ``latin_name`` marks names without Chinese characters, whose words ``sorted_words`` holds in
-    alphabetical order; ``address_words`` is the same for addresses without Chinese characters.
-    ``source_reenters`` says, per source code, whether the source enters one person again and again
-    (a visit register: at least :data:`REENTRY_SHARE` of its ID numbers occur more than once in it)
-    rather than listing each person once (an enumeration such as a census).
+    alphabetical order and ``name_words`` one per column; ``name_parts`` and ``dotted_name`` split a
+    minority name at its middle dot; ``address_words`` is the same for addresses without Chinese
+    characters. ``birth_digits`` holds YYYYMMDD as digits and ``birth_days`` the date as a day number,
+    for dates one slip apart.
     """
 
     name: CodedStrings
@@ -82,18 +80,23 @@ class RecordArrays:
     birth_year: np.ndarray
     birth_month: np.ndarray
     birth_day: np.ndarray
+    birth_digits: np.ndarray
+    birth_days: np.ndarray
     birth_precision: np.ndarray
     sex: CodedStrings
     phone: CodedStrings
     address: CodedStrings
     household: CodedStrings
+    community: CodedStrings
     source: np.ndarray
     id_text: CodedStrings
     id_resident: np.ndarray
     latin_name: np.ndarray
     sorted_words: CodedStrings
+    name_parts: CodedStrings
+    name_words: np.ndarray
+    dotted_name: np.ndarray
     address_words: CodedStrings
-    source_reenters: np.ndarray
 
     @classmethod
     def from_prepared(cls, prepared: pd.DataFrame) -> RecordArrays:
@@ -123,37 +126,27 @@ class RecordArrays:
             birth_year=_number(birth, 0, 4, precision >= 1),
             birth_month=_number(birth, 5, 7, precision >= 2),
             birth_day=_number(birth, 8, 10, precision >= 3),
+            birth_digits=birth[:, [0, 1, 2, 3, 5, 6, 8, 9]].astype(np.uint8),
+            birth_days=_days(prepared["birth_date"].where(precision >= 3)),
             birth_precision=precision,
             sex=CodedStrings.of(prepared["sex"]),
             phone=CodedStrings.of(prepared["phone"]),
             address=CodedStrings.of(prepared["address"]),
             household=CodedStrings.of(prepared["household"]),
+            community=CodedStrings.of(prepared["community"]),
             source=source,
             id_text=CodedStrings.of(ids),
             id_resident=id_resident,
             latin_name=latin,
             sorted_words=CodedStrings.of(words),
+            name_words=_word_matrix(prepared["name_pinyin"].where(latin), _NAME_WORDS),
+            name_parts=CodedStrings.of(prepared["name"].str.replace("·", " ", regex=False)),
+            dotted_name=prepared["name"].str.contains("·", regex=False).fillna(False).to_numpy(dtype=bool),
             address_words=CodedStrings.of(prepared["address_words"]),
-            source_reenters=_source_reenters(source, prepared["id_number"]),
         )
 
     def __len__(self) -> int:
         return len(self.id_present)
-
-
-def _source_reenters(source: np.ndarray, id_number: pd.Series) -> np.ndarray:
-    """Per source code, whether the source holds one person's ID number more than once often enough
-    (:data:`REENTRY_SHARE`) to be a register that enters people again. A source without ID numbers
-    counts as listing each person once (the stricter reading)."""
-    n_sources = int(source.max()) + 1 if len(source) else 0
-    result = np.zeros(max(n_sources, 1), dtype=bool)
-    frame = pd.DataFrame({"source": source, "id": id_number.to_numpy(dtype=object, na_value=None)})
-    frame = frame[(frame["source"] >= 0) & frame["id"].notna()]
-    if len(frame):
-        repeated = frame.duplicated(["source", "id"], keep=False)
-        share = repeated.groupby(frame["source"]).mean()
-        result[share.index.to_numpy()] = share.to_numpy() >= REENTRY_SHARE
-    return result
 
 
 def compare_pairs(
@@ -166,8 +159,8 @@ def compare_pairs(
 
     Returns:
         A frame with one int8 column per comparison, named for its field (``id_number``, ``name`` …),
-        plus ``ids_both_valid``, ``same_source`` and ``source_reenters`` (both records from one source that
-        re-enters people, see :attr:`RecordArrays.source_reenters`) (bool), which hard rules need.
+        plus ``ids_both_valid``, ``id_valid_any`` (either record has a valid ID number) and
+        ``same_source`` (bool), which hard rules need.
     """
     rid_l = np.asarray(rid_l, dtype=np.int64)
     rid_r = np.asarray(rid_r, dtype=np.int64)
@@ -181,9 +174,9 @@ def compare_pairs(
             )
         columns[comparison.field] = executor(comparison, arrays, rid_l, rid_r).astype(np.int8)
     columns["ids_both_valid"] = arrays.id_valid[rid_l] & arrays.id_valid[rid_r]
+    columns["id_valid_any"] = arrays.id_valid[rid_l] | arrays.id_valid[rid_r]
     source_l = arrays.source[rid_l]
     columns["same_source"] = (source_l >= 0) & (source_l == arrays.source[rid_r])
-    columns["source_reenters"] = columns["same_source"] & arrays.source_reenters[np.maximum(source_l, 0)]
     return pd.DataFrame(columns)
 
 
@@ -194,18 +187,19 @@ def level_labels(comparison: Comparison, codes: np.ndarray | pd.Series) -> pd.Se
 
 
 def _id_number_levels(_: IdNumberComparison, a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
-    """Resident IDs on the digit matrix; any other identifier as a string: equal, or one edit or
-    adjacent transposition away (optimal string alignment distance 1), else different."""
+    """Resident IDs on the digit matrix; any other identifier as a string: equal, one edit or adjacent
+    transposition away (optimal string alignment distance 1), two edits away, else different."""
     level = _resident_id_levels(a, rid_l, rid_r)
     generic = a.id_present[rid_l] & a.id_present[rid_r] & ~(a.id_resident[rid_l] & a.id_resident[rid_r])
     if generic.any():
         left, right = a.id_text.codes[rid_l], a.id_text.codes[rid_r]
         exact = generic & (left == right)
-        typo = np.zeros(len(rid_l), dtype=bool)
+        distance = np.full(len(rid_l), 3, dtype=np.int64)
         rest = generic & ~exact
-        typo[rest] = _distinct_pair_scores(a.id_text, left, right, rest, OSA.distance, 1) <= 1
-        level[generic] = 3
-        level[typo] = 2
+        distance[rest] = _distinct_pair_scores(a.id_text, left, right, rest, OSA.distance, 2)
+        level[generic] = 4
+        level[rest & (distance == 2)] = 3
+        level[rest & (distance <= 1)] = 2
         level[exact] = 1
     return level
 
@@ -218,7 +212,9 @@ def _resident_id_levels(a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -
     # A swap of neighbours i, i+1 differs in exactly those two positions with crossed values.
     crossed = (left[:, :-1] == right[:, 1:]) & (left[:, 1:] == right[:, :-1]) & differs[:, :-1] & differs[:, 1:]
     transposed = (n_diff == 2) & crossed.any(axis=1)
-    level = np.full(len(rid_l), 3, dtype=np.int8)
+    level = np.full(len(rid_l), 4, dtype=np.int8)
+    # Two valid numbers two digits apart are two people (twins: sequence and check digits differ).
+    level[(n_diff == 2) & ~(a.id_valid[rid_l] & a.id_valid[rid_r])] = 3
     level[(n_diff == 1) | transposed] = 2
     level[n_diff == 0] = 1
     level[~(a.id_resident[rid_l] & a.id_resident[rid_r])] = 0
@@ -236,21 +232,49 @@ def _name_levels(c: NameComparison, a: RecordArrays, rid_l: np.ndarray, rid_r: n
     latin = present & a.latin_name[rid_l] & a.latin_name[rid_r]
     words_l, words_r = a.sorted_words.codes[rid_l], a.sorted_words.codes[rid_r]
     homophone |= latin & ~exact & (words_l >= 0) & (words_l == words_r)
-    level = np.full(len(rid_l), 4, dtype=np.int8)
     rest = present & ~exact & ~homophone
-    similar = _similar(a.name, name_l, name_r, rest & ~latin, Levenshtein.normalized_similarity, c.similar_threshold)
+    # A Latin name a letter or two off, in either word order: a typing slip.
+    typo = _similar(a.pinyin, pinyin_l, pinyin_r, rest & latin, Indel.normalized_similarity, c.pinyin_threshold)
+    typo |= _similar(a.sorted_words, words_l, words_r, rest & latin & ~typo, Indel.normalized_similarity, c.pinyin_threshold)
+    rest &= ~typo
+    chinese = rest & ~latin
+    similar = _similar(a.name, name_l, name_r, chinese, Levenshtein.normalized_similarity, c.similar_threshold)
+    similar |= _similar(a.pinyin, pinyin_l, pinyin_r, chinese & ~similar, Indel.normalized_similarity, c.pinyin_threshold)
     rest &= ~similar
-    similar |= _similar(a.pinyin, pinyin_l, pinyin_r, rest, Indel.normalized_similarity, c.pinyin_threshold)
-    rest &= ~similar & latin
-    similar |= _similar(a.sorted_words, words_l, words_r, rest, Indel.normalized_similarity, c.pinyin_threshold)
-    # A word in common (the surname kept, the given name replaced or dropped) is partial agreement.
-    rest &= ~similar
-    similar |= _similar(a.sorted_words, words_l, words_r, rest, fuzz.partial_token_set_ratio, 100.0)
-    level[similar] = 3
+    # One name part of the other: a Latin word in common, up to a letter or two (the surname kept, the
+    # given name dropped or replaced); a minority name's part before or after the dot.
+    partial = _best_word_similarity(a.name_words, rid_l, rid_r, rest & latin) >= c.word_threshold
+    dotted = rest & ~latin & (a.dotted_name[rid_l] | a.dotted_name[rid_r])
+    partial |= _similar(a.name_parts, a.name_parts.codes[rid_l], a.name_parts.codes[rid_r], dotted, fuzz.token_set_ratio, 100.0)
+    level = np.full(len(rid_l), 6, dtype=np.int8)
+    level[partial] = 5
+    level[similar] = 4
+    level[typo] = 3
     level[homophone] = 2
     level[exact] = 1
     level[~present] = 0
     return level
+
+
+def _best_word_similarity(words: np.ndarray, rid_l: np.ndarray, rid_r: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per pair in ``mask``, the Jaro–Winkler similarity of the closest pair of words, one from each name
+    (0 elsewhere). ``words`` is a (records, k) matrix of words, ``""`` where a name has fewer; every
+    (i, j) word position is one batch call, so the cost is k² vectorised passes, not a loop per pair."""
+    best = np.zeros(len(rid_l), dtype=np.float32)
+    where = np.flatnonzero(mask)
+    if not len(where):
+        return best
+    left, right = words[rid_l[where]], words[rid_r[where]]
+    scores = np.zeros(len(where), dtype=np.float32)
+    for i in range(words.shape[1]):
+        for j in range(words.shape[1]):
+            both = (left[:, i] != "") & (right[:, j] != "")
+            if both.any():
+                pair = process.cpdist(left[both, i], right[both, j], scorer=JaroWinkler.normalized_similarity,
+                                      workers=-1, dtype=np.float32)
+                scores[both] = np.maximum(scores[both], pair)
+    best[where] = scores
+    return best
 
 
 def _birth_date_levels(_: BirthDateComparison, a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
@@ -260,14 +284,44 @@ def _birth_date_levels(_: BirthDateComparison, a: RecordArrays, rid_l: np.ndarra
     day_l, day_r = a.birth_day[rid_l], a.birth_day[rid_r]
     same_year = year_l == year_r
     same_month = same_year & (month_l == month_r)
-    level = np.full(len(rid_l), 5, dtype=np.int8)
+    level = np.full(len(rid_l), 6, dtype=np.int8)
+    near = (common == 3) & _near_dates(a, rid_l, rid_r, day_l == day_r, month_l == month_r, year_l, year_r)
+    # At month precision (the census) a date a few days off can fall in the neighbouring month, a year
+    # off in the same month of the neighbouring year.
+    months = np.abs((year_l.astype(np.int32) * 12 + month_l) - (year_r.astype(np.int32) * 12 + month_r))
+    near |= (common == 2) & ((months == 1) | (months == 12))
     swapped = (common == 3) & same_year & (month_l == day_r) & (day_l == month_r) & (month_l != day_l)
+    level[near] = 5
     level[swapped] = 4
     level[(common == 1) & same_year] = 3
     level[(common == 2) & same_month] = 2
     level[(common == 3) & same_month & (day_l == day_r)] = 1
     level[common == 0] = 0
     return level
+
+
+def _near_dates(
+    a: RecordArrays,
+    rid_l: np.ndarray,
+    rid_r: np.ndarray,
+    same_day: np.ndarray,
+    same_month: np.ndarray,
+    year_l: np.ndarray,
+    year_r: np.ndarray,
+) -> np.ndarray:
+    """Full dates one slip apart: one digit of YYYYMMDD differs, two neighbouring digits are swapped,
+    one to three days lie between them, or the day and month agree and the years are neighbours."""
+    left, right = a.birth_digits[rid_l], a.birth_digits[rid_r]
+    differs = left != right
+    n_diff = differs.sum(axis=1)
+    crossed = (left[:, :-1] == right[:, 1:]) & (left[:, 1:] == right[:, :-1]) & differs[:, :-1] & differs[:, 1:]
+    days = np.abs(a.birth_days[rid_l].astype(np.int64) - a.birth_days[rid_r].astype(np.int64))
+    return (
+        (n_diff == 1)
+        | ((n_diff == 2) & crossed.any(axis=1))
+        | ((days >= 1) & (days <= 3))
+        | (same_day & same_month & (np.abs(year_l.astype(np.int32) - year_r.astype(np.int32)) == 1))
+    )
 
 
 def _equality_levels(field: str) -> Callable[[Comparison, RecordArrays, np.ndarray, np.ndarray], np.ndarray]:
@@ -279,6 +333,17 @@ def _equality_levels(field: str) -> Callable[[Comparison, RecordArrays, np.ndarr
         return level
 
     return levels
+
+
+def _community_levels(_: CommunityComparison, a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
+    """Equal or different community; ``null`` also where the two addresses name the same flat, which
+    implies the community: that agreement is the address comparison's evidence, counted once."""
+    level = _equality_levels("community")(_, a, rid_l, rid_r)
+    address_l, address_r = a.address.codes[rid_l], a.address.codes[rid_r]
+    flat_l, flat_r = a.household.codes[rid_l], a.household.codes[rid_r]
+    same_flat = ((address_l >= 0) & (address_l == address_r)) | ((flat_l >= 0) & (flat_l == flat_r))
+    level[same_flat] = 0
+    return level
 
 
 def _address_levels(c: AddressComparison, a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
@@ -295,7 +360,11 @@ def _address_levels(c: AddressComparison, a: RecordArrays, rid_l: np.ndarray, ri
     similar = _similar(a.address, left, right, rest, Indel.normalized_similarity, c.similar_threshold)
     rest &= ~similar & latin
     similar |= _similar(a.address_words, words_l, words_r, rest, Indel.normalized_similarity, c.similar_threshold)
-    level = np.full(len(rid_l), 4, dtype=np.int8)
+    # Part of a Latin address agrees: many of its words (the street kept, the suburb mistyped).
+    rest = present & ~exact & ~household & ~similar & latin
+    partial = _similar(a.address_words, words_l, words_r, rest, fuzz.token_set_ratio, 100.0 * c.partial_threshold)
+    level = np.full(len(rid_l), 5, dtype=np.int8)
+    level[partial] = 4
     level[similar] = 3
     level[household] = 2
     level[exact] = 1
@@ -309,6 +378,7 @@ _EXECUTORS: dict[type[Comparison], Callable[[Comparison, RecordArrays, np.ndarra
     BirthDateComparison: _birth_date_levels,
     SexComparison: _equality_levels("sex"),
     PhoneComparison: _equality_levels("phone"),
+    CommunityComparison: _community_levels,
     AddressComparison: _address_levels,
 }
 
@@ -361,6 +431,27 @@ def _digit_matrix(values: pd.Series, width: int) -> np.ndarray:
     text = values.fillna("").to_numpy(dtype=f"U{width}").astype(f"S{width}")
     matrix = np.frombuffer(text.tobytes(), dtype=np.uint8).reshape(len(values), width).astype(np.int16)
     return np.where(matrix >= ord("0"), matrix - ord("0"), 0).astype(np.int16)
+
+
+#: Words of a Latin name compared one by one (a fourth and later word is dropped).
+_NAME_WORDS = 3
+
+
+def _word_matrix(words: pd.Series, k: int) -> np.ndarray:
+    """Space-separated words as a (rows, k) object matrix, ``""`` where a value has fewer than k words."""
+    split = words.fillna("").str.split(" ", n=k, expand=True, regex=False)
+    matrix = np.full((len(words), k), "", dtype=object)
+    for column in range(min(k, split.shape[1])):
+        matrix[:, column] = split[column].fillna("").to_numpy(dtype=object)
+    return matrix
+
+
+def _days(dates: pd.Series) -> np.ndarray:
+    """Days since 1970-01-01 of ISO dates (int32); a large negative sentinel where unknown, so an unknown
+    date is never a few days from another."""
+    parsed = pd.to_datetime(dates, format="%Y-%m-%d", errors="coerce")
+    days = (parsed - pd.Timestamp("1970-01-01")).dt.days
+    return days.fillna(-(10**6)).to_numpy(dtype=np.int64).astype(np.int32)
 
 
 def _number(digits: np.ndarray, start: int, stop: int, known: np.ndarray) -> np.ndarray:

@@ -246,8 +246,8 @@ def _empty_pairs(settings: LinkSettings) -> pd.DataFrame:
     for comparison in settings.comparisons:
         columns[comparison.field] = pd.Series([], dtype=np.int8)
     columns["ids_both_valid"] = pd.Series([], dtype=bool)
+    columns["id_valid_any"] = pd.Series([], dtype=bool)
     columns["same_source"] = pd.Series([], dtype=bool)
-    columns["source_reenters"] = pd.Series([], dtype=bool)
     columns["rule"] = pd.Series([], dtype=np.int16)
     columns["score"] = pd.Series([], dtype=np.float32)
     columns["decision"] = pd.Series([], dtype=TEXT)

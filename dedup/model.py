@@ -392,7 +392,7 @@ def train_model(
 
     tf_tables: dict[str, TermFrequencies] = {}
     exact_m: dict[str, float] = {}
-    for name in spec.term_frequency:
+    for name in (name for name in spec.term_frequency if name in fields):
         i = fields.index(name)
         if not np.isnan(fixed[i][1]):
             continue

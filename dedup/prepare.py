@@ -90,6 +90,7 @@ PREPARED_COLUMNS: tuple[str, ...] = (
     "address",
     "address_words",
     "household",
+    "house_number",
     "community",
     "grid",
 )
@@ -138,7 +139,7 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
         most present values are such, else every value as a :func:`generic_identifier`. Names and
         addresses without Chinese characters keep their words: ``name_pinyin`` holds a Latin name's
         lower-case words in order (first word as ``surname_pinyin``), ``address_words`` an address's
-        words sorted.
+        words sorted, and ``house_number`` its first number.
 
     Raises:
         TerminalError: a required column is missing, or ``record_id`` is empty or repeated.
@@ -212,6 +213,7 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
             "address": address,
             "address_words": address_words,
             "household": household_key(address),
+            "house_number": _house_number(raw_address, address_words),
             "community": _optional_text(frame, "community"),
             "grid": _optional_text(frame, "grid"),
         }
@@ -297,6 +299,13 @@ def sorted_words(words: pd.Series) -> pd.Series:
     present = codes >= 0
     out[present] = ordered[codes[present]]
     return out
+
+
+def _house_number(raw: pd.Series, words: pd.Series) -> pd.Series:
+    """The first number of an address in Latin letters (its street number, ``16 officer crescent`` → ``16``);
+    null for Chinese addresses, whose flat :func:`household_key` identifies, and for those without one."""
+    first = _text(raw.where(words.notna())).str.extract(r"(\d+)", expand=False)
+    return _blank_to_na(first.astype(TEXT))
 
 
 def _split_pinyin(pinyin: pd.Series) -> tuple[pd.Series, pd.Series]:

@@ -10,14 +10,16 @@ whatever the score, because some evidence is conclusive in this domain:
   single substitution and adjacent transposition, so a keying error leaves at least one ID invalid);
 - sexes that differ, unless the ID numbers are equal (then one record's 男/女 is a slip: the valid
   ID's sex digit is used as the sex in the first place);
-- birth dates that differ at the precision both records give, when the ID numbers do not agree
-  (exactly or up to a typo) to overrule them — this is what keeps 同名同姓 namesakes apart;
-- two records of one source, with no agreeing ID numbers, whose names are written differently
-  (张紫涵 / 张梓涵) or whose addresses are different flats: a department that enters a person again
-  copies the name and address from its own register, so a second name in the same household and birth
-  month is far more often a twin than a slip, and a second address a namesake more often than a move.
-  A source that enters the same people again and again (a health register: many of its ID numbers
-  repeat) also re-types names through an input method, so there a homophone (张伟 / 张玮) passes.
+- birth dates that differ at the precision both records give by more than a slip, when one of them is
+  the date a valid ID number carries and the ID numbers do not agree (exactly or up to a typo) to
+  overrule them — this keeps 同名同姓 namesakes apart. Two stated dates alone do not veto: a stated
+  date can be wholly wrong, and the model weighs the disagreement instead;
+- two records of one source, with no agreeing ID numbers, whose names differ beyond a homophone
+  (王明轩 / 王明林) or whose addresses are different flats: a department that enters a person again
+  copies the name and address from its own register or re-types the name through an input method (which
+  slips to a homophone, 张伟 / 张玮), so another name in the same household and birth month is far more
+  often a twin than a slip — twins get names that sound different — and a second address a namesake
+  more often than a move.
 """
 
 from __future__ import annotations
@@ -121,14 +123,18 @@ def _violates(rule: str, levels: pd.DataFrame, settings: LinkSettings) -> np.nda
         return levels["ids_both_valid"].to_numpy() & (levels["id_number"].to_numpy() != ids.labels.index("exact"))
     if rule == "different_sex":
         sex = settings.comparison("sex")
-        differs = levels["sex"].to_numpy() == sex.labels.index("different")
+        # As with birth dates: a stated 男/女 can be a slip, the sex digit of a valid ID cannot.
+        differs = (levels["sex"].to_numpy() == sex.labels.index("different")) & levels["id_valid_any"].to_numpy()
         ids = settings.comparison("id_number")
         if ids is None:
             return differs
         return differs & (levels["id_number"].to_numpy() != ids.labels.index("exact"))
     if rule == "contradicting_birth_dates":
         birth = settings.comparison("birth_date")
-        contradicts = levels["birth_date"].to_numpy() == birth.labels.index("different")
+        # A stated date can be wholly wrong (another person's, a swapped field); the date a valid ID
+        # number carries cannot be mistyped without breaking its check character. A contradiction is
+        # conclusive only when one side is such a date.
+        contradicts = (levels["birth_date"].to_numpy() == birth.labels.index("different")) & levels["id_valid_any"].to_numpy()
         ids = settings.comparison("id_number")
         if ids is None:
             return contradicts
@@ -137,15 +143,11 @@ def _violates(rule: str, levels: pd.DataFrame, settings: LinkSettings) -> np.nda
         return contradicts & ~supported
     if rule == "same_source_mismatch":
         name = settings.comparison("name")
-        # A source that lists each person once (a census) holding two spellings in one flat holds two
-        # people (twins 张紫涵 / 张梓涵). One that enters people again (a health register, visit after
-        # visit) is re-typed through an input method, which slips to a homophone (张伟 / 张玮).
-        name_level = levels["name"].to_numpy()
-        mismatch = np.where(
-            levels["source_reenters"].to_numpy(),
-            name_level > name.labels.index("homophone"),
-            name_level > name.labels.index("exact"),
-        )
+        # A department copies a person's name from its own register, or re-types it through an input
+        # method, which slips to a homophone (张伟 / 张玮); two other spellings in one source, in one
+        # flat and birth month, are two people — twins, whose parents chose names that sound different
+        # (王明轩 / 王明林) so that they can be told apart when called.
+        mismatch = levels["name"].to_numpy() > name.labels.index("homophone")
         address = settings.comparison("address")
         if address is not None:
             mismatch |= levels["address"].to_numpy() == address.labels.index("different")

@@ -29,6 +29,7 @@ __all__ = [
     "AddressComparison",
     "BirthDateComparison",
     "BlockingRule",
+    "CommunityComparison",
     "Comparison",
     "ComparisonLevel",
     "IdNumberComparison",
@@ -58,17 +59,24 @@ BLOCKING_KEYS: frozenset[str] = frozenset(
         "community",
         "grid",
         "household",
+        "house_number",
     }
 )
 
 #: Vetoes the scorer can apply; a vetoed pair never links whatever its score.
 HARD_RULES: dict[str, str] = {
     "distinct_valid_ids": "both ID numbers carry a valid check digit and differ",
-    "different_sex": "the sexes differ (a valid ID's sex digit overrides the stated sex) and the ID numbers are not equal",
-    "contradicting_birth_dates": "birth dates differ at their common precision and the ID numbers do not agree",
+    "different_sex": (
+        "the sexes differ, at least one of them is the sex a valid ID number carries (which overrides the "
+        "stated sex), and the ID numbers are not equal"
+    ),
+    "contradicting_birth_dates": (
+        "birth dates differ at their common precision by more than a slip, at least one of them is the date "
+        "a valid ID number carries, and the ID numbers do not agree"
+    ),
     "same_source_mismatch": (
-        "one source holds both records, under differently written names (beyond a homophone, in a source "
-        "that re-enters people) or at different addresses, and the ID numbers do not agree"
+        "one source holds both records, under names that differ beyond a homophone or at different "
+        "addresses, and the ID numbers do not agree"
     ),
 }
 
@@ -193,38 +201,56 @@ class IdNumberComparison(Comparison):
     """Resident ID numbers (18-character GB 11643 form after staging).
 
     Levels: ``exact``; ``typo`` — one substituted character or two adjacent characters swapped, the
-    keying errors MOD 11-2 is designed to catch (so at least one of the two is invalid); ``different``.
+    keying errors MOD 11-2 is designed to catch (so at least one of the two is invalid); ``close`` — two
+    edits apart (two slips, or one slip in a number copied from a neighbouring row); ``different``.
+    Identifiers of another scheme (a social-security number) are compared as strings at the same levels.
     """
 
     field: ClassVar[str] = "id_number"
-    labels: ClassVar[tuple[str, ...]] = ("null", "exact", "typo", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, exact=14.0, typo=8.0, different=-6.0)
+    labels: ClassVar[tuple[str, ...]] = ("null", "exact", "typo", "close", "different")
+    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, exact=14.0, typo=8.0, close=2.0, different=-6.0)
 
 
 @dataclass(frozen=True)
 class NameComparison(Comparison):
-    """Names in Chinese characters, with pinyin to see through homophones and input-method slips.
+    """Names in Chinese characters, with pinyin to see through homophones and input-method slips; names in
+    Latin letters by their words.
 
-    Levels: ``exact`` characters; ``homophone`` — same toneless pinyin (张玮 / 张伟); ``similar`` —
-    character similarity (normalised Levenshtein) at least ``similar_threshold`` (one character wrong
-    or missing in a three-character name) or pinyin similarity at least ``pinyin_threshold``;
-    ``different``.
+    Levels:
 
-    ``similar`` weighs *against* a match by default: within a household, names one character apart
-    (王明轩 / 王明林) are far more often twins or siblings than a typing slip, which input methods make
-    as homophones. A similar name still links when the ID numbers agree.
+    - ``exact`` — the same characters (after traditional → simplified and full-width folding);
+    - ``homophone`` — the same toneless pinyin (张玮 / 张伟), or a Latin name's words in another order;
+    - ``typo`` — a Latin name with a letter or two mistyped: word similarity (Indel) at least
+      ``pinyin_threshold``;
+    - ``similar`` — a Chinese name one character away (normalised Levenshtein at least
+      ``similar_threshold``: one character wrong, missing or extra in a three-character name) or with a
+      pinyin similarity at least ``pinyin_threshold``;
+    - ``partial`` — one name is part of the other: a minority name's given-name-only form (阿依古丽·买买提 /
+      阿依古丽), or a Latin name sharing a word up to a letter or two (Jaro–Winkler at least
+      ``word_threshold``: the surname kept, the given name dropped or replaced);
+    - ``different``.
+
+    ``similar`` weighs *against* a match by default: within a household, Chinese names one character
+    apart (王明轩 / 王明林) are far more often twins or siblings than a typing slip, which input methods
+    make as homophones. A similar name still links when the ID numbers agree.
     """
 
     field: ClassVar[str] = "name"
-    labels: ClassVar[tuple[str, ...]] = ("null", "exact", "homophone", "similar", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, exact=5.0, homophone=4.0, similar=-3.0, different=-6.0)
+    labels: ClassVar[tuple[str, ...]] = ("null", "exact", "homophone", "typo", "similar", "partial", "different")
+    levels: tuple[ComparisonLevel, ...] = _levels(
+        null=0.0, exact=5.0, homophone=4.0, typo=3.0, similar=-3.0, partial=-1.0, different=-6.0
+    )
     similar_threshold: float = 0.6
     pinyin_threshold: float = 0.85
+    word_threshold: float = 0.88
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._check_fraction(
             "NameComparison", "similar_threshold", self.similar_threshold, "NameComparison(similar_threshold=0.6)"
+        )
+        self._check_fraction(
+            "NameComparison", "word_threshold", self.word_threshold, "NameComparison(word_threshold=0.88)"
         )
         self._check_fraction(
             "NameComparison", "pinyin_threshold", self.pinyin_threshold, "NameComparison(pinyin_threshold=0.85)"
@@ -237,13 +263,17 @@ class BirthDateComparison(Comparison):
 
     Levels: ``day`` — equal to the day; ``month`` — equal, month is the common precision; ``year`` —
     equal, year is the common precision; ``swapped`` — day and month transposed (03-04 / 04-03);
-    ``different``. A record without a stated birth date, or with a valid ID number, takes the date embedded
+    ``near`` — off by one slip: one digit of YYYYMMDD mistyped or two neighbouring digits swapped, one to
+    three days apart, or the same day of a neighbouring year (at month precision: the neighbouring month,
+    or the same month of a neighbouring year); ``different``. A record without a stated birth date, or with a valid ID number, takes the date embedded
     in its ID number (the check character protects it; a stated date does not have one).
     """
 
     field: ClassVar[str] = "birth_date"
-    labels: ClassVar[tuple[str, ...]] = ("null", "day", "month", "year", "swapped", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, day=6.0, month=3.0, year=1.0, swapped=1.0, different=-8.0)
+    labels: ClassVar[tuple[str, ...]] = ("null", "day", "month", "year", "swapped", "near", "different")
+    levels: tuple[ComparisonLevel, ...] = _levels(
+        null=0.0, day=6.0, month=3.0, year=1.0, swapped=1.0, near=1.0, different=-8.0
+    )
 
 
 @dataclass(frozen=True)
@@ -279,23 +309,47 @@ class AddressComparison(Comparison):
 
     Levels: ``exact`` text; ``household`` — the same flat written another way (3幢2单元501室 / 3-2-501,
     see :func:`dedup.prepare.household_key`); ``similar`` — Indel similarity at least
-    ``similar_threshold``; ``different`` (people move, so this is weak evidence against).
+    ``similar_threshold``; ``partial`` — the same community (the ``community`` column: a 社区 or a
+    postcode) or, for an address in Latin letters, words in common (token-set similarity at least
+    ``partial_threshold``: a street kept, a suburb mistyped); ``different`` (people move, so this is weak
+    evidence against).
     """
 
     field: ClassVar[str] = "address"
-    labels: ClassVar[tuple[str, ...]] = ("null", "exact", "household", "similar", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, exact=3.0, household=3.0, similar=1.0, different=-2.0)
+    labels: ClassVar[tuple[str, ...]] = ("null", "exact", "household", "similar", "partial", "different")
+    levels: tuple[ComparisonLevel, ...] = _levels(
+        null=0.0, exact=3.0, household=3.0, similar=1.0, partial=0.5, different=-2.0
+    )
     similar_threshold: float = 0.8
+    partial_threshold: float = 0.7
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._check_fraction(
             "AddressComparison", "similar_threshold", self.similar_threshold, "AddressComparison(similar_threshold=0.8)"
         )
+        self._check_fraction(
+            "AddressComparison", "partial_threshold", self.partial_threshold, "AddressComparison(partial_threshold=0.7)"
+        )
+
+
+@dataclass(frozen=True)
+class CommunityComparison(Comparison):
+    """The community a record is registered in (社区/村, or a postcode in data from elsewhere).
+
+    Agreement is evidence of its own beside the address: a record that names the community but writes
+    the flat differently, or a postcode beside a mistyped street, still places the two records together.
+    Two records at the same flat (address ``exact`` or ``household``) compare as ``null`` here: the flat
+    implies the community, and counting it twice would make household members look alike twice over.
+    """
+
+    field: ClassVar[str] = "community"
+    labels: ClassVar[tuple[str, ...]] = ("null", "equal", "different")
+    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, equal=2.0, different=-1.0)
 
 
 #: Fields whose level 1 (``exact``/``equal``) can take a term-frequency adjustment: text compared whole.
-_TF_FIELDS: frozenset[str] = frozenset({"name", "phone", "address"})
+_TF_FIELDS: frozenset[str] = frozenset({"name", "phone", "address", "community"})
 
 #: Where the u probabilities (P(level | two different people)) of a trained model come from.
 U_SOURCES: tuple[str, ...] = ("random", "candidates")
@@ -327,8 +381,9 @@ class ModelSpec:
         min_level_pairs: a level reached by fewer training pairs than this keeps its declared weight.
         fixed_levels: ``"field.level"`` labels whose declared weight is domain knowledge EM must not
             override, e.g. ``("name.similar",)``.
-        term_frequency: fields (``name``, ``phone``, ``address``) whose exact level is adjusted by how
-            common the value is.
+        term_frequency: fields (``name``, ``phone``, ``address``, ``community``) whose exact level is
+            adjusted by how common the value is: a shared 王伟 or a shared large community says less than
+            a rare name or a village. A field without a comparison is skipped.
         max_level_weight: bound (in bits, either sign) on any estimated level weight, so one sparse
             level cannot outvote every other comparison.
         seed: random seed for the samples, so a run is reproducible.
@@ -348,7 +403,7 @@ class ModelSpec:
     min_training_pairs: int = 1_000
     min_level_pairs: int = 10
     fixed_levels: tuple[str, ...] = ()
-    term_frequency: tuple[str, ...] = ("name",)
+    term_frequency: tuple[str, ...] = ("name", "community")
     max_level_weight: float = 20.0
     seed: int = 20261123
 
@@ -392,6 +447,8 @@ def default_blocking_rules() -> tuple[BlockingRule, ...]:
     another identifier scheme, postcodes in ``community``) still gets candidate pairs when the name
     *and* the identifier are mistyped: surname + birth date, given name + birth date, community +
     birth date, each capped at 50 records a block so common surnames and large communities cost little.
+    Two more catch records without a usable birth date whose identifier is mistyped: name + community
+    (a 社区, or a postcode), and community + house number (the street number of a Latin address).
     """
     return (
         BlockingRule("id_number", keys=("id_number",)),
@@ -402,6 +459,8 @@ def default_blocking_rules() -> tuple[BlockingRule, ...]:
         BlockingRule("surname_birth_date", keys=("surname_pinyin", "birth_date"), max_block_size=50),
         BlockingRule("given_birth_date", keys=("given_pinyin", "birth_date"), max_block_size=50),
         BlockingRule("community_birth_date", keys=("community", "birth_date"), max_block_size=50),
+        BlockingRule("name_community", keys=("name_pinyin", "community"), max_block_size=50),
+        BlockingRule("community_house_number", keys=("community", "house_number"), max_block_size=50),
     )
 
 
@@ -414,6 +473,7 @@ def default_comparisons() -> tuple[Comparison, ...]:
         SexComparison(),
         PhoneComparison(),
         AddressComparison(),
+        CommunityComparison(),
     )
 
 
@@ -508,11 +568,11 @@ class LinkSettings:
             "contradicting_birth_dates": "birth_date",
             "same_source_mismatch": "name",
         }
-        tf_fields = [name for name in self.model.term_frequency if name not in fields or name not in _TF_FIELDS]
+        tf_fields = [name for name in self.model.term_frequency if name not in _TF_FIELDS]
         if tf_fields:
             raise ConfigError(
-                f"ModelSpec.term_frequency: {tf_fields} cannot be adjusted; choose text fields that have a comparison, "
-                f"among {sorted(_TF_FIELDS)}, e.g. term_frequency=('name',)"
+                f"ModelSpec.term_frequency: {tf_fields} cannot be adjusted; choose text fields among "
+                f"{sorted(_TF_FIELDS)}, e.g. term_frequency=('name',)"
             )
         for rule in self.hard_rules:
             if needs[rule] not in fields:

@@ -46,7 +46,8 @@ ID_CASES = [
     (ID_A, ID_A_TYPO, "typo", "one digit mistyped"),
     (ID_A, ID_A_SWAP, "typo", "two adjacent digits transposed"),
     (ID_A, broken_check(ID_A), "typo", "wrong check character only"),
-    (ID_A, ID_B, "different", "two different valid IDs (twins)"),
+    (ID_A, mistype(ID_A_TYPO, 5), "close", "two digits mistyped"),
+    (ID_A, ID_B, "different", "two different valid IDs (twins), though two digits apart"),
     (ID_A, valid_id("110105", "19491231", "002"), "different", "unrelated IDs"),
     (ID_A, "", "null", "missing on one side"),
     ("", "", "null", "missing on both sides never counts as equal"),
@@ -67,9 +68,16 @@ BIRTH_CASES = [
     ("1985-03", "1985-03", "month", "both year-month"),
     ("1985-03-12", "1985", "year", "year only"),
     ("1985-03-04", "1985-04-03", "swapped", "day and month swapped"),
-    ("1985-03-12", "1985-03-13", "different", "one day apart is a contradiction at day precision"),
-    ("1985-03-12", "1985-04", "different", "different month at month precision"),
-    ("1985-03-03", "1985-03-04", "different", "equal day and month cannot be a swap"),
+    ("1985-03-12", "1985-03-13", "near", "off by one day"),
+    ("1985-03-12", "1985-03-10", "near", "two days off"),
+    ("1985-03-12", "1985-08-12", "near", "one digit of the month mistyped"),
+    ("1985-03-12", "1985-03-21", "near", "two neighbouring digits of the day swapped"),
+    ("1985-03-12", "1984-03-12", "near", "the same day a year off"),
+    ("1985-03-12", "1985-04", "near", "the neighbouring month at month precision (census)"),
+    ("1985-03", "1986-03", "near", "the same month a year off at month precision"),
+    ("1985-03-12", "1985-06", "different", "three months off at month precision"),
+    ("1985-03-12", "1985-07-30", "different", "months apart at day precision"),
+    ("1985-03-03", "1985-05-17", "different", "equal day and month cannot be a swap"),
     ("1985-03-12", "", "null", "missing"),
     ("1985-03-12", "不详", "null", "unparseable is missing"),
 ]
@@ -83,14 +91,15 @@ def test_birth_date_levels(left: str, right: str, expected: str, why: str) -> No
 def test_birth_date_falls_back_to_id_number() -> None:
     # No stated birth date on the right: the one inside the ID stands in for it.
     assert levels({"birth_date": "1985-03-12"}, {"id_number": ID_A})["birth_date"] == "day"
-    assert levels({"birth_date": "1985-03-13"}, {"id_number": ID_A})["birth_date"] == "different"
+    assert levels({"birth_date": "1985-03-13"}, {"id_number": ID_A})["birth_date"] == "near"
+    assert levels({"birth_date": "1985-05-20"}, {"id_number": ID_A})["birth_date"] == "different"
 
 
 def test_valid_id_overrules_a_stated_birth_date() -> None:
     # A slip on the form (the 13th) under a valid ID born on the 12th: the check character protects
     # the ID's date, so the record is compared as born on the 12th.
     assert levels({"birth_date": "1985-03-12"}, {"birth_date": "1985-03-13", "id_number": ID_A})["birth_date"] == "day"
-    assert levels({"birth_date": "1985-03-13"}, {"birth_date": "1985-03-13", "id_number": ID_A})["birth_date"] == "different"
+    assert levels({"birth_date": "1985-05-20"}, {"birth_date": "1985-05-20", "id_number": ID_A})["birth_date"] == "different"
 
 
 GENERIC_ID_CASES = [
@@ -101,7 +110,9 @@ GENERIC_ID_CASES = [
     ("1234567", "1234576", "typo", "two adjacent characters swapped"),
     ("1234567", "123467", "typo", "one character dropped"),
     ("1234567", "7654321", "different", "another identifier"),
-    ("1234567", "1243576", "different", "two edits apart"),
+    ("1234567", "1243576", "close", "two edits apart"),
+    ("1234567", "1298567", "close", "two characters substituted"),
+    ("1234567", "1987567", "different", "three edits apart"),
     ("1234567", "0000000", "null", "a placeholder is missing"),
     ("1234567", "12", "null", "too short to identify anyone"),
 ]
@@ -121,16 +132,21 @@ NAME_CASES = [
     ("刘德华", "刘华", "similar", "one character missing"),
     ("王小明", "王晓敏", "similar", "pinyin close (xiao ming / xiao min)"),
     ("李娜", "李强", "different", "different given name"),
+    ("阿依古丽·买买提", "阿依古丽•买买提", "exact", "minority name: another middle dot"),
+    ("阿依古丽·买买提", "阿依古丽", "partial", "minority name: given-name-only form"),
     ("张伟", "李伟", "different", "different surname"),
     ("张伟", "", "null", "missing"),
     # Latin names (no Chinese characters): words stand in for pinyin, in either order.
     ("smith john", "smith john", "exact", "Latin: same name"),
     ("Smith, John", "smith john", "homophone", "Latin: case and punctuation only"),
     ("smith john", "john smith", "homophone", "Latin: given name and surname in the other order"),
-    ("smith jonathan", "smith jonathon", "similar", "Latin: one letter off"),
-    ("eveston adam", "eveston travis", "similar", "Latin: surname kept, given name replaced"),
+    ("smith jonathan", "smith jonathon", "typo", "Latin: one letter off"),
+    ("jonathan smith", "smith jonathon", "typo", "Latin: one letter off, words in the other order"),
+    ("eveston adam", "eveston travis", "partial", "Latin: surname kept, given name replaced"),
+    ("ebert charlie", "ebhrt seanna", "partial", "Latin: surname a letter off, given name replaced"),
+    ("eveston", "eveston travis", "partial", "Latin: given name missing on one side"),
     ("smith john", "brown mary", "different", "Latin: nothing in common"),
-    ("smithson ann", "smith anna", "different", "Latin: no word in common and too far apart"),
+    ("walker ann", "moore beth", "different", "Latin: no word close to another"),
 ]
 
 
