@@ -66,7 +66,7 @@ class RecordArrays:
 
     ``id_present`` covers every identifier, ``id_resident`` those in GB 11643 form (on ``id_digits``);
     ``latin_name`` marks names without Chinese characters, whose words ``sorted_words`` holds in
-    alphabetical order and ``name_words`` one per column; ``name_parts`` and ``dotted_name`` split a
+    alphabetical order and ``name_words`` one per column (``name_word_count`` how many); ``name_parts`` and ``dotted_name`` split a
     minority name at its middle dot; ``address_words`` is the same for addresses without Chinese
     characters. ``birth_digits`` holds YYYYMMDD as digits and ``birth_days`` the date as a day number,
     for dates one slip apart.
@@ -95,6 +95,7 @@ class RecordArrays:
     sorted_words: CodedStrings
     name_parts: CodedStrings
     name_words: np.ndarray
+    name_word_count: np.ndarray
     dotted_name: np.ndarray
     address_words: CodedStrings
 
@@ -114,6 +115,7 @@ class RecordArrays:
         # Latin names compare in either word order ("smith john" / "john smith").
         words = sorted_words(prepared["name_pinyin"].where(latin))
 
+        name_words = _word_matrix(prepared["name_pinyin"].where(latin), _NAME_WORDS)
         source = pd.factorize(prepared["source"], use_na_sentinel=True)[0].astype(np.int32)
         precision = prepared["birth_precision"].to_numpy(dtype=np.int8)
         birth = _digit_matrix(prepared["birth_date"], 10)
@@ -139,7 +141,8 @@ class RecordArrays:
             id_resident=id_resident,
             latin_name=latin,
             sorted_words=CodedStrings.of(words),
-            name_words=_word_matrix(prepared["name_pinyin"].where(latin), _NAME_WORDS),
+            name_words=name_words,
+            name_word_count=(name_words != "").sum(axis=1).astype(np.int8),
             name_parts=CodedStrings.of(prepared["name"].str.replace("·", " ", regex=False)),
             dotted_name=prepared["name"].str.contains("·", regex=False).fillna(False).to_numpy(dtype=bool),
             address_words=CodedStrings.of(prepared["address_words"]),
@@ -233,21 +236,27 @@ def _name_levels(c: NameComparison, a: RecordArrays, rid_l: np.ndarray, rid_r: n
     words_l, words_r = a.sorted_words.codes[rid_l], a.sorted_words.codes[rid_r]
     homophone |= latin & ~exact & (words_l >= 0) & (words_l == words_r)
     rest = present & ~exact & ~homophone
-    # A Latin name a letter or two off, in either word order: a typing slip.
-    typo = _similar(a.pinyin, pinyin_l, pinyin_r, rest & latin, Indel.normalized_similarity, c.pinyin_threshold)
-    typo |= _similar(a.sorted_words, words_l, words_r, rest & latin & ~typo, Indel.normalized_similarity, c.pinyin_threshold)
+    # A Latin name a letter or two off, in either word order, with as many words: a typing slip (a word
+    # missing is a shared or partial name). Jaro–Winkler forgives a slip late in a word more than one at
+    # its start, as keying errors are.
+    typing = rest & latin & (a.name_word_count[rid_l] == a.name_word_count[rid_r])
+    typo = _similar(a.pinyin, pinyin_l, pinyin_r, typing, JaroWinkler.normalized_similarity, c.word_threshold)
+    typo |= _similar(a.sorted_words, words_l, words_r, typing & ~typo, JaroWinkler.normalized_similarity, c.word_threshold)
     rest &= ~typo
     chinese = rest & ~latin
     similar = _similar(a.name, name_l, name_r, chinese, Levenshtein.normalized_similarity, c.similar_threshold)
     similar |= _similar(a.pinyin, pinyin_l, pinyin_r, chinese & ~similar, Indel.normalized_similarity, c.pinyin_threshold)
     rest &= ~similar
-    # One name part of the other: a Latin word in common, up to a letter or two (the surname kept, the
-    # given name dropped or replaced); a minority name's part before or after the dot.
-    partial = _best_word_similarity(a.name_words, rid_l, rid_r, rest & latin) >= c.word_threshold
+    # One name part of the other: a Latin word in common (the surname kept, the given name dropped or
+    # replaced), exactly or up to a letter or two; a minority name's part before or after the dot.
+    best_word = _best_word_similarity(a.name_words, rid_l, rid_r, rest & latin)
+    shared = best_word >= 1.0
+    partial = ~shared & (best_word >= c.word_threshold)
     dotted = rest & ~latin & (a.dotted_name[rid_l] | a.dotted_name[rid_r])
-    partial |= _similar(a.name_parts, a.name_parts.codes[rid_l], a.name_parts.codes[rid_r], dotted, fuzz.token_set_ratio, 100.0)
-    level = np.full(len(rid_l), 6, dtype=np.int8)
-    level[partial] = 5
+    shared |= _similar(a.name_parts, a.name_parts.codes[rid_l], a.name_parts.codes[rid_r], dotted, fuzz.token_set_ratio, 100.0)
+    level = np.full(len(rid_l), 7, dtype=np.int8)
+    level[partial] = 6
+    level[shared] = 5
     level[similar] = 4
     level[typo] = 3
     level[homophone] = 2

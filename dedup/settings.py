@@ -220,14 +220,16 @@ class NameComparison(Comparison):
 
     - ``exact`` — the same characters (after traditional → simplified and full-width folding);
     - ``homophone`` — the same toneless pinyin (张玮 / 张伟), or a Latin name's words in another order;
-    - ``typo`` — a Latin name with a letter or two mistyped: word similarity (Indel) at least
-      ``pinyin_threshold``;
+    - ``typo`` — a Latin name with a letter or two mistyped: Jaro–Winkler similarity, in either word
+      order, at least ``word_threshold``;
     - ``similar`` — a Chinese name one character away (normalised Levenshtein at least
       ``similar_threshold``: one character wrong, missing or extra in a three-character name) or with a
       pinyin similarity at least ``pinyin_threshold``;
-    - ``partial`` — one name is part of the other: a minority name's given-name-only form (阿依古丽·买买提 /
-      阿依古丽), or a Latin name sharing a word up to a letter or two (Jaro–Winkler at least
-      ``word_threshold``: the surname kept, the given name dropped or replaced);
+    - ``shared`` — one name is part of the other: a minority name's given-name-only form (阿依古丽·买买提 /
+      阿依古丽), or a Latin name with a word in common (the surname kept, the given name dropped or
+      replaced);
+    - ``partial`` — as ``shared``, but the word in common is a letter or two off (Jaro–Winkler at least
+      ``word_threshold``);
     - ``different``.
 
     ``similar`` weighs *against* a match by default: within a household, Chinese names one character
@@ -236,9 +238,11 @@ class NameComparison(Comparison):
     """
 
     field: ClassVar[str] = "name"
-    labels: ClassVar[tuple[str, ...]] = ("null", "exact", "homophone", "typo", "similar", "partial", "different")
+    labels: ClassVar[tuple[str, ...]] = (
+        "null", "exact", "homophone", "typo", "similar", "shared", "partial", "different"
+    )
     levels: tuple[ComparisonLevel, ...] = _levels(
-        null=0.0, exact=5.0, homophone=4.0, typo=3.0, similar=-3.0, partial=-1.0, different=-6.0
+        null=0.0, exact=5.0, homophone=4.0, typo=3.0, similar=-3.0, shared=0.0, partial=-1.0, different=-6.0
     )
     similar_threshold: float = 0.6
     pinyin_threshold: float = 0.85

@@ -133,7 +133,7 @@ NAME_CASES = [
     ("王小明", "王晓敏", "similar", "pinyin close (xiao ming / xiao min)"),
     ("李娜", "李强", "different", "different given name"),
     ("阿依古丽·买买提", "阿依古丽•买买提", "exact", "minority name: another middle dot"),
-    ("阿依古丽·买买提", "阿依古丽", "partial", "minority name: given-name-only form"),
+    ("阿依古丽·买买提", "阿依古丽", "shared", "minority name: given-name-only form"),
     ("张伟", "李伟", "different", "different surname"),
     ("张伟", "", "null", "missing"),
     # Latin names (no Chinese characters): words stand in for pinyin, in either order.
@@ -142,9 +142,9 @@ NAME_CASES = [
     ("smith john", "john smith", "homophone", "Latin: given name and surname in the other order"),
     ("smith jonathan", "smith jonathon", "typo", "Latin: one letter off"),
     ("jonathan smith", "smith jonathon", "typo", "Latin: one letter off, words in the other order"),
-    ("eveston adam", "eveston travis", "partial", "Latin: surname kept, given name replaced"),
+    ("eveston adam", "eveston travis", "shared", "Latin: surname kept, given name replaced"),
     ("ebert charlie", "ebhrt seanna", "partial", "Latin: surname a letter off, given name replaced"),
-    ("eveston", "eveston travis", "partial", "Latin: given name missing on one side"),
+    ("eveston", "eveston travis", "shared", "Latin: given name missing on one side"),
     ("smith john", "brown mary", "different", "Latin: nothing in common"),
     ("walker ann", "moore beth", "different", "Latin: no word close to another"),
 ]
