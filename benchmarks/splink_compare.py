@@ -16,7 +16,8 @@ share of predicted persons that are exactly one true person) for:
   normalisers: simplified characters, toneless pinyin or a Latin name's words, ISO dates, household
   key), the same ten blocking rules with the same block-size caps (as derived key columns, null in
   an oversized block: Splink has no cap of its own), comparisons with the same levels (ID exact / one
-  edit / two edits; name exact with term frequencies / same pinyin / same words reordered /
+  edit / two edits; name exact with term frequencies / same pinyin / same words reordered / same after
+  folding look-alike characters /
   Jaro-Winkler on pinyin or on the reordered words / a word in common / a word in common up to
   Jaro-Winkler 0.88; birth date day / month / year /
   one slip (Damerau-Levenshtein 1 or up to three days); sex; phone; address exact / same flat /
@@ -71,6 +72,7 @@ from demo_accuracy import machine, merged_hard_negatives, pairwise_scores, stage
 
 from dedup import LinkSettings, link_records  # noqa: E402
 from dedup.prepare import HAN_CHARACTER, prepare_records, sorted_words  # noqa: E402
+from dedup.shapes import shape_key  # noqa: E402
 from dedup.settings import ModelSpec  # noqa: E402
 from demo.generate import generate_demo  # noqa: E402
 
@@ -159,6 +161,7 @@ def _splink_features(records: pd.DataFrame) -> pd.DataFrame:
     # (either word order is a homophone) and as a list (a word in common), an address's words as a list.
     latin = ~prepared["name"].str.contains(HAN_CHARACTER, regex=True).fillna(True)
     out["name_sorted"] = sorted_words(prepared["name_pinyin"].where(latin))
+    out["name_shape"] = shape_key(prepared["name"])
     settings = LinkSettings()
     for rule in settings.blocking_rules:
         parts = [prepared[column].astype("string") for column in rule.keys]
@@ -192,7 +195,8 @@ def link_splink_equivalent(records: pd.DataFrame, thresholds: tuple[float, ...] 
                                                 cll.DamerauLevenshteinLevel("id_number", 2)]))
     comparisons.append(
         custom("name", [cll.ExactMatchLevel("name", term_frequency_adjustments=True), cll.ExactMatchLevel("name_pinyin"),
-                        cll.ExactMatchLevel("name_sorted"), cll.JaroWinklerLevel("name_pinyin", 0.88),
+                        cll.ExactMatchLevel("name_sorted"), cll.ExactMatchLevel("name_shape"),
+                        cll.JaroWinklerLevel("name_pinyin", 0.88),
                         cll.JaroWinklerLevel("name_sorted", 0.88), cll.ArrayIntersectLevel("name_word_list", 1),
                         cll.PairwiseStringDistanceFunctionLevel("name_word_list", "jaro_winkler", 0.88)])
     )

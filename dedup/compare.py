@@ -23,6 +23,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, Indel, JaroWinkler, Levenshtein
 
 from dedup.prepare import HAN_CHARACTER, TEXT, sorted_words
+from dedup.shapes import shape_key
 from dedup.settings import (
     AddressComparison,
     BirthDateComparison,
@@ -67,7 +68,8 @@ class RecordArrays:
     ``id_present`` covers every identifier, ``id_resident`` those in GB 11643 form (on ``id_digits``);
     ``latin_name`` marks names without Chinese characters, whose words ``sorted_words`` holds in
     alphabetical order and ``name_words`` one per column (``name_word_count`` how many); ``name_parts`` and ``dotted_name`` split a
-    minority name at its middle dot; ``address_words`` is the same for addresses without Chinese
+    minority name at its middle dot, ``name_shape`` folds look-alike characters (:mod:`dedup.shapes`);
+    ``address_words`` is the same for addresses without Chinese
     characters. ``birth_digits`` holds YYYYMMDD as digits and ``birth_days`` the date as a day number,
     for dates one slip apart.
     """
@@ -94,6 +96,7 @@ class RecordArrays:
     latin_name: np.ndarray
     sorted_words: CodedStrings
     name_parts: CodedStrings
+    name_shape: CodedStrings
     name_words: np.ndarray
     name_word_count: np.ndarray
     dotted_name: np.ndarray
@@ -143,6 +146,7 @@ class RecordArrays:
             sorted_words=CodedStrings.of(words),
             name_words=name_words,
             name_word_count=(name_words != "").sum(axis=1).astype(np.int8),
+            name_shape=CodedStrings.of(shape_key(prepared["name"])),
             name_parts=CodedStrings.of(prepared["name"].str.replace("·", " ", regex=False)),
             dotted_name=prepared["name"].str.contains("·", regex=False).fillna(False).to_numpy(dtype=bool),
             address_words=CodedStrings.of(prepared["address_words"]),
@@ -236,6 +240,9 @@ def _name_levels(c: NameComparison, a: RecordArrays, rid_l: np.ndarray, rid_r: n
     words_l, words_r = a.sorted_words.codes[rid_l], a.sorted_words.codes[rid_r]
     homophone |= latin & ~exact & (words_l >= 0) & (words_l == words_r)
     rest = present & ~exact & ~homophone
+    shape_l, shape_r = a.name_shape.codes[rid_l], a.name_shape.codes[rid_r]
+    shape = rest & ~latin & (shape_l >= 0) & (shape_l == shape_r)
+    rest &= ~shape
     # A Latin name a letter or two off, in either word order, with as many words: a typing slip (a word
     # missing is a shared or partial name). Jaro–Winkler forgives a slip late in a word more than one at
     # its start, as keying errors are.
@@ -254,11 +261,12 @@ def _name_levels(c: NameComparison, a: RecordArrays, rid_l: np.ndarray, rid_r: n
     partial = ~shared & (best_word >= c.word_threshold)
     dotted = rest & ~latin & (a.dotted_name[rid_l] | a.dotted_name[rid_r])
     shared |= _similar(a.name_parts, a.name_parts.codes[rid_l], a.name_parts.codes[rid_r], dotted, fuzz.token_set_ratio, 100.0)
-    level = np.full(len(rid_l), 7, dtype=np.int8)
-    level[partial] = 6
-    level[shared] = 5
-    level[similar] = 4
-    level[typo] = 3
+    level = np.full(len(rid_l), 8, dtype=np.int8)
+    level[partial] = 7
+    level[shared] = 6
+    level[similar] = 5
+    level[typo] = 4
+    level[shape] = 3
     level[homophone] = 2
     level[exact] = 1
     level[~present] = 0

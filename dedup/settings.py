@@ -220,6 +220,8 @@ class NameComparison(Comparison):
 
     - ``exact`` — the same characters (after traditional → simplified and full-width folding);
     - ``homophone`` — the same toneless pinyin (张玮 / 张伟), or a Latin name's words in another order;
+    - ``shape`` — a look-alike character read differently (形近字: 吴 / 昊, 宇 / 字; see
+      :mod:`dedup.shapes`), a slip of the eye on a handwritten or scanned form;
     - ``typo`` — a Latin name with a letter or two mistyped: Jaro–Winkler similarity, in either word
       order, at least ``word_threshold``;
     - ``similar`` — a Chinese name one character away (normalised Levenshtein at least
@@ -239,10 +241,10 @@ class NameComparison(Comparison):
 
     field: ClassVar[str] = "name"
     labels: ClassVar[tuple[str, ...]] = (
-        "null", "exact", "homophone", "typo", "similar", "shared", "partial", "different"
+        "null", "exact", "homophone", "shape", "typo", "similar", "shared", "partial", "different"
     )
     levels: tuple[ComparisonLevel, ...] = _levels(
-        null=0.0, exact=5.0, homophone=4.0, typo=3.0, similar=-3.0, shared=0.0, partial=-1.0, different=-6.0
+        null=0.0, exact=5.0, homophone=4.0, shape=3.0, typo=3.0, similar=-3.0, shared=0.0, partial=-1.0, different=-6.0
     )
     similar_threshold: float = 0.6
     pinyin_threshold: float = 0.85
