@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from dedup.blocking import blocked_pairs_sql, candidate_pairs, iter_pair_batches
+from dedup.prepare import prepare_records
 from dedup.settings import BlockingRule, LinkSettings
+from tests.dedup.dedup_helpers import records
 
 
 def keyed(**columns: list[str | None]) -> pd.DataFrame:
@@ -82,3 +84,33 @@ def test_pair_count_is_n_choose_2_per_block(block: int) -> None:
     found, report = pairs_of(frame, LinkSettings(blocking_rules=(BlockingRule("phone", keys=("phone",)),)))
     assert len(found) == report.candidate_pairs == 4 * block * (block - 1) // 2
     assert all(a < b for a, b, _ in found)
+
+
+def test_records_without_birth_date_and_with_mistyped_identifiers_still_meet() -> None:
+    # FEBRL-like records: no birth date on one side and the identifier mistyped, so neither the
+    # identifier nor any birth-date rule pairs them. Name + community does, and so does community +
+    # house number (the street number of a Latin address) when the name is mistyped too.
+    rows = records(
+        [
+            {"record_id": "a:1", "source": "a", "name": "peachey deakin", "birth_date": "1969-08-24",
+             "id_number": "8507376", "address": "16 officer crescent tesbury nollamara 2144 tas", "community": "2144"},
+            {"record_id": "b:1", "source": "b", "name": "peachey deakin", "id_number": "3378938",
+             "address": "16 officer crescent tes bury nollamara 2144 tas", "community": "2144"},
+            {"record_id": "b:2", "source": "b", "name": "peachy deakn", "id_number": "3378939",
+             "address": "16 officer cresent tesbury nollamara 2144 tas", "community": "2144"},
+        ]
+    )
+    prepared = prepare_records(rows)
+    assert prepared["house_number"].tolist() == ["16", "16", "16"]
+    found, _ = pairs_of(prepared, LinkSettings())
+    names = [rule.name for rule in LinkSettings().blocking_rules]
+    rules = {(left, right): names[rule] for left, right, rule in found}
+    assert rules[(0, 1)] == "name_community"
+    assert rules[(0, 2)] == "community_house_number"
+
+
+def test_chinese_addresses_have_no_house_number() -> None:
+    # A Chinese address's flat is the household key; its first number is a building, far too coarse.
+    prepared = prepare_records(records([{"record_id": "a:1", "address": "示范区西溪街道翠苑社区3幢2单元501室"}]))
+    assert prepared["house_number"].isna().all()
+    assert prepared["household"].tolist() == ["翠苑社区|3-2-501"]

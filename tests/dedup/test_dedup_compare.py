@@ -172,6 +172,7 @@ OTHER_CASES = [
     ("address", "示范区西溪街道翠苑社区3栋201", "示范区东湖街道和睦社区9栋1101", "different"),
     ("address", "12 wallaby place delmar 2119 nsw", "delmar 12 wallaby place 2119 nsw", "household"),
     ("address", "12 wallaby place delmar 2119 nsw", "12 walaby place delmar 2119 nsw", "similar"),
+    ("address", "12 wallaby place delmar 2119 nsw", "wallaby place delmar", "partial"),
     ("address", "12 wallaby place delmar 2119 nsw", "7 kent street milton 3165 vic", "different"),
 ]
 
@@ -185,3 +186,23 @@ def test_sex_falls_back_to_valid_id() -> None:
     # ID_B is even in the 17th digit: a woman. A record stating M cannot be her.
     assert levels({"sex": "M"}, {"id_number": ID_B})["sex"] == "different"
     assert levels({"sex": "M"}, {"id_number": ID_A})["sex"] == "equal"
+
+
+COMMUNITY_CASES = [
+    # (left address, right address, left community, right community, expected, why)
+    ("示范区西溪街道翠苑社区3幢2单元501室", "西溪街道翠苑社区3-2-501", "翠苑社区", "翠苑社区", "null",
+     "the same flat implies the community: the address comparison counts it, once"),
+    ("示范区西溪街道翠苑社区3幢2单元501室", "示范区西溪街道翠苑社区7幢1单元101室", "翠苑社区", "翠苑社区", "equal",
+     "another flat in the same community"),
+    ("示范区西溪街道翠苑社区3幢2单元501室", "示范区东湖街道和睦社区9幢1单元1101室", "翠苑社区", "和睦社区", "different",
+     "moved to another community"),
+    ("示范区西溪街道翠苑社区3幢2单元501室", "示范区西溪街道翠苑社区7幢1单元101室", "翠苑社区", "", "null",
+     "community missing on one side"),
+]
+
+
+@pytest.mark.parametrize(("left", "right", "left_c", "right_c", "expected", "why"), COMMUNITY_CASES,
+                         ids=[case[5] for case in COMMUNITY_CASES])
+def test_community_levels(left: str, right: str, left_c: str, right_c: str, expected: str, why: str) -> None:
+    got = levels({"address": left, "community": left_c}, {"address": right, "community": right_c})
+    assert got["community"] == expected, why
