@@ -39,7 +39,7 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
     def publish(context: dg.AssetExecutionContext, warehouse: WarehouseResource, **frames):
         reports = [frames[f"staging_report_{s}"] for s in all_sources]
         inputs = PublicationInputs(
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             records=pd.concat([frames[f"staged_{s}"] for s in person_sources], ignore_index=True),
             mapping=frames["record_person_map"],
             link_pairs=frames["link_pairs"],
@@ -87,5 +87,5 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
           description="self-contained HTML quality report for this run (counts, quarantine, validation, linking)")
 def quality_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Render the report from the published warehouse into the data home's reports folder."""
-    path = render_quality_report(warehouse.warehouse(), warehouse.reports_dir, context.run_id)
+    path = render_quality_report(warehouse.warehouse(), warehouse.reports_dir, context.run.run_id)
     return dg.MaterializeResult(metadata={"path": str(path), "latest": str(path.with_name("latest.html"))})
