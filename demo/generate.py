@@ -97,6 +97,7 @@ PERSON_SOURCES = ("civil_affairs", "health", "justice", "census")
 _MESS_TABLE = {
     #                  civil   health  justice census
     "homophone": (0.03, 0.03, 0.03, 0.03),  # 晓/小, 伟/玮 ... in the given name
+    "shape_slip": (0.002, 0.002, 0.005, 0.01),  # 吴/昊, 宇/字: misread handwriting (census: paper forms)
     "traditional": (0.02, 0.02, 0.02, 0.02),  # name and address in traditional characters
     "fullwidth_space": (0.03, 0.03, 0.03, 0.03),  # full-width digits/letters, stray spaces, U+3000
     "id_typo": (0.015, 0.015, 0.015, 0.015),  # one digit substituted or two adjacent swapped

@@ -27,6 +27,7 @@ DEFECTS = (
     "moved",  # the address is the new one; civil affairs still has the old
     "address_variant",  # a duplicate's address written another way (栋 for 幢, no district)
     "homophone",  # a given-name character replaced by a homophone (晓 -> 小)
+    "shape_slip",  # a name character misread as a look-alike on a handwritten form (吴 -> 昊)
     "traditional",  # name and address in traditional characters
     "fullwidth_space",  # full-width digits/letters, or a stray space (ASCII or U+3000)
     "dot_variant",  # a transliterated name's middle dot typed as • ・ . ．
@@ -168,6 +169,10 @@ def damage(
 
     eligible = pop.homophone_ok[rows.person] & named & ~rows.defects["homophone"]  # twice could undo it: 晓 小 晓
     _homophone(rng, rows, choose(rng, eligible, rng.binomial(n, rates["homophone"])))
+    distinct, inverse = np.unique(rows.name, return_inverse=True)
+    has_lookalike = np.array([any(ch in V.LOOKALIKES for ch in name) for name in distinct.tolist()], dtype=bool)
+    lookalike = named & has_lookalike[inverse.reshape(-1)]
+    _shape_slip(rng, rows, choose(rng, lookalike, rng.binomial(n, rates["shape_slip"])))
     address = rows.address()
     traditional = choose(rng, named, rng.binomial(n, rates["traditional"]))
     _traditional(rows, address, traditional)
@@ -276,6 +281,17 @@ def _homophone(rng: np.random.Generator, rows: SourceRows, index: np.ndarray) ->
         changed.append(bool(positions))
     rows.name[index] = np.array(out, dtype=STRING)
     rows.flag("homophone", index[np.array(changed, dtype=bool)])
+
+
+def _shape_slip(rng: np.random.Generator, rows: SourceRows, index: np.ndarray) -> None:
+    """Replace one name character by a look-alike read differently (吴 -> 昊, 宇 -> 字)."""
+    out = []
+    for name, u in zip(rows.name[index].tolist(), rng.random(len(index)).tolist(), strict=True):
+        positions = [i for i, ch in enumerate(name) if ch in V.LOOKALIKES]
+        p = positions[int(u * len(positions))]
+        out.append(name[:p] + V.LOOKALIKES[name[p]] + name[p + 1 :])
+    rows.name[index] = np.array(out, dtype=STRING)
+    rows.flag("shape_slip", index)
 
 
 @functools.cache

@@ -26,6 +26,7 @@ __all__ = [
     "GIVEN_MALE_FIRST",
     "GIVEN_MALE_SECOND",
     "HOMOPHONES",
+    "LOOKALIKES",
     "MINORITY_FATHER",
     "MINORITY_FEMALE",
     "MINORITY_MALE",
@@ -164,6 +165,14 @@ MINORITY_FATHER: tuple[str, ...] = (
 DOT_VARIANTS_GBK: tuple[str, ...] = (".", "．")
 DOT_VARIANTS: tuple[str, ...] = ("•", "・", ".", "．")
 """What clerks type instead of the middle dot ``·``; the GBK export can only hold the first set."""
+
+LOOKALIKES: dict[str, str] = {
+    "吴": "昊", "昊": "吴", "宇": "字", "王": "玉", "玉": "王", "田": "由", "申": "甲", "天": "夭",
+    "军": "车", "春": "舂", "木": "本", "石": "右", "白": "自", "力": "刀", "于": "干", "彬": "杉",
+    "森": "淼", "苑": "宛", "明": "朋", "晨": "晟",
+}
+"""A character and one it is misread as on a handwritten form (形近字): read differently, so pinyin
+does not see the slip."""
 
 HOMOPHONES: dict[str, str] = {
     "晓": "小", "小": "晓", "伟": "玮", "玮": "伟", "丽": "莉", "莉": "丽", "明": "铭", "铭": "明",
