@@ -14,7 +14,7 @@ share of predicted persons that are exactly one true person) for:
 - silobreaker as shipped (EM-trained model) and with its declared hand-set weights;
 - Splink 5 on DuckDB with the *equivalent* model: the same prepared features (silobreaker's
   normalisers: simplified characters, toneless pinyin or a Latin name's words, ISO dates, household
-  key), the same ten blocking rules with the same block-size caps (as derived key columns, null in
+  key), the same eleven blocking rules with the same block-size caps (as derived key columns, null in
   an oversized block: Splink has no cap of its own), comparisons with the same levels (ID exact / one
   edit / two edits; name exact with term frequencies / same pinyin / same words reordered / same after
   folding look-alike characters /

@@ -453,8 +453,9 @@ def default_blocking_rules() -> tuple[BlockingRule, ...]:
     another identifier scheme, postcodes in ``community``) still gets candidate pairs when the name
     *and* the identifier are mistyped: surname + birth date, given name + birth date, community +
     birth date, each capped at 50 records a block so common surnames and large communities cost little.
-    Two more catch records without a usable birth date whose identifier is mistyped: name + community
-    (a 社区, or a postcode), and community + house number (the street number of a Latin address).
+    Three more catch records without a usable birth date whose identifier is mistyped: name + community
+    (a 社区, or a postcode), community + house number (the street number of a Latin address), and the
+    name alone where it is rare (at most 20 records share it: a common name costs nothing).
     """
     return (
         BlockingRule("id_number", keys=("id_number",)),
@@ -466,6 +467,7 @@ def default_blocking_rules() -> tuple[BlockingRule, ...]:
         BlockingRule("given_birth_date", keys=("given_pinyin", "birth_date"), max_block_size=50),
         BlockingRule("community_birth_date", keys=("community", "birth_date"), max_block_size=50),
         BlockingRule("name_community", keys=("name_pinyin", "community"), max_block_size=50),
+        BlockingRule("name", keys=("name_pinyin",), max_block_size=20),
         BlockingRule("community_house_number", keys=("community", "house_number"), max_block_size=50),
     )
 
