@@ -67,11 +67,11 @@ class RecordArrays:
 
     ``id_present`` covers every identifier, ``id_resident`` those in GB 11643 form (on ``id_digits``);
     ``latin_name`` marks names without Chinese characters, whose words ``sorted_words`` holds in
-    alphabetical order and ``name_words`` one per column (``name_word_count`` how many); ``name_parts`` and ``dotted_name`` split a
-    minority name at its middle dot, ``name_shape`` folds look-alike characters (:mod:`dedup.shapes`);
-    ``address_words`` is the same for addresses without Chinese
-    characters. ``birth_digits`` holds YYYYMMDD as digits and ``birth_days`` the date as a day number,
-    for dates one slip apart.
+    alphabetical order and ``name_words`` one per column (``name_word_count``: how many);
+    ``address_words`` is the same for addresses without Chinese characters. ``name_parts`` and
+    ``dotted_name`` split a minority name at its middle dot; ``name_shape`` folds look-alike characters
+    (:mod:`dedup.shapes`). ``birth_digits`` holds YYYYMMDD as digits and ``birth_days`` the date as a day
+    number, to find dates one slip apart.
     """
 
     name: CodedStrings
@@ -212,13 +212,7 @@ def _id_number_levels(_: IdNumberComparison, a: RecordArrays, rid_l: np.ndarray,
 
 
 def _resident_id_levels(a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
-    left = a.id_digits[rid_l]
-    right = a.id_digits[rid_r]
-    differs = left != right
-    n_diff = differs.sum(axis=1)
-    # A swap of neighbours i, i+1 differs in exactly those two positions with crossed values.
-    crossed = (left[:, :-1] == right[:, 1:]) & (left[:, 1:] == right[:, :-1]) & differs[:, :-1] & differs[:, 1:]
-    transposed = (n_diff == 2) & crossed.any(axis=1)
+    n_diff, transposed = _digit_slips(a.id_digits[rid_l], a.id_digits[rid_r])
     level = np.full(len(rid_l), 4, dtype=np.int8)
     # Two valid numbers two digits apart are two people (twins: sequence and check digits differ).
     level[(n_diff == 2) & ~(a.id_valid[rid_l] & a.id_valid[rid_r])] = 3
@@ -317,6 +311,16 @@ def _birth_date_levels(_: BirthDateComparison, a: RecordArrays, rid_l: np.ndarra
     return level
 
 
+def _digit_slips(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of two digit matrices: how many positions differ, and whether the difference is one swap
+    of neighbouring digits (positions i, i+1 differ, each holding the other's digit) — the two keying
+    slips an ID number's check character and a date's plausibility are judged by."""
+    differs = left != right
+    n_diff = differs.sum(axis=1)
+    crossed = (left[:, :-1] == right[:, 1:]) & (left[:, 1:] == right[:, :-1]) & differs[:, :-1] & differs[:, 1:]
+    return n_diff, (n_diff == 2) & crossed.any(axis=1)
+
+
 def _near_dates(
     a: RecordArrays,
     rid_l: np.ndarray,
@@ -328,14 +332,11 @@ def _near_dates(
 ) -> np.ndarray:
     """Full dates one slip apart: one digit of YYYYMMDD differs, two neighbouring digits are swapped,
     one to three days lie between them, or the day and month agree and the years are neighbours."""
-    left, right = a.birth_digits[rid_l], a.birth_digits[rid_r]
-    differs = left != right
-    n_diff = differs.sum(axis=1)
-    crossed = (left[:, :-1] == right[:, 1:]) & (left[:, 1:] == right[:, :-1]) & differs[:, :-1] & differs[:, 1:]
+    n_diff, transposed = _digit_slips(a.birth_digits[rid_l], a.birth_digits[rid_r])
     days = np.abs(a.birth_days[rid_l].astype(np.int64) - a.birth_days[rid_r].astype(np.int64))
     return (
         (n_diff == 1)
-        | ((n_diff == 2) & crossed.any(axis=1))
+        | transposed
         | ((days >= 1) & (days <= 3))
         | (same_day & same_month & (np.abs(year_l.astype(np.int32) - year_r.astype(np.int32)) == 1))
     )
