@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 from core.errors import ConfigError
@@ -166,7 +166,8 @@ class Comparison:
 
     Subclasses fix ``field`` and the level labels (in order: level code 0 is always ``null``, a value
     missing on either side); the executor in :mod:`dedup.compare` decides which level each pair reaches.
-    Levels are listed in the order the executor tests them, so the labels must match exactly.
+    Levels are listed in the order the executor tests them, so the labels must match exactly. Every
+    field named ``*_threshold`` is a similarity in (0, 1] and is checked as one.
     """
 
     field: ClassVar[str] = ""
@@ -181,6 +182,16 @@ class Comparison:
             raise ConfigError(
                 f"{type(self).__name__}: levels must be exactly ({example}) in that order, got labels {got}"
             )
+        owner = type(self).__name__
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if spec.name.endswith("_threshold") and (
+                isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0
+            ):
+                raise ConfigError(
+                    f"{owner}: {spec.name} must be a similarity in (0, 1], got {value!r}; "
+                    f"e.g. {owner}({spec.name}={spec.default})"
+                )
 
     def weights(self) -> tuple[float, ...]:
         """Weight per level code (the position of the level in :attr:`labels`)."""
@@ -189,11 +200,6 @@ class Comparison:
     def weight(self, label: str) -> float:
         """Weight of the level called ``label``."""
         return self.levels[self.labels.index(label)].weight
-
-    @staticmethod
-    def _check_fraction(owner: str, name: str, value: float, example: str) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
-            raise ConfigError(f"{owner}: {name} must be a similarity in (0, 1], got {value!r}; e.g. {example}")
 
 
 @dataclass(frozen=True)
@@ -250,18 +256,6 @@ class NameComparison(Comparison):
     pinyin_threshold: float = 0.85
     word_threshold: float = 0.88
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._check_fraction(
-            "NameComparison", "similar_threshold", self.similar_threshold, "NameComparison(similar_threshold=0.6)"
-        )
-        self._check_fraction(
-            "NameComparison", "word_threshold", self.word_threshold, "NameComparison(word_threshold=0.88)"
-        )
-        self._check_fraction(
-            "NameComparison", "pinyin_threshold", self.pinyin_threshold, "NameComparison(pinyin_threshold=0.85)"
-        )
-
 
 @dataclass(frozen=True)
 class BirthDateComparison(Comparison):
@@ -271,8 +265,9 @@ class BirthDateComparison(Comparison):
     equal, year is the common precision; ``swapped`` — day and month transposed (03-04 / 04-03);
     ``near`` — off by one slip: one digit of YYYYMMDD mistyped or two neighbouring digits swapped, one to
     three days apart, or the same day of a neighbouring year (at month precision: the neighbouring month,
-    or the same month of a neighbouring year); ``different``. A record without a stated birth date, or with a valid ID number, takes the date embedded
-    in its ID number (the check character protects it; a stated date does not have one).
+    or the same month of a neighbouring year); ``different``. A record without a stated birth date, or
+    with a valid ID number, takes the date embedded in its ID number (the check character protects it; a
+    stated date does not have one).
     """
 
     field: ClassVar[str] = "birth_date"
@@ -315,10 +310,10 @@ class AddressComparison(Comparison):
 
     Levels: ``exact`` text; ``household`` — the same flat written another way (3幢2单元501室 / 3-2-501,
     see :func:`dedup.prepare.household_key`); ``similar`` — Indel similarity at least
-    ``similar_threshold``; ``partial`` — the same community (the ``community`` column: a 社区 or a
-    postcode) or, for an address in Latin letters, words in common (token-set similarity at least
-    ``partial_threshold``: a street kept, a suburb mistyped); ``different`` (people move, so this is weak
-    evidence against).
+    ``similar_threshold``; ``partial`` — an address in Latin letters with words in common (token-set
+    similarity at least ``partial_threshold``: a street kept, a suburb mistyped); ``different`` (people
+    move, so this is weak evidence against). The community is compared on its own
+    (:class:`CommunityComparison`).
     """
 
     field: ClassVar[str] = "address"
@@ -328,15 +323,6 @@ class AddressComparison(Comparison):
     )
     similar_threshold: float = 0.8
     partial_threshold: float = 0.7
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._check_fraction(
-            "AddressComparison", "similar_threshold", self.similar_threshold, "AddressComparison(similar_threshold=0.8)"
-        )
-        self._check_fraction(
-            "AddressComparison", "partial_threshold", self.partial_threshold, "AddressComparison(partial_threshold=0.7)"
-        )
 
 
 @dataclass(frozen=True)

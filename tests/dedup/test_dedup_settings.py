@@ -6,6 +6,7 @@ import pytest
 
 from core.errors import ConfigError
 from dedup.settings import (
+    AddressComparison,
     BlockingRule,
     ComparisonLevel,
     IdNumberComparison,
@@ -34,6 +35,7 @@ def test_defaults_are_valid_and_cover_every_field() -> None:
         (lambda: ComparisonLevel("exact", float("nan")), "finite"),
         (lambda: IdNumberComparison(levels=(ComparisonLevel("null", 0), ComparisonLevel("exact", 9))), "levels must be exactly"),
         (lambda: NameComparison(similar_threshold=1.5), "similar_threshold"),
+        (lambda: AddressComparison(partial_threshold=0), "partial_threshold"),
         (lambda: LinkSettings(blocking_rules=()), "at least one BlockingRule"),
         (lambda: LinkSettings(match_threshold=float("inf")), "finite"),
         (lambda: LinkSettings(review_margin=-1), "review_margin"),
