@@ -8,8 +8,9 @@ whatever the score, because some evidence is conclusive in this domain:
 
 - two different ID numbers that both pass the MOD 11-2 check are two people (MOD 11-2 catches every
   single substitution and adjacent transposition, so a keying error leaves at least one ID invalid);
-- sexes that differ, unless the ID numbers are equal (then one record's 男/女 is a slip: the valid
-  ID's sex digit is used as the sex in the first place);
+- sexes that differ, when one of them is the sex digit of a valid ID number and the ID numbers are not
+  equal (equal IDs make one record's 男/女 a slip: the valid ID's sex digit is used as the sex in the
+  first place). Two stated sexes alone do not veto: either may be a slip, and the model weighs it;
 - birth dates that differ at the precision both records give by more than a slip, when one of them is
   the date a valid ID number carries and the ID numbers do not agree (exactly or up to a typo) to
   overrule them — this keeps 同名同姓 namesakes apart. Two stated dates alone do not veto: a stated
@@ -125,22 +126,14 @@ def _violates(rule: str, levels: pd.DataFrame, settings: LinkSettings) -> np.nda
         sex = settings.comparison("sex")
         # As with birth dates: a stated 男/女 can be a slip, the sex digit of a valid ID cannot.
         differs = (levels["sex"].to_numpy() == sex.labels.index("different")) & levels["id_valid_any"].to_numpy()
-        ids = settings.comparison("id_number")
-        if ids is None:
-            return differs
-        return differs & (levels["id_number"].to_numpy() != ids.labels.index("exact"))
+        return differs & ~_ids_agree(levels, settings, ("exact",))
     if rule == "contradicting_birth_dates":
         birth = settings.comparison("birth_date")
         # A stated date can be wholly wrong (another person's, a swapped field); the date a valid ID
         # number carries cannot be mistyped without breaking its check character. A contradiction is
         # conclusive only when one side is such a date.
         contradicts = (levels["birth_date"].to_numpy() == birth.labels.index("different")) & levels["id_valid_any"].to_numpy()
-        ids = settings.comparison("id_number")
-        if ids is None:
-            return contradicts
-        id_level = levels["id_number"].to_numpy()
-        supported = (id_level == ids.labels.index("exact")) | (id_level == ids.labels.index("typo"))
-        return contradicts & ~supported
+        return contradicts & ~_ids_agree(levels, settings, ("exact", "typo"))
     if rule == "same_source_mismatch":
         name = settings.comparison("name")
         # A department copies a person's name from its own register, or re-types it through an input
@@ -151,10 +144,14 @@ def _violates(rule: str, levels: pd.DataFrame, settings: LinkSettings) -> np.nda
         address = settings.comparison("address")
         if address is not None:
             mismatch |= levels["address"].to_numpy() == address.labels.index("different")
-        ids = settings.comparison("id_number")
-        if ids is None:
-            return levels["same_source"].to_numpy() & mismatch
-        id_level = levels["id_number"].to_numpy()
-        supported = (id_level == ids.labels.index("exact")) | (id_level == ids.labels.index("typo"))
-        return levels["same_source"].to_numpy() & mismatch & ~supported
+        return levels["same_source"].to_numpy() & mismatch & ~_ids_agree(levels, settings, ("exact", "typo"))
     raise ValueError(f"unknown hard rule {rule!r}")
+
+
+def _ids_agree(levels: pd.DataFrame, settings: LinkSettings, agreeing: tuple[str, ...]) -> np.ndarray:
+    """Pairs whose ID numbers reach one of the ``agreeing`` levels, which overrules a contradiction
+    elsewhere; none when the settings compare no ID numbers."""
+    ids = settings.comparison("id_number")
+    if ids is None:
+        return np.zeros(len(levels), dtype=bool)
+    return np.isin(levels["id_number"].to_numpy(), [ids.labels.index(label) for label in agreeing])
