@@ -17,13 +17,12 @@ share of predicted persons that are exactly one true person) for:
   key), the same eleven blocking rules with the same block-size caps (as derived key columns, null in
   an oversized block: Splink has no cap of its own), comparisons with the same levels (ID exact / one
   edit / two edits; name exact with term frequencies / same pinyin / same words reordered / same after
-  folding look-alike characters /
-  Jaro-Winkler on pinyin or on the reordered words / a word in common / a word in common up to
-  Jaro-Winkler 0.88; birth date day / month / year /
-  one slip (Damerau-Levenshtein 1 or up to three days); sex; phone; address exact / same flat /
-  Jaro-Winkler / two words in common; community with term frequencies, null where the flat agrees),
-  u from 1M random pairs (as silobreaker), the prior from the ID rule, m by EM over three blocking
-  rules, clustered at the same match probability (0.999; 0.9 is reported too);
+  folding look-alike characters / Jaro-Winkler on pinyin or on the reordered words / a word in common
+  / a word in common up to Jaro-Winkler 0.88; birth date day / month / year / one slip
+  (Damerau-Levenshtein 1 or up to three days); sex; phone; address exact / same flat / Jaro-Winkler /
+  two words in common; community with term frequencies, null where the flat agrees), u from 1M random
+  pairs (as silobreaker), the prior from the ID rule, m by EM over three blocking rules, clustered at
+  the same match probability (0.999; 0.9 is reported too);
 - on FEBRL, also Splink with its own FEBRL model on the raw columns.
 
 FEBRL3 is deduplicated as it is; FEBRL4's two files are deduplicated as one (source A / B), for both
@@ -37,8 +36,7 @@ postcode as the community. Splink's equivalent model gets the same mapped column
 clustering) of each engine in its own fresh subprocess, on the same staged demo records, engines
 alternating, wall time measured inside the child around the step and peak RSS as the child's
 ``VmHWM`` (whole process: Python, data and DuckDB; not ``ru_maxrss``, which Linux carries over from
-the parent across ``exec``). Ratios are silobreaker / Splink. Each engine
-runs from its own install: silobreaker from the product venv ``.venv`` (pandas 3, as shipped), Splink
+the parent across ``exec``). Ratios are silobreaker / Splink. Each engine runs from its own install: silobreaker from the product venv ``.venv`` (pandas 3, as shipped), Splink
 from ``.venv-bench`` (pandas 2.3, which recordlinkage requires; Splink's work happens in DuckDB).
 
 Results are appended to ``benchmarks/results/splink_compare.md`` with the command, data sizes,
@@ -59,6 +57,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -322,10 +321,34 @@ def evaluate(mapping: pd.DataFrame, truth: pd.DataFrame, negatives: pd.DataFrame
     return scores
 
 
-def _runs(label: str, result: dict[float, pd.DataFrame]) -> int:
-    """Linking runs behind ``result``: silobreaker links once per threshold, Splink predicts once and
-    clusters at each."""
-    return len(result) if label.startswith("silobreaker") else 1
+Engine = tuple[str, Callable[[], dict[float, pd.DataFrame]]]
+
+
+def _engines(records: pd.DataFrame) -> list[Engine]:
+    """The engines every dataset is linked with: label and a run giving a mapping per threshold."""
+    return [
+        ("silobreaker (EM)", lambda: link_silobreaker_thresholds(records)),
+        ("silobreaker (declared weights)", lambda: {THRESHOLD: link_silobreaker(records, estimate=False)}),
+        ("Splink, equivalent model", lambda: link_splink_equivalent(records, SPLINK_THRESHOLDS)),
+    ]
+
+
+def _accuracy_rows(
+    dataset: str, engines: list[Engine], truth: pd.DataFrame, negatives: pd.DataFrame | None = None
+) -> list[str]:
+    """Run each engine once, timed, and one table row per threshold it reports. silobreaker links once
+    per threshold, Splink predicts once and clusters at each, so only silobreaker's time is divided."""
+    rows = []
+    for label, run in engines:
+        started = time.perf_counter()
+        result = run()
+        seconds = time.perf_counter() - started
+        runs = len(result) if label.startswith("silobreaker") else 1
+        for threshold, mapping in result.items():
+            suffix = f" @ p≥{threshold}" if len(result) > 1 else ""
+            rows.append(_row(dataset, label + suffix, evaluate(mapping, truth, negatives), seconds / runs))
+        log.info("%s %s done in %.1fs", dataset, label, seconds)
+    return rows
 
 
 def _row(dataset: str, engine: str, scores: dict[str, Any], seconds: float) -> str:
@@ -349,36 +372,14 @@ def run_accuracy(persons: int) -> str:
         truth = frame[["record_id", "true_person_id"]]
         canonical = febrl_canonical(frame)
         sizes.append(f"{name} {len(frame):,} records")
-        for label, run in (
-            ("silobreaker (EM)", lambda: link_silobreaker_thresholds(canonical)),
-            ("silobreaker (declared weights)", lambda: {THRESHOLD: link_silobreaker(canonical, estimate=False)}),
-            ("Splink, equivalent model", lambda: link_splink_equivalent(canonical, SPLINK_THRESHOLDS)),
-            ("Splink, own FEBRL model", lambda: link_splink_febrl(frame, SPLINK_THRESHOLDS)),
-        ):
-            started = time.perf_counter()
-            result = run()
-            seconds = time.perf_counter() - started
-            for threshold, mapping in result.items():
-                suffix = f" @ p≥{threshold}" if len(result) > 1 else ""
-                rows.append(_row(name, label + suffix, evaluate(mapping, truth), seconds / _runs(label, result)))
-            log.info("%s %s done in %.1fs", name, label, seconds)
+        engines = [*_engines(canonical), ("Splink, own FEBRL model", lambda: link_splink_febrl(frame, SPLINK_THRESHOLDS))]
+        rows += _accuracy_rows(name, engines, truth)
 
     with tempfile.TemporaryDirectory(prefix="silobreaker-splink-") as scratch:
         staged, truth, negatives = demo_records(persons, Path(scratch))
     sizes.append(f"demo {persons:,} persons = {len(staged):,} staged records")
     dataset = f"demo {persons // 1000}k"
-    for label, run in (
-        ("silobreaker (EM)", lambda: link_silobreaker_thresholds(staged)),
-        ("silobreaker (declared weights)", lambda: {THRESHOLD: link_silobreaker(staged, estimate=False)}),
-        ("Splink, equivalent model", lambda: link_splink_equivalent(staged, SPLINK_THRESHOLDS)),
-    ):
-        started = time.perf_counter()
-        result = run()
-        seconds = time.perf_counter() - started
-        for threshold, mapping in result.items():
-            suffix = f" @ p≥{threshold}" if len(result) > 1 else ""
-            rows.append(_row(dataset, label + suffix, evaluate(mapping, truth, negatives), seconds / _runs(label, result)))
-        log.info("demo %s done in %.1fs", label, seconds)
+    rows += _accuracy_rows(dataset, _engines(staged), truth, negatives)
 
     header = (
         "| dataset | engine | precision | recall | F1 | true persons exact | predicted persons exact | "
