@@ -1,39 +1,101 @@
-"""The quality report of a run whose publication was blocked, written by a run-failure sensor.
+"""The quality report of a run whose publication was blocked: one function for the sensor and the CLI.
 
 A blocking check stops ``publish`` and therefore ``quality_report``; supervisors still need to
-know why nothing new was published. For runs launched from the Dagster UI or the schedule this
-sensor writes the report (the CLI writes it itself, as in-process runs trigger no sensors).
+know why nothing new was published. :func:`write_blocked_report` reads the run's own record in
+Dagster's event log — the failed steps and the staging reports this attempt materialised — so a
+source that failed before staging is never shown with an earlier run's counts. Runs launched from
+the Dagster UI or the schedule get it from the run-failure sensor; the CLI, whose in-process runs
+trigger no sensors, calls the same function.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from publish import Warehouse
-from quality import load_staging_reports, render_blocked_report
+from core.errors import SilobreakerError
+from core.home import DataHome
+from publish import WarehouseReader
+from quality import StagingReport, render_blocked_report
 
-__all__ = ["build_blocked_report_sensor"]
+__all__ = ["build_blocked_report_sensor", "failure_messages", "run_staging_reports", "write_blocked_report"]
+
+_REPORT_PREFIX = "staging_report_"
 
 
-def build_blocked_report_sensor(job: Any, home: Path) -> dg.SensorDefinition:
-    """A sensor on the failures of ``job`` (the ``sync`` asset job) that writes the blocked-run report into ``<home>/reports``."""
+def failure_messages(events: Iterable[Any]) -> dict[str, str]:
+    """Failed step -> the message a data team acts on, from Dagster step-failure events."""
+    return {event.step_key: _our_message(event.step_failure_data.error) for event in events}
+
+
+def run_staging_reports(instance: dg.DagsterInstance, run_id: str) -> dict[str, StagingReport]:
+    """Source -> the staging report run ``run_id`` materialised (sources it never staged are absent)."""
+    reports = {}
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = entry.asset_materialization
+        if materialization is None or not materialization.asset_key.path[-1].startswith(_REPORT_PREFIX):
+            continue
+        value = materialization.metadata.get("report")
+        if value is not None:
+            report = StagingReport.from_dict(value.value)
+            reports[report.source] = report
+    return reports
+
+
+def write_blocked_report(instance: dg.DagsterInstance, run_id: str, home: DataHome) -> Path:
+    """Write the report of the failed run ``run_id``: why it was blocked, this attempt's staging counts,
+    and the last publication's scorecard (or its ordinary report, if the run did publish)."""
+    failures = failure_messages(
+        entry.dagster_event for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    )
+    reader = WarehouseReader(home)
+    last = reader.last_run()
+    inputs = reader.report_inputs(last.run_id) if last else None
+    return render_blocked_report(home, run_id, failures, run_staging_reports(instance, run_id), inputs)
+
+
+def build_blocked_report_sensor(job: Any, home: DataHome) -> dg.SensorDefinition:
+    """A sensor on the failures of ``job`` (the ``sync`` asset job) that writes the blocked-run report."""
 
     @dg.run_failure_sensor(name="blocked_quality_report", monitored_jobs=[job],
                            default_status=dg.DefaultSensorStatus.RUNNING,
                            description="write the quality report of a failed sync, saying why nothing was published")
     def blocked_quality_report(context: dg.RunFailureSensorContext) -> None:
-        failures = {event.step_key: _root_message(event.step_failure_data.error)
-                    for event in context.get_step_failure_events()}
-        path = render_blocked_report(Warehouse(home), Path(home) / "reports", context.dagster_run.run_id, failures,
-                                     load_staging_reports(home))
+        path = write_blocked_report(context.instance, context.dagster_run.run_id, home)
         context.log.info(f"blocked run report written to {path}")
 
     return blocked_quality_report
 
 
-def _root_message(error) -> str:
-    # Dagster wraps user errors; the innermost cause carries our message with source and fix.
-    while error.cause is not None:
+def _our_message(error: Any) -> str:
+    """The message of silobreaker's own error in a Dagster error chain (it names the source, file and
+    fix), else of a ``dg.Failure``, else of the innermost cause; the library's text stays underneath."""
+    chain = []
+    while error is not None:
+        chain.append(error)
         error = error.cause
-    return error.message.strip()
+    # Subclasses are looked up now, not at import, so every room's errors are known.
+    names = _subclass_names(SilobreakerError) | {"Failure"}
+    ours = next((e for e in chain if e.cls_name in names), None) or chain[-1]
+    message = _without_class(ours.message)
+    cause = chain[-1]
+    if cause is not ours and cause.cls_name not in names:
+        first_line = _without_class(cause.message).splitlines()[0] if cause.message.strip() else ""
+        message += f" (cause: {cause.cls_name}: {first_line})"
+    return message
+
+
+def _without_class(message: str) -> str:
+    # Serialised messages read "module.ClassName: text".
+    head, _, text = message.strip().partition(": ")
+    return text if text and " " not in head else message.strip()
+
+
+def _subclass_names(root: type) -> set[str]:
+    names = {root.__name__}
+    for sub in root.__subclasses__():
+        names |= _subclass_names(sub)
+    return names

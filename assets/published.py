@@ -4,8 +4,8 @@ import dagster as dg
 import pandas as pd
 
 from assets.resources import WarehouseResource
-from publish import PublicationInputs
-from quality import render_quality_report, unified_population_suite, validate_frame
+from publish import PublicationInputs, publish_if_valid
+from quality import render_quality_report
 from staging import CONSENT_COLUMNS
 
 __all__ = ["build_publish_assets", "quality_report"]
@@ -37,7 +37,6 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
                                        description="Great Expectations suite the new table must pass before it replaces the old")],
     )
     def publish(context: dg.AssetExecutionContext, warehouse: WarehouseResource, **frames):
-        reports = [frames[f"staging_report_{s}"] for s in all_sources]
         inputs = PublicationInputs(
             run_id=context.run.run_id,
             records=pd.concat([frames[f"staged_{s}"] for s in person_sources], ignore_index=True),
@@ -48,36 +47,23 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
             review_decisions=frames["review_decisions"],
             quarantine=pd.concat([frames[f"quarantine_{s}"] for s in all_sources], ignore_index=True),
             consent=frames[f"staged_{consent_source}"] if consent_source else pd.DataFrame(columns=CONSENT_COLUMNS),
-            lineage=[r["lineage"] for r in reports],
-            validations=[r["validation"] for r in reports],
+            staging_reports=[frames[f"staging_report_{s}"] for s in all_sources],
             trust=trust,
-            staging_reports=reports,
         )
-        wh = warehouse.warehouse()
-        candidate = wh.build_candidate(inputs, warehouse.policy())
-        validation = validate_frame(
-            candidate.read("SELECT person_id, name, id_number, record_count FROM unified_population"),
-            unified_population_suite(),
-        )
+        result = publish_if_valid(warehouse.data_home(), inputs, warehouse.policy())
         check = dg.AssetCheckResult(
-            asset_key=UNIFIED, check_name="expectations", passed=validation.success,
-            metadata={"failed": [f"{o.kind}({o.column})" for o in validation.failed_expectations()]},
+            asset_key=UNIFIED, check_name="expectations", passed=result.validation.success,
+            metadata={"failed": [f"{o.kind}({o.column})" for o in result.validation.failed_expectations()]},
         )
-        if not validation.success:
-            wh.discard(candidate)
+        if not result.published:
             yield check
-            failed = "; ".join(f"{o.kind}({o.column}): {o.unexpected_count} unexpected, {o.why}"
-                               for o in validation.failed_expectations())
-            raise dg.Failure(
-                description=f"unified_population failed its expectations ({failed}); the previous warehouse stays published",
-            )
-        wh.publish(candidate)
+            raise dg.Failure(description=result.reason)
         yield dg.MaterializeResult(asset_key=UNIFIED, metadata={
-            "path": str(wh.path), "dagster/row_count": candidate.counts["unified_population"], **candidate.counts})
+            "path": str(result.warehouse), "dagster/row_count": result.counts["unified_population"], **result.counts})
         yield dg.MaterializeResult(asset_key=SHARED, metadata={
             p.recipient: f"{p.row_count} rows, sha256 {p.content_hash[:12]}"
             + "".join(f", {n} {why}" for why, n in sorted(p.exclusions.items()) if why != "no_consent")
-            for p in candidate.products})
+            for p in result.products})
         yield check
 
     return publish
@@ -86,6 +72,7 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
 @dg.asset(group_name="published", deps=[UNIFIED, SHARED], kinds={"html"},
           description="self-contained HTML quality report for this run (counts, quarantine, validation, linking)")
 def quality_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Render the report from the published warehouse into the data home's reports folder."""
-    path = render_quality_report(warehouse.warehouse(), warehouse.reports_dir, context.run.run_id)
-    return dg.MaterializeResult(metadata={"path": str(path), "latest": str(path.with_name("latest.html"))})
+    """Render the report of this run from the published warehouse into the data home's reports folder."""
+    home = warehouse.data_home()
+    path = render_quality_report(warehouse.reader().report_inputs(context.run.run_id), home)
+    return dg.MaterializeResult(metadata={"path": str(path), "latest": str(home.latest_report)})

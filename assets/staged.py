@@ -11,13 +11,13 @@ import dagster as dg
 
 from assets.resources import WarehouseResource
 from connectors import Extract, SourceConfig
-from quality import RuleSet, consent_suite, staged_person_suite, validate_frame
+from quality import QualityRules, build_staging_report, consent_suite, staged_person_suite, validate_frame
 from staging import stage_consent_records, stage_person_records
 
 __all__ = ["build_staged_assets"]
 
 
-def build_staged_assets(source: SourceConfig, rules: RuleSet) -> dg.AssetsDefinition:
+def build_staged_assets(source: SourceConfig, rules: QualityRules) -> dg.AssetsDefinition:
     """``staged_<s>``, ``quarantine_<s>`` and ``staging_report_<s>`` for one source, checked against ``rules``."""
     name = source.name
     staged_key = dg.AssetKey(f"staged_{name}")
@@ -42,27 +42,22 @@ def build_staged_assets(source: SourceConfig, rules: RuleSet) -> dg.AssetsDefini
     )
     def stage(context: dg.AssetExecutionContext, raw: Extract, warehouse: WarehouseResource):
         stage_fn = stage_consent_records if source.role == "consent" else stage_person_records
-        options = {} if source.role == "consent" else {"date_formats": source.date_formats}
         result = stage_fn(
             raw.frame, source=name, primary_key=source.primary_key, columns=source.columns,
-            values=source.values, extracted_at=raw.lineage.extracted_at, **options,
+            values=source.values, date_formats=source.date_formats, extracted_at=raw.lineage.extracted_at,
         )
+        previous_rows = warehouse.reader().previous_staged_rows(name) if rules.row_count_change else None
         suite = consent_suite(name) if source.role == "consent" else staged_person_suite(
-            name, rules, fields=list(source.columns), as_of=raw.lineage.extracted_at,
-            previous_rows=warehouse.previous_staged_rows(name) if rules.row_count_change else None)
+            name, rules, fields=list(source.columns), as_of=raw.lineage.extracted_at, previous_rows=previous_rows)
         validation = validate_frame(result.staged, suite)
-        extracted, staged, quarantined = raw.lineage.row_count, len(result.staged), len(result.quarantine)
-        report = {
-            "source": name, "department": source.department, "role": source.role,
-            "lineage": raw.lineage.as_metadata(), "extracted": extracted, "staged": staged,
-            "quarantined": quarantined, "quarantine_rules": result.quarantine["rule"].value_counts().to_dict(),
-            "validation": validation.as_dict(), "fields": list(source.columns),
-            "soft_problems": {k: int(v) for k, v in result.soft_problems.items()},
-        }
+        report = build_staging_report(source, raw, result, validation)
         yield dg.Output(result.staged, output_name=f"staged_{name}",
-                        metadata={"dagster/row_count": staged, "quarantined": quarantined})
-        yield dg.Output(result.quarantine, output_name=f"quarantine_{name}", metadata={"dagster/row_count": quarantined})
-        yield dg.Output(report, output_name=f"staging_report_{name}")
+                        metadata={"dagster/row_count": report.staged, "quarantined": report.quarantined})
+        yield dg.Output(result.quarantine, output_name=f"quarantine_{name}",
+                        metadata={"dagster/row_count": report.quarantined})
+        # The whole report rides in the event log too, so a blocked run's report shows this attempt's counts.
+        yield dg.Output(report, output_name=f"staging_report_{name}",
+                        metadata={"report": dg.MetadataValue.json(report.as_dict())})
         yield dg.AssetCheckResult(
             asset_key=staged_key, check_name="expectations", passed=validation.success,
             metadata={
@@ -72,8 +67,8 @@ def build_staged_assets(source: SourceConfig, rules: RuleSet) -> dg.AssetsDefini
             },
         )
         yield dg.AssetCheckResult(
-            asset_key=staged_key, check_name="record_conservation", passed=extracted == staged + quarantined,
-            metadata={"extracted": extracted, "staged": staged, "quarantined": quarantined},
+            asset_key=staged_key, check_name="record_conservation", passed=report.conserved,
+            metadata={"extracted": report.extracted, "staged": report.staged, "quarantined": report.quarantined},
         )
         if source.role == "person":
             yield dg.AssetCheckResult(

@@ -7,23 +7,13 @@ one into an :class:`Extract` (a frame of ``str``/``None`` plus :class:`Lineage`)
 
 from typing import Any
 
-from connectors.config import (
-    CONSENT_FIELDS,
-    DEFAULT_DATE_FORMATS,
-    PERSON_FIELDS,
-    SourceConfig,
-    SourcesFile,
-    load_sources,
-)
+from connectors.config import SourceConfig, SourcesFile, load_sources
 from connectors.extract import read_source
 from connectors.files import detect_encoding
 from connectors.lineage import Extract, Lineage
 from connectors.sql import safe_url
 
 __all__ = [
-    "CONSENT_FIELDS",
-    "DEFAULT_DATE_FORMATS",
-    "PERSON_FIELDS",
     "Extract",
     "Lineage",
     "SourceConfig",
@@ -37,8 +27,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # Dagster is imported only when SourceReader is asked for: staging and dedup import
-    # connectors.config and must stay free of Dagster.
+    # Dagster is imported only when SourceReader is asked for, so reading declarations (the CLI,
+    # tests) does not pay for importing Dagster.
     if name == "SourceReader":
         from connectors.resources import SourceReader
 

@@ -14,59 +14,22 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from core.config import key_error, load_yaml_model, suggest
 from core.errors import ConfigError
-from core.paths import HOME_ENV
+from core.home import HOME_ENV, DataHome, HomeLike
+from core.vocabulary import CONSENT_FIELDS, DATE_FORMATS, PERSON_FIELDS
 
-__all__ = [
-    "CONSENT_FIELDS",
-    "DEFAULT_DATE_FORMATS",
-    "PERSON_FIELDS",
-    "SourceConfig",
-    "SourcesFile",
-    "load_sources",
-]
-
-PERSON_FIELDS: tuple[str, ...] = (
-    "name",
-    "sex",
-    "birth_date",
-    "id_number",
-    "phone",
-    "address",
-    "street",
-    "community",
-    "grid",
-    "record_date",
-    "lives_alone",
-    "low_income",
-    "disability_grade",
-    "chronic_disease",
-    "pregnant",
-    "corrections",
-    "case_type",
-)
-"""Canonical fields a ``role: person`` source may map in ``columns``."""
-
-CONSENT_FIELDS: tuple[str, ...] = (
-    "id_number", "name", "purpose", "recipient", "status", "decided_at", "channel", "categories", "expires_at",
-    "guardian_id_number",
-)
-"""Canonical fields a ``role: consent`` source may map in ``columns``."""
-
-DEFAULT_DATE_FORMATS: tuple[str, ...] = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%Y年%m月%d日")
-"""strptime formats tried, in order, when a source does not declare ``date_formats``."""
+__all__ = ["SourceConfig", "SourcesFile", "load_sources"]
 
 _FIELDS_BY_ROLE = {"person": PERSON_FIELDS, "consent": CONSENT_FIELDS}
 _FILE_KINDS = ("csv", "xlsx", "parquet")
@@ -92,21 +55,8 @@ _EXAMPLES = {
     "columns": "columns: {name: xm, id_number: sfzh}",
     "values": 'values: {sex: {"1": M, "2": F, 男: M, 女: F}}',
     "date_formats": 'date_formats: ["%Y-%m-%d", "%Y%m%d"]',
+    "trust": "trust: 1",
 }
-
-
-def _rule(problem: str, *sub_loc: str | int) -> PydanticCustomError:
-    """A validation error whose key path is refined by ``sub_loc`` when the file is reported.
-
-    Model validators can only fail for the whole model; ``sub_loc`` lets the report still point
-    at ``sources[2].columns.nmae`` rather than at ``sources[2]``.
-    """
-    return PydanticCustomError("source_rule", problem, {"sub_loc": sub_loc})
-
-
-def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class SourceConfig(BaseModel):
@@ -151,9 +101,16 @@ class SourceConfig(BaseModel):
         default_factory=dict, description="Canonical field -> {source value: canonical value}."
     )
     date_formats: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_DATE_FORMATS),
+        default_factory=lambda: list(DATE_FORMATS),
         min_length=1,
-        description="strptime formats tried in order when staging parses this source's dates.",
+        description="strptime formats tried in order when staging parses this source's dates "
+        "(default: the day-precision forms of core.vocabulary.DATE_FORMATS).",
+    )
+    trust: int | None = Field(
+        default=None,
+        ge=1,
+        description="person sources: rank when departments disagree on a golden-record value; 1 is trusted "
+        "first. Sources without trust follow those with one, in file order.",
     )
 
     # Where the declaration came from, so errors raised later (at read time) can name the file.
@@ -189,39 +146,39 @@ class SourceConfig(BaseModel):
         self._check_fields()
         for position, key in enumerate(self.primary_key):
             if not key.strip():
-                raise _rule("primary_key entries must be column names, got an empty string", "primary_key", position)
+                raise key_error("primary_key entries must be column names, got an empty string", "primary_key", position)
         if len(set(self.primary_key)) != len(self.primary_key):
-            raise _rule(f"primary_key lists a column twice: {self.primary_key}", "primary_key")
+            raise key_error(f"primary_key lists a column twice: {self.primary_key}", "primary_key")
         for position, fmt in enumerate(self.date_formats):
             if "%" not in fmt:
-                raise _rule(f"{fmt!r} is not a strptime format; expected e.g. '%Y-%m-%d'", "date_formats", position)
+                raise key_error(f"{fmt!r} is not a strptime format; expected e.g. '%Y-%m-%d'", "date_formats", position)
         for key in ("url", "path", "table", "query"):
             text = getattr(self, key)
             if text is not None and "${" in _PLACEHOLDER.sub("", text):
-                raise _rule(f"malformed placeholder in {text!r}; expected ${{NAME}} with NAME a variable name", key)
+                raise key_error(f"malformed placeholder in {text!r}; expected ${{NAME}} with NAME a variable name", key)
         return self
 
     def _check_kind_keys(self) -> None:
         given = self.model_fields_set
         if self.kind == "sql":
             if not self.url:
-                raise _rule(f"a sql source needs url; e.g. {_EXAMPLES['url']}", "url")
+                raise key_error(f"a sql source needs url; e.g. {_EXAMPLES['url']}", "url")
             if (self.table is None) == (self.query is None):
-                raise _rule(
+                raise key_error(
                     "a sql source needs exactly one of table or query; e.g. table: mz_resident",
                     "query" if self.query is not None else "table",
                 )
             misplaced = [k for k in ("path", "sheet", "encoding", "delimiter") if k in given]
         else:
             if not self.path:
-                raise _rule(f"a {self.kind} source needs path; e.g. path: demo/my_file.{self.kind}", "path")
+                raise key_error(f"a {self.kind} source needs path; e.g. path: demo/my_file.{self.kind}", "path")
             allowed = {"csv": ("encoding", "delimiter"), "xlsx": ("sheet",), "parquet": ()}[self.kind]
             optional = ("url", "table", "query", "sheet", "encoding", "delimiter")
             misplaced = [k for k in optional if k in given and k not in allowed]
         if misplaced:
-            raise _rule(f"{misplaced[0]} does not apply to a {self.kind} source; remove it", misplaced[0])
+            raise key_error(f"{misplaced[0]} does not apply to a {self.kind} source; remove it", misplaced[0])
         if len(self.delimiter) != 1:
-            raise _rule(f"delimiter must be one character, got {self.delimiter!r}; e.g. delimiter: \";\"", "delimiter")
+            raise key_error(f"delimiter must be one character, got {self.delimiter!r}; e.g. delimiter: \";\"", "delimiter")
 
     def _check_fields(self) -> None:
         allowed = _FIELDS_BY_ROLE[self.role]
@@ -231,26 +188,26 @@ class SourceConfig(BaseModel):
                 hint = (
                     f" ({field!r} is a {other} field; set role: {other} if this is a {other} source)"
                     if field in _FIELDS_BY_ROLE[other]
-                    else _suggest(field, allowed)
+                    else suggest(field, allowed)
                 )
-                raise _rule(
+                raise key_error(
                     f"unknown canonical field {field!r} for a {self.role} source{hint}; "
                     f"expected one of: {', '.join(allowed)}",
                     "columns",
                     field,
                 )
             if not column.strip():
-                raise _rule(f"columns.{field} must name a source column, got an empty string", "columns", field)
+                raise key_error(f"columns.{field} must name a source column, got an empty string", "columns", field)
         for field in self.values:
             if field not in self.columns:
-                raise _rule(
+                raise key_error(
                     f"values.{field} maps values of a field that columns does not map; "
                     f"add columns.{field}: <source column> or remove values.{field}",
                     "values",
                     field,
                 )
 
-    def resolved_url(self, home: Path) -> str:
+    def resolved_url(self, home: HomeLike) -> str:
         """The SQLAlchemy URL with ``${...}`` substituted; relative SQLite files are put under ``home``.
 
         A placeholder standing for one part of the URL (``reader:${PG_PASSWORD}@db``) is
@@ -259,7 +216,7 @@ class SourceConfig(BaseModel):
         percent-encoded URL.
 
         Args:
-            home: the data home (see :func:`core.paths.data_home`).
+            home: the data home (see :class:`core.home.DataHome`).
 
         Raises:
             ConfigError: the source is not sql, a variable is unset, or the URL cannot be parsed.
@@ -280,10 +237,10 @@ class SourceConfig(BaseModel):
         database = url.database or ""
         if url.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
             if not Path(database).is_absolute():
-                url = url.set(database=str(Path(home) / database))
+                url = url.set(database=str(DataHome.at(home).declared_path(database)))
         return url.render_as_string(hide_password=False)
 
-    def _url_by_parts(self, home: Path) -> URL:
+    def _url_by_parts(self, home: HomeLike) -> URL:
         template = make_url(self.url or "")  # placeholders are inert text while parsing
 
         def sub(part: str | None) -> str | None:
@@ -303,7 +260,7 @@ class SourceConfig(BaseModel):
             query=query,
         )
 
-    def resolved_path(self, home: Path) -> Path:
+    def resolved_path(self, home: HomeLike) -> Path:
         """The file path with ``${...}`` substituted and made absolute under ``home`` if relative.
 
         Raises:
@@ -312,26 +269,25 @@ class SourceConfig(BaseModel):
         text = self._resolved("path", home)
         if text is None:
             raise ConfigError(f"{self._where('path')}: a {self.kind} source has no path")
-        path = Path(text).expanduser()
-        return path if path.is_absolute() else (Path(home) / path).absolute()
+        return DataHome.at(home).declared_path(text)
 
-    def resolved_table(self, home: Path) -> str | None:
+    def resolved_table(self, home: HomeLike) -> str | None:
         """The table name with ``${...}`` substituted, or None for a query source."""
         return self._resolved("table", home)
 
-    def resolved_query(self, home: Path) -> str | None:
+    def resolved_query(self, home: HomeLike) -> str | None:
         """The query with ``${...}`` substituted, or None for a table source."""
         return self._resolved("query", home)
 
-    def _resolved(self, key: str, home: Path) -> str | None:
+    def _resolved(self, key: str, home: HomeLike) -> str | None:
         text = getattr(self, key)
         return None if text is None else self._substitute(key, text, home)
 
-    def _substitute(self, key: str, text: str, home: Path) -> str:
+    def _substitute(self, key: str, text: str, home: HomeLike) -> str:
         def substitute(match: re.Match[str]) -> str:
             variable = match.group(1)
             if variable == HOME_ENV:
-                return str(home)
+                return str(DataHome.at(home).root)
             value = os.environ.get(variable)
             if value is None:
                 raise ConfigError(
@@ -362,7 +318,7 @@ class SourcesFile(BaseModel):
         consent: int | None = None
         for index, source in enumerate(self.sources):
             if source.name in seen:
-                raise _rule(
+                raise key_error(
                     f"duplicate source name {source.name!r} (also sources[{seen[source.name]}]); names must be unique",
                     "sources",
                     index,
@@ -371,7 +327,7 @@ class SourcesFile(BaseModel):
             seen[source.name] = index
             if source.role == "consent":
                 if consent is not None:
-                    raise _rule(
+                    raise key_error(
                         f"a second consent source (the first is sources[{consent}]); "
                         "at most one source has role: consent",
                         "sources",
@@ -379,6 +335,18 @@ class SourcesFile(BaseModel):
                         "role",
                     )
                 consent = index
+        trusted: dict[int, int] = {}
+        for index, source in enumerate(self.sources):
+            if source.trust is None:
+                continue
+            if source.role == "consent":
+                raise key_error("trust ranks person sources for golden-record values; remove it from the consent "
+                                "source", "sources", index, "trust")
+            if source.trust in trusted:
+                raise key_error(
+                    f"trust {source.trust} is also given to sources[{trusted[source.trust]}]; give each person "
+                    "source its own rank (1 is trusted first)", "sources", index, "trust")
+            trusted[source.trust] = index
         return self
 
     def source(self, name: str) -> SourceConfig:
@@ -391,7 +359,7 @@ class SourcesFile(BaseModel):
             if candidate.name == name:
                 return candidate
         names = [s.name for s in self.sources]
-        raise ConfigError(f"no source named {name!r}{_suggest(name, names)}; sources declared: {', '.join(names)}")
+        raise ConfigError(f"no source named {name!r}{suggest(name, names)}; sources declared: {', '.join(names)}")
 
     @property
     def consent_source(self) -> SourceConfig | None:
@@ -402,6 +370,20 @@ class SourcesFile(BaseModel):
     def person_sources(self) -> list[SourceConfig]:
         """Every source with ``role: person``, in file order."""
         return [s for s in self.sources if s.role == "person"]
+
+    @property
+    def trust_ranks(self) -> dict[str, int]:
+        """Person source -> rank (0 is trusted first) for choosing between departments' values.
+
+        Sources that declare ``trust`` come first, by it; the others follow in file order.
+
+        Example:
+            >>> load_sources("demo/sources.yaml").trust_ranks   # doctest: +SKIP
+            {'civil_affairs': 0, 'health': 1, 'justice': 2, 'census': 3}
+        """
+        persons = self.person_sources
+        order = sorted(range(len(persons)), key=lambda i: (persons[i].trust is None, persons[i].trust or 0, i))
+        return {persons[i].name: rank for rank, i in enumerate(order)}
 
 
 def load_sources(path: str | os.PathLike[str]) -> SourcesFile:
@@ -415,54 +397,14 @@ def load_sources(path: str | os.PathLike[str]) -> SourcesFile:
 
     Raises:
         ConfigError: the file is missing, is not YAML, or breaks a rule; the message names the file,
-            each offending key path (e.g. ``sources[2].columns.nmae``) and what was expected.
+            each offending key path (e.g. ``sources[2].columns.nmae``) with its line, and what was expected.
     """
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as e:
-        raise ConfigError(f"{file}: sources file not found; expected a YAML file like demo/sources.yaml") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{file}: cannot read the sources file as UTF-8 text ({e})") from e
-    try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{file}: not valid YAML: {_yaml_problem(e)}") from e
-    if raw is None:
-        raise ConfigError(f"{file}: the file is empty; expected at least:\nversion: 1\nsources:\n  - name: ...")
-    try:
-        sources = SourcesFile.model_validate(raw)
-    except ValidationError as e:
-        problems = [_describe(error) for error in e.errors(include_url=False)]
-        listing = "\n".join(f"  - {p}" for p in problems)
-        raise ConfigError(f"{file}: invalid sources file, {len(problems)} problem(s):\n{listing}") from e
+    sources = load_yaml_model(file, SourcesFile, "sources file", examples=_EXAMPLES, like="demo/sources.yaml")
     for index, source in enumerate(sources.sources):
         source._origin = str(file)
         source._index = index
     return sources
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice in one mapping instead of keeping the last."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        keys: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in keys:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark
-                )
-            keys.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_problem(error: yaml.YAMLError) -> str:
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or str(error)
-    if mark is None:
-        return problem
-    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
 
 
 def _yaml_text(value: Any) -> Any:
@@ -471,39 +413,3 @@ def _yaml_text(value: Any) -> Any:
     if isinstance(value, int | float):
         return str(value)
     return value
-
-
-def _key_path(loc: tuple[Any, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part != "[key]":
-            path += f".{part}" if path else str(part)
-    return path or "(top level)"
-
-
-def _describe(error: dict[str, Any]) -> str:
-    """One line per pydantic error: key path, what is wrong, what was expected."""
-    ctx = error.get("ctx") or {}
-    loc = tuple(error["loc"]) + tuple(ctx.get("sub_loc", ()))
-    path = _key_path(loc)
-    last = next((p for p in reversed(loc) if isinstance(p, str) and p != "[key]"), None)
-    # The example is for the key as written in the file (sources[i].<key> or <key>), not for a
-    # canonical field inside columns, which may share a name with a source key.
-    key = loc[2] if len(loc) >= 3 and loc[0] == "sources" and isinstance(loc[1], int) else (loc[0] if loc else None)
-    example = f" Example: {_EXAMPLES[key]}" if key in _EXAMPLES else ""
-    kind = error["type"]
-    if kind in ("source_rule", "snake_case"):
-        return f"{path}: {error['msg']}"
-    if kind == "missing":
-        return f"{path}: required key is missing.{example}"
-    if kind == "extra_forbidden":
-        model = SourcesFile if len(loc) == 1 else SourceConfig
-        allowed = list(model.model_fields)
-        return f"{path}: unknown key{_suggest(str(last), allowed)}; allowed here: {', '.join(allowed)}"
-    if kind in ("model_type", "dict_type") and not loc:
-        return "(top level): expected a mapping with keys version and sources"
-    got = error.get("input")
-    shown = f", got {got!r}" if isinstance(got, str | int | float | bool) or got is None else ""
-    return f"{path}: {error['msg']}{shown}.{example}"

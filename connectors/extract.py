@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from connectors._frames import require_columns
 from connectors.config import SourceConfig
 from connectors.files import read_csv, read_parquet, read_xlsx
 from connectors.lineage import Extract
 from connectors.sql import read_sql
+from core.home import HomeLike
 
 __all__ = ["read_source"]
 
 logger = logging.getLogger(__name__)
 
-_READERS: dict[str, Callable[[SourceConfig, Path], Extract]] = {
+_READERS: dict[str, Callable[[SourceConfig, HomeLike], Extract]] = {
     "sql": read_sql,
     "csv": read_csv,
     "xlsx": read_xlsx,
@@ -24,7 +24,7 @@ _READERS: dict[str, Callable[[SourceConfig, Path], Extract]] = {
 }
 
 
-def read_source(cfg: SourceConfig, home: Path | str) -> Extract:
+def read_source(cfg: SourceConfig, home: HomeLike) -> Extract:
     """Read a declared source into a text frame with its lineage.
 
     Every cell of the returned frame is a ``str`` or ``None``; column names are stripped of
@@ -44,11 +44,11 @@ def read_source(cfg: SourceConfig, home: Path | str) -> Extract:
         ConfigError: a ``${VAR}`` in the declaration is unset.
 
     Example:
-        >>> extract = read_source(load_sources("sources.yaml").source("health_visits"), data_home())  # doctest: +SKIP
+        >>> extract = read_source(load_sources("sources.yaml").source("health_visits"), DataHome.resolve())  # doctest: +SKIP
         >>> extract.lineage.encoding  # doctest: +SKIP
         'gb18030'
     """
-    extract = _READERS[cfg.kind](cfg, Path(home))
+    extract = _READERS[cfg.kind](cfg, home)
     require_columns(cfg, extract.lineage.location, extract.frame.columns, "file" if cfg.kind != "sql" else "result")
     lineage = extract.lineage
     logger.info(

@@ -26,6 +26,7 @@ from connectors._frames import cell_text, clean_name, text_frame
 from connectors.config import SourceConfig
 from connectors.lineage import Extract, Lineage
 from core.errors import SourceError
+from core.home import HomeLike
 
 __all__ = ["detect_encoding", "read_csv", "read_parquet", "read_xlsx"]
 
@@ -51,7 +52,7 @@ def detect_encoding(data: bytes) -> str:
     return "utf-8"
 
 
-def read_csv(cfg: SourceConfig, home: Path) -> Extract:
+def read_csv(cfg: SourceConfig, home: HomeLike) -> Extract:
     """Read a CSV source; every cell is text, empty cells are None.
 
     Raises:
@@ -89,7 +90,7 @@ def read_csv(cfg: SourceConfig, home: Path) -> Extract:
     return _extract(cfg, "csv", path, started, frame, data, encoding)
 
 
-def read_xlsx(cfg: SourceConfig, home: Path) -> Extract:
+def read_xlsx(cfg: SourceConfig, home: HomeLike) -> Extract:
     """Read an Excel sheet (``sheet`` or the first); the first row is the header.
 
     Numbers that are whole become ``"123"``, date cells ``"YYYY-MM-DD"`` (with ``" HH:MM:SS"``
@@ -161,7 +162,7 @@ def read_xlsx(cfg: SourceConfig, home: Path) -> Extract:
     return _extract(cfg, "xlsx", path, started, frame, data, None)
 
 
-def read_parquet(cfg: SourceConfig, home: Path) -> Extract:
+def read_parquet(cfg: SourceConfig, home: HomeLike) -> Extract:
     """Read a Parquet file; every column is turned into text by the same rules as SQL values.
 
     Raises:

@@ -10,7 +10,7 @@ from pydantic import Field
 from connectors.config import SourcesFile, load_sources
 from connectors.extract import read_source
 from connectors.lineage import Extract
-from core.paths import data_home
+from core.home import DataHome
 
 __all__ = ["SourceReader"]
 
@@ -53,4 +53,4 @@ class SourceReader(dg.ConfigurableResource):
             SourceError: the source cannot be read or does not match its declaration.
             SourceUnavailableError: its database did not answer; retry.
         """
-        return read_source(self.load().source(source_name), data_home(self.home))
+        return read_source(self.load().source(source_name), DataHome.resolve(self.home))

@@ -21,6 +21,7 @@ from connectors._frames import clean_name, frame_sha256, require_columns, text_f
 from connectors.config import SourceConfig
 from connectors.lineage import Extract, Lineage
 from core.errors import SilobreakerError, SourceError, SourceUnavailableError
+from core.home import HomeLike
 
 __all__ = ["read_sql", "safe_url"]
 
@@ -52,7 +53,7 @@ def safe_url(url: str | URL) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def read_sql(cfg: SourceConfig, home: Path) -> Extract:
+def read_sql(cfg: SourceConfig, home: HomeLike) -> Extract:
     """Read a sql source into a text frame.
 
     Raises:

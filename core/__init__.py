@@ -1,4 +1,5 @@
-"""Pieces every room of silobreaker shares: the exception root and the data home."""
+"""Pieces every room of silobreaker shares: the exception root, the data home, the canonical vocabulary
+and the configuration loader. Nothing here imports a room above it."""
 
 from core.errors import (
     ConfigError,
@@ -8,15 +9,15 @@ from core.errors import (
     TerminalError,
     TransientError,
 )
-from core.paths import HOME_ENV, data_home
+from core.home import HOME_ENV, DataHome
 
 __all__ = [
     "HOME_ENV",
     "ConfigError",
+    "DataHome",
     "SilobreakerError",
     "SourceError",
     "SourceUnavailableError",
     "TerminalError",
     "TransientError",
-    "data_home",
 ]

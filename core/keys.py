@@ -2,8 +2,9 @@
 
 Every key silobreaker uses (pseudonyms, product encryption, the audit log's membership hashes) is
 32 random bytes. An operator may inject it as hex in an environment variable (e.g. from a vault at
-launch); otherwise it lives in ``<home>/keys/<name>.key``, created on first use with mode 600 in a
-mode-700 folder. Keys are read when needed, never at import.
+launch); otherwise it lives in a key file the data home names (:class:`core.home.DataHome`, under
+``<home>/keys/``), created on first use with mode 600 in a mode-700 folder. Keys are read when
+needed, never at import.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ __all__ = ["KEY_BYTES", "load_or_create_key"]
 KEY_BYTES = 32
 
 
-def load_or_create_key(home: Path, file_name: str, env_name: str) -> bytes:
-    """Return the key named by ``$env_name`` (hex) or stored in ``<home>/keys/<file_name>``.
+def load_or_create_key(path: Path, env_name: str) -> bytes:
+    """Return the key named by ``$env_name`` (hex) or stored in the key file ``path``.
 
     Example:
-        >>> load_or_create_key(home, "audit.key", "SILOBREAKER_AUDIT_KEY")   # doctest: +SKIP
+        >>> load_or_create_key(home.audit_key_file, "SILOBREAKER_AUDIT_KEY")   # doctest: +SKIP
 
     Raises:
         ConfigError: the environment variable is not 64 hex characters.
@@ -36,7 +37,7 @@ def load_or_create_key(home: Path, file_name: str, env_name: str) -> bytes:
         if len(key) != KEY_BYTES:
             raise ConfigError(f"${env_name} must be {KEY_BYTES} bytes ({2 * KEY_BYTES} hex characters), got {len(key)}")
         return key
-    path = Path(home) / "keys" / file_name
+    path = Path(path)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.parent.chmod(0o700)

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.errors import TerminalError
+from core.vocabulary import DATE_FORMATS, PARTIAL_DATE_FORMATS, SEX_CODES, STAGED_DATE_FORMATS
 from staging.normalize import (
     name_pinyin,
     normalize_address,
@@ -51,22 +52,9 @@ HAN_CHARACTER = "[\u3400-\u9fff\uf900-\ufaff]"
 #: community and grid are carried as blocking keys.
 OPTIONAL_COLUMNS: tuple[str, ...] = ("name_pinyin", "id_number_valid", "community", "grid", "birth_date_precision")
 
-#: Date layouts accepted in ``birth_date``: staged ISO values at every precision first, then what
-#: department exports commonly hold.
-BIRTH_DATE_FORMATS: tuple[str, ...] = (
-    "%Y-%m-%d",
-    "%Y-%m",
-    "%Y",
-    "%Y%m%d",
-    "%Y/%m/%d",
-    "%Y.%m.%d",
-    "%Y年%m月%d日",
-    "%Y%m",
-    "%Y/%m",
-    "%Y.%m",
-    "%Y年%m月",
-    "%Y年",
-)
+#: Date layouts accepted in ``birth_date``: staged ISO values at every precision first, then the
+#: day-precision forms staging reads by default, then month and year forms (the census).
+BIRTH_DATE_FORMATS: tuple[str, ...] = tuple(dict.fromkeys((*STAGED_DATE_FORMATS, *DATE_FORMATS, *PARTIAL_DATE_FORMATS)))
 
 #: Columns of :func:`prepare_records` output, in order.
 PREPARED_COLUMNS: tuple[str, ...] = (
@@ -95,30 +83,20 @@ PREPARED_COLUMNS: tuple[str, ...] = (
     "grid",
 )
 
-_SEX_VALUES = {
-    "m": "M",
-    "male": "M",
-    "男": "M",
-    "1": "M",
-    "f": "F",
-    "female": "F",
-    "女": "F",
-    "2": "F",
-}
-
 #: Precision codes: a pair is compared at the smaller of its two codes.
 _PRECISION_CODES = {"year": 1, "month": 2, "day": 3}
 
 
 def normalize_sex(values: pd.Series) -> pd.Series:
-    """Map the sex codes departments use (M/F, 男/女, GB/T 2261.1 ``1``/``2``) to ``M``/``F``; else null.
+    """Map the sex codes departments use (M/F, 男/女, 男性/女性, GB/T 2261.1 ``1``/``2``) to ``M``/``F``;
+    else null. The codes are the canonical vocabulary's (:data:`core.vocabulary.SEX_CODES`), as in staging.
 
     Example:
-        >>> normalize_sex(pd.Series(["男", "2", "m", "未知"])).tolist()
-        ['M', 'F', 'M', <NA>]
+        >>> normalize_sex(pd.Series(["男", "2", "m", "男性", "未知"])).tolist()
+        ['M', 'F', 'M', 'M', <NA>]
     """
-    text = _text(values).str.strip().str.lower()
-    return text.map(_SEX_VALUES).astype(TEXT)
+    text = _text(values).str.strip().str.upper()
+    return text.map(dict(SEX_CODES)).astype(TEXT)
 
 
 def prepare_records(records: pd.DataFrame) -> pd.DataFrame:

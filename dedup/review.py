@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import TerminalError
+from core.home import DataHome, HomeLike
 from dedup.prepare import TEXT
 
 __all__ = [
@@ -259,7 +260,8 @@ def _evidence_sql(comparison: str, weighted: bool) -> str:
 
 
 class DecisionLog:
-    """Review decisions kept in ``<home>/review/decisions.parquet``, outside the published warehouse.
+    """Review decisions kept in the data home's decision file (``<home>/review/decisions.parquet``),
+    outside the published warehouse.
 
     The warehouse is replaced whole on every run, so decisions live in their own file, which the next
     run loads (and copies into the warehouse's ``review_decisions`` table). Each decision is appended;
@@ -272,15 +274,13 @@ class DecisionLog:
         1
     """
 
-    RELATIVE_PATH = Path("review") / "decisions.parquet"
-
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
     @classmethod
-    def in_home(cls, home: Path) -> DecisionLog:
+    def in_home(cls, home: HomeLike) -> DecisionLog:
         """The decision log of a data home."""
-        return cls(Path(home) / cls.RELATIVE_PATH)
+        return cls(DataHome.at(home).review_decisions_file)
 
     def load(self) -> pd.DataFrame:
         """Every recorded decision (an empty frame when none were recorded)."""

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from core.home import DataHome, HomeLike
 from demo.mess import DEFECTS, QUARANTINE_DEFECTS, SourceRows, damage
 from demo.population import CASE_TYPES, CHRONIC_DISEASES, REFERENCE_DATE, Population, build_population
 from demo.strings import STRING, date_parts, format_dates, numbered
@@ -194,13 +195,13 @@ class DemoSummary:
     seconds: float
 
 
-def generate_demo(home: Path, persons: int = 20_000, seed: int = 20261123) -> DemoSummary:
+def generate_demo(home: HomeLike, persons: int = 20_000, seed: int = 20261123) -> DemoSummary:
     """Write the demo district's source systems and ground truth under ``home/demo/``.
 
     Existing demo files are replaced. The same ``persons`` and ``seed`` give byte-identical files.
 
     Args:
-        home: the data home (see :func:`core.paths.data_home`).
+        home: the data home (see :class:`core.home.DataHome`).
         persons: residents to invent; at least 100. 20,000 is a district demo, 1,000,000 a benchmark.
         seed: seed of every random choice.
 
@@ -221,8 +222,9 @@ def generate_demo(home: Path, persons: int = 20_000, seed: int = 20261123) -> De
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}; e.g. generate_demo(home, seed=20261123)")
     started = time.perf_counter()
-    out = Path(home) / "demo"
-    truth_dir = out / "truth"
+    data_home = DataHome.at(home)
+    out = data_home.demo_dir
+    truth_dir = data_home.demo_truth_dir
     truth_dir.mkdir(parents=True, exist_ok=True)
     rng_people, rng_civil, rng_health, rng_justice, rng_census, rng_consent = np.random.default_rng(int(seed)).spawn(6)
 
@@ -250,7 +252,7 @@ def generate_demo(home: Path, persons: int = 20_000, seed: int = 20261123) -> De
     seconds = time.perf_counter() - started
     logger.info("demo: wrote %s under %s in %.1fs", counts, out, seconds)
     return DemoSummary(
-        home=Path(home),
+        home=data_home.root,
         persons=pop.n,
         seed=int(seed),
         files=MappingProxyType({source: out / name for source, name in FILES.items()}),

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import ConfigError, SilobreakerError
-from core.paths import HOME_ENV, data_home
+from core.home import HOME_ENV, DataHome
 from pipelines.privacy_cli import add_privacy_commands
 from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
 
@@ -35,24 +35,27 @@ REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 
 @dataclass
 class RunOutcome:
-    """What a pipeline run did, for the summary and for tests."""
+    """What a pipeline run did, for the summary and for tests.
+
+    ``reports`` holds the staging report of every source this run staged (``quality.StagingReport``),
+    ``failures`` each failed step's message.
+    """
 
     run_id: str
     success: bool
-    reports: dict[str, dict] = field(default_factory=dict)
+    reports: dict = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     settings: Settings | None = None
 
 
-def _prepare_instance(home: Path) -> Path:
-    """Make ``<home>/dagster`` a Dagster instance directory with the repository's settings."""
-    dagster_home = home / "dagster"
-    dagster_home.mkdir(parents=True, exist_ok=True)
+def _prepare_instance(home: DataHome) -> Path:
+    """Make the data home's Dagster folder an instance directory with the repository's settings."""
+    home.dagster_dir.mkdir(parents=True, exist_ok=True)
     if REPO_DAGSTER_YAML.exists():
-        shutil.copyfile(REPO_DAGSTER_YAML, dagster_home / "dagster.yaml")
+        shutil.copyfile(REPO_DAGSTER_YAML, home.dagster_config_file)
     else:
-        (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    return dagster_home
+        home.dagster_config_file.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    return home.dagster_dir
 
 
 def run_pipeline(settings: Settings, *, log_level: str = "WARNING") -> RunOutcome:
@@ -64,7 +67,9 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING") -> RunOutcom
     """
     dagster_home = _prepare_instance(settings.home)
     import dagster as dg
+    import duckdb
 
+    from assets.blocked_report import failure_messages, run_staging_reports, write_blocked_report
     from pipelines.definitions import build_definitions
 
     defs = build_definitions(settings)
@@ -74,79 +79,55 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING") -> RunOutcom
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
-    failures = {}
-    for event in result.get_step_failure_events():
-        error = event.step_failure_data.error
-        failures[event.step_key] = _root_message(error)
-    reports = {}
-    for path in sorted((settings.home / "staging").glob("staging_report_*.json")):
-        report = json.loads(path.read_text(encoding="utf-8"))
-        reports[report["source"]] = report
-    if not result.success:
-        _render_blocked_report(settings, result.run_id, failures, reports)
+        failures = failure_messages(result.get_step_failure_events())
+        reports = run_staging_reports(instance, result.run_id)
+        if not result.success:
+            # A blocked run publishes nothing, so the quality_report asset never runs; the supervisors
+            # still get a report saying why, beside the last publication's scorecard.
+            try:
+                write_blocked_report(instance, result.run_id, settings.home)
+            except (OSError, duckdb.Error) as e:
+                # Reported beside the run's own failures rather than hiding them behind this one.
+                failures["quality_report"] = f"the report of this blocked run could not be written: {e}"
     return RunOutcome(result.run_id, result.success, reports, failures, settings)
 
 
-def _render_blocked_report(settings: Settings, run_id: str, failures: dict[str, str], reports: dict[str, dict]) -> None:
-    # A blocked run publishes nothing, so the quality_report asset never runs; the supervisors
-    # still get a report saying why, beside the last publication's scorecard.
-    import duckdb
-
-    from publish import Warehouse
-    from quality import render_blocked_report
-
-    try:
-        render_blocked_report(Warehouse(settings.home), settings.home / "reports", run_id, failures, reports)
-    except (OSError, duckdb.Error) as e:
-        # Reported beside the run's own failures rather than hiding them behind this one.
-        failures["quality_report"] = f"the report of this blocked run could not be written: {e}"
-
-
-def _root_message(error) -> str:
-    # Dagster wraps user errors; the innermost cause carries our message with source and fix.
-    while error.cause is not None:
-        error = error.cause
-    return error.message.strip()
-
-
 def _print_summary(outcome: RunOutcome) -> None:
+    from connectors import load_sources
+    from publish import WarehouseReader
+
     settings = outcome.settings
     assert settings is not None
+    home = settings.home
     print(f"\nsilobreaker run {outcome.run_id}: {'SUCCESS' if outcome.success else 'FAILED'}")
     print(f"{'source':<20}{'extracted':>10}{'staged':>10}{'quarantined':>13}")
-    for name, r in outcome.reports.items():
-        print(f"{name:<20}{r['extracted']:>10}{r['staged']:>10}{r['quarantined']:>13}")
+    for name in [s.name for s in load_sources(settings.sources_file).sources]:
+        r = outcome.reports.get(name)
+        if r is None:
+            print(f"{name:<20}{'not read in this run':>33}")
+        else:
+            print(f"{name:<20}{r.extracted:>10}{r.staged:>10}{r.quarantined:>13}")
     for step, message in outcome.failures.items():
         print(f"FAILED {step}: {message}")
-    warehouse = settings.home / "warehouse" / "silobreaker.duckdb"
-    if warehouse.exists():
-        import duckdb
-
-        with duckdb.connect(str(warehouse), read_only=True) as con:
-            records, persons = con.execute(
-                "SELECT (SELECT count(*) FROM record_person), (SELECT count(*) FROM unified_population)"
-            ).fetchall()[0]
-            tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
-            products = con.execute(
-                "SELECT recipient, row_count FROM publication_log WHERE run_id = ? ORDER BY recipient", [outcome.run_id]
-            ).fetchall()
+    reader = WarehouseReader(home)
+    summary = reader.summary(outcome.run_id)
+    if summary is not None:
         note = "" if outcome.success else "  (previous publication, kept because this run failed)"
-        print(f"people resolved: {persons} from {records} staged records{note}")
-        print(f"tables published: {', '.join(tables)}")
-        print(f"warehouse:     {warehouse}")
-        print(f"shared tables: {settings.home / 'shared'}  " + ", ".join(f"{r} ({n} rows)" for r, n in products))
-    report = settings.home / "reports" / "latest.html"
-    if report.exists():
-        print(f"report:        {report}")
+        print(f"people resolved: {summary.persons} from {summary.records} staged records{note}")
+        print(f"tables published: {', '.join(summary.tables)}")
+        print(f"warehouse:     {reader.path}")
+        print(f"shared tables: {home.shared_dir}  " + ", ".join(f"{r} ({n} rows)" for r, n in summary.products))
+    if home.latest_report.exists():
+        print(f"report:        {home.latest_report}")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from demo.generate import generate_demo
 
-    home = data_home(args.home)
+    home = DataHome.resolve(args.home)
     started = time.perf_counter()
     summary = generate_demo(home, persons=args.persons, seed=args.seed)
-    print(f"generated demo district ({args.persons} people, seed {args.seed}) in {time.perf_counter() - started:.1f} s under {home / 'demo'}")
+    print(f"generated demo district ({args.persons} people, seed {args.seed}) in {time.perf_counter() - started:.1f} s under {home.demo_dir}")
     for source, count in summary.counts.items():
         print(f"  {source:<20}{count:>8} rows")
     outcome = run_pipeline(Settings(home, DEMO_SOURCES, DEMO_POLICY), log_level=_dagster_level(args))
@@ -157,7 +138,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     base = Settings.from_env()
     settings = Settings(
-        home=data_home(args.home) if args.home else base.home,
+        home=DataHome.resolve(args.home) if args.home else base.home,
         sources_file=Path(args.sources).resolve() if args.sources else base.sources_file,
         policy_file=Path(args.policy).resolve() if args.policy else base.policy_file,
         rules_file=Path(args.rules).resolve() if args.rules else base.rules_file,
@@ -187,20 +168,19 @@ def _cmd_dedup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _published(home: Path, table: str):
-    from publish import Warehouse
+def _published(home: DataHome, table: str):
+    from publish import WarehouseReader
 
-    warehouse = Warehouse(home)
-    tables = warehouse.read_tables(table)
+    tables = WarehouseReader(home).read_tables(table)
     if table not in tables:
-        raise ConfigError(f"no {table} table in {warehouse.path}: run the pipeline first (silobreaker run)")
+        raise ConfigError(f"no {table} table in the warehouse under {home}: run the pipeline first (silobreaker run)")
     return tables[table]
 
 
 def _cmd_review_list(args: argparse.Namespace) -> int:
     from dedup.review import DecisionLog, effective_decisions, format_review_queue
 
-    home = data_home(args.home)
+    home = DataHome.resolve(args.home)
     queue = _published(home, "review_queue")
     decided = effective_decisions(DecisionLog.in_home(home).load())
     waiting = queue.merge(decided[["record_id_a", "record_id_b"]], how="left", indicator=True)
@@ -217,7 +197,7 @@ def _cmd_review_decide(args: argparse.Namespace) -> int:
 
     from dedup.review import DecisionLog
 
-    home = data_home(args.home)
+    home = DataHome.resolve(args.home)
     known = set(_published(home, "record_person")["record_id"])
     for record_id in (args.record_a, args.record_b):
         if record_id not in known:
@@ -231,33 +211,44 @@ def _cmd_review_decide(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from publish import Warehouse
-    from quality import latest_published_run, render_quality_report
+    from publish import WarehouseReader
+    from quality import render_quality_report
 
-    home = data_home(args.home)
-    warehouse = Warehouse(home)
-    if not warehouse.path.exists():
-        raise ConfigError(f"no published warehouse at {warehouse.path}: run the pipeline first (silobreaker run)")
-    with warehouse.connect() as con:
-        run_id = latest_published_run(con)
-    if run_id is None:
-        raise ConfigError(f"{warehouse.path} records no run yet: run the pipeline first (silobreaker run)")
-    path = render_quality_report(warehouse, home / "reports", run_id)
-    print(f"report of run {run_id}: {path}")
+    home = DataHome.resolve(args.home)
+    reader = WarehouseReader(home)
+    if not reader.exists:
+        raise ConfigError(f"no published warehouse at {reader.path}: run the pipeline first (silobreaker run)")
+    run = reader.last_run()
+    if run is None:
+        raise ConfigError(f"{reader.path} records no run yet: run the pipeline first (silobreaker run)")
+    path = render_quality_report(reader.report_inputs(run.run_id), home)
+    print(f"report of run {run.run_id}: {path}")
     return 0
 
 
 def _cmd_quarantine_export(args: argparse.Namespace) -> int:
     from connectors import load_sources
-    from quality.quarantine import export_quarantine
+    from pipelines.storage import stored_frame
+    from publish import WarehouseReader
+    from quality.quarantine import export_quarantine, export_suffix
 
     base = Settings.from_env()
-    home = data_home(args.home) if args.home else base.home
+    home = DataHome.resolve(args.home) if args.home else base.home
     sources_file = Path(args.sources).resolve() if args.sources else base.sources_file
     declared = {s.name: s for s in load_sources(sources_file).sources}
     if args.source not in declared:
         raise ConfigError(f"--source {args.source!r} is not declared in {sources_file}; declared: {', '.join(declared)}")
-    path = export_quarantine(declared[args.source], home, Path(args.out) if args.out else None)
+    source = declared[args.source]
+    # The latest attempt's quarantine first, so the rows of a blocked run can be corrected too.
+    quarantine = stored_frame(home, f"quarantine_{source.name}")
+    if quarantine is None:
+        reader = WarehouseReader(home)
+        if not reader.exists:
+            raise ConfigError(f"no quarantine for source {source.name!r} under {home}: run the pipeline first "
+                              "(silobreaker run), then export")
+        quarantine = reader.quarantined_rows(source.name)
+    out = Path(args.out) if args.out else home.quarantine_export_file(source.name, export_suffix(source))
+    path = export_quarantine(source, quarantine, out)
     print(f"quarantined rows of {args.source} written to {path}")
     return 0
 

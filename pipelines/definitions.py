@@ -17,26 +17,26 @@ from assets.staged import build_staged_assets
 from connectors import SourceReader, load_sources
 from pipelines.settings import Settings
 from pipelines.storage import FileIOManager
-from quality import load_rules
+from quality import load_quality_rules
 
 __all__ = ["build_definitions", "defs"]
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Build the graph for the sources declared in ``settings.sources_file``, gated by ``settings.rules_file``."""
-    declared = load_sources(settings.sources_file).sources
-    person_sources = [s.name for s in declared if s.role == "person"]
-    rules = load_rules(settings.rules_file)
+    sources = load_sources(settings.sources_file)
+    declared = sources.sources
+    person_sources = [s.name for s in sources.person_sources]
+    rules = load_quality_rules(settings.rules_file)
     rules.check_sources(person_sources, settings.rules_file)
-    consent_source = next((s.name for s in declared if s.role == "consent"), None)
-    trust = {name: rank for rank, name in enumerate(person_sources)}
+    consent_source = sources.consent_source.name if sources.consent_source else None
 
     source_assets = [build_raw_asset(s) for s in declared]
     source_assets += [build_staged_assets(s, rules.for_source(s.name)) for s in declared]
     assets = [
         *source_assets,
         build_link_asset(person_sources),
-        build_publish_assets(person_sources, consent_source, trust),
+        build_publish_assets(person_sources, consent_source, sources.trust_ranks),
         quality_report,
     ]
     sync = dg.define_asset_job("sync", selection=dg.AssetSelection.all(),

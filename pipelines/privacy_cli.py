@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from core.paths import HOME_ENV, data_home
+from core.home import HOME_ENV, DataHome
 
 __all__ = ["add_privacy_commands"]
 
@@ -21,7 +21,7 @@ __all__ = ["add_privacy_commands"]
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     from publish import AuditLog
 
-    log = AuditLog(data_home(args.home))
+    log = AuditLog(DataHome.resolve(args.home))
     result = log.verify()
     if result.ok:
         print(f"audit log intact: {result.entries} entries, chain verified ({log.path})")
@@ -34,7 +34,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 def _cmd_audit_person(args: argparse.Namespace) -> int:
     from publish import AuditLog
 
-    log = AuditLog(data_home(args.home))
+    log = AuditLog(DataHome.resolve(args.home))
     entries = log.person(args.id_number)
     if args.json:
         keep = ("published_at", "run_id", "recipient", "purpose", "legal_basis", "legal_reference", "columns", "seq")
@@ -50,7 +50,7 @@ def _cmd_audit_person(args: argparse.Namespace) -> int:
     return 0
 
 
-def _key_for(args: argparse.Namespace, home: Path) -> bytes:
+def _key_for(args: argparse.Namespace, home: DataHome) -> bytes:
     from publish import product_key
 
     if args.key_file:
@@ -58,7 +58,7 @@ def _key_for(args: argparse.Namespace, home: Path) -> bytes:
         # A key file is either the 32 raw bytes the platform keeps or their 64-character hex form.
         return text if len(text) == 32 else bytes.fromhex(text.decode("ascii").strip())
     env = f"SILOBREAKER_PRODUCT_KEY_{args.recipient.upper()}"
-    if os.environ.get(env) or (home / "keys" / f"{args.recipient}.product.key").exists():
+    if os.environ.get(env) or home.product_key_file(args.recipient).exists():
         return product_key(home, args.recipient)
     raise SystemExit(f"error: no key for {args.recipient}: pass --key-file, or set {env}")
 
@@ -68,8 +68,8 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
 
     from publish import read_product
 
-    home = data_home(args.home)
-    path = Path(args.file) if args.file else home / "shared" / f"{args.recipient}.parquet"
+    home = DataHome.resolve(args.home)
+    path = Path(args.file) if args.file else home.product_file(args.recipient)
     try:
         table = read_product(path, _key_for(args, home), identifier=args.recipient)
     except (OSError, ValueError) as e:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.paths import HOME_ENV, data_home
+from core.home import DataHome
 
 __all__ = ["DEMO_POLICY", "DEMO_RULES", "DEMO_SOURCES", "Settings"]
 
@@ -24,18 +24,26 @@ DEMO_RULES = DEMO_DIR / "rules.yaml"
 
 @dataclass(frozen=True)
 class Settings:
-    """The data home and the configuration files of one deployment."""
+    """The data home and the configuration files of one deployment.
 
-    home: Path
+    ``home`` may be given as a path; it is held as a :class:`~core.home.DataHome`.
+    """
+
+    home: DataHome
     sources_file: Path
     policy_file: Path
     rules_file: Path = DEMO_RULES
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "home", DataHome.at(self.home))
+        for name in ("sources_file", "policy_file", "rules_file"):
+            object.__setattr__(self, name, Path(getattr(self, name)))
 
     @classmethod
     def from_env(cls) -> Settings:
         """Read the environment variables (at call time), falling back to the demo."""
         return cls(
-            home=data_home(os.environ.get(HOME_ENV)),
+            home=DataHome.resolve(),
             sources_file=Path(os.environ.get("SILOBREAKER_SOURCES") or DEMO_SOURCES).resolve(),
             policy_file=Path(os.environ.get("SILOBREAKER_POLICY") or DEMO_POLICY).resolve(),
             rules_file=Path(os.environ.get("SILOBREAKER_RULES") or DEMO_RULES).resolve(),

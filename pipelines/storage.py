@@ -1,7 +1,7 @@
-"""The IO manager: intermediate assets as open files under ``<home>/staging``.
+"""The IO manager: intermediate assets as open files in the data home's staging folder.
 
-Frames are parquet (readable by DuckDB and analysts), dicts are JSON, and a raw extract is its
-parquet frame plus a ``.lineage.json`` beside it. Nothing is pickled.
+Frames are parquet (readable by DuckDB and analysts), a staging report is JSON, and a raw extract
+is its parquet frame plus a ``.lineage.json`` beside it. Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -15,18 +15,21 @@ import pandas as pd
 from pydantic import Field
 
 from connectors import Extract, Lineage
-from core.paths import data_home
+from core.home import DataHome, HomeLike
+from quality import StagingReport
 
-__all__ = ["FileIOManager"]
+__all__ = ["FileIOManager", "stored_frame"]
+
+_LINEAGE = ".lineage.json"
 
 
 class FileIOManager(dg.ConfigurableIOManager):
-    """Stores each asset as ``<home>/staging/<asset>.parquet`` or ``.json``."""
+    """Stores each asset under the data home's staging folder as ``<asset>.parquet`` or ``.json``."""
 
     home: str = Field(description="the data home (SILOBREAKER_HOME)")
 
     def _base(self, key: dg.AssetKey) -> Path:
-        base = data_home(self.home) / "staging" / "/".join(key.path)
+        base = DataHome.resolve(self.home).asset_base(key.path)
         base.parent.mkdir(parents=True, exist_ok=True)
         return base
 
@@ -34,18 +37,18 @@ class FileIOManager(dg.ConfigurableIOManager):
         base = self._base(context.asset_key)
         if isinstance(obj, Extract):
             _write_parquet(obj.frame, base.with_suffix(".parquet"))
-            base.with_suffix(".lineage.json").write_text(json.dumps(obj.lineage.as_metadata(), ensure_ascii=False))
+            _write_text(base.with_suffix(_LINEAGE), json.dumps(obj.lineage.as_metadata(), ensure_ascii=False))
         elif isinstance(obj, pd.DataFrame):
             _write_parquet(obj, base.with_suffix(".parquet"))
-        elif isinstance(obj, dict):
-            base.with_suffix(".json").write_text(json.dumps(obj, ensure_ascii=False, default=str), encoding="utf-8")
+        elif isinstance(obj, StagingReport):
+            _write_text(base.with_suffix(".json"), json.dumps(obj.as_dict(), ensure_ascii=False, default=str))
         else:
             raise TypeError(f"{context.asset_key.to_user_string()}: cannot store a {type(obj).__name__}; "
-                            "return a DataFrame, a dict or an Extract")
+                            "return a DataFrame, a StagingReport or an Extract")
 
     def load_input(self, context: dg.InputContext) -> Any:
         base = self._base(context.asset_key)
-        lineage_file = base.with_suffix(".lineage.json")
+        lineage_file = base.with_suffix(_LINEAGE)
         if lineage_file.exists():
             lineage = Lineage.from_metadata(json.loads(lineage_file.read_text(encoding="utf-8")))
             frame = pd.read_parquet(base.with_suffix(".parquet"))
@@ -54,14 +57,26 @@ class FileIOManager(dg.ConfigurableIOManager):
         if base.with_suffix(".parquet").exists():
             return pd.read_parquet(base.with_suffix(".parquet"))
         if base.with_suffix(".json").exists():
-            return json.loads(base.with_suffix(".json").read_text(encoding="utf-8"))
+            return StagingReport.from_dict(json.loads(base.with_suffix(".json").read_text(encoding="utf-8")))
         raise FileNotFoundError(
             f"{context.asset_key.to_user_string()} has not been materialised under {base.parent}; materialise it first"
         )
+
+
+def stored_frame(home: HomeLike, asset: str) -> pd.DataFrame | None:
+    """The frame the last run stored for ``asset`` (e.g. ``quarantine_health``), or ``None``."""
+    path = DataHome.at(home).asset_base([asset]).with_suffix(".parquet")
+    return pd.read_parquet(path) if path.exists() else None
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     # Write beside and rename, so a crash never leaves a half-written file for the next step.
     tmp = path.with_name(f".{path.name}.tmp")
     frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)

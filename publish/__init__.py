@@ -1,7 +1,8 @@
-"""Golden records, consent status, the atomically published warehouse and per-recipient products."""
+"""Golden records, consent status, the atomically published warehouse, its products and its read side."""
 
 from publish.audit import AuditLog, Verification
 from publish.crypto import product_key, read_product
+from publish.gate import PublicationResult, publish_if_valid
 from publish.policy import (
     CONSENT_CATEGORIES,
     KEY_POPULATIONS,
@@ -13,6 +14,7 @@ from publish.policy import (
     load_policy,
 )
 from publish.products import ProductFile, build_product, product_query_sql, pseudonym_key
+from publish.reader import PublishedRun, RunSummary, WarehouseReader
 from publish.warehouse import Candidate, PublicationInputs, Warehouse
 
 __all__ = [
@@ -25,14 +27,19 @@ __all__ = [
     "Candidate",
     "ProductFile",
     "PublicationInputs",
+    "PublicationResult",
+    "PublishedRun",
     "Recipient",
+    "RunSummary",
     "SharingPolicy",
     "Verification",
     "Warehouse",
+    "WarehouseReader",
     "build_product",
     "load_policy",
     "product_key",
     "product_query_sql",
+    "publish_if_valid",
     "pseudonym_key",
     "read_product",
 ]

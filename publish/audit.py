@@ -1,9 +1,9 @@
 """The audit log: an append-only, hash-chained record of every publication, kept outside the warehouse.
 
-``<home>/audit/publication_log.jsonl`` has one JSON object per published product. Each entry's
-``hash`` is the SHA-256 of the entry's other fields, ``prev_hash`` (the previous entry's hash; 64
-zeros for the first) included, so editing, removing or reordering any entry breaks the chain from
-there on. The warehouse is replaced atomically at every run; this file is only ever appended to,
+``<home>/audit/publication_log.jsonl`` (see :class:`core.home.DataHome`) has one JSON object per
+published product. Each entry's ``hash`` is the SHA-256 of the entry's other fields, ``prev_hash``
+(the previous entry's hash; 64 zeros for the first) included, so editing, removing or reordering
+any entry breaks the chain from there on. The warehouse is replaced atomically at every run; this file is only ever appended to,
 so the chain survives.
 
 Who was in each product is kept as keyed hashes, never raw ID numbers:
@@ -31,8 +31,8 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
+from core.home import DataHome, HomeLike
 from core.keys import load_or_create_key
 
 __all__ = ["GENESIS", "AuditLog", "Verification"]
@@ -64,16 +64,15 @@ def _entry_hash(entry: dict) -> str:
 class AuditLog:
     """The hash-chained publication log of one data home."""
 
-    def __init__(self, home: Path) -> None:
-        self.home = Path(home)
-        self.dir = self.home / "audit"
-        self.path = self.dir / "publication_log.jsonl"
-        self.members_dir = self.dir / "members"
+    def __init__(self, home: HomeLike) -> None:
+        self.home = DataHome.at(home)
+        self.path = self.home.audit_log_file
+        self.members_dir = self.home.audit_members_dir
 
     # -- keys -----------------------------------------------------------------------------
 
     def _key(self) -> bytes:
-        return load_or_create_key(self.home, "audit.key", "SILOBREAKER_AUDIT_KEY")
+        return load_or_create_key(self.home.audit_key_file, "SILOBREAKER_AUDIT_KEY")
 
     def member_hash(self, id_number: str) -> str:
         """The keyed hash under which a resident ID number is recorded in membership files."""
@@ -98,7 +97,7 @@ class AuditLog:
             for product in products:
                 members = sorted({hmac.new(key, m.upper().encode(), hashlib.sha256).hexdigest() for m in product.members})
                 members_text = "".join(f"{m}\n" for m in members)
-                (self.members_dir / f"{seq}.txt").write_text(members_text, encoding="ascii")
+                self.home.audit_members_file(seq).write_text(members_text, encoding="ascii")
                 entry = {
                     "seq": seq, "run_id": run_id, "published_at": published_at.isoformat(),
                     "recipient": product.recipient, "purpose": product.purpose, "legal_basis": product.legal_basis,
@@ -142,7 +141,7 @@ class AuditLog:
                 return Verification(False, count, seq, line_number, "prev_hash does not match the previous entry's hash")
             if entry.get("hash") != _entry_hash(entry):
                 return Verification(False, count, seq, line_number, "hash does not match the entry's contents")
-            members = self.members_dir / f"{seq}.txt"
+            members = self.home.audit_members_file(seq)
             if not members.exists() or hashlib.sha256(members.read_bytes()).hexdigest() != entry["members_sha256"]:
                 return Verification(False, count, seq, line_number, f"membership file {members} is missing or altered")
             prev, expected_seq, count = entry["hash"], expected_seq + 1, count + 1
@@ -153,7 +152,7 @@ class AuditLog:
         wanted = self.member_hash(id_number)
         found = []
         for entry in self.entries():
-            members = self.members_dir / f"{entry['seq']}.txt"
+            members = self.home.audit_members_file(entry["seq"])
             if members.exists() and wanted in members.read_text(encoding="ascii").split():
                 found.append(entry)
         return found

@@ -7,8 +7,8 @@ recipient's 256-bit *master key*. Nothing is fetched over the network: the KMS i
 so this works on an air-gapped intranet.
 
 The master key of recipient ``r`` comes from ``$SILOBREAKER_PRODUCT_KEY_<R>`` (64 hex characters)
-when set, else from the key file ``<home>/keys/<r>.product.key`` (32 random bytes, mode 600,
-created on first use). The platform keeps the key; the recipient receives it once, out of band.
+when set, else from its key file under the data home (``<home>/keys/<r>.product.key``, 32 random
+bytes, mode 600, created on first use). The platform keeps the key; the recipient receives it once, out of band.
 
 Example (the recipient's side)::
 
@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.errors import ConfigError
+from core.home import DataHome, HomeLike
 from core.keys import KEY_BYTES, load_or_create_key
 
 __all__ = ["KEY_ENV_PREFIX", "LocalKmsClient", "product_key", "read_product", "write_encrypted"]
@@ -125,7 +126,7 @@ def read_product(path: str | Path, key: bytes, identifier: str | None = None) ->
     return pq.read_table(path, decryption_properties=properties)
 
 
-def product_key(home: Path, recipient: str) -> bytes:
+def product_key(home: HomeLike, recipient: str) -> bytes:
     """The recipient's product master key: ``$SILOBREAKER_PRODUCT_KEY_<RECIPIENT>`` or its key file
-    ``<home>/keys/<recipient>.product.key`` (created on first use, see :mod:`core.keys`)."""
-    return load_or_create_key(home, f"{recipient}.product.key", f"{KEY_ENV_PREFIX}{recipient.upper()}")
+    under the data home (created on first use, see :mod:`core.keys`)."""
+    return load_or_create_key(DataHome.at(home).product_key_file(recipient), f"{KEY_ENV_PREFIX}{recipient.upper()}")

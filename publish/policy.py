@@ -38,6 +38,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.config import load_yaml_model
+from core.vocabulary import MASKS
 
 __all__ = [
     "CONSENT_CATEGORIES",
@@ -182,8 +183,8 @@ class Recipient(BaseModel):
         if self.kind == "grid_worker" and "grid" not in self.scope:
             raise ValueError("a grid_worker must be bound to one grid: add scope: {grid: <grid name>}")
         for column in self.mask:
-            if column not in ("id_number", "phone", "name"):
-                raise ValueError(f"mask on {column!r} is not supported; mask id_number, phone or name")
+            if column not in MASKS:
+                raise ValueError(f"mask on {column!r} is not supported; mask one of {', '.join(MASKS)}")
             if column not in self.columns:
                 raise ValueError(f"mask on {column!r}, which is not in columns")
         if self.kind == "analyst" and any(c in self.columns for c in ("name", "id_number", "phone", "address", "birth_date")):
@@ -217,4 +218,4 @@ class SharingPolicy(BaseModel):
 
 def load_policy(path: str | Path) -> SharingPolicy:
     """Load and validate a sharing policy, failing with the file, the key and what was expected."""
-    return load_yaml_model(path, SharingPolicy, "sharing policy")
+    return load_yaml_model(path, SharingPolicy, "sharing policy", like="demo/policy.yaml")

@@ -30,18 +30,15 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.home import DataHome, HomeLike
 from core.keys import load_or_create_key
+from core.vocabulary import MASKS
 from publish.crypto import product_key, write_encrypted
 from publish.policy import CONSENT_CATEGORIES, SENSITIVE_COLUMNS, SENSITIVE_POPULATIONS, Recipient
 from publish.statistics import statistics_table
 
 __all__ = ["ProductFile", "build_product", "product_query_sql", "pseudonym_key"]
 
-_MASKS = {
-    "id_number": "CASE WHEN id_number IS NULL THEN NULL ELSE substr(id_number, 1, 6) || '********' || substr(id_number, 15, 4) END",
-    "phone": "CASE WHEN phone IS NULL THEN NULL ELSE substr(phone, 1, 3) || repeat('*', greatest(length(phone) - 7, 0)) || substr(phone, -4) END",
-    "name": "CASE WHEN name IS NULL THEN NULL ELSE substr(name, 1, 1) || repeat('*', length(name) - 1) END",
-}
 _HIDDEN = ("_person_id", "_id_number", "_reason")
 
 
@@ -114,7 +111,7 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
     for column in recipient.columns:
         if column == "person_id" and recipient.pseudonymise:
             continue
-        expr = _MASKS[column] if column in recipient.mask else f"u.{column}"
+        expr = MASKS[column].sql(f"u.{column}") if column in recipient.mask else f"u.{column}"
         if column in SENSITIVE_COLUMNS:
             expr = f"CASE WHEN {ok[SENSITIVE_COLUMNS[column]]} THEN {expr} END"
         if column == "key_populations" and consent:
@@ -142,10 +139,11 @@ ORDER BY u.person_id"""
     return sql, params
 
 
-def pseudonym_key(home: Path, recipient: str) -> bytes:
-    """The recipient's pseudonymisation key: ``$SILOBREAKER_PSEUDONYM_KEY_<RECIPIENT>`` (hex) or
-    ``<home>/keys/<recipient>.key`` (created on first use, see :mod:`core.keys`)."""
-    return load_or_create_key(home, f"{recipient}.key", f"SILOBREAKER_PSEUDONYM_KEY_{recipient.upper()}")
+def pseudonym_key(home: HomeLike, recipient: str) -> bytes:
+    """The recipient's pseudonymisation key: ``$SILOBREAKER_PSEUDONYM_KEY_<RECIPIENT>`` (hex) or its
+    key file under the data home (created on first use, see :mod:`core.keys`)."""
+    path = DataHome.at(home).pseudonym_key_file(recipient)
+    return load_or_create_key(path, f"SILOBREAKER_PSEUDONYM_KEY_{recipient.upper()}")
 
 
 def _log_exclusions(con: duckdb.DuckDBPyConnection, recipient: str, person_ids: list[str], reasons: list[str]) -> None:
@@ -159,13 +157,13 @@ def _log_exclusions(con: duckdb.DuckDBPyConnection, recipient: str, person_ids: 
         )
 
 
-def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, out_dir: Path, home: Path) -> ProductFile:
-    """Write ``recipient``'s encrypted product as ``out_dir/<name>.parquet`` from the tables in ``con``.
+def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Path, home: HomeLike) -> ProductFile:
+    """Write ``recipient``'s encrypted product to ``path`` from the tables in ``con``.
 
-    ``con`` must hold ``unified_population``, ``consent_effective`` and ``deletion_requests``.
+    ``con`` must hold ``unified_population``, ``consent_effective`` and ``deletion_requests``;
+    ``home`` holds the recipient's keys.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{recipient.name}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
     members: list[str] = []
     exclusions: dict[str, int] = {}
     if recipient.aggregate is not None:

@@ -13,7 +13,8 @@ Tables (documented for analysts in ``docs/warehouse.md``):
     consent_effective, deletion_requests, consent_exclusions (see ``docs/privacy.md``)
 
 Products are encrypted per recipient, and each publication is appended to the hash-chained audit
-log under ``<home>/audit/`` (``publish.audit``), outside the files swapped here.
+log (``publish.audit``), outside the files swapped here. Where each file lives is the data home's
+(:class:`core.home.DataHome`); reading the published warehouse is :class:`publish.reader.WarehouseReader`'s.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from core.home import DataHome, HomeLike
 from publish.audit import AuditLog
 from publish.consent import add_effective_consent
 from publish.golden import field_conflicts_sql, person_consent_sql, unified_population_sql
 from publish.policy import SharingPolicy
 from publish.products import ProductFile, build_product
 from quality.metrics import QUALITY_HISTORY_DDL, write_quality_metrics
+from quality.staging_report import StagingReport
 
 __all__ = ["Candidate", "PublicationInputs", "Warehouse"]
 
@@ -66,7 +69,7 @@ _HISTORY_DDL = {
         sources VARCHAR[])""",
     "extraction_log": """CREATE TABLE extraction_log (
         run_id VARCHAR, source VARCHAR, kind VARCHAR, location VARCHAR, extracted_at TIMESTAMPTZ,
-        row_count BIGINT, content_hash VARCHAR, encoding VARCHAR)""",
+        row_count BIGINT, content_hash VARCHAR, encoding VARCHAR, department VARCHAR)""",
     "validation_results": """CREATE TABLE validation_results (
         run_id VARCHAR, suite VARCHAR, success BOOLEAN, row_count BIGINT, expectation VARCHAR,
         column_name VARCHAR, expectation_success BOOLEAN, unexpected_count BIGINT,
@@ -87,12 +90,11 @@ class PublicationInputs:
         link_pairs: scored pairs from identity resolution (may be empty).
         quarantine: quarantined rows of every source.
         consent: staged consent decisions (may be empty).
-        lineage: one dict per source extraction (``Lineage.as_metadata()``).
-        validations: one ``ValidationSummary.as_dict()`` per staged source.
+        staging_reports: one per staged source: its extraction (the extraction log), its expectation
+            suite's results (validation results) and its declared fields, role and soft problems (the
+            quality measures).
         trust: source -> rank (0 most trusted) for golden-record choices.
         as_of: the date ages are computed at.
-        staging_reports: one staging report per source (declared fields, role, soft problems), for
-            the quality measures.
         person_id_history: this run's person-id changes (``kind, old_id, new_id, records``), if any.
         review_queue: uncertain pairs awaiting review (``first_seen_run`` null: queued by this run).
         review_decisions: the review decisions this run applied (added to those already kept).
@@ -104,11 +106,9 @@ class PublicationInputs:
     link_pairs: pd.DataFrame
     quarantine: pd.DataFrame
     consent: pd.DataFrame
-    lineage: list[dict]
-    validations: list[dict]
+    staging_reports: list[StagingReport] = field(default_factory=list)
     trust: dict[str, int] = field(default_factory=dict)
     as_of: date = field(default_factory=date.today)
-    staging_reports: list[dict] = field(default_factory=list)
     person_id_history: pd.DataFrame | None = None
     review_queue: pd.DataFrame | None = None
     review_decisions: pd.DataFrame | None = None
@@ -132,7 +132,7 @@ class Candidate:
 
 
 class Warehouse:
-    """The data home's published warehouse and shared products.
+    """The data home's published warehouse and shared products: building and swapping them in.
 
     Example:
         >>> wh = Warehouse(home)
@@ -140,18 +140,15 @@ class Warehouse:
         >>> wh.publish(candidate)          # or wh.discard(candidate) if validation failed
     """
 
-    FILE_NAME = "silobreaker.duckdb"
-
-    def __init__(self, home: Path) -> None:
-        self.home = Path(home)
-        self.path = self.home / "warehouse" / self.FILE_NAME
-        self.shared_dir = self.home / "shared"
+    def __init__(self, home: HomeLike) -> None:
+        self.home = DataHome.at(home)
+        self.path = self.home.warehouse_file
 
     def build_candidate(self, inputs: PublicationInputs, policy: SharingPolicy) -> Candidate:
         """Build every table and product for ``inputs`` beside the published warehouse."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        candidate_path = self.path.with_name(f".candidate-{inputs.run_id}.duckdb")
-        products_dir = self.home / "shared" / f".candidate-{inputs.run_id}"
+        candidate_path = self.home.warehouse_candidate(inputs.run_id)
+        products_dir = self.home.products_candidate_dir(inputs.run_id)
         for stale in (candidate_path, Path(f"{candidate_path}.wal")):
             stale.unlink(missing_ok=True)
         shutil.rmtree(products_dir, ignore_errors=True)
@@ -167,12 +164,15 @@ class Warehouse:
             self._log_run(con, inputs, published_at)
             self._record_identities(con, inputs)
             write_quality_metrics(con, inputs.run_id, inputs.staging_reports)
-            products = [build_product(con, r, products_dir, self.home) for r in policy.recipients]
+            products = [
+                build_product(con, r, self.home.product_candidate_file(inputs.run_id, r.name), self.home)
+                for r in policy.recipients
+            ]
             con.executemany(
                 "INSERT INTO publication_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     [inputs.run_id, published_at, p.recipient, r.purpose, r.legal_basis, list(p.columns),
-                     p.row_count, p.content_hash, str(self.shared_dir / p.path.name)]
+                     p.row_count, p.content_hash, str(self.home.product_file(p.recipient))]
                     for p, r in zip(products, policy.recipients, strict=True)
                 ],
             )
@@ -186,9 +186,9 @@ class Warehouse:
     def publish(self, candidate: Candidate) -> None:
         """Swap the candidate in: the warehouse by one atomic rename, then each product file."""
         os.replace(candidate.path, self.path)
-        self.shared_dir.mkdir(parents=True, exist_ok=True)
+        self.home.shared_dir.mkdir(parents=True, exist_ok=True)
         for product in candidate.products:
-            os.replace(product.path, self.shared_dir / product.path.name)
+            os.replace(product.path, self.home.product_file(product.recipient))
         shutil.rmtree(candidate.products_dir, ignore_errors=True)
         # The hash-chained audit log lives outside the swapped files, so its chain survives every run.
         AuditLog(self.home).append(candidate.run_id, candidate.published_at or datetime.now(UTC), candidate.products)
@@ -199,22 +199,6 @@ class Warehouse:
         candidate.path.unlink(missing_ok=True)
         Path(f"{candidate.path}.wal").unlink(missing_ok=True)
         shutil.rmtree(candidate.products_dir, ignore_errors=True)
-
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """A read-only connection to the published warehouse."""
-        return duckdb.connect(str(self.path), read_only=True)
-
-    def read_tables(self, *tables: str) -> dict[str, pd.DataFrame]:
-        """Whole tables of the published warehouse, read-only; those it lacks (or no warehouse yet) are left out.
-
-        Example:
-            >>> Warehouse(home).read_tables("record_person", "issued_person_ids")  # doctest: +SKIP
-        """
-        if not self.path.exists():
-            return {}
-        with self.connect() as con:
-            present = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-            return {table: con.execute(f"SELECT * FROM {table}").df() for table in tables if table in present}
 
     # -- building blocks ------------------------------------------------------------------
 
@@ -242,19 +226,22 @@ class Warehouse:
         )
         for name, ddl in _HISTORY_DDL.items():
             con.execute(ddl)
-        con.executemany(
-            "INSERT INTO extraction_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                [inputs.run_id, x["source"], x["kind"], x["location"], x["extracted_at"], x["row_count"],
-                 x["content_hash"], x.get("encoding")]
-                for x in inputs.lineage
-            ],
-        )
-        rows = []
-        for v in inputs.validations:
-            for o in v["outcomes"]:
-                rows.append([inputs.run_id, v["suite"], v["success"], v["row_count"], o["kind"], o["column"],
-                             o["success"], o["unexpected_count"], o["unexpected_percent"], o["why"]])
+        reports = inputs.staging_reports
+        if reports:
+            con.executemany(
+                "INSERT INTO extraction_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    [inputs.run_id, r.source, r.lineage.kind, r.lineage.location, r.lineage.extracted_at,
+                     r.lineage.row_count, r.lineage.content_hash, r.lineage.encoding, r.department]
+                    for r in reports
+                ],
+            )
+        rows = [
+            [inputs.run_id, r.validation.suite, r.validation.success, r.validation.row_count, o.kind, o.column,
+             o.success, o.unexpected_count, o.unexpected_percent, o.why]
+            for r in reports
+            for o in r.validation.outcomes
+        ]
         if rows:
             con.executemany("INSERT INTO validation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         for name in ("_records", "_mapping", "_quarantine"):
@@ -332,7 +319,7 @@ class Warehouse:
 
     @staticmethod
     def _log_run(con: duckdb.DuckDBPyConnection, inputs: PublicationInputs, published_at: datetime) -> None:
-        sources = sorted({x["source"] for x in inputs.lineage})
+        sources = sorted({r.source for r in inputs.staging_reports})
         con.execute(
             "INSERT INTO runs VALUES (?, ?, (SELECT count(*) FROM record_person), (SELECT count(*) FROM quarantine), "
             "(SELECT count(*) FROM unified_population), ?)",

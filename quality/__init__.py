@@ -1,4 +1,5 @@
-"""Expectation suites, their results, and the quality report."""
+"""Quality: expectation suites and quality rules, the typed staging report, the quality measures and
+the supervisors' report (rendered from what the warehouse's reader hands it)."""
 
 from quality.expectations import (
     ExpectationOutcome,
@@ -11,27 +12,28 @@ from quality.expectations import (
 )
 from quality.metrics import QUALITY_HISTORY_DDL, write_quality_metrics
 from quality.report import (
+    ReportInputs,
     collect_report_data,
-    latest_published_run,
-    load_staging_reports,
     render_blocked_report,
     render_quality_report,
 )
-from quality.rules import RuleSet, RulesFile, load_rules, staged_person_suite
+from quality.rules import QualityRules, QualityRulesFile, load_quality_rules, staged_person_suite
+from quality.staging_report import StagingReport, build_staging_report
 
 __all__ = [
     "QUALITY_HISTORY_DDL",
     "ExpectationOutcome",
-    "RuleSet",
-    "RulesFile",
     "ExpectationSpec",
+    "QualityRules",
+    "QualityRulesFile",
+    "ReportInputs",
+    "StagingReport",
     "SuiteSpec",
     "ValidationSummary",
+    "build_staging_report",
     "collect_report_data",
     "consent_suite",
-    "latest_published_run",
-    "load_rules",
-    "load_staging_reports",
+    "load_quality_rules",
     "render_blocked_report",
     "render_quality_report",
     "staged_person_suite",

@@ -41,6 +41,8 @@ from typing import Any
 
 import duckdb
 
+from quality.staging_report import StagingReport
+
 __all__ = [
     "COMPLETENESS_WEIGHTS",
     "DIMENSIONS",
@@ -348,7 +350,7 @@ FROM quality_metrics WHERE run_id = '{run}' AND measure = 'score' AND dimension 
 GROUP BY source"""
 
 
-def write_quality_metrics(con: duckdb.DuckDBPyConnection, run_id: str, staging_reports: Sequence[Mapping[str, Any]]) -> int:
+def write_quality_metrics(con: duckdb.DuckDBPyConnection, run_id: str, staging_reports: Sequence[StagingReport]) -> int:
     """Compute this run's measures and append them (and this run's quarantine) to the history tables.
 
     Runs inside the candidate warehouse after every published table and the carried-over history
@@ -388,7 +390,7 @@ def _projection(present: set[str], wanted: Mapping[str, str]) -> str:
     return ", ".join(name if name in present else f"NULL::{kind} AS {name}" for name, kind in wanted.items())
 
 
-def _prepare(con: duckdb.DuckDBPyConnection, run_id: str, staging_reports: Sequence[Mapping[str, Any]]) -> None:
+def _prepare(con: duckdb.DuckDBPyConnection, run_id: str, staging_reports: Sequence[StagingReport]) -> None:
     # Views with every column the measures read, so a warehouse built from partial frames still measures.
     con.execute(f"CREATE TEMP VIEW _q_records AS SELECT {_projection(_columns(con, 'source_records'), _RECORD_COLUMNS)} "
                 "FROM source_records")
@@ -410,11 +412,10 @@ def _prepare(con: duckdb.DuckDBPyConnection, run_id: str, staging_reports: Seque
         con.executemany("INSERT INTO _q_sources VALUES (?, ?, ?)", rows)
 
 
-def _source_rows(con: duckdb.DuckDBPyConnection, staging_reports: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
-    person_reports = [r for r in staging_reports if r.get("role", "person") == "person" and r.get("fields")]
+def _source_rows(con: duckdb.DuckDBPyConnection, staging_reports: Sequence[StagingReport]) -> list[list[Any]]:
+    person_reports = [r for r in staging_reports if r.role == "person" and r.fields]
     if person_reports:
-        return [[r["source"], sorted(set(r["fields"])), _invalid_codes(r.get("soft_problems") or {})]
-                for r in person_reports]
+        return [[r.source, sorted(set(r.fields)), _invalid_codes(r.soft_problems)] for r in person_reports]
     # No declarations: a source declares what it fills somewhere.
     sources = [row[0] for row in con.execute("SELECT DISTINCT source FROM _q_records ORDER BY 1").fetchall()]
     fields = [f for f in _RECORD_COLUMNS if f not in ("record_id", "source", "person_id", "extracted_at")]

@@ -18,43 +18,31 @@ import json
 import logging
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 from connectors.config import SourceConfig
 from core.errors import ConfigError
 
-__all__ = ["REASON_COLUMNS", "export_quarantine", "quarantined_rows"]
+__all__ = ["QUARANTINE_READ_COLUMNS", "REASON_COLUMNS", "department_rows", "export_quarantine", "export_suffix"]
 
 log = logging.getLogger(__name__)
 
 REASON_COLUMNS = ("quarantine_rule", "quarantine_message")
 """Columns appended after the source's own columns in an export."""
 
+QUARANTINE_READ_COLUMNS = ("row_number", "rule", "message", "raw_record")
+"""The quarantine columns an export is built from (a staged quarantine frame or the published table)."""
 
-def quarantined_rows(source: SourceConfig, home: Path) -> pd.DataFrame:
-    """The source's quarantined rows from the latest run, in the source's own columns.
 
-    The latest staging output (``<home>/staging/quarantine_<source>.parquet``) is read first, so
-    the rows of a run whose publication was blocked can be corrected too; without it, the published
-    warehouse's ``quarantine`` table.
+def department_rows(source: SourceConfig, quarantine: pd.DataFrame) -> pd.DataFrame:
+    """The quarantined rows in the source's own columns, with the rule and message appended.
+
+    Args:
+        source: the source's declaration (``sources.yaml``).
+        quarantine: its quarantine rows, with at least :data:`QUARANTINE_READ_COLUMNS`: the latest
+            run's staged quarantine (so a blocked run's rows can be corrected too), else the published one.
     """
-    staged = Path(home) / "staging" / f"quarantine_{source.name}.parquet"
-    if staged.exists():
-        frame = pd.read_parquet(staged, columns=["row_number", "rule", "message", "raw_record"])
-    else:
-        warehouse = Path(home) / "warehouse" / "silobreaker.duckdb"
-        if not warehouse.exists():
-            raise ConfigError(
-                f"no quarantine for source {source.name!r} under {home}: run the pipeline first "
-                "(silobreaker run), then export"
-            )
-        with duckdb.connect(str(warehouse), read_only=True) as con:
-            frame = con.execute(
-                "SELECT row_number, rule, message, raw_record FROM quarantine WHERE source = ? ORDER BY row_number",
-                [source.name],
-            ).df()
-    frame = frame.sort_values("row_number", kind="stable")
+    frame = quarantine.sort_values("row_number", kind="stable")
     records = [json.loads(text) for text in frame["raw_record"]]
     own_columns = list(dict.fromkeys([*source.primary_key, *source.columns.values()]))
     columns = list(records[0]) if records else own_columns
@@ -65,21 +53,26 @@ def quarantined_rows(source: SourceConfig, home: Path) -> pd.DataFrame:
     return rows
 
 
-def export_quarantine(source: SourceConfig, home: Path, out: Path | None = None) -> Path:
-    """Write the source's quarantined rows for the department to correct; return the file written.
+def export_suffix(source: SourceConfig) -> str:
+    """The file type a department gets its rows back in: ``.xlsx`` for an Excel source, else ``.csv``."""
+    return ".xlsx" if source.kind == "xlsx" else ".csv"
+
+
+def export_quarantine(source: SourceConfig, quarantine: pd.DataFrame, path: Path) -> Path:
+    """Write the source's quarantined rows to ``path`` for the department to correct; return ``path``.
 
     Args:
         source: the source's declaration (``sources.yaml``).
-        home: the data home.
-        out: the file to write; default ``<home>/quarantine/<source>.csv`` (``.xlsx`` for Excel sources).
+        quarantine: its quarantine rows (see :func:`department_rows`).
+        path: the file to write; ``.xlsx`` writes a workbook (the source's sheet name), anything else CSV
+            in the source's encoding and delimiter (UTF-8 with BOM for a database or parquet source).
 
     Example:
-        >>> export_quarantine(health, home)          # GBK CSV, the columns of health_visits.csv
+        >>> export_quarantine(health, quarantine, Path("var/quarantine/health.csv"))   # doctest: +SKIP
         PosixPath('var/quarantine/health.csv')
     """
-    rows = quarantined_rows(source, home)
-    suffix = ".xlsx" if source.kind == "xlsx" else ".csv"
-    path = Path(out) if out else Path(home) / "quarantine" / f"{source.name}{suffix}"
+    rows = department_rows(source, quarantine)
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".xlsx":
         rows.to_excel(path, sheet_name=source.sheet or "Sheet1", index=False, engine="openpyxl")

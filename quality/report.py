@@ -6,9 +6,10 @@ inlined, so nothing is fetched), conflicts between departments with the departme
 and masked examples, the top fixes per department, quarantined rows fixed since the last run, the
 linking summary and the Great Expectations results.
 
-Every number on the scorecard and in the trends is read from ``quality_metrics`` (see
-``docs/quality.md`` for the SQL of each); examples and rule messages come from ``quarantine`` and
-``field_conflicts``.
+Rendering only: what the report shows arrives as :class:`ReportInputs`, which the warehouse's
+reader (:meth:`publish.WarehouseReader.report_inputs`) fills from the published tables. Every
+number on the scorecard and in the trends is a row of ``quality_metrics`` (see ``docs/quality.md``
+for the SQL of each); examples and rule messages come from ``quarantine`` and ``field_conflicts``.
 
 When a blocking check stops publication, :func:`render_blocked_report` writes the report anyway:
 why the run was blocked (the failed expectations with observed value and threshold, and each
@@ -17,11 +18,10 @@ failed step's message), this attempt's staging counts, and the last published sc
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,14 +29,16 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from core.home import DataHome
+from core.vocabulary import FIELD_LABELS, MASKS, mask_long_numbers
 from quality.expectations import describe_outcome
-from quality.metrics import DIMENSIONS, cross_department_records_sql, grade
+from quality.metrics import DIMENSIONS, grade
+from quality.staging_report import StagingReport
 
 __all__ = [
     "DIMENSION_LABELS",
+    "ReportInputs",
     "collect_report_data",
-    "latest_published_run",
-    "load_staging_reports",
     "mask_message",
     "mask_value",
     "render_blocked_report",
@@ -56,72 +58,58 @@ DIMENSION_LABELS: dict[str, str] = {
 }
 """Chinese label of each dimension (the English name is shown beside it)."""
 
-_FIELD_LABELS = {"name": "姓名", "sex": "性别", "birth_date": "出生日期", "id_number": "身份证号", "address": "住址"}
-_EXAMPLES_PER_KIND = 3
-_LONG_NUMBER = re.compile(r"[0-9Xx.Ee+]{7,}")
-_TOP_FIXES = 3
+TOP_FIXES = 3
+"""Quarantine rules shown per department, most rows first."""
 
-_QUERIES = {
-    "validation": """
-        SELECT suite, expectation, column_name, expectation_success, unexpected_count,
-               round(unexpected_percent, 2) AS unexpected_percent, why
-        FROM validation_results WHERE run_id = $run ORDER BY suite, expectation_success, expectation""",
-    "top_fixes": """
-        SELECT source, rule, count(*) AS rows, any_value("column") AS column_name, any_value(message) AS example
-        FROM quarantine GROUP BY source, rule
-        QUALIFY row_number() OVER (PARTITION BY source ORDER BY count(*) DESC, rule) <= $top
-        ORDER BY source, rows DESC""",
-    "runs": "SELECT run_id, published_at FROM runs ORDER BY published_at",
-}
+EXAMPLES_PER_KIND = 3
+"""People shown as masked examples per kind of conflict."""
 
 
-def load_staging_reports(home: Path) -> dict[str, dict[str, Any]]:
-    """The latest staging report of each source under ``<home>/staging``, by source name."""
-    reports = {}
-    for path in sorted((Path(home) / "staging").glob("staging_report_*.json")):
-        report = json.loads(path.read_text(encoding="utf-8"))
-        reports[report["source"]] = report
-    return reports
+@dataclass(frozen=True)
+class ReportInputs:
+    """What the report of one published run reads from the warehouse.
 
+    Attributes:
+        run_id: the published run shown.
+        metrics: every run's ``quality_metrics`` rows.
+        runs: ``run_id, published_at`` of every published run, oldest first.
+        validation: this run's ``validation_results`` (suite, expectation, column_name, …).
+        top_fixes: per source its :data:`TOP_FIXES` commonest quarantine rules
+            (``source, rule, rows, column_name, example``).
+        conflict_examples: up to :data:`EXAMPLES_PER_KIND` people per conflicting field, one row per
+            source and value (``field, person_id, source, value, likely_wrong``).
+        departments: source -> department label.
+    """
 
-def latest_published_run(con: Any) -> str | None:
-    """The id of the last run the warehouse published, or ``None`` for an empty history."""
-    rows = con.execute("SELECT run_id FROM runs ORDER BY published_at DESC LIMIT 1").fetchall()
-    return rows[0][0] if rows else None
+    run_id: str
+    metrics: pd.DataFrame
+    runs: pd.DataFrame
+    validation: pd.DataFrame
+    top_fixes: pd.DataFrame
+    conflict_examples: pd.DataFrame
+    departments: Mapping[str, str] = field(default_factory=dict)
 
 
 def mask_value(field: str, value: Any) -> str:
-    """Mask an identifier for display: ``张*``, ``330106********0012``, ``138****0001``, ``示范区西溪…``.
-
-    Birth dates keep year and month (what the comparison uses); sex is shown as is.
-    """
+    """Mask an identifier for display as the canonical vocabulary's mask of that field does:
+    ``张*``, ``330106********0012``, ``138****0001``, ``示范区西溪…``, ``1950-01-**``; other fields as they are."""
     if value is None or (isinstance(value, float) and value != value):
         return ""
     text = str(value)
-    if field == "name":
-        return text[:1] + "*" * max(len(text) - 1, 1)
-    if field == "id_number":
-        return text[:6] + "*" * max(len(text) - 10, 0) + text[-4:] if len(text) > 10 else "*" * len(text)
-    if field == "phone":
-        return text[:3] + "****" + text[-4:] if len(text) >= 7 else "*" * len(text)
-    if field == "address":
-        return text[:6] + "…" if len(text) > 6 else text
-    if field == "birth_date":
-        return text[:7] + ("-**" if len(text) > 7 else "")
-    return text
+    mask = MASKS.get(field)
+    return mask.apply(text) if mask is not None else text
 
 
 def mask_message(message: Any) -> str:
     """A quarantine message with long numbers (ID and phone numbers) masked: ``3301********17``."""
     if message is None or (isinstance(message, float) and message != message):
         return ""
-    return _LONG_NUMBER.sub(lambda m: m.group()[:4] + "*" * (len(m.group()) - 6) + m.group()[-2:], str(message))
+    return mask_long_numbers(str(message))
 
 
-def collect_report_data(con: Any, run_id: str) -> dict[str, Any]:
-    """Everything the report shows for ``run_id``, read from a warehouse connection."""
-    metrics = con.execute("SELECT * FROM quality_metrics").df() if _has_table(con, "quality_metrics") else _empty_metrics()
-    runs = con.execute(_QUERIES["runs"]).df()
+def collect_report_data(inputs: ReportInputs) -> dict[str, Any]:
+    """Everything the report template shows for ``inputs.run_id``."""
+    metrics, runs, run_id = inputs.metrics, inputs.runs, inputs.run_id
     order = {r: i for i, r in enumerate(runs["run_id"])}
     previous = _previous_run(runs, run_id)
     current = metrics[metrics["run_id"] == run_id]
@@ -129,106 +117,89 @@ def collect_report_data(con: Any, run_id: str) -> dict[str, Any]:
     return {
         "scorecard": _scorecard(current, before),
         "district": _district(current),
-        "conflicts": _conflicts(con, current),
+        "conflicts": _conflicts(inputs.conflict_examples, current),
         "top_fixes": [
-            {**row, "example": mask_message(row["example"])}
-            for row in con.execute(_QUERIES["top_fixes"], {"top": _TOP_FIXES}).df().to_dict(orient="records")
+            {**row, "example": mask_message(row["example"])} for row in inputs.top_fixes.to_dict(orient="records")
         ],
         "fixed": _fixed(current),
-        "validation": con.execute(_QUERIES["validation"], {"run": run_id}).df().to_dict(orient="records"),
+        "validation": inputs.validation.to_dict(orient="records"),
         "charts": _charts(metrics, runs, order),
         "previous_run": previous,
         "run_count": len(runs),
     }
 
 
-def render_quality_report(warehouse: Any, reports_dir: Path, run_id: str) -> Path:
-    """Write ``quality-<run>.html`` (and a copy as ``latest.html``) from the published warehouse.
+def render_quality_report(inputs: ReportInputs, home: DataHome) -> Path:
+    """Write the report of the published run ``inputs.run_id`` (and a copy as the latest report).
 
     Args:
-        warehouse: a :class:`publish.Warehouse`; its published file is read, read-only.
-        reports_dir: the folder to write into.
-        run_id: the published run the report shows.
+        inputs: what the warehouse holds for that run (:meth:`publish.WarehouseReader.report_inputs`).
+        home: the data home whose reports folder is written into.
     """
-    with warehouse.connect() as con:
-        data = collect_report_data(con, run_id)
-    departments = _departments(Path(warehouse.home) / "staging")
-    return _write(reports_dir, run_id, blocked=None, departments=departments, shown_run=run_id, **data)
+    data = collect_report_data(inputs)
+    return _write(home, inputs.run_id, blocked=None, departments=dict(inputs.departments),
+                  shown_run=inputs.run_id, **data)
 
 
 def render_blocked_report(
-    warehouse: Any,
-    reports_dir: Path,
+    home: DataHome,
     run_id: str,
     failures: Mapping[str, str],
-    staging_reports: Mapping[str, Mapping[str, Any]],
+    staging_reports: Mapping[str, StagingReport],
+    last: ReportInputs | None,
 ) -> Path:
     """Write the report of a run whose publication was blocked, saying why.
 
     A run that did publish (a later step failed) gets its ordinary report instead.
 
     Args:
-        warehouse: a :class:`publish.Warehouse`; the last publication (if any) is shown below.
-        reports_dir: the folder to write into.
+        home: the data home whose reports folder is written into.
         run_id: the blocked run.
         failures: failed step -> its error message.
         staging_reports: source -> this attempt's staging report (counts, rules, validation).
+        last: the last published run's report inputs, shown below the reasons (``None`` before the
+            first publication).
     """
-    reasons = []
-    for source, report in sorted(staging_reports.items()):
-        validation = report.get("validation") or {}
-        for outcome in validation.get("outcomes", []):
-            if not outcome.get("success") and outcome.get("severity") != "warn":  # warnings do not block
-                reasons.append({"source": source, "department": report.get("department", ""), **_reason(outcome)})
+    if last is not None and last.run_id == run_id:
+        # The run did publish (a later step failed): its report is the ordinary one.
+        return render_quality_report(last, home)
+    reasons = [
+        {"source": source, "department": report.department, **_reason(outcome.__dict__)}
+        for source, report in sorted(staging_reports.items())
+        for outcome in report.validation.failed_expectations()  # warnings do not block
+    ]
     attempt = [
-        {"source": s, "department": r.get("department", ""), "extracted": r.get("extracted"), "staged": r.get("staged"),
-         "quarantined": r.get("quarantined"), "passed": (r.get("validation") or {}).get("success", True),
-         "rules": sorted((r.get("quarantine_rules") or {}).items(), key=lambda kv: -kv[1])[:_TOP_FIXES]}
+        {"source": s, "department": r.department, "extracted": r.extracted, "staged": r.staged,
+         "quarantined": r.quarantined, "passed": r.validation.success,
+         "rules": sorted(r.quarantine_rules.items(), key=lambda kv: -kv[1])[:TOP_FIXES]}
         for s, r in sorted(staging_reports.items())
     ]
-    blocked: dict[str, Any] | None = {"reasons": reasons, "failures": dict(failures), "attempt": attempt}
-    data: dict[str, Any] = {}
-    shown_run = None
-    if Path(warehouse.path).exists():
-        with warehouse.connect() as con:
-            shown_run = latest_published_run(con)
-            if shown_run == run_id:
-                # The run did publish (a later step failed): its report is the ordinary one.
-                data = collect_report_data(con, shown_run)
-                blocked = None
-            elif shown_run:
-                data = collect_report_data(con, shown_run)
-    departments = _departments(Path(warehouse.home) / "staging")
-    return _write(reports_dir, run_id, blocked=blocked, departments=departments, shown_run=shown_run, **data)
+    blocked = {"reasons": reasons, "failures": dict(failures), "attempt": attempt}
+    departments = {**(dict(last.departments) if last else {}), **{s: r.department for s, r in staging_reports.items()}}
+    data = collect_report_data(last) if last is not None else {}
+    return _write(home, run_id, blocked=blocked, departments=departments,
+                  shown_run=last.run_id if last else None, **data)
 
 
 # -- building blocks ------------------------------------------------------------------------
 
 
-def _write(reports_dir: Path, run_id: str, **context: Any) -> Path:
+def _write(home: DataHome, run_id: str, **context: Any) -> Path:
     env = Environment(loader=PackageLoader("quality", "templates"), autoescape=select_autoescape(["html", "j2"]))
     html = env.get_template("report.html.j2").render(
         run_id=run_id,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         dimensions=DIMENSIONS,
         labels=DIMENSION_LABELS,
-        field_labels=_FIELD_LABELS,
+        field_labels=FIELD_LABELS,
         **context,
     )
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    path = reports_dir / f"quality-{run_id}.html"
+    path = home.report_file(run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
-    shutil.copyfile(path, reports_dir / "latest.html")
+    shutil.copyfile(path, home.latest_report)
     log.info("quality report written to %s", path)
     return path
-
-
-def _has_table(con: Any, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0])
-
-
-def _empty_metrics() -> pd.DataFrame:
-    return pd.DataFrame(columns=["run_id", "source", "dimension", "measure", "value", "numerator", "denominator"])
 
 
 def _previous_run(runs: pd.DataFrame, run_id: str) -> str | None:
@@ -236,14 +207,6 @@ def _previous_run(runs: pd.DataFrame, run_id: str) -> str | None:
     if run_id not in ids or ids.index(run_id) == 0:
         return None
     return ids[ids.index(run_id) - 1]
-
-
-def _departments(staging_dir: Path) -> dict[str, str]:
-    names = {}
-    for path in sorted(staging_dir.glob("staging_report_*.json")):
-        report = json.loads(path.read_text(encoding="utf-8"))
-        names[report["source"]] = report.get("department", "")
-    return names
 
 
 def _value(frame: pd.DataFrame, source: str, dimension: str, measure: str) -> float | None:
@@ -291,17 +254,9 @@ def _district(current: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _conflicts(con: Any, current: pd.DataFrame) -> list[dict[str, Any]]:
+def _conflicts(examples: pd.DataFrame, current: pd.DataFrame) -> list[dict[str, Any]]:
     district = current[(current["source"] == "*") & current["measure"].str.startswith("conflict_persons:")]
     wrong = current[(current["dimension"] == "consistency") & current["measure"].str.startswith("likely_wrong:")]
-    examples = con.execute(f"""
-        WITH c AS ({cross_department_records_sql()}),
-        picked AS (
-            SELECT field, person_id FROM (SELECT DISTINCT field, person_id FROM c)
-            QUALIFY row_number() OVER (PARTITION BY field ORDER BY hash(person_id)) <= {_EXAMPLES_PER_KIND}
-        )
-        SELECT c.field, c.person_id, c.source, c.value, c.likely_wrong FROM c SEMI JOIN picked USING (field, person_id)
-        ORDER BY c.field, c.person_id, c.source, c.value""").df()
     kinds = []
     for row in district.sort_values("numerator", ascending=False).itertuples():
         field = row.measure.split(":", 1)[1]

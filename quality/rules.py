@@ -1,4 +1,8 @@
-"""The rules file (``rules.yaml``): what a staged source must meet, as data.
+"""The quality rules (``rules.yaml``): what a staged source as a whole must meet, as data.
+
+Three kinds of rule live in silobreaker and keep distinct names: *quarantine rules* hold back one row
+(``staging.PERSON_QUARANTINE_RULES``), *quality rules* (this module) judge a whole staged source
+against thresholds and can block publication, and *vetoes* forbid one link (``dedup.VETOES``).
 
 Each rule has a ``severity``: ``error`` rules make up the blocking check (a failure stops
 publication); ``warn`` rules make up a second, non-blocking check whose failures are reported
@@ -7,27 +11,26 @@ named under ``sources:`` replaces a default rule of the same name whole (``requi
 ``value_sets`` field by field), and ``null`` switches a default rule off for that source.
 
 Example:
-    >>> rules = load_rules("demo/rules.yaml")                                  # doctest: +SKIP
+    >>> rules = load_quality_rules("demo/rules.yaml")                                  # doctest: +SKIP
     >>> suite = staged_person_suite("health", rules.for_source("health"), fields=["name", "id_number"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import math
 import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.config import load_yaml_model
+from core.config import load_yaml_model, suggest
 from core.errors import ConfigError
+from core.vocabulary import PERSON_FIELDS
 from quality.expectations import ExpectationSpec, SuiteSpec
 from staging.dates import CHINA_TZ
-from staging.schema import CANONICAL_COLUMNS, PERSON_FIELDS
+from staging.schema import CANONICAL_COLUMNS
 
 __all__ = [
     "BirthYearsRule",
@@ -35,12 +38,12 @@ __all__ = [
     "FreshnessRule",
     "RowCountChangeRule",
     "RowCountRule",
-    "RuleSet",
-    "RulesFile",
+    "QualityRules",
+    "QualityRulesFile",
     "ShareRule",
     "UniqueKeysRule",
     "ValueSetRule",
-    "load_rules",
+    "load_quality_rules",
     "staged_person_suite",
 ]
 
@@ -50,7 +53,7 @@ ISO_PARTIAL_DATE_PATTERN = r"^\d{4}(?:-\d{2}(?:-\d{2})?)?$"
 Severity = Literal["error", "warn"]
 
 
-class _Rule(BaseModel):
+class _QualityRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     severity: Severity = Field(
@@ -58,25 +61,25 @@ class _Rule(BaseModel):
     )
 
 
-class FilledRule(_Rule):
+class FilledRule(_QualityRule):
     """A declared field must be filled on at least ``min_share`` of the staged rows."""
 
     min_share: float = Field(gt=0, le=1, description="least share of staged rows with the field filled, e.g. 0.5")
 
 
-class ValueSetRule(_Rule):
+class ValueSetRule(_QualityRule):
     """Every filled value of a staged column must be one of ``values``."""
 
     values: list[str] = Field(min_length=1, description="the canonical values allowed, e.g. [M, F]")
 
 
-class ShareRule(_Rule):
+class ShareRule(_QualityRule):
     """At least ``min_share`` of the ID numbers present must carry a valid GB 11643 check digit."""
 
     min_share: float = Field(gt=0, le=1, description="least share of present IDs that are valid, e.g. 0.9")
 
 
-class BirthYearsRule(_Rule):
+class BirthYearsRule(_QualityRule):
     """Staged birth dates fall within these years (inclusive); at any stated precision."""
 
     earliest: int | None = Field(default=None, ge=1800, le=2200, description="earliest birth year, e.g. 1900")
@@ -92,7 +95,7 @@ class BirthYearsRule(_Rule):
         return self
 
 
-class RowCountRule(_Rule):
+class RowCountRule(_QualityRule):
     """The staged source holds between ``min`` and ``max`` rows."""
 
     min: int = Field(default=1, ge=0, description="least staged rows, e.g. 1 (an empty extract is a failed sync)")
@@ -105,23 +108,23 @@ class RowCountRule(_Rule):
         return self
 
 
-class RowCountChangeRule(_Rule):
+class RowCountChangeRule(_QualityRule):
     """Staged rows change by at most ``max_share`` against the last published run (skipped on the first)."""
 
     max_share: float = Field(gt=0, description="largest relative change, e.g. 0.5 for ±50%")
 
 
-class FreshnessRule(_Rule):
+class FreshnessRule(_QualityRule):
     """The newest ``record_date`` is at most ``max_age_days`` older than the extraction day."""
 
     max_age_days: int = Field(ge=0, description="days, e.g. 90")
 
 
-class UniqueKeysRule(_Rule):
+class UniqueKeysRule(_QualityRule):
     """Source keys (``record_id``) are unique among the staged rows."""
 
 
-class RuleSet(BaseModel):
+class QualityRules(BaseModel):
     """The rules for one source (or the defaults). A rule left out (or ``null``) is not checked."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -138,18 +141,18 @@ class RuleSet(BaseModel):
     unique_keys: UniqueKeysRule | None = Field(default=None, description="source keys are unique")
 
     @model_validator(mode="after")
-    def _known_columns(self) -> RuleSet:
+    def _known_columns(self) -> QualityRules:
         for name in self.required_fields:
             if name not in PERSON_FIELDS:
-                raise ValueError(f"required_fields.{name}: unknown canonical field{_suggest(name, PERSON_FIELDS)}; "
+                raise ValueError(f"required_fields.{name}: unknown canonical field{suggest(name, PERSON_FIELDS)}; "
                                  f"expected one of: {', '.join(PERSON_FIELDS)}")
         for name in self.value_sets:
             if name not in CANONICAL_COLUMNS:
-                raise ValueError(f"value_sets.{name}: unknown staged column{_suggest(name, list(CANONICAL_COLUMNS))}; "
+                raise ValueError(f"value_sets.{name}: unknown staged column{suggest(name, list(CANONICAL_COLUMNS))}; "
                                  "e.g. value_sets: {sex: {values: [M, F]}}")
         return self
 
-    def merged_with(self, override: RuleSet) -> RuleSet:
+    def merged_with(self, override: QualityRules) -> QualityRules:
         """These rules with the keys ``override`` sets replacing them (dict rules field by field)."""
         update: dict[str, object] = {}
         for key in override.model_fields_set:
@@ -158,16 +161,16 @@ class RuleSet(BaseModel):
         return self.model_copy(update=update)
 
 
-class RulesFile(BaseModel):
+class QualityRulesFile(BaseModel):
     """The whole ``rules.yaml``: defaults for every person source and overrides by source name."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Literal[1] = Field(description="format version of the file; currently 1")
-    defaults: RuleSet = Field(default_factory=RuleSet, description="rules every person source meets")
-    sources: dict[str, RuleSet] = Field(default_factory=dict, description="source name -> rules replacing defaults")
+    defaults: QualityRules = Field(default_factory=QualityRules, description="rules every person source meets")
+    sources: dict[str, QualityRules] = Field(default_factory=dict, description="source name -> rules replacing defaults")
 
-    def for_source(self, name: str) -> RuleSet:
+    def for_source(self, name: str) -> QualityRules:
         """The defaults with ``name``'s overrides applied."""
         override = self.sources.get(name)
         return self.defaults if override is None else self.defaults.merged_with(override)
@@ -189,25 +192,22 @@ class RulesFile(BaseModel):
         for name in self.sources:
             if name not in names:
                 raise ConfigError(f"{origin}: invalid rules file: sources.{name}: no person source of that name in "
-                                  f"sources.yaml{_suggest(name, names)}; rules apply to: {', '.join(names)}")
+                                  f"sources.yaml{suggest(name, names)}; rules apply to: {', '.join(names)}")
 
 
-def load_rules(path: str | os.PathLike[str]) -> RulesFile:
+def load_quality_rules(path: str | os.PathLike[str]) -> QualityRulesFile:
     """Read and validate a ``rules.yaml``.
 
     Raises:
         ConfigError: the file is missing, not YAML, or breaks the model; the message names the file
             and the key (e.g. ``sources.health.valid_id_share.min_share``).
     """
-    if not Path(path).is_file():
-        raise ConfigError(f"{path}: rules file not found; expected a YAML file like demo/rules.yaml "
-                          "(set SILOBREAKER_RULES to its path)")
-    return load_yaml_model(path, RulesFile, "rules file")
+    return load_yaml_model(path, QualityRulesFile, "rules file", like="demo/rules.yaml")
 
 
 def staged_person_suite(
     source: str,
-    rules: RuleSet,
+    rules: QualityRules,
     *,
     fields: Sequence[str] = (),
     as_of: dt.datetime | dt.date | None = None,
@@ -221,7 +221,7 @@ def staged_person_suite(
 
     Args:
         source: the source name; the suite is ``staged_<source>``.
-        rules: the source's rules (:meth:`RulesFile.for_source`).
+        rules: the source's rules (:meth:`QualityRulesFile.for_source`).
         fields: the canonical fields the source declares; ``required_fields`` and ``freshness`` apply
             only to declared fields (an undeclared field is not an emptied one).
         as_of: the extraction time (or day, in China time) that ``freshness`` counts back from.
@@ -279,7 +279,7 @@ def staged_person_suite(
     return SuiteSpec(name=f"staged_{source}", expectations=tuple(specs))
 
 
-def _spec(kind: str, rule: _Rule, why: str, **kwargs: object) -> ExpectationSpec:
+def _spec(kind: str, rule: _QualityRule, why: str, **kwargs: object) -> ExpectationSpec:
     return ExpectationSpec(kind=kind, kwargs=dict(kwargs), why=why, severity=rule.severity)
 
 
@@ -291,6 +291,3 @@ def _china_day(as_of: dt.datetime | dt.date | None) -> dt.date:
     return as_of
 
 
-def _suggest(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""

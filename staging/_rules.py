@@ -26,8 +26,8 @@ Messages = Callable[[np.ndarray], pd.Series]
 
 
 @dataclass(frozen=True)
-class Rule:
-    """One hard rule evaluated over a whole extract.
+class QuarantineRule:
+    """One quarantine rule (a row breaking it is held back) evaluated over a whole extract.
 
     Attributes:
         name: the rule's name, e.g. ``malformed_id_number``.
@@ -98,7 +98,7 @@ class Extract:
         """The primary-key column names as written in quarantine rows."""
         return "|".join(self.primary_key)
 
-    def key_rules(self) -> list[Rule]:
+    def key_rules(self) -> list[QuarantineRule]:
         """The two rules every source has: ``missing_source_key`` and ``duplicate_source_key``."""
         missing = self.source_key.isna().to_numpy()
         repeated = self.source_key.duplicated(keep="first").to_numpy()
@@ -138,8 +138,8 @@ class Extract:
             )
 
         return [
-            Rule("missing_source_key", missing, "source_key", columns, raw_key, constant(missing_message)),
-            Rule("duplicate_source_key", duplicate, "source_key", columns, self.source_key, duplicate_messages),
+            QuarantineRule("missing_source_key", missing, "source_key", columns, raw_key, constant(missing_message)),
+            QuarantineRule("duplicate_source_key", duplicate, "source_key", columns, self.source_key, duplicate_messages),
         ]
 
     def broadcast_extracted_at(self, length: int) -> pd.Series:
@@ -161,7 +161,7 @@ def quoted(values: pd.Series) -> pd.Series:
     return "'" + values.astype(STRING).fillna("") + "'"
 
 
-def quarantine(extract: Extract, rules: Sequence[Rule]) -> tuple[np.ndarray, pd.DataFrame]:
+def quarantine(extract: Extract, rules: Sequence[QuarantineRule]) -> tuple[np.ndarray, pd.DataFrame]:
     """Evaluate ``rules`` in order and build one quarantine row per failing extract row.
 
     Returns:

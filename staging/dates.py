@@ -22,7 +22,6 @@ from staging._arrow import WHITESPACE, as_arrow, bool_series, empty_to_null, to_
 __all__ = [
     "CHINA_TZ",
     "DATE_COLUMNS",
-    "DEFAULT_DATE_FORMATS",
     "TIMESTAMP_COLUMNS",
     "date_precision",
     "parse_dates",
@@ -32,9 +31,6 @@ __all__ = [
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "UTC+08:00")
 """China Standard Time. A fixed offset (China has had no daylight saving since 1991), so no time
 zone database is needed on an air-gapped machine."""
-
-DEFAULT_DATE_FORMATS: tuple[str, ...] = ("%Y-%m-%d", "%Y%m%d", "%Y/%m/%d", "%Y年%m月%d日", "%Y.%m.%d")
-"""Day-precision formats Chinese registers commonly use; ``/`` and ``年月日`` forms may omit the zero padding."""
 
 DATE_COLUMNS: tuple[str, ...] = ("date", "precision", "unparseable")
 """Columns of the frame :func:`parse_dates` returns, in order."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 from staging.dates import (
     CHINA_TZ,
     DATE_COLUMNS,
-    DEFAULT_DATE_FORMATS,
     TIMESTAMP_COLUMNS,
     date_precision,
     parse_dates,
@@ -25,7 +24,6 @@ __all__ = [
     "CHINA_TZ",
     "COMPOUND_SURNAME_READINGS",
     "DATE_COLUMNS",
-    "DEFAULT_DATE_FORMATS",
     "ID_COLUMNS",
     "MIDDLE_DOT",
     "SURNAME_READINGS",

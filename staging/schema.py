@@ -12,19 +12,13 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-# The fields a source may map are declared once, by the source declarations they are read from.
-from connectors.config import CONSENT_FIELDS, PERSON_FIELDS
-
 __all__ = [
     "BOOLEAN_FIELDS",
     "CANONICAL_COLUMNS",
     "CONSENT_COLUMNS",
-    "CONSENT_FIELDS",
-    "CONSENT_RULES",
+    "CONSENT_QUARANTINE_RULES",
     "CONSENT_STATUSES",
-    "FIELD_LABELS",
-    "PERSON_FIELDS",
-    "PERSON_RULES",
+    "PERSON_QUARANTINE_RULES",
     "QUARANTINE_COLUMNS",
     "empty_canonical_frame",
     "empty_consent_frame",
@@ -107,12 +101,13 @@ QUARANTINE_COLUMNS: dict[str, str] = {
 }
 """Column -> pandas dtype of a quarantine row: one per source row that broke a hard rule.
 
-``rule`` is the first rule broken (in the order of :data:`PERSON_RULES` or :data:`CONSENT_RULES`),
+``rule`` is the first quarantine rule broken (in the order of :data:`PERSON_QUARANTINE_RULES` or
+:data:`CONSENT_QUARANTINE_RULES`),
 ``rules`` all of them joined by ``,``; ``field``, ``column``, ``value`` and ``message`` describe the
 first; ``row_number`` is the 1-based position in the extract and ``raw_record`` the source row as
 JSON."""
 
-PERSON_RULES: tuple[str, ...] = (
+PERSON_QUARANTINE_RULES: tuple[str, ...] = (
     "missing_source_key",
     "duplicate_source_key",
     "missing_name",
@@ -120,9 +115,12 @@ PERSON_RULES: tuple[str, ...] = (
     "unparseable_birth_date",
     "birth_date_out_of_range",
 )
-"""Hard rules for person records, in the order they are reported."""
+"""Quarantine rules for person records (a row breaking one is held back), in the order they are reported.
 
-CONSENT_RULES: tuple[str, ...] = (
+Not to be confused with the quality rules of ``rules.yaml`` (thresholds over a whole staged source,
+:mod:`quality.rules`) or the linking vetoes (:mod:`dedup`)."""
+
+CONSENT_QUARANTINE_RULES: tuple[str, ...] = (
     "missing_source_key",
     "duplicate_source_key",
     "missing_id_number",
@@ -132,37 +130,7 @@ CONSENT_RULES: tuple[str, ...] = (
     "unparseable_decided_at",
     "unparseable_expires_at",
 )
-"""Hard rules for consent records, in the order they are reported."""
-
-FIELD_LABELS: dict[str, str] = {
-    "name": "姓名",
-    "sex": "性别",
-    "birth_date": "出生日期",
-    "id_number": "公民身份号码",
-    "phone": "联系电话",
-    "address": "住址",
-    "street": "街道",
-    "community": "社区",
-    "grid": "网格",
-    "record_date": "登记日期",
-    "lives_alone": "独居",
-    "low_income": "低保",
-    "disability_grade": "残疾等级",
-    "chronic_disease": "慢性病",
-    "pregnant": "孕产妇",
-    "corrections": "社区矫正",
-    "case_type": "案件类型",
-    "purpose": "用途",
-    "recipient": "接收方",
-    "status": "同意状态",
-    "decided_at": "决定时间",
-    "channel": "渠道",
-    "categories": "数据类别",
-    "expires_at": "有效期至",
-    "guardian_id_number": "监护人身份号码",
-}
-"""The Chinese name departments use for each canonical field, for messages they will read."""
-
+"""Quarantine rules for consent records, in the order they are reported."""
 
 def empty_canonical_frame() -> pd.DataFrame:
     """Return a person-record frame with no rows and the canonical columns and dtypes."""

@@ -25,17 +25,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.errors import ConfigError, SourceError
+from core.vocabulary import CONSENT_FIELDS, DATE_FORMATS, FIELD_LABELS, PERSON_FIELDS, SEX_CODES
 from staging._arrow import STRING, as_arrow, bool_series, python_on_unique, to_series
 from staging._rules import (
     Extract,
-    Rule,
+    QuarantineRule,
     check_conservation,
     constant,
     null_text,
     quarantine,
     quoted,
 )
-from staging.dates import CHINA_TZ, DEFAULT_DATE_FORMATS, date_precision, parse_dates, parse_timestamps
+from staging.dates import CHINA_TZ, date_precision, parse_dates, parse_timestamps
 from staging.id_numbers import parse_id_numbers
 from staging.phones import normalize_phone
 from staging.pinyin import name_pinyin
@@ -43,10 +44,7 @@ from staging.schema import (
     BOOLEAN_FIELDS,
     CANONICAL_COLUMNS,
     CONSENT_COLUMNS,
-    CONSENT_FIELDS,
     CONSENT_STATUSES,
-    FIELD_LABELS,
-    PERSON_FIELDS,
 )
 from staging.text import clean_text, normalize_address, normalize_name
 
@@ -59,8 +57,8 @@ _EARLIEST_BIRTH_DATE = "1900-01-01"
 _PRECISION_LENGTHS = (4, 7, 10)  # YYYY, YYYY-MM, YYYY-MM-DD
 
 # Without a ``values`` map, a field with a closed vocabulary still understands the obvious
-# spellings (compared upper-cased). A map replaces this: it states the source's own codes.
-_SEX_WORDS = {"M": "M", "F": "F", "男": "M", "女": "F", "男性": "M", "女性": "F", "MALE": "M", "FEMALE": "F"}
+# spellings (compared upper-cased; sex codes are the canonical vocabulary's SEX_CODES). A map
+# replaces this: it states the source's own codes.
 _BOOLEAN_WORDS = {
     **dict.fromkeys(["TRUE", "T", "Y", "YES", "1", "是", "有"], "true"),
     **dict.fromkeys(["FALSE", "F", "N", "NO", "0", "否", "无"], "false"),
@@ -72,7 +70,7 @@ _GRADE_WORDS = {
 }
 # Canonical values a ``values`` map may produce for the fields with a closed vocabulary, with an example.
 _TARGET_CHECKS = {
-    "sex": (lambda target: target.upper() in _SEX_WORDS, "M"),
+    "sex": (lambda target: target.upper() in SEX_CODES, "M"),
     "disability_grade": (lambda target: target.upper() in _GRADE_WORDS, "1"),
     "status": (lambda target: target.lower() in CONSENT_STATUSES, "granted"),
     **dict.fromkeys(BOOLEAN_FIELDS, (lambda target: target.upper() in _BOOLEAN_WORDS, "true")),
@@ -116,7 +114,7 @@ def stage_person_records(
     primary_key: Sequence[str],
     columns: Mapping[str, str],
     values: Mapping[str, Mapping[str, str | None]] | None = None,
-    date_formats: Sequence[str] = DEFAULT_DATE_FORMATS,
+    date_formats: Sequence[str] = DATE_FORMATS,
     extracted_at: dt.datetime,
 ) -> StageResult:
     """Map a person source's extract onto the canonical person record and apply the hard rules.
@@ -172,7 +170,7 @@ def stage_person_records(
     out = _identity_columns(extract)
     out["name"] = fields.text("name", normalize_name)
     out["name_pinyin"] = name_pinyin(out["name"])
-    out["sex"] = fields.vocabulary("sex", _SEX_WORDS)
+    out["sex"] = fields.vocabulary("sex", SEX_CODES)
     birth = fields.dates("birth_date", date_formats)
     out["birth_date"], out["birth_date_precision"] = birth["date"], birth["precision"]
     ids = fields.id_numbers(as_of)
@@ -201,7 +199,7 @@ def stage_person_records(
             f"every person record needs a name: fill column {columns['name']} in the source system",
         ),
         fields.malformed_id_rule(ids),
-        Rule(
+        QuarantineRule(
             "unparseable_birth_date",
             birth["unparseable"].to_numpy(bool),
             "birth_date",
@@ -299,7 +297,7 @@ def stage_consent_records(
             f"a consent record must name its subject: fill column {columns['id_number']} in the consent registry",
         ),
         fields.malformed_id_rule(ids),
-        Rule(
+        QuarantineRule(
             "unknown_status",
             ~known_status,
             "status",
@@ -318,7 +316,7 @@ def stage_consent_records(
             out["purpose"].isna().to_numpy(),
             f"consent is always given for a purpose: fill column {columns['purpose']} in the consent registry",
         ),
-        Rule(
+        QuarantineRule(
             "unparseable_decided_at",
             decided["unparseable"].to_numpy(bool),
             "decided_at",
@@ -330,7 +328,7 @@ def stage_consent_records(
                 "or add its format to date_formats in sources.yaml"
             ),
         ),
-        Rule(
+        QuarantineRule(
             "unparseable_expires_at",
             expires["unparseable"].to_numpy(bool),
             "expires_at",
@@ -443,13 +441,13 @@ class _Fields:
             )
         return phones
 
-    def missing_rule(self, rule: str, failed: np.ndarray, fix: str) -> Rule:
+    def missing_rule(self, rule: str, failed: np.ndarray, fix: str) -> QuarantineRule:
         """A ``missing_<field>`` rule: the required field is empty."""
         field_name = rule.removeprefix("missing_")
         message = f"{FIELD_LABELS[field_name]} is empty; {fix}"
-        return Rule(rule, failed, field_name, self.columns.get(field_name), self.raw(field_name), constant(message))
+        return QuarantineRule(rule, failed, field_name, self.columns.get(field_name), self.raw(field_name), constant(message))
 
-    def malformed_id_rule(self, ids: pd.DataFrame) -> Rule:
+    def malformed_id_rule(self, ids: pd.DataFrame) -> QuarantineRule:
         """``malformed_id_number``, with the length or the stray characters in the message."""
         raw_ids = self.raw("id_number")
 
@@ -462,7 +460,7 @@ class _Fields:
             by_content = prefix + " has characters other than digits and a final X"
             return by_length.where(wrong_length, by_content) + "; correct the ID in the source system"
 
-        return Rule(
+        return QuarantineRule(
             "malformed_id_number",
             ids["id_malformed"].to_numpy(bool),
             "id_number",
@@ -558,7 +556,7 @@ def _birth_date_conflict(birth_date: pd.Series, id_birth_date: pd.Series) -> pd.
     return bool_series(conflict, birth_date.index)
 
 
-def _birth_out_of_range_rule(birth: pd.DataFrame, raw_birth: pd.Series, column: str | None, as_of: dt.date) -> Rule:
+def _birth_out_of_range_rule(birth: pd.DataFrame, raw_birth: pd.Series, column: str | None, as_of: dt.date) -> QuarantineRule:
     """Birth dates before 1900-01-01 or after the extraction day, compared at the stated precision."""
     stated = as_arrow(birth["date"])
     stated_length = pc.utf8_length(stated)
@@ -581,7 +579,7 @@ def _birth_out_of_range_rule(birth: pd.DataFrame, raw_birth: pd.Series, column: 
         late = prefix + f" is after the day the source was extracted ({latest})"
         return early.where(too_early[rows], late) + "; correct the date in the source system"
 
-    return Rule("birth_date_out_of_range", too_early | too_late, "birth_date", column, raw_birth, messages)
+    return QuarantineRule("birth_date_out_of_range", too_early | too_late, "birth_date", column, raw_birth, messages)
 
 
 def _check_declaration(

@@ -7,8 +7,10 @@ from textwrap import dedent
 
 import pytest
 
-from connectors import CONSENT_FIELDS, PERSON_FIELDS, SourceConfig, SourcesFile, load_sources
+from connectors import SourceConfig, SourcesFile, load_sources
 from core.errors import ConfigError
+from core.home import DataHome
+from core.vocabulary import CONSENT_FIELDS, DATE_FORMATS, PERSON_FIELDS
 
 VALID = """\
 version: 1
@@ -63,7 +65,7 @@ def test_valid_file_loads_with_defaults_and_text_values(tmp_path: Path) -> None:
     civil = sources.source("civil_affairs")
     assert civil.role == "person"
     assert civil.encoding == "auto"
-    assert civil.date_formats == ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%Y年%m月%d日"]
+    assert civil.date_formats == list(DATE_FORMATS)
     # YAML reads 1 as a number and true as a boolean; the value mappings keep them as text.
     assert civil.values["sex"] == {"1": "M", "2": "F", "男": "M", "女": "F"}
     assert sources.source("health_visits").values["lives_alone"] == {"是": "true", "否": "false"}
@@ -216,7 +218,7 @@ def test_home_placeholder_and_relative_paths_resolve_against_home(tmp_path: Path
     home = tmp_path / "home"
 
     assert sources.source("civil_affairs").resolved_url(home) == f"sqlite:///{home}/demo/civil_affairs.sqlite"
-    assert sources.source("health_visits").resolved_path(home) == home / "demo" / "health_visits.csv"
+    assert sources.source("health_visits").resolved_path(home) == DataHome.at(home).demo_dir / "health_visits.csv"
 
 
 def test_relative_sqlite_url_resolves_against_home(make_source, tmp_path: Path) -> None:
@@ -266,3 +268,24 @@ def test_models_forbid_unknown_keys_when_built_in_code() -> None:
         SourcesFile.model_validate({"version": 1, "sources": [], "extra": 1})
     with pytest.raises(ValueError, match="exactly one of table or query"):
         SourceConfig(name="x", department="d", kind="sql", url="sqlite://", primary_key=["a"], columns={"name": "a"})
+
+
+def test_trust_is_an_explicit_key_and_unranked_sources_follow_in_file_order(tmp_path: Path) -> None:
+    assert load_sources(write(tmp_path, VALID)).trust_ranks == {"civil_affairs": 0, "health_visits": 1}
+    trusted = VALID.replace("department: 卫健", "department: 卫健\n    trust: 1")
+    assert load_sources(write(tmp_path, trusted)).trust_ranks == {"health_visits": 0, "civil_affairs": 1}
+
+
+def test_trust_given_twice_or_to_the_consent_registry_is_refused(tmp_path: Path) -> None:
+    twice = VALID.replace("department: 卫健", "department: 卫健\n    trust: 1").replace(
+        "department: 民政", "department: 民政\n    trust: 1")
+    assert "sources[1].trust: trust 1 is also given to sources[0]" in load_error(tmp_path, twice)
+    consent = VALID.replace("department: 数据专班", "department: 数据专班\n    trust: 3")
+    assert "sources[2].trust: trust ranks person sources" in load_error(tmp_path, consent)
+    assert "sources[0].trust" in load_error(tmp_path, VALID.replace("department: 民政", "department: 民政\n    trust: 0"))
+
+
+def test_the_demo_declares_trust_in_the_order_it_always_had():
+    from pipelines.settings import DEMO_SOURCES
+
+    assert load_sources(DEMO_SOURCES).trust_ranks == {"civil_affairs": 0, "health": 1, "justice": 2, "census": 3}

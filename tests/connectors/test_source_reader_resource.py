@@ -9,6 +9,7 @@ import pytest
 
 from connectors import SourceReader
 from core.errors import ConfigError
+from core.home import DataHome
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +29,8 @@ sources:
 def project(tmp_path: Path) -> tuple[Path, Path]:
     """(sources.yaml, data home) with one GBK CSV source."""
     home = tmp_path / "home"
-    (home / "demo").mkdir(parents=True)
-    (home / "demo" / "health_visits.csv").write_bytes("就诊编号,姓名,慢性病\nV1,张三,高血压\nV2,李四,\n".encode("gbk"))
+    (DataHome.at(home).demo_dir).mkdir(parents=True)
+    (DataHome.at(home).demo_dir / "health_visits.csv").write_bytes("就诊编号,姓名,慢性病\nV1,张三,高血压\nV2,李四,\n".encode("gbk"))
     sources_file = tmp_path / "sources.yaml"
     sources_file.write_text(SOURCES, encoding="utf-8")
     return sources_file, home
@@ -77,4 +78,4 @@ def test_asset_uses_the_resource_with_env_var_home(project: tuple[Path, Path], m
     assert result.success
     metadata = result.asset_materializations_for_node("health_visits_raw")[0].metadata
     assert metadata["row_count"].value == 2
-    assert metadata["location"].value == str(home / "demo" / "health_visits.csv")
+    assert metadata["location"].value == str(DataHome.at(home).demo_dir / "health_visits.csv")

@@ -10,6 +10,7 @@ import pytest
 
 from connectors import read_source
 from core.errors import ConfigError, SourceError, SourceUnavailableError
+from core.home import DataHome
 
 pytestmark = pytest.mark.integration
 
@@ -146,7 +147,7 @@ def sqlite_source(make_source, **overrides):
 
 
 def test_sqlite_table_under_the_data_home(make_source, assert_text_only, tmp_path: Path) -> None:
-    make_sqlite(tmp_path / "demo" / "civil_affairs.sqlite")
+    make_sqlite(DataHome.at(tmp_path).demo_dir / "civil_affairs.sqlite")
 
     extract = read_source(sqlite_source(make_source), tmp_path)
 
@@ -162,7 +163,7 @@ def test_sqlite_table_under_the_data_home(make_source, assert_text_only, tmp_pat
 
 
 def test_sqlite_query_with_relative_url(make_source, tmp_path: Path) -> None:
-    make_sqlite(tmp_path / "demo" / "civil_affairs.sqlite")
+    make_sqlite(DataHome.at(tmp_path).demo_dir / "civil_affairs.sqlite")
     query = "SELECT jmbh, xm, csrq FROM mz_resident WHERE nl > 30"
     source = sqlite_source(make_source, url="sqlite:///demo/civil_affairs.sqlite", table=None, query=query)
 
@@ -172,7 +173,7 @@ def test_sqlite_query_with_relative_url(make_source, tmp_path: Path) -> None:
 
 
 def test_sqlite_hash_changes_when_a_value_changes(make_source, tmp_path: Path) -> None:
-    database = tmp_path / "demo" / "civil_affairs.sqlite"
+    database = DataHome.at(tmp_path).demo_dir / "civil_affairs.sqlite"
     make_sqlite(database)
     before = read_source(sqlite_source(make_source), tmp_path).lineage.content_hash
     with sqlite3.connect(database) as conn:
@@ -188,7 +189,7 @@ def test_missing_sqlite_file_is_not_created(make_source, tmp_path: Path) -> None
     with pytest.raises(SourceError, match="civil_affairs.sqlite does not exist"):
         read_source(sqlite_source(make_source), tmp_path)
 
-    assert not (tmp_path / "demo" / "civil_affairs.sqlite").exists()
+    assert not (DataHome.at(tmp_path).demo_dir / "civil_affairs.sqlite").exists()
 
 
 def test_unset_variable_in_url_is_a_config_error(make_source, monkeypatch, tmp_path: Path) -> None:

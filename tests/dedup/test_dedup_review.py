@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from core.errors import TerminalError
+from core.home import DataHome
 from dedup import DecisionLog, PreviousLinking, build_review_queue, link_records
 from dedup.review import QUEUE_COLUMNS, effective_decisions, normalize_decisions
 from tests.dedup.dedup_helpers import records
@@ -118,7 +119,7 @@ def test_decision_log_appends_and_reloads(tmp_path):
     log.record("justice:9", "civil_affairs:9", "same", by="wang.fang", note="married name")
     log.record("health:6", "civil_affairs:6", "different", by="li.na")
     loaded = log.load()
-    assert log.path == tmp_path / "review" / "decisions.parquet"
+    assert log.path == DataHome.at(tmp_path).review_decisions_file
     assert loaded[["record_id_a", "record_id_b", "decision", "decided_by"]].values.tolist() == [
         ["civil_affairs:9", "justice:9", "same", "wang.fang"],
         ["civil_affairs:6", "health:6", "different", "li.na"],
@@ -137,4 +138,4 @@ def test_decision_log_appends_and_reloads(tmp_path):
 def test_decision_log_refuses_impossible_decisions(tmp_path, a, b, decision, message):
     with pytest.raises(TerminalError, match=message):
         DecisionLog.in_home(tmp_path).record(a, b, decision, by="x")
-    assert not (tmp_path / "review" / "decisions.parquet").exists()
+    assert not (DataHome.at(tmp_path).review_decisions_file).exists()

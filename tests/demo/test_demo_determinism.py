@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from core.home import DataHome
 from demo.generate import FILES, generate_demo
 from tests.demo.demo_helpers import files_under
 
@@ -22,9 +23,9 @@ def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
 
 def test_regenerating_into_the_same_home_replaces_the_files(tmp_path: Path) -> None:
     generate_demo(tmp_path, persons=400, seed=3)
-    before = files_under(tmp_path / "demo")
+    before = files_under(DataHome.at(tmp_path).demo_dir)
     generate_demo(tmp_path, persons=400, seed=3)
-    assert files_under(tmp_path / "demo") == before
+    assert files_under(DataHome.at(tmp_path).demo_dir) == before
 
 
 def test_another_seed_gives_another_district(tmp_path: Path) -> None:
@@ -38,4 +39,4 @@ def test_another_seed_gives_another_district(tmp_path: Path) -> None:
 def test_impossible_arguments_are_refused_with_an_example(tmp_path: Path, persons: object, seed: object) -> None:
     with pytest.raises(ValueError, match=r"e\.g\. generate_demo"):
         generate_demo(tmp_path, persons=persons, seed=seed)  # type: ignore[arg-type]
-    assert not (tmp_path / "demo").exists()
+    assert not (DataHome.at(tmp_path).demo_dir).exists()

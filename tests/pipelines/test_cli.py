@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from core.home import DataHome
 from pipelines.cli import main
 from staging import id_check_digit
 
@@ -45,4 +46,4 @@ def test_impossible_demo_size_is_refused(tmp_path, capsys):
         main(["demo", "--persons", "0", "--home", str(tmp_path)])
     assert exit_.value.code == 2
     assert "must be at least 1" in capsys.readouterr().err
-    assert not (tmp_path / "demo").exists()
+    assert not (DataHome.at(tmp_path).demo_dir).exists()

@@ -6,6 +6,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from core.home import DataHome
 from dedup import DecisionLog
 from dedup.review import QUEUE_COLUMNS
 from pipelines.cli import main
@@ -31,8 +32,8 @@ def home(tmp_path):
     ]).reindex(columns=list(QUEUE_COLUMNS))
     mapping = pd.DataFrame({"record_id": ["civil_affairs:9", "justice:9", "census:5", "health:5"],
                             "person_id": ["P1", "P2", "P3", "P4"]})
-    (tmp_path / "warehouse").mkdir()
-    with duckdb.connect(str(tmp_path / "warehouse" / "silobreaker.duckdb")) as con:
+    (DataHome.at(tmp_path).warehouse_dir).mkdir()
+    with duckdb.connect(str(DataHome.at(tmp_path).warehouse_file)) as con:
         con.execute("CREATE TABLE review_queue AS SELECT * FROM queue")
         con.execute("CREATE TABLE record_person AS SELECT * FROM mapping")
     return tmp_path

@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from core.home import DataHome
 from demo.generate import generate_demo
 from pipelines.cli import main, run_pipeline
 from pipelines.definitions import build_definitions
@@ -30,13 +31,13 @@ def demo_run(tmp_path_factory):
 
 
 def query(settings: Settings, sql: str) -> pd.DataFrame:
-    with duckdb.connect(str(settings.home / "warehouse" / "silobreaker.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(settings.home.warehouse_file), read_only=True) as con:
         return con.execute(sql).df()
 
 
 def shared(settings: Settings, recipient: str) -> pd.DataFrame:
     """A product decrypted with its recipient's key."""
-    return read_product(settings.home / "shared" / f"{recipient}.parquet", product_key(settings.home, recipient)).to_pandas()
+    return read_product(settings.home.product_file(recipient), product_key(settings.home, recipient)).to_pandas()
 
 
 def test_definitions_load_with_checks_and_schedule(tmp_path):
@@ -74,7 +75,7 @@ def test_every_extracted_record_is_mapped_or_quarantined(demo_run):
 
 def test_linking_matches_ground_truth_and_keeps_twins_apart(demo_run):
     settings, _ = demo_run
-    truth = pd.read_parquet(settings.home / "demo" / "truth" / "ground_truth.parquet")
+    truth = pd.read_parquet(settings.home.demo_truth_dir / "ground_truth.parquet")
     mapping = query(settings, "SELECT record_id, person_id FROM record_person").merge(truth, on="record_id")
 
     def pairs(groups: pd.Series) -> int:
@@ -86,7 +87,7 @@ def test_linking_matches_ground_truth_and_keeps_twins_apart(demo_run):
     f1 = 2 * precision * recall / (precision + recall)
     assert f1 >= 0.95, (precision, recall)
 
-    negatives = pd.read_parquet(settings.home / "demo" / "truth" / "hard_negatives.parquet")
+    negatives = pd.read_parquet(settings.home.demo_truth_dir / "hard_negatives.parquet")
     twins = negatives[negatives["kind"] == "twin"]
     person_of = mapping.groupby("true_person_id")["person_id"].agg(set)
     merged = [
@@ -121,7 +122,7 @@ def test_products_and_report_are_written(demo_run):
                AND category = 'minor' AND by_guardian) = 'granted')""")["n"][0]
     assert len(grid) == expected
     assert grid["address"].dropna().str.contains("翠苑社区").all()
-    report = (settings.home / "reports" / "latest.html").read_text(encoding="utf-8")
+    report = (settings.home.latest_report).read_text(encoding="utf-8")
     for source in ("civil_affairs", "health", "justice", "census"):
         assert source in report
 
@@ -131,13 +132,13 @@ def test_malformed_source_fails_alone_and_keeps_last_publication(demo_run, tmp_p
     home = tmp_path / "home"
     shutil.copytree(settings.home, home, ignore=shutil.ignore_patterns("dagster"))
     broken = Settings(home, DEMO_SOURCES, DEMO_POLICY)
-    health = home / "demo" / "health_visits.csv"
+    health = DataHome.at(home).demo_dir / "health_visits.csv"
     text = health.read_bytes().decode("gbk")
     header, rest = text.split("\n", 1)
     health.write_bytes((header.replace("patient_name", "huanzhe_xm") + "\n" + rest).encode("gbk"))
-    warehouse = home / "warehouse" / "silobreaker.duckdb"
+    warehouse = DataHome.at(home).warehouse_file
     before = hashlib.sha256(warehouse.read_bytes()).hexdigest()
-    staged_before = (home / "staging" / "staged_census.parquet").stat().st_mtime_ns
+    staged_before = (DataHome.at(home).asset_base(["staged_census"]).with_suffix(".parquet")).stat().st_mtime_ns
 
     outcome = run_pipeline(broken)
 
@@ -146,7 +147,7 @@ def test_malformed_source_fails_alone_and_keeps_last_publication(demo_run, tmp_p
     assert step == "raw_health"
     assert "health_visits.csv" in message and "patient_name" in message
     assert hashlib.sha256(warehouse.read_bytes()).hexdigest() == before
-    assert (home / "staging" / "staged_census.parquet").stat().st_mtime_ns > staged_before
+    assert (DataHome.at(home).asset_base(["staged_census"]).with_suffix(".parquet")).stat().st_mtime_ns > staged_before
 
 
 def test_rerun_keeps_person_ids_records_history_and_applies_review_decisions(demo_run, tmp_path, capsys):
@@ -156,7 +157,7 @@ def test_rerun_keeps_person_ids_records_history_and_applies_review_decisions(dem
     again = Settings(home, DEMO_SOURCES, DEMO_POLICY)
     old = query(again, "SELECT record_id, person_id FROM record_person").set_index("record_id")["person_id"]
     # 5% more census rows (re-entered people, under new census numbers) and one newcomer.
-    census_file = home / "demo" / "census_extract.csv"
+    census_file = DataHome.at(home).demo_dir / "census_extract.csv"
     census = pd.read_csv(census_file, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     extra = census.sample(frac=0.05, random_state=1).assign(普查编号=lambda x: "PCX" + x["普查编号"].str[2:])
     newcomer = census.iloc[[0]].assign(普查编号="PCN000000001", 姓名="欧阳测试", 出生年月="199901", 公民身份号码="",
@@ -214,7 +215,7 @@ def test_withdrawal_in_the_registry_takes_effect_at_the_next_run(demo_run, tmp_p
     register = set(shared(again, "civil_affairs_assistance")["person_id"])
     person = sorted(doctors & register or doctors)[0]
     id_number, name = query(again, f"SELECT id_number, name FROM unified_population WHERE person_id = '{person}'").iloc[0]
-    registry_file = home / "demo" / "consent_registry.parquet"
+    registry_file = DataHome.at(home).demo_dir / "consent_registry.parquet"
     registry = pd.read_parquet(registry_file)
     withdrawal = {**registry.iloc[0].to_dict(), "consent_id": "CS99999999", "sfzh": id_number, "xm": name,
                   "purpose": "service_delivery", "recipient": "*", "status": "撤回",

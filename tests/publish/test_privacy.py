@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from core.home import DataHome
 from pipelines.cli import main
 from publish import KEY_POPULATIONS, AuditLog, Warehouse, product_key, read_product
 from staging import id_check_digit
@@ -107,7 +108,7 @@ def _publish(home, district, run_id="run1"):
 
 
 def _read(home, recipient) -> pd.DataFrame:
-    return read_product(home / "shared" / f"{recipient}.parquet", product_key(home, recipient)).to_pandas()
+    return read_product(DataHome.at(home).product_file(recipient), product_key(home, recipient)).to_pandas()
 
 
 @pytest.fixture
@@ -144,7 +145,7 @@ def test_child_needs_the_guardians_consent(home):
         people = set(_read(home, recipient)["person_id"])
         assert "P_c" not in people  # the child decided alone
         assert "P_d" in people  # the guardian decided, naming the minor category
-    with duckdb.connect(str(home / "warehouse" / "silobreaker.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True) as con:
         reasons = con.execute("SELECT DISTINCT reason FROM consent_exclusions WHERE person_id = 'P_c'").fetchall()
     assert reasons == [("no_guardian_consent",)]
 
@@ -181,7 +182,7 @@ def test_pseudonyms_of_two_recipients_do_not_join(home):
 
 
 def test_product_cannot_be_opened_without_its_key(home):
-    path = home / "shared" / "grid_worker_1.parquet"
+    path = DataHome.at(home).product_file("grid_worker_1")
     with pytest.raises(OSError, match="encrypted"):
         pq.read_table(path)
     with pytest.raises(duckdb.Error, match="encrypted"):
@@ -209,7 +210,7 @@ def test_withdrawal_takes_effect_at_the_next_run_and_is_logged(home):
     received = [(e["run_id"], e["recipient"]) for e in log.person(PEOPLE["P_f"][1])]
     assert ("run1", "grid_worker_1") in received and ("run2", "grid_worker_1") not in received
     assert ("run2", "civil_register") in received
-    with duckdb.connect(str(home / "warehouse" / "silobreaker.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True) as con:
         excluded = con.execute(
             "SELECT recipient FROM consent_exclusions WHERE person_id = 'P_f' AND reason = 'withdrawn' ORDER BY 1"
         ).fetchall()
@@ -256,8 +257,8 @@ def test_audit_person_lists_recipients_without_storing_id_numbers(home, capsys):
     assert {e["recipient"] for e in received} == {"grid_worker_1", "health_doctors", "civil_register", "analysts",
                                                  "researchers"}
     assert all(e["legal_basis"] in ("consent", "statutory") and e["purpose"] for e in received)
-    stored = log_text = (home / "audit" / "publication_log.jsonl").read_text(encoding="utf-8")
-    stored += "".join(p.read_text() for p in (home / "audit" / "members").iterdir())
+    stored = log_text = (DataHome.at(home).audit_log_file).read_text(encoding="utf-8")
+    stored += "".join(p.read_text() for p in (DataHome.at(home).audit_members_dir).iterdir())
     assert not any(p[1] in stored for p in PEOPLE.values())
     assert "P_" not in log_text
 
@@ -274,7 +275,7 @@ def test_product_read_cli_decrypts_and_queries(home, capsys, tmp_path_factory):
 
 def test_audit_verify_detects_an_altered_membership_file(home):
     log = AuditLog(home)
-    members = home / "audit" / "members" / "2.txt"
+    members = DataHome.at(home).audit_members_file(2)
     members.write_text(members.read_text() + "0" * 64 + "\n")  # someone adds a person after the fact
     result = log.verify()
     assert not result.ok and result.broken_seq == 2 and "membership" in result.reason
@@ -290,7 +291,7 @@ def test_published_statistics_have_no_small_or_recoverable_cell(home):
     assert stats.loc[stats["suppressed"], "people"].isna().all()
     assert stats["suppressed"].any()  # the district is small: something had to be hidden
     # rebuild the true table from the warehouse and let the attacker try
-    with duckdb.connect(str(home / "warehouse" / "silobreaker.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True) as con:
         truth = con.execute(
             "SELECT grid, " + ", ".join(f"count(*) FILTER (WHERE {p})" for p in KEY_POPULATIONS)
             + " FROM unified_population WHERE person_id NOT IN (SELECT person_id FROM deletion_requests)"

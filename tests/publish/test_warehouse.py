@@ -5,7 +5,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from publish import Warehouse
+from core.home import DataHome
+from publish import Warehouse, WarehouseReader
 from tests.publish.conftest import LI, ZHANG, make_inputs, policy, read_shared
 
 STATUTORY = dict(name="civil", description="民政", kind="department", level="district", purpose="service_delivery",
@@ -30,7 +31,7 @@ def published(tmp_path, district, *recipients, **changes):
 @pytest.mark.integration
 def test_golden_record_prefers_trusted_source_and_keeps_conflicts(tmp_path, district):
     wh, _ = published(tmp_path, district, STATUTORY)
-    with wh.connect() as con:
+    with WarehouseReader(wh.home).connect() as con:
         row = con.execute(
             "SELECT name, phone, phone_source, chronic_disease, sources, record_count, conflict_fields, "
             "elderly_living_alone, age FROM unified_population WHERE person_id = 'P_zhang'"
@@ -49,7 +50,7 @@ def test_golden_record_prefers_trusted_source_and_keeps_conflicts(tmp_path, dist
 @pytest.mark.integration
 def test_census_year_month_birth_date_gives_age_and_young_child(tmp_path, district):
     wh, _ = published(tmp_path, district, STATUTORY)
-    with wh.connect() as con:
+    with WarehouseReader(wh.home).connect() as con:
         age, young = con.execute(
             "SELECT age, young_child FROM unified_population WHERE person_id='P_wang'"
         ).fetchall()[0]
@@ -63,7 +64,7 @@ def test_withdrawn_consent_removes_person_from_consent_based_product_only(tmp_pa
     # 张伟 granted then withdrew consent for health: gone from health's product, still in the statutory one.
     assert set(products["health_doctors"]["person_id"]) == {"P_li"}
     assert {"P_zhang", "P_li", "P_wang"} == set(products["civil"]["person_id"])
-    with wh.connect() as con:
+    with WarehouseReader(wh.home).connect() as con:
         status = con.execute(
             "SELECT consent['service_delivery@health'] FROM unified_population WHERE person_id='P_zhang'"
         ).fetchall()[0][0]
@@ -98,13 +99,13 @@ def test_phone_mask_hides_the_middle_digits(tmp_path, district):
 @pytest.mark.integration
 def test_discarded_candidate_leaves_previous_publication_intact(tmp_path, district):
     wh, _ = published(tmp_path, district, STATUTORY)
-    before = (tmp_path / "warehouse" / "silobreaker.duckdb").read_bytes()
+    before = (DataHome.at(tmp_path).warehouse_file).read_bytes()
     shrunk = district["records"].iloc[:1]
     candidate = wh.build_candidate(
         make_inputs(district, run_id="run2", records=shrunk, mapping=district["mapping"].iloc[:1]), policy(STATUTORY)
     )
     wh.discard(candidate)
-    assert (tmp_path / "warehouse" / "silobreaker.duckdb").read_bytes() == before
+    assert (DataHome.at(tmp_path).warehouse_file).read_bytes() == before
     assert not candidate.path.exists() and not candidate.products_dir.exists()
 
 

@@ -1,39 +1,12 @@
-"""One small demo district, run once, for the quality tests that need a real warehouse and report."""
+"""Helpers for the quality tests; the published demo fixtures live in tests/conftest.py."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
-
-from demo.generate import generate_demo
-from pipelines.cli import RunOutcome, run_pipeline
-from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
-
-PERSONS = 500
-
-
-@pytest.fixture(scope="session")
-def published_demo(tmp_path_factory) -> tuple[Settings, RunOutcome]:
-    """A demo district of 500 people, run once through the whole pipeline and published."""
-    home = tmp_path_factory.mktemp("quality-home")
-    generate_demo(home, persons=PERSONS, seed=23)
-    settings = Settings(home, DEMO_SOURCES, DEMO_POLICY)
-    outcome = run_pipeline(settings)
-    assert outcome.success, outcome.failures
-    return settings, outcome
-
-
-@pytest.fixture
-def demo_copy(published_demo, tmp_path) -> Settings:
-    """A private copy of the published demo's data home, to corrupt or correct and re-run."""
-    settings, _ = published_demo
-    home = tmp_path / "home"
-    shutil.copytree(settings.home, home, ignore=shutil.ignore_patterns("dagster"))
-    return Settings(home, DEMO_SOURCES, DEMO_POLICY)
+from pipelines.settings import Settings
 
 
 def warehouse_path(settings: Settings) -> Path:
     """The published warehouse file of a data home."""
-    return settings.home / "warehouse" / "silobreaker.duckdb"
+    return settings.home.warehouse_file

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from pipelines.settings import DEMO_RULES
-from quality import ValidationSummary, load_rules, staged_person_suite, unified_population_suite, validate_frame
+from quality import ValidationSummary, load_quality_rules, staged_person_suite, unified_population_suite, validate_frame
 
 VALID_ID = "330106195001010012"
-RULES = load_rules(DEMO_RULES).defaults
+RULES = load_quality_rules(DEMO_RULES).defaults
 
 
 def staged(n: int, invalid_share: float = 0.0) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import pytest
 from connectors import load_sources
 from pipelines.cli import main, run_pipeline
 from pipelines.definitions import build_definitions
+from publish import WarehouseReader
 from quality.quarantine import REASON_COLUMNS, export_quarantine
 from tests.quality.conftest import warehouse_path
 
@@ -24,26 +25,26 @@ def sha256(path) -> str:
 
 
 def test_thirty_percent_invalid_ids_block_publication_and_the_report_says_why(demo_copy):
-    database = demo_copy.home / "demo" / "civil_affairs.sqlite"
+    database = demo_copy.home.demo_dir / "civil_affairs.sqlite"
     with sqlite3.connect(database) as db:
         # Break the check digit of 30% of the 18-digit IDs: each stays well-formed, so no row is
         # quarantined, and only the source-level threshold (at most 10% invalid) can stop it.
         db.execute("""UPDATE mz_resident SET sfzh = substr(sfzh, 1, 17) || CASE substr(sfzh, 18, 1) WHEN '0' THEN '1' ELSE '0' END
                       WHERE length(sfzh) = 18 AND rowid % 10 < 3""")
     before = sha256(warehouse_path(demo_copy))
-    latest_before = (demo_copy.home / "reports" / "latest.html").read_text(encoding="utf-8")
+    latest_before = demo_copy.home.latest_report.read_text(encoding="utf-8")
 
     outcome = run_pipeline(demo_copy)
 
     assert not outcome.success
-    assert outcome.reports["civil_affairs"]["validation"]["success"] is False
-    assert all(outcome.reports[s]["validation"]["success"] for s in ("health", "justice", "census"))
+    assert outcome.reports["civil_affairs"].validation.success is False
+    assert all(outcome.reports[s].validation.success for s in ("health", "justice", "census"))
     assert sha256(warehouse_path(demo_copy)) == before
     with duckdb.connect(str(warehouse_path(demo_copy)), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [outcome.run_id]).fetchall()[0][0] == 0
-    report = (demo_copy.home / "reports" / f"quality-{outcome.run_id}.html").read_text(encoding="utf-8")
+    report = demo_copy.home.report_file(outcome.run_id).read_text(encoding="utf-8")
     assert report != latest_before
-    assert (demo_copy.home / "reports" / "latest.html").read_text(encoding="utf-8") == report
+    assert demo_copy.home.latest_report.read_text(encoding="utf-8") == report
     blocked = report.split('id="blocked-reasons"', 1)[1].split("</table>", 1)[0]
     assert "civil_affairs" in blocked and "id_number_valid" in blocked
     assert "at most 10% unexpected" in blocked and "% unexpected (" in blocked
@@ -51,7 +52,7 @@ def test_thirty_percent_invalid_ids_block_publication_and_the_report_says_why(de
 
 
 def test_emptied_required_column_blocks_publication(demo_copy):
-    census = demo_copy.home / "demo" / "census_extract.csv"
+    census = demo_copy.home.demo_dir / "census_extract.csv"
     frame = pd.read_csv(census, encoding="utf-8-sig", dtype=str, keep_default_na=False)
     frame["出生年月"] = ""
     frame.to_csv(census, encoding="utf-8-sig", index=False)
@@ -60,32 +61,32 @@ def test_emptied_required_column_blocks_publication(demo_copy):
     outcome = run_pipeline(demo_copy)
 
     assert not outcome.success
-    failed = [o for o in outcome.reports["census"]["validation"]["outcomes"] if not o["success"]]
-    assert [(o["kind"], o["column"]) for o in failed] == [("expect_column_values_to_not_be_null", "birth_date")]
+    failed = [o for o in outcome.reports["census"].validation.outcomes if not o.success]
+    assert [(o.kind, o.column) for o in failed] == [("expect_column_values_to_not_be_null", "birth_date")]
     assert sha256(warehouse_path(demo_copy)) == before
-    report = (demo_copy.home / "reports" / "latest.html").read_text(encoding="utf-8")
+    report = demo_copy.home.latest_report.read_text(encoding="utf-8")
     assert "birth_date" in report.split('id="blocked-reasons"', 1)[1].split("</table>", 1)[0]
 
     # Runs from the UI or the schedule get the same report from the run-failure sensor.
-    (demo_copy.home / "reports" / "latest.html").unlink()
+    demo_copy.home.latest_report.unlink()
     sensor = build_definitions(demo_copy).resolve_sensor_def("blocked_quality_report")
-    with dg.DagsterInstance.from_config(str(demo_copy.home / "dagster")) as instance:
+    with dg.DagsterInstance.from_config(str(demo_copy.home.dagster_dir)) as instance:
         [failure] = instance.all_logs(outcome.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
         context = dg.build_run_status_sensor_context(
             sensor_name=sensor.name, dagster_event=failure.dagster_event, dagster_instance=instance,
             dagster_run=instance.get_run_by_id(outcome.run_id)).for_run_failure()
         sensor(context)
-    again = (demo_copy.home / "reports" / "latest.html").read_text(encoding="utf-8")
+    again = demo_copy.home.latest_report.read_text(encoding="utf-8")
     assert "Publication blocked" in again and "stage_census" in again
 
 
 def test_export_correct_reingest_shrinks_quarantine_and_counts_fixes(demo_copy, capsys):
-    out = demo_copy.home / "to-fix" / "health.csv"
+    out = demo_copy.home.root / "to-fix" / "health.csv"
     assert main(["quarantine", "export", "--source", "health", "--home", str(demo_copy.home), "--out", str(out)]) == 0
     assert str(out) in capsys.readouterr().out
 
     exported = pd.read_csv(out, encoding="gbk", dtype=str, keep_default_na=False)
-    source_file = demo_copy.home / "demo" / "health_visits.csv"
+    source_file = demo_copy.home.demo_dir / "health_visits.csv"
     original = pd.read_csv(source_file, encoding="gbk", dtype=str, keep_default_na=False)
     assert list(exported.columns) == [*original.columns, *REASON_COLUMNS]
     fixable = exported[exported["quarantine_rule"] == "unparseable_birth_date"].copy()
@@ -114,7 +115,7 @@ def test_export_correct_reingest_shrinks_quarantine_and_counts_fixes(demo_copy, 
     assert after == before - len(fixable)
     assert fixed == staged == len(fixable) and previous == before - _key_rule_rows(exported)
     assert runs == 2
-    report = (demo_copy.home / "reports" / "latest.html").read_text(encoding="utf-8")
+    report = demo_copy.home.latest_report.read_text(encoding="utf-8")
     row = report.split('id="fixed"', 1)[1].split('data-source="health"', 1)[1].split("</tr>", 1)[0]
     assert f'<td class="num fixed-count">{len(fixable)}</td>' in row
 
@@ -126,7 +127,8 @@ def _key_rule_rows(exported: pd.DataFrame) -> int:
 def test_xlsx_source_exports_a_workbook_with_its_sheet(published_demo, tmp_path):
     settings, _ = published_demo
     justice = next(s for s in load_sources(settings.sources_file).sources if s.name == "justice")
-    path = export_quarantine(justice, settings.home, tmp_path / "justice.xlsx")
+    quarantine = WarehouseReader(settings.home).quarantined_rows("justice")
+    path = export_quarantine(justice, quarantine, tmp_path / "justice.xlsx")
     workbook = pd.read_excel(path, sheet_name=None, dtype=str)
     assert list(workbook) == [justice.sheet]
     assert {"编号", "姓名", "身份证号", *REASON_COLUMNS} <= set(workbook[justice.sheet].columns)

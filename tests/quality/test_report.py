@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.home import DataHome
 from pipelines.cli import main
-from publish import Warehouse
+from publish import WarehouseReader
 from quality import render_blocked_report
 from quality.report import mask_message, mask_value
 
@@ -35,7 +36,7 @@ def test_long_numbers_in_messages_are_masked():
 
 @pytest.mark.integration
 def test_report_command_rerenders_the_latest_published_run(demo_copy, capsys):
-    reports = demo_copy.home / "reports"
+    reports = demo_copy.home.reports_dir
     for old in reports.glob("*.html"):
         old.unlink()
     assert main(["report", "--home", str(demo_copy.home)]) == 0
@@ -53,7 +54,10 @@ def test_report_command_without_a_warehouse_says_what_to_do(tmp_path, capsys):
 @pytest.mark.integration
 def test_a_failed_run_that_did_publish_gets_its_ordinary_report(published_demo, tmp_path):
     settings, outcome = published_demo
-    path = render_blocked_report(Warehouse(settings.home), tmp_path, outcome.run_id,
-                                 {"quality_report": "disk full"}, {})
+    reader = WarehouseReader(settings.home)
+    home = DataHome.at(tmp_path)
+    path = render_blocked_report(home, outcome.run_id, {"quality_report": "disk full"}, {},
+                                 reader.report_inputs(reader.last_run().run_id))
+    assert path == home.report_file(outcome.run_id)
     html = path.read_text(encoding="utf-8")
     assert "Publication blocked" not in html and html.count('class="scorecard-row"') == 4

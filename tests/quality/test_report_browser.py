@@ -63,7 +63,7 @@ def console_errors(stderr: str) -> list[str]:
 
 def test_report_loads_without_errors_draws_charts_and_scores_every_department(published_demo, chromium, tmp_path):
     settings, outcome = published_demo
-    report = settings.home / "reports" / f"quality-{outcome.run_id}.html"
+    report = settings.home.report_file(outcome.run_id)
     url = report.resolve().as_uri()
     source = report.read_text(encoding="utf-8")
     # Self-contained: no script, stylesheet or image is fetched from anywhere.

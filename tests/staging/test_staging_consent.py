@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from core.errors import ConfigError
-from staging import CONSENT_COLUMNS, CONSENT_RULES, QUARANTINE_COLUMNS, id_check_digit, stage_consent_records
+from staging import CONSENT_COLUMNS, CONSENT_QUARANTINE_RULES, QUARANTINE_COLUMNS, id_check_digit, stage_consent_records
 
 EXTRACTED_AT = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
 COLUMNS = {"id_number": "sfzh", "name": "xm", "purpose": "purpose", "recipient": "recipient", "status": "status",
@@ -118,7 +118,7 @@ def test_each_consent_rule_quarantines_its_row():
     ]
     got = result.quarantine[["row_number", "rule", "field", "column", "value", "message"]]
     assert got.astype(object).where(got.notna(), None).to_dict("records") == expected
-    assert set(result.quarantine["rule"]) == set(CONSENT_RULES)
+    assert set(result.quarantine["rule"]) == set(CONSENT_QUARANTINE_RULES)
     assert result.staged["source_key"].tolist() == ["c1", "c10"]
     assert len(result.staged) + len(result.quarantine) == len(CASES)
     assert result.quarantine.dtypes.astype(str).to_dict() == QUARANTINE_COLUMNS

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from core.errors import ConfigError
-from staging import DATE_COLUMNS, DEFAULT_DATE_FORMATS, date_precision, parse_dates, parse_timestamps
+from core.vocabulary import DATE_FORMATS
+from staging import DATE_COLUMNS, date_precision, parse_dates, parse_timestamps
 
 YEAR_MONTH = ["%Y-%m", "%Y%m", "%Y/%m", "%Y年%m月"]
 
@@ -35,7 +36,7 @@ def parsed(raw, formats):
     ],
 )
 def test_every_default_format_gives_a_day(raw):
-    assert parsed(raw, DEFAULT_DATE_FORMATS) == ("1980-01-02", "day", False)
+    assert parsed(raw, DATE_FORMATS) == ("1980-01-02", "day", False)
 
 
 @pytest.mark.parametrize("raw", ["1980-01", "198001", "1980/1", "1980年1月", "１９８００１"])
@@ -50,12 +51,12 @@ def test_year_only_formats_give_a_year(raw, formats):
 
 @pytest.mark.parametrize("raw", ["garbage", "不详", "1980-13-45", "1980-02-30", "1980-01-02 13:45:00", "0"])
 def test_values_no_format_reads_are_unparseable(raw):
-    assert parsed(raw, DEFAULT_DATE_FORMATS) == (None, None, True)
+    assert parsed(raw, DATE_FORMATS) == (None, None, True)
 
 
 @pytest.mark.parametrize("raw", [None, "", "   "])
 def test_missing_values_are_not_unparseable(raw):
-    assert parsed(raw, DEFAULT_DATE_FORMATS) == (None, None, False)
+    assert parsed(raw, DATE_FORMATS) == (None, None, False)
 
 
 def test_packed_formats_need_full_width_fields():
@@ -74,7 +75,7 @@ def test_drop_time_keeps_the_day_of_a_timestamp():
 
 
 def test_result_frame_keeps_index_and_dtypes():
-    result = parse_dates(pd.Series(["1980-01-02", None], index=[7, 9]), DEFAULT_DATE_FORMATS)
+    result = parse_dates(pd.Series(["1980-01-02", None], index=[7, 9]), DATE_FORMATS)
     assert tuple(result.columns) == DATE_COLUMNS
     assert list(result.index) == [7, 9]
     assert result.dtypes.astype(str).tolist() == ["string", "string", "boolean"]

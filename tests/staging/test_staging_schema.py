@@ -2,10 +2,10 @@
 
 import pandas as pd
 
+from core.vocabulary import PERSON_FIELDS
 from staging import (
     CANONICAL_COLUMNS,
     CONSENT_COLUMNS,
-    PERSON_FIELDS,
     QUARANTINE_COLUMNS,
     empty_canonical_frame,
     empty_consent_frame,

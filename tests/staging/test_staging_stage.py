@@ -10,7 +10,7 @@ import staging.stage
 from core.errors import ConfigError, SourceError, TerminalError
 from staging import (
     CANONICAL_COLUMNS,
-    PERSON_RULES,
+    PERSON_QUARANTINE_RULES,
     QUARANTINE_COLUMNS,
     id_check_digit,
     stage_person_records,
@@ -223,7 +223,7 @@ def test_each_hard_rule_quarantines_its_row_with_row_number_value_and_message():
 
 def test_every_person_rule_is_exercised():
     result = stage([row for row, _ in QUARANTINE_CASES])
-    assert set(result.quarantine["rule"]) == set(PERSON_RULES)
+    assert set(result.quarantine["rule"]) == set(PERSON_QUARANTINE_RULES)
 
 
 def test_quarantine_rows_carry_keys_raw_record_and_extraction_time():

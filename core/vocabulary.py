@@ -1,0 +1,209 @@
+"""The canonical vocabulary, once: fields, their Chinese labels, sex codes, date formats and masks.
+
+Every room reads these from here — source declarations (which fields a source may map), staging
+(what a sex code or a date means), dedup (the same), publish (how a product masks a value) and
+quality (how a report shows one) — so two rooms cannot disagree about what ``1`` in a sex column
+or ``1985.03.12`` in a birth-date column is. Nothing here imports anything heavier than the
+standard library.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+__all__ = [
+    "CONSENT_FIELDS",
+    "DATE_FORMATS",
+    "FIELD_LABELS",
+    "MASKS",
+    "PARTIAL_DATE_FORMATS",
+    "PERSON_FIELDS",
+    "SEX_CODES",
+    "STAGED_DATE_FORMATS",
+    "Mask",
+    "mask_long_numbers",
+    "sex_code",
+]
+
+PERSON_FIELDS: tuple[str, ...] = (
+    "name",
+    "sex",
+    "birth_date",
+    "id_number",
+    "phone",
+    "address",
+    "street",
+    "community",
+    "grid",
+    "record_date",
+    "lives_alone",
+    "low_income",
+    "disability_grade",
+    "chronic_disease",
+    "pregnant",
+    "corrections",
+    "case_type",
+)
+"""Canonical fields a ``role: person`` source may map in ``columns``."""
+
+CONSENT_FIELDS: tuple[str, ...] = (
+    "id_number",
+    "name",
+    "purpose",
+    "recipient",
+    "status",
+    "decided_at",
+    "channel",
+    "categories",
+    "expires_at",
+    "guardian_id_number",
+)
+"""Canonical fields a ``role: consent`` source may map in ``columns``."""
+
+FIELD_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "name": "姓名",
+        "sex": "性别",
+        "birth_date": "出生日期",
+        "id_number": "公民身份号码",
+        "phone": "联系电话",
+        "address": "住址",
+        "street": "街道",
+        "community": "社区",
+        "grid": "网格",
+        "record_date": "登记日期",
+        "lives_alone": "独居",
+        "low_income": "低保",
+        "disability_grade": "残疾等级",
+        "chronic_disease": "慢性病",
+        "pregnant": "孕产妇",
+        "corrections": "社区矫正",
+        "case_type": "案件类型",
+        "purpose": "用途",
+        "recipient": "接收方",
+        "status": "同意状态",
+        "decided_at": "决定时间",
+        "channel": "渠道",
+        "categories": "数据类别",
+        "expires_at": "有效期至",
+        "guardian_id_number": "监护人公民身份号码",
+    }
+)
+"""The Chinese name of each canonical field, for every word a department or supervisor reads.
+
+``id_number`` is 公民身份号码, the term of GB 11643 and of the resident ID law."""
+
+SEX_CODES: Mapping[str, str] = MappingProxyType(
+    {
+        # GB/T 2261.1-2003: 1 男性, 2 女性 (0 未知 and 9 未说明 stay unknown)
+        "1": "M",
+        "2": "F",
+        "男": "M",
+        "女": "F",
+        "男性": "M",
+        "女性": "F",
+        "M": "M",
+        "F": "F",
+        "MALE": "M",
+        "FEMALE": "F",
+    }
+)
+"""Sex codes departments write, upper-cased, and the canonical ``M``/``F`` each means.
+
+A source whose codes differ (``0``/``1``, say) declares them in ``values`` in sources.yaml."""
+
+
+def sex_code(value: str) -> str | None:
+    """The canonical sex (``M``/``F``) of one code as a department writes it, else ``None``.
+
+    Example:
+        >>> [sex_code(v) for v in ("男", " 2 ", "female", "男性", "未知")]
+        ['M', 'F', 'F', 'M', None]
+    """
+    return SEX_CODES.get(value.strip().upper())
+
+
+DATE_FORMATS: tuple[str, ...] = ("%Y-%m-%d", "%Y%m%d", "%Y/%m/%d", "%Y年%m月%d日", "%Y.%m.%d")
+"""Day-precision ``strptime`` formats Chinese registers commonly use, tried in order when a source
+declares no ``date_formats``; the ``/``, ``.`` and 年月日 forms may omit the zero padding."""
+
+STAGED_DATE_FORMATS: tuple[str, ...] = ("%Y-%m-%d", "%Y-%m", "%Y")
+"""The ISO forms staging writes a date in, one per precision (day, month, year)."""
+
+PARTIAL_DATE_FORMATS: tuple[str, ...] = ("%Y%m", "%Y/%m", "%Y.%m", "%Y年%m月", "%Y年")
+"""Month- and year-precision forms (the census gives a birth year and month)."""
+
+
+@dataclass(frozen=True)
+class Mask:
+    """How a value is shown partly hidden: the first ``keep_start`` and last ``keep_end`` characters
+    stay, the rest is hidden.
+
+    With ``hidden`` unset each hidden character becomes ``*`` and a value too short to keep anything
+    is hidden whole (a two-character name shows ``张*``, a one-character name ``*``). With ``hidden``
+    set the rest is cut and replaced by that text (an address ``示范区西溪街…``), and a value no longer
+    than ``keep_start`` is shown as it is: there is nothing to cut.
+
+    Example:
+        >>> MASKS["id_number"].apply("330106195001010012")
+        '330106********0012'
+        >>> MASKS["birth_date"].apply("1950-01-01")
+        '1950-01-**'
+    """
+
+    keep_start: int
+    keep_end: int = 0
+    hidden: str | None = None
+
+    def apply(self, value: str) -> str:
+        """The masked form of ``value``."""
+        kept = self.keep_start + self.keep_end
+        if self.hidden is not None:
+            return value if len(value) <= self.keep_start else value[: self.keep_start] + self.hidden
+        if len(value) <= kept:
+            return "*" * len(value)
+        return value[: self.keep_start] + "*" * (len(value) - kept) + (value[-self.keep_end :] if self.keep_end else "")
+
+    def sql(self, column: str) -> str:
+        """A DuckDB expression computing :meth:`apply` of ``column`` (null stays null)."""
+        if self.hidden is not None:
+            cut = self.hidden.replace("'", "''")
+            return (
+                f"CASE WHEN {column} IS NULL THEN NULL WHEN length({column}) <= {self.keep_start} THEN {column} "
+                f"ELSE substr({column}, 1, {self.keep_start}) || '{cut}' END"
+            )
+        kept = self.keep_start + self.keep_end
+        tail = f" || substr({column}, -{self.keep_end})" if self.keep_end else ""
+        return (
+            f"CASE WHEN {column} IS NULL THEN NULL WHEN length({column}) <= {kept} THEN repeat('*', length({column})) "
+            f"ELSE substr({column}, 1, {self.keep_start}) || repeat('*', length({column}) - {kept}){tail} END"
+        )
+
+
+MASKS: Mapping[str, Mask] = MappingProxyType(
+    {
+        "name": Mask(1),
+        "id_number": Mask(6, 4),
+        "phone": Mask(3, 4),
+        "address": Mask(6, hidden="…"),
+        "birth_date": Mask(7, hidden="-**"),
+    }
+)
+"""The mask of each field that can be shown partly hidden, in products and in reports alike."""
+
+_LONG_NUMBER = re.compile(r"[0-9Xx.Ee+]{7,}")
+
+
+def mask_long_numbers(text: str) -> str:
+    """``text`` with every run of seven or more ID or phone characters masked (``3301********17``).
+
+    For free text that may quote a value, such as a quarantine message.
+
+    Example:
+        >>> mask_long_numbers("公民身份号码 '33010619500101001' has 17 characters")
+        "公民身份号码 '3301***********01' has 17 characters"
+    """
+    return _LONG_NUMBER.sub(lambda m: m.group()[:4] + "*" * (len(m.group()) - 6) + m.group()[-2:], text)

@@ -1,0 +1,201 @@
+"""The published warehouse's read side: every question asked of it, answered by a typed method.
+
+Assets (the previous linking, last run's row counts), the CLI (summary, review, report, quarantine
+export) and the quality report all read the published warehouse through :class:`WarehouseReader`,
+so the SQL over published tables lives here and in the rest of ``publish`` only. Every connection
+is read-only; a data home without a warehouse yet reads as empty (``None`` or no rows), never as
+an error.
+
+Example:
+    >>> reader = WarehouseReader(DataHome.resolve())
+    >>> run = reader.last_run()
+    >>> run.run_id if run else "nothing published yet"                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from core.home import DataHome, HomeLike
+from quality.metrics import cross_department_records_sql
+from quality.report import EXAMPLES_PER_KIND, TOP_FIXES, ReportInputs
+
+__all__ = ["PublishedRun", "RunSummary", "WarehouseReader"]
+
+_METRIC_COLUMNS = ["run_id", "source", "dimension", "measure", "value", "numerator", "denominator"]
+
+
+@dataclass(frozen=True)
+class PublishedRun:
+    """A run that published, as the ``runs`` table records it."""
+
+    run_id: str
+    published_at: datetime
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the published warehouse holds, for the CLI's end-of-run summary.
+
+    Attributes:
+        records: staged records mapped to a person.
+        persons: rows of ``unified_population``.
+        tables: every table, by name.
+        products: ``(recipient, rows)`` of each product published by the run asked about.
+    """
+
+    records: int
+    persons: int
+    tables: tuple[str, ...]
+    products: tuple[tuple[str, int], ...]
+
+
+class WarehouseReader:
+    """Read-only questions to a data home's published warehouse."""
+
+    def __init__(self, home: HomeLike) -> None:
+        self.home = DataHome.at(home)
+        self.path = self.home.warehouse_file
+
+    @property
+    def exists(self) -> bool:
+        """Whether anything has been published yet."""
+        return self.path.exists()
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A read-only connection to the published warehouse."""
+        return duckdb.connect(str(self.path), read_only=True)
+
+    def tables(self) -> tuple[str, ...]:
+        """Names of the published tables (none before the first publication)."""
+        if not self.exists:
+            return ()
+        with self.connect() as con:
+            return tuple(row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall())
+
+    def read_tables(self, *tables: str) -> dict[str, pd.DataFrame]:
+        """Whole tables, by name; those the warehouse lacks (or no warehouse yet) are left out.
+
+        Example:
+            >>> WarehouseReader(home).read_tables("record_person", "issued_person_ids")  # doctest: +SKIP
+        """
+        if not self.exists:
+            return {}
+        with self.connect() as con:
+            present = _table_names(con)
+            return {table: con.execute(f"SELECT * FROM {table}").df() for table in tables if table in present}
+
+    def last_run(self) -> PublishedRun | None:
+        """The newest published run, or ``None`` before the first publication."""
+        if not self.exists:
+            return None
+        with self.connect() as con:
+            if "runs" not in _table_names(con):
+                return None
+            rows = con.execute("SELECT run_id, published_at FROM runs ORDER BY published_at DESC LIMIT 1").fetchall()
+        return PublishedRun(rows[0][0], rows[0][1]) if rows else None
+
+    def previous_staged_rows(self, source: str) -> int | None:
+        """Rows of ``source`` staged by the last published run (``None`` before the first publication)."""
+        if not self.exists:
+            return None
+        with self.connect() as con:
+            if not {"validation_results", "runs"} <= _table_names(con):
+                return None
+            row = con.execute(
+                """SELECT max(v.row_count) FROM validation_results v
+                   WHERE v.suite = ? AND v.run_id = (SELECT run_id FROM runs ORDER BY published_at DESC LIMIT 1)""",
+                [f"staged_{source}"],
+            ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def quarantined_rows(self, source: str) -> pd.DataFrame:
+        """``row_number, rule, message, raw_record`` of the rows the last publication holds back for ``source``."""
+        columns = ["row_number", "rule", "message", "raw_record"]
+        if not self.exists:
+            return pd.DataFrame(columns=columns)
+        with self.connect() as con:
+            return con.execute(
+                f"SELECT {', '.join(columns)} FROM quarantine WHERE source = ? ORDER BY row_number", [source]
+            ).df()
+
+    def summary(self, run_id: str) -> RunSummary | None:
+        """Counts, tables and ``run_id``'s products; ``None`` before the first publication."""
+        if not self.exists:
+            return None
+        with self.connect() as con:
+            records, persons = con.execute(
+                "SELECT (SELECT count(*) FROM record_person), (SELECT count(*) FROM unified_population)"
+            ).fetchall()[0]
+            products = con.execute(
+                "SELECT recipient, row_count FROM publication_log WHERE run_id = ? ORDER BY recipient", [run_id]
+            ).fetchall()
+            tables = tuple(sorted(_table_names(con)))
+        return RunSummary(int(records), int(persons), tables, tuple((r, int(n)) for r, n in products))
+
+    def departments(self) -> dict[str, str]:
+        """Source -> department label, as the newest extraction of each source recorded it."""
+        if not self.exists:
+            return {}
+        with self.connect() as con:
+            if "department" not in _columns(con, "extraction_log"):
+                return {}
+            rows = con.execute(
+                "SELECT source, arg_max(department, extracted_at) FROM extraction_log "
+                "WHERE department IS NOT NULL GROUP BY source"
+            ).fetchall()
+        return {source: department for source, department in rows}
+
+    def report_inputs(self, run_id: str) -> ReportInputs:
+        """Everything the quality report of the published run ``run_id`` shows.
+
+        Raises:
+            FileNotFoundError: nothing has been published yet.
+        """
+        if not self.exists:
+            raise FileNotFoundError(f"no published warehouse at {self.path}")
+        with self.connect() as con:
+            names = _table_names(con)
+            metrics = (con.execute("SELECT * FROM quality_metrics").df() if "quality_metrics" in names
+                       else pd.DataFrame(columns=_METRIC_COLUMNS))
+            runs = con.execute("SELECT run_id, published_at FROM runs ORDER BY published_at").df()
+            validation = con.execute(
+                """SELECT suite, expectation, column_name, expectation_success, unexpected_count,
+                          round(unexpected_percent, 2) AS unexpected_percent, why
+                   FROM validation_results WHERE run_id = $run ORDER BY suite, expectation_success, expectation""",
+                {"run": run_id},
+            ).df()
+            top_fixes = con.execute(
+                """SELECT source, rule, count(*) AS rows, any_value("column") AS column_name,
+                          any_value(message) AS example
+                   FROM quarantine GROUP BY source, rule
+                   QUALIFY row_number() OVER (PARTITION BY source ORDER BY count(*) DESC, rule) <= $top
+                   ORDER BY source, rows DESC""",
+                {"top": TOP_FIXES},
+            ).df()
+            examples = con.execute(
+                f"""WITH c AS ({cross_department_records_sql()}),
+                    picked AS (
+                        SELECT field, person_id FROM (SELECT DISTINCT field, person_id FROM c)
+                        QUALIFY row_number() OVER (PARTITION BY field ORDER BY hash(person_id)) <= $per_kind
+                    )
+                    SELECT c.field, c.person_id, c.source, c.value, c.likely_wrong
+                    FROM c SEMI JOIN picked USING (field, person_id)
+                    ORDER BY c.field, c.person_id, c.source, c.value""",
+                {"per_kind": EXAMPLES_PER_KIND},
+            ).df()
+        return ReportInputs(run_id, metrics, runs, validation, top_fixes, examples, self.departments())
+
+
+def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    if table not in _table_names(con):
+        return set()
+    return {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}

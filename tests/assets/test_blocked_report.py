@@ -1,0 +1,38 @@
+"""A blocked run's report and summary show this attempt, in silobreaker's own words."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import pytest
+
+from pipelines.cli import _print_summary, run_pipeline
+
+
+@pytest.mark.integration
+def test_a_source_that_fails_before_staging_is_not_shown_with_an_earlier_runs_counts(demo_copy, capsys):
+    (demo_copy.home.demo_dir / "health_visits.csv").unlink()
+    before = hashlib.sha256(demo_copy.home.warehouse_file.read_bytes()).hexdigest()
+    started = datetime.now(UTC)
+
+    outcome = run_pipeline(demo_copy)
+
+    assert not outcome.success
+    # The staging reports are this run's: health was never read, the others were staged again.
+    assert "health" not in outcome.reports
+    assert {"civil_affairs", "justice", "census", "consent_registry"} <= set(outcome.reports)
+    assert all(r.lineage.extracted_at >= started for r in outcome.reports.values())
+    # silobreaker's message (source, file, fix), not the library's, with the cause underneath.
+    message = outcome.failures["raw_health"]
+    assert message.startswith("source 'health' (") and "file not found" in message and "Fix: " in message
+    assert message.endswith(")") and "cause: FileNotFoundError" in message
+    assert hashlib.sha256(demo_copy.home.warehouse_file.read_bytes()).hexdigest() == before
+
+    report = demo_copy.home.report_file(outcome.run_id).read_text(encoding="utf-8")
+    assert "Publication blocked" in report and "raw_health" in report and "file not found" in report
+    _print_summary(outcome)
+    printed = capsys.readouterr().out
+    assert [line for line in printed.splitlines() if line.startswith("health ")] == [
+        f"{'health':<20}{'not read in this run':>33}"
+    ]

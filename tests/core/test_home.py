@@ -1,0 +1,40 @@
+"""The data home owns every path under it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.home import HOME_ENV, DataHome
+
+
+def test_every_path_lies_under_the_home(tmp_path):
+    home = DataHome.at(tmp_path)
+    paths = [
+        home.warehouse_file, home.warehouse_candidate("r1"), home.shared_dir, home.product_file("grid_1"),
+        home.products_candidate_dir("r1"), home.product_candidate_file("r1", "grid_1"), home.reports_dir,
+        home.report_file("r1"), home.latest_report, home.review_decisions_file, home.audit_log_file,
+        home.audit_members_file(3), home.keys_dir, home.audit_key_file, home.pseudonym_key_file("grid_1"),
+        home.product_key_file("grid_1"), home.asset_base(["staged_health"]), home.quarantine_export_file("health", ".csv"),
+        home.demo_dir, home.demo_truth_dir, home.dagster_dir, home.dagster_config_file,
+    ]
+    assert all(path.is_relative_to(tmp_path) for path in paths)
+    assert len(set(paths)) == len(paths)
+    assert home.product_file("grid_1").name == home.product_candidate_file("r1", "grid_1").name
+    assert home.pseudonym_key_file("grid_1") != home.product_key_file("grid_1")
+
+
+def test_resolve_prefers_the_explicit_path_then_the_environment_then_var(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "from-env"))
+    assert DataHome.resolve(tmp_path / "given").root == tmp_path / "given"
+    assert DataHome.resolve().root == tmp_path / "from-env"
+    monkeypatch.delenv(HOME_ENV)
+    assert DataHome.resolve().root == tmp_path / "var"
+    assert (tmp_path / "var").is_dir() and (tmp_path / "given").is_dir()
+
+
+def test_at_wraps_without_creating_and_declared_paths_resolve_under_the_home(tmp_path):
+    home = DataHome.at(tmp_path / "not-yet")
+    assert not home.root.exists() and DataHome.at(home) is home
+    assert home.declared_path("demo/x.csv") == tmp_path / "not-yet" / "demo" / "x.csv"
+    assert home.declared_path("/srv/x.csv") == Path("/srv/x.csv")

@@ -1,0 +1,89 @@
+"""One vocabulary: staging, source declarations, dedup and publish read sex codes, dates and masks alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+import pytest
+
+from connectors import SourceConfig
+from core.vocabulary import DATE_FORMATS, FIELD_LABELS, MASKS, PERSON_FIELDS, SEX_CODES, sex_code
+from dedup.prepare import normalize_sex, prepare_records
+from staging import stage_person_records
+
+EXTRACTED_AT = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+
+
+def staged_through_a_declaration(values: dict[str, str], column: str, **declared) -> pd.DataFrame:
+    """Stage one column per row as the pipeline does: the declaration's own defaults, no ``values`` map."""
+    source = SourceConfig(name="x", department="测试", kind="csv", path="x.csv", primary_key=["k"],
+                          columns={"name": "xm", column: "v"}, **declared)
+    raw = pd.DataFrame({"k": [str(i) for i in range(len(values))], "xm": ["张伟"] * len(values), "v": list(values)})
+    return stage_person_records(raw, source=source.name, primary_key=source.primary_key, columns=source.columns,
+                                values=source.values, date_formats=source.date_formats, extracted_at=EXTRACTED_AT)
+
+
+SEX_CASES = {
+    "男": "M", "女": "F", "男性": "M", "女性": "F", "1": "M", "2": "F", "M": "M", "f": "F",
+    "Male": "M", "FEMALE": "F", "0": None, "9": None, "未知": None,
+}
+
+
+@pytest.mark.parametrize(("code", "expected"), SEX_CASES.items())
+def test_a_sex_code_means_the_same_in_staging_and_in_dedup(code, expected):
+    staged = staged_through_a_declaration({code: None}, "sex").staged["sex"].iloc[0]
+    linked = normalize_sex(pd.Series([code])).iloc[0]
+    assert (None if pd.isna(staged) else staged) == expected
+    assert (None if pd.isna(linked) else linked) == expected
+    assert sex_code(code) == expected
+
+
+def test_every_sex_code_maps_to_m_or_f():
+    assert set(SEX_CODES.values()) == {"M", "F"} and all(code == code.upper() for code in SEX_CODES)
+
+
+DATE_CASES = ["1985-03-12", "19850312", "1985/3/12", "1985年3月12日", "1985.03.12"]
+
+
+@pytest.mark.parametrize("written", DATE_CASES)
+def test_a_birth_date_in_a_default_format_is_read_alike_by_pipeline_direct_staging_and_dedup(written):
+    through_declaration = staged_through_a_declaration({written: None}, "birth_date")
+    direct = stage_person_records(pd.DataFrame({"k": ["1"], "xm": ["张伟"], "v": [written]}), source="x",
+                                  primary_key=["k"], columns={"name": "xm", "birth_date": "v"},
+                                  extracted_at=EXTRACTED_AT)
+    prepared = prepare_records(pd.DataFrame({"record_id": ["x:1"], "source": ["x"], "name": ["张伟"], "sex": [None],
+                                             "birth_date": [written], "id_number": [None], "phone": [None],
+                                             "address": [None]}))
+    assert through_declaration.quarantine.empty and direct.quarantine.empty
+    assert through_declaration.staged["birth_date"].iloc[0] == direct.staged["birth_date"].iloc[0] == "1985-03-12"
+    assert prepared["birth_date"].iloc[0] == "1985-03-12"
+
+
+def test_a_source_without_date_formats_uses_the_canonical_defaults():
+    source = SourceConfig(name="x", department="测试", kind="csv", path="x.csv", primary_key=["k"], columns={"name": "xm"})
+    assert tuple(source.date_formats) == DATE_FORMATS
+
+
+MASK_CASES = [
+    ("name", "张伟", "张*"), ("name", "欧阳娜娜", "欧***"), ("name", "张", "*"),
+    ("id_number", "330106195001010012", "330106********0012"), ("id_number", "3301061950", "**********"),
+    ("phone", "13800000001", "138****0001"), ("phone", "057188123456", "057*****3456"), ("phone", "1381234", "*******"),
+    ("address", "示范区西溪街道翠苑社区1幢", "示范区西溪街…"), ("address", "翠苑社区", "翠苑社区"),
+    ("birth_date", "1950-01-01", "1950-01-**"), ("birth_date", "1950-01", "1950-01"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "shown"), MASK_CASES)
+def test_a_mask_hides_the_same_characters_in_python_and_in_sql(field, value, shown):
+    assert MASKS[field].apply(value) == shown
+    with duckdb.connect() as con:
+        assert con.execute(f"SELECT {MASKS[field].sql('v')} FROM (SELECT ?::VARCHAR AS v)", [value]).fetchone()[0] == shown
+        assert con.execute(f"SELECT {MASKS[field].sql('v')} FROM (SELECT NULL::VARCHAR AS v)").fetchone()[0] is None
+
+
+def test_every_canonical_field_has_one_chinese_label():
+    assert set(PERSON_FIELDS) <= set(FIELD_LABELS)
+    assert FIELD_LABELS["id_number"] == "公民身份号码"
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in label) for label in FIELD_LABELS.values())
