@@ -47,8 +47,9 @@ class QuarantineRule:
 
 
 @dataclass(frozen=True)
-class Extract:
-    """A source's extract with its keys, ready for rules: the part person and consent staging share.
+class KeyedRows:
+    """A source's extracted rows with their keys, ready for quarantine rules: what person and consent
+    staging share.
 
     Attributes:
         raw: the extract, re-indexed 0..n-1 so positions and labels agree.
@@ -74,7 +75,7 @@ class Extract:
         primary_key: Sequence[str],
         extracted_at: pd.Timestamp,
         used_columns: Sequence[str] = (),
-    ) -> Extract:
+    ) -> KeyedRows:
         """Compute the keys of ``raw``: trimmed key parts joined by ``|``, missing if any part is empty.
 
         The key and ``used_columns`` are converted to Arrow-backed text once, here, so that every
@@ -161,7 +162,7 @@ def quoted(values: pd.Series) -> pd.Series:
     return "'" + values.astype(STRING).fillna("") + "'"
 
 
-def quarantine(extract: Extract, rules: Sequence[QuarantineRule]) -> tuple[np.ndarray, pd.DataFrame]:
+def quarantine(extract: KeyedRows, rules: Sequence[QuarantineRule]) -> tuple[np.ndarray, pd.DataFrame]:
     """Evaluate ``rules`` in order and build one quarantine row per failing extract row.
 
     Returns:

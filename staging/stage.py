@@ -28,7 +28,7 @@ from core.errors import ConfigError, SourceError
 from core.vocabulary import CONSENT_FIELDS, DATE_FORMATS, FIELD_LABELS, PERSON_FIELDS, SEX_CODES
 from staging._arrow import STRING, as_arrow, bool_series, python_on_unique, to_series
 from staging._rules import (
-    Extract,
+    KeyedRows,
     QuarantineRule,
     check_conservation,
     constant,
@@ -163,7 +163,7 @@ def stage_person_records(
     _check_declaration(raw, source, primary_key, columns, values, PERSON_FIELDS, required=("name",))
     for date_format in date_formats:
         date_precision(date_format)
-    extract = Extract.build(raw, source, primary_key, _as_utc(extracted_at), list(columns.values()))
+    extract = KeyedRows.build(raw, source, primary_key, _as_utc(extracted_at), list(columns.values()))
     fields = _Fields(extract, columns, _prepare_value_maps(source, columns, values))
     as_of = extract.extracted_at.tz_convert(CHINA_TZ).date()
 
@@ -261,7 +261,7 @@ def stage_consent_records(
     _check_declaration(
         raw, source, primary_key, columns, values, CONSENT_FIELDS, required=("id_number", "purpose", "status")
     )
-    extract = Extract.build(raw, source, primary_key, _as_utc(extracted_at), list(columns.values()))
+    extract = KeyedRows.build(raw, source, primary_key, _as_utc(extracted_at), list(columns.values()))
     fields = _Fields(extract, columns, _prepare_value_maps(source, columns, values))
     as_of = extract.extracted_at.tz_convert(CHINA_TZ).date()
 
@@ -348,7 +348,7 @@ def stage_consent_records(
 class _Fields:
     """The mapped fields of one extract: raw values, value maps, and the soft problems met on the way."""
 
-    def __init__(self, extract: Extract, columns: Mapping[str, str], value_maps: Mapping[str, dict[str, str | None]]):
+    def __init__(self, extract: KeyedRows, columns: Mapping[str, str], value_maps: Mapping[str, dict[str, str | None]]):
         self.extract = extract
         self.columns = columns
         self.value_maps = value_maps
@@ -511,7 +511,7 @@ class _Fields:
         return pd.concat(frames, ignore_index=True).astype(UNMAPPED_VALUE_COLUMNS)
 
 
-def _identity_columns(extract: Extract) -> dict[str, pd.Series]:
+def _identity_columns(extract: KeyedRows) -> dict[str, pd.Series]:
     return {
         "record_id": extract.record_id,
         "source": pd.Series(extract.source, index=extract.raw.index, dtype=STRING),
@@ -519,7 +519,7 @@ def _identity_columns(extract: Extract) -> dict[str, pd.Series]:
     }
 
 
-def _extracted_at_column(extract: Extract) -> pd.Series:
+def _extracted_at_column(extract: KeyedRows) -> pd.Series:
     return pd.Series(extract.extracted_at, index=extract.raw.index, dtype=CANONICAL_COLUMNS["extracted_at"])
 
 
