@@ -21,14 +21,33 @@ from core.home import DataHome
 from publish import WarehouseReader
 from quality import StagingReport, render_blocked_report
 
-__all__ = ["build_blocked_report_sensor", "failure_messages", "run_staging_reports", "write_blocked_report"]
+__all__ = ["build_blocked_report_sensor", "failure_messages", "run_failures", "run_staging_reports", "write_blocked_report"]
 
 _REPORT_PREFIX = "staging_report_"
 
 
 def failure_messages(events: Iterable[Any]) -> dict[str, str]:
     """Failed step -> the message a data team acts on, from Dagster step-failure events."""
-    return {event.step_key: _our_message(event.step_failure_data.error) for event in events}
+    # One line each: a message goes to a terminal, a log line and a table cell.
+    return {event.step_key: " ".join(_our_message(event.step_failure_data.error).split()) for event in events}
+
+
+def run_failures(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
+    """Every reason run ``run_id`` failed: each failed step's message, and for a failed blocking check
+    that explains itself (``observed``, ``threshold``, ``why`` in its metadata, e.g. ``persons_drop``)
+    what it saw against what it allows."""
+    failures = failure_messages(
+        entry.dagster_event for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    )
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = entry.dagster_event.event_specific_data
+        metadata = evaluation.metadata
+        if evaluation.passed or not {"observed", "threshold", "why"} <= set(metadata):
+            continue
+        key = f"{evaluation.asset_key.to_user_string()}: {evaluation.check_name}"
+        failures[key] = (f"{metadata['observed'].value}, expected {metadata['threshold'].value}: "
+                         f"{metadata['why'].value}")
+    return failures
 
 
 def run_staging_reports(instance: dg.DagsterInstance, run_id: str) -> dict[str, StagingReport]:
@@ -48,9 +67,7 @@ def run_staging_reports(instance: dg.DagsterInstance, run_id: str) -> dict[str, 
 def write_blocked_report(instance: dg.DagsterInstance, run_id: str, home: DataHome) -> Path:
     """Write the report of the failed run ``run_id``: why it was blocked, this attempt's staging counts,
     and the last publication's scorecard (or its ordinary report, if the run did publish)."""
-    failures = failure_messages(
-        entry.dagster_event for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-    )
+    failures = run_failures(instance, run_id)
     reader = WarehouseReader(home)
     last = reader.last_run()
     inputs = reader.report_inputs(last.run_id) if last else None

@@ -5,13 +5,19 @@ import pandas as pd
 
 from assets.resources import WarehouseResource
 from dedup import link_records
+from quality.guards import drop_outcome
+from quality.rules import DropRule
 
 __all__ = ["build_link_asset"]
 
 
-def build_link_asset(person_sources: list[str]) -> dg.AssetsDefinition:
+def build_link_asset(
+    person_sources: list[str], persons_drop: DropRule | None = None, accepted_by: str | None = None
+) -> dg.AssetsDefinition:
     """``record_person_map``, ``link_pairs``, ``person_id_history``, ``review_queue`` and ``review_decisions``
-    from the staged records of ``person_sources``, building on the previous publication."""
+    from the staged records of ``person_sources``, building on the previous publication; a blocking
+    check holds publication when far fewer persons resolve than the last publication had."""
+    persons_key = dg.AssetKey("record_person_map")
 
     @dg.multi_asset(
         name="link",
@@ -24,6 +30,8 @@ def build_link_asset(person_sources: list[str]) -> dg.AssetsDefinition:
             "review_queue": dg.AssetOut(description="uncertain pairs left for a reviewer, not merged"),
             "review_decisions": dg.AssetOut(description="the review decisions applied (must-link / cannot-link)"),
         },
+        check_specs=[dg.AssetCheckSpec("persons_drop", asset=persons_key, blocking=True,
+                                       description="persons resolved vs the last publication (rules.yaml district.persons_drop)")],
     )
     def link(context: dg.AssetExecutionContext, warehouse: WarehouseResource, **staged: pd.DataFrame):
         records = pd.concat(list(staged.values()), ignore_index=True)
@@ -39,6 +47,19 @@ def build_link_asset(person_sources: list[str]) -> dg.AssetsDefinition:
                         metadata={"dagster/row_count": len(result.review_queue)})
         yield dg.Output(previous.decisions, output_name="review_decisions",
                         metadata={"dagster/row_count": len(previous.decisions)})
+        persons = int(result.mapping["person_id"].nunique())
+        last = warehouse.reader().last_run()
+        if persons_drop is None or last is None or not last.persons:
+            yield dg.AssetCheckResult(asset_key=persons_key, check_name="persons_drop", passed=True,
+                                      metadata={"persons": persons, "note": "no earlier publication or rule off"})
+            return
+        outcome = drop_outcome("persons_drop", persons_drop, persons, last.persons, accepted_by,
+                               "far fewer persons resolved than the last publication held: a source shrank or "
+                               "linking merged people who are not the same")
+        yield dg.AssetCheckResult(asset_key=persons_key, check_name="persons_drop", passed=outcome.success,
+                                  severity=dg.AssetCheckSeverity.ERROR if outcome.severity == "error" else dg.AssetCheckSeverity.WARN,
+                                  metadata={"observed": outcome.observed(), "threshold": outcome.threshold(),
+                                            "why": outcome.why})
 
     return link
 

@@ -2,8 +2,9 @@
 
 One multi-asset per source yields the staged records, the quarantined rows and a staging report
 (lineage, counts, Great Expectations results), plus two blocking checks on the staged records: the
-source's expectation suite (its ``error`` rules from rules.yaml) and record conservation (extracted =
-staged + quarantined). A person source also gets ``expectation_warnings``, a non-blocking check with
+source's expectation suite with its guards (its ``error`` rules from rules.yaml; rows read and
+quarantined against the last publication, see :mod:`quality.guards`) and record conservation
+(extracted = staged + quarantined). A person source also gets ``expectation_warnings``, a non-blocking check with
 severity WARN for its ``warn`` rules.
 """
 
@@ -11,14 +12,17 @@ import dagster as dg
 
 from assets.resources import WarehouseResource
 from connectors import Extract, SourceConfig
-from quality import QualityRules, build_staging_report, consent_suite, staged_person_suite, validate_frame
+from quality import QualityRules, build_staging_report, staged_person_suite, validate_frame
+from quality.guards import source_guards
+from quality.rules import consent_registry_suite
 from staging import stage_consent_records, stage_person_records
 
 __all__ = ["build_staged_assets"]
 
 
-def build_staged_assets(source: SourceConfig, rules: QualityRules) -> dg.AssetsDefinition:
-    """``staged_<s>``, ``quarantine_<s>`` and ``staging_report_<s>`` for one source, checked against ``rules``."""
+def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: str | None = None) -> dg.AssetsDefinition:
+    """``staged_<s>``, ``quarantine_<s>`` and ``staging_report_<s>`` for one source, checked against ``rules``
+    and its guards; ``accepted_by`` names who confirmed a real drop of this source in this run."""
     name = source.name
     staged_key = dg.AssetKey(f"staged_{name}")
 
@@ -33,7 +37,7 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules) -> dg.AssetsD
         },
         check_specs=[
             dg.AssetCheckSpec("expectations", asset=staged_key, blocking=True,
-                              description="Great Expectations suite for the staged source"),
+                              description="Great Expectations suite and guards (drop, quarantine share) for the staged source"),
             dg.AssetCheckSpec("record_conservation", asset=staged_key, blocking=True,
                               description="every extracted row is staged or quarantined"),
         ] + ([dg.AssetCheckSpec("expectation_warnings", asset=staged_key, blocking=False,
@@ -46,10 +50,15 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules) -> dg.AssetsD
             raw.frame, source=name, primary_key=source.primary_key, columns=source.columns,
             values=source.values, date_formats=source.date_formats, extracted_at=raw.lineage.extracted_at,
         )
-        previous_rows = warehouse.reader().previous_staged_rows(name) if rules.row_count_change else None
-        suite = consent_suite(name) if source.role == "consent" else staged_person_suite(
+        reader = warehouse.reader()
+        previous_rows = reader.previous_staged_rows(name) if rules.row_count_change else None
+        suite = consent_registry_suite(name, rules) if source.role == "consent" else staged_person_suite(
             name, rules, fields=list(source.columns), as_of=raw.lineage.extracted_at, previous_rows=previous_rows)
-        validation = validate_frame(result.staged, suite)
+        guards = source_guards(
+            rules, extracted=raw.lineage.row_count, quarantined=len(result.quarantine), accepted_by=accepted_by,
+            previous_extracted=reader.previous_extracted_rows(name) if rules.row_drop else None,
+        )
+        validation = validate_frame(result.staged, suite).with_outcomes(guards)
         report = build_staging_report(source, raw, result, validation)
         yield dg.Output(result.staged, output_name=f"staged_{name}",
                         metadata={"dagster/row_count": report.staged, "quarantined": report.quarantined})

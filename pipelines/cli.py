@@ -69,7 +69,7 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING") -> RunOutcom
     import dagster as dg
     import duckdb
 
-    from assets.blocked_report import failure_messages, run_staging_reports, write_blocked_report
+    from assets.blocked_report import run_failures, run_staging_reports, write_blocked_report
     from pipelines.definitions import build_definitions
 
     defs = build_definitions(settings)
@@ -79,7 +79,7 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING") -> RunOutcom
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
-        failures = failure_messages(result.get_step_failure_events())
+        failures = run_failures(instance, result.run_id)
         reports = run_staging_reports(instance, result.run_id)
         if not result.success:
             # A blocked run publishes nothing, so the quality_report asset never runs; the supervisors
@@ -107,10 +107,11 @@ def _print_summary(outcome: RunOutcome) -> None:
             print(f"{name:<20}{'not read in this run':>33}")
         else:
             print(f"{name:<20}{r.extracted:>10}{r.staged:>10}{r.quarantined:>13}")
-    for step, message in outcome.failures.items():
-        print(f"FAILED {step}: {message}")
+    for line in _outcome_lines(outcome):
+        print(line)
     reader = WarehouseReader(home)
-    summary = reader.summary(outcome.run_id)
+    last = reader.last_run()
+    summary = reader.summary(last.run_id) if last else None
     if summary is not None:
         note = "" if outcome.success else "  (previous publication, kept because this run failed)"
         print(f"people resolved: {summary.persons} from {summary.records} staged records{note}")
@@ -119,6 +120,29 @@ def _print_summary(outcome: RunOutcome) -> None:
         print(f"shared tables: {home.shared_dir}  " + ", ".join(f"{r} ({n} rows)" for r, n in summary.products))
     if home.latest_report.exists():
         print(f"report:        {home.latest_report}")
+
+
+def _outcome_lines(outcome: RunOutcome) -> list[str]:
+    """Why the run was blocked (each failed ``error`` rule or guard, with the fix), each failed step's
+    message, then every warning: nothing a nightly sync notices stays silent."""
+    lines = []
+    for name, report in outcome.reports.items():
+        for o in report.validation.failed_expectations():
+            column = f"({o.column})" if o.column else ""
+            lines.append(f"BLOCKED {name} ({report.department}): {o.kind}{column}: {o.observed()}; "
+                         f"allowed: {o.threshold()}. {o.why}")
+            if o.kind == "row_drop":
+                lines.append(f"  if {name} really shrank, confirm it: silobreaker run --accept-drop {name}")
+    for step, message in outcome.failures.items():
+        lines.append(f"FAILED {step}: {message}")
+    for name, report in outcome.reports.items():
+        for o in report.validation.warnings():
+            column = f"({o.column})" if o.column else ""
+            lines.append(f"WARNING {name} ({report.department}): {o.kind}{column}: {o.observed()}; "
+                         f"expected: {o.threshold()}. {o.why}")
+        accepted = [o for o in report.validation.outcomes if "accepted by" in o.why]
+        lines += [f"ACCEPTED {name}: {o.kind}: {o.observed()} ({o.why.rsplit('; ', 1)[-1]})" for o in accepted]
+    return lines
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -142,10 +166,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sources_file=Path(args.sources).resolve() if args.sources else base.sources_file,
         policy_file=Path(args.policy).resolve() if args.policy else base.policy_file,
         rules_file=Path(args.rules).resolve() if args.rules else base.rules_file,
+        accept_drop=tuple(args.accept_drop),
+        accepted_by=args.by or _login(),
     )
     outcome = run_pipeline(settings, log_level=_dagster_level(args))
     _print_summary(outcome)
     return 0 if outcome.success else 1
+
+
+def _login() -> str:
+    import getpass
+
+    return getpass.getuser()
 
 
 def _dagster_level(args: argparse.Namespace) -> str:
@@ -277,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sources", help="sources.yaml (default $SILOBREAKER_SOURCES or the demo's)")
     run.add_argument("--policy", help="policy.yaml (default $SILOBREAKER_POLICY or the demo's)")
     run.add_argument("--rules", help="rules.yaml, the quality rules (default $SILOBREAKER_RULES or the demo's)")
+    run.add_argument("--accept-drop", action="append", default=[], metavar="SOURCE",
+                     help="confirm that SOURCE really shrank against the last publication (or 'persons': fewer "
+                          "persons resolved), so its drop guard passes for this run; kept with the run's "
+                          "validation results (repeatable)")
+    run.add_argument("--by", help="who confirms --accept-drop (default: the login name)")
     run.set_defaults(func=_cmd_run)
 
     dedup = sub.add_parser("dedup", help="resolve identities: INPUT (parquet/CSV) -> OUTPUT parquet of record_id, person_id")

@@ -15,8 +15,9 @@ from assets.raw import build_raw_asset
 from assets.resources import WarehouseResource
 from assets.staged import build_staged_assets
 from connectors import SourceReader, load_sources
-from pipelines.settings import Settings
+from pipelines.settings import PERSONS, Settings
 from pipelines.storage import FileIOManager
+from publish import load_policy
 from quality import load_quality_rules
 
 __all__ = ["build_definitions", "defs"]
@@ -24,18 +25,27 @@ __all__ = ["build_definitions", "defs"]
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Build the graph for the sources declared in ``settings.sources_file``, gated by ``settings.rules_file``."""
+    # Every configuration file is read and checked here, before anything is extracted: a bad policy
+    # fails in seconds naming its line, not after minutes of work at the publish step.
     sources = load_sources(settings.sources_file)
     declared = sources.sources
     person_sources = [s.name for s in sources.person_sources]
-    rules = load_quality_rules(settings.rules_file)
-    rules.check_sources(person_sources, settings.rules_file)
     consent_source = sources.consent_source.name if sources.consent_source else None
+    rules = load_quality_rules(settings.rules_file)
+    rules.check_sources(person_sources, settings.rules_file, consent=consent_source)
+    load_policy(settings.policy_file)
+    accepted = settings.accepted_drops([s.name for s in declared])
 
     source_assets = [build_raw_asset(s) for s in declared]
-    source_assets += [build_staged_assets(s, rules.for_source(s.name)) for s in declared]
+    source_assets += [
+        build_staged_assets(
+            s, rules.for_consent(s.name) if s.role == "consent" else rules.for_source(s.name), accepted.get(s.name)
+        )
+        for s in declared
+    ]
     assets = [
         *source_assets,
-        build_link_asset(person_sources),
+        build_link_asset(person_sources, rules.district.persons_drop, accepted.get(PERSONS)),
         build_publish_assets(person_sources, consent_source, sources.trust_ranks),
         quality_report,
     ]

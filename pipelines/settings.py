@@ -12,32 +12,55 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.config import suggest
+from core.errors import ConfigError
 from core.home import DataHome
 
-__all__ = ["DEMO_POLICY", "DEMO_RULES", "DEMO_SOURCES", "Settings"]
+__all__ = ["DEMO_POLICY", "DEMO_RULES", "DEMO_SOURCES", "PERSONS", "Settings"]
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "demo"
 DEMO_SOURCES = DEMO_DIR / "sources.yaml"
 DEMO_POLICY = DEMO_DIR / "policy.yaml"
 DEMO_RULES = DEMO_DIR / "rules.yaml"
 
+PERSONS = "persons"
+"""The name ``--accept-drop`` takes to confirm a drop in the persons resolved (rather than a source's rows)."""
+
 
 @dataclass(frozen=True)
 class Settings:
-    """The data home and the configuration files of one deployment.
+    """The data home and the configuration files of one deployment, and the drops a person confirmed.
 
-    ``home`` may be given as a path; it is held as a :class:`~core.home.DataHome`.
+    ``home`` may be given as a path; it is held as a :class:`~core.home.DataHome`. ``accept_drop``
+    names the sources (or ``persons``) whose drop against the last publication ``accepted_by``
+    confirmed for this run (``silobreaker run --accept-drop``).
     """
 
     home: DataHome
     sources_file: Path
     policy_file: Path
     rules_file: Path = DEMO_RULES
+    accept_drop: tuple[str, ...] = ()
+    accepted_by: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", DataHome.at(self.home))
         for name in ("sources_file", "policy_file", "rules_file"):
             object.__setattr__(self, name, Path(getattr(self, name)))
+        object.__setattr__(self, "accept_drop", tuple(self.accept_drop))
+
+    def accepted_drops(self, sources: list[str]) -> dict[str, str]:
+        """Source (or ``persons``) -> who accepted its drop, for the names in ``accept_drop``.
+
+        Raises:
+            ConfigError: a name is neither a declared source nor ``persons``.
+        """
+        known = [*sources, PERSONS]
+        for name in self.accept_drop:
+            if name not in known:
+                raise ConfigError(f"--accept-drop {name}: no source of that name{suggest(name, known)}; "
+                                  f"name one of: {', '.join(known)}")
+        return dict.fromkeys(self.accept_drop, self.accepted_by or "an unnamed operator")
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -35,6 +35,7 @@ class PublishedRun:
 
     run_id: str
     published_at: datetime
+    persons: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,25 @@ class WarehouseReader:
         with self.connect() as con:
             if "runs" not in _table_names(con):
                 return None
-            rows = con.execute("SELECT run_id, published_at FROM runs ORDER BY published_at DESC LIMIT 1").fetchall()
-        return PublishedRun(rows[0][0], rows[0][1]) if rows else None
+            rows = con.execute(
+                "SELECT run_id, published_at, persons FROM runs ORDER BY published_at DESC LIMIT 1"
+            ).fetchall()
+        return PublishedRun(rows[0][0], rows[0][1], int(rows[0][2] or 0)) if rows else None
+
+    def previous_extracted_rows(self, source: str) -> int | None:
+        """Rows read from ``source`` by the last published run (``None`` before the first publication,
+        or if that run did not read it)."""
+        if not self.exists:
+            return None
+        with self.connect() as con:
+            if not {"extraction_log", "runs"} <= _table_names(con):
+                return None
+            row = con.execute(
+                """SELECT max(e.row_count) FROM extraction_log e
+                   WHERE e.source = ? AND e.run_id = (SELECT run_id FROM runs ORDER BY published_at DESC LIMIT 1)""",
+                [source],
+            ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def previous_staged_rows(self, source: str) -> int | None:
         """Rows of ``source`` staged by the last published run (``None`` before the first publication)."""

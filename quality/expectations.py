@@ -90,6 +90,15 @@ class ExpectationOutcome:
 def describe_outcome(outcome: Mapping[str, Any]) -> tuple[str, str]:
     """``(observed, threshold)`` of an outcome (an :class:`ExpectationOutcome` or its dict form)."""
     kind = outcome.get("kind")
+    if kind in ("row_drop", "persons_drop"):
+        unit = "rows" if kind == "row_drop" else "persons"
+        now, least, before = outcome.get("observed_value"), outcome.get("min_value"), outcome.get("max_value")
+        change = f"{100 * (now - before) / before:+.1f}%".replace("-", "−") if before else "n/a"
+        return f"{now} {unit} ({change} vs {before} in the last publication)", f"at least {least} {unit}"
+    if kind == "quarantine_share":
+        share = outcome.get("unexpected_percent") or 0.0
+        return (f"{share:.1f}% quarantined ({outcome.get('unexpected_count')} of {outcome.get('observed_value')} rows)",
+                f"at most {100 * (outcome.get('max_value') or 0):.0f}% quarantined")
     if kind == "expect_column_to_exist":
         return "column missing", "column present"
     low, high = outcome.get("min_value"), outcome.get("max_value")
@@ -125,6 +134,12 @@ class ValidationSummary:
     def warnings(self) -> list[ExpectationOutcome]:
         """The ``warn`` expectations that did not hold: reported, not blocking."""
         return [o for o in self.outcomes if not o.success and o.severity == "warn"]
+
+    def with_outcomes(self, extra: tuple[ExpectationOutcome, ...]) -> ValidationSummary:
+        """This summary with ``extra`` outcomes (e.g. the guards) added; ``error`` ones decide success too."""
+        outcomes = (*self.outcomes, *extra)
+        success = all(o.success for o in outcomes if o.severity != "warn")
+        return ValidationSummary(self.suite, success, self.row_count, outcomes)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able form (stored by the IO manager, read by the report)."""

@@ -28,14 +28,18 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from core.config import load_yaml_model, suggest
 from core.errors import ConfigError
 from core.vocabulary import PERSON_FIELDS
-from quality.expectations import ExpectationSpec, SuiteSpec
+from quality.expectations import ExpectationSpec, SuiteSpec, consent_suite
 from staging.dates import CHINA_TZ
 from staging.schema import CANONICAL_COLUMNS
 
 __all__ = [
+    "GUARD_RULES",
     "BirthYearsRule",
+    "DistrictRules",
+    "DropRule",
     "FilledRule",
     "FreshnessRule",
+    "QuarantineShareRule",
     "RowCountChangeRule",
     "RowCountRule",
     "QualityRules",
@@ -43,6 +47,7 @@ __all__ = [
     "ShareRule",
     "UniqueKeysRule",
     "ValueSetRule",
+    "consent_registry_suite",
     "load_quality_rules",
     "staged_person_suite",
 ]
@@ -114,6 +119,27 @@ class RowCountChangeRule(_QualityRule):
     max_share: float = Field(gt=0, description="largest relative change, e.g. 0.5 for ±50%")
 
 
+class DropRule(_QualityRule):
+    """A guard: a count falls by at most ``max_share`` against the last published run (skipped on the first).
+
+    A sync that comes back with a fraction of a register is far likelier a truncated file or an
+    interrupted export than a district that lost its residents; it blocks until a person confirms it
+    (``silobreaker run --accept-drop <source>``) or the rule is relaxed here.
+    """
+
+    max_share: float = Field(gt=0, le=1, description="largest relative drop, e.g. 0.2 for 20%")
+
+
+class QuarantineShareRule(_QualityRule):
+    """A guard: at most ``max_share`` of a source's extracted rows are quarantined.
+
+    One bad row is the department's to fix; a flood of them (dates as ``#VALUE!``, IDs as
+    ``3.30106E+17``) is a broken export, and publishing the rest would silently drop those people.
+    """
+
+    max_share: float = Field(ge=0, le=1, description="largest share of extracted rows quarantined, e.g. 0.05")
+
+
 class FreshnessRule(_QualityRule):
     """The newest ``record_date`` is at most ``max_age_days`` older than the extraction day."""
 
@@ -139,6 +165,12 @@ class QualityRules(BaseModel):
     row_count_change: RowCountChangeRule | None = Field(default=None, description="bound on the change vs last run")
     freshness: FreshnessRule | None = Field(default=None, description="largest age of the newest record_date")
     unique_keys: UniqueKeysRule | None = Field(default=None, description="source keys are unique")
+    row_drop: DropRule | None = Field(
+        default=None, description="guard: largest drop of extracted rows vs the last published run"
+    )
+    quarantine_share: QuarantineShareRule | None = Field(
+        default=None, description="guard: largest share of extracted rows quarantined"
+    )
 
     @model_validator(mode="after")
     def _known_columns(self) -> QualityRules:
@@ -161,38 +193,68 @@ class QualityRules(BaseModel):
         return self.model_copy(update=update)
 
 
+#: The rules that apply to the consent registry too (its other checks are a fixed suite).
+GUARD_RULES: tuple[str, ...] = ("row_count", "row_drop", "quarantine_share")
+
+
+class DistrictRules(BaseModel):
+    """Rules over the whole district rather than one source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    persons_drop: DropRule | None = Field(
+        default=None, description="guard: largest drop of persons resolved vs the last published run"
+    )
+
+
 class QualityRulesFile(BaseModel):
-    """The whole ``rules.yaml``: defaults for every person source and overrides by source name."""
+    """The whole ``rules.yaml``: defaults for every source, overrides by source name, district rules."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Literal[1] = Field(description="format version of the file; currently 1")
     defaults: QualityRules = Field(default_factory=QualityRules, description="rules every person source meets")
     sources: dict[str, QualityRules] = Field(default_factory=dict, description="source name -> rules replacing defaults")
+    district: DistrictRules = Field(default_factory=DistrictRules, description="rules over the whole district")
 
     def for_source(self, name: str) -> QualityRules:
         """The defaults with ``name``'s overrides applied."""
         override = self.sources.get(name)
         return self.defaults if override is None else self.defaults.merged_with(override)
 
-    def check_sources(self, declared: Iterable[str], origin: str | os.PathLike[str] = "rules file") -> None:
-        """Reject overrides for anything but the person sources ``sources.yaml`` declares.
+    def for_consent(self, name: str) -> QualityRules:
+        """The guard rules (:data:`GUARD_RULES`) of the consent registry ``name``: the defaults' guards
+        with its overrides applied; its other checks are a fixed suite."""
+        rules = self.for_source(name)
+        return QualityRules.model_validate({key: getattr(rules, key) for key in GUARD_RULES})
 
-        A typo, or an override for the consent registry (whose suite is fixed), would otherwise
-        silently not apply.
+    def check_sources(
+        self, declared: Iterable[str], origin: str | os.PathLike[str] = "rules file", consent: str | None = None
+    ) -> None:
+        """Reject overrides for anything but the sources ``sources.yaml`` declares.
+
+        A typo would otherwise silently not apply, and so would a rule the consent registry does
+        not take (it takes the guards only).
 
         Args:
             declared: the names of the ``role: person`` sources.
             origin: the rules file, for the message.
+            consent: the consent registry's name, if one is declared.
 
         Raises:
-            ConfigError: names the file, the key ``sources.<name>`` and the person sources declared.
+            ConfigError: names the file, the key ``sources.<name>`` and what is allowed.
         """
         names = list(declared)
-        for name in self.sources:
-            if name not in names:
-                raise ConfigError(f"{origin}: invalid rules file: sources.{name}: no person source of that name in "
-                                  f"sources.yaml{suggest(name, names)}; rules apply to: {', '.join(names)}")
+        everyone = names + ([consent] if consent else [])
+        for name, override in self.sources.items():
+            if name not in everyone:
+                raise ConfigError(f"{origin}: invalid rules file: sources.{name}: no source of that name in "
+                                  f"sources.yaml{suggest(name, everyone)}; rules apply to: {', '.join(everyone)}")
+            if name == consent:
+                other = sorted(set(override.model_fields_set) - set(GUARD_RULES))
+                if other:
+                    raise ConfigError(f"{origin}: invalid rules file: sources.{name}.{other[0]}: the consent registry "
+                                      f"takes only the guard rules ({', '.join(GUARD_RULES)}); its other checks are fixed")
 
 
 def load_quality_rules(path: str | os.PathLike[str]) -> QualityRulesFile:
@@ -277,6 +339,18 @@ def staged_person_suite(
                            f"extract ({day}): the department has stopped updating its register",
                            column="record_date", min_value=cutoff.isoformat()))
     return SuiteSpec(name=f"staged_{source}", expectations=tuple(specs))
+
+
+def consent_registry_suite(source: str, rules: QualityRules) -> SuiteSpec:
+    """The consent registry's fixed suite, plus its ``row_count`` rule: an emptied registry must never
+    publish as if nobody had ever withdrawn or asked to be deleted."""
+    suite = consent_suite(source)
+    if rules.row_count is None:
+        return suite
+    bounds = {"min_value": rules.row_count.min} | ({"max_value": rules.row_count.max} if rules.row_count.max else {})
+    count = _spec("ExpectTableRowCountToBeBetween", rules.row_count,
+                  "an empty consent registry would forget every withdrawal and deletion request", **bounds)
+    return SuiteSpec(suite.name, (*suite.expectations, count))
 
 
 def _spec(kind: str, rule: _QualityRule, why: str, **kwargs: object) -> ExpectationSpec:

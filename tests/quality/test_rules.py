@@ -136,12 +136,15 @@ def test_a_bad_rules_file_fails_at_load_naming_the_file_and_the_key(tmp_path, so
 
 def test_rules_for_an_undeclared_source_fail_when_definitions_are_built(tmp_path):
     path = rules_file(tmp_path, "sources:\n  helth:\n    valid_id_share: {min_share: 0.95}")
-    with pytest.raises(ConfigError, match=r"sources\.helth: no person source of that name in sources\.yaml "
+    with pytest.raises(ConfigError, match=r"sources\.helth: no source of that name in sources\.yaml "
                                           r"\(did you mean 'health'\?\)"):
         build_definitions(Settings(tmp_path, DEMO_SOURCES, DEMO_POLICY, path))
-    consent = rules_file(tmp_path, "sources:\n  consent_registry:\n    row_count: {min: 1}")
-    with pytest.raises(ConfigError, match=r"sources\.consent_registry: no person source"):
+    consent = rules_file(tmp_path, "sources:\n  consent_registry:\n    valid_id_share: {min_share: 0.9}")
+    with pytest.raises(ConfigError, match=r"sources\.consent_registry\.valid_id_share: the consent registry takes "
+                                          r"only the guard rules \(row_count, row_drop, quarantine_share\)"):
         build_definitions(Settings(tmp_path, DEMO_SOURCES, DEMO_POLICY, consent))
+    guards = rules_file(tmp_path, "sources:\n  consent_registry:\n    row_drop: {max_share: 0.5}")
+    assert build_definitions(Settings(tmp_path, DEMO_SOURCES, DEMO_POLICY, guards))
 
 
 def test_a_missing_rules_file_names_itself(tmp_path):
