@@ -49,6 +49,7 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
         result = stage_fn(
             raw.frame, source=name, primary_key=source.primary_key, columns=source.columns,
             values=source.values, date_formats=source.date_formats, extracted_at=raw.lineage.extracted_at,
+            truncated_rows=raw.truncated_rows,
         )
         reader = warehouse.reader()
         previous_rows = reader.previous_staged_rows(name) if rules.row_count_change else None

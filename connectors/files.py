@@ -8,6 +8,7 @@ the hash always describes what was parsed. File and parser errors are mapped to
 from __future__ import annotations
 
 import codecs
+import csv
 import datetime as dt
 import hashlib
 import io
@@ -87,7 +88,13 @@ def read_csv(cfg: SourceConfig, home: HomeLike) -> Extract:
     header, body = raw.iloc[0], raw.iloc[1:]
     names = [clean_name(h) if isinstance(h, str) and clean_name(h) else f"Unnamed: {i}" for i, h in enumerate(header)]
     frame = text_frame(names, (body.iloc[:, i].to_numpy(dtype=object) for i in range(body.shape[1])))
-    return _extract(cfg, "csv", path, started, frame, data, encoding)
+    extract = _extract(cfg, "csv", path, started, frame, data, encoding)
+    # A file cut off in transfer ends mid-row: no final line break, and its last line holds fewer
+    # fields than the header (pandas pads a short row with "", so the line itself is counted).
+    if len(body) and not text.endswith(("\n", "\r")) and _fields_in_last_line(text, cfg.delimiter) < len(header):
+        logger.warning("source %s: the last line of %s ends mid-row; it is quarantined", cfg.name, path)
+        return Extract(extract.frame, extract.lineage, truncated_rows=(len(body) - 1,))
+    return extract
 
 
 def read_xlsx(cfg: SourceConfig, home: HomeLike) -> Extract:
@@ -151,7 +158,7 @@ def read_xlsx(cfg: SourceConfig, home: HomeLike) -> Extract:
     header, body = padded[0], padded[1:]
     names, columns = [], []
     for position in range(width):
-        values = [row[position] for row in body]
+        values = [_excel_number(row[position]) for row in body]
         title = cell_text(header[position])
         title = clean_name(title) if title is not None else ""
         if not title and all(v is None or v == "" for v in values):
@@ -160,6 +167,19 @@ def read_xlsx(cfg: SourceConfig, home: HomeLike) -> Extract:
         columns.append(values)
     frame = text_frame(names, columns)
     return _extract(cfg, "xlsx", path, started, frame, data, None)
+
+
+# Excel keeps 15 significant digits: a longer number in a cell (an 18-digit ID typed into a cell
+# formatted as a number) has already lost its last digits, so it must not pass for an exact one.
+_EXCEL_DIGITS = 15
+
+
+def _excel_number(value: object) -> object:
+    """A numeric cell beyond Excel's precision as Excel shows it (``3.30108197012071E+17``), so staging
+    can tell an ID that Excel turned into a number from a real one; any other value as it is."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) >= 10**_EXCEL_DIGITS:
+        return f"{float(value):.{_EXCEL_DIGITS - 1}E}"
+    return value
 
 
 def read_parquet(cfg: SourceConfig, home: HomeLike) -> Extract:
@@ -229,6 +249,11 @@ def _decode(cfg: SourceConfig, path: Path, data: bytes, encoding: str) -> str:
             f"cannot decode as {encoding} at line {line} (byte offset {e.start}, bytes {bad}): {e.reason}",
             fix,
         ) from e
+
+
+def _fields_in_last_line(text: str, delimiter: str) -> int:
+    last = text[max(text.rfind("\n"), text.rfind("\r")) + 1 :]
+    return max((len(row) for row in csv.reader([last], delimiter=delimiter)), default=0)
 
 
 def _bad_line(cfg: SourceConfig, path: Path, error: pd.errors.ParserError) -> SourceError:

@@ -37,7 +37,8 @@ class FileIOManager(dg.ConfigurableIOManager):
         base = self._base(context.asset_key)
         if isinstance(obj, Extract):
             _write_parquet(obj.frame, base.with_suffix(".parquet"))
-            _write_text(base.with_suffix(_LINEAGE), json.dumps(obj.lineage.as_metadata(), ensure_ascii=False))
+            lineage = {**obj.lineage.as_metadata(), "truncated_rows": list(obj.truncated_rows)}
+            _write_text(base.with_suffix(_LINEAGE), json.dumps(lineage, ensure_ascii=False))
         elif isinstance(obj, pd.DataFrame):
             _write_parquet(obj, base.with_suffix(".parquet"))
         elif isinstance(obj, StagingReport):
@@ -50,10 +51,11 @@ class FileIOManager(dg.ConfigurableIOManager):
         base = self._base(context.asset_key)
         lineage_file = base.with_suffix(_LINEAGE)
         if lineage_file.exists():
-            lineage = Lineage.from_metadata(json.loads(lineage_file.read_text(encoding="utf-8")))
+            stored = json.loads(lineage_file.read_text(encoding="utf-8"))
             frame = pd.read_parquet(base.with_suffix(".parquet"))
             # A raw extract promises str-or-None cells; parquet hands back NaN for missing text.
-            return Extract(frame.astype(object).where(frame.notna(), None), lineage)
+            return Extract(frame.astype(object).where(frame.notna(), None), Lineage.from_metadata(stored),
+                           tuple(stored.get("truncated_rows", ())))
         if base.with_suffix(".parquet").exists():
             return pd.read_parquet(base.with_suffix(".parquet"))
         if base.with_suffix(".json").exists():

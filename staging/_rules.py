@@ -99,6 +99,14 @@ class KeyedRows:
         """The primary-key column names as written in quarantine rows."""
         return "|".join(self.primary_key)
 
+    def truncated_rule(self, truncated_rows: Sequence[int]) -> QuarantineRule:
+        """``truncated_row``: rows the reader saw cut off (a file ending mid-row), which lack their last fields."""
+        failed = np.zeros(len(self.raw), dtype=bool)
+        failed[[row for row in truncated_rows if 0 <= row < len(self.raw)]] = True
+        message = ("the file ends in the middle of this row (its last fields are missing): the file was cut off "
+                   "in transfer; ask the department to send the whole file again")
+        return QuarantineRule("truncated_row", failed, "source_key", self.key_columns, self.source_key, constant(message))
+
     def key_rules(self) -> list[QuarantineRule]:
         """The two rules every source has: ``missing_source_key`` and ``duplicate_source_key``."""
         missing = self.source_key.isna().to_numpy()

@@ -108,9 +108,12 @@ first; ``row_number`` is the 1-based position in the extract and ``raw_record`` 
 JSON."""
 
 PERSON_QUARANTINE_RULES: tuple[str, ...] = (
+    "truncated_row",
     "missing_source_key",
     "duplicate_source_key",
     "missing_name",
+    "implausible_name",
+    "excel_number_id",
     "malformed_id_number",
     "unparseable_birth_date",
     "birth_date_out_of_range",
@@ -121,9 +124,11 @@ Not to be confused with the quality rules of ``rules.yaml`` (thresholds over a w
 :mod:`quality.rules`) or the linking vetoes (:mod:`dedup`)."""
 
 CONSENT_QUARANTINE_RULES: tuple[str, ...] = (
+    "truncated_row",
     "missing_source_key",
     "duplicate_source_key",
     "missing_id_number",
+    "excel_number_id",
     "malformed_id_number",
     "unknown_status",
     "missing_purpose",

@@ -48,7 +48,11 @@ from staging.schema import (
 )
 from staging.text import clean_text, normalize_address, normalize_name
 
-__all__ = ["UNMAPPED_VALUE_COLUMNS", "StageResult", "stage_consent_records", "stage_person_records"]
+__all__ = ["MAX_NAME_LENGTH", "UNMAPPED_VALUE_COLUMNS", "StageResult", "stage_consent_records", "stage_person_records"]
+
+MAX_NAME_LENGTH = 64
+"""Longest plausible name, in characters: a minority name with its transliteration fits; a field
+that swallowed an address, a note or a whole line of the file does not."""
 
 UNMAPPED_VALUE_COLUMNS: dict[str, str] = {"field": "string", "column": "string", "value": "string", "rows": "Int64"}
 """Columns of :attr:`StageResult.unmapped_values`."""
@@ -76,6 +80,11 @@ _TARGET_CHECKS = {
     **dict.fromkeys(BOOLEAN_FIELDS, (lambda target: target.upper() in _BOOLEAN_WORDS, "true")),
 }
 _TEXT_FIELDS = ("address", "street", "community", "grid", "chronic_disease", "case_type")
+# Emoji, pictographs and other symbols, private-use and format characters: never part of a name.
+_SYMBOLS = r"[\p{So}\p{Sk}\p{Co}\p{Cs}\p{Cf}]"
+# A number in scientific notation, as Excel shows one it cannot hold exactly: 3.30106E+17.
+_EXCEL_NUMBER = r"(?i)^[0-9](?:\.[0-9]+)?e\+?[0-9]+$"
+_SHOWN_CHARACTERS = 20
 
 
 def _empty_unmapped() -> pd.DataFrame:
@@ -116,6 +125,7 @@ def stage_person_records(
     values: Mapping[str, Mapping[str, str | None]] | None = None,
     date_formats: Sequence[str] = DATE_FORMATS,
     extracted_at: dt.datetime,
+    truncated_rows: Sequence[int] = (),
 ) -> StageResult:
     """Map a person source's extract onto the canonical person record and apply the hard rules.
 
@@ -125,10 +135,13 @@ def stage_person_records(
     derived and cross-checked), dates at their stated precision, phones, address text, yes/no
     flags, disability grade. Canonical fields the source does not map are missing.
 
-    Hard rules, in the order a quarantine row reports them: ``missing_source_key``,
-    ``duplicate_source_key`` (the second and later rows with a key), ``missing_name``,
-    ``malformed_id_number``, ``unparseable_birth_date``, ``birth_date_out_of_range`` (before
-    1900-01-01 or after the extraction day, compared at the stated precision).
+    Quarantine rules, in the order a quarantine row reports them: ``truncated_row`` (the reader saw
+    the row cut off), ``missing_source_key``, ``duplicate_source_key`` (the second and later rows
+    with a key), ``missing_name``, ``implausible_name`` (longer than :data:`MAX_NAME_LENGTH`, no
+    letter at all, or emoji and symbols), ``excel_number_id`` (an ID number Excel turned into a
+    number, ``3.30106E+17``, whose last digits are lost), ``malformed_id_number``,
+    ``unparseable_birth_date``, ``birth_date_out_of_range`` (before 1900-01-01 or after the
+    extraction day, compared at the stated precision).
 
     Args:
         raw: the extract, with the source's column names; every value a string or ``None``.
@@ -140,6 +153,7 @@ def stage_person_records(
             ``{"sex": {"1": "M", "2": "F"}, "lives_alone": {"是": "true", "否": "false"}}``.
         date_formats: ``strptime`` formats for ``birth_date`` and ``record_date``, most likely first.
         extracted_at: when the connector read the source; a naive value is taken as UTC.
+        truncated_rows: 0-based positions of rows the reader saw cut off (``connectors.Extract``).
 
     Returns:
         The staged records, the quarantine, and the soft-problem counts.
@@ -192,12 +206,15 @@ def stage_person_records(
 
     raw_birth = fields.raw("birth_date")
     rules = [
+        extract.truncated_rule(truncated_rows),
         *extract.key_rules(),
         fields.missing_rule(
             "missing_name",
             out["name"].isna().to_numpy(),
             f"every person record needs a name: fill column {columns['name']} in the source system",
         ),
+        fields.implausible_name_rule(out["name"]),
+        fields.excel_number_rule(),
         fields.malformed_id_rule(ids),
         QuarantineRule(
             "unparseable_birth_date",
@@ -227,6 +244,7 @@ def stage_consent_records(
     values: Mapping[str, Mapping[str, str | None]] | None = None,
     extracted_at: dt.datetime,
     date_formats: Sequence[str] = (),
+    truncated_rows: Sequence[int] = (),
 ) -> StageResult:
     """Stage a consent registry: who decided what, for which purpose and recipient, and when.
 
@@ -290,12 +308,14 @@ def stage_consent_records(
 
     raw_status, raw_decided, raw_expires = fields.raw("status"), fields.raw("decided_at"), fields.raw("expires_at")
     rules = [
+        extract.truncated_rule(truncated_rows),
         *extract.key_rules(),
         fields.missing_rule(
             "missing_id_number",
             (ids["id_number"].isna() & ~ids["id_malformed"]).to_numpy(bool),
             f"a consent record must name its subject: fill column {columns['id_number']} in the consent registry",
         ),
+        fields.excel_number_rule(),
         fields.malformed_id_rule(ids),
         QuarantineRule(
             "unknown_status",
@@ -447,6 +467,39 @@ class _Fields:
         message = f"{FIELD_LABELS[field_name]} is empty; {fix}"
         return QuarantineRule(rule, failed, field_name, self.columns.get(field_name), self.raw(field_name), constant(message))
 
+    def implausible_name_rule(self, names: pd.Series) -> QuarantineRule:
+        """``implausible_name``: a name too long to be one, without any letter, or with emoji or symbols."""
+        text = as_arrow(names)
+        too_long = pc.fill_null(pc.greater(pc.utf8_length(text), MAX_NAME_LENGTH), False).to_numpy(zero_copy_only=False)
+        no_letter = pc.fill_null(pc.invert(pc.match_substring_regex(text, r"\p{L}")), False).to_numpy(zero_copy_only=False)
+        symbols = pc.fill_null(pc.match_substring_regex(text, _SYMBOLS), False).to_numpy(zero_copy_only=False)
+        raw_names = self.raw("name")
+
+        def messages(rows: np.ndarray) -> pd.Series:
+            shown = FIELD_LABELS["name"] + " " + quoted(_shortened(raw_names.iloc[rows]))
+            long_text = shown + " has " + names.iloc[rows].str.len().astype(STRING) + f" characters (a name has at most {MAX_NAME_LENGTH})"
+            odd = shown + " is not a name (no letter, or emoji and symbols)"
+            return long_text.where(too_long[rows], odd) + "; correct the name in the source system"
+
+        return QuarantineRule("implausible_name", too_long | no_letter | symbols, "name", self.columns.get("name"),
+                              raw_names, messages)
+
+    def excel_number_rule(self) -> QuarantineRule:
+        """``excel_number_id``: an ID number that Excel turned into a number (``3.30106E+17``): Excel keeps
+        15 digits, so the last ones are lost and no check digit can be trusted to catch it."""
+        raw_ids = clean_text(self.raw("id_number"))
+        excel = pc.fill_null(pc.match_substring_regex(as_arrow(raw_ids), _EXCEL_NUMBER), False).to_numpy(
+            zero_copy_only=False)
+        column = self.columns.get("id_number")
+
+        def messages(rows: np.ndarray) -> pd.Series:
+            return (_label("id_number", raw_ids.iloc[rows]) + " was turned into a number by Excel, which keeps only 15 "
+                    "digits, so its last digits are lost; format the column "
+                    + (column or "id_number") + " as text in Excel (设置单元格格式 → 文本) and enter the IDs again, "
+                    "or export them from the department's system again")
+
+        return QuarantineRule("excel_number_id", excel, "id_number", column, raw_ids, messages)
+
     def malformed_id_rule(self, ids: pd.DataFrame) -> QuarantineRule:
         """``malformed_id_number``, with the length or the stray characters in the message."""
         raw_ids = self.raw("id_number")
@@ -521,6 +574,13 @@ def _identity_columns(extract: KeyedRows) -> dict[str, pd.Series]:
 
 def _extracted_at_column(extract: KeyedRows) -> pd.Series:
     return pd.Series(extract.extracted_at, index=extract.raw.index, dtype=CANONICAL_COLUMNS["extracted_at"])
+
+
+def _shortened(values: pd.Series) -> pd.Series:
+    """Values cut to :data:`_SHOWN_CHARACTERS` characters (``…`` marks a cut), for messages."""
+    text = values.astype(STRING)
+    return text.str.slice(0, _SHOWN_CHARACTERS).where(text.str.len() <= _SHOWN_CHARACTERS,
+                                                      text.str.slice(0, _SHOWN_CHARACTERS) + "…")
 
 
 def _label(field_name: str, raw_values: pd.Series) -> pd.Series:

@@ -156,3 +156,18 @@ def test_lineage_round_trips_through_json(make_source, tmp_path: Path) -> None:
 
     assert restored == lineage
     assert isinstance(restored.extracted_at, dt.datetime)
+
+
+def test_a_file_cut_off_mid_row_marks_its_last_row_truncated(make_source, tmp_path: Path) -> None:
+    (tmp_path / "visits.csv").write_text("编号,姓名,身份证号,电话\n1,张三,11010119900307777X,138\n2,李四", encoding="utf-8")
+
+    extract = read_source(csv_source(make_source), tmp_path)
+
+    assert extract.frame["姓名"].tolist() == ["张三", "李四"] and extract.truncated_rows == (1,)
+
+
+@pytest.mark.parametrize("text", ["编号,姓名,身份证号,电话\n1,张三,,\n2,李四,,", "编号,姓名,身份证号,电话\n1,张三\n"])
+def test_empty_last_fields_or_a_final_line_break_are_not_truncation(make_source, tmp_path: Path, text: str) -> None:
+    (tmp_path / "visits.csv").write_text(text, encoding="utf-8")
+
+    assert read_source(csv_source(make_source), tmp_path).truncated_rows == ()

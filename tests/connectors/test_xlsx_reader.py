@@ -54,7 +54,9 @@ def test_cells_become_text_by_the_contract(make_source, assert_text_only, tmp_pa
     assert frame["编号"].tolist() == ["1", "2", "3"]
     assert frame["姓名"].tolist() == ["张三", "李四", None]
     assert frame["出生日期"].tolist() == ["1990-03-07", "1985-12-01", None]
-    assert frame["身份证号"].tolist() == ["11010119900307777X", "110101198512010000", None]
+    # An 18-digit ID in a number cell is past Excel's 15 digits: shown as Excel shows it, so staging
+    # quarantines it instead of taking a number with lost digits for an ID.
+    assert frame["身份证号"].tolist() == ["11010119900307777X", "1.10101198512010E+17", None]
     assert frame["补贴"].tolist() == ["12.5", "300", None]
     assert frame["登记时间"].tolist() == ["2024-05-06 08:30:15", "2024-01-02", None]
     assert extract.lineage.row_count == 3
@@ -112,3 +114,17 @@ def test_wrong_dimension_in_the_file_does_not_hide_rows(make_source, tmp_path: P
     frame = read_source(xlsx_source(make_source), tmp_path).frame
 
     assert frame["姓名"].tolist() == ["张三", "李四", None]
+
+
+def test_numbers_within_excels_fifteen_digits_stay_exact(make_source, tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "在册人员"
+    sheet.append(["编号", "姓名", "身份证号"])
+    sheet.append([1, "张三", 110105800102123])  # an old 15-digit ID: exact in a number cell
+    sheet.append([2, "李四", 330108197012071418.0])  # what Excel stores for an 18-digit ID typed as a number
+    workbook.save(tmp_path / "justice.xlsx")
+
+    frame = read_source(xlsx_source(make_source, columns={"name": "姓名", "id_number": "身份证号"}), tmp_path).frame
+
+    assert frame["身份证号"].tolist() == ["110105800102123", "3.30108197012071E+17"]

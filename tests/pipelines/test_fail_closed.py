@@ -11,11 +11,13 @@ import hashlib
 import sqlite3
 
 import duckdb
+import openpyxl
 import pandas as pd
 import pytest
 
 from core.home import DataHome
-from pipelines.cli import main
+from pipelines.cli import main, run_pipeline
+from pipelines.storage import stored_frame
 
 pytestmark = pytest.mark.integration
 
@@ -129,3 +131,44 @@ def test_an_emptied_consent_registry_blocks(demo_copy, capsys):
 
     assert_blocked_and_intact(home, before, ids, rc, out)
     assert "consent_registry" in out
+
+
+def test_excel_float_ids_are_quarantined_naming_excel_never_staged_as_another_id(demo_copy):
+    home = demo_copy.home
+    workbook_path = home.demo_dir / "justice_cases.xlsx"
+    workbook = openpyxl.load_workbook(workbook_path)
+    sheet = workbook["在册人员"]
+    column = [cell.value for cell in sheet[1]].index("身份证号") + 1
+    cell = next(sheet.cell(row, column) for row in range(2, sheet.max_row + 1)
+                if isinstance(sheet.cell(row, column).value, str) and len(sheet.cell(row, column).value) == 18)
+    typed = cell.value
+    cell.value = float(typed)  # what Excel keeps of an ID typed into a cell formatted as a number
+    workbook.save(workbook_path)
+
+    outcome = run_pipeline(demo_copy)
+
+    report = outcome.reports["justice"]
+    assert report.quarantine_rules.get("excel_number_id") == 1
+    quarantine = stored_frame(home, "quarantine_justice")
+    [row] = quarantine[quarantine["rule"] == "excel_number_id"].itertuples()
+    assert "Excel" in row.message and "文本" in row.message
+    staged = stored_frame(home, "staged_justice")
+    assert str(int(float(typed))) not in set(staged["id_number"].dropna())
+
+
+def test_absurd_names_and_a_cut_off_last_row_are_quarantined_not_staged(demo_copy):
+    home = demo_copy.home
+    health = home.demo_dir / "health_visits.csv"
+    frame = pd.read_csv(health, dtype=str, keep_default_na=False, encoding="gbk")
+    frame.loc[0, "patient_name"] = "张" * 512_000
+    frame.to_csv(health, index=False, encoding="gbk")
+    census = home.demo_dir / "census_extract.csv"
+    text = census.read_text(encoding="utf-8-sig").rstrip("\n")
+    census.write_text(text[: text.rfind(",")], encoding="utf-8-sig")  # the transfer stopped mid-row
+
+    outcome = run_pipeline(demo_copy)
+
+    assert outcome.reports["health"].quarantine_rules.get("implausible_name") == 1
+    assert outcome.reports["census"].quarantine_rules.get("truncated_row") == 1
+    staged = stored_frame(home, "staged_health")
+    assert staged["name"].str.len().max() <= 64

@@ -205,14 +205,26 @@ QUARANTINE_CASES = [
      "出生日期 '2026-11-24' is after the day the source was extracted (2026-11-23); "
      "correct the date in the source system")),
     (person(jmbh="10"), None),
+    (person(jmbh="11", xm="张" * 65), ("implausible_name", "name", "xm", "张" * 65,
+     "姓名 '" + "张" * 20 + "…' has 65 characters (a name has at most 64); correct the name in the source system")),
+    (person(jmbh="12", xm="😀 ★"), ("implausible_name", "name", "xm", "😀 ★",
+     "姓名 '😀 ★' is not a name (no letter, or emoji and symbols); correct the name in the source system")),
+    (person(jmbh="13", sfzh="3.30108197012071E+17"), ("excel_number_id", "id_number", "sfzh", "3.30108197012071E+17",
+     "公民身份号码 '3.30108197012071E+17' was turned into a number by Excel, which keeps only 15 digits, so its "
+     "last digits are lost; format the column sfzh as text in Excel (设置单元格格式 → 文本) and enter the IDs "
+     "again, or export them from the department's system again")),
 ]
+
+
+# An ID Excel turned into a number is malformed too; the Excel rule comes first because it says why.
+ALSO_BROKEN = {"excel_number_id": "excel_number_id,malformed_id_number"}
 
 
 def test_each_hard_rule_quarantines_its_row_with_row_number_value_and_message():
     result = stage([row for row, _ in QUARANTINE_CASES])
     expected = [
-        {"row_number": number, "rule": rule, "rules": rule, "field": field, "column": column, "value": value,
-         "message": message}
+        {"row_number": number, "rule": rule, "rules": ALSO_BROKEN.get(rule, rule), "field": field, "column": column,
+         "value": value, "message": message}
         for number, (_, failure) in enumerate(QUARANTINE_CASES, start=1) if failure is not None
         for rule, field, column, value, message in [failure]
     ]
@@ -222,8 +234,16 @@ def test_each_hard_rule_quarantines_its_row_with_row_number_value_and_message():
 
 
 def test_every_person_rule_is_exercised():
-    result = stage([row for row, _ in QUARANTINE_CASES])
+    rows = [row for row, _ in QUARANTINE_CASES] + [person(jmbh="99")]
+    result = stage(rows, truncated_rows=(len(rows) - 1,))
     assert set(result.quarantine["rule"]) == set(PERSON_QUARANTINE_RULES)
+
+
+def test_a_row_the_reader_saw_cut_off_is_quarantined_whatever_it_holds():
+    result = stage([person(jmbh="1"), person(jmbh="2", lxdh=None, jtzz=None)], truncated_rows=(1,))
+    [row] = result.quarantine.itertuples()
+    assert (row.row_number, row.rule, row.field) == (2, "truncated_row", "source_key")
+    assert "cut off" in row.message and result.staged["source_key"].tolist() == ["1"]
 
 
 def test_quarantine_rows_carry_keys_raw_record_and_extraction_time():
@@ -269,10 +289,11 @@ def test_conservation_every_row_is_staged_or_quarantined_once():
     result = stage(rows)
     assert len(result.staged) + len(result.quarantine) == len(rows)
     assert result.quarantine["row_number"].is_unique and result.staged["record_id"].is_unique
-    # The first copy of each good key is staged; in the two later copies every keyed row (9 of 10)
-    # repeats a key.
+    # The first copy of each good key is staged; in the two later copies every keyed row (all but the
+    # one without a key) repeats a key.
+    keyed = sum(1 for row, _ in QUARANTINE_CASES if row["jmbh"])
     assert result.staged["source_key"].tolist() == ["1", "10"]
-    assert (result.quarantine["rule"] == "duplicate_source_key").sum() == 1 + 2 * 9
+    assert (result.quarantine["rule"] == "duplicate_source_key").sum() == 1 + 2 * keyed
 
 
 def test_conservation_breach_raises_a_terminal_error(monkeypatch):
