@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.resources import WarehouseResource
+from assets.run_lifecycle import RunLockResource
 from dedup import link_records
 from quality.guards import drop_outcome
 from quality.rules import DropRule
@@ -33,7 +34,8 @@ def build_link_asset(
         check_specs=[dg.AssetCheckSpec("persons_drop", asset=persons_key, blocking=True,
                                        description="persons resolved vs the last publication (rules.yaml district.persons_drop)")],
     )
-    def link(context: dg.AssetExecutionContext, warehouse: WarehouseResource, **staged: pd.DataFrame):
+    def link(context: dg.AssetExecutionContext, run_lock: RunLockResource, warehouse: WarehouseResource,
+             **staged: pd.DataFrame):
         records = pd.concat(list(staged.values()), ignore_index=True)
         previous = warehouse.previous_linking()
         result = link_records(records, previous=previous)

@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.resources import WarehouseResource
+from assets.run_lifecycle import RunLockResource
 from publish import PublicationInputs, publish_if_valid
 from quality import render_quality_report
 from staging import CONSENT_COLUMNS
@@ -36,7 +37,7 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
         check_specs=[dg.AssetCheckSpec("expectations", asset=UNIFIED, blocking=True,
                                        description="Great Expectations suite the new table must pass before it replaces the old")],
     )
-    def publish(context: dg.AssetExecutionContext, warehouse: WarehouseResource, **frames):
+    def publish(context: dg.AssetExecutionContext, run_lock: RunLockResource, warehouse: WarehouseResource, **frames):
         inputs = PublicationInputs(
             run_id=context.run.run_id,
             records=pd.concat([frames[f"staged_{s}"] for s in person_sources], ignore_index=True),
@@ -71,7 +72,9 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
 
 @dg.asset(group_name="published", deps=[UNIFIED, SHARED], kinds={"html"},
           description="self-contained HTML quality report for this run (counts, quarantine, validation, linking)")
-def quality_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def quality_report(
+    context: dg.AssetExecutionContext, run_lock: RunLockResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """Render the report of this run from the published warehouse into the data home's reports folder."""
     home = warehouse.data_home()
     path = render_quality_report(warehouse.reader().report_inputs(context.run.run_id), home)

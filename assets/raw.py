@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.run_lifecycle import RunLockResource
 from connectors import Extract, SourceConfig, SourceReader
 from core.errors import TransientError
 
@@ -17,7 +18,7 @@ def build_raw_asset(source: SourceConfig) -> dg.AssetsDefinition:
         kinds={source.kind},
         description=f"{source.department} ({source.name}): rows as the source holds them, all values text.",
     )
-    def raw(context: dg.AssetExecutionContext, source_reader: SourceReader) -> dg.Output[Extract]:
+    def raw(context: dg.AssetExecutionContext, run_lock: RunLockResource, source_reader: SourceReader) -> dg.Output[Extract]:
         try:
             extract = source_reader.extract(source.name)
         except TransientError as e:

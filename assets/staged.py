@@ -11,6 +11,7 @@ severity WARN for its ``warn`` rules.
 import dagster as dg
 
 from assets.resources import WarehouseResource
+from assets.run_lifecycle import RunLockResource
 from connectors import Extract, SourceConfig
 from quality import QualityRules, build_staging_report, staged_person_suite, validate_frame
 from quality.guards import source_guards
@@ -44,7 +45,7 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
                                 description="rules.yaml rules with severity warn: reported, not blocking")]
              if source.role == "person" else []),
     )
-    def stage(context: dg.AssetExecutionContext, raw: Extract, warehouse: WarehouseResource):
+    def stage(context: dg.AssetExecutionContext, run_lock: RunLockResource, raw: Extract, warehouse: WarehouseResource):
         stage_fn = stage_consent_records if source.role == "consent" else stage_person_records
         result = stage_fn(
             raw.frame, source=name, primary_key=source.primary_key, columns=source.columns,

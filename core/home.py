@@ -3,13 +3,17 @@
 A deployment keeps all its state under one directory (``$SILOBREAKER_HOME``, default ``./var``)::
 
     <home>/
-      warehouse/silobreaker.duckdb     the published warehouse (restricted zone)
-      shared/<recipient>.parquet       one encrypted product per recipient
+      warehouse/silobreaker.duckdb     the published warehouse (restricted zone)      } through current/,
+      shared/<recipient>.parquet       one encrypted product per recipient            } the generation
+      current -> generations/<gen>     the published generation, switched atomically
+      generations/<gen>/               the last published generations (warehouse/ and shared/ each)
+      publication.journal.json         a publication being committed (recovered by the next run)
+      run.lock                         held by the run using the home (who holds it, inside)
+      runs/<run_id>/assets/            each run's intermediate assets (IO manager)
       reports/quality-<run>.html       the supervisors' report of each run, latest.html the newest
       review/decisions.parquet         clerical review decisions, read by every later run
       audit/publication_log.jsonl      the hash-chained publication log, audit/members/<seq>.txt
       keys/                            key files (mode 600 in a mode-700 folder)
-      staging/                         intermediate assets of the last run (IO manager)
       quarantine/<source>.csv|.xlsx    held-back rows exported for a department to correct
       demo/                            the generated demo district's source systems and truth
       dagster/                         the Dagster instance of CLI runs and ``make dev``
@@ -78,40 +82,92 @@ class DataHome:
         path = Path(path).expanduser()
         return path if path.is_absolute() else (self.root / path).absolute()
 
-    # -- the published warehouse ------------------------------------------------------------
+    # -- the published warehouse and products (links into the current generation) ---------
 
     @property
     def warehouse_dir(self) -> Path:
-        """Folder of the published warehouse and the candidates being built beside it."""
-        return self.root / "warehouse"
+        """Folder of the published warehouse (a link to the current generation's)."""
+        return self.root / _WAREHOUSE
 
     @property
     def warehouse_file(self) -> Path:
         """The published DuckDB warehouse."""
-        return self.warehouse_dir / "silobreaker.duckdb"
-
-    def warehouse_candidate(self, run_id: str) -> Path:
-        """The warehouse a run builds before it is swapped in."""
-        return self.warehouse_dir / f".candidate-{run_id}.duckdb"
-
-    # -- shared products --------------------------------------------------------------------
+        return self.warehouse_dir / _WAREHOUSE_FILE
 
     @property
     def shared_dir(self) -> Path:
-        """Folder of the published per-recipient products."""
-        return self.root / "shared"
+        """Folder of the published per-recipient products (a link to the current generation's)."""
+        return self.root / _SHARED
 
     def product_file(self, recipient: str) -> Path:
         """The published product of ``recipient``."""
-        return self.shared_dir / f"{recipient}.parquet"
+        return self.shared_dir / _product_name(recipient)
 
-    def products_candidate_dir(self, run_id: str) -> Path:
-        """Folder where a run writes its products before they are swapped in."""
-        return self.shared_dir / f".candidate-{run_id}"
+    # -- generations: what one publication consists of --------------------------------------
 
-    def product_candidate_file(self, run_id: str, recipient: str) -> Path:
-        """``recipient``'s product as a run writes it, before it is swapped in."""
-        return self.products_candidate_dir(run_id) / self.product_file(recipient).name
+    @property
+    def generations_dir(self) -> Path:
+        """Folder of the published generations (and of the one a run is building)."""
+        return self.root / "generations"
+
+    def generation_dir(self, name: str) -> Path:
+        """One generation: its warehouse and its products."""
+        return self.generations_dir / name
+
+    def generation_warehouse_file(self, name: str) -> Path:
+        """A generation's warehouse."""
+        return self.generation_dir(name) / _WAREHOUSE / _WAREHOUSE_FILE
+
+    def generation_shared_dir(self, name: str) -> Path:
+        """A generation's products folder."""
+        return self.generation_dir(name) / _SHARED
+
+    def generation_product_file(self, name: str, recipient: str) -> Path:
+        """``recipient``'s product in a generation."""
+        return self.generation_shared_dir(name) / _product_name(recipient)
+
+    def generation_record(self, name: str) -> Path:
+        """What a generation is (run, time): written when it is committed, absent from an unfinished build."""
+        return self.generation_dir(name) / "generation.json"
+
+    @property
+    def current_link(self) -> Path:
+        """The link naming the published generation; switching it publishes one whole."""
+        return self.root / "current"
+
+    def current_target(self, name: str) -> str:
+        """What :attr:`current_link` holds for generation ``name`` (relative, so the home can move)."""
+        return str(self.generation_dir(name).relative_to(self.root))
+
+    def published_link_targets(self) -> dict[Path, str]:
+        """The fixed paths readers use and what each links to, through :attr:`current_link`."""
+        current = self.current_link.name
+        return {self.warehouse_dir: f"{current}/{_WAREHOUSE}", self.shared_dir: f"{current}/{_SHARED}"}
+
+    @property
+    def publication_journal(self) -> Path:
+        """The journal of a publication being committed; the next run finishes or undoes it."""
+        return self.root / "publication.journal.json"
+
+    # -- one run at a time, each in its own folder ------------------------------------------
+
+    @property
+    def lock_file(self) -> Path:
+        """The run lock (``flock``); it holds the run id, PID and start time of its holder."""
+        return self.root / "run.lock"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Folder of the runs' own working folders."""
+        return self.root / "runs"
+
+    def run_dir(self, run_id: str) -> Path:
+        """One run's working folder."""
+        return self.runs_dir / run_id
+
+    def run_finished_marker(self, run_id: str) -> Path:
+        """Present once a run has ended (successfully or not); a folder without it was killed."""
+        return self.run_dir(run_id) / "finished"
 
     # -- reports ----------------------------------------------------------------------------
 
@@ -175,14 +231,9 @@ class DataHome:
 
     # -- a run's intermediate files ---------------------------------------------------------
 
-    @property
-    def staging_dir(self) -> Path:
-        """Intermediate assets of the last run, written by the IO manager."""
-        return self.root / "staging"
-
-    def asset_base(self, key_path: Sequence[str]) -> Path:
-        """Where an intermediate asset is stored, without suffix (the IO manager adds one)."""
-        return self.staging_dir.joinpath(*key_path)
+    def asset_base(self, run_id: str, key_path: Sequence[str]) -> Path:
+        """Where run ``run_id`` stores an intermediate asset, without suffix (the IO manager adds one)."""
+        return self.run_dir(run_id).joinpath("assets", *key_path)
 
     def quarantine_export_file(self, source: str, suffix: str) -> Path:
         """Default file ``silobreaker quarantine export`` writes ``source``'s held-back rows to."""
@@ -209,6 +260,15 @@ class DataHome:
     def dagster_config_file(self) -> Path:
         """The Dagster instance's settings (a copy of the repository's ``dagster.yaml``)."""
         return self.dagster_dir / "dagster.yaml"
+
+
+_WAREHOUSE = "warehouse"
+_WAREHOUSE_FILE = "silobreaker.duckdb"
+_SHARED = "shared"
+
+
+def _product_name(recipient: str) -> str:
+    return f"{recipient}.parquet"
 
 
 HomeLike = DataHome | str | os.PathLike[str]

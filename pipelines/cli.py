@@ -7,6 +7,7 @@
     silobreaker review decide A B same|different   record a reviewer's decision for the next run
     silobreaker report                          re-render the quality report of the latest published run
     silobreaker quarantine export --source S    write S's quarantined rows for the department to correct
+    silobreaker restore [GENERATION] [--list]   publish an earlier generation again
     silobreaker audit verify | person ID        check the publication log's hash chain; who received a person's data
     silobreaker product read RECIPIENT          decrypt a recipient's product (see docs/privacy.md)
 """
@@ -24,12 +25,17 @@ from pathlib import Path
 
 from core.errors import ConfigError, SilobreakerError
 from core.home import HOME_ENV, DataHome
+from core.lock import DataHomeBusyError, hold_data_home
 from pipelines.privacy_cli import add_privacy_commands
 from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
 
 __all__ = ["RunOutcome", "main", "run_pipeline"]
 
 log = logging.getLogger("silobreaker")
+
+EXIT_BUSY = 3
+"""Exit code when another run holds the data home (0 published, 1 run failed or blocked, 2 bad
+configuration or usage): a scheduler may simply try again later."""
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 
 
@@ -38,7 +44,8 @@ class RunOutcome:
     """What a pipeline run did, for the summary and for tests.
 
     ``reports`` holds the staging report of every source this run staged (``quality.StagingReport``),
-    ``failures`` each failed step's message.
+    ``failures`` each failed step's message, ``notes`` what the run found and put in order before it
+    started (an interrupted publication finished or undone, a damaged warehouse, a killed run).
     """
 
     run_id: str
@@ -46,6 +53,7 @@ class RunOutcome:
     reports: dict = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     settings: Settings | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def _prepare_instance(home: DataHome) -> Path:
@@ -61,35 +69,59 @@ def _prepare_instance(home: DataHome) -> Path:
 def run_pipeline(settings: Settings, *, log_level: str = "WARNING") -> RunOutcome:
     """Materialise the whole graph in-process on a persistent instance under the data home.
 
+    The data home's run lock is taken first, before any configuration is used or anything read;
+    then the home is put in order after whatever happened before (:func:`assets.run_lifecycle.begin_run`).
+
     Args:
         settings: data home and configuration files.
         log_level: level of Dagster's console log for this run (the event log keeps everything).
+
+    Raises:
+        DataHomeBusyError: another run holds the data home.
     """
-    dagster_home = _prepare_instance(settings.home)
-    import dagster as dg
+    import uuid
+
+    run_id = str(uuid.uuid4())
+    with hold_data_home(settings.home, run_id):
+        dagster_home = _prepare_instance(settings.home)
+        import dagster as dg
+
+        from assets.run_lifecycle import begin_run, end_run
+        from pipelines.definitions import build_definitions
+
+        defs = build_definitions(settings)
+        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+            notes = begin_run(instance, settings.home, run_id)
+            try:
+                outcome = _execute(defs, instance, settings, run_id, log_level)
+            finally:
+                end_run(settings.home, run_id)
+    outcome.notes = notes
+    return outcome
+
+
+def _execute(defs, instance, settings: Settings, run_id: str, log_level: str) -> RunOutcome:
     import duckdb
 
     from assets.blocked_report import run_failures, run_staging_reports, write_blocked_report
-    from pipelines.definitions import build_definitions
 
-    defs = build_definitions(settings)
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        result = defs.resolve_job_def("sync").execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
-        failures = run_failures(instance, result.run_id)
-        reports = run_staging_reports(instance, result.run_id)
-        if not result.success:
-            # A blocked run publishes nothing, so the quality_report asset never runs; the supervisors
-            # still get a report saying why, beside the last publication's scorecard.
-            try:
-                write_blocked_report(instance, result.run_id, settings.home)
-            except (OSError, duckdb.Error) as e:
-                # Reported beside the run's own failures rather than hiding them behind this one.
-                failures["quality_report"] = f"the report of this blocked run could not be written: {e}"
-    return RunOutcome(result.run_id, result.success, reports, failures, settings)
+    result = defs.resolve_job_def("sync").execute_in_process(
+        instance=instance,
+        run_id=run_id,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
+    failures = run_failures(instance, run_id)
+    reports = run_staging_reports(instance, run_id)
+    if not result.success:
+        # A blocked run publishes nothing, so the quality_report asset never runs; the supervisors
+        # still get a report saying why, beside the last publication's scorecard.
+        try:
+            write_blocked_report(instance, run_id, settings.home)
+        except (OSError, duckdb.Error) as e:
+            # Reported beside the run's own failures rather than hiding them behind this one.
+            failures["quality_report"] = f"the report of this blocked run could not be written: {e}"
+    return RunOutcome(run_id, result.success, reports, failures, settings)
 
 
 def _print_summary(outcome: RunOutcome) -> None:
@@ -107,7 +139,7 @@ def _print_summary(outcome: RunOutcome) -> None:
             print(f"{name:<20}{'not read in this run':>33}")
         else:
             print(f"{name:<20}{r.extracted:>10}{r.staged:>10}{r.quarantined:>13}")
-    for line in _outcome_lines(outcome):
+    for line in [f"RECOVERED {note}" for note in outcome.notes] + _outcome_lines(outcome):
         print(line)
     reader = WarehouseReader(home)
     last = reader.last_run()
@@ -285,6 +317,29 @@ def _cmd_quarantine_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_restore(args: argparse.Namespace) -> int:
+    import uuid
+
+    from publish import Generations
+
+    home = DataHome.resolve(args.home)
+    with hold_data_home(home, f"restore-{uuid.uuid4()}"):
+        generations = Generations(home)
+        for note in generations.recover():
+            print(f"RECOVERED {note}")
+        current = generations.current()
+        if args.list:
+            print(f"{'generation':<12}{'run':<40}published at (UTC)")
+            for g in generations.published():
+                mark = "  <- current" if current and g.name == current.name else ""
+                print(f"{g.name:<12}{g.run_id:<40}{g.published_at[:19]}{mark}")
+            return 0
+        target = generations.restore(args.generation)
+    print(f"restored generation {target.name} (run {target.run_id}, first published {target.published_at[:19]} UTC): "
+          f"its warehouse and products are published again, and the audit log records it")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -355,6 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
     export.add_argument("--sources", help="sources.yaml (default $SILOBREAKER_SOURCES or the demo's)")
     export.set_defaults(func=_cmd_quarantine_export)
+    restore = sub.add_parser("restore", help="publish an earlier generation again (default: the one before the current)")
+    restore.add_argument("generation", nargs="?", help="generation name, e.g. g000012 (see --list)")
+    restore.add_argument("--list", action="store_true", help="list the generations kept and exit")
+    restore.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    restore.set_defaults(func=_cmd_restore)
     add_privacy_commands(sub)
     return parser
 
@@ -366,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
+    except DataHomeBusyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BUSY
     except SilobreakerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ from assets.linked import build_link_asset
 from assets.published import build_publish_assets, quality_report
 from assets.raw import build_raw_asset
 from assets.resources import WarehouseResource
+from assets.run_lifecycle import RUN_LOCK, SYNC_JOB, RunLockResource
 from assets.staged import build_staged_assets
 from connectors import SourceReader, load_sources
 from pipelines.settings import PERSONS, Settings
@@ -49,7 +50,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         build_publish_assets(person_sources, consent_source, sources.trust_ranks),
         quality_report,
     ]
-    sync = dg.define_asset_job("sync", selection=dg.AssetSelection.all(),
+    sync = dg.define_asset_job(SYNC_JOB, selection=dg.AssetSelection.all(),
                                description="extract every source, stage, link and publish")
     return dg.Definitions(
         assets=assets,
@@ -61,7 +62,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                                   description="nightly full sync at 02:00 Beijing time"),
         ],
         sensors=[build_blocked_report_sensor(sync, settings.home)],
+        # One process per run: the run lock is held for the whole run, and on 2 cores a process per
+        # step (each importing Great Expectations and pandas) is several times slower.
+        executor=dg.in_process_executor,
         resources={
+            RUN_LOCK: RunLockResource(home=str(settings.home)),
             "source_reader": SourceReader(sources_file=str(settings.sources_file), home=str(settings.home)),
             "warehouse": WarehouseResource(home=str(settings.home), policy_file=str(settings.policy_file)),
             "io_manager": FileIOManager(home=str(settings.home)),

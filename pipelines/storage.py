@@ -1,7 +1,9 @@
-"""The IO manager: intermediate assets as open files in the data home's staging folder.
+"""The IO manager: intermediate assets as open files in each run's own folder under the data home.
 
 Frames are parquet (readable by DuckDB and analysts), a staging report is JSON, and a raw extract
-is its parquet frame plus a ``.lineage.json`` beside it. Nothing is pickled.
+is its parquet frame plus a ``.lineage.json`` beside it. Nothing is pickled. Every run writes into
+its own folder, so two runs never read each other's files; an input from an earlier run (a partial
+materialisation in the UI) is read from the newest run that stored it.
 """
 
 from __future__ import annotations
@@ -24,17 +26,13 @@ _LINEAGE = ".lineage.json"
 
 
 class FileIOManager(dg.ConfigurableIOManager):
-    """Stores each asset under the data home's staging folder as ``<asset>.parquet`` or ``.json``."""
+    """Stores each asset in its run's folder as ``<asset>.parquet`` or ``.json``."""
 
     home: str = Field(description="the data home (SILOBREAKER_HOME)")
 
-    def _base(self, key: dg.AssetKey) -> Path:
-        base = DataHome.resolve(self.home).asset_base(key.path)
-        base.parent.mkdir(parents=True, exist_ok=True)
-        return base
-
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        base = self._base(context.asset_key)
+        base = DataHome.resolve(self.home).asset_base(context.run_id, context.asset_key.path)
+        base.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(obj, Extract):
             _write_parquet(obj.frame, base.with_suffix(".parquet"))
             lineage = {**obj.lineage.as_metadata(), "truncated_rows": list(obj.truncated_rows)}
@@ -48,7 +46,7 @@ class FileIOManager(dg.ConfigurableIOManager):
                             "return a DataFrame, a StagingReport or an Extract")
 
     def load_input(self, context: dg.InputContext) -> Any:
-        base = self._base(context.asset_key)
+        base = _stored_base(DataHome.resolve(self.home), context.asset_key.path, _producer(context))
         lineage_file = base.with_suffix(_LINEAGE)
         if lineage_file.exists():
             stored = json.loads(lineage_file.read_text(encoding="utf-8"))
@@ -66,9 +64,30 @@ class FileIOManager(dg.ConfigurableIOManager):
 
 
 def stored_frame(home: HomeLike, asset: str) -> pd.DataFrame | None:
-    """The frame the last run stored for ``asset`` (e.g. ``quarantine_health``), or ``None``."""
-    path = DataHome.at(home).asset_base([asset]).with_suffix(".parquet")
+    """The frame the newest run stored for ``asset`` (e.g. ``quarantine_health``), or ``None``."""
+    path = _stored_base(DataHome.at(home), [asset], None).with_suffix(".parquet")
     return pd.read_parquet(path) if path.exists() else None
+
+
+def _producer(context: dg.InputContext) -> str | None:
+    try:
+        return context.upstream_output.run_id if context.upstream_output is not None else None
+    except dg.DagsterInvariantViolationError:
+        return None
+
+
+def _stored_base(home: DataHome, key_path: list[str] | tuple[str, ...], run_id: str | None) -> Path:
+    """Where ``run_id`` stored the asset; without one, or if it did not, the newest run that did."""
+    if run_id is not None:
+        base = home.asset_base(run_id, key_path)
+        if any(base.with_suffix(suffix).exists() for suffix in (".parquet", ".json")):
+            return base
+    runs = sorted(home.runs_dir.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True) if home.runs_dir.is_dir() else []
+    for run in runs:
+        base = home.asset_base(run.name, key_path)
+        if any(base.with_suffix(suffix).exists() for suffix in (".parquet", ".json")):
+            return base
+    return home.asset_base(run_id or "none", key_path)
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:

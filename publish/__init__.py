@@ -3,6 +3,7 @@
 from publish.audit import AuditLog, Verification
 from publish.crypto import product_key, read_product
 from publish.gate import PublicationResult, publish_if_valid
+from publish.generations import KEEP, DiskSpaceError, Generation, Generations
 from publish.policy import (
     CONSENT_CATEGORIES,
     KEY_POPULATIONS,
@@ -19,12 +20,16 @@ from publish.warehouse import Candidate, PublicationInputs, Warehouse
 
 __all__ = [
     "CONSENT_CATEGORIES",
+    "KEEP",
     "KEY_POPULATIONS",
     "SENSITIVE_COLUMNS",
     "SHAREABLE_COLUMNS",
     "Aggregate",
     "AuditLog",
     "Candidate",
+    "DiskSpaceError",
+    "Generation",
+    "Generations",
     "ProductFile",
     "PublicationInputs",
     "PublicationResult",

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.errors import TerminalError
 from core.home import DataHome, HomeLike
 from core.keys import load_or_create_key
 
@@ -82,37 +83,93 @@ class AuditLog:
 
     def append(self, run_id: str, published_at: datetime, products: Iterable) -> list[dict]:
         """Append one entry per published product (``publish.products.ProductFile``) and return them."""
+        entries = self.prepare(run_id, published_at, products)
+        self.write(entries)
+        return entries
+
+    def prepare(self, run_id: str, published_at: datetime, products: Iterable) -> list[dict]:
+        """The entries a publication will append, chained to the log as it stands, with their
+        membership files written; :meth:`write` appends them. Split so a publication can journal its
+        entries before it commits and append them after (``publish.generations``)."""
         self.members_dir.mkdir(parents=True, exist_ok=True)
         key = self._key()
-        written = []
+        last = self._last_entry()
+        seq = last["seq"] + 1 if last else 1
+        prev = last["hash"] if last else GENESIS
+        entries = []
+        for product in products:
+            members = sorted({hmac.new(key, m.upper().encode(), hashlib.sha256).hexdigest() for m in product.members})
+            members_text = "".join(f"{m}\n" for m in members)
+            self.home.audit_members_file(seq).write_text(members_text, encoding="ascii")
+            entry = {
+                "seq": seq, "run_id": run_id, "published_at": published_at.isoformat(),
+                "recipient": product.recipient, "purpose": product.purpose, "legal_basis": product.legal_basis,
+                "legal_reference": product.legal_reference, "columns": list(product.columns),
+                "row_count": product.row_count, "content_hash": product.content_hash,
+                "exclusions": dict(sorted(product.exclusions.items())), "members_count": len(members),
+                "members_sha256": hashlib.sha256(members_text.encode("ascii")).hexdigest(), "prev_hash": prev,
+            }
+            entry["hash"] = _entry_hash(entry)
+            entries.append(entry)
+            prev, seq = entry["hash"], seq + 1
+        return entries
+
+    def repeat(self, original_run_id: str, run_id: str, published_at: datetime) -> list[dict]:
+        """Entries recording that the products of ``original_run_id`` are published again (a restore):
+        the same recipients, columns, content and membership, under ``run_id`` and ``published_at``;
+        their membership files are copied. :meth:`write` appends them."""
+        originals = [e for e in self.entries() if e["run_id"] == original_run_id]
+        last = self._last_entry()
+        seq = last["seq"] + 1 if last else 1
+        prev = last["hash"] if last else GENESIS
+        entries = []
+        for original in originals:
+            members = self.home.audit_members_file(original["seq"])
+            self.home.audit_members_file(seq).write_bytes(members.read_bytes() if members.exists() else b"")
+            entry = {**{k: original.get(k) for k in _HASHED_FIELDS}, "seq": seq, "run_id": run_id,
+                     "published_at": published_at.isoformat(), "prev_hash": prev}
+            entry["hash"] = _entry_hash(entry)
+            entries.append(entry)
+            prev, seq = entry["hash"], seq + 1
+        return entries
+
+    def write(self, entries: list[dict]) -> int:
+        """Append the prepared ``entries`` that the log does not hold yet; return how many were appended.
+
+        Idempotent: entries already appended (same sequence number and hash) are skipped, so a
+        publication interrupted after some of its entries can be completed from its journal.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
         with open(self.path, "a+", encoding="utf-8") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             f.seek(0)
-            last = None
+            present = {}
             for line in f:
                 if line.strip():
-                    last = json.loads(line)
-            seq = last["seq"] + 1 if last else 1
-            prev = last["hash"] if last else GENESIS
-            for product in products:
-                members = sorted({hmac.new(key, m.upper().encode(), hashlib.sha256).hexdigest() for m in product.members})
-                members_text = "".join(f"{m}\n" for m in members)
-                self.home.audit_members_file(seq).write_text(members_text, encoding="ascii")
-                entry = {
-                    "seq": seq, "run_id": run_id, "published_at": published_at.isoformat(),
-                    "recipient": product.recipient, "purpose": product.purpose, "legal_basis": product.legal_basis,
-                    "legal_reference": product.legal_reference, "columns": list(product.columns),
-                    "row_count": product.row_count, "content_hash": product.content_hash,
-                    "exclusions": dict(sorted(product.exclusions.items())), "members_count": len(members),
-                    "members_sha256": hashlib.sha256(members_text.encode("ascii")).hexdigest(), "prev_hash": prev,
-                }
-                entry["hash"] = _entry_hash(entry)
+                    entry = json.loads(line)
+                    present[entry["seq"]] = entry["hash"]
+            for entry in entries:
+                if present.get(entry["seq"]) == entry["hash"]:
+                    continue
+                if entry["seq"] in present:
+                    raise TerminalError(f"audit log {self.path}: sequence {entry['seq']} is taken by another entry; "
+                                     "run `silobreaker audit verify`")
                 f.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
-                written.append(entry)
-                prev, seq = entry["hash"], seq + 1
+                written += 1
             f.flush()
             os.fsync(f.fileno())
         return written
+
+    def _last_entry(self) -> dict | None:
+        if not self.path.exists():
+            return None
+        last = None
+        with open(self.path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    last = line
+        return json.loads(last) if last else None
 
     # -- reading --------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,10 +22,13 @@ import duckdb
 import pandas as pd
 
 from core.home import DataHome, HomeLike
+from publish.generations import Generations
 from quality.metrics import cross_department_records_sql
 from quality.report import EXAMPLES_PER_KIND, TOP_FIXES, ReportInputs
 
 __all__ = ["PublishedRun", "RunSummary", "WarehouseReader"]
+
+log = logging.getLogger(__name__)
 
 _METRIC_COLUMNS = ["run_id", "source", "dimension", "measure", "value", "numerator", "denominator"]
 
@@ -68,8 +72,18 @@ class WarehouseReader:
         return self.path.exists()
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """A read-only connection to the published warehouse."""
-        return duckdb.connect(str(self.path), read_only=True)
+        """A read-only connection to the published warehouse; if its file is damaged, to the newest
+        earlier generation that opens (logged), so a run can still build on the last good publication."""
+        try:
+            return duckdb.connect(str(self.path), read_only=True)
+        except duckdb.Error as e:
+            good = Generations(self.home).last_good()
+            if good is None:
+                raise
+            fallback = self.home.generation_warehouse_file(good.name)
+            log.warning("the published warehouse %s cannot be opened (%s); reading generation %s instead",
+                        self.path, e, good.name)
+            return duckdb.connect(str(fallback), read_only=True)
 
     def tables(self) -> tuple[str, ...]:
         """Names of the published tables (none before the first publication)."""

@@ -19,8 +19,8 @@ log (``publish.audit``), outside the files swapped here. Where each file lives i
 
 from __future__ import annotations
 
+import errno
 import logging
-import os
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -30,7 +30,7 @@ import duckdb
 import pandas as pd
 
 from core.home import DataHome, HomeLike
-from publish.audit import AuditLog
+from publish.generations import DiskSpaceError, Generations
 from publish.consent import add_effective_consent
 from publish.golden import field_conflicts_sql, person_consent_sql, unified_population_sql
 from publish.policy import SharingPolicy
@@ -116,7 +116,7 @@ class PublicationInputs:
 
 @dataclass
 class Candidate:
-    """A fully built, not yet published warehouse and its shared products."""
+    """A fully built, not yet published generation: its warehouse and its shared products."""
 
     path: Path
     products_dir: Path
@@ -124,6 +124,7 @@ class Candidate:
     counts: dict[str, int]
     run_id: str = ""
     published_at: datetime | None = None
+    generation: str = ""
 
     def read(self, sql: str) -> pd.DataFrame:
         """Query the candidate (read-only) before it is published."""
@@ -143,15 +144,34 @@ class Warehouse:
     def __init__(self, home: HomeLike) -> None:
         self.home = DataHome.at(home)
         self.path = self.home.warehouse_file
+        self.generations = Generations(self.home)
 
     def build_candidate(self, inputs: PublicationInputs, policy: SharingPolicy) -> Candidate:
-        """Build every table and product for ``inputs`` beside the published warehouse."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        candidate_path = self.home.warehouse_candidate(inputs.run_id)
-        products_dir = self.home.products_candidate_dir(inputs.run_id)
-        for stale in (candidate_path, Path(f"{candidate_path}.wal")):
-            stale.unlink(missing_ok=True)
-        shutil.rmtree(products_dir, ignore_errors=True)
+        """Build every table and product for ``inputs`` into a new generation beside the published one.
+
+        Raises:
+            DiskSpaceError: too little free space to build it (checked before, and if the disk fills
+                during the build); the unfinished generation is removed.
+        """
+        generation = self.generations.begin(inputs.run_id)
+        try:
+            return self._build(inputs, policy, generation)
+        except BaseException as e:
+            self.generations.discard(generation)
+            if isinstance(e, OSError | duckdb.IOException) and _disk_full(e):
+                free = shutil.disk_usage(self.home.root).free
+                raise DiskSpaceError(
+                    f"the disk under {self.home.root} filled up while run {inputs.run_id} built its publication "
+                    f"({free / 2**20:,.1f} MB free now); the unfinished build was removed and the previous "
+                    "publication stays: free space on that disk and run again"
+                ) from e
+            raise
+
+    def _build(self, inputs: PublicationInputs, policy: SharingPolicy, generation: str) -> Candidate:
+        candidate_path = self.home.generation_warehouse_file(generation)
+        products_dir = self.home.generation_shared_dir(generation)
+        previous = self.generations.last_good()
+        self._previous = self.home.generation_warehouse_file(previous.name) if previous else None
         published_at = datetime.now(UTC)
         with duckdb.connect(str(candidate_path)) as con:
             self._load_inputs(con, inputs)
@@ -165,7 +185,7 @@ class Warehouse:
             self._record_identities(con, inputs)
             write_quality_metrics(con, inputs.run_id, inputs.staging_reports)
             products = [
-                build_product(con, r, self.home.product_candidate_file(inputs.run_id, r.name), self.home)
+                build_product(con, r, self.home.generation_product_file(generation, r.name), self.home)
                 for r in policy.recipients
             ]
             con.executemany(
@@ -181,23 +201,18 @@ class Warehouse:
                 for table in ("unified_population", "record_person", "quarantine", "person_consent", "field_conflicts")
             }
             con.execute("CHECKPOINT")
-        return Candidate(candidate_path, products_dir, products, counts, inputs.run_id, published_at)
+        return Candidate(candidate_path, products_dir, products, counts, inputs.run_id, published_at, generation)
 
     def publish(self, candidate: Candidate) -> None:
-        """Swap the candidate in: the warehouse by one atomic rename, then each product file."""
-        os.replace(candidate.path, self.path)
-        self.home.shared_dir.mkdir(parents=True, exist_ok=True)
-        for product in candidate.products:
-            os.replace(product.path, self.home.product_file(product.recipient))
-        shutil.rmtree(candidate.products_dir, ignore_errors=True)
-        # The hash-chained audit log lives outside the swapped files, so its chain survives every run.
-        AuditLog(self.home).append(candidate.run_id, candidate.published_at or datetime.now(UTC), candidate.products)
+        """Publish the candidate's generation whole: warehouse, every product and their audit entries
+        move together (one journaled switch, see :mod:`publish.generations`)."""
+        self.generations.commit(candidate.generation, candidate.run_id, candidate.published_at or datetime.now(UTC),
+                                candidate.products)
         log.info("published %s and %d shared products", self.path, len(candidate.products))
 
     def discard(self, candidate: Candidate) -> None:
-        """Throw a candidate away; the published warehouse is untouched."""
-        candidate.path.unlink(missing_ok=True)
-        Path(f"{candidate.path}.wal").unlink(missing_ok=True)
+        """Throw a candidate away; the published generation is untouched."""
+        self.generations.discard(candidate.generation)
         shutil.rmtree(candidate.products_dir, ignore_errors=True)
 
     # -- building blocks ------------------------------------------------------------------
@@ -271,9 +286,9 @@ class Warehouse:
             con.execute("INSERT INTO person_id_history SELECT ?, kind, old_id, new_id, records FROM _id_history",
                         [inputs.run_id])
         issued_before = ["SELECT person_id FROM record_person"]
-        if self.path.exists():
+        if self._previous is not None:
             # A warehouse published before ids were tracked: its ids count as issued too.
-            con.execute(f"ATTACH '{self.path}' AS previous_ids (READ_ONLY)")
+            con.execute(f"ATTACH '{self._previous}' AS previous_ids (READ_ONLY)")
             issued_before.append("SELECT person_id FROM previous_ids.record_person")
         try:
             con.execute(
@@ -282,7 +297,7 @@ class Warehouse:
                 [inputs.run_id],
             )
         finally:
-            if self.path.exists():
+            if self._previous is not None:
                 con.execute("DETACH previous_ids")
         if inputs.review_decisions is not None and len(inputs.review_decisions):
             con.execute(
@@ -301,9 +316,9 @@ class Warehouse:
             con.unregister(name)
 
     def _carry_history(self, con: duckdb.DuckDBPyConnection) -> None:
-        if not self.path.exists():
+        if self._previous is None:
             return
-        con.execute(f"ATTACH '{self.path}' AS previous (READ_ONLY)")
+        con.execute(f"ATTACH '{self._previous}' AS previous (READ_ONLY)")
         try:
             existing = {
                 row[0]
@@ -325,3 +340,8 @@ class Warehouse:
             "(SELECT count(*) FROM unified_population), ?)",
             [inputs.run_id, published_at, sources],
         )
+
+
+def _disk_full(error: BaseException) -> bool:
+    text = str(error).lower()
+    return getattr(error, "errno", None) == errno.ENOSPC or "no space left" in text or "disk full" in text

@@ -29,5 +29,5 @@ def demo_copy(published_demo, tmp_path) -> Settings:
     """A private copy of the published demo's data home, to corrupt or correct and re-run."""
     settings, _ = published_demo
     home = tmp_path / "home"
-    shutil.copytree(settings.home, home, ignore=shutil.ignore_patterns("dagster"))
+    shutil.copytree(settings.home, home, symlinks=True, ignore=shutil.ignore_patterns("dagster"))
     return Settings(home, DEMO_SOURCES, DEMO_POLICY)

@@ -10,16 +10,22 @@ from core.home import HOME_ENV, DataHome
 def test_every_path_lies_under_the_home(tmp_path):
     home = DataHome.at(tmp_path)
     paths = [
-        home.warehouse_file, home.warehouse_candidate("r1"), home.shared_dir, home.product_file("grid_1"),
-        home.products_candidate_dir("r1"), home.product_candidate_file("r1", "grid_1"), home.reports_dir,
+        home.warehouse_file, home.shared_dir, home.product_file("grid_1"), home.generation_warehouse_file("g000001"),
+        home.generation_product_file("g000001", "grid_1"), home.generation_record("g000001"), home.current_link,
+        home.publication_journal, home.lock_file, home.run_finished_marker("r1"), home.reports_dir,
         home.report_file("r1"), home.latest_report, home.review_decisions_file, home.audit_log_file,
         home.audit_members_file(3), home.keys_dir, home.audit_key_file, home.pseudonym_key_file("grid_1"),
-        home.product_key_file("grid_1"), home.asset_base(["staged_health"]), home.quarantine_export_file("health", ".csv"),
-        home.demo_dir, home.demo_truth_dir, home.dagster_dir, home.dagster_config_file,
+        home.product_key_file("grid_1"), home.asset_base("r1", ["staged_health"]),
+        home.quarantine_export_file("health", ".csv"), home.demo_dir, home.demo_truth_dir, home.dagster_dir,
+        home.dagster_config_file,
     ]
     assert all(path.is_relative_to(tmp_path) for path in paths)
     assert len(set(paths)) == len(paths)
-    assert home.product_file("grid_1").name == home.product_candidate_file("r1", "grid_1").name
+    # The fixed paths readers use lead, through `current`, to the same names inside a generation.
+    assert home.product_file("grid_1").name == home.generation_product_file("g000001", "grid_1").name
+    assert home.warehouse_file.relative_to(home.root) == (
+        home.generation_warehouse_file("g1").relative_to(home.generation_dir("g1")))
+    assert set(home.published_link_targets().values()) == {"current/warehouse", "current/shared"}
     assert home.pseudonym_key_file("grid_1") != home.product_key_file("grid_1")
 
 

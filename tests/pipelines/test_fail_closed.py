@@ -8,16 +8,25 @@ log, person ids) is intact, and that the next run with the fault gone recovers w
 from __future__ import annotations
 
 import hashlib
+import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
+import dagster as dg
 import duckdb
 import openpyxl
 import pandas as pd
 import pytest
 
+import publish.generations as generations_module
 from core.home import DataHome
-from pipelines.cli import main, run_pipeline
+from pipelines.cli import EXIT_BUSY, main, run_pipeline
+from pipelines.settings import DEMO_POLICY
 from pipelines.storage import stored_frame
+from publish import AuditLog, Generations
 
 pytestmark = pytest.mark.integration
 
@@ -172,3 +181,165 @@ def test_absurd_names_and_a_cut_off_last_row_are_quarantined_not_staged(demo_cop
     assert outcome.reports["census"].quarantine_rules.get("truncated_row") == 1
     staged = stored_frame(home, "staged_health")
     assert staged["name"].str.len().max() <= 64
+
+
+# -- faults of the process and the disk: each case runs the sync in a child process and kills it ---------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def faulty_run(point: str, home: DataHome, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tests.pipelines.faults", point, str(home.root), *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def sync_runs(home: DataHome) -> list[dg.DagsterRun]:
+    with dg.DagsterInstance.from_config(str(home.dagster_dir)) as instance:
+        return list(instance.get_runs(dg.RunsFilter(job_name="sync")))
+
+
+def audit_run_ids(home: DataHome) -> set[str]:
+    return {entry["run_id"] for entry in AuditLog(home).entries()}
+
+
+@pytest.mark.parametrize("point", ["build", "journal"])
+def test_a_kill_before_the_switch_leaves_the_last_publication_whole_and_the_next_run_cleans_up(demo_copy, capsys,
+                                                                                               point):
+    home = demo_copy.home
+    before, ids = publication(home), person_ids(home)
+
+    killed = faulty_run(point, home)
+
+    assert killed.returncode == -signal.SIGKILL
+    assert publication(home) == before  # warehouse, every product and the audit log: the old generation, whole
+    assert run(home) == 0
+    out = capsys.readouterr().out
+    assert "RECOVERED" in out and ("never finished" in out or "undid the publication" in out)
+    assert AuditLog(home).verify().ok
+    assert person_ids(home).reindex(ids.index).equals(ids)
+    assert [r.status for r in sync_runs(home) if r.status == dg.DagsterRunStatus.STARTED] == []
+    assert not any(p.name != Generations(home).current().name and not home.generation_record(p.name).exists()
+                   for p in home.generations_dir.iterdir())
+
+
+def test_a_kill_after_the_switch_publishes_whole_and_the_next_run_writes_its_audit_entries(demo_copy, capsys):
+    home = demo_copy.home
+    before = publication(home)
+    logged_before = audit_run_ids(home)
+
+    killed = faulty_run("switch", home)
+
+    assert killed.returncode == -signal.SIGKILL
+    after = publication(home)
+    assert after != before and after[str(home.audit_log_file.relative_to(home.root))] == before[
+        str(home.audit_log_file.relative_to(home.root))]
+    assert home.publication_journal.exists()
+    killed_run = Generations(home).current().run_id
+    assert run(home) == 0
+    assert "finished the publication of generation" in capsys.readouterr().out
+    assert killed_run in audit_run_ids(home) - logged_before and AuditLog(home).verify().ok
+    failed = [r for r in sync_runs(home) if r.run_id == killed_run]
+    assert [r.status for r in failed] == [dg.DagsterRunStatus.FAILURE]
+
+
+def test_an_audit_log_that_cannot_be_written_fails_the_run_and_the_next_run_completes_it(demo_copy, capsys):
+    home = demo_copy.home
+    logged_before = audit_run_ids(home)
+
+    failed = faulty_run("audit-fails", home)
+
+    assert failed.returncode == 1
+    assert "audit entries could not be appended" in failed.stdout + failed.stderr
+    published = Generations(home).current().run_id
+    assert published not in audit_run_ids(home)
+    assert run(home) == 0
+    assert published in audit_run_ids(home) - logged_before and AuditLog(home).verify().ok
+
+
+def test_a_disk_that_fills_during_the_build_keeps_the_last_publication(demo_copy):
+    home = demo_copy.home
+    before = publication(home)
+
+    failed = faulty_run("disk-full", home)
+
+    assert failed.returncode == 1
+    assert "filled up" in failed.stdout and "free space on that disk" in failed.stdout
+    assert publication(home) == before
+    assert [p.name for p in home.generations_dir.iterdir()] == [Generations(home).current().name]
+
+
+def test_too_little_disk_space_is_refused_before_building_with_the_numbers(demo_copy, capsys, monkeypatch):
+    home = demo_copy.home
+    before = publication(home)
+    monkeypatch.setattr(generations_module.shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10**9, 10**9, 1024))
+
+    assert run(home) == 1
+
+    out = capsys.readouterr().out
+    assert "not enough disk space" in out and "MB are free" in out and "2.2× the" in out
+    assert publication(home) == before
+
+
+def test_a_second_run_exits_at_once_naming_the_holder_and_a_killed_holder_frees_the_home(demo_copy, capsys):
+    home = demo_copy.home
+    holder = subprocess.Popen([sys.executable, "-m", "tests.pipelines.faults", "hold", str(home.root)], cwd=REPO,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert run(home) == EXIT_BUSY
+        error = capsys.readouterr().err
+        assert "run-held-by-the-test" in error and f"PID {holder.pid}" in error and "started" in error
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run(home) == 0
+
+
+def test_a_damaged_warehouse_is_reported_and_the_last_good_generation_carries_on(demo_copy, capsys):
+    home = demo_copy.home
+    ids = person_ids(home)
+    assert run(home) == 0
+    first, second = [g.run_id for g in Generations(home).published()][-2:]
+    with open(home.warehouse_file, "r+b") as damaged:
+        damaged.truncate(4096)
+
+    assert run(home) == 0
+
+    assert "cannot be opened" in capsys.readouterr().out
+    with duckdb.connect(str(home.warehouse_file), read_only=True) as con:
+        runs = [r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY published_at").fetchall()]
+    assert first in runs and second not in runs  # its history was in the damaged file
+    assert person_ids(home).reindex(ids.index).equals(ids)
+
+
+def test_a_bad_policy_fails_before_anything_is_read_naming_file_line_and_key(demo_copy, tmp_path, capsys):
+    home = demo_copy.home
+    before = publication(home)
+    runs_before = sorted(p.name for p in home.runs_dir.iterdir())
+    policy = tmp_path / "policy.yaml"
+    text = DEMO_POLICY.read_text(encoding="utf-8")
+    policy.write_text(text.replace("    purpose: service_delivery\n", "    purpose: service_delivery\n    colums: [name]\n", 1),
+                      encoding="utf-8")
+
+    assert run(home, "--policy", str(policy)) == 2
+
+    error = capsys.readouterr().err
+    line = 1 + policy.read_text(encoding="utf-8").split("\n").index("    colums: [name]")
+    assert str(policy) in error and f"line {line}, recipients[0].colums: unknown key (did you mean 'columns'?)" in error
+    assert publication(home) == before and sorted(p.name for p in home.runs_dir.iterdir()) == runs_before
+
+
+def test_restore_publishes_an_earlier_generation_again_and_the_audit_log_records_it(demo_copy, capsys):
+    home = demo_copy.home
+    first = publication(home)
+    assert run(home) == 0
+    generations = Generations(home).published()
+
+    assert main(["restore", "--home", str(home.root)]) == 0
+
+    assert Generations(home).current().name == generations[-2].name
+    restored = publication(home)
+    assert {k: v for k, v in restored.items() if "audit" not in k} == {k: v for k, v in first.items() if "audit" not in k}
+    assert f"restore-{generations[-2].name}" in audit_run_ids(home) and AuditLog(home).verify().ok
+    assert main(["restore", "--list", "--home", str(home.root)]) == 0
+    assert "<- current" in capsys.readouterr().out

@@ -1,0 +1,113 @@
+"""What happens around every run on a data home: one at a time, recovered, cleaned, marked finished.
+
+A run first holds the data home's lock (:mod:`core.lock`), then :func:`begin_run` puts the home in
+order after whatever happened before: an interrupted publication is finished or undone from its
+journal (:meth:`publish.Generations.recover`), a damaged current warehouse is reported (the newest
+generation that opens is read instead), the working folders of earlier runs are removed (a killed
+run's with them; the newest finished one stays, so its quarantine can still be exported), and runs
+that Dagster still lists as started — killed, since the lock is free — are marked failed. At the
+end :func:`end_run` marks the run's folder finished.
+
+The CLI holds the lock before it starts Dagster; runs launched from the Dagster UI or the schedule
+hold it through :class:`RunLockResource`, which every raw asset requires, so the lock is taken
+before anything is read.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+from pydantic import Field
+
+from core.home import DataHome, HomeLike
+from core.lock import hold_data_home
+from publish import Generations
+
+__all__ = ["RUN_LOCK", "SYNC_JOB", "RunLockResource", "begin_run", "end_run"]
+
+log = logging.getLogger(__name__)
+
+SYNC_JOB = "sync"
+"""The job whose runs hold the data home."""
+
+RUN_LOCK = "run_lock"
+"""Resource key of :class:`RunLockResource`. Every asset takes it as a parameter of that name (only
+for its setup: holding the lock), so whatever selection a run materialises, it holds the home."""
+
+
+def begin_run(instance: dg.DagsterInstance | None, home: HomeLike, run_id: str) -> list[str]:
+    """Put the home in order for run ``run_id`` (which must hold the lock); return what was found and done."""
+    home = DataHome.at(home)
+    generations = Generations(home)
+    notes = generations.recover()
+    damaged = generations.check_current()
+    if damaged:
+        notes.append(damaged)
+    notes += _clean_run_dirs(home, run_id)
+    if instance is not None:
+        notes += _fail_abandoned_runs(instance, run_id)
+    home.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+    for note in notes:
+        log.warning("run %s: %s", run_id, note)
+    return notes
+
+
+def end_run(home: HomeLike, run_id: str) -> None:
+    """Mark run ``run_id``'s folder finished (the run ended, successfully or not)."""
+    marker = DataHome.at(home).run_finished_marker(run_id)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+class RunLockResource(dg.ConfigurableResource):
+    """Holds the data home's run lock for a whole run (in-process executor), recovering the home first."""
+
+    home: str = Field(description="the data home (SILOBREAKER_HOME)")
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[RunLockResource]:
+        home = DataHome.resolve(self.home)
+        run_id = context.run.run_id if context.run else "unknown"
+        with hold_data_home(home, run_id) as took:
+            if took:
+                begin_run(context.instance, home, run_id)
+            try:
+                yield self
+            finally:
+                if took:
+                    end_run(home, run_id)
+
+
+def _clean_run_dirs(home: DataHome, run_id: str) -> list[str]:
+    if not home.runs_dir.is_dir():
+        return []
+    others = [p for p in home.runs_dir.iterdir() if p.is_dir() and p.name != run_id]
+    finished = sorted((p for p in others if home.run_finished_marker(p.name).exists()),
+                      key=lambda p: p.stat().st_mtime)
+    keep = finished[-1:]
+    notes = []
+    for path in others:
+        if path in keep:
+            continue
+        if not home.run_finished_marker(path.name).exists():
+            notes.append(f"removed the working files of run {path.name}, which was killed before it ended")
+        shutil.rmtree(path, ignore_errors=True)
+    return notes
+
+
+def _fail_abandoned_runs(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    # The lock is ours, so no other run of the sync job can be alive on this home.
+    running = instance.get_runs(dg.RunsFilter(job_name=SYNC_JOB, statuses=[
+        dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]))
+    notes = []
+    for run in running:
+        if run.run_id == run_id:
+            continue
+        instance.report_run_failed(run, message="the run's process ended without finishing (killed or crashed); "
+                                                "marked failed by the next run on this data home")
+        notes.append(f"marked run {run.run_id}, which was killed before it finished, as failed in Dagster")
+    return notes

@@ -1,0 +1,362 @@
+"""Generations: a publication is one directory, published by switching one link, journaled.
+
+Each run builds its warehouse and every product into a new ``generations/<gen>/`` folder. The fixed
+paths readers use (``warehouse/silobreaker.duckdb``, ``shared/<recipient>.parquet``) are links
+through ``current``, which names the published generation; committing a publication is one atomic
+rename of ``current``. Readers therefore see the old generation whole or the new one whole, at any
+instant the writer dies.
+
+The audit log is appended to, outside the generations, so it is part of the same commit through a
+journal: before the switch, the entries the publication will append are written to
+``publication.journal.json`` (fsynced); after it, they are appended and the journal removed. The next
+run (:meth:`Generations.recover`, under the run lock) finishes a journal whose switch happened —
+so the log can never lack a publication that happened — and undoes one whose switch did not.
+
+The last :data:`KEEP` published generations are kept; ``silobreaker restore`` switches back to one,
+and a current warehouse that no longer opens is reported and read from the newest one that does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from core.errors import TerminalError
+from core.home import DataHome, HomeLike
+from publish.audit import AuditLog
+
+__all__ = ["KEEP", "DiskSpaceError", "Generation", "Generations"]
+
+log = logging.getLogger(__name__)
+
+KEEP = 3
+"""Published generations kept (the current one included)."""
+
+#: The new generation needs about this many times the current warehouse (DuckDB's build needs room
+#: beyond the finished file), plus the products.
+SPACE_FACTOR = 2.2
+
+_NAME = re.compile(r"^g(\d{6})$")
+
+
+class DiskSpaceError(TerminalError):
+    """Not enough free disk space under the data home to build the next generation."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One published generation: its name, number, the run that built it, and when it was published."""
+
+    name: str
+    number: int
+    run_id: str
+    published_at: str
+
+
+class Generations:
+    """The generations of one data home: begin, commit or discard one, recover, prune, restore."""
+
+    def __init__(self, home: HomeLike) -> None:
+        self.home = DataHome.at(home)
+
+    # -- what exists ------------------------------------------------------------------------
+
+    def current(self) -> Generation | None:
+        """The published generation, or ``None`` before the first publication."""
+        name = self._current_name()
+        return self._read(name) if name else None
+
+    def published(self) -> list[Generation]:
+        """Every committed generation still kept, oldest first."""
+        if not self.home.generations_dir.is_dir():
+            return []
+        found = [self._read(path.name) for path in self.home.generations_dir.iterdir() if _NAME.match(path.name)]
+        return sorted((g for g in found if g is not None), key=lambda g: g.number)
+
+    def last_good(self) -> Generation | None:
+        """The newest published generation whose warehouse opens (the current one, normally)."""
+        for generation in reversed(self.published()):
+            if _opens(self.home.generation_warehouse_file(generation.name)):
+                return generation
+        return None
+
+    def check_current(self) -> str | None:
+        """``None`` if the current warehouse opens, else what is wrong and which generation is used instead."""
+        current = self.current()
+        if current is None or _opens(self.home.generation_warehouse_file(current.name)):
+            return None
+        good = self.last_good()
+        instead = f"generation {good.name} (run {good.run_id})" if good else "nothing (no earlier generation opens)"
+        return (f"the published warehouse of generation {current.name} cannot be opened (damaged file); reading "
+                f"{instead} as the last publication until the next run publishes a new one, or run "
+                "`silobreaker restore` to switch back now")
+
+    # -- building and committing ------------------------------------------------------------
+
+    def begin(self, run_id: str) -> str:
+        """Create the folder of the next generation for ``run_id`` and return its name.
+
+        Raises:
+            DiskSpaceError: the data home's disk has too little room for it; nothing is written.
+        """
+        self._check_space()
+        numbers = [int(m.group(1)) for p in self._dirs() if (m := _NAME.match(p.name))]
+        name = f"g{(max(numbers) + 1 if numbers else 1):06d}"
+        self.home.generation_warehouse_file(name).parent.mkdir(parents=True)
+        self.home.generation_shared_dir(name).mkdir(parents=True)
+        log.info("run %s builds generation %s", run_id, name)
+        return name
+
+    def discard(self, name: str) -> None:
+        """Remove a generation that was built but is not to be published."""
+        if name == self._current_name():
+            raise TerminalError(f"generation {name} is the published one; it cannot be discarded")
+        shutil.rmtree(self.home.generation_dir(name), ignore_errors=True)
+
+    def commit(self, name: str, run_id: str, published_at: datetime, products: Iterable) -> list[dict]:
+        """Publish generation ``name``: journal its audit entries, switch ``current``, append the entries.
+
+        Returns:
+            The audit entries appended.
+        """
+        audit = AuditLog(self.home)
+        entries = audit.prepare(run_id, published_at, products)
+        record = {"name": name, "run_id": run_id, "published_at": published_at.isoformat()}
+        _write_durably(self.home.generation_record(name), json.dumps(record, ensure_ascii=False))
+        journal = {"generation": name, "previous": self._current_name(), "run_id": run_id, "entries": entries}
+        _write_durably(self.home.publication_journal, json.dumps(journal, ensure_ascii=False))
+        self._switch(name)
+        try:
+            audit.write(entries)
+        except OSError as e:
+            raise TerminalError(
+                f"generation {name} (run {run_id}) is published, but its {len(entries)} audit entries could not be "
+                f"appended to {audit.path} ({e}); they wait in {self.home.publication_journal} and the next run "
+                "appends them before it does anything else: fix the cause (disk space, permissions) and run again"
+            ) from e
+        self.home.publication_journal.unlink()
+        _fsync_dir(self.home.root)
+        log.info("published generation %s (run %s), %d audit entries", name, run_id, len(entries))
+        self.prune()
+        return entries
+
+    # -- after a crash ----------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Bring the home to a consistent state after an interrupted run; return what was done.
+
+        Run at the start of every run, under the run lock: converts a home published before
+        generations existed, finishes or undoes an interrupted publication from its journal,
+        removes generations whose build never finished, and restores the fixed links.
+        """
+        done = self._migrate_legacy()
+        journal_file = self.home.publication_journal
+        if journal_file.exists():
+            journal = json.loads(journal_file.read_text(encoding="utf-8"))
+            name = journal["generation"]
+            if self._current_name() == name:
+                appended = AuditLog(self.home).write(journal["entries"])
+                done.append(f"finished the publication of generation {name} (run {journal['run_id']}) interrupted "
+                            f"after its switch: {appended} audit entries appended")
+            else:
+                self.home.generation_record(name).unlink(missing_ok=True)
+                shutil.rmtree(self.home.generation_dir(name), ignore_errors=True)
+                done.append(f"undid the publication of generation {name} (run {journal['run_id']}) interrupted "
+                            "before its switch; the previous publication stays")
+            journal_file.unlink()
+        current = self._current_name()
+        for path in self._dirs():
+            if path.name != current and not self.home.generation_record(path.name).exists():
+                shutil.rmtree(path, ignore_errors=True)
+                done.append(f"removed generation {path.name}, whose build never finished")
+        if current:
+            self._ensure_links()
+        for message in done:
+            log.warning("recovery: %s", message)
+        return done
+
+    def prune(self, keep: int = KEEP) -> None:
+        """Remove published generations beyond the newest ``keep`` (never the current one)."""
+        current = self._current_name()
+        for generation in self.published()[:-keep] if keep else self.published():
+            if generation.name != current:
+                shutil.rmtree(self.home.generation_dir(generation.name), ignore_errors=True)
+
+    def restore(self, name: str | None = None) -> Generation:
+        """Publish an earlier generation again (default: the newest one before the current).
+
+        The audit log records the products it puts back in front of recipients, as a publication
+        of its own (run ``restore-<gen>``), with the same membership as when they were first published.
+
+        Raises:
+            TerminalError: no such generation, or none before the current one.
+        """
+        kept = self.published()
+        current = self._current_name()
+        if name is None:
+            earlier = [g for g in kept if current is None or g.name < current]
+            if not earlier:
+                raise TerminalError(f"no generation before {current} is kept under {self.home.generations_dir}")
+            target = earlier[-1]
+        else:
+            target = next((g for g in kept if g.name == name), None)
+            if target is None:
+                names = ", ".join(g.name for g in kept) or "none"
+                raise TerminalError(f"no published generation {name!r}; kept: {names}")
+        audit = AuditLog(self.home)
+        entries = audit.repeat(target.run_id, f"restore-{target.name}", datetime.now(UTC))
+        journal = {"generation": target.name, "previous": current, "run_id": f"restore-{target.name}",
+                   "entries": entries}
+        _write_durably(self.home.publication_journal, json.dumps(journal, ensure_ascii=False))
+        self._switch(target.name)
+        audit.write(entries)
+        self.home.publication_journal.unlink()
+        log.warning("restored generation %s (run %s)", target.name, target.run_id)
+        return target
+
+    # -- building blocks --------------------------------------------------------------------
+
+    def _dirs(self) -> list[Path]:
+        if not self.home.generations_dir.is_dir():
+            return []
+        return [p for p in self.home.generations_dir.iterdir() if p.is_dir() and _NAME.match(p.name)]
+
+    def _current_name(self) -> str | None:
+        link = self.home.current_link
+        if not link.is_symlink():
+            return None
+        return Path(os.readlink(link)).name
+
+    def _read(self, name: str) -> Generation | None:
+        match = _NAME.match(name)
+        record = self.home.generation_record(name)
+        if match is None or not record.exists():
+            return None
+        data = json.loads(record.read_text(encoding="utf-8"))
+        return Generation(name, int(match.group(1)), data["run_id"], data["published_at"])
+
+    def _switch(self, name: str) -> None:
+        """Point ``current`` at generation ``name`` in one atomic rename, then make sure the fixed links exist."""
+        link = self.home.current_link
+        staging = link.with_name(f".{link.name}.new")
+        staging.unlink(missing_ok=True)
+        os.symlink(self.home.current_target(name), staging)
+        os.replace(staging, link)
+        _fsync_dir(self.home.root)
+        self._ensure_links()
+
+    def _ensure_links(self) -> None:
+        for path, target in self.home.published_link_targets().items():
+            if path.is_symlink() and os.readlink(path) == target:
+                continue
+            staging = path.with_name(f".{path.name}.new")
+            staging.unlink(missing_ok=True)
+            os.symlink(target, staging)
+            os.replace(staging, path)
+        _fsync_dir(self.home.root)
+
+    def _check_space(self) -> None:
+        current = self.current()
+        if current is None:
+            return
+        warehouse = self.home.generation_warehouse_file(current.name)
+        shared = self.home.generation_shared_dir(current.name)
+        size = warehouse.stat().st_size if warehouse.exists() else 0
+        products = sum(p.stat().st_size for p in shared.glob("*")) if shared.is_dir() else 0
+        needed = int(SPACE_FACTOR * size) + products
+        free = shutil.disk_usage(self.home.root).free
+        if free < needed:
+            raise DiskSpaceError(
+                f"not enough disk space under {self.home.root} for the next publication: it needs about "
+                f"{_megabytes(needed)} ({SPACE_FACTOR}× the {_megabytes(size)} warehouse, plus the products), "
+                f"{_megabytes(free)} are free; free space on that disk (older generations are under "
+                f"{self.home.generations_dir}) or move the data home, then run again"
+            )
+
+    def _migrate_legacy(self) -> list[str]:
+        """Move a warehouse and products published before generations into a first generation."""
+        home = self.home
+        legacy = [p for p in (home.warehouse_dir, home.shared_dir, home.current_link) if p.exists() and not p.is_symlink()]
+        if not legacy:
+            return []
+        name = "g000000"
+        target = home.generation_dir(name)
+        shutil.rmtree(target, ignore_errors=True)
+        home.generations_dir.mkdir(parents=True, exist_ok=True)
+        source = home.current_link if home.current_link in legacy else None
+        if source is not None:
+            # A copy of a data home that followed the links: current/ holds a whole generation.
+            shutil.move(source, target)
+            for path in (home.warehouse_dir, home.shared_dir):
+                if path.exists() and not path.is_symlink():
+                    shutil.rmtree(path)
+        else:
+            home.generation_warehouse_file(name).parent.parent.mkdir(parents=True, exist_ok=True)
+            for path, destination in ((home.warehouse_dir, home.generation_warehouse_file(name).parent),
+                                      (home.shared_dir, home.generation_shared_dir(name))):
+                if path.exists() and not path.is_symlink():
+                    shutil.move(path, destination)
+                else:
+                    destination.mkdir(parents=True, exist_ok=True)
+        for stale in home.generation_warehouse_file(name).parent.glob(".candidate-*"):
+            stale.unlink() if stale.is_file() else shutil.rmtree(stale)
+        for stale in home.generation_shared_dir(name).glob(".candidate-*"):
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        if not home.generation_record(name).exists():
+            _write_durably(home.generation_record(name), json.dumps(
+                {"name": name, "run_id": _last_run_id(home.generation_warehouse_file(name)),
+                 "published_at": datetime.now(UTC).isoformat()}))
+        self._switch(name)
+        return [f"moved the publication found at {', '.join(p.name for p in legacy)} into generation {name}"]
+
+
+def _opens(path: Path) -> bool:
+    if not path.exists():
+        return False
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            con.execute("SELECT count(*) FROM duckdb_tables()").fetchall()
+        return True
+    except duckdb.Error:
+        return False
+
+
+def _last_run_id(warehouse: Path) -> str:
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            rows = con.execute("SELECT run_id FROM runs ORDER BY published_at DESC LIMIT 1").fetchall()
+        return rows[0][0] if rows else "legacy"
+    except duckdb.Error:
+        return "legacy"
+
+
+def _write_durably(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that after a crash the file is either absent or whole."""
+    staging = path.with_name(f".{path.name}.tmp")
+    with open(staging, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(staging, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:,.1f} MB"
