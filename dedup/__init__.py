@@ -1,7 +1,7 @@
 """Identity resolution: which person records, within and across departments, are the same resident.
 
 Declaring and executing are kept apart: :mod:`dedup.settings` says which blocking rules, comparisons,
-weights and hard rules apply; :mod:`dedup.blocking` (DuckDB SQL), :mod:`dedup.compare` (rapidfuzz and
+weights and vetoes apply; :mod:`dedup.blocking` (DuckDB SQL), :mod:`dedup.compare` (rapidfuzz and
 numpy, batched), :mod:`dedup.model` (Fellegi–Sunter m/u by EM on the input itself), :mod:`dedup.score`
 and :mod:`dedup.cluster` carry them out; :func:`link_records` runs them in order. Nothing here imports Dagster: assets call in, never the other way.
 

@@ -167,7 +167,7 @@ def compare_pairs(
     Returns:
         A frame with one int8 column per comparison, named for its field (``id_number``, ``name`` …),
         plus ``ids_both_valid``, ``id_valid_any`` (either record has a valid ID number) and
-        ``same_source`` (bool), which hard rules need.
+        ``same_source`` (bool), which vetoes need.
     """
     rid_l = np.asarray(rid_l, dtype=np.int64)
     rid_r = np.asarray(rid_r, dtype=np.int64)

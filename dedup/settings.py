@@ -25,7 +25,7 @@ from core.errors import ConfigError
 
 __all__ = [
     "BLOCKING_KEYS",
-    "HARD_RULES",
+    "VETOES",
     "AddressComparison",
     "BirthDateComparison",
     "BlockingRule",
@@ -64,7 +64,7 @@ BLOCKING_KEYS: frozenset[str] = frozenset(
 )
 
 #: Vetoes the scorer can apply; a vetoed pair never links whatever its score.
-HARD_RULES: dict[str, str] = {
+VETOES: dict[str, str] = {
     "distinct_valid_ids": "both ID numbers carry a valid check digit and differ",
     "different_sex": (
         "the sexes differ, at least one of them is the sex a valid ID number carries (which overrides the "
@@ -479,7 +479,7 @@ class LinkSettings:
         blocking_rules: which pairs are compared at all.
         comparisons: how a pair is compared, field by field; at most one per field.
         match_threshold: a pair whose match weight (bits: the model's prior plus every comparison's
-            contribution) reaches this, and that no hard rule vetoes, is linked. The default, 10 bits, is a
+            contribution) reaches this, and that no veto forbids, is linked. The default, 10 bits, is a
             match probability of 0.999; say it as a probability with ``match_probability``.
         match_probability: the threshold as a match probability; when given it sets ``match_threshold``
             to ``log2(p / (1 - p))``.
@@ -488,8 +488,8 @@ class LinkSettings:
         review_margin: pairs within this many bits below the threshold are kept in
             :attr:`dedup.engine.LinkResult.pairs` as near misses, to explain and to tune.
         max_block_size: default cap on records per block (see :class:`BlockingRule`).
-        hard_rules: vetoes to apply, keys of :data:`HARD_RULES`. A vetoed pair is never linked, and
-            clustering never puts its two records in one person, however they are chained.
+        vetoes: vetoes to apply, keys of :data:`VETOES`. A vetoed pair is never linked, and clustering
+            never puts its two records in one person, however they are chained.
         chunk_size: candidate pairs compared per batch; bounds memory whatever the data size.
 
     Example:
@@ -502,7 +502,7 @@ class LinkSettings:
     match_threshold: float = 10.0
     review_margin: float = 4.0
     max_block_size: int = 1000
-    hard_rules: tuple[str, ...] = tuple(HARD_RULES)
+    vetoes: tuple[str, ...] = tuple(VETOES)
     chunk_size: int = 1_000_000
     model: ModelSpec = field(default_factory=ModelSpec)
     match_probability: float | None = None
@@ -518,7 +518,7 @@ class LinkSettings:
             object.__setattr__(self, "match_threshold", math.log2(p / (1.0 - p)))
         if not isinstance(self.model, ModelSpec):
             raise ConfigError(f"LinkSettings.model must be a ModelSpec, got {type(self.model).__name__}; e.g. model=ModelSpec()")
-        for name in ("blocking_rules", "comparisons", "hard_rules"):
+        for name in ("blocking_rules", "comparisons", "vetoes"):
             value = getattr(self, name)
             if isinstance(value, str) or not isinstance(value, tuple | list):
                 raise ConfigError(f"LinkSettings.{name} must be a tuple, got {type(value).__name__}")
@@ -553,9 +553,9 @@ class LinkSettings:
             raise ConfigError(
                 f"LinkSettings.chunk_size must be a positive integer, got {self.chunk_size!r}; e.g. chunk_size=1_000_000"
             )
-        unknown = [rule for rule in self.hard_rules if rule not in HARD_RULES]
+        unknown = [veto for veto in self.vetoes if veto not in VETOES]
         if unknown:
-            raise ConfigError(f"LinkSettings.hard_rules: unknown rule(s) {unknown}; choose from {list(HARD_RULES)}")
+            raise ConfigError(f"LinkSettings.vetoes: unknown veto(es) {unknown}; choose from {list(VETOES)}")
         needs = {
             "distinct_valid_ids": "id_number",
             "different_sex": "sex",
@@ -568,11 +568,11 @@ class LinkSettings:
                 f"ModelSpec.term_frequency: {tf_fields} cannot be adjusted; choose text fields among "
                 f"{sorted(_TF_FIELDS)}, e.g. term_frequency=('name',)"
             )
-        for rule in self.hard_rules:
-            if needs[rule] not in fields:
+        for veto in self.vetoes:
+            if needs[veto] not in fields:
                 raise ConfigError(
-                    f"LinkSettings: hard rule {rule!r} needs a {needs[rule]} comparison; add it to comparisons "
-                    f"or drop the rule from hard_rules"
+                    f"LinkSettings: veto {veto!r} needs a {needs[veto]} comparison; add it to comparisons "
+                    f"or drop the veto from vetoes"
                 )
 
     @property

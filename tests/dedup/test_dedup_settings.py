@@ -41,9 +41,9 @@ def test_defaults_are_valid_and_cover_every_field() -> None:
         (lambda: LinkSettings(review_margin=-1), "review_margin"),
         (lambda: LinkSettings(max_block_size=1), "max_block_size"),
         (lambda: LinkSettings(chunk_size=0), "chunk_size"),
-        (lambda: LinkSettings(hard_rules=("no_twins",)), "unknown rule"),
+        (lambda: LinkSettings(vetoes=("no_twins",)), "unknown veto"),
         (lambda: LinkSettings(comparisons=(NameComparison(),)), "needs a id_number comparison"),
-        (lambda: LinkSettings(comparisons=(SexComparison(), SexComparison()), hard_rules=()), "one comparison per field"),
+        (lambda: LinkSettings(comparisons=(SexComparison(), SexComparison()), vetoes=()), "one comparison per field"),
         (
             lambda: LinkSettings(
                 blocking_rules=(BlockingRule("phone", keys=("phone",)), BlockingRule("phone", keys=("name",)))
