@@ -1,10 +1,15 @@
 """What the identity-resolution engine should do, declared as data.
 
 Nothing here runs a comparison or a query: :mod:`dedup.blocking` turns :class:`BlockingRule` into SQL,
-:mod:`dedup.compare` turns each comparison into vectorised code, :mod:`dedup.score` adds up the level
-weights, and :mod:`dedup.model` fits the Fellegi–Sunter model that :class:`ModelSpec` declares (m by EM, u
-from random pairs, a prior, term frequencies), starting from the declared weights — the same split Splink
-makes between its comparison creators and its backends.
+:mod:`dedup.compare` runs each comparison's level tests vectorised, :mod:`dedup.score` adds up the level
+weights and applies the vetoes, and :mod:`dedup.model` fits the Fellegi–Sunter model that
+:class:`ModelSpec` declares (m by EM, u from random pairs, a prior, term frequencies), starting from the
+declared weights — the same split Splink makes between its comparison creators and its backends.
+
+A comparison is a list of :class:`ComparisonLevel` in priority order, as a SQL ``CASE WHEN``: a pair
+reaches the first level whose test it passes. Each level carries its label, its default weight and the
+name of its vectorised test (implemented in :mod:`dedup.compare`); a level's code is its position in
+that list and is never written anywhere else, so adding a level is one declaration and one test.
 
 Every class validates itself when constructed and says, on failure, what a correct value looks like.
 
@@ -12,19 +17,24 @@ Example:
     >>> settings = LinkSettings(match_threshold=10.0)
     >>> [rule.name for rule in settings.blocking_rules][:2]
     ['id_number', 'pinyin_birth_month']
+    >>> settings.comparison("name").labels[:4]
+    ('null', 'exact', 'homophone', 'shape')
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar
 
 from core.errors import ConfigError
 
 __all__ = [
     "BLOCKING_KEYS",
+    "ELSE",
     "VETOES",
     "AddressComparison",
     "BirthDateComparison",
@@ -80,7 +90,11 @@ VETOES: dict[str, str] = {
     ),
 }
 
+#: The test of the catch-all level that ends every comparison: every pair no earlier level took.
+ELSE = "else"
+
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_TEST_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
 
 @dataclass(frozen=True)
@@ -131,7 +145,7 @@ class BlockingRule:
 
 @dataclass(frozen=True)
 class ComparisonLevel:
-    """One outcome of a comparison and the evidence it carries.
+    """One outcome of a comparison: its label, the evidence it carries, and the test a pair must pass.
 
     ``weight`` is in bits (log2 of the likelihood ratio m/u, as Fellegi–Sunter has it): positive
     supports "same person", negative supports "different people", zero is no evidence (e.g. a value
@@ -139,50 +153,79 @@ class ComparisonLevel:
     The declared weight is the starting point of the EM (:mod:`dedup.model`), the weight kept for a
     level too rare to estimate or listed in :attr:`ModelSpec.fixed_levels`, and the whole model when
     estimation is off.
+
+    ``test`` names a vectorised test registered in :mod:`dedup.compare` (``missing``, ``equal``,
+    ``name.homophone`` …; :data:`ELSE` for the catch-all). Tests are tried in the order the levels are
+    declared and each sees only the pairs no earlier level took, so a test need not exclude them.
+
+    Example:
+        >>> ComparisonLevel("homophone", 4.0, test="name.homophone").label
+        'homophone'
     """
 
     label: str
     weight: float
+    test: str
 
     def __post_init__(self) -> None:
+        example = "ComparisonLevel('homophone', 4.0, test='name.homophone')"
         if not isinstance(self.label, str) or not _NAME_RE.match(self.label):
-            raise ConfigError(
-                f"comparison level label {self.label!r} must be snake_case, e.g. ComparisonLevel('exact', 8.0)"
-            )
+            raise ConfigError(f"comparison level label {self.label!r} must be snake_case, e.g. {example}")
         if isinstance(self.weight, bool) or not isinstance(self.weight, int | float) or not math.isfinite(self.weight):
             raise ConfigError(
-                f"comparison level {self.label!r}: weight must be a finite number, got {self.weight!r}; "
-                f"e.g. ComparisonLevel('{self.label}', 4.0)"
+                f"comparison level {self.label!r}: weight must be a finite number of bits, got {self.weight!r}; "
+                f"e.g. {example}"
             )
-
-
-def _levels(**weights: float) -> tuple[ComparisonLevel, ...]:
-    return tuple(ComparisonLevel(label, weight) for label, weight in weights.items())
+        if not isinstance(self.test, str) or not _TEST_RE.match(self.test):
+            raise ConfigError(
+                f"comparison level {self.label!r}: test must name a level test of dedup.compare, got {self.test!r}; "
+                f"e.g. {example}"
+            )
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Base of the declared comparisons: a field and one weighted level per possible outcome.
+    """Base of the declared comparisons: a field and its levels, in the order they are tested.
 
-    Subclasses fix ``field`` and the level labels (in order: level code 0 is always ``null``, a value
-    missing on either side); the executor in :mod:`dedup.compare` decides which level each pair reaches.
-    Levels are listed in the order the executor tests them, so the labels must match exactly. Every
-    field named ``*_threshold`` is a similarity in (0, 1] and is checked as one.
+    The first level is always ``null`` (a value missing on either side: no evidence, which the model
+    relies on) and the last is the catch-all (test :data:`ELSE`). A level's code is its position in
+    ``levels``; code and label go together through :meth:`code` and :attr:`labels`, so nothing outside
+    this declaration depends on the order. Every field named ``*_threshold`` is a similarity in (0, 1]
+    and is checked as one; the level tests of the comparison read them.
+
+    Attributes:
+        field: the prepared field compared, and the column of its level in the pair output.
+        exact_label: the level two equal values reach: the one whose u comes from value frequencies and
+            which a term-frequency adjustment scales (:mod:`dedup.model`); ``None`` if there is none.
     """
 
     field: ClassVar[str] = ""
-    labels: ClassVar[tuple[str, ...]] = ()
+    exact_label: ClassVar[str | None] = "exact"
     levels: tuple[ComparisonLevel, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "levels", tuple(self.levels))
-        got = tuple(level.label for level in self.levels if isinstance(level, ComparisonLevel))
-        if len(got) != len(self.levels) or got != self.labels:
-            example = ", ".join(f"ComparisonLevel({label!r}, ...)" for label in self.labels)
-            raise ConfigError(
-                f"{type(self).__name__}: levels must be exactly ({example}) in that order, got labels {got}"
-            )
         owner = type(self).__name__
+        example = (
+            "(ComparisonLevel('null', 0.0, test='missing'), ComparisonLevel('equal', 3.0, test='equal'), "
+            "ComparisonLevel('different', -1.0, test='else'))"
+        )
+        if (
+            isinstance(self.levels, str)
+            or not isinstance(self.levels, tuple | list)
+            or not all(isinstance(level, ComparisonLevel) for level in self.levels)
+        ):
+            raise ConfigError(f"{owner}: levels must be a tuple of ComparisonLevel, e.g. levels={example}")
+        object.__setattr__(self, "levels", tuple(self.levels))
+        labels = self.labels
+        if len(labels) < 2 or labels[0] != "null" or self.levels[-1].test != ELSE:
+            raise ConfigError(
+                f"{owner}: levels must start with 'null' and end with a level whose test is {ELSE!r}, got "
+                f"{[(level.label, level.test) for level in self.levels]}; e.g. levels={example}"
+            )
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"{owner}: level labels must be unique, got {labels}")
+        if self.exact_label is not None and self.exact_label not in labels:
+            raise ConfigError(f"{owner}: the level {self.exact_label!r} (exact_label) must be declared, got {labels}")
         for spec in fields(self):
             value = getattr(self, spec.name)
             if spec.name.endswith("_threshold") and (
@@ -193,13 +236,49 @@ class Comparison:
                     f"e.g. {owner}({spec.name}={spec.default})"
                 )
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Level labels, in the order the levels are tested (the label of code ``i`` is ``labels[i]``)."""
+        return tuple(level.label for level in self.levels)
+
+    def code(self, label: str) -> int:
+        """The code of the level called ``label`` (its position in :attr:`levels`).
+
+        Raises:
+            ConfigError: this comparison declares no such level.
+        """
+        labels = self.labels
+        if label not in labels:
+            raise ConfigError(
+                f"{type(self).__name__} has no level {label!r}{_suggest(label, labels)}; its levels are {', '.join(labels)}"
+            )
+        return labels.index(label)
+
     def weights(self) -> tuple[float, ...]:
-        """Weight per level code (the position of the level in :attr:`labels`)."""
+        """Declared weight per level code."""
         return tuple(level.weight for level in self.levels)
 
     def weight(self, label: str) -> float:
-        """Weight of the level called ``label``."""
-        return self.levels[self.labels.index(label)].weight
+        """Declared weight of the level called ``label``."""
+        return self.levels[self.code(label)].weight
+
+    def with_weights(self, weights: Mapping[str, float]) -> Comparison:
+        """A copy whose levels named in ``weights`` (label → bits) weigh that much instead.
+
+        Example:
+            >>> NameComparison().with_weights({"similar": -2.0}).weight("similar")
+            -2.0
+        """
+        unknown = [label for label in weights if label not in self.labels]
+        if unknown:
+            raise ConfigError(
+                f"{type(self).__name__} has no level {unknown[0]!r}{_suggest(str(unknown[0]), self.labels)}; "
+                f"its levels are {', '.join(self.labels)}; e.g. {{'{self.labels[1]}': {self.levels[1].weight}}}"
+            )
+        levels = tuple(
+            replace(level, weight=weights[level.label]) if level.label in weights else level for level in self.levels
+        )
+        return replace(self, levels=levels)
 
 
 @dataclass(frozen=True)
@@ -208,13 +287,19 @@ class IdNumberComparison(Comparison):
 
     Levels: ``exact``; ``typo`` — one substituted character or two adjacent characters swapped, the
     keying errors MOD 11-2 is designed to catch (so at least one of the two is invalid); ``close`` — two
-    edits apart (two slips, or one slip in a number copied from a neighbouring row); ``different``.
-    Identifiers of another scheme (a social-security number) are compared as strings at the same levels.
+    edits apart (two slips, or one slip in a number copied from a neighbouring row), never two valid
+    numbers (twins); ``different``. Identifiers of another scheme (a social-security number) are compared
+    as strings at the same levels.
     """
 
     field: ClassVar[str] = "id_number"
-    labels: ClassVar[tuple[str, ...]] = ("null", "exact", "typo", "close", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, exact=14.0, typo=8.0, close=2.0, different=-6.0)
+    levels: tuple[ComparisonLevel, ...] = (
+        ComparisonLevel("null", 0.0, test="id_number.missing"),
+        ComparisonLevel("exact", 14.0, test="id_number.exact"),
+        ComparisonLevel("typo", 8.0, test="id_number.typo"),
+        ComparisonLevel("close", 2.0, test="id_number.close"),
+        ComparisonLevel("different", -6.0, test=ELSE),
+    )
 
 
 @dataclass(frozen=True)
@@ -246,11 +331,16 @@ class NameComparison(Comparison):
     """
 
     field: ClassVar[str] = "name"
-    labels: ClassVar[tuple[str, ...]] = (
-        "null", "exact", "homophone", "shape", "typo", "similar", "shared", "partial", "different"
-    )
-    levels: tuple[ComparisonLevel, ...] = _levels(
-        null=0.0, exact=5.0, homophone=4.0, shape=3.0, typo=3.0, similar=-3.0, shared=0.0, partial=-1.0, different=-6.0
+    levels: tuple[ComparisonLevel, ...] = (
+        ComparisonLevel("null", 0.0, test="missing"),
+        ComparisonLevel("exact", 5.0, test="equal"),
+        ComparisonLevel("homophone", 4.0, test="name.homophone"),
+        ComparisonLevel("shape", 3.0, test="name.shape"),
+        ComparisonLevel("typo", 3.0, test="name.typo"),
+        ComparisonLevel("similar", -3.0, test="name.similar"),
+        ComparisonLevel("shared", 0.0, test="name.shared"),
+        ComparisonLevel("partial", -1.0, test="name.partial"),
+        ComparisonLevel("different", -6.0, test=ELSE),
     )
     similar_threshold: float = 0.6
     pinyin_threshold: float = 0.85
@@ -271,9 +361,15 @@ class BirthDateComparison(Comparison):
     """
 
     field: ClassVar[str] = "birth_date"
-    labels: ClassVar[tuple[str, ...]] = ("null", "day", "month", "year", "swapped", "near", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(
-        null=0.0, day=6.0, month=3.0, year=1.0, swapped=1.0, near=1.0, different=-8.0
+    exact_label: ClassVar[str | None] = "day"
+    levels: tuple[ComparisonLevel, ...] = (
+        ComparisonLevel("null", 0.0, test="birth_date.missing"),
+        ComparisonLevel("day", 6.0, test="birth_date.day"),
+        ComparisonLevel("month", 3.0, test="birth_date.month"),
+        ComparisonLevel("year", 1.0, test="birth_date.year"),
+        ComparisonLevel("swapped", 1.0, test="birth_date.swapped"),
+        ComparisonLevel("near", 1.0, test="birth_date.near"),
+        ComparisonLevel("different", -8.0, test=ELSE),
     )
 
 
@@ -286,8 +382,12 @@ class SexComparison(Comparison):
     """
 
     field: ClassVar[str] = "sex"
-    labels: ClassVar[tuple[str, ...]] = ("null", "equal", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, equal=0.5, different=-10.0)
+    exact_label: ClassVar[str | None] = "equal"
+    levels: tuple[ComparisonLevel, ...] = (
+        ComparisonLevel("null", 0.0, test="missing"),
+        ComparisonLevel("equal", 0.5, test="equal"),
+        ComparisonLevel("different", -10.0, test=ELSE),
+    )
 
 
 @dataclass(frozen=True)
@@ -300,8 +400,12 @@ class PhoneComparison(Comparison):
     """
 
     field: ClassVar[str] = "phone"
-    labels: ClassVar[tuple[str, ...]] = ("null", "equal", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, equal=3.0, different=-1.0)
+    exact_label: ClassVar[str | None] = "equal"
+    levels: tuple[ComparisonLevel, ...] = (
+        ComparisonLevel("null", 0.0, test="missing"),
+        ComparisonLevel("equal", 3.0, test="equal"),
+        ComparisonLevel("different", -1.0, test=ELSE),
+    )
 
 
 @dataclass(frozen=True)
@@ -309,17 +413,21 @@ class AddressComparison(Comparison):
     """Normalised address text. Family members share an address, so even ``exact`` is modest evidence.
 
     Levels: ``exact`` text; ``household`` — the same flat written another way (3幢2单元501室 / 3-2-501,
-    see :func:`dedup.prepare.household_key`); ``similar`` — Indel similarity at least
-    ``similar_threshold``; ``partial`` — an address in Latin letters with words in common (token-set
-    similarity at least ``partial_threshold``: a street kept, a suburb mistyped); ``different`` (people
-    move, so this is weak evidence against). The community is compared on its own
+    see :func:`dedup.prepare.household_key`), or a Latin address's words in another order; ``similar`` —
+    Indel similarity at least ``similar_threshold``; ``partial`` — an address in Latin letters with words
+    in common (token-set similarity at least ``partial_threshold``: a street kept, a suburb mistyped);
+    ``different`` (people move, so this is weak evidence against). The community is compared on its own
     (:class:`CommunityComparison`).
     """
 
     field: ClassVar[str] = "address"
-    labels: ClassVar[tuple[str, ...]] = ("null", "exact", "household", "similar", "partial", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(
-        null=0.0, exact=3.0, household=3.0, similar=1.0, partial=0.5, different=-2.0
+    levels: tuple[ComparisonLevel, ...] = (
+        ComparisonLevel("null", 0.0, test="missing"),
+        ComparisonLevel("exact", 3.0, test="equal"),
+        ComparisonLevel("household", 3.0, test="address.household"),
+        ComparisonLevel("similar", 1.0, test="address.similar"),
+        ComparisonLevel("partial", 0.5, test="address.partial"),
+        ComparisonLevel("different", -2.0, test=ELSE),
     )
     similar_threshold: float = 0.8
     partial_threshold: float = 0.7
@@ -336,11 +444,15 @@ class CommunityComparison(Comparison):
     """
 
     field: ClassVar[str] = "community"
-    labels: ClassVar[tuple[str, ...]] = ("null", "equal", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, equal=2.0, different=-1.0)
+    exact_label: ClassVar[str | None] = "equal"
+    levels: tuple[ComparisonLevel, ...] = (
+        ComparisonLevel("null", 0.0, test="community.missing"),
+        ComparisonLevel("equal", 2.0, test="equal"),
+        ComparisonLevel("different", -1.0, test=ELSE),
+    )
 
 
-#: Fields whose level 1 (``exact``/``equal``) can take a term-frequency adjustment: text compared whole.
+#: Fields whose exact level can take a term-frequency adjustment: text compared whole.
 _TF_FIELDS: frozenset[str] = frozenset({"name", "phone", "address", "community"})
 
 #: Where the u probabilities (P(level | two different people)) of a trained model come from.
@@ -422,6 +534,11 @@ class ModelSpec:
         bad = [label for label in self.fixed_levels if not isinstance(label, str) or label.count(".") != 1]
         if bad:
             raise ConfigError(f"ModelSpec.fixed_levels: {bad} are not 'field.level' labels; e.g. fixed_levels=('name.similar',)")
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def default_blocking_rules() -> tuple[BlockingRule, ...]:

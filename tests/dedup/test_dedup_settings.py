@@ -32,8 +32,31 @@ def test_defaults_are_valid_and_cover_every_field() -> None:
         (lambda: BlockingRule("phone", keys=("telephone",)), "unknown key"),
         (lambda: BlockingRule("phone", keys=("phone", "phone")), "repeat"),
         (lambda: BlockingRule("phone", keys=("phone",), max_block_size=1), "max_block_size"),
-        (lambda: ComparisonLevel("exact", float("nan")), "finite"),
-        (lambda: IdNumberComparison(levels=(ComparisonLevel("null", 0), ComparisonLevel("exact", 9))), "levels must be exactly"),
+        (lambda: ComparisonLevel("exact", float("nan"), test="equal"), "finite"),
+        (lambda: ComparisonLevel("exact", 5.0, test="Exact Match"), "level test"),
+        (
+            lambda: IdNumberComparison(
+                levels=(ComparisonLevel("null", 0, test="id_number.missing"), ComparisonLevel("exact", 9, test="id_number.exact"))
+            ),
+            "end with a level whose test is 'else'",
+        ),
+        (
+            lambda: SexComparison(levels=(ComparisonLevel("equal", 1, test="equal"), ComparisonLevel("different", -1, test="else"))),
+            "start with 'null'",
+        ),
+        (
+            lambda: SexComparison(
+                levels=(
+                    ComparisonLevel("null", 0, test="missing"),
+                    ComparisonLevel("different", 1, test="equal"),
+                    ComparisonLevel("different", -1, test="else"),
+                )
+            ),
+            "unique",
+        ),
+        (lambda: SexComparison(levels=(ComparisonLevel("null", 0, test="missing"), ComparisonLevel("other", -1, test="else"))), "'equal'"),
+        (lambda: NameComparison().with_weights({"homofone": 3.0}), "did you mean 'homophone'"),
+        (lambda: NameComparison().code("initials"), "no level 'initials'"),
         (lambda: NameComparison(similar_threshold=1.5), "similar_threshold"),
         (lambda: AddressComparison(partial_threshold=0), "partial_threshold"),
         (lambda: LinkSettings(blocking_rules=()), "at least one BlockingRule"),
@@ -65,9 +88,17 @@ def test_refusals_show_a_correct_example() -> None:
     assert BlockingRule("pinyin_birth_month", keys=("name_pinyin", "birth_ym")).name == "pinyin_birth_month"
 
 
-def test_weights_can_be_redeclared_in_order() -> None:
-    levels = tuple(ComparisonLevel(label, weight) for label, weight in zip(SexComparison.labels, (0.0, 1.0, -20.0), strict=True))
-    assert SexComparison(levels=levels).weights() == (0.0, 1.0, -20.0)
+def test_weights_are_overridden_by_label_and_nothing_else_changes() -> None:
+    sex = SexComparison().with_weights({"equal": 1.0, "different": -20.0})
+    assert sex.weights() == (0.0, 1.0, -20.0)
+    assert sex.labels == SexComparison().labels
+    assert [level.test for level in sex.levels] == [level.test for level in SexComparison().levels]
+
+
+def test_a_level_code_is_its_position_in_the_declaration() -> None:
+    name = NameComparison()
+    assert [name.code(label) for label in name.labels] == list(range(len(name.levels)))
+    assert name.labels[0] == "null" and name.levels[-1].test == "else"
 
 
 def test_settings_are_immutable() -> None:
