@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from core.errors import ConfigError
 from dedup.settings import (
@@ -11,6 +12,7 @@ from dedup.settings import (
     ComparisonLevel,
     IdNumberComparison,
     LinkSettings,
+    ModelSpec,
     NameComparison,
     SexComparison,
 )
@@ -64,7 +66,10 @@ def test_defaults_are_valid_and_cover_every_field() -> None:
         (lambda: LinkSettings(review_margin=-1), "review_margin"),
         (lambda: LinkSettings(max_block_size=1), "max_block_size"),
         (lambda: LinkSettings(chunk_size=0), "chunk_size"),
-        (lambda: LinkSettings(vetoes=("no_twins",)), "unknown veto"),
+        (lambda: LinkSettings(vetoes=("no_twins",)), "unknown veto 'no_twins'"),
+        (lambda: LinkSettings(hard_rules=()), "renamed 'vetoes'"),
+        (lambda: LinkSettings(match_threshold=12.0, match_probability=0.99), "not both"),
+        (lambda: LinkSettings(model=ModelSpec(fixed_levels=("name.simlar",))), "did you mean 'name.similar'"),
         (lambda: LinkSettings(comparisons=(NameComparison(),)), "needs a id_number comparison"),
         (lambda: LinkSettings(comparisons=(SexComparison(), SexComparison()), vetoes=()), "one comparison per field"),
         (
@@ -103,8 +108,10 @@ def test_a_level_code_is_its_position_in_the_declaration() -> None:
 
 def test_settings_are_immutable() -> None:
     settings = LinkSettings()
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         settings.match_threshold = 1.0  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        settings.comparison("name").similar_threshold = 0.1  # type: ignore[misc]
 
 
 def test_every_blocking_key_is_a_prepared_column() -> None:
