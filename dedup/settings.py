@@ -311,6 +311,18 @@ class Comparison:
         )
         return replace(self, levels=levels)
 
+    def with_level(self, level: ComparisonLevel, *, before: str) -> Comparison:
+        """A copy with ``level`` tested just before the level ``before``, so it takes the pairs both
+        would accept. No other level changes; codes are positions, so they follow.
+
+        Example:
+            >>> extra = ComparisonLevel("initials", 2.0, test="name.initials")
+            >>> NameComparison().with_level(extra, before="typo").labels[3:6]
+            ('shape', 'initials', 'typo')
+        """
+        position = self.code(before)
+        return replace(self, levels=(*self.levels[:position], level, *self.levels[position:]))
+
 
 @dataclass(frozen=True)
 class IdNumberComparison(Comparison):
