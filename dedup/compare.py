@@ -300,7 +300,7 @@ def _level_codes(comparison: Comparison, tests: list[LevelTest], batch: PairBatc
         undecided.flags.writeable = False
         reached = undecided & test(comparison, batch, undecided)
         codes[reached] = code
-        undecided = undecided & ~reached
+        undecided = undecided ^ reached  # reached is a subset of undecided: this removes it
     return codes
 
 
@@ -340,27 +340,26 @@ def _id_missing(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.nd
 @level_test("id_number.exact")
 def _id_exact(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
     """Two resident IDs with equal digits; any other identifiers equal as strings."""
-    n_diff, _ = _id_slips(batch)
-    text_l, text_r = batch.pair("id_text")
-    return np.where(_both_resident(batch), n_diff == 0, text_l == text_r)
+    n_diff, _ = _id_slips(batch, undecided)
+    return _or_as_strings(batch, undecided, n_diff == 0, lambda: np.equal(*batch.pair("id_text")))
 
 
 @level_test("id_number.typo")
 def _id_typo(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
     """One digit off or two neighbours swapped (resident IDs); one edit or adjacent transposition apart
     (optimal string alignment distance 1) for any other identifier."""
-    n_diff, transposed = _id_slips(batch)
-    return np.where(_both_resident(batch), (n_diff == 1) | transposed, _id_distance(batch, undecided) <= 1)
+    n_diff, transposed = _id_slips(batch, undecided)
+    return _or_as_strings(batch, undecided, (n_diff == 1) | transposed, lambda: _id_distance(batch, undecided) <= 1)
 
 
 @level_test("id_number.close")
 def _id_close(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
     """Two digits or two edits apart, unless both resident IDs are valid."""
-    n_diff, _ = _id_slips(batch)
+    n_diff, _ = _id_slips(batch, undecided)
     valid_l, valid_r = batch.pair("id_valid")
     # Two valid numbers two digits apart are two people (twins: sequence and check digits differ).
-    resident_close = (n_diff == 2) & ~(valid_l & valid_r)
-    return np.where(_both_resident(batch), resident_close, _id_distance(batch, undecided) == 2)
+    resident = (n_diff == 2) & ~(valid_l & valid_r)
+    return _or_as_strings(batch, undecided, resident, lambda: _id_distance(batch, undecided) == 2)
 
 
 def _both_resident(batch: PairBatch) -> np.ndarray:
@@ -368,8 +367,28 @@ def _both_resident(batch: PairBatch) -> np.ndarray:
     return batch.cached("id_number.both_resident", lambda: np.logical_and(*batch.pair("id_resident")))
 
 
-def _id_slips(batch: PairBatch) -> tuple[np.ndarray, np.ndarray]:
-    return batch.cached("id_number.slips", lambda: _digit_slips(*batch.pair("id_digits")))
+def _or_as_strings(
+    batch: PairBatch, undecided: np.ndarray, resident: np.ndarray, as_strings: Callable[[], np.ndarray]
+) -> np.ndarray:
+    """``resident`` where both IDs are resident, ``as_strings()`` on the undecided pairs that are not:
+    computed only when there are such pairs (most registers hold resident IDs only)."""
+    strings = undecided & ~_both_resident(batch)
+    return np.where(strings, as_strings(), resident) if strings.any() else resident
+
+
+def _id_slips(batch: PairBatch, undecided: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_digit_slips` of the undecided pairs of two resident IDs, the only ones that need it; the
+    other pairs read -1 differing digits, which no resident level accepts."""
+
+    def compute() -> tuple[np.ndarray, np.ndarray]:
+        where = np.flatnonzero(undecided & _both_resident(batch))
+        n_diff = np.full(len(batch), -1, dtype=np.int64)
+        transposed = np.zeros(len(batch), dtype=bool)
+        digits = batch.arrays.id_digits
+        n_diff[where], transposed[where] = _digit_slips(digits[batch.rid_l[where]], digits[batch.rid_r[where]])
+        return n_diff, transposed
+
+    return batch.cached("id_number.slips", compute)
 
 
 def _id_distance(batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
