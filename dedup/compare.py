@@ -229,10 +229,10 @@ def level_test(name: str) -> Callable[[LevelTest], LevelTest]:
         ValueError: another test is registered under ``name``.
 
     Example:
-        >>> @level_test("phone.same_last_digits")                                  # doctest: +SKIP
-        ... def _same_last_digits(c, batch, undecided):
-        ...     tail_l, tail_r = batch.pair("phone_tail")
-        ...     return tail_l == tail_r
+        >>> @level_test("community.same_flat")                                     # doctest: +SKIP
+        ... def _same_flat(c, batch, undecided):
+        ...     flat_l, flat_r = batch.pair("household")
+        ...     return (flat_l >= 0) & (flat_l == flat_r)
     """
 
     def register(test: LevelTest) -> LevelTest:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.errors import ConfigError
 from dedup.compare import PairBatch, RecordArrays, compare_pairs, level_labels, level_test
 from dedup.model import random_pair_u, term_frequencies
 from dedup.prepare import prepare_records
@@ -123,3 +124,14 @@ def test_the_model_finds_the_exact_level_by_label_wherever_it_sits() -> None:
     # u of exact agreement is known from the value frequencies (Σ f²), at the exact level's code.
     assert u[first.code("exact")] == pytest.approx(np.square(term_frequencies(arrays.name)).sum())
     assert u.sum() == pytest.approx(1.0)
+
+
+def test_a_level_naming_an_unregistered_test_is_refused_with_how_to_fix_it() -> None:
+    unknown = NameComparison().with_level(ComparisonLevel("initials", 2.0, test="tests.absent"), before="typo")
+    with pytest.raises(ConfigError, match=r"level 'initials' names the test 'tests.absent'.*@level_test"):
+        name_level(unknown, "john smith", "j smith")
+
+
+def test_a_test_name_is_registered_once() -> None:
+    with pytest.raises(ValueError, match="'tests.name_initials' is already registered"):
+        level_test("tests.name_initials")(_never)
