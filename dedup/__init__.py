@@ -1,9 +1,11 @@
 """Identity resolution: which person records, within and across departments, are the same resident.
 
-Declaring and executing are kept apart: :mod:`dedup.settings` says which blocking rules, comparisons,
-weights and hard rules apply; :mod:`dedup.blocking` (DuckDB SQL), :mod:`dedup.compare` (rapidfuzz and
-numpy, batched), :mod:`dedup.model` (Fellegi–Sunter m/u by EM on the input itself), :mod:`dedup.score`
-and :mod:`dedup.cluster` carry them out; :func:`link_records` runs them in order. Nothing here imports Dagster: assets call in, never the other way.
+Declaring and executing are kept apart: :mod:`dedup.settings` says which blocking rules, comparisons
+(levels in priority order, each with its label, weight and named test), thresholds and vetoes apply,
+in Python or in ``linking.yaml`` (:func:`load_link_settings`); :mod:`dedup.blocking` (DuckDB SQL),
+:mod:`dedup.compare` (the level tests: rapidfuzz and numpy, batched), :mod:`dedup.model` (Fellegi–Sunter
+m/u by EM on the input itself), :mod:`dedup.score` and :mod:`dedup.cluster` carry them out;
+:func:`link_records` runs them in order. Nothing here imports Dagster: assets call in, never the other way.
 
 Example:
     >>> from dedup import LinkSettings, link_records
@@ -29,6 +31,7 @@ from dedup.settings import (
     NameComparison,
     PhoneComparison,
     SexComparison,
+    load_link_settings,
 )
 
 __all__ = [
@@ -53,5 +56,6 @@ __all__ = [
     "build_review_queue",
     "dedup_file",
     "link_records",
+    "load_link_settings",
     "prepare_records",
 ]

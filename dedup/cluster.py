@@ -1,10 +1,10 @@
-"""From accepted links to persons: connected components, split wherever a hard rule is broken.
+"""From accepted links to persons: connected components, split wherever a veto is broken.
 
 Linking is pairwise, so transitivity can chain two people together (A–x, x–B) even when no single
 link is wrong by itself. Two guarantees are enforced after the fact: no person ever holds two different
-valid ID numbers, and no person holds both records of a pair a hard rule vetoed (the caller passes
-those as cannot-link pairs). A component that breaks either is re-built greedily from its strongest
-links down, refusing any link that would break them (Kruskal's maximum spanning forest with cannot-link
+valid ID numbers, and no person holds both records of a vetoed pair (the caller passes those as
+cannot-link pairs). A component that breaks either is re-built greedily from its strongest links down,
+refusing any link that would break them (Kruskal's maximum spanning forest with cannot-link
 constraints); the refused links are reported as ``cut``.
 
 :func:`person_ids` names a cluster ``'P'`` + the first 12 hex characters of SHA-1 of its smallest
@@ -70,7 +70,7 @@ def cluster_links(
         link_l, link_r: record positions of each accepted link.
         link_score: score of each link; stronger links are kept first when a component must be split.
         valid_id: per record, its ID number if valid, else null.
-        cannot_link: optional pairs of record positions that a hard rule says are two people (vetoed
+        cannot_link: optional pairs of record positions that a veto says are two people (vetoed
             pairs); a component holding both ends of one is split like one holding two valid IDs.
 
     Returns:
@@ -107,7 +107,7 @@ def cluster_links(
         forbidden_l, forbidden_r = cannot_l[together], cannot_r[together]
         conflicted.update(labels[forbidden_l].tolist())
     if conflicted:
-        log.info("clustering: splitting %d component(s) that join records a hard rule keeps apart", len(conflicted))
+        log.info("clustering: splitting %d component(s) that join records a veto keeps apart", len(conflicted))
         conflicted_labels = np.fromiter(conflicted, dtype=np.int64, count=len(conflicted))
         in_conflict = np.isin(labels[link_l], conflicted_labels)
         labels, cut_inside = _split(

@@ -1,10 +1,16 @@
 """Compare candidate pairs field by field, vectorised over a whole batch of pairs.
 
-Each declared comparison in :mod:`dedup.settings` has one executor here that returns, per pair, the
-code of the level reached (its position in the comparison's ``labels``; 0 is ``null``). String
-similarity runs in rapidfuzz's C++ batch API (``process.cpdist``), never in DuckDB: DuckDB's string
-functions count UTF-8 bytes, so ``levenshtein('张伟', '张玮')`` is 3 there and 1 here. ID numbers are
-compared on a digit matrix, birth dates on integer year/month/day columns.
+A comparison declared in :mod:`dedup.settings` lists its levels in priority order, each naming a level
+test registered here with :func:`level_test`. :func:`compare_pairs` runs them as a SQL ``CASE WHEN``
+does: each test gets the mask of the pairs no earlier level took and returns a mask of the pairs it
+accepts, which reach its level (code: the level's position in the declaration); the last level,
+``else``, takes the rest. Tests share per-batch intermediates through :class:`PairBatch` — columns
+gathered once, a similarity computed once and read again by a later level — and score only the pairs
+still undecided, so adding a level adds its own cost and nothing else.
+
+String similarity runs in rapidfuzz's C++ batch API (``process.cpdist``), never in DuckDB: DuckDB's
+string functions count UTF-8 bytes, so ``levenshtein('张伟', '张玮')`` is 3 there and 1 here. ID numbers
+are compared on a digit matrix, birth dates on integer year/month/day columns.
 
 Example:
     >>> from dedup.prepare import prepare_records
@@ -15,30 +21,24 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, Indel, JaroWinkler, Levenshtein
 
+from core.errors import ConfigError
 from dedup.prepare import HAN_CHARACTER, TEXT, sorted_words
+from dedup.settings import ELSE, AddressComparison, Comparison, NameComparison
 from dedup.shapes import shape_key
-from dedup.settings import (
-    AddressComparison,
-    BirthDateComparison,
-    CommunityComparison,
-    Comparison,
-    IdNumberComparison,
-    NameComparison,
-    PhoneComparison,
-    SexComparison,
-)
 
-__all__ = ["CodedStrings", "RecordArrays", "compare_pairs", "level_labels"]
+__all__ = ["CodedStrings", "LevelTest", "PairBatch", "RecordArrays", "compare_pairs", "level_labels", "level_test"]
 
 _ID_LENGTH = 18
 
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,93 @@ class RecordArrays:
         return len(self.id_present)
 
 
+@dataclass
+class PairBatch:
+    """One batch of pairs under comparison, and the intermediates its level tests share.
+
+    :func:`compare_pairs` gives each comparison a fresh batch, so whatever its tests cache is freed
+    once its levels are known, and memory stays that of one comparison however many are declared.
+
+    Attributes:
+        arrays: the records' columns.
+        rid_l, rid_r: record positions of the pairs (int64).
+
+    Example:
+        >>> batch = PairBatch(arrays, rid_l, rid_r)                                           # doctest: +SKIP
+        >>> name_l, name_r = batch.pair("name")  # value codes of each side, gathered once     # doctest: +SKIP
+    """
+
+    arrays: RecordArrays
+    rid_l: np.ndarray
+    rid_r: np.ndarray
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.rid_l)
+
+    def pair(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """Left and right values of a :class:`RecordArrays` column for every pair (the integer codes of
+        a :class:`CodedStrings` column), gathered once per batch."""
+
+        def gather() -> tuple[np.ndarray, np.ndarray]:
+            values = getattr(self.arrays, column)
+            values = values.codes if isinstance(values, CodedStrings) else values
+            return values[self.rid_l], values[self.rid_r]
+
+        return self.cached(f"pair:{column}", gather)
+
+    def cached(self, key: str, compute: Callable[[], _T]) -> _T:
+        """``compute()`` the first time ``key`` is asked for in this batch, the same value after.
+
+        A value a test computes over the pairs undecided when it runs stays valid for every later
+        level: the undecided pairs only ever shrink. A key names what the value is, not who asked
+        (``"name.best_word"``), and a value that depends on a comparison's threshold is not cached.
+        """
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def similar(
+        self, column: str, mask: np.ndarray, scorer: Callable[..., float], threshold: float
+    ) -> np.ndarray:
+        """Mask of pairs (among ``mask``) whose values of the :class:`CodedStrings` ``column`` are at least
+        ``threshold`` similar; see :func:`_similar`."""
+        left, right = self.pair(column)
+        return _similar(getattr(self.arrays, column), left, right, mask, scorer, threshold)
+
+
+#: A level test: given the comparison (its thresholds), the batch and the read-only mask of the pairs
+#: still undecided, a boolean mask over the batch. Only its values on undecided pairs count.
+LevelTest = Callable[[Comparison, PairBatch, np.ndarray], np.ndarray]
+
+_LEVEL_TESTS: dict[str, LevelTest] = {}
+
+
+def level_test(name: str) -> Callable[[LevelTest], LevelTest]:
+    """Register a vectorised level test under ``name``, for a :class:`dedup.settings.ComparisonLevel` to use.
+
+    The test receives the comparison, the :class:`PairBatch` and the mask of the pairs no earlier level
+    took, and returns a boolean mask over the whole batch; the pairs it accepts among the undecided ones
+    reach its level. Anything expensive (rapidfuzz) should score only the undecided pairs.
+
+    Raises:
+        ValueError: another test is registered under ``name``.
+
+    Example:
+        >>> @level_test("community.same_flat")                                     # doctest: +SKIP
+        ... def _same_flat(c, batch, undecided):
+        ...     flat_l, flat_r = batch.pair("household")
+        ...     return (flat_l >= 0) & (flat_l == flat_r)
+    """
+
+    def register(test: LevelTest) -> LevelTest:
+        if _LEVEL_TESTS.setdefault(name, test) is not test:
+            raise ValueError(f"level test {name!r} is already registered ({_LEVEL_TESTS[name].__qualname__}); choose another name")
+        return test
+
+    return register
+
+
 def compare_pairs(
     arrays: RecordArrays,
     rid_l: np.ndarray,
@@ -166,20 +253,19 @@ def compare_pairs(
 
     Returns:
         A frame with one int8 column per comparison, named for its field (``id_number``, ``name`` …),
-        plus ``ids_both_valid``, ``id_valid_any`` (either record has a valid ID number) and
-        ``same_source`` (bool), which hard rules need.
+        holding the code of the level reached (its position in the comparison's levels; see
+        :func:`level_labels`), plus ``ids_both_valid``, ``id_valid_any`` (either record has a valid ID
+        number) and ``same_source`` (bool), which vetoes need.
+
+    Raises:
+        ConfigError: a level names a test that is not registered.
     """
     rid_l = np.asarray(rid_l, dtype=np.int64)
     rid_r = np.asarray(rid_r, dtype=np.int64)
     columns: dict[str, np.ndarray] = {}
     for comparison in comparisons:
-        executor = next((_EXECUTORS[kind] for kind in type(comparison).__mro__ if kind in _EXECUTORS), None)
-        if executor is None:
-            raise TypeError(
-                f"no executor for {type(comparison).__name__}; dedup.compare knows "
-                f"{sorted(kind.__name__ for kind in _EXECUTORS)}"
-            )
-        columns[comparison.field] = executor(comparison, arrays, rid_l, rid_r).astype(np.int8)
+        tests = [_registered(comparison, level.label, level.test) for level in comparison.levels]
+        columns[comparison.field] = _level_codes(comparison, tests, PairBatch(arrays, rid_l, rid_r))
     columns["ids_both_valid"] = arrays.id_valid[rid_l] & arrays.id_valid[rid_r]
     columns["id_valid_any"] = arrays.id_valid[rid_l] | arrays.id_valid[rid_r]
     source_l = arrays.source[rid_l]
@@ -193,78 +279,200 @@ def level_labels(comparison: Comparison, codes: np.ndarray | pd.Series) -> pd.Se
     return pd.Series(labels[np.asarray(codes, dtype=np.int64)], dtype=TEXT)
 
 
-def _id_number_levels(_: IdNumberComparison, a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
-    """Resident IDs on the digit matrix; any other identifier as a string: equal, one edit or adjacent
-    transposition away (optimal string alignment distance 1), two edits away, else different."""
-    level = _resident_id_levels(a, rid_l, rid_r)
-    generic = a.id_present[rid_l] & a.id_present[rid_r] & ~(a.id_resident[rid_l] & a.id_resident[rid_r])
-    if generic.any():
-        left, right = a.id_text.codes[rid_l], a.id_text.codes[rid_r]
-        exact = generic & (left == right)
-        distance = np.full(len(rid_l), 3, dtype=np.int64)
-        rest = generic & ~exact
-        distance[rest] = _distinct_pair_scores(a.id_text, left, right, rest, OSA.distance, 2)
-        level[generic] = 4
-        level[rest & (distance == 2)] = 3
-        level[rest & (distance <= 1)] = 2
-        level[exact] = 1
-    return level
+def _registered(comparison: Comparison, label: str, name: str) -> LevelTest:
+    test = _LEVEL_TESTS.get(name)
+    if test is None:
+        raise ConfigError(
+            f"{type(comparison).__name__}: level {label!r} names the test {name!r}, which dedup.compare does not "
+            f"know; register it with @level_test({name!r}) or choose one of {sorted(_LEVEL_TESTS)}"
+        )
+    return test
 
 
-def _resident_id_levels(a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
-    n_diff, transposed = _digit_slips(a.id_digits[rid_l], a.id_digits[rid_r])
-    level = np.full(len(rid_l), 4, dtype=np.int8)
+def _level_codes(comparison: Comparison, tests: list[LevelTest], batch: PairBatch) -> np.ndarray:
+    """The first level each pair passes, in declaration order: its code is the level's position."""
+    codes = np.zeros(len(batch), dtype=np.int8)
+    undecided = np.ones(len(batch), dtype=bool)
+    for code, test in enumerate(tests):
+        if not undecided.any():
+            break
+        # Read-only, so that no test can decide for the levels after it by editing the mask.
+        undecided.flags.writeable = False
+        reached = undecided & test(comparison, batch, undecided)
+        codes[reached] = code
+        undecided = undecided ^ reached  # reached is a subset of undecided: this removes it
+    return codes
+
+
+# ------------------------------------------------------------------------------ tests any field can use
+
+
+@level_test("missing")
+def _missing(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """The value (a :class:`CodedStrings` column named for the field) is missing on either side."""
+    left, right = batch.pair(c.field)
+    return (left < 0) | (right < 0)
+
+
+@level_test("equal")
+def _equal(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """The same value on both sides (after ``missing``, which takes two missing values)."""
+    left, right = batch.pair(c.field)
+    return left == right
+
+
+@level_test(ELSE)
+def _else(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """Every pair no earlier level took."""
+    return undecided
+
+
+# ---------------------------------------------------------------------------------------- ID numbers
+
+
+@level_test("id_number.missing")
+def _id_missing(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """An identifier missing (or malformed, which staging leaves out) on either side."""
+    present_l, present_r = batch.pair("id_present")
+    return ~(present_l & present_r)
+
+
+@level_test("id_number.exact")
+def _id_exact(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """Two resident IDs with equal digits; any other identifiers equal as strings."""
+    n_diff, _ = _id_slips(batch, undecided)
+    return _or_as_strings(batch, undecided, n_diff == 0, lambda: np.equal(*batch.pair("id_text")))
+
+
+@level_test("id_number.typo")
+def _id_typo(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """One digit off or two neighbours swapped (resident IDs); one edit or adjacent transposition apart
+    (optimal string alignment distance 1) for any other identifier."""
+    n_diff, transposed = _id_slips(batch, undecided)
+    return _or_as_strings(batch, undecided, (n_diff == 1) | transposed, lambda: _id_distance(batch, undecided) <= 1)
+
+
+@level_test("id_number.close")
+def _id_close(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """Two digits or two edits apart, unless both resident IDs are valid."""
+    n_diff, _ = _id_slips(batch, undecided)
+    valid_l, valid_r = batch.pair("id_valid")
     # Two valid numbers two digits apart are two people (twins: sequence and check digits differ).
-    level[(n_diff == 2) & ~(a.id_valid[rid_l] & a.id_valid[rid_r])] = 3
-    level[(n_diff == 1) | transposed] = 2
-    level[n_diff == 0] = 1
-    level[~(a.id_resident[rid_l] & a.id_resident[rid_r])] = 0
-    return level
+    resident = (n_diff == 2) & ~(valid_l & valid_r)
+    return _or_as_strings(batch, undecided, resident, lambda: _id_distance(batch, undecided) == 2)
 
 
-def _name_levels(c: NameComparison, a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
-    name_l, name_r = a.name.codes[rid_l], a.name.codes[rid_r]
-    pinyin_l, pinyin_r = a.pinyin.codes[rid_l], a.pinyin.codes[rid_r]
-    present = (name_l >= 0) & (name_r >= 0)
-    exact = present & (name_l == name_r)
-    homophone = present & ~exact & (pinyin_l >= 0) & (pinyin_l == pinyin_r)
-    # Latin names: the same words in another order (surname first or last) fold like a homophone, and
-    # similarity is on the words, not the characters, of which a long name has many to spare.
-    latin = present & a.latin_name[rid_l] & a.latin_name[rid_r]
-    words_l, words_r = a.sorted_words.codes[rid_l], a.sorted_words.codes[rid_r]
-    homophone |= latin & ~exact & (words_l >= 0) & (words_l == words_r)
-    rest = present & ~exact & ~homophone
-    shape_l, shape_r = a.name_shape.codes[rid_l], a.name_shape.codes[rid_r]
-    shape = rest & ~latin & (shape_l >= 0) & (shape_l == shape_r)
-    rest &= ~shape
-    # A Latin name a letter or two off, in either word order, with as many words: a typing slip (a word
-    # missing is a shared or partial name). Jaro–Winkler forgives a slip late in a word more than one at
-    # its start, as keying errors are.
-    typing = rest & latin & (a.name_word_count[rid_l] == a.name_word_count[rid_r])
-    typo = _similar(a.pinyin, pinyin_l, pinyin_r, typing, JaroWinkler.normalized_similarity, c.word_threshold)
-    typo |= _similar(a.sorted_words, words_l, words_r, typing & ~typo, JaroWinkler.normalized_similarity, c.word_threshold)
-    rest &= ~typo
-    chinese = rest & ~latin
-    similar = _similar(a.name, name_l, name_r, chinese, Levenshtein.normalized_similarity, c.similar_threshold)
-    similar |= _similar(a.pinyin, pinyin_l, pinyin_r, chinese & ~similar, Indel.normalized_similarity, c.pinyin_threshold)
-    rest &= ~similar
-    # One name part of the other: a Latin word in common (the surname kept, the given name dropped or
-    # replaced), exactly or up to a letter or two; a minority name's part before or after the dot.
-    best_word = _best_word_similarity(a.name_words, rid_l, rid_r, rest & latin)
-    shared = best_word >= 1.0
-    partial = ~shared & (best_word >= c.word_threshold)
-    dotted = rest & ~latin & (a.dotted_name[rid_l] | a.dotted_name[rid_r])
-    shared |= _similar(a.name_parts, a.name_parts.codes[rid_l], a.name_parts.codes[rid_r], dotted, fuzz.token_set_ratio, 100.0)
-    level = np.full(len(rid_l), 8, dtype=np.int8)
-    level[partial] = 7
-    level[shared] = 6
-    level[similar] = 5
-    level[typo] = 4
-    level[shape] = 3
-    level[homophone] = 2
-    level[exact] = 1
-    level[~present] = 0
-    return level
+def _both_resident(batch: PairBatch) -> np.ndarray:
+    """Pairs of two resident ID numbers, compared on the digit matrix; the others are compared as strings."""
+    return batch.cached("id_number.both_resident", lambda: np.logical_and(*batch.pair("id_resident")))
+
+
+def _or_as_strings(
+    batch: PairBatch, undecided: np.ndarray, resident: np.ndarray, as_strings: Callable[[], np.ndarray]
+) -> np.ndarray:
+    """``resident`` where both IDs are resident, ``as_strings()`` on the undecided pairs that are not:
+    computed only when there are such pairs (most registers hold resident IDs only)."""
+    strings = undecided & ~_both_resident(batch)
+    return np.where(strings, as_strings(), resident) if strings.any() else resident
+
+
+def _id_slips(batch: PairBatch, undecided: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_digit_slips` of the undecided pairs of two resident IDs, the only ones that need it; the
+    other pairs read -1 differing digits, which no resident level accepts."""
+
+    def compute() -> tuple[np.ndarray, np.ndarray]:
+        where = np.flatnonzero(undecided & _both_resident(batch))
+        n_diff = np.full(len(batch), -1, dtype=np.int64)
+        transposed = np.zeros(len(batch), dtype=bool)
+        digits = batch.arrays.id_digits
+        n_diff[where], transposed[where] = _digit_slips(digits[batch.rid_l[where]], digits[batch.rid_r[where]])
+        return n_diff, transposed
+
+    return batch.cached("id_number.slips", compute)
+
+
+def _id_distance(batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """Edit distance (capped at 3) between the identifiers of the undecided pairs that are not two resident IDs."""
+
+    def compute() -> np.ndarray:
+        other = undecided & ~_both_resident(batch)
+        distance = np.full(len(batch), 3, dtype=np.int64)
+        if other.any():
+            left, right = batch.pair("id_text")
+            distance[other] = _distinct_pair_scores(batch.arrays.id_text, left, right, other, OSA.distance, 2)
+        return distance
+
+    return batch.cached("id_number.distance", compute)
+
+
+# --------------------------------------------------------------------------------------------- names
+
+
+@level_test("name.homophone")
+def _name_homophone(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """The same toneless pinyin; for Latin names the same words in another order (surname first or last)."""
+    pinyin_l, pinyin_r = batch.pair("pinyin")
+    words_l, words_r = batch.pair("sorted_words")
+    same_words = _latin_names(batch) & (words_l >= 0) & (words_l == words_r)
+    return ((pinyin_l >= 0) & (pinyin_l == pinyin_r)) | same_words
+
+
+@level_test("name.shape")
+def _name_shape(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """Chinese names equal once look-alike characters are folded (:mod:`dedup.shapes`)."""
+    shape_l, shape_r = batch.pair("name_shape")
+    return ~_latin_names(batch) & (shape_l >= 0) & (shape_l == shape_r)
+
+
+@level_test("name.typo")
+def _name_typo(c: NameComparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """A Latin name a letter or two off, in either word order, with as many words: a typing slip (a word
+    missing is a shared or partial name). Jaro–Winkler forgives a slip late in a word more than one at
+    its start, as keying errors are."""
+    count_l, count_r = batch.pair("name_word_count")
+    typing = undecided & _latin_names(batch) & (count_l == count_r)
+    typo = batch.similar("pinyin", typing, JaroWinkler.normalized_similarity, c.word_threshold)
+    typo |= batch.similar("sorted_words", typing & ~typo, JaroWinkler.normalized_similarity, c.word_threshold)
+    return typo
+
+
+@level_test("name.similar")
+def _name_similar(c: NameComparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """A Chinese name a character away (normalised Levenshtein), or close in pinyin (Indel)."""
+    chinese = undecided & ~_latin_names(batch)
+    similar = batch.similar("name", chinese, Levenshtein.normalized_similarity, c.similar_threshold)
+    similar |= batch.similar("pinyin", chinese & ~similar, Indel.normalized_similarity, c.pinyin_threshold)
+    return similar
+
+
+@level_test("name.shared")
+def _name_shared(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """One name part of the other: a Latin word in common (the surname kept, the given name dropped or
+    replaced); a minority name's part before or after the dot."""
+    dotted_l, dotted_r = batch.pair("dotted_name")
+    dotted = undecided & ~_latin_names(batch) & (dotted_l | dotted_r)
+    in_common = batch.similar("name_parts", dotted, fuzz.token_set_ratio, 100.0)
+    return (_best_word(batch, undecided) >= 1.0) | in_common
+
+
+@level_test("name.partial")
+def _name_partial(c: NameComparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """A Latin word in common up to a letter or two."""
+    return _best_word(batch, undecided) >= c.word_threshold
+
+
+def _latin_names(batch: PairBatch) -> np.ndarray:
+    """Pairs of two names in Latin letters: words stand in for pinyin, and similarity is on the words, not
+    the characters, of which a long name has many to spare."""
+    return batch.cached("name.latin", lambda: np.logical_and(*batch.pair("latin_name")))
+
+
+def _best_word(batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """Closest pair of words of two Latin names, among the undecided pairs (0 elsewhere)."""
+    return batch.cached(
+        "name.best_word",
+        lambda: _best_word_similarity(batch.arrays.name_words, batch.rid_l, batch.rid_r, undecided & _latin_names(batch)),
+    )
 
 
 def _best_word_similarity(words: np.ndarray, rid_l: np.ndarray, rid_r: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -288,27 +496,67 @@ def _best_word_similarity(words: np.ndarray, rid_l: np.ndarray, rid_r: np.ndarra
     return best
 
 
-def _birth_date_levels(_: BirthDateComparison, a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
-    common = np.minimum(a.birth_precision[rid_l], a.birth_precision[rid_r])
-    year_l, year_r = a.birth_year[rid_l], a.birth_year[rid_r]
-    month_l, month_r = a.birth_month[rid_l], a.birth_month[rid_r]
-    day_l, day_r = a.birth_day[rid_l], a.birth_day[rid_r]
-    same_year = year_l == year_r
-    same_month = same_year & (month_l == month_r)
-    level = np.full(len(rid_l), 6, dtype=np.int8)
-    near = (common == 3) & _near_dates(a, rid_l, rid_r, day_l == day_r, month_l == month_r, year_l, year_r)
-    # At month precision (the census) a date a few days off can fall in the neighbouring month, a year
-    # off in the same month of the neighbouring year.
+# --------------------------------------------------------------------------------------- birth dates
+
+
+@level_test("birth_date.missing")
+def _birth_missing(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """No birth date (stated or from a valid ID number) on either side."""
+    return _common_precision(batch) == 0
+
+
+@level_test("birth_date.day")
+def _birth_day(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    return (_common_precision(batch) == 3) & _same_month(batch) & _same("birth_day", batch)
+
+
+@level_test("birth_date.month")
+def _birth_month(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """Equal year and month where one side gives no day (the census)."""
+    return (_common_precision(batch) == 2) & _same_month(batch)
+
+
+@level_test("birth_date.year")
+def _birth_year(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    return (_common_precision(batch) == 1) & _same("birth_year", batch)
+
+
+@level_test("birth_date.swapped")
+def _birth_swapped(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """Day and month transposed (03-04 / 04-03) in the same year."""
+    month_l, month_r = batch.pair("birth_month")
+    day_l, day_r = batch.pair("birth_day")
+    crossed = (month_l == day_r) & (day_l == month_r) & (month_l != day_l)
+    return (_common_precision(batch) == 3) & _same("birth_year", batch) & crossed
+
+
+@level_test("birth_date.near")
+def _birth_near(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """Full dates one slip apart (see :func:`_near_dates`); at month precision (the census) the
+    neighbouring month, or the same month of a neighbouring year, as a date a few days or a year off is."""
+    common = _common_precision(batch)
+    near = np.zeros(len(batch), dtype=bool)
+    full = np.flatnonzero(undecided & (common == 3))
+    near[full] = _near_dates(batch.arrays, batch.rid_l[full], batch.rid_r[full])
+    year_l, year_r = batch.pair("birth_year")
+    month_l, month_r = batch.pair("birth_month")
     months = np.abs((year_l.astype(np.int32) * 12 + month_l) - (year_r.astype(np.int32) * 12 + month_r))
-    near |= (common == 2) & ((months == 1) | (months == 12))
-    swapped = (common == 3) & same_year & (month_l == day_r) & (day_l == month_r) & (month_l != day_l)
-    level[near] = 5
-    level[swapped] = 4
-    level[(common == 1) & same_year] = 3
-    level[(common == 2) & same_month] = 2
-    level[(common == 3) & same_month & (day_l == day_r)] = 1
-    level[common == 0] = 0
-    return level
+    return near | ((common == 2) & ((months == 1) | (months == 12)))
+
+
+def _common_precision(batch: PairBatch) -> np.ndarray:
+    """The precision both dates state: 0 unknown, 1 year, 2 month, 3 day."""
+    return batch.cached("birth_date.common", lambda: np.minimum(*batch.pair("birth_precision")))
+
+
+def _same(column: str, batch: PairBatch) -> np.ndarray:
+    left, right = batch.pair(column)
+    return left == right
+
+
+def _same_month(batch: PairBatch) -> np.ndarray:
+    """The same year and month."""
+    return _same("birth_year", batch) & _same("birth_month", batch)
 
 
 def _digit_slips(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -321,84 +569,64 @@ def _digit_slips(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.nd
     return n_diff, (n_diff == 2) & crossed.any(axis=1)
 
 
-def _near_dates(
-    a: RecordArrays,
-    rid_l: np.ndarray,
-    rid_r: np.ndarray,
-    same_day: np.ndarray,
-    same_month: np.ndarray,
-    year_l: np.ndarray,
-    year_r: np.ndarray,
-) -> np.ndarray:
+def _near_dates(a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
     """Full dates one slip apart: one digit of YYYYMMDD differs, two neighbouring digits are swapped,
     one to three days lie between them, or the day and month agree and the years are neighbours."""
     n_diff, transposed = _digit_slips(a.birth_digits[rid_l], a.birth_digits[rid_r])
     days = np.abs(a.birth_days[rid_l].astype(np.int64) - a.birth_days[rid_r].astype(np.int64))
-    return (
-        (n_diff == 1)
-        | transposed
-        | ((days >= 1) & (days <= 3))
-        | (same_day & same_month & (np.abs(year_l.astype(np.int32) - year_r.astype(np.int32)) == 1))
-    )
+    same_day = (a.birth_month[rid_l] == a.birth_month[rid_r]) & (a.birth_day[rid_l] == a.birth_day[rid_r])
+    years = np.abs(a.birth_year[rid_l].astype(np.int32) - a.birth_year[rid_r].astype(np.int32))
+    return (n_diff == 1) | transposed | ((days >= 1) & (days <= 3)) | (same_day & (years == 1))
 
 
-def _equality_levels(field: str) -> Callable[[Comparison, RecordArrays, np.ndarray, np.ndarray], np.ndarray]:
-    def levels(_: Comparison, a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
-        column: CodedStrings = getattr(a, field)
-        left, right = column.codes[rid_l], column.codes[rid_r]
-        level = np.where(left == right, np.int8(1), np.int8(2))
-        level[(left < 0) | (right < 0)] = 0
-        return level
-
-    return levels
+# ----------------------------------------------------------------------------------- places: community
 
 
-def _community_levels(_: CommunityComparison, a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
-    """Equal or different community; ``null`` also where the two addresses name the same flat, which
-    implies the community: that agreement is the address comparison's evidence, counted once."""
-    level = _equality_levels("community")(_, a, rid_l, rid_r)
-    address_l, address_r = a.address.codes[rid_l], a.address.codes[rid_r]
-    flat_l, flat_r = a.household.codes[rid_l], a.household.codes[rid_r]
+@level_test("community.missing")
+def _community_missing(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """The community missing on either side, or the two addresses name the same flat, which implies the
+    community: that agreement is the address comparison's evidence, counted once."""
+    address_l, address_r = batch.pair("address")
+    flat_l, flat_r = batch.pair("household")
     same_flat = ((address_l >= 0) & (address_l == address_r)) | ((flat_l >= 0) & (flat_l == flat_r))
-    level[same_flat] = 0
-    return level
+    return _missing(c, batch, undecided) | same_flat
 
 
-def _address_levels(c: AddressComparison, a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
-    left, right = a.address.codes[rid_l], a.address.codes[rid_r]
-    present = (left >= 0) & (right >= 0)
-    exact = present & (left == right)
-    flat_l, flat_r = a.household.codes[rid_l], a.household.codes[rid_r]
-    household = present & ~exact & (flat_l >= 0) & (flat_l == flat_r)
-    # Latin addresses: the same words in another order are the same place; similarity is on the words.
-    words_l, words_r = a.address_words.codes[rid_l], a.address_words.codes[rid_r]
-    latin = present & (words_l >= 0) & (words_r >= 0)
-    household |= latin & ~exact & (words_l == words_r)
-    rest = present & ~exact & ~household
-    similar = _similar(a.address, left, right, rest, Indel.normalized_similarity, c.similar_threshold)
-    rest &= ~similar & latin
-    similar |= _similar(a.address_words, words_l, words_r, rest, Indel.normalized_similarity, c.similar_threshold)
-    # Part of a Latin address agrees: many of its words (the street kept, the suburb mistyped).
-    rest = present & ~exact & ~household & ~similar & latin
-    partial = _similar(a.address_words, words_l, words_r, rest, fuzz.token_set_ratio, 100.0 * c.partial_threshold)
-    level = np.full(len(rid_l), 5, dtype=np.int8)
-    level[partial] = 4
-    level[similar] = 3
-    level[household] = 2
-    level[exact] = 1
-    level[~present] = 0
-    return level
+# ------------------------------------------------------------------------------------------ addresses
 
 
-_EXECUTORS: dict[type[Comparison], Callable[[Comparison, RecordArrays, np.ndarray, np.ndarray], np.ndarray]] = {
-    IdNumberComparison: _id_number_levels,
-    NameComparison: _name_levels,
-    BirthDateComparison: _birth_date_levels,
-    SexComparison: _equality_levels("sex"),
-    PhoneComparison: _equality_levels("phone"),
-    CommunityComparison: _community_levels,
-    AddressComparison: _address_levels,
-}
+@level_test("address.household")
+def _address_household(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """The same flat written another way (:func:`dedup.prepare.household_key`); for a Latin address, the
+    same words in another order, which are the same place."""
+    flat_l, flat_r = batch.pair("household")
+    words_l, words_r = batch.pair("address_words")
+    return ((flat_l >= 0) & (flat_l == flat_r)) | (_latin_addresses(batch) & (words_l == words_r))
+
+
+@level_test("address.similar")
+def _address_similar(c: AddressComparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """Indel similarity of the text, or of a Latin address's words, at least ``similar_threshold``."""
+    similar = batch.similar("address", undecided, Indel.normalized_similarity, c.similar_threshold)
+    latin = undecided & ~similar & _latin_addresses(batch)
+    similar |= batch.similar("address_words", latin, Indel.normalized_similarity, c.similar_threshold)
+    return similar
+
+
+@level_test("address.partial")
+def _address_partial(c: AddressComparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """Part of a Latin address agrees: many of its words (the street kept, the suburb mistyped)."""
+    latin = undecided & _latin_addresses(batch)
+    return batch.similar("address_words", latin, fuzz.token_set_ratio, 100.0 * c.partial_threshold)
+
+
+def _latin_addresses(batch: PairBatch) -> np.ndarray:
+    """Pairs of two addresses in Latin letters (both have a word form), compared on their words."""
+    words_l, words_r = batch.pair("address_words")
+    return (words_l >= 0) & (words_r >= 0)
+
+
+# ------------------------------------------------------------------------------------ string scoring
 
 
 def _similar(
@@ -411,8 +639,8 @@ def _similar(
 ) -> np.ndarray:
     """Mask of pairs (among ``mask``) whose values are at least ``threshold`` similar.
 
-    Only the pairs still undecided are scored, each distinct pair of values once, in rapidfuzz's
-    batch API on all cores; ``score_cutoff`` lets it stop early on hopeless pairs.
+    Only the pairs in ``mask`` (the undecided ones) are scored, each distinct pair of values once, in
+    rapidfuzz's batch API on all cores; ``score_cutoff`` lets it stop early on hopeless pairs.
     """
     result = np.zeros(len(left), dtype=bool)
     if mask.any():

@@ -4,7 +4,7 @@ Memory stays bounded as the data grows: candidate pairs live in DuckDB (which sp
 directory) and are streamed through comparison and scoring in batches of ``settings.chunk_size``; only
 links and near misses — a few per record — are kept in Python. Before clustering, the candidate pairs
 that fall inside one linked component are scored again to find the vetoed ones among them: those
-become cannot-link constraints, so transitivity never unites what a hard rule keeps apart.
+become cannot-link constraints, so transitivity never unites what a veto keeps apart.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class LinkResult:
     Attributes:
         mapping: ``record_id, person_id``, one row per input record, in input order.
         pairs: links, near misses and high-scoring vetoed pairs: ``record_id_l, record_id_r, score,
-            decision`` (``link``, ``cut``, ``vetoed``, ``near_miss``), ``veto`` (hard rule or null),
+            decision`` (``link``, ``cut``, ``vetoed``, ``near_miss``), ``veto`` (the veto, or null),
             ``rule`` (first blocking rule that produced the pair), one level label per comparison, and
             the waterfall: ``w_prior`` and one ``w_<field>`` per comparison (bits) adding up to
             ``match_weight`` (equal to ``score``), with its ``match_probability``.
@@ -188,7 +188,7 @@ def _score_candidates(
 def _vetoed_within(
     con: duckdb.DuckDBPyConnection, arrays: RecordArrays, settings: LinkSettings, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate pairs a hard rule vetoes whose records the links nonetheless put in one component.
+    """Candidate pairs a veto forbids whose records the links nonetheless put in one component.
 
     Only pairs inside a component can make it inconsistent, and there are few of them (about as many
     as links), so they are fetched again from DuckDB and re-scored instead of keeping every vetoed

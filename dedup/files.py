@@ -105,7 +105,7 @@ def format_waterfall(pairs: pd.DataFrame, record_id: str) -> str:
     """The waterfall of every explained pair that involves ``record_id``, as text for a reviewer.
 
     Each pair reads as the prior, then each comparison's level and contribution in bits, then the match
-    weight, match probability and decision (with the hard rule that vetoed it, if one did).
+    weight, match probability and decision (with the veto that forbade it, if one did).
 
     Example:
         >>> print(format_waterfall(pd.read_parquet("persons.explain.parquet"), "census:42"))  # doctest: +SKIP

@@ -3,7 +3,7 @@
 :class:`dedup.settings.ModelSpec` declares how; this module carries it out, vectorised over level
 codes (never a Python loop per pair):
 
-- **u** (P(level | two different people)) from random record pairs compared by the same executors as
+- **u** (P(level | two different people)) from random record pairs compared by the same level tests as
   the candidates, exact agreement on text from the value frequencies (``Σ f²``) (``u_source="random"``,
   as Splink does), or from the non-match class of the EM (``u_source="candidates"``);
 - **m** (P(level | same person)) by expectation–maximisation over a sample of the candidate pairs.
@@ -16,6 +16,10 @@ codes (never a Python loop per pair):
   pairs, the chance that two random records match, ``λ_candidates · candidate pairs / (n(n−1)/2)``;
 - a **term-frequency adjustment**: an exact match on a common name (王伟) is weaker evidence than on a
   rare one, so the exact level's u is scaled per value by how often the value occurs.
+
+Level codes are positions in each comparison's declared levels. The ``null`` level is declared first
+(code 0, missing data to the EM); the exact level is found by its label
+(:attr:`dedup.settings.Comparison.exact_label`), wherever it is declared.
 
 A pair's match weight is ``prior + Σ log2(m/u)`` in bits, and each term is reported on its own
 (a waterfall): :meth:`FellegiSunterModel.contributions`.
@@ -69,15 +73,17 @@ def match_probability(match_weight: np.ndarray | float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TermFrequencies:
-    """Per-value u of one field's ``exact`` level: ``scale * frequency[value code]``.
+    """Per-value u of one field's exact level: ``scale * frequency[value code]``.
 
     ``frequency`` is the share of records (with a value) holding each distinct value of the field, in
-    the order of the field's :class:`dedup.compare.CodedStrings` values.
+    the order of the field's :class:`dedup.compare.CodedStrings` values; ``exact_code`` is the code of
+    the level it adjusts (the comparison's ``exact_label``).
     """
 
     field: str
     frequency: np.ndarray
     scale: float
+    exact_code: int
 
     def u(self, codes: np.ndarray) -> np.ndarray:
         """u of an exact match on the values with these codes."""
@@ -123,7 +129,7 @@ class FellegiSunterModel:
             contribution = weights[codes].astype(np.float32)
             tf = self.term_frequencies.get(name)
             if tf is not None:
-                exact = np.flatnonzero(codes == 1)
+                exact = np.flatnonzero(codes == tf.exact_code)
                 value = getattr(arrays, name).codes[np.asarray(rid_l, dtype=np.int64)[exact]]
                 tf_weight = np.log2(self.exact_m[name] / tf.u(value))
                 contribution[exact] = np.clip(tf_weight, -self.max_level_weight, self.max_level_weight)
@@ -251,8 +257,8 @@ def random_pair_u(
     """u per comparison level from random record pairs (two distinct records each) and value frequencies.
 
     Matching pairs among random ones are so rare (about one in n) that their level frequencies are the
-    non-match ones. Exact agreement on a text field (level 1 of name, sex, phone, address) is rare and
-    its u is known exactly from the value frequencies: ``Σ f²``, the chance that two random records
+    non-match ones. Exact agreement on a text field (the exact level of name, sex, phone, address) is
+    rare and its u is known exactly from the value frequencies: ``Σ f²``, the chance that two random records
     with a value share it. The other levels are counted on ``n_pairs`` random pairs — a quarter of
     them for the string-similarity comparisons (name, address), whose rapidfuzz scoring dominates the
     cost and whose levels are common enough to need fewer pairs. A level never seen gets half a pair,
@@ -282,12 +288,20 @@ def random_pair_u(
         count[1:] += 0.5
         u = _normalised(count)
         column = getattr(arrays, comparison.field, None)
-        if isinstance(column, CodedStrings):
-            frequency = term_frequencies(column)
-            exact = float(np.clip(np.square(frequency).sum(), _FLOOR, 1.0 - _FLOOR))
-            rest = u[2:] / max(u[2:].sum(), _FLOOR)
-            u = np.concatenate([[0.0, exact], rest * (1.0 - exact)])
+        if isinstance(column, CodedStrings) and comparison.exact_label is not None:
+            u = _with_exact_u(u, comparison.code(comparison.exact_label), term_frequencies(column))
         out.append(u)
+    return out
+
+
+def _with_exact_u(u: np.ndarray, exact_code: int, frequency: np.ndarray) -> np.ndarray:
+    """``u`` with the exact level's u set to ``Σ f²`` and the other non-null levels scaled to the rest."""
+    exact = float(np.clip(np.square(frequency).sum(), _FLOOR, 1.0 - _FLOOR))
+    others = np.ones(len(u), dtype=bool)
+    others[[0, exact_code]] = False
+    out = np.zeros_like(u)
+    out[exact_code] = exact
+    out[others] = u[others] / max(u[others].sum(), _FLOOR) * (1.0 - exact)
     return out
 
 
@@ -394,21 +408,22 @@ def train_model(
     exact_m: dict[str, float] = {}
     for name in (name for name in spec.term_frequency if name in fields):
         i = fields.index(name)
-        if not np.isnan(fixed[i][1]):
+        exact_code = comparisons[i].code(comparisons[i].exact_label)
+        if not np.isnan(fixed[i][exact_code]):
             continue
         frequency = np.maximum(term_frequencies(getattr(arrays, name)), 1.0 / max(n, 1))
-        exact = codes[:, i] == 1
+        exact = codes[:, i] == exact_code
         value = getattr(arrays, name).codes[rid_l[exact]]
         if spec.u_source == "candidates" and exact.any():
             # Scale so the u of the exact level, averaged over the non-matching exact pairs, stays the level's u.
             non_match = 1.0 - fit.posterior[exact]
             mean_frequency = float(np.average(frequency[value], weights=non_match if non_match.sum() > 0 else None))
-            scale = float(u_final[i][1]) / mean_frequency
+            scale = float(u_final[i][exact_code]) / mean_frequency
         else:
             # u of an exact match on value v between two random records is its frequency f_v (Splink's rule).
             scale = 1.0
-        tf_tables[name] = TermFrequencies(field=name, frequency=frequency, scale=scale)
-        exact_m[name] = float(max(fit.m[i][1], _FLOOR))
+        tf_tables[name] = TermFrequencies(field=name, frequency=frequency, scale=scale, exact_code=exact_code)
+        exact_m[name] = float(max(fit.m[i][exact_code], _FLOOR))
 
     stats = {
         "model": f"em/{spec.u_source}",

@@ -3,8 +3,7 @@
 The score is the match weight: the model's prior plus each comparison's contribution in bits (the
 weights :mod:`dedup.model` estimated, term-frequency adjusted; or the declared level weights), so every
 decision can be read back as a waterfall: "prior −16.8, ID typo +15.1, name homophone +10.4, birth day
-+14.6 …". Hard rules veto a link
-whatever the score, because some evidence is conclusive in this domain:
++14.6 …". Vetoes forbid a link whatever the score, because some evidence is conclusive in this domain:
 
 - two different ID numbers that both pass the MOD 11-2 check are two people (MOD 11-2 catches every
   single substitution and adjacent transposition, so a keying error leaves at least one ID invalid);
@@ -21,6 +20,9 @@ whatever the score, because some evidence is conclusive in this domain:
   slips to a homophone, 张伟 / 张玮), so another name in the same household and birth month is far more
   often a twin than a slip — twins get names that sound different — and a second address a namesake
   more often than a move.
+
+A veto reads the levels by their labels ("the name reached neither ``exact`` nor ``homophone``"), never by
+their codes, so declaring another level in :mod:`dedup.settings` leaves every veto as it was.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from dedup.settings import LinkSettings
 
 __all__ = ["DECISIONS", "ScoredPairs", "score_pairs"]
 
-#: ``link`` — accepted; ``vetoed`` — a hard rule forbids it; ``near_miss`` — within the review margin
+#: ``link`` — accepted; ``vetoed`` — a veto forbids it; ``near_miss`` — within the review margin
 #: below the threshold; ``cut`` (set by clustering) — accepted but cut to keep two valid IDs apart.
 DECISIONS: tuple[str, ...] = ("link", "near_miss", "vetoed", "cut")
 
@@ -72,19 +74,19 @@ def score_pairs(
     contributions: dict[str, np.ndarray] | None = None,
     prior_weight: float = 0.0,
 ) -> ScoredPairs:
-    """Score pairs from their comparison levels and apply the hard rules.
+    """Score pairs from their comparison levels and apply the vetoes.
 
     Args:
         levels: output of :func:`dedup.compare.compare_pairs`.
-        settings: comparison weights, threshold, review margin and hard rules.
+        settings: comparison weights, threshold, review margin and vetoes.
         contributions: per comparison field, each pair's weight in bits, as a trained model gives them
             (:meth:`dedup.model.FellegiSunterModel.contributions`); the declared level weights when omitted.
         prior_weight: the model's prior in bits, added to every pair's score.
 
     Returns:
         Per pair: ``score`` (float32 bits: the match weight, prior plus contributions), the
-        ``contributions``, ``veto`` (the first hard rule that forbids the link, or null) and
-        ``decision``: ``link``, ``vetoed`` (score reached the near-miss band but a rule forbids it),
+        ``contributions``, ``veto`` (the first veto that forbids the link, or null) and
+        ``decision``: ``link``, ``vetoed`` (score reached the near-miss band but a veto forbids it),
         ``near_miss``, or null for pairs not worth keeping.
     """
     n = len(levels)
@@ -100,8 +102,8 @@ def score_pairs(
         score += contributions[comparison.field]
 
     veto = np.full(n, None, dtype=object)
-    for rule in reversed(settings.hard_rules):
-        veto[_violates(rule, levels, settings)] = rule
+    for name in reversed(settings.vetoes):
+        veto[_violates(name, levels, settings)] = name
 
     vetoed = veto != None  # noqa: E711 — element-wise on an object array
     decision = np.full(n, None, dtype=object)
@@ -118,40 +120,39 @@ def score_pairs(
     )
 
 
-def _violates(rule: str, levels: pd.DataFrame, settings: LinkSettings) -> np.ndarray:
-    if rule == "distinct_valid_ids":
-        ids = settings.comparison("id_number")
-        return levels["ids_both_valid"].to_numpy() & (levels["id_number"].to_numpy() != ids.labels.index("exact"))
-    if rule == "different_sex":
-        sex = settings.comparison("sex")
+def _violates(veto: str, levels: pd.DataFrame, settings: LinkSettings) -> np.ndarray:
+    """Mask of the pairs ``veto`` forbids (see the module docstring for why each is conclusive)."""
+    if veto == "distinct_valid_ids":
+        return levels["ids_both_valid"].to_numpy() & ~_reached(levels, settings, "id_number", ("exact",))
+    if veto == "different_sex":
         # As with birth dates: a stated 男/女 can be a slip, the sex digit of a valid ID cannot.
-        differs = (levels["sex"].to_numpy() == sex.labels.index("different")) & levels["id_valid_any"].to_numpy()
-        return differs & ~_ids_agree(levels, settings, ("exact",))
-    if rule == "contradicting_birth_dates":
-        birth = settings.comparison("birth_date")
+        differs = _reached(levels, settings, "sex", ("different",)) & levels["id_valid_any"].to_numpy()
+        return differs & ~_reached(levels, settings, "id_number", ("exact",))
+    if veto == "contradicting_birth_dates":
         # A stated date can be wholly wrong (another person's, a swapped field); the date a valid ID
         # number carries cannot be mistyped without breaking its check character. A contradiction is
         # conclusive only when one side is such a date.
-        contradicts = (levels["birth_date"].to_numpy() == birth.labels.index("different")) & levels["id_valid_any"].to_numpy()
-        return contradicts & ~_ids_agree(levels, settings, ("exact", "typo"))
-    if rule == "same_source_mismatch":
-        name = settings.comparison("name")
+        contradicts = _reached(levels, settings, "birth_date", ("different",)) & levels["id_valid_any"].to_numpy()
+        return contradicts & ~_reached(levels, settings, "id_number", ("exact", "typo"))
+    if veto == "same_source_mismatch":
         # A department copies a person's name from its own register, or re-types it through an input
         # method, which slips to a homophone (张伟 / 张玮); two other spellings in one source, in one
         # flat and birth month, are two people — twins, whose parents chose names that sound different
-        # (王明轩 / 王明林) so that they can be told apart when called.
-        mismatch = levels["name"].to_numpy() > name.labels.index("homophone")
-        address = settings.comparison("address")
-        if address is not None:
-            mismatch |= levels["address"].to_numpy() == address.labels.index("different")
-        return levels["same_source"].to_numpy() & mismatch & ~_ids_agree(levels, settings, ("exact", "typo"))
-    raise ValueError(f"unknown hard rule {rule!r}")
+        # (王明轩 / 王明林) so that they can be told apart when called. A missing name contradicts nothing.
+        mismatch = ~_reached(levels, settings, "name", ("null", "exact", "homophone"))
+        mismatch |= _reached(levels, settings, "address", ("different",))
+        return levels["same_source"].to_numpy() & mismatch & ~_reached(levels, settings, "id_number", ("exact", "typo"))
+    raise ValueError(f"unknown veto {veto!r}")
 
 
-def _ids_agree(levels: pd.DataFrame, settings: LinkSettings, agreeing: tuple[str, ...]) -> np.ndarray:
-    """Pairs whose ID numbers reach one of the ``agreeing`` levels, which overrules a contradiction
-    elsewhere; none when the settings compare no ID numbers."""
-    ids = settings.comparison("id_number")
-    if ids is None:
+def _reached(levels: pd.DataFrame, settings: LinkSettings, field: str, labels: tuple[str, ...]) -> np.ndarray:
+    """Pairs whose ``field`` comparison reached one of the levels called ``labels``; none when the
+    settings do not compare ``field``.
+
+    Raises:
+        ConfigError: the comparison declares no level of one of these labels.
+    """
+    comparison = settings.comparison(field)
+    if comparison is None:
         return np.zeros(len(levels), dtype=bool)
-    return np.isin(levels["id_number"].to_numpy(), [ids.labels.index(label) for label in agreeing])
+    return np.isin(levels[field].to_numpy(), [comparison.code(label) for label in labels])

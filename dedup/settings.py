@@ -1,31 +1,57 @@
 """What the identity-resolution engine should do, declared as data.
 
 Nothing here runs a comparison or a query: :mod:`dedup.blocking` turns :class:`BlockingRule` into SQL,
-:mod:`dedup.compare` turns each comparison into vectorised code, :mod:`dedup.score` adds up the level
-weights, and :mod:`dedup.model` fits the Fellegi–Sunter model that :class:`ModelSpec` declares (m by EM, u
-from random pairs, a prior, term frequencies), starting from the declared weights — the same split Splink
-makes between its comparison creators and its backends.
+:mod:`dedup.compare` runs each comparison's level tests vectorised, :mod:`dedup.score` adds up the level
+weights and applies the vetoes, and :mod:`dedup.model` fits the Fellegi–Sunter model that
+:class:`ModelSpec` declares (m by EM, u from random pairs, a prior, term frequencies), starting from the
+declared weights — the same split Splink makes between its comparison creators and its backends.
 
-Every class validates itself when constructed and says, on failure, what a correct value looks like.
+A comparison is a list of :class:`ComparisonLevel` in priority order, as a SQL ``CASE WHEN``: a pair
+reaches the first level whose test it passes. Each level carries its label, its default weight and the
+name of its vectorised test (implemented in :mod:`dedup.compare`); a level's code is its position in
+that list and is never written anywhere else, so adding a level is one declaration and one test.
+
+:class:`LinkSettings` is a pydantic model: built in Python, or read from ``linking.yaml`` by
+:func:`load_link_settings` (see ``demo/linking.yaml``, which holds the defaults). Every class validates
+itself when constructed and says, on failure, which key is wrong and what a correct value looks like.
 
 Example:
     >>> settings = LinkSettings(match_threshold=10.0)
     >>> [rule.name for rule in settings.blocking_rules][:2]
     ['id_number', 'pinyin_birth_month']
+    >>> settings.comparison("name").labels[:4]
+    ('null', 'exact', 'homophone', 'shape')
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
-from dataclasses import dataclass, field, fields
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    InstanceOf,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from core.config import load_yaml_model
 from core.errors import ConfigError
 
 __all__ = [
     "BLOCKING_KEYS",
-    "HARD_RULES",
+    "ELSE",
+    "VETOES",
     "AddressComparison",
     "BirthDateComparison",
     "BlockingRule",
@@ -40,6 +66,7 @@ __all__ = [
     "SexComparison",
     "default_blocking_rules",
     "default_comparisons",
+    "load_link_settings",
 ]
 
 #: Columns of :func:`dedup.prepare.prepare_records` output that a blocking rule may use as a key.
@@ -63,8 +90,9 @@ BLOCKING_KEYS: frozenset[str] = frozenset(
     }
 )
 
-#: Vetoes the scorer can apply; a vetoed pair never links whatever its score.
-HARD_RULES: dict[str, str] = {
+#: Vetoes the scorer can apply; a vetoed pair never links whatever its score. :mod:`dedup.score` says
+#: which levels each one looks at, by label.
+VETOES: dict[str, str] = {
     "distinct_valid_ids": "both ID numbers carry a valid check digit and differ",
     "different_sex": (
         "the sexes differ, at least one of them is the sex a valid ID number carries (which overrides the "
@@ -80,7 +108,19 @@ HARD_RULES: dict[str, str] = {
     ),
 }
 
+#: The comparison each veto reads besides the ID numbers (which it does without when none is declared).
+_VETO_NEEDS: dict[str, str] = {
+    "distinct_valid_ids": "id_number",
+    "different_sex": "sex",
+    "contradicting_birth_dates": "birth_date",
+    "same_source_mismatch": "name",
+}
+
+#: The test of the catch-all level that ends every comparison: every pair no earlier level took.
+ELSE = "else"
+
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_TEST_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
 
 @dataclass(frozen=True)
@@ -121,7 +161,7 @@ class BlockingRule:
         if len(set(self.keys)) != len(self.keys):
             raise ConfigError(f"blocking rule {self.name!r}: keys {self.keys} repeat a column, e.g. {example}")
         if self.max_block_size is not None and (
-            not isinstance(self.max_block_size, int) or self.max_block_size < 2
+            isinstance(self.max_block_size, bool) or not isinstance(self.max_block_size, int) or self.max_block_size < 2
         ):
             raise ConfigError(
                 f"blocking rule {self.name!r}: max_block_size must be an integer >= 2 or None, "
@@ -131,7 +171,7 @@ class BlockingRule:
 
 @dataclass(frozen=True)
 class ComparisonLevel:
-    """One outcome of a comparison and the evidence it carries.
+    """One outcome of a comparison: its label, the evidence it carries, and the test a pair must pass.
 
     ``weight`` is in bits (log2 of the likelihood ratio m/u, as Fellegi–Sunter has it): positive
     supports "same person", negative supports "different people", zero is no evidence (e.g. a value
@@ -139,50 +179,79 @@ class ComparisonLevel:
     The declared weight is the starting point of the EM (:mod:`dedup.model`), the weight kept for a
     level too rare to estimate or listed in :attr:`ModelSpec.fixed_levels`, and the whole model when
     estimation is off.
+
+    ``test`` names a vectorised test registered in :mod:`dedup.compare` (``missing``, ``equal``,
+    ``name.homophone`` …; :data:`ELSE` for the catch-all). Tests are tried in the order the levels are
+    declared and each sees only the pairs no earlier level took, so a test need not exclude them.
+
+    Example:
+        >>> ComparisonLevel("homophone", 4.0, test="name.homophone").label
+        'homophone'
     """
 
     label: str
     weight: float
+    test: str
 
     def __post_init__(self) -> None:
+        example = "ComparisonLevel('homophone', 4.0, test='name.homophone')"
         if not isinstance(self.label, str) or not _NAME_RE.match(self.label):
-            raise ConfigError(
-                f"comparison level label {self.label!r} must be snake_case, e.g. ComparisonLevel('exact', 8.0)"
-            )
+            raise ConfigError(f"comparison level label {self.label!r} must be snake_case, e.g. {example}")
         if isinstance(self.weight, bool) or not isinstance(self.weight, int | float) or not math.isfinite(self.weight):
             raise ConfigError(
-                f"comparison level {self.label!r}: weight must be a finite number, got {self.weight!r}; "
-                f"e.g. ComparisonLevel('{self.label}', 4.0)"
+                f"comparison level {self.label!r}: weight must be a finite number of bits, got {self.weight!r}; "
+                f"e.g. {example}"
             )
-
-
-def _levels(**weights: float) -> tuple[ComparisonLevel, ...]:
-    return tuple(ComparisonLevel(label, weight) for label, weight in weights.items())
+        if not isinstance(self.test, str) or not _TEST_RE.match(self.test):
+            raise ConfigError(
+                f"comparison level {self.label!r}: test must name a level test of dedup.compare, got {self.test!r}; "
+                f"e.g. {example}"
+            )
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Base of the declared comparisons: a field and one weighted level per possible outcome.
+    """Base of the declared comparisons: a field and its levels, in the order they are tested.
 
-    Subclasses fix ``field`` and the level labels (in order: level code 0 is always ``null``, a value
-    missing on either side); the executor in :mod:`dedup.compare` decides which level each pair reaches.
-    Levels are listed in the order the executor tests them, so the labels must match exactly. Every
-    field named ``*_threshold`` is a similarity in (0, 1] and is checked as one.
+    The first level is always ``null`` (a value missing on either side: no evidence, which the model
+    relies on) and the last is the catch-all (test :data:`ELSE`). A level's code is its position in
+    ``levels``; code and label go together through :meth:`code` and :attr:`labels`, so nothing outside
+    this declaration depends on the order. Every field named ``*_threshold`` is a similarity in (0, 1]
+    and is checked as one; the level tests of the comparison read them.
+
+    Attributes:
+        field: the prepared field compared, and the column of its level in the pair output.
+        exact_label: the level two equal values reach: the one whose u comes from value frequencies and
+            which a term-frequency adjustment scales (:mod:`dedup.model`); ``None`` if there is none.
     """
 
     field: ClassVar[str] = ""
-    labels: ClassVar[tuple[str, ...]] = ()
+    exact_label: ClassVar[str | None] = "exact"
     levels: tuple[ComparisonLevel, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "levels", tuple(self.levels))
-        got = tuple(level.label for level in self.levels if isinstance(level, ComparisonLevel))
-        if len(got) != len(self.levels) or got != self.labels:
-            example = ", ".join(f"ComparisonLevel({label!r}, ...)" for label in self.labels)
-            raise ConfigError(
-                f"{type(self).__name__}: levels must be exactly ({example}) in that order, got labels {got}"
-            )
         owner = type(self).__name__
+        example = (
+            "(ComparisonLevel('null', 0.0, test='missing'), ComparisonLevel('equal', 3.0, test='equal'), "
+            "ComparisonLevel('different', -1.0, test='else'))"
+        )
+        if (
+            isinstance(self.levels, str)
+            or not isinstance(self.levels, tuple | list)
+            or not all(isinstance(level, ComparisonLevel) for level in self.levels)
+        ):
+            raise ConfigError(f"{owner}: levels must be a tuple of ComparisonLevel, e.g. levels={example}")
+        object.__setattr__(self, "levels", tuple(self.levels))
+        labels = self.labels
+        if len(labels) < 2 or labels[0] != "null" or self.levels[-1].test != ELSE:
+            raise ConfigError(
+                f"{owner}: levels must start with 'null' and end with a level whose test is {ELSE!r}, got "
+                f"{[(level.label, level.test) for level in self.levels]}; e.g. levels={example}"
+            )
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"{owner}: level labels must be unique, got {labels}")
+        if self.exact_label is not None and self.exact_label not in labels:
+            raise ConfigError(f"{owner}: the level {self.exact_label!r} (exact_label) must be declared, got {labels}")
         for spec in fields(self):
             value = getattr(self, spec.name)
             if spec.name.endswith("_threshold") and (
@@ -193,13 +262,66 @@ class Comparison:
                     f"e.g. {owner}({spec.name}={spec.default})"
                 )
 
+    @classmethod
+    def thresholds(cls) -> tuple[str, ...]:
+        """Names of the ``*_threshold`` parameters this comparison takes."""
+        return tuple(spec.name for spec in fields(cls) if spec.name.endswith("_threshold"))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Level labels, in the order the levels are tested (the label of code ``i`` is ``labels[i]``)."""
+        return tuple(level.label for level in self.levels)
+
+    def code(self, label: str) -> int:
+        """The code of the level called ``label`` (its position in :attr:`levels`).
+
+        Raises:
+            ConfigError: this comparison declares no such level.
+        """
+        labels = self.labels
+        if label not in labels:
+            raise ConfigError(
+                f"{type(self).__name__} has no level {label!r}{_suggest(label, labels)}; its levels are {', '.join(labels)}"
+            )
+        return labels.index(label)
+
     def weights(self) -> tuple[float, ...]:
-        """Weight per level code (the position of the level in :attr:`labels`)."""
+        """Declared weight per level code."""
         return tuple(level.weight for level in self.levels)
 
     def weight(self, label: str) -> float:
-        """Weight of the level called ``label``."""
-        return self.levels[self.labels.index(label)].weight
+        """Declared weight of the level called ``label``."""
+        return self.levels[self.code(label)].weight
+
+    def with_weights(self, weights: Mapping[str, float]) -> Comparison:
+        """A copy whose levels named in ``weights`` (label → bits) weigh that much instead.
+
+        Example:
+            >>> NameComparison().with_weights({"similar": -2.0}).weight("similar")
+            -2.0
+        """
+        unknown = [label for label in weights if label not in self.labels]
+        if unknown:
+            raise ConfigError(
+                f"{type(self).__name__} has no level {unknown[0]!r}{_suggest(str(unknown[0]), self.labels)}; "
+                f"its levels are {', '.join(self.labels)}; e.g. {{'{self.labels[1]}': {self.levels[1].weight}}}"
+            )
+        levels = tuple(
+            replace(level, weight=weights[level.label]) if level.label in weights else level for level in self.levels
+        )
+        return replace(self, levels=levels)
+
+    def with_level(self, level: ComparisonLevel, *, before: str) -> Comparison:
+        """A copy with ``level`` tested just before the level ``before``, so it takes the pairs both
+        would accept. No other level changes; codes are positions, so they follow.
+
+        Example:
+            >>> extra = ComparisonLevel("initials", 2.0, test="name.initials")
+            >>> NameComparison().with_level(extra, before="typo").labels[3:6]
+            ('shape', 'initials', 'typo')
+        """
+        position = self.code(before)
+        return replace(self, levels=(*self.levels[:position], level, *self.levels[position:]))
 
 
 @dataclass(frozen=True)
@@ -208,13 +330,19 @@ class IdNumberComparison(Comparison):
 
     Levels: ``exact``; ``typo`` — one substituted character or two adjacent characters swapped, the
     keying errors MOD 11-2 is designed to catch (so at least one of the two is invalid); ``close`` — two
-    edits apart (two slips, or one slip in a number copied from a neighbouring row); ``different``.
-    Identifiers of another scheme (a social-security number) are compared as strings at the same levels.
+    edits apart (two slips, or one slip in a number copied from a neighbouring row), never two valid
+    numbers (twins); ``different``. Identifiers of another scheme (a social-security number) are compared
+    as strings at the same levels.
     """
 
     field: ClassVar[str] = "id_number"
-    labels: ClassVar[tuple[str, ...]] = ("null", "exact", "typo", "close", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, exact=14.0, typo=8.0, close=2.0, different=-6.0)
+    levels: tuple[ComparisonLevel, ...] = (
+        ComparisonLevel("null", 0.0, test="id_number.missing"),
+        ComparisonLevel("exact", 14.0, test="id_number.exact"),
+        ComparisonLevel("typo", 8.0, test="id_number.typo"),
+        ComparisonLevel("close", 2.0, test="id_number.close"),
+        ComparisonLevel("different", -6.0, test=ELSE),
+    )
 
 
 @dataclass(frozen=True)
@@ -246,11 +374,16 @@ class NameComparison(Comparison):
     """
 
     field: ClassVar[str] = "name"
-    labels: ClassVar[tuple[str, ...]] = (
-        "null", "exact", "homophone", "shape", "typo", "similar", "shared", "partial", "different"
-    )
-    levels: tuple[ComparisonLevel, ...] = _levels(
-        null=0.0, exact=5.0, homophone=4.0, shape=3.0, typo=3.0, similar=-3.0, shared=0.0, partial=-1.0, different=-6.0
+    levels: tuple[ComparisonLevel, ...] = (
+        ComparisonLevel("null", 0.0, test="missing"),
+        ComparisonLevel("exact", 5.0, test="equal"),
+        ComparisonLevel("homophone", 4.0, test="name.homophone"),
+        ComparisonLevel("shape", 3.0, test="name.shape"),
+        ComparisonLevel("typo", 3.0, test="name.typo"),
+        ComparisonLevel("similar", -3.0, test="name.similar"),
+        ComparisonLevel("shared", 0.0, test="name.shared"),
+        ComparisonLevel("partial", -1.0, test="name.partial"),
+        ComparisonLevel("different", -6.0, test=ELSE),
     )
     similar_threshold: float = 0.6
     pinyin_threshold: float = 0.85
@@ -271,9 +404,15 @@ class BirthDateComparison(Comparison):
     """
 
     field: ClassVar[str] = "birth_date"
-    labels: ClassVar[tuple[str, ...]] = ("null", "day", "month", "year", "swapped", "near", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(
-        null=0.0, day=6.0, month=3.0, year=1.0, swapped=1.0, near=1.0, different=-8.0
+    exact_label: ClassVar[str | None] = "day"
+    levels: tuple[ComparisonLevel, ...] = (
+        ComparisonLevel("null", 0.0, test="birth_date.missing"),
+        ComparisonLevel("day", 6.0, test="birth_date.day"),
+        ComparisonLevel("month", 3.0, test="birth_date.month"),
+        ComparisonLevel("year", 1.0, test="birth_date.year"),
+        ComparisonLevel("swapped", 1.0, test="birth_date.swapped"),
+        ComparisonLevel("near", 1.0, test="birth_date.near"),
+        ComparisonLevel("different", -8.0, test=ELSE),
     )
 
 
@@ -286,8 +425,12 @@ class SexComparison(Comparison):
     """
 
     field: ClassVar[str] = "sex"
-    labels: ClassVar[tuple[str, ...]] = ("null", "equal", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, equal=0.5, different=-10.0)
+    exact_label: ClassVar[str | None] = "equal"
+    levels: tuple[ComparisonLevel, ...] = (
+        ComparisonLevel("null", 0.0, test="missing"),
+        ComparisonLevel("equal", 0.5, test="equal"),
+        ComparisonLevel("different", -10.0, test=ELSE),
+    )
 
 
 @dataclass(frozen=True)
@@ -300,8 +443,12 @@ class PhoneComparison(Comparison):
     """
 
     field: ClassVar[str] = "phone"
-    labels: ClassVar[tuple[str, ...]] = ("null", "equal", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, equal=3.0, different=-1.0)
+    exact_label: ClassVar[str | None] = "equal"
+    levels: tuple[ComparisonLevel, ...] = (
+        ComparisonLevel("null", 0.0, test="missing"),
+        ComparisonLevel("equal", 3.0, test="equal"),
+        ComparisonLevel("different", -1.0, test=ELSE),
+    )
 
 
 @dataclass(frozen=True)
@@ -309,17 +456,21 @@ class AddressComparison(Comparison):
     """Normalised address text. Family members share an address, so even ``exact`` is modest evidence.
 
     Levels: ``exact`` text; ``household`` — the same flat written another way (3幢2单元501室 / 3-2-501,
-    see :func:`dedup.prepare.household_key`); ``similar`` — Indel similarity at least
-    ``similar_threshold``; ``partial`` — an address in Latin letters with words in common (token-set
-    similarity at least ``partial_threshold``: a street kept, a suburb mistyped); ``different`` (people
-    move, so this is weak evidence against). The community is compared on its own
+    see :func:`dedup.prepare.household_key`), or a Latin address's words in another order; ``similar`` —
+    Indel similarity at least ``similar_threshold``; ``partial`` — an address in Latin letters with words
+    in common (token-set similarity at least ``partial_threshold``: a street kept, a suburb mistyped);
+    ``different`` (people move, so this is weak evidence against). The community is compared on its own
     (:class:`CommunityComparison`).
     """
 
     field: ClassVar[str] = "address"
-    labels: ClassVar[tuple[str, ...]] = ("null", "exact", "household", "similar", "partial", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(
-        null=0.0, exact=3.0, household=3.0, similar=1.0, partial=0.5, different=-2.0
+    levels: tuple[ComparisonLevel, ...] = (
+        ComparisonLevel("null", 0.0, test="missing"),
+        ComparisonLevel("exact", 3.0, test="equal"),
+        ComparisonLevel("household", 3.0, test="address.household"),
+        ComparisonLevel("similar", 1.0, test="address.similar"),
+        ComparisonLevel("partial", 0.5, test="address.partial"),
+        ComparisonLevel("different", -2.0, test=ELSE),
     )
     similar_threshold: float = 0.8
     partial_threshold: float = 0.7
@@ -336,19 +487,120 @@ class CommunityComparison(Comparison):
     """
 
     field: ClassVar[str] = "community"
-    labels: ClassVar[tuple[str, ...]] = ("null", "equal", "different")
-    levels: tuple[ComparisonLevel, ...] = _levels(null=0.0, equal=2.0, different=-1.0)
+    exact_label: ClassVar[str | None] = "equal"
+    levels: tuple[ComparisonLevel, ...] = (
+        ComparisonLevel("null", 0.0, test="community.missing"),
+        ComparisonLevel("equal", 2.0, test="equal"),
+        ComparisonLevel("different", -1.0, test=ELSE),
+    )
 
 
-#: Fields whose level 1 (``exact``/``equal``) can take a term-frequency adjustment: text compared whole.
+#: The comparison ``linking.yaml`` builds for each field it names under ``comparisons``.
+_COMPARISONS: dict[str, type[Comparison]] = {
+    kind.field: kind
+    for kind in (
+        IdNumberComparison,
+        NameComparison,
+        BirthDateComparison,
+        SexComparison,
+        PhoneComparison,
+        AddressComparison,
+        CommunityComparison,
+    )
+}
+
+#: Fields whose exact level can take a term-frequency adjustment: text compared whole.
 _TF_FIELDS: frozenset[str] = frozenset({"name", "phone", "address", "community"})
 
 #: Where the u probabilities (P(level | two different people)) of a trained model come from.
 U_SOURCES: tuple[str, ...] = ("random", "candidates")
 
 
-@dataclass(frozen=True)
-class ModelSpec:
+# ------------------------------------------------------------------------ checks shared by the models
+
+
+def _invalid(message: str) -> PydanticCustomError:
+    """A validation error whose message is ``message`` as written (pydantic formats ``{}`` otherwise)."""
+    return PydanticCustomError("invalid_setting", "{message}", {"message": message})
+
+
+def _require(accepted: bool, value: Any, expected: str, info: ValidationInfo, example: Any) -> Any:
+    """``value`` if ``accepted``; else an error saying what was expected, with a correct value of the field."""
+    if not accepted:
+        raise _invalid(f"must be {expected}, got {value!r}; e.g. {info.field_name}: {_yaml(example)}")
+    return value
+
+
+def _yaml(value: Any) -> str:
+    """A setting's value as it is written in ``linking.yaml``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_yaml(item) for item in value) + "]"
+    return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_integer(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, tuple | list) and all(isinstance(item, str) for item in value)
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+#: Former names of settings, so an old file or call is told the new one.
+_RENAMED = {"hard_rules": "vetoes"}
+
+
+class _Meta(type(BaseModel)):  # type: ignore[misc]
+    """Constructing a settings model in Python raises :class:`ConfigError`, like every declaration here.
+
+    A metaclass and not ``__init__``: pydantic routes ``model_validate`` through a custom ``__init__``,
+    and the YAML loader must still see pydantic's error to name the file and the key path.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" if error["loc"] else error["msg"]
+                for error in e.errors()
+            )
+            raise ConfigError(f"{cls.__name__}: {problems}") from e
+
+
+class _Settings(BaseModel, metaclass=_Meta):
+    """Base of the settings models: immutable, and an unknown key is refused with the nearest known one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            for key in data:
+                if key not in cls.model_fields:
+                    hint = f" (renamed {_RENAMED[key]!r})" if key in _RENAMED else _suggest(str(key), list(cls.model_fields))
+                    raise _invalid(f"unknown setting {key!r}{hint}; expected one of: {', '.join(cls.model_fields)}")
+        return data
+
+    @classmethod
+    def _default(cls, name: str) -> Any:
+        field_info = cls.model_fields[name]
+        return field_info.default_factory() if field_info.default_factory else field_info.default
+
+
+class ModelSpec(_Settings):
     """How the Fellegi–Sunter model is fitted to the records being linked (no labels needed).
 
     :func:`dedup.model.train_model` carries it out on every run, so the engine adapts to data it has
@@ -385,43 +637,59 @@ class ModelSpec:
         10
     """
 
-    estimate: bool = True
-    u_source: str = "random"
-    u_sample_pairs: int = 1_000_000
-    em_sample_pairs: int = 500_000
-    em_iterations: int = 25
-    em_tolerance: float = 1e-4
-    em_fix_u: bool = False
-    min_training_pairs: int = 1_000
-    min_level_pairs: int = 10
-    fixed_levels: tuple[str, ...] = ()
-    term_frequency: tuple[str, ...] = ("name", "community")
-    max_level_weight: float = 20.0
-    seed: int = 20261123
+    estimate: bool = Field(default=True, description="fit m and u to the data; false scores with the declared weights")
+    u_source: str = Field(default="random", description="where u comes from: random record pairs, or the EM's non-match class")
+    u_sample_pairs: int = Field(default=1_000_000, description="random record pairs compared to estimate u")
+    em_sample_pairs: int = Field(default=500_000, description="candidate pairs (at most) the EM runs over")
+    em_iterations: int = Field(default=25, description="EM iterations at most")
+    em_tolerance: float = Field(default=1e-4, description="EM stops once no m or u probability moves by more than this")
+    em_fix_u: bool = Field(default=False, description="with u from random pairs, hold u fixed and estimate only m and λ")
+    min_training_pairs: int = Field(default=1_000, description="fewer candidate pairs than this: declared weights")
+    min_level_pairs: int = Field(default=10, description="a level reached by fewer training pairs keeps its declared weight")
+    fixed_levels: tuple[str, ...] = Field(default=(), description="'field.level' labels whose declared weight EM keeps")
+    term_frequency: tuple[str, ...] = Field(
+        default=("name", "community"), description="fields whose exact level is adjusted by how common the value is"
+    )
+    max_level_weight: float = Field(default=20.0, description="bound (bits, either sign) on any estimated level weight")
+    seed: int = Field(default=20261123, description="random seed of the samples, so a run is reproducible")
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.estimate, bool):
-            raise ConfigError(f"ModelSpec.estimate must be true or false, got {self.estimate!r}; e.g. ModelSpec(estimate=False)")
-        if not isinstance(self.em_fix_u, bool):
-            raise ConfigError(f"ModelSpec.em_fix_u must be true or false, got {self.em_fix_u!r}; e.g. ModelSpec(em_fix_u=True)")
-        if self.u_source not in U_SOURCES:
-            raise ConfigError(f"ModelSpec.u_source must be one of {U_SOURCES}, got {self.u_source!r}; e.g. ModelSpec(u_source='random')")
-        for name in ("u_sample_pairs", "em_sample_pairs", "em_iterations", "min_training_pairs", "min_level_pairs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"ModelSpec.{name} must be a positive integer, got {value!r}; e.g. ModelSpec({name}=10)")
-        for name in ("em_tolerance", "max_level_weight"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"ModelSpec.{name} must be a positive number, got {value!r}; e.g. ModelSpec({name}=1e-4)")
-        for name in ("fixed_levels", "term_frequency"):
-            value = getattr(self, name)
-            if isinstance(value, str) or not isinstance(value, tuple | list):
-                raise ConfigError(f"ModelSpec.{name} must be a tuple of strings, got {value!r}; e.g. {name}=('name',)")
-            object.__setattr__(self, name, tuple(value))
-        bad = [label for label in self.fixed_levels if not isinstance(label, str) or label.count(".") != 1]
-        if bad:
-            raise ConfigError(f"ModelSpec.fixed_levels: {bad} are not 'field.level' labels; e.g. fixed_levels=('name.similar',)")
+    @field_validator("estimate", "em_fix_u", mode="before")
+    @classmethod
+    def _flag(cls, value: Any, info: ValidationInfo) -> Any:
+        return _require(isinstance(value, bool), value, "true or false", info, not cls._default(info.field_name))
+
+    @field_validator("u_source", mode="before")
+    @classmethod
+    def _u_source(cls, value: Any, info: ValidationInfo) -> Any:
+        return _require(value in U_SOURCES, value, f"one of {', '.join(U_SOURCES)}", info, "random")
+
+    @field_validator("u_sample_pairs", "em_sample_pairs", "em_iterations", "min_training_pairs", "min_level_pairs", mode="before")
+    @classmethod
+    def _count(cls, value: Any, info: ValidationInfo) -> Any:
+        return _require(_is_integer(value, 1), value, "a positive integer", info, cls._default(info.field_name))
+
+    @field_validator("em_tolerance", "max_level_weight", mode="before")
+    @classmethod
+    def _positive(cls, value: Any, info: ValidationInfo) -> Any:
+        return _require(_is_number(value) and value > 0, value, "a positive number", info, cls._default(info.field_name))
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed(cls, value: Any, info: ValidationInfo) -> Any:
+        return _require(_is_integer(value, 0), value, "a non-negative integer", info, cls._default(info.field_name))
+
+    @field_validator("fixed_levels", mode="before")
+    @classmethod
+    def _field_levels(cls, value: Any, info: ValidationInfo) -> Any:
+        accepted = _is_strings(value) and all(label.count(".") == 1 for label in value)
+        return _require(accepted, value, "a list of 'field.level' labels", info, ["name.similar"])
+
+    @field_validator("term_frequency", mode="before")
+    @classmethod
+    def _text_fields(cls, value: Any, info: ValidationInfo) -> Any:
+        accepted = _is_strings(value) and set(value) <= _TF_FIELDS
+        expected = f"a list of text fields among {', '.join(sorted(_TF_FIELDS))}"
+        return _require(accepted, value, expected, info, cls._default(info.field_name))
 
 
 def default_blocking_rules() -> tuple[BlockingRule, ...]:
@@ -460,120 +728,219 @@ def default_blocking_rules() -> tuple[BlockingRule, ...]:
 
 def default_comparisons() -> tuple[Comparison, ...]:
     """One comparison per canonical field, with hand-set weights in bits."""
-    return (
-        IdNumberComparison(),
-        NameComparison(),
-        BirthDateComparison(),
-        SexComparison(),
-        PhoneComparison(),
-        AddressComparison(),
-        CommunityComparison(),
-    )
+    return tuple(kind() for kind in _COMPARISONS.values())
 
 
-@dataclass(frozen=True)
-class LinkSettings:
-    """Everything the engine needs to link person records, as data.
+_RULE_EXAMPLE = "blocking_rules: [{name: pinyin_birth_month, keys: [name_pinyin, birth_ym]}]"
+_COMPARISON_EXAMPLE = "comparisons: {id_number: {}, name: {similar_threshold: 0.6, weights: {similar: -3.0}}}"
+
+
+def _blocking_rule(item: Mapping[str, Any], index: int) -> BlockingRule:
+    """A blocking rule of ``linking.yaml`` (``{name, keys, max_block_size}``)."""
+    unknown = [str(key) for key in item if key not in ("name", "keys", "max_block_size")]
+    if unknown:
+        raise _invalid(
+            f"rule {index + 1}: unknown key {unknown[0]!r}; a rule takes name, keys and max_block_size, "
+            "e.g. {name: phone, keys: [phone], max_block_size: 50}"
+        )
+    try:
+        return BlockingRule(item.get("name"), keys=item.get("keys"), max_block_size=item.get("max_block_size"))
+    except ConfigError as e:
+        raise _invalid(f"rule {index + 1}: {e}; in linking.yaml: {{name: pinyin_birth_month, keys: [name_pinyin, birth_ym]}}") from e
+
+
+def _comparison(name: Any, spec: Any) -> Comparison:
+    """The comparison of field ``name`` from its ``linking.yaml`` entry: thresholds and weights by label."""
+    kind = _COMPARISONS.get(name)
+    if kind is None:
+        raise _invalid(
+            f"unknown comparison {name!r}{_suggest(str(name), list(_COMPARISONS))}; compare fields among "
+            f"{', '.join(_COMPARISONS)}, e.g. {_COMPARISON_EXAMPLE}"
+        )
+    spec = {} if spec is None else spec
+    allowed = (*kind.thresholds(), "weights")
+    example = f"{name}: {{weights: {{{kind().labels[1]}: {kind().levels[1].weight}}}}}"
+    if not isinstance(spec, Mapping):
+        raise _invalid(f"{name}: must map {', '.join(allowed)} to values, got {spec!r}; e.g. {example}")
+    unknown = [str(key) for key in spec if key not in allowed]
+    if unknown:
+        raise _invalid(f"{name}: unknown key {unknown[0]!r}; {name} takes {', '.join(allowed)}, e.g. {example}")
+    weights = spec.get("weights") or {}
+    if not isinstance(weights, Mapping):
+        raise _invalid(f"{name}.weights: must map level labels to bits, got {weights!r}; e.g. {example}")
+    if None in weights:
+        # YAML reads a bare `null:` key as nothing at all, not as the label.
+        raise _invalid(f"{name}.weights: write the null level's label in quotes ('null': 0.0); e.g. {example}")
+    for label, weight in weights.items():
+        if not _is_number(weight):
+            raise _invalid(f"{name}.weights.{label}: must be a finite number of bits, got {weight!r}; e.g. {example}")
+    try:
+        return kind(**{key: spec[key] for key in kind.thresholds() if key in spec}).with_weights(weights)
+    except ConfigError as e:
+        raise _invalid(f"{name}: {e}") from e
+
+
+class LinkSettings(_Settings):
+    """Everything the engine needs to link person records, as data; in Python or from ``linking.yaml``.
+
+    In ``linking.yaml`` (see :func:`load_link_settings` and ``demo/linking.yaml``) every key is optional
+    and takes its default when left out. ``blocking_rules`` is a list of ``{name, keys, max_block_size}``.
+    ``comparisons`` maps a field to its thresholds and its level weights by label, e.g.
+    ``name: {similar_threshold: 0.6, weights: {similar: -3.0}}``: the fields listed are compared, in that
+    order, each with the defaults of what it leaves out (``sex: {}``); a field not listed is not compared;
+    no ``comparisons`` key at all compares every field with its defaults.
 
     Args:
         blocking_rules: which pairs are compared at all.
         comparisons: how a pair is compared, field by field; at most one per field.
         match_threshold: a pair whose match weight (bits: the model's prior plus every comparison's
-            contribution) reaches this, and that no hard rule vetoes, is linked. The default, 10 bits, is a
+            contribution) reaches this, and that no veto forbids, is linked. The default, 10 bits, is a
             match probability of 0.999; say it as a probability with ``match_probability``.
         match_probability: the threshold as a match probability; when given it sets ``match_threshold``
-            to ``log2(p / (1 - p))``.
+            to ``log2(p / (1 - p))`` (give one or the other).
         model: how the Fellegi–Sunter model (m, u, prior, term frequencies) is fitted to the input;
             see :class:`ModelSpec`. With ``ModelSpec(estimate=False)`` the declared level weights score.
         review_margin: pairs within this many bits below the threshold are kept in
             :attr:`dedup.engine.LinkResult.pairs` as near misses, to explain and to tune.
         max_block_size: default cap on records per block (see :class:`BlockingRule`).
-        hard_rules: vetoes to apply, keys of :data:`HARD_RULES`. A vetoed pair is never linked, and
-            clustering never puts its two records in one person, however they are chained.
+        vetoes: vetoes to apply, keys of :data:`VETOES`. A vetoed pair is never linked, and clustering
+            never puts its two records in one person, however they are chained.
         chunk_size: candidate pairs compared per batch; bounds memory whatever the data size.
+        version: format version of ``linking.yaml``; currently 1.
+
+    Raises:
+        ConfigError: a value is out of range or the settings contradict each other; the message names
+            the setting and shows a correct value.
 
     Example:
         >>> LinkSettings(match_threshold=12.0, max_block_size=500).match_threshold
         12.0
+        >>> LinkSettings(comparisons=(NameComparison(), BirthDateComparison()), vetoes=()).comparison("sex") is None
+        True
     """
 
-    blocking_rules: tuple[BlockingRule, ...] = field(default_factory=default_blocking_rules)
-    comparisons: tuple[Comparison, ...] = field(default_factory=default_comparisons)
-    match_threshold: float = 10.0
-    review_margin: float = 4.0
-    max_block_size: int = 1000
-    hard_rules: tuple[str, ...] = tuple(HARD_RULES)
-    chunk_size: int = 1_000_000
-    model: ModelSpec = field(default_factory=ModelSpec)
-    match_probability: float | None = None
+    version: Literal[1] = Field(default=1, description="format version of linking.yaml; currently 1")
+    blocking_rules: tuple[InstanceOf[BlockingRule], ...] = Field(
+        default_factory=default_blocking_rules,
+        description="which pairs are compared: [{name, keys, max_block_size}], see dedup.settings.BLOCKING_KEYS",
+    )
+    comparisons: tuple[InstanceOf[Comparison], ...] = Field(
+        default_factory=default_comparisons,
+        description="field -> {<thresholds>, weights: {level label: bits}}; the fields listed are compared",
+    )
+    match_threshold: float = Field(
+        default=10.0, description="match weight (bits) a pair needs to link; 10 bits is a probability of 0.999"
+    )
+    match_probability: float | None = Field(
+        default=None, description="the threshold as a match probability instead of bits, e.g. 0.999"
+    )
+    review_margin: float = Field(default=4.0, description="pairs this many bits below the threshold are near misses")
+    max_block_size: int = Field(default=1000, description="default cap on records per block; larger ones are skipped")
+    vetoes: tuple[str, ...] = Field(default=tuple(VETOES), description=f"vetoes to apply, among {', '.join(VETOES)}")
+    chunk_size: int = Field(default=1_000_000, description="candidate pairs compared per batch; bounds memory")
+    model: ModelSpec = Field(default_factory=ModelSpec, description="how the Fellegi–Sunter model is fitted")
 
-    def __post_init__(self) -> None:
-        if self.match_probability is not None:
-            p = self.match_probability
-            if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 < p < 1.0:
-                raise ConfigError(
-                    f"LinkSettings.match_probability must be a probability strictly between 0 and 1, got {p!r}; "
-                    "e.g. match_probability=0.999"
-                )
-            object.__setattr__(self, "match_threshold", math.log2(p / (1.0 - p)))
-        if not isinstance(self.model, ModelSpec):
-            raise ConfigError(f"LinkSettings.model must be a ModelSpec, got {type(self.model).__name__}; e.g. model=ModelSpec()")
-        for name in ("blocking_rules", "comparisons", "hard_rules"):
-            value = getattr(self, name)
-            if isinstance(value, str) or not isinstance(value, tuple | list):
-                raise ConfigError(f"LinkSettings.{name} must be a tuple, got {type(value).__name__}")
-            object.__setattr__(self, name, tuple(value))
-        if not self.blocking_rules or not all(isinstance(rule, BlockingRule) for rule in self.blocking_rules):
-            raise ConfigError(
-                "LinkSettings.blocking_rules must hold at least one BlockingRule, e.g. "
-                "blocking_rules=(BlockingRule('id_number', keys=('id_number',)),)"
+    @field_validator("match_threshold", mode="before")
+    @classmethod
+    def _bits(cls, value: Any, info: ValidationInfo) -> Any:
+        return _require(_is_number(value), value, "a finite number of bits", info, cls._default(info.field_name))
+
+    @field_validator("review_margin", mode="before")
+    @classmethod
+    def _margin(cls, value: Any, info: ValidationInfo) -> Any:
+        accepted = _is_number(value) and value >= 0
+        return _require(accepted, value, "a number of bits >= 0", info, cls._default(info.field_name))
+
+    @field_validator("max_block_size", mode="before")
+    @classmethod
+    def _block_size(cls, value: Any, info: ValidationInfo) -> Any:
+        return _require(_is_integer(value, 2), value, "an integer >= 2", info, cls._default(info.field_name))
+
+    @field_validator("chunk_size", mode="before")
+    @classmethod
+    def _chunk(cls, value: Any, info: ValidationInfo) -> Any:
+        return _require(_is_integer(value, 1), value, "a positive integer", info, cls._default(info.field_name))
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_spec(cls, value: Any, info: ValidationInfo) -> Any:
+        accepted = isinstance(value, ModelSpec | Mapping)
+        return _require(accepted, value, "a ModelSpec or a mapping of its settings", info, "{estimate: false}")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _threshold_from_probability(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or data.get("match_probability") is None:
+            return data
+        p = data["match_probability"]
+        if not _is_number(p) or not 0.0 < p < 1.0:
+            raise _invalid(
+                f"match_probability must be a probability strictly between 0 and 1, got {p!r}; "
+                "e.g. match_probability: 0.999"
             )
+        if "match_threshold" in data:
+            raise _invalid("give match_threshold (bits) or match_probability, not both; e.g. match_probability: 0.999")
+        return {**data, "match_threshold": math.log2(p / (1.0 - p))}
+
+    @field_validator("blocking_rules", mode="before")
+    @classmethod
+    def _rules_from_file(cls, value: Any) -> Any:
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            raise _invalid(f"must be a list of blocking rules, got {value!r}; e.g. {_RULE_EXAMPLE}")
+        return tuple(_blocking_rule(item, i) if isinstance(item, Mapping) else item for i, item in enumerate(value))
+
+    @field_validator("comparisons", mode="before")
+    @classmethod
+    def _comparisons_from_file(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return tuple(_comparison(name, spec) for name, spec in value.items())
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            raise _invalid(f"must map each compared field to its settings, got {value!r}; e.g. {_COMPARISON_EXAMPLE}")
+        return value
+
+    @field_validator("vetoes", mode="before")
+    @classmethod
+    def _known_vetoes(cls, value: Any) -> Any:
+        if not _is_strings(value):
+            raise _invalid(f"must be a list of veto names, got {value!r}; e.g. vetoes: [distinct_valid_ids, different_sex]")
+        unknown = [name for name in value if name not in VETOES]
+        if unknown:
+            raise _invalid(
+                f"unknown veto {unknown[0]!r}{_suggest(unknown[0], list(VETOES))}; choose from {', '.join(VETOES)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LinkSettings:
+        if not self.blocking_rules:
+            raise _invalid(f"blocking_rules must hold at least one BlockingRule, e.g. {_RULE_EXAMPLE}")
         names = [rule.name for rule in self.blocking_rules]
         if len(set(names)) != len(names):
-            raise ConfigError(f"LinkSettings.blocking_rules: names must be unique, got {names}")
-        if not self.comparisons or not all(isinstance(c, Comparison) and c.field for c in self.comparisons):
-            raise ConfigError(
-                "LinkSettings.comparisons must hold at least one comparison such as NameComparison(), "
-                "e.g. comparisons=(IdNumberComparison(), NameComparison(), BirthDateComparison())"
+            raise _invalid(f"blocking_rules: names must be unique, got {names}")
+        if not self.comparisons or not all(c.field for c in self.comparisons):
+            raise _invalid(
+                "comparisons must hold at least one comparison such as NameComparison(), "
+                f"e.g. {_COMPARISON_EXAMPLE}"
             )
-        fields = [c.field for c in self.comparisons]
-        if len(set(fields)) != len(fields):
-            raise ConfigError(f"LinkSettings.comparisons: one comparison per field, got fields {fields}")
-        for name in ("match_threshold", "review_margin"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise ConfigError(f"LinkSettings.{name} must be a finite number of bits, got {value!r}; e.g. {name}=10.0")
-        if self.review_margin < 0:
-            raise ConfigError(f"LinkSettings.review_margin must be >= 0, got {self.review_margin!r}; e.g. review_margin=4.0")
-        if isinstance(self.max_block_size, bool) or not isinstance(self.max_block_size, int) or self.max_block_size < 2:
-            raise ConfigError(
-                f"LinkSettings.max_block_size must be an integer >= 2, got {self.max_block_size!r}; e.g. max_block_size=1000"
-            )
-        if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
-            raise ConfigError(
-                f"LinkSettings.chunk_size must be a positive integer, got {self.chunk_size!r}; e.g. chunk_size=1_000_000"
-            )
-        unknown = [rule for rule in self.hard_rules if rule not in HARD_RULES]
-        if unknown:
-            raise ConfigError(f"LinkSettings.hard_rules: unknown rule(s) {unknown}; choose from {list(HARD_RULES)}")
-        needs = {
-            "distinct_valid_ids": "id_number",
-            "different_sex": "sex",
-            "contradicting_birth_dates": "birth_date",
-            "same_source_mismatch": "name",
-        }
-        tf_fields = [name for name in self.model.term_frequency if name not in _TF_FIELDS]
-        if tf_fields:
-            raise ConfigError(
-                f"ModelSpec.term_frequency: {tf_fields} cannot be adjusted; choose text fields among "
-                f"{sorted(_TF_FIELDS)}, e.g. term_frequency=('name',)"
-            )
-        for rule in self.hard_rules:
-            if needs[rule] not in fields:
-                raise ConfigError(
-                    f"LinkSettings: hard rule {rule!r} needs a {needs[rule]} comparison; add it to comparisons "
-                    f"or drop the rule from hard_rules"
+        compared = [c.field for c in self.comparisons]
+        if len(set(compared)) != len(compared):
+            raise _invalid(f"comparisons: one comparison per field, got fields {compared}")
+        for veto in self.vetoes:
+            if _VETO_NEEDS[veto] not in compared:
+                raise _invalid(
+                    f"veto {veto!r} needs a {_VETO_NEEDS[veto]} comparison; add it to comparisons or drop the "
+                    "veto from vetoes"
                 )
+        for label in self.model.fixed_levels:
+            field_name, level = label.split(".")
+            comparison = self.comparison(field_name)
+            if comparison is None or level not in comparison.labels:
+                known = [f"{c.field}.{lbl}" for c in self.comparisons for lbl in c.labels]
+                raise _invalid(
+                    f"model.fixed_levels: {label!r} is no declared level{_suggest(label, known)}; "
+                    "e.g. fixed_levels: [name.similar]"
+                )
+        return self
 
     @property
     def threshold_probability(self) -> float:
@@ -587,3 +954,17 @@ class LinkSettings:
     def block_size_limit(self, rule: BlockingRule) -> int:
         """The block-size cap that applies to ``rule``."""
         return rule.max_block_size if rule.max_block_size is not None else self.max_block_size
+
+
+def load_link_settings(path: str | Path) -> LinkSettings:
+    """Read the linking settings from a ``linking.yaml`` file.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or holds a setting that is unknown or out of
+            range; the message names the file, the key and what a correct value looks like.
+
+    Example:
+        >>> load_link_settings("demo/linking.yaml") == LinkSettings()  # doctest: +SKIP
+        True
+    """
+    return load_yaml_model(path, LinkSettings, "linking settings")

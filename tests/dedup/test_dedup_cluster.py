@@ -71,7 +71,7 @@ def test_person_ids_of_chinese_record_ids_hash_utf8() -> None:
 
 
 def test_cannot_link_pair_is_separated_keeping_the_stronger_side() -> None:
-    # 0 -- 1 -- 2 linked, but a hard rule says 0 and 2 are two people; 1 stays with 2 (stronger link).
+    # 0 -- 1 -- 2 linked, but a veto says 0 and 2 are two people; 1 stays with 2 (stronger link).
     clusters = cluster_links(
         3,
         np.array([0, 1]),

@@ -90,7 +90,8 @@ def test_match_probability_of_weights() -> None:
 
 
 def test_term_frequency_makes_a_common_name_weigh_less() -> None:
-    tf = TermFrequencies(field="name", frequency=np.array([0.2, 0.001]), scale=1.0)
+    # A made-up name comparison of three levels: null, exact (code 1, which the frequencies adjust), other.
+    tf = TermFrequencies(field="name", frequency=np.array([0.2, 0.001]), scale=1.0, exact_code=1)
     model = FellegiSunterModel(
         weights={"name": np.array([0.0, 10.0, 2.0])}, term_frequencies={"name": tf}, exact_m={"name": 0.9}
     )

@@ -1,4 +1,4 @@
-"""Scores and hard rules, table-driven: which pairs may never link, whatever their score."""
+"""Scores and vetoes, table-driven: which pairs may never link, whatever their score."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from dedup.compare import RecordArrays, compare_pairs
 from dedup.prepare import prepare_records
 from dedup.score import score_pairs
-from dedup.settings import HARD_RULES, LinkSettings
+from dedup.settings import VETOES, LinkSettings
 from tests.dedup.dedup_helpers import mistype, records, valid_id
 
 SETTINGS = LinkSettings()
@@ -71,13 +71,13 @@ CASES = [
 
 
 @pytest.mark.parametrize(("left", "right", "veto", "linked", "why"), CASES, ids=[case[4] for case in CASES])
-def test_hard_rules(left: dict[str, str], right: dict[str, str], veto: str | None, linked: bool, why: str) -> None:
+def test_vetoes(left: dict[str, str], right: dict[str, str], veto: str | None, linked: bool, why: str) -> None:
     got_veto, got_decision, _ = decide(left, right)
     assert (got_veto, got_decision == "link") == (veto, linked), why
 
 
-def test_every_hard_rule_is_exercised() -> None:
-    assert {case[2] for case in CASES} - {None} == set(HARD_RULES)
+def test_every_veto_is_exercised() -> None:
+    assert {case[2] for case in CASES} - {None} == set(VETOES)
 
 
 def test_score_is_the_sum_of_level_weights() -> None:
@@ -90,8 +90,8 @@ def test_score_is_the_sum_of_level_weights() -> None:
     assert score == pytest.approx(expected)
 
 
-def test_dropping_a_hard_rule_lets_the_pair_link() -> None:
-    settings = LinkSettings(hard_rules=("distinct_valid_ids", "different_sex", "contradicting_birth_dates"))
+def test_dropping_a_veto_lets_the_pair_link() -> None:
+    settings = LinkSettings(vetoes=("distinct_valid_ids", "different_sex", "contradicting_birth_dates"))
     rows = records([{"record_id": "c:1", "source": "census", **PERSON}, {"record_id": "c:2", "source": "census", **PERSON, "name": "张玮"}])
     prepared = prepare_records(rows)
     levels = compare_pairs(RecordArrays.from_prepared(prepared), np.array([0]), np.array([1]), settings.comparisons)
