@@ -5,7 +5,7 @@ import pandas as pd
 
 from assets.resources import WarehouseResource
 from assets.run_lifecycle import RunLockResource
-from dedup import link_records
+from dedup import LinkSettings, link_records
 from quality.guards import drop_outcome
 from quality.rules import DropRule
 
@@ -13,11 +13,16 @@ __all__ = ["build_link_asset"]
 
 
 def build_link_asset(
-    person_sources: list[str], persons_drop: DropRule | None = None, accepted_by: str | None = None
+    person_sources: list[str],
+    settings: LinkSettings | None = None,
+    persons_drop: DropRule | None = None,
+    accepted_by: str | None = None,
 ) -> dg.AssetsDefinition:
     """``record_person_map``, ``link_pairs``, ``person_id_history``, ``review_queue`` and ``review_decisions``
-    from the staged records of ``person_sources``, building on the previous publication; a blocking
-    check holds publication when far fewer persons resolve than the last publication had."""
+    from the staged records of ``person_sources``, linked as ``settings`` (linking.yaml) say and building
+    on the previous publication; a blocking check holds publication when far fewer persons resolve
+    than the last publication had."""
+    settings = settings or LinkSettings()
     persons_key = dg.AssetKey("record_person_map")
 
     @dg.multi_asset(
@@ -38,7 +43,7 @@ def build_link_asset(
              **staged: pd.DataFrame):
         records = pd.concat(list(staged.values()), ignore_index=True)
         previous = warehouse.previous_linking()
-        result = link_records(records, previous=previous)
+        result = link_records(records, settings, previous=previous)
         context.log.info("linked %d records into %d persons", len(records), result.mapping["person_id"].nunique())
         yield dg.Output(result.mapping, output_name="record_person_map",
                         metadata={"dagster/row_count": len(result.mapping), **_numbers(result.stats)})

@@ -32,7 +32,7 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
         group_name="staged",
         ins={"raw": dg.AssetIn(f"raw_{name}")},
         outs={
-            f"staged_{name}": dg.AssetOut(description=f"{source.department}: canonical records that passed the hard rules"),
+            f"staged_{name}": dg.AssetOut(description=f"{source.department}: canonical records that passed the quarantine rules"),
             f"quarantine_{name}": dg.AssetOut(description=f"{source.department}: rows held back, with rule and fix"),
             f"staging_report_{name}": dg.AssetOut(description=f"{source.department}: lineage, counts and validation"),
         },

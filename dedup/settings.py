@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -45,7 +44,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from core.config import load_yaml_model
+from core.config import key_error, load_yaml_model, suggest
 from core.errors import ConfigError
 
 __all__ = [
@@ -281,7 +280,7 @@ class Comparison:
         labels = self.labels
         if label not in labels:
             raise ConfigError(
-                f"{type(self).__name__} has no level {label!r}{_suggest(label, labels)}; its levels are {', '.join(labels)}"
+                f"{type(self).__name__} has no level {label!r}{suggest(label, labels)}; its levels are {', '.join(labels)}"
             )
         return labels.index(label)
 
@@ -303,7 +302,7 @@ class Comparison:
         unknown = [label for label in weights if label not in self.labels]
         if unknown:
             raise ConfigError(
-                f"{type(self).__name__} has no level {unknown[0]!r}{_suggest(str(unknown[0]), self.labels)}; "
+                f"{type(self).__name__} has no level {unknown[0]!r}{suggest(str(unknown[0]), self.labels)}; "
                 f"its levels are {', '.join(self.labels)}; e.g. {{'{self.labels[1]}': {self.levels[1].weight}}}"
             )
         levels = tuple(
@@ -519,9 +518,10 @@ U_SOURCES: tuple[str, ...] = ("random", "candidates")
 # ------------------------------------------------------------------------ checks shared by the models
 
 
-def _invalid(message: str) -> PydanticCustomError:
-    """A validation error whose message is ``message`` as written (pydantic formats ``{}`` otherwise)."""
-    return PydanticCustomError("invalid_setting", "{message}", {"message": message})
+def _invalid(message: str, *key: str | int) -> PydanticCustomError:
+    """A validation error whose message is ``message`` as written, reported at ``key`` below the model
+    that raises it (a model-level check can still name the setting it is about)."""
+    return key_error(message, *key)
 
 
 def _require(accepted: bool, value: Any, expected: str, info: ValidationInfo, example: Any) -> Any:
@@ -550,11 +550,6 @@ def _is_integer(value: Any, least: int) -> bool:
 
 def _is_strings(value: Any) -> bool:
     return isinstance(value, tuple | list) and all(isinstance(item, str) for item in value)
-
-
-def _suggest(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 #: Former names of settings, so an old file or call is told the new one.
@@ -590,8 +585,8 @@ class _Settings(BaseModel, metaclass=_Meta):
         if isinstance(data, Mapping):
             for key in data:
                 if key not in cls.model_fields:
-                    hint = f" (renamed {_RENAMED[key]!r})" if key in _RENAMED else _suggest(str(key), list(cls.model_fields))
-                    raise _invalid(f"unknown setting {key!r}{hint}; expected one of: {', '.join(cls.model_fields)}")
+                    hint = f" (renamed {_RENAMED[key]!r})" if key in _RENAMED else suggest(str(key), list(cls.model_fields))
+                    raise _invalid(f"unknown setting {key!r}{hint}; expected one of: {', '.join(cls.model_fields)}", key)
         return data
 
     @classmethod
@@ -754,7 +749,7 @@ def _comparison(name: Any, spec: Any) -> Comparison:
     kind = _COMPARISONS.get(name)
     if kind is None:
         raise _invalid(
-            f"unknown comparison {name!r}{_suggest(str(name), list(_COMPARISONS))}; compare fields among "
+            f"unknown comparison {name!r}{suggest(str(name), list(_COMPARISONS))}; compare fields among "
             f"{', '.join(_COMPARISONS)}, e.g. {_COMPARISON_EXAMPLE}"
         )
     spec = {} if spec is None else spec
@@ -777,7 +772,7 @@ def _comparison(name: Any, spec: Any) -> Comparison:
     try:
         return kind(**{key: spec[key] for key in kind.thresholds() if key in spec}).with_weights(weights)
     except ConfigError as e:
-        raise _invalid(f"{name}: {e}") from e
+        raise _invalid(str(e), name) from e
 
 
 class LinkSettings(_Settings):
@@ -876,10 +871,11 @@ class LinkSettings(_Settings):
         if not _is_number(p) or not 0.0 < p < 1.0:
             raise _invalid(
                 f"match_probability must be a probability strictly between 0 and 1, got {p!r}; "
-                "e.g. match_probability: 0.999"
+                "e.g. match_probability: 0.999", "match_probability"
             )
         if "match_threshold" in data:
-            raise _invalid("give match_threshold (bits) or match_probability, not both; e.g. match_probability: 0.999")
+            raise _invalid("give match_threshold (bits) or match_probability, not both; e.g. match_probability: 0.999",
+                           "match_threshold")
         return {**data, "match_threshold": math.log2(p / (1.0 - p))}
 
     @field_validator("blocking_rules", mode="before")
@@ -906,17 +902,17 @@ class LinkSettings(_Settings):
         unknown = [name for name in value if name not in VETOES]
         if unknown:
             raise _invalid(
-                f"unknown veto {unknown[0]!r}{_suggest(unknown[0], list(VETOES))}; choose from {', '.join(VETOES)}"
+                f"unknown veto {unknown[0]!r}{suggest(unknown[0], list(VETOES))}; choose from {', '.join(VETOES)}"
             )
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> LinkSettings:
         if not self.blocking_rules:
-            raise _invalid(f"blocking_rules must hold at least one BlockingRule, e.g. {_RULE_EXAMPLE}")
+            raise _invalid(f"blocking_rules must hold at least one BlockingRule, e.g. {_RULE_EXAMPLE}", "blocking_rules")
         names = [rule.name for rule in self.blocking_rules]
         if len(set(names)) != len(names):
-            raise _invalid(f"blocking_rules: names must be unique, got {names}")
+            raise _invalid(f"blocking_rules: names must be unique, got {names}", "blocking_rules")
         if not self.comparisons or not all(c.field for c in self.comparisons):
             raise _invalid(
                 "comparisons must hold at least one comparison such as NameComparison(), "
@@ -924,12 +920,12 @@ class LinkSettings(_Settings):
             )
         compared = [c.field for c in self.comparisons]
         if len(set(compared)) != len(compared):
-            raise _invalid(f"comparisons: one comparison per field, got fields {compared}")
+            raise _invalid(f"comparisons: one comparison per field, got fields {compared}", "comparisons")
         for veto in self.vetoes:
             if _VETO_NEEDS[veto] not in compared:
                 raise _invalid(
                     f"veto {veto!r} needs a {_VETO_NEEDS[veto]} comparison; add it to comparisons or drop the "
-                    "veto from vetoes"
+                    "veto from vetoes", "vetoes"
                 )
         for label in self.model.fixed_levels:
             field_name, level = label.split(".")
@@ -937,8 +933,8 @@ class LinkSettings(_Settings):
             if comparison is None or level not in comparison.labels:
                 known = [f"{c.field}.{lbl}" for c in self.comparisons for lbl in c.labels]
                 raise _invalid(
-                    f"model.fixed_levels: {label!r} is no declared level{_suggest(label, known)}; "
-                    "e.g. fixed_levels: [name.similar]"
+                    f"model.fixed_levels: {label!r} is no declared level{suggest(label, known)}; "
+                    "e.g. fixed_levels: [name.similar]", "model", "fixed_levels"
                 )
         return self
 
@@ -967,4 +963,4 @@ def load_link_settings(path: str | Path) -> LinkSettings:
         >>> load_link_settings("demo/linking.yaml") == LinkSettings()  # doctest: +SKIP
         True
     """
-    return load_yaml_model(path, LinkSettings, "linking settings")
+    return load_yaml_model(path, LinkSettings, "linking settings", like="demo/linking.yaml")

@@ -44,7 +44,7 @@ DEFECTS = (
 """Every defect name that can appear in the ground truth's ``defects`` column."""
 
 QUARANTINE_DEFECTS = ("bad_birth_date", "missing_name", "malformed_id")
-"""Defects that break a hard rule: staging must quarantine these rows, not stage them."""
+"""Defects that break a quarantine rule: staging must quarantine these rows, not stage them."""
 
 QUARANTINE_MINIMUM_ROWS = 100
 """A source with at least this many rows gets at least one row of each quarantine defect, so that

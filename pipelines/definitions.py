@@ -16,6 +16,7 @@ from assets.resources import WarehouseResource
 from assets.run_lifecycle import RUN_LOCK, SYNC_JOB, RunLockResource
 from assets.staged import build_staged_assets
 from connectors import SourceReader, load_sources
+from dedup import load_link_settings
 from pipelines.settings import PERSONS, Settings
 from pipelines.storage import FileIOManager
 from publish import load_policy
@@ -35,6 +36,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     rules = load_quality_rules(settings.rules_file)
     rules.check_sources(person_sources, settings.rules_file, consent=consent_source)
     load_policy(settings.policy_file)
+    linking = load_link_settings(settings.linking_file)
     accepted = settings.accepted_drops([s.name for s in declared])
 
     source_assets = [build_raw_asset(s) for s in declared]
@@ -46,7 +48,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     ]
     assets = [
         *source_assets,
-        build_link_asset(person_sources, rules.district.persons_drop, accepted.get(PERSONS)),
+        build_link_asset(person_sources, linking, rules.district.persons_drop, accepted.get(PERSONS)),
         build_publish_assets(person_sources, consent_source, sources.trust_ranks),
         quality_report,
     ]

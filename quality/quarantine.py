@@ -8,7 +8,7 @@ for a database or parquet source. Two trailing columns, ``quarantine_rule`` and
 ``quarantine_message``, say what is wrong and how to fix it; the connectors ignore undeclared
 columns, so a corrected file can go back as it is.
 
-When the corrected rows arrive in the next extract they pass the hard rules, leave the quarantine,
+When the corrected rows arrive in the next extract they pass the quarantine rules, leave the quarantine,
 and the report counts them as fixed (see ``quarantine_history`` and the ``fixed`` measure).
 """
 

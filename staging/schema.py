@@ -99,7 +99,7 @@ QUARANTINE_COLUMNS: dict[str, str] = {
     "raw_record": _TEXT,
     "extracted_at": _TIMESTAMP,
 }
-"""Column -> pandas dtype of a quarantine row: one per source row that broke a hard rule.
+"""Column -> pandas dtype of a quarantine row: one per source row that broke a quarantine rule.
 
 ``rule`` is the first quarantine rule broken (in the order of :data:`PERSON_QUARANTINE_RULES` or
 :data:`CONSENT_QUARANTINE_RULES`),

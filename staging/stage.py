@@ -6,9 +6,10 @@ the resident-ID columns and cross-checks, and sorts each row into exactly one of
 
 - ``staged``: rows fit to use; soft problems (a wrong ID check digit, a birth date that disagrees
   with the ID, an implausible phone) are kept visible as flags and counts, not dropped.
-- ``quarantine``: rows that break a hard rule (no key, a repeated key, no name, a malformed ID, an
-  unreadable or impossible birth date), each with the rule, the offending value and a message saying
-  how to fix it in the source system.
+- ``quarantine``: rows that break a quarantine rule (cut off in transfer, no key, a repeated key, no
+  name or one that is not a name, an ID Excel turned into a number, a malformed ID, an unreadable or
+  impossible birth date), each with the rule, the offending value and a message saying how to fix
+  it in the source system.
 
 Every extracted row ends up in exactly one of them; staging raises rather than lose one.
 """
@@ -98,9 +99,9 @@ class StageResult:
     ``len(staged) + len(quarantine)`` always equals the number of extracted rows.
 
     Attributes:
-        staged: rows that passed the hard rules, in canonical columns (person:
+        staged: rows that passed the quarantine rules, in canonical columns (person:
             ``schema.CANONICAL_COLUMNS``; consent: ``schema.CONSENT_COLUMNS``), extract order.
-        quarantine: one row per extracted row that broke a hard rule (``schema.QUARANTINE_COLUMNS``).
+        quarantine: one row per extracted row that broke a quarantine rule (``schema.QUARANTINE_COLUMNS``).
         soft_problems: counts of soft problems among the staged rows, only those that occurred:
             ``unmapped_value:<field>`` (a value its ``values`` map does not list; staged as missing),
             ``unrecognised_value:<field>`` (not a sex, yes/no, grade or day-precision date; staged as
@@ -127,7 +128,7 @@ def stage_person_records(
     extracted_at: dt.datetime,
     truncated_rows: Sequence[int] = (),
 ) -> StageResult:
-    """Map a person source's extract onto the canonical person record and apply the hard rules.
+    """Map a person source's extract onto the canonical person record and apply the quarantine rules.
 
     Each mapped value is cleaned (:func:`staging.clean_text`), translated by the field's ``values``
     map if there is one (a value the map does not list becomes missing and is counted), then
@@ -525,7 +526,7 @@ class _Fields:
     def result(
         self, staged: pd.DataFrame, quarantined: np.ndarray, quarantine_frame: pd.DataFrame, schema: Mapping[str, str]
     ) -> StageResult:
-        """Keep the rows no hard rule quarantined, check conservation, and count the soft problems."""
+        """Keep the rows no quarantine rule held back, check conservation, and count the soft problems."""
         keep = ~quarantined
         staged = pd.DataFrame({name: _keep_rows(staged[name].astype(dtype), keep) for name, dtype in schema.items()})
         check_conservation(self.extract.source, self.length, staged, quarantine_frame)

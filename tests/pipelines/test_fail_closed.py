@@ -22,9 +22,11 @@ import pandas as pd
 import pytest
 
 import publish.generations as generations_module
+from core.errors import ConfigError
 from core.home import DataHome
 from pipelines.cli import EXIT_BUSY, main, run_pipeline
-from pipelines.settings import DEMO_POLICY
+from pipelines.definitions import build_definitions
+from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
 from pipelines.storage import stored_frame
 from publish import AuditLog, Generations
 
@@ -343,3 +345,18 @@ def test_restore_publishes_an_earlier_generation_again_and_the_audit_log_records
     assert f"restore-{generations[-2].name}" in audit_run_ids(home) and AuditLog(home).verify().ok
     assert main(["restore", "--list", "--home", str(home.root)]) == 0
     assert "<- current" in capsys.readouterr().out
+
+
+def test_the_linking_settings_file_decides_how_the_pipeline_links(demo_copy, tmp_path):
+    strict = tmp_path / "linking.yaml"
+    strict.write_text("version: 1\nmatch_probability: 0.999999\n", encoding="utf-8")
+
+    assert run(demo_copy.home, "--linking", str(strict)) == 0
+
+    with duckdb.connect(str(demo_copy.home.warehouse_file), read_only=True) as con:
+        weakest = con.execute("SELECT min(match_weight) FROM link_pairs WHERE decision = 'link'").fetchone()[0]
+    assert weakest >= 19.9  # log2(p / (1 - p)) of 0.999999; the default 0.999 links from 10 bits
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nmatch_probability: 1.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"(?s)bad\.yaml: invalid linking settings.*line 2, match_probability"):
+        build_definitions(Settings(demo_copy.home, DEMO_SOURCES, DEMO_POLICY, linking_file=bad))

@@ -1,4 +1,4 @@
-"""Staging the consent registry: status codes, decision times, hard rules."""
+"""Staging the consent registry: status codes, decision times, quarantine rules."""
 
 import datetime as dt
 

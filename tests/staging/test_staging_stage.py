@@ -1,4 +1,4 @@
-"""Staging person records: mapping, value maps, derived columns, hard rules and conservation."""
+"""Staging person records: mapping, value maps, derived columns, quarantine rules and conservation."""
 
 import datetime as dt
 import json
