@@ -214,7 +214,9 @@ def _login() -> str:
 
 
 def _dagster_level(args: argparse.Namespace) -> str:
-    return "INFO" if args.verbose else "ERROR"
+    # Without -v the summary says everything, in silobreaker's words; Dagster's own console log would
+    # repeat failures as library tracebacks.
+    return "INFO" if args.verbose else "CRITICAL"
 
 
 def _cmd_dedup(args: argparse.Namespace) -> int:

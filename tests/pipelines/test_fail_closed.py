@@ -360,3 +360,17 @@ def test_the_linking_settings_file_decides_how_the_pipeline_links(demo_copy, tmp
     bad.write_text("version: 1\nmatch_probability: 1.5\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"(?s)bad\.yaml: invalid linking settings.*line 2, match_probability"):
         build_definitions(Settings(demo_copy.home, DEMO_SOURCES, DEMO_POLICY, linking_file=bad))
+
+
+def test_far_fewer_persons_block_even_when_each_source_drop_was_accepted(demo_copy, capsys):
+    home = demo_copy.home
+    before, ids = publication(home), person_ids(home)
+    for name, encoding in (("census_extract.csv", "utf-8-sig"), ("health_visits.csv", "gbk")):
+        truncate_csv(home.demo_dir / name, 3, encoding)
+
+    rc = run(home, "--accept-drop", "census", "--accept-drop", "health")
+    out = capsys.readouterr().out
+
+    assert_blocked_and_intact(home, before, ids, rc, out)
+    assert "FAILED record_person_map: persons_drop:" in out and "persons (−" in out
+    assert run(home, "--accept-drop", "census", "--accept-drop", "health", "--accept-drop", "persons") == 0
