@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets.run_lifecycle import RunLockResource
 from connectors import Extract, SourceConfig, SourceReader
-from core.errors import TransientError
+from core.errors import SourceError, TransientError
 
 __all__ = ["build_raw_asset"]
 
@@ -24,6 +24,10 @@ def build_raw_asset(source: SourceConfig) -> dg.AssetsDefinition:
         except TransientError as e:
             # Only a source that did not answer is worth another try; a wrong column is not.
             raise dg.RetryRequested(max_retries=2, seconds_to_wait=10) from e
+        except SourceError as e:
+            # The UI shows silobreaker's own message (source, file, problem, fix) as the failure.
+            raise dg.Failure(description=str(e), metadata={
+                "source": e.source, "location": e.location, "problem": e.problem, "fix": e.fix}) from e
         context.log.info("read %d rows from %s", extract.lineage.row_count, extract.lineage.location)
         return dg.Output(
             extract,

@@ -24,6 +24,9 @@ from core.errors import SourceError
 
 __all__ = ["cell_text", "clean_name", "frame_sha256", "require_columns", "text_frame"]
 
+# Delimiters CSV exports use, most common first.
+_DELIMITERS = (",", ";", "\t", "|")
+
 
 def cell_text(value: Any) -> str | None:
     """One value as the text staging receives.
@@ -145,6 +148,15 @@ def require_columns(cfg: SourceConfig, location: str, available: Iterable[str], 
     missing = [(key, column) for key, column in wanted if clean_name(column) not in present_set]
     if not missing:
         return
+    separator = _other_delimiter(cfg, present)
+    if separator is not None:
+        raise SourceError(
+            cfg.name,
+            location,
+            f"the header reads as one column {present[0]!r}: the file is delimited by {separator!r}, "
+            f"not by {cfg.delimiter!r}",
+            f"set delimiter: {separator!r} for this source in sources.yaml",
+        )
     parts = []
     for key, column in missing:
         close = difflib.get_close_matches(column, present, n=1)
@@ -156,3 +168,10 @@ def require_columns(cfg: SourceConfig, location: str, available: Iterable[str], 
         f"the {what} has no such column: {'; '.join(parts)}. Columns found: {', '.join(present) or '(none)'}",
         f"correct {keys} in sources.yaml, or ask the department for the column",
     )
+
+
+def _other_delimiter(cfg: SourceConfig, header: list[str]) -> str | None:
+    """The delimiter a CSV really uses when its whole header reads as one column holding another one."""
+    if cfg.kind != "csv" or len(header) != 1:
+        return None
+    return next((d for d in _DELIMITERS if d != cfg.delimiter and d in header[0]), None)

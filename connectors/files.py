@@ -65,6 +65,8 @@ def read_csv(cfg: SourceConfig, home: HomeLike) -> Extract:
     data = _read_bytes(cfg, path)
     encoding = detect_encoding(data) if cfg.encoding == "auto" else cfg.encoding
     logger.debug("source %s: decoding %s as %s (declared %s)", cfg.name, path, encoding, cfg.encoding)
+    if not encoding.startswith("utf-8"):
+        _refuse_mixed_encodings(cfg, path, data)
     text = _decode(cfg, path, data, encoding)
     try:
         # header=None makes the first line set the field count, so a longer row is an error
@@ -237,6 +239,9 @@ def _decode(cfg: SourceConfig, path: Path, data: bytes, encoding: str) -> str:
         bad = data[e.start : e.start + 4].hex(" ")
         if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             fix = "the file is UTF-16; ask the department to save it as CSV UTF-8 or GB18030"
+        elif encoding.startswith("utf-8") and _utf8_line(data) is not None:
+            fix = (f"the file mixes encodings (line {_utf8_line(data)} is UTF-8, line {line} is not): ask the "
+                   "department to save the whole file again in one encoding, as CSV UTF-8")
         elif encoding.startswith("utf-8"):
             fix = "set encoding: gb18030 (or auto) for this source in sources.yaml"
         elif cfg.encoding == "auto":
@@ -254,6 +259,34 @@ def _decode(cfg: SourceConfig, path: Path, data: bytes, encoding: str) -> str:
 def _fields_in_last_line(text: str, delimiter: str) -> int:
     last = text[max(text.rfind("\n"), text.rfind("\r")) + 1 :]
     return max((len(row) for row in csv.reader([last], delimiter=delimiter)), default=0)
+
+
+# A line that decodes as UTF-8 and holds Chinese: in a file that is not UTF-8 as a whole, such a line
+# was pasted in from another program (the rest being GBK); a GBK line is almost never valid UTF-8.
+_UTF8_CHINESE_LINE = re.compile(r"^[^\ufffd\n]*[\u4e00-\u9fff][^\ufffd\n]*[\u4e00-\u9fff][^\ufffd\n]*$", re.M)
+
+
+def _utf8_line(data: bytes) -> int | None:
+    """The first line (1-based) of a file that is not UTF-8 as a whole but holds a UTF-8 Chinese line."""
+    text = data.decode("utf-8", errors="replace")
+    if "\ufffd" not in text:
+        return None
+    found = _UTF8_CHINESE_LINE.search(text)
+    return None if found is None else text.count("\n", 0, found.start()) + 1
+
+
+def _refuse_mixed_encodings(cfg: SourceConfig, path: Path, data: bytes) -> None:
+    """Refuse a file whose lines are in two encodings: decoding it as one turns the others into
+    mojibake that no later step can recognise (names that match no one)."""
+    line = _utf8_line(data)
+    if line is not None:
+        raise SourceError(
+            cfg.name,
+            str(path),
+            f"the file mixes encodings: line {line} is UTF-8, other lines are GBK/GB18030, so one of them "
+            "would be read as garbled text",
+            "ask the department to save the whole file again in one encoding, as CSV UTF-8",
+        )
 
 
 def _bad_line(cfg: SourceConfig, path: Path, error: pd.errors.ParserError) -> SourceError:

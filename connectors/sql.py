@@ -163,6 +163,12 @@ def _translate(
         )
     if isinstance(error, sa.exc.DBAPIError) and _is_transient(error, connecting=connecting):
         return SourceUnavailableError(cfg.name, location, detail)
+    if _not_a_database(error, cfg):
+        return SourceError(
+            cfg.name, location, f"the file is not a readable SQLite database ({detail}): it is damaged, "
+            "truncated or another kind of file",
+            "ask the department for a fresh copy of the database file, or correct url in sources.yaml",
+        )
     if connecting:
         return SourceError(
             cfg.name, location, f"the database refused the connection: {detail}",
@@ -205,3 +211,10 @@ def _driver_message(error: Exception, secret: str | None) -> str:
     if secret:
         text = text.replace(secret, "***")
     return text
+
+
+def _not_a_database(error: Exception, cfg: SourceConfig) -> bool:
+    text = str(error).lower()
+    return (cfg.url or "").startswith("sqlite") and any(
+        sign in text for sign in ("file is not a database", "database disk image is malformed", "file is encrypted")
+    )

@@ -171,3 +171,23 @@ def test_empty_last_fields_or_a_final_line_break_are_not_truncation(make_source,
     (tmp_path / "visits.csv").write_text(text, encoding="utf-8")
 
     assert read_source(csv_source(make_source), tmp_path).truncated_rows == ()
+
+
+@pytest.mark.parametrize("declared", ["auto", "gbk", "gb18030", "utf-8"])
+def test_a_file_in_two_encodings_is_refused_naming_the_lines_and_the_fix(make_source, tmp_path: Path, declared) -> None:
+    # A clerk pasted a row from a UTF-8 web form into the GBK export.
+    (tmp_path / "visits.csv").write_bytes("编号,姓名\n1,张三\n2,李四\n".encode("gbk") + "3,王芳芳\n".encode("utf-8"))
+
+    with pytest.raises(SourceError) as caught:
+        read_source(csv_source(make_source, encoding=declared, columns={"name": "姓名"}), tmp_path)
+
+    message = str(caught.value)
+    assert "mixes encodings" in message and "line 4 is UTF-8" in message
+    assert "save the whole file again in one encoding, as CSV UTF-8" in message
+
+
+def test_a_wrong_delimiter_is_named_with_the_right_one(make_source, tmp_path: Path) -> None:
+    (tmp_path / "visits.csv").write_text("编号;姓名;身份证号\n1;张三;\n", encoding="utf-8")
+
+    with pytest.raises(SourceError, match=r"delimited by ';', not by ','\. Fix: set delimiter: ';'"):
+        read_source(csv_source(make_source), tmp_path)

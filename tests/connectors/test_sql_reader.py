@@ -205,3 +205,18 @@ def test_unknown_dialect_is_terminal(make_source, tmp_path: Path) -> None:
 
     with pytest.raises(SourceError, match="cannot use this URL.*correct url in sources.yaml"):
         read_source(source, tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_sqlite_file_is_named_as_such_with_the_fix(make_source, tmp_path: Path, damage: str) -> None:
+    database = DataHome.at(tmp_path).demo_dir / "civil_affairs.sqlite"
+    make_sqlite(database)
+    if damage == "garbage":
+        database.write_bytes(b"this is a spreadsheet, not a database " * 200)
+    else:
+        database.write_bytes(database.read_bytes()[:4096] + b"\0" * 100)
+
+    with pytest.raises(SourceError) as caught:
+        read_source(sqlite_source(make_source), tmp_path)
+
+    assert "not a readable SQLite database" in str(caught.value) and "fresh copy" in str(caught.value)
