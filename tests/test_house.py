@@ -64,6 +64,18 @@ def test_only_publish_opens_the_published_warehouse():
     assert users == []
 
 
+def test_outside_publish_duckdb_only_opens_in_memory_databases():
+    # SQL over published tables runs in publish/ alone; the other rooms use DuckDB as an engine.
+    opened = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in modules(*PACKAGES) if path.parent.name != "publish"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "connect"
+        and isinstance(node.func.value, ast.Name) and node.func.value.id == "duckdb" and (node.args or node.keywords)
+    ]
+    assert opened == []
+
+
 @pytest.mark.parametrize("package", ["dedup", "staging", "core"])
 def test_low_rooms_import_no_database_driver_reader_or_dagster(package):
     probe = (f"import sys, {package}; "
