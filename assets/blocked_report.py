@@ -39,6 +39,11 @@ def run_failures(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
     failures = failure_messages(
         entry.dagster_event for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
     )
+    # A run can fail before any step: its resources (the run lock, a configuration file) would not start.
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.RESOURCE_INIT_FAILURE):
+        error = entry.dagster_event.event_specific_data.error
+        if error is not None:
+            failures["resources"] = " ".join(_our_message(error).split())
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = entry.dagster_event.event_specific_data
         metadata = evaluation.metadata

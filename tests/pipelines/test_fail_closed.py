@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 import publish.generations as generations_module
+from assets.blocked_report import run_failures
 from core.errors import ConfigError
 from core.home import DataHome
 from pipelines.cli import EXIT_BUSY, main, run_pipeline
@@ -374,3 +375,24 @@ def test_far_fewer_persons_block_even_when_each_source_drop_was_accepted(demo_co
     assert_blocked_and_intact(home, before, ids, rc, out)
     assert "FAILED record_person_map: persons_drop:" in out and "persons (−" in out
     assert run(home, "--accept-drop", "census", "--accept-drop", "health", "--accept-drop", "persons") == 0
+
+
+def test_a_run_launched_by_dagster_itself_holds_the_home_too(demo_copy):
+    # The UI and the schedule start the sync job without the CLI: the run_lock resource takes the lock.
+    home = demo_copy.home
+    job = build_definitions(demo_copy).resolve_job_def("sync")
+    holder = subprocess.Popen([sys.executable, "-m", "tests.pipelines.faults", "hold", str(home.root)], cwd=REPO,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with dg.DagsterInstance.ephemeral() as instance:
+            blocked = job.execute_in_process(instance=instance, raise_on_error=False)
+            failures = run_failures(instance, blocked.run_id)
+        assert not blocked.success
+        assert any("in use by run run-held-by-the-test" in message for message in failures.values())
+    finally:
+        holder.kill()
+        holder.wait()
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance)
+    assert result.success and home.run_finished_marker(result.run_id).exists()
