@@ -119,29 +119,23 @@ class WarehouseReader:
     def previous_extracted_rows(self, source: str) -> int | None:
         """Rows read from ``source`` by the last published run (``None`` before the first publication,
         or if that run did not read it)."""
-        if not self.exists:
-            return None
-        with self.connect() as con:
-            if not {"extraction_log", "runs"} <= _table_names(con):
-                return None
-            row = con.execute(
-                """SELECT max(e.row_count) FROM extraction_log e
-                   WHERE e.source = ? AND e.run_id = (SELECT run_id FROM runs ORDER BY published_at DESC LIMIT 1)""",
-                [source],
-            ).fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+        return self._last_run_rows("extraction_log", "source", source)
 
     def previous_staged_rows(self, source: str) -> int | None:
         """Rows of ``source`` staged by the last published run (``None`` before the first publication)."""
+        return self._last_run_rows("validation_results", "suite", f"staged_{source}")
+
+    def _last_run_rows(self, table: str, key_column: str, key: str) -> int | None:
+        """``row_count`` the last published run recorded in ``table`` for ``key`` (``None`` if none)."""
         if not self.exists:
             return None
         with self.connect() as con:
-            if not {"validation_results", "runs"} <= _table_names(con):
+            if not {table, "runs"} <= _table_names(con):
                 return None
             row = con.execute(
-                """SELECT max(v.row_count) FROM validation_results v
-                   WHERE v.suite = ? AND v.run_id = (SELECT run_id FROM runs ORDER BY published_at DESC LIMIT 1)""",
-                [f"staged_{source}"],
+                f"""SELECT max(t.row_count) FROM {table} t WHERE t.{key_column} = ?
+                    AND t.run_id = (SELECT run_id FROM runs ORDER BY published_at DESC LIMIT 1)""",
+                [key],
             ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
