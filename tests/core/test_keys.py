@@ -10,24 +10,61 @@ from core.errors import ConfigError
 from core.home import DataHome
 from core.keys import load_or_create_key
 
+GOOD = bytes(range(7, 39))  # 32 distinct bytes, as a random key has
+
+
+def key_file(tmp_path, name: str = "r"):
+    return DataHome.at(tmp_path).pseudonym_key_file(name)
+
 
 def test_key_file_is_created_once_private_and_reused(tmp_path, monkeypatch):
     monkeypatch.delenv("SB_TEST_KEY", raising=False)
-    first = load_or_create_key(DataHome.at(tmp_path).pseudonym_key_file("r"), "SB_TEST_KEY")
+    first = load_or_create_key(key_file(tmp_path), "SB_TEST_KEY")
     path = tmp_path / "keys" / "r.key"
     assert len(first) == 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    assert load_or_create_key(DataHome.at(tmp_path).pseudonym_key_file("r"), "SB_TEST_KEY") == first
-    assert load_or_create_key(DataHome.at(tmp_path).pseudonym_key_file("other"), "SB_TEST_KEY") != first
+    assert load_or_create_key(key_file(tmp_path), "SB_TEST_KEY") == first
+    assert load_or_create_key(key_file(tmp_path, "other"), "SB_TEST_KEY") != first
 
 
 def test_environment_key_wins_and_is_validated(tmp_path, monkeypatch):
-    monkeypatch.setenv("SB_TEST_KEY", "ab" * 32)
-    assert load_or_create_key(DataHome.at(tmp_path).pseudonym_key_file("r"), "SB_TEST_KEY") == bytes.fromhex("ab" * 32)
+    monkeypatch.setenv("SB_TEST_KEY", GOOD.hex())
+    assert load_or_create_key(key_file(tmp_path), "SB_TEST_KEY") == GOOD
     assert not (tmp_path / "keys").exists()
     monkeypatch.setenv("SB_TEST_KEY", "abc")
     with pytest.raises(ConfigError, match=r"\$SB_TEST_KEY must be hex"):
-        load_or_create_key(DataHome.at(tmp_path).pseudonym_key_file("r"), "SB_TEST_KEY")
-    monkeypatch.setenv("SB_TEST_KEY", "ab" * 16)
+        load_or_create_key(key_file(tmp_path), "SB_TEST_KEY")
+    monkeypatch.setenv("SB_TEST_KEY", GOOD[:16].hex())
     with pytest.raises(ConfigError, match="must be 32 bytes"):
-        load_or_create_key(DataHome.at(tmp_path).pseudonym_key_file("r"), "SB_TEST_KEY")
+        load_or_create_key(key_file(tmp_path), "SB_TEST_KEY")
+
+
+@pytest.mark.parametrize("weak", ["00" * 32, "ab" * 32, "0123" * 16])
+def test_a_key_that_is_not_random_is_refused(tmp_path, monkeypatch, weak):
+    monkeypatch.setenv("SB_TEST_KEY", weak)
+    with pytest.raises(ConfigError, match=r"is not a random key .*openssl rand -hex 32"):
+        load_or_create_key(key_file(tmp_path), "SB_TEST_KEY")
+    monkeypatch.delenv("SB_TEST_KEY")
+    path = key_file(tmp_path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.write_bytes(bytes.fromhex(weak))
+    path.chmod(0o600)
+    with pytest.raises(ConfigError, match=r"is not a random key"):
+        load_or_create_key(path, "SB_TEST_KEY")
+
+
+def test_a_key_file_others_can_read_or_of_the_wrong_length_is_refused_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.delenv("SB_TEST_KEY", raising=False)
+    path = key_file(tmp_path)
+    load_or_create_key(path, "SB_TEST_KEY")
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match=rf"mode 644\); a key must be its owner's alone: chmod 600 {path}"):
+        load_or_create_key(path, "SB_TEST_KEY")
+    path.chmod(0o600)
+    path.parent.chmod(0o755)
+    with pytest.raises(ConfigError, match="chmod 700"):
+        load_or_create_key(path, "SB_TEST_KEY")
+    path.parent.chmod(0o700)
+    path.write_bytes(GOOD[:3])
+    with pytest.raises(ConfigError, match="holds 3 bytes, not 32"):
+        load_or_create_key(path, "SB_TEST_KEY")
