@@ -48,6 +48,7 @@ def begin_run(instance: dg.DagsterInstance | None, home: HomeLike, run_id: str) 
     if damaged:
         notes.append(damaged)
     notes += _clean_run_dirs(home, run_id)
+    _prune_reports(home)
     if instance is not None:
         notes += _fail_abandoned_runs(instance, run_id)
     home.run_dir(run_id).mkdir(parents=True, exist_ok=True)
@@ -80,6 +81,19 @@ class RunLockResource(dg.ConfigurableResource):
             finally:
                 if took:
                     end_run(home, run_id)
+
+
+#: Quality reports kept (each run writes one, a few MB with its charts inlined); older ones are removed.
+REPORTS_KEPT = 30
+
+
+def _prune_reports(home: DataHome) -> None:
+    if not home.reports_dir.is_dir():
+        return
+    reports = sorted((p for p in home.reports_dir.iterdir() if p.is_file() and p != home.latest_report),
+                     key=lambda p: p.stat().st_mtime)
+    for old in reports[:-REPORTS_KEPT]:
+        old.unlink()
 
 
 def _clean_run_dirs(home: DataHome, run_id: str) -> list[str]:

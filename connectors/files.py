@@ -65,6 +65,7 @@ def read_csv(cfg: SourceConfig, home: HomeLike) -> Extract:
     data = _read_bytes(cfg, path)
     encoding = detect_encoding(data) if cfg.encoding == "auto" else cfg.encoding
     logger.debug("source %s: decoding %s as %s (declared %s)", cfg.name, path, encoding, cfg.encoding)
+    _refuse_nul_bytes(cfg, path, data)
     if not encoding.startswith("utf-8"):
         _refuse_mixed_encodings(cfg, path, data)
     text = _decode(cfg, path, data, encoding)
@@ -157,6 +158,7 @@ def read_xlsx(cfg: SourceConfig, home: HomeLike) -> Extract:
         )
     width = max(len(row) for row in rows)
     padded = [tuple(row) + (None,) * (width - len(row)) for row in rows]
+    _refuse_title_rows(cfg, f"{path} [{cfg.sheet or 'first sheet'}]", padded)
     header, body = padded[0], padded[1:]
     names, columns = [], []
     for position in range(width):
@@ -169,6 +171,28 @@ def read_xlsx(cfg: SourceConfig, home: HomeLike) -> Extract:
         columns.append(values)
     frame = text_frame(names, columns)
     return _extract(cfg, "xlsx", path, started, frame, data, None)
+
+
+# Rows searched for the real header when the first one lacks the declared columns (a title above it).
+_TITLE_ROWS = 10
+
+
+def _refuse_title_rows(cfg: SourceConfig, location: str, rows: list[tuple]) -> None:
+    """A sheet whose first row is a title (often merged cells) and whose header comes further down."""
+    declared = {clean_name(c) for c in (*cfg.columns.values(), *cfg.primary_key)}
+    header_names = {clean_name(t) for v in rows[0] if (t := cell_text(v))}
+    if declared <= header_names:
+        return
+    for number, row in enumerate(rows[1:_TITLE_ROWS], start=2):
+        if declared <= {clean_name(t) for v in row if (t := cell_text(v))}:
+            raise SourceError(
+                cfg.name,
+                location,
+                f"the column names are on row {number}, not on the first row: the rows above hold a title "
+                f"({cell_text(next((v for v in rows[0] if v is not None), None))!r})",
+                f"delete the {number - 1} row(s) above the column names in the sheet (the first row must hold them), "
+                "or ask the department for the sheet without the title",
+            )
 
 
 # Excel keeps 15 significant digits: a longer number in a cell (an 18-digit ID typed into a cell
@@ -273,6 +297,26 @@ def _utf8_line(data: bytes) -> int | None:
         return None
     found = _UTF8_CHINESE_LINE.search(text)
     return None if found is None else text.count("\n", 0, found.start()) + 1
+
+
+_NUL = b"\x00"
+
+
+def _refuse_nul_bytes(cfg: SourceConfig, path: Path, data: bytes) -> None:
+    """Refuse a text file holding NUL bytes: a file damaged in transfer (or padded by a tool) is not text,
+    and a NUL kept in a key or a name would match nothing. UTF-16 files have their own message."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return
+    first = data.find(_NUL)
+    if first >= 0:
+        count, line = data.count(_NUL), data.count(b"\n", 0, first) + 1
+        raise SourceError(
+            cfg.name,
+            str(path),
+            f"the file holds {count} NUL byte(s), the first at line {line}: "
+            "it was damaged in transfer or is not a plain text file",
+            "ask the department to export the file again (as CSV UTF-8) and send it unchanged",
+        )
 
 
 def _refuse_mixed_encodings(cfg: SourceConfig, path: Path, data: bytes) -> None:

@@ -59,4 +59,6 @@ class SourceUnavailableError(TransientError):
         self.source = source
         self.location = location
         self.problem = problem
-        super().__init__(f"source {source!r} ({location}) is unavailable: {problem}. It may work on retry.")
+        self.fix = ("it may work on retry; if it does not, check that the server is running and reachable from "
+                    "this machine (host and port in url in sources.yaml, a firewall between them)")
+        super().__init__(f"source {source!r} ({location}) is unavailable: {problem}. Fix: {self.fix}")

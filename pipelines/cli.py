@@ -172,6 +172,14 @@ def _outcome_lines(outcome: RunOutcome) -> list[str]:
             column = f"({o.column})" if o.column else ""
             lines.append(f"WARNING {name} ({report.department}): {o.kind}{column}: {o.observed()}; "
                          f"expected: {o.threshold()}. {o.why}")
+        if report.role == "consent" and report.quarantined:
+            lines.append(f"WARNING {name} ({report.department}): {report.quarantined} consent decision(s) cannot be "
+                         "read; the people they name are left out of every product a withdrawal or a deletion "
+                         f"would keep them from until the rows are corrected (silobreaker quarantine export --source {name})")
+        if report.soft_problems:
+            problems = ", ".join(f"{name} {count}" for name, count in sorted(report.soft_problems.items()))
+            lines.append(f"WARNING {name} ({report.department}): staged with problems kept as flags or left "
+                         f"empty (see the report): {problems}")
         accepted = [o for o in report.validation.outcomes if "accepted by" in o.why]
         lines += [f"ACCEPTED {name}: {o.kind}: {o.observed()} ({o.why.rsplit('; ', 1)[-1]})" for o in accepted]
     return lines

@@ -10,6 +10,11 @@ From it a run derives, at the run date:
 - ``unified_population.effective_consent``: a MAP ``purpose@recipient#category`` → effective status.
 - ``deletion_requests``: people whose latest request is to be deleted (status
   ``deletion_requested``, PIPL art. 47) and who have not granted anything since.
+- ``consent_problems``: people named by a consent decision that could not be read (an unknown
+  status such as 撤销 where the registry's map says 撤回, an unreadable date, an empty purpose).
+  Such a decision may have been a withdrawal or a deletion request, so it fails closed: products
+  leave these people out wherever a withdrawal or a deletion would (``publish.products``), until
+  the row is corrected.
 
 Products read these two tables (``publish.products``); ``person_consent`` (``publish.golden``)
 stays the per purpose × recipient summary.
@@ -21,7 +26,7 @@ from datetime import UTC, date, datetime
 
 import duckdb
 
-__all__ = ["DELETION_STATUS", "add_effective_consent"]
+__all__ = ["DELETION_STATUS", "add_consent_problems", "add_effective_consent"]
 
 DELETION_STATUS = "deletion_requested"
 
@@ -111,5 +116,32 @@ GROUP BY person_id
 HAVING requested_at IS NOT NULL
    AND requested_at >= coalesce(max(decided_at) FILTER (WHERE status = 'granted'), requested_at)
 ORDER BY person_id
+"""
+    )
+
+
+def add_consent_problems(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ``consent_problems``: person × consent decision that could not be read, with why.
+
+    Args:
+        con: a connection holding ``quarantine`` (whose consent rows carry ``subject_id_number``) and
+            ``source_records``.
+    """
+    columns = {row[0] for row in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'quarantine' AND database_name = current_database()"
+    ).fetchall()}
+    if "subject_id_number" not in columns:
+        # A quarantine from before subjects were kept: nothing to read them from.
+        con.execute("CREATE TABLE consent_problems (person_id VARCHAR, decision_id VARCHAR, rule VARCHAR, message VARCHAR)")
+        return
+    con.execute(
+        """
+CREATE TABLE consent_problems AS
+WITH subjects AS (
+    SELECT DISTINCT id_number, person_id FROM source_records WHERE id_number IS NOT NULL
+)
+SELECT s.person_id, q.record_id AS decision_id, q.rule, q.message
+FROM quarantine q JOIN subjects s ON s.id_number = q.subject_id_number
+ORDER BY s.person_id, q.record_id
 """
     )

@@ -89,6 +89,15 @@ class Generations:
                 return generation
         return None
 
+    def readable_warehouse(self) -> Path | None:
+        """The warehouse to read as the last publication: the current one if it is whole, else the newest
+        generation's that is (``None`` if none is)."""
+        current = self.current()
+        if current is not None and _opens(self.home.generation_warehouse_file(current.name)):
+            return self.home.generation_warehouse_file(current.name)
+        good = self.last_good()
+        return self.home.generation_warehouse_file(good.name) if good else None
+
     def check_current(self) -> str | None:
         """``None`` if the current warehouse opens, else what is wrong and which generation is used instead."""
         current = self.current()
@@ -131,10 +140,12 @@ class Generations:
         audit = AuditLog(self.home)
         entries = audit.prepare(run_id, published_at, products)
         record = {"name": name, "run_id": run_id, "published_at": published_at.isoformat()}
-        _write_durably(self.home.generation_record(name), json.dumps(record, ensure_ascii=False))
-        journal = {"generation": name, "previous": self._current_name(), "run_id": run_id, "entries": entries}
+        journal = {"generation": name, "previous": self._current_name(), "run_id": run_id, "record": record,
+                   "entries": entries}
         _write_durably(self.home.publication_journal, json.dumps(journal, ensure_ascii=False))
         self._switch(name)
+        # Only a generation that was published carries its record (what restore and recovery keep).
+        _write_durably(self.home.generation_record(name), json.dumps(record, ensure_ascii=False))
         try:
             audit.write(entries)
         except OSError as e:
@@ -164,11 +175,13 @@ class Generations:
             journal = json.loads(journal_file.read_text(encoding="utf-8"))
             name = journal["generation"]
             if self._current_name() == name:
+                if "record" in journal and not self.home.generation_record(name).exists():
+                    _write_durably(self.home.generation_record(name), json.dumps(journal["record"], ensure_ascii=False))
                 appended = AuditLog(self.home).write(journal["entries"])
                 done.append(f"finished the publication of generation {name} (run {journal['run_id']}) interrupted "
                             f"after its switch: {appended} audit entries appended")
-            else:
-                self.home.generation_record(name).unlink(missing_ok=True)
+            elif journal.get("record") is not None:
+                # A publication (not a restore, whose generation was published before) that never switched.
                 shutil.rmtree(self.home.generation_dir(name), ignore_errors=True)
                 done.append(f"undid the publication of generation {name} (run {journal['run_id']}) interrupted "
                             "before its switch; the previous publication stays")
@@ -178,7 +191,11 @@ class Generations:
             if path.name != current and not self.home.generation_record(path.name).exists():
                 shutil.rmtree(path, ignore_errors=True)
                 done.append(f"removed generation {path.name}, whose build never finished")
-        if current:
+        published = self.published()
+        if current is None and published:
+            self._switch(published[-1].name)
+            done.append(f"the link to the published generation was missing: it names {published[-1].name} again")
+        elif current:
             self._ensure_links()
         for message in done:
             log.warning("recovery: %s", message)
@@ -320,14 +337,18 @@ class Generations:
 
 
 def _opens(path: Path) -> bool:
+    """Whether the warehouse opens and is whole: its catalogue reads, and the file holds every block its
+    header counts (a file cut short can still open, its catalogue being in the first blocks)."""
     if not path.exists():
         return False
     try:
         with duckdb.connect(str(path), read_only=True) as con:
+            block_size, total_blocks = con.execute(
+                "SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
             con.execute("SELECT count(*) FROM duckdb_tables()").fetchall()
-        return True
     except duckdb.Error:
         return False
+    return path.stat().st_size >= block_size * total_blocks
 
 
 def _last_run_id(warehouse: Path) -> str:

@@ -12,6 +12,9 @@ structured fields (never from SQL text in configuration), then encrypted for its
 - ``statutory``: everyone in scope, sensitive columns included — except people who asked to be
   deleted, who stay only in statutory registers (``statutory_register: true``).
 
+A person named by a consent decision that could not be read (``consent_problems``) is left out
+wherever a withdrawal or a deletion would leave them out: the decision may have been either.
+
 People in scope but left out are listed, with the reason, in ``consent_exclusions`` (restricted
 zone) and counted in the audit log. Pseudonymised products replace ``person_id`` by an HMAC-SHA256
 keyed per recipient, so two recipients cannot join their copies. Aggregate recipients get
@@ -48,7 +51,8 @@ class ProductFile:
 
     ``members`` holds the resident ID numbers of the people in the product; the audit log stores
     only keyed hashes of them. ``exclusions`` counts people in scope left out, by reason
-    (``withdrawn``, ``deleted``, ``expired``, ``refused``, ``no_guardian_consent``, ``no_consent``).
+    (``withdrawn``, ``deleted``, ``consent_unreadable``, ``expired``, ``refused``, ``no_guardian_consent``,
+    ``no_consent``).
     """
 
     recipient: str
@@ -98,6 +102,7 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
     if consent:
         reason = f"""CASE
             WHEN d.person_id IS NOT NULL THEN 'deleted'
+            WHEN p.person_id IS NOT NULL THEN 'consent_unreadable'
             WHEN {ok['basic']} AND (NOT coalesce(u.minor_under_14, false) OR {ok['minor']}) THEN NULL
             WHEN coalesce(u.minor_under_14, false) AND c._basic = 'granted' THEN 'no_guardian_consent'
             WHEN c._basic IN ('withdrawn', 'expired', 'refused') THEN c._basic
@@ -105,7 +110,8 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
     elif recipient.statutory_register:
         reason = "NULL"
     else:
-        reason = "CASE WHEN d.person_id IS NOT NULL THEN 'deleted' END"
+        reason = ("CASE WHEN d.person_id IS NOT NULL THEN 'deleted' "
+                  "WHEN p.person_id IS NOT NULL THEN 'consent_unreadable' END")
 
     selected = []
     for column in recipient.columns:
@@ -133,6 +139,7 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
 SELECT u.person_id AS _person_id, u.id_number AS _id_number, {reason} AS _reason, {', '.join(selected)}
 FROM unified_population u
 LEFT JOIN deletion_requests d ON d.person_id = u.person_id
+LEFT JOIN (SELECT DISTINCT person_id FROM consent_problems) p ON p.person_id = u.person_id
 {consent_join}
 WHERE {' AND '.join(where)}
 ORDER BY u.person_id"""

@@ -72,18 +72,14 @@ class WarehouseReader:
         return self.path.exists()
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """A read-only connection to the published warehouse; if its file is damaged, to the newest
-        earlier generation that opens (logged), so a run can still build on the last good publication."""
-        try:
+        """A read-only connection to the published warehouse; if its file is damaged (it does not open,
+        or is cut short), to the newest earlier generation that is whole (logged), so a run can still
+        build on the last good publication."""
+        readable = Generations(self.home).readable_warehouse()
+        if readable is None or readable.resolve() == self.path.resolve():
             return duckdb.connect(str(self.path), read_only=True)
-        except duckdb.Error as e:
-            good = Generations(self.home).last_good()
-            if good is None:
-                raise
-            fallback = self.home.generation_warehouse_file(good.name)
-            log.warning("the published warehouse %s cannot be opened (%s); reading generation %s instead",
-                        self.path, e, good.name)
-            return duckdb.connect(str(fallback), read_only=True)
+        log.warning("the published warehouse %s is damaged; reading %s instead", self.path, readable)
+        return duckdb.connect(str(readable), read_only=True)
 
     def tables(self) -> tuple[str, ...]:
         """Names of the published tables (none before the first publication)."""

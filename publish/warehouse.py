@@ -31,7 +31,7 @@ import pandas as pd
 
 from core.home import DataHome, HomeLike
 from publish.generations import DiskSpaceError, Generations
-from publish.consent import add_effective_consent
+from publish.consent import add_consent_problems, add_effective_consent
 from publish.golden import field_conflicts_sql, person_consent_sql, unified_population_sql
 from publish.policy import SharingPolicy
 from publish.products import ProductFile, build_product
@@ -179,6 +179,7 @@ class Warehouse:
             con.execute(field_conflicts_sql())
             con.execute(person_consent_sql())
             add_effective_consent(con, inputs.as_of)
+            add_consent_problems(con)
             self._add_consent_map(con)
             self._carry_history(con)
             self._log_run(con, inputs, published_at)

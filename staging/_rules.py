@@ -170,8 +170,16 @@ def quoted(values: pd.Series) -> pd.Series:
     return "'" + values.astype(STRING).fillna("") + "'"
 
 
-def quarantine(extract: KeyedRows, rules: Sequence[QuarantineRule]) -> tuple[np.ndarray, pd.DataFrame]:
+def quarantine(
+    extract: KeyedRows, rules: Sequence[QuarantineRule], subjects: pd.Series | None = None
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Evaluate ``rules`` in order and build one quarantine row per failing extract row.
+
+    Args:
+        extract: the rows and their keys.
+        rules: the quarantine rules, in the order a quarantine row reports them.
+        subjects: per extract row, the resident ID number the row is about when it can be read (a
+            consent decision's subject), kept as ``subject_id_number``; ``None`` leaves it empty.
 
     Returns:
         The mask of quarantined rows and the quarantine frame (columns of ``QUARANTINE_COLUMNS``).
@@ -212,6 +220,8 @@ def quarantine(extract: KeyedRows, rules: Sequence[QuarantineRule]) -> tuple[np.
             "value": value,
             "message": message,
             "raw_record": raw_records(extract.raw.iloc[positions]),
+            "subject_id_number": (subjects.iloc[positions].to_numpy(dtype=object, na_value=None)
+                                  if subjects is not None else None),
         },
         index=pd.RangeIndex(len(positions)),
     )

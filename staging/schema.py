@@ -97,6 +97,7 @@ QUARANTINE_COLUMNS: dict[str, str] = {
     "value": _TEXT,
     "message": _TEXT,
     "raw_record": _TEXT,
+    "subject_id_number": _TEXT,
     "extracted_at": _TIMESTAMP,
 }
 """Column -> pandas dtype of a quarantine row: one per source row that broke a quarantine rule.
@@ -105,7 +106,8 @@ QUARANTINE_COLUMNS: dict[str, str] = {
 :data:`CONSENT_QUARANTINE_RULES`),
 ``rules`` all of them joined by ``,``; ``field``, ``column``, ``value`` and ``message`` describe the
 first; ``row_number`` is the 1-based position in the extract and ``raw_record`` the source row as
-JSON."""
+JSON. ``subject_id_number`` is, for a consent decision, the resident ID number of the person it is
+about when that can still be read: a decision that cannot be read must not be ignored for them."""
 
 PERSON_QUARANTINE_RULES: tuple[str, ...] = (
     "truncated_row",

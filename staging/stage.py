@@ -362,7 +362,7 @@ def stage_consent_records(
             ),
         ),
     ]
-    quarantined, quarantine_frame = quarantine(extract, rules)
+    quarantined, quarantine_frame = quarantine(extract, rules, subjects=ids["id_number"])
     return fields.result(pd.DataFrame(out), quarantined, quarantine_frame, CONSENT_COLUMNS)
 
 

@@ -191,3 +191,11 @@ def test_a_wrong_delimiter_is_named_with_the_right_one(make_source, tmp_path: Pa
 
     with pytest.raises(SourceError, match=r"delimited by ';', not by ','\. Fix: set delimiter: ';'"):
         read_source(csv_source(make_source), tmp_path)
+
+
+@pytest.mark.parametrize("where", [b"1\x00,", "张".encode("gbk")[:1] + b"\x00"])
+def test_nul_bytes_are_refused_as_a_damaged_file(make_source, tmp_path: Path, where: bytes) -> None:
+    (tmp_path / "visits.csv").write_bytes("编号,姓名\n".encode("gbk") + where + "张三\n".encode("gbk"))
+
+    with pytest.raises(SourceError, match=r"1 NUL byte\(s\), the first at line 2: it was damaged in transfer"):
+        read_source(csv_source(make_source, encoding="gbk"), tmp_path)

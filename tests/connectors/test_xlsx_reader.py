@@ -128,3 +128,17 @@ def test_numbers_within_excels_fifteen_digits_stay_exact(make_source, tmp_path: 
     frame = read_source(xlsx_source(make_source, columns={"name": "姓名", "id_number": "身份证号"}), tmp_path).frame
 
     assert frame["身份证号"].tolist() == ["110105800102123", "3.30108197012071E+17"]
+
+
+def test_a_title_above_the_column_names_is_named_with_the_fix(make_source, tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "在册人员"
+    sheet.append(["示范区社区矫正在册人员名单"])
+    sheet.merge_cells("A1:C1")
+    sheet.append(["编号", "姓名", "身份证号"])
+    sheet.append([1, "张三", "11010119900307777X"])
+    workbook.save(tmp_path / "justice.xlsx")
+
+    with pytest.raises(SourceError, match=r"the column names are on row 2.*'示范区社区矫正在册人员名单'.*delete the 1 row"):
+        read_source(xlsx_source(make_source, columns={"name": "姓名"}), tmp_path)

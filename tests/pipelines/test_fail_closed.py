@@ -298,13 +298,16 @@ def test_a_second_run_exits_at_once_naming_the_holder_and_a_killed_holder_frees_
     assert run(home) == 0
 
 
-def test_a_damaged_warehouse_is_reported_and_the_last_good_generation_carries_on(demo_copy, capsys):
+@pytest.mark.parametrize("keep", ["4096 bytes", "half"])
+def test_a_damaged_warehouse_is_reported_and_the_last_good_generation_carries_on(demo_copy, capsys, keep):
     home = demo_copy.home
     ids = person_ids(home)
     assert run(home) == 0
     first, second = [g.run_id for g in Generations(home).published()][-2:]
+    size = home.warehouse_file.stat().st_size
     with open(home.warehouse_file, "r+b") as damaged:
-        damaged.truncate(4096)
+        # Cut to its first blocks (the catalogue fails) or to half (the catalogue still reads).
+        damaged.truncate(4096 if keep == "4096 bytes" else size // 2)
 
     assert run(home) == 0
 
@@ -396,3 +399,34 @@ def test_a_run_launched_by_dagster_itself_holds_the_home_too(demo_copy):
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance)
     assert result.success and home.run_finished_marker(result.run_id).exists()
+
+
+def test_a_consent_decision_that_cannot_be_read_never_revives_anyone(demo_copy, capsys):
+    # 注销 instead of the registry's 删除, 撤销 instead of 撤回: statuses the registry's map does not know.
+    home = demo_copy.home
+    with duckdb.connect(str(home.warehouse_file), read_only=True) as con:
+        deleted = {r[0] for r in con.execute("SELECT person_id FROM deletion_requests").fetchall()}
+    assert deleted
+    registry = home.demo_dir / "consent_registry.parquet"
+    decisions = pd.read_parquet(registry)
+    withdrawals = decisions.index[decisions["status"] == "撤回"][:3]
+    decisions.loc[decisions["status"] == "删除", "status"] = "注销"
+    decisions.loc[withdrawals, "status"] = "撤销"
+    decisions.to_parquet(registry, index=False)
+
+    assert run(home) == 0  # a few unreadable rows among thousands: the district publishes, without them
+
+    with duckdb.connect(str(home.warehouse_file), read_only=True) as con:
+        problems = {r[0] for r in con.execute("SELECT person_id FROM consent_problems").fetchall()}
+        excluded = con.execute(
+            "SELECT recipient, person_id FROM consent_exclusions WHERE reason = 'consent_unreadable'").df()
+        withdrawn = {r[0] for r in con.execute(
+            "SELECT person_id FROM consent_problems WHERE decision_id IN ("
+            + ", ".join(f"'consent_registry:{k}'" for k in decisions.loc[withdrawals, "consent_id"]) + ")").fetchall()}
+    assert deleted <= problems and len(withdrawn) >= 1
+    analysts = set(excluded.loc[excluded["recipient"] == "statistics_analysts", "person_id"])
+    assert deleted <= analysts  # a deletion written 注销 still keeps them out of the analysts' table
+    doctors = set(excluded.loc[excluded["recipient"] == "health_family_doctors", "person_id"])
+    assert doctors <= problems
+    out = capsys.readouterr().out
+    assert "consent_registry" in out and "cannot be read" in out

@@ -1,0 +1,37 @@
+"""What every run does first on a data home: killed runs' folders cleaned, old reports pruned."""
+
+from __future__ import annotations
+
+import os
+
+from assets.run_lifecycle import REPORTS_KEPT, begin_run, end_run
+from core.home import DataHome
+
+
+def test_a_run_removes_killed_runs_folders_and_keeps_the_newest_finished_one(tmp_path):
+    home = DataHome.at(tmp_path)
+    for number, run_id in enumerate(["old", "killed", "last"]):
+        home.asset_base(run_id, ["staged_x"]).parent.mkdir(parents=True)
+        if run_id != "killed":
+            end_run(home, run_id)
+        os.utime(home.run_dir(run_id), (1_000_000 + number, 1_000_000 + number))
+
+    notes = begin_run(None, home, "now")
+
+    assert sorted(p.name for p in home.runs_dir.iterdir()) == ["last", "now"]
+    assert notes == ["removed the working files of run killed, which was killed before it ended"]
+
+
+def test_only_the_newest_reports_are_kept(tmp_path):
+    home = DataHome.at(tmp_path)
+    home.reports_dir.mkdir(parents=True)
+    for number in range(REPORTS_KEPT + 5):
+        report = home.report_file(f"run{number:03d}")
+        report.write_text("<html></html>", encoding="utf-8")
+        os.utime(report, (1_000_000 + number, 1_000_000 + number))
+    home.latest_report.write_text("<html></html>", encoding="utf-8")
+
+    begin_run(None, home, "now")
+
+    kept = sorted(p.name for p in home.reports_dir.iterdir() if p != home.latest_report)
+    assert len(kept) == REPORTS_KEPT and kept[0] == "quality-run005.html" and home.latest_report.exists()
