@@ -62,6 +62,19 @@ def truncate_csv(path, keep_rows: int, encoding: str) -> int:
     return len(frame)
 
 
+def pristine(home: DataHome) -> dict:
+    """The demo's source files as they are now, to put back once a fault has been shown."""
+    return {path: path.read_bytes() for path in home.demo_dir.iterdir() if path.is_file()}
+
+
+def assert_recovers(home: DataHome, sources: dict, ids: pd.Series) -> None:
+    """With the fault gone, the next run publishes with no manual step and every person keeps their id."""
+    for path, content in sources.items():
+        path.write_bytes(content)
+    assert run(home) == 0
+    assert person_ids(home).reindex(ids.index).equals(ids)
+
+
 def assert_blocked_and_intact(home: DataHome, before: dict[str, str], ids: pd.Series, rc: int, out: str) -> None:
     assert rc == 1
     assert "FAILED" in out and "previous publication, kept because this run failed" in out
@@ -93,13 +106,14 @@ def test_a_truncated_csv_blocks_and_the_next_full_run_keeps_every_person_id(demo
 
 def test_a_database_table_cut_to_a_few_rows_blocks(demo_copy, capsys):
     home = demo_copy.home
-    before, ids = publication(home), person_ids(home)
+    before, ids, sources = publication(home), person_ids(home), pristine(home)
     with sqlite3.connect(home.demo_dir / "civil_affairs.sqlite") as db:
         db.execute("DELETE FROM mz_resident WHERE rowid > 5")
 
     rc = run(home)
 
     assert_blocked_and_intact(home, before, ids, rc, capsys.readouterr().out)
+    assert_recovers(home, sources, ids)
 
 
 def test_half_a_census_blocks_and_a_confirmed_drop_publishes_and_is_kept(demo_copy, capsys):
@@ -119,7 +133,7 @@ def test_half_a_census_blocks_and_a_confirmed_drop_publishes_and_is_kept(demo_co
 
 def test_a_flood_of_quarantined_rows_blocks(demo_copy, capsys):
     home = demo_copy.home
-    before, ids = publication(home), person_ids(home)
+    before, ids, sources = publication(home), person_ids(home), pristine(home)
     health = home.demo_dir / "health_visits.csv"
     frame = pd.read_csv(health, dtype=str, keep_default_na=False, encoding="gbk")
     frame.loc[frame.index % 2 == 0, "dob"] = "#VALUE!"  # an Excel formula error pasted over half the dates
@@ -130,11 +144,12 @@ def test_a_flood_of_quarantined_rows_blocks(demo_copy, capsys):
 
     assert_blocked_and_intact(home, before, ids, rc, out)
     assert "quarantine_share" in out
+    assert_recovers(home, sources, ids)
 
 
 def test_an_emptied_consent_registry_blocks(demo_copy, capsys):
     home = demo_copy.home
-    before, ids = publication(home), person_ids(home)
+    before, ids, sources = publication(home), person_ids(home), pristine(home)
     registry = home.demo_dir / "consent_registry.parquet"
     pd.read_parquet(registry).iloc[0:0].to_parquet(registry, index=False)
 
@@ -143,10 +158,12 @@ def test_an_emptied_consent_registry_blocks(demo_copy, capsys):
 
     assert_blocked_and_intact(home, before, ids, rc, out)
     assert "consent_registry" in out
+    assert_recovers(home, sources, ids)
 
 
 def test_excel_float_ids_are_quarantined_naming_excel_never_staged_as_another_id(demo_copy):
     home = demo_copy.home
+    before, ids, sources = publication(home), person_ids(home), pristine(home)
     workbook_path = home.demo_dir / "justice_cases.xlsx"
     workbook = openpyxl.load_workbook(workbook_path)
     sheet = workbook["在册人员"]
@@ -166,6 +183,9 @@ def test_excel_float_ids_are_quarantined_naming_excel_never_staged_as_another_id
     assert "Excel" in row.message and "文本" in row.message
     staged = stored_frame(home, "staged_justice")
     assert str(int(float(typed))) not in set(staged["id_number"].dropna())
+    # One row of a small sheet is more than 5% of it: the run is blocked, and the last publication stays.
+    assert not outcome.success and publication(home) == before
+    assert_recovers(home, sources, ids)
 
 
 def test_absurd_names_and_a_cut_off_last_row_are_quarantined_not_staged(demo_copy):
@@ -333,6 +353,7 @@ def test_a_bad_policy_fails_before_anything_is_read_naming_file_line_and_key(dem
     line = 1 + policy.read_text(encoding="utf-8").split("\n").index("    colums: [name]")
     assert str(policy) in error and f"line {line}, recipients[0].colums: unknown key (did you mean 'columns'?)" in error
     assert publication(home) == before and sorted(p.name for p in home.runs_dir.iterdir()) == runs_before
+    assert run(home) == 0  # with the file put right, nothing else is needed
 
 
 def test_restore_publishes_an_earlier_generation_again_and_the_audit_log_records_it(demo_copy, capsys):
