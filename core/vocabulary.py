@@ -16,6 +16,9 @@ from types import MappingProxyType
 
 __all__ = [
     "CONSENT_FIELDS",
+    "CONSENT_STATUSES",
+    "CONSENT_STATUS_WORDS",
+    "PROTECTIVE_ORDER",
     "DATE_FORMATS",
     "FIELD_LABELS",
     "MASKS",
@@ -62,6 +65,29 @@ CONSENT_FIELDS: tuple[str, ...] = (
     "guardian_id_number",
 )
 """Canonical fields a ``role: consent`` source may map in ``columns``."""
+
+CONSENT_STATUSES: tuple[str, ...] = ("granted", "refused", "withdrawn", "deletion_requested", "deletion_revoked")
+"""What a consent decision can state. ``deletion_revoked`` is the only thing that undoes a deletion
+request (PIPL art. 47): a later grant for some purpose does not."""
+
+PROTECTIVE_ORDER: tuple[str, ...] = ("deletion_requested", "withdrawn", "refused", "deletion_revoked", "granted")
+"""Statuses from the most to the least protective: of two decisions made at the same instant, the
+more protective one counts."""
+
+CONSENT_STATUS_WORDS: Mapping[str, str] = MappingProxyType(
+    {
+        **dict.fromkeys(["同意", "已同意", "授权", "已授权", "granted", "grant"], "granted"),
+        **dict.fromkeys(["拒绝", "不同意", "未同意", "refused", "refuse"], "refused"),
+        **dict.fromkeys(["撤回", "撤销", "取消", "撤回同意", "撤销同意", "取消同意", "撤回授权", "撤销授权", "取消授权",
+                         "withdrawn", "withdraw", "revoked"], "withdrawn"),
+        **dict.fromkeys(["删除", "要求删除", "申请删除", "删除个人信息", "deletion_requested", "delete"],
+                        "deletion_requested"),
+        **dict.fromkeys(["撤销删除", "撤回删除", "取消删除", "deletion_revoked"], "deletion_revoked"),
+    }
+)
+"""How registries commonly write each status (compared lower-cased), understood beside a source's own
+``values`` map: a registry that writes 撤销 where its map says 撤回 still withdraws. A word that is
+in neither stays unknown, and the decision fails closed (``consent_problems``)."""
 
 FIELD_LABELS: Mapping[str, str] = MappingProxyType(
     {

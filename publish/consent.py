@@ -8,8 +8,13 @@ From it a run derives, at the run date:
   ``refused`` or ``withdrawn``). A decision without categories covers ``basic`` only; sensitive
   categories (``health``, ``judicial``, ``minor``) need a decision naming them (单独同意).
 - ``unified_population.effective_consent``: a MAP ``purpose@recipient#category`` → effective status.
-- ``deletion_requests``: people whose latest request is to be deleted (status
-  ``deletion_requested``, PIPL art. 47) and who have not granted anything since.
+- ``deletion_requests``: people whose latest deletion decision is a request to be deleted (status
+  ``deletion_requested``, PIPL art. 47). Only an explicit ``deletion_revoked`` (撤销删除) made later
+  undoes it; a later grant for some purpose does not.
+
+Of two decisions made at the same instant the more protective counts
+(:data:`core.vocabulary.PROTECTIVE_ORDER`), and a withdrawal or refusal for purpose ``*`` covers every
+purpose (a grant must name its purpose).
 - ``consent_problems``: people named by a consent decision that could not be read (an unknown
   status such as 撤销 where the registry's map says 撤回, an unreadable date, an empty purpose).
   Such a decision may have been a withdrawal or a deletion request, so it fails closed: products
@@ -26,9 +31,20 @@ from datetime import UTC, date, datetime
 
 import duckdb
 
-__all__ = ["DELETION_STATUS", "add_consent_problems", "add_effective_consent"]
+from core.vocabulary import PROTECTIVE_ORDER
+
+__all__ = ["DELETION_STATUS", "REVOCATION_STATUS", "add_consent_problems", "add_effective_consent",
+           "protective_rank_sql"]
 
 DELETION_STATUS = "deletion_requested"
+REVOCATION_STATUS = "deletion_revoked"
+
+
+def protective_rank_sql(status: str) -> str:
+    """A DuckDB expression ranking ``status`` by :data:`PROTECTIVE_ORDER`: higher is more protective, so
+    ``arg_max(x, (decided_at, rank))`` takes the most protective of simultaneous decisions."""
+    whens = " ".join(f"WHEN '{s}' THEN {len(PROTECTIVE_ORDER) - i}" for i, s in enumerate(PROTECTIVE_ORDER))
+    return f"CASE {status} {whens} ELSE 0 END"
 
 # Columns the consent model added after the first registry format; older staged frames lack them.
 _OPTIONAL_COLUMNS = {"categories": "VARCHAR", "expires_at": "TIMESTAMPTZ", "guardian_id_number": "VARCHAR"}
@@ -66,18 +82,17 @@ WITH subjects AS (
         c.guardian_id_number IS NOT NULL AND c.guardian_id_number <> c.id_number AS by_guardian,
         c.record_id AS decision_id
     FROM consent_decisions c JOIN subjects s USING (id_number)
-    WHERE c.status <> '{DELETION_STATUS}'
-), latest AS (
-    SELECT person_id, purpose, recipient, category,
-        arg_max(status, decided_at) AS status,
-        max(decided_at) AS decided_at,
-        arg_max_null(expires_at, decided_at) AS expires_at,
-        arg_max_null(channel, decided_at) AS channel,
-        arg_max(by_guardian, decided_at) AS by_guardian,
-        arg_max(decision_id, decided_at) AS decision_id,
-        count(*) AS decisions
+    WHERE c.status NOT IN ('{DELETION_STATUS}', '{REVOCATION_STATUS}')
+), ranked AS (
+    SELECT *,
+        row_number() OVER (PARTITION BY person_id, purpose, recipient, category
+                           ORDER BY decided_at DESC NULLS LAST, {protective_rank_sql('status')} DESC, decision_id) AS rn,
+        count(*) OVER (PARTITION BY person_id, purpose, recipient, category) AS decisions
     FROM decided
-    GROUP BY ALL
+), latest AS (
+    SELECT person_id, purpose, recipient, category, status, decided_at, expires_at, channel, by_guardian,
+        decision_id, decisions
+    FROM ranked WHERE rn = 1
 )
 SELECT *,
     CASE WHEN status = 'granted' AND expires_at IS NOT NULL AND expires_at <= $cutoff THEN 'expired'
@@ -106,15 +121,18 @@ WITH subjects AS (
 ), decided AS (
     SELECT s.person_id, c.status, c.decided_at, c.channel, c.record_id
     FROM consent_decisions c JOIN subjects s USING (id_number)
+    WHERE c.status IN ('{DELETION_STATUS}', '{REVOCATION_STATUS}')
+), latest AS (
+    SELECT person_id,
+        arg_max(status, (decided_at, {protective_rank_sql('status')})) AS status,
+        max(decided_at) FILTER (WHERE status = '{DELETION_STATUS}') AS requested_at,
+        arg_max(channel, decided_at) FILTER (WHERE status = '{DELETION_STATUS}') AS channel,
+        arg_max(record_id, decided_at) FILTER (WHERE status = '{DELETION_STATUS}') AS decision_id
+    FROM decided
+    GROUP BY person_id
 )
-SELECT person_id,
-    max(decided_at) FILTER (WHERE status = '{DELETION_STATUS}') AS requested_at,
-    arg_max(channel, decided_at) FILTER (WHERE status = '{DELETION_STATUS}') AS channel,
-    arg_max(record_id, decided_at) FILTER (WHERE status = '{DELETION_STATUS}') AS decision_id
-FROM decided
-GROUP BY person_id
-HAVING requested_at IS NOT NULL
-   AND requested_at >= coalesce(max(decided_at) FILTER (WHERE status = 'granted'), requested_at)
+SELECT person_id, requested_at, channel, decision_id FROM latest
+WHERE status = '{DELETION_STATUS}'
 ORDER BY person_id
 """
     )

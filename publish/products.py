@@ -37,6 +37,7 @@ from core.home import DataHome, HomeLike
 from core.keys import load_or_create_key
 from core.vocabulary import MASKS
 from publish.crypto import product_key, write_encrypted
+from publish.consent import protective_rank_sql
 from publish.policy import CONSENT_CATEGORIES, SENSITIVE_COLUMNS, SENSITIVE_POPULATIONS, Recipient
 from publish.statistics import statistics_table
 
@@ -68,13 +69,17 @@ class ProductFile:
 
 
 def _consent_pivot_sql() -> str:
+    # The latest decision per category for this purpose and recipient; of simultaneous ones the more
+    # protective. A withdrawal or refusal for purpose '*' covers every purpose; a grant must name it.
+    order = f"(decided_at, {protective_rank_sql('effective_status')})"
     picks = []
     for category in CONSENT_CATEGORIES:
-        picks.append(f"arg_max(effective_status, decided_at) FILTER (WHERE category = '{category}') AS _{category}")
-        picks.append(f"arg_max(by_guardian, decided_at) FILTER (WHERE category = '{category}') AS _{category}_guardian")
+        picks.append(f"arg_max(effective_status, {order}) FILTER (WHERE category = '{category}') AS _{category}")
+        picks.append(f"arg_max(by_guardian, {order}) FILTER (WHERE category = '{category}') AS _{category}_guardian")
     return (
         f"SELECT person_id, {', '.join(picks)} FROM consent_effective "
-        "WHERE purpose = $purpose AND recipient IN ($recipient, '*') GROUP BY person_id"
+        "WHERE (purpose = $purpose OR (purpose = '*' AND effective_status IN ('withdrawn', 'refused'))) "
+        "AND recipient IN ($recipient, '*') GROUP BY person_id"
     )
 
 

@@ -145,6 +145,7 @@ class Warehouse:
         self.home = DataHome.at(home)
         self.path = self.home.warehouse_file
         self.generations = Generations(self.home)
+        self._previous: Path | None = None  # the last whole generation's warehouse, while building
 
     def build_candidate(self, inputs: PublicationInputs, policy: SharingPolicy) -> Candidate:
         """Build every table and product for ``inputs`` into a new generation beside the published one.
@@ -175,6 +176,7 @@ class Warehouse:
         published_at = datetime.now(UTC)
         with duckdb.connect(str(candidate_path)) as con:
             self._load_inputs(con, inputs)
+            self._remember_decisions(con)
             con.execute(unified_population_sql(inputs.trust, inputs.as_of))
             con.execute(field_conflicts_sql())
             con.execute(person_consent_sql())
@@ -315,6 +317,34 @@ class Warehouse:
             )
         for name in ("_id_history", "_queue", "_decisions"):
             con.unregister(name)
+
+    def _remember_decisions(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Keep the withdrawals, refusals and deletion requests of earlier runs that the registry no
+        longer holds: a row lost from an export (or deleted by mistake) must never revive anyone. A
+        decision is undone only by a later one; a vanished grant is not remembered."""
+        if self._previous is None:
+            return
+        con.execute(f"ATTACH '{self._previous}' AS previous (READ_ONLY)")
+        try:
+            if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'previous' "
+                               "AND table_name = 'consent_decisions'").fetchone()[0]:
+                return
+            now = {row[0] for row in con.execute("DESCRIBE consent_decisions").fetchall()}
+            before = {row[0] for row in con.execute("DESCRIBE previous.consent_decisions").fetchall()}
+            if not {"record_id", "status"} <= now & before:
+                return
+            shared = ", ".join(c for c in now if c in before)
+            remembered = con.execute(
+                f"""INSERT INTO consent_decisions BY NAME
+                    SELECT {shared} FROM previous.consent_decisions p
+                    WHERE p.status IN ('withdrawn', 'refused', 'deletion_requested')
+                      AND p.record_id NOT IN (SELECT record_id FROM consent_decisions)"""
+            ).fetchone()[0]
+            if remembered:
+                log.warning("%d withdrawals, refusals or deletion requests of earlier runs are no longer in the "
+                            "consent registry; they are kept in force", remembered)
+        finally:
+            con.execute("DETACH previous")
 
     def _carry_history(self, con: duckdb.DuckDBPyConnection) -> None:
         if self._previous is None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from staging.schema import CONSENT_STATUSES
+from core.vocabulary import CONSENT_STATUSES
 
 __all__ = [
     "ExpectationOutcome",

@@ -17,7 +17,6 @@ __all__ = [
     "CANONICAL_COLUMNS",
     "CONSENT_COLUMNS",
     "CONSENT_QUARANTINE_RULES",
-    "CONSENT_STATUSES",
     "PERSON_QUARANTINE_RULES",
     "QUARANTINE_COLUMNS",
     "empty_canonical_frame",
@@ -64,8 +63,6 @@ CANONICAL_COLUMNS: dict[str, str] = {
 BOOLEAN_FIELDS: tuple[str, ...] = ("lives_alone", "low_income", "pregnant", "corrections")
 """Person fields that are yes/no department attributes."""
 
-CONSENT_STATUSES: tuple[str, ...] = ("granted", "refused", "withdrawn", "deletion_requested")
-"""The decisions a consent record can state."""
 
 CONSENT_COLUMNS: dict[str, str] = {
     "record_id": _TEXT,

@@ -26,7 +26,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.errors import ConfigError, SourceError
-from core.vocabulary import CONSENT_FIELDS, DATE_FORMATS, FIELD_LABELS, PERSON_FIELDS, SEX_CODES
+from core.vocabulary import (
+    CONSENT_FIELDS,
+    CONSENT_STATUS_WORDS,
+    CONSENT_STATUSES,
+    DATE_FORMATS,
+    FIELD_LABELS,
+    PERSON_FIELDS,
+    SEX_CODES,
+)
 from staging._arrow import STRING, as_arrow, bool_series, python_on_unique, to_series
 from staging._rules import (
     KeyedRows,
@@ -45,7 +53,6 @@ from staging.schema import (
     BOOLEAN_FIELDS,
     CANONICAL_COLUMNS,
     CONSENT_COLUMNS,
-    CONSENT_STATUSES,
 )
 from staging.text import clean_text, normalize_address, normalize_name
 
@@ -285,7 +292,7 @@ def stage_consent_records(
     as_of = extract.extracted_at.tz_convert(CHINA_TZ).date()
 
     ids = fields.id_numbers(as_of)
-    status = fields.text("status", lambda statuses: clean_text(statuses).str.lower())
+    status = fields.consent_status()
     known_status = status.isin(CONSENT_STATUSES).fillna(False).to_numpy(bool)
     decided = parse_timestamps(fields.mapped("decided_at"), date_formats)
     expires = parse_timestamps(fields.mapped("expires_at"), date_formats)
@@ -419,6 +426,19 @@ class _Fields:
         )
         self._count_unrecognised(field_name, present.notna() & result.isna())
         return result
+
+    def consent_status(self) -> pd.Series:
+        """``status``: the source's ``values`` map first, then the common ways registries write each
+        status (:data:`core.vocabulary.CONSENT_STATUS_WORDS`); anything else missing (unknown)."""
+        declared = self.text("status", lambda statuses: clean_text(statuses).str.lower())
+        if "status" not in self.columns:
+            return declared
+        cleaned = clean_text(self.raw("status"))
+        common = to_series(
+            python_on_unique(as_arrow(cleaned), lambda distinct: [CONSENT_STATUS_WORDS.get(v.lower()) for v in distinct]),
+            cleaned.index,
+        )
+        return declared.where(declared.isin(CONSENT_STATUSES).fillna(False), common).astype(STRING)
 
     def flag(self, field_name: str) -> pd.Series:
         """A yes/no field as nullable booleans."""

@@ -423,7 +423,8 @@ def test_a_run_launched_by_dagster_itself_holds_the_home_too(demo_copy):
 
 
 def test_a_consent_decision_that_cannot_be_read_never_revives_anyone(demo_copy, capsys):
-    # 注销 instead of the registry's 删除, 撤销 instead of 撤回: statuses the registry's map does not know.
+    # 注销 instead of the registry's 删除, 作废 for 撤回: words neither the registry's map nor the common
+    # vocabulary knows. 撤销 is not in the map either, but registries commonly write it for 撤回.
     home = demo_copy.home
     with duckdb.connect(str(home.warehouse_file), read_only=True) as con:
         deleted = {r[0] for r in con.execute("SELECT person_id FROM deletion_requests").fetchall()}
@@ -431,22 +432,31 @@ def test_a_consent_decision_that_cannot_be_read_never_revives_anyone(demo_copy, 
     registry = home.demo_dir / "consent_registry.parquet"
     decisions = pd.read_parquet(registry)
     withdrawals = decisions.index[decisions["status"] == "撤回"][:3]
+    revoked = decisions.index[decisions["status"] == "撤回"][3:6]
     decisions.loc[decisions["status"] == "删除", "status"] = "注销"
-    decisions.loc[withdrawals, "status"] = "撤销"
+    decisions.loc[withdrawals, "status"] = "作废"
+    decisions.loc[revoked, "status"] = "撤销"
     decisions.to_parquet(registry, index=False)
 
     assert run(home) == 0  # a few unreadable rows among thousands: the district publishes, without them
 
     with duckdb.connect(str(home.warehouse_file), read_only=True) as con:
         problems = {r[0] for r in con.execute("SELECT person_id FROM consent_problems").fetchall()}
-        excluded = con.execute(
-            "SELECT recipient, person_id FROM consent_exclusions WHERE reason = 'consent_unreadable'").df()
+        excluded = con.execute("SELECT recipient, person_id FROM consent_exclusions "
+                               "WHERE reason IN ('consent_unreadable', 'deleted')").df()
         withdrawn = {r[0] for r in con.execute(
             "SELECT person_id FROM consent_problems WHERE decision_id IN ("
             + ", ".join(f"'consent_registry:{k}'" for k in decisions.loc[withdrawals, "consent_id"]) + ")").fetchall()}
     assert deleted <= problems and len(withdrawn) >= 1
+    with duckdb.connect(str(home.warehouse_file), read_only=True) as con:
+        understood = con.execute(
+            "SELECT DISTINCT status FROM consent_decisions WHERE record_id IN ("
+            + ", ".join(f"'consent_registry:{k}'" for k in decisions.loc[revoked, "consent_id"]) + ")").fetchall()
+    assert understood == [("withdrawn",)]
     analysts = set(excluded.loc[excluded["recipient"] == "statistics_analysts", "person_id"])
-    assert deleted <= analysts  # a deletion written 注销 still keeps them out of the analysts' table
+    # A deletion written 注销 still keeps them out of the analysts' table: the request read last run is
+    # remembered ('deleted'), and the row it became is unreadable ('consent_unreadable').
+    assert deleted <= analysts
     doctors = set(excluded.loc[excluded["recipient"] == "health_family_doctors", "person_id"])
     assert doctors <= problems
     out = capsys.readouterr().out

@@ -66,10 +66,24 @@ def test_guardian_must_be_someone_else():
     assert status[("service_delivery", "grid", "minor")] == ("granted", True)
 
 
-def test_deletion_stands_until_a_later_grant():
+def test_deletion_stands_until_it_is_explicitly_revoked_not_until_any_later_grant():
     _, deleted = effective(dict(status="granted", decided_at="2025-01-01"),
                            dict(status="deletion_requested", decided_at="2026-01-01", purpose="*"))
     assert deleted == {"P1"}
+    # A later grant for some purpose (a form signed at a clinic) does not undo a request to be deleted.
     _, deleted = effective(dict(status="deletion_requested", decided_at="2025-01-01", purpose="*"),
                            dict(status="granted", decided_at="2026-01-01"))
+    assert deleted == {"P1"}
+    _, deleted = effective(dict(status="deletion_requested", decided_at="2025-01-01", purpose="*"),
+                           dict(status="deletion_revoked", decided_at="2026-01-01", purpose="*"))
     assert deleted == set()
+    # A revocation and a request made at the same instant: the request stands.
+    _, deleted = effective(dict(status="deletion_revoked", decided_at="2026-01-01", purpose="*"),
+                           dict(status="deletion_requested", decided_at="2026-01-01", purpose="*"))
+    assert deleted == {"P1"}
+
+
+@pytest.mark.parametrize("order", [("granted", "withdrawn"), ("withdrawn", "granted")])
+def test_a_grant_and_a_withdrawal_at_the_same_instant_resolve_to_the_withdrawal(order):
+    status, _ = effective(*[dict(status=s, decided_at="2026-06-01 10:00") for s in order])
+    assert status[("service_delivery", "*", "basic")][0] == "withdrawn"

@@ -311,3 +311,30 @@ def test_published_statistics_have_no_small_or_recoverable_cell(home):
     published_values = stats.pivot(index="area", columns="population", values="people")
     assert published_values.loc["total", "total"] == table[-1, -1]
     assert recoverable(table, hidden) == []
+
+
+def test_a_withdrawal_of_everything_covers_every_purpose(home):
+    # 方阿姨 withdraws "everything" (purpose * , recipient *): a grant for service_delivery must not survive it.
+    district = _district()
+    consent = district["consent"]
+    withdrawal = consent[consent["name"] == PEOPLE["P_f"][0]].iloc[[0]].assign(
+        record_id="consent:all", source_key="all", purpose="*", status="withdrawn",
+        decided_at=pd.Timestamp("2026-10-01", tz="UTC"))
+    _publish(home, dict(district, consent=pd.concat([consent, withdrawal], ignore_index=True)), run_id="run2")
+    for recipient in CONSENT_BASED:
+        assert "P_f" not in set(_read(home, recipient)["person_id"])
+    assert "P_f" in set(_read(home, "civil_register")["person_id"])  # statutory: not a consent matter
+
+
+def test_a_withdrawal_that_vanishes_from_the_registry_stays_in_force(home):
+    district = _district(withdraw_f=True)
+    _publish(home, district, run_id="run2")
+    assert all("P_f" not in set(_read(home, r)["person_id"]) for r in CONSENT_BASED)
+    # The next export lost the withdrawal row: nobody is revived by a row going missing.
+    consent = district["consent"]
+    _publish(home, dict(district, consent=consent[consent["status"] != "withdrawn"]), run_id="run3")
+    for recipient in CONSENT_BASED:
+        assert "P_f" not in set(_read(home, recipient)["person_id"])
+    with duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True) as con:
+        kept = con.execute("SELECT status FROM consent_decisions WHERE name = '方阿姨' ORDER BY decided_at").fetchall()
+    assert kept == [("granted",), ("withdrawn",)]

@@ -92,7 +92,7 @@ CASES = [
     (consent(consent_id="c5", sfzh="1101051980"), ("malformed_id_number", "id_number", "sfzh", "1101051980",
      "公民身份号码 '1101051980' has 10 characters; expected 18 (or the old 15); correct the ID in the source system")),
     (consent(consent_id="c6", status="也许"), ("unknown_status", "status", "status", "也许",
-     "同意状态 '也许' is not one of granted, refused, withdrawn, deletion_requested; correct it in the consent registry, or map it under "
+     "同意状态 '也许' is not one of granted, refused, withdrawn, deletion_requested, deletion_revoked; correct it in the consent registry, or map it under "
      "values.status in sources.yaml (e.g. 同意: granted, 拒绝: refused, 撤回: withdrawn)")),
     (consent(consent_id="c7", status=None), ("unknown_status", "status", "status", None,
      "同意状态 is empty; correct it in the consent registry, or map it under values.status in sources.yaml "
