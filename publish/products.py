@@ -36,8 +36,8 @@ import pyarrow.compute as pc
 from core.home import DataHome, HomeLike
 from core.keys import load_or_create_key
 from core.vocabulary import MASKS
-from publish.crypto import product_key, write_encrypted
 from publish.consent import protective_rank_sql
+from publish.crypto import product_key, write_encrypted
 from publish.policy import CONSENT_CATEGORIES, SENSITIVE_COLUMNS, SENSITIVE_POPULATIONS, Recipient
 from publish.statistics import statistics_table
 
