@@ -43,7 +43,7 @@ def build_link_asset(
              **staged: pd.DataFrame):
         records = pd.concat(list(staged.values()), ignore_index=True)
         previous = warehouse.previous_linking()
-        result = link_records(records, settings, previous=previous)
+        result = link_records(records, settings, previous=previous, id_key=warehouse.person_id_key())
         context.log.info("linked %d records into %d persons", len(records), result.mapping["person_id"].nunique())
         yield dg.Output(result.mapping, output_name="record_person_map",
                         metadata={"dagster/row_count": len(result.mapping), **_numbers(result.stats)})

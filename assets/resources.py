@@ -6,6 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from core.home import DataHome
+from core.keys import load_or_create_key
 from dedup import DecisionLog, PreviousLinking
 from publish import SharingPolicy, Warehouse, WarehouseReader, load_policy
 
@@ -38,6 +39,10 @@ class WarehouseResource(dg.ConfigurableResource):
         """The published mapping, issued ids, review queue and decisions (warehouse and decision log), read-only."""
         tables = self.reader().read_tables("record_person", "issued_person_ids", "review_decisions", "review_queue")
         return PreviousLinking.from_tables(tables, self.decision_log().load())
+
+    def person_id_key(self) -> bytes:
+        """The district's key for new person ids: ``$SILOBREAKER_PERSON_ID_KEY`` (hex) or its key file."""
+        return load_or_create_key(self.data_home().person_id_key_file, "SILOBREAKER_PERSON_ID_KEY")
 
     def decision_log(self) -> DecisionLog:
         """The clerical review decisions recorded with ``silobreaker review decide``."""

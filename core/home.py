@@ -221,6 +221,11 @@ class DataHome:
         """The key of the audit log's membership hashes."""
         return self.keys_dir / "audit.key"
 
+    @property
+    def person_id_key_file(self) -> Path:
+        """The key new person ids are derived with (opaque: not computable from record keys)."""
+        return self.keys_dir / "person_id.key"
+
     def pseudonym_key_file(self, recipient: str) -> Path:
         """The key of ``recipient``'s pseudonyms."""
         return self.keys_dir / f"{recipient}.key"

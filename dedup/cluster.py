@@ -7,8 +7,7 @@ cannot-link pairs). A component that breaks either is re-built greedily from its
 refusing any link that would break them (Kruskal's maximum spanning forest with cannot-link
 constraints); the refused links are reported as ``cut``.
 
-:func:`person_ids` names a cluster ``'P'`` + the first 12 hex characters of SHA-1 of its smallest
-record_id; the engine names persons with :func:`dedup.ids.assign_stable_ids`, which keeps earlier ids.
+Persons are named by :func:`dedup.ids.assign_stable_ids`, which keeps earlier ids and issues opaque new ones.
 """
 
 from __future__ import annotations
@@ -16,15 +15,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from dedup.prepare import TEXT
 
-__all__ = ["Clusters", "cluster_links", "components", "person_ids"]
+__all__ = ["Clusters", "cluster_links", "components"]
 
 log = logging.getLogger(__name__)
 
@@ -197,20 +194,3 @@ def _split(
     nodes = np.flatnonzero(member)
     new_labels[nodes] = offset + np.array([find(int(node)) for node in nodes.tolist()], dtype=np.int64)
     return new_labels, cut
-
-
-def person_ids(record_ids: pd.Series, labels: np.ndarray) -> pd.Series:
-    """Stable person id per record: ``'P'`` + 12 hex of SHA-1 of its cluster's smallest record_id.
-
-    Example:
-        >>> person_ids(pd.Series(["b:1", "a:7"]), np.array([0, 0])).tolist()
-        ['P74ee41b7c1c9', 'P74ee41b7c1c9']
-    """
-    record_ids = pd.Series(record_ids).reset_index(drop=True).astype(TEXT)
-    smallest = pd.DataFrame({"smallest": record_ids.groupby(labels).min().to_numpy()})
-    # DuckDB hashes the whole column at once; SHA-1 of the UTF-8 bytes, as hashlib would give.
-    with duckdb.connect() as con:
-        con.register("smallest", smallest)
-        digest = con.execute("SELECT 'P' || left(sha1(smallest), 12) AS person_id FROM smallest").fetchnumpy()
-    by_label = np.asarray(digest["person_id"], dtype=object)
-    return pd.Series(by_label[pd.factorize(labels, sort=True)[0]], dtype=TEXT)

@@ -59,7 +59,10 @@ class LinkResult:
 
 
 def link_records(
-    records: pd.DataFrame, settings: LinkSettings | None = None, previous: PreviousLinking | None = None
+    records: pd.DataFrame,
+    settings: LinkSettings | None = None,
+    previous: PreviousLinking | None = None,
+    id_key: bytes | None = None,
 ) -> LinkResult:
     """Resolve which records describe the same person.
 
@@ -117,7 +120,7 @@ def link_records(
     decision = pairs["decision"].to_numpy(dtype=object, na_value=None).copy()
     decision[np.flatnonzero(is_link)[scored_cut]] = "cut"
     pairs["decision"] = pd.Series(decision, dtype=TEXT)
-    ids = assign_stable_ids(prepared["record_id"], clusters.labels, previous.mapping, previous.issued_ids)
+    ids = assign_stable_ids(prepared["record_id"], clusters.labels, previous.mapping, previous.issued_ids, id_key)
     mapping = ids.mapping
     seconds["cluster"] = _lap(phase)
 

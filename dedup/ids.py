@@ -5,9 +5,11 @@ module turns them into ids a department can keep: a cluster takes the id of the 
 shares the most records with, and each previous id goes to at most one cluster. Contests are settled
 greedily, largest overlap first, ties broken by the smaller old id and then by the cluster's smallest
 record_id — the same input always gives the same ids. A cluster left without an old id gets a fresh one,
-``'P'`` + 12 hex characters of SHA-1 of its smallest record_id (the scheme of the first publication),
-salted with ``#1``, ``#2`` … until it collides with no id ever issued: an id is never given to someone
-else, even after the person it named was merged away.
+``'P'`` + 12 hex characters of SHA-256 of a secret key and its smallest record_id, salted with ``#1``,
+``#2`` … until it collides with no id ever issued: an id is never given to someone else, even after the
+person it named was merged away. The key makes ids opaque: without it, nobody can compute a person's
+id from a department's record keys (issue the ids of a district with its persistent key; without one,
+each call draws a random key, and ids are simply issued).
 
 What changed is reported as history rows:
 
@@ -27,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -124,6 +127,7 @@ def assign_stable_ids(
     labels: np.ndarray,
     previous_mapping: pd.DataFrame | None = None,
     issued: Iterable[str] | None = None,
+    id_key: bytes | None = None,
 ) -> StableIds:
     """Give each cluster a person id, keeping the ids of the previous run wherever the persons continue.
 
@@ -132,6 +136,8 @@ def assign_stable_ids(
         labels: cluster label per record (any integers; equal label, same person).
         previous_mapping: ``record_id, person_id`` of the previous run, or None on a first run.
         issued: ids issued by any earlier run (those in ``previous_mapping`` are added); never reused.
+        id_key: the secret new ids are derived with (the district's persistent key, so a rerun from
+            scratch gives the same ids); ``None`` draws a random one, and new ids are then random.
 
     Returns:
         :class:`StableIds`: the mapping in input order and history rows :data:`HISTORY_COLUMNS`
@@ -166,7 +172,8 @@ def assign_stable_ids(
         continuing = _match(overlap)
         earlier = pd.Series(issued if issued is not None else [], dtype=object)
         taken = pd.Index(pd.concat([_objects(previous["person_id"]), _objects(earlier)]).dropna().unique(), dtype=object)
-        fresh = _fresh_ids(con, clusters["smallest"].drop(continuing.index), taken)
+        fresh = _fresh_ids(con, clusters["smallest"].drop(continuing.index), taken,
+                           id_key if id_key is not None else secrets.token_bytes(32))
 
     assigned = pd.concat([continuing, fresh])
     person_id = assigned.reindex(labels).to_numpy(dtype=object)
@@ -207,7 +214,7 @@ def _match(overlap: pd.DataFrame) -> pd.Series:
     return pd.Series(old_ids[matched["row"].to_numpy()], index=pd.Index(matched["label"], name="label"), dtype=object)
 
 
-def _fresh_ids(con: duckdb.DuckDBPyConnection, smallest: pd.Series, taken: pd.Index) -> pd.Series:
+def _fresh_ids(con: duckdb.DuckDBPyConnection, smallest: pd.Series, taken: pd.Index, key: bytes) -> pd.Series:
     """Label → a new id for each cluster without an old one, never one already ``taken``."""
     pending = smallest
     accepted: list[pd.Series] = []
@@ -216,7 +223,8 @@ def _fresh_ids(con: duckdb.DuckDBPyConnection, smallest: pd.Series, taken: pd.In
     while len(pending):
         con.register("pending_clusters", pd.DataFrame({"smallest": pending.to_numpy(dtype=object)}))
         seed = "smallest" if salt == 0 else f"smallest || '#{salt}'"
-        digest = con.execute(f"SELECT 'P' || left(sha1({seed}), 12) AS person_id FROM pending_clusters").fetchnumpy()
+        digest = con.execute(f"SELECT 'P' || left(sha256($key || {seed}), 12) AS person_id FROM pending_clusters",
+                             {"key": key.hex()}).fetchnumpy()
         con.unregister("pending_clusters")
         candidate = pd.Series(np.asarray(digest["person_id"], dtype=object), index=pending.index, dtype=object)
         clash = candidate.isin(used) | candidate.duplicated()

@@ -38,3 +38,6 @@ def records(rows: list[dict[str, str]]) -> pd.DataFrame:
     for column in sorted({key for row in rows for key in row} - set(REQUIRED_COLUMNS)):
         frame[column] = [row.get(column, "") for row in rows]
     return frame
+
+#: A fixed person-id key, so ids in tests are the same on every run (a district keeps its own key).
+ID_KEY = bytes(range(100, 132))

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from dedup.cluster import cluster_links, person_ids
+from dedup.cluster import cluster_links
 
 ID_1 = "11010519491231002X"
 ID_2 = "110105194912310021"
@@ -55,19 +55,6 @@ def test_no_cluster_ever_holds_two_valid_ids() -> None:
     clusters = cluster_links(n, left[keep], right[keep], rng.random(keep.sum()), ids)
     per_cluster = ids.groupby(clusters.labels).nunique()
     assert per_cluster.max() == 1
-
-
-def test_person_ids_hash_the_smallest_record_id() -> None:
-    ids = person_ids(pd.Series(["b:1", "a:7", "c:2"]), np.array([5, 5, 2]))
-    expected = {rid: "P" + hashlib.sha1(rid.encode()).hexdigest()[:12] for rid in ("a:7", "c:2")}
-    assert ids.tolist() == [expected["a:7"], expected["a:7"], expected["c:2"]]
-    assert expected["a:7"] == "P74ee41b7c1c9"
-
-
-def test_person_ids_of_chinese_record_ids_hash_utf8() -> None:
-    assert person_ids(pd.Series(["民政:张"]), np.array([0])).tolist() == [
-        "P" + hashlib.sha1("民政:张".encode()).hexdigest()[:12]
-    ]
 
 
 def test_cannot_link_pair_is_separated_keeping_the_stronger_side() -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from dedup import LinkSettings, link_records
-from tests.dedup.dedup_helpers import mistype, records, transpose, valid_id
+from tests.dedup.dedup_helpers import ID_KEY, mistype, records, transpose, valid_id
 
 ADDR_ZHANG = "示范区西溪街道翠苑社区3栋201"
 ADDR_WANG = "示范区东湖街道和睦社区5栋302"
@@ -99,7 +99,7 @@ def partition(mapping: pd.DataFrame) -> set[frozenset[str]]:
 
 @pytest.fixture(scope="module")
 def result():
-    return link_records(FIXTURE)
+    return link_records(FIXTURE, id_key=ID_KEY)
 
 
 def test_expected_persons_exactly(result) -> None:
@@ -111,14 +111,14 @@ def test_mapping_has_one_row_per_record_in_input_order(result) -> None:
     assert list(result.mapping.columns) == ["record_id", "person_id"]
 
 
-def test_person_id_is_hash_of_smallest_record_id(result) -> None:
+def test_person_id_is_the_keyed_hash_of_the_smallest_record_id(result) -> None:
     for person_id, group in result.mapping.groupby("person_id"):
-        assert person_id == "P" + hashlib.sha1(min(group["record_id"]).encode()).hexdigest()[:12]
+        assert person_id == "P" + hashlib.sha256((ID_KEY.hex() + min(group["record_id"])).encode()).hexdigest()[:12]
 
 
 def test_person_id_is_stable_when_other_records_change(result) -> None:
     shuffled = FIXTURE.sample(frac=1.0, random_state=7)
-    again = link_records(shuffled)
+    again = link_records(shuffled, id_key=ID_KEY)
     assert dict(zip(again.mapping["record_id"], again.mapping["person_id"], strict=True)) == dict(
         zip(result.mapping["record_id"], result.mapping["person_id"], strict=True)
     )

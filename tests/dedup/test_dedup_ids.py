@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from connectors import load_sources, read_source
 from dedup import PreviousLinking, assign_stable_ids, link_records
-from dedup.cluster import person_ids
 from demo.generate import SOURCES_YAML, generate_demo
 from staging.stage import stage_person_records
 
@@ -21,7 +22,7 @@ def run(clusters: list[list[str]], previous: dict[str, str] | None = None, issue
     """Assign ids to ``clusters`` (lists of record ids); return record → id and history as tuples."""
     record_ids = [r for cluster in clusters for r in cluster]
     labels = np.array([i for i, cluster in enumerate(clusters) for _ in cluster])
-    ids = assign_stable_ids(pd.Series(record_ids), labels, mapping(previous) if previous else None, issued)
+    ids = assign_stable_ids(pd.Series(record_ids), labels, mapping(previous) if previous else None, issued, KEY)
     by_record = dict(zip(ids.mapping["record_id"], ids.mapping["person_id"], strict=True))
     history = [
         (row.kind, None if pd.isna(row.old_id) else row.old_id, row.new_id, row.records)
@@ -30,11 +31,25 @@ def run(clusters: list[list[str]], previous: dict[str, str] | None = None, issue
     return by_record, history
 
 
-def fresh(smallest: str) -> str:
-    return person_ids(pd.Series([smallest]), np.array([0]))[0]
+KEY = bytes(range(100, 132))
 
 
-def test_first_run_ids_are_the_hash_of_the_smallest_record_and_all_new():
+def fresh(smallest: str, key: bytes = KEY) -> str:
+    """The id a new person whose smallest record is ``smallest`` gets under ``key``, computed independently."""
+    return "P" + hashlib.sha256((key.hex() + smallest).encode()).hexdigest()[:12]
+
+
+def test_new_ids_are_keyed_so_nobody_can_compute_them_from_record_keys():
+    ids, _ = run([["民政:1"]])
+    assert ids["民政:1"] == fresh("民政:1")
+    assert ids["民政:1"] != "P" + hashlib.sha1("民政:1".encode()).hexdigest()[:12]  # the old, guessable scheme
+    other = assign_stable_ids(pd.Series(["民政:1"]), np.array([0]), id_key=bytes(range(32))).mapping
+    unkeyed = [assign_stable_ids(pd.Series(["民政:1"]), np.array([0])).mapping["person_id"][0] for _ in range(2)]
+    assert other["person_id"][0] == fresh("民政:1", bytes(range(32))) != ids["民政:1"]
+    assert unkeyed[0] != unkeyed[1]  # without the district's key, new ids are random
+
+
+def test_first_run_ids_are_the_keyed_hash_of_the_smallest_record_and_all_new():
     ids, history = run([["b:1", "a:1"], ["c:1"]])
     assert ids == {"a:1": fresh("a:1"), "b:1": fresh("a:1"), "c:1": fresh("c:1")}
     assert sorted(history) == sorted([("new", None, fresh("a:1"), 2), ("new", None, fresh("c:1"), 1)])
