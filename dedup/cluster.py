@@ -20,7 +20,6 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-
 __all__ = ["Clusters", "cluster_links", "components"]
 
 log = logging.getLogger(__name__)
