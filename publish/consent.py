@@ -5,8 +5,10 @@ From it a run derives, at the run date:
 
 - ``consent_effective``: person × purpose × recipient × data category → the latest decision, its
   expiry, whether a guardian made it, and ``effective_status`` (``granted``, ``expired``,
-  ``refused`` or ``withdrawn``). A decision without categories covers ``basic`` only; sensitive
-  categories (``health``, ``judicial``, ``minor``) need a decision naming them (单独同意).
+  ``refused`` or ``withdrawn``). A decision counts as a guardian's only if the guardian is someone
+  else and of age (18) on the day of the decision, by the birth date of their ID number. A decision
+  without categories covers ``basic`` only; sensitive categories (``health``, ``judicial``,
+  ``minor``) need a decision naming them (单独同意).
 - ``unified_population.effective_consent``: a MAP ``purpose@recipient#category`` → effective status.
 - ``deletion_requests``: people whose latest deletion decision is a request to be deleted (status
   ``deletion_requested``, PIPL art. 47). Only an explicit ``deletion_revoked`` (撤销删除) made later
@@ -79,7 +81,11 @@ WITH subjects AS (
         unnest(CASE WHEN nullif(trim(c.categories), '') IS NULL THEN ['basic']
                     ELSE list_distinct(list_transform(string_split(c.categories, ','), lambda x: lower(trim(x)))) END) AS category,
         c.status, c.decided_at, c.expires_at, c.channel,
-        c.guardian_id_number IS NOT NULL AND c.guardian_id_number <> c.id_number AS by_guardian,
+        -- A guardian is someone else, of age (18) on the day of the decision, by the birth date their
+        -- ID number carries: a child cannot consent for a child.
+        coalesce(c.guardian_id_number IS NOT NULL AND c.guardian_id_number <> c.id_number
+                 AND c.decided_at >= try_strptime(substr(c.guardian_id_number, 7, 8), '%Y%m%d') + INTERVAL 18 YEAR,
+                 false) AS by_guardian,
         c.record_id AS decision_id
     FROM consent_decisions c JOIN subjects s USING (id_number)
     WHERE c.status NOT IN ('{DELETION_STATUS}', '{REVOCATION_STATUS}')

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from publish.consent import add_effective_consent
+from staging import id_check_digit
 
 AS_OF = date(2026, 11, 23)
 
@@ -57,13 +58,21 @@ def test_a_decision_without_categories_covers_basic_only():
     assert set(status) == {("service_delivery", "*", "basic")}
 
 
-def test_guardian_must_be_someone_else():
+ADULT = "11010519800102123" + id_check_digit("11010519800102123")    # born 1980-01-02
+CHILD_OF_SIX = "11010520190102123" + id_check_digit("11010520190102123")  # born 2019-01-02
+
+
+def test_guardian_must_be_someone_else_and_of_age_on_the_day():
     status, _ = effective(
         dict(status="granted", decided_at="2025-01-01", categories="basic,minor", guardian_id_number="ID1"),
-        dict(status="granted", decided_at="2025-01-01", recipient="grid", categories="minor", guardian_id_number="ID9"),
+        dict(status="granted", decided_at="2025-01-01", recipient="grid", categories="minor", guardian_id_number=ADULT),
+        # A six-year-old's ID entered as a one-year-old's guardian.
+        dict(status="granted", decided_at="2025-01-01", recipient="health", categories="minor",
+             guardian_id_number=CHILD_OF_SIX),
     )
     assert status[("service_delivery", "*", "minor")] == ("granted", False)
     assert status[("service_delivery", "grid", "minor")] == ("granted", True)
+    assert status[("service_delivery", "health", "minor")] == ("granted", False)
 
 
 def test_deletion_stands_until_it_is_explicitly_revoked_not_until_any_later_grant():
