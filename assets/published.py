@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.resources import WarehouseResource
-from assets.run_lifecycle import RunLockResource
+from assets.run_lifecycle import RunLockResource, discard_intermediates
 from publish import PublicationInputs, publish_if_valid
 from quality import render_quality_report
 from staging import CONSENT_COLUMNS
@@ -59,6 +59,7 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
         if not result.published:
             yield check
             raise dg.Failure(description=result.reason)
+        discard_intermediates(warehouse.data_home(), context.run.run_id)
         yield dg.MaterializeResult(asset_key=UNIFIED, metadata={
             "path": str(result.warehouse), "dagster/row_count": result.counts["unified_population"], **result.counts})
         yield dg.MaterializeResult(asset_key=SHARED, metadata={

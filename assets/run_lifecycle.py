@@ -23,11 +23,11 @@ from contextlib import contextmanager
 import dagster as dg
 from pydantic import Field
 
-from core.home import DataHome, HomeLike
+from core.home import DataHome, HomeLike, private_files
 from core.lock import hold_data_home
 from publish import Generations
 
-__all__ = ["RUN_LOCK", "SYNC_JOB", "RunLockResource", "begin_run", "end_run"]
+__all__ = ["RUN_LOCK", "SYNC_JOB", "RunLockResource", "begin_run", "discard_intermediates", "end_run"]
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,10 @@ for its setup: holding the lock), so whatever selection a run materialises, it h
 def begin_run(instance: dg.DagsterInstance | None, home: HomeLike, run_id: str) -> list[str]:
     """Put the home in order for run ``run_id`` (which must hold the lock); return what was found and done."""
     home = DataHome.at(home)
+    _make_private(home)
+    notes: list[str] = []
     generations = Generations(home)
-    notes = generations.recover()
+    notes += generations.recover()
     damaged = generations.check_current()
     if damaged:
         notes.append(damaged)
@@ -55,6 +57,13 @@ def begin_run(instance: dg.DagsterInstance | None, home: HomeLike, run_id: str) 
     for note in notes:
         log.warning("run %s: %s", run_id, note)
     return notes
+
+
+def discard_intermediates(home: HomeLike, run_id: str) -> None:
+    """Remove run ``run_id``'s intermediate files (raw extracts, staged records with diagnoses, sentence
+    types, ID numbers) once its publication holds them: restricted data is not left lying around. A
+    blocked run keeps them, so its quarantine can be exported and corrected."""
+    shutil.rmtree(DataHome.at(home).asset_base(run_id, []), ignore_errors=True)
 
 
 def end_run(home: HomeLike, run_id: str) -> None:
@@ -71,6 +80,7 @@ class RunLockResource(dg.ConfigurableResource):
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[RunLockResource]:
+        private_files()
         home = DataHome.resolve(self.home)
         run_id = context.run.run_id if context.run else "unknown"
         with hold_data_home(home, run_id) as took:
@@ -94,6 +104,21 @@ def _prune_reports(home: DataHome) -> None:
                      key=lambda p: p.stat().st_mtime)
     for old in reports[:-REPORTS_KEPT]:
         old.unlink()
+
+
+def _make_private(home: DataHome) -> None:
+    """Take group and other permissions off everything under the home (written before umask 077, or by
+    another process such as the Dagster webserver)."""
+    loosened = 0
+    for path in (home.root, *home.root.rglob("*")):
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            path.chmod(mode & ~0o077)
+            loosened += 1
+    if loosened:
+        log.info("made %d file(s) and folder(s) under %s private to their owner", loosened, home.root)
 
 
 def _clean_run_dirs(home: DataHome, run_id: str) -> list[str]:

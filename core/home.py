@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HOME_ENV", "DataHome", "HomeLike"]
+__all__ = ["HOME_ENV", "DataHome", "HomeLike", "private_files"]
 
 HOME_ENV = "SILOBREAKER_HOME"
 """Environment variable naming the data home."""
@@ -265,6 +265,12 @@ class DataHome:
     def dagster_config_file(self) -> Path:
         """The Dagster instance's settings (a copy of the repository's ``dagster.yaml``)."""
         return self.dagster_dir / "dagster.yaml"
+
+
+def private_files() -> None:
+    """Make everything this process writes from now on readable by its owner only (umask 077): the data
+    home holds restricted data, keys and the audit trail."""
+    os.umask(0o077)
 
 
 _WAREHOUSE = "warehouse"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import ConfigError, SilobreakerError
-from core.home import HOME_ENV, DataHome
+from core.home import HOME_ENV, DataHome, private_files
 from core.lock import DataHomeBusyError, hold_data_home
 from pipelines.privacy_cli import add_privacy_commands
 from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
@@ -434,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``silobreaker`` console script."""
     args = build_parser().parse_args(argv)
+    private_files()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 from assets.run_lifecycle import REPORTS_KEPT, begin_run, end_run
 from core.home import DataHome
@@ -35,3 +36,15 @@ def test_only_the_newest_reports_are_kept(tmp_path):
 
     kept = sorted(p.name for p in home.reports_dir.iterdir() if p != home.latest_report)
     assert len(kept) == REPORTS_KEPT and kept[0] == "quality-run005.html" and home.latest_report.exists()
+
+
+def test_a_run_takes_group_and_other_permissions_off_the_home(tmp_path):
+    home = DataHome.at(tmp_path / "home")
+    home.warehouse_dir.mkdir(parents=True, mode=0o755)
+    loose = home.warehouse_dir / "left-from-before.duckdb"
+    loose.write_bytes(b"x")
+    loose.chmod(0o644)
+
+    begin_run(None, home, "now")
+
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o600 and stat.S_IMODE(home.warehouse_dir.stat().st_mode) == 0o700

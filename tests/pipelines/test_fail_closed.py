@@ -200,10 +200,14 @@ def test_absurd_names_and_a_cut_off_last_row_are_quarantined_not_staged(demo_cop
 
     outcome = run_pipeline(demo_copy)
 
+    assert outcome.success
     assert outcome.reports["health"].quarantine_rules.get("implausible_name") == 1
     assert outcome.reports["census"].quarantine_rules.get("truncated_row") == 1
-    staged = stored_frame(home, "staged_health")
-    assert staged["name"].str.len().max() <= 64
+    with duckdb.connect(str(home.warehouse_file), read_only=True) as con:
+        longest = con.execute("SELECT max(length(name)) FROM source_records").fetchone()[0]
+    assert longest <= 64
+    # Published: the run's intermediate files (restricted data) are gone; the quarantine is in the warehouse.
+    assert not home.asset_base(outcome.run_id, []).exists() and stored_frame(home, "staged_health") is None
 
 
 # -- faults of the process and the disk: each case runs the sync in a child process and kills it ---------
