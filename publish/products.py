@@ -125,11 +125,15 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
         expr = MASKS[column].sql(f"u.{column}") if column in recipient.mask else f"u.{column}"
         if column in SENSITIVE_COLUMNS:
             expr = f"CASE WHEN {ok[SENSITIVE_COLUMNS[column]]} THEN {expr} END"
-        if column == "key_populations" and consent:
-            hidden = " AND ".join(
-                f"(k <> '{population}' OR {ok[category]})" for population, category in SENSITIVE_POPULATIONS.items()
-            )
-            expr = f"list_filter(u.key_populations, lambda k: {hidden})"
+        if column == "key_populations":
+            # Only the categories the policy names (minimum necessity); a sensitive one only where
+            # its category is granted too.
+            allowed = [
+                f"(k = '{population}' AND {ok[SENSITIVE_POPULATIONS[population]]})" if population in SENSITIVE_POPULATIONS
+                else f"k = '{population}'"
+                for population in recipient.shared_key_populations
+            ]
+            expr = f"list_filter(u.key_populations, lambda k: {' OR '.join(allowed)})"
         selected.append(f"{expr} AS {column}")
 
     if recipient.population:
