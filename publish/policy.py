@@ -93,7 +93,13 @@ class Aggregate(BaseModel):
         default_factory=lambda: list(KEY_POPULATIONS), description="key populations counted (columns)"
     )
     threshold: int = Field(
-        default=10, ge=2, description="cells with 1..threshold-1 people are suppressed (and the cells that would reveal them)"
+        default=10, ge=2,
+        description="cells whose perturbed count is below this are suppressed, zeros included (and the cells that would reveal them)",
+    )
+    noise: int = Field(
+        default=2, ge=1, le=5,
+        description="cell-key perturbation: each published count is off by at most this many people, "
+        "the same for the same people run after run",
     )
 
     @field_validator("populations")

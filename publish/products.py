@@ -183,7 +183,7 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
     members: list[str] = []
     exclusions: dict[str, int] = {}
     if recipient.aggregate is not None:
-        table = statistics_table(con, recipient.aggregate)
+        table = statistics_table(con, recipient.aggregate, pseudonym_key(home, recipient.name))
     else:
         sql, params = product_query_sql(recipient)
         full = con.sql(sql, params=params).to_arrow_table()
