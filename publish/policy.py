@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from core.config import load_yaml_model
 from core.vocabulary import MASKS
+from publish.anonymity import KAnonymity
 
 __all__ = [
     "CONSENT_CATEGORIES",
@@ -161,6 +162,11 @@ class Recipient(BaseModel):
     pseudonymise: bool = Field(
         default=False, description="replace person_id by a keyed pseudonym (person_key) unique to this recipient"
     )
+    k_anonymity: KAnonymity | None = Field(
+        default=None,
+        description="generalise and suppress quasi-identifiers until every combination is shared by k rows "
+        "(analyst row products: always, default k 5; see publish.anonymity)",
+    )
 
     @field_validator("columns")
     @classmethod
@@ -189,9 +195,10 @@ class Recipient(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Recipient:
         if self.aggregate is not None:
-            if self.columns or self.mask or self.pseudonymise or self.key_populations is not None:
+            if self.columns or self.mask or self.pseudonymise or self.key_populations is not None or self.k_anonymity:
                 raise ValueError(
-                    "an aggregate recipient gets counts only: drop columns, key_populations, mask and pseudonymise"
+                    "an aggregate recipient gets counts only: drop columns, key_populations, mask, pseudonymise "
+                    "and k_anonymity"
                 )
             return self
         if not self.columns:
@@ -209,6 +216,8 @@ class Recipient(BaseModel):
             raise ValueError("analysts get no direct identifiers: drop name, id_number, phone, address and birth_date")
         if self.kind == "analyst" and not self.pseudonymise:
             raise ValueError("analyst products must set pseudonymise: true")
+        if self.kind == "analyst" and self.k_anonymity is None:
+            self.k_anonymity = KAnonymity()
         if "key_populations" in self.columns and not self.shared_key_populations:
             raise ValueError(
                 "key_populations is in columns but no category is named: list the ones this recipient needs, "

@@ -36,9 +36,15 @@ import pyarrow.compute as pc
 from core.home import DataHome, HomeLike
 from core.keys import load_or_create_key
 from core.vocabulary import MASKS
+from publish.anonymity import anonymise
 from publish.consent import protective_rank_sql
 from publish.crypto import product_key, write_encrypted
-from publish.policy import CONSENT_CATEGORIES, SENSITIVE_COLUMNS, SENSITIVE_POPULATIONS, Recipient
+from publish.policy import (
+    CONSENT_CATEGORIES,
+    SENSITIVE_COLUMNS,
+    SENSITIVE_POPULATIONS,
+    Recipient,
+)
 from publish.statistics import statistics_table
 
 __all__ = ["ProductFile", "build_product", "product_query_sql", "pseudonym_key"]
@@ -66,6 +72,7 @@ class ProductFile:
     legal_reference: str | None = None
     members: tuple[str, ...] = field(default=(), repr=False)
     exclusions: dict[str, int] = field(default_factory=dict)
+    disclosure: dict | None = None
 
 
 def _consent_pivot_sql() -> str:
@@ -182,6 +189,7 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     members: list[str] = []
     exclusions: dict[str, int] = {}
+    disclosure: dict | None = None
     if recipient.aggregate is not None:
         table = statistics_table(con, recipient.aggregate, pseudonym_key(home, recipient.name))
     else:
@@ -192,20 +200,26 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
         _log_exclusions(con, recipient.name, excluded.column("_person_id").to_pylist(), excluded.column("_reason").to_pylist())
         exclusions = dict(Counter(excluded.column("_reason").to_pylist()))
         table = full.filter(pc.is_null(reasons))
-        members = [m for m in table.column("_id_number").to_pylist() if m]
-        person_ids = table.column("_person_id").to_pylist()
-        table = table.drop_columns(list(_HIDDEN))
         if recipient.pseudonymise:
             key = pseudonym_key(home, recipient.name)
             # One HMAC per person in the product: linear, and keyed so the pseudonym cannot be
             # recomputed (or matched with another recipient's) without this recipient's key.
-            keys = [hmac.new(key, pid.encode(), hashlib.sha256).hexdigest()[:24] for pid in person_ids]
-            table = table.add_column(0, "person_key", pa.array(keys, pa.string()))
+            keys = [hmac.new(key, pid.encode(), hashlib.sha256).hexdigest()[:24]
+                    for pid in table.column("_person_id").to_pylist()]
+            table = table.add_column(3, "person_key", pa.array(keys, pa.string()))
+        if recipient.k_anonymity is not None:
+            # The hidden columns ride along, so membership below counts only the rows kept.
+            table, control = anonymise(table, recipient.k_anonymity, recipient.shared_key_populations)
+            disclosure = control.as_dict()
+            if control.rows_left_out:
+                exclusions["not_anonymous"] = control.rows_left_out
+        members = [m for m in table.column("_id_number").to_pylist() if m]
+        table = table.drop_columns(list(_HIDDEN))
     write_encrypted(table, path, recipient.name, product_key(home, recipient.name))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return ProductFile(
         recipient.name, path, tuple(table.column_names), table.num_rows, digest,
         purpose=recipient.purpose, legal_basis=recipient.legal_basis, legal_reference=recipient.legal_reference,
-        members=tuple(members), exclusions=exclusions,
+        members=tuple(members), exclusions=exclusions, disclosure=disclosure,
     )
 

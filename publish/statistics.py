@@ -30,10 +30,9 @@ People who asked to be deleted (``deletion_requests``) or whose consent decision
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pyarrow as pa
-
-import duckdb
 
 from publish.policy import Aggregate
 

@@ -20,6 +20,7 @@ log (``publish.audit``), outside the files swapped here. Where each file lives i
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -63,7 +64,8 @@ _REVIEW_QUEUE_DDL = """CREATE TABLE review_queue (
 _HISTORY_DDL = {
     "publication_log": """CREATE TABLE publication_log (
         run_id VARCHAR, published_at TIMESTAMPTZ, recipient VARCHAR, purpose VARCHAR,
-        legal_basis VARCHAR, columns VARCHAR[], row_count BIGINT, content_hash VARCHAR, path VARCHAR)""",
+        legal_basis VARCHAR, columns VARCHAR[], row_count BIGINT, content_hash VARCHAR, path VARCHAR,
+        disclosure JSON)""",
     "runs": """CREATE TABLE runs (
         run_id VARCHAR, published_at TIMESTAMPTZ, records BIGINT, quarantined BIGINT, persons BIGINT,
         sources VARCHAR[])""",
@@ -192,10 +194,11 @@ class Warehouse:
                 for r in policy.recipients
             ]
             con.executemany(
-                "INSERT INTO publication_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO publication_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     [inputs.run_id, published_at, p.recipient, r.purpose, r.legal_basis, list(p.columns),
-                     p.row_count, p.content_hash, str(self.home.product_file(p.recipient))]
+                     p.row_count, p.content_hash, str(self.home.product_file(p.recipient)),
+                     json.dumps(p.disclosure, ensure_ascii=False) if p.disclosure else None]
                     for p, r in zip(products, policy.recipients, strict=True)
                 ],
             )

@@ -15,7 +15,13 @@ import pytest
 from scipy.optimize import linprog
 
 from publish import KEY_POPULATIONS, Aggregate
-from publish.statistics import exposed_cells, noise_for, perturb, statistics_table, suppress
+from publish.statistics import (
+    exposed_cells,
+    noise_for,
+    perturb,
+    statistics_table,
+    suppress,
+)
 
 THRESHOLD = 5
 
@@ -151,7 +157,7 @@ def test_one_newcomer_does_not_reveal_the_hidden_count_before_him(seed):
         first = _cell(statistics_table(con, aggregate, SECRET), "邻里社区", "community_corrections")
         _district_tables(con, [*people, newcomer])
         second = _cell(statistics_table(con, aggregate, SECRET), "邻里社区", "community_corrections")
-    candidates = range(0, 40)
+    candidates = range(40)
     before = _consistent_true_values(first, aggregate, candidates)
     after = {t - 1 for t in _consistent_true_values(second, aggregate, candidates)}  # one joined
     learned = before & after
