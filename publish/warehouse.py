@@ -31,7 +31,7 @@ import duckdb
 import pandas as pd
 
 from core.home import DataHome, HomeLike
-from publish.consent import add_consent_problems, add_effective_consent
+from publish.consent import add_consent_problems, add_consent_unmatched, add_effective_consent
 from publish.generations import DiskSpaceError, Generations
 from publish.golden import field_conflicts_sql, person_consent_sql, unified_population_sql
 from publish.policy import SharingPolicy
@@ -184,6 +184,11 @@ class Warehouse:
             con.execute(person_consent_sql())
             add_effective_consent(con, inputs.as_of)
             add_consent_problems(con)
+            unmatched = add_consent_unmatched(con, [r.registry_recipient for r in policy.recipients],
+                                              [r.purpose for r in policy.recipients])
+            if unmatched:
+                log.warning("consent decisions that apply to no one the policy shares with (consent_unmatched): %s",
+                            ", ".join(f"{n} {why}" for why, n in unmatched.items()))
             self._add_consent_map(con)
             self._carry_history(con)
             self._log_run(con, inputs, published_at)
@@ -204,7 +209,8 @@ class Warehouse:
             )
             counts = {
                 table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-                for table in ("unified_population", "record_person", "quarantine", "person_consent", "field_conflicts")
+                for table in ("unified_population", "record_person", "quarantine", "person_consent", "field_conflicts",
+                              "consent_unmatched")
             }
             con.execute("CHECKPOINT")
         return Candidate(candidate_path, products_dir, products, counts, inputs.run_id, published_at, generation)

@@ -356,3 +356,21 @@ def test_a_withdrawal_that_vanishes_from_the_registry_stays_in_force(home):
     with duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True) as con:
         kept = con.execute("SELECT status FROM consent_decisions WHERE name = '方阿姨' ORDER BY decided_at").fetchall()
     assert kept == [("granted",), ("withdrawn",)]
+
+
+def test_decisions_that_match_no_one_are_counted_not_dropped(tmp_path, caplog):
+    # Seen: 398 of 4,006 registry rows matched no person, and rows naming recipients not in the policy
+    # were dropped without a word. Now each is kept in consent_unmatched with its reason and counted.
+    district = _district()
+    consent = district["consent"]
+    extra = pd.concat([consent.iloc[[0]].assign(record_id="consent:stranger", id_number=_id("11010119900101123")),
+                       consent.iloc[[0]].assign(record_id="consent:renamed", recipient="卫健委"),
+                       consent.iloc[[0]].assign(record_id="consent:purpose", purpose="marketing")])
+    district["consent"] = pd.concat([consent, extra], ignore_index=True)
+    with caplog.at_level("WARNING"):
+        _publish(tmp_path, district)
+    with duckdb.connect(str(DataHome.at(tmp_path).warehouse_file), read_only=True) as con:
+        rows = dict(con.execute("SELECT decision_id, reason FROM consent_unmatched").fetchall())
+    assert rows == {"consent:stranger": "no_person", "consent:renamed": "unknown_recipient",
+                    "consent:purpose": "unknown_purpose"}
+    assert "1 no_person, 1 unknown_purpose, 1 unknown_recipient" in caplog.text
