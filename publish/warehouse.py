@@ -31,9 +31,17 @@ import duckdb
 import pandas as pd
 
 from core.home import DataHome, HomeLike
-from publish.consent import add_consent_problems, add_consent_unmatched, add_effective_consent
+from publish.consent import (
+    add_consent_problems,
+    add_consent_unmatched,
+    add_effective_consent,
+)
 from publish.generations import DiskSpaceError, Generations
-from publish.golden import field_conflicts_sql, person_consent_sql, unified_population_sql
+from publish.golden import (
+    field_conflicts_sql,
+    person_consent_sql,
+    unified_population_sql,
+)
 from publish.policy import SharingPolicy
 from publish.products import ProductFile, build_product
 from quality.metrics import QUALITY_HISTORY_DDL, write_quality_metrics
