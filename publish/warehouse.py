@@ -195,8 +195,14 @@ class Warehouse:
             unmatched = add_consent_unmatched(con, [r.registry_recipient for r in policy.recipients],
                                               [r.purpose for r in policy.recipients])
             if unmatched:
-                log.warning("consent decisions that apply to no one the policy shares with (consent_unmatched): %s",
-                            ", ".join(f"{n} {why}" for why, n in unmatched.items()))
+                # Decisions for purposes or recipients this district does not share with are normal
+                # registry content; the values are listed so a renamed recipient (卫健委 for health) shows.
+                values = con.execute(
+                    "SELECT reason, CASE reason WHEN 'unknown_purpose' THEN purpose ELSE recipient END, count(*) "
+                    "FROM consent_unmatched WHERE reason <> 'no_person' GROUP BY ALL ORDER BY 1, 3 DESC, 2").fetchall()
+                log.info("consent decisions that apply to no one the policy shares with (table consent_unmatched): %s%s",
+                         ", ".join(f"{n} {why}" for why, n in unmatched.items()),
+                         "".join(f"; {why} {value!r}: {n}" for why, value, n in values[:12]))
             self._add_consent_map(con)
             self._carry_history(con)
             self._log_run(con, inputs, published_at)

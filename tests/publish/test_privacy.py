@@ -367,10 +367,11 @@ def test_decisions_that_match_no_one_are_counted_not_dropped(tmp_path, caplog):
                        consent.iloc[[0]].assign(record_id="consent:renamed", recipient="卫健委"),
                        consent.iloc[[0]].assign(record_id="consent:purpose", purpose="marketing")])
     district["consent"] = pd.concat([consent, extra], ignore_index=True)
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("INFO", logger="publish.warehouse"):
         _publish(tmp_path, district)
     with duckdb.connect(str(DataHome.at(tmp_path).warehouse_file), read_only=True) as con:
         rows = dict(con.execute("SELECT decision_id, reason FROM consent_unmatched").fetchall())
     assert rows == {"consent:stranger": "no_person", "consent:renamed": "unknown_recipient",
                     "consent:purpose": "unknown_purpose"}
     assert "1 no_person, 1 unknown_purpose, 1 unknown_recipient" in caplog.text
+    assert "unknown_recipient '卫健委': 1" in caplog.text  # a renamed recipient is named
