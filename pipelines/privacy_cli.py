@@ -1,8 +1,10 @@
-"""``silobreaker audit`` and ``silobreaker product``: the audit log and the encrypted products.
+"""``silobreaker audit`` and ``silobreaker product``: the audit trail and the encrypted products.
 
-    silobreaker audit verify                 check the hash chain; exit 1 naming the first broken entry
-    silobreaker audit person <id number>     which recipients received this person's data, when, why
-    silobreaker product read <recipient>     decrypt a product: print it, or --out a plain parquet file
+    silobreaker audit verify [--against FILE]   check the log, its signatures and its anchors; exit 1 naming
+                                                what disagrees
+    silobreaker audit export [--out FILE]       write the log's head, public key and entries for a notary
+    silobreaker audit person <id number>        which recipients received this person's data, when, why
+    silobreaker product read <recipient>        decrypt a product: print it, or --out a plain parquet file
 """
 
 from __future__ import annotations
@@ -19,16 +21,45 @@ __all__ = ["add_privacy_commands"]
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from publish.anchors import verify_trail
+
+    home = DataHome.resolve(args.home)
+    trail = verify_trail(home, Path(args.against) if args.against else None)
+    log = trail.log
+    path = home.audit_log_file
+    if log.ok:
+        signed = f", {log.signed} signed (key {log.fingerprint[:16]}…)" if log.signed and log.fingerprint else ""
+        print(f"audit log: {log.entries} entries, chain verified{signed} ({path})")
+    elif log.broken_seq is not None:
+        line = f"line {log.broken_line} of " if log.broken_line else ""
+        print(f"audit log BROKEN at entry {log.broken_seq} ({line}{path}): {log.reason}; "
+              f"{log.entries} entries before it verify")
+    elif log.broken_line is not None:
+        print(f"audit log BROKEN at line {log.broken_line} of {path}: {log.reason}; {log.entries} entries before it verify")
+    else:
+        print(f"audit log BROKEN ({path}): {log.reason}")
+    for note in trail.checked:
+        print(f"  agrees: {note}")
+    for note in trail.unchecked:
+        print(f"  not checked: {note}")
+    for problem in trail.problems:
+        print(f"DISAGREES: {problem}")
+    print("audit trail intact" if trail.ok else "audit trail BROKEN")
+    return 0 if trail.ok else 1
+
+
+def _cmd_audit_export(args: argparse.Namespace) -> int:
     from publish import AuditLog
 
-    log = AuditLog(DataHome.resolve(args.home))
-    result = log.verify()
-    if result.ok:
-        print(f"audit log intact: {result.entries} entries, chain verified ({log.path})")
-        return 0
-    print(f"audit log BROKEN at entry {result.broken_seq} (line {result.broken_line} of {log.path}): {result.reason}; "
-          f"{result.entries} entries before it verify")
-    return 1
+    home = DataHome.resolve(args.home)
+    export = AuditLog(home).export()
+    out = Path(args.out) if args.out else home.audit_export_file(export["head"]["seq"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(export, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    head = export["head"]
+    print(f"exported the audit log up to entry {head['seq']} (hash {head['hash']}) with its public key to {out}; "
+          "hand it to the notary to timestamp, and check later with: silobreaker audit verify --against FILE")
+    return 0
 
 
 def _cmd_audit_person(args: argparse.Namespace) -> int:
@@ -93,11 +124,18 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
 def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``audit`` and ``product`` to the ``silobreaker`` parser's subcommands."""
     home_help = f"data home (default ${HOME_ENV} or ./var)"
-    audit = sub.add_parser("audit", help="verify the hash-chained publication log; answer a citizen's query")
+    audit = sub.add_parser("audit", help="verify the signed publication log and its anchors; answer a citizen's query")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_sub.add_parser("verify", help="check the chain; exit 1 naming the first broken entry")
+    verify = audit_sub.add_parser("verify", help="check the log's chain and signatures, and that the warehouse, the "
+                                  "products (and an export) agree with it; exit 1 naming what disagrees")
     verify.add_argument("--home", help=home_help)
+    verify.add_argument("--against", metavar="FILE", help="an earlier `audit export`: the log must still hold its head")
     verify.set_defaults(func=_cmd_audit_verify)
+    export = audit_sub.add_parser("export", help="write the log's head, public key and entries (JSON) for an outside "
+                                  "notary to timestamp")
+    export.add_argument("--home", help=home_help)
+    export.add_argument("--out", metavar="FILE", help="file to write (default <home>/audit/exports/audit-<seq>.json)")
+    export.set_defaults(func=_cmd_audit_export)
     person = audit_sub.add_parser("person", help="which recipients received this person's data, when, for what")
     person.add_argument("id_number", help="resident ID number (18 characters)")
     person.add_argument("--home", help=home_help)

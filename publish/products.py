@@ -16,7 +16,8 @@ A person named by a consent decision that could not be read (``consent_problems`
 wherever a withdrawal or a deletion would leave them out: the decision may have been either.
 
 People in scope but left out are listed, with the reason, in ``consent_exclusions`` (restricted
-zone) and counted in the audit log. Pseudonymised products replace ``person_id`` by an HMAC-SHA256
+zone) and counted in the audit log. Each product records in its (encrypted) key-value metadata the id
+of the key it is encrypted under and its place in the audit log (``publish.audit.ProductAnchor``). Pseudonymised products replace ``person_id`` by an HMAC-SHA256
 keyed per recipient, so two recipients cannot join their copies. Aggregate recipients get
 small-cell-suppressed counts (``publish.statistics``).
 """
@@ -34,8 +35,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.home import DataHome, HomeLike
-from core.keys import load_or_create_key
+from core.keys import key_id, load_or_create_key
 from core.vocabulary import MASKS
+from publish.audit import ProductAnchor
 from publish.consent import protective_rank_sql
 from publish.crypto import product_key, write_encrypted
 from publish.policy import CONSENT_CATEGORIES, SENSITIVE_COLUMNS, SENSITIVE_POPULATIONS, Recipient
@@ -51,9 +53,9 @@ class ProductFile:
     """One written product: where it is and what went into it (for the publication and audit logs).
 
     ``members`` holds the resident ID numbers of the people in the product; the audit log stores
-    only keyed hashes of them. ``exclusions`` counts people in scope left out, by reason
-    (``withdrawn``, ``deleted``, ``consent_unreadable``, ``expired``, ``refused``, ``no_guardian_consent``,
-    ``no_consent``).
+    only keyed hashes of them. ``exclusions`` counts people in scope left out, by reason (``withdrawn``, ``deleted``,
+    ``consent_unreadable``, ``expired``, ``refused``, ``no_guardian_consent``, ``no_consent``).
+    ``key_id`` names the key the file is encrypted under, ``anchor`` its place in the audit log.
     """
 
     recipient: str
@@ -66,6 +68,8 @@ class ProductFile:
     legal_reference: str | None = None
     members: tuple[str, ...] = field(default=(), repr=False)
     exclusions: dict[str, int] = field(default_factory=dict)
+    key_id: str | None = None
+    anchor: ProductAnchor | None = None
 
 
 def _consent_pivot_sql() -> str:
@@ -169,14 +173,17 @@ def _log_exclusions(con: duckdb.DuckDBPyConnection, recipient: str, person_ids: 
         )
 
 
-def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Path, home: HomeLike) -> ProductFile:
+def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Path, home: HomeLike,
+                  anchor: ProductAnchor | None = None) -> ProductFile:
     """Write ``recipient``'s encrypted product to ``path`` from the tables in ``con``.
 
     ``con`` must hold ``unified_population``, ``consent_effective`` and ``deletion_requests``;
-    ``home`` holds the recipient's keys.
+    ``home`` holds the recipient's keys; ``anchor`` (the audit entry the product will get) is written
+    into the product's metadata.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     members: list[str] = []
+    person_ids: list[str] = []
     exclusions: dict[str, int] = {}
     if recipient.aggregate is not None:
         table = statistics_table(con, recipient.aggregate)
@@ -197,11 +204,13 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
             # recomputed (or matched with another recipient's) without this recipient's key.
             keys = [hmac.new(key, pid.encode(), hashlib.sha256).hexdigest()[:24] for pid in person_ids]
             table = table.add_column(0, "person_key", pa.array(keys, pa.string()))
-    write_encrypted(table, path, recipient.name, product_key(home, recipient.name))
+    key = product_key(home, recipient.name)
+    write_encrypted(table, path, recipient.name, key, anchor.metadata() if anchor else None)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return ProductFile(
         recipient.name, path, tuple(table.column_names), table.num_rows, digest,
         purpose=recipient.purpose, legal_basis=recipient.legal_basis, legal_reference=recipient.legal_reference,
-        members=tuple(members), exclusions=exclusions,
+        members=tuple(members), exclusions=exclusions, key_id=key_id(key),
+        anchor=anchor,
     )
 
