@@ -1,21 +1,24 @@
-"""``silobreaker audit`` and ``silobreaker product``: the audit trail and the encrypted products.
+"""``silobreaker audit``, ``silobreaker product`` and ``silobreaker keys``: the audit trail, the encrypted
+products and their keys.
 
     silobreaker audit verify [--against FILE]   check the log, its signatures and its anchors; exit 1 naming
                                                 what disagrees
     silobreaker audit export [--out FILE]       write the log's head, public key and entries for a notary
     silobreaker audit person <id number>        which recipients received this person's data, when, why
     silobreaker product read <recipient>        decrypt a product: print it, or --out a plain parquet file
+    silobreaker keys rotate <recipient>         give a recipient a new product key; the old one is kept
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+import uuid
 from pathlib import Path
 
 from core.home import HOME_ENV, DataHome
+from core.lock import hold_data_home
 
 __all__ = ["add_privacy_commands"]
 
@@ -81,28 +84,39 @@ def _cmd_audit_person(args: argparse.Namespace) -> int:
     return 0
 
 
-def _key_for(args: argparse.Namespace, home: DataHome) -> bytes:
-    from publish import product_key
+def _key_for(args: argparse.Namespace, home: DataHome, file_key_id: str | None) -> bytes:
+    from publish.crypto import product_keys
 
     if args.key_file:
         text = Path(args.key_file).read_bytes()
         # A key file is either the 32 raw bytes the platform keeps or their 64-character hex form.
         return text if len(text) == 32 else bytes.fromhex(text.decode("ascii").strip())
+    keys = product_keys(home, args.recipient)
+    if file_key_id in keys:
+        return keys[file_key_id]
+    if keys and file_key_id is None:  # a file written before key ids: the current key
+        return next(iter(keys.values()))
+    if keys:
+        raise SystemExit(f"error: this product was encrypted under key id {file_key_id}; the platform holds key ids "
+                         f"{', '.join(keys)} for {args.recipient}: pass the recipient's key with --key-file")
     env = f"SILOBREAKER_PRODUCT_KEY_{args.recipient.upper()}"
-    if os.environ.get(env) or home.product_key_file(args.recipient).exists():
-        return product_key(home, args.recipient)
     raise SystemExit(f"error: no key for {args.recipient}: pass --key-file, or set {env}")
 
 
 def _cmd_product_read(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
-    from publish import read_product
+    from publish.crypto import KeyIdMismatchError, product_key_id, read_product
 
     home = DataHome.resolve(args.home)
     path = Path(args.file) if args.file else home.product_file(args.recipient)
     try:
-        table = read_product(path, _key_for(args, home), identifier=args.recipient)
+        table = read_product(path, _key_for(args, home, product_key_id(path)), identifier=args.recipient)
+    except KeyIdMismatchError as e:
+        print(f"error: cannot read {path}: this product was encrypted under key id {e.file_key_id}; your key is "
+              f"{e.offered_key_id}. Use the key with id {e.file_key_id} (after `silobreaker keys rotate` the platform "
+              f"keeps the old key as {home.retired_product_key_file(args.recipient, e.file_key_id)})", file=sys.stderr)
+        return 2
     except (OSError, ValueError) as e:
         print(f"error: cannot read {path}: {e}", file=sys.stderr)
         return 2
@@ -121,8 +135,22 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from publish.crypto import rotate_product_key
+
+    home = DataHome.resolve(args.home)
+    # Under the run lock: a run building products meanwhile would encrypt some under each key.
+    with hold_data_home(home, f"keys-rotate-{uuid.uuid4()}"):
+        rotation = rotate_product_key(home, args.recipient)
+    print(f"rotated the product key of {rotation.recipient}: key id {rotation.old_key_id} -> {rotation.new_key_id}. "
+          f"Products published before stay under {rotation.old_key_id} (kept as {rotation.retired_file}); the next "
+          f"run encrypts under {rotation.new_key_id}. Hand the new key to the recipient out of band: "
+          f"xxd -p -c 64 {rotation.key_file}")
+    return 0
+
+
 def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``audit`` and ``product`` to the ``silobreaker`` parser's subcommands."""
+    """Add ``audit``, ``product`` and ``keys`` to the ``silobreaker`` parser's subcommands."""
     home_help = f"data home (default ${HOME_ENV} or ./var)"
     audit = sub.add_parser("audit", help="verify the signed publication log and its anchors; answer a citizen's query")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
@@ -148,9 +176,20 @@ def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
     read.add_argument("recipient", help="recipient name (the product's file name)")
     read.add_argument("--home", help=home_help)
     read.add_argument("--file", help="the product file (default <home>/shared/<recipient>.parquet)")
-    read.add_argument("--key-file", help="the recipient's key: 32 raw bytes or 64 hex characters")
+    read.add_argument("--key-file", help="the recipient's key: 32 raw bytes or 64 hex characters (default: the "
+                      "platform's key with the id the file names)")
     read.add_argument("--sql", help="DuckDB SQL over the decrypted table, called product, e.g. "
                       "\"SELECT grid, count(*) FROM product GROUP BY grid\"")
     read.add_argument("--limit", type=int, default=10, help="rows shown without --sql (default 10)")
     read.add_argument("--out", help="write the decrypted table to this plain parquet file instead")
     read.set_defaults(func=_cmd_product_read)
+
+    keys = sub.add_parser("keys", help="manage the recipients' product keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = keys_sub.add_parser(
+        "rotate", help="give RECIPIENT a new product encryption key; the old one is kept (as "
+        "<recipient>.product.key.<key id>) so products published before stay readable. Only the encryption key "
+        "changes: the pseudonym key is not rotated, so analysts' pseudonyms stay the same")
+    rotate.add_argument("recipient", help="recipient name from policy.yaml")
+    rotate.add_argument("--home", help=home_help)
+    rotate.set_defaults(func=_cmd_keys_rotate)

@@ -4,9 +4,11 @@ from publish.anchors import TrailVerification, verify_trail
 from publish.audit import AuditLog, Head, ProductAnchor, Verification
 from publish.crypto import (
     KeyIdMismatchError,
+    KeyRotation,
     product_key,
     product_keys,
     read_product,
+    rotate_product_key,
 )
 from publish.gate import PublicationResult, publish_if_valid
 from publish.generations import KEEP, DiskSpaceError, Generation, Generations
@@ -39,6 +41,7 @@ __all__ = [
     "Generations",
     "Head",
     "KeyIdMismatchError",
+    "KeyRotation",
     "ProductAnchor",
     "ProductFile",
     "PublicationInputs",
@@ -59,5 +62,6 @@ __all__ = [
     "pseudonym_key",
     "publish_if_valid",
     "read_product",
+    "rotate_product_key",
     "verify_trail",
 ]

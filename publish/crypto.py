@@ -13,7 +13,8 @@ bytes, mode 600, created on first use). The platform keeps the key; the recipien
 Each file names the key it was encrypted under by its *key id* (:func:`core.keys.key_id`): in the
 master key identifier ``<recipient>:<key id>``, which the file keeps readable so that a reader holding
 the wrong key is told which one it needs (:class:`KeyIdMismatchError`), and in the encrypted
-key-value metadata (``silobreaker.key_id``).
+key-value metadata (``silobreaker.key_id``). :func:`rotate_product_key` replaces a recipient's key
+and keeps the old one under its key id, so products already published stay readable.
 
 Example (the recipient's side)::
 
@@ -25,8 +26,10 @@ Example (the recipient's side)::
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,18 +41,20 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.errors import ConfigError
 from core.home import DataHome, HomeLike
-from core.keys import KEY_BYTES, key_id, load_key, load_or_create_key
+from core.keys import KEY_BYTES, key_id, load_key, load_or_create_key, write_key_file
 
 __all__ = [
     "KEY_ENV_PREFIX",
     "KEY_ID_METADATA",
     "KeyIdMismatchError",
+    "KeyRotation",
     "LocalKmsClient",
     "product_key",
     "product_key_id",
     "product_keys",
     "product_metadata",
     "read_product",
+    "rotate_product_key",
     "write_encrypted",
 ]
 
@@ -68,6 +73,17 @@ class KeyIdMismatchError(ValueError):
         self.offered_key_id = offered_key_id
         super().__init__(f"wrong product key for {recipient!r}: this product was encrypted under key id "
                          f"{file_key_id}; your key is {offered_key_id}")
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    """What :func:`rotate_product_key` did: the old and new key ids and where the old key is kept."""
+
+    recipient: str
+    old_key_id: str
+    new_key_id: str
+    retired_file: Path
+    key_file: Path
 
 
 class LocalKmsClient(pe.KmsClient):
@@ -230,8 +246,8 @@ def product_key(home: HomeLike, recipient: str) -> bytes:
 
 
 def product_keys(home: HomeLike, recipient: str) -> dict[str, bytes]:
-    """Every product key the platform holds for ``recipient``, by key id: the current one first, then retired
-    ones (``<recipient>.product.key.<key id>``). Nothing is created."""
+    """Every product key the platform holds for ``recipient``, by key id: the current one first, then those
+    :func:`rotate_product_key` retired. Nothing is created."""
     home = DataHome.at(home)
     keys = {}
     current = load_key(home.product_key_file(recipient), _env(recipient))
@@ -242,6 +258,35 @@ def product_keys(home: HomeLike, recipient: str) -> dict[str, bytes]:
         if retired is not None:
             keys.setdefault(key_id(retired), retired)
     return keys
+
+
+def rotate_product_key(home: HomeLike, recipient: str) -> KeyRotation:
+    """Give ``recipient`` a new product key; keep the old one as ``<recipient>.product.key.<key id>``.
+
+    Products published before stay encrypted under the old key (and readable with it); the next
+    publication encrypts under the new one. The recipient's pseudonym key is not touched: pseudonyms
+    stay the same across the rotation. Hold the data home's lock around it (``core.lock``) so no run
+    builds a product meanwhile.
+
+    Raises:
+        ConfigError: the key comes from the environment (rotate it where it is kept), or there is no
+            key yet (it is created by the recipient's first publication).
+    """
+    home = DataHome.at(home)
+    current = home.product_key_file(recipient)
+    if os.environ.get(_env(recipient)):
+        raise ConfigError(f"the product key of {recipient!r} comes from ${_env(recipient)}: rotate it where it is "
+                          "kept (the secret store that sets it), and keep the old value to read older products")
+    old = load_key(current)
+    if old is None:
+        raise ConfigError(f"no product key for {recipient!r} at {current}: a recipient's key is created by its first "
+                          "publication; check the recipient's name in policy.yaml")
+    retired = home.retired_product_key_file(recipient, key_id(old))
+    if load_key(retired) != old:
+        write_key_file(retired, old)
+    new = secrets.token_bytes(KEY_BYTES)
+    write_key_file(current, new)
+    return KeyRotation(recipient, key_id(old), key_id(new), retired, current)
 
 
 def _env(recipient: str) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -19,8 +21,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from core.home import DataHome
+from core.keys import key_id
 from pipelines.cli import main
-from publish import AuditLog, Generations, Warehouse, product_key
+from publish import AuditLog, Generations, KeyIdMismatchError, Warehouse, product_key, read_product
 from publish.audit import _entry_hash
 from publish.crypto import product_metadata
 from tests.publish.conftest import LI, ZHANG, make_inputs, policy, records
@@ -239,6 +242,50 @@ def test_an_export_held_outside_detects_a_later_rewrite_the_other_anchors_cannot
 
     assert code == 1
     assert f"export {exported}: entry 4 differs from the export" in out and "the log was rewritten after the export" in out
+
+
+def test_rotating_a_product_key_keeps_old_products_readable_and_the_next_run_uses_the_new_key(home, capsys, tmp_path):
+    recipient = "analysts"
+    old = product_key(home, recipient)
+    product = DataHome.at(home).product_file(recipient)
+    before = read_product(product, old).to_pandas()
+    hold = (f"import time; from core.lock import hold_data_home\nwith hold_data_home({str(home)!r}, 'a-run'):\n"
+            " print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold], cwd=Path(__file__).resolve().parents[2],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["keys", "rotate", recipient, "--home", str(home)]) == 3  # never during a run
+    finally:
+        holder.kill()
+        holder.wait()
+    assert product_key(home, recipient) == old
+
+    assert main(["keys", "rotate", recipient, "--home", str(home)]) == 0
+
+    new = product_key(home, recipient)
+    assert new != old and DataHome.at(home).retired_product_key_file(recipient, key_id(old)).read_bytes() == old
+    assert read_product(product, old).to_pandas().equals(before)  # the published product, with the old key
+    with pytest.raises(KeyIdMismatchError, match=f"encrypted under key id {key_id(old)}; your key is {key_id(new)}"):
+        read_product(product, new)
+    new_key_file = tmp_path / "new.hex"
+    new_key_file.write_text(new.hex())
+    capsys.readouterr()
+    assert main(["product", "read", recipient, "--home", str(home), "--key-file", str(new_key_file)]) == 2
+    assert (f"this product was encrypted under key id {key_id(old)}; your key is {key_id(new)}"
+            in capsys.readouterr().err)
+    assert main(["product", "read", recipient, "--home", str(home)]) == 0  # the platform finds the retired key
+
+    _publish(home, "run3")
+
+    after = read_product(product, new).to_pandas()
+    assert product_metadata(product, new)["silobreaker.key_id"] == key_id(new)
+    assert [e["key_id"] for e in AuditLog(home).entries() if e["recipient"] == recipient] == [key_id(old)] * 2 + [
+        key_id(new)]
+    assert sorted(after["person_key"]) == sorted(before["person_key"])  # pseudonyms do not change with the key
+    kept = DataHome.at(home).generation_product_file("g000002", recipient)
+    assert read_product(kept, old).num_rows == len(before)
+    assert verify(home, capsys)[0] == 0  # products under the retired key are checked with it
 
 
 def test_a_restore_is_logged_as_signed_entries_and_the_trail_still_verifies(home, capsys):
