@@ -5,6 +5,8 @@ products and their keys.
                                                 what disagrees
     silobreaker audit export [--out FILE]       write the log's head, public key and entries for a notary
     silobreaker audit person <id number>        which recipients received this person's data, when, why
+    silobreaker audit person --person-id P      ... by person id (people without an ID number too)
+    silobreaker audit person --name N --birth-date YYYY-MM-DD   ... by name and birth date
     silobreaker product read <recipient>        decrypt a product: print it, or --out a plain parquet file
     silobreaker keys rotate <recipient>         give a recipient a new product key; the old one is kept
 """
@@ -15,8 +17,10 @@ import argparse
 import json
 import sys
 import uuid
+from datetime import date
 from pathlib import Path
 
+from core.errors import ConfigError
 from core.home import HOME_ENV, DataHome
 from core.lock import hold_data_home
 
@@ -66,10 +70,31 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_person(args: argparse.Namespace) -> int:
-    from publish import AuditLog
+    from publish import AuditLog, WarehouseReader
 
-    log = AuditLog(DataHome.resolve(args.home))
-    entries = log.person(args.id_number)
+    home = DataHome.resolve(args.home)
+    log = AuditLog(home)
+    asked = [bool(args.id_number), bool(args.person_id), bool(args.name or args.birth_date)]
+    if sum(asked) != 1 or (asked[2] and not (args.name and args.birth_date)):
+        raise ConfigError("ask by one of: an ID number (silobreaker audit person 330106195001010012), a person id "
+                          "(--person-id P…), or a name with a birth date (--name 张三 --birth-date 1950-01-01)")
+    if args.id_number:
+        entries = log.person(args.id_number)
+    else:
+        reader = WarehouseReader(home)
+        person_id = args.person_id
+        if person_id is None:
+            try:
+                date.fromisoformat(args.birth_date)
+            except ValueError as e:
+                raise ConfigError(f"--birth-date {args.birth_date!r} is not a date: write it as YYYY-MM-DD, e.g. "
+                                  "--birth-date 1950-01-01") from e
+            found = reader.person_ids_named(args.name, args.birth_date)
+            if len(found) != 1:
+                print(_not_one_person(args.name, args.birth_date, found), file=sys.stderr)
+                return 1
+            person_id = found[0]
+        entries = log.person_by_ids(reader.earlier_person_ids(person_id))
     if args.json:
         keep = ("published_at", "run_id", "recipient", "purpose", "legal_basis", "legal_reference", "columns", "seq")
         print(json.dumps([{k: e.get(k) for k in keep} for e in entries], ensure_ascii=False, indent=2))
@@ -82,6 +107,15 @@ def _cmd_audit_person(args: argparse.Namespace) -> int:
         basis = e["legal_basis"] + (f" ({e['legal_reference']})" if e.get("legal_reference") else "")
         print(f"{e['published_at'][:19]:<27}{e['recipient']:<28}{e['purpose']:<20}{basis:<11} {', '.join(e['columns'])}")
     return 0
+
+
+def _not_one_person(name: str, birth_date: str, found: list[str]) -> str:
+    if not found:
+        return (f"no person named {name} born {birth_date} is in the published warehouse; ask by ID number or "
+                "person id if they were published under another name or birth date")
+    # Never merge two people's records into one answer: the clerk tells them apart in the warehouse.
+    return (f"{len(found)} people named {name} born {birth_date} are in the published warehouse ({', '.join(found)}); "
+            "find which one is asking there (address, phone) and ask again with --person-id")
 
 
 def _key_for(args: argparse.Namespace, home: DataHome, file_key_id: str | None) -> bytes:
@@ -165,7 +199,10 @@ def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--out", metavar="FILE", help="file to write (default <home>/audit/exports/audit-<seq>.json)")
     export.set_defaults(func=_cmd_audit_export)
     person = audit_sub.add_parser("person", help="which recipients received this person's data, when, for what")
-    person.add_argument("id_number", help="resident ID number (18 characters)")
+    person.add_argument("id_number", nargs="?", help="resident ID number (18 characters)")
+    person.add_argument("--person-id", help="the person's id in the warehouse (for people without an ID number)")
+    person.add_argument("--name", help="the person's name, with --birth-date")
+    person.add_argument("--birth-date", metavar="YYYY-MM-DD", help="the person's birth date, with --name")
     person.add_argument("--home", help=home_help)
     person.add_argument("--json", action="store_true", help="print JSON")
     person.set_defaults(func=_cmd_audit_person)

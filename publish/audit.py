@@ -23,12 +23,13 @@ record the hash of its own entry (that entry records the product's hash); it rec
 (:class:`ProductAnchor`) the sequence number its entry will have and the head the log had before its
 publication.
 
-Who was in each product is kept as keyed hashes, never raw ID numbers:
-``<home>/audit/members/<seq>.txt`` lists HMAC-SHA256(audit key, resident ID number) of everyone in
-the product, and the entry carries that file's SHA-256. The audit key comes from
-``$SILOBREAKER_AUDIT_KEY`` (hex) or ``<home>/keys/audit.key`` (created on first use, mode 600).
-That answers a citizen's question — which recipients received my data, when, for what purpose, on
-what basis (X-Road's Data Tracker) — without the log itself being a list of ID numbers.
+Who was in each product is kept as keyed hashes, never raw identifiers:
+``<home>/audit/members/<seq>.txt`` lists HMAC-SHA256(audit key, resident ID number) and
+HMAC-SHA256(audit key, ``person_id:`` + person id) of everyone in the product, and the entry carries
+that file's SHA-256. The audit key comes from ``$SILOBREAKER_AUDIT_KEY`` (hex) or
+``<home>/keys/audit.key`` (created on first use, mode 600). That answers a citizen's question —
+which recipients received my data, when, for what purpose, on what basis (X-Road's Data Tracker) —
+for people with or without an ID number, without the log itself being a list of identifiers.
 
 Example:
     >>> log = AuditLog(home)
@@ -79,6 +80,7 @@ _PRODUCT_FIELDS = (
     "recipient", "purpose", "legal_basis", "legal_reference", "columns", "row_count", "content_hash",
     "exclusions", "members_count", "members_sha256", "key_id",
 )
+_PERSON_ID_DOMAIN = b"person_id:"
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,11 @@ class AuditLog:
 
     def member_hash(self, id_number: str) -> str:
         """The keyed hash under which a resident ID number is recorded in membership files."""
-        return hmac.new(self._key(), id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
+        return _id_number_hash(self._key(), id_number)
+
+    def person_id_hash(self, person_id: str) -> str:
+        """The keyed hash under which a person id is recorded in membership files."""
+        return _person_id_hash(self._key(), person_id)
 
     def _signing_key(self) -> Ed25519PrivateKey:
         """The platform's signing key; its public key is written beside the log the first time.
@@ -240,7 +246,8 @@ class AuditLog:
                     f"the product of {product.recipient} was built as audit entry {product.anchor.seq} after entry "
                     f"{product.anchor.prev.seq}, but the log's head is now entry {head.seq}: the log changed while "
                     f"run {run_id} was built; run again")
-            members = sorted({hmac.new(key, m.upper().encode(), hashlib.sha256).hexdigest() for m in product.members})
+            members = sorted({_id_number_hash(key, m) for m in product.members}
+                             | {_person_id_hash(key, p) for p in product.person_ids})
             members_text = "".join(f"{m}\n" for m in members)
             self.home.audit_members_file(seq).write_text(members_text, encoding="ascii")
             entry = {
@@ -249,7 +256,7 @@ class AuditLog:
                 "legal_reference": product.legal_reference, "columns": list(product.columns),
                 "row_count": product.row_count, "content_hash": product.content_hash,
                 "exclusions": dict(sorted(product.exclusions.items())),
-                "members_count": len(members),
+                "members_count": len(set(product.person_ids)),
                 "members_sha256": hashlib.sha256(members_text.encode("ascii")).hexdigest(),
                 "key_id": product.key_id, "head_seq": head.seq + len(products),
                 "prev_hash": entries[-1]["hash"] if entries else head.hash,
@@ -398,6 +405,12 @@ class AuditLog:
         """Entries of the products that held the person with this resident ID number, oldest first."""
         return self._holding({self.member_hash(id_number)})
 
+    def person_by_ids(self, person_ids: Iterable[str]) -> list[dict]:
+        """Entries of the products that held any of these person ids, oldest first (the ids a person has had:
+        ``publish.reader.WarehouseReader.earlier_person_ids``). Products published before person ids were
+        recorded in membership files are found by ID number only."""
+        return self._holding({self.person_id_hash(p) for p in person_ids})
+
     def _holding(self, wanted: set[str]) -> list[dict]:
         found = []
         for entry in self.entries():
@@ -458,6 +471,15 @@ class AuditLog:
             problems.append(f"the head exported on {when} (entry {head['seq']}, hash {head['hash'][:12]}…) is not in the "
                             f"log, whose entry {head['seq']} has hash {held['hash'][:12]}…: the log was rewritten")
         return problems
+
+
+def _id_number_hash(key: bytes, id_number: str) -> str:
+    return hmac.new(key, id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
+
+
+def _person_id_hash(key: bytes, person_id: str) -> str:
+    # Prefixed, so a person id can never be recorded under the same hash as an ID number.
+    return hmac.new(key, _PERSON_ID_DOMAIN + person_id.strip().encode(), hashlib.sha256).hexdigest()
 
 
 def _signed(entry: dict, signer: Ed25519PrivateKey) -> dict:

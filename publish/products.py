@@ -52,8 +52,9 @@ _HIDDEN = ("_person_id", "_id_number", "_reason")
 class ProductFile:
     """One written product: where it is and what went into it (for the publication and audit logs).
 
-    ``members`` holds the resident ID numbers of the people in the product; the audit log stores
-    only keyed hashes of them. ``exclusions`` counts people in scope left out, by reason (``withdrawn``, ``deleted``,
+    ``members`` holds the resident ID numbers of the people in the product and ``person_ids`` their
+    person ids (people without an ID number too); the audit log stores only keyed hashes of them.
+    ``exclusions`` counts people in scope left out, by reason (``withdrawn``, ``deleted``,
     ``consent_unreadable``, ``expired``, ``refused``, ``no_guardian_consent``, ``no_consent``).
     ``key_id`` names the key the file is encrypted under, ``anchor`` its place in the audit log.
     """
@@ -68,6 +69,7 @@ class ProductFile:
     legal_reference: str | None = None
     members: tuple[str, ...] = field(default=(), repr=False)
     exclusions: dict[str, int] = field(default_factory=dict)
+    person_ids: tuple[str, ...] = field(default=(), repr=False)
     key_id: str | None = None
     anchor: ProductAnchor | None = None
 
@@ -210,7 +212,7 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
     return ProductFile(
         recipient.name, path, tuple(table.column_names), table.num_rows, digest,
         purpose=recipient.purpose, legal_basis=recipient.legal_basis, legal_reference=recipient.legal_reference,
-        members=tuple(members), exclusions=exclusions, key_id=key_id(key),
+        members=tuple(members), exclusions=exclusions, person_ids=tuple(person_ids), key_id=key_id(key),
         anchor=anchor,
     )
 

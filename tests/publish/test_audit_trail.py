@@ -288,6 +288,29 @@ def test_rotating_a_product_key_keeps_old_products_readable_and_the_next_run_use
     assert verify(home, capsys)[0] == 0  # products under the retired key are checked with it
 
 
+def test_audit_person_answers_by_person_id_and_by_name_and_birth_date(home, capsys):
+    log = AuditLog(home)
+    everything = {(run, r) for run in ("run1", "run2") for r in ("civil_register", "analysts")}
+    # Under her current id alone, 王芳 (no ID number) is in run2's products only: run1 knew her as P_wang_old.
+    assert {(e["run_id"], e["recipient"]) for e in log.person_by_ids(["P_wang"])} == {
+        ("run2", "civil_register"), ("run2", "analysts")}
+
+    for question in (["--person-id", "P_wang"], ["--name", "王芳", "--birth-date", "2015-06-01"]):
+        capsys.readouterr()
+        assert main(["audit", "person", *question, "--home", str(home), "--json"]) == 0
+        answer = json.loads(capsys.readouterr().out)
+        assert {(e["run_id"], e["recipient"]) for e in answer} == everything, question
+
+    assert main(["audit", "person", "--name", "刘洋", "--birth-date", "1990-01-01", "--home", str(home)]) == 1
+    assert "2 people named 刘洋 born 1990-01-01" in capsys.readouterr().err  # never one answer for two people
+    assert main(["audit", "person", "--name", "王芳", "--birth-date", "2015/06/01", "--home", str(home)]) == 2
+    assert "write it as YYYY-MM-DD" in capsys.readouterr().err
+    assert main(["audit", "person", ZHANG, "--home", str(home), "--json"]) == 0
+    assert {(e["run_id"], e["recipient"]) for e in json.loads(capsys.readouterr().out)} == everything
+    stored = "".join(p.read_text() for p in DataHome.at(home).audit_members_dir.iterdir())
+    assert "P_wang" not in stored and ZHANG not in stored
+
+
 def test_a_restore_is_logged_as_signed_entries_and_the_trail_still_verifies(home, capsys):
     restored = Generations(home).restore()
 
