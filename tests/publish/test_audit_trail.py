@@ -20,10 +20,19 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from core.errors import TerminalError
 from core.home import DataHome
 from core.keys import key_id
 from pipelines.cli import main
-from publish import AuditLog, Generations, KeyIdMismatchError, Warehouse, product_key, read_product
+from publish import (
+    AuditLog,
+    Generations,
+    KeyIdMismatchError,
+    Warehouse,
+    WarehouseReader,
+    product_key,
+    read_product,
+)
 from publish.audit import _entry_hash
 from publish.crypto import product_metadata
 from tests.publish.conftest import LI, ZHANG, make_inputs, policy, records
@@ -42,7 +51,8 @@ GRID = "翠苑社区第1网格"
 
 def _district(run_id: str) -> dict[str, pd.DataFrame]:
     """张伟 and 李娜 have ID numbers; 王芳 has none, and her person id changes in run2 (merged into a new
-    id); two people named 刘洋 share a birth date, one without an ID number."""
+    id); two people named 刘洋 share a birth date, one without an ID number; the census knows only the
+    month 赵敏 was born in."""
     person = dict(street="西溪街道", community="翠苑社区", grid=GRID, record_date="2026-01-01", birth_date_precision="day")
     recs = records(
         dict(record_id="civil_affairs:1", source="civil_affairs", source_key="1", name="张伟", sex="M",
@@ -55,10 +65,12 @@ def _district(run_id: str) -> dict[str, pd.DataFrame]:
              id_number=LIU, id_number_valid=True, **person),
         dict(record_id="census:5", source="census", source_key="5", name="刘洋", sex="M", birth_date="1990-01-01",
              **person),
+        dict(record_id="census:6", source="census", source_key="6", name="赵敏", sex="F", birth_date="2020-03",
+             **{**person, "birth_date_precision": "month"}),
     )
     wang = "P_wang_old" if run_id == "run1" else "P_wang"
     mapping = pd.DataFrame({"record_id": recs["record_id"],
-                            "person_id": ["P_zhang", "P_li", wang, "P_liu1", "P_liu2"]})
+                            "person_id": ["P_zhang", "P_li", wang, "P_liu1", "P_liu2", "P_zhao"]})
     consent = pd.DataFrame({
         "record_id": ["consent:1"], "source": "consent_registry", "source_key": ["1"], "id_number": [ZHANG],
         "name": ["张伟"], "purpose": ["service_delivery"], "recipient": ["*"], "status": ["granted"],
@@ -174,6 +186,7 @@ def test_a_consistent_rewrite_without_the_signing_key_is_detected(home, capsys):
     rewrite(home, hide_a_person, signed=False)
     code, out = verify(home, capsys)
     assert code == 1 and "BROKEN at entry 1" in out and "signature does not verify" in out
+    assert main(["audit", "export", "--home", str(home)]) == 2  # a broken log is never exported
 
     def strip_signatures(entries):
         for entry in entries:
@@ -244,8 +257,12 @@ def test_an_export_held_outside_detects_a_later_rewrite_the_other_anchors_cannot
     assert f"export {exported}: entry 4 differs from the export" in out and "the log was rewritten after the export" in out
 
 
-def test_rotating_a_product_key_keeps_old_products_readable_and_the_next_run_uses_the_new_key(home, capsys, tmp_path):
+def test_rotating_a_product_key_keeps_old_products_readable_and_the_next_run_uses_the_new_key(home, capsys, tmp_path,
+                                                                                            monkeypatch):
     recipient = "analysts"
+    with monkeypatch.context() as env:
+        env.setenv("SILOBREAKER_PRODUCT_KEY_ANALYSTS", bytes(range(32)).hex())
+        assert main(["keys", "rotate", recipient, "--home", str(home)]) == 2  # rotated where the variable is kept
     old = product_key(home, recipient)
     product = DataHome.at(home).product_file(recipient)
     before = read_product(product, old).to_pandas()
@@ -282,6 +299,7 @@ def test_rotating_a_product_key_keeps_old_products_readable_and_the_next_run_use
     assert product_metadata(product, new)["silobreaker.key_id"] == key_id(new)
     assert [e["key_id"] for e in AuditLog(home).entries() if e["recipient"] == recipient] == [key_id(old)] * 2 + [
         key_id(new)]
+    assert [a.key_id for a in WarehouseReader(home).audit_anchors() if a.recipient == recipient][-1] == key_id(new)
     assert sorted(after["person_key"]) == sorted(before["person_key"])  # pseudonyms do not change with the key
     kept = DataHome.at(home).generation_product_file("g000002", recipient)
     assert read_product(kept, old).num_rows == len(before)
@@ -305,8 +323,11 @@ def test_audit_person_answers_by_person_id_and_by_name_and_birth_date(home, caps
     assert "2 people named 刘洋 born 1990-01-01" in capsys.readouterr().err  # never one answer for two people
     assert main(["audit", "person", "--name", "王芳", "--birth-date", "2015/06/01", "--home", str(home)]) == 2
     assert "write it as YYYY-MM-DD" in capsys.readouterr().err
+    assert WarehouseReader(home).person_ids_named("赵敏", "2020-03-15") == ["P_zhao"]  # known to the month only
     assert main(["audit", "person", ZHANG, "--home", str(home), "--json"]) == 0
     assert {(e["run_id"], e["recipient"]) for e in json.loads(capsys.readouterr().out)} == everything
+    register = [e for e in log.entries() if e["recipient"] == "civil_register"]
+    assert [e["members_count"] for e in register] == [e["row_count"] for e in register] == [6, 6]  # with or without ID
     stored = "".join(p.read_text() for p in DataHome.at(home).audit_members_dir.iterdir())
     assert "P_wang" not in stored and ZHANG not in stored
 
@@ -335,3 +356,15 @@ def test_a_warehouse_published_before_the_anchors_still_opens_and_the_next_run_a
         rows = con.execute("SELECT run_id, audit_seq FROM publication_log ORDER BY run_id, audit_seq").fetchall()
     assert rows == [("run1", None), ("run1", None), ("run2", None), ("run2", None), ("run3", 5), ("run3", 6)]
     assert verify(home, capsys)[0] == 0
+
+
+def test_a_replaced_signing_key_publishes_nothing(home):
+    DataHome.at(home).audit_signing_key_file.unlink()  # lost, or swapped for one the forger holds
+    before = AuditLog(home).head()
+
+    with pytest.raises(TerminalError, match="is not the key whose public half is .*audit_signing.pub"):
+        _publish(home, "run3")
+
+    assert AuditLog(home).head() == before
+    assert [g.name for g in Generations(home).published()] == ["g000001", "g000002"]
+    assert Generations(home).current().name == "g000002"
