@@ -26,6 +26,7 @@ __all__ = [
     "PERSON_FIELDS",
     "SEX_CODES",
     "STAGED_DATE_FORMATS",
+    "TIMESTAMP_FORMATS",
     "Mask",
     "mask_long_numbers",
     "sex_code",
@@ -155,6 +156,14 @@ def sex_code(value: str) -> str | None:
 DATE_FORMATS: tuple[str, ...] = ("%Y-%m-%d", "%Y%m%d", "%Y/%m/%d", "%Y年%m月%d日", "%Y.%m.%d")
 """Day-precision ``strptime`` formats Chinese registers commonly use, tried in order when a source
 declares no ``date_formats``; the ``/``, ``.`` and 年月日 forms may omit the zero padding."""
+
+TIMESTAMP_FORMATS: tuple[str, ...] = tuple(
+    f"{day}{time}" for time in (" %H:%M:%S", " %H:%M", "%H:%M:%S", "%H:%M", " %H时%M分%S秒", " %H时%M分", "%H时%M分", "")
+    for day in DATE_FORMATS
+)
+"""Points in time as registries write them beside ISO 8601 (tried after it, and after a source's own
+``date_formats``): every day form of :data:`DATE_FORMATS` alone or followed by a time —
+``2026年6月1日``, ``2026年6月1日 9:05``, ``2026/6/1 09:05:03``, ``2026年6月1日 9时5分``."""
 
 STAGED_DATE_FORMATS: tuple[str, ...] = ("%Y-%m-%d", "%Y-%m", "%Y")
 """The ISO forms staging writes a date in, one per precision (day, month, year)."""

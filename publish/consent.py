@@ -23,6 +23,11 @@ purpose (a grant must name its purpose).
   leave these people out wherever a withdrawal or a deletion would (``publish.products``), until
   the row is corrected.
 
+- ``consent_unmatched``: decisions that apply to no one the policy shares with — naming an ID
+  number no person holds, a recipient no policy entry uses (nor ``*``), or a purpose no recipient
+  serves (nor ``*``) — with the reason, counted in the run's log, so a registry that drifted from
+  the policy (``卫健委`` for ``health``) is seen instead of silently ignored.
+
 Products read these two tables (``publish.products``); ``person_consent`` (``publish.golden``)
 stays the per purpose × recipient summary.
 """
@@ -35,8 +40,8 @@ import duckdb
 
 from core.vocabulary import PROTECTIVE_ORDER
 
-__all__ = ["DELETION_STATUS", "REVOCATION_STATUS", "add_consent_problems", "add_effective_consent",
-           "protective_rank_sql"]
+__all__ = ["DELETION_STATUS", "REVOCATION_STATUS", "add_consent_problems", "add_consent_unmatched",
+           "add_effective_consent", "protective_rank_sql"]
 
 DELETION_STATUS = "deletion_requested"
 REVOCATION_STATUS = "deletion_revoked"
@@ -169,3 +174,30 @@ FROM quarantine q JOIN subjects s ON s.id_number = q.subject_id_number
 ORDER BY s.person_id, q.record_id
 """
     )
+
+
+def add_consent_unmatched(con: duckdb.DuckDBPyConnection, recipients: list[str], purposes: list[str]) -> dict[str, int]:
+    """Create ``consent_unmatched`` and return how many decisions there are per reason.
+
+    Args:
+        con: a connection holding ``consent_decisions`` and ``source_records``.
+        recipients: the registry names of the policy's recipients (``Recipient.registry_recipient``).
+        purposes: the purposes the policy's recipients serve.
+    """
+    con.execute(
+        """
+CREATE TABLE consent_unmatched AS
+WITH subjects AS (SELECT DISTINCT id_number FROM source_records WHERE id_number IS NOT NULL),
+reasons AS (
+    SELECT c.record_id AS decision_id, c.id_number, c.purpose, c.recipient, c.status, c.decided_at,
+        CASE WHEN c.id_number IS NULL OR c.id_number NOT IN (SELECT id_number FROM subjects) THEN 'no_person'
+             WHEN c.recipient <> '*' AND NOT list_contains($recipients, c.recipient) THEN 'unknown_recipient'
+             WHEN c.purpose <> '*' AND NOT list_contains($purposes, c.purpose) THEN 'unknown_purpose'
+        END AS reason
+    FROM consent_decisions c
+)
+SELECT * FROM reasons WHERE reason IS NOT NULL ORDER BY reason, decision_id
+""",
+        {"recipients": sorted(set(recipients)), "purposes": sorted(set(purposes))},
+    )
+    return dict(con.execute("SELECT reason, count(*) FROM consent_unmatched GROUP BY reason ORDER BY reason").fetchall())

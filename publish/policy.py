@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from core.config import load_yaml_model
 from core.vocabulary import MASKS
+from publish.anonymity import KAnonymity
 
 __all__ = [
     "CONSENT_CATEGORIES",
@@ -93,7 +94,13 @@ class Aggregate(BaseModel):
         default_factory=lambda: list(KEY_POPULATIONS), description="key populations counted (columns)"
     )
     threshold: int = Field(
-        default=10, ge=2, description="cells with 1..threshold-1 people are suppressed (and the cells that would reveal them)"
+        default=10, ge=2,
+        description="cells whose perturbed count is below this are suppressed, zeros included (and the cells that would reveal them)",
+    )
+    noise: int = Field(
+        default=2, ge=1, le=5,
+        description="cell-key perturbation: each published count is off by at most this many people, "
+        "the same for the same people run after run",
     )
 
     @field_validator("populations")
@@ -139,11 +146,26 @@ class Recipient(BaseModel):
     population: list[str] = Field(
         default_factory=list, description=f"only people in any of these key populations: {', '.join(KEY_POPULATIONS)}"
     )
+    key_populations: list[str] | None = Field(
+        default=None,
+        description="the key-population categories the key_populations column may show (minimum necessity); "
+        "defaults to population",
+    )
+    sensitive_legal_reference: dict[Literal["health", "judicial"], str] = Field(
+        default_factory=dict,
+        description="on a statutory basis, the law that allows each sensitive category received, "
+        "e.g. {judicial: 社区矫正法 第三十五条}; health and judicial data need one even where the duty is statutory",
+    )
     mask: dict[str, Literal["partial"]] = Field(
         default_factory=dict, description="columns shown partly hidden, e.g. {id_number: partial}"
     )
     pseudonymise: bool = Field(
         default=False, description="replace person_id by a keyed pseudonym (person_key) unique to this recipient"
+    )
+    k_anonymity: KAnonymity | None = Field(
+        default=None,
+        description="generalise and suppress quasi-identifiers until every combination is shared by k rows "
+        "(analyst row products: always, default k 5; see publish.anonymity)",
     )
 
     @field_validator("columns")
@@ -162,10 +184,10 @@ class Recipient(BaseModel):
             raise ValueError(f"scope keys {unknown} not allowed; use {list(SCOPE_FIELDS)}, e.g. {{grid: 翠苑社区第3网格}}")
         return scope
 
-    @field_validator("population")
+    @field_validator("population", "key_populations")
     @classmethod
-    def _known_population(cls, population: list[str]) -> list[str]:
-        unknown = [p for p in population if p not in KEY_POPULATIONS]
+    def _known_population(cls, population: list[str] | None) -> list[str] | None:
+        unknown = [p for p in population or () if p not in KEY_POPULATIONS]
         if unknown:
             raise ValueError(f"unknown key population(s) {unknown}; known: {list(KEY_POPULATIONS)}")
         return population
@@ -173,8 +195,11 @@ class Recipient(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Recipient:
         if self.aggregate is not None:
-            if self.columns or self.mask or self.pseudonymise:
-                raise ValueError("an aggregate recipient gets counts only: drop columns, mask and pseudonymise")
+            if self.columns or self.mask or self.pseudonymise or self.key_populations is not None or self.k_anonymity:
+                raise ValueError(
+                    "an aggregate recipient gets counts only: drop columns, key_populations, mask, pseudonymise "
+                    "and k_anonymity"
+                )
             return self
         if not self.columns:
             raise ValueError("name the columns shared, e.g. columns: [person_id, sex, age], or set aggregate: {by: community}")
@@ -191,7 +216,48 @@ class Recipient(BaseModel):
             raise ValueError("analysts get no direct identifiers: drop name, id_number, phone, address and birth_date")
         if self.kind == "analyst" and not self.pseudonymise:
             raise ValueError("analyst products must set pseudonymise: true")
+        if self.kind == "analyst" and self.k_anonymity is None:
+            self.k_anonymity = KAnonymity()
+        if "key_populations" in self.columns and not self.shared_key_populations:
+            raise ValueError(
+                "key_populations is in columns but no category is named: list the ones this recipient needs, "
+                "e.g. key_populations: [elderly_living_alone, disabled] (minimum necessity, PIPL art. 6)"
+            )
+        if self.key_populations is not None and "key_populations" not in self.columns:
+            raise ValueError("key_populations names categories but the key_populations column is not in columns")
+        if self.legal_basis == "statutory":
+            for category, why in sorted(self.sensitive_categories.items()):
+                if category not in self.sensitive_legal_reference:
+                    raise ValueError(
+                        f"{why} is {category} data (PIPL art. 28): on a statutory basis name the law that allows it, "
+                        f"e.g. sensitive_legal_reference: {{{category}: <law and article>}}, or drop it"
+                    )
         return self
+
+    @property
+    def shared_key_populations(self) -> list[str]:
+        """The categories the ``key_populations`` column may show: those named, else ``population``."""
+        if "key_populations" not in self.columns:
+            return []
+        return list(self.key_populations if self.key_populations is not None else self.population)
+
+    @property
+    def sensitive_categories(self) -> dict[str, str]:
+        """Sensitive consent categories (health, judicial) this recipient receives, each with the first
+        column or key population that brings it (person rows only; counts are not personal data)."""
+        if self.aggregate is not None:
+            return {}
+        found: dict[str, str] = {}
+        for column in self.columns:
+            if column in SENSITIVE_COLUMNS:
+                found.setdefault(SENSITIVE_COLUMNS[column], f"column {column}")
+        for population in self.shared_key_populations:
+            if population in SENSITIVE_POPULATIONS:
+                found.setdefault(SENSITIVE_POPULATIONS[population], f"key population {population}")
+        for population in self.population:
+            if population in SENSITIVE_POPULATIONS:
+                found.setdefault(SENSITIVE_POPULATIONS[population], f"population filter {population}")
+        return found
 
     @property
     def registry_recipient(self) -> str:

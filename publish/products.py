@@ -16,10 +16,11 @@ A person named by a consent decision that could not be read (``consent_problems`
 wherever a withdrawal or a deletion would leave them out: the decision may have been either.
 
 People in scope but left out are listed, with the reason, in ``consent_exclusions`` (restricted
-zone) and counted in the audit log. Each product records in its (encrypted) key-value metadata the id
-of the key it is encrypted under and its place in the audit log (``publish.audit.ProductAnchor``). Pseudonymised products replace ``person_id`` by an HMAC-SHA256
+zone) and counted in the audit log. Pseudonymised products replace ``person_id`` by an HMAC-SHA256
 keyed per recipient, so two recipients cannot join their copies. Aggregate recipients get
-small-cell-suppressed counts (``publish.statistics``).
+small-cell-suppressed counts (``publish.statistics``). Each product records in its encrypted
+key-value metadata the id of the key it is encrypted under and its place in the audit log
+(``publish.audit.ProductAnchor``).
 """
 
 from __future__ import annotations
@@ -37,10 +38,16 @@ import pyarrow.compute as pc
 from core.home import DataHome, HomeLike
 from core.keys import key_id, load_or_create_key
 from core.vocabulary import MASKS
+from publish.anonymity import anonymise
 from publish.audit import ProductAnchor
 from publish.consent import protective_rank_sql
 from publish.crypto import product_key, write_encrypted
-from publish.policy import CONSENT_CATEGORIES, SENSITIVE_COLUMNS, SENSITIVE_POPULATIONS, Recipient
+from publish.policy import (
+    CONSENT_CATEGORIES,
+    SENSITIVE_COLUMNS,
+    SENSITIVE_POPULATIONS,
+    Recipient,
+)
 from publish.statistics import statistics_table
 
 __all__ = ["ProductFile", "build_product", "product_query_sql", "pseudonym_key"]
@@ -69,6 +76,7 @@ class ProductFile:
     legal_reference: str | None = None
     members: tuple[str, ...] = field(default=(), repr=False)
     exclusions: dict[str, int] = field(default_factory=dict)
+    disclosure: dict | None = None
     person_ids: tuple[str, ...] = field(default=(), repr=False)
     key_id: str | None = None
     anchor: ProductAnchor | None = None
@@ -131,11 +139,15 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
         expr = MASKS[column].sql(f"u.{column}") if column in recipient.mask else f"u.{column}"
         if column in SENSITIVE_COLUMNS:
             expr = f"CASE WHEN {ok[SENSITIVE_COLUMNS[column]]} THEN {expr} END"
-        if column == "key_populations" and consent:
-            hidden = " AND ".join(
-                f"(k <> '{population}' OR {ok[category]})" for population, category in SENSITIVE_POPULATIONS.items()
-            )
-            expr = f"list_filter(u.key_populations, lambda k: {hidden})"
+        if column == "key_populations":
+            # Only the categories the policy names (minimum necessity); a sensitive one only where
+            # its category is granted too.
+            allowed = [
+                f"(k = '{population}' AND {ok[SENSITIVE_POPULATIONS[population]]})" if population in SENSITIVE_POPULATIONS
+                else f"k = '{population}'"
+                for population in recipient.shared_key_populations
+            ]
+            expr = f"list_filter(u.key_populations, lambda k: {' OR '.join(allowed)})"
         selected.append(f"{expr} AS {column}")
 
     if recipient.population:
@@ -187,8 +199,9 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
     members: list[str] = []
     person_ids: list[str] = []
     exclusions: dict[str, int] = {}
+    disclosure: dict | None = None
     if recipient.aggregate is not None:
-        table = statistics_table(con, recipient.aggregate)
+        table = statistics_table(con, recipient.aggregate, pseudonym_key(home, recipient.name))
     else:
         sql, params = product_query_sql(recipient)
         full = con.sql(sql, params=params).to_arrow_table()
@@ -197,22 +210,29 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
         _log_exclusions(con, recipient.name, excluded.column("_person_id").to_pylist(), excluded.column("_reason").to_pylist())
         exclusions = dict(Counter(excluded.column("_reason").to_pylist()))
         table = full.filter(pc.is_null(reasons))
-        members = [m for m in table.column("_id_number").to_pylist() if m]
-        person_ids = table.column("_person_id").to_pylist()
-        table = table.drop_columns(list(_HIDDEN))
         if recipient.pseudonymise:
             key = pseudonym_key(home, recipient.name)
             # One HMAC per person in the product: linear, and keyed so the pseudonym cannot be
             # recomputed (or matched with another recipient's) without this recipient's key.
-            keys = [hmac.new(key, pid.encode(), hashlib.sha256).hexdigest()[:24] for pid in person_ids]
-            table = table.add_column(0, "person_key", pa.array(keys, pa.string()))
-    key = product_key(home, recipient.name)
-    write_encrypted(table, path, recipient.name, key, anchor.metadata() if anchor else None)
+            keys = [hmac.new(key, pid.encode(), hashlib.sha256).hexdigest()[:24]
+                    for pid in table.column("_person_id").to_pylist()]
+            table = table.add_column(3, "person_key", pa.array(keys, pa.string()))
+        if recipient.k_anonymity is not None:
+            # The hidden columns ride along, so membership below counts only the rows kept.
+            table, control = anonymise(table, recipient.k_anonymity, recipient.shared_key_populations)
+            disclosure = control.as_dict()
+            if control.rows_left_out:
+                exclusions["not_anonymous"] = control.rows_left_out
+        members = [m for m in table.column("_id_number").to_pylist() if m]
+        person_ids = table.column("_person_id").to_pylist()
+        table = table.drop_columns(list(_HIDDEN))
+    encryption_key = product_key(home, recipient.name)
+    write_encrypted(table, path, recipient.name, encryption_key, anchor.metadata() if anchor else None)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return ProductFile(
         recipient.name, path, tuple(table.column_names), table.num_rows, digest,
         purpose=recipient.purpose, legal_basis=recipient.legal_basis, legal_reference=recipient.legal_reference,
-        members=tuple(members), exclusions=exclusions, person_ids=tuple(person_ids), key_id=key_id(key),
-        anchor=anchor,
+        members=tuple(members), exclusions=exclusions, disclosure=disclosure, person_ids=tuple(person_ids),
+        key_id=key_id(encryption_key), anchor=anchor,
     )
 

@@ -1,31 +1,69 @@
-"""Aggregate statistics with small-cell suppression: key populations counted per area.
+"""Aggregate statistics, perturbed and suppressed: key populations counted per area.
 
 The table is area × key population, with totals: ``population = 'total'`` is the sum of an area's
 cells (person-population memberships: someone elderly *and* disabled counts in both), ``area =
-'total'`` the district count of a population, and the corner their sum. Every cell, total included,
-holding 1 to ``threshold - 1`` people is suppressed (primary suppression). Then, while any
-suppressed cell could be computed exactly from the published cells and the totals — every row and
-column is a linear equation, so a cell is exposed when it is the only unknown of an equation, or,
-more generally, when its unit vector lies in the row space of the equations over the unknowns — a
-complementary cell on one of its lines is suppressed too (secondary suppression). The tests check
-the result against an attacker's linear program that also uses non-negativity. Zero cells are
-published: they count no one.
+'total'`` the district count of a population, and the corner their sum.
 
-People who asked to be deleted (``deletion_requests``) are not counted.
+**Perturbation (the cell-key method of national census outputs).** Every person gets a record key,
+a number in [0, 2³²) derived from their person_id with the recipient's secret key; a cell's key is
+the sum of its people's record keys modulo 2³², and the cell's published count is its true count
+plus a noise looked up from that cell key (:func:`noise_for`: −``noise`` … +``noise``, triangular,
+mean 0). The same people give the same cell key, so the same count is published run after run
+(no averaging the noise away by asking again), while a cell that gained or lost anyone gets a fresh
+draw — so the difference of two runs is not the number of people who came or went. Published
+counts are therefore not additive: a total is perturbed on its own.
+
+**Suppression.** Every cell whose perturbed count is below ``threshold`` is suppressed — zeros
+included, so a cell that dropped to 0 after a deletion request does not say who the last member
+was (primary suppression). Because the rule reads the perturbed count, a suppressed cell is not
+known to be below the threshold either. Then, while any suppressed cell could be computed exactly
+from the true values of the published cells and the totals — every row and column is a linear
+equation, so a cell is exposed when it is the only unknown of an equation, or, more generally,
+when its unit vector lies in the row space of the equations over the unknowns — a complementary
+cell on one of its lines is suppressed too (secondary suppression). The tests check the result
+against an attacker's linear program that also uses non-negativity, and repeat the two-run
+differencing attacks.
+
+People who asked to be deleted (``deletion_requests``) or whose consent decision could not be read
+(``consent_problems``) are not counted.
 """
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
-import duckdb
-
 from publish.policy import Aggregate
 
-__all__ = ["TOTAL", "exposed_cells", "statistics_table", "suppress"]
+__all__ = ["TOTAL", "cell_keys_sql", "exposed_cells", "noise_for", "perturb", "statistics_table", "suppress"]
 
 TOTAL = "total"
+_KEY_SPACE = 2**32
+
+
+def noise_for(cell_keys: np.ndarray, noise: int) -> np.ndarray:
+    """The perturbation of each cell from its cell key: an offset in ``-noise … +noise`` drawn by
+    inverse transform from a triangular distribution (weights ``noise + 1 - |offset|``, mean 0).
+
+    The table is public; what keeps the noise unknown is the secret behind the record keys.
+    """
+    offsets = np.arange(-noise, noise + 1)
+    weights = (noise + 1 - np.abs(offsets)).astype(float)
+    cdf = np.cumsum(weights) / weights.sum()
+    u = (np.asarray(cell_keys, dtype=np.int64) % _KEY_SPACE) / _KEY_SPACE
+    return offsets[np.minimum(np.searchsorted(cdf, u, side="right"), len(offsets) - 1)]
+
+
+def perturb(counts: np.ndarray, cell_keys: np.ndarray, noise: int) -> np.ndarray:
+    """True counts plus their cell-key noise, never below 0; an empty cell stays 0."""
+    perturbed = np.maximum(counts + noise_for(cell_keys, noise), 0)
+    return np.where(counts > 0, perturbed, 0)
+
+
+def cell_keys_sql(person_id: str = "u.person_id") -> str:
+    """SQL for a person's record key, an integer in [0, 2³²) keyed by the secret ``$secret`` (hex)."""
+    return f"CAST('0x' || substr(sha256($secret || {person_id}), 1, 8) AS UBIGINT)"
 
 
 def _equations(shape: tuple[int, int]) -> np.ndarray:
@@ -86,17 +124,23 @@ def _rectangle(table: np.ndarray, suppressed: np.ndarray, i: int, j: int, thresh
     return best
 
 
-def suppress(table: np.ndarray, threshold: int) -> np.ndarray:
+def suppress(table: np.ndarray, threshold: int, primary: np.ndarray | None = None) -> np.ndarray:
     """Which cells of ``table`` (totals in the last row and column) must not be published.
 
+    Args:
+        table: the true counts.
+        threshold: the smallest count that may be published.
+        primary: the cells that must be hidden whatever the rest (default ``0 < count < threshold``;
+            :func:`statistics_table` passes the cells whose perturbed count is below the threshold).
+
     Returns:
-        A boolean mask: primary cells (``0 < count < threshold``) and the complementary cells that
+        A boolean mask: the primary cells and the complementary cells that
         keep every suppressed cell from being computed from the rest. For an exposed cell the
         cheapest rectangle through it is hidden (fewest new cells, then no totals, then cells at or
         above the threshold, then the fewest people); should that not be possible, the cell on its
         lines that leaves the fewest cells exposed.
     """
-    suppressed = (table > 0) & (table < threshold)
+    suppressed = (table > 0) & (table < threshold) if primary is None else primary.copy()
     last_row, last_col = table.shape[0] - 1, table.shape[1] - 1
     while exposed := exposed_cells(suppressed):
         i, j = exposed[0]
@@ -125,28 +169,38 @@ def suppress(table: np.ndarray, threshold: int) -> np.ndarray:
     return suppressed
 
 
-def statistics_table(con: duckdb.DuckDBPyConnection, aggregate: Aggregate) -> pa.Table:
-    """The suppressed long-form counts for ``aggregate``: ``area, population, people, suppressed``.
+def statistics_table(con: duckdb.DuckDBPyConnection, aggregate: Aggregate, secret: bytes) -> pa.Table:
+    """The perturbed, suppressed long-form counts for ``aggregate``: ``area, population, people, suppressed``.
 
-    ``people`` is null where ``suppressed`` is true.
+    ``people`` is the perturbed count, null where ``suppressed`` is true. ``secret`` keys the record
+    keys (the recipient's pseudonym key): without it the noise of a cell cannot be worked out.
     """
-    counts = ", ".join(f"count(*) FILTER (WHERE coalesce(u.{p}, false)) AS {p}" for p in aggregate.populations)
+    populations = aggregate.populations
+    counts = ", ".join(f"count(*) FILTER (WHERE coalesce(u.{p}, false)) AS n_{i}" for i, p in enumerate(populations))
+    keys = ", ".join(f"CAST(coalesce(sum(rk) FILTER (WHERE coalesce(u.{p}, false)), 0) % {_KEY_SPACE} AS BIGINT) AS k_{i}"
+                     for i, p in enumerate(populations))
     frame = con.execute(
-        f"""SELECT coalesce(u.{aggregate.by}, '(unknown)') AS area, {counts}
-        FROM unified_population u ANTI JOIN deletion_requests d ON d.person_id = u.person_id
-        GROUP BY ALL ORDER BY area"""
+        f"""SELECT coalesce(u.{aggregate.by}, '(unknown)') AS area, {counts}, {keys}
+        FROM (SELECT *, {cell_keys_sql()} AS rk FROM unified_population u) u
+        ANTI JOIN deletion_requests d ON d.person_id = u.person_id
+        ANTI JOIN consent_problems p ON p.person_id = u.person_id
+        GROUP BY ALL ORDER BY area""",
+        {"secret": secret.hex()},
     ).df()
     areas = [*frame["area"], TOTAL]
-    populations = [*aggregate.populations, TOTAL]
-    cells = frame[aggregate.populations].to_numpy(dtype=np.int64).reshape(len(frame), len(aggregate.populations))
-    table = np.zeros((len(areas), len(populations)), dtype=np.int64)
-    table[:-1, :-1] = cells
-    table[:-1, -1] = cells.sum(axis=1)
-    table[-1, :] = table[:-1, :].sum(axis=0)
-    hidden = suppress(table, aggregate.threshold)
+    columns = [*populations, TOTAL]
+    shape = (len(areas), len(columns))
+    true, cell_keys = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
+    for into, prefix in ((true, "n"), (cell_keys, "k")):
+        cells = frame[[f"{prefix}_{i}" for i in range(len(populations))]].to_numpy(dtype=np.int64)
+        into[:-1, :-1] = cells.reshape(len(frame), len(populations))
+        into[:-1, -1] = into[:-1, :-1].sum(axis=1)
+        into[-1, :] = into[:-1, :].sum(axis=0)
+    shown = perturb(true, cell_keys, aggregate.noise)
+    hidden = suppress(true, aggregate.threshold, primary=shown < aggregate.threshold)
     return pa.table({
-        "area": [a for a in areas for _ in populations],
-        "population": populations * len(areas),
-        "people": pa.array([None if h else int(v) for v, h in zip(table.ravel(), hidden.ravel(), strict=True)], pa.int64()),
+        "area": [a for a in areas for _ in columns],
+        "population": columns * len(areas),
+        "people": pa.array([None if h else int(v) for v, h in zip(shown.ravel(), hidden.ravel(), strict=True)], pa.int64()),
         "suppressed": hidden.ravel().tolist(),
     })

@@ -24,6 +24,7 @@ over with the columns empty. Where each file lives is the data home's
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -35,9 +36,17 @@ import pandas as pd
 
 from core.home import DataHome, HomeLike
 from publish.audit import AuditLog, ProductAnchor
-from publish.consent import add_consent_problems, add_effective_consent
+from publish.consent import (
+    add_consent_problems,
+    add_consent_unmatched,
+    add_effective_consent,
+)
 from publish.generations import DiskSpaceError, Generations
-from publish.golden import field_conflicts_sql, person_consent_sql, unified_population_sql
+from publish.golden import (
+    field_conflicts_sql,
+    person_consent_sql,
+    unified_population_sql,
+)
 from publish.policy import SharingPolicy
 from publish.products import ProductFile, build_product
 from quality.metrics import QUALITY_HISTORY_DDL, write_quality_metrics
@@ -69,7 +78,7 @@ _HISTORY_DDL = {
     "publication_log": """CREATE TABLE publication_log (
         run_id VARCHAR, published_at TIMESTAMPTZ, recipient VARCHAR, purpose VARCHAR,
         legal_basis VARCHAR, columns VARCHAR[], row_count BIGINT, content_hash VARCHAR, path VARCHAR,
-        audit_seq BIGINT, audit_hash VARCHAR, key_id VARCHAR)""",
+        disclosure JSON, audit_seq BIGINT, audit_hash VARCHAR, key_id VARCHAR)""",
     "runs": """CREATE TABLE runs (
         run_id VARCHAR, published_at TIMESTAMPTZ, records BIGINT, quarantined BIGINT, persons BIGINT,
         sources VARCHAR[])""",
@@ -190,6 +199,11 @@ class Warehouse:
             con.execute(person_consent_sql())
             add_effective_consent(con, inputs.as_of)
             add_consent_problems(con)
+            unmatched = add_consent_unmatched(con, [r.registry_recipient for r in policy.recipients],
+                                              [r.purpose for r in policy.recipients])
+            if unmatched:
+                log.warning("consent decisions that apply to no one the policy shares with (consent_unmatched): %s",
+                            ", ".join(f"{n} {why}" for why, n in unmatched.items()))
             self._add_consent_map(con)
             self._carry_history(con)
             self._log_run(con, inputs, published_at)
@@ -205,18 +219,20 @@ class Warehouse:
             entries = audit.prepare(inputs.run_id, published_at, products)
             con.executemany(
                 "INSERT INTO publication_log (run_id, published_at, recipient, purpose, legal_basis, columns, "
-                "row_count, content_hash, path, audit_seq, audit_hash, key_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "row_count, content_hash, path, disclosure, audit_seq, audit_hash, key_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     [inputs.run_id, published_at, p.recipient, r.purpose, r.legal_basis, list(p.columns),
-                     p.row_count, p.content_hash, str(self.home.product_file(p.recipient)), e["seq"], e["hash"],
+                     p.row_count, p.content_hash, str(self.home.product_file(p.recipient)),
+                     json.dumps(p.disclosure, ensure_ascii=False) if p.disclosure else None, e["seq"], e["hash"],
                      p.key_id]
                     for p, r, e in zip(products, policy.recipients, entries, strict=True)
                 ],
             )
             counts = {
                 table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-                for table in ("unified_population", "record_person", "quarantine", "person_consent", "field_conflicts")
+                for table in ("unified_population", "record_person", "quarantine", "person_consent", "field_conflicts",
+                              "consent_unmatched")
             }
             con.execute("CHECKPOINT")
         return Candidate(candidate_path, products_dir, products, counts, inputs.run_id, published_at, generation,

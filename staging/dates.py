@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.errors import ConfigError
+from core.vocabulary import TIMESTAMP_FORMATS
 from staging._arrow import WHITESPACE, as_arrow, bool_series, empty_to_null, to_series
 
 __all__ = [
@@ -146,7 +147,8 @@ def parse_timestamps(values: pd.Series, formats: Sequence[str] = ()) -> pd.DataF
     """Parse points in time (e.g. when consent was given) into UTC timestamps.
 
     ISO 8601 text (``2024-05-01``, ``2024-05-01 10:00:00``, ``2024-05-01T10:00:00+08:00``) is read
-    first; ``formats`` are tried after it, in order, on what is left. A value without a UTC offset
+    first; ``formats`` are tried after it, in order, on what is left, then the forms registries
+    commonly write (:data:`core.vocabulary.TIMESTAMP_FORMATS`: ``2026年6月1日``, ``2026/6/1 9:05``). A value without a UTC offset
     is China Standard Time (:data:`CHINA_TZ`), as Chinese government systems record it. Full-width
     characters are folded and runs of spaces collapsed first.
 
@@ -170,7 +172,7 @@ def parse_timestamps(values: pd.Series, formats: Sequence[str] = ()) -> pd.DataF
     result = pd.Series(pd.NaT, index=distinct.index, dtype=_UTC)
     result[with_offset] = pd.to_datetime(distinct[with_offset], format="ISO8601", errors="coerce", utc=True)
     local = pd.to_datetime(distinct.where(~with_offset), format="ISO8601", errors="coerce")
-    for date_format in formats:
+    for date_format in dict.fromkeys([*formats, *TIMESTAMP_FORMATS]):
         missing = local.isna() & distinct.notna() & ~with_offset
         if not missing.any():
             break

@@ -131,6 +131,7 @@ CONSENT_QUARANTINE_RULES: tuple[str, ...] = (
     "malformed_id_number",
     "unknown_status",
     "missing_purpose",
+    "missing_recipient",
     "unparseable_decided_at",
     "unparseable_expires_at",
 )

@@ -262,7 +262,8 @@ def stage_consent_records(
 
     Hard rules, in order: ``missing_source_key``, ``duplicate_source_key``, ``missing_id_number``,
     ``malformed_id_number``, ``unknown_status`` (not granted / refused / withdrawn /
-    deletion_requested after mapping), ``missing_purpose``, ``unparseable_decided_at``,
+    deletion_requested after mapping), ``missing_purpose``, ``missing_recipient`` (a registry that
+    maps no recipient column decides for everyone, ``*``), ``unparseable_decided_at``,
     ``unparseable_expires_at``. ``categories`` (e.g. ``basic,health``) is lower-cased and joined by
     commas; a ``guardian_id_number`` that is not a valid resident ID is staged as missing.
 
@@ -301,7 +302,9 @@ def stage_consent_records(
         "id_number": ids["id_number"],
         "name": fields.text("name", normalize_name),
         "purpose": fields.text("purpose", normalize_address),
-        "recipient": fields.text("recipient", normalize_address),
+        # A registry without a recipient column records decisions about sharing as such: everyone.
+        "recipient": (fields.text("recipient", normalize_address) if "recipient" in columns
+                      else pd.Series("*", index=extract.raw.index, dtype=STRING)),
         "status": status.where(known_status),
         "decided_at": decided["timestamp"],
         "channel": fields.text("channel", normalize_address),
@@ -343,6 +346,12 @@ def stage_consent_records(
             "missing_purpose",
             out["purpose"].isna().to_numpy(),
             f"consent is always given for a purpose: fill column {columns['purpose']} in the consent registry",
+        ),
+        fields.missing_rule(
+            "missing_recipient",
+            out["recipient"].isna().to_numpy(),
+            f"a decision is made for a recipient: fill column {columns.get('recipient')} in the consent registry, "
+            "or write * where it covers every recipient",
         ),
         QuarantineRule(
             "unparseable_decided_at",

@@ -41,6 +41,15 @@ recipients:
         ("analyst", "[]", "    aggregate: {by: community, threshold: 1}\n", r"aggregate\.threshold: .*greater than or equal to 2"),
         ("analyst", "[]", "    aggregate: {by: building}\n", r"aggregate\.by"),
         ("department", "[]", "", "name the columns shared"),
+        ("department", "[name, key_populations]", "", "key_populations is in columns but no category is named"),
+        ("department", "[name]", "    key_populations: [disabled]\n", "the key_populations column is not in columns"),
+        # health and judicial data need the law that allows them, even on a statutory basis (PIPL art. 28)
+        ("department", "[name, corrections]", "    legal_reference: 社会救助暂行办法\n",
+         r"column corrections is judicial data .*sensitive_legal_reference: \{judicial"),
+        ("department", "[name, key_populations]", "    key_populations: [disabled, pregnant_woman]\n",
+         "key population pregnant_woman is health data"),
+        ("department", "[name]", "    population: [community_corrections]\n",
+         "population filter community_corrections is judicial data"),
     ],
 )
 def test_bad_policy_fails_naming_file_and_key(tmp_path, kind, columns, extra, message):
@@ -66,3 +75,12 @@ def test_demo_policy_has_an_aggregate_and_a_register():
     policy = load_policy(DEMO_POLICY)
     assert any(r.aggregate is not None for r in policy.recipients)
     assert [r.name for r in policy.recipients if r.statutory_register] == ["civil_affairs_assistance"]
+
+
+def test_sensitive_data_on_a_statutory_basis_loads_with_its_law(tmp_path):
+    extra = ("    key_populations: [disabled, community_corrections]\n"
+             "    sensitive_legal_reference: {judicial: 社区矫正法 第五条}\n")
+    recipient = load_policy(write(tmp_path, BASE.format(kind="department", columns="[name, key_populations]",
+                                                        extra=extra))).recipients[0]
+    assert recipient.shared_key_populations == ["disabled", "community_corrections"]
+    assert recipient.sensitive_categories == {"judicial": "key population community_corrections"}

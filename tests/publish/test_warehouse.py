@@ -16,9 +16,10 @@ HEALTH = dict(name="health_doctors", description="卫健", kind="department", le
               columns=["person_id", "name", "phone"], mask={"phone": "partial"})
 GRID = dict(name="grid_1", description="网格员", kind="grid_worker", level="grid", purpose="service_delivery",
             legal_basis="statutory", columns=["person_id", "name", "key_populations"],
-            scope={"grid": "翠苑社区第1网格"})
+            key_populations=["elderly", "elderly_living_alone", "young_child"], scope={"grid": "翠苑社区第1网格"})
 ANALYST = dict(name="analysts", description="统计", kind="analyst", level="district", purpose="statistics",
-               legal_basis="statutory", columns=["person_id", "sex", "age"], pseudonymise=True)
+               legal_basis="statutory", columns=["person_id", "sex", "age"], pseudonymise=True,
+               k_anonymity={"k": 2})
 
 
 def published(tmp_path, district, *recipients, **changes):

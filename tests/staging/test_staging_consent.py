@@ -110,6 +110,13 @@ CASES = [
      "公民身份号码 '3.30106E+17' was turned into a number by Excel, which keeps only 15 digits, so its last digits "
      "are lost; format the column sfzh as text in Excel (设置单元格格式 → 文本) and enter the IDs again, or export "
      "them from the department's system again")),
+    # Seen: a grant with an empty recipient stopped the district's publication; now the row is quarantined
+    # (and, whatever it was, keeps its subject out of consent-based products: consent_problems).
+    (consent(consent_id="c13", recipient=" "), ("missing_recipient", "recipient", "recipient", " ",
+     "接收方 is empty; a decision is made for a recipient: fill column recipient in the consent registry, "
+     "or write * where it covers every recipient")),
+    # Seen: a withdrawal dated 2026年6月1日 was quarantined and ignored; the common forms are read.
+    (consent(consent_id="c14", status="撤回", decided_at="2026年6月1日"), None),
 ]
 
 
@@ -124,7 +131,10 @@ def test_each_consent_rule_quarantines_its_row():
     assert got.astype(object).where(got.notna(), None).to_dict("records") == expected
     cut = stage([consent(consent_id="c1"), consent(consent_id="c2")], truncated_rows=(1,)).quarantine
     assert set(result.quarantine["rule"]) | set(cut["rule"]) == set(CONSENT_QUARANTINE_RULES)
-    assert result.staged["source_key"].tolist() == ["c1", "c10"]
+    assert result.staged["source_key"].tolist() == ["c1", "c10", "c14"]
+    withdrawal = result.staged.set_index("source_key").loc["c14"]
+    assert withdrawal["status"] == "withdrawn"
+    assert withdrawal["decided_at"] == pd.Timestamp("2026-05-31 16:00", tz="UTC")  # midnight in Beijing
     assert len(result.staged) + len(result.quarantine) == len(CASES)
     assert result.quarantine.dtypes.astype(str).to_dict() == QUARANTINE_COLUMNS
 
@@ -137,3 +147,15 @@ def test_a_consent_source_must_map_subject_purpose_and_status():
 def test_status_map_targets_must_be_decisions():
     with pytest.raises(ConfigError, match=r"values.status maps to \['yes'\]"):
         stage([consent()], values={"status": {"同意": "yes"}})
+
+
+def test_a_registry_without_a_recipient_column_decides_for_everyone():
+    columns = {k: v for k, v in COLUMNS.items() if k != "recipient"}
+    staged = stage([consent(status="撤回")], columns=columns).staged
+    assert staged["recipient"].tolist() == ["*"] and staged["status"].tolist() == ["withdrawn"]
+
+
+@pytest.mark.parametrize("written", ["2026年6月1日 9:05", "2026/6/1 09:05:00", "2026年6月1日 9时5分", "2026.6.1"])
+def test_decision_times_in_the_forms_registries_write(written):
+    staged = stage([consent(decided_at=written)]).staged
+    assert staged["decided_at"].iloc[0].tz_convert("Asia/Shanghai").date() == dt.date(2026, 6, 1)

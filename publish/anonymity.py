@@ -1,0 +1,268 @@
+"""De-identification of analyst row products: generalise and suppress until every row hides in a crowd.
+
+A pseudonymised row of sex, birth year, age and grid is not anonymous: in a district of 20,000
+half the people are unique on (sex, birth year, grid), and a department holding names beside the
+same fields re-identifies them by a join. Before an analyst product is written, its
+quasi-identifiers (the policy's ``k_anonymity.quasi_identifiers``; by default every one of
+``QUASI_IDENTIFIERS`` in its columns) are generalised along fixed hierarchies —
+
+- age and birth year: exact → 5-year band → 10 → 20 → withheld (``"65-69"``, ``"1955-1959"``);
+- area: grid → community → street → withheld (the finer columns are emptied);
+- sex: shown → withheld —
+
+and one level per hierarchy is chosen for the whole product (full-domain generalisation, as ARX
+and μ-ARGUS do): of the combinations that leave at most ``max_suppression`` of the rows in an
+equivalence class (rows equal on every quasi-identifier) that is smaller than ``k`` or not
+``l``-diverse, the one that withholds the fewest hierarchies whole, then loses least: the mean
+generalisation height (a hierarchy's level as a share of its height) plus the share of rows
+suppressed, then the discernibility metric (each row costs the size of its class). The rows still in a bad class then have
+every quasi-identifier withheld; if those rows themselves form a bad class they are left out.
+
+**l-diversity.** A class of five in which all five are community-corrections cases reveals the
+case as surely as a unique row. For every sensitive category the product shows (by default every
+shown key population not derived from age), no class may consist only of people in that category
+(distinct 2-diversity on each category's yes/no).
+
+**Small area cells.** An analyst who also holds ``district_statistics`` could count the rows of a
+community to recover a cell that table suppresses. So in the row product a category is withheld
+from the people of a released area (the finest area columns left) where fewer than ``min_count``
+people have it; counted by any area, a category is then 0 or at least ``min_count``.
+
+Everything is DuckDB SQL over the product's rows: one ``GROUP BY`` per combination of levels (at
+most 5 × 4 × 2 = 40), linear in people. The achieved k, the levels chosen and what was suppressed
+are returned as :class:`Disclosure` and written to the publication log.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+
+import duckdb
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["AGE_BANDS", "AREA_LEVELS", "QUASI_IDENTIFIERS", "Disclosure", "KAnonymity", "anonymise", "measure_k"]
+
+#: Columns that identify in combination; the ones an analyst product may hold.
+QUASI_IDENTIFIERS = ("sex", "birth_year", "age", "street", "community", "grid")
+
+#: Band width per generalisation level of age and birth year (0: exact); one level past the last withholds.
+AGE_BANDS = (0, 5, 10, 20)
+
+#: Area columns from the finest; level i empties the first i of them.
+AREA_LEVELS = ("grid", "community", "street")
+
+#: Key populations that follow from age, which the rows show anyway: not l-diversity categories.
+_DERIVED_FROM_AGE = ("elderly", "young_child", "minor_under_14")
+
+
+class KAnonymity(BaseModel):
+    """The de-identification an analyst row product must reach (policy key ``k_anonymity``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(default=5, ge=2, description="every combination of quasi-identifiers shown is shared by at least k rows")
+    quasi_identifiers: list[str] | None = Field(
+        default=None,
+        description=f"columns treated as quasi-identifiers (default: those of {', '.join(QUASI_IDENTIFIERS)} in columns)",
+    )
+    sensitive: list[str] | None = Field(
+        default=None,
+        description="key populations no class may consist only of (default: every shown one not derived from age)",
+    )
+    max_suppression: float = Field(
+        default=0.02, ge=0, le=1, description="share of rows whose quasi-identifiers may be withheld at the chosen levels"
+    )
+    min_count: int = Field(
+        default=10, ge=1, description="a category is withheld in a released area where fewer people have it"
+    )
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """What de-identification did to one product (the publication log's ``disclosure``)."""
+
+    k_required: int
+    k_achieved: int | None
+    quasi_identifiers: tuple[str, ...]
+    age_band: int | None  # 0 exact, 5/10/20 years, None withheld
+    area: str | None  # the finest area column shown, None withheld
+    sex_shown: bool
+    rows: int
+    rows_suppressed: int  # quasi-identifiers withheld
+    rows_left_out: int
+    flags_withheld: int
+    l_diverse: tuple[str, ...]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Levels:
+    age: int  # index into AGE_BANDS; len(AGE_BANDS) withholds
+    area: int  # how many of AREA_LEVELS are emptied
+    sex: int  # 1 withholds
+
+    def withholds(self, qis: tuple[str, ...]) -> int:
+        """How many hierarchies these levels withhold whole (age, area, sex)."""
+        areas = [c for c in AREA_LEVELS if c in qis]
+        return (
+            int(bool({"age", "birth_year"} & set(qis)) and self.age >= len(AGE_BANDS))
+            + int(bool(areas) and self.area >= 1 + AREA_LEVELS.index(areas[-1]))
+            + int("sex" in qis and self.sex == 1)
+        )
+
+    def height(self, qis: tuple[str, ...]) -> float:
+        """Information lost by generalisation: the mean, over the hierarchies present, of the level
+        reached as a share of the hierarchy's height (0 exact … 1 withheld)."""
+        areas = [c for c in AREA_LEVELS if c in qis]
+        shares = []
+        if {"age", "birth_year"} & set(qis):
+            shares.append(self.age / len(AGE_BANDS))
+        if areas:
+            levels = [0] + [i for i in range(1, len(AREA_LEVELS) + 1) if AREA_LEVELS[i - 1] in qis]
+            shares.append(levels.index(self.area) / (len(levels) - 1))
+        if "sex" in qis:
+            shares.append(float(self.sex))
+        return sum(shares) / len(shares) if shares else 0.0
+
+    def exprs(self, qis: tuple[str, ...]) -> dict[str, str]:
+        out = {}
+        for column in qis:
+            if column in ("age", "birth_year"):
+                out[column] = _band_sql(column, self.age)
+            elif column in AREA_LEVELS:
+                out[column] = "NULL" if AREA_LEVELS.index(column) < self.area else f"CAST({column} AS VARCHAR)"
+            elif column == "sex":
+                out[column] = "NULL" if self.sex else "CAST(sex AS VARCHAR)"
+            else:
+                out[column] = f"CAST({column} AS VARCHAR)"
+        return out
+
+
+def _band_sql(column: str, level: int) -> str:
+    if level >= len(AGE_BANDS):
+        return "NULL"
+    width = AGE_BANDS[level]
+    if width == 0:
+        return f"CAST({column} AS VARCHAR)"
+    low = f"({column} // {width} * {width})"
+    return f"CAST({low} AS VARCHAR) || '-' || CAST({low} + {width - 1} AS VARCHAR)"
+
+
+def _bad_class_sql(k: int, sensitive: list[str]) -> str:
+    """Aggregate SQL true for a class that is too small or in which everyone has a sensitive category."""
+    homogeneous = [f"count(*) FILTER (WHERE list_contains(key_populations, '{c}')) = count(*)" for c in sensitive]
+    return " OR ".join([f"count(*) < {k}", *homogeneous])
+
+
+def _lattice(qis: tuple[str, ...]) -> list[_Levels]:
+    ages = range(len(AGE_BANDS) + 1) if {"age", "birth_year"} & set(qis) else [0]
+    # Emptying an area column the product does not show changes nothing: skip those levels.
+    areas = [0] + [i for i in range(1, len(AREA_LEVELS) + 1) if AREA_LEVELS[i - 1] in qis]
+    sexes = [0, 1] if "sex" in qis else [0]
+    return [_Levels(a, r, s) for a, r, s in itertools.product(ages, areas, sexes)]
+
+
+def _classes_sql(exprs: dict[str, str], bad: str) -> str:
+    """Each row's released quasi-identifiers and whether its class is bad."""
+    released = ", ".join(f"{expr} AS {column}" for column, expr in exprs.items())
+    keys = ", ".join(exprs)
+    if not exprs:
+        return f"SELECT _row, key_populations, (SELECT {bad} FROM _rows) AS _bad FROM _rows"
+    return f"""WITH g AS (SELECT _row, {released}, key_populations FROM _rows),
+        classes AS (SELECT {keys}, {bad} AS _bad FROM g GROUP BY ALL)
+        SELECT g.*, c._bad FROM g JOIN classes c ON {' AND '.join(f'g.{q} IS NOT DISTINCT FROM c.{q}' for q in exprs)}"""
+
+
+def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str]) -> tuple[pa.Table, Disclosure]:
+    """Generalise, suppress and withhold ``table`` (an analyst product's rows) until ``rule`` holds.
+
+    Args:
+        table: the product's rows; quasi-identifier columns are returned as text (``"65-69"``).
+        rule: the policy's ``k_anonymity``.
+        shown_populations: the key populations the product may show.
+    """
+    qis = tuple(rule.quasi_identifiers or [c for c in QUASI_IDENTIFIERS if c in table.column_names])
+    missing = [c for c in qis if c not in table.column_names]
+    if missing:
+        raise ValueError(f"k_anonymity.quasi_identifiers {missing} are not columns of the product")
+    has_flags = "key_populations" in table.column_names
+    flags = [c for c in shown_populations if c not in _DERIVED_FROM_AGE] if has_flags else []
+    sensitive = [c for c in rule.sensitive if c in shown_populations] if rule.sensitive is not None else flags
+    bad = _bad_class_sql(rule.k, sensitive)
+    rows = table.num_rows
+    with duckdb.connect() as con:
+        source = table if has_flags else table.append_column(
+            "key_populations", pa.array([[]] * rows, pa.list_(pa.string())))
+        con.register("_source", source)
+        con.execute("CREATE TABLE _rows AS SELECT row_number() OVER () AS _row, * FROM _source")
+
+        def cost(levels: _Levels) -> tuple[int, int]:
+            # rows in bad classes; discernibility: a kept row costs its class size, a suppressed one every row
+            exprs = levels.exprs(qis)
+            released = ", ".join(f"{expr} AS {column}" for column, expr in exprs.items())
+            suppressed, kept = con.execute(
+                f"SELECT coalesce(sum(n) FILTER (WHERE _bad), 0), coalesce(sum(n * n) FILTER (WHERE NOT _bad), 0) "
+                f"FROM (SELECT count(*) AS n, {bad} AS _bad FROM (SELECT {released + ', ' if exprs else ''}"
+                f"key_populations FROM _rows) GROUP BY {', '.join(exprs) or 'TRUE'})"
+            ).fetchall()[0]
+            return int(suppressed), int(kept) + int(suppressed) * rows
+
+        costs = {levels: cost(levels) for levels in _lattice(qis)}
+        feasible = [lv for lv, (n_bad, _) in costs.items() if n_bad <= rule.max_suppression * rows]
+        # Keep every quasi-identifier at some level when that is possible: an analyst can work with
+        # age bands and communities, not with a table that has lost age altogether.
+        chosen = (min(feasible, key=lambda lv: (lv.withholds(qis), lv.height(qis) + costs[lv][0] / max(rows, 1),
+                                                costs[lv][1])) if feasible
+                  else min(costs, key=lambda lv: costs[lv]))
+        exprs = chosen.exprs(qis)
+        con.execute(f"CREATE TABLE _general AS {_classes_sql(exprs, bad)}")
+        suppressed_rows = con.execute("SELECT count(*) FROM _general WHERE _bad").fetchall()[0][0]
+        withheld_qis = ", ".join(f"CASE WHEN _bad THEN NULL ELSE {q} END AS {q}" for q in exprs)
+        con.execute(f"CREATE TABLE _released AS SELECT _row, {withheld_qis + ', ' if exprs else ''}key_populations "
+                    "FROM _general")
+        # The rows with every quasi-identifier withheld are one class too: leave them out if it is bad.
+        all_withheld = " AND ".join(f"{q} IS NULL" for q in exprs) or "TRUE"
+        left_out = con.execute(
+            f"SELECT CASE WHEN count(*) > 0 AND ({bad}) THEN count(*) ELSE 0 END FROM _released WHERE {all_withheld}"
+        ).fetchall()[0][0]
+        if left_out:
+            con.execute(f"DELETE FROM _released WHERE {all_withheld}")
+        area_shown = [c for c in AREA_LEVELS if c in exprs and AREA_LEVELS.index(c) >= chosen.area]
+        withheld = 0
+        if flags:
+            cell = ", ".join(area_shown) or "TRUE"
+            counts = ", ".join(
+                f"count(*) FILTER (WHERE list_contains(key_populations, '{c}')) OVER (PARTITION BY {cell}) AS _n{i}"
+                for i, c in enumerate(flags))
+            keep = " AND ".join(f"(k <> '{c}' OR _n{i} >= {rule.min_count})" for i, c in enumerate(flags))
+            con.execute(f"CREATE TABLE _counted AS SELECT *, {counts} FROM _released")
+            withheld = con.execute(
+                f"SELECT coalesce(sum(len(key_populations) - len(list_filter(key_populations, lambda k: {keep}))), 0) "
+                "FROM _counted").fetchall()[0][0]
+            con.execute(
+                f"CREATE OR REPLACE TABLE _released AS SELECT * EXCLUDE (key_populations, "
+                f"{', '.join(f'_n{i}' for i in range(len(flags)))}), "
+                f"list_filter(key_populations, lambda k: {keep}) AS key_populations FROM _counted")
+        picked = [f"s.{c}" if c in exprs or c == "key_populations" else f"r.{c}" for c in table.column_names]
+        result = con.sql(
+            f"SELECT {', '.join(picked)} FROM _released s JOIN _rows r USING (_row) ORDER BY _row").to_arrow_table()
+        achieved = measure_k(con, "_released", list(exprs))
+    disclosure = Disclosure(
+        k_required=rule.k, k_achieved=achieved, quasi_identifiers=qis,
+        age_band=AGE_BANDS[chosen.age] if chosen.age < len(AGE_BANDS) else None,
+        area=area_shown[0] if area_shown else None, sex_shown="sex" in qis and not chosen.sex,
+        rows=rows, rows_suppressed=int(suppressed_rows), rows_left_out=int(left_out), flags_withheld=int(withheld),
+        l_diverse=tuple(sensitive),
+    )
+    return result, disclosure
+
+
+def measure_k(con: duckdb.DuckDBPyConnection, relation: str, quasi_identifiers: list[str]) -> int | None:
+    """The smallest number of rows of ``relation`` sharing one combination of ``quasi_identifiers``
+    (withheld values are a value like any other); None for no rows."""
+    group = ", ".join(quasi_identifiers) or "TRUE"
+    return con.execute(f"SELECT min(n) FROM (SELECT count(*) AS n FROM {relation} GROUP BY {group})").fetchall()[0][0]

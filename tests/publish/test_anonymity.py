@@ -1,0 +1,140 @@
+"""The analyst row product against a re-identifying reader.
+
+Seen on the demo district: on (sex, birth_year, grid) half of the people in ``statistics_analysts``
+were unique, 1,525 of them carrying community-corrections, chronic-disease or pregnancy flags; 223 of
+263 民政 rows joined to analyst rows on those fields; and counting the rows by community gave back
+every cell ``district_statistics`` suppressed. Each test below repeats one of those reads.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from publish import KEY_POPULATIONS, Aggregate, Recipient, build_product, read_product
+from publish.anonymity import KAnonymity, anonymise, measure_k
+from publish.crypto import product_key
+from publish.statistics import statistics_table
+
+QIS = ["sex", "birth_year", "age", "street", "community", "grid"]
+SHOWN = ["elderly", "disabled", "chronic_patient", "community_corrections", "low_income_household"]
+
+
+def district(n: int, seed: int = 7) -> duckdb.DuckDBPyConnection:
+    """A district of ``n`` people in 3 streets × 4 communities × 5 grids with realistic flag rates."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(0, 95, n)
+    grid_no = rng.integers(0, 60, n)
+    flags = {
+        "elderly": age >= 60, "disabled": rng.random(n) < 0.06, "chronic_patient": rng.random(n) < 0.15 * (age > 35),
+        "community_corrections": rng.random(n) < 0.004, "low_income_household": rng.random(n) < 0.03,
+    }
+    con = duckdb.connect()
+    con.register("_p", pa.table({
+        "person_id": [f"P{i:07d}" for i in range(n)], "id_number": [f"ID{i:07d}" for i in range(n)],
+        "sex": rng.choice(["M", "F"], n), "age": age, "birth_year": 2026 - age - rng.integers(0, 2, n),
+        "street": [f"街道{g // 20}" for g in grid_no], "community": [f"社区{g // 5}" for g in grid_no],
+        "grid": [f"社区{g // 5}第{g % 5 + 1}网格" for g in grid_no],
+        **{f: pa.array(v) for f, v in flags.items()},
+        "key_populations": [[f for f in flags if flags[f][i]] for i in range(n)],
+    }))
+    others = ", ".join(f"false AS {p}" for p in KEY_POPULATIONS if p not in flags)
+    con.execute(f"CREATE TABLE unified_population AS SELECT *, {others} FROM _p")
+    con.execute("CREATE TABLE deletion_requests (person_id VARCHAR)")
+    con.execute("CREATE TABLE consent_problems (person_id VARCHAR)")
+    return con
+
+
+ANALYSTS = Recipient(
+    name="analysts", description="统计", kind="analyst", level="district", purpose="statistics",
+    legal_basis="statutory", legal_reference="统计法", pseudonymise=True,
+    columns=["person_id", *QIS, "key_populations"], key_populations=SHOWN,
+    sensitive_legal_reference={"health": "卫生健康统计工作管理办法", "judicial": "社区矫正法"},
+)
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    con = district(6000)
+    product = build_product(con, ANALYSTS, home / "analysts.parquet", home)
+    rows = read_product(product.path, product_key(home, "analysts")).to_pandas()
+    stats = statistics_table(con, Aggregate(by="community", threshold=10), bytes(range(32))).to_pandas()
+    truth = con.execute("SELECT * FROM unified_population").df()
+    return product, rows, stats, truth
+
+
+def test_no_row_is_unique_on_its_quasi_identifiers(published):
+    product, rows, _, truth = published
+    # before: most people are unique on (sex, birth_year, grid)
+    unique_before = truth.groupby(["sex", "birth_year", "grid"]).size().eq(1).sum() / len(truth)
+    assert unique_before > 0.3
+    classes = rows.groupby(QIS, dropna=False).size()
+    assert classes.min() >= 5
+    assert product.disclosure["k_achieved"] == classes.min()
+    assert product.disclosure["rows"] == len(truth)
+    assert product.disclosure["rows_left_out"] + len(rows) == len(truth)
+
+
+def test_a_department_holding_names_cannot_single_anyone_out(published):
+    _, rows, _, truth = published
+    # 民政 knows sex, birth year, age and grid of its 300 clients and joins on whatever the product shows
+    clients = truth.sample(300, random_state=1)
+    shown = rows.dropna(subset=QIS, how="all")
+    matches = []
+    for person in clients.itertuples():
+        candidates = shown
+        for column in QIS:
+            value = getattr(person, column)
+            released = candidates[column].astype("string")
+            fits = released.isna() | released.eq(str(value))
+            if column in ("age", "birth_year"):
+                bands = released.str.split("-", expand=True)
+                if bands.shape[1] == 2:
+                    low, high = bands[0].astype("Int64"), bands[1].astype("Int64")
+                    fits |= (low <= value) & (value <= high)
+            candidates = candidates[fits.fillna(False).to_numpy(dtype=bool)]
+        matches.append(len(candidates))
+    assert min(matches) >= 5  # every client has at least five look-alikes in the product
+
+
+def test_no_class_reveals_a_sensitive_category(published):
+    _, rows, _, _ = published
+    for category in ("chronic_patient", "community_corrections", "disabled", "low_income_household"):
+        has = rows["key_populations"].map(lambda flags, c=category: c in list(flags))
+        everyone = has.groupby([rows[c].astype("string").fillna("*") for c in QIS]).all()
+        assert not everyone.any(), category
+
+
+def test_counting_rows_does_not_recover_a_suppressed_statistic(published, tmp_path):
+    _, _, stats, truth = published
+    # an analyst product that keeps the community (its classes are large) beside district_statistics
+    by_community = ANALYSTS.model_copy(update={"name": "by_community",
+                                               "columns": ["person_id", "sex", "community", "key_populations"]})
+    con = district(6000)
+    build_product(con, by_community, tmp_path / "by_community.parquet", tmp_path)
+    rows = read_product(tmp_path / "by_community.parquet", product_key(tmp_path, "by_community")).to_pandas()
+    assert rows["community"].notna().all()
+    hidden = stats[stats["suppressed"] & (stats["area"] != "total") & (stats["population"] != "total")]
+    true = {(a, p): int(truth.loc[truth["community"] == a, p].sum()) for a, p in zip(hidden["area"], hidden["population"])}
+    small = {cell: n for cell, n in true.items() if 0 < n < 10 and cell[1] in SHOWN}
+    assert small  # the district has suppressed small cells
+    for (area, population), n in small.items():
+        counted = rows.loc[rows["community"] == area, "key_populations"].map(lambda f, p=population: p in list(f)).sum()
+        assert counted != n, (area, population)  # withheld: the rows say 0 where the table hides a small count
+
+
+def test_a_tiny_product_is_left_out_rather_than_shown():
+    table = pa.table({"sex": ["M", "F", "M"], "age": [30, 40, 50], "key_populations": [["disabled"], [], []]})
+    out, disclosure = anonymise(table, KAnonymity(k=5), ["disabled"])
+    assert out.num_rows == 0 and disclosure.rows_left_out == 3
+
+
+def test_measure_k_counts_withheld_values_as_a_class():
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('M', NULL), ('M', NULL), ('F', '1')) v(sex, age)")
+        assert measure_k(con, "t", ["sex", "age"]) == 1
+        assert measure_k(con, "t", ["sex"]) == 1
+        assert measure_k(con, "t", []) == 3
