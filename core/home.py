@@ -12,7 +12,8 @@ A deployment keeps all its state under one directory (``$SILOBREAKER_HOME``, def
       runs/<run_id>/assets/            each run's intermediate assets (IO manager)
       reports/quality-<run>.html       the supervisors' report of each run, latest.html the newest
       review/decisions.parquet         clerical review decisions, read by every later run
-      audit/publication_log.jsonl      the hash-chained publication log, audit/members/<seq>.txt
+      audit/publication_log.jsonl      the signed, hash-chained publication log, audit/members/<seq>.txt,
+                                       audit/audit_signing.pub (the key its signatures verify with)
       keys/                            key files (mode 600 in a mode-700 folder)
       quarantine/<source>.csv|.xlsx    held-back rows exported for a department to correct
       demo/                            the generated demo district's source systems and truth
@@ -126,6 +127,12 @@ class DataHome:
         """``recipient``'s product in a generation."""
         return self.generation_shared_dir(name) / _product_name(recipient)
 
+    def generation_product_files(self, name: str) -> dict[str, Path]:
+        """The products a generation holds, by recipient."""
+        folder = self.generation_shared_dir(name)
+        found = sorted(folder.glob(f"*{_PRODUCT_SUFFIX}")) if folder.is_dir() else []
+        return {path.name.removesuffix(_PRODUCT_SUFFIX): path for path in found}
+
     def generation_record(self, name: str) -> Path:
         """What a generation is (run, time): written when it is committed, absent from an unfinished build."""
         return self.generation_dir(name) / "generation.json"
@@ -212,6 +219,15 @@ class DataHome:
         return self.audit_members_dir / f"{seq}.txt"
 
     @property
+    def audit_public_key_file(self) -> Path:
+        """The public key the audit log's signatures verify with (PEM), beside the log for anyone to check."""
+        return self.audit_dir / "audit_signing.pub"
+
+    def audit_export_file(self, seq: int) -> Path:
+        """Default file ``silobreaker audit export`` writes the log up to entry ``seq`` to."""
+        return self.audit_dir / "exports" / f"audit-{seq:06d}.json"
+
+    @property
     def keys_dir(self) -> Path:
         """Folder of key files (mode 700)."""
         return self.root / "keys"
@@ -220,6 +236,11 @@ class DataHome:
     def audit_key_file(self) -> Path:
         """The key of the audit log's membership hashes."""
         return self.keys_dir / "audit.key"
+
+    @property
+    def audit_signing_key_file(self) -> Path:
+        """The private key (Ed25519 seed) the audit log's entries are signed with."""
+        return self.keys_dir / "audit_signing.key"
 
     @property
     def person_id_key_file(self) -> Path:
@@ -233,6 +254,17 @@ class DataHome:
     def product_key_file(self, recipient: str) -> Path:
         """The master key ``recipient``'s product is encrypted under."""
         return self.keys_dir / f"{recipient}.product.key"
+
+    def retired_product_key_file(self, recipient: str, key_id: str) -> Path:
+        """A product key of ``recipient`` replaced by ``silobreaker keys rotate``, kept by its key id so the
+        products encrypted under it stay readable."""
+        return self.keys_dir / f"{recipient}.product.key.{key_id}"
+
+    def retired_product_key_files(self, recipient: str) -> dict[str, Path]:
+        """Every retired product key file of ``recipient``, by key id."""
+        prefix = self.product_key_file(recipient).name + "."
+        found = sorted(self.keys_dir.glob(f"{prefix}*")) if self.keys_dir.is_dir() else []
+        return {path.name.removeprefix(prefix): path for path in found}
 
     # -- a run's intermediate files ---------------------------------------------------------
 
@@ -276,10 +308,11 @@ def private_files() -> None:
 _WAREHOUSE = "warehouse"
 _WAREHOUSE_FILE = "silobreaker.duckdb"
 _SHARED = "shared"
+_PRODUCT_SUFFIX = ".parquet"
 
 
 def _product_name(recipient: str) -> str:
-    return f"{recipient}.parquet"
+    return f"{recipient}{_PRODUCT_SUFFIX}"
 
 
 HomeLike = DataHome | str | os.PathLike[str]

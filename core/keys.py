@@ -1,14 +1,19 @@
 """Secret keys: from the environment when the operator provides them, else a key file under the data home.
 
-Every key silobreaker uses (pseudonyms, product encryption, the audit log's membership hashes) is
-32 random bytes. An operator may inject it as hex in an environment variable (e.g. from a vault at
-launch); otherwise it lives in a key file the data home names (:class:`core.home.DataHome`, under
-``<home>/keys/``), created on first use with mode 600 in a mode-700 folder. Keys are read when
-needed, never at import.
+Every key silobreaker uses (pseudonyms, product encryption, the audit log's membership hashes and
+its signatures) is 32 random bytes. An operator may inject it as hex in an environment variable
+(e.g. from a vault at launch); otherwise it lives in a key file the data home names
+(:class:`core.home.DataHome`, under ``<home>/keys/``), created on first use with mode 600 in a
+mode-700 folder. Keys are read when needed, never at import.
+
+A key has a public name, its *key id* (:func:`key_id`): the first 8 hex characters of its SHA-256.
+It names which key protects a file without revealing anything of the key.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import secrets
 import stat
@@ -16,13 +21,24 @@ from pathlib import Path
 
 from core.errors import ConfigError
 
-__all__ = ["KEY_BYTES", "load_or_create_key"]
+__all__ = ["KEY_BYTES", "key_id", "load_key", "load_or_create_key", "write_key_file"]
 
 KEY_BYTES = 32
 
 
+def key_id(key: bytes) -> str:
+    """The key's public name: the first 8 hex characters of its SHA-256.
+
+    Example:
+        >>> key_id(bytes(range(32)))
+        '630dcd29'
+    """
+    return hashlib.sha256(key).hexdigest()[:8]
+
+
 def load_or_create_key(path: Path, env_name: str) -> bytes:
-    """Return the key named by ``$env_name`` (hex) or stored in the key file ``path``.
+    """Return the key named by ``$env_name`` (hex) or stored in the key file ``path``, creating the file
+    with a new random key if neither exists.
 
     A key is refused, with the fix, when it is not 32 bytes, when it is visibly not random (one byte
     repeated, a handful of distinct bytes: ``000…0``), or when its file or folder can be read by anyone
@@ -34,7 +50,26 @@ def load_or_create_key(path: Path, env_name: str) -> bytes:
     Raises:
         ConfigError: the key is malformed, weak, or its file or folder is readable by others.
     """
-    if os.environ.get(env_name):
+    key = load_key(path, env_name)
+    if key is None:
+        path = Path(path)
+        _private_folder(path.parent)
+        with contextlib.suppress(FileExistsError):  # created by another process meanwhile: theirs is used
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(KEY_BYTES))
+        key = load_key(path, env_name)
+    return key
+
+
+def load_key(path: Path, env_name: str | None = None) -> bytes | None:
+    """The key named by ``$env_name`` (hex) or stored in ``path``; ``None`` if neither exists. Nothing is
+    created. Checked as :func:`load_or_create_key` checks it.
+
+    Raises:
+        ConfigError: the key is malformed, weak, or its file or folder is readable by others.
+    """
+    if env_name and os.environ.get(env_name):
         try:
             key = bytes.fromhex(os.environ[env_name])
         except ValueError as e:
@@ -45,11 +80,7 @@ def load_or_create_key(path: Path, env_name: str) -> bytes:
         return key
     path = Path(path)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.parent.chmod(0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(KEY_BYTES))
+        return None
     for place, expected in ((path.parent, 0o700), (path, 0o600)):
         mode = stat.S_IMODE(place.stat().st_mode)
         if mode & 0o077:
@@ -61,6 +92,31 @@ def load_or_create_key(path: Path, env_name: str) -> bytes:
                           "platform's keys (a new key cannot read what the old one protected)")
     _refuse_weak(key, f"key file {path}", "restore it from the backup of the platform's keys")
     return key
+
+
+def write_key_file(path: Path, key: bytes) -> None:
+    """Store ``key`` in ``path`` (mode 600, folder mode 700), replacing what is there in one atomic rename:
+    after a crash the file holds the old key or the new one, whole."""
+    path = Path(path)
+    _private_folder(path.parent)
+    staging = path.with_name(f".{path.name}.new")
+    staging.unlink(missing_ok=True)
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(staging, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def _private_folder(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
 
 
 #: A random 32-byte key has about 28 distinct byte values; fewer than this is a typed or zeroed key.

@@ -8,8 +8,11 @@
     silobreaker report                          re-render the quality report of the latest published run
     silobreaker quarantine export --source S    write S's quarantined rows for the department to correct
     silobreaker restore [GENERATION] [--list]   publish an earlier generation again
-    silobreaker audit verify | person ID        check the publication log's hash chain; who received a person's data
+    silobreaker audit verify [--against FILE]   check the signed publication log and its anchors (warehouse, products)
+    silobreaker audit export [--out FILE]       write the log's head, public key and entries for a notary
+    silobreaker audit person ID | --person-id P | --name N --birth-date D   who received a person's data
     silobreaker product read RECIPIENT          decrypt a recipient's product (see docs/privacy.md)
+    silobreaker keys rotate RECIPIENT           a new product key for RECIPIENT; the old one is kept
 """
 
 from __future__ import annotations

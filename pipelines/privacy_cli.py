@@ -1,41 +1,100 @@
-"""``silobreaker audit`` and ``silobreaker product``: the audit log and the encrypted products.
+"""``silobreaker audit``, ``silobreaker product`` and ``silobreaker keys``: the audit trail, the encrypted
+products and their keys.
 
-    silobreaker audit verify                 check the hash chain; exit 1 naming the first broken entry
-    silobreaker audit person <id number>     which recipients received this person's data, when, why
-    silobreaker product read <recipient>     decrypt a product: print it, or --out a plain parquet file
+    silobreaker audit verify [--against FILE]   check the log, its signatures and its anchors; exit 1 naming
+                                                what disagrees
+    silobreaker audit export [--out FILE]       write the log's head, public key and entries for a notary
+    silobreaker audit person <id number>        which recipients received this person's data, when, why
+    silobreaker audit person --person-id P      ... by person id (people without an ID number too)
+    silobreaker audit person --name N --birth-date YYYY-MM-DD   ... by name and birth date
+    silobreaker product read <recipient>        decrypt a product: print it, or --out a plain parquet file
+    silobreaker keys rotate <recipient>         give a recipient a new product key; the old one is kept
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+import uuid
+from datetime import date
 from pathlib import Path
 
+from core.errors import ConfigError
 from core.home import HOME_ENV, DataHome
+from core.lock import hold_data_home
 
 __all__ = ["add_privacy_commands"]
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from publish.anchors import verify_trail
+
+    home = DataHome.resolve(args.home)
+    trail = verify_trail(home, Path(args.against) if args.against else None)
+    log = trail.log
+    path = home.audit_log_file
+    if log.ok:
+        signed = f", {log.signed} signed (key {log.fingerprint[:16]}…)" if log.signed and log.fingerprint else ""
+        print(f"audit log: {log.entries} entries, chain verified{signed} ({path})")
+    elif log.broken_seq is not None:
+        line = f"line {log.broken_line} of " if log.broken_line else ""
+        print(f"audit log BROKEN at entry {log.broken_seq} ({line}{path}): {log.reason}; "
+              f"{log.entries} entries before it verify")
+    elif log.broken_line is not None:
+        print(f"audit log BROKEN at line {log.broken_line} of {path}: {log.reason}; {log.entries} entries before it verify")
+    else:
+        print(f"audit log BROKEN ({path}): {log.reason}")
+    for note in trail.checked:
+        print(f"  agrees: {note}")
+    for note in trail.unchecked:
+        print(f"  not checked: {note}")
+    for problem in trail.problems:
+        print(f"DISAGREES: {problem}")
+    print("audit trail intact" if trail.ok else "audit trail BROKEN")
+    return 0 if trail.ok else 1
+
+
+def _cmd_audit_export(args: argparse.Namespace) -> int:
     from publish import AuditLog
 
-    log = AuditLog(DataHome.resolve(args.home))
-    result = log.verify()
-    if result.ok:
-        print(f"audit log intact: {result.entries} entries, chain verified ({log.path})")
-        return 0
-    print(f"audit log BROKEN at entry {result.broken_seq} (line {result.broken_line} of {log.path}): {result.reason}; "
-          f"{result.entries} entries before it verify")
-    return 1
+    home = DataHome.resolve(args.home)
+    export = AuditLog(home).export()
+    out = Path(args.out) if args.out else home.audit_export_file(export["head"]["seq"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(export, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    head = export["head"]
+    print(f"exported the audit log up to entry {head['seq']} (hash {head['hash']}) with its public key to {out}; "
+          "hand it to the notary to timestamp, and check later with: silobreaker audit verify --against FILE")
+    return 0
 
 
 def _cmd_audit_person(args: argparse.Namespace) -> int:
-    from publish import AuditLog
+    from publish import AuditLog, WarehouseReader
 
-    log = AuditLog(DataHome.resolve(args.home))
-    entries = log.person(args.id_number)
+    home = DataHome.resolve(args.home)
+    log = AuditLog(home)
+    asked = [bool(args.id_number), bool(args.person_id), bool(args.name or args.birth_date)]
+    if sum(asked) != 1 or (asked[2] and not (args.name and args.birth_date)):
+        raise ConfigError("ask by one of: an ID number (silobreaker audit person 330106195001010012), a person id "
+                          "(--person-id P…), or a name with a birth date (--name 张三 --birth-date 1950-01-01)")
+    if args.id_number:
+        entries = log.person(args.id_number)
+    else:
+        reader = WarehouseReader(home)
+        person_id = args.person_id
+        if person_id is None:
+            try:
+                date.fromisoformat(args.birth_date)
+            except ValueError as e:
+                raise ConfigError(f"--birth-date {args.birth_date!r} is not a date: write it as YYYY-MM-DD, e.g. "
+                                  "--birth-date 1950-01-01") from e
+            found = reader.person_ids_named(args.name, args.birth_date)
+            if len(found) != 1:
+                print(_not_one_person(args.name, args.birth_date, found), file=sys.stderr)
+                return 1
+            person_id = found[0]
+        entries = log.person_by_ids(reader.earlier_person_ids(person_id))
     if args.json:
         keep = ("published_at", "run_id", "recipient", "purpose", "legal_basis", "legal_reference", "columns", "seq")
         print(json.dumps([{k: e.get(k) for k in keep} for e in entries], ensure_ascii=False, indent=2))
@@ -50,28 +109,48 @@ def _cmd_audit_person(args: argparse.Namespace) -> int:
     return 0
 
 
-def _key_for(args: argparse.Namespace, home: DataHome) -> bytes:
-    from publish import product_key
+def _not_one_person(name: str, birth_date: str, found: list[str]) -> str:
+    if not found:
+        return (f"no person named {name} born {birth_date} is in the published warehouse; ask by ID number or "
+                "person id if they were published under another name or birth date")
+    # Never merge two people's records into one answer: the clerk tells them apart in the warehouse.
+    return (f"{len(found)} people named {name} born {birth_date} are in the published warehouse ({', '.join(found)}); "
+            "find which one is asking there (address, phone) and ask again with --person-id")
+
+
+def _key_for(args: argparse.Namespace, home: DataHome, file_key_id: str | None) -> bytes:
+    from publish.crypto import product_keys
 
     if args.key_file:
         text = Path(args.key_file).read_bytes()
         # A key file is either the 32 raw bytes the platform keeps or their 64-character hex form.
         return text if len(text) == 32 else bytes.fromhex(text.decode("ascii").strip())
+    keys = product_keys(home, args.recipient)
+    if file_key_id in keys:
+        return keys[file_key_id]
+    if keys and file_key_id is None:  # a file written before key ids: the current key
+        return next(iter(keys.values()))
+    if keys:
+        raise SystemExit(f"error: this product was encrypted under key id {file_key_id}; the platform holds key ids "
+                         f"{', '.join(keys)} for {args.recipient}: pass the recipient's key with --key-file")
     env = f"SILOBREAKER_PRODUCT_KEY_{args.recipient.upper()}"
-    if os.environ.get(env) or home.product_key_file(args.recipient).exists():
-        return product_key(home, args.recipient)
     raise SystemExit(f"error: no key for {args.recipient}: pass --key-file, or set {env}")
 
 
 def _cmd_product_read(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
-    from publish import read_product
+    from publish.crypto import KeyIdMismatchError, product_key_id, read_product
 
     home = DataHome.resolve(args.home)
     path = Path(args.file) if args.file else home.product_file(args.recipient)
     try:
-        table = read_product(path, _key_for(args, home), identifier=args.recipient)
+        table = read_product(path, _key_for(args, home, product_key_id(path)), identifier=args.recipient)
+    except KeyIdMismatchError as e:
+        print(f"error: cannot read {path}: this product was encrypted under key id {e.file_key_id}; your key is "
+              f"{e.offered_key_id}. Use the key with id {e.file_key_id} (after `silobreaker keys rotate` the platform "
+              f"keeps the old key as {home.retired_product_key_file(args.recipient, e.file_key_id)})", file=sys.stderr)
+        return 2
     except (OSError, ValueError) as e:
         print(f"error: cannot read {path}: {e}", file=sys.stderr)
         return 2
@@ -90,16 +169,40 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from publish.crypto import rotate_product_key
+
+    home = DataHome.resolve(args.home)
+    # Under the run lock: a run building products meanwhile would encrypt some under each key.
+    with hold_data_home(home, f"keys-rotate-{uuid.uuid4()}"):
+        rotation = rotate_product_key(home, args.recipient)
+    print(f"rotated the product key of {rotation.recipient}: key id {rotation.old_key_id} -> {rotation.new_key_id}. "
+          f"Products published before stay under {rotation.old_key_id} (kept as {rotation.retired_file}); the next "
+          f"run encrypts under {rotation.new_key_id}. Hand the new key to the recipient out of band: "
+          f"xxd -p -c 64 {rotation.key_file}")
+    return 0
+
+
 def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``audit`` and ``product`` to the ``silobreaker`` parser's subcommands."""
+    """Add ``audit``, ``product`` and ``keys`` to the ``silobreaker`` parser's subcommands."""
     home_help = f"data home (default ${HOME_ENV} or ./var)"
-    audit = sub.add_parser("audit", help="verify the hash-chained publication log; answer a citizen's query")
+    audit = sub.add_parser("audit", help="verify the signed publication log and its anchors; answer a citizen's query")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_sub.add_parser("verify", help="check the chain; exit 1 naming the first broken entry")
+    verify = audit_sub.add_parser("verify", help="check the log's chain and signatures, and that the warehouse, the "
+                                  "products (and an export) agree with it; exit 1 naming what disagrees")
     verify.add_argument("--home", help=home_help)
+    verify.add_argument("--against", metavar="FILE", help="an earlier `audit export`: the log must still hold its head")
     verify.set_defaults(func=_cmd_audit_verify)
+    export = audit_sub.add_parser("export", help="write the log's head, public key and entries (JSON) for an outside "
+                                  "notary to timestamp")
+    export.add_argument("--home", help=home_help)
+    export.add_argument("--out", metavar="FILE", help="file to write (default <home>/audit/exports/audit-<seq>.json)")
+    export.set_defaults(func=_cmd_audit_export)
     person = audit_sub.add_parser("person", help="which recipients received this person's data, when, for what")
-    person.add_argument("id_number", help="resident ID number (18 characters)")
+    person.add_argument("id_number", nargs="?", help="resident ID number (18 characters)")
+    person.add_argument("--person-id", help="the person's id in the warehouse (for people without an ID number)")
+    person.add_argument("--name", help="the person's name, with --birth-date")
+    person.add_argument("--birth-date", metavar="YYYY-MM-DD", help="the person's birth date, with --name")
     person.add_argument("--home", help=home_help)
     person.add_argument("--json", action="store_true", help="print JSON")
     person.set_defaults(func=_cmd_audit_person)
@@ -110,9 +213,20 @@ def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
     read.add_argument("recipient", help="recipient name (the product's file name)")
     read.add_argument("--home", help=home_help)
     read.add_argument("--file", help="the product file (default <home>/shared/<recipient>.parquet)")
-    read.add_argument("--key-file", help="the recipient's key: 32 raw bytes or 64 hex characters")
+    read.add_argument("--key-file", help="the recipient's key: 32 raw bytes or 64 hex characters (default: the "
+                      "platform's key with the id the file names)")
     read.add_argument("--sql", help="DuckDB SQL over the decrypted table, called product, e.g. "
                       "\"SELECT grid, count(*) FROM product GROUP BY grid\"")
     read.add_argument("--limit", type=int, default=10, help="rows shown without --sql (default 10)")
     read.add_argument("--out", help="write the decrypted table to this plain parquet file instead")
     read.set_defaults(func=_cmd_product_read)
+
+    keys = sub.add_parser("keys", help="manage the recipients' product keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = keys_sub.add_parser(
+        "rotate", help="give RECIPIENT a new product encryption key; the old one is kept (as "
+        "<recipient>.product.key.<key id>) so products published before stay readable. Only the encryption key "
+        "changes: the pseudonym key is not rotated, so analysts' pseudonyms stay the same")
+    rotate.add_argument("recipient", help="recipient name from policy.yaml")
+    rotate.add_argument("--home", help=home_help)
+    rotate.set_defaults(func=_cmd_keys_rotate)

@@ -1,7 +1,15 @@
-"""Golden records, consent status, the atomically published warehouse, its products and its read side."""
+"""Golden records, consent status, the atomically published warehouse, its products, the audit trail and the read side."""
 
-from publish.audit import AuditLog, Verification
-from publish.crypto import product_key, read_product
+from publish.anchors import TrailVerification, verify_trail
+from publish.audit import AuditLog, Head, ProductAnchor, Verification
+from publish.crypto import (
+    KeyIdMismatchError,
+    KeyRotation,
+    product_key,
+    product_keys,
+    read_product,
+    rotate_product_key,
+)
 from publish.gate import PublicationResult, publish_if_valid
 from publish.generations import KEEP, DiskSpaceError, Generation, Generations
 from publish.policy import (
@@ -15,7 +23,7 @@ from publish.policy import (
     load_policy,
 )
 from publish.products import ProductFile, build_product, product_query_sql, pseudonym_key
-from publish.reader import PublishedRun, RunSummary, WarehouseReader
+from publish.reader import AuditAnchor, PublishedRun, RunSummary, WarehouseReader
 from publish.warehouse import Candidate, PublicationInputs, Warehouse
 
 __all__ = [
@@ -25,11 +33,16 @@ __all__ = [
     "SENSITIVE_COLUMNS",
     "SHAREABLE_COLUMNS",
     "Aggregate",
+    "AuditAnchor",
     "AuditLog",
     "Candidate",
     "DiskSpaceError",
     "Generation",
     "Generations",
+    "Head",
+    "KeyIdMismatchError",
+    "KeyRotation",
+    "ProductAnchor",
     "ProductFile",
     "PublicationInputs",
     "PublicationResult",
@@ -37,14 +50,18 @@ __all__ = [
     "Recipient",
     "RunSummary",
     "SharingPolicy",
+    "TrailVerification",
     "Verification",
     "Warehouse",
     "WarehouseReader",
     "build_product",
     "load_policy",
     "product_key",
+    "product_keys",
     "product_query_sql",
-    "publish_if_valid",
     "pseudonym_key",
+    "publish_if_valid",
     "read_product",
+    "rotate_product_key",
+    "verify_trail",
 ]

@@ -1,17 +1,35 @@
-"""The audit log: an append-only, hash-chained record of every publication, kept outside the warehouse.
+"""The audit log: an append-only, hash-chained, signed record of every publication, kept outside the warehouse.
 
 ``<home>/audit/publication_log.jsonl`` (see :class:`core.home.DataHome`) has one JSON object per
-published product. Each entry's ``hash`` is the SHA-256 of the entry's other fields, ``prev_hash``
-(the previous entry's hash; 64 zeros for the first) included, so editing, removing or reordering
-any entry breaks the chain from there on. The warehouse is replaced atomically at every run; this file is only ever appended to,
-so the chain survives.
+published product. Each entry's ``hash`` is the SHA-256 of every other field of the entry but its
+``signature`` (canonical JSON: sorted keys, no spaces, UTF-8), ``prev_hash`` (the previous entry's
+hash; 64 zeros for the first) included, so editing, removing or reordering any entry breaks the
+chain from there on. The warehouse is replaced atomically at every run; this file is only ever
+appended to, so the chain survives.
 
-Who was in each product is kept as keyed hashes, never raw ID numbers:
-``<home>/audit/members/<seq>.txt`` lists HMAC-SHA256(audit key, resident ID number) of everyone in
-the product, and the entry carries that file's SHA-256. The audit key comes from
-``$SILOBREAKER_AUDIT_KEY`` (hex) or ``<home>/keys/audit.key`` (created on first use, mode 600).
-That answers a citizen's question — which recipients received my data, when, for what purpose, on
-what basis (X-Road's Data Tracker) — without the log itself being a list of ID numbers.
+Each entry is signed: ``signature`` is the Ed25519 signature of the 64 ASCII characters of its
+``hash``, ``signed_by`` the SHA-256 of the raw 32-byte public key (the key's fingerprint). The
+private key is the platform's (``$SILOBREAKER_AUDIT_SIGNING_KEY`` or ``<home>/keys/audit_signing.key``,
+a 32-byte seed created on first use, checked like every key by :mod:`core.keys`); the public key
+is written beside the log (``<home>/audit/audit_signing.pub``, PEM), so anyone holding it can check
+the log without any other secret. Someone who recomputes the hashes after an edit cannot recompute
+the signatures. Entries written before entries were signed may only precede the first signed one.
+
+The log also says where it should end: every entry carries ``head_seq``, the sequence number of the
+last entry of its publication, so a log cut inside a publication names the entries it lacks. A log
+cut at a publication's end, emptied, or rewritten with the signing key is detected outside it: the
+head is anchored in the warehouse and in each product (:mod:`publish.anchors`). A product cannot
+record the hash of its own entry (that entry records the product's hash); it records
+(:class:`ProductAnchor`) the sequence number its entry will have and the head the log had before its
+publication.
+
+Who was in each product is kept as keyed hashes, never raw identifiers:
+``<home>/audit/members/<seq>.txt`` lists HMAC-SHA256(audit key, resident ID number) and
+HMAC-SHA256(audit key, ``person_id:`` + person id) of everyone in the product, and the entry carries
+that file's SHA-256. The audit key comes from ``$SILOBREAKER_AUDIT_KEY`` (hex) or
+``<home>/keys/audit.key`` (created on first use, mode 600). That answers a citizen's question —
+which recipients received my data, when, for what purpose, on what basis (X-Road's Data Tracker) —
+for people with or without an ID number, without the log itself being a list of identifiers.
 
 Example:
     >>> log = AuditLog(home)
@@ -28,42 +46,111 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from core.errors import TerminalError
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from core.errors import ConfigError, TerminalError
 from core.home import DataHome, HomeLike
-from core.keys import load_or_create_key
+from core.keys import load_key, load_or_create_key
 
-__all__ = ["GENESIS", "AuditLog", "Verification"]
+__all__ = [
+    "EXPORT_FORMAT",
+    "GENESIS",
+    "SIGNING_KEY_ENV",
+    "AuditLog",
+    "Head",
+    "ProductAnchor",
+    "Verification",
+    "fingerprint",
+]
 
 GENESIS = "0" * 64
-_HASHED_FIELDS = (
-    "seq", "run_id", "published_at", "recipient", "purpose", "legal_basis", "legal_reference", "columns",
-    "row_count", "content_hash", "exclusions", "members_count", "members_sha256", "prev_hash",
+SIGNING_KEY_ENV = "SILOBREAKER_AUDIT_SIGNING_KEY"
+"""Environment variable that may hold the audit signing key (64 hex characters: the Ed25519 seed)."""
+EXPORT_FORMAT = "silobreaker-audit-export/1"
+
+_UNHASHED = ("hash", "signature")
+# What an entry says about its product; a restore repeats these for the products it publishes again.
+_PRODUCT_FIELDS = (
+    "recipient", "purpose", "legal_basis", "legal_reference", "columns", "row_count", "content_hash",
+    "exclusions", "members_count", "members_sha256", "key_id",
 )
+_PERSON_ID_DOMAIN = b"person_id:"
+
+
+@dataclass(frozen=True)
+class Head:
+    """The log's last entry: its sequence number and hash (``0`` and :data:`GENESIS` for an empty log)."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class ProductAnchor:
+    """Where a product stands in the log, recorded in its parquet key-value metadata when it is built.
+
+    Attributes:
+        seq: the sequence number of the product's own entry.
+        prev: the log's head before the product's publication (every entry up to it is fixed by then).
+    """
+
+    seq: int
+    prev: Head
+
+    SEQ = "silobreaker.audit_seq"
+    PREV_SEQ = "silobreaker.audit_prev_seq"
+    PREV_HASH = "silobreaker.audit_prev_hash"
+
+    def metadata(self) -> dict[str, str]:
+        """The key-value metadata written into the product."""
+        return {self.SEQ: str(self.seq), self.PREV_SEQ: str(self.prev.seq), self.PREV_HASH: self.prev.hash}
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str]) -> ProductAnchor | None:
+        """The anchor a product's metadata records; ``None`` for a product built before anchors."""
+        if cls.SEQ not in metadata:
+            return None
+        return cls(int(metadata[cls.SEQ]), Head(int(metadata[cls.PREV_SEQ]), metadata[cls.PREV_HASH]))
 
 
 @dataclass(frozen=True)
 class Verification:
-    """The result of checking the chain: ``ok``, how many entries, and the first broken one."""
+    """The result of checking the log alone: ``ok``, how many entries (``signed`` of them signed, by the key
+    with ``fingerprint``), and the first broken one with the reason."""
 
     ok: bool
     entries: int
     broken_seq: int | None = None
     broken_line: int | None = None
     reason: str = ""
+    signed: int = 0
+    fingerprint: str | None = None
 
 
-def _entry_hash(entry: dict) -> str:
-    body = {k: entry.get(k) for k in _HASHED_FIELDS}
+def fingerprint(public_key: Ed25519PublicKey) -> str:
+    """SHA-256 (hex) of the raw 32-byte public key: what ``signed_by`` records."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _entry_hash(entry: Mapping) -> str:
+    body = {k: v for k, v in entry.items() if k not in _UNHASHED}
     text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _pem(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 class AuditLog:
-    """The hash-chained publication log of one data home."""
+    """The signed, hash-chained publication log of one data home."""
 
     def __init__(self, home: HomeLike) -> None:
         self.home = DataHome.at(home)
@@ -77,9 +164,59 @@ class AuditLog:
 
     def member_hash(self, id_number: str) -> str:
         """The keyed hash under which a resident ID number is recorded in membership files."""
-        return hmac.new(self._key(), id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
+        return _id_number_hash(self._key(), id_number)
+
+    def person_id_hash(self, person_id: str) -> str:
+        """The keyed hash under which a person id is recorded in membership files."""
+        return _person_id_hash(self._key(), person_id)
+
+    def _signing_key(self) -> Ed25519PrivateKey:
+        """The platform's signing key; its public key is written beside the log the first time.
+
+        Raises:
+            TerminalError: the public key beside the log is another key's (the signing key was replaced,
+                or the public key file was).
+        """
+        private = Ed25519PrivateKey.from_private_bytes(
+            load_or_create_key(self.home.audit_signing_key_file, SIGNING_KEY_ENV))
+        pem = _pem(private.public_key())
+        published = self.home.audit_public_key_file
+        if not published.exists():
+            published.parent.mkdir(parents=True, exist_ok=True)
+            staging = published.with_name(f".{published.name}.new")
+            staging.write_bytes(pem)
+            os.replace(staging, published)
+        elif published.read_bytes() != pem:
+            raise TerminalError(
+                f"the audit signing key ({self.home.audit_signing_key_file} or ${SIGNING_KEY_ENV}) is not the key "
+                f"whose public half is {published}: entries signed now would not verify with the key the log was "
+                "signed with. Restore the signing key from the backup of the platform's keys; nothing was published")
+        return private
+
+    def verifying_key(self) -> tuple[Ed25519PublicKey | None, str]:
+        """The key signatures are checked with, and where it comes from: the platform's signing key when
+        this machine holds it (the public key file beside the log could have been replaced with it), else
+        the public key file; ``(None, "")`` when there is neither."""
+        seed = load_key(self.home.audit_signing_key_file, SIGNING_KEY_ENV)
+        if seed is not None:
+            return Ed25519PrivateKey.from_private_bytes(seed).public_key(), "the platform's signing key"
+        published = self.home.audit_public_key_file
+        if published.exists():
+            try:
+                key = serialization.load_pem_public_key(published.read_bytes())
+            except ValueError as e:
+                raise ConfigError(f"{published} is not a PEM public key; copy it again from an export") from e
+            if not isinstance(key, Ed25519PublicKey):
+                raise ConfigError(f"{published} is not an Ed25519 public key; copy it again from an export")
+            return key, str(published)
+        return None, ""
 
     # -- writing --------------------------------------------------------------------------
+
+    def head(self) -> Head:
+        """The log's last entry (``Head(0, GENESIS)`` for an empty log)."""
+        last = self._last_entry()
+        return Head(last["seq"], last["hash"]) if last else Head(0, GENESIS)
 
     def append(self, run_id: str, published_at: datetime, products: Iterable) -> list[dict]:
         """Append one entry per published product (``publish.products.ProductFile``) and return them."""
@@ -88,17 +225,29 @@ class AuditLog:
         return entries
 
     def prepare(self, run_id: str, published_at: datetime, products: Iterable) -> list[dict]:
-        """The entries a publication will append, chained to the log as it stands, with their
-        membership files written; :meth:`write` appends them. Split so a publication can journal its
-        entries before it commits and append them after (``publish.generations``)."""
+        """The signed entries a publication will append, chained to the log as it stands, with their
+        membership files written; :meth:`write` appends them. Split so a publication can anchor its
+        entries in its warehouse and journal them before it commits, and append them after
+        (``publish.warehouse``, ``publish.generations``).
+
+        Raises:
+            TerminalError: a product was built for another place in the log than the one it gets (the
+                log moved while the publication was built); or the signing key is not the log's.
+        """
+        products = list(products)
         self.members_dir.mkdir(parents=True, exist_ok=True)
-        key = self._key()
-        last = self._last_entry()
-        seq = last["seq"] + 1 if last else 1
-        prev = last["hash"] if last else GENESIS
+        key, signer = self._key(), self._signing_key()
+        head = self.head()
         entries = []
         for product in products:
-            members = sorted({hmac.new(key, m.upper().encode(), hashlib.sha256).hexdigest() for m in product.members})
+            seq = head.seq + 1 + len(entries)
+            if product.anchor is not None and product.anchor != ProductAnchor(seq, head):
+                raise TerminalError(
+                    f"the product of {product.recipient} was built as audit entry {product.anchor.seq} after entry "
+                    f"{product.anchor.prev.seq}, but the log's head is now entry {head.seq}: the log changed while "
+                    f"run {run_id} was built; run again")
+            members = sorted({_id_number_hash(key, m) for m in product.members}
+                             | {_person_id_hash(key, p) for p in product.person_ids})
             members_text = "".join(f"{m}\n" for m in members)
             self.home.audit_members_file(seq).write_text(members_text, encoding="ascii")
             entry = {
@@ -106,31 +255,31 @@ class AuditLog:
                 "recipient": product.recipient, "purpose": product.purpose, "legal_basis": product.legal_basis,
                 "legal_reference": product.legal_reference, "columns": list(product.columns),
                 "row_count": product.row_count, "content_hash": product.content_hash,
-                "exclusions": dict(sorted(product.exclusions.items())), "members_count": len(members),
-                "members_sha256": hashlib.sha256(members_text.encode("ascii")).hexdigest(), "prev_hash": prev,
+                "exclusions": dict(sorted(product.exclusions.items())),
+                "members_count": len(set(product.person_ids)),
+                "members_sha256": hashlib.sha256(members_text.encode("ascii")).hexdigest(),
+                "key_id": product.key_id, "head_seq": head.seq + len(products),
+                "prev_hash": entries[-1]["hash"] if entries else head.hash,
             }
-            entry["hash"] = _entry_hash(entry)
-            entries.append(entry)
-            prev, seq = entry["hash"], seq + 1
+            entries.append(_signed(entry, signer))
         return entries
 
     def repeat(self, original_run_id: str, run_id: str, published_at: datetime) -> list[dict]:
-        """Entries recording that the products of ``original_run_id`` are published again (a restore):
-        the same recipients, columns, content and membership, under ``run_id`` and ``published_at``;
-        their membership files are copied. :meth:`write` appends them."""
+        """Signed entries recording that the products of ``original_run_id`` are published again (a
+        restore): the same recipients, columns, content, key id and membership, under ``run_id`` and
+        ``published_at``; their membership files are copied. :meth:`write` appends them."""
         originals = [e for e in self.entries() if e["run_id"] == original_run_id]
-        last = self._last_entry()
-        seq = last["seq"] + 1 if last else 1
-        prev = last["hash"] if last else GENESIS
+        signer = self._signing_key()
+        head = self.head()
         entries = []
         for original in originals:
+            seq = head.seq + 1 + len(entries)
             members = self.home.audit_members_file(original["seq"])
             self.home.audit_members_file(seq).write_bytes(members.read_bytes() if members.exists() else b"")
-            entry = {**{k: original.get(k) for k in _HASHED_FIELDS}, "seq": seq, "run_id": run_id,
-                     "published_at": published_at.isoformat(), "prev_hash": prev}
-            entry["hash"] = _entry_hash(entry)
-            entries.append(entry)
-            prev, seq = entry["hash"], seq + 1
+            entry = {**{k: original.get(k) for k in _PRODUCT_FIELDS}, "seq": seq, "run_id": run_id,
+                     "published_at": published_at.isoformat(), "head_seq": head.seq + len(originals),
+                     "prev_hash": entries[-1]["hash"] if entries else head.hash}
+            entries.append(_signed(entry, signer))
         return entries
 
     def write(self, entries: list[dict]) -> int:
@@ -138,28 +287,42 @@ class AuditLog:
 
         Idempotent: entries already appended (same sequence number and hash) are skipped, so a
         publication interrupted after some of its entries can be completed from its journal.
+
+        Raises:
+            TerminalError: an entry's place in the log is taken by another entry, or it does not follow
+                the log's last entry.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         written = 0
         with open(self.path, "a+", encoding="utf-8") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             f.seek(0)
-            present = {}
+            present, last = {}, GENESIS
             for line in f:
                 if line.strip():
                     entry = json.loads(line)
-                    present[entry["seq"]] = entry["hash"]
+                    present[entry["seq"]], last = entry["hash"], entry["hash"]
             for entry in entries:
                 if present.get(entry["seq"]) == entry["hash"]:
                     continue
-                if entry["seq"] in present:
-                    raise TerminalError(f"audit log {self.path}: sequence {entry['seq']} is taken by another entry; "
-                                     "run `silobreaker audit verify`")
+                if entry["seq"] in present or entry["prev_hash"] != last:
+                    raise TerminalError(f"audit log {self.path}: entry {entry['seq']} does not follow the log's last "
+                                        "entry (its place is taken, or entries are missing before it); run "
+                                        "`silobreaker audit verify`")
                 f.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+                last = entry["hash"]
                 written += 1
             f.flush()
             os.fsync(f.fileno())
         return written
+
+    def discard(self, entries: list[dict]) -> None:
+        """Remove the membership files of prepared ``entries`` that will not be appended (a publication
+        that is not published); those the log holds are kept."""
+        head = self.head().seq
+        for entry in entries:
+            if entry["seq"] > head:
+                self.home.audit_members_file(entry["seq"]).unlink(missing_ok=True)
 
     def _last_entry(self) -> dict | None:
         if not self.path.exists():
@@ -173,43 +336,194 @@ class AuditLog:
 
     # -- reading --------------------------------------------------------------------------
 
-    def entries(self) -> list[dict]:
-        """Every entry, in order (no verification)."""
+    def entries(self, strict: bool = True) -> list[dict]:
+        """Every entry, in order (no verification); with ``strict=False`` lines that are not JSON objects are
+        left out instead of failing (:meth:`verify` names them)."""
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-    def verify(self) -> Verification:
-        """Walk the chain; report the first entry whose hash, link, sequence or membership file is wrong."""
-        if not self.path.exists():
-            return Verification(True, 0)
-        prev, expected_seq, count = GENESIS, 1, 0
-        for line_number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
+        found = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
-                return Verification(False, count, None, line_number, "not valid JSON")
+                if strict:
+                    raise
+                continue
+            if isinstance(entry, dict) or strict:
+                found.append(entry)
+        return found
+
+    def verify(self) -> Verification:
+        """Check the log alone: sequence, chain, hashes, signatures, that every publication is whole, and
+        the membership files; report the first entry where something is wrong."""
+        public_key, source = self.verifying_key()
+        expected = fingerprint(public_key) if public_key else None
+        published = self.home.audit_public_key_file
+        if public_key is not None and published.exists() and str(published) != source \
+                and published.read_bytes() != _pem(public_key):
+            return Verification(False, 0, None, None, f"the public key beside the log ({published}) is not the "
+                                "platform's signing key: it was replaced", fingerprint=expected)
+        prev, count, signed, open_publication = GENESIS, 0, 0, None
+        lines = self.path.read_text(encoding="utf-8").splitlines() if self.path.exists() else []
+        for line_number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                entry = None
+            if not isinstance(entry, dict):
+                return Verification(False, count, None, line_number, "not a JSON object", signed, expected)
             seq = entry.get("seq")
-            if seq != expected_seq:
-                return Verification(False, count, seq, line_number, f"sequence {seq} where {expected_seq} was expected")
-            if entry.get("prev_hash") != prev:
-                return Verification(False, count, seq, line_number, "prev_hash does not match the previous entry's hash")
-            if entry.get("hash") != _entry_hash(entry):
-                return Verification(False, count, seq, line_number, "hash does not match the entry's contents")
-            members = self.home.audit_members_file(seq)
-            if not members.exists() or hashlib.sha256(members.read_bytes()).hexdigest() != entry["members_sha256"]:
-                return Verification(False, count, seq, line_number, f"membership file {members} is missing or altered")
-            prev, expected_seq, count = entry["hash"], expected_seq + 1, count + 1
-        return Verification(True, count)
+            problem = (_link_problem(entry, count + 1, prev)
+                       or _signature_problem(entry, public_key, expected, signed)
+                       or _publication_problem(entry, open_publication)
+                       or self._members_problem(entry))
+            if problem:
+                return Verification(False, count, seq, line_number, problem, signed, expected)
+            signed += "signed_by" in entry
+            head_seq = entry.get("head_seq")
+            open_publication = entry if head_seq is not None and head_seq > seq else None
+            prev, count = entry["hash"], count + 1
+        if open_publication is not None:
+            seq, end = open_publication["seq"], open_publication["head_seq"]
+            return Verification(False, count, seq + 1, None,
+                                f"the log ends at entry {seq}, but the publication of run {open_publication['run_id']} "
+                                f"ends at entry {end}: {_missing(seq + 1, end)} missing (the log was cut)",
+                                signed, expected)
+        return Verification(True, count, signed=signed, fingerprint=expected)
+
+    def _members_problem(self, entry: dict) -> str | None:
+        members = self.home.audit_members_file(entry["seq"])
+        if not members.exists() or hashlib.sha256(members.read_bytes()).hexdigest() != entry.get("members_sha256"):
+            return f"membership file {members} is missing or altered"
+        return None
 
     def person(self, id_number: str) -> list[dict]:
         """Entries of the products that held the person with this resident ID number, oldest first."""
-        wanted = self.member_hash(id_number)
+        return self._holding({self.member_hash(id_number)})
+
+    def person_by_ids(self, person_ids: Iterable[str]) -> list[dict]:
+        """Entries of the products that held any of these person ids, oldest first (the ids a person has had:
+        ``publish.reader.WarehouseReader.earlier_person_ids``). Products published before person ids were
+        recorded in membership files are found by ID number only."""
+        return self._holding({self.person_id_hash(p) for p in person_ids})
+
+    def _holding(self, wanted: set[str]) -> list[dict]:
         found = []
         for entry in self.entries():
             members = self.home.audit_members_file(entry["seq"])
-            if members.exists() and wanted in members.read_text(encoding="ascii").split():
+            if members.exists() and wanted & set(members.read_text(encoding="ascii").split()):
                 found.append(entry)
         return found
+
+    # -- export: the head handed to someone outside -----------------------------------------
+
+    def export(self) -> dict:
+        """The log as an outside notary can keep and timestamp it: its head, the public key and every entry
+        (membership files only by their digest, ``members_sha256``). Only a log that verifies is exported.
+
+        Raises:
+            TerminalError: the log does not verify, or holds no signed entry.
+        """
+        check = self.verify()
+        if not check.ok:
+            raise TerminalError(f"the audit log does not verify (entry {check.broken_seq}: {check.reason}); "
+                                "an export would vouch for a broken log: run `silobreaker audit verify`")
+        public_key, _ = self.verifying_key()
+        if public_key is None or not check.signed:
+            raise TerminalError("the audit log holds no signed entry yet: export it after the next publication")
+        head = self.head()
+        return {
+            "format": EXPORT_FORMAT, "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "head": {"seq": head.seq, "hash": head.hash}, "fingerprint": fingerprint(public_key),
+            "public_key": _pem(public_key).decode("ascii"), "entries": self.entries(),
+        }
+
+    def compare_export(self, export: Mapping) -> list[str]:
+        """What in the log disagrees with an earlier :meth:`export`: a head it no longer holds, an entry it
+        rewrote, another signing key. Empty if the log still holds everything exported."""
+        if export.get("format") != EXPORT_FORMAT:
+            raise ConfigError(f"not an audit export (format {export.get('format')!r}, expected {EXPORT_FORMAT!r}); "
+                              "write one with `silobreaker audit export`")
+        by_seq = {e.get("seq"): e for e in self.entries(strict=False)}
+        when = export.get("exported_at", "?")
+        problems = []
+        public_key, _ = self.verifying_key()
+        if public_key is not None and fingerprint(public_key) != export.get("fingerprint"):
+            problems.append(f"the log is checked with signing key {fingerprint(public_key)[:16]}…, the export of {when} "
+                            f"with {str(export.get('fingerprint'))[:16]}…: the signing key was replaced")
+        rewritten = next((e for e in export.get("entries", []) if e.get("seq") in by_seq
+                          and by_seq[e["seq"]].get("hash") != e.get("hash")), None)
+        if rewritten is not None:
+            problems.append(f"entry {rewritten['seq']} differs from the export of {when} (its hash was "
+                            f"{rewritten['hash'][:12]}…, it is {by_seq[rewritten['seq']]['hash'][:12]}…): the log was "
+                            "rewritten after the export")
+        head = export.get("head", {})
+        held = by_seq.get(head.get("seq"))
+        if head.get("seq") and held is None:
+            last = max(by_seq, default=0)
+            problems.append(f"the export of {when} ends at entry {head.get('seq')}; the log "
+                            f"{f'ends at entry {last}' if last else 'is empty'}: entries were removed")
+        elif held is not None and held.get("hash") != head.get("hash"):
+            problems.append(f"the head exported on {when} (entry {head['seq']}, hash {head['hash'][:12]}…) is not in the "
+                            f"log, whose entry {head['seq']} has hash {held['hash'][:12]}…: the log was rewritten")
+        return problems
+
+
+def _id_number_hash(key: bytes, id_number: str) -> str:
+    return hmac.new(key, id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
+
+
+def _person_id_hash(key: bytes, person_id: str) -> str:
+    # Prefixed, so a person id can never be recorded under the same hash as an ID number.
+    return hmac.new(key, _PERSON_ID_DOMAIN + person_id.strip().encode(), hashlib.sha256).hexdigest()
+
+
+def _signed(entry: dict, signer: Ed25519PrivateKey) -> dict:
+    entry = {**entry, "signed_by": fingerprint(signer.public_key())}
+    entry["hash"] = _entry_hash(entry)
+    entry["signature"] = signer.sign(entry["hash"].encode("ascii")).hex()
+    return entry
+
+
+def _link_problem(entry: dict, expected_seq: int, prev: str) -> str | None:
+    if entry.get("seq") != expected_seq:
+        return f"sequence {entry.get('seq')} where {expected_seq} was expected"
+    if entry.get("prev_hash") != prev:
+        return "prev_hash does not match the previous entry's hash"
+    if entry.get("hash") != _entry_hash(entry):
+        return "hash does not match the entry's contents"
+    return None
+
+
+def _signature_problem(entry: dict, public_key: Ed25519PublicKey | None, expected: str | None,
+                       signed_before: int) -> str | None:
+    if "signed_by" not in entry:
+        return (f"not signed, though entries before it are ({signed_before} signed): signatures were removed"
+                if signed_before else None)
+    if public_key is None:
+        return "signed, but there is no public key to check it with (audit_signing.pub beside the log is missing)"
+    if entry["signed_by"] != expected:
+        return f"signed by key {str(entry['signed_by'])[:16]}…, not by the platform's key {str(expected)[:16]}…"
+    try:
+        public_key.verify(bytes.fromhex(entry.get("signature") or ""), entry["hash"].encode("ascii"))
+    except (InvalidSignature, ValueError):
+        return "signature does not verify: the entry was changed by someone without the signing key"
+    return None
+
+
+def _publication_problem(entry: dict, open_publication: dict | None) -> str | None:
+    if open_publication is None:
+        return None
+    if entry.get("head_seq") != open_publication["head_seq"] or entry.get("run_id") != open_publication["run_id"]:
+        return (f"the publication of run {open_publication['run_id']} ends at entry {open_publication['head_seq']}, but "
+                f"entry {entry.get('seq')} is another's: {_missing(entry.get('seq'), open_publication['head_seq'])} "
+                "missing")
+    return None
+
+
+def _missing(first: int, last: int) -> str:
+    return f"entry {first} is" if first == last else f"entries {first}–{last} are"

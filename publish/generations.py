@@ -7,7 +7,8 @@ rename of ``current``. Readers therefore see the old generation whole or the new
 instant the writer dies.
 
 The audit log is appended to, outside the generations, so it is part of the same commit through a
-journal: before the switch, the entries the publication will append are written to
+journal. Its entries are prepared and signed while the generation is built (the generation's
+warehouse and products record them, see ``publish.anchors``); before the switch they are written to
 ``publication.journal.json`` (fsynced); after it, they are appended and the journal removed. The next
 run (:meth:`Generations.recover`, under the run lock) finishes a journal whose switch happened —
 so the log can never lack a publication that happened — and undoes one whose switch did not.
@@ -23,7 +24,6 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,14 +131,21 @@ class Generations:
             raise TerminalError(f"generation {name} is the published one; it cannot be discarded")
         shutil.rmtree(self.home.generation_dir(name), ignore_errors=True)
 
-    def commit(self, name: str, run_id: str, published_at: datetime, products: Iterable) -> list[dict]:
-        """Publish generation ``name``: journal its audit entries, switch ``current``, append the entries.
+    def commit(self, name: str, run_id: str, published_at: datetime, entries: list[dict]) -> list[dict]:
+        """Publish generation ``name``: journal its prepared audit ``entries`` (``AuditLog.prepare``), switch
+        ``current``, append the entries.
 
         Returns:
             The audit entries appended.
+
+        Raises:
+            TerminalError: the audit log moved since the entries were prepared; nothing is published.
         """
         audit = AuditLog(self.home)
-        entries = audit.prepare(run_id, published_at, products)
+        if entries and audit.head().hash != entries[0]["prev_hash"]:
+            raise TerminalError(f"generation {name} (run {run_id}) was built after audit entry {entries[0]['seq'] - 1}, "
+                                f"but the audit log's head is now entry {audit.head().seq}; nothing was published: "
+                                "run again")
         record = {"name": name, "run_id": run_id, "published_at": published_at.isoformat()}
         journal = {"generation": name, "previous": self._current_name(), "run_id": run_id, "record": record,
                    "entries": entries}

@@ -18,7 +18,9 @@ wherever a withdrawal or a deletion would leave them out: the decision may have 
 People in scope but left out are listed, with the reason, in ``consent_exclusions`` (restricted
 zone) and counted in the audit log. Pseudonymised products replace ``person_id`` by an HMAC-SHA256
 keyed per recipient, so two recipients cannot join their copies. Aggregate recipients get
-small-cell-suppressed counts (``publish.statistics``).
+small-cell-suppressed counts (``publish.statistics``). Each product records in its encrypted
+key-value metadata the id of the key it is encrypted under and its place in the audit log
+(``publish.audit.ProductAnchor``).
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.home import DataHome, HomeLike
-from core.keys import load_or_create_key
+from core.keys import key_id, load_or_create_key
 from core.vocabulary import MASKS
 from publish.anonymity import anonymise
+from publish.audit import ProductAnchor
 from publish.consent import protective_rank_sql
 from publish.crypto import product_key, write_encrypted
 from publish.policy import (
@@ -56,10 +59,11 @@ _HIDDEN = ("_person_id", "_id_number", "_reason")
 class ProductFile:
     """One written product: where it is and what went into it (for the publication and audit logs).
 
-    ``members`` holds the resident ID numbers of the people in the product; the audit log stores
-    only keyed hashes of them. ``exclusions`` counts people in scope left out, by reason
-    (``withdrawn``, ``deleted``, ``consent_unreadable``, ``expired``, ``refused``, ``no_guardian_consent``,
-    ``no_consent``).
+    ``members`` holds the resident ID numbers of the people in the product and ``person_ids`` their
+    person ids (people without an ID number too); the audit log stores only keyed hashes of them.
+    ``exclusions`` counts people in scope left out, by reason (``withdrawn``, ``deleted``,
+    ``consent_unreadable``, ``expired``, ``refused``, ``no_guardian_consent``, ``no_consent``).
+    ``key_id`` names the key the file is encrypted under, ``anchor`` its place in the audit log.
     """
 
     recipient: str
@@ -73,6 +77,9 @@ class ProductFile:
     members: tuple[str, ...] = field(default=(), repr=False)
     exclusions: dict[str, int] = field(default_factory=dict)
     disclosure: dict | None = None
+    person_ids: tuple[str, ...] = field(default=(), repr=False)
+    key_id: str | None = None
+    anchor: ProductAnchor | None = None
 
 
 def _consent_pivot_sql() -> str:
@@ -180,14 +187,17 @@ def _log_exclusions(con: duckdb.DuckDBPyConnection, recipient: str, person_ids: 
         )
 
 
-def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Path, home: HomeLike) -> ProductFile:
+def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Path, home: HomeLike,
+                  anchor: ProductAnchor | None = None) -> ProductFile:
     """Write ``recipient``'s encrypted product to ``path`` from the tables in ``con``.
 
     ``con`` must hold ``unified_population``, ``consent_effective`` and ``deletion_requests``;
-    ``home`` holds the recipient's keys.
+    ``home`` holds the recipient's keys; ``anchor`` (the audit entry the product will get) is written
+    into the product's metadata.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     members: list[str] = []
+    person_ids: list[str] = []
     exclusions: dict[str, int] = {}
     disclosure: dict | None = None
     if recipient.aggregate is not None:
@@ -214,12 +224,15 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
             if control.rows_left_out:
                 exclusions["not_anonymous"] = control.rows_left_out
         members = [m for m in table.column("_id_number").to_pylist() if m]
+        person_ids = table.column("_person_id").to_pylist()
         table = table.drop_columns(list(_HIDDEN))
-    write_encrypted(table, path, recipient.name, product_key(home, recipient.name))
+    encryption_key = product_key(home, recipient.name)
+    write_encrypted(table, path, recipient.name, encryption_key, anchor.metadata() if anchor else None)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return ProductFile(
         recipient.name, path, tuple(table.column_names), table.num_rows, digest,
         purpose=recipient.purpose, legal_basis=recipient.legal_basis, legal_reference=recipient.legal_reference,
-        members=tuple(members), exclusions=exclusions, disclosure=disclosure,
+        members=tuple(members), exclusions=exclusions, disclosure=disclosure, person_ids=tuple(person_ids),
+        key_id=key_id(encryption_key), anchor=anchor,
     )
 

@@ -26,7 +26,7 @@ from publish.generations import Generations
 from quality.metrics import cross_department_records_sql
 from quality.report import EXAMPLES_PER_KIND, TOP_FIXES, ReportInputs
 
-__all__ = ["PublishedRun", "RunSummary", "WarehouseReader"]
+__all__ = ["AuditAnchor", "PublishedRun", "RunSummary", "WarehouseReader"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,17 @@ class RunSummary:
     persons: int
     tables: tuple[str, ...]
     products: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class AuditAnchor:
+    """One product's audit entry as the warehouse's ``publication_log`` recorded it when it was built."""
+
+    run_id: str
+    recipient: str
+    seq: int
+    hash: str
+    key_id: str | None
 
 
 class WarehouseReader:
@@ -158,6 +169,50 @@ class WarehouseReader:
             ).fetchall()
             tables = tuple(sorted(_table_names(con)))
         return RunSummary(int(records), int(persons), tables, tuple((r, int(n)) for r, n in products))
+
+    def audit_anchors(self) -> list[AuditAnchor]:
+        """Every product's audit entry the warehouse recorded, oldest first; none from a warehouse published
+        before ``publication_log`` had ``audit_seq`` (its older rows have it empty)."""
+        if not self.exists:
+            return []
+        with self.connect() as con:
+            if not {"audit_seq", "audit_hash", "key_id"} <= _columns(con, "publication_log"):
+                return []
+            rows = con.execute(
+                "SELECT run_id, recipient, audit_seq, audit_hash, key_id FROM publication_log "
+                "WHERE audit_seq IS NOT NULL ORDER BY audit_seq"
+            ).fetchall()
+        return [AuditAnchor(run_id, recipient, int(seq), digest, key) for run_id, recipient, seq, digest, key in rows]
+
+    def person_ids_named(self, name: str, birth_date: str) -> list[str]:
+        """Person ids of the people with this name and birth date (``YYYY-MM-DD``), by their golden values or
+        any department's record; a birth date a register knows only to the month matches on its month."""
+        if not self.exists:
+            return []
+        sql = """SELECT DISTINCT person_id FROM (
+                     SELECT person_id, name, birth_date FROM unified_population
+                     UNION ALL SELECT person_id, name, birth_date FROM source_records)
+                 WHERE name = $name AND (birth_date = $birth OR (length(birth_date) = 7 AND birth_date = $month))
+                 ORDER BY person_id"""
+        with self.connect() as con:
+            rows = con.execute(sql, {"name": name.strip(), "birth": birth_date, "month": birth_date[:7]}).fetchall()
+        return [row[0] for row in rows]
+
+    def earlier_person_ids(self, person_id: str) -> set[str]:
+        """``person_id`` and every id the same person's records had before (merged into it, split from it),
+        following ``person_id_history`` back through every run."""
+        if not self.exists:
+            return {person_id}
+        with self.connect() as con:
+            if "person_id_history" not in _table_names(con):
+                return {person_id}
+            rows = con.execute(
+                """WITH RECURSIVE ids(person_id) AS (
+                       SELECT $id UNION
+                       SELECT h.old_id FROM person_id_history h JOIN ids ON h.new_id = ids.person_id
+                       WHERE h.old_id IS NOT NULL)
+                   SELECT person_id FROM ids""", {"id": person_id}).fetchall()
+        return {row[0] for row in rows}
 
     def departments(self) -> dict[str, str]:
         """Source -> department label, as the newest extraction of each source recorded it."""

@@ -12,8 +12,12 @@ Tables (documented for analysts in ``docs/warehouse.md``):
     publication_log, runs, person_id_history, issued_person_ids, review_queue, review_decisions,
     consent_effective, deletion_requests, consent_exclusions (see ``docs/privacy.md``)
 
-Products are encrypted per recipient, and each publication is appended to the hash-chained audit
-log (``publish.audit``), outside the files swapped here. Where each file lives is the data home's
+Products are encrypted per recipient, and each publication is appended to the signed, hash-chained
+audit log (``publish.audit``), outside the files swapped here. The entries are prepared while the
+candidate is built, so the warehouse's ``publication_log`` records each product's entry
+(``audit_seq``, ``audit_hash``) and each product its place in the log: the log's head is anchored
+in both (``publish.anchors``). Warehouses published before these columns existed carry their rows
+over with the columns empty. Where each file lives is the data home's
 (:class:`core.home.DataHome`); reading the published warehouse is :class:`publish.reader.WarehouseReader`'s.
 """
 
@@ -31,6 +35,7 @@ import duckdb
 import pandas as pd
 
 from core.home import DataHome, HomeLike
+from publish.audit import AuditLog, ProductAnchor
 from publish.consent import (
     add_consent_problems,
     add_consent_unmatched,
@@ -73,7 +78,7 @@ _HISTORY_DDL = {
     "publication_log": """CREATE TABLE publication_log (
         run_id VARCHAR, published_at TIMESTAMPTZ, recipient VARCHAR, purpose VARCHAR,
         legal_basis VARCHAR, columns VARCHAR[], row_count BIGINT, content_hash VARCHAR, path VARCHAR,
-        disclosure JSON)""",
+        disclosure JSON, audit_seq BIGINT, audit_hash VARCHAR, key_id VARCHAR)""",
     "runs": """CREATE TABLE runs (
         run_id VARCHAR, published_at TIMESTAMPTZ, records BIGINT, quarantined BIGINT, persons BIGINT,
         sources VARCHAR[])""",
@@ -126,7 +131,8 @@ class PublicationInputs:
 
 @dataclass
 class Candidate:
-    """A fully built, not yet published generation: its warehouse and its shared products."""
+    """A fully built, not yet published generation: its warehouse, its shared products and the signed audit
+    entries its publication will append."""
 
     path: Path
     products_dir: Path
@@ -135,6 +141,7 @@ class Candidate:
     run_id: str = ""
     published_at: datetime | None = None
     generation: str = ""
+    audit_entries: list[dict] = field(default_factory=list)
 
     def read(self, sql: str) -> pd.DataFrame:
         """Query the candidate (read-only) before it is published."""
@@ -208,17 +215,24 @@ class Warehouse:
             self._log_run(con, inputs, published_at)
             self._record_identities(con, inputs)
             write_quality_metrics(con, inputs.run_id, inputs.staging_reports)
+            audit = AuditLog(self.home)
+            head = audit.head()
             products = [
-                build_product(con, r, self.home.generation_product_file(generation, r.name), self.home)
-                for r in policy.recipients
+                build_product(con, r, self.home.generation_product_file(generation, r.name), self.home,
+                              anchor=ProductAnchor(head.seq + i, head))
+                for i, r in enumerate(policy.recipients, start=1)
             ]
+            entries = audit.prepare(inputs.run_id, published_at, products)
             con.executemany(
-                "INSERT INTO publication_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO publication_log (run_id, published_at, recipient, purpose, legal_basis, columns, "
+                "row_count, content_hash, path, disclosure, audit_seq, audit_hash, key_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     [inputs.run_id, published_at, p.recipient, r.purpose, r.legal_basis, list(p.columns),
                      p.row_count, p.content_hash, str(self.home.product_file(p.recipient)),
-                     json.dumps(p.disclosure, ensure_ascii=False) if p.disclosure else None]
-                    for p, r in zip(products, policy.recipients, strict=True)
+                     json.dumps(p.disclosure, ensure_ascii=False) if p.disclosure else None, e["seq"], e["hash"],
+                     p.key_id]
+                    for p, r, e in zip(products, policy.recipients, entries, strict=True)
                 ],
             )
             counts = {
@@ -227,19 +241,21 @@ class Warehouse:
                               "consent_unmatched")
             }
             con.execute("CHECKPOINT")
-        return Candidate(candidate_path, products_dir, products, counts, inputs.run_id, published_at, generation)
+        return Candidate(candidate_path, products_dir, products, counts, inputs.run_id, published_at, generation,
+                         entries)
 
     def publish(self, candidate: Candidate) -> None:
         """Publish the candidate's generation whole: warehouse, every product and their audit entries
         move together (one journaled switch, see :mod:`publish.generations`)."""
         self.generations.commit(candidate.generation, candidate.run_id, candidate.published_at or datetime.now(UTC),
-                                candidate.products)
+                                candidate.audit_entries)
         log.info("published %s and %d shared products", self.path, len(candidate.products))
 
     def discard(self, candidate: Candidate) -> None:
-        """Throw a candidate away; the published generation is untouched."""
+        """Throw a candidate away; the published generation and the audit log are untouched."""
         self.generations.discard(candidate.generation)
         shutil.rmtree(candidate.products_dir, ignore_errors=True)
+        AuditLog(self.home).discard(candidate.audit_entries)
 
     # -- building blocks ------------------------------------------------------------------
 

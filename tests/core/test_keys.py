@@ -8,7 +8,7 @@ import pytest
 
 from core.errors import ConfigError
 from core.home import DataHome
-from core.keys import load_or_create_key
+from core.keys import key_id, load_key, load_or_create_key, write_key_file
 
 GOOD = bytes(range(7, 39))  # 32 distinct bytes, as a random key has
 
@@ -68,3 +68,24 @@ def test_a_key_file_others_can_read_or_of_the_wrong_length_is_refused_with_the_f
     path.write_bytes(GOOD[:3])
     with pytest.raises(ConfigError, match="holds 3 bytes, not 32"):
         load_or_create_key(path, "SB_TEST_KEY")
+
+
+def test_loading_a_key_that_does_not_exist_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("SB_TEST_KEY", raising=False)
+    assert load_key(key_file(tmp_path), "SB_TEST_KEY") is None and not (tmp_path / "keys").exists()
+    monkeypatch.setenv("SB_TEST_KEY", GOOD.hex())
+    assert load_key(key_file(tmp_path), "SB_TEST_KEY") == GOOD
+
+
+def test_a_written_key_replaces_the_old_one_whole_and_privately(tmp_path, monkeypatch):
+    monkeypatch.delenv("SB_TEST_KEY", raising=False)
+    path = key_file(tmp_path)
+    old = load_or_create_key(path, "SB_TEST_KEY")
+    write_key_file(path, GOOD)
+    assert load_key(path) == GOOD != old and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no staging file left
+
+
+def test_a_key_id_names_a_key_without_revealing_it():
+    assert key_id(GOOD) == key_id(bytes(GOOD)) != key_id(GOOD[::-1])
+    assert len(key_id(GOOD)) == 8 and key_id(GOOD) not in GOOD.hex()

@@ -257,7 +257,7 @@ def test_audit_verify_detects_a_removed_entry_and_a_recomputed_hash(home):
     lines = log.path.read_text(encoding="utf-8").splitlines()
     log.path.write_text("\n".join(lines[:1] + lines[2:]) + "\n", encoding="utf-8")
     assert log.verify().broken_seq == 3  # seq 2 is missing
-    # a forger who recomputes the edited entry's own hash still breaks the next entry's link
+    # a forger who recomputes the edited entry's own hash cannot recompute its signature, and breaks the next link
     from publish.audit import _entry_hash
 
     entry = json.loads(lines[1])
@@ -265,7 +265,12 @@ def test_audit_verify_detects_a_removed_entry_and_a_recomputed_hash(home):
     entry["hash"] = _entry_hash(entry)
     log.path.write_text("\n".join([lines[0], json.dumps(entry), *lines[2:]]) + "\n", encoding="utf-8")
     result = log.verify()
-    assert not result.ok and result.broken_seq == 3 and "prev_hash" in result.reason
+    assert not result.ok and result.broken_seq == 2 and "signature does not verify" in result.reason
+    del entry["signature"], entry["signed_by"]
+    entry["hash"] = _entry_hash(entry)
+    log.path.write_text("\n".join([lines[0], json.dumps(entry), *lines[2:]]) + "\n", encoding="utf-8")
+    result = log.verify()
+    assert not result.ok and result.broken_seq == 2 and "not signed, though entries before it are" in result.reason
 
 
 def test_audit_person_lists_recipients_without_storing_id_numbers(home, capsys):

@@ -1,0 +1,193 @@
+"""The audit trail checked whole: the log, and the anchors of its head outside it.
+
+The log proves on its own that its entries are unaltered and signed by the platform, and that no
+publication in it is incomplete (:meth:`publish.audit.AuditLog.verify`). It cannot prove on its own
+that nothing was cut off its end, that it was not emptied, or that nobody holding the signing key
+rewrote it. For that, every publication anchors the log's head in two more places, written in
+the same build as the entries:
+
+- the warehouse: each ``publication_log`` row holds its product's entry (``audit_seq``,
+  ``audit_hash``), and the table carries every earlier publication's rows over;
+- each product: its key-value metadata holds its own entry's sequence number and the head of the
+  log before its publication (:class:`publish.audit.ProductAnchor`), beside the key id; and its
+  SHA-256 is in its entry.
+
+:func:`verify_trail` checks that the current warehouse's anchors and every kept generation's products
+agree with the log, and optionally that the log still holds a head exported earlier
+(``silobreaker audit export``). The anchors are checked one by one, so every disagreement is named.
+
+Example:
+    >>> trail = verify_trail(home)
+    >>> trail.ok, trail.problems                                    # doctest: +SKIP
+    (True, ())
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import ConfigError
+from core.home import DataHome, HomeLike
+from publish.audit import GENESIS, AuditLog, ProductAnchor, Verification
+from publish.crypto import KEY_ID_METADATA, product_key_id, product_keys, product_metadata
+from publish.generations import Generations
+from publish.reader import AuditAnchor, WarehouseReader
+
+__all__ = ["TrailVerification", "verify_trail"]
+
+
+@dataclass(frozen=True)
+class TrailVerification:
+    """The audit trail checked whole.
+
+    Attributes:
+        log: the log checked alone (chain, signatures, whole publications, membership files).
+        problems: each anchor (warehouse, product, export) that disagrees with the log, in words.
+        checked: what was compared and agreed, for the operator.
+        unchecked: what could not be compared (a product whose key the platform lacks), and why.
+    """
+
+    log: Verification
+    problems: tuple[str, ...] = ()
+    checked: tuple[str, ...] = ()
+    unchecked: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Whether the log verifies and every anchor agrees with it."""
+        return self.log.ok and not self.problems
+
+
+def verify_trail(home: HomeLike, against: Path | None = None) -> TrailVerification:
+    """Check the audit log and every anchor of its head: the warehouse's, the products', an export's.
+
+    Args:
+        home: the data home.
+        against: a file written by ``silobreaker audit export``: the log must still hold its head.
+
+    Raises:
+        ConfigError: ``against`` is not a readable export.
+    """
+    home = DataHome.at(home)
+    log = AuditLog(home)
+    by_seq = {entry.get("seq"): entry for entry in log.entries(strict=False)}
+    problems: list[str] = []
+    checked: list[str] = []
+    unchecked: list[str] = []
+    _check_warehouse(home, by_seq, problems, checked)
+    _check_products(home, by_seq, problems, checked, unchecked)
+    if against is not None:
+        found = log.compare_export(_read_export(against))
+        problems += [f"export {against}: {p}" for p in found]
+        if not found:
+            checked.append(f"export {against}: the log still holds its head")
+    if home.publication_journal.exists():
+        unchecked.append(f"{home.publication_journal} holds a publication whose entries are not appended yet; the "
+                         "next run (or restore) appends them")
+    return TrailVerification(log.verify(), tuple(problems), tuple(checked), tuple(unchecked))
+
+
+def _check_warehouse(home: DataHome, by_seq: dict, problems: list[str], checked: list[str]) -> None:
+    reader = WarehouseReader(home)
+    anchors = reader.audit_anchors()
+    if not anchors:
+        if reader.exists:
+            checked.append(f"warehouse {reader.path}: records no audit entries (published before they were anchored)")
+        return
+    missing = [a for a in anchors if a.seq not in by_seq]
+    differ = [a for a in anchors if a.seq in by_seq and not _same(a, by_seq[a.seq])]
+    if missing:
+        last = max(by_seq, default=0)
+        problems.append(
+            f"the warehouse ({reader.path}) records audit {_seqs(missing)} ({_runs(missing)}), which the log does not "
+            f"hold (it {f'ends at entry {last}' if last else 'is empty'}): entries were removed or damaged")
+    if differ:
+        first = differ[0]
+        problems.append(
+            f"the warehouse ({reader.path}) records other entries than the log for audit {_seqs(differ)}: "
+            f"entry {first.seq} ({first.recipient}, run {first.run_id}) has hash {by_seq[first.seq].get('hash', '')[:12]}… "
+            f"in the log and {first.hash[:12]}… in the warehouse, so the log was rewritten")
+    if not missing and not differ:
+        checked.append(f"warehouse {reader.path}: its {len(anchors)} anchored entries agree with the log "
+                       f"(head: entry {anchors[-1].seq})")
+
+
+def _same(anchor: AuditAnchor, entry: dict) -> bool:
+    return anchor.hash == entry.get("hash") and anchor.recipient == entry.get("recipient")
+
+
+def _check_products(home: DataHome, by_seq: dict, problems: list[str], checked: list[str],
+                    unchecked: list[str]) -> None:
+    keys: dict[str, dict[str, bytes]] = {}
+    for generation in Generations(home).published():
+        files = home.generation_product_files(generation.name)
+        found = []
+        for recipient, path in files.items():
+            if recipient not in keys:
+                keys[recipient] = product_keys(home, recipient)
+            found += _product_problems(recipient, path, f"product {recipient} of generation {generation.name}",
+                                       keys[recipient], by_seq, unchecked)
+        problems += found
+        if files and not found:
+            checked.append(f"generation {generation.name}: its {len(files)} products agree with the log")
+
+
+def _product_problems(recipient: str, path: Path, label: str, keys: Mapping[str, bytes], by_seq: dict,
+                      unchecked: list[str]) -> list[str]:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if not any(e.get("content_hash") == digest and e.get("recipient") == recipient for e in by_seq.values()):
+        return [(f"{label} ({path}, SHA-256 {digest[:12]}…) is in no audit entry: it was published without one, "
+                 "or its entry was removed")]
+    file_key_id = product_key_id(path)
+    if file_key_id is None:
+        return []  # written before products named their key and recorded their place in the log
+    key = keys.get(file_key_id)
+    if key is None:
+        unchecked.append(f"{label}: its anchor was not read, the platform holds no key with id {file_key_id}")
+        return []
+    try:
+        metadata = product_metadata(path, key, recipient)
+    except (OSError, ValueError) as e:
+        unchecked.append(f"{label}: its anchor was not read ({e})")
+        return []
+    anchor = ProductAnchor.from_metadata(metadata)
+    if anchor is None:
+        return [(f"{label} ({path}) records no place in the audit log, though it names its key: it was not "
+                 "written by a publication")]
+    problems = []
+    prev = by_seq.get(anchor.prev.seq)
+    prev_hash = GENESIS if anchor.prev.seq == 0 else (prev or {}).get("hash")
+    if prev_hash != anchor.prev.hash:
+        now = "is missing" if prev_hash is None else f"has hash {prev_hash[:12]}…"
+        problems.append(f"{label} was built on audit entry {anchor.prev.seq} with hash {anchor.prev.hash[:12]}…, "
+                        f"and the log's entry {anchor.prev.seq} {now}: the log was rewritten up to there")
+    own = by_seq.get(anchor.seq)
+    if own is None or own.get("content_hash") != digest or own.get("recipient") != recipient \
+            or own.get("key_id") != metadata.get(KEY_ID_METADATA):
+        now = "is missing" if own is None else "records another file, recipient or key id"
+        problems.append(f"{label} was published as audit entry {anchor.seq}, and the log's entry {anchor.seq} {now}")
+    return problems
+
+
+def _read_export(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read the audit export {path} ({e}); pass a file written by "
+                          "`silobreaker audit export`") from e
+
+
+def _seqs(anchors: list[AuditAnchor]) -> str:
+    seqs = [a.seq for a in anchors]
+    if len(seqs) == 1:
+        return f"entry {seqs[0]}"
+    return f"entries {', '.join(map(str, seqs))}" if len(seqs) <= 3 else f"entries {seqs[0]}–{seqs[-1]}"
+
+
+def _runs(anchors: list[AuditAnchor]) -> str:
+    runs = list(dict.fromkeys(a.run_id for a in anchors))
+    return f"run{'s' if len(runs) > 1 else ''} {', '.join(runs)}"
