@@ -89,6 +89,15 @@ class Generations:
                 return generation
         return None
 
+    def base(self) -> Generation | None:
+        """The generation a new run builds on: the current one if its warehouse opens — after a
+        restore that is the restored one, not the newer generation it replaced — else the newest
+        that opens."""
+        current = self.current()
+        if current is not None and _opens(self.home.generation_warehouse_file(current.name)):
+            return current
+        return self.last_good()
+
     def readable_warehouse(self) -> Path | None:
         """The warehouse to read as the last publication: the current one if it is whole, else the newest
         generation's that is (``None`` if none is)."""

@@ -188,7 +188,7 @@ class Warehouse:
     def _build(self, inputs: PublicationInputs, policy: SharingPolicy, generation: str) -> Candidate:
         candidate_path = self.home.generation_warehouse_file(generation)
         products_dir = self.home.generation_shared_dir(generation)
-        previous = self.generations.last_good()
+        previous = self.generations.base()
         self._previous = self.home.generation_warehouse_file(previous.name) if previous else None
         published_at = datetime.now(UTC)
         with duckdb.connect(str(candidate_path)) as con:

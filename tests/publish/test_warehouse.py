@@ -125,3 +125,17 @@ def test_unmapped_record_is_refused(tmp_path, district):
     wh = Warehouse(tmp_path)
     with pytest.raises(ValueError, match="1 staged records have no person_id"):
         wh.build_candidate(make_inputs(district, mapping=district["mapping"].iloc[:3]), policy(STATUTORY))
+
+
+@pytest.mark.integration
+def test_the_run_after_a_restore_builds_on_the_restored_generation(tmp_path, district):
+    # Seen: after `silobreaker restore`, the next run carried history, remembered decisions and issued
+    # ids over from the newest generation — the one just rolled back — not from the restored one.
+    wh, _ = published(tmp_path, district, STATUTORY)
+    wh.publish(wh.build_candidate(make_inputs(district, run_id="run2"), policy(STATUTORY)))
+    restored = wh.generations.restore()
+    assert wh.generations.base().name == restored.name != wh.generations.last_good().name
+    wh.publish(wh.build_candidate(make_inputs(district, run_id="run3"), policy(STATUTORY)))
+    with duckdb.connect(str(wh.path), read_only=True) as con:
+        runs = [r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY published_at").fetchall()]
+    assert runs == ["run1", "run3"]  # run2 was rolled back: its publication is in the audit log, not the base
