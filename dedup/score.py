@@ -27,7 +27,8 @@ decision can be read back as a waterfall: "prior −16.8, ID typo +15.1, name ho
   construction, so the stated ones are compared (``stated_sex``, ``stated_birth_date``): one
   misremembered field is a slip the shared ID overrules, but a wholly different name, sex and birth
   date is a different person whose record was keyed with another resident's ID number (a spouse's,
-  a neighbour's, a parent's used for a child). These pairs go to clerical review.
+  a neighbour's, a parent's used for a child). :mod:`dedup.id_sharing` finds these pairs before
+  linking, whatever their score, and they go to clerical review.
 
 A veto reads the levels by their labels ("the name reached neither ``exact`` nor ``homophone``"), never by
 their codes, so declaring another level in :mod:`dedup.settings` leaves every veto as it was.
@@ -43,7 +44,7 @@ import pandas as pd
 from dedup.prepare import TEXT
 from dedup.settings import LinkSettings
 
-__all__ = ["DECISIONS", "NAME_SLIPS", "ScoredPairs", "score_pairs"]
+__all__ = ["DECISIONS", "NAME_SLIPS", "ScoredPairs", "score_pairs", "violates"]
 
 #: ``link`` — accepted; ``vetoed`` — a veto forbids it; ``near_miss`` — within the review margin
 #: below the threshold; ``cut`` (set by clustering) — accepted but cut to keep two valid IDs apart.
@@ -115,7 +116,7 @@ def score_pairs(
 
     veto = np.full(n, None, dtype=object)
     for name in reversed(settings.vetoes):
-        veto[_violates(name, levels, settings)] = name
+        veto[violates(name, levels, settings)] = name
 
     vetoed = veto != None  # noqa: E711 — element-wise on an object array
     decision = np.full(n, None, dtype=object)
@@ -132,8 +133,15 @@ def score_pairs(
     )
 
 
-def _violates(veto: str, levels: pd.DataFrame, settings: LinkSettings) -> np.ndarray:
-    """Mask of the pairs ``veto`` forbids (see the module docstring for why each is conclusive)."""
+def violates(veto: str, levels: pd.DataFrame, settings: LinkSettings) -> np.ndarray:
+    """Mask of the pairs ``veto`` forbids (see the module docstring for why each is conclusive).
+
+    ``levels`` needs the columns of the comparisons the veto reads, and no others: a caller that only
+    asks one veto may compare only those fields (:func:`dedup.compare.compare_pairs`).
+
+    Raises:
+        ValueError: ``veto`` is not one of :data:`dedup.settings.VETOES`.
+    """
     if veto == "distinct_valid_ids":
         return levels["ids_both_valid"].to_numpy() & ~_reached(levels, settings, "id_number", ("exact",))
     if veto == "different_sex":

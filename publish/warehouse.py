@@ -54,7 +54,8 @@ _IDENTITY_HISTORY_DDL = {
 }
 
 _REVIEW_QUEUE_DDL = """CREATE TABLE review_queue (
-    record_id_a VARCHAR, record_id_b VARCHAR, score DOUBLE, decision VARCHAR, rule VARCHAR, evidence VARCHAR,
+    record_id_a VARCHAR, record_id_b VARCHAR, score DOUBLE, decision VARCHAR, reason VARCHAR, reason_label VARCHAR,
+    rule VARCHAR, evidence VARCHAR,
     person_id_a VARCHAR, person_id_b VARCHAR, same_person_now BOOLEAN,
     source_a VARCHAR, name_a VARCHAR, sex_a VARCHAR, birth_date_a VARCHAR, id_number_a VARCHAR, phone_a VARCHAR,
     address_a VARCHAR, source_b VARCHAR, name_b VARCHAR, sex_b VARCHAR, birth_date_b VARCHAR,
