@@ -120,15 +120,6 @@ class RecordArrays:
     @classmethod
     def from_prepared(cls, prepared: pd.DataFrame) -> RecordArrays:
         """Build the arrays from :func:`dedup.prepare.prepare_records` output (``rid`` = row position)."""
-        ids = prepared["id_number"].str.upper()
-        # Resident ID numbers go on a digit matrix; identifiers of another scheme (see
-        # :func:`dedup.prepare.generic_identifier`) are compared as strings.
-        id_resident = ids.str.fullmatch(r"[0-9]{17}[0-9X]").fillna(False).to_numpy(dtype=bool)
-        # 'X' (check value 10) becomes byte 10 so equal IDs have equal rows; absent IDs stay all zero.
-        id_text = ids.where(id_resident, "0" * _ID_LENGTH).str.replace("X", ":", regex=False)
-        id_bytes = "".join(id_text.tolist()).encode("ascii")
-        id_digits = (np.frombuffer(id_bytes, dtype=np.uint8).reshape(-1, _ID_LENGTH) - ord("0")).astype(np.uint8)
-        id_digits[~id_resident] = 0
         latin = (~prepared["name"].str.contains(HAN_CHARACTER, regex=True)).fillna(False).to_numpy(dtype=bool)
         # Latin names compare in either word order ("smith john" / "john smith").
         words = sorted_words(prepared["name_pinyin"].where(latin))
@@ -138,18 +129,12 @@ class RecordArrays:
         arrays = cls(
             name=CodedStrings.of(prepared["name"]),
             pinyin=CodedStrings.of(prepared["name_pinyin"]),
-            id_digits=id_digits,
-            id_present=ids.notna().to_numpy(dtype=bool),
-            id_valid=prepared["id_number_valid"].to_numpy(dtype=bool) & id_resident,
-            **_birth_columns(prepared["birth_date"], prepared["birth_precision"]),
-            sex=CodedStrings.of(prepared["sex"]),
+            **_identity_columns(prepared),
             phone=CodedStrings.of(prepared["phone"]),
             address=CodedStrings.of(prepared["address"]),
             household=CodedStrings.of(prepared["household"]),
             community=CodedStrings.of(prepared["community"]),
             source=source,
-            id_text=CodedStrings.of(ids),
-            id_resident=id_resident,
             latin_name=latin,
             sorted_words=CodedStrings.of(words),
             name_words=name_words,
@@ -159,12 +144,22 @@ class RecordArrays:
             dotted_name=prepared["name"].str.contains("·", regex=False).fillna(False).to_numpy(dtype=bool),
             address_words=CodedStrings.of(prepared["address_words"]),
         )
+        return arrays._with_stated(prepared)
+
+    def with_identities_of(self, prepared: pd.DataFrame) -> RecordArrays:
+        """These records with their ID numbers, sex and birth dates read again from ``prepared`` — the
+        same records in the same order, of which only those columns changed (a borrowed ID number
+        taken off, :func:`dedup.id_sharing.without_borrowed_ids`) — and every other column kept, so
+        names and addresses are not encoded twice."""
+        return replace(self, **_identity_columns(prepared), stated=None)._with_stated(prepared)
+
+    def _with_stated(self, prepared: pd.DataFrame) -> RecordArrays:
         stated = replace(
-            arrays,
+            self,
             sex=CodedStrings.of(prepared["stated_sex"]),
             **_birth_columns(prepared["stated_birth_date"], prepared["stated_birth_precision"]),
         )
-        return replace(arrays, stated=stated)
+        return replace(self, stated=stated)
 
     def as_stated(self) -> RecordArrays:
         """These records with the sex and birth date each states of itself (the ID's where it states
@@ -715,6 +710,29 @@ def _distinct_pair_scores(
         dtype=np.float32,
     )
     return scores[inverse]
+
+
+def _identity_columns(prepared: pd.DataFrame) -> dict[str, Any]:
+    """The columns of :class:`RecordArrays` a valid ID number decides: the number itself, and the sex
+    and birth date it overrules the stated ones with."""
+    ids = prepared["id_number"].str.upper()
+    # Resident ID numbers go on a digit matrix; identifiers of another scheme (see
+    # :func:`dedup.prepare.generic_identifier`) are compared as strings.
+    id_resident = ids.str.fullmatch(r"[0-9]{17}[0-9X]").fillna(False).to_numpy(dtype=bool)
+    # 'X' (check value 10) becomes byte 10 so equal IDs have equal rows; absent IDs stay all zero.
+    id_text = ids.where(id_resident, "0" * _ID_LENGTH).str.replace("X", ":", regex=False)
+    id_bytes = "".join(id_text.tolist()).encode("ascii")
+    id_digits = (np.frombuffer(id_bytes, dtype=np.uint8).reshape(-1, _ID_LENGTH) - ord("0")).astype(np.uint8)
+    id_digits[~id_resident] = 0
+    return {
+        "id_digits": id_digits,
+        "id_present": ids.notna().to_numpy(dtype=bool),
+        "id_valid": prepared["id_number_valid"].to_numpy(dtype=bool) & id_resident,
+        "id_text": CodedStrings.of(ids),
+        "id_resident": id_resident,
+        "sex": CodedStrings.of(prepared["sex"]),
+        **_birth_columns(prepared["birth_date"], prepared["birth_precision"]),
+    }
 
 
 def _birth_columns(dates: pd.Series, precision: pd.Series) -> dict[str, np.ndarray]:

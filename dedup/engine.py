@@ -106,7 +106,7 @@ def link_records(
     with_numbers = arrays
     if borrowed.any():
         prepared = without_borrowed_ids(records, prepared, borrowed)
-        arrays = RecordArrays.from_prepared(prepared)
+        arrays = arrays.with_identities_of(prepared)
     seconds["prepare"] = _lap(started)
     log.info("prepared %d records in %.1fs", len(prepared), seconds["prepare"])
 

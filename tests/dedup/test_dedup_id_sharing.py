@@ -7,10 +7,16 @@ record, so it is hers, not his, whatever the shared number says.
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pandas as pd
 import pytest
 
-from dedup import PreviousLinking, link_records
+from dedup import LinkSettings, PreviousLinking, link_records
+from dedup.compare import CodedStrings, RecordArrays
+from dedup.id_sharing import without_borrowed_ids
+from dedup.prepare import prepare_records
 from dedup.review import REVIEW_REASONS, normalize_decisions
 from tests.dedup.dedup_helpers import ID_KEY, records, valid_id
 
@@ -92,8 +98,6 @@ def test_a_reviewer_who_judges_them_two_people_keeps_the_number_his(result) -> N
 
 
 def test_without_the_veto_the_number_merges_them_as_before() -> None:
-    from dedup import LinkSettings
-
     settings = LinkSettings(vetoes=("distinct_valid_ids", "different_sex", "contradicting_birth_dates", "same_source_mismatch"))
     ids = person_of(link_records(DISTRICT, settings, id_key=ID_KEY))
     assert ids["civil_affairs:2"] == ids["civil_affairs:1"]
@@ -126,3 +130,27 @@ def test_when_neither_record_agrees_with_the_number_neither_holds_it() -> None:
     assert result.mapping["id_number_disputed"].tolist() == [True, True]
     assert person_of(result)["civil_affairs:2"] != person_of(result)["civil_affairs:1"]
     assert result.review_queue["reason"].tolist() == ["id_sharing_conflict"]
+
+
+def test_taking_a_borrowed_number_off_refreshes_the_arrays_as_preparing_them_anew_would() -> None:
+    prepared = prepare_records(DISTRICT)
+    borrowed = (prepared["record_id"] == "civil_affairs:2").to_numpy()
+    redone = without_borrowed_ids(DISTRICT, prepared, borrowed)
+    [row] = redone.loc[borrowed].itertuples()
+    assert (pd.isna(row.id_number), row.id_number_valid, row.sex, row.birth_date) == (True, False, "F", "1953-07-15")
+    assert redone.loc[~borrowed].equals(prepared.loc[~borrowed])
+
+    def columns(arrays: RecordArrays) -> dict:
+        out = {}
+        for spec in dataclasses.fields(arrays):
+            value = getattr(arrays, spec.name)
+            if isinstance(value, CodedStrings):
+                out[spec.name] = [value.values[c] if c >= 0 else None for c in value.codes]  # whatever the codes
+            elif isinstance(value, np.ndarray):
+                out[spec.name] = value.tolist()
+        return out
+
+    refreshed = RecordArrays.from_prepared(prepared).with_identities_of(redone)
+    anew = RecordArrays.from_prepared(redone)
+    assert columns(refreshed) == columns(anew)
+    assert columns(refreshed.as_stated()) == columns(anew.as_stated())
