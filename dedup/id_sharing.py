@@ -151,7 +151,8 @@ def _agrees_with_number(records: pd.DataFrame) -> np.ndarray:
     precision = records["stated_birth_precision"].to_numpy()
     for code, length in _ISO_LENGTH.items():
         at = precision == code
-        same_date[at] = (records["birth_date"].str[:length] == records["stated_birth_date"]).fillna(False).to_numpy(dtype=bool)[at]
+        same = records["birth_date"].str[:length] == records["stated_birth_date"]
+        same_date[at] = same.fillna(False).to_numpy(dtype=bool)[at]
     return same_sex & same_date
 
 

@@ -130,6 +130,7 @@ def test_when_neither_record_agrees_with_the_number_neither_holds_it() -> None:
     assert result.mapping["id_number_disputed"].tolist() == [True, True]
     assert person_of(result)["civil_affairs:2"] != person_of(result)["civil_affairs:1"]
     assert result.review_queue["reason"].tolist() == ["id_sharing_conflict"]
+    assert len(result.pairs) == 1, "reported once, as written: not again as two records without a number"
 
 
 def test_taking_a_borrowed_number_off_refreshes_the_arrays_as_preparing_them_anew_would() -> None:
