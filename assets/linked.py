@@ -30,7 +30,7 @@ def build_link_asset(
         group_name="linked",
         ins={f"staged_{s}": dg.AssetIn(f"staged_{s}") for s in person_sources},
         outs={
-            "record_person_map": dg.AssetOut(description="record_id -> person_id for every staged record"),
+            "record_person_map": dg.AssetOut(description="record_id -> person_id for every staged record, and whether it borrowed another resident's ID number"),
             "link_pairs": dg.AssetOut(description="scored candidate pairs, with the evidence for each decision"),
             "person_id_history": dg.AssetOut(description="person ids merged, split or issued against the last publication"),
             "review_queue": dg.AssetOut(description="uncertain pairs left for a reviewer, not merged"),

@@ -7,8 +7,9 @@ pipeline does, links the staged records, and scores the result against the gener
 
 Pairwise precision / recall / F1 are computed from the contingency table of (predicted person, true
 person) — true-positive pairs are sum C(n, 2) over its cells — so evaluation is linear in the number of
-records, never quadratic. Twins and 同名同姓 namesakes (``hard_negatives.parquet``) count as merged when
-any record of one shares a predicted person with any record of the other. Quarantined records are not
+records, never quadratic. Twins, 同名同姓 namesakes and the people a record was keyed with a household
+member's ID number for, with that member (``hard_negatives.parquet``), count as merged when any record
+of one shares a predicted person with any record of the other. Quarantined records are not
 linked, so evaluation covers staged records only.
 
 The result, with the command, data size, machine and timings, is appended to
@@ -114,7 +115,7 @@ def merged_hard_negatives(mapping: pd.DataFrame, truth: pd.DataFrame, negatives:
         .drop_duplicates(["person_a", "person_b"])
     )
     out: dict[str, int] = {}
-    for kind in ("twin", "namesake"):
+    for kind in ("twin", "namesake", "borrowed_id"):
         out[f"{kind}_pairs"] = int((evaluable["kind"] == kind).sum())
         out[f"{kind}_merged"] = int((merged["kind"] == kind).sum())
     return out
@@ -171,9 +172,12 @@ def run(persons: int, seed: int, keep: Path | None, model: str = "em") -> str:
         f"({scores['true_positive_pairs']:,} of {scores['predicted_pairs']:,} predicted pairs correct, "
         f"{scores['true_pairs']:,} true pairs); {scores['predicted_persons']:,} persons predicted\n"
         f"- hard negatives merged: twins {hard['twin_merged']} of {hard['twin_pairs']}, "
-        f"namesakes {hard['namesake_merged']} of {hard['namesake_pairs']}\n"
+        f"namesakes {hard['namesake_merged']} of {hard['namesake_pairs']}, "
+        f"a person with a row under a household member's ID and that member {hard['borrowed_id_merged']} of "
+        f"{hard['borrowed_id_pairs']}\n"
         f"- link step: **{link_seconds:.2f} s** ({phases}); candidate pairs {result.stats['candidate_pairs']:,}, "
-        f"links {result.stats['links']:,}, cut {result.stats['links_cut']:,}, vetoed {result.stats['vetoed_pairs']:,}\n"
+        f"links {result.stats['links']:,}, cut {result.stats['links_cut']:,}, vetoed {result.stats['vetoed_pairs']:,}, "
+        f"ID-sharing conflicts {result.stats.get('id_sharing_conflicts', 0):,}\n"
         f"- other steps: generate {generate_seconds:.1f} s, read {stage_seconds['read']:.1f} s, "
         f"stage {stage_seconds['stage']:.1f} s; peak RSS {peak_gb:.2f} GB (whole process)\n"
     )

@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -34,9 +34,22 @@ from dedup.prepare import HAN_CHARACTER, TEXT, sorted_words
 from dedup.settings import ELSE, AddressComparison, Comparison, NameComparison
 from dedup.shapes import shape_key
 
-__all__ = ["CodedStrings", "LevelTest", "PairBatch", "RecordArrays", "compare_pairs", "level_labels", "level_test"]
+__all__ = [
+    "STATED_FIELDS",
+    "CodedStrings",
+    "LevelTest",
+    "PairBatch",
+    "RecordArrays",
+    "compare_pairs",
+    "level_labels",
+    "level_test",
+]
 
 _ID_LENGTH = 18
+
+#: Fields a valid ID number overrules (its sex digit, its birth date), compared a second time on what
+#: each record states of itself where two records share a valid ID number (``stated_<field>``).
+STATED_FIELDS: tuple[str, ...] = ("sex", "birth_date")
 
 _T = TypeVar("_T")
 
@@ -71,7 +84,8 @@ class RecordArrays:
     ``address_words`` is the same for addresses without Chinese characters. ``name_parts`` and
     ``dotted_name`` split a minority name at its middle dot; ``name_shape`` folds look-alike characters
     (:mod:`dedup.shapes`). ``birth_digits`` holds YYYYMMDD as digits and ``birth_days`` the date as a day
-    number, to find dates one slip apart.
+    number, to find dates one slip apart. ``stated`` is the same records with the sex and birth date
+    each states of itself in place of those its valid ID number carries (:meth:`as_stated`).
     """
 
     name: CodedStrings
@@ -101,47 +115,26 @@ class RecordArrays:
     name_word_count: np.ndarray
     dotted_name: np.ndarray
     address_words: CodedStrings
+    stated: RecordArrays | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_prepared(cls, prepared: pd.DataFrame) -> RecordArrays:
         """Build the arrays from :func:`dedup.prepare.prepare_records` output (``rid`` = row position)."""
-        ids = prepared["id_number"].str.upper()
-        # Resident ID numbers go on a digit matrix; identifiers of another scheme (see
-        # :func:`dedup.prepare.generic_identifier`) are compared as strings.
-        id_resident = ids.str.fullmatch(r"[0-9]{17}[0-9X]").fillna(False).to_numpy(dtype=bool)
-        # 'X' (check value 10) becomes byte 10 so equal IDs have equal rows; absent IDs stay all zero.
-        id_text = ids.where(id_resident, "0" * _ID_LENGTH).str.replace("X", ":", regex=False)
-        id_bytes = "".join(id_text.tolist()).encode("ascii")
-        id_digits = (np.frombuffer(id_bytes, dtype=np.uint8).reshape(-1, _ID_LENGTH) - ord("0")).astype(np.uint8)
-        id_digits[~id_resident] = 0
         latin = (~prepared["name"].str.contains(HAN_CHARACTER, regex=True)).fillna(False).to_numpy(dtype=bool)
         # Latin names compare in either word order ("smith john" / "john smith").
         words = sorted_words(prepared["name_pinyin"].where(latin))
 
         name_words = _word_matrix(prepared["name_pinyin"].where(latin), _NAME_WORDS)
         source = pd.factorize(prepared["source"], use_na_sentinel=True)[0].astype(np.int32)
-        precision = prepared["birth_precision"].to_numpy(dtype=np.int8)
-        birth = _digit_matrix(prepared["birth_date"], 10)
-        return cls(
+        arrays = cls(
             name=CodedStrings.of(prepared["name"]),
             pinyin=CodedStrings.of(prepared["name_pinyin"]),
-            id_digits=id_digits,
-            id_present=ids.notna().to_numpy(dtype=bool),
-            id_valid=prepared["id_number_valid"].to_numpy(dtype=bool) & id_resident,
-            birth_year=_number(birth, 0, 4, precision >= 1),
-            birth_month=_number(birth, 5, 7, precision >= 2),
-            birth_day=_number(birth, 8, 10, precision >= 3),
-            birth_digits=birth[:, [0, 1, 2, 3, 5, 6, 8, 9]].astype(np.uint8),
-            birth_days=_days(prepared["birth_date"].where(precision >= 3)),
-            birth_precision=precision,
-            sex=CodedStrings.of(prepared["sex"]),
+            **_identity_columns(prepared),
             phone=CodedStrings.of(prepared["phone"]),
             address=CodedStrings.of(prepared["address"]),
             household=CodedStrings.of(prepared["household"]),
             community=CodedStrings.of(prepared["community"]),
             source=source,
-            id_text=CodedStrings.of(ids),
-            id_resident=id_resident,
             latin_name=latin,
             sorted_words=CodedStrings.of(words),
             name_words=name_words,
@@ -151,6 +144,37 @@ class RecordArrays:
             dotted_name=prepared["name"].str.contains("·", regex=False).fillna(False).to_numpy(dtype=bool),
             address_words=CodedStrings.of(prepared["address_words"]),
         )
+        return arrays._with_stated(prepared)
+
+    def with_identities_of(self, prepared: pd.DataFrame) -> RecordArrays:
+        """These records with their ID numbers, sex and birth dates read again from ``prepared`` — the
+        same records in the same order, of which only those columns changed (a borrowed ID number
+        taken off, :func:`dedup.id_sharing.without_borrowed_ids`) — and every other column kept, so
+        names and addresses are not encoded twice."""
+        return replace(self, **_identity_columns(prepared), stated=None)._with_stated(prepared)
+
+    def _with_stated(self, prepared: pd.DataFrame) -> RecordArrays:
+        stated = replace(
+            self,
+            sex=CodedStrings.of(prepared["stated_sex"]),
+            **_birth_columns(prepared["stated_birth_date"], prepared["stated_birth_precision"]),
+        )
+        return replace(self, stated=stated)
+
+    def as_stated(self) -> RecordArrays:
+        """These records with the sex and birth date each states of itself (the ID's where it states
+        none), so the sex and birth-date level tests can run on what two records *say* where a shared
+        valid ID number makes their usual values equal by construction. The other columns are shared.
+
+        Raises:
+            ValueError: the records were prepared without the stated columns.
+        """
+        if self.stated is None:
+            raise ValueError(
+                "these records carry no stated sex and birth date; build them with "
+                "RecordArrays.from_prepared(prepare_records(records))"
+            )
+        return self.stated
 
     def __len__(self) -> int:
         return len(self.id_present)
@@ -255,7 +279,11 @@ def compare_pairs(
         A frame with one int8 column per comparison, named for its field (``id_number``, ``name`` …),
         holding the code of the level reached (its position in the comparison's levels; see
         :func:`level_labels`), plus ``ids_both_valid``, ``id_valid_any`` (either record has a valid ID
-        number) and ``same_source`` (bool), which vetoes need.
+        number) and ``same_source`` (bool), which vetoes need. Where ``sex`` and ``birth_date`` are
+        compared, ``stated_sex`` and ``stated_birth_date`` hold the codes of the same comparisons run
+        on what each record states of itself (:meth:`RecordArrays.as_stated`), for the pairs that
+        share a valid ID number — whose usual sex and birth date are the ID's, equal by construction —
+        and the ``null`` level elsewhere: they tell a record keyed with another resident's ID number.
 
     Raises:
         ConfigError: a level names a test that is not registered.
@@ -264,12 +292,20 @@ def compare_pairs(
     rid_r = np.asarray(rid_r, dtype=np.int64)
     columns: dict[str, np.ndarray] = {}
     for comparison in comparisons:
-        tests = [_registered(comparison, level.label, level.test) for level in comparison.levels]
-        columns[comparison.field] = _level_codes(comparison, tests, PairBatch(arrays, rid_l, rid_r))
+        columns[comparison.field] = _level_codes(comparison, _tests(comparison), PairBatch(arrays, rid_l, rid_r))
     columns["ids_both_valid"] = arrays.id_valid[rid_l] & arrays.id_valid[rid_r]
     columns["id_valid_any"] = arrays.id_valid[rid_l] | arrays.id_valid[rid_r]
     source_l = arrays.source[rid_l]
     columns["same_source"] = (source_l >= 0) & (source_l == arrays.source[rid_r])
+    id_l, id_r = arrays.id_text.codes[rid_l], arrays.id_text.codes[rid_r]
+    shared = np.flatnonzero(columns["ids_both_valid"] & (id_l == id_r))
+    for comparison in comparisons:
+        if comparison.field in STATED_FIELDS:
+            codes = np.zeros(len(rid_l), dtype=np.int8)  # the null level: no evidence
+            if len(shared):
+                batch = PairBatch(arrays.as_stated(), rid_l[shared], rid_r[shared])
+                codes[shared] = _level_codes(comparison, _tests(comparison), batch)
+            columns[f"stated_{comparison.field}"] = codes
     return pd.DataFrame(columns)
 
 
@@ -277,6 +313,10 @@ def level_labels(comparison: Comparison, codes: np.ndarray | pd.Series) -> pd.Se
     """Level labels (``"exact"``, ``"typo"`` …) for level codes of ``comparison``."""
     labels = np.asarray(comparison.labels, dtype=object)
     return pd.Series(labels[np.asarray(codes, dtype=np.int64)], dtype=TEXT)
+
+
+def _tests(comparison: Comparison) -> list[LevelTest]:
+    return [_registered(comparison, level.label, level.test) for level in comparison.levels]
 
 
 def _registered(comparison: Comparison, label: str, name: str) -> LevelTest:
@@ -670,6 +710,43 @@ def _distinct_pair_scores(
         dtype=np.float32,
     )
     return scores[inverse]
+
+
+def _identity_columns(prepared: pd.DataFrame) -> dict[str, Any]:
+    """The columns of :class:`RecordArrays` a valid ID number decides: the number itself, and the sex
+    and birth date it overrules the stated ones with."""
+    ids = prepared["id_number"].str.upper()
+    # Resident ID numbers go on a digit matrix; identifiers of another scheme (see
+    # :func:`dedup.prepare.generic_identifier`) are compared as strings.
+    id_resident = ids.str.fullmatch(r"[0-9]{17}[0-9X]").fillna(False).to_numpy(dtype=bool)
+    # 'X' (check value 10) becomes byte 10 so equal IDs have equal rows; absent IDs stay all zero.
+    id_text = ids.where(id_resident, "0" * _ID_LENGTH).str.replace("X", ":", regex=False)
+    id_bytes = "".join(id_text.tolist()).encode("ascii")
+    id_digits = (np.frombuffer(id_bytes, dtype=np.uint8).reshape(-1, _ID_LENGTH) - ord("0")).astype(np.uint8)
+    id_digits[~id_resident] = 0
+    return {
+        "id_digits": id_digits,
+        "id_present": ids.notna().to_numpy(dtype=bool),
+        "id_valid": prepared["id_number_valid"].to_numpy(dtype=bool) & id_resident,
+        "id_text": CodedStrings.of(ids),
+        "id_resident": id_resident,
+        "sex": CodedStrings.of(prepared["sex"]),
+        **_birth_columns(prepared["birth_date"], prepared["birth_precision"]),
+    }
+
+
+def _birth_columns(dates: pd.Series, precision: pd.Series) -> dict[str, np.ndarray]:
+    """The birth-date columns of :class:`RecordArrays` from ISO dates and their precision codes."""
+    precision = precision.to_numpy(dtype=np.int8)
+    birth = _digit_matrix(dates, 10)
+    return {
+        "birth_year": _number(birth, 0, 4, precision >= 1),
+        "birth_month": _number(birth, 5, 7, precision >= 2),
+        "birth_day": _number(birth, 8, 10, precision >= 3),
+        "birth_digits": birth[:, [0, 1, 2, 3, 5, 6, 8, 9]].astype(np.uint8),
+        "birth_days": _days(dates.where(precision >= 3)),
+        "birth_precision": precision,
+    }
 
 
 def _digit_matrix(values: pd.Series, width: int) -> np.ndarray:

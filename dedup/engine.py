@@ -5,6 +5,11 @@ directory) and are streamed through comparison and scoring in batches of ``setti
 links and near misses — a few per record — are kept in Python. Before clustering, the candidate pairs
 that fall inside one linked component are scored again to find the vetoed ones among them: those
 become cannot-link constraints, so transitivity never unites what a veto keeps apart.
+
+Records that carry one valid ID number are one person even where no link joins them, so a record
+keyed with another resident's number is dealt with first (:mod:`dedup.id_sharing`): the borrower of
+each ID-sharing conflict is linked as a record without a number, the conflict is a cannot-link and a
+pair for review, and the mapping marks the borrower ``id_number_disputed``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import pandas as pd
 
 from dedup.blocking import PAIRS_TABLE, candidate_pairs, iter_pair_batches
 from dedup.cluster import cluster_links, components
-from dedup.compare import RecordArrays, compare_pairs, level_labels
+from dedup.compare import STATED_FIELDS, RecordArrays, compare_pairs, level_labels
+from dedup.id_sharing import ID_SHARING_VETO, find_id_sharing, without_borrowed_ids
 from dedup.ids import PreviousLinking, assign_stable_ids
 from dedup.model import FellegiSunterModel, train_model
 from dedup.prepare import TEXT, prepare_records
@@ -39,8 +45,13 @@ class LinkResult:
     """What :func:`link_records` found.
 
     Attributes:
-        mapping: ``record_id, person_id``, one row per input record, in input order.
-        pairs: links, near misses and high-scoring vetoed pairs: ``record_id_l, record_id_r, score,
+        mapping: ``record_id, person_id, id_number_disputed``, one row per input record, in input order;
+            ``id_number_disputed`` marks a record keyed with another resident's valid ID number (the
+            borrower of an ID-sharing conflict no reviewer has judged ``same``, see
+            :mod:`dedup.id_sharing`): the number is not its person's, and no decision made under that
+            number (consent) is its person's.
+        pairs: links, near misses, high-scoring vetoed pairs and every ID-sharing conflict in force
+            (decision ``vetoed``, veto ``id_sharing_conflict``, rule ``id_number``): ``record_id_l, record_id_r, score,
             decision`` (``link``, ``cut``, ``vetoed``, ``near_miss``), ``veto`` (the veto, or null),
             ``rule`` (first blocking rule that produced the pair), one level label per comparison, and
             the waterfall: ``w_prior`` and one ``w_<field>`` per comparison (bits) adding up to
@@ -87,6 +98,15 @@ def link_records(
 
     prepared = prepare_records(records)
     arrays = RecordArrays.from_prepared(prepared)
+    # Review decisions bind: "same" pairs join as forced links, "different" ones as cannot-links.
+    decided = decided_pairs(prepared["record_id"], previous.decisions)
+    # A record keyed with another resident's number is linked as a record without one.
+    sharing = find_id_sharing(prepared, arrays, settings, decided)
+    conflict_l, conflict_r, borrowed = sharing.left, sharing.right, sharing.borrowed
+    with_numbers = arrays
+    if borrowed.any():
+        prepared = without_borrowed_ids(records, prepared, borrowed)
+        arrays = arrays.with_identities_of(prepared)
     seconds["prepare"] = _lap(started)
     log.info("prepared %d records in %.1fs", len(prepared), seconds["prepare"])
 
@@ -102,18 +122,17 @@ def link_records(
 
         phase = time.perf_counter()
         pairs = _score_candidates(con, arrays, settings, report.candidate_pairs, model)
+        pairs = pd.concat([pairs, _conflict_pairs(with_numbers, arrays, settings, model, conflict_l, conflict_r)],
+                          ignore_index=True)
         seconds["compare_score"] = _lap(phase)
 
         phase = time.perf_counter()
         is_link = pairs["decision"].eq("link").fillna(False).to_numpy(dtype=bool)
         link_l = pairs["rid_l"].to_numpy()[is_link]
         link_r = pairs["rid_r"].to_numpy()[is_link]
-        # Review decisions bind: "same" pairs join as forced links, "different" ones as cannot-links.
-        decided = decided_pairs(prepared["record_id"], previous.decisions)
         link_l, link_r, link_score = decided.forced_links(link_l, link_r, pairs["score"].to_numpy()[is_link])
-        cannot_link = decided.cannot_link(
-            *_vetoed_within(con, arrays, settings, components(len(prepared), link_l, link_r))
-        )
+        within_l, within_r = _vetoed_within(con, arrays, settings, components(len(prepared), link_l, link_r))
+        cannot_link = decided.cannot_link(np.r_[within_l, conflict_l], np.r_[within_r, conflict_r])
     valid_id = prepared["id_number"].where(prepared["id_number_valid"])
     clusters = cluster_links(len(prepared), link_l, link_r, link_score, valid_id, cannot_link)
     scored_cut = clusters.cut[: int(is_link.sum())]
@@ -121,7 +140,7 @@ def link_records(
     decision[np.flatnonzero(is_link)[scored_cut]] = "cut"
     pairs["decision"] = pd.Series(decision, dtype=TEXT)
     ids = assign_stable_ids(prepared["record_id"], clusters.labels, previous.mapping, previous.issued_ids, id_key)
-    mapping = ids.mapping
+    mapping = ids.mapping.assign(id_number_disputed=borrowed)
     seconds["cluster"] = _lap(phase)
 
     pairs = _explain(pairs, prepared, settings)
@@ -143,6 +162,8 @@ def link_records(
         "ids_merged": int((ids.history["kind"] == "merge").sum()),
         "ids_split": int((ids.history["kind"] == "split").sum()),
         "vetoed_pairs": int((pairs["decision"] == "vetoed").sum()),
+        "id_sharing_conflicts": len(conflict_l),
+        "ids_disputed": int(borrowed.sum()),
         "near_misses": int((pairs["decision"] == "near_miss").sum()),
         "cannot_link_pairs": len(cannot_link[0]),
         "split_components": clusters.split_components,
@@ -188,6 +209,41 @@ def _score_candidates(
     return pd.concat(kept, ignore_index=True) if kept else _empty_pairs(settings)
 
 
+def _conflict_pairs(
+    with_numbers: RecordArrays,
+    arrays: RecordArrays,
+    settings: LinkSettings,
+    model: FellegiSunterModel,
+    rid_l: np.ndarray,
+    rid_r: np.ndarray,
+) -> pd.DataFrame:
+    """The ID-sharing conflicts as scored pairs (decision ``vetoed``), compared as the departments wrote
+    them — with the borrowed number (``with_numbers``) — and weighed by the model, to explain and review.
+    Their borrowers are linked without the number, so blocking no longer pairs them with its holder."""
+    if not len(rid_l):
+        return _empty_pairs(settings)
+    levels = compare_pairs(with_numbers, rid_l, rid_r, settings.comparisons)
+    scored = score_pairs(levels, settings, model.contributions(levels, arrays, rid_l, rid_r), model.prior_weight)
+    batch = levels.copy()
+    batch.insert(0, "rid_l", rid_l.astype(np.int32))
+    batch.insert(1, "rid_r", rid_r.astype(np.int32))
+    batch["rule"] = np.int16(_id_number_rule(settings))
+    batch["score"] = scored.score
+    batch["decision"] = pd.Series("vetoed", index=batch.index, dtype=TEXT)
+    batch["veto"] = pd.Series(ID_SHARING_VETO, index=batch.index, dtype=TEXT)
+    batch["w_prior"] = np.float32(model.prior_weight)
+    for name, contribution in scored.contributions.items():
+        batch[f"w_{name}"] = contribution
+    return batch
+
+
+def _id_number_rule(settings: LinkSettings) -> int:
+    """Index of the blocking rule that pairs records on their ID number alone; the conflicts are
+    reported under its name (``len(blocking_rules)``, read as ``id_number``, where none is declared)."""
+    return next((i for i, rule in enumerate(settings.blocking_rules) if rule.keys == ("id_number",)),
+                len(settings.blocking_rules))
+
+
 def _vetoed_within(
     con: duckdb.DuckDBPyConnection, arrays: RecordArrays, settings: LinkSettings, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -219,7 +275,7 @@ def _explain(pairs: pd.DataFrame, prepared: pd.DataFrame, settings: LinkSettings
     """
     pairs = pairs.sort_values(["rid_l", "rid_r"], ignore_index=True)
     record_id = prepared["record_id"].to_numpy(dtype=object)
-    rules = np.asarray([rule.name for rule in settings.blocking_rules], dtype=object)
+    rules = np.asarray([*(rule.name for rule in settings.blocking_rules), "id_number"], dtype=object)
     out = pd.DataFrame(
         {
             "record_id_l": pd.Series(record_id[pairs["rid_l"].to_numpy(dtype=np.int64)], dtype=TEXT),
@@ -251,6 +307,9 @@ def _empty_pairs(settings: LinkSettings) -> pd.DataFrame:
     columns["ids_both_valid"] = pd.Series([], dtype=bool)
     columns["id_valid_any"] = pd.Series([], dtype=bool)
     columns["same_source"] = pd.Series([], dtype=bool)
+    for stated in STATED_FIELDS:
+        if settings.comparison(stated) is not None:
+            columns[f"stated_{stated}"] = pd.Series([], dtype=np.int8)
     columns["rule"] = pd.Series([], dtype=np.int16)
     columns["score"] = pd.Series([], dtype=np.float32)
     columns["decision"] = pd.Series([], dtype=TEXT)

@@ -72,6 +72,9 @@ PREPARED_COLUMNS: tuple[str, ...] = (
     "birth_year",
     "birth_ym",
     "birth_md",
+    "stated_sex",
+    "stated_birth_date",
+    "stated_birth_precision",
     "id_number",
     "id_number_valid",
     "phone",
@@ -113,7 +116,10 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
         empty strings, so they never block together or compare equal. The birth date is the one
         embedded in a valid ID number, else the stated one, else the one in an ID number whose check
         character fails; ``birth_precision`` is 0 (none), 1 (year), 2 (month) or 3 (day). ``sex`` is the
-        one a valid ID encodes, else the stated one. ``id_number`` holds resident ID numbers (18-character form) when
+        one a valid ID encodes, else the stated one. ``stated_sex``, ``stated_birth_date`` and
+        ``stated_birth_precision`` are what the record says of itself, where its ID number would
+        overrule it (the ID's where it says nothing): they tell a record keyed with another
+        resident's ID number from a slip (see the ``id_sharing_conflict`` veto). ``id_number`` holds resident ID numbers (18-character form) when
         most present values are such, else every value as a :func:`generic_identifier`. Names and
         addresses without Chinese characters keep their words: ``name_pinyin`` holds a Latin name's
         lower-case words in order (first word as ``surname_pinyin``), ``address_words`` an address's
@@ -157,6 +163,7 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
     # A valid ID's birth digits are protected by its check character, a stated date is not: a record
     # whose stated date contradicts its own valid ID (a slip on a form) takes the ID's date, as its sex.
     from_id = ((precision == 0) | id_valid) & pd.notna(id_birth)
+    stated_birth, stated_precision = _stated_or(birth, precision, id_birth)
     birth = np.where(from_id, id_birth, birth)
     precision = np.where(from_id, np.int8(3), precision).astype("int8")
     birth = pd.Series(birth, dtype=TEXT)
@@ -167,7 +174,8 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
 
     # A valid ID's sex digit is protected by the check character; a stated 男/女 is not.
     id_sex = ids["id_sex"].astype(TEXT).reset_index(drop=True)
-    sex = id_sex.where(pd.Series(id_valid), normalize_sex(frame["sex"]))
+    stated_sex = normalize_sex(frame["sex"]).reset_index(drop=True)
+    sex = id_sex.where(pd.Series(id_valid), stated_sex)
 
     prepared = pd.DataFrame(
         {
@@ -185,6 +193,9 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
             "birth_year": birth.str[:4].where(precision >= 1),
             "birth_ym": birth.str[:7].where(precision >= 2),
             "birth_md": birth.str[5:10].where(precision >= 3),
+            "stated_sex": stated_sex.fillna(id_sex).astype(TEXT),
+            "stated_birth_date": stated_birth,
+            "stated_birth_precision": stated_precision,
             "id_number": id_number,
             "id_number_valid": id_valid & id_number.notna().to_numpy(),
             "phone": _blank_to_na(normalize_phone(_text(frame["phone"])).astype(TEXT)),
@@ -197,6 +208,15 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return prepared.loc[:, list(PREPARED_COLUMNS)]
+
+
+def _stated_or(birth: np.ndarray, precision: np.ndarray, id_birth: np.ndarray) -> tuple[pd.Series, np.ndarray]:
+    """The birth date a record states and its precision code; the one its ID number carries where it
+    states none (a record that says nothing contradicts nothing)."""
+    from_id = (precision == 0) & pd.notna(id_birth)
+    stated = pd.Series(np.where(from_id, id_birth, birth), dtype=TEXT)
+    stated_precision = np.where(from_id, np.int8(3), precision).astype("int8")
+    return stated.where(stated_precision > 0), stated_precision
 
 
 def generic_identifier(values: pd.Series) -> pd.Series:

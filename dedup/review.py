@@ -1,12 +1,16 @@
 """Clerical review: uncertain pairs wait for a person's decision, and decisions bind every later run.
 
 The engine links what the evidence settles; pairs in the uncertain band (decision ``near_miss``) are
-not merged but queued for the data team with both records side by side. A reviewer's decision on a pair
+not merged but queued for the data team with both records side by side. So are the pairs the
+``id_sharing_conflict`` veto keeps apart (:data:`REVIEWED_VETOES`): two records under one valid ID
+number that contradict each other on name, sex and birth date, one of them keyed with another
+resident's number — labelled 公民身份号码冲突 for the reviewer. A reviewer's decision on a pair
 — ``same`` or ``different`` — is kept in a :class:`DecisionLog` under the data home and applied on every
 later run: ``same`` as a must-link (a forced link, kept before any scored one; it also overrides a hard
 rule's veto on that very pair), ``different`` as a cannot-link constraint for clustering. Two records
-holding the same valid ID number stay one person and two different valid IDs stay two, whatever a
-decision says: those are identity facts, not judgements. A decided pair leaves the queue.
+holding the same valid ID number stay one person — except the side of an ID-sharing conflict that does
+not hold the number, until a reviewer judges the pair ``same`` — and two different valid IDs stay two,
+whatever a decision says: those are identity facts, not judgements. A decided pair leaves the queue.
 
 Example:
     >>> log = DecisionLog.in_home(home)                                        # doctest: +SKIP
@@ -32,6 +36,8 @@ __all__ = [
     "DECISION_COLUMNS",
     "QUEUE_COLUMNS",
     "QUEUE_SEEN_COLUMNS",
+    "REVIEWED_VETOES",
+    "REVIEW_REASONS",
     "REVIEW_VERDICTS",
     "UNCERTAIN_DECISIONS",
     "DecidedPairs",
@@ -48,6 +54,15 @@ log = logging.getLogger(__name__)
 
 #: Pair decisions the engine leaves to a reviewer instead of linking.
 UNCERTAIN_DECISIONS: tuple[str, ...] = ("near_miss",)
+#: Vetoes whose pairs also go to a reviewer: the veto keeps the records apart, but which record is
+#: whose, and what the department must correct, takes a person.
+REVIEWED_VETOES: tuple[str, ...] = ("id_sharing_conflict",)
+#: Why a pair is queued (``reason``: a decision of :data:`UNCERTAIN_DECISIONS` or a veto of
+#: :data:`REVIEWED_VETOES`) and how the queue says it to a reviewer (``reason_label``).
+REVIEW_REASONS: dict[str, str] = {
+    "near_miss": "疑似同一人（待核实）",
+    "id_sharing_conflict": "公民身份号码冲突（姓名、性别、出生日期均与同号记录不符）",
+}
 #: What a reviewer may decide about a pair.
 REVIEW_VERDICTS: tuple[str, ...] = ("same", "different")
 #: One recorded decision; ``record_id_a < record_id_b``; ``decided_at`` is UTC.
@@ -58,7 +73,8 @@ KEY_FIELDS: tuple[str, ...] = ("source", "name", "sex", "birth_date", "id_number
 QUEUE_SEEN_COLUMNS: tuple[str, ...] = ("record_id_a", "record_id_b", "first_seen_run")
 #: Columns of the review queue (``first_seen_run`` is null for a pair queued for the first time).
 QUEUE_COLUMNS: tuple[str, ...] = (
-    "record_id_a", "record_id_b", "score", "decision", "rule", "evidence", "person_id_a", "person_id_b",
+    "record_id_a", "record_id_b", "score", "decision", "reason", "reason_label", "rule", "evidence",
+    "person_id_a", "person_id_b",
     "same_person_now", *(f"{f}_a" for f in KEY_FIELDS), *(f"{f}_b" for f in KEY_FIELDS), "first_seen_run",
 )
 
@@ -153,8 +169,13 @@ class DecidedPairs:
     def cannot_link(self, vetoed_l: np.ndarray, vetoed_r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The vetoed pairs, less those a reviewer judged ``same``, plus every ``different`` pair."""
         vetoed_l, vetoed_r = np.asarray(vetoed_l, dtype=np.int64), np.asarray(vetoed_r, dtype=np.int64)
-        overruled = np.isin(_pair_key(vetoed_l, vetoed_r), _pair_key(self.same_l, self.same_r))
+        overruled = self.judged_same(vetoed_l, vetoed_r)
         return np.r_[vetoed_l[~overruled], self.different_l], np.r_[vetoed_r[~overruled], self.different_r]
+
+    def judged_same(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Mask of the pairs ``(left[i], right[i])`` (either order) a reviewer decided are one person."""
+        left, right = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
+        return np.isin(_pair_key(left, right), _pair_key(self.same_l, self.same_r))
 
 
 def _pair_key(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -188,6 +209,10 @@ def build_review_queue(
 ) -> pd.DataFrame:
     """The uncertain pairs nobody has decided yet, with both records' key fields and the evidence.
 
+    Uncertain are the near misses and the pairs a veto of :data:`REVIEWED_VETOES` keeps apart (two
+    records sharing one valid ID number that contradict each other on name, sex and birth date);
+    ``reason`` says which, ``reason_label`` says it in Chinese for the reviewer (:data:`REVIEW_REASONS`).
+
     Args:
         pairs: explained pairs from the engine (``record_id_l, record_id_r, score, decision, veto, rule``
             and one level label per comparison).
@@ -208,6 +233,8 @@ def build_review_queue(
     fields_a = ", ".join(_key_field_sql(records, "ka", f, "a") for f in KEY_FIELDS)
     fields_b = ", ".join(_key_field_sql(records, "kb", f, "b") for f in KEY_FIELDS)
     uncertain = ", ".join(f"'{d}'" for d in UNCERTAIN_DECISIONS)
+    reviewed = ", ".join(f"'{v}'" for v in REVIEWED_VETOES)
+    reason = "CASE " + " ".join(f"WHEN u.reason = '{code}' THEN '{label}'" for code, label in REVIEW_REASONS.items()) + " END"
     with duckdb.connect() as con:
         con.register("review_pairs", pairs)
         # Only the few queued records are looked up; the frame itself is scanned in place, not copied.
@@ -221,10 +248,14 @@ def build_review_queue(
                 SELECT least(CAST(p.record_id_l AS VARCHAR), CAST(p.record_id_r AS VARCHAR)) AS record_id_a,
                        greatest(CAST(p.record_id_l AS VARCHAR), CAST(p.record_id_r AS VARCHAR)) AS record_id_b,
                        CAST(p.score AS DOUBLE) AS score, CAST(p.decision AS VARCHAR) AS decision,
+                       CASE WHEN p.veto IN ({reviewed}) THEN CAST(p.veto AS VARCHAR)
+                            ELSE CAST(p.decision AS VARCHAR) END AS reason,
                        CAST(p.rule AS VARCHAR) AS rule, {evidence} AS evidence
-                FROM review_pairs p WHERE p.decision IN ({uncertain})
+                FROM review_pairs p
+                WHERE p.decision IN ({uncertain}) OR (p.decision = 'vetoed' AND p.veto IN ({reviewed}))
             )
-            SELECT u.record_id_a, u.record_id_b, u.score, u.decision, u.rule, u.evidence,
+            SELECT u.record_id_a, u.record_id_b, u.score, u.decision, u.reason, {reason} AS reason_label,
+                   u.rule, u.evidence,
                    CAST(ma.person_id AS VARCHAR) AS person_id_a, CAST(mb.person_id AS VARCHAR) AS person_id_b,
                    ma.person_id = mb.person_id AS same_person_now, {fields_a}, {fields_b},
                    CAST(s.first_seen_run AS VARCHAR) AS first_seen_run
@@ -347,6 +378,8 @@ def format_review_queue(queue: pd.DataFrame, limit: int | None = None) -> str:
             f"[{number}] {pair['record_id_a']}  ~  {pair['record_id_b']}   score {pair['score']:.2f}   "
             f"{together}   first queued in run {pair.get('first_seen_run') or '?'}"
         )
+        if not _missing(pair.get("reason")):
+            lines.append(f"    why: {pair.get('reason_label') or ''} ({pair['reason']})")
         for side in ("a", "b"):
             values = [pair.get(f"{f}_{side}") for f in KEY_FIELDS]
             lines.append(f"    {side}: " + "  ".join("-" if _missing(v) else str(v) for v in values))

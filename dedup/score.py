@@ -19,7 +19,16 @@ decision can be read back as a waterfall: "prior −16.8, ID typo +15.1, name ho
   copies the name and address from its own register or re-types the name through an input method (which
   slips to a homophone, 张伟 / 张玮), so another name in the same household and birth month is far more
   often a twin than a slip — twins get names that sound different — and a second address a namesake
-  more often than a move.
+  more often than a move;
+- two records that carry the same valid ID number but disagree on everything that number is supposed
+  to vouch for: names beyond a slip (not a homophone, a look-alike, a typo or one character), and the
+  sex and birth date each record *states* (the ID's where it states none), the date by more than a
+  slip. A valid ID's sex digit and birth date make the two records' usual sex and date equal by
+  construction, so the stated ones are compared (``stated_sex``, ``stated_birth_date``): one
+  misremembered field is a slip the shared ID overrules, but a wholly different name, sex and birth
+  date is a different person whose record was keyed with another resident's ID number (a spouse's,
+  a neighbour's, a parent's used for a child). :mod:`dedup.id_sharing` finds these pairs before
+  linking, whatever their score, and they go to clerical review.
 
 A veto reads the levels by their labels ("the name reached neither ``exact`` nor ``homophone``"), never by
 their codes, so declaring another level in :mod:`dedup.settings` leaves every veto as it was.
@@ -35,11 +44,15 @@ import pandas as pd
 from dedup.prepare import TEXT
 from dedup.settings import LinkSettings
 
-__all__ = ["DECISIONS", "ScoredPairs", "score_pairs"]
+__all__ = ["DECISIONS", "NAME_SLIPS", "ScoredPairs", "score_pairs", "violates"]
 
 #: ``link`` — accepted; ``vetoed`` — a veto forbids it; ``near_miss`` — within the review margin
 #: below the threshold; ``cut`` (set by clustering) — accepted but cut to keep two valid IDs apart.
 DECISIONS: tuple[str, ...] = ("link", "near_miss", "vetoed", "cut")
+
+#: Name levels that are one name written another way, not another name: what a shared valid ID
+#: number overrules (``id_sharing_conflict``). A level not listed counts as another name.
+NAME_SLIPS: tuple[str, ...] = ("null", "exact", "homophone", "shape", "typo", "similar")
 
 
 @dataclass(frozen=True)
@@ -103,7 +116,7 @@ def score_pairs(
 
     veto = np.full(n, None, dtype=object)
     for name in reversed(settings.vetoes):
-        veto[_violates(name, levels, settings)] = name
+        veto[violates(name, levels, settings)] = name
 
     vetoed = veto != None  # noqa: E711 — element-wise on an object array
     decision = np.full(n, None, dtype=object)
@@ -120,8 +133,15 @@ def score_pairs(
     )
 
 
-def _violates(veto: str, levels: pd.DataFrame, settings: LinkSettings) -> np.ndarray:
-    """Mask of the pairs ``veto`` forbids (see the module docstring for why each is conclusive)."""
+def violates(veto: str, levels: pd.DataFrame, settings: LinkSettings) -> np.ndarray:
+    """Mask of the pairs ``veto`` forbids (see the module docstring for why each is conclusive).
+
+    ``levels`` needs the columns of the comparisons the veto reads, and no others: a caller that only
+    asks one veto may compare only those fields (:func:`dedup.compare.compare_pairs`).
+
+    Raises:
+        ValueError: ``veto`` is not one of :data:`dedup.settings.VETOES`.
+    """
     if veto == "distinct_valid_ids":
         return levels["ids_both_valid"].to_numpy() & ~_reached(levels, settings, "id_number", ("exact",))
     if veto == "different_sex":
@@ -142,12 +162,28 @@ def _violates(veto: str, levels: pd.DataFrame, settings: LinkSettings) -> np.nda
         mismatch = ~_reached(levels, settings, "name", ("null", "exact", "homophone"))
         mismatch |= _reached(levels, settings, "address", ("different",))
         return levels["same_source"].to_numpy() & mismatch & ~_reached(levels, settings, "id_number", ("exact", "typo"))
+    if veto == "id_sharing_conflict":
+        # The shared valid ID makes both records' sex and birth date the ID's; what each record states
+        # is compared instead. Any one of name, sex or date may be a slip the ID overrules (a
+        # homophone, a wrong 男/女, a mistyped day), but not all three at once.
+        another_name = ~_reached(levels, settings, "name", NAME_SLIPS)
+        another_sex = _reached(levels, settings, "sex", ("different",), column="stated_sex")
+        another_birth = _reached(levels, settings, "birth_date", ("different",), column="stated_birth_date")
+        return _shares_valid_id(levels, settings) & another_name & another_sex & another_birth
     raise ValueError(f"unknown veto {veto!r}")
 
 
-def _reached(levels: pd.DataFrame, settings: LinkSettings, field: str, labels: tuple[str, ...]) -> np.ndarray:
+def _shares_valid_id(levels: pd.DataFrame, settings: LinkSettings) -> np.ndarray:
+    """Pairs whose records carry one and the same valid ID number."""
+    return levels["ids_both_valid"].to_numpy() & _reached(levels, settings, "id_number", ("exact",))
+
+
+def _reached(
+    levels: pd.DataFrame, settings: LinkSettings, field: str, labels: tuple[str, ...], column: str | None = None
+) -> np.ndarray:
     """Pairs whose ``field`` comparison reached one of the levels called ``labels``; none when the
-    settings do not compare ``field``.
+    settings do not compare ``field``. ``column`` reads the codes of that comparison from another column
+    (``stated_sex``: the sex comparison run on what the records state).
 
     Raises:
         ConfigError: the comparison declares no level of one of these labels.
@@ -155,4 +191,4 @@ def _reached(levels: pd.DataFrame, settings: LinkSettings, field: str, labels: t
     comparison = settings.comparison(field)
     if comparison is None:
         return np.zeros(len(levels), dtype=bool)
-    return np.isin(levels[field].to_numpy(), [comparison.code(label) for label in labels])
+    return np.isin(levels[column or field].to_numpy(), [comparison.code(label) for label in labels])

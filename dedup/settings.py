@@ -105,14 +105,20 @@ VETOES: dict[str, str] = {
         "one source holds both records, under names that differ beyond a homophone or at different "
         "addresses, and the ID numbers do not agree"
     ),
+    "id_sharing_conflict": (
+        "both records carry the same valid ID number, but the names differ beyond a slip and the sex and "
+        "the birth date each record states differ (the date by more than a slip): one of them was keyed "
+        "with another resident's ID number"
+    ),
 }
 
-#: The comparison each veto reads besides the ID numbers (which it does without when none is declared).
-_VETO_NEEDS: dict[str, str] = {
-    "distinct_valid_ids": "id_number",
-    "different_sex": "sex",
-    "contradicting_birth_dates": "birth_date",
-    "same_source_mismatch": "name",
+#: The comparisons each veto reads besides the ID numbers (which it does without when none is declared).
+_VETO_NEEDS: dict[str, tuple[str, ...]] = {
+    "distinct_valid_ids": ("id_number",),
+    "different_sex": ("sex",),
+    "contradicting_birth_dates": ("birth_date",),
+    "same_source_mismatch": ("name",),
+    "id_sharing_conflict": ("id_number", "name", "sex", "birth_date"),
 }
 
 #: The test of the catch-all level that ends every comparison: every pair no earlier level took.
@@ -922,11 +928,12 @@ class LinkSettings(_Settings):
         if len(set(compared)) != len(compared):
             raise _invalid(f"comparisons: one comparison per field, got fields {compared}", "comparisons")
         for veto in self.vetoes:
-            if _VETO_NEEDS[veto] not in compared:
-                raise _invalid(
-                    f"veto {veto!r} needs a {_VETO_NEEDS[veto]} comparison; add it to comparisons or drop the "
-                    "veto from vetoes", "vetoes"
-                )
+            for needed in _VETO_NEEDS[veto]:
+                if needed not in compared:
+                    raise _invalid(
+                        f"veto {veto!r} needs a {needed} comparison; add it to comparisons or drop the "
+                        "veto from vetoes", "vetoes"
+                    )
         for label in self.model.fixed_levels:
             field_name, level = label.split(".")
             comparison = self.comparison(field_name)

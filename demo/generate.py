@@ -14,8 +14,9 @@ source                    file under ``<home>/demo/``  form
 ========================  ===========================  ===========================================
 
 and, for tests and benchmarks only (the pipeline never reads them), ``truth/ground_truth.parquet``
-(every person-source row -> the true person), ``truth/hard_negatives.parquet`` (twins and
-同名同姓 namesakes that must not be merged) and ``truth/persons.parquet`` (the people themselves).
+(every person-source row -> the true person), ``truth/hard_negatives.parquet`` (twins, 同名同姓
+namesakes, and a person whose row was keyed with a household member's ID number with that member:
+pairs that must not be merged) and ``truth/persons.parquet`` (the people themselves).
 
 The rates of everything that makes the data realistic and messy are the constants right below;
 a record's defects are listed in the ground truth, so a test can ask, e.g., whether every row with
@@ -104,6 +105,7 @@ _MESS_TABLE = {
     "id_typo": (0.015, 0.015, 0.015, 0.015),  # one digit substituted or two adjacent swapped
     "id_15_digit": (0.02, 0.0, 0.02, 0.0),  # the pre-1999 form (people born 1900-1999)
     "id_missing": (0.05, 0.05, 0.05, 0.40),  # rows without an ID (census: often not recorded)
+    "borrowed_id": (0.002, 0.002, 0.0, 0.0),  # keyed with a household member's ID (spouse's; a parent's for a child)
     "phone_missing": (0.15, 0.15, 0.15, 0.0),  # rows without a phone (census has no phone column)
     "sex_error": (0.002, 0.002, 0.002, 0.002),  # the stated sex is the wrong one
     "birth_date_typo": (0.005, 0.005, 0.005, 0.005),  # a birth date a few days or a year off
@@ -246,7 +248,7 @@ def generate_demo(home: HomeLike, persons: int = 20_000, seed: int = 20261123) -
         "persons": truth_dir / "persons.parquet",
     }
     write_parquet(truth["ground_truth"], _ground_truth(tables, pop))
-    write_parquet(truth["hard_negatives"], _hard_negatives(pop))
+    write_parquet(truth["hard_negatives"], _hard_negatives(pop, tables))
     write_parquet(truth["persons"], _persons_table(pop))
 
     seconds = time.perf_counter() - started
@@ -600,8 +602,9 @@ def _ground_truth(tables: Mapping[str, SourceRows], pop: Population) -> pa.Table
     )
 
 
-def _hard_negatives(pop: Population) -> pa.Table:
-    """Pairs that look alike but are two people: twins, and namesakes born in the same year."""
+def _hard_negatives(pop: Population, tables: Mapping[str, SourceRows]) -> pa.Table:
+    """Pairs that look alike but are two people: twins, namesakes born in the same year, and a person
+    with a row keyed with another member of the household's ID number (``borrowed_id``) and that member."""
     first = np.flatnonzero((pop.twin_of >= 0) & (np.arange(pop.n) < pop.twin_of))
     twins = pd.DataFrame({"a": first, "b": pop.twin_of[first]})
     year = pop.birth.astype("datetime64[Y]").astype(np.int64) + 1970
@@ -611,9 +614,14 @@ def _hard_negatives(pop: Population) -> pa.Table:
     pairs = pairs[pairs["p_a"] < pairs["p_b"]]
     twin_pair = pop.twin_of[pairs["p_a"].to_numpy()] == pairs["p_b"].to_numpy()
     namesakes = pd.DataFrame({"a": pairs["p_a"].to_numpy()[~twin_pair], "b": pairs["p_b"].to_numpy()[~twin_pair]})
-    a = np.concatenate([twins["a"].to_numpy(), namesakes["a"].to_numpy()]).astype(np.int64)
-    b = np.concatenate([twins["b"].to_numpy(), namesakes["b"].to_numpy()]).astype(np.int64)
-    kind = np.r_[np.full(len(twins), "twin"), np.full(len(namesakes), "namesake")]
+    borrower = np.concatenate([rows.person[rows.lender >= 0] for rows in tables.values()]).astype(np.int64)
+    lender = np.concatenate([rows.lender[rows.lender >= 0] for rows in tables.values()]).astype(np.int64)
+    borrowed = pd.DataFrame({"a": np.minimum(borrower, lender), "b": np.maximum(borrower, lender)}).drop_duplicates()
+    known = pd.concat([twins, namesakes]).merge(borrowed, on=["a", "b"], how="right", indicator=True)["_merge"]
+    borrowed = borrowed[(known == "right_only").to_numpy()]  # a twin or namesake pair already counts as one
+    a = np.concatenate([twins["a"].to_numpy(), namesakes["a"].to_numpy(), borrowed["a"].to_numpy()]).astype(np.int64)
+    b = np.concatenate([twins["b"].to_numpy(), namesakes["b"].to_numpy(), borrowed["b"].to_numpy()]).astype(np.int64)
+    kind = np.r_[np.full(len(twins), "twin"), np.full(len(namesakes), "namesake"), np.full(len(borrowed), "borrowed_id")]
     order = np.lexsort((b, a))
     return pa.table(
         {

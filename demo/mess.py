@@ -34,6 +34,7 @@ DEFECTS = (
     "id_typo",  # one ID digit substituted, or two adjacent ones swapped
     "id_15_digit",  # the pre-1999 15-digit ID
     "id_missing",
+    "borrowed_id",  # keyed with another member of the household's valid ID (a spouse's; a parent's for a child)
     "phone_missing",
     "sex_error",  # the stated sex is the wrong one
     "birth_date_typo",  # a birth date a few days or a year off
@@ -76,6 +77,7 @@ class SourceRows:
         self.male = pop.male[person].copy()
         self.birth = pop.birth[person].copy()
         self.id = pop.id18[person].astype(STRING)
+        self.lender = np.full(self.n, -1)  # whose ID number a row was keyed with, if not its own
         self.phone = pop.contact[person].copy()
         self.places = (pop.registered if registered else pop.current).take(person)
         self.address_style = np.full(self.n, "full", dtype=STRING)
@@ -192,6 +194,11 @@ def damage(
 
     rows.name[no_name] = ""
     _tell_duplicates_apart(rows)
+    # Drawn from a generator of its own, so every other defect falls where it did before this one existed.
+    borrower_rng = rng.spawn(1)[0]
+    sound_id = present & named & ~rows.bad_birth_date & ~rows.defects["id_15_digit"] & ~rows.defects["id_typo"]
+    sound_id &= ~rows.defects["duplicate"]
+    _borrowed_ids(borrower_rng, rows, pop, choose(borrower_rng, sound_id, borrower_rng.binomial(n, rates["borrowed_id"])))
 
 
 def _tell_duplicates_apart(rows: SourceRows) -> None:
@@ -224,6 +231,25 @@ def _drop_id(rows: SourceRows, index: np.ndarray) -> None:
     index = index[rows.id[index] != ""]
     rows.id[index] = ""
     rows.flag("id_missing", index)
+
+
+def _borrowed_ids(rng: np.random.Generator, rows: SourceRows, pop: Population, index: np.ndarray) -> None:
+    """The row keyed with the valid ID number of another member of its person's household, drawn at
+    random: a spouse's copied from the form above, a parent's used for a child. Single households lend
+    nothing. The row keeps its own name, sex and birth date; the truth keeps its own person."""
+    size = np.bincount(pop.household, minlength=pop.households)
+    index = index[size[pop.household[rows.person[index]]] > 1]
+    members = np.argsort(pop.household, kind="stable")
+    first = np.r_[0, np.cumsum(size)[:-1]]
+    household = pop.household[rows.person[index]]
+    position = np.empty(pop.n, dtype=np.int64)
+    position[members] = np.arange(pop.n)
+    offset = position[rows.person[index]] - first[household]
+    other = (offset + 1 + rng.integers(0, size[household] - 1)) % size[household]
+    lender = members[first[household] + other]
+    rows.id[index] = pop.id18[lender].astype(STRING)
+    rows.lender[index] = lender
+    rows.flag("borrowed_id", index)
 
 
 def _old_ids(rows: SourceRows, index: np.ndarray) -> None:

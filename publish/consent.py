@@ -30,6 +30,14 @@ purpose (a grant must name its purpose).
 
 Products read these two tables (``publish.products``); ``person_consent`` (``publish.golden``)
 stays the per purpose × recipient summary.
+
+Every one of them finds the person a decision is about in ``consent_subjects``: the person whose
+records carry the ID number the decision names — but not through a record keyed with another
+resident's number (``id_number_disputed``, an ID-sharing conflict, ``docs/identity.md``). A decision
+names a number, and that number is its holder's: his grant must not carry his neighbour's record into
+a product, his withdrawal or deletion request is not hers. The borrower's person has no consent under
+the number, so consent-based products leave it out (reason ``id_disputed``) until a reviewer judges
+the two records the same person or the department corrects the record: consent fails closed.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ import duckdb
 from core.vocabulary import PROTECTIVE_ORDER
 
 __all__ = ["DELETION_STATUS", "REVOCATION_STATUS", "add_consent_problems", "add_consent_unmatched",
-           "add_effective_consent", "protective_rank_sql"]
+           "add_effective_consent", "consent_subjects_sql", "protective_rank_sql"]
 
 DELETION_STATUS = "deletion_requested"
 REVOCATION_STATUS = "deletion_revoked"
@@ -57,11 +65,26 @@ def protective_rank_sql(status: str) -> str:
 _OPTIONAL_COLUMNS = {"categories": "VARCHAR", "expires_at": "TIMESTAMPTZ", "guardian_id_number": "VARCHAR"}
 
 
+def consent_subjects_sql() -> str:
+    """``CREATE TABLE consent_subjects``: ID number → the person a consent decision naming it is about.
+
+    From ``source_records``: every number a person's records carry, except on a record keyed with
+    another resident's number (``id_number_disputed``).
+    """
+    return """
+CREATE TABLE consent_subjects AS
+SELECT DISTINCT id_number, person_id FROM source_records
+WHERE id_number IS NOT NULL AND NOT coalesce(id_number_disputed, false)
+ORDER BY id_number, person_id
+"""
+
+
 def add_effective_consent(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     """Create ``consent_effective`` and ``deletion_requests`` from ``consent_decisions``.
 
     Args:
-        con: a connection holding ``consent_decisions``, ``source_records`` and ``unified_population``.
+        con: a connection holding ``consent_decisions``, ``consent_subjects`` (:func:`consent_subjects_sql`)
+            and ``unified_population``.
         as_of: the run date; a grant whose ``expires_at`` is on or before it has expired.
     """
     present = {
@@ -79,9 +102,7 @@ def add_effective_consent(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     con.execute(
         f"""
 CREATE TABLE consent_effective AS
-WITH subjects AS (
-    SELECT DISTINCT id_number, person_id FROM source_records WHERE id_number IS NOT NULL
-), decided AS (
+WITH decided AS (
     SELECT s.person_id, c.purpose, coalesce(c.recipient, '*') AS recipient,
         unnest(CASE WHEN nullif(trim(c.categories), '') IS NULL THEN ['basic']
                     ELSE list_distinct(list_transform(string_split(c.categories, ','), lambda x: lower(trim(x)))) END) AS category,
@@ -92,7 +113,7 @@ WITH subjects AS (
                  AND c.decided_at >= try_strptime(substr(c.guardian_id_number, 7, 8), '%Y%m%d') + INTERVAL 18 YEAR,
                  false) AS by_guardian,
         c.record_id AS decision_id
-    FROM consent_decisions c JOIN subjects s USING (id_number)
+    FROM consent_decisions c JOIN consent_subjects s USING (id_number)
     WHERE c.status NOT IN ('{DELETION_STATUS}', '{REVOCATION_STATUS}')
 ), ranked AS (
     SELECT *,
@@ -127,11 +148,9 @@ ORDER BY person_id, purpose, recipient, category
     con.execute(
         f"""
 CREATE TABLE deletion_requests AS
-WITH subjects AS (
-    SELECT DISTINCT id_number, person_id FROM source_records WHERE id_number IS NOT NULL
-), decided AS (
+WITH decided AS (
     SELECT s.person_id, c.status, c.decided_at, c.channel, c.record_id
-    FROM consent_decisions c JOIN subjects s USING (id_number)
+    FROM consent_decisions c JOIN consent_subjects s USING (id_number)
     WHERE c.status IN ('{DELETION_STATUS}', '{REVOCATION_STATUS}')
 ), latest AS (
     SELECT person_id,
@@ -154,7 +173,7 @@ def add_consent_problems(con: duckdb.DuckDBPyConnection) -> None:
 
     Args:
         con: a connection holding ``quarantine`` (whose consent rows carry ``subject_id_number``) and
-            ``source_records``.
+            ``consent_subjects``.
     """
     columns = {row[0] for row in con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE table_name = 'quarantine' AND database_name = current_database()"
@@ -166,11 +185,8 @@ def add_consent_problems(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
 CREATE TABLE consent_problems AS
-WITH subjects AS (
-    SELECT DISTINCT id_number, person_id FROM source_records WHERE id_number IS NOT NULL
-)
 SELECT s.person_id, q.record_id AS decision_id, q.rule, q.message
-FROM quarantine q JOIN subjects s ON s.id_number = q.subject_id_number
+FROM quarantine q JOIN consent_subjects s ON s.id_number = q.subject_id_number
 ORDER BY s.person_id, q.record_id
 """
     )
@@ -180,14 +196,14 @@ def add_consent_unmatched(con: duckdb.DuckDBPyConnection, recipients: list[str],
     """Create ``consent_unmatched`` and return how many decisions there are per reason.
 
     Args:
-        con: a connection holding ``consent_decisions`` and ``source_records``.
+        con: a connection holding ``consent_decisions`` and ``consent_subjects``.
         recipients: the registry names of the policy's recipients (``Recipient.registry_recipient``).
         purposes: the purposes the policy's recipients serve.
     """
     con.execute(
         """
 CREATE TABLE consent_unmatched AS
-WITH subjects AS (SELECT DISTINCT id_number FROM source_records WHERE id_number IS NOT NULL),
+WITH subjects AS (SELECT DISTINCT id_number FROM consent_subjects),
 reasons AS (
     SELECT c.record_id AS decision_id, c.id_number, c.purpose, c.recipient, c.status, c.decided_at,
         CASE WHEN c.id_number IS NULL OR c.id_number NOT IN (SELECT id_number FROM subjects) THEN 'no_person'

@@ -4,6 +4,12 @@ Each golden field comes from the best record that has it: a valid resident ID be
 one, a day-precise birth date before a census year-month, then the more trusted source (order
 declared in ``sources.yaml``), then the most recent record. The source and date of every chosen
 value are kept beside it, and fields the departments disagree on are listed in ``conflict_fields``.
+
+A record keyed with another resident's ID number (``id_number_disputed``, an ID-sharing conflict) does
+not give its person that number: the number is its holder's, and a recipient looking a person up by it
+must find the holder alone. A person whose only number is such a borrowed one has ``id_number`` null
+and ``id_number_disputed`` true, until a reviewer judges the records one person or the department
+corrects the record.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ GOLDEN_FIELDS: dict[str, str] = {
     "community": "",
     "grid": "",
 }
+
+#: Records a golden field may not come from, beyond those without the field.
+_GOLDEN_EXCLUDES: dict[str, str] = {"id_number": "coalesce(id_number_disputed, false)"}
 
 #: How two values of a field are compared when looking for conflicts between departments.
 _CONFLICT_KEYS: dict[str, str] = {
@@ -62,9 +71,10 @@ def unified_population_sql(trust: dict[str, int], as_of: date) -> str:
     picks = []
     for field, extra in GOLDEN_FIELDS.items():
         order = f"{extra} {order_tail}"
-        picks.append(f"first({field} ORDER BY {order}) FILTER (WHERE {field} IS NOT NULL) AS {field}")
-        picks.append(f"first(source ORDER BY {order}) FILTER (WHERE {field} IS NOT NULL) AS {field}_source")
-        picks.append(f"first(record_date ORDER BY {order}) FILTER (WHERE {field} IS NOT NULL) AS {field}_date")
+        usable = f"{field} IS NOT NULL" + (f" AND NOT {_GOLDEN_EXCLUDES[field]}" if field in _GOLDEN_EXCLUDES else "")
+        picks.append(f"first({field} ORDER BY {order}) FILTER (WHERE {usable}) AS {field}")
+        picks.append(f"first(source ORDER BY {order}) FILTER (WHERE {usable}) AS {field}_source")
+        picks.append(f"first(record_date ORDER BY {order}) FILTER (WHERE {usable}) AS {field}_date")
     conflicts = ", ".join(
         f"CASE WHEN count(DISTINCT {expr}) > 1 THEN '{field}' END" for field, expr in _CONFLICT_KEYS.items()
     )
@@ -83,6 +93,7 @@ WITH golden AS (
         bool_or(pregnant) AS pregnant,
         bool_or(corrections) AS corrections,
         first(case_type ORDER BY record_date DESC NULLS LAST) FILTER (WHERE case_type IS NOT NULL) AS case_type,
+        coalesce(bool_or(id_number_disputed), false) AS id_number_disputed,
         list(DISTINCT source ORDER BY source) AS sources,
         list(record_id ORDER BY record_id) AS record_ids,
         count(*) AS record_count,
@@ -138,15 +149,14 @@ def person_consent_sql() -> str:
     """``CREATE TABLE person_consent``: each person's latest decision per purpose and recipient.
 
     Decisions name their subject by resident ID number; a decision applies to the person whose
-    records carry that (valid) number. The full history stays in ``consent_decisions``.
+    records carry that number (``consent_subjects``, :func:`publish.consent.consent_subjects_sql`: not
+    through a record keyed with another resident's number). The full history stays in ``consent_decisions``.
     """
     return """
 CREATE TABLE person_consent AS
-WITH subjects AS (
-    SELECT DISTINCT id_number, person_id FROM source_records WHERE id_number IS NOT NULL
-), decided AS (
+WITH decided AS (
     SELECT s.person_id, c.purpose, c.recipient, c.status, c.decided_at, c.channel, c.record_id AS decision_id
-    FROM consent_decisions c JOIN subjects s USING (id_number)
+    FROM consent_decisions c JOIN consent_subjects s USING (id_number)
 )
 SELECT person_id, purpose, recipient,
     arg_max(status, decided_at) AS status,

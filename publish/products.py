@@ -13,7 +13,9 @@ structured fields (never from SQL text in configuration), then encrypted for its
   deleted, who stay only in statutory registers (``statutory_register: true``).
 
 A person named by a consent decision that could not be read (``consent_problems``) is left out
-wherever a withdrawal or a deletion would leave them out: the decision may have been either.
+wherever a withdrawal or a deletion would leave them out: the decision may have been either. A person
+whose records carry only another resident's ID number (``id_number_disputed``) has no consent under
+it, and is left out of consent-based products with reason ``id_disputed`` (``publish.consent``).
 
 People in scope but left out are listed, with the reason, in ``consent_exclusions`` (restricted
 zone) and counted in the audit log. Pseudonymised products replace ``person_id`` by an HMAC-SHA256
@@ -62,7 +64,8 @@ class ProductFile:
     ``members`` holds the resident ID numbers of the people in the product and ``person_ids`` their
     person ids (people without an ID number too); the audit log stores only keyed hashes of them.
     ``exclusions`` counts people in scope left out, by reason (``withdrawn``, ``deleted``,
-    ``consent_unreadable``, ``expired``, ``refused``, ``no_guardian_consent``, ``no_consent``).
+    ``consent_unreadable``, ``expired``, ``refused``, ``no_guardian_consent``, ``id_disputed``,
+    ``no_consent``, ``not_anonymous``).
     ``key_id`` names the key the file is encrypted under, ``anchor`` its place in the audit log.
     """
 
@@ -125,6 +128,7 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
             WHEN {ok['basic']} AND (NOT coalesce(u.minor_under_14, false) OR {ok['minor']}) THEN NULL
             WHEN coalesce(u.minor_under_14, false) AND c._basic = 'granted' THEN 'no_guardian_consent'
             WHEN c._basic IN ('withdrawn', 'expired', 'refused') THEN c._basic
+            WHEN coalesce(u.id_number_disputed, false) THEN 'id_disputed'
             ELSE 'no_consent' END"""
     elif recipient.statutory_register:
         reason = "NULL"

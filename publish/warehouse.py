@@ -7,7 +7,7 @@ History tables (publication log, runs, extraction log, validation results, perso
 issued person ids, review decisions) are carried over from the previous warehouse into every candidate.
 
 Tables (documented for analysts in ``docs/warehouse.md``):
-    unified_population, record_person, source_records, person_consent, consent_decisions,
+    unified_population, record_person, source_records, consent_subjects, person_consent, consent_decisions,
     field_conflicts, link_pairs, quarantine, extraction_log, validation_results,
     publication_log, runs, person_id_history, issued_person_ids, review_queue, review_decisions,
     consent_effective, deletion_requests, consent_exclusions (see ``docs/privacy.md``)
@@ -36,11 +36,7 @@ import pandas as pd
 
 from core.home import DataHome, HomeLike
 from publish.audit import AuditLog, ProductAnchor
-from publish.consent import (
-    add_consent_problems,
-    add_consent_unmatched,
-    add_effective_consent,
-)
+from publish.consent import add_consent_problems, add_consent_unmatched, add_effective_consent, consent_subjects_sql
 from publish.generations import DiskSpaceError, Generations
 from publish.golden import (
     field_conflicts_sql,
@@ -68,7 +64,8 @@ _IDENTITY_HISTORY_DDL = {
 }
 
 _REVIEW_QUEUE_DDL = """CREATE TABLE review_queue (
-    record_id_a VARCHAR, record_id_b VARCHAR, score DOUBLE, decision VARCHAR, rule VARCHAR, evidence VARCHAR,
+    record_id_a VARCHAR, record_id_b VARCHAR, score DOUBLE, decision VARCHAR, reason VARCHAR, reason_label VARCHAR,
+    rule VARCHAR, evidence VARCHAR,
     person_id_a VARCHAR, person_id_b VARCHAR, same_person_now BOOLEAN,
     source_a VARCHAR, name_a VARCHAR, sex_a VARCHAR, birth_date_a VARCHAR, id_number_a VARCHAR, phone_a VARCHAR,
     address_a VARCHAR, source_b VARCHAR, name_b VARCHAR, sex_b VARCHAR, birth_date_b VARCHAR,
@@ -101,7 +98,8 @@ class PublicationInputs:
     Args:
         run_id: the Dagster run id (or any unique id) of this publication.
         records: staged person records of every source (canonical schema).
-        mapping: ``record_id -> person_id`` for every staged record.
+        mapping: ``record_id -> person_id`` for every staged record, and ``id_number_disputed`` (the
+            record was keyed with another resident's ID number, :mod:`dedup.id_sharing`; false when absent).
         link_pairs: scored pairs from identity resolution (may be empty).
         quarantine: quarantined rows of every source.
         consent: staged consent decisions (may be empty).
@@ -196,6 +194,7 @@ class Warehouse:
             self._remember_decisions(con)
             con.execute(unified_population_sql(inputs.trust, inputs.as_of))
             con.execute(field_conflicts_sql())
+            con.execute(consent_subjects_sql())
             con.execute(person_consent_sql())
             add_effective_consent(con, inputs.as_of)
             add_consent_problems(con)
@@ -263,9 +262,14 @@ class Warehouse:
     def _load_inputs(con: duckdb.DuckDBPyConnection, inputs: PublicationInputs) -> None:
         con.register("_records", inputs.records)
         con.register("_mapping", inputs.mapping)
-        con.execute("CREATE TABLE record_person AS SELECT record_id, person_id FROM _mapping ORDER BY record_id")
+        # A mapping from before ID-sharing conflicts were found marks no record as a borrower.
+        disputed = "coalesce(id_number_disputed, false)" if "id_number_disputed" in inputs.mapping.columns else "false"
         con.execute(
-            "CREATE TABLE source_records AS SELECT m.person_id, r.* FROM _records r "
+            f"CREATE TABLE record_person AS SELECT record_id, person_id, {disputed} AS id_number_disputed "
+            "FROM _mapping ORDER BY record_id"
+        )
+        con.execute(
+            "CREATE TABLE source_records AS SELECT m.person_id, r.*, m.id_number_disputed FROM _records r "
             "JOIN record_person m USING (record_id) ORDER BY m.person_id, r.record_id"
         )
         unmapped = con.execute(

@@ -206,3 +206,34 @@ COMMUNITY_CASES = [
 def test_community_levels(left: str, right: str, left_c: str, right_c: str, expected: str, why: str) -> None:
     got = levels({"address": left, "community": left_c}, {"address": right, "community": right_c})
     assert got["community"] == expected, why
+
+
+def stated_levels(left: dict[str, str], right: dict[str, str]) -> dict[str, str]:
+    """Level labels of ``stated_sex`` and ``stated_birth_date`` for the pair (left, right)."""
+    prepared = prepare_records(records([{"record_id": "t:1", **left}, {"record_id": "t:2", **right}]))
+    codes = compare_pairs(RecordArrays.from_prepared(prepared), np.array([0]), np.array([1]), SETTINGS.comparisons)
+    return {field: level_labels(SETTINGS.comparison(field), codes[f"stated_{field}"]).iloc[0]
+            for field in ("sex", "birth_date")}
+
+
+STATED_CASES = [
+    # (left, right, expected stated sex, expected stated birth date, why)
+    ({"sex": "M", "birth_date": "1985-03-12", "id_number": ID_A}, {"sex": "F", "birth_date": "1953-07-15", "id_number": ID_A},
+     "different", "different", "one number, and the records say another sex and another date"),
+    ({"sex": "M", "birth_date": "1985-03-12", "id_number": ID_A}, {"sex": "", "birth_date": "", "id_number": ID_A},
+     "equal", "day", "a record that states nothing takes what its number says"),
+    ({"sex": "M", "birth_date": "1985-03-12", "id_number": ID_A}, {"sex": "女", "birth_date": "1985-12-03", "id_number": ID_A},
+     "different", "swapped", "the stated values are compared with the same level tests: day and month swapped"),
+    ({"sex": "M", "birth_date": "1985-03-12", "id_number": ID_A}, {"sex": "F", "birth_date": "1953-07-15", "id_number": ID_B},
+     "null", "null", "two numbers: the usual, ID-backed comparison says it all"),
+    ({"sex": "M", "birth_date": "1985-03-12", "id_number": ID_A}, {"sex": "F", "birth_date": "1953-07-15", "id_number": ID_A_TYPO},
+     "null", "null", "a mistyped number is not shared"),
+]
+
+
+@pytest.mark.parametrize(("left", "right", "sex", "birth", "why"), STATED_CASES, ids=[case[4] for case in STATED_CASES])
+def test_stated_levels_compare_what_records_sharing_a_valid_id_say(left, right, sex, birth, why) -> None:
+    assert stated_levels(left, right) == {"sex": sex, "birth_date": birth}, why
+    # The usual comparison sees the number's sex and date on both sides of a shared number.
+    if left["id_number"] == right["id_number"]:
+        assert {k: v for k, v in levels(left, right).items() if k in ("sex", "birth_date")} == {"sex": "equal", "birth_date": "day"}

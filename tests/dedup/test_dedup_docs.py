@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dedup.settings import Comparison, default_comparisons
+from dedup.settings import VETOES, Comparison, default_comparisons
 
 IDENTITY_MD = Path(__file__).resolve().parents[2] / "docs" / "identity.md"
 
@@ -31,3 +31,13 @@ def test_identity_md_lists_every_level_in_the_order_it_is_tested(comparison: Com
     assert documented_levels().get(comparison.field) == list(comparison.labels), (
         f"docs/identity.md: the row of `{comparison.field}` must list {list(comparison.labels)}"
     )
+
+
+def documented_vetoes() -> list[str]:
+    """The vetoes the table of "Vetoes and why each is conclusive" lists, in its order."""
+    section = IDENTITY_MD.read_text(encoding="utf-8").split("## Vetoes and why each is conclusive", 1)[1].split("\n## ", 1)[0]
+    return [match.group(1) for line in section.splitlines() if (match := re.match(r"\| `([a-z_]+)` \|", line.strip()))]
+
+
+def test_identity_md_explains_every_veto() -> None:
+    assert documented_vetoes() == list(VETOES), f"docs/identity.md: the veto table must list {list(VETOES)}"

@@ -108,7 +108,8 @@ def test_expected_persons_exactly(result) -> None:
 
 def test_mapping_has_one_row_per_record_in_input_order(result) -> None:
     assert result.mapping["record_id"].tolist() == FIXTURE["record_id"].tolist()
-    assert list(result.mapping.columns) == ["record_id", "person_id"]
+    assert list(result.mapping.columns) == ["record_id", "person_id", "id_number_disputed"]
+    assert not result.mapping["id_number_disputed"].any(), "nobody here carries another resident's ID number"
 
 
 def test_person_id_is_the_keyed_hash_of_the_smallest_record_id(result) -> None:

@@ -18,7 +18,7 @@ from dedup.model import random_pair_u, term_frequencies
 from dedup.prepare import prepare_records
 from dedup.score import score_pairs
 from dedup.settings import ComparisonLevel, LinkSettings, NameComparison
-from tests.dedup.dedup_helpers import records
+from tests.dedup.dedup_helpers import records, valid_id
 from tests.dedup.test_dedup_compare import NAME_CASES
 
 
@@ -135,3 +135,27 @@ def test_a_level_naming_an_unregistered_test_is_refused_with_how_to_fix_it() -> 
 def test_a_test_name_is_registered_once() -> None:
     with pytest.raises(ValueError, match="'tests.name_initials' is already registered"):
         level_test("tests.name_initials")(_never)
+
+
+def id_sharing_veto_of(name: NameComparison, left: str, right: str) -> str | None:
+    """The veto (if any) of two records under one valid ID number, named ``left`` and ``right``, that
+    state another sex and another birth date."""
+    settings = LinkSettings(comparisons=(*LinkSettings().comparisons[:1], name, *LinkSettings().comparisons[2:]))
+    shared = valid_id("330106", "19850312", "011")
+    prepared = prepare_records(records([
+        {"record_id": "a:1", "source": "a", "name": left, "sex": "M", "birth_date": "1985-03-12", "id_number": shared},
+        {"record_id": "b:1", "source": "b", "name": right, "sex": "F", "birth_date": "1953-07-15", "id_number": shared},
+    ]))
+    levels = compare_pairs(RecordArrays.from_prepared(prepared), np.array([0]), np.array([1]), settings.comparisons)
+    veto = score_pairs(levels, settings).veto.iloc[0]
+    return None if pd.isna(veto) else veto
+
+
+def test_the_id_sharing_veto_reads_name_levels_by_label_wherever_a_new_level_sits() -> None:
+    shifted = NameComparison().with_level(ComparisonLevel("never", 0.0, test="tests.never"), before="homophone")
+    assert veto_of(shifted, "张伟", "张伟") is None
+    assert id_sharing_veto_of(shifted, "张伟", "张玮") is None, "a homophone is a slip the shared number overrules"
+    assert id_sharing_veto_of(shifted, "张伟", "李秀英") == "id_sharing_conflict"
+    # A level the veto does not list among the slips counts as another name.
+    assert id_sharing_veto_of(WITH_INITIALS, "john smith", "j smith") == "id_sharing_conflict"
+    assert id_sharing_veto_of(NameComparison(), "john smith", "jon smith") is None, "a Latin typo is a slip"

@@ -10,7 +10,7 @@ import pytest
 from core.errors import TerminalError
 from core.home import DataHome
 from dedup import DecisionLog, PreviousLinking, build_review_queue, link_records
-from dedup.review import QUEUE_COLUMNS, effective_decisions, normalize_decisions
+from dedup.review import QUEUE_COLUMNS, REVIEW_REASONS, effective_decisions, format_review_queue, normalize_decisions
 from tests.dedup.dedup_helpers import ID_KEY, records
 from tests.dedup.test_dedup_engine import FIXTURE
 
@@ -140,3 +140,23 @@ def test_decision_log_refuses_impossible_decisions(tmp_path, a, b, decision, mes
     with pytest.raises(TerminalError, match=message):
         DecisionLog.in_home(tmp_path).record(a, b, decision, by="x")
     assert not (DataHome.at(tmp_path).review_decisions_file).exists()
+
+
+def test_queue_holds_id_sharing_conflicts_but_not_other_vetoed_pairs_and_says_why():
+    mapping = pd.DataFrame({"record_id": DISTRICT["record_id"], "person_id": "P" + DISTRICT.index.astype(str)})
+    pairs = pd.concat([uncertain_pairs(), pd.DataFrame({
+        "record_id_l": ["civil_affairs:1", "civil_affairs:2"], "record_id_r": ["civil_affairs:9", "civil_affairs:3"],
+        "score": [3.0, 20.0], "decision": ["vetoed", "vetoed"], "veto": ["id_sharing_conflict", "distinct_valid_ids"],
+        "rule": ["id_number", "household_birth_month"], "name": ["different", "similar"], "w_name": [-6.0, -3.0],
+    })], ignore_index=True)
+
+    queue = build_review_queue(pairs, DISTRICT, mapping, decisions())
+
+    reasons = dict(zip(zip(queue["record_id_a"], queue["record_id_b"]), zip(queue["reason"], queue["reason_label"]),
+                       strict=True))
+    assert reasons == {
+        ("census:5", "civil_affairs:5"): ("near_miss", REVIEW_REASONS["near_miss"]),
+        ("civil_affairs:9", "justice:9"): ("near_miss", REVIEW_REASONS["near_miss"]),
+        ("civil_affairs:1", "civil_affairs:9"): ("id_sharing_conflict", REVIEW_REASONS["id_sharing_conflict"]),
+    }, "twins (two valid IDs) are settled; a borrowed ID number waits for a person, whatever its score"
+    assert "公民身份号码冲突" in format_review_queue(queue)

@@ -17,6 +17,8 @@ ID_A = valid_id("330106", "19850312", "011")
 ID_B = valid_id("330106", "19850312", "013")
 HOME = "示范区西溪街道翠苑社区3幢2单元501室"
 PERSON = {"name": "张伟", "sex": "M", "birth_date": "1985-03-12", "address": HOME}
+# Another resident of the same flat: another name, a woman, born 1953.
+STRAY = {"name": "李秀英", "sex": "F", "birth_date": "1953-07-15", "address": HOME}
 
 
 def decide(left: dict[str, str], right: dict[str, str]) -> tuple[str | None, str | None, float]:
@@ -67,6 +69,24 @@ CASES = [
      None, True, "the same ID overrules a differently written name in one source"),
     ({**PERSON}, {**PERSON, "name": "张玮"}, None, True, "a homophone slip across departments"),
     ({"name": "张伟", "sex": "M"}, {"name": "张伟", "sex": "M"}, None, False, "a name alone is not enough"),
+    # One valid ID number under two records: a slip in any one of name, sex and birth date is overruled
+    # by the number; another name, sex and birth date at once are another resident keyed with it.
+    ({**PERSON, "id_number": ID_A}, {**STRAY, "id_number": ID_A}, "id_sharing_conflict", False,
+     "民政 keyed 李秀英 (a woman born 1953) with 张伟's ID number: name, sex and birth date all contradict"),
+    ({**PERSON, "id_number": ID_A, "source": "civil_affairs"}, {**STRAY, "id_number": ID_A, "source": "civil_affairs"},
+     "id_sharing_conflict", False, "the same within one department (a spouse's number copied onto her record)"),
+    ({**PERSON, "id_number": ID_A}, {**STRAY, "birth_date": "1985-03-15", "id_number": ID_A}, None, True,
+     "a birth date three days off is a slip: the number overrules the name and the 男/女"),
+    ({**PERSON, "id_number": ID_A}, {**STRAY, "sex": "M", "id_number": ID_A}, None, True,
+     "the stated sex agrees with the number: overruled (a son keyed with his father's number is not caught)"),
+    ({**PERSON, "id_number": ID_A}, {**STRAY, "sex": "", "id_number": ID_A}, None, True,
+     "a record that states no sex contradicts nothing: its sex is the number's"),
+    ({**PERSON, "id_number": ID_A}, {**STRAY, "name": "张玮", "id_number": ID_A}, None, True,
+     "a homophone of the holder's name is a slip, whatever else the record states"),
+    ({**PERSON, "id_number": ID_A}, {**STRAY, "name": "张伟明", "id_number": ID_A}, None, True,
+     "one character more (similar) is still read as his name"),
+    ({**PERSON, "id_number": ID_A}, {**STRAY, "id_number": mistype(ID_A, 8)}, "different_sex", False,
+     "a mistyped (invalid) number is not a shared one: the valid ID's sex digit contradicts her"),
 ]
 
 
@@ -96,3 +116,4 @@ def test_dropping_a_veto_lets_the_pair_link() -> None:
     prepared = prepare_records(rows)
     levels = compare_pairs(RecordArrays.from_prepared(prepared), np.array([0]), np.array([1]), settings.comparisons)
     assert score_pairs(levels, settings).decision.tolist() == ["link"]
+

@@ -119,12 +119,35 @@ def test_ids_are_damaged_at_their_documented_rates(demo: DemoSummary) -> None:
         assert (number[fifteen] == true_id.str[:6] + true_id.str[8:17]).all(), "area + yymmdd + sequence"
         eighteen = number.str.fullmatch(r"[0-9]{17}[0-9X]")
         typo = rows["defects"].str.contains("id_typo")
+        borrowed = rows["defects"].str.contains("borrowed_id")
         assert not number[typo].map(id_is_valid).any(), source
-        assert (number[eighteen & ~typo] == rows.loc[eighteen & ~typo, "id_number"]).all(), source
+        own = eighteen & ~typo & ~borrowed
+        assert (number[own] == rows.loc[own, "id_number"]).all(), source
+        assert (number[borrowed] != rows.loc[borrowed, "id_number"]).all(), source
         if len(rows) > 1000:  # rates are only meaningful on enough rows
             assert (number == "").mean() == pytest.approx(rates["id_missing"], abs=0.01), source
             assert fifteen.mean() == pytest.approx(rates["id_15_digit"], abs=0.01), source
             assert typo.mean() == pytest.approx(rates["id_typo"], abs=0.008), source
+
+
+def test_a_borrowed_id_is_a_household_members_valid_number_and_the_pair_is_a_hard_negative(demo: DemoSummary) -> None:
+    _, negatives, persons = truth(demo)
+    owner = persons.set_index("id_number")["person_id"]
+    household = persons.set_index("person_id")["address"]
+    borrowed = pd.concat([_rows_with_truth(demo, source) for source in ("civil_affairs", "health")], ignore_index=True)
+    borrowed = borrowed[borrowed["defects"].str.contains("borrowed_id")]
+    assert len(borrowed) > 0, "a few rows in 民政 and 卫健 carry a spouse's or a parent's number"
+    numbers = borrowed[ID_COLUMNS["civil_affairs"]].where(borrowed["source"] == "civil_affairs",
+                                                          borrowed[ID_COLUMNS["health"]]).astype(str).map(normal_form)
+    assert numbers.map(id_is_valid).all()
+    lender = numbers.map(owner)
+    assert lender.notna().all() and (lender != borrowed["true_person_id"]).all()
+    assert (lender.map(household) == borrowed["true_person_id"].map(household)).all(), "someone of the same household"
+    pairs = negatives[negatives["kind"] == "borrowed_id"]
+    assert len(pairs) > 0
+    expected = {frozenset(pair) for pair in zip(borrowed["true_person_id"], lender, strict=True)}
+    assert {frozenset(pair) for pair in zip(pairs["person_a"], pairs["person_b"], strict=True)} <= expected
+    assert (pairs["person_a"] < pairs["person_b"]).all()
 
 
 def test_names_carry_homophones_traditional_characters_and_stray_spaces(demo: DemoSummary) -> None:

@@ -97,6 +97,29 @@ def test_linking_matches_ground_truth_and_keeps_twins_apart(demo_run):
     assert len(twins) > 0 and merged == []
 
 
+def test_a_record_under_a_household_members_id_waits_for_review_and_rides_on_no_ones_consent(demo_run):
+    settings, _ = demo_run
+    disputed = query(settings, """
+        SELECT r.record_id, r.person_id, r.id_number, u.id_number AS golden_id_number,
+               (SELECT count(*) FROM review_queue q WHERE r.record_id IN (q.record_id_a, q.record_id_b)
+                  AND q.reason = 'id_sharing_conflict' AND q.reason_label LIKE '公民身份号码冲突%') AS queued
+        FROM source_records r JOIN unified_population u USING (person_id) WHERE r.id_number_disputed""")
+    assert len(disputed) > 0, "the demo keys a few rows with a household member's number"
+    assert (disputed["queued"] > 0).all()
+    assert (disputed["golden_id_number"] != disputed["id_number"]).all()
+    truth = pd.read_parquet(settings.home.demo_truth_dir / "ground_truth.parquet").set_index("record_id")
+    assert truth.loc[disputed["record_id"], "defects"].str.contains("borrowed_id").all(), "no false alarm"
+    # No consent decision made under the borrowed number counts for the borrower's person.
+    carried = query(settings, """
+        SELECT count(*) AS n FROM consent_effective e JOIN consent_decisions c ON c.record_id = e.decision_id
+        JOIN source_records r ON r.person_id = e.person_id AND r.id_number_disputed AND r.id_number = c.id_number""")
+    assert carried["n"][0] == 0
+    lenders = query(settings, """
+        SELECT count(*) AS n FROM consent_effective e JOIN consent_decisions c ON c.record_id = e.decision_id
+        WHERE c.id_number IN (SELECT id_number FROM source_records WHERE id_number_disputed)""")
+    assert lenders["n"][0] > 0, "the numbers' holders do have decisions: they just do not travel"
+
+
 def test_products_and_report_are_written(demo_run):
     settings, outcome = demo_run
     log = query(settings, f"SELECT recipient, row_count, content_hash, path FROM publication_log WHERE run_id = '{outcome.run_id}'")
@@ -171,7 +194,8 @@ def test_rerun_keeps_person_ids_records_history_and_applies_review_decisions(dem
         WHERE p.decision = 'link' AND r.id_number IS NULL AND a.person_id = b.person_id
           AND (SELECT count(*) FROM record_person m WHERE m.person_id = a.person_id) = 2
         ORDER BY 1, 2 LIMIT 1""").iloc[0]
-    queued = query(again, "SELECT * FROM review_queue WHERE NOT same_person_now ORDER BY score DESC LIMIT 1").iloc[0]
+    queued = query(again, "SELECT * FROM review_queue WHERE NOT same_person_now AND reason = 'near_miss' "
+                          "ORDER BY score DESC LIMIT 1").iloc[0]
     assert main(["review", "decide", linked.record_id_l, linked.record_id_r, "different", "--home", str(home)]) == 0
     assert main(["review", "decide", queued.record_id_a, queued.record_id_b, "same", "--by", "wang.fang",
                  "--home", str(home)]) == 0

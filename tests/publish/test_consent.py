@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from publish.consent import add_effective_consent
+from publish.consent import add_effective_consent, consent_subjects_sql
 from staging import id_check_digit
 
 AS_OF = date(2026, 11, 23)
@@ -17,7 +17,8 @@ AS_OF = date(2026, 11, 23)
 def effective(*decisions: dict) -> tuple[dict, set[str]]:
     """(purpose, recipient, category) -> (effective_status, by_guardian) for person P1; and who asked for deletion."""
     con = duckdb.connect()
-    con.execute("CREATE TABLE source_records AS SELECT 'P1' AS person_id, 'ID1' AS id_number")
+    con.execute("CREATE TABLE source_records AS SELECT 'P1' AS person_id, 'ID1' AS id_number, false AS id_number_disputed")
+    con.execute(consent_subjects_sql())
     con.execute("CREATE TABLE unified_population AS SELECT 'P1' AS person_id")
     base = dict(id_number="ID1", purpose="service_delivery", recipient="*", channel="电话", categories=None,
                 expires_at=None, guardian_id_number=None)
