@@ -6,7 +6,9 @@ From it a run derives, at the run date:
 - ``consent_effective``: person × purpose × recipient × data category → the latest decision, its
   expiry, whether a guardian made it, and ``effective_status`` (``granted``, ``expired``,
   ``refused`` or ``withdrawn``). A decision counts as a guardian's only if the guardian is someone
-  else and of age (18) on the day of the decision, by the birth date of their ID number. A decision
+  else and of age (18) on the day of the decision, by the birth date of their ID number, and —
+  where the departments place the child and a guardian the district knows in flats
+  (``person_flats``) — shares a flat with the child. A decision
   without categories covers ``basic`` only; sensitive categories (``health``, ``judicial``,
   ``minor``) need a decision naming them (单独同意).
 - ``unified_population.effective_consent``: a MAP ``purpose@recipient#category`` → effective status.
@@ -47,9 +49,10 @@ from datetime import UTC, date, datetime
 import duckdb
 
 from core.vocabulary import PROTECTIVE_ORDER
+from dedup.prepare import household_key
 
 __all__ = ["DELETION_STATUS", "REVOCATION_STATUS", "add_consent_problems", "add_consent_unmatched",
-           "add_effective_consent", "consent_subjects_sql", "protective_rank_sql"]
+           "add_effective_consent", "add_person_flats", "consent_subjects_sql", "protective_rank_sql"]
 
 DELETION_STATUS = "deletion_requested"
 REVOCATION_STATUS = "deletion_revoked"
@@ -79,6 +82,24 @@ ORDER BY id_number, person_id
 """
 
 
+def add_person_flats(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ``person_flats``: each flat (:func:`dedup.prepare.household_key`, the same flat however
+    it is written) a person's records place them in — the household data guardians are checked against."""
+    has_address = con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'source_records' AND column_name = 'address' "
+        "AND database_name = current_database()").fetchall()[0][0]
+    if not has_address:
+        con.execute("CREATE TABLE person_flats (person_id VARCHAR, flat VARCHAR)")
+        return
+    addresses = con.execute(
+        "SELECT DISTINCT person_id, address FROM source_records WHERE address IS NOT NULL").df()
+    addresses["flat"] = household_key(addresses["address"])
+    con.register("_flats", addresses)
+    con.execute("CREATE TABLE person_flats AS SELECT DISTINCT person_id, flat FROM _flats WHERE flat IS NOT NULL "
+                "ORDER BY person_id, flat")
+    con.unregister("_flats")
+
+
 def add_effective_consent(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     """Create ``consent_effective`` and ``deletion_requests`` from ``consent_decisions``.
 
@@ -98,6 +119,9 @@ def add_effective_consent(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
             con.execute(f"ALTER TABLE consent_decisions ADD COLUMN {column} {sql_type}")
     if "decided_at" in present:
         con.execute("ALTER TABLE consent_decisions ALTER COLUMN decided_at TYPE TIMESTAMPTZ")
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'person_flats' "
+                       "AND database_name = current_database()").fetchall()[0][0]:
+        add_person_flats(con)
     cutoff = datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
     con.execute(
         f"""
@@ -108,9 +132,18 @@ WITH decided AS (
                     ELSE list_distinct(list_transform(string_split(c.categories, ','), lambda x: lower(trim(x)))) END) AS category,
         c.status, c.decided_at, c.expires_at, c.channel,
         -- A guardian is someone else, of age (18) on the day of the decision, by the birth date their
-        -- ID number carries: a child cannot consent for a child.
+        -- ID number carries: a child cannot consent for a child. Where the departments place both the
+        -- child and a guardian the district knows in flats, they share one: a stranger's ID is not a
+        -- guardian's.
         coalesce(c.guardian_id_number IS NOT NULL AND c.guardian_id_number <> c.id_number
-                 AND c.decided_at >= try_strptime(substr(c.guardian_id_number, 7, 8), '%Y%m%d') + INTERVAL 18 YEAR,
+                 AND c.decided_at >= try_strptime(substr(c.guardian_id_number, 7, 8), '%Y%m%d') + INTERVAL 18 YEAR
+                 AND NOT (
+                     EXISTS (SELECT 1 FROM person_flats cf WHERE cf.person_id = s.person_id)
+                     AND EXISTS (SELECT 1 FROM consent_subjects g JOIN person_flats gf USING (person_id)
+                                 WHERE g.id_number = c.guardian_id_number)
+                     AND NOT EXISTS (SELECT 1 FROM consent_subjects g JOIN person_flats gf USING (person_id)
+                                     JOIN person_flats cf ON cf.flat = gf.flat
+                                     WHERE g.id_number = c.guardian_id_number AND cf.person_id = s.person_id)),
                  false) AS by_guardian,
         c.record_id AS decision_id
     FROM consent_decisions c JOIN consent_subjects s USING (id_number)

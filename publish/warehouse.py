@@ -36,7 +36,12 @@ import pandas as pd
 
 from core.home import DataHome, HomeLike
 from publish.audit import AuditLog, ProductAnchor
-from publish.consent import add_consent_problems, add_consent_unmatched, add_effective_consent, consent_subjects_sql
+from publish.consent import (
+    add_consent_problems,
+    add_consent_unmatched,
+    add_effective_consent,
+    consent_subjects_sql,
+)
 from publish.generations import DiskSpaceError, Generations
 from publish.golden import (
     field_conflicts_sql,

@@ -97,3 +97,32 @@ def test_deletion_stands_until_it_is_explicitly_revoked_not_until_any_later_gran
 def test_a_grant_and_a_withdrawal_at_the_same_instant_resolve_to_the_withdrawal(order):
     status, _ = effective(*[dict(status=s, decided_at="2026-06-01 10:00") for s in order])
     assert status[("service_delivery", "*", "basic")][0] == "withdrawn"
+
+
+PARENT = "33010619850303123" + id_check_digit("33010619850303123")    # lives with the child
+STRANGER = "33010619700404123" + id_check_digit("33010619700404123")  # an adult in another flat
+UNKNOWN = "33010619750505123" + id_check_digit("33010619750505123")   # not in any department's records
+
+
+def test_a_guardian_the_district_knows_must_share_a_flat_with_the_child():
+    # An adult's ID is not enough: where the departments place both in flats, the guardian lives with the
+    # child (the same flat however it is written). A guardian no department knows is checked by age only.
+    con = duckdb.connect()
+    con.execute("""CREATE TABLE source_records AS SELECT * FROM (VALUES
+        ('P1', 'ID1', '示范区西溪街道翠苑社区3幢2单元501室'),
+        ('P2', ?, '西溪街道翠苑社区3-2-501'),
+        ('P3', ?, '西溪街道翠苑社区9幢1单元101室')) v(person_id, id_number, address)""", [PARENT, STRANGER])
+    con.execute("CREATE TABLE unified_population AS SELECT DISTINCT person_id FROM source_records")
+    con.execute("CREATE TABLE consent_subjects AS SELECT DISTINCT id_number, person_id FROM source_records")
+    frame = pd.DataFrame([
+        dict(id_number="ID1", purpose="service_delivery", recipient=recipient, status="granted", channel="线下窗口",
+             categories="basic,minor", expires_at=pd.NaT, guardian_id_number=guardian,
+             decided_at=pd.Timestamp("2025-01-01", tz="UTC"), record_id=f"c{i}")
+        for i, (recipient, guardian) in enumerate([("grid", PARENT), ("health", STRANGER), ("civil", UNKNOWN)])
+    ])
+    con.register("_f", frame)
+    con.execute("CREATE TABLE consent_decisions AS SELECT * FROM _f")
+    add_effective_consent(con, AS_OF)
+    by_guardian = dict(con.execute(
+        "SELECT recipient, by_guardian FROM consent_effective WHERE category = 'minor'").fetchall())
+    assert by_guardian == {"grid": True, "health": False, "civil": True}
