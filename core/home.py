@@ -104,6 +104,10 @@ class DataHome:
         """The published product of ``recipient``."""
         return self.shared_dir / _product_name(recipient)
 
+    def office_file(self, recipient: str) -> Path:
+        """The published password-protected xlsx of ``recipient`` (``format: xlsx``), beside its product."""
+        return self.shared_dir / f"{recipient}{_OFFICE_SUFFIX}"
+
     # -- generations: what one publication consists of --------------------------------------
 
     @property
@@ -309,6 +313,9 @@ _WAREHOUSE = "warehouse"
 _WAREHOUSE_FILE = "silobreaker.duckdb"
 _SHARED = "shared"
 _PRODUCT_SUFFIX = ".parquet"
+
+
+_OFFICE_SUFFIX = ".xlsx"
 
 
 def _product_name(recipient: str) -> str:

@@ -21,6 +21,7 @@ __all__ = [
     "PROTECTIVE_ORDER",
     "DATE_FORMATS",
     "FIELD_LABELS",
+    "KEY_POPULATION_LABELS",
     "MASKS",
     "PARTIAL_DATE_FORMATS",
     "PERSON_FIELDS",
@@ -117,11 +118,32 @@ FIELD_LABELS: Mapping[str, str] = MappingProxyType(
         "categories": "数据类别",
         "expires_at": "有效期至",
         "guardian_id_number": "监护人公民身份号码",
+        "person_id": "人员编号",
+        "person_key": "人员代码（化名）",
+        "birth_year": "出生年份",
+        "age": "年龄",
+        "key_populations": "重点人群",
     }
 )
-"""The Chinese name of each canonical field, for every word a department or supervisor reads.
+"""The Chinese name of each canonical field (and of each column a product may hold), for every word a
+department or supervisor reads.
 
 ``id_number`` is 公民身份号码, the term of GB 11643 and of the resident ID law."""
+
+KEY_POPULATION_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "elderly": "60岁以上老年人",
+        "elderly_living_alone": "独居老人",
+        "young_child": "6岁以下儿童",
+        "minor_under_14": "14岁以下未成年人",
+        "disabled": "残疾人",
+        "chronic_patient": "慢性病患者",
+        "pregnant_woman": "孕产妇",
+        "community_corrections": "社区矫正对象",
+        "low_income_household": "低保户",
+    }
+)
+"""The Chinese name of each key population (重点人群), as a department or grid worker reads it."""
 
 SEX_CODES: Mapping[str, str] = MappingProxyType(
     {

@@ -155,8 +155,25 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
         print(f"error: cannot read {path}: {e}", file=sys.stderr)
         return 2
     if args.out:
-        pq.write_table(table, args.out)
-        print(f"decrypted {table.num_rows} rows to {args.out} (plain parquet: keep it inside the recipient's zone)")
+        out = Path(args.out)
+        suffix = out.suffix.lower()
+        if suffix == ".parquet":
+            pq.write_table(table, out)
+        elif suffix == ".csv":
+            import pyarrow.csv as pcsv
+
+            # UTF-8 with a byte-order mark: Excel and WPS then read the Chinese text right.
+            with open(out, "wb") as f:
+                f.write("\ufeff".encode())
+                pcsv.write_csv(_printable(table), f)
+        elif suffix == ".xlsx":
+            from publish.office import write_plain_xlsx
+
+            write_plain_xlsx(table, out)
+        else:
+            print(f"error: --out {out}: write .parquet, .csv (UTF-8 with BOM, for Excel/WPS) or .xlsx", file=sys.stderr)
+            return 2
+        print(f"decrypted {table.num_rows} rows to {out} (not encrypted: keep it inside the recipient's zone)")
         return 0
     import duckdb
 
@@ -166,6 +183,35 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
     else:
         print(duckdb.sql(f"FROM product LIMIT {int(args.limit)}"))
         print(f"{product.num_rows} rows")
+    return 0
+
+
+def _printable(table):
+    """Lists (key populations) joined as text, for formats without lists."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = []
+    for column in table.columns:
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            column = pc.binary_join(column, "、")
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
+def _cmd_product_password(args: argparse.Namespace) -> int:
+    from publish.crypto import product_keys
+    from publish.office import office_password
+
+    home = DataHome.resolve(args.home)
+    keys = product_keys(home, args.recipient)
+    if not keys:
+        print(f"error: no product key for {args.recipient} under {home.root}/keys (has a run published it?)",
+              file=sys.stderr)
+        return 2
+    key_id, key = next(iter(keys.items()))
+    print(f"{office_password(key)}    ({args.recipient}.xlsx, key id {key_id}: hand it over out of band, "
+          "never beside the file)")
     return 0
 
 
@@ -218,8 +264,14 @@ def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
     read.add_argument("--sql", help="DuckDB SQL over the decrypted table, called product, e.g. "
                       "\"SELECT grid, count(*) FROM product GROUP BY grid\"")
     read.add_argument("--limit", type=int, default=10, help="rows shown without --sql (default 10)")
-    read.add_argument("--out", help="write the decrypted table to this plain parquet file instead")
+    read.add_argument("--out", help="write the decrypted table to this file instead: .parquet, .csv (UTF-8 with BOM) "
+                      "or .xlsx, as its suffix says (not encrypted)")
     read.set_defaults(func=_cmd_product_read)
+    password = product_sub.add_parser(
+        "password", help="print the password of RECIPIENT's xlsx (format: xlsx), to hand over out of band")
+    password.add_argument("recipient", help="recipient name from policy.yaml")
+    password.add_argument("--home", help=home_help)
+    password.set_defaults(func=_cmd_product_password)
 
     keys = sub.add_parser("keys", help="manage the recipients' product keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

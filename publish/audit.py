@@ -52,7 +52,10 @@ from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
 from core.errors import ConfigError, TerminalError
 from core.home import DataHome, HomeLike
@@ -80,6 +83,7 @@ _PRODUCT_FIELDS = (
     "recipient", "purpose", "legal_basis", "legal_reference", "columns", "row_count", "content_hash",
     "exclusions", "members_count", "members_sha256", "key_id",
 )
+_OPTIONAL_PRODUCT_FIELDS = ("office_sha256",)
 _PERSON_ID_DOMAIN = b"person_id:"
 
 
@@ -261,6 +265,8 @@ class AuditLog:
                 "key_id": product.key_id, "head_seq": head.seq + len(products),
                 "prev_hash": entries[-1]["hash"] if entries else head.hash,
             }
+            if getattr(product, "office_hash", None):
+                entry["office_sha256"] = product.office_hash  # the xlsx delivered beside it
             entries.append(_signed(entry, signer))
         return entries
 
@@ -276,7 +282,8 @@ class AuditLog:
             seq = head.seq + 1 + len(entries)
             members = self.home.audit_members_file(original["seq"])
             self.home.audit_members_file(seq).write_bytes(members.read_bytes() if members.exists() else b"")
-            entry = {**{k: original.get(k) for k in _PRODUCT_FIELDS}, "seq": seq, "run_id": run_id,
+            entry = {**{k: original.get(k) for k in _PRODUCT_FIELDS},
+                     **{k: original[k] for k in _OPTIONAL_PRODUCT_FIELDS if k in original}, "seq": seq, "run_id": run_id,
                      "published_at": published_at.isoformat(), "head_seq": head.seq + len(originals),
                      "prev_hash": entries[-1]["hash"] if entries else head.hash}
             entries.append(_signed(entry, signer))

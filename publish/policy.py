@@ -162,6 +162,11 @@ class Recipient(BaseModel):
     pseudonymise: bool = Field(
         default=False, description="replace person_id by a keyed pseudonym (person_key) unique to this recipient"
     )
+    format: Literal["parquet", "xlsx"] = Field(
+        default="parquet",
+        description="xlsx: also deliver a password-protected workbook a clerk opens in Excel/WPS "
+        "(Chinese headers, IDs as text; the password is `silobreaker product password <name>`)",
+    )
     k_anonymity: KAnonymity | None = Field(
         default=None,
         description="generalise and suppress quasi-identifiers until every combination is shared by k rows "

@@ -31,7 +31,9 @@ import hashlib
 import hmac
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
@@ -44,6 +46,7 @@ from publish.anonymity import anonymise
 from publish.audit import ProductAnchor
 from publish.consent import protective_rank_sql
 from publish.crypto import product_key, write_encrypted
+from publish.office import office_password, write_xlsx
 from publish.policy import (
     CONSENT_CATEGORIES,
     SENSITIVE_COLUMNS,
@@ -83,6 +86,7 @@ class ProductFile:
     person_ids: tuple[str, ...] = field(default=(), repr=False)
     key_id: str | None = None
     anchor: ProductAnchor | None = None
+    office_hash: str | None = None
 
 
 def _consent_pivot_sql() -> str:
@@ -233,10 +237,32 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
     encryption_key = product_key(home, recipient.name)
     write_encrypted(table, path, recipient.name, encryption_key, anchor.metadata() if anchor else None)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    office_hash = None
+    if recipient.format == "xlsx":
+        office = path.with_suffix(".xlsx")
+        write_xlsx(table, office, office_password(encryption_key), _about(recipient, table, key_id(encryption_key)))
+        office_hash = hashlib.sha256(office.read_bytes()).hexdigest()
     return ProductFile(
         recipient.name, path, tuple(table.column_names), table.num_rows, digest,
         purpose=recipient.purpose, legal_basis=recipient.legal_basis, legal_reference=recipient.legal_reference,
         members=tuple(members), exclusions=exclusions, disclosure=disclosure, person_ids=tuple(person_ids),
-        key_id=key_id(encryption_key), anchor=anchor,
+        key_id=key_id(encryption_key), anchor=anchor, office_hash=office_hash,
     )
+
+
+def _about(recipient: Recipient, table: pa.Table, key: str) -> dict[str, str]:
+    """The 说明 sheet of a delivered workbook: for whom, why, on what basis, when."""
+    basis = {"consent": "本人同意", "statutory": "法定职责"}[recipient.legal_basis]
+    if recipient.legal_reference:
+        basis += f"（{recipient.legal_reference}）"
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    return {
+        "接收方": f"{recipient.name}：{recipient.description}",
+        "用途": recipient.purpose,
+        "法律依据": basis,
+        "记录数": str(table.num_rows),
+        "生成时间": now.strftime("%Y-%m-%d %H:%M（北京时间）"),
+        "密钥编号": key,
+        "注意": "本表含个人信息，仅限上述用途使用，不得转发、复制给他人；用毕请删除。",
+    }
 

@@ -87,3 +87,11 @@ def test_every_canonical_field_has_one_chinese_label():
     assert set(PERSON_FIELDS) <= set(FIELD_LABELS)
     assert FIELD_LABELS["id_number"] == "公民身份号码"
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in label) for label in FIELD_LABELS.values())
+
+
+def test_every_product_column_and_key_population_has_a_chinese_name():
+    from core.vocabulary import FIELD_LABELS, KEY_POPULATION_LABELS
+    from publish.policy import KEY_POPULATIONS, SHAREABLE_COLUMNS
+
+    assert set(KEY_POPULATION_LABELS) == set(KEY_POPULATIONS)
+    assert not [c for c in (*SHAREABLE_COLUMNS, "person_key") if c not in FIELD_LABELS]

@@ -1,0 +1,69 @@
+"""A department clerk with Excel or WPS only: the delivered xlsx opens with its password, IDs intact."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from core.home import DataHome
+from pipelines.cli import main
+from publish import AuditLog, Warehouse
+from publish.office import DATA_SHEET, README_SHEET, read_xlsx
+from tests.publish.conftest import ZHANG, make_inputs, policy
+
+pytestmark = pytest.mark.integration
+
+CLERK = dict(name="civil_clerks", description="民政 救助科", kind="department", level="district",
+             purpose="service_delivery", legal_basis="statutory", legal_reference="社会救助暂行办法",
+             columns=["person_id", "name", "id_number", "phone", "lives_alone", "key_populations"],
+             key_populations=["elderly_living_alone"], format="xlsx")
+
+
+@pytest.fixture
+def home(tmp_path, district):
+    wh = Warehouse(tmp_path)
+    wh.publish(wh.build_candidate(make_inputs(district), policy(CLERK)))
+    return tmp_path
+
+
+def _password(home, capsys) -> str:
+    assert main(["product", "password", "civil_clerks", "--home", str(home)]) == 0
+    return capsys.readouterr().out.split()[0]
+
+
+def test_the_clerk_opens_the_workbook_with_its_password_and_the_id_is_text(home, capsys):
+    path = DataHome.at(home).office_file("civil_clerks")
+    assert path.read_bytes()[:8] == bytes.fromhex("d0cf11e0a1b11ae1")  # an encrypted Office file, not a zip
+    workbook = read_xlsx(path, _password(home, capsys))  # decrypt as an office suite does, read with openpyxl
+    rows = list(workbook[DATA_SHEET].iter_rows(values_only=True))
+    assert rows[0] == ("人员编号", "姓名", "公民身份号码", "联系电话", "独居", "重点人群")
+    zhang = next(r for r in rows[1:] if r[1] == "张伟")
+    assert zhang[2] == ZHANG and isinstance(zhang[2], str)  # all 18 digits, as text
+    assert workbook[DATA_SHEET].cell(row=rows.index(zhang) + 1, column=3).data_type == "s"
+    assert zhang[3] == "13800000001" and zhang[4] == "是" and zhang[5] == "独居老人"
+    about = dict(list(workbook[README_SHEET].iter_rows(values_only=True))[1:])
+    assert about["法律依据"] == "法定职责（社会救助暂行办法）" and about["记录数"] == str(len(rows) - 1)
+
+
+def test_a_wrong_password_opens_nothing_and_the_audit_log_holds_the_file(home, capsys):
+    path = DataHome.at(home).office_file("civil_clerks")
+    with pytest.raises(ValueError, match="wrong password"):
+        read_xlsx(path, "12345678")
+    assert ZHANG.encode() not in path.read_bytes() and "张伟".encode() not in path.read_bytes()
+    entry = AuditLog(home).entries()[-1]
+    assert entry["office_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert AuditLog(home).verify().ok
+
+
+def test_read_out_writes_the_format_its_suffix_names_or_refuses(home, tmp_path, capsys):
+    csv = tmp_path / "clerks.csv"
+    assert main(["product", "read", "civil_clerks", "--home", str(home), "--out", str(csv)]) == 0
+    data = csv.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and ZHANG.encode() in data  # UTF-8 with BOM, for Excel/WPS
+    xlsx = tmp_path / "clerks.xlsx"
+    assert main(["product", "read", "civil_clerks", "--home", str(home), "--out", str(xlsx)]) == 0
+    assert xlsx.read_bytes()[:2] == b"PK"  # a plain workbook
+    assert main(["product", "read", "civil_clerks", "--home", str(home), "--out", str(tmp_path / "x.txt")]) == 2
+    assert "write .parquet, .csv" in capsys.readouterr().err
+    assert not (tmp_path / "x.txt").exists()
