@@ -49,7 +49,7 @@ from datetime import UTC, date, datetime
 import duckdb
 
 from core.vocabulary import PROTECTIVE_ORDER
-from dedup.prepare import household_key
+from publish.golden import add_record_flats
 
 __all__ = ["DELETION_STATUS", "REVOCATION_STATUS", "add_consent_problems", "add_consent_unmatched",
            "add_effective_consent", "add_person_flats", "consent_subjects_sql", "protective_rank_sql"]
@@ -83,21 +83,19 @@ ORDER BY id_number, person_id
 
 
 def add_person_flats(con: duckdb.DuckDBPyConnection) -> None:
-    """Create ``person_flats``: each flat (:func:`dedup.prepare.household_key`, the same flat however
-    it is written) a person's records place them in — the household data guardians are checked against."""
-    has_address = con.execute(
-        "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'source_records' AND column_name = 'address' "
-        "AND database_name = current_database()").fetchall()[0][0]
-    if not has_address:
+    """Create ``person_flats``: each flat a person's records place them in (``source_records.flat``,
+    :func:`publish.golden.add_record_flats`; the same flat however it is written) — the household
+    data guardians are checked against."""
+    columns = {row[0] for row in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'source_records' "
+        "AND database_name = current_database()").fetchall()}
+    if "flat" not in columns and "address" in columns:
+        add_record_flats(con)
+    elif "flat" not in columns:
         con.execute("CREATE TABLE person_flats (person_id VARCHAR, flat VARCHAR)")
         return
-    addresses = con.execute(
-        "SELECT DISTINCT person_id, address FROM source_records WHERE address IS NOT NULL").df()
-    addresses["flat"] = household_key(addresses["address"])
-    con.register("_flats", addresses)
-    con.execute("CREATE TABLE person_flats AS SELECT DISTINCT person_id, flat FROM _flats WHERE flat IS NOT NULL "
-                "ORDER BY person_id, flat")
-    con.unregister("_flats")
+    con.execute("CREATE TABLE person_flats AS SELECT DISTINCT person_id, flat FROM source_records "
+                "WHERE flat IS NOT NULL ORDER BY person_id, flat")
 
 
 def add_effective_consent(con: duckdb.DuckDBPyConnection, as_of: date) -> None:

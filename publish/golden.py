@@ -16,8 +16,13 @@ from __future__ import annotations
 
 from datetime import date
 
+import duckdb
+
+from dedup.prepare import household_key
+
 __all__ = [
     "GOLDEN_FIELDS",
+    "add_record_flats",
     "field_conflicts_sql",
     "person_consent_sql",
     "unified_population_sql",
@@ -39,14 +44,32 @@ GOLDEN_FIELDS: dict[str, str] = {
 #: Records a golden field may not come from, beyond those without the field.
 _GOLDEN_EXCLUDES: dict[str, str] = {"id_number": "coalesce(id_number_disputed, false)"}
 
-#: How two values of a field are compared when looking for conflicts between departments.
-_CONFLICT_KEYS: dict[str, str] = {
-    "name": "name",
-    "sex": "sex",
-    "birth_date": "substr(birth_date, 1, 7)",  # census knows only year-month
-    "id_number": "CASE WHEN id_number_valid THEN id_number END",
-    "address": "address",
+#: When a person's records disagree on a field, as an aggregate over the person's records. A flat
+#: written two ways (示范区西溪街道翠苑社区3幢2单元501室 / 西溪街道翠苑社区3-2-501) is one flat: addresses
+#: are compared by the flat they point to (``flat``, :func:`dedup.prepare.household_key`), as text
+#: only where no flat can be read. Birth dates are compared at the precision both sides have: day
+#: against day, and everyone at year-month (the census knows only the month).
+_CONFLICTS: dict[str, str] = {
+    "name": "count(DISTINCT name) > 1",
+    "sex": "count(DISTINCT sex) > 1",
+    "birth_date": ("count(DISTINCT birth_date) FILTER (WHERE birth_date_precision = 'day') > 1 "
+                   "OR count(DISTINCT substr(birth_date, 1, 7)) > 1"),
+    "id_number": "count(DISTINCT CASE WHEN id_number_valid THEN id_number END) > 1",
+    "address": "count(DISTINCT coalesce(flat, address)) > 1",
 }
+
+
+def add_record_flats(con: duckdb.DuckDBPyConnection) -> None:
+    """Add ``flat`` to ``source_records``: the flat each record's address points to, however written
+    (:func:`dedup.prepare.household_key`; null where none can be read)."""
+    con.execute("ALTER TABLE source_records ADD COLUMN flat VARCHAR")
+    addresses = con.execute("SELECT DISTINCT address FROM source_records WHERE address IS NOT NULL").df()
+    if addresses.empty:
+        return
+    addresses["flat"] = household_key(addresses["address"])
+    con.register("_flats", addresses)
+    con.execute("UPDATE source_records r SET flat = f.flat FROM _flats f WHERE r.address = f.address")
+    con.unregister("_flats")
 
 
 def _trust_case(trust: dict[str, int]) -> str:
@@ -75,9 +98,7 @@ def unified_population_sql(trust: dict[str, int], as_of: date) -> str:
         picks.append(f"first({field} ORDER BY {order}) FILTER (WHERE {usable}) AS {field}")
         picks.append(f"first(source ORDER BY {order}) FILTER (WHERE {usable}) AS {field}_source")
         picks.append(f"first(record_date ORDER BY {order}) FILTER (WHERE {usable}) AS {field}_date")
-    conflicts = ", ".join(
-        f"CASE WHEN count(DISTINCT {expr}) > 1 THEN '{field}' END" for field, expr in _CONFLICT_KEYS.items()
-    )
+    conflicts = ", ".join(f"CASE WHEN {test} THEN '{field}' END" for field, test in _CONFLICTS.items())
     as_of_sql = f"DATE '{as_of.isoformat()}'"
     golden_columns = ",\n        ".join(picks)
     return f"""
@@ -140,7 +161,7 @@ def field_conflicts_sql() -> str:
         f"""SELECT r.person_id, '{field}' AS field, r.source, r.record_id, CAST(r.{field} AS VARCHAR) AS value
 FROM source_records r JOIN unified_population u USING (person_id)
 WHERE list_contains(u.conflict_fields, '{field}') AND r.{field} IS NOT NULL"""
-        for field in _CONFLICT_KEYS
+        for field in _CONFLICTS
     )
     return f"CREATE TABLE field_conflicts AS\n{unions}\nORDER BY person_id, field, source, record_id"
 

@@ -44,6 +44,7 @@ from publish.consent import (
 )
 from publish.generations import DiskSpaceError, Generations
 from publish.golden import (
+    add_record_flats,
     field_conflicts_sql,
     person_consent_sql,
     unified_population_sql,
@@ -197,6 +198,7 @@ class Warehouse:
         with duckdb.connect(str(candidate_path)) as con:
             self._load_inputs(con, inputs)
             self._remember_decisions(con)
+            add_record_flats(con)
             con.execute(unified_population_sql(inputs.trust, inputs.as_of))
             con.execute(field_conflicts_sql())
             con.execute(consent_subjects_sql())

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import duckdb
+import pandas as pd
 import pytest
 
 from core.home import DataHome
 from publish import Warehouse, WarehouseReader
-from tests.publish.conftest import LI, ZHANG, make_inputs, policy, read_shared
+from tests.publish.conftest import LI, ZHANG, make_inputs, policy, read_shared, records
 
 STATUTORY = dict(name="civil", description="民政", kind="department", level="district", purpose="service_delivery",
                  legal_basis="statutory", columns=["person_id", "name", "id_number", "phone"])
@@ -139,3 +140,30 @@ def test_the_run_after_a_restore_builds_on_the_restored_generation(tmp_path, dis
     with duckdb.connect(str(wh.path), read_only=True) as con:
         runs = [r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY published_at").fetchall()]
     assert runs == ["run1", "run3"]  # run2 was rolled back: its publication is in the audit log, not the base
+
+
+@pytest.mark.integration
+def test_conflicts_count_real_differences_not_notation(tmp_path):
+    # Seen: 89% of address conflicts were one flat written two ways, and birth dates differing by day
+    # were missed because they were compared at year-month.
+    def rec(key, person, address=None, birth="1950-01-01", precision="day"):
+        return dict(record_id=f"{key}", source=key.split(":")[0], source_key=key.split(":")[1], name="张伟", sex="M",
+                    birth_date=birth, birth_date_precision=precision, address=address, record_date="2026-01-01")
+
+    recs = records(
+        rec("civil_affairs:1", "A", "示范区西溪街道翠苑社区3幢2单元501室"), rec("health:1", "A", "西溪街道翠苑社区3-2-501"),
+        rec("civil_affairs:2", "B", "示范区西溪街道翠苑社区3幢2单元501室"), rec("health:2", "B", "西溪街道翠苑社区5栋1单元101室"),
+        rec("civil_affairs:3", "C", birth="1950-01-01"), rec("health:3", "C", birth="1950-01-15"),
+        rec("civil_affairs:4", "D", birth="1950-01-15"), rec("census:4", "D", birth="1950-01", precision="month"),
+    )
+    mapping = pd.DataFrame({"record_id": recs["record_id"], "person_id": ["A", "A", "B", "B", "C", "C", "D", "D"]})
+    district = {"records": recs, "mapping": mapping, "consent": pd.DataFrame(
+        columns=["record_id", "source", "source_key", "id_number", "name", "purpose", "recipient", "status",
+                 "decided_at", "channel"])}
+    wh = Warehouse(tmp_path)
+    wh.publish(wh.build_candidate(make_inputs(district), policy(STATUTORY)))
+    with duckdb.connect(str(wh.path), read_only=True) as con:
+        conflicts = dict(con.execute("SELECT person_id, conflict_fields FROM unified_population").fetchall())
+        disputed = con.execute("SELECT DISTINCT person_id, field FROM field_conflicts ORDER BY 1").fetchall()
+    assert conflicts == {"A": [], "B": ["address"], "C": ["birth_date"], "D": []}
+    assert disputed == [("B", "address"), ("C", "birth_date")]
