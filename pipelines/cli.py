@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -361,14 +362,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        value = _positive_int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, e.g. --persons 2000 (got {value})")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="silobreaker", description="Break the data silos: connect, stage, link, publish.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log silobreaker's own progress at INFO level (anywhere on the command line)")
+    parser.add_argument("--version", action="version", version=f"silobreaker {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="generate the demo district and run the whole pipeline on it")
-    demo.add_argument("--persons", type=_positive_int, default=20_000, help="people in the district (default 20000)")
+    demo.add_argument("--persons", type=_at_least(100), default=20_000,
+                      help="people in the district, at least 100 (default 20000)")
     demo.add_argument("--seed", type=int, default=20261123, help="random seed (default 20261123)")
     demo.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
     demo.set_defaults(func=_cmd_demo)
@@ -434,12 +448,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: silobreaker's own loggers: -v shows these at INFO, libraries (Great Expectations, Dagster) stay quiet.
+_OWN_LOGGERS = ("core", "connectors", "staging", "dedup", "quality", "publish", "assets", "pipelines", "demo")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("silobreaker")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``silobreaker`` console script."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # -v works after the subcommand too (silobreaker run -v), where users type it.
+    verbose = any(a in ("-v", "--verbose") for a in argv)
+    args = build_parser().parse_args([a for a in argv if a not in ("-v", "--verbose")])
+    args.verbose = verbose
     private_files()
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in _OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
     try:
         return args.func(args)
     except DataHomeBusyError as e:
@@ -448,6 +480,11 @@ def main(argv: list[str] | None = None) -> int:
     except SilobreakerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `silobreaker review list | head`: the reader has gone; stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -179,7 +179,12 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
 
     product = table  # DuckDB reads the Arrow table by its Python name
     if args.sql:
-        print(duckdb.sql(args.sql.replace("{product}", "product")))
+        try:
+            print(duckdb.sql(args.sql.replace("{product}", "product")))
+        except duckdb.Error as e:
+            print(f"error: --sql: {e}".splitlines()[0] + "\n(the decrypted table is called product, e.g. "
+                  "\"SELECT grid, count(*) FROM product GROUP BY grid\")", file=sys.stderr)
+            return 2
     else:
         print(duckdb.sql(f"FROM product LIMIT {int(args.limit)}"))
         print(f"{product.num_rows} rows")

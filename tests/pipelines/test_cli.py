@@ -41,9 +41,22 @@ def test_bad_sources_file_exits_2_naming_file_and_key(tmp_path, capsys):
     assert str(sources) in err and "sources[0].kind" in err
 
 
-def test_impossible_demo_size_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize(("persons", "message"), [("0", "must be at least 1"), ("10", "must be at least 100")])
+def test_impossible_demo_size_is_refused(tmp_path, capsys, persons, message):
+    # Seen: --persons 10 ended in a traceback from the generator.
     with pytest.raises(SystemExit) as exit_:
-        main(["demo", "--persons", "0", "--home", str(tmp_path)])
+        main(["demo", "--persons", persons, "--home", str(tmp_path)])
     assert exit_.value.code == 2
-    assert "must be at least 1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
     assert not (DataHome.at(tmp_path).demo_dir).exists()
+
+
+def test_version_and_verbose_after_the_subcommand(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("silobreaker ")
+    # -v where users type it, after the subcommand (it used to be accepted only before it)
+    assert main(["review", "list", "-v", "--home", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments" not in err and "run the pipeline first" in err

@@ -67,3 +67,6 @@ def test_read_out_writes_the_format_its_suffix_names_or_refuses(home, tmp_path, 
     assert main(["product", "read", "civil_clerks", "--home", str(home), "--out", str(tmp_path / "x.txt")]) == 2
     assert "write .parquet, .csv" in capsys.readouterr().err
     assert not (tmp_path / "x.txt").exists()
+    # a mistyped query is an error message, not a traceback
+    assert main(["product", "read", "civil_clerks", "--home", str(home), "--sql", "SELEC 1"]) == 2
+    assert "the decrypted table is called product" in capsys.readouterr().err
