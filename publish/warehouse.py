@@ -58,6 +58,9 @@ __all__ = ["Candidate", "PublicationInputs", "Warehouse"]
 
 log = logging.getLogger(__name__)
 
+#: The DuckDB storage format the warehouse is written in (readable by DuckDB 1.2 and later).
+STORAGE_VERSION = "v1.2.0"
+
 # Identity resolution's memory: what became of each person id, every id ever issued (never reused),
 # and the clerical review decisions (also kept in <home>/review/, which the next run reads).
 _IDENTITY_HISTORY_DDL = {
@@ -195,7 +198,9 @@ class Warehouse:
         previous = self.generations.base()
         self._previous = self.home.generation_warehouse_file(previous.name) if previous else None
         published_at = datetime.now(UTC)
-        with duckdb.connect(str(candidate_path)) as con:
+        # Written in a storage format DuckDB 1.2 and later read, so analysts' DuckDB 1.x tools (DBeaver's
+        # driver, R, JDBC builds) open the warehouse; DuckDB 2.0 writes its own format otherwise.
+        with duckdb.connect(str(candidate_path), config={"storage_compatibility_version": STORAGE_VERSION}) as con:
             self._load_inputs(con, inputs)
             self._remember_decisions(con)
             add_record_flats(con)

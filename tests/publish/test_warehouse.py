@@ -167,3 +167,13 @@ def test_conflicts_count_real_differences_not_notation(tmp_path):
         disputed = con.execute("SELECT DISTINCT person_id, field FROM field_conflicts ORDER BY 1").fetchall()
     assert conflicts == {"A": [], "B": ["address"], "C": ["birth_date"], "D": []}
     assert disputed == [("B", "address"), ("C", "birth_date")]
+
+
+@pytest.mark.integration
+def test_the_warehouse_is_written_in_a_format_duckdb_1_tools_read(tmp_path, district):
+    # Seen: analysts' DuckDB 1.x tools (DBeaver's driver, R, JDBC builds) refused a DuckDB 2.0 file.
+    wh, _ = published(tmp_path, district, STATUTORY)
+    wh.publish(wh.build_candidate(make_inputs(district, run_id="run2"), policy(STATUTORY)))  # carried over too
+    with duckdb.connect(str(wh.path), read_only=True) as con:
+        tags = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
+    assert tags["storage_version"] == "v1.2.0+"
