@@ -93,14 +93,14 @@ class RunLockResource(dg.ConfigurableResource):
                     end_run(home, run_id)
 
 
-#: Quality reports kept (each run writes one, a few MB with its charts inlined); older ones are removed.
-REPORTS_KEPT = 30
+#: Quality reports kept (each run writes one, about 60 KB: plotly.js is shared); older ones are removed.
+REPORTS_KEPT = 90
 
 
 def _prune_reports(home: DataHome) -> None:
     if not home.reports_dir.is_dir():
         return
-    reports = sorted((p for p in home.reports_dir.iterdir() if p.is_file() and p != home.latest_report),
+    reports = sorted((p for p in home.reports_dir.glob("quality-*.html") if p.is_file()),
                      key=lambda p: p.stat().st_mtime)
     for old in reports[:-REPORTS_KEPT]:
         old.unlink()

@@ -187,6 +187,11 @@ class DataHome:
         """Folder of the supervisors' quality reports."""
         return self.root / "reports"
 
+    @property
+    def report_script_file(self) -> Path:
+        """plotly.js, once beside the reports (each report loads it from there; copy it with a report)."""
+        return self.reports_dir / "plotly.min.js"
+
     def report_file(self, run_id: str) -> Path:
         """The quality report of one run."""
         return self.reports_dir / f"quality-{run_id}.html"

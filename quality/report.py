@@ -1,8 +1,8 @@
 """The supervisors' quality report: one self-contained HTML file per run (opens offline, no server).
 
 In Chinese, with the English field and measure names beside: a scorecard (departments x quality
-dimensions, change since the previous run, grade), trends over runs (plotly charts with plotly.js
-inlined, so nothing is fetched), conflicts between departments with the department likely wrong
+dimensions, change since the previous run, grade), trends over runs (plotly charts; plotly.js
+is read from ``plotly.min.js`` beside the report, written once per data home, so nothing is fetched), conflicts between departments with the department likely wrong
 and masked examples, the top fixes per department, quarantined rows fixed since the last run, the
 linking summary and the Great Expectations results.
 
@@ -22,7 +22,8 @@ import logging
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 DIMENSION_LABELS: dict[str, str] = {
     "completeness": "完整性",
@@ -188,7 +191,7 @@ def _write(home: DataHome, run_id: str, **context: Any) -> Path:
     env = Environment(loader=PackageLoader("quality", "templates"), autoescape=select_autoescape(["html", "j2"]))
     html = env.get_template("report.html.j2").render(
         run_id=run_id,
-        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        generated_at=datetime.now(BEIJING).strftime("%Y-%m-%d %H:%M 北京时间"),
         dimensions=DIMENSIONS,
         labels=DIMENSION_LABELS,
         field_labels=FIELD_LABELS,
@@ -196,10 +199,23 @@ def _write(home: DataHome, run_id: str, **context: Any) -> Path:
     )
     path = home.report_file(run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _write_plotly_once(home)
     path.write_text(html, encoding="utf-8")
     shutil.copyfile(path, home.latest_report)
     log.info("quality report written to %s", path)
     return path
+
+
+def _write_plotly_once(home: DataHome) -> None:
+    """plotly.js (4.8 MB) once per data home, beside the reports, instead of inside each of them."""
+    import plotly
+    from plotly.offline import get_plotlyjs
+
+    script, stamp = home.report_script_file, home.report_script_file.with_suffix(".version")
+    if script.exists() and stamp.exists() and stamp.read_text(encoding="ascii") == plotly.__version__:
+        return
+    script.write_text(get_plotlyjs(), encoding="utf-8")
+    stamp.write_text(plotly.__version__, encoding="ascii")
 
 
 def _previous_run(runs: pd.DataFrame, run_id: str) -> str | None:
@@ -302,7 +318,8 @@ def _reason(outcome: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _charts(metrics: pd.DataFrame, runs: pd.DataFrame, order: Mapping[str, int]) -> list[dict[str, str]]:
-    """Plotly figures as HTML fragments; the first carries plotly.js inline so the file works offline."""
+    """Plotly figures as HTML fragments; the first loads plotly.js from ``plotly.min.js`` beside the report
+    (written once per data home), so the report works offline without carrying 4.8 MB each run."""
     if metrics.empty or runs.empty:
         return []
     import plotly.graph_objects as go
@@ -344,7 +361,7 @@ def _charts(metrics: pd.DataFrame, runs: pd.DataFrame, order: Mapping[str, int])
     config = {"displaylogo": False, "responsive": True}
     return [
         {"id": "trend-scores", "title": "各维度得分趋势 Dimension scores over runs",
-         "html": grid.to_html(full_html=False, include_plotlyjs=True, config=config, div_id="trend-scores")},
+         "html": grid.to_html(full_html=False, include_plotlyjs="directory", config=config, div_id="trend-scores")},
         {"id": "trend-quarantine", "title": "隔离行数趋势 Quarantined rows over runs",
          "html": bars.to_html(full_html=False, include_plotlyjs=False, config=config, div_id="trend-quarantine")},
     ]

@@ -31,11 +31,14 @@ def test_only_the_newest_reports_are_kept(tmp_path):
         report.write_text("<html></html>", encoding="utf-8")
         os.utime(report, (1_000_000 + number, 1_000_000 + number))
     home.latest_report.write_text("<html></html>", encoding="utf-8")
+    home.report_script_file.write_text("/* plotly */", encoding="utf-8")  # the oldest file, shared by all
+    os.utime(home.report_script_file, (1, 1))
 
     begin_run(None, home, "now")
 
-    kept = sorted(p.name for p in home.reports_dir.iterdir() if p != home.latest_report)
+    kept = sorted(p.name for p in home.reports_dir.glob("quality-*.html"))
     assert len(kept) == REPORTS_KEPT and kept[0] == "quality-run005.html" and home.latest_report.exists()
+    assert home.report_script_file.exists()
 
 
 def test_a_run_takes_group_and_other_permissions_off_the_home(tmp_path):
