@@ -23,9 +23,9 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
