@@ -61,9 +61,13 @@ def begin_run(instance: dg.DagsterInstance | None, home: HomeLike, run_id: str) 
 
 def discard_intermediates(home: HomeLike, run_id: str) -> None:
     """Remove run ``run_id``'s intermediate files (raw extracts, staged records with diagnoses, sentence
-    types, ID numbers) once its publication holds them: restricted data is not left lying around. A
-    blocked run keeps them, so its quarantine can be exported and corrected."""
-    shutil.rmtree(DataHome.at(home).asset_base(run_id, []), ignore_errors=True)
+    types, ID numbers) once its publication holds them, and those of every earlier run: restricted
+    data is not left lying around. A blocked run keeps them until a run publishes, so its quarantine
+    can be exported and corrected meanwhile."""
+    home = DataHome.at(home)
+    runs = [p.name for p in home.runs_dir.iterdir() if p.is_dir()] if home.runs_dir.is_dir() else []
+    for run in {run_id, *runs}:
+        shutil.rmtree(home.asset_base(run, []), ignore_errors=True)
 
 
 def end_run(home: HomeLike, run_id: str) -> None:
@@ -109,7 +113,7 @@ def _prune_reports(home: DataHome) -> None:
 def _make_private(home: DataHome) -> None:
     """Take group and other permissions off everything under the home (written before umask 077, or by
     another process such as the Dagster webserver)."""
-    loosened = 0
+    loosened, exposed_keys = 0, []
     for path in (home.root, *home.root.rglob("*")):
         if path.is_symlink():
             continue
@@ -117,8 +121,14 @@ def _make_private(home: DataHome) -> None:
         if mode & 0o077:
             path.chmod(mode & ~0o077)
             loosened += 1
+            if path.is_file() and home.keys_dir in path.parents:
+                exposed_keys.append(path.name)
     if loosened:
         log.info("made %d file(s) and folder(s) under %s private to their owner", loosened, home.root)
+    if exposed_keys:
+        # Made private now, but whoever could read them may have a copy: the keys themselves must change.
+        log.warning("key file(s) %s were readable by other users of this host; they are private again, but "
+                    "replace them: silobreaker keys rotate <recipient> for product keys", ", ".join(sorted(exposed_keys)))
 
 
 def _clean_run_dirs(home: DataHome, run_id: str) -> list[str]:

@@ -13,7 +13,12 @@ import dagster as dg
 from assets.resources import WarehouseResource
 from assets.run_lifecycle import RunLockResource
 from connectors import Extract, SourceConfig
-from quality import QualityRules, build_staging_report, staged_person_suite, validate_frame
+from quality import (
+    QualityRules,
+    build_staging_report,
+    staged_person_suite,
+    validate_frame,
+)
 from quality.guards import source_guards
 from quality.rules import consent_registry_suite
 from staging import stage_consent_records, stage_person_records

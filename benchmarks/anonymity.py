@@ -107,19 +107,23 @@ def measure(n: int) -> list[str]:
                                f"{hidden} suppressed ({hidden / cells:.1%}); build {seconds:.1f} s."), ""]
                     continue
                 qis = [c for c in QUASI_IDENTIFIERS if c in table.column_names]
+                # Categories other recipients know of named people identify too (k_anonymity.known_populations).
+                known = [f"list_contains(key_populations, '{c}')" for c in recipient.k_anonymity.known_populations]
+                keys = ", ".join([*qis, *known])
                 k, classes = check.execute(
-                    f"SELECT min(n), count(*) FROM (SELECT count(*) AS n FROM product GROUP BY {', '.join(qis)})"
+                    f"SELECT min(n), count(*) FROM (SELECT count(*) AS n FROM product GROUP BY {keys})"
                 ).fetchall()[0]
                 homogeneous = {
                     c: check.execute(
                         f"SELECT count(*) FROM (SELECT bool_and(list_contains(key_populations, '{c}')) AS all_have "
-                        f"FROM product GROUP BY {', '.join(qis)}) WHERE all_have").fetchall()[0][0]
+                        f"FROM product GROUP BY {keys}) WHERE all_have").fetchall()[0][0]
                     for c in product.disclosure["l_diverse"]
                 }
             d = product.disclosure
             band = "exact" if d["age_band"] == 0 else f"{d['age_band']}-year bands" if d["age_band"] else "withheld"
             lines += [
-                f"**{recipient.name}** — quasi-identifiers {', '.join(qis)}:",
+                (f"**{recipient.name}** — quasi-identifiers {', '.join(qis)}, and the categories other "
+                 f"recipients know of named people: {', '.join(recipient.k_anonymity.known_populations)}:"),
                 "",
                 "| measure | value |",
                 "|---|---|",

@@ -125,5 +125,12 @@ _MIN_DISTINCT_BYTES = 12
 
 def _refuse_weak(key: bytes, where: str, fix: str) -> None:
     if len(set(key)) < _MIN_DISTINCT_BYTES:
-        raise ConfigError(f"{where} is not a random key ({len(set(key))} distinct byte values in {len(key)}, e.g. "
-                          f"all zeros); use 32 random bytes: {fix}")
+        why = f"{len(set(key))} distinct byte values in {len(key)}, e.g. all zeros"
+    elif all(0x20 <= b < 0x7F for b in key):
+        # 32 random bytes are all printable with probability (95/256)^32, about 1e-14: this is typed text.
+        why = "every byte is a printable character: a passphrase, not random bytes"
+    elif len({(b - a) % 256 for a, b in zip(key, key[1:])}) <= 2:
+        why = "its bytes step by a constant, e.g. 00 01 02 03 …"
+    else:
+        return
+    raise ConfigError(f"{where} is not a random key ({why}); use 32 random bytes: {fix}")

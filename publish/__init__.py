@@ -22,7 +22,12 @@ from publish.policy import (
     SharingPolicy,
     load_policy,
 )
-from publish.products import ProductFile, build_product, product_query_sql, pseudonym_key
+from publish.products import (
+    ProductFile,
+    build_product,
+    product_query_sql,
+    pseudonym_key,
+)
 from publish.reader import AuditAnchor, PublishedRun, RunSummary, WarehouseReader
 from publish.warehouse import Candidate, PublicationInputs, Warehouse
 

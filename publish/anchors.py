@@ -33,7 +33,12 @@ from pathlib import Path
 from core.errors import ConfigError
 from core.home import DataHome, HomeLike
 from publish.audit import GENESIS, AuditLog, ProductAnchor, Verification
-from publish.crypto import KEY_ID_METADATA, product_key_id, product_keys, product_metadata
+from publish.crypto import (
+    KEY_ID_METADATA,
+    product_key_id,
+    product_keys,
+    product_metadata,
+)
 from publish.generations import Generations
 from publish.reader import AuditAnchor, WarehouseReader
 

@@ -53,6 +53,8 @@ AGE_BANDS = (0, 5, 10, 20)
 #: Area columns from the finest; level i empties the first i of them.
 AREA_LEVELS = ("grid", "community", "street")
 
+_NULL = "CAST(NULL AS VARCHAR)"  # a withheld column stays text, not DuckDB's NULL type
+
 #: Key populations that follow from age, which the rows show anyway: not l-diversity categories.
 _DERIVED_FROM_AGE = ("elderly", "young_child", "minor_under_14")
 
@@ -70,6 +72,11 @@ class KAnonymity(BaseModel):
     sensitive: list[str] | None = Field(
         default=None,
         description="key populations no class may consist only of (default: every shown one not derived from age)",
+    )
+    known_populations: list[str] = Field(
+        default_factory=list,
+        description="key populations treated as quasi-identifiers, because someone else knows them of named "
+        "people (default: those the policy's person-level recipients receive; see SharingPolicy)",
     )
     max_suppression: float = Field(
         default=0.02, ge=0, le=1, description="share of rows whose quasi-identifiers may be withheld at the chosen levels"
@@ -134,9 +141,9 @@ class _Levels:
             if column in ("age", "birth_year"):
                 out[column] = _band_sql(column, self.age)
             elif column in AREA_LEVELS:
-                out[column] = "NULL" if AREA_LEVELS.index(column) < self.area else f"CAST({column} AS VARCHAR)"
+                out[column] = _NULL if AREA_LEVELS.index(column) < self.area else f"CAST({column} AS VARCHAR)"
             elif column == "sex":
-                out[column] = "NULL" if self.sex else "CAST(sex AS VARCHAR)"
+                out[column] = _NULL if self.sex else "CAST(sex AS VARCHAR)"
             else:
                 out[column] = f"CAST({column} AS VARCHAR)"
         return out
@@ -144,7 +151,7 @@ class _Levels:
 
 def _band_sql(column: str, level: int) -> str:
     if level >= len(AGE_BANDS):
-        return "NULL"
+        return _NULL
     width = AGE_BANDS[level]
     if width == 0:
         return f"CAST({column} AS VARCHAR)"
@@ -166,15 +173,20 @@ def _lattice(qis: tuple[str, ...]) -> list[_Levels]:
     return [_Levels(a, r, s) for a, r, s in itertools.product(ages, areas, sexes)]
 
 
-def _classes_sql(exprs: dict[str, str], bad: str) -> str:
-    """Each row's released quasi-identifiers and whether its class is bad."""
+def _classes_sql(exprs: dict[str, str], bad: str, source: str = "_rows") -> str:
+    """Each row of ``source`` with its released quasi-identifiers and whether its class is bad."""
     released = ", ".join(f"{expr} AS {column}" for column, expr in exprs.items())
     keys = ", ".join(exprs)
     if not exprs:
-        return f"SELECT _row, key_populations, (SELECT {bad} FROM _rows) AS _bad FROM _rows"
-    return f"""WITH g AS (SELECT _row, {released}, key_populations FROM _rows),
+        return f"SELECT _row, key_populations, (SELECT {bad} FROM {source}) AS _bad FROM {source}"
+    return f"""WITH g AS (SELECT _row, {released}, key_populations FROM {source}),
         classes AS (SELECT {keys}, {bad} AS _bad FROM g GROUP BY ALL)
         SELECT g.*, c._bad FROM g JOIN classes c ON {' AND '.join(f'g.{q} IS NOT DISTINCT FROM c.{q}' for q in exprs)}"""
+
+
+def _known_sql(known: list[str]) -> dict[str, str]:
+    """A known category as a quasi-identifier column: whether the row shows it."""
+    return {f"_kp{i}": f"CAST(list_contains(key_populations, '{c}') AS VARCHAR)" for i, c in enumerate(known)}
 
 
 def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str]) -> tuple[pa.Table, Disclosure]:
@@ -190,9 +202,12 @@ def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str]) -
     if missing:
         raise ValueError(f"k_anonymity.quasi_identifiers {missing} are not columns of the product")
     has_flags = "key_populations" in table.column_names
+    known = [c for c in rule.known_populations if c in shown_populations] if has_flags else []
     flags = [c for c in shown_populations if c not in _DERIVED_FROM_AGE] if has_flags else []
-    sensitive = [c for c in rule.sensitive if c in shown_populations] if rule.sensitive is not None else flags
+    sensitive = [c for c in (rule.sensitive if rule.sensitive is not None else flags)
+                 if c in shown_populations and c not in known]
     bad = _bad_class_sql(rule.k, sensitive)
+    known_exprs = _known_sql(known)
     rows = table.num_rows
     with duckdb.connect() as con:
         source = table if has_flags else table.append_column(
@@ -202,7 +217,7 @@ def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str]) -
 
         def cost(levels: _Levels) -> tuple[int, int]:
             # rows in bad classes; discernibility: a kept row costs its class size, a suppressed one every row
-            exprs = levels.exprs(qis)
+            exprs = levels.exprs(qis) | known_exprs
             released = ", ".join(f"{expr} AS {column}" for column, expr in exprs.items())
             suppressed, kept = con.execute(
                 f"SELECT coalesce(sum(n) FILTER (WHERE _bad), 0), coalesce(sum(n * n) FILTER (WHERE NOT _bad), 0) "
@@ -219,18 +234,14 @@ def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str]) -
                                                 costs[lv][1])) if feasible
                   else min(costs, key=lambda lv: costs[lv]))
         exprs = chosen.exprs(qis)
-        con.execute(f"CREATE TABLE _general AS {_classes_sql(exprs, bad)}")
+        con.execute(f"CREATE TABLE _general AS {_classes_sql(exprs | known_exprs, bad)}")
         suppressed_rows = con.execute("SELECT count(*) FROM _general WHERE _bad").fetchall()[0][0]
-        withheld_qis = ", ".join(f"CASE WHEN _bad THEN NULL ELSE {q} END AS {q}" for q in exprs)
-        con.execute(f"CREATE TABLE _released AS SELECT _row, {withheld_qis + ', ' if exprs else ''}key_populations "
-                    "FROM _general")
-        # The rows with every quasi-identifier withheld are one class too: leave them out if it is bad.
-        all_withheld = " AND ".join(f"{q} IS NULL" for q in exprs) or "TRUE"
-        left_out = con.execute(
-            f"SELECT CASE WHEN count(*) > 0 AND ({bad}) THEN count(*) ELSE 0 END FROM _released WHERE {all_withheld}"
-        ).fetchall()[0][0]
-        if left_out:
-            con.execute(f"DELETE FROM _released WHERE {all_withheld}")
+        # A row still in a bad class has its quasi-identifiers withheld, the categories others know included.
+        withheld_qis = ", ".join(f"CASE WHEN _bad THEN {_NULL} ELSE {q} END AS {q}" for q in exprs)
+        unknown = " AND ".join(f"k <> '{c}'" for c in known) or "TRUE"
+        con.execute(f"""CREATE TABLE _released AS SELECT _row, {withheld_qis + ', ' if exprs else ''}
+            CASE WHEN _bad THEN list_filter(key_populations, lambda k: {unknown}) ELSE key_populations END
+            AS key_populations FROM _general""")
         area_shown = [c for c in AREA_LEVELS if c in exprs and AREA_LEVELS.index(c) >= chosen.area]
         withheld = 0
         if flags:
@@ -247,12 +258,18 @@ def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str]) -
                 f"CREATE OR REPLACE TABLE _released AS SELECT * EXCLUDE (key_populations, "
                 f"{', '.join(f'_n{i}' for i in range(len(flags)))}), "
                 f"list_filter(key_populations, lambda k: {keep}) AS key_populations FROM _counted")
+        # Whatever is still in a bad class as released (the withheld rows together, rows a withheld flag
+        # moved) is left out: every row published shares its quasi-identifiers with k - 1 others.
+        final = {q: q for q in exprs} | known_exprs
+        con.execute(f"CREATE TABLE _guard AS {_classes_sql(final, bad, '_released')}")
+        left_out = con.execute("SELECT count(*) FROM _guard WHERE _bad").fetchall()[0][0]
+        con.execute("DELETE FROM _released WHERE _row IN (SELECT _row FROM _guard WHERE _bad)")
         picked = [f"s.{c}" if c in exprs or c == "key_populations" else f"r.{c}" for c in table.column_names]
         result = con.sql(
             f"SELECT {', '.join(picked)} FROM _released s JOIN _rows r USING (_row) ORDER BY _row").to_arrow_table()
-        achieved = measure_k(con, "_released", list(exprs))
+        achieved = measure_k(con, "_released", [*exprs, *known_exprs.values()])
     disclosure = Disclosure(
-        k_required=rule.k, k_achieved=achieved, quasi_identifiers=qis,
+        k_required=rule.k, k_achieved=achieved, quasi_identifiers=(*qis, *known),
         age_band=AGE_BANDS[chosen.age] if chosen.age < len(AGE_BANDS) else None,
         area=area_shown[0] if area_shown else None, sex_shown="sex" in qis and not chosen.sex,
         rows=rows, rows_suppressed=int(suppressed_rows), rows_left_out=int(left_out), flags_withheld=int(withheld),

@@ -400,6 +400,11 @@ class AuditLog:
                                 f"the log ends at entry {seq}, but the publication of run {open_publication['run_id']} "
                                 f"ends at entry {end}: {_missing(seq + 1, end)} missing (the log was cut)",
                                 signed, expected)
+        if count and not signed and public_key is not None:
+            # The key exists because an entry was signed with it; a log with none signed was stripped.
+            return Verification(False, count, None, None,
+                                f"no entry is signed although the platform signs its entries ({source}): the "
+                                "signatures were removed and the log rewritten", signed, expected)
         return Verification(True, count, signed=signed, fingerprint=expected)
 
     def _members_problem(self, entry: dict) -> str | None:

@@ -20,7 +20,11 @@ from core.home import HomeLike
 from publish.policy import SharingPolicy
 from publish.products import ProductFile
 from publish.warehouse import PublicationInputs, Warehouse
-from quality.expectations import ValidationSummary, unified_population_suite, validate_frame
+from quality.expectations import (
+    ValidationSummary,
+    unified_population_suite,
+    validate_frame,
+)
 
 __all__ = ["PublicationResult", "publish_if_valid"]
 

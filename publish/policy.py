@@ -286,6 +286,17 @@ class SharingPolicy(BaseModel):
             raise ValueError(f"recipient names must be unique; repeated: {duplicated}")
         return self
 
+    @model_validator(mode="after")
+    def _known_populations(self) -> SharingPolicy:
+        # A category a department or grid worker receives about named people is something they know:
+        # for an analyst product it identifies like age or grid does, so it is a quasi-identifier there.
+        known = {p for r in self.recipients if r.aggregate is None and r.kind != "analyst"
+                 for p in (*r.shared_key_populations, *r.population)}
+        for r in self.recipients:
+            if r.k_anonymity is not None and "known_populations" not in r.k_anonymity.model_fields_set:
+                r.k_anonymity.known_populations = [p for p in r.shared_key_populations if p in known]
+        return self
+
 
 def load_policy(path: str | Path) -> SharingPolicy:
     """Load and validate a sharing policy, failing with the file, the key and what was expected."""

@@ -225,6 +225,9 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
             keys = [hmac.new(key, pid.encode(), hashlib.sha256).hexdigest()[:24]
                     for pid in table.column("_person_id").to_pylist()]
             table = table.add_column(3, "person_key", pa.array(keys, pa.string()))
+            # In pseudonym order, never person_id order: two recipients' copies (or a department's
+            # person_ids) must not line up row by row.
+            table = table.sort_by("person_key")
         if recipient.k_anonymity is not None:
             # The hidden columns ride along, so membership below counts only the rows kept.
             table, control = anonymise(table, recipient.k_anonymity, recipient.shared_key_populations)

@@ -36,7 +36,12 @@ from staging.schema import (
     empty_consent_frame,
     empty_quarantine_frame,
 )
-from staging.stage import UNMAPPED_VALUE_COLUMNS, StageResult, stage_consent_records, stage_person_records
+from staging.stage import (
+    UNMAPPED_VALUE_COLUMNS,
+    StageResult,
+    stage_consent_records,
+    stage_person_records,
+)
 
 __all__ = [
     "BOOLEAN_FIELDS",

@@ -19,7 +19,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from staging._arrow import as_arrow, bool_series, clean_arrow, distinct, spread, to_series
+from staging._arrow import (
+    as_arrow,
+    bool_series,
+    clean_arrow,
+    distinct,
+    spread,
+    to_series,
+)
 from staging.dates import CHINA_TZ
 
 __all__ = ["ID_COLUMNS", "id_check_digit", "parse_id_numbers"]

@@ -18,7 +18,14 @@ from staging.dates import (
 from staging.id_numbers import ID_COLUMNS, id_check_digit, parse_id_numbers
 from staging.phones import normalize_phone
 from staging.pinyin import COMPOUND_SURNAME_READINGS, SURNAME_READINGS, name_pinyin
-from staging.text import MIDDLE_DOT, clean_text, normalize_address, normalize_name, to_halfwidth, to_simplified
+from staging.text import (
+    MIDDLE_DOT,
+    clean_text,
+    normalize_address,
+    normalize_name,
+    to_halfwidth,
+    to_simplified,
+)
 
 __all__ = [
     "CHINA_TZ",

@@ -133,6 +133,8 @@ CONSENT_QUARANTINE_RULES: tuple[str, ...] = (
     "missing_purpose",
     "missing_recipient",
     "unparseable_decided_at",
+    "missing_decided_at",
+    "future_decided_at",
     "unparseable_expires_at",
 )
 """Quarantine rules for consent records, in the order they are reported."""

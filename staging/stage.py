@@ -264,6 +264,7 @@ def stage_consent_records(
     ``malformed_id_number``, ``unknown_status`` (not granted / refused / withdrawn /
     deletion_requested after mapping), ``missing_purpose``, ``missing_recipient`` (a registry that
     maps no recipient column decides for everyone, ``*``), ``unparseable_decided_at``,
+    ``missing_decided_at``, ``future_decided_at`` (after the registry was read),
     ``unparseable_expires_at``. ``categories`` (e.g. ``basic,health``) is lower-cased and joined by
     commas; a ``guardian_id_number`` that is not a valid resident ID is staged as missing.
 
@@ -301,9 +302,10 @@ def stage_consent_records(
     out = _identity_columns(extract) | {
         "id_number": ids["id_number"],
         "name": fields.text("name", normalize_name),
-        "purpose": fields.text("purpose", normalize_address),
+        # Codes are case-blind (Health, SERVICE_DELIVERY): a withdrawal must not miss its recipient by a capital.
+        "purpose": fields.text("purpose", lambda v: normalize_address(v).str.lower()),
         # A registry without a recipient column records decisions about sharing as such: everyone.
-        "recipient": (fields.text("recipient", normalize_address) if "recipient" in columns
+        "recipient": (fields.text("recipient", lambda v: normalize_address(v).str.lower()) if "recipient" in columns
                       else pd.Series("*", index=extract.raw.index, dtype=STRING)),
         "status": status.where(known_status),
         "decided_at": decided["timestamp"],
@@ -363,6 +365,25 @@ def stage_consent_records(
                 _label("decided_at", raw_decided.iloc[rows])
                 + " is not a date or time; write it as ISO 8601 (2024-05-01 10:00:00) in the consent registry, "
                 "or add its format to date_formats in sources.yaml"
+            ),
+        ),
+        fields.missing_rule(
+            "missing_decided_at",
+            # (a registry that keeps no decision times at all orders its decisions by nothing; not quarantined)
+            (decided["timestamp"].isna() & ~decided["unparseable"]).to_numpy(bool) & ("decided_at" in columns),
+            "when a decision was made decides which one counts: fill column "
+            f"{columns.get('decided_at')} in the consent registry",
+        ),
+        QuarantineRule(
+            "future_decided_at",
+            (decided["timestamp"] > pd.Timestamp(extract.extracted_at) + pd.Timedelta(days=1)).fillna(False).to_numpy(bool),
+            "decided_at",
+            columns.get("decided_at"),
+            raw_decided,
+            lambda rows: (
+                _label("decided_at", raw_decided.iloc[rows])
+                + " is after the registry was read: a decision dated in the future would outrank every real "
+                "later one; correct the date in the consent registry"
             ),
         ),
         QuarantineRule(

@@ -16,7 +16,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from staging._arrow import as_arrow, clean_arrow, empty_to_null, on_unique, python_on_unique, to_series
+from staging._arrow import (
+    as_arrow,
+    clean_arrow,
+    empty_to_null,
+    on_unique,
+    python_on_unique,
+    to_series,
+)
 
 __all__ = [
     "MIDDLE_DOT",

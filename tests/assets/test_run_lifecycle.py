@@ -51,3 +51,18 @@ def test_a_run_takes_group_and_other_permissions_off_the_home(tmp_path):
     begin_run(None, home, "now")
 
     assert stat.S_IMODE(loose.stat().st_mode) == 0o600 and stat.S_IMODE(home.warehouse_dir.stat().st_mode) == 0o700
+
+
+def test_a_publication_removes_the_intermediates_of_earlier_blocked_runs_too(tmp_path):
+    # Seen: a blocked run's raw extracts (IDs, diagnoses) survived the next successful run.
+    from assets.run_lifecycle import discard_intermediates
+
+    home = DataHome.at(tmp_path)
+    for run in ("blocked", "now"):
+        base = home.asset_base(run, ["raw_health"])
+        base.parent.mkdir(parents=True, exist_ok=True)
+        base.with_suffix(".parquet").write_bytes(b"restricted")
+        home.run_finished_marker(run).touch()
+    discard_intermediates(home, "now")
+    assert not home.asset_base("blocked", []).exists() and not home.asset_base("now", []).exists()
+    assert home.run_finished_marker("blocked").exists()  # the record that the run happened stays

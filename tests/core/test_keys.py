@@ -10,7 +10,7 @@ from core.errors import ConfigError
 from core.home import DataHome
 from core.keys import key_id, load_key, load_or_create_key, write_key_file
 
-GOOD = bytes(range(7, 39))  # 32 distinct bytes, as a random key has
+GOOD = bytes.fromhex("9eb470e717b33b25fb48215d817c4bf0dda1d01e7f077ac3e8c27fc05976ee64")  # drawn once from secrets.token_hex(32)
 
 
 def key_file(tmp_path, name: str = "r"):
@@ -39,7 +39,12 @@ def test_environment_key_wins_and_is_validated(tmp_path, monkeypatch):
         load_or_create_key(key_file(tmp_path), "SB_TEST_KEY")
 
 
-@pytest.mark.parametrize("weak", ["00" * 32, "ab" * 32, "0123" * 16])
+@pytest.mark.parametrize("weak", [
+    "00" * 32, "ab" * 32, "0123" * 16,
+    bytes(range(32)).hex(),  # seen accepted: 00 01 02 … 1f
+    b"0123456789abcdef0123456789abcdef".hex(),  # seen accepted: typed characters
+    b"silobreaker-district-key-2026!!!".hex(),  # seen accepted: a passphrase
+])
 def test_a_key_that_is_not_random_is_refused(tmp_path, monkeypatch, weak):
     monkeypatch.setenv("SB_TEST_KEY", weak)
     with pytest.raises(ConfigError, match=r"is not a random key .*openssl rand -hex 32"):
@@ -89,3 +94,12 @@ def test_a_written_key_replaces_the_old_one_whole_and_privately(tmp_path, monkey
 def test_a_key_id_names_a_key_without_revealing_it():
     assert key_id(GOOD) == key_id(bytes(GOOD)) != key_id(GOOD[::-1])
     assert len(key_id(GOOD)) == 8 and key_id(GOOD) not in GOOD.hex()
+
+
+def test_random_keys_pass_the_weakness_checks():
+    import secrets
+
+    from core.keys import _refuse_weak
+
+    for _ in range(2000):  # a false alarm would stop a district's publication
+        _refuse_weak(secrets.token_bytes(32), "k", "fix")

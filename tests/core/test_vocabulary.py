@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from connectors import SourceConfig
-from core.vocabulary import DATE_FORMATS, FIELD_LABELS, MASKS, PERSON_FIELDS, SEX_CODES, sex_code
+from core.vocabulary import (
+    DATE_FORMATS,
+    FIELD_LABELS,
+    MASKS,
+    PERSON_FIELDS,
+    SEX_CODES,
+    sex_code,
+)
 from dedup.prepare import normalize_sex, prepare_records
 from staging import stage_person_records
 

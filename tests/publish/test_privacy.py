@@ -16,7 +16,14 @@ import pytest
 
 from core.home import DataHome
 from pipelines.cli import main
-from publish import KEY_POPULATIONS, Aggregate, AuditLog, Warehouse, product_key, read_product
+from publish import (
+    KEY_POPULATIONS,
+    Aggregate,
+    AuditLog,
+    Warehouse,
+    product_key,
+    read_product,
+)
 from staging import id_check_digit
 from tests.publish.conftest import make_inputs, policy, records
 
@@ -95,7 +102,9 @@ REGISTER = dict(name="civil_register", description="民政 assistance register",
 ANALYST = dict(name="analysts", description="统计", kind="analyst", level="district", purpose="statistics",
                legal_basis="statutory", legal_reference="统计法", pseudonymise=True,
                columns=["person_id", "sex", "age", "grid", "key_populations"],
-               key_populations=["elderly_living_alone", "disabled"])
+               key_populations=["elderly_living_alone", "disabled"],
+               # eight people: k-anonymity is tested in test_anonymity.py; here everyone must stay countable
+               k_anonymity={"k": 2, "known_populations": []})
 ANALYST_2 = dict(ANALYST, name="researchers", description="another analyst")
 STATS = dict(name="district_statistics", description="counts", kind="analyst", level="district",
              purpose="statistics", legal_basis="statutory", aggregate={"by": "grid", "threshold": 3})

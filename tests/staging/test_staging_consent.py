@@ -6,7 +6,13 @@ import pandas as pd
 import pytest
 
 from core.errors import ConfigError
-from staging import CONSENT_COLUMNS, CONSENT_QUARANTINE_RULES, QUARANTINE_COLUMNS, id_check_digit, stage_consent_records
+from staging import (
+    CONSENT_COLUMNS,
+    CONSENT_QUARANTINE_RULES,
+    QUARANTINE_COLUMNS,
+    id_check_digit,
+    stage_consent_records,
+)
 
 EXTRACTED_AT = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
 COLUMNS = {"id_number": "sfzh", "name": "xm", "purpose": "purpose", "recipient": "recipient", "status": "status",
@@ -102,7 +108,16 @@ CASES = [
     (consent(consent_id="c9", decided_at="去年"), ("unparseable_decided_at", "decided_at", "decided_at", "去年",
      "决定时间 '去年' is not a date or time; write it as ISO 8601 (2024-05-01 10:00:00) in the consent registry, "
      "or add its format to date_formats in sources.yaml")),
-    (consent(consent_id="c10", decided_at=None), None),
+    # Seen: a withdrawal without a date blocked the whole district's run; now the row is quarantined.
+    (consent(consent_id="c10", decided_at=None), ("missing_decided_at", "decided_at", "decided_at", None,
+     "决定时间 is empty; when a decision was made decides which one counts: fill column decided_at in the "
+     "consent registry")),
+    # Seen: a grant dated 2062 outranked every later withdrawal.
+    (consent(consent_id="c15", decided_at="2062-02-19"), ("future_decided_at", "decided_at", "decided_at",
+     "2062-02-19", "决定时间 '2062-02-19' is after the registry was read: a decision dated in the future would "
+     "outrank every real later one; correct the date in the consent registry")),
+    # Seen: recipient Health and purpose Service_Delivery missed the policy's health and service_delivery.
+    (consent(consent_id="c16", recipient="Health", purpose="Cross_Department_Sharing"), None),
     (consent(consent_id="c11", expires_at="明年"), ("unparseable_expires_at", "expires_at", "expires_at", "明年",
      "有效期至 '明年' is not a date or time, so when the consent ends is unknown; write it as ISO 8601 (2027-05-01) "
      "in the consent registry, or add its format to date_formats in sources.yaml")),  # when is unknown, but the decision stands
@@ -131,7 +146,9 @@ def test_each_consent_rule_quarantines_its_row():
     assert got.astype(object).where(got.notna(), None).to_dict("records") == expected
     cut = stage([consent(consent_id="c1"), consent(consent_id="c2")], truncated_rows=(1,)).quarantine
     assert set(result.quarantine["rule"]) | set(cut["rule"]) == set(CONSENT_QUARANTINE_RULES)
-    assert result.staged["source_key"].tolist() == ["c1", "c10", "c14"]
+    assert result.staged["source_key"].tolist() == ["c1", "c16", "c14"]
+    folded = result.staged.set_index("source_key").loc["c16"]
+    assert (folded["recipient"], folded["purpose"]) == ("health", "cross_department_sharing")
     withdrawal = result.staged.set_index("source_key").loc["c14"]
     assert withdrawal["status"] == "withdrawn"
     assert withdrawal["decided_at"] == pd.Timestamp("2026-05-31 16:00", tz="UTC")  # midnight in Beijing

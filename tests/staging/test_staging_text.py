@@ -3,7 +3,13 @@
 import pandas as pd
 import pytest
 
-from staging import clean_text, normalize_address, normalize_name, to_halfwidth, to_simplified
+from staging import (
+    clean_text,
+    normalize_address,
+    normalize_name,
+    to_halfwidth,
+    to_simplified,
+)
 
 
 def values(series: pd.Series) -> list:
