@@ -87,6 +87,37 @@ def test_random_tables_publish_no_small_cell_and_leak_no_suppressed_one(seed):
     assert recoverable(table, hidden) == []
 
 
+def recoverable_with_noise(shown: np.ndarray, hidden: np.ndarray, noise: int) -> list[tuple[int, int]]:
+    """Suppressed cells an attacker pins down from perturbed published cells: every true count is >= 0,
+    a published one is within ``noise`` of its true count, and each line adds up to its total."""
+    rows, cols = shown.shape
+    cells = [(i, j) for i in range(rows) for j in range(cols)]
+    index = {cell: k for k, cell in enumerate(cells)}
+    a_eq = []
+    for i in range(rows - 1):
+        row = np.zeros(len(cells))
+        for j in range(cols - 1):
+            row[index[(i, j)]] = 1
+        row[index[(i, cols - 1)]] = -1
+        a_eq.append(row)
+    for j in range(cols):
+        row = np.zeros(len(cells))
+        for i in range(rows - 1):
+            row[index[(i, j)]] = 1
+        row[index[(rows - 1, j)]] = -1
+        a_eq.append(row)
+    bounds = [(0, None) if hidden[c] else (max(0, shown[c] - noise), shown[c] + noise) for c in cells]
+    found = []
+    for cell in zip(*np.nonzero(hidden), strict=True):
+        objective = np.zeros(len(cells))
+        objective[index[cell]] = 1
+        low = linprog(objective, A_eq=a_eq, b_eq=np.zeros(len(a_eq)), bounds=bounds)
+        high = linprog(-objective, A_eq=a_eq, b_eq=np.zeros(len(a_eq)), bounds=bounds)
+        if low.status == 0 and high.status == 0 and -high.fun - low.fun < 0.5:
+            found.append(cell)
+    return found
+
+
 def test_a_lone_suppressed_cell_is_exposed():
     hidden = np.zeros((3, 3), dtype=bool)
     hidden[0, 0] = True
