@@ -147,9 +147,17 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
     try:
         table = read_product(path, _key_for(args, home, product_key_id(path)), identifier=args.recipient)
     except KeyIdMismatchError as e:
+        from publish.crypto import product_keys
+
+        held = product_keys(home, args.recipient)
+        if e.file_key_id in held and next(iter(held)) == e.file_key_id:
+            where = f"it is the platform's current key, {home.product_key_file(args.recipient)}"
+        elif e.file_key_id in held:
+            where = f"the platform keeps it as {home.retired_product_key_file(args.recipient, e.file_key_id)}"
+        else:
+            where = "the platform holds no key with that id: ask for the key the product was sent with"
         print(f"error: cannot read {path}: this product was encrypted under key id {e.file_key_id}; your key is "
-              f"{e.offered_key_id}. Use the key with id {e.file_key_id} (after `silobreaker keys rotate` the platform "
-              f"keeps the old key as {home.retired_product_key_file(args.recipient, e.file_key_id)})", file=sys.stderr)
+              f"{e.offered_key_id}. Use the key with id {e.file_key_id} ({where})", file=sys.stderr)
         return 2
     except (OSError, ValueError) as e:
         print(f"error: cannot read {path}: {e}", file=sys.stderr)

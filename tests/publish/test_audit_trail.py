@@ -291,13 +291,19 @@ def test_rotating_a_product_key_keeps_old_products_readable_and_the_next_run_use
     new_key_file.write_text(new.hex())
     capsys.readouterr()
     assert main(["product", "read", recipient, "--home", str(home), "--key-file", str(new_key_file)]) == 2
-    assert (f"this product was encrypted under key id {key_id(old)}; your key is {key_id(new)}"
-            in capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert f"this product was encrypted under key id {key_id(old)}; your key is {key_id(new)}" in err
+    assert f"the platform keeps it as {DataHome.at(home).retired_product_key_file(recipient, key_id(old))}" in err
     assert main(["product", "read", recipient, "--home", str(home)]) == 0  # the platform finds the retired key
 
     _publish(home, "run3")
 
     after = read_product(product, new).to_pandas()
+    old_key_file = tmp_path / "old.hex"
+    old_key_file.write_text(old.hex())
+    capsys.readouterr()
+    assert main(["product", "read", recipient, "--home", str(home), "--key-file", str(old_key_file)]) == 2
+    assert "it is the platform's current key" in capsys.readouterr().err  # seen: it named a file that did not exist
     assert product_metadata(product, new)["silobreaker.key_id"] == key_id(new)
     assert [e["key_id"] for e in AuditLog(home).entries() if e["recipient"] == recipient] == [key_id(old)] * 2 + [
         key_id(new)]
