@@ -125,6 +125,10 @@ WITH golden AS (
 ), aged AS (
     SELECT *,
         CAST(substr(birth_date, 1, 4) AS INTEGER) AS birth_year,
+        -- birth_date is text of mixed precision (the census knows the month); analysts get a DATE where
+        -- the day is known, and the precision beside it.
+        CASE length(birth_date) WHEN 10 THEN 'day' WHEN 7 THEN 'month' WHEN 4 THEN 'year' END AS birth_date_precision,
+        TRY_CAST(CASE WHEN length(birth_date) = 10 THEN birth_date END AS DATE) AS birth_day,
         CASE WHEN birth_date IS NOT NULL THEN CAST(floor(date_diff('month',
             CAST(rpad(substr(birth_date, 1, 7), 7, '-01') || '-' || coalesce(nullif(substr(birth_date, 9, 2), ''), '01') AS DATE),
             {as_of_sql}) / 12) AS INTEGER) END AS age

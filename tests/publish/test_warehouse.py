@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import duckdb
 import pandas as pd
 import pytest
@@ -177,3 +179,14 @@ def test_the_warehouse_is_written_in_a_format_duckdb_1_tools_read(tmp_path, dist
     with duckdb.connect(str(wh.path), read_only=True) as con:
         tags = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
     assert tags["storage_version"] == "v1.2.0+"
+
+
+@pytest.mark.integration
+def test_analysts_get_a_date_where_the_day_is_known(tmp_path, district):
+    wh, _ = published(tmp_path, district, STATUTORY)
+    with duckdb.connect(str(wh.path), read_only=True) as con:
+        rows = con.execute("SELECT person_id, birth_date, birth_date_precision, birth_day, typeof(birth_day) "
+                           "FROM unified_population ORDER BY person_id").fetchall()
+    by_person = {r[0]: r[1:] for r in rows}
+    assert by_person["P_zhang"][1:3] == ("day", date(1950, 1, 1)) and by_person["P_zhang"][3] == "DATE"
+    assert by_person["P_wang"][:3] == ("2023-03", "month", None)  # the census knows the month only
