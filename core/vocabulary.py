@@ -23,6 +23,8 @@ __all__ = [
     "KEY_POPULATION_LABELS",
     "MASKS",
     "PARTIAL_DATE_FORMATS",
+    "PURPOSE_LABELS",
+    "SEX_LABELS",
     "PERSON_FIELDS",
     "PROTECTIVE_ORDER",
     "SEX_CODES",
@@ -144,6 +146,20 @@ KEY_POPULATION_LABELS: Mapping[str, str] = MappingProxyType(
     }
 )
 """The Chinese name of each key population (重点人群), as a department or grid worker reads it."""
+
+SEX_LABELS: Mapping[str, str] = MappingProxyType({"M": "男", "F": "女"})
+"""Staged sex codes as a clerk reads them."""
+
+PURPOSE_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "service_delivery": "服务提供",
+        "cross_department_sharing": "跨部门共享",
+        "statistics": "统计",
+        "research": "研究",
+        "*": "全部用途",
+    }
+)
+"""The Chinese name of the common purposes of processing; a purpose not listed is shown as written."""
 
 SEX_CODES: Mapping[str, str] = MappingProxyType(
     {

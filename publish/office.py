@@ -29,7 +29,7 @@ import openpyxl
 import pyarrow as pa
 from msoffcrypto.format.ooxml import OOXMLFile
 
-from core.vocabulary import FIELD_LABELS, KEY_POPULATION_LABELS
+from core.vocabulary import FIELD_LABELS, KEY_POPULATION_LABELS, SEX_LABELS
 
 __all__ = ["DATA_SHEET", "README_SHEET", "office_password", "read_xlsx", "write_plain_xlsx", "write_xlsx"]
 
@@ -44,10 +44,12 @@ def office_password(product_key: bytes) -> str:
     return base64.b32encode(digest).decode("ascii")[:20]
 
 
-def _cell(value: object) -> object:
-    """A value as a cell: text stays text (IDs, phones), lists are joined, booleans are 是/否."""
+def _cell(value: object, column: str = "") -> object:
+    """A value as a cell: text stays text (IDs, phones), lists are joined, booleans are 是/否, sex 男/女."""
     if value is None:
         return None
+    if column == "sex":
+        return SEX_LABELS.get(str(value), value)
     if isinstance(value, bool):
         return "是" if value else "否"
     if isinstance(value, list | tuple):
@@ -63,8 +65,8 @@ def _workbook(table: pa.Table, about: Mapping[str, str] | None) -> io.BytesIO:
                     if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)}
     for row in table.to_pylist():
         # openpyxl writes a str as a shared string: Excel shows and keeps it as text, all 18 digits.
-        data.append([str(_cell(v)) if i in text_columns and v is not None else _cell(v)
-                     for i, v in enumerate(row.values())])
+        data.append([str(_cell(v, name)) if i in text_columns and v is not None else _cell(v, name)
+                     for i, (name, v) in enumerate(row.items())])
     if about:
         readme = workbook.create_sheet(README_SHEET)
         readme.append(["项目", "内容"])

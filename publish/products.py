@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 
 from core.home import DataHome, HomeLike
 from core.keys import key_id, load_or_create_key
-from core.vocabulary import MASKS
+from core.vocabulary import MASKS, PURPOSE_LABELS
 from publish.anonymity import anonymise
 from publish.audit import ProductAnchor
 from publish.consent import protective_rank_sql
@@ -261,7 +261,7 @@ def _about(recipient: Recipient, table: pa.Table, key: str) -> dict[str, str]:
     now = datetime.now(ZoneInfo("Asia/Shanghai"))
     return {
         "接收方": f"{recipient.name}：{recipient.description}",
-        "用途": recipient.purpose,
+        "用途": PURPOSE_LABELS.get(recipient.purpose, recipient.purpose),
         "法律依据": basis,
         "记录数": str(table.num_rows),
         "生成时间": now.strftime("%Y-%m-%d %H:%M（北京时间）"),

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 CLERK = dict(name="civil_clerks", description="民政 救助科", kind="department", level="district",
              purpose="service_delivery", legal_basis="statutory", legal_reference="社会救助暂行办法",
-             columns=["person_id", "name", "id_number", "phone", "lives_alone", "key_populations"],
+             columns=["person_id", "name", "sex", "id_number", "phone", "lives_alone", "key_populations"],
              key_populations=["elderly_living_alone"], format="xlsx")
 
 
@@ -37,13 +37,14 @@ def test_the_clerk_opens_the_workbook_with_its_password_and_the_id_is_text(home,
     assert path.read_bytes()[:8] == bytes.fromhex("d0cf11e0a1b11ae1")  # an encrypted Office file, not a zip
     workbook = read_xlsx(path, _password(home, capsys))  # decrypt as an office suite does, read with openpyxl
     rows = list(workbook[DATA_SHEET].iter_rows(values_only=True))
-    assert rows[0] == ("人员编号", "姓名", "公民身份号码", "联系电话", "独居", "重点人群")
+    assert rows[0] == ("人员编号", "姓名", "性别", "公民身份号码", "联系电话", "独居", "重点人群")
     zhang = next(r for r in rows[1:] if r[1] == "张伟")
-    assert zhang[2] == ZHANG and isinstance(zhang[2], str)  # all 18 digits, as text
-    assert workbook[DATA_SHEET].cell(row=rows.index(zhang) + 1, column=3).data_type == "s"
-    assert zhang[3] == "13800000001" and zhang[4] == "是" and zhang[5] == "独居老人"
+    assert zhang[3] == ZHANG and isinstance(zhang[3], str)  # all 18 digits, as text
+    assert workbook[DATA_SHEET].cell(row=rows.index(zhang) + 1, column=4).data_type == "s"
+    assert zhang[2] == "男" and zhang[4] == "13800000001" and zhang[5] == "是" and zhang[6] == "独居老人"
     about = dict(list(workbook[README_SHEET].iter_rows(values_only=True))[1:])
     assert about["法律依据"] == "法定职责（社会救助暂行办法）" and about["记录数"] == str(len(rows) - 1)
+    assert about["用途"] == "服务提供"
 
 
 def test_a_wrong_password_opens_nothing_and_the_audit_log_holds_the_file(home, capsys):
