@@ -33,7 +33,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
@@ -54,6 +53,7 @@ from publish.policy import (
     Recipient,
 )
 from publish.statistics import statistics_table
+from staging.dates import CHINA_TZ
 
 __all__ = ["ProductFile", "build_product", "product_query_sql", "pseudonym_key"]
 
@@ -238,18 +238,19 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
         person_ids = table.column("_person_id").to_pylist()
         table = table.drop_columns(list(_HIDDEN))
     encryption_key = product_key(home, recipient.name)
+    encryption_key_id = key_id(encryption_key)
     write_encrypted(table, path, recipient.name, encryption_key, anchor.metadata() if anchor else None)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     office_hash = None
     if recipient.format == "xlsx":
         office = path.with_suffix(".xlsx")
-        write_xlsx(table, office, office_password(encryption_key), _about(recipient, table, key_id(encryption_key)))
+        write_xlsx(table, office, office_password(encryption_key), _about(recipient, table, encryption_key_id))
         office_hash = hashlib.sha256(office.read_bytes()).hexdigest()
     return ProductFile(
         recipient.name, path, tuple(table.column_names), table.num_rows, digest,
         purpose=recipient.purpose, legal_basis=recipient.legal_basis, legal_reference=recipient.legal_reference,
         members=tuple(members), exclusions=exclusions, disclosure=disclosure, person_ids=tuple(person_ids),
-        key_id=key_id(encryption_key), anchor=anchor, office_hash=office_hash,
+        key_id=encryption_key_id, anchor=anchor, office_hash=office_hash,
     )
 
 
@@ -258,7 +259,7 @@ def _about(recipient: Recipient, table: pa.Table, key: str) -> dict[str, str]:
     basis = {"consent": "本人同意", "statutory": "法定职责"}[recipient.legal_basis]
     if recipient.legal_reference:
         basis += f"（{recipient.legal_reference}）"
-    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    now = datetime.now(CHINA_TZ)
     return {
         "接收方": f"{recipient.name}：{recipient.description}",
         "用途": PURPOSE_LABELS.get(recipient.purpose, recipient.purpose),

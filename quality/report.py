@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -35,6 +34,7 @@ from core.vocabulary import FIELD_LABELS, MASKS, mask_long_numbers
 from quality.expectations import describe_outcome
 from quality.metrics import DIMENSIONS, grade
 from quality.staging_report import StagingReport
+from staging.dates import CHINA_TZ
 
 __all__ = [
     "DIMENSION_LABELS",
@@ -48,7 +48,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 
 DIMENSION_LABELS: dict[str, str] = {
     "completeness": "完整性",
@@ -191,7 +190,7 @@ def _write(home: DataHome, run_id: str, **context: Any) -> Path:
     env = Environment(loader=PackageLoader("quality", "templates"), autoescape=select_autoescape(["html", "j2"]))
     html = env.get_template("report.html.j2").render(
         run_id=run_id,
-        generated_at=datetime.now(BEIJING).strftime("%Y-%m-%d %H:%M 北京时间"),
+        generated_at=datetime.now(CHINA_TZ).strftime("%Y-%m-%d %H:%M 北京时间"),
         dimensions=DIMENSIONS,
         labels=DIMENSION_LABELS,
         field_labels=FIELD_LABELS,
