@@ -220,3 +220,13 @@ def test_noise_is_centred_and_bounded():
     assert set(np.unique(noise)) == {-2, -1, 0, 1, 2}
     assert abs(noise.mean()) < 0.01
     assert (perturb(np.zeros(5, dtype=np.int64), keys[:5], 2) == 0).all()  # an empty cell stays empty
+
+
+def test_how_often_a_cell_keeps_its_noise_when_one_person_leaves():
+    # docs/privacy.md says a cell keeps its noise in about a quarter of cases (so a leaver can show as
+    # an exact -1): this is the figure, for the default noise of 2.
+    rng = np.random.default_rng(5)
+    cell_keys = rng.integers(0, 2**32, 200_000, dtype=np.int64)
+    leaver = rng.integers(0, 2**32, 200_000, dtype=np.int64)
+    kept = (noise_for(cell_keys, 2) == noise_for((cell_keys - leaver) % 2**32, 2)).mean()
+    assert 0.21 < kept < 0.26  # triangular weights 1,2,3,2,1: (1+4+9+4+1)/81 = 0.235
