@@ -102,6 +102,10 @@ def _check_warehouse(home: DataHome, by_seq: dict, problems: list[str], checked:
     if not anchors:
         if reader.exists:
             checked.append(f"warehouse {reader.path}: records no audit entries (published before they were anchored)")
+        elif by_seq:
+            # Entries without a warehouse to anchor them: a deleted warehouse must not pass as intact.
+            problems.append(f"the log holds {len(by_seq)} entries but there is no published warehouse to anchor "
+                            f"them under {home.root}")
         return
     missing = [a for a in anchors if a.seq not in by_seq]
     differ = [a for a in anchors if a.seq in by_seq and not _same(a, by_seq[a.seq])]

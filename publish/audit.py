@@ -222,12 +222,6 @@ class AuditLog:
         last = self._last_entry()
         return Head(last["seq"], last["hash"]) if last else Head(0, GENESIS)
 
-    def append(self, run_id: str, published_at: datetime, products: Iterable) -> list[dict]:
-        """Append one entry per published product (``publish.products.ProductFile``) and return them."""
-        entries = self.prepare(run_id, published_at, products)
-        self.write(entries)
-        return entries
-
     def prepare(self, run_id: str, published_at: datetime, products: Iterable) -> list[dict]:
         """The signed entries a publication will append, chained to the log as it stands, with their
         membership files written; :meth:`write` appends them. Split so a publication can anchor its

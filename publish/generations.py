@@ -101,11 +101,8 @@ class Generations:
     def readable_warehouse(self) -> Path | None:
         """The warehouse to read as the last publication: the current one if it is whole, else the newest
         generation's that is (``None`` if none is)."""
-        current = self.current()
-        if current is not None and _opens(self.home.generation_warehouse_file(current.name)):
-            return self.home.generation_warehouse_file(current.name)
-        good = self.last_good()
-        return self.home.generation_warehouse_file(good.name) if good else None
+        base = self.base()
+        return self.home.generation_warehouse_file(base.name) if base else None
 
     def check_current(self) -> str | None:
         """``None`` if the current warehouse opens, else what is wrong and which generation is used instead."""

@@ -243,7 +243,7 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     office_hash = None
     if recipient.format == "xlsx":
-        office = path.with_suffix(".xlsx")
+        office = path.with_suffix(".xlsx")  # beside the product in its generation: DataHome.office_file once published
         write_xlsx(table, office, office_password(encryption_key), _about(recipient, table, encryption_key_id))
         office_hash = hashlib.sha256(office.read_bytes()).hexdigest()
     return ProductFile(

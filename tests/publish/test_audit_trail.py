@@ -376,3 +376,13 @@ def test_a_replaced_signing_key_publishes_nothing(home):
     assert AuditLog(home).head() == before
     assert [g.name for g in Generations(home).published()] == ["g000001", "g000002"]
     assert Generations(home).current().name == "g000002"
+
+
+def test_a_deleted_warehouse_does_not_leave_the_log_unanchored(home, capsys):
+    # A log cut at a publication's end, with the warehouse that anchors it removed, must not pass.
+    import shutil
+
+    shutil.rmtree(DataHome.at(home).generations_dir)
+    DataHome.at(home).warehouse_file.unlink(missing_ok=True)
+    code, out = verify(home, capsys)
+    assert code == 1 and "no published warehouse to anchor them" in out
