@@ -202,25 +202,35 @@ ORDER BY person_id
 def add_consent_problems(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``consent_problems``: person × consent decision that could not be read, with why.
 
+    Also a decision that cannot be placed: a withdrawal, refusal or deletion request naming a number
+    that every record carrying it holds only as borrowed (an ID-sharing conflict in which no record
+    agrees with the number, ``id_number_disputed``). It must not reach no one, so it counts as
+    unreadable for everyone carrying the number (rule ``id_holder_unknown``) until a reviewer decides.
+
     Args:
-        con: a connection holding ``quarantine`` (whose consent rows carry ``subject_id_number``) and
-            ``consent_subjects``.
+        con: a connection holding ``quarantine`` (whose consent rows carry ``subject_id_number``),
+            ``consent_decisions``, ``source_records`` and ``consent_subjects``.
     """
-    columns = {row[0] for row in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'quarantine' AND database_name = current_database()"
-    ).fetchall()}
-    if "subject_id_number" not in columns:
-        # A quarantine from before subjects were kept: nothing to read them from.
-        con.execute("CREATE TABLE consent_problems (person_id VARCHAR, decision_id VARCHAR, rule VARCHAR, message VARCHAR)")
-        return
-    con.execute(
-        """
-CREATE TABLE consent_problems AS
-SELECT s.person_id, q.record_id AS decision_id, q.rule, q.message
-FROM quarantine q JOIN consent_subjects s ON s.id_number = q.subject_id_number
-ORDER BY s.person_id, q.record_id
-"""
-    )
+    def columns(table: str) -> set[str]:
+        return {row[0] for row in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND database_name = current_database()",
+            [table]).fetchall()}
+
+    con.execute("CREATE TABLE consent_problems (person_id VARCHAR, decision_id VARCHAR, rule VARCHAR, message VARCHAR)")
+    if "subject_id_number" in columns("quarantine"):  # (a quarantine from before subjects were kept has none)
+        con.execute("""INSERT INTO consent_problems
+            SELECT s.person_id, q.record_id, q.rule, q.message
+            FROM quarantine q JOIN consent_subjects s ON s.id_number = q.subject_id_number""")
+    if "id_number_disputed" in columns("source_records"):
+        con.execute(f"""INSERT INTO consent_problems
+            SELECT DISTINCT r.person_id, c.record_id, 'id_holder_unknown',
+                'the decision names ' || c.id_number || ', which every record carrying it holds as another '
+                || 'resident''s number (an ID-sharing conflict awaiting review): it is applied to all of them'
+            FROM consent_decisions c JOIN source_records r ON r.id_number = c.id_number
+            WHERE coalesce(r.id_number_disputed, false)
+              AND c.status IN ('withdrawn', 'refused', '{DELETION_STATUS}')
+              AND c.id_number NOT IN (SELECT id_number FROM consent_subjects)""")
+    con.execute("CREATE OR REPLACE TABLE consent_problems AS SELECT * FROM consent_problems ORDER BY person_id, decision_id")
 
 
 def add_consent_unmatched(con: duckdb.DuckDBPyConnection, recipients: list[str], purposes: list[str]) -> dict[str, int]:

@@ -126,3 +126,23 @@ def test_a_guardian_the_district_knows_must_share_a_flat_with_the_child():
     by_guardian = dict(con.execute(
         "SELECT recipient, by_guardian FROM consent_effective WHERE category = 'minor'").fetchall())
     assert by_guardian == {"grid": True, "health": False, "civil": True}
+
+
+def test_a_deletion_under_a_number_no_record_holds_reaches_everyone_carrying_it():
+    # Review finding: when both records of an ID-sharing conflict disagree with the number, neither
+    # holds it, and a deletion request under it reached no one. Now it counts for both until review.
+    from publish.consent import add_consent_problems
+
+    con = duckdb.connect()
+    con.execute("""CREATE TABLE source_records AS SELECT * FROM (VALUES
+        ('P1', ?, true), ('P2', ?, true), ('P3', ?, false)) v(person_id, id_number, id_number_disputed)""",
+                [ADULT, ADULT, PARENT])
+    con.execute("CREATE TABLE consent_subjects AS SELECT DISTINCT id_number, person_id FROM source_records "
+                "WHERE NOT id_number_disputed")
+    con.execute("CREATE TABLE quarantine (record_id VARCHAR, rule VARCHAR, message VARCHAR, subject_id_number VARCHAR)")
+    con.execute("""CREATE TABLE consent_decisions AS SELECT * FROM (VALUES
+        ('c1', ?, 'deletion_requested'), ('c2', ?, 'granted'), ('c3', ?, 'withdrawn')) v(record_id, id_number, status)""",
+                [ADULT, ADULT, PARENT])
+    add_consent_problems(con)
+    rows = con.execute("SELECT person_id, decision_id, rule FROM consent_problems").fetchall()
+    assert rows == [("P1", "c1", "id_holder_unknown"), ("P2", "c1", "id_holder_unknown")]  # not the grant, not P3
