@@ -415,7 +415,8 @@ class AuditLog:
         """Entries of the products that held any of these person ids, oldest first (the ids a person has had:
         ``publish.reader.WarehouseReader.earlier_person_ids``). Products published before person ids were
         recorded in membership files are found by ID number only."""
-        return self._holding({self.person_id_hash(p) for p in person_ids})
+        key = self._key()  # once, not per id
+        return self._holding({_person_id_hash(key, p) for p in person_ids})
 
     def _holding(self, wanted: set[str]) -> list[dict]:
         found = []

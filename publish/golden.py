@@ -98,6 +98,8 @@ def unified_population_sql(trust: dict[str, int], as_of: date) -> str:
         picks.append(f"first({field} ORDER BY {order}) FILTER (WHERE {usable}) AS {field}")
         picks.append(f"first(source ORDER BY {order}) FILTER (WHERE {usable}) AS {field}_source")
         picks.append(f"first(record_date ORDER BY {order}) FILTER (WHERE {usable}) AS {field}_date")
+        if field == "birth_date":  # the precision of the value chosen, as its record states it
+            picks.append(f"first(birth_date_precision ORDER BY {order}) FILTER (WHERE {usable}) AS birth_date_precision")
     conflicts = ", ".join(f"CASE WHEN {test} THEN '{field}' END" for field, test in _CONFLICTS.items())
     as_of_sql = f"DATE '{as_of.isoformat()}'"
     golden_columns = ",\n        ".join(picks)
@@ -127,8 +129,7 @@ WITH golden AS (
         CAST(substr(birth_date, 1, 4) AS INTEGER) AS birth_year,
         -- birth_date is text of mixed precision (the census knows the month); analysts get a DATE where
         -- the day is known, and the precision beside it.
-        CASE length(birth_date) WHEN 10 THEN 'day' WHEN 7 THEN 'month' WHEN 4 THEN 'year' END AS birth_date_precision,
-        TRY_CAST(CASE WHEN length(birth_date) = 10 THEN birth_date END AS DATE) AS birth_day,
+        TRY_CAST(CASE WHEN birth_date_precision = 'day' THEN birth_date END AS DATE) AS birth_day,
         CASE WHEN birth_date IS NOT NULL THEN CAST(floor(date_diff('month',
             CAST(rpad(substr(birth_date, 1, 7), 7, '-01') || '-' || coalesce(nullif(substr(birth_date, 9, 2), ''), '01') AS DATE),
             {as_of_sql}) / 12) AS INTEGER) END AS age
@@ -176,18 +177,22 @@ def person_consent_sql() -> str:
     Decisions name their subject by resident ID number; a decision applies to the person whose
     records carry that number (``consent_subjects``, :func:`publish.consent.consent_subjects_sql`: not
     through a record keyed with another resident's number). The full history stays in ``consent_decisions``.
+    Of decisions made at the same instant the more protective is the latest, as in ``consent_effective``.
     """
-    return """
+    from publish.consent import protective_rank_sql  # (publish.consent imports this module)
+
+    rank = protective_rank_sql("status")
+    return f"""
 CREATE TABLE person_consent AS
 WITH decided AS (
     SELECT s.person_id, c.purpose, c.recipient, c.status, c.decided_at, c.channel, c.record_id AS decision_id
     FROM consent_decisions c JOIN consent_subjects s USING (id_number)
 )
 SELECT person_id, purpose, recipient,
-    arg_max(status, decided_at) AS status,
+    arg_max(status, (decided_at, {rank})) AS status,
     max(decided_at) AS decided_at,
-    arg_max(channel, decided_at) AS channel,
-    arg_max(decision_id, decided_at) AS decision_id,
+    arg_max(channel, (decided_at, {rank})) AS channel,
+    arg_max(decision_id, (decided_at, {rank})) AS decision_id,
     count(*) AS decisions
 FROM decided
 GROUP BY person_id, purpose, recipient

@@ -190,3 +190,17 @@ def test_analysts_get_a_date_where_the_day_is_known(tmp_path, district):
     by_person = {r[0]: r[1:] for r in rows}
     assert by_person["P_zhang"][1:3] == ("day", date(1950, 1, 1)) and by_person["P_zhang"][3] == "DATE"
     assert by_person["P_wang"][:3] == ("2023-03", "month", None)  # the census knows the month only
+
+
+@pytest.mark.integration
+def test_the_consent_map_agrees_with_the_products_on_a_tie(tmp_path, district):
+    # Review finding: person_consent took any of two decisions made at the same instant, so the
+    # consent map could say granted where the products apply the withdrawal.
+    consent = district["consent"].copy()
+    consent.loc[consent["record_id"] == "consent:2", "decided_at"] = consent.loc[0, "decided_at"]  # a tie
+    district = {**district, "consent": consent}
+    wh, _ = published(tmp_path, district, STATUTORY, HEALTH)
+    with duckdb.connect(str(wh.path), read_only=True) as con:
+        status = con.execute("SELECT status FROM person_consent WHERE person_id = 'P_zhang' "
+                             "AND recipient = 'health'").fetchone()[0]
+    assert status == "withdrawn"
