@@ -179,7 +179,9 @@ def person_consent_sql() -> str:
     through a record keyed with another resident's number). The full history stays in ``consent_decisions``.
     Of decisions made at the same instant the more protective is the latest, as in ``consent_effective``.
     """
-    from publish.consent import protective_rank_sql  # (publish.consent imports this module)
+    from publish.consent import (
+        protective_rank_sql,  # (publish.consent imports this module)
+    )
 
     rank = protective_rank_sql("status")
     return f"""
