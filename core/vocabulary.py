@@ -24,6 +24,8 @@ __all__ = [
     "MASKS",
     "PARTIAL_DATE_FORMATS",
     "PURPOSE_LABELS",
+    "QUARANTINE_RULE_TEXTS",
+    "RuleText",
     "SEX_LABELS",
     "PERSON_FIELDS",
     "PROTECTIVE_ORDER",
@@ -160,6 +162,56 @@ PURPOSE_LABELS: Mapping[str, str] = MappingProxyType(
     }
 )
 """The Chinese name of the common purposes of processing; a purpose not listed is shown as written."""
+
+@dataclass(frozen=True)
+class RuleText:
+    """What a quarantine rule means to the people who read it, in Chinese.
+
+    Attributes:
+        problem: what is wrong with the row, as a heading (``出生日期无法识别``).
+        fix: what the department's clerk does about it, in the department's own system.
+    """
+
+    problem: str
+    fix: str
+
+
+QUARANTINE_RULE_TEXTS: Mapping[str, RuleText] = MappingProxyType(
+    {
+        "truncated_row": RuleText("行不完整（字段数少于表头）", "该行在导出时被截断或多了换行，请从本部门系统重新导出该记录"),
+        "missing_source_key": RuleText("缺少记录编号", "请在本部门系统中补上该记录的编号（主键），编号为空的记录无法追溯"),
+        "duplicate_source_key": RuleText("记录编号重复", "同一编号出现在多行，请在本部门系统中核对，每条记录保留唯一编号"),
+        "missing_name": RuleText("姓名为空", "请在本部门系统中补填姓名"),
+        "implausible_name": RuleText("姓名不像真实姓名", "姓名过长或含表情、符号、没有文字，请按身份证上的姓名改正"),
+        "excel_number_id": RuleText(
+            "公民身份号码被Excel转成了数字",
+            "Excel只保留15位数字，后几位已丢失：请把该列设为文本格式（设置单元格格式 → 文本）后重新录入，或从本部门系统重新导出",
+        ),
+        "malformed_id_number": RuleText(
+            "公民身份号码格式不对", "应为18位（或旧的15位），只含数字，最后一位可以是X；请对照身份证改正"
+        ),
+        "missing_id_number": RuleText("公民身份号码为空", "同意记录必须写明是谁的决定，请补填本人的公民身份号码"),
+        "unparseable_birth_date": RuleText(
+            "出生日期无法识别", "请按“1985-03-12”这样的年-月-日格式改正出生日期；只知道年月的写“1985-03”"
+        ),
+        "birth_date_out_of_range": RuleText("出生日期不合理", "出生日期早于1900年或晚于今天，请对照身份证改正"),
+        "unknown_status": RuleText("同意状态无法识别", "请写“同意”“拒绝”“撤回”“删除”或“撤销删除”之一"),
+        "missing_purpose": RuleText("用途为空", "同意总是针对某个用途，请补填用途"),
+        "missing_recipient": RuleText("接收方为空", "请补填接收数据的单位；对所有单位都适用时写 *"),
+        "unparseable_decided_at": RuleText(
+            "决定时间无法识别", "请按“2024-05-01 10:00:00”这样的格式改正决定时间"
+        ),
+        "missing_decided_at": RuleText("决定时间为空", "以哪次决定为准取决于决定时间，请补填"),
+        "future_decided_at": RuleText(
+            "决定时间晚于数据读取时间", "未来的时间会让这条决定压过之后所有真实的决定，请改正为实际决定的时间"
+        ),
+        "unparseable_expires_at": RuleText("有效期无法识别", "请按“2027-05-01”这样的格式改正有效期"),
+    }
+)
+"""The Chinese text of every quarantine rule staging applies (``staging.stage``), for the department
+clerk who corrects the row (``silobreaker corrections export``) and the supervisor who reads the report.
+The English message stored with each quarantined row stays for the platform team's logs."""
+
 
 SEX_CODES: Mapping[str, str] = MappingProxyType(
     {

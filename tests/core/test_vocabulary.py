@@ -102,3 +102,24 @@ def test_every_product_column_and_key_population_has_a_chinese_name():
 
     assert set(KEY_POPULATION_LABELS) == set(KEY_POPULATIONS)
     assert not [c for c in (*SHAREABLE_COLUMNS, "person_key") if c not in FIELD_LABELS]
+
+
+def test_every_quarantine_rule_staging_applies_has_its_chinese_text():
+    # The clerk's corrections file and the report show these texts; a rule added to staging without one
+    # would reach a department clerk as a bare code.
+    import ast
+    from pathlib import Path
+
+    from core.vocabulary import QUARANTINE_RULE_TEXTS
+
+    staging = Path(__file__).resolve().parents[2] / "staging"
+    names = set()
+    for path in staging.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+                callee = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if callee in ("QuarantineRule", "missing_rule"):
+                    names.add(node.args[0].value)
+    assert {"unparseable_birth_date", "missing_name", "truncated_row", "future_decided_at"} <= names
+    assert names - set(QUARANTINE_RULE_TEXTS) == set()
+    assert all(text.problem and text.fix for text in QUARANTINE_RULE_TEXTS.values())
