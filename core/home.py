@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HOME_ENV", "DataHome", "HomeLike", "private_files"]
+__all__ = ["HOME_ENV", "OFFICE_SUFFIXES", "DataHome", "HomeLike", "private_files"]
 
 HOME_ENV = "SILOBREAKER_HOME"
 """Environment variable naming the data home."""
@@ -104,9 +104,10 @@ class DataHome:
         """The published product of ``recipient``."""
         return self.shared_dir / _product_name(recipient)
 
-    def office_file(self, recipient: str) -> Path:
-        """The published password-protected xlsx of ``recipient`` (``format: xlsx``), beside its product."""
-        return self.shared_dir / f"{recipient}{_OFFICE_SUFFIX}"
+    def office_file(self, recipient: str, format: str = "xlsx") -> Path:
+        """The published password-protected file of ``recipient`` beside its product: the xlsx of
+        ``format: xlsx``, the AES zip holding the CSV of ``format: csv``."""
+        return self.shared_dir / f"{recipient}{OFFICE_SUFFIXES[format]}"
 
     # -- generations: what one publication consists of --------------------------------------
 
@@ -320,7 +321,8 @@ _SHARED = "shared"
 _PRODUCT_SUFFIX = ".parquet"
 
 
-_OFFICE_SUFFIX = ".xlsx"
+OFFICE_SUFFIXES: dict[str, str] = {"xlsx": ".xlsx", "csv": ".zip"}
+"""The suffix of the password-protected file each product ``format`` delivers beside the Parquet."""
 
 
 def _product_name(recipient: str) -> str:

@@ -223,8 +223,9 @@ def _cmd_product_password(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     key_id, key = next(iter(keys.items()))
-    print(f"{office_password(key)}    ({args.recipient}.xlsx, key id {key_id}: hand it over out of band, "
-          "never beside the file)")
+    files = [path.name for path in (home.office_file(args.recipient, f) for f in ("xlsx", "csv")) if path.exists()]
+    delivered = " / ".join(files) or "no xlsx or zip published yet: the policy gives it parquet only"
+    print(f"{office_password(key)}    ({delivered}, key id {key_id}: hand it over out of band, never beside the file)")
     return 0
 
 
@@ -281,7 +282,7 @@ def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
                       "or .xlsx, as its suffix says (not encrypted)")
     read.set_defaults(func=_cmd_product_read)
     password = product_sub.add_parser(
-        "password", help="print the password of RECIPIENT's xlsx (format: xlsx), to hand over out of band")
+        "password", help="print the password of RECIPIENT's xlsx (format: xlsx) or zip (format: csv), to hand over out of band")
     password.add_argument("recipient", help="recipient name from policy.yaml")
     password.add_argument("--home", help=home_help)
     password.set_defaults(func=_cmd_product_password)

@@ -1,4 +1,5 @@
-"""Products a department clerk opens in Excel or WPS: a password-protected xlsx beside the Parquet file.
+"""Products a department clerk opens in Excel or WPS: a password-protected xlsx (or an AES zip of a
+CSV) beside the Parquet file.
 
 A recipient with ``format: xlsx`` in ``policy.yaml`` also receives ``<recipient>.xlsx``: the same
 rows, Chinese column headers (:data:`core.vocabulary.FIELD_LABELS`), every identifier and phone
@@ -7,6 +8,13 @@ populations in Chinese (:data:`core.vocabulary.KEY_POPULATION_LABELS`), yes/no a
 说明 sheet with who the data is for, its purpose and legal basis and the run. The workbook is
 encrypted with the standard Office password protection (OOXML agile encryption, AES-256, written by
 ``msoffcrypto-tool``), which Excel, WPS and LibreOffice open after asking for the password.
+
+A recipient with ``format: csv`` receives ``<recipient>.zip`` instead: the same rows and headers as
+``<recipient>.csv`` (UTF-8 with a byte-order mark, so Excel and WPS read the Chinese) and a
+``说明.txt``, in a zip encrypted with AES-256 (WinZip AE-2, written by ``pyzipper``), which 7-Zip,
+WinRAR and Bandizip open after asking for the password. A CSV keeps no cell types: the 说明 says how to
+import it in Excel with the ID column as text (a double-clicked CSV turns an 18-digit ID into a number
+and loses its last digits), and a clerk who only double-clicks should get ``format: xlsx``.
 
 The password is derived from the recipient's product key (HMAC-SHA256, 20 characters of base32),
 so it changes when the key is rotated (``silobreaker keys rotate``) and the platform never stores
@@ -18,6 +26,7 @@ recipients); the xlsx's SHA-256 is recorded in the same audit entry.
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import hmac
 import io
@@ -27,14 +36,28 @@ from pathlib import Path
 import msoffcrypto
 import openpyxl
 import pyarrow as pa
+import pyzipper
 from msoffcrypto.format.ooxml import OOXMLFile
 
 from core.vocabulary import FIELD_LABELS, KEY_POPULATION_LABELS, SEX_LABELS
 
-__all__ = ["DATA_SHEET", "README_SHEET", "office_password", "read_xlsx", "write_plain_xlsx", "write_xlsx"]
+__all__ = [
+    "CSV_README",
+    "DATA_SHEET",
+    "README_SHEET",
+    "office_password",
+    "read_csv_zip",
+    "read_xlsx",
+    "write_csv_zip",
+    "write_plain_xlsx",
+    "write_xlsx",
+]
 
 DATA_SHEET = "数据"
 README_SHEET = "说明"
+CSV_README = "说明.txt"
+_CSV_IMPORT_HINT = ("用 Excel 打开时请勿直接双击：依次点 数据 → 从文本/CSV，选中本文件，把公民身份号码、联系电话等列的"
+                    "数据类型设为“文本”后再加载，否则18位号码的后几位会丢失。WPS：数据 → 导入数据，同样把这些列设为文本。")
 _PASSWORD_CONTEXT = b"silobreaker office password v1"
 
 
@@ -57,16 +80,22 @@ def _cell(value: object, column: str = "") -> object:
     return value
 
 
-def _workbook(table: pa.Table, about: Mapping[str, str] | None) -> io.BytesIO:
-    workbook = openpyxl.Workbook(write_only=True)
-    data = workbook.create_sheet(DATA_SHEET)
-    data.append([FIELD_LABELS.get(name, name) for name in table.column_names])
+def _rows(table: pa.Table):
+    """The header (Chinese) and every row as cells: text columns as ``str``, whatever their content."""
+    yield [FIELD_LABELS.get(name, name) for name in table.column_names]
     text_columns = {i for i, field in enumerate(table.schema)
                     if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)}
     for row in table.to_pylist():
-        # openpyxl writes a str as a shared string: Excel shows and keeps it as text, all 18 digits.
-        data.append([str(_cell(v, name)) if i in text_columns and v is not None else _cell(v, name)
-                     for i, (name, v) in enumerate(row.items())])
+        yield [str(_cell(v, name)) if i in text_columns and v is not None else _cell(v, name)
+               for i, (name, v) in enumerate(row.items())]
+
+
+def _workbook(table: pa.Table, about: Mapping[str, str] | None) -> io.BytesIO:
+    workbook = openpyxl.Workbook(write_only=True)
+    data = workbook.create_sheet(DATA_SHEET)
+    # openpyxl writes a str as a shared string: Excel shows and keeps it as text, all 18 digits.
+    for row in _rows(table):
+        data.append(row)
     if about:
         readme = workbook.create_sheet(README_SHEET)
         readme.append(["项目", "内容"])
@@ -94,6 +123,45 @@ def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, s
 def write_plain_xlsx(table: pa.Table, path: Path) -> None:
     """Write ``table`` as an xlsx without a password (a recipient's own copy, inside its zone)."""
     Path(path).write_bytes(_workbook(table, None).getvalue())
+
+
+def write_csv_zip(table: pa.Table, path: Path, password: str, about: Mapping[str, str]) -> None:
+    """Write ``table`` as ``<stem>.csv`` (UTF-8 with BOM) and a ``说明.txt`` in an AES-256 zip at ``path``.
+
+    Args:
+        table: the product's rows.
+        path: the zip to write; the CSV inside is named after it (``civil_clerks.zip`` holds ``civil_clerks.csv``).
+        password: the zip password (:func:`office_password`).
+        about: the 说明, label → text (recipient, purpose, legal basis, run …).
+    """
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\r\n")
+    for row in _rows(table):
+        writer.writerow(["" if v is None else v for v in row])
+    readme = "".join(f"{label}：{value}\r\n" for label, value in {**about, "用Excel打开": _CSV_IMPORT_HINT}.items())
+    with pyzipper.AESZipFile(path, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES) as archive:
+        archive.setpassword(password.encode("ascii"))
+        archive.setencryption(pyzipper.WZ_AES, nbits=256)
+        # Names are UTF-8 (the zip's language flag is set for non-ASCII names), as 7-Zip and WinRAR read them.
+        archive.writestr(f"{Path(path).stem}.csv", "\ufeff" + text.getvalue())
+        archive.writestr(CSV_README, "\ufeff" + readme)
+
+
+def read_csv_zip(path: str | Path, password: str) -> tuple[str, str]:
+    """Open a delivered zip as 7-Zip does: the CSV's text and the 说明's, BOM removed.
+
+    Raises:
+        ValueError: the password is wrong.
+    """
+    with pyzipper.AESZipFile(path) as archive:
+        archive.setpassword(password.encode("ascii"))
+        names = archive.namelist()
+        data_name = next(n for n in names if n.endswith(".csv"))
+        try:
+            data, readme = archive.read(data_name), archive.read(CSV_README)
+        except RuntimeError as e:  # pyzipper's "Bad password for file"
+            raise ValueError(f"wrong password for {path}") from e
+    return data.decode("utf-8-sig"), readme.decode("utf-8-sig")
 
 
 def read_xlsx(path: str | Path, password: str) -> openpyxl.Workbook:

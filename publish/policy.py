@@ -162,10 +162,12 @@ class Recipient(BaseModel):
     pseudonymise: bool = Field(
         default=False, description="replace person_id by a keyed pseudonym (person_key) unique to this recipient"
     )
-    format: Literal["parquet", "xlsx"] = Field(
+    format: Literal["parquet", "xlsx", "csv"] = Field(
         default="parquet",
         description="xlsx: also deliver a password-protected workbook a clerk opens in Excel/WPS "
-        "(Chinese headers, IDs as text; the password is `silobreaker product password <name>`)",
+        "(Chinese headers, IDs as text); csv: also deliver the rows as a UTF-8 CSV with BOM inside an "
+        "AES-256 zip (7-Zip, WinRAR, Bandizip open it), for a system that imports CSV; "
+        "either password is `silobreaker product password <name>`",
     )
     k_anonymity: KAnonymity | None = Field(
         default=None,

@@ -38,14 +38,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.home import DataHome, HomeLike
+from core.home import OFFICE_SUFFIXES, DataHome, HomeLike
 from core.keys import key_id, load_or_create_key
 from core.vocabulary import MASKS, PURPOSE_LABELS
 from publish.anonymity import anonymise
 from publish.audit import ProductAnchor
 from publish.consent import protective_rank_sql
 from publish.crypto import product_key, write_encrypted
-from publish.office import office_password, write_xlsx
+from publish.office import office_password, write_csv_zip, write_xlsx
 from publish.policy import (
     CONSENT_CATEGORIES,
     SENSITIVE_COLUMNS,
@@ -242,9 +242,11 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
     write_encrypted(table, path, recipient.name, encryption_key, anchor.metadata() if anchor else None)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     office_hash = None
-    if recipient.format == "xlsx":
-        office = path.with_suffix(".xlsx")  # beside the product in its generation: DataHome.office_file once published
-        write_xlsx(table, office, office_password(encryption_key), _about(recipient, table, encryption_key_id))
+    if recipient.format != "parquet":
+        # beside the product in its generation: DataHome.office_file once published
+        office = path.with_suffix(OFFICE_SUFFIXES[recipient.format])
+        write = write_xlsx if recipient.format == "xlsx" else write_csv_zip
+        write(table, office, office_password(encryption_key), _about(recipient, table, encryption_key_id))
         office_hash = hashlib.sha256(office.read_bytes()).hexdigest()
     return ProductFile(
         recipient.name, path, tuple(table.column_names), table.num_rows, digest,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 
 import pytest
 
 from core.home import DataHome
 from pipelines.cli import main
 from publish import AuditLog, Warehouse
-from publish.office import DATA_SHEET, README_SHEET, read_xlsx
+from publish.office import DATA_SHEET, README_SHEET, read_csv_zip, read_xlsx
 from tests.publish.conftest import ZHANG, make_inputs, policy
 
 pytestmark = pytest.mark.integration
@@ -71,3 +73,30 @@ def test_read_out_writes_the_format_its_suffix_names_or_refuses(home, tmp_path, 
     # a mistyped query is an error message, not a traceback
     assert main(["product", "read", "civil_clerks", "--home", str(home), "--sql", "SELEC 1"]) == 2
     assert "the decrypted table is called product" in capsys.readouterr().err
+
+
+CSV_CLERK = {**CLERK, "name": "justice_clerks", "format": "csv"}
+
+
+def test_a_csv_recipient_gets_an_aes_zip_that_opens_with_the_same_password(tmp_path, district, capsys):
+    wh = Warehouse(tmp_path)
+    wh.publish(wh.build_candidate(make_inputs(district), policy(CSV_CLERK)))
+    path = DataHome.at(tmp_path).office_file("justice_clerks", "csv")
+    assert path.name == "justice_clerks.zip" and not DataHome.at(tmp_path).office_file("justice_clerks").exists()
+    assert ZHANG.encode() not in path.read_bytes() and "张伟".encode("utf-8") not in path.read_bytes()
+    with pytest.raises(ValueError, match="wrong password"):
+        read_csv_zip(path, "12345678")
+    assert main(["product", "password", "justice_clerks", "--home", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "justice_clerks.zip" in out
+    data, readme = read_csv_zip(path, out.split()[0])  # as 7-Zip does: password, then the BOM CSV inside
+    rows = list(csv.reader(io.StringIO(data)))
+    assert rows[0] == ["人员编号", "姓名", "性别", "公民身份号码", "联系电话", "独居", "重点人群"]
+    zhang = next(r for r in rows[1:] if r[1] == "张伟")
+    assert zhang[3] == ZHANG and zhang[2] == "男" and zhang[5] == "是" and zhang[6] == "独居老人"
+    assert "法定职责（社会救助暂行办法）" in readme and "文本" in readme  # how to keep the ID as text in Excel
+    raw = path.read_bytes()  # AES-256, not the breakable ZipCrypto: method 99 and an AE extra field of strength 3
+    assert raw[:4] == b"PK\x03\x04" and raw[8:10] == (99).to_bytes(2, "little")
+    extra = raw.index(b"\x01\x99\x07\x00")  # header 0x9901, 7 bytes: version, "AE", strength, method
+    assert raw[extra + 6:extra + 8] == b"AE" and raw[extra + 8] == 3
+    assert AuditLog(tmp_path).entries()[-1]["office_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
