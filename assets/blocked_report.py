@@ -79,10 +79,11 @@ def write_blocked_report(instance: dg.DagsterInstance, run_id: str, home: DataHo
     return render_blocked_report(home, run_id, failures, run_staging_reports(instance, run_id), inputs)
 
 
-def build_blocked_report_sensor(job: Any, home: DataHome) -> dg.SensorDefinition:
-    """A sensor on the failures of ``job`` (the ``sync`` asset job) that writes the blocked-run report."""
+def build_blocked_report_sensor(home: DataHome) -> dg.SensorDefinition:
+    """A sensor on the failures of every job of the code location that writes the blocked-run report:
+    the ``sync`` job of the schedule, and the ad-hoc run of "Materialize all" in the UI alike."""
 
-    @dg.run_failure_sensor(name="blocked_quality_report", monitored_jobs=[job],
+    @dg.run_failure_sensor(name="blocked_quality_report",
                            default_status=dg.DefaultSensorStatus.RUNNING,
                            description="write the quality report of a failed sync, saying why nothing was published")
     def blocked_quality_report(context: dg.RunFailureSensorContext) -> None:

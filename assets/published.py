@@ -60,8 +60,12 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
             yield check
             raise dg.Failure(description=result.reason)
         discard_intermediates(warehouse.data_home(), context.run.run_id)
+        schema = dg.TableSchema(columns=[dg.TableColumn(name, kind, description=comment or None)
+                                         for name, kind, comment in warehouse.reader().columns(UNIFIED.path[-1])])
         yield dg.MaterializeResult(asset_key=UNIFIED, metadata={
-            "path": str(result.warehouse), "dagster/row_count": result.counts["unified_population"], **result.counts})
+            "path": str(result.warehouse), "dagster/row_count": result.counts["unified_population"],
+            "dagster/table_name": f"silobreaker.main.{UNIFIED.path[-1]}", "dagster/column_schema": schema,
+            **result.counts})
         yield dg.MaterializeResult(asset_key=SHARED, metadata={
             p.recipient: f"{p.row_count} rows, sha256 {p.content_hash[:12]}"
             + "".join(f", {n} {why}" for why, n in sorted(p.exclusions.items()) if why != "no_consent")

@@ -14,7 +14,8 @@ def build_raw_asset(source: SourceConfig) -> dg.AssetsDefinition:
 
     @dg.asset(
         name=f"raw_{source.name}",
-        group_name="raw",
+        group_name=source.name,
+        owners=[source.owner or f"team:{source.name}"],
         kinds={source.kind},
         description=f"{source.department} ({source.name}): rows as the source holds them, all values text.",
     )

@@ -149,8 +149,9 @@ def _clean_run_dirs(home: DataHome, run_id: str) -> list[str]:
 
 
 def _fail_abandoned_runs(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    # The lock is ours, so no other run of the sync job can be alive on this home.
-    running = instance.get_runs(dg.RunsFilter(job_name=SYNC_JOB, statuses=[
+    # The lock is ours, and every asset takes it, so no other run on this home can be alive: the sync job's,
+    # or a selection materialised from the UI (__ASSET_JOB).
+    running = instance.get_runs(dg.RunsFilter(statuses=[
         dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]))
     notes = []
     for run in running:

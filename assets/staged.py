@@ -31,15 +31,19 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
     and its guards; ``accepted_by`` names who confirmed a real drop of this source in this run."""
     name = source.name
     staged_key = dg.AssetKey(f"staged_{name}")
+    owners = [source.owner or f"team:{name}"]
 
     @dg.multi_asset(
         name=f"stage_{name}",
-        group_name="staged",
+        group_name=name,
         ins={"raw": dg.AssetIn(f"raw_{name}")},
         outs={
-            f"staged_{name}": dg.AssetOut(description=f"{source.department}: canonical records that passed the quarantine rules"),
-            f"quarantine_{name}": dg.AssetOut(description=f"{source.department}: rows held back, with rule and fix"),
-            f"staging_report_{name}": dg.AssetOut(description=f"{source.department}: lineage, counts and validation"),
+            f"staged_{name}": dg.AssetOut(
+                description=f"{source.department}: canonical records that passed the quarantine rules", owners=owners),
+            f"quarantine_{name}": dg.AssetOut(
+                description=f"{source.department}: rows held back, with rule and fix", owners=owners),
+            f"staging_report_{name}": dg.AssetOut(
+                description=f"{source.department}: lineage, counts and validation", owners=owners),
         },
         check_specs=[
             dg.AssetCheckSpec("expectations", asset=staged_key, blocking=True,

@@ -106,6 +106,12 @@ class SourceConfig(BaseModel):
         description="strptime formats tried in order when staging parses this source's dates "
         "(default: the day-precision forms of core.vocabulary.DATE_FORMATS).",
     )
+    owner: str | None = Field(
+        default=None,
+        pattern=r"^(team:[A-Za-z0-9_\-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$",
+        description="who answers for this source's data, shown as the owner of its assets in Dagster: an "
+        "e-mail address or team:<name>; default team:<source name>.",
+    )
     trust: int | None = Field(
         default=None,
         ge=1,

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from assets.blocked_report import build_blocked_report_sensor
@@ -16,8 +18,9 @@ from assets.resources import WarehouseResource
 from assets.run_lifecycle import RUN_LOCK, SYNC_JOB, RunLockResource
 from assets.staged import build_staged_assets
 from connectors import SourceReader, load_sources
+from core.home import HOME_ENV
 from dedup import load_link_settings
-from pipelines.settings import PERSONS, Settings
+from pipelines.settings import DEMO_SOURCES, PERSONS, SETTINGS_ENV, Settings
 from pipelines.storage import FileIOManager
 from publish import load_policy
 from quality import load_quality_rules
@@ -25,8 +28,14 @@ from quality import load_quality_rules
 __all__ = ["build_definitions", "defs"]
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
-    """Build the graph for the sources declared in ``settings.sources_file``, gated by ``settings.rules_file``."""
+def build_definitions(settings: Settings, *, from_env: bool = False) -> dg.Definitions:
+    """Build the graph for the sources declared in ``settings.sources_file``, gated by ``settings.rules_file``.
+
+    With ``from_env`` (the definitions ``dagster dev`` loads), a resource setting that came from an
+    environment variable stays one (``EnvVar``): Dagster resolves it when a run starts and shows its name,
+    not its value. The nightly schedule runs by default for a configured district; on the built-in demo
+    it is off until switched on.
+    """
     # Every configuration file is read and checked here, before anything is extracted: a bad policy
     # fails in seconds naming its line, not after minutes of work at the publish step.
     sources = load_sources(settings.sources_file)
@@ -60,20 +69,29 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         schedules=[
             dg.ScheduleDefinition(name="daily_sync", job=sync, cron_schedule="0 2 * * *",
                                   execution_timezone="Asia/Shanghai",
-                                  default_status=dg.DefaultScheduleStatus.STOPPED,
+                                  default_status=dg.DefaultScheduleStatus.STOPPED
+                                  if settings.sources_file == DEMO_SOURCES.resolve() else dg.DefaultScheduleStatus.RUNNING,
                                   description="nightly full sync at 02:00 Beijing time"),
         ],
-        sensors=[build_blocked_report_sensor(sync, settings.home)],
+        sensors=[build_blocked_report_sensor(settings.home)],
         # One process per run: the run lock is held for the whole run, and on 2 cores a process per
         # step (each importing Great Expectations and pandas) is several times slower.
         executor=dg.in_process_executor,
-        resources={
-            RUN_LOCK: RunLockResource(home=str(settings.home)),
-            "source_reader": SourceReader(sources_file=str(settings.sources_file), home=str(settings.home)),
-            "warehouse": WarehouseResource(home=str(settings.home), policy_file=str(settings.policy_file)),
-            "io_manager": FileIOManager(home=str(settings.home)),
-        },
+        resources=_resources(settings, from_env),
     )
 
 
-defs = build_definitions(Settings.from_env())
+def _resources(settings: Settings, from_env: bool) -> dict[str, object]:
+    def value(env: str, literal: object) -> str | dg.EnvVar:
+        return dg.EnvVar(env) if from_env and os.environ.get(env) else str(literal)
+
+    home = value(HOME_ENV, settings.home)
+    return {
+        RUN_LOCK: RunLockResource(home=home),
+        "source_reader": SourceReader(sources_file=value(SETTINGS_ENV["sources_file"], settings.sources_file), home=home),
+        "warehouse": WarehouseResource(home=home, policy_file=value(SETTINGS_ENV["policy_file"], settings.policy_file)),
+        "io_manager": FileIOManager(home=home),
+    }
+
+
+defs = build_definitions(Settings.from_env(), from_env=True)

@@ -17,13 +17,21 @@ from core.config import suggest
 from core.errors import ConfigError
 from core.home import DataHome
 
-__all__ = ["DEMO_LINKING", "DEMO_POLICY", "DEMO_RULES", "DEMO_SOURCES", "PERSONS", "Settings"]
+__all__ = ["DEMO_LINKING", "DEMO_POLICY", "DEMO_RULES", "DEMO_SOURCES", "PERSONS", "SETTINGS_ENV", "Settings"]
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "demo"
 DEMO_SOURCES = DEMO_DIR / "sources.yaml"
 DEMO_POLICY = DEMO_DIR / "policy.yaml"
 DEMO_RULES = DEMO_DIR / "rules.yaml"
 DEMO_LINKING = DEMO_DIR / "linking.yaml"
+
+SETTINGS_ENV: dict[str, str] = {
+    "sources_file": "SILOBREAKER_SOURCES",
+    "policy_file": "SILOBREAKER_POLICY",
+    "rules_file": "SILOBREAKER_RULES",
+    "linking_file": "SILOBREAKER_LINKING",
+}
+"""The environment variable naming each configuration file."""
 
 PERSONS = "persons"
 """The name ``--accept-drop`` takes to confirm a drop in the persons resolved (rather than a source's rows)."""
@@ -68,10 +76,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         """Read the environment variables (at call time), falling back to the demo."""
-        return cls(
-            home=DataHome.resolve(),
-            sources_file=Path(os.environ.get("SILOBREAKER_SOURCES") or DEMO_SOURCES).resolve(),
-            policy_file=Path(os.environ.get("SILOBREAKER_POLICY") or DEMO_POLICY).resolve(),
-            rules_file=Path(os.environ.get("SILOBREAKER_RULES") or DEMO_RULES).resolve(),
-            linking_file=Path(os.environ.get("SILOBREAKER_LINKING") or DEMO_LINKING).resolve(),
-        )
+        demo = {"sources_file": DEMO_SOURCES, "policy_file": DEMO_POLICY, "rules_file": DEMO_RULES,
+                "linking_file": DEMO_LINKING}
+        return cls(home=DataHome.resolve(), **{
+            name: Path(os.environ.get(env) or demo[name]).resolve() for name, env in SETTINGS_ENV.items()})

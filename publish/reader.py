@@ -99,6 +99,15 @@ class WarehouseReader:
         with self.connect() as con:
             return tuple(row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall())
 
+    def columns(self, table: str) -> list[tuple[str, str, str]]:
+        """``(name, type, comment)`` of each column of a published table, in order (empty if absent)."""
+        if not self.exists:
+            return []
+        with self.connect() as con:
+            return [(name, str(kind), comment or "") for name, kind, comment in con.execute(
+                "SELECT column_name, data_type, comment FROM duckdb_columns() WHERE table_name = ? "
+                "ORDER BY column_index", [table]).fetchall()]
+
     def read_tables(self, *tables: str) -> dict[str, pd.DataFrame]:
         """Whole tables, by name; those the warehouse lacks (or no warehouse yet) are left out.
 

@@ -66,3 +66,20 @@ def test_a_publication_removes_the_intermediates_of_earlier_blocked_runs_too(tmp
     discard_intermediates(home, "now")
     assert not home.asset_base("blocked", []).exists() and not home.asset_base("now", []).exists()
     assert home.run_finished_marker("blocked").exists()  # the record that the run happened stays
+
+
+def test_a_run_marks_any_job_s_run_left_started_by_a_killed_process_as_failed(tmp_path):
+    import dagster as dg
+
+    home = DataHome.at(tmp_path)
+    with dg.instance_for_test() as instance:
+        for job in ("sync", "__ASSET_JOB"):  # the schedule's job, and "Materialize all" from the UI
+            instance.add_run(dg.DagsterRun(job_name=job, run_id=f"killed-{job}", status=dg.DagsterRunStatus.STARTED))
+        instance.add_run(dg.DagsterRun(job_name="sync", run_id="now", status=dg.DagsterRunStatus.STARTED))
+
+        notes = begin_run(instance, home, "now")
+
+        statuses = {run.run_id: run.status for run in instance.get_runs()}
+    assert statuses == {"killed-sync": dg.DagsterRunStatus.FAILURE, "killed-__ASSET_JOB": dg.DagsterRunStatus.FAILURE,
+                        "now": dg.DagsterRunStatus.STARTED}
+    assert sum("killed before it finished" in note for note in notes) == 2

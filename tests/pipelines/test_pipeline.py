@@ -49,6 +49,46 @@ def test_definitions_load_with_checks_and_schedule(tmp_path):
             "shared_products", "quality_report"} <= keys
 
 
+def test_assets_are_grouped_and_owned_by_department_and_the_sensor_watches_every_job(tmp_path, monkeypatch):
+    defs = build_definitions(Settings(tmp_path, DEMO_SOURCES, DEMO_POLICY))
+    graph = defs.resolve_asset_graph()
+    health = [key for key in graph.get_all_asset_keys() if graph.get(key).group_name == "health"]
+    assert {k.to_user_string() for k in health} == {"raw_health", "staged_health", "quarantine_health",
+                                                     "staging_report_health"}
+    assert all(graph.get(key).owners == ["team:health"] for key in health)
+    sensor = defs.resolve_sensor_def("blocked_quality_report")
+    # No job list: every job of the code location, "Materialize all" (__ASSET_JOB) too. Dagster has no
+    # public accessor for the list; before this change it held the sync job.
+    assert not sensor._monitored_jobs
+    assert defs.resolve_schedule_def("daily_sync").default_status == dg.DefaultScheduleStatus.STOPPED  # the demo
+
+    district = tmp_path / "sources.yaml"  # a configured district: the nightly sync is on by default
+    district.write_text(DEMO_SOURCES.read_text(encoding="utf-8").replace(
+        "name: health\n", "name: health\n    owner: weijian-data@district.example.cn\n", 1), encoding="utf-8")
+    monkeypatch.setenv("SILOBREAKER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SILOBREAKER_SOURCES", str(district))
+    defs = build_definitions(Settings.from_env(), from_env=True)
+    assert defs.resolve_schedule_def("daily_sync").default_status == dg.DefaultScheduleStatus.RUNNING
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("raw_health")).owners == ["weijian-data@district.example.cn"]
+    warehouse = defs.resources["warehouse"]
+    assert isinstance(warehouse.home, dg.EnvVar) and warehouse.home.env_var_name == "SILOBREAKER_HOME"
+    assert isinstance(warehouse.policy_file, str)  # not set in the environment: the demo's path
+
+
+def test_the_unified_population_asset_carries_its_table_name_and_column_schema(demo_run):
+    settings, outcome = demo_run
+    with dg.DagsterInstance.from_config(str(settings.home.dagster_dir)) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("unified_population"))
+    metadata = event.asset_materialization.metadata
+    assert metadata["dagster/table_name"].value == "silobreaker.main.unified_population"
+    columns = {c.name: c.type for c in metadata["dagster/column_schema"].value.columns}
+    published = query(settings, "SELECT column_name, data_type FROM duckdb_columns() "
+                                "WHERE table_name = 'unified_population'")
+    assert columns == dict(zip(published["column_name"], published["data_type"], strict=True))
+    assert columns["birth_day"] == "DATE"
+
+
 def test_whole_graph_succeeds_and_publishes(demo_run):
     settings, outcome = demo_run
     assert outcome.success, outcome.failures
