@@ -1,5 +1,7 @@
 """Published assets: the unified population warehouse, the shared products and the quality report."""
 
+from datetime import timedelta
+
 import dagster as dg
 import pandas as pd
 
@@ -12,6 +14,10 @@ from staging import CONSENT_COLUMNS
 __all__ = ["build_publish_assets", "quality_report"]
 
 UNIFIED = dg.AssetKey("unified_population")
+PUBLISHED_DAILY = dg.FreshnessPolicy.cron(deadline_cron="0 7 * * *", lower_bound_delta=timedelta(hours=24),
+                                          timezone="Asia/Shanghai")
+"""Departments open their shares in the morning: the table is stale if not published in the 24 hours
+before 07:00 Beijing time (the nightly sync runs at 02:00)."""
 SHARED = dg.AssetKey("shared_products")
 
 
@@ -30,7 +36,7 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
         group_name="published",
         ins=ins,
         specs=[
-            dg.AssetSpec(UNIFIED, deps=upstream,
+            dg.AssetSpec(UNIFIED, deps=upstream, freshness_policy=PUBLISHED_DAILY,
                          description="one golden, consent-tagged row per person, in the DuckDB warehouse"),
             dg.AssetSpec(SHARED, deps=upstream, description="one parquet product per recipient in policy.yaml"),
         ],

@@ -12,6 +12,7 @@ import dagster as dg
 
 from assets.blocked_report import build_blocked_report_sensor
 from assets.linked import build_link_asset
+from assets.new_files import build_new_files_sensor
 from assets.published import build_publish_assets, quality_report
 from assets.raw import build_raw_asset
 from assets.resources import WarehouseResource
@@ -33,8 +34,8 @@ def build_definitions(settings: Settings, *, from_env: bool = False) -> dg.Defin
 
     With ``from_env`` (the definitions ``dagster dev`` loads), a resource setting that came from an
     environment variable stays one (``EnvVar``): Dagster resolves it when a run starts and shows its name,
-    not its value. The nightly schedule runs by default for a configured district; on the built-in demo
-    it is off until switched on.
+    not its value. The nightly schedule and the sensor on new department files run by default for a
+    configured district; on the built-in demo they are off until switched on.
     """
     # Every configuration file is read and checked here, before anything is extracted: a bad policy
     # fails in seconds naming its line, not after minutes of work at the publish step.
@@ -63,17 +64,19 @@ def build_definitions(settings: Settings, *, from_env: bool = False) -> dg.Defin
     ]
     sync = dg.define_asset_job(SYNC_JOB, selection=dg.AssetSelection.all(),
                                description="extract every source, stage, link and publish")
+    configured = settings.sources_file != DEMO_SOURCES.resolve()
     return dg.Definitions(
         assets=assets,
         jobs=[sync],
         schedules=[
             dg.ScheduleDefinition(name="daily_sync", job=sync, cron_schedule="0 2 * * *",
                                   execution_timezone="Asia/Shanghai",
-                                  default_status=dg.DefaultScheduleStatus.STOPPED
-                                  if settings.sources_file == DEMO_SOURCES.resolve() else dg.DefaultScheduleStatus.RUNNING,
+                                  default_status=dg.DefaultScheduleStatus.RUNNING if configured
+                                  else dg.DefaultScheduleStatus.STOPPED,
                                   description="nightly full sync at 02:00 Beijing time"),
         ],
-        sensors=[build_blocked_report_sensor(settings.home)],
+        sensors=[build_blocked_report_sensor(settings.home),
+                 build_new_files_sensor(declared, settings.home, sync, running=configured)],
         # One process per run: the run lock is held for the whole run, and on 2 cores a process per
         # step (each importing Great Expectations and pandas) is several times slower.
         executor=dg.in_process_executor,

@@ -69,6 +69,7 @@ def test_assets_are_grouped_and_owned_by_department_and_the_sensor_watches_every
     monkeypatch.setenv("SILOBREAKER_SOURCES", str(district))
     defs = build_definitions(Settings.from_env(), from_env=True)
     assert defs.resolve_schedule_def("daily_sync").default_status == dg.DefaultScheduleStatus.RUNNING
+    assert defs.resolve_sensor_def("new_department_files").default_status == dg.DefaultSensorStatus.RUNNING
     graph = defs.resolve_asset_graph()
     assert graph.get(dg.AssetKey("raw_health")).owners == ["weijian-data@district.example.cn"]
     warehouse = defs.resources["warehouse"]
