@@ -17,7 +17,7 @@ test: $(VENV)/.installed
 ## Serve the Dagster UI on the same data home as the CLI (http://127.0.0.1:3000).
 dev: $(VENV)/.installed
 	mkdir -p $(DATA_HOME)/dagster && cp dagster.yaml $(DATA_HOME)/dagster/dagster.yaml
-	DAGSTER_HOME=$(DATA_HOME)/dagster SILOBREAKER_HOME=$(DATA_HOME) $(BIN)/dagster dev
+	DAGSTER_HOME=$(DATA_HOME)/dagster SILOBREAKER_HOME=$(DATA_HOME) $(BIN)/dg dev --use-active-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
