@@ -247,8 +247,8 @@ class WarehouseReader:
                 {"run": run_id},
             ).df()
             top_fixes = con.execute(
-                """SELECT source, rule, count(*) AS rows, any_value("column") AS column_name,
-                          any_value(message) AS example
+                """SELECT source, rule, count(*) AS rows, any_value(field) AS field, any_value("column") AS column_name,
+                          arg_min(value, row_number) AS value, arg_min(message, row_number) AS message
                    FROM quarantine GROUP BY source, rule
                    QUALIFY row_number() OVER (PARTITION BY source ORDER BY count(*) DESC, rule) <= $top
                    ORDER BY source, rows DESC""",
