@@ -22,6 +22,9 @@ timeliness      ``extract_age_days``, ``record_age_days`` (median), ``lag_days``
 repeated_entry  ``shared_persons`` (held by another department too), ``copies_disagree``
 quarantine      ``quarantined``, ``rule:<rule>``, ``fixed`` (quarantined in the previous
                 published run, staged now), ``new``
+soft_problem    ``<problem>`` staged rows with a soft problem (``invalid_id_number``, ``sex_conflict``,
+                ``implausible_phone``, ``unmapped_value:<field>`` …: kept, flagged or left empty) /
+                staged rows, as the source's staging report counted them
 linking         (source ``*``) ``persons``, ``records``, ``auto_merged_pairs``, ``review_queue``
                 (the ``review_queue`` table, else near misses), ``vetoed_pairs``
 overall         ``score``: the mean of the source's dimension scores (uniqueness left out where it is
@@ -387,6 +390,9 @@ def write_quality_metrics(con: duckdb.DuckDBPyConnection, run_id: str, staging_r
         for sql in parts:
             con.execute(f"INSERT INTO quality_metrics SELECT ?, {_SELECT_COLUMNS} FROM ({sql})", [run_id])
         con.execute(f"INSERT INTO quality_metrics SELECT ?, {_SELECT_COLUMNS} FROM ({overall_sql(run_id)})", [run_id])
+        soft = _soft_problem_rows(run_id, staging_reports)
+        if soft:
+            con.executemany("INSERT INTO quality_metrics VALUES (?, ?, ?, ?, ?, ?, ?)", soft)
         con.execute(
             "INSERT INTO quarantine_history SELECT ?, source, source_key, record_id, rule FROM _q_quarantine", [run_id]
         )
@@ -444,6 +450,12 @@ def _source_rows(con: duckdb.DuckDBPyConnection, staging_reports: Sequence[Stagi
         ).fetchall()[0]
         rows.append([source, [f for f, has in zip(fields, filled, strict=True) if has], 0, "person"])
     return rows
+
+
+def _soft_problem_rows(run_id: str, staging_reports: Sequence[StagingReport]) -> list[list[Any]]:
+    # Counted by staging in Python; kept here so the report can list them after the staging reports are gone.
+    return [[run_id, r.source, "soft_problem", problem, n / r.staged if r.staged else None, n, r.staged]
+            for r in staging_reports for problem, n in sorted(r.soft_problems.items()) if n]
 
 
 def _invalid_codes(soft_problems: Mapping[str, int]) -> int:

@@ -33,7 +33,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from core.home import DataHome
-from core.vocabulary import MASKS, QUARANTINE_RULE_TEXTS, mask_long_numbers, soft_problem_text
+from core.vocabulary import MASKS, QUARANTINE_RULE_TEXTS, SOFT_PROBLEM_TEXTS, mask_long_numbers, soft_problem_text
 from quality.expectations import describe_outcome, expectation_text
 from quality.metrics import DIMENSIONS, grade
 from quality.staging_report import StagingReport
@@ -43,6 +43,7 @@ from staging.dates import CHINA_TZ
 __all__ = [
     "ReportInputs",
     "collect_report_data",
+    "fix_first",
     "mask_message",
     "mask_value",
     "render_blocked_report",
@@ -52,7 +53,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TOP_FIXES = 3
-"""Quarantine rules shown per department, most rows first."""
+"""Quarantine rules shown per department in a blocked run's attempt, most rows first."""
+
+FIX_FIRST_SHOWN = 10
+"""Entries of the fix-first list shown before the rest is folded away."""
+
+_KIND_ORDER = ("conflict", "duplicate", "soft", "quarantine", "expectation")
+"""Order among problems that affect as many: linked people's data before rows held back."""
 
 EXAMPLES_PER_KIND = 3
 """People shown as masked examples per kind of conflict."""
@@ -69,9 +76,10 @@ class ReportInputs:
         metrics: every run's ``quality_metrics`` rows.
         runs: ``run_id, published_at`` of every published run, oldest first.
         validation: this run's ``validation_results`` (suite, expectation, column_name, …).
-        top_fixes: per source its :data:`TOP_FIXES` commonest quarantine rules
-            (``source, rule, rows, field, column_name, value, message``: the field and column the rule
-            is about, and the value and English message of its first row).
+        problems: every problem of the run, one row per kind, source and code (``kind, source, code,
+            field, persons, rows, value, message``): quarantine rules, fields a department likely has
+            wrong, soft problems, persons entered twice in a register, failed expectations; ranked
+            into the fix-first list by :func:`fix_first`.
         conflict_examples: up to :data:`EXAMPLES_PER_KIND` people per conflicting field, one row per
             source and value (``field, person_id, source, value, likely_wrong``).
         departments: source -> department label.
@@ -81,7 +89,7 @@ class ReportInputs:
     metrics: pd.DataFrame
     runs: pd.DataFrame
     validation: pd.DataFrame
-    top_fixes: pd.DataFrame
+    problems: pd.DataFrame
     conflict_examples: pd.DataFrame
     departments: Mapping[str, str] = field(default_factory=dict)
 
@@ -116,7 +124,7 @@ def collect_report_data(inputs: ReportInputs, lang: str = "zh") -> dict[str, Any
         "scorecard": _scorecard(current, before, t),
         "district": _district(current),
         "conflicts": _conflicts(inputs.conflict_examples, current, t, departments),
-        "top_fixes": _top_fixes(inputs.top_fixes, t, departments),
+        "fix_first": fix_first(inputs.problems, lang, departments),
         "fixed": _fixed(current),
         "validation": _validation(inputs.validation, t, departments),
         "charts": _charts(metrics, runs, order, t, departments),
@@ -195,6 +203,7 @@ def _write(home: DataHome, run_id: str, lang: str, **context: Any) -> Path:
         t=t,
         generated_at=datetime.now(CHINA_TZ).strftime("%Y-%m-%d %H:%M"),
         dimensions=DIMENSIONS,
+        fix_first_shown=FIX_FIRST_SHOWN,
         **context,
     )
     path = home.report_file(run_id)
@@ -335,22 +344,56 @@ def _soft_problem(problem: str, t: ReportTexts) -> str:
         return problem
 
 
-def _top_fixes(top_fixes: pd.DataFrame, t: ReportTexts, departments: Mapping[str, str]) -> list[dict[str, Any]]:
-    rows = []
-    for row in top_fixes.to_dict(orient="records"):
-        text = QUARANTINE_RULE_TEXTS.get(row["rule"])
-        chinese = t.chinese and text is not None
-        rows.append({
-            "source": row["source"],
-            "department": t.department(row["source"], departments),
-            "rule": row["rule"],
-            "problem": text.problem if chinese else row["rule"],
-            "fix": text.fix if chinese else mask_message(row.get("message")),
-            "rows": _count(row["rows"]),
-            "field": t.field(row.get("field")),
-            "example": mask_value(row.get("field") or "", row.get("value")) or t("none"),
+def fix_first(problems: pd.DataFrame, lang: str = "zh", departments: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every problem of every department as one list, most residents affected first.
+
+    A problem's reach is counted in persons where its records are linked to people (conflicts, soft
+    problems carried as flags, duplicate entries) and in rows where they are not (quarantined rows
+    never reach linking; an expectation counts rows): ``unit`` says which.
+
+    Args:
+        problems: :attr:`ReportInputs.problems`.
+        lang: the language of ``problem`` and ``fix``.
+        departments: source -> department label.
+
+    Returns:
+        Entries with ``kind, source, code, department, affected, unit, problem, fix, example, command``.
+    """
+    t, departments = ReportTexts(lang), departments or {}
+    entries = []
+    for p in problems.to_dict(orient="records"):
+        persons, rows = _count(p.get("persons")), _count(p.get("rows"))
+        affected, unit = (persons, "persons") if persons is not None else (rows, "rows")
+        source = p["source"]
+        problem, fix = _problem_and_fix(p["kind"], p["code"], p.get("field"), p.get("message"), t)
+        entries.append({
+            "kind": p["kind"], "source": source, "code": p["code"],
+            "department": t.department(source, departments) if source != "*" else t("suite.unified_population"),
+            "affected": affected, "unit": unit, "problem": problem, "fix": fix,
+            "example": mask_value(p.get("field") or "", p.get("value")) if p["kind"] == "quarantine" else "",
+            "command": f"silobreaker corrections export --source {source}" if source != "*" else None,
         })
-    return rows
+    entries.sort(key=lambda e: (-(e["affected"] or 0), _KIND_ORDER.index(e["kind"]), e["source"], e["code"]))
+    return entries
+
+
+def _problem_and_fix(kind: str, code: str, field: Any, message: Any, t: ReportTexts) -> tuple[str, str]:
+    """What is wrong and what the department does about it, in the report's language."""
+    column = None if _missing(field) else str(field)
+    if kind == "quarantine":
+        text = QUARANTINE_RULE_TEXTS.get(code)
+        return (text.problem, text.fix) if t.chinese and text is not None else (code, mask_message(message))
+    if kind == "soft":
+        if t.chinese and code.split(":", 1)[0] in SOFT_PROBLEM_TEXTS:
+            text = soft_problem_text(code)
+            return text.problem, text.fix
+        return code, t("fix.soft.fix")
+    if kind == "conflict":
+        return t("fix.conflict.problem", field=t.field(code)), t("fix.conflict.fix", field=t.field(code))
+    if kind == "duplicate":
+        return t("fix.duplicate.problem"), t("fix.duplicate.fix")
+    check = _check(code, column, None if _missing(message) else str(message), t)
+    return t("fix.expectation.problem", check=check["check"]), t("fix.expectation.fix", why=check["why"] or code)
 
 
 def _fixed(current: pd.DataFrame) -> list[dict[str, Any]]:

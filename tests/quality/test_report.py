@@ -81,7 +81,7 @@ def test_every_message_the_template_asks_for_exists_in_every_language():
     ids = {lang: set(REPORT_TEXTS[lang]) for lang in LANGUAGES}
     assert ids["zh"] == ids["en"] and len(ids["zh"]) > 60
     template = (Path(__file__).resolve().parents[2] / "quality" / "templates" / "report.html.j2").read_text(encoding="utf-8")
-    asked = set(re.findall(r"""\bt\(["']([a-z_.]+)["']""", template))
+    asked = set(re.findall(r"""\bt\(["']([a-z_.]+)["']\s*[,)]""", template))
     assert len(asked) > 50 and asked - ids["zh"] == set()
     # A Chinese message must not slip English in (a code name belongs in <code>, outside the message).
     shown = {k: re.sub(r"\{\w+\}", "", text) for k, text in REPORT_TEXTS["zh"].items() if k != "html_lang"}
