@@ -1,7 +1,13 @@
-"""The supervisors' report in a real browser: headless Chromium (Debian's ``chromium`` package).
+"""The supervisors' report in a real browser: headless Chromium (Debian's ``chromium`` package) with
+Debian's CJK fonts (``fonts-noto-cjk``).
 
-The report must load from a file with no network, log no console errors, draw its charts and show
-one scorecard row per department. A screenshot is kept in the test's tmp dir (path printed).
+The report must load from a file with no network, log no console errors, draw its charts, show one
+scorecard row per department, show no English word outside <code> and proper nouns (the legends
+plotly draws included), and draw its Chinese in a CJK font rather than as tofu boxes. A screenshot
+is kept in the test's tmp dir (path printed).
+
+Both packages are installed when absent (CI runs ``.ci/run`` as root on a fresh Debian machine);
+under ``CI=true`` a package that cannot be installed fails the tests instead of skipping them.
 """
 
 from __future__ import annotations
@@ -14,31 +20,50 @@ from pathlib import Path
 
 import pytest
 
+from quality.texts import ReportTexts
+from tests.quality.conftest import english_words
+
 pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
 PERSON_SOURCES = ("census", "civil_affairs", "health", "justice")
+TEMPLATE = Path(__file__).resolve().parents[2] / "quality" / "templates" / "report.html.j2"
 
 
-def _install_chromium() -> str | None:
-    """Install Debian's chromium when absent (CI runs as root); return why it is unavailable, or None."""
-    if Path(CHROMIUM).exists():
+def _cjk_fonts() -> list[str]:
+    """Font families fontconfig offers for Chinese (empty without fontconfig or without such a font)."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return []
+    listed = subprocess.run([fc_list, ":lang=zh", "family"], capture_output=True, text=True, timeout=60).stdout
+    return [line for line in listed.splitlines() if line.strip()]
+
+
+_PACKAGES = {"chromium": lambda: Path(CHROMIUM).exists(), "fonts-noto-cjk": lambda: bool(_cjk_fonts())}
+"""Debian package -> whether what the tests need from it is present."""
+
+
+def _install_browser() -> str | None:
+    """Install Debian's chromium and CJK fonts when absent (CI runs as root); return why they are unavailable, or None."""
+    missing = [name for name, present in _PACKAGES.items() if not present()]
+    if not missing:
         return None
     if shutil.which("apt-get") is None or os.geteuid() != 0:
-        return "chromium is absent and cannot be installed here (needs apt-get as root)"
+        return f"{', '.join(missing)} absent and cannot be installed here (needs apt-get as root)"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-    if subprocess.run(install, env=env, capture_output=True, timeout=600).returncode != 0:
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+    if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode != 0:
         subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600)
-        done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
-            return f"apt-get install chromium failed: {done.stderr[-500:]}"
-    return None if Path(CHROMIUM).exists() else "apt-get reported success but /usr/bin/chromium is missing"
+            return f"apt-get install {' '.join(missing)} failed: {done.stderr[-500:]}"
+    still = [name for name, present in _PACKAGES.items() if not present()]
+    return f"apt-get reported success but {', '.join(still)} is still missing" if still else None
 
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    problem = _install_chromium()
+    problem = _install_browser()
     if problem:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(problem)
@@ -81,6 +106,10 @@ def test_report_loads_without_errors_draws_charts_and_scores_every_department(pu
     html = dom.stdout
     rows = re.findall(r'<tr class="scorecard-row" data-source="([a-z_]+)"', html)
     assert sorted(rows) == list(PERSON_SOURCES)
+    # What a supervisor sees is Chinese: the page as drawn, plotly's legends and axes included.
+    assert english_words(html) == []
+    legends = set(re.findall(r'class="legendtext"[^>]*>([^<]+)<', html))
+    assert legends == {"民政", "卫健", "司法", "人口普查", "政务服务"}
     # plotly draws into <svg class="main-svg"> only when its script loaded and ran in the page.
     for chart in ("trend-scores", "trend-quarantine"):
         drawn = html.split(f'id="{chart}"', 1)[1].split("</figure>", 1)[0]
@@ -94,3 +123,45 @@ def test_console_errors_are_caught(chromium, tmp_path):
     page.write_text("<!doctype html><html><body><script>undefinedFunction()</script></body></html>", encoding="utf-8")
     result = _chromium(chromium, tmp_path / "profile", "--dump-dom", page.resolve().as_uri())
     assert any("Uncaught" in line for line in console_errors(result.stderr)), result.stderr[-2000:]
+
+
+def _shot(binary: str, tmp_path: Path, name: str, body: str, env: dict | None = None) -> bytes:
+    """A screenshot of ``body`` set in the report's own font stack, as PNG bytes."""
+    families = re.search(r"body \{ font-family: ([^;]+);", TEMPLATE.read_text(encoding="utf-8")).group(1)
+    page = tmp_path / f"{name}.html"
+    page.write_text(f'<!doctype html><html><head><meta charset="utf-8"><style>body {{ margin: 0; font-family: '
+                    f'{families}; font-size: 40px }}</style></head><body>{body}</body></html>', encoding="utf-8")
+    shot = tmp_path / f"{name}.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=320,64", f"--screenshot={shot}"]
+    done = subprocess.run([binary, *flags, page.resolve().as_uri()], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    return shot.read_bytes()
+
+
+def _fonts_without_cjk(tmp_path: Path) -> Path:
+    """A fontconfig file offering every installed font but the CJK ones: what a machine without them sees."""
+    listed = subprocess.run(["fc-list", "--format", "%{file}\\n"], capture_output=True, text=True, timeout=60).stdout
+    dirs = sorted({str(Path(f).parent) for f in listed.splitlines() if f and "cjk" not in f.lower()})
+    config = tmp_path / "fonts-without-cjk.conf"
+    config.write_text('<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
+                      + "".join(f"<dir>{d}</dir>" for d in dirs)
+                      + f"<cachedir>{tmp_path / 'fontconfig-cache'}</cachedir></fontconfig>", encoding="utf-8")
+    return config
+
+
+def test_the_reports_chinese_is_drawn_in_a_cjk_font_not_as_tofu(chromium, tmp_path):
+    assert _cjk_fonts(), "fontconfig offers no font for Chinese"
+    title = ReportTexts("zh")("title")  # 数据质量报告, the report's own heading
+    # Characters no font has (Supplementary Private Use Area-A): drawn as the missing-glyph box, tofu.
+    tofu = "".join(chr(0xF0000 + i) for i in range(len(title)))
+    chinese, boxes, blank = (_shot(chromium, tmp_path, name, body)
+                             for name, body in (("chinese", title), ("tofu", tofu), ("blank", "")))
+    assert chinese != blank  # something is drawn ...
+    assert chinese != boxes  # ... and it is glyphs, not the boxes a missing font leaves
+
+    # The same check on a machine without the CJK fonts sees the title drawn as boxes: it can fail.
+    without = {"FONTCONFIG_FILE": str(_fonts_without_cjk(tmp_path))}
+    assert _shot(chromium, tmp_path, "chinese-without-cjk", title, without) == \
+        _shot(chromium, tmp_path, "tofu-without-cjk", tofu, without)
