@@ -56,6 +56,7 @@ _EXAMPLES = {
     "values": 'values: {sex: {"1": M, "2": F, 男: M, 女: F}}',
     "date_formats": 'date_formats: ["%Y-%m-%d", "%Y%m%d"]',
     "trust": "trust: 1",
+    "one_row_per": "one_row_per: visit",
 }
 
 
@@ -117,6 +118,13 @@ class SourceConfig(BaseModel):
         ge=1,
         description="person sources: rank when departments disagree on a golden-record value; 1 is trusted "
         "first. Sources without trust follow those with one, in file order.",
+    )
+
+    one_row_per: Literal["person", "visit", "case", "event"] = Field(
+        default="person",
+        description="person sources: what one row stands for. person (default): a register, one row per resident, "
+        "so two rows of one person are a duplicate entry; visit, case or event: a log with many rows per person by "
+        "design, so its low uniqueness is noted in the report and left out of the department's grade.",
     )
 
     # Where the declaration came from, so errors raised later (at read time) can name the file.
@@ -353,6 +361,10 @@ class SourcesFile(BaseModel):
                     f"trust {source.trust} is also given to sources[{trusted[source.trust]}]; give each person "
                     "source its own rank (1 is trusted first)", "sources", index, "trust")
             trusted[source.trust] = index
+        for index, source in enumerate(self.sources):
+            if source.role == "consent" and "one_row_per" in source.model_fields_set:
+                raise key_error("one_row_per says what a person source's row stands for; the consent registry "
+                                "holds decisions, remove it there", "sources", index, "one_row_per")
         return self
 
     def source(self, name: str) -> SourceConfig:

@@ -27,6 +27,7 @@ __all__ = [
     "QUARANTINE_RULE_TEXTS",
     "RuleText",
     "SEX_LABELS",
+    "SOFT_PROBLEM_TEXTS",
     "PERSON_FIELDS",
     "PROTECTIVE_ORDER",
     "SEX_CODES",
@@ -35,6 +36,7 @@ __all__ = [
     "Mask",
     "mask_long_numbers",
     "sex_code",
+    "soft_problem_text",
 ]
 
 PERSON_FIELDS: tuple[str, ...] = (
@@ -127,10 +129,13 @@ FIELD_LABELS: Mapping[str, str] = MappingProxyType(
         "birth_year": "出生年份",
         "age": "年龄",
         "key_populations": "重点人群",
+        "record_id": "记录编号",
+        "id_number_valid": "公民身份号码校验位",
+        "birth_date_precision": "出生日期精度",
     }
 )
-"""The Chinese name of each canonical field (and of each column a product may hold), for every word a
-department or supervisor reads.
+"""The Chinese name of each canonical field (and of each column a product or a quality check may
+name), for every word a department or supervisor reads.
 
 ``id_number`` is 公民身份号码, the term of GB 11643 and of the resident ID law."""
 
@@ -211,6 +216,46 @@ QUARANTINE_RULE_TEXTS: Mapping[str, RuleText] = MappingProxyType(
 """The Chinese text of every quarantine rule staging applies (``staging.stage``), for the department
 clerk who corrects the row (``silobreaker corrections export``) and the supervisor who reads the report.
 The English message stored with each quarantined row stays for the platform team's logs."""
+
+
+SOFT_PROBLEM_TEXTS: Mapping[str, RuleText] = MappingProxyType(
+    {
+        "invalid_id_number": RuleText(
+            "公民身份号码校验位不对", "号码最后一位与前17位对不上，多半是录错一位或两位颠倒；请对照身份证改正"
+        ),
+        "birth_date_conflict": RuleText(
+            "出生日期与公民身份号码不一致", "登记的出生日期与号码中的出生日期不符；请对照身份证核对，改正录错的一方"
+        ),
+        "sex_conflict": RuleText(
+            "性别与公民身份号码不一致", "号码第17位为奇数是男、偶数是女，与登记的性别不符；请对照身份证核对"
+        ),
+        "implausible_phone": RuleText(
+            "联系电话不像有效号码", "既不是11位手机号也不是带区号的固定电话，已按未填处理；请向本人核实后改正"
+        ),
+        "unmapped_value": RuleText(
+            "{field}的写法不在取值对照表中", "已按未填处理；请改用本部门规定的写法，或请数据专班把这种写法加入对照表"
+        ),
+        "unrecognised_value": RuleText(
+            "{field}无法识别", "不是规范的取值（性别写男或女，是否类写是或否，日期写到日），已按未填处理；请改正"
+        ),
+    }
+)
+"""The Chinese text of every soft problem staging counts (``staging.StageResult.soft_problems``): the row
+stays staged, with the value flagged or left empty. ``unmapped_value`` and ``unrecognised_value`` come
+per field (``unmapped_value:sex``); :func:`soft_problem_text` fills the field's label in."""
+
+
+def soft_problem_text(problem: str) -> RuleText:
+    """The Chinese text of a soft problem as staging names it, the field's label filled in.
+
+    Example:
+        >>> soft_problem_text("unrecognised_value:sex").problem
+        '性别无法识别'
+    """
+    kind, _, field_name = problem.partition(":")
+    text = SOFT_PROBLEM_TEXTS[kind]
+    label = FIELD_LABELS.get(field_name, field_name)
+    return RuleText(text.problem.format(field=label), text.fix.format(field=label))
 
 
 SEX_CODES: Mapping[str, str] = MappingProxyType(

@@ -300,7 +300,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     run = reader.last_run()
     if run is None:
         raise ConfigError(f"{reader.path} records no run yet: run the pipeline first (silobreaker run)")
-    path = render_quality_report(reader.report_inputs(run.run_id), home)
+    path = render_quality_report(reader.report_inputs(run.run_id), home, lang=args.lang)
     print(f"report of run {run.run_id}: {path}")
     return 0
 
@@ -428,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="re-render the quality report of the latest published run")
     report.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    report.add_argument("--lang", choices=("zh", "en"), default="zh",
+                        help="language of the report: zh (default, for supervisors) or en (for the platform team)")
     report.set_defaults(func=_cmd_report)
 
     quarantine = sub.add_parser("quarantine", help="work with quarantined rows")

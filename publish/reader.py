@@ -24,7 +24,7 @@ import pandas as pd
 from core.home import DataHome, HomeLike
 from publish.generations import Generations
 from quality.metrics import cross_department_records_sql
-from quality.report import EXAMPLES_PER_KIND, TOP_FIXES, ReportInputs
+from quality.report import EXAMPLES_PER_KIND, ReportInputs
 
 __all__ = ["AuditAnchor", "PublishedRun", "RunSummary", "WarehouseReader"]
 
@@ -255,14 +255,7 @@ class WarehouseReader:
                    FROM validation_results WHERE run_id = $run ORDER BY suite, expectation_success, expectation""",
                 {"run": run_id},
             ).df()
-            top_fixes = con.execute(
-                """SELECT source, rule, count(*) AS rows, any_value("column") AS column_name,
-                          any_value(message) AS example
-                   FROM quarantine GROUP BY source, rule
-                   QUALIFY row_number() OVER (PARTITION BY source ORDER BY count(*) DESC, rule) <= $top
-                   ORDER BY source, rows DESC""",
-                {"top": TOP_FIXES},
-            ).df()
+            problems = con.execute(_problems_sql(names), {"run": run_id}).df()
             examples = con.execute(
                 f"""WITH c AS ({cross_department_records_sql()}),
                     picked AS (
@@ -274,7 +267,52 @@ class WarehouseReader:
                     ORDER BY c.field, c.person_id, c.source, c.value""",
                 {"per_kind": EXAMPLES_PER_KIND},
             ).df()
-        return ReportInputs(run_id, metrics, runs, validation, top_fixes, examples, self.departments())
+        return ReportInputs(run_id, metrics, runs, validation, problems, examples, self.departments())
+
+
+_PERSON_FLAGS: dict[str, str] = {
+    "invalid_id_number": "id_number_valid = false",
+    "birth_date_conflict": "birth_date_conflict",
+    "sex_conflict": "sex_conflict",
+}
+"""Soft problems a published record carries as a flag (``source_records``), so the people they touch
+can be counted; the others are known only as the rows staging counted (``quality_metrics``)."""
+
+
+def _problems_sql(tables: set[str]) -> str:
+    """Every problem of the published run ``$run``, one row per kind, source and code: ``kind`` (quarantine,
+    conflict, soft, duplicate, expectation), ``source`` (``*`` for the district), ``code`` (rule, field,
+    soft problem or expectation), ``field``, ``persons`` (people affected, where records are linked to
+    people), ``rows``, the ``value`` and ``message`` of a quarantine rule's first row, and an expectation's
+    ``why`` as its ``message``."""
+    parts = [
+        """SELECT 'quarantine' AS kind, source, rule AS code, any_value(field) AS field, NULL::BIGINT AS persons,
+                  count(*) AS rows, arg_min(value, row_number) AS value, arg_min(message, row_number) AS message
+           FROM quarantine GROUP BY source, rule""",
+        f"""SELECT 'conflict', source, field, field, count(DISTINCT person_id) FILTER (WHERE likely_wrong),
+                   count(DISTINCT record_id) FILTER (WHERE likely_wrong), NULL, NULL
+            FROM ({cross_department_records_sql()}) GROUP BY source, field
+            HAVING count(*) FILTER (WHERE likely_wrong) > 0""",
+        """SELECT 'expectation', CASE WHEN suite LIKE 'staged_%' THEN substr(suite, 8) ELSE '*' END, expectation,
+                  column_name, NULL, unexpected_count, NULL, why
+           FROM validation_results WHERE run_id = $run AND NOT expectation_success""",
+    ]
+    if "quality_metrics" in tables:
+        flagged = " UNION ALL ".join(
+            f"SELECT source, '{code}' AS code, count(DISTINCT person_id) AS persons FROM source_records "
+            f"WHERE {condition} GROUP BY source" for code, condition in _PERSON_FLAGS.items())
+        parts += [
+            f"""SELECT 'soft', m.source, m.measure, NULL, f.persons, m.numerator, NULL, NULL
+                FROM quality_metrics m LEFT JOIN ({flagged}) f ON f.source = m.source AND f.code = m.measure
+                WHERE m.run_id = $run AND m.dimension = 'soft_problem'""",
+            # A person entered twice in one register; a log with many rows per person by design is left out.
+            """SELECT 'duplicate', source, 'duplicate_entry', NULL, count(*), sum(n - 1), NULL, NULL
+               FROM (SELECT source, person_id, count(*) AS n FROM source_records GROUP BY source, person_id HAVING n > 1)
+               WHERE source NOT IN (SELECT source FROM quality_metrics
+                                    WHERE run_id = $run AND dimension = 'uniqueness' AND measure LIKE 'one_row_per:%')
+               GROUP BY source""",
+        ]
+    return "\nUNION ALL\n".join(parts)
 
 
 def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:

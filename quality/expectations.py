@@ -8,33 +8,119 @@ Example:
     >>> summary = validate_frame(staged, staged_person_suite("health", rules.for_source("health")))
     >>> summary.success, summary.failed_expectations(), summary.warnings()
 
-The staged sources' suites are built from the rules file by :mod:`quality.rules`.
+The staged sources' suites are built from the rules file by :mod:`quality.rules`. What each kind
+of expectation checks and why it matters, in Chinese for the supervisors' report, is
+:data:`EXPECTATION_TEXTS` (the English ``why`` of each spec stays for the data team's logs).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
 
-from core.vocabulary import CONSENT_STATUSES
+from core.vocabulary import CONSENT_STATUSES, FIELD_LABELS
 
 __all__ = [
+    "EXPECTATION_TEXTS",
     "ExpectationOutcome",
     "ExpectationSpec",
+    "ExpectationText",
     "SuiteSpec",
     "ValidationSummary",
     "consent_suite",
     "describe_outcome",
+    "expectation_kind",
+    "expectation_text",
     "unified_population_suite",
     "validate_frame",
 ]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExpectationText:
+    """What an expectation checks and why its failure matters, in Chinese; ``{field}`` is the column's label.
+
+    Attributes:
+        label: what holds when it passes, as a heading (``{field}不为空``).
+        why: what a failure means for the people using the data.
+    """
+
+    label: str
+    why: str
+
+
+EXPECTATION_TEXTS: Mapping[str, ExpectationText] = MappingProxyType(
+    {
+        "expect_column_values_to_not_be_null": ExpectationText(
+            "{field}不为空", "{field}空缺过多：导出时该列多半被清空或改名，缺了它记录无法识别、匹配或追溯"
+        ),
+        "expect_table_row_count_to_be_between": ExpectationText(
+            "行数在正常范围内", "行数为零、过多，或与上次发布相比变化过大：上游的同步或导出多半出了问题"
+        ),
+        "expect_column_values_to_be_unique": ExpectationText(
+            "{field}不重复", "{field}重复：同一个编号指向了多条记录或多个人，无法区分，也无法追溯"
+        ),
+        "expect_column_values_to_be_in_set": ExpectationText(
+            "{field}取值规范", "{field}出现了规定范围以外的取值，这些值无法使用"
+        ),
+        "expect_column_values_to_be_in_set:id_number_valid": ExpectationText(
+            "公民身份号码校验位正确", "校验位不对的号码过多：多半是整份导出损坏，而不只是个别录入错误"
+        ),
+        "expect_column_values_to_match_regex": ExpectationText(
+            "{field}格式规范", "{field}不是统一的存储格式：暂存时的统一处理出了问题，请数据专班检查"
+        ),
+        "expect_column_values_to_be_between": ExpectationText(
+            "{field}在合理范围内", "{field}超出合理范围：多半是日期列错位或录错"
+        ),
+        "expect_column_max_to_be_between": ExpectationText(
+            "{field}及时更新", "最新的{field}也已过期：该部门可能已停止更新登记"
+        ),
+        "expect_column_to_exist": ExpectationText("{field}列存在", "导出中缺少该列：多半是列被删除或改名"),
+        "quarantine_share": ExpectationText(
+            "隔离比例不过高", "违反隔离规则的行过多：整份导出多半已损坏（日期或身份证号列受损），照常发布会漏掉这些人"
+        ),
+        "row_drop": ExpectationText(
+            "读取行数没有骤减", "读取的行数比上次发布骤减：多半是文件被截断或导出中断，除非登记确实减少了"
+        ),
+        "persons_drop": ExpectationText(
+            "识别人数没有骤减", "识别出的人数比上次发布骤减：多半是某个部门的数据缺失，除非人口确实减少了"
+        ),
+    }
+)
+"""The Chinese text of each expectation kind a suite or guard uses, by the kind as outcomes name it
+(``expect_column_values_to_not_be_null``); ``<kind>:<column>`` where one column makes a kind mean
+something else (``id_number_valid`` in a set is the share of valid check digits)."""
+
+
+def expectation_kind(kind: str) -> str:
+    """The kind as outcomes and the warehouse name it: GX class names in snake case.
+
+    Example:
+        >>> expectation_kind("ExpectColumnValuesToNotBeNull")
+        'expect_column_values_to_not_be_null'
+    """
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
+
+
+def expectation_text(kind: str, column: str | None) -> ExpectationText:
+    """The Chinese :class:`ExpectationText` of an expectation on ``column``, the column's label filled in.
+
+    Raises:
+        KeyError: a kind without a text in :data:`EXPECTATION_TEXTS` (a test keeps every kind used covered).
+    """
+    kind = expectation_kind(kind)
+    text = EXPECTATION_TEXTS.get(f"{kind}:{column}") or EXPECTATION_TEXTS[kind]
+    label = FIELD_LABELS.get(column or "", column or "")
+    return ExpectationText(text.label.format(field=label), text.why.format(field=label))
 
 
 @dataclass(frozen=True)
@@ -87,34 +173,70 @@ class ExpectationOutcome:
         return describe_outcome(self.__dict__)[1]
 
 
-def describe_outcome(outcome: Mapping[str, Any]) -> tuple[str, str]:
-    """``(observed, threshold)`` of an outcome (an :class:`ExpectationOutcome` or its dict form)."""
+_OUTCOME_PHRASES: Mapping[str, Mapping[str, str]] = MappingProxyType({
+    "en": {
+        "rows": "rows", "persons": "persons", "no_change": "n/a",
+        "drop": "{now} {unit} ({change} vs {before} in the last publication)", "drop_least": "at least {least} {unit}",
+        "quarantined": "{share:.1f}% quarantined ({count} of {total} rows)",
+        "quarantined_most": "at most {most:.0f}% quarantined",
+        "missing": "column missing", "present": "column present",
+        "row_count": "{count} rows", "row_least": "at least {low} row{plural}", "row_between": "between {low} and {high} rows",
+        "newest": "newest {value}", "newest_after": "newest on or after {low}",
+        "unexpected": "{percent:.1f}% unexpected ({count} rows)",
+        "most_unexpected": "at most {most:.0f}% unexpected", "none_unexpected": "none unexpected",
+        "outside": " outside {low}–{high}",
+    },
+    "zh": {
+        "rows": "行", "persons": "人", "no_change": "无法比较",
+        "drop": "{now}{unit}（上次发布{before}{unit}，{change}）", "drop_least": "至少{least}{unit}",
+        "quarantined": "隔离{share:.1f}%（{total}行中{count}行）",
+        "quarantined_most": "隔离不超过{most:.0f}%",
+        "missing": "缺少该列", "present": "应有该列",
+        "row_count": "{count}行", "row_least": "至少{low}行", "row_between": "{low}至{high}行",
+        "newest": "最新为{value}", "newest_after": "最新不早于{low}",
+        "unexpected": "{percent:.1f}%不符合（{count}行）",
+        "most_unexpected": "不符合的不超过{most:.0f}%", "none_unexpected": "不允许不符合",
+        "outside": "（范围{low}至{high}）",
+    },
+})
+
+
+def describe_outcome(outcome: Mapping[str, Any], lang: str = "en") -> tuple[str, str]:
+    """``(observed, threshold)`` of an outcome (an :class:`ExpectationOutcome` or its dict form), in
+    English (``lang="en"``, for logs and the CLI) or Chinese (``"zh"``, for the supervisors' report).
+
+    Example:
+        >>> describe_outcome({"kind": "expect_table_row_count_to_be_between", "observed_value": 0, "min_value": 1}, "zh")
+        ('0行', '至少1行')
+    """
+    p = _OUTCOME_PHRASES[lang]
     kind = outcome.get("kind")
     if kind in ("row_drop", "persons_drop"):
-        unit = "rows" if kind == "row_drop" else "persons"
+        unit = p["rows"] if kind == "row_drop" else p["persons"]
         now, least, before = outcome.get("observed_value"), outcome.get("min_value"), outcome.get("max_value")
-        change = f"{100 * (now - before) / before:+.1f}%".replace("-", "−") if before else "n/a"
-        return f"{now} {unit} ({change} vs {before} in the last publication)", f"at least {least} {unit}"
+        change = f"{100 * (now - before) / before:+.1f}%".replace("-", "−") if before else p["no_change"]
+        return p["drop"].format(now=now, unit=unit, change=change, before=before), p["drop_least"].format(least=least, unit=unit)
     if kind == "quarantine_share":
         share = outcome.get("unexpected_percent") or 0.0
-        return (f"{share:.1f}% quarantined ({outcome.get('unexpected_count')} of {outcome.get('observed_value')} rows)",
-                f"at most {100 * (outcome.get('max_value') or 0):.0f}% quarantined")
+        return (p["quarantined"].format(share=share, count=outcome.get("unexpected_count"), total=outcome.get("observed_value")),
+                p["quarantined_most"].format(most=100 * (outcome.get("max_value") or 0)))
     if kind == "expect_column_to_exist":
-        return "column missing", "column present"
+        return p["missing"], p["present"]
     low, high = outcome.get("min_value"), outcome.get("max_value")
     if kind == "expect_table_row_count_to_be_between":
         low = 1 if low is None and high is None else low
+        count = p["row_count"].format(count=outcome.get("observed_value"))
         if high is None:
-            return f"{outcome.get('observed_value')} rows", f"at least {low} row{'s' if low != 1 else ''}"
-        return f"{outcome.get('observed_value')} rows", f"between {low or 0} and {high} rows"
+            return count, p["row_least"].format(low=low, plural="s" if low != 1 else "")
+        return count, p["row_between"].format(low=low or 0, high=high)
     if kind == "expect_column_max_to_be_between":
-        return f"newest {outcome.get('observed_value')}", f"newest on or after {low}"
+        return p["newest"].format(value=outcome.get("observed_value")), p["newest_after"].format(low=low)
     percent, mostly = outcome.get("unexpected_percent"), outcome.get("mostly")
-    observed = (f"{percent:.1f}% unexpected ({outcome.get('unexpected_count')} rows)"
+    observed = (p["unexpected"].format(percent=percent, count=outcome.get("unexpected_count"))
                 if percent is not None and percent == percent else str(outcome.get("observed_value")))
-    threshold = f"at most {100 * (1 - mostly):.0f}% unexpected" if mostly is not None else "none unexpected"
+    threshold = p["most_unexpected"].format(most=100 * (1 - mostly)) if mostly is not None else p["none_unexpected"]
     if kind == "expect_column_values_to_be_between":
-        threshold += f" outside {low if low is not None else '…'}–{high if high is not None else '…'}"
+        threshold += p["outside"].format(low=low if low is not None else "…", high=high if high is not None else "…")
     return observed, threshold
 
 

@@ -11,7 +11,9 @@ completeness    ``field:<field>`` share of staged records with the field filled,
                 the source declares; ``score`` the purpose-weighted share (:data:`COMPLETENESS_WEIGHTS`)
 validity        ``id_number_valid`` (GB 11643 check digit), ``birth_date`` (readable, in range),
                 ``codes`` (coded values the source's maps recognise), ``rows_accepted``; ``score``
-uniqueness      ``records_per_person``, ``duplicate_rate``; ``score`` = persons / records
+uniqueness      ``records_per_person``, ``duplicate_rate``; ``score`` = persons / records;
+                ``one_row_per:<visit|case|event>`` when the source declares many rows per person
+                by design (``one_row_per`` in sources.yaml): its score is then not graded
 consistency     ``birth_date_vs_id``, ``sex_vs_id``, ``cross_department``; ``score``;
                 ``likely_wrong:<field>``; district-wide (source ``*``) ``conflict_persons`` and
                 ``conflict_persons:<field>``
@@ -20,9 +22,13 @@ timeliness      ``extract_age_days``, ``record_age_days`` (median), ``lag_days``
 repeated_entry  ``shared_persons`` (held by another department too), ``copies_disagree``
 quarantine      ``quarantined``, ``rule:<rule>``, ``fixed`` (quarantined in the previous
                 published run, staged now), ``new``
+soft_problem    ``<problem>`` staged rows with a soft problem (``invalid_id_number``, ``sex_conflict``,
+                ``implausible_phone``, ``unmapped_value:<field>`` …: kept, flagged or left empty) /
+                staged rows, as the source's staging report counted them
 linking         (source ``*``) ``persons``, ``records``, ``auto_merged_pairs``, ``review_queue``
                 (the ``review_queue`` table, else near misses), ``vetoed_pairs``
-overall         ``score``: the mean of the source's dimension scores; ``grade`` is derived from it
+overall         ``score``: the mean of the source's dimension scores (uniqueness left out where it is
+                low by design); ``grade`` is derived from it
 ==============  ===========================================================================
 
 A ``score`` row carries ``numerator`` and ``denominator`` so that it can be recomputed from its
@@ -180,7 +186,11 @@ FROM parts WHERE denominator > 0 GROUP BY source"""
 
 
 def uniqueness_sql() -> str:
-    """Records per person within each source: a person entered twice in one register is a duplicate."""
+    """Records per person within each source: a person entered twice in one register is a duplicate.
+
+    A source that declares many rows per person by design (``one_row_per: visit``) is still measured,
+    and gets a ``one_row_per:<grain>`` row saying so: the report notes it and the overall score leaves
+    its uniqueness out (:func:`overall_sql`)."""
     return f"""
 WITH c AS (SELECT source, count(*) AS records, count(DISTINCT person_id) AS persons FROM _q_records GROUP BY source)
 SELECT source, 'uniqueness' AS dimension, 'records_per_person' AS measure, {_ratio('records', 'persons')} AS value,
@@ -188,7 +198,10 @@ SELECT source, 'uniqueness' AS dimension, 'records_per_person' AS measure, {_rat
 UNION ALL
 SELECT source, 'uniqueness', 'duplicate_rate', {_ratio('records - persons', 'records')}, records - persons, records FROM c
 UNION ALL
-SELECT source, 'uniqueness', 'score', {_ratio('persons', 'records')}, persons, records FROM c"""
+SELECT source, 'uniqueness', 'score', {_ratio('persons', 'records')}, persons, records FROM c
+UNION ALL
+SELECT c.source, 'uniqueness', 'one_row_per:' || s.one_row_per, 1.0, NULL, NULL
+FROM c JOIN _q_sources s USING (source) WHERE s.one_row_per <> 'person'"""
 
 
 def cross_department_conflicts_sql() -> str:
@@ -340,13 +353,21 @@ UNION ALL SELECT '*', 'linking', 'vetoed_pairs', count(*), count(*), NULL FROM _
 
 
 def overall_sql(run_id: str) -> str:
-    """The mean of each source's dimension scores (the scorecard's last column)."""
+    """The mean of each source's dimension scores (the scorecard's last column).
+
+    Uniqueness is left out for a source with many rows per person by design (a ``one_row_per:``
+    row): a visit log's persons / records measures how often people visit, not duplicate entry."""
     run = run_id.replace("'", "''")
     dims = ", ".join(f"'{d}'" for d in DIMENSIONS)
     return f"""
+WITH by_design AS (
+    SELECT DISTINCT source FROM quality_metrics
+    WHERE run_id = '{run}' AND dimension = 'uniqueness' AND measure LIKE 'one_row_per:%'
+)
 SELECT source, 'overall' AS dimension, 'score' AS measure, avg(value) AS value,
        NULL::BIGINT AS numerator, NULL::BIGINT AS denominator
 FROM quality_metrics WHERE run_id = '{run}' AND measure = 'score' AND dimension IN ({dims}) AND value IS NOT NULL
+  AND NOT (dimension = 'uniqueness' AND source IN (SELECT source FROM by_design))
 GROUP BY source"""
 
 
@@ -369,6 +390,9 @@ def write_quality_metrics(con: duckdb.DuckDBPyConnection, run_id: str, staging_r
         for sql in parts:
             con.execute(f"INSERT INTO quality_metrics SELECT ?, {_SELECT_COLUMNS} FROM ({sql})", [run_id])
         con.execute(f"INSERT INTO quality_metrics SELECT ?, {_SELECT_COLUMNS} FROM ({overall_sql(run_id)})", [run_id])
+        soft = _soft_problem_rows(run_id, staging_reports)
+        if soft:
+            con.executemany("INSERT INTO quality_metrics VALUES (?, ?, ?, ?, ?, ?, ?)", soft)
         con.execute(
             "INSERT INTO quarantine_history SELECT ?, source, source_key, record_id, rule FROM _q_quarantine", [run_id]
         )
@@ -407,15 +431,15 @@ def _prepare(con: duckdb.DuckDBPyConnection, run_id: str, staging_reports: Seque
     con.execute("CREATE TEMP VIEW _q_review AS "
                 + ("SELECT 1 AS pair FROM review_queue" if has_queue else "SELECT 1 AS pair FROM _q_pairs WHERE decision = 'near_miss'"))
     rows = _source_rows(con, staging_reports)
-    con.execute("CREATE TEMP TABLE _q_sources (source VARCHAR, fields VARCHAR[], invalid_codes BIGINT)")
+    con.execute("CREATE TEMP TABLE _q_sources (source VARCHAR, fields VARCHAR[], invalid_codes BIGINT, one_row_per VARCHAR)")
     if rows:
-        con.executemany("INSERT INTO _q_sources VALUES (?, ?, ?)", rows)
+        con.executemany("INSERT INTO _q_sources VALUES (?, ?, ?, ?)", rows)
 
 
 def _source_rows(con: duckdb.DuckDBPyConnection, staging_reports: Sequence[StagingReport]) -> list[list[Any]]:
     person_reports = [r for r in staging_reports if r.role == "person" and r.fields]
     if person_reports:
-        return [[r.source, sorted(set(r.fields)), _invalid_codes(r.soft_problems)] for r in person_reports]
+        return [[r.source, sorted(set(r.fields)), _invalid_codes(r.soft_problems), r.one_row_per] for r in person_reports]
     # No declarations: a source declares what it fills somewhere.
     sources = [row[0] for row in con.execute("SELECT DISTINCT source FROM _q_records ORDER BY 1").fetchall()]
     fields = [f for f in _RECORD_COLUMNS if f not in ("record_id", "source", "person_id", "extracted_at")]
@@ -424,8 +448,14 @@ def _source_rows(con: duckdb.DuckDBPyConnection, staging_reports: Sequence[Stagi
         filled = con.execute(
             "SELECT " + ", ".join(f"count({f}) > 0" for f in fields) + " FROM _q_records WHERE source = ?", [source]
         ).fetchall()[0]
-        rows.append([source, [f for f, has in zip(fields, filled, strict=True) if has], 0])
+        rows.append([source, [f for f, has in zip(fields, filled, strict=True) if has], 0, "person"])
     return rows
+
+
+def _soft_problem_rows(run_id: str, staging_reports: Sequence[StagingReport]) -> list[list[Any]]:
+    # Counted by staging in Python; kept here so the report can list them after the staging reports are gone.
+    return [[run_id, r.source, "soft_problem", problem, n / r.staged if r.staged else None, n, r.staged]
+            for r in staging_reports for problem, n in sorted(r.soft_problems.items()) if n]
 
 
 def _invalid_codes(soft_problems: Mapping[str, int]) -> int:

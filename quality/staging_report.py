@@ -40,6 +40,8 @@ class StagingReport:
         validation: the source's expectation suite run on the staged rows.
         fields: the canonical fields the source declares (``columns`` in sources.yaml).
         soft_problems: soft problem -> staged rows with it (see :class:`staging.StageResult`).
+        one_row_per: what one of its rows stands for (``one_row_per`` in sources.yaml): ``person``, or
+            ``visit``/``case``/``event`` for a log with many rows per person by design.
     """
 
     source: str
@@ -53,6 +55,7 @@ class StagingReport:
     quarantine_rules: Mapping[str, int] = field(default_factory=dict)
     fields: tuple[str, ...] = ()
     soft_problems: Mapping[str, int] = field(default_factory=dict)
+    one_row_per: str = "person"
 
     @property
     def conserved(self) -> bool:
@@ -73,6 +76,7 @@ class StagingReport:
             "validation": self.validation.as_dict(),
             "fields": list(self.fields),
             "soft_problems": dict(self.soft_problems),
+            "one_row_per": self.one_row_per,
         }
 
     @classmethod
@@ -94,6 +98,8 @@ class StagingReport:
             validation=ValidationSummary.from_dict(data["validation"]),
             fields=tuple(data["fields"]),
             soft_problems={str(k): int(v) for k, v in data["soft_problems"].items()},
+            # Reports kept in the event log by earlier versions do not say; they declared registers.
+            one_row_per=str(data.get("one_row_per", "person")),
         )
 
 
@@ -113,4 +119,5 @@ def build_staging_report(
         validation=validation,
         fields=tuple(source.columns),
         soft_problems={k: int(v) for k, v in result.soft_problems.items()},
+        one_row_per=source.one_row_per,
     )

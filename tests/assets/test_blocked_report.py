@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -30,7 +31,9 @@ def test_a_source_that_fails_before_staging_is_not_shown_with_an_earlier_runs_co
     assert hashlib.sha256(demo_copy.home.warehouse_file.read_bytes()).hexdigest() == before
 
     report = demo_copy.home.report_file(outcome.run_id).read_text(encoding="utf-8")
-    assert "Publication blocked" in report and "raw_health" in report and "file not found" in report
+    # In Chinese, with silobreaker's own message (English, for the data team) as code beneath.
+    assert "本次运行未发布" in report and "卫健：读取数据失败：<code>raw_health</code>" in report
+    assert re.search(r"<code>source &#39;health&#39; \([^<]*file not found", report)
     _print_summary(outcome)
     printed = capsys.readouterr().out
     assert [line for line in printed.splitlines() if line.startswith("health ")] == [

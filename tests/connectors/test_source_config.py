@@ -289,3 +289,21 @@ def test_the_demo_declares_trust_in_the_order_it_always_had():
     from pipelines.settings import DEMO_SOURCES
 
     assert load_sources(DEMO_SOURCES).trust_ranks == {"civil_affairs": 0, "health": 1, "justice": 2, "census": 3}
+
+
+def test_one_row_per_says_a_log_has_many_rows_per_person_and_defaults_to_a_register(tmp_path: Path) -> None:
+    visits = VALID.replace("department: 卫健", "department: 卫健\n    one_row_per: visit")
+    declared = {s.name: s.one_row_per for s in load_sources(write(tmp_path, visits)).person_sources}
+    assert declared == {"civil_affairs": "person", "health_visits": "visit"}
+    wrong = VALID.replace("department: 卫健", "department: 卫健\n    one_row_per: visits")
+    message = load_error(tmp_path, wrong)
+    assert "sources[1].one_row_per" in message and "'visit'" in message
+    consent = VALID.replace("department: 数据专班", "department: 数据专班\n    one_row_per: event")
+    assert "sources[2].one_row_per: one_row_per says what a person source's row stands for" in load_error(tmp_path, consent)
+
+
+def test_the_demo_health_source_is_a_visit_log():
+    from pipelines.settings import DEMO_SOURCES
+
+    assert {s.name: s.one_row_per for s in load_sources(DEMO_SOURCES).person_sources} == {
+        "civil_affairs": "person", "health": "visit", "justice": "person", "census": "person"}

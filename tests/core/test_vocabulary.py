@@ -123,3 +123,34 @@ def test_every_quarantine_rule_staging_applies_has_its_chinese_text():
     assert {"unparseable_birth_date", "missing_name", "truncated_row", "future_decided_at"} <= names
     assert names - set(QUARANTINE_RULE_TEXTS) == set()
     assert all(text.problem and text.fix for text in QUARANTINE_RULE_TEXTS.values())
+
+
+def test_every_soft_problem_staging_counts_has_its_chinese_text():
+    # The report lists soft problems per department; one added to staging without a text would show as a code.
+    import ast
+    from pathlib import Path
+
+    from core.vocabulary import SOFT_PROBLEM_TEXTS, soft_problem_text
+
+    staging = Path(__file__).resolve().parents[2] / "staging"
+    kinds = set()
+    for path in staging.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        # ``for problem in ("birth_date_conflict", ...): fields.count(problem, ...)`` counts each name in the loop.
+        looped = {node.target.id: [e.value for e in node.iter.elts if isinstance(e, ast.Constant)]
+                  for node in ast.walk(tree)
+                  if isinstance(node, ast.For) and isinstance(node.target, ast.Name) and isinstance(node.iter, ast.Tuple)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "count" \
+                    and node.args:
+                first = node.args[0]
+                if isinstance(first, ast.JoinedStr) and isinstance(first.values[0], ast.Constant):
+                    first = first.values[0]
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    kinds.add(first.value.split(":", 1)[0])
+                elif isinstance(first, ast.Name):
+                    kinds.update(looped.get(first.id, []))
+    assert {"invalid_id_number", "implausible_phone", "unmapped_value", "unrecognised_value",
+            "birth_date_conflict", "sex_conflict"} <= kinds
+    assert kinds - set(SOFT_PROBLEM_TEXTS) == set()
+    assert soft_problem_text("unmapped_value:sex").problem == "性别的写法不在取值对照表中"

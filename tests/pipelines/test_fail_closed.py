@@ -96,7 +96,7 @@ def test_a_truncated_csv_blocks_and_the_next_full_run_keeps_every_person_id(demo
     assert f"{'health':<20}{10:>10}" in out
     assert "row_drop" in out and f"vs {rows} in the last publication" in out
     report = home.latest_report.read_text(encoding="utf-8")
-    assert "Publication blocked" in report and "row_drop" in report
+    assert "本次运行未发布" in report and 'data-expectation="row_drop"' in report and "读取行数没有骤减" in report
 
     health.write_bytes(original)
     assert run(home) == 0

@@ -108,3 +108,41 @@ def test_failed_outcome_states_observed_value_and_threshold():
     assert (outcome.observed(), outcome.threshold()) == ("30.0% unexpected (30 rows)", "at most 10% unexpected")
     [empty] = validate_frame(staged(0), staged_person_suite("census", RULES)).failed_expectations()
     assert (empty.observed(), empty.threshold()) == ("0 rows", "at least 1 row")
+
+
+def test_every_expectation_kind_a_suite_or_guard_uses_has_its_chinese_text():
+    from core.vocabulary import PERSON_FIELDS
+    from quality.expectations import EXPECTATION_TEXTS, expectation_kind, expectation_text
+    from quality.guards import GUARD_KINDS
+    from quality.rules import QualityRules, consent_registry_suite
+
+    every = QualityRules.model_validate({
+        "required_fields": {"sex": {"min_share": 0.5}}, "value_sets": {"sex": {"values": ["M", "F"]}},
+        "valid_id_share": {"min_share": 0.9}, "birth_years": {"earliest": 1900}, "row_count": {"min": 1, "max": 9},
+        "row_count_change": {"max_share": 0.5}, "freshness": {"max_age_days": 365}, "unique_keys": {},
+        "row_drop": {"max_share": 0.2}, "quarantine_share": {"max_share": 0.05},
+    })
+    # A rule added to QualityRules must be added above, so its expectation's text is checked too.
+    assert every.model_fields_set == set(QualityRules.model_fields)
+    suites = (staged_person_suite("health", every, fields=PERSON_FIELDS, previous_rows=100),
+              consent_registry_suite("consent_registry", every), unified_population_suite())
+    used = {(expectation_kind(e.kind), e.kwargs.get("column")) for suite in suites for e in suite.expectations}
+    used |= {(kind, None) for kind in (*GUARD_KINDS, "expect_column_to_exist")}
+    assert len({kind for kind, _ in used}) >= 10
+    for kind, column in used:
+        text = expectation_text(kind, column)
+        assert text.label and text.why and "{" not in text.label + text.why, (kind, column)
+    assert expectation_text("expect_column_values_to_not_be_null", "id_number").label == "公民身份号码不为空"
+    assert expectation_text("ExpectColumnValuesToBeInSet", "id_number_valid") == EXPECTATION_TEXTS[
+        "expect_column_values_to_be_in_set:id_number_valid"]
+
+
+def test_an_outcome_is_described_in_chinese_for_the_report_and_in_english_for_the_log():
+    from quality.expectations import describe_outcome
+
+    outcome = {"kind": "expect_column_values_to_be_in_set", "unexpected_percent": 30.0, "unexpected_count": 30,
+               "mostly": 0.9}
+    assert describe_outcome(outcome) == ("30.0% unexpected (30 rows)", "at most 10% unexpected")
+    assert describe_outcome(outcome, "zh") == ("30.0%不符合（30行）", "不符合的不超过10%")
+    drop = {"kind": "row_drop", "observed_value": 10, "min_value": 1469, "max_value": 1836}
+    assert describe_outcome(drop, "zh") == ("10行（上次发布1836行，−99.5%）", "至少1469行")

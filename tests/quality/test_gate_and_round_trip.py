@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 
 import dagster as dg
@@ -46,9 +47,12 @@ def test_thirty_percent_invalid_ids_block_publication_and_the_report_says_why(de
     assert report != latest_before
     assert demo_copy.home.latest_report.read_text(encoding="utf-8") == report
     blocked = report.split('id="blocked-reasons"', 1)[1].split("</table>", 1)[0]
-    assert "civil_affairs" in blocked and "id_number_valid" in blocked
-    assert "at most 10% unexpected" in blocked and "% unexpected (" in blocked
-    assert "Publication blocked" in report and 'id="scorecard"' in report  # with the last publication below
+    [row] = re.findall(r'<tr data-source="civil_affairs" data-expectation="expect_column_values_to_be_in_set" '
+                       r'data-column="id_number_valid">(.*?)</tr>', blocked, flags=re.S)
+    # In Chinese: the department, what is checked, what the data showed against what is allowed, and why.
+    assert "民政" in row and "公民身份号码校验位正确" in row
+    assert "不符合的不超过10%" in row and re.search(r"\d+\.\d%不符合（\d+行）", row)
+    assert "本次运行未发布" in report and 'id="scorecard"' in report  # with the last publication below
 
 
 def test_emptied_required_column_blocks_publication(demo_copy):
@@ -77,7 +81,7 @@ def test_emptied_required_column_blocks_publication(demo_copy):
             dagster_run=instance.get_run_by_id(outcome.run_id)).for_run_failure()
         sensor(context)
     again = demo_copy.home.latest_report.read_text(encoding="utf-8")
-    assert "Publication blocked" in again and "stage_census" in again
+    assert "本次运行未发布" in again and "<code>stage_census" in again
 
 
 def test_export_correct_reingest_shrinks_quarantine_and_counts_fixes(demo_copy, capsys):

@@ -103,6 +103,22 @@ def test_cross_department_conflict_count_recomputes_from_field_conflicts(con, pu
     assert by_field[0][0] >= from_metrics
 
 
+def test_uniqueness_low_by_design_is_measured_but_left_out_of_the_overall_score(con, published_demo):
+    _, outcome = published_demo
+    declared = rows(con, """SELECT source, measure FROM quality_metrics WHERE run_id = $run
+                            AND dimension = 'uniqueness' AND measure LIKE 'one_row_per:%'""", run=outcome.run_id)
+    assert declared == [("health", "one_row_per:visit")]  # demo/sources.yaml: one row per visit
+    scores = rows(con, """SELECT source, dimension, value FROM quality_metrics WHERE run_id = $run AND measure = 'score'
+                          AND dimension IN ('completeness', 'validity', 'uniqueness', 'consistency', 'timeliness')
+                          AND value IS NOT NULL""", run=outcome.run_id)
+    overall = dict(rows(con, STORED_SCORE, run=outcome.run_id, dimension="overall"))
+    for source in ("health", "civil_affairs"):
+        graded = [v for s, d, v in scores if s == source and not (s == "health" and d == "uniqueness")]
+        assert overall[source] == pytest.approx(sum(graded) / len(graded))
+    health_uniqueness = next(v for s, d, v in scores if s == "health" and d == "uniqueness")
+    assert health_uniqueness < 0.8 and overall["health"] > health_uniqueness
+
+
 @pytest.mark.parametrize(("score", "expected"), [(0.99, "A"), (0.95, "A"), (0.93, "B"), (0.85, "C"), (0.5, "D"),
                                                   (None, "-")])
 def test_grades(score, expected):
