@@ -96,12 +96,17 @@ FRESH_DAYS = 365
 
 _CODED_FIELDS = ("sex", "lives_alone", "low_income", "disability_grade", "pregnant", "corrections")
 _KEY_RULES = ("missing_source_key", "duplicate_source_key")
+# How two values of a disputed field are compared, as field_conflicts finds them (publish.golden):
+# ``k`` at the precision everyone has, ``day`` where both sides know more. Birth dates agree at
+# year-month (the census knows only the month) and, where both give the day, day against day;
+# addresses agree when they point to one flat however written (``source_records.flat``), as text
+# where no flat can be read.
 _CONFLICT_KEYS = {
-    "name": "{v}",
-    "sex": "{v}",
-    "birth_date": "substr({v}, 1, 7)",  # the census knows only year-month
-    "id_number": "{v}",
-    "address": "{v}",
+    "name": ("{v}", None),
+    "sex": ("{v}", None),
+    "birth_date": ("substr({v}, 1, 7)", "CASE WHEN length({v}) = 10 THEN {v} END"),
+    "id_number": ("{v}", None),
+    "address": ("coalesce({flat}, {v})", None),
 }
 _RECORD_COLUMNS = {
     "record_id": "VARCHAR", "source": "VARCHAR", "person_id": "VARCHAR", "name": "VARCHAR", "sex": "VARCHAR",
@@ -195,28 +200,60 @@ def cross_department_conflicts_sql() -> str:
     """``CREATE TEMP TABLE _q_cross``: every record on a conflict between two departments.
 
     A person's field is in conflict across departments when two records from different sources
-    hold different values (compared as in ``field_conflicts``: birth dates at year-month). A record
-    whose value differs from the golden value is ``likely_wrong``: the golden value prefers a valid
-    ID, a day-precise date and a sex that agrees with the ID, then the more trusted source.
+    hold different values (compared as ``field_conflicts`` compares them: birth dates day against
+    day and at year-month, addresses by the flat). A record whose value differs from the golden
+    value is ``likely_wrong``: the golden value prefers a valid ID, a day-precise date and a sex
+    that agrees with the ID, then the more trusted source.
     """
     return f"CREATE TEMP TABLE _q_cross AS\n{cross_department_records_sql()}"
 
 
+def _keyed_conflicts_sql() -> str:
+    """Every value in ``field_conflicts`` with its comparison keys (``k``, ``day``), the golden value's
+    (``golden_k``, ``golden_day``) and, for birth date and sex, the keys of what the record's own valid
+    ID number says (``id_k``, ``id_day``)."""
+    own_id = "r.id_number_valid AND NOT coalesce(r.id_number_disputed, false)"
+    id_keys = {"birth_date": ("substr(r.id_birth_date, 1, 7)", "r.id_birth_date"), "sex": ("r.id_sex", None)}
+    selects = []
+    for field, (k, day) in _CONFLICT_KEYS.items():
+        golden = f"CAST(u.{field} AS VARCHAR)"
+        id_k, id_day = id_keys.get(field, (None, None))
+        columns = {
+            "k": k.format(v="f.value", flat="r.flat"),
+            "day": day.format(v="f.value") if day else None,
+            "golden_k": k.format(v=golden, flat="g.flat"),
+            "golden_day": day.format(v=golden) if day else None,
+            "id_k": f"CASE WHEN {own_id} THEN {id_k} END" if id_k else None,
+            "id_day": f"CASE WHEN {own_id} THEN {id_day} END" if id_day else None,
+        }
+        keys = ", ".join(f"{expr or 'NULL::VARCHAR'} AS {name}" for name, expr in columns.items())
+        flats = " LEFT JOIN _golden_flats g ON g.address = u.address" if field == "address" else ""
+        selects.append(
+            f"SELECT f.person_id, f.field, f.source, f.record_id, r.source_key, f.value, {keys}\n"
+            f"FROM field_conflicts f JOIN unified_population u ON u.person_id = f.person_id "
+            f"JOIN source_records r ON r.record_id = f.record_id{flats}\nWHERE f.field = '{field}'"
+        )
+    union = "\nUNION ALL\n".join(selects)
+    return f"""_golden_flats AS (
+    SELECT address, any_value(flat) AS flat FROM source_records WHERE address IS NOT NULL GROUP BY address
+), keyed AS (
+{union})"""
+
+
+def _differ(a: str, b: str) -> str:
+    """SQL: the values keyed ``{a}k, {a}day`` and ``{b}k, {b}day`` disagree (see :data:`_CONFLICT_KEYS`)."""
+    return f"({a}k IS DISTINCT FROM {b}k OR coalesce({a}day <> {b}day, false))"
+
+
 def cross_department_records_sql() -> str:
     """The ``SELECT`` behind :func:`cross_department_conflicts_sql` (read-only use, e.g. the report)."""
-    keyed = "\nUNION ALL\n".join(
-        f"""SELECT f.person_id, f.field, f.source, f.record_id, f.value, {expr.format(v='f.value')} AS k,
-       {expr.format(v=f'CAST(u.{field} AS VARCHAR)')} AS golden_k
-FROM field_conflicts f JOIN unified_population u USING (person_id) WHERE f.field = '{field}'"""
-        for field, expr in _CONFLICT_KEYS.items()
-    )
     return f"""
-WITH keyed AS ({keyed}),
+WITH {_keyed_conflicts_sql()},
 pf AS (
     SELECT DISTINCT a.person_id, a.field FROM keyed a JOIN keyed b
-      ON a.person_id = b.person_id AND a.field = b.field AND a.source < b.source AND a.k <> b.k
+      ON a.person_id = b.person_id AND a.field = b.field AND a.source < b.source AND {_differ('a.', 'b.')}
 )
-SELECT k.person_id, k.field, k.source, k.record_id, k.value, k.k IS DISTINCT FROM k.golden_k AS likely_wrong
+SELECT k.person_id, k.field, k.source, k.record_id, k.value, {_differ('k.', 'k.golden_')} AS likely_wrong
 FROM keyed k JOIN pf USING (person_id, field)"""
 
 
