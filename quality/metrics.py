@@ -13,8 +13,9 @@ validity        ``id_number_valid`` (GB 11643 check digit), ``birth_date`` (read
                 ``codes`` (coded values the source's maps recognise), ``rows_accepted``; ``score``
 uniqueness      ``records_per_person``, ``duplicate_rate``; ``score`` = persons / records
 consistency     ``birth_date_vs_id``, ``sex_vs_id``, ``cross_department``; ``score``;
-                ``likely_wrong:<field>``; district-wide (source ``*``) ``conflict_persons`` and
-                ``conflict_persons:<field>``
+                ``likely_wrong:<field>``; ``conflicts_fixed`` (records that disagreed with another
+                department in the previous published run, corrected since); district-wide (source
+                ``*``) ``conflict_persons`` and ``conflict_persons:<field>``
 timeliness      ``extract_age_days``, ``record_age_days`` (median), ``lag_days`` (behind the
                 freshest department); ``score`` = records updated within :data:`FRESH_DAYS`
 repeated_entry  ``shared_persons`` (held by another department too), ``copies_disagree``
@@ -50,8 +51,10 @@ __all__ = [
     "QUALITY_HISTORY_DDL",
     "completeness_sql",
     "consistency_sql",
+    "conflicts_fixed_sql",
     "cross_department_conflicts_sql",
     "cross_department_records_sql",
+    "disagreements_sql",
     "grade",
     "linking_sql",
     "overall_sql",
@@ -71,6 +74,8 @@ QUALITY_HISTORY_DDL: dict[str, str] = {
         numerator BIGINT, denominator BIGINT)""",
     "quarantine_history": """CREATE TABLE quarantine_history (
         run_id VARCHAR, source VARCHAR, source_key VARCHAR, record_id VARCHAR, rule VARCHAR)""",
+    "conflict_history": """CREATE TABLE conflict_history (
+        run_id VARCHAR, source VARCHAR, record_id VARCHAR, field VARCHAR, value VARCHAR, likely_wrong BOOLEAN)""",
 }
 """History tables the warehouse carries from run to run (see ``publish.warehouse``)."""
 
@@ -257,6 +262,40 @@ SELECT k.person_id, k.field, k.source, k.record_id, k.value, {_differ('k.', 'k.g
 FROM keyed k JOIN pf USING (person_id, field)"""
 
 
+def disagreements_sql(source: str | None = None) -> str:
+    """``SELECT``: each record (of ``source``, or of every source) that disagrees with another
+    department's record of the same person on a disputed field, one row per record and field.
+
+    What a department is asked to check (``silobreaker corrections export``) and what the next run
+    counts as fixed (``conflicts_fixed``), from one definition. Columns: ``person_id, field, source,
+    record_id, source_key, value``; ``likely_wrong`` (its value differs from the golden value);
+    ``backing`` (how many other departments hold the golden value against it); ``own_id_differs``
+    (birth date and sex: the record's own valid ID number says otherwise than the record) and
+    ``own_id_agrees`` (... and what the golden value says); ``others`` (list of ``{source, value,
+    golden}``: each other department's value that differs from it, and whether it is the golden one).
+    """
+    only = f"WHERE m.source = '{source.replace(chr(39), chr(39) * 2)}'" if source is not None else ""
+    return f"""
+WITH {_keyed_conflicts_sql()},
+pairs AS (
+    SELECT m.person_id, m.field, m.source, m.record_id, m.source_key, m.value,
+           {_differ('m.', 'm.golden_')} AS likely_wrong,
+           m.id_k IS NOT NULL AND {_differ('m.', 'm.id_')} AS own_id_differs,
+           m.id_k IS NOT NULL AND NOT {_differ('m.id_', 'm.golden_')} AS id_says_golden,
+           o.source AS other_source, o.value AS other_value, NOT {_differ('o.', 'o.golden_')} AS other_golden
+    FROM keyed m JOIN keyed o
+      ON o.person_id = m.person_id AND o.field = m.field AND o.source <> m.source AND {_differ('m.', 'o.')}
+    {only}
+)
+SELECT person_id, field, source, record_id, any_value(source_key) AS source_key, any_value(value) AS value,
+       bool_or(likely_wrong) AS likely_wrong,
+       count(DISTINCT other_source) FILTER (WHERE other_golden) AS backing,
+       bool_or(own_id_differs) AS own_id_differs, bool_or(own_id_differs AND id_says_golden) AS own_id_agrees,
+       list(DISTINCT {{'source': other_source, 'value': other_value, 'golden': other_golden}}) AS others
+FROM pairs GROUP BY person_id, field, source, record_id
+ORDER BY source, record_id, field"""
+
+
 def consistency_sql() -> str:
     """Stated vs ID-derived birth date and sex; records agreeing across departments; conflict counts."""
     return f"""
@@ -365,6 +404,37 @@ FROM now_q n WHERE (SELECT count(*) FROM previous_run) > 0
   AND NOT EXISTS (SELECT 1 FROM previous p WHERE p.record_id = n.record_id) GROUP BY n.source"""
 
 
+def conflicts_fixed_sql(run_id: str) -> str:
+    """Of each source's records that disagreed with another department in the previous published run
+    (``conflict_history``, :func:`disagreements_sql`), those its department has since corrected.
+
+    A record's disagreement on a field is fixed when the record is staged now with a different,
+    non-empty value there, and that value is not likely wrong (it agrees with the golden value, or
+    no department disagrees any more). A conflict that went away because *another* department
+    changed its value is that department's fix, not this one's: the value here did not change.
+    """
+    run = run_id.replace("'", "''")
+    now_values = "\nUNION ALL\n".join(
+        f"SELECT record_id, '{field}' AS field, CAST({field} AS VARCHAR) AS value FROM _q_records WHERE {field} IS NOT NULL"
+        for field in _CONFLICT_KEYS
+    )
+    return f"""
+WITH previous_run AS (
+    SELECT run_id FROM runs WHERE run_id <> '{run}' ORDER BY published_at DESC LIMIT 1
+), previous AS (
+    SELECT h.source, h.record_id, h.field, h.value FROM conflict_history h SEMI JOIN previous_run USING (run_id)
+), now_values AS ({now_values}
+), wrong_now AS (SELECT DISTINCT record_id, field FROM _q_cross WHERE likely_wrong
+), judged AS (
+    SELECT p.source, n.value IS NOT NULL AND n.value <> p.value AND w.record_id IS NULL AS fixed
+    FROM previous p LEFT JOIN now_values n USING (record_id, field) LEFT JOIN wrong_now w USING (record_id, field)
+)
+SELECT source, 'consistency' AS dimension, 'conflicts_fixed' AS measure,
+       {_ratio('count(*) FILTER (WHERE fixed)', 'count(*)')} AS value, count(*) FILTER (WHERE fixed) AS numerator,
+       count(*) AS denominator
+FROM judged GROUP BY source"""
+
+
 def linking_sql() -> str:
     """People resolved, pairs merged automatically and pairs left for review (source ``*``)."""
     return """
@@ -402,13 +472,15 @@ def write_quality_metrics(con: duckdb.DuckDBPyConnection, run_id: str, staging_r
     try:
         con.execute(cross_department_conflicts_sql())
         parts = (completeness_sql(), validity_sql(), uniqueness_sql(), consistency_sql(), timeliness_sql(),
-                 repeated_entry_sql(), quarantine_sql(run_id), linking_sql())
+                 repeated_entry_sql(), quarantine_sql(run_id), conflicts_fixed_sql(run_id), linking_sql())
         for sql in parts:
             con.execute(f"INSERT INTO quality_metrics SELECT ?, {_SELECT_COLUMNS} FROM ({sql})", [run_id])
         con.execute(f"INSERT INTO quality_metrics SELECT ?, {_SELECT_COLUMNS} FROM ({overall_sql(run_id)})", [run_id])
         con.execute(
             "INSERT INTO quarantine_history SELECT ?, source, source_key, record_id, rule FROM _q_quarantine", [run_id]
         )
+        con.execute(f"INSERT INTO conflict_history SELECT ?, source, record_id, field, value, likely_wrong "
+                    f"FROM ({disagreements_sql()})", [run_id])
         written = con.execute("SELECT count(*) FROM quality_metrics WHERE run_id = ?", [run_id]).fetchall()[0][0]
     finally:
         for name in ("_q_cross", "_q_sources"):
