@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 __all__ = [
+    "CONFLICT_CHECK_TEXTS",
     "CONSENT_FIELDS",
     "CONSENT_STATUSES",
     "CONSENT_STATUS_WORDS",
@@ -127,6 +128,7 @@ FIELD_LABELS: Mapping[str, str] = MappingProxyType(
         "birth_year": "出生年份",
         "age": "年龄",
         "key_populations": "重点人群",
+        "source_key": "记录编号",
     }
 )
 """The Chinese name of each canonical field (and of each column a product may hold), for every word a
@@ -211,6 +213,19 @@ QUARANTINE_RULE_TEXTS: Mapping[str, RuleText] = MappingProxyType(
 """The Chinese text of every quarantine rule staging applies (``staging.stage``), for the department
 clerk who corrects the row (``silobreaker corrections export``) and the supervisor who reads the report.
 The English message stored with each quarantined row stays for the platform team's logs."""
+
+CONFLICT_CHECK_TEXTS: Mapping[str, str] = MappingProxyType(
+    {
+        "name": "请对照身份证或户口簿核实姓名（注意同音字、形近字），如本部门有误，请在本部门系统中改正",
+        "sex": "请对照身份证或向本人核实性别，如本部门有误，请在本部门系统中改正",
+        "birth_date": "请对照身份证或向本人核实出生日期，如本部门有误，请在本部门系统中改正",
+        "id_number": "请对照本人身份证逐位核对公民身份号码，如本部门有误，请在本部门系统中改正",
+        "address": "请向本人或所在社区核实现住址（街道、社区、楼栋、单元、室号），如本部门有误或本人已搬迁，请在本部门系统中更新",
+    }
+)
+"""What a department's clerk does about a record that disagrees with another department, per disputed
+field (``field_conflicts``): check against the primary document or the person, never copy the other
+department's value (``silobreaker corrections export``)."""
 
 
 SEX_CODES: Mapping[str, str] = MappingProxyType(
