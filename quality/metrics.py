@@ -269,10 +269,12 @@ def disagreements_sql(source: str | None = None) -> str:
     What a department is asked to check (``silobreaker corrections export``) and what the next run
     counts as fixed (``conflicts_fixed``), from one definition. Columns: ``person_id, field, source,
     record_id, source_key, value``; ``likely_wrong`` (its value differs from the golden value);
-    ``backing`` (how many other departments hold the golden value against it); ``own_id_differs``
-    (birth date and sex: the record's own valid ID number says otherwise than the record) and
-    ``own_id_agrees`` (... and what the golden value says); ``others`` (list of ``{source, value,
-    golden}``: each other department's value that differs from it, and whether it is the golden one).
+    ``backing`` (how many other departments hold the golden value against it); ``supporters`` (the
+    other departments whose records agree with it at its precision, none of theirs disagreeing);
+    for birth date and sex, what the record's own valid ID number says: ``own_id_differs``
+    (otherwise than the record), ``own_id_agrees`` (... and what the golden value says),
+    ``own_id_supports`` (what the record says); ``others`` (list of ``{source, value, golden}``:
+    each other department's value that differs from it, and whether it is the golden one).
     """
     only = f"WHERE m.source = '{source.replace(chr(39), chr(39) * 2)}'" if source is not None else ""
     return f"""
@@ -280,19 +282,26 @@ WITH {_keyed_conflicts_sql()},
 pairs AS (
     SELECT m.person_id, m.field, m.source, m.record_id, m.source_key, m.value,
            {_differ('m.', 'm.golden_')} AS likely_wrong,
-           m.id_k IS NOT NULL AND {_differ('m.', 'm.id_')} AS own_id_differs,
+           m.id_k IS NOT NULL AS own_id_known, m.id_k IS NOT NULL AND {_differ('m.', 'm.id_')} AS own_id_differs,
            m.id_k IS NOT NULL AND NOT {_differ('m.id_', 'm.golden_')} AS id_says_golden,
-           o.source AS other_source, o.value AS other_value, NOT {_differ('o.', 'o.golden_')} AS other_golden
-    FROM keyed m JOIN keyed o
-      ON o.person_id = m.person_id AND o.field = m.field AND o.source <> m.source AND {_differ('m.', 'o.')}
+           o.source AS other_source, o.value AS other_value, NOT {_differ('o.', 'o.golden_')} AS other_golden,
+           {_differ('m.', 'o.')} AS other_differs,
+           -- agreeing supports a value only at its precision: a census year-month does not back a day
+           NOT {_differ('m.', 'o.')} AND (m.day IS NULL OR o.day IS NOT NULL) AS other_supports
+    FROM keyed m JOIN keyed o ON o.person_id = m.person_id AND o.field = m.field AND o.source <> m.source
     {only}
 )
 SELECT person_id, field, source, record_id, any_value(source_key) AS source_key, any_value(value) AS value,
        bool_or(likely_wrong) AS likely_wrong,
-       count(DISTINCT other_source) FILTER (WHERE other_golden) AS backing,
+       count(DISTINCT other_source) FILTER (WHERE other_differs AND other_golden) AS backing,
+       list_filter(list(DISTINCT other_source ORDER BY other_source) FILTER (WHERE other_supports),
+                   lambda s: NOT list_contains(list(other_source) FILTER (WHERE other_differs), s)) AS supporters,
        bool_or(own_id_differs) AS own_id_differs, bool_or(own_id_differs AND id_says_golden) AS own_id_agrees,
-       list(DISTINCT {{'source': other_source, 'value': other_value, 'golden': other_golden}}) AS others
+       bool_or(own_id_known AND NOT own_id_differs) AS own_id_supports,
+       list(DISTINCT {{'source': other_source, 'value': other_value, 'golden': other_golden}})
+           FILTER (WHERE other_differs) AS others
 FROM pairs GROUP BY person_id, field, source, record_id
+HAVING bool_or(other_differs)
 ORDER BY source, record_id, field"""
 
 
