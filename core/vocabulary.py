@@ -220,7 +220,8 @@ CONFLICT_CHECK_TEXTS: Mapping[str, str] = MappingProxyType(
         "sex": "请对照身份证或向本人核实性别，如本部门有误，请在本部门系统中改正",
         "birth_date": "请对照身份证或向本人核实出生日期，如本部门有误，请在本部门系统中改正",
         "id_number": "请对照本人身份证逐位核对公民身份号码，如本部门有误，请在本部门系统中改正",
-        "address": "请向本人或所在社区核实现住址（街道、社区、楼栋、单元、室号），如本部门有误或本人已搬迁，请在本部门系统中更新",
+        "address": "请向本人或所在社区核实住址（街道、社区、楼栋、单元、室号），如本部门有误，请在本部门系统中改正；"
+                   "如本部门登记的是户籍地址而本人已搬迁（人户分离），可不修改",
     }
 )
 """What a department's clerk does about a record that disagrees with another department, per disputed

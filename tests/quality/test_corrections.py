@@ -297,3 +297,12 @@ def test_corrected_values_are_counted_fixed_by_the_next_run_and_leave_the_file(d
     listed = set(zip(still["visit_id"], still["问题字段"], strict=True))
     assert listed & set(zip(wrong["visit_id"], wrong["问题字段"], strict=True)) == set()
     assert len(still) == len(before[before["问题类型"] == DISAGREES]) - len(wrong)
+
+
+def test_every_text_the_file_may_hold_can_be_written_in_gbk():
+    # A GBK department gets a GBK file: a character outside GBK in one of our texts would fail its export.
+    texts = [*CONFLICT_CHECK_TEXTS.values(), *(t.problem + t.fix for t in QUARANTINE_RULE_TEXTS.values()),
+             *ISSUE_COLUMNS, QUARANTINED, DISAGREES, LIKELY, TO_VERIFY, "确定", "…", "（“”）；、"]
+    for text in texts:
+        text.encode("gbk")
+    assert set(CONFLICT_CHECK_TEXTS) == {"name", "sex", "birth_date", "id_number", "address"}
