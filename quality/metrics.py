@@ -114,13 +114,16 @@ _CONFLICT_KEYS = {
     "address": ("coalesce({flat}, {v})", None),
 }
 _RECORD_COLUMNS = {
-    "record_id": "VARCHAR", "source": "VARCHAR", "person_id": "VARCHAR", "name": "VARCHAR", "sex": "VARCHAR",
+    "record_id": "VARCHAR", "source": "VARCHAR", "source_key": "VARCHAR", "person_id": "VARCHAR", "flat": "VARCHAR",
+    "id_number_disputed": "BOOLEAN", "name": "VARCHAR", "sex": "VARCHAR",
     "birth_date": "VARCHAR", "id_number": "VARCHAR", "id_number_valid": "BOOLEAN", "id_birth_date": "VARCHAR",
     "id_sex": "VARCHAR", "birth_date_conflict": "BOOLEAN", "sex_conflict": "BOOLEAN", "phone": "VARCHAR",
     "address": "VARCHAR", "street": "VARCHAR", "community": "VARCHAR", "grid": "VARCHAR",
     "record_date": "VARCHAR", "lives_alone": "BOOLEAN", "low_income": "BOOLEAN", "disability_grade": "TINYINT",
     "pregnant": "BOOLEAN", "corrections": "BOOLEAN", "extracted_at": "TIMESTAMPTZ",
 }
+# Columns of _q_records that are not a field a source fills.
+_RECORD_KEYS = ("record_id", "source", "source_key", "person_id", "flat", "id_number_disputed", "extracted_at")
 _QUARANTINE_COLUMNS = {"source": "VARCHAR", "source_key": "VARCHAR", "record_id": "VARCHAR", "rule": "VARCHAR",
                        "rules": "VARCHAR"}
 
@@ -210,13 +213,13 @@ def cross_department_conflicts_sql() -> str:
     value is ``likely_wrong``: the golden value prefers a valid ID, a day-precise date and a sex
     that agrees with the ID, then the more trusted source.
     """
-    return f"CREATE TEMP TABLE _q_cross AS\n{cross_department_records_sql()}"
+    return f"CREATE TEMP TABLE _q_cross AS\n{cross_department_records_sql('_q_records')}"
 
 
-def _keyed_conflicts_sql() -> str:
+def _keyed_conflicts_sql(records: str) -> str:
     """Every value in ``field_conflicts`` with its comparison keys (``k``, ``day``), the golden value's
     (``golden_k``, ``golden_day``) and, for birth date and sex, the keys of what the record's own valid
-    ID number says (``id_k``, ``id_day``)."""
+    ID number says (``id_k``, ``id_day``); the records' own columns are read from ``records``."""
     own_id = "r.id_number_valid AND NOT coalesce(r.id_number_disputed, false)"
     id_keys = {"birth_date": ("substr(r.id_birth_date, 1, 7)", "r.id_birth_date"), "sex": ("r.id_sex", None)}
     selects = []
@@ -236,11 +239,11 @@ def _keyed_conflicts_sql() -> str:
         selects.append(
             f"SELECT f.person_id, f.field, f.source, f.record_id, r.source_key, f.value, {keys}\n"
             f"FROM field_conflicts f JOIN unified_population u ON u.person_id = f.person_id "
-            f"JOIN source_records r ON r.record_id = f.record_id{flats}\nWHERE f.field = '{field}'"
+            f"JOIN {records} r ON r.record_id = f.record_id{flats}\nWHERE f.field = '{field}'"
         )
     union = "\nUNION ALL\n".join(selects)
     return f"""_golden_flats AS (
-    SELECT address, any_value(flat) AS flat FROM source_records WHERE address IS NOT NULL GROUP BY address
+    SELECT address, any_value(flat) AS flat FROM {records} WHERE address IS NOT NULL GROUP BY address
 ), keyed AS (
 {union})"""
 
@@ -250,10 +253,11 @@ def _differ(a: str, b: str) -> str:
     return f"({a}k IS DISTINCT FROM {b}k OR coalesce({a}day <> {b}day, false))"
 
 
-def cross_department_records_sql() -> str:
-    """The ``SELECT`` behind :func:`cross_department_conflicts_sql` (read-only use, e.g. the report)."""
+def cross_department_records_sql(records: str = "source_records") -> str:
+    """The ``SELECT`` behind :func:`cross_department_conflicts_sql` (read-only use, e.g. the report);
+    the records' own columns (flat, key, what their ID number says) are read from ``records``."""
     return f"""
-WITH {_keyed_conflicts_sql()},
+WITH {_keyed_conflicts_sql(records)},
 pf AS (
     SELECT DISTINCT a.person_id, a.field FROM keyed a JOIN keyed b
       ON a.person_id = b.person_id AND a.field = b.field AND a.source < b.source AND {_differ('a.', 'b.')}
@@ -262,7 +266,7 @@ SELECT k.person_id, k.field, k.source, k.record_id, k.value, {_differ('k.', 'k.g
 FROM keyed k JOIN pf USING (person_id, field)"""
 
 
-def disagreements_sql(source: str | None = None) -> str:
+def disagreements_sql(source: str | None = None, records: str = "source_records") -> str:
     """``SELECT``: each record (of ``source``, or of every source) that disagrees with another
     department's record of the same person on a disputed field, one row per record and field.
 
@@ -278,7 +282,7 @@ def disagreements_sql(source: str | None = None) -> str:
     """
     only = f"WHERE m.source = '{source.replace(chr(39), chr(39) * 2)}'" if source is not None else ""
     return f"""
-WITH {_keyed_conflicts_sql()},
+WITH {_keyed_conflicts_sql(records)},
 pairs AS (
     SELECT m.person_id, m.field, m.source, m.record_id, m.source_key, m.value,
            {_differ('m.', 'm.golden_')} AS likely_wrong,
@@ -489,7 +493,7 @@ def write_quality_metrics(con: duckdb.DuckDBPyConnection, run_id: str, staging_r
             "INSERT INTO quarantine_history SELECT ?, source, source_key, record_id, rule FROM _q_quarantine", [run_id]
         )
         con.execute(f"INSERT INTO conflict_history SELECT ?, source, record_id, field, value, likely_wrong "
-                    f"FROM ({disagreements_sql()})", [run_id])
+                    f"FROM ({disagreements_sql(records='_q_records')})", [run_id])
         written = con.execute("SELECT count(*) FROM quality_metrics WHERE run_id = ?", [run_id]).fetchall()[0][0]
     finally:
         for name in ("_q_cross", "_q_sources"):
@@ -536,7 +540,7 @@ def _source_rows(con: duckdb.DuckDBPyConnection, staging_reports: Sequence[Stagi
         return [[r.source, sorted(set(r.fields)), _invalid_codes(r.soft_problems)] for r in person_reports]
     # No declarations: a source declares what it fills somewhere.
     sources = [row[0] for row in con.execute("SELECT DISTINCT source FROM _q_records ORDER BY 1").fetchall()]
-    fields = [f for f in _RECORD_COLUMNS if f not in ("record_id", "source", "person_id", "extracted_at")]
+    fields = [f for f in _RECORD_COLUMNS if f not in _RECORD_KEYS]
     rows = []
     for source in sources:
         filled = con.execute(
