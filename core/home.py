@@ -15,7 +15,8 @@ A deployment keeps all its state under one directory (``$SILOBREAKER_HOME``, def
       audit/publication_log.jsonl      the signed, hash-chained publication log, audit/members/<seq>.txt,
                                        audit/audit_signing.pub (the key its signatures verify with)
       keys/                            key files (mode 600 in a mode-700 folder)
-      quarantine/<source>.csv|.xlsx    held-back rows exported for a department to correct
+      corrections/<source>.csv|.xlsx   what a department is asked to correct: its held-back rows and
+                                       its records other departments disagree with
       demo/                            the generated demo district's source systems and truth
       dagster/                         the Dagster instance of CLI runs and ``make dev``
 
@@ -282,9 +283,10 @@ class DataHome:
         """Where run ``run_id`` stores an intermediate asset, without suffix (the IO manager adds one)."""
         return self.run_dir(run_id).joinpath("assets", *key_path)
 
-    def quarantine_export_file(self, source: str, suffix: str) -> Path:
-        """Default file ``silobreaker quarantine export`` writes ``source``'s held-back rows to."""
-        return self.root / "quarantine" / f"{source}{suffix}"
+    def corrections_file(self, source: str, suffix: str) -> Path:
+        """Default file ``silobreaker corrections export`` (and its alias ``quarantine export``) writes
+        ``source``'s corrections to."""
+        return self.root / "corrections" / f"{source}{suffix}"
 
     # -- the demo and the Dagster instance --------------------------------------------------
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 __all__ = [
+    "CONFLICT_CHECK_TEXTS",
     "CONSENT_FIELDS",
     "CONSENT_STATUSES",
     "CONSENT_STATUS_WORDS",
@@ -132,6 +133,7 @@ FIELD_LABELS: Mapping[str, str] = MappingProxyType(
         "record_id": "记录编号",
         "id_number_valid": "公民身份号码校验位",
         "birth_date_precision": "出生日期精度",
+        "source_key": "本部门记录编号",
     }
 )
 """The Chinese name of each canonical field (and of each column a product or a quality check may
@@ -216,6 +218,20 @@ QUARANTINE_RULE_TEXTS: Mapping[str, RuleText] = MappingProxyType(
 """The Chinese text of every quarantine rule staging applies (``staging.stage``), for the department
 clerk who corrects the row (``silobreaker corrections export``) and the supervisor who reads the report.
 The English message stored with each quarantined row stays for the platform team's logs."""
+
+CONFLICT_CHECK_TEXTS: Mapping[str, str] = MappingProxyType(
+    {
+        "name": "请对照身份证或户口簿核实姓名（注意同音字、形近字），如本部门有误，请在本部门系统中改正",
+        "sex": "请对照身份证或向本人核实性别，如本部门有误，请在本部门系统中改正",
+        "birth_date": "请对照身份证或向本人核实出生日期，如本部门有误，请在本部门系统中改正",
+        "id_number": "请对照本人身份证逐位核对公民身份号码，如本部门有误，请在本部门系统中改正",
+        "address": "请向本人或所在社区核实住址（街道、社区、楼栋、单元、室号），如本部门有误，请在本部门系统中改正；"
+                   "如本部门登记的是户籍地址而本人已搬迁（人户分离），可不修改",
+    }
+)
+"""What a department's clerk does about a record that disagrees with another department, per disputed
+field (``field_conflicts``): check against the primary document or the person, never copy the other
+department's value (``silobreaker corrections export``)."""
 
 
 SOFT_PROBLEM_TEXTS: Mapping[str, RuleText] = MappingProxyType(

@@ -6,7 +6,7 @@
     silobreaker review list                     print the pairs awaiting clerical review
     silobreaker review decide A B same|different   record a reviewer's decision for the next run
     silobreaker report                          re-render the quality report of the latest published run
-    silobreaker quarantine export --source S    write S's quarantined rows for the department to correct
+    silobreaker corrections export --source S   write what S's department should correct (alias: quarantine export)
     silobreaker restore [GENERATION] [--list]   publish an earlier generation again
     silobreaker audit verify [--against FILE]   check the signed publication log and its anchors (warehouse, products)
     silobreaker audit export [--out FILE]       write the log's head, public key and entries for a notary
@@ -30,6 +30,7 @@ from pathlib import Path
 from core.errors import ConfigError, SilobreakerError
 from core.home import HOME_ENV, DataHome, private_files
 from core.lock import DataHomeBusyError, hold_data_home
+from pipelines.corrections_cli import FIXES_HEADER, add_corrections_commands, fixes_cells
 from pipelines.privacy_cli import add_privacy_commands
 from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
 
@@ -136,13 +137,13 @@ def _print_summary(outcome: RunOutcome) -> None:
     assert settings is not None
     home = settings.home
     print(f"\nsilobreaker run {outcome.run_id}: {'SUCCESS' if outcome.success else 'FAILED'}")
-    print(f"{'source':<20}{'extracted':>10}{'staged':>10}{'quarantined':>13}")
+    print(f"{'source':<20}{'extracted':>10}{'staged':>10}{'quarantined':>13}{FIXES_HEADER}")
     for name in [s.name for s in load_sources(settings.sources_file).sources]:
         r = outcome.reports.get(name)
         if r is None:
             print(f"{name:<20}{'not read in this run':>33}")
         else:
-            print(f"{name:<20}{r.extracted:>10}{r.staged:>10}{r.quarantined:>13}")
+            print(f"{name:<20}{r.extracted:>10}{r.staged:>10}{r.quarantined:>13}{fixes_cells(home, outcome.run_id, name)}")
     for line in [f"RECOVERED {note}" for note in outcome.notes] + _outcome_lines(outcome):
         print(line)
     reader = WarehouseReader(home)
@@ -305,33 +306,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_quarantine_export(args: argparse.Namespace) -> int:
-    from connectors import load_sources
-    from pipelines.storage import stored_frame
-    from publish import WarehouseReader
-    from quality.quarantine import export_quarantine, export_suffix
-
-    base = Settings.from_env()
-    home = DataHome.resolve(args.home) if args.home else base.home
-    sources_file = Path(args.sources).resolve() if args.sources else base.sources_file
-    declared = {s.name: s for s in load_sources(sources_file).sources}
-    if args.source not in declared:
-        raise ConfigError(f"--source {args.source!r} is not declared in {sources_file}; declared: {', '.join(declared)}")
-    source = declared[args.source]
-    # The latest attempt's quarantine first, so the rows of a blocked run can be corrected too.
-    quarantine = stored_frame(home, f"quarantine_{source.name}")
-    if quarantine is None:
-        reader = WarehouseReader(home)
-        if not reader.exists:
-            raise ConfigError(f"no quarantine for source {source.name!r} under {home}: run the pipeline first "
-                              "(silobreaker run), then export")
-        quarantine = reader.quarantined_rows(source.name)
-    out = Path(args.out) if args.out else home.quarantine_export_file(source.name, export_suffix(source))
-    path = export_quarantine(source, quarantine, out)
-    print(f"quarantined rows of {args.source} written to {path}")
-    return 0
-
-
 def _cmd_restore(args: argparse.Namespace) -> int:
     import uuid
 
@@ -432,21 +406,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="language of the report: zh (default, for supervisors) or en (for the platform team)")
     report.set_defaults(func=_cmd_report)
 
-    quarantine = sub.add_parser("quarantine", help="work with quarantined rows")
-    quarantine_sub = quarantine.add_subparsers(dest="quarantine_command", required=True)
-    export = quarantine_sub.add_parser(
-        "export", help="write a source's quarantined rows in its own columns and encoding, for correction")
-    export.add_argument("--source", required=True, help="source name from sources.yaml, e.g. health")
-    export.add_argument("--out", help="file to write (default <home>/quarantine/<source>.csv or .xlsx)")
-    export.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
-    export.add_argument("--sources", help="sources.yaml (default $SILOBREAKER_SOURCES or the demo's)")
-    export.set_defaults(func=_cmd_quarantine_export)
     restore = sub.add_parser("restore", help="publish an earlier generation again (default: the one before the current)")
     restore.add_argument("generation", nargs="?", help="generation name, e.g. g000012 (see --list)")
     restore.add_argument("--list", action="store_true", help="list the generations kept and exit")
     restore.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
     restore.set_defaults(func=_cmd_restore)
     add_privacy_commands(sub)
+    add_corrections_commands(sub)
     return parser
 
 

@@ -23,10 +23,12 @@ import pandas as pd
 
 from core.home import DataHome, HomeLike
 from publish.generations import Generations
-from quality.metrics import cross_department_records_sql
+from quality.corrections import DISAGREEMENT_COLUMNS
+from quality.metrics import cross_department_records_sql, disagreements_sql
+from quality.quarantine import QUARANTINE_READ_COLUMNS
 from quality.report import EXAMPLES_PER_KIND, ReportInputs
 
-__all__ = ["AuditAnchor", "PublishedRun", "RunSummary", "WarehouseReader"]
+__all__ = ["AuditAnchor", "Fixes", "PublishedRun", "RunSummary", "WarehouseReader"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,23 @@ class RunSummary:
     persons: int
     tables: tuple[str, ...]
     products: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class Fixes:
+    """What a source's department corrected since the previous published run (``None``: not measured,
+    e.g. on the first run).
+
+    Attributes:
+        rows: quarantined rows of the previous run staged now (measure ``fixed``), of ``rows_before``.
+        conflicts: records that disagreed with another department in the previous run, corrected
+            since (measure ``conflicts_fixed``), of ``conflicts_before``.
+    """
+
+    rows: int | None = None
+    rows_before: int | None = None
+    conflicts: int | None = None
+    conflicts_before: int | None = None
 
 
 @dataclass(frozen=True)
@@ -156,14 +175,55 @@ class WarehouseReader:
         return None if row is None or row[0] is None else int(row[0])
 
     def quarantined_rows(self, source: str) -> pd.DataFrame:
-        """``row_number, rule, message, raw_record`` of the rows the last publication holds back for ``source``."""
-        columns = ["row_number", "rule", "message", "raw_record"]
+        """The rows the last publication holds back for ``source``
+        (:data:`quality.quarantine.QUARANTINE_READ_COLUMNS`), in file order."""
+        columns = list(QUARANTINE_READ_COLUMNS)
         if not self.exists:
             return pd.DataFrame(columns=columns)
         with self.connect() as con:
+            present = _columns(con, "quarantine")
+            selected = ", ".join(f'"{c}"' if c in present else f'NULL AS "{c}"' for c in columns)
             return con.execute(
-                f"SELECT {', '.join(columns)} FROM quarantine WHERE source = ? ORDER BY row_number", [source]
+                f"SELECT {selected} FROM quarantine WHERE source = ? ORDER BY row_number", [source]
             ).df()
+
+    def disagreements(self, source: str) -> pd.DataFrame:
+        """``source``'s records that disagree with another department's record of the same person
+        (:func:`quality.metrics.disagreements_sql`; empty before the first publication)."""
+        if not self.exists:
+            return pd.DataFrame(columns=list(DISAGREEMENT_COLUMNS))
+        with self.connect() as con:
+            if not {"field_conflicts", "unified_population", "source_records"} <= _table_names(con):
+                return pd.DataFrame(columns=list(DISAGREEMENT_COLUMNS))
+            return con.execute(disagreements_sql(source)).df()
+
+    def extraction(self, source: str) -> tuple[str, str] | None:
+        """``(run_id, content_hash)`` of the last published run's read of ``source``, or ``None``."""
+        if not self.exists:
+            return None
+        with self.connect() as con:
+            row = con.execute(
+                """SELECT run_id, content_hash FROM extraction_log WHERE source = ?
+                   AND run_id = (SELECT run_id FROM runs ORDER BY published_at DESC LIMIT 1)""", [source]
+            ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def fixes(self, run_id: str) -> dict[str, Fixes]:
+        """Per source, what its department corrected since the run published before ``run_id``."""
+        if not self.exists:
+            return {}
+        with self.connect() as con:
+            if "quality_metrics" not in _table_names(con):
+                return {}
+            rows = con.execute(
+                """SELECT source, measure, numerator, denominator FROM quality_metrics
+                   WHERE run_id = ? AND measure IN ('fixed', 'conflicts_fixed')""", [run_id]
+            ).fetchall()
+        found: dict[str, dict[str, int]] = {}
+        for source, measure, numerator, denominator in rows:
+            prefix = "rows" if measure == "fixed" else "conflicts"
+            found.setdefault(source, {}).update({prefix: int(numerator), f"{prefix}_before": int(denominator)})
+        return {source: Fixes(**counts) for source, counts in found.items()}
 
     def summary(self, run_id: str) -> RunSummary | None:
         """Counts, tables and ``run_id``'s products; ``None`` before the first publication."""

@@ -15,8 +15,9 @@ uniqueness      ``records_per_person``, ``duplicate_rate``; ``score`` = persons 
                 ``one_row_per:<visit|case|event>`` when the source declares many rows per person
                 by design (``one_row_per`` in sources.yaml): its score is then not graded
 consistency     ``birth_date_vs_id``, ``sex_vs_id``, ``cross_department``; ``score``;
-                ``likely_wrong:<field>``; district-wide (source ``*``) ``conflict_persons`` and
-                ``conflict_persons:<field>``
+                ``likely_wrong:<field>``; ``conflicts_fixed`` (records that disagreed with another
+                department in the previous published run, corrected since); district-wide (source
+                ``*``) ``conflict_persons`` and ``conflict_persons:<field>``
 timeliness      ``extract_age_days``, ``record_age_days`` (median), ``lag_days`` (behind the
                 freshest department); ``score`` = records updated within :data:`FRESH_DAYS`
 repeated_entry  ``shared_persons`` (held by another department too), ``copies_disagree``
@@ -56,8 +57,10 @@ __all__ = [
     "QUALITY_HISTORY_DDL",
     "completeness_sql",
     "consistency_sql",
+    "conflicts_fixed_sql",
     "cross_department_conflicts_sql",
     "cross_department_records_sql",
+    "disagreements_sql",
     "grade",
     "linking_sql",
     "overall_sql",
@@ -77,6 +80,8 @@ QUALITY_HISTORY_DDL: dict[str, str] = {
         numerator BIGINT, denominator BIGINT)""",
     "quarantine_history": """CREATE TABLE quarantine_history (
         run_id VARCHAR, source VARCHAR, source_key VARCHAR, record_id VARCHAR, rule VARCHAR)""",
+    "conflict_history": """CREATE TABLE conflict_history (
+        run_id VARCHAR, source VARCHAR, record_id VARCHAR, field VARCHAR, value VARCHAR, likely_wrong BOOLEAN)""",
 }
 """History tables the warehouse carries from run to run (see ``publish.warehouse``)."""
 
@@ -102,21 +107,29 @@ FRESH_DAYS = 365
 
 _CODED_FIELDS = ("sex", "lives_alone", "low_income", "disability_grade", "pregnant", "corrections")
 _KEY_RULES = ("missing_source_key", "duplicate_source_key")
+# How two values of a disputed field are compared, as field_conflicts finds them (publish.golden):
+# ``k`` at the precision everyone has, ``day`` where both sides know more. Birth dates agree at
+# year-month (the census knows only the month) and, where both give the day, day against day;
+# addresses agree when they point to one flat however written (``source_records.flat``), as text
+# where no flat can be read.
 _CONFLICT_KEYS = {
-    "name": "{v}",
-    "sex": "{v}",
-    "birth_date": "substr({v}, 1, 7)",  # the census knows only year-month
-    "id_number": "{v}",
-    "address": "{v}",
+    "name": ("{v}", None),
+    "sex": ("{v}", None),
+    "birth_date": ("substr({v}, 1, 7)", "CASE WHEN length({v}) = 10 THEN {v} END"),
+    "id_number": ("{v}", None),
+    "address": ("coalesce({flat}, {v})", None),
 }
 _RECORD_COLUMNS = {
-    "record_id": "VARCHAR", "source": "VARCHAR", "person_id": "VARCHAR", "name": "VARCHAR", "sex": "VARCHAR",
+    "record_id": "VARCHAR", "source": "VARCHAR", "source_key": "VARCHAR", "person_id": "VARCHAR", "flat": "VARCHAR",
+    "id_number_disputed": "BOOLEAN", "name": "VARCHAR", "sex": "VARCHAR",
     "birth_date": "VARCHAR", "id_number": "VARCHAR", "id_number_valid": "BOOLEAN", "id_birth_date": "VARCHAR",
     "id_sex": "VARCHAR", "birth_date_conflict": "BOOLEAN", "sex_conflict": "BOOLEAN", "phone": "VARCHAR",
     "address": "VARCHAR", "street": "VARCHAR", "community": "VARCHAR", "grid": "VARCHAR",
     "record_date": "VARCHAR", "lives_alone": "BOOLEAN", "low_income": "BOOLEAN", "disability_grade": "TINYINT",
     "pregnant": "BOOLEAN", "corrections": "BOOLEAN", "extracted_at": "TIMESTAMPTZ",
 }
+# Columns of _q_records that are not a field a source fills.
+_RECORD_KEYS = ("record_id", "source", "source_key", "person_id", "flat", "id_number_disputed", "extracted_at")
 _QUARANTINE_COLUMNS = {"source": "VARCHAR", "source_key": "VARCHAR", "record_id": "VARCHAR", "rule": "VARCHAR",
                        "rules": "VARCHAR"}
 
@@ -208,29 +221,105 @@ def cross_department_conflicts_sql() -> str:
     """``CREATE TEMP TABLE _q_cross``: every record on a conflict between two departments.
 
     A person's field is in conflict across departments when two records from different sources
-    hold different values (compared as in ``field_conflicts``: birth dates at year-month). A record
-    whose value differs from the golden value is ``likely_wrong``: the golden value prefers a valid
-    ID, a day-precise date and a sex that agrees with the ID, then the more trusted source.
+    hold different values (compared as ``field_conflicts`` compares them: birth dates day against
+    day and at year-month, addresses by the flat). A record whose value differs from the golden
+    value is ``likely_wrong``: the golden value prefers a valid ID, a day-precise date and a sex
+    that agrees with the ID, then the more trusted source.
     """
-    return f"CREATE TEMP TABLE _q_cross AS\n{cross_department_records_sql()}"
+    return f"CREATE TEMP TABLE _q_cross AS\n{cross_department_records_sql('_q_records')}"
 
 
-def cross_department_records_sql() -> str:
-    """The ``SELECT`` behind :func:`cross_department_conflicts_sql` (read-only use, e.g. the report)."""
-    keyed = "\nUNION ALL\n".join(
-        f"""SELECT f.person_id, f.field, f.source, f.record_id, f.value, {expr.format(v='f.value')} AS k,
-       {expr.format(v=f'CAST(u.{field} AS VARCHAR)')} AS golden_k
-FROM field_conflicts f JOIN unified_population u USING (person_id) WHERE f.field = '{field}'"""
-        for field, expr in _CONFLICT_KEYS.items()
-    )
+def _keyed_conflicts_sql(records: str) -> str:
+    """Every value in ``field_conflicts`` with its comparison keys (``k``, ``day``), the golden value's
+    (``golden_k``, ``golden_day``) and, for birth date and sex, the keys of what the record's own valid
+    ID number says (``id_k``, ``id_day``); the records' own columns are read from ``records``."""
+    own_id = "r.id_number_valid AND NOT coalesce(r.id_number_disputed, false)"
+    id_keys = {"birth_date": ("substr(r.id_birth_date, 1, 7)", "r.id_birth_date"), "sex": ("r.id_sex", None)}
+    selects = []
+    for field, (k, day) in _CONFLICT_KEYS.items():
+        golden = f"CAST(u.{field} AS VARCHAR)"
+        id_k, id_day = id_keys.get(field, (None, None))
+        columns = {
+            "k": k.format(v="f.value", flat="r.flat"),
+            "day": day.format(v="f.value") if day else None,
+            "golden_k": k.format(v=golden, flat="g.flat"),
+            "golden_day": day.format(v=golden) if day else None,
+            "id_k": f"CASE WHEN {own_id} THEN {id_k} END" if id_k else None,
+            "id_day": f"CASE WHEN {own_id} THEN {id_day} END" if id_day else None,
+        }
+        keys = ", ".join(f"{expr or 'NULL::VARCHAR'} AS {name}" for name, expr in columns.items())
+        flats = " LEFT JOIN _golden_flats g ON g.address = u.address" if field == "address" else ""
+        selects.append(
+            f"SELECT f.person_id, f.field, f.source, f.record_id, r.source_key, f.value, {keys}\n"
+            f"FROM field_conflicts f JOIN unified_population u ON u.person_id = f.person_id "
+            f"JOIN {records} r ON r.record_id = f.record_id{flats}\nWHERE f.field = '{field}'"
+        )
+    union = "\nUNION ALL\n".join(selects)
+    return f"""_golden_flats AS (
+    SELECT address, any_value(flat) AS flat FROM {records} WHERE address IS NOT NULL GROUP BY address
+), keyed AS (
+{union})"""
+
+
+def _differ(a: str, b: str) -> str:
+    """SQL: the values keyed ``{a}k, {a}day`` and ``{b}k, {b}day`` disagree (see :data:`_CONFLICT_KEYS`)."""
+    return f"({a}k IS DISTINCT FROM {b}k OR coalesce({a}day <> {b}day, false))"
+
+
+def cross_department_records_sql(records: str = "source_records") -> str:
+    """The ``SELECT`` behind :func:`cross_department_conflicts_sql` (read-only use, e.g. the report);
+    the records' own columns (flat, key, what their ID number says) are read from ``records``."""
     return f"""
-WITH keyed AS ({keyed}),
+WITH {_keyed_conflicts_sql(records)},
 pf AS (
     SELECT DISTINCT a.person_id, a.field FROM keyed a JOIN keyed b
-      ON a.person_id = b.person_id AND a.field = b.field AND a.source < b.source AND a.k <> b.k
+      ON a.person_id = b.person_id AND a.field = b.field AND a.source < b.source AND {_differ('a.', 'b.')}
 )
-SELECT k.person_id, k.field, k.source, k.record_id, k.value, k.k IS DISTINCT FROM k.golden_k AS likely_wrong
+SELECT k.person_id, k.field, k.source, k.record_id, k.value, {_differ('k.', 'k.golden_')} AS likely_wrong
 FROM keyed k JOIN pf USING (person_id, field)"""
+
+
+def disagreements_sql(source: str | None = None, records: str = "source_records") -> str:
+    """``SELECT``: each record (of ``source``, or of every source) that disagrees with another
+    department's record of the same person on a disputed field, one row per record and field.
+
+    What a department is asked to check (``silobreaker corrections export``) and what the next run
+    counts as fixed (``conflicts_fixed``), from one definition. Columns: ``person_id, field, source,
+    record_id, source_key, value``; ``likely_wrong`` (its value differs from the golden value);
+    ``backing`` (how many other departments hold the golden value against it); ``supporters`` (the
+    other departments whose records agree with it at its precision, none of theirs disagreeing);
+    for birth date and sex, what the record's own valid ID number says: ``own_id_differs``
+    (otherwise than the record), ``own_id_agrees`` (... and what the golden value says),
+    ``own_id_supports`` (what the record says); ``others`` (list of ``{source, value, golden}``:
+    each other department's value that differs from it, and whether it is the golden one).
+    """
+    only = f"WHERE m.source = '{source.replace(chr(39), chr(39) * 2)}'" if source is not None else ""
+    return f"""
+WITH {_keyed_conflicts_sql(records)},
+pairs AS (
+    SELECT m.person_id, m.field, m.source, m.record_id, m.source_key, m.value,
+           {_differ('m.', 'm.golden_')} AS likely_wrong,
+           m.id_k IS NOT NULL AS own_id_known, m.id_k IS NOT NULL AND {_differ('m.', 'm.id_')} AS own_id_differs,
+           m.id_k IS NOT NULL AND NOT {_differ('m.id_', 'm.golden_')} AS id_says_golden,
+           o.source AS other_source, o.value AS other_value, NOT {_differ('o.', 'o.golden_')} AS other_golden,
+           {_differ('m.', 'o.')} AS other_differs,
+           -- agreeing supports a value only at its precision: a census year-month does not back a day
+           NOT {_differ('m.', 'o.')} AND (m.day IS NULL OR o.day IS NOT NULL) AS other_supports
+    FROM keyed m JOIN keyed o ON o.person_id = m.person_id AND o.field = m.field AND o.source <> m.source
+    {only}
+)
+SELECT person_id, field, source, record_id, any_value(source_key) AS source_key, any_value(value) AS value,
+       bool_or(likely_wrong) AS likely_wrong,
+       count(DISTINCT other_source) FILTER (WHERE other_differs AND other_golden) AS backing,
+       list_filter(list(DISTINCT other_source ORDER BY other_source) FILTER (WHERE other_supports),
+                   lambda s: NOT list_contains(list(other_source) FILTER (WHERE other_differs), s)) AS supporters,
+       bool_or(own_id_differs) AS own_id_differs, bool_or(own_id_differs AND id_says_golden) AS own_id_agrees,
+       bool_or(own_id_known AND NOT own_id_differs) AS own_id_supports,
+       list(DISTINCT {{'source': other_source, 'value': other_value, 'golden': other_golden}})
+           FILTER (WHERE other_differs) AS others
+FROM pairs GROUP BY person_id, field, source, record_id
+HAVING bool_or(other_differs)
+ORDER BY source, record_id, field"""
 
 
 def consistency_sql() -> str:
@@ -341,6 +430,37 @@ FROM now_q n WHERE (SELECT count(*) FROM previous_run) > 0
   AND NOT EXISTS (SELECT 1 FROM previous p WHERE p.record_id = n.record_id) GROUP BY n.source"""
 
 
+def conflicts_fixed_sql(run_id: str) -> str:
+    """Of each source's records that disagreed with another department in the previous published run
+    (``conflict_history``, :func:`disagreements_sql`), those its department has since corrected.
+
+    A record's disagreement on a field is fixed when the record is staged now with a different,
+    non-empty value there, and that value is not likely wrong (it agrees with the golden value, or
+    no department disagrees any more). A conflict that went away because *another* department
+    changed its value is that department's fix, not this one's: the value here did not change.
+    """
+    run = run_id.replace("'", "''")
+    now_values = "\nUNION ALL\n".join(
+        f"SELECT record_id, '{field}' AS field, CAST({field} AS VARCHAR) AS value FROM _q_records WHERE {field} IS NOT NULL"
+        for field in _CONFLICT_KEYS
+    )
+    return f"""
+WITH previous_run AS (
+    SELECT run_id FROM runs WHERE run_id <> '{run}' ORDER BY published_at DESC LIMIT 1
+), previous AS (
+    SELECT h.source, h.record_id, h.field, h.value FROM conflict_history h SEMI JOIN previous_run USING (run_id)
+), now_values AS ({now_values}
+), wrong_now AS (SELECT DISTINCT record_id, field FROM _q_cross WHERE likely_wrong
+), judged AS (
+    SELECT p.source, n.value IS NOT NULL AND n.value <> p.value AND w.record_id IS NULL AS fixed
+    FROM previous p LEFT JOIN now_values n USING (record_id, field) LEFT JOIN wrong_now w USING (record_id, field)
+)
+SELECT source, 'consistency' AS dimension, 'conflicts_fixed' AS measure,
+       {_ratio('count(*) FILTER (WHERE fixed)', 'count(*)')} AS value, count(*) FILTER (WHERE fixed) AS numerator,
+       count(*) AS denominator
+FROM judged GROUP BY source"""
+
+
 def linking_sql() -> str:
     """People resolved, pairs merged automatically and pairs left for review (source ``*``)."""
     return """
@@ -386,7 +506,7 @@ def write_quality_metrics(con: duckdb.DuckDBPyConnection, run_id: str, staging_r
     try:
         con.execute(cross_department_conflicts_sql())
         parts = (completeness_sql(), validity_sql(), uniqueness_sql(), consistency_sql(), timeliness_sql(),
-                 repeated_entry_sql(), quarantine_sql(run_id), linking_sql())
+                 repeated_entry_sql(), quarantine_sql(run_id), conflicts_fixed_sql(run_id), linking_sql())
         for sql in parts:
             con.execute(f"INSERT INTO quality_metrics SELECT ?, {_SELECT_COLUMNS} FROM ({sql})", [run_id])
         con.execute(f"INSERT INTO quality_metrics SELECT ?, {_SELECT_COLUMNS} FROM ({overall_sql(run_id)})", [run_id])
@@ -396,6 +516,8 @@ def write_quality_metrics(con: duckdb.DuckDBPyConnection, run_id: str, staging_r
         con.execute(
             "INSERT INTO quarantine_history SELECT ?, source, source_key, record_id, rule FROM _q_quarantine", [run_id]
         )
+        con.execute(f"INSERT INTO conflict_history SELECT ?, source, record_id, field, value, likely_wrong "
+                    f"FROM ({disagreements_sql(records='_q_records')})", [run_id])
         written = con.execute("SELECT count(*) FROM quality_metrics WHERE run_id = ?", [run_id]).fetchall()[0][0]
     finally:
         for name in ("_q_cross", "_q_sources"):
@@ -442,7 +564,7 @@ def _source_rows(con: duckdb.DuckDBPyConnection, staging_reports: Sequence[Stagi
         return [[r.source, sorted(set(r.fields)), _invalid_codes(r.soft_problems), r.one_row_per] for r in person_reports]
     # No declarations: a source declares what it fills somewhere.
     sources = [row[0] for row in con.execute("SELECT DISTINCT source FROM _q_records ORDER BY 1").fetchall()]
-    fields = [f for f in _RECORD_COLUMNS if f not in ("record_id", "source", "person_id", "extracted_at")]
+    fields = [f for f in _RECORD_COLUMNS if f not in _RECORD_KEYS]
     rows = []
     for source in sources:
         filled = con.execute(

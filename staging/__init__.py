@@ -4,6 +4,7 @@ Plain, vectorised functions over pandas DataFrames; no Dagster. ``dedup`` and ``
 normalisers (:mod:`staging.normalize`) so they read names, IDs and dates exactly as staging does.
 """
 
+from staging._rules import source_keys
 from staging.normalize import (
     CHINA_TZ,
     COMPOUND_SURNAME_READINGS,
@@ -72,6 +73,7 @@ __all__ = [
     "parse_dates",
     "parse_id_numbers",
     "parse_timestamps",
+    "source_keys",
     "stage_consent_records",
     "stage_person_records",
     "to_halfwidth",

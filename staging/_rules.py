@@ -46,6 +46,22 @@ class QuarantineRule:
     messages: Messages
 
 
+def source_keys(raw: pd.DataFrame, primary_key: Sequence[str]) -> pd.Series:
+    """Each row's ``source_key``: its primary-key values, trimmed, joined by ``|``; missing if any part is empty.
+
+    The one definition of a row's key, so a record id found in the warehouse leads back to the
+    department's row (``silobreaker corrections export``).
+
+    Example:
+        >>> source_keys(pd.DataFrame({"a": [" 1", "2"], "b": ["x", ""]}), ["a", "b"]).tolist()
+        ['1|x', <NA>]
+    """
+    # Only surrounding spaces are trimmed: the key must still find the row in the source system.
+    parts = [empty_to_null(pc.utf8_trim_whitespace(as_arrow(raw[column]))) for column in primary_key]
+    joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, _SEPARATOR)
+    return to_series(joined, raw.index)
+
+
 @dataclass(frozen=True)
 class KeyedRows:
     """A source's extracted rows with their keys, ready for quarantine rules: what person and consent
@@ -87,10 +103,7 @@ class KeyedRows:
         ]
         if text_columns:
             raw = raw.astype(dict.fromkeys(text_columns, STRING))
-        # Only surrounding spaces are trimmed: the key must still find the row in the source system.
-        parts = [empty_to_null(pc.utf8_trim_whitespace(as_arrow(raw[column]))) for column in primary_key]
-        joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, _SEPARATOR)
-        source_key = to_series(joined, raw.index)
+        source_key = source_keys(raw, primary_key)
         record_id = (source + ":" + source_key).astype(STRING)
         return cls(raw, source, tuple(primary_key), source_key, record_id, extracted_at)
 

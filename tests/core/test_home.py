@@ -18,7 +18,7 @@ def test_every_path_lies_under_the_home(tmp_path):
         home.product_key_file("grid_1"), home.retired_product_key_file("grid_1", "0a1b2c3d"),
         home.audit_signing_key_file, home.audit_public_key_file, home.audit_export_file(12),
         home.asset_base("r1", ["staged_health"]),
-        home.quarantine_export_file("health", ".csv"), home.demo_dir, home.demo_truth_dir, home.dagster_dir,
+        home.corrections_file("health", ".csv"), home.demo_dir, home.demo_truth_dir, home.dagster_dir,
         home.dagster_config_file,
     ]
     assert all(path.is_relative_to(tmp_path) for path in paths)

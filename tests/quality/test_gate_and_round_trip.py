@@ -15,7 +15,9 @@ from connectors import load_sources
 from pipelines.cli import main, run_pipeline
 from pipelines.definitions import build_definitions
 from publish import WarehouseReader
-from quality.quarantine import REASON_COLUMNS, export_quarantine
+from core.vocabulary import QUARANTINE_RULE_TEXTS
+from quality.corrections import ISSUE_COLUMNS, QUARANTINED, build_corrections
+from quality.quarantine import write_department_file
 from tests.quality.conftest import warehouse_path
 
 pytestmark = pytest.mark.integration
@@ -92,8 +94,9 @@ def test_export_correct_reingest_shrinks_quarantine_and_counts_fixes(demo_copy, 
     exported = pd.read_csv(out, encoding="gbk", dtype=str, keep_default_na=False)
     source_file = demo_copy.home.demo_dir / "health_visits.csv"
     original = pd.read_csv(source_file, encoding="gbk", dtype=str, keep_default_na=False)
-    assert list(exported.columns) == [*original.columns, *REASON_COLUMNS]
-    fixable = exported[exported["quarantine_rule"] == "unparseable_birth_date"].copy()
+    assert list(exported.columns) == [*original.columns, *ISSUE_COLUMNS]
+    exported = exported[exported["问题类型"] == QUARANTINED]
+    fixable = exported[exported["问题说明"] == QUARANTINE_RULE_TEXTS["unparseable_birth_date"].problem].copy()
     assert len(fixable) > 0
     # The department looks the date up and corrects it; the ID number carries it here.
     fixable["dob"] = fixable["id_card"].str.slice(6, 10) + "-" + fixable["id_card"].str.slice(10, 12) + "-" + \
@@ -125,14 +128,15 @@ def test_export_correct_reingest_shrinks_quarantine_and_counts_fixes(demo_copy, 
 
 
 def _key_rule_rows(exported: pd.DataFrame) -> int:
-    return int(exported["quarantine_rule"].isin(["missing_source_key", "duplicate_source_key"]).sum())
+    key_problems = [QUARANTINE_RULE_TEXTS[r].problem for r in ("missing_source_key", "duplicate_source_key")]
+    return int(exported["问题说明"].str.split("；").str[0].isin(key_problems).sum())
 
 
 def test_xlsx_source_exports_a_workbook_with_its_sheet(published_demo, tmp_path):
     settings, _ = published_demo
     justice = next(s for s in load_sources(settings.sources_file).sources if s.name == "justice")
     quarantine = WarehouseReader(settings.home).quarantined_rows("justice")
-    path = export_quarantine(justice, quarantine, tmp_path / "justice.xlsx")
+    path = write_department_file(justice, build_corrections(justice, quarantine, None).rows, tmp_path / "justice.xlsx")
     workbook = pd.read_excel(path, sheet_name=None, dtype=str)
     assert list(workbook) == [justice.sheet]
-    assert {"编号", "姓名", "身份证号", *REASON_COLUMNS} <= set(workbook[justice.sheet].columns)
+    assert {"编号", "姓名", "身份证号", *ISSUE_COLUMNS} <= set(workbook[justice.sheet].columns)

@@ -30,11 +30,14 @@ WHERE run_id = $run AND dimension = $dimension AND measure = 'score' ORDER BY so
 
 CONFLICTS_FROM_TABLES = """
 WITH k AS (
-    SELECT person_id, field, source, CASE field WHEN 'birth_date' THEN substr(value, 1, 7) ELSE value END AS k
-    FROM field_conflicts
+    SELECT f.person_id, f.field, f.source,
+           CASE f.field WHEN 'birth_date' THEN substr(f.value, 1, 7) WHEN 'address' THEN coalesce(r.flat, f.value)
+                        ELSE f.value END AS k,
+           CASE WHEN f.field = 'birth_date' AND length(f.value) = 10 THEN f.value END AS day
+    FROM field_conflicts f JOIN source_records r USING (record_id)
 )
 SELECT count(DISTINCT a.person_id) FROM k a JOIN k b
-  ON a.person_id = b.person_id AND a.field = b.field AND a.source < b.source AND a.k <> b.k"""
+  ON a.person_id = b.person_id AND a.field = b.field AND a.source < b.source AND (a.k <> b.k OR a.day <> b.day)"""
 
 CONFLICTS_FROM_METRICS = """
 SELECT numerator FROM quality_metrics
