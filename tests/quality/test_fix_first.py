@@ -53,22 +53,40 @@ def counted_from_the_tables(con: duckdb.DuckDBPyConnection, run_id: str, registe
     for (source, rule), n in quarantine.groupby(["source", "rule"]).size().items():
         out[("quarantine", source, rule)] = (int(n), "rows")
 
-    # A field is in conflict when two departments hold different values (birth dates compared to the
-    # month); a department holding a value other than the golden record's is likely wrong.
-    def key(field, value):
-        return None if pd.isna(value) else str(value)[:7] if field == "birth_date" else str(value)
+    # A field is in conflict when two departments hold different values: birth dates at year-month, and
+    # day against day where both know the day; addresses by the flat they point to (as text where none
+    # can be read). A department holding a value other than the golden record's is likely wrong.
+    def keys(field, value, flat):
+        if pd.isna(value):
+            return None, None
+        text = str(value)
+        if field == "birth_date":
+            return text[:7], text if len(text) == 10 else None
+        if field == "address":
+            return (text if pd.isna(flat) else flat), None
+        return text, None
 
-    held = con.execute("SELECT person_id, field, source, value FROM field_conflicts").df()
+    def differ(a, b):
+        return a[0] != b[0] or (a[1] is not None and b[1] is not None and a[1] != b[1])
+
+    held = con.execute("SELECT f.person_id, f.field, f.source, f.value, r.flat FROM field_conflicts f "
+                       "JOIN source_records r USING (record_id)").df()
     held = held[held["field"].isin(_CONFLICT_FIELDS)]
     golden = con.execute(f"SELECT person_id, {', '.join(_CONFLICT_FIELDS)} FROM unified_population").df()
     golden = golden.set_index("person_id")
-    held["k"] = [key(f, v) for f, v in zip(held["field"], held["value"], strict=True)]
-    held["golden"] = [key(f, golden.at[p, f]) for p, f in zip(held["person_id"], held["field"], strict=True)]
-    held = held[held["k"].notna()]
-    spread = held.groupby(["person_id", "field"]).agg(sources=("source", "nunique"), keys=("k", "nunique"))
-    disputed = spread[(spread["sources"] >= 2) & (spread["keys"] >= 2)].index
-    on_conflict = held.set_index(["person_id", "field"]).loc[lambda f: f.index.isin(disputed)].reset_index()
-    wrong = on_conflict[on_conflict["k"] != on_conflict["golden"]]
+    flats = con.execute("SELECT address, flat FROM source_records WHERE address IS NOT NULL").df()
+    flat_of = flats.dropna().drop_duplicates("address").set_index("address")["flat"]
+    held["k"] = [keys(f, v, flat) for f, v, flat in zip(held["field"], held["value"], held["flat"], strict=True)]
+    held["golden"] = [keys(f, golden.at[p, f], flat_of.get(golden.at[p, f]) if f == "address" else None)
+                      for p, f in zip(held["person_id"], held["field"], strict=True)]
+    held = held[held["k"].map(lambda k: k[0] is not None)]
+    disputed = set()
+    for (person, field), group in held.groupby(["person_id", "field"]):
+        values = list(zip(group["source"], group["k"], strict=True))
+        if any(sa != sb and differ(ka, kb) for sa, ka in values for sb, kb in values):
+            disputed.add((person, field))
+    on_conflict = held[[(p, f) in disputed for p, f in zip(held["person_id"], held["field"], strict=True)]]
+    wrong = on_conflict[[differ(k, g) for k, g in zip(on_conflict["k"], on_conflict["golden"], strict=True)]]
     for (source, field), group in wrong.groupby(["source", "field"]):
         out[("conflict", source, field)] = (group["person_id"].nunique(), "persons")
 
