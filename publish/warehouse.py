@@ -72,6 +72,9 @@ _IDENTITY_HISTORY_DDL = {
         decided_at TIMESTAMPTZ, note VARCHAR)""",
 }
 
+#: Staged text columns that always hold a whole day (``YYYY-MM-DD``) or null: DATE in the warehouse.
+_DAY_DATES = ("record_date", "id_birth_date")
+
 _REVIEW_QUEUE_DDL = """CREATE TABLE review_queue (
     record_id_a VARCHAR, record_id_b VARCHAR, score DOUBLE, decision VARCHAR, reason VARCHAR, reason_label VARCHAR,
     rule VARCHAR, evidence VARCHAR,
@@ -281,8 +284,8 @@ class Warehouse:
             "FROM _mapping ORDER BY record_id"
         )
         con.execute(
-            "CREATE TABLE source_records AS SELECT m.person_id, r.*, m.id_number_disputed FROM _records r "
-            "JOIN record_person m USING (record_id) ORDER BY m.person_id, r.record_id"
+            f"CREATE TABLE source_records AS SELECT m.person_id, r.*{_typed_dates(inputs.records.columns)}, "
+            "m.id_number_disputed FROM _records r JOIN record_person m USING (record_id) ORDER BY m.person_id, r.record_id"
         )
         unmapped = con.execute(
             "SELECT count(*) FROM _records r ANTI JOIN record_person m USING (record_id)"
@@ -426,6 +429,19 @@ class Warehouse:
             "(SELECT count(*) FROM unified_population), ?)",
             [inputs.run_id, published_at, sources],
         )
+
+
+def _typed_dates(columns) -> str:
+    """The staged text dates that always name a day, as DATEs for analysts (a ``REPLACE`` clause), and
+    ``birth_day``: ``birth_date`` as a DATE where the day is known. ``birth_date`` itself stays text of
+    mixed precision (the census knows only the month)."""
+    # CAST, not TRY_CAST: staging writes these as YYYY-MM-DD or null, so anything else is a defect
+    # to stop on, not a date to lose.
+    day = [f"CAST(r.{c} AS DATE) AS {c}" for c in _DAY_DATES if c in columns]
+    replace = f" REPLACE ({', '.join(day)})" if day else ""
+    if {"birth_date", "birth_date_precision"} <= set(columns):
+        replace += ", TRY_CAST(CASE WHEN r.birth_date_precision = 'day' THEN r.birth_date END AS DATE) AS birth_day"
+    return replace
 
 
 def _disk_full(error: BaseException) -> bool:
