@@ -6,7 +6,8 @@ warehouse or the new one, never half of one, and a failed run leaves the last pu
 History tables (publication log, runs, extraction log, validation results, person id history,
 issued person ids, review decisions) are carried over from the previous warehouse into every candidate.
 
-Tables (documented for analysts in ``docs/warehouse.md``):
+Tables (described for analysts in :mod:`publish.catalog`, which ``docs/warehouse.md`` shows and every
+published warehouse carries as ``COMMENT ON`` its tables and columns):
     unified_population, record_person, source_records, consent_subjects, person_consent, consent_decisions,
     field_conflicts, link_pairs, quarantine, extraction_log, validation_results,
     publication_log, runs, person_id_history, issued_person_ids, review_queue, review_decisions,
@@ -36,6 +37,7 @@ import pandas as pd
 
 from core.home import DataHome, HomeLike
 from publish.audit import AuditLog, ProductAnchor
+from publish.catalog import add_comments
 from publish.consent import (
     add_consent_problems,
     add_consent_unmatched,
@@ -254,6 +256,8 @@ class Warehouse:
                 for table in ("unified_population", "record_person", "quarantine", "person_consent", "field_conflicts",
                               "consent_unmatched")
             }
+            # Analysts' tools show these beside every table and column (the same words as docs/warehouse.md).
+            add_comments(con)
             con.execute("CHECKPOINT")
         return Candidate(candidate_path, products_dir, products, counts, inputs.run_id, published_at, generation,
                          entries)
