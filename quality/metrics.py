@@ -105,10 +105,10 @@ _CONFLICT_KEYS = {
 }
 _RECORD_COLUMNS = {
     "record_id": "VARCHAR", "source": "VARCHAR", "person_id": "VARCHAR", "name": "VARCHAR", "sex": "VARCHAR",
-    "birth_date": "VARCHAR", "id_number": "VARCHAR", "id_number_valid": "BOOLEAN", "id_birth_date": "VARCHAR",
+    "birth_date": "VARCHAR", "id_number": "VARCHAR", "id_number_valid": "BOOLEAN", "id_birth_date": "DATE",
     "id_sex": "VARCHAR", "birth_date_conflict": "BOOLEAN", "sex_conflict": "BOOLEAN", "phone": "VARCHAR",
     "address": "VARCHAR", "street": "VARCHAR", "community": "VARCHAR", "grid": "VARCHAR",
-    "record_date": "VARCHAR", "lives_alone": "BOOLEAN", "low_income": "BOOLEAN", "disability_grade": "TINYINT",
+    "record_date": "DATE", "lives_alone": "BOOLEAN", "low_income": "BOOLEAN", "disability_grade": "TINYINT",
     "pregnant": "BOOLEAN", "corrections": "BOOLEAN", "extracted_at": "TIMESTAMPTZ",
 }
 _QUARANTINE_COLUMNS = {"source": "VARCHAR", "source_key": "VARCHAR", "record_id": "VARCHAR", "rule": "VARCHAR",
