@@ -13,6 +13,9 @@
     silobreaker audit person ID | --person-id P | --name N --birth-date D   who received a person's data
     silobreaker product read RECIPIENT          decrypt a recipient's product (see docs/privacy.md)
     silobreaker keys rotate RECIPIENT           a new product key for RECIPIENT; the old one is kept
+
+``run``, ``demo`` and ``dedup`` say each stage as it finishes on stderr (:mod:`pipelines.console`); with
+``--json`` a command prints one JSON document on stdout and nothing else there.
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ import logging
 import os
 import shutil
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import ConfigError, SilobreakerError
 from core.home import HOME_ENV, DataHome, private_files
 from core.lock import DataHomeBusyError, hold_data_home
+from pipelines.console import Progress, add_json_flag, print_json
 from pipelines.privacy_cli import add_privacy_commands
 from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
 
@@ -70,7 +73,7 @@ def _prepare_instance(home: DataHome) -> Path:
     return home.dagster_dir
 
 
-def run_pipeline(settings: Settings, *, log_level: str = "WARNING") -> RunOutcome:
+def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=None) -> RunOutcome:
     """Materialise the whole graph in-process on a persistent instance under the data home.
 
     The data home's run lock is taken first, before any configuration is used or anything read;
@@ -79,6 +82,8 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING") -> RunOutcom
     Args:
         settings: data home and configuration files.
         log_level: level of Dagster's console log for this run (the event log keeps everything).
+        on_event: called with each of the run's Dagster events (``dg.EventLogEntry``) as it is stored,
+            e.g. :meth:`pipelines.console.Progress.dagster_listener`.
 
     Raises:
         DataHomeBusyError: another run holds the data home.
@@ -97,18 +102,20 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING") -> RunOutcom
         with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
             notes = begin_run(instance, settings.home, run_id)
             try:
-                outcome = _execute(defs, instance, settings, run_id, log_level)
+                outcome = _execute(defs, instance, settings, run_id, log_level, on_event)
             finally:
                 end_run(settings.home, run_id)
     outcome.notes = notes
     return outcome
 
 
-def _execute(defs, instance, settings: Settings, run_id: str, log_level: str) -> RunOutcome:
+def _execute(defs, instance, settings: Settings, run_id: str, log_level: str, on_event=None) -> RunOutcome:
     import duckdb
 
     from assets.blocked_report import run_failures, run_staging_reports, write_blocked_report
 
+    if on_event is not None:
+        instance.add_event_listener(run_id, on_event)
     result = defs.resolve_job_def("sync").execute_in_process(
         instance=instance,
         run_id=run_id,
@@ -128,79 +135,33 @@ def _execute(defs, instance, settings: Settings, run_id: str, log_level: str) ->
     return RunOutcome(run_id, result.success, reports, failures, settings)
 
 
-def _print_summary(outcome: RunOutcome) -> None:
-    from connectors import load_sources
-    from publish import WarehouseReader
+def _report_run(outcome: RunOutcome, args: argparse.Namespace, **extra) -> int:
+    """Print the run's summary (as JSON with ``--json``) and return the exit code."""
+    from pipelines.summary import build_summary
 
-    settings = outcome.settings
-    assert settings is not None
-    home = settings.home
-    print(f"\nsilobreaker run {outcome.run_id}: {'SUCCESS' if outcome.success else 'FAILED'}")
-    print(f"{'source':<20}{'extracted':>10}{'staged':>10}{'quarantined':>13}")
-    for name in [s.name for s in load_sources(settings.sources_file).sources]:
-        r = outcome.reports.get(name)
-        if r is None:
-            print(f"{name:<20}{'not read in this run':>33}")
-        else:
-            print(f"{name:<20}{r.extracted:>10}{r.staged:>10}{r.quarantined:>13}")
-    for line in [f"RECOVERED {note}" for note in outcome.notes] + _outcome_lines(outcome):
-        print(line)
-    reader = WarehouseReader(home)
-    last = reader.last_run()
-    summary = reader.summary(last.run_id) if last else None
-    if summary is not None:
-        note = "" if outcome.success else "  (previous publication, kept because this run failed)"
-        print(f"people resolved: {summary.persons} from {summary.records} staged records{note}")
-        print(f"tables published: {', '.join(summary.tables)}")
-        print(f"warehouse:     {reader.path}")
-        print(f"shared tables: {home.shared_dir}  " + ", ".join(f"{r} ({n} rows)" for r, n in summary.products))
-    if home.latest_report.exists():
-        print(f"report:        {home.latest_report}")
-
-
-def _outcome_lines(outcome: RunOutcome) -> list[str]:
-    """Why the run was blocked (each failed ``error`` rule or guard, with the fix), each failed step's
-    message, then every warning: nothing a nightly sync notices stays silent."""
-    lines = []
-    for name, report in outcome.reports.items():
-        for o in report.validation.failed_expectations():
-            column = f"({o.column})" if o.column else ""
-            lines.append(f"BLOCKED {name} ({report.department}): {o.kind}{column}: {o.observed()}; "
-                         f"allowed: {o.threshold()}. {o.why}")
-            if o.kind == "row_drop":
-                lines.append(f"  if {name} really shrank, confirm it: silobreaker run --accept-drop {name}")
-    for step, message in outcome.failures.items():
-        lines.append(f"FAILED {step}: {message}")
-    for name, report in outcome.reports.items():
-        for o in report.validation.warnings():
-            column = f"({o.column})" if o.column else ""
-            lines.append(f"WARNING {name} ({report.department}): {o.kind}{column}: {o.observed()}; "
-                         f"expected: {o.threshold()}. {o.why}")
-        if report.role == "consent" and report.quarantined:
-            lines.append(f"WARNING {name} ({report.department}): {report.quarantined} consent decision(s) cannot be "
-                         "read; the people they name are left out of every product a withdrawal or a deletion "
-                         f"would keep them from until the rows are corrected (silobreaker quarantine export --source {name})")
-        if report.soft_problems:
-            problems = ", ".join(f"{name} {count}" for name, count in sorted(report.soft_problems.items()))
-            lines.append(f"WARNING {name} ({report.department}): staged with problems kept as flags or left "
-                         f"empty (see the report): {problems}")
-        accepted = [o for o in report.validation.outcomes if "accepted by" in o.why]
-        lines += [f"ACCEPTED {name}: {o.kind}: {o.observed()} ({o.why.rsplit('; ', 1)[-1]})" for o in accepted]
-    return lines
+    summary = build_summary(outcome)
+    if args.json:
+        print_json({**extra, **summary.as_dict()})
+    else:
+        print("\n".join(summary.lines()))
+    return 0 if outcome.success else 1
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from demo.generate import generate_demo
 
     home = DataHome.resolve(args.home)
-    started = time.perf_counter()
-    summary = generate_demo(home, persons=args.persons, seed=args.seed)
-    print(f"generated demo district ({args.persons} people, seed {args.seed}) in {time.perf_counter() - started:.1f} s under {home.demo_dir}")
-    for source, count in summary.counts.items():
-        print(f"  {source:<20}{count:>8} rows")
-    outcome = run_pipeline(Settings(home, DEMO_SOURCES, DEMO_POLICY), log_level=_dagster_level(args))
-    _print_summary(outcome)
-    return 0 if outcome.success else 1
+    progress = Progress()
+    generated = generate_demo(home, persons=args.persons, seed=args.seed)
+    progress.line("生成 generate demo", f"{args.persons:,} 人，" + "，".join(
+        f"{source} {count:,} 行" for source, count in generated.counts.items()) + f" → {home.demo_dir}",
+        took=progress.elapsed())
+    if not args.json:
+        print(f"demo district: {args.persons} people, seed {args.seed}, files under {home.demo_dir}")
+    outcome = run_pipeline(Settings(home, DEMO_SOURCES, DEMO_POLICY), log_level=_dagster_level(args),
+                           on_event=progress.dagster_listener())
+    demo = {"persons": args.persons, "seed": args.seed, "directory": str(home.demo_dir), "rows": dict(generated.counts)}
+    return _report_run(outcome, args, demo=demo)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -214,9 +175,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         accept_drop=tuple(args.accept_drop),
         accepted_by=args.by or _login(),
     )
-    outcome = run_pipeline(settings, log_level=_dagster_level(args))
-    _print_summary(outcome)
-    return 0 if outcome.success else 1
+    outcome = run_pipeline(settings, log_level=_dagster_level(args), on_event=Progress().dagster_listener())
+    return _report_run(outcome, args)
 
 
 def _login() -> str:
@@ -234,7 +194,8 @@ def _dagster_level(args: argparse.Namespace) -> str:
 def _cmd_dedup(args: argparse.Namespace) -> int:
     from dedup import dedup_file
 
-    stats = dedup_file(args.input, args.output, explain=args.explain or bool(args.why), previous=args.previous)
+    stats = dedup_file(args.input, args.output, explain=args.explain or bool(args.why), previous=args.previous,
+                       on_phase=Progress().phase)
     print(json.dumps(stats, ensure_ascii=False, indent=2, default=str))
     if args.why:
         import pandas as pd
@@ -385,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="people in the district, at least 100 (default 20000)")
     demo.add_argument("--seed", type=int, default=20261123, help="random seed (default 20261123)")
     demo.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    add_json_flag(demo)
     demo.set_defaults(func=_cmd_demo)
 
     run = sub.add_parser("run", help="run the pipeline on the configured sources")
@@ -398,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "persons resolved), so its drop guard passes for this run; kept with the run's "
                           "validation results (repeatable)")
     run.add_argument("--by", help="who confirms --accept-drop (default: the login name)")
+    add_json_flag(run)
     run.set_defaults(func=_cmd_run)
 
     dedup = sub.add_parser("dedup", help="resolve identities: INPUT (parquet/CSV) -> OUTPUT parquet of record_id, person_id")
