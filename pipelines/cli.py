@@ -225,6 +225,10 @@ def _cmd_review_list(args: argparse.Namespace) -> int:
     decided = effective_decisions(DecisionLog.in_home(home).load())
     waiting = queue.merge(decided[["record_id_a", "record_id_b"]], how="left", indicator=True)
     waiting = waiting[waiting["_merge"] == "left_only"].drop(columns="_merge")
+    if args.json:
+        print_json({"waiting": len(waiting), "decided_since_last_run": len(queue) - len(waiting),
+                    "shown": min(len(waiting), args.limit), "pairs": _records(waiting.head(args.limit))})
+        return 0
     print(f"{len(waiting)} pair(s) await review ({len(queue) - len(waiting)} decided since the last run, "
           f"applied at the next one); decide with: silobreaker review decide RECORD_A RECORD_B same|different")
     if len(waiting):
@@ -245,6 +249,9 @@ def _cmd_review_decide(args: argparse.Namespace) -> int:
                               "copy the ids from `silobreaker review list` (e.g. census:PC0000000164)")
     log_file = DecisionLog.in_home(home)
     row = log_file.record(args.record_a, args.record_b, args.decision, by=args.by or getpass.getuser(), note=args.note)
+    if args.json:
+        print_json({**_records(row)[0], "log": str(log_file.path), "applied": "at the next run (silobreaker run)"})
+        return 0
     print(f"recorded: {row['record_id_a'][0]} ~ {row['record_id_b'][0]} {args.decision} by {row['decided_by'][0]} "
           f"in {log_file.path}; the next run (silobreaker run) applies it")
     return 0
@@ -262,6 +269,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if run is None:
         raise ConfigError(f"{reader.path} records no run yet: run the pipeline first (silobreaker run)")
     path = render_quality_report(reader.report_inputs(run.run_id), home)
+    if args.json:
+        print_json({"run_id": run.run_id, "report": str(path), "latest": str(home.latest_report)})
+        return 0
     print(f"report of run {run.run_id}: {path}")
     return 0
 
@@ -301,19 +311,36 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     home = DataHome.resolve(args.home)
     with hold_data_home(home, f"restore-{uuid.uuid4()}"):
         generations = Generations(home)
-        for note in generations.recover():
-            print(f"RECOVERED {note}")
+        recovered = generations.recover()
+        if not args.json:
+            for note in recovered:
+                print(f"RECOVERED {note}")
         current = generations.current()
         if args.list:
+            published = generations.published()
+            if args.json:
+                print_json({"recovered": recovered, "generations": [
+                    {"generation": g.name, "run_id": g.run_id, "published_at": g.published_at,
+                     "current": bool(current and g.name == current.name)} for g in published]})
+                return 0
             print(f"{'generation':<12}{'run':<40}published at (UTC)")
-            for g in generations.published():
+            for g in published:
                 mark = "  <- current" if current and g.name == current.name else ""
                 print(f"{g.name:<12}{g.run_id:<40}{g.published_at[:19]}{mark}")
             return 0
         target = generations.restore(args.generation)
+    if args.json:
+        print_json({"recovered": recovered, "restored": {"generation": target.name, "run_id": target.run_id,
+                                                         "published_at": target.published_at}})
+        return 0
     print(f"restored generation {target.name} (run {target.run_id}, first published {target.published_at[:19]} UTC): "
           f"its warehouse and products are published again, and the audit log records it")
     return 0
+
+
+def _records(frame) -> list[dict]:
+    """A frame's rows as JSON-ready dicts: missing values as null, timestamps and numbers as JSON has them."""
+    return json.loads(frame.to_json(orient="records", date_format="iso", force_ascii=False))
 
 
 def _positive_int(text: str) -> int:
@@ -379,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = review_sub.add_parser("list", help="print the pairs awaiting review, highest score first")
     listing.add_argument("--limit", type=_positive_int, default=50, help="pairs to print (default 50)")
     listing.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    add_json_flag(listing)
     listing.set_defaults(func=_cmd_review_list)
     decide = review_sub.add_parser("decide", help="record whether two records are the same person")
     decide.add_argument("record_a")
@@ -387,10 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--by", help="who decided (default: the login name)")
     decide.add_argument("--note", help="why, for the next reviewer")
     decide.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    add_json_flag(decide)
     decide.set_defaults(func=_cmd_review_decide)
 
     report = sub.add_parser("report", help="re-render the quality report of the latest published run")
     report.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    add_json_flag(report)
     report.set_defaults(func=_cmd_report)
 
     quarantine = sub.add_parser("quarantine", help="work with quarantined rows")
@@ -406,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("generation", nargs="?", help="generation name, e.g. g000012 (see --list)")
     restore.add_argument("--list", action="store_true", help="list the generations kept and exit")
     restore.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    add_json_flag(restore)
     restore.set_defaults(func=_cmd_restore)
     add_privacy_commands(sub)
     return parser

@@ -376,9 +376,12 @@ def test_restore_publishes_an_earlier_generation_again_and_the_audit_log_records
     first = publication(home)
     assert run(home) == 0
     generations = Generations(home).published()
+    capsys.readouterr()
 
-    assert main(["restore", "--home", str(home.root)]) == 0
+    assert main(["restore", "--json", "--home", str(home.root)]) == 0
 
+    restored = json.loads(capsys.readouterr().out)["restored"]
+    assert (restored["generation"], restored["run_id"]) == (generations[-2].name, generations[-2].run_id)
     assert Generations(home).current().name == generations[-2].name
     restored = publication(home)
     assert {k: v for k, v in restored.items() if "audit" not in k} == {k: v for k, v in first.items() if "audit" not in k}
