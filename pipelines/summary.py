@@ -8,7 +8,7 @@ publication in force afterwards — this run's, or the previous one kept because
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from connectors import load_sources
@@ -78,14 +78,12 @@ class SyncSummary:
     notes: tuple[str, ...] = ()
     publication: Publication | None = None
     report: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """One JSON-ready document; findings grouped by level (``blocked``, ``failures``, ``warnings``, ``accepted``)."""
         by_level = {level: [_finding_dict(f) for f in self.findings if f.level == level]
                     for level in ("BLOCKED", "FAILED", "WARNING", "ACCEPTED")}
         return {
-            **self.extra,
             "run_id": self.run_id,
             "success": self.success,
             "sources": [asdict(s) for s in self.sources],
