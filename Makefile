@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DATA_HOME ?= $(or $(SILOBREAKER_HOME),$(CURDIR)/var)
 
-.PHONY: demo test dev clean bench-setup bench
+.PHONY: demo test dev clean bench-setup bench warehouse-doc
 
 ## Set up and run the whole pipeline on the generated demo district (20,000 people).
 demo: $(VENV)/.installed
@@ -18,6 +18,10 @@ test: $(VENV)/.installed
 dev: $(VENV)/.installed
 	mkdir -p $(DATA_HOME)/dagster && cp dagster.yaml $(DATA_HOME)/dagster/dagster.yaml
 	DAGSTER_HOME=$(DATA_HOME)/dagster SILOBREAKER_HOME=$(DATA_HOME) $(BIN)/dg dev --use-active-venv
+
+## Regenerate the tables and columns of docs/warehouse.md from publish/catalog.py (the warehouse's comments).
+warehouse-doc: $(VENV)/.installed
+	$(BIN)/python -c "from publish.catalog import main; main()"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

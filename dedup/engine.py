@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,9 +36,14 @@ from dedup.review import build_review_queue, decided_pairs
 from dedup.score import score_pairs
 from dedup.settings import LinkSettings
 
-__all__ = ["LinkResult", "link_records"]
+__all__ = ["LinkResult", "PhaseHook", "link_records"]
 
 log = logging.getLogger(__name__)
+
+PhaseHook = Callable[[str, int], None]
+"""Told as each phase of :func:`link_records` ends, with what it produced: ``prepare`` (records),
+``blocking`` (candidate pairs), ``train`` (pairs the model was fitted on), ``compare_score`` (pairs
+kept: links, near misses, vetoed) and ``cluster`` (persons)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ def link_records(
     settings: LinkSettings | None = None,
     previous: PreviousLinking | None = None,
     id_key: bytes | None = None,
+    on_phase: PhaseHook | None = None,
 ) -> LinkResult:
     """Resolve which records describe the same person.
 
@@ -83,6 +90,7 @@ def link_records(
         settings: blocking rules, comparisons, threshold; :class:`LinkSettings` defaults when omitted.
         previous: the previous run's mapping and issued ids (persons keep their ids), and the review
             decisions to apply (``same`` → must-link, ``different`` → cannot-link); none when omitted.
+        on_phase: told as each phase ends (:data:`PhaseHook`), for a console that shows progress.
 
     Returns:
         :class:`LinkResult` with the record → person mapping, the explainable pairs and run statistics.
@@ -109,22 +117,27 @@ def link_records(
         arrays = arrays.with_identities_of(prepared)
     seconds["prepare"] = _lap(started)
     log.info("prepared %d records in %.1fs", len(prepared), seconds["prepare"])
+    tell = on_phase or (lambda _phase, _count: None)
+    tell("prepare", len(prepared))
 
     with tempfile.TemporaryDirectory(prefix="silobreaker-dedup-") as spill, duckdb.connect() as con:
         con.execute(f"SET temp_directory = '{spill}'")
         phase = time.perf_counter()
         report = candidate_pairs(con, prepared, settings)
         seconds["blocking"] = _lap(phase)
+        tell("blocking", report.candidate_pairs)
 
         phase = time.perf_counter()
         model = train_model(con, arrays, settings, report.candidate_pairs)
         seconds["train"] = _lap(phase)
+        tell("train", int(model.stats.get("training_pairs", 0)))
 
         phase = time.perf_counter()
         pairs = _score_candidates(con, arrays, settings, report.candidate_pairs, model)
         pairs = pd.concat([pairs, _conflict_pairs(with_numbers, arrays, settings, model, conflict_l, conflict_r)],
                           ignore_index=True)
         seconds["compare_score"] = _lap(phase)
+        tell("compare_score", len(pairs))
 
         phase = time.perf_counter()
         is_link = pairs["decision"].eq("link").fillna(False).to_numpy(dtype=bool)
@@ -142,6 +155,7 @@ def link_records(
     ids = assign_stable_ids(prepared["record_id"], clusters.labels, previous.mapping, previous.issued_ids, id_key)
     mapping = ids.mapping.assign(id_number_disputed=borrowed)
     seconds["cluster"] = _lap(phase)
+    tell("cluster", clusters.n_clusters)
 
     pairs = _explain(pairs, prepared, settings)
     review_queue = build_review_queue(pairs, records, mapping, previous.decisions, previous.queue)

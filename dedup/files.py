@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import TerminalError
-from dedup.engine import link_records
+from dedup.engine import PhaseHook, link_records
 from dedup.ids import PreviousLinking
 from dedup.prepare import REQUIRED_COLUMNS
 from dedup.settings import LinkSettings
@@ -34,6 +34,7 @@ def dedup_file(
     *,
     explain: bool = False,
     previous: str | os.PathLike[str] | None = None,
+    on_phase: PhaseHook | None = None,
 ) -> dict[str, Any]:
     """Assign a person id to every record of a parquet or UTF-8 CSV file.
 
@@ -50,6 +51,8 @@ def dedup_file(
             ``match_probability``.
         previous: a parquet of ``record_id, person_id`` from an earlier run (its OUTPUT): the persons it
             names keep their ids, and none of its ids is given to anyone else.
+        on_phase: told as each phase ends: ``read`` (records read), the phases of
+            :func:`dedup.engine.link_records`, then ``write`` (rows written).
 
     Returns:
         Statistics for the CLI to print: input, output, records, persons, candidate pairs, links, seconds.
@@ -61,6 +64,8 @@ def dedup_file(
     source = Path(input_path)
     target = Path(output_path)
     records = _read(source)
+    if on_phase:
+        on_phase("read", len(records))
     missing = [column for column in REQUIRED_COLUMNS if column not in records.columns]
     if missing:
         raise TerminalError(
@@ -68,7 +73,8 @@ def dedup_file(
             f"{', '.join(REQUIRED_COLUMNS)} (values may be empty, extra columns are ignored)"
         )
     try:
-        result = link_records(records.loc[:, list(REQUIRED_COLUMNS)], settings, _read_previous(previous))
+        result = link_records(records.loc[:, list(REQUIRED_COLUMNS)], settings, _read_previous(previous),
+                              on_phase=on_phase)
     except TerminalError as e:
         raise TerminalError(f"{source}: {e}") from e
 
@@ -82,6 +88,8 @@ def dedup_file(
     _write_atomically(table, target)
     if explain:
         _write_atomically(pa.Table.from_pandas(result.pairs, preserve_index=False), explain_path(target))
+    if on_phase:
+        on_phase("write", table.num_rows)
     return {
         "input": str(source),
         "output": str(target),

@@ -13,6 +13,9 @@
     silobreaker audit person ID | --person-id P | --name N --birth-date D   who received a person's data
     silobreaker product read RECIPIENT          decrypt a recipient's product (see docs/privacy.md)
     silobreaker keys rotate RECIPIENT           a new product key for RECIPIENT; the old one is kept
+
+``run``, ``demo`` and ``dedup`` say each stage as it finishes on stderr (:mod:`pipelines.console`); with
+``--json`` a command prints one JSON document on stdout and nothing else there.
 """
 
 from __future__ import annotations
@@ -23,14 +26,14 @@ import logging
 import os
 import shutil
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import ConfigError, SilobreakerError
 from core.home import HOME_ENV, DataHome, private_files
 from core.lock import DataHomeBusyError, hold_data_home
-from pipelines.corrections_cli import FIXES_HEADER, add_corrections_commands, fixes_cells
+from pipelines.console import Progress, add_json_flag, print_json
+from pipelines.corrections_cli import add_corrections_commands
 from pipelines.privacy_cli import add_privacy_commands
 from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
 
@@ -71,7 +74,7 @@ def _prepare_instance(home: DataHome) -> Path:
     return home.dagster_dir
 
 
-def run_pipeline(settings: Settings, *, log_level: str = "WARNING") -> RunOutcome:
+def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=None) -> RunOutcome:
     """Materialise the whole graph in-process on a persistent instance under the data home.
 
     The data home's run lock is taken first, before any configuration is used or anything read;
@@ -80,6 +83,8 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING") -> RunOutcom
     Args:
         settings: data home and configuration files.
         log_level: level of Dagster's console log for this run (the event log keeps everything).
+        on_event: called with each of the run's Dagster events (``dg.EventLogEntry``) as it is stored,
+            e.g. :meth:`pipelines.console.Progress.dagster_listener`.
 
     Raises:
         DataHomeBusyError: another run holds the data home.
@@ -98,18 +103,20 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING") -> RunOutcom
         with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
             notes = begin_run(instance, settings.home, run_id)
             try:
-                outcome = _execute(defs, instance, settings, run_id, log_level)
+                outcome = _execute(defs, instance, settings, run_id, log_level, on_event)
             finally:
                 end_run(settings.home, run_id)
     outcome.notes = notes
     return outcome
 
 
-def _execute(defs, instance, settings: Settings, run_id: str, log_level: str) -> RunOutcome:
+def _execute(defs, instance, settings: Settings, run_id: str, log_level: str, on_event=None) -> RunOutcome:
     import duckdb
 
     from assets.blocked_report import run_failures, run_staging_reports, write_blocked_report
 
+    if on_event is not None:
+        instance.add_event_listener(run_id, on_event)
     result = defs.resolve_job_def("sync").execute_in_process(
         instance=instance,
         run_id=run_id,
@@ -129,79 +136,33 @@ def _execute(defs, instance, settings: Settings, run_id: str, log_level: str) ->
     return RunOutcome(run_id, result.success, reports, failures, settings)
 
 
-def _print_summary(outcome: RunOutcome) -> None:
-    from connectors import load_sources
-    from publish import WarehouseReader
+def _report_run(outcome: RunOutcome, args: argparse.Namespace, **extra) -> int:
+    """Print the run's summary (as JSON with ``--json``) and return the exit code."""
+    from pipelines.summary import build_summary
 
-    settings = outcome.settings
-    assert settings is not None
-    home = settings.home
-    print(f"\nsilobreaker run {outcome.run_id}: {'SUCCESS' if outcome.success else 'FAILED'}")
-    print(f"{'source':<20}{'extracted':>10}{'staged':>10}{'quarantined':>13}{FIXES_HEADER}")
-    for name in [s.name for s in load_sources(settings.sources_file).sources]:
-        r = outcome.reports.get(name)
-        if r is None:
-            print(f"{name:<20}{'not read in this run':>33}")
-        else:
-            print(f"{name:<20}{r.extracted:>10}{r.staged:>10}{r.quarantined:>13}{fixes_cells(home, outcome.run_id, name)}")
-    for line in [f"RECOVERED {note}" for note in outcome.notes] + _outcome_lines(outcome):
-        print(line)
-    reader = WarehouseReader(home)
-    last = reader.last_run()
-    summary = reader.summary(last.run_id) if last else None
-    if summary is not None:
-        note = "" if outcome.success else "  (previous publication, kept because this run failed)"
-        print(f"people resolved: {summary.persons} from {summary.records} staged records{note}")
-        print(f"tables published: {', '.join(summary.tables)}")
-        print(f"warehouse:     {reader.path}")
-        print(f"shared tables: {home.shared_dir}  " + ", ".join(f"{r} ({n} rows)" for r, n in summary.products))
-    if home.latest_report.exists():
-        print(f"report:        {home.latest_report}")
-
-
-def _outcome_lines(outcome: RunOutcome) -> list[str]:
-    """Why the run was blocked (each failed ``error`` rule or guard, with the fix), each failed step's
-    message, then every warning: nothing a nightly sync notices stays silent."""
-    lines = []
-    for name, report in outcome.reports.items():
-        for o in report.validation.failed_expectations():
-            column = f"({o.column})" if o.column else ""
-            lines.append(f"BLOCKED {name} ({report.department}): {o.kind}{column}: {o.observed()}; "
-                         f"allowed: {o.threshold()}. {o.why}")
-            if o.kind == "row_drop":
-                lines.append(f"  if {name} really shrank, confirm it: silobreaker run --accept-drop {name}")
-    for step, message in outcome.failures.items():
-        lines.append(f"FAILED {step}: {message}")
-    for name, report in outcome.reports.items():
-        for o in report.validation.warnings():
-            column = f"({o.column})" if o.column else ""
-            lines.append(f"WARNING {name} ({report.department}): {o.kind}{column}: {o.observed()}; "
-                         f"expected: {o.threshold()}. {o.why}")
-        if report.role == "consent" and report.quarantined:
-            lines.append(f"WARNING {name} ({report.department}): {report.quarantined} consent decision(s) cannot be "
-                         "read; the people they name are left out of every product a withdrawal or a deletion "
-                         f"would keep them from until the rows are corrected (silobreaker quarantine export --source {name})")
-        if report.soft_problems:
-            problems = ", ".join(f"{name} {count}" for name, count in sorted(report.soft_problems.items()))
-            lines.append(f"WARNING {name} ({report.department}): staged with problems kept as flags or left "
-                         f"empty (see the report): {problems}")
-        accepted = [o for o in report.validation.outcomes if "accepted by" in o.why]
-        lines += [f"ACCEPTED {name}: {o.kind}: {o.observed()} ({o.why.rsplit('; ', 1)[-1]})" for o in accepted]
-    return lines
+    summary = build_summary(outcome)
+    if args.json:
+        print_json({**extra, **summary.as_dict()})
+    else:
+        print("\n".join(summary.lines()))
+    return 0 if outcome.success else 1
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from demo.generate import generate_demo
 
     home = DataHome.resolve(args.home)
-    started = time.perf_counter()
-    summary = generate_demo(home, persons=args.persons, seed=args.seed)
-    print(f"generated demo district ({args.persons} people, seed {args.seed}) in {time.perf_counter() - started:.1f} s under {home.demo_dir}")
-    for source, count in summary.counts.items():
-        print(f"  {source:<20}{count:>8} rows")
-    outcome = run_pipeline(Settings(home, DEMO_SOURCES, DEMO_POLICY), log_level=_dagster_level(args))
-    _print_summary(outcome)
-    return 0 if outcome.success else 1
+    progress = Progress()
+    generated = generate_demo(home, persons=args.persons, seed=args.seed)
+    progress.line("生成 generate demo", f"{args.persons:,} 人，" + "，".join(
+        f"{source} {count:,} 行" for source, count in generated.counts.items()) + f" → {home.demo_dir}",
+        took=progress.elapsed())
+    if not args.json:
+        print(f"demo district: {args.persons} people, seed {args.seed}, files under {home.demo_dir}")
+    outcome = run_pipeline(Settings(home, DEMO_SOURCES, DEMO_POLICY), log_level=_dagster_level(args),
+                           on_event=progress.dagster_listener())
+    demo = {"persons": args.persons, "seed": args.seed, "directory": str(home.demo_dir), "rows": dict(generated.counts)}
+    return _report_run(outcome, args, demo=demo)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -215,9 +176,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         accept_drop=tuple(args.accept_drop),
         accepted_by=args.by or _login(),
     )
-    outcome = run_pipeline(settings, log_level=_dagster_level(args))
-    _print_summary(outcome)
-    return 0 if outcome.success else 1
+    outcome = run_pipeline(settings, log_level=_dagster_level(args), on_event=Progress().dagster_listener())
+    return _report_run(outcome, args)
 
 
 def _login() -> str:
@@ -235,7 +195,8 @@ def _dagster_level(args: argparse.Namespace) -> str:
 def _cmd_dedup(args: argparse.Namespace) -> int:
     from dedup import dedup_file
 
-    stats = dedup_file(args.input, args.output, explain=args.explain or bool(args.why), previous=args.previous)
+    stats = dedup_file(args.input, args.output, explain=args.explain or bool(args.why), previous=args.previous,
+                       on_phase=Progress().phase)
     print(json.dumps(stats, ensure_ascii=False, indent=2, default=str))
     if args.why:
         import pandas as pd
@@ -265,6 +226,10 @@ def _cmd_review_list(args: argparse.Namespace) -> int:
     decided = effective_decisions(DecisionLog.in_home(home).load())
     waiting = queue.merge(decided[["record_id_a", "record_id_b"]], how="left", indicator=True)
     waiting = waiting[waiting["_merge"] == "left_only"].drop(columns="_merge")
+    if args.json:
+        print_json({"waiting": len(waiting), "decided_since_last_run": len(queue) - len(waiting),
+                    "shown": min(len(waiting), args.limit), "pairs": _records(waiting.head(args.limit))})
+        return 0
     print(f"{len(waiting)} pair(s) await review ({len(queue) - len(waiting)} decided since the last run, "
           f"applied at the next one); decide with: silobreaker review decide RECORD_A RECORD_B same|different")
     if len(waiting):
@@ -285,6 +250,9 @@ def _cmd_review_decide(args: argparse.Namespace) -> int:
                               "copy the ids from `silobreaker review list` (e.g. census:PC0000000164)")
     log_file = DecisionLog.in_home(home)
     row = log_file.record(args.record_a, args.record_b, args.decision, by=args.by or getpass.getuser(), note=args.note)
+    if args.json:
+        print_json({**_records(row)[0], "log": str(log_file.path), "applied": "at the next run (silobreaker run)"})
+        return 0
     print(f"recorded: {row['record_id_a'][0]} ~ {row['record_id_b'][0]} {args.decision} by {row['decided_by'][0]} "
           f"in {log_file.path}; the next run (silobreaker run) applies it")
     return 0
@@ -302,6 +270,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if run is None:
         raise ConfigError(f"{reader.path} records no run yet: run the pipeline first (silobreaker run)")
     path = render_quality_report(reader.report_inputs(run.run_id), home, lang=args.lang)
+    if args.json:
+        print_json({"run_id": run.run_id, "report": str(path), "latest": str(home.latest_report)})
+        return 0
     print(f"report of run {run.run_id}: {path}")
     return 0
 
@@ -314,19 +285,36 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     home = DataHome.resolve(args.home)
     with hold_data_home(home, f"restore-{uuid.uuid4()}"):
         generations = Generations(home)
-        for note in generations.recover():
-            print(f"RECOVERED {note}")
+        recovered = generations.recover()
+        if not args.json:
+            for note in recovered:
+                print(f"RECOVERED {note}")
         current = generations.current()
         if args.list:
+            published = generations.published()
+            if args.json:
+                print_json({"recovered": recovered, "generations": [
+                    {"generation": g.name, "run_id": g.run_id, "published_at": g.published_at,
+                     "current": bool(current and g.name == current.name)} for g in published]})
+                return 0
             print(f"{'generation':<12}{'run':<40}published at (UTC)")
-            for g in generations.published():
+            for g in published:
                 mark = "  <- current" if current and g.name == current.name else ""
                 print(f"{g.name:<12}{g.run_id:<40}{g.published_at[:19]}{mark}")
             return 0
         target = generations.restore(args.generation)
+    if args.json:
+        print_json({"recovered": recovered, "restored": {"generation": target.name, "run_id": target.run_id,
+                                                         "published_at": target.published_at}})
+        return 0
     print(f"restored generation {target.name} (run {target.run_id}, first published {target.published_at[:19]} UTC): "
           f"its warehouse and products are published again, and the audit log records it")
     return 0
+
+
+def _records(frame) -> list[dict]:
+    """A frame's rows as JSON-ready dicts: missing values as null, timestamps and numbers as JSON has them."""
+    return json.loads(frame.to_json(orient="records", date_format="iso", force_ascii=False))
 
 
 def _positive_int(text: str) -> int:
@@ -359,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="people in the district, at least 100 (default 20000)")
     demo.add_argument("--seed", type=int, default=20261123, help="random seed (default 20261123)")
     demo.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    add_json_flag(demo)
     demo.set_defaults(func=_cmd_demo)
 
     run = sub.add_parser("run", help="run the pipeline on the configured sources")
@@ -372,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "persons resolved), so its drop guard passes for this run; kept with the run's "
                           "validation results (repeatable)")
     run.add_argument("--by", help="who confirms --accept-drop (default: the login name)")
+    add_json_flag(run)
     run.set_defaults(func=_cmd_run)
 
     dedup = sub.add_parser("dedup", help="resolve identities: INPUT (parquet/CSV) -> OUTPUT parquet of record_id, person_id")
@@ -390,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = review_sub.add_parser("list", help="print the pairs awaiting review, highest score first")
     listing.add_argument("--limit", type=_positive_int, default=50, help="pairs to print (default 50)")
     listing.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    add_json_flag(listing)
     listing.set_defaults(func=_cmd_review_list)
     decide = review_sub.add_parser("decide", help="record whether two records are the same person")
     decide.add_argument("record_a")
@@ -398,18 +389,21 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--by", help="who decided (default: the login name)")
     decide.add_argument("--note", help="why, for the next reviewer")
     decide.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    add_json_flag(decide)
     decide.set_defaults(func=_cmd_review_decide)
 
     report = sub.add_parser("report", help="re-render the quality report of the latest published run")
     report.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
     report.add_argument("--lang", choices=("zh", "en"), default="zh",
                         help="language of the report: zh (default, for supervisors) or en (for the platform team)")
+    add_json_flag(report)
     report.set_defaults(func=_cmd_report)
 
     restore = sub.add_parser("restore", help="publish an earlier generation again (default: the one before the current)")
     restore.add_argument("generation", nargs="?", help="generation name, e.g. g000012 (see --list)")
     restore.add_argument("--list", action="store_true", help="list the generations kept and exit")
     restore.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    add_json_flag(restore)
     restore.set_defaults(func=_cmd_restore)
     add_privacy_commands(sub)
     add_corrections_commands(sub)

@@ -7,7 +7,7 @@
     silobreaker quarantine export --source S [--out FILE]    the same command and file (its older name)
 
 The next run counts what the department corrected (``fixed`` and ``conflicts_fixed`` in
-``quality_metrics``); :func:`fixes_cells` puts both on the run summary's line of each source.
+``quality_metrics``); the run summary shows both on each source's line (``pipelines.summary``).
 See ``docs/quality.md``, "The corrections round trip".
 """
 
@@ -28,22 +28,7 @@ if TYPE_CHECKING:
     from connectors import SourceConfig
     from publish import WarehouseReader
 
-__all__ = ["FIXES_HEADER", "add_corrections_commands", "fixes_cells"]
-
-FIXES_HEADER = f"{'rows fixed':>12}{'conflicts fixed':>17}"
-"""The run summary's header for :func:`fixes_cells`."""
-
-
-def fixes_cells(home: DataHome, run_id: str, source: str) -> str:
-    """The run summary's cells for ``source``: quarantined rows and disagreements its department
-    corrected since the previous published run (``-`` where not measured: the first run, a failed run)."""
-    from publish import WarehouseReader
-
-    fixes = WarehouseReader(home).fixes(run_id).get(source)
-    rows = "-" if fixes is None or fixes.rows is None else str(fixes.rows)
-    conflicts = "-" if fixes is None or fixes.conflicts is None else str(fixes.conflicts)
-    return f"{rows:>12}{conflicts:>17}"
-
+__all__ = ["add_corrections_commands"]
 
 def _cmd_corrections_export(args: argparse.Namespace) -> int:
     from connectors import load_sources

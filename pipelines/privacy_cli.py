@@ -17,12 +17,14 @@ import argparse
 import json
 import sys
 import uuid
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
 from core.errors import ConfigError
 from core.home import HOME_ENV, DataHome
 from core.lock import hold_data_home
+from pipelines.console import add_json_flag, print_json
 
 __all__ = ["add_privacy_commands"]
 
@@ -34,6 +36,10 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     trail = verify_trail(home, Path(args.against) if args.against else None)
     log = trail.log
     path = home.audit_log_file
+    if args.json:
+        print_json({"ok": trail.ok, "log": {"path": str(path), **asdict(log)}, "agrees": list(trail.checked),
+                    "not_checked": list(trail.unchecked), "disagrees": list(trail.problems)})
+        return 0 if trail.ok else 1
     if log.ok:
         signed = f", {log.signed} signed (key {log.fingerprint[:16]}…)" if log.signed and log.fingerprint else ""
         print(f"audit log: {log.entries} entries, chain verified{signed} ({path})")
@@ -64,6 +70,10 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(export, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     head = export["head"]
+    if args.json:
+        print_json({"out": str(out), "head": head, "entries": len(export["entries"]),
+                    "fingerprint": export["fingerprint"], "exported_at": export["exported_at"]})
+        return 0
     print(f"exported the audit log up to entry {head['seq']} (hash {head['hash']}) with its public key to {out}; "
           "hand it to the notary to timestamp, and check later with: silobreaker audit verify --against FILE")
     return 0
@@ -97,7 +107,7 @@ def _cmd_audit_person(args: argparse.Namespace) -> int:
         entries = log.person_by_ids(reader.earlier_person_ids(person_id))
     if args.json:
         keep = ("published_at", "run_id", "recipient", "purpose", "legal_basis", "legal_reference", "columns", "seq")
-        print(json.dumps([{k: e.get(k) for k in keep} for e in entries], ensure_ascii=False, indent=2))
+        print_json([{k: e.get(k) for k in keep} for e in entries])
         return 0
     if not entries:
         print("no publication has included this person")
@@ -145,7 +155,8 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
     home = DataHome.resolve(args.home)
     path = Path(args.file) if args.file else home.product_file(args.recipient)
     try:
-        table = read_product(path, _key_for(args, home, product_key_id(path)), identifier=args.recipient)
+        key_id = product_key_id(path)
+        table = read_product(path, _key_for(args, home, key_id), identifier=args.recipient)
     except KeyIdMismatchError as e:
         from publish.crypto import product_keys
 
@@ -181,22 +192,45 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
         else:
             print(f"error: --out {out}: write .parquet, .csv (UTF-8 with BOM, for Excel/WPS) or .xlsx", file=sys.stderr)
             return 2
+        if args.json:
+            print_json({**_product_metadata(args.recipient, path, key_id, table), "out": str(out), "encrypted": False})
+            return 0
         print(f"decrypted {table.num_rows} rows to {out} (not encrypted: keep it inside the recipient's zone)")
         return 0
     import duckdb
 
     product = table  # DuckDB reads the Arrow table by its Python name
+    if args.json:
+        document = _product_metadata(args.recipient, path, key_id, table)
+        if args.sql:
+            try:
+                result = duckdb.sql(args.sql.replace("{product}", "product")).df()
+            except duckdb.Error as e:
+                return _sql_error(e)
+            document["result"] = json.loads(result.to_json(orient="records", date_format="iso", force_ascii=False))
+        print_json(document)
+        return 0
     if args.sql:
         try:
             print(duckdb.sql(args.sql.replace("{product}", "product")))
         except duckdb.Error as e:
-            print(f"error: --sql: {e}".splitlines()[0] + "\n(the decrypted table is called product, e.g. "
-                  "\"SELECT grid, count(*) FROM product GROUP BY grid\")", file=sys.stderr)
-            return 2
+            return _sql_error(e)
     else:
         print(duckdb.sql(f"FROM product LIMIT {int(args.limit)}"))
         print(f"{product.num_rows} rows")
     return 0
+
+
+def _sql_error(error: Exception) -> int:
+    print(f"error: --sql: {error}".splitlines()[0] + "\n(the decrypted table is called product, e.g. "
+          "\"SELECT grid, count(*) FROM product GROUP BY grid\")", file=sys.stderr)
+    return 2
+
+
+def _product_metadata(recipient: str, path: Path, key_id: str | None, table) -> dict:
+    """What ``product read --json`` says of a product: where it is, its key, rows and columns."""
+    return {"recipient": recipient, "file": str(path), "key_id": key_id, "rows": table.num_rows,
+            "columns": [{"name": f.name, "type": str(f.type)} for f in table.schema]}
 
 
 def _printable(table):
@@ -224,6 +258,9 @@ def _cmd_product_password(args: argparse.Namespace) -> int:
         return 2
     key_id, key = next(iter(keys.items()))
     files = [path.name for path in (home.office_file(args.recipient, f) for f in ("xlsx", "csv")) if path.exists()]
+    if args.json:
+        print_json({"recipient": args.recipient, "password": office_password(key), "key_id": key_id, "files": files})
+        return 0
     delivered = " / ".join(files) or "no xlsx or zip published yet: the policy gives it parquet only"
     print(f"{office_password(key)}    ({delivered}, key id {key_id}: hand it over out of band, never beside the file)")
     return 0
@@ -236,6 +273,9 @@ def _cmd_keys_rotate(args: argparse.Namespace) -> int:
     # Under the run lock: a run building products meanwhile would encrypt some under each key.
     with hold_data_home(home, f"keys-rotate-{uuid.uuid4()}"):
         rotation = rotate_product_key(home, args.recipient)
+    if args.json:
+        print_json(asdict(rotation))
+        return 0
     print(f"rotated the product key of {rotation.recipient}: key id {rotation.old_key_id} -> {rotation.new_key_id}. "
           f"Products published before stay under {rotation.old_key_id} (kept as {rotation.retired_file}); the next "
           f"run encrypts under {rotation.new_key_id}. Hand the new key to the recipient out of band: "
@@ -252,11 +292,13 @@ def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
                                   "products (and an export) agree with it; exit 1 naming what disagrees")
     verify.add_argument("--home", help=home_help)
     verify.add_argument("--against", metavar="FILE", help="an earlier `audit export`: the log must still hold its head")
+    add_json_flag(verify)
     verify.set_defaults(func=_cmd_audit_verify)
     export = audit_sub.add_parser("export", help="write the log's head, public key and entries (JSON) for an outside "
                                   "notary to timestamp")
     export.add_argument("--home", help=home_help)
     export.add_argument("--out", metavar="FILE", help="file to write (default <home>/audit/exports/audit-<seq>.json)")
+    add_json_flag(export)
     export.set_defaults(func=_cmd_audit_export)
     person = audit_sub.add_parser("person", help="which recipients received this person's data, when, for what")
     person.add_argument("id_number", nargs="?", help="resident ID number (18 characters)")
@@ -264,7 +306,7 @@ def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
     person.add_argument("--name", help="the person's name, with --birth-date")
     person.add_argument("--birth-date", metavar="YYYY-MM-DD", help="the person's birth date, with --name")
     person.add_argument("--home", help=home_help)
-    person.add_argument("--json", action="store_true", help="print JSON")
+    add_json_flag(person)
     person.set_defaults(func=_cmd_audit_person)
 
     product = sub.add_parser("product", help="work with the encrypted per-recipient products")
@@ -280,11 +322,13 @@ def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
     read.add_argument("--limit", type=int, default=10, help="rows shown without --sql (default 10)")
     read.add_argument("--out", help="write the decrypted table to this file instead: .parquet, .csv (UTF-8 with BOM) "
                       "or .xlsx, as its suffix says (not encrypted)")
+    add_json_flag(read)
     read.set_defaults(func=_cmd_product_read)
     password = product_sub.add_parser(
         "password", help="print the password of RECIPIENT's xlsx (format: xlsx) or zip (format: csv), to hand over out of band")
     password.add_argument("recipient", help="recipient name from policy.yaml")
     password.add_argument("--home", help=home_help)
+    add_json_flag(password)
     password.set_defaults(func=_cmd_product_password)
 
     keys = sub.add_parser("keys", help="manage the recipients' product keys")
@@ -295,4 +339,5 @@ def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
         "changes: the pseudonym key is not rotated, so analysts' pseudonyms stay the same")
     rotate.add_argument("recipient", help="recipient name from policy.yaml")
     rotate.add_argument("--home", help=home_help)
+    add_json_flag(rotate)
     rotate.set_defaults(func=_cmd_keys_rotate)

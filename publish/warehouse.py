@@ -6,7 +6,8 @@ warehouse or the new one, never half of one, and a failed run leaves the last pu
 History tables (publication log, runs, extraction log, validation results, person id history,
 issued person ids, review decisions) are carried over from the previous warehouse into every candidate.
 
-Tables (documented for analysts in ``docs/warehouse.md``):
+Tables (described for analysts in :mod:`publish.catalog`, which ``docs/warehouse.md`` shows and every
+published warehouse carries as ``COMMENT ON`` its tables and columns):
     unified_population, record_person, source_records, consent_subjects, person_consent, consent_decisions,
     field_conflicts, link_pairs, quarantine, extraction_log, validation_results,
     publication_log, runs, person_id_history, issued_person_ids, review_queue, review_decisions,
@@ -36,6 +37,7 @@ import pandas as pd
 
 from core.home import DataHome, HomeLike
 from publish.audit import AuditLog, ProductAnchor
+from publish.catalog import add_comments
 from publish.consent import (
     add_consent_problems,
     add_consent_unmatched,
@@ -71,6 +73,9 @@ _IDENTITY_HISTORY_DDL = {
         record_id_a VARCHAR, record_id_b VARCHAR, decision VARCHAR, decided_by VARCHAR,
         decided_at TIMESTAMPTZ, note VARCHAR)""",
 }
+
+#: Staged text columns that always hold a whole day (``YYYY-MM-DD``) or null: DATE in the warehouse.
+_DAY_DATES = ("record_date", "id_birth_date")
 
 _REVIEW_QUEUE_DDL = """CREATE TABLE review_queue (
     record_id_a VARCHAR, record_id_b VARCHAR, score DOUBLE, decision VARCHAR, reason VARCHAR, reason_label VARCHAR,
@@ -251,6 +256,8 @@ class Warehouse:
                 for table in ("unified_population", "record_person", "quarantine", "person_consent", "field_conflicts",
                               "consent_unmatched")
             }
+            # Analysts' tools show these beside every table and column (the same words as docs/warehouse.md).
+            add_comments(con)
             con.execute("CHECKPOINT")
         return Candidate(candidate_path, products_dir, products, counts, inputs.run_id, published_at, generation,
                          entries)
@@ -281,8 +288,8 @@ class Warehouse:
             "FROM _mapping ORDER BY record_id"
         )
         con.execute(
-            "CREATE TABLE source_records AS SELECT m.person_id, r.*, m.id_number_disputed FROM _records r "
-            "JOIN record_person m USING (record_id) ORDER BY m.person_id, r.record_id"
+            f"CREATE TABLE source_records AS SELECT m.person_id, r.*{_typed_dates(inputs.records.columns)}, "
+            "m.id_number_disputed FROM _records r JOIN record_person m USING (record_id) ORDER BY m.person_id, r.record_id"
         )
         unmapped = con.execute(
             "SELECT count(*) FROM _records r ANTI JOIN record_person m USING (record_id)"
@@ -426,6 +433,19 @@ class Warehouse:
             "(SELECT count(*) FROM unified_population), ?)",
             [inputs.run_id, published_at, sources],
         )
+
+
+def _typed_dates(columns) -> str:
+    """The staged text dates that always name a day, as DATEs for analysts (a ``REPLACE`` clause), and
+    ``birth_day``: ``birth_date`` as a DATE where the day is known. ``birth_date`` itself stays text of
+    mixed precision (the census knows only the month)."""
+    # CAST, not TRY_CAST: staging writes these as YYYY-MM-DD or null, so anything else is a defect
+    # to stop on, not a date to lose.
+    day = [f"CAST(r.{c} AS DATE) AS {c}" for c in _DAY_DATES if c in columns]
+    replace = f" REPLACE ({', '.join(day)})" if day else ""
+    if {"birth_date", "birth_date_precision"} <= set(columns):
+        replace += ", TRY_CAST(CASE WHEN r.birth_date_precision = 'day' THEN r.birth_date END AS DATE) AS birth_day"
+    return replace
 
 
 def _disk_full(error: BaseException) -> bool:

@@ -122,10 +122,10 @@ _CONFLICT_KEYS = {
 _RECORD_COLUMNS = {
     "record_id": "VARCHAR", "source": "VARCHAR", "source_key": "VARCHAR", "person_id": "VARCHAR", "flat": "VARCHAR",
     "id_number_disputed": "BOOLEAN", "name": "VARCHAR", "sex": "VARCHAR",
-    "birth_date": "VARCHAR", "id_number": "VARCHAR", "id_number_valid": "BOOLEAN", "id_birth_date": "VARCHAR",
+    "birth_date": "VARCHAR", "id_number": "VARCHAR", "id_number_valid": "BOOLEAN", "id_birth_date": "DATE",
     "id_sex": "VARCHAR", "birth_date_conflict": "BOOLEAN", "sex_conflict": "BOOLEAN", "phone": "VARCHAR",
     "address": "VARCHAR", "street": "VARCHAR", "community": "VARCHAR", "grid": "VARCHAR",
-    "record_date": "VARCHAR", "lives_alone": "BOOLEAN", "low_income": "BOOLEAN", "disability_grade": "TINYINT",
+    "record_date": "DATE", "lives_alone": "BOOLEAN", "low_income": "BOOLEAN", "disability_grade": "TINYINT",
     "pregnant": "BOOLEAN", "corrections": "BOOLEAN", "extracted_at": "TIMESTAMPTZ",
 }
 # Columns of _q_records that are not a field a source fills.
@@ -234,7 +234,8 @@ def _keyed_conflicts_sql(records: str) -> str:
     (``golden_k``, ``golden_day``) and, for birth date and sex, the keys of what the record's own valid
     ID number says (``id_k``, ``id_day``); the records' own columns are read from ``records``."""
     own_id = "r.id_number_valid AND NOT coalesce(r.id_number_disputed, false)"
-    id_keys = {"birth_date": ("substr(r.id_birth_date, 1, 7)", "r.id_birth_date"), "sex": ("r.id_sex", None)}
+    id_keys = {"birth_date": ("substr(CAST(r.id_birth_date AS VARCHAR), 1, 7)", "CAST(r.id_birth_date AS VARCHAR)"),
+               "sex": ("r.id_sex", None)}
     selects = []
     for field, (k, day) in _CONFLICT_KEYS.items():
         golden = f"CAST(u.{field} AS VARCHAR)"

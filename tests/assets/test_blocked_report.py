@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipelines.cli import _print_summary, run_pipeline
+from pipelines.cli import run_pipeline
+from pipelines.summary import build_summary
 
 
 @pytest.mark.integration
-def test_a_source_that_fails_before_staging_is_not_shown_with_an_earlier_runs_counts(demo_copy, capsys):
+def test_a_source_that_fails_before_staging_is_not_shown_with_an_earlier_runs_counts(demo_copy):
     (demo_copy.home.demo_dir / "health_visits.csv").unlink()
     before = hashlib.sha256(demo_copy.home.warehouse_file.read_bytes()).hexdigest()
     started = datetime.now(UTC)
@@ -34,8 +35,10 @@ def test_a_source_that_fails_before_staging_is_not_shown_with_an_earlier_runs_co
     # In Chinese, with silobreaker's own message (English, for the data team) as code beneath.
     assert "本次运行未发布" in report and "卫健：读取数据失败：<code>raw_health</code>" in report
     assert re.search(r"<code>source &#39;health&#39; \([^<]*file not found", report)
-    _print_summary(outcome)
-    printed = capsys.readouterr().out
-    assert [line for line in printed.splitlines() if line.startswith("health ")] == [
+    summary = build_summary(outcome)
+    assert [line for line in summary.lines() if line.startswith("health ")] == [
         f"{'health':<20}{'not read in this run':>33}"
     ]
+    [health] = [s for s in summary.as_dict()["sources"] if s["source"] == "health"]
+    assert health == {"source": "health", "department": "卫健", "read": False, "extracted": None, "staged": None,
+                      "quarantined": None, "rows_fixed": None, "conflicts_fixed": None}

@@ -257,3 +257,12 @@ def test_namesakes_born_the_same_day_stay_apart() -> None:
         frozenset({"civil_affairs:1", "census:1"}),
         frozenset({"health:2", "census:2"}),
     }
+
+
+def test_each_phase_is_told_in_order_with_what_it_produced() -> None:
+    told: list[tuple[str, int]] = []
+    linked = link_records(FIXTURE, on_phase=lambda phase, count: told.append((phase, count)))
+    assert [phase for phase, _ in told] == ["prepare", "blocking", "train", "compare_score", "cluster"]
+    counts = dict(told)
+    assert counts["prepare"] == len(FIXTURE) and counts["cluster"] == len(EXPECTED) == linked.stats["persons"]
+    assert counts["blocking"] == linked.stats["candidate_pairs"] and counts["compare_score"] == len(linked.pairs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -30,6 +32,13 @@ def test_dedup_command_maps_every_record(tmp_path, capsys):
     result = pd.read_parquet(output).set_index("record_id")["person_id"]
     assert sorted(result.index) == ["a:1", "b:1", "c:1"]
     assert result["a:1"] == result["b:1"] != result["c:1"]
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["persons"] == 2  # stdout: the statistics alone
+    # stderr: each phase as it ends, with what it produced and the time since the command started
+    phases = [line.split("] ", 1)[1].split(":")[0] for line in captured.err.splitlines() if line.startswith("[")]
+    assert phases == ["读取 read", "准备 prepare", "分块 blocking", "训练 train", "比对评分 compare", "聚类 cluster",
+                      "写出 write"]
+    assert "聚类 cluster: 2 人 (" in captured.err and "读取 read: 3 条记录 (" in captured.err
 
 
 def test_bad_sources_file_exits_2_naming_file_and_key(tmp_path, capsys):

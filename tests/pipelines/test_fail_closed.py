@@ -8,6 +8,7 @@ log, person ids) is intact, and that the next run with the fault gone recovers w
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import signal
 import sqlite3
@@ -139,11 +140,21 @@ def test_a_flood_of_quarantined_rows_blocks(demo_copy, capsys):
     frame.loc[frame.index % 2 == 0, "dob"] = "#VALUE!"  # an Excel formula error pasted over half the dates
     frame.to_csv(health, index=False, encoding="gbk")
 
-    rc = run(home)
-    out = capsys.readouterr().out
+    rc = run(home, "--json")
+    captured = capsys.readouterr()
 
-    assert_blocked_and_intact(home, before, ids, rc, out)
-    assert "quarantine_share" in out
+    assert rc == 1 and publication(home) == before
+    pd.testing.assert_series_equal(person_ids(home), ids)
+    summary = json.loads(captured.out)
+    assert summary["success"] is False
+    [blocked] = summary["blocked"]
+    assert (blocked["subject"], blocked["check"]) == ("health", "quarantine_share") and "quarantined" in blocked["message"]
+    assert [f["subject"] for f in summary["failures"]] == ["stage_health"]
+    kept = summary["publication"]
+    assert not kept["by_this_run"] and kept["run_id"] == Generations(home).current().run_id
+    # The operator's console says which stage failed and what it kept from running.
+    assert "清洗 stage health: " in captured.err and "失败 FAILED" in captured.err
+    assert "未运行 not run: 归并 link, 发布 publish, 质量报告 report" in captured.err
     assert_recovers(home, sources, ids)
 
 
@@ -365,9 +376,12 @@ def test_restore_publishes_an_earlier_generation_again_and_the_audit_log_records
     first = publication(home)
     assert run(home) == 0
     generations = Generations(home).published()
+    capsys.readouterr()
 
-    assert main(["restore", "--home", str(home.root)]) == 0
+    assert main(["restore", "--json", "--home", str(home.root)]) == 0
 
+    restored = json.loads(capsys.readouterr().out)["restored"]
+    assert (restored["generation"], restored["run_id"]) == (generations[-2].name, generations[-2].run_id)
     assert Generations(home).current().name == generations[-2].name
     restored = publication(home)
     assert {k: v for k, v in restored.items() if "audit" not in k} == {k: v for k, v in first.items() if "audit" not in k}

@@ -182,6 +182,20 @@ def test_the_warehouse_is_written_in_a_format_duckdb_1_tools_read(tmp_path, dist
 
 
 @pytest.mark.integration
+def test_dates_that_always_name_a_day_are_dates(tmp_path, district):
+    wh, _ = published(tmp_path, district, STATUTORY)
+    with duckdb.connect(str(wh.path), read_only=True) as con:
+        zhang = con.execute("SELECT last_seen, name_date, phone_date FROM unified_population "
+                            "WHERE person_id = 'P_zhang'").fetchone()
+        census = con.execute("SELECT record_date, birth_day FROM source_records WHERE record_id = 'census:5'").fetchone()
+        health = con.execute("SELECT birth_day FROM source_records WHERE record_id = 'health:10'").fetchone()
+    # 张伟's civil affairs record (2026-01-01) gives the golden name and phone; the health one (2026-06-01) is newer.
+    assert zhang == (date(2026, 6, 1), date(2026, 1, 1), date(2026, 1, 1))
+    assert census == (date(2026, 1, 1), None)  # 2023-03: the census knows the month only
+    assert health == (date(1985, 2, 2),)
+
+
+@pytest.mark.integration
 def test_analysts_get_a_date_where_the_day_is_known(tmp_path, district):
     wh, _ = published(tmp_path, district, STATUTORY)
     with duckdb.connect(str(wh.path), read_only=True) as con:
