@@ -211,6 +211,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         policy_file=Path(args.policy).resolve() if args.policy else base.policy_file,
         rules_file=Path(args.rules).resolve() if args.rules else base.rules_file,
         linking_file=Path(args.linking).resolve() if args.linking else base.linking_file,
+        populations_file=Path(args.populations).resolve() if args.populations else base.populations_file,
         accept_drop=tuple(args.accept_drop),
         accepted_by=args.by or _login(),
     )
@@ -393,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", help="policy.yaml (default $SILOBREAKER_POLICY or the demo's)")
     run.add_argument("--rules", help="rules.yaml, the quality rules (default $SILOBREAKER_RULES or the demo's)")
     run.add_argument("--linking", help="linking.yaml, how records are linked (default $SILOBREAKER_LINKING or the demo's)")
+    run.add_argument("--populations", help="populations.yaml, the key populations (default $SILOBREAKER_POPULATIONS "
+                                           "or the demo's)")
     run.add_argument("--accept-drop", action="append", default=[], metavar="SOURCE",
                      help="confirm that SOURCE really shrank against the last publication (or 'persons': fewer "
                           "persons resolved), so its drop guard passes for this run; kept with the run's "

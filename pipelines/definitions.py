@@ -19,7 +19,7 @@ from connectors import SourceReader, load_sources
 from dedup import load_link_settings
 from pipelines.settings import PERSONS, Settings
 from pipelines.storage import FileIOManager
-from publish import load_policy
+from publish import load_policy, load_populations
 from quality import load_quality_rules
 
 __all__ = ["build_definitions", "defs"]
@@ -35,7 +35,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     consent_source = sources.consent_source.name if sources.consent_source else None
     rules = load_quality_rules(settings.rules_file)
     rules.check_sources(person_sources, settings.rules_file, consent=consent_source)
-    load_policy(settings.policy_file)
+    load_policy(settings.policy_file, load_populations(settings.populations_file))
     linking = load_link_settings(settings.linking_file)
     accepted = settings.accepted_drops([s.name for s in declared])
 
@@ -70,7 +70,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         resources={
             RUN_LOCK: RunLockResource(home=str(settings.home)),
             "source_reader": SourceReader(sources_file=str(settings.sources_file), home=str(settings.home)),
-            "warehouse": WarehouseResource(home=str(settings.home), policy_file=str(settings.policy_file)),
+            "warehouse": WarehouseResource(home=str(settings.home), policy_file=str(settings.policy_file),
+                                           populations_file=str(settings.populations_file)),
             "io_manager": FileIOManager(home=str(settings.home)),
         },
     )

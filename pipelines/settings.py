@@ -1,8 +1,9 @@
 """Where this deployment's configuration lives, chosen when Definitions are built.
 
 ``SILOBREAKER_HOME`` (data home, default ``./var``), ``SILOBREAKER_SOURCES`` (sources.yaml),
-``SILOBREAKER_POLICY`` (policy.yaml), ``SILOBREAKER_RULES`` (rules.yaml, the quality rules) and
-``SILOBREAKER_LINKING`` (linking.yaml, how records are linked into persons).
+``SILOBREAKER_POLICY`` (policy.yaml), ``SILOBREAKER_RULES`` (rules.yaml, the quality rules),
+``SILOBREAKER_LINKING`` (linking.yaml, how records are linked into persons),
+and ``SILOBREAKER_POPULATIONS`` (populations.yaml, the key populations).
 Without them, the built-in demo district's declarations are used, so ``dagster dev`` works on a
 fresh checkout after ``silobreaker demo``.
 """
@@ -17,13 +18,14 @@ from core.config import suggest
 from core.errors import ConfigError
 from core.home import DataHome
 
-__all__ = ["DEMO_LINKING", "DEMO_POLICY", "DEMO_RULES", "DEMO_SOURCES", "PERSONS", "Settings"]
+__all__ = ["DEMO_LINKING", "DEMO_POLICY", "DEMO_POPULATIONS", "DEMO_RULES", "DEMO_SOURCES", "PERSONS", "Settings"]
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "demo"
 DEMO_SOURCES = DEMO_DIR / "sources.yaml"
 DEMO_POLICY = DEMO_DIR / "policy.yaml"
 DEMO_RULES = DEMO_DIR / "rules.yaml"
 DEMO_LINKING = DEMO_DIR / "linking.yaml"
+DEMO_POPULATIONS = DEMO_DIR / "populations.yaml"
 
 PERSONS = "persons"
 """The name ``--accept-drop`` takes to confirm a drop in the persons resolved (rather than a source's rows)."""
@@ -45,10 +47,11 @@ class Settings:
     linking_file: Path = DEMO_LINKING
     accept_drop: tuple[str, ...] = ()
     accepted_by: str = ""
+    populations_file: Path = DEMO_POPULATIONS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", DataHome.at(self.home))
-        for name in ("sources_file", "policy_file", "rules_file", "linking_file"):
+        for name in ("sources_file", "policy_file", "rules_file", "linking_file", "populations_file"):
             object.__setattr__(self, name, Path(getattr(self, name)))
         object.__setattr__(self, "accept_drop", tuple(self.accept_drop))
 
@@ -74,4 +77,5 @@ class Settings:
             policy_file=Path(os.environ.get("SILOBREAKER_POLICY") or DEMO_POLICY).resolve(),
             rules_file=Path(os.environ.get("SILOBREAKER_RULES") or DEMO_RULES).resolve(),
             linking_file=Path(os.environ.get("SILOBREAKER_LINKING") or DEMO_LINKING).resolve(),
+            populations_file=Path(os.environ.get("SILOBREAKER_POPULATIONS") or DEMO_POPULATIONS).resolve(),
         )

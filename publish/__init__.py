@@ -22,6 +22,7 @@ from publish.policy import (
     SharingPolicy,
     load_policy,
 )
+from publish.populations import Category, KeyPopulations, default_populations, load_populations
 from publish.products import (
     ProductFile,
     build_product,
@@ -41,11 +42,13 @@ __all__ = [
     "AuditAnchor",
     "AuditLog",
     "Candidate",
+    "Category",
     "DiskSpaceError",
     "Generation",
     "Generations",
     "Head",
     "KeyIdMismatchError",
+    "KeyPopulations",
     "KeyRotation",
     "ProductAnchor",
     "ProductFile",
@@ -60,7 +63,9 @@ __all__ = [
     "Warehouse",
     "WarehouseReader",
     "build_product",
+    "default_populations",
     "load_policy",
+    "load_populations",
     "product_key",
     "product_keys",
     "product_query_sql",

@@ -8,7 +8,7 @@ issued person ids, review decisions) are carried over from the previous warehous
 
 Tables (documented for analysts in ``docs/warehouse.md``):
     unified_population, record_person, source_records, consent_subjects, person_consent, consent_decisions,
-    field_conflicts, link_pairs, quarantine, extraction_log, validation_results,
+    field_conflicts, key_residents, link_pairs, quarantine, extraction_log, validation_results,
     publication_log, runs, person_id_history, issued_person_ids, review_queue, review_decisions,
     consent_effective, deletion_requests, consent_exclusions (see ``docs/privacy.md``)
 
@@ -50,6 +50,7 @@ from publish.golden import (
     unified_population_sql,
 )
 from publish.policy import SharingPolicy
+from publish.populations import KeyPopulations, default_populations
 from publish.products import ProductFile, build_product
 from quality.metrics import QUALITY_HISTORY_DDL, write_quality_metrics
 from quality.staging_report import StagingReport
@@ -120,6 +121,7 @@ class PublicationInputs:
         person_id_history: this run's person-id changes (``kind, old_id, new_id, records``), if any.
         review_queue: uncertain pairs awaiting review (``first_seen_run`` null: queued by this run).
         review_decisions: the review decisions this run applied (added to those already kept).
+        populations: the key-population categories (``populations.yaml``).
     """
 
     run_id: str
@@ -134,6 +136,7 @@ class PublicationInputs:
     person_id_history: pd.DataFrame | None = None
     review_queue: pd.DataFrame | None = None
     review_decisions: pd.DataFrame | None = None
+    populations: KeyPopulations = field(default_factory=default_populations)
 
 
 @dataclass
@@ -204,7 +207,8 @@ class Warehouse:
             self._load_inputs(con, inputs)
             self._remember_decisions(con)
             add_record_flats(con)
-            con.execute(unified_population_sql(inputs.trust, inputs.as_of))
+            con.execute(unified_population_sql(inputs.trust, inputs.as_of, inputs.populations))
+            con.execute(inputs.populations.key_residents_sql())
             con.execute(field_conflicts_sql())
             con.execute(consent_subjects_sql())
             con.execute(person_consent_sql())
@@ -249,7 +253,7 @@ class Warehouse:
             counts = {
                 table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
                 for table in ("unified_population", "record_person", "quarantine", "person_consent", "field_conflicts",
-                              "consent_unmatched")
+                              "consent_unmatched", "key_residents")
             }
             con.execute("CHECKPOINT")
         return Candidate(candidate_path, products_dir, products, counts, inputs.run_id, published_at, generation,
