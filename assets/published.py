@@ -51,6 +51,7 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
             staging_reports=[frames[f"staging_report_{s}"] for s in all_sources],
             trust=trust,
             populations=warehouse.populations(),
+            areas=warehouse.areas(),
         )
         result = publish_if_valid(warehouse.data_home(), inputs, warehouse.policy())
         check = dg.AssetCheckResult(

@@ -1,5 +1,5 @@
-"""Dagster resources for what the pipeline writes: the data home's warehouse, sharing policy and key
-populations."""
+"""Dagster resources for what the pipeline writes: the data home's warehouse, sharing policy, key
+populations and area register."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from core.home import DataHome
 from core.keys import load_or_create_key
 from dedup import DecisionLog, PreviousLinking
 from publish import (
+    AreaRegister,
     KeyPopulations,
     SharingPolicy,
     Warehouse,
     WarehouseReader,
+    load_area_register,
     load_policy,
     load_populations,
 )
@@ -29,6 +31,8 @@ class WarehouseResource(dg.ConfigurableResource):
     policy_file: str = Field(description="path of the sharing policy (policy.yaml)")
     populations_file: str = Field(default=str(DEFAULT_POPULATIONS_FILE),
                                   description="path of the key populations (populations.yaml)")
+    areas_file: str = Field(default="", description="path of the area register (CSV); empty: none, areas come "
+                                                    "from what departments state only")
 
     def data_home(self) -> DataHome:
         """The data home, created if missing."""
@@ -49,6 +53,10 @@ class WarehouseResource(dg.ConfigurableResource):
     def populations(self) -> KeyPopulations:
         """The key-population categories."""
         return load_populations(self.populations_file)
+
+    def areas(self) -> AreaRegister | None:
+        """The district's area register, or None where the deployment has none."""
+        return load_area_register(self.areas_file) if self.areas_file else None
 
     def previous_linking(self) -> PreviousLinking:
         """The published mapping, issued ids, review queue and decisions (warehouse and decision log), read-only."""

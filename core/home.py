@@ -16,7 +16,8 @@ A deployment keeps all its state under one directory (``$SILOBREAKER_HOME``, def
                                        audit/audit_signing.pub (the key its signatures verify with)
       keys/                            key files (mode 600 in a mode-700 folder)
       quarantine/<source>.csv|.xlsx    held-back rows exported for a department to correct
-      demo/                            the generated demo district's source systems and truth
+      demo/                            the generated demo district's source systems, area register
+                                       (demo/areas.csv) and truth
       dagster/                         the Dagster instance of CLI runs and ``make dev``
 
 Every other module asks a :class:`DataHome` for a path; none joins folder or file names under the
@@ -292,6 +293,12 @@ class DataHome:
     def demo_dir(self) -> Path:
         """The generated demo district's source systems (``demo/sources.yaml`` points here)."""
         return self.root / "demo"
+
+    @property
+    def demo_area_register(self) -> Path:
+        """The demo district's area register (streets, communities, grids and their buildings), written
+        with its sources; the pipeline's register when ``SILOBREAKER_AREAS`` names none."""
+        return self.demo_dir / "areas.csv"
 
     @property
     def demo_truth_dir(self) -> Path:

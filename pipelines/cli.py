@@ -152,10 +152,22 @@ def _print_summary(outcome: RunOutcome) -> None:
         note = "" if outcome.success else "  (previous publication, kept because this run failed)"
         print(f"people resolved: {summary.persons} from {summary.records} staged records{note}")
         print(f"tables published: {', '.join(summary.tables)}")
+        _print_areas(reader, settings)
         print(f"warehouse:     {reader.path}")
         print(f"shared tables: {home.shared_dir}  " + ", ".join(f"{r} ({n} rows)" for r, n in summary.products))
     if home.latest_report.exists():
         print(f"report:        {home.latest_report}")
+
+
+def _print_areas(reader, settings: Settings) -> None:
+    areas = reader.area_summary()
+    register = settings.area_register_file
+    if areas is None:
+        return
+    print(f"areas:         {areas.placed_only_by_address} people placed by their address alone "
+          f"(area register {register or 'none: set SILOBREAKER_AREAS'}); {areas.without_community} without a "
+          f"community (their address names none in the register), {areas.without_grid} without a grid; "
+          f"{areas.in_conflict} with disagreeing areas, resolved by recency (table area_conflicts)")
 
 
 def _outcome_lines(outcome: RunOutcome) -> list[str]:
@@ -212,6 +224,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         rules_file=Path(args.rules).resolve() if args.rules else base.rules_file,
         linking_file=Path(args.linking).resolve() if args.linking else base.linking_file,
         populations_file=Path(args.populations).resolve() if args.populations else base.populations_file,
+        areas_file=Path(args.areas).resolve() if args.areas else base.areas_file,
         accept_drop=tuple(args.accept_drop),
         accepted_by=args.by or _login(),
     )
@@ -396,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--linking", help="linking.yaml, how records are linked (default $SILOBREAKER_LINKING or the demo's)")
     run.add_argument("--populations", help="populations.yaml, the key populations (default $SILOBREAKER_POPULATIONS "
                                            "or the demo's)")
+    run.add_argument("--areas", help="the area register CSV (街道,社区,网格,楼栋,别名) that places addresses in grids "
+                                     "(default $SILOBREAKER_AREAS or the demo's under the data home)")
     run.add_argument("--accept-drop", action="append", default=[], metavar="SOURCE",
                      help="confirm that SOURCE really shrank against the last publication (or 'persons': fewer "
                           "persons resolved), so its drop guard passes for this run; kept with the run's "

@@ -19,7 +19,7 @@ from connectors import SourceReader, load_sources
 from dedup import load_link_settings
 from pipelines.settings import PERSONS, Settings
 from pipelines.storage import FileIOManager
-from publish import load_policy, load_populations
+from publish import load_area_register, load_policy, load_populations
 from quality import load_quality_rules
 
 __all__ = ["build_definitions", "defs"]
@@ -36,6 +36,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     rules = load_quality_rules(settings.rules_file)
     rules.check_sources(person_sources, settings.rules_file, consent=consent_source)
     load_policy(settings.policy_file, load_populations(settings.populations_file))
+    areas = settings.area_register_file
+    if areas is not None:
+        load_area_register(areas)
     linking = load_link_settings(settings.linking_file)
     accepted = settings.accepted_drops([s.name for s in declared])
 
@@ -71,7 +74,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             RUN_LOCK: RunLockResource(home=str(settings.home)),
             "source_reader": SourceReader(sources_file=str(settings.sources_file), home=str(settings.home)),
             "warehouse": WarehouseResource(home=str(settings.home), policy_file=str(settings.policy_file),
-                                           populations_file=str(settings.populations_file)),
+                                           populations_file=str(settings.populations_file),
+                                           areas_file=str(areas or "")),
             "io_manager": FileIOManager(home=str(settings.home)),
         },
     )

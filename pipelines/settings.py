@@ -3,9 +3,11 @@
 ``SILOBREAKER_HOME`` (data home, default ``./var``), ``SILOBREAKER_SOURCES`` (sources.yaml),
 ``SILOBREAKER_POLICY`` (policy.yaml), ``SILOBREAKER_RULES`` (rules.yaml, the quality rules),
 ``SILOBREAKER_LINKING`` (linking.yaml, how records are linked into persons),
-and ``SILOBREAKER_POPULATIONS`` (populations.yaml, the key populations).
+``SILOBREAKER_POPULATIONS`` (populations.yaml, the key populations) and ``SILOBREAKER_AREAS`` (the
+district's area register, a CSV of streets, communities, grids and their buildings).
 Without them, the built-in demo district's declarations are used, so ``dagster dev`` works on a
-fresh checkout after ``silobreaker demo``.
+fresh checkout after ``silobreaker demo``; the demo's area register is the one ``silobreaker demo``
+wrote under the data home (none: areas come from what departments state only).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class Settings:
 
     ``home`` may be given as a path; it is held as a :class:`~core.home.DataHome`. ``accept_drop``
     names the sources (or ``persons``) whose drop against the last publication ``accepted_by``
-    confirmed for this run (``silobreaker run --accept-drop``).
+    confirmed for this run (``silobreaker run --accept-drop``). ``areas_file`` is the area register;
+    unset, the demo's under the data home if ``silobreaker demo`` wrote one (:attr:`area_register_file`).
     """
 
     home: DataHome
@@ -48,12 +51,23 @@ class Settings:
     accept_drop: tuple[str, ...] = ()
     accepted_by: str = ""
     populations_file: Path = DEMO_POPULATIONS
+    areas_file: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", DataHome.at(self.home))
         for name in ("sources_file", "policy_file", "rules_file", "linking_file", "populations_file"):
             object.__setattr__(self, name, Path(getattr(self, name)))
+        if self.areas_file is not None:
+            object.__setattr__(self, "areas_file", Path(self.areas_file))
         object.__setattr__(self, "accept_drop", tuple(self.accept_drop))
+
+    @property
+    def area_register_file(self) -> Path | None:
+        """The area register: ``areas_file``, else the demo's under the data home if there is one, else None."""
+        if self.areas_file is not None:
+            return self.areas_file
+        demo = self.home.demo_area_register
+        return demo if demo.exists() else None
 
     def accepted_drops(self, sources: list[str]) -> dict[str, str]:
         """Source (or ``persons``) -> who accepted its drop, for the names in ``accept_drop``.
@@ -78,4 +92,5 @@ class Settings:
             rules_file=Path(os.environ.get("SILOBREAKER_RULES") or DEMO_RULES).resolve(),
             linking_file=Path(os.environ.get("SILOBREAKER_LINKING") or DEMO_LINKING).resolve(),
             populations_file=Path(os.environ.get("SILOBREAKER_POPULATIONS") or DEMO_POPULATIONS).resolve(),
+            areas_file=Path(os.environ["SILOBREAKER_AREAS"]).resolve() if os.environ.get("SILOBREAKER_AREAS") else None,
         )

@@ -1,6 +1,7 @@
 """Golden records, consent status, the atomically published warehouse, its products, the audit trail and the read side."""
 
 from publish.anchors import TrailVerification, verify_trail
+from publish.areas import AreaRegister, address_areas, load_area_register
 from publish.audit import AuditLog, Head, ProductAnchor, Verification
 from publish.crypto import (
     KeyIdMismatchError,
@@ -39,6 +40,7 @@ __all__ = [
     "SENSITIVE_COLUMNS",
     "SHAREABLE_COLUMNS",
     "Aggregate",
+    "AreaRegister",
     "AuditAnchor",
     "AuditLog",
     "Candidate",
@@ -62,8 +64,10 @@ __all__ = [
     "Verification",
     "Warehouse",
     "WarehouseReader",
+    "address_areas",
     "build_product",
     "default_populations",
+    "load_area_register",
     "load_policy",
     "load_populations",
     "product_key",

@@ -5,6 +5,8 @@ one, a day-precise birth date before a census year-month, then the more trusted 
 declared in ``sources.yaml``), then the most recent record. The source and date of every chosen
 value are kept beside it, and fields the departments disagree on are listed in ``conflict_fields``.
 
+Street, community and grid are chosen together, by recency, among the areas departments state and the
+areas their addresses name in the district's area register (``person_areas``, :mod:`publish.areas`).
 Key-population flags and ``key_populations`` follow the categories of ``populations.yaml``
 (:mod:`publish.populations`).
 
@@ -23,6 +25,7 @@ from datetime import date
 import duckdb
 
 from dedup.prepare import household_key
+from publish.areas import add_person_areas, add_record_areas, trust_rank_sql
 from publish.populations import KeyPopulations, default_populations
 from staging.schema import empty_canonical_frame
 
@@ -43,10 +46,9 @@ GOLDEN_FIELDS: dict[str, str] = {
     "id_number": "id_number_valid DESC NULLS LAST,",
     "phone": "",
     "address": "",
-    "street": "",
-    "community": "",
-    "grid": "",
 }
+"""Fields chosen per person one by one. The area (street, community, grid) is chosen as a whole
+(``person_areas``, :func:`publish.areas.add_person_areas`)."""
 
 #: Records a golden field may not come from, beyond those without the field.
 _GOLDEN_EXCLUDES: dict[str, str] = {"id_number": "coalesce(id_number_disputed, false)"}
@@ -79,20 +81,9 @@ def add_record_flats(con: duckdb.DuckDBPyConnection) -> None:
     con.unregister("_flats")
 
 
-def _trust_case(trust: dict[str, int]) -> str:
-    if not trust:
-        return "0"
-    whens = " ".join(f"WHEN '{_quote(s)}' THEN {int(rank)}" for s, rank in trust.items())
-    return f"CASE source {whens} ELSE {len(trust)} END"
-
-
-def _quote(text: str) -> str:
-    return text.replace("'", "''")
-
-
 def unified_population_sql(trust: dict[str, int], as_of: date, populations: KeyPopulations | None = None) -> str:
-    """``CREATE TABLE unified_population`` from ``source_records`` (records with their person_id): the
-    golden columns, one column per key population and ``key_populations``.
+    """``CREATE TABLE unified_population`` from ``source_records`` (records with their person_id) and
+    ``person_areas``: the golden columns, one column per key population and ``key_populations``.
 
     Args:
         trust: source name -> rank (0 is most trusted) used to choose between departments.
@@ -123,13 +114,15 @@ def golden_columns() -> tuple[tuple[str, str], ...]:
         con.execute("CREATE TABLE source_records AS SELECT CAST(NULL AS VARCHAR) AS person_id, *, "
                     "CAST(NULL AS BOOLEAN) AS id_number_disputed FROM _records")
         add_record_flats(con)
+        add_record_areas(con, None)
+        add_person_areas(con, {})
         con.execute(f"CREATE TABLE _golden AS {_golden_sql({}, date(2000, 1, 1))}")
         return tuple((row[0], row[1]) for row in con.execute("DESCRIBE _golden").fetchall())
 
 
 def _golden_sql(trust: dict[str, int], as_of: date) -> str:
     """The SELECT of every golden column per person (no key-population columns)."""
-    order_tail = f"{_trust_case(trust)}, record_date DESC NULLS LAST, record_id"
+    order_tail = f"{trust_rank_sql(trust)}, record_date DESC NULLS LAST, record_id"
     picks = []
     for field, extra in GOLDEN_FIELDS.items():
         order = f"{extra} {order_tail}"
@@ -173,7 +166,9 @@ WITH golden AS (
             {as_of_sql}) / 12) AS INTEGER) END AS age
     FROM golden
 )
-SELECT * FROM aged
+SELECT aged.*, a.street, a.street_source, a.street_date, a.community, a.community_source, a.community_date,
+    a.grid, a.grid_source, a.grid_date, coalesce(a.area_from_address, false) AS area_from_address
+FROM aged LEFT JOIN person_areas a USING (person_id)
 """
 
 

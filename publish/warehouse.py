@@ -8,7 +8,7 @@ issued person ids, review decisions) are carried over from the previous warehous
 
 Tables (documented for analysts in ``docs/warehouse.md``):
     unified_population, record_person, source_records, consent_subjects, person_consent, consent_decisions,
-    field_conflicts, key_residents, link_pairs, quarantine, extraction_log, validation_results,
+    field_conflicts, area_conflicts, key_residents, link_pairs, quarantine, extraction_log, validation_results,
     publication_log, runs, person_id_history, issued_person_ids, review_queue, review_decisions,
     consent_effective, deletion_requests, consent_exclusions (see ``docs/privacy.md``)
 
@@ -35,6 +35,7 @@ import duckdb
 import pandas as pd
 
 from core.home import DataHome, HomeLike
+from publish.areas import AreaRegister, add_person_areas, add_record_areas, area_summary
 from publish.audit import AuditLog, ProductAnchor
 from publish.consent import (
     add_consent_problems,
@@ -122,6 +123,8 @@ class PublicationInputs:
         review_queue: uncertain pairs awaiting review (``first_seen_run`` null: queued by this run).
         review_decisions: the review decisions this run applied (added to those already kept).
         populations: the key-population categories (``populations.yaml``).
+        areas: the district's area register, which places addresses in streets, communities and grids;
+            without one, areas come from what departments state only.
     """
 
     run_id: str
@@ -137,6 +140,7 @@ class PublicationInputs:
     review_queue: pd.DataFrame | None = None
     review_decisions: pd.DataFrame | None = None
     populations: KeyPopulations = field(default_factory=default_populations)
+    areas: AreaRegister | None = None
 
 
 @dataclass
@@ -207,6 +211,8 @@ class Warehouse:
             self._load_inputs(con, inputs)
             self._remember_decisions(con)
             add_record_flats(con)
+            add_record_areas(con, inputs.areas)
+            add_person_areas(con, inputs.trust, {r.source: r.department for r in inputs.staging_reports})
             con.execute(unified_population_sql(inputs.trust, inputs.as_of, inputs.populations))
             con.execute(inputs.populations.key_residents_sql())
             con.execute(field_conflicts_sql())
@@ -253,8 +259,9 @@ class Warehouse:
             counts = {
                 table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
                 for table in ("unified_population", "record_person", "quarantine", "person_consent", "field_conflicts",
-                              "consent_unmatched", "key_residents")
+                              "consent_unmatched", "area_conflicts", "key_residents")
             }
+            counts |= area_summary(con).as_counts()
             con.execute("CHECKPOINT")
         return Candidate(candidate_path, products_dir, products, counts, inputs.run_id, published_at, generation,
                          entries)
