@@ -102,13 +102,15 @@ class AreaRegister:
         """``name, community, bare``: every way an address may name each community; ``bare`` names (the
         name without 社区/村) count only when a building number follows them directly."""
         rows: list[tuple[str, str, bool]] = []
-        for community in self.communities:
-            core = _SUFFIX.sub("", community)
+        cores = {community: _SUFFIX.sub("", community) for community in self.communities}
+        shared = {core for core in cores.values() if list(cores.values()).count(core) > 1}
+        for community, core in cores.items():
             suffixes = _VILLAGE_SUFFIXES if community.endswith(_VILLAGE_SUFFIXES) else _COMMUNITY_SUFFIXES
             full = {community, *(core + s for s in suffixes if core)}
             aliases = {alias for a in self.lines if a.community == community for alias in a.aliases}
             rows += [(name, community, False) for name in sorted(full | aliases)]
-            if len(core) >= 2 and core not in full | aliases:
+            # A bare 翠苑 is read only where it names one community (翠苑社区 and 翠苑村 both: neither).
+            if len(core) >= 2 and core not in full | aliases and core not in shared:
                 rows.append((core, community, True))
         return pd.DataFrame(rows, columns=["name", "community", "bare"])
 
@@ -210,7 +212,8 @@ def _read(path: Path) -> pd.DataFrame:
                               "CSV UTF-8 (or CSV) with the header line 街道,社区,网格,楼栋,别名") from e
     else:
         raise ConfigError(f"{path}: the area register is neither UTF-8 nor GBK text; save it from Excel as CSV UTF-8")
-    headers = {h: normalize_address(pd.Series([h])).iloc[0] or "" for h in frame.columns}
+    clean = normalize_address(pd.Series([str(h) for h in frame.columns])).fillna("")
+    headers = dict(zip(frame.columns, clean, strict=True))
     english = {**AREA_REGISTER_HEADERS, **{v: v for v in AREA_REGISTER_HEADERS.values()}}
     unknown = [h for h, clean in headers.items() if clean not in english]
     if unknown:
@@ -225,7 +228,8 @@ def _read(path: Path) -> pd.DataFrame:
     for field in ("grid", "buildings", "aliases"):
         if field not in frame:
             frame[field] = ""
-    texts = ["street", "community", "grid", "aliases"]
+    # As staging normalises addresses: half-width digits and commas, no spaces, simplified characters.
+    texts = ["street", "community", "grid", "buildings", "aliases"]
     frame[texts] = frame[texts].apply(lambda column: normalize_address(column).fillna(""))
     return frame
 
@@ -238,9 +242,8 @@ def _line(number: int, row: dict[str, str]) -> tuple[AreaLine | None, str | None
     if not row["street"] or not row["community"]:
         empty = "街道" if not row["street"] else "社区"
         return None, f"{where}: {empty} is empty; every line names its street and community, e.g. {_EXAMPLE}"
-    spec = normalize_address(pd.Series([row["buildings"]])).iloc[0]
     ranges: list[tuple[int, int]] = []
-    for part in _SEPARATORS.split(_BUILDING_WORDS.sub("", spec if isinstance(spec, str) else "")):
+    for part in _SEPARATORS.split(_BUILDING_WORDS.sub("", row["buildings"])):
         match = _RANGE.fullmatch(part) if part else None
         if part and (match is None or int(match.group(2) or match.group(1)) < int(match.group(1))):
             return None, (f"{where} ({row['grid'] or row['community']}): 楼栋 {row['buildings']!r} cannot be read at "
@@ -291,7 +294,8 @@ def _consistency(lines: list[AreaLine]) -> list[str]:
     taken = names.groupby("name")["community"].nunique()
     for name in taken[taken > 1].index:
         holders = sorted(names.loc[names["name"] == name, "community"].unique())
-        problems.append(f"别名 {name}: addresses could mean {' or '.join(holders)}; give each alias to one community")
+        problems.append(f"名称 {name}: addresses could mean {' or '.join(holders)}; give each alias (别名) to one "
+                        "community")
     return problems
 
 

@@ -85,7 +85,7 @@ def test_a_register_saved_by_excel_as_gbk_reads(tmp_path):
         ("街道,社区,网格,楼栋\n西溪街道,翠苑社区,一网格,\n西溪街道,翠苑社区,二网格,3-4\n",
          "line 2: grid 一网格 has no 楼栋, so it covers all of 翠苑社区"),
         ("街道,社区,网格,楼栋,别名\n西溪街道,翠苑社区,一网格,1-5,新村\n西溪街道,桂花社区,二网格,,新村\n",
-         "别名 新村: addresses could mean 桂花社区 or 翠苑社区"),
+         "名称 新村: addresses could mean 桂花社区 or 翠苑社区"),
         ("街道,社区,网格,楼栋号\n西溪街道,翠苑社区,一网格,1-5\n", "line 1: unknown column(s) '楼栋号' (did you mean '楼栋'?)"),
         ("街道,网格\n西溪街道,一网格\n", "line 1: column(s) 社区 missing"),
         ("街道,社区,网格,楼栋\n", "no lines; write one line per grid"),
@@ -96,6 +96,12 @@ def test_a_bad_register_fails_naming_the_file_the_line_and_the_fix(tmp_path, tex
     with pytest.raises(ConfigError) as caught:
         load_area_register(path)
     assert str(caught.value).startswith(str(path)) and expected in str(caught.value), str(caught.value)
+
+
+def test_a_community_and_a_village_of_one_name_are_told_apart_by_their_suffix(tmp_path):
+    register = load_area_register(write(tmp_path, "街道,社区,网格,楼栋\n西溪街道,翠苑社区,翠苑网格,\n东湖街道,翠苑村,村网格,\n"))
+    found = address_areas(pd.Series(["翠苑社区3幢", "翠苑村委会5组", "翠苑3幢"]), register)
+    assert found["grid"].fillna("-").tolist() == ["翠苑网格", "村网格", "-"]  # a bare 翠苑 could be either
 
 
 def test_a_missing_register_says_what_file_is_expected(tmp_path):
