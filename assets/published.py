@@ -56,6 +56,8 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
             consent=frames[f"staged_{consent_source}"] if consent_source else pd.DataFrame(columns=CONSENT_COLUMNS),
             staging_reports=[frames[f"staging_report_{s}"] for s in all_sources],
             trust=trust,
+            populations=warehouse.populations(),
+            areas=warehouse.areas(),
         )
         result = publish_if_valid(warehouse.data_home(), inputs, warehouse.policy())
         check = dg.AssetCheckResult(

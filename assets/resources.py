@@ -1,4 +1,5 @@
-"""Dagster resources for what the pipeline writes: the data home's warehouse and sharing policy."""
+"""Dagster resources for what the pipeline writes: the data home's warehouse, sharing policy, key
+populations and area register."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ from pydantic import Field
 from core.home import DataHome
 from core.keys import load_or_create_key
 from dedup import DecisionLog, PreviousLinking
-from publish import SharingPolicy, Warehouse, WarehouseReader, load_policy
+from publish import (
+    AreaRegister,
+    KeyPopulations,
+    SharingPolicy,
+    Warehouse,
+    WarehouseReader,
+    load_area_register,
+    load_policy,
+    load_populations,
+)
+from publish.populations import DEFAULT_POPULATIONS_FILE
 
 __all__ = ["WarehouseResource"]
 
@@ -18,6 +29,10 @@ class WarehouseResource(dg.ConfigurableResource):
 
     home: str = Field(description="the data home (SILOBREAKER_HOME)")
     policy_file: str = Field(description="path of the sharing policy (policy.yaml)")
+    populations_file: str = Field(default=str(DEFAULT_POPULATIONS_FILE),
+                                  description="path of the key populations (populations.yaml)")
+    areas_file: str = Field(default="", description="path of the area register (CSV); empty: none, areas come "
+                                                    "from what departments state only")
 
     def data_home(self) -> DataHome:
         """The data home, created if missing."""
@@ -32,8 +47,16 @@ class WarehouseResource(dg.ConfigurableResource):
         return WarehouseReader(self.data_home())
 
     def policy(self) -> SharingPolicy:
-        """The validated sharing policy (read at run time, never at import)."""
-        return load_policy(self.policy_file)
+        """The validated sharing policy (read at run time, never at import), checked against the key populations."""
+        return load_policy(self.policy_file, self.populations())
+
+    def populations(self) -> KeyPopulations:
+        """The key-population categories."""
+        return load_populations(self.populations_file)
+
+    def areas(self) -> AreaRegister | None:
+        """The district's area register, or None where the deployment has none."""
+        return load_area_register(self.areas_file) if self.areas_file else None
 
     def previous_linking(self) -> PreviousLinking:
         """The published mapping, issued ids, review queue and decisions (warehouse and decision log), read-only."""

@@ -58,6 +58,7 @@ def load_yaml_model(
     *,
     examples: Mapping[str, str] | None = None,
     like: str | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> M:
     """Read ``path`` as YAML and validate it as ``model``.
 
@@ -68,6 +69,8 @@ def load_yaml_model(
         examples: a correct line per key name (``{"path": "path: demo/x.csv"}``), shown next to an
             error about that key so the fix can be copied.
         like: a file to point to when this one is missing (``demo/sources.yaml``).
+        context: passed to the model's validators (pydantic's validation context), e.g. the key
+            populations a sharing policy may name.
 
     Raises:
         ConfigError: the file is missing, unreadable, not YAML, empty, repeats a key, or does not
@@ -96,7 +99,7 @@ def load_yaml_model(
         start = f"; start from {like}" if like else ""
         raise ConfigError(f"{path}: the {what} is empty; expected a mapping with keys {keys}{first}{start}")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=dict(context) if context else None)
     except ValidationError as e:
         raise ConfigError(format_validation_error(path, e, what, model, examples or {}, lines)) from e
 

@@ -17,7 +17,8 @@ A deployment keeps all its state under one directory (``$SILOBREAKER_HOME``, def
       keys/                            key files (mode 600 in a mode-700 folder)
       corrections/<source>.csv|.xlsx   what a department is asked to correct: its held-back rows and
                                        its records other departments disagree with
-      demo/                            the generated demo district's source systems and truth
+      demo/                            the generated demo district's source systems, area register
+                                       (demo/areas.csv) and truth
       dagster/                         the Dagster instance of CLI runs and ``make dev``
 
 Every other module asks a :class:`DataHome` for a path; none joins folder or file names under the
@@ -294,6 +295,12 @@ class DataHome:
     def demo_dir(self) -> Path:
         """The generated demo district's source systems (``demo/sources.yaml`` points here)."""
         return self.root / "demo"
+
+    @property
+    def demo_area_register(self) -> Path:
+        """The demo district's area register (streets, communities, grids and their buildings), written
+        with its sources; the pipeline's register when ``SILOBREAKER_AREAS`` names none."""
+        return self.demo_dir / "areas.csv"
 
     @property
     def demo_truth_dir(self) -> Path:

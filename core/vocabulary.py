@@ -21,7 +21,6 @@ __all__ = [
     "CONSENT_STATUS_WORDS",
     "DATE_FORMATS",
     "FIELD_LABELS",
-    "KEY_POPULATION_LABELS",
     "MASKS",
     "PARTIAL_DATE_FORMATS",
     "PURPOSE_LABELS",
@@ -140,21 +139,6 @@ FIELD_LABELS: Mapping[str, str] = MappingProxyType(
 name), for every word a department or supervisor reads.
 
 ``id_number`` is 公民身份号码, the term of GB 11643 and of the resident ID law."""
-
-KEY_POPULATION_LABELS: Mapping[str, str] = MappingProxyType(
-    {
-        "elderly": "60岁以上老年人",
-        "elderly_living_alone": "独居老人",
-        "young_child": "6岁以下儿童",
-        "minor_under_14": "14岁以下未成年人",
-        "disabled": "残疾人",
-        "chronic_patient": "慢性病患者",
-        "pregnant_woman": "孕产妇",
-        "community_corrections": "社区矫正对象",
-        "low_income_household": "低保户",
-    }
-)
-"""The Chinese name of each key population (重点人群), as a department or grid worker reads it."""
 
 SEX_LABELS: Mapping[str, str] = MappingProxyType({"M": "男", "F": "女"})
 """Staged sex codes as a clerk reads them."""

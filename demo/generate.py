@@ -13,7 +13,9 @@ source                    file under ``<home>/demo/``  form
 ``consent_registry``       ``consent_registry.parquet`` decisions per purpose and recipient
 ========================  ===========================  ===========================================
 
-and, for tests and benchmarks only (the pipeline never reads them), ``truth/ground_truth.parquet``
+and the district's area register, ``areas.csv`` (street, community, grid and the buildings each grid
+covers, as a 街道 clerk keeps it; the pipeline places addresses with it, :mod:`publish.areas`), and,
+for tests and benchmarks only (the pipeline never reads them), ``truth/ground_truth.parquet``
 (every person-source row -> the true person), ``truth/hard_negatives.parquet`` (twins, 同名同姓
 namesakes, and a person whose row was keyed with a household member's ID number with that member:
 pairs that must not be merged) and ``truth/persons.parquet`` (the people themselves).
@@ -183,6 +185,8 @@ class DemoSummary:
         ground_truth: ``record_id, true_person_id, source, defects`` for every person-source row.
         hard_negatives: ``person_a, person_b, kind`` (``twin`` or ``namesake``).
         persons_truth: one row per person with the true attributes.
+        area_register: the district's area register (``街道,社区,网格,楼栋``), consistent with every
+            address the sources hold.
         seconds: wall-clock time taken.
     """
 
@@ -195,6 +199,7 @@ class DemoSummary:
     hard_negatives: Path
     persons_truth: Path
     seconds: float
+    area_register: Path | None = None
 
 
 def generate_demo(home: HomeLike, persons: int = 20_000, seed: int = 20261123) -> DemoSummary:
@@ -241,6 +246,7 @@ def generate_demo(home: HomeLike, persons: int = 20_000, seed: int = 20261123) -
     }
     counts = {source: rows.n for source, rows in tables.items()}
     counts["consent_registry"] = _consent(rng_consent, pop, out / FILES["consent_registry"])
+    write_csv(data_home.demo_area_register, pop.layout.register(), encoding="utf-8-sig")
 
     truth = {
         "ground_truth": truth_dir / "ground_truth.parquet",
@@ -263,6 +269,7 @@ def generate_demo(home: HomeLike, persons: int = 20_000, seed: int = 20261123) -
         hard_negatives=truth["hard_negatives"],
         persons_truth=truth["persons"],
         seconds=seconds,
+        area_register=data_home.demo_area_register,
     )
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "CHRONIC_DISEASES",
     "REFERENCE_DATE",
     "Addresses",
+    "GridLayout",
     "Population",
     "build_population",
 ]
@@ -109,6 +110,37 @@ class Addresses:
 
 
 @dataclass(frozen=True)
+class GridLayout:
+    """How each community (0..29 over the district) is cut into grids: buildings 1..``buildings[c]``
+    in ``grids[c]`` runs of consecutive buildings, as :func:`build_population` placed the flats."""
+
+    grids: np.ndarray
+    buildings: np.ndarray
+
+    def grid_of(self, community: np.ndarray, building: np.ndarray) -> np.ndarray:
+        """The grid number (1-based, within its community) of a building: the rule flats were placed by."""
+        return (building - 1) * self.grids[community] // self.buildings[community] + 1
+
+    def register(self) -> dict[str, np.ndarray]:
+        """The district's area register: one line per grid, ``街道, 社区, 网格, 楼栋`` (``"1-3"``), as a
+        district clerk keeps it (see :mod:`publish.areas`)."""
+        community = np.repeat(np.arange(len(self.buildings)), self.buildings)
+        building = np.concatenate([np.arange(1, n + 1) for n in self.buildings])
+        grid = self.grid_of(community, building)
+        first = np.r_[True, (community[1:] != community[:-1]) | (grid[1:] != grid[:-1])]
+        starts = np.flatnonzero(first)
+        ends = np.r_[starts[1:], len(building)] - 1
+        places = Addresses(community[starts] // len(V.COMMUNITIES[0]), community[starts], grid[starts],
+                           building[starts], building[starts], building[starts])
+        return {
+            "街道": places.street_names(),
+            "社区": places.community_names(),
+            "网格": places.grid_names(),
+            "楼栋": cat(building[starts].astype(STRING), "-", building[ends].astype(STRING)),
+        }
+
+
+@dataclass(frozen=True)
 class Population:
     """The true district: one entry per person (index = person number)."""
 
@@ -127,6 +159,7 @@ class Population:
     households: int
     registered: Addresses  # where civil affairs has them
     current: Addresses  # where they live now (differs for movers)
+    layout: GridLayout  # which buildings of each community form each grid
     moved: np.ndarray
     lives_alone: np.ndarray
     low_income: np.ndarray
@@ -182,7 +215,7 @@ def build_population(rng: np.random.Generator, n: int) -> Population:
     id18 = _ids(rng, male, birth, household, minority_household, age)
     phone, contact = _phones(rng, age, household, heads)
 
-    registered, current, moved_household = _addresses(rng, n_households)
+    registered, current, moved_household, layout = _addresses(rng, n_households)
     lives_alone = (age >= 60) & (size[household] == 1)
     alone_household = np.zeros(n_households, dtype=bool)
     alone_household[household[lives_alone]] = True
@@ -214,6 +247,7 @@ def build_population(rng: np.random.Generator, n: int) -> Population:
         households=n_households,
         registered=registered.take(household),
         current=current.take(household),
+        layout=layout,
         moved=moved_household[household],
         lives_alone=lives_alone,
         low_income=low_income,
@@ -457,8 +491,9 @@ def _phones(
     return own, contact
 
 
-def _addresses(rng: np.random.Generator, n_households: int) -> tuple[Addresses, Addresses, np.ndarray]:
-    """Place households in flats; movers get a second flat. Returns registered, current, moved."""
+def _addresses(rng: np.random.Generator, n_households: int) -> tuple[Addresses, Addresses, np.ndarray, GridLayout]:
+    """Place households in flats; movers get a second flat. Returns registered, current, moved and the
+    grid layout of every community."""
     moved = rng.random(n_households) < MOVED_HOUSEHOLD_SHARE
     n_moved = int(moved.sum())
     n_addresses = n_households + n_moved
@@ -468,6 +503,7 @@ def _addresses(rng: np.random.Generator, n_households: int) -> tuple[Addresses, 
     grids = rng.integers(4, 9, n_communities)
     floors = rng.choice(_FLOOR_CHOICES, size=n_communities)
     building, unit, room, grid = (np.zeros(n_addresses, dtype=np.int64) for _ in range(4))
+    layout = GridLayout(grids, np.zeros(n_communities, dtype=np.int64))
     for c in range(n_communities):
         idx = np.flatnonzero(community == c)
         per_floor, per_building = _ROOMS_PER_FLOOR, _UNITS_PER_BUILDING * floors[c] * _ROOMS_PER_FLOOR
@@ -477,12 +513,13 @@ def _addresses(rng: np.random.Generator, n_households: int) -> tuple[Addresses, 
         within = slot % per_building
         unit[idx] = within // (floors[c] * per_floor) + 1
         room[idx] = (within % (floors[c] * per_floor)) // per_floor * 100 + 101 + within % per_floor
-        grid[idx] = (building[idx] - 1) * grids[c] // n_buildings + 1
+        layout.buildings[c] = n_buildings
+        grid[idx] = layout.grid_of(community[idx], building[idx])
     places = Addresses(community // len(V.COMMUNITIES[0]), community, grid, building, unit, room)
     registered = places.take(np.arange(n_households))
     current_index = np.arange(n_households)
     current_index[moved] = n_households + np.arange(n_moved)
-    return registered, places.take(current_index), moved
+    return registered, places.take(current_index), moved, layout
 
 
 def _corrections(rng: np.random.Generator, age: np.ndarray, male: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -173,6 +173,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         policy_file=Path(args.policy).resolve() if args.policy else base.policy_file,
         rules_file=Path(args.rules).resolve() if args.rules else base.rules_file,
         linking_file=Path(args.linking).resolve() if args.linking else base.linking_file,
+        populations_file=Path(args.populations).resolve() if args.populations else base.populations_file,
+        areas_file=Path(args.areas).resolve() if args.areas else base.areas_file,
         accept_drop=tuple(args.accept_drop),
         accepted_by=args.by or _login(),
     )
@@ -356,6 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", help="policy.yaml (default $SILOBREAKER_POLICY or the demo's)")
     run.add_argument("--rules", help="rules.yaml, the quality rules (default $SILOBREAKER_RULES or the demo's)")
     run.add_argument("--linking", help="linking.yaml, how records are linked (default $SILOBREAKER_LINKING or the demo's)")
+    run.add_argument("--populations", help="populations.yaml, the key populations (default $SILOBREAKER_POPULATIONS "
+                                           "or the demo's)")
+    run.add_argument("--areas", help="the area register CSV (街道,社区,网格,楼栋,别名) that places addresses in grids "
+                                     "(default $SILOBREAKER_AREAS or the demo's under the data home)")
     run.add_argument("--accept-drop", action="append", default=[], metavar="SOURCE",
                      help="confirm that SOURCE really shrank against the last publication (or 'persons': fewer "
                           "persons resolved), so its drop guard passes for this run; kept with the run's "

@@ -23,7 +23,7 @@ from core.home import HOME_ENV
 from dedup import load_link_settings
 from pipelines.settings import DEMO_SOURCES, PERSONS, SETTINGS_ENV, Settings
 from pipelines.storage import FileIOManager
-from publish import load_policy
+from publish import load_area_register, load_policy, load_populations
 from quality import load_quality_rules
 
 __all__ = ["build_definitions", "defs"]
@@ -45,7 +45,10 @@ def build_definitions(settings: Settings, *, from_env: bool = False) -> dg.Defin
     consent_source = sources.consent_source.name if sources.consent_source else None
     rules = load_quality_rules(settings.rules_file)
     rules.check_sources(person_sources, settings.rules_file, consent=consent_source)
-    load_policy(settings.policy_file)
+    load_policy(settings.policy_file, load_populations(settings.populations_file))
+    areas = settings.area_register_file
+    if areas is not None:
+        load_area_register(areas)
     linking = load_link_settings(settings.linking_file)
     accepted = settings.accepted_drops([s.name for s in declared])
 
@@ -92,7 +95,10 @@ def _resources(settings: Settings, from_env: bool) -> dict[str, object]:
     return {
         RUN_LOCK: RunLockResource(home=home),
         "source_reader": SourceReader(sources_file=value(SETTINGS_ENV["sources_file"], settings.sources_file), home=home),
-        "warehouse": WarehouseResource(home=home, policy_file=value(SETTINGS_ENV["policy_file"], settings.policy_file)),
+        "warehouse": WarehouseResource(
+            home=home, policy_file=value(SETTINGS_ENV["policy_file"], settings.policy_file),
+            populations_file=value(SETTINGS_ENV["populations_file"], settings.populations_file),
+            areas_file=value(SETTINGS_ENV["areas_file"], settings.area_register_file or "")),
         "io_manager": FileIOManager(home=home),
     }
 

@@ -70,6 +70,8 @@ class Publication:
     products: dict[str, int]
     warehouse: str
     shared_dir: str
+    areas: dict[str, int] | None = None
+    area_register: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,15 @@ class SyncSummary:
         if p is not None:
             note = "" if p.by_this_run else "  (previous publication, kept because this run failed)"
             lines += [f"people resolved: {p.persons} from {p.records} staged records{note}",
-                      f"tables published: {', '.join(p.tables)}",
-                      f"warehouse:     {p.warehouse}",
+                      f"tables published: {', '.join(p.tables)}"]
+            if p.areas is not None:
+                a = p.areas
+                lines.append(
+                    f"areas:         {a['placed_only_by_address']} people placed by their address alone (area register "
+                    f"{p.area_register or 'none: set SILOBREAKER_AREAS'}); {a['without_community']} without a community "
+                    f"(their address names none in the register), {a['without_grid']} without a grid; "
+                    f"{a['in_conflict']} with disagreeing areas, resolved by recency (table area_conflicts)")
+            lines += [f"warehouse:     {p.warehouse}",
                       f"shared tables: {p.shared_dir}  " + ", ".join(f"{r} ({n} rows)" for r, n in p.products.items())]
         if self.report:
             lines.append(f"report:        {self.report}")
@@ -154,12 +163,12 @@ def build_summary(outcome: RunOutcome) -> SyncSummary:
         sources=tuple(sources),
         findings=tuple(_findings(outcome)),
         notes=tuple(outcome.notes),
-        publication=_publication(home, outcome.success),
+        publication=_publication(home, outcome.success, settings.area_register_file),
         report=str(home.latest_report) if home.latest_report.exists() else None,
     )
 
 
-def _publication(home, success: bool) -> Publication | None:
+def _publication(home, success: bool, area_register) -> Publication | None:
     reader = WarehouseReader(home)
     last = reader.last_run()
     summary = reader.summary(last.run_id) if last else None
@@ -170,6 +179,8 @@ def _publication(home, success: bool) -> Publication | None:
         run_id=last.run_id, generation=current.name if current else None, by_this_run=success,
         persons=summary.persons, records=summary.records, tables=summary.tables, products=dict(summary.products),
         warehouse=str(reader.path), shared_dir=str(home.shared_dir),
+        areas=asdict(areas) if (areas := reader.area_summary()) is not None else None,
+        area_register=str(area_register) if area_register else None,
     )
 
 

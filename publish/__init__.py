@@ -1,6 +1,7 @@
 """Golden records, consent status, the atomically published warehouse, its products, the audit trail and the read side."""
 
 from publish.anchors import TrailVerification, verify_trail
+from publish.areas import AreaRegister, address_areas, load_area_register
 from publish.audit import AuditLog, Head, ProductAnchor, Verification
 from publish.crypto import (
     KeyIdMismatchError,
@@ -22,6 +23,7 @@ from publish.policy import (
     SharingPolicy,
     load_policy,
 )
+from publish.populations import Category, KeyPopulations, default_populations, load_populations
 from publish.products import (
     ProductFile,
     build_product,
@@ -38,14 +40,17 @@ __all__ = [
     "SENSITIVE_COLUMNS",
     "SHAREABLE_COLUMNS",
     "Aggregate",
+    "AreaRegister",
     "AuditAnchor",
     "AuditLog",
     "Candidate",
+    "Category",
     "DiskSpaceError",
     "Generation",
     "Generations",
     "Head",
     "KeyIdMismatchError",
+    "KeyPopulations",
     "KeyRotation",
     "ProductAnchor",
     "ProductFile",
@@ -59,8 +64,12 @@ __all__ = [
     "Verification",
     "Warehouse",
     "WarehouseReader",
+    "address_areas",
     "build_product",
+    "default_populations",
+    "load_area_register",
     "load_policy",
+    "load_populations",
     "product_key",
     "product_keys",
     "product_query_sql",

@@ -36,11 +36,14 @@ are returned as :class:`Disclosure` and written to the publication log.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 
 import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
+
+from publish.populations import default_populations
 
 __all__ = ["AGE_BANDS", "AREA_LEVELS", "QUASI_IDENTIFIERS", "Disclosure", "KAnonymity", "anonymise", "measure_k"]
 
@@ -55,8 +58,6 @@ AREA_LEVELS = ("grid", "community", "street")
 
 _NULL = "CAST(NULL AS VARCHAR)"  # a withheld column stays text, not DuckDB's NULL type
 
-#: Key populations that follow from age, which the rows show anyway: not l-diversity categories.
-_DERIVED_FROM_AGE = ("elderly", "young_child", "minor_under_14")
 
 
 class KAnonymity(BaseModel):
@@ -189,21 +190,27 @@ def _known_sql(known: list[str]) -> dict[str, str]:
     return {f"_kp{i}": f"CAST(list_contains(key_populations, '{c}') AS VARCHAR)" for i, c in enumerate(known)}
 
 
-def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str]) -> tuple[pa.Table, Disclosure]:
+def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str],
+              derived_from_age: Collection[str] | None = None) -> tuple[pa.Table, Disclosure]:
     """Generalise, suppress and withhold ``table`` (an analyst product's rows) until ``rule`` holds.
 
     Args:
         table: the product's rows; quasi-identifier columns are returned as text (``"65-69"``).
         rule: the policy's ``k_anonymity``.
         shown_populations: the key populations the product may show.
+        derived_from_age: key populations that follow from age, which the rows show anyway: not
+            l-diversity categories (default: those of the default categories,
+            :attr:`publish.populations.KeyPopulations.derived_from_age`).
     """
+    if derived_from_age is None:
+        derived_from_age = default_populations().derived_from_age
     qis = tuple(rule.quasi_identifiers or [c for c in QUASI_IDENTIFIERS if c in table.column_names])
     missing = [c for c in qis if c not in table.column_names]
     if missing:
         raise ValueError(f"k_anonymity.quasi_identifiers {missing} are not columns of the product")
     has_flags = "key_populations" in table.column_names
     known = [c for c in rule.known_populations if c in shown_populations] if has_flags else []
-    flags = [c for c in shown_populations if c not in _DERIVED_FROM_AGE] if has_flags else []
+    flags = [c for c in shown_populations if c not in derived_from_age] if has_flags else []
     sensitive = [c for c in (rule.sensitive if rule.sensitive is not None else flags)
                  if c in shown_populations and c not in known]
     bad = _bad_class_sql(rule.k, sensitive)

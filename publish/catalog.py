@@ -4,7 +4,7 @@ Analysts read it in two places that must say the same: ``docs/warehouse.md`` (it
 columns" section is generated from here) and the warehouse itself, where every table and column
 carries its description as a ``COMMENT ON`` (``duckdb_tables().comment``, ``duckdb_columns().comment``;
 DBeaver and R show them beside the column). Where the canonical vocabulary has a Chinese name for a
-column (:data:`core.vocabulary.FIELD_LABELS`, :data:`core.vocabulary.KEY_POPULATION_LABELS`), the
+column (:data:`core.vocabulary.FIELD_LABELS`, the key populations' labels in ``populations.yaml``), the
 comment starts with it.
 
 Why a Python mapping and not the document parsed at publish time: the package publishes from an
@@ -31,7 +31,8 @@ from pathlib import Path
 
 import duckdb
 
-from core.vocabulary import FIELD_LABELS, KEY_POPULATION_LABELS
+from core.vocabulary import FIELD_LABELS
+from publish.populations import KeyPopulations, default_populations
 
 __all__ = ["DOC_BEGIN", "DOC_END", "TABLES", "ColumnDoc", "TableDoc", "add_comments", "main", "markdown", "rewrite_doc"]
 
@@ -45,7 +46,7 @@ TEXT, BOOL, BIGINT, INT, TINYINT, DOUBLE, FLOAT = "VARCHAR", "BOOLEAN", "BIGINT"
 DATE, TSTZ, TEXTS, JSON = "DATE", "TIMESTAMP WITH TIME ZONE", "VARCHAR[]", "JSON"
 TEXT_MAP = "MAP(VARCHAR, VARCHAR)"
 
-_LABELS = {**FIELD_LABELS, **KEY_POPULATION_LABELS}
+_LABELS = dict(FIELD_LABELS)
 
 
 @dataclass(frozen=True)
@@ -202,17 +203,11 @@ def _golden_columns() -> list[ColumnDoc]:
     return columns
 
 
-_KEY_POPULATION_TESTS = {
-    "elderly": "`age` ≥ 60",
-    "elderly_living_alone": "`age` ≥ 60 and `lives_alone`",
-    "young_child": "`age` < 6",
-    "minor_under_14": "`age` < 14 (PIPL art. 28/31: sensitive)",
-    "disabled": "a `disability_grade` is recorded",
-    "chronic_patient": "a `chronic_disease` is recorded",
-    "pregnant_woman": "`pregnant`",
-    "community_corrections": "`corrections`",
-    "low_income_household": "`low_income`",
-}
+def _key_population_columns(populations: KeyPopulations) -> list[ColumnDoc]:
+    """One yes/no column per category of ``populations.yaml``, described by its rule."""
+    return [_col(c.code, BOOL, f"key population ({c.label}): `{' '.join(c.rule.split())}` (populations.yaml)", c.label)
+            for c in populations.categories]
+
 
 _UNIFIED = _table(
     "unified_population", "person",
@@ -241,8 +236,11 @@ _UNIFIED = _table(
          "year is known", "出生日期（日）"),
     _col("age", INT, "completed years at the run date; a birth date without a day counts from the 1st of its month, "
          "without a month from January"),
-    [_col(name, BOOL, f"key population: {test}") for name, test in _KEY_POPULATION_TESTS.items()],
-    _col("key_populations", TEXTS, "the key populations the person belongs to, by the flag names above"),
+    _col("area_from_address", BOOL, "the area (`street, community, grid`) is the one the chosen record's address "
+         "names in the area register, not one a department stated (`area_conflicts`)", "区划由住址得出"),
+    _key_population_columns(default_populations()),
+    _col("key_populations", TEXTS, "the key populations the person belongs to, by the codes of `populations.yaml`, "
+         "in its order"),
     _col("effective_consent", TEXT_MAP, "`purpose@recipient#category` → the effective status at the run date "
          "(`granted`, `expired`, `refused`, `withdrawn`), from `consent_effective`", "有效同意"),
     _col("consent", TEXT_MAP, "`purpose@recipient` → the latest decision's status, from `person_consent`", "同意"),
@@ -263,6 +261,42 @@ _TABLES = (
         "the canonical record (`docs/architecture.md`) as the department wrote it, with its person",
         _PERSON_ID, _RECORD_ID, _SOURCE, _SOURCE_KEY, _RECORD_FIELDS, _DISPUTED, _FLAT,
         _col("birth_day", DATE, "`birth_date` as a DATE where its precision is `day`", "出生日期（日）"),
+        _col("address_street", TEXT, "the 街道 the record's address names in the area register (null where it names "
+             "no community there, or without a register)", "住址所属街道"),
+        _col("address_community", TEXT, "the 社区 the record's address names in the area register", "住址所属社区"),
+        _col("address_grid", TEXT, "the 网格 whose buildings include the address's (null where none covers it)",
+             "住址所属网格"),
+    ),
+    _table(
+        "area_conflicts", "person whose areas disagree × source × origin × area",
+        "every area a person's records give when they disagree (stated by the department, or named by its address in "
+        "the area register), the most recent date of each, and the one chosen with why; the chosen row first",
+        _PERSON_ID, _SOURCE,
+        _col("department", TEXT, "that source's department label (民政, 卫健, …)", "部门"),
+        _col("origin", TEXT, "`stated`: the department's own street/community/grid columns; `address`: what the "
+             "record's address names in the area register", "来源方式"),
+        _col("street", TEXT, "the 街道 of this area (null where not stated)"),
+        _col("community", TEXT, "the 社区 of this area, in the register's spelling where it knows the name"),
+        _col("grid", TEXT, "the 网格 of this area (null where not stated or no grid covers the building)"),
+        _col("record_date", DATE, "the most recent `record_date` of the records giving this area (null: none has one)"),
+        _col("records", BIGINT, "how many of the person's records give this area from this source and origin", "记录数"),
+        _col("record_id", TEXT, "the best-ranked record giving it (`source_records.record_id`)", "记录编号"),
+        _col("chosen", BOOL, "the area the golden record takes", "采用"),
+        _col("reason", TEXT, "on the chosen row, why, in Chinese (登记日期最近…); null on the others", "原因"),
+    ),
+    _table(
+        "key_residents", "person × key population",
+        "each person of each category of `populations.yaml`, with their area and the reason in Chinese: the list a "
+        "grid's worker visits (which of these a recipient receives is the sharing policy's business)",
+        _PERSON_ID,
+        _col("category", TEXT, "the category's `code` in `populations.yaml`", "类别"),
+        _col("category_label", TEXT, "its Chinese `label` (独居老人)", "类别名称"),
+        _col("sensitive", TEXT, "the consent category membership reveals (`health`, `judicial`; null for neither)",
+             "敏感类别"),
+        _col("street", TEXT, "the person's 街道 (`unified_population.street`)"),
+        _col("community", TEXT, "the person's 社区"),
+        _col("grid", TEXT, "the person's 网格 (null where the person could not be placed)"),
+        _col("reason", TEXT, "why the person is listed, in Chinese, from the category's `reason` (年龄72岁，独居)", "原因"),
     ),
     _table(
         "consent_subjects", "ID number × person",
@@ -517,8 +551,9 @@ TABLES: Mapping[str, TableDoc] = {t.name: t for t in _TABLES}
 """Every table of the published warehouse, in the order the document lists them."""
 
 
-def add_comments(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """``COMMENT ON`` every table and column of ``con``'s database that :data:`TABLES` documents.
+def add_comments(con: duckdb.DuckDBPyConnection, populations: KeyPopulations | None = None) -> list[str]:
+    """``COMMENT ON`` every table and column of ``con``'s database that :data:`TABLES` documents; the key
+    population columns of ``unified_population`` from ``populations`` (the deployment's ``populations.yaml``).
 
     Returns:
         ``table`` or ``table.column`` for everything present but undocumented (logged as a warning: the
@@ -538,6 +573,8 @@ def add_comments(con: duckdb.DuckDBPyConnection) -> list[str]:
             continue
         statements.append(f"COMMENT ON TABLE {_ident(table)} IS {_literal(doc.comment)}")
         known = {c.name: c for c in doc.columns}
+        if table == "unified_population" and populations is not None:
+            known |= {c.name: c for c in _key_population_columns(populations)}
         for column in columns:
             if column in known:
                 statements.append(f"COMMENT ON COLUMN {_ident(table)}.{_ident(column)} IS {_literal(known[column].comment)}")

@@ -5,6 +5,11 @@ one, a day-precise birth date before a census year-month, then the more trusted 
 declared in ``sources.yaml``), then the most recent record. The source and date of every chosen
 value are kept beside it, and fields the departments disagree on are listed in ``conflict_fields``.
 
+Street, community and grid are chosen together, by recency, among the areas departments state and the
+areas their addresses name in the district's area register (``person_areas``, :mod:`publish.areas`).
+Key-population flags and ``key_populations`` follow the categories of ``populations.yaml``
+(:mod:`publish.populations`).
+
 A record keyed with another resident's ID number (``id_number_disputed``, an ID-sharing conflict) does
 not give its person that number: the number is its holder's, and a recipient looking a person up by it
 must find the holder alone. A person whose only number is such a borrowed one has ``id_number`` null
@@ -14,16 +19,21 @@ corrects the record.
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 
 import duckdb
 
 from dedup.prepare import household_key
+from publish.areas import add_person_areas, add_record_areas, trust_rank_sql
+from publish.populations import KeyPopulations, default_populations
+from staging.schema import empty_canonical_frame
 
 __all__ = [
     "GOLDEN_FIELDS",
     "add_record_flats",
     "field_conflicts_sql",
+    "golden_columns",
     "person_consent_sql",
     "unified_population_sql",
 ]
@@ -36,10 +46,9 @@ GOLDEN_FIELDS: dict[str, str] = {
     "id_number": "id_number_valid DESC NULLS LAST,",
     "phone": "",
     "address": "",
-    "street": "",
-    "community": "",
-    "grid": "",
 }
+"""Fields chosen per person one by one. The area (street, community, grid) is chosen as a whole
+(``person_areas``, :func:`publish.areas.add_person_areas`)."""
 
 #: Records a golden field may not come from, beyond those without the field.
 _GOLDEN_EXCLUDES: dict[str, str] = {"id_number": "coalesce(id_number_disputed, false)"}
@@ -72,25 +81,48 @@ def add_record_flats(con: duckdb.DuckDBPyConnection) -> None:
     con.unregister("_flats")
 
 
-def _trust_case(trust: dict[str, int]) -> str:
-    if not trust:
-        return "0"
-    whens = " ".join(f"WHEN '{_quote(s)}' THEN {int(rank)}" for s, rank in trust.items())
-    return f"CASE source {whens} ELSE {len(trust)} END"
-
-
-def _quote(text: str) -> str:
-    return text.replace("'", "''")
-
-
-def unified_population_sql(trust: dict[str, int], as_of: date) -> str:
-    """``CREATE TABLE unified_population`` from ``source_records`` (records with their person_id).
+def unified_population_sql(trust: dict[str, int], as_of: date, populations: KeyPopulations | None = None) -> str:
+    """``CREATE TABLE unified_population`` from ``source_records`` (records with their person_id) and
+    ``person_areas``: the golden columns, one column per key population and ``key_populations``.
 
     Args:
         trust: source name -> rank (0 is most trusted) used to choose between departments.
         as_of: the date ages are computed at (the run date).
+        populations: the key-population categories (default: :func:`publish.populations.default_populations`).
     """
-    order_tail = f"{_trust_case(trust)}, record_date DESC NULLS LAST, record_id"
+    populations = populations or default_populations()
+    return f"""
+CREATE TABLE unified_population AS
+WITH base AS ({_golden_sql(trust, as_of)}),
+flagged AS (
+    SELECT *,
+    {populations.flags_sql()}
+    FROM base
+)
+SELECT *, {populations.list_sql()} AS key_populations
+FROM flagged
+ORDER BY person_id
+"""
+
+
+@functools.cache
+def golden_columns() -> tuple[tuple[str, str], ...]:
+    """``(column, DuckDB type)`` of the golden columns, as :func:`unified_population_sql` builds them
+    before the key-population columns: what a category's rule may read (:mod:`publish.populations`)."""
+    with duckdb.connect() as con:
+        con.register("_records", empty_canonical_frame())
+        con.execute("CREATE TABLE source_records AS SELECT CAST(NULL AS VARCHAR) AS person_id, *, "
+                    "CAST(NULL AS BOOLEAN) AS id_number_disputed FROM _records")
+        add_record_flats(con)
+        add_record_areas(con, None)
+        add_person_areas(con, {})
+        con.execute(f"CREATE TABLE _golden AS {_golden_sql({}, date(2000, 1, 1))}")
+        return tuple((row[0], row[1]) for row in con.execute("DESCRIBE _golden").fetchall())
+
+
+def _golden_sql(trust: dict[str, int], as_of: date) -> str:
+    """The SELECT of every golden column per person (no key-population columns)."""
+    order_tail = f"{trust_rank_sql(trust)}, record_date DESC NULLS LAST, record_id"
     picks = []
     for field, extra in GOLDEN_FIELDS.items():
         order = f"{extra} {order_tail}"
@@ -104,7 +136,6 @@ def unified_population_sql(trust: dict[str, int], as_of: date) -> str:
     as_of_sql = f"DATE '{as_of.isoformat()}'"
     golden_columns = ",\n        ".join(picks)
     return f"""
-CREATE TABLE unified_population AS
 WITH golden AS (
     SELECT
         person_id,
@@ -135,28 +166,9 @@ WITH golden AS (
             {as_of_sql}) / 12) AS INTEGER) END AS age
     FROM golden
 )
-SELECT *,
-    coalesce(age >= 60, false) AS elderly,
-    coalesce(age >= 60 AND lives_alone, false) AS elderly_living_alone,
-    coalesce(age < 6, false) AS young_child,
-    coalesce(age < 14, false) AS minor_under_14,
-    disability_grade IS NOT NULL AS disabled,
-    chronic_disease IS NOT NULL AS chronic_patient,
-    coalesce(pregnant, false) AS pregnant_woman,
-    coalesce(corrections, false) AS community_corrections,
-    coalesce(low_income, false) AS low_income_household,
-    list_filter([
-        CASE WHEN age >= 60 AND lives_alone THEN 'elderly_living_alone' END,
-        CASE WHEN age >= 60 THEN 'elderly' END,
-        CASE WHEN age < 6 THEN 'young_child' END,
-        CASE WHEN disability_grade IS NOT NULL THEN 'disabled' END,
-        CASE WHEN chronic_disease IS NOT NULL THEN 'chronic_patient' END,
-        CASE WHEN pregnant THEN 'pregnant_woman' END,
-        CASE WHEN corrections THEN 'community_corrections' END,
-        CASE WHEN low_income THEN 'low_income_household' END
-    ], lambda x: x IS NOT NULL) AS key_populations
-FROM aged
-ORDER BY person_id
+SELECT aged.*, a.street, a.street_source, a.street_date, a.community, a.community_source, a.community_date,
+    a.grid, a.grid_source, a.grid_date, coalesce(a.area_from_address, false) AS area_from_address
+FROM aged LEFT JOIN person_areas a USING (person_id)
 """
 
 

@@ -4,7 +4,7 @@ CSV) beside the Parquet file.
 A recipient with ``format: xlsx`` in ``policy.yaml`` also receives ``<recipient>.xlsx``: the same
 rows, Chinese column headers (:data:`core.vocabulary.FIELD_LABELS`), every identifier and phone
 number as a *text* cell (an 18-digit ID written as a number loses its last digits in Excel), key
-populations in Chinese (:data:`core.vocabulary.KEY_POPULATION_LABELS`), yes/no as 是/否, and a
+populations in Chinese (their labels in ``populations.yaml``), yes/no as 是/否, and a
 说明 sheet with who the data is for, its purpose and legal basis and the run. The workbook is
 encrypted with the standard Office password protection (OOXML agile encryption, AES-256, written by
 ``msoffcrypto-tool``), which Excel, WPS and LibreOffice open after asking for the password.
@@ -39,7 +39,8 @@ import pyarrow as pa
 import pyzipper
 from msoffcrypto.format.ooxml import OOXMLFile
 
-from core.vocabulary import FIELD_LABELS, KEY_POPULATION_LABELS, SEX_LABELS
+from core.vocabulary import FIELD_LABELS, SEX_LABELS
+from publish.populations import default_populations
 
 __all__ = [
     "CSV_README",
@@ -67,8 +68,9 @@ def office_password(product_key: bytes) -> str:
     return base64.b32encode(digest).decode("ascii")[:20]
 
 
-def _cell(value: object, column: str = "") -> object:
-    """A value as a cell: text stays text (IDs, phones), lists are joined, booleans are 是/否, sex 男/女."""
+def _cell(value: object, column: str = "", labels: Mapping[str, str] | None = None) -> object:
+    """A value as a cell: text stays text (IDs, phones), lists are joined (key populations by their
+    Chinese ``labels``), booleans are 是/否, sex 男/女."""
     if value is None:
         return None
     if column == "sex":
@@ -76,25 +78,26 @@ def _cell(value: object, column: str = "") -> object:
     if isinstance(value, bool):
         return "是" if value else "否"
     if isinstance(value, list | tuple):
-        return "、".join(KEY_POPULATION_LABELS.get(str(v), str(v)) for v in value)
+        return "、".join((labels or {}).get(str(v), str(v)) for v in value)
     return value
 
 
-def _rows(table: pa.Table):
+def _rows(table: pa.Table, labels: Mapping[str, str] | None):
     """The header (Chinese) and every row as cells: text columns as ``str``, whatever their content."""
+    labels = default_populations().labels if labels is None else labels
     yield [FIELD_LABELS.get(name, name) for name in table.column_names]
     text_columns = {i for i, field in enumerate(table.schema)
                     if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)}
     for row in table.to_pylist():
-        yield [str(_cell(v, name)) if i in text_columns and v is not None else _cell(v, name)
+        yield [str(_cell(v, name, labels)) if i in text_columns and v is not None else _cell(v, name, labels)
                for i, (name, v) in enumerate(row.items())]
 
 
-def _workbook(table: pa.Table, about: Mapping[str, str] | None) -> io.BytesIO:
+def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[str, str] | None) -> io.BytesIO:
     workbook = openpyxl.Workbook(write_only=True)
     data = workbook.create_sheet(DATA_SHEET)
     # openpyxl writes a str as a shared string: Excel shows and keeps it as text, all 18 digits.
-    for row in _rows(table):
+    for row in _rows(table, labels):
         data.append(row)
     if about:
         readme = workbook.create_sheet(README_SHEET)
@@ -107,7 +110,8 @@ def _workbook(table: pa.Table, about: Mapping[str, str] | None) -> io.BytesIO:
     return plain
 
 
-def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, str]) -> None:
+def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, str],
+               labels: Mapping[str, str] | None = None) -> None:
     """Write ``table`` as a password-protected xlsx at ``path``.
 
     Args:
@@ -115,17 +119,19 @@ def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, s
         path: the file to write.
         password: the workbook password (:func:`office_password`).
         about: rows of the 说明 sheet, label → text (recipient, purpose, legal basis, run …).
+        labels: key-population code → Chinese label (default: the default categories').
     """
     with open(path, "wb") as out:
-        OOXMLFile(_workbook(table, about)).encrypt(password, out)
+        OOXMLFile(_workbook(table, about, labels)).encrypt(password, out)
 
 
-def write_plain_xlsx(table: pa.Table, path: Path) -> None:
+def write_plain_xlsx(table: pa.Table, path: Path, labels: Mapping[str, str] | None = None) -> None:
     """Write ``table`` as an xlsx without a password (a recipient's own copy, inside its zone)."""
-    Path(path).write_bytes(_workbook(table, None).getvalue())
+    Path(path).write_bytes(_workbook(table, None, labels).getvalue())
 
 
-def write_csv_zip(table: pa.Table, path: Path, password: str, about: Mapping[str, str]) -> None:
+def write_csv_zip(table: pa.Table, path: Path, password: str, about: Mapping[str, str],
+                  labels: Mapping[str, str] | None = None) -> None:
     """Write ``table`` as ``<stem>.csv`` (UTF-8 with BOM) and a ``说明.txt`` in an AES-256 zip at ``path``.
 
     Args:
@@ -133,10 +139,11 @@ def write_csv_zip(table: pa.Table, path: Path, password: str, about: Mapping[str
         path: the zip to write; the CSV inside is named after it (``civil_clerks.zip`` holds ``civil_clerks.csv``).
         password: the zip password (:func:`office_password`).
         about: the 说明, label → text (recipient, purpose, legal basis, run …).
+        labels: key-population code → Chinese label (default: the default categories').
     """
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
-    for row in _rows(table):
+    for row in _rows(table, labels):
         writer.writerow(["" if v is None else v for v in row])
     readme = "".join(f"{label}：{value}\r\n" for label, value in {**about, "用Excel打开": _CSV_IMPORT_HINT}.items())
     with pyzipper.AESZipFile(path, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES) as archive:

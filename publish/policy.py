@@ -25,9 +25,13 @@ Example ``policy.yaml``::
         legal_reference: 统计法 art. 7
         aggregate: {by: community, threshold: 10}
 
-Sensitive columns (``SENSITIVE_COLUMNS``: health and judicial) and any data of a child under 14 are
-shared on a consent basis only with a separate decision naming that category (and, for a child,
-made by the guardian); see ``docs/privacy.md``.
+Sensitive columns (``SENSITIVE_COLUMNS``: health and judicial), key populations that reveal them
+(``sensitive`` in ``populations.yaml``) and any data of a child under 14 are shared on a consent basis
+only with a separate decision naming that category (and, for a child, made by the guardian); see
+``docs/privacy.md``.
+
+The key populations a recipient may name are the categories of ``populations.yaml``
+(:mod:`publish.populations`), given to :func:`load_policy`; without one, the default categories.
 """
 
 from __future__ import annotations
@@ -35,17 +39,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from core.config import load_yaml_model
 from core.vocabulary import MASKS
 from publish.anonymity import KAnonymity
+from publish.populations import KeyPopulations, default_populations
 
 __all__ = [
     "CONSENT_CATEGORIES",
     "KEY_POPULATIONS",
+    "MINOR_AGE",
     "SENSITIVE_COLUMNS",
-    "SENSITIVE_POPULATIONS",
     "SHAREABLE_COLUMNS",
     "Aggregate",
     "Recipient",
@@ -60,7 +65,8 @@ SHAREABLE_COLUMNS = (
     "pregnant", "corrections", "case_type", "key_populations",
 )
 
-#: Key populations (重点人群) as boolean columns of ``unified_population``.
+#: The codes of the default key populations (``demo/populations.yaml``), each a boolean column of
+#: ``unified_population``; a deployment's own are those of its ``populations.yaml``.
 KEY_POPULATIONS = (
     "elderly", "elderly_living_alone", "young_child", "minor_under_14", "disabled",
     "chronic_patient", "pregnant_woman", "community_corrections", "low_income_household",
@@ -78,10 +84,14 @@ SENSITIVE_COLUMNS: dict[str, str] = {
     "chronic_disease": "health", "pregnant": "health", "corrections": "judicial", "case_type": "judicial",
 }
 
-#: Key populations that reveal sensitive data, and the category membership in them needs.
-SENSITIVE_POPULATIONS: dict[str, str] = {
-    "chronic_patient": "health", "pregnant_woman": "health", "community_corrections": "judicial",
-}
+#: Under this age a child's data is shared on consent only with a decision naming ``minor`` made by
+#: the guardian (PIPL art. 31): law, not a key-population setting.
+MINOR_AGE = 14
+
+
+def _categories(info: ValidationInfo) -> KeyPopulations:
+    """The categories a policy is checked against: those given to :func:`load_policy`, else the defaults."""
+    return (info.context or {}).get("populations") or default_populations()
 
 
 class Aggregate(BaseModel):
@@ -91,7 +101,7 @@ class Aggregate(BaseModel):
 
     by: Literal["street", "community", "grid"] = Field(description="the area each row of counts is for")
     populations: list[str] = Field(
-        default_factory=lambda: list(KEY_POPULATIONS), description="key populations counted (columns)"
+        default_factory=list, description="key populations counted (columns); default every category of populations.yaml"
     )
     threshold: int = Field(
         default=10, ge=2,
@@ -105,11 +115,18 @@ class Aggregate(BaseModel):
 
     @field_validator("populations")
     @classmethod
-    def _known(cls, populations: list[str]) -> list[str]:
-        unknown = [p for p in populations if p not in KEY_POPULATIONS]
+    def _known(cls, populations: list[str], info: ValidationInfo) -> list[str]:
+        known = _categories(info).codes
+        unknown = [p for p in populations if p not in known]
         if unknown or not populations:
-            raise ValueError(f"unknown or no key population(s) {unknown}; known: {list(KEY_POPULATIONS)}")
+            raise ValueError(f"unknown or no key population(s) {unknown}; known (populations.yaml): {list(known)}")
         return populations
+
+    @model_validator(mode="after")
+    def _every_category_by_default(self, info: ValidationInfo) -> Aggregate:
+        if "populations" not in self.model_fields_set:
+            self.populations = list(_categories(info).codes)
+        return self
 
 
 class Recipient(BaseModel):
@@ -144,7 +161,8 @@ class Recipient(BaseModel):
     )
     scope: dict[str, str] = Field(default_factory=dict, description="row scope, e.g. {grid: 翠苑社区第3网格}")
     population: list[str] = Field(
-        default_factory=list, description=f"only people in any of these key populations: {', '.join(KEY_POPULATIONS)}"
+        default_factory=list, description="only people in any of these key populations (codes of populations.yaml, "
+        f"by default {', '.join(KEY_POPULATIONS)})"
     )
     key_populations: list[str] | None = Field(
         default=None,
@@ -191,16 +209,20 @@ class Recipient(BaseModel):
             raise ValueError(f"scope keys {unknown} not allowed; use {list(SCOPE_FIELDS)}, e.g. {{grid: 翠苑社区第3网格}}")
         return scope
 
+    _populations: KeyPopulations | None = PrivateAttr(default=None)
+
     @field_validator("population", "key_populations")
     @classmethod
-    def _known_population(cls, population: list[str] | None) -> list[str] | None:
-        unknown = [p for p in population or () if p not in KEY_POPULATIONS]
+    def _known_population(cls, population: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        known = _categories(info).codes
+        unknown = [p for p in population or () if p not in known]
         if unknown:
-            raise ValueError(f"unknown key population(s) {unknown}; known: {list(KEY_POPULATIONS)}")
+            raise ValueError(f"unknown key population(s) {unknown}; known (populations.yaml): {list(known)}")
         return population
 
     @model_validator(mode="after")
-    def _consistent(self) -> Recipient:
+    def _consistent(self, info: ValidationInfo) -> Recipient:
+        self._populations = _categories(info)
         if self.aggregate is not None:
             if self.columns or self.mask or self.pseudonymise or self.key_populations is not None or self.k_anonymity:
                 raise ValueError(
@@ -242,6 +264,11 @@ class Recipient(BaseModel):
         return self
 
     @property
+    def populations(self) -> KeyPopulations:
+        """The key-population categories this recipient was checked against."""
+        return self._populations or default_populations()
+
+    @property
     def shared_key_populations(self) -> list[str]:
         """The categories the ``key_populations`` column may show: those named, else ``population``."""
         if "key_populations" not in self.columns:
@@ -258,12 +285,13 @@ class Recipient(BaseModel):
         for column in self.columns:
             if column in SENSITIVE_COLUMNS:
                 found.setdefault(SENSITIVE_COLUMNS[column], f"column {column}")
+        sensitive = self.populations.sensitive
         for population in self.shared_key_populations:
-            if population in SENSITIVE_POPULATIONS:
-                found.setdefault(SENSITIVE_POPULATIONS[population], f"key population {population}")
+            if population in sensitive:
+                found.setdefault(sensitive[population], f"key population {population}")
         for population in self.population:
-            if population in SENSITIVE_POPULATIONS:
-                found.setdefault(SENSITIVE_POPULATIONS[population], f"population filter {population}")
+            if population in sensitive:
+                found.setdefault(sensitive[population], f"population filter {population}")
         return found
 
     @property
@@ -300,6 +328,13 @@ class SharingPolicy(BaseModel):
         return self
 
 
-def load_policy(path: str | Path) -> SharingPolicy:
-    """Load and validate a sharing policy, failing with the file, the key and what was expected."""
-    return load_yaml_model(path, SharingPolicy, "sharing policy", like="demo/policy.yaml")
+def load_policy(path: str | Path, populations: KeyPopulations | None = None) -> SharingPolicy:
+    """Load and validate a sharing policy, failing with the file, the key and what was expected.
+
+    Args:
+        path: the policy file.
+        populations: the key populations (``populations.yaml``) recipients may name; default the
+            default categories.
+    """
+    return load_yaml_model(path, SharingPolicy, "sharing policy", like="demo/policy.yaml",
+                           context={"populations": populations} if populations else None)

@@ -48,8 +48,8 @@ from publish.crypto import product_key, write_encrypted
 from publish.office import office_password, write_csv_zip, write_xlsx
 from publish.policy import (
     CONSENT_CATEGORIES,
+    MINOR_AGE,
     SENSITIVE_COLUMNS,
-    SENSITIVE_POPULATIONS,
     Recipient,
 )
 from publish.statistics import statistics_table
@@ -119,18 +119,20 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
         where.append(f"u.{scope_field} = $scope{i}")
         params[f"scope{i}"] = value
 
+    # A child under 14 by law (PIPL art. 31), whatever the key-population categories say.
+    minor = f"coalesce(u.age < {MINOR_AGE}, false)"
     ok = {}
     for category in CONSENT_CATEGORIES:
         ok[category] = (
-            f"coalesce(c._{category} = 'granted' AND (NOT coalesce(u.minor_under_14, false) OR c._{category}_guardian), false)"
+            f"coalesce(c._{category} = 'granted' AND (NOT {minor} OR c._{category}_guardian), false)"
             if consent else "TRUE"
         )
     if consent:
         reason = f"""CASE
             WHEN d.person_id IS NOT NULL THEN 'deleted'
             WHEN p.person_id IS NOT NULL THEN 'consent_unreadable'
-            WHEN {ok['basic']} AND (NOT coalesce(u.minor_under_14, false) OR {ok['minor']}) THEN NULL
-            WHEN coalesce(u.minor_under_14, false) AND c._basic = 'granted' THEN 'no_guardian_consent'
+            WHEN {ok['basic']} AND (NOT {minor} OR {ok['minor']}) THEN NULL
+            WHEN {minor} AND c._basic = 'granted' THEN 'no_guardian_consent'
             WHEN c._basic IN ('withdrawn', 'expired', 'refused') THEN c._basic
             WHEN coalesce(u.id_number_disputed, false) THEN 'id_disputed'
             ELSE 'no_consent' END"""
@@ -140,6 +142,7 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
         reason = ("CASE WHEN d.person_id IS NOT NULL THEN 'deleted' "
                   "WHEN p.person_id IS NOT NULL THEN 'consent_unreadable' END")
 
+    sensitive = recipient.populations.sensitive
     selected = []
     for column in recipient.columns:
         if column == "person_id" and recipient.pseudonymise:
@@ -151,7 +154,7 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
             # Only the categories the policy names (minimum necessity); a sensitive one only where
             # its category is granted too.
             allowed = [
-                f"(k = '{population}' AND {ok[SENSITIVE_POPULATIONS[population]]})" if population in SENSITIVE_POPULATIONS
+                f"(k = '{population}' AND {ok[sensitive[population]]})" if population in sensitive
                 else f"k = '{population}'"
                 for population in recipient.shared_key_populations
             ]
@@ -160,7 +163,7 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
 
     if recipient.population:
         flags = [
-            f"(coalesce(u.{flag}, false) AND {ok[SENSITIVE_POPULATIONS[flag]]})" if flag in SENSITIVE_POPULATIONS
+            f"(coalesce(u.{flag}, false) AND {ok[sensitive[flag]]})" if flag in sensitive
             else f"coalesce(u.{flag}, false)"
             for flag in recipient.population
         ]
@@ -230,7 +233,8 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
             table = table.sort_by("person_key")
         if recipient.k_anonymity is not None:
             # The hidden columns ride along, so membership below counts only the rows kept.
-            table, control = anonymise(table, recipient.k_anonymity, recipient.shared_key_populations)
+            table, control = anonymise(table, recipient.k_anonymity, recipient.shared_key_populations,
+                                       recipient.populations.derived_from_age)
             disclosure = control.as_dict()
             if control.rows_left_out:
                 exclusions["not_anonymous"] = control.rows_left_out
@@ -246,7 +250,8 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
         # beside the product in its generation: DataHome.office_file once published
         office = path.with_suffix(OFFICE_SUFFIXES[recipient.format])
         write = write_xlsx if recipient.format == "xlsx" else write_csv_zip
-        write(table, office, office_password(encryption_key), _about(recipient, table, encryption_key_id))
+        write(table, office, office_password(encryption_key), _about(recipient, table, encryption_key_id),
+              recipient.populations.labels)
         office_hash = hashlib.sha256(office.read_bytes()).hexdigest()
     return ProductFile(
         recipient.name, path, tuple(table.column_names), table.num_rows, digest,

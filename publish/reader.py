@@ -22,6 +22,7 @@ import duckdb
 import pandas as pd
 
 from core.home import DataHome, HomeLike
+from publish.areas import AreaSummary, area_summary
 from publish.generations import Generations
 from quality.corrections import DISAGREEMENT_COLUMNS
 from quality.metrics import cross_department_records_sql, disagreements_sql
@@ -238,6 +239,16 @@ class WarehouseReader:
             ).fetchall()
             tables = tuple(sorted(_table_names(con)))
         return RunSummary(int(records), int(persons), tables, tuple((r, int(n)) for r, n in products))
+
+    def area_summary(self) -> AreaSummary | None:
+        """How the published people are placed in areas; ``None`` before the first publication or for a
+        warehouse published before areas were placed from addresses."""
+        if not self.exists:
+            return None
+        with self.connect() as con:
+            if "area_conflicts" not in _table_names(con):
+                return None
+            return area_summary(con)
 
     def audit_anchors(self) -> list[AuditAnchor]:
         """Every product's audit entry the warehouse recorded, oldest first; none from a warehouse published

@@ -9,7 +9,7 @@ issued person ids, review decisions) are carried over from the previous warehous
 Tables (described for analysts in :mod:`publish.catalog`, which ``docs/warehouse.md`` shows and every
 published warehouse carries as ``COMMENT ON`` its tables and columns):
     unified_population, record_person, source_records, consent_subjects, person_consent, consent_decisions,
-    field_conflicts, link_pairs, quarantine, extraction_log, validation_results,
+    field_conflicts, area_conflicts, key_residents, link_pairs, quarantine, extraction_log, validation_results,
     publication_log, runs, person_id_history, issued_person_ids, review_queue, review_decisions,
     consent_effective, deletion_requests, consent_exclusions (see ``docs/privacy.md``)
 
@@ -36,6 +36,7 @@ import duckdb
 import pandas as pd
 
 from core.home import DataHome, HomeLike
+from publish.areas import AreaRegister, add_person_areas, add_record_areas, area_summary
 from publish.audit import AuditLog, ProductAnchor
 from publish.catalog import add_comments
 from publish.consent import (
@@ -52,6 +53,7 @@ from publish.golden import (
     unified_population_sql,
 )
 from publish.policy import SharingPolicy
+from publish.populations import KeyPopulations, default_populations
 from publish.products import ProductFile, build_product
 from quality.metrics import QUALITY_HISTORY_DDL, write_quality_metrics
 from quality.staging_report import StagingReport
@@ -125,6 +127,9 @@ class PublicationInputs:
         person_id_history: this run's person-id changes (``kind, old_id, new_id, records``), if any.
         review_queue: uncertain pairs awaiting review (``first_seen_run`` null: queued by this run).
         review_decisions: the review decisions this run applied (added to those already kept).
+        populations: the key-population categories (``populations.yaml``).
+        areas: the district's area register, which places addresses in streets, communities and grids;
+            without one, areas come from what departments state only.
     """
 
     run_id: str
@@ -139,6 +144,8 @@ class PublicationInputs:
     person_id_history: pd.DataFrame | None = None
     review_queue: pd.DataFrame | None = None
     review_decisions: pd.DataFrame | None = None
+    populations: KeyPopulations = field(default_factory=default_populations)
+    areas: AreaRegister | None = None
 
 
 @dataclass
@@ -209,7 +216,10 @@ class Warehouse:
             self._load_inputs(con, inputs)
             self._remember_decisions(con)
             add_record_flats(con)
-            con.execute(unified_population_sql(inputs.trust, inputs.as_of))
+            add_record_areas(con, inputs.areas)
+            add_person_areas(con, inputs.trust, {r.source: r.department for r in inputs.staging_reports})
+            con.execute(unified_population_sql(inputs.trust, inputs.as_of, inputs.populations))
+            con.execute(inputs.populations.key_residents_sql())
             con.execute(field_conflicts_sql())
             con.execute(consent_subjects_sql())
             con.execute(person_consent_sql())
@@ -254,10 +264,11 @@ class Warehouse:
             counts = {
                 table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
                 for table in ("unified_population", "record_person", "quarantine", "person_consent", "field_conflicts",
-                              "consent_unmatched")
+                              "consent_unmatched", "area_conflicts", "key_residents")
             }
+            counts |= area_summary(con).as_counts()
             # Analysts' tools show these beside every table and column (the same words as docs/warehouse.md).
-            add_comments(con)
+            add_comments(con, inputs.populations)
             con.execute("CHECKPOINT")
         return Candidate(candidate_path, products_dir, products, counts, inputs.run_id, published_at, generation,
                          entries)

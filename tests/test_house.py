@@ -15,7 +15,8 @@ PACKAGES = ("core", "connectors", "staging", "dedup", "quality", "publish", "ass
 # Folder and file names under the data home; only core/home.py may join them onto a path.
 HOME_NAMES = {
     "warehouse", "silobreaker.duckdb", "shared", "reports", "latest.html", "review", "decisions.parquet",
-    "audit", "publication_log.jsonl", "members", "keys", "audit.key", "audit_signing.key", "audit_signing.pub", "staging", "quarantine", "corrections", "demo", "truth",
+    "audit", "publication_log.jsonl", "members", "keys", "audit.key", "audit_signing.key", "audit_signing.pub", "staging",
+    "quarantine", "corrections", "demo", "truth", "areas.csv",
     "dagster", "dagster.yaml",
 }
 

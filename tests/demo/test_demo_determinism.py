@@ -15,7 +15,8 @@ def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
     first = generate_demo(tmp_path / "a", persons=500, seed=11)
     second = generate_demo(tmp_path / "b", persons=500, seed=11)
     a, b = files_under(tmp_path / "a" / "demo"), files_under(tmp_path / "b" / "demo")
-    expected = {*FILES.values(), "truth/ground_truth.parquet", "truth/hard_negatives.parquet", "truth/persons.parquet"}
+    expected = {*FILES.values(), "areas.csv", "truth/ground_truth.parquet", "truth/hard_negatives.parquet",
+                "truth/persons.parquet"}
     assert set(a) == expected
     assert [name for name in a if a[name] != b[name]] == []
     assert first.counts == second.counts
