@@ -278,8 +278,8 @@ def compare_pairs(
     Returns:
         A frame with one int8 column per comparison, named for its field (``id_number``, ``name`` …),
         holding the code of the level reached (its position in the comparison's levels; see
-        :func:`level_labels`), plus ``ids_both_valid``, ``id_valid_any`` (either record has a valid ID
-        number) and ``same_source`` (bool), which vetoes need. Where ``sex`` and ``birth_date`` are
+        :func:`level_labels`), plus ``ids_both_valid`` and ``id_valid_any`` (either record has a valid
+        ID number), which vetoes need. Where ``sex`` and ``birth_date`` are
         compared, ``stated_sex`` and ``stated_birth_date`` hold the codes of the same comparisons run
         on what each record states of itself (:meth:`RecordArrays.as_stated`), for the pairs that
         share a valid ID number — whose usual sex and birth date are the ID's, equal by construction —
@@ -295,8 +295,6 @@ def compare_pairs(
         columns[comparison.field] = _level_codes(comparison, _tests(comparison), PairBatch(arrays, rid_l, rid_r))
     columns["ids_both_valid"] = arrays.id_valid[rid_l] & arrays.id_valid[rid_r]
     columns["id_valid_any"] = arrays.id_valid[rid_l] | arrays.id_valid[rid_r]
-    source_l = arrays.source[rid_l]
-    columns["same_source"] = (source_l >= 0) & (source_l == arrays.source[rid_r])
     id_l, id_r = arrays.id_text.codes[rid_l], arrays.id_text.codes[rid_r]
     shared = np.flatnonzero(columns["ids_both_valid"] & (id_l == id_r))
     for comparison in comparisons:

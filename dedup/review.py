@@ -78,7 +78,7 @@ QUEUE_COLUMNS: tuple[str, ...] = (
     "same_person_now", *(f"{f}_a" for f in KEY_FIELDS), *(f"{f}_b" for f in KEY_FIELDS), "first_seen_run",
 )
 
-_PAIR_COLUMNS = {"record_id_l", "record_id_r", "score", "decision", "veto", "rule"}
+_PAIR_COLUMNS = {"record_id_l", "record_id_r", "score", "decision", "veto", "rule", "context"}
 
 
 def empty_decisions() -> pd.DataFrame:

@@ -14,12 +14,6 @@ decision can be read back as a waterfall: "prior −16.8, ID typo +15.1, name ho
   the date a valid ID number carries and the ID numbers do not agree (exactly or up to a typo) to
   overrule them — this keeps 同名同姓 namesakes apart. Two stated dates alone do not veto: a stated
   date can be wholly wrong, and the model weighs the disagreement instead;
-- two records of one source, with no agreeing ID numbers, whose names differ beyond a homophone
-  (王明轩 / 王明林) or whose addresses are different flats: a department that enters a person again
-  copies the name and address from its own register or re-types the name through an input method (which
-  slips to a homophone, 张伟 / 张玮), so another name in the same household and birth month is far more
-  often a twin than a slip — twins get names that sound different — and a second address a namesake
-  more often than a move;
 - two records that carry the same valid ID number but disagree on everything that number is supposed
   to vouch for: names beyond a slip (not a homophone, a look-alike, a typo or one character), and the
   sex and birth date each record *states* (the ID's where it states none), the date by more than a
@@ -154,14 +148,6 @@ def violates(veto: str, levels: pd.DataFrame, settings: LinkSettings) -> np.ndar
         # conclusive only when one side is such a date.
         contradicts = _reached(levels, settings, "birth_date", ("different",)) & levels["id_valid_any"].to_numpy()
         return contradicts & ~_reached(levels, settings, "id_number", ("exact", "typo"))
-    if veto == "same_source_mismatch":
-        # A department copies a person's name from its own register, or re-types it through an input
-        # method, which slips to a homophone (张伟 / 张玮); two other spellings in one source, in one
-        # flat and birth month, are two people — twins, whose parents chose names that sound different
-        # (王明轩 / 王明林) so that they can be told apart when called. A missing name contradicts nothing.
-        mismatch = ~_reached(levels, settings, "name", ("null", "exact", "homophone"))
-        mismatch |= _reached(levels, settings, "address", ("different",))
-        return levels["same_source"].to_numpy() & mismatch & ~_reached(levels, settings, "id_number", ("exact", "typo"))
     if veto == "id_sharing_conflict":
         # The shared valid ID makes both records' sex and birth date the ID's; what each record states
         # is compared instead. Any one of name, sex or date may be a slip the ID overrules (a
