@@ -76,8 +76,9 @@ FLAT_FIELDS: tuple[str, ...] = ("name", "birth_date", "sex", "phone")
 #: Pairs a group's u counts as seen at its wider group's u (:func:`flatmate_u`).
 _PRIOR_PAIRS = 20.0
 
-#: Address levels that put two records at one flat.
-_SAME_FLAT_LABELS: tuple[str, ...] = ("exact", "household")
+#: Address levels that put two records in one household: one flat, or a flat and the one a member
+#: of the household moved from (different people there are family as much as at one flat).
+_SAME_FLAT_LABELS: tuple[str, ...] = ("exact", "household", "moved")
 
 
 def match_probability(match_weight: np.ndarray | float) -> np.ndarray:

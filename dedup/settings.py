@@ -466,7 +466,9 @@ class AddressComparison(Comparison):
     """Normalised address text. Family members share an address, so even ``exact`` is modest evidence.
 
     Levels: ``exact`` text; ``household`` — the same flat written another way (3幢2单元501室 / 3-2-501,
-    see :func:`dedup.prepare.household_key`), or a Latin address's words in another order; ``similar`` —
+    see :func:`dedup.prepare.household_key`), or a Latin address's words in another order; ``moved`` —
+    two flats that records under one valid ID number place one person at (a home and the one before it:
+    a register not caught up with a move, a census double count at the registered address); ``similar`` —
     Indel similarity at least ``similar_threshold``; ``partial`` — an address in Latin letters with words
     in common (token-set similarity at least ``partial_threshold``: a street kept, a suburb mistyped);
     ``different`` (people move, so this is weak evidence against). The community is compared on its own
@@ -478,6 +480,7 @@ class AddressComparison(Comparison):
         ComparisonLevel("null", 0.0, test="missing"),
         ComparisonLevel("exact", 3.0, test="equal"),
         ComparisonLevel("household", 3.0, test="address.household"),
+        ComparisonLevel("moved", 3.0, test="address.moved"),
         ComparisonLevel("similar", 1.0, test="address.similar"),
         ComparisonLevel("partial", 0.5, test="address.partial"),
         ComparisonLevel("different", -2.0, test=ELSE),
