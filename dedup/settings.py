@@ -103,9 +103,9 @@ VETOES: dict[str, str] = {
         "a valid ID number carries, and the ID numbers do not agree"
     ),
     "id_sharing_conflict": (
-        "both records carry the same valid ID number, but the names differ beyond a slip and the sex and "
-        "the birth date each record states differ (the date by more than a slip): one of them was keyed "
-        "with another resident's ID number"
+        "both records carry the same valid ID number, but the names differ beyond a slip and the birth "
+        "dates each record states differ by more than a slip: one of them was keyed with another "
+        "resident's ID number"
     ),
 }
 
@@ -114,7 +114,7 @@ _VETO_NEEDS: dict[str, tuple[str, ...]] = {
     "distinct_valid_ids": ("id_number",),
     "different_sex": ("sex",),
     "contradicting_birth_dates": ("birth_date",),
-    "id_sharing_conflict": ("id_number", "name", "sex", "birth_date"),
+    "id_sharing_conflict": ("id_number", "name", "birth_date"),
 }
 
 #: Vetoes that existed once, and why they are gone: a file that still lists one is told what replaced it.

@@ -109,7 +109,7 @@ def test_vetoes_name_levels_by_label_wherever_a_new_level_sits() -> None:
     shifted = NameComparison().with_level(ComparisonLevel("never", 0.0, test="tests.never"), before="homophone")
     assert shifted.code("homophone") == NameComparison().code("homophone") + 1
     assert veto_of(shifted, "张伟", "张玮") is None, "a homophone of the holder's name is a slip the number overrules"
-    assert veto_of(shifted, "张伟", "李秀英") == "id_sharing_conflict", "another name, sex and birth date: another resident"
+    assert veto_of(shifted, "张伟", "李秀英") == "id_sharing_conflict", "another name and birth date: another resident"
     # The new level is not among the levels the veto reads as a slip, so a name that reaches it counts
     # as another name, like any level the veto does not list.
     assert veto_of(WITH_INITIALS, "john smith", "j smith") == "id_sharing_conflict"

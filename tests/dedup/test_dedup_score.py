@@ -79,18 +79,22 @@ CASES = [
      None, True, "the same ID overrules a differently written name in one source"),
     ({**PERSON}, {**PERSON, "name": "张玮"}, None, True, "a homophone slip across departments"),
     ({"name": "张伟", "sex": "M"}, {"name": "张伟", "sex": "M"}, None, False, "a name alone is not enough"),
-    # One valid ID number under two records: a slip in any one of name, sex and birth date is overruled
-    # by the number; another name, sex and birth date at once are another resident keyed with it.
+    # One valid ID number under two records: a slip in the name or the birth date is overruled by the
+    # number; another name and another birth date at once are another resident keyed with it.
     ({**PERSON, "id_number": ID_A}, {**STRAY, "id_number": ID_A}, "id_sharing_conflict", False,
      "民政 keyed 李秀英 (a woman born 1953) with 张伟's ID number: name, sex and birth date all contradict"),
     ({**PERSON, "id_number": ID_A, "source": "civil_affairs"}, {**STRAY, "id_number": ID_A, "source": "civil_affairs"},
      "id_sharing_conflict", False, "the same within one department (a spouse's number copied onto her record)"),
     ({**PERSON, "id_number": ID_A}, {**STRAY, "birth_date": "1985-03-15", "id_number": ID_A}, None, True,
      "a birth date three days off is a slip: the number overrules the name and the 男/女"),
-    ({**PERSON, "id_number": ID_A}, {**STRAY, "sex": "M", "id_number": ID_A}, None, True,
-     "the stated sex agrees with the number: overruled (a son keyed with his father's number is not caught)"),
-    ({**PERSON, "id_number": ID_A}, {**STRAY, "sex": "", "id_number": ID_A}, None, True,
-     "a record that states no sex contradicts nothing: its sex is the number's"),
+    ({**PERSON, "id_number": ID_A}, {**STRAY, "sex": "M", "id_number": ID_A}, "id_sharing_conflict", False,
+     "another name and birth date under his number, the same sex: a son keyed with his father's number"),
+    ({**PERSON, "id_number": ID_A}, {**STRAY, "sex": "", "id_number": ID_A}, "id_sharing_conflict", False,
+     "a record that states no sex still states another name and birth date"),
+    ({**PERSON, "id_number": ID_A}, {**STRAY, "birth_date": "", "id_number": ID_A}, None, True,
+     "a record that states no birth date contradicts the number on its name alone: the number overrules it"),
+    ({**PERSON, "id_number": ID_A}, {**PERSON, "name": "张建国", "birth_date": "1985-03-13", "id_number": ID_A},
+     None, True, "another name (曾用名) with a birth date a day off: one slip, and the number overrules it"),
     ({**PERSON, "id_number": ID_A}, {**STRAY, "name": "张玮", "id_number": ID_A}, None, True,
      "a homophone of the holder's name is a slip, whatever else the record states"),
     ({**PERSON, "id_number": ID_A}, {**STRAY, "name": "张伟明", "id_number": ID_A}, None, True,
