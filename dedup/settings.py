@@ -698,7 +698,7 @@ class ModelSpec(_Settings):
     household_context: bool = Field(
         default=True, description="weigh name, birth date, sex and phone of two records at one flat by how flatmates compare"
     )
-    flatmate_pairs: int = Field(default=300_000, description="flatmates with two valid ID numbers compared, at most")
+    flatmate_pairs: int = Field(default=100_000, description="flatmates with two valid ID numbers compared, at most")
     min_flatmate_pairs: int = Field(default=500, description="fewer flatmates than this: no household context")
     min_born_together_pairs: int = Field(
         default=20, description="fewer flatmates born the same day than this: names of twins weigh as flatmates'"
