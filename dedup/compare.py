@@ -41,6 +41,7 @@ __all__ = [
     "PairBatch",
     "RecordArrays",
     "compare_pairs",
+    "flat_pair_keys",
     "level_labels",
     "level_test",
 ]
@@ -84,8 +85,10 @@ class RecordArrays:
     ``address_words`` is the same for addresses without Chinese characters. ``name_parts`` and
     ``dotted_name`` split a minority name at its middle dot; ``name_shape`` folds look-alike characters
     (:mod:`dedup.shapes`). ``birth_digits`` holds YYYYMMDD as digits and ``birth_days`` the date as a day
-    number, to find dates one slip apart. ``stated`` is the same records with the sex and birth date
-    each states of itself in place of those its valid ID number carries (:meth:`as_stated`).
+    number, to find dates one slip apart. ``moves`` holds the pairs of flats (``household`` codes, as
+    :func:`flat_pair_keys`) that records under one valid ID number place one person at: a home and the
+    one before it. ``stated`` is the same records with the sex and birth date each states of itself in
+    place of those its valid ID number carries (:meth:`as_stated`).
     """
 
     name: CodedStrings
@@ -115,6 +118,7 @@ class RecordArrays:
     name_word_count: np.ndarray
     dotted_name: np.ndarray
     address_words: CodedStrings
+    moves: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False, compare=False)
     stated: RecordArrays | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -144,14 +148,24 @@ class RecordArrays:
             dotted_name=prepared["name"].str.contains("·", regex=False).fillna(False).to_numpy(dtype=bool),
             address_words=CodedStrings.of(prepared["address_words"]),
         )
-        return arrays._with_stated(prepared)
+        return arrays._with_moves()._with_stated(prepared)
 
     def with_identities_of(self, prepared: pd.DataFrame) -> RecordArrays:
         """These records with their ID numbers, sex and birth dates read again from ``prepared`` — the
         same records in the same order, of which only those columns changed (a borrowed ID number
         taken off, :func:`dedup.id_sharing.without_borrowed_ids`) — and every other column kept, so
         names and addresses are not encoded twice."""
-        return replace(self, **_identity_columns(prepared), stated=None)._with_stated(prepared)
+        return replace(self, **_identity_columns(prepared), stated=None)._with_moves()._with_stated(prepared)
+
+    def _with_moves(self) -> RecordArrays:
+        """These records with :attr:`moves` found from their flats and valid ID numbers."""
+        flat, person = self.household.codes, self.id_text.codes
+        known = (flat >= 0) & self.id_valid
+        homes = pd.DataFrame({"person": person[known], "flat": flat[known]}).drop_duplicates()
+        both = homes.merge(homes, on="person", suffixes=("_a", "_b"))
+        both = both[both["flat_a"] < both["flat_b"]]
+        keys = flat_pair_keys(both["flat_a"].to_numpy(), both["flat_b"].to_numpy(), len(self.household.values))
+        return replace(self, moves=np.unique(keys))
 
     def _with_stated(self, prepared: pd.DataFrame) -> RecordArrays:
         stated = replace(
@@ -278,8 +292,8 @@ def compare_pairs(
     Returns:
         A frame with one int8 column per comparison, named for its field (``id_number``, ``name`` …),
         holding the code of the level reached (its position in the comparison's levels; see
-        :func:`level_labels`), plus ``ids_both_valid``, ``id_valid_any`` (either record has a valid ID
-        number) and ``same_source`` (bool), which vetoes need. Where ``sex`` and ``birth_date`` are
+        :func:`level_labels`), plus ``ids_both_valid`` and ``id_valid_any`` (either record has a valid
+        ID number), which vetoes need. Where ``sex`` and ``birth_date`` are
         compared, ``stated_sex`` and ``stated_birth_date`` hold the codes of the same comparisons run
         on what each record states of itself (:meth:`RecordArrays.as_stated`), for the pairs that
         share a valid ID number — whose usual sex and birth date are the ID's, equal by construction —
@@ -295,8 +309,6 @@ def compare_pairs(
         columns[comparison.field] = _level_codes(comparison, _tests(comparison), PairBatch(arrays, rid_l, rid_r))
     columns["ids_both_valid"] = arrays.id_valid[rid_l] & arrays.id_valid[rid_r]
     columns["id_valid_any"] = arrays.id_valid[rid_l] | arrays.id_valid[rid_r]
-    source_l = arrays.source[rid_l]
-    columns["same_source"] = (source_l >= 0) & (source_l == arrays.source[rid_r])
     id_l, id_r = arrays.id_text.codes[rid_l], arrays.id_text.codes[rid_r]
     shared = np.flatnonzero(columns["ids_both_valid"] & (id_l == id_r))
     for comparison in comparisons:
@@ -658,6 +670,29 @@ def _address_partial(c: AddressComparison, batch: PairBatch, undecided: np.ndarr
     """Part of a Latin address agrees: many of its words (the street kept, the suburb mistyped)."""
     latin = undecided & _latin_addresses(batch)
     return batch.similar("address_words", latin, fuzz.token_set_ratio, 100.0 * c.partial_threshold)
+
+
+@level_test("address.moved")
+def _address_moved(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """Two flats one person lived at, by the records under one valid ID number (:attr:`RecordArrays.moves`):
+    the old address a register has not caught up with, and the new one."""
+    flat_l, flat_r = batch.pair("household")
+    at_two = undecided & (flat_l >= 0) & (flat_r >= 0) & (flat_l != flat_r)
+    moved = np.zeros(len(batch), dtype=bool)
+    where = np.flatnonzero(at_two)
+    if len(where) and len(batch.arrays.moves):
+        keys = flat_pair_keys(flat_l[where], flat_r[where], len(batch.arrays.household.values))
+        moves = batch.arrays.moves
+        found = np.minimum(np.searchsorted(moves, keys), len(moves) - 1)
+        moved[where] = moves[found] == keys
+    return moved
+
+
+def flat_pair_keys(flat_a: np.ndarray, flat_b: np.ndarray, n_flats: int) -> np.ndarray:
+    """One int64 per unordered pair of flat codes (either order gives the same key)."""
+    low = np.minimum(flat_a, flat_b).astype(np.int64)
+    high = np.maximum(flat_a, flat_b).astype(np.int64)
+    return low * np.int64(max(n_flats, 1)) + high
 
 
 def _latin_addresses(batch: PairBatch) -> np.ndarray:

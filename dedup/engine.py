@@ -61,7 +61,9 @@ class LinkResult:
             decision`` (``link``, ``cut``, ``vetoed``, ``near_miss``), ``veto`` (the veto, or null),
             ``rule`` (first blocking rule that produced the pair), one level label per comparison, and
             the waterfall: ``w_prior`` and one ``w_<field>`` per comparison (bits) adding up to
-            ``match_weight`` (equal to ``score``), with its ``match_probability``.
+            ``match_weight`` (equal to ``score``), with its ``match_probability``, and ``context``: the
+            :class:`dedup.model.PairContext` the weights come from (``one_flat``, ``born_together``)
+            or null.
         stats: counts (records, candidate_pairs, links, persons, …) and ``seconds`` per phase.
         history: person-id changes against the previous run (``kind, old_id, new_id, records``;
             see :mod:`dedup.ids`); every id is ``new`` on a first run.
@@ -217,6 +219,7 @@ def _score_candidates(
         batch["w_prior"] = np.float32(model.prior_weight)
         for name, contribution in scored.contributions.items():
             batch[f"w_{name}"] = contribution[mask]
+        batch["context"] = pd.Series(model.context_of(levels)[mask], dtype=TEXT)
         kept.append(batch)
         compared += len(rid_l)
         log.info("compared %d / %d candidate pairs", compared, total)
@@ -248,6 +251,7 @@ def _conflict_pairs(
     batch["w_prior"] = np.float32(model.prior_weight)
     for name, contribution in scored.contributions.items():
         batch[f"w_{name}"] = contribution
+    batch["context"] = pd.Series(model.context_of(levels), dtype=TEXT)
     return batch
 
 
@@ -307,6 +311,9 @@ def _explain(pairs: pd.DataFrame, prepared: pd.DataFrame, settings: LinkSettings
     for comparison in settings.comparisons:
         out[f"w_{comparison.field}"] = pairs[f"w_{comparison.field}"].astype("float32")
     out["match_weight"] = out["score"]
+    # Which pair context (dedup.model.PairContext) the weights of the pair come from: flatmates are
+    # weighed by how flatmates compare, so a reader of the waterfall knows why a shared phone weighs little.
+    out["context"] = pairs["context"].astype(TEXT)
     out["match_probability"] = 1.0 / (1.0 + np.exp2(-np.clip(out["score"].to_numpy(dtype=np.float64), -60.0, 60.0)))
     return out
 
@@ -320,7 +327,6 @@ def _empty_pairs(settings: LinkSettings) -> pd.DataFrame:
         columns[comparison.field] = pd.Series([], dtype=np.int8)
     columns["ids_both_valid"] = pd.Series([], dtype=bool)
     columns["id_valid_any"] = pd.Series([], dtype=bool)
-    columns["same_source"] = pd.Series([], dtype=bool)
     for stated in STATED_FIELDS:
         if settings.comparison(stated) is not None:
             columns[f"stated_{stated}"] = pd.Series([], dtype=np.int8)
@@ -331,6 +337,7 @@ def _empty_pairs(settings: LinkSettings) -> pd.DataFrame:
     columns["w_prior"] = pd.Series([], dtype=np.float32)
     for comparison in settings.comparisons:
         columns[f"w_{comparison.field}"] = pd.Series([], dtype=np.float32)
+    columns["context"] = pd.Series([], dtype=TEXT)
     return pd.DataFrame(columns)
 
 

@@ -1,11 +1,16 @@
 """``silobreaker dedup INPUT OUTPUT``: link the person records of one file, outside the pipeline.
 
 For a data team that wants person ids for an export it holds (a department's register, a merged
-spreadsheet) without configuring a source. The file goes through the same engine as the pipeline.
+spreadsheet) without configuring a source. The file goes through the same engine as the pipeline,
+with every column the engine reads: the required ones (:data:`dedup.prepare.REQUIRED_COLUMNS`) and
+those of :data:`dedup.prepare.OPTIONAL_COLUMNS` the file has (``community``, ``grid``,
+``birth_date_precision``). The statistics say which optional columns were used and which columns
+were ignored, so a misspelt header is seen rather than silently dropped.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -18,10 +23,12 @@ import pyarrow.parquet as pq
 from core.errors import TerminalError
 from dedup.engine import PhaseHook, link_records
 from dedup.ids import PreviousLinking
-from dedup.prepare import REQUIRED_COLUMNS
+from dedup.prepare import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from dedup.settings import LinkSettings
 
 __all__ = ["dedup_file", "explain_path", "format_waterfall"]
+
+log = logging.getLogger(__name__)
 
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
 _CSV_SUFFIXES = {".csv", ".txt"}
@@ -40,8 +47,11 @@ def dedup_file(
 
     Args:
         input_path: ``.parquet`` or ``.csv`` (UTF-8, with or without BOM) with columns
-            ``record_id, source, name, sex, birth_date, id_number, phone, address``; values may be empty,
-            extra columns are ignored. ``sex`` may be ``M``/``F``, ``男``/``女`` or ``1``/``2``.
+            ``record_id, source, name, sex, birth_date, id_number, phone, address``; values may be empty.
+            ``sex`` may be ``M``/``F``, ``男``/``女`` or ``1``/``2``. Used when present:
+            ``community`` (社区/村, or a postcode), ``grid`` and ``birth_date_precision`` (``day``,
+            ``month`` or ``year``: a census ``1964-05-01`` at ``month`` is compared as 1964-05). Other
+            columns are ignored, and listed as such in the statistics.
         output_path: parquet file to write, with ``record_id, person_id``, one row per input record.
             Written to a temporary name first, so a failed run never leaves half a file.
         settings: engine settings; defaults when omitted.
@@ -55,7 +65,8 @@ def dedup_file(
             :func:`dedup.engine.link_records`, then ``write`` (rows written).
 
     Returns:
-        Statistics for the CLI to print: input, output, records, persons, candidate pairs, links, seconds.
+        Statistics for the CLI to print: input, output, ``optional_columns`` (those used),
+        ``ignored_columns``, records, persons, candidate pairs, links, seconds.
 
     Raises:
         TerminalError: the input is missing, of an unknown kind, unreadable, or lacks a required column.
@@ -70,10 +81,13 @@ def dedup_file(
     if missing:
         raise TerminalError(
             f"{source}: missing required column(s) {', '.join(missing)}; the file needs columns "
-            f"{', '.join(REQUIRED_COLUMNS)} (values may be empty, extra columns are ignored)"
+            f"{', '.join(REQUIRED_COLUMNS)} (values may be empty), and may have {', '.join(OPTIONAL_COLUMNS)}"
         )
+    optional = [column for column in OPTIONAL_COLUMNS if column in records.columns]
+    ignored = [str(column) for column in records.columns if column not in (*REQUIRED_COLUMNS, *optional)]
+    log.info("%s: optional columns used: %s; ignored: %s", source, ", ".join(optional) or "none", ", ".join(ignored) or "none")
     try:
-        result = link_records(records.loc[:, list(REQUIRED_COLUMNS)], settings, _read_previous(previous),
+        result = link_records(records.loc[:, [*REQUIRED_COLUMNS, *optional]], settings, _read_previous(previous),
                               on_phase=on_phase)
     except TerminalError as e:
         raise TerminalError(f"{source}: {e}") from e
@@ -93,6 +107,8 @@ def dedup_file(
     return {
         "input": str(source),
         "output": str(target),
+        "optional_columns": optional,
+        "ignored_columns": ignored,
         "records": result.stats["records"],
         "persons": result.stats["persons"],
         "candidate_pairs": result.stats["candidate_pairs"],

@@ -15,8 +15,9 @@ number, and prepares the borrowers again as records without one, so that:
 
 Which side borrowed: the one whose stated sex and birth date are not those its number carries. The
 check character vouches for the number's sex digit and date, so the side that agrees with them holds
-it. The veto makes the two stated sexes differ, so at most one side agrees; where neither does, both
-are borrowers and neither holds the number until a reviewer decides (fail closed).
+it. The veto makes the two stated birth dates differ by more than a slip, so at most one side agrees;
+where neither does, both are borrowers and neither holds the number until a reviewer decides (fail
+closed).
 
 Example:
     >>> sharing = find_id_sharing(prepared, arrays, settings, decided)                    # doctest: +SKIP
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 ID_SHARING_VETO = "id_sharing_conflict"
 
 #: The comparisons that veto reads, the only ones run on every pair sharing a number.
-_VETO_FIELDS: tuple[str, ...] = ("id_number", "name", "sex", "birth_date")
+_VETO_FIELDS: tuple[str, ...] = ("id_number", "name", "birth_date")
 
 
 @dataclass(frozen=True)

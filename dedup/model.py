@@ -15,7 +15,11 @@ codes (never a Python loop per pair):
 - the **prior** λ, so that every pair gets a match probability, not only a score: with u from random
   pairs, the chance that two random records match, ``λ_candidates · candidate pairs / (n(n−1)/2)``;
 - a **term-frequency adjustment**: an exact match on a common name (王伟) is weaker evidence than on a
-  rare one, so the exact level's u is scaled per value by how often the value occurs.
+  rare one, so the exact level's u is scaled per value by how often the value occurs;
+- a **household context** (:class:`PairContext`): for two records at one flat, u of the name, birth
+  date, sex and phone measured on flatmates two valid ID numbers tell apart, and for two at one flat
+  born the same day or month, u of the name measured on twins — where random pairs would make a shared
+  phone or birthday near-conclusive.
 
 Level codes are positions in each comparison's declared levels. The ``null`` level is declared first
 (code 0, missing data to the EM); the exact level is found by its label
@@ -33,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import duckdb
 import numpy as np
@@ -41,14 +45,18 @@ import pandas as pd
 
 from dedup.blocking import PAIRS_TABLE
 from dedup.compare import CodedStrings, RecordArrays, compare_pairs
-from dedup.settings import AddressComparison, Comparison, LinkSettings, NameComparison
+from dedup.settings import AddressComparison, Comparison, LinkSettings, ModelSpec, NameComparison
 
 __all__ = [
+    "FLAT_FIELDS",
     "EmResult",
     "FellegiSunterModel",
+    "PairContext",
     "TermFrequencies",
     "declared_model",
     "expectation_maximisation",
+    "flatmate_pairs",
+    "flatmate_u",
     "match_probability",
     "random_pair_u",
     "term_frequencies",
@@ -58,6 +66,19 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _FLOOR = 1e-6
+
+#: Comparisons whose u is measured again on flatmates (:func:`flatmate_u`). Not the ID number (the
+#: flatmates are chosen by theirs), not the address (it is what they share), not the community (not
+#: compared at one flat), not the source (records without an ID number, half the census, are missing
+#: from the flatmates, so their sources would be under-counted).
+FLAT_FIELDS: tuple[str, ...] = ("name", "birth_date", "sex", "phone")
+
+#: Pairs a group's u counts as seen at its wider group's u (:func:`flatmate_u`).
+_PRIOR_PAIRS = 20.0
+
+#: Address levels that put two records in one household: one flat, or a flat and the one a member
+#: of the household moved from (different people there are family as much as at one flat).
+_SAME_FLAT_LABELS: tuple[str, ...] = ("exact", "household", "moved")
 
 
 def match_probability(match_weight: np.ndarray | float) -> np.ndarray:
@@ -91,6 +112,40 @@ class TermFrequencies:
 
 
 @dataclass(frozen=True)
+class PairContext:
+    """Pairs alike in a way two strangers rarely are, and the weights some fields take for them.
+
+    Fellegi–Sunter weighs each comparison by how often two *random* records agree on it (u), as if the
+    comparisons were independent among different people. They are not among flatmates: a family shares
+    a phone, siblings a generation character (子涵 / 子轩), twins a birthday and often all three. For the
+    pairs a context takes, the fields it lists are weighed with u measured on people known to be two
+    that share the context (:func:`flatmate_u`) — the model's m, that u.
+
+    Attributes:
+        name: ``one_flat`` or ``born_together`` (at one flat and born the same day or month).
+        conditions: ``(field, level codes)``: a pair is in the context when every field reached one
+            of its codes.
+        weights: per field, bits per level code for pairs in the context.
+        u: per field, the u those weights come from.
+        pairs: how many pairs of people known to be two (flatmates with two valid ID numbers) u was
+            measured on.
+    """
+
+    name: str
+    conditions: tuple[tuple[str, tuple[int, ...]], ...]
+    weights: dict[str, np.ndarray]
+    u: dict[str, np.ndarray]
+    pairs: int
+
+    def applies(self, levels: pd.DataFrame) -> np.ndarray:
+        """Mask of the pairs (rows of level codes) in this context."""
+        mask = np.ones(len(levels), dtype=bool)
+        for field_name, codes in self.conditions:
+            mask &= np.isin(levels[field_name].to_numpy(), codes)
+        return mask
+
+
+@dataclass(frozen=True)
 class FellegiSunterModel:
     """Level weights (bits) per comparison, a prior, and term-frequency tables; how a pair is scored.
 
@@ -101,6 +156,9 @@ class FellegiSunterModel:
         term_frequencies: per field with a term-frequency adjustment of its ``exact`` level.
         trained: whether the weights were estimated from the data (else they are the declared ones).
         stats: how the training went (pairs, iterations, λ …), for the run statistics.
+        contexts: pairs alike in a way two strangers rarely are (at one flat; at one flat and born
+            together), each with weights of its own for some fields (:class:`PairContext`), applied in
+            order; empty when the data hold too few flatmates to learn from.
     """
 
     weights: dict[str, np.ndarray]
@@ -111,6 +169,7 @@ class FellegiSunterModel:
     exact_m: dict[str, float] = field(default_factory=dict)
     max_level_weight: float = 20.0
     trained: bool = False
+    contexts: tuple[PairContext, ...] = ()
     stats: dict[str, float | int | str] = field(default_factory=dict)
 
     def contributions(
@@ -124,9 +183,13 @@ class FellegiSunterModel:
             rid_l, rid_r: record positions of the pairs.
         """
         out: dict[str, np.ndarray] = {}
+        within = [(context, context.applies(levels)) for context in self.contexts]
         for name, weights in self.weights.items():
             codes = levels[name].to_numpy(dtype=np.int64)
             contribution = weights[codes].astype(np.float32)
+            for context, mask in within:
+                if name in context.weights and mask.any():
+                    contribution[mask] = context.weights[name][codes[mask]]
             tf = self.term_frequencies.get(name)
             if tf is not None:
                 exact = np.flatnonzero(codes == tf.exact_code)
@@ -136,8 +199,16 @@ class FellegiSunterModel:
             out[name] = contribution
         return out
 
+    def context_of(self, levels: pd.DataFrame) -> np.ndarray:
+        """Per pair, the name of the last (most specific) :class:`PairContext` it is in, or ``None``."""
+        out = np.full(len(levels), None, dtype=object)
+        for context in self.contexts:
+            out[context.applies(levels)] = context.name
+        return out
+
     def summary(self, comparisons: tuple[Comparison, ...]) -> pd.DataFrame:
-        """One row per comparison level: ``field, level, m, u, weight`` (m and u are NaN if not trained)."""
+        """One row per comparison level: ``field, level, m, u, weight`` (m and u are NaN if not trained),
+        and ``weight_<context>`` per :class:`PairContext` (NaN where the context keeps the usual weight)."""
         rows = []
         for comparison in comparisons:
             m = self.m.get(comparison.field)
@@ -150,6 +221,13 @@ class FellegiSunterModel:
                         "m": float(m[code]) if m is not None else math.nan,
                         "u": float(u[code]) if u is not None else math.nan,
                         "weight": float(self.weights[comparison.field][code]),
+                        **{
+                            f"weight_{context.name}": (
+                                float(context.weights[comparison.field][code])
+                                if comparison.field in context.weights else math.nan
+                            )
+                            for context in self.contexts
+                        },
                     }
                 )
         return pd.DataFrame(rows)
@@ -312,6 +390,106 @@ def term_frequencies(column: CodedStrings) -> np.ndarray:
     return counts / max(len(present), 1)
 
 
+def flatmate_pairs(arrays: RecordArrays, max_flat_size: int, max_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of records at one flat (:func:`dedup.prepare.household_key`) that carry two different valid
+    ID numbers: two people by construction (a keying slip leaves an ID number invalid), and the people a
+    record is most easily confused with — spouses, siblings, twins.
+
+    Only records whose stated birth date agrees with their own ID number's take part: a record keyed
+    with a household member's number (``borrowed_id``) states its own, and would make one person look
+    like two flatmates sharing a name. Flats with more than ``max_flat_size`` such records (a dormitory,
+    a placeholder address) are left out; at most ``max_pairs`` pairs are kept, drawn at random with
+    ``seed``. Pairs are generated per size of flat, vectorised, never per flat.
+    """
+    flat = arrays.household.codes
+    keep = np.flatnonzero((flat >= 0) & arrays.id_valid & _vouches_for_its_id(arrays))
+    order = keep[np.argsort(flat[keep], kind="stable")]
+    codes = flat[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.empty(0, dtype=np.int64)
+    sizes = np.diff(np.r_[starts, len(codes)])
+    left: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
+    right: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
+    for size in np.unique(sizes[(sizes >= 2) & (sizes <= max_flat_size)]).tolist():
+        first = starts[sizes == size]
+        i, j = np.triu_indices(size, k=1)
+        left.append(order[(first[:, None] + i[None, :]).ravel()])
+        right.append(order[(first[:, None] + j[None, :]).ravel()])
+    rid_l, rid_r = np.concatenate(left), np.concatenate(right)
+    two_people = arrays.id_text.codes[rid_l] != arrays.id_text.codes[rid_r]
+    rid_l, rid_r = rid_l[two_people], rid_r[two_people]
+    if len(rid_l) > max_pairs:
+        chosen = np.sort(np.random.default_rng(seed).choice(len(rid_l), size=max_pairs, replace=False))
+        rid_l, rid_r = rid_l[chosen], rid_r[chosen]
+    return rid_l, rid_r
+
+
+def _vouches_for_its_id(arrays: RecordArrays) -> np.ndarray:
+    """Records whose stated birth date (at the precision stated) is the one their ID number carries, or
+    that state none."""
+    stated = arrays.as_stated()
+    precision = stated.birth_precision
+    agrees = (precision < 1) | (stated.birth_year == arrays.birth_year)
+    agrees &= (precision < 2) | (stated.birth_month == arrays.birth_month)
+    agrees &= (precision < 3) | (stated.birth_day == arrays.birth_day)
+    return agrees
+
+
+def flatmate_u(
+    arrays: RecordArrays,
+    comparisons: tuple[Comparison, ...],
+    rid_l: np.ndarray,
+    rid_r: np.ndarray,
+    prior: dict[str, np.ndarray],
+    strength: float = _PRIOR_PAIRS,
+) -> dict[str, np.ndarray]:
+    """u per level of each comparison in :data:`FLAT_FIELDS` for two different people of one flat,
+    measured on the flatmates ``rid_l, rid_r`` (:func:`flatmate_pairs`).
+
+    Random pairs say how often two strangers agree; two records at one flat are not strangers. Family
+    members share a phone, siblings a generation character (子涵 / 子轩), twins a birthday, so agreement
+    on these says much less about a pair at one flat than about two random records. Fellegi–Sunter
+    assumes the comparisons independent given the class; between different people they are not (a shared
+    flat makes a shared birthday likelier), and this conditions them on the flat instead of assuming.
+
+    Birth dates: a valid ID number gives a day, so the flatmates are compared at each common precision
+    (day, month, year) and each level's u is their mixture in the proportions the records' own
+    precisions give two random records (the census gives a month).
+
+    Each field's u is drawn towards its ``prior`` (the u of a wider group: strangers for flatmates,
+    flatmates for twins) as if ``strength`` pairs had been seen there: a level the flatmates never reach
+    is rare among them, not impossible, and a small group (twins) is not read as the whole truth.
+    """
+    out: dict[str, np.ndarray] = {}
+    for comparison in comparisons:
+        if comparison.field not in FLAT_FIELDS:
+            continue
+        if comparison.field == "birth_date":
+            share = _flatmate_birth_u(arrays, comparison, rid_l, rid_r)
+        else:
+            codes = compare_pairs(arrays, rid_l, rid_r, (comparison,))[comparison.field].to_numpy(dtype=np.int64)
+            count = np.bincount(codes, minlength=len(comparison.labels)).astype(np.float64)
+            share = _normalised(count)
+        seen = float(len(rid_l))
+        out[comparison.field] = _normalised((share * seen + prior[comparison.field] * strength) / (seen + strength))
+    return out
+
+
+def _flatmate_birth_u(arrays: RecordArrays, comparison: Comparison, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
+    """:func:`flatmate_u` of the birth date: per common precision p, the share of flatmates reaching each
+    level when both dates are cut to p, weighted by how often two random records have p in common."""
+    held = np.bincount(arrays.birth_precision.astype(np.int64), minlength=4)[:4].astype(np.float64)
+    at_least = np.cumsum(held[::-1])[::-1] / max(held.sum(), 1.0)  # P(precision >= p), p = 0..3
+    common = at_least**2 - np.r_[at_least[1:], 0.0] ** 2  # P(min of two = p)
+    mixture = common[1:] / max(common[1:].sum(), _FLOOR)  # over p = 1, 2, 3
+    u = np.zeros(len(comparison.labels), dtype=np.float64)
+    for p, share in zip((1, 2, 3), mixture.tolist(), strict=True):
+        cut = replace(arrays, birth_precision=np.minimum(arrays.birth_precision, p).astype(np.int8))
+        codes = compare_pairs(cut, rid_l, rid_r, (comparison,))[comparison.field].to_numpy(dtype=np.int64)
+        count = np.bincount(codes, minlength=len(comparison.labels)).astype(np.float64)
+        u += share * count / max(len(codes), 1)
+    return _normalised(u)
+
+
 def train_model(
     con: duckdb.DuckDBPyConnection, arrays: RecordArrays, settings: LinkSettings, n_candidates: int
 ) -> FellegiSunterModel:
@@ -404,6 +582,8 @@ def train_model(
         w[0] = 0.0
         weights[comparison.field] = w
 
+    contexts = _pair_contexts(arrays, settings, fit.m, u_final, fixed)
+
     tf_tables: dict[str, TermFrequencies] = {}
     exact_m: dict[str, float] = {}
     for name in (name for name in spec.term_frequency if name in fields):
@@ -431,6 +611,7 @@ def train_model(
         "em_iterations": fit.iterations,
         "lambda_candidates": round(fit.lam, 6),
         "prior_weight": round(prior, 3),
+        **{f"context_{context.name}_pairs": context.pairs for context in contexts},
     }
     log.info(
         "model: EM over %d candidate pairs, %d iterations, λ=%.4f among candidates, prior %.2f bits (u from %s)",
@@ -446,7 +627,60 @@ def train_model(
         max_level_weight=spec.max_level_weight,
         trained=True,
         stats=stats,
+        contexts=contexts,
     )
+
+
+def _pair_contexts(
+    arrays: RecordArrays,
+    settings: LinkSettings,
+    m: list[np.ndarray],
+    u_random: list[np.ndarray],
+    fixed: list[np.ndarray],
+) -> tuple[PairContext, ...]:
+    """The :class:`PairContext` the data can measure: ``one_flat`` (:data:`FLAT_FIELDS` weighed by
+    flatmates) and ``born_together`` (the name weighed by flatmates born the same day: twins). None when
+    the model does not ask for them, the address is not compared at flat level, or there are too few
+    flatmates told apart by their ID numbers (``min_flatmate_pairs``, ``min_born_together_pairs``)."""
+    spec = settings.model
+    address, birth = settings.comparison("address"), settings.comparison("birth_date")
+    if not spec.household_context or address is None or not set(_SAME_FLAT_LABELS) <= set(address.labels):
+        return ()
+    rid_l, rid_r = flatmate_pairs(arrays, spec.max_flat_size, spec.flatmate_pairs, spec.seed)
+    if len(rid_l) < spec.min_flatmate_pairs:
+        log.info("model: %d flatmates with two valid ID numbers, fewer than %d; no household context",
+                 len(rid_l), spec.min_flatmate_pairs)
+        return ()
+    comparisons = settings.comparisons
+    one_flat = ("address", tuple(address.code(label) for label in _SAME_FLAT_LABELS))
+    u = flatmate_u(arrays, comparisons, rid_l, rid_r, prior=dict(zip((c.field for c in comparisons), u_random, strict=True)))
+    contexts = [PairContext("one_flat", (one_flat,), _context_weights(comparisons, u, m, fixed, spec), u, len(rid_l))]
+    if birth is not None and {"day", "month"} <= set(birth.labels) and settings.comparison("name") is not None:
+        born = compare_pairs(arrays, rid_l, rid_r, (birth,))["birth_date"].to_numpy() == birth.code("day")
+        if born.sum() >= spec.min_born_together_pairs:
+            twins = flatmate_u(arrays, (settings.comparison("name"),), rid_l[born], rid_r[born], prior=u)
+            together = (one_flat, ("birth_date", (birth.code("day"), birth.code("month"))))
+            weights = _context_weights(comparisons, twins, m, fixed, spec)
+            contexts.append(PairContext("born_together", together, weights, twins, int(born.sum())))
+    log.info("model: household context from %d flatmates with two valid ID numbers (%s)", len(rid_l),
+             ", ".join(f"{c.name}: {', '.join(c.weights)}" for c in contexts))
+    return tuple(contexts)
+
+
+def _context_weights(
+    comparisons: tuple[Comparison, ...], u: dict[str, np.ndarray], m: list[np.ndarray], fixed: list[np.ndarray],
+    spec: ModelSpec,
+) -> dict[str, np.ndarray]:
+    """``log2(m / u)`` per level of each field ``u`` covers, bounded, fixed and rare levels kept as declared."""
+    weights: dict[str, np.ndarray] = {}
+    for i, comparison in enumerate(comparisons):
+        if comparison.field in u:
+            w = np.log2(np.maximum(m[i], _FLOOR) / np.maximum(u[comparison.field], _FLOOR))
+            w = np.clip(w, -spec.max_level_weight, spec.max_level_weight)
+            w = np.where(np.isnan(fixed[i]), w, fixed[i])
+            w[0] = 0.0
+            weights[comparison.field] = w
+    return weights
 
 
 def _normalised(counts: np.ndarray) -> np.ndarray:

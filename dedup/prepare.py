@@ -48,9 +48,12 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("record_id", "source", "name", "sex", "birt
 #: A regular expression matching one Chinese (Han) character; a name without any is read as Latin words.
 HAN_CHARACTER = "[\u3400-\u9fff\uf900-\ufaff]"
 
-#: Columns used when present. Derived ones (pinyin, ID validity, date precision) are recomputed anyway;
-#: community and grid are carried as blocking keys.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("name_pinyin", "id_number_valid", "community", "grid", "birth_date_precision")
+#: Columns the engine reads when present: ``community`` (compared, and a blocking key), ``grid`` (a
+#: blocking key a ``linking.yaml`` may use) and ``birth_date_precision`` (``day``, ``month`` or ``year``:
+#: how much of ``birth_date`` the source really knows, so a census ``1964-05-01`` given at ``month``
+#: is compared as 1964-05, not as a day). Every other column is ignored; derived ones (pinyin, ID
+#: validity, the ID's sex and birth date) are recomputed from the required columns.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("community", "grid", "birth_date_precision")
 
 #: Date layouts accepted in ``birth_date``: staged ISO values at every precision first, then the
 #: day-precision forms staging reads by default, then month and year forms (the census).
@@ -88,6 +91,12 @@ PREPARED_COLUMNS: tuple[str, ...] = (
 
 #: Precision codes: a pair is compared at the smaller of its two codes.
 _PRECISION_CODES = {"year": 1, "month": 2, "day": 3}
+
+#: Values of the ``birth_date_precision`` column, as staging writes them and as a clerk might.
+_DECLARED_PRECISION = {**_PRECISION_CODES, "日": 3, "月": 2, "年": 1}
+
+#: Characters of an ISO date per precision code (none, year, month, day).
+_ISO_LENGTH = (0, 4, 7, 10)
 
 
 def normalize_sex(values: pd.Series) -> pd.Series:
@@ -157,8 +166,11 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
         id_number = generic_identifier(raw_ids)
 
     stated = parse_dates(_text(frame["birth_date"]), list(BIRTH_DATE_FORMATS))
-    birth = stated["date"].astype(TEXT).to_numpy(dtype=object)
-    precision = stated["precision"].map(_PRECISION_CODES).fillna(0).astype("int8").to_numpy()
+    birth, precision = _at_declared_precision(
+        stated["date"].astype(TEXT),
+        stated["precision"].map(_PRECISION_CODES).fillna(0).astype("int8").to_numpy(),
+        _declared_precision(frame),
+    )
     id_birth = ids["id_birth_date"].astype(TEXT).to_numpy(dtype=object)
     # A valid ID's birth digits are protected by its check character, a stated date is not: a record
     # whose stated date contradicts its own valid ID (a slip on a form) takes the ID's date, as its sex.
@@ -208,6 +220,42 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return prepared.loc[:, list(PREPARED_COLUMNS)]
+
+
+def _declared_precision(frame: pd.DataFrame) -> np.ndarray | None:
+    """Precision codes of the optional ``birth_date_precision`` column (0 where empty), or ``None``.
+
+    Raises:
+        TerminalError: a value is none of ``day``, ``month``, ``year`` (or 日, 月, 年).
+    """
+    if "birth_date_precision" not in frame.columns:
+        return None
+    text = _text(frame["birth_date_precision"]).str.lower()
+    codes = text.map(_DECLARED_PRECISION)
+    unknown = text.notna() & codes.isna()
+    if unknown.any():
+        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise TerminalError(
+            f"birth_date_precision {text.iloc[row]!r} in row {row} is not a precision; write day, month or year "
+            "(or leave it empty when the date says its own precision, e.g. 1964-05)"
+        )
+    return codes.fillna(0).astype("int8").to_numpy()
+
+
+def _at_declared_precision(
+    birth: pd.Series, precision: np.ndarray, declared: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """ISO dates and their precision codes, cut to the precision the source declares where it declares a
+    coarser one than the text shows: an export that writes a census year-month as ``1964-05-01`` with
+    ``birth_date_precision = month`` knows no day, and ``-01`` must not be compared as one."""
+    if declared is not None:
+        coarser = (declared > 0) & (declared < precision)
+        precision = np.where(coarser, declared, precision).astype("int8")
+        birth = birth.copy()
+        for code in (1, 2):
+            cut = coarser & (precision == code)
+            birth[cut] = birth[cut].str[: _ISO_LENGTH[code]]
+    return birth.to_numpy(dtype=object), precision
 
 
 def _stated_or(birth: np.ndarray, precision: np.ndarray, id_birth: np.ndarray) -> tuple[pd.Series, np.ndarray]:

@@ -3,7 +3,7 @@
 The engine links what the evidence settles; pairs in the uncertain band (decision ``near_miss``) are
 not merged but queued for the data team with both records side by side. So are the pairs the
 ``id_sharing_conflict`` veto keeps apart (:data:`REVIEWED_VETOES`): two records under one valid ID
-number that contradict each other on name, sex and birth date, one of them keyed with another
+number that contradict each other on name and birth date, one of them keyed with another
 resident's number — labelled 公民身份号码冲突 for the reviewer. A reviewer's decision on a pair
 — ``same`` or ``different`` — is kept in a :class:`DecisionLog` under the data home and applied on every
 later run: ``same`` as a must-link (a forced link, kept before any scored one; it also overrides a hard
@@ -61,7 +61,7 @@ REVIEWED_VETOES: tuple[str, ...] = ("id_sharing_conflict",)
 #: :data:`REVIEWED_VETOES`) and how the queue says it to a reviewer (``reason_label``).
 REVIEW_REASONS: dict[str, str] = {
     "near_miss": "疑似同一人（待核实）",
-    "id_sharing_conflict": "公民身份号码冲突（姓名、性别、出生日期均与同号记录不符）",
+    "id_sharing_conflict": "公民身份号码冲突（姓名、出生日期均与同号记录不符）",
 }
 #: What a reviewer may decide about a pair.
 REVIEW_VERDICTS: tuple[str, ...] = ("same", "different")
@@ -78,7 +78,7 @@ QUEUE_COLUMNS: tuple[str, ...] = (
     "same_person_now", *(f"{f}_a" for f in KEY_FIELDS), *(f"{f}_b" for f in KEY_FIELDS), "first_seen_run",
 )
 
-_PAIR_COLUMNS = {"record_id_l", "record_id_r", "score", "decision", "veto", "rule"}
+_PAIR_COLUMNS = {"record_id_l", "record_id_r", "score", "decision", "veto", "rule", "context"}
 
 
 def empty_decisions() -> pd.DataFrame:
@@ -210,7 +210,7 @@ def build_review_queue(
     """The uncertain pairs nobody has decided yet, with both records' key fields and the evidence.
 
     Uncertain are the near misses and the pairs a veto of :data:`REVIEWED_VETOES` keeps apart (two
-    records sharing one valid ID number that contradict each other on name, sex and birth date);
+    records sharing one valid ID number that contradict each other on name and birth date);
     ``reason`` says which, ``reason_label`` says it in Chinese for the reviewer (:data:`REVIEW_REASONS`).
 
     Args:

@@ -14,20 +14,15 @@ decision can be read back as a waterfall: "prior −16.8, ID typo +15.1, name ho
   the date a valid ID number carries and the ID numbers do not agree (exactly or up to a typo) to
   overrule them — this keeps 同名同姓 namesakes apart. Two stated dates alone do not veto: a stated
   date can be wholly wrong, and the model weighs the disagreement instead;
-- two records of one source, with no agreeing ID numbers, whose names differ beyond a homophone
-  (王明轩 / 王明林) or whose addresses are different flats: a department that enters a person again
-  copies the name and address from its own register or re-types the name through an input method (which
-  slips to a homophone, 张伟 / 张玮), so another name in the same household and birth month is far more
-  often a twin than a slip — twins get names that sound different — and a second address a namesake
-  more often than a move;
-- two records that carry the same valid ID number but disagree on everything that number is supposed
-  to vouch for: names beyond a slip (not a homophone, a look-alike, a typo or one character), and the
-  sex and birth date each record *states* (the ID's where it states none), the date by more than a
-  slip. A valid ID's sex digit and birth date make the two records' usual sex and date equal by
-  construction, so the stated ones are compared (``stated_sex``, ``stated_birth_date``): one
-  misremembered field is a slip the shared ID overrules, but a wholly different name, sex and birth
-  date is a different person whose record was keyed with another resident's ID number (a spouse's,
-  a neighbour's, a parent's used for a child). :mod:`dedup.id_sharing` finds these pairs before
+- two records that carry the same valid ID number but disagree on what that number is supposed to
+  vouch for: names beyond a slip (not a homophone, a look-alike, a typo or one character), and the
+  birth date each record *states* (the ID's where it states none) by more than a slip. A valid ID's
+  birth date makes the two records' usual dates equal by construction, so the stated ones are
+  compared (``stated_birth_date``): a misremembered name or date is a slip the shared ID overrules,
+  but another name *and* another birth date is a different person whose record was keyed with another
+  resident's ID number (a spouse's, a neighbour's, a parent's used for a child). The sex each states is
+  not needed: a son keyed with his father's number states the father's sex, and two values agree by
+  chance half the time. :mod:`dedup.id_sharing` finds these pairs before
   linking, whatever their score, and they go to clerical review.
 
 A veto reads the levels by their labels ("the name reached neither ``exact`` nor ``homophone``"), never by
@@ -154,22 +149,13 @@ def violates(veto: str, levels: pd.DataFrame, settings: LinkSettings) -> np.ndar
         # conclusive only when one side is such a date.
         contradicts = _reached(levels, settings, "birth_date", ("different",)) & levels["id_valid_any"].to_numpy()
         return contradicts & ~_reached(levels, settings, "id_number", ("exact", "typo"))
-    if veto == "same_source_mismatch":
-        # A department copies a person's name from its own register, or re-types it through an input
-        # method, which slips to a homophone (张伟 / 张玮); two other spellings in one source, in one
-        # flat and birth month, are two people — twins, whose parents chose names that sound different
-        # (王明轩 / 王明林) so that they can be told apart when called. A missing name contradicts nothing.
-        mismatch = ~_reached(levels, settings, "name", ("null", "exact", "homophone"))
-        mismatch |= _reached(levels, settings, "address", ("different",))
-        return levels["same_source"].to_numpy() & mismatch & ~_reached(levels, settings, "id_number", ("exact", "typo"))
     if veto == "id_sharing_conflict":
         # The shared valid ID makes both records' sex and birth date the ID's; what each record states
-        # is compared instead. Any one of name, sex or date may be a slip the ID overrules (a
-        # homophone, a wrong 男/女, a mistyped day), but not all three at once.
+        # is compared instead. A name or a date may be a slip the ID overrules (a homophone, a mistyped
+        # day), but not both at once; the sex, one of two values, tells too little either way.
         another_name = ~_reached(levels, settings, "name", NAME_SLIPS)
-        another_sex = _reached(levels, settings, "sex", ("different",), column="stated_sex")
         another_birth = _reached(levels, settings, "birth_date", ("different",), column="stated_birth_date")
-        return _shares_valid_id(levels, settings) & another_name & another_sex & another_birth
+        return _shares_valid_id(levels, settings) & another_name & another_birth
     raise ValueError(f"unknown veto {veto!r}")
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "NameComparison",
     "PhoneComparison",
     "SexComparison",
+    "SourceComparison",
     "default_blocking_rules",
     "default_comparisons",
     "load_link_settings",
@@ -101,14 +102,10 @@ VETOES: dict[str, str] = {
         "birth dates differ at their common precision by more than a slip, at least one of them is the date "
         "a valid ID number carries, and the ID numbers do not agree"
     ),
-    "same_source_mismatch": (
-        "one source holds both records, under names that differ beyond a homophone or at different "
-        "addresses, and the ID numbers do not agree"
-    ),
     "id_sharing_conflict": (
-        "both records carry the same valid ID number, but the names differ beyond a slip and the sex and "
-        "the birth date each record states differ (the date by more than a slip): one of them was keyed "
-        "with another resident's ID number"
+        "both records carry the same valid ID number, but the names differ beyond a slip and the birth "
+        "dates each record states differ by more than a slip: one of them was keyed with another "
+        "resident's ID number"
     ),
 }
 
@@ -117,8 +114,16 @@ _VETO_NEEDS: dict[str, tuple[str, ...]] = {
     "distinct_valid_ids": ("id_number",),
     "different_sex": ("sex",),
     "contradicting_birth_dates": ("birth_date",),
-    "same_source_mismatch": ("name",),
-    "id_sharing_conflict": ("id_number", "name", "sex", "birth_date"),
+    "id_sharing_conflict": ("id_number", "name", "birth_date"),
+}
+
+#: Vetoes that existed once, and why they are gone: a file that still lists one is told what replaced it.
+_REMOVED_VETOES: dict[str, str] = {
+    "same_source_mismatch": (
+        "it assumed a department copies its own spelling and address, which re-keyed repeat visits and census "
+        "double counts do not; whether two records come from one source is now the `source` comparison, whose "
+        "weights the model learns from the data (docs/identity.md)"
+    ),
 }
 
 #: The test of the catch-all level that ends every comparison: every pair no earlier level took.
@@ -461,7 +466,9 @@ class AddressComparison(Comparison):
     """Normalised address text. Family members share an address, so even ``exact`` is modest evidence.
 
     Levels: ``exact`` text; ``household`` — the same flat written another way (3幢2单元501室 / 3-2-501,
-    see :func:`dedup.prepare.household_key`), or a Latin address's words in another order; ``similar`` —
+    see :func:`dedup.prepare.household_key`), or a Latin address's words in another order; ``moved`` —
+    two flats that records under one valid ID number place one person at (a home and the one before it:
+    a register not caught up with a move, a census double count at the registered address); ``similar`` —
     Indel similarity at least ``similar_threshold``; ``partial`` — an address in Latin letters with words
     in common (token-set similarity at least ``partial_threshold``: a street kept, a suburb mistyped);
     ``different`` (people move, so this is weak evidence against). The community is compared on its own
@@ -473,6 +480,7 @@ class AddressComparison(Comparison):
         ComparisonLevel("null", 0.0, test="missing"),
         ComparisonLevel("exact", 3.0, test="equal"),
         ComparisonLevel("household", 3.0, test="address.household"),
+        ComparisonLevel("moved", 3.0, test="address.moved"),
         ComparisonLevel("similar", 1.0, test="address.similar"),
         ComparisonLevel("partial", 0.5, test="address.partial"),
         ComparisonLevel("different", -2.0, test=ELSE),
@@ -500,6 +508,28 @@ class CommunityComparison(Comparison):
     )
 
 
+@dataclass(frozen=True)
+class SourceComparison(Comparison):
+    """Whether the two records come from one source (department) or from two.
+
+    How a department types its own records is not assumed: a register that copies a person's entry
+    makes within-source repeats look alike, one whose clerks re-key every visit makes them look no more
+    alike than records of two departments, and a pair of files each deduplicated already (FEBRL4's A
+    and B) holds no within-source match at all. The model learns which from the data: ``same`` and
+    ``different`` start at no evidence (0 bits) and the EM weighs them — m from the candidate pairs it
+    finds to be matches, u from random record pairs (Σ of each source's share squared for ``same``).
+    ``null``: a record without a source (no evidence).
+    """
+
+    field: ClassVar[str] = "source"
+    exact_label: ClassVar[str | None] = "same"
+    levels: tuple[ComparisonLevel, ...] = (
+        ComparisonLevel("null", 0.0, test="missing"),
+        ComparisonLevel("same", 0.0, test="equal"),
+        ComparisonLevel("different", 0.0, test=ELSE),
+    )
+
+
 #: The comparison ``linking.yaml`` builds for each field it names under ``comparisons``.
 _COMPARISONS: dict[str, type[Comparison]] = {
     kind.field: kind
@@ -511,6 +541,7 @@ _COMPARISONS: dict[str, type[Comparison]] = {
         PhoneComparison,
         AddressComparison,
         CommunityComparison,
+        SourceComparison,
     )
 }
 
@@ -631,6 +662,18 @@ class ModelSpec(_Settings):
             a rare name or a village. A field without a comparison is skipped.
         max_level_weight: bound (in bits, either sign) on any estimated level weight, so one sparse
             level cannot outvote every other comparison.
+        household_context: for two records at one flat (address ``exact`` or ``household``), weigh the
+            name, birth date, sex and phone by how two *different* people of one flat compare — measured
+            on flatmates whose valid ID numbers differ (:func:`dedup.model.flatmate_u`) — instead of how
+            two random records do: a shared phone, a generation character or a birthday (twins) is
+            common among flatmates and says little there.
+        flatmate_pairs: at most this many such flatmate pairs are compared (a random sample).
+        min_flatmate_pairs: with fewer, the household context is not used.
+        min_born_together_pairs: flatmates born the same day (twins with two valid ID numbers) needed to
+            weigh the names of two records at one flat born the same day or month by theirs; with fewer,
+            such names weigh as any flatmates' do.
+        max_flat_size: a flat with more records carrying a valid ID number than this (a dormitory, a
+            placeholder address) is not taken as a household.
         seed: random seed for the samples, so a run is reproducible.
 
     Example:
@@ -652,9 +695,18 @@ class ModelSpec(_Settings):
         default=("name", "community"), description="fields whose exact level is adjusted by how common the value is"
     )
     max_level_weight: float = Field(default=20.0, description="bound (bits, either sign) on any estimated level weight")
+    household_context: bool = Field(
+        default=True, description="weigh name, birth date, sex and phone of two records at one flat by how flatmates compare"
+    )
+    flatmate_pairs: int = Field(default=100_000, description="flatmates with two valid ID numbers compared, at most")
+    min_flatmate_pairs: int = Field(default=500, description="fewer flatmates than this: no household context")
+    min_born_together_pairs: int = Field(
+        default=20, description="fewer flatmates born the same day than this: names of twins weigh as flatmates'"
+    )
+    max_flat_size: int = Field(default=40, description="flats with more records than this are no household")
     seed: int = Field(default=20261123, description="random seed of the samples, so a run is reproducible")
 
-    @field_validator("estimate", "em_fix_u", mode="before")
+    @field_validator("estimate", "em_fix_u", "household_context", mode="before")
     @classmethod
     def _flag(cls, value: Any, info: ValidationInfo) -> Any:
         return _require(isinstance(value, bool), value, "true or false", info, not cls._default(info.field_name))
@@ -664,7 +716,10 @@ class ModelSpec(_Settings):
     def _u_source(cls, value: Any, info: ValidationInfo) -> Any:
         return _require(value in U_SOURCES, value, f"one of {', '.join(U_SOURCES)}", info, "random")
 
-    @field_validator("u_sample_pairs", "em_sample_pairs", "em_iterations", "min_training_pairs", "min_level_pairs", mode="before")
+    @field_validator(
+        "u_sample_pairs", "em_sample_pairs", "em_iterations", "min_training_pairs", "min_level_pairs", "flatmate_pairs",
+        "min_flatmate_pairs", "min_born_together_pairs", "max_flat_size", mode="before",
+    )
     @classmethod
     def _count(cls, value: Any, info: ValidationInfo) -> Any:
         return _require(_is_integer(value, 1), value, "a positive integer", info, cls._default(info.field_name))
@@ -905,6 +960,12 @@ class LinkSettings(_Settings):
     def _known_vetoes(cls, value: Any) -> Any:
         if not _is_strings(value):
             raise _invalid(f"must be a list of veto names, got {value!r}; e.g. vetoes: [distinct_valid_ids, different_sex]")
+        removed = [name for name in value if name in _REMOVED_VETOES]
+        if removed:
+            raise _invalid(
+                f"the veto {removed[0]!r} was removed: {_REMOVED_VETOES[removed[0]]}; drop it from vetoes, "
+                f"e.g. vetoes: [{', '.join(VETOES)}]"
+            )
         unknown = [name for name in value if name not in VETOES]
         if unknown:
             raise _invalid(

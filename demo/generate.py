@@ -46,7 +46,14 @@ import pyarrow as pa
 
 from core.home import DataHome, HomeLike
 from demo.mess import DEFECTS, QUARANTINE_DEFECTS, SourceRows, damage
-from demo.population import CASE_TYPES, CHRONIC_DISEASES, REFERENCE_DATE, Population, build_population
+from demo.population import (
+    CASE_TYPES,
+    CHRONIC_DISEASES,
+    MOVED_HOUSEHOLD_SHARE,
+    REFERENCE_DATE,
+    Population,
+    build_population,
+)
 from demo.strings import STRING, date_parts, format_dates, numbered
 from demo.writers import XlsxColumn, write_csv, write_parquet, write_sqlite, write_xlsx
 
@@ -57,8 +64,11 @@ __all__ = [
     "PERSON_SOURCES",
     "QUARANTINE_DEFECTS",
     "REFERENCE_DATE",
+    "REKEY_RATES",
+    "SCALABLE_DEFECTS",
     "SOURCES_YAML",
     "DemoSummary",
+    "MessSettings",
     "generate_demo",
 ]
 
@@ -127,6 +137,109 @@ MESS_RATES: Mapping[str, Mapping[str, float]] = MappingProxyType(
 
 if not set(_MESS_TABLE) <= set(DEFECTS):
     raise ImportError(f"MESS_RATES names unknown defects: {set(_MESS_TABLE) - set(DEFECTS)}")
+
+# --- a duplicate keyed again from scratch (MessSettings(duplicates="rekeyed"), stress tests only) ---
+REKEY_RATES: Mapping[str, float] = MappingProxyType(
+    {  # share of the re-keyed rows, each error drawn independently of the others and of the first entry
+        "homophone": 0.08,  # the input method offers another character of the same reading (晓 -> 小)
+        "name_typo": 0.04,  # another character picked, or one left out (王明轩 -> 王明宇, 王轩)
+        "id_typo": 0.04,  # the ID re-typed with a digit wrong or two swapped
+        "id_missing": 0.10,  # the ID not asked for this time
+        "birth_date_typo": 0.03,  # a few days or a year off
+        "sex_error": 0.005,
+        "phone_missing": 0.20,
+        "address_style": 0.5,  # the flat written the clerk's own way (3-2-501, 栋, no district)
+    }
+)
+"""How a clerk who re-keys a person without looking at the first entry slips (see :func:`demo.mess.damage`)."""
+
+REKEYED_DUPLICATE_SHARE: Mapping[str, float] = MappingProxyType({"justice": 0.10})
+"""With re-keyed duplicates, sources whose repeat entries the default demo leaves out get some: justice
+opens a new case file (a second sentence, a transfer) for a tenth of the people on its roll."""
+
+SCALABLE_DEFECTS: tuple[str, ...] = tuple(d for d in _MESS_TABLE if d not in QUARANTINE_DEFECTS) + ("moved",)
+"""Defects whose rate :class:`MessSettings` can scale: every one that linking has to see through
+(``moved``: the share of households whose address civil affairs has not caught up with). Rows that
+staging quarantines are not linked, so their rates stay as they are."""
+
+_RATE_CAP = 0.95  # no defect reaches every row: a scaled rate stops here
+
+
+@dataclass(frozen=True)
+class MessSettings:
+    """How messy the departments' records are, for stress tests; the default is the demo district.
+
+    Args:
+        scale: factor on the rate of every defect in ``defects`` (capped at 0.95 of the rows); 1 keeps
+            the rates of :data:`MESS_RATES`, :data:`REKEY_RATES` and ``demo.population.MOVED_HOUSEHOLD_SHARE``.
+        defects: the defects ``scale`` applies to, among :data:`SCALABLE_DEFECTS` (``duplicate`` scales
+            within-source duplicates, ``moved`` the movers); when omitted, all of them and every rate
+            of :data:`REKEY_RATES`.
+        duplicates: ``"copied"`` (the default demo): a duplicate is the person's first entry copied with
+            one small change. ``"rekeyed"``: every repeat entry — a civil-affairs or census duplicate, a
+            health visit after the first, a justice case file (:data:`REKEYED_DUPLICATE_SHARE`) — was
+            keyed again from scratch with keying errors of its own (:data:`REKEY_RATES`), and a census
+            double count is a person living away from the registered address (人户分离) counted a
+            second time there.
+
+    Raises:
+        ValueError: a parameter is out of range; the message shows a correct call.
+
+    Example:
+        >>> MessSettings(scale=2.0).rates("census")["id_missing"]
+        0.8
+    """
+
+    scale: float = 1.0
+    defects: tuple[str, ...] | None = None
+    duplicates: str = "copied"
+
+    def __post_init__(self) -> None:
+        example = 'MessSettings(scale=2.0, defects=("homophone", "id_missing"), duplicates="rekeyed")'
+        if isinstance(self.scale, bool) or not isinstance(self.scale, int | float) or not 0 <= self.scale <= 20:
+            raise ValueError(f"scale must be a number from 0 to 20, got {self.scale!r}; e.g. {example}")
+        if self.defects is not None:
+            if isinstance(self.defects, str) or not all(d in SCALABLE_DEFECTS for d in self.defects):
+                raise ValueError(
+                    f"defects must be a tuple of names among {', '.join(SCALABLE_DEFECTS)}, got {self.defects!r}; "
+                    f"e.g. {example}"
+                )
+            object.__setattr__(self, "defects", tuple(self.defects))
+        if self.duplicates not in ("copied", "rekeyed"):
+            raise ValueError(f"duplicates must be 'copied' or 'rekeyed', got {self.duplicates!r}; e.g. {example}")
+
+    @property
+    def is_default(self) -> bool:
+        """Whether these are the demo district's own rates and processes."""
+        return self.scale == 1.0 and self.duplicates == "copied"
+
+    def _factor(self, defect: str) -> float:
+        if self.defects is None:  # every defect linking sees through, a re-keying clerk's slips included
+            return self.scale if defect in SCALABLE_DEFECTS or defect in REKEY_RATES else 1.0
+        return self.scale if defect in self.defects else 1.0
+
+    def _scaled(self, defect: str, rate: float) -> float:
+        factor = self._factor(defect)
+        return rate if factor == 1.0 else min(rate * factor, _RATE_CAP)
+
+    def rates(self, source: str) -> Mapping[str, float]:
+        """The defect rates of ``source`` (its column of :data:`MESS_RATES`), scaled."""
+        rates = {defect: self._scaled(defect, rate) for defect, rate in MESS_RATES[source].items()}
+        if self.duplicates == "rekeyed" and source in REKEYED_DUPLICATE_SHARE:
+            rates["duplicate"] = self._scaled("duplicate", REKEYED_DUPLICATE_SHARE[source])
+        return MappingProxyType(rates)
+
+    def rekey_rates(self) -> Mapping[str, float] | None:
+        """The keying errors of a re-keyed duplicate, scaled; ``None`` when duplicates are copied."""
+        if self.duplicates != "rekeyed":
+            return None
+        return MappingProxyType({error: self._scaled(error, rate) for error, rate in REKEY_RATES.items()})
+
+    @property
+    def moved_share(self) -> float:
+        """Share of households that moved."""
+        return self._scaled("moved", MOVED_HOUSEHOLD_SHARE)
+
 
 # How each system writes dates of birth and addresses (share of rows per style).
 BIRTH_DATE_STYLES = {
@@ -202,15 +315,19 @@ class DemoSummary:
     area_register: Path | None = None
 
 
-def generate_demo(home: HomeLike, persons: int = 20_000, seed: int = 20261123) -> DemoSummary:
+def generate_demo(
+    home: HomeLike, persons: int = 20_000, seed: int = 20261123, *, mess: MessSettings | None = None
+) -> DemoSummary:
     """Write the demo district's source systems and ground truth under ``home/demo/``.
 
-    Existing demo files are replaced. The same ``persons`` and ``seed`` give byte-identical files.
+    Existing demo files are replaced. The same ``persons``, ``seed`` and ``mess`` give byte-identical files.
 
     Args:
         home: the data home (see :class:`core.home.DataHome`).
         persons: residents to invent; at least 100. 20,000 is a district demo, 1,000,000 a benchmark.
         seed: seed of every random choice.
+        mess: how messy the records are (:class:`MessSettings`); the demo district's own rates when
+            omitted. Stress tests raise the rates or change how duplicates arise.
 
     Returns:
         A :class:`DemoSummary` with the paths and the row counts per source.
@@ -228,6 +345,9 @@ def generate_demo(home: HomeLike, persons: int = 20_000, seed: int = 20261123) -
         )
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}; e.g. generate_demo(home, seed=20261123)")
+    mess = mess or MessSettings()
+    if not isinstance(mess, MessSettings):
+        raise ValueError(f"mess must be a MessSettings, got {mess!r}; e.g. generate_demo(home, mess=MessSettings(scale=2.0))")
     started = time.perf_counter()
     data_home = DataHome.at(home)
     out = data_home.demo_dir
@@ -235,14 +355,14 @@ def generate_demo(home: HomeLike, persons: int = 20_000, seed: int = 20261123) -
     truth_dir.mkdir(parents=True, exist_ok=True)
     rng_people, rng_civil, rng_health, rng_justice, rng_census, rng_consent = np.random.default_rng(int(seed)).spawn(6)
 
-    pop = build_population(rng_people, int(persons))
+    pop = build_population(rng_people, int(persons), moved_share=mess.moved_share)
     logger.info("demo: %d persons in %d households (%.1fs)", pop.n, pop.households, time.perf_counter() - started)
 
     tables = {
-        "civil_affairs": _civil_affairs(rng_civil, pop, out / FILES["civil_affairs"]),
-        "health": _health(rng_health, pop, out / FILES["health"]),
-        "justice": _justice(rng_justice, pop, out / FILES["justice"]),
-        "census": _census(rng_census, pop, out / FILES["census"]),
+        "civil_affairs": _civil_affairs(rng_civil, pop, out / FILES["civil_affairs"], mess),
+        "health": _health(rng_health, pop, out / FILES["health"], mess),
+        "justice": _justice(rng_justice, pop, out / FILES["justice"], mess),
+        "census": _census(rng_census, pop, out / FILES["census"], mess),
     }
     counts = {source: rows.n for source, rows in tables.items()}
     counts["consent_registry"] = _consent(rng_consent, pop, out / FILES["consent_registry"])
@@ -323,11 +443,23 @@ def _day_between(rng: np.random.Generator, first: np.ndarray, last: np.datetime6
 
 
 def _select_rows(
-    rng: np.random.Generator, source: str, pop: Population, chosen: np.ndarray, shuffle: bool = True
+    rng: np.random.Generator,
+    source: str,
+    pop: Population,
+    chosen: np.ndarray,
+    mess: MessSettings,
+    shuffle: bool = True,
+    twice_among: np.ndarray | None = None,
 ) -> SourceRows:
-    """Rows for ``chosen`` persons plus within-source duplicates, shuffled so keys do not reveal them."""
-    share = MESS_RATES[source]["duplicate"]
-    twice = rng.choice(chosen, size=round(share * len(chosen)), replace=False) if share else np.empty(0, np.int64)
+    """Rows for ``chosen`` persons plus within-source duplicates, shuffled so keys do not reveal them.
+
+    ``twice_among`` (a mask over persons) says who is entered twice when enough of the chosen are in it."""
+    share = mess.rates(source)["duplicate"]
+    k = round(share * len(chosen))
+    pool = chosen
+    if twice_among is not None and twice_among[chosen].sum() >= k:
+        pool = chosen[twice_among[chosen]]
+    twice = rng.choice(pool, size=k, replace=False) if share else np.empty(0, np.int64)
     person = np.concatenate([chosen, twice])
     duplicate = np.r_[np.zeros(len(chosen), dtype=bool), np.ones(len(twice), dtype=bool)]
     if shuffle:
@@ -351,12 +483,12 @@ def _choose_persons(
 # ================================================================================================
 
 
-def _civil_affairs(rng: np.random.Generator, pop: Population, path: Path) -> SourceRows:
+def _civil_affairs(rng: np.random.Generator, pop: Population, path: Path, mess: MessSettings) -> SourceRows:
     """民政: residents' register in SQLite, vulnerable people nearly all in it, some entered twice."""
     vulnerable = (pop.age >= 60) | pop.low_income | (pop.disability > 0)
     chosen = _choose_persons(rng, vulnerable, CIVIL_AFFAIRS_SHARE, CIVIL_AFFAIRS_VULNERABLE_SHARE)
-    rows = _select_rows(rng, "civil_affairs", pop, chosen)
-    damage(rng, rows, pop, MESS_RATES[rows.source], ADDRESS_STYLES[rows.source], gbk=False)
+    rows = _select_rows(rng, "civil_affairs", pop, chosen, mess)
+    _damage(rng, rows, pop, mess, gbk=False)
     birth, _ = _birth_text(rng, rows)
     p = rows.person
     grades = np.array(["", "一级", "二级", "三级", "四级"], dtype=STRING)
@@ -382,7 +514,7 @@ def _civil_affairs(rng: np.random.Generator, pop: Population, path: Path) -> Sou
     return rows
 
 
-def _health(rng: np.random.Generator, pop: Population, path: Path) -> SourceRows:
+def _health(rng: np.random.Generator, pop: Population, path: Path, mess: MessSettings) -> SourceRows:
     """卫健: one GBK CSV row per visit; patients come back, pregnant women get a 孕产妇建档 visit."""
     patient = (pop.chronic >= 0) | pop.pregnant
     chosen = _choose_persons(rng, patient, HEALTH_SHARE, HEALTH_PATIENT_SHARE)
@@ -407,8 +539,12 @@ def _health(rng: np.random.Generator, pop: Population, path: Path) -> SourceRows
     # Visit ids grow with the visit date, as a hospital system numbers them.
     order = np.lexsort((rng.random(len(person)), day))
     person, day, diagnosis = person[order], day[order], diagnosis[order]
-    rows = SourceRows("health", pop, person, np.zeros(len(person), dtype=bool))
-    damage(rng, rows, pop, MESS_RATES[rows.source], ADDRESS_STYLES[rows.source], gbk=True)
+    repeat = np.zeros(len(person), dtype=bool)
+    if mess.duplicates == "rekeyed":
+        # Every visit after a person's first was keyed again at the desk, not taken from the patient index.
+        repeat = pd.Series(person).duplicated().to_numpy()
+    rows = SourceRows("health", pop, person, repeat)
+    _damage(rng, rows, pop, mess, gbk=True)
     birth, _ = _birth_text(rng, rows)
     columns = {
         "visit_id": numbered("WJ", rows.n, 8),
@@ -426,12 +562,12 @@ def _health(rng: np.random.Generator, pop: Population, path: Path) -> SourceRows
     return rows
 
 
-def _justice(rng: np.random.Generator, pop: Population, path: Path) -> SourceRows:
+def _justice(rng: np.random.Generator, pop: Population, path: Path, mess: MessSettings) -> SourceRows:
     """司法: the community-corrections roll as an Excel sheet with date cells and text IDs."""
     chosen = rng.permutation(np.flatnonzero(pop.corrections))
-    rows = _select_rows(rng, "justice", pop, chosen, shuffle=False)
+    rows = _select_rows(rng, "justice", pop, chosen, mess, shuffle=False)
     rows.phone = pop.phone[rows.person].copy()  # the justice bureau records the person's own phone
-    damage(rng, rows, pop, MESS_RATES[rows.source], ADDRESS_STYLES[rows.source], gbk=False)
+    _damage(rng, rows, pop, mess, gbk=False)
     birth_text, _ = _birth_text(rng, rows)
     adult = pop.birth[rows.person] + 18 * 366
     start = np.maximum(REFERENCE_DATE - rng.integers(30, 5 * 365, rows.n), adult)
@@ -453,12 +589,18 @@ def _justice(rng: np.random.Generator, pop: Population, path: Path) -> SourceRow
     return rows
 
 
-def _census(rng: np.random.Generator, pop: Population, path: Path) -> SourceRows:
+def _census(rng: np.random.Generator, pop: Population, path: Path, mess: MessSettings) -> SourceRows:
     """人口普查: nearly everyone, birth year-month only, ID often not recorded, where people live now."""
     chosen = np.flatnonzero(rng.random(pop.n) < CENSUS_SHARE)
-    rows = _select_rows(rng, "census", pop, chosen)
+    rekeyed = mess.duplicates == "rekeyed"
+    rows = _select_rows(rng, "census", pop, chosen, mess, twice_among=pop.moved if rekeyed else None)
+    if rekeyed:
+        # A double count is a person living away from the registered address, counted there too.
+        at_home = rows.defects["duplicate"]
+        rows.places = rows.places.where(at_home, pop.registered.take(rows.person))
+        rows.defects["moved"][at_home] = False
     rows.phone[:] = ""  # the census form asks for no phone
-    damage(rng, rows, pop, MESS_RATES[rows.source], ADDRESS_STYLES[rows.source], gbk=False)
+    _damage(rng, rows, pop, mess, gbk=False)
     birth, _ = _birth_text(rng, rows)
     columns = {
         "普查编号": numbered("PC", rows.n, 9),
@@ -474,6 +616,11 @@ def _census(rng: np.random.Generator, pop: Population, path: Path) -> SourceRows
     write_csv(path, columns, encoding="utf-8-sig")
     rows.keys = columns["普查编号"]
     return rows
+
+
+def _damage(rng: np.random.Generator, rows: SourceRows, pop: Population, mess: MessSettings, *, gbk: bool) -> None:
+    """:func:`demo.mess.damage` with the source's rates, address styles and duplicate process."""
+    damage(rng, rows, pop, mess.rates(rows.source), ADDRESS_STYLES[rows.source], gbk=gbk, rekey=mess.rekey_rates())
 
 
 def _consent(rng: np.random.Generator, pop: Population, path: Path) -> int:

@@ -20,7 +20,7 @@ from demo.idcard import digit_matrix, from_digit_matrix, to_15_digit
 from demo.population import REFERENCE_DATE, Population
 from demo.strings import STRING
 
-__all__ = ["DEFECTS", "QUARANTINE_DEFECTS", "SourceRows", "choose", "damage"]
+__all__ = ["DEFECTS", "QUARANTINE_DEFECTS", "REKEY_ADDRESS_STYLES", "SourceRows", "choose", "damage"]
 
 DEFECTS = (
     "duplicate",  # a second row for a person already in the source, under another key
@@ -41,6 +41,7 @@ DEFECTS = (
     "bad_birth_date",  # quarantine: 不详, 1980-13-45
     "missing_name",  # quarantine: no name
     "malformed_id",  # quarantine: wrong length, letters, 3.30106E+17
+    "name_typo",  # a re-keyed row: a given-name character typed as another (not a homophone) or left out
 )
 """Every defect name that can appear in the ground truth's ``defects`` column."""
 
@@ -50,6 +51,12 @@ QUARANTINE_DEFECTS = ("bad_birth_date", "missing_name", "malformed_id")
 QUARANTINE_MINIMUM_ROWS = 100
 """A source with at least this many rows gets at least one row of each quarantine defect, so that
 even a small demo exercises the quarantine."""
+
+REKEY_ADDRESS_STYLES = ("full", "no_district", "dong", "short")
+"""How a clerk re-keying a person from scratch may write the flat, whatever the source's own habit."""
+
+#: Given-name characters a re-keying clerk's slip may land on instead of the right one.
+_GIVEN_CHARACTERS = sorted(set(V.GIVEN_MALE_FIRST + V.GIVEN_MALE_SECOND + V.GIVEN_FEMALE_FIRST + V.GIVEN_FEMALE_SECOND))
 
 _FULLWIDTH = str.maketrans("0123456789X-", "０１２３４５６７８９Ｘ－")
 
@@ -117,6 +124,7 @@ def damage(
     address_styles: Mapping[str, float],
     *,
     gbk: bool,
+    rekey: Mapping[str, float] | None = None,
 ) -> None:
     """Apply every defect at its rate; record which rows got which; write the address text.
 
@@ -128,6 +136,13 @@ def damage(
             transliterated name; ``id_missing``/``phone_missing``: the share left without one).
         address_styles: address style (see :meth:`demo.population.Addresses.text`) -> share of rows.
         gbk: the source is written in GBK, so only GBK characters may be introduced.
+        rekey: how a ``duplicate`` row came to be. ``None`` (the demo's default): a clerk copied the
+            person's entry and changed one small thing (a homophone, the phone or ID left out, the
+            address written another way). Else the row was keyed again from scratch, and every keying
+            error happens to it independently at these rates (keys ``homophone``, ``name_typo``,
+            ``id_typo``, ``id_missing``, ``birth_date_typo``, ``sex_error``, ``phone_missing``, and
+            ``address_style``: the share written in a style of :data:`REKEY_ADDRESS_STYLES` of the
+            clerk's own), on top of the source's own defects.
     """
     n = rows.n
     styles = np.array(list(address_styles), dtype=STRING)
@@ -145,16 +160,12 @@ def damage(
     usable_id = ~rows.defects["malformed_id"]
     named = ~rows.defects["missing_name"]
 
-    # A within-source duplicate differs from its twin entry in at least one small way.
     dup = np.flatnonzero(rows.defects["duplicate"])
-    variation = rng.integers(0, 4, len(dup))
-    _homophone(rng, rows, dup[(variation == 0) & pop.homophone_ok[rows.person[dup]] & named[dup]])
-    _drop_phone(rows, dup[variation == 1])
-    _drop_id(rows, dup[(variation == 2) & usable_id[dup]])
-    varied = rows.defects["homophone"] | rows.defects["phone_missing"] | rows.defects["id_missing"]
-    restyled = dup[(variation == 3) | ~varied[dup]]  # and where the drawn variation had nothing to change
-    rows.address_style[restyled] = np.where(rows.address_style[restyled] == "dong", "no_district", "dong")
-    rows.flag("address_variant", restyled)
+    if rekey is None:
+        _copy_with_a_variation(rng, rows, pop, dup, usable_id, named)
+    else:
+        # A generator of its own: the rest of the source's defects are drawn as they would be.
+        _rekey(rng.spawn(1)[0], rows, pop, dup[named[dup]], rekey, usable_id)
 
     missing = rows.id == ""
     _drop_id(rows, choose(rng, ~missing & usable_id, round(rates["id_missing"] * n) - missing.sum()))
@@ -162,7 +173,7 @@ def damage(
     born_1900s = (birth >= np.datetime64("1900-01-01")) & (birth < np.datetime64("2000-01-01"))
     present = (rows.id != "") & usable_id
     _old_ids(rows, choose(rng, present & born_1900s, rng.binomial(n, rates["id_15_digit"])))
-    full = present & ~rows.defects["id_15_digit"]
+    full = present & ~rows.defects["id_15_digit"] & ~rows.defects["id_typo"]  # a second typo could undo the first
     _id_typos(rng, rows, choose(rng, full, rng.binomial(n, rates["id_typo"])))
     _malformed_ids(rng, rows, pop, bad_id)
 
@@ -186,19 +197,91 @@ def damage(
     sex_error = choose(rng, np.ones(n, dtype=bool), rng.binomial(n, rates["sex_error"]))
     rows.male[sex_error] = ~rows.male[sex_error]
     rows.flag("sex_error", sex_error)
-    typo = choose(rng, ~rows.bad_birth_date, rng.binomial(n, rates["birth_date_typo"]))
-    shift = np.where(rng.random(len(typo)) < 0.7, rng.integers(1, 4, len(typo)), 365) * rng.choice([-1, 1], len(typo))
-    rows.birth[typo] = rows.birth[typo] + shift
-    rows.birth = np.minimum(rows.birth, REFERENCE_DATE - 1)
-    rows.flag("birth_date_typo", typo)
+    _birth_date_typos(rng, rows, choose(rng, ~rows.bad_birth_date, rng.binomial(n, rates["birth_date_typo"])))
 
     rows.name[no_name] = ""
-    _tell_duplicates_apart(rows)
+    if rekey is None:
+        _tell_duplicates_apart(rows)
     # Drawn from a generator of its own, so every other defect falls where it did before this one existed.
     borrower_rng = rng.spawn(1)[0]
     sound_id = present & named & ~rows.bad_birth_date & ~rows.defects["id_15_digit"] & ~rows.defects["id_typo"]
     sound_id &= ~rows.defects["duplicate"]
     _borrowed_ids(borrower_rng, rows, pop, choose(borrower_rng, sound_id, borrower_rng.binomial(n, rates["borrowed_id"])))
+
+
+def _copy_with_a_variation(
+    rng: np.random.Generator, rows: SourceRows, pop: Population, dup: np.ndarray, usable_id: np.ndarray, named: np.ndarray
+) -> None:
+    """A within-source duplicate copied from its first entry, differing from it in one small way."""
+    variation = rng.integers(0, 4, len(dup))
+    _homophone(rng, rows, dup[(variation == 0) & pop.homophone_ok[rows.person[dup]] & named[dup]])
+    _drop_phone(rows, dup[variation == 1])
+    _drop_id(rows, dup[(variation == 2) & usable_id[dup]])
+    varied = rows.defects["homophone"] | rows.defects["phone_missing"] | rows.defects["id_missing"]
+    restyled = dup[(variation == 3) | ~varied[dup]]  # and where the drawn variation had nothing to change
+    rows.address_style[restyled] = np.where(rows.address_style[restyled] == "dong", "no_district", "dong")
+    rows.flag("address_variant", restyled)
+
+
+def _rekey(
+    rng: np.random.Generator,
+    rows: SourceRows,
+    pop: Population,
+    dup: np.ndarray,
+    rates: Mapping[str, float],
+    usable_id: np.ndarray,
+) -> None:
+    """Rows keyed again from scratch by a clerk who did not look at the first entry: each keying error
+    independently, at ``rates`` (see :func:`damage`). Rows headed for quarantine keep their hard defect."""
+
+    def some(eligible: np.ndarray, rate: float) -> np.ndarray:
+        return dup[eligible & (rng.random(len(dup)) < rate)]
+
+    person = rows.person[dup]
+    _homophone(rng, rows, some(pop.homophone_ok[person], rates["homophone"]))
+    han = ~pop.minority[person] & ~rows.defects["homophone"][dup]
+    _name_typos(rng, rows, some(han, rates["name_typo"]))
+    full_id = usable_id[dup] & (rows.id[dup] != "")
+    _id_typos(rng, rows, some(full_id, rates["id_typo"]))
+    _drop_id(rows, some(usable_id[dup] & ~rows.defects["id_typo"][dup], rates["id_missing"]))
+    _birth_date_typos(rng, rows, some(~rows.bad_birth_date[dup], rates["birth_date_typo"]))
+    flipped = some(np.ones(len(dup), dtype=bool), rates["sex_error"])
+    rows.male[flipped] = ~rows.male[flipped]
+    rows.flag("sex_error", flipped)
+    _drop_phone(rows, some(np.ones(len(dup), dtype=bool), rates["phone_missing"]))
+    restyled = some(np.ones(len(dup), dtype=bool), rates["address_style"])
+    styles = np.array(REKEY_ADDRESS_STYLES, dtype=STRING)
+    rows.address_style[restyled] = styles[rng.integers(0, len(styles), len(restyled))]
+    rows.flag("address_variant", restyled[rows.address_style[restyled] != "full"])
+
+
+def _name_typos(rng: np.random.Generator, rows: SourceRows, index: np.ndarray) -> None:
+    """One given-name character typed as another given-name character, or (one time in five, in a
+    two-character given name) left out: 王明轩 -> 王明宇, 王轩."""
+    pool = np.array(_GIVEN_CHARACTERS, dtype=STRING)
+    out = []
+    names, cuts = rows.name[index].tolist(), rows.surname_length[index].tolist()
+    positions, drops, picks = rng.random(len(index)).tolist(), rng.random(len(index)).tolist(), rng.integers(0, len(pool), len(index))
+    for name, cut, u, drop, pick in zip(names, cuts, positions, drops, picks.tolist(), strict=True):
+        given = name[cut:]
+        p = int(u * len(given))
+        if drop < 0.2 and len(given) >= 2:
+            out.append(name[:cut] + given[:p] + given[p + 1 :])
+            continue
+        replacement = str(pool[pick])
+        if replacement in (given[p], V.HOMOPHONES.get(given[p]), V.LOOKALIKES.get(given[p])):
+            replacement = str(pool[(pick + 1) % len(pool)])
+        out.append(name[:cut] + given[:p] + replacement + given[p + 1 :])
+    rows.name[index] = np.array(out, dtype=STRING)
+    rows.flag("name_typo", index)
+
+
+def _birth_date_typos(rng: np.random.Generator, rows: SourceRows, typo: np.ndarray) -> None:
+    """A birth date a few days or a year off."""
+    shift = np.where(rng.random(len(typo)) < 0.7, rng.integers(1, 4, len(typo)), 365) * rng.choice([-1, 1], len(typo))
+    rows.birth[typo] = rows.birth[typo] + shift
+    rows.birth = np.minimum(rows.birth, REFERENCE_DATE - 1)
+    rows.flag("birth_date_typo", typo)
 
 
 def _tell_duplicates_apart(rows: SourceRows) -> None:

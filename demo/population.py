@@ -86,6 +86,10 @@ class Addresses:
         """The addresses at ``index`` (one per entry of ``index``)."""
         return Addresses(*(getattr(self, f.name)[index] for f in fields(self)))
 
+    def where(self, condition: np.ndarray, other: Addresses) -> Addresses:
+        """Per entry, ``other``'s address where ``condition`` holds, else this one's."""
+        return Addresses(*(np.where(condition, getattr(other, f.name), getattr(self, f.name)) for f in fields(self)))
+
     def street_names(self) -> np.ndarray:
         """街道 of each address, e.g. 西溪街道."""
         return np.array(V.STREETS, dtype=STRING)[self.street]
@@ -177,12 +181,14 @@ class Population:
         return len(self.person_id)
 
 
-def build_population(rng: np.random.Generator, n: int) -> Population:
+def build_population(rng: np.random.Generator, n: int, moved_share: float = MOVED_HOUSEHOLD_SHARE) -> Population:
     """Invent ``n`` residents: households in flats, names, valid distinct IDs, phones, key populations.
 
     Args:
         rng: the generator every draw comes from (the same state gives the same district).
         n: persons, twins included.
+        moved_share: households that moved (what makes civil affairs' addresses stale); a stress
+            test raises it, see :class:`demo.generate.MessSettings`.
     """
     n_pairs = round(n * TWIN_SHARE / 2)
     n_base = n - n_pairs
@@ -215,7 +221,7 @@ def build_population(rng: np.random.Generator, n: int) -> Population:
     id18 = _ids(rng, male, birth, household, minority_household, age)
     phone, contact = _phones(rng, age, household, heads)
 
-    registered, current, moved_household, layout = _addresses(rng, n_households)
+    registered, current, moved_household, layout = _addresses(rng, n_households, moved_share)
     lives_alone = (age >= 60) & (size[household] == 1)
     alone_household = np.zeros(n_households, dtype=bool)
     alone_household[household[lives_alone]] = True
@@ -491,10 +497,12 @@ def _phones(
     return own, contact
 
 
-def _addresses(rng: np.random.Generator, n_households: int) -> tuple[Addresses, Addresses, np.ndarray, GridLayout]:
+def _addresses(
+    rng: np.random.Generator, n_households: int, moved_share: float
+) -> tuple[Addresses, Addresses, np.ndarray, GridLayout]:
     """Place households in flats; movers get a second flat. Returns registered, current, moved and the
     grid layout of every community."""
-    moved = rng.random(n_households) < MOVED_HOUSEHOLD_SHARE
+    moved = rng.random(n_households) < moved_share
     n_moved = int(moved.sum())
     n_addresses = n_households + n_moved
     n_communities = sum(len(c) for c in V.COMMUNITIES)

@@ -248,7 +248,8 @@ _UNIFIED = _table(
 
 # -- the rest --------------------------------------------------------------------------------------
 
-_LEVEL_FIELDS = ("id_number", "name", "birth_date", "sex", "phone", "address", "community")
+_LEVEL_FIELDS = ("id_number", "name", "birth_date", "sex", "phone", "address", "community", "source")
+_LEVEL_LABELS = {**FIELD_LABELS, "source": "来源部门"}
 
 _TABLES = (
     _UNIFIED,
@@ -396,11 +397,13 @@ _TABLES = (
         _col("decision", TEXT, "`link`, `cut`, `vetoed` or `near_miss`", "判定"),
         _col("veto", TEXT, "the veto that forbade the link, if one did", "否决规则"),
         _col("rule", TEXT, "the first blocking rule that produced the pair", "分块规则"),
-        [_col(f, TEXT, f"the level the {f} comparison reached", f"{FIELD_LABELS[f]}比对等级") for f in _LEVEL_FIELDS],
+        [_col(f, TEXT, f"the level the {f} comparison reached", f"{_LEVEL_LABELS[f]}比对等级") for f in _LEVEL_FIELDS],
         _col("w_prior", FLOAT, "the prior weight (bits)", "先验权重"),
-        [_col(f"w_{f}", FLOAT, f"the weight (bits) the {f} level adds", f"{FIELD_LABELS[f]}权重") for f in _LEVEL_FIELDS],
+        [_col(f"w_{f}", FLOAT, f"the weight (bits) the {f} level adds", f"{_LEVEL_LABELS[f]}权重") for f in _LEVEL_FIELDS],
         _col("match_weight", FLOAT, "`w_prior` + every `w_<comparison>`", "匹配权重"),
         _col("match_probability", DOUBLE, "`2^match_weight / (1 + 2^match_weight)`", "匹配概率"),
+        _col("context", TEXT, "`one_flat`, `born_together` or null: whose u probabilities the weights of a pair at "
+             "one flat come from (`docs/identity.md`, household context)", "同户情境"),
     ),
     _table(
         "quarantine", "quarantined row",
@@ -515,7 +518,7 @@ _TABLES = (
     _table(
         "review_queue", "uncertain pair",
         "pairs in the uncertain band (`near_miss`) and ID-sharing conflicts (`vetoed`: two records under one valid ID "
-        "number whose name, sex and birth date all contradict each other, `docs/identity.md`), not merged and not yet "
+        "number whose name and stated birth date both contradict each other, `docs/identity.md`), not merged and not yet "
         "decided; both records' fields as the departments wrote them (text: `birth_date_a` may be a year-month, "
         "`source_records.birth_day` has the typed date)",
         _col("record_id_a", TEXT, "one record (`record_id_a < record_id_b`)", "记录编号A"),

@@ -237,3 +237,39 @@ def test_stated_levels_compare_what_records_sharing_a_valid_id_say(left, right, 
     # The usual comparison sees the number's sex and date on both sides of a shared number.
     if left["id_number"] == right["id_number"]:
         assert {k: v for k, v in levels(left, right).items() if k in ("sex", "birth_date")} == {"sex": "equal", "birth_date": "day"}
+
+
+OLD_FLAT = "示范区西溪街道翠苑社区3幢2单元501室"
+NEW_FLAT = "示范区东湖街道和睦社区9幢1单元1101室"
+OTHER_FLAT = "示范区北塘街道湖畔社区7幢1单元702室"
+
+
+def address_level_within(rows: list[dict[str, str]], left: int, right: int) -> str:
+    """The address level of rows ``left`` and ``right``, compared among all of ``rows``: a move is known
+    from the other records."""
+    prepared = prepare_records(records([{"record_id": f"t:{i}", **row} for i, row in enumerate(rows)]))
+    codes = compare_pairs(RecordArrays.from_prepared(prepared), np.array([left]), np.array([right]), SETTINGS.comparisons)
+    return level_labels(SETTINGS.comparison("address"), codes["address"]).iloc[0]
+
+
+MOVE_CASES = [
+    # (records, pair compared, expected address level, why)
+    ([{"address": OLD_FLAT, "id_number": ID_A}, {"address": NEW_FLAT, "id_number": ID_A},
+      {"name": "李娜", "address": OLD_FLAT}, {"name": "李娜", "address": "东湖街道和睦社区9-1-1101"}], (2, 3), "moved",
+     "his valid number places him at both flats: his wife's records there are her old and new home"),
+    ([{"address": OLD_FLAT, "id_number": ID_A}, {"address": NEW_FLAT, "id_number": ID_A}], (0, 1), "moved",
+     "his own two records: civil affairs has the registered flat, health the new one"),
+    ([{"address": OLD_FLAT, "id_number": ID_A}, {"address": NEW_FLAT, "id_number": ID_A_TYPO},
+      {"name": "李娜", "address": OLD_FLAT}, {"name": "李娜", "address": NEW_FLAT}], (2, 3), "different",
+     "a mistyped number vouches for no one: no move is known"),
+    ([{"address": OLD_FLAT, "id_number": ID_A}, {"address": NEW_FLAT, "id_number": ID_A},
+      {"name": "李娜", "address": OLD_FLAT}, {"name": "李娜", "address": OTHER_FLAT}], (2, 3), "different",
+     "a move from the old flat to another one than this"),
+    ([{"address": OLD_FLAT, "id_number": ID_A}, {"address": OLD_FLAT, "id_number": ID_A}], (0, 1), "exact",
+     "one flat is still one flat"),
+]
+
+
+@pytest.mark.parametrize(("rows", "pair", "expected", "why"), MOVE_CASES, ids=[case[3] for case in MOVE_CASES])
+def test_two_flats_one_valid_id_number_lived_at_are_a_move(rows, pair, expected, why) -> None:
+    assert address_level_within(rows, *pair) == expected, why

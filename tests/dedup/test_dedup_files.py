@@ -86,3 +86,50 @@ def test_repeated_record_id_is_terminal(tmp_path: Path) -> None:
     pd.concat([ROWS, ROWS.iloc[[0]]]).to_parquet(source)
     with pytest.raises(TerminalError, match="mz:1"):
         dedup_file(source, tmp_path / "out.parquet")
+
+
+# The census knows a birth year and month; this export writes it as the first of the month and says so.
+CENSUS_MONTH = records(
+    [
+        {"record_id": "census:1", "source": "census", "name": "刘秀兰", "sex": "女", "birth_date": "1964-05-01",
+         "birth_date_precision": "month", "address": "示范区西溪街道翠苑社区3幢2单元501室", "community": "翠苑社区"},
+        {"record_id": "health:1", "source": "health", "name": "刘秀兰", "sex": "2", "birth_date": "1964-05-17",
+         "birth_date_precision": "day", "address": "西溪街道翠苑社区3-2-501", "community": ""},
+    ]
+)
+
+
+def test_a_month_precision_date_is_compared_as_a_month_not_as_the_first_of_it(tmp_path: Path) -> None:
+    source = tmp_path / "census.csv"
+    CENSUS_MONTH.to_csv(source, index=False, encoding="utf-8-sig")
+    stats = dedup_file(source, tmp_path / "out.parquet", explain=True)
+    mapping = read_output(tmp_path / "out.parquet")
+    assert mapping["census:1"] == mapping["health:1"]
+    pair = pd.read_parquet(stats["explain"]).iloc[0]
+    assert (pair["birth_date"], pair["decision"]) == ("month", "link")
+    assert stats["optional_columns"] == ["community", "birth_date_precision"]
+
+
+def test_without_the_precision_column_the_first_of_the_month_reads_as_a_day(tmp_path: Path) -> None:
+    # The same export with the precision column left out: the engine cannot know, and the dates differ.
+    source = tmp_path / "census.csv"
+    CENSUS_MONTH.drop(columns=["birth_date_precision"]).to_csv(source, index=False, encoding="utf-8-sig")
+    stats = dedup_file(source, tmp_path / "out.parquet", explain=True)
+    mapping = read_output(tmp_path / "out.parquet")
+    assert mapping["census:1"] != mapping["health:1"]
+    assert stats["optional_columns"] == ["community"]
+
+
+def test_columns_the_engine_does_not_read_are_reported_as_ignored(tmp_path: Path) -> None:
+    source = tmp_path / "in.parquet"
+    ROWS.assign(street="西溪街道", remarks="", grid="翠苑社区第1网格").to_parquet(source)
+    stats = dedup_file(source, tmp_path / "out.parquet")
+    assert stats["optional_columns"] == ["grid"]
+    assert stats["ignored_columns"] == ["street", "remarks"]
+
+
+def test_an_unknown_precision_is_terminal_and_names_the_value(tmp_path: Path) -> None:
+    source = tmp_path / "in.parquet"
+    ROWS.assign(birth_date_precision=["day", "week", ""]).to_parquet(source)
+    with pytest.raises(TerminalError, match=r"'week' in row 1.*day, month or year"):
+        dedup_file(source, tmp_path / "out.parquet")

@@ -98,7 +98,7 @@ def test_a_reviewer_who_judges_them_two_people_keeps_the_number_his(result) -> N
 
 
 def test_without_the_veto_the_number_merges_them_as_before() -> None:
-    settings = LinkSettings(vetoes=("distinct_valid_ids", "different_sex", "contradicting_birth_dates", "same_source_mismatch"))
+    settings = LinkSettings(vetoes=("distinct_valid_ids", "different_sex", "contradicting_birth_dates"))
     ids = person_of(link_records(DISTRICT, settings, id_key=ID_KEY))
     assert ids["civil_affairs:2"] == ids["civil_affairs:1"]
 

@@ -92,12 +92,13 @@ HOME = "示范区西溪街道翠苑社区3幢2单元501室"
 
 
 def veto_of(name: NameComparison, left: str, right: str) -> str | None:
-    """The veto (if any) of two census records of one flat and birthday, named ``left`` and ``right``."""
+    """The veto (if any) of two records under one valid ID number, named ``left`` and ``right``, that
+    state different sexes and birth dates: only the name decides whether it is a slip the number overrules."""
     settings = LinkSettings(comparisons=(*LinkSettings().comparisons[:1], name, *LinkSettings().comparisons[2:]))
-    person = {"source": "census", "sex": "M", "birth_date": "1985-03-12", "address": HOME}
-    prepared = prepare_records(
-        records([{"record_id": "c:1", **person, "name": left}, {"record_id": "c:2", **person, "name": right}])
-    )
+    shared = valid_id("330106", "19850312", "011")
+    him = {"source": "census", "sex": "M", "birth_date": "1985-03-12", "address": HOME, "id_number": shared}
+    her = {**him, "sex": "F", "birth_date": "1953-07-15"}
+    prepared = prepare_records(records([{"record_id": "c:1", **him, "name": left}, {"record_id": "c:2", **her, "name": right}]))
     levels = compare_pairs(RecordArrays.from_prepared(prepared), np.array([0]), np.array([1]), settings.comparisons)
     veto = score_pairs(levels, settings).veto.iloc[0]
     return None if pd.isna(veto) else veto
@@ -107,11 +108,11 @@ def test_vetoes_name_levels_by_label_wherever_a_new_level_sits() -> None:
     # A level declared before `homophone` moves its code; the veto still reads "homophone".
     shifted = NameComparison().with_level(ComparisonLevel("never", 0.0, test="tests.never"), before="homophone")
     assert shifted.code("homophone") == NameComparison().code("homophone") + 1
-    assert veto_of(shifted, "张伟", "张玮") is None, "a homophone slip in one source is no mismatch"
-    assert veto_of(shifted, "张明轩", "张明林") == "same_source_mismatch", "another name in one flat: twins"
-    # The new level is not among the levels the veto lets through, so one source spelling a name two
-    # ways at the initials level is a mismatch like any other.
-    assert veto_of(WITH_INITIALS, "john smith", "j smith") == "same_source_mismatch"
+    assert veto_of(shifted, "张伟", "张玮") is None, "a homophone of the holder's name is a slip the number overrules"
+    assert veto_of(shifted, "张伟", "李秀英") == "id_sharing_conflict", "another name and birth date: another resident"
+    # The new level is not among the levels the veto reads as a slip, so a name that reaches it counts
+    # as another name, like any level the veto does not list.
+    assert veto_of(WITH_INITIALS, "john smith", "j smith") == "id_sharing_conflict"
 
 
 def test_the_model_finds_the_exact_level_by_label_wherever_it_sits() -> None:

@@ -55,7 +55,7 @@ CASES = [
      "a birth-date slip under the same ID"),
     ({**PERSON, "birth_date": "1985-03"}, {**PERSON}, None, True, "census year-month agrees with the day"),
     ({**PERSON, "name": "张明轩", "source": "census"}, {**PERSON, "name": "张明林", "source": "census"},
-     "same_source_mismatch", False, "one census lists 张明轩 and 张明林 in one flat on one birthday: twins"),
+     None, False, "one census lists 张明轩 and 张明林 in one flat on one birthday: weighed (twins), not vetoed"),
     ({**PERSON, "source": "census"}, {**PERSON, "name": "张玮", "source": "census"}, None, True,
      "one census lists 张伟 twice, once typed as the homophone 张玮: an input-method slip"),
     ({**PERSON, "id_number": "1234567"}, {**PERSON, "id_number": "7654321"}, None, False,
@@ -64,23 +64,37 @@ CASES = [
      {**PERSON, "name": "张梓涵", "source": "census", "id_number": ID_B}, "distinct_valid_ids", False,
      "homophone twins in one census still part on their two valid IDs"),
     ({**PERSON, "source": "census"}, {**PERSON, "address": "示范区东湖街道和睦社区9幢1单元1101室", "source": "census"},
-     "same_source_mismatch", False, "one census lists 张伟 in two flats: namesakes"),
+     None, False, "one census lists 张伟 in two flats: a namesake or a double count, weighed rather than vetoed"),
+    ({**PERSON, "name": "吴伟", "source": "health", "phone": "13800000001"},
+     {**PERSON, "name": "昊伟", "source": "health", "phone": "13800000001", "address": "西溪街道翠苑社区3-2-501"},
+     None, True, "a visit re-keyed with a look-alike slip and the flat written another way: one person "
+     "(the removed same-source veto split them)"),
+    ({**PERSON, "name": "张伟明", "source": "health", "id_number": ID_A},
+     {**PERSON, "source": "health", "id_number": ID_A, "address": "示范区东湖街道和睦社区9幢1单元1101室"},
+     None, True, "a re-keyed visit with a character left out, at a new flat, under the same valid ID: one person"),
+    ({**PERSON, "name": "张子涵", "source": "health", "id_number": ID_A},
+     {**PERSON, "name": "张子涵", "source": "health", "id_number": ID_B}, "distinct_valid_ids", False,
+     "two valid ID numbers are two people even when one department holds both under one name"),
     ({**PERSON, "source": "health", "id_number": ID_A}, {**PERSON, "name": "张玮", "source": "health", "id_number": ID_A},
      None, True, "the same ID overrules a differently written name in one source"),
     ({**PERSON}, {**PERSON, "name": "张玮"}, None, True, "a homophone slip across departments"),
     ({"name": "张伟", "sex": "M"}, {"name": "张伟", "sex": "M"}, None, False, "a name alone is not enough"),
-    # One valid ID number under two records: a slip in any one of name, sex and birth date is overruled
-    # by the number; another name, sex and birth date at once are another resident keyed with it.
+    # One valid ID number under two records: a slip in the name or the birth date is overruled by the
+    # number; another name and another birth date at once are another resident keyed with it.
     ({**PERSON, "id_number": ID_A}, {**STRAY, "id_number": ID_A}, "id_sharing_conflict", False,
      "民政 keyed 李秀英 (a woman born 1953) with 张伟's ID number: name, sex and birth date all contradict"),
     ({**PERSON, "id_number": ID_A, "source": "civil_affairs"}, {**STRAY, "id_number": ID_A, "source": "civil_affairs"},
      "id_sharing_conflict", False, "the same within one department (a spouse's number copied onto her record)"),
     ({**PERSON, "id_number": ID_A}, {**STRAY, "birth_date": "1985-03-15", "id_number": ID_A}, None, True,
      "a birth date three days off is a slip: the number overrules the name and the 男/女"),
-    ({**PERSON, "id_number": ID_A}, {**STRAY, "sex": "M", "id_number": ID_A}, None, True,
-     "the stated sex agrees with the number: overruled (a son keyed with his father's number is not caught)"),
-    ({**PERSON, "id_number": ID_A}, {**STRAY, "sex": "", "id_number": ID_A}, None, True,
-     "a record that states no sex contradicts nothing: its sex is the number's"),
+    ({**PERSON, "id_number": ID_A}, {**STRAY, "sex": "M", "id_number": ID_A}, "id_sharing_conflict", False,
+     "another name and birth date under his number, the same sex: a son keyed with his father's number"),
+    ({**PERSON, "id_number": ID_A}, {**STRAY, "sex": "", "id_number": ID_A}, "id_sharing_conflict", False,
+     "a record that states no sex still states another name and birth date"),
+    ({**PERSON, "id_number": ID_A}, {**STRAY, "birth_date": "", "id_number": ID_A}, None, True,
+     "a record that states no birth date contradicts the number on its name alone: the number overrules it"),
+    ({**PERSON, "id_number": ID_A}, {**PERSON, "name": "张建国", "birth_date": "1985-03-13", "id_number": ID_A},
+     None, True, "another name (曾用名) with a birth date a day off: one slip, and the number overrules it"),
     ({**PERSON, "id_number": ID_A}, {**STRAY, "name": "张玮", "id_number": ID_A}, None, True,
      "a homophone of the holder's name is a slip, whatever else the record states"),
     ({**PERSON, "id_number": ID_A}, {**STRAY, "name": "张伟明", "id_number": ID_A}, None, True,
@@ -111,9 +125,11 @@ def test_score_is_the_sum_of_level_weights() -> None:
 
 
 def test_dropping_a_veto_lets_the_pair_link() -> None:
-    settings = LinkSettings(vetoes=("distinct_valid_ids", "different_sex", "contradicting_birth_dates"))
-    rows = records([{"record_id": "c:1", "source": "census", **PERSON}, {"record_id": "c:2", "source": "census", **PERSON, "name": "张玮"}])
+    settings = LinkSettings(vetoes=("different_sex", "contradicting_birth_dates", "id_sharing_conflict"))
+    rows = records([{"record_id": "c:1", "source": "census", **PERSON, "id_number": ID_A},
+                    {"record_id": "c:2", "source": "census", **PERSON, "id_number": ID_B}])
     prepared = prepare_records(rows)
     levels = compare_pairs(RecordArrays.from_prepared(prepared), np.array([0]), np.array([1]), settings.comparisons)
-    assert score_pairs(levels, settings).decision.tolist() == ["link"]
+    assert score_pairs(levels, SETTINGS).decision.tolist() == ["vetoed"]
+    assert score_pairs(levels, settings).decision.tolist() == ["near_miss"], "weighed: IDs different, all else alike"
 

@@ -20,7 +20,9 @@ from dedup.settings import (
 
 def test_defaults_are_valid_and_cover_every_field() -> None:
     settings = LinkSettings()
-    assert {c.field for c in settings.comparisons} == {"id_number", "name", "birth_date", "sex", "phone", "address", "community"}
+    assert {c.field for c in settings.comparisons} == {
+        "id_number", "name", "birth_date", "sex", "phone", "address", "community", "source"
+    }
     assert settings.blocking_rules[0].keys == ("id_number",)
     assert settings.comparison("name").weight("homophone") > 0 > settings.comparison("name").weight("different")
 
