@@ -6,6 +6,7 @@ one scorecard row per department. A screenshot is kept in the test's tmp dir (pa
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -37,8 +38,12 @@ def _install_chromium() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> str:
-    problem = _install_chromium()
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> str:
+    # Parallel workers (pytest-xdist) share the session's temporary root: one installs, the others
+    # wait for it instead of failing on dpkg's lock.
+    with open(tmp_path_factory.getbasetemp().parent / "chromium-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        problem = _install_chromium()
     if problem:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(problem)
