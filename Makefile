@@ -10,7 +10,7 @@ DATA_HOME ?= $(or $(SILOBREAKER_HOME),$(CURDIR)/var)
 demo: $(VENV)/.installed
 	$(BIN)/silobreaker demo
 
-## Set up and run the test suite, in parallel on the cores that are idle (one worker each; none: serial).
+## Set up and run the test suite, a worker per core unless other work keeps them busy (tests/conftest.py).
 test: $(VENV)/.installed
 	$(BIN)/pytest -n auto --dist worksteal
 
