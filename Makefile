@@ -10,9 +10,9 @@ DATA_HOME ?= $(or $(SILOBREAKER_HOME),$(CURDIR)/var)
 demo: $(VENV)/.installed
 	$(BIN)/silobreaker demo
 
-## Set up and run the test suite.
+## Set up and run the test suite, a worker per core unless other work keeps them busy (tests/conftest.py).
 test: $(VENV)/.installed
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist worksteal
 
 ## Serve the Dagster UI on the same data home as the CLI (http://127.0.0.1:3000).
 dev: $(VENV)/.installed

@@ -371,7 +371,9 @@ def validate_frame(frame: pd.DataFrame, suite: SuiteSpec) -> ValidationSummary:
             gx_suite.add_expectation(gx.expectations.ExpectColumnToExist(column=column, meta=meta))
         else:
             gx_suite.add_expectation(getattr(gx.expectations, spec.kind)(**spec.kwargs, meta=meta))
-    result = batch.validate(gx_suite)
+    # BASIC holds every field read below (counts, percentages, observed values); GX's default (SUMMARY)
+    # also counts the unexpected values, which nothing here reads: about a third of the time.
+    result = batch.validate(gx_suite, result_format="BASIC")
     by_index = {int(res.expectation_config.meta["silobreaker_index"]): res for res in result.results}
     outcomes = []
     for index, spec in enumerate(suite.expectations):

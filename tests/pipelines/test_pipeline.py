@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 
 import dagster as dg
 import duckdb
@@ -191,11 +190,10 @@ def test_products_and_report_are_written(demo_run):
         assert source in report
 
 
-def test_malformed_source_fails_alone_and_keeps_last_publication(demo_run, tmp_path):
+def test_malformed_source_fails_alone_and_keeps_last_publication(demo_run, copy_data_home, tmp_path):
     settings, _ = demo_run
     home = tmp_path / "home"
-    shutil.copytree(settings.home, home, symlinks=True, ignore=shutil.ignore_patterns("dagster"))
-    broken = Settings(home, DEMO_SOURCES, DEMO_POLICY)
+    broken = copy_data_home(settings, home)
     health = DataHome.at(home).demo_dir / "health_visits.csv"
     text = health.read_bytes().decode("gbk")
     header, rest = text.split("\n", 1)
@@ -214,11 +212,11 @@ def test_malformed_source_fails_alone_and_keeps_last_publication(demo_run, tmp_p
     assert DataHome.at(home).asset_base(outcome.run_id, ["staged_census"]).with_suffix(".parquet").exists()
 
 
-def test_rerun_keeps_person_ids_records_history_and_applies_review_decisions(demo_run, tmp_path, capsys):
+def test_rerun_keeps_person_ids_records_history_and_applies_review_decisions(demo_run, copy_data_home, tmp_path,
+                                                                              capsys):
     settings, first = demo_run
     home = tmp_path / "home"
-    shutil.copytree(settings.home, home, symlinks=True, ignore=shutil.ignore_patterns("dagster"))
-    again = Settings(home, DEMO_SOURCES, DEMO_POLICY)
+    again = copy_data_home(settings, home)
     old = query(again, "SELECT record_id, person_id FROM record_person").set_index("record_id")["person_id"]
     # 5% more census rows (re-entered people, under new census numbers) and one newcomer.
     census_file = DataHome.at(home).demo_dir / "census_extract.csv"
@@ -271,11 +269,10 @@ def test_rerun_keeps_person_ids_records_history_and_applies_review_decisions(dem
     assert f"{len(queue)} pair(s) await review (0 decided since the last run" in capsys.readouterr().out
 
 
-def test_withdrawal_in_the_registry_takes_effect_at_the_next_run(demo_run, tmp_path):
+def test_withdrawal_in_the_registry_takes_effect_at_the_next_run(demo_run, copy_data_home, tmp_path):
     settings, first = demo_run
     home = tmp_path / "home"
-    shutil.copytree(settings.home, home, symlinks=True, ignore=shutil.ignore_patterns("dagster"))
-    again = Settings(home, DEMO_SOURCES, DEMO_POLICY)
+    again = copy_data_home(settings, home)
     doctors = set(shared(again, "health_family_doctors")["person_id"])
     register = set(shared(again, "civil_affairs_assistance")["person_id"])
     person = sorted(doctors & register or doctors)[0]

@@ -12,6 +12,7 @@ under ``CI=true`` a package that cannot be installed fails the tests instead of 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -64,8 +65,12 @@ def _install_browser() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> str:
-    problem = _install_browser()
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> str:
+    # Parallel workers (pytest-xdist) share the session's temporary root: one installs, the others
+    # wait for it instead of failing on dpkg's lock.
+    with open(tmp_path_factory.getbasetemp().parent / "chromium-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        problem = _install_browser()
     if problem:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(problem)
