@@ -37,8 +37,9 @@ PERSONS = 500
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 
 TMPFS = Path("/dev/shm")
-#: Free space tmpfs must have for the temporary directories of a whole run (about 250 MB each).
-TMPFS_NEEDED = 2 * 1024**3
+#: Free space tmpfs must have: a whole run's temporary directories take up to 1 GB (two workers) and
+#: pytest keeps those of the last three runs.
+TMPFS_NEEDED = 4 * 1024**3
 
 
 def pytest_configure(config: pytest.Config) -> None:
