@@ -126,16 +126,19 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {memory:.0f} GB RAM, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
 
 
-def append_result(path: Path, entry: str) -> None:
+RESULTS_HEADER = (
+    "# Identity resolution on the demo district\n\n"
+    "Appended by `benchmarks/demo_accuracy.py`, newest last. Pairwise precision / recall / F1 over "
+    "staged records against the generator's ground truth; twins and namesakes from "
+    "`hard_negatives.parquet` (a pair counts as merged if any of their records share a person).\n"
+)
+
+
+def append_result(path: Path, entry: str, header: str = RESULTS_HEADER) -> None:
+    """Append ``entry`` to the results file at ``path``, starting it with ``header`` if it is new."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        path.write_text(
-            "# Identity resolution on the demo district\n\n"
-            "Appended by `benchmarks/demo_accuracy.py`, newest last. Pairwise precision / recall / F1 over "
-            "staged records against the generator's ground truth; twins and namesakes from "
-            "`hard_negatives.parquet` (a pair counts as merged if any of their records share a person).\n",
-            encoding="utf-8",
-        )
+        path.write_text(header, encoding="utf-8")
     with path.open("a", encoding="utf-8") as handle:
         handle.write(entry)
 

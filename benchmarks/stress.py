@@ -54,7 +54,13 @@ for path in (ROOT, ROOT / "benchmarks"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from demo_accuracy import machine, merged_hard_negatives, pairwise_scores, stage_demo  # noqa: E402
+from demo_accuracy import (  # noqa: E402
+    append_result,
+    machine,
+    merged_hard_negatives,
+    pairwise_scores,
+    stage_demo,
+)
 
 from dedup import link_records  # noqa: E402
 from demo.generate import PERSON_SOURCES, MessSettings, generate_demo  # noqa: E402
@@ -235,18 +241,12 @@ def report(outcomes: list[Outcome], persons: int, command: str, engines: list[st
     return "\n".join(lines) + "\n"
 
 
-def append_result(path: Path, entry: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        path.write_text(
-            "# Identity resolution under stress\n\n"
-            "Appended by `benchmarks/stress.py`, newest last; its docstring says what each variant changes "
-            "and how each category of true pair is defined. The engine is tuned on `base` and judged on "
-            "the rest.\n",
-            encoding="utf-8",
-        )
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(entry)
+RESULTS_HEADER = (
+    "# Identity resolution under stress\n\n"
+    "Appended by `benchmarks/stress.py`, newest last; its docstring says what each variant changes "
+    "and how each category of true pair is defined. The engine is tuned on `base` and judged on "
+    "the rest.\n"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/stress.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     engine_names = ["silobreaker", *(["Splink"] if splink_on else [])]
     entry = report(outcomes, args.persons, command, engine_names)
-    append_result(args.results, entry)
+    append_result(args.results, entry, RESULTS_HEADER)
     log.info("appended to %s:%s", args.results, entry)
     return 0
 
