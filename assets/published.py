@@ -8,6 +8,7 @@ import pandas as pd
 from assets.resources import WarehouseResource
 from assets.run_lifecycle import RunLockResource, discard_intermediates
 from publish import PublicationInputs, publish_if_valid
+from publish.risks import departments_of
 from quality import render_quality_report
 from staging import CONSENT_COLUMNS
 
@@ -58,6 +59,8 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
             trust=trust,
             populations=warehouse.populations(),
             areas=warehouse.areas(),
+            risks=warehouse.risks(departments_of(frames[f"staging_report_{s}"] for s in person_sources)),
+            warning_actions=warehouse.warning_actions(),
         )
         result = publish_if_valid(warehouse.data_home(), inputs, warehouse.policy())
         check = dg.AssetCheckResult(
@@ -74,10 +77,18 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
             "path": str(result.warehouse), "dagster/row_count": result.counts["unified_population"],
             "dagster/table_name": f"silobreaker.main.{UNIFIED.path[-1]}", "dagster/column_schema": schema,
             **result.counts})
+        areas: dict[str, list] = {}
+        for p in result.products:
+            if p.area is not None:
+                areas.setdefault(p.policy_entry, []).append(p)
         yield dg.MaterializeResult(asset_key=SHARED, metadata={
-            p.recipient: f"{p.row_count} rows, sha256 {p.content_hash[:12]}"
-            + "".join(f", {n} {why}" for why, n in sorted(p.exclusions.items()) if why != "no_consent")
-            for p in result.products})
+            "product_count": len(result.products),
+            **{p.recipient: f"{p.row_count} rows, sha256 {p.content_hash[:12]}"
+               + "".join(f", {n} {why}" for why, n in sorted(p.exclusions.items()) if why != "no_consent")
+               for p in result.products if p.area is None},
+            **{entry: f"{len(products)} area products, {sum(p.row_count for p in products)} rows, "
+                      f"{sum(sum(p.exclusions.values()) for p in products)} people withheld"
+               for entry, products in areas.items()}})
         yield check
 
     return publish

@@ -4,6 +4,7 @@ populations and area register."""
 from __future__ import annotations
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from core.home import DataHome
@@ -20,6 +21,7 @@ from publish import (
     load_populations,
 )
 from publish.populations import DEFAULT_POPULATIONS_FILE
+from publish.risks import DEFAULT_RISKS_FILE, RiskRules, WarningActions, load_risks
 
 __all__ = ["WarehouseResource"]
 
@@ -31,6 +33,7 @@ class WarehouseResource(dg.ConfigurableResource):
     policy_file: str = Field(description="path of the sharing policy (policy.yaml)")
     populations_file: str = Field(default=str(DEFAULT_POPULATIONS_FILE),
                                   description="path of the key populations (populations.yaml)")
+    risks_file: str = Field(default=str(DEFAULT_RISKS_FILE), description="path of the risk rules (risks.yaml)")
     areas_file: str = Field(default="", description="path of the area register (CSV); empty: none, areas come "
                                                     "from what departments state only")
 
@@ -53,6 +56,14 @@ class WarehouseResource(dg.ConfigurableResource):
     def populations(self) -> KeyPopulations:
         """The key-population categories."""
         return load_populations(self.populations_file)
+
+    def risks(self, departments: dict[str, list[str]]) -> RiskRules:
+        """The risk early-warning rules, checked against the key populations and the departments' sources."""
+        return load_risks(self.risks_file, self.populations(), departments)
+
+    def warning_actions(self) -> pd.DataFrame:
+        """What workers did with warnings (``silobreaker warnings``), applied by the next publication."""
+        return WarningActions.in_home(self.data_home()).load()
 
     def areas(self) -> AreaRegister | None:
         """The district's area register, or None where the deployment has none."""

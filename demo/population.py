@@ -497,6 +497,11 @@ def _phones(
     return own, contact
 
 
+HOUSEHOLDS_PER_COMMUNITY = 200
+"""Households per community a small demo district is cut into (a 3,000-person demo has 6 communities, one
+per street; the 20,000-person demo all 30)."""
+
+
 def _addresses(
     rng: np.random.Generator, n_households: int, moved_share: float
 ) -> tuple[Addresses, Addresses, np.ndarray, GridLayout]:
@@ -505,14 +510,23 @@ def _addresses(
     moved = rng.random(n_households) < moved_share
     n_moved = int(moved.sum())
     n_addresses = n_households + n_moved
-    n_communities = sum(len(c) for c in V.COMMUNITIES)
+    # A smaller district has fewer communities: about HOUSEHOLDS_PER_COMMUNITY households each, at least
+    # three, at most every community of the vocabulary (the 20,000-person demo has all 30), spread over
+    # the streets (the first community of each street, then the second, ...).
+    total = sum(len(c) for c in V.COMMUNITIES)
+    n_communities = int(np.clip(round(n_households / HOUSEHOLDS_PER_COMMUNITY), 3, total))
+    per_street = len(V.COMMUNITIES[0])
+    spread = np.arange(total).reshape(len(V.COMMUNITIES), per_street).T.ravel()
+    chosen = np.arange(total) if n_communities == total else np.sort(spread[:n_communities])
     popularity = rng.uniform(0.6, 1.4, n_communities)
-    community = rng.choice(n_communities, size=n_addresses, p=popularity / popularity.sum())
-    grids = rng.integers(4, 9, n_communities)
-    floors = rng.choice(_FLOOR_CHOICES, size=n_communities)
+    community = chosen[rng.choice(n_communities, size=n_addresses, p=popularity / popularity.sum())]
+    grids = np.zeros(total, dtype=np.int64)
+    grids[chosen] = rng.integers(4, 9, n_communities)
+    floors = np.zeros(total, dtype=np.int64)
+    floors[chosen] = rng.choice(_FLOOR_CHOICES, size=n_communities)
     building, unit, room, grid = (np.zeros(n_addresses, dtype=np.int64) for _ in range(4))
-    layout = GridLayout(grids, np.zeros(n_communities, dtype=np.int64))
-    for c in range(n_communities):
+    layout = GridLayout(grids, np.zeros(total, dtype=np.int64))
+    for c in chosen:
         idx = np.flatnonzero(community == c)
         per_floor, per_building = _ROOMS_PER_FLOOR, _UNITS_PER_BUILDING * floors[c] * _ROOMS_PER_FLOOR
         n_buildings = max(2 * grids[c], int(np.ceil(len(idx) / (per_building * _BUILDING_FILL))))

@@ -7,6 +7,8 @@
     silobreaker review decide A B same|different   record a reviewer's decision for the next run
     silobreaker report                          re-render the quality report of the latest published run
     silobreaker corrections export --source S   write what S's department should correct (alias: quarantine export)
+    silobreaker lookup --as R --name N ...      is this resident already known in R's scope? (先查后录)
+    silobreaker warnings list|close ID ...      risk early warnings (风险预警) and a worker's actions on them
     silobreaker restore [GENERATION] [--list]   publish an earlier generation again
     silobreaker audit verify [--against FILE]   check the signed publication log and its anchors (warehouse, products)
     silobreaker audit export [--out FILE]       write the log's head, public key and entries for a notary
@@ -34,6 +36,7 @@ from core.home import HOME_ENV, DataHome, private_files
 from core.lock import DataHomeBusyError, hold_data_home
 from pipelines.console import Progress, add_json_flag, print_json
 from pipelines.corrections_cli import add_corrections_commands
+from pipelines.grid_cli import add_grid_commands
 from pipelines.privacy_cli import add_privacy_commands
 from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
 
@@ -174,6 +177,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         rules_file=Path(args.rules).resolve() if args.rules else base.rules_file,
         linking_file=Path(args.linking).resolve() if args.linking else base.linking_file,
         populations_file=Path(args.populations).resolve() if args.populations else base.populations_file,
+        risks_file=Path(args.risks).resolve() if args.risks else base.risks_file,
         areas_file=Path(args.areas).resolve() if args.areas else base.areas_file,
         accept_drop=tuple(args.accept_drop),
         accepted_by=args.by or _login(),
@@ -360,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--linking", help="linking.yaml, how records are linked (default $SILOBREAKER_LINKING or the demo's)")
     run.add_argument("--populations", help="populations.yaml, the key populations (default $SILOBREAKER_POPULATIONS "
                                            "or the demo's)")
+    run.add_argument("--risks", help="risks.yaml, the risk early-warning rules (default $SILOBREAKER_RISKS or the demo's)")
     run.add_argument("--areas", help="the area register CSV (街道,社区,网格,楼栋,别名) that places addresses in grids "
                                      "(default $SILOBREAKER_AREAS or the demo's under the data home)")
     run.add_argument("--accept-drop", action="append", default=[], metavar="SOURCE",
@@ -413,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.set_defaults(func=_cmd_restore)
     add_privacy_commands(sub)
     add_corrections_commands(sub)
+    add_grid_commands(sub)
     return parser
 
 

@@ -208,7 +208,8 @@ def _counts(prefix: str, subject: str, materialized: Mapping[str, Mapping[str, A
         return (f"{records:,} 条记录 → {persons:,} 人" if persons is not None else f"{records:,} 条记录") + (
             f"，待审核 {queued:,} 对" if queued else "")
     if prefix == "publish" and (persons := number("unified_population")) is not None:
-        products = len(materialized.get("shared_products", {}))
+        shared = materialized.get("shared_products", {})
+        products = shared.get("product_count", len(shared))
         return f"{persons:,} 人，{products} 份共享数据产品"
     if prefix == "quality_report" and (path := materialized.get("quality_report", {}).get("path")):
         return str(path)

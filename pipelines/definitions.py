@@ -24,6 +24,7 @@ from dedup import load_link_settings
 from pipelines.settings import DEMO_SOURCES, PERSONS, SETTINGS_ENV, Settings
 from pipelines.storage import FileIOManager
 from publish import load_area_register, load_policy, load_populations
+from publish.risks import load_risks
 from quality import load_quality_rules
 
 __all__ = ["build_definitions", "defs"]
@@ -45,7 +46,10 @@ def build_definitions(settings: Settings, *, from_env: bool = False) -> dg.Defin
     consent_source = sources.consent_source.name if sources.consent_source else None
     rules = load_quality_rules(settings.rules_file)
     rules.check_sources(person_sources, settings.rules_file, consent=consent_source)
-    load_policy(settings.policy_file, load_populations(settings.populations_file))
+    populations = load_populations(settings.populations_file)
+    load_policy(settings.policy_file, populations)
+    load_risks(settings.risks_file, populations,
+               {d: [s.name for s in declared if s.department == d] for d in {s.department for s in declared}})
     areas = settings.area_register_file
     if areas is not None:
         load_area_register(areas)
@@ -98,6 +102,7 @@ def _resources(settings: Settings, from_env: bool) -> dict[str, object]:
         "warehouse": WarehouseResource(
             home=home, policy_file=value(SETTINGS_ENV["policy_file"], settings.policy_file),
             populations_file=value(SETTINGS_ENV["populations_file"], settings.populations_file),
+            risks_file=value(SETTINGS_ENV["risks_file"], settings.risks_file),
             areas_file=value(SETTINGS_ENV["areas_file"], settings.area_register_file or "")),
         "io_manager": FileIOManager(home=home),
     }

@@ -3,8 +3,9 @@
 ``SILOBREAKER_HOME`` (data home, default ``./var``), ``SILOBREAKER_SOURCES`` (sources.yaml),
 ``SILOBREAKER_POLICY`` (policy.yaml), ``SILOBREAKER_RULES`` (rules.yaml, the quality rules),
 ``SILOBREAKER_LINKING`` (linking.yaml, how records are linked into persons),
-``SILOBREAKER_POPULATIONS`` (populations.yaml, the key populations) and ``SILOBREAKER_AREAS`` (the
-district's area register, a CSV of streets, communities, grids and their buildings).
+``SILOBREAKER_POPULATIONS`` (populations.yaml, the key populations), ``SILOBREAKER_RISKS`` (risks.yaml,
+the risk early-warning rules) and ``SILOBREAKER_AREAS`` (the district's area register, a CSV of
+streets, communities, grids and their buildings).
 Without them, the built-in demo district's declarations are used, so ``dagster dev`` works on a
 fresh checkout after ``silobreaker demo``; the demo's area register is the one ``silobreaker demo``
 wrote under the data home (none: areas come from what departments state only).
@@ -20,8 +21,8 @@ from core.config import suggest
 from core.errors import ConfigError
 from core.home import DataHome
 
-__all__ = ["DEMO_LINKING", "DEMO_POLICY", "DEMO_POPULATIONS", "DEMO_RULES", "DEMO_SOURCES", "PERSONS", "SETTINGS_ENV",
-           "Settings"]
+__all__ = ["DEMO_LINKING", "DEMO_POLICY", "DEMO_POPULATIONS", "DEMO_RISKS", "DEMO_RULES", "DEMO_SOURCES", "PERSONS",
+           "SETTINGS_ENV", "Settings"]
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "demo"
 DEMO_SOURCES = DEMO_DIR / "sources.yaml"
@@ -29,6 +30,7 @@ DEMO_POLICY = DEMO_DIR / "policy.yaml"
 DEMO_RULES = DEMO_DIR / "rules.yaml"
 DEMO_LINKING = DEMO_DIR / "linking.yaml"
 DEMO_POPULATIONS = DEMO_DIR / "populations.yaml"
+DEMO_RISKS = DEMO_DIR / "risks.yaml"
 
 SETTINGS_ENV: dict[str, str] = {
     "sources_file": "SILOBREAKER_SOURCES",
@@ -36,6 +38,7 @@ SETTINGS_ENV: dict[str, str] = {
     "rules_file": "SILOBREAKER_RULES",
     "linking_file": "SILOBREAKER_LINKING",
     "populations_file": "SILOBREAKER_POPULATIONS",
+    "risks_file": "SILOBREAKER_RISKS",
     "areas_file": "SILOBREAKER_AREAS",
 }
 """The environment variable naming each configuration file."""
@@ -63,10 +66,11 @@ class Settings:
     accepted_by: str = ""
     populations_file: Path = DEMO_POPULATIONS
     areas_file: Path | None = None
+    risks_file: Path = DEMO_RISKS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", DataHome.at(self.home))
-        for name in ("sources_file", "policy_file", "rules_file", "linking_file", "populations_file"):
+        for name in ("sources_file", "policy_file", "rules_file", "linking_file", "populations_file", "risks_file"):
             object.__setattr__(self, name, Path(getattr(self, name)))
         if self.areas_file is not None:
             object.__setattr__(self, "areas_file", Path(self.areas_file))
@@ -97,7 +101,7 @@ class Settings:
     def from_env(cls) -> Settings:
         """Read the environment variables (at call time), falling back to the demo."""
         demo = {"sources_file": DEMO_SOURCES, "policy_file": DEMO_POLICY, "rules_file": DEMO_RULES,
-                "linking_file": DEMO_LINKING, "populations_file": DEMO_POPULATIONS, "areas_file": None}
+                "linking_file": DEMO_LINKING, "populations_file": DEMO_POPULATIONS, "risks_file": DEMO_RISKS, "areas_file": None}
         return cls(home=DataHome.resolve(), **{
             name: (Path(os.environ[env]).resolve() if os.environ.get(env)
                    else demo[name].resolve() if demo[name] is not None else None)

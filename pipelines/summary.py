@@ -70,6 +70,7 @@ class Publication:
     products: dict[str, int]
     warehouse: str
     shared_dir: str
+    entries: tuple[tuple[str, int, int], ...] = ()
     areas: dict[str, int] | None = None
     area_register: str | None = None
 
@@ -127,8 +128,9 @@ class SyncSummary:
                     f"{p.area_register or 'none: set SILOBREAKER_AREAS'}); {a['without_community']} without a community "
                     f"(their address names none in the register), {a['without_grid']} without a grid; "
                     f"{a['in_conflict']} with disagreeing areas, resolved by recency (table area_conflicts)")
-            lines += [f"warehouse:     {p.warehouse}",
-                      f"shared tables: {p.shared_dir}  " + ", ".join(f"{r} ({n} rows)" for r, n in p.products.items())]
+            shared = [f"{name} ({rows} rows)" if not areas else f"{name}: {areas} area products ({rows} rows)"
+                      for name, areas, rows in p.entries] or [f"{r} ({n} rows)" for r, n in p.products.items()]
+            lines += [f"warehouse:     {p.warehouse}", f"shared tables: {p.shared_dir}  " + ", ".join(shared)]
         if self.report:
             lines.append(f"report:        {self.report}")
         return lines
@@ -178,7 +180,7 @@ def _publication(home, success: bool, area_register) -> Publication | None:
     return Publication(
         run_id=last.run_id, generation=current.name if current else None, by_this_run=success,
         persons=summary.persons, records=summary.records, tables=summary.tables, products=dict(summary.products),
-        warehouse=str(reader.path), shared_dir=str(home.shared_dir),
+        warehouse=str(reader.path), shared_dir=str(home.shared_dir), entries=summary.entries,
         areas=asdict(areas) if (areas := reader.area_summary()) is not None else None,
         area_register=str(area_register) if area_register else None,
     )

@@ -181,7 +181,8 @@ _GOLDEN = {
     "id_number": ("the golden resident ID number, a valid one first; never a number one of the person's records "
                   "borrowed (`id_number_disputed`)"),
     "phone": "the golden phone number",
-    "address": "the golden address",
+    "address": "the golden address: the most recent record's (people move; the area is chosen by recency too), "
+               "then the more trusted source's",
     "street": "the golden street",
     "community": "the golden community",
     "grid": "the golden grid",
@@ -298,6 +299,33 @@ _TABLES = (
         _col("community", TEXT, "the person's 社区"),
         _col("grid", TEXT, "the person's 网格 (null where the person could not be placed)"),
         _col("reason", TEXT, "why the person is listed, in Chinese, from the category's `reason` (年龄72岁，独居)", "原因"),
+    ),
+    _table(
+        "risk_warnings", "warning episode: rule × person × the span it held",
+        "risk early warnings (风险预警) of `risks.yaml`: a rule holding for a person from `first_seen` to "
+        "`last_seen`, open until a worker acknowledges or closes it (`silobreaker warnings`), `cleared` when "
+        "the condition no longer holds (should it recur, a new warning); carried over",
+        _col("warning_id", TEXT, "`W` + 10 hex characters, stable for the episode: what a worker names to act on it",
+             "预警编号"),
+        _col("rule", TEXT, "the rule's `code` in `risks.yaml`", "规则"),
+        _col("rule_label", TEXT, "what is wrong, in Chinese (独居老人一年以上无卫健服务记录)", "预警内容"),
+        _PERSON_ID,
+        _col("street", TEXT, "the person's 街道 when last seen"),
+        _col("community", TEXT, "the person's 社区 when last seen"),
+        _col("grid", TEXT, "the person's 网格 when last seen: the grid whose worker receives the warning"),
+        _col("reason", TEXT, "the facts behind it, in Chinese (最近一次卫健记录：2025-03-02)", "原因"),
+        _col("populations", TEXTS, "the rule's key populations (`population` in risks.yaml): a product shows the "
+             "warning only to a recipient that may see all of them", "重点人群"),
+        _col("reveals", TEXTS, "the sensitive consent categories (`health`, `judicial`) the warning reveals: "
+             "shown to a consent-based recipient only where the person's decision names them", "敏感类别"),
+        _col("first_seen", DATE, "the run date the rule first held (this episode)", "首次发现"),
+        _col("last_seen", DATE, "the last run date it held", "最近发现"),
+        _col("status", TEXT, "`open`, `acknowledged`, `closed` (by a worker, with a note: stays closed while "
+             "the condition holds) or `cleared` (the condition no longer holds)", "状态"),
+        _col("status_by", TEXT, "who acknowledged or closed it", "处理人"),
+        _col("status_at", TSTZ, "when", "处理时间"),
+        _col("note", TEXT, "the worker's note (已上门，女儿同住)", "处理说明"),
+        _col("cleared_on", DATE, "the run date the condition no longer held", "消除日期"),
     ),
     _table(
         "consent_subjects", "ID number × person",
@@ -463,6 +491,12 @@ _TABLES = (
              "`silobreaker audit verify`); empty before 2026-12", "审计序号"),
         _col("audit_hash", TEXT, "that entry's hash; empty before 2026-12", "审计哈希"),
         _col("key_id", TEXT, "the key the product is encrypted under; empty before 2026-12", "密钥编号"),
+        _col("policy_entry", TEXT, "the policy.yaml entry the product comes from: the recipient itself, or the "
+             "`\"*\"` entry (`scope: {grid: \"*\"}`) it is one area's product of; empty before 2026-12", "策略条目"),
+        _col("area", TEXT, "for an area product of a `\"*\"` entry, its area (翠苑社区第1网格); else null", "区域"),
+        _col("withheld", "MAP(VARCHAR, BIGINT)", "people in the product's scope left out, by reason (`no_consent`, "
+             "`expired`, `withdrawn`, …, as in `consent_exclusions`): per grid, the residents a worker cannot see yet; "
+             "empty before 2026-12", "未列入人数"),
     ),
     _table(
         "runs", "published run",

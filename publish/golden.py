@@ -1,8 +1,9 @@
 """SQL that turns linked source records into one golden record per person.
 
 Each golden field comes from the best record that has it: a valid resident ID before an invalid
-one, a day-precise birth date before a census year-month, then the more trusted source (order
-declared in ``sources.yaml``), then the most recent record. The source and date of every chosen
+one, a day-precise birth date before a census year-month, the most recent address (people move: the
+department that saw them last knows where they live, and the area is chosen by recency too), then the
+more trusted source (order declared in ``sources.yaml``), then the most recent record. The source and date of every chosen
 value are kept beside it, and fields the departments disagree on are listed in ``conflict_fields``.
 
 Street, community and grid are chosen together, by recency, among the areas departments state and the
@@ -45,7 +46,9 @@ GOLDEN_FIELDS: dict[str, str] = {
     "birth_date": "CASE birth_date_precision WHEN 'day' THEN 0 WHEN 'month' THEN 1 ELSE 2 END,",
     "id_number": "id_number_valid DESC NULLS LAST,",
     "phone": "",
-    "address": "",
+    # People move: the newest record knows where they live now, as the area (chosen by recency) does,
+    # so a grid's list never shows a resident at an address outside the grid.
+    "address": "record_date DESC NULLS LAST,",
 }
 """Fields chosen per person one by one. The area (street, community, grid) is chosen as a whole
 (``person_areas``, :func:`publish.areas.add_person_areas`)."""

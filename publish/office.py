@@ -30,7 +30,11 @@ import csv
 import hashlib
 import hmac
 import io
-from collections.abc import Mapping
+import multiprocessing
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import msoffcrypto
@@ -38,6 +42,7 @@ import openpyxl
 import pyarrow as pa
 import pyzipper
 from msoffcrypto.format.ooxml import OOXMLFile
+from openpyxl.utils import get_column_letter
 
 from core.vocabulary import FIELD_LABELS, SEX_LABELS
 from publish.populations import default_populations
@@ -46,10 +51,12 @@ __all__ = [
     "CSV_README",
     "DATA_SHEET",
     "README_SHEET",
+    "OfficeFile",
     "office_password",
     "read_csv_zip",
     "read_xlsx",
     "write_csv_zip",
+    "write_office_files",
     "write_plain_xlsx",
     "write_xlsx",
 ]
@@ -93,25 +100,53 @@ def _rows(table: pa.Table, labels: Mapping[str, str] | None):
                for i, (name, v) in enumerate(row.items())]
 
 
-def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[str, str] | None) -> io.BytesIO:
+def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[str, str] | None,
+              extra: Mapping[str, pa.Table] | None = None) -> io.BytesIO:
     workbook = openpyxl.Workbook(write_only=True)
-    data = workbook.create_sheet(DATA_SHEET)
     # openpyxl writes a str as a shared string: Excel shows and keeps it as text, all 18 digits.
-    for row in _rows(table, labels):
-        data.append(row)
+    for name, rows in {DATA_SHEET: table, **(extra or {})}.items():
+        sheet = workbook.create_sheet(name)
+        cells = _rows(rows, labels)
+        head = [next(cells)] + [row for row, _ in zip(cells, range(_WIDTH_SAMPLE), strict=False)]
+        # Columns as wide as their text (a CJK character is two), so a clerk reads 住址 without dragging.
+        for i, width in enumerate(_widths(head), start=1):
+            sheet.column_dimensions[get_column_letter(i)].width = width
+        for row in head:
+            sheet.append(row)
+        for row in cells:
+            sheet.append(row)
     if about:
         readme = workbook.create_sheet(README_SHEET)
-        readme.append(["项目", "内容"])
-        for label, text in about.items():
-            readme.append([label, text])
+        lines = [["项目", "内容"], *([label, text] for label, text in about.items())]
+        for i, width in enumerate(_widths(lines), start=1):
+            readme.column_dimensions[get_column_letter(i)].width = width
+        for line in lines:
+            readme.append(line)
     plain = io.BytesIO()
     workbook.save(plain)
     plain.seek(0)
     return plain
 
 
+_WIDTH_SAMPLE = 200  # rows read to size the columns
+
+
+def _widths(rows: list[list[object]]) -> list[float]:
+    """Column widths (Excel character units) fitting the text of ``rows``, 6 to 60."""
+    widths: list[float] = []
+    for row in rows:
+        for i, value in enumerate(row):
+            text = "" if value is None else str(value)
+            size = sum(2 if ord(ch) > 0x2E7F else 1 for ch in text) + 2
+            if i == len(widths):
+                widths.append(size)
+            else:
+                widths[i] = max(widths[i], size)
+    return [min(60.0, max(6.0, w)) for w in widths]
+
+
 def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, str],
-               labels: Mapping[str, str] | None = None) -> None:
+               labels: Mapping[str, str] | None = None, extra: Mapping[str, pa.Table] | None = None) -> None:
     """Write ``table`` as a password-protected xlsx at ``path``.
 
     Args:
@@ -120,9 +155,10 @@ def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, s
         password: the workbook password (:func:`office_password`).
         about: rows of the 说明 sheet, label → text (recipient, purpose, legal basis, run …).
         labels: key-population code → Chinese label (default: the default categories').
+        extra: more sheets after the data, name → rows (a grid worker's 待续同意 renewal list).
     """
     with open(path, "wb") as out:
-        OOXMLFile(_workbook(table, about, labels)).encrypt(password, out)
+        OOXMLFile(_workbook(table, about, labels, extra)).encrypt(password, out)
 
 
 def write_plain_xlsx(table: pa.Table, path: Path, labels: Mapping[str, str] | None = None) -> None:
@@ -131,7 +167,7 @@ def write_plain_xlsx(table: pa.Table, path: Path, labels: Mapping[str, str] | No
 
 
 def write_csv_zip(table: pa.Table, path: Path, password: str, about: Mapping[str, str],
-                  labels: Mapping[str, str] | None = None) -> None:
+                  labels: Mapping[str, str] | None = None, extra: Mapping[str, pa.Table] | None = None) -> None:
     """Write ``table`` as ``<stem>.csv`` (UTF-8 with BOM) and a ``说明.txt`` in an AES-256 zip at ``path``.
 
     Args:
@@ -140,18 +176,25 @@ def write_csv_zip(table: pa.Table, path: Path, password: str, about: Mapping[str
         password: the zip password (:func:`office_password`).
         about: the 说明, label → text (recipient, purpose, legal basis, run …).
         labels: key-population code → Chinese label (default: the default categories').
+        extra: more CSVs in the zip, name → rows, as ``<name>.csv`` after the data (a 待续同意 renewal list).
     """
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\r\n")
-    for row in _rows(table, labels):
-        writer.writerow(["" if v is None else v for v in row])
     readme = "".join(f"{label}：{value}\r\n" for label, value in {**about, "用Excel打开": _CSV_IMPORT_HINT}.items())
     with pyzipper.AESZipFile(path, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES) as archive:
         archive.setpassword(password.encode("ascii"))
         archive.setencryption(pyzipper.WZ_AES, nbits=256)
         # Names are UTF-8 (the zip's language flag is set for non-ASCII names), as 7-Zip and WinRAR read them.
-        archive.writestr(f"{Path(path).stem}.csv", "\ufeff" + text.getvalue())
+        archive.writestr(f"{Path(path).stem}.csv", "\ufeff" + _csv(table, labels))
         archive.writestr(CSV_README, "\ufeff" + readme)
+        for name, rows in (extra or {}).items():
+            archive.writestr(f"{name}.csv", "\ufeff" + _csv(rows, labels))
+
+
+def _csv(table: pa.Table, labels: Mapping[str, str] | None) -> str:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\r\n")
+    for row in _rows(table, labels):
+        writer.writerow(["" if v is None else v for v in row])
+    return text.getvalue()
 
 
 def read_csv_zip(path: str | Path, password: str) -> tuple[str, str]:
@@ -188,3 +231,41 @@ def read_xlsx(path: str | Path, password: str) -> openpyxl.Workbook:
     plain.seek(0)
     return openpyxl.load_workbook(plain)
 
+
+
+@dataclass(frozen=True)
+class OfficeFile:
+    """One password-protected file to write: a product's rows as ``xlsx`` or ``csv`` (zip)."""
+
+    format: str
+    table: pa.Table
+    path: Path
+    password: str
+    about: Mapping[str, str]
+    labels: Mapping[str, str] | None = None
+    extra: Mapping[str, pa.Table] | None = None
+
+    def write(self) -> str:
+        """Write the file; its SHA-256."""
+        write = write_xlsx if self.format == "xlsx" else write_csv_zip
+        write(self.table, self.path, self.password, self.about, self.labels, extra=self.extra)
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+#: From this many files on they are written by a process per core: an xlsx's password protection
+#: derives its key with 100,000 SHA-512 rounds (the standard spin count Excel writes), ~0.1 s of pure
+#: Python each, and a district with 200 grids delivers 200 workbooks a night.
+_PARALLEL_FROM = 8
+
+
+def write_office_files(files: Sequence[OfficeFile]) -> list[str]:
+    """Write every file, in parallel when there are many; their SHA-256 in order."""
+    workers = min(len(os.sched_getaffinity(0)), len(files))
+    if len(files) < _PARALLEL_FROM or workers < 2:
+        return [f.write() for f in files]
+    # forkserver, not fork: the caller may be a Dagster run with threads (a lock a thread holds at the fork
+    # stays locked in the child). The server imports this module once; each worker forks from it.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(OfficeFile.write, files, chunksize=max(1, len(files) // (workers * 4))))

@@ -62,8 +62,14 @@ __all__ = [
 SHAREABLE_COLUMNS = (
     "person_id", "name", "sex", "birth_date", "birth_year", "age", "id_number", "phone", "address",
     "street", "community", "grid", "lives_alone", "low_income", "disability_grade", "chronic_disease",
-    "pregnant", "corrections", "case_type", "key_populations",
+    "pregnant", "corrections", "case_type", "key_populations", "reasons", "consent_until", "risk_warnings",
 )
+
+#: Columns computed for the recipient rather than copied from ``unified_population``: ``reasons``
+#: (why the person is listed: the ``reason`` of each key population shown, ``key_residents``),
+#: ``consent_until`` (when the person's consent to this recipient ends; consent basis only) and
+#: ``risk_warnings`` (the person's open warnings of ``risks.yaml``, each with its id, ``risk_warnings``).
+DERIVED_COLUMNS = ("reasons", "consent_until", "risk_warnings")
 
 #: The codes of the default key populations (``demo/populations.yaml``), each a boolean column of
 #: ``unified_population``; a deployment's own are those of its ``populations.yaml``.
@@ -73,6 +79,9 @@ KEY_POPULATIONS = (
 )
 
 SCOPE_FIELDS = ("street", "community", "grid")
+
+#: A scope value that stands for every area of its level: one product per area (``{grid: "*"}``).
+EVERY_AREA = "*"
 
 #: Data categories a consent decision may name. ``basic`` covers everything not sensitive;
 #: ``health``, ``judicial`` and ``minor`` (any data of a child under 14) need a separate decision
@@ -159,7 +168,12 @@ class Recipient(BaseModel):
     aggregate: Aggregate | None = Field(
         default=None, description="publish small-cell-suppressed counts instead of person rows"
     )
-    scope: dict[str, str] = Field(default_factory=dict, description="row scope, e.g. {grid: 翠苑社区第3网格}")
+    scope: dict[str, str] = Field(
+        default_factory=dict,
+        description='row scope, e.g. {grid: 翠苑社区第3网格}; "*" for one product per area of that level: '
+        '{grid: "*"} gives every grid its own product (name <name>_<area>, its own key), '
+        '{community: 翠苑社区, grid: "*"} every grid of one community',
+    )
     population: list[str] = Field(
         default_factory=list, description="only people in any of these key populations (codes of populations.yaml, "
         f"by default {', '.join(KEY_POPULATIONS)})"
@@ -207,6 +221,11 @@ class Recipient(BaseModel):
         unknown = [k for k in scope if k not in SCOPE_FIELDS]
         if unknown:
             raise ValueError(f"scope keys {unknown} not allowed; use {list(SCOPE_FIELDS)}, e.g. {{grid: 翠苑社区第3网格}}")
+        every = [k for k, v in scope.items() if v == EVERY_AREA]
+        if len(every) > 1:
+            raise ValueError(f'"*" on {every}: one level only, the one each product is for, e.g. {{grid: "*"}}')
+        if every and any(SCOPE_FIELDS.index(k) > SCOPE_FIELDS.index(every[0]) for k in scope if k not in every):
+            raise ValueError(f'"*" on {every[0]} with a narrower level fixed: put "*" on the narrowest level')
         return scope
 
     _populations: KeyPopulations | None = PrivateAttr(default=None)
@@ -223,6 +242,8 @@ class Recipient(BaseModel):
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> Recipient:
         self._populations = _categories(info)
+        if self.every_area and self.aggregate is not None:
+            raise ValueError('an aggregate recipient counts per area already (aggregate: {by: ...}); drop the "*" scope')
         if self.aggregate is not None:
             if self.columns or self.mask or self.pseudonymise or self.key_populations is not None or self.k_anonymity:
                 raise ValueError(
@@ -235,7 +256,14 @@ class Recipient(BaseModel):
         if self.statutory_register and self.legal_basis != "statutory":
             raise ValueError("statutory_register: true needs legal_basis: statutory")
         if self.kind == "grid_worker" and "grid" not in self.scope:
-            raise ValueError("a grid_worker must be bound to one grid: add scope: {grid: <grid name>}")
+            raise ValueError('a grid_worker must be bound to one grid: add scope: {grid: <grid name>}, '
+                             'or scope: {grid: "*"} for one product per grid')
+        if self.every_area and self.level != self.every_area:
+            raise ValueError(f'scope {{{self.every_area}: "*"}} makes one product per {self.every_area}: '
+                             f"set level: {self.every_area}")
+        if "consent_until" in self.columns and self.legal_basis != "consent":
+            raise ValueError("consent_until is the end of the person's consent to this recipient: "
+                             "only a consent-based recipient (legal_basis: consent) has one; drop it")
         for column in self.mask:
             if column not in MASKS:
                 raise ValueError(f"mask on {column!r} is not supported; mask one of {', '.join(MASKS)}")
@@ -252,6 +280,13 @@ class Recipient(BaseModel):
                 "key_populations is in columns but no category is named: list the ones this recipient needs, "
                 "e.g. key_populations: [elderly_living_alone, disabled] (minimum necessity, PIPL art. 6)"
             )
+        if "risk_warnings" in self.columns and self.kind == "analyst":
+            raise ValueError("risk_warnings names what a worker should check on a person: not for analysts; drop it")
+        if "reasons" in self.columns and (self.kind == "analyst" or not self.reason_categories):
+            raise ValueError(
+                "reasons says why each person is listed (their key populations' reasons, 年龄72岁，独居): it needs "
+                "population or key_populations to name the categories, and analysts get no reasons"
+            )
         if self.key_populations is not None and "key_populations" not in self.columns:
             raise ValueError("key_populations names categories but the key_populations column is not in columns")
         if self.legal_basis == "statutory":
@@ -262,6 +297,40 @@ class Recipient(BaseModel):
                         f"e.g. sensitive_legal_reference: {{{category}: <law and article>}}, or drop it"
                     )
         return self
+
+    _family: str | None = PrivateAttr(default=None)
+    _area: str | None = PrivateAttr(default=None)
+
+    @property
+    def every_area(self) -> str | None:
+        """The level with scope ``"*"`` (one product per area of it), else None."""
+        return next((k for k, v in self.scope.items() if v == EVERY_AREA), None)
+
+    @property
+    def family(self) -> str:
+        """The policy entry this product comes from: its own name, or the ``"*"`` entry it was expanded from."""
+        return self._family or self.name
+
+    @property
+    def area(self) -> str | None:
+        """For a product expanded from a ``"*"`` scope, the area it is for (翠苑社区第1网格)."""
+        return self._area
+
+    def for_areas(self, areas: list[tuple[str, dict[str, str], str]]) -> list[Recipient]:
+        """The products of a ``"*"`` scope: one per ``(slug, scope, label)`` area (:func:`publish.areas.scope_areas`).
+
+        Each is this entry with the area's scope, the name ``<name>_<slug>`` (its own key and files), the
+        area in its description, and this entry's consent recipient (the registry names the entry, not a grid).
+        """
+        products = []
+        for slug, scope, label in areas:
+            product = self.model_copy(update={
+                "name": f"{self.name}_{slug}", "scope": scope, "description": f"{self.description}（{label}）",
+                "consent_recipient": self.registry_recipient,
+            }, deep=True)
+            product._family, product._area, product._populations = self.name, label, self._populations
+            products.append(product)
+        return products
 
     @property
     def populations(self) -> KeyPopulations:
@@ -274,6 +343,12 @@ class Recipient(BaseModel):
         if "key_populations" not in self.columns:
             return []
         return list(self.key_populations if self.key_populations is not None else self.population)
+
+    @property
+    def reason_categories(self) -> list[str]:
+        """The categories whose reasons the ``reasons`` column shows: those ``key_populations`` may show, else
+        the ``population`` filter (a person listed by it is known to be in one of them)."""
+        return self.shared_key_populations or list(self.population)
 
     @property
     def sensitive_categories(self) -> dict[str, str]:

@@ -222,41 +222,43 @@ def rule_columns() -> tuple[tuple[str, str], ...]:
     return tuple((name, kind) for name, kind in golden_columns() if name not in _LATER_COLUMNS)
 
 
-def _check_rule(code: str, rule: str, columns: dict[str, str]) -> frozenset[str]:
-    """The columns ``rule`` reads; raises a key error at ``rule`` when it is not one yes/no expression
-    over those columns."""
-    where = f"category {code!r}: rule {rule!r}"
+def _check_rule(code: str, rule: str, columns: dict[str, str], what: str = "category", key: str = "rule",
+                example: str = _EXAMPLE_RULE) -> frozenset[str]:
+    """The columns ``rule`` reads; raises a key error at ``key`` when it is not one yes/no expression
+    over those columns (``what`` names the thing the rule belongs to, a category or a risk rule)."""
+    where = f"{what} {code!r}: {key} {rule!r}"
+    example_rule = example
     if any(token in rule for token in (";", "--", "/*")):
-        raise key_error(f"{where}: write one expression, without ';' or comments; e.g. {_EXAMPLE_RULE}", "rule")
+        raise key_error(f"{where}: write one expression, without ';' or comments; e.g. {example_rule}", key)
     sql = f"SELECT ({rule}) FROM unified_population"
     with duckdb.connect() as con:
         tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
         if tree.get("error"):
             problem = str(tree.get("error_message", "")).splitlines()[0]
-            raise key_error(f"{where} is not valid SQL ({problem}); e.g. {_EXAMPLE_RULE}", "rule")
+            raise key_error(f"{where} is not valid SQL ({problem}); e.g. {example_rule}", key)
         node = tree["statements"][0]["node"] if len(tree["statements"]) == 1 else {}
         source = node.get("from_table") or {}
         if (len(node.get("select_list", ())) != 1 or source.get("type") != "BASE_TABLE"
                 or source.get("table_name") != "unified_population" or node.get("where_clause")):
-            raise key_error(f"{where}: a rule is one expression over one person's row; e.g. {_EXAMPLE_RULE}", "rule")
+            raise key_error(f"{where}: a rule is one expression over one person's row; e.g. {example_rule}", key)
         used, nested = _walk(node["select_list"][0])
         if nested:
             raise key_error(f"{where}: a rule may not contain a query (SELECT); it sees one person's golden "
-                            f"columns only; e.g. {_EXAMPLE_RULE}", "rule")
+                            f"columns only; e.g. {example_rule}", key)
         for name in used:
             if len(name) != 1 or name[0] not in columns:
                 shown = ".".join(name)
                 raise key_error(f"{where}: unknown column {shown!r}{suggest(name[-1], list(columns))}; a rule may use "
-                                f"the golden columns of unified_population: {', '.join(columns)}", "rule")
+                                f"the golden columns of unified_population: {', '.join(columns)}", key)
         con.execute(f"CREATE TABLE unified_population ({', '.join(f'{n} {t}' for n, t in columns.items())})")
         try:
             kind = con.execute(f"DESCRIBE SELECT ({rule}) AS _rule FROM unified_population").fetchall()[0][1]
         except duckdb.Error as e:
             problem = str(e).splitlines()[0]
-            raise key_error(f"{where} cannot be evaluated ({problem}); e.g. {_EXAMPLE_RULE}", "rule") from e
+            raise key_error(f"{where} cannot be evaluated ({problem}); e.g. {example_rule}", key) from e
     if kind != "BOOLEAN":
         raise key_error(f"{where} gives {kind}, not yes/no; compare it, e.g. disability_grade IS NOT NULL "
-                        f"or {_EXAMPLE_RULE.removeprefix('rule: ')}", "rule")
+                        f"or {example_rule.removeprefix('rule: ')}", key)
     return frozenset(n[0] for n in used)
 
 

@@ -30,8 +30,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -45,9 +46,10 @@ from publish.anonymity import anonymise
 from publish.audit import ProductAnchor
 from publish.consent import protective_rank_sql
 from publish.crypto import product_key, write_encrypted
-from publish.office import office_password, write_csv_zip, write_xlsx
+from publish.office import OfficeFile, office_password
 from publish.policy import (
     CONSENT_CATEGORIES,
+    EVERY_AREA,
     MINOR_AGE,
     SENSITIVE_COLUMNS,
     Recipient,
@@ -55,9 +57,23 @@ from publish.policy import (
 from publish.statistics import statistics_table
 from staging.dates import CHINA_TZ
 
-__all__ = ["ProductFile", "build_product", "product_query_sql", "pseudonym_key"]
+__all__ = ["EXCLUSION_LABELS", "RENEWAL_DAYS", "RENEWAL_SHEET", "ProductFile", "area_rows", "build_product",
+           "family_rows", "product_query_sql", "pseudonym_key"]
 
-_HIDDEN = ("_person_id", "_id_number", "_reason")
+_HIDDEN = ("_person_id", "_id_number", "_reason", "_street", "_community", "_grid", "_consent_until")
+
+#: A listed person whose consent ends within this many days is on the renewal list (待续同意) too.
+RENEWAL_DAYS = 60
+
+#: Why a person in scope was left out, as the 说明 of a delivered file says it.
+EXCLUSION_LABELS = {
+    "no_consent": "未取得本人同意", "expired": "同意已过期", "refused": "本人拒绝", "withdrawn": "本人已撤回同意",
+    "deleted": "本人要求删除", "consent_unreadable": "同意记录无法识别（待更正）",
+    "no_guardian_consent": "未取得监护人同意", "id_disputed": "身份证号存疑（待核实）", "not_anonymous": "不满足匿名要求",
+}
+
+#: The sheet (xlsx) or file (csv zip) of the renewal list.
+RENEWAL_SHEET = "待续同意"
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,8 @@ class ProductFile:
     key_id: str | None = None
     anchor: ProductAnchor | None = None
     office_hash: str | None = None
+    policy_entry: str = ""
+    area: str | None = None
 
 
 def _consent_pivot_sql() -> str:
@@ -97,6 +115,7 @@ def _consent_pivot_sql() -> str:
     for category in CONSENT_CATEGORIES:
         picks.append(f"arg_max(effective_status, {order}) FILTER (WHERE category = '{category}') AS _{category}")
         picks.append(f"arg_max(by_guardian, {order}) FILTER (WHERE category = '{category}') AS _{category}_guardian")
+    picks.append(f"arg_max(expires_at, {order}) FILTER (WHERE category = 'basic') AS _basic_until")
     return (
         f"SELECT person_id, {', '.join(picks)} FROM consent_effective "
         "WHERE (purpose = $purpose OR (purpose = '*' AND effective_status IN ('withdrawn', 'refused'))) "
@@ -107,8 +126,10 @@ def _consent_pivot_sql() -> str:
 def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
     """The SELECT for ``recipient``'s product and its named parameters.
 
-    Besides the policy's columns it returns ``_person_id``, ``_id_number`` and ``_reason`` (null for
-    people the recipient may have, else why they are left out); :func:`build_product` drops them.
+    Besides the policy's columns it returns ``_person_id``, ``_id_number``, ``_reason`` (null for
+    people the recipient may have, else why they are left out), the person's area (``_street``,
+    ``_community``, ``_grid``) and ``_consent_until``; :func:`build_product` drops them. A ``"*"`` scope
+    level is not filtered: the rows of every area, which :func:`area_rows` splits.
     """
     consent = recipient.legal_basis == "consent"
     params: dict[str, object] = (
@@ -116,6 +137,8 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
     )
     where = ["TRUE"]
     for i, (scope_field, value) in enumerate(recipient.scope.items()):
+        if value == EVERY_AREA:
+            continue
         where.append(f"u.{scope_field} = $scope{i}")
         params[f"scope{i}"] = value
 
@@ -150,6 +173,24 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
         expr = MASKS[column].sql(f"u.{column}") if column in recipient.mask else f"u.{column}"
         if column in SENSITIVE_COLUMNS:
             expr = f"CASE WHEN {ok[SENSITIVE_COLUMNS[column]]} THEN {expr} END"
+        if column == "reasons":
+            # Why the person is listed: the reason of each category the recipient may see, in file order.
+            allowed = " OR ".join(
+                f"(x.category = '{population}' AND {ok[sensitive[population]]})" if population in sensitive
+                else f"x.category = '{population}'"
+                for population in recipient.reason_categories
+            )
+            expr = f"list_transform(list_filter(r.reasons, lambda x: {allowed}), lambda x: x.reason)"
+        if column == "risk_warnings":
+            # Open warnings of rules over key populations the recipient may see (minimum necessity); one that
+            # reveals health or judicial data only where that category is granted.
+            seen = ", ".join(f"'{p}'" for p in dict.fromkeys((*recipient.population, *recipient.shared_key_populations)))
+            shown = " AND ".join([f"cardinality(x.populations) > 0 AND list_has_all([{seen}]::VARCHAR[], x.populations)",
+                                  *(f"(NOT list_contains(x.reveals, '{category}') OR {ok[category]})"
+                                    for category in ("health", "judicial"))])
+            expr = f"list_transform(list_filter(w.warnings, lambda x: {shown}), lambda x: x.text)"
+        if column == "consent_until":
+            expr = "CAST(timezone('Asia/Shanghai', c._basic_until) AS DATE)"
         if column == "key_populations":
             # Only the categories the policy names (minimum necessity); a sensitive one only where
             # its category is granted too.
@@ -169,12 +210,31 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
         ]
         where.append("(" + " OR ".join(flags) + ")")
     consent_join = f"LEFT JOIN ({_consent_pivot_sql()}) c ON c.person_id = u.person_id" if consent else ""
+    codes = ", ".join(f"'{code}'" for code in recipient.populations.codes)
+    reasons_join = (
+        "LEFT JOIN (SELECT person_id, list({'category': category, 'reason': reason} "
+        f"ORDER BY array_position([{codes}], category)) AS reasons "
+        "FROM key_residents GROUP BY person_id) r ON r.person_id = u.person_id"
+        if "reasons" in recipient.columns else ""
+    )
+    warnings_join = (
+        "LEFT JOIN (SELECT person_id, list({'text': rule_label || '（' || reason || '）' "
+        "|| CASE status WHEN 'acknowledged' THEN '［已知悉］' ELSE '' END || '〔' || warning_id || '〕', "
+        "'populations': populations, 'reveals': reveals} ORDER BY first_seen, rule) AS warnings FROM risk_warnings "
+        "WHERE status IN ('open', 'acknowledged') GROUP BY person_id) w ON w.person_id = u.person_id"
+        if "risk_warnings" in recipient.columns else ""
+    )
+    until = "c._basic_until" if consent else "NULL::TIMESTAMPTZ"
     sql = f"""
-SELECT u.person_id AS _person_id, u.id_number AS _id_number, {reason} AS _reason, {', '.join(selected)}
+SELECT u.person_id AS _person_id, u.id_number AS _id_number, {reason} AS _reason,
+       u.street AS _street, u.community AS _community, u.grid AS _grid,
+       CAST(timezone('Asia/Shanghai', {until}) AS DATE) AS _consent_until, {', '.join(selected)}
 FROM unified_population u
 LEFT JOIN deletion_requests d ON d.person_id = u.person_id
 LEFT JOIN (SELECT DISTINCT person_id FROM consent_problems) p ON p.person_id = u.person_id
 {consent_join}
+{reasons_join}
+{warnings_join}
 WHERE {' AND '.join(where)}
 ORDER BY u.person_id"""
     return sql, params
@@ -198,29 +258,54 @@ def _log_exclusions(con: duckdb.DuckDBPyConnection, recipient: str, person_ids: 
         )
 
 
+def family_rows(con: duckdb.DuckDBPyConnection, entry: Recipient) -> pa.Table:
+    """The rows of every area product of a ``"*"`` policy entry, from one query (:func:`area_rows` splits them)."""
+    sql, params = product_query_sql(entry)
+    return con.sql(sql, params=params).to_arrow_table()
+
+
+def area_rows(rows: pa.Table, scope: dict[str, str]) -> pa.Table:
+    """The rows of :func:`family_rows` in one area product's ``scope``."""
+    keep = None
+    for level, value in scope.items():
+        match = pc.fill_null(pc.equal(rows.column(f"_{level}"), value), False)
+        keep = match if keep is None else pc.and_(keep, match)
+    return rows if keep is None else rows.filter(keep)
+
+
 def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Path, home: HomeLike,
-                  anchor: ProductAnchor | None = None) -> ProductFile:
+                  anchor: ProductAnchor | None = None, rows: pa.Table | None = None,
+                  as_of: date | None = None, office_files: list[OfficeFile] | None = None) -> ProductFile:
     """Write ``recipient``'s encrypted product to ``path`` from the tables in ``con``.
 
-    ``con`` must hold ``unified_population``, ``consent_effective`` and ``deletion_requests``;
-    ``home`` holds the recipient's keys; ``anchor`` (the audit entry the product will get) is written
-    into the product's metadata.
+    ``con`` must hold ``unified_population``, ``consent_effective``, ``deletion_requests`` and
+    ``key_residents``; ``home`` holds the recipient's keys; ``anchor`` (the audit entry the product will
+    get) is written into the product's metadata. ``rows``: the product's query result already run
+    (an area product's share of :func:`family_rows`). ``as_of``: the run date, from which the renewal
+    list counts (default today, China time). ``office_files``: where a product delivered as xlsx or csv
+    leaves its office file to write (:func:`publish.office.write_office_files`, many in parallel) instead
+    of writing it; the caller then sets ``office_hash``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     members: list[str] = []
     person_ids: list[str] = []
     exclusions: dict[str, int] = {}
     disclosure: dict | None = None
+    renewals: pa.Table | None = None
     if recipient.aggregate is not None:
         table = statistics_table(con, recipient.aggregate, pseudonym_key(home, recipient.name))
     else:
-        sql, params = product_query_sql(recipient)
-        full = con.sql(sql, params=params).to_arrow_table()
+        if rows is None:
+            sql, params = product_query_sql(recipient)
+            rows = con.sql(sql, params=params).to_arrow_table()
+        full = rows
         reasons = full.column("_reason")
         excluded = full.filter(pc.is_valid(reasons))
         _log_exclusions(con, recipient.name, excluded.column("_person_id").to_pylist(), excluded.column("_reason").to_pylist())
         exclusions = dict(Counter(excluded.column("_reason").to_pylist()))
         table = full.filter(pc.is_null(reasons))
+        if recipient.legal_basis == "consent" and recipient.format != "parquet":
+            renewals = _renewals(table, excluded, recipient, as_of or datetime.now(CHINA_TZ).date())
         if recipient.pseudonymise:
             key = pseudonym_key(home, recipient.name)
             # One HMAC per person in the product: linear, and keyed so the pseudonym cannot be
@@ -240,29 +325,60 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
                 exclusions["not_anonymous"] = control.rows_left_out
         members = [m for m in table.column("_id_number").to_pylist() if m]
         person_ids = table.column("_person_id").to_pylist()
-        table = table.drop_columns(list(_HIDDEN))
+        table = table.drop_columns([c for c in _HIDDEN if c in table.column_names])
     encryption_key = product_key(home, recipient.name)
     encryption_key_id = key_id(encryption_key)
     write_encrypted(table, path, recipient.name, encryption_key, anchor.metadata() if anchor else None)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    office_hash = None
+    office = None
     if recipient.format != "parquet":
         # beside the product in its generation: DataHome.office_file once published
-        office = path.with_suffix(OFFICE_SUFFIXES[recipient.format])
-        write = write_xlsx if recipient.format == "xlsx" else write_csv_zip
-        write(table, office, office_password(encryption_key), _about(recipient, table, encryption_key_id),
-              recipient.populations.labels)
-        office_hash = hashlib.sha256(office.read_bytes()).hexdigest()
+        office = OfficeFile(recipient.format, table, path.with_suffix(OFFICE_SUFFIXES[recipient.format]),
+                            office_password(encryption_key),
+                            _about(recipient, table, encryption_key_id, exclusions, renewals),
+                            recipient.populations.labels,
+                            extra={RENEWAL_SHEET: renewals} if renewals is not None else None)
+    office_hash = None
+    if office is not None and office_files is None:
+        office_hash = office.write()
+    elif office is not None:
+        office_files.append(office)  # written by the caller, with write_office_files
     return ProductFile(
         recipient.name, path, tuple(table.column_names), table.num_rows, digest,
         purpose=recipient.purpose, legal_basis=recipient.legal_basis, legal_reference=recipient.legal_reference,
         members=tuple(members), exclusions=exclusions, disclosure=disclosure, person_ids=tuple(person_ids),
-        key_id=encryption_key_id, anchor=anchor, office_hash=office_hash,
+        key_id=encryption_key_id, anchor=anchor, office_hash=office_hash, policy_entry=recipient.family,
+        area=recipient.area,
     )
 
 
-def _about(recipient: Recipient, table: pa.Table, key: str) -> dict[str, str]:
-    """The 说明 sheet of a delivered workbook: for whom, why, on what basis, when."""
+def _renewals(listed: pa.Table, excluded: pa.Table, recipient: Recipient, as_of: date) -> pa.Table:
+    """The renewal list (待续同意) a consent-based recipient takes on the next visit.
+
+    Names only where the basis allows: people still listed whose consent ends within
+    :data:`RENEWAL_DAYS` (the recipient holds their data now), and people whose consent *to this
+    recipient* has expired (it held their data until then), each with the name and address as the policy
+    shows them. Nobody who refused, withdrew, asked to be deleted or never consented is named: they are
+    counted in the 说明 only.
+    """
+    shown = [c for c in ("name", "address") if c in recipient.columns]
+    soon = pc.less_equal(listed.column("_consent_until"), pa.scalar(as_of + timedelta(days=RENEWAL_DAYS)))
+    ending = listed.filter(pc.fill_null(soon, False))
+    lapsed = excluded.filter(pc.equal(excluded.column("_reason"), "expired"))
+    parts = []
+    for part, status in ((lapsed, "同意已过期，未列入名单"), (ending, "同意即将到期")):
+        parts.append(pa.table({
+            **{c: part.column(c) for c in shown},
+            "consent_until": part.column("_consent_until"),
+            "renewal": pa.array([status] * part.num_rows, pa.string()),
+        }))
+    return pa.concat_tables(parts).sort_by([("consent_until", "ascending")])
+
+
+def _about(recipient: Recipient, table: pa.Table, key: str, exclusions: Mapping[str, int] | None = None,
+           renewals: pa.Table | None = None) -> dict[str, str]:
+    """The 说明 sheet of a delivered workbook: for whom, why, on what basis, when; who in scope is not
+    listed and why (counts only), and the renewal list."""
     basis = {"consent": "本人同意", "statutory": "法定职责"}[recipient.legal_basis]
     if recipient.legal_reference:
         basis += f"（{recipient.legal_reference}）"
@@ -274,6 +390,10 @@ def _about(recipient: Recipient, table: pa.Table, key: str) -> dict[str, str]:
         "记录数": str(table.num_rows),
         "生成时间": now.strftime("%Y-%m-%d %H:%M（北京时间）"),
         "密钥编号": key,
+        **({"未列入人数": "；".join(f"{EXCLUSION_LABELS.get(why, why)}{n}人" for why, n in sorted(
+            exclusions.items(), key=lambda kv: -kv[1]))} if exclusions else {}),
+        **({"待续同意": f"{renewals.num_rows}人，见“{RENEWAL_SHEET}”表：同意已过期或{RENEWAL_DAYS}天内到期，"
+                        "请在下次走访时请本人续签"} if renewals is not None and renewals.num_rows else {}),
         "注意": "本表含个人信息，仅限上述用途使用，不得转发、复制给他人；用毕请删除。",
     }
 

@@ -54,12 +54,15 @@ class RunSummary:
         persons: rows of ``unified_population``.
         tables: every table, by name.
         products: ``(recipient, rows)`` of each product published by the run asked about.
+        entries: ``(policy entry, rows)`` of the same: a ``"*"`` entry's area products (one per grid)
+            summed under the entry's name.
     """
 
     records: int
     persons: int
     tables: tuple[str, ...]
     products: tuple[tuple[str, int], ...]
+    entries: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -234,11 +237,18 @@ class WarehouseReader:
             records, persons = con.execute(
                 "SELECT (SELECT count(*) FROM record_person), (SELECT count(*) FROM unified_population)"
             ).fetchall()[0]
-            products = con.execute(
-                "SELECT recipient, row_count FROM publication_log WHERE run_id = ? ORDER BY recipient", [run_id]
-            ).fetchall()
+            area = "area IS NOT NULL" if "area" in _columns(con, "publication_log") else "false"
+            entry = "coalesce(policy_entry, recipient)" if area != "false" else "recipient"
+            rows = con.execute(
+                f"SELECT recipient, row_count, {entry}, {area} FROM publication_log WHERE run_id = ? ORDER BY recipient",
+                [run_id]).fetchall()
             tables = tuple(sorted(_table_names(con)))
-        return RunSummary(int(records), int(persons), tables, tuple((r, int(n)) for r, n in products))
+        entries: dict[str, tuple[int, int]] = {}
+        for _, n, name, is_area in rows:
+            count, total = entries.get(name, (0, 0))
+            entries[name] = (count + bool(is_area), total + int(n))
+        return RunSummary(int(records), int(persons), tables, tuple((r, int(n)) for r, n, _, _ in rows),
+                          tuple((name, count, total) for name, (count, total) in sorted(entries.items())))
 
     def area_summary(self) -> AreaSummary | None:
         """How the published people are placed in areas; ``None`` before the first publication or for a
@@ -338,7 +348,35 @@ class WarehouseReader:
                     ORDER BY c.field, c.person_id, c.source, c.value""",
                 {"per_kind": EXAMPLES_PER_KIND},
             ).df()
-        return ReportInputs(run_id, metrics, runs, validation, problems, examples, self.departments())
+        return ReportInputs(run_id, metrics, runs, validation, problems, examples, self.departments(),
+                            self.grids(run_id))
+
+    def grids(self, run_id: str) -> pd.DataFrame:
+        """Per grid: its worker's list in ``run_id`` (rows, people withheld) and its risk warnings by status
+        (``grid, listed, withheld, open, acknowledged, closed, rules``), most open warnings first."""
+        with self.connect() as con:
+            names = _table_names(con)
+            return con.execute(_grids_sql(names, "area" in _columns(con, "publication_log")), {"run": run_id}).df()
+
+
+def _grids_sql(names: set[str], area_products: bool) -> str:
+    """Per grid: its worker's list (rows and people withheld, summed over the area products of the run) and
+    its risk warnings by status; grids with warnings or a list only."""
+    lists = ("SELECT area AS grid, sum(row_count) AS listed, "
+             "sum(coalesce(list_sum(map_values(withheld)), 0)) AS withheld FROM publication_log "
+             "WHERE run_id = $run AND area IS NOT NULL GROUP BY area") if area_products else \
+        "SELECT NULL::VARCHAR AS grid, 0 AS listed, 0 AS withheld WHERE false"
+    warnings = ("SELECT grid, count(*) FILTER (WHERE status = 'open') AS open, "
+                "count(*) FILTER (WHERE status = 'acknowledged') AS acknowledged, "
+                "count(*) FILTER (WHERE status = 'closed') AS closed, "
+                "list_distinct(list(rule_label) FILTER (WHERE status IN ('open', 'acknowledged'))) AS rules "
+                "FROM risk_warnings WHERE grid IS NOT NULL GROUP BY grid") if "risk_warnings" in names else \
+        "SELECT NULL::VARCHAR AS grid, 0 AS open, 0 AS acknowledged, 0 AS closed, []::VARCHAR[] AS rules WHERE false"
+    return f"""SELECT grid, coalesce(l.listed, 0) AS listed, coalesce(l.withheld, 0) AS withheld,
+                      coalesce(w.open, 0) AS open, coalesce(w.acknowledged, 0) AS acknowledged,
+                      coalesce(w.closed, 0) AS closed, coalesce(w.rules, []) AS rules
+               FROM ({lists}) l FULL JOIN ({warnings}) w USING (grid)
+               ORDER BY open DESC, acknowledged DESC, withheld DESC, grid"""
 
 
 _PERSON_FLAGS: dict[str, str] = {

@@ -28,12 +28,13 @@ import errno
 import json
 import logging
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from core.home import DataHome, HomeLike
 from publish.areas import AreaRegister, add_person_areas, add_record_areas, area_summary
@@ -52,9 +53,12 @@ from publish.golden import (
     person_consent_sql,
     unified_population_sql,
 )
-from publish.policy import SharingPolicy
+from publish.office import OfficeFile, write_office_files
+from publish.policy import Recipient, SharingPolicy
 from publish.populations import KeyPopulations, default_populations
-from publish.products import ProductFile, build_product
+from publish.products import ProductFile, area_rows, build_product, family_rows
+from publish.risks import RiskRules, add_risk_warnings, departments_of
+from publish.scopes import expand_recipients, known_areas, unlisted_areas
 from quality.metrics import QUALITY_HISTORY_DDL, write_quality_metrics
 from quality.staging_report import StagingReport
 
@@ -91,7 +95,8 @@ _HISTORY_DDL = {
     "publication_log": """CREATE TABLE publication_log (
         run_id VARCHAR, published_at TIMESTAMPTZ, recipient VARCHAR, purpose VARCHAR,
         legal_basis VARCHAR, columns VARCHAR[], row_count BIGINT, content_hash VARCHAR, path VARCHAR,
-        disclosure JSON, audit_seq BIGINT, audit_hash VARCHAR, key_id VARCHAR)""",
+        disclosure JSON, audit_seq BIGINT, audit_hash VARCHAR, key_id VARCHAR, policy_entry VARCHAR,
+        area VARCHAR, withheld MAP(VARCHAR, BIGINT))""",
     "runs": """CREATE TABLE runs (
         run_id VARCHAR, published_at TIMESTAMPTZ, records BIGINT, quarantined BIGINT, persons BIGINT,
         sources VARCHAR[])""",
@@ -130,6 +135,8 @@ class PublicationInputs:
         populations: the key-population categories (``populations.yaml``).
         areas: the district's area register, which places addresses in streets, communities and grids;
             without one, areas come from what departments state only.
+        risks: the risk early-warning rules (``risks.yaml``); without them ``risk_warnings`` is empty.
+        warning_actions: what workers did with warnings (:class:`publish.risks.WarningActions`).
     """
 
     run_id: str
@@ -146,6 +153,8 @@ class PublicationInputs:
     review_decisions: pd.DataFrame | None = None
     populations: KeyPopulations = field(default_factory=default_populations)
     areas: AreaRegister | None = None
+    risks: RiskRules | None = None
+    warning_actions: pd.DataFrame | None = None
 
 
 @dataclass
@@ -220,6 +229,7 @@ class Warehouse:
             add_person_areas(con, inputs.trust, {r.source: r.department for r in inputs.staging_reports})
             con.execute(unified_population_sql(inputs.trust, inputs.as_of, inputs.populations))
             con.execute(inputs.populations.key_residents_sql())
+            self._add_risk_warnings(con, inputs)
             con.execute(field_conflicts_sql())
             con.execute(consent_subjects_sql())
             con.execute(person_consent_sql())
@@ -241,30 +251,43 @@ class Warehouse:
             self._log_run(con, inputs, published_at)
             self._record_identities(con, inputs)
             write_quality_metrics(con, inputs.run_id, inputs.staging_reports)
+            recipients = self._products_of(con, policy, inputs.areas)
             audit = AuditLog(self.home)
             head = audit.head()
-            products = [
-                build_product(con, r, self.home.generation_product_file(generation, r.name), self.home,
-                              anchor=ProductAnchor(head.seq + i, head))
-                for i, r in enumerate(policy.recipients, start=1)
-            ]
+            products = []
+            office_files: list[OfficeFile] = []
+            family: tuple[str, pa.Table] | None = None  # one query for every area product of a "*" entry
+            for i, r in enumerate(recipients, start=1):
+                rows = None
+                if r.area is not None:
+                    if family is None or family[0] != r.family:
+                        entry = next(e for e in policy.recipients if e.name == r.family)
+                        family = (r.family, family_rows(con, entry))
+                    rows = area_rows(family[1], r.scope)
+                products.append(build_product(con, r, self.home.generation_product_file(generation, r.name),
+                                              self.home, anchor=ProductAnchor(head.seq + i, head), rows=rows,
+                                              as_of=inputs.as_of, office_files=office_files))
+            family = None
+            hashes = dict(zip((f.path.stem for f in office_files), write_office_files(office_files), strict=True))
+            products = [replace(p, office_hash=hashes[p.recipient]) if p.recipient in hashes else p for p in products]
             entries = audit.prepare(inputs.run_id, published_at, products)
-            con.executemany(
-                "INSERT INTO publication_log (run_id, published_at, recipient, purpose, legal_basis, columns, "
-                "row_count, content_hash, path, disclosure, audit_seq, audit_hash, key_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    [inputs.run_id, published_at, p.recipient, r.purpose, r.legal_basis, list(p.columns),
-                     p.row_count, p.content_hash, str(self.home.product_file(p.recipient)),
-                     json.dumps(p.disclosure, ensure_ascii=False) if p.disclosure else None, e["seq"], e["hash"],
-                     p.key_id]
-                    for p, r, e in zip(products, policy.recipients, entries, strict=True)
-                ],
-            )
+            if products:  # (a policy may share nothing yet)
+                con.executemany(
+                    "INSERT INTO publication_log (run_id, published_at, recipient, purpose, legal_basis, columns, "
+                    "row_count, content_hash, path, disclosure, audit_seq, audit_hash, key_id, policy_entry, area, withheld) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, MAP(?, ?))",
+                    [
+                        [inputs.run_id, published_at, p.recipient, r.purpose, r.legal_basis, list(p.columns),
+                         p.row_count, p.content_hash, str(self.home.product_file(p.recipient)),
+                         json.dumps(p.disclosure, ensure_ascii=False) if p.disclosure else None, e["seq"], e["hash"],
+                         p.key_id, r.family, r.area, list(p.exclusions), list(p.exclusions.values())]
+                        for p, r, e in zip(products, recipients, entries, strict=True)
+                    ],
+                )
             counts = {
                 table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
                 for table in ("unified_population", "record_person", "quarantine", "person_consent", "field_conflicts",
-                              "consent_unmatched", "area_conflicts", "key_residents")
+                              "consent_unmatched", "area_conflicts", "key_residents", "risk_warnings")
             }
             counts |= area_summary(con).as_counts()
             # Analysts' tools show these beside every table and column (the same words as docs/warehouse.md).
@@ -287,6 +310,34 @@ class Warehouse:
         AuditLog(self.home).discard(candidate.audit_entries)
 
     # -- building blocks ------------------------------------------------------------------
+
+    def _add_risk_warnings(self, con: duckdb.DuckDBPyConnection, inputs: PublicationInputs) -> None:
+        """``risk_warnings``: the rules evaluated now, continuing the previous publication's episodes."""
+        previous = None
+        if self._previous is not None:
+            with duckdb.connect(str(self._previous), read_only=True) as old:
+                if old.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'risk_warnings'").fetchone()[0]:
+                    previous = old.execute("SELECT * FROM risk_warnings").df()
+        departments = departments_of(inputs.staging_reports)
+        open_by_rule = add_risk_warnings(con, inputs.risks or RiskRules(version=1), departments, inputs.as_of,
+                                         previous, inputs.warning_actions)
+        if open_by_rule:
+            log.info("risk warnings open: %s", ", ".join(f"{rule} {n}" for rule, n in open_by_rule.items()))
+
+    @staticmethod
+    def _products_of(con: duckdb.DuckDBPyConnection, policy: SharingPolicy, register: AreaRegister | None
+                     ) -> list[Recipient]:
+        """The policy's products: a ``"*"`` entry gives one per area (:mod:`publish.scopes`)."""
+        if not any(r.every_area for r in policy.recipients):
+            return list(policy.recipients)
+        areas = known_areas(con, register)
+        for level in sorted({r.every_area for r in policy.recipients if r.every_area}):
+            unlisted = unlisted_areas(con, areas, level)
+            if unlisted:
+                log.warning("%d people are in a %s the area register lacks, so in no %s product: %s",
+                            sum(n for _, n in unlisted), level, level,
+                            ", ".join(f"{area} ({n})" for area, n in unlisted[:10]))
+        return expand_recipients(policy.recipients, areas)
 
     @staticmethod
     def _load_inputs(con: duckdb.DuckDBPyConnection, inputs: PublicationInputs) -> None:

@@ -83,6 +83,8 @@ class ReportInputs:
         conflict_examples: up to :data:`EXAMPLES_PER_KIND` people per conflicting field, one row per
             source and value (``field, person_id, source, value, likely_wrong``).
         departments: source -> department label.
+        grids: per grid (``grid, listed, withheld, open, acknowledged, closed, rules``): its worker's list
+            and its risk warnings (``risk_warnings``), most open warnings first.
     """
 
     run_id: str
@@ -92,6 +94,7 @@ class ReportInputs:
     problems: pd.DataFrame
     conflict_examples: pd.DataFrame
     departments: Mapping[str, str] = field(default_factory=dict)
+    grids: pd.DataFrame | None = None
 
 
 def mask_value(field: str, value: Any) -> str:
@@ -130,6 +133,7 @@ def collect_report_data(inputs: ReportInputs, lang: str = "zh") -> dict[str, Any
         "charts": _charts(metrics, runs, order, t, departments),
         "previous_run": previous,
         "run_count": len(runs),
+        "grids": _grids(inputs.grids),
     }
 
 
@@ -328,6 +332,21 @@ def _conflicts(examples: pd.DataFrame, current: pd.DataFrame, t: ReportTexts,
             "examples": people,
         })
     return kinds
+
+
+GRIDS_SHOWN = 30
+"""Grids listed in the report's grid table (those with the most open warnings); the totals cover all."""
+
+
+def _grids(grids: pd.DataFrame | None) -> dict[str, Any] | None:
+    """The grid table: totals and the grids with the most open warnings (None without grid data)."""
+    if grids is None or grids.empty:
+        return None
+    rows = [{"grid": r.grid, "listed": int(r.listed), "withheld": int(r.withheld), "open": int(r.open),
+             "acknowledged": int(r.acknowledged), "closed": int(r.closed), "rules": list(r.rules)}
+            for r in grids.head(GRIDS_SHOWN).itertuples(index=False)]
+    totals = {k: int(grids[k].sum()) for k in ("listed", "withheld", "open", "acknowledged", "closed")}
+    return {"rows": rows, "totals": totals, "count": len(grids), "shown": len(rows)}
 
 
 def _rule_problem(rule: str, t: ReportTexts) -> str:

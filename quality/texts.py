@@ -118,6 +118,18 @@ _ZH: dict[str, str] = {
     "col.affected": "涉及",
     "col.command": "导出待修正记录",
     "fixed.title": "隔离记录整改情况",
+    "grids.title": "网格：名单与风险预警",
+    "grids.note": "共 {count} 个网格，此处列出待处理预警最多的 {shown} 个。未列入：网格内符合条件、"
+                  "但因未取得同意等原因未列入网格员名单的人数；网格员在名单“待续同意”表中可见可续签的人员。"
+                  "每条预警的编号见网格员名单的“风险预警”列，处理后由数据专班登记为已知悉或已处理。",
+    "grids.grid": "网格",
+    "grids.listed": "名单人数",
+    "grids.withheld": "未列入",
+    "grids.open": "待处理预警",
+    "grids.acknowledged": "已知悉",
+    "grids.closed": "已处理",
+    "grids.rules": "预警内容",
+    "grids.total": "全区合计",
     "linking.title": "身份识别",
     "linking.records": "暂存记录",
     "linking.persons": "识别出的人",
@@ -231,6 +243,19 @@ _EN: dict[str, str] = {
     "col.affected": "affected",
     "col.command": "export for correction",
     "fixed.title": "Quarantine: fixed since the previous run",
+    "grids.title": "Grids: lists and risk warnings",
+    "grids.note": "{count} grids; the {shown} with the most open warnings are listed. Withheld: residents of the grid "
+                  "who qualify but are not on its worker's list (no consent, …); the list's renewal sheet names those "
+                  "whose consent can be renewed. Each warning's id is in the list's warnings column; the data team records "
+                  "it acknowledged or closed (silobreaker warnings).",
+    "grids.grid": "grid",
+    "grids.listed": "listed",
+    "grids.withheld": "withheld",
+    "grids.open": "open warnings",
+    "grids.acknowledged": "acknowledged",
+    "grids.closed": "closed",
+    "grids.rules": "warnings",
+    "grids.total": "district total",
     "linking.title": "Linking summary",
     "linking.records": "records",
     "linking.persons": "persons resolved",

@@ -224,8 +224,9 @@ def test_visits_of_one_person_vary_slightly(demo: DemoSummary) -> None:
 
 def test_addresses_and_grids_follow_the_district_layout(demo: DemoSummary) -> None:
     _, _, persons = truth(demo)
+    # a 3,000-person district has six communities, one per street (demo.population.HOUSEHOLDS_PER_COMMUNITY)
     assert persons["street"].nunique() == 6
-    assert persons["community"].nunique() == 30
+    assert persons["community"].nunique() == 6
     grids = persons.groupby("community")["grid"].nunique()
     assert grids.between(4, 8).all()
     assert persons["address"].str.fullmatch(r"示范区\w+街道\w+社区[0-9]+幢[1-3]单元[0-9]{3,4}室").all()

@@ -24,7 +24,7 @@ PERSONS = 2_000
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
-    generate_demo(home, persons=PERSONS, seed=11)
+    generate_demo(home, persons=PERSONS, seed=13)
     settings = Settings(home, DEMO_SOURCES, DEMO_POLICY)
     return settings, run_pipeline(settings)
 
@@ -163,19 +163,22 @@ def test_a_record_under_a_household_members_id_waits_for_review_and_rides_on_no_
 def test_products_and_report_are_written(demo_run):
     settings, outcome = demo_run
     log = query(settings, f"SELECT recipient, row_count, content_hash, path FROM publication_log WHERE run_id = '{outcome.run_id}'")
-    assert set(log["recipient"]) == {"civil_affairs_assistance", "health_family_doctors", "grid_worker_cuiyuan_1",
-                                     "statistics_analysts", "district_statistics"}
+    grids = pd.read_csv(settings.home.demo_dir / "areas.csv", encoding="utf-8-sig")["网格"]
+    area_products = {r for r in log["recipient"] if r.startswith("grid_workers_")}
+    assert len(area_products) == grids.nunique() >= 10, "every grid of the register has its own list"
+    assert set(log["recipient"]) - area_products == {"civil_affairs_assistance", "health_family_doctors",
+                                                     "statistics_analysts", "district_statistics"}
     for row in log.itertuples():
         data = open(row.path, "rb").read()
         assert hashlib.sha256(data).hexdigest() == row.content_hash
         assert read_product(row.path, product_key(settings.home, row.recipient)).num_rows == row.row_count
     analysts = shared(settings, "statistics_analysts")
     assert "person_id" not in analysts.columns and "name" not in analysts.columns
-    grid = shared(settings, "grid_worker_cuiyuan_1")
+    grid = shared(settings, "grid_workers_cuiyuan_1")
     expected = query(settings, """
         SELECT count(*) AS n FROM unified_population u
         WHERE grid = '翠苑社区第1网格'
-          AND list_has_any(key_populations, ['elderly_living_alone', 'disabled', 'low_income_household'])
+          AND list_has_any(key_populations, ['elderly_living_alone', 'disabled', 'low_income_household', 'young_child'])
           AND person_id NOT IN (SELECT person_id FROM deletion_requests)
           AND (SELECT arg_max(effective_status, decided_at) FROM consent_effective c WHERE c.person_id = u.person_id
                AND purpose = 'service_delivery' AND recipient IN ('grid', '*') AND category = 'basic'
@@ -290,7 +293,10 @@ def test_withdrawal_in_the_registry_takes_effect_at_the_next_run(demo_run, copy_
     assert set(shared(again, "health_family_doctors")["person_id"]) == doctors - {person}
     assert set(shared(again, "civil_affairs_assistance")["person_id"]) == register  # statutory: unchanged
     log = AuditLog(home)
-    assert log.verify().ok and log.verify().entries == 2 * len(load_policy(DEMO_POLICY).recipients)
+    # one entry per product and run: a "*" entry has one product per grid of the register
+    products = query(again, "SELECT run_id, count(*) AS n FROM publication_log GROUP BY run_id")["n"]
+    assert list(products) == [products.iloc[0]] * 2 and products.iloc[0] > len(load_policy(DEMO_POLICY).recipients)
+    assert log.verify().ok and log.verify().entries == products.sum()
     received = {(e["run_id"], e["recipient"]) for e in log.person(id_number)}
     assert (first.run_id, "health_family_doctors") in received
     assert (outcome.run_id, "health_family_doctors") not in received

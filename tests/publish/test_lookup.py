@@ -1,0 +1,79 @@
+"""Look up before you enter: a worker finds a resident from what they typed, only within their scope,
+masked as their list shows them; a resident they may not see is counted, never shown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.errors import ConfigError
+from dedup.settings import LinkSettings
+from pipelines.cli import main
+from publish.areas import load_area_register
+from publish.lookup import LookupQuery, lookup
+from tests.publish.conftest import policy
+from tests.publish.test_area_products import GRID_WORKERS, published  # noqa: F401 (fixture)
+from tests.publish.test_privacy import PEOPLE
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def world(published, tmp_path):  # noqa: F811
+    home, _ = published
+    register = load_area_register(tmp_path / "areas.csv")
+    return home, policy(GRID_WORKERS), register, LinkSettings()
+
+
+def _find(world, recipient, **typed):
+    home, the_policy, register, settings = world
+    return lookup(home, recipient, LookupQuery(**typed), the_policy, register, settings)
+
+
+def test_three_partial_inputs_find_the_resident_masked_as_the_list_shows_him(world):
+    # 安老伯, typed as a homophone (博 for 伯), his sex and birth year-month only
+    found = _find(world, "grid_workers_cuiyuan_1", name="安老博", sex="男", birth="1940-01")
+    assert len(found.matches) == 1 and found.withheld == 0
+    match = found.matches[0]
+    assert match.fields["person_id"] == "P_a" and match.fields["name"] == "安**"
+    assert match.probability >= 0.95 and match.certainty in ("确定是同一人", "很可能是同一人")
+    assert set(match.agreed) >= {"姓名", "性别", "出生日期"}
+    # the last four characters of his ID number and his name are enough too
+    by_id = _find(world, "grid_workers_cuiyuan_1", name="安老伯", id_part=PEOPLE["P_a"][1][-4:])
+    assert [m.fields["person_id"] for m in by_id.matches] == ["P_a"]
+
+
+def test_nothing_outside_the_workers_grid_is_compared_or_counted(world):
+    found = _find(world, "grid_workers_cuiyuan_2", name="安老伯", sex="男", birth="1940-01")
+    assert (found.matches, found.withheld, found.candidates) == ([], 0, 0)
+    # 白奶奶 lives in grid 2: grid 1's worker learns nothing of her
+    assert _find(world, "grid_workers_cuiyuan_1", name="白奶奶", birth="1942-02").candidates == 0
+
+
+def test_a_resident_the_worker_may_not_see_is_counted_not_shown(world):
+    # 葛爷爷's consent to the grid service expired: he is registered, the worker sees no detail
+    found = _find(world, "grid_workers_cuiyuan_1", name="葛爷爷", sex="男", birth="1945-07")
+    assert found.matches == [] and found.withheld == 1
+
+
+def test_one_typed_part_is_not_enough(world):
+    with pytest.raises(ConfigError, match="at least two"):
+        _find(world, "grid_workers_cuiyuan_1", name="安老伯")
+
+
+def test_lookup_on_the_command_line(world, capsys, monkeypatch, tmp_path):
+    home, _, _, _ = world
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(json.dumps({"version": 1, "recipients": [GRID_WORKERS]}, ensure_ascii=False),
+                           encoding="utf-8")
+    monkeypatch.setenv("SILOBREAKER_POLICY", str(policy_file))
+    monkeypatch.setenv("SILOBREAKER_AREAS", str(tmp_path / "areas.csv"))
+    assert main(["lookup", "--as", "grid_workers_cuiyuan_1", "--name", "安老博", "--sex", "男", "--birth", "1940-01",
+                 "--home", str(home), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [m["person_id"] for m in document["matches"]] == ["P_a"]
+    assert main(["lookup", "--as", "grid_workers_cuiyuan_1", "--name", "葛爷爷", "--birth", "1945-07",
+                 "--home", str(home)]) == 0
+    assert "另有 1 名已登记居民" in capsys.readouterr().out
+    assert main(["lookup", "--as", "grid_workers_nowhere", "--name", "x", "--birth", "1945", "--home", str(home)]) == 2
