@@ -98,15 +98,20 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=51)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--work", default="/tmp/silobreaker-lookup-bench", help="where the big warehouse is built")
+    parser.add_argument("--reuse", action="store_true", help="look up in the warehouse --work holds from an earlier run")
     args = parser.parse_args()
 
     demo_home = Path(args.home)
     work = Path(args.work)
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "warehouse").mkdir(parents=True)
+    big = work / "warehouse" / "silobreaker.duckdb"
     started = time.perf_counter()
-    people = build(demo_home / "warehouse" / "silobreaker.duckdb", work / "warehouse" / "silobreaker.duckdb",
-                   args.copies)
+    if args.reuse and big.exists():
+        with duckdb.connect(str(big), read_only=True) as con:
+            people = con.execute("SELECT count(*) FROM unified_population").fetchone()[0]
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        (work / "warehouse").mkdir(parents=True)
+        people = build(demo_home / "warehouse" / "silobreaker.duckdb", big, args.copies)
     built = time.perf_counter() - started
     # The look-up reads the warehouse at <home>/warehouse/silobreaker.duckdb
     populations = load_populations(DEMO_POPULATIONS)
@@ -118,7 +123,7 @@ def main() -> None:
         sample = con.execute(
             "SELECT person_id, name, sex, birth_date, address, community, grid FROM unified_population "
             "WHERE name IS NOT NULL AND birth_date IS NOT NULL AND grid IS NOT NULL AND address IS NOT NULL "
-            "USING SAMPLE reservoir($n ROWS) REPEATABLE (7)", {"n": args.queries}).df()
+            f"USING SAMPLE reservoir({int(args.queries)} ROWS) REPEATABLE (7)").df()
         grid_products = {grid: resolve_recipient(f"grid_workers_{area_slug('grid', grid, community)}", policy, con,
                                                  register)
                          for grid, community in set(zip(sample["grid"], sample["community"], strict=True))}
@@ -154,8 +159,9 @@ def main() -> None:
                 found[label] += 1
 
     lines = [f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n",
-             f"`python benchmarks/lookup.py --home {args.home} --copies {args.copies} --queries {args.queries}` — "
-             f"{people:,} people ({args.copies} copies of the demo warehouse, built in {built:.0f} s), "
+             f"`python benchmarks/lookup.py --home {args.home} --copies {args.copies} --queries {args.queries}"
+             f"{' --reuse' if args.reuse else ''}` — {people:,} people ({args.copies} copies of the demo warehouse"
+             f"{'' if args.reuse else f', built in {built:.0f} s'}), "
              f"{len(sample)} residents drawn at random; machine: {platform.machine()}, {os.cpu_count()} cores, "
              f"Python {platform.python_version()}, DuckDB {duckdb.__version__}.\n",
              "| who looks up, typing | median | p95 | max | resident found (shown first, or counted as withheld) | shown first |",

@@ -12,6 +12,7 @@ A deployment keeps all its state under one directory (``$SILOBREAKER_HOME``, def
       runs/<run_id>/assets/            each run's intermediate assets (IO manager)
       reports/quality-<run>.html       the supervisors' report of each run, latest.html the newest
       review/decisions.parquet         clerical review decisions, read by every later run
+      warnings/actions.parquet         what workers did with risk warnings, applied by every later run
       audit/publication_log.jsonl      the signed, hash-chained publication log, audit/members/<seq>.txt,
                                        audit/audit_signing.pub (the key its signatures verify with)
       keys/                            key files (mode 600 in a mode-700 folder)
@@ -210,6 +211,11 @@ class DataHome:
     def review_decisions_file(self) -> Path:
         """Clerical review decisions (``silobreaker review decide``), read by every later run."""
         return self.root / "review" / "decisions.parquet"
+
+    @property
+    def warning_actions_file(self) -> Path:
+        """Workers' actions on risk warnings (``silobreaker warnings close``), applied by every later run."""
+        return self.root / "warnings" / "actions.parquet"
 
     @property
     def audit_dir(self) -> Path:

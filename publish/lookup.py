@@ -195,6 +195,8 @@ def _candidates(con: duckdb.DuckDBPyConnection, recipient: Recipient, query: Loo
         "phone": record["phone"],
         "household": household_key(pd.Series([record["address"]], dtype="string")).iloc[0] if record["address"] else None,
     }
+    present = {row[0] for row in con.execute("SELECT column_name FROM duckdb_columns() "
+                                              "WHERE table_name = 'source_records'").fetchall()}
     params: dict[str, object] = {}
     scope = []
     for i, (level, value) in enumerate(recipient.scope.items()):
@@ -203,10 +205,15 @@ def _candidates(con: duckdb.DuckDBPyConnection, recipient: Recipient, query: Loo
             params[f"scope{i}"] = value
     shares = []
     if record["birth_date"]:
-        shares.append("substr(r.birth_date, 1, 4) = $year")
+        # Born the same year — and, where a name was typed, of the same surname (by its sound, so 张/章
+        # still meet): a district-wide scope holds ~1/80 of a million people per birth year.
+        same_year = "substr(r.birth_date, 1, 4) = $year"
         params["year"] = str(record["birth_date"])[:4]
-    present = {row[0] for row in con.execute("SELECT column_name FROM duckdb_columns() "
-                                              "WHERE table_name = 'source_records'").fetchall()}
+        surname = (keys["name_pinyin"] or "").split(" ")[0] if keys["name_pinyin"] else ""
+        if surname and "name_pinyin" in present:
+            same_year += " AND (r.name_pinyin = $surname OR starts_with(r.name_pinyin, $surname || ' '))"
+            params["surname"] = surname
+        shares.append(f"({same_year})")
     for key, column in (("name_pinyin", "r.name_pinyin"), ("phone", "r.phone"), ("household", "r.flat")):
         value = keys[key]
         if value is not None and not pd.isna(value) and column[2:] in present:
@@ -257,11 +264,27 @@ def _score(query: LookupQuery, candidates: pd.DataFrame, settings: LinkSettings)
     return best.reset_index(drop=True)
 
 
+#: The tables a product's query reads, each narrowed to the matched persons for a look-up.
+_PRODUCT_TABLES = ("unified_population", "deletion_requests", "consent_problems", "consent_effective", "key_residents",
+                   "risk_warnings")
+
+
 def _visible(con: duckdb.DuckDBPyConnection, recipient: Recipient, person_ids: list[str]) -> dict[str, dict]:
-    """Person id -> the fields ``recipient``'s product shows of them, for those it may show."""
+    """Person id -> the fields ``recipient``'s product shows of them, for those it may show.
+
+    The product's own query (:func:`publish.products.product_query_sql`) runs over temporary views of its
+    tables narrowed to ``person_ids``, so a look-up reads a handful of people, not the district's consent."""
+    database = con.execute("SELECT current_database()").fetchone()[0]
+    present = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?",
+                                             [database]).fetchall()}
+    con.execute("CREATE OR REPLACE TEMP TABLE _lookup_ids AS SELECT unnest($ids::VARCHAR[]) AS person_id",
+                {"ids": person_ids})
+    for table in _PRODUCT_TABLES:
+        if table in present:
+            con.execute(f'CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM "{database}".main.{table} '
+                        "WHERE person_id IN (SELECT person_id FROM _lookup_ids)")
     sql, params = product_query_sql(recipient)
-    rows = con.execute(f"SELECT * FROM ({sql}) WHERE _reason IS NULL AND _person_id IN (SELECT unnest($_ids))",
-                       {**params, "_ids": person_ids}).df()
+    rows = con.execute(f"SELECT * FROM ({sql}) WHERE _reason IS NULL", params).df()
     shown = [c for c in rows.columns if not c.startswith("_")]
     return {row["_person_id"]: {c: row[c] for c in shown} for _, row in rows.iterrows()}
 

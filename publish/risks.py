@@ -352,7 +352,7 @@ class WarningActions:
 
     @classmethod
     def in_home(cls, home: HomeLike) -> WarningActions:
-        return cls(DataHome.at(home).root / "warnings" / "actions.parquet")
+        return cls(DataHome.at(home).warning_actions_file)
 
     def load(self) -> pd.DataFrame:
         if not self.path.exists():
