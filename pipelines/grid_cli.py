@@ -55,6 +55,11 @@ def _cmd_warnings_list(args: argparse.Namespace) -> int:
         warnings = warnings[warnings["rule"] == args.rule]
     if args.status:
         warnings = warnings[warnings["status"] == args.status]
+    import pandas as pd
+
+    def text(value):
+        return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+
     rows = []
     for w in warnings.itertuples(index=False):
         action = pending.loc[w.warning_id] if pending is not None and w.warning_id in pending.index else None
@@ -63,7 +68,7 @@ def _cmd_warnings_list(args: argparse.Namespace) -> int:
         rows.append({"warning_id": w.warning_id, "rule": w.rule, "label": w.rule_label, "person_id": w.person_id,
                      "grid": w.grid, "reason": w.reason, "first_seen": str(w.first_seen)[:10], "last_seen": str(w.last_seen)[:10],
                      "status": w.status, "pending": action["status"] if newer and w.status != "cleared" else None,
-                     "note": action["note"] if newer else w.note})
+                     "note": text(action["note"] if newer else w.note)})
     if args.json:
         print_json({"warnings": rows})
         return 0
@@ -82,7 +87,9 @@ def _cmd_warnings_act(args: argparse.Namespace) -> int:
     from publish.risks import WarningActions
 
     home = _home(args)
-    known = _published_warnings(home).set_index("warning_id")
+    # the newest episode under an id (one that cleared and recurred has its own id since 2026-12)
+    known = _published_warnings(home).sort_values("first_seen").drop_duplicates("warning_id", keep="last")
+    known = known.set_index("warning_id")
     if args.warning_id not in known.index:
         raise ConfigError(f"没有编号为 {args.warning_id} 的预警 / no warning {args.warning_id!r} is published"
                           f"{suggest(args.warning_id, list(known.index))}; see silobreaker warnings list")

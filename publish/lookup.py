@@ -25,8 +25,12 @@ How it works, against the published warehouse (read-only):
    matches it may not show are only counted (``withheld``), so the worker knows the resident is
    already registered — and that their consent is the way to see more — without seeing who.
 
-A typed fragment of an ID number (``id_part``, e.g. the last four characters) must occur in the
-candidate's ID number; a full 18-character number is compared like any record's.
+A typed fragment of an ID number (``id_part``, at least four characters) must occur in the candidate's ID
+number; a full 18-character number is compared like any record's. It is accepted only from a recipient
+whose list shows ``id_number``: matching on a number the worker may not see would let them test its
+digits one guess at a time. For the same reason a resident who refused, withdrew or asked to be deleted
+is neither shown nor counted, and sex and an ID fragment do not count towards the two parts a look-up
+needs.
 """
 
 from __future__ import annotations
@@ -75,7 +79,8 @@ class LookupQuery:
     phone: str | None = None
 
     def given(self) -> list[str]:
-        return [k for k in ("name", "sex", "birth", "address", "id_part", "phone") if (getattr(self, k) or "").strip()]
+        """The parts typed that narrow the search (sex and an ID fragment only refine it)."""
+        return [k for k in ("name", "birth", "address", "phone") if (getattr(self, k) or "").strip()]
 
 
 @dataclass(frozen=True)
@@ -140,15 +145,23 @@ def lookup(home: HomeLike, recipient: str | Recipient, query: LookupQuery, polic
     Raises:
         ConfigError: fewer than two parts typed, an unknown recipient, or nothing published yet.
     """
-    given = query.given()
-    if len(given) < 2:
-        raise ConfigError("type at least two of name, sex, birth, address, id_part and phone: one alone matches "
-                          "too many people, e.g. --name 熊建国 --birth 1959-12")
+    if limit < 1:
+        raise ConfigError(f"--limit {limit}: show at least one match (default 5)")
+    if len(query.given()) < 2:
+        raise ConfigError("type at least two of name, birth, address and phone (sex and an ID fragment only narrow "
+                          "them): one alone matches too many people, e.g. --name 熊建国 --birth 1959-12")
+    part = re.sub(r"\s", "", query.id_part or "")
+    if part and len(part) < 4:
+        raise ConfigError("an ID fragment needs at least 4 characters, e.g. --id-part 302X")
     path = DataHome.at(home).warehouse_file
     if not Path(path).exists():
         raise ConfigError(f"nothing published under {DataHome.at(home).root}: run the pipeline first")
     with duckdb.connect(str(path), read_only=True) as con:
         target = recipient if isinstance(recipient, Recipient) else resolve_recipient(recipient, policy, con, register)
+        if part and "id_number" not in target.columns:
+            # Matching on a number the worker may not see would let them test its digits one guess at a time.
+            raise ConfigError(f"{target.name}'s list holds no 公民身份号码 (policy.yaml): the look-up cannot use an ID "
+                              "fragment; type the name, birth year-month, address or phone")
         candidates = _candidates(con, target, query)
         if candidates.empty:
             return LookupResult(target.name)
@@ -156,11 +169,13 @@ def lookup(home: HomeLike, recipient: str | Recipient, query: LookupQuery, polic
         scored = scored[scored["probability"] >= MIN_PROBABILITY]
         if scored.empty:
             return LookupResult(target.name, candidates=int(candidates["person_id"].nunique()))
-        visible = _visible(con, target, scored["person_id"].tolist())
+        visible, protected = _visible(con, target, scored["person_id"].tolist())
     matches = []
     withheld = 0
     for row in scored.itertuples(index=False):
         shown = visible.get(row.person_id)
+        if row.person_id in protected:
+            continue  # refused, withdrew or asked to be deleted: not even their existence is told
         if shown is None:
             withheld += 1
         elif len(matches) < limit:
@@ -269,8 +284,15 @@ _PRODUCT_TABLES = ("unified_population", "deletion_requests", "consent_problems"
                    "risk_warnings")
 
 
-def _visible(con: duckdb.DuckDBPyConnection, recipient: Recipient, person_ids: list[str]) -> dict[str, dict]:
-    """Person id -> the fields ``recipient``'s product shows of them, for those it may show.
+#: Why a product leaves a person out that a look-up must not even count: the person said no (or may have:
+#: an unreadable decision), and "someone like this is registered" would tell of them.
+_UNTOLD = ("deleted", "refused", "withdrawn", "consent_unreadable")
+
+
+def _visible(con: duckdb.DuckDBPyConnection, recipient: Recipient,
+             person_ids: list[str]) -> tuple[dict[str, dict], set[str]]:
+    """Person id -> the fields ``recipient``'s product shows of them, for those it may show; and the
+    persons whose refusal, withdrawal or deletion request keeps them out of even a count.
 
     The product's own query (:func:`publish.products.product_query_sql`) runs over temporary views of its
     tables narrowed to ``person_ids``, so a look-up reads a handful of people, not the district's consent."""
@@ -284,9 +306,14 @@ def _visible(con: duckdb.DuckDBPyConnection, recipient: Recipient, person_ids: l
             con.execute(f'CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM "{database}".main.{table} '
                         "WHERE person_id IN (SELECT person_id FROM _lookup_ids)")
     sql, params = product_query_sql(recipient)
-    rows = con.execute(f"SELECT * FROM ({sql}) WHERE _reason IS NULL", params).df()
+    rows = con.execute(f"SELECT * FROM ({sql})", params).df()
+    protected = set(rows.loc[rows["_reason"].isin(_UNTOLD), "_person_id"])
+    # Out of every product by law too: a standing deletion request, whatever the recipient's scope or filter.
+    if "deletion_requests" in present:
+        protected |= {r[0] for r in con.execute("SELECT person_id FROM deletion_requests").fetchall()}
+    rows = rows[rows["_reason"].isna()]
     shown = [c for c in rows.columns if not c.startswith("_")]
-    return {row["_person_id"]: {c: row[c] for c in shown} for _, row in rows.iterrows()}
+    return {row["_person_id"]: {c: row[c] for c in shown} for _, row in rows.iterrows()}, protected
 
 
 def _plain(value: object) -> object:

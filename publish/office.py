@@ -32,6 +32,7 @@ import hmac
 import io
 import multiprocessing
 import os
+import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ import openpyxl
 import pyarrow as pa
 import pyzipper
 from msoffcrypto.format.ooxml import OOXMLFile
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.utils import get_column_letter
 
 from core.vocabulary import FIELD_LABELS, SEX_LABELS
@@ -112,9 +114,9 @@ def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[
         for i, width in enumerate(_widths(head), start=1):
             sheet.column_dimensions[get_column_letter(i)].width = width
         for row in head:
-            sheet.append(row)
+            sheet.append(_as_text(sheet, row))
         for row in cells:
-            sheet.append(row)
+            sheet.append(_as_text(sheet, row))
     if about:
         readme = workbook.create_sheet(README_SHEET)
         lines = [["项目", "内容"], *([label, text] for label, text in about.items())]
@@ -129,6 +131,30 @@ def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[
 
 
 _WIDTH_SAMPLE = 200  # rows read to size the columns
+
+
+def _as_text(sheet, row: list[object]) -> list[object]:
+    """A row with every text that Excel would read as a formula (``=HYPERLINK(...)`` typed into a
+    department's address field) written as a text cell: a delivered file never computes anything."""
+    if not any(isinstance(v, str) and v.startswith("=") for v in row):
+        return row
+    cells: list[object] = []
+    for value in row:
+        if isinstance(value, str) and value.startswith("="):
+            cell = WriteOnlyCell(sheet, value)
+            cell.data_type = "s"
+            cells.append(cell)
+        else:
+            cells.append(value)
+    return cells
+
+
+_FORMULA_START = re.compile(r"^(?:[=@\t\r]|[+-](?![0-9.]))")
+
+
+def _csv_text(value: object) -> object:
+    """A CSV value that a spreadsheet would run as a formula, quoted with a leading apostrophe (OWASP)."""
+    return "'" + value if isinstance(value, str) and _FORMULA_START.match(value) else value
 
 
 def _widths(rows: list[list[object]]) -> list[float]:
@@ -193,7 +219,7 @@ def _csv(table: pa.Table, labels: Mapping[str, str] | None) -> str:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
     for row in _rows(table, labels):
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow(["" if v is None else _csv_text(v) for v in row])
     return text.getvalue()
 
 

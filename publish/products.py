@@ -156,6 +156,8 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
             WHEN p.person_id IS NOT NULL THEN 'consent_unreadable'
             WHEN {ok['basic']} AND (NOT {minor} OR {ok['minor']}) THEN NULL
             WHEN {minor} AND c._basic = 'granted' THEN 'no_guardian_consent'
+            WHEN {minor} AND c._basic = 'expired' AND NOT coalesce(c._basic_guardian, false)
+                THEN 'no_guardian_consent'  -- the child's own consent never let anyone hold the data
             WHEN c._basic IN ('withdrawn', 'expired', 'refused') THEN c._basic
             WHEN coalesce(u.id_number_disputed, false) THEN 'id_disputed'
             ELSE 'no_consent' END"""

@@ -140,6 +140,7 @@ class RiskRule(BaseModel):
         default=None, description="the consent category a warning reveals beyond its population's (PIPL art. 28)")
 
     _populations: KeyPopulations | None = PrivateAttr(default=None)
+    _reads: frozenset[str] = PrivateAttr(default=frozenset())
 
     @model_validator(mode="after")
     def _checked(self, info: ValidationInfo) -> RiskRule:
@@ -156,7 +157,7 @@ class RiskRule(BaseModel):
                             f"{', '.join(populations.codes)}", "population")
         if self.when is not None:
             columns = {**dict(rule_columns()), **{code: "BOOLEAN" for code in populations.codes}}
-            _check_rule(self.code, self.when, columns, what="rule", key="when", example=_EXAMPLE_WHEN)
+            self._reads = _check_rule(self.code, self.when, columns, what="rule", key="when", example=_EXAMPLE_WHEN)
         departments = (info.context or {}).get("departments")
         if departments is not None:
             named = [("no_record", self.no_record.department) if self.no_record and self.no_record.department else None,
@@ -173,10 +174,22 @@ class RiskRule(BaseModel):
         return self
 
     @property
+    def populations_read(self) -> list[str]:
+        """The key populations a warning tells its reader the person is in: ``population`` and those
+        ``when`` names (独居 AND chronic_patient tells of a chronic disease)."""
+        codes = (self._populations or default_populations()).codes
+        return [*self.population, *(c for c in codes if c in self._reads and c not in self.population)]
+
+    @property
     def reveals(self) -> set[str]:
-        """The sensitive consent categories a warning of this rule reveals."""
+        """The sensitive consent categories a warning of this rule reveals: its key populations', the
+        sensitive columns its ``when`` reads (chronic_disease is health data), and ``sensitive``."""
+        from publish.policy import SENSITIVE_COLUMNS
+
         sensitive = (self._populations or default_populations()).sensitive
-        return {sensitive[p] for p in self.population if p in sensitive} | ({self.sensitive} if self.sensitive else set())
+        return ({sensitive[p] for p in self.populations_read if p in sensitive}
+                | {SENSITIVE_COLUMNS[c] for c in self._reads if c in SENSITIVE_COLUMNS}
+                | ({self.sensitive} if self.sensitive else set()))
 
 
 class RiskRules(BaseModel):
@@ -279,7 +292,7 @@ def add_risk_warnings(con: duckdb.DuckDBPyConnection, rules: RiskRules, departme
         "NULL::VARCHAR AS community, NULL::VARCHAR AS grid, NULL::VARCHAR AS reason WHERE false"
     con.execute(f"CREATE TEMP TABLE _hits AS {hits}")
     labels = pd.DataFrame({"rule": [r.code for r in rules.rules], "rule_label": [r.label for r in rules.rules],
-                           "populations": [list(r.population) for r in rules.rules],
+                           "populations": [r.populations_read for r in rules.rules],
                            "reveals": [sorted(r.reveals) for r in rules.rules]})
     con.register("_labels", labels)
     columns = [c.split()[0] for c in _WARNINGS_DDL.split("(", 1)[1].rsplit(")", 1)[0].split(",")]
@@ -311,7 +324,12 @@ def add_risk_warnings(con: duckdb.DuckDBPyConnection, rules: RiskRules, departme
         SELECT h.*, l.rule_label, l.populations, l.reveals FROM _hits h JOIN _labels l USING (rule)
         WHERE NOT EXISTS (SELECT 1 FROM risk_warnings w WHERE w.rule = h.rule AND w.person_id = h.person_id
                           AND w.status <> 'cleared')""").df()
-    new["warning_id"] = [_warning_id(r, p, as_of) for r, p in zip(new["rule"], new["person_id"], strict=True)]
+    # An episode's id also counts the person's earlier episodes of the rule: one that clears and recurs
+    # within a day is a new warning, not the closed one again.
+    earlier = dict(((r, p), n) for r, p, n in con.execute(
+        "SELECT rule, person_id, count(*) FROM risk_warnings GROUP BY ALL").fetchall())
+    new["warning_id"] = [_warning_id(r, p, as_of, earlier.get((r, p), 0))
+                         for r, p in zip(new["rule"], new["person_id"], strict=True)]
     con.register("_new", new)
     con.execute(f"""
         INSERT INTO risk_warnings
@@ -335,8 +353,8 @@ def add_risk_warnings(con: duckdb.DuckDBPyConnection, rules: RiskRules, departme
                             "GROUP BY rule ORDER BY rule").fetchall())
 
 
-def _warning_id(rule: str, person_id: str, first_seen: date) -> str:
-    return "W" + hashlib.sha256(f"{rule}|{person_id}|{first_seen.isoformat()}".encode()).hexdigest()[:10]
+def _warning_id(rule: str, person_id: str, first_seen: date, episode: int = 0) -> str:
+    return "W" + hashlib.sha256(f"{rule}|{person_id}|{first_seen.isoformat()}|{episode}".encode()).hexdigest()[:10]
 
 
 # -- the workers' actions --------------------------------------------------------------------

@@ -35,7 +35,12 @@ def published(tmp_path):
     soon = consent[consent["id_number"] == PEOPLE["P_a"][1]].iloc[[0]].assign(
         record_id="consent:soon", source_key="soon", decided_at=pd.Timestamp("2026-02-01", tz="UTC"),
         expires_at=pd.Timestamp("2026-12-22T16:00", tz="UTC"))
-    district["consent"] = pd.concat([consent, soon], ignore_index=True)
+    # 陈小明 (4) signed for himself again, for a year, now expired: his own consent never let the worker
+    # hold his data, so he is not on the renewal list (no_guardian_consent, not expired)
+    child = consent[consent["id_number"] == PEOPLE["P_c"][1]].iloc[[0]].assign(
+        record_id="consent:child", source_key="child", decided_at=pd.Timestamp("2025-06-01", tz="UTC"),
+        expires_at=pd.Timestamp("2026-06-01", tz="UTC"))
+    district["consent"] = pd.concat([consent, soon, child], ignore_index=True)
     home = tmp_path / "home"
     fixed = dict(GRID_WORKER, name="by_hand_grid_1", columns=GRID_WORKERS["columns"])
     wh = Warehouse(home)

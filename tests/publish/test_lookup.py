@@ -19,11 +19,16 @@ from tests.publish.test_privacy import PEOPLE
 pytestmark = pytest.mark.integration
 
 
+# A list that shows the ID number (masked): only such a list's worker may type a fragment of one.
+WITH_IDS = dict(GRID_WORKERS, name="id_workers", columns=[*GRID_WORKERS["columns"], "id_number"],
+                mask={**GRID_WORKERS["mask"], "id_number": "partial"})
+
+
 @pytest.fixture
 def world(published, tmp_path):  # noqa: F811
     home, _ = published
     register = load_area_register(tmp_path / "areas.csv")
-    return home, policy(GRID_WORKERS), register, LinkSettings()
+    return home, policy(GRID_WORKERS, WITH_IDS), register, LinkSettings()
 
 
 def _find(world, recipient, **typed):
@@ -39,9 +44,18 @@ def test_three_partial_inputs_find_the_resident_masked_as_the_list_shows_him(wor
     assert match.fields["person_id"] == "P_a" and match.fields["name"] == "安**"
     assert match.probability >= 0.95 and match.certainty in ("确定是同一人", "很可能是同一人")
     assert set(match.agreed) >= {"姓名", "性别", "出生日期"}
-    # the last four characters of his ID number and his name are enough too
-    by_id = _find(world, "grid_workers_cuiyuan_1", name="安老伯", id_part=PEOPLE["P_a"][1][-4:])
+    # where the list shows ID numbers, the last four characters narrow a name and a birth year
+    by_id = _find(world, "id_workers_cuiyuan_1", name="安老伯", birth="1940", id_part=PEOPLE["P_a"][1][-4:])
     assert [m.fields["person_id"] for m in by_id.matches] == ["P_a"]
+    assert by_id.matches[0].fields["id_number"].endswith(PEOPLE["P_a"][1][-4:]) and "*" in by_id.matches[0].fields["id_number"]
+
+
+def test_an_id_fragment_is_refused_where_the_list_does_not_show_id_numbers(world):
+    # else a worker could test the digits of a number they may not see, one guess at a time
+    with pytest.raises(ConfigError, match="cannot use an ID"):
+        _find(world, "grid_workers_cuiyuan_1", name="安老伯", birth="1940", id_part=PEOPLE["P_a"][1][-4:])
+    with pytest.raises(ConfigError, match="at least two"):
+        _find(world, "id_workers_cuiyuan_1", sex="男", id_part=PEOPLE["P_a"][1][-4:])
 
 
 def test_nothing_outside_the_workers_grid_is_compared_or_counted(world):
@@ -55,6 +69,12 @@ def test_a_resident_the_worker_may_not_see_is_counted_not_shown(world):
     # 葛爷爷's consent to the grid service expired: he is registered, the worker sees no detail
     found = _find(world, "grid_workers_cuiyuan_1", name="葛爷爷", sex="男", birth="1945-07")
     assert found.matches == [] and found.withheld == 1
+
+
+def test_a_resident_who_asked_to_be_deleted_is_not_even_counted(world):
+    # 何婆婆 asked to be deleted: "someone like this is registered" would tell of her
+    found = _find(world, "grid_workers_cuiyuan_1", name="何婆婆", sex="女", birth="1944-08")
+    assert (found.matches, found.withheld) == ([], 0) and found.candidates >= 1
 
 
 def test_one_typed_part_is_not_enough(world):

@@ -100,3 +100,21 @@ def test_a_csv_recipient_gets_an_aes_zip_that_opens_with_the_same_password(tmp_p
     extra = raw.index(b"\x01\x99\x07\x00")  # header 0x9901, 7 bytes: version, "AE", strength, method
     assert raw[extra + 6:extra + 8] == b"AE" and raw[extra + 8] == 3
     assert AuditLog(tmp_path).entries()[-1]["office_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_text_a_spreadsheet_would_run_as_a_formula_stays_text(tmp_path):
+    # a department's address field holding =HYPERLINK(...) must not become a live formula in a delivered file
+    import pyarrow as pa
+
+    from publish.office import read_csv_zip, read_xlsx, write_csv_zip, write_xlsx
+
+    table = pa.table({"address": ['=HYPERLINK("http://x.example","点此")', "示范区翠苑社区1幢"], "phone": ["+86", "-1"]})
+    write_xlsx(table, tmp_path / "a.xlsx", "P" * 20, {"接收方": "x"})
+    cells = [(c.value, c.data_type) for row in read_xlsx(tmp_path / "a.xlsx", "P" * 20)["数据"].iter_rows(min_row=2)
+             for c in row]
+    assert ('=HYPERLINK("http://x.example","点此")', "s") in cells and all(kind == "s" for _, kind in cells)
+    write_csv_zip(table, tmp_path / "a.zip", "P" * 20, {"接收方": "x"})
+    data, _ = read_csv_zip(tmp_path / "a.zip", "P" * 20)
+    lines = data.splitlines()
+    assert lines[1].startswith("\"'=HYPERLINK") and lines[1].endswith(",+86"), lines  # +86 is a number, kept
+    assert lines[2].endswith(",-1")

@@ -132,6 +132,36 @@ def test_a_closed_warning_stays_closed_until_the_condition_clears_and_recurs(tmp
     assert fourth["warning_id"].iloc[1] != warning_id and fourth["first_seen"].iloc[1].date() == later
 
 
+def test_a_warning_that_clears_and_recurs_the_same_day_is_a_new_warning(tmp_path):
+    home = tmp_path / "home"
+    alone = {"P_alone_400": CASES["P_alone_400"]}
+    seen = {"P_alone_400": (*CASES["P_alone_400"][:2],
+                            [CASES["P_alone_400"][2][0], ("health", dict(date=AS_OF.isoformat()))])}
+    (first,) = _publish(home, _district(alone)).read("SELECT warning_id FROM risk_warnings")["warning_id"]
+    actions = WarningActions.in_home(home)
+    actions.record(first, "close", by="王网格员", note="已上门")
+    _publish(home, _district(seen), run_id="run2", warning_actions=actions.load())  # cleared
+    # the health record is withdrawn the same day: the condition holds again
+    again = _publish(home, _district(alone), run_id="run3", warning_actions=actions.load()).read(
+        "SELECT warning_id, status FROM risk_warnings ORDER BY status")
+    assert again["warning_id"].is_unique
+    assert dict(zip(again["status"], again["warning_id"], strict=True)) == {"cleared": first,
+                                                                         "open": again["warning_id"].iloc[1]}
+    assert again["warning_id"].iloc[1] != first
+
+
+def test_a_rule_reading_a_sensitive_flag_reveals_it(tmp_path):
+    rules = tmp_path / "risks.yaml"
+    rules.write_text("version: 1\nrules:\n  - code: alone_chronic\n    label: 独居慢性病老人\n"
+                     "    population: [elderly_living_alone]\n    when: chronic_patient\n", encoding="utf-8")
+    (rule,) = load_risks(rules).rules
+    assert rule.reveals == {"health"} and rule.populations_read == ["elderly_living_alone", "chronic_patient"]
+    rules.write_text("version: 1\nrules:\n  - code: alone_diabetic\n    label: 独居糖尿病老人\n"
+                     "    population: [elderly_living_alone]\n    when: chronic_disease LIKE '%糖尿病%'\n",
+                     encoding="utf-8")
+    assert load_risks(rules).rules[0].reveals == {"health"}
+
+
 GRID_WORKER = dict(name="grid_1", description="网格员", kind="grid_worker", level="grid", purpose="service_delivery",
                    legal_basis="statutory", legal_reference="测试", scope={"grid": GRID1},
                    columns=["person_id", "name", "key_populations", "risk_warnings"],
