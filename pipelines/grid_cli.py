@@ -172,6 +172,7 @@ def add_grid_commands(sub: argparse._SubParsersAction) -> None:
     listing = warnings_sub.add_parser("list", help="the published warnings, with actions not yet published")
     listing.add_argument("--grid", help="only this grid, e.g. 翠苑社区第1网格")
     listing.add_argument("--rule", help="only this rule (its code in risks.yaml)")
+    # publish.risks.WARNING_STATUSES, written out: the CLI imports no pipeline module until a command runs
     listing.add_argument("--status", choices=("open", "acknowledged", "closed", "cleared"))
     listing.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
     add_json_flag(listing)

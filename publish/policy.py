@@ -58,18 +58,14 @@ __all__ = [
     "load_policy",
 ]
 
-#: Columns of ``unified_population`` a recipient may be given.
 SHAREABLE_COLUMNS = (
     "person_id", "name", "sex", "birth_date", "birth_year", "age", "id_number", "phone", "address",
     "street", "community", "grid", "lives_alone", "low_income", "disability_grade", "chronic_disease",
     "pregnant", "corrections", "case_type", "key_populations", "reasons", "consent_until", "risk_warnings",
 )
-
-#: Columns computed for the recipient rather than copied from ``unified_population``: ``reasons``
-#: (why the person is listed: the ``reason`` of each key population shown, ``key_residents``),
-#: ``consent_until`` (when the person's consent to this recipient ends; consent basis only) and
-#: ``risk_warnings`` (the person's open warnings of ``risks.yaml``, each with its id, ``risk_warnings``).
-DERIVED_COLUMNS = ("reasons", "consent_until", "risk_warnings")
+"""Columns of ``unified_population`` a recipient may be given; the last three are computed for the
+recipient: ``reasons`` (why the person is listed, ``key_residents``), ``consent_until`` (when the person's
+consent to this recipient ends; consent basis only) and ``risk_warnings`` (their open warnings, with ids)."""
 
 #: The codes of the default key populations (``demo/populations.yaml``), each a boolean column of
 #: ``unified_population``; a deployment's own are those of its ``populations.yaml``.

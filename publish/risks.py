@@ -40,7 +40,6 @@ decision names that category, like the key populations themselves (:mod:`publish
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 from collections.abc import Mapping
@@ -77,7 +76,6 @@ __all__ = [
     "RiskRules",
     "WarningActions",
     "add_risk_warnings",
-    "default_risks",
     "departments_of",
     "load_risks",
 ]
@@ -220,12 +218,6 @@ def load_risks(path: str | Path, populations: KeyPopulations | None = None,
     if departments is not None:
         context |= {"departments": set(departments), "sources": {s for v in departments.values() for s in v}}
     return load_yaml_model(path, RiskRules, "risk rules file", like="demo/risks.yaml", context=context)
-
-
-@functools.cache
-def default_risks() -> RiskRules:
-    """The rules of :data:`DEFAULT_RISKS_FILE`, loaded once."""
-    return load_risks(DEFAULT_RISKS_FILE)
 
 
 # -- evaluation ------------------------------------------------------------------------------
