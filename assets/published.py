@@ -22,7 +22,8 @@ before 07:00 Beijing time (the nightly sync runs at 02:00)."""
 SHARED = dg.AssetKey("shared_products")
 
 
-def build_publish_assets(person_sources: list[str], consent_source: str | None, trust: dict[str, int]) -> dg.AssetsDefinition:
+def build_publish_assets(person_sources: list[str], consent_source: str | None, trust: dict[str, int],
+                         base_source: str | None = None) -> dg.AssetsDefinition:
     """``unified_population`` and ``shared_products``, published together or not at all."""
     all_sources = person_sources + ([consent_source] if consent_source else [])
     ins = {f"staged_{s}": dg.AssetIn(f"staged_{s}") for s in all_sources}
@@ -61,6 +62,7 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
             areas=warehouse.areas(),
             risks=warehouse.risks(departments_of(frames[f"staging_report_{s}"] for s in person_sources)),
             warning_actions=warehouse.warning_actions(),
+            base_source=base_source,
         )
         result = publish_if_valid(warehouse.data_home(), inputs, warehouse.policy())
         check = dg.AssetCheckResult(

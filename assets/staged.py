@@ -52,7 +52,7 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
                               description="every extracted row is staged or quarantined"),
         ] + ([dg.AssetCheckSpec("expectation_warnings", asset=staged_key, blocking=False,
                                 description="rules.yaml rules with severity warn: reported, not blocking")]
-             if source.role == "person" else []),
+             if source.holds_persons else []),
     )
     def stage(context: dg.AssetExecutionContext, run_lock: RunLockResource, raw: Extract, warehouse: WarehouseResource):
         stage_fn = stage_consent_records if source.role == "consent" else stage_person_records
@@ -90,7 +90,7 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
             asset_key=staged_key, check_name="record_conservation", passed=report.conserved,
             metadata={"extracted": report.extracted, "staged": report.staged, "quarantined": report.quarantined},
         )
-        if source.role == "person":
+        if source.holds_persons:
             yield dg.AssetCheckResult(
                 asset_key=staged_key, check_name="expectation_warnings", passed=not validation.warnings(),
                 severity=dg.AssetCheckSeverity.WARN,

@@ -27,11 +27,59 @@ from sqlalchemy.exc import ArgumentError
 from core.config import key_error, load_yaml_model, suggest
 from core.errors import ConfigError
 from core.home import HOME_ENV, DataHome, HomeLike
-from core.vocabulary import CONSENT_FIELDS, DATE_FORMATS, PERSON_FIELDS
+from core.vocabulary import CONSENT_FIELDS, DATE_FORMATS, PARTIAL_DATE_FORMATS, PERSON_FIELDS
 
-__all__ = ["SourceConfig", "SourcesFile", "load_sources"]
+__all__ = ["GRID_UPDATE_CHANGES", "GRID_UPDATE_COLUMNS", "GRID_UPDATE_KEY", "SourceConfig", "SourcesFile",
+           "load_sources"]
 
-_FIELDS_BY_ROLE = {"person": PERSON_FIELDS, "consent": CONSENT_FIELDS}
+_FIELDS_BY_ROLE = {"person": PERSON_FIELDS, "grid_updates": PERSON_FIELDS, "consent": CONSENT_FIELDS}
+
+GRID_UPDATE_KEY = "序号"
+"""The key column of the grid-update form (a number per row the worker writes, or the app's row id)."""
+
+GRID_UPDATE_COLUMNS: dict[str, str] = {
+    "residence_status": "变更类型",
+    "lives_alone": "变更类型",
+    "name": "姓名",
+    "sex": "性别",
+    "birth_date": "出生日期",
+    "id_number": "身份证号",
+    "phone": "联系电话",
+    "address": "现住址",
+    "hukou_address": "户籍地址",
+    "note": "情况说明",
+    "reported_by": "填报人",
+    "record_date": "填报日期",
+}
+"""The fixed schema of a ``role: grid_updates`` source (网格信息变更表): canonical field -> column of the
+form ``silobreaker grid-updates template`` writes. Who the update is about is typed as a worker knows
+them (name, sex, birth year-month, address; ID and phone where known) and linked like any department's
+record."""
+
+GRID_UPDATE_CHANGES: dict[str, tuple[str, str | None]] = {
+    "迁出": ("moved_out", None),
+    "死亡": ("deceased", None),
+    "迁入": ("present", None),
+    "独居": ("present", "true"),
+    "不再独居": ("present", "false"),
+    "电话变更": ("present", None),
+    "信息更正": ("present", None),
+}
+"""Each change a grid worker can report (变更类型) -> (``residence_status``, ``lives_alone``) it states.
+Every change but 迁出 and 死亡 says the worker found the person living there."""
+
+_GRID_UPDATE_DEFAULTS: dict[str, Any] = {
+    "department": "网格",
+    "primary_key": [GRID_UPDATE_KEY],
+    "columns": GRID_UPDATE_COLUMNS,
+    "values": {
+        "residence_status": {change: status for change, (status, _) in GRID_UPDATE_CHANGES.items()},
+        "lives_alone": {change: alone or "" for change, (_, alone) in GRID_UPDATE_CHANGES.items()},
+    },
+    # A worker types the birth as year-month (1959-12) as often as a whole date.
+    "date_formats": [*DATE_FORMATS, "%Y-%m", *PARTIAL_DATE_FORMATS],
+    "one_row_per": "event",
+}
 _FILE_KINDS = ("csv", "xlsx", "parquet")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SNAKE_CASE = re.compile(r"[a-z][a-z0-9_]*")
@@ -57,6 +105,7 @@ _EXAMPLES = {
     "date_formats": 'date_formats: ["%Y-%m-%d", "%Y%m%d"]',
     "trust": "trust: 1",
     "one_row_per": "one_row_per: visit",
+    "base": "base: true",
 }
 
 
@@ -75,8 +124,11 @@ class SourceConfig(BaseModel):
 
     name: str = Field(description="snake_case identifier; asset names and record ids are built from it.")
     department: str = Field(min_length=1, description="Department label shown in reports, e.g. 民政.")
-    role: Literal["person", "consent"] = Field(
-        default="person", description="person: a register of residents; consent: the consent registry."
+    role: Literal["person", "consent", "grid_updates"] = Field(
+        default="person",
+        description="person: a register of residents; consent: the consent registry; grid_updates: what grid "
+        "workers report (moved, deceased, lives alone, phone), in the fixed form of GRID_UPDATE_COLUMNS: "
+        "department, primary_key, columns, values, date_formats and one_row_per default to that form's.",
     )
     kind: Literal["sql", "csv", "xlsx", "parquet"] = Field(description="How the source is read.")
     url: str | None = Field(
@@ -120,6 +172,12 @@ class SourceConfig(BaseModel):
         "first. Sources without trust follow those with one, in file order.",
     )
 
+    base: bool = Field(
+        default=False,
+        description="person sources: this is the district's base population register (人口普查 or 实有人口库); "
+        "the warehouse lists per grid who departments know but it does not, and who only it knows.",
+    )
+
     one_row_per: Literal["person", "visit", "case", "event"] = Field(
         default="person",
         description="person sources: what one row stands for. person (default): a register, one row per resident, "
@@ -142,6 +200,23 @@ class SourceConfig(BaseModel):
                 {"value": value},
             )
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _grid_update_form(cls, data: Any) -> Any:
+        # A grid-update source reads the one form every grid fills in; only where it lives is declared.
+        if isinstance(data, dict) and data.get("role") == "grid_updates":
+            merged = {**_GRID_UPDATE_DEFAULTS, **data}
+            if "values" not in data and isinstance(merged["columns"], dict):  # the form's words, where its columns are
+                merged["values"] = {field: words for field, words in _GRID_UPDATE_DEFAULTS["values"].items()
+                                    if merged["columns"].get(field) == GRID_UPDATE_COLUMNS[field]}
+            return merged
+        return data
+
+    @property
+    def holds_persons(self) -> bool:
+        """Whether the rows are about residents (a person or grid-update source), staged as person records."""
+        return self.role != "consent"
 
     @field_validator("values", mode="before")
     @classmethod
@@ -198,7 +273,7 @@ class SourceConfig(BaseModel):
         allowed = _FIELDS_BY_ROLE[self.role]
         for field, column in self.columns.items():
             if field not in allowed:
-                other = "consent" if self.role == "person" else "person"
+                other = "consent" if self.role != "consent" else "person"
                 hint = (
                     f" ({field!r} is a {other} field; set role: {other} if this is a {other} source)"
                     if field in _FIELDS_BY_ROLE[other]
@@ -361,6 +436,14 @@ class SourcesFile(BaseModel):
                     f"trust {source.trust} is also given to sources[{trusted[source.trust]}]; give each person "
                     "source its own rank (1 is trusted first)", "sources", index, "trust")
             trusted[source.trust] = index
+        bases = [index for index, source in enumerate(self.sources) if source.base]
+        for index in bases:
+            if self.sources[index].role != "person":
+                raise key_error("base marks the district's population register among the person sources; remove it "
+                                f"from a {self.sources[index].role} source", "sources", index, "base")
+        if len(bases) > 1:
+            raise key_error(f"a second base register (the first is sources[{bases[0]}]); at most one source has "
+                            "base: true", "sources", bases[1], "base")
         for index, source in enumerate(self.sources):
             if source.role == "consent" and "one_row_per" in source.model_fields_set:
                 raise key_error("one_row_per says what a person source's row stands for; the consent registry "
@@ -386,8 +469,13 @@ class SourcesFile(BaseModel):
 
     @property
     def person_sources(self) -> list[SourceConfig]:
-        """Every source with ``role: person``, in file order."""
-        return [s for s in self.sources if s.role == "person"]
+        """Every source of person records (``role: person`` and ``role: grid_updates``), in file order."""
+        return [s for s in self.sources if s.holds_persons]
+
+    @property
+    def base_source(self) -> SourceConfig | None:
+        """The district's base population register (``base: true``), if one is declared."""
+        return next((s for s in self.sources if s.base), None)
 
     @property
     def trust_ranks(self) -> dict[str, int]:

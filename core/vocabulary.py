@@ -20,11 +20,16 @@ __all__ = [
     "CONSENT_STATUSES",
     "CONSENT_STATUS_WORDS",
     "DATE_FORMATS",
+    "DEPARTED_STATUSES",
     "FIELD_LABELS",
     "MASKS",
     "PARTIAL_DATE_FORMATS",
     "PURPOSE_LABELS",
     "QUARANTINE_RULE_TEXTS",
+    "RESIDENCE_STATUSES",
+    "RESIDENCE_STATUS_LABELS",
+    "RESIDENCE_STATUS_WORDS",
+    "RESIDENCE_TYPE_LABELS",
     "RuleText",
     "SEX_LABELS",
     "SOFT_PROBLEM_TEXTS",
@@ -57,8 +62,43 @@ PERSON_FIELDS: tuple[str, ...] = (
     "pregnant",
     "corrections",
     "case_type",
+    "hukou_address",
+    "residence_status",
+    "reported_by",
+    "note",
 )
-"""Canonical fields a ``role: person`` source may map in ``columns``."""
+"""Canonical fields a ``role: person`` (or ``role: grid_updates``) source may map in ``columns``.
+
+``address`` is where the person lives (居住地), ``hukou_address`` where their household is registered
+(户籍地); ``residence_status`` whether they still live there (:data:`RESIDENCE_STATUSES`);
+``reported_by`` and ``note`` who stated a record and what they added (a grid worker's update)."""
+
+RESIDENCE_STATUSES: tuple[str, ...] = ("present", "moved_out", "deceased")
+"""What ``residence_status`` can state: still living at the address (在住, also what a move-in states),
+moved out of the district (迁出), deceased (死亡). Moved-out and deceased persons leave every grid list."""
+
+DEPARTED_STATUSES: tuple[str, ...] = ("moved_out", "deceased")
+"""The residence statuses that take a person off area lists and key populations."""
+
+RESIDENCE_STATUS_WORDS: Mapping[str, str] = MappingProxyType(
+    {
+        **dict.fromkeys(["PRESENT", "在住", "现住", "正常", "在册", "迁入", "新迁入", "居住", "常住"], "present"),
+        **dict.fromkeys(["MOVED_OUT", "迁出", "已迁出", "外迁", "搬离", "已搬离", "户籍迁出"], "moved_out"),
+        **dict.fromkeys(["DECEASED", "死亡", "已死亡", "去世", "已故", "病故", "注销（死亡）"], "deceased"),
+    }
+)
+"""How departments commonly write a residence status (compared upper-cased), understood without a
+``values`` map; a word that is not here is unrecognised and staged as missing."""
+
+RESIDENCE_STATUS_LABELS: Mapping[str, str] = MappingProxyType(
+    {"present": "在住", "moved_out": "已迁出", "deceased": "已死亡"})
+"""Residence statuses as a grid worker reads them."""
+
+RESIDENCE_TYPE_LABELS: Mapping[str, str] = MappingProxyType(
+    {"registered": "人户一致", "separated": "人户分离", "floating": "流动人口"})
+"""What a person's 户籍地 says beside where they live (``residence_type``): registered and living at the
+same flat (人户一致), registered in the district but living at another flat (人户分离), registered
+outside the district (流动人口)."""
 
 CONSENT_FIELDS: tuple[str, ...] = (
     "id_number",
@@ -116,6 +156,11 @@ FIELD_LABELS: Mapping[str, str] = MappingProxyType(
         "pregnant": "孕产妇",
         "corrections": "社区矫正",
         "case_type": "案件类型",
+        "hukou_address": "户籍地址",
+        "residence_status": "居住状态",
+        "residence_type": "人户状态",
+        "reported_by": "填报人",
+        "note": "情况说明",
         "purpose": "用途",
         "recipient": "接收方",
         "status": "同意状态",
@@ -363,6 +408,7 @@ MASKS: Mapping[str, Mask] = MappingProxyType(
         "id_number": Mask(6, 4),
         "phone": Mask(3, 4),
         "address": Mask(6, hidden="…"),
+        "hukou_address": Mask(6, hidden="…"),
         "birth_date": Mask(7, hidden="-**"),
     }
 )

@@ -47,7 +47,7 @@ def _cmd_corrections_export(args: argparse.Namespace) -> int:
     source = declared[args.source]
     reader = WarehouseReader(home)
     quarantine = _latest_quarantine(home, reader, source.name)
-    disagreements = reader.disagreements(source.name) if source.role == "person" else None
+    disagreements = reader.disagreements(source.name) if source.holds_persons else None
     raw = _department_rows(home, reader, source) if disagreements is not None and len(disagreements) else None
     departments = {**reader.departments(), **{s.name: s.department for s in declared.values()}}
     departments = {name: departments[name] for name in [*declared, *departments] if name in departments}

@@ -66,7 +66,8 @@ def build_definitions(settings: Settings, *, from_env: bool = False) -> dg.Defin
     assets = [
         *source_assets,
         build_link_asset(person_sources, linking, rules.district.persons_drop, accepted.get(PERSONS)),
-        build_publish_assets(person_sources, consent_source, sources.trust_ranks),
+        build_publish_assets(person_sources, consent_source, sources.trust_ranks,
+                             sources.base_source.name if sources.base_source else None),
         quality_report,
     ]
     sync = dg.define_asset_job(SYNC_JOB, selection=dg.AssetSelection.all(),

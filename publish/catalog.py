@@ -163,6 +163,11 @@ _RECORD_FIELDS = (
     _col("disability_grade", TINYINT, "department attribute: disability grade 1–4 (1 most severe)"),
     _col("chronic_disease", TEXT, "department attribute (卫健): chronic disease(s)"),
     _col("case_type", TEXT, "department attribute (司法): case type"),
+    _col("hukou_address", TEXT, "normalised address of the household registration (户籍地), where the source keeps it"),
+    _col("residence_status", TEXT, "`present` (在住; also a move-in), `moved_out` (迁出) or `deceased` (死亡), where "
+         "the source states it (a grid worker's update, a register's 人员状态)"),
+    _col("reported_by", TEXT, "who stated the record (a grid worker's update: the worker)"),
+    _col("note", TEXT, "what the reporter added (a grid worker's update: 情况说明)"),
     _col("extracted_at", TSTZ, "when the connector read the source", "抽取时间"),
 )
 
@@ -180,9 +185,14 @@ _GOLDEN = {
                    "the month) or `YYYY`; a day-precise one first. `birth_day` holds it as a DATE where the day is known"),
     "id_number": ("the golden resident ID number, a valid one first; never a number one of the person's records "
                   "borrowed (`id_number_disputed`)"),
-    "phone": "the golden phone number",
+    "phone": "the golden phone number: the newest grid worker's update first, then the more trusted source's",
     "address": "the golden address: the most recent record's (people move; the area is chosen by recency too), "
                "then the more trusted source's",
+    "hukou_address": "the golden household-registration address (户籍地址): the base register's (`base: true`, the "
+                     "census) first, then the more trusted source's",
+    "residence_status": "`present`, `moved_out` or `deceased`: the newest statement of any source (a grid worker's "
+                        "update, a register's status); null where none states it. A person moved out or deceased is in "
+                        "no key population and on no area's list",
     "street": "the golden street",
     "community": "the golden community",
     "grid": "the golden grid",
@@ -217,7 +227,8 @@ _UNIFIED = _table(
     "`docs/warehouse.md`)",
     _PERSON_ID,
     _golden_columns(),
-    _col("lives_alone", BOOL, "any record of the person says so (民政)"),
+    _col("lives_alone", BOOL, "the newest grid worker's update that says whether the person lives alone; without "
+         "one, any record of the person says so (民政)"),
     _col("low_income", BOOL, "any record of the person says so (民政)"),
     _col("disability_grade", TINYINT, "the most severe grade any record holds (1–4)"),
     _col("chronic_disease", TEXT, "every chronic disease the records name, joined by `,`"),
@@ -237,6 +248,9 @@ _UNIFIED = _table(
          "year is known", "出生日期（日）"),
     _col("age", INT, "completed years at the run date; a birth date without a day counts from the 1st of its month, "
          "without a month from January"),
+    _col("residence_type", TEXT, "`registered` (人户一致: the 户籍地址 is the flat the person lives in), `separated` "
+         "(人户分离: registered at another flat the area register places in the district) or `floating` (流动人口: "
+         "registered outside the district); null without a 户籍地址, and without an area register unless the flats agree"),
     _col("area_from_address", BOOL, "the area (`street, community, grid`) is the one the chosen record's address "
          "names in the area register, not one a department stated (`area_conflicts`)", "区划由住址得出"),
     _key_population_columns(default_populations()),

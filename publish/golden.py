@@ -6,6 +6,14 @@ department that saw them last knows where they live, and the area is chosen by r
 more trusted source (order declared in ``sources.yaml``), then the most recent record. The source and date of every chosen
 value are kept beside it, and fields the departments disagree on are listed in ``conflict_fields``.
 
+A grid worker's update (a ``role: grid_updates`` source) is what someone saw at the door: for the phone and
+for whether the person lives alone the newest update is taken before any department's register; for the
+rest it ranks by its trust like any source. ``residence_status`` (在住 / 迁出 / 死亡) is the newest
+statement of any source. ``hukou_address`` (户籍地址) comes from the base register first (``base: true``, the
+census), and ``residence_type`` compares it with where the person lives: the same flat (人户一致), another
+flat in the district (人户分离, the 户籍地 names a community of the area register) or registered outside the
+district (流动人口); unknown without a 户籍地址, and without an area register unless the flats agree.
+
 Street, community and grid are chosen together, by recency, among the areas departments state and the
 areas their addresses name in the district's area register (``person_areas``, :mod:`publish.areas`).
 Key-population flags and ``key_populations`` follow the categories of ``populations.yaml``
@@ -21,17 +29,20 @@ corrects the record.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import date
 
 import duckdb
+import pandas as pd
 
 from dedup.prepare import household_key
-from publish.areas import add_person_areas, add_record_areas, trust_rank_sql
+from publish.areas import AreaRegister, add_person_areas, add_record_areas, address_areas, trust_rank_sql
 from publish.populations import KeyPopulations, default_populations
 from staging.schema import empty_canonical_frame
 
 __all__ = [
     "GOLDEN_FIELDS",
+    "add_hukou_places",
     "add_record_flats",
     "field_conflicts_sql",
     "golden_columns",
@@ -49,6 +60,8 @@ GOLDEN_FIELDS: dict[str, str] = {
     # People move: the newest record knows where they live now, as the area (chosen by recency) does,
     # so a grid's list never shows a resident at an address outside the grid.
     "address": "record_date DESC NULLS LAST,",
+    "hukou_address": "",
+    "residence_status": "record_date DESC NULLS LAST,",
 }
 """Fields chosen per person one by one. The area (street, community, grid) is chosen as a whole
 (``person_areas``, :func:`publish.areas.add_person_areas`)."""
@@ -68,6 +81,7 @@ _CONFLICTS: dict[str, str] = {
                    "OR count(DISTINCT substr(birth_date, 1, 7)) > 1"),
     "id_number": "count(DISTINCT CASE WHEN id_number_valid THEN id_number END) > 1",
     "address": "count(DISTINCT coalesce(flat, address)) > 1",
+    "residence_status": "count(DISTINCT residence_status) > 1",
 }
 
 
@@ -84,7 +98,22 @@ def add_record_flats(con: duckdb.DuckDBPyConnection) -> None:
     con.unregister("_flats")
 
 
-def unified_population_sql(trust: dict[str, int], as_of: date, populations: KeyPopulations | None = None) -> str:
+def add_hukou_places(con: duckdb.DuckDBPyConnection, register: AreaRegister | None) -> None:
+    """Create ``_hukou_places(hukou_address, hukou_flat, hukou_community)`` (temporary): for each distinct
+    户籍地址 of ``source_records``, the flat it points to and the community of ``register`` it names
+    (null where none, and always without a register)."""
+    addresses = con.execute("SELECT DISTINCT hukou_address FROM source_records WHERE hukou_address IS NOT NULL").df()
+    addresses["hukou_flat"] = household_key(addresses["hukou_address"]) if len(addresses) else pd.Series(dtype="string")
+    addresses["hukou_community"] = (address_areas(addresses["hukou_address"], register)["community"]
+                                    if register is not None and len(addresses) else pd.Series(dtype="string"))
+    con.register("_hukou_frame", addresses.astype("string"))
+    con.execute("CREATE OR REPLACE TEMP TABLE _hukou_places AS SELECT * FROM _hukou_frame")
+    con.unregister("_hukou_frame")
+
+
+def unified_population_sql(trust: dict[str, int], as_of: date, populations: KeyPopulations | None = None, *,
+                           grid_sources: Sequence[str] = (), base: str | None = None,
+                           register: bool = False) -> str:
     """``CREATE TABLE unified_population`` from ``source_records`` (records with their person_id) and
     ``person_areas``: the golden columns, one column per key population and ``key_populations``.
 
@@ -92,11 +121,15 @@ def unified_population_sql(trust: dict[str, int], as_of: date, populations: KeyP
         trust: source name -> rank (0 is most trusted) used to choose between departments.
         as_of: the date ages are computed at (the run date).
         populations: the key-population categories (default: :func:`publish.populations.default_populations`).
+        grid_sources: the ``role: grid_updates`` sources.
+        base: the base population register (``base: true``), whose 户籍地址 is taken first.
+        register: whether an area register placed the 户籍地址 (``_hukou_places``): without one a 户籍地
+            outside the district cannot be told from one inside it.
     """
     populations = populations or default_populations()
     return f"""
 CREATE TABLE unified_population AS
-WITH base AS ({_golden_sql(trust, as_of)}),
+WITH base AS ({_golden_sql(trust, as_of, grid_sources, base, register)}),
 flagged AS (
     SELECT *,
     {populations.flags_sql()}
@@ -119,15 +152,23 @@ def golden_columns() -> tuple[tuple[str, str], ...]:
         add_record_flats(con)
         add_record_areas(con, None)
         add_person_areas(con, {})
-        con.execute(f"CREATE TABLE _golden AS {_golden_sql({}, date(2000, 1, 1))}")
+        add_hukou_places(con, None)
+        con.execute(f"CREATE TABLE _golden AS {_golden_sql({}, date(2000, 1, 1), (), None, False)}")
         return tuple((row[0], row[1]) for row in con.execute("DESCRIBE _golden").fetchall())
 
 
-def _golden_sql(trust: dict[str, int], as_of: date) -> str:
+def _golden_sql(trust: dict[str, int], as_of: date, grid_sources: Sequence[str], base: str | None,
+                register: bool) -> str:
     """The SELECT of every golden column per person (no key-population columns)."""
     order_tail = f"{trust_rank_sql(trust)}, record_date DESC NULLS LAST, record_id"
+    grid = f"source IN ({', '.join(_literal(s) for s in grid_sources)})" if grid_sources else "FALSE"
+    # What a grid worker saw at the door: the newest update first, before any department's register.
+    newest_update = f"CASE WHEN {grid} THEN record_date END DESC NULLS LAST,"
+    extras = {**GOLDEN_FIELDS, "phone": newest_update}
+    if base:
+        extras["hukou_address"] = f"source = {_literal(base)} DESC,"
     picks = []
-    for field, extra in GOLDEN_FIELDS.items():
+    for field, extra in extras.items():
         order = f"{extra} {order_tail}"
         usable = f"{field} IS NOT NULL" + (f" AND NOT {_GOLDEN_EXCLUDES[field]}" if field in _GOLDEN_EXCLUDES else "")
         picks.append(f"first({field} ORDER BY {order}) FILTER (WHERE {usable}) AS {field}")
@@ -135,6 +176,8 @@ def _golden_sql(trust: dict[str, int], as_of: date) -> str:
         picks.append(f"first(record_date ORDER BY {order}) FILTER (WHERE {usable}) AS {field}_date")
         if field == "birth_date":  # the precision of the value chosen, as its record states it
             picks.append(f"first(birth_date_precision ORDER BY {order}) FILTER (WHERE {usable}) AS birth_date_precision")
+        if field == "address":  # the flat it points to, which the 户籍地址 is compared with
+            picks.append(f"first(flat ORDER BY {order}) FILTER (WHERE {usable}) AS _address_flat")
     conflicts = ", ".join(f"CASE WHEN {test} THEN '{field}' END" for field, test in _CONFLICTS.items())
     as_of_sql = f"DATE '{as_of.isoformat()}'"
     golden_columns = ",\n        ".join(picks)
@@ -143,7 +186,8 @@ WITH golden AS (
     SELECT
         person_id,
         {golden_columns},
-        bool_or(lives_alone) AS lives_alone,
+        coalesce(first(lives_alone ORDER BY record_date DESC NULLS LAST, record_id DESC)
+                     FILTER (WHERE {grid} AND lives_alone IS NOT NULL), bool_or(lives_alone)) AS lives_alone,
         bool_or(low_income) AS low_income,
         min(disability_grade) AS disability_grade,
         string_agg(DISTINCT chronic_disease, ',' ORDER BY chronic_disease) AS chronic_disease,
@@ -169,10 +213,20 @@ WITH golden AS (
             {as_of_sql}) / 12) AS INTEGER) END AS age
     FROM golden
 )
-SELECT aged.*, a.street, a.street_source, a.street_date, a.community, a.community_source, a.community_date,
+SELECT aged.* EXCLUDE (_address_flat),
+    CASE WHEN aged.hukou_address IS NULL OR aged.address IS NULL THEN NULL
+         WHEN aged.hukou_address = aged.address OR h.hukou_flat = aged._address_flat THEN 'registered'
+         WHEN h.hukou_community IS NOT NULL THEN 'separated'
+         WHEN {'TRUE' if register else 'FALSE'} THEN 'floating' END AS residence_type,
+    a.street, a.street_source, a.street_date, a.community, a.community_source, a.community_date,
     a.grid, a.grid_source, a.grid_date, coalesce(a.area_from_address, false) AS area_from_address
 FROM aged LEFT JOIN person_areas a USING (person_id)
+LEFT JOIN _hukou_places h ON h.hukou_address = aged.hukou_address
 """
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def field_conflicts_sql() -> str:

@@ -61,7 +61,8 @@ __all__ = [
 SHAREABLE_COLUMNS = (
     "person_id", "name", "sex", "birth_date", "birth_year", "age", "id_number", "phone", "address",
     "street", "community", "grid", "lives_alone", "low_income", "disability_grade", "chronic_disease",
-    "pregnant", "corrections", "case_type", "key_populations", "reasons", "consent_until", "risk_warnings",
+    "pregnant", "corrections", "case_type", "hukou_address", "residence_status", "residence_type",
+    "key_populations", "reasons", "consent_until", "risk_warnings",
 )
 """Columns of ``unified_population`` a recipient may be given; the last three are computed for the
 recipient: ``reasons`` (why the person is listed, ``key_residents``), ``consent_until`` (when the person's

@@ -44,6 +44,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from core.config import key_error, load_yaml_model, suggest
+from core.vocabulary import DEPARTED_STATUSES
 
 __all__ = [
     "DEFAULT_POPULATIONS_FILE",
@@ -52,7 +53,15 @@ __all__ = [
     "KeyPopulations",
     "default_populations",
     "load_populations",
+    "present_sql",
 ]
+
+def present_sql(alias: str = "") -> str:
+    """True for a person not reported moved out or deceased, over ``unified_population``'s columns (of the
+    table ``alias`` where given)."""
+    column = f"{alias}.residence_status" if alias else "residence_status"
+    return f"coalesce({column} NOT IN ({', '.join(repr(s) for s in DEPARTED_STATUSES)}), true)"
+
 
 DEFAULT_POPULATIONS_FILE = Path(__file__).resolve().parents[1] / "demo" / "populations.yaml"
 """The categories used where no ``populations.yaml`` is named: the demo's, today's behaviour."""
@@ -179,8 +188,9 @@ class KeyPopulations(BaseModel):
         return tuple(c.code for c in self.categories if c.derived_from_age)
 
     def flags_sql(self) -> str:
-        """One ``coalesce(<rule>, false) AS <code>`` per category, for a SELECT over the golden columns."""
-        return ",\n    ".join(f"coalesce(({c.rule}), false) AS {c.code}" for c in self.categories)
+        """One ``coalesce(<rule>, false) AS <code>`` per category, for a SELECT over the golden columns. A person
+        reported moved out or deceased (``residence_status``) is in no category: they are no longer served here."""
+        return ",\n    ".join(f"(coalesce(({c.rule}), false) AND {present_sql()}) AS {c.code}" for c in self.categories)
 
     def list_sql(self) -> str:
         """The ``key_populations`` list from the category columns :meth:`flags_sql` made."""

@@ -54,6 +54,7 @@ from publish.policy import (
     SENSITIVE_COLUMNS,
     Recipient,
 )
+from publish.populations import present_sql
 from publish.statistics import statistics_table
 from staging.dates import CHINA_TZ
 
@@ -136,6 +137,9 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
         {"purpose": recipient.purpose, "recipient": recipient.registry_recipient} if consent else {}
     )
     where = ["TRUE"]
+    if recipient.scope:
+        # An area's list is of the people living there: not those reported moved out or deceased.
+        where.append(present_sql("u"))
     for i, (scope_field, value) in enumerate(recipient.scope.items()):
         if value == EVERY_AREA:
             continue

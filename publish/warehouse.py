@@ -48,6 +48,7 @@ from publish.consent import (
 )
 from publish.generations import DiskSpaceError, Generations
 from publish.golden import (
+    add_hukou_places,
     add_record_flats,
     field_conflicts_sql,
     person_consent_sql,
@@ -61,6 +62,7 @@ from publish.risks import RiskRules, add_risk_warnings, departments_of
 from publish.scopes import expand_recipients, known_areas, unlisted_areas
 from quality.metrics import QUALITY_HISTORY_DDL, write_quality_metrics
 from quality.staging_report import StagingReport
+from staging.schema import CANONICAL_COLUMNS
 
 __all__ = ["Candidate", "PublicationInputs", "Warehouse"]
 
@@ -137,6 +139,8 @@ class PublicationInputs:
             without one, areas come from what departments state only.
         risks: the risk early-warning rules (``risks.yaml``); without them ``risk_warnings`` is empty.
         warning_actions: what workers did with warnings (:class:`publish.risks.WarningActions`).
+        base_source: the district's base population register (``base: true`` in ``sources.yaml``): its
+            户籍地址 is taken first, and ``census_gaps`` lists who it misses and who only it knows.
     """
 
     run_id: str
@@ -155,6 +159,7 @@ class PublicationInputs:
     areas: AreaRegister | None = None
     risks: RiskRules | None = None
     warning_actions: pd.DataFrame | None = None
+    base_source: str | None = None
 
 
 @dataclass
@@ -227,7 +232,10 @@ class Warehouse:
             add_record_flats(con)
             add_record_areas(con, inputs.areas)
             add_person_areas(con, inputs.trust, {r.source: r.department for r in inputs.staging_reports})
-            con.execute(unified_population_sql(inputs.trust, inputs.as_of, inputs.populations))
+            add_hukou_places(con, inputs.areas)
+            con.execute(unified_population_sql(
+                inputs.trust, inputs.as_of, inputs.populations, base=inputs.base_source, register=inputs.areas is not None,
+                grid_sources=[r.source for r in inputs.staging_reports if r.role == "grid_updates"]))
             con.execute(inputs.populations.key_residents_sql())
             self._add_risk_warnings(con, inputs)
             con.execute(field_conflicts_sql())
@@ -341,7 +349,11 @@ class Warehouse:
 
     @staticmethod
     def _load_inputs(con: duckdb.DuckDBPyConnection, inputs: PublicationInputs) -> None:
-        con.register("_records", inputs.records)
+        # Records staged before a canonical field existed (an earlier version's kept staging) do not state it.
+        records = inputs.records
+        missing = {c: pd.Series(pd.NA, index=records.index, dtype=t) for c, t in CANONICAL_COLUMNS.items()
+                   if c not in records.columns}
+        con.register("_records", records.assign(**missing) if missing else records)
         con.register("_mapping", inputs.mapping)
         # A mapping from before ID-sharing conflicts were found marks no record as a borrower.
         disputed = "coalesce(id_number_disputed, false)" if "id_number_disputed" in inputs.mapping.columns else "false"
@@ -350,7 +362,7 @@ class Warehouse:
             "FROM _mapping ORDER BY record_id"
         )
         con.execute(
-            f"CREATE TABLE source_records AS SELECT m.person_id, r.*{_typed_dates(inputs.records.columns)}, "
+            f"CREATE TABLE source_records AS SELECT m.person_id, r.*{_typed_dates(records.columns)}, "
             "m.id_number_disputed FROM _records r JOIN record_person m USING (record_id) ORDER BY m.person_id, r.record_id"
         )
         unmapped = con.execute(

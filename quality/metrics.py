@@ -560,7 +560,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, run_id: str, staging_reports: Seque
 
 
 def _source_rows(con: duckdb.DuckDBPyConnection, staging_reports: Sequence[StagingReport]) -> list[list[Any]]:
-    person_reports = [r for r in staging_reports if r.role == "person" and r.fields]
+    person_reports = [r for r in staging_reports if r.role != "consent" and r.fields]
     if person_reports:
         return [[r.source, sorted(set(r.fields)), _invalid_codes(r.soft_problems), r.one_row_per] for r in person_reports]
     # No declarations: a source declares what it fills somewhere.

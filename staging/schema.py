@@ -55,6 +55,10 @@ CANONICAL_COLUMNS: dict[str, str] = {
     "disability_grade": "Int8",
     "chronic_disease": _TEXT,
     "case_type": _TEXT,
+    "hukou_address": _TEXT,
+    "residence_status": _TEXT,
+    "reported_by": _TEXT,
+    "note": _TEXT,
     "extracted_at": _TIMESTAMP,
 }
 """Column -> pandas dtype of a staged person record, in canonical order."""

@@ -33,6 +33,7 @@ from core.vocabulary import (
     DATE_FORMATS,
     FIELD_LABELS,
     PERSON_FIELDS,
+    RESIDENCE_STATUS_WORDS,
     SEX_CODES,
 )
 from staging._arrow import STRING, as_arrow, bool_series, python_on_unique, to_series
@@ -85,9 +86,11 @@ _TARGET_CHECKS = {
     "sex": (lambda target: target.upper() in SEX_CODES, "M"),
     "disability_grade": (lambda target: target.upper() in _GRADE_WORDS, "1"),
     "status": (lambda target: target.lower() in CONSENT_STATUSES, "granted"),
+    "residence_status": (lambda target: target.upper() in RESIDENCE_STATUS_WORDS, "moved_out"),
     **dict.fromkeys(BOOLEAN_FIELDS, (lambda target: target.upper() in _BOOLEAN_WORDS, "true")),
 }
-_TEXT_FIELDS = ("address", "street", "community", "grid", "chronic_disease", "case_type")
+_TEXT_FIELDS = ("address", "street", "community", "grid", "chronic_disease", "case_type", "hukou_address")
+_FREE_TEXT_FIELDS = ("reported_by", "note")  # kept as written, only cleaned
 # Emoji, pictographs and other symbols, private-use and format characters: never part of a name.
 _SYMBOLS = r"[\p{So}\p{Sk}\p{Co}\p{Cs}\p{Cf}]"
 # A number in scientific notation, as Excel shows one it cannot hold exactly: 3.30106E+17.
@@ -204,6 +207,9 @@ def stage_person_records(
     out["phone"] = fields.phone()
     for text_field in _TEXT_FIELDS:
         out[text_field] = fields.text(text_field, normalize_address)
+    for text_field in _FREE_TEXT_FIELDS:
+        out[text_field] = fields.text(text_field, clean_text)
+    out["residence_status"] = fields.vocabulary("residence_status", RESIDENCE_STATUS_WORDS)
     out["record_date"] = fields.record_date(date_formats)
     for flag in BOOLEAN_FIELDS:
         out[flag] = fields.flag(flag)

@@ -12,6 +12,7 @@ from connectors import Lineage
 from core.home import DataHome
 from publish import PublicationInputs, SharingPolicy, product_key, read_product
 from quality import StagingReport, ValidationSummary
+from staging.pinyin import name_pinyin
 
 RECORD_COLUMNS = [
     "record_id", "source", "source_key", "name", "sex", "birth_date", "birth_date_precision", "id_number",
@@ -26,6 +27,7 @@ def records(*rows: dict) -> pd.DataFrame:
     for column in ("lives_alone", "low_income", "pregnant", "corrections", "id_number_valid"):
         frame[column] = frame[column].astype("boolean")
     frame["disability_grade"] = frame["disability_grade"].astype("Int8")
+    frame["name_pinyin"] = name_pinyin(frame["name"].astype("string"))  # as staging derives it
     return frame
 
 

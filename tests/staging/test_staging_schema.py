@@ -18,7 +18,8 @@ def test_canonical_columns_follow_the_contract_in_order():
         "record_id", "source", "source_key", "name", "name_pinyin", "sex", "birth_date", "birth_date_precision",
         "id_number", "id_number_valid", "id_upgraded", "id_birth_date", "id_sex", "birth_date_conflict",
         "sex_conflict", "phone", "address", "street", "community", "grid", "record_date", "lives_alone",
-        "low_income", "pregnant", "corrections", "disability_grade", "chronic_disease", "case_type", "extracted_at",
+        "low_income", "pregnant", "corrections", "disability_grade", "chronic_disease", "case_type", "hukou_address",
+        "residence_status", "reported_by", "note", "extracted_at",
     ]
     flags = {"id_number_valid", "id_upgraded", "birth_date_conflict", "sex_conflict", "lives_alone", "low_income",
              "pregnant", "corrections"}
