@@ -64,7 +64,7 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
         reader = warehouse.reader()
         previous_rows = reader.previous_staged_rows(name) if rules.row_count_change else None
         suite = consent_registry_suite(name, rules) if source.role == "consent" else staged_person_suite(
-            name, rules, fields=list(source.columns), as_of=raw.lineage.extracted_at, previous_rows=previous_rows)
+            name, rules, fields=source.expected_fields, as_of=raw.lineage.extracted_at, previous_rows=previous_rows)
         guards = source_guards(
             rules, extracted=raw.lineage.row_count, quarantined=len(result.quarantine), accepted_by=accepted_by,
             previous_extracted=reader.previous_extracted_rows(name) if rules.row_drop else None,

@@ -38,6 +38,7 @@ GRID_UPDATE_KEY = "序号"
 """The key column of the grid-update form (a number per row the worker writes, or the app's row id)."""
 
 GRID_UPDATE_COLUMNS: dict[str, str] = {
+    "change": "变更类型",
     "residence_status": "变更类型",
     "lives_alone": "变更类型",
     "name": "姓名",
@@ -67,6 +68,9 @@ GRID_UPDATE_CHANGES: dict[str, tuple[str, str | None]] = {
 }
 """Each change a grid worker can report (变更类型) -> (``residence_status``, ``lives_alone``) it states.
 Every change but 迁出 and 死亡 says the worker found the person living there."""
+
+GRID_UPDATE_FILLED = ("name", "change", "residence_status", "record_date")
+"""The fields every row of the grid-update form states (姓名, 变更类型, 填报日期)."""
 
 _GRID_UPDATE_DEFAULTS: dict[str, Any] = {
     "department": "网格",
@@ -212,6 +216,14 @@ class SourceConfig(BaseModel):
                                     if merged["columns"].get(field) == GRID_UPDATE_COLUMNS[field]}
             return merged
         return data
+
+    @property
+    def expected_fields(self) -> list[str]:
+        """The fields a filled-in row is expected to state (what an emptied column is judged by): every mapped
+        field, but of the grid-update form only those every row has (the worker knows the rest sometimes)."""
+        if self.role == "grid_updates":
+            return [f for f in self.columns if f in GRID_UPDATE_FILLED]
+        return list(self.columns)
 
     @property
     def holds_persons(self) -> bool:

@@ -64,6 +64,7 @@ PERSON_FIELDS: tuple[str, ...] = (
     "case_type",
     "hukou_address",
     "residence_status",
+    "change",
     "reported_by",
     "note",
 )
@@ -71,7 +72,8 @@ PERSON_FIELDS: tuple[str, ...] = (
 
 ``address`` is where the person lives (居住地), ``hukou_address`` where their household is registered
 (户籍地); ``residence_status`` whether they still live there (:data:`RESIDENCE_STATUSES`);
-``reported_by`` and ``note`` who stated a record and what they added (a grid worker's update)."""
+``change``, ``reported_by`` and ``note`` what a report says changed (变更类型, as written), who stated it and what
+they added (a grid worker's update)."""
 
 RESIDENCE_STATUSES: tuple[str, ...] = ("present", "moved_out", "deceased")
 """What ``residence_status`` can state: still living at the address (在住, also what a move-in states),
@@ -159,6 +161,7 @@ FIELD_LABELS: Mapping[str, str] = MappingProxyType(
         "hukou_address": "户籍地址",
         "residence_status": "居住状态",
         "residence_type": "人户状态",
+        "change": "变更类型",
         "reported_by": "填报人",
         "note": "情况说明",
         "purpose": "用途",

@@ -9,8 +9,9 @@ source                    file under ``<home>/demo/``  form
 ``civil_affairs`` 民政     ``civil_affairs.sqlite``     SQLite table ``mz_resident``, columns xm, sfzh..
 ``health`` 卫健            ``health_visits.csv``        GBK CSV, one row per visit
 ``justice`` 司法           ``justice_cases.xlsx``       Excel sheet ``在册人员``, date cells
-``census`` 人口普查        ``census_extract.csv``       UTF-8 CSV with BOM, birth year-month only
+``census`` 人口普查        ``census_extract.csv``       UTF-8 CSV with BOM, birth year-month only, 户籍地址
 ``consent_registry``       ``consent_registry.parquet`` decisions per purpose and recipient
+``grid_updates`` 网格      ``grid_updates.xlsx``        the grid-update form: died, moved, lives alone
 ========================  ===========================  ===========================================
 
 and the district's area register, ``areas.csv`` (street, community, grid and the buildings each grid
@@ -45,6 +46,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core.home import DataHome, HomeLike
+from demo.grid import GridUpdates, Hukou, build_hukou, census_hukou, write_grid_updates
 from demo.mess import DEFECTS, QUARANTINE_DEFECTS, SourceRows, damage
 from demo.population import (
     CASE_TYPES,
@@ -265,6 +267,7 @@ FILES: Mapping[str, str] = MappingProxyType(
         "justice": "justice_cases.xlsx",
         "census": "census_extract.csv",
         "consent_registry": "consent_registry.parquet",
+        "grid_updates": "grid_updates.xlsx",
     }
 )
 
@@ -353,19 +356,30 @@ def generate_demo(
     out = data_home.demo_dir
     truth_dir = data_home.demo_truth_dir
     truth_dir.mkdir(parents=True, exist_ok=True)
-    rng_people, rng_civil, rng_health, rng_justice, rng_census, rng_consent = np.random.default_rng(int(seed)).spawn(6)
+    # (a generator's children do not depend on how many are spawned: the first six draw what they always drew)
+    rng_people, rng_civil, rng_health, rng_justice, rng_census, rng_consent, rng_hukou, rng_grid = \
+        np.random.default_rng(int(seed)).spawn(8)
 
     pop = build_population(rng_people, int(persons), moved_share=mess.moved_share)
+    hukou = build_hukou(rng_hukou, pop)
     logger.info("demo: %d persons in %d households (%.1fs)", pop.n, pop.households, time.perf_counter() - started)
 
     tables = {
         "civil_affairs": _civil_affairs(rng_civil, pop, out / FILES["civil_affairs"], mess),
         "health": _health(rng_health, pop, out / FILES["health"], mess),
         "justice": _justice(rng_justice, pop, out / FILES["justice"], mess),
-        "census": _census(rng_census, pop, out / FILES["census"], mess),
+        "census": _census(rng_census, pop, out / FILES["census"], mess, hukou, rng_hukou),
     }
     counts = {source: rows.n for source, rows in tables.items()}
     counts["consent_registry"] = _consent(rng_consent, pop, out / FILES["consent_registry"])
+    known = np.zeros(pop.n, dtype=bool)
+    for rows in tables.values():
+        known[rows.person] = True
+    civil = tables["civil_affairs"]
+    civil_alone = np.zeros(pop.n, dtype=bool)
+    civil_alone[civil.person[pop.lives_alone[civil.person]]] = True  # 民政 records djlr from the truth
+    updates = write_grid_updates(rng_grid, pop, known, civil_alone, hukou, out / FILES["grid_updates"])
+    counts["grid_updates"] = len(updates.person)
     write_csv(data_home.demo_area_register, pop.layout.register(), encoding="utf-8-sig")
 
     truth = {
@@ -373,9 +387,9 @@ def generate_demo(
         "hard_negatives": truth_dir / "hard_negatives.parquet",
         "persons": truth_dir / "persons.parquet",
     }
-    write_parquet(truth["ground_truth"], _ground_truth(tables, pop))
+    write_parquet(truth["ground_truth"], _ground_truth(tables, pop, updates))
     write_parquet(truth["hard_negatives"], _hard_negatives(pop, tables))
-    write_parquet(truth["persons"], _persons_table(pop))
+    write_parquet(truth["persons"], _persons_table(pop, hukou, updates))
 
     seconds = time.perf_counter() - started
     logger.info("demo: wrote %s under %s in %.1fs", counts, out, seconds)
@@ -589,7 +603,8 @@ def _justice(rng: np.random.Generator, pop: Population, path: Path, mess: MessSe
     return rows
 
 
-def _census(rng: np.random.Generator, pop: Population, path: Path, mess: MessSettings) -> SourceRows:
+def _census(rng: np.random.Generator, pop: Population, path: Path, mess: MessSettings, hukou: Hukou,
+            rng_hukou: np.random.Generator) -> SourceRows:
     """人口普查: nearly everyone, birth year-month only, ID often not recorded, where people live now."""
     chosen = np.flatnonzero(rng.random(pop.n) < CENSUS_SHARE)
     rekeyed = mess.duplicates == "rekeyed"
@@ -612,6 +627,7 @@ def _census(rng: np.random.Generator, pop: Population, path: Path, mess: MessSet
         "社区": rows.places.community_names(),
         "网格": rows.places.grid_names(),
         "住址": rows.address_text,
+        "户籍地址": census_hukou(rng_hukou, hukou, rows.person),
     }
     write_csv(path, columns, encoding="utf-8-sig")
     rows.keys = columns["普查编号"]
@@ -732,9 +748,13 @@ def _consent_details(
 # ================================================================================================
 
 
-def _ground_truth(tables: Mapping[str, SourceRows], pop: Population) -> pa.Table:
-    """``record_id, true_person_id, source, defects`` (``|``-joined) for every person-source row."""
-    record_ids, persons, sources, defects = [], [], [], []
+def _ground_truth(tables: Mapping[str, SourceRows], pop: Population, updates: GridUpdates) -> pa.Table:
+    """``record_id, true_person_id, source, defects`` (``|``-joined) for every person-source row (grid updates:
+    no defect, typed as told)."""
+    record_ids = [np.strings.add("grid_updates:", updates.keys)]
+    persons = [pop.person_id[updates.person]]
+    sources = [np.full(len(updates.person), "grid_updates", dtype=STRING)]
+    defects = [np.full(len(updates.person), "", dtype=STRING)]
     for source, rows in tables.items():
         record_ids.append(np.strings.add(f"{source}:", rows.keys))
         persons.append(pop.person_id[rows.person])
@@ -786,7 +806,7 @@ def _hard_negatives(pop: Population, tables: Mapping[str, SourceRows]) -> pa.Tab
     )
 
 
-def _persons_table(pop: Population) -> pa.Table:
+def _persons_table(pop: Population, hukou: Hukou, updates: GridUpdates) -> pa.Table:
     """The true people, one row each, with the attributes the departments only partly know."""
     diseases = np.array([""] + [d for d, _ in CHRONIC_DISEASES], dtype=STRING)
     cases = np.array([""] + [c for c, _ in CASE_TYPES], dtype=STRING)
@@ -811,6 +831,9 @@ def _persons_table(pop: Population) -> pa.Table:
             "community": text(pop.current.community_names()),
             "grid": text(pop.current.grid_names()),
             "moved": pa.array(pop.moved),
+            "hukou_address": text(hukou.text),
+            "residence_type": text(hukou.kind),
+            "residence_status": text(updates.status),
             "minority": pa.array(pop.minority),
             "twin_of": text(twin),
             "lives_alone": pa.array(pop.lives_alone),

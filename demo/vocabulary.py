@@ -62,6 +62,24 @@ AREA_CODES_ELSEWHERE: tuple[tuple[str, float], ...] = (
 """Area codes of residents who moved in from elsewhere, with relative weights."""
 
 AREA_CODES_MINORITY: tuple[str, ...] = ("650102", "650103", "650104", "650105", "652801")
+
+HUKOU_PLACES: dict[str, str] = {
+    "330102": "浙江省杭州市上城区", "330105": "浙江省杭州市拱墅区", "330108": "浙江省杭州市滨江区",
+    "330381": "浙江省温州市瑞安市", "340104": "安徽省合肥市蜀山区", "320102": "江苏省南京市玄武区",
+    "360102": "江西省南昌市东湖区", "410102": "河南省郑州市中原区", "420102": "湖北省武汉市江岸区",
+    "430102": "湖南省长沙市芙蓉区", "510104": "四川省成都市锦江区", "350102": "福建省福州市鼓楼区",
+    "370102": "山东省济南市历下区", "130102": "河北省石家庄市长安区", "610102": "陕西省西安市新城区",
+    "530102": "云南省昆明市五华区", "650102": "新疆维吾尔自治区乌鲁木齐市天山区",
+    "650103": "新疆维吾尔自治区乌鲁木齐市沙依巴克区", "650104": "新疆维吾尔自治区乌鲁木齐市新市区",
+    "650105": "新疆维吾尔自治区乌鲁木齐市水磨沟区", "652801": "新疆维吾尔自治区库尔勒市",
+}
+"""Where the household of a resident from elsewhere is registered (户籍地), by the area code of their ID."""
+
+HUKOU_ROADS: tuple[str, ...] = ("人民路", "解放路", "建设路", "中山路", "和平街", "新华路", "胜利街", "光明路")
+"""Roads of the 户籍地 outside the district (a village is written 某村某组 instead)."""
+
+GRID_WORKERS: tuple[str, ...] = ("周丽", "王建华", "陈静", "李明", "张红梅", "刘伟", "杨帆", "赵敏", "黄磊", "吴芳")
+"""Grid workers' names (a community's workers sign its updates, 填报人)."""
 """Area codes (Xinjiang) for households whose members carry transliterated names."""
 
 STREETS: tuple[str, ...] = ("西溪街道", "东湖街道", "南山街道", "北塘街道", "清河街道", "文华街道")

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
-__all__ = ["FIXED_TIMESTAMP", "XlsxColumn", "write_csv", "write_parquet", "write_sqlite", "write_xlsx"]
+__all__ = ["FIXED_TIMESTAMP", "XlsxColumn", "freeze_zip", "write_csv", "write_parquet", "write_sqlite", "write_xlsx"]
 
 FIXED_TIMESTAMP = dt.datetime(2026, 11, 1, 8, 0, 0)
 """Written into the xlsx document properties, so that equal input gives equal bytes."""
@@ -164,7 +164,7 @@ def write_xlsx(path: Path, sheet: str, columns: Mapping[str, XlsxColumn]) -> Non
     workbook.properties.creator = "silobreaker demo"
     with _atomic(path) as tmp:
         workbook.save(tmp)
-        _freeze_zip(tmp)
+        freeze_zip(tmp)
 
 
 def _text_cell(worksheet: object, value: str) -> WriteOnlyCell:
@@ -176,7 +176,7 @@ def _text_cell(worksheet: object, value: str) -> WriteOnlyCell:
 _CORE_DATES = re.compile(rb"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:\2>)")
 
 
-def _freeze_zip(path: Path) -> None:
+def freeze_zip(path: Path) -> None:
     """Rewrite a zip so entry times and the document's created/modified stamps are fixed."""
     stamp = FIXED_TIMESTAMP.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
     with zipfile.ZipFile(path) as source:

@@ -9,6 +9,7 @@
     silobreaker corrections export --source S   write what S's department should correct (alias: quarantine export)
     silobreaker lookup --as R --name N ...      is this resident already known in R's scope? (先查后录)
     silobreaker warnings list|close ID ...      risk early warnings (风险预警) and a worker's actions on them
+    silobreaker grid-updates template PATH|list the grid-update form (网格信息变更表), and the updates published
     silobreaker restore [GENERATION] [--list]   publish an earlier generation again
     silobreaker audit verify [--against FILE]   check the signed publication log and its anchors (warehouse, products)
     silobreaker audit export [--out FILE]       write the log's head, public key and entries for a notary

@@ -11,6 +11,10 @@
                                                                    condition holds
     silobreaker warnings reopen <id> --by WHO [--note TEXT]
 
+    silobreaker grid-updates template PATH                          the empty grid-update form (网格信息变更表)
+    silobreaker grid-updates list [--grid G] [--not-taken]         the updates published, and which the
+                                                                   golden record does not follow
+
 An action is kept in the data home (``<home>/warnings/actions.parquet``) and applied by the next
 publication (``publish.risks``); ``list`` shows it at once beside the published status.
 """
@@ -152,8 +156,43 @@ def _shown(column: str, value: object, labels: dict[str, str]) -> str:
     return str(value)
 
 
+def _cmd_grid_updates_template(args: argparse.Namespace) -> int:
+    from connectors.grid_form import write_grid_update_form
+
+    path = write_grid_update_form(args.path)
+    print(f"网格信息变更表已生成：{path}（填好后放到 sources.yaml 中 role: grid_updates 来源的 path 处）/ "
+          f"grid-update form written to {path}")
+    return 0
+
+
+def _cmd_grid_updates_list(args: argparse.Namespace) -> int:
+    from publish import WarehouseReader
+
+    home = _home(args)
+    reader = WarehouseReader(home)
+    if not reader.exists or "grid_updates" not in reader.tables():
+        raise ConfigError(f"尚无网格变更记录 / no grid updates published under {home.root}: declare a role: "
+                          "grid_updates source in sources.yaml and run the pipeline (silobreaker run)")
+    with reader.connect() as con:
+        updates = con.execute("SELECT * FROM grid_updates").df()
+    if args.grid:
+        updates = updates[updates["grid"] == args.grid]
+    if args.not_taken:
+        updates = updates[~updates["taken"].astype(bool)]
+    if args.json:
+        print_json(updates.to_dict(orient="records"))
+        return 0
+    for row in updates.itertuples(index=False):
+        taken = "已采用" if row.taken else "未采用（有更新的部门记录）"
+        day = str(row.record_date)[:10] if row.record_date is not None and str(row.record_date) != "NaT" else "（无日期）"
+        print(f"{day}  {row.grid or '（未定网格）'}  {row.change}  {row.reported_by or ''}  "
+              f"{row.note or ''}  {taken}  {row.record_id}")
+    print(f"共 {len(updates)} 条 / {len(updates)} updates")
+    return 0
+
+
 def add_grid_commands(sub: argparse._SubParsersAction) -> None:
-    """Register ``lookup`` and ``warnings`` on the CLI's subparsers."""
+    """Register ``lookup``, ``warnings`` and ``grid-updates`` on the CLI's subparsers."""
     find = sub.add_parser("lookup", help="is this resident already known? (先查后录) the matches in a worker's scope")
     find.add_argument("--as", dest="recipient", required=True,
                       help="the worker's product, e.g. grid_workers_cuiyuan_1: its scope and what it may see")
@@ -187,3 +226,14 @@ def add_grid_commands(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
         add_json_flag(parser)
         parser.set_defaults(func=_cmd_warnings_act, action=action)
+    updates = sub.add_parser("grid-updates", help="grid workers' updates (网格信息变更): the form, and what was published")
+    updates_sub = updates.add_subparsers(dest="grid_updates_command", required=True)
+    template = updates_sub.add_parser("template", help="write the empty grid-update form (xlsx) a worker fills in")
+    template.add_argument("path", help="where to write it, e.g. 网格信息变更表.xlsx")
+    template.set_defaults(func=_cmd_grid_updates_template)
+    listing = updates_sub.add_parser("list", help="the updates published, newest first")
+    listing.add_argument("--grid", help="only this grid, e.g. 翠苑社区第1网格")
+    listing.add_argument("--not-taken", action="store_true", help="only those the golden record does not follow")
+    listing.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    add_json_flag(listing)
+    listing.set_defaults(func=_cmd_grid_updates_list)

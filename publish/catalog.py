@@ -166,6 +166,7 @@ _RECORD_FIELDS = (
     _col("hukou_address", TEXT, "normalised address of the household registration (户籍地), where the source keeps it"),
     _col("residence_status", TEXT, "`present` (在住; also a move-in), `moved_out` (迁出) or `deceased` (死亡), where "
          "the source states it (a grid worker's update, a register's 人员状态)"),
+    _col("change", TEXT, "what a report says changed, as written (a grid worker's update: 变更类型)"),
     _col("reported_by", TEXT, "who stated the record (a grid worker's update: the worker)"),
     _col("note", TEXT, "what the reporter added (a grid worker's update: 情况说明)"),
     _col("extracted_at", TSTZ, "when the connector read the source", "抽取时间"),
@@ -340,6 +341,46 @@ _TABLES = (
         _col("status_at", TSTZ, "when", "处理时间"),
         _col("note", TEXT, "the worker's note (已上门，女儿同住)", "处理说明"),
         _col("cleared_on", DATE, "the run date the condition no longer held", "消除日期"),
+    ),
+    _table(
+        "census_gaps", "person × gap",
+        "who the base register (`base: true`, the census) misses and who only it knows, per grid: people departments "
+        "or grid workers know but the census did not count (`not_in_census`), and census-only people no department "
+        "or grid worker confirms (`census_only`); people reported moved out or deceased are left out. Empty without "
+        "a base register",
+        _PERSON_ID,
+        _col("gap", TEXT, "`not_in_census` or `census_only`", "类型"),
+        _col("gap_label", TEXT, "the gap in Chinese (部门掌握、普查未登记)", "类型名称"),
+        _col("street", TEXT, "the person's 街道 (`unified_population.street`)"),
+        _col("community", TEXT, "the person's 社区"),
+        _col("grid", TEXT, "the person's 网格: whose worker checks on the next visit"),
+        _col("name", TEXT, "the golden name"),
+        _col("sex", TEXT, "the golden sex"),
+        _col("birth_date", TEXT, "the golden birth date"),
+        _col("address", TEXT, "the golden address"),
+        _col("sources", TEXTS, "the sources holding a record of the person", "来源"),
+        _col("last_seen", DATE, "the most recent `record_date` of the person's records", "最近登记日期"),
+    ),
+    _table(
+        "grid_updates", "grid worker's update",
+        "every update grid workers sent (`role: grid_updates`: moved out, deceased, lives alone, a phone), linked to "
+        "its person like any record, and whether the golden record now states it",
+        _col("record_id", TEXT, "the update's record (`source_records.record_id`)", "记录编号"),
+        _PERSON_ID,
+        _col("source", TEXT, "the grid-update source", "来源"),
+        _col("change", TEXT, "what it reported (变更类型, as written): 迁出, 死亡, 迁入, 独居, 不再独居, 电话变更, 信息更正; "
+             "where a source has none, what its record states", "变更类型"),
+        _col("residence_status", TEXT, "the status it stated (`present`, `moved_out`, `deceased`)"),
+        _col("lives_alone", BOOL, "whether it said the person lives alone (null: not stated)"),
+        _col("phone", TEXT, "the phone it reported"),
+        _col("note", TEXT, "the worker's 情况说明"),
+        _col("reported_by", TEXT, "the worker (填报人)"),
+        _col("record_date", DATE, "the day reported (填报日期)", "填报日期"),
+        _col("grid", TEXT, "the person's 网格 now"),
+        _col("status_now", TEXT, "the person's golden `residence_status` now (`present` where none is stated)",
+             "当前状态"),
+        _col("taken", BOOL, "the golden record now states what the update stated; false where a newer record says "
+             "otherwise", "已采用"),
     ),
     _table(
         "consent_subjects", "ID number × person",

@@ -46,7 +46,7 @@ from msoffcrypto.format.ooxml import OOXMLFile
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.utils import get_column_letter
 
-from core.vocabulary import FIELD_LABELS, SEX_LABELS
+from core.vocabulary import FIELD_LABELS, RESIDENCE_STATUS_LABELS, RESIDENCE_TYPE_LABELS, SEX_LABELS
 from publish.populations import default_populations
 
 __all__ = [
@@ -77,13 +77,16 @@ def office_password(product_key: bytes) -> str:
     return base64.b32encode(digest).decode("ascii")[:20]
 
 
+_CODE_LABELS = {"sex": SEX_LABELS, "residence_status": RESIDENCE_STATUS_LABELS, "residence_type": RESIDENCE_TYPE_LABELS}
+
+
 def _cell(value: object, column: str = "", labels: Mapping[str, str] | None = None) -> object:
     """A value as a cell: text stays text (IDs, phones), lists are joined (key populations by their
-    Chinese ``labels``), booleans are 是/否, sex 男/女."""
+    Chinese ``labels``), booleans are 是/否, sex 男/女, residence status and type in Chinese."""
     if value is None:
         return None
-    if column == "sex":
-        return SEX_LABELS.get(str(value), value)
+    if column in _CODE_LABELS:
+        return _CODE_LABELS[column].get(str(value), value)
     if isinstance(value, bool):
         return "是" if value else "否"
     if isinstance(value, list | tuple):

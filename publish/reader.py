@@ -352,16 +352,19 @@ class WarehouseReader:
                             self.grids(run_id))
 
     def grids(self, run_id: str) -> pd.DataFrame:
-        """Per grid: its worker's list in ``run_id`` (rows, people withheld) and its risk warnings by status
-        (``grid, listed, withheld, open, acknowledged, closed, rules``), most open warnings first."""
+        """Per grid: its worker's list in ``run_id`` (rows, people withheld), its risk warnings by status, people
+        reported moved out or deceased and the census gaps (``grid, listed, withheld, open, acknowledged, closed,
+        rules, departed, not_in_census, census_only``), most open warnings first."""
         with self.connect() as con:
             names = _table_names(con)
+            if "unified_population" in names and "residence_status" in _columns(con, "unified_population"):
+                names.add("residence_status")  # (a warehouse from before residence statuses has no such column)
             return con.execute(_grids_sql(names, "area" in _columns(con, "publication_log")), {"run": run_id}).df()
 
 
 def _grids_sql(names: set[str], area_products: bool) -> str:
-    """Per grid: its worker's list (rows and people withheld, summed over the area products of the run) and
-    its risk warnings by status; grids with warnings or a list only."""
+    """Per grid: its worker's list (rows and people withheld, summed over the area products of the run), its
+    risk warnings by status, people reported moved out or deceased, and the census gaps; grids with any."""
     lists = ("SELECT area AS grid, sum(row_count) AS listed, "
              "sum(coalesce(list_sum(map_values(withheld)), 0)) AS withheld FROM publication_log "
              "WHERE run_id = $run AND area IS NOT NULL GROUP BY area") if area_products else \
@@ -372,10 +375,20 @@ def _grids_sql(names: set[str], area_products: bool) -> str:
                 "list_distinct(list(rule_label) FILTER (WHERE status IN ('open', 'acknowledged'))) AS rules "
                 "FROM risk_warnings WHERE grid IS NOT NULL GROUP BY grid") if "risk_warnings" in names else \
         "SELECT NULL::VARCHAR AS grid, 0 AS open, 0 AS acknowledged, 0 AS closed, []::VARCHAR[] AS rules WHERE false"
+    departed = ("SELECT grid, count(*) AS departed FROM unified_population "
+                "WHERE residence_status IN ('moved_out', 'deceased') AND grid IS NOT NULL GROUP BY grid") \
+        if "residence_status" in names else "SELECT NULL::VARCHAR AS grid, 0 AS departed WHERE false"
+    gaps = ("SELECT grid, count(*) FILTER (WHERE gap = 'not_in_census') AS not_in_census, "
+            "count(*) FILTER (WHERE gap = 'census_only') AS census_only FROM census_gaps "
+            "WHERE grid IS NOT NULL GROUP BY grid") if "census_gaps" in names else \
+        "SELECT NULL::VARCHAR AS grid, 0 AS not_in_census, 0 AS census_only WHERE false"
     return f"""SELECT grid, coalesce(l.listed, 0) AS listed, coalesce(l.withheld, 0) AS withheld,
                       coalesce(w.open, 0) AS open, coalesce(w.acknowledged, 0) AS acknowledged,
-                      coalesce(w.closed, 0) AS closed, coalesce(w.rules, []) AS rules
-               FROM ({lists}) l FULL JOIN ({warnings}) w USING (grid)
+                      coalesce(w.closed, 0) AS closed, coalesce(w.rules, []) AS rules,
+                      coalesce(d.departed, 0) AS departed, coalesce(c.not_in_census, 0) AS not_in_census,
+                      coalesce(c.census_only, 0) AS census_only
+               FROM ({lists}) l FULL JOIN ({warnings}) w USING (grid) FULL JOIN ({departed}) d USING (grid)
+                    FULL JOIN ({gaps}) c USING (grid)
                ORDER BY open DESC, acknowledged DESC, withheld DESC, grid"""
 
 

@@ -58,6 +58,7 @@ from publish.office import OfficeFile, write_office_files
 from publish.policy import Recipient, SharingPolicy
 from publish.populations import KeyPopulations, default_populations
 from publish.products import ProductFile, area_rows, build_product, family_rows
+from publish.residence import census_gaps_sql, grid_updates_sql
 from publish.risks import RiskRules, add_risk_warnings, departments_of
 from publish.scopes import expand_recipients, known_areas, unlisted_areas
 from quality.metrics import QUALITY_HISTORY_DDL, write_quality_metrics
@@ -235,8 +236,10 @@ class Warehouse:
             add_hukou_places(con, inputs.areas)
             con.execute(unified_population_sql(
                 inputs.trust, inputs.as_of, inputs.populations, base=inputs.base_source, register=inputs.areas is not None,
-                grid_sources=[r.source for r in inputs.staging_reports if r.role == "grid_updates"]))
+                grid_sources=_grid_sources(inputs)))
             con.execute(inputs.populations.key_residents_sql())
+            con.execute(census_gaps_sql(inputs.base_source))
+            con.execute(grid_updates_sql(_grid_sources(inputs)))
             self._add_risk_warnings(con, inputs)
             con.execute(field_conflicts_sql())
             con.execute(consent_subjects_sql())
@@ -295,7 +298,8 @@ class Warehouse:
             counts = {
                 table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
                 for table in ("unified_population", "record_person", "quarantine", "person_consent", "field_conflicts",
-                              "consent_unmatched", "area_conflicts", "key_residents", "risk_warnings")
+                              "consent_unmatched", "area_conflicts", "key_residents", "risk_warnings", "census_gaps",
+                              "grid_updates")
             }
             counts |= area_summary(con).as_counts()
             # Analysts' tools show these beside every table and column (the same words as docs/warehouse.md).
@@ -507,6 +511,11 @@ class Warehouse:
             "(SELECT count(*) FROM unified_population), ?)",
             [inputs.run_id, published_at, sources],
         )
+
+
+def _grid_sources(inputs: PublicationInputs) -> list[str]:
+    """The ``role: grid_updates`` sources of this run."""
+    return [r.source for r in inputs.staging_reports if r.role == "grid_updates"]
 
 
 def _typed_dates(columns) -> str:

@@ -342,10 +342,11 @@ def _grids(grids: pd.DataFrame | None) -> dict[str, Any] | None:
     """The grid table: totals and the grids with the most open warnings (None without grid data)."""
     if grids is None or grids.empty:
         return None
-    rows = [{"grid": r.grid, "listed": int(r.listed), "withheld": int(r.withheld), "open": int(r.open),
-             "acknowledged": int(r.acknowledged), "closed": int(r.closed), "rules": list(r.rules)}
-            for r in grids.head(GRIDS_SHOWN).itertuples(index=False)]
-    totals = {k: int(grids[k].sum()) for k in ("listed", "withheld", "open", "acknowledged", "closed")}
+    counts = [k for k in ("listed", "withheld", "open", "acknowledged", "closed", "departed", "not_in_census",
+                          "census_only") if k in grids.columns]
+    rows = [{"grid": r["grid"], "rules": list(r["rules"]), **{k: int(r[k]) for k in counts}}
+            for r in grids.head(GRIDS_SHOWN).to_dict(orient="records")]
+    totals = {k: int(grids[k].sum()) for k in counts}
     return {"rows": rows, "totals": totals, "count": len(grids), "shown": len(rows)}
 
 

@@ -121,7 +121,10 @@ _ZH: dict[str, str] = {
     "grids.title": "网格：名单与风险预警",
     "grids.note": "共 {count} 个网格，此处列出待处理预警最多的 {shown} 个。未列入：网格内符合条件、"
                   "但因未取得同意等原因未列入网格员名单的人数；网格员在名单“待续同意”表中可见可续签的人员。"
-                  "每条预警的编号见网格员名单的“风险预警”列，处理后由数据专班登记为已知悉或已处理。",
+                  "每条预警的编号见网格员名单的“风险预警”列，处理后由数据专班登记为已知悉或已处理。"
+                  "迁出/死亡：网格员或部门报告已迁出或死亡、已移出名单的人数。普查未登记：部门或网格员掌握、"
+                  "人口普查未登记的人数；仅普查：只有普查登记、无任何部门或网格员核实的人数（名单见数据仓 census_gaps 表），"
+                  "均待下次走访核实。",
     "grids.grid": "网格",
     "grids.listed": "名单人数",
     "grids.withheld": "未列入",
@@ -130,6 +133,9 @@ _ZH: dict[str, str] = {
     "grids.closed": "已处理",
     "grids.rules": "预警内容",
     "grids.total": "全区合计",
+    "grids.departed": "迁出/死亡",
+    "grids.not_in_census": "普查未登记",
+    "grids.census_only": "仅普查",
     "linking.title": "身份识别",
     "linking.records": "暂存记录",
     "linking.persons": "识别出的人",
@@ -247,7 +253,10 @@ _EN: dict[str, str] = {
     "grids.note": "{count} grids; the {shown} with the most open warnings are listed. Withheld: residents of the grid "
                   "who qualify but are not on its worker's list (no consent, …); the list's renewal sheet names those "
                   "whose consent can be renewed. Each warning's id is in the list's warnings column; the data team records "
-                  "it acknowledged or closed (silobreaker warnings).",
+                  "it acknowledged or closed (silobreaker warnings). Moved out/deceased: people reported so, taken off the "
+                  "lists. Not in census: known to departments or grid workers, not counted by the census; census only: "
+                  "known to the census alone, confirmed by no department or worker (warehouse table census_gaps); both "
+                  "to be checked on the next visit.",
     "grids.grid": "grid",
     "grids.listed": "listed",
     "grids.withheld": "withheld",
@@ -256,6 +265,9 @@ _EN: dict[str, str] = {
     "grids.closed": "closed",
     "grids.rules": "warnings",
     "grids.total": "district total",
+    "grids.departed": "moved out/deceased",
+    "grids.not_in_census": "not in census",
+    "grids.census_only": "census only",
     "linking.title": "Linking summary",
     "linking.records": "records",
     "linking.persons": "persons resolved",

@@ -57,6 +57,7 @@ CANONICAL_COLUMNS: dict[str, str] = {
     "case_type": _TEXT,
     "hukou_address": _TEXT,
     "residence_status": _TEXT,
+    "change": _TEXT,
     "reported_by": _TEXT,
     "note": _TEXT,
     "extracted_at": _TIMESTAMP,

@@ -90,7 +90,7 @@ _TARGET_CHECKS = {
     **dict.fromkeys(BOOLEAN_FIELDS, (lambda target: target.upper() in _BOOLEAN_WORDS, "true")),
 }
 _TEXT_FIELDS = ("address", "street", "community", "grid", "chronic_disease", "case_type", "hukou_address")
-_FREE_TEXT_FIELDS = ("reported_by", "note")  # kept as written, only cleaned
+_FREE_TEXT_FIELDS = ("change", "reported_by", "note")  # kept as written, only cleaned
 # Emoji, pictographs and other symbols, private-use and format characters: never part of a name.
 _SYMBOLS = r"[\p{So}\p{Sk}\p{Co}\p{Cs}\p{Cf}]"
 # A number in scientific notation, as Excel shows one it cannot hold exactly: 3.30106E+17.

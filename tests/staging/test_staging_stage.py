@@ -106,6 +106,7 @@ def test_a_clean_row_is_mapped_normalised_and_derived():
         "case_type": None,
         "hukou_address": None,
         "residence_status": None,
+        "change": None,
         "reported_by": None,
         "note": None,
         "extracted_at": pd.Timestamp("2026-11-23 02:00", tz="UTC"),
