@@ -31,7 +31,7 @@ class StagingReport:
     Attributes:
         source: the source name from ``sources.yaml``.
         department: the department label (民政, 卫健 …).
-        role: ``person`` or ``consent``.
+        role: ``person``, ``grid_updates`` or ``consent``.
         lineage: where, when and how the extract was read.
         extracted: rows read from the source.
         staged: rows that passed the quarantine rules.

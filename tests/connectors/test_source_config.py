@@ -288,7 +288,8 @@ def test_trust_given_twice_or_to_the_consent_registry_is_refused(tmp_path: Path)
 def test_the_demo_declares_trust_in_the_order_it_always_had():
     from pipelines.settings import DEMO_SOURCES
 
-    assert load_sources(DEMO_SOURCES).trust_ranks == {"civil_affairs": 0, "health": 1, "justice": 2, "census": 3}
+    assert load_sources(DEMO_SOURCES).trust_ranks == {"civil_affairs": 0, "health": 1, "justice": 2, "census": 3,
+                                                   "grid_updates": 4}
 
 
 def test_one_row_per_says_a_log_has_many_rows_per_person_and_defaults_to_a_register(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ RECORD_COLUMNS = [
     "record_id", "source", "source_key", "name", "sex", "birth_date", "birth_date_precision", "id_number",
     "id_number_valid", "id_sex", "phone", "address", "street", "community", "grid", "record_date",
     "lives_alone", "low_income", "disability_grade", "chronic_disease", "pregnant", "corrections", "case_type",
+    "hukou_address", "residence_status", "change", "reported_by", "note",
 ]
 
 
@@ -73,11 +74,11 @@ def district() -> dict[str, pd.DataFrame]:
     return {"records": recs, "mapping": mapping, "consent": consent}
 
 
-def staging_report(source: str, rows: int = 2) -> StagingReport:
+def staging_report(source: str, rows: int = 2, role: str = "person") -> StagingReport:
     """A staging report for ``source`` with no declared fields (the measures then use what it fills)."""
     lineage = Lineage(source, "csv", f"/x/{source}.csv", datetime(2026, 11, 23, tzinfo=UTC), rows, "ab", "utf-8")
     validation = ValidationSummary(f"staged_{source}", True, rows)
-    return StagingReport(source, source, "person", lineage, rows, rows, 0, validation)
+    return StagingReport(source, source, role, lineage, rows, rows, 0, validation)
 
 
 def make_inputs(district: dict[str, pd.DataFrame], run_id: str = "run1", **changes) -> PublicationInputs:
