@@ -114,7 +114,8 @@ def write_grid_updates(rng: np.random.Generator, pop: Population, known: np.ndar
     people, changes = [], []
     for change, rate in GRID_UPDATE_RATES.items():
         pool = np.flatnonzero(candidates[change] & ~taken)
-        chosen = rng.choice(pool, size=min(len(pool), round(pop.n * rate)), replace=False) if len(pool) else pool
+        # (at least one of each, so a small district shows every change)
+        chosen = rng.choice(pool, size=min(len(pool), max(1, round(pop.n * rate))), replace=False) if len(pool) else pool
         taken[chosen] = True
         people.append(np.sort(chosen))
         changes.append(np.full(len(chosen), change, dtype=STRING))

@@ -59,7 +59,8 @@ def build_definitions(settings: Settings, *, from_env: bool = False) -> dg.Defin
     source_assets = [build_raw_asset(s) for s in declared]
     source_assets += [
         build_staged_assets(
-            s, rules.for_consent(s.name) if s.role == "consent" else rules.for_source(s.name), accepted.get(s.name)
+            s, {"consent": rules.for_consent, "grid_updates": rules.for_grid_updates}.get(s.role, rules.for_source)(s.name),
+            accepted.get(s.name)
         )
         for s in declared
     ]

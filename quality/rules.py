@@ -193,6 +193,9 @@ class QualityRules(BaseModel):
         return self.model_copy(update=update)
 
 
+#: The rules about how many rows a source sends and how recent they are: off for a grid-update form.
+_VOLUME_RULES: tuple[str, ...] = ("row_count", "row_count_change", "row_drop", "freshness")
+
 #: The rules that apply to the consent registry too (its other checks are a fixed suite).
 GUARD_RULES: tuple[str, ...] = ("row_count", "row_drop", "quarantine_share")
 
@@ -221,6 +224,15 @@ class QualityRulesFile(BaseModel):
         """The defaults with ``name``'s overrides applied."""
         override = self.sources.get(name)
         return self.defaults if override is None else self.defaults.merged_with(override)
+
+    def for_grid_updates(self, name: str) -> QualityRules:
+        """The rules of a grid-update form ``name`` (``role: grid_updates``): the defaults without those about
+        how many rows and how recent (``row_count``, ``row_count_change``, ``row_drop``, ``freshness``) — a
+        quiet week sends an empty form, a busy one a long one — unless ``sources.<name>`` sets them."""
+        quiet = QualityRules.model_validate(dict.fromkeys(_VOLUME_RULES))
+        rules = self.defaults.merged_with(quiet)
+        override = self.sources.get(name)
+        return rules if override is None else rules.merged_with(override)
 
     def for_consent(self, name: str) -> QualityRules:
         """The guard rules (:data:`GUARD_RULES`) of the consent registry ``name``: the defaults' guards

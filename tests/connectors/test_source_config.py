@@ -307,4 +307,4 @@ def test_the_demo_health_source_is_a_visit_log():
     from pipelines.settings import DEMO_SOURCES
 
     assert {s.name: s.one_row_per for s in load_sources(DEMO_SOURCES).person_sources} == {
-        "civil_affairs": "person", "health": "visit", "justice": "person", "census": "person"}
+        "civil_affairs": "person", "health": "visit", "justice": "person", "census": "person", "grid_updates": "event"}

@@ -17,7 +17,7 @@ import pandas as pd
 
 from demo.generate import DemoSummary
 
-KEY_COLUMNS = {"civil_affairs": "jmbh", "health": "visit_id", "justice": "编号", "census": "普查编号"}
+KEY_COLUMNS = {"civil_affairs": "jmbh", "health": "visit_id", "justice": "编号", "census": "普查编号", "grid_updates": "序号"}
 BIRTH_COLUMNS = {"civil_affairs": "csrq", "health": "dob", "justice": "出生日期", "census": "出生年月"}
 NAME_COLUMNS = {"civil_affairs": "xm", "health": "patient_name", "justice": "姓名", "census": "姓名"}
 ID_COLUMNS = {"civil_affairs": "sfzh", "health": "id_card", "justice": "身份证号", "census": "公民身份号码"}
@@ -44,6 +44,9 @@ def read_source(summary: DemoSummary, source: str) -> pd.DataFrame:
         return frame.map(lambda v: "" if v is None else v.date() if isinstance(v, dt.datetime) else v)
     if source == "consent_registry":
         return pd.read_parquet(path)
+    if source == "grid_updates":  # the grid-update form: every cell text
+        frame = pd.read_excel(path, sheet_name=0, dtype=str, keep_default_na=False)
+        return frame
     raise ValueError(f"unknown demo source {source!r}")
 
 

@@ -27,7 +27,7 @@ def test_census_extract_is_utf8_with_a_bom(demo: DemoSummary) -> None:
     raw = demo.files["census"].read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     header = raw[3:].decode("utf-8").splitlines()[0]
-    assert header == "普查编号,姓名,性别,出生年月,公民身份号码,街道,社区,网格,住址"
+    assert header == "普查编号,姓名,性别,出生年月,公民身份号码,街道,社区,网格,住址,户籍地址"
 
 
 def test_census_states_birth_year_and_month_only(demo: DemoSummary) -> None:

@@ -20,7 +20,8 @@ def test_declarations_are_yaml_and_pass_the_connector_model() -> None:
     assert [s["name"] for s in raw["sources"]] == list(FILES)
     sources = load_sources(SOURCES_YAML)
     assert sources.consent_source is not None and sources.consent_source.name == "consent_registry"
-    assert [s.name for s in sources.person_sources] == ["civil_affairs", "health", "justice", "census"]
+    assert [s.name for s in sources.person_sources] == ["civil_affairs", "health", "justice", "census", "grid_updates"]
+    assert sources.base_source is not None and sources.base_source.name == "census"
 
 
 def test_declarations_point_at_the_generated_files(demo: DemoSummary) -> None:

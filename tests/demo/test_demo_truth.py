@@ -32,11 +32,12 @@ def _rows_with_truth(demo: DemoSummary, source: str) -> pd.DataFrame:
 
 def test_ground_truth_covers_every_source_row_exactly_once(demo: DemoSummary) -> None:
     ground_truth, _, persons = truth(demo)
-    written = pd.concat([record_ids(demo, source) for source in PERSON_SOURCES], ignore_index=True)
+    sources = (*PERSON_SOURCES, "grid_updates")
+    written = pd.concat([record_ids(demo, source) for source in sources], ignore_index=True)
     assert ground_truth["record_id"].is_unique
     assert written.is_unique
     assert set(ground_truth["record_id"]) == set(written)
-    assert len(ground_truth) == sum(demo.counts[s] for s in PERSON_SOURCES)
+    assert len(ground_truth) == sum(demo.counts[s] for s in sources)
     assert set(ground_truth["true_person_id"]) <= set(persons["person_id"])
     assert (ground_truth["source"] == ground_truth["record_id"].str.split(":").str[0]).all()
 

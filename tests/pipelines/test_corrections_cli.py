@@ -15,7 +15,7 @@ def test_an_unknown_source_names_sources_yaml_and_the_declared_sources(tmp_path,
     err = capsys.readouterr().err
     assert code == 2
     assert "未在" in err and "sources.yaml" in err and "(did you mean 'health'?)" in err
-    assert "declared sources: civil_affairs, health, justice, census, consent_registry" in err
+    assert "declared sources: civil_affairs, health, justice, census, consent_registry, grid_updates" in err
 
 
 def test_nothing_run_yet_says_run_first(tmp_path, capsys):

@@ -24,7 +24,7 @@ JUSTICE = SourceConfig(
     name="justice", department="司法", kind="xlsx", path="demo/justice_cases.xlsx", sheet="在册人员",
     primary_key=["编号"], columns={"name": "姓名", "birth_date": "出生日期", "id_number": "身份证号"},
 )
-DEPARTMENTS = {"civil_affairs": "民政", "health": "卫健", "justice": "司法", "census": "人口普查"}
+DEPARTMENTS = {"civil_affairs": "民政", "health": "卫健", "justice": "司法", "census": "人口普查", "grid_updates": "网格"}
 RAW = pd.DataFrame({
     "visit_id": ["WJ1", "WJ2", "WJ3", "WJ4"],
     "patient_name": ["张三", "李四", "王五", "赵六"],
@@ -288,7 +288,7 @@ def test_corrected_values_are_counted_fixed_by_the_next_run_and_leave_the_file(d
         before["问题类型"] == DISAGREES])
     # Departments that changed nothing fixed nothing, though some of their conflicts went away with these.
     assert {s: f.conflicts for s, f in fixes.items() if s not in ("health", "consent_registry")} == {
-        "civil_affairs": 0, "justice": 0, "census": 0}
+        "civil_affairs": 0, "justice": 0, "census": 0, "grid_updates": 0}
     [line] = [line for line in summary.splitlines() if line.startswith("health ")]
     assert line.split()[-2:] == [str(fixes["health"].rows), str(len(wrong))]
 

@@ -71,7 +71,7 @@ def test_completeness_recomputes_from_field_rows_and_from_source_records(con, pu
     weights = ", ".join(f"('{f}', {w})" for f, w in COMPLETENESS_WEIGHTS.items())
     recomputed = rows(con, COMPLETENESS_FROM_METRICS.format(weights=weights), run=outcome.run_id)
     stored = rows(con, STORED_SCORE, run=outcome.run_id, dimension="completeness")
-    assert [s for s, _ in recomputed] == [s for s, _ in stored] == ["census", "civil_affairs", "health", "justice"]
+    assert [s for s, _ in recomputed] == [s for s, _ in stored] == ["census", "civil_affairs", "grid_updates", "health", "justice"]
     for (_, a), (_, b) in zip(recomputed, stored, strict=True):
         assert a == pytest.approx(b)
     # And the per-field row is what source_records says.
@@ -110,7 +110,8 @@ def test_uniqueness_low_by_design_is_measured_but_left_out_of_the_overall_score(
     _, outcome = published_demo
     declared = rows(con, """SELECT source, measure FROM quality_metrics WHERE run_id = $run
                             AND dimension = 'uniqueness' AND measure LIKE 'one_row_per:%'""", run=outcome.run_id)
-    assert declared == [("health", "one_row_per:visit")]  # demo/sources.yaml: one row per visit
+    # demo/sources.yaml: one row per visit; the grid-update form, one per event
+    assert sorted(declared) == [("grid_updates", "one_row_per:event"), ("health", "one_row_per:visit")]
     scores = rows(con, """SELECT source, dimension, value FROM quality_metrics WHERE run_id = $run AND measure = 'score'
                           AND dimension IN ('completeness', 'validity', 'uniqueness', 'consistency', 'timeliness')
                           AND value IS NOT NULL""", run=outcome.run_id)
