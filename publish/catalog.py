@@ -249,6 +249,12 @@ _UNIFIED = _table(
          "year is known", "出生日期（日）"),
     _col("age", INT, "completed years at the run date; a birth date without a day counts from the 1st of its month, "
          "without a month from January"),
+    _col("household_size", BIGINT, "people whose golden address is the same flat, the person included (people "
+         "reported moved out or deceased aside): the household as the departments' addresses tell it; null without "
+         "a flat", "同住人数"),
+    _col("household_working_age", BIGINT, "of them, aged 18–59", "同住18-59岁人数"),
+    _col("household_elderly", BIGINT, "of them, aged 60 or more", "同住60岁以上人数"),
+    _col("household_children", BIGINT, "of them, under 14", "同住14岁以下人数"),
     _col("residence_type", TEXT, "`registered` (人户一致: the 户籍地址 is the flat the person lives in), `separated` "
          "(人户分离: registered at another flat the area register places in the district) or `floating` (流动人口: "
          "registered outside the district); null without a 户籍地址, and without an area register unless the flats agree"),

@@ -14,6 +14,10 @@ census), and ``residence_type`` compares it with where the person lives: the sam
 flat in the district (人户分离, the 户籍地 names a community of the area register) or registered outside the
 district (流动人口); unknown without a 户籍地址, and without an area register unless the flats agree.
 
+People whose golden addresses point to one flat are taken as one household (``household_size`` and its
+members of working age, elderly and children, counted without people reported moved out or deceased): what
+一老一小 and 留守 categories need, as far as the departments' addresses can tell it.
+
 Street, community and grid are chosen together, by recency, among the areas departments state and the
 areas their addresses name in the district's area register (``person_areas``, :mod:`publish.areas`).
 Key-population flags and ``key_populations`` follow the categories of ``populations.yaml``
@@ -37,7 +41,7 @@ import pandas as pd
 
 from dedup.prepare import household_key
 from publish.areas import AreaRegister, add_person_areas, add_record_areas, address_areas, trust_rank_sql
-from publish.populations import KeyPopulations, default_populations
+from publish.populations import KeyPopulations, default_populations, present_sql
 from staging.schema import empty_canonical_frame
 
 __all__ = [
@@ -213,15 +217,24 @@ WITH golden AS (
             {as_of_sql}) / 12) AS INTEGER) END AS age
     FROM golden
 )
-SELECT aged.* EXCLUDE (_address_flat),
+SELECT aged.* EXCLUDE (_address_flat, _household),
+    -- who else lives at the flat (people reported moved out or deceased aside): the household as far as
+    -- the departments' addresses tell it
+    CASE WHEN _household IS NOT NULL THEN count(*) OVER household END AS household_size,
+    CASE WHEN _household IS NOT NULL THEN count(*) FILTER (WHERE age BETWEEN 18 AND 59) OVER household END
+        AS household_working_age,
+    CASE WHEN _household IS NOT NULL THEN count(*) FILTER (WHERE age >= 60) OVER household END AS household_elderly,
+    CASE WHEN _household IS NOT NULL THEN count(*) FILTER (WHERE age < 14) OVER household END AS household_children,
     CASE WHEN aged.hukou_address IS NULL OR aged.address IS NULL THEN NULL
          WHEN aged.hukou_address = aged.address OR h.hukou_flat = aged._address_flat THEN 'registered'
          WHEN h.hukou_community IS NOT NULL THEN 'separated'
          WHEN {'TRUE' if register else 'FALSE'} THEN 'floating' END AS residence_type,
     a.street, a.street_source, a.street_date, a.community, a.community_source, a.community_date,
     a.grid, a.grid_source, a.grid_date, coalesce(a.area_from_address, false) AS area_from_address
-FROM aged LEFT JOIN person_areas a USING (person_id)
+FROM (SELECT *, CASE WHEN {present_sql()} THEN _address_flat END AS _household FROM aged) aged
+LEFT JOIN person_areas a USING (person_id)
 LEFT JOIN _hukou_places h ON h.hukou_address = aged.hukou_address
+WINDOW household AS (PARTITION BY _household)
 """
 
 

@@ -72,7 +72,8 @@ consent to this recipient ends; consent basis only) and ``risk_warnings`` (their
 #: ``unified_population``; a deployment's own are those of its ``populations.yaml``.
 KEY_POPULATIONS = (
     "elderly", "elderly_living_alone", "young_child", "minor_under_14", "disabled",
-    "chronic_patient", "pregnant_woman", "community_corrections", "low_income_household",
+    "chronic_patient", "pregnant_woman", "community_corrections", "low_income_household", "elderly_with_child",
+    "left_behind_child", "empty_nest_elderly",
 )
 
 SCOPE_FIELDS = ("street", "community", "grid")

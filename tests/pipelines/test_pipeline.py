@@ -105,7 +105,7 @@ def test_every_extracted_record_is_mapped_or_quarantined(demo_run):
                (SELECT count(*) FROM record_person m WHERE split_part(m.record_id, ':', 1) = e.source) AS mapped,
                (SELECT count(*) FROM quarantine q WHERE q.source = e.source) AS quarantined
         FROM extraction_log e WHERE e.run_id = '%s' AND e.source <> 'consent_registry'""" % outcome.run_id)
-    assert set(accounted["source"]) == {"civil_affairs", "health", "justice", "census"}
+    assert set(accounted["source"]) == {"civil_affairs", "health", "justice", "census", "grid_updates"}
     for row in accounted.itertuples():
         assert row.extracted == row.mapped + row.quarantined, row
     reasons = query(settings, "SELECT count(*) AS n FROM quarantine WHERE rule IS NULL OR message IS NULL")

@@ -49,7 +49,7 @@ def test_report_command_rerenders_the_latest_published_run(demo_copy, capsys):
     [written] = [p for p in reports.glob("quality-*.html")]
     assert written.name.removeprefix("quality-").removesuffix(".html") in capsys.readouterr().out
     html = (reports / "latest.html").read_text(encoding="utf-8")
-    assert html.count('class="scorecard-row"') == 4 and "plotly" in html
+    assert html.count('class="scorecard-row"') == 5 and "plotly" in html
     assert '<html lang="zh-CN">' in html and english_words(html) == []
 
     # The platform team asks for the same report in English.
@@ -57,7 +57,7 @@ def test_report_command_rerenders_the_latest_published_run(demo_copy, capsys):
     english = (reports / "latest.html").read_text(encoding="utf-8")
     assert '<html lang="en">' in english and "<h1>Data quality report</h1>" in english
     assert "why it matters" in english and "数据质量报告" not in english
-    assert english.count('class="scorecard-row"') == 4 and len(english_words(english)) > 200
+    assert english.count('class="scorecard-row"') == 5 and len(english_words(english)) > 200
 
 
 def test_report_command_without_a_warehouse_says_what_to_do(tmp_path, capsys):
@@ -74,7 +74,7 @@ def test_a_failed_run_that_did_publish_gets_its_ordinary_report(published_demo, 
                                  reader.report_inputs(reader.last_run().run_id))
     assert path == home.report_file(outcome.run_id)
     html = path.read_text(encoding="utf-8")
-    assert 'id="blocked"' not in html and "本次运行未发布" not in html and html.count('class="scorecard-row"') == 4
+    assert 'id="blocked"' not in html and "本次运行未发布" not in html and html.count('class="scorecard-row"') == 5
 
 
 def test_every_message_the_template_asks_for_exists_in_every_language():
@@ -110,7 +110,7 @@ def test_the_published_report_is_chinese_with_whole_counts_and_says_why_health_u
     # Department labels instead of source codes, in the tables and the chart legends alike.
     assert ">census<" not in html
     legends = {json.loads(f'"{name}"') for name in re.findall(r'"name":"((?:[^"\\]|\\.)*)"', html)}
-    assert legends == {"民政", "卫健", "司法", "人口普查", "政务服务"}
+    assert legends == {"民政", "卫健", "司法", "人口普查", "政务服务", "网格"}
     # The visit log's uniqueness is low by design: the note sits in its cell, nowhere else.
     notes = {source: "唯一性低属正常" in cell for source, cell in re.findall(
         r'<tr class="scorecard-row" data-source="(\w+)">.*?data-dimension="uniqueness">(.*?)</td>', html, flags=re.S)}
