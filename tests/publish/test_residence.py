@@ -161,3 +161,45 @@ def test_without_an_area_register_residence_type_is_known_only_where_the_flats_a
     assert types.loc["P_wu", "residence_type"] == "registered"
     # in the district or not cannot be told without the register: unknown, not guessed
     assert pd.isna(types.loc["P_zhang", "residence_type"]) and pd.isna(types.loc["P_lisi", "residence_type"])
+
+
+FLAT_A, FLAT_B, FLAT_C = f"{HOME}10幢1单元101室", f"{HOME}10幢2单元101室", f"{HOME}10幢3单元101室"
+HOUSEHOLDS = [
+    # grandparents raising a grandchild; the parent was reported moved out (works away): 一老一小, 留守儿童
+    ("P_gpa", "钱老汉", "1958-01-01", FLAT_A), ("P_gma", "孙老太", "1960-03-03", FLAT_A),
+    ("P_kid", "钱小宝", "2018-06-06", FLAT_A), ("P_dad", "钱大伟", "1988-08-08", FLAT_A),
+    # an elderly couple on their own: 空巢老人
+    ("P_oa", "吴老伯", "1950-02-02", "翠苑社区10-2-101"), ("P_ob", "郑阿婆", "1952-04-04", FLAT_B),
+    # a child with a parent at home: none of these
+    ("P_kid2", "冯小明", "2019-09-09", FLAT_C), ("P_mum", "冯丽", "1990-10-10", FLAT_C),
+]
+
+
+@pytest.fixture
+def households(tmp_path):
+    rows = [_record("civil_affairs", f"h{i}", person, name, birth, address=address, record_date="2026-01-01")
+            for i, (person, name, birth, address) in enumerate(HOUSEHOLDS)]
+    rows.append(_record("grid_updates", "h9", "P_dad", "钱大伟", "1988-08", residence_status="moved_out", change="迁出",
+                        note="外出务工", reported_by="周丽", record_date="2026-10-01"))
+    mapping = pd.DataFrame({"record_id": [r["record_id"] for r in rows], "person_id": [r["_person"] for r in rows]})
+    district = {"records": records(*rows), "mapping": mapping, "consent": empty_consent_frame()}
+    inputs = make_inputs(district, trust={"civil_affairs": 0, "grid_updates": 1},
+                         staging_reports=[staging_report("civil_affairs"),
+                                          staging_report("grid_updates", role="grid_updates")])
+    candidate = Warehouse(tmp_path / "home").build_candidate(inputs, policy(GRID_LIST))
+    return candidate.read("SELECT person_id, household_size, household_working_age, elderly_with_child, "
+                          "left_behind_child, empty_nest_elderly FROM unified_population").set_index("person_id")
+
+
+def test_one_old_one_young_and_left_behind_children_from_who_shares_the_flat(households):
+    flags = households[["elderly_with_child", "left_behind_child", "empty_nest_elderly"]]
+    listed = {person: tuple(code for code, on in row.items() if on) for person, row in flags.iterrows()}
+    assert listed == {
+        "P_gpa": ("elderly_with_child",), "P_gma": ("elderly_with_child",),
+        "P_kid": ("elderly_with_child", "left_behind_child"),
+        "P_dad": (),  # moved out: in no category, and not counted in the household he left
+        "P_oa": ("empty_nest_elderly",), "P_ob": ("empty_nest_elderly",),  # 10-2-101 is 10幢2单元101室
+        "P_kid2": (), "P_mum": (),
+    }
+    assert households.loc["P_kid", "household_size"] == 3 and households.loc["P_kid", "household_working_age"] == 0
+    assert pd.isna(households.loc["P_dad", "household_size"])

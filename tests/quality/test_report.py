@@ -114,5 +114,5 @@ def test_the_published_report_is_chinese_with_whole_counts_and_says_why_health_u
     # The visit log's uniqueness is low by design: the note sits in its cell, nowhere else.
     notes = {source: "唯一性低属正常" in cell for source, cell in re.findall(
         r'<tr class="scorecard-row" data-source="(\w+)">.*?data-dimension="uniqueness">(.*?)</td>', html, flags=re.S)}
-    assert notes == {"census": False, "civil_affairs": False, "health": True, "justice": False}
+    assert notes == {"census": False, "civil_affairs": False, "health": True, "justice": False, "grid_updates": True}
     assert "按设计每次就诊一行，唯一性低属正常，不计入综合得分和等级" in html

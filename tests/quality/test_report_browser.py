@@ -29,7 +29,7 @@ from tests.quality.conftest import english_words
 pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
-PERSON_SOURCES = ("census", "civil_affairs", "health", "justice")
+PERSON_SOURCES = ("census", "civil_affairs", "grid_updates", "health", "justice")
 TEMPLATE = Path(__file__).resolve().parents[2] / "quality" / "templates" / "report.html.j2"
 
 
@@ -116,7 +116,7 @@ def test_report_loads_without_errors_draws_charts_and_scores_every_department(pu
     # What a supervisor sees is Chinese: the page as drawn, plotly's legends and axes included.
     assert english_words(html) == []
     legends = set(re.findall(r'class="legendtext"[^>]*>([^<]+)<', html))
-    assert legends == {"民政", "卫健", "司法", "人口普查", "政务服务"}
+    assert legends == {"民政", "卫健", "司法", "人口普查", "政务服务", "网格"}
     # plotly draws into <svg class="main-svg"> only when its script loaded and ran in the page.
     for chart in ("trend-scores", "trend-quarantine"):
         drawn = html.split(f'id="{chart}"', 1)[1].split("</figure>", 1)[0]
