@@ -49,8 +49,8 @@ ORDER BY street NULLS LAST, community NULLS LAST, grid NULLS LAST, gap, person_i
 
 def grid_updates_sql(grid_sources: Sequence[str]) -> str:
     """``CREATE TABLE grid_updates``: every record of the ``role: grid_updates`` sources, with its person, what
-    it stated (``change``: the 变更类型 as written: 迁出, 死亡, 独居, 电话变更, 迁入 …), who and when, the person's grid and status now,
-    and ``taken``: whether the golden record now states what it stated (status, living alone, phone)."""
+    it stated (``change``: the 变更类型 as written: 迁出, 死亡, 独居, 电话变更, 迁入 …), who and when, the person's
+    grid and status now, and ``taken``: whether the golden record now states what it stated (status, living alone, phone)."""
     columns = """record_id VARCHAR, person_id VARCHAR, source VARCHAR, change VARCHAR, residence_status VARCHAR,
         lives_alone BOOLEAN, phone VARCHAR, note VARCHAR, reported_by VARCHAR, record_date DATE, grid VARCHAR,
         status_now VARCHAR, taken BOOLEAN"""
