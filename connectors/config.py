@@ -27,7 +27,7 @@ from sqlalchemy.exc import ArgumentError
 from core.config import key_error, load_yaml_model, suggest
 from core.errors import ConfigError
 from core.home import HOME_ENV, DataHome, HomeLike
-from core.vocabulary import CONSENT_FIELDS, DATE_FORMATS, PARTIAL_DATE_FORMATS, PERSON_FIELDS
+from core.vocabulary import CONSENT_FIELDS, DATE_FORMATS, PERSON_FIELDS, TYPED_DATE_FORMATS
 
 __all__ = ["GRID_UPDATE_CHANGES", "GRID_UPDATE_COLUMNS", "GRID_UPDATE_KEY", "SourceConfig", "SourcesFile",
            "load_sources"]
@@ -80,8 +80,7 @@ _GRID_UPDATE_DEFAULTS: dict[str, Any] = {
         "residence_status": {change: status for change, (status, _) in GRID_UPDATE_CHANGES.items()},
         "lives_alone": {change: alone or "" for change, (_, alone) in GRID_UPDATE_CHANGES.items()},
     },
-    # A worker types the birth as year-month (1959-12) as often as a whole date.
-    "date_formats": [*DATE_FORMATS, "%Y-%m", *PARTIAL_DATE_FORMATS],
+    "date_formats": list(TYPED_DATE_FORMATS),
     "one_row_per": "event",
 }
 _FILE_KINDS = ("csv", "xlsx", "parquet")

@@ -38,6 +38,7 @@ __all__ = [
     "SEX_CODES",
     "STAGED_DATE_FORMATS",
     "TIMESTAMP_FORMATS",
+    "TYPED_DATE_FORMATS",
     "Mask",
     "mask_long_numbers",
     "sex_code",
@@ -357,6 +358,10 @@ STAGED_DATE_FORMATS: tuple[str, ...] = ("%Y-%m-%d", "%Y-%m", "%Y")
 
 PARTIAL_DATE_FORMATS: tuple[str, ...] = ("%Y%m", "%Y/%m", "%Y.%m", "%Y年%m月", "%Y年")
 """Month- and year-precision forms (the census gives a birth year and month)."""
+
+TYPED_DATE_FORMATS: tuple[str, ...] = (*DATE_FORMATS, "%Y-%m", *PARTIAL_DATE_FORMATS, "%Y")
+"""How a birth date is typed at the door (a grid worker's form, a look-up): a whole date, a year-month
+(1959-12, 195912, 1959年12月) as often, or a year."""
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ import pandas as pd
 
 from core.errors import ConfigError
 from core.home import DataHome, HomeLike
-from core.vocabulary import SEX_CODES
+from core.vocabulary import SEX_CODES, TYPED_DATE_FORMATS
 from dedup.compare import RecordArrays, compare_pairs, level_labels
 from dedup.model import match_probability
 from dedup.prepare import household_key, prepare_records
@@ -55,6 +55,7 @@ from publish.areas import AreaRegister
 from publish.policy import EVERY_AREA, Recipient, SharingPolicy
 from publish.products import product_query_sql
 from publish.scopes import known_areas, scope_areas
+from staging.dates import parse_dates
 from staging.pinyin import name_pinyin
 
 __all__ = ["LookupMatch", "LookupQuery", "LookupResult", "certainty_label", "lookup", "resolve_recipient"]
@@ -185,14 +186,11 @@ def lookup(home: HomeLike, recipient: str | Recipient, query: LookupQuery, polic
 
 
 def _query_record(query: LookupQuery) -> dict[str, object]:
-    birth = re.sub(r"\D", "", query.birth or "")
-    birth_date, precision = None, None
-    if len(birth) >= 8:
-        birth_date, precision = f"{birth[:4]}-{birth[4:6]}-{birth[6:8]}", "day"
-    elif len(birth) >= 6:
-        birth_date, precision = f"{birth[:4]}-{birth[4:6]}", "month"
-    elif len(birth) == 4:
-        birth_date, precision = birth, "year"
+    birth = parse_dates(pd.Series([query.birth or None], dtype="string"), TYPED_DATE_FORMATS).iloc[0]
+    if birth["unparseable"]:
+        raise ConfigError(f"出生日期 {query.birth!r} 无法识别 / birth {query.birth!r} is not a date: type it as 1959-12-03, "
+                          "1959-12 or 1959")
+    birth_date, precision = (None, None) if pd.isna(birth["date"]) else (birth["date"], birth["precision"])
     id_text = (query.id_part or "").strip().upper()
     sex = (query.sex or "").strip()
     return {"record_id": "lookup:query", "source": "lookup", "name": (query.name or "").strip() or None,

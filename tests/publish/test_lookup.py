@@ -97,3 +97,11 @@ def test_lookup_on_the_command_line(world, capsys, monkeypatch, tmp_path):
                  "--home", str(home)]) == 0
     assert "另有 1 名已登记居民" in capsys.readouterr().out
     assert main(["lookup", "--as", "grid_workers_nowhere", "--name", "x", "--birth", "1945", "--home", str(home)]) == 2
+
+
+def test_a_birth_typed_without_zero_padding_is_the_day_and_an_unreadable_one_is_refused(world):
+    # 1940-1-1 is 安老伯's birthday, not "1940-11" (its digits run together)
+    found = _find(world, "grid_workers_cuiyuan_1", name="安老伯", birth="1940-1-1")
+    assert [m.fields["person_id"] for m in found.matches] == ["P_a"] and "出生日期" in found.matches[0].agreed
+    with pytest.raises(ConfigError, match="not a date"):
+        _find(world, "grid_workers_cuiyuan_1", name="安老伯", birth="40年")
