@@ -28,6 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from core.appendlog import AppendLog
 from core.errors import TerminalError
 from core.home import DataHome, HomeLike
 from dedup.prepare import TEXT
@@ -306,7 +307,10 @@ class DecisionLog:
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+        self._log = AppendLog(path, empty_decisions, "the review decisions",
+                              "restore the file from the warehouse's review_decisions table or remove it",
+                              normalize_decisions)
+        self.path = self._log.path
 
     @classmethod
     def in_home(cls, home: HomeLike) -> DecisionLog:
@@ -315,15 +319,7 @@ class DecisionLog:
 
     def load(self) -> pd.DataFrame:
         """Every recorded decision (an empty frame when none were recorded)."""
-        if not self.path.exists():
-            return empty_decisions()
-        try:
-            return normalize_decisions(pd.read_parquet(self.path))
-        except (OSError, ValueError) as e:
-            raise TerminalError(
-                f"{self.path}: cannot read the review decisions: {e}; restore the file from the warehouse's "
-                "review_decisions table or remove it"
-            ) from e
+        return self._log.load()
 
     def record(
         self,
@@ -344,24 +340,10 @@ class DecisionLog:
             raise TerminalError(f"decision {decision!r} is not one of {list(REVIEW_VERDICTS)}, e.g. 'different'")
         if record_id_a == record_id_b:
             raise TerminalError(f"a decision needs two different records (got {record_id_a!r} twice)")
-        row = normalize_decisions(
-            pd.DataFrame(
-                {
-                    "record_id_a": [record_id_a], "record_id_b": [record_id_b], "decision": [decision],
-                    "decided_by": [by], "decided_at": [at or datetime.now(UTC)], "note": [note],
-                }
-            )
-        )
-        combined = pd.concat([self.load(), row], ignore_index=True)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(f".{self.path.name}.partial")
-        try:
-            combined.to_parquet(partial, index=False)
-            partial.replace(self.path)
-        except OSError as e:
-            partial.unlink(missing_ok=True)
-            raise TerminalError(f"cannot write {self.path}: {e}; check the directory is writable") from e
-        return row
+        return self._log.append(pd.DataFrame({
+            "record_id_a": [record_id_a], "record_id_b": [record_id_b], "decision": [decision],
+            "decided_by": [by], "decided_at": [at or datetime.now(UTC)], "note": [note],
+        }))
 
 
 def format_review_queue(queue: pd.DataFrame, limit: int | None = None) -> str:

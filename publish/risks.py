@@ -58,6 +58,7 @@ from pydantic import (
     model_validator,
 )
 
+from core.appendlog import AppendLog
 from core.config import key_error, load_yaml_model, suggest
 from core.errors import TerminalError
 from core.home import DataHome, HomeLike
@@ -358,20 +359,16 @@ class WarningActions:
     COLUMNS = ("warning_id", "action", "status", "acted_by", "note", "acted_at")
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+        self._log = AppendLog(path, lambda: pd.DataFrame(columns=list(self.COLUMNS)), "the warning actions",
+                              "restore it from a backup or the warehouse's risk_warnings table (status_by, note)")
+        self.path = self._log.path
 
     @classmethod
     def in_home(cls, home: HomeLike) -> WarningActions:
         return cls(DataHome.at(home).warning_actions_file)
 
     def load(self) -> pd.DataFrame:
-        if not self.path.exists():
-            return pd.DataFrame(columns=list(self.COLUMNS))
-        try:
-            return pd.read_parquet(self.path)
-        except (OSError, ValueError) as e:
-            raise TerminalError(f"{self.path}: cannot read the warning actions: {e}; restore it from a backup or "
-                                "the warehouse's risk_warnings table (status_by, note)") from e
+        return self._log.load()
 
     def record(self, warning_id: str, action: str, *, by: str, note: str | None = None,
                at: datetime | None = None) -> pd.DataFrame:
@@ -382,14 +379,9 @@ class WarningActions:
             raise TerminalError("closing a warning needs a note saying what was done, e.g. --note 已上门，女儿同住")
         if not by.strip():
             raise TerminalError("say who acts on the warning: --by <worker>")
-        row = pd.DataFrame({"warning_id": [warning_id], "action": [action], "status": [WARNING_ACTIONS[action]],
-                            "acted_by": [by], "note": [note], "acted_at": [at or datetime.now(UTC)]})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        frame = pd.concat([self.load(), row], ignore_index=True) if self.path.exists() else row
-        tmp = self.path.with_suffix(".tmp")
-        frame.to_parquet(tmp, index=False)
-        tmp.replace(self.path)
-        return row
+        return self._log.append(pd.DataFrame({
+            "warning_id": [warning_id], "action": [action], "status": [WARNING_ACTIONS[action]], "acted_by": [by],
+            "note": [note], "acted_at": [at or datetime.now(UTC)]}))
 
 
 def departments_of(reports) -> dict[str, list[str]]:
