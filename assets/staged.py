@@ -9,6 +9,7 @@ severity WARN for its ``warn`` rules.
 """
 
 import dagster as dg
+import pandas as pd
 
 from assets.resources import WarehouseResource
 from assets.run_lifecycle import RunLockResource
@@ -23,7 +24,13 @@ from quality.guards import source_guards
 from quality.rules import consent_registry_suite
 from staging import stage_consent_records, stage_person_records
 
-__all__ = ["build_staged_assets"]
+__all__ = ["build_staged_assets", "with_earlier_reports"]
+
+
+def with_earlier_reports(current: pd.DataFrame, kept: pd.DataFrame) -> pd.DataFrame:
+    """A grid-update source's records: this form's rows and every earlier report not sent again."""
+    earlier = kept[~kept["record_id"].isin(current["record_id"])]
+    return pd.concat([current, earlier], ignore_index=True) if len(earlier) else current
 
 
 def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: str | None = None) -> dg.AssetsDefinition:
@@ -56,10 +63,12 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
     )
     def stage(context: dg.AssetExecutionContext, run_lock: RunLockResource, raw: Extract, warehouse: WarehouseResource):
         stage_fn = stage_consent_records if source.role == "consent" else stage_person_records
+        # A grid-update form's 变更类型 is its drop-down: a row must name one of its changes.
+        form = {"form_fields": ["residence_status"]} if source.role == "grid_updates" else {}
         result = stage_fn(
             raw.frame, source=name, primary_key=source.primary_key, columns=source.columns,
             values=source.values, date_formats=source.date_formats, extracted_at=raw.lineage.extracted_at,
-            truncated_rows=raw.truncated_rows,
+            truncated_rows=raw.truncated_rows, **form,
         )
         reader = warehouse.reader()
         previous_rows = reader.previous_staged_rows(name) if rules.row_count_change else None
@@ -71,8 +80,14 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
         )
         validation = validate_frame(result.staged, suite).with_outcomes(guards)
         report = build_staging_report(source, raw, result, validation)
-        yield dg.Output(result.staged, output_name=f"staged_{name}",
-                        metadata={"dagster/row_count": report.staged, "quarantined": report.quarantined})
+        staged = result.staged
+        if source.role == "grid_updates":
+            # A report is an event: this week's form does not undo last week's deaths. Earlier reports stay,
+            # each replaced by its row in this form if sent again (same day, worker and number).
+            staged = with_earlier_reports(result.staged, reader.kept_records(name))
+        yield dg.Output(staged, output_name=f"staged_{name}",
+                        metadata={"dagster/row_count": len(staged), "quarantined": report.quarantined,
+                                  **({"this_form": report.staged} if staged is not result.staged else {})})
         yield dg.Output(result.quarantine, output_name=f"quarantine_{name}",
                         metadata={"dagster/row_count": report.quarantined})
         # The whole report rides in the event log too, so a blocked run's report shows this attempt's counts.

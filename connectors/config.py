@@ -34,8 +34,10 @@ __all__ = ["GRID_UPDATE_CHANGES", "GRID_UPDATE_COLUMNS", "GRID_UPDATE_KEY", "Sou
 
 _FIELDS_BY_ROLE = {"person": PERSON_FIELDS, "grid_updates": PERSON_FIELDS, "consent": CONSENT_FIELDS}
 
-GRID_UPDATE_KEY = "序号"
-"""The key column of the grid-update form (a number per row the worker writes, or the app's row id)."""
+GRID_UPDATE_KEY = ("填报日期", "填报人", "序号")
+"""The key of a grid-update form's row: the day, the worker and the row's number on that worker's form. A
+source keeps the reports of earlier forms (a new form each week does not forget last week's deaths), so
+the key must tell apart rows of different forms; a form sent twice is the same rows again."""
 
 GRID_UPDATE_COLUMNS: dict[str, str] = {
     "change": "变更类型",
@@ -74,7 +76,7 @@ GRID_UPDATE_FILLED = ("name", "change", "residence_status", "record_date")
 
 _GRID_UPDATE_DEFAULTS: dict[str, Any] = {
     "department": "网格",
-    "primary_key": [GRID_UPDATE_KEY],
+    "primary_key": list(GRID_UPDATE_KEY),
     "columns": GRID_UPDATE_COLUMNS,
     "values": {
         "residence_status": {change: status for change, (status, _) in GRID_UPDATE_CHANGES.items()},
@@ -210,6 +212,8 @@ class SourceConfig(BaseModel):
         # A grid-update source reads the one form every grid fills in; only where it lives is declared.
         if isinstance(data, dict) and data.get("role") == "grid_updates":
             merged = {**_GRID_UPDATE_DEFAULTS, **data}
+            if isinstance(data.get("date_formats"), list):  # a clerk's own date forms, besides the form's
+                merged["date_formats"] = list(dict.fromkeys([*data["date_formats"], *TYPED_DATE_FORMATS]))
             if "values" not in data and isinstance(merged["columns"], dict):  # the form's words, where its columns are
                 merged["values"] = {field: words for field, words in _GRID_UPDATE_DEFAULTS["values"].items()
                                     if merged["columns"].get(field) == GRID_UPDATE_COLUMNS[field]}

@@ -16,7 +16,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from connectors.config import GRID_UPDATE_CHANGES, GRID_UPDATE_COLUMNS, GRID_UPDATE_KEY
+from connectors.config import GRID_UPDATE_CHANGES, GRID_UPDATE_COLUMNS
 
 __all__ = ["GRID_FORM_SHEET", "form_headers", "write_grid_update_form"]
 
@@ -25,7 +25,7 @@ GRID_FORM_SHEET = "网格信息变更"
 
 _TEXT_COLUMNS = ("身份证号", "联系电话", "出生日期", "填报日期")
 _GUIDE = (
-    ("序号", "每行一个编号，同一表内不重复（如 1、2、3…）"),
+    ("序号", "每行一个编号，同一填报人同一填报日期内不重复（如 1、2、3…）"),
     ("变更类型", "从下拉列表选择：" + "、".join(GRID_UPDATE_CHANGES)
      + "。迁出、死亡的人员将移出网格名单；其余表示已上门见到本人在住"),
     ("姓名", "必填"),
@@ -36,14 +36,14 @@ _GUIDE = (
     ("现住址", "如 翠苑社区1-2-302；迁入时必填"),
     ("户籍地址", "知道则填（人户分离、流动人口）"),
     ("情况说明", "如：随子女迁往外省；女儿已搬来同住"),
-    ("填报人", "网格员姓名"),
-    ("填报日期", "如 2026-11-20"),
+    ("填报人", "必填，网格员姓名"),
+    ("填报日期", "必填，如 2026-11-20，不能晚于当天"),
 )
 
 
 def form_headers() -> list[str]:
     """The form's columns, in order: the key, then each column of the fixed schema once."""
-    return [GRID_UPDATE_KEY, *dict.fromkeys(GRID_UPDATE_COLUMNS.values())]
+    return ["序号", *dict.fromkeys(GRID_UPDATE_COLUMNS.values())]
 
 
 def write_grid_update_form(path: str | Path, rows: Sequence[Mapping[str, str]] = ()) -> Path:

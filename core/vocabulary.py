@@ -239,6 +239,8 @@ QUARANTINE_RULE_TEXTS: Mapping[str, RuleText] = MappingProxyType(
             "出生日期无法识别", "请按“1985-03-12”这样的年-月-日格式改正出生日期；只知道年月的写“1985-03”"
         ),
         "birth_date_out_of_range": RuleText("出生日期不合理", "出生日期早于1900年或晚于今天，请对照身份证改正"),
+        "unlisted_value": RuleText("填写的类型不在可选项中", "请从表格的下拉列表中选择（如变更类型：迁出、死亡、迁入、独居、不再独居、电话变更、信息更正）"),
+        "future_record_date": RuleText("填报日期晚于今天", "填报日期不能晚于提交当天，请改正"),
         "unknown_status": RuleText("同意状态无法识别", "请写“同意”“拒绝”“撤回”“删除”或“撤销删除”之一"),
         "missing_purpose": RuleText("用途为空", "同意总是针对某个用途，请补填用途"),
         "missing_recipient": RuleText("接收方为空", "请补填接收数据的单位；对所有单位都适用时写 *"),

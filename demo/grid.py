@@ -91,7 +91,7 @@ class GridUpdates:
     """The rows written: the person behind each and its key (序号); per person, the truth status."""
 
     person: np.ndarray
-    keys: np.ndarray
+    keys: np.ndarray  # source_key: 填报日期|填报人|序号
     status: np.ndarray  # per person of the district: present, moved_out or deceased
 
 
@@ -139,10 +139,10 @@ def write_grid_updates(rng: np.random.Generator, pop: Population, known: np.ndar
                      dtype=STRING)
     workers = np.array(V.GRID_WORKERS, dtype=STRING)[places.community % len(V.GRID_WORKERS)]
     reported = format_dates(REFERENCE_DATE - rng.integers(1, 60, n), "iso")
-    keys = np.arange(1, n + 1).astype(STRING)
+    numbers = np.arange(1, n + 1).astype(STRING)
     rows = [
         {
-            "序号": str(keys[i]),
+            "序号": str(numbers[i]),
             "变更类型": str(change[i]),
             "姓名": str(pop.name[person[i]]),
             "性别": "男" if pop.male[person[i]] else "女",
@@ -157,6 +157,7 @@ def write_grid_updates(rng: np.random.Generator, pop: Population, known: np.ndar
         }
         for i in range(n)
     ]
+    keys = cat(reported.astype(STRING), "|", workers, "|", numbers)  # the form's key: day, worker, number
     write_grid_update_form(path, rows)
     freeze_zip(path)  # the same seed gives the same bytes
     status = np.full(pop.n, "present", dtype=STRING)

@@ -174,18 +174,22 @@ def _cmd_grid_updates_list(args: argparse.Namespace) -> int:
         raise ConfigError(f"尚无网格变更记录 / no grid updates published under {home.root}: declare a role: "
                           "grid_updates source in sources.yaml and run the pipeline (silobreaker run)")
     with reader.connect() as con:
-        updates = con.execute("SELECT * FROM grid_updates").df()
+        updates = con.execute("SELECT g.*, u.name AS resident FROM grid_updates g "
+                              "LEFT JOIN unified_population u USING (person_id)").df()
     if args.grid:
         updates = updates[updates["grid"] == args.grid]
     if args.not_taken:
         updates = updates[~updates["taken"].astype(bool)]
     if args.json:
-        print_json(updates.to_dict(orient="records"))
+        plain = updates.astype(object).where(updates.notna(), None)
+        plain["record_date"] = [None if d is None else str(d)[:10] for d in plain["record_date"]]
+        print_json(plain.to_dict(orient="records"))
         return 0
+    print("填报日期    网格  变更类型  居民  填报人  情况说明  是否采用  记录编号")
     for row in updates.itertuples(index=False):
         taken = "已采用" if row.taken else "未采用（有更新的部门记录）"
         day = str(row.record_date)[:10] if row.record_date is not None and str(row.record_date) != "NaT" else "（无日期）"
-        print(f"{day}  {row.grid or '（未定网格）'}  {row.change}  {row.reported_by or ''}  "
+        print(f"{day}  {row.grid or '（未定网格）'}  {row.change}  {row.resident or ''}  {row.reported_by or ''}  "
               f"{row.note or ''}  {taken}  {row.record_id}")
     print(f"共 {len(updates)} 条 / {len(updates)} updates")
     return 0

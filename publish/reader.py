@@ -28,6 +28,7 @@ from quality.corrections import DISAGREEMENT_COLUMNS
 from quality.metrics import cross_department_records_sql, disagreements_sql
 from quality.quarantine import QUARANTINE_READ_COLUMNS
 from quality.report import EXAMPLES_PER_KIND, ReportInputs
+from staging.schema import CANONICAL_COLUMNS, DAY_DATE_COLUMNS, empty_canonical_frame
 
 __all__ = ["AuditAnchor", "Fixes", "PublishedRun", "RunSummary", "WarehouseReader"]
 
@@ -177,6 +178,22 @@ class WarehouseReader:
                 [key],
             ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+    def kept_records(self, source: str) -> pd.DataFrame:
+        """The records of ``source`` the last publication holds (``source_records``), as staged records
+        (:data:`staging.schema.CANONICAL_COLUMNS`, text dates): what a grid-update source keeps between forms."""
+        frame = empty_canonical_frame()
+        if not self.exists:
+            return frame
+        with self.connect() as con:
+            if "source_records" not in _table_names(con):
+                return frame
+            present = _columns(con, "source_records")
+            picks = [f"CAST({c} AS VARCHAR) AS {c}" if c in DAY_DATE_COLUMNS else c  # DATE there, text here
+                     for c in CANONICAL_COLUMNS if c in present]
+            rows = con.execute(f"SELECT {', '.join(picks)} FROM source_records WHERE source = ? ORDER BY record_id",
+                               [source]).df()
+        return pd.concat([frame, rows], ignore_index=True).astype(CANONICAL_COLUMNS) if len(rows) else frame
 
     def quarantined_rows(self, source: str) -> pd.DataFrame:
         """The rows the last publication holds back for ``source``

@@ -63,7 +63,7 @@ from publish.risks import RiskRules, add_risk_warnings, departments_of
 from publish.scopes import expand_recipients, known_areas, unlisted_areas
 from quality.metrics import QUALITY_HISTORY_DDL, write_quality_metrics
 from quality.staging_report import StagingReport
-from staging.schema import CANONICAL_COLUMNS
+from staging.schema import CANONICAL_COLUMNS, DAY_DATE_COLUMNS
 
 __all__ = ["Candidate", "PublicationInputs", "Warehouse"]
 
@@ -83,8 +83,6 @@ _IDENTITY_HISTORY_DDL = {
         decided_at TIMESTAMPTZ, note VARCHAR)""",
 }
 
-#: Staged text columns that always hold a whole day (``YYYY-MM-DD``) or null: DATE in the warehouse.
-_DAY_DATES = ("record_date", "id_birth_date")
 
 _REVIEW_QUEUE_DDL = """CREATE TABLE review_queue (
     record_id_a VARCHAR, record_id_b VARCHAR, score DOUBLE, decision VARCHAR, reason VARCHAR, reason_label VARCHAR,
@@ -357,7 +355,8 @@ class Warehouse:
         records = inputs.records
         missing = {c: pd.Series(pd.NA, index=records.index, dtype=t) for c, t in CANONICAL_COLUMNS.items()
                    if c not in records.columns}
-        con.register("_records", records.assign(**missing) if missing else records)
+        records = records.assign(**missing) if missing else records
+        con.register("_records", records)
         con.register("_mapping", inputs.mapping)
         # A mapping from before ID-sharing conflicts were found marks no record as a borrower.
         disputed = "coalesce(id_number_disputed, false)" if "id_number_disputed" in inputs.mapping.columns else "false"
@@ -524,7 +523,7 @@ def _typed_dates(columns) -> str:
     mixed precision (the census knows only the month)."""
     # CAST, not TRY_CAST: staging writes these as YYYY-MM-DD or null, so anything else is a defect
     # to stop on, not a date to lose.
-    day = [f"CAST(r.{c} AS DATE) AS {c}" for c in _DAY_DATES if c in columns]
+    day = [f"CAST(r.{c} AS DATE) AS {c}" for c in DAY_DATE_COLUMNS if c in columns]
     replace = f" REPLACE ({', '.join(day)})" if day else ""
     if {"birth_date", "birth_date_precision"} <= set(columns):
         replace += ", TRY_CAST(CASE WHEN r.birth_date_precision = 'day' THEN r.birth_date END AS DATE) AS birth_day"

@@ -17,6 +17,7 @@ __all__ = [
     "CANONICAL_COLUMNS",
     "CONSENT_COLUMNS",
     "CONSENT_QUARANTINE_RULES",
+    "DAY_DATE_COLUMNS",
     "PERSON_QUARANTINE_RULES",
     "QUARANTINE_COLUMNS",
     "empty_canonical_frame",
@@ -64,6 +65,9 @@ CANONICAL_COLUMNS: dict[str, str] = {
 }
 """Column -> pandas dtype of a staged person record, in canonical order."""
 
+
+DAY_DATE_COLUMNS: tuple[str, ...] = ("record_date", "id_birth_date")
+"""Staged text columns that always hold a whole day (``YYYY-MM-DD``) or null: DATE in the warehouse."""
 
 BOOLEAN_FIELDS: tuple[str, ...] = ("lives_alone", "low_income", "pregnant", "corrections")
 """Person fields that are yes/no department attributes."""
@@ -121,6 +125,8 @@ PERSON_QUARANTINE_RULES: tuple[str, ...] = (
     "malformed_id_number",
     "unparseable_birth_date",
     "birth_date_out_of_range",
+    "unlisted_value",
+    "future_record_date",
 )
 """Quarantine rules for person records (a row breaking one is held back), in the order they are reported.
 

@@ -137,6 +137,7 @@ def stage_person_records(
     date_formats: Sequence[str] = DATE_FORMATS,
     extracted_at: dt.datetime,
     truncated_rows: Sequence[int] = (),
+    form_fields: Sequence[str] = (),
 ) -> StageResult:
     """Map a person source's extract onto the canonical person record and apply the quarantine rules.
 
@@ -165,6 +166,9 @@ def stage_person_records(
         date_formats: ``strptime`` formats for ``birth_date`` and ``record_date``, most likely first.
         extracted_at: when the connector read the source; a naive value is taken as UTC.
         truncated_rows: 0-based positions of rows the reader saw cut off (``connectors.Extract``).
+        form_fields: fields of a form filled in by hand whose every row must state a value its ``values`` map
+            lists (a grid update's 变更类型): a row without one, or dated after the extraction day, is
+            quarantined (``unlisted_value``, ``future_record_date``) rather than staged with the value missing.
 
     Returns:
         The staged records, the quarantine, and the soft-problem counts.
@@ -245,6 +249,9 @@ def stage_person_records(
         ),
         _birth_out_of_range_rule(birth, raw_birth, columns.get("birth_date"), as_of),
     ]
+    if form_fields:
+        rules += [*(fields.unlisted_rule(f) for f in form_fields if f in columns),
+                  _future_record_date_rule(out["record_date"], fields.raw("record_date"), columns.get("record_date"), as_of)]
     quarantined, quarantine_frame = quarantine(extract, rules)
     return fields.result(pd.DataFrame(out), quarantined, quarantine_frame, CANONICAL_COLUMNS)
 
@@ -440,6 +447,17 @@ class _Fields:
         self.count(f"unmapped_value:{field_name}", unmapped)
         self._unmapped[field_name] = (cleaned, unmapped)
         return translated
+
+    def unlisted_rule(self, field_name: str) -> QuarantineRule:
+        """Rows whose ``field_name`` is empty or a value its ``values`` map does not list (a form's drop-down)."""
+        listed = list(self.value_maps.get(field_name, {}))
+        cleaned = clean_text(self.raw(field_name))
+        failed = (cleaned.isna() | ~cleaned.isin(listed)).to_numpy(bool)
+        raw = self.raw(field_name)
+        return QuarantineRule(
+            "unlisted_value", failed, field_name, self.columns[field_name], raw,
+            lambda rows: self.columns[field_name] + " " + quoted(raw.iloc[rows]) + " is not one of " + "、".join(listed)
+            + "; choose one of them (the form's drop-down list)")
 
     def count(self, problem: str, rows: np.ndarray) -> None:
         """Record a soft problem on the flagged rows (counted later over the staged rows only)."""
@@ -697,6 +715,15 @@ def _birth_out_of_range_rule(birth: pd.DataFrame, raw_birth: pd.Series, column: 
         return early.where(too_early[rows], late) + "; correct the date in the source system"
 
     return QuarantineRule("birth_date_out_of_range", too_early | too_late, "birth_date", column, raw_birth, messages)
+
+
+def _future_record_date_rule(record_date: pd.Series, raw: pd.Series, column: str | None, as_of: dt.date) -> QuarantineRule:
+    """Rows dated after the extraction day: a report cannot come from the future, and by recency it would
+    outrank every record until that day came."""
+    failed = pc.fill_null(pc.greater(as_arrow(record_date), as_of.isoformat()), False).to_numpy(zero_copy_only=False)
+    return QuarantineRule("future_record_date", failed, "record_date", column, raw,
+                          lambda rows: _label("record_date", raw.iloc[rows])
+                          + f" is after the day the source was extracted ({as_of.isoformat()}); correct the date")
 
 
 def _check_declaration(

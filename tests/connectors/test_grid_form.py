@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import openpyxl
+import pandas as pd
 import pytest
 
 from connectors.config import GRID_UPDATE_CHANGES, GRID_UPDATE_COLUMNS, load_sources
@@ -54,7 +55,7 @@ def test_a_grid_update_source_needs_only_where_the_form_lives(tmp_path):
     staged = stage_person_records(
         extract.frame, source=source.name, primary_key=source.primary_key, columns=source.columns,
         values=source.values, date_formats=source.date_formats, extracted_at=dt.datetime(2026, 11, 1)).staged
-    staged = staged.set_index("source_key")
+    staged = staged.set_index(staged["source_key"].str.split("|").str[-1])  # 填报日期|填报人|序号
     assert list(staged["residence_status"]) == ["deceased", "present", "present", "present"]
     assert staged["lives_alone"].tolist()[1:3] == [True, False] and staged["lives_alone"].isna().tolist()[::3] == [True, True]
     assert list(staged["change"]) == ["死亡", "独居", "不再独居", "迁入"]
@@ -63,6 +64,35 @@ def test_a_grid_update_source_needs_only_where_the_form_lives(tmp_path):
     assert staged.loc["4", "hukou_address"] == "安徽省合肥市蜀山区人民路1号"
     assert (staged.loc["3", "note"], staged.loc["3", "reported_by"]) == ("女儿已搬来同住", "周丽")
     assert staged.loc["1", "record_date"] == "2026-10-01"
+
+
+def test_a_change_not_on_the_list_and_a_report_from_the_future_are_quarantined_with_the_fix(tmp_path):
+    rows = [*ROWS, dict(ROWS[0], 序号="5", 变更类型="搬家"), dict(ROWS[0], 序号="6", 填报日期="2027-06-01"),
+            dict(ROWS[0], 序号="7", 变更类型="")]
+    write_grid_update_form(tmp_path / "updates.xlsx", rows)
+    source = _declare(tmp_path, "  - {name: grid_updates, role: grid_updates, kind: xlsx, path: updates.xlsx, "
+                                "date_formats: ['%Y.%m']}\n").source("grid_updates")
+    assert "%Y.%m" in source.date_formats and "%Y-%m" in source.date_formats, "a clerk's own forms add to the form's"
+    result = stage_person_records(
+        read_source(source, tmp_path).frame, source=source.name, primary_key=source.primary_key,
+        columns=source.columns, values=source.values, date_formats=source.date_formats,
+        extracted_at=dt.datetime(2026, 11, 1), form_fields=["residence_status"])
+    assert len(result.staged) == 4
+    held = result.quarantine.set_index(result.quarantine["source_key"].str.split("|").str[-1])
+    assert held.loc["5", "rule"] == "unlisted_value" and "变更类型 '搬家' is not one of 迁出" in held.loc["5", "message"]
+    assert held.loc["6", "rule"] == "future_record_date" and "2026-11-01" in held.loc["6", "message"]
+    assert held.loc["7", "rule"] == "unlisted_value"
+
+
+def test_a_new_form_keeps_the_earlier_reports_it_does_not_send_again():
+    from assets.staged import with_earlier_reports
+
+    def form(*keys):
+        return pd.DataFrame({"record_id": [f"grid_updates:{k}" for k in keys], "note": list(keys)})
+
+    merged = with_earlier_reports(form("2026-11-20|周丽|1"), form("2026-10-01|周丽|1", "2026-11-20|周丽|1"))
+    assert sorted(merged["record_id"]) == ["grid_updates:2026-10-01|周丽|1", "grid_updates:2026-11-20|周丽|1"]
+    assert len(merged) == 2  # the row sent again is this form's, once
 
 
 def test_base_marks_one_person_source(tmp_path):

@@ -479,3 +479,23 @@ def test_a_consent_decision_that_cannot_be_read_never_revives_anyone(demo_copy, 
     assert doctors <= problems
     out = capsys.readouterr().out
     assert "consent_registry" in out and "cannot be read" in out
+
+
+def test_a_header_only_grid_form_publishes_and_keeps_every_earlier_report(demo_copy):
+    # A quiet week: the clerk's new form is empty. Last week's deaths and moves must not come back to life.
+    from connectors.grid_form import write_grid_update_form
+
+    home = demo_copy.home
+
+    def departed() -> dict[str, str]:
+        with duckdb.connect(str(home.warehouse_file), read_only=True) as con:
+            return dict(con.execute("SELECT person_id, residence_status FROM unified_population "
+                                    "WHERE residence_status IN ('moved_out', 'deceased')").fetchall())
+
+    before = departed()
+    assert before, "the demo's form reports deaths and moves"
+    write_grid_update_form(home.demo_dir / "grid_updates.xlsx")
+    assert run(home) == 0
+    assert departed() == before
+    with duckdb.connect(str(home.warehouse_file), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM grid_updates").fetchone()[0] >= len(before)

@@ -10,7 +10,7 @@ import pytest
 
 from publish import Warehouse, WarehouseReader
 from publish.areas import load_area_register
-from staging.schema import empty_consent_frame
+from staging.schema import CANONICAL_COLUMNS, empty_consent_frame
 from tests.publish.conftest import make_inputs, policy, read_shared, records, staging_report
 
 pytestmark = pytest.mark.integration
@@ -203,3 +203,26 @@ def test_one_old_one_young_and_left_behind_children_from_who_shares_the_flat(hou
     }
     assert households.loc["P_kid", "household_size"] == 3 and households.loc["P_kid", "household_working_age"] == 0
     assert pd.isna(households.loc["P_dad", "household_size"])
+
+
+def test_last_weeks_reports_outlive_this_weeks_empty_form(warehouse, tmp_path):
+    # The next run reads an empty form: the grid-update source's records are the reports the warehouse kept.
+    from assets.staged import with_earlier_reports
+
+    home = warehouse[0]
+    kept = WarehouseReader(home).kept_records("grid_updates")
+    assert len(kept) == 5 and list(kept.columns) == list(CANONICAL_COLUMNS)
+    assert kept.dtypes.to_dict() == {c: pd.Series(dtype=t).dtype for c, t in CANONICAL_COLUMNS.items()}
+    assert set(kept["record_date"]) >= {"2026-10-01", "2026-09-01"}
+    records_now = with_earlier_reports(kept.iloc[0:0], kept)  # this week: a header-only form
+    departments = records(*[r for r in ROWS if r["source"] != "grid_updates"])
+    rows = [r for r in ROWS]
+    mapping = pd.DataFrame({"record_id": [r["record_id"] for r in rows], "person_id": [r["_person"] for r in rows]})
+    district = {"records": pd.concat([departments, records_now], ignore_index=True), "mapping": mapping,
+                "consent": empty_consent_frame()}
+    inputs = make_inputs(district, base_source="census", trust={"civil_affairs": 0, "health": 1, "census": 2},
+                         staging_reports=[*(staging_report(s) for s in ("civil_affairs", "health", "census")),
+                                          staging_report("grid_updates", role="grid_updates")])
+    candidate = Warehouse(tmp_path / "next").build_candidate(inputs, policy(GRID_LIST))
+    status = candidate.read("SELECT person_id, residence_status, lives_alone FROM unified_population").set_index("person_id")
+    assert status.loc["P_li", "residence_status"] == "deceased" and status.loc["P_zhou", "lives_alone"]
