@@ -17,7 +17,7 @@ import pandas as pd
 
 from demo.generate import DemoSummary
 
-KEY_COLUMNS = {"civil_affairs": "jmbh", "health": "visit_id", "justice": "编号", "census": "普查编号", "grid_updates": "序号"}
+KEY_COLUMNS = {"civil_affairs": "jmbh", "health": "visit_id", "justice": "编号", "census": "普查编号"}
 BIRTH_COLUMNS = {"civil_affairs": "csrq", "health": "dob", "justice": "出生日期", "census": "出生年月"}
 NAME_COLUMNS = {"civil_affairs": "xm", "health": "patient_name", "justice": "姓名", "census": "姓名"}
 ID_COLUMNS = {"civil_affairs": "sfzh", "health": "id_card", "justice": "身份证号", "census": "公民身份号码"}
@@ -52,7 +52,10 @@ def read_source(summary: DemoSummary, source: str) -> pd.DataFrame:
 
 def record_ids(summary: DemoSummary, source: str) -> pd.Series:
     """``<source>:<key>`` for every row of a person source, in file order."""
-    return source + ":" + read_source(summary, source)[KEY_COLUMNS[source]].astype(str)
+    frame = read_source(summary, source)
+    if source == "grid_updates":  # the form's key: 填报日期|填报人|序号
+        return source + ":" + frame["填报日期"] + "|" + frame["填报人"] + "|" + frame["序号"]
+    return source + ":" + frame[KEY_COLUMNS[source]].astype(str)
 
 
 def id_is_valid(id_number: str) -> bool:

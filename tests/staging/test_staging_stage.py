@@ -241,7 +241,12 @@ def test_each_hard_rule_quarantines_its_row_with_row_number_value_and_message():
 def test_every_person_rule_is_exercised():
     rows = [row for row, _ in QUARANTINE_CASES] + [person(jmbh="99")]
     result = stage(rows, truncated_rows=(len(rows) - 1,))
-    assert set(result.quarantine["rule"]) == set(PERSON_QUARANTINE_RULES)
+    # a form filled in by hand: a value off its list, a date after the extraction day
+    form = stage([person(jmbh="1", djlr="不知道"), person(jmbh="2", gxsj="2027-01-01 09:00:00"), person(jmbh="3")],
+                 form_fields=["lives_alone"])
+    assert form.quarantine["rule"].tolist() == ["unlisted_value", "future_record_date"]
+    assert "djlr '不知道' is not one of 是、否" in form.quarantine["message"].iloc[0]
+    assert set(result.quarantine["rule"]) | set(form.quarantine["rule"]) == set(PERSON_QUARANTINE_RULES)
 
 
 def test_a_row_the_reader_saw_cut_off_is_quarantined_whatever_it_holds():
