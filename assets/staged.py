@@ -64,7 +64,7 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
     def stage(context: dg.AssetExecutionContext, run_lock: RunLockResource, raw: Extract, warehouse: WarehouseResource):
         stage_fn = stage_consent_records if source.role == "consent" else stage_person_records
         # A grid-update form's 变更类型 is its drop-down: a row must name one of its changes.
-        form = {"form_fields": ["residence_status"]} if source.role == "grid_updates" else {}
+        form = {"form_fields": ["change"]} if source.role == "grid_updates" else {}
         result = stage_fn(
             raw.frame, source=name, primary_key=source.primary_key, columns=source.columns,
             values=source.values, date_formats=source.date_formats, extracted_at=raw.lineage.extracted_at,
@@ -87,7 +87,7 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
             staged = with_earlier_reports(result.staged, reader.kept_records(name))
         yield dg.Output(staged, output_name=f"staged_{name}",
                         metadata={"dagster/row_count": len(staged), "quarantined": report.quarantined,
-                                  **({"this_form": report.staged} if staged is not result.staged else {})})
+                                  **({"this_form": report.staged} if source.role == "grid_updates" else {})})
         yield dg.Output(result.quarantine, output_name=f"quarantine_{name}",
                         metadata={"dagster/row_count": report.quarantined})
         # The whole report rides in the event log too, so a blocked run's report shows this attempt's counts.

@@ -202,7 +202,10 @@ def _counts(prefix: str, subject: str, materialized: Mapping[str, Mapping[str, A
     if prefix == "raw" and (rows := number(f"raw_{subject}")) is not None:
         return f"{rows:,} 行"
     if prefix == "stage" and (staged := number(f"staged_{subject}")) is not None:
-        return f"入库 {staged:,} 行，隔离 {number(f'quarantine_{subject}') or 0:,} 行"
+        # a grid-update form: this form's rows, and the earlier reports kept beside them
+        form = number(f"staged_{subject}", "this_form")
+        kept = f"（另保留此前上报 {staged - form:,} 条）" if form is not None and staged > form else ""
+        return f"入库 {form if form is not None else staged:,} 行，隔离 {number(f'quarantine_{subject}') or 0:,} 行{kept}"
     if prefix == "link" and (records := number("record_person_map")) is not None:
         persons, queued = number("record_person_map", "persons"), number("review_queue")
         return (f"{records:,} 条记录 → {persons:,} 人" if persons is not None else f"{records:,} 条记录") + (

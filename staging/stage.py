@@ -449,15 +449,22 @@ class _Fields:
         return translated
 
     def unlisted_rule(self, field_name: str) -> QuarantineRule:
-        """Rows whose ``field_name`` is empty or a value its ``values`` map does not list (a form's drop-down)."""
-        listed = list(self.value_maps.get(field_name, {}))
-        cleaned = clean_text(self.raw(field_name))
-        failed = (cleaned.isna() | ~cleaned.isin(listed)).to_numpy(bool)
+        """Rows whose ``field_name`` is empty or a value no ``values`` map of its column lists (a form's drop-down:
+        the grid form's 变更类型 is mapped to residence_status and lives_alone, and kept as written as change)."""
+        column = self.columns[field_name]
+        listed = list(dict.fromkeys(word for f, words in self.value_maps.items() if self.columns.get(f) == column
+                                    for word in words))
         raw = self.raw(field_name)
-        return QuarantineRule(
-            "unlisted_value", failed, field_name, self.columns[field_name], raw,
-            lambda rows: self.columns[field_name] + " " + quoted(raw.iloc[rows]) + " is not one of " + "、".join(listed)
-            + "; choose one of them (the form's drop-down list)")
+        cleaned = clean_text(raw)
+        failed = (cleaned.isna() | ~cleaned.isin(listed)).to_numpy(bool)
+        empty = cleaned.isna().to_numpy(bool)
+
+        def messages(rows: np.ndarray) -> pd.Series:
+            stated = column + " " + quoted(raw.iloc[rows]) + " is not one of " + "、".join(listed)
+            blank = pd.Series(f"{column} is empty: choose one of " + "、".join(listed), index=stated.index)
+            return blank.where(empty[rows], stated) + " (the form's drop-down list)"
+
+        return QuarantineRule("unlisted_value", failed, field_name, column, raw, messages)
 
     def count(self, problem: str, rows: np.ndarray) -> None:
         """Record a soft problem on the flagged rows (counted later over the staged rows only)."""
