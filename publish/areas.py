@@ -39,6 +39,7 @@ import pandas as pd
 
 from core.config import suggest
 from core.errors import ConfigError
+from publish.sqltext import literal
 from staging.normalize import normalize_address
 
 __all__ = [
@@ -388,8 +389,7 @@ def trust_rank_sql(trust: Mapping[str, int]) -> str:
     """A DuckDB expression ranking ``source`` by ``trust`` (0 most trusted; unranked sources last)."""
     if not trust:
         return "0"
-    quoted = {s.replace("'", "''"): int(rank) for s, rank in trust.items()}
-    whens = " ".join(f"WHEN '{s}' THEN {rank}" for s, rank in quoted.items())
+    whens = " ".join(f"WHEN {literal(s)} THEN {int(rank)}" for s, rank in trust.items())
     return f"CASE source {whens} ELSE {len(trust)} END"
 
 

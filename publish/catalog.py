@@ -33,6 +33,7 @@ import duckdb
 
 from core.vocabulary import FIELD_LABELS
 from publish.populations import KeyPopulations, default_populations
+from publish.sqltext import identifier, literal
 
 __all__ = ["DOC_BEGIN", "DOC_END", "TABLES", "ColumnDoc", "TableDoc", "add_comments", "main", "markdown", "rewrite_doc"]
 
@@ -669,13 +670,14 @@ def add_comments(con: duckdb.DuckDBPyConnection, populations: KeyPopulations | N
         if doc is None:
             missing.append(table)
             continue
-        statements.append(f"COMMENT ON TABLE {_ident(table)} IS {_literal(doc.comment)}")
+        statements.append(f"COMMENT ON TABLE {identifier(table)} IS {literal(doc.comment)}")
         known = {c.name: c for c in doc.columns}
         if table == "unified_population" and populations is not None:
             known |= {c.name: c for c in _key_population_columns(populations)}
         for column in columns:
             if column in known:
-                statements.append(f"COMMENT ON COLUMN {_ident(table)}.{_ident(column)} IS {_literal(known[column].comment)}")
+                statements.append(f"COMMENT ON COLUMN {identifier(table)}.{identifier(column)} "
+                                  f"IS {literal(known[column].comment)}")
             else:
                 missing.append(f"{table}.{column}")
     if statements:
@@ -685,13 +687,6 @@ def add_comments(con: duckdb.DuckDBPyConnection, populations: KeyPopulations | N
                     "comment: %s (describe them there and run make warehouse-doc)", ", ".join(missing))
     return missing
 
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _cell(text: str) -> str:

@@ -42,6 +42,7 @@ import pandas as pd
 from dedup.prepare import household_key
 from publish.areas import AreaRegister, add_person_areas, add_record_areas, address_areas, trust_rank_sql
 from publish.populations import KeyPopulations, default_populations, present_sql
+from publish.sqltext import literal, literals
 from staging.schema import empty_canonical_frame
 
 __all__ = [
@@ -165,12 +166,12 @@ def _golden_sql(trust: dict[str, int], as_of: date, grid_sources: Sequence[str],
                 register: bool) -> str:
     """The SELECT of every golden column per person (no key-population columns)."""
     order_tail = f"{trust_rank_sql(trust)}, record_date DESC NULLS LAST, record_id"
-    grid = f"source IN ({', '.join(_literal(s) for s in grid_sources)})" if grid_sources else "FALSE"
+    grid = f"source IN ({literals(grid_sources)})" if grid_sources else "FALSE"
     # What a grid worker saw at the door: the newest update first, before any department's register.
     newest_update = f"CASE WHEN {grid} THEN record_date END DESC NULLS LAST,"
     extras = {**GOLDEN_FIELDS, "phone": newest_update}
     if base:
-        extras["hukou_address"] = f"source = {_literal(base)} DESC,"
+        extras["hukou_address"] = f"source = {literal(base)} DESC,"
     picks = []
     for field, extra in extras.items():
         order = f"{extra} {order_tail}"
@@ -237,9 +238,6 @@ LEFT JOIN _hukou_places h ON h.hukou_address = aged.hukou_address
 WINDOW household AS (PARTITION BY _household)
 """
 
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def field_conflicts_sql() -> str:

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from core.config import key_error, load_yaml_model, suggest
 from core.vocabulary import DEPARTED_STATUSES
+from publish.sqltext import literal
 
 __all__ = [
     "DEFAULT_POPULATIONS_FILE",
@@ -143,10 +144,10 @@ class Category(BaseModel):
         """A DuckDB expression rendering :attr:`reason` for a row of ``unified_population``."""
         parts = re.split(r"(\{[^{}]*\})", self.reason or self.label)
         pieces = [
-            f"coalesce(CAST({p[1:-1]} AS VARCHAR), '{_UNKNOWN}')" if _PLACEHOLDER.fullmatch(p) else _literal(p)
+            f"coalesce(CAST({p[1:-1]} AS VARCHAR), '{_UNKNOWN}')" if _PLACEHOLDER.fullmatch(p) else literal(p)
             for p in parts if p
         ]
-        return " || ".join(pieces) or _literal(self.label)
+        return " || ".join(pieces) or literal(self.label)
 
 
 class KeyPopulations(BaseModel):
@@ -200,8 +201,8 @@ class KeyPopulations(BaseModel):
     def key_residents_sql(self) -> str:
         """``CREATE TABLE key_residents``: person × category, with the area and the reason in Chinese."""
         unions = "\nUNION ALL\n".join(
-            f"SELECT person_id, '{c.code}' AS category, {_literal(c.label)} AS category_label, "
-            f"{_literal(c.sensitive) if c.sensitive else 'CAST(NULL AS VARCHAR)'} AS sensitive, "
+            f"SELECT person_id, '{c.code}' AS category, {literal(c.label)} AS category_label, "
+            f"{literal(c.sensitive) if c.sensitive else 'CAST(NULL AS VARCHAR)'} AS sensitive, "
             f"street, community, grid, {c.reason_sql()} AS reason, {i} AS _order "
             f"FROM unified_population WHERE {c.code}"
             for i, c in enumerate(self.categories)
@@ -293,6 +294,3 @@ def _walk(node: Any) -> tuple[list[tuple[str, ...]], bool]:
             stack.extend(item)
     return [name for name in used if name not in bound], nested
 
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from publish.populations import present_sql
+from publish.sqltext import literal, literals
 
 __all__ = ["CENSUS_GAP_LABELS", "census_gaps_sql", "grid_updates_sql"]
 
@@ -31,12 +32,11 @@ def census_gaps_sql(base: str | None) -> str:
     if every record is; empty without a base register (``base: true`` in ``sources.yaml``)."""
     if base is None:
         return f"CREATE TABLE census_gaps ({_GAP_COLUMNS})"
-    quoted = "'" + base.replace("'", "''") + "'"
     labels = " ".join(f"WHEN '{gap}' THEN '{label}'" for gap, label in CENSUS_GAP_LABELS.items())
     return f"""
 CREATE TABLE census_gaps AS
 WITH gaps AS (
-    SELECT *, CASE WHEN NOT list_contains(sources, {quoted}) THEN 'not_in_census'
+    SELECT *, CASE WHEN NOT list_contains(sources, {literal(base)}) THEN 'not_in_census'
                    WHEN len(sources) = 1 THEN 'census_only' END AS gap
     FROM unified_population WHERE {present_sql()}
 )
@@ -56,7 +56,6 @@ def grid_updates_sql(grid_sources: Sequence[str]) -> str:
         status_now VARCHAR, taken BOOLEAN"""
     if not grid_sources:
         return f"CREATE TABLE grid_updates ({columns})"
-    sources = ", ".join("'" + s.replace("'", "''") + "'" for s in grid_sources)
     return f"""
 CREATE TABLE grid_updates AS
 SELECT r.record_id, r.person_id, r.source,
@@ -73,6 +72,6 @@ SELECT r.record_id, r.person_id, r.source,
     AND (r.lives_alone IS NULL OR u.lives_alone IS NOT DISTINCT FROM r.lives_alone)
     AND (r.phone IS NULL OR u.phone IS NOT DISTINCT FROM r.phone) AS taken
 FROM source_records r JOIN unified_population u USING (person_id)
-WHERE r.source IN ({sources})
+WHERE r.source IN ({literals(grid_sources)})
 ORDER BY r.record_date DESC NULLS LAST, r.record_id
 """

@@ -68,6 +68,7 @@ from publish.populations import (
     default_populations,
     rule_columns,
 )
+from publish.sqltext import literals
 
 __all__ = [
     "DEFAULT_RISKS_FILE",
@@ -229,9 +230,6 @@ _WARNINGS_DDL = """CREATE TABLE risk_warnings (
     status_by VARCHAR, status_at TIMESTAMPTZ, note VARCHAR, cleared_on DATE)"""
 
 
-def _quoted(values) -> str:
-    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) or "NULL"
-
 
 def _hits_sql(rule: RiskRule, departments: Mapping[str, list[str]], as_of: date) -> str:
     """SELECT rule, person_id, reason for every person the rule holds for now."""
@@ -245,7 +243,7 @@ def _hits_sql(rule: RiskRule, departments: Mapping[str, list[str]], as_of: date)
     if rule.no_record:
         sources = departments.get(rule.no_record.department, []) if rule.no_record.department else [rule.no_record.source]
         joins.append(f"LEFT JOIN (SELECT person_id, max(record_date) AS last_record FROM source_records "
-                     f"WHERE source IN ({_quoted(sources)}) GROUP BY person_id) n ON n.person_id = u.person_id")
+                     f"WHERE source IN ({literals(sources)}) GROUP BY person_id) n ON n.person_id = u.person_id")
         if rule.no_record.days is None:
             where.append("n.person_id IS NULL")
             reason.append(f"'{rule.no_record.who}无任何记录'")
@@ -257,11 +255,11 @@ def _hits_sql(rule: RiskRule, departments: Mapping[str, list[str]], as_of: date)
     if rule.area_left:
         sources = departments.get(rule.area_left.department, [])
         joins.append(f"JOIN (SELECT person_id, arg_max(coalesce(grid, address_grid), record_date) AS dept_grid "
-                     f"FROM source_records WHERE source IN ({_quoted(sources)}) "
+                     f"FROM source_records WHERE source IN ({literals(sources)}) "
                      f"AND coalesce(grid, address_grid) IS NOT NULL GROUP BY person_id) a ON a.person_id = u.person_id")
         where.append("u.grid IS DISTINCT FROM a.dept_grid")
         reason.append(f"'{rule.area_left.department}登记网格：' || a.dept_grid || '，现住：' || coalesce(u.grid, '不详')")
-    reason_sql = " || '；' || ".join(reason) or _quoted([rule.label])
+    reason_sql = " || '；' || ".join(reason) or literals([rule.label])
     return (f"SELECT '{rule.code}' AS rule, u.person_id, u.street, u.community, u.grid, {reason_sql} AS reason "
             f"FROM unified_population u {' '.join(joins)} WHERE {' AND '.join(where)}")
 
