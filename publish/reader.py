@@ -374,12 +374,13 @@ class WarehouseReader:
         rules, departed, not_in_census, census_only``), most open warnings first."""
         with self.connect() as con:
             names = _table_names(con)
-            if "unified_population" in names and "residence_status" in _columns(con, "unified_population"):
-                names.add("residence_status")  # (a warehouse from before residence statuses has no such column)
-            return con.execute(_grids_sql(names, "area" in _columns(con, "publication_log")), {"run": run_id}).df()
+            # (a warehouse from before residence statuses has no such column)
+            statuses = "unified_population" in names and "residence_status" in _columns(con, "unified_population")
+            return con.execute(_grids_sql(names, "area" in _columns(con, "publication_log"), statuses),
+                               {"run": run_id}).df()
 
 
-def _grids_sql(names: set[str], area_products: bool) -> str:
+def _grids_sql(names: set[str], area_products: bool, statuses: bool) -> str:
     """Per grid: its worker's list (rows and people withheld, summed over the area products of the run), its
     risk warnings by status, people reported moved out or deceased, and the census gaps; grids with any."""
     lists = ("SELECT area AS grid, sum(row_count) AS listed, "
@@ -394,7 +395,7 @@ def _grids_sql(names: set[str], area_products: bool) -> str:
         "SELECT NULL::VARCHAR AS grid, 0 AS open, 0 AS acknowledged, 0 AS closed, []::VARCHAR[] AS rules WHERE false"
     departed = ("SELECT grid, count(*) AS departed FROM unified_population "
                 "WHERE residence_status IN ('moved_out', 'deceased') AND grid IS NOT NULL GROUP BY grid") \
-        if "residence_status" in names else "SELECT NULL::VARCHAR AS grid, 0 AS departed WHERE false"
+        if statuses else "SELECT NULL::VARCHAR AS grid, 0 AS departed WHERE false"
     gaps = ("SELECT grid, count(*) FILTER (WHERE gap = 'not_in_census') AS not_in_census, "
             "count(*) FILTER (WHERE gap = 'census_only') AS census_only FROM census_gaps "
             "WHERE grid IS NOT NULL GROUP BY grid") if "census_gaps" in names else \
