@@ -53,6 +53,7 @@ from dedup.score import score_pairs
 from dedup.settings import LinkSettings
 from publish.areas import AreaRegister
 from publish.policy import EVERY_AREA, Recipient, SharingPolicy
+from publish.populations import present_sql
 from publish.products import product_query_sql
 from publish.scopes import known_areas, scope_areas
 from staging.dates import parse_dates
@@ -211,7 +212,9 @@ def _candidates(con: duckdb.DuckDBPyConnection, recipient: Recipient, query: Loo
     present = {row[0] for row in con.execute("SELECT column_name FROM duckdb_columns() "
                                               "WHERE table_name = 'source_records'").fetchall()}
     params: dict[str, object] = {}
-    scope = []
+    # Someone reported moved out or deceased is not "already registered" here: a worker enters them again
+    # (迁入), and linking joins the new record to the old.
+    scope = [present_sql("u")]
     for i, (level, value) in enumerate(recipient.scope.items()):
         if value != EVERY_AREA:
             scope.append(f"u.{level} = $scope{i}")
@@ -245,13 +248,13 @@ def _candidates(con: duckdb.DuckDBPyConnection, recipient: Recipient, query: Loo
         SELECT r.record_id, r.person_id, r.source, r.name, r.sex, r.birth_date, r.birth_date_precision,
                r.id_number, r.phone, r.address, {community} AS community
         FROM source_records r JOIN unified_population u ON u.person_id = r.person_id
-        WHERE {' AND '.join(scope) or 'TRUE'} AND ({' OR '.join(shares)}) AND {id_filter}"""
+        WHERE {' AND '.join(scope)} AND ({' OR '.join(shares)}) AND {id_filter}"""
     if part:  # every record of a person whose ID holds the fragment: the fragment names them
         sql = f"""{sql} UNION
         SELECT r.record_id, r.person_id, r.source, r.name, r.sex, r.birth_date, r.birth_date_precision, r.id_number,
                r.phone, r.address, {community}
         FROM source_records r JOIN unified_population u ON u.person_id = r.person_id
-        WHERE {' AND '.join(scope) or 'TRUE'} AND contains(u.id_number, $id_part)"""
+        WHERE {' AND '.join(scope)} AND contains(u.id_number, $id_part)"""
     return con.execute(sql, params).df()
 
 

@@ -226,3 +226,19 @@ def test_last_weeks_reports_outlive_this_weeks_empty_form(warehouse, tmp_path):
     candidate = Warehouse(tmp_path / "next").build_candidate(inputs, policy(GRID_LIST))
     status = candidate.read("SELECT person_id, residence_status, lives_alone FROM unified_population").set_index("person_id")
     assert status.loc["P_li", "residence_status"] == "deceased" and status.loc["P_zhou", "lives_alone"]
+
+
+def test_a_look_up_does_not_count_a_person_reported_deceased_as_already_registered(warehouse, tmp_path):
+    # A worker typing 李长根 at his old flat must not be told "someone registered matches, do not enter":
+    # he died. Someone reported moved out who comes back is entered again (迁入) and linked to his record.
+    from dedup.settings import LinkSettings
+    from publish.lookup import LookupQuery, lookup
+
+    home = warehouse[0]
+    found = lookup(home, "grid_list_cuiyuan_1", LookupQuery(name="李长根", sex="男", birth="1935-05",
+                   address="翠苑社区4-1-101"), policy(GRID_LIST), load_area_register(tmp_path / "areas.csv"),
+                   LinkSettings())
+    assert (found.matches, found.withheld) == ([], 0)
+    alive = lookup(home, "grid_list_cuiyuan_1", LookupQuery(name="周大山", birth="1940-01", address="翠苑社区3-1-101"),
+                   policy(GRID_LIST), load_area_register(tmp_path / "areas.csv"), LinkSettings())
+    assert [m.fields["person_id"] for m in alive.matches] == ["P_zhou"]
