@@ -30,7 +30,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, Indel, JaroWinkler, Levenshtein
 
 from core.errors import ConfigError
-from dedup.prepare import HAN_CHARACTER, TEXT, sorted_words
+from dedup.prepare import HAN_CHARACTER, TEXT, fuzzy_pinyin, sorted_words
 from dedup.settings import ELSE, AddressComparison, Comparison, NameComparison
 from dedup.shapes import shape_key
 
@@ -71,6 +71,14 @@ class CodedStrings:
         codes, values = pd.factorize(column, use_na_sentinel=True)
         return cls(codes.astype(np.int32), np.asarray(values, dtype=object))
 
+    @classmethod
+    def with_other(cls, column: pd.Series, other: pd.Series) -> tuple[CodedStrings, np.ndarray]:
+        """``column`` coded over the values of both columns, and the codes of ``other`` in that coding,
+        so a value of one compares with a value of the other as integers (an address and a 户籍地址)."""
+        codes, values = pd.factorize(pd.concat([column, other], ignore_index=True), use_na_sentinel=True)
+        codes = codes.astype(np.int32)
+        return cls(codes[: len(column)], np.asarray(values, dtype=object)), codes[len(column) :]
+
     def __len__(self) -> int:
         return len(self.codes)
 
@@ -82,7 +90,10 @@ class RecordArrays:
     ``id_present`` covers every identifier, ``id_resident`` those in GB 11643 form (on ``id_digits``);
     ``latin_name`` marks names without Chinese characters, whose words ``sorted_words`` holds in
     alphabetical order and ``name_words`` one per column (``name_word_count``: how many);
-    ``address_words`` is the same for addresses without Chinese characters. ``name_parts`` and
+    ``address_words`` is the same for addresses without Chinese characters. ``hukou_address`` and
+    ``hukou_household`` are the codes of each record's 户籍地址 (text and flat) among the values of
+    ``address`` and ``household``, so one record's registered flat compares with another's address as
+    integers; ``-1`` where none is given. ``name_parts`` and
     ``dotted_name`` split a minority name at its middle dot; ``name_shape`` folds look-alike characters
     (:mod:`dedup.shapes`). ``birth_digits`` holds YYYYMMDD as digits and ``birth_days`` the date as a day
     number, to find dates one slip apart. ``moves`` holds the pairs of flats (``household`` codes, as
@@ -106,6 +117,8 @@ class RecordArrays:
     phone: CodedStrings
     address: CodedStrings
     household: CodedStrings
+    hukou_address: np.ndarray
+    hukou_household: np.ndarray
     community: CodedStrings
     source: np.ndarray
     id_text: CodedStrings
@@ -114,6 +127,7 @@ class RecordArrays:
     sorted_words: CodedStrings
     name_parts: CodedStrings
     name_shape: CodedStrings
+    fuzzy_pinyin: CodedStrings
     name_words: np.ndarray
     name_word_count: np.ndarray
     dotted_name: np.ndarray
@@ -130,13 +144,17 @@ class RecordArrays:
 
         name_words = _word_matrix(prepared["name_pinyin"].where(latin), _NAME_WORDS)
         source = pd.factorize(prepared["source"], use_na_sentinel=True)[0].astype(np.int32)
+        address, hukou_address = CodedStrings.with_other(prepared["address"], prepared["hukou_address"])
+        household, hukou_household = CodedStrings.with_other(prepared["household"], prepared["hukou_household"])
         arrays = cls(
             name=CodedStrings.of(prepared["name"]),
             pinyin=CodedStrings.of(prepared["name_pinyin"]),
             **_identity_columns(prepared),
             phone=CodedStrings.of(prepared["phone"]),
-            address=CodedStrings.of(prepared["address"]),
-            household=CodedStrings.of(prepared["household"]),
+            address=address,
+            household=household,
+            hukou_address=hukou_address,
+            hukou_household=hukou_household,
             community=CodedStrings.of(prepared["community"]),
             source=source,
             latin_name=latin,
@@ -144,6 +162,7 @@ class RecordArrays:
             name_words=name_words,
             name_word_count=(name_words != "").sum(axis=1).astype(np.int8),
             name_shape=CodedStrings.of(shape_key(prepared["name"])),
+            fuzzy_pinyin=CodedStrings.of(fuzzy_pinyin(prepared["name_pinyin"].where(~latin))),
             name_parts=CodedStrings.of(prepared["name"].str.replace("·", " ", regex=False)),
             dotted_name=prepared["name"].str.contains("·", regex=False).fillna(False).to_numpy(dtype=bool),
             address_words=CodedStrings.of(prepared["address_words"]),
@@ -476,6 +495,13 @@ def _name_shape(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.nd
     return ~_latin_names(batch) & (shape_l >= 0) & (shape_l == shape_r)
 
 
+@level_test("name.near_homophone")
+def _name_near_homophone(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """Chinese names whose pinyin is the same once confusable sounds are folded (:func:`dedup.prepare.fuzzy_pinyin`)."""
+    fuzzy_l, fuzzy_r = batch.pair("fuzzy_pinyin")
+    return ~_latin_names(batch) & (fuzzy_l >= 0) & (fuzzy_l == fuzzy_r)
+
+
 @level_test("name.typo")
 def _name_typo(c: NameComparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
     """A Latin name a letter or two off, in either word order, with as many words: a typing slip (a word
@@ -654,6 +680,19 @@ def _address_household(c: Comparison, batch: PairBatch, undecided: np.ndarray) -
     flat_l, flat_r = batch.pair("household")
     words_l, words_r = batch.pair("address_words")
     return ((flat_l >= 0) & (flat_l == flat_r)) | (_latin_addresses(batch) & (words_l == words_r))
+
+
+@level_test("address.registered")
+def _address_registered(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """The flat one record gives as its 户籍地址 (registered address) is the other's address, or both are
+    registered at one flat: a register that keys where a person is registered and a census that counts
+    where they live, or one household's registered home (text or flat, as ``exact``/``household``)."""
+    registered = np.zeros(len(batch), dtype=bool)
+    for column, hukou in (("address", "hukou_address"), ("household", "hukou_household")):
+        here_l, here_r = batch.pair(column)
+        home_l, home_r = batch.pair(hukou)
+        registered |= ((home_l >= 0) & ((home_l == here_r) | (home_l == home_r))) | ((home_r >= 0) & (home_r == here_l))
+    return registered
 
 
 @level_test("address.similar")

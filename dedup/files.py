@@ -4,8 +4,8 @@ For a data team that wants person ids for an export it holds (a department's reg
 spreadsheet) without configuring a source. The file goes through the same engine as the pipeline,
 with every column the engine reads: the required ones (:data:`dedup.prepare.REQUIRED_COLUMNS`) and
 those of :data:`dedup.prepare.OPTIONAL_COLUMNS` the file has (``community``, ``grid``,
-``birth_date_precision``). The statistics say which optional columns were used and which columns
-were ignored, so a misspelt header is seen rather than silently dropped.
+``birth_date_precision``, ``hukou_address``). The statistics say which optional columns were used and
+which columns were ignored, so a misspelt header is seen rather than silently dropped.
 """
 
 from __future__ import annotations
@@ -49,9 +49,10 @@ def dedup_file(
         input_path: ``.parquet`` or ``.csv`` (UTF-8, with or without BOM) with columns
             ``record_id, source, name, sex, birth_date, id_number, phone, address``; values may be empty.
             ``sex`` may be ``M``/``F``, ``男``/``女`` or ``1``/``2``. Used when present:
-            ``community`` (社区/村, or a postcode), ``grid`` and ``birth_date_precision`` (``day``,
-            ``month`` or ``year``: a census ``1964-05-01`` at ``month`` is compared as 1964-05). Other
-            columns are ignored, and listed as such in the statistics.
+            ``community`` (社区/村, or a postcode; without it each record's is read from its address),
+            ``grid``, ``birth_date_precision`` (``day``, ``month`` or ``year``: a census ``1964-05-01``
+            at ``month`` is compared as 1964-05) and ``hukou_address`` (户籍地址, compared with the other
+            record's address). Other columns are ignored, and listed as such in the statistics.
         output_path: parquet file to write, with ``record_id, person_id``, one row per input record.
             Written to a temporary name first, so a failed run never leaves half a file.
         settings: engine settings; defaults when omitted.

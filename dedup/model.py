@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from dedup.blocking import PAIRS_TABLE
-from dedup.compare import CodedStrings, RecordArrays, compare_pairs
+from dedup.compare import STATED_FIELDS, CodedStrings, RecordArrays, compare_pairs
 from dedup.settings import AddressComparison, Comparison, LinkSettings, ModelSpec, NameComparison
 
 __all__ = [
@@ -59,6 +59,8 @@ __all__ = [
     "flatmate_u",
     "match_probability",
     "random_pair_u",
+    "same_id_pairs",
+    "shared_id_m",
     "term_frequencies",
     "train_model",
 ]
@@ -76,9 +78,10 @@ FLAT_FIELDS: tuple[str, ...] = ("name", "birth_date", "sex", "phone")
 #: Pairs a group's u counts as seen at its wider group's u (:func:`flatmate_u`).
 _PRIOR_PAIRS = 20.0
 
-#: Address levels that put two records in one household: one flat, or a flat and the one a member
-#: of the household moved from (different people there are family as much as at one flat).
-_SAME_FLAT_LABELS: tuple[str, ...] = ("exact", "household", "moved")
+#: Address levels that put two records in one household: one flat, a flat and the one a member of the
+#: household moved from, or a flat and the one a member is registered at (different people there are
+#: family as much as at one flat).
+_SAME_FLAT_LABELS: tuple[str, ...] = ("exact", "household", "moved", "registered")
 
 
 def match_probability(match_weight: np.ndarray | float) -> np.ndarray:
@@ -423,6 +426,84 @@ def flatmate_pairs(arrays: RecordArrays, max_flat_size: int, max_pairs: int, see
     return rid_l, rid_r
 
 
+def same_id_pairs(arrays: RecordArrays, max_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of records that carry one and the same valid ID number: one person by construction (a
+    keying slip leaves the check character failing), whatever else the two records say.
+
+    Each record with a valid number is paired with the next of its number in a random order (``seed``),
+    so a number on k records gives k − 1 pairs and the sample is linear in the records; at most
+    ``max_pairs`` are kept. Vectorised: one sort, never a loop per number.
+    """
+    keep = np.flatnonzero(arrays.id_valid & (arrays.id_text.codes >= 0))
+    rng = np.random.default_rng(seed)
+    keep = keep[rng.permutation(len(keep))]
+    order = keep[np.argsort(arrays.id_text.codes[keep], kind="stable")]
+    same = arrays.id_text.codes[order[1:]] == arrays.id_text.codes[order[:-1]]
+    rid_l, rid_r = order[:-1][same], order[1:][same]
+    if len(rid_l) > max_pairs:
+        chosen = np.sort(rng.choice(len(rid_l), size=max_pairs, replace=False))
+        rid_l, rid_r = rid_l[chosen], rid_r[chosen]
+    return rid_l.astype(np.int64), rid_r.astype(np.int64)
+
+
+#: Levels a shared ID number cannot show as they arise without one, per field: ``moved`` is defined by
+#: the flats the records of one valid number give, so among those very pairs it would take every move.
+_DEFINED_BY_SHARED_IDS: dict[str, tuple[str, ...]] = {"address": ("moved",)}
+
+#: Comparisons whose m stays the EM's: the ID number (it chose the pairs), and the birth date, whose
+#: levels depend on the precision each source gives as much as on the person — records with a valid
+#: number state a day far more often than the census rows without one, which give a month.
+_EM_ONLY: tuple[str, ...] = ("id_number", "birth_date")
+
+
+def shared_id_m(
+    arrays: RecordArrays,
+    comparisons: tuple[Comparison, ...],
+    m_em: list[np.ndarray],
+    spec: ModelSpec,
+) -> tuple[list[np.ndarray], int]:
+    """m of every comparison but the ID number, measured on pairs one valid ID number makes certain
+    (:func:`same_id_pairs`), drawn towards the EM's m as if ``_PRIOR_PAIRS`` pairs had been seen there.
+
+    EM finds its matches among the pairs the comparisons already make look alike, so what it never
+    finds it never learns: a mover without an ID number has two addresses, a changed phone, a census
+    month for a birth day, and the EM, having matched only those that look alike, reads each of these
+    as near-conclusive against (a phone change at −20 bits). Records that share a valid ID number are
+    matched by the number alone, so how often *they* disagree on the other fields is how often one
+    person's records disagree. Their sex and birth date are compared as each record states them (a
+    valid ID's are equal by construction), and the address without the ``moved`` level, which those
+    pairs define; that level keeps the EM's m and the others share the rest. The ID number's and the
+    birth date's m stay the EM's (:data:`_EM_ONLY`). Returns the EM's m unchanged with fewer than
+    ``min_shared_id_pairs`` such pairs.
+
+    Returns:
+        m per comparison, and how many pairs sharing an ID number it was measured on.
+    """
+    rid_l, rid_r = same_id_pairs(arrays, spec.em_sample_pairs, spec.seed)
+    if not spec.m_from_shared_ids or len(rid_l) < spec.min_shared_id_pairs:
+        return m_em, len(rid_l)
+    unmoved = replace(arrays, moves=np.zeros(0, dtype=np.int64))
+    out: list[np.ndarray] = []
+    for i, comparison in enumerate(comparisons):
+        if comparison.field in _EM_ONLY:
+            out.append(m_em[i])
+            continue
+        # Pairs sharing a valid number are compared on what they state, too (dedup.compare.STATED_FIELDS).
+        column = f"stated_{comparison.field}" if comparison.field in STATED_FIELDS else comparison.field
+        codes = compare_pairs(unmoved, rid_l, rid_r, (comparison,))[column].to_numpy(dtype=np.int64)
+        share = _normalised(np.bincount(codes, minlength=len(comparison.labels)).astype(np.float64))
+        seen = float((codes > 0).sum())
+        m = _normalised((share * seen + m_em[i] * _PRIOR_PAIRS) / (seen + _PRIOR_PAIRS))
+        defined = [comparison.code(label) for label in _DEFINED_BY_SHARED_IDS.get(comparison.field, ())
+                   if label in comparison.labels]
+        if defined:
+            kept = float(m_em[i][defined].sum())
+            m = m * (1.0 - kept) / max(1.0 - float(m[defined].sum()), _FLOOR)
+            m[defined] = m_em[i][defined]
+        out.append(m)
+    return out, len(rid_l)
+
+
 def _vouches_for_its_id(arrays: RecordArrays) -> np.ndarray:
     """Records whose stated birth date (at the precision stated) is the one their ID number carries, or
     that state none."""
@@ -564,6 +645,7 @@ def train_model(
         fixed_weights=fixed, fix_u=fix_u, iterations=spec.em_iterations, tolerance=spec.em_tolerance,
     )
 
+    m_final, shared_id_pairs = shared_id_m(arrays, comparisons, fit.m, spec)
     n = len(arrays)
     if spec.u_source == "random":
         u_final = u_random
@@ -576,13 +658,13 @@ def train_model(
 
     weights: dict[str, np.ndarray] = {}
     for i, comparison in enumerate(comparisons):
-        w = np.log2(np.maximum(fit.m[i], _FLOOR) / np.maximum(u_final[i], _FLOOR))
+        w = np.log2(np.maximum(m_final[i], _FLOOR) / np.maximum(u_final[i], _FLOOR))
         w = np.clip(w, -spec.max_level_weight, spec.max_level_weight)
         w = np.where(np.isnan(fixed[i]), w, fixed[i])
         w[0] = 0.0
         weights[comparison.field] = w
 
-    contexts = _pair_contexts(arrays, settings, fit.m, u_final, fixed)
+    contexts = _pair_contexts(arrays, settings, m_final, u_final, fixed)
 
     tf_tables: dict[str, TermFrequencies] = {}
     exact_m: dict[str, float] = {}
@@ -603,7 +685,7 @@ def train_model(
             # u of an exact match on value v between two random records is its frequency f_v (Splink's rule).
             scale = 1.0
         tf_tables[name] = TermFrequencies(field=name, frequency=frequency, scale=scale, exact_code=exact_code)
-        exact_m[name] = float(max(fit.m[i][exact_code], _FLOOR))
+        exact_m[name] = float(max(m_final[i][exact_code], _FLOOR))
 
     stats = {
         "model": f"em/{spec.u_source}",
@@ -611,6 +693,7 @@ def train_model(
         "em_iterations": fit.iterations,
         "lambda_candidates": round(fit.lam, 6),
         "prior_weight": round(prior, 3),
+        "shared_id_pairs": shared_id_pairs,
         **{f"context_{context.name}_pairs": context.pairs for context in contexts},
     }
     log.info(
@@ -620,7 +703,7 @@ def train_model(
     return FellegiSunterModel(
         weights=weights,
         prior_weight=prior,
-        m={c.field: fit.m[i] for i, c in enumerate(comparisons)},
+        m={c.field: m_final[i] for i, c in enumerate(comparisons)},
         u={c.field: u_final[i] for i, c in enumerate(comparisons)},
         term_frequencies=tf_tables,
         exact_m=exact_m,

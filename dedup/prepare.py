@@ -31,6 +31,7 @@ __all__ = [
     "PREPARED_COLUMNS",
     "REQUIRED_COLUMNS",
     "TEXT",
+    "fuzzy_pinyin",
     "generic_identifier",
     "household_key",
     "normalize_sex",
@@ -49,11 +50,13 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("record_id", "source", "name", "sex", "birt
 HAN_CHARACTER = "[\u3400-\u9fff\uf900-\ufaff]"
 
 #: Columns the engine reads when present: ``community`` (compared, and a blocking key), ``grid`` (a
-#: blocking key a ``linking.yaml`` may use) and ``birth_date_precision`` (``day``, ``month`` or ``year``:
+#: blocking key a ``linking.yaml`` may use), ``birth_date_precision`` (``day``, ``month`` or ``year``:
 #: how much of ``birth_date`` the source really knows, so a census ``1964-05-01`` given at ``month``
-#: is compared as 1964-05, not as a day). Every other column is ignored; derived ones (pinyin, ID
-#: validity, the ID's sex and birth date) are recomputed from the required columns.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("community", "grid", "birth_date_precision")
+#: is compared as 1964-05, not as a day) and ``hukou_address`` (户籍地址: compared with the other
+#: record's address, so a register that keys the registered flat meets a census that counts the
+#: person where they live). Every other column is ignored; derived ones (pinyin, ID validity, the ID's
+#: sex and birth date) are recomputed from the required columns.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("community", "grid", "birth_date_precision", "hukou_address")
 
 #: Date layouts accepted in ``birth_date``: staged ISO values at every precision first, then the
 #: day-precision forms staging reads by default, then month and year forms (the census).
@@ -68,6 +71,7 @@ PREPARED_COLUMNS: tuple[str, ...] = (
     "name_pinyin",
     "surname_pinyin",
     "given_pinyin",
+    "name_words",
     "sex",
     "birth_date",
     "birth_precision",
@@ -85,6 +89,8 @@ PREPARED_COLUMNS: tuple[str, ...] = (
     "address_words",
     "household",
     "house_number",
+    "hukou_address",
+    "hukou_household",
     "community",
     "grid",
 )
@@ -155,7 +161,8 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
 
     raw_name = _text(frame["name"])
     name = normalize_name(raw_name).astype(TEXT)
-    pinyin = _latin_words(raw_name, name).fillna(name_pinyin(name).astype(TEXT)).astype(TEXT)
+    latin_name = _latin_words(raw_name, name)
+    pinyin = latin_name.fillna(name_pinyin(name).astype(TEXT)).astype(TEXT)
     surname, given = _split_pinyin(pinyin)
 
     raw_ids = _text(frame["id_number"])
@@ -183,6 +190,7 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
     raw_address = _text(frame["address"])
     address = _blank_to_na(normalize_address(raw_address).astype(TEXT))
     address_words = sorted_words(_latin_words(raw_address, address))
+    hukou_address = _blank_to_na(normalize_address(_optional_text(frame, "hukou_address")).astype(TEXT))
 
     # A valid ID's sex digit is protected by the check character; a stated 男/女 is not.
     id_sex = ids["id_sex"].astype(TEXT).reset_index(drop=True)
@@ -198,6 +206,7 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
             "name_pinyin": _blank_to_na(pinyin),
             "surname_pinyin": _blank_to_na(surname),
             "given_pinyin": _blank_to_na(given),
+            "name_words": sorted_words(latin_name),
             "sex": sex,
             "birth_date": birth.where(precision > 0),
             "birth_precision": precision,
@@ -215,7 +224,9 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
             "address_words": address_words,
             "household": household_key(address),
             "house_number": _house_number(raw_address, address_words),
-            "community": _optional_text(frame, "community"),
+            "hukou_address": hukou_address,
+            "hukou_household": household_key(hukou_address),
+            "community": _optional_text(frame, "community").fillna(address_place(address, raw_address, address_words)),
             "grid": _optional_text(frame, "grid"),
         }
     )
@@ -306,6 +317,24 @@ def household_key(addresses: pd.Series) -> pd.Series:
     return pd.Series(pc.take(key, encoded.indices).to_pandas(), dtype=TEXT)
 
 
+def address_place(address: pd.Series, raw: pd.Series, words: pd.Series) -> pd.Series:
+    """The community an address names, for a record that gives none: the last 社区/小区/村 of a Chinese
+    address (normalised, ``address``), the postcode of one in Latin letters (``raw`` where it has
+    ``words``: its last number of 4 to 6 digits that is not the first word); else null.
+
+    Example:
+        >>> raw = pd.Series(["西溪街道翠苑社区3-2-501", "16 officer crescent berwick 3806 vic", "12 main st"])
+        >>> address_place(raw, raw, pd.Series([None, "x", "x"])).tolist()
+        ['翠苑社区', '3806', <NA>]
+    """
+    encoded = pc.dictionary_encode(_arrow_text(address))
+    parts = pc.extract_regex(encoded.dictionary, _HOUSEHOLD)
+    place = pc.if_else(pc.is_valid(parts), parts.field("place"), pa.scalar(None, pa.large_string()))
+    chinese = pd.Series(pc.take(place, encoded.indices).to_pandas(), dtype=TEXT)
+    latin = _text(raw.where(words.notna())).str.extract(r"\s(\d{4,6})(?:\s+\D*)?$", expand=False)
+    return _blank_to_na(chinese.fillna(latin.astype(TEXT)))
+
+
 #: A resident ID column: at least this share of its present values parse as GB 11643 numbers.
 _RESIDENT_ID_SHARE = 0.5
 
@@ -345,6 +374,31 @@ def sorted_words(words: pd.Series) -> pd.Series:
     present = codes >= 0
     out[present] = ordered[codes[present]]
     return out
+
+
+#: Sounds pinyin input methods let a user confuse (模糊音), folded one way: retroflex initials to flat
+#: ones, n to l, and back nasal finals to front ones (ang → an covers iang and uang). Applied to each
+#: space-separated syllable of toneless pinyin.
+_FUZZY_SOUNDS: tuple[tuple[str, str], ...] = (
+    (r"\b([zcs])h", r"\1"),
+    (r"\bn", "l"),
+    (r"([aei])ng\b", r"\1n"),
+)
+
+
+def fuzzy_pinyin(pinyin: pd.Series) -> pd.Series:
+    """Toneless pinyin with the sounds of :data:`_FUZZY_SOUNDS` folded, so names a southern accent or a
+    fuzzy input method confuses (刘玲 liu ling / 刘琳 liu lin, 周晨 / 周晟, 张 zhang / 藏 zang) fold alike.
+
+    Example:
+        >>> fuzzy_pinyin(pd.Series(["liu ling", "liu lin", "zhou cheng", "niu ming", None])).tolist()
+        ['liu lin', 'liu lin', 'zou cen', 'liu min', <NA>]
+    """
+    folded = pc.dictionary_encode(_arrow_text(pinyin))
+    values = folded.dictionary
+    for pattern, replacement in _FUZZY_SOUNDS:
+        values = pc.replace_substring_regex(values, pattern, replacement)
+    return pd.Series(pc.take(values, folded.indices).to_pandas(), dtype=TEXT)
 
 
 def _house_number(raw: pd.Series, words: pd.Series) -> pd.Series:

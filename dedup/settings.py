@@ -50,6 +50,7 @@ from core.errors import ConfigError
 __all__ = [
     "BLOCKING_KEYS",
     "ELSE",
+    "DEFAULT_VETOES",
     "VETOES",
     "AddressComparison",
     "BirthDateComparison",
@@ -77,6 +78,7 @@ BLOCKING_KEYS: frozenset[str] = frozenset(
         "name_pinyin",
         "surname_pinyin",
         "given_pinyin",
+        "name_words",
         "birth_date",
         "birth_ym",
         "birth_year",
@@ -108,6 +110,14 @@ VETOES: dict[str, str] = {
         "resident's ID number"
     ),
 }
+
+#: The vetoes applied unless ``linking.yaml`` lists others: those conclusive by construction. Two valid
+#: numbers cannot both be one person's, and one valid number under another name *and* another stated
+#: birth date is another resident keyed with it. ``different_sex`` and ``contradicting_birth_dates``
+#: hold a valid number's sex or date against what the *other* record states, and a stated 男/女 or date
+#: is a slip often enough (a form filled in by a relative, a re-keyed visit) that the model weighs it
+#: instead; a district whose registers never slip may list them.
+DEFAULT_VETOES: tuple[str, ...] = ("distinct_valid_ids", "id_sharing_conflict")
 
 #: The comparisons each veto reads besides the ID numbers (which it does without when none is declared).
 _VETO_NEEDS: dict[str, tuple[str, ...]] = {
@@ -366,6 +376,10 @@ class NameComparison(Comparison):
     - ``homophone`` — the same toneless pinyin (张玮 / 张伟), or a Latin name's words in another order;
     - ``shape`` — a look-alike character read differently (形近字: 吴 / 昊, 宇 / 字; see
       :mod:`dedup.shapes`), a slip of the eye on a handwritten or scanned form;
+    - ``near_homophone`` — the same pinyin once the sounds input methods offer to confuse (模糊音) are
+      folded: front and back nasals (玲 ling / 琳 lin, 晨 chen / 晟 cheng) and flat and retroflex
+      initials (z/zh, c/ch, s/sh), n/l (:func:`dedup.prepare.fuzzy_pinyin`) — a slip of the ear or of a
+      pinyin input method set for a southern accent;
     - ``typo`` — a Latin name with a letter or two mistyped: Jaro–Winkler similarity, in either word
       order, at least ``word_threshold``;
     - ``similar`` — a Chinese name one character away (normalised Levenshtein at least
@@ -389,6 +403,7 @@ class NameComparison(Comparison):
         ComparisonLevel("exact", 5.0, test="equal"),
         ComparisonLevel("homophone", 4.0, test="name.homophone"),
         ComparisonLevel("shape", 3.0, test="name.shape"),
+        ComparisonLevel("near_homophone", 3.0, test="name.near_homophone"),
         ComparisonLevel("typo", 3.0, test="name.typo"),
         ComparisonLevel("similar", -3.0, test="name.similar"),
         ComparisonLevel("shared", 0.0, test="name.shared"),
@@ -468,7 +483,9 @@ class AddressComparison(Comparison):
     Levels: ``exact`` text; ``household`` — the same flat written another way (3幢2单元501室 / 3-2-501,
     see :func:`dedup.prepare.household_key`), or a Latin address's words in another order; ``moved`` —
     two flats that records under one valid ID number place one person at (a home and the one before it:
-    a register not caught up with a move, a census double count at the registered address); ``similar`` —
+    a register not caught up with a move, a census double count at the registered address);
+    ``registered`` — one record's 户籍地址 is the other's address, or both are registered at one flat
+    (a register keeps the registered home, the census counts where the person lives); ``similar`` —
     Indel similarity at least ``similar_threshold``; ``partial`` — an address in Latin letters with words
     in common (token-set similarity at least ``partial_threshold``: a street kept, a suburb mistyped);
     ``different`` (people move, so this is weak evidence against). The community is compared on its own
@@ -481,6 +498,7 @@ class AddressComparison(Comparison):
         ComparisonLevel("exact", 3.0, test="equal"),
         ComparisonLevel("household", 3.0, test="address.household"),
         ComparisonLevel("moved", 3.0, test="address.moved"),
+        ComparisonLevel("registered", 3.0, test="address.registered"),
         ComparisonLevel("similar", 1.0, test="address.similar"),
         ComparisonLevel("partial", 0.5, test="address.partial"),
         ComparisonLevel("different", -2.0, test=ELSE),
@@ -674,6 +692,11 @@ class ModelSpec(_Settings):
             such names weigh as any flatmates' do.
         max_flat_size: a flat with more records carrying a valid ID number than this (a dormitory, a
             placeholder address) is not taken as a household.
+        m_from_shared_ids: measure m of every comparison but the ID number on records that share one
+            valid ID number — one person by construction — instead of keeping the EM's, which learns
+            only from the matches it already finds (:func:`dedup.model.shared_id_m`): a changed phone or
+            a mover's two addresses are then weighed as often as one person's records show them.
+        min_shared_id_pairs: with fewer pairs sharing a valid ID number, m stays the EM's.
         seed: random seed for the samples, so a run is reproducible.
 
     Example:
@@ -704,9 +727,13 @@ class ModelSpec(_Settings):
         default=20, description="fewer flatmates born the same day than this: names of twins weigh as flatmates'"
     )
     max_flat_size: int = Field(default=40, description="flats with more records than this are no household")
+    m_from_shared_ids: bool = Field(
+        default=True, description="measure m of every comparison but the ID number on records sharing a valid ID number"
+    )
+    min_shared_id_pairs: int = Field(default=1_000, description="fewer such pairs than this: m stays the EM's")
     seed: int = Field(default=20261123, description="random seed of the samples, so a run is reproducible")
 
-    @field_validator("estimate", "em_fix_u", "household_context", mode="before")
+    @field_validator("estimate", "em_fix_u", "household_context", "m_from_shared_ids", mode="before")
     @classmethod
     def _flag(cls, value: Any, info: ValidationInfo) -> Any:
         return _require(isinstance(value, bool), value, "true or false", info, not cls._default(info.field_name))
@@ -718,7 +745,7 @@ class ModelSpec(_Settings):
 
     @field_validator(
         "u_sample_pairs", "em_sample_pairs", "em_iterations", "min_training_pairs", "min_level_pairs", "flatmate_pairs",
-        "min_flatmate_pairs", "min_born_together_pairs", "max_flat_size", mode="before",
+        "min_flatmate_pairs", "min_born_together_pairs", "max_flat_size", "min_shared_id_pairs", mode="before",
     )
     @classmethod
     def _count(cls, value: Any, info: ValidationInfo) -> Any:
@@ -778,7 +805,9 @@ def default_blocking_rules() -> tuple[BlockingRule, ...]:
         BlockingRule("community_birth_date", keys=("community", "birth_date"), max_block_size=50),
         BlockingRule("name_community", keys=("name_pinyin", "community"), max_block_size=50),
         BlockingRule("name", keys=("name_pinyin",), max_block_size=20),
+        BlockingRule("name_words", keys=("name_words",), max_block_size=20),
         BlockingRule("community_house_number", keys=("community", "house_number"), max_block_size=50),
+        BlockingRule("name_household", keys=("name_pinyin", "household")),
     )
 
 
@@ -892,7 +921,9 @@ class LinkSettings(_Settings):
     )
     review_margin: float = Field(default=4.0, description="pairs this many bits below the threshold are near misses")
     max_block_size: int = Field(default=1000, description="default cap on records per block; larger ones are skipped")
-    vetoes: tuple[str, ...] = Field(default=tuple(VETOES), description=f"vetoes to apply, among {', '.join(VETOES)}")
+    vetoes: tuple[str, ...] = Field(
+        default=DEFAULT_VETOES, description=f"vetoes to apply, among {', '.join(VETOES)}"
+    )
     chunk_size: int = Field(default=1_000_000, description="candidate pairs compared per batch; bounds memory")
     model: ModelSpec = Field(default_factory=ModelSpec, description="how the Fellegi–Sunter model is fitted")
 

@@ -114,3 +114,44 @@ def test_chinese_addresses_have_no_house_number() -> None:
     prepared = prepare_records(records([{"record_id": "a:1", "address": "示范区西溪街道翠苑社区3幢2单元501室"}]))
     assert prepared["house_number"].isna().all()
     assert prepared["household"].tolist() == ["翠苑社区|3-2-501"]
+
+
+def test_a_raw_export_without_a_community_column_blocks_on_the_place_its_addresses_name() -> None:
+    # The same FEBRL-like records as a user exports them: no community column. The postcode the address
+    # ends with is the community, so name + community and community + house number still pair them.
+    rows = records(
+        [
+            {"record_id": "a:1", "source": "a", "name": "peachey deakin", "birth_date": "1969-08-24",
+             "id_number": "8507376", "address": "16 officer crescent tesbury nollamara 2144 tas"},
+            {"record_id": "b:1", "source": "b", "name": "deakin peachey", "id_number": "3378938",
+             "address": "16 officer crescent tes bury nollamara 2144 tas"},
+            {"record_id": "b:2", "source": "b", "name": "peachy deakn", "id_number": "3378939",
+             "address": "16 officer cresent tesbury nollamara 2144 tas"},
+        ]
+    )
+    prepared = prepare_records(rows)
+    assert prepared["community"].tolist() == ["2144", "2144", "2144"]
+    assert prepared["name_words"].tolist() == ["deakin peachey", "deakin peachey", "deakn peachy"]
+    found, _ = pairs_of(prepared, LinkSettings())
+    names = [rule.name for rule in LinkSettings().blocking_rules]
+    rules = {(left, right): names[rule] for left, right, rule in found}
+    assert rules[(0, 1)] == "name_words", "surname and given name in the other order"
+    assert rules[(0, 2)] == "community_house_number"
+
+
+def test_a_record_without_a_birth_date_meets_its_namesake_at_its_flat() -> None:
+    # A justice case file gives a name and an address, no birth date; 王伟 is too common in 翠苑社区 for the
+    # name and name + community rules.
+    common = [{"record_id": f"h:{i}", "source": "health", "name": "王伟", "birth_date": f"19{30 + i}-01-01",
+               "address": f"示范区西溪街道翠苑社区{10 + i}幢1单元101室"} for i in range(55)]
+    rows = records([
+        {"record_id": "j:1", "source": "justice", "name": "王伟", "address": "西溪街道翠苑社区3-2-501"},
+        {"record_id": "c:1", "source": "civil_affairs", "name": "王伟", "birth_date": "1985-03-12",
+         "address": "示范区西溪街道翠苑社区3幢2单元501室"},
+        *common,
+    ])
+    found, report = pairs_of(prepare_records(rows), LinkSettings())
+    names = [rule.name for rule in LinkSettings().blocking_rules]
+    rules = {(left, right): names[rule] for left, right, rule in found}
+    assert rules[(0, 1)] == "name_household"
+    assert not any(left == 0 and right > 1 for left, right in rules), "no other 王伟 elsewhere is paired"

@@ -133,7 +133,11 @@ NAME_CASES = [
     ("李宇轩", "李字轩", "shape", "形近字: 宇 yu misread as 字 zi"),
     ("吴宇", "昊字", "shape", "形近字: two look-alike characters"),
     ("刘德华", "刘华", "similar", "one character missing"),
-    ("王小明", "王晓敏", "similar", "pinyin close (xiao ming / xiao min)"),
+    ("王小明", "王晓敏", "near_homophone", "front and back nasal confused (xiao ming / xiao min)"),
+    ("刘玲", "刘琳", "near_homophone", "模糊音: ling / lin"),
+    ("周晨", "周晟", "near_homophone", "模糊音: chen / cheng"),
+    ("张丽", "臧丽", "near_homophone", "模糊音: zhang / zang"),
+    ("王小明", "王小亮", "similar", "one character another (ming / liang)"),
     ("李娜", "李强", "different", "different given name"),
     ("阿依古丽·买买提", "阿依古丽•买买提", "exact", "minority name: another middle dot"),
     ("阿依古丽·买买提", "阿依古丽", "shared", "minority name: given-name-only form"),
@@ -196,8 +200,12 @@ COMMUNITY_CASES = [
      "another flat in the same community"),
     ("示范区西溪街道翠苑社区3幢2单元501室", "示范区东湖街道和睦社区9幢1单元1101室", "翠苑社区", "和睦社区", "different",
      "moved to another community"),
-    ("示范区西溪街道翠苑社区3幢2单元501室", "示范区西溪街道翠苑社区7幢1单元101室", "翠苑社区", "", "null",
-     "community missing on one side"),
+    ("示范区西溪街道翠苑社区3幢2单元501室", "西溪街道3幢2单元501室", "翠苑社区", "", "null",
+     "community missing on one side, and the address names none"),
+    ("示范区西溪街道翠苑社区3幢2单元501室", "示范区西溪街道翠苑社区7幢1单元101室", "翠苑社区", "", "equal",
+     "community missing on one side: taken from its address"),
+    ("示范区西溪街道丰收社区3幢2单元501室", "示范区西溪街道翠苑社区7幢1单元101室", "", "", "different",
+     "no community given: each taken from its address"),
 ]
 
 
@@ -273,3 +281,31 @@ MOVE_CASES = [
 @pytest.mark.parametrize(("rows", "pair", "expected", "why"), MOVE_CASES, ids=[case[3] for case in MOVE_CASES])
 def test_two_flats_one_valid_id_number_lived_at_are_a_move(rows, pair, expected, why) -> None:
     assert address_level_within(rows, *pair) == expected, why
+
+
+REGISTERED_CASES = [
+    # (left, right, expected address level, why)
+    ({"address": NEW_FLAT, "hukou_address": OLD_FLAT}, {"address": OLD_FLAT}, "registered",
+     "the census counts him where he lives and gives his 户籍地址; civil affairs keeps the registered flat"),
+    ({"address": OLD_FLAT}, {"address": NEW_FLAT, "hukou_address": "西溪街道翠苑社区3-2-501"}, "registered",
+     "the 户籍地址 written another way is the same flat"),
+    ({"address": NEW_FLAT, "hukou_address": "江西省南昌市东湖区新华路10号"},
+     {"address": OTHER_FLAT, "hukou_address": "江西省南昌市东湖区新华路10号"}, "registered",
+     "both registered at one home outside the district: compared as text"),
+    ({"address": NEW_FLAT, "hukou_address": OLD_FLAT}, {"address": OTHER_FLAT}, "different",
+     "registered elsewhere than the other record's flat"),
+    ({"address": NEW_FLAT, "hukou_address": OLD_FLAT}, {"address": NEW_FLAT}, "exact",
+     "where both live decides first"),
+]
+
+
+@pytest.mark.parametrize(("left", "right", "expected", "why"), REGISTERED_CASES, ids=[case[3] for case in REGISTERED_CASES])
+def test_a_registered_address_meets_the_other_records_address(left, right, expected, why) -> None:
+    assert levels(left, right)["address"] == expected, why
+
+
+def test_a_latin_address_gives_its_postcode_as_the_community() -> None:
+    got = levels({"address": "12 wallaby place delmar 2119 nsw"}, {"address": "7 kent street delmar 2119 nsw"})
+    assert got["community"] == "equal"
+    assert levels({"address": "12 wallaby place delmar 2119 nsw"},
+                  {"address": "7 kent street milton 3165 vic"})["community"] == "different"

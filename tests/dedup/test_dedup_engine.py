@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from dedup import LinkSettings, link_records
+from dedup.settings import VETOES
 from tests.dedup.dedup_helpers import ID_KEY, mistype, records, transpose, valid_id
 
 ADDR_ZHANG = "示范区西溪街道翠苑社区3栋201"
@@ -136,11 +137,13 @@ def test_no_link_joins_the_twins(result) -> None:
     assert across.empty
 
 
-def test_sex_conflict_is_vetoed(result) -> None:
-    pairs = result.pairs
+def test_sex_conflict_is_vetoed_when_the_district_lists_the_veto() -> None:
+    strict = link_records(FIXTURE, LinkSettings(vetoes=tuple(VETOES)), id_key=ID_KEY)
+    pairs = strict.pairs
     row = pairs[(pairs["record_id_l"] == "health:10") & (pairs["record_id_r"] == "justice:10")]
     assert row["veto"].tolist() == ["different_sex"]
     assert row["decision"].tolist() == ["vetoed"]
+    assert partition(strict.mapping) == EXPECTED
 
 
 def test_links_explain_their_levels(result) -> None:

@@ -133,3 +133,27 @@ def test_an_unknown_precision_is_terminal_and_names_the_value(tmp_path: Path) ->
     ROWS.assign(birth_date_precision=["day", "week", ""]).to_parquet(source)
     with pytest.raises(TerminalError, match=r"'week' in row 1.*day, month or year"):
         dedup_file(source, tmp_path / "out.parquet")
+
+
+def test_a_registered_address_links_a_mover_the_register_keeps_at_home(tmp_path: Path) -> None:
+    # Civil affairs keys the registered flat; the census counts her where she lives and gives her 户籍地址.
+    # No ID number, a census month: the 户籍地址 is what places the two records together.
+    rows = records(
+        [
+            {"record_id": "civil_affairs:1", "source": "civil_affairs", "name": "胡佳琳", "sex": "女",
+             "birth_date": "2005-10-06", "address": "示范区西溪街道丰收社区12幢2单元1102室"},
+            {"record_id": "census:1", "source": "census", "name": "胡佳琳", "sex": "女", "birth_date": "2005-10",
+             "birth_date_precision": "month", "address": "示范区西溪街道翠苑社区6幢2单元101室",
+             "hukou_address": "示范区西溪街道丰收社区12幢2单元1102室"},
+        ]
+    )
+    source = tmp_path / "in.csv"
+    rows.to_csv(source, index=False, encoding="utf-8-sig")
+    stats = dedup_file(source, tmp_path / "out.parquet", explain=True)
+    assert "hukou_address" in stats["optional_columns"]
+    assert pd.read_parquet(stats["explain"]).iloc[0]["address"] == "registered"
+    without = tmp_path / "without.csv"
+    rows.drop(columns=["hukou_address"]).to_csv(without, index=False, encoding="utf-8-sig")
+    stats = dedup_file(without, tmp_path / "out2.parquet", explain=True)
+    explained = pd.read_parquet(stats["explain"])
+    assert explained.empty or explained.iloc[0]["address"] == "different"

@@ -56,9 +56,10 @@ def name_level(comparison: NameComparison, left: str, right: str) -> str:
 
 def test_the_new_level_sits_where_it_was_declared_and_every_other_level_keeps_its_label() -> None:
     default = NameComparison()
-    assert WITH_INITIALS.labels == (*default.labels[:4], "initials", *default.labels[4:])
-    assert WITH_INITIALS.levels[:4] == default.levels[:4]
-    assert WITH_INITIALS.levels[5:] == default.levels[4:]
+    at = default.labels.index("typo")
+    assert WITH_INITIALS.labels == (*default.labels[:at], "initials", *default.labels[at:])
+    assert WITH_INITIALS.levels[:at] == default.levels[:at]
+    assert WITH_INITIALS.levels[at + 1 :] == default.levels[at:]
     # Codes are positions: the levels after the new one move up by one, and nothing says otherwise.
     assert WITH_INITIALS.code("typo") == default.code("typo") + 1
     assert WITH_INITIALS.weight("initials") == 2.0

@@ -210,3 +210,60 @@ def test_cli_explain_writes_the_waterfall(tmp_path: Path, capsys: pytest.Capture
     np.testing.assert_allclose(total, explained["match_weight"], rtol=1e-5, atol=1e-3)
     printed = capsys.readouterr().out
     assert "a:7  ~  b:7" in printed and "= weight" in printed and "-> link" in printed
+
+
+def people_with_two_records(n: int, phone_changed_every: int, sex_slip_every: int) -> pd.DataFrame:
+    """``n`` people, each with a civil-affairs and a health record under one valid ID number; every
+    ``phone_changed_every``-th changed phone between them, every ``sex_slip_every``-th health record states
+    the wrong sex, and every fourth moved (two flats)."""
+    rows = []
+    for i in range(n):
+        birth = f"19{50 + i % 40:02d}{1 + i % 12:02d}{1 + i % 28:02d}"
+        number = valid_id("330106", birth, f"{i % 500:03d}"[:2] + ("1" if i % 2 else "2"))
+        sex = "M" if i % 2 else "F"
+        flat = f"示范区西溪街道翠苑社区{1 + i % 30}幢{1 + i % 3}单元{100 + i}室"
+        base = {"name": f"张{chr(0x4E00 + i)}", "birth_date": f"{birth[:4]}-{birth[4:6]}-{birth[6:]}", "id_number": number}
+        rows.append({**base, "record_id": f"civil_affairs:{i}", "source": "civil_affairs", "sex": sex,
+                     "phone": f"139{i:08d}", "address": flat})
+        rows.append({**base, "record_id": f"health:{i}", "source": "health",
+                     "sex": ("F" if sex == "M" else "M") if i % sex_slip_every == 0 else sex,
+                     "phone": f"137{i:08d}" if i % phone_changed_every == 0 else f"139{i:08d}",
+                     "address": f"示范区东湖街道和睦社区{1 + i % 9}幢1单元{200 + i}室" if i % 4 == 0 else flat})
+    return records(rows)
+
+
+def test_m_is_measured_on_records_that_share_a_valid_id_number() -> None:
+    from dedup.compare import RecordArrays
+    from dedup.model import same_id_pairs, shared_id_m
+    from dedup.prepare import prepare_records
+
+    arrays = RecordArrays.from_prepared(prepare_records(people_with_two_records(2000, 5, 20)))
+    rid_l, rid_r = same_id_pairs(arrays, 1_000_000, seed=1)
+    assert len(rid_l) == 2000, "one pair per number on two records: linear, never all pairs"
+    assert (arrays.id_text.codes[rid_l] == arrays.id_text.codes[rid_r]).all()
+
+    settings = LinkSettings()
+    comparisons = settings.comparisons
+    # What an EM that never found the movers and changed phones would say.
+    m_em = [np.r_[0.0, np.full(len(c.labels) - 1, 1e-6)] for c in comparisons]
+    for i, c in enumerate(comparisons):
+        m_em[i][c.code(c.exact_label or c.labels[1])] = 1.0
+    m, pairs = shared_id_m(arrays, comparisons, m_em, settings.model)
+    assert pairs == 2000
+    by_field = {c.field: (c, m[i]) for i, c in enumerate(comparisons)}
+
+    def share(field: str, label: str) -> float:
+        comparison, probabilities = by_field[field]
+        return float(probabilities[comparison.code(label)])
+
+    assert share("phone", "different") == pytest.approx(0.2, abs=0.01), "one in five changed phone"
+    assert share("sex", "different") == pytest.approx(0.05, abs=0.01), "the health record's stated sex slips 1 in 20"
+    assert share("address", "different") == pytest.approx(0.25, abs=0.01), "a mover's two flats: not read as 'moved'"
+    assert share("address", "moved") == pytest.approx(1e-6), "the level those pairs define keeps the EM's m"
+    for field in ("id_number", "birth_date"):
+        assert (by_field[field][1] == m_em[[c.field for c in comparisons].index(field)]).all(), field
+
+    off, _ = shared_id_m(arrays, comparisons, m_em, settings.model.model_copy(update={"m_from_shared_ids": False}))
+    assert all((a == b).all() for a, b in zip(off, m_em, strict=True))
+    few, _ = shared_id_m(arrays, comparisons, m_em, settings.model.model_copy(update={"min_shared_id_pairs": 2001}))
+    assert all((a == b).all() for a, b in zip(few, m_em, strict=True))

@@ -9,10 +9,11 @@ import pytest
 from dedup.compare import RecordArrays, compare_pairs
 from dedup.prepare import prepare_records
 from dedup.score import score_pairs
-from dedup.settings import VETOES, LinkSettings
+from dedup.settings import DEFAULT_VETOES, VETOES, LinkSettings
 from tests.dedup.dedup_helpers import mistype, records, valid_id
 
-SETTINGS = LinkSettings()
+#: Every veto on, to test what each one forbids; the defaults apply only the conclusive ones.
+SETTINGS = LinkSettings(vetoes=tuple(VETOES))
 ID_A = valid_id("330106", "19850312", "011")
 ID_B = valid_id("330106", "19850312", "013")
 HOME = "示范区西溪街道翠苑社区3幢2单元501室"
@@ -112,6 +113,30 @@ def test_vetoes(left: dict[str, str], right: dict[str, str], veto: str | None, l
 
 def test_every_veto_is_exercised() -> None:
     assert {case[2] for case in CASES} - {None} == set(VETOES)
+
+
+def test_by_default_only_the_vetoes_conclusive_by_construction_apply() -> None:
+    assert LinkSettings().vetoes == DEFAULT_VETOES == ("distinct_valid_ids", "id_sharing_conflict")
+
+
+def _scored(right: dict[str, str], settings: LinkSettings):
+    """The pair (PERSON with a valid ID, ``right``) scored under ``settings``."""
+    rows = records([{"record_id": "a:1", "source": "a", **PERSON, "id_number": ID_A},
+                    {"record_id": "b:1", "source": "b", **right}])
+    arrays = RecordArrays.from_prepared(prepare_records(rows))
+    return score_pairs(compare_pairs(arrays, np.array([0]), np.array([1]), settings.comparisons), settings)
+
+
+@pytest.mark.parametrize(
+    ("right", "why"),
+    [({**PERSON, "sex": "F"}, "the other record states 女: a slip the model weighs"),
+     ({**PERSON, "birth_date": "1987-06-20"}, "the other record states another year: weighed, not vetoed")],
+)
+def test_a_stated_value_against_a_valid_id_is_weighed_by_default(right: dict[str, str], why: str) -> None:
+    assert _scored(right, SETTINGS).veto.notna().all(), "the veto, when listed, still recognises the pair"
+    default = _scored(right, LinkSettings())
+    assert default.veto.isna().all(), why
+    assert default.score[0] < _scored(PERSON, LinkSettings()).score[0], "the disagreement weighs against the match"
 
 
 def test_score_is_the_sum_of_level_weights() -> None:
