@@ -28,9 +28,10 @@ Reported per variant and engine: pairwise precision, recall and F1 (linear time,
 ``benchmarks/demo_accuracy.py``), twin pairs merged, and recall per category of true pair: repeats
 within each source, pairs across each pair of sources, pairs where a record has no ID number, a mover
 whose two records carry the old and the new flat (stale address), minority (transliterated) names,
-pairs with a slip in the name, and clean pairs (no defect on either record). A pair counts in every
-category it belongs to. The generator writes no aliases (曾用名), so that row of the issue's table has
-no counterpart here. Results are appended to ``benchmarks/results/stress.md`` with the command,
+pairs with a slip in the name, a record keyed under the person's former name (曾用名: civil affairs
+keeps the name a person had before changing it; the census and justice list it as 曾用名), and clean
+pairs (no defect on either record). A pair counts in every category it belongs to. Results are
+appended to ``benchmarks/results/stress.md`` with the command,
 sizes, machine and date.
 """
 
@@ -146,6 +147,7 @@ def categories(pairs: pd.DataFrame) -> pd.DataFrame:
     out["a slip in the name (homophone, 形近字, typo)"] = pd.concat([either(d) for d in NAME_SLIPS], axis=1).any(axis=1)
     out["an ID number mistyped"] = either("id_typo")
     out["a birth date off by a slip"] = either("birth_date_typo")
+    out["a record under a former name (曾用名)"] = either("former_name")
     out["clean (no defect on either record)"] = (pairs["defects_l"] == "") & (pairs["defects_r"] == "")
     return pd.DataFrame(out)
 

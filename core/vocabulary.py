@@ -47,6 +47,7 @@ __all__ = [
 
 PERSON_FIELDS: tuple[str, ...] = (
     "name",
+    "alias",
     "sex",
     "birth_date",
     "id_number",
@@ -71,7 +72,8 @@ PERSON_FIELDS: tuple[str, ...] = (
 )
 """Canonical fields a ``role: person`` (or ``role: grid_updates``) source may map in ``columns``.
 
-``address`` is where the person lives (居住地), ``hukou_address`` where their household is registered
+``alias`` holds former names and aliases (曾用名, 别名; several separated by 、), compared with the other
+records' names when linking; ``address`` is where the person lives (居住地), ``hukou_address`` where their household is registered
 (户籍地); ``residence_status`` whether they still live there (:data:`RESIDENCE_STATUSES`);
 ``change``, ``reported_by`` and ``note`` what a report says changed (变更类型, as written), who stated it and what
 they added (a grid worker's update)."""
@@ -160,6 +162,7 @@ FIELD_LABELS: Mapping[str, str] = MappingProxyType(
         "corrections": "社区矫正",
         "case_type": "案件类型",
         "hukou_address": "户籍地址",
+        "alias": "曾用名",
         "residence_status": "居住状态",
         "residence_type": "人户状态",
         "change": "变更类型",
@@ -415,6 +418,7 @@ class Mask:
 MASKS: Mapping[str, Mask] = MappingProxyType(
     {
         "name": Mask(1),
+        "alias": Mask(1),
         "id_number": Mask(6, 4),
         "phone": Mask(3, 4),
         "address": Mask(6, hidden="…"),

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from dedup.prepare import NAME_KEYS, alias_rows
 from dedup.settings import BlockingRule, LinkSettings
 
 __all__ = [
@@ -122,7 +123,7 @@ def candidate_pairs(
         :func:`iter_pair_batches` to stream.
     """
     keys = sorted({key for rule in settings.blocking_rules for key in rule.keys})
-    con.register(f"{RECORDS_TABLE}_frame", prepared.loc[:, ["rid", *keys]])
+    con.register(f"{RECORDS_TABLE}_frame", _blocking_rows(prepared, keys))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {RECORDS_TABLE} AS SELECT * FROM {RECORDS_TABLE}_frame")
     con.unregister(f"{RECORDS_TABLE}_frame")
 
@@ -149,6 +150,20 @@ def candidate_pairs(
     (total,) = _one_row(con, f"SELECT count(*) FROM {PAIRS_TABLE}")
     log.info("blocking: %d distinct candidate pairs from %d records", total, len(prepared))
     return BlockingReport(int(total), pairs_per_rule, skipped_blocks, skipped_records, largest)
+
+
+def _blocking_rows(prepared: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The records' blocking keys, plus a row per alias (曾用名) of a record: the record's keys with its
+    name keys taken from the alias (:func:`dedup.prepare.alias_rows`), so a record is blocked under each
+    name it is known by. Pairs keep the record's ``rid``; a record never pairs with its own alias."""
+    rows = prepared.loc[:, ["rid", *keys]]
+    if "aliases" not in prepared.columns or not prepared["aliases"].notna().any():
+        return rows
+    aliases = alias_rows(prepared)
+    variants = rows.iloc[aliases["rid"].to_numpy()].reset_index(drop=True)
+    for key in (key for key in NAME_KEYS if key in keys):
+        variants[key] = aliases[key].to_numpy()
+    return pd.concat([rows, variants], ignore_index=True)
 
 
 def _one_row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:

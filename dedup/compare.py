@@ -30,7 +30,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, Indel, JaroWinkler, Levenshtein
 
 from core.errors import ConfigError
-from dedup.prepare import HAN_CHARACTER, TEXT, fuzzy_pinyin, sorted_words
+from dedup.prepare import HAN_CHARACTER, TEXT, alias_rows, fuzzy_pinyin, sorted_words
 from dedup.settings import ELSE, AddressComparison, Comparison, NameComparison
 from dedup.shapes import shape_key
 
@@ -128,6 +128,8 @@ class RecordArrays:
     name_parts: CodedStrings
     name_shape: CodedStrings
     fuzzy_pinyin: CodedStrings
+    alias_name: np.ndarray
+    alias_pinyin: np.ndarray
     name_words: np.ndarray
     name_word_count: np.ndarray
     dotted_name: np.ndarray
@@ -144,11 +146,16 @@ class RecordArrays:
 
         name_words = _word_matrix(prepared["name_pinyin"].where(latin), _NAME_WORDS)
         source = pd.factorize(prepared["source"], use_na_sentinel=True)[0].astype(np.int32)
+        aliases = alias_rows(prepared)
+        name, alias_name = CodedStrings.with_other(prepared["name"], aliases["name"])
+        pinyin, alias_pinyin = CodedStrings.with_other(prepared["name_pinyin"], aliases["name_pinyin"])
         address, hukou_address = CodedStrings.with_other(prepared["address"], prepared["hukou_address"])
         household, hukou_household = CodedStrings.with_other(prepared["household"], prepared["hukou_household"])
         arrays = cls(
-            name=CodedStrings.of(prepared["name"]),
-            pinyin=CodedStrings.of(prepared["name_pinyin"]),
+            name=name,
+            pinyin=pinyin,
+            alias_name=_per_record(alias_name, aliases, len(prepared)),
+            alias_pinyin=_per_record(alias_pinyin, aliases, len(prepared)),
             **_identity_columns(prepared),
             phone=CodedStrings.of(prepared["phone"]),
             address=address,
@@ -502,6 +509,22 @@ def _name_near_homophone(c: Comparison, batch: PairBatch, undecided: np.ndarray)
     return ~_latin_names(batch) & (fuzzy_l >= 0) & (fuzzy_l == fuzzy_r)
 
 
+@level_test("name.alias")
+def _name_alias(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """One record's name is an alias of the other (曾用名, as written or the same pinyin), or the two
+    share an alias."""
+    known = np.zeros(len(batch), dtype=bool)
+    for aliases, names in (("alias_name", "name"), ("alias_pinyin", "pinyin")):
+        alias_l, alias_r = batch.pair(aliases)
+        if not alias_l.shape[1]:
+            return known
+        name_l, name_r = batch.pair(names)
+        known |= ((alias_l >= 0) & (alias_l == name_r[:, None])).any(axis=1)
+        known |= ((alias_r >= 0) & (alias_r == name_l[:, None])).any(axis=1)
+        known |= ((alias_l[:, :, None] >= 0) & (alias_l[:, :, None] == alias_r[:, None, :])).any(axis=(1, 2))
+    return known
+
+
 @level_test("name.typo")
 def _name_typo(c: NameComparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
     """A Latin name a letter or two off, in either word order, with as many words: a typing slip (a word
@@ -725,6 +748,15 @@ def _address_moved(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np
         found = np.minimum(np.searchsorted(moves, keys), len(moves) - 1)
         moved[where] = moves[found] == keys
     return moved
+
+
+def _per_record(codes: np.ndarray, aliases: pd.DataFrame, n: int) -> np.ndarray:
+    """The codes of each record's aliases as an ``(n, k)`` matrix, ``k`` the most aliases any record has
+    (0 where none has one), ``-1`` where a record has fewer."""
+    width = int(aliases["alias"].max()) + 1 if len(aliases) else 0
+    out = np.full((n, width), -1, dtype=np.int32)
+    out[aliases["rid"].to_numpy(), aliases["alias"].to_numpy()] = codes
+    return out
 
 
 def flat_pair_keys(flat_a: np.ndarray, flat_b: np.ndarray, n_flats: int) -> np.ndarray:

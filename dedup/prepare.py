@@ -14,15 +14,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.errors import TerminalError
-from core.vocabulary import DATE_FORMATS, PARTIAL_DATE_FORMATS, SEX_CODES, STAGED_DATE_FORMATS
+from core.vocabulary import (
+    DATE_FORMATS,
+    PARTIAL_DATE_FORMATS,
+    SEX_CODES,
+    STAGED_DATE_FORMATS,
+)
 from staging.normalize import (
     name_pinyin,
     normalize_address,
+    normalize_aliases,
     normalize_name,
     normalize_phone,
     parse_dates,
     parse_id_numbers,
 )
+from staging.text import ALIAS_SEPARATOR
 
 __all__ = [
     "BIRTH_DATE_FORMATS",
@@ -52,11 +59,12 @@ HAN_CHARACTER = "[\u3400-\u9fff\uf900-\ufaff]"
 #: Columns the engine reads when present: ``community`` (compared, and a blocking key), ``grid`` (a
 #: blocking key a ``linking.yaml`` may use), ``birth_date_precision`` (``day``, ``month`` or ``year``:
 #: how much of ``birth_date`` the source really knows, so a census ``1964-05-01`` given at ``month``
-#: is compared as 1964-05, not as a day) and ``hukou_address`` (户籍地址: compared with the other
-#: record's address, so a register that keys the registered flat meets a census that counts the
-#: person where they live). Every other column is ignored; derived ones (pinyin, ID validity, the ID's
-#: sex and birth date) are recomputed from the required columns.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("community", "grid", "birth_date_precision", "hukou_address")
+#: is compared as 1964-05, not as a day), ``hukou_address`` (户籍地址: compared with the other record's
+#: address, so a register that keys the registered flat meets a census that counts the person where
+#: they live) and ``alias`` (曾用名 and other names a person is known by, several separated by 、:
+#: blocked on and compared with the other record's names). Every other column is ignored; derived ones
+#: (pinyin, ID validity, the ID's sex and birth date) are recomputed from the required columns.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("community", "grid", "birth_date_precision", "hukou_address", "alias")
 
 #: Date layouts accepted in ``birth_date``: staged ISO values at every precision first, then the
 #: day-precision forms staging reads by default, then month and year forms (the census).
@@ -72,6 +80,7 @@ PREPARED_COLUMNS: tuple[str, ...] = (
     "surname_pinyin",
     "given_pinyin",
     "name_words",
+    "aliases",
     "sex",
     "birth_date",
     "birth_precision",
@@ -134,7 +143,8 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
         one a valid ID encodes, else the stated one. ``stated_sex``, ``stated_birth_date`` and
         ``stated_birth_precision`` are what the record says of itself, where its ID number would
         overrule it (the ID's where it says nothing): they tell a record keyed with another
-        resident's ID number from a slip (see the ``id_sharing_conflict`` veto). ``id_number`` holds resident ID numbers (18-character form) when
+        resident's ID number from a slip (see the ``id_sharing_conflict`` veto). ``id_number`` holds
+        resident ID numbers (18-character form) when
         most present values are such, else every value as a :func:`generic_identifier`. Names and
         addresses without Chinese characters keep their words: ``name_pinyin`` holds a Latin name's
         lower-case words in order (first word as ``surname_pinyin``), ``address_words`` an address's
@@ -159,11 +169,9 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
         )
     frame = records.reset_index(drop=True)
 
-    raw_name = _text(frame["name"])
-    name = normalize_name(raw_name).astype(TEXT)
-    latin_name = _latin_words(raw_name, name)
-    pinyin = latin_name.fillna(name_pinyin(name).astype(TEXT)).astype(TEXT)
-    surname, given = _split_pinyin(pinyin)
+    names = name_keys(_text(frame["name"]))
+    # Each alias as typed, split but not yet normalised: a Latin alias keeps its words for name_keys.
+    aliases = normalize_aliases(_optional_text(frame, "alias"), lambda names: names.str.strip()).astype(TEXT)
 
     raw_ids = _text(frame["id_number"])
     ids = parse_id_numbers(raw_ids)
@@ -202,11 +210,8 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
             "rid": np.arange(len(frame), dtype=np.int32),
             "record_id": record_id,
             "source": _text(frame["source"]),
-            "name": _blank_to_na(name),
-            "name_pinyin": _blank_to_na(pinyin),
-            "surname_pinyin": _blank_to_na(surname),
-            "given_pinyin": _blank_to_na(given),
-            "name_words": sorted_words(latin_name),
+            **names,
+            "aliases": _blank_to_na(aliases),
             "sex": sex,
             "birth_date": birth.where(precision > 0),
             "birth_precision": precision,
@@ -231,6 +236,47 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return prepared.loc[:, list(PREPARED_COLUMNS)]
+
+
+#: The prepared columns derived from a name: what an alias stands in for when it is blocked and compared.
+NAME_KEYS: tuple[str, ...] = ("name", "name_pinyin", "surname_pinyin", "given_pinyin", "name_words")
+
+#: Aliases per record the engine blocks and compares on; more in one cell are ignored (a register lists
+#: one or two 曾用名).
+MAX_ALIASES = 3
+
+
+def name_keys(raw: pd.Series) -> dict[str, pd.Series]:
+    """The :data:`NAME_KEYS` of names as typed: the normalised name, its toneless pinyin (a Latin name's
+    lower-case words in order), the first syllable or word as ``surname_pinyin`` and the rest as
+    ``given_pinyin``, and a Latin name's words in alphabetical order (``name_words``)."""
+    raw = _text(raw)
+    name = normalize_name(raw).astype(TEXT)
+    latin = _latin_words(raw, name)
+    pinyin = latin.fillna(name_pinyin(name).astype(TEXT)).astype(TEXT)
+    surname, given = _split_pinyin(pinyin)
+    return {
+        "name": _blank_to_na(name),
+        "name_pinyin": _blank_to_na(pinyin),
+        "surname_pinyin": _blank_to_na(surname),
+        "given_pinyin": _blank_to_na(given),
+        "name_words": sorted_words(latin),
+    }
+
+
+def alias_rows(prepared: pd.DataFrame) -> pd.DataFrame:
+    """One row per alias of each record (at most :data:`MAX_ALIASES`): ``rid``, ``alias`` (its position
+    in the record's cell, from 0) and the :data:`NAME_KEYS` of the alias, so a record can be blocked and
+    compared under each name it is known by."""
+    cells = prepared["aliases"]
+    present = cells.notna().to_numpy()
+    split = cells[present].str.split(ALIAS_SEPARATOR)
+    rid = np.repeat(prepared["rid"].to_numpy()[present], split.str.len().to_numpy(dtype=np.int64))
+    names = pd.Series(np.concatenate(split.to_list()) if len(split) else [], dtype=TEXT)
+    position = names.groupby(rid).cumcount().to_numpy() if len(names) else np.zeros(0, dtype=np.int64)
+    rows = pd.DataFrame({"rid": rid.astype(np.int32), "alias": position.astype(np.int8)})
+    rows = pd.concat([rows, pd.DataFrame(name_keys(names))], axis=1)
+    return rows[rows["alias"] < MAX_ALIASES].reset_index(drop=True)
 
 
 def _declared_precision(frame: pd.DataFrame) -> np.ndarray | None:

@@ -47,7 +47,7 @@ DECISIONS: tuple[str, ...] = ("link", "near_miss", "vetoed", "cut")
 
 #: Name levels that are one name written another way, not another name: what a shared valid ID
 #: number overrules (``id_sharing_conflict``). A level not listed counts as another name.
-NAME_SLIPS: tuple[str, ...] = ("null", "exact", "homophone", "shape", "near_homophone", "typo", "similar")
+NAME_SLIPS: tuple[str, ...] = ("null", "exact", "homophone", "shape", "near_homophone", "typo", "alias", "similar")
 
 
 @dataclass(frozen=True)

@@ -382,6 +382,8 @@ class NameComparison(Comparison):
       pinyin input method set for a southern accent;
     - ``typo`` — a Latin name with a letter or two mistyped: Jaro–Winkler similarity, in either word
       order, at least ``word_threshold``;
+    - ``alias`` — one record's name is a former name or alias the other gives (曾用名: ``alias``), as
+      written or with the same pinyin, or the two give one alias;
     - ``similar`` — a Chinese name one character away (normalised Levenshtein at least
       ``similar_threshold``: one character wrong, missing or extra in a three-character name) or with a
       pinyin similarity at least ``pinyin_threshold``;
@@ -405,6 +407,7 @@ class NameComparison(Comparison):
         ComparisonLevel("shape", 3.0, test="name.shape"),
         ComparisonLevel("near_homophone", 3.0, test="name.near_homophone"),
         ComparisonLevel("typo", 3.0, test="name.typo"),
+        ComparisonLevel("alias", 3.0, test="name.alias"),
         ComparisonLevel("similar", -3.0, test="name.similar"),
         ComparisonLevel("shared", 0.0, test="name.shared"),
         ComparisonLevel("partial", -1.0, test="name.partial"),

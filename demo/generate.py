@@ -55,6 +55,7 @@ from demo.population import (
     REFERENCE_DATE,
     Population,
     build_population,
+    former_names,
 )
 from demo.strings import STRING, date_parts, format_dates, numbered
 from demo.writers import XlsxColumn, write_csv, write_parquet, write_sqlite, write_xlsx
@@ -356,19 +357,20 @@ def generate_demo(
     out = data_home.demo_dir
     truth_dir = data_home.demo_truth_dir
     truth_dir.mkdir(parents=True, exist_ok=True)
-    # (a generator's children do not depend on how many are spawned: the first six draw what they always drew)
-    rng_people, rng_civil, rng_health, rng_justice, rng_census, rng_consent, rng_hukou, rng_grid = \
-        np.random.default_rng(int(seed)).spawn(8)
+    # (a generator's children do not depend on how many are spawned: the first ones draw what they always drew)
+    rng_people, rng_civil, rng_health, rng_justice, rng_census, rng_consent, rng_hukou, rng_grid, rng_former = \
+        np.random.default_rng(int(seed)).spawn(9)
 
     pop = build_population(rng_people, int(persons), moved_share=mess.moved_share)
     hukou = build_hukou(rng_hukou, pop)
+    former = former_names(rng_former, pop)
     logger.info("demo: %d persons in %d households (%.1fs)", pop.n, pop.households, time.perf_counter() - started)
 
     tables = {
-        "civil_affairs": _civil_affairs(rng_civil, pop, out / FILES["civil_affairs"], mess),
+        "civil_affairs": _civil_affairs(rng_civil, pop, out / FILES["civil_affairs"], mess, former, rng_former),
         "health": _health(rng_health, pop, out / FILES["health"], mess),
-        "justice": _justice(rng_justice, pop, out / FILES["justice"], mess),
-        "census": _census(rng_census, pop, out / FILES["census"], mess, hukou, rng_hukou),
+        "justice": _justice(rng_justice, pop, out / FILES["justice"], mess, former),
+        "census": _census(rng_census, pop, out / FILES["census"], mess, hukou, rng_hukou, former),
     }
     counts = {source: rows.n for source, rows in tables.items()}
     counts["consent_registry"] = _consent(rng_consent, pop, out / FILES["consent_registry"])
@@ -389,7 +391,7 @@ def generate_demo(
     }
     write_parquet(truth["ground_truth"], _ground_truth(tables, pop, updates))
     write_parquet(truth["hard_negatives"], _hard_negatives(pop, tables))
-    write_parquet(truth["persons"], _persons_table(pop, hukou, updates))
+    write_parquet(truth["persons"], _persons_table(pop, hukou, updates, former))
 
     seconds = time.perf_counter() - started
     logger.info("demo: wrote %s under %s in %.1fs", counts, out, seconds)
@@ -497,12 +499,15 @@ def _choose_persons(
 # ================================================================================================
 
 
-def _civil_affairs(rng: np.random.Generator, pop: Population, path: Path, mess: MessSettings) -> SourceRows:
-    """民政: residents' register in SQLite, vulnerable people nearly all in it, some entered twice."""
+def _civil_affairs(rng: np.random.Generator, pop: Population, path: Path, mess: MessSettings, former: np.ndarray,
+                   rng_former: np.random.Generator) -> SourceRows:
+    """民政: residents' register in SQLite, vulnerable people nearly all in it, some entered twice; an
+    entry made before a person changed their name still carries the former one."""
     vulnerable = (pop.age >= 60) | pop.low_income | (pop.disability > 0)
     chosen = _choose_persons(rng, vulnerable, CIVIL_AFFAIRS_SHARE, CIVIL_AFFAIRS_VULNERABLE_SHARE)
     rows = _select_rows(rng, "civil_affairs", pop, chosen, mess)
     _damage(rng, rows, pop, mess, gbk=False)
+    _keep_former_names(rng_former, rows, former)
     birth, _ = _birth_text(rng, rows)
     p = rows.person
     grades = np.array(["", "一级", "二级", "三级", "四级"], dtype=STRING)
@@ -576,7 +581,7 @@ def _health(rng: np.random.Generator, pop: Population, path: Path, mess: MessSet
     return rows
 
 
-def _justice(rng: np.random.Generator, pop: Population, path: Path, mess: MessSettings) -> SourceRows:
+def _justice(rng: np.random.Generator, pop: Population, path: Path, mess: MessSettings, former: np.ndarray) -> SourceRows:
     """司法: the community-corrections roll as an Excel sheet with date cells and text IDs."""
     chosen = rng.permutation(np.flatnonzero(pop.corrections))
     rows = _select_rows(rng, "justice", pop, chosen, mess, shuffle=False)
@@ -595,6 +600,7 @@ def _justice(rng: np.random.Generator, pop: Population, path: Path, mess: MessSe
         "身份证号": XlsxColumn(rows.id, as_text=True),
         "联系电话": XlsxColumn(rows.phone, as_text=True),
         "居住地址": XlsxColumn(rows.address_text),
+        "曾用名": XlsxColumn(former[rows.person]),
         "矫正类别": XlsxColumn(case_types[pop.case_type[rows.person]]),
         "入矫日期": XlsxColumn(np.full(rows.n, "", dtype=STRING), dates=np.minimum(start, REFERENCE_DATE - 1)),
     }
@@ -604,7 +610,7 @@ def _justice(rng: np.random.Generator, pop: Population, path: Path, mess: MessSe
 
 
 def _census(rng: np.random.Generator, pop: Population, path: Path, mess: MessSettings, hukou: Hukou,
-            rng_hukou: np.random.Generator) -> SourceRows:
+            rng_hukou: np.random.Generator, former: np.ndarray) -> SourceRows:
     """人口普查: nearly everyone, birth year-month only, ID often not recorded, where people live now."""
     chosen = np.flatnonzero(rng.random(pop.n) < CENSUS_SHARE)
     rekeyed = mess.duplicates == "rekeyed"
@@ -628,10 +634,29 @@ def _census(rng: np.random.Generator, pop: Population, path: Path, mess: MessSet
         "网格": rows.places.grid_names(),
         "住址": rows.address_text,
         "户籍地址": census_hukou(rng_hukou, hukou, rows.person),
+        "曾用名": former[rows.person],
     }
     write_csv(path, columns, encoding="utf-8-sig")
     rows.keys = columns["普查编号"]
     return rows
+
+
+#: A civil-affairs entry of a person who changed their name that still carries the former name: the
+#: register was keyed before the change and never updated.
+CIVIL_AFFAIRS_FORMER_NAME_SHARE = 0.6
+
+#: Name defects a row keyed under the former name no longer carries (the name is the old one, clean).
+_NAME_DEFECTS = ("homophone", "shape_slip", "name_typo", "traditional", "dot_variant")
+
+
+def _keep_former_names(rng: np.random.Generator, rows: SourceRows, former: np.ndarray) -> None:
+    """Put the former name on :data:`CIVIL_AFFAIRS_FORMER_NAME_SHARE` of the rows of people who changed it."""
+    old = former[rows.person]
+    keep = np.flatnonzero((old != "") & (rng.random(rows.n) < CIVIL_AFFAIRS_FORMER_NAME_SHARE))
+    rows.name[keep] = old[keep]
+    for defect in _NAME_DEFECTS:
+        rows.defects[defect][keep] = False
+    rows.flag("former_name", keep)
 
 
 def _damage(rng: np.random.Generator, rows: SourceRows, pop: Population, mess: MessSettings, *, gbk: bool) -> None:
@@ -806,7 +831,7 @@ def _hard_negatives(pop: Population, tables: Mapping[str, SourceRows]) -> pa.Tab
     )
 
 
-def _persons_table(pop: Population, hukou: Hukou, updates: GridUpdates) -> pa.Table:
+def _persons_table(pop: Population, hukou: Hukou, updates: GridUpdates, former: np.ndarray) -> pa.Table:
     """The true people, one row each, with the attributes the departments only partly know."""
     diseases = np.array([""] + [d for d, _ in CHRONIC_DISEASES], dtype=STRING)
     cases = np.array([""] + [c for c, _ in CASE_TYPES], dtype=STRING)
@@ -819,6 +844,7 @@ def _persons_table(pop: Population, hukou: Hukou, updates: GridUpdates) -> pa.Ta
         {
             "person_id": text(pop.person_id),
             "name": text(pop.name),
+            "former_name": text(former),
             "surname": text(pop.surname),
             "sex": text(np.where(pop.male, "M", "F").astype(STRING)),
             "birth_date": text(format_dates(pop.birth, "iso")),

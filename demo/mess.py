@@ -42,6 +42,7 @@ DEFECTS = (
     "missing_name",  # quarantine: no name
     "malformed_id",  # quarantine: wrong length, letters, 3.30106E+17
     "name_typo",  # a re-keyed row: a given-name character typed as another (not a homophone) or left out
+    "former_name",  # keyed under the name the person had before changing it (曾用名), in an older register
 )
 """Every defect name that can appear in the ground truth's ``defects`` column."""
 

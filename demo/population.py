@@ -25,6 +25,7 @@ __all__ = [
     "GridLayout",
     "Population",
     "build_population",
+    "former_names",
 ]
 
 REFERENCE_DATE = np.datetime64("2026-11-01", "D")
@@ -42,6 +43,7 @@ TWIN_SHARE = 0.005  # persons who are one of a pair of twins (about 1 birth in 9
 TWIN_SAME_SEX = 0.6  # twin pairs of the same sex
 TWIN_SHARED_FIRST_CHARACTER = 0.7  # twins with 2-character given names sharing the first (子涵/子轩)
 MOVED_HOUSEHOLD_SHARE = 0.05  # households that moved: census/health/justice know the new address
+FORMER_NAME_SHARE = 0.02  # people who changed their given name (改名): 曾用名 in the census and justice
 LOW_INCOME_HOUSEHOLD_SHARE = 0.03  # households on 低保 (minimum-living subsidy)
 LOW_INCOME_ALONE_SHARE = 0.10  # the same for an elderly person living alone
 DISABILITY_BY_AGE = ((0, 0.01), (18, 0.03), (45, 0.06), (60, 0.12), (80, 0.22))  # (from age, share); ~6 %
@@ -355,6 +357,18 @@ def _names(
     name = np.strings.add(surname, given)
     name[idx] = cat(own, "·", father)
     return surname, given, name
+
+
+def former_names(rng: np.random.Generator, pop: Population, share: float = FORMER_NAME_SHARE) -> np.ndarray:
+    """Each person's former name (曾用名), or ``""``: ``share`` of the people with a Han name changed their
+    given name — the surname stays, the old given name is another of their sex and era."""
+    changed = np.flatnonzero(~pop.minority & (rng.random(pop.n) < share))
+    given = _given_names(rng, pop.male[changed], pop.birth[changed])
+    former = np.strings.add(pop.surname[changed], given)
+    kept = former != pop.name[changed]
+    out = np.full(pop.n, "", dtype=STRING)
+    out[changed[kept]] = former[kept]
+    return out
 
 
 def _given_names(rng: np.random.Generator, male: np.ndarray, birth: np.ndarray) -> np.ndarray:

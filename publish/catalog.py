@@ -170,6 +170,8 @@ _RECORD_FIELDS = (
     _col("change", TEXT, "what a report says changed, as written (a grid worker's update: 变更类型)"),
     _col("reported_by", TEXT, "who stated the record (a grid worker's update: the worker)"),
     _col("note", TEXT, "what the reporter added (a grid worker's update: 情况说明)"),
+    _col("alias", TEXT, "former names and aliases the source gives (曾用名, 别名), normalised as names and joined "
+         "by 、; linking compares them with other records' names"),
     _col("extracted_at", TSTZ, "when the connector read the source", "抽取时间"),
 )
 

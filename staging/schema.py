@@ -61,6 +61,7 @@ CANONICAL_COLUMNS: dict[str, str] = {
     "change": _TEXT,
     "reported_by": _TEXT,
     "note": _TEXT,
+    "alias": _TEXT,
     "extracted_at": _TIMESTAMP,
 }
 """Column -> pandas dtype of a staged person record, in canonical order."""

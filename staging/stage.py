@@ -55,7 +55,7 @@ from staging.schema import (
     CANONICAL_COLUMNS,
     CONSENT_COLUMNS,
 )
-from staging.text import clean_text, normalize_address, normalize_name
+from staging.text import clean_text, normalize_address, normalize_aliases, normalize_name
 
 __all__ = ["MAX_NAME_LENGTH", "UNMAPPED_VALUE_COLUMNS", "StageResult", "stage_consent_records", "stage_person_records"]
 
@@ -199,6 +199,7 @@ def stage_person_records(
     out = _identity_columns(extract)
     out["name"] = fields.text("name", normalize_name)
     out["name_pinyin"] = name_pinyin(out["name"])
+    out["alias"] = fields.text("alias", normalize_aliases)
     out["sex"] = fields.vocabulary("sex", SEX_CODES)
     birth = fields.dates("birth_date", date_formats)
     out["birth_date"], out["birth_date_precision"] = birth["date"], birth["precision"]

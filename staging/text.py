@@ -9,7 +9,8 @@ values, not once per row.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 
 import opencc
 import pandas as pd
@@ -29,6 +30,7 @@ __all__ = [
     "MIDDLE_DOT",
     "clean_text",
     "normalize_address",
+    "normalize_aliases",
     "normalize_name",
     "to_halfwidth",
     "to_simplified",
@@ -123,6 +125,36 @@ def normalize_name(values: pd.Series) -> pd.Series:
         dotted = pc.replace_substring_regex(cleaned, pattern=_MIDDLE_DOTS, replacement=MIDDLE_DOT)
         trimmed = empty_to_null(pc.utf8_trim(dotted, characters=MIDDLE_DOT))
         return pa.array(_simplify(trimmed.to_pylist()), type=pa.large_string())
+
+    return to_series(on_unique(as_arrow(values), transform), values.index)
+
+
+#: What separates two names in one alias cell (曾用名: 王芳、王小芳). Not the ASCII comma: a Latin name
+#: is written "smith, john".
+ALIAS_SEPARATORS = r"\s*[、，;；/|]\s*"
+
+#: The one separator between aliases once normalised.
+ALIAS_SEPARATOR = "、"
+
+
+def normalize_aliases(values: pd.Series, normalize: Callable[[pd.Series], pd.Series] | None = None) -> pd.Series:
+    """Normalise a cell of former names or aliases (曾用名, 别名): each name as ``normalize`` does
+    (:func:`normalize_name` unless given), repeats dropped, joined by ``、``; empty becomes missing.
+
+    Example:
+        ``normalize_aliases(pd.Series(["王芳，王小芳", "張 偉", "、"]))`` gives ``["王芳、王小芳", "张伟", <NA>]``.
+    """
+
+    def transform(dictionary: pa.Array) -> pa.Array:
+        cells = dictionary.to_pylist()
+        parts = [None if cell is None else [p for p in re.split(ALIAS_SEPARATORS, cell) if p] for cell in cells]
+        flat = pd.Series([name for names in parts if names for name in names], dtype="string")
+        normal = iter((normalize or normalize_name)(flat).tolist())
+        out = []
+        for names in parts:
+            kept = list(dict.fromkeys(n for n in (next(normal) for _ in (names or [])) if isinstance(n, str)))
+            out.append(ALIAS_SEPARATOR.join(kept) if kept else None)
+        return pa.array(out, type=pa.large_string())
 
     return to_series(on_unique(as_arrow(values), transform), values.index)
 

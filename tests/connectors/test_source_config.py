@@ -74,7 +74,7 @@ def test_valid_file_loads_with_defaults_and_text_values(tmp_path: Path) -> None:
 
 
 def test_field_lists_match_the_architecture() -> None:
-    assert len(PERSON_FIELDS) == 22 and "case_type" in PERSON_FIELDS and "purpose" not in PERSON_FIELDS
+    assert len(PERSON_FIELDS) == 23 and "case_type" in PERSON_FIELDS and "purpose" not in PERSON_FIELDS
     assert CONSENT_FIELDS == ("id_number", "name", "purpose", "recipient", "status", "decided_at", "channel",
                               "categories", "expires_at", "guardian_id_number")
 

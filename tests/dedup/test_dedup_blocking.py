@@ -155,3 +155,19 @@ def test_a_record_without_a_birth_date_meets_its_namesake_at_its_flat() -> None:
     rules = {(left, right): names[rule] for left, right, rule in found}
     assert rules[(0, 1)] == "name_household"
     assert not any(left == 0 and right > 1 for left, right in rules), "no other 王伟 elsewhere is paired"
+
+
+def test_a_record_is_blocked_under_each_name_it_is_known_by() -> None:
+    # Civil affairs still has her former name; the census gives her new name and the former one as 曾用名.
+    rows = records([
+        {"record_id": "civil_affairs:1", "source": "civil_affairs", "name": "王小芳", "birth_date": "1980-05-02"},
+        {"record_id": "census:1", "source": "census", "name": "王芳", "alias": "王小芳", "birth_date": "1980-05"},
+        {"record_id": "census:2", "source": "census", "name": "王芳", "birth_date": "1980-05"},
+    ])
+    prepared = prepare_records(rows)
+    found, _ = pairs_of(prepared, LinkSettings())
+    names = [rule.name for rule in LinkSettings().blocking_rules]
+    rules = {(left, right): names[rule] for left, right, rule in found}
+    assert rules[(0, 1)] == "pinyin_birth_month", "her former name and birth month, under the census record's alias"
+    assert (0, 2) not in rules, "no alias, no pair"
+    assert all(left != right for left, right, _ in found), "a record never pairs with its own alias"

@@ -309,3 +309,19 @@ def test_a_latin_address_gives_its_postcode_as_the_community() -> None:
     assert got["community"] == "equal"
     assert levels({"address": "12 wallaby place delmar 2119 nsw"},
                   {"address": "7 kent street milton 3165 vic"})["community"] == "different"
+
+
+ALIAS_CASES = [
+    # (left, right, expected name level, why)
+    ({"name": "王芳", "alias": "王小芳"}, {"name": "王小芳"}, "alias", "the other record keys her former name (曾用名)"),
+    ({"name": "王小芳"}, {"name": "王芳", "alias": "王晓芳、芳芳"}, "alias", "a former name given with the same pinyin"),
+    ({"name": "王芳", "alias": "王小芳"}, {"name": "王丽", "alias": "王小芳"}, "alias", "both give one former name"),
+    ({"name": "王芳", "alias": "王小芳"}, {"name": "王芳"}, "exact", "the names agree: the alias is not needed"),
+    ({"name": "王芳", "alias": "王小芳"}, {"name": "李娜"}, "different", "neither name is known to the other"),
+    ({"name": "smith john", "alias": "jones john"}, {"name": "jones  john"}, "alias", "a Latin alias"),
+]
+
+
+@pytest.mark.parametrize(("left", "right", "expected", "why"), ALIAS_CASES, ids=[case[3] for case in ALIAS_CASES])
+def test_a_former_name_meets_the_other_records_name(left, right, expected, why) -> None:
+    assert levels(left, right)["name"] == expected, why

@@ -27,7 +27,7 @@ def test_census_extract_is_utf8_with_a_bom(demo: DemoSummary) -> None:
     raw = demo.files["census"].read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     header = raw[3:].decode("utf-8").splitlines()[0]
-    assert header == "普查编号,姓名,性别,出生年月,公民身份号码,街道,社区,网格,住址,户籍地址"
+    assert header == "普查编号,姓名,性别,出生年月,公民身份号码,街道,社区,网格,住址,户籍地址,曾用名"
 
 
 def test_census_states_birth_year_and_month_only(demo: DemoSummary) -> None:
@@ -42,7 +42,7 @@ def test_justice_workbook_has_its_sheet_text_ids_and_real_date_cells(demo: DemoS
     assert workbook.sheetnames == ["在册人员"]
     sheet = workbook["在册人员"]
     header = [cell.value for cell in sheet[1]]
-    assert header == ["编号", "姓名", "性别", "出生日期", "身份证号", "联系电话", "居住地址", "矫正类别", "入矫日期"]
+    assert header == ["编号", "姓名", "性别", "出生日期", "身份证号", "联系电话", "居住地址", "曾用名", "矫正类别", "入矫日期"]
     ids = [row[4] for row in sheet.iter_rows(min_row=2) if row[4].value is not None]
     assert ids and all(cell.data_type == "s" and cell.number_format == "@" for cell in ids)
     births = [row[3].value for row in sheet.iter_rows(min_row=2)]
@@ -51,7 +51,7 @@ def test_justice_workbook_has_its_sheet_text_ids_and_real_date_cells(demo: DemoS
     assert len(dated) > 0.7 * len(births), "most birth dates are Excel date cells"
     assert any(re.fullmatch(r"[0-9]{4}\.[0-9]{2}\.[0-9]{2}", v) for v in typed), "some are typed as 1980.01.02"
     assert sheet.max_row - 1 == demo.counts["justice"]
-    assert {row[7].value for row in sheet.iter_rows(min_row=2)} <= {"管制", "缓刑", "假释", "暂予监外执行"}
+    assert {row[8].value for row in sheet.iter_rows(min_row=2)} <= {"管制", "缓刑", "假释", "暂予监外执行"}
 
 
 def test_civil_affairs_database_holds_every_row_in_its_table(demo: DemoSummary) -> None:

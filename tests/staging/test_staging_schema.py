@@ -19,7 +19,7 @@ def test_canonical_columns_follow_the_contract_in_order():
         "id_number", "id_number_valid", "id_upgraded", "id_birth_date", "id_sex", "birth_date_conflict",
         "sex_conflict", "phone", "address", "street", "community", "grid", "record_date", "lives_alone",
         "low_income", "pregnant", "corrections", "disability_grade", "chronic_disease", "case_type", "hukou_address",
-        "residence_status", "change", "reported_by", "note", "extracted_at",
+        "residence_status", "change", "reported_by", "note", "alias", "extracted_at",
     ]
     flags = {"id_number_valid", "id_upgraded", "birth_date_conflict", "sex_conflict", "lives_alone", "low_income",
              "pregnant", "corrections"}

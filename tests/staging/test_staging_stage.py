@@ -109,6 +109,7 @@ def test_a_clean_row_is_mapped_normalised_and_derived():
         "change": None,
         "reported_by": None,
         "note": None,
+        "alias": None,
         "extracted_at": pd.Timestamp("2026-11-23 02:00", tz="UTC"),
     }
 
@@ -351,3 +352,10 @@ def test_inconsistent_declarations_fail_early_with_a_fix(options, error, match):
 def test_yaml_booleans_are_accepted_as_value_map_targets():
     result = stage([person(djlr="是")], values=VALUES | {"lives_alone": {"是": True, "否": False}})
     assert bool(result.staged.loc[0, "lives_alone"]) is True
+
+
+def test_former_names_are_normalised_as_names_one_by_one():
+    rows = [person(jmbh="1", cym="王小芳，張 三；王小芳"), person(jmbh="2", cym="、"), person(jmbh="3", cym=None)]
+    staged = stage(rows, columns={**COLUMNS, "alias": "cym"}).staged
+    assert staged["alias"].tolist()[:1] == ["王小芳、张三"]
+    assert staged["alias"].isna().tolist()[1:] == [True, True]
