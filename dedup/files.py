@@ -49,7 +49,8 @@ def dedup_file(
         input_path: ``.parquet`` or ``.csv`` (UTF-8, with or without BOM) with columns
             ``record_id, source, name, sex, birth_date, id_number, phone, address``; values may be empty.
             ``sex`` may be ``M``/``F``, ``男``/``女`` or ``1``/``2``. Used when present:
-            ``community`` (社区/村, or a postcode; without it each record's is read from its address),
+            ``community`` (社区/村, or a postcode; without the column each record's is read from its
+            address),
             ``grid``, ``birth_date_precision`` (``day``, ``month`` or ``year``: a census ``1964-05-01``
             at ``month`` is compared as 1964-05) and ``hukou_address`` (户籍地址, compared with the other
             record's address). Other columns are ignored, and listed as such in the statistics.

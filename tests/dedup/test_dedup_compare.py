@@ -200,12 +200,12 @@ COMMUNITY_CASES = [
      "another flat in the same community"),
     ("示范区西溪街道翠苑社区3幢2单元501室", "示范区东湖街道和睦社区9幢1单元1101室", "翠苑社区", "和睦社区", "different",
      "moved to another community"),
-    ("示范区西溪街道翠苑社区3幢2单元501室", "西溪街道3幢2单元501室", "翠苑社区", "", "null",
-     "community missing on one side, and the address names none"),
-    ("示范区西溪街道翠苑社区3幢2单元501室", "示范区西溪街道翠苑社区7幢1单元101室", "翠苑社区", "", "equal",
-     "community missing on one side: taken from its address"),
+    ("示范区西溪街道翠苑社区3幢2单元501室", "示范区西溪街道翠苑社区7幢1单元101室", "翠苑社区", "", "null",
+     "community missing on one side: that source does not say, and is not second-guessed"),
+    ("示范区西溪街道翠苑社区3幢2单元501室", "示范区西溪街道翠苑社区7幢1单元101室", "", "", "equal",
+     "no record gives a community: each is read from its address"),
     ("示范区西溪街道丰收社区3幢2单元501室", "示范区西溪街道翠苑社区7幢1单元101室", "", "", "different",
-     "no community given: each taken from its address"),
+     "no community given: each read from its address, and they differ"),
 ]
 
 
