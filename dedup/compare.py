@@ -504,9 +504,10 @@ def _name_shape(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.nd
 
 @level_test("name.near_homophone")
 def _name_near_homophone(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
-    """Chinese names whose pinyin is the same once confusable sounds are folded (:func:`dedup.prepare.fuzzy_pinyin`)."""
+    """Chinese names whose pinyin is the same once confusable sounds are folded (:func:`dedup.prepare.fuzzy_pinyin`;
+    null for a Latin name)."""
     fuzzy_l, fuzzy_r = batch.pair("fuzzy_pinyin")
-    return ~_latin_names(batch) & (fuzzy_l >= 0) & (fuzzy_l == fuzzy_r)
+    return (fuzzy_l >= 0) & (fuzzy_l == fuzzy_r)
 
 
 @level_test("name.alias")
@@ -514,10 +515,10 @@ def _name_alias(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.nd
     """One record's name is an alias of the other (曾用名, as written or the same pinyin), or the two
     share an alias."""
     known = np.zeros(len(batch), dtype=bool)
+    if not batch.arrays.alias_name.shape[1]:  # no record gives an alias
+        return known
     for aliases, names in (("alias_name", "name"), ("alias_pinyin", "pinyin")):
         alias_l, alias_r = batch.pair(aliases)
-        if not alias_l.shape[1]:
-            return known
         name_l, name_r = batch.pair(names)
         known |= ((alias_l >= 0) & (alias_l == name_r[:, None])).any(axis=1)
         known |= ((alias_r >= 0) & (alias_r == name_l[:, None])).any(axis=1)

@@ -462,7 +462,7 @@ def shared_id_m(
     m_em: list[np.ndarray],
     spec: ModelSpec,
 ) -> tuple[list[np.ndarray], int]:
-    """m of every comparison but the ID number, measured on pairs one valid ID number makes certain
+    """m of every comparison but the ID number and the birth date, measured on pairs one valid ID number makes certain
     (:func:`same_id_pairs`), drawn towards the EM's m as if ``_PRIOR_PAIRS`` pairs had been seen there.
 
     EM finds its matches among the pairs the comparisons already make look alike, so what it never
@@ -479,8 +479,10 @@ def shared_id_m(
     Returns:
         m per comparison, and how many pairs sharing an ID number it was measured on.
     """
+    if not spec.m_from_shared_ids:
+        return m_em, 0
     rid_l, rid_r = same_id_pairs(arrays, spec.em_sample_pairs, spec.seed)
-    if not spec.m_from_shared_ids or len(rid_l) < spec.min_shared_id_pairs:
+    if len(rid_l) < spec.min_shared_id_pairs:
         return m_em, len(rid_l)
     unmoved = replace(arrays, moves=np.zeros(0, dtype=np.int64))
     out: list[np.ndarray] = []

@@ -21,6 +21,7 @@ from core.vocabulary import (
     STAGED_DATE_FORMATS,
 )
 from staging.normalize import (
+    ALIAS_SEPARATOR,
     name_pinyin,
     normalize_address,
     normalize_aliases,
@@ -29,7 +30,6 @@ from staging.normalize import (
     parse_dates,
     parse_id_numbers,
 )
-from staging.text import ALIAS_SEPARATOR
 
 __all__ = [
     "BIRTH_DATE_FORMATS",
@@ -355,12 +355,18 @@ def household_key(addresses: pd.Series) -> pd.Series:
         >>> household_key(pd.Series(["示范区西溪街道翠苑社区3幢2单元501室", "西溪街道翠苑社区3-2-501"])).tolist()
         ['翠苑社区|3-2-501', '翠苑社区|3-2-501']
     """
-    encoded = pc.dictionary_encode(_arrow_text(addresses))
-    parts = pc.extract_regex(encoded.dictionary, _HOUSEHOLD)
+    indices, parts = _flat_parts(addresses)
     numbers = pc.utf8_trim(pc.replace_substring_regex(parts.field("rest"), r"[^0-9]+", "-"), "-")
     key = pc.binary_join_element_wise(parts.field("place"), numbers, pa.scalar("|", pa.large_string()))
     key = pc.if_else(pc.and_(pc.is_valid(parts), pc.greater(pc.utf8_length(numbers), 0)), key, pa.scalar(None, key.type))
-    return pd.Series(pc.take(key, encoded.indices).to_pandas(), dtype=TEXT)
+    return pd.Series(pc.take(key, indices).to_pandas(), dtype=TEXT)
+
+
+def _flat_parts(addresses: pd.Series) -> tuple[pa.Array, pa.StructArray]:
+    """Each distinct address split by :data:`_HOUSEHOLD` into its place (the last 社区/小区/村) and the rest
+    (null where it names no such place), and the index of each address's distinct value."""
+    encoded = pc.dictionary_encode(_arrow_text(addresses))
+    return encoded.indices, pc.extract_regex(encoded.dictionary, _HOUSEHOLD)
 
 
 def _community(frame: pd.DataFrame, address: pd.Series, raw_address: pd.Series, words: pd.Series) -> pd.Series:
@@ -382,10 +388,9 @@ def address_place(address: pd.Series, raw: pd.Series, words: pd.Series) -> pd.Se
         >>> address_place(raw, raw, pd.Series([None, "x", "x"])).tolist()
         ['翠苑社区', '3806', <NA>]
     """
-    encoded = pc.dictionary_encode(_arrow_text(address))
-    parts = pc.extract_regex(encoded.dictionary, _HOUSEHOLD)
+    indices, parts = _flat_parts(address)
     place = pc.if_else(pc.is_valid(parts), parts.field("place"), pa.scalar(None, pa.large_string()))
-    chinese = pd.Series(pc.take(place, encoded.indices).to_pandas(), dtype=TEXT)
+    chinese = pd.Series(pc.take(place, indices).to_pandas(), dtype=TEXT)
     latin = _text(raw.where(words.notna())).str.extract(r"\s(\d{4,6})(?:\s+\D*)?$", expand=False)
     return _blank_to_na(chinese.fillna(latin.astype(TEXT)))
 
@@ -443,7 +448,7 @@ _FUZZY_SOUNDS: tuple[tuple[str, str], ...] = (
 
 def fuzzy_pinyin(pinyin: pd.Series) -> pd.Series:
     """Toneless pinyin with the sounds of :data:`_FUZZY_SOUNDS` folded, so names a southern accent or a
-    fuzzy input method confuses (刘玲 liu ling / 刘琳 liu lin, 周晨 / 周晟, 张 zhang / 藏 zang) fold alike.
+    fuzzy input method confuses (刘玲 liu ling / 刘琳 liu lin, 周晨 / 周晟, 张 zhang / 臧 zang) fold alike.
 
     Example:
         >>> fuzzy_pinyin(pd.Series(["liu ling", "liu lin", "zhou cheng", "niu ming", None])).tolist()

@@ -695,8 +695,8 @@ class ModelSpec(_Settings):
             such names weigh as any flatmates' do.
         max_flat_size: a flat with more records carrying a valid ID number than this (a dormitory, a
             placeholder address) is not taken as a household.
-        m_from_shared_ids: measure m of every comparison but the ID number on records that share one
-            valid ID number — one person by construction — instead of keeping the EM's, which learns
+        m_from_shared_ids: measure m of every comparison but the ID number and the birth date on records
+            that share one valid ID number — one person by construction — instead of keeping the EM's, which learns
             only from the matches it already finds (:func:`dedup.model.shared_id_m`): a changed phone or
             a mover's two addresses are then weighed as often as one person's records show them.
         min_shared_id_pairs: with fewer pairs sharing a valid ID number, m stays the EM's.
@@ -731,7 +731,7 @@ class ModelSpec(_Settings):
     )
     max_flat_size: int = Field(default=40, description="flats with more records than this are no household")
     m_from_shared_ids: bool = Field(
-        default=True, description="measure m of every comparison but the ID number on records sharing a valid ID number"
+        default=True, description="measure m of the comparisons but ID number and birth date on records sharing a valid ID number"
     )
     min_shared_id_pairs: int = Field(default=1_000, description="fewer such pairs than this: m stays the EM's")
     seed: int = Field(default=20261123, description="random seed of the samples, so a run is reproducible")

@@ -19,6 +19,7 @@ from staging.id_numbers import ID_COLUMNS, id_check_digit, parse_id_numbers
 from staging.phones import normalize_phone
 from staging.pinyin import COMPOUND_SURNAME_READINGS, SURNAME_READINGS, name_pinyin
 from staging.text import (
+    ALIAS_SEPARATOR,
     MIDDLE_DOT,
     clean_text,
     normalize_address,
@@ -29,6 +30,7 @@ from staging.text import (
 )
 
 __all__ = [
+    "ALIAS_SEPARATOR",
     "CHINA_TZ",
     "COMPOUND_SURNAME_READINGS",
     "DATE_COLUMNS",

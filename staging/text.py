@@ -146,14 +146,13 @@ def normalize_aliases(values: pd.Series, normalize: Callable[[pd.Series], pd.Ser
     """
 
     def transform(dictionary: pa.Array) -> pa.Array:
-        cells = dictionary.to_pylist()
-        parts = [None if cell is None else [p for p in re.split(ALIAS_SEPARATORS, cell) if p] for cell in cells]
-        flat = pd.Series([name for names in parts if names for name in names], dtype="string")
-        normal = iter((normalize or normalize_name)(flat).tolist())
-        out = []
-        for names in parts:
-            kept = list(dict.fromkeys(n for n in (next(normal) for _ in (names or [])) if isinstance(n, str)))
-            out.append(ALIAS_SEPARATOR.join(kept) if kept else None)
+        cells = [[] if cell is None else [p for p in re.split(ALIAS_SEPARATORS, cell) if p] for cell in dictionary.to_pylist()]
+        names = (normalize or normalize_name)(pd.Series([name for cell in cells for name in cell], dtype="string")).tolist()
+        out, start = [], 0
+        for cell in cells:
+            kept = dict.fromkeys(name for name in names[start : start + len(cell)] if isinstance(name, str))
+            start += len(cell)
+            out.append(ALIAS_SEPARATOR.join(kept) or None)
         return pa.array(out, type=pa.large_string())
 
     return to_series(on_unique(as_arrow(values), transform), values.index)
