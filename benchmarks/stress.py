@@ -24,6 +24,9 @@ session:
     .venv/bin/python benchmarks/stress.py --persons 30000
     .venv-bench/bin/python benchmarks/stress.py --persons 30000 --splink
 
+An ablation links with other vetoes (``--vetoes distinct_valid_ids different_sex ...``) or without
+columns the engine reads (``--ignore-columns alias hukou_address``), to measure what each is worth.
+
 Reported per variant and engine: pairwise precision, recall and F1 (linear time, as
 ``benchmarks/demo_accuracy.py``), twin pairs merged, and recall per category of true pair: repeats
 within each source, pairs across each pair of sources, pairs where a record has no ID number, a mover
@@ -63,7 +66,7 @@ from demo_accuracy import (  # noqa: E402
     stage_demo,
 )
 
-from dedup import link_records  # noqa: E402
+from dedup import LinkSettings, link_records  # noqa: E402
 from demo.generate import PERSON_SOURCES, MessSettings, generate_demo  # noqa: E402
 
 log = logging.getLogger("benchmarks.stress")
@@ -163,9 +166,18 @@ def category_recall(mapping: pd.DataFrame, pairs: pd.DataFrame) -> dict[str, tup
     return out
 
 
-def link_silobreaker(records: pd.DataFrame) -> pd.DataFrame:
-    """record_id → person_id from silobreaker as shipped."""
-    return link_records(records).mapping[["record_id", "person_id"]]
+def silobreaker_linker(
+    vetoes: list[str] | None = None, ignore: list[str] | None = None
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """record_id → person_id from silobreaker as shipped; for an ablation, with other ``vetoes`` or with
+    the columns ``ignore`` left out (what the engine does without 曾用名 or 户籍地址)."""
+    settings = LinkSettings(vetoes=tuple(vetoes)) if vetoes is not None else LinkSettings()
+
+    def link(records: pd.DataFrame) -> pd.DataFrame:
+        kept = records.drop(columns=[column for column in ignore or [] if column in records.columns])
+        return link_records(kept, settings).mapping[["record_id", "person_id"]]
+
+    return link
 
 
 def link_splink(records: pd.DataFrame) -> pd.DataFrame:
@@ -259,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splink-variants", nargs="+", choices=list(VARIANTS), default=None,
                         help="variants Splink runs on (default: all that run); it is the slower engine")
     parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file the result is appended to")
+    parser.add_argument("--vetoes", nargs="*", default=None,
+                        help="ablation: silobreaker with these vetoes instead of its defaults")
+    parser.add_argument("--ignore-columns", nargs="+", default=None,
+                        help="ablation: silobreaker without these columns (e.g. alias hukou_address)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("splink").setLevel(logging.WARNING)
@@ -267,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     splink_on = set(args.splink_variants or args.variants) if args.splink else set()
     outcomes: list[Outcome] = []
     for name in args.variants:
-        engines: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {"silobreaker": link_silobreaker}
+        engines: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
+            "silobreaker": silobreaker_linker(args.vetoes, args.ignore_columns)
+        }
         if name in splink_on:
             engines["Splink"] = link_splink
         with tempfile.TemporaryDirectory(prefix="silobreaker-stress-") as scratch:
