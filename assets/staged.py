@@ -11,9 +11,10 @@ severity WARN for its ``warn`` rules.
 import dagster as dg
 import pandas as pd
 
+from assets.raw import read_raw
 from assets.resources import WarehouseResource
 from assets.run_lifecycle import RunLockResource
-from connectors import Extract, SourceConfig
+from connectors import Extract, SourceConfig, SourceReader
 from quality import (
     QualityRules,
     build_staging_report,
@@ -23,6 +24,7 @@ from quality import (
 from quality.guards import source_guards
 from quality.rules import consent_registry_suite
 from staging import stage_consent_records, stage_person_records
+from staging.reuse import StagingStore
 
 __all__ = ["build_staged_assets", "with_earlier_reports"]
 
@@ -61,15 +63,25 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
                                 description="rules.yaml rules with severity warn: reported, not blocking")]
              if source.holds_persons else []),
     )
-    def stage(context: dg.AssetExecutionContext, run_lock: RunLockResource, raw: Extract, warehouse: WarehouseResource):
-        stage_fn = stage_consent_records if source.role == "consent" else stage_person_records
-        # A grid-update form's 变更类型 is its drop-down: a row must name one of its changes.
-        form = {"form_fields": ["change"]} if source.role == "grid_updates" else {}
-        result = stage_fn(
-            raw.frame, source=name, primary_key=source.primary_key, columns=source.columns,
-            values=source.values, date_formats=source.date_formats, extracted_at=raw.lineage.extracted_at,
-            truncated_rows=raw.truncated_rows, **form,
-        )
+    def stage(context: dg.AssetExecutionContext, run_lock: RunLockResource, raw: Extract, warehouse: WarehouseResource,
+              source_reader: SourceReader):
+        store = StagingStore(warehouse.data_home())
+        result = store.reuse(source, raw.lineage)
+        reused = result is not None
+        if not reused:
+            if raw.unchanged:  # the kept staging expired or went missing since the file was hashed
+                raw = read_raw(source_reader, source)
+            stage_fn = stage_consent_records if source.role == "consent" else stage_person_records
+            # A grid-update form's 变更类型 is its drop-down: a row must name one of its changes.
+            form = {"form_fields": ["change"]} if source.role == "grid_updates" else {}
+            result = stage_fn(
+                raw.frame, source=name, primary_key=source.primary_key, columns=source.columns,
+                values=source.values, date_formats=source.date_formats, extracted_at=raw.lineage.extracted_at,
+                truncated_rows=raw.truncated_rows, **form,
+            )
+            store.keep(source, raw.lineage, result)
+        else:
+            context.log.info("content unchanged (sha256 %s): the kept staging is reused", raw.lineage.content_hash[:12])
         reader = warehouse.reader()
         previous_rows = reader.previous_staged_rows(name) if rules.row_count_change else None
         suite = consent_registry_suite(name, rules) if source.role == "consent" else staged_person_suite(
@@ -87,6 +99,7 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
             staged = with_earlier_reports(result.staged, reader.kept_records(name))
         yield dg.Output(staged, output_name=f"staged_{name}",
                         metadata={"dagster/row_count": len(staged), "quarantined": report.quarantined,
+                                  "staging_reused": reused,
                                   **({"this_form": report.staged} if source.role == "grid_updates" else {})})
         yield dg.Output(result.quarantine, output_name=f"quarantine_{name}",
                         metadata={"dagster/row_count": report.quarantined})

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from connectors._frames import require_columns
 from connectors.config import SourceConfig
 from connectors.files import read_csv, read_parquet, read_xlsx
-from connectors.lineage import Extract
+from connectors.lineage import Extract, Lineage
 from connectors.sql import read_sql
 from core.home import HomeLike
 
@@ -16,7 +16,7 @@ __all__ = ["read_source"]
 
 logger = logging.getLogger(__name__)
 
-_READERS: dict[str, Callable[[SourceConfig, HomeLike], Extract]] = {
+_READERS: dict[str, Callable[[SourceConfig, HomeLike, Lineage | None], Extract]] = {
     "sql": read_sql,
     "csv": read_csv,
     "xlsx": read_xlsx,
@@ -24,7 +24,7 @@ _READERS: dict[str, Callable[[SourceConfig, HomeLike], Extract]] = {
 }
 
 
-def read_source(cfg: SourceConfig, home: HomeLike) -> Extract:
+def read_source(cfg: SourceConfig, home: HomeLike, known: Lineage | None = None) -> Extract:
     """Read a declared source into a text frame with its lineage.
 
     Every cell of the returned frame is a ``str`` or ``None``; column names are stripped of
@@ -34,6 +34,8 @@ def read_source(cfg: SourceConfig, home: HomeLike) -> Extract:
     Args:
         cfg: the source declaration.
         home: the data home; ``${SILOBREAKER_HOME}`` and relative paths resolve against it.
+        known: the lineage of an extract the caller holds the staging of: a file with the same
+            bytes is hashed but not parsed, and comes back ``unchanged`` (a database is always read).
 
     Returns:
         The frame and its :class:`~connectors.lineage.Lineage`.
@@ -48,9 +50,13 @@ def read_source(cfg: SourceConfig, home: HomeLike) -> Extract:
         >>> extract.lineage.encoding  # doctest: +SKIP
         'gb18030'
     """
-    extract = _READERS[cfg.kind](cfg, home)
-    require_columns(cfg, extract.lineage.location, extract.frame.columns, "file" if cfg.kind != "sql" else "result")
+    extract = _READERS[cfg.kind](cfg, home, known)
     lineage = extract.lineage
+    if extract.unchanged:
+        logger.info("source %s unchanged since %s (%s, sha256=%s): not parsed again", lineage.source,
+                    known.extracted_at.isoformat(), lineage.location, lineage.content_hash[:12])
+        return extract
+    require_columns(cfg, extract.lineage.location, extract.frame.columns, "file" if cfg.kind != "sql" else "result")
     logger.info(
         "extracted %d rows from source %s (%s, %s) sha256=%s",
         lineage.row_count,

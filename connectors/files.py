@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -53,7 +54,7 @@ def detect_encoding(data: bytes) -> str:
     return "utf-8"
 
 
-def read_csv(cfg: SourceConfig, home: HomeLike) -> Extract:
+def read_csv(cfg: SourceConfig, home: HomeLike, known: Lineage | None = None) -> Extract:
     """Read a CSV source; every cell is text, empty cells are None.
 
     Raises:
@@ -62,7 +63,9 @@ def read_csv(cfg: SourceConfig, home: HomeLike) -> Extract:
     """
     path = cfg.resolved_path(home)
     started = dt.datetime.now(dt.UTC)
-    data = _read_bytes(cfg, path)
+    data, digest = _read_bytes(cfg, path)
+    if known is not None and digest == known.content_hash:
+        return _unchanged(known, path, started)
     encoding = detect_encoding(data) if cfg.encoding == "auto" else cfg.encoding
     logger.debug("source %s: decoding %s as %s (declared %s)", cfg.name, path, encoding, cfg.encoding)
     _refuse_nul_bytes(cfg, path, data)
@@ -91,7 +94,7 @@ def read_csv(cfg: SourceConfig, home: HomeLike) -> Extract:
     header, body = raw.iloc[0], raw.iloc[1:]
     names = [clean_name(h) if isinstance(h, str) and clean_name(h) else f"Unnamed: {i}" for i, h in enumerate(header)]
     frame = text_frame(names, (body.iloc[:, i].to_numpy(dtype=object) for i in range(body.shape[1])))
-    extract = _extract(cfg, "csv", path, started, frame, data, encoding)
+    extract = _extract(cfg, "csv", path, started, frame, digest, encoding)
     # A file cut off in transfer ends mid-row: no final line break, and its last line holds fewer
     # fields than the header (pandas pads a short row with "", so the line itself is counted).
     if len(body) and not text.endswith(("\n", "\r")) and _fields_in_last_line(text, cfg.delimiter) < len(header):
@@ -100,7 +103,7 @@ def read_csv(cfg: SourceConfig, home: HomeLike) -> Extract:
     return extract
 
 
-def read_xlsx(cfg: SourceConfig, home: HomeLike) -> Extract:
+def read_xlsx(cfg: SourceConfig, home: HomeLike, known: Lineage | None = None) -> Extract:
     """Read an Excel sheet (``sheet`` or the first); the first row is the header.
 
     Numbers that are whole become ``"123"``, date cells ``"YYYY-MM-DD"`` (with ``" HH:MM:SS"``
@@ -113,7 +116,9 @@ def read_xlsx(cfg: SourceConfig, home: HomeLike) -> Extract:
     """
     path = cfg.resolved_path(home)
     started = dt.datetime.now(dt.UTC)
-    data = _read_bytes(cfg, path)
+    data, digest = _read_bytes(cfg, path)
+    if known is not None and digest == known.content_hash:
+        return _unchanged(known, path, started)
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
@@ -170,7 +175,7 @@ def read_xlsx(cfg: SourceConfig, home: HomeLike) -> Extract:
         names.append(title or f"Unnamed: {position}")
         columns.append(values)
     frame = text_frame(names, columns)
-    return _extract(cfg, "xlsx", path, started, frame, data, None)
+    return _extract(cfg, "xlsx", path, started, frame, digest, None)
 
 
 # Rows searched for the real header when the first one lacks the declared columns (a title above it).
@@ -208,7 +213,7 @@ def _excel_number(value: object) -> object:
     return value
 
 
-def read_parquet(cfg: SourceConfig, home: HomeLike) -> Extract:
+def read_parquet(cfg: SourceConfig, home: HomeLike, known: Lineage | None = None) -> Extract:
     """Read a Parquet file; every column is turned into text by the same rules as SQL values.
 
     Raises:
@@ -216,7 +221,9 @@ def read_parquet(cfg: SourceConfig, home: HomeLike) -> Extract:
     """
     path = cfg.resolved_path(home)
     started = dt.datetime.now(dt.UTC)
-    data = _read_bytes(cfg, path)
+    data, digest = _read_bytes(cfg, path)
+    if known is not None and digest == known.content_hash:
+        return _unchanged(known, path, started)
     try:
         table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowException, OSError) as e:
@@ -236,12 +243,13 @@ def read_parquet(cfg: SourceConfig, home: HomeLike) -> Extract:
         else:
             columns.append(column.to_pylist())
     frame = text_frame(names, columns)
-    return _extract(cfg, "parquet", path, started, frame, data, None)
+    return _extract(cfg, "parquet", path, started, frame, digest, None)
 
 
-def _read_bytes(cfg: SourceConfig, path: Path) -> bytes:
+def _read_bytes(cfg: SourceConfig, path: Path) -> tuple[bytes, str]:
+    """The file's bytes and their sha256 (hex), the lineage's content hash."""
     try:
-        return path.read_bytes()
+        data = path.read_bytes()
     except FileNotFoundError as e:
         raise SourceError(
             cfg.name,
@@ -253,6 +261,7 @@ def _read_bytes(cfg: SourceConfig, path: Path) -> bytes:
         raise SourceError(
             cfg.name, str(path), f"cannot read the file ({e.strerror or e})", "check the path and its permissions"
         ) from e
+    return data, hashlib.sha256(data).hexdigest()
 
 
 def _decode(cfg: SourceConfig, path: Path, data: bytes, encoding: str) -> str:
@@ -354,7 +363,7 @@ def _extract(
     path: Path,
     started: dt.datetime,
     frame: pd.DataFrame,
-    data: bytes,
+    digest: str,
     encoding: str | None,
 ) -> Extract:
     lineage = Lineage(
@@ -363,7 +372,12 @@ def _extract(
         location=str(path),
         extracted_at=started,
         row_count=len(frame),
-        content_hash=hashlib.sha256(data).hexdigest(),
+        content_hash=digest,
         encoding=encoding,
     )
     return Extract(frame=frame, lineage=lineage)
+
+
+def _unchanged(known: Lineage, path: Path, started: dt.datetime) -> Extract:
+    """The file holds the bytes ``known`` describes: its lineage, read again now, without parsing."""
+    return Extract(pd.DataFrame(), dataclasses.replace(known, location=str(path), extracted_at=started), unchanged=True)

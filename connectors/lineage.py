@@ -79,8 +79,13 @@ class Extract:
 
     ``truncated_rows`` holds the 0-based positions of rows the reader saw cut off (the last line
     of a CSV that ends mid-row, its last fields missing); staging quarantines them.
+
+    ``unchanged`` says the source holds exactly the content of a lineage the caller already knew
+    (``read_source(..., known=...)``): the file was hashed, not parsed, ``frame`` is empty and the
+    lineage is the known one with this read's time and location; the staging kept for it applies.
     """
 
     frame: pd.DataFrame
     lineage: Lineage
     truncated_rows: tuple[int, ...] = ()
+    unchanged: bool = False

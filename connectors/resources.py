@@ -9,7 +9,7 @@ from pydantic import Field
 
 from connectors.config import SourcesFile, load_sources
 from connectors.extract import read_source
-from connectors.lineage import Extract
+from connectors.lineage import Extract, Lineage
 from core.home import DataHome
 
 __all__ = ["SourceReader"]
@@ -42,15 +42,17 @@ class SourceReader(dg.ConfigurableResource):
         """
         return load_sources(Path(self.sources_file).expanduser())
 
-    def extract(self, source_name: str) -> Extract:
+    def extract(self, source_name: str, known: Lineage | None = None) -> Extract:
         """Read one declared source.
 
         Args:
             source_name: a ``name`` from the sources file.
+            known: the lineage of an extract whose staging the caller holds; an unchanged file is not
+                parsed again (:func:`connectors.read_source`).
 
         Raises:
             ConfigError: the file is invalid, or no source has that name.
             SourceError: the source cannot be read or does not match its declaration.
             SourceUnavailableError: its database did not answer; retry.
         """
-        return read_source(self.load().source(source_name), DataHome.resolve(self.home))
+        return read_source(self.load().source(source_name), DataHome.resolve(self.home), known)

@@ -53,8 +53,8 @@ def safe_url(url: str | URL) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def read_sql(cfg: SourceConfig, home: HomeLike) -> Extract:
-    """Read a sql source into a text frame.
+def read_sql(cfg: SourceConfig, home: HomeLike, known: Lineage | None = None) -> Extract:
+    """Read a sql source into a text frame (``known`` is not used: a database is read to know it is unchanged).
 
     Raises:
         SourceUnavailableError: the database did not answer (connection refused, server

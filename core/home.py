@@ -10,6 +10,8 @@ A deployment keeps all its state under one directory (``$SILOBREAKER_HOME``, def
       publication.journal.json         a publication being committed (recovered by the next run)
       run.lock                         held by the run using the home (who holds it, inside)
       runs/<run_id>/assets/            each run's intermediate assets (IO manager)
+      kept/staging/<source>/           each source's last staging and the lineage of its extract, reused
+                                       while the source is unchanged (staging.reuse)
       reports/quality-<run>.html       the supervisors' report of each run, latest.html the newest
       review/decisions.parquet         clerical review decisions, read by every later run
       warnings/actions.parquet         what workers did with risk warnings, applied by every later run
@@ -289,6 +291,10 @@ class DataHome:
     def asset_base(self, run_id: str, key_path: Sequence[str]) -> Path:
         """Where run ``run_id`` stores an intermediate asset, without suffix (the IO manager adds one)."""
         return self.run_dir(run_id).joinpath("assets", *key_path)
+
+    def kept_staging_dir(self, source: str) -> Path:
+        """Where ``source``'s last staging is kept for the next run (:mod:`staging.reuse`)."""
+        return self.root / "kept" / "staging" / source
 
     def corrections_file(self, source: str, suffix: str) -> Path:
         """Default file ``silobreaker corrections export`` (and its alias ``quarantine export``) writes

@@ -200,12 +200,14 @@ def _counts(prefix: str, subject: str, materialized: Mapping[str, Mapping[str, A
         return int(value) if isinstance(value, int | float) else None
 
     if prefix == "raw" and (rows := number(f"raw_{subject}")) is not None:
-        return f"{rows:,} 行"
+        # a file with the bytes of the last staged read: hashed, not parsed
+        return f"{rows:,} 行" + ("，未变（未重新解析）" if materialized.get(f"raw_{subject}", {}).get("unchanged") else "")
     if prefix == "stage" and (staged := number(f"staged_{subject}")) is not None:
         # a grid-update form: this form's rows, and the earlier reports kept beside them
         form = number(f"staged_{subject}", "this_form")
         kept = f"（另保留此前上报 {staged - form:,} 条）" if form is not None and staged > form else ""
-        return f"入库 {form if form is not None else staged:,} 行，隔离 {number(f'quarantine_{subject}') or 0:,} 行{kept}"
+        reused = "，沿用上次清洗结果" if materialized.get(f"staged_{subject}", {}).get("staging_reused") else ""
+        return f"入库 {form if form is not None else staged:,} 行，隔离 {number(f'quarantine_{subject}') or 0:,} 行{kept}{reused}"
     if prefix == "link" and (records := number("record_person_map")) is not None:
         persons, queued = number("record_person_map", "persons"), number("review_queue")
         return (f"{records:,} 条记录 → {persons:,} 人" if persons is not None else f"{records:,} 条记录") + (

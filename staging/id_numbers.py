@@ -38,6 +38,7 @@ ID_COLUMNS: tuple[str, ...] = (
     "id_birth_date",
     "id_sex",
     "id_malformed",
+    "id_valid_from",
 )
 """Columns of the frame :func:`parse_id_numbers` returns, in order."""
 
@@ -94,6 +95,8 @@ def parse_id_numbers(values: pd.Series, *, as_of: dt.date | None = None) -> pd.D
           after ``as_of``.
         - ``id_sex`` (string): ``M`` if the 17th digit is odd, ``F`` if even; missing if no ID.
         - ``id_malformed`` (boolean): a value is present but has neither form.
+        - ``id_valid_from`` (string): ``YYYY-MM-DD``, the embedded birth date of an ID that is invalid
+          only because that day is after ``as_of`` (the day from which it would be valid); else missing.
 
     Example:
         ``parse_id_numbers(pd.Series(["110105491231002"]))`` gives ``id_number``
@@ -117,6 +120,7 @@ def parse_id_numbers(values: pd.Series, *, as_of: dt.date | None = None) -> pd.D
             "id_birth_date": to_series(taken["id_birth_date"], index),
             "id_sex": to_series(taken["id_sex"], index),
             "id_malformed": bool_series(taken["id_malformed"], index),
+            "id_valid_from": to_series(taken["id_valid_from"], index),
         },
         index=index,
     )
@@ -159,14 +163,9 @@ def _parse_distinct(raw: pa.Array, as_of: dt.date) -> dict[str, pa.Array]:
     month_ok = (month >= 1) & (month <= 12)
     days = _DAYS_IN_MONTH[np.where(month_ok, month, 0)] + ((month == 2) & leap)
     as_of_number = as_of.year * 10_000 + as_of.month * 100 + as_of.day
-    date_ok = (
-        well_formed
-        & month_ok
-        & (day >= 1)
-        & (day <= days)
-        & (year >= _EARLIEST_BIRTH_YEAR)
-        & (year * 10_000 + month * 100 + day <= as_of_number)
-    )
+    real_date = well_formed & month_ok & (day >= 1) & (day <= days) & (year >= _EARLIEST_BIRTH_YEAR)
+    not_future = year * 10_000 + month * 100 + day <= as_of_number
+    date_ok = real_date & not_future
 
     birth = np.empty((n, 10), dtype=np.uint8)
     birth[:, 0:4], birth[:, 5:7], birth[:, 8:10] = matrix[:, 6:10], matrix[:, 10:12], matrix[:, 12:14]
@@ -178,6 +177,8 @@ def _parse_distinct(raw: pa.Array, as_of: dt.date) -> dict[str, pa.Array]:
         "id_number_valid": pa.array(np.where(present, check_ok & date_ok, False), mask=~present),
         "id_upgraded": pa.array(is15),
         "id_birth_date": _strings_from_matrix(birth, date_ok),
+        # What a later extraction day would judge differently (staging.reuse keeps a staging until then).
+        "id_valid_from": _strings_from_matrix(birth, real_date & ~not_future & check_ok),
         "id_sex": pa.array(sex, type=pa.large_string(), mask=~well_formed),
         "id_malformed": pa.array(present & ~well_formed),
     }

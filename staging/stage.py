@@ -119,12 +119,17 @@ class StageResult:
             ``implausible_phone``.
         unmapped_values: which source values the ``values`` maps missed and on how many staged rows
             (columns ``field, column, value, rows``), so the data team can extend the map.
+        valid_until: the first instant at which an extraction of the same rows would be staged
+            differently: a date after the extraction day (a birth date, an ID's birth date, a form's
+            date, a consent decision) stops being in the future. ``None`` when no row is dated after
+            the extraction, so the staging holds for any later extraction (:mod:`staging.reuse`).
     """
 
     staged: pd.DataFrame
     quarantine: pd.DataFrame
     soft_problems: Mapping[str, int] = field(default_factory=dict)
     unmapped_values: pd.DataFrame = field(default_factory=_empty_unmapped)
+    valid_until: pd.Timestamp | None = None
 
 
 def stage_person_records(
@@ -254,7 +259,9 @@ def stage_person_records(
         rules += [*(fields.unlisted_rule(f) for f in form_fields if f in columns),
                   _future_record_date_rule(out["record_date"], fields.raw("record_date"), columns.get("record_date"), as_of)]
     quarantined, quarantine_frame = quarantine(extract, rules)
-    return fields.result(pd.DataFrame(out), quarantined, quarantine_frame, CANONICAL_COLUMNS)
+    future = [ids["id_valid_from"], birth["date"], *([out["record_date"]] if form_fields else [])]
+    return fields.result(pd.DataFrame(out), quarantined, quarantine_frame, CANONICAL_COLUMNS,
+                         valid_until=_first_day_after(as_of, future))
 
 
 def stage_consent_records(
@@ -414,7 +421,12 @@ def stage_consent_records(
         ),
     ]
     quarantined, quarantine_frame = quarantine(extract, rules, subjects=ids["id_number"])
-    return fields.result(pd.DataFrame(out), quarantined, quarantine_frame, CONSENT_COLUMNS)
+    guardian_from = parse_id_numbers(fields.mapped("guardian_id_number"), as_of=as_of)["id_valid_from"]
+    later = decided["timestamp"][decided["timestamp"] > pd.Timestamp(extract.extracted_at) + pd.Timedelta(days=1)]
+    changes = [t for t in (_first_day_after(as_of, [ids["id_valid_from"], guardian_from]),
+                           later.min() - pd.Timedelta(days=1) if len(later) else None) if t is not None]
+    return fields.result(pd.DataFrame(out), quarantined, quarantine_frame, CONSENT_COLUMNS,
+                         valid_until=min(changes) if changes else None)
 
 
 class _Fields:
@@ -606,7 +618,8 @@ class _Fields:
         )
 
     def result(
-        self, staged: pd.DataFrame, quarantined: np.ndarray, quarantine_frame: pd.DataFrame, schema: Mapping[str, str]
+        self, staged: pd.DataFrame, quarantined: np.ndarray, quarantine_frame: pd.DataFrame, schema: Mapping[str, str],
+        *, valid_until: pd.Timestamp | None,
     ) -> StageResult:
         """Keep the rows no quarantine rule held back, check conservation, and count the soft problems."""
         keep = ~quarantined
@@ -618,6 +631,7 @@ class _Fields:
             quarantine=quarantine_frame,
             soft_problems={name: count for name, count in soft.items() if count},
             unmapped_values=self._unmapped_values(keep),
+            valid_until=valid_until,
         )
 
     def _count_unrecognised(self, field_name: str, unrecognised: pd.Series) -> None:
@@ -699,6 +713,25 @@ def _birth_date_conflict(birth_date: pd.Series, id_birth_date: pd.Series) -> pd.
     return bool_series(conflict, birth_date.index)
 
 
+def _first_day_after(as_of: dt.date, dates: Sequence[pd.Series]) -> pd.Timestamp | None:
+    """The first day after ``as_of`` that one of ``dates`` names, as midnight China time (``None`` if none).
+
+    Dates are ISO text at any precision: ``2031-05`` stands for ``2031-05-01``, the day from which a
+    rule comparing at the stated precision no longer finds it after the extraction day."""
+    latest = as_of.isoformat()
+    candidates = []
+    for values in dates:
+        text = as_arrow(values)
+        length = pc.utf8_length(text)
+        for size, pad in ((4, "-01-01"), (7, "-01"), (10, "")):
+            stated = pc.filter(text, pc.fill_null(pc.equal(length, size), False))
+            days = pc.binary_join_element_wise(stated, pa.scalar(pad, stated.type), pa.scalar("", stated.type))
+            later = pc.min(pc.filter(days, pc.greater(days, latest))).as_py()
+            if later is not None:
+                candidates.append(later)
+    return pd.Timestamp(min(candidates), tz=CHINA_TZ) if candidates else None
+
+
 def _birth_out_of_range_rule(birth: pd.DataFrame, raw_birth: pd.Series, column: str | None, as_of: dt.date) -> QuarantineRule:
     """Birth dates before 1900-01-01 or after the extraction day, compared at the stated precision."""
     stated = as_arrow(birth["date"])
@@ -719,7 +752,7 @@ def _birth_out_of_range_rule(birth: pd.DataFrame, raw_birth: pd.Series, column: 
     def messages(rows: np.ndarray) -> pd.Series:
         prefix = _label("birth_date", raw_birth.iloc[rows])
         early = prefix + f" is before {_EARLIEST_BIRTH_DATE}"
-        late = prefix + f" is after the day the source was extracted ({latest})"
+        late = prefix + " is after the day the source was extracted"
         return early.where(too_early[rows], late) + "; correct the date in the source system"
 
     return QuarantineRule("birth_date_out_of_range", too_early | too_late, "birth_date", column, raw_birth, messages)
@@ -731,7 +764,7 @@ def _future_record_date_rule(record_date: pd.Series, raw: pd.Series, column: str
     failed = pc.fill_null(pc.greater(as_arrow(record_date), as_of.isoformat()), False).to_numpy(zero_copy_only=False)
     return QuarantineRule("future_record_date", failed, "record_date", column, raw,
                           lambda rows: _label("record_date", raw.iloc[rows])
-                          + f" is after the day the source was extracted ({as_of.isoformat()}); correct the date")
+                          + " is after the day the source was extracted; correct the date")
 
 
 def _check_declaration(

@@ -80,7 +80,7 @@ def test_a_change_not_on_the_list_and_a_report_from_the_future_are_quarantined_w
     assert len(result.staged) == 4
     held = result.quarantine.set_index(result.quarantine["source_key"].str.split("|").str[-1])
     assert held.loc["5", "rule"] == "unlisted_value" and "变更类型 '搬家' is not one of 迁出" in held.loc["5", "message"]
-    assert held.loc["6", "rule"] == "future_record_date" and "2026-11-01" in held.loc["6", "message"]
+    assert held.loc["6", "rule"] == "future_record_date" and "after the day the source was extracted" in held.loc["6", "message"]
     assert held.loc["7", "rule"] == "unlisted_value" and "变更类型 is empty: choose one of" in held.loc["7", "message"]
     assert held.loc["5", "field"] == "change"  # the corrections sheet names 变更类型
 

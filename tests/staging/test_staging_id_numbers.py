@@ -67,6 +67,14 @@ def test_parse_id_numbers(raw, id_number, valid, upgraded, birth, sex, malformed
     assert (row["id_birth_date"] if pd.notna(row["id_birth_date"]) else None) == birth
     assert (row["id_sex"] if pd.notna(row["id_sex"]) else None) == sex
     assert row["id_malformed"] == malformed
+    # Only an ID invalid for no other reason than its birth day is still to come becomes valid on that day.
+    assert (row["id_valid_from"] if pd.notna(row["id_valid_from"]) else None) == (
+        "2030-12-31" if why == "born in future" else None)
+
+
+def test_a_future_id_with_a_wrong_check_digit_never_becomes_valid():
+    wrong = valid_id("11010520301231001")[:-1] + ("0" if valid_id("11010520301231001")[-1] != "0" else "1")
+    assert pd.isna(parse_id_numbers(pd.Series([wrong]), as_of=AS_OF).loc[0, "id_valid_from"])
 
 
 @pytest.mark.parametrize("absent", [None, "", "   ", "\u3000"])
@@ -87,7 +95,7 @@ def test_frame_shape_dtypes_and_index():
     parsed = parse_id_numbers(values, as_of=AS_OF)
     assert tuple(parsed.columns) == ID_COLUMNS
     assert list(parsed.index) == [10, 20, 30]
-    assert parsed.dtypes.astype(str).tolist() == ["string", "boolean", "boolean", "string", "string", "boolean"]
+    assert parsed.dtypes.astype(str).tolist() == ["string", "boolean", "boolean", "string", "string", "boolean", "string"]
 
 
 def test_many_repeated_and_distinct_ids_parse_alike():

@@ -208,7 +208,7 @@ QUARANTINE_CASES = [
     (person(jmbh="8", csrq="1899-12-31", sfzh=None), ("birth_date_out_of_range", "birth_date", "csrq", "1899-12-31",
      "出生日期 '1899-12-31' is before 1900-01-01; correct the date in the source system")),
     (person(jmbh="9", csrq="2026-11-24", sfzh=None), ("birth_date_out_of_range", "birth_date", "csrq", "2026-11-24",
-     "出生日期 '2026-11-24' is after the day the source was extracted (2026-11-23); "
+     "出生日期 '2026-11-24' is after the day the source was extracted; "
      "correct the date in the source system")),
     (person(jmbh="10"), None),
     (person(jmbh="11", xm="张" * 65), ("implausible_name", "name", "xm", "张" * 65,

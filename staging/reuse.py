@@ -1,0 +1,156 @@
+"""A source's staging kept between runs, so an unchanged extract is neither parsed nor staged again.
+
+Each run keeps, per source, the :class:`~staging.stage.StageResult` it staged, with the lineage of the
+extract it came from and a fingerprint of everything else staging reads: the source's declaration
+(columns, value maps, date formats, key) and the code and word lists of staging itself. A later run
+whose extract has the same content hash and fingerprint takes the kept staging instead of staging
+again, its records stamped with the new extraction time, as long as it reads the source before the
+staging's ``valid_until`` (the day a row dated after the extraction day stops being in the future).
+That is the result staging would compute (``tests/staging/test_staging_reuse.py`` holds them equal),
+at the cost of reading three parquet files. A file source whose bytes hash the same is not even
+parsed (:func:`connectors.read_source` with ``known``); a database is read and hashed as before.
+
+The kept staging holds restricted data like a run's own folder and lives beside it under the data
+home (:meth:`core.home.DataHome.kept_staging_dir`). A staging is replaced whole, never half-written:
+a damaged or missing one only means the next run stages again.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from connectors import Lineage, SourceConfig
+from core.home import DataHome, HomeLike
+from staging.stage import StageResult
+
+__all__ = ["StagingStore"]
+
+logger = logging.getLogger(__name__)
+
+_KEPT = "kept.json"
+_FRAMES = ("staged", "quarantine", "unmapped_values")
+# Besides the staging package, what staging's output depends on: the canonical words and the libraries
+# that read dates, text and pinyin.
+_CODE = (Path(__file__).parent, Path(__file__).parents[1] / "core" / "vocabulary.py")
+_LIBRARIES = ("pandas", "pyarrow", "pypinyin", "opencc", "silobreaker")
+
+
+class StagingStore:
+    """The stagings kept under one data home, one per source.
+
+    Example:
+        >>> store = StagingStore(home)                                    # doctest: +SKIP
+        >>> store.keep(source, extract.lineage, result)                   # doctest: +SKIP
+        >>> store.reuse(source, later_extract.lineage)                    # doctest: +SKIP
+        StageResult(staged=..., valid_until=None)
+    """
+
+    def __init__(self, home: HomeLike) -> None:
+        self.home = DataHome.at(home)
+
+    def known_extract(self, source: SourceConfig, at: pd.Timestamp) -> Lineage | None:
+        """The lineage of the extract whose staging is kept for ``source`` and still holds for an extraction
+        at ``at`` (same declaration and code, before ``valid_until``); ``None`` if a new read must be staged."""
+        kept = self._kept(source)
+        if kept is None or not _holds(kept, at):
+            return None
+        return Lineage.from_metadata(kept["lineage"])
+
+    def reuse(self, source: SourceConfig, lineage: Lineage) -> StageResult | None:
+        """The kept staging of ``source`` if it is what staging the extract ``lineage`` describes would give.
+
+        Its records and quarantined rows carry ``lineage.extracted_at``; ``None`` when the content,
+        declaration or code differ, the staging has expired, or its files cannot be read."""
+        kept = self._kept(source)
+        at = pd.Timestamp(lineage.extracted_at)
+        if kept is None or kept["lineage"]["content_hash"] != lineage.content_hash or not _holds(kept, at):
+            return None
+        folder = self.home.kept_staging_dir(source.name)
+        try:
+            frames = {name: pd.read_parquet(folder / f"{name}.parquet") for name in _FRAMES}
+        except (OSError, ValueError) as e:
+            logger.warning("source %s: the kept staging in %s cannot be read (%s); staging again", source.name, folder, e)
+            return None
+        stamp = at.tz_convert("UTC")
+        for name in ("staged", "quarantine"):
+            frame = frames[name]
+            frames[name] = frame.assign(extracted_at=pd.Series(stamp, index=frame.index, dtype=frame["extracted_at"].dtype))
+        valid_until = kept["valid_until"]
+        return StageResult(
+            staged=frames["staged"], quarantine=frames["quarantine"], soft_problems=dict(kept["soft_problems"]),
+            unmapped_values=frames["unmapped_values"],
+            valid_until=None if valid_until is None else pd.Timestamp(valid_until),
+        )
+
+    def keep(self, source: SourceConfig, lineage: Lineage, result: StageResult) -> None:
+        """Keep ``result``, the staging of the extract ``lineage`` describes, in place of the one kept before."""
+        folder = self.home.kept_staging_dir(source.name)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        fresh, old = folder.with_name(f".{folder.name}.new"), folder.with_name(f".{folder.name}.old")
+        for leftover in (fresh, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+        fresh.mkdir()
+        frames = {"staged": result.staged, "quarantine": result.quarantine, "unmapped_values": result.unmapped_values}
+        for name, frame in frames.items():
+            frame.to_parquet(fresh / f"{name}.parquet", index=False)
+        kept = {
+            "fingerprint": fingerprint(source),
+            "lineage": lineage.as_metadata(),
+            "soft_problems": dict(result.soft_problems),
+            "valid_until": None if result.valid_until is None else result.valid_until.isoformat(),
+        }
+        (fresh / _KEPT).write_text(json.dumps(kept, ensure_ascii=False), encoding="utf-8")
+        # The old staging goes aside before the new one takes its place: a crash in between leaves
+        # none kept (the next run stages again), never a mix of the two.
+        if folder.exists():
+            folder.rename(old)
+        fresh.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _kept(self, source: SourceConfig) -> dict | None:
+        path = self.home.kept_staging_dir(source.name) / _KEPT
+        try:
+            kept = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            logger.warning("source %s: %s cannot be read (%s); staging again", source.name, path, e)
+            return None
+        return kept if kept.get("fingerprint") == fingerprint(source) else None
+
+
+def fingerprint(source: SourceConfig) -> str:
+    """What staging ``source`` depends on besides its rows: its declaration, staging's code and word lists."""
+    declaration = source.model_dump_json(exclude={"owner", "trust", "base", "department"})
+    return hashlib.sha256(f"{declaration}|{_code_digest()}".encode()).hexdigest()
+
+
+@functools.cache
+def _code_digest() -> str:
+    digest = hashlib.sha256()
+    for place in _CODE:
+        for path in sorted(place.rglob("*.py")) if place.is_dir() else [place]:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    for library in _LIBRARIES:
+        try:
+            digest.update(f"{library}={importlib.metadata.version(library)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            digest.update(f"{library}=none".encode())
+    return digest.hexdigest()
+
+
+def _holds(kept: dict, at: pd.Timestamp) -> bool:
+    """Whether a kept staging gives what staging again at ``at`` would: not before it was staged (an earlier
+    day could judge a date differently), and before its ``valid_until``."""
+    staged_at = pd.Timestamp(kept["lineage"]["extracted_at"])
+    valid_until = kept["valid_until"]
+    return staged_at <= at and (valid_until is None or at < pd.Timestamp(valid_until))
