@@ -133,7 +133,7 @@ def require_columns(cfg: SourceConfig, location: str, available: Iterable[str], 
     """Fail unless every column the declaration names exists in the source.
 
     Args:
-        cfg: the source declaration (``columns`` values and ``primary_key``).
+        cfg: the source declaration (``columns`` values, ``primary_key`` and ``watermark``).
         location: the file, or the URL (password hidden) and table, for the message.
         available: the column names the source actually has.
         what: how to call the place being read, e.g. ``"file"`` or ``"table mz_resident"``.
@@ -145,6 +145,7 @@ def require_columns(cfg: SourceConfig, location: str, available: Iterable[str], 
     present_set = set(present)
     wanted = [(f"columns.{field}", column) for field, column in cfg.columns.items()]
     wanted += [("primary_key", column) for column in cfg.primary_key]
+    wanted += [("watermark", cfg.watermark)] if cfg.watermark else []
     missing = [(key, column) for key, column in wanted if clean_name(column) not in present_set]
     if not missing:
         return

@@ -99,6 +99,7 @@ _EXAMPLES = {
     "kind": "kind: csv",
     "url": 'url: "sqlite:///${SILOBREAKER_HOME}/demo/civil_affairs.sqlite"',
     "table": "table: mz_resident",
+    "watermark": "watermark: gxsj",
     "query": 'query: "SELECT jmbh, xm, sfzh FROM mz_resident"',
     "path": "path: demo/health_visits.csv",
     "encoding": "encoding: gb18030",
@@ -142,6 +143,12 @@ class SourceConfig(BaseModel):
         "${SILOBREAKER_HOME} by the data home; a relative SQLite file is under the data home.",
     )
     table: str | None = Field(default=None, description="sql: table to read (optionally schema.table).")
+    watermark: str | None = Field(
+        default=None,
+        description="sql with table: a column the department's system sets on every insert and update (gxsj, "
+        "updated_at). Each run then fetches only rows past the last value read, finds new and deleted rows by a "
+        "scan of the primary key, and reads the table whole every 7 days (connectors.increments).",
+    )
     query: str | None = Field(default=None, description="sql: SELECT to run instead of reading a whole table.")
     path: str | None = Field(
         default=None, description="csv/xlsx/parquet: file path; relative paths are under the data home."
@@ -272,12 +279,15 @@ class SourceConfig(BaseModel):
                     "a sql source needs exactly one of table or query; e.g. table: mz_resident",
                     "query" if self.query is not None else "table",
                 )
+            if self.watermark is not None and self.table is None:
+                raise key_error("watermark needs table: a query is read whole (declare table: to read by "
+                                "watermark)", "watermark")
             misplaced = [k for k in ("path", "sheet", "encoding", "delimiter") if k in given]
         else:
             if not self.path:
                 raise key_error(f"a {self.kind} source needs path; e.g. path: demo/my_file.{self.kind}", "path")
             allowed = {"csv": ("encoding", "delimiter"), "xlsx": ("sheet",), "parquet": ()}[self.kind]
-            optional = ("url", "table", "query", "sheet", "encoding", "delimiter")
+            optional = ("url", "table", "query", "watermark", "sheet", "encoding", "delimiter")
             misplaced = [k for k in optional if k in given and k not in allowed]
         if misplaced:
             raise key_error(f"{misplaced[0]} does not apply to a {self.kind} source; remove it", misplaced[0])

@@ -1,8 +1,9 @@
 """Reader for relational sources through SQLAlchemy: PostgreSQL, MySQL/MariaDB, SQLite, any URL.
 
 A ``table`` source is reflected, its declared columns are checked before any row is read, and
-it is read ordered by the primary key so the content hash is stable between runs. A ``query``
-source runs as written (add ORDER BY for a stable hash). Driver errors are translated in one
+it is read ordered by the primary key so the content hash is stable between runs; with a
+``watermark`` only what changed since the last read is fetched (:mod:`connectors.increments`). A
+``query`` source runs as written (add ORDER BY for a stable hash). Driver errors are translated in one
 place, :func:`_translate`: a server that does not answer is a
 :class:`~core.errors.SourceUnavailableError` (retry), anything the declaration or the
 database must change is a :class:`~core.errors.SourceError`. Passwords never reach a message.
@@ -17,8 +18,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
+import pandas as pd
+
 from connectors._frames import clean_name, frame_sha256, require_columns, text_frame
 from connectors.config import SourceConfig
+from connectors.increments import KeptRows, highest_watermark, read_changes
 from connectors.lineage import Extract, Lineage
 from core.errors import SilobreakerError, SourceError, SourceUnavailableError
 from core.home import HomeLike
@@ -70,7 +74,7 @@ def read_sql(cfg: SourceConfig, home: HomeLike, known: Lineage | None = None) ->
     secret = url.password
     _require_sqlite_file(cfg, url, location)
     logger.debug("source %s: reading %s", cfg.name, location)
-    started = dt.datetime.now(dt.UTC)
+    started = _now()
     engine = None
     connecting = True
     try:
@@ -78,10 +82,10 @@ def read_sql(cfg: SourceConfig, home: HomeLike, known: Lineage | None = None) ->
         with engine.connect() as conn:
             connecting = False
             if table_name:
-                names, columns = _read_table(cfg, conn, table_name, location)
+                frame = _read_table(cfg, conn, table_name, location, home, started)
             else:
                 # Escaping every colon stops text() from taking ':30' in '10:30' for a bind parameter.
-                names, columns = _read_result(conn, sa.text(query.replace(":", "\\:")))
+                frame = text_frame(*_read_result(conn, sa.text(query.replace(":", "\\:"))))
     except SilobreakerError:
         raise
     except (sa.exc.SQLAlchemyError, ImportError) as e:
@@ -89,7 +93,6 @@ def read_sql(cfg: SourceConfig, home: HomeLike, known: Lineage | None = None) ->
     finally:
         if engine is not None:
             engine.dispose()
-    frame = text_frame(names, columns)
     require_columns(cfg, location, frame.columns, "query result" if query else f"table {table_name}")
     lineage = Lineage(
         source=cfg.name,
@@ -124,14 +127,33 @@ def _require_sqlite_file(cfg: SourceConfig, url: URL, location: str) -> None:
         )
 
 
-def _read_table(cfg: SourceConfig, conn: sa.Connection, table_name: str, location: str) -> tuple[list[str], list[list]]:
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _read_table(
+    cfg: SourceConfig, conn: sa.Connection, table_name: str, location: str, home: HomeLike, started: dt.datetime
+) -> pd.DataFrame:
     schema, _, name = table_name.rpartition(".")
     table = sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema or None)
     by_clean = {clean_name(c.name): c for c in table.columns}
     # Checking before the SELECT turns a typo into a clear message instead of a driver's SQL error.
     require_columns(cfg, location, list(by_clean), f"table {table_name}")
     order = [by_clean[clean_name(k)] for k in cfg.primary_key]
-    return _read_result(conn, sa.select(table).order_by(*order))
+    kept = KeptRows.load(home, cfg, started) if cfg.watermark else None
+    if kept is not None and kept.watermark is not None:
+        frame, watermark = read_changes(cfg, conn, table, kept, _read_result)
+        rows = KeptRows(frame, watermark, kept.full_read_at)
+    else:
+        names, columns = _read_result(conn, sa.select(table).order_by(*order))
+        if not cfg.watermark:
+            return text_frame(names, columns)
+        rows = KeptRows(text_frame(names, columns), highest_watermark(names, columns, cfg, table), started)
+    try:
+        rows.keep(home, cfg)
+    except (OSError, TypeError) as e:  # the next run reads the table whole; this one has what it needs
+        logger.warning("source %s: the rows read cannot be kept for the next run (%s)", cfg.name, e)
+    return rows.frame
 
 
 def _read_result(conn: sa.Connection, statement: sa.Executable) -> tuple[list[str], list[list]]:

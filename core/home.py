@@ -12,6 +12,7 @@ A deployment keeps all its state under one directory (``$SILOBREAKER_HOME``, def
       runs/<run_id>/assets/            each run's intermediate assets (IO manager)
       kept/staging/<source>/           each source's last staging and the lineage of its extract, reused
                                        while the source is unchanged (staging.reuse)
+      kept/extracts/<source>/          a watermark table's rows as last read (connectors.increments)
       reports/quality-<run>.html       the supervisors' report of each run, latest.html the newest
       review/decisions.parquet         clerical review decisions, read by every later run
       warnings/actions.parquet         what workers did with risk warnings, applied by every later run
@@ -294,7 +295,17 @@ class DataHome:
 
     def kept_staging_dir(self, source: str) -> Path:
         """Where ``source``'s last staging is kept for the next run (:mod:`staging.reuse`)."""
-        return self.root / "kept" / "staging" / source
+        return self.kept_dir / "staging" / source
+
+    def kept_extract_dir(self, source: str) -> Path:
+        """Where the rows of ``source`` (a table read by watermark) are kept for its next read
+        (:mod:`connectors.increments`)."""
+        return self.kept_dir / "extracts" / source
+
+    @property
+    def kept_dir(self) -> Path:
+        """Everything kept between runs to spare work (``silobreaker run --full`` removes it)."""
+        return self.root / "kept"
 
     def corrections_file(self, source: str, suffix: str) -> Path:
         """Default file ``silobreaker corrections export`` (and its alias ``quarantine export``) writes

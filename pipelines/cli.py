@@ -1,7 +1,7 @@
 """The ``silobreaker`` command line.
 
     silobreaker demo [--persons N] [--seed S]   generate the demo district and run the pipeline on it
-    silobreaker run                             run the pipeline on the configured sources
+    silobreaker run [--full]                    run the pipeline on the configured sources (--full: ignore kept work)
     silobreaker dedup INPUT OUTPUT              resolve identities in a file of person records
     silobreaker review list                     print the pairs awaiting clerical review
     silobreaker review decide A B same|different   record a reviewer's decision for the next run
@@ -78,7 +78,7 @@ def _prepare_instance(home: DataHome) -> Path:
     return home.dagster_dir
 
 
-def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=None) -> RunOutcome:
+def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=None, full: bool = False) -> RunOutcome:
     """Materialise the whole graph in-process on a persistent instance under the data home.
 
     The data home's run lock is taken first, before any configuration is used or anything read;
@@ -89,6 +89,8 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=Non
         log_level: level of Dagster's console log for this run (the event log keeps everything).
         on_event: called with each of the run's Dagster events (``dg.EventLogEntry``) as it is stored,
             e.g. :meth:`pipelines.console.Progress.dagster_listener`.
+        full: forget what earlier runs kept to spare work (each source's staging, a watermark table's
+            rows), so every source is read whole and staged again.
 
     Raises:
         DataHomeBusyError: another run holds the data home.
@@ -97,6 +99,8 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=Non
 
     run_id = str(uuid.uuid4())
     with hold_data_home(settings.home, run_id):
+        if full:
+            shutil.rmtree(settings.home.kept_dir, ignore_errors=True)
         dagster_home = _prepare_instance(settings.home)
         import dagster as dg
 
@@ -183,7 +187,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         accept_drop=tuple(args.accept_drop),
         accepted_by=args.by or _login(),
     )
-    outcome = run_pipeline(settings, log_level=_dagster_level(args), on_event=Progress().dagster_listener())
+    outcome = run_pipeline(settings, log_level=_dagster_level(args), on_event=Progress().dagster_listener(),
+                           full=args.full)
     return _report_run(outcome, args)
 
 
@@ -359,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the pipeline on the configured sources")
     run.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
+    run.add_argument("--full", action="store_true",
+                     help="read and stage every source whole, ignoring what earlier runs kept (an unchanged file's "
+                          "staging, a watermark table's rows)")
     run.add_argument("--sources", help="sources.yaml (default $SILOBREAKER_SOURCES or the demo's)")
     run.add_argument("--policy", help="policy.yaml (default $SILOBREAKER_POLICY or the demo's)")
     run.add_argument("--rules", help="rules.yaml, the quality rules (default $SILOBREAKER_RULES or the demo's)")

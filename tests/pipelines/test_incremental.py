@@ -92,3 +92,12 @@ def test_a_changed_source_alone_is_staged_and_the_run_publishes_what_a_full_run_
             duckdb.connect(str(full.home.warehouse_file), read_only=True) as b:
         query = "SELECT record_id, person_id FROM record_person ORDER BY record_id"
         pd.testing.assert_frame_equal(a.execute(query).df(), b.execute(query).df())
+
+
+def test_run_full_stages_every_source_again(demo_copy, staged_sources):
+    from pipelines.cli import main
+
+    assert main(["run", "--home", str(demo_copy.home.root), "--full"]) == 0
+
+    kept = sorted(p.name for p in demo_copy.home.kept_dir.joinpath("staging").iterdir())
+    assert sorted(staged_sources) == kept and len(kept) == 6  # every source of the demo, staged and kept again

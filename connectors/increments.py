@@ -1,0 +1,194 @@
+"""Database tables read by a watermark: only rows changed since the last read cross the network.
+
+A ``sql`` source with a ``table`` and a ``watermark`` column (the column the department's system sets
+on every insert and update, e.g. ``gxsj`` or ``updated_at``) is read whole once; its rows are kept under
+the data home with the highest watermark seen. Each later read asks the database for
+
+- the rows whose watermark is at or past the kept one (new and changed rows), and
+- every primary key, in key order (a key scan: a row deleted from the table is gone from it, and a
+  row inserted with an old watermark, as a backdated or late-committed row is, shows up in it);
+
+and merges them into the kept rows: scanned keys only, in the order a whole read returns them, a
+changed row in place of its kept one, a row the scan found but neither read holds fetched by key.
+The result is the frame a whole read would give (same rows, order and content hash) except for a
+row changed without its watermark moving, which no incremental read can see: the table is read
+whole again every :data:`FULL_READ_DAYS` days, and ``silobreaker run --full`` reads it whole now.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from connectors._frames import clean_name, text_frame
+from connectors.config import SourceConfig
+from core.home import DataHome, HomeLike
+
+__all__ = ["FULL_READ_DAYS", "KeptRows", "read_changes"]
+
+logger = logging.getLogger(__name__)
+
+FULL_READ_DAYS = 7
+"""Days after which a watermark source is read whole again, catching a row changed without its watermark."""
+
+_KEPT = "kept.json"
+_ROWS = "rows.parquet"
+_FETCH_BATCH = 1_000
+_KEY_SEPARATOR = "\x1f"
+
+
+@dataclass(frozen=True)
+class KeptRows:
+    """The rows of a watermark source as last read, the highest watermark among them, when it was last read whole."""
+
+    frame: pd.DataFrame
+    watermark: Any
+    full_read_at: dt.datetime
+
+    @staticmethod
+    def load(home: HomeLike, source: SourceConfig, now: dt.datetime) -> KeptRows | None:
+        """The kept rows of ``source`` if they were read under its present declaration and its last whole read
+        is less than :data:`FULL_READ_DAYS` old; ``None`` means: read the table whole."""
+        folder = DataHome.at(home).kept_extract_dir(source.name)
+        try:
+            kept = json.loads((folder / _KEPT).read_text(encoding="utf-8"))
+            if kept["declaration"] != _declaration(source):
+                return None
+            full_read_at = dt.datetime.fromisoformat(kept["full_read_at"])
+            if now - full_read_at >= dt.timedelta(days=FULL_READ_DAYS):
+                logger.info("source %s: last read whole %s; reading it whole again", source.name, full_read_at)
+                return None
+            frame = pd.read_parquet(folder / _ROWS)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            logger.warning("source %s: the rows kept in %s cannot be read (%s); reading the table whole",
+                           source.name, folder, e)
+            return None
+        # Parquet hands back NaN for missing text; a connector's frame holds None.
+        frame = frame.astype(object).where(frame.notna(), None)
+        return KeptRows(frame, _watermark_from_json(kept["watermark"]), full_read_at)
+
+    def keep(self, home: HomeLike, source: SourceConfig) -> None:
+        """Keep these rows for the next read of ``source``, replacing those kept before as a whole."""
+        folder = DataHome.at(home).kept_extract_dir(source.name)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        fresh, old = folder.with_name(f".{folder.name}.new"), folder.with_name(f".{folder.name}.old")
+        for leftover in (fresh, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+        fresh.mkdir()
+        self.frame.to_parquet(fresh / _ROWS, index=False)
+        kept = {"declaration": _declaration(source), "watermark": _watermark_to_json(self.watermark),
+                "full_read_at": self.full_read_at.isoformat()}
+        (fresh / _KEPT).write_text(json.dumps(kept, ensure_ascii=False), encoding="utf-8")
+        if folder.exists():
+            folder.rename(old)
+        fresh.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_changes(
+    source: SourceConfig, conn: sa.Connection, table: sa.Table, kept: KeptRows, read_result
+) -> tuple[pd.DataFrame, Any]:
+    """The table as a whole read would give it, from ``kept`` and what changed since; and the new watermark.
+
+    ``read_result(conn, statement)`` runs a statement and returns ``(names, columns)`` of Python values."""
+    by_clean = {clean_name(c.name): c for c in table.columns}
+    keys = [by_clean[clean_name(k)] for k in source.primary_key]
+    mark = by_clean[clean_name(source.watermark)]
+    # At the kept watermark too: a date-precision watermark is shared by rows changed later that day.
+    names, columns = read_result(conn, sa.select(table).where(mark >= kept.watermark).order_by(*keys))
+    watermark = _highest(kept.watermark, columns[names.index(mark.name)])
+    changed = text_frame(names, columns)
+    _, key_columns = read_result(conn, sa.select(*keys).order_by(*keys))
+    scanned_native = list(zip(*key_columns, strict=True)) if key_columns else []
+    scanned = _key_text(text_frame([k.name for k in keys], key_columns), keys)
+
+    rows = pd.concat([kept.frame.assign(_key=_key_text(kept.frame, keys)),
+                      changed.assign(_key=_key_text(changed, keys))], ignore_index=True)
+    rows = rows.drop_duplicates("_key", keep="last").set_index("_key")  # a changed row replaces its kept one
+    missing = [native for native, key in zip(scanned_native, scanned, strict=True) if key not in rows.index]
+    if missing:
+        found_names, found_columns = _fetch(conn, table, keys, missing, read_result)
+        watermark = _highest(watermark, found_columns[found_names.index(mark.name)])
+        found = text_frame(found_names, found_columns)
+        rows = pd.concat([rows, found.set_index(_key_text(found, keys))])
+    deleted = len(kept.frame) - int(pd.Index(_key_text(kept.frame, keys)).isin(scanned).sum())
+    frame = rows.reindex(pd.Index(scanned, name=None)).reset_index(drop=True)[names]
+    logger.info("source %s: %d rows changed since watermark %s, %d found by the key scan, %d deleted; %d rows",
+                source.name, len(changed), kept.watermark, len(missing), deleted, len(frame))
+    return frame, watermark
+
+
+def highest_watermark(names: list[str], columns: list[list], source: SourceConfig, table: sa.Table) -> Any:
+    """The highest watermark among the rows of a whole read (``None`` for an empty table)."""
+    mark = next(c for c in table.columns if clean_name(c.name) == clean_name(source.watermark))
+    return _highest(None, columns[names.index(mark.name)])
+
+
+def _fetch(conn, table: sa.Table, keys: list[sa.Column], missing: list[tuple], read_result):
+    names, columns = None, None
+    for start in range(0, len(missing), _FETCH_BATCH):
+        batch = missing[start:start + _FETCH_BATCH]
+        where = keys[0].in_([k[0] for k in batch]) if len(keys) == 1 else sa.tuple_(*keys).in_(batch)
+        part_names, part_columns = read_result(conn, sa.select(table).where(where))
+        if names is None:
+            names, columns = part_names, part_columns
+        else:
+            for position, values in enumerate(part_columns):
+                columns[position].extend(values)
+    return names, columns
+
+
+def _key_text(frame: pd.DataFrame, keys: list[sa.Column]) -> pd.Series:
+    """Each row's primary key as one string (its columns' text joined by an invisible separator)."""
+    parts = [frame[k.name].fillna("").astype(str) for k in keys]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + _KEY_SEPARATOR + part
+    return joined.reset_index(drop=True)
+
+
+def _highest(current: Any, values: list) -> Any:
+    present = [v for v in values if v is not None]
+    if not present:
+        return current
+    top = max(present)
+    return top if current is None or top > current else current
+
+
+def _declaration(source: SourceConfig) -> str:
+    """What the kept rows depend on: where the table is, its key and watermark columns."""
+    text = json.dumps([source.url, source.table, source.primary_key, source.watermark], ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _watermark_to_json(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return {"type": "datetime", "value": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"type": "date", "value": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"type": "decimal", "value": str(value)}
+    if isinstance(value, bool | int | float | str):
+        return {"type": type(value).__name__, "value": value}
+    raise TypeError(f"a watermark of type {type(value).__name__} cannot be kept; declare a date, time or number column")
+
+
+def _watermark_from_json(kept: dict[str, Any] | None) -> Any:
+    if kept is None:
+        return None
+    kind, value = kept["type"], kept["value"]
+    return {"datetime": dt.datetime.fromisoformat, "date": dt.date.fromisoformat, "decimal": Decimal}.get(
+        kind, lambda v: v)(value)
