@@ -1,0 +1,164 @@
+"""A district's nightly sync at scale: a full run, then a day with 1% of records changed, incrementally and in full.
+
+What a data team pays each night. One generated demo district of ``--persons`` people is run through
+``silobreaker run`` (the CLI of the README, sources.yaml, publication and all), each run in its own
+process measured with GNU time (wall, peak resident memory):
+
+1. **full**: the first sync of the district, nothing kept;
+2. a day's changes, made the way departments send them: in each person source 1% of the rows
+   changed (a new phone; in the census, whose rows carry none, a new address), 0.1% gone and 0.2%
+   new rows (repeat visits, late registrations), each file written again whole and the civil
+   affairs table changed in place; the consent registry and the grid form unchanged;
+3. **incremental**: the next sync, with what the first one kept (``<home>/kept``);
+4. **full again**: the same day's sync on a copy of the home taken before step 3, with ``--full``.
+
+Each run's stage times come from its progress lines (``[ t ] 抽取 extract census: … (d s)``).
+
+    .venv/bin/python benchmarks/sync.py --persons 100000
+    .venv/bin/python benchmarks/sync.py --persons 1000000 --out benchmarks/results/sync.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+CHANGED, GONE, NEW = 0.01, 0.001, 0.002
+_STEP = re.compile(r"\] (\S+) (\w+)(?: [\w_]+)?: .*\(([\d.]+) s\)$")
+
+
+def timed_run(home: Path, *extra: str) -> dict:
+    """Run ``silobreaker run`` on ``home``: wall seconds, peak MB and seconds per stage kind."""
+    env = {**os.environ, "SILOBREAKER_HOME": str(home)}
+    command = ["/usr/bin/time", "-v", str(BIN / "silobreaker"), "run", "--home", str(home), *extra]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"silobreaker run failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", done.stderr)
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in wall.groups())
+    peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1)) / 1024
+    stages: dict[str, float] = defaultdict(float)
+    for line in done.stderr.splitlines():
+        found = _STEP.search(line)
+        if found and found.group(2) in ("extract", "stage", "link", "publish", "report"):
+            stages[found.group(2)] += float(found.group(3))
+    unchanged = sum("未变" in line for line in done.stderr.splitlines())
+    reused = sum("沿用上次清洗结果" in line for line in done.stderr.splitlines())
+    return {"wall": hours * 3600 + minutes * 60 + seconds, "peak_mb": peak, "stages": dict(stages),
+            "unchanged_files": unchanged, "reused_stagings": reused}
+
+
+def change_a_day(demo: Path, seed: int) -> dict[str, int]:
+    """Change 1% of each person source's rows, remove 0.1%, add 0.2%; rows changed per source."""
+    rng = np.random.default_rng(seed)
+    counts = {}
+    health = demo / "health_visits.csv"
+    frame = pd.read_csv(health, dtype=str, keep_default_na=False, encoding="gb18030")
+    _change(frame, "visit_id", "mobile", rng).to_csv(health, index=False, encoding="gb18030")
+    counts["health"] = len(frame)
+    census = demo / "census_extract.csv"
+    frame = pd.read_csv(census, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    _change(frame, "普查编号", "住址", rng).to_csv(census, index=False, encoding="utf-8-sig")
+    counts["census"] = len(frame)
+    justice = demo / "justice_cases.xlsx"
+    frame = pd.read_excel(justice, sheet_name="在册人员", dtype=str, keep_default_na=False)
+    _write_sheet(_change(frame, "编号", "联系电话", rng), justice, "在册人员")
+    counts["justice"] = len(frame)
+    with sqlite3.connect(demo / "civil_affairs.sqlite") as con:
+        table = pd.read_sql("SELECT * FROM mz_resident", con)
+        changed = _change(table, "jmbh", "lxdh", rng)
+        con.execute("DELETE FROM mz_resident")
+        changed.to_sql("mz_resident", con, if_exists="append", index=False)
+    counts["civil_affairs"] = len(table)
+    return counts
+
+
+def _change(frame: pd.DataFrame, key: str, field: str, rng: np.random.Generator) -> pd.DataFrame:
+    n = len(frame)
+    changed = rng.choice(n, size=max(1, int(n * CHANGED)), replace=False)
+    frame.loc[changed, field] = frame[field].to_numpy()[rng.permutation(changed)]  # another row's value
+    frame = frame.drop(index=rng.choice(n, size=max(1, int(n * GONE)), replace=False))
+    new = frame.sample(n=max(1, int(n * NEW)), random_state=int(rng.integers(1 << 31)))
+    new = new.assign(**{key: new[key] + "N"})
+    return pd.concat([frame, new], ignore_index=True)
+
+
+def _write_sheet(frame: pd.DataFrame, path: Path, sheet: str) -> None:
+    workbook = openpyxl.Workbook(write_only=True)
+    worksheet = workbook.create_sheet(sheet)
+    worksheet.append(list(frame.columns))
+    for row in frame.itertuples(index=False):
+        worksheet.append([v if v != "" else None for v in row])
+    workbook.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    from demo.generate import generate_demo
+
+    with tempfile.TemporaryDirectory(prefix="silobreaker-sync-", dir=os.environ.get("BENCH_TMP")) as tmp:
+        home = Path(tmp) / "home"
+        generate_demo(home, persons=args.persons, seed=args.seed)
+        runs = {"full": timed_run(home)}
+        print("full", runs["full"], flush=True)
+        rows = change_a_day(home / "demo", args.seed)
+        before = Path(tmp) / "before"
+        shutil.copytree(home, before, symlinks=True, ignore=shutil.ignore_patterns("dagster"))
+        runs["incremental"] = timed_run(home)
+        print("incremental", runs["incremental"], flush=True)
+        shutil.rmtree(home)
+        runs["full_again"] = timed_run(before, "--full")
+        print("full again", runs["full_again"], flush=True)
+
+    table = _table(runs)
+    ratio = runs["incremental"]["wall"] / runs["full_again"]["wall"]
+    text = (
+        f"## {args.persons:,} people ({sum(rows.values()):,} person-source rows), "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
+        f"Command: `.venv/bin/python benchmarks/sync.py --persons {args.persons}`  \n"
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1024**3:.0f} GB, Python {platform.python_version()}  \n"
+        f"Day's change: {CHANGED:.0%} of each person source's rows changed, {GONE:.1%} gone, {NEW:.1%} new\n\n"
+        f"{table}\n\nincremental / full on the same day: **{ratio:.2f}** of the wall time\n"
+    )
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("a", encoding="utf-8") as out:
+            out.write(text + "\n")
+
+
+def _table(runs: dict[str, dict]) -> str:
+    kinds = ("extract", "stage", "link", "publish", "report")
+    lines = ["| run | wall s | peak MB | " + " | ".join(f"{k} s" for k in kinds) + " | files not parsed | stagings reused |",
+             "|---|---:|---:|" + "---:|" * len(kinds) + "---:|---:|"]
+    for name, run in runs.items():
+        stages = " | ".join(f"{run['stages'].get(k, 0.0):.1f}" for k in kinds)
+        lines.append(f"| {name} | {run['wall']:.1f} | {run['peak_mb']:,.0f} | {stages} | {run['unchanged_files']} | "
+                     f"{run['reused_stagings']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
