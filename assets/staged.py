@@ -16,14 +16,18 @@ from assets.resources import WarehouseResource
 from assets.run_lifecycle import RunLockResource
 from connectors import Extract, SourceConfig, SourceReader
 from quality import (
+    ExpectationOutcome,
     QualityRules,
+    SuiteSpec,
+    ValidationSummary,
     build_staging_report,
+    expectation_key,
     staged_person_suite,
     validate_frame,
 )
 from quality.guards import source_guards
 from quality.rules import consent_registry_suite
-from staging import stage_consent_records, stage_person_records
+from staging import StageResult, stage_consent_records, stage_person_records
 from staging.reuse import StagingStore
 
 __all__ = ["build_staged_assets", "with_earlier_reports"]
@@ -66,21 +70,8 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
     def stage(context: dg.AssetExecutionContext, run_lock: RunLockResource, raw: Extract, warehouse: WarehouseResource,
               source_reader: SourceReader):
         store = StagingStore(warehouse.data_home())
-        result = store.reuse(source, raw.lineage)
-        reused = result is not None
-        if not reused:
-            if raw.unchanged:  # the kept staging expired or went missing since the file was hashed
-                raw = read_raw(source_reader, source)
-            stage_fn = stage_consent_records if source.role == "consent" else stage_person_records
-            # A grid-update form's 变更类型 is its drop-down: a row must name one of its changes.
-            form = {"form_fields": ["change"]} if source.role == "grid_updates" else {}
-            result = stage_fn(
-                raw.frame, source=name, primary_key=source.primary_key, columns=source.columns,
-                values=source.values, date_formats=source.date_formats, extracted_at=raw.lineage.extracted_at,
-                truncated_rows=raw.truncated_rows, **form,
-            )
-            store.keep(source, raw.lineage, result)
-        else:
+        raw, result, reused = _staging(source, raw, store, source_reader)
+        if reused:
             context.log.info("content unchanged (sha256 %s): the kept staging is reused", raw.lineage.content_hash[:12])
         reader = warehouse.reader()
         previous_rows = reader.previous_staged_rows(name) if rules.row_count_change else None
@@ -90,7 +81,7 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
             rules, extracted=raw.lineage.row_count, quarantined=len(result.quarantine), accepted_by=accepted_by,
             previous_extracted=reader.previous_extracted_rows(name) if rules.row_drop else None,
         )
-        validation = validate_frame(result.staged, suite).with_outcomes(guards)
+        validation = _validation(store, source, raw, result.staged, suite, reused).with_outcomes(guards)
         report = build_staging_report(source, raw, result, validation)
         staged = result.staged
         if source.role == "grid_updates":
@@ -127,3 +118,33 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
             )
 
     return stage
+
+
+def _staging(source: SourceConfig, raw: Extract, store: StagingStore,
+             source_reader: SourceReader) -> tuple[Extract, StageResult, bool]:
+    """The staging of ``raw``: the one kept for its content (reused: True) or a new one, then kept."""
+    kept = store.reuse(source, raw.lineage)
+    if kept is not None:
+        return raw, kept, True
+    if raw.unchanged:  # the kept staging expired or went missing since the file was hashed
+        raw = read_raw(source_reader, source)
+    stage_fn = stage_consent_records if source.role == "consent" else stage_person_records
+    # A grid-update form's 变更类型 is its drop-down: a row must name one of its changes.
+    form = {"form_fields": ["change"]} if source.role == "grid_updates" else {}
+    result = stage_fn(
+        raw.frame, source=source.name, primary_key=source.primary_key, columns=source.columns,
+        values=source.values, date_formats=source.date_formats, extracted_at=raw.lineage.extracted_at,
+        truncated_rows=raw.truncated_rows, **form,
+    )
+    store.keep(source, raw.lineage, result)
+    return raw, result, False
+
+
+def _validation(store: StagingStore, source: SourceConfig, raw: Extract, staged: pd.DataFrame, suite: SuiteSpec,
+                reused: bool) -> ValidationSummary:
+    """``suite`` on ``staged``; of a reused staging, only the expectations not already evaluated on it run."""
+    known = {key: ExpectationOutcome(**o) for key, o in store.outcomes(source, raw.lineage).items()} if reused else {}
+    validation = validate_frame(staged, suite, known)
+    store.keep_outcomes(raw.lineage, {expectation_key(spec): outcome.__dict__
+                                      for spec, outcome in zip(suite.expectations, validation.outcomes, strict=True)})
+    return validation

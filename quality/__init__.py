@@ -7,6 +7,7 @@ from quality.expectations import (
     SuiteSpec,
     ValidationSummary,
     consent_suite,
+    expectation_key,
     unified_population_suite,
     validate_frame,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "build_staging_report",
     "collect_report_data",
     "consent_suite",
+    "expectation_key",
     "load_quality_rules",
     "render_blocked_report",
     "render_quality_report",

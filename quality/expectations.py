@@ -15,6 +15,7 @@ of expectation checks and why it matters, in Chinese for the supervisors' report
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -36,6 +37,7 @@ __all__ = [
     "ValidationSummary",
     "consent_suite",
     "describe_outcome",
+    "expectation_key",
     "expectation_kind",
     "expectation_text",
     "unified_population_suite",
@@ -354,8 +356,34 @@ def _gx_ready(frame: pd.DataFrame) -> pd.DataFrame:
     return ready
 
 
-def validate_frame(frame: pd.DataFrame, suite: SuiteSpec) -> ValidationSummary:
-    """Run ``suite`` on ``frame`` with Great Expectations and summarise the result."""
+def expectation_key(spec: ExpectationSpec) -> str:
+    """A text that names ``spec`` exactly (kind, arguments, why, severity): two specs with one key check the same."""
+    return json.dumps([spec.kind, spec.kwargs, spec.why, spec.severity], sort_keys=True, ensure_ascii=False, default=str)
+
+
+def validate_frame(
+    frame: pd.DataFrame, suite: SuiteSpec, known: Mapping[str, ExpectationOutcome] | None = None
+) -> ValidationSummary:
+    """Run ``suite`` on ``frame`` with Great Expectations and summarise the result.
+
+    ``known`` holds outcomes of expectations already evaluated on this very frame, by
+    :func:`expectation_key` (a staging kept unchanged, :mod:`staging.reuse`): they are taken as they are
+    and only the other expectations run; with every one known, Great Expectations does not run at all.
+    """
+    known = known or {}
+    keys = [expectation_key(spec) for spec in suite.expectations]
+    to_run = [index for index, key in enumerate(keys) if key not in known]
+    evaluated = _run_expectations(frame, suite, to_run) if to_run else {}
+    outcomes = [known[key] if index not in evaluated else evaluated[index] for index, key in enumerate(keys)]
+    # Only ``error`` expectations decide the suite; GX's own verdict counts the ``warn`` ones too.
+    success = all(o.success for o in outcomes if o.severity != "warn")
+    summary = ValidationSummary(suite=suite.name, success=success, row_count=len(frame), outcomes=tuple(outcomes))
+    log.info("suite %s: %s (%d rows)", suite.name, "passed" if summary.success else "FAILED", len(frame))
+    return summary
+
+
+def _run_expectations(frame: pd.DataFrame, suite: SuiteSpec, indices: list[int]) -> dict[int, ExpectationOutcome]:
+    """The outcomes of ``suite``'s expectations at ``indices`` on ``frame``, by index, from one GX validation."""
     gx, context = _context()
     source = context.data_sources.add_pandas(name="silobreaker")
     asset = source.add_dataframe_asset(name=suite.name)
@@ -364,7 +392,8 @@ def validate_frame(frame: pd.DataFrame, suite: SuiteSpec) -> ValidationSummary:
     gx_suite = gx.ExpectationSuite(name=suite.name)
     # GX does not promise to report results in the order expectations were added (it groups them),
     # so each expectation carries its position in ``meta`` and results are matched back by it.
-    for index, spec in enumerate(suite.expectations):
+    for index in indices:
+        spec = suite.expectations[index]
         column = spec.kwargs.get("column")
         meta = {"silobreaker_index": index}
         if column is not None and column not in ready.columns:
@@ -375,30 +404,24 @@ def validate_frame(frame: pd.DataFrame, suite: SuiteSpec) -> ValidationSummary:
     # also counts the unexpected values, which nothing here reads: about a third of the time.
     result = batch.validate(gx_suite, result_format="BASIC")
     by_index = {int(res.expectation_config.meta["silobreaker_index"]): res for res in result.results}
-    outcomes = []
-    for index, spec in enumerate(suite.expectations):
-        res = by_index[index]
+    outcomes = {}
+    for index in indices:
+        spec, res = suite.expectations[index], by_index[index]
         detail = dict(res.result or {})
-        outcomes.append(
-            ExpectationOutcome(
-                kind=res.expectation_config.type,
-                column=spec.kwargs.get("column"),
-                success=bool(res.success),
-                why=spec.why,
-                unexpected_count=detail.get("unexpected_count"),
-                unexpected_percent=detail.get("unexpected_percent"),
-                observed_value=_jsonable(detail.get("observed_value")),
-                mostly=spec.kwargs.get("mostly"),
-                severity=spec.severity,
-                min_value=_jsonable(spec.kwargs.get("min_value")),
-                max_value=_jsonable(spec.kwargs.get("max_value")),
-            )
+        outcomes[index] = ExpectationOutcome(
+            kind=res.expectation_config.type,
+            column=spec.kwargs.get("column"),
+            success=bool(res.success),
+            why=spec.why,
+            unexpected_count=detail.get("unexpected_count"),
+            unexpected_percent=detail.get("unexpected_percent"),
+            observed_value=_jsonable(detail.get("observed_value")),
+            mostly=spec.kwargs.get("mostly"),
+            severity=spec.severity,
+            min_value=_jsonable(spec.kwargs.get("min_value")),
+            max_value=_jsonable(spec.kwargs.get("max_value")),
         )
-    # Only ``error`` expectations decide the suite; GX's own verdict counts the ``warn`` ones too.
-    success = all(o.success for o in outcomes if o.severity != "warn")
-    summary = ValidationSummary(suite=suite.name, success=success, row_count=len(frame), outcomes=tuple(outcomes))
-    log.info("suite %s: %s (%d rows)", suite.name, "passed" if summary.success else "FAILED", len(frame))
-    return summary
+    return outcomes
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,7 +7,9 @@ whose extract has the same content hash and fingerprint takes the kept staging i
 again, its records stamped with the new extraction time, as long as it reads the source before the
 staging's ``valid_until`` (the day a row dated after the extraction day stops being in the future).
 That is the result staging would compute (``tests/staging/test_staging_reuse.py`` holds them equal),
-at the cost of reading three parquet files. A file source whose bytes hash the same is not even
+at the cost of reading three parquet files. The outcomes of the expectations last validated on it
+are kept beside it, so an unchanged source's suite runs only the expectations that changed (a
+freshness cutoff moves with the day; a row-count bound with the last publication). A file source whose bytes hash the same is not even
 parsed (:func:`connectors.read_source` with ``known``); a database is read and hashed as before.
 
 The kept staging holds restricted data like a run's own folder and lives beside it under the data
@@ -36,6 +38,7 @@ __all__ = ["StagingStore"]
 logger = logging.getLogger(__name__)
 
 _KEPT = "kept.json"
+_OUTCOMES = "outcomes.json"
 _FRAMES = ("staged", "quarantine", "unmapped_values")
 # Besides the staging package, what staging's output depends on: the canonical words and the libraries
 # that read dates, text and pinyin.
@@ -114,6 +117,35 @@ class StagingStore:
             folder.rename(old)
         fresh.rename(folder)
         shutil.rmtree(old, ignore_errors=True)
+
+    def outcomes(self, source: SourceConfig, lineage: Lineage) -> dict[str, dict]:
+        """The expectation outcomes (JSON-able) kept for the staging of the extract ``lineage`` describes, by
+        :func:`quality.expectations.expectation_key` (empty if none are kept for it)."""
+        kept = self._kept(source)
+        if kept is None or kept["lineage"]["content_hash"] != lineage.content_hash:
+            return {}
+        path = self.home.kept_staging_dir(source.name) / _OUTCOMES
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            if stored.get("content_hash") != lineage.content_hash:
+                return {}
+            return dict(stored["outcomes"])
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            logger.warning("source %s: %s cannot be read (%s); validating in full", source.name, path, e)
+            return {}
+
+    def keep_outcomes(self, lineage: Lineage, outcomes: dict[str, dict]) -> None:
+        """Keep expectation outcomes (JSON-able, by key) evaluated on the staging of the extract ``lineage``
+        describes, for the next run that reuses it."""
+        folder = self.home.kept_staging_dir(lineage.source)
+        if not folder.is_dir():
+            return
+        tmp = folder / f".{_OUTCOMES}.tmp"
+        tmp.write_text(json.dumps({"content_hash": lineage.content_hash, "outcomes": outcomes}, ensure_ascii=False,
+                                  default=str), encoding="utf-8")
+        tmp.replace(folder / _OUTCOMES)
 
     def _kept(self, source: SourceConfig) -> dict | None:
         path = self.home.kept_staging_dir(source.name) / _KEPT

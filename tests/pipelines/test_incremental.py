@@ -3,7 +3,7 @@ reuses kept stagings publishes what a run staging everything would."""
 
 from __future__ import annotations
 
-import shutil
+import sqlite3
 
 import duckdb
 import pandas as pd
@@ -15,7 +15,6 @@ from pipelines.cli import run_pipeline
 
 pytestmark = pytest.mark.integration
 
-CHANGED = "health"
 
 
 @pytest.fixture
@@ -55,13 +54,27 @@ def change_health_visits(home: DataHome) -> None:
     pd.concat([visits.drop(index=1), new], ignore_index=True).to_csv(path, index=False, encoding="gb18030")
 
 
-def test_an_unchanged_district_is_not_staged_again_and_publishes_the_same_records(demo_copy, staged_sources):
+def test_an_unchanged_district_is_not_staged_again_and_publishes_the_same_records(demo_copy, staged_sources,
+                                                                                   monkeypatch):
+    import quality.expectations
+
+    validated: dict[str, list[str]] = {}
+    real = quality.expectations._run_expectations
+
+    def spy(frame, suite, indices):
+        validated[suite.name] = [suite.expectations[i].kind for i in indices]
+        return real(frame, suite, indices)
+
+    monkeypatch.setattr(quality.expectations, "_run_expectations", spy)
     before = published(demo_copy.home)
 
     outcome = run_pipeline(demo_copy)
 
     assert outcome.success, outcome.failures
     assert staged_sources == []
+    # Of each source's suite, only what the first publication changed runs: the row count against it.
+    assert {name: kinds for name, kinds in validated.items() if name != "unified_population"} == {
+        f"staged_{source}": ["ExpectTableRowCountToBeBetween"] for source in ("civil_affairs", "health", "justice", "census")}
     after = published(demo_copy.home)
     for table in ("source_records", "quarantine"):
         pd.testing.assert_frame_equal(after[table], before[table])
@@ -71,27 +84,42 @@ def test_an_unchanged_district_is_not_staged_again_and_publishes_the_same_record
     assert all(report.conserved for report in outcome.reports.values())
 
 
-def test_a_changed_source_alone_is_staged_and_the_run_publishes_what_a_full_run_does(
+def change_census_and_civil_affairs(home: DataHome) -> None:
+    """Another day: a census row with a new address, and in the civil affairs database a new phone and a row deleted."""
+    path = home.demo_dir / "census_extract.csv"
+    census = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    census.loc[5, "住址"] = census.loc[6, "住址"]
+    census.to_csv(path, index=False, encoding="utf-8-sig")
+    with sqlite3.connect(home.demo_dir / "civil_affairs.sqlite") as con:
+        first, second = (k for (k,) in con.execute("SELECT jmbh FROM mz_resident ORDER BY jmbh LIMIT 2"))
+        con.execute("UPDATE mz_resident SET lxdh = '13912345678' WHERE jmbh = ?", [first])
+        con.execute("DELETE FROM mz_resident WHERE jmbh = ?", [second])
+
+
+DAYS = [(change_health_visits, ["health"]), (change_census_and_civil_affairs, ["census", "civil_affairs"])]
+
+
+def test_day_after_day_the_changed_sources_alone_are_staged_and_each_run_publishes_what_a_full_run_does(
         demo_copy, copy_data_home, tmp_path, staged_sources):
     full = copy_data_home(demo_copy, tmp_path / "full")
-    shutil.rmtree(full.home.root / "kept")  # no staging kept: everything is staged
-    for settings in (demo_copy, full):
-        change_health_visits(settings.home)
+    for change, changed_sources in DAYS:
+        for settings in (demo_copy, full):
+            change(settings.home)
+        staged_sources.clear()
+        incremental_run = run_pipeline(demo_copy)
+        staged_incrementally = sorted(staged_sources)
+        full_run = run_pipeline(full, full=True)  # forgets everything kept: every source read and staged
 
-    incremental_run = run_pipeline(demo_copy)
-    staged_incrementally = list(staged_sources)
-    full_run = run_pipeline(full)
-
-    assert incremental_run.success and full_run.success, (incremental_run.failures, full_run.failures)
-    assert staged_incrementally == [CHANGED]
-    assert len(staged_sources) - len(staged_incrementally) == len(incremental_run.reports)
-    incremental, everything = published(demo_copy.home), published(full.home)
-    for table in ("source_records", "quarantine"):
-        pd.testing.assert_frame_equal(incremental[table], everything[table])
-    with duckdb.connect(str(demo_copy.home.warehouse_file), read_only=True) as a, \
-            duckdb.connect(str(full.home.warehouse_file), read_only=True) as b:
-        query = "SELECT record_id, person_id FROM record_person ORDER BY record_id"
-        pd.testing.assert_frame_equal(a.execute(query).df(), b.execute(query).df())
+        assert incremental_run.success and full_run.success, (incremental_run.failures, full_run.failures)
+        assert staged_incrementally == changed_sources
+        assert len(staged_sources) - len(staged_incrementally) == len(full_run.reports)
+        incremental, everything = published(demo_copy.home), published(full.home)
+        for table in ("source_records", "quarantine"):
+            pd.testing.assert_frame_equal(incremental[table], everything[table])
+        with duckdb.connect(str(demo_copy.home.warehouse_file), read_only=True) as a, \
+                duckdb.connect(str(full.home.warehouse_file), read_only=True) as b:
+            query = "SELECT record_id, person_id FROM record_person ORDER BY record_id"
+            pd.testing.assert_frame_equal(a.execute(query).df(), b.execute(query).df())
 
 
 def test_run_full_stages_every_source_again(demo_copy, staged_sources):

@@ -146,3 +146,31 @@ def test_an_outcome_is_described_in_chinese_for_the_report_and_in_english_for_th
     assert describe_outcome(outcome, "zh") == ("30.0%不符合（30行）", "不符合的不超过10%")
     drop = {"kind": "row_drop", "observed_value": 10, "min_value": 1469, "max_value": 1836}
     assert describe_outcome(drop, "zh") == ("10行（上次发布1836行，−99.5%）", "至少1469行")
+
+
+def test_known_outcomes_are_taken_and_only_the_other_expectations_run(monkeypatch):
+    import dataclasses
+
+    import quality.expectations
+    from quality import expectation_key
+
+    frame, suite = staged(100, invalid_share=0.3), staged_person_suite("health", RULES)
+    full = validate_frame(frame, suite)
+    keys = [expectation_key(spec) for spec in suite.expectations]
+    ran: list[list[int]] = []
+    real = quality.expectations._run_expectations
+
+    def spy(frame, suite, indices):
+        ran.append(list(indices))
+        return real(frame, suite, indices)
+
+    monkeypatch.setattr(quality.expectations, "_run_expectations", spy)
+    known = dict(zip(keys[1:], full.outcomes[1:], strict=True))  # all but the first, as a kept staging holds them
+
+    assert validate_frame(frame, suite, known) == full
+    assert ran == [[0]]
+    assert validate_frame(frame, suite, dict(zip(keys, full.outcomes, strict=True))) == full
+    assert ran == [[0]]  # every outcome known: Great Expectations did not run
+    # A kept outcome decides as it was kept (here: a failure taken for a success shows it is not re-run).
+    flipped = dataclasses.replace(full.outcomes[-1], success=not full.outcomes[-1].success)
+    assert validate_frame(frame, suite, {**known, keys[-1]: flipped}).outcomes[-1] == flipped

@@ -132,3 +132,15 @@ def test_keeping_replaces_the_staging_kept_before(tmp_path):
     assert store.reuse(PERSON, lineage(STAGED_AT)) is None
     assert len(store.reuse(PERSON, lineage(STAGED_AT, content="c" * 64, rows=4)).staged) == 2
     assert sorted(p.name for p in store.home.kept_staging_dir(PERSON.name).parent.iterdir()) == [PERSON.name]
+
+
+def test_outcomes_kept_beside_a_staging_go_with_it(tmp_path):
+    store = StagingStore(tmp_path)
+    store.keep(PERSON, lineage(STAGED_AT), stage(people(), STAGED_AT))
+    outcomes = {'["ExpectColumnValuesToNotBeNull"]': {"kind": "expect_column_values_to_not_be_null", "success": True}}
+    store.keep_outcomes(lineage(STAGED_AT), outcomes)
+
+    assert store.outcomes(PERSON, lineage(STAGED_AT + dt.timedelta(hours=1))) == outcomes
+    assert store.outcomes(PERSON, lineage(STAGED_AT, content="b" * 64)) == {}  # another extract's staging
+    store.keep(PERSON, lineage(STAGED_AT, content="b" * 64), stage(people(), STAGED_AT))
+    assert store.outcomes(PERSON, lineage(STAGED_AT, content="b" * 64)) == {}  # a new staging is validated anew
