@@ -15,10 +15,9 @@ import datetime as dt
 import logging
 from pathlib import Path
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
-
-import pandas as pd
 
 from connectors._frames import clean_name, frame_sha256, require_columns, text_frame
 from connectors.config import SourceConfig

@@ -7,10 +7,11 @@ whose extract has the same content hash and fingerprint takes the kept staging i
 again, its records stamped with the new extraction time, as long as it reads the source before the
 staging's ``valid_until`` (the day a row dated after the extraction day stops being in the future).
 That is the result staging would compute (``tests/staging/test_staging_reuse.py`` holds them equal),
-at the cost of reading three parquet files. The outcomes of the expectations last validated on it
-are kept beside it, so an unchanged source's suite runs only the expectations that changed (a
-freshness cutoff moves with the day; a row-count bound with the last publication). A file source whose bytes hash the same is not even
+at the cost of reading three parquet files. A file source whose bytes hash the same is not even
 parsed (:func:`connectors.read_source` with ``known``); a database is read and hashed as before.
+The outcomes of the expectations last validated on a staging are kept beside it, so an unchanged
+source's suite runs only the expectations that changed (a freshness cutoff moves with the day, a
+row-count bound with the last publication).
 
 The kept staging holds restricted data like a run's own folder and lives beside it under the data
 home (:meth:`core.home.DataHome.kept_staging_dir`). A staging is replaced whole, never half-written:
