@@ -25,6 +25,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from core.memory import duckdb_memory_limit
 from dedup.blocking import PAIRS_TABLE, candidate_pairs, iter_pair_batches
 from dedup.cluster import cluster_links, components
 from dedup.compare import STATED_FIELDS, RecordArrays, compare_pairs, level_labels
@@ -124,6 +125,7 @@ def link_records(
 
     with tempfile.TemporaryDirectory(prefix="silobreaker-dedup-") as spill, duckdb.connect() as con:
         con.execute(f"SET temp_directory = '{spill}'")
+        con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")
         phase = time.perf_counter()
         report = candidate_pairs(con, prepared, settings)
         seconds["blocking"] = _lap(phase)

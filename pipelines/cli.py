@@ -125,12 +125,8 @@ def _execute(defs, instance, settings: Settings, run_id: str, log_level: str, on
 
     if on_event is not None:
         instance.add_event_listener(run_id, on_event)
-    result = defs.resolve_job_def("sync").execute_in_process(
-        instance=instance,
-        run_id=run_id,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-    )
+    result = _execute_without_capture(defs.resolve_job_def("sync"), instance, run_id,
+                                      {"loggers": {"console": {"config": {"log_level": log_level}}}})
     failures = run_failures(instance, run_id)
     reports = run_staging_reports(instance, run_id)
     if not result.success:
@@ -142,6 +138,23 @@ def _execute(defs, instance, settings: Settings, run_id: str, log_level: str, on
             # Reported beside the run's own failures rather than hiding them behind this one.
             failures["quality_report"] = f"the report of this blocked run could not be written: {e}"
     return RunOutcome(run_id, result.success, reports, failures, settings)
+
+
+def _execute_without_capture(job, instance, run_id: str, run_config: dict):
+    """``job.execute_in_process(...)`` without keeping every step's output in memory until the run ends.
+
+    ``execute_in_process`` captures each output value in a dict so a test can ask for it afterwards; the
+    CLI never does, and for a million people the raw and staged frames it would hold are ~5 GB of a
+    run's peak (benchmarks/results/sync.md). The same call with output capture off is Dagster's own
+    ``core_execute_in_process`` (a private function: dagster is pinned to one minor version, and every
+    pipeline test goes through here).
+    """
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.execute_in_process import core_execute_in_process
+
+    ephemeral = job.as_ephemeral_job(resource_defs={}, input_values={})
+    return core_execute_in_process(run_config=run_config, job=InMemoryJob(job_def=ephemeral), instance=instance,
+                                   output_capturing_enabled=False, raise_on_error=False, run_id=run_id)
 
 
 def _report_run(outcome: RunOutcome, args: argparse.Namespace, **extra) -> int:

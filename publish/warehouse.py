@@ -37,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core.home import DataHome, HomeLike
+from core.memory import duckdb_memory_limit
 from publish.areas import AreaRegister, add_person_areas, add_record_areas, area_summary
 from publish.audit import AuditLog, ProductAnchor
 from publish.catalog import add_comments
@@ -225,7 +226,8 @@ class Warehouse:
         published_at = datetime.now(UTC)
         # Written in a storage format DuckDB 1.2 and later read, so analysts' DuckDB 1.x tools (DBeaver's
         # driver, R, JDBC builds) open the warehouse; DuckDB 2.0 writes its own format otherwise.
-        with duckdb.connect(str(candidate_path), config={"storage_compatibility_version": STORAGE_VERSION}) as con:
+        with duckdb.connect(str(candidate_path), config={"storage_compatibility_version": STORAGE_VERSION,
+                                                          "memory_limit": duckdb_memory_limit()}) as con:
             self._load_inputs(con, inputs)
             self._remember_decisions(con)
             add_record_flats(con)

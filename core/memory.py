@@ -1,0 +1,34 @@
+"""How much memory DuckDB may take in the heavy steps (linking, building the publication).
+
+DuckDB's default is 80% of the machine's memory, per connection, and a file-backed database keeps
+the tables it builds in memory until that limit forces them out. Beside the Python side of the same
+step that took a million-people sync to 11 GB on a 24 GB machine; capped at an eighth of the memory
+(3 GB there) the step spills to disk instead and the whole sync peaks at 6.6 GB
+(``benchmarks/results/sync.md``). ``SILOBREAKER_DUCKDB_MEMORY`` overrides the cap (``4GB``, ``500MB``,
+DuckDB's own notation): raise it on a machine with memory to spare, or when a run fails with DuckDB's
+"Out of Memory Error".
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["DUCKDB_MEMORY_ENV", "duckdb_memory_limit"]
+
+DUCKDB_MEMORY_ENV = "SILOBREAKER_DUCKDB_MEMORY"
+_SHARE = 8  # an eighth of the machine's memory
+_FLOOR = 2 * 1024**3  # below 2 GB some of the publication's operators cannot run at 200,000 people
+
+
+def duckdb_memory_limit() -> str:
+    """DuckDB's ``memory_limit`` for a heavy step: ``$SILOBREAKER_DUCKDB_MEMORY``, else an eighth of the
+    machine's memory (at least 2 GB).
+
+    Example:
+        >>> duckdb.connect(config={"memory_limit": duckdb_memory_limit()})  # doctest: +SKIP
+    """
+    explicit = os.environ.get(DUCKDB_MEMORY_ENV, "").strip()
+    if explicit:
+        return explicit
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{max(_FLOOR, total // _SHARE) // 1024**2}MB"
