@@ -98,10 +98,14 @@ class KeptRows:
 
 def read_changes(
     source: SourceConfig, conn: sa.Connection, table: sa.Table, kept: KeptRows, read_result
-) -> tuple[pd.DataFrame, Any]:
+) -> tuple[pd.DataFrame, Any] | None:
     """The table as a whole read would give it, from ``kept`` and what changed since; and the new watermark.
+    ``None`` when the table's columns are no longer those of the kept rows: it must be read whole.
 
     ``read_result(conn, statement)`` runs a statement and returns ``(names, columns)`` of Python values."""
+    if [c.name for c in table.columns] != list(kept.frame.columns):
+        logger.info("source %s: the table's columns changed since the last read; reading it whole", source.name)
+        return None
     by_clean = {clean_name(c.name): c for c in table.columns}
     keys = [by_clean[clean_name(k)] for k in source.primary_key]
     mark = by_clean[clean_name(source.watermark)]

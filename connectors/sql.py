@@ -140,9 +140,9 @@ def _read_table(
     require_columns(cfg, location, list(by_clean), f"table {table_name}")
     order = [by_clean[clean_name(k)] for k in cfg.primary_key]
     kept = KeptRows.load(home, cfg, started) if cfg.watermark else None
-    if kept is not None and kept.watermark is not None:
-        frame, watermark = read_changes(cfg, conn, table, kept, _read_result)
-        rows = KeptRows(frame, watermark, kept.full_read_at)
+    changes = read_changes(cfg, conn, table, kept, _read_result) if kept and kept.watermark is not None else None
+    if changes is not None:
+        rows = KeptRows(*changes, kept.full_read_at)
     else:
         names, columns = _read_result(conn, sa.select(table).order_by(*order))
         if not cfg.watermark:

@@ -114,3 +114,16 @@ def test_a_row_changed_at_the_last_watermark_is_seen(make_source, register, tmp_
         conn.execute(table.update().where(table.c.jmbh == 20).values(xm="当天又改"))
 
     assert read_source(source, tmp_path).frame["xm"].tolist()[-1] == "当天又改"
+
+
+def test_a_table_with_a_new_column_is_read_whole(make_source, register, tmp_path):
+    engine, table = register
+    source = declare(make_source, engine, table)
+    read_source(source, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN lxdh VARCHAR(20)"))
+        conn.execute(sa.text(f"UPDATE {table.name} SET lxdh = '13800138000' WHERE jmbh = 1"))
+
+    frame = read_source(source, tmp_path).frame
+
+    assert frame["lxdh"].tolist() == ["13800138000", None, None, None, None]  # every row, as a whole read
