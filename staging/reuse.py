@@ -95,7 +95,19 @@ class StagingStore:
         )
 
     def keep(self, source: SourceConfig, lineage: Lineage, result: StageResult) -> None:
-        """Keep ``result``, the staging of the extract ``lineage`` describes, in place of the one kept before."""
+        """Keep ``result``, the staging of the extract ``lineage`` describes, in place of the one kept before.
+
+        Keeping only spares the next run work: if it cannot be written (a full disk, a folder that is not
+        writable) that is logged, nothing half-written is left, and the next run stages again."""
+        try:
+            self._write(source, lineage, result)
+        except OSError as e:
+            folder = self.home.kept_staging_dir(source.name)
+            logger.warning("source %s: its staging cannot be kept in %s (%s); the next run stages it again",
+                           source.name, folder, e)
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _write(self, source: SourceConfig, lineage: Lineage, result: StageResult) -> None:
         folder = self.home.kept_staging_dir(source.name)
         folder.parent.mkdir(parents=True, exist_ok=True)
         fresh, old = folder.with_name(f".{folder.name}.new"), folder.with_name(f".{folder.name}.old")
@@ -144,9 +156,12 @@ class StagingStore:
         if not folder.is_dir():
             return
         tmp = folder / f".{_OUTCOMES}.tmp"
-        tmp.write_text(json.dumps({"content_hash": lineage.content_hash, "outcomes": outcomes}, ensure_ascii=False,
-                                  default=str), encoding="utf-8")
-        tmp.replace(folder / _OUTCOMES)
+        try:
+            tmp.write_text(json.dumps({"content_hash": lineage.content_hash, "outcomes": outcomes}, ensure_ascii=False,
+                                      default=str), encoding="utf-8")
+            tmp.replace(folder / _OUTCOMES)
+        except OSError as e:  # the next run validates in full
+            logger.warning("source %s: expectation outcomes cannot be kept in %s (%s)", lineage.source, folder, e)
 
     def _kept(self, source: SourceConfig) -> dict | None:
         path = self.home.kept_staging_dir(source.name) / _KEPT

@@ -144,3 +144,15 @@ def test_outcomes_kept_beside_a_staging_go_with_it(tmp_path):
     assert store.outcomes(PERSON, lineage(STAGED_AT, content="b" * 64)) == {}  # another extract's staging
     store.keep(PERSON, lineage(STAGED_AT, content="b" * 64), stage(people(), STAGED_AT))
     assert store.outcomes(PERSON, lineage(STAGED_AT, content="b" * 64)) == {}  # a new staging is validated anew
+
+
+def test_a_staging_that_cannot_be_kept_is_logged_and_staged_again_next_time(tmp_path, caplog):
+    store = StagingStore(tmp_path)
+    store.home.kept_staging_dir(PERSON.name).parent.parent.mkdir(parents=True)
+    store.home.kept_staging_dir(PERSON.name).parent.write_text("not a folder")  # e.g. a full or read-only disk
+
+    with caplog.at_level(logging.WARNING):
+        store.keep(PERSON, lineage(STAGED_AT), stage(people(), STAGED_AT))
+
+    assert "cannot be kept" in caplog.text
+    assert store.reuse(PERSON, lineage(STAGED_AT)) is None
