@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.run_lifecycle import RunLockResource
-from connectors import Extract, SourceConfig, SourceReader
+from connectors import Extract, Lineage, SourceConfig, SourceReader
 from core.errors import SourceError, TransientError
 from core.home import DataHome
 from staging.reuse import StagingStore
@@ -12,7 +12,7 @@ from staging.reuse import StagingStore
 __all__ = ["build_raw_asset", "read_raw"]
 
 
-def read_raw(source_reader: SourceReader, source: SourceConfig, known=None) -> Extract:
+def read_raw(source_reader: SourceReader, source: SourceConfig, known: Lineage | None = None) -> Extract:
     """Read ``source`` (see :meth:`SourceReader.extract`), its errors as Dagster asks: a retry for a source
     that did not answer, a failure with silobreaker's own message (source, file, problem, fix) otherwise."""
     try:

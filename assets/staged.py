@@ -81,7 +81,7 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
             rules, extracted=raw.lineage.row_count, quarantined=len(result.quarantine), accepted_by=accepted_by,
             previous_extracted=reader.previous_extracted_rows(name) if rules.row_drop else None,
         )
-        validation = _validation(store, source, raw, result.staged, suite, reused).with_outcomes(guards)
+        validation = _validation(store, raw, result.staged, suite, reused).with_outcomes(guards)
         report = build_staging_report(source, raw, result, validation)
         staged = result.staged
         if source.role == "grid_updates":
@@ -140,10 +140,10 @@ def _staging(source: SourceConfig, raw: Extract, store: StagingStore,
     return raw, result, False
 
 
-def _validation(store: StagingStore, source: SourceConfig, raw: Extract, staged: pd.DataFrame, suite: SuiteSpec,
+def _validation(store: StagingStore, raw: Extract, staged: pd.DataFrame, suite: SuiteSpec,
                 reused: bool) -> ValidationSummary:
     """``suite`` on ``staged``; of a reused staging, only the expectations not already evaluated on it run."""
-    known = {key: ExpectationOutcome(**o) for key, o in store.outcomes(source, raw.lineage).items()} if reused else {}
+    known = {key: ExpectationOutcome(**o) for key, o in store.outcomes(raw.lineage).items()} if reused else {}
     validation = validate_frame(staged, suite, known)
     store.keep_outcomes(raw.lineage, {expectation_key(spec): outcome.__dict__
                                       for spec, outcome in zip(suite.expectations, validation.outcomes, strict=True)})

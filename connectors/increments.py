@@ -21,7 +21,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -31,6 +30,7 @@ import sqlalchemy as sa
 
 from connectors._frames import clean_name, text_frame
 from connectors.config import SourceConfig
+from core.folders import replacing_folder
 from core.home import DataHome, HomeLike
 
 __all__ = ["FULL_READ_DAYS", "KeptRows", "read_changes"]
@@ -80,20 +80,11 @@ class KeptRows:
 
     def keep(self, home: HomeLike, source: SourceConfig) -> None:
         """Keep these rows for the next read of ``source``, replacing those kept before as a whole."""
-        folder = DataHome.at(home).kept_extract_dir(source.name)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        fresh, old = folder.with_name(f".{folder.name}.new"), folder.with_name(f".{folder.name}.old")
-        for leftover in (fresh, old):
-            shutil.rmtree(leftover, ignore_errors=True)
-        fresh.mkdir()
-        self.frame.to_parquet(fresh / _ROWS, index=False)
-        kept = {"declaration": _declaration(source), "watermark": _watermark_to_json(self.watermark),
-                "full_read_at": self.full_read_at.isoformat()}
-        (fresh / _KEPT).write_text(json.dumps(kept, ensure_ascii=False), encoding="utf-8")
-        if folder.exists():
-            folder.rename(old)
-        fresh.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
+        with replacing_folder(DataHome.at(home).kept_extract_dir(source.name)) as fresh:
+            self.frame.to_parquet(fresh / _ROWS, index=False)
+            kept = {"declaration": _declaration(source), "watermark": _watermark_to_json(self.watermark),
+                    "full_read_at": self.full_read_at.isoformat()}
+            (fresh / _KEPT).write_text(json.dumps(kept, ensure_ascii=False), encoding="utf-8")
 
 
 def read_changes(
@@ -117,7 +108,8 @@ def read_changes(
     scanned_native = list(zip(*key_columns, strict=True)) if key_columns else []
     scanned = _key_text(text_frame([k.name for k in keys], key_columns), keys)
 
-    rows = pd.concat([kept.frame.assign(_key=_key_text(kept.frame, keys)),
+    kept_keys = _key_text(kept.frame, keys)
+    rows = pd.concat([kept.frame.assign(_key=kept_keys),
                       changed.assign(_key=_key_text(changed, keys))], ignore_index=True)
     rows = rows.drop_duplicates("_key", keep="last").set_index("_key")  # a changed row replaces its kept one
     missing = [native for native, key in zip(scanned_native, scanned, strict=True) if key not in rows.index]
@@ -126,8 +118,10 @@ def read_changes(
         watermark = _highest(watermark, found_columns[found_names.index(mark.name)])
         found = text_frame(found_names, found_columns)
         rows = pd.concat([rows, found.set_index(_key_text(found, keys))])
-    deleted = len(kept.frame) - int(pd.Index(_key_text(kept.frame, keys)).isin(scanned).sum())
-    frame = rows.reindex(pd.Index(scanned, name=None)).reset_index(drop=True)[names]
+    # A key deleted between the scan and the fetch is in neither: it is not a row of the table any more.
+    scanned = scanned[scanned.isin(rows.index)]
+    deleted = len(kept.frame) - int(kept_keys.isin(scanned).sum())
+    frame = rows.loc[scanned.to_numpy()].reset_index(drop=True)[names]
     logger.info("source %s: %d rows changed since watermark %s, %d found by the key scan, %d deleted; %d rows",
                 source.name, len(changed), kept.watermark, len(missing), deleted, len(frame))
     return frame, watermark

@@ -1,9 +1,9 @@
 """How much memory DuckDB may take in the heavy steps (linking, building the publication).
 
 DuckDB's default is 80% of the machine's memory, per connection, and a file-backed database keeps
-the tables it builds in memory until that limit forces them out. Beside the Python side of the same
-step that took a million-people sync to 11 GB on a 24 GB machine; capped at an eighth of the memory
-(3 GB there) the step spills to disk instead and the whole sync peaks at 6.6 GB
+the tables it builds in memory until that limit forces them out. Capped at an eighth of the memory
+(3 GB on a 24 GB machine) it spills to disk instead: with this cap and the CLI no longer holding
+every step's output, a million-people sync peaks at 6.5 GB where it took 16.3 GB
 (``benchmarks/results/sync.md``). ``SILOBREAKER_DUCKDB_MEMORY`` overrides the cap (``4GB``, ``500MB``,
 DuckDB's own notation): raise it on a machine with memory to spare, or when a run fails with DuckDB's
 "Out of Memory Error".
@@ -17,7 +17,7 @@ __all__ = ["DUCKDB_MEMORY_ENV", "duckdb_memory_limit"]
 
 DUCKDB_MEMORY_ENV = "SILOBREAKER_DUCKDB_MEMORY"
 _SHARE = 8  # an eighth of the machine's memory
-_FLOOR = 2 * 1024**3  # below 2 GB some of the publication's operators cannot run at 200,000 people
+_FLOOR = 2 * 1024**3  # at 1 GB the publication of 200,000 people ran out of memory; at 2 GB it did not
 
 
 def duckdb_memory_limit() -> str:

@@ -14,8 +14,8 @@ source's suite runs only the expectations that changed (a freshness cutoff moves
 row-count bound with the last publication).
 
 The kept staging holds restricted data like a run's own folder and lives beside it under the data
-home (:meth:`core.home.DataHome.kept_staging_dir`). A staging is replaced whole, never half-written:
-a damaged or missing one only means the next run stages again.
+home (:meth:`core.home.DataHome.kept_staging_dir`). A staging is replaced whole, never half-written
+(:func:`core.folders.replacing_folder`): a damaged or missing one only means the next run stages again.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from connectors import Lineage, SourceConfig
+from core.folders import replacing_folder
 from core.home import DataHome, HomeLike
 from staging.stage import StageResult
 
@@ -41,10 +41,11 @@ logger = logging.getLogger(__name__)
 _KEPT = "kept.json"
 _OUTCOMES = "outcomes.json"
 _FRAMES = ("staged", "quarantine", "unmapped_values")
-# Besides the staging package, what staging's output depends on: the canonical words and the libraries
-# that read dates, text and pinyin.
-_CODE = (Path(__file__).parent, Path(__file__).parents[1] / "core" / "vocabulary.py")
-_LIBRARIES = ("pandas", "pyarrow", "pypinyin", "opencc", "silobreaker")
+# Besides the staging package, what staging's output depends on: the connectors that turn a file's bytes
+# into text (a file with the same bytes is not parsed again), the canonical words and the libraries that
+# read files, dates, text and pinyin.
+_CODE = (Path(__file__).parent, Path(__file__).parents[1] / "connectors", Path(__file__).parents[1] / "core" / "vocabulary.py")
+_LIBRARIES = ("pandas", "pyarrow", "openpyxl", "pypinyin", "opencc", "silobreaker")
 
 
 class StagingStore:
@@ -102,51 +103,34 @@ class StagingStore:
         try:
             self._write(source, lineage, result)
         except OSError as e:
-            folder = self.home.kept_staging_dir(source.name)
             logger.warning("source %s: its staging cannot be kept in %s (%s); the next run stages it again",
-                           source.name, folder, e)
-            shutil.rmtree(folder, ignore_errors=True)
+                           source.name, self.home.kept_staging_dir(source.name), e)
 
     def _write(self, source: SourceConfig, lineage: Lineage, result: StageResult) -> None:
-        folder = self.home.kept_staging_dir(source.name)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        fresh, old = folder.with_name(f".{folder.name}.new"), folder.with_name(f".{folder.name}.old")
-        for leftover in (fresh, old):
-            shutil.rmtree(leftover, ignore_errors=True)
-        fresh.mkdir()
-        frames = {"staged": result.staged, "quarantine": result.quarantine, "unmapped_values": result.unmapped_values}
-        for name, frame in frames.items():
-            frame.to_parquet(fresh / f"{name}.parquet", index=False)
-        kept = {
-            "fingerprint": fingerprint(source),
-            "lineage": lineage.as_metadata(),
-            "soft_problems": dict(result.soft_problems),
-            "valid_until": None if result.valid_until is None else result.valid_until.isoformat(),
-        }
-        (fresh / _KEPT).write_text(json.dumps(kept, ensure_ascii=False), encoding="utf-8")
-        # The old staging goes aside before the new one takes its place: a crash in between leaves
-        # none kept (the next run stages again), never a mix of the two.
-        if folder.exists():
-            folder.rename(old)
-        fresh.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
+        with replacing_folder(self.home.kept_staging_dir(source.name)) as fresh:
+            frames = {"staged": result.staged, "quarantine": result.quarantine, "unmapped_values": result.unmapped_values}
+            for name, frame in frames.items():
+                frame.to_parquet(fresh / f"{name}.parquet", index=False)
+            kept = {
+                "fingerprint": _fingerprint(source),
+                "lineage": lineage.as_metadata(),
+                "soft_problems": dict(result.soft_problems),
+                "valid_until": None if result.valid_until is None else result.valid_until.isoformat(),
+            }
+            (fresh / _KEPT).write_text(json.dumps(kept, ensure_ascii=False), encoding="utf-8")
 
-    def outcomes(self, source: SourceConfig, lineage: Lineage) -> dict[str, dict]:
+    def outcomes(self, lineage: Lineage) -> dict[str, dict]:
         """The expectation outcomes (JSON-able) kept for the staging of the extract ``lineage`` describes, by
-        :func:`quality.expectations.expectation_key` (empty if none are kept for it)."""
-        kept = self._kept(source)
-        if kept is None or kept["lineage"]["content_hash"] != lineage.content_hash:
-            return {}
-        path = self.home.kept_staging_dir(source.name) / _OUTCOMES
+        :func:`quality.expectations.expectation_key` (empty if none are kept for it). A new staging is kept
+        in a new folder, so outcomes beside the staging of the same content are outcomes on it."""
+        path = self.home.kept_staging_dir(lineage.source) / _OUTCOMES
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
-            if stored.get("content_hash") != lineage.content_hash:
-                return {}
-            return dict(stored["outcomes"])
+            return dict(stored["outcomes"]) if stored.get("content_hash") == lineage.content_hash else {}
         except FileNotFoundError:
             return {}
         except (OSError, ValueError, TypeError, KeyError) as e:
-            logger.warning("source %s: %s cannot be read (%s); validating in full", source.name, path, e)
+            logger.warning("source %s: %s cannot be read (%s); validating in full", lineage.source, path, e)
             return {}
 
     def keep_outcomes(self, lineage: Lineage, outcomes: dict[str, dict]) -> None:
@@ -172,11 +156,12 @@ class StagingStore:
         except (OSError, ValueError) as e:
             logger.warning("source %s: %s cannot be read (%s); staging again", source.name, path, e)
             return None
-        return kept if kept.get("fingerprint") == fingerprint(source) else None
+        return kept if kept.get("fingerprint") == _fingerprint(source) else None
 
 
-def fingerprint(source: SourceConfig) -> str:
-    """What staging ``source`` depends on besides its rows: its declaration, staging's code and word lists."""
+def _fingerprint(source: SourceConfig) -> str:
+    """What staging ``source`` depends on besides its bytes: its declaration, the code and word lists of
+    the connectors and staging."""
     declaration = source.model_dump_json(exclude={"owner", "trust", "base", "department"})
     return hashlib.sha256(f"{declaration}|{_code_digest()}".encode()).hexdigest()
 

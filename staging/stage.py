@@ -319,7 +319,10 @@ def stage_consent_records(
     known_status = status.isin(CONSENT_STATUSES).fillna(False).to_numpy(bool)
     decided = parse_timestamps(fields.mapped("decided_at"), date_formats)
     expires = parse_timestamps(fields.mapped("expires_at"), date_formats)
-    guardian = parse_id_numbers(fields.mapped("guardian_id_number"), as_of=as_of)["id_number"]
+    guardians = parse_id_numbers(fields.mapped("guardian_id_number"), as_of=as_of)
+    guardian = guardians["id_number"]
+    # A decision more than a day after the read: its clock was wrong (a day allows for time zones).
+    ahead = (decided["timestamp"] > pd.Timestamp(extract.extracted_at) + pd.Timedelta(days=1)).fillna(False)
     out = _identity_columns(extract) | {
         "id_number": ids["id_number"],
         "name": fields.text("name", normalize_name),
@@ -397,7 +400,7 @@ def stage_consent_records(
         ),
         QuarantineRule(
             "future_decided_at",
-            (decided["timestamp"] > pd.Timestamp(extract.extracted_at) + pd.Timedelta(days=1)).fillna(False).to_numpy(bool),
+            ahead.to_numpy(bool),
             "decided_at",
             columns.get("decided_at"),
             raw_decided,
@@ -421,10 +424,10 @@ def stage_consent_records(
         ),
     ]
     quarantined, quarantine_frame = quarantine(extract, rules, subjects=ids["id_number"])
-    guardian_from = parse_id_numbers(fields.mapped("guardian_id_number"), as_of=as_of)["id_valid_from"]
-    later = decided["timestamp"][decided["timestamp"] > pd.Timestamp(extract.extracted_at) + pd.Timedelta(days=1)]
-    changes = [t for t in (_first_day_after(as_of, [ids["id_valid_from"], guardian_from]),
-                           later.min() - pd.Timedelta(days=1) if len(later) else None) if t is not None]
+    # A decision ahead is no longer ahead once the read is less than a day before it.
+    changes = [t for t in (_first_day_after(as_of, [ids["id_valid_from"], guardians["id_valid_from"]]),
+                           decided["timestamp"][ahead].min() - pd.Timedelta(days=1) if ahead.any() else None)
+               if t is not None]
     return fields.result(pd.DataFrame(out), quarantined, quarantine_frame, CONSENT_COLUMNS,
                          valid_until=min(changes) if changes else None)
 

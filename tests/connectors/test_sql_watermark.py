@@ -127,3 +127,33 @@ def test_a_table_with_a_new_column_is_read_whole(make_source, register, tmp_path
     frame = read_source(source, tmp_path).frame
 
     assert frame["lxdh"].tolist() == ["13800138000", None, None, None, None]  # every row, as a whole read
+
+
+def test_a_row_deleted_between_the_key_scan_and_its_fetch_is_not_read(make_source, tmp_path):
+    from connectors.increments import KeptRows, read_changes
+    from connectors.sql import _read_result
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'register.sqlite'}")
+    metadata = sa.MetaData()
+    table = sa.Table("register", metadata, sa.Column("jmbh", sa.Integer, primary_key=True, autoincrement=False),
+                     sa.Column("xm", sa.String), sa.Column("gxsj", sa.DateTime))
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"jmbh": 1, "xm": "居民1", "gxsj": T0 + dt.timedelta(hours=1)},
+                                      {"jmbh": 2, "xm": "补录", "gxsj": T0}])  # 2: backdated, not yet kept
+    source = declare(make_source, engine, table)
+    kept = KeptRows(read_source(source, tmp_path).frame.iloc[[0]].reset_index(drop=True), T0 + dt.timedelta(hours=1),
+                    dt.datetime.now(dt.UTC))
+    calls = []
+
+    def read_then_delete(conn, statement):
+        calls.append(statement)
+        if len(calls) == 3:  # the fetch of the keys the scan found: row 2 was deleted just before it
+            conn.execute(table.delete().where(table.c.jmbh == 2))
+        return _read_result(conn, statement)
+
+    with engine.begin() as conn:
+        frame, _ = read_changes(source, conn, table, kept, read_then_delete)
+
+    assert frame["jmbh"].tolist() == ["1"] and frame.notna().all().all()
+    engine.dispose()

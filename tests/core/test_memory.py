@@ -14,8 +14,9 @@ def test_the_default_is_an_eighth_of_the_machine_and_at_least_two_gigabytes(monk
     total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024**2
     limit = duckdb_memory_limit()
     assert limit == f"{max(2048, total_mb // 8)}MB"
-    with duckdb.connect(config={"memory_limit": limit}) as con:  # DuckDB takes it as written
-        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] != ""
+    setting = "SELECT current_setting('memory_limit')"
+    with duckdb.connect(config={"memory_limit": limit}) as capped, duckdb.connect() as default:
+        assert capped.execute(setting).fetchone()[0] != default.execute(setting).fetchone()[0]  # not 80% of RAM
 
 
 def test_the_environment_sets_the_cap(monkeypatch):

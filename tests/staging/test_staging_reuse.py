@@ -140,10 +140,10 @@ def test_outcomes_kept_beside_a_staging_go_with_it(tmp_path):
     outcomes = {'["ExpectColumnValuesToNotBeNull"]': {"kind": "expect_column_values_to_not_be_null", "success": True}}
     store.keep_outcomes(lineage(STAGED_AT), outcomes)
 
-    assert store.outcomes(PERSON, lineage(STAGED_AT + dt.timedelta(hours=1))) == outcomes
-    assert store.outcomes(PERSON, lineage(STAGED_AT, content="b" * 64)) == {}  # another extract's staging
+    assert store.outcomes(lineage(STAGED_AT + dt.timedelta(hours=1))) == outcomes
+    assert store.outcomes(lineage(STAGED_AT, content="b" * 64)) == {}  # another extract's staging
     store.keep(PERSON, lineage(STAGED_AT, content="b" * 64), stage(people(), STAGED_AT))
-    assert store.outcomes(PERSON, lineage(STAGED_AT, content="b" * 64)) == {}  # a new staging is validated anew
+    assert store.outcomes(lineage(STAGED_AT, content="b" * 64)) == {}  # a new staging is validated anew
 
 
 def test_a_staging_that_cannot_be_kept_is_logged_and_staged_again_next_time(tmp_path, caplog):
