@@ -335,6 +335,12 @@ def _context():
         InMemoryStoreBackendDefaults,
         ProgressBarsConfig,
     )
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    # GX fingerprints every in-memory batch under 1 GB (md5 of ``hash_pandas_object``, twice per
+    # validation) for a batch marker nothing here reads: at a million records of Python-object columns
+    # that was a quarter of the validation's time. Frames of any size are left unhashed.
+    pandas_execution_engine.HASH_THRESHOLD = 0
 
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(),
