@@ -237,6 +237,7 @@ class AuditLog:
         key, signer = self._key(), self._signing_key()
         head = self.head()
         entries = []
+        hashes = _MemberHashes(key)
         for product in products:
             seq = head.seq + 1 + len(entries)
             if product.anchor is not None and product.anchor != ProductAnchor(seq, head):
@@ -244,8 +245,7 @@ class AuditLog:
                     f"the product of {product.recipient} was built as audit entry {product.anchor.seq} after entry "
                     f"{product.anchor.prev.seq}, but the log's head is now entry {head.seq}: the log changed while "
                     f"run {run_id} was built; run again")
-            members = sorted({_id_number_hash(key, m) for m in product.members}
-                             | {_person_id_hash(key, p) for p in product.person_ids})
+            members = sorted(hashes.of(product.members, product.person_ids))
             members_text = "".join(f"{m}\n" for m in members)
             self.home.audit_members_file(seq).write_text(members_text, encoding="ascii")
             entry = {
@@ -487,6 +487,29 @@ def _id_number_hash(key: bytes, id_number: str) -> str:
 def _person_id_hash(key: bytes, person_id: str) -> str:
     # Prefixed, so a person id can never be recorded under the same hash as an ID number.
     return hmac.new(key, _PERSON_ID_DOMAIN + person_id.strip().encode(), hashlib.sha256).hexdigest()
+
+
+class _MemberHashes:
+    """:func:`_id_number_hash` and :func:`_person_id_hash` of a publication's members, each value hashed
+    once however many products (department, town, village) hold it."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._ids: dict[str, str] = {}
+        self._persons: dict[str, str] = {}
+
+    def of(self, id_numbers: Iterable[str], person_ids: Iterable[str]) -> set[str]:
+        ids, persons = self._ids, self._persons
+        return ({ids.get(m) or self._id_number(m) for m in id_numbers}
+                | {persons.get(p) or self._person_id(p) for p in person_ids})
+
+    def _id_number(self, id_number: str) -> str:
+        digest = self._ids[id_number] = _id_number_hash(self._key, id_number)
+        return digest
+
+    def _person_id(self, person_id: str) -> str:
+        digest = self._persons[person_id] = _person_id_hash(self._key, person_id)
+        return digest
 
 
 def _signed(entry: dict, signer: Ed25519PrivateKey) -> dict:
