@@ -55,18 +55,31 @@ __all__ = [
     "unified_population_sql",
 ]
 
-#: Fields chosen per person, with the extra ordering that makes one value better than another.
-GOLDEN_FIELDS: dict[str, str] = {
-    "name": "",
-    "sex": "id_sex IS NOT NULL AND sex = id_sex DESC,",
-    "birth_date": "CASE birth_date_precision WHEN 'day' THEN 0 WHEN 'month' THEN 1 ELSE 2 END,",
-    "id_number": "id_number_valid DESC NULLS LAST,",
-    "phone": "",
+def _newest_first(expr: str) -> str:
+    """A sort-key part (ascending text) putting the latest day of ``expr`` first and null last."""
+    return f"lpad(coalesce(CAST(DATE '2999-12-31' - CAST({expr} AS DATE) AS VARCHAR), '999999'), 6, '0')"
+
+
+def _true_first(expr: str) -> str:
+    """A sort-key part (ascending text) putting ``expr`` true first, then false, then null."""
+    return f"CASE WHEN {expr} THEN '0' WHEN NOT ({expr}) THEN '1' ELSE '2' END"
+
+
+#: Fields chosen per person, with the sort-key parts that make one value better than another, before
+#: the common tail (trust, recency, record id). A part is fixed-width text, smallest best: the parts
+#: are joined into one text key and the best record is ``arg_min`` of it — a streaming aggregate,
+#: where ``first(… ORDER BY …)`` holds and sorts every record of every person once per column.
+GOLDEN_FIELDS: dict[str, tuple[str, ...]] = {
+    "name": (),
+    "sex": (_true_first("id_sex IS NOT NULL AND sex = id_sex"),),
+    "birth_date": ("CASE birth_date_precision WHEN 'day' THEN '0' WHEN 'month' THEN '1' ELSE '2' END",),
+    "id_number": (_true_first("id_number_valid"),),
+    "phone": (),
     # People move: the newest record knows where they live now, as the area (chosen by recency) does,
     # so a grid's list never shows a resident at an address outside the grid.
-    "address": "record_date DESC NULLS LAST,",
-    "hukou_address": "",
-    "residence_status": "record_date DESC NULLS LAST,",
+    "address": (_newest_first("record_date"),),
+    "hukou_address": (),
+    "residence_status": (_newest_first("record_date"),),
 }
 """Fields chosen per person one by one. The area (street, community, grid) is chosen as a whole
 (``person_areas``, :func:`publish.areas.add_person_areas`)."""
@@ -165,32 +178,40 @@ def golden_columns() -> tuple[tuple[str, str], ...]:
 def _golden_sql(trust: dict[str, int], as_of: date, grid_sources: Sequence[str], base: str | None,
                 register: bool) -> str:
     """The SELECT of every golden column per person (no key-population columns)."""
-    order_tail = f"{trust_rank_sql(trust)}, record_date DESC NULLS LAST, record_id"
+    # Trust rank (0 most trusted, zero-padded so rank 10 sorts after 9), newest record, smallest record id.
+    tail = (f"lpad(CAST({trust_rank_sql(trust)} AS VARCHAR), 3, '0')", _newest_first("record_date"), "record_id")
     grid = f"source IN ({literals(grid_sources)})" if grid_sources else "FALSE"
     # What a grid worker saw at the door: the newest update first, before any department's register.
-    newest_update = f"CASE WHEN {grid} THEN record_date END DESC NULLS LAST,"
-    extras = {**GOLDEN_FIELDS, "phone": newest_update}
+    extras = {**GOLDEN_FIELDS, "phone": (_newest_first(f"CASE WHEN {grid} THEN record_date END"),)}
     if base:
-        extras["hukou_address"] = f"source = {literal(base)} DESC,"
-    picks = []
-    for field, extra in extras.items():
-        order = f"{extra} {order_tail}"
+        extras["hukou_address"] = (_true_first(f"source = {literal(base)}"),)
+    picks, chosen = [], []
+    for field, parts in extras.items():
+        key = " || ".join((*parts, *tail))
         usable = f"{field} IS NOT NULL" + (f" AND NOT {_GOLDEN_EXCLUDES[field]}" if field in _GOLDEN_EXCLUDES else "")
-        picks.append(f"first({field} ORDER BY {order}) FILTER (WHERE {usable}) AS {field}")
-        picks.append(f"first(source ORDER BY {order}) FILTER (WHERE {usable}) AS {field}_source")
-        picks.append(f"first(record_date ORDER BY {order}) FILTER (WHERE {usable}) AS {field}_date")
+        # The value with its source and date (and what goes with it) from one record, in one aggregate.
+        value = {"v": field, "s": "source", "d": "record_date"}
         if field == "birth_date":  # the precision of the value chosen, as its record states it
-            picks.append(f"first(birth_date_precision ORDER BY {order}) FILTER (WHERE {usable}) AS birth_date_precision")
+            value["p"] = "birth_date_precision"
         if field == "address":  # the flat it points to, which the 户籍地址 is compared with
-            picks.append(f"first(flat ORDER BY {order}) FILTER (WHERE {usable}) AS _address_flat")
+            value["f"] = "flat"
+        struct = ", ".join(f"'{k}': {v}" for k, v in value.items())
+        picks.append(f"arg_min({{{struct}}}, {key}) FILTER (WHERE {usable}) AS _pick_{field}")
+        chosen += [f"_pick_{field}.v AS {field}", f"_pick_{field}.s AS {field}_source", f"_pick_{field}.d AS {field}_date"]
+        if field == "birth_date":
+            chosen.append(f"_pick_{field}.p AS birth_date_precision")
+        if field == "address":
+            chosen.append(f"_pick_{field}.f AS _address_flat")
+    picked_columns = ",\n        ".join(picks)
+    chosen_columns = ", ".join(chosen)
+    pick_names = ", ".join(f"_pick_{field}" for field in extras)
     conflicts = ", ".join(f"CASE WHEN {test} THEN '{field}' END" for field, test in _CONFLICTS.items())
     as_of_sql = f"DATE '{as_of.isoformat()}'"
-    golden_columns = ",\n        ".join(picks)
     return f"""
-WITH golden AS (
+WITH picked AS (
     SELECT
         person_id,
-        {golden_columns},
+        {picked_columns},
         coalesce(first(lives_alone ORDER BY record_date DESC NULLS LAST, record_id DESC)
                      FILTER (WHERE {grid} AND lives_alone IS NOT NULL), bool_or(lives_alone)) AS lives_alone,
         bool_or(low_income) AS low_income,
@@ -207,6 +228,9 @@ WITH golden AS (
         max(record_date) AS last_seen
     FROM source_records
     GROUP BY person_id
+), golden AS (
+    SELECT person_id, {chosen_columns}, * EXCLUDE (person_id, {pick_names})
+    FROM picked
 ), aged AS (
     SELECT *,
         CAST(substr(birth_date, 1, 4) AS INTEGER) AS birth_year,
