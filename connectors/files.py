@@ -75,8 +75,11 @@ def read_csv(cfg: SourceConfig, home: HomeLike, known: Lineage | None = None) ->
     try:
         # header=None makes the first line set the field count, so a longer row is an error
         # instead of pandas silently turning the first column into the index.
+        # As UTF-8 bytes, not the text: pandas' C parser reads bytes, and handed a StringIO it encodes
+        # it again chunk by chunk in Python (25 s for a 170 MB census extract, 2.6 s this way).
         raw = pd.read_csv(
-            io.StringIO(text),
+            io.BytesIO(text.encode("utf-8")),
+            encoding="utf-8",
             sep=cfg.delimiter,
             header=None,
             # object, not str: pandas 3 would build Arrow strings only for us to turn them back
