@@ -93,14 +93,17 @@ _GOLDEN_EXCLUDES: dict[str, str] = {"id_number": "coalesce(id_number_disputed, f
 #: only where no flat can be read. Birth dates are compared at the precision both sides have: day
 #: against day, and everyone at year-month (the census knows only the month).
 _CONFLICTS: dict[str, str] = {
-    "name": "count(DISTINCT name) > 1",
-    "sex": "count(DISTINCT sex) > 1",
-    "birth_date": ("count(DISTINCT birth_date) FILTER (WHERE birth_date_precision = 'day') > 1 "
-                   "OR count(DISTINCT substr(birth_date, 1, 7)) > 1"),
-    "id_number": "count(DISTINCT CASE WHEN id_number_valid THEN id_number END) > 1",
-    "address": "count(DISTINCT coalesce(flat, address)) > 1",
-    "residence_status": "count(DISTINCT residence_status) > 1",
+    "name": "min(name) <> max(name)",
+    "sex": "min(sex) <> max(sex)",
+    "birth_date": ("min(birth_date) FILTER (WHERE birth_date_precision = 'day') "
+                   "<> max(birth_date) FILTER (WHERE birth_date_precision = 'day') "
+                   "OR min(substr(birth_date, 1, 7)) <> max(substr(birth_date, 1, 7))"),
+    "id_number": "min(CASE WHEN id_number_valid THEN id_number END) <> max(CASE WHEN id_number_valid THEN id_number END)",
+    "address": "min(coalesce(flat, address)) <> max(coalesce(flat, address))",
+    "residence_status": "min(residence_status) <> max(residence_status)",
 }
+"""Two different values (missing ones aside) are a smallest and a largest that differ: min and max
+stream, where ``count(DISTINCT …)`` keeps every value of every person."""
 
 
 def add_record_flats(con: duckdb.DuckDBPyConnection) -> None:
@@ -178,8 +181,10 @@ def golden_columns() -> tuple[tuple[str, str], ...]:
 def _golden_sql(trust: dict[str, int], as_of: date, grid_sources: Sequence[str], base: str | None,
                 register: bool) -> str:
     """The SELECT of every golden column per person (no key-population columns)."""
-    # Trust rank (0 most trusted, zero-padded so rank 10 sorts after 9), newest record, smallest record id.
-    tail = (f"lpad(CAST({trust_rank_sql(trust)} AS VARCHAR), 3, '0')", _newest_first("record_date"), "record_id")
+    # Trust rank (0 most trusted, zero-padded so rank 10 sorts after 9), newest record, smallest record id:
+    # computed once per record (``_tail``), ahead of every field's own parts.
+    tail = " || ".join((f"lpad(CAST({trust_rank_sql(trust)} AS VARCHAR), 3, '0')", _newest_first("record_date"),
+                        "record_id"))
     grid = f"source IN ({literals(grid_sources)})" if grid_sources else "FALSE"
     # What a grid worker saw at the door: the newest update first, before any department's register.
     extras = {**GOLDEN_FIELDS, "phone": (_newest_first(f"CASE WHEN {grid} THEN record_date END"),)}
@@ -187,7 +192,7 @@ def _golden_sql(trust: dict[str, int], as_of: date, grid_sources: Sequence[str],
         extras["hukou_address"] = (_true_first(f"source = {literal(base)}"),)
     picks, chosen = [], []
     for field, parts in extras.items():
-        key = " || ".join((*parts, *tail))
+        key = " || ".join((*parts, "_tail"))
         usable = f"{field} IS NOT NULL" + (f" AND NOT {_GOLDEN_EXCLUDES[field]}" if field in _GOLDEN_EXCLUDES else "")
         # The value with its source and date (and what goes with it) from one record, in one aggregate.
         value = {"v": field, "s": "source", "d": "record_date"}
@@ -216,17 +221,19 @@ WITH picked AS (
                      FILTER (WHERE {grid} AND lives_alone IS NOT NULL), bool_or(lives_alone)) AS lives_alone,
         bool_or(low_income) AS low_income,
         min(disability_grade) AS disability_grade,
-        string_agg(DISTINCT chronic_disease, ',' ORDER BY chronic_disease) AS chronic_disease,
+        -- (lists built whole and sorted after: an ordered or DISTINCT aggregate keeps and sorts every record)
+        array_to_string(list_sort(list_distinct(list(chronic_disease) FILTER (WHERE chronic_disease IS NOT NULL))), ',')
+            AS chronic_disease,
         bool_or(pregnant) AS pregnant,
         bool_or(corrections) AS corrections,
         first(case_type ORDER BY record_date DESC NULLS LAST) FILTER (WHERE case_type IS NOT NULL) AS case_type,
         coalesce(bool_or(id_number_disputed), false) AS id_number_disputed,
-        list(DISTINCT source ORDER BY source) AS sources,
-        list(record_id ORDER BY record_id) AS record_ids,
+        list_sort(list_distinct(list(source))) AS sources,
+        list_sort(list(record_id)) AS record_ids,
         count(*) AS record_count,
         list_filter([{conflicts}], lambda x: x IS NOT NULL) AS conflict_fields,
         max(record_date) AS last_seen
-    FROM source_records
+    FROM (SELECT *, {tail} AS _tail FROM source_records)
     GROUP BY person_id
 ), golden AS (
     SELECT person_id, {chosen_columns}, * EXCLUDE (person_id, {pick_names})

@@ -59,6 +59,7 @@ def _records(n: int, seed: int) -> pd.DataFrame:
         "flat": pick(["f1", "f2"]),
         "hukou_address": pick(["翠苑一区3幢", "外省某地"]),
         "residence_status": pick(["在住", "迁出", "死亡"]),
+        "chronic_disease": pick(["高血压", "糖尿病"], missing=0.6),
     })
 
 
@@ -89,3 +90,38 @@ def test_each_golden_field_comes_from_the_record_its_declared_order_puts_first()
     pd.testing.assert_frame_equal(chosen, expected, check_dtype=False)
     # The random records exercise what the key must get right: ties broken by rank, then date, then id.
     assert records.groupby("person_id").size().max() >= 6
+
+
+# What a person's records disagree on, and what they hold, written the direct way.
+CONFLICTS = {
+    "name": "count(DISTINCT name) > 1",
+    "sex": "count(DISTINCT sex) > 1",
+    "birth_date": ("count(DISTINCT birth_date) FILTER (WHERE birth_date_precision = 'day') > 1 "
+                   "OR count(DISTINCT substr(birth_date, 1, 7)) > 1"),
+    "id_number": "count(DISTINCT CASE WHEN id_number_valid THEN id_number END) > 1",
+    "address": "count(DISTINCT coalesce(flat, address)) > 1",
+    "residence_status": "count(DISTINCT residence_status) > 1",
+}
+
+
+def test_conflicts_sources_and_record_lists_are_what_the_records_hold():
+    with duckdb.connect() as con:
+        records = _records(4000, seed=5)
+        others = empty_canonical_frame().drop(columns=records.columns, errors="ignore")
+        con.register("_frame", pd.concat([records, others], axis=1))
+        con.execute("CREATE TABLE source_records AS SELECT * REPLACE (CAST(record_date AS DATE) AS record_date) "
+                    "FROM _frame")
+        sql = _golden_sql(TRUST, date(2026, 1, 1), (GRID,), BASE, register=False)
+        picks = sql[sql.index("WITH picked AS"):sql.index(", aged AS (")]
+        columns = "person_id, conflict_fields, sources, record_ids, chronic_disease, record_count"
+        chosen = con.execute(f"{picks} SELECT {columns} FROM golden ORDER BY person_id").df()
+        tests = ", ".join(f"CASE WHEN {test} THEN '{field}' END" for field, test in CONFLICTS.items())
+        expected = con.execute(f"""
+            SELECT person_id, list_filter([{tests}], lambda x: x IS NOT NULL) AS conflict_fields,
+                list(DISTINCT source ORDER BY source) AS sources, list(record_id ORDER BY record_id) AS record_ids,
+                string_agg(DISTINCT chronic_disease, ',' ORDER BY chronic_disease) AS chronic_disease,
+                count(*) AS record_count
+            FROM source_records GROUP BY person_id ORDER BY person_id""").df()
+    pd.testing.assert_frame_equal(chosen, expected, check_dtype=False)
+    assert chosen["conflict_fields"].map(len).gt(0).mean() > 0.5  # the random records do disagree
+    assert chosen["chronic_disease"].str.contains(",", na=False).any()
