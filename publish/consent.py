@@ -51,7 +51,7 @@ import duckdb
 from core.vocabulary import PROTECTIVE_ORDER
 from publish.golden import add_record_flats
 
-__all__ = ["DELETION_STATUS", "REVOCATION_STATUS", "add_consent_problems", "add_consent_unmatched",
+__all__ = ["DELETION_STATUS", "REVOCATION_STATUS", "add_consent_maps", "add_consent_problems", "add_consent_unmatched",
            "add_effective_consent", "add_person_flats", "consent_subjects_sql", "protective_rank_sql"]
 
 DELETION_STATUS = "deletion_requested"
@@ -99,11 +99,11 @@ def add_person_flats(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def add_effective_consent(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
-    """Create ``consent_effective`` and ``deletion_requests`` from ``consent_decisions``.
+    """Create ``consent_effective`` and ``deletion_requests`` from ``consent_decisions``
+    (:func:`add_consent_maps` puts them beside the golden values).
 
     Args:
-        con: a connection holding ``consent_decisions``, ``consent_subjects`` (:func:`consent_subjects_sql`)
-            and ``unified_population``.
+        con: a connection holding ``consent_decisions`` and ``consent_subjects`` (:func:`consent_subjects_sql`).
         as_of: the run date; a grant whose ``expires_at`` is on or before it has expired.
     """
     present = {
@@ -165,17 +165,6 @@ ORDER BY person_id, purpose, recipient, category
 """,
         {"cutoff": cutoff},
     )
-    # Beside the golden values, so a reader of the warehouse sees what each person agreed to now.
-    con.execute("ALTER TABLE unified_population ADD COLUMN effective_consent MAP(VARCHAR, VARCHAR)")
-    con.execute(
-        """
-        UPDATE unified_population u SET effective_consent = c.m FROM (
-            SELECT person_id, map_from_entries(list({'k': purpose || '@' || recipient || '#' || category,
-                                                     'v': effective_status} ORDER BY purpose, recipient, category)) AS m
-            FROM consent_effective GROUP BY person_id
-        ) c WHERE u.person_id = c.person_id
-        """
-    )
     con.execute(
         f"""
 CREATE TABLE deletion_requests AS
@@ -197,6 +186,33 @@ WHERE status = '{DELETION_STATUS}'
 ORDER BY person_id
 """
     )
+
+
+def add_consent_maps(con: duckdb.DuckDBPyConnection) -> None:
+    """Add ``effective_consent`` and ``consent`` to ``unified_population``: one MAP per person each, so a
+    reader sees what the person agreed to beside the golden values without a join.
+
+    ``effective_consent`` is ``purpose@recipient#category`` → the effective status at the run date
+    (``consent_effective``); ``consent`` is ``purpose@recipient`` → the latest decision (``person_consent``,
+    the long form). The table is built again with both, in one pass: two UPDATEs rewrote a million rows each.
+    """
+    con.execute("""
+CREATE OR REPLACE TABLE unified_population AS
+SELECT u.*, e.effective_consent, c.consent
+FROM unified_population u
+LEFT JOIN (
+    SELECT person_id, map_from_entries(list({'k': purpose || '@' || recipient || '#' || category,
+                                             'v': effective_status} ORDER BY purpose, recipient, category))
+        AS effective_consent
+    FROM consent_effective GROUP BY person_id
+) e USING (person_id)
+LEFT JOIN (
+    SELECT person_id, map_from_entries(list({'k': purpose || '@' || recipient, 'v': status}
+                                            ORDER BY purpose, recipient)) AS consent
+    FROM person_consent GROUP BY person_id
+) c USING (person_id)
+ORDER BY person_id
+""")
 
 
 def add_consent_problems(con: duckdb.DuckDBPyConnection) -> None:

@@ -42,6 +42,7 @@ from publish.areas import AreaRegister, add_person_areas, add_record_areas, area
 from publish.audit import AuditLog, ProductAnchor
 from publish.catalog import add_comments
 from publish.consent import (
+    add_consent_maps,
     add_consent_problems,
     add_consent_unmatched,
     add_effective_consent,
@@ -257,7 +258,7 @@ class Warehouse:
                 log.info("consent decisions that apply to no one the policy shares with (table consent_unmatched): %s%s",
                          ", ".join(f"{n} {why}" for why, n in unmatched.items()),
                          "".join(f"; {why} {value!r}: {n}" for why, value, n in values[:12]))
-            self._add_consent_map(con)
+            add_consent_maps(con)
             self._carry_history(con)
             self._log_run(con, inputs, published_at)
             self._record_identities(con, inputs)
@@ -405,21 +406,6 @@ class Warehouse:
             con.executemany("INSERT INTO validation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         for name in ("_records", "_mapping", "_quarantine"):
             con.unregister(name)
-
-    @staticmethod
-    def _add_consent_map(con: duckdb.DuckDBPyConnection) -> None:
-        # One MAP per person, 'purpose@recipient' -> latest status, so a reader sees consent beside
-        # the golden values without a join; the long form stays in person_consent.
-        con.execute("ALTER TABLE unified_population ADD COLUMN consent MAP(VARCHAR, VARCHAR)")
-        con.execute(
-            """
-            UPDATE unified_population u SET consent = c.consent FROM (
-                SELECT person_id, map_from_entries(list({'k': purpose || '@' || recipient, 'v': status}
-                    ORDER BY purpose, recipient)) AS consent
-                FROM person_consent GROUP BY person_id
-            ) c WHERE u.person_id = c.person_id
-            """
-        )
 
     def _record_identities(self, con: duckdb.DuckDBPyConnection, inputs: PublicationInputs) -> None:
         # Runs after the carry-over, so each issued id and each decision is kept once across runs.
