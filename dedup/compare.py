@@ -869,10 +869,14 @@ _NAME_WORDS = 3
 
 def _word_matrix(words: pd.Series, k: int) -> np.ndarray:
     """Space-separated words as a (rows, k) object matrix, ``""`` where a value has fewer than k words."""
-    split = words.fillna("").str.split(" ", n=k, expand=True, regex=False)
     matrix = np.full((len(words), k), "", dtype=object)
+    # Only the values present are split: most names are Chinese, with no words here at all.
+    present = words.notna().to_numpy(dtype=bool)
+    if not present.any():
+        return matrix
+    split = words[present].str.split(" ", n=k, expand=True, regex=False)
     for column in range(min(k, split.shape[1])):
-        matrix[:, column] = split[column].fillna("").to_numpy(dtype=object)
+        matrix[present, column] = split[column].fillna("").to_numpy(dtype=object)
     return matrix
 
 
