@@ -5,6 +5,7 @@ import pandas as pd
 
 from assets.resources import WarehouseResource
 from assets.run_lifecycle import RunLockResource
+from core.memory import release_garbage
 from dedup import LinkSettings, link_records
 from quality.guards import drop_outcome
 from quality.rules import DropRule
@@ -41,6 +42,7 @@ def build_link_asset(
     )
     def link(context: dg.AssetExecutionContext, run_lock: RunLockResource, warehouse: WarehouseResource,
              **staged: pd.DataFrame):
+        release_garbage()  # the steps before's garbage, before the step that needs the memory
         records = pd.concat(list(staged.values()), ignore_index=True)
         previous = warehouse.previous_linking()
         result = link_records(records, settings, previous=previous, id_key=warehouse.person_id_key())

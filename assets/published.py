@@ -7,6 +7,7 @@ import pandas as pd
 
 from assets.resources import WarehouseResource
 from assets.run_lifecycle import RunLockResource, discard_intermediates
+from core.memory import release_garbage
 from publish import PublicationInputs, publish_if_valid
 from publish.risks import departments_of
 from quality import render_quality_report
@@ -46,6 +47,7 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
                                        description="Great Expectations suite the new table must pass before it replaces the old")],
     )
     def publish(context: dg.AssetExecutionContext, run_lock: RunLockResource, warehouse: WarehouseResource, **frames):
+        release_garbage()  # the steps before's garbage, before the step that needs the memory
         inputs = PublicationInputs(
             run_id=context.run.run_id,
             records=pd.concat([frames[f"staged_{s}"] for s in person_sources], ignore_index=True),

@@ -22,3 +22,30 @@ def test_the_default_is_an_eighth_of_the_machine_and_at_least_two_gigabytes(monk
 def test_the_environment_sets_the_cap(monkeypatch):
     monkeypatch.setenv(DUCKDB_MEMORY_ENV, "5GB")
     assert duckdb_memory_limit() == "5GB"
+
+
+def test_garbage_in_reference_cycles_is_freed_before_a_heavy_step():
+    """What a finished step leaves in a reference cycle (a frame held by a context that refers to itself)
+    is freed when a heavy step starts, not whenever Python's cyclic collector next runs."""
+    import gc
+    import weakref
+
+    import pandas as pd
+
+    from core.memory import release_garbage
+
+    class StepContext:
+        pass
+
+    gc.disable()  # as if the collector had not run since the step ended
+    try:
+        context = StepContext()
+        context.frame = pd.DataFrame({"x": range(1000)})
+        context.self = context
+        left = weakref.ref(context.frame)
+        del context
+        assert left() is not None  # a cycle: reference counting alone does not free it
+        assert release_garbage() > 0
+        assert left() is None
+    finally:
+        gc.enable()
