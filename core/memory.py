@@ -3,7 +3,7 @@
 DuckDB's default is 80% of the machine's memory, per connection, and a file-backed database keeps
 the tables it builds in memory until that limit forces them out. Capped at an eighth of the memory
 (3 GB on a 24 GB machine) it spills to disk instead: with this cap and the CLI no longer holding
-every step's output, a million-people sync peaks at 6.5–8.3 GB where it took 16.3 GB
+every step's output, a million-people sync peaks at 6.7 GB where it took 16.3 GB
 (``benchmarks/results/sync.md``). ``SILOBREAKER_DUCKDB_MEMORY`` overrides the cap (``4GB``, ``500MB``,
 DuckDB's own notation): raise it on a machine with memory to spare, or when a run fails with DuckDB's
 "Out of Memory Error".
