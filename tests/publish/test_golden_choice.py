@@ -63,18 +63,22 @@ def _records(n: int, seed: int) -> pd.DataFrame:
     })
 
 
+def _golden_of(con: duckdb.DuckDBPyConnection, records: pd.DataFrame, columns: str) -> pd.DataFrame:
+    """``records`` as ``source_records`` on ``con``, and ``columns`` of the golden CTEs over them, by person.
+    Only the golden CTEs: the areas, households and 户籍 places they are joined with are not built here."""
+    others = empty_canonical_frame().drop(columns=records.columns, errors="ignore")
+    con.register("_frame", pd.concat([records, others], axis=1))
+    con.execute("CREATE TABLE source_records AS SELECT * REPLACE (CAST(record_date AS DATE) AS record_date) FROM _frame")
+    sql = _golden_sql(TRUST, date(2026, 1, 1), (GRID,), BASE, register=False)
+    picks = sql[sql.index("WITH picked AS"):sql.index(", aged AS (")]
+    return con.execute(f"{picks} SELECT {columns} FROM golden ORDER BY person_id").df()
+
+
 def test_each_golden_field_comes_from_the_record_its_declared_order_puts_first():
     with duckdb.connect() as con:
         records = _records(4000, seed=3)
-        others = empty_canonical_frame().drop(columns=records.columns, errors="ignore")
-        con.register("_frame", pd.concat([records, others], axis=1))
-        con.execute("CREATE TABLE source_records AS SELECT * REPLACE (CAST(record_date AS DATE) AS record_date) "
-                    "FROM _frame")
-        sql = _golden_sql(TRUST, date(2026, 1, 1), (GRID,), BASE, register=False)
-        # Only the golden CTEs: the areas, households and 户籍 places they are joined with are not built here.
-        picks = sql[sql.index("WITH picked AS"):sql.index(", aged AS (")]
         fields = ", ".join(f"{f}, {f}_source, {f}_date" for f in ORDERS) + ", birth_date_precision, _address_flat"
-        chosen = con.execute(f"{picks} SELECT person_id, {fields} FROM golden ORDER BY person_id").df()
+        chosen = _golden_of(con, records, f"person_id, {fields}")
 
         def first(column: str, field: str) -> str:
             usable = f"{field} IS NOT NULL" + (" AND NOT coalesce(id_number_disputed, false)" if field == "id_number" else "")
@@ -106,15 +110,8 @@ CONFLICTS = {
 
 def test_conflicts_sources_and_record_lists_are_what_the_records_hold():
     with duckdb.connect() as con:
-        records = _records(4000, seed=5)
-        others = empty_canonical_frame().drop(columns=records.columns, errors="ignore")
-        con.register("_frame", pd.concat([records, others], axis=1))
-        con.execute("CREATE TABLE source_records AS SELECT * REPLACE (CAST(record_date AS DATE) AS record_date) "
-                    "FROM _frame")
-        sql = _golden_sql(TRUST, date(2026, 1, 1), (GRID,), BASE, register=False)
-        picks = sql[sql.index("WITH picked AS"):sql.index(", aged AS (")]
-        columns = "person_id, conflict_fields, sources, record_ids, chronic_disease, record_count"
-        chosen = con.execute(f"{picks} SELECT {columns} FROM golden ORDER BY person_id").df()
+        chosen = _golden_of(con, _records(4000, seed=5),
+                            "person_id, conflict_fields, sources, record_ids, chronic_disease, record_count")
         tests = ", ".join(f"CASE WHEN {test} THEN '{field}' END" for field, test in CONFLICTS.items())
         expected = con.execute(f"""
             SELECT person_id, list_filter([{tests}], lambda x: x IS NOT NULL) AS conflict_fields,
