@@ -24,6 +24,8 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.memory import duckdb_memory_limit
 from dedup.blocking import PAIRS_TABLE, candidate_pairs, iter_pair_batches
@@ -176,7 +178,7 @@ def link_records(
         "review_different": len(decided.different_l),
         "review_overruled": decided.overruled(clusters.labels),
         "review_queue": len(review_queue),
-        "ids_continued": int(pd.Index(mapping["person_id"].unique()).isin(previous.mapping["person_id"]).sum()),
+        "ids_continued": _count_kept(mapping["person_id"], previous.mapping["person_id"]),
         "ids_merged": int((ids.history["kind"] == "merge").sum()),
         "ids_split": int((ids.history["kind"] == "split").sum()),
         "vetoed_pairs": int((pairs["decision"] == "vetoed").sum()),
@@ -341,6 +343,13 @@ def _empty_pairs(settings: LinkSettings) -> pd.DataFrame:
         columns[f"w_{comparison.field}"] = pd.Series([], dtype=np.float32)
     columns["context"] = pd.Series([], dtype=TEXT)
     return pd.DataFrame(columns)
+
+
+def _count_kept(ids: pd.Series, earlier: pd.Series) -> int:
+    """How many distinct ``ids`` are among ``earlier``. In Arrow: pandas' ``isin`` on Arrow-backed strings
+    loops in Python (2.4 s for 200k persons against 500k records)."""
+    present = pc.is_in(pc.unique(pa.array(ids, type=pa.large_string())), value_set=pa.array(earlier, type=pa.large_string()))
+    return int(pc.sum(present).as_py() or 0)
 
 
 def _lap(since: float) -> float:

@@ -158,6 +158,7 @@ def test_rerun_with_new_and_corrected_records_keeps_ids_and_records_every_merge_
     old = first.mapping.set_index("record_id")["person_id"]
     new = second.mapping.set_index("record_id")["person_id"]
     assert new.index.is_unique and len(new) == n
+    assert second.stats["ids_continued"] == len(set(new) & set(old)) > 0
 
     # Unchanged persons — the same records in run 1 and run 2 — keep their ids.
     def record_sets(ids: pd.Series) -> pd.Series:
