@@ -27,9 +27,16 @@ __all__ = [
     "block_summary_sql",
     "block_sizes_sql",
     "blocked_pairs_sql",
+    "blocking_keys",
+    "blocking_rows",
     "candidate_pairs",
     "candidate_pairs_sql",
+    "flipped_members_sql",
     "iter_pair_batches",
+    "load_blocking_rows",
+    "pairs_touching",
+    "pairs_touching_sql",
+    "pairs_within_sql",
 ]
 
 log = logging.getLogger(__name__)
@@ -106,6 +113,61 @@ def candidate_pairs_sql(settings: LinkSettings, table: str = RECORDS_TABLE) -> s
     return f"SELECT rid_l, rid_r, min(rule) AS rule FROM ({union}) GROUP BY rid_l, rid_r"
 
 
+def pairs_touching_sql(settings: LinkSettings, touched: str, table: str = RECORDS_TABLE) -> str:
+    """SQL for the candidate pairs (as :func:`candidate_pairs_sql` gives them) that hold a record of
+    ``touched`` (a table of ``rid``): those records joined to their block mates, not every block to itself.
+    Block sizes are counted over all of ``table``, so a block is left out exactly when a whole run would
+    leave it out."""
+    parts = []
+    for index, rule in enumerate(settings.blocking_rules):
+        keys = ", ".join(_quote(key) for key in rule.keys)
+        join = " AND ".join(f"t.{_quote(key)} = m.{_quote(key)}" for key in rule.keys)
+        parts.append(
+            f"WITH kept AS (SELECT {keys} FROM {table} WHERE {_keys_present(rule.keys)} "
+            f"GROUP BY {keys} HAVING count(*) BETWEEN 2 AND {int(settings.block_size_limit(rule))}), "
+            f"members AS (SELECT r.rid, {', '.join(f'r.{_quote(key)}' for key in rule.keys)} "
+            f"FROM {table} r SEMI JOIN kept USING ({keys})), "
+            f"touching AS (SELECT * FROM members SEMI JOIN {touched} USING (rid)) "
+            f"SELECT least(t.rid, m.rid) AS rid_l, greatest(t.rid, m.rid) AS rid_r, {index}::SMALLINT AS rule "
+            f"FROM touching t JOIN members m ON {join} AND t.rid <> m.rid"
+        )
+    union = " UNION ALL ".join(f"({part})" for part in parts)
+    return f"SELECT rid_l, rid_r, min(rule) AS rule FROM ({union}) GROUP BY rid_l, rid_r"
+
+
+def pairs_within_sql(settings: LinkSettings, groups: str, table: str = RECORDS_TABLE) -> str:
+    """SQL for the candidate pairs whose two records are in one group of ``groups`` (``rid, label``):
+    each group's records joined on their keys within it, block sizes counted over all of ``table``."""
+    parts = []
+    for rule in settings.blocking_rules:
+        keys = ", ".join(_quote(key) for key in rule.keys)
+        join = " AND ".join(f"l.{_quote(key)} = r.{_quote(key)}" for key in rule.keys)
+        parts.append(
+            f"WITH kept AS (SELECT {keys} FROM {table} WHERE {_keys_present(rule.keys)} "
+            f"GROUP BY {keys} HAVING count(*) BETWEEN 2 AND {int(settings.block_size_limit(rule))}), "
+            f"members AS (SELECT t.rid, g.label, {', '.join(f't.{_quote(key)}' for key in rule.keys)} "
+            f"FROM {table} t JOIN {groups} g USING (rid) SEMI JOIN kept USING ({keys})) "
+            f"SELECT l.rid AS rid_l, r.rid AS rid_r FROM members l JOIN members r "
+            f"ON l.label = r.label AND {join} AND l.rid < r.rid"
+        )
+    union = " UNION ".join(f"({part})" for part in parts)
+    return f"SELECT DISTINCT rid_l, rid_r FROM ({union})"
+
+
+def flipped_members_sql(rule: BlockingRule, max_block_size: int, before: str, table: str = RECORDS_TABLE) -> str:
+    """SQL for the ``rid`` of ``table`` in a block of ``rule`` that yields pairs now and did not in
+    ``before`` (the same key columns, as an earlier run blocked them), or the other way round: a block
+    that grew past its cap or shrank under it, whose pairs a run that links only what changed must redo."""
+    keys = ", ".join(_quote(key) for key in rule.keys)
+    limit = int(max_block_size)
+    return (
+        f"WITH now AS ({block_sizes_sql(rule, table)}), earlier AS ({block_sizes_sql(rule, before)}), "
+        f"flipped AS (SELECT {keys} FROM now FULL OUTER JOIN earlier USING ({keys}) "
+        f"WHERE (coalesce(now.n, 0) BETWEEN 2 AND {limit}) <> (coalesce(earlier.n, 0) BETWEEN 2 AND {limit})) "
+        f"SELECT DISTINCT rid FROM {table} SEMI JOIN flipped USING ({keys})"
+    )
+
+
 def candidate_pairs(
     con: duckdb.DuckDBPyConnection,
     prepared: pd.DataFrame,
@@ -122,33 +184,61 @@ def candidate_pairs(
         Counts per rule and the oversized blocks skipped; the pairs stay in DuckDB for
         :func:`iter_pair_batches` to stream.
     """
-    keys = sorted({key for rule in settings.blocking_rules for key in rule.keys})
-    con.register(f"{RECORDS_TABLE}_frame", _blocking_rows(prepared, keys))
+    load_blocking_rows(con, prepared, settings)
+    return _materialise(con, settings, candidate_pairs_sql(settings), len(prepared))
+
+
+def pairs_touching(con: duckdb.DuckDBPyConnection, settings: LinkSettings, rids: np.ndarray) -> BlockingReport:
+    """:func:`candidate_pairs` for the pairs that hold one of the records ``rids`` only, into ``dedup_pairs``;
+    the records' keys must be loaded (:func:`load_blocking_rows`). ``candidate_pairs`` in the report
+    counts those pairs; the per-rule counts are of every record's blocks, as a whole run reports them."""
+    con.register("dedup_touching_frame", pd.DataFrame({"rid": np.asarray(rids, dtype=np.int32)}))
+    con.execute("CREATE OR REPLACE TEMP TABLE dedup_touching AS SELECT * FROM dedup_touching_frame")
+    con.unregister("dedup_touching_frame")
+    return _materialise(con, settings, pairs_touching_sql(settings, "dedup_touching"), len(rids))
+
+
+def load_blocking_rows(con: duckdb.DuckDBPyConnection, prepared: pd.DataFrame, settings: LinkSettings) -> None:
+    """Load the records' blocking keys (a row per record and alias, :func:`blocking_rows`) as table
+    ``dedup_records`` on ``con``."""
+    con.register(f"{RECORDS_TABLE}_frame", blocking_rows(prepared, settings))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {RECORDS_TABLE} AS SELECT * FROM {RECORDS_TABLE}_frame")
     con.unregister(f"{RECORDS_TABLE}_frame")
 
+
+def blocking_rows(prepared: pd.DataFrame, settings: LinkSettings) -> pd.DataFrame:
+    """``rid`` and every key column of ``settings``' blocking rules, a row per record and alias."""
+    return _blocking_rows(prepared, blocking_keys(settings))
+
+
+def blocking_keys(settings: LinkSettings) -> list[str]:
+    """The prepared columns ``settings``' blocking rules key on, in name order."""
+    return sorted({key for rule in settings.blocking_rules for key in rule.keys})
+
+
+def _materialise(con: duckdb.DuckDBPyConnection, settings: LinkSettings, pairs_sql: str, records: int) -> BlockingReport:
     pairs_per_rule: dict[str, int] = {}
     skipped_blocks: dict[str, int] = {}
     skipped_records: dict[str, int] = {}
     largest: dict[str, int] = {}
     for rule in settings.blocking_rules:
         limit = settings.block_size_limit(rule)
-        pairs, blocks, records, biggest = _one_row(con, block_summary_sql(rule, limit))
+        pairs, blocks, skipped, biggest = _one_row(con, block_summary_sql(rule, limit))
         if blocks:
             # Key values are personal data (ID numbers, phones); log sizes only.
             log.warning(
                 "blocking rule %s: skipped %d block(s) larger than %d records (%d records, largest %d)",
-                rule.name, blocks, limit, records, biggest,
+                rule.name, blocks, limit, skipped, biggest,
             )
         skipped_blocks[rule.name] = int(blocks)
-        skipped_records[rule.name] = int(records)
+        skipped_records[rule.name] = int(skipped)
         largest[rule.name] = int(biggest)
         pairs_per_rule[rule.name] = int(pairs)
         log.info("blocking rule %s: %d pairs", rule.name, pairs)
 
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {PAIRS_TABLE} AS {candidate_pairs_sql(settings)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {PAIRS_TABLE} AS {pairs_sql}")
     (total,) = _one_row(con, f"SELECT count(*) FROM {PAIRS_TABLE}")
-    log.info("blocking: %d distinct candidate pairs from %d records", total, len(prepared))
+    log.info("blocking: %d distinct candidate pairs from %d records", total, records)
     return BlockingReport(int(total), pairs_per_rule, skipped_blocks, skipped_records, largest)
 
 

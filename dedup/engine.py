@@ -14,6 +14,7 @@ pair for review, and the mapping marks the borrower ``id_number_disputed``.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import tempfile
 import time
@@ -28,13 +29,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.memory import duckdb_memory_limit
-from dedup.blocking import PAIRS_TABLE, candidate_pairs, iter_pair_batches
+from dedup.blocking import (
+    PAIRS_TABLE,
+    RECORDS_TABLE,
+    candidate_pairs,
+    iter_pair_batches,
+    load_blocking_rows,
+    pairs_touching,
+    pairs_within_sql,
+)
 from dedup.cluster import cluster_links, components
 from dedup.compare import STATED_FIELDS, RecordArrays, compare_pairs, level_labels
 from dedup.id_sharing import ID_SHARING_VETO, find_id_sharing, without_borrowed_ids
 from dedup.ids import PreviousLinking, assign_stable_ids
+from dedup.incremental import KeptLinking, carried_pairs, fingerprints, kept_state, plan_increment, relinked_records
 from dedup.model import FellegiSunterModel, train_model
-from dedup.prepare import TEXT, prepare_records
+from dedup.prepare import TEXT, ColumnReading, prepare_with_facts
 from dedup.review import build_review_queue, decided_pairs
 from dedup.score import score_pairs
 from dedup.settings import LinkSettings
@@ -71,6 +81,8 @@ class LinkResult:
         history: person-id changes against the previous run (``kind, old_id, new_id, records``;
             see :mod:`dedup.ids`); every id is ``new`` on a first run.
         review_queue: uncertain pairs awaiting a reviewer (see :func:`dedup.review.build_review_queue`).
+        kept: what the next run needs to link only what changed (:class:`dedup.incremental.KeptLinking`;
+            ``save`` it under the data home).
     """
 
     mapping: pd.DataFrame
@@ -78,6 +90,7 @@ class LinkResult:
     stats: dict[str, Any] = field(default_factory=dict)
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     review_queue: pd.DataFrame = field(default_factory=pd.DataFrame)
+    kept: KeptLinking | None = None
 
 
 def link_records(
@@ -86,6 +99,9 @@ def link_records(
     previous: PreviousLinking | None = None,
     id_key: bytes | None = None,
     on_phase: PhaseHook | None = None,
+    kept: KeptLinking | None = None,
+    model: FellegiSunterModel | None = None,
+    now: dt.datetime | None = None,
 ) -> LinkResult:
     """Resolve which records describe the same person.
 
@@ -96,9 +112,15 @@ def link_records(
         previous: the previous run's mapping and issued ids (persons keep their ids), and the review
             decisions to apply (``same`` → must-link, ``different`` → cannot-link); none when omitted.
         on_phase: told as each phase ends (:data:`PhaseHook`), for a console that shows progress.
+        kept: what the last run kept (:class:`dedup.incremental.KeptLinking`): only new and changed
+            records are prepared, blocked and scored, with its model; everything is linked when omitted
+            or when the records cannot be linked on it (see :mod:`dedup.incremental`).
+        model: score with this model instead of fitting one (ignored with a usable ``kept``).
+        now: when the run happens (a fitted model is kept as of then); the present time when omitted.
 
     Returns:
-        :class:`LinkResult` with the record → person mapping, the explainable pairs and run statistics.
+        :class:`LinkResult` with the record → person mapping, the explainable pairs, run statistics and
+        the state to keep for the next run (``kept``).
 
     Example:
         >>> result = link_records(staged)                     # doctest: +SKIP
@@ -106,10 +128,18 @@ def link_records(
     """
     settings = settings or LinkSettings()
     previous = previous or PreviousLinking()
+    now = now or dt.datetime.now(dt.UTC)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
-    prepared = prepare_records(records)
+    increment = plan_increment(records, kept, settings) if kept is not None else None
+    if increment is not None:
+        before, facts, fingerprint = increment.prepared, increment.facts, increment.fingerprint
+    else:
+        before, facts = prepare_with_facts(records)
+        fingerprint = fingerprints(records)
+    reading = ColumnReading.of(facts)
+    prepared = before
     arrays = RecordArrays.from_prepared(prepared)
     # Review decisions bind: "same" pairs join as forced links, "different" ones as cannot-links.
     decided = decided_pairs(prepared["record_id"], previous.decisions)
@@ -118,7 +148,7 @@ def link_records(
     conflict_l, conflict_r, borrowed = sharing.left, sharing.right, sharing.borrowed
     with_numbers = arrays
     if borrowed.any():
-        prepared = without_borrowed_ids(records, prepared, borrowed)
+        prepared = without_borrowed_ids(records, prepared, borrowed, reading)
         arrays = arrays.with_identities_of(prepared)
     seconds["prepare"] = _lap(started)
     log.info("prepared %d records in %.1fs", len(prepared), seconds["prepare"])
@@ -129,18 +159,32 @@ def link_records(
         con.execute(f"SET temp_directory = '{spill}'")
         con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")
         phase = time.perf_counter()
-        report = candidate_pairs(con, prepared, settings)
+        carried = None
+        if increment is not None:
+            load_blocking_rows(con, prepared, settings)
+            relinked = relinked_records(con, increment, prepared, borrowed, settings)
+            carried, relinked = carried_pairs(increment, prepared["record_id"], relinked)
+            report = pairs_touching(con, settings, np.flatnonzero(relinked))
+        else:
+            report = candidate_pairs(con, prepared, settings)
         seconds["blocking"] = _lap(phase)
         tell("blocking", report.candidate_pairs)
 
         phase = time.perf_counter()
-        model = train_model(con, arrays, settings, report.candidate_pairs)
+        if increment is not None:
+            model, trained_at = increment.kept.model.keyed_to(arrays), increment.kept.trained_at
+        elif model is not None:
+            model, trained_at = model.keyed_to(arrays), now
+        else:
+            model, trained_at = train_model(con, arrays, settings, report.candidate_pairs), now
         seconds["train"] = _lap(phase)
-        tell("train", int(model.stats.get("training_pairs", 0)))
+        tell("train", int(model.stats.get("training_pairs", 0)) if increment is None else 0)
 
         phase = time.perf_counter()
-        pairs = _score_candidates(con, arrays, settings, report.candidate_pairs, model)
-        pairs = pd.concat([pairs, _conflict_pairs(with_numbers, arrays, settings, model, conflict_l, conflict_r)],
+        scored = _score_candidates(con, arrays, settings, report.candidate_pairs, model)
+        if carried is not None:
+            scored = pd.concat([carried, scored], ignore_index=True)
+        pairs = pd.concat([scored, _conflict_pairs(with_numbers, arrays, settings, model, conflict_l, conflict_r)],
                           ignore_index=True)
         seconds["compare_score"] = _lap(phase)
         tell("compare_score", len(pairs))
@@ -150,7 +194,11 @@ def link_records(
         link_l = pairs["rid_l"].to_numpy()[is_link]
         link_r = pairs["rid_r"].to_numpy()[is_link]
         link_l, link_r, link_score = decided.forced_links(link_l, link_r, pairs["score"].to_numpy()[is_link])
-        within_l, within_r = _vetoed_within(con, arrays, settings, components(len(prepared), link_l, link_r))
+        labels = components(len(prepared), link_l, link_r)
+        if increment is not None:
+            within_l, within_r = _vetoed_within_groups(con, arrays, settings, labels)
+        else:
+            within_l, within_r = _vetoed_within(con, arrays, settings, labels)
         cannot_link = decided.cannot_link(np.r_[within_l, conflict_l], np.r_[within_r, conflict_r])
     valid_id = prepared["id_number"].where(prepared["id_number_valid"])
     clusters = cluster_links(len(prepared), link_l, link_r, link_score, valid_id, cannot_link)
@@ -163,12 +211,18 @@ def link_records(
     seconds["cluster"] = _lap(phase)
     tell("cluster", clusters.n_clusters)
 
+    state = kept_state(model=model, records=records, prepared_before=before, facts=facts, fingerprint=fingerprint,
+                       borrowed=borrowed, prepared=prepared, pairs=scored, reading=reading, settings=settings,
+                       trained_at=trained_at)
+    del before, scored
     pairs = _explain(pairs, prepared, settings)
     review_queue = build_review_queue(pairs, records, mapping, previous.decisions, previous.queue)
     seconds["total"] = _lap(started)
     stats: dict[str, Any] = {
         "records": len(prepared),
         "candidate_pairs": report.candidate_pairs,
+        "incremental": int(increment is not None),
+        "records_relinked": int(relinked.sum()) if increment is not None else len(prepared),
         "pairs_per_rule": report.pairs_per_rule,
         "skipped_blocks": report.skipped_blocks,
         "skipped_block_records": report.skipped_records,
@@ -195,7 +249,8 @@ def link_records(
         "linked %d records into %d persons (%d candidate pairs, %d links) in %.1fs",
         stats["records"], stats["persons"], stats["candidate_pairs"], stats["links"], seconds["total"],
     )
-    return LinkResult(mapping=mapping, pairs=pairs, stats=stats, history=ids.history, review_queue=review_queue)
+    return LinkResult(mapping=mapping, pairs=pairs, stats=stats, history=ids.history, review_queue=review_queue,
+                      kept=state)
 
 
 def _score_candidates(
@@ -282,6 +337,21 @@ def _vetoed_within(
         "JOIN dedup_components l ON p.rid_l = l.rid JOIN dedup_components r ON p.rid_r = r.rid "
         "WHERE l.label = r.label"
     ).fetchnumpy()
+    con.unregister("dedup_components")
+    rid_l, rid_r = np.asarray(inside["rid_l"]), np.asarray(inside["rid_r"])
+    scored = score_pairs(compare_pairs(arrays, rid_l, rid_r, settings.comparisons), settings)
+    vetoed = scored.veto.notna().to_numpy()
+    return rid_l[vetoed], rid_r[vetoed]
+
+
+def _vetoed_within_groups(
+    con: duckdb.DuckDBPyConnection, arrays: RecordArrays, settings: LinkSettings, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_vetoed_within` for a run that scored only some of the candidate pairs: the candidate pairs
+    inside each component are found again by blocking each component's records among themselves."""
+    rid = np.flatnonzero(np.bincount(labels, minlength=0)[labels] > 1).astype(np.int32)
+    con.register("dedup_components", pd.DataFrame({"rid": rid, "label": labels[rid]}))
+    inside = con.execute(pairs_within_sql(settings, "dedup_components", RECORDS_TABLE)).fetchnumpy()
     con.unregister("dedup_components")
     rid_l, rid_r = np.asarray(inside["rid_l"]), np.asarray(inside["rid_r"])
     scored = score_pairs(compare_pairs(arrays, rid_l, rid_r, settings.comparisons), settings)

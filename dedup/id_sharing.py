@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from dedup.compare import RecordArrays, compare_pairs
-from dedup.prepare import prepare_records
+from dedup.prepare import ColumnReading, prepare_records
 from dedup.review import DecidedPairs
 from dedup.score import violates
 from dedup.settings import LinkSettings
@@ -119,16 +119,19 @@ def _borrowers(prepared: pd.DataFrame, conflict_l: np.ndarray, conflict_r: np.nd
     return borrowed
 
 
-def without_borrowed_ids(records: pd.DataFrame, prepared: pd.DataFrame, borrowed: np.ndarray) -> pd.DataFrame:
+def without_borrowed_ids(
+    records: pd.DataFrame, prepared: pd.DataFrame, borrowed: np.ndarray, reading: ColumnReading | None = None
+) -> pd.DataFrame:
     """``prepared`` with the borrowers prepared again as records without an ID number: their sex and
     birth date become the ones they state, and no blocking rule, comparison or clustering sees the
-    borrowed number. Only the borrowers are prepared again; every other row is returned unchanged."""
+    borrowed number. Only the borrowers are prepared again, with the columns read as for all the
+    records (``reading``, :class:`dedup.prepare.ColumnReading`); every other row is returned unchanged."""
     rows = np.flatnonzero(borrowed)
     if not len(rows):
         return prepared
     again = records.iloc[rows].copy()
     again["id_number"] = None
-    redone = prepare_records(again)
+    redone = prepare_records(again, reading)
     redone["rid"] = prepared["rid"].to_numpy()[rows]
     out = prepared.copy()
     for column in out.columns:

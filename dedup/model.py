@@ -100,18 +100,35 @@ class TermFrequencies:
     """Per-value u of one field's exact level: ``scale * frequency[value code]``.
 
     ``frequency`` is the share of records (with a value) holding each distinct value of the field, in
-    the order of the field's :class:`dedup.compare.CodedStrings` values; ``exact_code`` is the code of
-    the level it adjusts (the comparison's ``exact_label``).
+    the order of the field's :class:`dedup.compare.CodedStrings` values (``values``, the values it was
+    counted on); ``exact_code`` is the code of the level it adjusts (the comparison's ``exact_label``);
+    ``unseen`` the frequency a value missing from ``values`` takes when the table is keyed to other
+    records (:meth:`keyed_to`): that of a value held by one record.
     """
 
     field: str
     frequency: np.ndarray
     scale: float
     exact_code: int
+    values: np.ndarray | None = None
+    unseen: float = _FLOOR
 
     def u(self, codes: np.ndarray) -> np.ndarray:
         """u of an exact match on the values with these codes."""
         return np.maximum(self.scale * self.frequency[np.asarray(codes, dtype=np.int64)], _FLOOR)
+
+    def keyed_to(self, column: CodedStrings) -> TermFrequencies:
+        """This table with its frequencies in the order of ``column``'s values, found by value: a model
+        kept from an earlier run (:mod:`dedup.incremental`) scores records whose codes are not the ones
+        it was counted on."""
+        if self.values is None:
+            raise ValueError(f"the term frequencies of {self.field} were made without their values; they "
+                             "cannot be keyed to other records")
+        if column.values is self.values:
+            return self
+        found = pd.Index(self.values).get_indexer(pd.Index(column.values))
+        frequency = np.where(found >= 0, self.frequency[np.maximum(found, 0)], self.unseen)
+        return replace(self, frequency=frequency, values=column.values)
 
 
 @dataclass(frozen=True)
@@ -201,6 +218,12 @@ class FellegiSunterModel:
                 contribution[exact] = np.clip(tf_weight, -self.max_level_weight, self.max_level_weight)
             out[name] = contribution
         return out
+
+    def keyed_to(self, arrays: RecordArrays) -> FellegiSunterModel:
+        """This model with its term frequencies keyed to ``arrays`` (:meth:`TermFrequencies.keyed_to`): the
+        same weights for the same values, whatever records it was trained on."""
+        tables = {name: tf.keyed_to(getattr(arrays, name)) for name, tf in self.term_frequencies.items()}
+        return replace(self, term_frequencies=tables)
 
     def context_of(self, levels: pd.DataFrame) -> np.ndarray:
         """Per pair, the name of the last (most specific) :class:`PairContext` it is in, or ``None``."""
@@ -686,7 +709,8 @@ def train_model(
         else:
             # u of an exact match on value v between two random records is its frequency f_v (Splink's rule).
             scale = 1.0
-        tf_tables[name] = TermFrequencies(field=name, frequency=frequency, scale=scale, exact_code=exact_code)
+        tf_tables[name] = TermFrequencies(field=name, frequency=frequency, scale=scale, exact_code=exact_code,
+                                          values=getattr(arrays, name).values, unseen=1.0 / max(n, 1))
         exact_m[name] = float(max(m_final[i][exact_code], _FLOOR))
 
     stats = {

@@ -8,6 +8,8 @@ Normalisation itself lives in :mod:`staging.normalize`; this module only derives
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -34,6 +36,8 @@ from staging.normalize import (
 __all__ = [
     "BIRTH_DATE_FORMATS",
     "HAN_CHARACTER",
+    "READING_FACTS",
+    "ColumnReading",
     "OPTIONAL_COLUMNS",
     "PREPARED_COLUMNS",
     "REQUIRED_COLUMNS",
@@ -43,6 +47,7 @@ __all__ = [
     "household_key",
     "normalize_sex",
     "prepare_records",
+    "prepare_with_facts",
     "sorted_words",
 ]
 
@@ -126,13 +131,50 @@ def normalize_sex(values: pd.Series) -> pd.Series:
     return text.map(dict(SEX_CODES)).astype(TEXT)
 
 
-def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
+#: A resident ID column: at least this share of its present values parse as GB 11643 numbers.
+_RESIDENT_ID_SHARE = 0.5
+
+
+#: Per record, what decides how a whole column is read (:class:`ColumnReading`): whether it gives an
+#: ID number, whether that number is in resident-ID form, whether it gives a community.
+READING_FACTS: tuple[str, ...] = ("id_given", "id_resident_form", "community_given")
+
+
+@dataclass(frozen=True)
+class ColumnReading:
+    """How two columns are read, decided over all the records being linked, not record by record.
+
+    Attributes:
+        resident_ids: ``id_number`` holds resident ID numbers (most given values parse as such), so a
+            malformed one is missing; else every value is an identifier of another scheme.
+        communities_given: some record gives a ``community``, so records are compared on the ones given;
+            else (a raw export without the column) on the place each address names
+            (:func:`address_place`). Records that give none beside records that do keep none: their
+            source simply does not say, and the place read from every address of a whole register found
+            no pair the given communities did not, at a third more candidate pairs (demo, 1M records).
+    """
+
+    resident_ids: bool
+    communities_given: bool
+
+    @staticmethod
+    def of(facts: pd.DataFrame) -> ColumnReading:
+        """The reading :data:`READING_FACTS` of all the records call for."""
+        given = int(facts["id_given"].sum())
+        resident = given == 0 or int(facts["id_resident_form"].sum()) >= _RESIDENT_ID_SHARE * given
+        return ColumnReading(resident_ids=resident, communities_given=bool(facts["community_given"].any()))
+
+
+def prepare_records(records: pd.DataFrame, reading: ColumnReading | None = None) -> pd.DataFrame:
     """Normalise canonical person records and derive blocking keys.
 
     Args:
         records: one row per record with at least :data:`REQUIRED_COLUMNS` (strings, any may be empty);
             :data:`OPTIONAL_COLUMNS` are used when present, other columns are ignored. ``record_id``
             must be present and unique.
+        reading: how the ID number and community columns are read; by default as these records call
+            for (:meth:`ColumnReading.of`). Records prepared apart from the others they are linked with
+            (:mod:`dedup.incremental`, :mod:`dedup.id_sharing`) are read as the whole.
 
     Returns:
         A frame with :data:`PREPARED_COLUMNS`, one row per input row in input order. ``rid`` is the
@@ -153,6 +195,11 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
     Raises:
         TerminalError: a required column is missing, or ``record_id`` is empty or repeated.
     """
+    return prepare_with_facts(records, reading)[0]
+
+
+def prepare_with_facts(records: pd.DataFrame, reading: ColumnReading | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`prepare_records`, and per record its :data:`READING_FACTS` (boolean columns, input order)."""
     missing = [column for column in REQUIRED_COLUMNS if column not in records.columns]
     if missing:
         raise TerminalError(
@@ -177,7 +224,12 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
     ids = parse_id_numbers(raw_ids)
     id_number = _blank_to_na(ids["id_number"].astype(TEXT))
     id_valid = ids["id_number_valid"].fillna(False).astype(bool).to_numpy()
-    if not _is_resident_id_column(raw_ids, id_number):
+    given_community = _optional_text(frame, "community")
+    facts = pd.DataFrame({"id_given": raw_ids.notna().to_numpy(dtype=bool),
+                          "id_resident_form": id_number.notna().to_numpy(dtype=bool),
+                          "community_given": given_community.notna().to_numpy(dtype=bool)})
+    reading = reading or ColumnReading.of(facts)
+    if not reading.resident_ids:
         id_number = generic_identifier(raw_ids)
 
     stated = parse_dates(_text(frame["birth_date"]), list(BIRTH_DATE_FORMATS))
@@ -231,11 +283,11 @@ def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
             "house_number": _house_number(raw_address, address_words),
             "hukou_address": hukou_address,
             "hukou_household": household_key(hukou_address),
-            "community": _community(frame, address, raw_address, address_words),
+            "community": given_community if reading.communities_given else address_place(address, raw_address, address_words),
             "grid": _optional_text(frame, "grid"),
         }
     )
-    return prepared.loc[:, list(PREPARED_COLUMNS)]
+    return prepared.loc[:, list(PREPARED_COLUMNS)], facts
 
 
 #: The prepared columns derived from a name: what an alias stands in for when it is blocked and compared.
@@ -369,15 +421,6 @@ def _flat_parts(addresses: pd.Series) -> tuple[pa.Array, pa.StructArray]:
     return encoded.indices, pc.extract_regex(encoded.dictionary, _HOUSEHOLD)
 
 
-def _community(frame: pd.DataFrame, address: pd.Series, raw_address: pd.Series, words: pd.Series) -> pd.Series:
-    """The records' ``community``; where no record gives one (a raw export without the column), the place
-    each address names (:func:`address_place`). Records that give none beside records that do keep
-    none: their source simply does not say, and the place read from every address of a whole register
-    found no pair the given communities did not, at a third more candidate pairs (demo, 1M records)."""
-    given = _optional_text(frame, "community")
-    return given if given.notna().any() else address_place(address, raw_address, words)
-
-
 def address_place(address: pd.Series, raw: pd.Series, words: pd.Series) -> pd.Series:
     """The community an address names, for a record that gives none: the last 社区/小区/村 of a Chinese
     address (normalised, ``address``), the postcode of one in Latin letters (``raw`` where it has
@@ -393,17 +436,6 @@ def address_place(address: pd.Series, raw: pd.Series, words: pd.Series) -> pd.Se
     chinese = pd.Series(pc.take(place, indices).to_pandas(), dtype=TEXT)
     latin = _text(raw.where(words.notna())).str.extract(r"\s(\d{4,6})(?:\s+\D*)?$", expand=False)
     return _blank_to_na(chinese.fillna(latin.astype(TEXT)))
-
-
-#: A resident ID column: at least this share of its present values parse as GB 11643 numbers.
-_RESIDENT_ID_SHARE = 0.5
-
-
-def _is_resident_id_column(raw: pd.Series, parsed: pd.Series) -> bool:
-    """Whether ``id_number`` holds resident ID numbers (malformed ones are then missing, as staging has
-    them) rather than identifiers of another scheme, which are compared as they are."""
-    present = int(raw.notna().sum())
-    return present == 0 or int(parsed.notna().sum()) >= _RESIDENT_ID_SHARE * present
 
 
 def _latin_words(raw: pd.Series, normalised: pd.Series) -> pd.Series:

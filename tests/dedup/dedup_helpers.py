@@ -1,6 +1,9 @@
-"""Helpers for the dedup tests: valid resident ID numbers and canonical records built from a few fields."""
+"""Helpers for the dedup tests: valid resident ID numbers, canonical records built from a few fields, and
+a generated demo district's staged person records."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 
@@ -41,3 +44,22 @@ def records(rows: list[dict[str, str]]) -> pd.DataFrame:
 
 #: A fixed person-id key, so ids in tests are the same on every run (a district keeps its own key).
 ID_KEY = bytes(range(100, 132))
+
+
+def staged_demo(home: Path, persons: int, seed: int) -> pd.DataFrame:
+    """The staged person records of a demo district of ``persons`` generated into ``home``, all sources in one frame."""
+    from connectors import load_sources, read_source
+    from demo.generate import SOURCES_YAML, generate_demo
+    from staging.stage import stage_person_records
+
+    generate_demo(home, persons=persons, seed=seed)
+    frames = []
+    for cfg in load_sources(SOURCES_YAML).person_sources:
+        extract = read_source(cfg, home)
+        frames.append(
+            stage_person_records(
+                extract.frame, source=cfg.name, primary_key=cfg.primary_key, columns=cfg.columns,
+                values=cfg.values, date_formats=cfg.date_formats, extracted_at=extract.lineage.extracted_at,
+            ).staged
+        )
+    return pd.concat(frames, ignore_index=True)

@@ -8,10 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors import load_sources, read_source
 from dedup import PreviousLinking, assign_stable_ids, link_records
-from demo.generate import SOURCES_YAML, generate_demo
-from staging.stage import stage_person_records
+from tests.dedup.dedup_helpers import staged_demo
 
 
 def mapping(pairs: dict[str, str]) -> pd.DataFrame:
@@ -118,18 +116,7 @@ def test_previous_mapping_needs_record_and_person_columns():
 
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory) -> pd.DataFrame:
-    home = tmp_path_factory.mktemp("ids_home")
-    generate_demo(home, persons=400, seed=5)
-    frames = []
-    for cfg in load_sources(SOURCES_YAML).person_sources:
-        extract = read_source(cfg, home)
-        frames.append(
-            stage_person_records(
-                extract.frame, source=cfg.name, primary_key=cfg.primary_key, columns=cfg.columns,
-                values=cfg.values, date_formats=cfg.date_formats, extracted_at=extract.lineage.extracted_at,
-            ).staged
-        )
-    return pd.concat(frames, ignore_index=True)
+    return staged_demo(tmp_path_factory.mktemp("ids_home"), persons=400, seed=5)
 
 
 def scramble(records: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:

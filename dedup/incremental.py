@@ -1,0 +1,406 @@
+"""Link only what changed since the last run, and find the persons a whole relink would.
+
+A night's sync changes a few records in a million. Each linking run can keep what the next one needs to
+spare the work (:class:`KeptLinking`, under ``<home>/kept/linking``): the model it scored with, every
+record's prepared features with a fingerprint of what they were prepared from, the blocking keys as
+blocked, and the scored pairs it kept (links, near misses, vetoed). The next run
+(:func:`dedup.link_records` with ``kept``):
+
+1. prepares only the records that are new or whose fingerprint changed (:func:`plan_increment`);
+2. finds the records whose pairs may score differently (:func:`relinked_records`): those, the ones
+   whose borrowed-ID status changed (:mod:`dedup.id_sharing`), every record at a flat of a person
+   whose homes changed (the ``moved`` address level reads them), every member of a block that crossed
+   its rule's size cap either way, and both records of a kept pair whose order in the input turned;
+3. blocks and scores only the pairs holding one of them, with the kept model, and carries over the
+   kept pairs of all the others as they were;
+4. clusters every record again from the links (cheap) — vetoes, review decisions and shared ID numbers
+   apply to the whole — and keeps the person ids as every run does (:mod:`dedup.ids`).
+
+The model is not fitted again between relinks, so a pair scores the same whichever run compares it:
+the persons are those a whole relink with the same model gives (``tests/dedup/test_dedup_incremental.py``
+checks it over a sequence of days). Everything is linked again and the model fitted again when the
+kept state is :data:`RELINK_DAYS` old, when linking.yaml, the columns given or the reading of the ID
+number or community column (:class:`dedup.prepare.ColumnReading`) changed, and on ``silobreaker run --full``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from core.folders import replacing_folder
+from dedup.blocking import RECORDS_TABLE, blocking_keys, blocking_rows, flipped_members_sql
+from dedup.model import FellegiSunterModel, PairContext, TermFrequencies
+from dedup.prepare import (
+    OPTIONAL_COLUMNS,
+    PREPARED_COLUMNS,
+    READING_FACTS,
+    REQUIRED_COLUMNS,
+    TEXT,
+    ColumnReading,
+    prepare_with_facts,
+)
+from dedup.settings import LinkSettings
+
+__all__ = ["RELINK_DAYS", "Increment", "KeptLinking", "fingerprints", "plan_increment", "relinked_records"]
+
+log = logging.getLogger(__name__)
+
+RELINK_DAYS = 7
+"""Days after which the model is fitted again and every record linked again."""
+
+#: Bumped when what is kept changes meaning: a kept state of another version is not used.
+_VERSION = 1
+_STATE, _MODEL, _TERMS = "state.json", "model.json", "term_frequencies.parquet"
+_RECORDS, _KEYS, _PAIRS = "records.parquet", "keys.parquet", "pairs.parquet"
+_MISSING = "\x00"
+
+
+def fingerprints(records: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash per record of every column linking reads (:data:`dedup.prepare.REQUIRED_COLUMNS`
+    and the optional ones given), the same whether a value arrives as text, object or missing of any kind."""
+    columns = linked_columns(records)
+    frame = pd.DataFrame({column: records[column].astype(TEXT).fillna(_MISSING).to_numpy(dtype=object)
+                          for column in columns})
+    return pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy(dtype=np.uint64)
+
+
+def linked_columns(records: pd.DataFrame) -> list[str]:
+    """The columns of ``records`` that linking reads."""
+    return [column for column in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if column in records.columns]
+
+
+def settings_digest(settings: LinkSettings) -> str:
+    """A digest of everything ``settings`` declare: a kept state is used only under the same settings."""
+    return hashlib.sha256(settings.model_dump_json().encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeptLinking:
+    """What a linking run keeps for the next one to link only what changed.
+
+    Attributes:
+        model: the model the pairs were scored with (its term frequencies by value).
+        records: per record of the run, ``record_id``, ``fingerprint`` (:func:`fingerprints`), ``borrowed``
+            (linked without its ID number, :mod:`dedup.id_sharing`), the :data:`READING_FACTS` and the
+            prepared columns (before a borrowed number was taken off), in the run's input order.
+        keys: the blocking keys as blocked (a row per record and alias, borrowed numbers taken off),
+            without ``rid``: the block sizes of the run.
+        pairs: the scored candidate pairs the run kept (links, near misses, vetoed), before clustering,
+            with ``record_id_l, record_id_r`` in place of positions.
+        reading: how the run read the ID number and community columns.
+        columns: the columns linking read (:func:`linked_columns`).
+        digest: :func:`settings_digest` of the run's settings.
+        trained_at: when the model was fitted (the last whole relink).
+    """
+
+    model: FellegiSunterModel
+    records: pd.DataFrame
+    keys: pd.DataFrame
+    pairs: pd.DataFrame
+    reading: ColumnReading
+    columns: tuple[str, ...]
+    digest: str
+    trained_at: dt.datetime
+
+    def save(self, folder: Path) -> None:
+        """Write this state to ``folder``, replacing what is there whole or not at all."""
+        with replacing_folder(folder) as fresh:
+            self.records.to_parquet(fresh / _RECORDS, index=False)
+            self.keys.to_parquet(fresh / _KEYS, index=False)
+            self.pairs.to_parquet(fresh / _PAIRS, index=False)
+            _save_model(self.model, fresh)
+            state = {"version": _VERSION, "digest": self.digest, "columns": list(self.columns),
+                     "reading": {"resident_ids": self.reading.resident_ids,
+                                 "communities_given": self.reading.communities_given},
+                     "trained_at": self.trained_at.isoformat()}
+            (fresh / _STATE).write_text(json.dumps(state, indent=1), encoding="utf-8")
+
+    @staticmethod
+    def load(folder: Path, settings: LinkSettings, now: dt.datetime) -> KeptLinking | None:
+        """The state kept in ``folder`` if it was kept under ``settings`` and its model is younger than
+        :data:`RELINK_DAYS`; ``None`` means: link everything and fit the model again (and why is logged)."""
+        try:
+            state = json.loads((folder / _STATE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            log.warning("linking: the state kept in %s cannot be read (%s); linking every record again", folder, e)
+            return None
+        why = _stale(state, settings, now)
+        if why:
+            log.info("linking: %s; linking every record again and fitting the model again", why)
+            return None
+        try:
+            return KeptLinking(
+                model=_load_model(folder),
+                records=pd.read_parquet(folder / _RECORDS),
+                keys=pd.read_parquet(folder / _KEYS),
+                pairs=pd.read_parquet(folder / _PAIRS),
+                reading=ColumnReading(**state["reading"]),
+                columns=tuple(state["columns"]),
+                digest=state["digest"],
+                trained_at=dt.datetime.fromisoformat(state["trained_at"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.warning("linking: the state kept in %s cannot be read (%s); linking every record again", folder, e)
+            return None
+
+
+def _stale(state: dict, settings: LinkSettings, now: dt.datetime) -> str | None:
+    if state.get("version") != _VERSION:
+        return "the kept linking state is of another version"
+    if state.get("digest") != settings_digest(settings):
+        return "the linking settings changed since the last run"
+    trained_at = dt.datetime.fromisoformat(state["trained_at"])
+    if now - trained_at >= dt.timedelta(days=RELINK_DAYS):
+        return f"the model was fitted {trained_at:%Y-%m-%d}, {RELINK_DAYS} or more days ago"
+    return None
+
+
+@dataclass(frozen=True)
+class Increment:
+    """A run that links only what changed: what it reuses from ``kept`` and what it prepared anew.
+
+    Attributes:
+        kept: the previous run's state.
+        prepared: every record prepared (reused or anew), borrowed numbers not yet taken off, input order.
+        facts: the records' :data:`READING_FACTS`.
+        fingerprint: the records' :func:`fingerprints`.
+        earlier: per record, its row in ``kept.records``, or -1 for a new record.
+        touched: per record, new or changed since the kept run.
+        gone: rows of ``kept.records`` no longer among the records.
+    """
+
+    kept: KeptLinking
+    prepared: pd.DataFrame
+    facts: pd.DataFrame
+    fingerprint: np.ndarray
+    earlier: np.ndarray
+    touched: np.ndarray
+    gone: np.ndarray = field(repr=False)
+
+
+def plan_increment(records: pd.DataFrame, kept: KeptLinking, settings: LinkSettings) -> Increment | None:
+    """Prepare only the new and changed ``records``, reusing the prepared rows of the rest from ``kept``;
+    ``None`` when the records cannot be linked on the kept state (logged: link everything)."""
+    if settings_digest(settings) != kept.digest:
+        log.info("linking: the settings differ from the kept state's; linking every record again")
+        return None
+    if tuple(linked_columns(records)) != kept.columns:
+        log.info("linking: the records give other columns than the last run's; linking every record again")
+        return None
+    record_id = records["record_id"].astype(TEXT)
+    if record_id.isna().any() or record_id.duplicated().any():
+        return None  # the whole run names the record and the fix
+    fingerprint = fingerprints(records)
+    kept_ids = pd.Index(kept.records["record_id"].to_numpy(dtype=object))
+    earlier = kept_ids.get_indexer(pd.Index(record_id.to_numpy(dtype=object)))
+    kept_fingerprint = kept.records["fingerprint"].to_numpy(dtype=np.uint64)
+    touched = (earlier < 0) | (kept_fingerprint[np.maximum(earlier, 0)] != fingerprint)
+    reused = np.flatnonzero(~touched)
+    anew = np.flatnonzero(touched)
+    fresh, fresh_facts = prepare_with_facts(records.iloc[anew], kept.reading)
+    facts = _in_order(kept.records.loc[:, list(READING_FACTS)].iloc[earlier[reused]], fresh_facts, reused, anew)
+    reading = ColumnReading.of(facts)
+    if reading != kept.reading:
+        log.info("linking: the ID number or community column now reads otherwise (%s, was %s); "
+                 "linking every record again", reading, kept.reading)
+        return None
+    columns = [column for column in PREPARED_COLUMNS if column != "rid"]
+    prepared = _in_order(kept.records.loc[:, columns].iloc[earlier[reused]], fresh.loc[:, columns], reused, anew)
+    prepared.insert(0, "rid", np.arange(len(prepared), dtype=np.int32))
+    seen = np.zeros(len(kept.records), dtype=bool)
+    seen[earlier[earlier >= 0]] = True
+    log.info("linking: %d of %d records new or changed, %d gone since the last run",
+             len(anew), len(records), int((~seen).sum()))
+    return Increment(kept=kept, prepared=prepared, facts=facts, fingerprint=fingerprint, earlier=earlier,
+                     touched=touched, gone=np.flatnonzero(~seen))
+
+
+def _in_order(reused: pd.DataFrame, anew: pd.DataFrame, reused_at: np.ndarray, anew_at: np.ndarray) -> pd.DataFrame:
+    """Rows ``reused`` (at input positions ``reused_at``) and ``anew`` (at ``anew_at``) as one frame in input order."""
+    anew = anew.astype(reused.dtypes.to_dict()) if len(reused) else anew
+    both = pd.concat([reused.reset_index(drop=True), anew.reset_index(drop=True)], ignore_index=True)
+    order = np.argsort(np.r_[reused_at, anew_at], kind="stable")
+    return both.iloc[order].reset_index(drop=True)
+
+
+def relinked_records(
+    con: duckdb.DuckDBPyConnection,
+    increment: Increment,
+    prepared: pd.DataFrame,
+    borrowed: np.ndarray,
+    settings: LinkSettings,
+) -> np.ndarray:
+    """Mask of the records whose pairs are scored again (see the module): the blocking keys of
+    ``prepared`` (borrowed numbers taken off) must be loaded on ``con`` as ``dedup_records``."""
+    kept = increment.kept
+    earlier = increment.earlier
+    was_borrowed = kept.records["borrowed"].to_numpy(dtype=bool)
+    relinked = increment.touched.copy()
+    relinked[~relinked] = was_borrowed[earlier[~relinked]] != borrowed[~relinked]
+    relinked |= _at_flats_of_moved(increment, prepared, borrowed, relinked)
+    con.register("dedup_kept_keys", kept.keys)
+    for rule in settings.blocking_rules:
+        flipped = con.execute(flipped_members_sql(rule, settings.block_size_limit(rule), "dedup_kept_keys",
+                                                  RECORDS_TABLE)).fetchnumpy()["rid"]
+        relinked[np.asarray(flipped, dtype=np.int64)] = True
+    con.unregister("dedup_kept_keys")
+    return relinked
+
+
+def _at_flats_of_moved(increment: Increment, prepared: pd.DataFrame, borrowed: np.ndarray,
+                       changed: np.ndarray) -> np.ndarray:
+    """Records at a flat of a person (a valid ID number) whose set of flats changed with the records
+    that changed, came or went: the flats one person lived at (:attr:`dedup.compare.RecordArrays.moves`)
+    are read from that set."""
+    kept = increment.kept.records
+    earlier = increment.earlier
+    old_rows = np.r_[earlier[changed & (earlier >= 0)], increment.gone].astype(np.int64)
+    old = _homes(kept, kept["id_number_valid"].to_numpy(dtype=bool) & ~kept["borrowed"].to_numpy(dtype=bool))
+    now = _homes(prepared, prepared["id_number_valid"].to_numpy(dtype=bool))
+    persons = pd.Index(np.r_[old["person"].to_numpy()[old_rows], now["person"].to_numpy()[changed]]).dropna().unique()
+    if not len(persons):
+        return np.zeros(len(prepared), dtype=bool)
+    old_homes = old[old["person"].isin(persons)].dropna().drop_duplicates()
+    now_homes = now[now["person"].isin(persons)].dropna().drop_duplicates()
+    both = old_homes.merge(now_homes, how="outer", indicator=True)
+    moved = both.loc[both["_merge"] != "both", "person"].unique()
+    flats = both.loc[both["person"].isin(moved), "flat"].unique()
+    return now["flat"].isin(flats).to_numpy(dtype=bool)
+
+
+def _homes(prepared: pd.DataFrame, valid: np.ndarray) -> pd.DataFrame:
+    """``person`` (the valid ID number, else null) and ``flat`` (household) of every record, as objects."""
+    person = prepared["id_number"].to_numpy(dtype=object, na_value=None).copy()
+    person[~valid] = None
+    return pd.DataFrame({"person": person, "flat": prepared["household"].to_numpy(dtype=object, na_value=None)})
+
+
+def carried_pairs(increment: Increment, record_id: pd.Series, relinked: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """The kept pairs of records not ``relinked``, positioned on the present records (``rid_l < rid_r``),
+    and the mask ``relinked`` grown by both records of any kept pair whose order turned (it is compared
+    again, as a whole run would compare it, left record first)."""
+    pairs = increment.kept.pairs
+    ids = pd.Index(record_id.to_numpy(dtype=object))
+    rid_l = ids.get_indexer(pd.Index(pairs["record_id_l"].to_numpy(dtype=object)))
+    rid_r = ids.get_indexer(pd.Index(pairs["record_id_r"].to_numpy(dtype=object)))
+    both = (rid_l >= 0) & (rid_r >= 0)
+    turned = both & (rid_l > rid_r)
+    relinked = relinked.copy()
+    relinked[rid_l[turned]] = True
+    relinked[rid_r[turned]] = True
+    carry = both & ~turned
+    carry[carry] = ~relinked[rid_l[carry]] & ~relinked[rid_r[carry]]
+    out = pairs.loc[carry].drop(columns=["record_id_l", "record_id_r"]).reset_index(drop=True)
+    out.insert(0, "rid_l", rid_l[carry].astype(np.int32))
+    out.insert(1, "rid_r", rid_r[carry].astype(np.int32))
+    return out, relinked
+
+
+def kept_state(
+    *,
+    model: FellegiSunterModel,
+    records: pd.DataFrame,
+    prepared_before: pd.DataFrame,
+    facts: pd.DataFrame,
+    fingerprint: np.ndarray,
+    borrowed: np.ndarray,
+    prepared: pd.DataFrame,
+    pairs: pd.DataFrame,
+    reading: ColumnReading,
+    settings: LinkSettings,
+    trained_at: dt.datetime,
+) -> KeptLinking:
+    """The state a run keeps for the next (:class:`KeptLinking`): ``prepared_before`` is every record
+    prepared before borrowed numbers were taken off, ``prepared`` after; ``pairs`` the scored pairs kept
+    (positions ``rid_l, rid_r``)."""
+    kept_records = prepared_before.drop(columns=["rid"]).reset_index(drop=True)
+    kept_records.insert(1, "fingerprint", fingerprint)
+    kept_records.insert(2, "borrowed", np.asarray(borrowed, dtype=bool))
+    for column in READING_FACTS:
+        kept_records[column] = facts[column].to_numpy(dtype=bool)
+    record_id = prepared["record_id"].to_numpy(dtype=object)
+    kept_pairs = pairs.drop(columns=["rid_l", "rid_r"]).reset_index(drop=True)
+    kept_pairs.insert(0, "record_id_l", pd.Series(record_id[pairs["rid_l"].to_numpy(dtype=np.int64)], dtype=TEXT))
+    kept_pairs.insert(1, "record_id_r", pd.Series(record_id[pairs["rid_r"].to_numpy(dtype=np.int64)], dtype=TEXT))
+    return KeptLinking(
+        model=model,
+        records=kept_records,
+        keys=blocking_rows(prepared, settings).loc[:, blocking_keys(settings)],
+        pairs=kept_pairs,
+        reading=reading,
+        columns=tuple(linked_columns(records)),
+        digest=settings_digest(settings),
+        trained_at=trained_at,
+    )
+
+
+# -- the model, as files -------------------------------------------------------------------------------
+
+
+def _save_model(model: FellegiSunterModel, folder: Path) -> None:
+    """The model as JSON (weights, m, u, prior, contexts) and its term frequencies as a parquet table of values."""
+    arrays = lambda table: {name: np.asarray(values, dtype=np.float64).tolist() for name, values in table.items()}  # noqa: E731
+    document = {
+        "weights": arrays(model.weights),
+        "prior_weight": model.prior_weight,
+        "m": arrays(model.m),
+        "u": arrays(model.u),
+        "exact_m": model.exact_m,
+        "max_level_weight": model.max_level_weight,
+        "trained": model.trained,
+        "stats": {key: value for key, value in model.stats.items() if isinstance(value, (int, float, str))},
+        "contexts": [
+            {"name": c.name, "conditions": [[name, list(codes)] for name, codes in c.conditions],
+             "weights": arrays(c.weights), "u": arrays(c.u), "pairs": c.pairs}
+            for c in model.contexts
+        ],
+        "term_frequencies": {
+            name: {"scale": tf.scale, "exact_code": tf.exact_code, "unseen": tf.unseen}
+            for name, tf in model.term_frequencies.items()
+        },
+    }
+    (folder / _MODEL).write_text(json.dumps(document), encoding="utf-8")
+    tables = [
+        pd.DataFrame({"field": name, "value": pd.Series(tf.values, dtype=TEXT), "frequency": tf.frequency})
+        for name, tf in model.term_frequencies.items()
+    ]
+    terms = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
+        {"field": pd.Series([], dtype=TEXT), "value": pd.Series([], dtype=TEXT), "frequency": pd.Series([], dtype=float)})
+    terms.to_parquet(folder / _TERMS, index=False)
+
+
+def _load_model(folder: Path) -> FellegiSunterModel:
+    document = json.loads((folder / _MODEL).read_text(encoding="utf-8"))
+    arrays = lambda table: {name: np.asarray(values, dtype=np.float64) for name, values in table.items()}  # noqa: E731
+    terms = pd.read_parquet(folder / _TERMS)
+    tables: dict[str, TermFrequencies] = {}
+    for name, spec in document["term_frequencies"].items():
+        rows = terms[terms["field"] == name]
+        tables[name] = TermFrequencies(
+            field=name, frequency=rows["frequency"].to_numpy(dtype=np.float64), scale=float(spec["scale"]),
+            exact_code=int(spec["exact_code"]), values=rows["value"].to_numpy(dtype=object, na_value=None),
+            unseen=float(spec["unseen"]),
+        )
+    contexts = tuple(
+        PairContext(name=c["name"], conditions=tuple((name, tuple(codes)) for name, codes in c["conditions"]),
+                    weights=arrays(c["weights"]), u=arrays(c["u"]), pairs=int(c["pairs"]))
+        for c in document["contexts"]
+    )
+    return FellegiSunterModel(
+        weights=arrays(document["weights"]), prior_weight=float(document["prior_weight"]), m=arrays(document["m"]),
+        u=arrays(document["u"]), term_frequencies=tables, exact_m={k: float(v) for k, v in document["exact_m"].items()},
+        max_level_weight=float(document["max_level_weight"]), trained=bool(document["trained"]),
+        contexts=contexts, stats=dict(document["stats"]),
+    )
+
