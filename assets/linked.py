@@ -1,5 +1,7 @@
 """The linked asset: every staged record assigned to a person by the dedup engine."""
 
+import datetime as dt
+
 import dagster as dg
 import pandas as pd
 
@@ -7,6 +9,7 @@ from assets.resources import WarehouseResource
 from assets.run_lifecycle import RunLockResource
 from core.memory import release_garbage
 from dedup import LinkSettings, link_records
+from dedup.incremental import KeptLinking
 from quality.guards import drop_outcome
 from quality.rules import DropRule
 
@@ -45,8 +48,19 @@ def build_link_asset(
         release_garbage()  # the steps before's garbage, before the step that needs the memory
         records = pd.concat(list(staged.values()), ignore_index=True)
         previous = warehouse.previous_linking()
-        result = link_records(records, settings, previous=previous, id_key=warehouse.person_id_key())
-        context.log.info("linked %d records into %d persons", len(records), result.mapping["person_id"].nunique())
+        folder = warehouse.data_home().kept_linking_dir
+        now = dt.datetime.now(dt.UTC)
+        kept = KeptLinking.load(folder, settings, now)
+        result = link_records(records, settings, previous=previous, id_key=warehouse.person_id_key(), kept=kept,
+                              now=now)
+        del kept
+        # Kept whatever the publication makes of it: the state describes these records, which is all the
+        # next run reuses it for (by fingerprint), not what was published.
+        result.kept.save(folder)
+        context.log.info("linked %d records into %d persons (%s, %d records relinked)", len(records),
+                         result.mapping["person_id"].nunique(),
+                         "only what changed" if result.stats["incremental"] else "every record",
+                         result.stats["records_relinked"])
         yield dg.Output(result.mapping, output_name="record_person_map",
                         metadata={"dagster/row_count": len(result.mapping), **_numbers(result.stats)})
         yield dg.Output(result.pairs, output_name="link_pairs", metadata={"dagster/row_count": len(result.pairs)})

@@ -13,6 +13,8 @@ A deployment keeps all its state under one directory (``$SILOBREAKER_HOME``, def
       kept/staging/<source>/           each source's last staging and the lineage of its extract, reused
                                        while the source is unchanged (staging.reuse)
       kept/extracts/<source>/          a watermark table's rows as last read (connectors.increments)
+      kept/linking/                    the last linking's model, prepared records, blocking keys and kept
+                                       pairs: the next run links only what changed (dedup.incremental)
       reports/quality-<run>.html       the supervisors' report of each run, latest.html the newest
       review/decisions.parquet         clerical review decisions, read by every later run
       warnings/actions.parquet         what workers did with risk warnings, applied by every later run
@@ -301,6 +303,11 @@ class DataHome:
         """Where the rows of ``source`` (a table read by watermark) are kept for its next read
         (:mod:`connectors.increments`)."""
         return self.kept_dir / "extracts" / source
+
+    @property
+    def kept_linking_dir(self) -> Path:
+        """Where the last linking's state is kept for the next run (:mod:`dedup.incremental`)."""
+        return self.kept_dir / "linking"
 
     @property
     def kept_dir(self) -> Path:

@@ -1,5 +1,6 @@
-"""Incremental syncs (issue 14): an unchanged source is neither parsed nor staged again, and a run that
-reuses kept stagings publishes what a run staging everything would."""
+"""Incremental syncs (issue 14): an unchanged source is neither parsed nor staged again, linking builds
+on what the last run kept, and a run that reuses kept stagings and links only what changed publishes
+what a run reading, staging and linking everything would."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+import assets.linked
 import assets.staged
 from core.home import DataHome
 from pipelines.cli import run_pipeline
@@ -30,6 +32,21 @@ def staged_sources(monkeypatch) -> list[str]:
 
         monkeypatch.setattr(assets.staged, name, spy)
     return calls
+
+
+@pytest.fixture
+def link_stats(monkeypatch) -> list[dict]:
+    """The statistics of each linking a run did, in order."""
+    seen: list[dict] = []
+    real = assets.linked.link_records
+
+    def spy(*args, **kwargs):
+        result = real(*args, **kwargs)
+        seen.append(result.stats)
+        return result
+
+    monkeypatch.setattr(assets.linked, "link_records", spy)
+    return seen
 
 
 def published(home: DataHome) -> dict[str, pd.DataFrame]:
@@ -100,18 +117,24 @@ DAYS = [(change_health_visits, ["health"]), (change_census_and_civil_affairs, ["
 
 
 def test_day_after_day_the_changed_sources_alone_are_staged_and_each_run_publishes_what_a_full_run_does(
-        demo_copy, copy_data_home, tmp_path, staged_sources):
+        demo_copy, copy_data_home, tmp_path, staged_sources, link_stats):
     full = copy_data_home(demo_copy, tmp_path / "full")
     for change, changed_sources in DAYS:
         for settings in (demo_copy, full):
             change(settings.home)
         staged_sources.clear()
+        link_stats.clear()
         incremental_run = run_pipeline(demo_copy)
         staged_incrementally = sorted(staged_sources)
-        full_run = run_pipeline(full, full=True)  # forgets everything kept: every source read and staged
+        full_run = run_pipeline(full, full=True)  # forgets everything kept: every source read, staged, linked
 
         assert incremental_run.success and full_run.success, (incremental_run.failures, full_run.failures)
         assert staged_incrementally == changed_sources
+        # The incremental run linked a few records on the kept state; --full linked every one, fitting
+        # the model again (on days this small, to the same persons).
+        linked_incrementally, linked_whole = link_stats
+        assert linked_incrementally["incremental"] == 1 and linked_whole["incremental"] == 0
+        assert 0 < linked_incrementally["records_relinked"] < 0.05 * linked_incrementally["records"]
         assert len(staged_sources) - len(staged_incrementally) == len(full_run.reports)
         incremental, everything = published(demo_copy.home), published(full.home)
         for table in ("source_records", "quarantine"):
@@ -122,10 +145,12 @@ def test_day_after_day_the_changed_sources_alone_are_staged_and_each_run_publish
             pd.testing.assert_frame_equal(a.execute(query).df(), b.execute(query).df())
 
 
-def test_run_full_stages_every_source_again(demo_copy, staged_sources):
+def test_run_full_stages_and_links_every_source_again(demo_copy, staged_sources, link_stats):
     from pipelines.cli import main
 
     assert main(["run", "--home", str(demo_copy.home.root), "--full"]) == 0
+    assert [stats["incremental"] for stats in link_stats] == [0]
 
     kept = sorted(p.name for p in demo_copy.home.kept_dir.joinpath("staging").iterdir())
     assert sorted(staged_sources) == kept and len(kept) == 6  # every source of the demo, staged and kept again
+    assert (demo_copy.home.kept_linking_dir / "state.json").is_file()  # and the linking, to build on next
