@@ -116,14 +116,16 @@ def candidate_pairs_sql(settings: LinkSettings, table: str = RECORDS_TABLE) -> s
 def pairs_touching_sql(settings: LinkSettings, touched: str, table: str = RECORDS_TABLE) -> str:
     """SQL for the candidate pairs (as :func:`candidate_pairs_sql` gives them) that hold a record of
     ``touched`` (a table of ``rid``): those records joined to their block mates, not every block to itself.
-    Block sizes are counted over all of ``table``, so a block is left out exactly when a whole run would
-    leave it out."""
+    The blocks of the touched records are counted over all of ``table``, so a block is left out exactly
+    when a whole run would leave it out."""
     parts = []
     for index, rule in enumerate(settings.blocking_rules):
         keys = ", ".join(_quote(key) for key in rule.keys)
         join = " AND ".join(f"t.{_quote(key)} = m.{_quote(key)}" for key in rule.keys)
         parts.append(
-            f"WITH kept AS (SELECT {keys} FROM {table} WHERE {_keys_present(rule.keys)} "
+            f"WITH blocks AS (SELECT DISTINCT {keys} FROM {table} SEMI JOIN {touched} USING (rid) "
+            f"WHERE {_keys_present(rule.keys)}), "
+            f"kept AS (SELECT {keys} FROM {table} SEMI JOIN blocks USING ({keys}) "
             f"GROUP BY {keys} HAVING count(*) BETWEEN 2 AND {int(settings.block_size_limit(rule))}), "
             f"members AS (SELECT r.rid, {', '.join(f'r.{_quote(key)}' for key in rule.keys)} "
             f"FROM {table} r SEMI JOIN kept USING ({keys})), "
@@ -154,14 +156,23 @@ def pairs_within_sql(settings: LinkSettings, groups: str, table: str = RECORDS_T
     return f"SELECT DISTINCT rid_l, rid_r FROM ({union})"
 
 
-def flipped_members_sql(rule: BlockingRule, max_block_size: int, before: str, table: str = RECORDS_TABLE) -> str:
+def flipped_members_sql(
+    rule: BlockingRule, max_block_size: int, before: str, changed_now: str, changed_before: str,
+    table: str = RECORDS_TABLE,
+) -> str:
     """SQL for the ``rid`` of ``table`` in a block of ``rule`` that yields pairs now and did not in
-    ``before`` (the same key columns, as an earlier run blocked them), or the other way round: a block
-    that grew past its cap or shrank under it, whose pairs a run that links only what changed must redo."""
+    ``before`` (the same key columns as an earlier run blocked them, ``rid`` its record positions), or
+    the other way round: a block that grew past its cap or shrank under it, whose pairs a run that links
+    only what changed must redo. Only a block holding a record whose keys changed can: one of
+    ``changed_now`` (``rid`` of ``table``) or ``changed_before`` (``rid`` of ``before``)."""
     keys = ", ".join(_quote(key) for key in rule.keys)
+    present = _keys_present(rule.keys)
     limit = int(max_block_size)
     return (
-        f"WITH now AS ({block_sizes_sql(rule, table)}), earlier AS ({block_sizes_sql(rule, before)}), "
+        f"WITH blocks AS (SELECT {keys} FROM {table} SEMI JOIN {changed_now} USING (rid) WHERE {present} "
+        f"UNION SELECT {keys} FROM {before} SEMI JOIN {changed_before} USING (rid) WHERE {present}), "
+        f"now AS (SELECT {keys}, count(*) AS n FROM {table} SEMI JOIN blocks USING ({keys}) GROUP BY {keys}), "
+        f"earlier AS (SELECT {keys}, count(*) AS n FROM {before} SEMI JOIN blocks USING ({keys}) GROUP BY {keys}), "
         f"flipped AS (SELECT {keys} FROM now FULL OUTER JOIN earlier USING ({keys}) "
         f"WHERE (coalesce(now.n, 0) BETWEEN 2 AND {limit}) <> (coalesce(earlier.n, 0) BETWEEN 2 AND {limit})) "
         f"SELECT DISTINCT rid FROM {table} SEMI JOIN flipped USING ({keys})"

@@ -42,7 +42,15 @@ from dedup.cluster import cluster_links, components
 from dedup.compare import STATED_FIELDS, RecordArrays, compare_pairs, level_labels
 from dedup.id_sharing import ID_SHARING_VETO, find_id_sharing, without_borrowed_ids
 from dedup.ids import PreviousLinking, assign_stable_ids
-from dedup.incremental import KeptLinking, carried_pairs, fingerprints, kept_state, plan_increment, relinked_records
+from dedup.incremental import (
+    KeptLinking,
+    carried_pairs,
+    carried_within,
+    fingerprints,
+    kept_state,
+    plan_increment,
+    relinked_records,
+)
 from dedup.model import FellegiSunterModel, train_model
 from dedup.prepare import TEXT, ColumnReading, prepare_with_facts
 from dedup.review import build_review_queue, decided_pairs
@@ -196,7 +204,10 @@ def link_records(
         link_l, link_r, link_score = decided.forced_links(link_l, link_r, pairs["score"].to_numpy()[is_link])
         labels = components(len(prepared), link_l, link_r)
         if increment is not None:
-            within_l, within_r = _vetoed_within_groups(con, arrays, settings, labels)
+            decided_rids = np.r_[decided.same_l, decided.same_r, decided.different_l, decided.different_r]
+            searched, kept_l, kept_r = carried_within(increment, prepared["record_id"], labels, relinked, decided_rids)
+            fresh_l, fresh_r = _vetoed_within_groups(con, arrays, settings, labels, searched)
+            within_l, within_r = np.r_[kept_l, fresh_l], np.r_[kept_r, fresh_r]
         else:
             within_l, within_r = _vetoed_within(con, arrays, settings, labels)
         cannot_link = decided.cannot_link(np.r_[within_l, conflict_l], np.r_[within_r, conflict_r])
@@ -212,8 +223,8 @@ def link_records(
     tell("cluster", clusters.n_clusters)
 
     state = kept_state(model=model, records=records, prepared_before=before, facts=facts, fingerprint=fingerprint,
-                       borrowed=borrowed, prepared=prepared, pairs=scored, reading=reading, settings=settings,
-                       trained_at=trained_at)
+                       borrowed=borrowed, prepared=prepared, pairs=scored, within=(within_l, within_r),
+                       reading=reading, settings=settings, trained_at=trained_at)
     del before, scored
     pairs = _explain(pairs, prepared, settings)
     review_queue = build_review_queue(pairs, records, mapping, previous.decisions, previous.queue)
@@ -345,11 +356,13 @@ def _vetoed_within(
 
 
 def _vetoed_within_groups(
-    con: duckdb.DuckDBPyConnection, arrays: RecordArrays, settings: LinkSettings, labels: np.ndarray
+    con: duckdb.DuckDBPyConnection, arrays: RecordArrays, settings: LinkSettings, labels: np.ndarray,
+    searched: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_vetoed_within` for a run that scored only some of the candidate pairs: the candidate pairs
-    inside each component are found again by blocking each component's records among themselves."""
-    rid = np.flatnonzero(np.bincount(labels, minlength=0)[labels] > 1).astype(np.int32)
+    """:func:`_vetoed_within` for a run that scored only some of the candidate pairs, in the components
+    ``searched`` (a mask over labels): the candidate pairs inside each are found again by blocking its
+    records among themselves."""
+    rid = np.flatnonzero((np.bincount(labels, minlength=0)[labels] > 1) & searched[labels]).astype(np.int32)
     con.register("dedup_components", pd.DataFrame({"rid": rid, "label": labels[rid]}))
     inside = con.execute(pairs_within_sql(settings, "dedup_components", RECORDS_TABLE)).fetchnumpy()
     con.unregister("dedup_components")

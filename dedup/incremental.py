@@ -35,6 +35,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.folders import replacing_folder
 from dedup.blocking import RECORDS_TABLE, blocking_keys, blocking_rows, flipped_members_sql
@@ -58,19 +60,33 @@ RELINK_DAYS = 7
 """Days after which the model is fitted again and every record linked again."""
 
 #: Bumped when what is kept changes meaning: a kept state of another version is not used.
-_VERSION = 1
+_VERSION = 2
 _STATE, _MODEL, _TERMS = "state.json", "model.json", "term_frequencies.parquet"
-_RECORDS, _KEYS, _PAIRS = "records.parquet", "keys.parquet", "pairs.parquet"
+_RECORDS, _KEYS, _PAIRS, _WITHIN = "records.parquet", "keys.parquet", "pairs.parquet", "within.parquet"
 _MISSING = "\x00"
 
 
 def fingerprints(records: pd.DataFrame) -> np.ndarray:
     """A 64-bit hash per record of every column linking reads (:data:`dedup.prepare.REQUIRED_COLUMNS`
-    and the optional ones given), the same whether a value arrives as text, object or missing of any kind."""
+    and the optional ones given), as text: the same whether a value arrives as Arrow or Python text.
+    DuckDB's ``hash``, which is not promised to stay the same across DuckDB versions: a state kept under
+    another version is not used (:meth:`KeptLinking.load`)."""
     columns = linked_columns(records)
-    frame = pd.DataFrame({column: records[column].astype(TEXT).fillna(_MISSING).to_numpy(dtype=object)
-                          for column in columns})
-    return pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy(dtype=np.uint64)
+    text = ", ".join(f"CAST({_quote(column)} AS VARCHAR)" for column in columns)
+    with duckdb.connect() as con:
+        con.register("dedup_fingerprinted", records.loc[:, columns])
+        return con.execute(f"SELECT hash({text}) AS h FROM dedup_fingerprinted").fetchnumpy()["h"].astype(np.uint64)
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def positions(values: pd.Series | np.ndarray, among: pd.Series | np.ndarray) -> np.ndarray:
+    """Per value, its position in ``among`` (whose values are unique), or -1: Arrow's hash lookup, which
+    takes a third of the time pandas' ``get_indexer`` takes on record ids."""
+    found = pc.index_in(pa.array(values, type=pa.large_string()), value_set=pa.array(among, type=pa.large_string()))
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def linked_columns(records: pd.DataFrame) -> list[str]:
@@ -93,9 +109,11 @@ class KeptLinking:
             (linked without its ID number, :mod:`dedup.id_sharing`), the :data:`READING_FACTS` and the
             prepared columns (before a borrowed number was taken off), in the run's input order.
         keys: the blocking keys as blocked (a row per record and alias, borrowed numbers taken off),
-            without ``rid``: the block sizes of the run.
+            ``rid`` the record's row in ``records``: the blocks of the run.
         pairs: the scored candidate pairs the run kept (links, near misses, vetoed), before clustering,
             with ``record_id_l, record_id_r`` in place of positions.
+        within: ``record_id_l, record_id_r`` of the vetoed candidate pairs inside the run's components
+            (the cannot-links clustering honoured).
         reading: how the run read the ID number and community columns.
         columns: the columns linking read (:func:`linked_columns`).
         digest: :func:`settings_digest` of the run's settings.
@@ -106,6 +124,7 @@ class KeptLinking:
     records: pd.DataFrame
     keys: pd.DataFrame
     pairs: pd.DataFrame
+    within: pd.DataFrame
     reading: ColumnReading
     columns: tuple[str, ...]
     digest: str
@@ -117,8 +136,9 @@ class KeptLinking:
             self.records.to_parquet(fresh / _RECORDS, index=False)
             self.keys.to_parquet(fresh / _KEYS, index=False)
             self.pairs.to_parquet(fresh / _PAIRS, index=False)
+            self.within.to_parquet(fresh / _WITHIN, index=False)
             _save_model(self.model, fresh)
-            state = {"version": _VERSION, "digest": self.digest, "columns": list(self.columns),
+            state = {"version": _VERSION, "duckdb": duckdb.__version__, "digest": self.digest, "columns": list(self.columns),
                      "reading": {"resident_ids": self.reading.resident_ids,
                                  "communities_given": self.reading.communities_given},
                      "trained_at": self.trained_at.isoformat()}
@@ -145,6 +165,7 @@ class KeptLinking:
                 records=pd.read_parquet(folder / _RECORDS),
                 keys=pd.read_parquet(folder / _KEYS),
                 pairs=pd.read_parquet(folder / _PAIRS),
+                within=pd.read_parquet(folder / _WITHIN),
                 reading=ColumnReading(**state["reading"]),
                 columns=tuple(state["columns"]),
                 digest=state["digest"],
@@ -158,6 +179,8 @@ class KeptLinking:
 def _stale(state: dict, settings: LinkSettings, now: dt.datetime) -> str | None:
     if state.get("version") != _VERSION:
         return "the kept linking state is of another version"
+    if state.get("duckdb") != duckdb.__version__:
+        return "DuckDB was upgraded since the last run (its record fingerprints may differ)"
     if state.get("digest") != settings_digest(settings):
         return "the linking settings changed since the last run"
     trained_at = dt.datetime.fromisoformat(state["trained_at"])
@@ -202,8 +225,7 @@ def plan_increment(records: pd.DataFrame, kept: KeptLinking, settings: LinkSetti
     if record_id.isna().any() or record_id.duplicated().any():
         return None  # the whole run names the record and the fix
     fingerprint = fingerprints(records)
-    kept_ids = pd.Index(kept.records["record_id"].to_numpy(dtype=object))
-    earlier = kept_ids.get_indexer(pd.Index(record_id.to_numpy(dtype=object)))
+    earlier = positions(record_id, kept.records["record_id"])
     kept_fingerprint = kept.records["fingerprint"].to_numpy(dtype=np.uint64)
     touched = (earlier < 0) | (kept_fingerprint[np.maximum(earlier, 0)] != fingerprint)
     reused = np.flatnonzero(~touched)
@@ -246,15 +268,19 @@ def relinked_records(
     kept = increment.kept
     earlier = increment.earlier
     was_borrowed = kept.records["borrowed"].to_numpy(dtype=bool)
-    relinked = increment.touched.copy()
-    relinked[~relinked] = was_borrowed[earlier[~relinked]] != borrowed[~relinked]
-    relinked |= _at_flats_of_moved(increment, prepared, borrowed, relinked)
+    changed = increment.touched.copy()  # records whose features may differ from the kept run's
+    changed[~changed] = was_borrowed[earlier[~changed]] != borrowed[~changed]
+    relinked = changed | _at_flats_of_moved(increment, prepared, borrowed, changed)
+    changed_before = np.r_[earlier[changed & (earlier >= 0)], increment.gone].astype(np.int32)
     con.register("dedup_kept_keys", kept.keys)
+    con.register("dedup_changed_now", pd.DataFrame({"rid": np.flatnonzero(changed).astype(np.int32)}))
+    con.register("dedup_changed_before", pd.DataFrame({"rid": changed_before}))
     for rule in settings.blocking_rules:
-        flipped = con.execute(flipped_members_sql(rule, settings.block_size_limit(rule), "dedup_kept_keys",
-                                                  RECORDS_TABLE)).fetchnumpy()["rid"]
-        relinked[np.asarray(flipped, dtype=np.int64)] = True
-    con.unregister("dedup_kept_keys")
+        sql = flipped_members_sql(rule, settings.block_size_limit(rule), "dedup_kept_keys", "dedup_changed_now",
+                                  "dedup_changed_before", RECORDS_TABLE)
+        relinked[np.asarray(con.execute(sql).fetchnumpy()["rid"], dtype=np.int64)] = True
+    for name in ("dedup_kept_keys", "dedup_changed_now", "dedup_changed_before"):
+        con.unregister(name)
     return relinked
 
 
@@ -266,24 +292,32 @@ def _at_flats_of_moved(increment: Increment, prepared: pd.DataFrame, borrowed: n
     kept = increment.kept.records
     earlier = increment.earlier
     old_rows = np.r_[earlier[changed & (earlier >= 0)], increment.gone].astype(np.int64)
-    old = _homes(kept, kept["id_number_valid"].to_numpy(dtype=bool) & ~kept["borrowed"].to_numpy(dtype=bool))
-    now = _homes(prepared, prepared["id_number_valid"].to_numpy(dtype=bool))
-    persons = pd.Index(np.r_[old["person"].to_numpy()[old_rows], now["person"].to_numpy()[changed]]).dropna().unique()
+    old_valid = kept["id_number_valid"].to_numpy(dtype=bool) & ~kept["borrowed"].to_numpy(dtype=bool)
+    now_valid = prepared["id_number_valid"].to_numpy(dtype=bool)
+    old_rows = old_rows[old_valid[old_rows]]
+    persons = pd.concat([kept["id_number"].iloc[old_rows], prepared["id_number"][changed & now_valid]]).dropna().unique()
     if not len(persons):
         return np.zeros(len(prepared), dtype=bool)
-    old_homes = old[old["person"].isin(persons)].dropna().drop_duplicates()
-    now_homes = now[now["person"].isin(persons)].dropna().drop_duplicates()
+    old_homes = _homes(kept, old_valid, persons)
+    now_homes = _homes(prepared, now_valid, persons)
     both = old_homes.merge(now_homes, how="outer", indicator=True)
     moved = both.loc[both["_merge"] != "both", "person"].unique()
     flats = both.loc[both["person"].isin(moved), "flat"].unique()
-    return now["flat"].isin(flats).to_numpy(dtype=bool)
+    return _is_in(prepared["household"], flats)
 
 
-def _homes(prepared: pd.DataFrame, valid: np.ndarray) -> pd.DataFrame:
-    """``person`` (the valid ID number, else null) and ``flat`` (household) of every record, as objects."""
-    person = prepared["id_number"].to_numpy(dtype=object, na_value=None).copy()
-    person[~valid] = None
-    return pd.DataFrame({"person": person, "flat": prepared["household"].to_numpy(dtype=object, na_value=None)})
+def _homes(prepared: pd.DataFrame, valid: np.ndarray, persons: np.ndarray) -> pd.DataFrame:
+    """``person, flat`` (valid ID number, household) of the records of ``persons`` at a known flat, each once."""
+    rows = valid & _is_in(prepared["id_number"], persons)
+    return pd.DataFrame({"person": prepared["id_number"][rows].to_numpy(dtype=object),
+                         "flat": prepared["household"][rows].to_numpy(dtype=object, na_value=None)}
+                        ).dropna().drop_duplicates()
+
+
+def _is_in(values: pd.Series, among: np.ndarray) -> np.ndarray:
+    """Mask of ``values`` found among ``among`` (Arrow's hash lookup; missing values are not found)."""
+    found = pc.is_in(pa.array(values, type=pa.large_string()), value_set=pa.array(among, type=pa.large_string()))
+    return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def carried_pairs(increment: Increment, record_id: pd.Series, relinked: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
@@ -291,9 +325,8 @@ def carried_pairs(increment: Increment, record_id: pd.Series, relinked: np.ndarr
     and the mask ``relinked`` grown by both records of any kept pair whose order turned (it is compared
     again, as a whole run would compare it, left record first)."""
     pairs = increment.kept.pairs
-    ids = pd.Index(record_id.to_numpy(dtype=object))
-    rid_l = ids.get_indexer(pd.Index(pairs["record_id_l"].to_numpy(dtype=object)))
-    rid_r = ids.get_indexer(pd.Index(pairs["record_id_r"].to_numpy(dtype=object)))
+    rid_l = positions(pairs["record_id_l"], record_id)
+    rid_r = positions(pairs["record_id_r"], record_id)
     both = (rid_l >= 0) & (rid_r >= 0)
     turned = both & (rid_l > rid_r)
     relinked = relinked.copy()
@@ -307,6 +340,32 @@ def carried_pairs(increment: Increment, record_id: pd.Series, relinked: np.ndarr
     return out, relinked
 
 
+def carried_within(
+    increment: Increment, record_id: pd.Series, labels: np.ndarray, relinked: np.ndarray, decided: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which present components (``labels``) must be searched again for vetoed candidate pairs inside
+    them (a mask over labels), and the vetoed pairs inside the others, as positions.
+
+    A component is searched again when it holds a relinked record, a record a reviewer decided on
+    (``decided``: positions), or a vetoed pair of the last run whose rows came in the other order. Any
+    other component's links are links the last run had, so it lay inside one of the last run's
+    components, and its candidate pairs, vetoes and all, are the last run's: those the last run found
+    inside its components (:attr:`KeptLinking.within`) that lie inside it."""
+    searched = np.zeros(int(labels.max()) + 1 if len(labels) else 0, dtype=bool)
+    searched[labels[relinked]] = True
+    searched[labels[np.asarray(decided, dtype=np.int64)]] = True
+    within = increment.kept.within
+    rid_l = positions(within["record_id_l"], record_id)
+    rid_r = positions(within["record_id_r"], record_id)
+    inside = (rid_l >= 0) & (rid_r >= 0)
+    inside[inside] = labels[rid_l[inside]] == labels[rid_r[inside]]
+    turned = inside & (rid_l > rid_r)
+    searched[labels[rid_l[turned]]] = True
+    keep = inside & ~turned
+    keep[keep] = ~searched[labels[rid_l[keep]]]
+    return searched, rid_l[keep], rid_r[keep]
+
+
 def kept_state(
     *,
     model: FellegiSunterModel,
@@ -317,13 +376,14 @@ def kept_state(
     borrowed: np.ndarray,
     prepared: pd.DataFrame,
     pairs: pd.DataFrame,
+    within: tuple[np.ndarray, np.ndarray],
     reading: ColumnReading,
     settings: LinkSettings,
     trained_at: dt.datetime,
 ) -> KeptLinking:
     """The state a run keeps for the next (:class:`KeptLinking`): ``prepared_before`` is every record
     prepared before borrowed numbers were taken off, ``prepared`` after; ``pairs`` the scored pairs kept
-    (positions ``rid_l, rid_r``)."""
+    (positions ``rid_l, rid_r``), ``within`` the vetoed candidate pairs found inside its components."""
     kept_records = prepared_before.drop(columns=["rid"]).reset_index(drop=True)
     kept_records.insert(1, "fingerprint", fingerprint)
     kept_records.insert(2, "borrowed", np.asarray(borrowed, dtype=bool))
@@ -336,8 +396,10 @@ def kept_state(
     return KeptLinking(
         model=model,
         records=kept_records,
-        keys=blocking_rows(prepared, settings).loc[:, blocking_keys(settings)],
+        keys=blocking_rows(prepared, settings).loc[:, ["rid", *blocking_keys(settings)]],
         pairs=kept_pairs,
+        within=pd.DataFrame({"record_id_l": pd.Series(record_id[np.asarray(within[0], dtype=np.int64)], dtype=TEXT),
+                             "record_id_r": pd.Series(record_id[np.asarray(within[1], dtype=np.int64)], dtype=TEXT)}),
         reading=reading,
         columns=tuple(linked_columns(records)),
         digest=settings_digest(settings),

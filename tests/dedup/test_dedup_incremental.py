@@ -137,12 +137,20 @@ def _scenarios(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def _scenario_day(records: pd.DataFrame) -> pd.DataFrame:
-    """孙悟空 recorded at flat B too; the holder of :data:`LONE_NUMBER` arrives (his sex and birth its own)."""
+    """孙悟空 recorded at flat B too; the holder of :data:`LONE_NUMBER` arrives (his sex and birth its own);
+    赵七 arrives as three records a veto splits."""
     return _with_rows(records, [
         {"record_id": "health:SWK2", "name": "孙悟空", "sex": "M", "birth_date": "1966-06-06", "address": FLAT_B,
          "id_number": valid_id("330106", "19660606", "011")},
         {"record_id": "civil_affairs:WJ1", "name": "吴九", "sex": "M", "birth_date": "1977-07-07",
          "address": FLAT_C, "id_number": LONE_NUMBER},
+        # 赵七 arrives as 赵六 is: a man by his number, a record saying nothing of the sex, a woman.
+        {"record_id": "census:ZQ1", "name": "赵七", "sex": "M", "birth_date": "1956-02-03", "address": FLAT_D,
+         "phone": "13900003333", "id_number": valid_id("330106", "19560203", "051")},
+        {"record_id": "health:ZQ2", "name": "赵七", "sex": None, "birth_date": "1956-02-03", "address": FLAT_D,
+         "phone": "13900003333"},
+        {"record_id": "justice:ZQ3", "name": "赵七", "sex": "F", "birth_date": "1956-02-03", "address": FLAT_D,
+         "phone": "13900003333"},
     ])
 
 
@@ -236,6 +244,7 @@ def test_linking_only_what_changed_gives_what_a_whole_relink_gives_day_after_day
     assert pair(after, "census:ZB1", "health:ZB2")["sex"] == "equal"  # the number is not hers
     persons = after.mapping.set_index("record_id")["person_id"]
     assert (persons["census:ZL1"] != persons["justice:ZL3"]) == (caps == "tight")  # only "tight" has the veto
+    assert (persons["census:ZQ1"] != persons["justice:ZQ3"]) == (caps == "tight")
     disputed = after.mapping.set_index("record_id")["id_number_disputed"]
     assert disputed["census:ZB1"] and not disputed["civil_affairs:WJ1"]
 
