@@ -1,5 +1,6 @@
 """The linked asset: every staged record assigned to a person by the dedup engine."""
 
+import dataclasses
 import datetime as dt
 
 import dagster as dg
@@ -50,13 +51,13 @@ def build_link_asset(
         previous = warehouse.previous_linking()
         folder = warehouse.data_home().kept_linking_dir
         now = dt.datetime.now(dt.UTC)
-        kept = KeptLinking.load(folder, settings, now)
-        result = link_records(records, settings, previous=previous, id_key=warehouse.person_id_key(), kept=kept,
-                              now=now)
-        del kept
+        # The kept state is passed, not held here: linking lets go of each part once used.
+        result = link_records(records, settings, previous=previous, id_key=warehouse.person_id_key(),
+                              kept=KeptLinking.load(folder, settings, now), now=now)
         # Kept whatever the publication makes of it: the state describes these records, which is all the
         # next run reuses it for (by fingerprint), not what was published.
         result.kept.save(folder)
+        result = dataclasses.replace(result, kept=None)  # not held while the outputs are written
         context.log.info("linked %d records into %d persons (%s, %d records relinked)", len(records),
                          result.mapping["person_id"].nunique(),
                          "only what changed" if result.stats["incremental"] else "every record",

@@ -6,7 +6,8 @@ in Python or in ``linking.yaml`` (:func:`load_link_settings`); :mod:`dedup.block
 :mod:`dedup.compare` (the level tests: rapidfuzz and numpy, batched), :mod:`dedup.model` (Fellegi–Sunter
 m/u by EM on the input itself), :mod:`dedup.score` and :mod:`dedup.cluster` carry them out;
 :mod:`dedup.id_sharing` first sets apart records keyed with another resident's ID number;
-:func:`link_records` runs them in order. Nothing here imports Dagster: assets call in, never the other way.
+:func:`link_records` runs them in order, on every record or, with the state the last run kept
+(:mod:`dedup.incremental`), on the records that changed. Nothing here imports Dagster: assets call in, never the other way.
 
 Example:
     >>> from dedup import LinkSettings, link_records

@@ -141,6 +141,7 @@ def link_records(
     started = time.perf_counter()
 
     increment = plan_increment(records, kept, settings) if kept is not None else None
+    del kept  # the increment holds what it still needs of it
     if increment is not None:
         before, facts, fingerprint = increment.prepared, increment.facts, increment.fingerprint
     else:
@@ -172,6 +173,7 @@ def link_records(
             load_blocking_rows(con, prepared, settings)
             relinked = relinked_records(con, increment, prepared, borrowed, settings)
             carried, relinked = carried_pairs(increment, prepared["record_id"], relinked)
+            increment.release("keys", "pairs")
             report = pairs_touching(con, settings, np.flatnonzero(relinked))
         else:
             report = candidate_pairs(con, prepared, settings)
@@ -192,8 +194,10 @@ def link_records(
         scored = _score_candidates(con, arrays, settings, report.candidate_pairs, model)
         if carried is not None:
             scored = pd.concat([carried, scored], ignore_index=True)
+        n_scored = len(scored)  # the first rows of pairs: what the next run may carry over
         pairs = pd.concat([scored, _conflict_pairs(with_numbers, arrays, settings, model, conflict_l, conflict_r)],
                           ignore_index=True)
+        del scored, carried
         seconds["compare_score"] = _lap(phase)
         tell("compare_score", len(pairs))
 
@@ -214,7 +218,8 @@ def link_records(
     valid_id = prepared["id_number"].where(prepared["id_number_valid"])
     clusters = cluster_links(len(prepared), link_l, link_r, link_score, valid_id, cannot_link)
     scored_cut = clusters.cut[: int(is_link.sum())]
-    decision = pairs["decision"].to_numpy(dtype=object, na_value=None).copy()
+    uncut = pairs["decision"]
+    decision = uncut.to_numpy(dtype=object, na_value=None).copy()
     decision[np.flatnonzero(is_link)[scored_cut]] = "cut"
     pairs["decision"] = pd.Series(decision, dtype=TEXT)
     ids = assign_stable_ids(prepared["record_id"], clusters.labels, previous.mapping, previous.issued_ids, id_key)
@@ -223,9 +228,10 @@ def link_records(
     tell("cluster", clusters.n_clusters)
 
     state = kept_state(model=model, records=records, prepared_before=before, facts=facts, fingerprint=fingerprint,
-                       borrowed=borrowed, prepared=prepared, pairs=scored, within=(within_l, within_r),
-                       reading=reading, settings=settings, trained_at=trained_at)
-    del before, scored
+                       borrowed=borrowed, prepared=prepared,
+                       pairs=pairs.iloc[:n_scored].assign(decision=uncut.iloc[:n_scored]),
+                       within=(within_l, within_r), reading=reading, settings=settings, trained_at=trained_at)
+    del before, uncut
     pairs = _explain(pairs, prepared, settings)
     review_queue = build_review_queue(pairs, records, mapping, previous.decisions, previous.queue)
     seconds["total"] = _lap(started)

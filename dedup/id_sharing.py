@@ -133,10 +133,14 @@ def without_borrowed_ids(
     again["id_number"] = None
     redone = prepare_records(again, reading)
     redone["rid"] = prepared["rid"].to_numpy()[rows]
-    out = prepared.copy()
+    out = prepared.copy(deep=False)
     for column in out.columns:
-        # Column by column, so each keeps its dtype (a row-wise assignment would make them objects).
-        out[column] = _replaced(out[column], rows, redone[column])
+        # Column by column, so each keeps its dtype (a row-wise assignment would make them objects); a
+        # column the borrowers' rows keep as they were (their names, addresses) stays shared with
+        # ``prepared``, not copied: a run holds both.
+        values = redone[column].astype(out[column].dtype)
+        if not values.reset_index(drop=True).equals(out[column].iloc[rows].reset_index(drop=True)):
+            out[column] = _replaced(out[column], rows, values)
     return out
 
 

@@ -29,7 +29,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -189,7 +189,11 @@ def _stale(state: dict, settings: LinkSettings, now: dt.datetime) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+#: What an incremental run reads of the kept records once it has prepared the present ones.
+_RECORD_FACTS_USED = ["borrowed", "id_number", "id_number_valid", "household"]
+
+
+@dataclass
 class Increment:
     """A run that links only what changed: what it reuses from ``kept`` and what it prepared anew.
 
@@ -210,6 +214,11 @@ class Increment:
     earlier: np.ndarray
     touched: np.ndarray
     gone: np.ndarray = field(repr=False)
+
+    def release(self, *parts: str) -> None:
+        """Let go of the kept ``parts`` (``keys``, ``pairs``) once used: at a million people each is
+        hundreds of megabytes the rest of the run does not need."""
+        self.kept = replace(self.kept, **dict.fromkeys(parts))
 
 
 def plan_increment(records: pd.DataFrame, kept: KeptLinking, settings: LinkSettings) -> Increment | None:
@@ -244,6 +253,8 @@ def plan_increment(records: pd.DataFrame, kept: KeptLinking, settings: LinkSetti
     seen[earlier[earlier >= 0]] = True
     log.info("linking: %d of %d records new or changed, %d gone since the last run",
              len(anew), len(records), int((~seen).sum()))
+    # Of the kept records only what finds the relinked records is read from here on.
+    kept = replace(kept, records=kept.records.loc[:, _RECORD_FACTS_USED])
     return Increment(kept=kept, prepared=prepared, facts=facts, fingerprint=fingerprint, earlier=earlier,
                      touched=touched, gone=np.flatnonzero(~seen))
 
@@ -389,17 +400,20 @@ def kept_state(
     kept_records.insert(2, "borrowed", np.asarray(borrowed, dtype=bool))
     for column in READING_FACTS:
         kept_records[column] = facts[column].to_numpy(dtype=bool)
-    record_id = prepared["record_id"].to_numpy(dtype=object)
+    record_id = prepared["record_id"].astype(TEXT)
+
+    def ids(rids: np.ndarray) -> pd.Series:
+        return record_id.take(np.asarray(rids, dtype=np.int64)).reset_index(drop=True)
+
     kept_pairs = pairs.drop(columns=["rid_l", "rid_r"]).reset_index(drop=True)
-    kept_pairs.insert(0, "record_id_l", pd.Series(record_id[pairs["rid_l"].to_numpy(dtype=np.int64)], dtype=TEXT))
-    kept_pairs.insert(1, "record_id_r", pd.Series(record_id[pairs["rid_r"].to_numpy(dtype=np.int64)], dtype=TEXT))
+    kept_pairs.insert(0, "record_id_l", ids(pairs["rid_l"].to_numpy()))
+    kept_pairs.insert(1, "record_id_r", ids(pairs["rid_r"].to_numpy()))
     return KeptLinking(
         model=model,
         records=kept_records,
         keys=blocking_rows(prepared, settings).loc[:, ["rid", *blocking_keys(settings)]],
         pairs=kept_pairs,
-        within=pd.DataFrame({"record_id_l": pd.Series(record_id[np.asarray(within[0], dtype=np.int64)], dtype=TEXT),
-                             "record_id_r": pd.Series(record_id[np.asarray(within[1], dtype=np.int64)], dtype=TEXT)}),
+        within=pd.DataFrame({"record_id_l": ids(within[0]), "record_id_r": ids(within[1])}),
         reading=reading,
         columns=tuple(linked_columns(records)),
         digest=settings_digest(settings),
