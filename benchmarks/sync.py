@@ -9,8 +9,10 @@ process measured with GNU time (wall, peak resident memory):
    changed (a new phone; in the census, whose rows carry none, a new address), 0.1% gone and 0.2%
    new rows (repeat visits, late registrations), each file written again whole and the civil
    affairs table changed in place; the consent registry and the grid form unchanged;
-3. **incremental**: the next sync, with what the first one kept (``<home>/kept``);
-4. **full again**: the same day's sync on a copy of the home taken before step 3, with ``--full``.
+3. **incremental**: the next sync, with what the first one kept (``<home>/kept``: stagings of unchanged
+   sources, and the linking state — changed records are linked on the first night's model and pairs);
+4. **full again**: the same day's sync on a copy of the home taken before step 3, with ``--full``
+   (every source read, staged and linked, the model fitted again).
 
 Each run's stage times come from its progress lines (``[ t ] 抽取 extract census: … (d s)``).
 
