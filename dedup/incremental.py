@@ -240,14 +240,14 @@ def plan_increment(records: pd.DataFrame, kept: KeptLinking, settings: LinkSetti
     reused = np.flatnonzero(~touched)
     anew = np.flatnonzero(touched)
     fresh, fresh_facts = prepare_with_facts(records.iloc[anew], kept.reading)
-    facts = _in_order(kept.records.loc[:, list(READING_FACTS)].iloc[earlier[reused]], fresh_facts, reused, anew)
+    facts = _in_order(kept.records.loc[:, list(READING_FACTS)], earlier[reused], fresh_facts, reused, anew)
     reading = ColumnReading.of(facts)
     if reading != kept.reading:
         log.info("linking: the ID number or community column now reads otherwise (%s, was %s); "
                  "linking every record again", reading, kept.reading)
         return None
     columns = [column for column in PREPARED_COLUMNS if column != "rid"]
-    prepared = _in_order(kept.records.loc[:, columns].iloc[earlier[reused]], fresh.loc[:, columns], reused, anew)
+    prepared = _in_order(kept.records.loc[:, columns], earlier[reused], fresh.loc[:, columns], reused, anew)
     prepared.insert(0, "rid", np.arange(len(prepared), dtype=np.int32))
     seen = np.zeros(len(kept.records), dtype=bool)
     seen[earlier[earlier >= 0]] = True
@@ -259,12 +259,19 @@ def plan_increment(records: pd.DataFrame, kept: KeptLinking, settings: LinkSetti
                      touched=touched, gone=np.flatnonzero(~seen))
 
 
-def _in_order(reused: pd.DataFrame, anew: pd.DataFrame, reused_at: np.ndarray, anew_at: np.ndarray) -> pd.DataFrame:
-    """Rows ``reused`` (at input positions ``reused_at``) and ``anew`` (at ``anew_at``) as one frame in input order."""
-    anew = anew.astype(reused.dtypes.to_dict()) if len(reused) else anew
-    both = pd.concat([reused.reset_index(drop=True), anew.reset_index(drop=True)], ignore_index=True)
-    order = np.argsort(np.r_[reused_at, anew_at], kind="stable")
-    return both.iloc[order].reset_index(drop=True)
+def _in_order(kept: pd.DataFrame, rows: np.ndarray, anew: pd.DataFrame, reused_at: np.ndarray,
+              anew_at: np.ndarray) -> pd.DataFrame:
+    """Rows ``rows`` of ``kept`` (at input positions ``reused_at``) and ``anew`` (at ``anew_at``) as one frame
+    in input order, with ``kept``'s dtypes: one Arrow ``take`` over both, not a pandas concatenation
+    re-ordered (planning a day of 200k people: 0.6–0.9 s against 1.2–1.8 s, three runs each)."""
+    table = pa.Table.from_pandas(kept, preserve_index=False)
+    fresh = pa.Table.from_pandas(anew.astype(kept.dtypes.to_dict()).reset_index(drop=True), schema=table.schema,
+                                 preserve_index=False)
+    index = np.empty(len(reused_at) + len(anew_at), dtype=np.int64)
+    index[reused_at] = rows
+    index[anew_at] = len(kept) + np.arange(len(anew_at))
+    both = pa.concat_tables([table, fresh]).take(pa.array(index))
+    return both.to_pandas().astype(kept.dtypes.to_dict())
 
 
 def relinked_records(
