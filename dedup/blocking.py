@@ -65,6 +65,14 @@ def _keys_present(keys: Sequence[str], alias: str = "") -> str:
     return " AND ".join(f"{prefix}{_quote(key)} IS NOT NULL" for key in keys)
 
 
+def _pairing_blocks_sql(rule: BlockingRule, max_block_size: int, table: str, among: str | None = None) -> str:
+    """SQL for the key values of the blocks of ``rule`` in ``table`` that yield pairs (2..``max_block_size``
+    records), counted over all of ``table``; only the blocks in ``among`` (a query of key values) when given."""
+    keys = ", ".join(_quote(key) for key in rule.keys)
+    rows = f"{table} SEMI JOIN ({among}) USING ({keys})" if among else f"{table} WHERE {_keys_present(rule.keys)}"
+    return f"SELECT {keys} FROM {rows} GROUP BY {keys} HAVING count(*) BETWEEN 2 AND {int(max_block_size)}"
+
+
 def block_sizes_sql(rule: BlockingRule, table: str = RECORDS_TABLE) -> str:
     """SQL giving each block of ``rule`` (records sharing all key values) and its size ``n``."""
     keys = ", ".join(_quote(key) for key in rule.keys)
@@ -93,9 +101,7 @@ def blocked_pairs_sql(rule: BlockingRule, rule_index: int, max_block_size: int, 
     keys = ", ".join(_quote(key) for key in rule.keys)
     join = " AND ".join(f"l.{_quote(key)} = r.{_quote(key)}" for key in rule.keys)
     return (
-        f"WITH kept AS ("
-        f"SELECT {keys} FROM {table} WHERE {_keys_present(rule.keys)} "
-        f"GROUP BY {keys} HAVING count(*) BETWEEN 2 AND {int(max_block_size)}), "
+        f"WITH kept AS ({_pairing_blocks_sql(rule, max_block_size, table)}), "
         f"members AS (SELECT t.rid, {', '.join(f't.{_quote(key)}' for key in rule.keys)} "
         f"FROM {table} t SEMI JOIN kept USING ({keys})) "
         f"SELECT l.rid AS rid_l, r.rid AS rid_r, {int(rule_index)}::SMALLINT AS rule "
@@ -122,11 +128,9 @@ def pairs_touching_sql(settings: LinkSettings, touched: str, table: str = RECORD
     for index, rule in enumerate(settings.blocking_rules):
         keys = ", ".join(_quote(key) for key in rule.keys)
         join = " AND ".join(f"t.{_quote(key)} = m.{_quote(key)}" for key in rule.keys)
+        blocks = f"SELECT DISTINCT {keys} FROM {table} SEMI JOIN {touched} USING (rid) WHERE {_keys_present(rule.keys)}"
         parts.append(
-            f"WITH blocks AS (SELECT DISTINCT {keys} FROM {table} SEMI JOIN {touched} USING (rid) "
-            f"WHERE {_keys_present(rule.keys)}), "
-            f"kept AS (SELECT {keys} FROM {table} SEMI JOIN blocks USING ({keys}) "
-            f"GROUP BY {keys} HAVING count(*) BETWEEN 2 AND {int(settings.block_size_limit(rule))}), "
+            f"WITH kept AS ({_pairing_blocks_sql(rule, settings.block_size_limit(rule), table, blocks)}), "
             f"members AS (SELECT r.rid, {', '.join(f'r.{_quote(key)}' for key in rule.keys)} "
             f"FROM {table} r SEMI JOIN kept USING ({keys})), "
             f"touching AS (SELECT * FROM members SEMI JOIN {touched} USING (rid)) "
@@ -145,8 +149,7 @@ def pairs_within_sql(settings: LinkSettings, groups: str, table: str = RECORDS_T
         keys = ", ".join(_quote(key) for key in rule.keys)
         join = " AND ".join(f"l.{_quote(key)} = r.{_quote(key)}" for key in rule.keys)
         parts.append(
-            f"WITH kept AS (SELECT {keys} FROM {table} WHERE {_keys_present(rule.keys)} "
-            f"GROUP BY {keys} HAVING count(*) BETWEEN 2 AND {int(settings.block_size_limit(rule))}), "
+            f"WITH kept AS ({_pairing_blocks_sql(rule, settings.block_size_limit(rule), table)}), "
             f"members AS (SELECT t.rid, g.label, {', '.join(f't.{_quote(key)}' for key in rule.keys)} "
             f"FROM {table} t JOIN {groups} g USING (rid) SEMI JOIN kept USING ({keys})) "
             f"SELECT l.rid AS rid_l, r.rid AS rid_r FROM members l JOIN members r "

@@ -125,13 +125,7 @@ def _scenarios(records: pd.DataFrame) -> pd.DataFrame:
         {"record_id": "census:ZB1", "name": "周八", "sex": "F", "birth_date": "1981-03-15", "address": FLAT_C,
          "id_number": LONE_NUMBER},
         {"record_id": "health:ZB2", "name": "周八", "sex": "F", "birth_date": "1981-03-15", "address": FLAT_C},
-        # 赵六: a man by his number, a record saying nothing of the sex, and one saying woman, all else one.
-        {"record_id": "census:ZL1", "name": "赵六", "sex": "M", "birth_date": "1955-01-02", "address": FLAT_D,
-         "phone": "13900002222", "id_number": valid_id("330106", "19550102", "031")},
-        {"record_id": "health:ZL2", "name": "赵六", "sex": None, "birth_date": "1955-01-02", "address": FLAT_D,
-         "phone": "13900002222"},
-        {"record_id": "justice:ZL3", "name": "赵六", "sex": "F", "birth_date": "1955-01-02", "address": FLAT_D,
-         "phone": "13900002222"},
+        *_man_unknown_woman("ZL", "赵六", "19550102", "031", "13900002222"),
     ]
     return _with_rows(records, rows)
 
@@ -144,14 +138,17 @@ def _scenario_day(records: pd.DataFrame) -> pd.DataFrame:
          "id_number": valid_id("330106", "19660606", "011")},
         {"record_id": "civil_affairs:WJ1", "name": "吴九", "sex": "M", "birth_date": "1977-07-07",
          "address": FLAT_C, "id_number": LONE_NUMBER},
-        # 赵七 arrives as 赵六 is: a man by his number, a record saying nothing of the sex, a woman.
-        {"record_id": "census:ZQ1", "name": "赵七", "sex": "M", "birth_date": "1956-02-03", "address": FLAT_D,
-         "phone": "13900003333", "id_number": valid_id("330106", "19560203", "051")},
-        {"record_id": "health:ZQ2", "name": "赵七", "sex": None, "birth_date": "1956-02-03", "address": FLAT_D,
-         "phone": "13900003333"},
-        {"record_id": "justice:ZQ3", "name": "赵七", "sex": "F", "birth_date": "1956-02-03", "address": FLAT_D,
-         "phone": "13900003333"},
+        *_man_unknown_woman("ZQ", "赵七", "19560203", "051", "13900003333"),
     ])
+
+
+def _man_unknown_woman(tag: str, name: str, birth: str, sequence: str, phone: str) -> list[dict]:
+    """Three records of one name, birth date, flat and phone: a man by his valid number, a record saying
+    nothing of the sex, and one saying woman — linked in a chain the ``different_sex`` veto breaks."""
+    same = {"name": name, "birth_date": f"{birth[:4]}-{birth[4:6]}-{birth[6:]}", "address": FLAT_D, "phone": phone}
+    return [{"record_id": f"census:{tag}1", "sex": "M", "id_number": valid_id("330106", birth, sequence), **same},
+            {"record_id": f"health:{tag}2", "sex": None, **same},
+            {"record_id": f"justice:{tag}3", "sex": "F", **same}]
 
 
 def _with_rows(records: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
