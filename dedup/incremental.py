@@ -52,7 +52,8 @@ from dedup.prepare import (
 )
 from dedup.settings import LinkSettings
 
-__all__ = ["RELINK_DAYS", "Increment", "KeptLinking", "fingerprints", "plan_increment", "relinked_records"]
+__all__ = ["RELINK_DAYS", "Increment", "KeptLinking", "fingerprints", "found_in", "plan_increment", "positions",
+           "relinked_records"]
 
 log = logging.getLogger(__name__)
 
@@ -321,18 +322,18 @@ def _at_flats_of_moved(increment: Increment, prepared: pd.DataFrame, borrowed: n
     both = old_homes.merge(now_homes, how="outer", indicator=True)
     moved = both.loc[both["_merge"] != "both", "person"].unique()
     flats = both.loc[both["person"].isin(moved), "flat"].unique()
-    return _is_in(prepared["household"], flats)
+    return found_in(prepared["household"], flats)
 
 
 def _homes(prepared: pd.DataFrame, valid: np.ndarray, persons: np.ndarray) -> pd.DataFrame:
     """``person, flat`` (valid ID number, household) of the records of ``persons`` at a known flat, each once."""
-    rows = valid & _is_in(prepared["id_number"], persons)
+    rows = valid & found_in(prepared["id_number"], persons)
     return pd.DataFrame({"person": prepared["id_number"][rows].to_numpy(dtype=object),
                          "flat": prepared["household"][rows].to_numpy(dtype=object, na_value=None)}
                         ).dropna().drop_duplicates()
 
 
-def _is_in(values: pd.Series, among: np.ndarray) -> np.ndarray:
+def found_in(values: pd.Series, among: pd.Series | np.ndarray) -> np.ndarray:
     """Mask of ``values`` found among ``among`` (Arrow's hash lookup; missing values are not found)."""
     found = pc.is_in(pa.array(values, type=pa.large_string()), value_set=pa.array(among, type=pa.large_string()))
     return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
