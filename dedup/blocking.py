@@ -111,12 +111,21 @@ def blocked_pairs_sql(rule: BlockingRule, rule_index: int, max_block_size: int, 
 
 def candidate_pairs_sql(settings: LinkSettings, table: str = RECORDS_TABLE) -> str:
     """SQL for all candidate pairs, each once, with the index of the first rule that produced it."""
-    parts = [
-        blocked_pairs_sql(rule, index, settings.block_size_limit(rule), table)
-        for index, rule in enumerate(settings.blocking_rules)
-]
-    union = " UNION ALL ".join(f"({part})" for part in parts)
-    return f"SELECT rid_l, rid_r, min(rule) AS rule FROM ({union}) GROUP BY rid_l, rid_r"
+    return _first_rule_sql(_rule_pairs_sql(settings, table))
+
+
+def _rule_pairs_sql(settings: LinkSettings, table: str) -> list[str]:
+    """A query per blocking rule: its pairs ``(rid_l, rid_r, rule)``, a pair more than once where aliases
+    (曾用名) put a record in a block twice."""
+    return [blocked_pairs_sql(rule, index, settings.block_size_limit(rule), table)
+            for index, rule in enumerate(settings.blocking_rules)]
+
+
+def _first_rule_sql(parts: Sequence[str], relation: str | None = None) -> str:
+    """Each pair of the rules' ``parts`` once, with the first rule that produced it; read from ``relation``
+    where the parts' rows were already gathered there."""
+    source = relation or "(" + " UNION ALL ".join(f"({part})" for part in parts) + ")"
+    return f"SELECT rid_l, rid_r, min(rule) AS rule FROM {source} GROUP BY rid_l, rid_r"
 
 
 def pairs_touching_sql(settings: LinkSettings, touched: str, table: str = RECORDS_TABLE) -> str:
@@ -124,6 +133,11 @@ def pairs_touching_sql(settings: LinkSettings, touched: str, table: str = RECORD
     ``touched`` (a table of ``rid``): those records joined to their block mates, not every block to itself.
     The blocks of the touched records are counted over all of ``table``, so a block is left out exactly
     when a whole run would leave it out."""
+    return _first_rule_sql(_touching_pairs_sql(settings, touched, table))
+
+
+def _touching_pairs_sql(settings: LinkSettings, touched: str, table: str) -> list[str]:
+    """:func:`_rule_pairs_sql` for the pairs that hold a record of ``touched``."""
     parts = []
     for index, rule in enumerate(settings.blocking_rules):
         keys = ", ".join(_quote(key) for key in rule.keys)
@@ -137,8 +151,7 @@ def pairs_touching_sql(settings: LinkSettings, touched: str, table: str = RECORD
             f"SELECT least(t.rid, m.rid) AS rid_l, greatest(t.rid, m.rid) AS rid_r, {index}::SMALLINT AS rule "
             f"FROM touching t JOIN members m ON {join} AND t.rid <> m.rid"
         )
-    union = " UNION ALL ".join(f"({part})" for part in parts)
-    return f"SELECT rid_l, rid_r, min(rule) AS rule FROM ({union}) GROUP BY rid_l, rid_r"
+    return parts
 
 
 def pairs_within_sql(settings: LinkSettings, groups: str, table: str = RECORDS_TABLE) -> str:
@@ -199,7 +212,7 @@ def candidate_pairs(
         :func:`iter_pair_batches` to stream.
     """
     load_blocking_rows(con, prepared, settings)
-    return _materialise(con, settings, candidate_pairs_sql(settings), len(prepared))
+    return _materialise(con, settings, _rule_pairs_sql(settings, RECORDS_TABLE), len(prepared))
 
 
 def pairs_touching(con: duckdb.DuckDBPyConnection, settings: LinkSettings, rids: np.ndarray) -> BlockingReport:
@@ -209,7 +222,7 @@ def pairs_touching(con: duckdb.DuckDBPyConnection, settings: LinkSettings, rids:
     con.register("dedup_touching_frame", pd.DataFrame({"rid": np.asarray(rids, dtype=np.int32)}))
     con.execute("CREATE OR REPLACE TEMP TABLE dedup_touching AS SELECT * FROM dedup_touching_frame")
     con.unregister("dedup_touching_frame")
-    return _materialise(con, settings, pairs_touching_sql(settings, "dedup_touching"), len(rids))
+    return _materialise(con, settings, _touching_pairs_sql(settings, "dedup_touching", RECORDS_TABLE), len(rids))
 
 
 def load_blocking_rows(con: duckdb.DuckDBPyConnection, prepared: pd.DataFrame, settings: LinkSettings) -> None:
@@ -230,7 +243,7 @@ def blocking_keys(settings: LinkSettings) -> list[str]:
     return sorted({key for rule in settings.blocking_rules for key in rule.keys})
 
 
-def _materialise(con: duckdb.DuckDBPyConnection, settings: LinkSettings, pairs_sql: str, records: int) -> BlockingReport:
+def _materialise(con: duckdb.DuckDBPyConnection, settings: LinkSettings, parts: Sequence[str], records: int) -> BlockingReport:
     pairs_per_rule: dict[str, int] = {}
     skipped_blocks: dict[str, int] = {}
     skipped_records: dict[str, int] = {}
@@ -250,7 +263,15 @@ def _materialise(con: duckdb.DuckDBPyConnection, settings: LinkSettings, pairs_s
         pairs_per_rule[rule.name] = int(pairs)
         log.info("blocking rule %s: %d pairs", rule.name, pairs)
 
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {PAIRS_TABLE} AS {pairs_sql}")
+    # Rule by rule into one table, then each pair once: the rules' self-joins one at a time hold a
+    # block's hash tables for one rule, where one UNION ALL of them all built every rule's at once
+    # (1.05 GB of DuckDB's memory at 1M records against 0.57 GB, no slower).
+    raw = f"{PAIRS_TABLE}_by_rule"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {raw} (rid_l INTEGER, rid_r INTEGER, rule SMALLINT)")
+    for part in parts:
+        con.execute(f"INSERT INTO {raw} {part}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {PAIRS_TABLE} AS {_first_rule_sql(parts, raw)}")
+    con.execute(f"DROP TABLE {raw}")
     (total,) = _one_row(con, f"SELECT count(*) FROM {PAIRS_TABLE}")
     log.info("blocking: %d distinct candidate pairs from %d records", total, records)
     return BlockingReport(int(total), pairs_per_rule, skipped_blocks, skipped_records, largest)
