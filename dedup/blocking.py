@@ -30,12 +30,10 @@ __all__ = [
     "blocking_keys",
     "blocking_rows",
     "candidate_pairs",
-    "candidate_pairs_sql",
     "flipped_members_sql",
     "iter_pair_batches",
     "load_blocking_rows",
     "pairs_touching",
-    "pairs_touching_sql",
     "pairs_within_sql",
 ]
 
@@ -109,11 +107,6 @@ def blocked_pairs_sql(rule: BlockingRule, rule_index: int, max_block_size: int, 
     )
 
 
-def candidate_pairs_sql(settings: LinkSettings, table: str = RECORDS_TABLE) -> str:
-    """SQL for all candidate pairs, each once, with the index of the first rule that produced it."""
-    return _first_rule_sql(_rule_pairs_sql(settings, table))
-
-
 def _rule_pairs_sql(settings: LinkSettings, table: str) -> list[str]:
     """A query per blocking rule: its pairs ``(rid_l, rid_r, rule)``, a pair more than once where aliases
     (曾用名) put a record in a block twice."""
@@ -121,23 +114,10 @@ def _rule_pairs_sql(settings: LinkSettings, table: str) -> list[str]:
             for index, rule in enumerate(settings.blocking_rules)]
 
 
-def _first_rule_sql(parts: Sequence[str], relation: str | None = None) -> str:
-    """Each pair of the rules' ``parts`` once, with the first rule that produced it; read from ``relation``
-    where the parts' rows were already gathered there."""
-    source = relation or "(" + " UNION ALL ".join(f"({part})" for part in parts) + ")"
-    return f"SELECT rid_l, rid_r, min(rule) AS rule FROM {source} GROUP BY rid_l, rid_r"
-
-
-def pairs_touching_sql(settings: LinkSettings, touched: str, table: str = RECORDS_TABLE) -> str:
-    """SQL for the candidate pairs (as :func:`candidate_pairs_sql` gives them) that hold a record of
-    ``touched`` (a table of ``rid``): those records joined to their block mates, not every block to itself.
-    The blocks of the touched records are counted over all of ``table``, so a block is left out exactly
-    when a whole run would leave it out."""
-    return _first_rule_sql(_touching_pairs_sql(settings, touched, table))
-
-
 def _touching_pairs_sql(settings: LinkSettings, touched: str, table: str) -> list[str]:
-    """:func:`_rule_pairs_sql` for the pairs that hold a record of ``touched``."""
+    """:func:`_rule_pairs_sql` for the pairs that hold a record of ``touched`` (a table of ``rid``): those
+    records joined to their block mates, not every block to itself. The blocks of the touched records are
+    counted over all of ``table``, so a block is left out exactly when a whole run would leave it out."""
     parts = []
     for index, rule in enumerate(settings.blocking_rules):
         keys = ", ".join(_quote(key) for key in rule.keys)
@@ -263,14 +243,15 @@ def _materialise(con: duckdb.DuckDBPyConnection, settings: LinkSettings, parts: 
         pairs_per_rule[rule.name] = int(pairs)
         log.info("blocking rule %s: %d pairs", rule.name, pairs)
 
-    # Rule by rule into one table, then each pair once: the rules' self-joins one at a time hold a
-    # block's hash tables for one rule, where one UNION ALL of them all built every rule's at once
-    # (1.05 GB of DuckDB's memory at 1M records against 0.57 GB, no slower).
+    # Rule by rule into one table, then each pair once: one rule's self-join at a time holds one rule's
+    # hash tables, where a UNION ALL of them all built every rule's at once (the linking step's peak
+    # memory at 1M records, benchmarks/results/splink_compare.md).
     raw = f"{PAIRS_TABLE}_by_rule"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {raw} (rid_l INTEGER, rid_r INTEGER, rule SMALLINT)")
     for part in parts:
         con.execute(f"INSERT INTO {raw} {part}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {PAIRS_TABLE} AS {_first_rule_sql(parts, raw)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {PAIRS_TABLE} AS "
+                f"SELECT rid_l, rid_r, min(rule) AS rule FROM {raw} GROUP BY rid_l, rid_r")
     con.execute(f"DROP TABLE {raw}")
     (total,) = _one_row(con, f"SELECT count(*) FROM {PAIRS_TABLE}")
     log.info("blocking: %d distinct candidate pairs from %d records", total, records)

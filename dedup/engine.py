@@ -166,8 +166,8 @@ def link_records(
     with tempfile.TemporaryDirectory(prefix="silobreaker-dedup-") as spill, duckdb.connect() as con:
         con.execute(f"SET temp_directory = '{spill}'")
         con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")
-        # DuckDB's allocator (jemalloc) otherwise keeps what blocking freed until it is reused: at 1M
-        # records the process held 0.7 GB more through scoring than DuckDB's tables needed.
+        # DuckDB's allocator (jemalloc) otherwise keeps what blocking freed until it is reused, and the
+        # process holds it through scoring, on top of what scoring needs.
         con.execute("SET allocator_background_threads = true")
         phase = time.perf_counter()
         carried = None
