@@ -7,7 +7,8 @@ in Python or in ``linking.yaml`` (:func:`load_link_settings`); :mod:`dedup.block
 m/u by EM on the input itself), :mod:`dedup.score` and :mod:`dedup.cluster` carry them out;
 :mod:`dedup.id_sharing` first sets apart records keyed with another resident's ID number;
 :func:`link_records` runs them in order, on every record or, with the state the last run kept
-(:mod:`dedup.incremental`), on the records that changed. Nothing here imports Dagster: assets call in, never the other way.
+(:mod:`dedup.incremental`), on the records that changed; the pair-sized steps run on the backend
+``linking.yaml`` names (:mod:`dedup.backend`: DuckDB here, or Apache Spark, :mod:`dedup.spark`). Nothing here imports Dagster: assets call in, never the other way.
 
 Example:
     >>> from dedup import LinkSettings, link_records

@@ -13,6 +13,7 @@ Persons are named by :func:`dedup.ids.assign_stable_ids`, which keeps earlier id
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +57,7 @@ def cluster_links(
     link_score: np.ndarray,
     valid_id: pd.Series | np.ndarray,
     cannot_link: tuple[np.ndarray, np.ndarray] | None = None,
+    find_components: Callable[[int, np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> Clusters:
     """Cluster records ``0..n_records-1`` joined by links, one valid ID number to exactly one person.
 
@@ -68,6 +70,10 @@ def cluster_links(
         valid_id: per record, its ID number if valid, else null.
         cannot_link: optional pairs of record positions that a veto says are two people (vetoed
             pairs); a component holding both ends of one is split like one holding two valid IDs.
+        find_components: what labels the connected components (``(n_records, link_l, link_r) ->
+            labels``, each below ``n_records``): :func:`components` here, or the backend the pairs
+            live on (:meth:`dedup.backend.PairBackend.components`). The split that follows runs here,
+            over the conflicted components only.
 
     Returns:
         :class:`Clusters` with labels and a mask over the links of those cut.
@@ -92,7 +98,7 @@ def cluster_links(
     holders = np.flatnonzero(has_id)
     codes, first = np.unique(id_codes[holders], return_index=True)
     anchor = holders[first][np.searchsorted(codes, id_codes[holders])]
-    labels = components(n_records, np.r_[link_l, holders], np.r_[link_r, anchor])
+    labels = (find_components or components)(n_records, np.r_[link_l, holders], np.r_[link_r, anchor])
     distinct_ids = pd.Series(id_codes[has_id]).groupby(labels[has_id]).nunique()
     conflicted = set(distinct_ids.index[distinct_ids.to_numpy() > 1].tolist())
     forbidden_l = forbidden_r = np.zeros(0, dtype=np.int64)

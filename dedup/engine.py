@@ -1,8 +1,9 @@
 """Run identity resolution end to end: prepare, block, compare, score, cluster.
 
-Memory stays bounded as the data grows: candidate pairs live in DuckDB (which spills to a temporary
-directory) and are streamed through comparison and scoring in batches of ``settings.chunk_size``; only
-links and near misses — a few per record — are kept in Python. Before clustering, the candidate pairs
+Memory stays bounded as the data grows: candidate pairs live with the backend ``settings.engine`` names
+(:mod:`dedup.backend`: DuckDB, which spills to a temporary directory, or a Spark cluster) and are
+streamed through comparison and scoring in batches; only links and near misses — a few per record —
+come back to Python. Before clustering, the candidate pairs
 that fall inside one linked component are scored again to find the vetoed ones among them: those
 become cannot-link constraints, so transitivity never unites what a veto keeps apart.
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,18 +26,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from core.memory import duckdb_memory_limit
-from dedup.blocking import (
-    PAIRS_TABLE,
-    RECORDS_TABLE,
-    candidate_pairs,
-    iter_pair_batches,
-    load_blocking_rows,
-    pairs_touching,
-    pairs_within_sql,
-)
-from dedup.cluster import cluster_links, components
-from dedup.compare import STATED_FIELDS, RecordArrays, compare_pairs, level_labels
+from dedup.backend import PairBackend, empty_pairs, open_backend
+from dedup.blocking import RECORDS_TABLE, load_blocking_rows, pairs_touching, pairs_within_sql
+from dedup.cluster import cluster_links
+from dedup.compare import RecordArrays, compare_pairs, level_labels
 from dedup.id_sharing import ID_SHARING_VETO, find_id_sharing, without_borrowed_ids
 from dedup.ids import PreviousLinking, assign_stable_ids
 from dedup.incremental import (
@@ -139,6 +131,9 @@ def link_records(
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
+    if kept is not None and settings.engine != "duckdb":
+        log.info("linking: the %s engine links every record; the kept state is not used", settings.engine)
+        kept = None
     increment = plan_increment(records, kept, settings) if kept is not None else None
     del kept  # the increment holds what it still needs of it
     if increment is not None:
@@ -163,22 +158,18 @@ def link_records(
     tell = on_phase or (lambda _phase, _count: None)
     tell("prepare", len(prepared))
 
-    with tempfile.TemporaryDirectory(prefix="silobreaker-dedup-") as spill, duckdb.connect() as con:
-        con.execute(f"SET temp_directory = '{spill}'")
-        con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")
-        # DuckDB's allocator (jemalloc) otherwise keeps what blocking freed until it is reused, and the
-        # process holds it through scoring, on top of what scoring needs.
-        con.execute("SET allocator_background_threads = true")
+    with open_backend(settings) as backend:
         phase = time.perf_counter()
         carried = None
         if increment is not None:
+            con = backend.con  # an increment is planned on the DuckDB engine only (above)
             load_blocking_rows(con, prepared, settings)
             relinked = relinked_records(con, increment, prepared, borrowed, settings)
             carried, relinked = carried_pairs(increment, prepared["record_id"], relinked)
             increment.release("keys", "pairs")
             report = pairs_touching(con, settings, np.flatnonzero(relinked))
         else:
-            report = candidate_pairs(con, prepared, settings)
+            report = backend.candidate_pairs(prepared, settings)
         seconds["blocking"] = _lap(phase)
         tell("blocking", report.candidate_pairs)
 
@@ -188,12 +179,12 @@ def link_records(
         elif model is not None:
             model, trained_at = model.keyed_to(arrays), now
         else:
-            model, trained_at = train_model(con, arrays, settings, report.candidate_pairs), now
+            model, trained_at = train_model(backend, arrays, settings, report.candidate_pairs), now
         seconds["train"] = _lap(phase)
         tell("train", int(model.stats.get("training_pairs", 0)) if increment is None else 0)
 
         phase = time.perf_counter()
-        scored = _score_candidates(con, arrays, settings, report.candidate_pairs, model)
+        scored = backend.scored_pairs(arrays, settings, model, report.candidate_pairs)
         if carried is not None:
             scored = pd.concat([carried, scored], ignore_index=True)
         n_scored = len(scored)  # the first rows of pairs: what the next run may carry over
@@ -208,17 +199,18 @@ def link_records(
         link_l = pairs["rid_l"].to_numpy()[is_link]
         link_r = pairs["rid_r"].to_numpy()[is_link]
         link_l, link_r, link_score = decided.forced_links(link_l, link_r, pairs["score"].to_numpy()[is_link])
-        labels = components(len(prepared), link_l, link_r)
+        labels = backend.components(len(prepared), link_l, link_r)
         if increment is not None:
             decided_rids = np.r_[decided.same_l, decided.same_r, decided.different_l, decided.different_r]
             searched, kept_l, kept_r = carried_within(increment, prepared["record_id"], labels, relinked, decided_rids)
             fresh_l, fresh_r = _vetoed_within_groups(con, arrays, settings, labels, searched)
             within_l, within_r = np.r_[kept_l, fresh_l], np.r_[kept_r, fresh_r]
         else:
-            within_l, within_r = _vetoed_within(con, arrays, settings, labels)
+            within_l, within_r = _vetoed_within(backend, arrays, settings, labels)
         cannot_link = decided.cannot_link(np.r_[within_l, conflict_l], np.r_[within_r, conflict_r])
-    valid_id = prepared["id_number"].where(prepared["id_number_valid"])
-    clusters = cluster_links(len(prepared), link_l, link_r, link_score, valid_id, cannot_link)
+        valid_id = prepared["id_number"].where(prepared["id_number_valid"])
+        clusters = cluster_links(len(prepared), link_l, link_r, link_score, valid_id, cannot_link,
+                                 find_components=backend.components)
     scored_cut = clusters.cut[: int(is_link.sum())]
     uncut = pairs["decision"]
     decision = uncut.to_numpy(dtype=object, na_value=None).copy()
@@ -272,38 +264,6 @@ def link_records(
                       kept=state)
 
 
-def _score_candidates(
-    con: duckdb.DuckDBPyConnection,
-    arrays: RecordArrays,
-    settings: LinkSettings,
-    total: int,
-    model: FellegiSunterModel,
-) -> pd.DataFrame:
-    """Compare and score every candidate pair batch by batch; keep links, near misses and vetoed pairs,
-    each with its waterfall (the contribution of every comparison, ``w_<field>``)."""
-    kept: list[pd.DataFrame] = []
-    compared = 0
-    for rid_l, rid_r, rule in iter_pair_batches(con, settings.chunk_size):
-        levels = compare_pairs(arrays, rid_l, rid_r, settings.comparisons)
-        scored = score_pairs(levels, settings, model.contributions(levels, arrays, rid_l, rid_r), model.prior_weight)
-        mask = scored.kept
-        batch = levels.loc[mask].reset_index(drop=True)
-        batch.insert(0, "rid_l", rid_l[mask])
-        batch.insert(1, "rid_r", rid_r[mask])
-        batch["rule"] = rule[mask]
-        batch["score"] = scored.score[mask]
-        batch["decision"] = scored.decision[mask].reset_index(drop=True)
-        batch["veto"] = scored.veto[mask].reset_index(drop=True)
-        batch["w_prior"] = np.float32(model.prior_weight)
-        for name, contribution in scored.contributions.items():
-            batch[f"w_{name}"] = contribution[mask]
-        batch["context"] = pd.Series(model.context_of(levels)[mask], dtype=TEXT)
-        kept.append(batch)
-        compared += len(rid_l)
-        log.info("compared %d / %d candidate pairs", compared, total)
-    return pd.concat(kept, ignore_index=True) if kept else _empty_pairs(settings)
-
-
 def _conflict_pairs(
     with_numbers: RecordArrays,
     arrays: RecordArrays,
@@ -316,7 +276,7 @@ def _conflict_pairs(
     them — with the borrowed number (``with_numbers``) — and weighed by the model, to explain and review.
     Their borrowers are linked without the number, so blocking no longer pairs them with its holder."""
     if not len(rid_l):
-        return _empty_pairs(settings)
+        return empty_pairs(settings)
     levels = compare_pairs(with_numbers, rid_l, rid_r, settings.comparisons)
     scored = score_pairs(levels, settings, model.contributions(levels, arrays, rid_l, rid_r), model.prior_weight)
     batch = levels.copy()
@@ -341,23 +301,15 @@ def _id_number_rule(settings: LinkSettings) -> int:
 
 
 def _vetoed_within(
-    con: duckdb.DuckDBPyConnection, arrays: RecordArrays, settings: LinkSettings, labels: np.ndarray
+    backend: PairBackend, arrays: RecordArrays, settings: LinkSettings, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Candidate pairs a veto forbids whose records the links nonetheless put in one component.
 
     Only pairs inside a component can make it inconsistent, and there are few of them (about as many
-    as links), so they are fetched again from DuckDB and re-scored instead of keeping every vetoed
+    as links), so they are fetched again from the backend and re-scored instead of keeping every vetoed
     pair of the whole run in memory.
     """
-    rid = np.flatnonzero(np.bincount(labels, minlength=0)[labels] > 1).astype(np.int32)
-    con.register("dedup_components", pd.DataFrame({"rid": rid, "label": labels[rid]}))
-    inside = con.execute(
-        f"SELECT p.rid_l, p.rid_r FROM {PAIRS_TABLE} p "
-        "JOIN dedup_components l ON p.rid_l = l.rid JOIN dedup_components r ON p.rid_r = r.rid "
-        "WHERE l.label = r.label"
-    ).fetchnumpy()
-    con.unregister("dedup_components")
-    rid_l, rid_r = np.asarray(inside["rid_l"]), np.asarray(inside["rid_r"])
+    rid_l, rid_r = backend.pairs_inside(labels)
     scored = score_pairs(compare_pairs(arrays, rid_l, rid_r, settings.comparisons), settings)
     vetoed = scored.veto.notna().to_numpy()
     return rid_l[vetoed], rid_r[vetoed]
@@ -411,29 +363,6 @@ def _explain(pairs: pd.DataFrame, prepared: pd.DataFrame, settings: LinkSettings
     out["context"] = pairs["context"].astype(TEXT)
     out["match_probability"] = 1.0 / (1.0 + np.exp2(-np.clip(out["score"].to_numpy(dtype=np.float64), -60.0, 60.0)))
     return out
-
-
-def _empty_pairs(settings: LinkSettings) -> pd.DataFrame:
-    columns: dict[str, pd.Series] = {
-        "rid_l": pd.Series([], dtype=np.int32),
-        "rid_r": pd.Series([], dtype=np.int32),
-    }
-    for comparison in settings.comparisons:
-        columns[comparison.field] = pd.Series([], dtype=np.int8)
-    columns["ids_both_valid"] = pd.Series([], dtype=bool)
-    columns["id_valid_any"] = pd.Series([], dtype=bool)
-    for stated in STATED_FIELDS:
-        if settings.comparison(stated) is not None:
-            columns[f"stated_{stated}"] = pd.Series([], dtype=np.int8)
-    columns["rule"] = pd.Series([], dtype=np.int16)
-    columns["score"] = pd.Series([], dtype=np.float32)
-    columns["decision"] = pd.Series([], dtype=TEXT)
-    columns["veto"] = pd.Series([], dtype=TEXT)
-    columns["w_prior"] = pd.Series([], dtype=np.float32)
-    for comparison in settings.comparisons:
-        columns[f"w_{comparison.field}"] = pd.Series([], dtype=np.float32)
-    columns["context"] = pd.Series([], dtype=TEXT)
-    return pd.DataFrame(columns)
 
 
 def _count_kept(ids: pd.Series, earlier: pd.Series) -> int:

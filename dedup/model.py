@@ -29,7 +29,7 @@ A pair's match weight is ``prior + Σ log2(m/u)`` in bits, and each term is repo
 (a waterfall): :meth:`FellegiSunterModel.contributions`.
 
 Example:
-    >>> model = train_model(con, arrays, settings, n_candidates)                  # doctest: +SKIP
+    >>> model = train_model(backend, arrays, settings, n_candidates)              # doctest: +SKIP
     >>> model.summary(settings.comparisons)                                       # doctest: +SKIP
 """
 
@@ -38,14 +38,19 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
-import duckdb
 import numpy as np
 import pandas as pd
 
-from dedup.blocking import PAIRS_TABLE
 from dedup.compare import STATED_FIELDS, CodedStrings, RecordArrays, compare_pairs
-from dedup.settings import AddressComparison, Comparison, LinkSettings, ModelSpec, NameComparison
+from dedup.settings import (
+    AddressComparison,
+    Comparison,
+    LinkSettings,
+    ModelSpec,
+    NameComparison,
+)
 
 __all__ = [
     "FLAT_FIELDS",
@@ -596,13 +601,19 @@ def _flatmate_birth_u(arrays: RecordArrays, comparison: Comparison, rid_l: np.nd
     return _normalised(u)
 
 
+class PairSampler(Protocol):
+    """Draws the EM's sample of candidate pairs (:meth:`dedup.backend.PairBackend.sample_pairs`)."""
+
+    def sample_pairs(self, keep: float, seed: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 def train_model(
-    con: duckdb.DuckDBPyConnection, arrays: RecordArrays, settings: LinkSettings, n_candidates: int
+    pairs: PairSampler, arrays: RecordArrays, settings: LinkSettings, n_candidates: int
 ) -> FellegiSunterModel:
     """Estimate m, u, λ and term frequencies from the records and their candidate pairs (no labels).
 
     Args:
-        con: the connection holding the candidate pairs (``dedup_pairs``, see :mod:`dedup.blocking`).
+        pairs: where the candidate pairs are (a :class:`dedup.backend.PairBackend`), to draw the EM's sample from.
         arrays: the prepared records' arrays.
         settings: comparisons (declared weights are the starting point and the fallback) and the
             :class:`dedup.settings.ModelSpec`.
@@ -624,16 +635,8 @@ def train_model(
     comparisons = settings.comparisons
     fields = [c.field for c in comparisons]
 
-    # A hash of the pair, not DuckDB's sampler: the same input gives the same sample however the
-    # threads split the scan, so a re-run trains the same model.
     keep = min(1.0, spec.em_sample_pairs / max(n_candidates, 1))
-    sample = con.execute(
-        f"SELECT rid_l, rid_r FROM {PAIRS_TABLE} "
-        f"WHERE hash(rid_l, rid_r, {int(spec.seed)}) % 1000000 < {int(keep * 1_000_000)}"
-        if keep < 1.0
-        else f"SELECT rid_l, rid_r FROM {PAIRS_TABLE}"
-    ).fetchnumpy()
-    rid_l, rid_r = np.asarray(sample["rid_l"]), np.asarray(sample["rid_r"])
+    rid_l, rid_r = pairs.sample_pairs(keep, spec.seed)
     levels = compare_pairs(arrays, rid_l, rid_r, comparisons)
     codes = levels[fields].to_numpy(dtype=np.int64)
     n_levels = [len(c.labels) for c in comparisons]

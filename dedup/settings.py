@@ -65,6 +65,7 @@ __all__ = [
     "PhoneComparison",
     "SexComparison",
     "SourceComparison",
+    "SparkSpec",
     "default_blocking_rules",
     "default_comparisons",
     "load_link_settings",
@@ -572,6 +573,9 @@ _TF_FIELDS: frozenset[str] = frozenset({"name", "phone", "address", "community"}
 #: Where the u probabilities (P(level | two different people)) of a trained model come from.
 U_SOURCES: tuple[str, ...] = ("random", "candidates")
 
+#: What executes the candidate pairs: DuckDB on this machine, or an Apache Spark cluster (:mod:`dedup.spark`).
+ENGINES: tuple[str, ...] = ("duckdb", "spark")
+
 
 # ------------------------------------------------------------------------ checks shared by the models
 
@@ -868,6 +872,56 @@ def _comparison(name: Any, spec: Any) -> Comparison:
         raise _invalid(str(e), name) from e
 
 
+class SparkSpec(_Settings):
+    """Where and with what the Spark engine runs (``engine: spark``; see :mod:`dedup.spark` and docs/deploy.md).
+
+    Spark is an optional extra (``pip install 'silobreaker[spark]'``) and needs a Java runtime. Nothing
+    is downloaded when the session starts: packages named in ``spark.jars.packages`` are fetched from
+    Maven at start-up, which an air-gapped government intranet cannot do, so that setting is refused.
+
+    Args:
+        master: the Spark master URL: ``local[2]`` (this machine, two cores), ``spark://host:7077``
+            (a standalone cluster) or ``k8s://https://host:6443`` (Kubernetes).
+        driver_memory: memory of the driver (this process's JVM), as Spark writes it (``4g``).
+        executor_memory: memory of each executor.
+        partitions: shuffle partitions (``spark.sql.shuffle.partitions``): the pairs are split into
+            this many tasks; a few per executor core.
+        conf: any other Spark setting, ``{name: value}``.
+
+    Example:
+        >>> SparkSpec(master="spark://10.1.2.3:7077", executor_memory="8g").partitions
+        8
+    """
+
+    master: str = Field(default="local[2]", description="Spark master URL: local[2], spark://host:7077, k8s://https://host:6443")
+    driver_memory: str = Field(default="2g", description="memory of the driver JVM, e.g. 4g")
+    executor_memory: str = Field(default="2g", description="memory of each executor, e.g. 8g")
+    partitions: int = Field(default=8, description="shuffle partitions (spark.sql.shuffle.partitions): a few per executor core")
+    conf: dict[str, str] = Field(default_factory=dict, description="other Spark settings {name: value}")
+
+    @field_validator("master", "driver_memory", "executor_memory", mode="before")
+    @classmethod
+    def _text(cls, value: Any, info: ValidationInfo) -> Any:
+        return _require(isinstance(value, str) and bool(value.strip()), value, "a non-empty string", info,
+                        cls._default(info.field_name))
+
+    @field_validator("partitions", mode="before")
+    @classmethod
+    def _partitions(cls, value: Any, info: ValidationInfo) -> Any:
+        return _require(_is_integer(value, 1), value, "a positive integer", info, cls._default(info.field_name))
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _offline(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise _invalid(f"must map Spark setting names to values, got {value!r}; e.g. conf: {{spark.local.dir: /data/spark}}")
+        if "spark.jars.packages" in value:
+            raise _invalid("spark.jars.packages downloads from Maven when Spark starts, which an intranet without "
+                           "internet access cannot; install the jars on the cluster and name them in spark.jars",
+                           "spark.jars.packages")
+        return {str(k): str(v) for k, v in value.items()}
+
+
 class LinkSettings(_Settings):
     """Everything the engine needs to link person records, as data; in Python or from ``linking.yaml``.
 
@@ -894,6 +948,9 @@ class LinkSettings(_Settings):
         vetoes: vetoes to apply, keys of :data:`VETOES`. A vetoed pair is never linked, and clustering
             never puts its two records in one person, however they are chained.
         chunk_size: candidate pairs compared per batch; bounds memory whatever the data size.
+        engine: what executes the candidate pairs — ``duckdb`` (this machine) or ``spark`` (a Spark
+            cluster, :mod:`dedup.spark`); both run the same rules, levels and model.
+        spark: where and with what Spark runs (:class:`SparkSpec`), read with ``engine: spark``.
         version: format version of ``linking.yaml``; currently 1.
 
     Raises:
@@ -929,6 +986,8 @@ class LinkSettings(_Settings):
     )
     chunk_size: int = Field(default=1_000_000, description="candidate pairs compared per batch; bounds memory")
     model: ModelSpec = Field(default_factory=ModelSpec, description="how the Fellegi–Sunter model is fitted")
+    engine: str = Field(default="duckdb", description="what executes the candidate pairs: duckdb (this machine) or spark")
+    spark: SparkSpec = Field(default_factory=SparkSpec, description="the Spark master and resources, for engine: spark")
 
     @field_validator("match_threshold", mode="before")
     @classmethod
@@ -956,6 +1015,17 @@ class LinkSettings(_Settings):
     def _model_spec(cls, value: Any, info: ValidationInfo) -> Any:
         accepted = isinstance(value, ModelSpec | Mapping)
         return _require(accepted, value, "a ModelSpec or a mapping of its settings", info, "{estimate: false}")
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine(cls, value: Any, info: ValidationInfo) -> Any:
+        return _require(value in ENGINES, value, f"one of {', '.join(ENGINES)}", info, "spark")
+
+    @field_validator("spark", mode="before")
+    @classmethod
+    def _spark_spec(cls, value: Any, info: ValidationInfo) -> Any:
+        accepted = isinstance(value, SparkSpec | Mapping)
+        return _require(accepted, value, "a mapping of Spark settings", info, "{master: 'spark://10.1.2.3:7077'}")
 
     @model_validator(mode="before")
     @classmethod

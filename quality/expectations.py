@@ -19,7 +19,9 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -329,13 +331,14 @@ def unified_population_suite() -> SuiteSpec:
 def _context():
     # Analytics off before GX is imported: its usage-statistics client reads this at start-up.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
-    from great_expectations.execution_engine import pandas_execution_engine
+    with _pyspark_hidden():
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import (
+            DataContextConfig,
+            InMemoryStoreBackendDefaults,
+            ProgressBarsConfig,
+        )
+        from great_expectations.execution_engine import pandas_execution_engine
 
     # GX fingerprints every in-memory batch under 1 GB (md5 of ``hash_pandas_object``, twice per
     # validation) for a batch marker nothing here reads: at a million records of Python-object columns
@@ -442,3 +445,27 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+@contextmanager
+def _pyspark_hidden() -> Iterator[None]:
+    """Great Expectations imported as if PySpark were not installed (the ``spark`` extra is, for linking).
+
+    GX validates pandas frames here and never Spark ones, but imports whatever PySpark it finds, Spark
+    Connect included, at start-up: seconds in every process, and Spark Connect takes a ``__main__``
+    without spec or file (``python -c``, a pytest-xdist worker) for its own doctest run and exits the
+    process with status 0 — the run would end as a silent success. GX records PySpark as absent and
+    does not look again; linking on Spark imports it as usual afterwards.
+    """
+    hidden = [name for name in _SPARK_MODULES if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # an import of it raises ImportError
+    try:
+        yield
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+
+
+#: What GX imports of PySpark: with PySpark loaded already, only Spark Connect is hidden.
+_SPARK_MODULES = ("pyspark", "pyspark.sql.connect.dataframe", "pyspark.sql.connect.session")

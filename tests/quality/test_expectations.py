@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -188,3 +193,16 @@ def test_great_expectations_does_not_fingerprint_the_frame(monkeypatch):
     summary = validate_frame(staged(100, invalid_share=0.3), staged_person_suite("health", RULES))
     assert hashed == []
     assert not summary.success
+
+
+def test_a_validation_from_python_c_runs_to_its_end_with_pyspark_installed() -> None:
+    # PySpark (the spark extra, installed with the tests) exits a process whose __main__ has no spec and
+    # no file when Great Expectations imports Spark Connect: `python -c` would end silently with status 0.
+    assert importlib.util.find_spec("pyspark") is not None, "the test extra installs PySpark"
+    code = ("import pandas as pd; from quality.expectations import unified_population_suite, validate_frame; "
+            "s = validate_frame(pd.DataFrame({'person_id': ['p1'], 'name': ['张伟'], 'id_number': [None], "
+            "'record_count': [1]}), unified_population_suite()); print('validated', s.success)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "validated True" in done.stdout, done.stderr[-2000:]

@@ -12,7 +12,6 @@ under ``CI=true`` a package that cannot be installed fails the tests instead of 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from quality.texts import ReportTexts
+from tests.debian import require_packages
 from tests.quality.conftest import english_words
 
 pytestmark = pytest.mark.integration
@@ -46,35 +46,9 @@ _PACKAGES = {"chromium": lambda: Path(CHROMIUM).exists(), "fonts-noto-cjk": lamb
 """Debian package -> whether what the tests need from it is present."""
 
 
-def _install_browser() -> str | None:
-    """Install Debian's chromium and CJK fonts when absent (CI runs as root); return why they are unavailable, or None."""
-    missing = [name for name, present in _PACKAGES.items() if not present()]
-    if not missing:
-        return None
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        return f"{', '.join(missing)} absent and cannot be installed here (needs apt-get as root)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
-    if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600)
-        done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
-        if done.returncode != 0:
-            return f"apt-get install {' '.join(missing)} failed: {done.stderr[-500:]}"
-    still = [name for name, present in _PACKAGES.items() if not present()]
-    return f"apt-get reported success but {', '.join(still)} is still missing" if still else None
-
-
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> str:
-    # Parallel workers (pytest-xdist) share the session's temporary root: one installs, the others
-    # wait for it instead of failing on dpkg's lock.
-    with open(tmp_path_factory.getbasetemp().parent / "chromium-install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        problem = _install_browser()
-    if problem:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(problem)
-        pytest.skip(problem)
+    require_packages(_PACKAGES, tmp_path_factory.getbasetemp().parent)
     return CHROMIUM
 
 

@@ -1,0 +1,214 @@
+"""What executes the pair-sized work of linking: DuckDB on this machine, or Apache Spark on a cluster.
+
+:func:`dedup.engine.link_records` prepares the records, fits the model, clusters and keeps person ids
+the same way whatever runs underneath. The work that grows with the candidate pairs — making them
+from the blocking rules, comparing and scoring every one, drawing the EM's training sample, finding
+the pairs inside linked components, and the connected components of the links — goes through a
+:class:`PairBackend`. Both backends run the same declarations (:class:`dedup.settings.LinkSettings`)
+through the same level tests (:func:`dedup.compare.compare_pairs`) and the same scorer
+(:func:`scored_batch`): they differ in where the pairs live and who loops over their batches.
+
+``linking.yaml`` chooses (``engine: duckdb`` or ``engine: spark``); :func:`open_backend` opens it.
+
+Example:
+    >>> with open_backend(settings) as backend:                                   # doctest: +SKIP
+    ...     report = backend.candidate_pairs(prepared, settings)
+    ...     scored = backend.scored_pairs(arrays, settings, model, report.candidate_pairs)
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from core.errors import ConfigError
+from core.memory import duckdb_memory_limit
+from dedup.blocking import PAIRS_TABLE, BlockingReport, candidate_pairs, iter_pair_batches
+from dedup.cluster import components
+from dedup.compare import STATED_FIELDS, RecordArrays, compare_pairs
+from dedup.model import FellegiSunterModel
+from dedup.prepare import TEXT
+from dedup.score import score_pairs
+from dedup.settings import LinkSettings
+
+__all__ = ["DuckDBBackend", "PairBackend", "empty_pairs", "open_backend", "sample_sql", "scored_batch"]
+
+log = logging.getLogger(__name__)
+
+
+class PairBackend(Protocol):
+    """The pair-sized steps of linking, executed where the pairs live."""
+
+    def candidate_pairs(self, prepared: pd.DataFrame, settings: LinkSettings) -> BlockingReport:
+        """Make the candidate pairs of ``prepared`` (:mod:`dedup.blocking`'s rules) and keep them."""
+        ...
+
+    def sample_pairs(self, keep: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(rid_l, rid_r)`` of about ``keep`` of the candidate pairs (all of them at ``keep >= 1``),
+        chosen by a hash of the pair and ``seed`` (the same input gives the same sample), in pair order."""
+        ...
+
+    def scored_pairs(
+        self, arrays: RecordArrays, settings: LinkSettings, model: FellegiSunterModel, total: int
+    ) -> pd.DataFrame:
+        """Every candidate pair compared and scored; the links, near misses and vetoed ones kept
+        (:func:`scored_batch`), in pair order."""
+        ...
+
+    def pairs_inside(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(rid_l, rid_r)`` of the candidate pairs whose two records have one label (a linked component)."""
+        ...
+
+    def components(self, n_records: int, link_l: np.ndarray, link_r: np.ndarray) -> np.ndarray:
+        """A label per record ``0..n_records-1``, equal exactly for records the links connect; each label
+        is below ``n_records``."""
+        ...
+
+
+def scored_batch(
+    arrays: RecordArrays,
+    settings: LinkSettings,
+    model: FellegiSunterModel,
+    rid_l: np.ndarray,
+    rid_r: np.ndarray,
+    rule: np.ndarray,
+) -> pd.DataFrame:
+    """Compare and score one batch of candidate pairs; the links, near misses and vetoed pairs of it,
+    each with its level codes and its waterfall (``w_prior`` and the contribution ``w_<field>`` of every
+    comparison), in the columns of :func:`empty_pairs`."""
+    levels = compare_pairs(arrays, rid_l, rid_r, settings.comparisons)
+    scored = score_pairs(levels, settings, model.contributions(levels, arrays, rid_l, rid_r), model.prior_weight)
+    mask = scored.kept
+    batch = levels.loc[mask].reset_index(drop=True)
+    batch.insert(0, "rid_l", np.asarray(rid_l, dtype=np.int32)[mask])
+    batch.insert(1, "rid_r", np.asarray(rid_r, dtype=np.int32)[mask])
+    batch["rule"] = np.asarray(rule, dtype=np.int16)[mask]
+    batch["score"] = scored.score[mask]
+    batch["decision"] = scored.decision[mask].reset_index(drop=True)
+    batch["veto"] = scored.veto[mask].reset_index(drop=True)
+    batch["w_prior"] = np.float32(model.prior_weight)
+    for name, contribution in scored.contributions.items():
+        batch[f"w_{name}"] = contribution[mask]
+    batch["context"] = pd.Series(model.context_of(levels)[mask], dtype=TEXT)
+    return batch
+
+
+def empty_pairs(settings: LinkSettings) -> pd.DataFrame:
+    """The columns of scored pairs (:func:`scored_batch`) and their types, no rows."""
+    columns: dict[str, pd.Series] = {
+        "rid_l": pd.Series([], dtype=np.int32),
+        "rid_r": pd.Series([], dtype=np.int32),
+    }
+    for comparison in settings.comparisons:
+        columns[comparison.field] = pd.Series([], dtype=np.int8)
+    columns["ids_both_valid"] = pd.Series([], dtype=bool)
+    columns["id_valid_any"] = pd.Series([], dtype=bool)
+    for stated in STATED_FIELDS:
+        if settings.comparison(stated) is not None:
+            columns[f"stated_{stated}"] = pd.Series([], dtype=np.int8)
+    columns["rule"] = pd.Series([], dtype=np.int16)
+    columns["score"] = pd.Series([], dtype=np.float32)
+    columns["decision"] = pd.Series([], dtype=TEXT)
+    columns["veto"] = pd.Series([], dtype=TEXT)
+    columns["w_prior"] = pd.Series([], dtype=np.float32)
+    for comparison in settings.comparisons:
+        columns[f"w_{comparison.field}"] = pd.Series([], dtype=np.float32)
+    columns["context"] = pd.Series([], dtype=TEXT)
+    return pd.DataFrame(columns)
+
+
+def sample_sql(table: str, keep: float, seed: int) -> str:
+    """SQL for ``rid_l, rid_r`` of about ``keep`` of the pairs in ``table``, chosen by a hash of the pair
+    and ``seed`` rather than a sampler, so the same input gives the same sample however the threads split
+    the scan; every pair at ``keep >= 1``. Ordered by pair, so what is fitted on it does not depend on
+    the order the engine happened to store them in."""
+    where = f" WHERE hash(rid_l, rid_r, {int(seed)}) % 1000000 < {int(keep * 1_000_000)}" if keep < 1.0 else ""
+    return f"SELECT rid_l, rid_r FROM {table}{where} ORDER BY rid_l, rid_r"
+
+
+class DuckDBBackend:
+    """The pairs in a DuckDB table on this machine, spilling to a temporary folder past the memory limit;
+    compared and scored batch by batch of ``settings.chunk_size`` in this process. Only this backend links
+    incrementally (:mod:`dedup.incremental` runs its SQL on :attr:`con`).
+
+    Args:
+        con: a connection owned by the caller, with its temp directory and memory limit set.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def candidate_pairs(self, prepared: pd.DataFrame, settings: LinkSettings) -> BlockingReport:
+        return candidate_pairs(self.con, prepared, settings)
+
+    def sample_pairs(self, keep: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        sample = self.con.execute(sample_sql(PAIRS_TABLE, keep, seed)).fetchnumpy()
+        return np.asarray(sample["rid_l"]), np.asarray(sample["rid_r"])
+
+    def scored_pairs(
+        self, arrays: RecordArrays, settings: LinkSettings, model: FellegiSunterModel, total: int
+    ) -> pd.DataFrame:
+        kept: list[pd.DataFrame] = []
+        compared = 0
+        for rid_l, rid_r, rule in iter_pair_batches(self.con, settings.chunk_size):
+            kept.append(scored_batch(arrays, settings, model, rid_l, rid_r, rule))
+            compared += len(rid_l)
+            log.info("compared %d / %d candidate pairs", compared, total)
+        return pd.concat(kept, ignore_index=True) if kept else empty_pairs(settings)
+
+    def pairs_inside(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rid = np.flatnonzero(np.bincount(labels, minlength=0)[labels] > 1).astype(np.int32)
+        self.con.register("dedup_components", pd.DataFrame({"rid": rid, "label": labels[rid]}))
+        inside = self.con.execute(
+            f"SELECT p.rid_l, p.rid_r FROM {PAIRS_TABLE} p "
+            "JOIN dedup_components l ON p.rid_l = l.rid JOIN dedup_components r ON p.rid_r = r.rid "
+            "WHERE l.label = r.label"
+        ).fetchnumpy()
+        self.con.unregister("dedup_components")
+        return np.asarray(inside["rid_l"]), np.asarray(inside["rid_r"])
+
+    @staticmethod
+    def components(n_records: int, link_l: np.ndarray, link_r: np.ndarray) -> np.ndarray:
+        return components(n_records, link_l, link_r)
+
+
+@contextmanager
+def open_backend(settings: LinkSettings) -> Iterator[PairBackend]:
+    """The backend ``settings.engine`` names, open for one linking run.
+
+    DuckDB gets a private in-memory database spilling to a temporary folder removed afterwards; Spark a
+    session on ``settings.spark.master`` (:func:`dedup.spark.spark_session`), whose cached pairs are
+    released afterwards (the session itself is kept for the next run in this process: starting a JVM
+    costs seconds).
+
+    Raises:
+        ConfigError: ``engine: spark`` without PySpark installed.
+    """
+    if settings.engine == "spark":
+        try:
+            from dedup.spark import SparkBackend, spark_session
+        except ImportError as e:
+            raise ConfigError(
+                "linking.yaml asks for engine: spark, but PySpark is not installed; install the Spark extra "
+                "(pip install 'silobreaker[spark]', and a Java 17 runtime) or set engine: duckdb"
+            ) from e
+        backend = SparkBackend(spark_session(settings.spark))
+        try:
+            yield backend
+        finally:
+            backend.release()
+        return
+    with tempfile.TemporaryDirectory(prefix="silobreaker-dedup-") as spill, duckdb.connect() as con:
+        con.execute(f"SET temp_directory = '{spill}'")
+        con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")
+        # DuckDB's allocator (jemalloc) otherwise keeps what blocking freed until it is reused, and the
+        # process holds it through scoring, on top of what scoring needs.
+        con.execute("SET allocator_background_threads = true")
+        yield DuckDBBackend(con)

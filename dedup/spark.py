@@ -1,0 +1,256 @@
+"""The Spark backend: candidate pairs made, compared and scored on an Apache Spark cluster.
+
+``engine: spark`` in ``linking.yaml`` runs the pair-sized steps of linking (:mod:`dedup.backend`) here,
+for a city whose candidate pairs outgrow one machine:
+
+- **blocking** — each rule of :class:`dedup.settings.LinkSettings` is the same self-join as
+  :func:`dedup.blocking.blocked_pairs_sql`, as Spark joins: blocks counted, those of 2..cap records
+  kept, their members joined on the rule's keys, each pair once with its first rule;
+- **comparing and scoring** — ``mapInPandas`` over the pairs calls :func:`dedup.backend.scored_batch`,
+  the same level tests and scorer the DuckDB backend runs, on the records' arrays
+  (:class:`dedup.compare.RecordArrays`) and the model broadcast to every executor once;
+- **the EM's sample** — the same share of pairs by a hash of the pair (Spark's ``xxhash64``: at
+  ``keep < 1`` the sample is another one than DuckDB's hash draws, of the same size);
+- **connected components** — min-label propagation in Spark SQL, each round checkpointed: every record
+  takes the smallest label among itself and its linked records until no label moves. Nothing is
+  fetched through ``spark.jars.packages`` (an intranet cannot), so no GraphFrames.
+
+What stays on the driver: preparing the records, fitting the model on its sample, the split of the few
+components a veto breaks, stable person ids. The records' arrays travel to each executor as a broadcast,
+so an executor needs memory for them (about what the DuckDB engine's process holds for them) on top of
+its share of the pairs; docs/deploy.md sizes a cluster.
+
+Example:
+    >>> from dedup.settings import SparkSpec
+    >>> backend = SparkBackend(spark_session(SparkSpec(master="local[2]")))   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from dedup.backend import empty_pairs, scored_batch
+from dedup.blocking import BlockingReport, blocking_rows
+from dedup.compare import RecordArrays
+from dedup.model import FellegiSunterModel
+from dedup.settings import LinkSettings, SparkSpec
+
+__all__ = ["SparkBackend", "spark_session"]
+
+log = logging.getLogger(__name__)
+
+#: Pairs per Arrow batch handed to a ``mapInPandas`` call: enough for the batched level tests to
+#: amortise their start-up, few enough that a task's memory stays small.
+_BATCH_PAIRS = 200_000
+
+_PANDAS_WARNING = "PySpark does not yet fully support pandas"
+
+
+def spark_session(spec: SparkSpec) -> SparkSession:
+    """The Spark session ``spec`` describes (an open one is reused: its master cannot change in a process).
+
+    The executors' Python is this interpreter, so they import the same silobreaker and libraries; the
+    web UI and console progress bars are off (a nightly sync writes logs, not bars).
+    """
+    # PySpark 4 warns on pandas 3 at every conversion; the paths used here are tested on the pandas pinned.
+    warnings.filterwarnings("ignore", message=_PANDAS_WARNING, category=FutureWarning)
+    warnings.filterwarnings("ignore", message="The copy keyword is deprecated", module=r"pyspark\.")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if spec.master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # this machine only: no interface to guess
+    builder = (
+        SparkSession.builder.appName("silobreaker-linking")
+        .master(spec.master)
+        .config("spark.driver.memory", spec.driver_memory)
+        .config("spark.executor.memory", spec.executor_memory)
+        .config("spark.sql.shuffle.partitions", str(spec.partitions))
+        .config("spark.default.parallelism", str(spec.partitions))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(_BATCH_PAIRS))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.executorEnv.PYTHONWARNINGS", f"ignore:{_PANDAS_WARNING}:FutureWarning")
+    )
+    for name, value in spec.conf.items():
+        builder = builder.config(name, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+class SparkBackend:
+    """The candidate pairs as a Spark DataFrame, persisted (memory, then disk) for the run.
+
+    Args:
+        session: from :func:`spark_session`.
+    """
+
+    def __init__(self, session: SparkSession) -> None:
+        self.session = session
+        self._pairs: DataFrame | None = None
+        self._held: list[DataFrame] = []
+
+    def candidate_pairs(self, prepared: pd.DataFrame, settings: LinkSettings) -> BlockingReport:
+        records = self._hold(self.session.createDataFrame(_spark_frame(blocking_rows(prepared, settings))))
+        sizes, by_rule = [], []
+        for index, rule in enumerate(settings.blocking_rules):
+            limit, keys = settings.block_size_limit(rule), list(rule.keys)
+            present = records.where(F.expr(" AND ".join(f"`{key}` IS NOT NULL" for key in keys)))
+            blocks = present.groupBy(*keys).agg(F.count(F.lit(1)).alias("n"))
+            sizes.append(blocks.select(F.lit(index).alias("rule"), F.col("n"), F.lit(limit).alias("cap")))
+            members = present.join(blocks.where(F.col("n").between(2, limit)).select(*keys), on=keys, how="left_semi")
+            left, right = members.select("rid", *keys).alias("l"), members.select("rid", *keys).alias("r")
+            on = [F.col(f"l.`{key}`") == F.col(f"r.`{key}`") for key in keys] + [F.col("l.rid") < F.col("r.rid")]
+            by_rule.append(left.join(right, on=on).select(
+                F.col("l.rid").alias("rid_l"), F.col("r.rid").alias("rid_r"), F.lit(index).cast("short").alias("rule")))
+        report = self._block_summary(settings, sizes)
+        self._pairs = self._hold(_union(by_rule).groupBy("rid_l", "rid_r").agg(F.min("rule").alias("rule")))
+        total = self._pairs.count()
+        log.info("blocking on Spark: %d distinct candidate pairs from %d records", total, len(prepared))
+        return BlockingReport(int(total), *report)
+
+    @staticmethod
+    def _block_summary(settings: LinkSettings, sizes: list[DataFrame]) -> tuple[dict[str, int], ...]:
+        """Per rule, in one Spark job: the pairs its kept blocks yield, and the blocks, records and largest
+        block skipped for exceeding its cap (:func:`dedup.blocking.block_summary_sql`)."""
+        over = F.col("n") > F.col("cap")
+        rows = _union(sizes).groupBy("rule").agg(
+            F.sum(F.when(~over, F.col("n") * (F.col("n") - 1) / 2).otherwise(0)).alias("pairs"),
+            F.sum(F.when(over, 1).otherwise(0)).alias("blocks"),
+            F.sum(F.when(over, F.col("n")).otherwise(0)).alias("records"),
+            F.max(F.when(over, F.col("n")).otherwise(0)).alias("largest"),
+        ).collect()
+        found = {row["rule"]: row for row in rows}
+        counts: tuple[dict[str, int], ...] = ({}, {}, {}, {})
+        for index, rule in enumerate(settings.blocking_rules):
+            row = found.get(index)
+            names = ("pairs", "blocks", "records", "largest")
+            pairs, blocks, records, largest = (int(row[name]) for name in names) if row else (0, 0, 0, 0)
+            if blocks:
+                # Key values are personal data (ID numbers, phones); log sizes only.
+                log.warning("blocking rule %s: skipped %d block(s) larger than %d records (%d records, largest %d)",
+                            rule.name, blocks, settings.block_size_limit(rule), records, largest)
+            for table, value in zip(counts, (pairs, blocks, records, largest), strict=True):
+                table[rule.name] = value
+        return counts
+
+    def sample_pairs(self, keep: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        pairs = self._candidates()
+        if keep < 1.0:
+            bucket = F.pmod(F.xxhash64("rid_l", "rid_r", F.lit(int(seed))), F.lit(1_000_000))
+            pairs = pairs.where(bucket < int(keep * 1_000_000))
+        sample = pairs.select("rid_l", "rid_r").toPandas()
+        order = np.lexsort((sample["rid_r"].to_numpy(), sample["rid_l"].to_numpy()))
+        return sample["rid_l"].to_numpy(dtype=np.int32)[order], sample["rid_r"].to_numpy(dtype=np.int32)[order]
+
+    def scored_pairs(
+        self, arrays: RecordArrays, settings: LinkSettings, model: FellegiSunterModel, total: int
+    ) -> pd.DataFrame:
+        shape = empty_pairs(settings)
+        shared = self.session.sparkContext.broadcast((arrays, settings, model))
+
+        def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            records, declared, fitted = shared.value
+            for batch in batches:
+                yield scored_batch(records, declared, fitted, batch["rid_l"].to_numpy(), batch["rid_r"].to_numpy(),
+                                   batch["rule"].to_numpy())
+
+        try:
+            kept = self._candidates().mapInPandas(score, _schema(shape)).toPandas()
+        finally:
+            shared.destroy()
+        log.info("compared %d candidate pairs on Spark, kept %d", total, len(kept))
+        kept = kept.sort_values(["rid_l", "rid_r"], ignore_index=True)
+        return kept.astype(shape.dtypes.to_dict())
+
+    def pairs_inside(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rid = np.flatnonzero(np.bincount(labels, minlength=0)[labels] > 1).astype(np.int32)
+        grouped = self.session.createDataFrame(pd.DataFrame({"rid": rid, "label": labels[rid].astype(np.int64)}))
+        left = grouped.withColumnRenamed("rid", "rid_l").withColumnRenamed("label", "label_l")
+        right = grouped.withColumnRenamed("rid", "rid_r").withColumnRenamed("label", "label_r")
+        inside = (self._candidates().join(left, "rid_l").join(right, "rid_r")
+                  .where(F.col("label_l") == F.col("label_r")).select("rid_l", "rid_r").toPandas())
+        return inside["rid_l"].to_numpy(dtype=np.int32), inside["rid_r"].to_numpy(dtype=np.int32)
+
+    def components(self, n_records: int, link_l: np.ndarray, link_r: np.ndarray) -> np.ndarray:
+        labels = np.arange(n_records, dtype=np.int64)
+        if not len(link_l):
+            return labels
+        links = pd.DataFrame({"a": np.asarray(link_l, dtype=np.int64), "b": np.asarray(link_r, dtype=np.int64)})
+        edges = self.session.createDataFrame(links)
+        # Both directions, each record also its own neighbour, so a round is one join and one min.
+        edges = (edges.union(edges.select(F.col("b").alias("a"), F.col("a").alias("b")))
+                 .union(edges.select(F.col("a"), F.col("a").alias("b")))
+                 .union(edges.select(F.col("b").alias("a"), F.col("b")))
+                 .distinct().localCheckpoint())
+        label = edges.select(F.col("a").alias("node")).distinct().withColumn("label", F.col("node")).localCheckpoint()
+        rounds = 0
+        while True:
+            rounds += 1
+            spread = (edges.join(label, edges["a"] == label["node"])
+                      .groupBy(edges["b"].alias("node")).agg(F.min("label").alias("label")).localCheckpoint())
+            moved = spread.join(label.withColumnRenamed("label", "before"), "node").where(F.col("label") < F.col("before"))
+            label = spread
+            if moved.isEmpty():
+                break
+        found = label.toPandas()
+        labels[found["node"].to_numpy(dtype=np.int64)] = found["label"].to_numpy(dtype=np.int64)
+        log.info("connected components on Spark: %d links, %d rounds", len(link_l), rounds)
+        return labels
+
+    def release(self) -> None:
+        """Unpersist what this run cached; the session stays open for the next run."""
+        for frame in self._held:
+            frame.unpersist()
+        self._held.clear()
+        self._pairs = None
+
+    def _candidates(self) -> DataFrame:
+        if self._pairs is None:
+            raise RuntimeError("no candidate pairs yet: call candidate_pairs first")
+        return self._pairs
+
+    def _hold(self, frame: DataFrame) -> DataFrame:
+        frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+        self._held.append(frame)
+        return frame
+
+
+def _union(frames: list[DataFrame]) -> DataFrame:
+    union = frames[0]
+    for frame in frames[1:]:
+        union = union.unionAll(frame)
+    return union
+
+
+def _spark_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with numpy/object columns Spark's Arrow conversion reads on any pandas (its string
+    dtypes differ between pandas 2 and 3)."""
+    return pd.DataFrame({name: (column.astype(object).where(column.notna(), None)
+                                if not pd.api.types.is_numeric_dtype(column) else column)
+                         for name, column in rows.items()})
+
+
+_SPARK_TYPES = {
+    np.dtype(np.int8): T.ByteType(), np.dtype(np.int16): T.ShortType(), np.dtype(np.int32): T.IntegerType(),
+    np.dtype(np.int64): T.LongType(), np.dtype(np.float32): T.FloatType(), np.dtype(np.float64): T.DoubleType(),
+    np.dtype(bool): T.BooleanType(),
+}
+
+
+def _schema(shape: pd.DataFrame) -> T.StructType:
+    """The Spark schema of scored pairs (:func:`dedup.backend.empty_pairs`)."""
+    return T.StructType([T.StructField(name, _SPARK_TYPES.get(dtype, T.StringType()), True)
+                         for name, dtype in shape.dtypes.items()])

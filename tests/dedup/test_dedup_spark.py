@@ -1,0 +1,173 @@
+"""The Spark engine runs the declarations the DuckDB engine runs, and finds the same persons.
+
+Spark runs as ``local[2]`` on this machine (a Java runtime is installed when absent, see
+:mod:`tests.debian`). The level cases of ``test_dedup_compare`` — one table — go through both backends;
+the 20,000-person demo district is linked on both and must give the same persons, pairs and model.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.errors import ConfigError
+from dedup import link_records
+from dedup.backend import PairBackend, open_backend
+from dedup.cluster import components
+from dedup.compare import RecordArrays, level_labels
+from dedup.model import declared_model
+from dedup.prepare import prepare_records
+from dedup.settings import BlockingRule, LinkSettings, SparkSpec, load_link_settings
+from tests.debian import require_packages
+from tests.dedup import test_dedup_compare as spec
+from tests.dedup.dedup_helpers import ID_KEY, records, staged_demo
+
+pytestmark = pytest.mark.integration
+
+SPARK = SparkSpec(master="local[2]", partitions=4)
+DEMO_LINKING = Path(__file__).resolve().parents[2] / "demo" / "linking.yaml"
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    require_packages({"openjdk-17-jre-headless": lambda: shutil.which("java") is not None},
+                     tmp_path_factory.getbasetemp().parent)
+    from dedup.spark import spark_session
+
+    session = spark_session(SPARK)
+    yield session
+    session.stop()
+
+
+def _two(left: dict[str, str], right: dict[str, str]) -> list[dict[str, str]]:
+    return [left, right]
+
+
+def _cases() -> list[tuple[list[dict[str, str]], tuple[int, int], str, str, str]]:
+    """Every level case of ``test_dedup_compare``: ``(records, pair, column, expected label, why)``."""
+    cases = [(_two({"id_number": a}, {"id_number": b}), (0, 1), "id_number", e, w) for a, b, e, w in spec.ID_CASES]
+    cases += [(_two({"id_number": a}, {"id_number": b}), (0, 1), "id_number", e, w) for a, b, e, w in spec.GENERIC_ID_CASES]
+    cases += [(_two({"birth_date": a}, {"birth_date": b}), (0, 1), "birth_date", e, w) for a, b, e, w in spec.BIRTH_CASES]
+    cases += [(_two({"name": a}, {"name": b}), (0, 1), "name", e, w) for a, b, e, w in spec.NAME_CASES]
+    cases += [(_two({f: a}, {f: b}), (0, 1), f, e, f"{f}: {a} / {b}") for f, a, b, e in spec.OTHER_CASES]
+    cases += [(_two({"address": a, "community": ac}, {"address": b, "community": bc}), (0, 1), "community", e, w)
+              for a, b, ac, bc, e, w in spec.COMMUNITY_CASES]
+    cases += [(_two(a, b), (0, 1), "address", e, w) for a, b, e, w in spec.REGISTERED_CASES]
+    cases += [(_two(a, b), (0, 1), "name", e, w) for a, b, e, w in spec.ALIAS_CASES]
+    for a, b, sex, birth, w in spec.STATED_CASES:
+        cases += [(_two(a, b), (0, 1), "stated_sex", sex, w), (_two(a, b), (0, 1), "stated_birth_date", birth, w)]
+    cases += [(rows, pair, "address", e, w) for rows, pair, e, w in spec.MOVE_CASES]
+    return cases
+
+
+def _levels_on(backend: PairBackend, cases: list) -> list[str]:
+    """The level each case's pair reaches, compared by ``backend``.
+
+    Each case is prepared on its own, as in ``test_dedup_compare`` (a whole-column reading — communities
+    given, the kind of ID number — is decided per case), and blocked with its own records only (one
+    ``grid`` per case). A valid ID number and a flat together make a move known to every record
+    (:attr:`RecordArrays.moves`), so the cases where both occur are compared apart.
+    """
+    together = [i for i, case in enumerate(cases) if not _places_a_number(case[0])]
+    groups = [together, *([i] for i in range(len(cases)) if i not in together)]
+    labels: list[str] = [""] * len(cases)
+    for group in groups:
+        frames, starts = [], []
+        for i in group:
+            rows = [{**row, "record_id": f"c{i}:{j}", "grid": f"case{i}"} for j, row in enumerate(cases[i][0])]
+            starts.append(sum(len(frame) for frame in frames))
+            frames.append(prepare_records(records(rows)))
+        prepared = pd.concat(frames, ignore_index=True)
+        prepared["rid"] = np.arange(len(prepared), dtype=np.int32)
+        # Every pair of a case is kept (no threshold, no veto), so every level can be read back.
+        settings = LinkSettings(blocking_rules=(BlockingRule("case", keys=("grid",)),), match_threshold=-1000.0, vetoes=())
+        report = backend.candidate_pairs(prepared, settings)
+        scored = backend.scored_pairs(RecordArrays.from_prepared(prepared), settings, declared_model(settings),
+                                      report.candidate_pairs).set_index(["rid_l", "rid_r"])
+        for i, start in zip(group, starts, strict=True):
+            left, right = cases[i][1]
+            column = cases[i][2]
+            comparison = settings.comparison(column.removeprefix("stated_"))
+            labels[i] = level_labels(comparison, scored.loc[[(start + left, start + right)], column]).iloc[0]
+    return labels
+
+
+def _places_a_number(rows: list[dict[str, str]]) -> bool:
+    return any(row.get("id_number") and row.get("address") for row in rows)
+
+
+def test_every_level_case_reaches_its_level_on_both_backends(spark) -> None:
+    cases = _cases()
+    with open_backend(LinkSettings()) as duck:
+        on_duckdb = _levels_on(duck, cases)
+    with open_backend(LinkSettings(engine="spark", spark=SPARK)) as distributed:
+        on_spark = _levels_on(distributed, cases)
+    expected = [case[3] for case in cases]
+    wrong = [(case[4], case[2], e, d, s) for case, e, d, s in zip(cases, expected, on_duckdb, on_spark, strict=True)
+             if not e == d == s]
+    assert not wrong, f"(why, column, expected, duckdb, spark): {wrong}"
+    assert len(cases) > 90  # the whole table, not a slice of it
+
+
+def test_spark_connected_components_are_scipys(spark) -> None:
+    rng = np.random.default_rng(5)
+    n = 3000
+    link_l, link_r = rng.integers(0, n, 2000), rng.integers(0, n, 2000)
+    chain = np.arange(2000, 2060)  # a path of 60 records: many rounds of propagation
+    link_l, link_r = np.r_[link_l, chain[:-1]], np.r_[link_r, chain[1:]]
+    with open_backend(LinkSettings(engine="spark", spark=SPARK)) as backend:
+        found = backend.components(n, link_l, link_r)
+    expected = components(n, link_l, link_r)
+    assert found.max() < n
+    assert pd.factorize(found)[0].tolist() == pd.factorize(expected)[0].tolist()
+    assert len(set(found[chain].tolist())) == 1
+
+
+def test_the_training_sample_is_a_share_of_the_pairs_drawn_the_same_way_each_time(spark) -> None:
+    prepared = prepare_records(records([{"record_id": f"r{i}", "name": "张伟", "grid": f"g{i % 3}"} for i in range(300)]))
+    settings = LinkSettings(blocking_rules=(BlockingRule("grid", keys=("grid",)),), engine="spark", spark=SPARK)
+    with open_backend(settings) as backend:
+        total = backend.candidate_pairs(prepared, settings).candidate_pairs
+        everything = backend.sample_pairs(1.0, 7)
+        half, again = backend.sample_pairs(0.5, 7), backend.sample_pairs(0.5, 7)
+    assert total == 3 * 100 * 99 // 2 == len(everything[0])
+    assert 0.4 < len(half[0]) / total < 0.6
+    assert all(np.array_equal(a, b) for a, b in zip(half, again, strict=True))
+    every = set(zip(*everything, strict=True))
+    assert set(zip(*half, strict=True)) <= every
+    assert np.all(np.diff(half[0]) >= 0)  # in pair order
+
+
+def test_the_demo_district_gives_the_same_persons_on_both_engines(spark, tmp_path) -> None:
+    staged = staged_demo(tmp_path / "home", persons=20_000, seed=11)
+    duckdb_settings = load_link_settings(DEMO_LINKING)
+    on_duckdb = link_records(staged, duckdb_settings, id_key=ID_KEY)
+    on_spark = link_records(staged, duckdb_settings.model_copy(update={"engine": "spark", "spark": SPARK}), id_key=ID_KEY)
+    assert on_duckdb.stats["persons"] > 15_000
+    pd.testing.assert_frame_equal(on_spark.mapping, on_duckdb.mapping)
+    pd.testing.assert_frame_equal(on_spark.pairs, on_duckdb.pairs)
+    pd.testing.assert_frame_equal(on_spark.review_queue, on_duckdb.review_queue)
+    for count in ("candidate_pairs", "pairs_per_rule", "skipped_blocks", "skipped_block_records", "links", "links_cut",
+                  "vetoed_pairs", "split_components", "model"):
+        assert on_spark.stats[count] == on_duckdb.stats[count], count
+
+
+def test_the_spark_engine_without_pyspark_says_how_to_install_it(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "dedup.spark", None)
+    with pytest.raises(ConfigError, match=r"silobreaker\[spark\]"), open_backend(LinkSettings(engine="spark")):
+        pass
+
+
+def test_a_spark_setting_that_downloads_at_start_is_refused() -> None:
+    with pytest.raises(ConfigError, match="spark.jars.packages.*intranet"):
+        SparkSpec(conf={"spark.jars.packages": "graphframes:graphframes:0.8.3-spark3.5-s_2.12"})
+
+
+def test_an_unknown_engine_is_refused_with_the_choices() -> None:
+    with pytest.raises(ConfigError, match="one of duckdb, spark"):
+        LinkSettings(engine="flink")
