@@ -1,0 +1,276 @@
+"""The linking step on both engines, DuckDB and Spark ``local[2]``, on the same staged demo district.
+
+Run in the product venv with the Spark extra (the test venv has it; a Java 17 runtime is needed):
+
+    .venv/bin/python benchmarks/spark_compare.py --persons 100000 1000000
+
+For each size the demo district is generated and staged once; then each engine links it in its own
+fresh subprocess (engines alternating), with the demo's ``linking.yaml`` and only ``engine`` changed.
+Reported per run:
+
+- **wall** seconds of the whole linking step (:func:`dedup.link_records`: prepare, block, train,
+  score, cluster), measured inside the child (the Spark session's start included);
+- **peak memory of the process tree**: the largest sum of resident memory over the child and every
+  process it started (the Spark JVM, its Python workers), sampled every 0.2 s from ``/proc`` — the same
+  measure for both engines;
+- **accuracy** against the generator's ground truth (pairwise precision / recall / F1), and whether the
+  two engines found the same persons (pairwise F1 of one engine's persons against the other's);
+- for Spark, from its event log: tasks run and **shuffle bytes written** and read (what a cluster
+  moves over the network), and the largest peak execution memory of a task; and the size of the
+  broadcast every executor receives (the records' arrays, pickled) — the figures the projection in
+  docs/deploy.md scales.
+
+Results are appended to ``benchmarks/results/spark_compare.md`` with the command, data size, machine,
+versions and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import math
+import os
+import pickle
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+for path in (ROOT, ROOT / "benchmarks"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from demo_accuracy import machine, pairwise_scores  # noqa: E402
+from splink_compare import demo_records  # noqa: E402
+
+from dedup import link_records  # noqa: E402
+from dedup.compare import RecordArrays  # noqa: E402
+from dedup.prepare import prepare_records  # noqa: E402
+from dedup.settings import SparkSpec, load_link_settings  # noqa: E402
+
+log = logging.getLogger("benchmarks.spark_compare")
+
+RESULTS = ROOT / "benchmarks" / "results" / "spark_compare.md"
+LINKING = ROOT / "demo" / "linking.yaml"
+ENGINES = ("duckdb", "spark")
+RECORDS_PER_PERSON = 2.4  # about what the demo generator writes per person; only sizes the sample
+
+
+def run(sizes: list[int], repeats: int, spark: SparkSpec) -> str:
+    lines = [
+        "| persons | records | engine | run | wall s | peak memory GB (tree) | precision | recall | F1 | persons found | "
+        "same persons as DuckDB (pairwise F1) | Spark tasks | shuffle written GB | shuffle read GB | "
+        "largest task peak execution memory MB | broadcast to each executor GB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    ratios = []
+    with tempfile.TemporaryDirectory(prefix="silobreaker-spark-bench-") as scratch:
+        for persons in sizes:
+            data = _staged(persons, Path(scratch))
+            got: dict[str, list[dict[str, Any]]] = {engine: [] for engine in ENGINES}
+            mappings: dict[str, Path] = {}
+            for attempt in range(repeats):
+                for engine in ENGINES if attempt % 2 == 0 else ENGINES[::-1]:
+                    out = Path(scratch) / f"{engine}_{persons}_{attempt}"
+                    result = _child(engine, data, out, spark)
+                    got[engine].append(result)
+                    mappings.setdefault(engine, out.with_suffix(".parquet"))
+                    log.info("%s persons, %s run %d: %s", persons, engine, attempt + 1, result)
+            agreement = pairwise_scores(
+                pd.read_parquet(mappings["spark"]),
+                pd.read_parquet(mappings["duckdb"]).rename(columns={"person_id": "true_person_id"}))["f1"]
+            for engine in ENGINES:
+                for attempt, r in enumerate(got[engine]):
+                    shuffle = r.get("spark", {})
+                    lines.append(
+                        f"| {persons:,} | {r['records']:,} | {engine} | {attempt + 1} | {r['seconds']:.1f} | "
+                        f"{r['peak_tree_gb']:.2f} | {r['precision']:.5f} | {r['recall']:.5f} | {r['f1']:.5f} | "
+                        f"{r['persons']:,} | {agreement if engine == 'spark' else 1.0:.6f} | "
+                        f"{shuffle.get('tasks', '')} | {_gb(shuffle.get('shuffle_written'))} | "
+                        f"{_gb(shuffle.get('shuffle_read'))} | "
+                        f"{_mb(shuffle.get('largest_task_peak_memory'))} | {_gb(shuffle.get('broadcast'))} |"
+                    )
+            best = {engine: min(r["seconds"] for r in runs) for engine, runs in got.items()}
+            peak = {engine: max(r["peak_tree_gb"] for r in runs) for engine, runs in got.items()}
+            ratios.append(
+                f"- {persons:,} persons: wall Spark / DuckDB = **{best['spark'] / best['duckdb']:.2f}** "
+                f"({best['spark']:.1f} s vs {best['duckdb']:.1f} s, best of {repeats}); peak memory Spark / DuckDB = "
+                f"**{peak['spark'] / peak['duckdb']:.2f}** ({peak['spark']:.2f} GB vs {peak['duckdb']:.2f} GB); "
+                f"persons found by Spark against DuckDB's: pairwise F1 {agreement:.6f}"
+            )
+    return "\n".join(lines) + "\n\n" + "\n".join(ratios) + "\n"
+
+
+def _staged(persons: int, directory: Path) -> Path:
+    """The staged demo district of ``persons``, with each record's true person, as a parquet file."""
+    with tempfile.TemporaryDirectory(prefix="silobreaker-spark-home-") as home:
+        staged, truth, _ = demo_records(persons, Path(home))
+    staged = staged.merge(truth[["record_id", "true_person_id"]], on="record_id", how="left")
+    path = directory / f"staged_{persons}.parquet"
+    staged.to_parquet(path)
+    log.info("staged %d records of %d persons (≈%d per person)", len(staged), persons,
+             math.ceil(len(staged) / persons * 10) / 10)
+    return path
+
+
+def _child(engine: str, data: Path, out: Path, spark: SparkSpec) -> dict[str, Any]:
+    """Run one engine in a fresh process, sampling the memory of its process tree; its result."""
+    child = subprocess.Popen([sys.executable, __file__, "_link", engine, str(data), str(out), spark.model_dump_json()])
+    peak = _TreePeak(child.pid)
+    peak.start()
+    if child.wait() != 0:
+        raise RuntimeError(f"{engine} run failed with status {child.returncode}")
+    peak.stop()
+    result = json.loads(out.with_suffix(".json").read_text())
+    result["peak_tree_gb"] = peak.gb
+    return result
+
+
+class _TreePeak(threading.Thread):
+    """The largest sum of resident memory of a process and its descendants, sampled from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self._done = pid, 0, threading.Event()
+
+    @property
+    def gb(self) -> float:
+        return self.peak / 2**30
+
+    def run(self) -> None:
+        while not self._done.wait(0.2):
+            self.peak = max(self.peak, _tree_rss(self.pid))
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def _tree_rss(root: int) -> int:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, grown = {root}, True
+    while grown:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        grown, tree = bool(more), tree | more
+    total = 0
+    for pid in tree:
+        try:
+            total += int((Path("/proc") / str(pid) / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def link_child(engine: str, data: Path, out: Path, spark_json: str) -> None:
+    """One timed linking step in this fresh process: the mapping to ``out``.parquet, figures to ``out``.json."""
+    staged = pd.read_parquet(data)
+    truth = staged[["record_id", "true_person_id"]]
+    records = staged.drop(columns=["true_person_id"])
+    events = Path(tempfile.mkdtemp(prefix="silobreaker-spark-events-"))
+    spec = SparkSpec.model_validate_json(spark_json)
+    spec = spec.model_copy(update={"conf": {**spec.conf, "spark.eventLog.enabled": "true",
+                                            "spark.eventLog.dir": str(events)}})
+    settings = load_link_settings(LINKING).model_copy(update={"engine": engine, "spark": spec})
+    started = time.perf_counter()
+    result = link_records(records, settings)
+    seconds = time.perf_counter() - started
+    if engine == "spark":
+        from pyspark.sql import SparkSession
+
+        SparkSession.builder.getOrCreate().stop()  # flushes the event log
+    scores = pairwise_scores(result.mapping, truth)
+    result.mapping[["record_id", "person_id"]].to_parquet(out.with_suffix(".parquet"))
+    figures = {"engine": engine, "records": len(records), "seconds": seconds,
+               "persons": int(result.mapping["person_id"].nunique()),
+               "precision": scores["precision"], "recall": scores["recall"], "f1": scores["f1"],
+               "phase_seconds": result.stats["seconds"], "candidate_pairs": result.stats["candidate_pairs"]}
+    if engine == "spark":
+        figures["spark"] = _event_totals(events)
+        # What every executor receives as a broadcast (the records' arrays; the model and settings are small).
+        figures["spark"]["broadcast"] = len(pickle.dumps(RecordArrays.from_prepared(prepare_records(records))))
+    out.with_suffix(".json").write_text(json.dumps(figures))
+
+
+def _event_totals(folder: Path) -> dict[str, int]:
+    """Tasks, shuffle bytes written and read, and the largest peak execution memory of a task, from the
+    Spark event log in ``folder``."""
+    totals = {"tasks": 0, "shuffle_written": 0, "shuffle_read": 0, "largest_task_peak_memory": 0}
+    for log_file in (path for path in folder.rglob("*") if path.is_file()):  # a file, or a folder of rolled files
+        for line in log_file.read_text().splitlines():
+            event = json.loads(line)
+            if event.get("Event") != "SparkListenerTaskEnd" or "Task Metrics" not in event:
+                continue
+            metrics = event["Task Metrics"]
+            read = metrics.get("Shuffle Read Metrics", {})
+            totals["tasks"] += 1
+            totals["shuffle_written"] += metrics.get("Shuffle Write Metrics", {}).get("Shuffle Bytes Written", 0)
+            totals["shuffle_read"] += read.get("Remote Bytes Read", 0) + read.get("Local Bytes Read", 0)
+            totals["largest_task_peak_memory"] = max(totals["largest_task_peak_memory"], metrics.get("Peak Execution Memory", 0))
+    return totals
+
+
+def _gb(value: int | None) -> str:
+    return "" if value is None else f"{value / 2**30:.3f}"
+
+
+def _mb(value: int | None) -> str:
+    return "" if value is None else f"{value / 2**20:.0f}"
+
+
+def append_result(entry: str, path: Path = RESULTS) -> None:
+    if not path.exists():
+        path.write_text("# Linking on DuckDB and on Spark\n\nAppended by `benchmarks/spark_compare.py`, newest last; "
+                        "see its docstring for what is run and how it is measured.\n", encoding="utf-8")
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(entry)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--persons", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--driver-memory", default="4g")
+    parser.add_argument("--partitions", type=int, default=8)
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_link":
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+        link_child(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5])
+        return 0
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    spark = SparkSpec(master=args.master, driver_memory=args.driver_memory, partitions=args.partitions)
+    command = "python benchmarks/spark_compare.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    started = time.perf_counter()
+    table = run(args.persons, args.repeats, spark)
+    versions = ", ".join(f"{p} {version(p)}" for p in ("pyspark", "duckdb", "pandas", "rapidfuzz", "numpy"))
+    entry = (f"\n## {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}\n\n- command: `{command}`\n- machine: {machine()}\n"
+             f"- Spark: master {spark.master}, driver memory {spark.driver_memory}, {spark.partitions} shuffle partitions; "
+             f"Java {_java()}\n- versions: {versions}\n- total {time.perf_counter() - started:.0f} s\n\n{table}")
+    append_result(entry)
+    log.info("appended to %s:%s", RESULTS, entry)
+    return 0
+
+
+def _java() -> str:
+    done = subprocess.run(["java", "-version"], capture_output=True, text=True)
+    return (done.stderr.splitlines() or ["?"])[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
