@@ -30,7 +30,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import math
 import os
 import pickle
 import shlex
@@ -63,7 +62,6 @@ log = logging.getLogger("benchmarks.spark_compare")
 RESULTS = ROOT / "benchmarks" / "results" / "spark_compare.md"
 LINKING = ROOT / "demo" / "linking.yaml"
 ENGINES = ("duckdb", "spark")
-RECORDS_PER_PERSON = 2.4  # about what the demo generator writes per person; only sizes the sample
 
 
 def run(sizes: list[int], repeats: int, spark: SparkSpec) -> str:
@@ -118,8 +116,7 @@ def _staged(persons: int, directory: Path) -> Path:
     staged = staged.merge(truth[["record_id", "true_person_id"]], on="record_id", how="left")
     path = directory / f"staged_{persons}.parquet"
     staged.to_parquet(path)
-    log.info("staged %d records of %d persons (≈%d per person)", len(staged), persons,
-             math.ceil(len(staged) / persons * 10) / 10)
+    log.info("staged %d records of %d persons (%.1f per person)", len(staged), persons, len(staged) / persons)
     return path
 
 
@@ -180,11 +177,14 @@ def _tree_rss(root: int) -> int:
 def link_child(engine: str, data: Path, out: Path, spark_json: str) -> None:
     """One timed linking step in this fresh process: the mapping to ``out``.parquet, figures to ``out``.json."""
     staged = pd.read_parquet(data)
+    with tempfile.TemporaryDirectory(prefix="silobreaker-spark-events-") as events:
+        _link_measured(engine, staged, out, SparkSpec.model_validate_json(spark_json), Path(events))
+
+
+def _link_measured(engine: str, staged: pd.DataFrame, out: Path, spec: SparkSpec, events: Path) -> None:
     truth = staged[["record_id", "true_person_id"]]
     records = staged.drop(columns=["true_person_id"])
-    events = Path(tempfile.mkdtemp(prefix="silobreaker-spark-events-"))
-    spec = SparkSpec.model_validate_json(spark_json)
-    spec = spec.model_copy(update={"conf": {**spec.conf, "spark.eventLog.enabled": "true",
+    spec = spec.model_copy(update={"conf": {**spec.conf, "spark.eventLog.enabled": "true", "spark.eventLog.compress": "false",
                                             "spark.eventLog.dir": str(events)}})
     settings = load_link_settings(LINKING).model_copy(update={"engine": engine, "spark": spec})
     started = time.perf_counter()
@@ -211,7 +211,8 @@ def _event_totals(folder: Path) -> dict[str, int]:
     """Tasks, shuffle bytes written and read, and the largest peak execution memory of a task, from the
     Spark event log in ``folder``."""
     totals = {"tasks": 0, "shuffle_written": 0, "shuffle_read": 0, "largest_task_peak_memory": 0}
-    for log_file in (path for path in folder.rglob("*") if path.is_file()):  # a file, or a folder of rolled files
+    # One file, or a folder of rolled event files beside an empty status marker.
+    for log_file in (path for path in folder.rglob("*") if path.is_file() and path.name.startswith(("events_", "local-"))):
         for line in log_file.read_text().splitlines():
             event = json.loads(line)
             if event.get("Event") != "SparkListenerTaskEnd" or "Task Metrics" not in event:
