@@ -164,8 +164,8 @@ class SparkBackend:
         def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
             records, declared, fitted = shared.value
             for batch in batches:
-                yield scored_batch(records, declared, fitted, batch["rid_l"].to_numpy(), batch["rid_r"].to_numpy(),
-                                   batch["rule"].to_numpy())
+                yield _sendable(scored_batch(records, declared, fitted, batch["rid_l"].to_numpy(),
+                                             batch["rid_r"].to_numpy(), batch["rule"].to_numpy()))
 
         try:
             kept = self._candidates().mapInPandas(score, _schema(shape)).toPandas()
@@ -226,6 +226,13 @@ class SparkBackend:
         frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
         self._held.append(frame)
         return frame
+
+
+def _sendable(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its text columns as Python strings: PySpark's Arrow conversion cannot read pandas'
+    Arrow-backed strings held in more than one chunk (what a concatenation leaves), and fails the task."""
+    text = [name for name, dtype in frame.dtypes.items() if isinstance(dtype, pd.StringDtype)]
+    return frame.astype(dict.fromkeys(text, object)) if text else frame
 
 
 def _union(frames: list[DataFrame]) -> DataFrame:

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["require_packages"]
+__all__ = ["JAVA", "require_packages"]
+
+#: The Java runtime PySpark needs (the Spark engine's tests).
+JAVA: dict[str, Callable[[], bool]] = {"openjdk-17-jre-headless": lambda: shutil.which("java") is not None}
 
 
 def require_packages(packages: Mapping[str, Callable[[], bool]], lock_dir: Path) -> None:

@@ -7,7 +7,6 @@ the 20,000-person demo district is linked on both and must give the same persons
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -21,9 +20,9 @@ from dedup.backend import PairBackend, open_backend
 from dedup.cluster import components
 from dedup.compare import RecordArrays, level_labels
 from dedup.model import declared_model
-from dedup.prepare import prepare_records
+from dedup.prepare import TEXT, prepare_records
 from dedup.settings import BlockingRule, LinkSettings, SparkSpec, load_link_settings
-from tests.debian import require_packages
+from tests.debian import JAVA, require_packages
 from tests.dedup import test_dedup_compare as spec
 from tests.dedup.dedup_helpers import ID_KEY, records, staged_demo
 
@@ -35,8 +34,7 @@ DEMO_LINKING = Path(__file__).resolve().parents[2] / "demo" / "linking.yaml"
 
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory: pytest.TempPathFactory):
-    require_packages({"openjdk-17-jre-headless": lambda: shutil.which("java") is not None},
-                     tmp_path_factory.getbasetemp().parent)
+    require_packages(JAVA, tmp_path_factory.getbasetemp().parent)
     from dedup.spark import spark_session
 
     session = spark_session(SPARK)
@@ -171,3 +169,19 @@ def test_a_spark_setting_that_downloads_at_start_is_refused() -> None:
 def test_an_unknown_engine_is_refused_with_the_choices() -> None:
     with pytest.raises(ConfigError, match="one of duckdb, spark"):
         LinkSettings(engine="flink")
+
+
+def test_text_pandas_holds_in_several_arrow_chunks_crosses_to_spark(spark) -> None:
+    # What a concatenation leaves; PySpark's conversion failed the whole scoring job on it at 1M people.
+    from dedup.spark import _sendable
+
+    def batches(frames):
+        for frame in frames:
+            text = pd.concat([pd.Series(["link"] * 2, dtype=TEXT), pd.Series([None] * (len(frame) - 2), dtype=TEXT)],
+                             ignore_index=True)
+            assert text.array._pa_array.num_chunks == 2
+            yield _sendable(pd.DataFrame({"rid": frame["rid"].to_numpy(), "decision": text}))
+
+    rows = spark.createDataFrame(pd.DataFrame({"rid": np.arange(6, dtype=np.int32)})).coalesce(1)
+    got = rows.mapInPandas(batches, "rid int, decision string").toPandas()
+    assert got["decision"].iloc[:2].tolist() == ["link", "link"] and got["decision"].iloc[2:].isna().all()
