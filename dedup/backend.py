@@ -38,7 +38,7 @@ from dedup.prepare import TEXT
 from dedup.score import score_pairs
 from dedup.settings import LinkSettings
 
-__all__ = ["DuckDBBackend", "PairBackend", "empty_pairs", "open_backend", "sample_sql", "scored_batch"]
+__all__ = ["DuckDBBackend", "PairBackend", "empty_pairs", "open_backend", "pair_bucket_sql", "sample_sql", "scored_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +125,24 @@ def empty_pairs(settings: LinkSettings) -> pd.DataFrame:
 
 
 def sample_sql(table: str, keep: float, seed: int) -> str:
-    """SQL for ``rid_l, rid_r`` of about ``keep`` of the pairs in ``table``, chosen by a hash of the pair
-    and ``seed`` rather than a sampler, so the same input gives the same sample however the threads split
-    the scan; every pair at ``keep >= 1``. Ordered by pair, so what is fitted on it does not depend on
+    """SQL for ``rid_l, rid_r`` of about ``keep`` of the pairs in ``table`` (all at ``keep >= 1``), chosen by
+    :func:`pair_bucket_sql` rather than a sampler: the same input gives the same sample however the
+    threads split the scan, on either engine. Ordered by pair, so what is fitted on it does not depend on
     the order the engine happened to store them in."""
-    where = f" WHERE hash(rid_l, rid_r, {int(seed)}) % 1000000 < {int(keep * 1_000_000)}" if keep < 1.0 else ""
+    where = f" WHERE {pair_bucket_sql(seed)} < {int(keep * 1_000_000)}" if keep < 1.0 else ""
     return f"SELECT rid_l, rid_r FROM {table}{where} ORDER BY rid_l, rid_r"
+
+
+_PRIME = 2_147_483_647  # 2³¹ − 1
+
+
+def pair_bucket_sql(seed: int) -> str:
+    """SQL for a bucket ``0..999999`` of each pair ``(rid_l, rid_r)``, mixed with ``seed`` — integer
+    arithmetic (multiplications modulo the prime 2³¹ − 1, never past 2⁴⁷) that DuckDB and Spark SQL
+    evaluate alike, so both engines train on the same sample; an engine's own ``hash`` would not."""
+    pair = f"((CAST(rid_l AS BIGINT) * 1000003 + rid_r) % {_PRIME})"
+    mixed = f"(({pair} * 48271 + {int(seed) % _PRIME}) % {_PRIME})"
+    return f"((({mixed} * 69621) % {_PRIME}) % 1000000)"
 
 
 class DuckDBBackend:

@@ -9,8 +9,8 @@ for a city whose candidate pairs outgrow one machine:
 - **comparing and scoring** — ``mapInPandas`` over the pairs calls :func:`dedup.backend.scored_batch`,
   the same level tests and scorer the DuckDB backend runs, on the records' arrays
   (:class:`dedup.compare.RecordArrays`) and the model broadcast to every executor once;
-- **the EM's sample** — the same share of pairs by a hash of the pair (Spark's ``xxhash64``: at
-  ``keep < 1`` the sample is another one than DuckDB's hash draws, of the same size);
+- **the EM's sample** — the same pairs DuckDB draws (:func:`dedup.backend.pair_bucket_sql`: integer
+  arithmetic both engines evaluate alike);
 - **connected components** — min-label propagation in Spark SQL, each round checkpointed: every record
   takes the smallest label among itself and its linked records until no label moves. Nothing is
   fetched through ``spark.jars.packages`` (an intranet cannot), so no GraphFrames.
@@ -40,7 +40,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from dedup.backend import empty_pairs, scored_batch
+from dedup.backend import empty_pairs, pair_bucket_sql, scored_batch
 from dedup.blocking import BlockingReport, blocking_rows
 from dedup.compare import RecordArrays
 from dedup.model import FellegiSunterModel
@@ -149,8 +149,7 @@ class SparkBackend:
     def sample_pairs(self, keep: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
         pairs = self._candidates()
         if keep < 1.0:
-            bucket = F.pmod(F.xxhash64("rid_l", "rid_r", F.lit(int(seed))), F.lit(1_000_000))
-            pairs = pairs.where(bucket < int(keep * 1_000_000))
+            pairs = pairs.where(F.expr(pair_bucket_sql(seed)) < int(keep * 1_000_000))
         sample = pairs.select("rid_l", "rid_r").toPandas()
         order = np.lexsort((sample["rid_r"].to_numpy(), sample["rid_l"].to_numpy()))
         return sample["rid_l"].to_numpy(dtype=np.int32)[order], sample["rid_r"].to_numpy(dtype=np.int32)[order]

@@ -126,27 +126,34 @@ def test_spark_connected_components_are_scipys(spark) -> None:
     assert len(set(found[chain].tolist())) == 1
 
 
-def test_the_training_sample_is_a_share_of_the_pairs_drawn_the_same_way_each_time(spark) -> None:
+def test_the_training_sample_is_a_share_of_the_pairs_the_same_on_both_engines(spark) -> None:
     prepared = prepare_records(records([{"record_id": f"r{i}", "name": "张伟", "grid": f"g{i % 3}"} for i in range(300)]))
     settings = LinkSettings(blocking_rules=(BlockingRule("grid", keys=("grid",)),), engine="spark", spark=SPARK)
     with open_backend(settings) as backend:
         total = backend.candidate_pairs(prepared, settings).candidate_pairs
         everything = backend.sample_pairs(1.0, 7)
-        half, again = backend.sample_pairs(0.5, 7), backend.sample_pairs(0.5, 7)
+        half, again, other_seed = backend.sample_pairs(0.5, 7), backend.sample_pairs(0.5, 7), backend.sample_pairs(0.5, 8)
+    with open_backend(LinkSettings()) as duck:
+        duck.candidate_pairs(prepared, settings)
+        on_duckdb = duck.sample_pairs(0.5, 7)
     assert total == 3 * 100 * 99 // 2 == len(everything[0])
-    assert 0.4 < len(half[0]) / total < 0.6
+    assert 0.45 < len(half[0]) / total < 0.55
     assert all(np.array_equal(a, b) for a, b in zip(half, again, strict=True))
-    every = set(zip(*everything, strict=True))
-    assert set(zip(*half, strict=True)) <= every
+    assert all(np.array_equal(a, b) for a, b in zip(half, on_duckdb, strict=True))
+    assert not np.array_equal(half[0], other_seed[0])
+    assert set(zip(*half, strict=True)) <= set(zip(*everything, strict=True))
     assert np.all(np.diff(half[0]) >= 0)  # in pair order
 
 
 def test_the_demo_district_gives_the_same_persons_on_both_engines(spark, tmp_path) -> None:
     staged = staged_demo(tmp_path / "home", persons=20_000, seed=11)
-    duckdb_settings = load_link_settings(DEMO_LINKING)
+    declared = load_link_settings(DEMO_LINKING)
+    # The EM fits on a sample of the candidate pairs (as at a city's size), drawn alike on both engines.
+    duckdb_settings = declared.model_copy(update={"model": declared.model.model_copy(update={"em_sample_pairs": 40_000})})
     on_duckdb = link_records(staged, duckdb_settings, id_key=ID_KEY)
     on_spark = link_records(staged, duckdb_settings.model_copy(update={"engine": "spark", "spark": SPARK}), id_key=ID_KEY)
     assert on_duckdb.stats["persons"] > 15_000
+    assert 30_000 < on_duckdb.stats["model"]["training_pairs"] < on_duckdb.stats["candidate_pairs"] / 2
     pd.testing.assert_frame_equal(on_spark.mapping, on_duckdb.mapping)
     pd.testing.assert_frame_equal(on_spark.pairs, on_duckdb.pairs)
     pd.testing.assert_frame_equal(on_spark.review_queue, on_duckdb.review_queue)
