@@ -28,6 +28,7 @@ __all__ = [
     "block_sizes_sql",
     "blocked_pairs_sql",
     "blocking_keys",
+    "blocking_report",
     "blocking_rows",
     "candidate_pairs",
     "flipped_members_sql",
@@ -223,26 +224,31 @@ def blocking_keys(settings: LinkSettings) -> list[str]:
     return sorted({key for rule in settings.blocking_rules for key in rule.keys})
 
 
-def _materialise(con: duckdb.DuckDBPyConnection, settings: LinkSettings, parts: Sequence[str], records: int) -> BlockingReport:
+def blocking_report(settings: LinkSettings, summaries: Sequence[tuple[int, int, int, int]], total: int) -> BlockingReport:
+    """The report of a blocking run from each rule's summary (in rule order: the pairs its kept blocks
+    yield, and the blocks, records and largest block skipped, as :func:`block_summary_sql` gives them)
+    and the distinct candidate pairs; the skipped blocks are logged (sizes only)."""
     pairs_per_rule: dict[str, int] = {}
     skipped_blocks: dict[str, int] = {}
     skipped_records: dict[str, int] = {}
     largest: dict[str, int] = {}
-    for rule in settings.blocking_rules:
-        limit = settings.block_size_limit(rule)
-        pairs, blocks, skipped, biggest = _one_row(con, block_summary_sql(rule, limit))
+    for rule, (pairs, blocks, skipped, biggest) in zip(settings.blocking_rules, summaries, strict=True):
         if blocks:
             # Key values are personal data (ID numbers, phones); log sizes only.
             log.warning(
                 "blocking rule %s: skipped %d block(s) larger than %d records (%d records, largest %d)",
-                rule.name, blocks, limit, skipped, biggest,
+                rule.name, blocks, settings.block_size_limit(rule), skipped, biggest,
             )
         skipped_blocks[rule.name] = int(blocks)
         skipped_records[rule.name] = int(skipped)
         largest[rule.name] = int(biggest)
         pairs_per_rule[rule.name] = int(pairs)
         log.info("blocking rule %s: %d pairs", rule.name, pairs)
+    return BlockingReport(int(total), pairs_per_rule, skipped_blocks, skipped_records, largest)
 
+
+def _materialise(con: duckdb.DuckDBPyConnection, settings: LinkSettings, parts: Sequence[str], records: int) -> BlockingReport:
+    summaries = [_one_row(con, block_summary_sql(rule, settings.block_size_limit(rule))) for rule in settings.blocking_rules]
     # Rule by rule into one table, then each pair once: one rule's self-join at a time holds one rule's
     # hash tables, where a UNION ALL of them all built every rule's at once (the linking step's peak
     # memory at 1M records, benchmarks/results/splink_compare.md).
@@ -255,7 +261,7 @@ def _materialise(con: duckdb.DuckDBPyConnection, settings: LinkSettings, parts: 
     con.execute(f"DROP TABLE {raw}")
     (total,) = _one_row(con, f"SELECT count(*) FROM {PAIRS_TABLE}")
     log.info("blocking: %d distinct candidate pairs from %d records", total, records)
-    return BlockingReport(int(total), pairs_per_rule, skipped_blocks, skipped_records, largest)
+    return blocking_report(settings, summaries, total)
 
 
 def _blocking_rows(prepared: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

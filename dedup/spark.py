@@ -41,7 +41,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from dedup.backend import empty_pairs, pair_bucket_sql, scored_batch
-from dedup.blocking import BlockingReport, blocking_rows
+from dedup.blocking import BlockingReport, blocking_report, blocking_rows
 from dedup.compare import RecordArrays
 from dedup.model import FellegiSunterModel
 from dedup.settings import LinkSettings, SparkSpec
@@ -115,14 +115,14 @@ class SparkBackend:
             on = [F.col(f"l.`{key}`") == F.col(f"r.`{key}`") for key in keys] + [F.col("l.rid") < F.col("r.rid")]
             by_rule.append(left.join(right, on=on).select(
                 F.col("l.rid").alias("rid_l"), F.col("r.rid").alias("rid_r"), F.lit(index).cast("short").alias("rule")))
-        report = self._block_summary(settings, sizes)
+        summaries = self._block_summaries(settings, sizes)
         self._pairs = self._hold(_union(by_rule).groupBy("rid_l", "rid_r").agg(F.min("rule").alias("rule")))
         total = self._pairs.count()
         log.info("blocking on Spark: %d distinct candidate pairs from %d records", total, len(prepared))
-        return BlockingReport(int(total), *report)
+        return blocking_report(settings, summaries, total)
 
     @staticmethod
-    def _block_summary(settings: LinkSettings, sizes: list[DataFrame]) -> tuple[dict[str, int], ...]:
+    def _block_summaries(settings: LinkSettings, sizes: list[DataFrame]) -> list[tuple[int, int, int, int]]:
         """Per rule, in one Spark job: the pairs its kept blocks yield, and the blocks, records and largest
         block skipped for exceeding its cap (:func:`dedup.blocking.block_summary_sql`)."""
         over = F.col("n") > F.col("cap")
@@ -132,19 +132,8 @@ class SparkBackend:
             F.sum(F.when(over, F.col("n")).otherwise(0)).alias("records"),
             F.max(F.when(over, F.col("n")).otherwise(0)).alias("largest"),
         ).collect()
-        found = {row["rule"]: row for row in rows}
-        counts: tuple[dict[str, int], ...] = ({}, {}, {}, {})
-        for index, rule in enumerate(settings.blocking_rules):
-            row = found.get(index)
-            names = ("pairs", "blocks", "records", "largest")
-            pairs, blocks, records, largest = (int(row[name]) for name in names) if row else (0, 0, 0, 0)
-            if blocks:
-                # Key values are personal data (ID numbers, phones); log sizes only.
-                log.warning("blocking rule %s: skipped %d block(s) larger than %d records (%d records, largest %d)",
-                            rule.name, blocks, settings.block_size_limit(rule), records, largest)
-            for table, value in zip(counts, (pairs, blocks, records, largest), strict=True):
-                table[rule.name] = value
-        return counts
+        found = {row["rule"]: tuple(int(row[name]) for name in ("pairs", "blocks", "records", "largest")) for row in rows}
+        return [found.get(index, (0, 0, 0, 0)) for index in range(len(settings.blocking_rules))]
 
     def sample_pairs(self, keep: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
         pairs = self._candidates()
