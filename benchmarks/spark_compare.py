@@ -49,7 +49,7 @@ for path in (ROOT, ROOT / "benchmarks"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from demo_accuracy import machine, pairwise_scores  # noqa: E402
+from demo_accuracy import append_result, machine, pairwise_scores  # noqa: E402
 from splink_compare import demo_records  # noqa: E402
 
 from dedup import link_records  # noqa: E402
@@ -60,6 +60,8 @@ from dedup.settings import SparkSpec, load_link_settings  # noqa: E402
 log = logging.getLogger("benchmarks.spark_compare")
 
 RESULTS = ROOT / "benchmarks" / "results" / "spark_compare.md"
+RESULTS_HEADER = ("# Linking on DuckDB and on Spark\n\nAppended by `benchmarks/spark_compare.py`, newest last; "
+                  "see its docstring for what is run and how it is measured.\n")
 LINKING = ROOT / "demo" / "linking.yaml"
 ENGINES = ("duckdb", "spark")
 
@@ -234,14 +236,6 @@ def _mb(value: int | None) -> str:
     return "" if value is None else f"{value / 2**20:.0f}"
 
 
-def append_result(entry: str, path: Path = RESULTS) -> None:
-    if not path.exists():
-        path.write_text("# Linking on DuckDB and on Spark\n\nAppended by `benchmarks/spark_compare.py`, newest last; "
-                        "see its docstring for what is run and how it is measured.\n", encoding="utf-8")
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(entry)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--persons", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -263,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     entry = (f"\n## {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}\n\n- command: `{command}`\n- machine: {machine()}\n"
              f"- Spark: master {spark.master}, driver memory {spark.driver_memory}, {spark.partitions} shuffle partitions; "
              f"Java {_java()}\n- versions: {versions}\n- total {time.perf_counter() - started:.0f} s\n\n{table}")
-    append_result(entry)
+    append_result(RESULTS, entry, RESULTS_HEADER)
     log.info("appended to %s:%s", RESULTS, entry)
     return 0
 
