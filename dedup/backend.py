@@ -38,7 +38,7 @@ from dedup.prepare import TEXT
 from dedup.score import score_pairs
 from dedup.settings import LinkSettings
 
-__all__ = ["DuckDBBackend", "PairBackend", "empty_pairs", "open_backend", "pair_bucket_sql", "sample_sql", "scored_batch"]
+__all__ = ["DuckDBBackend", "PairBackend", "empty_pairs", "grouped_records", "open_backend", "sample_sql", "scored_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ class PairBackend(Protocol):
         ...
 
     def sample_pairs(self, keep: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(rid_l, rid_r)`` of about ``keep`` of the candidate pairs (all of them at ``keep >= 1``),
-        chosen by a hash of the pair and ``seed`` (the same input gives the same sample), in pair order."""
+        """``(rid_l, rid_r)`` of about ``keep`` of the candidate pairs (all of them at ``keep >= 1``), as
+        :func:`sample_sql` chooses them — the same pairs on every backend — in pair order."""
         ...
 
     def scored_pairs(
@@ -126,23 +126,30 @@ def empty_pairs(settings: LinkSettings) -> pd.DataFrame:
 
 def sample_sql(table: str, keep: float, seed: int) -> str:
     """SQL for ``rid_l, rid_r`` of about ``keep`` of the pairs in ``table`` (all at ``keep >= 1``), chosen by
-    :func:`pair_bucket_sql` rather than a sampler: the same input gives the same sample however the
+    :func:`_pair_bucket_sql` rather than a sampler: the same input gives the same sample however the
     threads split the scan, on either engine. Ordered by pair, so what is fitted on it does not depend on
     the order the engine happened to store them in."""
-    where = f" WHERE {pair_bucket_sql(seed)} < {int(keep * 1_000_000)}" if keep < 1.0 else ""
+    where = f" WHERE {_pair_bucket_sql(seed)} < {int(keep * 1_000_000)}" if keep < 1.0 else ""
     return f"SELECT rid_l, rid_r FROM {table}{where} ORDER BY rid_l, rid_r"
 
 
 _PRIME = 2_147_483_647  # 2³¹ − 1
 
 
-def pair_bucket_sql(seed: int) -> str:
+def _pair_bucket_sql(seed: int) -> str:
     """SQL for a bucket ``0..999999`` of each pair ``(rid_l, rid_r)``, mixed with ``seed`` — integer
     arithmetic (multiplications modulo the prime 2³¹ − 1, never past 2⁴⁷) that DuckDB and Spark SQL
     evaluate alike, so both engines train on the same sample; an engine's own ``hash`` would not."""
     pair = f"((CAST(rid_l AS BIGINT) * 1000003 + rid_r) % {_PRIME})"
     mixed = f"(({pair} * 48271 + {int(seed) % _PRIME}) % {_PRIME})"
     return f"((({mixed} * 69621) % {_PRIME}) % 1000000)"
+
+
+def grouped_records(labels: np.ndarray) -> pd.DataFrame:
+    """``rid, label`` of the records whose label (component) holds more than one record: the only ones a
+    pair inside a component can join (:meth:`PairBackend.pairs_inside`)."""
+    rid = np.flatnonzero(np.bincount(labels, minlength=0)[labels] > 1).astype(np.int32)
+    return pd.DataFrame({"rid": rid, "label": labels[rid].astype(np.int64)})
 
 
 class DuckDBBackend:
@@ -176,8 +183,7 @@ class DuckDBBackend:
         return pd.concat(kept, ignore_index=True) if kept else empty_pairs(settings)
 
     def pairs_inside(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rid = np.flatnonzero(np.bincount(labels, minlength=0)[labels] > 1).astype(np.int32)
-        self.con.register("dedup_components", pd.DataFrame({"rid": rid, "label": labels[rid]}))
+        self.con.register("dedup_components", grouped_records(labels))
         inside = self.con.execute(
             f"SELECT p.rid_l, p.rid_r FROM {PAIRS_TABLE} p "
             "JOIN dedup_components l ON p.rid_l = l.rid JOIN dedup_components r ON p.rid_r = r.rid "

@@ -9,8 +9,8 @@ for a city whose candidate pairs outgrow one machine:
 - **comparing and scoring** — ``mapInPandas`` over the pairs calls :func:`dedup.backend.scored_batch`,
   the same level tests and scorer the DuckDB backend runs, on the records' arrays
   (:class:`dedup.compare.RecordArrays`) and the model broadcast to every executor once;
-- **the EM's sample** — the same pairs DuckDB draws (:func:`dedup.backend.pair_bucket_sql`: integer
-  arithmetic both engines evaluate alike);
+- **the EM's sample** — the same SQL as DuckDB's (:func:`dedup.backend.sample_sql`: integer
+  arithmetic both engines evaluate alike, so both train on the same pairs);
 - **connected components** — min-label propagation in Spark SQL, each round checkpointed: every record
   takes the smallest label among itself and its linked records until no label moves. Nothing is
   fetched through ``spark.jars.packages`` (an intranet cannot), so no GraphFrames.
@@ -40,7 +40,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from dedup.backend import empty_pairs, pair_bucket_sql, scored_batch
+from dedup.backend import empty_pairs, grouped_records, sample_sql, scored_batch
 from dedup.blocking import BlockingReport, blocking_report, blocking_rows
 from dedup.compare import RecordArrays
 from dedup.model import FellegiSunterModel
@@ -136,12 +136,9 @@ class SparkBackend:
         return [found.get(index, (0, 0, 0, 0)) for index in range(len(settings.blocking_rules))]
 
     def sample_pairs(self, keep: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        pairs = self._candidates()
-        if keep < 1.0:
-            pairs = pairs.where(F.expr(pair_bucket_sql(seed)) < int(keep * 1_000_000))
-        sample = pairs.select("rid_l", "rid_r").toPandas()
-        order = np.lexsort((sample["rid_r"].to_numpy(), sample["rid_l"].to_numpy()))
-        return sample["rid_l"].to_numpy(dtype=np.int32)[order], sample["rid_r"].to_numpy(dtype=np.int32)[order]
+        self._candidates().createOrReplaceTempView("dedup_pairs")
+        sample = self.session.sql(sample_sql("dedup_pairs", keep, seed)).toPandas()
+        return sample["rid_l"].to_numpy(dtype=np.int32), sample["rid_r"].to_numpy(dtype=np.int32)
 
     def scored_pairs(
         self, arrays: RecordArrays, settings: LinkSettings, model: FellegiSunterModel, total: int
@@ -164,8 +161,7 @@ class SparkBackend:
         return kept.astype(shape.dtypes.to_dict())
 
     def pairs_inside(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rid = np.flatnonzero(np.bincount(labels, minlength=0)[labels] > 1).astype(np.int32)
-        grouped = self.session.createDataFrame(pd.DataFrame({"rid": rid, "label": labels[rid].astype(np.int64)}))
+        grouped = self.session.createDataFrame(grouped_records(labels))
         left = grouped.withColumnRenamed("rid", "rid_l").withColumnRenamed("label", "label_l")
         right = grouped.withColumnRenamed("rid", "rid_r").withColumnRenamed("label", "label_r")
         inside = (self._candidates().join(left, "rid_l").join(right, "rid_r")
