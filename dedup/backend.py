@@ -2,7 +2,7 @@
 
 :func:`dedup.engine.link_records` prepares the records, fits the model, clusters and keeps person ids
 the same way whatever runs underneath. The work that grows with the candidate pairs — making them
-from the blocking rules, comparing and scoring every one, drawing the EM's training sample, finding
+from the blocking rules, comparing and scoring every one, drawing and counting the EM's training sample, finding
 the pairs inside linked components, and the connected components of the links — goes through a
 :class:`PairBackend`. Both backends run the same declarations (:class:`dedup.settings.LinkSettings`)
 through the same level tests (:func:`dedup.compare.compare_pairs`) and the same scorer
@@ -33,7 +33,7 @@ from core.memory import duckdb_memory_limit
 from dedup.blocking import PAIRS_TABLE, BlockingReport, candidate_pairs, iter_pair_batches
 from dedup.cluster import components
 from dedup.compare import STATED_FIELDS, RecordArrays, compare_pairs
-from dedup.model import FellegiSunterModel
+from dedup.model import FellegiSunterModel, TrainingPatterns, count_patterns
 from dedup.prepare import TEXT
 from dedup.score import score_pairs
 from dedup.settings import LinkSettings
@@ -50,9 +50,10 @@ class PairBackend(Protocol):
         """Make the candidate pairs of ``prepared`` (:mod:`dedup.blocking`'s rules) and keep them."""
         ...
 
-    def sample_pairs(self, keep: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(rid_l, rid_r)`` of about ``keep`` of the candidate pairs (all of them at ``keep >= 1``), as
-        :func:`sample_sql` chooses them — the same pairs on every backend — in pair order."""
+    def training_patterns(self, arrays: RecordArrays, settings: LinkSettings, keep: float, seed: int) -> TrainingPatterns:
+        """About ``keep`` of the candidate pairs (all of them at ``keep >= 1``), as :func:`sample_sql`
+        chooses them — the same pairs on every backend — compared and counted by pattern
+        (:func:`dedup.model.count_patterns`) where they are: what the EM fits on."""
         ...
 
     def scored_pairs(
@@ -127,10 +128,10 @@ def empty_pairs(settings: LinkSettings) -> pd.DataFrame:
 def sample_sql(table: str, keep: float, seed: int) -> str:
     """SQL for ``rid_l, rid_r`` of about ``keep`` of the pairs in ``table`` (all at ``keep >= 1``), chosen by
     :func:`_pair_bucket_sql` rather than a sampler: the same input gives the same sample however the
-    threads split the scan, on either engine. Ordered by pair, so what is fitted on it does not depend on
-    the order the engine happened to store them in."""
+    threads split the scan, on either engine. In no order: the sample is counted by pattern
+    (:class:`dedup.model.TrainingPatterns`), and counts do not depend on the order pairs come in."""
     where = f" WHERE {_pair_bucket_sql(seed)} < {int(keep * 1_000_000)}" if keep < 1.0 else ""
-    return f"SELECT rid_l, rid_r FROM {table}{where} ORDER BY rid_l, rid_r"
+    return f"SELECT rid_l, rid_r FROM {table}{where}"
 
 
 _PRIME = 2_147_483_647  # 2³¹ − 1
@@ -167,9 +168,11 @@ class DuckDBBackend:
     def candidate_pairs(self, prepared: pd.DataFrame, settings: LinkSettings) -> BlockingReport:
         return candidate_pairs(self.con, prepared, settings)
 
-    def sample_pairs(self, keep: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        sample = self.con.execute(sample_sql(PAIRS_TABLE, keep, seed)).fetchnumpy()
-        return np.asarray(sample["rid_l"]), np.asarray(sample["rid_r"])
+    def training_patterns(self, arrays: RecordArrays, settings: LinkSettings, keep: float, seed: int) -> TrainingPatterns:
+        sample = self.con.sql(sample_sql(PAIRS_TABLE, keep, seed)).to_arrow_reader(settings.chunk_size)
+        counts = [count_patterns(arrays, settings, batch.column("rid_l").to_numpy(), batch.column("rid_r").to_numpy())
+                  for batch in sample]
+        return TrainingPatterns.from_counts(counts, settings)
 
     def scored_pairs(
         self, arrays: RecordArrays, settings: LinkSettings, model: FellegiSunterModel, total: int

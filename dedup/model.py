@@ -7,8 +7,9 @@ codes (never a Python loop per pair):
   the candidates, exact agreement on text from the value frequencies (``Σ f²``) (``u_source="random"``,
   as Splink does), or from the non-match class of the EM (``u_source="candidates"``);
 - **m** (P(level | same person)) by expectation–maximisation over a sample of the candidate pairs.
-  Pairs with the same level on every comparison are one pattern, so each iteration runs over a few
-  thousand patterns, not millions of pairs. EM starts from the declared level weights (m from the
+  Pairs with the same level on every comparison are one pattern, counted where the pairs are (the
+  backend, :class:`TrainingPatterns`), so each iteration runs over a few thousand patterns, not millions
+  of pairs. EM starts from the declared level weights (m from the
   pairs they would link, u from the others, λ as their share), a ``null`` level (a value missing on
   either side) carries no evidence by construction, and a level too rare to estimate keeps its
   declared weight;
@@ -56,8 +57,12 @@ __all__ = [
     "FLAT_FIELDS",
     "EmResult",
     "FellegiSunterModel",
+    "PATTERN_COUNT_COLUMNS",
     "PairContext",
+    "PatternCounter",
     "TermFrequencies",
+    "TrainingPatterns",
+    "count_patterns",
     "declared_model",
     "expectation_maximisation",
     "flatmate_pairs",
@@ -289,6 +294,7 @@ def expectation_maximisation(
     u: list[np.ndarray],
     lam: float,
     *,
+    counts: np.ndarray | None = None,
     fixed_weights: list[np.ndarray] | None = None,
     fix_u: bool = False,
     iterations: int = 25,
@@ -305,6 +311,8 @@ def expectation_maximisation(
         n_levels: number of levels (``null`` included) of each comparison.
         m, u: starting probabilities per comparison, each of length ``n_levels[c]``.
         lam: starting share of matches.
+        counts: how many pairs each row of ``codes`` stands for (one each when omitted): the EM of
+            :func:`train_model` runs on a sample already counted by pattern (:class:`TrainingPatterns`).
         fixed_weights: per comparison, a weight in bits per level, or NaN where EM estimates it; a
             fixed level keeps its weight in the E-step (its m and u are still reported).
         fix_u: keep ``u`` as given (e.g. from random pairs) and estimate only m and λ, as Splink does:
@@ -322,11 +330,11 @@ def expectation_maximisation(
     """
     codes = np.asarray(codes, dtype=np.int64)
     k = codes.shape[1]
-    radix = np.cumprod([1, *n_levels[:-1]]).astype(np.int64)
-    keys = codes @ radix
-    distinct, first, inverse, count = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    keys = codes @ _radix(n_levels)
+    distinct, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     patterns = codes[first]
-    count = count.astype(np.float64)
+    count = np.bincount(inverse, weights=None if counts is None else np.asarray(counts, dtype=np.float64),
+                        minlength=len(distinct)).astype(np.float64)
     m = [np.asarray(p, dtype=np.float64).copy() for p in m]
     u = [np.asarray(p, dtype=np.float64).copy() for p in u]
     fixed = fixed_weights or [np.full(n, np.nan) for n in n_levels]
@@ -601,19 +609,102 @@ def _flatmate_birth_u(arrays: RecordArrays, comparison: Comparison, rid_l: np.nd
     return _normalised(u)
 
 
-class PairSampler(Protocol):
-    """Draws the EM's sample of candidate pairs (:meth:`dedup.backend.PairBackend.sample_pairs`)."""
+#: Columns of :func:`count_patterns`: a pattern's key (its level codes in one integer), ``field`` empty for
+#: the pattern's own count or a term-frequency field with ``value`` the code of the value both records of
+#: an exact pair share, and how many sampled pairs there are.
+PATTERN_COUNT_COLUMNS: dict[str, str] = {"key": "int64", "field": "object", "value": "int32", "pairs": "int64"}
 
-    def sample_pairs(self, keep: float, seed: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+@dataclass(frozen=True)
+class TrainingPatterns:
+    """The EM's sample of candidate pairs, counted rather than kept: what :func:`train_model` fits on.
+
+    Counting is the pair-sized part, done where the pairs are (each batch or partition counts its own,
+    :func:`count_patterns`, and the counts add up); what reaches the model is as many rows as there are
+    distinct patterns, a few thousand however many pairs the sample holds.
+
+    Attributes:
+        patterns: ``(k, comparisons)`` level codes of each distinct pattern, in key order.
+        pairs: how many sampled pairs show each pattern.
+        exact_values: per term-frequency field, ``pattern`` (a row of ``patterns``), ``value`` (the code
+            of the value the two records share, :class:`dedup.compare.CodedStrings`) and ``pairs``, for
+            the pairs at the field's exact level.
+    """
+
+    patterns: np.ndarray
+    pairs: np.ndarray
+    exact_values: dict[str, pd.DataFrame]
+
+    @classmethod
+    def from_counts(cls, counts: list[pd.DataFrame], settings: LinkSettings) -> TrainingPatterns:
+        """Add up partial counts (:func:`count_patterns` of batches, partitions, or already summed)."""
+        n_levels = [len(c.labels) for c in settings.comparisons]
+        total = (pd.concat([_no_counts(), *counts], ignore_index=True)
+                 .groupby(["key", "field", "value"], sort=True, as_index=False)["pairs"].sum())
+        own = total[total["field"] == ""]
+        keys = own["key"].to_numpy(dtype=np.int64)
+        patterns = np.stack([(keys // radix) % n for radix, n in zip(_radix(n_levels), n_levels, strict=True)], axis=1)
+        exact_values = {}
+        for name in _term_frequency_fields(settings):
+            rows = total[total["field"] == name]
+            exact_values[name] = pd.DataFrame({
+                "pattern": np.searchsorted(keys, rows["key"].to_numpy(dtype=np.int64)),
+                "value": rows["value"].to_numpy(dtype=np.int64),
+                "pairs": rows["pairs"].to_numpy(dtype=np.int64),
+            })
+        return cls(patterns=patterns, pairs=own["pairs"].to_numpy(dtype=np.int64), exact_values=exact_values)
+
+
+def count_patterns(arrays: RecordArrays, settings: LinkSettings, rid_l: np.ndarray, rid_r: np.ndarray) -> pd.DataFrame:
+    """Compare the pairs ``(rid_l, rid_r)`` and count them by pattern, and their exact pairs of each
+    term-frequency field by pattern and value, in :data:`PATTERN_COUNT_COLUMNS`: one batch's share of
+    :class:`TrainingPatterns`."""
+    if not len(rid_l):
+        return _no_counts()
+    comparisons = settings.comparisons
+    levels = compare_pairs(arrays, rid_l, rid_r, comparisons)
+    keys = levels[[c.field for c in comparisons]].to_numpy(dtype=np.int64) @ _radix([len(c.labels) for c in comparisons])
+    own = pd.Series(keys).value_counts()
+    counts = [pd.DataFrame({"key": own.index.to_numpy(dtype=np.int64), "field": "", "value": np.int32(-1),
+                            "pairs": own.to_numpy(dtype=np.int64)})]
+    for name in _term_frequency_fields(settings):
+        comparison = settings.comparison(name)
+        exact = levels[name].to_numpy() == comparison.code(comparison.exact_label)
+        value = getattr(arrays, name).codes[np.asarray(rid_l)[exact]]
+        shared = pd.DataFrame({"key": keys[exact], "value": value.astype(np.int32)}).value_counts()
+        counts.append(pd.DataFrame({"key": shared.index.get_level_values("key").to_numpy(dtype=np.int64), "field": name,
+                                    "value": shared.index.get_level_values("value").to_numpy(dtype=np.int32),
+                                    "pairs": shared.to_numpy(dtype=np.int64)}))
+    return pd.concat(counts, ignore_index=True).astype(PATTERN_COUNT_COLUMNS)
+
+
+def _no_counts() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in PATTERN_COUNT_COLUMNS.items()})
+
+
+def _radix(n_levels: list[int]) -> np.ndarray:
+    """Place values that make a pattern of level codes one integer (:func:`expectation_maximisation`'s key)."""
+    return np.cumprod([1, *n_levels[:-1]]).astype(np.int64)
+
+
+def _term_frequency_fields(settings: LinkSettings) -> list[str]:
+    compared = {c.field for c in settings.comparisons}
+    return [name for name in settings.model.term_frequency if name in compared]
+
+
+class PatternCounter(Protocol):
+    """Counts the EM's sample where the candidate pairs are (:meth:`dedup.backend.PairBackend.training_patterns`)."""
+
+    def training_patterns(self, arrays: RecordArrays, settings: LinkSettings, keep: float, seed: int) -> TrainingPatterns: ...
 
 
 def train_model(
-    pairs: PairSampler, arrays: RecordArrays, settings: LinkSettings, n_candidates: int
+    pairs: PatternCounter, arrays: RecordArrays, settings: LinkSettings, n_candidates: int
 ) -> FellegiSunterModel:
     """Estimate m, u, λ and term frequencies from the records and their candidate pairs (no labels).
 
     Args:
-        pairs: where the candidate pairs are (a :class:`dedup.backend.PairBackend`), to draw the EM's sample from.
+        pairs: where the candidate pairs are (a :class:`dedup.backend.PairBackend`), to count the EM's sample.
         arrays: the prepared records' arrays.
         settings: comparisons (declared weights are the starting point and the fallback) and the
             :class:`dedup.settings.ModelSpec`.
@@ -636,13 +727,12 @@ def train_model(
     fields = [c.field for c in comparisons]
 
     keep = min(1.0, spec.em_sample_pairs / max(n_candidates, 1))
-    rid_l, rid_r = pairs.sample_pairs(keep, spec.seed)
-    levels = compare_pairs(arrays, rid_l, rid_r, comparisons)
-    codes = levels[fields].to_numpy(dtype=np.int64)
+    sample = pairs.training_patterns(arrays, settings, keep, spec.seed)
+    codes, count = sample.patterns, sample.pairs
     n_levels = [len(c.labels) for c in comparisons]
 
     declared = [np.asarray(c.weights(), dtype=np.float64) for c in comparisons]
-    seen = [np.bincount(codes[:, i], minlength=n) for i, n in enumerate(n_levels)]
+    seen = [np.bincount(codes[:, i], weights=count, minlength=n) for i, n in enumerate(n_levels)]
     fixed = []
     for i, comparison in enumerate(comparisons):
         weights = np.full(n_levels[i], np.nan)
@@ -660,16 +750,19 @@ def train_model(
     # random pairs when u is held fixed), λ as the share they would link.
     declared_score = sum(d[codes[:, i]] for i, d in enumerate(declared))
     linked = declared_score >= settings.match_threshold
-    m_start = [_normalised(np.bincount(codes[linked, i], minlength=n) + 0.5) for i, n in enumerate(n_levels)]
+    m_start = [_normalised(np.bincount(codes[linked, i], weights=count[linked], minlength=n) + 0.5)
+               for i, n in enumerate(n_levels)]
     fix_u = spec.u_source == "random" and spec.em_fix_u
     u_start = (
         u_random
         if fix_u
-        else [_normalised(np.bincount(codes[~linked, i], minlength=n) + 0.5) for i, n in enumerate(n_levels)]
+        else [_normalised(np.bincount(codes[~linked, i], weights=count[~linked], minlength=n) + 0.5)
+              for i, n in enumerate(n_levels)]
     )
-    lam_start = float(np.clip(linked.mean(), 0.05, 0.95))
+    n_sampled = int(count.sum())
+    lam_start = float(np.clip(count[linked].sum() / max(n_sampled, 1), 0.05, 0.95))
     fit = expectation_maximisation(
-        codes, n_levels, m_start, u_start, lam_start,
+        codes, n_levels, m_start, u_start, lam_start, counts=count,
         fixed_weights=fixed, fix_u=fix_u, iterations=spec.em_iterations, tolerance=spec.em_tolerance,
     )
 
@@ -696,18 +789,19 @@ def train_model(
 
     tf_tables: dict[str, TermFrequencies] = {}
     exact_m: dict[str, float] = {}
-    for name in (name for name in spec.term_frequency if name in fields):
+    for name in _term_frequency_fields(settings):
         i = fields.index(name)
         exact_code = comparisons[i].code(comparisons[i].exact_label)
         if not np.isnan(fixed[i][exact_code]):
             continue
         frequency = np.maximum(term_frequencies(getattr(arrays, name)), 1.0 / max(n, 1))
-        exact = codes[:, i] == exact_code
-        value = getattr(arrays, name).codes[rid_l[exact]]
-        if spec.u_source == "candidates" and exact.any():
+        exact = sample.exact_values[name]
+        if spec.u_source == "candidates" and len(exact):
             # Scale so the u of the exact level, averaged over the non-matching exact pairs, stays the level's u.
-            non_match = 1.0 - fit.posterior[exact]
-            mean_frequency = float(np.average(frequency[value], weights=non_match if non_match.sum() > 0 else None))
+            pairs_of = exact["pairs"].to_numpy(dtype=np.float64)
+            non_match = (1.0 - fit.posterior[exact["pattern"].to_numpy()]) * pairs_of
+            mean_frequency = float(np.average(frequency[exact["value"].to_numpy()],
+                                              weights=non_match if non_match.sum() > 0 else pairs_of))
             scale = float(u_final[i][exact_code]) / mean_frequency
         else:
             # u of an exact match on value v between two random records is its frequency f_v (Splink's rule).
@@ -718,7 +812,7 @@ def train_model(
 
     stats = {
         "model": f"em/{spec.u_source}",
-        "training_pairs": len(rid_l),
+        "training_pairs": n_sampled,
         "em_iterations": fit.iterations,
         "lambda_candidates": round(fit.lam, 6),
         "prior_weight": round(prior, 3),
@@ -726,8 +820,8 @@ def train_model(
         **{f"context_{context.name}_pairs": context.pairs for context in contexts},
     }
     log.info(
-        "model: EM over %d candidate pairs, %d iterations, λ=%.4f among candidates, prior %.2f bits (u from %s)",
-        len(rid_l), fit.iterations, fit.lam, prior, spec.u_source,
+        "model: EM over %d candidate pairs (%d patterns), %d iterations, λ=%.4f among candidates, prior %.2f bits (u from %s)",
+        n_sampled, len(codes), fit.iterations, fit.lam, prior, spec.u_source,
     )
     return FellegiSunterModel(
         weights=weights,

@@ -8,14 +8,16 @@ for a city whose candidate pairs outgrow one machine:
   kept, their members joined on the rule's keys, each pair once with its first rule;
 - **comparing and scoring** — ``mapInPandas`` over the pairs calls :func:`dedup.backend.scored_batch`,
   the same level tests and scorer the DuckDB backend runs, on the records' arrays
-  (:class:`dedup.compare.RecordArrays`) and the model broadcast to every executor once;
+  (:class:`dedup.compare.RecordArrays`, broadcast to every executor once a run) and the model;
 - **the EM's sample** — the same SQL as DuckDB's (:func:`dedup.backend.sample_sql`: integer
-  arithmetic both engines evaluate alike, so both train on the same pairs);
+  arithmetic both engines evaluate alike, so both train on the same pairs), compared and counted by
+  pattern in ``mapInPandas`` (:func:`dedup.model.count_patterns`) and the counts summed by Spark: the
+  driver receives a few thousand patterns, not the sampled pairs;
 - **connected components** — min-label propagation in Spark SQL, each round checkpointed: every record
   takes the smallest label among itself and its linked records until no label moves. Nothing is
   fetched through ``spark.jars.packages`` (an intranet cannot), so no GraphFrames.
 
-What stays on the driver: preparing the records, fitting the model on its sample, the split of the few
+What stays on the driver: preparing the records, the EM over the pattern counts, the split of the few
 components a veto breaks, stable person ids. The records' arrays travel to each executor as a broadcast,
 so an executor needs memory for them (about what the DuckDB engine's process holds for them) on top of
 its share of the pairs; docs/deploy.md sizes a cluster.
@@ -35,7 +37,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
-from pyspark import StorageLevel
+from pyspark import Broadcast, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -43,7 +45,7 @@ from pyspark.sql import types as T
 from dedup.backend import empty_pairs, grouped_records, sample_sql, scored_batch
 from dedup.blocking import BlockingReport, blocking_report, blocking_rows
 from dedup.compare import RecordArrays
-from dedup.model import FellegiSunterModel
+from dedup.model import PATTERN_COUNT_COLUMNS, FellegiSunterModel, TrainingPatterns, count_patterns
 from dedup.settings import LinkSettings, SparkSpec
 
 __all__ = ["SparkBackend", "spark_session"]
@@ -101,6 +103,7 @@ class SparkBackend:
         self.session = session
         self._pairs: DataFrame | None = None
         self._held: list[DataFrame] = []
+        self._shared: tuple[RecordArrays, LinkSettings, Broadcast] | None = None
 
     def candidate_pairs(self, prepared: pd.DataFrame, settings: LinkSettings) -> BlockingReport:
         records = self._hold(self.session.createDataFrame(_key_codes(blocking_rows(prepared, settings))))
@@ -135,27 +138,36 @@ class SparkBackend:
         found = {row["rule"]: tuple(int(row[name]) for name in ("pairs", "blocks", "records", "largest")) for row in rows}
         return [found.get(index, (0, 0, 0, 0)) for index in range(len(settings.blocking_rules))]
 
-    def sample_pairs(self, keep: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    def training_patterns(self, arrays: RecordArrays, settings: LinkSettings, keep: float, seed: int) -> TrainingPatterns:
         self._candidates().createOrReplaceTempView("dedup_pairs")
-        sample = self.session.sql(sample_sql("dedup_pairs", keep, seed)).toPandas()
-        return sample["rid_l"].to_numpy(dtype=np.int32), sample["rid_r"].to_numpy(dtype=np.int32)
+        shared = self._records(arrays, settings)
+
+        def count(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            records, declared = shared.value
+            for batch in batches:
+                yield count_patterns(records, declared, batch["rid_l"].to_numpy(), batch["rid_r"].to_numpy())
+
+        counts = (self.session.sql(sample_sql("dedup_pairs", keep, seed))
+                  .mapInPandas(count, "key long, field string, value int, pairs long")
+                  .groupBy("key", "field", "value").agg(F.sum("pairs").alias("pairs")).toPandas())
+        return TrainingPatterns.from_counts([counts.astype(PATTERN_COUNT_COLUMNS)], settings)
 
     def scored_pairs(
         self, arrays: RecordArrays, settings: LinkSettings, model: FellegiSunterModel, total: int
     ) -> pd.DataFrame:
         shape = empty_pairs(settings)
-        shared = self.session.sparkContext.broadcast((arrays, settings, model))
+        shared, fitted = self._records(arrays, settings), self.session.sparkContext.broadcast(model)
 
         def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            records, declared, fitted = shared.value
+            records, declared = shared.value
             for batch in batches:
-                yield _sendable(scored_batch(records, declared, fitted, batch["rid_l"].to_numpy(),
+                yield _sendable(scored_batch(records, declared, fitted.value, batch["rid_l"].to_numpy(),
                                              batch["rid_r"].to_numpy(), batch["rule"].to_numpy()))
 
         try:
             kept = self._candidates().mapInPandas(score, _schema(shape)).toPandas()
         finally:
-            shared.destroy()
+            fitted.destroy()
         log.info("compared %d candidate pairs on Spark, kept %d", total, len(kept))
         kept = kept.sort_values(["rid_l", "rid_r"], ignore_index=True)
         return kept.astype(shape.dtypes.to_dict())
@@ -195,11 +207,22 @@ class SparkBackend:
         return labels
 
     def release(self) -> None:
-        """Unpersist what this run cached; the session stays open for the next run."""
+        """Unpersist what this run cached and drop its broadcast; the session stays open for the next run."""
         for frame in self._held:
             frame.unpersist()
         self._held.clear()
         self._pairs = None
+        if self._shared is not None:
+            self._shared[2].destroy()
+            self._shared = None
+
+    def _records(self, arrays: RecordArrays, settings: LinkSettings) -> Broadcast:
+        """``(arrays, settings)`` broadcast to the executors once a run, for counting the EM's sample and for scoring."""
+        if self._shared is None or self._shared[0] is not arrays or self._shared[1] is not settings:
+            if self._shared is not None:
+                self._shared[2].destroy()
+            self._shared = (arrays, settings, self.session.sparkContext.broadcast((arrays, settings)))
+        return self._shared[2]
 
     def _candidates(self) -> DataFrame:
         if self._pairs is None:

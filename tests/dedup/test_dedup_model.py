@@ -76,6 +76,22 @@ def test_em_with_u_fixed_recovers_m_and_separates_the_classes() -> None:
     assert ((fit.posterior > 0.5) == is_match).mean() > 0.9
 
 
+def test_em_on_counted_patterns_is_the_em_on_the_pairs() -> None:
+    # What a backend hands the model: each distinct pattern once with how many pairs show it.
+    codes, _ = synthetic_levels(20_000, seed=5)
+    n_levels = [len(m) for m in TRUE_M]
+    patterns, counts = np.unique(codes, axis=0, return_counts=True)
+    start = dict(m=[flat(n) for n in n_levels], u=[flat(n) for n in n_levels], lam=0.3)
+    on_pairs = expectation_maximisation(codes, n_levels, start["m"], start["u"], start["lam"])
+    on_counts = expectation_maximisation(patterns, n_levels, start["m"], start["u"], start["lam"], counts=counts)
+    assert len(patterns) < 200 and on_counts.iterations == on_pairs.iterations
+    assert on_counts.lam == pytest.approx(on_pairs.lam, rel=1e-9)
+    for got, want in zip(on_counts.m + on_counts.u, on_pairs.m + on_pairs.u, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-9)
+    row = {tuple(pattern): i for i, pattern in enumerate(patterns.tolist())}
+    np.testing.assert_allclose(on_counts.posterior[[row[tuple(c)] for c in codes.tolist()]], on_pairs.posterior, rtol=1e-9)
+
+
 def test_fixed_level_keeps_its_weight_and_null_carries_no_evidence() -> None:
     codes = np.array([[0, 1], [0, 1], [1, 2], [2, 2]])
     fixed = [np.array([np.nan, 5.0, np.nan]), np.full(3, np.nan)]
@@ -161,6 +177,15 @@ def test_trained_common_name_match_weighs_less_than_a_rare_one(trained) -> None:
     rare = exact[same_person & (exact["record_id_l"].str[2:].astype(int) >= 60)]
     assert len(common) and len(rare)
     assert common["w_name"].max() < rare["w_name"].min()
+
+
+def test_u_from_the_candidates_weighs_a_common_name_less_too() -> None:
+    settings = LinkSettings(model=ModelSpec(min_training_pairs=10, u_source="candidates", em_fix_u=False))
+    pairs = link_records(population(), settings).pairs
+    exact = pairs[(pairs["name"] == "exact") & (pairs["record_id_l"].str[2:] == pairs["record_id_r"].str[2:])]
+    common = exact["record_id_l"].str[2:].astype(int) < 60
+    assert common.any() and (~common).any()
+    assert exact.loc[common, "w_name"].max() < exact.loc[~common, "w_name"].min()
 
 
 def test_declared_model_scores_with_the_declared_weights() -> None:

@@ -126,23 +126,31 @@ def test_spark_connected_components_are_scipys(spark) -> None:
     assert len(set(found[chain].tolist())) == 1
 
 
-def test_the_training_sample_is_a_share_of_the_pairs_the_same_on_both_engines(spark) -> None:
-    prepared = prepare_records(records([{"record_id": f"r{i}", "name": "张伟", "grid": f"g{i % 3}"} for i in range(300)]))
+def test_the_training_sample_is_a_share_of_the_pairs_counted_alike_on_both_engines(spark) -> None:
+    # Three grids of 100 records; in each, names cycle through five, so a grid holds 5 × C(20, 2) = 950 pairs
+    # agreeing on the name, each name 190 of them.
+    names = ["张伟", "王芳", "李娜", "刘洋", "陈静"]
+    prepared = prepare_records(records([{"record_id": f"r{i}", "name": names[i % 5], "grid": f"g{i % 3}"} for i in range(300)]))
     settings = LinkSettings(blocking_rules=(BlockingRule("grid", keys=("grid",)),), engine="spark", spark=SPARK)
+    arrays = RecordArrays.from_prepared(prepared)
+    exact = settings.comparison("name").code("exact")
     with open_backend(settings) as backend:
         total = backend.candidate_pairs(prepared, settings).candidate_pairs
-        everything = backend.sample_pairs(1.0, 7)
-        half, again, other_seed = backend.sample_pairs(0.5, 7), backend.sample_pairs(0.5, 7), backend.sample_pairs(0.5, 8)
+        everything = backend.training_patterns(arrays, settings, 1.0, 7)
+        half, other_seed = (backend.training_patterns(arrays, settings, 0.5, seed) for seed in (7, 8))
     with open_backend(LinkSettings()) as duck:
         duck.candidate_pairs(prepared, settings)
-        on_duckdb = duck.sample_pairs(0.5, 7)
-    assert total == 3 * 100 * 99 // 2 == len(everything[0])
-    assert 0.45 < len(half[0]) / total < 0.55
-    assert all(np.array_equal(a, b) for a, b in zip(half, again, strict=True))
-    assert all(np.array_equal(a, b) for a, b in zip(half, on_duckdb, strict=True))
-    assert not np.array_equal(half[0], other_seed[0])
-    assert set(zip(*half, strict=True)) <= set(zip(*everything, strict=True))
-    assert np.all(np.diff(half[0]) >= 0)  # in pair order
+        on_duckdb = {keep: duck.training_patterns(arrays, settings, keep, 7) for keep in (1.0, 0.5)}
+    assert total == 3 * 100 * 99 // 2 == everything.pairs.sum()
+    name_exact = everything.patterns[:, [c.field for c in settings.comparisons].index("name")] == exact
+    assert everything.pairs[name_exact].sum() == 3 * 950
+    shared_names = everything.exact_values["name"].groupby("value")["pairs"].sum()
+    assert sorted(arrays.name.values[shared_names.index]) == sorted(names) and set(shared_names) == {3 * 190}
+    assert 0.45 < half.pairs.sum() / total < 0.55 and half.pairs.sum() != other_seed.pairs.sum()
+    for on_spark, duck_counted in ((everything, on_duckdb[1.0]), (half, on_duckdb[0.5])):
+        np.testing.assert_array_equal(on_spark.patterns, duck_counted.patterns)
+        np.testing.assert_array_equal(on_spark.pairs, duck_counted.pairs)
+        pd.testing.assert_frame_equal(on_spark.exact_values["name"], duck_counted.exact_values["name"])
 
 
 def test_the_demo_district_gives_the_same_persons_on_both_engines(spark, tmp_path) -> None:
