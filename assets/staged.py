@@ -15,6 +15,7 @@ from assets.raw import read_raw
 from assets.resources import WarehouseResource
 from assets.run_lifecycle import RunLockResource
 from connectors import Extract, SourceConfig, SourceReader
+from dedup.settings import SparkSpec
 from quality import (
     ExpectationOutcome,
     QualityRules,
@@ -29,6 +30,7 @@ from quality.guards import source_guards
 from quality.rules import consent_registry_suite
 from staging import StageResult, stage_consent_records, stage_person_records
 from staging.reuse import StagingStore
+from staging.spark import SparkChunks
 
 __all__ = ["build_staged_assets", "with_earlier_reports"]
 
@@ -39,9 +41,11 @@ def with_earlier_reports(current: pd.DataFrame, kept: pd.DataFrame) -> pd.DataFr
     return pd.concat([current, earlier], ignore_index=True) if len(earlier) else current
 
 
-def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: str | None = None) -> dg.AssetsDefinition:
+def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: str | None = None,
+                        spark: SparkSpec | None = None) -> dg.AssetsDefinition:
     """``staged_<s>``, ``quarantine_<s>`` and ``staging_report_<s>`` for one source, checked against ``rules``
-    and its guards; ``accepted_by`` names who confirmed a real drop of this source in this run."""
+    and its guards; ``accepted_by`` names who confirmed a real drop of this source in this run; with ``spark``
+    (``engine: spark`` in linking.yaml) a long extract is staged on that Spark cluster (:mod:`staging.spark`)."""
     name = source.name
     staged_key = dg.AssetKey(f"staged_{name}")
     owners = [source.owner or f"team:{name}"]
@@ -70,7 +74,7 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
     def stage(context: dg.AssetExecutionContext, run_lock: RunLockResource, raw: Extract, warehouse: WarehouseResource,
               source_reader: SourceReader):
         store = StagingStore(warehouse.data_home())
-        raw, result, reused = _staging(source, raw, store, source_reader)
+        raw, result, reused = _staging(source, raw, store, source_reader, SparkChunks(spark) if spark else None)
         if reused:
             context.log.info("content unchanged (sha256 %s): the kept staging is reused", raw.lineage.content_hash[:12])
         reader = warehouse.reader()
@@ -120,8 +124,8 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
     return stage
 
 
-def _staging(source: SourceConfig, raw: Extract, store: StagingStore,
-             source_reader: SourceReader) -> tuple[Extract, StageResult, bool]:
+def _staging(source: SourceConfig, raw: Extract, store: StagingStore, source_reader: SourceReader,
+             runner: SparkChunks | None) -> tuple[Extract, StageResult, bool]:
     """The staging of ``raw``: the one kept for its content (reused: True) or a new one, then kept."""
     kept = store.reuse(source, raw.lineage)
     if kept is not None:
@@ -134,7 +138,7 @@ def _staging(source: SourceConfig, raw: Extract, store: StagingStore,
     result = stage_fn(
         raw.frame, source=source.name, primary_key=source.primary_key, columns=source.columns,
         values=source.values, date_formats=source.date_formats, extracted_at=raw.lineage.extracted_at,
-        truncated_rows=raw.truncated_rows, **form,
+        truncated_rows=raw.truncated_rows, runner=runner, **form,
     )
     store.keep(source, raw.lineage, result)
     return raw, result, False

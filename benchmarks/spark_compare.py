@@ -1,12 +1,16 @@
-"""The linking step on both engines, DuckDB and Spark ``local[2]``, on the same staged demo district.
+"""Staging and linking on both engines — one machine (pandas staging, DuckDB linking) and Spark ``local[2]``
+— on the same demo district.
 
 Run in the product venv with the Spark extra (the test venv has it; a Java 17 runtime is needed):
 
     .venv/bin/python benchmarks/spark_compare.py --persons 100000 1000000
 
-For each size the demo district is generated and staged once; then each engine links it in its own
-fresh subprocess (engines alternating), with the demo's ``linking.yaml`` and only ``engine`` changed.
-Reported per run:
+For each size the demo district is generated once. Each engine then stages its person sources in a
+fresh subprocess (on one machine; or chunk by chunk as Spark tasks, :mod:`staging.spark`), reporting
+the wall seconds of staging (reading the files excluded, the Spark session's start included), the peak
+memory of the process tree, and whether the staged records are the same (a hash of every row).
+Then each engine links the (one-machine) staged records in its own fresh subprocess (engines
+alternating), with the demo's ``linking.yaml`` and only ``engine`` changed. Reported per linking run:
 
 - **wall** seconds of the whole linking step (:func:`dedup.link_records`: prepare, block, train,
   score, cluster), measured inside the child (the Spark session's start included);
@@ -49,19 +53,21 @@ for path in (ROOT, ROOT / "benchmarks"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from demo_accuracy import append_result, machine, pairwise_scores  # noqa: E402
+from demo_accuracy import append_result, machine, pairwise_scores, stage_demo  # noqa: E402
 from splink_compare import demo_records  # noqa: E402
 
 from dedup import link_records  # noqa: E402
 from dedup.compare import RecordArrays  # noqa: E402
 from dedup.prepare import prepare_records  # noqa: E402
 from dedup.settings import SparkSpec, load_link_settings  # noqa: E402
+from staging.spark import SparkChunks  # noqa: E402
 
 log = logging.getLogger("benchmarks.spark_compare")
 
 RESULTS = ROOT / "benchmarks" / "results" / "spark_compare.md"
 RESULTS_HEADER = ("# Linking on DuckDB and on Spark\n\nAppended by `benchmarks/spark_compare.py`, newest last; "
-                  "see its docstring for what is run and how it is measured.\n")
+                  "see its docstring for what is run and how it is measured. Entries from 2026-12-04 on also "
+                  "stage on both engines.\n")
 LINKING = ROOT / "demo" / "linking.yaml"
 ENGINES = ("duckdb", "spark")
 
@@ -73,16 +79,33 @@ def run(sizes: list[int], repeats: int, spark: SparkSpec) -> str:
         "largest task peak execution memory MB | broadcast to each executor GB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    staging = [
+        "| persons | staged records | quarantined | engine | staging wall s | peak memory GB (tree) | same staged records |",
+        "|---|---|---|---|---|---|---|",
+    ]
     ratios = []
     with tempfile.TemporaryDirectory(prefix="silobreaker-spark-bench-") as scratch:
         for persons in sizes:
-            data = _staged(persons, Path(scratch))
+            home = Path(scratch) / f"home_{persons}"
+            data = _staged(persons, home, Path(scratch))
+            staged = {engine: _child("_stage", engine, home, Path(scratch) / f"stage_{engine}_{persons}", spark)
+                      for engine in ENGINES}
+            for engine, r in staged.items():
+                label = "one machine" if engine == "duckdb" else engine
+                staging.append(f"| {persons:,} | {r['staged']:,} | {r['quarantined']:,} | {label} | {r['seconds']:.1f} | "
+                               f"{r['peak_tree_gb']:.2f} | {r['digest'] == staged['duckdb']['digest']} |")
+            ratios.append(
+                f"- {persons:,} persons, staging: wall Spark / one machine = "
+                f"**{staged['spark']['seconds'] / staged['duckdb']['seconds']:.2f}** "
+                f"({staged['spark']['seconds']:.1f} s vs {staged['duckdb']['seconds']:.1f} s); peak memory "
+                f"**{staged['spark']['peak_tree_gb'] / staged['duckdb']['peak_tree_gb']:.2f}** "
+                f"({staged['spark']['peak_tree_gb']:.2f} GB vs {staged['duckdb']['peak_tree_gb']:.2f} GB)")
             got: dict[str, list[dict[str, Any]]] = {engine: [] for engine in ENGINES}
             mappings: dict[str, Path] = {}
             for attempt in range(repeats):
                 for engine in ENGINES if attempt % 2 == 0 else ENGINES[::-1]:
                     out = Path(scratch) / f"{engine}_{persons}_{attempt}"
-                    result = _child(engine, data, out, spark)
+                    result = _child("_link", engine, data, out, spark)
                     got[engine].append(result)
                     mappings.setdefault(engine, out.with_suffix(".parquet"))
                     log.info("%s persons, %s run %d: %s", persons, engine, attempt + 1, result)
@@ -108,13 +131,13 @@ def run(sizes: list[int], repeats: int, spark: SparkSpec) -> str:
                 f"**{peak['spark'] / peak['duckdb']:.2f}** ({peak['spark']:.2f} GB vs {peak['duckdb']:.2f} GB); "
                 f"persons found by Spark against DuckDB's: pairwise F1 {agreement:.6f}"
             )
-    return "\n".join(lines) + "\n\n" + "\n".join(ratios) + "\n"
+    return "\n".join(staging) + "\n\n" + "\n".join(lines) + "\n\n" + "\n".join(ratios) + "\n"
 
 
-def _staged(persons: int, directory: Path) -> Path:
-    """The staged demo district of ``persons``, with each record's true person, as a parquet file."""
-    with tempfile.TemporaryDirectory(prefix="silobreaker-spark-home-") as home:
-        staged, truth, _ = demo_records(persons, Path(home))
+def _staged(persons: int, home: Path, directory: Path) -> Path:
+    """The demo district of ``persons`` generated into ``home`` and staged, with each record's true person,
+    as a parquet file."""
+    staged, truth, _ = demo_records(persons, home)
     staged = staged.merge(truth[["record_id", "true_person_id"]], on="record_id", how="left")
     path = directory / f"staged_{persons}.parquet"
     staged.to_parquet(path)
@@ -122,9 +145,10 @@ def _staged(persons: int, directory: Path) -> Path:
     return path
 
 
-def _child(engine: str, data: Path, out: Path, spark: SparkSpec) -> dict[str, Any]:
-    """Run one engine in a fresh process, sampling the memory of its process tree; its result."""
-    child = subprocess.Popen([sys.executable, __file__, "_link", engine, str(data), str(out), spark.model_dump_json()])
+def _child(step: str, engine: str, data: Path, out: Path, spark: SparkSpec) -> dict[str, Any]:
+    """Run one engine's ``step`` (``_stage`` or ``_link``) in a fresh process, sampling the memory of its
+    process tree; its result."""
+    child = subprocess.Popen([sys.executable, __file__, step, engine, str(data), str(out), spark.model_dump_json()])
     peak = _TreePeak(child.pid)
     peak.start()
     if child.wait() != 0:
@@ -174,6 +198,16 @@ def _tree_rss(root: int) -> int:
         except (OSError, IndexError, ValueError):
             continue
     return total
+
+
+def stage_child(engine: str, home: Path, out: Path, spark_json: str) -> None:
+    """One timed staging of the demo's person sources in this fresh process: figures to ``out``.json."""
+    runner = SparkChunks(SparkSpec.model_validate_json(spark_json)) if engine == "spark" else None
+    staged, quarantined, seconds = stage_demo(home, runner)
+    # Every column but the time each file was read, which differs from one read to the next.
+    digest = int(pd.util.hash_pandas_object(staged.drop(columns="extracted_at"), index=True).sum())
+    out.with_suffix(".json").write_text(json.dumps({"engine": engine, "seconds": seconds["stage"], "staged": len(staged),
+                                                    "quarantined": sum(quarantined.values()), "digest": digest}))
 
 
 def link_child(engine: str, data: Path, out: Path, spark_json: str) -> None:
@@ -243,19 +277,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="4g")
     parser.add_argument("--partitions", type=int, default=8)
-    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_link":
+    parser.add_argument("--stage-rows", type=int, default=SparkSpec().stage_rows, help="rows a Spark task stages")
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] in ("_stage", "_link"):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-        link_child(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5])
+        step = stage_child if sys.argv[1] == "_stage" else link_child
+        step(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5])
         return 0
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    spark = SparkSpec(master=args.master, driver_memory=args.driver_memory, partitions=args.partitions)
+    spark = SparkSpec(master=args.master, driver_memory=args.driver_memory, partitions=args.partitions,
+                      stage_rows=args.stage_rows)
     command = "python benchmarks/spark_compare.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     started = time.perf_counter()
     table = run(args.persons, args.repeats, spark)
     versions = ", ".join(f"{p} {version(p)}" for p in ("pyspark", "duckdb", "pandas", "rapidfuzz", "numpy"))
     entry = (f"\n## {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}\n\n- command: `{command}`\n- machine: {machine()}\n"
-             f"- Spark: master {spark.master}, driver memory {spark.driver_memory}, {spark.partitions} shuffle partitions; "
+             f"- Spark: master {spark.master}, driver memory {spark.driver_memory}, {spark.partitions} shuffle partitions, "
+             f"{spark.stage_rows:,} rows a staging task; "
              f"Java {_java()}\n- versions: {versions}\n- total {time.perf_counter() - started:.0f} s\n\n{table}")
     append_result(RESULTS, entry, RESULTS_HEADER)
     log.info("appended to %s:%s", RESULTS, entry)

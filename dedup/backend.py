@@ -28,7 +28,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from core.errors import ConfigError
 from core.memory import duckdb_memory_limit
 from dedup.blocking import PAIRS_TABLE, BlockingReport, candidate_pairs, iter_pair_batches
 from dedup.cluster import components
@@ -213,14 +212,10 @@ def open_backend(settings: LinkSettings) -> Iterator[PairBackend]:
         ConfigError: ``engine: spark`` without PySpark installed.
     """
     if settings.engine == "spark":
-        try:
-            from dedup.spark import SparkBackend, spark_session
-        except ImportError as e:
-            raise ConfigError(
-                "linking.yaml asks for engine: spark, but PySpark is not installed; install the Spark extra "
-                "(pip install 'silobreaker[spark]', and a Java 17 runtime) or set engine: duckdb"
-            ) from e
-        backend = SparkBackend(spark_session(settings.spark))
+        session = settings.spark.session()
+        from dedup.spark import SparkBackend
+
+        backend = SparkBackend(session)
         try:
             yield backend
         finally:

@@ -30,7 +30,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -46,6 +46,9 @@ from pydantic_core import PydanticCustomError
 
 from core.config import key_error, load_yaml_model, suggest
 from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 __all__ = [
     "BLOCKING_KEYS",
@@ -886,6 +889,8 @@ class SparkSpec(_Settings):
         executor_memory: memory of each executor.
         partitions: shuffle partitions (``spark.sql.shuffle.partitions``): the pairs are split into
             this many tasks; a few per executor core.
+        stage_rows: rows of a source's extract one Spark task stages (:mod:`staging.spark`); a source
+            no longer than this is staged by the Dagster run itself.
         conf: any other Spark setting, ``{name: value}``.
 
     Example:
@@ -897,6 +902,7 @@ class SparkSpec(_Settings):
     driver_memory: str = Field(default="2g", description="memory of the driver JVM, e.g. 4g")
     executor_memory: str = Field(default="2g", description="memory of each executor, e.g. 8g")
     partitions: int = Field(default=8, description="shuffle partitions (spark.sql.shuffle.partitions): a few per executor core")
+    stage_rows: int = Field(default=50_000, description="rows of a source's extract one Spark task stages")
     conf: dict[str, str] = Field(default_factory=dict, description="other Spark settings {name: value}")
 
     @field_validator("master", "driver_memory", "executor_memory", mode="before")
@@ -905,7 +911,7 @@ class SparkSpec(_Settings):
         return _require(isinstance(value, str) and bool(value.strip()), value, "a non-empty string", info,
                         cls._default(info.field_name))
 
-    @field_validator("partitions", mode="before")
+    @field_validator("partitions", "stage_rows", mode="before")
     @classmethod
     def _partitions(cls, value: Any, info: ValidationInfo) -> Any:
         return _require(_is_integer(value, 1), value, "a positive integer", info, cls._default(info.field_name))
@@ -920,6 +926,21 @@ class SparkSpec(_Settings):
                            "internet access cannot; install the jars on the cluster and name them in spark.jars",
                            "spark.jars.packages")
         return {str(k): str(v) for k, v in value.items()}
+
+    def session(self) -> SparkSession:
+        """The Spark session this spec describes (:func:`dedup.spark.spark_session`), started on first use.
+
+        Raises:
+            ConfigError: PySpark is not installed.
+        """
+        try:
+            from dedup.spark import spark_session
+        except ImportError as e:
+            raise ConfigError(
+                "linking.yaml asks for engine: spark, but PySpark is not installed; install the Spark extra "
+                "(pip install 'silobreaker[spark]', and a Java 17 runtime) or set engine: duckdb"
+            ) from e
+        return spark_session(self)
 
 
 class LinkSettings(_Settings):

@@ -72,7 +72,7 @@ def spark_session(spec: SparkSpec) -> SparkSession:
     if spec.master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # this machine only: no interface to guess
     builder = (
-        SparkSession.builder.appName("silobreaker-linking")
+        SparkSession.builder.appName("silobreaker")
         .master(spec.master)
         .config("spark.driver.memory", spec.driver_memory)
         .config("spark.executor.memory", spec.executor_memory)

@@ -60,7 +60,7 @@ def build_definitions(settings: Settings, *, from_env: bool = False) -> dg.Defin
     source_assets += [
         build_staged_assets(
             s, {"consent": rules.for_consent, "grid_updates": rules.for_grid_updates}.get(s.role, rules.for_source)(s.name),
-            accepted.get(s.name)
+            accepted.get(s.name), linking.spark if linking.engine == "spark" else None,
         )
         for s in declared
     ]

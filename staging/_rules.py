@@ -74,6 +74,9 @@ class KeyedRows:
         source_key: key values joined with ``|``; missing if any part is empty.
         record_id: ``<source>:<source_key>``.
         extracted_at: when the connector read the source, in UTC.
+        row_number: each row's 1-based number in the whole extract (what a quarantine row reports).
+        first_row: the number of the first row of the whole extract with the row's key (its own number
+            unless the key repeats an earlier row's), 0 where the key is missing.
     """
 
     raw: pd.DataFrame
@@ -82,6 +85,8 @@ class KeyedRows:
     source_key: pd.Series
     record_id: pd.Series
     extracted_at: pd.Timestamp
+    row_number: np.ndarray
+    first_row: np.ndarray
 
     @classmethod
     def build(
@@ -105,7 +110,22 @@ class KeyedRows:
             raw = raw.astype(dict.fromkeys(text_columns, STRING))
         source_key = source_keys(raw, primary_key)
         record_id = (source + ":" + source_key).astype(STRING)
-        return cls(raw, source, tuple(primary_key), source_key, record_id, extracted_at)
+        row_number = np.arange(1, len(raw) + 1, dtype=np.int64)
+        key_codes = pd.factorize(source_key, use_na_sentinel=True)[0]
+        keyed = np.flatnonzero(key_codes >= 0)
+        first_of_key = keyed[np.unique(key_codes[keyed], return_index=True)[1]] + 1
+        first_row = np.where(key_codes >= 0, first_of_key[np.maximum(key_codes, 0)] if len(keyed) else 0, 0)
+        return cls(raw, source, tuple(primary_key), source_key, record_id, extracted_at, row_number, first_row)
+
+    def rows(self, start: int, stop: int) -> KeyedRows:
+        """Rows ``start..stop-1`` as an extract of their own that keeps their numbers and keys' first rows in
+        the whole: staged apart (:class:`staging.stage.ChunkRunner`), they are quarantined as in the whole."""
+        def part(series: pd.Series) -> pd.Series:
+            return series.iloc[start:stop].reset_index(drop=True)
+
+        return KeyedRows(self.raw.iloc[start:stop].reset_index(drop=True), self.source, self.primary_key,
+                         part(self.source_key), part(self.record_id), self.extracted_at,
+                         self.row_number[start:stop], self.first_row[start:stop])
 
     @property
     def key_columns(self) -> str:
@@ -114,8 +134,7 @@ class KeyedRows:
 
     def truncated_rule(self, truncated_rows: Sequence[int]) -> QuarantineRule:
         """``truncated_row``: rows the reader saw cut off (a file ending mid-row), which lack their last fields."""
-        failed = np.zeros(len(self.raw), dtype=bool)
-        failed[[row for row in truncated_rows if 0 <= row < len(self.raw)]] = True
+        failed = np.isin(self.row_number - 1, np.asarray(truncated_rows, dtype=np.int64))
         message = ("the file ends in the middle of this row (its last fields are missing): the file was cut off "
                    "in transfer; ask the department to send the whole file again")
         return QuarantineRule("truncated_row", failed, "source_key", self.key_columns, self.source_key, constant(message))
@@ -123,9 +142,7 @@ class KeyedRows:
     def key_rules(self) -> list[QuarantineRule]:
         """The two rules every source has: ``missing_source_key`` and ``duplicate_source_key``."""
         missing = self.source_key.isna().to_numpy()
-        repeated = self.source_key.duplicated(keep="first").to_numpy()
-        duplicate = repeated & ~missing
-        first_occurrence = ~repeated & ~missing
+        duplicate = (self.first_row != self.row_number) & ~missing
         # What the row holds in its key column(s): the raw value, or the parts joined as found.
         raw_key = (
             self.raw[self.primary_key[0]]
@@ -145,16 +162,13 @@ class KeyedRows:
 
         def duplicate_messages(positions: np.ndarray) -> pd.Series:
             keys = self.source_key.iloc[positions]
-            first_row = pd.Series(
-                np.flatnonzero(first_occurrence) + 1, index=self.source_key[first_occurrence].to_numpy()
-            )
             return (
                 "source key '"
                 + keys
                 + "' ("
                 + columns
                 + ") repeats row "
-                + keys.map(first_row).astype(STRING)
+                + pd.Series(self.first_row[positions], index=keys.index).astype(STRING)
                 + "; keys must be unique: remove or merge the duplicate in the source system, "
                 "or extend primary_key in sources.yaml"
             )
@@ -225,7 +239,7 @@ def quarantine(
             "source": extract.source,
             "source_key": extract.source_key.iloc[positions].to_numpy(dtype=object, na_value=None),
             "record_id": extract.record_id.iloc[positions].to_numpy(dtype=object, na_value=None),
-            "row_number": positions + 1,
+            "row_number": extract.row_number[positions],
             "rule": np.array([rules[i].name for i in range(len(rules))], dtype=object)[first] if len(rules) else [],
             "rules": all_rules,
             "field": field,

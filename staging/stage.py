@@ -17,8 +17,10 @@ Every extracted row ends up in exactly one of them; staging raises rather than l
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -57,7 +59,9 @@ from staging.schema import (
 )
 from staging.text import clean_text, normalize_address, normalize_aliases, normalize_name
 
-__all__ = ["MAX_NAME_LENGTH", "UNMAPPED_VALUE_COLUMNS", "StageResult", "stage_consent_records", "stage_person_records"]
+__all__ = [
+    "MAX_NAME_LENGTH", "UNMAPPED_VALUE_COLUMNS", "ChunkRunner", "StageResult", "stage_consent_records", "stage_person_records",
+]
 
 MAX_NAME_LENGTH = 64
 """Longest plausible name, in characters: a minority name with its transliteration fits; a field
@@ -131,6 +135,57 @@ class StageResult:
     unmapped_values: pd.DataFrame = field(default_factory=_empty_unmapped)
     valid_until: pd.Timestamp | None = None
 
+    @classmethod
+    def combined(cls, parts: Sequence[StageResult], source: str, extract_rows: int) -> StageResult:
+        """The staging of a whole extract from the stagings of its consecutive chunks, in order.
+
+        Raises:
+            TerminalError: the chunks' rows do not add up to the extract's (a defect; never expected).
+        """
+        staged = pd.concat([part.staged for part in parts], ignore_index=True)
+        quarantined = pd.concat([part.quarantine for part in parts], ignore_index=True)
+        check_conservation(source, extract_rows, staged, quarantined)
+        soft: dict[str, int] = {}
+        for part in parts:
+            for name, count in part.soft_problems.items():
+                soft[name] = soft.get(name, 0) + count
+        unmapped = (pd.concat([_empty_unmapped(), *(part.unmapped_values for part in parts)], ignore_index=True)
+                    .groupby(["field", "column", "value"], as_index=False)["rows"].sum())
+        until = [part.valid_until for part in parts if part.valid_until is not None]
+        return cls(staged=staged, quarantine=quarantined, soft_problems=dict(sorted(soft.items())),
+                   unmapped_values=_unmapped_order(unmapped), valid_until=min(until) if until else None)
+
+
+class ChunkRunner(Protocol):
+    """Stages an extract's consecutive chunks apart, somewhere else (:class:`staging.spark.SparkChunks`).
+
+    Everything staging does to a row depends on that row alone, except its key's first row in the whole
+    extract, which the chunks carry (:meth:`staging._rules.KeyedRows.rows`): the chunks' stagings added up
+    (:meth:`StageResult.combined`) are the staging of the whole.
+    """
+
+    #: Rows per chunk; an extract no longer than this is staged here, whole.
+    rows_per_chunk: int
+
+    def map(self, stage: Callable[[KeyedRows], StageResult], chunks: list[KeyedRows]) -> list[StageResult]:
+        """``stage`` of every chunk, in the chunks' order."""
+        ...
+
+
+def _staged_in_chunks(extract: KeyedRows, stage: Callable[[KeyedRows], StageResult], runner: ChunkRunner | None) -> StageResult:
+    rows = len(extract.raw)
+    if runner is None or rows <= runner.rows_per_chunk:
+        return stage(extract)
+    size = runner.rows_per_chunk
+    chunks = [extract.rows(start, min(start + size, rows)) for start in range(0, rows, size)]
+    return StageResult.combined(runner.map(stage, chunks), extract.source, rows)
+
+
+def _unmapped_order(unmapped: pd.DataFrame) -> pd.DataFrame:
+    """Unmapped values by field, the commonest first (ties by value), as :attr:`StageResult.unmapped_values` lists them."""
+    ordered = unmapped.sort_values(["field", "rows", "value"], ascending=[True, False, True], ignore_index=True)
+    return ordered.astype(UNMAPPED_VALUE_COLUMNS)
+
 
 def stage_person_records(
     raw: pd.DataFrame,
@@ -143,6 +198,7 @@ def stage_person_records(
     extracted_at: dt.datetime,
     truncated_rows: Sequence[int] = (),
     form_fields: Sequence[str] = (),
+    runner: ChunkRunner | None = None,
 ) -> StageResult:
     """Map a person source's extract onto the canonical person record and apply the quarantine rules.
 
@@ -174,6 +230,8 @@ def stage_person_records(
         form_fields: fields of a form filled in by hand whose every row must state a value its ``values`` map
             lists (a grid update's 变更类型): a row without one, or dated after the extraction day, is
             quarantined (``unlisted_value``, ``future_record_date``) rather than staged with the value missing.
+        runner: stages chunks of the extract apart (on a Spark cluster, :class:`staging.spark.SparkChunks`);
+            the result is what staging the whole here gives.
 
     Returns:
         The staged records, the quarantine, and the soft-problem counts.
@@ -198,7 +256,18 @@ def stage_person_records(
     for date_format in date_formats:
         date_precision(date_format)
     extract = KeyedRows.build(raw, source, primary_key, _as_utc(extracted_at), list(columns.values()))
-    fields = _Fields(extract, columns, _prepare_value_maps(source, columns, values))
+    stage = functools.partial(_stage_persons, columns=dict(columns), value_maps=_prepare_value_maps(source, columns, values),
+                              date_formats=tuple(date_formats), truncated_rows=tuple(truncated_rows),
+                              form_fields=tuple(form_fields))
+    return _staged_in_chunks(extract, stage, runner)
+
+
+def _stage_persons(
+    extract: KeyedRows, *, columns: dict[str, str], value_maps: dict[str, dict[str, str | None]],
+    date_formats: tuple[str, ...], truncated_rows: tuple[int, ...], form_fields: tuple[str, ...],
+) -> StageResult:
+    """:func:`stage_person_records` of the rows of ``extract`` (all of an extract, or a chunk of one)."""
+    fields = _Fields(extract, columns, value_maps)
     as_of = extract.extracted_at.tz_convert(CHINA_TZ).date()
 
     out = _identity_columns(extract)
@@ -274,6 +343,7 @@ def stage_consent_records(
     extracted_at: dt.datetime,
     date_formats: Sequence[str] = (),
     truncated_rows: Sequence[int] = (),
+    runner: ChunkRunner | None = None,
 ) -> StageResult:
     """Stage a consent registry: who decided what, for which purpose and recipient, and when.
 
@@ -297,6 +367,8 @@ def stage_consent_records(
         values: canonical field -> {source value: canonical value}.
         extracted_at: when the connector read the registry; a naive value is taken as UTC.
         date_formats: further ``strptime`` formats for ``decided_at``.
+        truncated_rows: 0-based positions of rows the reader saw cut off (``connectors.Extract``).
+        runner: stages chunks of the extract apart, as for :func:`stage_person_records`.
 
     Returns:
         The staged consent records (``schema.CONSENT_COLUMNS``), the quarantine and soft-problem counts.
@@ -311,7 +383,17 @@ def stage_consent_records(
         raw, source, primary_key, columns, values, CONSENT_FIELDS, required=("id_number", "purpose", "status")
     )
     extract = KeyedRows.build(raw, source, primary_key, _as_utc(extracted_at), list(columns.values()))
-    fields = _Fields(extract, columns, _prepare_value_maps(source, columns, values))
+    stage = functools.partial(_stage_consents, columns=dict(columns), value_maps=_prepare_value_maps(source, columns, values),
+                              date_formats=tuple(date_formats), truncated_rows=tuple(truncated_rows))
+    return _staged_in_chunks(extract, stage, runner)
+
+
+def _stage_consents(
+    extract: KeyedRows, *, columns: dict[str, str], value_maps: dict[str, dict[str, str | None]],
+    date_formats: tuple[str, ...], truncated_rows: tuple[int, ...],
+) -> StageResult:
+    """:func:`stage_consent_records` of the rows of ``extract`` (all of an extract, or a chunk of one)."""
+    fields = _Fields(extract, columns, value_maps)
     as_of = extract.extracted_at.tz_convert(CHINA_TZ).date()
 
     ids = fields.id_numbers(as_of)
@@ -661,7 +743,7 @@ class _Fields:
             )
         if not frames:
             return _empty_unmapped()
-        return pd.concat(frames, ignore_index=True).astype(UNMAPPED_VALUE_COLUMNS)
+        return _unmapped_order(pd.concat(frames, ignore_index=True))
 
 
 def _identity_columns(extract: KeyedRows) -> dict[str, pd.Series]:

@@ -32,6 +32,7 @@ from core.home import DataHome
 from demo.generate import generate_demo
 from pipelines.cli import RunOutcome, run_pipeline
 from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
+from tests.spark import spark  # noqa: F401  (a fixture: the tests' Spark session)
 
 PERSONS = 500
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"

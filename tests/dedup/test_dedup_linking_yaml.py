@@ -120,6 +120,8 @@ BAD_FILES = [
      "a fixed level that is not declared"),
     ("chunk_size: 1e6\n", "chunk_size: must be a positive integer, got '1e6'; e.g. chunk_size: 1000000",
      "YAML reads 1e6 as text"),
+    ("engine: spark\nspark: {stage_rows: 0}\n", "spark.stage_rows: must be a positive integer, got 0; e.g. stage_rows: 50000",
+     "no rows to a staging task"),
 ]
 
 

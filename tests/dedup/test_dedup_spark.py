@@ -22,24 +22,13 @@ from dedup.compare import RecordArrays, level_labels
 from dedup.model import declared_model
 from dedup.prepare import TEXT, prepare_records
 from dedup.settings import BlockingRule, LinkSettings, SparkSpec, load_link_settings
-from tests.debian import JAVA, require_packages
 from tests.dedup import test_dedup_compare as spec
 from tests.dedup.dedup_helpers import ID_KEY, records, staged_demo
+from tests.spark import SPARK
 
 pytestmark = pytest.mark.integration
 
-SPARK = SparkSpec(master="local[2]", partitions=4)
 DEMO_LINKING = Path(__file__).resolve().parents[2] / "demo" / "linking.yaml"
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory: pytest.TempPathFactory):
-    require_packages(JAVA, tmp_path_factory.getbasetemp().parent)
-    from dedup.spark import spark_session
-
-    session = spark_session(SPARK)
-    yield session
-    session.stop()
 
 
 def _two(left: dict[str, str], right: dict[str, str]) -> list[dict[str, str]]:

@@ -250,6 +250,41 @@ def test_every_person_rule_is_exercised():
     assert set(result.quarantine["rule"]) | set(form.quarantine["rule"]) == set(PERSON_QUARANTINE_RULES)
 
 
+class InPlace:
+    """Stages chunks one after another in this process: how a cluster stages them (staging.spark), without one."""
+
+    rows_per_chunk = 4
+
+    def __init__(self):
+        self.chunks = []
+
+    def map(self, stage, chunks):
+        self.chunks += [chunk.row_number.tolist() for chunk in chunks]
+        return [stage(chunk) for chunk in chunks]
+
+
+def test_staged_in_chunks_it_is_the_staging_of_the_whole():
+    # Every rule, a key repeated three chunks after its first row, a cut-off row, soft problems, unmapped
+    # values met in several chunks, and a birth month after the extraction day (the staging's valid_until).
+    rows = [row for row, _ in QUARANTINE_CASES] + [
+        person(jmbh="20", xb="M", sfzh=ID_1980_M[:-1] + "0", lxdh="12"), person(jmbh="21", djlr="也许"),
+        person(jmbh="22", xb="W", sfzh=None, csrq="2026-12-05"), person(jmbh="5", xm="赵六"), person(jmbh="23", xb="M"),
+    ]
+    runner = InPlace()
+    whole, chunked = stage(rows, truncated_rows=(9,)), stage(rows, truncated_rows=(9,), runner=runner)
+    assert runner.chunks[:2] == [[1, 2, 3, 4], [5, 6, 7, 8]] and len(runner.chunks) == 5
+    pd.testing.assert_frame_equal(chunked.staged, whole.staged)
+    pd.testing.assert_frame_equal(chunked.quarantine, whole.quarantine)
+    pd.testing.assert_frame_equal(chunked.unmapped_values, whole.unmapped_values)
+    assert chunked.soft_problems == whole.soft_problems and chunked.valid_until == whole.valid_until
+    assert whole.staged["source_key"].tolist() == ["1", "20", "21", "23"]
+    assert whole.unmapped_values[["field", "value", "rows"]].values.tolist() == [["lives_alone", "也许", 1], ["sex", "M", 2]]
+    repeated = whole.quarantine.set_index("row_number").loc[17]
+    assert repeated["rule"] == "duplicate_source_key" and "repeats row 5" in repeated["message"]
+    assert whole.quarantine.set_index("row_number").loc[10, "rule"] == "truncated_row"
+    assert whole.valid_until is not None and {"invalid_id_number", "implausible_phone"} <= set(whole.soft_problems)
+
+
 def test_a_row_the_reader_saw_cut_off_is_quarantined_whatever_it_holds():
     result = stage([person(jmbh="1"), person(jmbh="2", lxdh=None, jtzz=None)], truncated_rows=(1,))
     [row] = result.quarantine.itertuples()
