@@ -8,11 +8,10 @@ codes (never a Python loop per pair):
   as Splink does), or from the non-match class of the EM (``u_source="candidates"``);
 - **m** (P(level | same person)) by expectation–maximisation over a sample of the candidate pairs.
   Pairs with the same level on every comparison are one pattern, counted where the pairs are (the
-  backend, :class:`TrainingPatterns`), so each iteration runs over a few thousand patterns, not millions
-  of pairs. EM starts from the declared level weights (m from the
-  pairs they would link, u from the others, λ as their share), a ``null`` level (a value missing on
-  either side) carries no evidence by construction, and a level too rare to estimate keeps its
-  declared weight;
+  backend, :class:`TrainingPatterns`), so each iteration runs over a few thousand patterns, not
+  millions of pairs. EM starts from the declared level weights (m from the pairs they would link, u
+  from the others, λ as their share), a ``null`` level (a value missing on either side) carries no
+  evidence by construction, and a level too rare to estimate keeps its declared weight;
 - the **prior** λ, so that every pair gets a match probability, not only a score: with u from random
   pairs, the chance that two random records match, ``λ_candidates · candidate pairs / (n(n−1)/2)``;
 - a **term-frequency adjustment**: an exact match on a common name (王伟) is weaker evidence than on a
@@ -679,6 +678,7 @@ def count_patterns(arrays: RecordArrays, settings: LinkSettings, rid_l: np.ndarr
 
 
 def _no_counts() -> pd.DataFrame:
+    """No pattern counts, in :data:`PATTERN_COUNT_COLUMNS`."""
     return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in PATTERN_COUNT_COLUMNS.items()})
 
 

@@ -182,28 +182,30 @@ class SparkBackend:
 
     def components(self, n_records: int, link_l: np.ndarray, link_r: np.ndarray) -> np.ndarray:
         labels = np.arange(n_records, dtype=np.int64)
-        if not len(link_l):
+        link_l, link_r = np.asarray(link_l, dtype=np.int64), np.asarray(link_r, dtype=np.int64)
+        apart = link_l != link_r  # a record tied to itself (the holder of an ID tied to its first holder) adds nothing
+        if not apart.any():
             return labels
-        links = pd.DataFrame({"a": np.asarray(link_l, dtype=np.int64), "b": np.asarray(link_r, dtype=np.int64)})
-        edges = self.session.createDataFrame(links)
-        # Both directions, each record also its own neighbour, so a round is one join and one min.
-        edges = (edges.union(edges.select(F.col("b").alias("a"), F.col("a").alias("b")))
-                 .union(edges.select(F.col("a"), F.col("a").alias("b")))
-                 .union(edges.select(F.col("b").alias("a"), F.col("b")))
-                 .distinct().localCheckpoint())
+        edges = self.session.createDataFrame(pd.DataFrame({"a": link_l[apart], "b": link_r[apart]}))
+        # Both directions, so a round is one join and one min; a repeated edge only repeats a candidate for the min.
+        edges = edges.union(edges.select(F.col("b").alias("a"), F.col("a").alias("b"))).localCheckpoint()
         label = edges.select(F.col("a").alias("node")).distinct().withColumn("label", F.col("node")).localCheckpoint()
         rounds = 0
         while True:
             rounds += 1
-            spread = (edges.join(label, edges["a"] == label["node"])
-                      .groupBy(edges["b"].alias("node")).agg(F.min("label").alias("label")).localCheckpoint())
-            moved = spread.join(label.withColumnRenamed("label", "before"), "node").where(F.col("label") < F.col("before"))
-            label = spread
-            if moved.isEmpty():
+            smallest = (edges.join(label, edges["a"] == label["node"])
+                        .groupBy(edges["b"].alias("node")).agg(F.min("label").alias("smallest")))
+            # Every node is some edge's b, so each finds its neighbours' smallest label, and keeps its own if smaller.
+            updated = (label.join(smallest, "node")
+                       .select("node", F.least("label", "smallest").alias("label"),
+                               (F.col("smallest") < F.col("label")).alias("moved"))
+                       .localCheckpoint())
+            label = updated.select("node", "label")
+            if updated.where("moved").isEmpty():
                 break
         found = label.toPandas()
         labels[found["node"].to_numpy(dtype=np.int64)] = found["label"].to_numpy(dtype=np.int64)
-        log.info("connected components on Spark: %d links, %d rounds", len(link_l), rounds)
+        log.info("connected components on Spark: %d links, %d rounds", int(apart.sum()), rounds)
         return labels
 
     def release(self) -> None:

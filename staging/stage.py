@@ -122,7 +122,8 @@ class StageResult:
             missing), ``invalid_id_number``, ``birth_date_conflict``, ``sex_conflict``,
             ``implausible_phone``.
         unmapped_values: which source values the ``values`` maps missed and on how many staged rows
-            (columns ``field, column, value, rows``), so the data team can extend the map.
+            (columns ``field, column, value, rows``; by field, the commonest first), so the data team can
+            extend the map.
         valid_until: the first instant at which an extraction of the same rows would be staged
             differently: a date after the extraction day (a birth date, an ID's birth date, a form's
             date, a consent decision) stops being in the future. ``None`` when no row is dated after
