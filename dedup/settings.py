@@ -875,6 +875,18 @@ def _comparison(name: Any, spec: Any) -> Comparison:
         raise _invalid(str(e), name) from e
 
 
+_SPARK_MASTER = re.compile(r"local(\[(\d+|\*)(,\d+)?\])?|spark://\S+|k8s://\S+|yarn")
+_SPARK_MEMORY = re.compile(r"(?i)(\d+)([kmgt]?)b?")
+
+
+def _spark_memory_bytes(value: Any) -> int:
+    """Bytes of a Spark memory setting (``4g``, ``512m``; a bare number is MiB as Spark reads it), -1 if unreadable."""
+    found = _SPARK_MEMORY.fullmatch(value.strip()) if isinstance(value, str) else None
+    if found is None:
+        return -1
+    return int(found.group(1)) * 2 ** {"k": 10, "m": 20, "g": 30, "t": 40, "": 20}[found.group(2).lower()]
+
+
 class SparkSpec(_Settings):
     """Where and with what the Spark engine runs (``engine: spark``; see :mod:`dedup.spark` and docs/deploy.md).
 
@@ -905,10 +917,18 @@ class SparkSpec(_Settings):
     stage_rows: int = Field(default=50_000, description="rows of a source's extract one Spark task stages")
     conf: dict[str, str] = Field(default_factory=dict, description="other Spark settings {name: value}")
 
-    @field_validator("master", "driver_memory", "executor_memory", mode="before")
+    @field_validator("master", mode="before")
     @classmethod
-    def _text(cls, value: Any, info: ValidationInfo) -> Any:
-        return _require(isinstance(value, str) and bool(value.strip()), value, "a non-empty string", info,
+    def _master(cls, value: Any, info: ValidationInfo) -> Any:
+        return _require(isinstance(value, str) and _SPARK_MASTER.fullmatch(value.strip()) is not None, value,
+                        "a Spark master URL: local[N], spark://host:port, k8s://https://host:port or yarn", info,
+                        cls._default(info.field_name))
+
+    @field_validator("driver_memory", "executor_memory", mode="before")
+    @classmethod
+    def _memory(cls, value: Any, info: ValidationInfo) -> Any:
+        return _require(_spark_memory_bytes(value) >= 2**29, value,
+                        "an amount of memory as Spark writes it, at least 512m (512m, 4g)", info,
                         cls._default(info.field_name))
 
     @field_validator("partitions", "stage_rows", mode="before")
@@ -931,7 +951,9 @@ class SparkSpec(_Settings):
         """The Spark session this spec describes (:func:`dedup.spark.spark_session`), started on first use.
 
         Raises:
-            ConfigError: PySpark is not installed.
+            ConfigError: PySpark is not installed, or Spark did not start with these settings (a master
+                nobody answers at, a JVM that cannot get its memory): the message names the settings and
+                Spark's own first line.
         """
         try:
             from dedup.spark import spark_session
@@ -940,7 +962,16 @@ class SparkSpec(_Settings):
                 "linking.yaml asks for engine: spark, but PySpark is not installed; install the Spark extra "
                 "(pip install 'silobreaker[spark]', and a Java 17 runtime) or set engine: duckdb"
             ) from e
-        return spark_session(self)
+        try:
+            return spark_session(self)
+        except Exception as e:  # Py4J and PySpark raise several kinds; each means the same thing here
+            said = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+            raise ConfigError(
+                f"Spark did not start with linking.yaml's spark settings (master {self.master}, driver_memory "
+                f"{self.driver_memory}, executor_memory {self.executor_memory}, conf): {said[:300].rstrip('.')}. "
+                "Check that the master runs and this host reaches it, and that the memory settings fit the "
+                "machines; or set engine: duckdb"
+            ) from e
 
 
 class LinkSettings(_Settings):

@@ -34,6 +34,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -87,7 +88,8 @@ def spark_session(spec: SparkSpec) -> SparkSession:
     )
     for name, value in spec.conf.items():
         builder = builder.config(name, value)
-    session = builder.getOrCreate()
+    with _stdout_to_stderr():
+        session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
 
@@ -235,6 +237,21 @@ class SparkBackend:
         frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
         self._held.append(frame)
         return frame
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """This process's standard output sent to standard error meanwhile: the JVM Spark starts inherits it, and a
+    JVM that cannot start says why on its standard output — which is the run's JSON document under ``--json``."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _sendable(frame: pd.DataFrame) -> pd.DataFrame:

@@ -122,6 +122,10 @@ BAD_FILES = [
      "YAML reads 1e6 as text"),
     ("engine: spark\nspark: {stage_rows: 0}\n", "spark.stage_rows: must be a positive integer, got 0; e.g. stage_rows: 50000",
      "no rows to a staging task"),
+    ("engine: spark\nspark: {master: 'lokal[2]'}\n", "spark.master: must be a Spark master URL: local[N], spark://host:port",
+     "a misspelt master"),
+    ("engine: spark\nspark: {driver_memory: 1k}\n", "spark.driver_memory: must be an amount of memory as Spark writes it, "
+     "at least 512m", "a JVM that cannot start"),
 ]
 
 

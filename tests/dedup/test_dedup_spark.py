@@ -7,6 +7,7 @@ the 20,000-person demo district is linked on both and must give the same persons
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,13 +23,15 @@ from dedup.compare import RecordArrays, level_labels
 from dedup.model import declared_model
 from dedup.prepare import TEXT, prepare_records
 from dedup.settings import BlockingRule, LinkSettings, SparkSpec, load_link_settings
+from tests.debian import JAVA, require_packages
 from tests.dedup import test_dedup_compare as spec
 from tests.dedup.dedup_helpers import ID_KEY, records, staged_demo
 from tests.spark import SPARK
 
 pytestmark = pytest.mark.integration
 
-DEMO_LINKING = Path(__file__).resolve().parents[2] / "demo" / "linking.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_LINKING = ROOT / "demo" / "linking.yaml"
 
 
 def _two(left: dict[str, str], right: dict[str, str]) -> list[dict[str, str]]:
@@ -163,6 +166,18 @@ def test_the_spark_engine_without_pyspark_says_how_to_install_it(monkeypatch) ->
     monkeypatch.setitem(sys.modules, "dedup.spark", None)
     with pytest.raises(ConfigError, match=r"silobreaker\[spark\]"), open_backend(LinkSettings(engine="spark")):
         pass
+
+
+def test_a_spark_that_cannot_start_says_which_settings_and_keeps_stdout_clean(tmp_path_factory) -> None:
+    require_packages(JAVA, tmp_path_factory.getbasetemp().parent)
+    # A fresh process: a worker's running session would be reused whatever the settings. The JVM cannot get
+    # its heap, and says so on the standard output it inherits — the run's JSON document under --json.
+    code = ("from dedup.settings import SparkSpec\n"
+            "SparkSpec(conf={'spark.driver.memory': '1k'}).session()\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and done.stdout == ""
+    assert "ConfigError: Spark did not start with linking.yaml's spark settings (master local[2]" in done.stderr
+    assert "or set engine: duckdb" in done.stderr and "Too small maximum heap" in done.stderr
 
 
 def test_a_spark_setting_that_downloads_at_start_is_refused() -> None:
