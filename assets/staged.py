@@ -31,6 +31,7 @@ from quality.rules import consent_registry_suite
 from staging import StageResult, stage_consent_records, stage_person_records
 from staging.reuse import StagingStore
 from staging.spark import SparkChunks
+from staging.stage import ChunkRunner
 
 __all__ = ["build_staged_assets", "with_earlier_reports"]
 
@@ -125,7 +126,7 @@ def build_staged_assets(source: SourceConfig, rules: QualityRules, accepted_by: 
 
 
 def _staging(source: SourceConfig, raw: Extract, store: StagingStore, source_reader: SourceReader,
-             runner: SparkChunks | None) -> tuple[Extract, StageResult, bool]:
+             runner: ChunkRunner | None) -> tuple[Extract, StageResult, bool]:
     """The staging of ``raw``: the one kept for its content (reused: True) or a new one, then kept."""
     kept = store.reuse(source, raw.lineage)
     if kept is not None:

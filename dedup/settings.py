@@ -1000,8 +1000,9 @@ class LinkSettings(_Settings):
         vetoes: vetoes to apply, keys of :data:`VETOES`. A vetoed pair is never linked, and clustering
             never puts its two records in one person, however they are chained.
         chunk_size: candidate pairs compared per batch; bounds memory whatever the data size.
-        engine: what executes the candidate pairs — ``duckdb`` (this machine) or ``spark`` (a Spark
-            cluster, :mod:`dedup.spark`); both run the same rules, levels and model.
+        engine: what stages the sources and executes the candidate pairs — ``duckdb`` (this machine) or
+            ``spark`` (a Spark cluster, :mod:`staging.spark` and :mod:`dedup.spark`); both run the same
+            staging, rules, levels and model.
         spark: where and with what Spark runs (:class:`SparkSpec`), read with ``engine: spark``.
         version: format version of ``linking.yaml``; currently 1.
 
@@ -1038,7 +1039,8 @@ class LinkSettings(_Settings):
     )
     chunk_size: int = Field(default=1_000_000, description="candidate pairs compared per batch; bounds memory")
     model: ModelSpec = Field(default_factory=ModelSpec, description="how the Fellegi–Sunter model is fitted")
-    engine: str = Field(default="duckdb", description="what executes the candidate pairs: duckdb (this machine) or spark")
+    engine: str = Field(default="duckdb",
+                        description="what stages the sources and executes the candidate pairs: duckdb (this machine) or spark")
     spark: SparkSpec = Field(default_factory=SparkSpec, description="the Spark master and resources, for engine: spark")
 
     @field_validator("match_threshold", mode="before")

@@ -51,6 +51,6 @@ class SparkChunks:
 
     def map(self, stage: Callable[[KeyedRows], StageResult], chunks: list[KeyedRows]) -> list[StageResult]:
         staged = self.spec.session().sparkContext.parallelize(chunks, len(chunks)).map(stage).collect()
-        log.info("staged %s on Spark: %d rows in %d tasks", chunks[0].source if chunks else "",
-                 sum(len(chunk.raw) for chunk in chunks), len(chunks))
+        log.info("staged %s on Spark: %d rows in %d tasks", chunks[0].source, sum(len(chunk.raw) for chunk in chunks),
+                 len(chunks))
         return staged
