@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, Indel, JaroWinkler, Levenshtein
 
@@ -349,8 +351,8 @@ def compare_pairs(
 
 def level_labels(comparison: Comparison, codes: np.ndarray | pd.Series) -> pd.Series:
     """Level labels (``"exact"``, ``"typo"`` …) for level codes of ``comparison``."""
-    labels = np.asarray(comparison.labels, dtype=object)
-    return pd.Series(labels[np.asarray(codes, dtype=np.int64)], dtype=TEXT)
+    labels = pa.array(comparison.labels, type=pa.large_string())
+    return pd.Series(pd.array(pc.take(labels, pa.array(np.asarray(codes))), dtype=TEXT))
 
 
 def _tests(comparison: Comparison) -> list[LevelTest]:

@@ -25,6 +25,8 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from dedup.backend import PairBackend, empty_pairs, open_backend
 from dedup.blocking import RECORDS_TABLE, load_blocking_rows, pairs_touching, pairs_within_sql
@@ -226,7 +228,7 @@ def link_records(
                        pairs=pairs.iloc[:n_scored].assign(decision=uncut.iloc[:n_scored]),
                        within=(within_l, within_r), reading=reading, settings=settings, trained_at=trained_at)
     del before, uncut
-    pairs = _explain(pairs, prepared, settings)
+    pairs = _explain(pairs, prepared["record_id"], settings)
     review_queue = build_review_queue(pairs, records, mapping, previous.decisions, previous.queue)
     seconds["total"] = _lap(started)
     stats: dict[str, Any] = {
@@ -332,35 +334,47 @@ def _vetoed_within_groups(
     return rid_l[vetoed], rid_r[vetoed]
 
 
-def _explain(pairs: pd.DataFrame, prepared: pd.DataFrame, settings: LinkSettings) -> pd.DataFrame:
+def _explain(pairs: pd.DataFrame, record_id: pd.Series, settings: LinkSettings) -> pd.DataFrame:
     """Swap positions for record ids, rule indexes for names and level codes for labels.
 
     Rows are ordered by record position (input order), which is deterministic and cheaper than
-    sorting the id strings.
+    sorting the id strings. Each column is taken in that order as it is explained, never the whole
+    frame at once: at a million records the pairs and their explanation are the run's largest objects.
     """
-    pairs = pairs.sort_values(["rid_l", "rid_r"], ignore_index=True)
-    record_id = prepared["record_id"].to_numpy(dtype=object)
-    rules = np.asarray([*(rule.name for rule in settings.blocking_rules), "id_number"], dtype=object)
+    rid_l, rid_r = pairs["rid_l"].to_numpy(dtype=np.int64), pairs["rid_r"].to_numpy(dtype=np.int64)
+    order = np.lexsort((rid_r, rid_l))
+    ids = pa.array(record_id.astype(TEXT).array)
+    rules = pa.array([*(rule.name for rule in settings.blocking_rules), "id_number"], type=pa.large_string())
+
+    def text(values: pa.Array, positions: np.ndarray) -> pd.Series:
+        return pd.Series(pd.array(pc.take(values, pa.array(positions)), dtype=TEXT))
+
+    def ordered(column: str) -> np.ndarray:
+        return pairs[column].to_numpy()[order]
+
+    def ordered_text(column: str) -> pd.Series:
+        return pd.Series(pairs[column].astype(TEXT).array.take(order))
+
     out = pd.DataFrame(
         {
-            "record_id_l": pd.Series(record_id[pairs["rid_l"].to_numpy(dtype=np.int64)], dtype=TEXT),
-            "record_id_r": pd.Series(record_id[pairs["rid_r"].to_numpy(dtype=np.int64)], dtype=TEXT),
-            "score": pairs["score"].astype("float32"),
-            "decision": pairs["decision"],
-            "veto": pairs["veto"],
-            "rule": pd.Series(rules[pairs["rule"].to_numpy(dtype=np.int64)], dtype=TEXT),
+            "record_id_l": text(ids, rid_l[order]),
+            "record_id_r": text(ids, rid_r[order]),
+            "score": ordered("score").astype("float32"),
+            "decision": ordered_text("decision"),
+            "veto": ordered_text("veto"),
+            "rule": text(rules, ordered("rule").astype(np.int64)),
         }
     )
     for comparison in settings.comparisons:
-        out[comparison.field] = level_labels(comparison, pairs[comparison.field])
+        out[comparison.field] = level_labels(comparison, ordered(comparison.field))
     # The waterfall: match_weight = w_prior + the sum of w_<field>, and its match probability.
-    out["w_prior"] = pairs["w_prior"].astype("float32")
+    out["w_prior"] = ordered("w_prior").astype("float32")
     for comparison in settings.comparisons:
-        out[f"w_{comparison.field}"] = pairs[f"w_{comparison.field}"].astype("float32")
+        out[f"w_{comparison.field}"] = ordered(f"w_{comparison.field}").astype("float32")
     out["match_weight"] = out["score"]
     # Which pair context (dedup.model.PairContext) the weights of the pair come from: flatmates are
     # weighed by how flatmates compare, so a reader of the waterfall knows why a shared phone weighs little.
-    out["context"] = pairs["context"].astype(TEXT)
+    out["context"] = ordered_text("context")
     out["match_probability"] = 1.0 / (1.0 + np.exp2(-np.clip(out["score"].to_numpy(dtype=np.float64), -60.0, 60.0)))
     return out
 
