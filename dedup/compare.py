@@ -81,6 +81,17 @@ class CodedStrings:
         codes = codes.astype(np.int32)
         return cls(codes[: len(column)], np.asarray(values, dtype=object)), codes[len(column) :]
 
+    def patched(self, rows: np.ndarray, part: CodedStrings) -> CodedStrings:
+        """These codes with those of ``rows`` replaced by ``part`` (coded over its own values); a value
+        not among these is appended. The codes of the other rows stay as they were."""
+        known = pd.Index(self.values).get_indexer(part.values) if len(part.values) else np.empty(0, dtype=np.intp)
+        unseen = np.flatnonzero(known < 0)
+        known[unseen] = len(self.values) + np.arange(len(unseen))
+        values = np.concatenate([self.values, part.values[unseen]]) if len(unseen) else self.values
+        codes = self.codes.copy()
+        codes[rows] = np.where(part.codes >= 0, known[np.maximum(part.codes, 0)] if len(known) else -1, -1)
+        return CodedStrings(codes, values)
+
     def __len__(self) -> int:
         return len(self.codes)
 
@@ -178,12 +189,19 @@ class RecordArrays:
         )
         return arrays._with_moves()._with_stated(prepared)
 
-    def with_identities_of(self, prepared: pd.DataFrame) -> RecordArrays:
-        """These records with their ID numbers, sex and birth dates read again from ``prepared`` — the
-        same records in the same order, of which only those columns changed (a borrowed ID number
-        taken off, :func:`dedup.id_sharing.without_borrowed_ids`) — and every other column kept, so
-        names and addresses are not encoded twice."""
-        return replace(self, **_identity_columns(prepared), stated=None)._with_moves()._with_stated(prepared)
+    def with_identities_of(self, prepared: pd.DataFrame, rows: np.ndarray) -> RecordArrays:
+        """These records with the ID numbers, sex and birth dates (as decided and as stated) of ``rows``
+        read again from ``prepared`` — the same records in the same order, of which only those rows'
+        identity columns changed (a borrowed ID number taken off,
+        :func:`dedup.id_sharing.without_borrowed_ids`). Only those rows are encoded again, and every
+        other column is kept, so names and addresses are not encoded twice."""
+        part = prepared.iloc[rows]
+        decided = replace(self, **_patched(self, rows, _identity_columns(part)), stated=None)._with_moves()
+        stated = _patched(self.as_stated(), rows, {
+            "sex": CodedStrings.of(part["stated_sex"]),
+            **_birth_columns(part["stated_birth_date"], part["stated_birth_precision"]),
+        })
+        return replace(decided, stated=replace(decided, **stated))
 
     def _with_moves(self) -> RecordArrays:
         """These records with :attr:`moves` found from their flats and valid ID numbers."""
@@ -842,6 +860,19 @@ def _identity_columns(prepared: pd.DataFrame) -> dict[str, Any]:
         "sex": CodedStrings.of(prepared["sex"]),
         **_birth_columns(prepared["birth_date"], prepared["birth_precision"]),
     }
+
+
+def _patched(arrays: RecordArrays, rows: np.ndarray, part: dict[str, Any]) -> dict[str, Any]:
+    """The columns of ``arrays`` named in ``part`` with the values of ``rows`` replaced by ``part``'s."""
+    out: dict[str, Any] = {}
+    for name, value in part.items():
+        if isinstance(value, CodedStrings):
+            out[name] = getattr(arrays, name).patched(rows, value)
+        else:
+            column = getattr(arrays, name).copy()
+            column[rows] = value
+            out[name] = column
+    return out
 
 
 def _birth_columns(dates: pd.Series, precision: pd.Series) -> dict[str, np.ndarray]:

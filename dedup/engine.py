@@ -154,7 +154,7 @@ def link_records(
     with_numbers = arrays
     if borrowed.any():
         prepared = without_borrowed_ids(records, prepared, borrowed, reading)
-        arrays = arrays.with_identities_of(prepared)
+        arrays = arrays.with_identities_of(prepared, np.flatnonzero(borrowed))
     seconds["prepare"] = _lap(started)
     log.info("prepared %d records in %.1fs", len(prepared), seconds["prepare"])
     tell = on_phase or (lambda _phase, _count: None)

@@ -151,7 +151,17 @@ def test_taking_a_borrowed_number_off_refreshes_the_arrays_as_preparing_them_ane
                 out[spec.name] = value.tolist()
         return out
 
-    refreshed = RecordArrays.from_prepared(prepared).with_identities_of(redone)
+    refreshed = RecordArrays.from_prepared(prepared).with_identities_of(redone, np.flatnonzero(borrowed))
     anew = RecordArrays.from_prepared(redone)
     assert columns(refreshed) == columns(anew)
     assert columns(refreshed.as_stated()) == columns(anew.as_stated())
+
+
+def test_patched_codes_decode_to_the_new_values_and_append_the_unseen_ones() -> None:
+    coded = CodedStrings.of(pd.Series(["M", "F", None, "M", "F"]))
+    patched = coded.patched(np.array([0, 2, 4]), CodedStrings.of(pd.Series(["X", "F", None])))
+    assert [patched.values[c] if c >= 0 else None for c in patched.codes] == ["X", "F", "F", "M", None]
+    assert patched.codes[[1, 3]].tolist() == coded.codes[[1, 3]].tolist(), "the other rows keep their codes"
+    assert coded.codes.tolist() == [0, 1, -1, 0, 1], "the original is left as it was"
+    emptied = coded.patched(np.array([1]), CodedStrings.of(pd.Series([None])))
+    assert emptied.codes.tolist() == [0, -1, -1, 0, 1] and emptied.values is coded.values
