@@ -26,13 +26,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, Indel, JaroWinkler, Levenshtein
 
 from core.errors import ConfigError
-from dedup.prepare import HAN_CHARACTER, TEXT, alias_rows, fuzzy_pinyin, sorted_words
+from dedup.prepare import HAN_CHARACTER, alias_rows, fuzzy_pinyin, sorted_words, text_at
 from dedup.settings import ELSE, AddressComparison, Comparison, NameComparison
 from dedup.shapes import shape_key
 
@@ -89,7 +87,7 @@ class CodedStrings:
         known[unseen] = len(self.values) + np.arange(len(unseen))
         values = np.concatenate([self.values, part.values[unseen]]) if len(unseen) else self.values
         codes = self.codes.copy()
-        codes[rows] = np.where(part.codes >= 0, known[np.maximum(part.codes, 0)] if len(known) else -1, -1)
+        codes[rows] = np.append(known, -1)[part.codes]  # part's code -1 (missing) takes the appended -1
         return CodedStrings(codes, values)
 
     def __len__(self) -> int:
@@ -369,8 +367,7 @@ def compare_pairs(
 
 def level_labels(comparison: Comparison, codes: np.ndarray | pd.Series) -> pd.Series:
     """Level labels (``"exact"``, ``"typo"`` …) for level codes of ``comparison``."""
-    labels = pa.array(comparison.labels, type=pa.large_string())
-    return pd.Series(pd.array(pc.take(labels, pa.array(np.asarray(codes))), dtype=TEXT))
+    return text_at(comparison.labels, np.asarray(codes))
 
 
 def _tests(comparison: Comparison) -> list[LevelTest]:

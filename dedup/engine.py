@@ -25,8 +25,6 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from dedup.backend import PairBackend, empty_pairs, open_backend
 from dedup.blocking import RECORDS_TABLE, load_blocking_rows, pairs_touching, pairs_within_sql
@@ -45,7 +43,7 @@ from dedup.incremental import (
     relinked_records,
 )
 from dedup.model import FellegiSunterModel, train_model
-from dedup.prepare import TEXT, ColumnReading, prepare_with_facts
+from dedup.prepare import TEXT, ColumnReading, prepare_with_facts, text_at
 from dedup.review import build_review_queue, decided_pairs
 from dedup.score import score_pairs
 from dedup.settings import LinkSettings
@@ -343,11 +341,7 @@ def _explain(pairs: pd.DataFrame, record_id: pd.Series, settings: LinkSettings) 
     """
     rid_l, rid_r = pairs["rid_l"].to_numpy(dtype=np.int64), pairs["rid_r"].to_numpy(dtype=np.int64)
     order = np.lexsort((rid_r, rid_l))
-    ids = pa.array(record_id.astype(TEXT).array)
-    rules = pa.array([*(rule.name for rule in settings.blocking_rules), "id_number"], type=pa.large_string())
-
-    def text(values: pa.Array, positions: np.ndarray) -> pd.Series:
-        return pd.Series(pd.array(pc.take(values, pa.array(positions)), dtype=TEXT))
+    rules = [*(rule.name for rule in settings.blocking_rules), "id_number"]
 
     def ordered(column: str) -> np.ndarray:
         return pairs[column].to_numpy()[order]
@@ -357,12 +351,12 @@ def _explain(pairs: pd.DataFrame, record_id: pd.Series, settings: LinkSettings) 
 
     out = pd.DataFrame(
         {
-            "record_id_l": text(ids, rid_l[order]),
-            "record_id_r": text(ids, rid_r[order]),
+            "record_id_l": text_at(record_id, rid_l[order]),
+            "record_id_r": text_at(record_id, rid_r[order]),
             "score": ordered("score").astype("float32"),
             "decision": ordered_text("decision"),
             "veto": ordered_text("veto"),
-            "rule": text(rules, ordered("rule").astype(np.int64)),
+            "rule": text_at(rules, ordered("rule")),
         }
     )
     for comparison in settings.comparisons:

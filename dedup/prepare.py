@@ -8,6 +8,7 @@ Normalisation itself lives in :mod:`staging.normalize`; this module only derives
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,7 @@ __all__ = [
     "prepare_records",
     "prepare_with_facts",
     "sorted_words",
+    "text_at",
 ]
 
 #: The text dtype of every string column the engine produces: Arrow-backed, missing is ``pd.NA``.
@@ -512,6 +514,18 @@ def _split_pinyin(pinyin: pd.Series) -> tuple[pd.Series, pd.Series]:
         )
         for part in ("surname", "given")
     )
+
+
+def text_at(values: Sequence[str] | pd.Series, positions: np.ndarray) -> pd.Series:
+    """``values`` at ``positions`` as a text Series (index 0..n-1), taken by Arrow: no Python string per
+    row, where pandas would build one for each (level labels and record ids of a million pairs).
+
+    Example:
+        >>> text_at(["none", "exact"], np.array([1, 0, 1])).tolist()
+        ['exact', 'none', 'exact']
+    """
+    array = pa.array(pd.Series(values, dtype=TEXT).array)
+    return pd.Series(pd.array(pc.take(array, pa.array(np.asarray(positions, dtype=np.int64))), dtype=TEXT))
 
 
 def _arrow_text(values: pd.Series) -> pa.Array:
