@@ -15,6 +15,8 @@ rekeyed   base rates, but every repeat entry is keyed again from scratch with ke
           its own (a health visit after the first, a second justice case file, a civil-affairs
           duplicate), and the census counts some people living away from their registered address
           a second time there (see ``demo.generate.REKEY_RATES``)
+abbrev-   base rates, but health and justice clerks write many addresses as the compound's name
+iated     alone, 翠苑3-2-501 or 翠苑3幢501 (``demo.generate.ABBREVIATED_ADDRESS_STYLES``)
 ========  ==================================================================================
 
 Run from the product venv, or from the benchmark venv (``make bench-setup``) with ``--splink`` to
@@ -79,6 +81,7 @@ VARIANTS: dict[str, MessSettings] = {
     "x2": MessSettings(scale=2.0),
     "x3": MessSettings(scale=3.0),
     "rekeyed": MessSettings(duplicates="rekeyed"),
+    "abbreviated": MessSettings(addresses="abbreviated"),
 }
 
 #: Defects that are a slip in the name as written (traditional characters, spaces and dots are folded

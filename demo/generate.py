@@ -184,6 +184,9 @@ class MessSettings:
             keyed again from scratch with keying errors of its own (:data:`REKEY_RATES`), and a census
             double count is a person living away from the registered address (人户分离) counted a
             second time there.
+        addresses: ``"demo"`` (the demo's address habits, :data:`ADDRESS_STYLES`) or ``"abbreviated"``:
+            health and justice clerks write many flats as the compound's name alone, 翠苑3-2-501 or
+            翠苑3幢501 (:data:`ABBREVIATED_ADDRESS_STYLES`).
 
     Raises:
         ValueError: a parameter is out of range; the message shows a correct call.
@@ -196,6 +199,7 @@ class MessSettings:
     scale: float = 1.0
     defects: tuple[str, ...] | None = None
     duplicates: str = "copied"
+    addresses: str = "demo"
 
     def __post_init__(self) -> None:
         example = 'MessSettings(scale=2.0, defects=("homophone", "id_missing"), duplicates="rekeyed")'
@@ -210,11 +214,14 @@ class MessSettings:
             object.__setattr__(self, "defects", tuple(self.defects))
         if self.duplicates not in ("copied", "rekeyed"):
             raise ValueError(f"duplicates must be 'copied' or 'rekeyed', got {self.duplicates!r}; e.g. {example}")
+        if self.addresses not in ("demo", "abbreviated"):
+            raise ValueError(f"addresses must be 'demo' or 'abbreviated', got {self.addresses!r}; "
+                             'e.g. MessSettings(addresses="abbreviated")')
 
     @property
     def is_default(self) -> bool:
         """Whether these are the demo district's own rates and processes."""
-        return self.scale == 1.0 and self.duplicates == "copied"
+        return self.scale == 1.0 and self.duplicates == "copied" and self.addresses == "demo"
 
     def _factor(self, defect: str) -> float:
         if self.defects is None:  # every defect linking sees through, a re-keying clerk's slips included
@@ -238,6 +245,13 @@ class MessSettings:
             return None
         return MappingProxyType({error: self._scaled(error, rate) for error, rate in REKEY_RATES.items()})
 
+    def address_styles(self, source: str) -> Mapping[str, float]:
+        """How ``source`` writes addresses (style -> share of rows, :data:`ADDRESS_STYLES`), or with
+        ``addresses="abbreviated"`` as :data:`ABBREVIATED_ADDRESS_STYLES` where it names the source."""
+        if self.addresses == "abbreviated" and source in ABBREVIATED_ADDRESS_STYLES:
+            return ABBREVIATED_ADDRESS_STYLES[source]
+        return ADDRESS_STYLES[source]
+
     @property
     def moved_share(self) -> float:
         """Share of households that moved."""
@@ -257,6 +271,13 @@ ADDRESS_STYLES = {
     "justice": {"full": 0.8, "dong": 0.2},  # 栋 for 幢
     "census": {"full": 1.0},
 }
+ABBREVIATED_ADDRESS_STYLES = {
+    # Clerks who write the compound's name alone (翠苑3-2-501, 翠苑3幢501): no district, street or 社区.
+    "health": {"full": 0.4, "no_district": 0.2, "abbreviated": 0.2, "abbreviated_no_unit": 0.2},
+    "justice": {"full": 0.3, "abbreviated": 0.35, "abbreviated_no_unit": 0.35},
+}
+"""Address styles of ``MessSettings(addresses="abbreviated")`` (a stress variant); other sources as
+:data:`ADDRESS_STYLES`."""
 
 SOURCES_YAML = Path(__file__).with_name("sources.yaml")
 """The declarations of the demo's sources, paths relative to the data home."""
@@ -661,7 +682,7 @@ def _keep_former_names(rng: np.random.Generator, rows: SourceRows, former: np.nd
 
 def _damage(rng: np.random.Generator, rows: SourceRows, pop: Population, mess: MessSettings, *, gbk: bool) -> None:
     """:func:`demo.mess.damage` with the source's rates, address styles and duplicate process."""
-    damage(rng, rows, pop, mess.rates(rows.source), ADDRESS_STYLES[rows.source], gbk=gbk, rekey=mess.rekey_rates())
+    damage(rng, rows, pop, mess.rates(rows.source), mess.address_styles(rows.source), gbk=gbk, rekey=mess.rekey_rates())
 
 
 def _consent(rng: np.random.Generator, pop: Population, path: Path) -> int:

@@ -106,9 +106,14 @@ class Addresses:
 
     def text(self, style: str) -> np.ndarray:
         """Address text in a style: ``full`` 示范区西溪街道翠苑社区3幢2单元501室, ``no_district`` (without
-        示范区), ``dong`` (栋 for 幢), ``short`` 西溪街道翠苑社区3-2-501."""
+        示范区), ``dong`` (栋 for 幢), ``short`` 西溪街道翠苑社区3-2-501, and two a clerk abbreviates to the
+        compound's name alone (no district, street or 社区): ``abbreviated`` 翠苑3-2-501 and
+        ``abbreviated_no_unit`` 翠苑3幢501."""
         b, u, r = self.building.astype(STRING), self.unit.astype(STRING), self.room.astype(STRING)
         place = cat(self.street_names(), self.community_names())
+        if style.startswith("abbreviated"):
+            compound = np.strings.replace(self.community_names(), "社区", "")
+            return cat(compound, b, "幢", r) if style == "abbreviated_no_unit" else cat(compound, b, "-", u, "-", r)
         if style == "short":
             return cat(place, b, "-", u, "-", r)
         flat = cat(b, "栋" if style == "dong" else "幢", u, "单元", r, "室")

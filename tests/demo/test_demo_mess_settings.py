@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from demo.generate import MESS_RATES, REKEY_RATES, MessSettings, generate_demo
+from demo.generate import (
+    ABBREVIATED_ADDRESS_STYLES,
+    ADDRESS_STYLES,
+    MESS_RATES,
+    REKEY_RATES,
+    MessSettings,
+    generate_demo,
+)
 from tests.demo.demo_helpers import files_under
 
 
@@ -27,11 +35,14 @@ def test_scale_multiplies_the_chosen_rates_and_caps_them() -> None:
     assert MessSettings(scale=2.0).moved_share == pytest.approx(0.10)
     assert MessSettings().rekey_rates() is None
     assert MessSettings(duplicates="rekeyed").rekey_rates() == REKEY_RATES
+    assert MessSettings(addresses="abbreviated").address_styles("justice") == ABBREVIATED_ADDRESS_STYLES["justice"]
+    assert MessSettings(addresses="abbreviated").address_styles("census") == ADDRESS_STYLES["census"]
+    assert not MessSettings(addresses="abbreviated").is_default
 
 
 @pytest.mark.parametrize(
     "kwargs", [{"scale": -1.0}, {"scale": True}, {"defects": ("bad_birth_date",)}, {"defects": "homophone"},
-               {"duplicates": "retyped"}]
+               {"duplicates": "retyped"}, {"addresses": "short"}]
 )
 def test_impossible_settings_are_refused_with_an_example(kwargs: dict) -> None:
     with pytest.raises(ValueError, match=r"e\.g\. MessSettings\("):
@@ -63,3 +74,13 @@ def test_rekeyed_census_double_counts_are_movers_at_their_registered_address(rek
     movers = set(persons.loc[persons["moved"], "person_id"])
     assert census["true_person_id"].isin(movers).all()
     assert not census["defects"].str.contains("moved").any(), "shown at the old flat, not the new one"
+
+
+def test_abbreviating_clerks_write_the_compound_name_alone() -> None:
+    from demo.population import Addresses
+
+    flat = Addresses(*(np.array([v]) for v in (0, 3, 1, 3, 2, 501)))
+    community = flat.community_names()[0]
+    assert flat.text("full")[0].endswith(f"{community}3幢2单元501室")
+    assert flat.text("abbreviated")[0] == f"{community.removesuffix('社区')}3-2-501"
+    assert flat.text("abbreviated_no_unit")[0] == f"{community.removesuffix('社区')}3幢501"
