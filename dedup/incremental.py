@@ -61,7 +61,7 @@ RELINK_DAYS = 7
 """Days after which the model is fitted again and every record linked again."""
 
 #: Bumped when what is kept changes meaning: a kept state of another version is not used.
-_VERSION = 2
+_VERSION = 3
 _STATE, _MODEL, _TERMS = "state.json", "model.json", "term_frequencies.parquet"
 _RECORDS, _KEYS, _PAIRS, _WITHIN = "records.parquet", "keys.parquet", "pairs.parquet", "within.parquet"
 _MISSING = "\x00"

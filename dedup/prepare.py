@@ -398,22 +398,33 @@ def generic_identifier(values: pd.Series) -> pd.Series:
 
 
 def household_key(addresses: pd.Series) -> pd.Series:
-    """The flat an address points to, whatever way it is written: ``社区|building-unit-room``.
+    """The flat an address points to, whatever way it is written: ``place|building-unit-room``.
 
-    Departments write one flat as 示范区西溪街道翠苑社区3幢2单元501室, 西溪街道翠苑社区3栋2单元501室 or
-    西溪街道翠苑社区3-2-501; all give ``翠苑社区|3-2-501``. The place is the last 社区/小区/村 name (one
-    without 区, 道, 镇 or 乡 in it); the numbers are every digit run after it. Addresses without such a
-    place give null, and are compared as text only.
+    Departments write one flat as 示范区西溪街道翠苑社区3幢2单元501室, 西溪街道翠苑社区3栋2单元501室,
+    西溪街道翠苑小区3-2-501 or — a clerk who abbreviates to the compound's name alone — 翠苑3-2-501; all give
+    ``翠苑|3-2-501``. The place is the last 社区/小区/村 name (one without 区, 道, 镇 or 乡 in it), kept
+    without that suffix (a 社区 is commonly named after its main 小区); where an address names none, it is the
+    Chinese name just before the first number, after the last 区/道/镇/乡/路/街/号 — and then the address
+    must give at least two numbers (西溪路88号 is a building, not a flat). The numbers are every digit run
+    after the place. Addresses without a place give null, and are compared as text only.
 
     Example:
-        >>> household_key(pd.Series(["示范区西溪街道翠苑社区3幢2单元501室", "西溪街道翠苑社区3-2-501"])).tolist()
-        ['翠苑社区|3-2-501', '翠苑社区|3-2-501']
+        >>> household_key(pd.Series(["示范区西溪街道翠苑社区3幢2单元501室", "翠苑3-2-501", "西溪路88号"])).tolist()
+        ['翠苑|3-2-501', '翠苑|3-2-501', <NA>]
     """
-    indices, parts = _flat_parts(addresses)
-    numbers = pc.utf8_trim(pc.replace_substring_regex(parts.field("rest"), r"[^0-9]+", "-"), "-")
-    key = pc.binary_join_element_wise(parts.field("place"), numbers, pa.scalar("|", pa.large_string()))
-    key = pc.if_else(pc.and_(pc.is_valid(parts), pc.greater(pc.utf8_length(numbers), 0)), key, pa.scalar(None, key.type))
-    return pd.Series(pc.take(key, indices).to_pandas(), dtype=TEXT)
+    encoded = pc.dictionary_encode(_arrow_text(addresses))
+    named = pc.extract_regex(encoded.dictionary, _HOUSEHOLD)
+    abbreviated = pc.extract_regex(encoded.dictionary, _ABBREVIATED_FLAT)
+    none = pa.scalar(None, pa.large_string())
+    is_named = pc.is_valid(named)
+    place = pc.if_else(is_named, pc.replace_substring_regex(named.field("place"), r"(社区|小区|村)$", ""),
+                       pc.if_else(pc.is_valid(abbreviated), abbreviated.field("place"), none))
+    rest = pc.if_else(is_named, named.field("rest"), pc.if_else(pc.is_valid(abbreviated), abbreviated.field("rest"), none))
+    numbers = pc.utf8_trim(pc.replace_substring_regex(rest, r"[^0-9]+", "-"), "-")
+    enough = pc.if_else(is_named, pc.greater(pc.utf8_length(numbers), 0), pc.match_substring(numbers, "-"))
+    key = pc.binary_join_element_wise(place, numbers, pa.scalar("|", pa.large_string()))
+    key = pc.if_else(pc.and_kleene(pc.is_valid(place), enough), key, pa.scalar(None, key.type))
+    return pd.Series(pc.take(key, encoded.indices).to_pandas(), dtype=TEXT)
 
 
 def _flat_parts(addresses: pd.Series) -> tuple[pa.Array, pa.StructArray]:
@@ -535,6 +546,10 @@ def _arrow_text(values: pd.Series) -> pa.Array:
 # RE2 (Arrow) syntax. The place may not contain 区/道/镇/乡, so the match starts after the district
 # or street rather than swallowing it.
 _HOUSEHOLD = r"(?P<place>[^区道镇乡县市]{1,12}?(?:社区|小区|村))(?P<rest>.*)$"
+# An address abbreviated to the compound's name (翠苑3-2-501, 西溪街道翠苑3幢501): the name runs from the start
+# or the last 区/道/镇/乡/县/市/路/街/巷/号 to the first number, Chinese only (a Latin address's words are
+# not a place).
+_ABBREVIATED_FLAT = r"(?:^|[区道镇乡县市路街巷号])(?P<place>[^0-9A-Za-z\s区道镇乡县市路街巷号弄-]{2,12})(?P<rest>[0-9].*)$"
 
 
 def _text(values: pd.Series) -> pd.Series:

@@ -130,7 +130,7 @@ _PURPOSE = _col("purpose", TEXT, "purpose of processing (`service_delivery`, `st
 _RECIPIENT = _col("recipient", TEXT, "recipient as the consent registry names it (`*` every recipient)")
 _CHANNEL = _col("channel", TEXT, "how the decision was made (线下窗口, 政务APP, 电话, …)")
 _FLAT = _col("flat", TEXT, "the flat an address points to however written (`dedup.prepare.household_key`: "
-             "`翠苑社区|3-2-501` for 3幢2单元501室 and 3-2-501 alike); null where none can be read", "户")
+             "`翠苑|3-2-501` for 翠苑社区3幢2单元501室, 翠苑社区3-2-501 and 翠苑3-2-501 alike); null where none can be read", "户")
 
 # The canonical person record's own fields (docs/architecture.md), as source_records holds them.
 _RECORD_FIELDS = (

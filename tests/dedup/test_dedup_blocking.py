@@ -113,7 +113,18 @@ def test_chinese_addresses_have_no_house_number() -> None:
     # A Chinese address's flat is the household key; its first number is a building, far too coarse.
     prepared = prepare_records(records([{"record_id": "a:1", "address": "示范区西溪街道翠苑社区3幢2单元501室"}]))
     assert prepared["house_number"].isna().all()
-    assert prepared["household"].tolist() == ["翠苑社区|3-2-501"]
+    assert prepared["household"].tolist() == ["翠苑|3-2-501"]
+
+
+def test_an_address_abbreviated_to_the_compound_name_points_to_the_same_flat() -> None:
+    # Clerks write 翠苑社区, 翠苑小区 or just 翠苑 before the building: one flat. Without 社区/小区/村 the
+    # name must sit right before the numbers and be followed by at least two of them (a flat, not a
+    # building on a road), and a Latin address's words are never a place.
+    addresses = ["示范区西溪街道翠苑社区3幢2单元501室", "西溪街道翠苑小区3-2-501", "翠苑3-2-501", "文一西路88号翠苑3幢2单元501室",
+                 "西溪街道翠苑3幢501", "西溪路88号", "示范区3-2-501", "16 officer crescent berwick 3806 vic"]
+    prepared = prepare_records(records([{"record_id": f"a:{i}", "address": a} for i, a in enumerate(addresses)]))
+    assert prepared["household"].tolist()[:5] == ["翠苑|3-2-501"] * 4 + ["翠苑|3-501"]
+    assert prepared["household"].iloc[5:].isna().all()
 
 
 def test_a_raw_export_without_a_community_column_blocks_on_the_place_its_addresses_name() -> None:
