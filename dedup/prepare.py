@@ -412,14 +412,12 @@ def household_key(addresses: pd.Series) -> pd.Series:
         >>> household_key(pd.Series(["示范区西溪街道翠苑社区3幢2单元501室", "翠苑3-2-501", "西溪路88号"])).tolist()
         ['翠苑|3-2-501', '翠苑|3-2-501', <NA>]
     """
-    encoded = pc.dictionary_encode(_arrow_text(addresses))
-    named = pc.extract_regex(encoded.dictionary, _HOUSEHOLD)
+    encoded, named = _flat_parts(addresses)
     abbreviated = pc.extract_regex(encoded.dictionary, _ABBREVIATED_FLAT)
-    none = pa.scalar(None, pa.large_string())
     is_named = pc.is_valid(named)
-    place = pc.if_else(is_named, pc.replace_substring_regex(named.field("place"), r"(社区|小区|村)$", ""),
-                       pc.if_else(pc.is_valid(abbreviated), abbreviated.field("place"), none))
-    rest = pc.if_else(is_named, named.field("rest"), pc.if_else(pc.is_valid(abbreviated), abbreviated.field("rest"), none))
+    place = pc.if_else(is_named, pc.replace_substring_regex(_part(named, "place"), r"(社区|小区|村)$", ""),
+                       _part(abbreviated, "place"))
+    rest = pc.if_else(is_named, _part(named, "rest"), _part(abbreviated, "rest"))
     numbers = pc.utf8_trim(pc.replace_substring_regex(rest, r"[^0-9]+", "-"), "-")
     enough = pc.if_else(is_named, pc.greater(pc.utf8_length(numbers), 0), pc.match_substring(numbers, "-"))
     key = pc.binary_join_element_wise(place, numbers, pa.scalar("|", pa.large_string()))
@@ -427,11 +425,16 @@ def household_key(addresses: pd.Series) -> pd.Series:
     return pd.Series(pc.take(key, encoded.indices).to_pandas(), dtype=TEXT)
 
 
-def _flat_parts(addresses: pd.Series) -> tuple[pa.Array, pa.StructArray]:
-    """Each distinct address split by :data:`_HOUSEHOLD` into its place (the last 社区/小区/村) and the rest
-    (null where it names no such place), and the index of each address's distinct value."""
+def _flat_parts(addresses: pd.Series) -> tuple[pa.DictionaryArray, pa.StructArray]:
+    """The addresses dictionary-encoded, and each distinct one split by :data:`_HOUSEHOLD` into its place
+    (the last 社区/小区/村) and the rest (null where it names no such place)."""
     encoded = pc.dictionary_encode(_arrow_text(addresses))
-    return encoded.indices, pc.extract_regex(encoded.dictionary, _HOUSEHOLD)
+    return encoded, pc.extract_regex(encoded.dictionary, _HOUSEHOLD)
+
+
+def _part(parts: pa.StructArray, name: str) -> pa.Array:
+    """One field of regex matches, null where the regex did not match."""
+    return pc.if_else(pc.is_valid(parts), parts.field(name), pa.scalar(None, pa.large_string()))
 
 
 def address_place(address: pd.Series, raw: pd.Series, words: pd.Series) -> pd.Series:
@@ -444,9 +447,8 @@ def address_place(address: pd.Series, raw: pd.Series, words: pd.Series) -> pd.Se
         >>> address_place(raw, raw, pd.Series([None, "x", "x"])).tolist()
         ['翠苑社区', '3806', <NA>]
     """
-    indices, parts = _flat_parts(address)
-    place = pc.if_else(pc.is_valid(parts), parts.field("place"), pa.scalar(None, pa.large_string()))
-    chinese = pd.Series(pc.take(place, indices).to_pandas(), dtype=TEXT)
+    encoded, parts = _flat_parts(address)
+    chinese = pd.Series(pc.take(_part(parts, "place"), encoded.indices).to_pandas(), dtype=TEXT)
     latin = _text(raw.where(words.notna())).str.extract(r"\s(\d{4,6})(?:\s+\D*)?$", expand=False)
     return _blank_to_na(chinese.fillna(latin.astype(TEXT)))
 
@@ -517,14 +519,8 @@ def _split_pinyin(pinyin: pd.Series) -> tuple[pd.Series, pd.Series]:
     """First syllable (the surname's reading, or the first of a compound surname) and the rest."""
     encoded = pc.dictionary_encode(_arrow_text(pinyin))
     parts = pc.extract_regex(encoded.dictionary, r"^(?P<surname>\S+)(?: (?P<given>.+))?$")
-    valid = pc.is_valid(parts)
-    return tuple(
-        pd.Series(
-            pc.take(pc.if_else(valid, parts.field(part), pa.scalar(None, pa.large_string())), encoded.indices).to_pandas(),
-            dtype=TEXT,
-        )
-        for part in ("surname", "given")
-    )
+    return tuple(pd.Series(pc.take(_part(parts, part), encoded.indices).to_pandas(), dtype=TEXT)
+                 for part in ("surname", "given"))
 
 
 def text_at(values: Sequence[str] | pd.Series, positions: np.ndarray) -> pd.Series:
