@@ -20,8 +20,9 @@ share of predicted persons that are exactly one true person) for:
   folding look-alike characters / same fuzzy pinyin (模糊音) / Jaro-Winkler on pinyin or on the
   reordered words / one name among the other's aliases (曾用名) or an alias in common / a word in common
   / a word in common up to Jaro-Winkler 0.88; birth date day / month / year / one slip
-  (Damerau-Levenshtein 1 or up to three days); sex; phone; address exact / same flat / one record's
-  户籍地址 the other's address or flat, or one registered flat / Jaro-Winkler /
+  (Damerau-Levenshtein 1 or up to three days); sex; phone; address exact / same flat / same building
+  and room with one record's unit left out / one record's 户籍地址 the other's address or flat, or one
+  registered flat / Jaro-Winkler /
   two words in common; community with term frequencies, null where the flat agrees), u from 1M random
   pairs (as silobreaker), the prior from the ID rule, m by EM over three blocking rules, clustered at
   the same match probability (0.999; 0.9 is reported too);
@@ -76,6 +77,7 @@ for path in (ROOT, ROOT / "benchmarks"):
 from demo_accuracy import machine, merged_hard_negatives, pairwise_scores, stage_demo  # noqa: E402
 
 from dedup import LinkSettings, link_records  # noqa: E402
+from dedup.compare import CodedStrings, building_rooms  # noqa: E402
 from dedup.prepare import HAN_CHARACTER, alias_rows, fuzzy_pinyin, prepare_records, sorted_words  # noqa: E402
 from dedup.shapes import shape_key  # noqa: E402
 from dedup.settings import ModelSpec  # noqa: E402
@@ -176,6 +178,10 @@ def _splink_features(records: pd.DataFrame) -> pd.DataFrame:
     out["name_sorted"] = sorted_words(prepared["name_pinyin"].where(latin))
     out["name_shape"] = shape_key(prepared["name"])
     out["name_fuzzy"] = fuzzy_pinyin(prepared["name_pinyin"].where(~latin))
+    # A flat's building and room without its unit, and whether it names one (the building_room level).
+    flats = building_rooms(CodedStrings.of(prepared["household"]))
+    out["building_room"] = pd.Series(flats["building_room"]).where(flats["building_room"] >= 0)
+    out["unit_given"] = flats["unit_given"]
     settings = LinkSettings()
     for rule in settings.blocking_rules:
         parts = [prepared[column].astype("string") for column in rule.keys]
@@ -242,7 +248,9 @@ def link_splink_equivalent(records: pd.DataFrame, thresholds: tuple[float, ...] 
     for column in ("sex", "phone"):
         if column in present:
             comparisons.append(cl.ExactMatch(column))
+    building_room = 'coalesce("building_room_l" = "building_room_r" AND "unit_given_l" <> "unit_given_r", false)'
     comparisons.append(custom("address", [cll.ExactMatchLevel("address"), cll.ExactMatchLevel("household"),
+                                          cll.CustomLevel(building_room, "building room"),
                                           *([cll.CustomLevel(registered, "registered")] if "hukou_address" in present else []),
                                           cll.JaroWinklerLevel("address", 0.9), cll.ArrayIntersectLevel("address_word_list", 2)]))
     if "community" in present:

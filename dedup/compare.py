@@ -30,7 +30,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, Indel, JaroWinkler, Levenshtein
 
 from core.errors import ConfigError
-from dedup.prepare import HAN_CHARACTER, alias_rows, fuzzy_pinyin, sorted_words, text_at
+from dedup.prepare import HAN_CHARACTER, TEXT, alias_rows, fuzzy_pinyin, sorted_words, text_at
 from dedup.settings import ELSE, AddressComparison, Comparison, NameComparison
 from dedup.shapes import shape_key
 
@@ -40,6 +40,7 @@ __all__ = [
     "LevelTest",
     "PairBatch",
     "RecordArrays",
+    "building_rooms",
     "compare_pairs",
     "flat_pair_keys",
     "level_labels",
@@ -104,7 +105,9 @@ class RecordArrays:
     ``address_words`` is the same for addresses without Chinese characters. ``hukou_address`` and
     ``hukou_household`` are the codes of each record's 户籍地址 (text and flat) among the values of
     ``address`` and ``household``, so one record's registered flat compares with another's address as
-    integers; ``-1`` where none is given. ``name_parts`` and
+    integers; ``-1`` where none is given. ``building_room`` codes a flat's place, building and room without
+    its unit (``翠苑|3-501`` for ``翠苑|3-2-501`` and ``翠苑|3-501``; ``-1`` where the flat has fewer than two
+    numbers) and ``unit_given`` says whether the flat names a unit. ``name_parts`` and
     ``dotted_name`` split a minority name at its middle dot; ``name_shape`` folds look-alike characters
     (:mod:`dedup.shapes`). ``birth_digits`` holds YYYYMMDD as digits and ``birth_days`` the date as a day
     number, to find dates one slip apart. ``moves`` holds the pairs of flats (``household`` codes, as
@@ -128,6 +131,8 @@ class RecordArrays:
     phone: CodedStrings
     address: CodedStrings
     household: CodedStrings
+    building_room: np.ndarray
+    unit_given: np.ndarray
     hukou_address: np.ndarray
     hukou_household: np.ndarray
     community: CodedStrings
@@ -171,6 +176,7 @@ class RecordArrays:
             phone=CodedStrings.of(prepared["phone"]),
             address=address,
             household=household,
+            **building_rooms(household),
             hukou_address=hukou_address,
             hukou_household=hukou_household,
             community=CodedStrings.of(prepared["community"]),
@@ -723,6 +729,15 @@ def _address_household(c: Comparison, batch: PairBatch, undecided: np.ndarray) -
     return ((flat_l >= 0) & (flat_l == flat_r)) | (_latin_addresses(batch) & (words_l == words_r))
 
 
+@level_test("address.building_room")
+def _address_building_room(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
+    """The same building and room at one place where one record names the unit and the other leaves it
+    out (翠苑3幢501 / 翠苑社区3幢2单元501室): likely the same flat, though each stairwell has its own 501."""
+    room_l, room_r = batch.pair("building_room")
+    unit_l, unit_r = batch.pair("unit_given")
+    return (room_l >= 0) & (room_l == room_r) & (unit_l != unit_r)
+
+
 @level_test("address.registered")
 def _address_registered(c: Comparison, batch: PairBatch, undecided: np.ndarray) -> np.ndarray:
     """The flat one record gives as its 户籍地址 (registered address) is the other's address, or both are
@@ -856,6 +871,22 @@ def _identity_columns(prepared: pd.DataFrame) -> dict[str, Any]:
         "id_resident": id_resident,
         "sex": CodedStrings.of(prepared["sex"]),
         **_birth_columns(prepared["birth_date"], prepared["birth_precision"]),
+    }
+
+
+def building_rooms(household: CodedStrings) -> dict[str, np.ndarray]:
+    """:attr:`RecordArrays.building_room` and :attr:`RecordArrays.unit_given` from the records' flats, read
+    once per distinct flat (``place|building-unit-room``, :func:`dedup.prepare.household_key`)."""
+    flats = pd.Series(household.values, dtype=TEXT)
+    parts = flats.str.extract(r"^(?P<place>[^|]+)\|(?P<building>[0-9]+)-(?P<unit>(?:[0-9]+-)*)(?P<room>[0-9]+)$")
+    loose = (parts["place"] + "|" + parts["building"] + "-" + parts["room"]).astype(TEXT)
+    codes = pd.factorize(loose, use_na_sentinel=True)[0].astype(np.int32)
+    unit = parts["unit"].str.len().gt(0).fillna(False).to_numpy(dtype=bool)
+    known = household.codes >= 0
+    at = np.where(known, household.codes, 0)
+    return {
+        "building_room": np.where(known, codes[at] if len(codes) else -1, -1).astype(np.int32),
+        "unit_given": known & (unit[at] if len(unit) else False),
     }
 
 

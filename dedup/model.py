@@ -87,10 +87,10 @@ FLAT_FIELDS: tuple[str, ...] = ("name", "birth_date", "sex", "phone")
 #: Pairs a group's u counts as seen at its wider group's u (:func:`flatmate_u`).
 _PRIOR_PAIRS = 20.0
 
-#: Address levels that put two records in one household: one flat, a flat and the one a member of the
-#: household moved from, or a flat and the one a member is registered at (different people there are
-#: family as much as at one flat).
-_SAME_FLAT_LABELS: tuple[str, ...] = ("exact", "household", "moved", "registered")
+#: Address levels that put two records in one household: one flat (or, with one record's unit left out,
+#: most likely one), a flat and the one a member of the household moved from, or a flat and the one a member
+#: is registered at (different people there are family as much as at one flat).
+_SAME_FLAT_LABELS: tuple[str, ...] = ("exact", "household", "building_room", "moved", "registered")
 
 
 def match_probability(match_weight: np.ndarray | float) -> np.ndarray:

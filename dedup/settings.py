@@ -488,7 +488,9 @@ class AddressComparison(Comparison):
     """Normalised address text. Family members share an address, so even ``exact`` is modest evidence.
 
     Levels: ``exact`` text; ``household`` — the same flat written another way (3幢2单元501室 / 3-2-501,
-    see :func:`dedup.prepare.household_key`), or a Latin address's words in another order; ``moved`` —
+    see :func:`dedup.prepare.household_key`), or a Latin address's words in another order;
+    ``building_room`` — the same building and room where one record leaves the unit out (翠苑3幢501 /
+    翠苑社区3幢2单元501室: likely one flat, though each stairwell has a 501); ``moved`` —
     two flats that records under one valid ID number place one person at (a home and the one before it:
     a register not caught up with a move, a census double count at the registered address);
     ``registered`` — one record's 户籍地址 is the other's address, or both are registered at one flat
@@ -504,6 +506,7 @@ class AddressComparison(Comparison):
         ComparisonLevel("null", 0.0, test="missing"),
         ComparisonLevel("exact", 3.0, test="equal"),
         ComparisonLevel("household", 3.0, test="address.household"),
+        ComparisonLevel("building_room", 2.0, test="address.building_room"),
         ComparisonLevel("moved", 3.0, test="address.moved"),
         ComparisonLevel("registered", 3.0, test="address.registered"),
         ComparisonLevel("similar", 1.0, test="address.similar"),

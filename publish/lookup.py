@@ -65,7 +65,7 @@ __all__ = ["LookupMatch", "LookupQuery", "LookupResult", "certainty_label", "loo
 MIN_PROBABILITY = 0.5
 _FIELDS_AGREED = {"name": "姓名", "sex": "性别", "birth_date": "出生日期", "id_number": "身份证号", "phone": "电话",
                   "address": "住址", "community": "社区"}
-_AGREEING_LEVELS = {"exact", "equal", "homophone", "typo", "shape", "day", "month", "year", "household", "similar",
+_AGREEING_LEVELS = {"exact", "equal", "homophone", "typo", "shape", "day", "month", "year", "household", "building_room", "similar",
                     "swapped", "near", "close"}
 
 

@@ -260,6 +260,21 @@ def address_level_within(rows: list[dict[str, str]], left: int, right: int) -> s
     return level_labels(SETTINGS.comparison("address"), codes["address"]).iloc[0]
 
 
+@pytest.mark.parametrize(
+    ("left", "right", "level"),
+    [
+        (OLD_FLAT, "翠苑3幢501", "building_room"),  # the unit left out: most likely one flat
+        ("西溪街道翠苑3-501", OLD_FLAT, "building_room"),
+        (OLD_FLAT, "翠苑3-2-501", "household"),  # the compound's name alone, the unit given: one flat
+        (OLD_FLAT, "示范区西溪街道翠苑社区3幢1单元501室", "similar"),  # both name a unit, and not the same one
+        ("翠苑3幢501", "翠苑3幢502", "similar"),
+        ("翠苑3幢501", "丰收3幢501", "different"),
+    ],
+)
+def test_a_flat_with_its_unit_left_out_meets_the_flat_that_names_it(left: str, right: str, level: str) -> None:
+    assert address_level_within([{"address": left}, {"address": right}], 0, 1) == level
+
+
 MOVE_CASES = [
     # (records, pair compared, expected address level, why)
     ([{"address": OLD_FLAT, "id_number": ID_A}, {"address": NEW_FLAT, "id_number": ID_A},
