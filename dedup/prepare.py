@@ -402,8 +402,9 @@ def household_key(addresses: pd.Series) -> pd.Series:
 
     Departments write one flat as 示范区西溪街道翠苑社区3幢2单元501室, 西溪街道翠苑社区3栋2单元501室,
     西溪街道翠苑小区3-2-501 or — a clerk who abbreviates to the compound's name alone — 翠苑3-2-501; all give
-    ``翠苑|3-2-501``. The place is the last 社区/小区/村 name (one without 区, 道, 镇 or 乡 in it), kept
-    without that suffix (a 社区 is commonly named after its main 小区); where an address names none, it is the
+    ``翠苑|3-2-501``. The place is the last 社区/小区/村 name (one without 区, 道, 镇 or 乡 in it), a 社区 or
+    小区 kept without that suffix (a 社区 is commonly named after its main 小区; a 村 keeps its own, since its
+    组/号 numbers are not a 社区's buildings and rooms); where an address names none, it is the
     Chinese name just before the first number, after the last 区/道/镇/乡/路/街/号 — and then the address
     must give at least two numbers (西溪路88号 is a building, not a flat). The numbers are every digit run
     after the place. Addresses without a place give null, and are compared as text only.
@@ -415,7 +416,7 @@ def household_key(addresses: pd.Series) -> pd.Series:
     encoded, named = _flat_parts(addresses)
     abbreviated = pc.extract_regex(encoded.dictionary, _ABBREVIATED_FLAT)
     is_named = pc.is_valid(named)
-    place = pc.if_else(is_named, pc.replace_substring_regex(_part(named, "place"), r"(社区|小区|村)$", ""),
+    place = pc.if_else(is_named, pc.replace_substring_regex(_part(named, "place"), r"(社区|小区)$", ""),
                        _part(abbreviated, "place"))
     rest = pc.if_else(is_named, _part(named, "rest"), _part(abbreviated, "rest"))
     numbers = pc.utf8_trim(pc.replace_substring_regex(rest, r"[^0-9]+", "-"), "-")

@@ -125,6 +125,10 @@ def test_an_address_abbreviated_to_the_compound_name_points_to_the_same_flat() -
     prepared = prepare_records(records([{"record_id": f"a:{i}", "address": a} for i, a in enumerate(addresses)]))
     assert prepared["household"].tolist()[:5] == ["翠苑|3-2-501"] * 4 + ["翠苑|3-501"]
     assert prepared["household"].iloc[5:].isna().all()
+    # A village's 组/号 are not a community's building and room: 光明村3组15号 is not 光明社区3-15.
+    villages = prepare_records(records([{"record_id": "a:1", "address": "光明村3组15号"},
+                                        {"record_id": "a:2", "address": "光明社区3-15"}]))
+    assert villages["household"].tolist() == ["光明村|3-15", "光明|3-15"]
 
 
 def test_a_raw_export_without_a_community_column_blocks_on_the_place_its_addresses_name() -> None:
