@@ -882,12 +882,9 @@ def building_rooms(household: CodedStrings) -> dict[str, np.ndarray]:
     loose = (parts["place"] + "|" + parts["building"] + "-" + parts["room"]).astype(TEXT)
     codes = pd.factorize(loose, use_na_sentinel=True)[0].astype(np.int32)
     unit = parts["unit"].str.len().gt(0).fillna(False).to_numpy(dtype=bool)
-    known = household.codes >= 0
-    at = np.where(known, household.codes, 0)
-    return {
-        "building_room": np.where(known, codes[at] if len(codes) else -1, -1).astype(np.int32),
-        "unit_given": known & (unit[at] if len(unit) else False),
-    }
+    # A record without a flat (code -1) takes the value appended for "none".
+    return {"building_room": np.append(codes, np.int32(-1))[household.codes],
+            "unit_given": np.append(unit, False)[household.codes]}
 
 
 def _patched(arrays: RecordArrays, rows: np.ndarray, part: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from core.vocabulary import (
     SEX_CODES,
     STAGED_DATE_FORMATS,
 )
+from staging._arrow import as_arrow, to_series
 from staging.normalize import (
     ALIAS_SEPARATOR,
     name_pinyin,
@@ -532,8 +533,8 @@ def text_at(values: Sequence[str] | pd.Series, positions: np.ndarray) -> pd.Seri
         >>> text_at(["none", "exact"], np.array([1, 0, 1])).tolist()
         ['exact', 'none', 'exact']
     """
-    array = pa.array(pd.Series(values, dtype=TEXT).array)
-    return pd.Series(pd.array(pc.take(array, pa.array(np.asarray(positions, dtype=np.int64))), dtype=TEXT))
+    taken = pc.take(as_arrow(pd.Series(values, dtype=TEXT)), pa.array(np.asarray(positions, dtype=np.int64)))
+    return to_series(taken, pd.RangeIndex(len(taken)))
 
 
 def _arrow_text(values: pd.Series) -> pa.Array:
