@@ -189,29 +189,29 @@ ORDER BY person_id
 
 
 def add_consent_maps(con: duckdb.DuckDBPyConnection) -> None:
-    """Add ``effective_consent`` and ``consent`` to ``unified_population``: one MAP per person each, so a
-    reader sees what the person agreed to beside the golden values without a join.
+    """Create ``_consent_maps`` (temporary): per person ``effective_consent`` and ``consent``, one MAP each,
+    which :func:`publish.golden.unified_population_sql` puts beside the golden values so a reader sees
+    what the person agreed to without a join.
 
     ``effective_consent`` is ``purpose@recipient#category`` → the effective status at the run date
     (``consent_effective``); ``consent`` is ``purpose@recipient`` → the latest decision (``person_consent``,
-    the long form). The table is built again with both, in one pass: two UPDATEs rewrote a million rows each.
+    the long form). Built before the golden table and joined as it is written: adding them afterwards
+    wrote the million-row table a second time (two UPDATEs, then a rebuild, did).
     """
     con.execute("""
-CREATE OR REPLACE TABLE unified_population AS
-SELECT u.*, e.effective_consent, c.consent
-FROM unified_population u
-LEFT JOIN (
+CREATE OR REPLACE TEMP TABLE _consent_maps AS
+SELECT person_id, e.effective_consent, c.consent
+FROM (
     SELECT person_id, map_from_entries(list({'k': purpose || '@' || recipient || '#' || category,
                                              'v': effective_status} ORDER BY purpose, recipient, category))
         AS effective_consent
     FROM consent_effective GROUP BY person_id
-) e USING (person_id)
-LEFT JOIN (
+) e
+FULL JOIN (
     SELECT person_id, map_from_entries(list({'k': purpose || '@' || recipient, 'v': status}
                                             ORDER BY purpose, recipient)) AS consent
     FROM person_consent GROUP BY person_id
 ) c USING (person_id)
-ORDER BY person_id
 """)
 
 

@@ -134,9 +134,10 @@ def add_hukou_places(con: duckdb.DuckDBPyConnection, register: AreaRegister | No
 
 def unified_population_sql(trust: dict[str, int], as_of: date, populations: KeyPopulations | None = None, *,
                            grid_sources: Sequence[str] = (), base: str | None = None,
-                           register: bool = False) -> str:
+                           register: bool = False, consent: bool = False) -> str:
     """``CREATE TABLE unified_population`` from ``source_records`` (records with their person_id) and
-    ``person_areas``: the golden columns, one column per key population and ``key_populations``.
+    ``person_areas``: the golden columns, one column per key population and ``key_populations``
+    (and, with ``consent``, each person's ``effective_consent`` and ``consent`` from ``_consent_maps``).
 
     Args:
         trust: source name -> rank (0 is most trusted) used to choose between departments.
@@ -146,8 +147,11 @@ def unified_population_sql(trust: dict[str, int], as_of: date, populations: KeyP
         base: the base population register (``base: true``), whose 户籍地址 is taken first.
         register: whether an area register placed the 户籍地址 (``_hukou_places``): without one a 户籍地
             outside the district cannot be told from one inside it.
+        consent: join ``_consent_maps`` (:func:`publish.consent.add_consent_maps`).
     """
     populations = populations or default_populations()
+    consent_columns = ", m.effective_consent, m.consent" if consent else ""
+    consent_join = "LEFT JOIN _consent_maps m USING (person_id)" if consent else ""
     return f"""
 CREATE TABLE unified_population AS
 WITH base AS ({_golden_sql(trust, as_of, grid_sources, base, register)}),
@@ -156,8 +160,8 @@ flagged AS (
     {populations.flags_sql()}
     FROM base
 )
-SELECT *, {populations.list_sql()} AS key_populations
-FROM flagged
+SELECT f.*, {populations.list_sql()} AS key_populations{consent_columns}
+FROM flagged f {consent_join}
 ORDER BY person_id
 """
 

@@ -235,14 +235,6 @@ class Warehouse:
             add_record_areas(con, inputs.areas)
             add_person_areas(con, inputs.trust, {r.source: r.department for r in inputs.staging_reports})
             add_hukou_places(con, inputs.areas)
-            con.execute(unified_population_sql(
-                inputs.trust, inputs.as_of, inputs.populations, base=inputs.base_source, register=inputs.areas is not None,
-                grid_sources=_grid_sources(inputs)))
-            con.execute(inputs.populations.key_residents_sql())
-            con.execute(census_gaps_sql(inputs.base_source))
-            con.execute(grid_updates_sql(_grid_sources(inputs)))
-            self._add_risk_warnings(con, inputs)
-            con.execute(field_conflicts_sql())
             con.execute(consent_subjects_sql())
             con.execute(person_consent_sql())
             add_effective_consent(con, inputs.as_of)
@@ -258,7 +250,15 @@ class Warehouse:
                 log.info("consent decisions that apply to no one the policy shares with (table consent_unmatched): %s%s",
                          ", ".join(f"{n} {why}" for why, n in unmatched.items()),
                          "".join(f"; {why} {value!r}: {n}" for why, value, n in values[:12]))
-            add_consent_maps(con)
+            add_consent_maps(con)  # joined into the golden table as it is written
+            con.execute(unified_population_sql(
+                inputs.trust, inputs.as_of, inputs.populations, base=inputs.base_source, register=inputs.areas is not None,
+                grid_sources=_grid_sources(inputs), consent=True))
+            con.execute(inputs.populations.key_residents_sql())
+            con.execute(census_gaps_sql(inputs.base_source))
+            con.execute(grid_updates_sql(_grid_sources(inputs)))
+            self._add_risk_warnings(con, inputs)
+            con.execute(field_conflicts_sql())
             self._carry_history(con)
             self._log_run(con, inputs, published_at)
             self._record_identities(con, inputs)
@@ -359,8 +359,10 @@ class Warehouse:
         missing = {c: pd.Series(pd.NA, index=records.index, dtype=t) for c, t in CANONICAL_COLUMNS.items()
                    if c not in records.columns}
         records = records.assign(**missing) if missing else records
-        con.register("_records", records)
-        con.register("_mapping", inputs.mapping)
+        # Registered as Arrow: DuckDB scans Arrow columns in parallel without Python, where a pandas
+        # frame's string columns are read through the interpreter (2.5M records: 14 s → 11.6 s with the write).
+        con.register("_records", _as_arrow(records))
+        con.register("_mapping", _as_arrow(inputs.mapping))
         # A mapping from before ID-sharing conflicts were found marks no record as a borrower.
         disputed = "coalesce(id_number_disputed, false)" if "id_number_disputed" in inputs.mapping.columns else "false"
         con.execute(
@@ -377,7 +379,7 @@ class Warehouse:
         if unmapped:
             raise ValueError(f"{unmapped} staged records have no person_id; identity resolution must map every record")
         for name, frame in (("link_pairs", inputs.link_pairs), ("consent_decisions", inputs.consent)):
-            con.register("_frame", frame)
+            con.register("_frame", _as_arrow(frame))
             con.execute(f"CREATE TABLE {name} AS SELECT * FROM _frame")
             con.unregister("_frame")
         con.register("_quarantine", inputs.quarantine)
@@ -498,6 +500,10 @@ class Warehouse:
             "(SELECT count(*) FROM unified_population), ?)",
             [inputs.run_id, published_at, sources],
         )
+
+
+def _as_arrow(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def _grid_sources(inputs: PublicationInputs) -> list[str]:
