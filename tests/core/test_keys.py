@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import stat
 
 import pytest
 
 from core.errors import ConfigError
 from core.home import DataHome
-from core.keys import key_id, load_key, load_or_create_key, write_key_file
+from core.keys import key_id, keyed_digests, load_key, load_or_create_key, write_key_file
 
 GOOD = bytes.fromhex("9eb470e717b33b25fb48215d817c4bf0dda1d01e7f077ac3e8c27fc05976ee64")  # drawn once from secrets.token_hex(32)
 
@@ -103,3 +105,15 @@ def test_random_keys_pass_the_weakness_checks():
 
     for _ in range(2000):  # a false alarm would stop a district's publication
         _refuse_weak(secrets.token_bytes(32), "k", "fix")
+
+
+def test_keyed_digests_are_hmac_sha256_of_each_message():
+    # Pseudonyms and audit membership hashes are compared across nights: the definition must not drift.
+    # RFC 4231 test case 2, then a key longer than a block (hashed first, as HMAC prescribes).
+    assert keyed_digests(b"Jefe", [b"what do ya want for nothing?"]) == [
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"]
+    long_key = bytes(range(131))
+    messages = [b"", b"P0000000001", "张三".encode()]
+    assert keyed_digests(long_key, messages) == [hmac.new(long_key, m, hashlib.sha256).hexdigest() for m in messages]
+    assert keyed_digests(b"k", []) == []
+
