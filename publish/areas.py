@@ -39,6 +39,7 @@ import pandas as pd
 
 from core.config import suggest
 from core.errors import ConfigError
+from dedup.prepare import household_key
 from publish.sqltext import literal
 from staging.normalize import normalize_address
 
@@ -47,8 +48,8 @@ __all__ = [
     "AreaLine",
     "AreaRegister",
     "AreaSummary",
+    "add_address_places",
     "add_person_areas",
-    "add_record_areas",
     "address_areas",
     "area_summary",
     "load_area_register",
@@ -320,20 +321,26 @@ def address_areas(addresses: pd.Series, register: AreaRegister) -> pd.DataFrame:
     return out
 
 
-def add_record_areas(con: duckdb.DuckDBPyConnection, register: AreaRegister | None) -> None:
-    """Add ``address_street``, ``address_community`` and ``address_grid`` to ``source_records``: the area
-    each record's (staged, so normalised) address names in ``register``; null without a register."""
-    columns = {row[0] for row in con.execute("DESCRIBE source_records").fetchall()}
+def add_address_places(con: duckdb.DuckDBPyConnection, relation: str, register: AreaRegister | None) -> None:
+    """Create ``_address_places(address, flat, address_street, address_community, address_grid)``
+    (temporary): for each distinct address of ``relation`` (staged, so normalised), the flat it points to
+    however written (:func:`dedup.prepare.household_key`; null where none can be read) and the area it
+    names in ``register`` (null without one). ``source_records`` joins them as it is written
+    (``publish.warehouse``), one place per distinct address, rather than being updated with each kind of
+    place afterwards. Also creates ``_area_names``, which :func:`add_person_areas` reads."""
     _register_names(con, register)
-    if register is None or "address" not in columns:
-        for column in ("address_street", "address_community", "address_grid"):
-            con.execute(f"ALTER TABLE source_records ADD COLUMN {column} VARCHAR")
-        return
-    for column in ("address_street", "address_community", "address_grid"):
-        con.execute(f"ALTER TABLE source_records ADD COLUMN {column} VARCHAR")
-    _match(con, register, "(SELECT address FROM source_records)")
-    con.execute("""UPDATE source_records r SET address_street = a.street, address_community = a.community,
-                   address_grid = a.grid FROM _address_areas a WHERE r.address = a.address""")
+    addresses = con.execute(f"SELECT DISTINCT address FROM {relation} WHERE address IS NOT NULL").df()
+    addresses["flat"] = household_key(addresses["address"]) if len(addresses) else pd.Series(dtype="string")
+    con.register("_address_flats", addresses)
+    if register is None:
+        areas, join = "NULL, NULL, NULL", ""
+    else:
+        _match(con, register, "_address_flats")
+        areas, join = "a.street, a.community, a.grid", "LEFT JOIN _address_areas a USING (address)"
+    con.execute("""CREATE OR REPLACE TEMP TABLE _address_places (address VARCHAR, flat VARCHAR, address_street VARCHAR,
+                    address_community VARCHAR, address_grid VARCHAR)""")
+    con.execute(f"INSERT INTO _address_places SELECT f.address, f.flat, {areas} FROM _address_flats f {join}")
+    con.unregister("_address_flats")
 
 
 def _register_names(con: duckdb.DuckDBPyConnection, register: AreaRegister | None) -> None:
@@ -396,7 +403,7 @@ def trust_rank_sql(trust: Mapping[str, int]) -> str:
 def add_person_areas(con: duckdb.DuckDBPyConnection, trust: Mapping[str, int],
                      departments: Mapping[str, str] | None = None) -> None:
     """Create ``person_areas`` (temporary: each person's chosen area, read by the golden record) and
-    ``area_conflicts`` from ``source_records`` with its ``address_*`` columns (:func:`add_record_areas`).
+    ``area_conflicts`` from ``source_records`` with its ``address_*`` columns (:func:`add_address_places`).
 
     Every record offers the area its department states and the area its address names. The most recent
     ``record_date`` wins (undated records last), then the area the address names, then the more trusted

@@ -49,7 +49,7 @@ from datetime import UTC, date, datetime
 import duckdb
 
 from core.vocabulary import PROTECTIVE_ORDER
-from publish.golden import add_record_flats
+from publish.areas import add_address_places
 
 __all__ = ["DELETION_STATUS", "REVOCATION_STATUS", "add_consent_maps", "add_consent_problems", "add_consent_unmatched",
            "add_effective_consent", "add_person_flats", "consent_subjects_sql", "protective_rank_sql"]
@@ -84,17 +84,20 @@ ORDER BY id_number, person_id
 
 def add_person_flats(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``person_flats``: each flat a person's records place them in (``source_records.flat``,
-    :func:`publish.golden.add_record_flats`; the same flat however it is written) — the household
+    :func:`publish.areas.add_address_places`; the same flat however it is written) — the household
     data guardians are checked against."""
     columns = {row[0] for row in con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE table_name = 'source_records' "
         "AND database_name = current_database()").fetchall()}
-    if "flat" not in columns and "address" in columns:
-        add_record_flats(con)
-    elif "flat" not in columns:
+    if "flat" in columns:
+        flats = "source_records"
+    elif "address" in columns:
+        add_address_places(con, "source_records", None)
+        flats = "(SELECT person_id, p.flat FROM source_records r JOIN _address_places p ON p.address = r.address)"
+    else:
         con.execute("CREATE TABLE person_flats (person_id VARCHAR, flat VARCHAR)")
         return
-    con.execute("CREATE TABLE person_flats AS SELECT DISTINCT person_id, flat FROM source_records "
+    con.execute(f"CREATE TABLE person_flats AS SELECT DISTINCT person_id, flat FROM {flats} "
                 "WHERE flat IS NOT NULL ORDER BY person_id, flat")
 
 

@@ -40,7 +40,7 @@ import duckdb
 import pandas as pd
 
 from dedup.prepare import household_key
-from publish.areas import AreaRegister, add_person_areas, add_record_areas, address_areas, trust_rank_sql
+from publish.areas import AreaRegister, add_address_places, add_person_areas, address_areas, trust_rank_sql
 from publish.populations import KeyPopulations, default_populations, present_sql
 from publish.sqltext import literal, literals
 from staging.schema import empty_canonical_frame
@@ -48,7 +48,6 @@ from staging.schema import empty_canonical_frame
 __all__ = [
     "GOLDEN_FIELDS",
     "add_hukou_places",
-    "add_record_flats",
     "field_conflicts_sql",
     "golden_columns",
     "person_consent_sql",
@@ -106,19 +105,6 @@ _CONFLICTS: dict[str, str] = {
 stream, where ``count(DISTINCT …)`` keeps every value of every person."""
 
 
-def add_record_flats(con: duckdb.DuckDBPyConnection) -> None:
-    """Add ``flat`` to ``source_records``: the flat each record's address points to, however written
-    (:func:`dedup.prepare.household_key`; null where none can be read)."""
-    con.execute("ALTER TABLE source_records ADD COLUMN flat VARCHAR")
-    addresses = con.execute("SELECT DISTINCT address FROM source_records WHERE address IS NOT NULL").df()
-    if addresses.empty:
-        return
-    addresses["flat"] = household_key(addresses["address"])
-    con.register("_flats", addresses)
-    con.execute("UPDATE source_records r SET flat = f.flat FROM _flats f WHERE r.address = f.address")
-    con.unregister("_flats")
-
-
 def add_hukou_places(con: duckdb.DuckDBPyConnection, register: AreaRegister | None) -> None:
     """Create ``_hukou_places(hukou_address, hukou_flat, hukou_community)`` (temporary): for each distinct
     户籍地址 of ``source_records``, the flat it points to and the community of ``register`` it names
@@ -172,10 +158,10 @@ def golden_columns() -> tuple[tuple[str, str], ...]:
     before the key-population columns: what a category's rule may read (:mod:`publish.populations`)."""
     with duckdb.connect() as con:
         con.register("_records", empty_canonical_frame())
-        con.execute("CREATE TABLE source_records AS SELECT CAST(NULL AS VARCHAR) AS person_id, *, "
-                    "CAST(NULL AS BOOLEAN) AS id_number_disputed FROM _records")
-        add_record_flats(con)
-        add_record_areas(con, None)
+        add_address_places(con, "_records", None)
+        con.execute("CREATE TABLE source_records AS SELECT CAST(NULL AS VARCHAR) AS person_id, r.*, "
+                    "CAST(NULL AS BOOLEAN) AS id_number_disputed, p.* EXCLUDE (address) "
+                    "FROM _records r LEFT JOIN _address_places p ON p.address = r.address")
         add_person_areas(con, {})
         add_hukou_places(con, None)
         con.execute(f"CREATE TABLE _golden AS {_golden_sql({}, date(2000, 1, 1), (), None, False)}")

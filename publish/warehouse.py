@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from core.home import DataHome, HomeLike
 from core.memory import duckdb_memory_limit
-from publish.areas import AreaRegister, add_person_areas, add_record_areas, area_summary
+from publish.areas import AreaRegister, add_address_places, add_person_areas, area_summary
 from publish.audit import AuditLog, ProductAnchor
 from publish.catalog import add_comments
 from publish.consent import (
@@ -51,7 +51,6 @@ from publish.consent import (
 from publish.generations import DiskSpaceError, Generations
 from publish.golden import (
     add_hukou_places,
-    add_record_flats,
     field_conflicts_sql,
     person_consent_sql,
     unified_population_sql,
@@ -231,8 +230,6 @@ class Warehouse:
                                                           "memory_limit": duckdb_memory_limit()}) as con:
             self._load_inputs(con, inputs)
             self._remember_decisions(con)
-            add_record_flats(con)
-            add_record_areas(con, inputs.areas)
             add_person_areas(con, inputs.trust, {r.source: r.department for r in inputs.staging_reports})
             add_hukou_places(con, inputs.areas)
             con.execute(consent_subjects_sql())
@@ -369,9 +366,11 @@ class Warehouse:
             f"CREATE TABLE record_person AS SELECT record_id, person_id, {disputed} AS id_number_disputed "
             "FROM _mapping ORDER BY record_id"
         )
+        add_address_places(con, "_records", inputs.areas)
         con.execute(
             f"CREATE TABLE source_records AS SELECT m.person_id, r.*{_typed_dates(records.columns)}, "
-            "m.id_number_disputed FROM _records r JOIN record_person m USING (record_id) ORDER BY m.person_id, r.record_id"
+            "m.id_number_disputed, p.* EXCLUDE (address) FROM _records r JOIN record_person m USING (record_id) "
+            "LEFT JOIN _address_places p ON p.address = r.address ORDER BY m.person_id, r.record_id"
         )
         unmapped = con.execute(
             "SELECT count(*) FROM _records r ANTI JOIN record_person m USING (record_id)"

@@ -8,7 +8,7 @@ import pytest
 
 from core.errors import ConfigError
 from publish import Warehouse, WarehouseReader, address_areas, load_area_register
-from publish.areas import add_person_areas, add_record_areas
+from publish.areas import add_address_places, add_person_areas
 from tests.publish.conftest import make_inputs, policy, records
 
 REGISTER = """街道,社区,网格,楼栋,别名
@@ -115,8 +115,9 @@ def candidates(register, *rows: dict) -> duckdb.DuckDBPyConnection:
     frame = records(*rows)
     frame.insert(0, "person_id", [row.get("person_id", "P1") for row in rows])
     con.register("_records", frame)
-    con.execute("CREATE TABLE source_records AS SELECT * FROM _records")
-    add_record_areas(con, register)
+    add_address_places(con, "_records", register)
+    con.execute("CREATE TABLE source_records AS SELECT r.*, p.* EXCLUDE (address) FROM _records r "
+                "LEFT JOIN _address_places p ON p.address = r.address")
     add_person_areas(con, {"civil_affairs": 0, "health": 1, "census": 2}, {"civil_affairs": "民政", "health": "卫健"})
     return con
 
