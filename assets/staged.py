@@ -139,7 +139,8 @@ def _staging(source: SourceConfig, raw: Extract, store: StagingStore, source_rea
     result = stage_fn(
         raw.frame, source=source.name, primary_key=source.primary_key, columns=source.columns,
         values=source.values, date_formats=source.date_formats, extracted_at=raw.lineage.extracted_at,
-        truncated_rows=raw.truncated_rows, runner=runner, **form,
+        truncated_rows=raw.truncated_rows, runner=runner,
+        known=store.known_rows(source, pd.Timestamp(raw.lineage.extracted_at)), **form,
     )
     store.keep(source, raw.lineage, result)
     return raw, result, False

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -126,6 +127,27 @@ class KeyedRows:
         return KeyedRows(self.raw.iloc[start:stop].reset_index(drop=True), self.source, self.primary_key,
                          part(self.source_key), part(self.record_id), self.extracted_at,
                          self.row_number[start:stop], self.first_row[start:stop])
+
+    def take(self, positions: np.ndarray) -> KeyedRows:
+        """The rows at ``positions`` (0-based, ascending) as an extract of their own that keeps their numbers
+        and keys' first rows in the whole, as :meth:`rows` does for a range."""
+        def part(series: pd.Series) -> pd.Series:
+            return series.iloc[positions].reset_index(drop=True)
+
+        return KeyedRows(self.raw.iloc[positions].reset_index(drop=True), self.source, self.primary_key,
+                         part(self.source_key), part(self.record_id), self.extracted_at,
+                         self.row_number[positions], self.first_row[positions])
+
+    def digests(self, columns: Sequence[str]) -> pa.Array:
+        """Each row's digest over its key and the values of ``columns`` (128 bits of a SHA-256, as hex): each
+        value with its length, so no two rows' values run together alike, and a missing one marked apart.
+        Equal digests, equal rows; it tells changed rows from unchanged ones, and is no secret."""
+        names = list(dict.fromkeys([*self.primary_key, *columns]))
+        values = pa.table({f"c{i}": as_arrow(self.raw[name]) for i, name in enumerate(names)})
+        parts = " || chr(31) || ".join(f"coalesce(length(c{i})::VARCHAR || ':' || c{i}, '-')" for i in range(len(names)))
+        with duckdb.connect() as con:
+            con.register("_rows", values)
+            return con.sql(f"SELECT left(sha256({parts}), 32) AS digest FROM _rows").to_arrow_table().column(0).combine_chunks()
 
     @property
     def key_columns(self) -> str:

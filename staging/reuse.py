@@ -7,11 +7,13 @@ whose extract has the same content hash and fingerprint takes the kept staging i
 again, its records stamped with the new extraction time, as long as it reads the source before the
 staging's ``valid_until`` (the day a row dated after the extraction day stops being in the future).
 That is the result staging would compute (``tests/staging/test_staging_reuse.py`` holds them equal),
-at the cost of reading three parquet files. A file source whose bytes hash the same is not even
+at the cost of reading its parquet files. A file source whose bytes hash the same is not even
 parsed (:func:`connectors.read_source` with ``known``); a database is read and hashed as before.
-The outcomes of the expectations last validated on a staging are kept beside it, so an unchanged
-source's suite runs only the expectations that changed (a freshness cutoff moves with the day, a
-row-count bound with the last publication).
+An extract whose content changed (a department's file sent again with a day's changes) takes the kept
+staging's rows where it repeats them (:class:`staging.stage.KnownRows`): only new and changed rows, and
+rows with a soft problem, are staged again. The outcomes of the expectations last validated on a
+staging are kept beside it, so an unchanged source's suite runs only the expectations that changed (a
+freshness cutoff moves with the day, a row-count bound with the last publication).
 
 The kept staging holds restricted data like a run's own folder and lives beside it under the data
 home (:meth:`core.home.DataHome.kept_staging_dir`). A staging is replaced whole, never half-written
@@ -28,11 +30,12 @@ import logging
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from connectors import Lineage, SourceConfig
 from core.folders import replacing_folder
 from core.home import DataHome, HomeLike
-from staging.stage import StageResult
+from staging.stage import KnownRows, StageResult
 
 __all__ = ["StagingStore"]
 
@@ -40,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 _KEPT = "kept.json"
 _OUTCOMES = "outcomes.json"
-_FRAMES = ("staged", "quarantine", "unmapped_values")
+_FRAMES = ("staged", "quarantine", "unmapped_values", "reusable")
 # Besides the staging package, what staging's output depends on: the connectors that turn a file's bytes
 # into text (a file with the same bytes is not parsed again), the canonical words and the libraries that
 # read files, dates, text and pinyin.
@@ -92,8 +95,25 @@ class StagingStore:
         return StageResult(
             staged=frames["staged"], quarantine=frames["quarantine"], soft_problems=dict(kept["soft_problems"]),
             unmapped_values=frames["unmapped_values"],
-            valid_until=None if valid_until is None else pd.Timestamp(valid_until),
+            valid_until=None if valid_until is None else pd.Timestamp(valid_until), reusable=frames["reusable"],
         )
+
+    def known_rows(self, source: SourceConfig, at: pd.Timestamp) -> KnownRows | None:
+        """The rows of the kept staging of ``source`` that an extraction at ``at`` of changed content may take
+        as they are (:class:`staging.stage.KnownRows`); ``None`` when no kept staging holds for it (another
+        declaration or code, expired, unreadable) and every row is staged."""
+        kept = self._kept(source)
+        if kept is None or not _holds(kept, pd.Timestamp(at)):
+            return None
+        folder = self.home.kept_staging_dir(source.name)
+        try:
+            staged, reusable = (pq.read_table(folder / f"{name}.parquet") for name in ("staged", "reusable"))
+        except (OSError, ValueError) as e:
+            logger.warning("source %s: the kept staging in %s cannot be read (%s); staging every row", source.name,
+                           folder, e)
+            return None
+        valid_until = kept["valid_until"]
+        return KnownRows(staged, reusable, None if valid_until is None else pd.Timestamp(valid_until))
 
     def keep(self, source: SourceConfig, lineage: Lineage, result: StageResult) -> None:
         """Keep ``result``, the staging of the extract ``lineage`` describes, in place of the one kept before.
@@ -108,7 +128,8 @@ class StagingStore:
 
     def _write(self, source: SourceConfig, lineage: Lineage, result: StageResult) -> None:
         with replacing_folder(self.home.kept_staging_dir(source.name)) as fresh:
-            frames = {"staged": result.staged, "quarantine": result.quarantine, "unmapped_values": result.unmapped_values}
+            frames = {"staged": result.staged, "quarantine": result.quarantine, "unmapped_values": result.unmapped_values,
+                      "reusable": result.reusable}
             for name, frame in frames.items():
                 frame.to_parquet(fresh / f"{name}.parquet", index=False)
             kept = {

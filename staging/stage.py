@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -60,8 +61,11 @@ from staging.schema import (
 from staging.text import clean_text, normalize_address, normalize_aliases, normalize_name
 
 __all__ = [
-    "MAX_NAME_LENGTH", "UNMAPPED_VALUE_COLUMNS", "ChunkRunner", "StageResult", "stage_consent_records", "stage_person_records",
+    "MAX_NAME_LENGTH", "REUSABLE_COLUMNS", "UNMAPPED_VALUE_COLUMNS", "ChunkRunner", "KnownRows", "StageResult",
+    "stage_consent_records", "stage_person_records",
 ]
+
+log = logging.getLogger(__name__)
 
 MAX_NAME_LENGTH = 64
 """Longest plausible name, in characters: a minority name with its transliteration fits; a field
@@ -69,6 +73,9 @@ that swallowed an address, a note or a whole line of the file does not."""
 
 UNMAPPED_VALUE_COLUMNS: dict[str, str] = {"field": "string", "column": "string", "value": "string", "rows": "Int64"}
 """Columns of :attr:`StageResult.unmapped_values`."""
+
+REUSABLE_COLUMNS: dict[str, str] = {"record_id": "string", "digest": "string"}
+"""Columns of :attr:`StageResult.reusable`."""
 
 _EARLIEST_BIRTH_DATE = "1900-01-01"
 _PRECISION_LENGTHS = (4, 7, 10)  # YYYY, YYYY-MM, YYYY-MM-DD
@@ -106,6 +113,10 @@ def _empty_unmapped() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in UNMAPPED_VALUE_COLUMNS.items()})
 
 
+def _empty_reusable() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in REUSABLE_COLUMNS.items()})
+
+
 @dataclass(frozen=True)
 class StageResult:
     """What staging one extract produced.
@@ -128,6 +139,10 @@ class StageResult:
             differently: a date after the extraction day (a birth date, an ID's birth date, a form's
             date, a consent decision) stops being in the future. ``None`` when no row is dated after
             the extraction, so the staging holds for any later extraction (:mod:`staging.reuse`).
+        reusable: the staged rows a later staging may take as they are (:class:`KnownRows`), in extract
+            order: each one's ``record_id`` and the digest of the row it was staged from
+            (:meth:`staging._rules.KeyedRows.digests`). A row with a soft problem is not among them: it
+            is staged again, so the counts and unmapped values stay those of the rows that have them.
     """
 
     staged: pd.DataFrame
@@ -135,6 +150,7 @@ class StageResult:
     soft_problems: Mapping[str, int] = field(default_factory=dict)
     unmapped_values: pd.DataFrame = field(default_factory=_empty_unmapped)
     valid_until: pd.Timestamp | None = None
+    reusable: pd.DataFrame = field(default_factory=_empty_reusable)
 
     @classmethod
     def combined(cls, parts: Sequence[StageResult], source: str, extract_rows: int) -> StageResult:
@@ -153,8 +169,36 @@ class StageResult:
         unmapped = (pd.concat([_empty_unmapped(), *(part.unmapped_values for part in parts)], ignore_index=True)
                     .groupby(["field", "column", "value"], as_index=False)["rows"].sum())
         until = [part.valid_until for part in parts if part.valid_until is not None]
+        reusable = pd.concat([_empty_reusable(), *(part.reusable for part in parts)], ignore_index=True)
         return cls(staged=staged, quarantine=quarantined, soft_problems=dict(sorted(soft.items())),
-                   unmapped_values=_unmapped_order(unmapped), valid_until=min(until) if until else None)
+                   unmapped_values=_unmapped_order(unmapped), valid_until=min(until) if until else None,
+                   reusable=reusable.astype(REUSABLE_COLUMNS))
+
+
+@dataclass(frozen=True)
+class KnownRows:
+    """What an earlier staging of a source left to take as it is (:mod:`staging.reuse`): where a new extract
+    repeats a row it staged without a soft problem, that row is not staged again.
+
+    Staging a row depends on that row alone (its key's first row aside, and the extraction day only for
+    rows dated after it, which ``valid_until`` covers): a row with the same key, the same values and its
+    key's first row, staged by the same declaration and code (the store checks those), is staged as before.
+
+    Attributes:
+        staged: the earlier staging's staged rows (as Arrow: the rows are taken by position, in one go).
+        reusable: its :attr:`StageResult.reusable`, as Arrow.
+        valid_until: its :attr:`StageResult.valid_until`, which the store has checked the new extraction is before.
+    """
+
+    staged: pa.Table
+    reusable: pa.Table
+    valid_until: pd.Timestamp | None = None
+
+    @classmethod
+    def of(cls, result: StageResult) -> KnownRows:
+        """What ``result`` leaves to take (in memory; :mod:`staging.reuse` reads it from where it was kept)."""
+        return cls(pa.Table.from_pandas(result.staged, preserve_index=False),
+                   pa.Table.from_pandas(result.reusable, preserve_index=False), result.valid_until)
 
 
 class ChunkRunner(Protocol):
@@ -182,6 +226,50 @@ def _staged_in_chunks(extract: KeyedRows, stage: Callable[[KeyedRows], StageResu
     return StageResult.combined(runner.map(stage, chunks), extract.source, rows)
 
 
+def _staged(extract: KeyedRows, stage: Callable[[KeyedRows], StageResult], runner: ChunkRunner | None,
+            known: KnownRows | None, columns: Sequence[str], truncated_rows: Sequence[int]) -> StageResult:
+    """``stage`` of ``extract``, taking the rows ``known`` holds as they are and staging only the others."""
+    if known is None or not known.reusable.num_rows:
+        return _staged_in_chunks(extract, stage, runner)
+    rows = len(extract.raw)
+    record_ids, digests = as_arrow(extract.record_id), extract.digests(columns)
+    # Only a row that is its key's first (a repeat is quarantined) and that the reader saw whole.
+    own = extract.first_row == extract.row_number
+    own[np.asarray(truncated_rows, dtype=np.int64)] = False
+    kept_digest = known.reusable.column("digest").take(pc.index_in(record_ids, value_set=known.reusable.column("record_id")))
+    same = pc.fill_null(pc.equal(kept_digest, digests), False).to_numpy(zero_copy_only=False) & own
+    taken, others = np.flatnonzero(same), np.flatnonzero(~same)
+    if not len(taken):
+        return _staged_in_chunks(extract, stage, runner)
+    fresh = _staged_in_chunks(extract.take(others), stage, runner)
+
+    # The staged rows in extract order, taken from the kept rows followed by the fresh ones, in one take.
+    held = np.isin(extract.row_number[others], fresh.quarantine["row_number"].to_numpy(dtype=np.int64))
+    fresh_rows = pa.Table.from_pandas(fresh.staged, preserve_index=False)
+    source_row = np.empty(rows, dtype=np.int64)
+    source_row[taken] = pc.index_in(record_ids.take(taken), value_set=known.staged.column("record_id")).to_numpy()
+    source_row[others[~held]] = known.staged.num_rows + np.arange(fresh_rows.num_rows)
+    both = pa.concat_tables([known.staged.select(fresh_rows.column_names).cast(fresh_rows.schema), fresh_rows])
+    # Column by column: a whole table's take runs its columns on threads that contend for memory (4 s, not 0.2).
+    order = source_row[np.sort(np.r_[taken, others[~held]])]
+    staged = pa.Table.from_arrays([column.take(order) for column in both.columns], schema=both.schema)
+    at = staged.column_names.index("extracted_at")
+    staged = staged.set_column(at, staged.field(at), pa.array(np.full(staged.num_rows, extract.extracted_at),
+                                                                  staged.field(at).type))
+    staged = staged.to_pandas().astype(fresh.staged.dtypes.to_dict())
+    check_conservation(extract.source, rows, staged, fresh.quarantine)
+    # Still to take next time: the rows taken, and the fresh ones staged without a soft problem.
+    fresh_clean = pd.Index(fresh.reusable["record_id"])
+    clean = np.sort(np.r_[taken, others[own[others] & extract.record_id.iloc[others].isin(fresh_clean).to_numpy()]])
+    reusable = pd.DataFrame({"record_id": to_series(record_ids.take(clean), pd.RangeIndex(len(clean))),
+                             "digest": to_series(digests.take(clean), pd.RangeIndex(len(clean)))})
+    until = [u for u in (known.valid_until, fresh.valid_until) if u is not None]
+    log.info("source %s: %d of %d rows as staged before, %d staged", extract.source, len(taken), rows, len(others))
+    return StageResult(staged=staged, quarantine=fresh.quarantine, soft_problems=fresh.soft_problems,
+                       unmapped_values=fresh.unmapped_values, valid_until=min(until) if until else None,
+                       reusable=reusable.astype(REUSABLE_COLUMNS))
+
+
 def _unmapped_order(unmapped: pd.DataFrame) -> pd.DataFrame:
     """Unmapped values by field, the commonest first (ties by value), as :attr:`StageResult.unmapped_values` lists them."""
     ordered = unmapped.sort_values(["field", "rows", "value"], ascending=[True, False, True], ignore_index=True)
@@ -200,6 +288,7 @@ def stage_person_records(
     truncated_rows: Sequence[int] = (),
     form_fields: Sequence[str] = (),
     runner: ChunkRunner | None = None,
+    known: KnownRows | None = None,
 ) -> StageResult:
     """Map a person source's extract onto the canonical person record and apply the quarantine rules.
 
@@ -233,6 +322,8 @@ def stage_person_records(
             quarantined (``unlisted_value``, ``future_record_date``) rather than staged with the value missing.
         runner: stages chunks of the extract apart (on a Spark cluster, :class:`staging.spark.SparkChunks`);
             the result is what staging the whole here gives.
+        known: rows an earlier staging of the source left to take as they are (:class:`KnownRows`); only
+            the other rows are staged, and the result is what staging the whole gives.
 
     Returns:
         The staged records, the quarantine, and the soft-problem counts.
@@ -260,7 +351,7 @@ def stage_person_records(
     stage = functools.partial(_stage_persons, columns=dict(columns), value_maps=_prepare_value_maps(source, columns, values),
                               date_formats=tuple(date_formats), truncated_rows=tuple(truncated_rows),
                               form_fields=tuple(form_fields))
-    return _staged_in_chunks(extract, stage, runner)
+    return _staged(extract, stage, runner, known, list(columns.values()), truncated_rows)
 
 
 def _stage_persons(
@@ -345,6 +436,7 @@ def stage_consent_records(
     date_formats: Sequence[str] = (),
     truncated_rows: Sequence[int] = (),
     runner: ChunkRunner | None = None,
+    known: KnownRows | None = None,
 ) -> StageResult:
     """Stage a consent registry: who decided what, for which purpose and recipient, and when.
 
@@ -370,6 +462,7 @@ def stage_consent_records(
         date_formats: further ``strptime`` formats for ``decided_at``.
         truncated_rows: 0-based positions of rows the reader saw cut off (``connectors.Extract``).
         runner: stages chunks of the extract apart, as for :func:`stage_person_records`.
+        known: rows an earlier staging left to take as they are, as for :func:`stage_person_records`.
 
     Returns:
         The staged consent records (``schema.CONSENT_COLUMNS``), the quarantine and soft-problem counts.
@@ -386,7 +479,7 @@ def stage_consent_records(
     extract = KeyedRows.build(raw, source, primary_key, _as_utc(extracted_at), list(columns.values()))
     stage = functools.partial(_stage_consents, columns=dict(columns), value_maps=_prepare_value_maps(source, columns, values),
                               date_formats=tuple(date_formats), truncated_rows=tuple(truncated_rows))
-    return _staged_in_chunks(extract, stage, runner)
+    return _staged(extract, stage, runner, known, list(columns.values()), truncated_rows)
 
 
 def _stage_consents(
@@ -712,12 +805,20 @@ class _Fields:
         staged = pd.DataFrame({name: _keep_rows(staged[name].astype(dtype), keep) for name, dtype in schema.items()})
         check_conservation(self.extract.source, self.length, staged, quarantine_frame)
         soft = {name: int((mask & keep).sum()) for name, mask in sorted(self.soft.items())}
+        clean = keep.copy()
+        for mask in self.soft.values():
+            clean &= ~mask
+        kept = pa.array(clean)
+        index = pd.RangeIndex(int(clean.sum()))
+        reusable = pd.DataFrame({"record_id": to_series(as_arrow(self.extract.record_id).filter(kept), index),
+                                 "digest": to_series(self.extract.digests(list(self.columns.values())).filter(kept), index)})
         return StageResult(
             staged=staged,
             quarantine=quarantine_frame,
             soft_problems={name: count for name, count in soft.items() if count},
             unmapped_values=self._unmapped_values(keep),
             valid_until=valid_until,
+            reusable=reusable.astype(REUSABLE_COLUMNS),
         )
 
     def _count_unrecognised(self, field_name: str, unrecognised: pd.Series) -> None:

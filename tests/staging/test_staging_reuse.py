@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from connectors import Lineage, SourceConfig
 from staging import id_check_digit, stage_consent_records, stage_person_records
 from staging.reuse import StagingStore
+from staging.stage import KnownRows
 
 CST = dt.timezone(dt.timedelta(hours=8))
 STAGED_AT = dt.datetime(2026, 11, 23, 10, 0, tzinfo=CST)
@@ -156,3 +158,123 @@ def test_a_staging_that_cannot_be_kept_is_logged_and_staged_again_next_time(tmp_
 
     assert "cannot be kept" in caplog.text
     assert store.reuse(PERSON, lineage(STAGED_AT)) is None
+
+
+# -- rows of a changed extract taken from the kept staging ---------------------------------------------
+
+SEXED = PERSON.model_copy(update={"columns": {**PERSON.columns, "sex": "xb", "address": "dz"},
+                                  "values": {"sex": {"1": "M", "2": "F"}}})
+
+
+def day_one() -> pd.DataFrame:
+    rows = [{"jmbh": str(i), "xm": f"张{i}", "csrq": "1980-01-02", "sfzh": None, "xb": "1", "dz": f"翠苑社区{i}幢"}
+            for i in range(1, 11)]
+    rows[1]["sfzh"] = ID_1980[:-1] + ("0" if ID_1980[-1] != "0" else "1")  # a wrong check digit: a soft problem
+    rows[2]["xb"] = "男"  # not in the values map: an unmapped value
+    rows[3]["xm"] = None  # quarantined
+    rows += [{**rows[4], "xm": "张五重"}]  # a repeated key: quarantined
+    return pd.DataFrame(rows, dtype=object)
+
+
+def day_two() -> pd.DataFrame:
+    """Day one's file sent again with a day's changes, in another order."""
+    one = {row["jmbh"]: row for row in day_one().to_dict("records")[:10]}
+    repeat_of_5 = day_one().to_dict("records")[10]
+    rows = [
+        {"jmbh": "12", "xm": "李十二", "csrq": "1990-03-04", "sfzh": None, "xb": "2", "dz": "桂花社区1幢"},  # new
+        repeat_of_5,  # now the first row of key 5: staged, and day one's row 5 below is the repeat
+        one["8"],  # cut off by the reader (truncated_rows)
+        one["7"], one["9"],  # as they were: taken
+        one["5"],  # repeats key 5: quarantined
+        one["4"], one["3"], one["2"],  # quarantined, unmapped value, wrong check digit: staged again
+        {**one["1"], "dz": "翠苑社区99幢"},  # moved: staged again
+        one["10"],  # as it was: taken
+        {**one["7"], "xm": "张七甲"},  # repeats key 7: quarantined
+    ]  # key 6 is gone
+    return pd.DataFrame(rows, dtype=object)
+
+
+def staged_from(frame: pd.DataFrame, at: dt.datetime, known=None, truncated_rows=()):
+    return stage_person_records(frame, source=SEXED.name, primary_key=SEXED.primary_key, columns=SEXED.columns,
+                                values=SEXED.values, date_formats=SEXED.date_formats, extracted_at=at,
+                                truncated_rows=truncated_rows, known=known)
+
+
+def assert_same_rows_staging(taken, whole) -> None:
+    assert_same_staging(taken, whole)
+    pd.testing.assert_frame_equal(taken.reusable, whole.reusable)
+
+
+def test_a_changed_extract_takes_the_rows_it_repeats_and_stages_the_same_as_staging_it_whole(tmp_path, caplog):
+    store = StagingStore(tmp_path)
+    store.keep(SEXED, lineage(STAGED_AT), staged_from(day_one(), STAGED_AT))
+    later = dt.datetime(2026, 11, 24, 9, 0, tzinfo=CST)
+    known = store.known_rows(SEXED, pd.Timestamp(later))
+    # Kept for taking: the staged rows without a soft problem (not the wrong check digit or the unmapped sex).
+    assert sorted(known.reusable.column("record_id").to_pylist()) == sorted(f"civil_affairs:{i}" for i in (1, 5, 6, 7, 8, 9, 10))
+
+    with caplog.at_level(logging.INFO, logger="staging.stage"):
+        taken = staged_from(day_two(), later, known, truncated_rows=[2])
+    whole = staged_from(day_two(), later, truncated_rows=[2])
+
+    assert_same_rows_staging(taken, whole)
+    assert "3 of 12 rows as staged before, 9 staged" in caplog.text  # keys 7, 9 and 10
+    assert (taken.staged["extracted_at"] == pd.Timestamp(later)).all()
+
+
+def test_rows_taken_over_a_larger_extract_give_the_whole_staging(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 400
+    first = pd.DataFrame({
+        "jmbh": [str(i) for i in range(n)], "xm": [f"王{i}" for i in range(n)],
+        "csrq": rng.choice(["1950-03-04", "1988-12", "bad", None], n).tolist(), "sfzh": [None] * n,
+        "xb": rng.choice(["1", "2", "X", None], n).tolist(), "dz": [f"桂花社区{i % 37}幢" for i in range(n)],
+    }, dtype=object)
+    store = StagingStore(tmp_path)
+    store.keep(SEXED, lineage(STAGED_AT), staged_from(first, STAGED_AT))
+    second = first.copy()
+    changed = rng.choice(n, 20, replace=False)
+    second.loc[changed, "dz"] = "荷花社区1幢"
+    second = second.drop(index=rng.choice(n, 8, replace=False))
+    second = pd.concat([second, first.sample(6, random_state=3).assign(xm="重复")]).sample(frac=1, random_state=4)
+    later = dt.datetime(2026, 11, 30, tzinfo=CST)
+
+    known = store.known_rows(SEXED, pd.Timestamp(later))
+    assert_same_rows_staging(staged_from(second, later, known, truncated_rows=[0, 17]),
+                             staged_from(second, later, truncated_rows=[0, 17]))
+
+
+def test_a_consent_registry_takes_the_decisions_it_repeats():
+    rows = pd.DataFrame([{"cid": str(i), "sfzh": ID_1980, "yt": "sharing", "zt": "granted",
+                          "sj": f"2026-11-{i + 1:02d} 10:00:00"} for i in range(6)], dtype=object)
+    first = stage(rows, STAGED_AT, CONSENT)
+    changed = rows.copy()
+    changed.loc[2, "zt"] = "withdrawn"
+    changed.loc[4, "sj"] = "2026-12-30 10:00:00"  # ahead of the read: quarantined
+    known = KnownRows.of(first)
+
+    taken = stage_consent_records(changed, source=CONSENT.name, primary_key=CONSENT.primary_key,
+                                  columns=CONSENT.columns, extracted_at=STAGED_AT, known=known)
+    assert_same_rows_staging(taken, stage(changed, STAGED_AT, CONSENT))
+
+
+@pytest.mark.parametrize(("why", "source", "at"), [
+    ("another declaration", SEXED.model_copy(update={"values": {"sex": {"1": "M", "2": "F", "男": "M"}}}),
+     dt.datetime(2026, 11, 24, tzinfo=CST)),
+    ("read before it was staged", SEXED, STAGED_AT - dt.timedelta(days=1)),
+])
+def test_rows_are_not_taken_from_a_staging_that_does_not_hold(tmp_path, why, source, at):
+    store = StagingStore(tmp_path)
+    store.keep(SEXED, lineage(STAGED_AT), staged_from(day_one(), STAGED_AT))
+    assert store.known_rows(source, pd.Timestamp(at)) is None
+
+
+def test_an_extract_of_only_rows_staged_before_stages_nothing_again(caplog):
+    first = staged_from(day_one(), STAGED_AT)
+    reordered = day_one().iloc[[6, 5, 4, 0]]  # the rows staged without a soft problem, another order
+    later = dt.datetime(2026, 11, 24, tzinfo=CST)
+
+    with caplog.at_level(logging.INFO, logger="staging.stage"):
+        taken = staged_from(reordered, later, KnownRows.of(first))
+    assert_same_rows_staging(taken, staged_from(reordered, later))
+    assert "4 of 4 rows as staged before, 0 staged" in caplog.text
