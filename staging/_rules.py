@@ -139,15 +139,15 @@ class KeyedRows:
                          self.row_number[positions], self.first_row[positions])
 
     def digests(self, columns: Sequence[str]) -> pa.Array:
-        """Each row's digest over its key and the values of ``columns`` (128 bits of a SHA-256, as hex): each
-        value with its length, so no two rows' values run together alike, and a missing one marked apart.
-        Equal digests, equal rows; it tells changed rows from unchanged ones, and is no secret."""
+        """Each row's digest over its key and the values of ``columns``: DuckDB's 64-bit ``hash`` of the values
+        in order (a missing value hashes apart from an empty one). It tells a changed row from an unchanged
+        one; it is no secret and depends on the DuckDB version (``staging.reuse`` keeps it with the version)."""
         names = list(dict.fromkeys([*self.primary_key, *columns]))
         values = pa.table({f"c{i}": as_arrow(self.raw[name]) for i, name in enumerate(names)})
-        parts = " || chr(31) || ".join(f"coalesce(length(c{i})::VARCHAR || ':' || c{i}, '-')" for i in range(len(names)))
         with duckdb.connect() as con:
             con.register("_rows", values)
-            return con.sql(f"SELECT left(sha256({parts}), 32) AS digest FROM _rows").to_arrow_table().column(0).combine_chunks()
+            hashed = con.sql(f"SELECT hash({', '.join(values.column_names)}) AS digest FROM _rows")
+            return hashed.to_arrow_table().column(0).combine_chunks()
 
     @property
     def key_columns(self) -> str:

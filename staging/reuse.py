@@ -46,9 +46,9 @@ _OUTCOMES = "outcomes.json"
 _FRAMES = ("staged", "quarantine", "unmapped_values", "reusable")
 # Besides the staging package, what staging's output depends on: the connectors that turn a file's bytes
 # into text (a file with the same bytes is not parsed again), the canonical words and the libraries that
-# read files, dates, text and pinyin.
+# read files, dates, text and pinyin; and DuckDB, whose hash tells a row staged before (KeyedRows.digests).
 _CODE = (Path(__file__).parent, Path(__file__).parents[1] / "connectors", Path(__file__).parents[1] / "core" / "vocabulary.py")
-_LIBRARIES = ("pandas", "pyarrow", "openpyxl", "pypinyin", "opencc", "silobreaker")
+_LIBRARIES = ("pandas", "pyarrow", "openpyxl", "pypinyin", "opencc", "duckdb", "silobreaker")
 
 
 class StagingStore:

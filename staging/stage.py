@@ -74,7 +74,7 @@ that swallowed an address, a note or a whole line of the file does not."""
 UNMAPPED_VALUE_COLUMNS: dict[str, str] = {"field": "string", "column": "string", "value": "string", "rows": "Int64"}
 """Columns of :attr:`StageResult.unmapped_values`."""
 
-REUSABLE_COLUMNS: dict[str, str] = {"record_id": "string", "digest": "string"}
+REUSABLE_COLUMNS: dict[str, str] = {"record_id": "string", "digest": "UInt64"}
 """Columns of :attr:`StageResult.reusable`."""
 
 _EARLIEST_BIRTH_DATE = "1900-01-01"
@@ -262,7 +262,7 @@ def _staged(extract: KeyedRows, stage: Callable[[KeyedRows], StageResult], runne
     fresh_clean = pd.Index(fresh.reusable["record_id"])
     clean = np.sort(np.r_[taken, others[own[others] & extract.record_id.iloc[others].isin(fresh_clean).to_numpy()]])
     reusable = pd.DataFrame({"record_id": to_series(record_ids.take(clean), pd.RangeIndex(len(clean))),
-                             "digest": to_series(digests.take(clean), pd.RangeIndex(len(clean)))})
+                             "digest": digests.take(clean).to_numpy()})
     until = [u for u in (known.valid_until, fresh.valid_until) if u is not None]
     log.info("source %s: %d of %d rows as staged before, %d staged", extract.source, len(taken), rows, len(others))
     return StageResult(staged=staged, quarantine=fresh.quarantine, soft_problems=fresh.soft_problems,
@@ -811,7 +811,7 @@ class _Fields:
         kept = pa.array(clean)
         index = pd.RangeIndex(int(clean.sum()))
         reusable = pd.DataFrame({"record_id": to_series(as_arrow(self.extract.record_id).filter(kept), index),
-                                 "digest": to_series(self.extract.digests(list(self.columns.values())).filter(kept), index)})
+                                 "digest": self.extract.digests(list(self.columns.values())).filter(kept).to_numpy()})
         return StageResult(
             staged=staged,
             quarantine=quarantine_frame,
