@@ -121,12 +121,7 @@ class KeyedRows:
     def rows(self, start: int, stop: int) -> KeyedRows:
         """Rows ``start..stop-1`` as an extract of their own that keeps their numbers and keys' first rows in
         the whole: staged apart (:class:`staging.stage.ChunkRunner`), they are quarantined as in the whole."""
-        def part(series: pd.Series) -> pd.Series:
-            return series.iloc[start:stop].reset_index(drop=True)
-
-        return KeyedRows(self.raw.iloc[start:stop].reset_index(drop=True), self.source, self.primary_key,
-                         part(self.source_key), part(self.record_id), self.extracted_at,
-                         self.row_number[start:stop], self.first_row[start:stop])
+        return self.take(np.arange(start, stop))
 
     def take(self, positions: np.ndarray) -> KeyedRows:
         """The rows at ``positions`` (0-based, ascending) as an extract of their own that keeps their numbers

@@ -117,6 +117,12 @@ def _empty_reusable() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in REUSABLE_COLUMNS.items()})
 
 
+def _reusable(record_ids: pa.Array, digests: pa.Array) -> pd.DataFrame:
+    """:attr:`StageResult.reusable` of the rows with these record ids and digests."""
+    return pd.DataFrame({"record_id": to_series(record_ids, pd.RangeIndex(len(record_ids))),
+                         "digest": digests.to_numpy()}).astype(REUSABLE_COLUMNS)
+
+
 @dataclass(frozen=True)
 class StageResult:
     """What staging one extract produced.
@@ -239,6 +245,11 @@ def _staged(extract: KeyedRows, stage: Callable[[KeyedRows], StageResult], runne
     kept_digest = known.reusable.column("digest").take(pc.index_in(record_ids, value_set=known.reusable.column("record_id")))
     same = pc.fill_null(pc.equal(kept_digest, digests), False).to_numpy(zero_copy_only=False) & own
     taken, others = np.flatnonzero(same), np.flatnonzero(~same)
+    kept_row = pc.index_in(record_ids.take(taken), value_set=known.staged.column("record_id"))
+    if kept_row.null_count:
+        log.warning("source %s: the kept staging lacks %d rows it lists as reusable; staging every row",
+                    extract.source, kept_row.null_count)
+        return _staged_in_chunks(extract, stage, runner)
     if not len(taken):
         return _staged_in_chunks(extract, stage, runner)
     fresh = _staged_in_chunks(extract.take(others), stage, runner)
@@ -247,27 +258,25 @@ def _staged(extract: KeyedRows, stage: Callable[[KeyedRows], StageResult], runne
     held = np.isin(extract.row_number[others], fresh.quarantine["row_number"].to_numpy(dtype=np.int64))
     fresh_rows = pa.Table.from_pandas(fresh.staged, preserve_index=False)
     source_row = np.empty(rows, dtype=np.int64)
-    source_row[taken] = pc.index_in(record_ids.take(taken), value_set=known.staged.column("record_id")).to_numpy()
+    source_row[taken] = kept_row.to_numpy()
     source_row[others[~held]] = known.staged.num_rows + np.arange(fresh_rows.num_rows)
     both = pa.concat_tables([known.staged.select(fresh_rows.column_names).cast(fresh_rows.schema), fresh_rows])
     # Column by column: a whole table's take runs its columns on threads that contend for memory (4 s, not 0.2).
     order = source_row[np.sort(np.r_[taken, others[~held]])]
     staged = pa.Table.from_arrays([column.take(order) for column in both.columns], schema=both.schema)
     at = staged.column_names.index("extracted_at")
-    staged = staged.set_column(at, staged.field(at), pa.array(np.full(staged.num_rows, extract.extracted_at),
-                                                                  staged.field(at).type))
+    staged = staged.set_column(at, staged.field(at),
+                               pa.repeat(pa.scalar(extract.extracted_at, staged.field(at).type), staged.num_rows))
     staged = staged.to_pandas().astype(fresh.staged.dtypes.to_dict())
     check_conservation(extract.source, rows, staged, fresh.quarantine)
     # Still to take next time: the rows taken, and the fresh ones staged without a soft problem.
     fresh_clean = pd.Index(fresh.reusable["record_id"])
     clean = np.sort(np.r_[taken, others[own[others] & extract.record_id.iloc[others].isin(fresh_clean).to_numpy()]])
-    reusable = pd.DataFrame({"record_id": to_series(record_ids.take(clean), pd.RangeIndex(len(clean))),
-                             "digest": digests.take(clean).to_numpy()})
     until = [u for u in (known.valid_until, fresh.valid_until) if u is not None]
     log.info("source %s: %d of %d rows as staged before, %d staged", extract.source, len(taken), rows, len(others))
     return StageResult(staged=staged, quarantine=fresh.quarantine, soft_problems=fresh.soft_problems,
                        unmapped_values=fresh.unmapped_values, valid_until=min(until) if until else None,
-                       reusable=reusable.astype(REUSABLE_COLUMNS))
+                       reusable=_reusable(record_ids.take(clean), digests.take(clean)))
 
 
 def _unmapped_order(unmapped: pd.DataFrame) -> pd.DataFrame:
@@ -808,17 +817,16 @@ class _Fields:
         clean = keep.copy()
         for mask in self.soft.values():
             clean &= ~mask
-        kept = pa.array(clean)
-        index = pd.RangeIndex(int(clean.sum()))
-        reusable = pd.DataFrame({"record_id": to_series(as_arrow(self.extract.record_id).filter(kept), index),
-                                 "digest": self.extract.digests(list(self.columns.values())).filter(kept).to_numpy()})
+        clean = pa.array(clean)
+        reusable = _reusable(as_arrow(self.extract.record_id).filter(clean),
+                             self.extract.digests(list(self.columns.values())).filter(clean))
         return StageResult(
             staged=staged,
             quarantine=quarantine_frame,
             soft_problems={name: count for name, count in soft.items() if count},
             unmapped_values=self._unmapped_values(keep),
             valid_until=valid_until,
-            reusable=reusable.astype(REUSABLE_COLUMNS),
+            reusable=reusable,
         )
 
     def _count_unrecognised(self, field_name: str, unrecognised: pd.Series) -> None:

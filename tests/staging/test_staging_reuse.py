@@ -278,3 +278,15 @@ def test_an_extract_of_only_rows_staged_before_stages_nothing_again(caplog):
         taken = staged_from(reordered, later, KnownRows.of(first))
     assert_same_rows_staging(taken, staged_from(reordered, later))
     assert "4 of 4 rows as staged before, 0 staged" in caplog.text
+
+
+def test_a_kept_staging_that_lacks_a_row_it_lists_means_staging_every_row(caplog):
+    first = staged_from(day_one(), STAGED_AT)
+    damaged = KnownRows.of(first)
+    damaged = KnownRows(damaged.staged.slice(1), damaged.reusable, damaged.valid_until)  # key 1's staged row lost
+    later = dt.datetime(2026, 11, 24, tzinfo=CST)
+
+    with caplog.at_level(logging.WARNING, logger="staging.stage"):
+        taken = staged_from(day_one(), later, damaged)
+    assert_same_rows_staging(taken, staged_from(day_one(), later))
+    assert "lacks 1 rows it lists as reusable; staging every row" in caplog.text
