@@ -25,8 +25,9 @@ publication.
 
 Who was in each product is kept as keyed hashes, never raw identifiers:
 ``<home>/audit/members/<seq>.txt`` lists HMAC-SHA256(audit key, resident ID number) and
-HMAC-SHA256(audit key, ``person_id:`` + person id) of everyone in the product, and the entry carries
-that file's SHA-256. The audit key comes from ``$SILOBREAKER_AUDIT_KEY`` (hex) or
+HMAC-SHA256(audit key, ``person_id:`` + person id) of everyone in the product — whole, or as the change
+from the same recipient's last membership (:mod:`publish.membership`) — and the entry carries the SHA-256
+of the whole membership. The audit key comes from ``$SILOBREAKER_AUDIT_KEY`` (hex) or
 ``<home>/keys/audit.key`` (created on first use, mode 600). That answers a citizen's question —
 which recipients received my data, when, for what purpose, on what basis (X-Road's Data Tracker) —
 for people with or without an ID number, without the log itself being a list of identifiers.
@@ -44,6 +45,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -59,6 +61,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from core.errors import ConfigError, TerminalError
 from core.home import DataHome, HomeLike
 from core.keys import keyed_digests, load_key, load_or_create_key
+from publish.membership import WHOLE_EVERY, Membership, MembershipError, Memberships, membership_of, write_membership
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -70,6 +73,8 @@ __all__ = [
     "Verification",
     "fingerprint",
 ]
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 SIGNING_KEY_ENV = "SILOBREAKER_AUDIT_SIGNING_KEY"
@@ -237,6 +242,8 @@ class AuditLog:
         head = self.head()
         entries = []
         hashes = _MemberHashes(key)
+        last = {e["recipient"]: e for e in self.entries()}  # each recipient's latest entry, a membership's base
+        memberships = Memberships(self.home)
         for product in products:
             seq = head.seq + 1 + len(entries)
             if product.anchor is not None and product.anchor != ProductAnchor(seq, head):
@@ -244,9 +251,9 @@ class AuditLog:
                     f"the product of {product.recipient} was built as audit entry {product.anchor.seq} after entry "
                     f"{product.anchor.prev.seq}, but the log's head is now entry {head.seq}: the log changed while "
                     f"run {run_id} was built; run again")
-            members = sorted(hashes.of(product.members, product.person_ids))
-            members_text = "".join(f"{m}\n" for m in members)
-            self.home.audit_members_file(seq).write_text(members_text, encoding="ascii")
+            members = membership_of(hashes.of(product.members, product.person_ids))
+            write_membership(self.home.audit_members_file(seq), members,
+                             self._base(memberships, last.get(product.recipient)))
             entry = {
                 "seq": seq, "run_id": run_id, "published_at": published_at.isoformat(),
                 "recipient": product.recipient, "purpose": product.purpose, "legal_basis": product.legal_basis,
@@ -254,7 +261,7 @@ class AuditLog:
                 "row_count": product.row_count, "content_hash": product.content_hash,
                 "exclusions": dict(sorted(product.exclusions.items())),
                 "members_count": len(set(product.person_ids)),
-                "members_sha256": hashlib.sha256(members_text.encode("ascii")).hexdigest(),
+                "members_sha256": hashlib.sha256(members.tobytes()).hexdigest(),
                 "key_id": product.key_id, "head_seq": head.seq + len(products),
                 "prev_hash": entries[-1]["hash"] if entries else head.hash,
             }
@@ -263,18 +270,35 @@ class AuditLog:
             entries.append(_signed(entry, signer))
         return entries
 
+    def _base(self, memberships: Memberships, earlier: dict | None) -> tuple[int, Membership] | None:
+        """The membership a new one of the same recipient is written as a change of (:mod:`publish.membership`):
+        the recipient's latest entry's, if it reads back as that entry recorded it and fewer than
+        :data:`WHOLE_EVERY` changes lie behind it; ``None``: write it whole."""
+        if earlier is None or memberships.depth(earlier["seq"]) + 1 >= WHOLE_EVERY:
+            return None
+        try:
+            members = memberships.of(earlier["seq"])
+        except MembershipError as e:
+            log.warning("audit: %s; the next membership of %s is written whole", e, earlier["recipient"])
+            return None
+        if hashlib.sha256(members.tobytes()).hexdigest() != earlier.get("members_sha256"):
+            log.warning("audit: the membership of entry %d does not read back as recorded (`silobreaker audit verify` "
+                        "names it); the next membership of %s is written whole", earlier["seq"], earlier["recipient"])
+            return None
+        return earlier["seq"], members
+
     def repeat(self, original_run_id: str, run_id: str, published_at: datetime) -> list[dict]:
         """Signed entries recording that the products of ``original_run_id`` are published again (a
         restore): the same recipients, columns, content, key id and membership, under ``run_id`` and
-        ``published_at``; their membership files are copied. :meth:`write` appends them."""
+        ``published_at``; their membership files name the originals'. :meth:`write` appends them."""
         originals = [e for e in self.entries() if e["run_id"] == original_run_id]
         signer = self._signing_key()
         head = self.head()
         entries = []
         for original in originals:
             seq = head.seq + 1 + len(entries)
-            members = self.home.audit_members_file(original["seq"])
-            self.home.audit_members_file(seq).write_bytes(members.read_bytes() if members.exists() else b"")
+            # The same membership: written as the original's, unchanged.
+            self.home.audit_members_file(seq).write_text(f"@{original['seq']}\n", encoding="ascii")
             entry = {**{k: original.get(k) for k in _PRODUCT_FIELDS},
                      **{k: original[k] for k in _OPTIONAL_PRODUCT_FIELDS if k in original}, "seq": seq, "run_id": run_id,
                      "published_at": published_at.isoformat(), "head_seq": head.seq + len(originals),
@@ -367,6 +391,7 @@ class AuditLog:
                                 "platform's signing key: it was replaced", fingerprint=expected)
         prev, count, signed, open_publication = GENESIS, 0, 0, None
         lines = self.path.read_text(encoding="utf-8").splitlines() if self.path.exists() else []
+        memberships = Memberships(self.home, Memberships.built_on(self.home, range(1, len(lines) + 1)))
         for line_number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -380,7 +405,7 @@ class AuditLog:
             problem = (_link_problem(entry, count + 1, prev)
                        or _signature_problem(entry, public_key, expected, signed)
                        or _publication_problem(entry, open_publication)
-                       or self._members_problem(entry))
+                       or _members_problem(entry, memberships))
             if problem:
                 return Verification(False, count, seq, line_number, problem, signed, expected)
             signed += "signed_by" in entry
@@ -400,12 +425,6 @@ class AuditLog:
                                 "signatures were removed and the log rewritten", signed, expected)
         return Verification(True, count, signed=signed, fingerprint=expected)
 
-    def _members_problem(self, entry: dict) -> str | None:
-        members = self.home.audit_members_file(entry["seq"])
-        if not members.exists() or hashlib.sha256(members.read_bytes()).hexdigest() != entry.get("members_sha256"):
-            return f"membership file {members} is missing or altered"
-        return None
-
     def person(self, id_number: str) -> list[dict]:
         """Entries of the products that held the person with this resident ID number, oldest first."""
         return self._holding({self.member_hash(id_number)})
@@ -418,12 +437,9 @@ class AuditLog:
         return self._holding({_person_id_hash(key, p) for p in person_ids})
 
     def _holding(self, wanted: set[str]) -> list[dict]:
-        found = []
-        for entry in self.entries():
-            members = self.home.audit_members_file(entry["seq"])
-            if members.exists() and wanted & set(members.read_text(encoding="ascii").split()):
-                found.append(entry)
-        return found
+        entries = self.entries()
+        holding = Memberships(self.home).holding([e["seq"] for e in entries], wanted)
+        return [e for e in entries if e["seq"] in holding]
 
     # -- export: the head handed to someone outside -----------------------------------------
 
@@ -547,6 +563,15 @@ def _signature_problem(entry: dict, public_key: Ed25519PublicKey | None, expecte
     except (InvalidSignature, ValueError):
         return "signature does not verify: the entry was changed by someone without the signing key"
     return None
+
+
+def _members_problem(entry: dict, memberships: Memberships) -> str | None:
+    try:
+        if memberships.sha256(entry["seq"]) == entry.get("members_sha256"):
+            return None
+    except MembershipError as e:
+        return f"{e} (the membership of entry {entry['seq']} cannot be read back)"
+    return f"membership file {memberships.file(entry['seq'])} (or one it was written as a change of) is altered"
 
 
 def _publication_problem(entry: dict, open_publication: dict | None) -> str | None:
