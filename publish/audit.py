@@ -279,10 +279,10 @@ class AuditLog:
         try:
             members = memberships.of(earlier["seq"])
         except MembershipError as e:
-            log.warning("audit: %s; the next membership of %s is written whole", e, earlier["recipient"])
+            log.warning("%s; the next membership of %s is written whole", e, earlier["recipient"])
             return None
         if hashlib.sha256(members.tobytes()).hexdigest() != earlier.get("members_sha256"):
-            log.warning("audit: the membership of entry %d does not read back as recorded (`silobreaker audit verify` "
+            log.warning("the membership of entry %d does not read back as recorded (`silobreaker audit verify` "
                         "names it); the next membership of %s is written whole", earlier["seq"], earlier["recipient"])
             return None
         return earlier["seq"], members
