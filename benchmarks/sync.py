@@ -14,7 +14,9 @@ process measured with GNU time (wall, peak resident memory):
 4. **full again**: the same day's sync on a copy of the home taken before step 3, with ``--full``
    (every source read, staged and linked, the model fitted again).
 
-Each run's stage times come from its progress lines (``[ t ] 抽取 extract census: … (d s)``).
+Each run's stage times come from its progress lines (``[ t ] 抽取 extract census: … (d s)``); ``audit MB
+written`` is what the run added under ``<home>/audit`` (the log and who was in each product), which is
+never pruned.
 
     .venv/bin/python benchmarks/sync.py --persons 100000
     .venv/bin/python benchmarks/sync.py --persons 1000000 --out benchmarks/results/sync.md
@@ -48,6 +50,7 @@ _STEP = re.compile(r"\] (\S+) (\w+)(?: [\w_]+)?: .*\(([\d.]+) s\)$")
 def timed_run(home: Path, *extra: str) -> dict:
     """Run ``silobreaker run`` on ``home``: wall seconds, peak MB and seconds per stage kind."""
     env = {**os.environ, "SILOBREAKER_HOME": str(home)}
+    audit_before = _size(home / "audit")
     command = ["/usr/bin/time", "-v", str(BIN / "silobreaker"), "run", "--home", str(home), *extra]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -63,7 +66,13 @@ def timed_run(home: Path, *extra: str) -> dict:
     unchanged = sum("未变" in line for line in done.stderr.splitlines())
     reused = sum("沿用上次清洗结果" in line for line in done.stderr.splitlines())
     return {"wall": hours * 3600 + minutes * 60 + seconds, "peak_mb": peak, "stages": dict(stages),
-            "unchanged_files": unchanged, "reused_stagings": reused}
+            "unchanged_files": unchanged, "reused_stagings": reused,
+            "audit_mb": (_size(home / "audit") - audit_before) / 1e6}
+
+
+def _size(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (0 if there is none): what a night adds to the audit trail."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.exists() else 0
 
 
 def change_a_day(demo: Path, seed: int) -> dict[str, int]:
@@ -153,12 +162,13 @@ def main() -> None:
 
 def _table(runs: dict[str, dict]) -> str:
     kinds = ("extract", "stage", "link", "publish", "report")
-    lines = ["| run | wall s | peak MB | " + " | ".join(f"{k} s" for k in kinds) + " | files not parsed | stagings reused |",
-             "|---|---:|---:|" + "---:|" * len(kinds) + "---:|---:|"]
+    lines = ["| run | wall s | peak MB | " + " | ".join(f"{k} s" for k in kinds)
+             + " | files not parsed | stagings reused | audit MB written |",
+             "|---|---:|---:|" + "---:|" * len(kinds) + "---:|---:|---:|"]
     for name, run in runs.items():
         stages = " | ".join(f"{run['stages'].get(k, 0.0):.1f}" for k in kinds)
         lines.append(f"| {name} | {run['wall']:.1f} | {run['peak_mb']:,.0f} | {stages} | {run['unchanged_files']} | "
-                     f"{run['reused_stagings']} |")
+                     f"{run['reused_stagings']} | {run['audit_mb']:,.2f} |")
     return "\n".join(lines)
 
 
