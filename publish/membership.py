@@ -2,8 +2,8 @@
 (``<home>/audit/members/<seq>.txt``, :mod:`publish.audit`), written whole or as the change from an
 earlier entry's.
 
-A night's products hold most of the district several times over (at a million people 137 MB of hashes a
-night written whole: 50 GB a year), and a product's members barely change from one night to the next. So
+A night's products hold most of the district several times over (at a million people 142 MB of hashes a
+night written whole: ~50 GB a year), and a product's members barely change from one night to the next. So
 a membership is written as the change from the last membership of the same recipient::
 
     @<seq of the entry it changes>
