@@ -438,7 +438,11 @@ class AuditLog:
 
     def _holding(self, wanted: set[str]) -> list[dict]:
         entries = self.entries()
-        holding = Memberships(self.home).holding([e["seq"] for e in entries], wanted)
+        holding, unread = Memberships(self.home).holding([e["seq"] for e in entries], wanted)
+        if unread:
+            shown = ", ".join(str(seq) for seq in sorted(unread)[:20]) + (" …" if len(unread) > 20 else "")
+            log.warning("the membership of %d audit entries cannot be read (entries %s): whether those products held "
+                        "this person is not known; `silobreaker audit verify` names the damaged file", len(unread), shown)
         return [e for e in entries if e["seq"] in holding]
 
     # -- export: the head handed to someone outside -----------------------------------------

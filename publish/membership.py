@@ -152,12 +152,15 @@ class Memberships:
             del self._kept[seq]
         return members
 
-    def holding(self, seqs: Iterable[int], hashes: Iterable[str]) -> set[int]:
-        """Of the entries ``seqs`` (oldest first), those whose membership holds any of ``hashes``: read
-        without rebuilding any membership — a change from what its base held and the lines it changes.
-        A missing or malformed file holds none (:meth:`of` names it)."""
+    def holding(self, seqs: Iterable[int], hashes: Iterable[str]) -> tuple[set[int], set[int]]:
+        """Of the entries ``seqs`` (oldest first), those whose membership holds any of ``hashes``, and those
+        of which it cannot be told: their file is missing or malformed (:meth:`of` names it), or is a change
+        of one that is (unless the change itself shows one of them joining). Read without rebuilding any
+        membership — a change from what its base held and the lines it changes."""
+        seqs = list(seqs)
         wanted = membership_of(hashes)
-        held: dict[int, Membership] = {}
+        held: dict[int, Membership] = {}  # of the hashes, those each entry holds
+        partly: set[int] = set()  # entries built on a lost membership: held lists only what is known
         for seq in seqs:
             path = self.file(seq)
             try:
@@ -166,11 +169,14 @@ class Memberships:
                     base, joined, left = _parse_change(path, data, seq)
                     before = held.get(base, wanted[:0])
                     held[seq] = np.union1d(before[~_among(before, left)], joined[_among(joined, wanted)])
+                    if base not in held or base in partly:
+                        partly.add(seq)
                 elif len(data) % _LINE.itemsize == 0:
                     held[seq] = wanted[_among(wanted, np.frombuffer(data, dtype=_LINE))]
             except (FileNotFoundError, MembershipError):
                 continue
-        return {seq for seq, found in held.items() if len(found)}
+        holding = {seq for seq, found in held.items() if len(found)}
+        return holding, {seq for seq in seqs if seq not in holding and (seq not in held or seq in partly)}
 
     def file(self, seq: int) -> Path:
         """The membership file of entry ``seq``."""

@@ -132,3 +132,29 @@ def test_a_membership_that_changed_by_half_or_more_is_written_whole(home, tmp_pa
     home.audit_members_dir.mkdir(parents=True)
     assert write_membership(home.audit_members_file(2), after, (1, before)) is False
     assert home.audit_members_file(2).read_bytes() == after.tobytes()
+
+
+def test_a_lookup_says_which_products_it_cannot_tell_about_when_a_membership_is_lost(home, caplog):
+    log = AuditLog(home)
+    nights = _nights()
+    for night in range(3):
+        _publish(log, night, [_product("analysts", nights[night])])
+    stayed = sorted(nights[0] & nights[1] & nights[2])[0]
+    joined = sorted((nights[1] - nights[0]) & nights[2])[0]  # joined on the second night, still there on the third
+    assert [e["seq"] for e in log.person(stayed)] == [1, 2, 3] and [e["seq"] for e in log.person(joined)] == [2, 3]
+    home.audit_members_file(1).unlink()  # the whole membership the next two were written as changes of
+
+    assert log.person(stayed) == []
+    assert "cannot be read (entries 1, 2, 3)" in caplog.text
+    caplog.clear()
+    # Who joined after the loss is still known to have been in the products.
+    assert [e["seq"] for e in log.person(joined)] == [2, 3]
+    assert "cannot be read (entries 1)" in caplog.text
+    caplog.clear()
+    # Asked with two hashes (a person's ID number and person id), a product that lost one of them after a
+    # loss is not answered "no": the other may still have been in it.
+    left = sorted((nights[1] - nights[0]) - nights[2])[0]  # joined on the second night, gone by the third
+    assert [e["seq"] for e in log.person(left)] == [2]
+    hashes = {log.member_hash(left), log.member_hash(stayed)}
+    holding, unknown = Memberships(home).holding([1, 2, 3], hashes)
+    assert holding == {2} and unknown == {1, 3}
