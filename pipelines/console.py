@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ def print_json(document: Any) -> None:
     print(json.dumps(document, ensure_ascii=False, indent=2, default=str), flush=True)
 
 
+_LINES = threading.Lock()  # a progress line is written whole
+
+
 @dataclass
 class _Step:
     started: float | None = None
@@ -94,7 +98,12 @@ class Progress:
         text = f"[{elapsed:6.1f} s] {stage}" + (f": {detail}" if detail else "")
         if took is not None:
             text += f" ({took:.1f} s)"
-        print(text, file=self._stream or sys.stderr, flush=True)
+        stream = self._stream or sys.stderr
+        # One write per line, under a lock: Dagster may call the listener from more than one thread, and
+        # print() writes the text and its newline apart (a CI run once read two lines run together).
+        with _LINES:
+            stream.write(text + "\n")
+            stream.flush()
 
     def phase(self, name: str, count: int) -> None:
         """A ``dedup`` phase finished having produced ``count`` (see :data:`DEDUP_PHASES`)."""
