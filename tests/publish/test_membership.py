@@ -124,7 +124,7 @@ def test_a_change_file_that_cannot_be_read_fails_verification(home, damage):
     assert Memberships(home).sha256(5) == log.entries()[-1]["members_sha256"]
 
 
-def test_a_membership_that_changed_by_half_or_more_is_written_whole(home, tmp_path):
+def test_a_membership_that_changed_by_half_or_more_is_written_whole(home):
     rng = random.Random(3)
     before = membership_of(f"{rng.getrandbits(256):064x}" for _ in range(100))
     same_half = set(before[:50].tobytes().decode("ascii").split())
