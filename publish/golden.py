@@ -48,6 +48,7 @@ from staging.schema import empty_canonical_frame
 __all__ = [
     "GOLDEN_FIELDS",
     "add_hukou_places",
+    "age_sql",
     "field_conflicts_sql",
     "golden_columns",
     "person_consent_sql",
@@ -120,7 +121,8 @@ def add_hukou_places(con: duckdb.DuckDBPyConnection, register: AreaRegister | No
 
 def unified_population_sql(trust: dict[str, int], as_of: date, populations: KeyPopulations | None = None, *,
                            grid_sources: Sequence[str] = (), base: str | None = None,
-                           register: bool = False, consent: bool = False) -> str:
+                           register: bool = False, consent: bool = False, persons: str | None = None,
+                           into: str = "CREATE TABLE unified_population AS") -> str:
     """``CREATE TABLE unified_population`` from ``source_records`` (records with their person_id) and
     ``person_areas``: the golden columns, one column per key population and ``key_populations``
     (and, with ``consent``, each person's ``effective_consent`` and ``consent`` from ``_consent_maps``).
@@ -134,13 +136,16 @@ def unified_population_sql(trust: dict[str, int], as_of: date, populations: KeyP
         register: whether an area register placed the 户籍地址 (``_hukou_places``): without one a 户籍地
             outside the district cannot be told from one inside it.
         consent: join ``_consent_maps`` (:func:`publish.consent.add_consent_maps`).
+        persons: a relation with a ``person_id`` column: the rows of these persons only (a household's size
+            counts the persons given, so give each household whole: :mod:`publish.carry`).
+        into: what the rows go into (``INSERT INTO unified_population BY NAME`` for some persons).
     """
     populations = populations or default_populations()
     consent_columns = ", m.effective_consent, m.consent" if consent else ""
     consent_join = "LEFT JOIN _consent_maps m USING (person_id)" if consent else ""
     return f"""
-CREATE TABLE unified_population AS
-WITH base AS ({_golden_sql(trust, as_of, grid_sources, base, register)}),
+{into}
+WITH base AS ({_golden_sql(trust, as_of, grid_sources, base, register, persons)}),
 flagged AS (
     SELECT *,
     {populations.flags_sql()}
@@ -168,8 +173,16 @@ def golden_columns() -> tuple[tuple[str, str], ...]:
         return tuple((row[0], row[1]) for row in con.execute("DESCRIBE _golden").fetchall())
 
 
+def age_sql(birth_date: str, as_of: date) -> str:
+    """A person's age in whole years at ``as_of`` from the text ``birth_date`` (a day, or the census's year-month:
+    taken as the 1st), null without one."""
+    return (f"CASE WHEN {birth_date} IS NOT NULL THEN CAST(floor(date_diff('month', CAST(rpad(substr({birth_date}, 1, 7), "
+            f"7, '-01') || '-' || coalesce(nullif(substr({birth_date}, 9, 2), ''), '01') AS DATE), "
+            f"DATE '{as_of.isoformat()}') / 12) AS INTEGER) END")
+
+
 def _golden_sql(trust: dict[str, int], as_of: date, grid_sources: Sequence[str], base: str | None,
-                register: bool) -> str:
+                register: bool, persons: str | None = None) -> str:
     """The SELECT of every golden column per person (no key-population columns)."""
     # Trust rank (0 most trusted, zero-padded so rank 10 sorts after 9), newest record, smallest record id:
     # computed once per record (``_tail``), ahead of every field's own parts.
@@ -201,7 +214,6 @@ def _golden_sql(trust: dict[str, int], as_of: date, grid_sources: Sequence[str],
     chosen_columns = ", ".join(chosen)
     pick_names = ", ".join(f"_pick_{field}" for field in extras)
     conflicts = ", ".join(f"CASE WHEN {test} THEN '{field}' END" for field, test in _CONFLICTS.items())
-    as_of_sql = f"DATE '{as_of.isoformat()}'"
     return f"""
 WITH picked AS (
     SELECT
@@ -223,7 +235,7 @@ WITH picked AS (
         count(*) AS record_count,
         list_filter([{conflicts}], lambda x: x IS NOT NULL) AS conflict_fields,
         max(record_date) AS last_seen
-    FROM (SELECT *, {tail} AS _tail FROM source_records)
+    FROM (SELECT *, {tail} AS _tail FROM source_records{f" SEMI JOIN {persons} USING (person_id)" if persons else ""})
     GROUP BY person_id
 ), golden AS (
     SELECT person_id, {chosen_columns}, * EXCLUDE (person_id, {pick_names})
@@ -234,9 +246,7 @@ WITH picked AS (
         -- birth_date is text of mixed precision (the census knows the month); analysts get a DATE where
         -- the day is known, and the precision beside it.
         TRY_CAST(CASE WHEN birth_date_precision = 'day' THEN birth_date END AS DATE) AS birth_day,
-        CASE WHEN birth_date IS NOT NULL THEN CAST(floor(date_diff('month',
-            CAST(rpad(substr(birth_date, 1, 7), 7, '-01') || '-' || coalesce(nullif(substr(birth_date, 9, 2), ''), '01') AS DATE),
-            {as_of_sql}) / 12) AS INTEGER) END AS age
+        {age_sql("birth_date", as_of)} AS age
     FROM golden
 )
 SELECT aged.* EXCLUDE (_address_flat, _household),
