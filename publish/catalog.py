@@ -572,6 +572,23 @@ _TABLES = (
         _col("sources", TEXTS, "the sources staged", "来源"),
     ),
     _table(
+        "carry_state", "this publication (one row)",
+        "how this warehouse was built: whole, or on a copy of the last one with only the changed records' and "
+        "persons' rows written (`publish.carry`, `docs/operations.md`); the next run compares its fingerprint",
+        _run_id("the run that built it"),
+        _col("built", TEXT, "`whole` or `carried`", "构建方式"),
+        _col("nights_carried", INT, "nights in a row built on a copy (0 for a whole build; a whole one comes at "
+             "least every 7th night)", "连续沿用次数"),
+        _col("fingerprint", TEXT, "SHA-256 of what a carried row depends on beside its records: the code, DuckDB's "
+             "version, the area register, the golden record's configuration (trust, key populations)", "指纹"),
+        _col("rows_carried", BIGINT, "rows of `source_records` kept from the last publication", "沿用行数"),
+        _col("rows_written", BIGINT, "rows of `source_records` written by this run (every row when whole)", "写入行数"),
+        _col("persons_written", BIGINT, "rows of `unified_population` written by this run: persons whose records, "
+             "consent or age changed and everyone in their households (every person when whole)", "写入人数"),
+        _col("why_whole", TEXT, "why it was built whole (first run, `run --full`, a changed fingerprint, the "
+             "weekly whole build, changed record columns); null when carried", "整体重建原因"),
+    ),
+    _table(
         "quality_metrics", "run × source × dimension × measure",
         "completeness, validity, uniqueness, consistency, timeliness, repeated entry, quarantine and linking "
         "measures; carried over. Definitions and the SQL to recompute each: `docs/quality.md`",

@@ -350,18 +350,20 @@ class Generations:
 
 
 def _opens(path: Path) -> bool:
-    """Whether the warehouse opens and is whole: its catalogue reads, and the file holds every block its
-    header counts (a file cut short can still open, its catalogue being in the first blocks)."""
+    """Whether the warehouse opens and is whole: its catalogue reads, and the file holds as many blocks as
+    its header counts in use (a file cut short can still open, its catalogue being in the first blocks). Free
+    blocks are not counted: DuckDB cuts those at the end of a file off, as in a warehouse built on a copy of
+    the last one (:mod:`publish.carry`), whose dropped tables left some."""
     if not path.exists():
         return False
     try:
         with duckdb.connect(str(path), read_only=True) as con:
-            block_size, total_blocks = con.execute(
-                "SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+            block_size, total_blocks, free_blocks = con.execute(
+                "SELECT block_size, total_blocks, free_blocks FROM pragma_database_size()").fetchone()
             con.execute("SELECT count(*) FROM duckdb_tables()").fetchall()
     except duckdb.Error:
         return False
-    return path.stat().st_size >= block_size * total_blocks
+    return path.stat().st_size >= block_size * (total_blocks - free_blocks)
 
 
 def _last_run_id(warehouse: Path) -> str:

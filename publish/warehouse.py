@@ -40,6 +40,17 @@ from core.home import DataHome, HomeLike
 from core.memory import duckdb_memory_limit
 from publish.areas import AreaRegister, add_address_places, add_person_areas, area_summary
 from publish.audit import AuditLog, ProductAnchor
+from publish.carry import (
+    carry_base,
+    carry_source_records,
+    carry_unified_population,
+    drop_uncarried,
+    fingerprint,
+    note_publication,
+    record_carry,
+    start_from,
+    whole_instead,
+)
 from publish.catalog import add_comments
 from publish.consent import (
     add_consent_maps,
@@ -224,11 +235,31 @@ class Warehouse:
         previous = self.generations.base()
         self._previous = self.home.generation_warehouse_file(previous.name) if previous else None
         published_at = datetime.now(UTC)
+        # On a copy of the last generation when it can be (only the changed records' rows written), else whole.
+        def golden(persons: str | None = None, into: str = "CREATE TABLE unified_population AS",
+                   as_of: date = inputs.as_of) -> str:
+            return unified_population_sql(
+                inputs.trust, as_of, inputs.populations, base=inputs.base_source, register=inputs.areas is not None,
+                grid_sources=_grid_sources(inputs), consent=True, persons=persons, into=into)
+
+        build_fingerprint = fingerprint(inputs.areas, golden(as_of=date(2000, 1, 1)))
+        plan = carry_base(self.home, self._previous, build_fingerprint)
+        if plan.base is not None:
+            log.info("the publication builds on generation %s (carried night %d)", previous.name, plan.nights_carried)
+        else:
+            log.info("the publication builds whole: %s", plan.why)
+        start_from(plan, candidate_path)
         # Written in a storage format DuckDB 1.2 and later read, so analysts' DuckDB 1.x tools (DBeaver's
         # driver, R, JDBC builds) open the warehouse; DuckDB 2.0 writes its own format otherwise.
         with duckdb.connect(str(candidate_path), config={"storage_compatibility_version": STORAGE_VERSION,
                                                           "memory_limit": duckdb_memory_limit()}) as con:
-            self._load_inputs(con, inputs)
+            if plan.base is not None:
+                drop_uncarried(con)
+            loaded = self._load_inputs(con, inputs, carry=plan.base is not None)
+            if loaded is None:
+                plan = whole_instead("the records have other columns or types than the last publication's")
+                log.info("the publication builds whole after all: %s", plan.why)
+                loaded = self._load_inputs(con, inputs)
             self._remember_decisions(con)
             add_person_areas(con, inputs.trust, {r.source: r.department for r in inputs.staging_reports})
             add_hukou_places(con, inputs.areas)
@@ -248,9 +279,12 @@ class Warehouse:
                          ", ".join(f"{n} {why}" for why, n in unmatched.items()),
                          "".join(f"; {why} {value!r}: {n}" for why, value, n in values[:12]))
             add_consent_maps(con)  # joined into the golden table as it is written
-            con.execute(unified_population_sql(
-                inputs.trust, inputs.as_of, inputs.populations, base=inputs.base_source, register=inputs.areas is not None,
-                grid_sources=_grid_sources(inputs), consent=True))
+            if plan.base is not None:
+                persons_written = carry_unified_population(con, golden, inputs.as_of)
+            else:
+                con.execute(golden())
+                persons_written = con.execute("SELECT count(*) FROM unified_population").fetchone()[0]
+            record_carry(con, inputs.run_id, plan, build_fingerprint, *loaded, persons_written)
             con.execute(inputs.populations.key_residents_sql())
             con.execute(census_gaps_sql(inputs.base_source))
             con.execute(grid_updates_sql(_grid_sources(inputs)))
@@ -311,6 +345,7 @@ class Warehouse:
         move together (one journaled switch, see :mod:`publish.generations`)."""
         self.generations.commit(candidate.generation, candidate.run_id, candidate.published_at or datetime.now(UTC),
                                 candidate.audit_entries)
+        note_publication(self.home, candidate.generation)
         log.info("published %s and %d shared products", self.path, len(candidate.products))
 
     def discard(self, candidate: Candidate) -> None:
@@ -350,7 +385,11 @@ class Warehouse:
         return expand_recipients(policy.recipients, areas)
 
     @staticmethod
-    def _load_inputs(con: duckdb.DuckDBPyConnection, inputs: PublicationInputs) -> None:
+    def _load_inputs(con: duckdb.DuckDBPyConnection, inputs: PublicationInputs,
+                     carry: bool = False) -> tuple[int, int] | None:
+        """Load the run's inputs; ``source_records`` whole, or (``carry``) on the copy of the last one
+        (:mod:`publish.carry`). Returns the rows of ``source_records`` carried over and written, or ``None``
+        (nothing loaded) when the records cannot be carried over: load them whole then."""
         # Records staged before a canonical field existed (an earlier version's kept staging) do not state it.
         records = inputs.records
         missing = {c: pd.Series(pd.NA, index=records.index, dtype=t) for c, t in CANONICAL_COLUMNS.items()
@@ -366,12 +405,32 @@ class Warehouse:
             f"CREATE TABLE record_person AS SELECT record_id, person_id, {disputed} AS id_number_disputed "
             "FROM _mapping ORDER BY record_id"
         )
-        add_address_places(con, "_records", inputs.areas)
+        row = f"m.person_id, r.*{_typed_dates(records.columns)}, m.id_number_disputed"
+        if carry:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW _incoming AS SELECT {row} FROM _records r JOIN record_person m "
+                        "USING (record_id)")
+            counted = carry_source_records(con, "_incoming")
+            if counted is None:
+                for name in ("_records", "_mapping"):
+                    con.unregister(name)
+                con.execute("DROP VIEW _incoming")
+                con.execute("DROP TABLE record_person")
+                return None
+            carried, written = counted
+            con.execute("CREATE OR REPLACE TEMP VIEW _written AS SELECT * FROM _records SEMI JOIN _fresh_records "
+                        "USING (record_id)")
+            relation, into = "_written", "INSERT INTO source_records BY NAME"
+        else:
+            carried, written, relation, into = 0, len(records), "_records", "CREATE TABLE source_records AS"
+        # Only the addresses of the rows written are placed (a carried row keeps its places).
+        add_address_places(con, relation, inputs.areas)
         con.execute(
-            f"CREATE TABLE source_records AS SELECT m.person_id, r.*{_typed_dates(records.columns)}, "
-            "m.id_number_disputed, p.* EXCLUDE (address) FROM _records r JOIN record_person m USING (record_id) "
+            f"{into} SELECT {row}, p.* EXCLUDE (address) FROM {relation} r JOIN record_person m USING (record_id) "
             "LEFT JOIN _address_places p ON p.address = r.address ORDER BY m.person_id, r.record_id"
         )
+        for name in ("_incoming", "_written"):
+            con.execute(f"DROP VIEW IF EXISTS {name}")
+        con.execute("DROP TABLE IF EXISTS _fresh_records")
         unmapped = con.execute(
             "SELECT count(*) FROM _records r ANTI JOIN record_person m USING (record_id)"
         ).fetchall()[0][0]
@@ -407,6 +466,7 @@ class Warehouse:
             con.executemany("INSERT INTO validation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         for name in ("_records", "_mapping", "_quarantine"):
             con.unregister(name)
+        return carried, written
 
     def _record_identities(self, con: duckdb.DuckDBPyConnection, inputs: PublicationInputs) -> None:
         # Runs after the carry-over, so each issued id and each decision is kept once across runs.

@@ -62,6 +62,12 @@ def published(home: DataHome) -> dict[str, pd.DataFrame]:
         }
 
 
+def carry_state(home: DataHome) -> tuple:
+    """How the published warehouse was built: built, nights carried, rows carried, rows written."""
+    with duckdb.connect(str(home.warehouse_file), read_only=True) as con:
+        return con.execute("SELECT built, nights_carried, rows_carried, rows_written FROM carry_state").fetchone()
+
+
 def change_health_visits(home: DataHome) -> None:
     """A day's changes to one department's file: a corrected name, a record gone, a new visit."""
     path = home.demo_dir / "health_visits.csv"
@@ -119,7 +125,7 @@ DAYS = [(change_health_visits, ["health"]), (change_census_and_civil_affairs, ["
 def test_day_after_day_the_changed_sources_alone_are_staged_and_each_run_publishes_what_a_full_run_does(
         demo_copy, copy_data_home, tmp_path, staged_sources, link_stats):
     full = copy_data_home(demo_copy, tmp_path / "full")
-    for change, changed_sources in DAYS:
+    for day, (change, changed_sources) in enumerate(DAYS, start=1):
         for settings in (demo_copy, full):
             change(settings.home)
         staged_sources.clear()
@@ -139,6 +145,14 @@ def test_day_after_day_the_changed_sources_alone_are_staged_and_each_run_publish
         incremental, everything = published(demo_copy.home), published(full.home)
         for table in ("source_records", "quarantine"):
             pd.testing.assert_frame_equal(incremental[table], everything[table])
+        # The incremental night's warehouse was built on the last one (publish.carry), the --full one whole;
+        # every carried row took the night's extraction time, as a whole build writes it.
+        assert carry_state(demo_copy.home)[:2] == ("carried", day) and carry_state(full.home)[0] == "whole"
+        assert 0 < carry_state(demo_copy.home)[3] < 0.05 * carry_state(demo_copy.home)[2]
+        with duckdb.connect(str(demo_copy.home.warehouse_file), read_only=True) as con:
+            assert con.execute(
+                "SELECT count(*) FROM source_records s JOIN extraction_log e USING (source) WHERE e.run_id = "
+                "(SELECT run_id FROM carry_state) AND s.extracted_at IS DISTINCT FROM e.extracted_at").fetchone()[0] == 0
         with duckdb.connect(str(demo_copy.home.warehouse_file), read_only=True) as a, \
                 duckdb.connect(str(full.home.warehouse_file), read_only=True) as b:
             query = "SELECT record_id, person_id FROM record_person ORDER BY record_id"

@@ -1,0 +1,215 @@
+"""A night built on the last generation (publish.carry) publishes what a whole build does."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+
+import duckdb
+import pandas as pd
+import pytest
+
+import publish.carry
+from core.home import DataHome
+from publish import Warehouse
+from publish.areas import load_area_register
+from tests.publish.conftest import LI, make_inputs, policy, records
+
+STATUTORY = dict(name="civil", description="民政", kind="department", level="district", purpose="service_delivery",
+                 legal_basis="statutory", columns=["person_id", "name", "id_number", "phone", "address"])
+
+# What differs between two builds of the same night by nature: when and by which run they were made.
+_RUN_COLUMNS = {"run_id", "published_at", "first_run_id", "path", "audit_seq", "audit_hash", "content_hash",
+                "fingerprint"}
+
+
+def _publish(home, district, run_id, **changes) -> None:
+    wh = Warehouse(home)
+    wh.publish(wh.build_candidate(make_inputs(district, run_id=run_id, **changes), policy(STATUTORY)))
+
+
+def _state(home) -> dict:
+    with duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True) as con:
+        frame = con.execute("SELECT * FROM carry_state").df()
+    assert len(frame) == 1
+    return frame.iloc[0].to_dict()
+
+
+def _tables(home) -> dict[str, pd.DataFrame]:
+    """Every table of the published warehouse, its rows sorted, without what names the run."""
+    out = {}
+    with duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True) as con:
+        for (table,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name <> 'carry_state'").fetchall():
+            columns = [c for (c, *_) in con.execute(f"DESCRIBE {table}").fetchall() if c not in _RUN_COLUMNS]
+            listed = ", ".join(f'"{c}"' for c in columns)
+            out[table] = con.execute(f"SELECT {listed} FROM {table} ORDER BY ALL").df()
+    return out
+
+
+def _next_day(district: dict) -> dict:
+    """A day's changes: a new phone, a record moved to another person, a record gone, a new record."""
+    recs = district["records"].copy()
+    recs.loc[recs["record_id"] == "health:9", "phone"] = "13911112222"
+    recs = recs[recs["record_id"] != "census:5"]
+    new = records(dict(record_id="health:77", source="health", source_key="77", name="赵敏", sex="F",
+                       birth_date="1990-07-07", birth_date_precision="day", record_date="2026-11-01",
+                       address="示范区西溪街道翠苑社区2幢"))
+    recs = pd.concat([recs, new], ignore_index=True)
+    mapping = pd.DataFrame({"record_id": ["civil_affairs:1", "health:9", "health:10", "health:77"],
+                            "person_id": ["P_zhang", "P_li", "P_li", "P_zhao"]})  # health:9 now judged 李娜's
+    return {**district, "records": recs, "mapping": mapping}
+
+
+def _carried_and_whole(tmp_path, night1: dict, night2: dict, **changes2) -> tuple[dict, dict, dict]:
+    """Night 2 built on night 1 and built whole: the carried state, and every table of both."""
+    carried, whole = tmp_path / "carried", tmp_path / "whole"
+    _publish(carried, night1, "run1")
+    assert _state(carried)["built"] == "whole"
+    shutil.copytree(carried, whole, symlinks=True)
+    (DataHome.at(whole).kept_dir / "publication.json").unlink()  # as run --full leaves it: nothing kept
+    _publish(carried, night2, "run2", **changes2)
+    _publish(whole, night2, "run2", **changes2)
+    assert _state(whole)["built"] == "whole" and _state(whole)["why_whole"] == "nothing kept (first run, or run --full)"
+    a, b = _tables(carried), _tables(whole)
+    assert a.keys() == b.keys()
+    for table in a:
+        pd.testing.assert_frame_equal(a[table], b[table], obj=table)
+    return _state(carried), a, b
+
+
+def test_a_carried_night_publishes_every_table_a_whole_build_does(tmp_path, district):
+    state, carried, _ = _carried_and_whole(tmp_path, district, _next_day(district))
+
+    assert state["built"] == "carried" and state["nights_carried"] == 1
+    # civil_affairs:1 and health:10 carried as they are; health:9 (new phone, new person) and health:77 (new)
+    # written; census:5 (gone) deleted.
+    assert (state["rows_carried"], state["rows_written"]) == (2, 2)
+    # 张伟 (lost health:9), 李娜 (gained it), 赵敏 (new); 王芳 is gone
+    assert state["persons_written"] == 3
+    assert set(carried["source_records"]["record_id"]) == {"civil_affairs:1", "health:9", "health:10", "health:77"}
+    assert set(carried["unified_population"]["person_id"]) == {"P_zhang", "P_li", "P_zhao"}
+
+
+def _household(district: dict) -> dict:
+    """张伟 and 李娜 at one flat, 王芳 at another, the census's records placing them."""
+    recs = district["records"].copy()
+    recs.loc[recs["record_id"].isin(["civil_affairs:1", "health:10"]), "address"] = "示范区西溪街道翠苑社区1幢2单元301室"
+    recs.loc[recs["record_id"] == "census:5", "address"] = "示范区西溪街道翠苑社区3幢1单元102室"
+    return {**district, "records": recs}
+
+
+def test_a_move_rewrites_both_households_it_leaves_and_joins(tmp_path, district):
+    night1 = _household(district)
+    recs = night1["records"].copy()  # 李娜 moves to 王芳's flat, 张伟 now lives alone
+    recs.loc[recs["record_id"] == "health:10", ["address", "record_date"]] = ["示范区西溪街道翠苑社区3幢1单元102室", "2026-11-20"]
+    state, carried, _ = _carried_and_whole(tmp_path, night1, {**night1, "records": recs})
+
+    assert state["built"] == "carried" and state["rows_written"] == 1
+    assert state["persons_written"] == 3  # 李娜, and the households of 张伟 (she left) and 王芳 (she joined)
+    sizes = carried["unified_population"].set_index("person_id")["household_size"].to_dict()
+    assert sizes == {"P_zhang": 1, "P_li": 2, "P_wang": 2}
+
+
+def test_a_year_later_every_age_and_what_follows_from_it_is_written_again(tmp_path, district):
+    night1 = _household(district)
+    state, carried, _ = _carried_and_whole(tmp_path, night1, night1, as_of=date(2027, 11, 23))
+
+    assert state["built"] == "carried" and state["rows_written"] == 0
+    assert state["persons_written"] == 3  # every age moved on (and the households they are counted in)
+    ages = carried["unified_population"].set_index("person_id")["age"].to_dict()
+    assert ages == {"P_zhang": 77, "P_li": 42, "P_wang": 4}
+
+
+def test_a_consent_decision_rewrites_only_its_persons_row(tmp_path, district):
+    consent = pd.concat([district["consent"], pd.DataFrame({
+        "record_id": ["consent:4"], "source": "consent_registry", "source_key": ["4"], "id_number": [LI],
+        "name": ["李娜"], "purpose": ["service_delivery"], "recipient": ["*"], "status": ["withdrawn"],
+        "decided_at": pd.to_datetime(["2026-11-20"], utc=True), "channel": ["电话"]})], ignore_index=True)
+    state, carried, _ = _carried_and_whole(tmp_path, district, {**district, "consent": consent})
+
+    assert state["built"] == "carried" and state["rows_written"] == 0 and state["persons_written"] == 1
+    row = carried["unified_population"].set_index("person_id").loc["P_li"]
+    assert dict(row["consent"])["service_delivery@*"] == "withdrawn"
+
+
+def test_carried_rows_take_the_nights_extraction_time(tmp_path, district):
+    first = district["records"].assign(extracted_at=pd.Timestamp("2026-11-22 02:00", tz="UTC"))
+    _publish(tmp_path, {**district, "records": first}, "run1")
+    tonight = pd.Timestamp("2026-11-23 02:00", tz="UTC")
+    _publish(tmp_path, {**district, "records": first.assign(extracted_at=tonight)}, "run2")
+
+    assert _state(tmp_path)["built"] == "carried" and _state(tmp_path)["rows_written"] == 0
+    with duckdb.connect(str(DataHome.at(tmp_path).warehouse_file), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT extracted_at FROM source_records").fetchall() == [(tonight.to_pydatetime(),)]
+
+
+def test_a_night_builds_whole_when_the_area_register_changes(tmp_path, district):
+    register = tmp_path / "areas.csv"
+    register.write_text("street,community,grid,buildings\n西溪街道,翠苑社区,翠苑社区第1网格,1-12\n", encoding="utf-8")
+    home = tmp_path / "home"
+    _publish(home, district, "run1", areas=load_area_register(register))
+    _publish(home, district, "run2", areas=load_area_register(register))
+    assert _state(home)["built"] == "carried"
+
+    register.write_text("street,community,grid,buildings\n西溪街道,翠苑社区,翠苑社区第1网格,1-1\n"
+                        "西溪街道,翠苑社区,翠苑社区第2网格,2-12\n", encoding="utf-8")
+    _publish(home, district, "run3", areas=load_area_register(register))
+
+    state = _state(home)
+    assert state["built"] == "whole" and "area register" in state["why_whole"]
+    with duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True) as con:
+        # civil_affairs:1 (翠苑社区1幢) is placed by the new register, as a carried row would not be
+        assert con.execute("SELECT address_grid FROM source_records WHERE record_id = 'civil_affairs:1'").fetchone() \
+            == ("翠苑社区第1网格",)
+        assert con.execute("SELECT grid FROM unified_population WHERE person_id = 'P_zhang'").fetchone() \
+            == ("翠苑社区第1网格",)
+
+
+def test_a_whole_build_comes_at_least_every_whole_every_nights(tmp_path, district, monkeypatch):
+    monkeypatch.setattr(publish.carry, "WHOLE_EVERY", 3)
+    built = []
+    for night in range(1, 7):
+        _publish(tmp_path, district, f"run{night}")
+        built.append((_state(tmp_path)["built"], _state(tmp_path)["nights_carried"]))
+    assert built == [("whole", 0), ("carried", 1), ("carried", 2), ("whole", 0), ("carried", 1), ("carried", 2)]
+
+
+def test_a_publication_without_carry_state_is_not_built_on(tmp_path, district):
+    _publish(tmp_path, district, "run1")
+    home = DataHome.at(tmp_path)
+    with duckdb.connect(str(home.warehouse_file)) as con:  # as a warehouse of an earlier version
+        con.execute("DROP TABLE carry_state")
+    _publish(tmp_path, district, "run2")
+    assert _state(tmp_path)["built"] == "whole"
+    assert _state(tmp_path)["why_whole"] == "the last publication does not record how it was built"
+
+
+@pytest.mark.parametrize("changed", ["name", "person"])
+def test_a_changed_record_is_written_again(tmp_path, district, changed):
+    _publish(tmp_path, district, "run1")
+    day = dict(district)
+    if changed == "name":
+        day["records"] = district["records"].assign(
+            name=district["records"]["name"].where(district["records"]["record_id"] != "health:10", "李娜娜"))
+    else:
+        day["mapping"] = district["mapping"].assign(
+            person_id=district["mapping"]["person_id"].where(district["mapping"]["record_id"] != "census:5", "P_new"))
+    _publish(tmp_path, day, "run2")
+
+    assert (_state(tmp_path)["rows_carried"], _state(tmp_path)["rows_written"]) == (3, 1)
+    with duckdb.connect(str(DataHome.at(tmp_path).warehouse_file), read_only=True) as con:
+        rows = con.execute("SELECT record_id, person_id, name FROM source_records ORDER BY record_id").fetchall()
+    expected = {"health:10": ("health:10", "P_li", "李娜娜")} if changed == "name" else \
+        {"census:5": ("census:5", "P_new", "王芳")}
+    assert [r for r in rows if r[0] in expected] == list(expected.values())
+    assert len(rows) == 4
+
+
+def test_records_with_a_new_column_are_written_whole(tmp_path, district):
+    _publish(tmp_path, district, "run1")
+    _publish(tmp_path, {**district, "records": district["records"].assign(pet_name="小张")}, "run2")
+
+    state = _state(tmp_path)
+    assert state["built"] == "whole" and "columns" in state["why_whole"]
+    with duckdb.connect(str(DataHome.at(tmp_path).warehouse_file), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT pet_name FROM source_records").fetchall() == [("小张",)]
