@@ -213,3 +213,28 @@ def test_records_with_a_new_column_are_written_whole(tmp_path, district):
     assert state["built"] == "whole" and "columns" in state["why_whole"]
     with duckdb.connect(str(DataHome.at(tmp_path).warehouse_file), read_only=True) as con:
         assert con.execute("SELECT DISTINCT pet_name FROM source_records").fetchall() == [("小张",)]
+
+
+def test_night_after_night_each_carried_warehouse_equals_a_whole_build(tmp_path, district):
+    night1 = _household(district)
+    moved = night1["records"].copy()
+    moved.loc[moved["record_id"] == "health:10", ["address", "record_date"]] = ["示范区西溪街道翠苑社区3幢1单元102室",
+                                                                                "2026-11-20"]
+    nights = [
+        (night1, {}),
+        ({**night1, "records": moved}, {}),  # 李娜 moves
+        (_next_day({**night1, "records": moved}), {"as_of": date(2026, 11, 24)}),  # records change, a day passes
+        (_next_day({**night1, "records": moved}), {"as_of": date(2027, 2, 2)}),  # 李娜's birthday
+    ]
+    carried = tmp_path / "carried"
+    _publish(carried, *nights[0][:1], "run1")
+    for number, (inputs, changes) in enumerate(nights[1:], start=2):
+        whole = tmp_path / f"whole{number}"
+        shutil.copytree(carried, whole, symlinks=True)  # the same home (keys, audit log) the night before
+        (DataHome.at(whole).kept_dir / "publication.json").unlink()
+        _publish(carried, inputs, f"run{number}", **changes)
+        _publish(whole, inputs, f"run{number}", **changes)
+        assert (_state(carried)["built"], _state(carried)["nights_carried"]) == ("carried", number - 1)
+        a, b = _tables(carried), _tables(whole)
+        for table in a:
+            pd.testing.assert_frame_equal(a[table], b[table], obj=f"night {number}: {table}")
