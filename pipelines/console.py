@@ -224,7 +224,10 @@ def _counts(prefix: str, subject: str, materialized: Mapping[str, Mapping[str, A
     if prefix == "publish" and (persons := number("unified_population")) is not None:
         shared = materialized.get("shared_products", {})
         products = shared.get("product_count", len(shared))
-        return f"{persons:,} 人，{products} 份共享数据产品"
+        # built on the last publication (publish.carry): how many persons' rows were written again
+        written = number("unified_population", "persons_written")
+        carried = f"，在上次发布上更新 {written:,} 人" if number("unified_population", "carried") and written is not None else ""
+        return f"{persons:,} 人，{products} 份共享数据产品{carried}"
     if prefix == "quality_report" and (path := materialized.get("quality_report", {}).get("path")):
         return str(path)
     return ""

@@ -334,6 +334,8 @@ class Warehouse:
                               "grid_updates")
             }
             counts |= area_summary(con).as_counts()
+            # How the warehouse was built, for the run's progress line (publish.carry).
+            counts |= {"carried": int(plan.base is not None), "persons_written": persons_written}
             # Analysts' tools show these beside every table and column (the same words as docs/warehouse.md).
             add_comments(con, inputs.populations)
             con.execute("CHECKPOINT")

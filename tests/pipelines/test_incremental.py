@@ -163,10 +163,24 @@ def test_day_after_day_the_changed_sources_alone_are_staged_and_each_run_publish
                 pd.testing.assert_frame_equal(a.execute(query).df(), b.execute(query).df(), obj=f"day {day}: {table}")
 
 
-def test_run_full_stages_and_links_every_source_again(demo_copy, staged_sources, link_stats):
+def test_a_night_built_on_the_last_publication_says_so_on_its_progress_line(demo_copy, capsys):
+    from pipelines.cli import main
+
+    change_health_visits(demo_copy.home)
+    assert main(["run", "--home", str(demo_copy.home.root)]) == 0
+
+    line = next(line for line in capsys.readouterr().err.splitlines() if "发布 publish:" in line)
+    assert carry_state(demo_copy.home)[0] == "carried"
+    with duckdb.connect(str(demo_copy.home.warehouse_file), read_only=True) as con:
+        persons_written = con.execute("SELECT persons_written FROM carry_state").fetchone()[0]
+    assert f"在上次发布上更新 {persons_written:,} 人" in line
+
+
+def test_run_full_stages_and_links_every_source_again(demo_copy, staged_sources, link_stats, capsys):
     from pipelines.cli import main
 
     assert main(["run", "--home", str(demo_copy.home.root), "--full"]) == 0
+    assert "在上次发布上更新" not in capsys.readouterr().err  # built whole
     assert [stats["incremental"] for stats in link_stats] == [0]
 
     kept = sorted(p.name for p in demo_copy.home.kept_dir.joinpath("staging").iterdir())
