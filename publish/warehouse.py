@@ -1,7 +1,8 @@
 """The published DuckDB warehouse, built aside and swapped in atomically.
 
-A run builds a complete candidate file next to the published one, validates it, then renames it
-over the published file (``os.replace``: atomic on one filesystem). Readers therefore see the old
+A run builds a complete candidate file next to the published one — from nothing, or on a copy of the
+last one with only the changed records' and persons' rows written (:mod:`publish.carry`) — validates it,
+then renames it over the published file (``os.replace``: atomic on one filesystem). Readers therefore see the old
 warehouse or the new one, never half of one, and a failed run leaves the last publication intact.
 History tables (publication log, runs, extraction log, validation results, person id history,
 issued person ids, review decisions) are carried over from the previous warehouse into every candidate.
