@@ -52,12 +52,12 @@ from publish.golden import age_sql
 from publish.populations import present_sql
 
 __all__ = ["CARRIED_TABLES", "WHOLE_EVERY", "CarryPlan", "carry_base", "carry_source_records", "carry_unified_population",
-           "drop_uncarried", "fingerprint", "note_publication", "record_carry", "start_from", "whole_instead"]
+           "drop_uncarried", "fingerprint", "note_publication", "record_carry", "start_from"]
 
 log = logging.getLogger(__name__)
 
 #: The tables a carried build keeps from the last generation; every other one is dropped and built again.
-CARRIED_TABLES = ("source_records", "unified_population", "carry_state")
+CARRIED_TABLES = ("source_records", "unified_population")
 
 #: At most this many nights in a row are carried; the next one builds whole.
 WHOLE_EVERY = 7
@@ -112,11 +112,6 @@ def carry_base(home: DataHome, previous: Path | None, fingerprint_now: str) -> C
         return CarryPlan(None, 0, f"{WHOLE_EVERY - 1} nights in a row were carried (a whole build at least every "
                                   f"{WHOLE_EVERY}th night)")
     return CarryPlan(previous, state[0] + 1)
-
-
-def whole_instead(why: str) -> CarryPlan:
-    """The plan of a night that meant to carry but builds whole after all, for ``why``."""
-    return CarryPlan(None, 0, why)
 
 
 def start_from(plan: CarryPlan, candidate: Path) -> None:
@@ -233,7 +228,6 @@ def carry_unified_population(con: duckdb.DuckDBPyConnection, rows_of: Callable[[
 def record_carry(con: duckdb.DuckDBPyConnection, run_id: str, plan: CarryPlan, fingerprint_now: str,
                  carried: int, written: int, persons_written: int) -> None:
     """Write ``carry_state``: how this generation was built, which the next night compares with."""
-    con.execute("DROP TABLE IF EXISTS carry_state")
     con.execute(_STATE_DDL)
     con.execute("INSERT INTO carry_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [run_id, "carried" if plan.base is not None else "whole", plan.nights_carried, fingerprint_now,

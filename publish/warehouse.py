@@ -42,6 +42,7 @@ from core.memory import duckdb_memory_limit
 from publish.areas import AreaRegister, add_address_places, add_person_areas, area_summary
 from publish.audit import AuditLog, ProductAnchor
 from publish.carry import (
+    CarryPlan,
     carry_base,
     carry_source_records,
     carry_unified_population,
@@ -50,7 +51,6 @@ from publish.carry import (
     note_publication,
     record_carry,
     start_from,
-    whole_instead,
 )
 from publish.catalog import add_comments
 from publish.consent import (
@@ -258,7 +258,7 @@ class Warehouse:
                 drop_uncarried(con)
             loaded = self._load_inputs(con, inputs, carry=plan.base is not None)
             if loaded is None:
-                plan = whole_instead("the records have other columns or types than the last publication's")
+                plan = CarryPlan(None, 0, "the records have other columns or types than the last publication's")
                 log.info("the publication builds whole after all: %s", plan.why)
                 loaded = self._load_inputs(con, inputs)
             self._remember_decisions(con)
