@@ -40,7 +40,6 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -48,7 +47,7 @@ from pathlib import Path
 import duckdb
 
 from core.home import DataHome
-from publish.golden import age_sql
+from publish.golden import GoldenRecords, age_sql
 from publish.populations import present_sql
 
 __all__ = ["CARRIED_TABLES", "WHOLE_EVERY", "CarryPlan", "carry_base", "carry_source_records", "carry_unified_population",
@@ -184,7 +183,7 @@ def carry_source_records(con: duckdb.DuckDBPyConnection, incoming: str) -> tuple
     return carried, written
 
 
-def carry_unified_population(con: duckdb.DuckDBPyConnection, rows_of: Callable[[str, str], str], as_of: date) -> int:
+def carry_unified_population(con: duckdb.DuckDBPyConnection, golden: GoldenRecords, as_of: date) -> int:
     """Bring the carried ``unified_population`` to what a whole build writes tonight; the persons written.
 
     A person's row is written again when their records changed (``_touched``, :func:`carry_source_records`),
@@ -196,8 +195,7 @@ def carry_unified_population(con: duckdb.DuckDBPyConnection, rows_of: Callable[[
 
     Args:
         con: the candidate, with ``source_records`` carried, ``_touched`` and ``_households_before``.
-        rows_of: ``rows_of(persons, into)``: the statement writing the rows of the persons in the relation
-            ``persons`` into ``into`` (:func:`publish.golden.unified_population_sql`).
+        golden: how the district's golden rows are chosen and written (:class:`publish.golden.GoldenRecords`).
         as_of: tonight's date, that ages are computed at.
     """
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _changed AS
@@ -206,7 +204,7 @@ def carry_unified_population(con: duckdb.DuckDBPyConnection, rows_of: Callable[[
             WHERE m.effective_consent IS DISTINCT FROM u.effective_consent OR m.consent IS DISTINCT FROM u.consent
         UNION SELECT person_id FROM unified_population WHERE age IS DISTINCT FROM {age_sql("birth_date", as_of)}""")
     # Their households tonight, from their rows as written tonight (a household counted whole below).
-    con.execute(rows_of("_changed", "CREATE OR REPLACE TEMP TABLE _changed_rows AS"))
+    golden.write(con, as_of, "_changed", "CREATE OR REPLACE TEMP TABLE _changed_rows AS")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _households AS
         SELECT household FROM _households_before
         UNION SELECT DISTINCT s.flat FROM _changed_rows r JOIN source_records s ON s.address = r.address
@@ -218,7 +216,7 @@ def carry_unified_population(con: duckdb.DuckDBPyConnection, rows_of: Callable[[
             ON a.address = u.address
             WHERE {present_sql("u")}""")
     con.execute("DELETE FROM unified_population WHERE person_id IN (SELECT person_id FROM _rewritten)")
-    written = con.execute(rows_of("_rewritten", "INSERT INTO unified_population BY NAME")).fetchone()[0]
+    written = golden.write(con, as_of, "_rewritten", "INSERT INTO unified_population BY NAME")
     for name in ("_changed", "_changed_rows", "_households", "_rewritten", "_touched", "_households_before"):
         con.execute(f"DROP TABLE {name}")
     log.info("unified_population: %d persons written again, the others carried from the last publication", written)

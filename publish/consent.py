@@ -193,7 +193,7 @@ ORDER BY person_id
 
 def add_consent_maps(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``_consent_maps`` (temporary): per person ``effective_consent`` and ``consent``, one MAP each,
-    which :func:`publish.golden.unified_population_sql` puts beside the golden values so a reader sees
+    which :class:`publish.golden.GoldenRecords` puts beside the golden values so a reader sees
     what the person agreed to without a join.
 
     ``effective_consent`` is ``purpose@recipient#category`` → the effective status at the run date

@@ -33,7 +33,8 @@ corrects the record.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 
 import duckdb
@@ -47,12 +48,13 @@ from staging.schema import empty_canonical_frame
 
 __all__ = [
     "GOLDEN_FIELDS",
+    "PICK_RECORDS",
+    "GoldenRecords",
     "add_hukou_places",
     "age_sql",
     "field_conflicts_sql",
     "golden_columns",
     "person_consent_sql",
-    "unified_population_sql",
 ]
 
 def _newest_first(expr: str) -> str:
@@ -119,33 +121,72 @@ def add_hukou_places(con: duckdb.DuckDBPyConnection, register: AreaRegister | No
     con.unregister("_hukou_frame")
 
 
-def unified_population_sql(trust: dict[str, int], as_of: date, populations: KeyPopulations | None = None, *,
-                           grid_sources: Sequence[str] = (), base: str | None = None,
-                           register: bool = False, consent: bool = False, persons: str | None = None,
-                           into: str = "CREATE TABLE unified_population AS") -> str:
-    """``CREATE TABLE unified_population`` from ``source_records`` (records with their person_id) and
-    ``person_areas``: the golden columns, one column per key population and ``key_populations``
-    (and, with ``consent``, each person's ``effective_consent`` and ``consent`` from ``_consent_maps``).
+#: Records one aggregate chooses the golden values over. The choice keeps, per person, every field's best
+#: value and key and the lists of records and sources: over 2.5M records (1M people) in one aggregate it
+#: outgrows DuckDB's memory limit (3 GB on a 24 GB machine) and spills, 10-12 s; in three ranges of
+#: person ids, 6 s (benchmarks/results/sync.md, 2026-12-05).
+PICK_RECORDS = 1_000_000
 
-    Args:
+
+@dataclass(frozen=True)
+class GoldenRecords:
+    """How a district's golden rows are chosen, and the statements writing them into ``unified_population``
+    from ``source_records`` (records with their person_id and address places), ``person_areas`` and
+    ``_hukou_places``: the golden columns, one column per key population and ``key_populations`` (and, with
+    ``consent``, each person's ``effective_consent`` and ``consent`` from ``_consent_maps``).
+
+    Attributes:
         trust: source name -> rank (0 is most trusted) used to choose between departments.
-        as_of: the date ages are computed at (the run date).
         populations: the key-population categories (default: :func:`publish.populations.default_populations`).
         grid_sources: the ``role: grid_updates`` sources.
         base: the base population register (``base: true``), whose 户籍地址 is taken first.
         register: whether an area register placed the 户籍地址 (``_hukou_places``): without one a 户籍地
             outside the district cannot be told from one inside it.
         consent: join ``_consent_maps`` (:func:`publish.consent.add_consent_maps`).
-        persons: a relation with a ``person_id`` column: the rows of these persons only (a household's size
-            counts the persons given, so give each household whole: :mod:`publish.carry`).
-        into: what the rows go into (``INSERT INTO unified_population BY NAME`` for some persons).
+
+    Example:
+        >>> GoldenRecords({"census": 0}, base="census").write(con, date.today())  # doctest: +SKIP
     """
-    populations = populations or default_populations()
-    consent_columns = ", m.effective_consent, m.consent" if consent else ""
-    consent_join = "LEFT JOIN _consent_maps m USING (person_id)" if consent else ""
-    return f"""
+
+    trust: Mapping[str, int]
+    populations: KeyPopulations | None = None
+    grid_sources: Sequence[str] = ()
+    base: str | None = None
+    register: bool = False
+    consent: bool = False
+
+    def write(self, con: duckdb.DuckDBPyConnection, as_of: date, persons: str | None = None,
+              into: str = "CREATE TABLE unified_population AS") -> int:
+        """Write the rows of every person, or of the persons in the relation ``persons`` (a ``person_id``
+        column; a household's size counts the persons given, so give each household whole:
+        :mod:`publish.carry`), into ``into`` (``INSERT INTO unified_population BY NAME`` for some persons);
+        ages are computed at ``as_of``. Returns the number of rows written."""
+        self._add_picked(con, f"source_records SEMI JOIN {persons} USING (person_id)" if persons else "source_records")
+        try:
+            return con.execute(self._rows_sql(as_of, into)).fetchone()[0]
+        finally:
+            con.execute("DROP TABLE _picked")
+
+    def text(self, as_of: date) -> str:
+        """The statements :meth:`write` runs for every person: what a carried row depends on (:mod:`publish.carry`)."""
+        return self._picked_sql("source_records") + self._rows_sql(as_of, "CREATE TABLE unified_population AS")
+
+    def _add_picked(self, con: duckdb.DuckDBPyConnection, source: str) -> None:
+        """Create ``_picked`` (temporary): each person's chosen values over the records of ``source``."""
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _picked AS {self._picked_sql(source)} LIMIT 0")
+        for part in _person_ranges(con, source):
+            con.execute(f"INSERT INTO _picked {self._picked_sql(part)}")
+
+    def _picked_sql(self, source: str) -> str:
+        return _picked_sql(self.trust, self.grid_sources, self.base, source)
+
+    def _rows_sql(self, as_of: date, into: str) -> str:
+        populations = self.populations or default_populations()
+        consent_columns = ", m.effective_consent, m.consent" if self.consent else ""
+        consent_join = "LEFT JOIN _consent_maps m USING (person_id)" if self.consent else ""
+        return f"""
 {into}
-WITH base AS ({_golden_sql(trust, as_of, grid_sources, base, register, persons)}),
+WITH base AS ({_golden_sql(as_of, self.register)}),
 flagged AS (
     SELECT *,
     {populations.flags_sql()}
@@ -157,9 +198,22 @@ ORDER BY person_id
 """
 
 
+def _person_ranges(con: duckdb.DuckDBPyConnection, source: str) -> list[str]:
+    """``source`` cut into ranges of person ids of about :data:`PICK_RECORDS` records each (whole persons
+    in each: ``source_records`` is ordered by person, so a range reads its own row groups)."""
+    records = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
+    parts = -(-records // PICK_RECORDS)
+    if parts <= 1:
+        return [source]
+    cuts = con.execute(f"SELECT quantile_disc(person_id, {[i / parts for i in range(1, parts)]}) FROM {source}").fetchone()[0]
+    above = [None, *(f"person_id >= {literal(cut)}" for cut in cuts)]
+    below = [*(f"person_id < {literal(cut)}" for cut in cuts), None]
+    return [f"(SELECT * FROM {source} WHERE {' AND '.join(c for c in bounds if c)})" for bounds in zip(above, below, strict=True)]
+
+
 @functools.cache
 def golden_columns() -> tuple[tuple[str, str], ...]:
-    """``(column, DuckDB type)`` of the golden columns, as :func:`unified_population_sql` builds them
+    """``(column, DuckDB type)`` of the golden columns, as :class:`GoldenRecords` builds them
     before the key-population columns: what a category's rule may read (:mod:`publish.populations`)."""
     with duckdb.connect() as con:
         con.register("_records", empty_canonical_frame())
@@ -169,7 +223,8 @@ def golden_columns() -> tuple[tuple[str, str], ...]:
                     "FROM _records r LEFT JOIN _address_places p ON p.address = r.address")
         add_person_areas(con, {})
         add_hukou_places(con, None)
-        con.execute(f"CREATE TABLE _golden AS {_golden_sql({}, date(2000, 1, 1), (), None, False)}")
+        con.execute(f"CREATE TEMP TABLE _picked AS {_picked_sql({}, (), None, 'source_records')}")
+        con.execute(f"CREATE TABLE _golden AS {_golden_sql(date(2000, 1, 1), register=False)}")
         return tuple((row[0], row[1]) for row in con.execute("DESCRIBE _golden").fetchall())
 
 
@@ -181,9 +236,10 @@ def age_sql(birth_date: str, as_of: date) -> str:
             f"DATE '{as_of.isoformat()}') / 12) AS INTEGER) END")
 
 
-def _golden_sql(trust: dict[str, int], as_of: date, grid_sources: Sequence[str], base: str | None,
-                register: bool, persons: str | None = None) -> str:
-    """The SELECT of every golden column per person (no key-population columns)."""
+def _picked_sql(trust: Mapping[str, int], grid_sources: Sequence[str], base: str | None, source: str) -> str:
+    """The SELECT of each person's chosen values over the records of ``source`` (a relation of
+    ``source_records`` rows): per golden field a ``_pick_<field>`` struct of the value and what goes with it,
+    and the aggregates over every record (lists, flags, conflicts). Read as ``_picked`` by :func:`_golden_sql`."""
     # Trust rank (0 most trusted, zero-padded so rank 10 sorts after 9), newest record, smallest record id:
     # computed once per record (``_tail``), ahead of every field's own parts.
     tail = " || ".join((f"lpad(CAST({trust_rank_sql(trust)} AS VARCHAR), 3, '0')", _newest_first("record_date"),
@@ -193,7 +249,7 @@ def _golden_sql(trust: dict[str, int], as_of: date, grid_sources: Sequence[str],
     extras = {**GOLDEN_FIELDS, "phone": (_newest_first(f"CASE WHEN {grid} THEN record_date END"),)}
     if base:
         extras["hukou_address"] = (_true_first(f"source = {literal(base)}"),)
-    picks, chosen = [], []
+    picks = []
     for field, parts in extras.items():
         key = " || ".join((*parts, "_tail"))
         usable = f"{field} IS NOT NULL" + (f" AND NOT {_GOLDEN_EXCLUDES[field]}" if field in _GOLDEN_EXCLUDES else "")
@@ -205,17 +261,9 @@ def _golden_sql(trust: dict[str, int], as_of: date, grid_sources: Sequence[str],
             value["f"] = "flat"
         struct = ", ".join(f"'{k}': {v}" for k, v in value.items())
         picks.append(f"arg_min({{{struct}}}, {key}) FILTER (WHERE {usable}) AS _pick_{field}")
-        chosen += [f"_pick_{field}.v AS {field}", f"_pick_{field}.s AS {field}_source", f"_pick_{field}.d AS {field}_date"]
-        if field == "birth_date":
-            chosen.append(f"_pick_{field}.p AS birth_date_precision")
-        if field == "address":
-            chosen.append(f"_pick_{field}.f AS _address_flat")
     picked_columns = ",\n        ".join(picks)
-    chosen_columns = ", ".join(chosen)
-    pick_names = ", ".join(f"_pick_{field}" for field in extras)
     conflicts = ", ".join(f"CASE WHEN {test} THEN '{field}' END" for field, test in _CONFLICTS.items())
     return f"""
-WITH picked AS (
     SELECT
         person_id,
         {picked_columns},
@@ -235,11 +283,27 @@ WITH picked AS (
         count(*) AS record_count,
         list_filter([{conflicts}], lambda x: x IS NOT NULL) AS conflict_fields,
         max(record_date) AS last_seen
-    FROM (SELECT *, {tail} AS _tail FROM source_records{f" SEMI JOIN {persons} USING (person_id)" if persons else ""})
+    FROM (SELECT *, {tail} AS _tail FROM {source})
     GROUP BY person_id
-), golden AS (
+"""
+
+
+def _golden_sql(as_of: date, register: bool) -> str:
+    """The SELECT of every golden column per person (no key-population columns) from ``_picked``
+    (:func:`_picked_sql`)."""
+    chosen = []
+    for field in GOLDEN_FIELDS:
+        chosen += [f"_pick_{field}.v AS {field}", f"_pick_{field}.s AS {field}_source", f"_pick_{field}.d AS {field}_date"]
+        if field == "birth_date":
+            chosen.append(f"_pick_{field}.p AS birth_date_precision")
+        if field == "address":
+            chosen.append(f"_pick_{field}.f AS _address_flat")
+    chosen_columns = ", ".join(chosen)
+    pick_names = ", ".join(f"_pick_{field}" for field in GOLDEN_FIELDS)
+    return f"""
+WITH golden AS (
     SELECT person_id, {chosen_columns}, * EXCLUDE (person_id, {pick_names})
-    FROM picked
+    FROM _picked
 ), aged AS (
     SELECT *,
         CAST(substr(birth_date, 1, 4) AS INTEGER) AS birth_year,
@@ -248,27 +312,30 @@ WITH picked AS (
         TRY_CAST(CASE WHEN birth_date_precision = 'day' THEN birth_date END AS DATE) AS birth_day,
         {age_sql("birth_date", as_of)} AS age
     FROM golden
+), placed AS (
+    SELECT *, CASE WHEN {present_sql()} THEN _address_flat END AS _household FROM aged
+), households AS (
+    -- who else lives at the flat (people reported moved out or deceased aside): the household as far as
+    -- the departments' addresses tell it (an aggregate joined back: a window sorts every column by flat)
+    SELECT _household, count(*) AS household_size,
+        count(*) FILTER (WHERE age BETWEEN 18 AND 59) AS household_working_age,
+        count(*) FILTER (WHERE age >= 60) AS household_elderly,
+        count(*) FILTER (WHERE age < 14) AS household_children
+    FROM placed WHERE _household IS NOT NULL GROUP BY _household
 )
 SELECT aged.* EXCLUDE (_address_flat, _household),
-    -- who else lives at the flat (people reported moved out or deceased aside): the household as far as
-    -- the departments' addresses tell it
-    CASE WHEN _household IS NOT NULL THEN count(*) OVER household END AS household_size,
-    CASE WHEN _household IS NOT NULL THEN count(*) FILTER (WHERE age BETWEEN 18 AND 59) OVER household END
-        AS household_working_age,
-    CASE WHEN _household IS NOT NULL THEN count(*) FILTER (WHERE age >= 60) OVER household END AS household_elderly,
-    CASE WHEN _household IS NOT NULL THEN count(*) FILTER (WHERE age < 14) OVER household END AS household_children,
+    hh.household_size, hh.household_working_age, hh.household_elderly, hh.household_children,
     CASE WHEN aged.hukou_address IS NULL OR aged.address IS NULL THEN NULL
          WHEN aged.hukou_address = aged.address OR h.hukou_flat = aged._address_flat THEN 'registered'
          WHEN h.hukou_community IS NOT NULL THEN 'separated'
          WHEN {'TRUE' if register else 'FALSE'} THEN 'floating' END AS residence_type,
     a.street, a.street_source, a.street_date, a.community, a.community_source, a.community_date,
     a.grid, a.grid_source, a.grid_date, coalesce(a.area_from_address, false) AS area_from_address
-FROM (SELECT *, CASE WHEN {present_sql()} THEN _address_flat END AS _household FROM aged) aged
+FROM placed aged
+LEFT JOIN households hh USING (_household)
 LEFT JOIN person_areas a USING (person_id)
 LEFT JOIN _hukou_places h ON h.hukou_address = aged.hukou_address
-WINDOW household AS (PARTITION BY _household)
 """
-
 
 
 def field_conflicts_sql() -> str:

@@ -62,10 +62,10 @@ from publish.consent import (
 )
 from publish.generations import DiskSpaceError, Generations
 from publish.golden import (
+    GoldenRecords,
     add_hukou_places,
     field_conflicts_sql,
     person_consent_sql,
-    unified_population_sql,
 )
 from publish.office import OfficeFile, write_office_files
 from publish.policy import Recipient, SharingPolicy
@@ -237,13 +237,9 @@ class Warehouse:
         self._previous = self.home.generation_warehouse_file(previous.name) if previous else None
         published_at = datetime.now(UTC)
         # On a copy of the last generation when it can be (only the changed records' rows written), else whole.
-        def golden(persons: str | None = None, into: str = "CREATE TABLE unified_population AS",
-                   as_of: date = inputs.as_of) -> str:
-            return unified_population_sql(
-                inputs.trust, as_of, inputs.populations, base=inputs.base_source, register=inputs.areas is not None,
-                grid_sources=_grid_sources(inputs), consent=True, persons=persons, into=into)
-
-        build_fingerprint = fingerprint(inputs.areas, golden(as_of=date(2000, 1, 1)))
+        golden = GoldenRecords(inputs.trust, inputs.populations, _grid_sources(inputs), inputs.base_source,
+                               register=inputs.areas is not None, consent=True)
+        build_fingerprint = fingerprint(inputs.areas, golden.text(as_of=date(2000, 1, 1)))
         plan = carry_base(self.home, self._previous, build_fingerprint)
         if plan.base is not None:
             log.info("the publication builds on generation %s (carried night %d)", previous.name, plan.nights_carried)
@@ -283,8 +279,7 @@ class Warehouse:
             if plan.base is not None:
                 persons_written = carry_unified_population(con, golden, inputs.as_of)
             else:
-                con.execute(golden())
-                persons_written = con.execute("SELECT count(*) FROM unified_population").fetchone()[0]
+                persons_written = golden.write(con, inputs.as_of)
             record_carry(con, inputs.run_id, plan, build_fingerprint, *loaded, persons_written)
             con.execute(inputs.populations.key_residents_sql())
             con.execute(census_gaps_sql(inputs.base_source))

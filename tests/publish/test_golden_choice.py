@@ -9,8 +9,10 @@ from datetime import date
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 
-from publish.golden import _golden_sql
+from publish import golden
+from publish.golden import GoldenRecords, _golden_sql
 from staging.schema import empty_canonical_frame
 
 TRUST = {f"s{i:02d}": i for i in range(12)}  # ranks beyond 9: the key pads them
@@ -68,13 +70,22 @@ def _golden_of(con: duckdb.DuckDBPyConnection, records: pd.DataFrame, columns: s
     Only the golden CTEs: the areas, households and 户籍 places they are joined with are not built here."""
     others = empty_canonical_frame().drop(columns=records.columns, errors="ignore")
     con.register("_frame", pd.concat([records, others], axis=1))
-    con.execute("CREATE TABLE source_records AS SELECT * REPLACE (CAST(record_date AS DATE) AS record_date) FROM _frame")
-    sql = _golden_sql(TRUST, date(2026, 1, 1), (GRID,), BASE, register=False)
-    picks = sql[sql.index("WITH picked AS"):sql.index(", aged AS (")]
+    con.execute("CREATE TABLE source_records AS SELECT * REPLACE (CAST(record_date AS DATE) AS record_date) FROM _frame "
+                "ORDER BY person_id, record_id")
+    GoldenRecords(TRUST, grid_sources=(GRID,), base=BASE)._add_picked(con, "source_records")
+    sql = _golden_sql(date(2026, 1, 1), register=False)
+    picks = sql[sql.index("WITH golden AS"):sql.index(", aged AS (")]
     return con.execute(f"{picks} SELECT {columns} FROM golden ORDER BY person_id").df()
 
 
-def test_each_golden_field_comes_from_the_record_its_declared_order_puts_first():
+@pytest.fixture(params=["one aggregate", "ranges of persons"])
+def pick_records(request, monkeypatch):
+    """The golden values chosen in one aggregate, and in ranges of persons of ~500 records (as over 1M records)."""
+    if request.param == "ranges of persons":
+        monkeypatch.setattr(golden, "PICK_RECORDS", 500)
+
+
+def test_each_golden_field_comes_from_the_record_its_declared_order_puts_first(pick_records):
     with duckdb.connect() as con:
         records = _records(4000, seed=3)
         fields = ", ".join(f"{f}, {f}_source, {f}_date" for f in ORDERS) + ", birth_date_precision, _address_flat"
@@ -108,7 +119,7 @@ CONFLICTS = {
 }
 
 
-def test_conflicts_sources_and_record_lists_are_what_the_records_hold():
+def test_conflicts_sources_and_record_lists_are_what_the_records_hold(pick_records):
     with duckdb.connect() as con:
         chosen = _golden_of(con, _records(4000, seed=5),
                             "person_id, conflict_fields, sources, record_ids, chronic_disease, record_count")
@@ -122,3 +133,18 @@ def test_conflicts_sources_and_record_lists_are_what_the_records_hold():
     pd.testing.assert_frame_equal(chosen, expected, check_dtype=False)
     assert chosen["conflict_fields"].map(len).gt(0).mean() > 0.5  # the random records do disagree
     assert chosen["chronic_disease"].str.contains(",", na=False).any()
+
+
+def test_ranges_of_persons_hold_every_record_once_and_each_person_whole(monkeypatch):
+    monkeypatch.setattr(golden, "PICK_RECORDS", 500)
+    with duckdb.connect() as con:
+        con.register("_frame", _records(4000, seed=7))
+        con.execute("CREATE TABLE source_records AS SELECT * FROM _frame ORDER BY person_id, record_id")
+        ranges = golden._person_ranges(con, "source_records")
+        counted = [con.execute(f"SELECT count(*), count(DISTINCT person_id) FROM {r}").fetchone() for r in ranges]
+        persons = con.execute(" UNION ALL ".join(f"SELECT DISTINCT person_id FROM {r}" for r in ranges)).df()
+        total = con.execute("SELECT count(DISTINCT person_id) FROM source_records").fetchone()[0]
+    assert len(ranges) == 8
+    assert sum(records for records, _ in counted) == 4000
+    assert all(300 <= records <= 700 for records, _ in counted)
+    assert len(persons) == persons["person_id"].nunique() == total

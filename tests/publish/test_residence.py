@@ -187,8 +187,9 @@ def households(tmp_path):
                          staging_reports=[staging_report("civil_affairs"),
                                           staging_report("grid_updates", role="grid_updates")])
     candidate = Warehouse(tmp_path / "home").build_candidate(inputs, policy(GRID_LIST))
-    return candidate.read("SELECT person_id, household_size, household_working_age, elderly_with_child, "
-                          "left_behind_child, empty_nest_elderly FROM unified_population").set_index("person_id")
+    return candidate.read("SELECT person_id, household_size, household_working_age, household_elderly, "
+                          "household_children, elderly_with_child, left_behind_child, empty_nest_elderly "
+                          "FROM unified_population").set_index("person_id")
 
 
 def test_one_old_one_young_and_left_behind_children_from_who_shares_the_flat(households):
@@ -201,8 +202,13 @@ def test_one_old_one_young_and_left_behind_children_from_who_shares_the_flat(hou
         "P_oa": ("empty_nest_elderly",), "P_ob": ("empty_nest_elderly",),  # 10-2-101 is 10幢2单元101室
         "P_kid2": (), "P_mum": (),
     }
-    assert households.loc["P_kid", "household_size"] == 3 and households.loc["P_kid", "household_working_age"] == 0
-    assert pd.isna(households.loc["P_dad", "household_size"])
+    counts = households[["household_size", "household_working_age", "household_elderly", "household_children"]]
+    assert {person: tuple(row) for person, row in counts.astype("Int64").astype(object).iterrows()} == {
+        "P_gpa": (3, 0, 2, 1), "P_gma": (3, 0, 2, 1), "P_kid": (3, 0, 2, 1),
+        "P_dad": (pd.NA,) * 4,  # counted in no household: he moved out
+        "P_oa": (2, 0, 2, 0), "P_ob": (2, 0, 2, 0),
+        "P_kid2": (2, 1, 0, 1), "P_mum": (2, 1, 0, 1),
+    }
 
 
 def test_last_weeks_reports_outlive_this_weeks_empty_form(warehouse, tmp_path):
