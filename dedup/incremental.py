@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.folders import replacing_folder
+from core.frames import FRAME_SUFFIX, read_frame, write_frame
 from dedup.blocking import RECORDS_TABLE, blocking_keys, blocking_rows, flipped_members_sql
 from dedup.model import FellegiSunterModel, PairContext, TermFrequencies
 from dedup.prepare import (
@@ -60,10 +61,10 @@ log = logging.getLogger(__name__)
 RELINK_DAYS = 7
 """Days after which the model is fitted again and every record linked again."""
 
-#: Bumped when what is kept changes meaning: a kept state of another version is not used.
-_VERSION = 3
+#: Bumped when what is kept changes meaning or form (4: Arrow files): a kept state of another version is not used.
+_VERSION = 4
 _STATE, _MODEL, _TERMS = "state.json", "model.json", "term_frequencies.parquet"
-_RECORDS, _KEYS, _PAIRS, _WITHIN = "records.parquet", "keys.parquet", "pairs.parquet", "within.parquet"
+_RECORDS, _KEYS, _PAIRS, _WITHIN = (f"{name}{FRAME_SUFFIX}" for name in ("records", "keys", "pairs", "within"))
 _MISSING = "\x00"
 
 
@@ -134,10 +135,10 @@ class KeptLinking:
     def save(self, folder: Path) -> None:
         """Write this state to ``folder``, replacing what is there whole or not at all."""
         with replacing_folder(folder) as fresh:
-            self.records.to_parquet(fresh / _RECORDS, index=False)
-            self.keys.to_parquet(fresh / _KEYS, index=False)
-            self.pairs.to_parquet(fresh / _PAIRS, index=False)
-            self.within.to_parquet(fresh / _WITHIN, index=False)
+            write_frame(self.records, fresh / _RECORDS)
+            write_frame(self.keys, fresh / _KEYS)
+            write_frame(self.pairs, fresh / _PAIRS)
+            write_frame(self.within, fresh / _WITHIN)
             _save_model(self.model, fresh)
             state = {"version": _VERSION, "duckdb": duckdb.__version__, "digest": self.digest, "columns": list(self.columns),
                      "reading": {"resident_ids": self.reading.resident_ids,
@@ -163,10 +164,10 @@ class KeptLinking:
         try:
             return KeptLinking(
                 model=_load_model(folder),
-                records=pd.read_parquet(folder / _RECORDS),
-                keys=pd.read_parquet(folder / _KEYS),
-                pairs=pd.read_parquet(folder / _PAIRS),
-                within=pd.read_parquet(folder / _WITHIN),
+                records=read_frame(folder / _RECORDS),
+                keys=read_frame(folder / _KEYS),
+                pairs=read_frame(folder / _PAIRS),
+                within=read_frame(folder / _WITHIN),
                 reading=ColumnReading(**state["reading"]),
                 columns=tuple(state["columns"]),
                 digest=state["digest"],

@@ -7,7 +7,7 @@ whose extract has the same content hash and fingerprint takes the kept staging i
 again, its records stamped with the new extraction time, as long as it reads the source before the
 staging's ``valid_until`` (the day a row dated after the extraction day stops being in the future).
 That is the result staging would compute (``tests/staging/test_staging_reuse.py`` holds them equal),
-at the cost of reading its parquet files. A file source whose bytes hash the same is not even
+at the cost of reading its Arrow files. A file source whose bytes hash the same is not even
 parsed (:func:`connectors.read_source` with ``known``); a database is read and hashed as before.
 An extract whose content changed (a department's file sent again with a day's changes) takes the kept
 staging's rows where it repeats them (:class:`staging.stage.KnownRows`): only new and changed rows, and
@@ -30,10 +30,10 @@ import logging
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from connectors import Lineage, SourceConfig
 from core.folders import replacing_folder
+from core.frames import FRAME_SUFFIX, read_frame, read_table, write_frame
 from core.home import DataHome, HomeLike
 from staging.stage import KnownRows, StageResult
 
@@ -83,7 +83,7 @@ class StagingStore:
             return None
         folder = self.home.kept_staging_dir(source.name)
         try:
-            frames = {name: pd.read_parquet(folder / f"{name}.parquet") for name in _FRAMES}
+            frames = {name: read_frame(folder / f"{name}{FRAME_SUFFIX}") for name in _FRAMES}
         except (OSError, ValueError) as e:
             logger.warning("source %s: the kept staging in %s cannot be read (%s); staging again", source.name, folder, e)
             return None
@@ -107,7 +107,7 @@ class StagingStore:
             return None
         folder = self.home.kept_staging_dir(source.name)
         try:
-            staged, reusable = (pq.read_table(folder / f"{name}.parquet") for name in ("staged", "reusable"))
+            staged, reusable = (read_table(folder / f"{name}{FRAME_SUFFIX}") for name in ("staged", "reusable"))
         except (OSError, ValueError) as e:
             logger.warning("source %s: the kept staging in %s cannot be read (%s); staging every row", source.name,
                            folder, e)
@@ -131,7 +131,7 @@ class StagingStore:
             frames = {"staged": result.staged, "quarantine": result.quarantine, "unmapped_values": result.unmapped_values,
                       "reusable": result.reusable}
             for name, frame in frames.items():
-                frame.to_parquet(fresh / f"{name}.parquet", index=False)
+                write_frame(frame, fresh / f"{name}{FRAME_SUFFIX}")
             kept = {
                 "fingerprint": _fingerprint(source),
                 "lineage": lineage.as_metadata(),

@@ -61,7 +61,7 @@ def test_a_publication_removes_the_intermediates_of_earlier_blocked_runs_too(tmp
     for run in ("blocked", "now"):
         base = home.asset_base(run, ["raw_health"])
         base.parent.mkdir(parents=True, exist_ok=True)
-        base.with_suffix(".parquet").write_bytes(b"restricted")
+        base.with_suffix(".arrow").write_bytes(b"restricted")
         home.run_finished_marker(run).touch()
     discard_intermediates(home, "now")
     assert not home.asset_base("blocked", []).exists() and not home.asset_base("now", []).exists()

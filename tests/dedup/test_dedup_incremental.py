@@ -256,8 +256,8 @@ def test_a_state_kept_under_other_settings_or_too_long_ago_is_not_used(staged, s
     assert KeptLinking.load(tmp_path / "none", settings, NOW) is None
     # A run killed while writing leaves the old state or the new one (the folder is replaced whole); a
     # file damaged afterwards is not used either.
-    pairs = (tmp_path / "pairs.parquet").read_bytes()
-    (tmp_path / "pairs.parquet").write_bytes(pairs[: len(pairs) // 2])
+    pairs = (tmp_path / "pairs.arrow").read_bytes()
+    (tmp_path / "pairs.arrow").write_bytes(pairs[: len(pairs) // 2])
     assert KeptLinking.load(tmp_path, settings, NOW) is None
     (tmp_path / "state.json").write_text("{broken", encoding="utf-8")
     assert KeptLinking.load(tmp_path, settings, NOW) is None

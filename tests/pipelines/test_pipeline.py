@@ -212,7 +212,7 @@ def test_malformed_source_fails_alone_and_keeps_last_publication(demo_run, copy_
     assert "health_visits.csv" in message and "patient_name" in message
     assert hashlib.sha256(warehouse.read_bytes()).hexdigest() == before
     # The other sources ran: this run's own folder holds their staged records.
-    assert DataHome.at(home).asset_base(outcome.run_id, ["staged_census"]).with_suffix(".parquet").exists()
+    assert DataHome.at(home).asset_base(outcome.run_id, ["staged_census"]).with_suffix(".arrow").exists()
 
 
 def test_rerun_keeps_person_ids_records_history_and_applies_review_decisions(demo_run, copy_data_home, tmp_path,

@@ -118,7 +118,7 @@ def test_a_kept_staging_is_not_used_for_another_read(tmp_path, why, source, read
 def test_a_damaged_kept_staging_means_staging_again(tmp_path, caplog):
     store = StagingStore(tmp_path)
     store.keep(PERSON, lineage(STAGED_AT), stage(people(), STAGED_AT))
-    (store.home.kept_staging_dir(PERSON.name) / "staged.parquet").write_bytes(b"not parquet")
+    (store.home.kept_staging_dir(PERSON.name) / "staged.arrow").write_bytes(b"not an Arrow file")
 
     with caplog.at_level(logging.WARNING):
         assert store.reuse(PERSON, lineage(STAGED_AT + dt.timedelta(hours=1))) is None
