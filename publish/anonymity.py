@@ -160,10 +160,24 @@ def _band_sql(column: str, level: int) -> str:
     return f"CAST({low} AS VARCHAR) || '-' || CAST({low} + {width - 1} AS VARCHAR)"
 
 
-def _bad_class_sql(k: int, sensitive: list[str]) -> str:
-    """Aggregate SQL true for a class that is too small or in which everyone has a sensitive category."""
+def _bad_class_sql(k: int, sensitive: list[str], counted: bool = False) -> str:
+    """Aggregate SQL true for a class that is too small or in which everyone has a sensitive category: over
+    rows, or (``counted``) over groups of rows already counted (``n`` rows, ``_s<i>`` of them in the i-th
+    sensitive category: :func:`_counts_sql`)."""
+    if counted:
+        return " OR ".join(["sum(n) < " + str(k), *(f"sum(_s{i}) = sum(n)" for i in range(len(sensitive)))])
     homogeneous = [f"count(*) FILTER (WHERE list_contains(key_populations, '{c}')) = count(*)" for c in sensitive]
     return " OR ".join([f"count(*) < {k}", *homogeneous])
+
+
+def _counts_sql(qis: tuple[str, ...], known: dict[str, str], sensitive: list[str]) -> str:
+    """The rows of ``_rows`` counted by their quasi-identifiers as they are and the known categories they show:
+    every generalisation of the lattice is a grouping of these groups, and its classes' sizes and sensitive
+    counts are sums of theirs (a million rows are a few ten thousand groups)."""
+    columns = [*qis, *(f"{expr} AS {name}" for name, expr in known.items())]
+    counts = ", ".join(["count(*) AS n", *(f"count(*) FILTER (WHERE list_contains(key_populations, '{c}')) AS _s{i}"
+                                           for i, c in enumerate(sensitive))])
+    return f"SELECT {', '.join(columns) + ', ' if columns else ''}{counts} FROM _rows GROUP BY ALL"
 
 
 def _lattice(qis: tuple[str, ...]) -> list[_Levels]:
@@ -221,15 +235,18 @@ def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str],
             "key_populations", pa.array([[]] * rows, pa.list_(pa.string())))
         con.register("_source", source)
         con.execute("CREATE TABLE _rows AS SELECT row_number() OVER () AS _row, * FROM _source")
+        con.execute(f"CREATE TABLE _counts AS {_counts_sql(qis, known_exprs, sensitive)}")
+        bad_counted = _bad_class_sql(rule.k, sensitive, counted=True)
+        counts = ", ".join(["n", *(f"_s{i}" for i in range(len(sensitive)))])
 
         def cost(levels: _Levels) -> tuple[int, int]:
             # rows in bad classes; discernibility: a kept row costs its class size, a suppressed one every row
-            exprs = levels.exprs(qis) | known_exprs
+            exprs = levels.exprs(qis) | {name: name for name in known_exprs}
             released = ", ".join(f"{expr} AS {column}" for column, expr in exprs.items())
             suppressed, kept = con.execute(
                 f"SELECT coalesce(sum(n) FILTER (WHERE _bad), 0), coalesce(sum(n * n) FILTER (WHERE NOT _bad), 0) "
-                f"FROM (SELECT count(*) AS n, {bad} AS _bad FROM (SELECT {released + ', ' if exprs else ''}"
-                f"key_populations FROM _rows) GROUP BY {', '.join(exprs) or 'TRUE'})"
+                f"FROM (SELECT sum(n) AS n, {bad_counted} AS _bad FROM (SELECT {released + ', ' if exprs else ''}"
+                f"{counts} FROM _counts) GROUP BY {', '.join(exprs) or 'TRUE'})"
             ).fetchall()[0]
             return int(suppressed), int(kept) + int(suppressed) * rows
 
