@@ -58,7 +58,7 @@ class FileIOManager(dg.ConfigurableIOManager):
             # (a 905k-row census: 0.2 s to key for staging, against 2 s through str-or-None objects).
             frame = _read_frame(base).astype(STRING)
             return Extract(frame, Lineage.from_metadata(stored), tuple(stored.get("truncated_rows", ())))
-        if base.with_suffix(_FRAME).exists() or base.with_suffix(_OLD_FRAME).exists():
+        if _has_frame(base):
             return _read_frame(base)
         if base.with_suffix(".json").exists():
             return StagingReport.from_dict(json.loads(base.with_suffix(".json").read_text(encoding="utf-8")))
@@ -70,7 +70,7 @@ class FileIOManager(dg.ConfigurableIOManager):
 def stored_frame(home: HomeLike, asset: str) -> pd.DataFrame | None:
     """The frame the newest run stored for ``asset`` (e.g. ``quarantine_health``), or ``None``."""
     base = _stored_base(DataHome.at(home), [asset], None)
-    return _read_frame(base) if base.with_suffix(_FRAME).exists() or base.with_suffix(_OLD_FRAME).exists() else None
+    return _read_frame(base) if _has_frame(base) else None
 
 
 def _producer(context: dg.InputContext) -> str | None:
@@ -99,6 +99,10 @@ def _write_frame(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     write_frame(frame, tmp)
     tmp.replace(path)
+
+
+def _has_frame(base: Path) -> bool:
+    return base.with_suffix(_FRAME).exists() or base.with_suffix(_OLD_FRAME).exists()
 
 
 def _read_frame(base: Path) -> pd.DataFrame:
