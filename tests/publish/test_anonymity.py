@@ -155,3 +155,15 @@ def test_measure_k_counts_withheld_values_as_a_class():
         assert measure_k(con, "t", ["sex", "age"]) == 1
         assert measure_k(con, "t", ["sex"]) == 1
         assert measure_k(con, "t", []) == 3
+
+
+def test_a_class_everyone_in_which_has_a_sensitive_category_makes_its_level_too_fine():
+    # Ten ages, five men and five women each; the five men aged 35 are all disabled. Exact ages would need
+    # their class withheld, which max_suppression=0 forbids: the ages are banded, and nothing is withheld.
+    ages = [age for age in range(30, 40) for _ in range(10)]
+    sexes = [s for age in range(30, 40) for s in ["男"] * 5 + ["女"] * 5]
+    flags = [["disabled"] if (age, sex) == (35, "男") else [] for age, sex in zip(ages, sexes, strict=True)]
+    table = pa.table({"sex": sexes, "age": ages, "key_populations": flags})
+    out, disclosure = anonymise(table, KAnonymity(k=5, max_suppression=0.0), ["disabled"])
+    assert disclosure.rows_suppressed == 0 and disclosure.rows_left_out == 0 and out.num_rows == 100
+    assert disclosure.age_band not in (None, 0) and disclosure.sex_shown
