@@ -1,9 +1,10 @@
 """Frames one step writes for another, or one run keeps for the next: Arrow IPC files (Feather v2, LZ4).
 
 Not parquet: these files are restricted working state, read back whole by silobreaker itself and never
-published, and at 1M people a night moves ~20 s of frames through parquet's encoding. An Arrow file is
+published, and at 1M people a night spent ~25 s writing and reading them as parquet. An Arrow file is
 written and read 2-3× faster (2.48M staged records: 1.3 + 0.7 s against 3.3 + 1.8 s; the explained pairs
-0.7 + 0.5 s against 1.7 + 1.2 s) for files ~2.5× larger; pandas, pyarrow and polars read it.
+0.7 + 0.5 s against 1.7 + 1.2 s; ``benchmarks/results/sync.md``) for files ~2.5× larger; pandas, pyarrow
+and polars read it.
 """
 
 from __future__ import annotations

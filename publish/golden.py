@@ -123,8 +123,8 @@ def add_hukou_places(con: duckdb.DuckDBPyConnection, register: AreaRegister | No
 
 #: Records one aggregate chooses the golden values over. The choice keeps, per person, every field's best
 #: value and key and the lists of records and sources: over 2.5M records (1M people) in one aggregate it
-#: outgrows DuckDB's memory limit (3 GB on a 24 GB machine) and spills, 10-12 s; in three ranges of
-#: person ids, 6 s (benchmarks/results/sync.md, 2026-12-05).
+#: outgrows DuckDB's memory limit (3 GB on a 24 GB machine) and spills, 10-13 s; in three ranges of
+#: person ids, 6-7 s (benchmarks/results/sync.md, 2026-12-05 09:39).
 PICK_RECORDS = 1_000_000
 
 
