@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from dedup import LinkSettings, link_records
+from dedup.backend import in_threads
 from dedup.settings import VETOES
 from tests.dedup.dedup_helpers import ID_KEY, mistype, records, transpose, valid_id
 
@@ -162,9 +163,26 @@ def test_stats_count_what_happened(result) -> None:
     assert set(stats["seconds"]) >= {"prepare", "blocking", "compare_score", "cluster", "total"}
 
 
-def test_small_chunks_give_the_same_answer() -> None:
+def test_small_chunks_give_the_same_answer(result) -> None:
+    # Batches of three pairs, compared several at a time in threads (dedup.backend.in_threads).
     chunked = link_records(FIXTURE, LinkSettings(chunk_size=3))
     assert partition(chunked.mapping) == EXPECTED
+    pd.testing.assert_frame_equal(chunked.pairs, result.pairs)
+
+
+def test_batches_in_threads_come_back_in_order_and_are_drawn_as_threads_free_up() -> None:
+    drawn: list[int] = []
+
+    def items():
+        for item in range(20):
+            drawn.append(item)
+            yield item
+
+    results = []
+    for value in in_threads(lambda item: (item, len(drawn)), items(), threads=3):
+        results.append(value[0])
+        assert value[1] <= value[0] + 3  # never more than three items ahead of the one being returned
+    assert results == list(range(20))
 
 
 def test_no_records() -> None:
