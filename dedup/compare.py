@@ -901,15 +901,20 @@ def _patched(arrays: RecordArrays, rows: np.ndarray, part: dict[str, Any]) -> di
 
 
 def _birth_columns(dates: pd.Series, precision: pd.Series) -> dict[str, np.ndarray]:
-    """The birth-date columns of :class:`RecordArrays` from ISO dates and their precision codes."""
+    """The birth-date columns of :class:`RecordArrays` from ISO dates and their precision codes; each
+    distinct date is read once (a district has a few tens of thousands of birth dates)."""
     precision = precision.to_numpy(dtype=np.int8)
-    birth = _digit_matrix(dates, 10)
+    codes, distinct = pd.factorize(dates, use_na_sentinel=True)
+    # Code -1 (no date) takes the row appended for it: zeros, and no day number.
+    distinct = pd.Series([*distinct, pd.NA], dtype=TEXT)
+    birth = _digit_matrix(distinct, 10)[codes]
+    days = _days(distinct)[codes]
     return {
         "birth_year": _number(birth, 0, 4, precision >= 1),
         "birth_month": _number(birth, 5, 7, precision >= 2),
         "birth_day": _number(birth, 8, 10, precision >= 3),
         "birth_digits": birth[:, [0, 1, 2, 3, 5, 6, 8, 9]].astype(np.uint8),
-        "birth_days": _days(dates.where(precision >= 3)),
+        "birth_days": np.where(precision >= 3, days, _NO_DAY).astype(np.int32),
         "birth_precision": precision,
     }
 
@@ -938,12 +943,15 @@ def _word_matrix(words: pd.Series, k: int) -> np.ndarray:
     return matrix
 
 
+#: The day number of an unknown date: far from every real one, so it is never a few days from another.
+_NO_DAY = np.int32(-(10**6))
+
+
 def _days(dates: pd.Series) -> np.ndarray:
-    """Days since 1970-01-01 of ISO dates (int32); a large negative sentinel where unknown, so an unknown
-    date is never a few days from another."""
+    """Days since 1970-01-01 of ISO dates (int32); :data:`_NO_DAY` where unknown or not a full date."""
     parsed = pd.to_datetime(dates, format="%Y-%m-%d", errors="coerce")
     days = (parsed - pd.Timestamp("1970-01-01")).dt.days
-    return days.fillna(-(10**6)).to_numpy(dtype=np.int64).astype(np.int32)
+    return days.fillna(int(_NO_DAY)).to_numpy(dtype=np.int64).astype(np.int32)
 
 
 def _number(digits: np.ndarray, start: int, stop: int, known: np.ndarray) -> np.ndarray:

@@ -253,6 +253,7 @@ def prepare_with_facts(records: pd.DataFrame, reading: ColumnReading | None = No
     raw_address = _text(frame["address"])
     address = _blank_to_na(normalize_address(raw_address).astype(TEXT))
     address_words = sorted_words(_latin_words(raw_address, address))
+    flats = _flat_parts(address)
     hukou_address = _blank_to_na(normalize_address(_optional_text(frame, "hukou_address")).astype(TEXT))
 
     # A valid ID's sex digit is protected by the check character; a stated 男/女 is not.
@@ -282,11 +283,11 @@ def prepare_with_facts(records: pd.DataFrame, reading: ColumnReading | None = No
             "phone": _blank_to_na(normalize_phone(_text(frame["phone"])).astype(TEXT)),
             "address": address,
             "address_words": address_words,
-            "household": household_key(address),
+            "household": _flat_key(*flats),
             "house_number": _house_number(raw_address, address_words),
             "hukou_address": hukou_address,
             "hukou_household": household_key(hukou_address),
-            "community": given_community if reading.communities_given else address_place(address, raw_address, address_words),
+            "community": given_community if reading.communities_given else address_place(address, raw_address, address_words, flats),
             "grid": _optional_text(frame, "grid"),
         }
     )
@@ -414,17 +415,29 @@ def household_key(addresses: pd.Series) -> pd.Series:
         >>> household_key(pd.Series(["示范区西溪街道翠苑社区3幢2单元501室", "翠苑3-2-501", "西溪路88号"])).tolist()
         ['翠苑|3-2-501', '翠苑|3-2-501', <NA>]
     """
-    encoded, named = _flat_parts(addresses)
-    abbreviated = pc.extract_regex(encoded.dictionary, _ABBREVIATED_FLAT)
+    return _flat_key(*_flat_parts(addresses))
+
+
+def _flat_key(encoded: pa.DictionaryArray, named: pa.StructArray) -> pd.Series:
+    """:func:`household_key` of addresses already split by :func:`_flat_parts`. The abbreviated form is
+    looked for only in the distinct addresses that name no 社区/小区/村 (a few in most registers)."""
     is_named = pc.is_valid(named)
+    unnamed = pc.invert(is_named)
+    abbreviated = pc.extract_regex(pc.filter(encoded.dictionary, unnamed), _ABBREVIATED_FLAT)
     place = pc.if_else(is_named, pc.replace_substring_regex(_part(named, "place"), r"(社区|小区)$", ""),
-                       _part(abbreviated, "place"))
-    rest = pc.if_else(is_named, _part(named, "rest"), _part(abbreviated, "rest"))
+                       _scattered(unnamed, _part(abbreviated, "place")))
+    rest = pc.if_else(is_named, _part(named, "rest"), _scattered(unnamed, _part(abbreviated, "rest")))
     numbers = pc.utf8_trim(pc.replace_substring_regex(rest, r"[^0-9]+", "-"), "-")
     enough = pc.if_else(is_named, pc.greater(pc.utf8_length(numbers), 0), pc.match_substring(numbers, "-"))
     key = pc.binary_join_element_wise(place, numbers, pa.scalar("|", pa.large_string()))
     key = pc.if_else(pc.and_kleene(pc.is_valid(place), enough), key, pa.scalar(None, key.type))
     return pd.Series(pc.take(key, encoded.indices).to_pandas(), dtype=TEXT)
+
+
+def _scattered(mask: pa.Array, values: pa.Array) -> pa.Array:
+    """``values`` (one per true position of ``mask``) at those positions of a ``len(mask)`` array, null elsewhere."""
+    empty = pa.nulls(len(mask), pa.large_string())
+    return pc.replace_with_mask(empty, mask, values.cast(pa.large_string())) if len(values) else empty
 
 
 def _flat_parts(addresses: pd.Series) -> tuple[pa.DictionaryArray, pa.StructArray]:
@@ -439,7 +452,8 @@ def _part(parts: pa.StructArray, name: str) -> pa.Array:
     return pc.if_else(pc.is_valid(parts), parts.field(name), pa.scalar(None, pa.large_string()))
 
 
-def address_place(address: pd.Series, raw: pd.Series, words: pd.Series) -> pd.Series:
+def address_place(address: pd.Series, raw: pd.Series, words: pd.Series,
+                  flats: tuple[pa.DictionaryArray, pa.StructArray] | None = None) -> pd.Series:
     """The community an address names, for a record that gives none: the last 社区/小区/村 of a Chinese
     address (normalised, ``address``), the postcode of one in Latin letters (``raw`` where it has
     ``words``: its last number of 4 to 6 digits that is not the first word); else null.
@@ -448,8 +462,10 @@ def address_place(address: pd.Series, raw: pd.Series, words: pd.Series) -> pd.Se
         >>> raw = pd.Series(["西溪街道翠苑社区3-2-501", "16 officer crescent berwick 3806 vic", "12 main st"])
         >>> address_place(raw, raw, pd.Series([None, "x", "x"])).tolist()
         ['翠苑社区', '3806', <NA>]
+
+    ``flats`` is :func:`_flat_parts` of ``address`` where the caller has it already.
     """
-    encoded, parts = _flat_parts(address)
+    encoded, parts = flats or _flat_parts(address)
     chinese = pd.Series(pc.take(_part(parts, "place"), encoded.indices).to_pandas(), dtype=TEXT)
     latin = _text(raw.where(words.notna())).str.extract(r"\s(\d{4,6})(?:\s+\D*)?$", expand=False)
     return _blank_to_na(chinese.fillna(latin.astype(TEXT)))
@@ -538,7 +554,7 @@ def text_at(values: Sequence[str] | pd.Series, positions: np.ndarray) -> pd.Seri
 
 
 def _arrow_text(values: pd.Series) -> pa.Array:
-    return pa.array(values.astype(TEXT).to_numpy(dtype=object, na_value=None), type=pa.large_string())
+    return as_arrow(values.astype(TEXT)).cast(pa.large_string())
 
 
 # RE2 (Arrow) syntax. The place may not contain 区/道/镇/乡, so the match starts after the district
