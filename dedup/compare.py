@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, Indel, JaroWinkler, Levenshtein
 
@@ -877,11 +879,14 @@ def _identity_columns(prepared: pd.DataFrame) -> dict[str, Any]:
 def building_rooms(household: CodedStrings) -> dict[str, np.ndarray]:
     """:attr:`RecordArrays.building_room` and :attr:`RecordArrays.unit_given` from the records' flats, read
     once per distinct flat (``place|building-unit-room``, :func:`dedup.prepare.household_key`)."""
-    flats = pd.Series(household.values, dtype=TEXT)
-    parts = flats.str.extract(r"^(?P<place>[^|]+)\|(?P<building>[0-9]+)-(?P<unit>(?:[0-9]+-)*)(?P<room>[0-9]+)$")
-    loose = (parts["place"] + "|" + parts["building"] + "-" + parts["room"]).astype(TEXT)
-    codes = pd.factorize(loose, use_na_sentinel=True)[0].astype(np.int32)
-    unit = parts["unit"].str.len().gt(0).fillna(False).to_numpy(dtype=bool)
+    flats = pa.array(household.values, type=pa.large_string())
+    parts = pc.extract_regex(flats, r"^(?P<place>[^|]+)\|(?P<building>[0-9]+)-(?P<unit>(?:[0-9]+-)*)(?P<room>[0-9]+)$")
+    part = {name: pc.if_else(pc.is_valid(parts), parts.field(name), pa.scalar(None, pa.large_string()))
+            for name in ("place", "building", "unit", "room")}
+    text = [part["place"], "|", part["building"], "-", part["room"], ""]
+    loose = pc.binary_join_element_wise(*(pa.scalar(t, pa.large_string()) if isinstance(t, str) else t for t in text))
+    codes = pc.dictionary_encode(loose).indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+    unit = pc.fill_null(pc.greater(pc.utf8_length(part["unit"]), 0), False).to_numpy(zero_copy_only=False)
     # A record without a flat (code -1) takes the value appended for "none".
     return {"building_room": np.append(codes, np.int32(-1))[household.codes],
             "unit_given": np.append(unit, False)[household.codes]}

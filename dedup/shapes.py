@@ -15,7 +15,11 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+from staging._arrow import to_series
 
 __all__ = ["SHAPE_GROUPS", "shape_key"]
 
@@ -70,8 +74,6 @@ def shape_key(names: pd.Series) -> pd.Series:
     Folded once per distinct name.
     """
     codes, distinct = pd.factorize(names, use_na_sentinel=True)
-    folded = pd.Series([value.translate(_FOLD) for value in distinct], dtype=object)
-    out = pd.Series(pd.NA, index=names.index, dtype=names.dtype)
-    present = codes >= 0
-    out[present] = folded.to_numpy()[codes[present]]
-    return out
+    # Null (code -1) takes the value appended for it.
+    folded = pa.array([*(value.translate(_FOLD) for value in distinct), None], type=pa.large_string())
+    return to_series(folded.take(pa.array(np.where(codes < 0, len(distinct), codes))), names.index)
