@@ -40,8 +40,8 @@ from dedup.prepare import TEXT
 from dedup.score import score_pairs
 from dedup.settings import LinkSettings
 
-__all__ = ["DuckDBBackend", "PairBackend", "empty_pairs", "grouped_records", "in_threads", "open_backend", "sample_sql",
-           "scored_batch"]
+__all__ = ["BATCH_THREADS", "DuckDBBackend", "PairBackend", "empty_pairs", "grouped_records", "in_threads", "open_backend",
+           "sample_sql", "scored_batch"]
 
 log = logging.getLogger(__name__)
 

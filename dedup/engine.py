@@ -26,7 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from dedup.backend import PairBackend, empty_pairs, open_backend
+from dedup.backend import BATCH_THREADS, PairBackend, empty_pairs, in_threads, open_backend
 from dedup.blocking import RECORDS_TABLE, load_blocking_rows, pairs_touching, pairs_within_sql
 from dedup.cluster import cluster_links
 from dedup.compare import RecordArrays, compare_pairs, level_labels
@@ -310,8 +310,7 @@ def _vetoed_within(
     pair of the whole run in memory.
     """
     rid_l, rid_r = backend.pairs_inside(labels)
-    scored = score_pairs(compare_pairs(arrays, rid_l, rid_r, settings.comparisons), settings)
-    vetoed = scored.veto.notna().to_numpy()
+    vetoed = _vetoed(arrays, settings, rid_l, rid_r)
     return rid_l[vetoed], rid_r[vetoed]
 
 
@@ -327,9 +326,19 @@ def _vetoed_within_groups(
     inside = con.execute(pairs_within_sql(settings, "dedup_components", RECORDS_TABLE)).fetchnumpy()
     con.unregister("dedup_components")
     rid_l, rid_r = np.asarray(inside["rid_l"]), np.asarray(inside["rid_r"])
-    scored = score_pairs(compare_pairs(arrays, rid_l, rid_r, settings.comparisons), settings)
-    vetoed = scored.veto.notna().to_numpy()
+    vetoed = _vetoed(arrays, settings, rid_l, rid_r)
     return rid_l[vetoed], rid_r[vetoed]
+
+
+def _vetoed(arrays: RecordArrays, settings: LinkSettings, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
+    """Mask of the pairs ``(rid_l, rid_r)`` a veto forbids, compared in a batch per thread
+    (:func:`dedup.backend.in_threads`; at most ``settings.chunk_size`` pairs each)."""
+    size = max(1, min(settings.chunk_size, -(-len(rid_l) // BATCH_THREADS)))
+    starts = range(0, len(rid_l), size)
+    masks = in_threads(lambda start: score_pairs(compare_pairs(arrays, rid_l[start:start + size], rid_r[start:start + size],
+                                                               settings.comparisons), settings).veto.notna().to_numpy(),
+                       starts)
+    return np.concatenate([np.zeros(0, dtype=bool), *masks])
 
 
 def _explain(pairs: pd.DataFrame, record_id: pd.Series, settings: LinkSettings) -> pd.DataFrame:
