@@ -117,3 +117,10 @@ def test_keyed_digests_are_hmac_sha256_of_each_message():
     assert keyed_digests(long_key, messages) == [hmac.new(long_key, m, hashlib.sha256).hexdigest() for m in messages]
     assert keyed_digests(b"k", []) == []
 
+
+@pytest.mark.parametrize("key", [bytes(range(32)), bytes(range(131))], ids=["key of 32 bytes", "key longer than a block"])
+def test_keyed_digests_of_many_messages_computed_in_sql_are_the_same_hmac(key):
+    # From 10,000 messages the HMAC is computed by DuckDB; it must be the same digests, in the same order.
+    messages = [b"", "张三".encode(), b"\x00\xff", *(f"P{i:012x}".encode() for i in range(12_000))]
+    assert keyed_digests(key, messages) == [hmac.new(key, m, hashlib.sha256).hexdigest() for m in messages]
+
