@@ -39,6 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dedup.incremental import found_in
 from dedup.prepare import TEXT
 from dedup.review import QUEUE_SEEN_COLUMNS, empty_decisions, normalize_decisions
 
@@ -218,8 +219,9 @@ def _match(overlap: pd.DataFrame) -> pd.Series:
 def _fresh_ids(con: duckdb.DuckDBPyConnection, smallest: pd.Series, taken: list[pa.Array], key: bytes) -> pd.Series:
     """Label → a new id for each cluster without an old one, never one already ``taken``.
 
-    The ids taken are looked up by Arrow's hash (a night issues a few thousand ids against a million taken:
-    a pandas index of them cost 2–4 s at a million people)."""
+    The ids taken are looked up by Arrow's hash: a night issues a few thousand ids against a million taken,
+    and a pandas index of them took 2.3 s to build and 1.7 s to look up in a 1M night's profile
+    (``benchmarks/results/sync.md``)."""
     pending = smallest
     accepted: list[pd.Series] = []
     used = list(taken)
@@ -247,10 +249,8 @@ def _id_array(ids: pd.Series) -> pa.Array:
 
 
 def _found(ids: pd.Series, among: list[pa.Array]) -> np.ndarray:
-    """Mask of ``ids`` that are among the arrays ``among``."""
-    value_set = pa.concat_arrays(among) if among else pa.array([], type=pa.large_string())
-    found = pc.is_in(pa.array(ids.to_numpy(dtype=object, na_value=None), type=pa.large_string()), value_set=value_set)
-    return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+    """Mask of ``ids`` that are among the arrays ``among`` (:func:`dedup.incremental.found_in`)."""
+    return found_in(ids, pa.concat_arrays(among) if among else pa.array([], type=pa.large_string()))
 
 
 def _objects(values: pd.Series, index: pd.Index | None = None) -> pd.Series:

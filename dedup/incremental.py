@@ -334,7 +334,7 @@ def _homes(prepared: pd.DataFrame, valid: np.ndarray, persons: np.ndarray) -> pd
                         ).dropna().drop_duplicates()
 
 
-def found_in(values: pd.Series, among: pd.Series | np.ndarray) -> np.ndarray:
+def found_in(values: pd.Series, among: pd.Series | np.ndarray | pa.Array) -> np.ndarray:
     """Mask of ``values`` found among ``among`` (Arrow's hash lookup; missing values are not found)."""
     found = pc.is_in(pa.array(values, type=pa.large_string()), value_set=pa.array(among, type=pa.large_string()))
     return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
