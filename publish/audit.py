@@ -47,10 +47,13 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -61,7 +64,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from core.errors import ConfigError, TerminalError
 from core.home import DataHome, HomeLike
 from core.keys import keyed_digests, load_key, load_or_create_key
-from publish.membership import WHOLE_EVERY, Membership, MembershipError, Memberships, membership_of, write_membership
+from publish.membership import WHOLE_EVERY, Membership, MembershipError, Memberships, lines_of, write_membership
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -241,17 +244,15 @@ class AuditLog:
         key, signer = self._key(), self._signing_key()
         head = self.head()
         entries = []
-        hashes = _MemberHashes(key)
         last = {e["recipient"]: e for e in self.entries()}  # each recipient's latest entry, a membership's base
         memberships = Memberships(self.home)
-        for product in products:
+        for product, (members, persons) in zip(products, _memberships(key, products), strict=True):
             seq = head.seq + 1 + len(entries)
             if product.anchor is not None and product.anchor != ProductAnchor(seq, head):
                 raise TerminalError(
                     f"the product of {product.recipient} was built as audit entry {product.anchor.seq} after entry "
                     f"{product.anchor.prev.seq}, but the log's head is now entry {head.seq}: the log changed while "
                     f"run {run_id} was built; run again")
-            members = membership_of(hashes.of(product.members, product.person_ids))
             write_membership(self.home.audit_members_file(seq), members,
                              self._base(memberships, last.get(product.recipient)))
             entry = {
@@ -260,7 +261,7 @@ class AuditLog:
                 "legal_reference": product.legal_reference, "columns": list(product.columns),
                 "row_count": product.row_count, "content_hash": product.content_hash,
                 "exclusions": dict(sorted(product.exclusions.items())),
-                "members_count": len(set(product.person_ids)),
+                "members_count": persons,
                 "members_sha256": hashlib.sha256(members.tobytes()).hexdigest(),
                 "key_id": product.key_id, "head_seq": head.seq + len(products),
                 "prev_hash": entries[-1]["hash"] if entries else head.hash,
@@ -516,24 +517,57 @@ def _person_id_hash(key: bytes, person_id: str) -> str:
     return keyed_digests(key, [_person_id_message(person_id)])[0]
 
 
-class _MemberHashes:
-    """:func:`_id_number_hash` and :func:`_person_id_hash` of a publication's members, each value hashed
-    once however many products (department, town, village) hold it."""
+def _memberships(key: bytes, products: list) -> Iterator[tuple[Membership, int]]:
+    """Each product's membership (the hashes of its members' ID numbers and person ids, see
+    :func:`_id_number_hash`, :func:`_person_id_hash`) and how many distinct person ids it holds.
 
-    def __init__(self, key: bytes) -> None:
-        self._key = key
-        self._ids: dict[str, str] = {}
-        self._persons: dict[str, str] = {}
+    A night's products hold most of the district several times over (the analyst's, each department's,
+    each area's): every distinct value is hashed once for all of them, and a product's membership is
+    gathered from those hashes by position, without a Python object per member."""
+    kinds = []  # per kind: each product's value positions, and the hashes' lines by position
+    for values_of, message in ((lambda p: p.members, _id_number_message),
+                               (lambda p: p.person_ids, _person_id_message)):
+        parts = [_texts(values_of(p)) for p in products]
+        encoded = pc.dictionary_encode(pa.concat_arrays(parts) if parts else pa.array([], pa.string()))
+        digests = keyed_digests(key, map(message, encoded.dictionary.to_pylist()))
+        lines = lines_of(digests)  # in the order of the values, which positions refer to
+        positions = encoded.indices.to_numpy(zero_copy_only=False)
+        bounds = np.cumsum([0, *(len(part) for part in parts)])
+        kinds.append(([positions[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)], lines))
+    # One sorted list of every distinct hash line, and each kind's lines as places in it (two values can
+    # share a hash: an ID number written with and without spaces). Sorted by Arrow: numpy sorts bytes slowly.
+    lines = np.concatenate([lines for _, lines in kinds])
+    width = lines.dtype.itemsize
+    order = pc.sort_indices(pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), len(lines), [None, pa.py_buffer(np.ascontiguousarray(lines))])).to_numpy()
+    ordered = lines[order]
+    starts = np.ones(len(ordered), dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    place = np.empty(len(lines), dtype=np.int64)
+    place[order] = np.cumsum(starts) - 1
+    distinct = ordered[starts]
+    ids_place, persons_place = np.split(place, [len(kinds[0][1])])
+    for ids, persons in zip(kinds[0][0], kinds[1][0], strict=True):
+        members = _distinct(np.concatenate([ids_place[ids], persons_place[persons]]), len(distinct))
+        yield distinct[members], len(_distinct(persons, len(persons_place)))
 
-    def of(self, id_numbers: Iterable[str], person_ids: Iterable[str]) -> set[str]:
-        return (self._hashed(self._ids, id_numbers, _id_number_message)
-                | self._hashed(self._persons, person_ids, _person_id_message))
 
-    def _hashed(self, known: dict[str, str], values: Iterable[str], message: Callable[[str], bytes]) -> set[str]:
-        values = set(values)
-        new = [v for v in values if v not in known]
-        known.update(zip(new, keyed_digests(self._key, map(message, new)), strict=True))
-        return {known[v] for v in values}
+def _distinct(places: np.ndarray, size: int) -> np.ndarray:
+    """The distinct ``places`` (each below ``size``), sorted: by a mask when they are many, else by sorting."""
+    if len(places) * 16 < size:
+        return np.unique(places)
+    seen = np.zeros(size, dtype=bool)
+    seen[places] = True
+    return np.flatnonzero(seen)
+
+
+def _texts(values: Iterable[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``values`` as one Arrow string array without nulls."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    elif not isinstance(values, pa.Array):
+        values = pa.array(list(values), pa.string())
+    return pc.drop_null(values.cast(pa.string()))
 
 
 def _signed(entry: dict, signer: Ed25519PrivateKey) -> dict:

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from core.home import DataHome
 
-__all__ = ["WHOLE_EVERY", "Membership", "MembershipError", "Memberships", "membership_of", "write_membership"]
+__all__ = ["WHOLE_EVERY", "Membership", "MembershipError", "Memberships", "lines_of", "membership_of", "write_membership"]
 
 WHOLE_EVERY = 30
 """A recipient's membership is written whole at least once in this many of its entries."""
@@ -53,8 +53,12 @@ class MembershipError(ValueError):
 
 def membership_of(hashes: Iterable[str]) -> Membership:
     """The membership of these hashes (64 lowercase hex digits each)."""
-    lines = sorted(set(hashes))
-    text = ("\n".join(lines) + "\n").encode("ascii") if lines else b""
+    return lines_of(sorted(set(hashes)))
+
+
+def lines_of(hashes: Sequence[str]) -> np.ndarray:
+    """The lines of these hashes in their order: a membership only if they are sorted and unique."""
+    text = ("\n".join(hashes) + "\n").encode("ascii") if hashes else b""
     return np.frombuffer(text, dtype=_LINE)
 
 

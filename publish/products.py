@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -81,7 +81,8 @@ class ProductFile:
     """One written product: where it is and what went into it (for the publication and audit logs).
 
     ``members`` holds the resident ID numbers of the people in the product and ``person_ids`` their
-    person ids (people without an ID number too); the audit log stores only keyed hashes of them.
+    person ids (people without an ID number too), as Arrow arrays from :func:`build_product` (any
+    sequence of text will do); the audit log stores only keyed hashes of them.
     ``exclusions`` counts people in scope left out, by reason (``withdrawn``, ``deleted``,
     ``consent_unreadable``, ``expired``, ``refused``, ``no_guardian_consent``, ``id_disputed``,
     ``no_consent``, ``not_anonymous``).
@@ -96,10 +97,10 @@ class ProductFile:
     purpose: str = ""
     legal_basis: str = ""
     legal_reference: str | None = None
-    members: tuple[str, ...] = field(default=(), repr=False)
+    members: Sequence[str] | pa.ChunkedArray = field(default=(), repr=False)
     exclusions: dict[str, int] = field(default_factory=dict)
     disclosure: dict | None = None
-    person_ids: tuple[str, ...] = field(default=(), repr=False)
+    person_ids: Sequence[str] | pa.ChunkedArray = field(default=(), repr=False)
     key_id: str | None = None
     anchor: ProductAnchor | None = None
     office_hash: str | None = None
@@ -292,8 +293,8 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
     of writing it; the caller then sets ``office_hash``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    members: list[str] = []
-    person_ids: list[str] = []
+    members: Sequence[str] | pa.ChunkedArray = ()
+    person_ids: Sequence[str] | pa.ChunkedArray = ()
     exclusions: dict[str, int] = {}
     disclosure: dict | None = None
     renewals: pa.Table | None = None
@@ -328,8 +329,9 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
             disclosure = control.as_dict()
             if control.rows_left_out:
                 exclusions["not_anonymous"] = control.rows_left_out
-        members = [m for m in table.column("_id_number").to_pylist() if m]
-        person_ids = table.column("_person_id").to_pylist()
+        ids = table.column("_id_number")
+        members = ids.filter(pc.fill_null(pc.not_equal(ids, ""), False))
+        person_ids = table.column("_person_id")
         table = table.drop_columns([c for c in _HIDDEN if c in table.column_names])
     encryption_key = product_key(home, recipient.name)
     encryption_key_id = key_id(encryption_key)
@@ -351,7 +353,7 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
     return ProductFile(
         recipient.name, path, tuple(table.column_names), table.num_rows, digest,
         purpose=recipient.purpose, legal_basis=recipient.legal_basis, legal_reference=recipient.legal_reference,
-        members=tuple(members), exclusions=exclusions, disclosure=disclosure, person_ids=tuple(person_ids),
+        members=members, exclusions=exclusions, disclosure=disclosure, person_ids=person_ids,
         key_id=encryption_key_id, anchor=anchor, office_hash=office_hash, policy_entry=recipient.family,
         area=recipient.area,
     )

@@ -158,3 +158,42 @@ def test_a_lookup_says_which_products_it_cannot_tell_about_when_a_membership_is_
     hashes = {log.member_hash(left), log.member_hash(stayed)}
     holding, unknown = Memberships(home).holding([1, 2, 3], hashes)
     assert holding == {2} and unknown == {1, 3}
+
+
+def test_every_products_membership_is_the_hashes_of_its_own_members_each_value_hashed_once(home, monkeypatch):
+    """Memberships are gathered by position from one hashing of every distinct value of the night: each
+    must still be exactly the set of its own members' hashes (ID numbers as the log normalises them,
+    person ids under their own prefix), as the entry's count and checksum say."""
+    import pyarrow as pa
+
+    from publish import audit as audit_module
+
+    rng = random.Random(11)
+    everyone = _ids(rng, 12_000)  # above core.keys' threshold: the hashes are computed in SQL
+    persons = [f"P{i:012x}" for i in range(len(everyone))]
+    analyst = (pa.chunked_array([everyone[:7000], everyone[7000:]]), pa.chunked_array([persons]))
+    # A clerk's copy with an ID number written with spaces and in lower case (the same resident), a null
+    # and a person without an ID number, and a product with nobody in it.
+    clerk = ([" " + everyone[5].lower() + " ", everyone[6], None, everyone[6]], [persons[5], persons[6], "P-no-id", persons[6]])
+    products = [SimpleNamespace(**{**vars(_product(name, set())), "members": ids, "person_ids": pids})
+                for name, (ids, pids) in {"analyst": analyst, "clerk": clerk, "empty": ((), ())}.items()]
+    calls = []
+    hashed = audit_module.keyed_digests
+    monkeypatch.setattr(audit_module, "keyed_digests", lambda key, messages: calls.append(1) or hashed(key, messages))
+
+    entries = _publish(AuditLog(home), 0, products)
+
+    assert len(calls) == 2  # once for the ID numbers, once for the person ids, whatever the products
+    key = AuditLog(home)._key()
+    read = Memberships(home)
+    for product, entry in zip(products, entries, strict=True):
+        ids = [v for v in (product.members.to_pylist() if hasattr(product.members, "to_pylist") else product.members)
+               if v is not None]
+        pids = product.person_ids.to_pylist() if hasattr(product.person_ids, "to_pylist") else list(product.person_ids)
+        expected = membership_of({audit_module._id_number_hash(key, v) for v in ids}
+                                 | {audit_module._person_id_hash(key, p) for p in pids})
+        assert read.of(entry["seq"]).tobytes() == expected.tobytes()
+        assert entry["members_sha256"] == hashlib.sha256(expected.tobytes()).hexdigest()
+        assert entry["members_count"] == len(set(pids))
+    assert entries[1]["members_count"] == 3 and len(read.of(entries[1]["seq"])) == 2 + 3  # two residents, three ids
+    assert len(read.of(entries[2]["seq"])) == 0
