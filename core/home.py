@@ -304,6 +304,10 @@ class DataHome:
         (:mod:`connectors.increments`)."""
         return self.kept_dir / "extracts" / source
 
+    def kept_office_derivation_file(self, recipient: str) -> Path:
+        """Where ``recipient``'s xlsx password derivation is kept, sealed (:class:`publish.office.KeptDerivation`)."""
+        return self.kept_dir / "office" / f"{recipient}.derivation"
+
     @property
     def kept_linking_dir(self) -> Path:
         """Where the last linking's state is kept for the next run (:mod:`dedup.incremental`)."""

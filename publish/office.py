@@ -42,7 +42,10 @@ import msoffcrypto
 import openpyxl
 import pyarrow as pa
 import pyzipper
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from msoffcrypto.format.ooxml import OOXMLFile
+from msoffcrypto.method.ecma376_agile import ECMA376Agile
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.utils import get_column_letter
 
@@ -52,6 +55,7 @@ from publish.populations import default_populations
 __all__ = [
     "CSV_README",
     "DATA_SHEET",
+    "KeptDerivation",
     "README_SHEET",
     "OfficeFile",
     "office_password",
@@ -175,7 +179,8 @@ def _widths(rows: list[list[object]]) -> list[float]:
 
 
 def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, str],
-               labels: Mapping[str, str] | None = None, extra: Mapping[str, pa.Table] | None = None) -> None:
+               labels: Mapping[str, str] | None = None, extra: Mapping[str, pa.Table] | None = None,
+               kept: KeptDerivation | None = None) -> None:
     """Write ``table`` as a password-protected xlsx at ``path``.
 
     Args:
@@ -185,9 +190,92 @@ def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, s
         about: rows of the 说明 sheet, label → text (recipient, purpose, legal basis, run …).
         labels: key-population code → Chinese label (default: the default categories').
         extra: more sheets after the data, name → rows (a grid worker's 待续同意 renewal list).
+        kept: where the password's key derivation is kept between nights (:class:`KeptDerivation`);
+            ``None``: derived afresh under a new salt.
     """
-    with open(path, "wb") as out:
-        OOXMLFile(_workbook(table, about, labels, extra)).encrypt(password, out)
+    plain = _workbook(table, about, labels, extra)
+    if kept is None:
+        with open(path, "wb") as out:
+            OOXMLFile(plain).encrypt(password, out)
+        return
+    salt, derived = kept.load() or (os.urandom(_SALT_BYTES), None)
+    if derived is None:
+        derived = _derive(password, salt, _HASH, _SPIN_COUNT).digest()
+        kept.save(salt, derived)
+    _KNOWN[(password, salt)] = derived
+    try:
+        encrypted = ECMA376Agile.encrypt(password, plain, salt_value=salt, spin_count=_SPIN_COUNT)
+    finally:
+        del _KNOWN[(password, salt)]
+    Path(path).write_bytes(encrypted)
+
+
+#: The password protection Excel writes (ECMA-376 agile): SHA-512, 100,000 rounds, a 16-byte salt.
+_HASH, _SPIN_COUNT, _SALT_BYTES = "SHA512", 100_000, 16
+_derive = ECMA376Agile._derive_iterated_hash_from_password
+_KNOWN: dict[tuple[str, bytes], bytes] = {}  # (password, salt) → derivation, while a workbook is encrypted with it
+
+
+class _Derived:
+    """A derivation already made, in the shape msoffcrypto's own returns (a hash object's ``digest()``)."""
+
+    def __init__(self, digest: bytes) -> None:
+        self._digest = digest
+
+    def digest(self) -> bytes:
+        return self._digest
+
+
+def _known_or_derived(password: str, salt: bytes, algorithm: str, spins: int):
+    known = _KNOWN.get((password, bytes(salt))) if (algorithm, spins) == (_HASH, _SPIN_COUNT) else None
+    return _Derived(known) if known is not None else _derive(password, salt, algorithm, spins)
+
+
+# msoffcrypto derives the password's key (100,000 SHA-512 rounds, ~0.06-0.1 s of Python) inside its encrypt
+# with no way to hand it one already made; this hook hands it the kept one and otherwise derives as before.
+ECMA376Agile._derive_iterated_hash_from_password = staticmethod(_known_or_derived)
+
+
+@dataclass(frozen=True)
+class KeptDerivation:
+    """A recipient's xlsx password derivation kept between nights, sealed with its product key.
+
+    The standard protection derives the file key from the password and a salt with 100,000 SHA-512 rounds;
+    a district with 200 grids would spend those rounds 200 times a night for passwords that do not change.
+    The salt and the derivation are kept in ``path`` (``<home>/kept/office``), encrypted (AES-256-GCM)
+    under a key derived from the recipient's product key, so reading them takes the product key that the
+    password itself derives from: nothing is readable that was not before. Each workbook still gets its
+    own random file key, key-data salt and verifier; only the password's salt is the same from night to
+    night, as the password is. A rotated key cannot open the kept derivation (a new one is made), nor can
+    a damaged file (made anew, never an error)."""
+
+    path: Path
+    product_key: bytes
+    recipient: str
+
+    def load(self) -> tuple[bytes, bytes] | None:
+        """The kept salt and derivation, or ``None`` when there is none this product key opens."""
+        try:
+            sealed = self.path.read_bytes()
+            opened = AESGCM(self._key()).decrypt(sealed[:12], sealed[12:], self.recipient.encode())
+        except (OSError, InvalidTag, ValueError):
+            return None
+        return (opened[:_SALT_BYTES], opened[_SALT_BYTES:]) if len(opened) == _SALT_BYTES + 64 else None
+
+    def save(self, salt: bytes, derived: bytes) -> None:
+        """Keep ``salt`` and ``derived`` for the next night (written whole, then renamed into place)."""
+        nonce = os.urandom(12)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.part")
+        partial.write_bytes(nonce + AESGCM(self._key()).encrypt(nonce, salt + derived, self.recipient.encode()))
+        os.chmod(partial, 0o600)
+        os.replace(partial, self.path)
+
+    def _key(self) -> bytes:
+        return hmac.new(self.product_key, _KEPT_CONTEXT, hashlib.sha256).digest()
+
+
+_KEPT_CONTEXT = b"silobreaker kept office derivation v1"
 
 
 def write_plain_xlsx(table: pa.Table, path: Path, labels: Mapping[str, str] | None = None) -> None:
@@ -273,11 +361,14 @@ class OfficeFile:
     about: Mapping[str, str]
     labels: Mapping[str, str] | None = None
     extra: Mapping[str, pa.Table] | None = None
+    kept: KeptDerivation | None = None
 
     def write(self) -> str:
         """Write the file; its SHA-256."""
-        write = write_xlsx if self.format == "xlsx" else write_csv_zip
-        write(self.table, self.path, self.password, self.about, self.labels, extra=self.extra)
+        if self.format == "xlsx":
+            write_xlsx(self.table, self.path, self.password, self.about, self.labels, extra=self.extra, kept=self.kept)
+        else:
+            write_csv_zip(self.table, self.path, self.password, self.about, self.labels, extra=self.extra)
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
 
 

@@ -45,7 +45,7 @@ from publish.anonymity import anonymise
 from publish.audit import ProductAnchor
 from publish.consent import protective_rank_sql
 from publish.crypto import product_key, write_encrypted
-from publish.office import OfficeFile, office_password
+from publish.office import KeptDerivation, OfficeFile, office_password
 from publish.policy import (
     CONSENT_CATEGORIES,
     EVERY_AREA,
@@ -344,7 +344,9 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
                             office_password(encryption_key),
                             _about(recipient, table, encryption_key_id, exclusions, renewals),
                             recipient.populations.labels,
-                            extra={RENEWAL_SHEET: renewals} if renewals is not None else None)
+                            extra={RENEWAL_SHEET: renewals} if renewals is not None else None,
+                            kept=KeptDerivation(DataHome.at(home).kept_office_derivation_file(recipient.name),
+                                                encryption_key, recipient.name))
     office_hash = None
     if office is not None and office_files is None:
         office_hash = office.write()

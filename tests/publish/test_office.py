@@ -118,3 +118,51 @@ def test_text_a_spreadsheet_would_run_as_a_formula_stays_text(tmp_path):
     lines = data.splitlines()
     assert lines[1].startswith("\"'=HYPERLINK") and lines[1].endswith(",+86"), lines  # +86 is a number, kept
     assert lines[2].endswith(",-1")
+
+
+def test_the_password_derivation_is_kept_sealed_between_nights_and_each_workbook_still_opens(tmp_path, monkeypatch):
+    """A recipient's 100,000-round password derivation is made once and kept, sealed with its product key:
+    the next night's workbook is encrypted without deriving again and opens with the same password; a
+    rotated product key or a damaged kept file derives afresh, never fails."""
+    import os
+
+    import pyarrow as pa
+    from msoffcrypto.method.ecma376_agile import ECMA376Agile
+
+    from publish import office
+    from publish.office import KeptDerivation, office_password, write_xlsx
+
+    # msoffcrypto derives through the hook, which derives with office._derive: counting it counts them all.
+    assert ECMA376Agile._derive_iterated_hash_from_password is office._known_or_derived
+    derivations = []
+    derive = office._derive
+    monkeypatch.setattr(office, "_derive", lambda *a: derivations.append(a[1]) or derive(*a))
+    table = pa.table({"id_number": ["330106195001010012"], "name": ["张三"]})
+    key = os.urandom(32)
+    password = office_password(key)
+    kept = KeptDerivation(tmp_path / "kept" / "grid_1.derivation", key, "grid_1")
+
+    write_xlsx(table, tmp_path / "night1.xlsx", password, {"接收方": "网格员"}, kept=kept)
+    assert len(derivations) == 1  # made once, and msoffcrypto did not make it again
+    assert kept.path.stat().st_mode & 0o777 == 0o600
+    assert kept.path.read_bytes().find(kept.load()[1]) == -1  # sealed, not the derivation in the clear
+    write_xlsx(table, tmp_path / "night2.xlsx", password, {"接收方": "网格员"}, kept=kept)
+    assert len(derivations) == 1  # the next night derives nothing
+    first, second = ((tmp_path / n).read_bytes() for n in ("night1.xlsx", "night2.xlsx"))
+    assert first != second  # each file its own file key and key-data salt
+
+    rotated = os.urandom(32)
+    assert KeptDerivation(kept.path, rotated, "grid_1").load() is None
+    assert KeptDerivation(kept.path, key, "grid_2").load() is None  # sealed to its recipient too
+    write_xlsx(table, tmp_path / "rotated.xlsx", office_password(rotated), {"接收方": "网格员"},
+               kept=KeptDerivation(kept.path, rotated, "grid_1"))
+    kept.path.write_bytes(b"damaged")
+    write_xlsx(table, tmp_path / "damaged.xlsx", password, {"接收方": "网格员"}, kept=kept)
+    assert len(derivations) == 3
+    assert office._KNOWN == {}  # a derivation is held in memory only while its workbook is encrypted
+    for name, words in (("night1", password), ("night2", password), ("rotated", office_password(rotated)),
+                        ("damaged", password)):
+        sheet = read_xlsx(tmp_path / f"{name}.xlsx", words)[DATA_SHEET]
+        assert [c.value for c in next(sheet.iter_rows(min_row=2))] == ["330106195001010012", "张三"], name
+    with pytest.raises(ValueError, match="wrong password"):
+        read_xlsx(tmp_path / "night2.xlsx", office_password(rotated))
