@@ -167,3 +167,23 @@ def test_a_class_everyone_in_which_has_a_sensitive_category_makes_its_level_too_
     out, disclosure = anonymise(table, KAnonymity(k=5, max_suppression=0.0), ["disabled"])
     assert disclosure.rows_suppressed == 0 and disclosure.rows_left_out == 0 and out.num_rows == 100
     assert disclosure.age_band not in (None, 0) and disclosure.sex_shown
+
+
+def test_each_released_row_keeps_its_own_other_columns_when_rows_before_it_are_left_out():
+    """The quasi-identifiers are released from the classes, the other columns are taken by row: a row left
+    out (its class too small even withheld) must not shift anyone's pseudonym onto another's age or area."""
+    # Three people unlike anyone, first in the table, then ten alike: the three are withheld, and being
+    # fewer than k together they are left out; every row after them moves up.
+    alone = [("A0", "M", 96, "孤街"), ("A1", "F", 16, "北街"), ("A2", "M", 61, "南街")]
+    alike = [(f"B{i}", "F", 40 + i % 2, "东街") for i in range(10)]
+    person, sex, age, street = (list(c) for c in zip(*alone, *alike, strict=True))
+    table = pa.table({"person_key": person, "sex": sex, "age": age, "street": street,
+                      "key_populations": [[] for _ in person]})
+    out, disclosure = anonymise(table, KAnonymity(k=5, max_suppression=0.5), [])
+    assert disclosure.rows_left_out == 3 and sorted(out.column("person_key").to_pylist()) == sorted(p for p, *_ in alike)
+    by_person = {p: (s, a, st) for p, s, a, st in alone + alike}
+    for row in out.to_pylist():
+        truth_sex, truth_age, truth_street = by_person[row["person_key"]]
+        assert row["sex"] in (None, truth_sex) and row["street"] in (None, truth_street), row
+        low, _, high = (row["age"] or "0-200").partition("-")
+        assert int(low) <= truth_age <= int(high or low), row
