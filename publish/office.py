@@ -30,6 +30,7 @@ import csv
 import hashlib
 import hmac
 import io
+import logging
 import multiprocessing
 import os
 import re
@@ -42,14 +43,12 @@ import msoffcrypto
 import openpyxl
 import pyarrow as pa
 import pyzipper
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from msoffcrypto.format.ooxml import OOXMLFile
 from msoffcrypto.method.ecma376_agile import ECMA376Agile
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.utils import get_column_letter
 
 from core.vocabulary import FIELD_LABELS, RESIDENCE_STATUS_LABELS, RESIDENCE_TYPE_LABELS, SEX_LABELS
+from publish.crypto import LocalKmsClient
 from publish.populations import default_populations
 
 __all__ = [
@@ -73,6 +72,7 @@ CSV_README = "说明.txt"
 _CSV_IMPORT_HINT = ("用 Excel 打开时请勿直接双击：依次点 数据 → 从文本/CSV，选中本文件，把公民身份号码、联系电话等列的"
                     "数据类型设为“文本”后再加载，否则18位号码的后几位会丢失。WPS：数据 → 导入数据，同样把这些列设为文本。")
 _PASSWORD_CONTEXT = b"silobreaker office password v1"
+log = logging.getLogger(__name__)
 
 
 def office_password(product_key: bytes) -> str:
@@ -194,14 +194,11 @@ def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, s
             ``None``: derived afresh under a new salt.
     """
     plain = _workbook(table, about, labels, extra)
-    if kept is None:
-        with open(path, "wb") as out:
-            OOXMLFile(plain).encrypt(password, out)
-        return
-    salt, derived = kept.load() or (os.urandom(_SALT_BYTES), None)
+    salt, derived = (kept.load() if kept else None) or (os.urandom(_SALT_BYTES), None)
     if derived is None:
         derived = _derive(password, salt, _HASH, _SPIN_COUNT).digest()
-        kept.save(salt, derived)
+        if kept:
+            kept.save(salt, derived)
     _KNOWN[(password, salt)] = derived
     try:
         encrypted = ECMA376Agile.encrypt(password, plain, salt_value=salt, spin_count=_SPIN_COUNT)
@@ -256,23 +253,26 @@ class KeptDerivation:
     def load(self) -> tuple[bytes, bytes] | None:
         """The kept salt and derivation, or ``None`` when there is none this product key opens."""
         try:
-            sealed = self.path.read_bytes()
-            opened = AESGCM(self._key()).decrypt(sealed[:12], sealed[12:], self.recipient.encode())
-        except (OSError, InvalidTag, ValueError):
+            opened = self._sealing().unwrap_key(self.path.read_text(encoding="ascii"), self.recipient)
+        except (OSError, ValueError):  # none yet, another key's, or damaged
             return None
         return (opened[:_SALT_BYTES], opened[_SALT_BYTES:]) if len(opened) == _SALT_BYTES + 64 else None
 
     def save(self, salt: bytes, derived: bytes) -> None:
-        """Keep ``salt`` and ``derived`` for the next night (written whole, then renamed into place)."""
-        nonce = os.urandom(12)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Keep ``salt`` and ``derived`` for the next night (written whole, then renamed into place); a file
+        that cannot be written is logged, and the next night derives again."""
         partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.part")
-        partial.write_bytes(nonce + AESGCM(self._key()).encrypt(nonce, salt + derived, self.recipient.encode()))
-        os.chmod(partial, 0o600)
-        os.replace(partial, self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(self._sealing().wrap_key(salt + derived, self.recipient), encoding="ascii")
+            os.chmod(partial, 0o600)
+            os.replace(partial, self.path)
+        except OSError as e:
+            log.warning("the xlsx password derivation of %s cannot be kept for the next night (%s)", self.recipient, e)
 
-    def _key(self) -> bytes:
-        return hmac.new(self.product_key, _KEPT_CONTEXT, hashlib.sha256).digest()
+    def _sealing(self) -> LocalKmsClient:
+        # A key of its own, derived from the product key: never the key that wraps the products' data keys.
+        return LocalKmsClient({self.recipient: hmac.new(self.product_key, _KEPT_CONTEXT, hashlib.sha256).digest()})
 
 
 _KEPT_CONTEXT = b"silobreaker kept office derivation v1"

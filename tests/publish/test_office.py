@@ -166,3 +166,19 @@ def test_the_password_derivation_is_kept_sealed_between_nights_and_each_workbook
         assert [c.value for c in next(sheet.iter_rows(min_row=2))] == ["330106195001010012", "张三"], name
     with pytest.raises(ValueError, match="wrong password"):
         read_xlsx(tmp_path / "night2.xlsx", office_password(rotated))
+
+
+def test_a_derivation_that_cannot_be_kept_is_logged_and_the_workbook_still_written(tmp_path, caplog):
+    import os
+
+    import pyarrow as pa
+
+    from publish.office import KeptDerivation, office_password, write_xlsx
+
+    (tmp_path / "kept").write_text("a file where the folder should be")
+    key = os.urandom(32)
+    kept = KeptDerivation(tmp_path / "kept" / "office" / "grid_1.derivation", key, "grid_1")
+    write_xlsx(pa.table({"name": ["张三"]}), tmp_path / "a.xlsx", office_password(key), {"接收方": "网格员"}, kept=kept)
+    assert "grid_1" in caplog.text and "cannot be kept" in caplog.text
+    assert kept.load() is None
+    assert [c.value for c in next(read_xlsx(tmp_path / "a.xlsx", office_password(key))[DATA_SHEET].iter_rows(min_row=2))] == ["张三"]
