@@ -40,6 +40,7 @@ from dedup.incremental import (
     found_in,
     kept_state,
     plan_increment,
+    present_rows,
     relinked_records,
 )
 from dedup.model import FellegiSunterModel, train_model
@@ -165,7 +166,8 @@ def link_records(
             con = backend.con  # an increment is planned on the DuckDB engine only (above)
             load_blocking_rows(con, prepared, settings)
             relinked = relinked_records(con, increment, prepared, borrowed, settings)
-            carried, relinked = carried_pairs(increment, prepared["record_id"], relinked)
+            present = present_rows(increment)
+            carried, relinked = carried_pairs(increment, present, relinked)
             increment.release("keys", "pairs")
             report = pairs_touching(con, settings, np.flatnonzero(relinked))
         else:
@@ -202,7 +204,7 @@ def link_records(
         labels = backend.components(len(prepared), link_l, link_r)
         if increment is not None:
             decided_rids = np.r_[decided.same_l, decided.same_r, decided.different_l, decided.different_r]
-            searched, kept_l, kept_r = carried_within(increment, prepared["record_id"], labels, relinked, decided_rids)
+            searched, kept_l, kept_r = carried_within(increment, present, labels, relinked, decided_rids)
             fresh_l, fresh_r = _vetoed_within_groups(con, arrays, settings, labels, searched)
             within_l, within_r = np.r_[kept_l, fresh_l], np.r_[kept_r, fresh_r]
         else:

@@ -249,8 +249,19 @@ def _id_array(ids: pd.Series) -> pa.Array:
 
 
 def _found(ids: pd.Series, among: list[pa.Array]) -> np.ndarray:
-    """Mask of ``ids`` that are among the arrays ``among`` (:func:`dedup.incremental.found_in`)."""
-    return found_in(ids, pa.concat_arrays(among) if among else pa.array([], type=pa.large_string()))
+    """Mask of ``ids`` that are among the arrays ``among`` (:func:`dedup.incremental.found_in`).
+
+    The ids (a night's few thousand new ones) are hashed and each array probes them, and only the values
+    found are looked up again: hashing the million ids taken for every lookup cost 1.2 s a night at 1M people."""
+    found = np.zeros(len(ids), dtype=bool)
+    if not len(ids):
+        return found
+    wanted = pa.array(ids.to_numpy(dtype=object, na_value=None), type=pa.large_string())
+    for array in among:
+        hits = array.filter(pc.fill_null(pc.is_in(array, value_set=wanted), False))
+        if len(hits):
+            found |= found_in(ids, hits)
+    return found
 
 
 def _objects(values: pd.Series, index: pd.Index | None = None) -> pd.Series:

@@ -53,7 +53,7 @@ from dedup.prepare import (
 )
 from dedup.settings import LinkSettings
 
-__all__ = ["RELINK_DAYS", "Increment", "KeptLinking", "fingerprints", "found_in", "plan_increment", "positions",
+__all__ = ["RELINK_DAYS", "Increment", "KeptLinking", "fingerprints", "found_in", "plan_increment", "positions", "present_rows",
            "relinked_records"]
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,9 @@ log = logging.getLogger(__name__)
 RELINK_DAYS = 7
 """Days after which the model is fitted again and every record linked again."""
 
-#: Bumped when what is kept changes meaning or form (4: Arrow files): a kept state of another version is not used.
-_VERSION = 4
+#: Bumped when what is kept changes meaning or form (4: Arrow files; 5: pairs by row of the kept records): a kept
+#: state of another version is not used.
+_VERSION = 5
 _STATE, _MODEL, _TERMS = "state.json", "model.json", "term_frequencies.parquet"
 _RECORDS, _KEYS, _PAIRS, _WITHIN = (f"{name}{FRAME_SUFFIX}" for name in ("records", "keys", "pairs", "within"))
 _MISSING = "\x00"
@@ -112,10 +113,10 @@ class KeptLinking:
             prepared columns (before a borrowed number was taken off), in the run's input order.
         keys: the blocking keys as blocked (a row per record and alias, borrowed numbers taken off),
             ``rid`` the record's row in ``records``: the blocks of the run.
-        pairs: the scored candidate pairs the run kept (links, near misses, vetoed), before clustering,
-            with ``record_id_l, record_id_r`` in place of positions.
-        within: ``record_id_l, record_id_r`` of the vetoed candidate pairs inside the run's components
-            (the cannot-links clustering honoured).
+        pairs: the scored candidate pairs the run kept (links, near misses, vetoed), before clustering;
+            ``rid_l, rid_r`` are rows of ``records``.
+        within: ``rid_l, rid_r`` (rows of ``records``) of the vetoed candidate pairs inside the run's
+            components (the cannot-links clustering honoured).
         reading: how the run read the ID number and community columns.
         columns: the columns linking read (:func:`linked_columns`).
         digest: :func:`settings_digest` of the run's settings.
@@ -233,7 +234,8 @@ def plan_increment(records: pd.DataFrame, kept: KeptLinking, settings: LinkSetti
         log.info("linking: the records give other columns than the last run's; linking every record again")
         return None
     record_id = records["record_id"].astype(TEXT)
-    if record_id.isna().any() or record_id.duplicated().any():
+    ids = pa.array(record_id.array)  # an Array or a ChunkedArray
+    if ids.null_count or pc.count_distinct(ids).as_py() != len(ids):  # by Arrow's hash: pandas' duplicated took 1.4 s
         return None  # the whole run names the record and the fix
     fingerprint = fingerprints(records)
     earlier = positions(record_id, kept.records["record_id"])
@@ -340,13 +342,22 @@ def found_in(values: pd.Series, among: pd.Series | np.ndarray | pa.Array) -> np.
     return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
 
 
-def carried_pairs(increment: Increment, record_id: pd.Series, relinked: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-    """The kept pairs of records not ``relinked``, positioned on the present records (``rid_l < rid_r``),
-    and the mask ``relinked`` grown by both records of any kept pair whose order turned (it is compared
-    again, as a whole run would compare it, left record first)."""
+def present_rows(increment: Increment) -> np.ndarray:
+    """Per row of the kept records, the record's position among the present ones, or -1 if it is gone:
+    kept pairs are carried by integer lookup, never by hashing record ids again."""
+    present = np.full(len(increment.kept.records), -1, dtype=np.int64)
+    now = np.flatnonzero(increment.earlier >= 0)
+    present[increment.earlier[now]] = now
+    return present
+
+
+def carried_pairs(increment: Increment, present: np.ndarray, relinked: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """The kept pairs of records not ``relinked``, positioned on the present records (``rid_l < rid_r``;
+    ``present``: :func:`present_rows`), and the mask ``relinked`` grown by both records of any kept pair
+    whose order turned (it is compared again, as a whole run would compare it, left record first)."""
     pairs = increment.kept.pairs
-    rid_l = positions(pairs["record_id_l"], record_id)
-    rid_r = positions(pairs["record_id_r"], record_id)
+    rid_l = present[pairs["rid_l"].to_numpy(dtype=np.int64)]
+    rid_r = present[pairs["rid_r"].to_numpy(dtype=np.int64)]
     both = (rid_l >= 0) & (rid_r >= 0)
     turned = both & (rid_l > rid_r)
     relinked = relinked.copy()
@@ -354,14 +365,14 @@ def carried_pairs(increment: Increment, record_id: pd.Series, relinked: np.ndarr
     relinked[rid_r[turned]] = True
     carry = both & ~turned
     carry[carry] = ~relinked[rid_l[carry]] & ~relinked[rid_r[carry]]
-    out = pairs.loc[carry].drop(columns=["record_id_l", "record_id_r"]).reset_index(drop=True)
-    out.insert(0, "rid_l", rid_l[carry].astype(np.int32))
-    out.insert(1, "rid_r", rid_r[carry].astype(np.int32))
+    out = pairs.loc[carry].reset_index(drop=True)
+    out["rid_l"] = rid_l[carry].astype(np.int32)
+    out["rid_r"] = rid_r[carry].astype(np.int32)
     return out, relinked
 
 
 def carried_within(
-    increment: Increment, record_id: pd.Series, labels: np.ndarray, relinked: np.ndarray, decided: np.ndarray
+    increment: Increment, present: np.ndarray, labels: np.ndarray, relinked: np.ndarray, decided: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which present components (``labels``) must be searched again for vetoed candidate pairs inside
     them (a mask over labels), and the vetoed pairs inside the others, as positions.
@@ -375,8 +386,8 @@ def carried_within(
     searched[labels[relinked]] = True
     searched[labels[np.asarray(decided, dtype=np.int64)]] = True
     within = increment.kept.within
-    rid_l = positions(within["record_id_l"], record_id)
-    rid_r = positions(within["record_id_r"], record_id)
+    rid_l = present[within["rid_l"].to_numpy(dtype=np.int64)]
+    rid_r = present[within["rid_r"].to_numpy(dtype=np.int64)]
     inside = (rid_l >= 0) & (rid_r >= 0)
     inside[inside] = labels[rid_l[inside]] == labels[rid_r[inside]]
     turned = inside & (rid_l > rid_r)
@@ -409,20 +420,12 @@ def kept_state(
     kept_records.insert(2, "borrowed", np.asarray(borrowed, dtype=bool))
     for column in READING_FACTS:
         kept_records[column] = facts[column].to_numpy(dtype=bool)
-    record_id = prepared["record_id"].astype(TEXT)
-
-    def ids(rids: np.ndarray) -> pd.Series:
-        return record_id.take(np.asarray(rids, dtype=np.int64)).reset_index(drop=True)
-
-    kept_pairs = pairs.drop(columns=["rid_l", "rid_r"]).reset_index(drop=True)
-    kept_pairs.insert(0, "record_id_l", ids(pairs["rid_l"].to_numpy()))
-    kept_pairs.insert(1, "record_id_r", ids(pairs["rid_r"].to_numpy()))
     return KeptLinking(
         model=model,
         records=kept_records,
         keys=blocking_rows(prepared, settings).loc[:, ["rid", *blocking_keys(settings)]],
-        pairs=kept_pairs,
-        within=pd.DataFrame({"record_id_l": ids(within[0]), "record_id_r": ids(within[1])}),
+        pairs=pairs.reset_index(drop=True),  # positions in these records, which are the kept records' rows
+        within=pd.DataFrame({"rid_l": np.asarray(within[0], dtype=np.int32), "rid_r": np.asarray(within[1], dtype=np.int32)}),
         reading=reading,
         columns=tuple(linked_columns(records)),
         digest=settings_digest(settings),

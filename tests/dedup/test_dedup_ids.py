@@ -104,6 +104,13 @@ def test_an_id_ever_issued_is_never_issued_again():
     assert history == [("new", None, ids["a:1"], 1)]
     again, _ = run([["a:1"]], issued=[fresh("a:1")])
     assert again == ids
+    # Taken by a person of the last run's mapping, not among the issued ids given: not issued either, and
+    # neither is its salted successor once that is taken too (two rounds of clashes); others are unaffected.
+    first_salt, _ = run([["b:1"]], issued=[fresh("b:1")])
+    previous = {"z:1": fresh("b:1"), "z:2": fresh("b:1"), "z:3": first_salt["b:1"], "z:4": "P000000000000"}
+    ids, history = run([["b:1"], ["c:1"], ["z:4"]], previous=previous)
+    assert ids["b:1"] not in {fresh("b:1"), first_salt["b:1"]} and ids["c:1"] == fresh("c:1")
+    assert ids["z:4"] == "P000000000000" and ("new", None, ids["b:1"], 1) in history
 
 
 def test_previous_mapping_needs_record_and_person_columns():

@@ -11,6 +11,7 @@ every person, pair and review-queue row.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -254,6 +255,12 @@ def test_a_state_kept_under_other_settings_or_too_long_ago_is_not_used(staged, s
     stricter = settings.model_copy(update={"match_threshold": settings.match_threshold + 1})
     assert KeptLinking.load(tmp_path, stricter, NOW) is None
     assert KeptLinking.load(tmp_path / "none", settings, NOW) is None
+    # A state an earlier version kept (its pairs named by record id, not by row) is not used.
+    state = json.loads((tmp_path / "state.json").read_text(encoding="utf-8"))
+    (tmp_path / "state.json").write_text(json.dumps({**state, "version": state["version"] - 1}), encoding="utf-8")
+    assert KeptLinking.load(tmp_path, settings, NOW) is None
+    (tmp_path / "state.json").write_text(json.dumps(state), encoding="utf-8")
+    assert KeptLinking.load(tmp_path, settings, NOW) is not None
     # A run killed while writing leaves the old state or the new one (the folder is replaced whole); a
     # file damaged afterwards is not used either.
     pairs = (tmp_path / "pairs.arrow").read_bytes()
