@@ -37,7 +37,6 @@ from dedup.incremental import (
     carried_pairs,
     carried_within,
     fingerprints,
-    found_in,
     kept_state,
     plan_increment,
     present_rows,
@@ -245,7 +244,7 @@ def link_records(
         "review_different": len(decided.different_l),
         "review_overruled": decided.overruled(clusters.labels),
         "review_queue": len(review_queue),
-        "ids_continued": _count_kept(mapping["person_id"], previous.mapping["person_id"]),
+        "ids_continued": ids.continued,
         "ids_merged": int((ids.history["kind"] == "merge").sum()),
         "ids_split": int((ids.history["kind"] == "split").sum()),
         "vetoed_pairs": int((pairs["decision"] == "vetoed").sum()),
@@ -382,12 +381,6 @@ def _explain(pairs: pd.DataFrame, record_id: pd.Series, settings: LinkSettings) 
     out["context"] = ordered_text("context")
     out["match_probability"] = 1.0 / (1.0 + np.exp2(-np.clip(out["score"].to_numpy(dtype=np.float64), -60.0, 60.0)))
     return out
-
-
-def _count_kept(ids: pd.Series, earlier: pd.Series) -> int:
-    """How many distinct ``ids`` are among ``earlier`` (by Arrow's lookup: pandas' ``isin`` on Arrow-backed
-    strings loops in Python, 2.4 s for 200k persons against 500k records)."""
-    return int(found_in(ids.drop_duplicates(), earlier).sum())
 
 
 def _lap(since: float) -> float:

@@ -119,10 +119,12 @@ class PreviousLinking:
 
 @dataclass(frozen=True)
 class StableIds:
-    """Person id per record (``mapping``: ``record_id, person_id`` in input order) and what changed (``history``)."""
+    """Person id per record (``mapping``: ``record_id, person_id`` in input order), what changed (``history``)
+    and how many persons kept an id of the previous mapping (``continued``)."""
 
     mapping: pd.DataFrame
     history: pd.DataFrame
+    continued: int = 0
 
 
 def assign_stable_ids(
@@ -185,7 +187,7 @@ def assign_stable_ids(
         "person ids: %d continued, %d issued, %d merge and %d split history rows",
         len(continuing), len(fresh), int((history["kind"] == "merge").sum()), int((history["kind"] == "split").sum()),
     )
-    return StableIds(mapping=mapping, history=history)
+    return StableIds(mapping=mapping, history=history, continued=len(continuing))
 
 
 def _match(overlap: pd.DataFrame) -> pd.Series:

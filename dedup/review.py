@@ -31,6 +31,7 @@ import pandas as pd
 from core.appendlog import AppendLog
 from core.errors import TerminalError
 from core.home import DataHome, HomeLike
+from dedup.incremental import positions
 from dedup.prepare import TEXT
 
 __all__ = [
@@ -187,17 +188,17 @@ def _pair_key(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 def decided_pairs(record_id: pd.Series, decisions: pd.DataFrame) -> DecidedPairs:
     """Positions (in ``record_id``) of the decided pairs whose two records are both present."""
     latest = effective_decisions(decisions)
-    position = pd.Series(np.arange(len(record_id), dtype=np.int64), index=pd.Index(record_id.astype(str)))
-    left = position.reindex(latest["record_id_a"].astype(str)).to_numpy(dtype=np.float64)
-    right = position.reindex(latest["record_id_b"].astype(str)).to_numpy(dtype=np.float64)
-    present = ~np.isnan(left) & ~np.isnan(right)
+    # Each side looked up by Arrow's hash of the few decided ids: an index of every record id took 0.8 s at 1M people.
+    at = positions(pd.concat([latest["record_id_a"], latest["record_id_b"]]).astype(str).to_numpy(dtype=object),
+                   record_id.astype(TEXT))
+    left, right = at[: len(latest)], at[len(latest):]
+    present = (left >= 0) & (right >= 0)
     if (~present).any():
         log.info("review: %d decided pair(s) name a record not in this run; they wait", int((~present).sum()))
     same = present & (latest["decision"] == "same").to_numpy()
     different = present & (latest["decision"] == "different").to_numpy()
     return DecidedPairs(
-        left[same].astype(np.int64), right[same].astype(np.int64),
-        left[different].astype(np.int64), right[different].astype(np.int64),
+        left[same], right[same], left[different], right[different],
     )
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from dedup import BlockingRule, PreviousLinking, link_records, load_link_settings
-from dedup.incremental import RELINK_DAYS, KeptLinking, fingerprints
+from dedup.incremental import RELINK_DAYS, KeptLinking, fingerprints, positions
 from pipelines.settings import DEMO_LINKING
 from tests.dedup.dedup_helpers import ID_KEY, staged_demo, valid_id
 
@@ -174,6 +174,8 @@ def _same(incremental, whole, day: str) -> None:
     pd.testing.assert_frame_equal(incremental.pairs, whole.pairs, obj=f"pairs on day '{day}'")
     pd.testing.assert_frame_equal(incremental.review_queue, whole.review_queue, obj=f"review queue on day '{day}'")
     pd.testing.assert_frame_equal(incremental.history, whole.history, obj=f"history on day '{day}'")
+    # What a night reports without counting the mapping's ids again (assets/linked.py).
+    assert incremental.stats["persons"] == incremental.mapping["person_id"].nunique(), day
 
 
 def _tight(settings):
@@ -294,3 +296,14 @@ def test_fingerprints_see_values_not_dtypes():
     assert (fingerprints(text) == fingerprints(changed)).tolist() == [True, False]
     ignored = text.assign(note=["a", "b"])  # a column linking does not read
     assert (fingerprints(text) == fingerprints(ignored)).all()
+
+
+@pytest.mark.parametrize("size", [3, 40])
+def test_positions_are_the_same_whichever_side_is_hashed(size):
+    """A few values are hashed themselves and the many probe them; repeats, missing and absent values
+    come out as a plain lookup gives them."""
+    among = pd.Series([f"r{i}" for i in range(size)] + [None], dtype="string[pyarrow]")
+    values = np.array(["r2", None, "x", "r0", "r2"], dtype=object)
+    expected = [2, -1, -1, 0, 2]
+    assert positions(values, among).tolist() == expected
+    assert positions(values[:0], among).tolist() == []
