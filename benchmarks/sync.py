@@ -47,12 +47,17 @@ CHANGED, GONE, NEW = 0.01, 0.001, 0.002
 _STEP = re.compile(r"\] (\S+) (\w+)(?: [\w_]+)?: .*\(([\d.]+) s\)$")
 
 
-def timed_run(home: Path, *extra: str) -> dict:
-    """Run ``silobreaker run`` on ``home``: wall seconds, peak MB and seconds per stage kind."""
+def timed_run(home: Path, *extra: str, code: Path | None = None) -> dict:
+    """Run ``silobreaker run`` on ``home``: wall seconds, peak MB and seconds per stage kind. With ``code``
+    (a checkout of another commit, ``benchmarks/nights_ab.py``) that checkout's code runs, on this venv."""
     env = {**os.environ, "SILOBREAKER_HOME": str(home)}
     audit_before = _size(home / "audit")
-    command = ["/usr/bin/time", "-v", str(BIN / "silobreaker"), "run", "--home", str(home), *extra]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    if code is None:
+        command = ["/usr/bin/time", "-v", str(BIN / "silobreaker"), "run", "--home", str(home), *extra]
+    else:
+        env["PYTHONPATH"] = str(code)
+        command = ["/usr/bin/time", "-v", sys.executable, "-m", "pipelines.cli", "run", "--home", str(home), *extra]
+    done = subprocess.run(command, cwd=code or REPO, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"silobreaker run failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", done.stderr)
