@@ -96,8 +96,9 @@ def cluster_links(
     # One valid ID is one person, even where the scores did not link its records (a name change
     # and a mistyped birth date together can outweigh an equal ID): tie each to the first holder.
     holders = np.flatnonzero(has_id)
-    codes, first = np.unique(id_codes[holders], return_index=True)
-    anchor = holders[first][np.searchsorted(codes, id_codes[holders])]
+    # The codes are 0..k-1, so the first holder of code c is ``first[c]`` (np.unique sorts them so).
+    _, first = np.unique(id_codes[holders], return_index=True)
+    anchor = holders[first][id_codes[holders]]
     labels = (find_components or components)(n_records, np.r_[link_l, holders], np.r_[link_r, anchor])
     distinct_ids = pd.Series(id_codes[has_id]).groupby(labels[has_id]).nunique()
     conflicted = set(distinct_ids.index[distinct_ids.to_numpy() > 1].tolist())

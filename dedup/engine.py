@@ -350,7 +350,8 @@ def _explain(pairs: pd.DataFrame, record_id: pd.Series, settings: LinkSettings) 
     frame at once: at a million records the pairs and their explanation are the run's largest objects.
     """
     rid_l, rid_r = pairs["rid_l"].to_numpy(dtype=np.int64), pairs["rid_r"].to_numpy(dtype=np.int64)
-    order = np.lexsort((rid_r, rid_l))
+    # One key per pair (positions are below 2^31, pairs distinct): the same order as lexsort, in half the time.
+    order = np.argsort((rid_l << 32) | rid_r)
     rules = [*(rule.name for rule in settings.blocking_rules), "id_number"]
 
     def ordered(column: str) -> np.ndarray:
