@@ -35,6 +35,7 @@ from pathlib import Path
 from core.errors import ConfigError, SilobreakerError
 from core.home import HOME_ENV, DataHome, private_files
 from core.lock import DataHomeBusyError, hold_data_home
+from core.memory import use_system_allocator
 from pipelines.console import Progress, add_json_flag, print_json
 from pipelines.corrections_cli import add_corrections_commands
 from pipelines.grid_cli import add_grid_commands
@@ -465,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args([a for a in argv if a not in ("-v", "--verbose")])
     args.verbose = verbose
     private_files()
+    use_system_allocator()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in _OWN_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)

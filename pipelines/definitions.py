@@ -20,6 +20,7 @@ from assets.run_lifecycle import RUN_LOCK, SYNC_JOB, RunLockResource
 from assets.staged import build_staged_assets
 from connectors import SourceReader, load_sources
 from core.home import HOME_ENV
+from core.memory import use_system_allocator
 from dedup import load_link_settings
 from pipelines.settings import DEMO_SOURCES, PERSONS, SETTINGS_ENV, Settings
 from pipelines.storage import FileIOManager
@@ -110,4 +111,5 @@ def _resources(settings: Settings, from_env: bool) -> dict[str, object]:
     }
 
 
+use_system_allocator()  # a Dagster run's process, as the CLI's (core.memory)
 defs = build_definitions(Settings.from_env(), from_env=True)
