@@ -12,7 +12,7 @@ Arrow's buffers (every Arrow-backed column, every frame read from a kept file) c
 allocator rather than the one pyarrow ships as its default (mimalloc; jemalloc in older wheels): a night
 frees and takes gigabytes of them step after step, and those allocators handed freshly mapped memory out
 slowly each time (reading the 1 GB of kept linking records: 1.6–2.3 s as a process's first read, 0.6 s
-with malloc). Incremental 1M nights ran 0.93× as long and peaked 0.55 GB lower with it
+with malloc). Incremental 1M nights ran 0.93× as long and peaked 0.54 GiB lower with it
 (``benchmarks/results/sync.md``). ``ARROW_DEFAULT_MEMORY_POOL`` (``mimalloc``, ``jemalloc``, ``system``)
 still chooses, when set.
 """
