@@ -69,13 +69,31 @@ class RunOutcome:
     notes: list[str] = field(default_factory=list)
 
 
+#: The settings CLI runs open the instance with, beside the ``dagster.yaml`` that ``make dev`` uses.
+CLI_DAGSTER_YAML = "dagster-cli.yaml"
+
+#: A CLI run's stdout and stderr are the operator's console (or the scheduler's log), written as things
+#: happen. Dagster's default compute-log capture would send them into a file for the whole run and back
+#: through a ``tail -F`` polled once a second and stopped when the run ends: every line late, and the last
+#: ones lost (a CI run read no report line). Runs launched from the UI keep the capture.
+_CLI_COMPUTE_LOGS = {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}
+
+
 def _prepare_instance(home: DataHome) -> Path:
-    """Make the data home's Dagster folder an instance directory with the repository's settings."""
+    """Make the data home's Dagster folder an instance directory with the repository's settings
+    (``dagster.yaml``), and :data:`CLI_DAGSTER_YAML` for CLI runs: the same without compute-log capture."""
+    import yaml
+
     home.dagster_dir.mkdir(parents=True, exist_ok=True)
     if REPO_DAGSTER_YAML.exists():
         shutil.copyfile(REPO_DAGSTER_YAML, home.dagster_config_file)
     else:
         home.dagster_config_file.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    settings = yaml.safe_load(home.dagster_config_file.read_text(encoding="utf-8")) or {}
+    settings["compute_logs"] = _CLI_COMPUTE_LOGS
+    (home.dagster_dir / CLI_DAGSTER_YAML).write_text(
+        "# dagster.yaml for CLI runs (written by silobreaker): their output goes straight to the console\n"
+        + yaml.safe_dump(settings, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return home.dagster_dir
 
 
@@ -109,7 +127,7 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=Non
         from pipelines.definitions import build_definitions
 
         defs = build_definitions(settings)
-        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        with dg.DagsterInstance.from_config(str(dagster_home), CLI_DAGSTER_YAML) as instance:
             notes = begin_run(instance, settings.home, run_id)
             try:
                 outcome = _execute(defs, instance, settings, run_id, log_level, on_event)
