@@ -14,7 +14,11 @@ not carry are dropped and built as on any night, and
   row, as a whole build writes it;
 - ``unified_population`` writes again the persons whose records changed, whose consent maps changed or
   whose age moved on, and everyone in the households any of them left or joined
-  (:func:`carry_unified_population`); every other row depends on nothing that changed.
+  (:func:`carry_unified_population`); every other row depends on nothing that changed;
+- ``link_pairs`` and ``consent_decisions``, which the publication takes as they come (linking's scored
+  pairs, the registry's staged decisions), keep the rows tonight's inputs still hold and write only the
+  others, found by a hash of the whole row (:func:`carry_rows`): at a million people writing the 2.8M
+  pairs and 1.4M decisions again took ~7 s of an incremental night, comparing them takes ~1 s.
 
 A night builds whole, as before, when any of these holds (:func:`carry_base`, which says which):
 
@@ -50,13 +54,17 @@ from core.home import DataHome
 from publish.golden import GoldenRecords, age_sql
 from publish.populations import present_sql
 
-__all__ = ["CARRIED_TABLES", "WHOLE_EVERY", "CarryPlan", "carry_base", "carry_source_records", "carry_unified_population",
-           "drop_uncarried", "fingerprint", "note_publication", "record_carry", "start_from"]
+__all__ = ["CARRIED_TABLES", "COMPARED_TABLES", "WHOLE_EVERY", "CarryPlan", "carry_base", "carry_rows",
+           "carry_source_records", "carry_unified_population", "drop_uncarried", "fingerprint", "note_publication",
+           "record_carry", "start_from"]
 
 log = logging.getLogger(__name__)
 
+#: Tables a carried build brings to tonight's input row by row (:func:`carry_rows`).
+COMPARED_TABLES = ("link_pairs", "consent_decisions")
+
 #: The tables a carried build keeps from the last generation; every other one is dropped and built again.
-CARRIED_TABLES = ("source_records", "unified_population")
+CARRIED_TABLES = ("source_records", "unified_population", *COMPARED_TABLES)
 
 #: At most this many nights in a row are carried; the next one builds whole.
 WHOLE_EVERY = 7
@@ -147,8 +155,8 @@ def carry_source_records(con: duckdb.DuckDBPyConnection, incoming: str) -> tuple
     now = con.execute(f"DESCRIBE {incoming}").fetchall()
     before = {c: t for (c, t, *_) in con.execute("DESCRIBE source_records").fetchall()}
     if any(before.get(c) != t for (c, t, *_) in now):
-        con.execute("DROP TABLE source_records")
-        con.execute("DROP TABLE IF EXISTS unified_population")
+        for name in CARRIED_TABLES:  # the night builds whole: nothing of the last one stays
+            con.execute(f"DROP TABLE IF EXISTS {name}")
         return None
     compared = [c for (c, *_) in now if c != "extracted_at"]
     row = f"hash({{{', '.join(f'{_quote(c)}: {_quote(c)}' for c in compared)}}})"
@@ -181,6 +189,45 @@ def carry_source_records(con: duckdb.DuckDBPyConnection, incoming: str) -> tuple
     log.info("source_records: %d rows carried from the last publication, %d removed, %d written", carried, stale,
              written)
     return carried, written
+
+
+def carry_rows(con: duckdb.DuckDBPyConnection, table: str, incoming: str) -> tuple[int, int] | None:
+    """Bring the carried ``table`` to the rows of ``incoming``: delete the rows it no longer holds and insert
+    the ones it did not; ``(kept, written)`` rows. ``None`` when it cannot be done row by row — no such
+    table, other columns, types or column order, or a row repeated on either side (comparing by row would
+    not count repeats) — and the table is dropped, to be written whole.
+
+    A row is compared by DuckDB's 64-bit ``hash`` of all its columns (a changed row that kept its hash
+    would have one chance in 2^64). With no row repeated on either side, what stays is exactly
+    ``incoming``'s rows; their order in the table is not (nothing reads them by position).
+    """
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main' "
+                       "AND database_name = current_database()", [table]).fetchone()[0]:
+        return None
+    now = [(c, t) for (c, t, *_) in con.execute(f"DESCRIBE {incoming}").fetchall()]
+    before = [(c, t) for (c, t, *_) in con.execute(f"DESCRIBE {table}").fetchall()]
+    row = f"hash({{{', '.join(f'{_quote(c)}: {_quote(c)}' for c, _ in now)}}})"
+    kept = written = None
+    if now == before:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _rows_now AS SELECT {row} AS h FROM {incoming}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _rows_before AS SELECT rowid AS r, {row} AS h FROM {table}")
+        repeated = con.execute("SELECT (SELECT count(*) - count(DISTINCT h) FROM _rows_now) "
+                               "+ (SELECT count(*) - count(DISTINCT h) FROM _rows_before)").fetchone()[0]
+        if not repeated:
+            con.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT r FROM _rows_before ANTI JOIN _rows_now USING (h))")
+            con.execute("CREATE OR REPLACE TEMP TABLE _rows_new AS SELECT h FROM _rows_now ANTI JOIN _rows_before USING (h)")
+            written = con.execute(f"INSERT INTO {table} SELECT * FROM {incoming} "
+                                  f"WHERE {row} IN (SELECT h FROM _rows_new)").fetchone()[0]
+            kept = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - written
+            con.execute("DROP TABLE _rows_new")
+        con.execute("DROP TABLE _rows_now")
+        con.execute("DROP TABLE _rows_before")
+    if kept is None:
+        con.execute(f"DROP TABLE {table}")
+        log.info("%s: written whole (its columns changed or a row repeats)", table)
+        return None
+    log.info("%s: %d rows kept from the last publication, %d written", table, kept, written)
+    return kept, written
 
 
 def carry_unified_population(con: duckdb.DuckDBPyConnection, golden: GoldenRecords, as_of: date) -> int:

@@ -52,7 +52,7 @@ from core.vocabulary import PROTECTIVE_ORDER
 from publish.areas import add_address_places
 
 __all__ = ["DELETION_STATUS", "REVOCATION_STATUS", "add_consent_maps", "add_consent_problems", "add_consent_unmatched",
-           "add_effective_consent", "add_person_flats", "consent_subjects_sql", "protective_rank_sql"]
+           "add_effective_consent", "add_person_flats", "consent_subjects_sql", "decisions_sql", "protective_rank_sql"]
 
 DELETION_STATUS = "deletion_requested"
 REVOCATION_STATUS = "deletion_revoked"
@@ -66,6 +66,17 @@ def protective_rank_sql(status: str) -> str:
 
 # Columns the consent model added after the first registry format; older staged frames lack them.
 _OPTIONAL_COLUMNS = {"categories": "VARCHAR", "expires_at": "TIMESTAMPTZ", "guardian_id_number": "VARCHAR"}
+
+
+def decisions_sql(con: duckdb.DuckDBPyConnection, relation: str) -> str:
+    """A SELECT of ``relation`` (the staged consent decisions) as ``consent_decisions`` holds them: the
+    columns later registry formats added, NULL where an older staging lacks them, and ``decided_at`` with
+    its time zone — so tonight's decisions compare row by row with the ones the last night published
+    (:func:`publish.carry.carry_rows`); :func:`add_effective_consent` does the same to a table as it is."""
+    present = {c for (c, *_) in con.execute(f"DESCRIBE {relation}").fetchall()}
+    decided = " REPLACE (CAST(decided_at AS TIMESTAMPTZ) AS decided_at)" if "decided_at" in present else ""
+    added = "".join(f", CAST(NULL AS {t}) AS {c}" for c, t in _OPTIONAL_COLUMNS.items() if c not in present)
+    return f"SELECT *{decided}{added} FROM {relation}"
 
 
 def consent_subjects_sql() -> str:
@@ -109,16 +120,13 @@ def add_effective_consent(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         con: a connection holding ``consent_decisions`` and ``consent_subjects`` (:func:`consent_subjects_sql`).
         as_of: the run date; a grant whose ``expires_at`` is on or before it has expired.
     """
-    present = {
-        row[0]
-        for row in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'consent_decisions' AND database_name = current_database()"
-        ).fetchall()
-    }
+    present = dict(con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'consent_decisions' "
+        "AND database_name = current_database()").fetchall())
     for column, sql_type in _OPTIONAL_COLUMNS.items():
         if column not in present:
             con.execute(f"ALTER TABLE consent_decisions ADD COLUMN {column} {sql_type}")
-    if "decided_at" in present:
+    if present.get("decided_at", "TIMESTAMP WITH TIME ZONE") != "TIMESTAMP WITH TIME ZONE":
         con.execute("ALTER TABLE consent_decisions ALTER COLUMN decided_at TYPE TIMESTAMPTZ")
     if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'person_flats' "
                        "AND database_name = current_database()").fetchall()[0][0]:

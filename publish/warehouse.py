@@ -44,6 +44,7 @@ from publish.audit import AuditLog, ProductAnchor
 from publish.carry import (
     CarryPlan,
     carry_base,
+    carry_rows,
     carry_source_records,
     carry_unified_population,
     drop_uncarried,
@@ -59,6 +60,7 @@ from publish.consent import (
     add_consent_unmatched,
     add_effective_consent,
     consent_subjects_sql,
+    decisions_sql,
 )
 from publish.generations import DiskSpaceError, Generations
 from publish.golden import (
@@ -436,7 +438,11 @@ class Warehouse:
             raise ValueError(f"{unmapped} staged records have no person_id; identity resolution must map every record")
         for name, frame in (("link_pairs", inputs.link_pairs), ("consent_decisions", inputs.consent)):
             con.register("_frame", _as_arrow(frame))
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM _frame")
+            con.execute("CREATE OR REPLACE TEMP VIEW _tonight AS "
+                        + (decisions_sql(con, "_frame") if name == "consent_decisions" else "SELECT * FROM _frame"))
+            if not carry or carry_rows(con, name, "_tonight") is None:
+                con.execute(f"CREATE TABLE {name} AS SELECT * FROM _tonight")
+            con.execute("DROP VIEW _tonight")
             con.unregister("_frame")
         con.register("_quarantine", inputs.quarantine)
         con.execute(

@@ -49,6 +49,21 @@ def link_stats(monkeypatch) -> list[dict]:
     return seen
 
 
+@pytest.fixture
+def linked_pairs(monkeypatch) -> list[pd.DataFrame]:
+    """The scored pairs each linking a run did handed on to publication, in order."""
+    seen: list[pd.DataFrame] = []
+    real = assets.linked.link_records
+
+    def spy(*args, **kwargs):
+        result = real(*args, **kwargs)
+        seen.append(result.pairs)
+        return result
+
+    monkeypatch.setattr(assets.linked, "link_records", spy)
+    return seen
+
+
 def published(home: DataHome) -> dict[str, pd.DataFrame]:
     """What a publication says about the records: each staged record, its person, the quarantine."""
     with duckdb.connect(str(home.warehouse_file), read_only=True) as con:
@@ -123,13 +138,14 @@ DAYS = [(change_health_visits, ["health"]), (change_census_and_civil_affairs, ["
 
 
 def test_day_after_day_the_changed_sources_alone_are_staged_and_each_run_publishes_what_a_full_run_does(
-        demo_copy, copy_data_home, tmp_path, staged_sources, link_stats):
+        demo_copy, copy_data_home, tmp_path, staged_sources, link_stats, linked_pairs):
     full = copy_data_home(demo_copy, tmp_path / "full")
     for day, (change, changed_sources) in enumerate(DAYS, start=1):
         for settings in (demo_copy, full):
             change(settings.home)
         staged_sources.clear()
         link_stats.clear()
+        linked_pairs.clear()
         incremental_run = run_pipeline(demo_copy)
         staged_incrementally = sorted(staged_sources)
         full_run = run_pipeline(full, full=True)  # forgets everything kept: every source read, staged, linked
@@ -161,6 +177,15 @@ def test_day_after_day_the_changed_sources_alone_are_staged_and_each_run_publish
             for table in ("unified_population", "key_residents", "field_conflicts", "area_conflicts", "census_gaps"):
                 query = f"SELECT * FROM {table} ORDER BY ALL"
                 pd.testing.assert_frame_equal(a.execute(query).df(), b.execute(query).df(), obj=f"day {day}: {table}")
+            # The same registry on both: the same decisions, kept row by row on the carried night (publish.carry).
+            query = "SELECT * EXCLUDE (extracted_at) FROM consent_decisions ORDER BY ALL"
+            pd.testing.assert_frame_equal(a.execute(query).df(), b.execute(query).df(), obj=f"day {day}: consent")
+            # Each night's warehouse holds exactly the pairs its linking scored, the carried one too.
+            for con, pairs in ((a, linked_pairs[0]), (b, linked_pairs[1])):
+                con.register("_scored", pairs)
+                assert con.execute("SELECT (SELECT count(*) FROM (FROM link_pairs EXCEPT ALL FROM _scored)) + "
+                                   "(SELECT count(*) FROM (FROM _scored EXCEPT ALL FROM link_pairs))").fetchone()[0] == 0
+                assert con.execute("SELECT count(*) FROM link_pairs").fetchone()[0] == len(pairs) > 0
 
 
 def test_a_night_built_on_the_last_publication_says_so_on_its_progress_line(demo_copy, capsys):

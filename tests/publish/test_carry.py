@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import publish.carry
+import publish.warehouse
 from core.home import DataHome
 from publish import Warehouse
 from publish.areas import load_area_register
@@ -238,3 +239,65 @@ def test_night_after_night_each_carried_warehouse_equals_a_whole_build(tmp_path,
         a, b = _tables(carried), _tables(whole)
         for table in a:
             pd.testing.assert_frame_equal(a[table], b[table], obj=f"night {number}: {table}")
+
+
+def _pairs(*rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["record_id_l", "record_id_r", "score"])
+
+
+def test_link_pairs_and_consent_decisions_keep_the_rows_tonight_still_holds(tmp_path, district, monkeypatch):
+    compared = {}
+
+    def spy(con, table, incoming):
+        compared[table] = publish.carry.carry_rows(con, table, incoming)
+        return compared[table]
+
+    monkeypatch.setattr(publish.warehouse, "carry_rows", spy)
+    night1 = {"link_pairs": _pairs(("civil_affairs:1", "health:9", 12.0), ("health:9", "health:10", 3.5),
+                                   ("census:5", "health:10", -2.0))}
+    # a pair rescored, a pair gone, a new pair; a decision withdrawn and a new one
+    night2 = {"link_pairs": _pairs(("civil_affairs:1", "health:9", 12.0), ("health:9", "health:10", 4.25),
+                                   ("civil_affairs:1", "census:5", 1.0))}
+    consent = district["consent"].copy()
+    consent.loc[0, "status"] = "withdrawn"
+    consent = pd.concat([consent, consent.iloc[[1]].assign(record_id="consent:9", source_key="9")], ignore_index=True)
+    carried, whole = tmp_path / "carried", tmp_path / "whole"
+    _publish(carried, district, "run1", **night1)
+    shutil.copytree(carried, whole, symlinks=True)
+    (DataHome.at(whole).kept_dir / "publication.json").unlink()
+    for home in (carried, whole):
+        _publish(home, {**district, "consent": consent}, "run2", **night2)
+
+    a, b = _tables(carried), _tables(whole)
+    for table in ("link_pairs", "consent_decisions"):
+        pd.testing.assert_frame_equal(a[table], b[table], obj=table)
+    assert _state(carried)["built"] == "carried"
+    assert sorted(a["link_pairs"]["score"]) == [1.0, 4.25, 12.0]
+    # row by row: the unchanged pair and decisions kept; the rescored and new pair, the withdrawal and the
+    # new decision written
+    assert compared == {"link_pairs": (1, 2), "consent_decisions": (len(district["consent"]) - 1, 2)}
+    assert len(a["consent_decisions"]) == len(district["consent"]) + 1
+
+
+def test_carry_rows_writes_only_the_rows_that_changed_and_falls_back_when_it_cannot_compare(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.register("before", _pairs(("a", "b", 1.0), ("a", "c", 2.0), ("b", "c", 3.0)))
+    con.execute("CREATE TABLE link_pairs AS SELECT * FROM before")
+    tonight = _pairs(("a", "b", 1.0), ("a", "c", 2.5), ("c", "d", 4.0))
+    con.register("tonight", tonight)
+
+    assert publish.carry.carry_rows(con, "link_pairs", "tonight") == (1, 2)  # (a,b) kept; (a,c) and (c,d) written
+    assert con.execute("SELECT * FROM link_pairs ORDER BY ALL").fetchall() == [("a", "b", 1.0), ("a", "c", 2.5),
+                                                                              ("c", "d", 4.0)]
+    # A row twice tonight: comparing rows cannot count repeats, so the table goes, to be written whole.
+    con.register("twice", pd.concat([tonight, tonight.iloc[[0]]], ignore_index=True))
+    assert publish.carry.carry_rows(con, "link_pairs", "twice") is None
+    assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'link_pairs'").fetchone()[0]
+    # Other column types (or order, or names): written whole too.
+    con.execute("CREATE TABLE link_pairs AS SELECT * FROM before")
+    con.register("typed", tonight.assign(score=tonight["score"].astype("float32")))
+    assert publish.carry.carry_rows(con, "link_pairs", "typed") is None
+    con.execute("CREATE TABLE link_pairs AS SELECT * FROM before")
+    con.register("reordered", tonight[["record_id_r", "record_id_l", "score"]])
+    assert publish.carry.carry_rows(con, "link_pairs", "reordered") is None
+    assert publish.carry.carry_rows(con, "link_pairs", "tonight") is None  # no such table (any more)
