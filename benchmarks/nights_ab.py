@@ -7,7 +7,11 @@ before the incremental run); each run takes a fresh copy of it, runs ``silobreak
 commit's code (a ``git worktree`` of it, on this venv) under GNU time, and the table gives wall, peak
 memory and the link and publish stages. ``--setup-after`` runs on the after-side copy first, when what
 the home keeps changed form between the commits (``{home}`` is the copy): without it that side's night
-would redo what the kept state would have spared it.
+would redo what the kept state would have spared it. ``--own-base`` gives each side a home of its own
+first: one night of that side's code on a copy of ``--home``, then another day's changes
+(``sync.change_a_day``, the same on both sides); the measured nights run on copies of those. Use it when
+the change touches what a carried publication depends on (``publish.carry.fingerprint``): the after
+side's first night on a publication the before code built would build whole, not carried.
 
     .venv/bin/python benchmarks/nights_ab.py --home /work/bench/h1m.day2 --before 58bbc10 --after HEAD
 """
@@ -25,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sync import REPO, timed_run  # noqa: E402
+from sync import REPO, change_a_day, timed_run  # noqa: E402
 
 
 def main() -> None:
@@ -36,6 +40,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2, help="nights per side, in the order A B B A A B B A …")
     parser.add_argument("--setup-after", default="", help="a shell command run on the after-side copy ({home})")
     parser.add_argument("--tmp", type=Path, default=None, help="where the copies go (default: beside --home)")
+    parser.add_argument("--own-base", action="store_true",
+                        help="each side first runs a night of its own code and takes another day's changes")
+    parser.add_argument("--seed", type=int, default=8, help="the seed of the further day's changes (--own-base)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="nights-ab-", dir=args.tmp or args.home.parent))
@@ -47,11 +54,18 @@ def main() -> None:
         subprocess.run(["git", "worktree", "add", "-q", "--detach", str(code[side]), commit], cwd=REPO, check=True)
     rows = []
     try:
+        base = {side: args.home for side in code}
+        if args.own_base:
+            for side in code:
+                base[side] = tmp / f"base_{side}"
+                shutil.copytree(args.home, base[side], symlinks=True)
+                print(f"base {side}", timed_run(base[side], code=code[side]), flush=True)
+                change_a_day(base[side] / "demo", args.seed)
         order = ("ABBA" * args.runs)[: 2 * args.runs]
         for number, side in enumerate(order, start=1):
             run_home = tmp / "home"
             shutil.rmtree(run_home, ignore_errors=True)
-            shutil.copytree(args.home, run_home, symlinks=True)
+            shutil.copytree(base[side], run_home, symlinks=True)
             if side == "B" and args.setup_after:
                 subprocess.run(args.setup_after.format(home=shlex.quote(str(run_home))), shell=True, check=True)
             result = timed_run(run_home, code=code[side])
@@ -63,7 +77,8 @@ def main() -> None:
         for side in code:
             subprocess.run(["git", "worktree", "remove", "--force", str(code[side])], cwd=REPO, check=False)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, home {args.home}, A = {commits['A']}, B = {commits['B']}\n")
+    own = f" (each side on its own night of it and day {args.seed}'s changes)" if args.own_base else ""
+    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, home {args.home}{own}, A = {commits['A']}, B = {commits['B']}\n")
     print("| run | code | wall s | peak MB | link s | publish s |\n|---|---|---:|---:|---:|---:|")
     print("\n".join(rows))
 
