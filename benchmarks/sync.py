@@ -111,8 +111,15 @@ def _change(frame: pd.DataFrame, key: str, field: str, rng: np.random.Generator)
     frame.loc[changed, field] = frame[field].to_numpy()[rng.permutation(changed)]  # another row's value
     frame = frame.drop(index=rng.choice(n, size=max(1, int(n * GONE)), replace=False))
     new = frame.sample(n=max(1, int(n * NEW)), random_state=int(rng.integers(1 << 31)))
-    new = new.assign(**{key: new[key] + "N"})
-    return pd.concat([frame, new], ignore_index=True)
+    # A new row's key: another row's with N, and N again where a day before made that one already.
+    taken, keys = set(frame[key]), []
+    for old in new[key]:
+        fresh = old + "N"
+        while fresh in taken:
+            fresh += "N"
+        taken.add(fresh)
+        keys.append(fresh)
+    return pd.concat([frame, new.assign(**{key: keys})], ignore_index=True)
 
 
 def _write_sheet(frame: pd.DataFrame, path: Path, sheet: str) -> None:
