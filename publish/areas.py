@@ -401,7 +401,8 @@ def trust_rank_sql(trust: Mapping[str, int]) -> str:
 
 
 def add_person_areas(con: duckdb.DuckDBPyConnection, trust: Mapping[str, int],
-                     departments: Mapping[str, str] | None = None) -> None:
+                     departments: Mapping[str, str] | None = None, persons: str | None = None,
+                     conflicts: str | None = "CREATE TABLE area_conflicts AS") -> None:
     """Create ``person_areas`` (temporary: each person's chosen area, read by the golden record) and
     ``area_conflicts`` from ``source_records`` with its ``address_*`` columns (:func:`add_address_places`).
 
@@ -410,11 +411,18 @@ def add_person_areas(con: duckdb.DuckDBPyConnection, trust: Mapping[str, int],
     source, then the larger record id (record dates are staged ISO text, compared as text). A winner without street or grid takes them from the best area
     of its community that has them. All of it is aggregation over the candidates, without sorting them.
 
+    A person's areas and conflicts follow from their own records alone, so a night built on the last
+    publication places only the persons it writes again (:mod:`publish.carry`).
+
     Args:
         con: the warehouse being built.
         trust: source -> rank, the last tie-break but one.
         departments: source -> department label (民政), for the reason shown; the source name otherwise.
+        persons: a relation with a ``person_id`` column: place only these persons (default: everyone).
+        conflicts: how their ``area_conflicts`` rows are written (``INSERT INTO area_conflicts`` to add
+            them to a carried table); ``None`` writes none.
     """
+    records = f"(SELECT * FROM source_records SEMI JOIN {persons} USING (person_id))" if persons else "source_records"
     con.register("_area_departments", pd.DataFrame(list((departments or {}).items()),
                                                    columns=["source", "department"], dtype="string"))
     # The order of candidates as one text, compared as a whole (a struct compares several times slower):
@@ -428,12 +436,12 @@ WITH stated AS (
     SELECT person_id, source, record_id, record_date, 'stated' AS origin, street,
         -- a department writing 翠苑 or 翠苑社区居委会 names the register's 翠苑社区
         coalesce(k.community, r.community) AS community, grid
-    FROM source_records r LEFT JOIN _area_names k ON k.name = r.community
+    FROM {records} r LEFT JOIN _area_names k ON k.name = r.community
     WHERE coalesce(r.street, r.community, r.grid) IS NOT NULL
 ), derived AS (
     SELECT person_id, source, record_id, record_date, 'address' AS origin,
         address_street AS street, address_community AS community, address_grid AS grid
-    FROM source_records WHERE address_community IS NOT NULL
+    FROM {records} WHERE address_community IS NOT NULL
 )
 SELECT *, {key} AS key FROM (SELECT * FROM stated UNION ALL SELECT * FROM derived)
 """)
@@ -471,8 +479,11 @@ SELECT w.person_id, {area}, w.community,
     w.origin = 'address' AS area_from_address, w.conflicted, w.winner
 FROM winners w LEFT JOIN fill f USING (person_id)
 """)
-    con.execute("""
-CREATE TABLE area_conflicts AS
+    if conflicts is None:
+        con.unregister("_area_departments")
+        return
+    con.execute(f"""
+{conflicts}
 WITH groups AS (
     SELECT c.person_id, c.source, c.origin, c.street, c.community, c.grid, max(c.record_date) AS record_date,
         count(*) AS records, arg_max(c.record_id, c.key) AS record_id, max(c.key) AS best,

@@ -14,7 +14,11 @@ not carry are dropped and built as on any night, and
   row, as a whole build writes it;
 - ``unified_population`` writes again the persons whose records changed, whose consent maps changed or
   whose age moved on, and everyone in the households any of them left or joined
-  (:func:`carry_unified_population`); every other row depends on nothing that changed;
+  (:func:`carry_unified_population`); every other row depends on nothing that changed. Only the persons
+  written are placed in their areas and 户籍 places (``person_areas``, ``_hukou_places``), which follow
+  from each person's own records;
+- ``area_conflicts`` writes again the rows of the persons whose records changed (a person's conflicts
+  follow from their records, the register and the departments' names, all in the fingerprint);
 - ``link_pairs`` and ``consent_decisions``, which the publication takes as they come (linking's scored
   pairs, the registry's staged decisions), keep the rows tonight's inputs still hold and write only the
   others, found by a hash of the whole row (:func:`carry_rows`): at a million people writing the 2.8M
@@ -44,6 +48,7 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -64,7 +69,7 @@ log = logging.getLogger(__name__)
 COMPARED_TABLES = ("link_pairs", "consent_decisions")
 
 #: The tables a carried build keeps from the last generation; every other one is dropped and built again.
-CARRIED_TABLES = ("source_records", "unified_population", *COMPARED_TABLES)
+CARRIED_TABLES = ("source_records", "unified_population", "area_conflicts", *COMPARED_TABLES)
 
 #: At most this many nights in a row are carried; the next one builds whole.
 WHOLE_EVERY = 7
@@ -89,16 +94,17 @@ class CarryPlan:
     why: str | None = None
 
 
-def fingerprint(register: object | None, golden: str) -> str:
-    """What a carried row depends on beside its records: the code, DuckDB, the area register, and the
+def fingerprint(register: object | None, golden: str, departments: Mapping[str, str] | None = None) -> str:
+    """What a carried row depends on beside its records: the code, DuckDB, the area register, the
     configuration the golden rows follow (``golden``: their statement at a fixed date — trust, the key
-    populations, the base register, the grid sources). The records' columns are compared as they are
-    loaded (:func:`carry_source_records`)."""
+    populations, the base register, the grid sources) and the departments' names (source → 民政, which
+    ``area_conflicts`` gives as reasons). The records' columns are compared as they are loaded
+    (:func:`carry_source_records`)."""
     digest = hashlib.sha256()
     for name in _CODE:
         digest.update(name.encode() + b"\0" + (_ROOT / name).read_bytes() + b"\0")
-    digest.update(json.dumps([duckdb.__version__, repr(getattr(register, "lines", None)), golden],
-                             ensure_ascii=False).encode())
+    digest.update(json.dumps([duckdb.__version__, repr(getattr(register, "lines", None)), golden,
+                              sorted((departments or {}).items())], ensure_ascii=False).encode())
     return digest.hexdigest()
 
 
@@ -230,7 +236,8 @@ def carry_rows(con: duckdb.DuckDBPyConnection, table: str, incoming: str) -> tup
     return kept, written
 
 
-def carry_unified_population(con: duckdb.DuckDBPyConnection, golden: GoldenRecords, as_of: date) -> int:
+def carry_unified_population(con: duckdb.DuckDBPyConnection, golden: GoldenRecords, as_of: date,
+                             place: Callable[[str], None]) -> int:
     """Bring the carried ``unified_population`` to what a whole build writes tonight; the persons written.
 
     A person's row is written again when their records changed (``_touched``, :func:`carry_source_records`),
@@ -244,6 +251,9 @@ def carry_unified_population(con: duckdb.DuckDBPyConnection, golden: GoldenRecor
         con: the candidate, with ``source_records`` carried, ``_touched`` and ``_households_before``.
         golden: how the district's golden rows are chosen and written (:class:`publish.golden.GoldenRecords`).
         as_of: tonight's date, that ages are computed at.
+        place: creates the areas and 户籍 places the golden rows of the persons in a relation read
+            (``person_areas``, ``_hukou_places``), before each write: they follow from each person's own
+            records, so only the persons written are placed.
     """
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _changed AS
         SELECT person_id FROM _touched
@@ -251,6 +261,7 @@ def carry_unified_population(con: duckdb.DuckDBPyConnection, golden: GoldenRecor
             WHERE m.effective_consent IS DISTINCT FROM u.effective_consent OR m.consent IS DISTINCT FROM u.consent
         UNION SELECT person_id FROM unified_population WHERE age IS DISTINCT FROM {age_sql("birth_date", as_of)}""")
     # Their households tonight, from their rows as written tonight (a household counted whole below).
+    place("_changed")
     golden.write(con, as_of, "_changed", "CREATE OR REPLACE TEMP TABLE _changed_rows AS")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _households AS
         SELECT household FROM _households_before
@@ -263,6 +274,7 @@ def carry_unified_population(con: duckdb.DuckDBPyConnection, golden: GoldenRecor
             ON a.address = u.address
             WHERE {present_sql("u")}""")
     con.execute("DELETE FROM unified_population WHERE person_id IN (SELECT person_id FROM _rewritten)")
+    place("_rewritten")
     written = golden.write(con, as_of, "_rewritten", "INSERT INTO unified_population BY NAME")
     for name in ("_changed", "_changed_rows", "_households", "_rewritten", "_touched", "_households_before"):
         con.execute(f"DROP TABLE {name}")

@@ -108,11 +108,13 @@ _CONFLICTS: dict[str, str] = {
 stream, where ``count(DISTINCT …)`` keeps every value of every person."""
 
 
-def add_hukou_places(con: duckdb.DuckDBPyConnection, register: AreaRegister | None) -> None:
+def add_hukou_places(con: duckdb.DuckDBPyConnection, register: AreaRegister | None, persons: str | None = None) -> None:
     """Create ``_hukou_places(hukou_address, hukou_flat, hukou_community)`` (temporary): for each distinct
-    户籍地址 of ``source_records``, the flat it points to and the community of ``register`` it names
-    (null where none, and always without a register)."""
-    addresses = con.execute("SELECT DISTINCT hukou_address FROM source_records WHERE hukou_address IS NOT NULL").df()
+    户籍地址 of ``source_records`` (of the persons in the relation ``persons`` only, where given: the ones a
+    carried night writes), the flat it points to and the community of ``register`` it names (null where
+    none, and always without a register)."""
+    records = f"source_records SEMI JOIN {persons} USING (person_id)" if persons else "source_records"
+    addresses = con.execute(f"SELECT DISTINCT hukou_address FROM {records} WHERE hukou_address IS NOT NULL").df()
     addresses["hukou_flat"] = household_key(addresses["hukou_address"]) if len(addresses) else pd.Series(dtype="string")
     addresses["hukou_community"] = (address_areas(addresses["hukou_address"], register)["community"]
                                     if register is not None and len(addresses) else pd.Series(dtype="string"))

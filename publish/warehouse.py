@@ -241,7 +241,8 @@ class Warehouse:
         # On a copy of the last generation when it can be (only the changed records' rows written), else whole.
         golden = GoldenRecords(inputs.trust, inputs.populations, _grid_sources(inputs), inputs.base_source,
                                register=inputs.areas is not None, consent=True)
-        build_fingerprint = fingerprint(inputs.areas, golden.text(as_of=date(2000, 1, 1)))
+        departments = {r.source: r.department for r in inputs.staging_reports}
+        build_fingerprint = fingerprint(inputs.areas, golden.text(as_of=date(2000, 1, 1)), departments)
         plan = carry_base(self.home, self._previous, build_fingerprint)
         if plan.base is not None:
             log.info("the publication builds on generation %s (carried night %d)", previous.name, plan.nights_carried)
@@ -260,8 +261,20 @@ class Warehouse:
                 log.info("the publication builds whole after all: %s", plan.why)
                 loaded = self._load_inputs(con, inputs)
             self._remember_decisions(con)
-            add_person_areas(con, inputs.trust, {r.source: r.department for r in inputs.staging_reports})
-            add_hukou_places(con, inputs.areas)
+
+            def place(persons: str | None = None) -> None:
+                """The areas and 户籍 places of everyone, or of the persons a carried night writes again."""
+                add_person_areas(con, inputs.trust, departments, persons=persons, conflicts=None if persons else
+                                 "CREATE TABLE area_conflicts AS")
+                add_hukou_places(con, inputs.areas, persons=persons)
+
+            if plan.base is not None:
+                # A person's area conflicts follow from their own records: those whose records changed, again.
+                con.execute("DELETE FROM area_conflicts WHERE person_id IN (SELECT person_id FROM _touched)")
+                add_person_areas(con, inputs.trust, departments, persons="_touched",
+                                 conflicts="INSERT INTO area_conflicts BY NAME")
+            else:
+                place()
             con.execute(consent_subjects_sql())
             con.execute(person_consent_sql())
             add_effective_consent(con, inputs.as_of)
@@ -279,7 +292,7 @@ class Warehouse:
                          "".join(f"; {why} {value!r}: {n}" for why, value, n in values[:12]))
             add_consent_maps(con)  # joined into the golden table as it is written
             if plan.base is not None:
-                persons_written = carry_unified_population(con, golden, inputs.as_of)
+                persons_written = carry_unified_population(con, golden, inputs.as_of, place)
             else:
                 persons_written = golden.write(con, inputs.as_of)
             record_carry(con, inputs.run_id, plan, build_fingerprint, *loaded, persons_written)

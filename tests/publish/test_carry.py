@@ -61,10 +61,14 @@ def _next_day(district: dict) -> dict:
     return {**district, "records": recs, "mapping": mapping}
 
 
-def _carried_and_whole(tmp_path, night1: dict, night2: dict, **changes2) -> tuple[dict, dict, dict]:
-    """Night 2 built on night 1 and built whole: the carried state, and every table of both."""
+def _carried_and_whole(tmp_path, night1: dict, night2: dict, both: dict | None = None,
+                       **changes2) -> tuple[dict, dict, dict]:
+    """Night 2 built on night 1 and built whole: the carried state, and every table of both (``both``:
+    inputs of both nights, such as the area register)."""
     carried, whole = tmp_path / "carried", tmp_path / "whole"
-    _publish(carried, night1, "run1")
+    both = both or {}
+    changes2 = {**both, **changes2}
+    _publish(carried, night1, "run1", **both)
     assert _state(carried)["built"] == "whole"
     shutil.copytree(carried, whole, symlinks=True)
     (DataHome.at(whole).kept_dir / "publication.json").unlink()  # as run --full leaves it: nothing kept
@@ -301,3 +305,37 @@ def test_carry_rows_writes_only_the_rows_that_changed_and_falls_back_when_it_can
     con.register("reordered", tonight[["record_id_r", "record_id_l", "score"]])
     assert publish.carry.carry_rows(con, "link_pairs", "reordered") is None
     assert publish.carry.carry_rows(con, "link_pairs", "tonight") is None  # no such table (any more)
+
+
+def test_the_area_conflicts_and_hukou_places_of_the_persons_written_follow_their_records(tmp_path, district):
+    register = tmp_path / "areas.csv"
+    register.write_text("street,community,grid,buildings\n西溪街道,翠苑社区,翠苑社区第1网格,1-12\n"
+                        "西溪街道,文新社区,文新社区第1网格,1-12\n", encoding="utf-8")
+    elsewhere = ["西溪街道", "文新社区", "文新社区第1网格"]
+    recs = district["records"].copy()
+    # night 1: 张伟's health visit states another community than civil affairs (a conflict); 王芳's 户籍 is
+    # outside the district (a place no register names)
+    recs.loc[recs["record_id"] == "health:9", ["street", "community", "grid"]] = elsewhere
+    recs.loc[recs["record_id"] == "census:5", ["address", "hukou_address"]] = ["示范区西溪街道翠苑社区3幢",
+                                                                              "甘肃省兰州市城关区某街道5号"]
+    night1 = {**district, "records": recs}
+    # night 2: the visit corrected (no conflict left); civil affairs places 李娜 in 翠苑 where health says 文新
+    # (a new conflict); 王芳's 户籍 is now in 文新社区, another flat than where she lives
+    recs = recs.copy()
+    recs.loc[recs["record_id"] == "health:9", ["street", "community", "grid"]] = ["西溪街道", "翠苑社区", "翠苑社区第1网格"]
+    recs.loc[recs["record_id"] == "health:10", ["street", "community", "grid"]] = elsewhere
+    recs.loc[recs["record_id"] == "census:5", "hukou_address"] = "示范区西溪街道文新社区2幢"
+    li = records(dict(record_id="civil_affairs:2", source="civil_affairs", source_key="2", name="李娜", sex="F",
+                      birth_date="1985-02-02", birth_date_precision="day", id_number=LI, id_number_valid=True,
+                      id_sex="F", street="西溪街道", community="翠苑社区", grid="翠苑社区第1网格", record_date="2026-04-01"))
+    mapping = pd.concat([district["mapping"], pd.DataFrame({"record_id": ["civil_affairs:2"], "person_id": ["P_li"]})],
+                        ignore_index=True)
+    night2 = {**district, "records": pd.concat([recs, li], ignore_index=True), "mapping": mapping}
+
+    state, carried, _ = _carried_and_whole(tmp_path, night1, night2, both={"areas": load_area_register(register)})
+
+    assert state["built"] == "carried"
+    assert set(carried["area_conflicts"]["person_id"]) == {"P_li"}
+    population = carried["unified_population"].set_index("person_id")
+    assert population.loc["P_wang", "residence_type"] == "separated"  # 人户分离 (was floating: 户籍 elsewhere)
+    assert population.loc["P_li", "community"] == "文新社区"  # the later record's area
