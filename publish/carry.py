@@ -19,6 +19,10 @@ not carry are dropped and built as on any night, and
   from each person's own records;
 - ``area_conflicts`` writes again the rows of the persons whose records changed (a person's conflicts
   follow from their records, the register and the departments' names, all in the fingerprint);
+- ``person_consent`` and ``consent_effective`` are computed whole, as on any night, and kept row by row
+  (:func:`carry_consent`); the persons whose rows changed are the ones whose consent maps are built and
+  whose ``unified_population`` rows are written again for it (every person's maps were built and
+  compared before);
 - ``link_pairs`` and ``consent_decisions``, which the publication takes as they come (linking's scored
   pairs, the registry's staged decisions), keep the rows tonight's inputs still hold and write only the
   others, found by a hash of the whole row (:func:`carry_rows`): at a million people writing the 2.8M
@@ -59,7 +63,7 @@ from core.home import DataHome
 from publish.golden import GoldenRecords, age_sql
 from publish.populations import present_sql
 
-__all__ = ["CARRIED_TABLES", "COMPARED_TABLES", "WHOLE_EVERY", "CarryPlan", "carry_base", "carry_rows",
+__all__ = ["CARRIED_TABLES", "COMPARED_TABLES", "WHOLE_EVERY", "CarryPlan", "carry_base", "carry_consent", "carry_rows",
            "carry_source_records", "carry_unified_population", "drop_uncarried", "fingerprint", "note_publication",
            "record_carry", "start_from"]
 
@@ -69,7 +73,8 @@ log = logging.getLogger(__name__)
 COMPARED_TABLES = ("link_pairs", "consent_decisions")
 
 #: The tables a carried build keeps from the last generation; every other one is dropped and built again.
-CARRIED_TABLES = ("source_records", "unified_population", "area_conflicts", *COMPARED_TABLES)
+CARRIED_TABLES = ("source_records", "unified_population", "area_conflicts", "person_consent", "consent_effective",
+                  *COMPARED_TABLES)
 
 #: At most this many nights in a row are carried; the next one builds whole.
 WHOLE_EVERY = 7
@@ -197,11 +202,15 @@ def carry_source_records(con: duckdb.DuckDBPyConnection, incoming: str) -> tuple
     return carried, written
 
 
-def carry_rows(con: duckdb.DuckDBPyConnection, table: str, incoming: str) -> tuple[int, int] | None:
+def carry_rows(con: duckdb.DuckDBPyConnection, table: str, incoming: str,
+               changed: tuple[str, str] | None = None) -> tuple[int, int] | None:
     """Bring the carried ``table`` to the rows of ``incoming``: delete the rows it no longer holds and insert
     the ones it did not; ``(kept, written)`` rows. ``None`` when it cannot be done row by row — no such
     table, other columns, types or column order, or a row repeated on either side (comparing by row would
     not count repeats) — and the table is dropped, to be written whole.
+
+    ``changed`` (a column, a temporary table holding that column): the column's values of the rows deleted
+    and inserted are added to that table, e.g. the persons whose consent rows changed.
 
     A row is compared by DuckDB's 64-bit ``hash`` of all its columns (a changed row that kept its hash
     would have one chance in 2^64). With no row repeated on either side, what stays is exactly
@@ -220,8 +229,13 @@ def carry_rows(con: duckdb.DuckDBPyConnection, table: str, incoming: str) -> tup
         repeated = con.execute("SELECT (SELECT count(*) - count(DISTINCT h) FROM _rows_now) "
                                "+ (SELECT count(*) - count(DISTINCT h) FROM _rows_before)").fetchone()[0]
         if not repeated:
-            con.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT r FROM _rows_before ANTI JOIN _rows_now USING (h))")
+            stale = "SELECT r FROM _rows_before ANTI JOIN _rows_now USING (h)"
             con.execute("CREATE OR REPLACE TEMP TABLE _rows_new AS SELECT h FROM _rows_now ANTI JOIN _rows_before USING (h)")
+            if changed is not None:
+                column, into = _quote(changed[0]), changed[1]
+                con.execute(f"INSERT INTO {into} SELECT {column} FROM {table} WHERE rowid IN ({stale}) "
+                            f"UNION SELECT {column} FROM {incoming} WHERE {row} IN (SELECT h FROM _rows_new)")
+            con.execute(f"DELETE FROM {table} WHERE rowid IN ({stale})")
             written = con.execute(f"INSERT INTO {table} SELECT * FROM {incoming} "
                                   f"WHERE {row} IN (SELECT h FROM _rows_new)").fetchone()[0]
             kept = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - written
@@ -236,12 +250,31 @@ def carry_rows(con: duckdb.DuckDBPyConnection, table: str, incoming: str) -> tup
     return kept, written
 
 
+def carry_consent(con: duckdb.DuckDBPyConnection) -> bool:
+    """Bring the carried ``person_consent`` and ``consent_effective`` to tonight's, which the caller computed
+    whole into ``_person_consent`` and ``_consent_effective`` (temporary; dropped here), row by row
+    (:func:`carry_rows`), and create ``_consent_changed(person_id)``: the persons whose rows in either differ
+    from the last night's — the only ones whose consent maps can have changed.
+
+    Returns whether both were compared row by row; where one could not be (its columns changed), it is
+    written whole and the caller compares every person's maps instead.
+    """
+    con.execute("CREATE OR REPLACE TEMP TABLE _consent_changed (person_id VARCHAR)")
+    compared = True
+    for table in ("person_consent", "consent_effective"):
+        if carry_rows(con, table, f"_{table}", changed=("person_id", "_consent_changed")) is None:
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM _{table}")
+            compared = False
+        con.execute(f"DROP TABLE _{table}")
+    return compared
+
+
 def carry_unified_population(con: duckdb.DuckDBPyConnection, golden: GoldenRecords, as_of: date,
-                             place: Callable[[str], None]) -> int:
+                             place: Callable[[str], None], consent_changed: str | None = None) -> int:
     """Bring the carried ``unified_population`` to what a whole build writes tonight; the persons written.
 
     A person's row is written again when their records changed (``_touched``, :func:`carry_source_records`),
-    their consent maps changed (``_consent_maps`` against the carried row's), or their age at ``as_of``
+    their consent rows changed (``consent_changed``), or their age at ``as_of``
     differs from the carried one (a birthday, the key populations that follow from age); and so is everyone
     counted in a household any of them was or is counted in, whose sizes change with them. Every other row
     is the same as a whole build writes: it depends on nothing else (its records, its areas and 户籍 place
@@ -251,14 +284,18 @@ def carry_unified_population(con: duckdb.DuckDBPyConnection, golden: GoldenRecor
         con: the candidate, with ``source_records`` carried, ``_touched`` and ``_households_before``.
         golden: how the district's golden rows are chosen and written (:class:`publish.golden.GoldenRecords`).
         as_of: tonight's date, that ages are computed at.
-        place: creates the areas and 户籍 places the golden rows of the persons in a relation read
-            (``person_areas``, ``_hukou_places``), before each write: they follow from each person's own
-            records, so only the persons written are placed.
+        place: creates the areas, 户籍 places and consent maps the golden rows of the persons in a relation
+            read (``person_areas``, ``_hukou_places``, ``_consent_maps``), before each write: they follow
+            from each person's own records and decisions, so only the persons written are placed.
+        consent_changed: a relation of the persons whose consent rows changed (:func:`carry_consent`);
+            without it every person's ``_consent_maps`` (built for everyone) is compared with their row.
     """
+    consent = f"SELECT person_id FROM {consent_changed}" if consent_changed else """SELECT u.person_id
+        FROM unified_population u LEFT JOIN _consent_maps m USING (person_id)
+        WHERE m.effective_consent IS DISTINCT FROM u.effective_consent OR m.consent IS DISTINCT FROM u.consent"""
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _changed AS
         SELECT person_id FROM _touched
-        UNION SELECT u.person_id FROM unified_population u LEFT JOIN _consent_maps m USING (person_id)
-            WHERE m.effective_consent IS DISTINCT FROM u.effective_consent OR m.consent IS DISTINCT FROM u.consent
+        UNION {consent}
         UNION SELECT person_id FROM unified_population WHERE age IS DISTINCT FROM {age_sql("birth_date", as_of)}""")
     # Their households tonight, from their rows as written tonight (a household counted whole below).
     place("_changed")

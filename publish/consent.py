@@ -112,13 +112,16 @@ def add_person_flats(con: duckdb.DuckDBPyConnection) -> None:
                 "WHERE flat IS NOT NULL ORDER BY person_id, flat")
 
 
-def add_effective_consent(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+def add_effective_consent(con: duckdb.DuckDBPyConnection, as_of: date,
+                          into: str = "CREATE TABLE consent_effective AS") -> None:
     """Create ``consent_effective`` and ``deletion_requests`` from ``consent_decisions``
     (:func:`add_consent_maps` puts them beside the golden values).
 
     Args:
         con: a connection holding ``consent_decisions`` and ``consent_subjects`` (:func:`consent_subjects_sql`).
         as_of: the run date; a grant whose ``expires_at`` is on or before it has expired.
+        into: how ``consent_effective``'s rows are written (a carried night: into a temporary table that
+            :func:`publish.carry.carry_consent` compares with the last night's).
     """
     present = dict(con.execute(
         "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'consent_decisions' "
@@ -134,7 +137,7 @@ def add_effective_consent(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     cutoff = datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
     con.execute(
         f"""
-CREATE TABLE consent_effective AS
+{into}
 WITH decided AS (
     SELECT s.person_id, c.purpose, coalesce(c.recipient, '*') AS recipient,
         unnest(CASE WHEN nullif(trim(c.categories), '') IS NULL THEN ['basic']
@@ -199,7 +202,7 @@ ORDER BY person_id
     )
 
 
-def add_consent_maps(con: duckdb.DuckDBPyConnection) -> None:
+def add_consent_maps(con: duckdb.DuckDBPyConnection, persons: str | None = None) -> None:
     """Create ``_consent_maps`` (temporary): per person ``effective_consent`` and ``consent``, one MAP each,
     which :class:`publish.golden.GoldenRecords` puts beside the golden values so a reader sees
     what the person agreed to without a join.
@@ -207,21 +210,23 @@ def add_consent_maps(con: duckdb.DuckDBPyConnection) -> None:
     ``effective_consent`` is ``purpose@recipient#category`` → the effective status at the run date
     (``consent_effective``); ``consent`` is ``purpose@recipient`` → the latest decision (``person_consent``,
     the long form). Built before the golden table and joined as it is written: adding them afterwards
-    wrote the million-row table a second time (two UPDATEs, then a rebuild, did).
+    wrote the million-row table a second time (two UPDATEs, then a rebuild, did). ``persons``: a relation
+    with a ``person_id`` column, the only persons whose maps are built (a carried night's written ones).
     """
-    con.execute("""
+    of = (lambda table: f"{table} SEMI JOIN {persons} USING (person_id)") if persons else (lambda table: table)
+    con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _consent_maps AS
 SELECT person_id, e.effective_consent, c.consent
 FROM (
-    SELECT person_id, map_from_entries(list({'k': purpose || '@' || recipient || '#' || category,
-                                             'v': effective_status} ORDER BY purpose, recipient, category))
+    SELECT person_id, map_from_entries(list({{'k': purpose || '@' || recipient || '#' || category,
+                                             'v': effective_status}} ORDER BY purpose, recipient, category))
         AS effective_consent
-    FROM consent_effective GROUP BY person_id
+    FROM {of("consent_effective")} GROUP BY person_id
 ) e
 FULL JOIN (
-    SELECT person_id, map_from_entries(list({'k': purpose || '@' || recipient, 'v': status}
+    SELECT person_id, map_from_entries(list({{'k': purpose || '@' || recipient, 'v': status}}
                                             ORDER BY purpose, recipient)) AS consent
-    FROM person_consent GROUP BY person_id
+    FROM {of("person_consent")} GROUP BY person_id
 ) c USING (person_id)
 """)
 

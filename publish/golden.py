@@ -351,13 +351,14 @@ WHERE list_contains(u.conflict_fields, '{field}') AND r.{field} IS NOT NULL"""
     return f"CREATE TABLE field_conflicts AS\n{unions}\nORDER BY person_id, field, source, record_id"
 
 
-def person_consent_sql() -> str:
+def person_consent_sql(into: str = "CREATE TABLE person_consent AS") -> str:
     """``CREATE TABLE person_consent``: each person's latest decision per purpose and recipient.
 
     Decisions name their subject by resident ID number; a decision applies to the person whose
     records carry that number (``consent_subjects``, :func:`publish.consent.consent_subjects_sql`: not
     through a record keyed with another resident's number). The full history stays in ``consent_decisions``.
     Of decisions made at the same instant the more protective is the latest, as in ``consent_effective``.
+    ``into``: how the rows are written (a carried night: into a temporary table, :func:`publish.carry.carry_consent`).
     """
     from publish.consent import (
         protective_rank_sql,  # (publish.consent imports this module)
@@ -365,7 +366,7 @@ def person_consent_sql() -> str:
 
     rank = protective_rank_sql("status")
     return f"""
-CREATE TABLE person_consent AS
+{into}
 WITH decided AS (
     SELECT s.person_id, c.purpose, c.recipient, c.status, c.decided_at, c.channel, c.record_id AS decision_id
     FROM consent_decisions c JOIN consent_subjects s USING (id_number)

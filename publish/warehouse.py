@@ -44,6 +44,7 @@ from publish.audit import AuditLog, ProductAnchor
 from publish.carry import (
     CarryPlan,
     carry_base,
+    carry_consent,
     carry_rows,
     carry_source_records,
     carry_unified_population,
@@ -263,10 +264,13 @@ class Warehouse:
             self._remember_decisions(con)
 
             def place(persons: str | None = None) -> None:
-                """The areas and 户籍 places of everyone, or of the persons a carried night writes again."""
+                """The areas and 户籍 places of everyone, or the areas, 户籍 places and consent maps of the
+                persons a carried night writes again."""
                 add_person_areas(con, inputs.trust, departments, persons=persons, conflicts=None if persons else
                                  "CREATE TABLE area_conflicts AS")
                 add_hukou_places(con, inputs.areas, persons=persons)
+                if persons:
+                    add_consent_maps(con, persons)
 
             if plan.base is not None:
                 # A person's area conflicts follow from their own records: those whose records changed, again.
@@ -276,8 +280,14 @@ class Warehouse:
             else:
                 place()
             con.execute(consent_subjects_sql())
-            con.execute(person_consent_sql())
-            add_effective_consent(con, inputs.as_of)
+            if plan.base is not None:
+                # Computed whole as on any night, kept row by row: the persons whose rows changed are known.
+                con.execute(person_consent_sql("CREATE OR REPLACE TEMP TABLE _person_consent AS"))
+                add_effective_consent(con, inputs.as_of, "CREATE OR REPLACE TEMP TABLE _consent_effective AS")
+                consent_compared = carry_consent(con)
+            else:
+                con.execute(person_consent_sql())
+                add_effective_consent(con, inputs.as_of)
             add_consent_problems(con)
             unmatched = add_consent_unmatched(con, [r.registry_recipient for r in policy.recipients],
                                               [r.purpose for r in policy.recipients])
@@ -290,10 +300,14 @@ class Warehouse:
                 log.info("consent decisions that apply to no one the policy shares with (table consent_unmatched): %s%s",
                          ", ".join(f"{n} {why}" for why, n in unmatched.items()),
                          "".join(f"; {why} {value!r}: {n}" for why, value, n in values[:12]))
-            add_consent_maps(con)  # joined into the golden table as it is written
             if plan.base is not None:
-                persons_written = carry_unified_population(con, golden, inputs.as_of, place)
+                if not consent_compared:
+                    add_consent_maps(con)  # every person's, compared with their carried row
+                persons_written = carry_unified_population(con, golden, inputs.as_of, place,
+                                                           "_consent_changed" if consent_compared else None)
+                con.execute("DROP TABLE _consent_changed")
             else:
+                add_consent_maps(con)  # joined into the golden table as it is written
                 persons_written = golden.write(con, inputs.as_of)
             record_carry(con, inputs.run_id, plan, build_fingerprint, *loaded, persons_written)
             con.execute(inputs.populations.key_residents_sql())

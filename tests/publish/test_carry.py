@@ -290,7 +290,10 @@ def test_carry_rows_writes_only_the_rows_that_changed_and_falls_back_when_it_can
     tonight = _pairs(("a", "b", 1.0), ("a", "c", 2.5), ("c", "d", 4.0))
     con.register("tonight", tonight)
 
-    assert publish.carry.carry_rows(con, "link_pairs", "tonight") == (1, 2)  # (a,b) kept; (a,c) and (c,d) written
+    con.execute("CREATE TEMP TABLE _changed (record_id_l VARCHAR)")
+    # (a,b) kept; (a,c) and (c,d) written, (b,c) gone; the record_id_l of the rows deleted and written noted
+    assert publish.carry.carry_rows(con, "link_pairs", "tonight", changed=("record_id_l", "_changed")) == (1, 2)
+    assert sorted(con.execute("SELECT * FROM _changed").fetchall()) == [("a",), ("b",), ("c",)]
     assert con.execute("SELECT * FROM link_pairs ORDER BY ALL").fetchall() == [("a", "b", 1.0), ("a", "c", 2.5),
                                                                               ("c", "d", 4.0)]
     # A row twice tonight: comparing rows cannot count repeats, so the table goes, to be written whole.
@@ -339,3 +342,25 @@ def test_the_area_conflicts_and_hukou_places_of_the_persons_written_follow_their
     population = carried["unified_population"].set_index("person_id")
     assert population.loc["P_wang", "residence_type"] == "separated"  # 人户分离 (was floating: 户籍 elsewhere)
     assert population.loc["P_li", "community"] == "文新社区"  # the later record's area
+
+
+def test_a_grant_that_expires_between_two_nights_rewrites_its_persons_row(tmp_path, district, monkeypatch):
+    # No decision changes; 李娜's grant expires on the 24th, between the nights of the 23rd and the 25th.
+    consent = district["consent"].assign(expires_at=pd.to_datetime([None, None, "2026-11-24"], utc=True))
+    changed = []
+    real = publish.carry.carry_unified_population
+
+    def spy(con, golden, as_of, place, consent_changed=None):
+        changed.append(sorted(r[0] for r in con.execute(f"SELECT person_id FROM {consent_changed}").fetchall()))
+        return real(con, golden, as_of, place, consent_changed)
+
+    monkeypatch.setattr(publish.warehouse, "carry_unified_population", spy)
+    night = {**district, "consent": consent}
+    state, carried, _ = _carried_and_whole(tmp_path, night, night, both={"as_of": date(2026, 11, 23)},
+                                           as_of=date(2026, 11, 25))
+
+    assert state["built"] == "carried" and state["rows_written"] == 0
+    assert changed == [["P_li"]]  # found by comparing the consent rows, not every person's maps
+    assert state["persons_written"] == 1
+    effective = dict(carried["unified_population"].set_index("person_id").loc["P_li", "effective_consent"])
+    assert set(effective.values()) == {"expired"}
