@@ -19,6 +19,7 @@ side's first night on a publication the before code built would build whole, not
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import subprocess
@@ -59,6 +60,7 @@ def main() -> None:
             for side in code:
                 base[side] = tmp / f"base_{side}"
                 shutil.copytree(args.home, base[side], symlinks=True)
+                os.sync()
                 print(f"base {side}", timed_run(base[side], code=code[side]), flush=True)
                 change_a_day(base[side] / "demo", args.seed)
         order = ("ABBA" * args.runs)[: 2 * args.runs]
@@ -66,11 +68,13 @@ def main() -> None:
             run_home = tmp / "home"
             shutil.rmtree(run_home, ignore_errors=True)
             shutil.copytree(base[side], run_home, symlinks=True)
+            os.sync()  # the copy's pages written out now, not while the night runs
             if side == "B" and args.setup_after:
                 subprocess.run(args.setup_after.format(home=shlex.quote(str(run_home))), shell=True, check=True)
             result = timed_run(run_home, code=code[side])
             stages = result["stages"]
-            rows.append(f"| {side}{number} | {commits[side]} | {result['wall']:.1f} | {result['peak_mb']:,.0f} | "
+            rows.append(f"| {side}{number} | {commits[side]} | {result['wall']:.1f} | {result['cpu']:.1f} | "
+                        f"{result['peak_mb']:,.0f} | "
                         f"{stages.get('link', 0):.1f} | {stages.get('publish', 0):.1f} |")
             print(rows[-1], flush=True)
     finally:
@@ -79,7 +83,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     own = f" (each side on its own night of it and day {args.seed}'s changes)" if args.own_base else ""
     print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, home {args.home}{own}, A = {commits['A']}, B = {commits['B']}\n")
-    print("| run | code | wall s | peak MB | link s | publish s |\n|---|---|---:|---:|---:|---:|")
+    print("| run | code | wall s | CPU s | peak MB | link s | publish s |\n|---|---|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
 
 

@@ -63,6 +63,7 @@ def timed_run(home: Path, *extra: str, code: Path | None = None) -> dict:
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", done.stderr)
     hours, minutes, seconds = (float(g) if g else 0.0 for g in wall.groups())
     peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1)) / 1024
+    cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", done.stderr).group(1)) for kind in ("User", "System"))
     stages: dict[str, float] = defaultdict(float)
     for line in done.stderr.splitlines():
         found = _STEP.search(line)
@@ -70,7 +71,7 @@ def timed_run(home: Path, *extra: str, code: Path | None = None) -> dict:
             stages[found.group(2)] += float(found.group(3))
     unchanged = sum("未变" in line for line in done.stderr.splitlines())
     reused = sum("沿用上次清洗结果" in line for line in done.stderr.splitlines())
-    return {"wall": hours * 3600 + minutes * 60 + seconds, "peak_mb": peak, "stages": dict(stages),
+    return {"wall": hours * 3600 + minutes * 60 + seconds, "cpu": cpu, "peak_mb": peak, "stages": dict(stages),
             "unchanged_files": unchanged, "reused_stagings": reused,
             "audit_mb": (_size(home / "audit") - audit_before) / 1e6}
 
