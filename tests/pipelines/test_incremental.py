@@ -35,29 +35,14 @@ def staged_sources(monkeypatch) -> list[str]:
 
 
 @pytest.fixture
-def link_stats(monkeypatch) -> list[dict]:
-    """The statistics of each linking a run did, in order."""
-    seen: list[dict] = []
+def linked(monkeypatch) -> list:
+    """What each linking a run did returned (its ``stats``, the scored ``pairs`` handed on), in order."""
+    seen: list = []
     real = assets.linked.link_records
 
     def spy(*args, **kwargs):
         result = real(*args, **kwargs)
-        seen.append(result.stats)
-        return result
-
-    monkeypatch.setattr(assets.linked, "link_records", spy)
-    return seen
-
-
-@pytest.fixture
-def linked_pairs(monkeypatch) -> list[pd.DataFrame]:
-    """The scored pairs each linking a run did handed on to publication, in order."""
-    seen: list[pd.DataFrame] = []
-    real = assets.linked.link_records
-
-    def spy(*args, **kwargs):
-        result = real(*args, **kwargs)
-        seen.append(result.pairs)
+        seen.append(result)
         return result
 
     monkeypatch.setattr(assets.linked, "link_records", spy)
@@ -138,14 +123,13 @@ DAYS = [(change_health_visits, ["health"]), (change_census_and_civil_affairs, ["
 
 
 def test_day_after_day_the_changed_sources_alone_are_staged_and_each_run_publishes_what_a_full_run_does(
-        demo_copy, copy_data_home, tmp_path, staged_sources, link_stats, linked_pairs):
+        demo_copy, copy_data_home, tmp_path, staged_sources, linked):
     full = copy_data_home(demo_copy, tmp_path / "full")
     for day, (change, changed_sources) in enumerate(DAYS, start=1):
         for settings in (demo_copy, full):
             change(settings.home)
         staged_sources.clear()
-        link_stats.clear()
-        linked_pairs.clear()
+        linked.clear()
         incremental_run = run_pipeline(demo_copy)
         staged_incrementally = sorted(staged_sources)
         full_run = run_pipeline(full, full=True)  # forgets everything kept: every source read, staged, linked
@@ -154,7 +138,7 @@ def test_day_after_day_the_changed_sources_alone_are_staged_and_each_run_publish
         assert staged_incrementally == changed_sources
         # The incremental run linked a few records on the kept state; --full linked every one, fitting
         # the model again (on days this small, to the same persons).
-        linked_incrementally, linked_whole = link_stats
+        linked_incrementally, linked_whole = (result.stats for result in linked)
         assert linked_incrementally["incremental"] == 1 and linked_whole["incremental"] == 0
         assert 0 < linked_incrementally["records_relinked"] < 0.05 * linked_incrementally["records"]
         assert len(staged_sources) - len(staged_incrementally) == len(full_run.reports)
@@ -181,7 +165,7 @@ def test_day_after_day_the_changed_sources_alone_are_staged_and_each_run_publish
             query = "SELECT * EXCLUDE (extracted_at) FROM consent_decisions ORDER BY ALL"
             pd.testing.assert_frame_equal(a.execute(query).df(), b.execute(query).df(), obj=f"day {day}: consent")
             # Each night's warehouse holds exactly the pairs its linking scored, the carried one too.
-            for con, pairs in ((a, linked_pairs[0]), (b, linked_pairs[1])):
+            for con, pairs in ((a, linked[0].pairs), (b, linked[1].pairs)):
                 con.register("_scored", pairs)
                 assert con.execute("SELECT (SELECT count(*) FROM (FROM link_pairs EXCEPT ALL FROM _scored)) + "
                                    "(SELECT count(*) FROM (FROM _scored EXCEPT ALL FROM link_pairs))").fetchone()[0] == 0
@@ -201,12 +185,12 @@ def test_a_night_built_on_the_last_publication_says_so_on_its_progress_line(demo
     assert f"在上次发布上更新 {persons_written:,} 人" in line
 
 
-def test_run_full_stages_and_links_every_source_again(demo_copy, staged_sources, link_stats, capsys):
+def test_run_full_stages_and_links_every_source_again(demo_copy, staged_sources, linked, capsys):
     from pipelines.cli import main
 
     assert main(["run", "--home", str(demo_copy.home.root), "--full"]) == 0
     assert "在上次发布上更新" not in capsys.readouterr().err  # built whole
-    assert [stats["incremental"] for stats in link_stats] == [0]
+    assert [result.stats["incremental"] for result in linked] == [0]
 
     kept = sorted(p.name for p in demo_copy.home.kept_dir.joinpath("staging").iterdir())
     assert sorted(staged_sources) == kept and len(kept) == 6  # every source of the demo, staged and kept again
