@@ -40,7 +40,7 @@ import pandas as pd
 from core.config import suggest
 from core.errors import ConfigError
 from dedup.prepare import household_key
-from publish.sqltext import literal
+from publish.sqltext import literal, of_persons
 from staging.normalize import normalize_address
 
 __all__ = [
@@ -422,7 +422,7 @@ def add_person_areas(con: duckdb.DuckDBPyConnection, trust: Mapping[str, int],
         conflicts: how their ``area_conflicts`` rows are written (``INSERT INTO area_conflicts`` to add
             them to a carried table); ``None`` writes none.
     """
-    records = f"(SELECT * FROM source_records SEMI JOIN {persons} USING (person_id))" if persons else "source_records"
+    records = of_persons("source_records", persons)
     con.register("_area_departments", pd.DataFrame(list((departments or {}).items()),
                                                    columns=["source", "department"], dtype="string"))
     # The order of candidates as one text, compared as a whole (a struct compares several times slower):

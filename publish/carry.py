@@ -52,7 +52,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -62,6 +62,7 @@ import duckdb
 from core.home import DataHome
 from publish.golden import GoldenRecords, age_sql
 from publish.populations import present_sql
+from publish.sqltext import identifier
 
 __all__ = ["CARRIED_TABLES", "COMPARED_TABLES", "WHOLE_EVERY", "CarryPlan", "carry_base", "carry_consent", "carry_rows",
            "carry_source_records", "carry_unified_population", "drop_uncarried", "fingerprint", "note_publication",
@@ -81,7 +82,7 @@ WHOLE_EVERY = 7
 
 #: The code a carried row depends on beyond SQL text: a change to any of these files builds whole.
 _CODE = ("publish/carry.py", "publish/warehouse.py", "publish/areas.py", "publish/golden.py", "publish/consent.py",
-         "publish/populations.py", "dedup/prepare.py", "staging/schema.py")
+         "publish/populations.py", "publish/sqltext.py", "dedup/prepare.py", "staging/schema.py")
 _ROOT = Path(__file__).resolve().parents[1]
 
 _STATE_DDL = """CREATE TABLE carry_state (
@@ -170,7 +171,7 @@ def carry_source_records(con: duckdb.DuckDBPyConnection, incoming: str) -> tuple
             con.execute(f"DROP TABLE IF EXISTS {name}")
         return None
     compared = [c for (c, *_) in now if c != "extracted_at"]
-    row = f"hash({{{', '.join(f'{_quote(c)}: {_quote(c)}' for c in compared)}}})"
+    row = _row_hash(compared)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _rows_now AS SELECT record_id, {row} AS h FROM {incoming}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _rows_before AS SELECT record_id, {row} AS h FROM source_records")
     con.execute("CREATE OR REPLACE TEMP TABLE _fresh_records AS SELECT record_id FROM _rows_now n "
@@ -221,7 +222,7 @@ def carry_rows(con: duckdb.DuckDBPyConnection, table: str, incoming: str,
         return None
     now = [(c, t) for (c, t, *_) in con.execute(f"DESCRIBE {incoming}").fetchall()]
     before = [(c, t) for (c, t, *_) in con.execute(f"DESCRIBE {table}").fetchall()]
-    row = f"hash({{{', '.join(f'{_quote(c)}: {_quote(c)}' for c, _ in now)}}})"
+    row = _row_hash(c for c, _ in now)
     kept = written = None
     if now == before:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rows_now AS SELECT {row} AS h FROM {incoming}")
@@ -232,7 +233,7 @@ def carry_rows(con: duckdb.DuckDBPyConnection, table: str, incoming: str,
             stale = "SELECT r FROM _rows_before ANTI JOIN _rows_now USING (h)"
             con.execute("CREATE OR REPLACE TEMP TABLE _rows_new AS SELECT h FROM _rows_now ANTI JOIN _rows_before USING (h)")
             if changed is not None:
-                column, into = _quote(changed[0]), changed[1]
+                column, into = identifier(changed[0]), changed[1]
                 con.execute(f"INSERT INTO {into} SELECT {column} FROM {table} WHERE rowid IN ({stale}) "
                             f"UNION SELECT {column} FROM {incoming} WHERE {row} IN (SELECT h FROM _rows_new)")
             con.execute(f"DELETE FROM {table} WHERE rowid IN ({stale})")
@@ -328,6 +329,11 @@ def record_carry(con: duckdb.DuckDBPyConnection, run_id: str, plan: CarryPlan, f
                  carried, written, persons_written, plan.why])
 
 
+def _row_hash(columns: Iterable[str]) -> str:
+    """A DuckDB expression: the 64-bit hash of a row's ``columns``, compared night to night."""
+    return f"hash({{{', '.join(f'{identifier(c)}: {identifier(c)}' for c in columns)}}})"
+
+
 def note_publication(home: DataHome, generation: str) -> None:
     """Mark in ``<home>/kept`` that a generation was published: the next night may build on it
     (``--full`` removes the marker with everything kept)."""
@@ -335,6 +341,3 @@ def note_publication(home: DataHome, generation: str) -> None:
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"generation": generation}), encoding="utf-8")
 
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

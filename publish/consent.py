@@ -50,6 +50,7 @@ import duckdb
 
 from core.vocabulary import PROTECTIVE_ORDER
 from publish.areas import add_address_places
+from publish.sqltext import of_persons
 
 __all__ = ["DELETION_STATUS", "REVOCATION_STATUS", "add_consent_maps", "add_consent_problems", "add_consent_unmatched",
            "add_effective_consent", "add_person_flats", "consent_subjects_sql", "decisions_sql", "protective_rank_sql"]
@@ -213,7 +214,6 @@ def add_consent_maps(con: duckdb.DuckDBPyConnection, persons: str | None = None)
     wrote the million-row table a second time (two UPDATEs, then a rebuild, did). ``persons``: a relation
     with a ``person_id`` column, the only persons whose maps are built (a carried night's written ones).
     """
-    of = (lambda table: f"{table} SEMI JOIN {persons} USING (person_id)") if persons else (lambda table: table)
     con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _consent_maps AS
 SELECT person_id, e.effective_consent, c.consent
@@ -221,12 +221,12 @@ FROM (
     SELECT person_id, map_from_entries(list({{'k': purpose || '@' || recipient || '#' || category,
                                              'v': effective_status}} ORDER BY purpose, recipient, category))
         AS effective_consent
-    FROM {of("consent_effective")} GROUP BY person_id
+    FROM {of_persons("consent_effective", persons)} GROUP BY person_id
 ) e
 FULL JOIN (
     SELECT person_id, map_from_entries(list({{'k': purpose || '@' || recipient, 'v': status}}
                                             ORDER BY purpose, recipient)) AS consent
-    FROM {of("person_consent")} GROUP BY person_id
+    FROM {of_persons("person_consent", persons)} GROUP BY person_id
 ) c USING (person_id)
 """)
 

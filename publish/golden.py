@@ -43,7 +43,7 @@ import pandas as pd
 from dedup.prepare import household_key
 from publish.areas import AreaRegister, add_address_places, add_person_areas, address_areas, trust_rank_sql
 from publish.populations import KeyPopulations, default_populations, present_sql
-from publish.sqltext import literal, literals
+from publish.sqltext import literal, literals, of_persons
 from staging.schema import empty_canonical_frame
 
 __all__ = [
@@ -113,8 +113,8 @@ def add_hukou_places(con: duckdb.DuckDBPyConnection, register: AreaRegister | No
     户籍地址 of ``source_records`` (of the persons in the relation ``persons`` only, where given: the ones a
     carried night writes), the flat it points to and the community of ``register`` it names (null where
     none, and always without a register)."""
-    records = f"source_records SEMI JOIN {persons} USING (person_id)" if persons else "source_records"
-    addresses = con.execute(f"SELECT DISTINCT hukou_address FROM {records} WHERE hukou_address IS NOT NULL").df()
+    addresses = con.execute(f"SELECT DISTINCT hukou_address FROM {of_persons('source_records', persons)} "
+                            "WHERE hukou_address IS NOT NULL").df()
     addresses["hukou_flat"] = household_key(addresses["hukou_address"]) if len(addresses) else pd.Series(dtype="string")
     addresses["hukou_community"] = (address_areas(addresses["hukou_address"], register)["community"]
                                     if register is not None and len(addresses) else pd.Series(dtype="string"))
@@ -163,7 +163,7 @@ class GoldenRecords:
         column; a household's size counts the persons given, so give each household whole:
         :mod:`publish.carry`), into ``into`` (``INSERT INTO unified_population BY NAME`` for some persons);
         ages are computed at ``as_of``. Returns the number of rows written."""
-        self._add_picked(con, f"source_records SEMI JOIN {persons} USING (person_id)" if persons else "source_records")
+        self._add_picked(con, of_persons("source_records", persons))
         try:
             return con.execute(self._rows_sql(as_of, into)).fetchone()[0]
         finally:

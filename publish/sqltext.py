@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["identifier", "literal", "literals"]
+__all__ = ["identifier", "literal", "literals", "of_persons"]
 
 
 def literal(text: object) -> str:
@@ -24,3 +24,10 @@ def literals(values: Iterable[object]) -> str:
 def identifier(name: str) -> str:
     """``name`` as a quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def of_persons(relation: str, persons: str | None) -> str:
+    """``relation``'s rows of the persons in ``persons`` (a relation with a ``person_id`` column), as a
+    relation; ``relation`` itself without ``persons``. A night built on the last publication
+    (:mod:`publish.carry`) computes the rows of the persons it writes again this way."""
+    return f"(SELECT * FROM {relation} SEMI JOIN {persons} USING (person_id))" if persons else relation
