@@ -73,7 +73,7 @@ def decisions_sql(con: duckdb.DuckDBPyConnection, relation: str) -> str:
     """A SELECT of ``relation`` (the staged consent decisions) as ``consent_decisions`` holds them: the
     columns later registry formats added, NULL where an older staging lacks them, and ``decided_at`` with
     its time zone — so tonight's decisions compare row by row with the ones the last night published
-    (:func:`publish.carry.carry_rows`); :func:`add_effective_consent` does the same to a table as it is."""
+    (:func:`publish.carry.carry_rows`); :func:`add_effective_consent` applies it to a table loaded as staged."""
     present = {c for (c, *_) in con.execute(f"DESCRIBE {relation}").fetchall()}
     decided = " REPLACE (CAST(decided_at AS TIMESTAMPTZ) AS decided_at)" if "decided_at" in present else ""
     added = "".join(f", CAST(NULL AS {t}) AS {c}" for c, t in _OPTIONAL_COLUMNS.items() if c not in present)
@@ -127,11 +127,10 @@ def add_effective_consent(con: duckdb.DuckDBPyConnection, as_of: date,
     present = dict(con.execute(
         "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'consent_decisions' "
         "AND database_name = current_database()").fetchall())
-    for column, sql_type in _OPTIONAL_COLUMNS.items():
-        if column not in present:
-            con.execute(f"ALTER TABLE consent_decisions ADD COLUMN {column} {sql_type}")
-    if present.get("decided_at", "TIMESTAMP WITH TIME ZONE") != "TIMESTAMP WITH TIME ZONE":
-        con.execute("ALTER TABLE consent_decisions ALTER COLUMN decided_at TYPE TIMESTAMPTZ")
+    if any(c not in present for c in _OPTIONAL_COLUMNS) or \
+            present.get("decided_at", "TIMESTAMP WITH TIME ZONE") != "TIMESTAMP WITH TIME ZONE":
+        # decisions loaded as staged, not through decisions_sql (as the warehouse loads them)
+        con.execute(f"CREATE OR REPLACE TABLE consent_decisions AS {decisions_sql(con, 'consent_decisions')}")
     if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'person_flats' "
                        "AND database_name = current_database()").fetchall()[0][0]:
         add_person_flats(con)

@@ -263,14 +263,11 @@ class Warehouse:
                 loaded = self._load_inputs(con, inputs)
             self._remember_decisions(con)
 
-            def place(persons: str | None = None) -> None:
-                """The areas and 户籍 places of everyone, or the areas, 户籍 places and consent maps of the
-                persons a carried night writes again."""
-                add_person_areas(con, inputs.trust, departments, persons=persons, conflicts=None if persons else
-                                 "CREATE TABLE area_conflicts AS")
+            def place(persons: str) -> None:
+                """The areas, 户籍 places and consent maps of the persons a carried night writes again."""
+                add_person_areas(con, inputs.trust, departments, persons=persons, conflicts=None)
                 add_hukou_places(con, inputs.areas, persons=persons)
-                if persons:
-                    add_consent_maps(con, persons)
+                add_consent_maps(con, persons)
 
             if plan.base is not None:
                 # A person's area conflicts follow from their own records: those whose records changed, again.
@@ -278,7 +275,8 @@ class Warehouse:
                 add_person_areas(con, inputs.trust, departments, persons="_touched",
                                  conflicts="INSERT INTO area_conflicts BY NAME")
             else:
-                place()
+                add_person_areas(con, inputs.trust, departments)
+                add_hukou_places(con, inputs.areas)
             con.execute(consent_subjects_sql())
             if plan.base is not None:
                 # Computed whole as on any night, kept row by row: the persons whose rows changed are known.
