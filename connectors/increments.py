@@ -12,7 +12,9 @@ and merges them into the kept rows: scanned keys only, in the order a whole read
 changed row in place of its kept one, a row the scan found but neither read holds fetched by key.
 The result is the frame a whole read would give (same rows, order and content hash) except for a
 row changed without its watermark moving, which no incremental read can see: the table is read
-whole again every :data:`FULL_READ_DAYS` days, and ``silobreaker run --full`` reads it whole now.
+whole again every :data:`FULL_READ_DAYS` days, and ``silobreaker run --full`` reads it whole now. A
+table without a row at or past the kept watermark (restored from a backup, loaded again with older
+stamps, or its last-changed row deleted) is read whole at once.
 """
 
 from __future__ import annotations
@@ -103,6 +105,12 @@ def read_changes(
     mark = by_clean[clean_name(source.watermark)]
     # At the kept watermark too: a date-precision watermark is shared by rows changed later that day.
     names, columns = read_result(conn, sa.select(table).where(mark >= kept.watermark).order_by(*keys))
+    if not columns or not columns[0]:
+        # Not even the row that held the kept watermark: it was deleted, or the table went back in time (restored
+        # from a backup, loaded again with older stamps), and kept rows could stand in for rows that differ now.
+        logger.info("source %s: no row at or past the kept watermark %s; reading the table whole",
+                    source.name, kept.watermark)
+        return None
     watermark = _highest(kept.watermark, columns[names.index(mark.name)])
     changed = text_frame(names, columns)
     _, key_columns = read_result(conn, sa.select(*keys).order_by(*keys))
