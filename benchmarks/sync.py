@@ -8,7 +8,8 @@ process measured with GNU time (wall, peak resident memory):
 2. a day's changes, made the way departments send them: in each person source 1% of the rows
    changed (a new phone; in the census, whose rows carry none, a new address), 0.1% gone and 0.2%
    new rows (repeat visits, late registrations), each file written again whole and the civil
-   affairs table changed in place; the consent registry and the grid form unchanged;
+   affairs table changed in place (its 更新时间 ``gxsj`` stamped on the new and changed rows, the
+   watermark the demo reads it by); the consent registry and the grid form unchanged;
 3. **incremental**: the next sync, with what the first one kept (``<home>/kept``: stagings of unchanged
    sources, and the linking state — changed records are linked on the first night's model and pairs);
 4. **full again**: the same day's sync on a copy of the home taken before step 3, with ``--full``
@@ -99,7 +100,7 @@ def change_a_day(demo: Path, seed: int) -> dict[str, int]:
     counts["justice"] = len(frame)
     with sqlite3.connect(demo / "civil_affairs.sqlite") as con:
         table = pd.read_sql("SELECT * FROM mz_resident", con)
-        changed = _change(table, "jmbh", "lxdh", rng)
+        changed = _stamped(table, _change(table.copy(), "jmbh", "lxdh", rng), "jmbh", "gxsj")
         con.execute("DELETE FROM mz_resident")
         changed.to_sql("mz_resident", con, if_exists="append", index=False)
     counts["civil_affairs"] = len(table)
@@ -121,6 +122,15 @@ def _change(frame: pd.DataFrame, key: str, field: str, rng: np.random.Generator)
         taken.add(fresh)
         keys.append(fresh)
     return pd.concat([frame, new.assign(**{key: keys})], ignore_index=True)
+
+
+def _stamped(before: pd.DataFrame, after: pd.DataFrame, key: str, stamp: str) -> pd.DataFrame:
+    """``after`` with ``stamp`` (更新时间) set to now on its new and changed rows, as the department's system sets it
+    on every insert and update: the demo reads that table by this watermark."""
+    old = before.set_index(key).reindex(after[key])
+    new = after.set_index(key)[old.columns]
+    same = (old.fillna("\0").to_numpy() == new.fillna("\0").to_numpy()).all(axis=1)
+    return after.assign(**{stamp: after[stamp].where(same, f"{datetime.now():%Y-%m-%d %H:%M:%S}")})
 
 
 def _write_sheet(frame: pd.DataFrame, path: Path, sheet: str) -> None:

@@ -31,8 +31,10 @@ def test_thirty_percent_invalid_ids_block_publication_and_the_report_says_why(de
     database = demo_copy.home.demo_dir / "civil_affairs.sqlite"
     with sqlite3.connect(database) as db:
         # Break the check digit of 30% of the 18-digit IDs: each stays well-formed, so no row is
-        # quarantined, and only the source-level threshold (at most 10% invalid) can stop it.
-        db.execute("""UPDATE mz_resident SET sfzh = substr(sfzh, 1, 17) || CASE substr(sfzh, 18, 1) WHEN '0' THEN '1' ELSE '0' END
+        # quarantined, and only the source-level threshold (at most 10% invalid) can stop it. The system stamps
+        # 更新时间 (gxsj, the watermark the demo reads this table by) on each row it updates.
+        db.execute("""UPDATE mz_resident SET sfzh = substr(sfzh, 1, 17) || CASE substr(sfzh, 18, 1) WHEN '0' THEN '1' ELSE '0' END,
+                             gxsj = datetime('now')
                       WHERE length(sfzh) = 18 AND rowid % 10 < 3""")
     before = sha256(warehouse_path(demo_copy))
     latest_before = demo_copy.home.latest_report.read_text(encoding="utf-8")
