@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sync import REPO, change_a_day, timed_run  # noqa: E402
 
+_STAGES = ("extract", "stage", "link", "publish")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -74,8 +76,7 @@ def main() -> None:
             result = timed_run(run_home, code=code[side])
             stages = result["stages"]
             rows.append(f"| {side}{number} | {commits[side]} | {result['wall']:.1f} | {result['cpu']:.1f} | "
-                        f"{result['peak_mb']:,.0f} | "
-                        f"{stages.get('link', 0):.1f} | {stages.get('publish', 0):.1f} |")
+                        f"{result['peak_mb']:,.0f} | " + " | ".join(f"{stages.get(kind, 0):.1f}" for kind in _STAGES) + " |")
             print(rows[-1], flush=True)
     finally:
         for side in code:
@@ -83,7 +84,8 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     own = f" (each side on its own night of it and day {args.seed}'s changes)" if args.own_base else ""
     print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, home {args.home}{own}, A = {commits['A']}, B = {commits['B']}\n")
-    print("| run | code | wall s | CPU s | peak MB | link s | publish s |\n|---|---|---:|---:|---:|---:|---:|")
+    print("| run | code | wall s | CPU s | peak MB | " + " | ".join(f"{kind} s" for kind in _STAGES) + " |\n"
+          "|---|---|---:|---:|---:|" + "---:|" * len(_STAGES))
     print("\n".join(rows))
 
 
