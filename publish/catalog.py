@@ -607,13 +607,17 @@ _TABLES = (
         _col("rule", TEXT, "the first quarantine rule it broke", "规则"),
     ),
     _table(
-        "conflict_history", "record disagreeing with another department × disputed field × run",
-        "the rows each department's corrections file listed (`quality.metrics.disagreements_sql`); carried over, "
-        "so a value corrected since the last run counts as fixed (`conflicts_fixed`, `docs/quality.md`)",
-        _run_id("the run that found the disagreement"), _SOURCE, _RECORD_ID,
+        "conflict_history", "record disagreeing with another department × disputed field × span of published runs",
+        "the rows each department's corrections file listed (`quality.metrics.disagreements_sql`), one row from the "
+        "first published run that found the disagreement to the last, the runs between them consecutive (`runs` by "
+        "`published_at`); carried over, so a value corrected since the last run counts as fixed (`conflicts_fixed`, "
+        "`docs/quality.md`)",
+        _SOURCE, _RECORD_ID,
         _col("field", TEXT, "the disputed field (`name`, `sex`, `birth_date`, `id_number`, `address`)", "字段"),
         _col("value", TEXT, "the value the record held", "值"),
         _col("likely_wrong", BOOL, "the value differed from the golden record's", "可能有误"),
+        _col("first_run_id", TEXT, "the first published run that found it (`runs.run_id`)", "首次发现运行"),
+        _col("last_run_id", TEXT, "the last published run that found it (`runs.run_id`)", "最近发现运行"),
     ),
     _table(
         "person_id_history", "person-id change × run",

@@ -77,7 +77,7 @@ from publish.products import ProductFile, area_rows, build_product, family_rows
 from publish.residence import census_gaps_sql, grid_updates_sql
 from publish.risks import RiskRules, add_risk_warnings, departments_of
 from publish.scopes import expand_recipients, known_areas, unlisted_areas
-from quality.metrics import QUALITY_HISTORY_DDL, write_quality_metrics
+from quality.metrics import CONFLICT_SPAN_SQL, QUALITY_HISTORY_DDL, write_quality_metrics
 from quality.staging_report import StagingReport
 from staging.schema import CANONICAL_COLUMNS, DAY_DATE_COLUMNS
 
@@ -568,15 +568,17 @@ class Warehouse:
             return
         con.execute(f"ATTACH '{self._previous}' AS previous (READ_ONLY)")
         try:
-            existing = {
-                row[0]
-                for row in con.execute(
-                    "SELECT table_name FROM duckdb_tables() WHERE database_name = 'previous'"
-                ).fetchall()
-            }
+            existing: dict[str, set[str]] = {}
+            for table, column in con.execute(
+                    "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = 'previous'").fetchall():
+                existing.setdefault(table, set()).add(column)
             for table in _HISTORY_DDL:
-                if table in existing:
-                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM previous.{table}")
+                if table not in existing:
+                    continue
+                rows = f"SELECT * FROM previous.{table}"
+                if table == "conflict_history" and "run_id" in existing[table]:
+                    rows = CONFLICT_SPAN_SQL.format(table=f"previous.{table}")  # an earlier version's layout
+                con.execute(f"INSERT INTO {table} BY NAME {rows}")
         finally:
             con.execute("DETACH previous")
 

@@ -80,10 +80,19 @@ QUALITY_HISTORY_DDL: dict[str, str] = {
         numerator BIGINT, denominator BIGINT)""",
     "quarantine_history": """CREATE TABLE quarantine_history (
         run_id VARCHAR, source VARCHAR, source_key VARCHAR, record_id VARCHAR, rule VARCHAR)""",
+    # One row per disagreement from the first published run that found it to the last, consecutive runs in
+    # between: a district's disagreements change little from night to night, so the table grows with what
+    # changes, not by every disagreement every night (350k rows a night at 1M people, carried each night).
     "conflict_history": """CREATE TABLE conflict_history (
-        run_id VARCHAR, source VARCHAR, record_id VARCHAR, field VARCHAR, value VARCHAR, likely_wrong BOOLEAN)""",
+        source VARCHAR, record_id VARCHAR, field VARCHAR, value VARCHAR, likely_wrong BOOLEAN,
+        first_run_id VARCHAR, last_run_id VARCHAR)""",
 }
 """History tables the warehouse carries from run to run (see ``publish.warehouse``)."""
+
+CONFLICT_SPAN_SQL = """SELECT source, record_id, field, value, likely_wrong, run_id AS first_run_id,
+    run_id AS last_run_id FROM {table}"""
+"""``conflict_history`` rows from a warehouse that kept one row per disagreement and run (``run_id``, before
+2026-12-05): each a span of that one run."""
 
 DIMENSIONS: tuple[str, ...] = ("completeness", "validity", "uniqueness", "consistency", "timeliness")
 """The graded dimensions, in scorecard order."""
@@ -449,7 +458,8 @@ def conflicts_fixed_sql(run_id: str) -> str:
 WITH previous_run AS (
     SELECT run_id FROM runs WHERE run_id <> '{run}' ORDER BY published_at DESC LIMIT 1
 ), previous AS (
-    SELECT h.source, h.record_id, h.field, h.value FROM conflict_history h SEMI JOIN previous_run USING (run_id)
+    SELECT h.source, h.record_id, h.field, h.value FROM conflict_history h
+    WHERE h.last_run_id = (SELECT run_id FROM previous_run)
 ), now_values AS ({now_values}
 ), wrong_now AS (SELECT DISTINCT record_id, field FROM _q_cross WHERE likely_wrong
 ), judged AS (
@@ -492,6 +502,26 @@ FROM quality_metrics WHERE run_id = '{run}' AND measure = 'score' AND dimension 
 GROUP BY source"""
 
 
+def _extend_conflict_history(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Record this run's disagreements in ``conflict_history``: a disagreement the previous published run had
+    too (same record, field, value and verdict) extends its row to this run; any other starts a row."""
+    same = " AND ".join(f"h.{c} IS NOT DISTINCT FROM d.{c}" for c in ("source", "record_id", "field", "value",
+                                                                     "likely_wrong"))
+    con.execute("CREATE TEMP TABLE _q_disagreements AS SELECT DISTINCT source, record_id, field, value, likely_wrong "
+                f"FROM ({disagreements_sql(records='_q_records')})")
+    try:
+        previous = con.execute("SELECT run_id FROM runs WHERE run_id <> ? ORDER BY published_at DESC LIMIT 1",
+                               [run_id]).fetchone()
+        if previous is not None:
+            con.execute(f"UPDATE conflict_history h SET last_run_id = ? FROM _q_disagreements d "
+                        f"WHERE h.last_run_id = ? AND {same}", [run_id, previous[0]])
+        con.execute(f"INSERT INTO conflict_history SELECT d.*, ?, ? FROM _q_disagreements d "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM conflict_history h WHERE h.last_run_id = ? AND {same})",
+                    [run_id, run_id, run_id])
+    finally:
+        con.execute("DROP TABLE _q_disagreements")
+
+
 def write_quality_metrics(con: duckdb.DuckDBPyConnection, run_id: str, staging_reports: Sequence[StagingReport]) -> int:
     """Compute this run's measures and append them (and this run's quarantine) to the history tables.
 
@@ -517,8 +547,7 @@ def write_quality_metrics(con: duckdb.DuckDBPyConnection, run_id: str, staging_r
         con.execute(
             "INSERT INTO quarantine_history SELECT ?, source, source_key, record_id, rule FROM _q_quarantine", [run_id]
         )
-        con.execute(f"INSERT INTO conflict_history SELECT ?, source, record_id, field, value, likely_wrong "
-                    f"FROM ({disagreements_sql(records='_q_records')})", [run_id])
+        _extend_conflict_history(con, run_id)
         written = con.execute("SELECT count(*) FROM quality_metrics WHERE run_id = ?", [run_id]).fetchall()[0][0]
     finally:
         for name in ("_q_cross", "_q_sources"):
