@@ -14,7 +14,13 @@ The result is the frame a whole read would give (same rows, order and content ha
 row changed without its watermark moving, which no incremental read can see: the table is read
 whole again every :data:`FULL_READ_DAYS` days, and ``silobreaker run --full`` reads it whole now. A
 table without a row at or past the kept watermark (restored from a backup, loaded again with older
-stamps, or its last-changed row deleted) is read whole at once.
+stamps, or its last-changed row deleted) is read whole at once, as is one with a row without its key.
+
+Each read asks for rows from :data:`LOOKBACK` before the kept watermark (a row stamped before the last
+read but committed after it), and only values that cannot hide later changes become the watermark
+(:func:`_trusted`: not after tomorrow; in a text column, year-first date-times of one shape). A table
+restored from a backup in which some row is still at or past the kept watermark looks like a quiet day:
+``silobreaker run --full`` after a restore (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -70,6 +78,7 @@ class KeptRows:
             if now - full_read_at >= dt.timedelta(days=FULL_READ_DAYS):
                 logger.info("source %s: last read whole %s; reading it whole again", source.name, full_read_at)
                 return None
+            watermark = _watermark_from_json(kept["watermark"])
             frame = pd.read_parquet(folder / _ROWS)
         except FileNotFoundError:
             return None
@@ -79,7 +88,7 @@ class KeptRows:
             return None
         # Parquet hands back NaN for missing text; a connector's frame holds None.
         frame = frame.astype(object).where(frame.notna(), None)
-        return KeptRows(frame, _watermark_from_json(kept["watermark"]), full_read_at)
+        return KeptRows(frame, watermark, full_read_at)
 
     def keep(self, home: HomeLike, source: SourceConfig) -> None:
         """Keep these rows for the next read of ``source``, replacing those kept before as a whole."""
@@ -91,7 +100,7 @@ class KeptRows:
 
 
 def read_changes(
-    source: SourceConfig, conn: sa.Connection, table: sa.Table, kept: KeptRows, read_result
+    source: SourceConfig, conn: sa.Connection, table: sa.Table, kept: KeptRows, read_result, now: dt.datetime
 ) -> tuple[pd.DataFrame, Any] | None:
     """The table as a whole read would give it, from ``kept`` and what changed since; and the new watermark.
     ``None`` when the table's columns are no longer those of the kept rows: it must be read whole.
@@ -103,17 +112,24 @@ def read_changes(
     by_clean = {clean_name(c.name): c for c in table.columns}
     keys = [by_clean[clean_name(k)] for k in source.primary_key]
     mark = by_clean[clean_name(source.watermark)]
-    # At the kept watermark too: a date-precision watermark is shared by rows changed later that day.
-    names, columns = read_result(conn, sa.select(table).where(mark >= kept.watermark).order_by(*keys))
-    if not columns or not columns[0]:
+    # From a while before the kept watermark: a row stamped before it but committed after the last read (a long
+    # transaction) is fetched too; and a date-precision watermark is shared by rows changed later that day.
+    since = _before(kept.watermark, LOOKBACK)
+    names, columns = read_result(conn, sa.select(table).where(mark >= since).order_by(*keys))
+    marks = columns[names.index(mark.name)] if columns else []
+    if not any(m is not None and m >= kept.watermark for m in marks):
         # Not even the row that held the kept watermark: it was deleted, or the table went back in time (restored
         # from a backup, loaded again with older stamps), and kept rows could stand in for rows that differ now.
         logger.info("source %s: no row at or past the kept watermark %s; reading the table whole",
                     source.name, kept.watermark)
         return None
-    watermark = _highest(kept.watermark, columns[names.index(mark.name)])
+    watermark = _highest(kept.watermark, marks, now)
     changed = text_frame(names, columns)
     _, key_columns = read_result(conn, sa.select(*keys).order_by(*keys))
+    if any(v is None for column in key_columns for v in column):
+        # A row without its key cannot be fetched by it; a whole read has it (and staging quarantines it).
+        logger.info("source %s: rows without a primary key; reading the table whole", source.name)
+        return None
     scanned_native = list(zip(*key_columns, strict=True)) if key_columns else []
     scanned = _key_text(text_frame([k.name for k in keys], key_columns), keys)
 
@@ -126,7 +142,7 @@ def read_changes(
     missing = [scanned_native[i] for i in np.flatnonzero(at < 0)]
     if missing:
         found_names, found_columns = _fetch(conn, table, keys, missing, read_result)
-        watermark = _highest(watermark, found_columns[found_names.index(mark.name)])
+        watermark = _highest(watermark, found_columns[found_names.index(mark.name)], now)
         found = text_frame(found_names, found_columns)
         rows = pd.concat([rows, found.set_index(_key_text(found, keys))])
         at = rows.index.get_indexer(scanned)
@@ -139,10 +155,12 @@ def read_changes(
     return frame, watermark
 
 
-def highest_watermark(names: list[str], columns: list[list], source: SourceConfig, table: sa.Table) -> Any:
-    """The highest watermark among the rows of a whole read (``None`` for an empty table)."""
+def highest_watermark(names: list[str], columns: list[list], source: SourceConfig, table: sa.Table,
+                      now: dt.datetime) -> Any:
+    """The highest watermark among the rows of a whole read that can bound the next read (:func:`_trusted`;
+    ``None`` for an empty table, or one without such a value: it is then read whole each time)."""
     mark = next(c for c in table.columns if clean_name(c.name) == clean_name(source.watermark))
-    return _highest(None, columns[names.index(mark.name)])
+    return _highest(None, columns[names.index(mark.name)], now)
 
 
 def _fetch(conn, table: sa.Table, keys: list[sa.Column], missing: list[tuple], read_result):
@@ -168,17 +186,75 @@ def _key_text(frame: pd.DataFrame, keys: list[sa.Column]) -> pd.Series:
     return joined.reset_index(drop=True)
 
 
-def _highest(current: Any, values: list) -> Any:
+def _highest(current: Any, values: list, now: dt.datetime) -> Any:
+    trusted = _trusted(values, current, now)
+    if not trusted:
+        return current
+    top = max(trusted)
+    return top if current is None or top > current else current
+
+
+def _trusted(values: list, like: Any, now: dt.datetime) -> list:
+    """The ``values`` that may bound the next read from below. One value too high would hide every later change
+    (each read asks only for rows at or past it), so left out are: missing values; times after tomorrow (a
+    mistyped year; a day covers any time zone); and in a text column, which the database compares as text,
+    values not written year first or not in the shape of ``like`` (the kept watermark; without one, the
+    commonest shape): ``'20261205'`` sorts after every ``'2026-12-05 10:00:00'``."""
     present = [v for v in values if v is not None]
     if not present:
-        return current
-    top = max(present)
-    return top if current is None or top > current else current
+        return []
+    tomorrow = now + dt.timedelta(days=1)
+    if isinstance(present[0], str):
+        shapes = [_shape(v) for v in present]
+        shape = _shape(like) if isinstance(like, str) else Counter(shapes).most_common(1)[0][0]
+        horizon = int(tomorrow.strftime("%Y%m%d%H%M%S"))
+        return [v for v, s in zip(present, shapes, strict=True)
+                if s == shape and _YEAR_FIRST.fullmatch(v) and _stamp_number(v) <= horizon]
+    if isinstance(present[0], dt.datetime):
+        return [v for v in present if v <= (tomorrow if v.tzinfo else tomorrow.replace(tzinfo=None))]
+    if isinstance(present[0], dt.date):
+        return [v for v in present if v <= tomorrow.date()]
+    return present
+
+
+def _before(watermark: Any, span: dt.timedelta) -> Any:
+    """``watermark`` moved ``span`` earlier where it is a time (a date by a whole day; year-first text in its own
+    shape); a number as it is."""
+    if isinstance(watermark, dt.datetime):
+        return watermark - span
+    if isinstance(watermark, dt.date):
+        return watermark - dt.timedelta(days=max(1, span.days))
+    if isinstance(watermark, str) and _YEAR_FIRST.fullmatch(watermark):
+        digits = f"{_stamp_number(watermark):014d}"
+        earlier = (dt.datetime.strptime(digits, "%Y%m%d%H%M%S") - span).strftime("%Y%m%d%H%M%S")
+        filled = iter(earlier + "0" * len(watermark))
+        return "".join(next(filled) if c.isdigit() else c for c in watermark)
+    return watermark
+
+
+#: Each read asks for rows from this long before the kept watermark, so that a row stamped before the last read
+#: but committed after it (a long transaction, a slow batch import) is not missed.
+LOOKBACK = dt.timedelta(hours=1)
+
+# A date-time written year first: 2026-12-05, 2026-12-05 10:23:45, 2026/12/05T10:23, 20261205102345.123
+_YEAR_FIRST = re.compile(r"\d{4}(?:\D?\d{2}){2}(?:\D?\d{2}){0,3}(?:\.\d+)?")
+_DIGIT = re.compile(r"\d")
+
+
+def _shape(value: str) -> str:
+    return _DIGIT.sub("9", value)
+
+
+def _stamp_number(value: str) -> int:
+    """A year-first date-time as the number YYYYMMDDHHMMSS (missing parts 0): in time order whatever its separators."""
+    digits = "".join(c for c in value.split(".")[0] if c.isdigit())
+    return int((digits + "0" * 14)[:14])
 
 
 def _declaration(source: SourceConfig) -> str:
     """What the kept rows depend on: where the table is, its key and watermark columns."""
-    text = json.dumps([source.url, source.table, source.primary_key, source.watermark], ensure_ascii=False)
+    # (2: kept watermarks are trusted values only, connectors.increments._trusted)
+    text = json.dumps([2, source.url, source.table, source.primary_key, source.watermark], ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -140,14 +140,17 @@ def _read_table(
     require_columns(cfg, location, list(by_clean), f"table {table_name}")
     order = [by_clean[clean_name(k)] for k in cfg.primary_key]
     kept = KeptRows.load(home, cfg, started) if cfg.watermark else None
-    changes = read_changes(cfg, conn, table, kept, _read_result) if kept and kept.watermark is not None else None
+    changes = read_changes(cfg, conn, table, kept, _read_result, started) if kept and kept.watermark is not None else None
     if changes is not None:
         rows = KeptRows(*changes, kept.full_read_at)
     else:
         names, columns = _read_result(conn, sa.select(table).order_by(*order))
         if not cfg.watermark:
             return text_frame(names, columns)
-        rows = KeptRows(text_frame(names, columns), highest_watermark(names, columns, cfg, table), started)
+        rows = KeptRows(text_frame(names, columns), highest_watermark(names, columns, cfg, table, started), started)
+        if rows.watermark is None and len(rows.frame):
+            logger.warning("source %s: no value of %s can bound the next read (none written year first and not "
+                           "after tomorrow); the table is read whole each run", cfg.name, cfg.watermark)
     try:
         rows.keep(home, cfg)
     except (OSError, TypeError) as e:  # the next run reads the table whole; this one has what it needs

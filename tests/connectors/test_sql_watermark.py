@@ -30,7 +30,8 @@ def register(request, unique_table_name):
         metadata.create_all(engine)
         with engine.begin() as conn:
             # Row 20 was changed last: its watermark is the highest a first read sees.
-            conn.execute(table.insert(), [{"jmbh": k, "xm": f"居民{k}", "gxsj": T0 + dt.timedelta(hours=k // 20)}
+            # (Two hours apart: a read asks for rows from an hour before the kept watermark, LOOKBACK.)
+            conn.execute(table.insert(), [{"jmbh": k, "xm": f"居民{k}", "gxsj": T0 + dt.timedelta(hours=2 * (k // 10))}
                                           for k in (1, 2, 3, 10, 20)])
         yield engine, table
     finally:
@@ -91,6 +92,71 @@ def test_a_table_gone_back_in_time_is_read_whole(make_source, register, tmp_path
     again = read_source(source, tmp_path)
 
     assert again.frame["xm"].tolist() == ["居民1旧", "居民2旧", "居民3旧", "居民10旧", "居民20旧"]
+
+
+
+def test_a_row_stamped_before_the_last_read_but_committed_after_it_is_seen(make_source, register, tmp_path):
+    # A long transaction (a batch import) stamps its rows when it starts and commits after the read.
+    engine, table = register
+    source = declare(make_source, engine, table)
+    read_source(source, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(table.update().where(table.c.jmbh == 3).values(xm="晚提交", gxsj=T0 + dt.timedelta(hours=3, minutes=30)))
+
+    assert read_source(source, tmp_path).frame["xm"].tolist()[2] == "晚提交"
+
+
+@pytest.fixture
+def text_register(make_source, tmp_path):
+    """A SQLite register whose 更新时间 (gxsj) is text, as the demo's: (source, connection factory)."""
+    import sqlite3
+
+    path = tmp_path / "register.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE mz (jmbh TEXT PRIMARY KEY, xm TEXT, gxsj TEXT)")
+        db.executemany("INSERT INTO mz VALUES (?, ?, ?)",
+                       [(f"MZ{k}", f"居民{k}", f"2026-11-{k:02d} 10:00:00") for k in range(1, 6)])
+    source = make_source(kind="sql", url=f"sqlite:///{path}", table="mz", primary_key=["jmbh"],
+                         columns={"name": "xm"}, watermark="gxsj")
+    return source, lambda: sqlite3.connect(path)
+
+
+@pytest.mark.parametrize("odd", ["20261205", "2027-12-05 10:00:00", "2O26-12-05 10:00:00"],
+                         ids=["another-shape", "a-year-ahead", "not-a-time"])
+def test_one_odd_stamp_does_not_hide_the_changes_after_it(text_register, tmp_path, odd):
+    # As text, '20261205' sorts after every '2026-12-05 10:00:00', and a mistyped year after every real stamp:
+    # kept as the watermark, each later read would ask only for rows past it.
+    source, connect = text_register
+    read_source(source, tmp_path)
+    with connect() as db:
+        db.execute("UPDATE mz SET xm = '错章', gxsj = ? WHERE jmbh = 'MZ1'", [odd])
+    assert read_source(source, tmp_path).frame["xm"].tolist()[0] == "错章"
+    with connect() as db:
+        db.execute("UPDATE mz SET xm = '又改', gxsj = datetime('now') WHERE jmbh = 'MZ2'")
+
+    assert read_source(source, tmp_path).frame["xm"].tolist()[:2] == ["错章", "又改"]
+
+
+def test_rows_without_a_key_are_read_whole(text_register, tmp_path):
+    source, connect = text_register
+    read_source(source, tmp_path)
+    with connect() as db:  # SQLite lets a TEXT primary key be NULL
+        db.execute("INSERT INTO mz VALUES (NULL, '无编号', '2026-10-01 10:00:00')")
+
+    assert "无编号" in read_source(source, tmp_path).frame["xm"].tolist()
+
+
+def test_a_damaged_kept_watermark_reads_the_table_whole(text_register, tmp_path):
+    import json
+
+    source, connect = text_register
+    read_source(source, tmp_path)
+    kept = DataHome.at(tmp_path).kept_extract_dir(source.name) / "kept.json"
+    state = json.loads(kept.read_text(encoding="utf-8"))
+    kept.write_text(json.dumps({**state, "watermark": {"type": "datetime", "value": "2026-12-05 23:4X:59"}}),
+                    encoding="utf-8")
+
+    assert read_source(source, tmp_path).frame["xm"].tolist() == [f"居民{k}" for k in range(1, 6)]
 
 
 def test_the_table_is_read_whole_again_after_a_week(make_source, register, tmp_path, monkeypatch):
@@ -154,7 +220,7 @@ def test_a_row_deleted_between_the_key_scan_and_its_fetch_is_not_read(make_sourc
     metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(table.insert(), [{"jmbh": 1, "xm": "居民1", "gxsj": T0 + dt.timedelta(hours=1)},
-                                      {"jmbh": 2, "xm": "补录", "gxsj": T0}])  # 2: backdated, not yet kept
+                                      {"jmbh": 2, "xm": "补录", "gxsj": T0 - dt.timedelta(days=1)}])  # 2: backdated
     source = declare(make_source, engine, table)
     kept = KeptRows(read_source(source, tmp_path).frame.iloc[[0]].reset_index(drop=True), T0 + dt.timedelta(hours=1),
                     dt.datetime.now(dt.UTC))
@@ -167,7 +233,7 @@ def test_a_row_deleted_between_the_key_scan_and_its_fetch_is_not_read(make_sourc
         return _read_result(conn, statement)
 
     with engine.begin() as conn:
-        frame, _ = read_changes(source, conn, table, kept, read_then_delete)
+        frame, _ = read_changes(source, conn, table, kept, read_then_delete, dt.datetime.now(dt.UTC))
 
     assert frame["jmbh"].tolist() == ["1"] and frame.notna().all().all()
     engine.dispose()
