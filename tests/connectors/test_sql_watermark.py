@@ -9,6 +9,8 @@ import shutil
 import pytest
 import sqlalchemy as sa
 
+import connectors.increments
+import connectors.sql
 from connectors import read_source
 from connectors.increments import FULL_READ_DAYS
 from core.home import DataHome
@@ -44,7 +46,8 @@ def declare(make_source, engine, table, **extra):
                        primary_key=["jmbh"], columns={"name": "xm"}, watermark="gxsj", **extra)
 
 
-def test_changed_rows_deletes_and_backdated_rows_give_the_whole_read(make_source, register, tmp_path):
+def test_changed_rows_deletes_and_backdated_rows_give_the_whole_read(make_source, register, tmp_path, monkeypatch):
+    monkeypatch.setattr(connectors.increments, "CHECKED_ROWS", 0)  # no kept row fetched again to compare
     engine, table = register
     source = declare(make_source, engine, table)
     first = read_source(source, tmp_path)
@@ -159,7 +162,31 @@ def test_a_damaged_kept_watermark_reads_the_table_whole(text_register, tmp_path)
     assert read_source(source, tmp_path).frame["xm"].tolist() == [f"居民{k}" for k in range(1, 6)]
 
 
+
+def test_a_row_changed_without_its_stamp_is_found_among_the_rows_checked_again(make_source, register, tmp_path):
+    # Every kept row of a table this small is among those fetched again and compared.
+    engine, table = register
+    source = declare(make_source, engine, table)
+    read_source(source, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(table.update().where(table.c.jmbh == 10).values(xm="悄悄改"))
+
+    assert read_source(source, tmp_path).frame["xm"].tolist()[3] == "悄悄改"
+
+
+def test_a_table_replaced_by_another_is_read_whole(text_register, tmp_path):
+    # Another system's table, or a backup, under the same keys, one of its rows stamped after the last read.
+    source, connect = text_register
+    read_source(source, tmp_path)
+    with connect() as db:
+        db.execute("UPDATE mz SET xm = '另一人' || substr(jmbh, 3)")
+        db.execute("UPDATE mz SET gxsj = datetime('now') WHERE jmbh = 'MZ5'")
+
+    assert read_source(source, tmp_path).frame["xm"].tolist() == [f"另一人{k}" for k in range(1, 6)]
+
+
 def test_the_table_is_read_whole_again_after_a_week(make_source, register, tmp_path, monkeypatch):
+    monkeypatch.setattr(connectors.increments, "CHECKED_ROWS", 0)  # no kept row fetched again to compare
     engine, table = register
     source = declare(make_source, engine, table)
     read_source(source, tmp_path)
@@ -167,7 +194,6 @@ def test_the_table_is_read_whole_again_after_a_week(make_source, register, tmp_p
         conn.execute(table.update().where(table.c.jmbh == 1).values(xm="悄悄改"))  # no watermark change
     assert read_source(source, tmp_path).frame.loc[0, "xm"] == "居民1"
 
-    import connectors.sql
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=FULL_READ_DAYS)
     monkeypatch.setattr(connectors.sql, "_now", lambda: later)
 
