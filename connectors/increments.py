@@ -114,6 +114,10 @@ def read_changes(
     by_clean = {clean_name(c.name): c for c in table.columns}
     keys = [by_clean[clean_name(k)] for k in source.primary_key]
     mark = by_clean[clean_name(source.watermark)]
+    if not _same_kind(kept.watermark, mark):
+        logger.info("source %s: the type of %s changed since the last read (now %s); reading the table whole",
+                    source.name, mark.name, mark.type)
+        return None
     # From a while before the kept watermark: a row stamped before it but committed after the last read (a long
     # transaction) is fetched too; and a date-precision watermark is shared by rows changed later that day.
     since = _before(kept.watermark, LOOKBACK)
@@ -163,6 +167,15 @@ def read_changes(
     logger.info("source %s: %d rows changed since watermark %s, %d found by the key scan, %d deleted; %d rows",
                 source.name, len(changed), kept.watermark, len(missing), deleted, len(frame))
     return frame, watermark
+
+
+def _same_kind(watermark: Any, column: sa.Column) -> bool:
+    """Whether the kept ``watermark`` is a value of ``column``'s type as the database now declares it."""
+    try:
+        kind = column.type.python_type
+    except NotImplementedError:  # a type SQLAlchemy has no Python type for: compared as it is
+        return True
+    return isinstance(watermark, kind) or (kind is float and isinstance(watermark, int | Decimal))
 
 
 def _kept_rows_that_differ(conn, table: sa.Table, keys: list[sa.Column], kept: pd.DataFrame, kept_keys: pd.Series,

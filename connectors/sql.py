@@ -140,7 +140,13 @@ def _read_table(
     require_columns(cfg, location, list(by_clean), f"table {table_name}")
     order = [by_clean[clean_name(k)] for k in cfg.primary_key]
     kept = KeptRows.load(home, cfg, started) if cfg.watermark else None
-    changes = read_changes(cfg, conn, table, kept, _read_result, started) if kept and kept.watermark is not None else None
+    changes = None
+    if kept is not None and kept.watermark is not None:
+        try:
+            changes = read_changes(cfg, conn, table, kept, _read_result, started)
+        except (TypeError, ValueError) as e:  # e.g. a watermark column whose type changed since the rows were kept
+            logger.warning("source %s: the rows kept cannot be brought up to date (%s: %s); reading the table whole",
+                           cfg.name, type(e).__name__, e)
     if changes is not None:
         rows = KeptRows(*changes, kept.full_read_at)
     else:

@@ -263,3 +263,27 @@ def test_a_row_deleted_between_the_key_scan_and_its_fetch_is_not_read(make_sourc
 
     assert frame["jmbh"].tolist() == ["1"] and frame.notna().all().all()
     engine.dispose()
+
+
+def test_stamps_written_again_in_another_form_give_the_whole_read(text_register, tmp_path):
+    source, connect = text_register
+    read_source(source, tmp_path)
+    with connect() as db:
+        db.execute("UPDATE mz SET xm = '改过', gxsj = 20261206 WHERE jmbh = 'MZ1'")
+        db.execute("UPDATE mz SET gxsj = 20261201 WHERE jmbh <> 'MZ1'")
+
+    assert read_source(source, tmp_path).frame["xm"].tolist()[0] == "改过"
+
+
+def test_a_watermark_column_whose_type_changed_reads_the_table_whole(make_source, register, tmp_path):
+    # Kept as a time, now text: the kept watermark and the column no longer compare, in the database or here.
+    engine, table = register
+    source = declare(make_source, engine, table)
+    read_source(source, tmp_path)
+    with engine.begin() as conn:
+        kind = "TYPE VARCHAR(30)" if engine.dialect.name == "postgresql" else "VARCHAR(30)"
+        verb = "ALTER COLUMN gxsj" if engine.dialect.name == "postgresql" else "MODIFY gxsj"
+        conn.execute(sa.text(f"ALTER TABLE {table.name} {verb} {kind}"))
+        conn.execute(sa.text(f"UPDATE {table.name} SET xm = '改过' WHERE jmbh = 1"))
+
+    assert read_source(source, tmp_path).frame["xm"].tolist()[0] == "改过"
