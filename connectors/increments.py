@@ -81,6 +81,8 @@ class KeptRows:
                 logger.info("source %s: last read whole %s; reading it whole again", source.name, full_read_at)
                 return None
             watermark = _watermark_from_json(kept["watermark"])
+            if watermark is not None and not _trusted([watermark], watermark, now):
+                raise ValueError(f"the kept watermark {watermark!r} is not one a read can start from")
             frame = pd.read_parquet(folder / _ROWS)
         except FileNotFoundError:
             return None
@@ -134,7 +136,7 @@ def read_changes(
     _, key_columns = read_result(conn, sa.select(*keys).order_by(*keys))
     if any(v is None for column in key_columns for v in column):
         # A row without its key cannot be fetched by it; a whole read has it (and staging quarantines it).
-        logger.info("source %s: rows without a primary key; reading the table whole", source.name)
+        logger.warning("source %s: rows without a primary key; reading the table whole", source.name)
         return None
     scanned_native = list(zip(*key_columns, strict=True)) if key_columns else []
     scanned = _key_text(text_frame([k.name for k in keys], key_columns), keys)

@@ -149,17 +149,21 @@ def test_rows_without_a_key_are_read_whole(text_register, tmp_path):
     assert "无编号" in read_source(source, tmp_path).frame["xm"].tolist()
 
 
-def test_a_damaged_kept_watermark_reads_the_table_whole(text_register, tmp_path):
+@pytest.mark.parametrize("kind", ["datetime", "str"])
+def test_a_damaged_kept_watermark_reads_the_table_whole(text_register, tmp_path, kind, monkeypatch):
     import json
 
+    monkeypatch.setattr(connectors.increments, "CHECKED_ROWS", 0)  # a table too large for every row to be checked
     source, connect = text_register
     read_source(source, tmp_path)
     kept = DataHome.at(tmp_path).kept_extract_dir(source.name) / "kept.json"
     state = json.loads(kept.read_text(encoding="utf-8"))
-    kept.write_text(json.dumps({**state, "watermark": {"type": "datetime", "value": "2026-12-05 23:4X:59"}}),
+    kept.write_text(json.dumps({**state, "watermark": {"type": kind, "value": "2026-12-05 23:4X:59"}}),
                     encoding="utf-8")
+    with connect() as db:  # stamped after the true watermark, before the damaged one
+        db.execute("UPDATE mz SET xm = '改过', gxsj = '2026-11-20 09:00:00' WHERE jmbh = 'MZ1'")
 
-    assert read_source(source, tmp_path).frame["xm"].tolist() == [f"居民{k}" for k in range(1, 6)]
+    assert read_source(source, tmp_path).frame["xm"].tolist() == ["改过"] + [f"居民{k}" for k in range(2, 6)]
 
 
 
