@@ -160,10 +160,11 @@ def test_a_damaged_kept_watermark_reads_the_table_whole(text_register, tmp_path,
     state = json.loads(kept.read_text(encoding="utf-8"))
     kept.write_text(json.dumps({**state, "watermark": {"type": kind, "value": "2026-12-05 23:4X:59"}}),
                     encoding="utf-8")
-    with connect() as db:  # stamped after the true watermark, before the damaged one
+    with connect() as db:  # stamped after the true watermark, before the damaged one; and one now
         db.execute("UPDATE mz SET xm = '改过', gxsj = '2026-11-20 09:00:00' WHERE jmbh = 'MZ1'")
+        db.execute("UPDATE mz SET xm = '今天改', gxsj = datetime('now') WHERE jmbh = 'MZ2'")
 
-    assert read_source(source, tmp_path).frame["xm"].tolist() == ["改过"] + [f"居民{k}" for k in range(2, 6)]
+    assert read_source(source, tmp_path).frame["xm"].tolist() == ["改过", "今天改"] + [f"居民{k}" for k in range(3, 6)]
 
 
 
