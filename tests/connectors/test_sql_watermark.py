@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -46,6 +47,22 @@ def declare(make_source, engine, table, **extra):
                        primary_key=["jmbh"], columns={"name": "xm"}, watermark="gxsj", **extra)
 
 
+
+@pytest.fixture
+def read_after(make_source, register, tmp_path):
+    """``read_after(change)``: the register read by its watermark, ``change(conn, table)`` made, and the frame the next
+    read gives."""
+    engine, table = register
+    source = declare(make_source, engine, table)
+
+    def read(change) -> pd.DataFrame:
+        read_source(source, tmp_path)
+        with engine.begin() as conn:
+            change(conn, table)
+        return read_source(source, tmp_path).frame
+
+    return read
+
 def test_changed_rows_deletes_and_backdated_rows_give_the_whole_read(make_source, register, tmp_path, monkeypatch):
     monkeypatch.setattr(connectors.increments, "CHECKED_ROWS", 0)  # no kept row fetched again to compare
     engine, table = register
@@ -83,30 +100,21 @@ def test_an_unchanged_table_reads_as_the_same_content(make_source, register, tmp
     assert again.frame.equals(first.frame) and again.lineage.content_hash == first.lineage.content_hash
 
 
-def test_a_table_gone_back_in_time_is_read_whole(make_source, register, tmp_path):
+def test_a_table_gone_back_in_time_is_read_whole(read_after):
     # Restored from last month's backup, or loaded again with older stamps: no row is at or past the watermark
     # kept, and a kept row would otherwise stand in for every row of the same key.
-    engine, table = register
-    source = declare(make_source, engine, table)
-    read_source(source, tmp_path)
-    with engine.begin() as conn:
-        conn.execute(table.update().values(xm=table.c.xm + "旧", gxsj=T0 - dt.timedelta(days=30)))
+    frame = read_after(lambda conn, t: conn.execute(t.update().values(xm=t.c.xm + "旧", gxsj=T0 - dt.timedelta(days=30))))
 
-    again = read_source(source, tmp_path)
-
-    assert again.frame["xm"].tolist() == ["居民1旧", "居民2旧", "居民3旧", "居民10旧", "居民20旧"]
+    assert frame["xm"].tolist() == ["居民1旧", "居民2旧", "居民3旧", "居民10旧", "居民20旧"]
 
 
 
-def test_a_row_stamped_before_the_last_read_but_committed_after_it_is_seen(make_source, register, tmp_path):
+def test_a_row_stamped_before_the_last_read_but_committed_after_it_is_seen(read_after):
     # A long transaction (a batch import) stamps its rows when it starts and commits after the read.
-    engine, table = register
-    source = declare(make_source, engine, table)
-    read_source(source, tmp_path)
-    with engine.begin() as conn:
-        conn.execute(table.update().where(table.c.jmbh == 3).values(xm="晚提交", gxsj=T0 + dt.timedelta(hours=3, minutes=30)))
+    frame = read_after(lambda conn, t: conn.execute(
+        t.update().where(t.c.jmbh == 3).values(xm="晚提交", gxsj=T0 + dt.timedelta(hours=3, minutes=30))))
 
-    assert read_source(source, tmp_path).frame["xm"].tolist()[2] == "晚提交"
+    assert frame["xm"].tolist()[2] == "晚提交"
 
 
 @pytest.fixture
@@ -124,6 +132,22 @@ def text_register(make_source, tmp_path):
     return source, lambda: sqlite3.connect(path)
 
 
+
+@pytest.fixture
+def text_read_after(text_register, tmp_path):
+    """``text_read_after(*statements)``: the text register read by its watermark, the statements run, and the frame the
+    next read gives."""
+    source, connect = text_register
+
+    def read(*statements: str) -> pd.DataFrame:
+        read_source(source, tmp_path)
+        with connect() as db:
+            for statement in statements:
+                db.execute(statement)
+        return read_source(source, tmp_path).frame
+
+    return read
+
 @pytest.mark.parametrize("odd", ["20261205", "2027-12-05 10:00:00", "2O26-12-05 10:00:00"],
                          ids=["another-shape", "a-year-ahead", "not-a-time"])
 def test_one_odd_stamp_does_not_hide_the_changes_after_it(text_register, tmp_path, odd):
@@ -140,13 +164,11 @@ def test_one_odd_stamp_does_not_hide_the_changes_after_it(text_register, tmp_pat
     assert read_source(source, tmp_path).frame["xm"].tolist()[:2] == ["错章", "又改"]
 
 
-def test_rows_without_a_key_are_read_whole(text_register, tmp_path):
-    source, connect = text_register
-    read_source(source, tmp_path)
-    with connect() as db:  # SQLite lets a TEXT primary key be NULL
-        db.execute("INSERT INTO mz VALUES (NULL, '无编号', '2026-10-01 10:00:00')")
+def test_rows_without_a_key_are_read_whole(text_read_after):
+    # SQLite lets a TEXT primary key be NULL
+    frame = text_read_after("INSERT INTO mz VALUES (NULL, '无编号', '2026-10-01 10:00:00')")
 
-    assert "无编号" in read_source(source, tmp_path).frame["xm"].tolist()
+    assert "无编号" in frame["xm"].tolist()
 
 
 @pytest.mark.parametrize("kind", ["datetime", "str"])
@@ -168,26 +190,19 @@ def test_a_damaged_kept_watermark_reads_the_table_whole(text_register, tmp_path,
 
 
 
-def test_a_row_changed_without_its_stamp_is_found_among_the_rows_checked_again(make_source, register, tmp_path):
+def test_a_row_changed_without_its_stamp_is_found_among_the_rows_checked_again(read_after):
     # Every kept row of a table this small is among those fetched again and compared.
-    engine, table = register
-    source = declare(make_source, engine, table)
-    read_source(source, tmp_path)
-    with engine.begin() as conn:
-        conn.execute(table.update().where(table.c.jmbh == 10).values(xm="悄悄改"))
+    frame = read_after(lambda conn, t: conn.execute(t.update().where(t.c.jmbh == 10).values(xm="悄悄改")))
 
-    assert read_source(source, tmp_path).frame["xm"].tolist()[3] == "悄悄改"
+    assert frame["xm"].tolist()[3] == "悄悄改"
 
 
-def test_a_table_replaced_by_another_is_read_whole(text_register, tmp_path):
+def test_a_table_replaced_by_another_is_read_whole(text_read_after):
     # Another system's table, or a backup, under the same keys, one of its rows stamped after the last read.
-    source, connect = text_register
-    read_source(source, tmp_path)
-    with connect() as db:
-        db.execute("UPDATE mz SET xm = '另一人' || substr(jmbh, 3)")
-        db.execute("UPDATE mz SET gxsj = datetime('now') WHERE jmbh = 'MZ5'")
+    frame = text_read_after("UPDATE mz SET xm = '另一人' || substr(jmbh, 3)",
+                            "UPDATE mz SET gxsj = datetime('now') WHERE jmbh = 'MZ5'")
 
-    assert read_source(source, tmp_path).frame["xm"].tolist() == [f"另一人{k}" for k in range(1, 6)]
+    assert frame["xm"].tolist() == [f"另一人{k}" for k in range(1, 6)]
 
 
 def test_the_table_is_read_whole_again_after_a_week(make_source, register, tmp_path, monkeypatch):
@@ -216,15 +231,11 @@ def test_a_watermark_needs_a_table_and_an_existing_column(make_source, register,
         read_source(declare(make_source, engine, table).model_copy(update={"watermark": "gxsjj"}), tmp_path)
 
 
-def test_a_row_changed_at_the_last_watermark_is_seen(make_source, register, tmp_path):
+def test_a_row_changed_at_the_last_watermark_is_seen(read_after):
     # A date-precision watermark is shared by every row changed that day, before and after the read.
-    engine, table = register
-    source = declare(make_source, engine, table)
-    read_source(source, tmp_path)
-    with engine.begin() as conn:
-        conn.execute(table.update().where(table.c.jmbh == 20).values(xm="当天又改"))
+    frame = read_after(lambda conn, t: conn.execute(t.update().where(t.c.jmbh == 20).values(xm="当天又改")))
 
-    assert read_source(source, tmp_path).frame["xm"].tolist()[-1] == "当天又改"
+    assert frame["xm"].tolist()[-1] == "当天又改"
 
 
 def test_a_table_with_a_new_column_is_read_whole(make_source, register, tmp_path):
@@ -270,14 +281,11 @@ def test_a_row_deleted_between_the_key_scan_and_its_fetch_is_not_read(make_sourc
     engine.dispose()
 
 
-def test_stamps_written_again_in_another_form_give_the_whole_read(text_register, tmp_path):
-    source, connect = text_register
-    read_source(source, tmp_path)
-    with connect() as db:
-        db.execute("UPDATE mz SET xm = '改过', gxsj = 20261206 WHERE jmbh = 'MZ1'")
-        db.execute("UPDATE mz SET gxsj = 20261201 WHERE jmbh <> 'MZ1'")
+def test_stamps_written_again_in_another_form_give_the_whole_read(text_read_after):
+    frame = text_read_after("UPDATE mz SET xm = '改过', gxsj = 20261206 WHERE jmbh = 'MZ1'",
+                            "UPDATE mz SET gxsj = 20261201 WHERE jmbh <> 'MZ1'")
 
-    assert read_source(source, tmp_path).frame["xm"].tolist()[0] == "改过"
+    assert frame["xm"].tolist()[0] == "改过"
 
 
 def test_a_watermark_column_whose_type_changed_reads_the_table_whole(make_source, register, tmp_path):
