@@ -82,7 +82,8 @@ QUALITY_HISTORY_DDL: dict[str, str] = {
         run_id VARCHAR, source VARCHAR, source_key VARCHAR, record_id VARCHAR, rule VARCHAR)""",
     # One row per disagreement from the first published run that found it to the last, consecutive runs in
     # between: a district's disagreements change little from night to night, so the table grows with what
-    # changes, not by every disagreement every night (350k rows a night at 1M people, carried each night).
+    # changes, not by every disagreement every night (384k rows a night at 1M people, each carried into every later
+    # night's warehouse: benchmarks/results/history_growth.md).
     "conflict_history": """CREATE TABLE conflict_history (
         source VARCHAR, record_id VARCHAR, field VARCHAR, value VARCHAR, likely_wrong BOOLEAN,
         first_run_id VARCHAR, last_run_id VARCHAR)""",
@@ -412,13 +413,17 @@ SELECT '*', 'repeated_entry', 'copies_disagree', {_ratio('count(d.person_id)', '
 FROM multi m LEFT JOIN disagree d USING (person_id)"""
 
 
+def previous_run_sql(run_id: str) -> str:
+    """``SELECT run_id``: the published run before ``run_id`` (the last one in ``runs`` that is not it)."""
+    run = run_id.replace("'", "''")
+    return f"SELECT run_id FROM runs WHERE run_id <> '{run}' ORDER BY published_at DESC LIMIT 1"
+
+
 def quarantine_sql(run_id: str) -> str:
     """Quarantined rows per source and rule, and what the previous published run's quarantine became."""
-    run = run_id.replace("'", "''")
     key_rules = ", ".join(f"'{r}'" for r in _KEY_RULES)
     return f"""
-WITH previous_run AS (
-    SELECT run_id FROM runs WHERE run_id <> '{run}' ORDER BY published_at DESC LIMIT 1
+WITH previous_run AS ({previous_run_sql(run_id)}
 ), previous AS (
     SELECT h.source, h.record_id FROM quarantine_history h SEMI JOIN previous_run USING (run_id)
     WHERE h.rule NOT IN ({key_rules}) AND h.record_id IS NOT NULL
@@ -449,14 +454,12 @@ def conflicts_fixed_sql(run_id: str) -> str:
     no department disagrees any more). A conflict that went away because *another* department
     changed its value is that department's fix, not this one's: the value here did not change.
     """
-    run = run_id.replace("'", "''")
     now_values = "\nUNION ALL\n".join(
         f"SELECT record_id, '{field}' AS field, CAST({field} AS VARCHAR) AS value FROM _q_records WHERE {field} IS NOT NULL"
         for field in _CONFLICT_KEYS
     )
     return f"""
-WITH previous_run AS (
-    SELECT run_id FROM runs WHERE run_id <> '{run}' ORDER BY published_at DESC LIMIT 1
+WITH previous_run AS ({previous_run_sql(run_id)}
 ), previous AS (
     SELECT h.source, h.record_id, h.field, h.value FROM conflict_history h
     WHERE h.last_run_id = (SELECT run_id FROM previous_run)
@@ -510,8 +513,7 @@ def _extend_conflict_history(con: duckdb.DuckDBPyConnection, run_id: str) -> Non
     con.execute("CREATE TEMP TABLE _q_disagreements AS SELECT DISTINCT source, record_id, field, value, likely_wrong "
                 f"FROM ({disagreements_sql(records='_q_records')})")
     try:
-        previous = con.execute("SELECT run_id FROM runs WHERE run_id <> ? ORDER BY published_at DESC LIMIT 1",
-                               [run_id]).fetchone()
+        previous = con.execute(previous_run_sql(run_id)).fetchone()
         if previous is not None:
             con.execute(f"UPDATE conflict_history h SET last_run_id = ? FROM _q_disagreements d "
                         f"WHERE h.last_run_id = ? AND {same}", [run_id, previous[0]])
