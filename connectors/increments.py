@@ -260,10 +260,8 @@ def _trusted(values: list, like: Any, now: dt.datetime) -> list:
         else:
             counts = pc.value_counts(shapes)
             shape = counts.field("values")[pc.index(counts.field("counts"), pc.max(counts.field("counts"))).as_py()].as_py()
-        digits = pc.replace_substring_regex(pc.replace_substring_regex(text, r"\..*$", ""), r"\D", "")
-        numbers = pc.cast(pc.utf8_slice_codeunits(pc.utf8_rpad(digits, 14, "0"), 0, 14), pa.int64())
         usable = pc.and_(pc.and_(pc.equal(shapes, shape), pc.match_substring_regex(text, f"^(?:{_YEAR_FIRST.pattern})$")),
-                         pc.less_equal(numbers, int(tomorrow.strftime("%Y%m%d%H%M%S"))))
+                         pc.less_equal(_stamp_numbers(text), int(tomorrow.strftime("%Y%m%d%H%M%S"))))
         return text.filter(usable).to_pylist()
     if isinstance(present[0], dt.datetime):
         return [v for v in present if v <= (tomorrow if v.tzinfo else tomorrow.replace(tzinfo=None))]
@@ -280,7 +278,7 @@ def _before(watermark: Any, span: dt.timedelta) -> Any:
     if isinstance(watermark, dt.date):
         return watermark - dt.timedelta(days=max(1, span.days))
     if isinstance(watermark, str) and _YEAR_FIRST.fullmatch(watermark):
-        digits = f"{_stamp_number(watermark):014d}"
+        digits = f"{_stamp_numbers(pa.array([watermark]))[0].as_py():014d}"
         earlier = (dt.datetime.strptime(digits, "%Y%m%d%H%M%S") - span).strftime("%Y%m%d%H%M%S")
         filled = iter(earlier + "0" * len(watermark))
         return "".join(next(filled) if c.isdigit() else c for c in watermark)
@@ -300,10 +298,10 @@ def _shape(value: str) -> str:
     return _DIGIT.sub("9", value)
 
 
-def _stamp_number(value: str) -> int:
-    """A year-first date-time as the number YYYYMMDDHHMMSS (missing parts 0): in time order whatever its separators."""
-    digits = "".join(c for c in value.split(".")[0] if c.isdigit())
-    return int((digits + "0" * 14)[:14])
+def _stamp_numbers(text: pa.Array) -> pa.Array:
+    """Year-first date-times as numbers YYYYMMDDHHMMSS (missing parts 0): in time order whatever their separators."""
+    digits = pc.replace_substring_regex(pc.replace_substring_regex(text, r"\..*$", ""), r"\D", "")
+    return pc.cast(pc.utf8_slice_codeunits(pc.utf8_rpad(digits, 14, "0"), 0, 14), pa.int64())
 
 
 def _declaration(source: SourceConfig) -> str:

@@ -172,11 +172,16 @@ def _read_result(conn: sa.Connection, statement: sa.Executable) -> tuple[list[st
     # a second time next to the columns being built.
     result = conn.execute(statement.execution_options(stream_results=True, yield_per=_BATCH_ROWS))
     names = list(result.keys())
+    return names, _columns(names, result.partitions())
+
+
+def _columns(names: list[str], batches) -> list[list]:
+    """The values of each column of ``names``, from batches of rows."""
     columns: list[list] = [[] for _ in names]
-    for batch in result.partitions():
+    for batch in batches:
         for position, values in enumerate(zip(*batch, strict=True)):
             columns[position].extend(values)
-    return names, columns
+    return columns
 
 
 def _sqlite_rows(conn: sa.Connection, statement: sa.Executable) -> tuple[list[str], list[list]] | None:
@@ -194,10 +199,7 @@ def _sqlite_rows(conn: sa.Connection, statement: sa.Executable) -> tuple[list[st
     try:
         cursor.execute(str(compiled))
         names = [d[0] for d in cursor.description]
-        columns: list[list] = [[] for _ in names]
-        while batch := cursor.fetchmany(_BATCH_ROWS):
-            for position, values in enumerate(zip(*batch, strict=True)):
-                columns[position].extend(values)
+        columns = _columns(names, iter(lambda: cursor.fetchmany(_BATCH_ROWS), []))
     except conn.dialect.loaded_dbapi.Error as e:  # as SQLAlchemy would raise it, for _translate
         raise sa.exc.DBAPIError.instance(str(compiled), None, e, conn.dialect.loaded_dbapi.Error) from e
     finally:
