@@ -300,3 +300,10 @@ def test_a_watermark_column_whose_type_changed_reads_the_table_whole(make_source
         conn.execute(sa.text(f"UPDATE {table.name} SET xm = '改过' WHERE jmbh = 1"))
 
     assert read_source(source, tmp_path).frame["xm"].tolist()[0] == "改过"
+
+
+def test_a_text_stamp_before_the_last_read_but_committed_after_it_is_seen(text_read_after):
+    # The lookback in a text column's own shape: the kept watermark is '2026-11-05 10:00:00'.
+    frame = text_read_after("UPDATE mz SET xm = '晚提交', gxsj = '2026-11-05 09:30:00' WHERE jmbh = 'MZ3'")
+
+    assert frame["xm"].tolist()[2] == "晚提交"
