@@ -100,17 +100,19 @@ def test_an_unchanged_table_reads_as_the_same_content(make_source, register, tmp
     assert again.frame.equals(first.frame) and again.lineage.content_hash == first.lineage.content_hash
 
 
-def test_a_table_gone_back_in_time_is_read_whole(read_after):
+def test_a_table_gone_back_in_time_is_read_whole(read_after, monkeypatch):
     # Restored from last month's backup, or loaded again with older stamps: no row is at or past the watermark
     # kept, and a kept row would otherwise stand in for every row of the same key.
+    monkeypatch.setattr(connectors.increments, "CHECKED_ROWS", 0)  # found without a row checked again
     frame = read_after(lambda conn, t: conn.execute(t.update().values(xm=t.c.xm + "旧", gxsj=T0 - dt.timedelta(days=30))))
 
     assert frame["xm"].tolist() == ["居民1旧", "居民2旧", "居民3旧", "居民10旧", "居民20旧"]
 
 
 
-def test_a_row_stamped_before_the_last_read_but_committed_after_it_is_seen(read_after):
+def test_a_row_stamped_before_the_last_read_but_committed_after_it_is_seen(read_after, monkeypatch):
     # A long transaction (a batch import) stamps its rows when it starts and commits after the read.
+    monkeypatch.setattr(connectors.increments, "CHECKED_ROWS", 0)  # found by the lookback, not by a row checked again
     frame = read_after(lambda conn, t: conn.execute(
         t.update().where(t.c.jmbh == 3).values(xm="晚提交", gxsj=T0 + dt.timedelta(hours=3, minutes=30))))
 
@@ -150,9 +152,10 @@ def text_read_after(text_register, tmp_path):
 
 @pytest.mark.parametrize("odd", ["20261205", "2027-12-05 10:00:00", "2O26-12-05 10:00:00"],
                          ids=["another-shape", "a-year-ahead", "not-a-time"])
-def test_one_odd_stamp_does_not_hide_the_changes_after_it(text_register, tmp_path, odd):
+def test_one_odd_stamp_does_not_hide_the_changes_after_it(text_register, tmp_path, odd, monkeypatch):
     # As text, '20261205' sorts after every '2026-12-05 10:00:00', and a mistyped year after every real stamp:
     # kept as the watermark, each later read would ask only for rows past it.
+    monkeypatch.setattr(connectors.increments, "CHECKED_ROWS", 0)  # found without a row checked again
     source, connect = text_register
     read_source(source, tmp_path)
     with connect() as db:
@@ -302,8 +305,9 @@ def test_a_watermark_column_whose_type_changed_reads_the_table_whole(make_source
     assert read_source(source, tmp_path).frame["xm"].tolist()[0] == "改过"
 
 
-def test_a_text_stamp_before_the_last_read_but_committed_after_it_is_seen(text_read_after):
+def test_a_text_stamp_before_the_last_read_but_committed_after_it_is_seen(text_read_after, monkeypatch):
     # The lookback in a text column's own shape: the kept watermark is '2026-11-05 10:00:00'.
+    monkeypatch.setattr(connectors.increments, "CHECKED_ROWS", 0)  # found by the lookback, not by a row checked again
     frame = text_read_after("UPDATE mz SET xm = '晚提交', gxsj = '2026-11-05 09:30:00' WHERE jmbh = 'MZ3'")
 
     assert frame["xm"].tolist()[2] == "晚提交"
