@@ -35,15 +35,22 @@ _PER_RUN = ("CREATE TABLE conflict_history (run_id VARCHAR, source VARCHAR, reco
             "value VARCHAR, likely_wrong BOOLEAN)")
 
 
-def _night(con: duckdb.DuckDBPyConnection) -> tuple[int, int | None]:
-    """(disagreements of the warehouse's last run, rows its last night started) from ``src.conflict_history``."""
+def _last_run(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
+    """The attached warehouse's (``src``) last run, and the column of ``conflict_history`` naming the run a row is of:
+    ``run_id`` in the layout of one row per run, ``last_run_id`` in spans."""
     columns = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'src' "
                                          "AND table_name = 'conflict_history'").fetchall()}
-    last = con.execute("SELECT run_id FROM src.runs ORDER BY published_at DESC LIMIT 1").fetchone()[0]
+    run = con.execute("SELECT run_id FROM src.runs ORDER BY published_at DESC LIMIT 1").fetchone()[0]
+    return run, "run_id" if "run_id" in columns else "last_run_id"
+
+
+def _night(con: duckdb.DuckDBPyConnection) -> tuple[int, int | None]:
+    """(disagreements of the warehouse's last run, rows its last night started) from ``src.conflict_history``."""
+    last, column = _last_run(con)
     first = con.execute("SELECT run_id FROM src.runs ORDER BY published_at LIMIT 1").fetchone()[0]
-    if "run_id" in columns:
-        return con.execute("SELECT count(*) FROM src.conflict_history WHERE run_id = ?", [last]).fetchone()[0], None
-    rows = con.execute("SELECT count(*) FROM src.conflict_history WHERE last_run_id = ?", [last]).fetchone()[0]
+    rows = con.execute(f"SELECT count(*) FROM src.conflict_history WHERE {column} = ?", [last]).fetchone()[0]
+    if column == "run_id":
+        return rows, None
     started = con.execute("SELECT count(*) FROM src.conflict_history WHERE first_run_id = ?", [last]).fetchone()[0]
     return rows, (started if last != first else None)
 
@@ -51,11 +58,9 @@ def _night(con: duckdb.DuckDBPyConnection) -> tuple[int, int | None]:
 def _build(path: Path, warehouse: Path, layout: str, nights: int, new_per_night: int) -> None:
     with duckdb.connect(str(path)) as con:
         con.execute(f"ATTACH '{warehouse}' AS src (READ_ONLY)")
-        cols = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'src' "
-                                          "AND table_name = 'conflict_history'").fetchall()}
-        last = ("run_id" if "run_id" in cols else "last_run_id")
-        run = con.execute("SELECT run_id FROM src.runs ORDER BY published_at DESC LIMIT 1").fetchone()[0]
-        con.execute(f"CREATE TEMP TABLE night AS SELECT {_COLUMNS} FROM src.conflict_history WHERE {last} = ?", [run])
+        run, column = _last_run(con)
+        con.execute(f"CREATE TEMP TABLE night AS SELECT {_COLUMNS} FROM src.conflict_history WHERE {column} = ?",
+                    [run])
         if layout == "per run":
             con.execute(_PER_RUN)
             con.execute("INSERT INTO conflict_history SELECT printf('run-%05d', n), night.* FROM night, range(?) t(n)",
