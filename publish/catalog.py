@@ -601,10 +601,16 @@ _TABLES = (
         _col("denominator", BIGINT, "the denominator of a share", "分母"),
     ),
     _table(
-        "quarantine_history", "quarantined row × run",
-        "carried over, so a row quarantined last run and staged now counts as fixed",
-        _run_id("the run that quarantined the row"), _SOURCE, _SOURCE_KEY, _RECORD_ID,
+        "quarantine_history", "quarantined row × span of published runs",
+        "one row from the first published run that quarantined the row to the last, the runs between them "
+        "consecutive (`runs` by `published_at`), rows alike in every column (a source's rows without their key) "
+        "counted in one; carried over, so a row quarantined last run and staged now counts as fixed",
+        _SOURCE, _SOURCE_KEY, _RECORD_ID,
         _col("rule", TEXT, "the first quarantine rule it broke", "规则"),
+        _col("rows", BIGINT, "how many rows alike it stands for (more than 1 only for rows without their key)",
+             "行数"),
+        _col("first_run_id", TEXT, "the first published run that quarantined it (`runs.run_id`)", "首次隔离运行"),
+        _col("last_run_id", TEXT, "the last published run that quarantined it (`runs.run_id`)", "最近隔离运行"),
     ),
     _table(
         "conflict_history", "record disagreeing with another department × disputed field × span of published runs",

@@ -77,7 +77,7 @@ from publish.products import ProductFile, area_rows, build_product, family_rows
 from publish.residence import census_gaps_sql, grid_updates_sql
 from publish.risks import RiskRules, add_risk_warnings, departments_of
 from publish.scopes import expand_recipients, known_areas, unlisted_areas
-from quality.metrics import CONFLICT_SPAN_SQL, QUALITY_HISTORY_DDL, write_quality_metrics
+from quality.metrics import HISTORY_SPAN_SQL, QUALITY_HISTORY_DDL, write_quality_metrics
 from quality.staging_report import StagingReport
 from staging.schema import CANONICAL_COLUMNS, DAY_DATE_COLUMNS
 
@@ -576,8 +576,8 @@ class Warehouse:
                 if table not in existing:
                     continue
                 rows = f"SELECT * FROM previous.{table}"
-                if table == "conflict_history" and "run_id" in existing[table]:
-                    rows = CONFLICT_SPAN_SQL.format(table=f"previous.{table}")  # an earlier version's layout
+                if table in HISTORY_SPAN_SQL and "run_id" in existing[table]:
+                    rows = HISTORY_SPAN_SQL[table].format(table=f"previous.{table}")  # an earlier version's layout
                 con.execute(f"INSERT INTO {table} BY NAME {rows}")
         finally:
             con.execute("DETACH previous")

@@ -54,6 +54,7 @@ __all__ = [
     "COMPLETENESS_WEIGHTS",
     "DIMENSIONS",
     "FRESH_DAYS",
+    "HISTORY_SPAN_SQL",
     "QUALITY_HISTORY_DDL",
     "completeness_sql",
     "consistency_sql",
@@ -78,22 +79,29 @@ QUALITY_HISTORY_DDL: dict[str, str] = {
     "quality_metrics": """CREATE TABLE quality_metrics (
         run_id VARCHAR, source VARCHAR, dimension VARCHAR, measure VARCHAR, value DOUBLE,
         numerator BIGINT, denominator BIGINT)""",
+    # Both histories keep one row per quarantined row or disagreement from the first published run that found it
+    # to the last, consecutive runs in between (:func:`_extend_spans`): what a district quarantines and where its
+    # departments disagree change little from night to night, so they grow with what changes, not by everything
+    # again every night (384k disagreements and 15k quarantined rows a night at 1M people, each carried into every
+    # later night's warehouse: benchmarks/results/history_growth.md). Rows alike in every column (several rows of a
+    # source without their key) are one row counting them (``rows``).
     "quarantine_history": """CREATE TABLE quarantine_history (
-        run_id VARCHAR, source VARCHAR, source_key VARCHAR, record_id VARCHAR, rule VARCHAR)""",
-    # One row per disagreement from the first published run that found it to the last, consecutive runs in
-    # between: a district's disagreements change little from night to night, so the table grows with what
-    # changes, not by every disagreement every night (384k rows a night at 1M people, each carried into every later
-    # night's warehouse: benchmarks/results/history_growth.md).
+        source VARCHAR, source_key VARCHAR, record_id VARCHAR, rule VARCHAR, rows BIGINT,
+        first_run_id VARCHAR, last_run_id VARCHAR)""",
     "conflict_history": """CREATE TABLE conflict_history (
         source VARCHAR, record_id VARCHAR, field VARCHAR, value VARCHAR, likely_wrong BOOLEAN,
         first_run_id VARCHAR, last_run_id VARCHAR)""",
 }
 """History tables the warehouse carries from run to run (see ``publish.warehouse``)."""
 
-CONFLICT_SPAN_SQL = """SELECT source, record_id, field, value, likely_wrong, run_id AS first_run_id,
-    run_id AS last_run_id FROM {table}"""
-"""``conflict_history`` rows from a warehouse that kept one row per disagreement and run (``run_id``, before
-2026-12-05): each a span of that one run."""
+HISTORY_SPAN_SQL: dict[str, str] = {
+    "quarantine_history": """SELECT source, source_key, record_id, rule, count(*) AS rows, run_id AS first_run_id,
+        run_id AS last_run_id FROM {table} GROUP BY source, source_key, record_id, rule, run_id""",
+    "conflict_history": """SELECT source, record_id, field, value, likely_wrong, run_id AS first_run_id,
+        run_id AS last_run_id FROM {table}""",
+}
+"""Each history's rows from a warehouse that kept one row per quarantined row or disagreement and run (``run_id``:
+``conflict_history`` before 2026-12-05, ``quarantine_history`` before 2026-12-06): each a span of that one run."""
 
 DIMENSIONS: tuple[str, ...] = ("completeness", "validity", "uniqueness", "consistency", "timeliness")
 """The graded dimensions, in scorecard order."""
@@ -425,8 +433,8 @@ def quarantine_sql(run_id: str) -> str:
     return f"""
 WITH previous_run AS ({previous_run_sql(run_id)}
 ), previous AS (
-    SELECT h.source, h.record_id FROM quarantine_history h SEMI JOIN previous_run USING (run_id)
-    WHERE h.rule NOT IN ({key_rules}) AND h.record_id IS NOT NULL
+    SELECT h.source, h.record_id, h.rows FROM quarantine_history h
+    WHERE h.last_run_id = (SELECT run_id FROM previous_run) AND h.rule NOT IN ({key_rules}) AND h.record_id IS NOT NULL
 ), now_q AS (SELECT DISTINCT source, record_id FROM _q_quarantine WHERE rule NOT IN ({key_rules}))
 SELECT e.source, 'quarantine' AS dimension, 'quarantined' AS measure,
        {_ratio('coalesce(q.n, 0)', 'e.row_count')} AS value, coalesce(q.n, 0) AS numerator, e.row_count AS denominator
@@ -436,8 +444,8 @@ SELECT q.source, 'quarantine', 'rule:' || q.rule, {_ratio('count(*)', 'any_value
 FROM _q_quarantine q JOIN _q_extracts e USING (source) GROUP BY q.source, q.rule
 UNION ALL
 SELECT p.source, 'quarantine', 'fixed',
-       {_ratio('count(*) FILTER (WHERE p.record_id IN (SELECT record_id FROM _q_records))', 'count(*)')},
-       count(*) FILTER (WHERE p.record_id IN (SELECT record_id FROM _q_records)), count(*)
+       {_ratio('sum(p.rows) FILTER (WHERE p.record_id IN (SELECT record_id FROM _q_records))', 'sum(p.rows)')},
+       coalesce(sum(p.rows) FILTER (WHERE p.record_id IN (SELECT record_id FROM _q_records)), 0), sum(p.rows)
 FROM previous p GROUP BY p.source
 UNION ALL
 SELECT n.source, 'quarantine', 'new', count(*), count(*), NULL
@@ -505,23 +513,23 @@ FROM quality_metrics WHERE run_id = '{run}' AND measure = 'score' AND dimension 
 GROUP BY source"""
 
 
-def _extend_conflict_history(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """Record this run's disagreements in ``conflict_history``: a disagreement the previous published run had
-    too (same record, field, value and verdict) extends its row to this run; any other starts a row."""
-    same = " AND ".join(f"h.{c} IS NOT DISTINCT FROM d.{c}" for c in ("source", "record_id", "field", "value",
-                                                                     "likely_wrong"))
-    con.execute("CREATE TEMP TABLE _q_disagreements AS SELECT DISTINCT source, record_id, field, value, likely_wrong "
-                f"FROM ({disagreements_sql(records='_q_records')})")
+def _extend_spans(con: duckdb.DuckDBPyConnection, table: str, now: str, run_id: str) -> None:
+    """Record this run's rows of a history (``table``, :data:`QUALITY_HISTORY_DDL`) from ``now`` (a query of its
+    columns but the two runs): a row the previous published run had too, alike in every column, extends its span to
+    this run; any other starts a span."""
+    columns = [c for (c, *_) in con.execute(f"DESCRIBE {table}").fetchall() if c not in ("first_run_id", "last_run_id")]
+    same = " AND ".join(f"h.{c} IS NOT DISTINCT FROM n.{c}" for c in columns)
+    con.execute(f"CREATE TEMP TABLE _q_now AS SELECT DISTINCT {', '.join(columns)} FROM ({now})")
     try:
         previous = con.execute(previous_run_sql(run_id)).fetchone()
         if previous is not None:
-            con.execute(f"UPDATE conflict_history h SET last_run_id = ? FROM _q_disagreements d "
-                        f"WHERE h.last_run_id = ? AND {same}", [run_id, previous[0]])
-        con.execute(f"INSERT INTO conflict_history SELECT d.*, ?, ? FROM _q_disagreements d "
-                    f"WHERE NOT EXISTS (SELECT 1 FROM conflict_history h WHERE h.last_run_id = ? AND {same})",
+            con.execute(f"UPDATE {table} h SET last_run_id = ? FROM _q_now n WHERE h.last_run_id = ? AND {same}",
+                        [run_id, previous[0]])
+        con.execute(f"INSERT INTO {table} SELECT n.*, ?, ? FROM _q_now n "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {table} h WHERE h.last_run_id = ? AND {same})",
                     [run_id, run_id, run_id])
     finally:
-        con.execute("DROP TABLE _q_disagreements")
+        con.execute("DROP TABLE _q_now")
 
 
 def write_quality_metrics(con: duckdb.DuckDBPyConnection, run_id: str, staging_reports: Sequence[StagingReport]) -> int:
@@ -546,10 +554,10 @@ def write_quality_metrics(con: duckdb.DuckDBPyConnection, run_id: str, staging_r
         soft = _soft_problem_rows(run_id, staging_reports)
         if soft:
             con.executemany("INSERT INTO quality_metrics VALUES (?, ?, ?, ?, ?, ?, ?)", soft)
-        con.execute(
-            "INSERT INTO quarantine_history SELECT ?, source, source_key, record_id, rule FROM _q_quarantine", [run_id]
-        )
-        _extend_conflict_history(con, run_id)
+        _extend_spans(con, "quarantine_history", "SELECT source, source_key, record_id, rule, count(*) AS rows "
+                      "FROM _q_quarantine GROUP BY source, source_key, record_id, rule", run_id)
+        _extend_spans(con, "conflict_history", "SELECT source, record_id, field, value, likely_wrong "
+                      f"FROM ({disagreements_sql(records='_q_records')})", run_id)
         written = con.execute("SELECT count(*) FROM quality_metrics WHERE run_id = ?", [run_id]).fetchall()[0][0]
     finally:
         for name in ("_q_cross", "_q_sources"):
