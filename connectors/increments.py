@@ -44,6 +44,7 @@ import sqlalchemy as sa
 from connectors._frames import clean_name, text_frame
 from connectors.config import SourceConfig
 from core.folders import replacing_folder
+from core.frames import FRAME_SUFFIX, read_frame, write_frame
 from core.home import DataHome, HomeLike
 
 __all__ = ["FULL_READ_DAYS", "KeptRows", "read_changes"]
@@ -54,7 +55,7 @@ FULL_READ_DAYS = 7
 """Days after which a watermark source is read whole again, catching a row changed without its watermark."""
 
 _KEPT = "kept.json"
-_ROWS = "rows.parquet"
+_ROWS = f"rows{FRAME_SUFFIX}"  # (before 2026-12-06 parquet: not found, the table is read whole once)
 _FETCH_BATCH = 1_000
 _KEY_SEPARATOR = "\x1f"
 
@@ -83,21 +84,21 @@ class KeptRows:
             watermark = _watermark_from_json(kept["watermark"])
             if watermark is not None and not _trusted([watermark], watermark, now):
                 raise ValueError(f"the kept watermark {watermark!r} is not one a read can start from")
-            frame = pd.read_parquet(folder / _ROWS)
+            frame = read_frame(folder / _ROWS)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as e:
             logger.warning("source %s: the rows kept in %s cannot be read (%s); reading the table whole",
                            source.name, folder, e)
             return None
-        # Parquet hands back NaN for missing text; a connector's frame holds None.
+        # Read back as pandas' Arrow strings; a connector's frame holds Python objects, None where missing.
         frame = frame.astype(object).where(frame.notna(), None)
         return KeptRows(frame, watermark, full_read_at)
 
     def keep(self, home: HomeLike, source: SourceConfig) -> None:
         """Keep these rows for the next read of ``source``, replacing those kept before as a whole."""
         with replacing_folder(DataHome.at(home).kept_extract_dir(source.name)) as fresh:
-            self.frame.to_parquet(fresh / _ROWS, index=False)
+            write_frame(self.frame, fresh / _ROWS)
             kept = {"declaration": _declaration(source), "watermark": _watermark_to_json(self.watermark),
                     "full_read_at": self.full_read_at.isoformat()}
             (fresh / _KEPT).write_text(json.dumps(kept, ensure_ascii=False), encoding="utf-8")

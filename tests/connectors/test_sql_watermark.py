@@ -193,6 +193,23 @@ def test_a_damaged_kept_watermark_reads_the_table_whole(text_register, tmp_path,
 
 
 
+
+@pytest.mark.parametrize("damage", ["garbage", "an earlier version's parquet"])
+def test_kept_rows_that_cannot_be_read_read_the_table_whole(text_register, tmp_path, damage, monkeypatch):
+    monkeypatch.setattr(connectors.increments, "CHECKED_ROWS", 0)  # a table too large for every row to be checked
+    source, connect = text_register
+    read_source(source, tmp_path)
+    folder = DataHome.at(tmp_path).kept_extract_dir(source.name)
+    [rows] = [f for f in folder.iterdir() if f.name != "kept.json"]
+    if damage == "garbage":
+        rows.write_bytes(b"\x00not an arrow file" * 10)
+    else:
+        rows.rename(folder / "rows.parquet")  # (its name before 2026-12-06)
+    with connect() as db:  # changed without its stamp moving: only a whole read sees it
+        db.execute("UPDATE mz SET xm = '悄悄改' WHERE jmbh = 'MZ1'")
+
+    assert read_source(source, tmp_path).frame["xm"].tolist() == ["悄悄改"] + [f"居民{k}" for k in range(2, 6)]
+
 def test_a_row_changed_without_its_stamp_is_found_among_the_rows_checked_again(read_after):
     # Every kept row of a table this small is among those fetched again and compared.
     frame = read_after(lambda conn, t: conn.execute(t.update().where(t.c.jmbh == 10).values(xm="悄悄改")))
