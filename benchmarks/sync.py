@@ -161,6 +161,7 @@ def main() -> None:
         shutil.copytree(home, before, symlinks=True, ignore=shutil.ignore_patterns("dagster"))
         runs["incremental"] = timed_run(home)
         print("incremental", runs["incremental"], flush=True)
+        reach = day_reach(home)
         shutil.rmtree(home)
         runs["full_again"] = timed_run(before, "--full")
         print("full again", runs["full_again"], flush=True)
@@ -174,13 +175,46 @@ def main() -> None:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1024**3:.0f} GB, Python {platform.python_version()}  \n"
         f"Day's change: {CHANGED:.0%} of each person source's rows changed, {GONE:.1%} gone, {NEW:.1%} new\n\n"
-        f"{table}\n\nincremental / full on the same day: **{ratio:.2f}** of the wall time\n"
+        f"{table}\n\nincremental / full on the same day: **{ratio:.2f}** of the wall time\n\n"
+        f"What the day's changes reached (the incremental night's unified_population against the first night's): "
+        f"{reach['persons']:,} of {reach['of_persons']:,} persons' rows changed; a changed person in "
+        + ", ".join(f"{reach[a]} of {reach['of_' + a]} {a}s" for a in _AREAS)
+        + " (every grid worker's product with a changed person is issued anew)\n"
     )
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("a", encoding="utf-8") as out:
             out.write(text + "\n")
+
+
+_AREAS = ("street", "community", "grid")
+
+
+def day_reach(home: Path) -> dict[str, int]:
+    """How far a day's changes reach in what is published: the persons whose ``unified_population`` row differs
+    between ``home``'s last two generations, and the areas (each the scope of grid workers' products) holding one."""
+    import duckdb
+
+    from core.home import DataHome
+    from publish.generations import Generations
+
+    data_home = DataHome.at(home)
+    before, after = (data_home.generation_warehouse_file(g.name) for g in Generations(home).published()[-2:])
+    with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"ATTACH '{before}' AS a (READ_ONLY)")
+        con.execute(f"ATTACH '{after}' AS b (READ_ONLY)")
+        con.execute("""CREATE TEMP TABLE changed AS
+            SELECT person_id FROM (FROM b.unified_population EXCEPT FROM a.unified_population)
+            UNION SELECT person_id FROM (FROM a.unified_population EXCEPT FROM b.unified_population)""")
+        reach = {"persons": con.execute("SELECT count(*) FROM changed").fetchone()[0],
+                 "of_persons": con.execute("SELECT count(*) FROM b.unified_population").fetchone()[0]}
+        for area in _AREAS:
+            reach[area], reach[f"of_{area}"] = con.execute(
+                f"SELECT count(DISTINCT {area}) FILTER (WHERE person_id IN (SELECT person_id FROM changed)), "
+                f"count(DISTINCT {area}) FROM b.unified_population").fetchone()
+    return reach
 
 
 def _table(runs: dict[str, dict]) -> str:
