@@ -430,6 +430,7 @@ def previous_run_sql(run_id: str) -> str:
 def quarantine_sql(run_id: str) -> str:
     """Quarantined rows per source and rule, and what the previous published run's quarantine became."""
     key_rules = ", ".join(f"'{r}'" for r in _KEY_RULES)
+    fixed = "coalesce(sum(p.rows) FILTER (WHERE p.record_id IN (SELECT record_id FROM _q_records)), 0)"
     return f"""
 WITH previous_run AS ({previous_run_sql(run_id)}
 ), previous AS (
@@ -443,9 +444,7 @@ UNION ALL
 SELECT q.source, 'quarantine', 'rule:' || q.rule, {_ratio('count(*)', 'any_value(e.row_count)')}, count(*), any_value(e.row_count)
 FROM _q_quarantine q JOIN _q_extracts e USING (source) GROUP BY q.source, q.rule
 UNION ALL
-SELECT p.source, 'quarantine', 'fixed',
-       {_ratio('sum(p.rows) FILTER (WHERE p.record_id IN (SELECT record_id FROM _q_records))', 'sum(p.rows)')},
-       coalesce(sum(p.rows) FILTER (WHERE p.record_id IN (SELECT record_id FROM _q_records)), 0), sum(p.rows)
+SELECT p.source, 'quarantine', 'fixed', {_ratio(fixed, 'sum(p.rows)')}, {fixed}, sum(p.rows)
 FROM previous p GROUP BY p.source
 UNION ALL
 SELECT n.source, 'quarantine', 'new', count(*), count(*), NULL

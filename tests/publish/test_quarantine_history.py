@@ -40,18 +40,18 @@ def _history(home) -> list[tuple]:
 
 def _fixed(home, run_id: str) -> tuple | None:
     with duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True) as con:
-        return con.execute("SELECT numerator, denominator FROM quality_metrics WHERE run_id = ? AND source = 'health' "
-                           "AND measure = 'fixed'", [run_id]).fetchone()
+        return con.execute("SELECT numerator, denominator, value FROM quality_metrics WHERE run_id = ? "
+                           "AND source = 'health' AND measure = 'fixed'", [run_id]).fetchone()
 
 
 def test_a_quarantined_row_is_one_row_over_the_runs_that_quarantined_it(tmp_path, district):
     _night(tmp_path, district, "run1", li_quarantined=True, keyless=2)
     _night(tmp_path, district, "run2", li_quarantined=True, keyless=2)  # nothing changed
     _night(tmp_path, district, "run3", li_quarantined=True, keyless=2)
-    assert _fixed(tmp_path, "run2") == (0, 1)
+    assert _fixed(tmp_path, "run2") == (0, 1, 0.0)  # a share of none fixed, not unknown
     _night(tmp_path, district, "run4", li_quarantined=False, keyless=3)  # health fixed 李娜's name; a third keyless row
 
-    assert _fixed(tmp_path, "run4") == (1, 1)
+    assert _fixed(tmp_path, "run4") == (1, 1, 1.0)
     assert _history(tmp_path) == [
         ("census", None, "missing_source_key", 2, "run1", "run3"),
         ("census", None, "missing_source_key", 3, "run4", "run4"),  # one more row alike: a new span
@@ -77,7 +77,7 @@ def test_a_history_of_one_row_per_run_is_carried_as_spans(tmp_path, district):
 
     _night(tmp_path, district, "run2", li_quarantined=False, keyless=2)
 
-    assert _fixed(tmp_path, "run2") == (1, 1)
+    assert _fixed(tmp_path, "run2") == (1, 1, 1.0)
     assert _history(tmp_path) == [
         ("census", None, "missing_source_key", 2, "run1", "run2"),
         ("health", "health:10", "missing_name", 1, "run1", "run1"),
