@@ -14,7 +14,8 @@ The result is the frame a whole read would give (same rows, order and content ha
 row changed without its watermark moving, which no incremental read can see: the table is read
 whole again every :data:`FULL_READ_DAYS` days, and ``silobreaker run --full`` reads it whole now. A
 table without a row at or past the kept watermark (restored from a backup, loaded again with older
-stamps, or its last-changed row deleted) is read whole at once, as is one with a row without its key.
+stamps, or its last-changed row deleted) is read whole at once, as is one with a row without its key or a key
+it holds twice (a key sources.yaml declares but the database does not enforce).
 
 Each read asks for rows from :data:`LOOKBACK` before the kept watermark (a row stamped before the last
 read but committed after it), and only values that cannot hide later changes become the watermark
@@ -143,6 +144,12 @@ def read_changes(
     scanned = _key_text(text_frame([k.name for k in keys], key_columns), keys)
 
     kept_keys = _key_text(kept.frame, keys)
+    if not (pd.Index(scanned).is_unique and pd.Index(kept_keys).is_unique):
+        # The declared key is not one the database enforces: rows under one key cannot be merged by it; a whole
+        # read has them all (and staging quarantines the repeats, duplicate_source_key).
+        logger.warning("source %s: a primary key (%s) the table holds more than once; reading it whole",
+                       source.name, ", ".join(k.name for k in keys))
+        return None
     changed_keys = _key_text(changed, keys)
     differ = _kept_rows_that_differ(conn, table, keys, kept.frame, kept_keys, scanned, scanned_native, changed_keys,
                                     read_result)
