@@ -178,7 +178,7 @@ def main() -> None:
         f"{table}\n\nincremental / full on the same day: **{ratio:.2f}** of the wall time\n\n"
         f"What the day's changes reached (the incremental night's unified_population against the first night's): "
         f"{reach['persons']:,} of {reach['of_persons']:,} persons' rows changed; a changed person in "
-        + ", ".join(f"{reach[a]} of {reach['of_' + a]} {a}s" for a in _AREAS)
+        + ", ".join(f"{reach[a]} of {reach['of_' + a]} {plural}" for a, plural in _AREAS.items())
         + " (every grid worker's product with a changed person is issued anew)\n"
     )
     print(text)
@@ -188,7 +188,7 @@ def main() -> None:
             out.write(text + "\n")
 
 
-_AREAS = ("street", "community", "grid")
+_AREAS = {"street": "streets", "community": "communities", "grid": "grids"}
 
 
 def day_reach(home: Path) -> dict[str, int]:
