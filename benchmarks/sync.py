@@ -13,7 +13,8 @@ process measured with GNU time (wall, peak resident memory):
 3. **incremental**: the next sync, with what the first one kept (``<home>/kept``: stagings of unchanged
    sources, and the linking state — changed records are linked on the first night's model and pairs);
 4. **full again**: the same day's sync on a copy of the home taken before step 3, with ``--full``
-   (every source read, staged and linked, the model fitted again).
+   (every source read, staged and linked; since 2026-12-06 with the first night's model, still fresh, as the
+   incremental night; before, the model was fitted again).
 
 Each run's stage times come from its progress lines (``[ t ] 抽取 extract census: … (d s)``); ``audit MB
 written`` is what the run added under ``<home>/audit`` (the log and who was in each product), which is

@@ -33,6 +33,7 @@ from dedup.compare import RecordArrays, compare_pairs, level_labels
 from dedup.id_sharing import ID_SHARING_VETO, find_id_sharing, without_borrowed_ids
 from dedup.ids import PreviousLinking, assign_stable_ids
 from dedup.incremental import (
+    FittedModel,
     KeptLinking,
     carried_pairs,
     carried_within,
@@ -101,6 +102,7 @@ def link_records(
     kept: KeptLinking | None = None,
     model: FellegiSunterModel | None = None,
     now: dt.datetime | None = None,
+    fitted: FittedModel | None = None,
 ) -> LinkResult:
     """Resolve which records describe the same person.
 
@@ -116,6 +118,8 @@ def link_records(
             or when the records cannot be linked on it (see :mod:`dedup.incremental`).
         model: score with this model instead of fitting one (ignored with a usable ``kept``).
         now: when the run happens (a fitted model is kept as of then); the present time when omitted.
+        fitted: without a usable ``kept``, score with this kept model (``silobreaker run --full``) if the records
+            read as they did when it was fitted, keeping when that was (:meth:`KeptLinking.load_model`).
 
     Returns:
         :class:`LinkResult` with the record → person mapping, the explainable pairs, run statistics and
@@ -175,8 +179,14 @@ def link_records(
         tell("blocking", report.candidate_pairs)
 
         phase = time.perf_counter()
+        if fitted is not None and fitted.reading != reading:
+            log.info("linking: the ID number or community column now reads otherwise (%s, was %s); fitting the "
+                     "model again", reading, fitted.reading)
+            fitted = None
         if increment is not None:
             model, trained_at = increment.kept.model.keyed_to(arrays), increment.kept.trained_at
+        elif fitted is not None:
+            model, trained_at = fitted.model.keyed_to(arrays), fitted.trained_at
         elif model is not None:
             model, trained_at = model.keyed_to(arrays), now
         else:

@@ -19,8 +19,10 @@ blocked, and the scored pairs it kept (links, near misses, vetoed). The next run
 The model is not fitted again between relinks, so a pair scores the same whichever run compares it:
 the persons are those a whole relink with the same model gives (``tests/dedup/test_dedup_incremental.py``
 checks it over a sequence of days). Everything is linked again and the model fitted again when the
-kept state is :data:`RELINK_DAYS` old, when linking.yaml, the columns given or the reading of the ID
-number or community column (:class:`dedup.prepare.ColumnReading`) changed, and on ``silobreaker run --full``.
+kept state is :data:`RELINK_DAYS` old, or when linking.yaml, the columns given or the reading of the ID
+number or community column (:class:`dedup.prepare.ColumnReading`) changed. ``silobreaker run --full`` links every
+record again with the kept model while it is fresh (:meth:`KeptLinking.forget`, :meth:`KeptLinking.load_model`), so
+it gives the persons an incremental night gives; it does not put off the model's next fitting.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from dedup.prepare import (
 )
 from dedup.settings import LinkSettings
 
-__all__ = ["RELINK_DAYS", "Increment", "KeptLinking", "fingerprints", "found_in", "plan_increment", "positions", "present_rows",
+__all__ = ["RELINK_DAYS", "FittedModel", "Increment", "KeptLinking", "fingerprints", "found_in", "plan_increment", "positions", "present_rows",
            "relinked_records"]
 
 log = logging.getLogger(__name__)
@@ -157,9 +159,17 @@ class KeptLinking:
             (fresh / _STATE).write_text(json.dumps(state, indent=1), encoding="utf-8")
 
     @staticmethod
+    def forget(folder: Path) -> None:
+        """Forget the records, keys and pairs kept in ``folder`` but not the model (``silobreaker run --full``): the
+        next run links every record again, with that model while it is fresh (:meth:`load_model`)."""
+        for name in (_RECORDS, _KEYS, _PAIRS, _WITHIN):
+            (folder / name).unlink(missing_ok=True)
+
+    @staticmethod
     def load(folder: Path, settings: LinkSettings, now: dt.datetime) -> KeptLinking | None:
         """The state kept in ``folder`` if it was kept under ``settings`` and its model is younger than
-        :data:`RELINK_DAYS`; ``None`` means: link everything and fit the model again (and why is logged)."""
+        :data:`RELINK_DAYS`; ``None`` means: link everything (with :meth:`load_model`'s model, if any; and why is
+        logged)."""
         try:
             state = json.loads((folder / _STATE).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -170,6 +180,9 @@ class KeptLinking:
         why = _stale(state, settings, now)
         if why:
             log.info("linking: %s; linking every record again and fitting the model again", why)
+            return None
+        if not (folder / _RECORDS).exists():
+            log.info("linking: only the model was kept (run --full); linking every record again with it")
             return None
         try:
             return KeptLinking(
@@ -186,6 +199,33 @@ class KeptLinking:
         except (OSError, ValueError, KeyError, TypeError) as e:
             log.warning("linking: the state kept in %s cannot be read (%s); linking every record again", folder, e)
             return None
+
+
+    @staticmethod
+    def load_model(folder: Path, settings: LinkSettings, now: dt.datetime) -> FittedModel | None:
+        """The model kept in ``folder`` if it was fitted under ``settings`` less than :data:`RELINK_DAYS` ago (what
+        :meth:`load` asks of the whole state); ``None``: fit one."""
+        try:
+            state = json.loads((folder / _STATE).read_text(encoding="utf-8"))
+            if _stale(state, settings, now):
+                return None
+            return FittedModel(_load_model(folder), dt.datetime.fromisoformat(state["trained_at"]),
+                               ColumnReading(**state["reading"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.warning("linking: the model kept in %s cannot be read (%s); fitting it again", folder, e)
+            return None
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """A model a whole relink scores with instead of fitting one (:meth:`KeptLinking.load_model`): when it was fitted,
+    and how the records' columns read then — it holds for records that read alike."""
+
+    model: FellegiSunterModel
+    trained_at: dt.datetime
+    reading: ColumnReading
 
 
 def _stale(state: dict, settings: LinkSettings, now: dt.datetime) -> str | None:

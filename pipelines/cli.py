@@ -97,7 +97,8 @@ def _prepare_instance(home: DataHome) -> Path:
     return home.dagster_dir
 
 
-def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=None, full: bool = False) -> RunOutcome:
+def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=None, full: bool = False,
+                 refit: bool = False) -> RunOutcome:
     """Materialise the whole graph in-process on a persistent instance under the data home.
 
     The data home's run lock is taken first, before any configuration is used or anything read;
@@ -109,7 +110,9 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=Non
         on_event: called with each of the run's Dagster events (``dg.EventLogEntry``) as it is stored,
             e.g. :meth:`pipelines.console.Progress.dagster_listener`.
         full: forget what earlier runs kept to spare work (each source's staging, a watermark table's
-            rows), so every source is read whole and staged again.
+            rows, the linking state), so every source is read whole, staged and linked again — with the linking
+            model the last whole relink fitted, while it is fresh (:mod:`dedup.incremental`).
+        refit: with ``full``, forget that model too: it is fitted again (a demo generated anew).
 
     Raises:
         DataHomeBusyError: another run holds the data home.
@@ -119,7 +122,7 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=Non
     run_id = str(uuid.uuid4())
     with hold_data_home(settings.home, run_id):
         if full:
-            shutil.rmtree(settings.home.kept_dir, ignore_errors=True)
+            _forget_kept(settings.home, refit)
         dagster_home = _prepare_instance(settings.home)
         import dagster as dg
 
@@ -135,6 +138,21 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=Non
                 end_run(settings.home, run_id)
     outcome.notes = notes
     return outcome
+
+
+def _forget_kept(home: DataHome, refit: bool) -> None:
+    """Remove what ``<home>/kept`` holds but the fitted linking model (all of it with ``refit``)."""
+    from dedup.incremental import KeptLinking
+
+    if refit or not home.kept_linking_dir.is_dir():
+        shutil.rmtree(home.kept_dir, ignore_errors=True)
+        return
+    for path in home.kept_dir.iterdir():
+        if path.is_dir() and path != home.kept_linking_dir:
+            shutil.rmtree(path)
+        elif not path.is_dir():
+            path.unlink()
+    KeptLinking.forget(home.kept_linking_dir)
 
 
 def _execute(defs, instance, settings: Settings, run_id: str, log_level: str, on_event=None) -> RunOutcome:
@@ -200,9 +218,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"demo district: {args.persons} people, seed {args.seed}, files under {home.demo_dir}")
     # Every source was written anew: nothing kept about the last ones holds (a watermark table's new rows carry
-    # older 更新时间 than the watermark kept), so this run reads, stages and links everything (``full``).
+    # older 更新时间 than the watermark kept), so this run reads, stages and links everything (``full``), fitting the
+    # linking model to the new district (``refit``).
     outcome = run_pipeline(Settings(home, DEMO_SOURCES, DEMO_POLICY), log_level=_dagster_level(args),
-                           on_event=progress.dagster_listener(), full=True)
+                           on_event=progress.dagster_listener(), full=True, refit=True)
     demo = {"persons": args.persons, "seed": args.seed, "directory": str(home.demo_dir), "rows": dict(generated.counts)}
     return _report_run(outcome, args, demo=demo)
 
@@ -399,8 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the pipeline on the configured sources")
     run.add_argument("--home", help=f"data home (default ${HOME_ENV} or ./var)")
     run.add_argument("--full", action="store_true",
-                     help="read and stage every source whole, ignoring what earlier runs kept (an unchanged file's "
-                          "staging, a watermark table's rows)")
+                     help="read, stage and link every source whole, ignoring what earlier runs kept (an unchanged "
+                          "file's staging, a watermark table's rows, the linking state; the linking model is kept "
+                          "while fresh, so the persons are those an incremental night gives)")
     run.add_argument("--sources", help="sources.yaml (default $SILOBREAKER_SOURCES or the demo's)")
     run.add_argument("--policy", help="policy.yaml (default $SILOBREAKER_POLICY or the demo's)")
     run.add_argument("--rules", help="rules.yaml, the quality rules (default $SILOBREAKER_RULES or the demo's)")

@@ -286,6 +286,25 @@ def test_records_whose_columns_read_otherwise_are_linked_whole(staged, settings)
     assert result.stats["incremental"] == 0
 
 
+def test_a_kept_model_scores_a_whole_relink_while_it_is_fresh_and_the_columns_read_alike(staged, settings, tmp_path):
+    # What `silobreaker run --full` does: every record linked again with the kept model (KeptLinking.forget leaves it).
+    first = link_records(staged, settings, id_key=ID_KEY, now=NOW)
+    first.kept.save(tmp_path)
+    KeptLinking.forget(tmp_path)
+    later = NOW + dt.timedelta(days=2)
+    assert KeptLinking.load(tmp_path, settings, later) is None  # nothing but the model
+    fitted = KeptLinking.load_model(tmp_path, settings, later)
+    assert KeptLinking.load_model(tmp_path, settings, NOW + dt.timedelta(days=RELINK_DAYS)) is None
+
+    again = link_records(staged, settings, id_key=ID_KEY, fitted=fitted, now=later)
+    assert again.stats["incremental"] == 0 and again.kept.trained_at == NOW  # not fitted again, nor put off
+    assert again.mapping["person_id"].tolist() == first.mapping["person_id"].tolist()
+    # Records whose ID number column reads otherwise are not scored by a model fitted on other features.
+    garbled = staged.copy()
+    given = garbled["id_number"].notna()
+    garbled.loc[given, "id_number"] = "X" + garbled.loc[given, "id_number"].str[1:]
+    assert link_records(garbled, settings, id_key=ID_KEY, fitted=fitted, now=later).kept.trained_at == later
+
 def test_fingerprints_see_values_not_dtypes():
     text = pd.DataFrame({"record_id": ["a:1", "a:2"], "source": ["a", "a"], "name": ["张三", None],
                          "sex": ["M", "F"], "birth_date": ["1990-01-01", ""], "id_number": [None, None],
