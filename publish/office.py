@@ -32,7 +32,6 @@ import hmac
 import io
 import logging
 import multiprocessing
-import multiprocessing.forkserver
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -61,7 +60,6 @@ __all__ = [
     "office_password",
     "read_csv_zip",
     "read_xlsx",
-    "start_office_writers",
     "write_csv_zip",
     "write_office_files",
     "write_plain_xlsx",
@@ -380,28 +378,14 @@ class OfficeFile:
 _PARALLEL_FROM = 8
 
 
-def start_office_writers() -> None:
-    """Start, in the background, the process the office files' writers fork from (:func:`write_office_files`), so
-    that it has imported this module by the time they are needed: a publication that delivers office files calls
-    this as it starts building. Started when they are written, its start was most of their wall time at 100,000
-    people (1.8 s of 2.8 s); ahead, it overlaps with the warehouse's SQL."""
-    if len(os.sched_getaffinity(0)) >= 2:
-        _writers_context()
-        multiprocessing.forkserver.ensure_running()
-
-
-def _writers_context() -> multiprocessing.context.BaseContext:
-    # forkserver, not fork: the caller may be a Dagster run with threads (a lock a thread holds at the fork
-    # stays locked in the child). The server imports this module once; each worker forks from it.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
-
-
 def write_office_files(files: Sequence[OfficeFile]) -> list[str]:
     """Write every file, in parallel when there are many; their SHA-256 in order."""
     workers = min(len(os.sched_getaffinity(0)), len(files))
     if len(files) < _PARALLEL_FROM or workers < 2:
         return [f.write() for f in files]
-    with ProcessPoolExecutor(workers, mp_context=_writers_context()) as pool:
+    # forkserver, not fork: the caller may be a Dagster run with threads (a lock a thread holds at the fork
+    # stays locked in the child). The server imports this module once; each worker forks from it.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
         return list(pool.map(OfficeFile.write, files, chunksize=max(1, len(files) // (workers * 4))))

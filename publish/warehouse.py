@@ -70,7 +70,7 @@ from publish.golden import (
     field_conflicts_sql,
     person_consent_sql,
 )
-from publish.office import OfficeFile, start_office_writers, write_office_files
+from publish.office import OfficeFile, write_office_files
 from publish.policy import Recipient, SharingPolicy
 from publish.populations import KeyPopulations, default_populations
 from publish.products import ProductFile, area_rows, build_product, family_rows
@@ -239,8 +239,6 @@ class Warehouse:
         previous = self.generations.base()
         self._previous = self.home.generation_warehouse_file(previous.name) if previous else None
         published_at = datetime.now(UTC)
-        if any(r.format != "parquet" for r in policy.recipients):
-            start_office_writers()  # ready by the time the products' office files are written
         # On a copy of the last generation when it can be (only the changed records' rows written), else whole.
         golden = GoldenRecords(inputs.trust, inputs.populations, _grid_sources(inputs), inputs.base_source,
                                register=inputs.areas is not None, consent=True)
