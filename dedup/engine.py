@@ -118,8 +118,9 @@ def link_records(
             or when the records cannot be linked on it (see :mod:`dedup.incremental`).
         model: score with this model instead of fitting one (ignored with a usable ``kept``).
         now: when the run happens (a fitted model is kept as of then); the present time when omitted.
-        fitted: without a usable ``kept``, score with this kept model (``silobreaker run --full``) if the records
-            read as they did when it was fitted, keeping when that was (:meth:`KeptLinking.load_model`).
+        fitted: without ``kept``, score with this kept model (``silobreaker run --full``) if the records read as
+            they did when it was fitted, keeping when that was (:meth:`KeptLinking.load_model`); ignored with a
+            ``kept`` (usable or not: a state that cannot be linked on is linked whole and fitted again).
 
     Returns:
         :class:`LinkResult` with the record → person mapping, the explainable pairs, run statistics and
@@ -139,6 +140,8 @@ def link_records(
         log.info("linking: the %s engine links every record; the kept state is not used", settings.engine)
         kept = None
     increment = plan_increment(records, kept, settings) if kept is not None else None
+    if kept is not None:
+        fitted = None
     del kept  # the increment holds what it still needs of it
     if increment is not None:
         before, facts, fingerprint = increment.prepared, increment.facts, increment.fingerprint
