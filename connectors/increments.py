@@ -144,15 +144,17 @@ def read_changes(
     scanned = _key_text(text_frame([k.name for k in keys], key_columns), keys)
 
     kept_keys = _key_text(kept.frame, keys)
-    if not (pd.Index(scanned).is_unique and pd.Index(kept_keys).is_unique):
+    kept_at = pd.Index(kept_keys)
+    if not (pd.Index(scanned).is_unique and kept_at.is_unique):
         # The declared key is not one the database enforces: rows under one key cannot be merged by it; a whole
         # read has them all (and staging quarantines the repeats, duplicate_source_key).
         logger.warning("source %s: a primary key (%s) the table holds more than once; reading it whole",
                        source.name, ", ".join(k.name for k in keys))
         return None
     changed_keys = _key_text(changed, keys)
-    differ = _kept_rows_that_differ(conn, table, keys, kept.frame, kept_keys, scanned, scanned_native, changed_keys,
-                                    read_result)
+    in_kept = kept_at.get_indexer(scanned)  # each scanned key's kept row, or -1 (one hash lookup per key)
+    differ = _kept_rows_that_differ(conn, table, keys, kept.frame, kept_at, in_kept, scanned, scanned_native,
+                                    changed_keys, read_result)
     if differ:
         logger.warning("source %s: %d of the rows checked again differ from what was kept although their %s did not "
                        "move (a database restored from a backup, or changed in bulk without stamps); reading the "
@@ -172,7 +174,7 @@ def read_changes(
         at = rows.index.get_indexer(scanned)
     # A key deleted between the scan and the fetch is in neither: it is not a row of the table any more.
     at = at[at >= 0]
-    deleted = len(kept.frame) - int((pd.Index(scanned).get_indexer(kept_keys) >= 0).sum())
+    deleted = len(kept.frame) - int((in_kept >= 0).sum())  # (keys are unique on both sides)
     frame = rows.iloc[at].reset_index(drop=True)[names]
     logger.info("source %s: %d rows changed since watermark %s, %d found by the key scan, %d deleted; %d rows",
                 source.name, len(changed), kept.watermark, len(missing), deleted, len(frame))
@@ -188,13 +190,13 @@ def _same_kind(watermark: Any, column: sa.Column) -> bool:
     return isinstance(watermark, kind) or (kind is float and isinstance(watermark, int | Decimal))
 
 
-def _kept_rows_that_differ(conn, table: sa.Table, keys: list[sa.Column], kept: pd.DataFrame, kept_keys: pd.Series,
-                           scanned: pd.Series, scanned_native: list[tuple], changed_keys: pd.Series, read_result) -> int:
+def _kept_rows_that_differ(conn, table: sa.Table, keys: list[sa.Column], kept: pd.DataFrame, kept_at: pd.Index,
+                           in_kept: np.ndarray, scanned: pd.Series, scanned_native: list[tuple], changed_keys: pd.Series,
+                           read_result) -> int:
     """How many of up to :data:`CHECKED_ROWS` kept rows, drawn at random among those the read did not fetch as
     changed, the database now holds otherwise: a row changed without its watermark moving. One in a whole table
     replaced or restored from a backup is all but certain to be among them."""
-    kept_at = pd.Index(kept_keys)
-    pool = np.flatnonzero((kept_at.get_indexer(scanned) >= 0) & (pd.Index(changed_keys).get_indexer(scanned) < 0))
+    pool = np.flatnonzero((in_kept >= 0) & (pd.Index(changed_keys).get_indexer(scanned) < 0))
     if not len(pool) or not CHECKED_ROWS:
         return 0
     picked = np.random.default_rng().choice(pool, size=min(CHECKED_ROWS, len(pool)), replace=False)
