@@ -52,8 +52,8 @@ def build_link_asset(
         folder = warehouse.data_home().kept_linking_dir
         now = dt.datetime.now(dt.UTC)
         # The kept state is passed, not held here: linking lets go of each part once used (held here through the
-        # linking, it raised a 1M night's peak from 6.4 to 8.3 GB). Without it (run --full) every record is linked
-        # with the kept model while it is fresh: the persons an incremental night gives.
+        # linking it raised a 1M night's peak by ~1.8 GB: benchmarks/results/sync.md). When only the model was kept
+        # (run --full) every record is linked with it while it is fresh: the persons an incremental night gives.
         result = link_records(records, settings, previous=previous, id_key=warehouse.person_id_key(),
                               kept=KeptLinking.load(folder, settings, now),
                               fitted=KeptLinking.load_model(folder, settings, now), now=now)

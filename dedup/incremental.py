@@ -203,8 +203,11 @@ class KeptLinking:
 
     @staticmethod
     def load_model(folder: Path, settings: LinkSettings, now: dt.datetime) -> FittedModel | None:
-        """The model kept in ``folder`` if it was fitted under ``settings`` less than :data:`RELINK_DAYS` ago (what
-        :meth:`load` asks of the whole state); ``None``: fit one."""
+        """The model kept in ``folder`` when it is all that is kept (:meth:`forget`: ``silobreaker run --full``) and
+        it was fitted under ``settings`` less than :data:`RELINK_DAYS` ago (what :meth:`load` asks of the whole
+        state); ``None``: use :meth:`load`'s state, or fit one. (A state with its records is not read twice a night.)"""
+        if (folder / _RECORDS).exists():
+            return None
         try:
             state = json.loads((folder / _STATE).read_text(encoding="utf-8"))
             if _stale(state, settings, now):

@@ -148,9 +148,10 @@ def _forget_kept(home: DataHome, refit: bool) -> None:
         shutil.rmtree(home.kept_dir, ignore_errors=True)
         return
     for path in home.kept_dir.iterdir():
-        if path.is_dir() and path != home.kept_linking_dir:
-            shutil.rmtree(path)
-        elif not path.is_dir():
+        if path.is_dir():
+            if path != home.kept_linking_dir:
+                shutil.rmtree(path)
+        else:
             path.unlink()
     KeptLinking.forget(home.kept_linking_dir)
 

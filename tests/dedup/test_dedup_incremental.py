@@ -290,8 +290,9 @@ def test_a_kept_model_scores_a_whole_relink_while_it_is_fresh_and_the_columns_re
     # What `silobreaker run --full` does: every record linked again with the kept model (KeptLinking.forget leaves it).
     first = link_records(staged, settings, id_key=ID_KEY, now=NOW)
     first.kept.save(tmp_path)
-    KeptLinking.forget(tmp_path)
     later = NOW + dt.timedelta(days=2)
+    assert KeptLinking.load_model(tmp_path, settings, later) is None  # the whole state serves (its model read once)
+    KeptLinking.forget(tmp_path)
     assert KeptLinking.load(tmp_path, settings, later) is None  # nothing but the model
     fitted = KeptLinking.load_model(tmp_path, settings, later)
     assert KeptLinking.load_model(tmp_path, settings, NOW + dt.timedelta(days=RELINK_DAYS)) is None
