@@ -37,6 +37,7 @@ import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import msoffcrypto
@@ -116,7 +117,7 @@ def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[
     for name, rows in {DATA_SHEET: table, **(extra or {})}.items():
         sheet = workbook.create_sheet(name)
         cells = _rows(rows, labels)
-        head = [next(cells)] + [row for row, _ in zip(cells, range(_WIDTH_SAMPLE), strict=False)]
+        head = [next(cells), *islice(cells, _WIDTH_SAMPLE)]
         # Columns as wide as their text (a CJK character is two), so a clerk reads 住址 without dragging.
         for i, width in enumerate(_widths(head), start=1):
             sheet.column_dimensions[get_column_letter(i)].width = width

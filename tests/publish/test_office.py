@@ -182,3 +182,25 @@ def test_a_derivation_that_cannot_be_kept_is_logged_and_the_workbook_still_writt
     assert "grid_1" in caplog.text and "cannot be kept" in caplog.text
     assert kept.load() is None
     assert [c.value for c in next(read_xlsx(tmp_path / "a.xlsx", office_password(key))[DATA_SHEET].iter_rows(min_row=2))] == ["张三"]
+
+
+def test_every_row_of_a_long_product_is_in_the_workbook_in_order(tmp_path):
+    """Columns are sized from the first rows; the rows read to size them are written, and none after them is
+    lost (the 201st row of every workbook longer than the sample was dropped: a grid worker missing a person)."""
+    import pyarrow as pa
+
+    from publish.office import _WIDTH_SAMPLE, read_xlsx, write_plain_xlsx, write_xlsx
+
+    n = 2 * _WIDTH_SAMPLE + 50
+    table = pa.table({"id_number": [f"33010619500101{i:04d}" for i in range(n)], "name": [f"住户{i}" for i in range(n)]})
+    renewals = pa.table({"name": [f"续签{i}" for i in range(n)]})
+    write_xlsx(table, tmp_path / "a.xlsx", "P" * 20, {"接收方": "网格员"}, extra={"待续同意": renewals})
+    workbook = read_xlsx(tmp_path / "a.xlsx", "P" * 20)
+    rows = list(workbook[DATA_SHEET].iter_rows(min_row=2, values_only=True))
+    assert rows == list(zip(table["id_number"].to_pylist(), table["name"].to_pylist(), strict=True))
+    assert [r[0] for r in workbook["待续同意"].iter_rows(min_row=2, values_only=True)] == renewals["name"].to_pylist()
+    write_plain_xlsx(table, tmp_path / "plain.xlsx")
+    import openpyxl
+
+    plain = openpyxl.load_workbook(tmp_path / "plain.xlsx")[DATA_SHEET]
+    assert [r[1] for r in plain.iter_rows(min_row=2, values_only=True)] == table["name"].to_pylist()
