@@ -37,16 +37,15 @@ import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 import msoffcrypto
 import openpyxl
 import pyarrow as pa
 import pyzipper
+import xlsxwriter
 from msoffcrypto.method.ecma376_agile import ECMA376Agile
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.utils import get_column_letter
 
 from core.vocabulary import FIELD_LABELS, RESIDENCE_STATUS_LABELS, RESIDENCE_TYPE_LABELS, SEX_LABELS
 from publish.crypto import LocalKmsClient
@@ -99,62 +98,60 @@ def _cell(value: object, column: str = "", labels: Mapping[str, str] | None = No
     return value
 
 
+_BATCH_ROWS = 10_000
+
+
 def _rows(table: pa.Table, labels: Mapping[str, str] | None):
     """The header (Chinese) and every row as cells: text columns as ``str``, whatever their content."""
     labels = default_populations().labels if labels is None else labels
     yield [FIELD_LABELS.get(name, name) for name in table.column_names]
     text_columns = {i for i, field in enumerate(table.schema)
                     if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)}
-    for row in table.to_pylist():
+    for row in (row for batch in table.to_batches(_BATCH_ROWS) for row in batch.to_pylist()):  # not every row at once
         yield [str(_cell(v, name, labels)) if i in text_columns and v is not None else _cell(v, name, labels)
                for i, (name, v) in enumerate(row.items())]
 
 
 def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[str, str] | None,
               extra: Mapping[str, pa.Table] | None = None) -> io.BytesIO:
-    workbook = openpyxl.Workbook(write_only=True)
-    # openpyxl writes a str as a shared string: Excel shows and keeps it as text, all 18 digits.
+    plain = io.BytesIO()
+    # Made in memory: no part of the workbook is written anywhere in the clear (openpyxl's write-only mode wrote
+    # each sheet to a file in the system's temporary folder until it saved). Every str is written as a string
+    # cell, so an 18-digit ID stays text and a department's "=HYPERLINK(...)" is never a formula.
+    workbook = xlsxwriter.Workbook(plain, {
+        "in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False,
+        "nan_inf_to_errors": True, "default_date_format": "yyyy-mm-dd"})
+    stamp = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
     for name, rows in {DATA_SHEET: table, **(extra or {})}.items():
-        sheet = workbook.create_sheet(name)
+        if rows.num_rows > _EXCEL_ROWS - 1:
+            raise ValueError(f"{rows.num_rows:,} rows do not fit an Excel sheet ({name}: at most {_EXCEL_ROWS - 1:,} "
+                             "under its header); deliver this product with format: csv")
+        sheet = workbook.add_worksheet(name)
         cells = _rows(rows, labels)
         head = [next(cells), *islice(cells, _WIDTH_SAMPLE)]
         # Columns as wide as their text (a CJK character is two), so a clerk reads 住址 without dragging.
-        for i, width in enumerate(_widths(head), start=1):
-            sheet.column_dimensions[get_column_letter(i)].width = width
-        for row in head:
-            sheet.append(_as_text(sheet, row))
-        for row in cells:
-            sheet.append(_as_text(sheet, row))
+        for i, width in enumerate(_widths(head)):
+            sheet.set_column(i, i, width)
+        stamps = [i for i, field in enumerate(rows.schema) if pa.types.is_timestamp(field.type)]
+        for r, row in enumerate(chain(head, cells)):
+            sheet.write_row(r, 0, row)
+            for i in stamps if r else ():
+                if row[i] is not None:
+                    sheet.write_datetime(r, i, row[i], stamp)
     if about:
-        readme = workbook.create_sheet(README_SHEET)
+        readme = workbook.add_worksheet(README_SHEET)
         lines = [["项目", "内容"], *([label, text] for label, text in about.items())]
-        for i, width in enumerate(_widths(lines), start=1):
-            readme.column_dimensions[get_column_letter(i)].width = width
-        for line in lines:
-            readme.append(line)
-    plain = io.BytesIO()
-    workbook.save(plain)
+        for i, width in enumerate(_widths(lines)):
+            readme.set_column(i, i, width)
+        for r, line in enumerate(lines):
+            readme.write_row(r, 0, line)
+    workbook.close()
     plain.seek(0)
     return plain
 
 
+_EXCEL_ROWS = 1_048_576  # the rows of an Excel or WPS sheet
 _WIDTH_SAMPLE = 200  # rows read to size the columns
-
-
-def _as_text(sheet, row: list[object]) -> list[object]:
-    """A row with every text that Excel would read as a formula (``=HYPERLINK(...)`` typed into a
-    department's address field) written as a text cell: a delivered file never computes anything."""
-    if not any(isinstance(v, str) and v.startswith("=") for v in row):
-        return row
-    cells: list[object] = []
-    for value in row:
-        if isinstance(value, str) and value.startswith("="):
-            cell = WriteOnlyCell(sheet, value)
-            cell.data_type = "s"
-            cells.append(cell)
-        else:
-            cells.append(value)
-    return cells
 
 
 _FORMULA_START = re.compile(r"^(?:[=@\t\r]|[+-](?![0-9.]))")
@@ -194,7 +191,10 @@ def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, s
         kept: where the password's key derivation is kept between nights (:class:`KeptDerivation`);
             ``None``: derived afresh under a new salt.
     """
-    plain = _workbook(table, about, labels, extra)
+    try:
+        plain = _workbook(table, about, labels, extra)
+    except ValueError as e:
+        raise ValueError(f"{Path(path).name}: {e}") from e
     salt, derived = (kept.load() if kept else None) or (os.urandom(_SALT_BYTES), None)
     if derived is None:
         derived = _derive(password, salt, _HASH, _SPIN_COUNT).digest()

@@ -204,3 +204,54 @@ def test_every_row_of_a_long_product_is_in_the_workbook_in_order(tmp_path):
 
     plain = openpyxl.load_workbook(tmp_path / "plain.xlsx")[DATA_SHEET]
     assert [r[1] for r in plain.iter_rows(min_row=2, values_only=True)] == table["name"].to_pylist()
+
+
+def test_no_part_of_a_workbook_is_written_in_the_clear_while_it_is_made(tmp_path, monkeypatch):
+    """A workbook is made in memory and only its encrypted file written: nothing of a product lands in the system's
+    temporary folder, where a process killed mid-way would leave it outside the restricted zone."""
+    import tempfile
+
+    import pyarrow as pa
+
+    from publish import office
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    found: list[str] = []
+    rows = office._rows
+
+    def watched(*args, **kwargs):  # every row handed to the workbook: what lies in the temporary folder now?
+        yield from rows(*args, **kwargs)
+        found.extend(p.name for p in scratch.rglob("*") if p.is_file())
+
+    monkeypatch.setattr(office, "_rows", watched)
+    table = pa.table({"id_number": ["330106195001010012"] * 300, "name": ["张三"] * 300})
+    office.write_xlsx(table, tmp_path / "a.xlsx", "P" * 20, {"接收方": "网格员"}, extra={"待续同意": table})
+    office.write_plain_xlsx(table, tmp_path / "plain.xlsx")
+    assert found == [] and not any(scratch.iterdir())
+    assert len(list(office.read_xlsx(tmp_path / "a.xlsx", "P" * 20)[DATA_SHEET].iter_rows())) == 301
+
+
+def test_dates_are_date_cells_and_a_product_too_long_for_a_sheet_is_refused(tmp_path, monkeypatch):
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from publish import office
+
+    table = pa.table({"consent_until": pa.array([dt.date(2027, 3, 1), None], pa.date32()),
+                      "status_at": pa.array([dt.datetime(2026, 12, 6, 8, 30), None], pa.timestamp("s")),
+                      "age": [71, 5]})
+    office.write_xlsx(table, tmp_path / "a.xlsx", "P" * 20, {"接收方": "网格员"})
+    sheet = office.read_xlsx(tmp_path / "a.xlsx", "P" * 20)[DATA_SHEET]
+    until, at, age = next(sheet.iter_rows(min_row=2))
+    assert until.value == dt.datetime(2027, 3, 1) and until.number_format == "yyyy-mm-dd"
+    assert at.value == dt.datetime(2026, 12, 6, 8, 30) and at.number_format == "yyyy-mm-dd hh:mm:ss"
+    assert age.value == 71 and age.data_type == "n"
+    assert [c.value for c in next(sheet.iter_rows(min_row=3))] == [None, None, 5]
+    # A sheet holds 1,048,576 rows: a longer product is refused with the fix, never cut short silently.
+    monkeypatch.setattr(office, "_EXCEL_ROWS", 2)
+    with pytest.raises(ValueError, match="b.xlsx: 2 rows .* format: csv"):
+        office.write_xlsx(table, tmp_path / "b.xlsx", "P" * 20, {"接收方": "网格员"})
+    assert not (tmp_path / "b.xlsx").exists()
