@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from dedup.compare import RecordArrays, compare_pairs
 from dedup.prepare import ColumnReading, prepare_records
@@ -89,20 +91,34 @@ def find_id_sharing(
 
 
 def _shared_id_pairs(prepared: pd.DataFrame, max_holders: int) -> tuple[np.ndarray, np.ndarray]:
-    """Record positions ``(rid_l < rid_r)`` of every two records that carry the same valid ID number.
+    """Record positions ``(rid_l < rid_r)`` of every two records that carry the same valid ID number, ordered by
+    ``rid_l`` then ``rid_r``: each number's records in record order, each paired with every later one, by sorting
+    integer codes of the numbers (a pandas self-merge on the number's text took seconds at a million people).
 
     A number carried by more than ``max_holders`` records (a placeholder, a clinic's default patient)
     is left out and logged, as blocking leaves out an oversized block.
     """
-    holders = prepared.loc[prepared["id_number_valid"], ["rid", "id_number"]]
-    sizes = holders.groupby("id_number")["rid"].transform("size")
-    if (sizes > max_holders).any():
+    valid = prepared["id_number_valid"].to_numpy(dtype=bool)
+    rid = prepared["rid"].to_numpy(dtype=np.int64)[valid]
+    numbers = pa.array(prepared["id_number"].to_numpy(dtype=object)[valid], type=pa.large_string())
+    codes = pc.dictionary_encode(numbers).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    holders = np.bincount(codes)[codes] if len(codes) else codes
+    if (holders > max_holders).any():
         log.warning("id sharing: %d valid ID number(s) carried by more than %d records each were not checked",
-                    holders.loc[sizes > max_holders, "id_number"].nunique(), max_holders)
-    holders = holders[(sizes > 1) & (sizes <= max_holders)]
-    pairs = holders.merge(holders, on="id_number", suffixes=("_l", "_r"))
-    pairs = pairs[pairs["rid_l"] < pairs["rid_r"]]
-    return pairs["rid_l"].to_numpy(dtype=np.int64), pairs["rid_r"].to_numpy(dtype=np.int64)
+                    len(np.unique(codes[holders > max_holders])), max_holders)
+    shared = (holders > 1) & (holders <= max_holders)
+    order = np.lexsort((rid[shared], codes[shared]))
+    rid, codes = rid[shared][order], codes[shared][order]
+    if not len(codes):
+        return rid, rid.copy()
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    ends = np.repeat(np.r_[starts[1:], len(codes)], np.diff(np.r_[starts, len(codes)]))
+    later = ends - np.arange(len(codes)) - 1  # the records after each one under its number
+    left = np.repeat(np.arange(len(codes)), later)
+    right = left + 1 + np.arange(len(left)) - np.repeat(np.cumsum(later) - later, later)
+    rid_l, rid_r = rid[left], rid[right]
+    order = np.lexsort((rid_r, rid_l))
+    return rid_l[order], rid_r[order]
 
 
 def _borrowers(prepared: pd.DataFrame, conflict_l: np.ndarray, conflict_r: np.ndarray) -> np.ndarray:

@@ -165,3 +165,17 @@ def test_patched_codes_decode_to_the_new_values_and_append_the_unseen_ones() -> 
     assert coded.codes.tolist() == [0, 1, -1, 0, 1], "the original is left as it was"
     emptied = coded.patched(np.array([1]), CodedStrings.of(pd.Series([None])))
     assert emptied.codes.tolist() == [0, -1, -1, 0, 1] and emptied.values is coded.values
+
+
+def test_every_two_records_of_a_valid_number_are_paired_once_in_record_order(caplog):
+    from dedup.id_sharing import _shared_id_pairs
+
+    a, b, c = (valid_id("330106", "19500101", f"{n:03d}") for n in (11, 21, 31))
+    numbers = [c, a, None, b, a, c, "330106195001010012", c, b, a, a]  # c ×3, a ×4 (over the cap of 3), b ×2
+    prepared = pd.DataFrame({"rid": np.arange(len(numbers)), "id_number": numbers,
+                             "id_number_valid": [n is not None and n != "330106195001010012" for n in numbers]})
+    left, right = _shared_id_pairs(prepared, 3)
+    assert list(zip(left.tolist(), right.tolist(), strict=True)) == [(0, 5), (0, 7), (3, 8), (5, 7)]
+    assert "1 valid ID number(s) carried by more than 3 records" in caplog.text
+    none = _shared_id_pairs(prepared.iloc[:2], 3)
+    assert [len(side) for side in none] == [0, 0]
