@@ -237,8 +237,10 @@ def carry_rows(con: duckdb.DuckDBPyConnection, table: str, incoming: str,
                 con.execute(f"INSERT INTO {into} SELECT {column} FROM {table} WHERE rowid IN ({stale}) "
                             f"UNION SELECT {column} FROM {incoming} WHERE {row} IN (SELECT h FROM _rows_new)")
             con.execute(f"DELETE FROM {table} WHERE rowid IN ({stale})")
-            written = con.execute(f"INSERT INTO {table} SELECT * FROM {incoming} "
-                                  f"WHERE {row} IN (SELECT h FROM _rows_new)").fetchone()[0]
+            # Finding the new rows in ``incoming`` hashes every row of it again: not on a night without any (a
+            # consent registry sent unchanged).
+            written = con.execute(f"INSERT INTO {table} SELECT * FROM {incoming} WHERE {row} IN (SELECT h FROM _rows_new)"
+                                  ).fetchone()[0] if con.execute("SELECT count(*) FROM _rows_new").fetchall()[0][0] else 0
             kept = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - written
             con.execute("DROP TABLE _rows_new")
         con.execute("DROP TABLE _rows_now")

@@ -296,6 +296,9 @@ def test_carry_rows_writes_only_the_rows_that_changed_and_falls_back_when_it_can
     assert sorted(con.execute("SELECT * FROM _changed").fetchall()) == [("a",), ("b",), ("c",)]
     assert con.execute("SELECT * FROM link_pairs ORDER BY ALL").fetchall() == [("a", "b", 1.0), ("a", "c", 2.5),
                                                                               ("c", "d", 4.0)]
+    # The same rows again (a registry sent unchanged): all kept, none written.
+    assert publish.carry.carry_rows(con, "link_pairs", "tonight") == (3, 0)
+    assert con.execute("SELECT count(*) FROM link_pairs").fetchall() == [(3,)]
     # A row twice tonight: comparing rows cannot count repeats, so the table goes, to be written whole.
     con.register("twice", pd.concat([tonight, tonight.iloc[[0]]], ignore_index=True))
     assert publish.carry.carry_rows(con, "link_pairs", "twice") is None
