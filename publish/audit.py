@@ -47,7 +47,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -72,6 +72,7 @@ __all__ = [
     "SIGNING_KEY_ENV",
     "AuditLog",
     "Head",
+    "LastDeliveries",
     "ProductAnchor",
     "Verification",
     "fingerprint",
@@ -498,6 +499,30 @@ class AuditLog:
             problems.append(f"the head exported on {when} (entry {head['seq']}, hash {head['hash'][:12]}…) is not in the "
                             f"log, whose entry {head['seq']} has hash {held['hash'][:12]}…: the log was rewritten")
         return problems
+
+
+class LastDeliveries:
+    """Whom each recipient's latest product held, as its audit entry's membership recorded them: a renewal list
+    (:func:`publish.products.build_product`) names a person whose consent lapsed only if the recipient held their
+    data until then. Read once per publication: the log's entries and the audit key."""
+
+    def __init__(self, audit: AuditLog) -> None:
+        self._key = audit._key()
+        self._last = {e["recipient"]: e["seq"] for e in audit.entries()}
+        self._memberships = Memberships(audit.home)
+
+    def held(self, recipient: str, person_ids: Sequence[str]) -> np.ndarray:
+        """Mask of ``person_ids`` that ``recipient``'s latest product held; none when it has had none, or when its
+        membership cannot be read (logged: the renewal list then names nobody whose consent lapsed)."""
+        seq = self._last.get(recipient)
+        if seq is None or not len(person_ids):
+            return np.zeros(len(person_ids), dtype=bool)
+        try:
+            return self._memberships.among(seq, keyed_digests(self._key, map(_person_id_message, person_ids)))
+        except MembershipError as e:
+            log.warning("%s; the renewal list of %s names nobody whose consent lapsed", e, recipient)
+            return np.zeros(len(person_ids), dtype=bool)
+
 
 
 def _id_number_message(id_number: str) -> bytes:

@@ -148,6 +148,14 @@ class Memberships:
             self._kept[seq] = members
         return members
 
+    def among(self, seq: int, hashes: Sequence[str]) -> np.ndarray:
+        """Mask of ``hashes`` that the membership of entry ``seq`` holds.
+
+        Raises:
+            MembershipError: as :meth:`of`.
+        """
+        return _among(lines_of(hashes), self.of(seq))
+
     def _release(self, seq: int) -> Membership:
         """A kept membership, let go of when the last entry building on it has read it."""
         members = self._kept[seq]

@@ -35,6 +35,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -42,7 +43,7 @@ from core.home import OFFICE_SUFFIXES, DataHome, HomeLike
 from core.keys import key_id, keyed_digests, load_or_create_key
 from core.vocabulary import MASKS, PURPOSE_LABELS
 from publish.anonymity import anonymise
-from publish.audit import ProductAnchor
+from publish.audit import LastDeliveries, ProductAnchor
 from publish.consent import protective_rank_sql
 from publish.crypto import product_key, write_encrypted
 from publish.office import KeptDerivation, OfficeFile, office_password
@@ -281,7 +282,8 @@ def area_rows(rows: pa.Table, scope: dict[str, str]) -> pa.Table:
 
 def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Path, home: HomeLike,
                   anchor: ProductAnchor | None = None, rows: pa.Table | None = None,
-                  as_of: date | None = None, office_files: list[OfficeFile] | None = None) -> ProductFile:
+                  as_of: date | None = None, office_files: list[OfficeFile] | None = None,
+                  delivered: LastDeliveries | None = None) -> ProductFile:
     """Write ``recipient``'s encrypted product to ``path`` from the tables in ``con``.
 
     ``con`` must hold ``unified_population``, ``consent_effective``, ``deletion_requests`` and
@@ -290,7 +292,8 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
     (an area product's share of :func:`family_rows`). ``as_of``: the run date, from which the renewal
     list counts (default today, China time). ``office_files``: where a product delivered as xlsx or csv
     leaves its office file to write (:func:`publish.office.write_office_files`, many in parallel) instead
-    of writing it; the caller then sets ``office_hash``.
+    of writing it; the caller then sets ``office_hash``. ``delivered``: whom each recipient's latest product held
+    (the renewal list names a person whose consent lapsed only if this recipient's did); none named without it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     members: Sequence[str] | pa.ChunkedArray = ()
@@ -298,6 +301,7 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
     exclusions: dict[str, int] = {}
     disclosure: dict | None = None
     renewals: pa.Table | None = None
+    lapsed: pa.Table | None = None  # named on the renewal list, not in the product's rows
     if recipient.aggregate is not None:
         table = statistics_table(con, recipient.aggregate, pseudonym_key(home, recipient.name))
     else:
@@ -311,7 +315,7 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
         exclusions = dict(Counter(excluded.column("_reason").to_pylist()))
         table = full.filter(pc.is_null(reasons))
         if recipient.legal_basis == "consent" and recipient.format != "parquet":
-            renewals = _renewals(table, excluded, recipient, as_of or datetime.now(CHINA_TZ).date())
+            renewals, lapsed = _renewals(table, excluded, recipient, as_of or datetime.now(CHINA_TZ).date(), delivered)
         if recipient.pseudonymise:
             key = pseudonym_key(home, recipient.name)
             # One HMAC per person in the product: linear, and keyed so the pseudonym cannot be
@@ -329,9 +333,12 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
             disclosure = control.as_dict()
             if control.rows_left_out:
                 exclusions["not_anonymous"] = control.rows_left_out
-        ids = table.column("_id_number")
+        ids, person_ids = table.column("_id_number"), table.column("_person_id")
+        if lapsed is not None and lapsed.num_rows:
+            # The renewal list delivers their names and addresses: the audit records this product as holding them.
+            ids = pa.chunked_array([*ids.chunks, *lapsed.column("_id_number").chunks], ids.type)
+            person_ids = pa.chunked_array([*person_ids.chunks, *lapsed.column("_person_id").chunks], person_ids.type)
         members = ids.filter(pc.fill_null(pc.not_equal(ids, ""), False))
-        person_ids = table.column("_person_id")
         table = table.drop_columns([c for c in _HIDDEN if c in table.column_names])
     encryption_key = product_key(home, recipient.name)
     encryption_key_id = key_id(encryption_key)
@@ -361,19 +368,27 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
     )
 
 
-def _renewals(listed: pa.Table, excluded: pa.Table, recipient: Recipient, as_of: date) -> pa.Table:
-    """The renewal list (待续同意) a consent-based recipient takes on the next visit.
+def _renewals(listed: pa.Table, excluded: pa.Table, recipient: Recipient, as_of: date,
+              delivered: LastDeliveries | None) -> tuple[pa.Table, pa.Table]:
+    """The renewal list (待续同意) a consent-based recipient takes on the next visit, and the rows of the people it
+    names who are not in the product.
 
-    Names only where the basis allows: people still listed whose consent ends within
-    :data:`RENEWAL_DAYS` (the recipient holds their data now), and people whose consent *to this
-    recipient* has expired (it held their data until then), each with the name and address as the policy
-    shows them. Nobody who refused, withdrew, asked to be deleted or never consented is named: they are
-    counted in the 说明 only.
+    Names only where the basis allows: people still listed whose consent ends within :data:`RENEWAL_DAYS` (the
+    recipient holds their data now), and people whose consent *to this recipient* ended within the last
+    :data:`RENEWAL_DAYS` days and whom its latest product held (``delivered``, :class:`publish.audit.LastDeliveries`:
+    it held their data until then), each with the name and address as the policy shows them. Nobody who
+    refused, withdrew, asked to be deleted or never consented is named, nor anyone whose consent ended before
+    this recipient had their data: they are counted in the 说明 only.
     """
     shown = [c for c in ("name", "address") if c in recipient.columns]
     soon = pc.less_equal(listed.column("_consent_until"), pa.scalar(as_of + timedelta(days=RENEWAL_DAYS)))
     ending = listed.filter(pc.fill_null(soon, False))
-    lapsed = excluded.filter(pc.equal(excluded.column("_reason"), "expired"))
+    recent = pc.and_(pc.equal(excluded.column("_reason"), "expired"),
+                     pc.greater_equal(excluded.column("_consent_until"), pa.scalar(as_of - timedelta(days=RENEWAL_DAYS))))
+    expired = excluded.filter(pc.fill_null(recent, False))
+    held = (delivered.held(recipient.name, expired.column("_person_id").to_pylist()) if delivered is not None
+            else np.zeros(expired.num_rows, dtype=bool))
+    lapsed = expired.filter(pa.array(held, pa.bool_()))
     parts = []
     for part, status in ((lapsed, "同意已过期，未列入名单"), (ending, "同意即将到期")):
         parts.append(pa.table({
@@ -381,7 +396,7 @@ def _renewals(listed: pa.Table, excluded: pa.Table, recipient: Recipient, as_of:
             "consent_until": part.column("_consent_until"),
             "renewal": pa.array([status] * part.num_rows, pa.string()),
         }))
-    return pa.concat_tables(parts).sort_by([("consent_until", "ascending")])
+    return pa.concat_tables(parts).sort_by([("consent_until", "ascending")]), lapsed
 
 
 def _about(recipient: Recipient, table: pa.Table, key: str, exclusions: Mapping[str, int] | None = None,

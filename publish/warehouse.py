@@ -40,7 +40,7 @@ import pyarrow as pa
 from core.home import DataHome, HomeLike
 from core.memory import duckdb_memory_limit
 from publish.areas import AreaRegister, add_address_places, add_person_areas, area_summary
-from publish.audit import AuditLog, ProductAnchor
+from publish.audit import AuditLog, LastDeliveries, ProductAnchor
 from publish.carry import (
     CarryPlan,
     carry_base,
@@ -320,6 +320,7 @@ class Warehouse:
             recipients = self._products_of(con, policy, inputs.areas)
             audit = AuditLog(self.home)
             head = audit.head()
+            delivered = LastDeliveries(audit)  # whom a renewal list may name
             products = []
             office_files: list[OfficeFile] = []
             family: tuple[str, pa.Table] | None = None  # one query for every area product of a "*" entry
@@ -332,7 +333,7 @@ class Warehouse:
                     rows = area_rows(family[1], r.scope)
                 products.append(build_product(con, r, self.home.generation_product_file(generation, r.name),
                                               self.home, anchor=ProductAnchor(head.seq + i, head), rows=rows,
-                                              as_of=inputs.as_of, office_files=office_files))
+                                              as_of=inputs.as_of, office_files=office_files, delivered=delivered))
             family = None
             hashes = dict(zip((f.path.stem for f in office_files), write_office_files(office_files), strict=True))
             products = [replace(p, office_hash=hashes[p.recipient]) if p.recipient in hashes else p for p in products]

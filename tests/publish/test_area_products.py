@@ -3,12 +3,14 @@ the same rows a hand-written entry for that grid would give, with the reasons an
 
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 import pytest
 from pydantic import ValidationError
 
 from core.home import DataHome
-from publish import Warehouse, product_key
+from publish import AuditLog, Warehouse, product_key
 from publish.areas import load_area_register
 from publish.office import office_password, read_xlsx
 from publish.products import RENEWAL_SHEET
@@ -25,8 +27,8 @@ REGISTER = "街道,社区,网格,楼栋\n西溪街道,翠苑社区,翠苑社区�
            "西溪街道,翠苑社区,翠苑社区第3网格,3\n"
 
 
-@pytest.fixture
-def published(tmp_path):
+def _night(tmp_path, run_id: str = "run1", as_of: date = date(2026, 11, 23)):
+    """One publication of the district for every grid and one grid by hand, on ``as_of``."""
     register_file = tmp_path / "areas.csv"
     register_file.write_text(REGISTER, encoding="utf-8")
     district = _district()
@@ -44,10 +46,23 @@ def published(tmp_path):
     home = tmp_path / "home"
     fixed = dict(GRID_WORKER, name="by_hand_grid_1", columns=GRID_WORKERS["columns"])
     wh = Warehouse(home)
-    candidate = wh.build_candidate(make_inputs(district, areas=load_area_register(register_file)),
+    candidate = wh.build_candidate(make_inputs(district, run_id, as_of=as_of, areas=load_area_register(register_file)),
                                    policy(GRID_WORKERS, fixed))
     wh.publish(candidate)
     return home, candidate
+
+
+@pytest.fixture
+def published(tmp_path):
+    return _night(tmp_path)
+
+
+def _renewals(home, name: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The renewal list of ``name``'s workbook (name → status) and its 说明."""
+    workbook = read_xlsx(DataHome.at(home).office_file(name, "xlsx"), office_password(product_key(home, name)))
+    rows = list(workbook[RENEWAL_SHEET].iter_rows(values_only=True))
+    assert rows[0] == ("姓名", "同意有效期至", "续签情况")
+    return {row[0]: row[-1] for row in rows[1:]}, dict(workbook["说明"].iter_rows(min_row=2, values_only=True))
 
 
 def test_every_grid_of_the_register_gets_its_own_product(published):
@@ -87,17 +102,27 @@ def test_reasons_show_why_each_resident_is_listed_and_hide_what_consent_does_not
     assert pd.isna(grid.loc["P_f", "consent_until"]), "open-ended consent"
 
 
-def test_the_renewal_list_names_only_people_whose_consent_to_this_worker_lapsed_or_is_ending(published):
-    home, _ = published
+def test_the_renewal_list_names_only_people_whose_consent_is_ending_or_lapsed_while_this_worker_held_them(tmp_path):
     name = "grid_workers_cuiyuan_1"
-    workbook = read_xlsx(DataHome.at(home).office_file(name, "xlsx"), office_password(product_key(home, name)))
-    rows = list(workbook[RENEWAL_SHEET].iter_rows(values_only=True))
-    assert rows[0] == ("姓名", "同意有效期至", "续签情况")
-    statuses = {row[0]: row[-1] for row in rows[1:]}
-    assert statuses == {"葛**": "同意已过期，未列入名单", "安**": "同意即将到期"}
-    about = dict(workbook["说明"].iter_rows(min_row=2, values_only=True))
+    home, _ = _night(tmp_path)
+    statuses, about = _renewals(home, name)
+    # 葛爷爷's consent ended on 2026-06-01, before this worker ever had his data: counted, never named.
+    assert statuses == {"安**": "同意即将到期"}
     assert set(about["未列入人数"].split("；")) == {"本人要求删除1人", "同意已过期1人", "未取得监护人同意1人"}
-    assert "2人" in about["待续同意"]
+    assert "1人" in about["待续同意"]
+
+    # A month on, 安老伯's consent has ended: last night's list held him, so tonight's names him for renewal
+    # (he is no longer in the rows), and the audit records this delivery as holding him.
+    home, _ = _night(tmp_path, "run2", date(2026, 12, 24))
+    statuses, about = _renewals(home, name)
+    assert statuses == {"安**": "同意已过期，未列入名单"}
+    assert "P_a" not in set(read_shared(home, name)["person_id"])
+    audit = AuditLog(home)
+    held = [(e["run_id"], e["recipient"]) for e in audit.person_by_ids(["P_a"])]
+    assert ("run2", name) in held and ("run1", name) in held
+    assert not [e for e in audit.person_by_ids(["P_g"]) if e["run_id"] == "run2"], "葛爷爷: never named, never held"
+    rows = list(read_xlsx(DataHome.at(home).office_file(name, "xlsx"),
+                          office_password(product_key(home, name)))[RENEWAL_SHEET].iter_rows(values_only=True))
     assert "何" not in "".join(str(c) for row in rows for c in row), "who asked to be deleted is never named"
 
 
