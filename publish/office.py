@@ -154,7 +154,9 @@ _EXCEL_ROWS = 1_048_576  # the rows of an Excel or WPS sheet
 _WIDTH_SAMPLE = 200  # rows read to size the columns
 
 
-_FORMULA_START = re.compile(r"^(?:[=@\t\r]|[+-](?![0-9.]))")
+# A formula starts with = @ TAB CR, or + or -: a plain signed number (+86, -1.5) or a lone sign is left as it is, and
+# anything else after a sign is guarded (-2+3+cmd|' /C calc'!A0 runs in Excel).
+_FORMULA_START = re.compile(r"^(?:[=@\t\r]|[+-](?!(?:[0-9]+(?:\.[0-9]+)?)?$))")
 
 
 def _csv_text(value: object) -> object:

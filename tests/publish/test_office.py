@@ -109,6 +109,13 @@ def test_text_a_spreadsheet_would_run_as_a_formula_stays_text(tmp_path):
     from publish.office import read_csv_zip, read_xlsx, write_csv_zip, write_xlsx
 
     table = pa.table({"address": ['=HYPERLINK("http://x.example","点此")', "示范区翠苑社区1幢"], "phone": ["+86", "-1"]})
+    # After a sign, only a plain number is left as it is (a staged address loses its spaces: -2+3+cmd|'/Ccalc'!A0).
+    from publish.office import _csv_text
+
+    for attack in ("-2+3+cmd|'/Ccalc'!A0", "+1+1", '-1+HYPERLINK("http://x")', "@SUM(A1)", "\t=1", "+86 138"):
+        assert _csv_text(attack) == "'" + attack, attack
+    for plain in ("+8613800138000", "-1.5", "-", "13800138000", "示范区-1号"):
+        assert _csv_text(plain) == plain, plain
     write_xlsx(table, tmp_path / "a.xlsx", "P" * 20, {"接收方": "x"})
     cells = [(c.value, c.data_type) for row in read_xlsx(tmp_path / "a.xlsx", "P" * 20)["数据"].iter_rows(min_row=2)
              for c in row]
