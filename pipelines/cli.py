@@ -127,7 +127,7 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=Non
         import dagster as dg
 
         from assets.run_lifecycle import begin_run, end_run
-        from pipelines.definitions import build_definitions
+        from pipelines.graph import build_definitions
 
         defs = build_definitions(settings)
         with dg.DagsterInstance.from_config(str(dagster_home), CLI_DAGSTER_YAML) as instance:
@@ -228,9 +228,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    base = Settings.from_env()
+    base = Settings.from_env(args.home)
     settings = Settings(
-        home=DataHome.resolve(args.home) if args.home else base.home,
+        home=base.home,
         sources_file=Path(args.sources).resolve() if args.sources else base.sources_file,
         policy_file=Path(args.policy).resolve() if args.policy else base.policy_file,
         rules_file=Path(args.rules).resolve() if args.rules else base.rules_file,

@@ -36,8 +36,8 @@ def _cmd_corrections_export(args: argparse.Namespace) -> int:
     from quality.corrections import build_corrections
     from quality.quarantine import export_suffix, write_department_file
 
-    base = Settings.from_env()
-    home = DataHome.resolve(args.home) if args.home else base.home
+    base = Settings.from_env(args.home)
+    home = base.home
     sources_file = Path(args.sources).resolve() if args.sources else base.sources_file
     declared = {s.name: s for s in load_sources(sources_file).sources}
     if args.source not in declared:

@@ -115,8 +115,8 @@ def _cmd_lookup(args: argparse.Namespace) -> int:
     from publish import load_area_register, load_policy, load_populations
     from publish.lookup import LookupQuery, lookup
 
-    settings = Settings.from_env()
-    home = _home(args)
+    settings = Settings.from_env(args.home)
+    home = settings.home
     register_file = settings.area_register_file if not args.home else (
         settings.areas_file or (home.demo_area_register if home.demo_area_register.exists() else None))
     populations = load_populations(settings.populations_file)

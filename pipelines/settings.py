@@ -98,11 +98,12 @@ class Settings:
         return dict.fromkeys(self.accept_drop, self.accepted_by or "an unnamed operator")
 
     @classmethod
-    def from_env(cls) -> Settings:
-        """Read the environment variables (at call time), falling back to the demo."""
+    def from_env(cls, home: str | os.PathLike[str] | None = None) -> Settings:
+        """Read the environment variables (at call time), falling back to the demo; ``home`` (a command's
+        ``--home``) in place of ``$SILOBREAKER_HOME`` or ``./var``, which is then never created."""
         demo = {"sources_file": DEMO_SOURCES, "policy_file": DEMO_POLICY, "rules_file": DEMO_RULES,
                 "linking_file": DEMO_LINKING, "populations_file": DEMO_POPULATIONS, "risks_file": DEMO_RISKS, "areas_file": None}
-        return cls(home=DataHome.resolve(), **{
+        return cls(home=DataHome.resolve(home), **{
             name: (Path(os.environ[env]).resolve() if os.environ.get(env)
                    else demo[name].resolve() if demo[name] is not None else None)
             for name, env in SETTINGS_ENV.items()})

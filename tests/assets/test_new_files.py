@@ -9,7 +9,7 @@ import dagster as dg
 
 from assets.new_files import SETTLE_SECONDS
 from connectors import load_sources
-from pipelines.definitions import build_definitions
+from pipelines.graph import build_definitions
 from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
 
 

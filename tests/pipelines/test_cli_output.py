@@ -186,3 +186,16 @@ def test_json_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path):
     reader.stdout.close()
     _, err = reader.communicate(timeout=120)
     assert reader.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err
+
+
+@pytest.mark.parametrize("command", [["run"], ["corrections", "export", "--source", "census"], ["lookup", "--as", "grid_workers_cuiyuan_1", "--name", "张三"]])
+def test_a_command_given_its_home_creates_nothing_where_it_is_run(command, tmp_path, monkeypatch):
+    """``--home H`` is the home: ``./var`` (the default when none is named) is not created in the folder the
+    command runs from, whatever the command then makes of its other arguments."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("SILOBREAKER_HOME", raising=False)
+    main([*command, "--home", str(tmp_path / "home"), *(["--sources", str(tmp_path / "none.yaml")]
+                                                        if command[0] != "lookup" else [])])
+    assert list(cwd.iterdir()) == []

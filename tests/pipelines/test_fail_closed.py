@@ -27,7 +27,7 @@ from assets.blocked_report import run_failures
 from core.errors import ConfigError
 from core.home import DataHome
 from pipelines.cli import EXIT_BUSY, main, run_pipeline
-from pipelines.definitions import build_definitions
+from pipelines.graph import build_definitions
 from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
 from pipelines.storage import stored_frame
 from publish import AuditLog, Generations

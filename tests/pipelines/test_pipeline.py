@@ -12,7 +12,7 @@ import pytest
 from core.home import DataHome
 from demo.generate import generate_demo
 from pipelines.cli import main, run_pipeline
-from pipelines.definitions import build_definitions
+from pipelines.graph import build_definitions
 from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
 from publish import AuditLog, load_policy, product_key, read_product
 

@@ -14,7 +14,7 @@ import pytest
 from connectors import load_sources
 from core.vocabulary import QUARANTINE_RULE_TEXTS
 from pipelines.cli import main, run_pipeline
-from pipelines.definitions import build_definitions
+from pipelines.graph import build_definitions
 from publish import WarehouseReader
 from quality.corrections import ISSUE_COLUMNS, QUARANTINED, build_corrections
 from quality.quarantine import write_department_file

@@ -11,7 +11,7 @@ import pytest
 
 from core.errors import ConfigError
 from pipelines.cli import main, run_pipeline
-from pipelines.definitions import build_definitions
+from pipelines.graph import build_definitions
 from pipelines.settings import DEMO_POLICY, DEMO_RULES, DEMO_SOURCES, Settings
 from quality import load_quality_rules, staged_person_suite, validate_frame
 from tests.quality.conftest import warehouse_path
