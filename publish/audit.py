@@ -524,7 +524,6 @@ class LastDeliveries:
             return np.zeros(len(person_ids), dtype=bool)
 
 
-
 def _id_number_message(id_number: str) -> bytes:
     return id_number.strip().upper().encode()
 
