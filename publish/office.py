@@ -39,9 +39,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msoffcrypto
-import openpyxl
 import pyarrow as pa
 import pyzipper
 import xlsxwriter
@@ -50,6 +50,9 @@ from msoffcrypto.method.ecma376_agile import ECMA376Agile
 from core.vocabulary import FIELD_LABELS, RESIDENCE_STATUS_LABELS, RESIDENCE_TYPE_LABELS, SEX_LABELS
 from publish.crypto import LocalKmsClient
 from publish.populations import default_populations
+
+if TYPE_CHECKING:
+    import openpyxl
 
 __all__ = [
     "CSV_README",
@@ -349,6 +352,8 @@ def read_xlsx(path: str | Path, password: str) -> openpyxl.Workbook:
         except msoffcrypto.exceptions.InvalidKeyError as e:
             raise ValueError(f"wrong password for {path}") from e
     plain.seek(0)
+    import openpyxl  # only here: the processes that write workbooks never read one
+
     return openpyxl.load_workbook(plain)
 
 
