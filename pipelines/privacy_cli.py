@@ -188,7 +188,11 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
         elif suffix == ".xlsx":
             from publish.office import write_plain_xlsx
 
-            write_plain_xlsx(table, out)
+            try:
+                write_plain_xlsx(table, out)
+            except ValueError as e:  # more rows than a sheet holds
+                print(f"error: --out {out}: {e.args[0].split(';')[0]}; write .csv or .parquet", file=sys.stderr)
+                return 2
         else:
             print(f"error: --out {out}: write .parquet, .csv (UTF-8 with BOM, for Excel/WPS) or .xlsx", file=sys.stderr)
             return 2

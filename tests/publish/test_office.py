@@ -69,6 +69,13 @@ def test_read_out_writes_the_format_its_suffix_names_or_refuses(home, tmp_path, 
     assert xlsx.read_bytes()[:2] == b"PK"  # a plain workbook
     assert main(["product", "read", "civil_clerks", "--home", str(home), "--out", str(tmp_path / "x.txt")]) == 2
     assert "write .parquet, .csv" in capsys.readouterr().err
+    from publish import office
+
+    with pytest.MonkeyPatch.context() as patch:  # a product longer than a sheet: refused, with what to write instead
+        patch.setattr(office, "_EXCEL_ROWS", 2)
+        assert main(["product", "read", "civil_clerks", "--home", str(home), "--out", str(tmp_path / "long.xlsx")]) == 2
+    assert "do not fit an Excel sheet" in (err := capsys.readouterr().err) and "write .csv or .parquet" in err
+    assert not (tmp_path / "long.xlsx").exists()
     assert not (tmp_path / "x.txt").exists()
     # a mistyped query is an error message, not a traceback
     assert main(["product", "read", "civil_clerks", "--home", str(home), "--sql", "SELEC 1"]) == 2
