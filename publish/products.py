@@ -349,7 +349,7 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
         # beside the product in its generation: DataHome.office_file once published
         office = OfficeFile(recipient.format, table, path.with_suffix(OFFICE_SUFFIXES[recipient.format]),
                             office_password(encryption_key),
-                            _about(recipient, table, encryption_key_id, exclusions, renewals),
+                            _about(recipient, table, encryption_key_id, exclusions, renewals, anchor),
                             recipient.populations.labels,
                             extra={RENEWAL_SHEET: renewals} if renewals is not None else None,
                             kept=KeptDerivation(DataHome.at(home).kept_office_derivation_file(recipient.name),
@@ -400,9 +400,10 @@ def _renewals(listed: pa.Table, excluded: pa.Table, recipient: Recipient, as_of:
 
 
 def _about(recipient: Recipient, table: pa.Table, key: str, exclusions: Mapping[str, int] | None = None,
-           renewals: pa.Table | None = None) -> dict[str, str]:
-    """The 说明 sheet of a delivered workbook: for whom, why, on what basis, when; who in scope is not
-    listed and why (counts only), and the renewal list."""
+           renewals: pa.Table | None = None, anchor: ProductAnchor | None = None) -> dict[str, str]:
+    """The 说明 sheet of a delivered workbook: for whom, why, on what basis, when, and the audit entry that records
+    the delivery (a clerk quotes it to the data team); who in scope is not listed and why (counts only), and the
+    renewal list."""
     basis = {"consent": "本人同意", "statutory": "法定职责"}[recipient.legal_basis]
     if recipient.legal_reference:
         basis += f"（{recipient.legal_reference}）"
@@ -414,6 +415,7 @@ def _about(recipient: Recipient, table: pa.Table, key: str, exclusions: Mapping[
         "记录数": str(table.num_rows),
         "生成时间": now.strftime("%Y-%m-%d %H:%M（北京时间）"),
         "密钥编号": key,
+        **({"审计记录号": f"{anchor.seq}（就本文件联系数据团队时请提供）"} if anchor else {}),
         **({"未列入人数": "；".join(f"{EXCLUSION_LABELS.get(why, why)}{n}人" for why, n in sorted(
             exclusions.items(), key=lambda kv: -kv[1]))} if exclusions else {}),
         **({"待续同意": f"{renewals.num_rows}人，见“{RENEWAL_SHEET}”表：同意已过期或{RENEWAL_DAYS}天内到期，"

@@ -47,6 +47,8 @@ def test_the_clerk_opens_the_workbook_with_its_password_and_the_id_is_text(home,
     about = dict(list(workbook[README_SHEET].iter_rows(values_only=True))[1:])
     assert about["法律依据"] == "法定职责（社会救助暂行办法）" and about["记录数"] == str(len(rows) - 1)
     assert about["用途"] == "服务提供"
+    entry = AuditLog(home).entries()[-1]  # the entry recording this delivery, by the number the clerk quotes
+    assert about["审计记录号"].startswith(f"{entry['seq']}（") and entry["recipient"] == "civil_clerks"
 
 
 def test_a_wrong_password_opens_nothing_and_the_audit_log_holds_the_file(home, capsys):
