@@ -230,11 +230,15 @@ class AuditLog:
         last = self._last_entry()
         return Head(last["seq"], last["hash"]) if last else Head(0, GENESIS)
 
-    def prepare(self, run_id: str, published_at: datetime, products: Iterable) -> list[dict]:
+    def prepare(self, run_id: str, published_at: datetime, products: Iterable,
+                delivered: LastDeliveries | None = None) -> list[dict]:
         """The signed entries a publication will append, chained to the log as it stands, with their
         membership files written; :meth:`write` appends them. Split so a publication can anchor its
         entries in its warehouse and journal them before it commits, and append them after
         (``publish.warehouse``, ``publish.generations``).
+
+        ``delivered``: each recipient's latest entry, as read for the publication's renewal lists; the log is read
+        again without it (the products' anchors prove it has not moved since).
 
         Raises:
             TerminalError: a product was built for another place in the log than the one it gets (the
@@ -245,7 +249,8 @@ class AuditLog:
         key, signer = self._key(), self._signing_key()
         head = self.head()
         entries = []
-        last = {e["recipient"]: e for e in self.entries()}  # each recipient's latest entry, a membership's base
+        # each recipient's latest entry, a membership's base
+        last = delivered.latest if delivered is not None else {e["recipient"]: e for e in self.entries()}
         memberships = Memberships(self.home)
         for product, (members, persons) in zip(products, _memberships(key, products), strict=True):
             seq = head.seq + 1 + len(entries)
@@ -508,17 +513,17 @@ class LastDeliveries:
 
     def __init__(self, audit: AuditLog) -> None:
         self._key = audit._key()
-        self._last = {e["recipient"]: e["seq"] for e in audit.entries()}
+        self.latest: dict[str, dict] = {e["recipient"]: e for e in audit.entries()}  # each recipient's latest entry
         self._memberships = Memberships(audit.home)
 
     def held(self, recipient: str, person_ids: Sequence[str]) -> np.ndarray:
         """Mask of ``person_ids`` that ``recipient``'s latest product held; none when it has had none, or when its
         membership cannot be read (logged: the renewal list then names nobody whose consent lapsed)."""
-        seq = self._last.get(recipient)
-        if seq is None or not len(person_ids):
+        entry = self.latest.get(recipient)
+        if entry is None or not len(person_ids):
             return np.zeros(len(person_ids), dtype=bool)
         try:
-            return self._memberships.among(seq, keyed_digests(self._key, map(_person_id_message, person_ids)))
+            return self._memberships.among(entry["seq"], keyed_digests(self._key, map(_person_id_message, person_ids)))
         except MembershipError as e:
             log.warning("%s; the renewal list of %s names nobody whose consent lapsed", e, recipient)
             return np.zeros(len(person_ids), dtype=bool)

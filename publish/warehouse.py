@@ -337,7 +337,7 @@ class Warehouse:
             family = None
             hashes = dict(zip((f.path.stem for f in office_files), write_office_files(office_files), strict=True))
             products = [replace(p, office_hash=hashes[p.recipient]) if p.recipient in hashes else p for p in products]
-            entries = audit.prepare(inputs.run_id, published_at, products)
+            entries = audit.prepare(inputs.run_id, published_at, products, delivered)
             if products:  # (a policy may share nothing yet)
                 con.executemany(
                     "INSERT INTO publication_log (run_id, published_at, recipient, purpose, legal_basis, columns, "
