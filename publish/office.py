@@ -136,11 +136,20 @@ def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[
         for i, width in enumerate(_widths(head)):
             sheet.set_column(i, i, width)
         stamps = [i for i, field in enumerate(rows.schema) if pa.types.is_timestamp(field.type)]
+        cut = 0
         for r, row in enumerate(chain(head, cells)):
-            sheet.write_row(r, 0, row)
+            if any(isinstance(v, str) and len(v) > _CELL_TEXT // 2 for v in row):
+                row, n = _fitted(row)
+                cut += n
+            # XlsxWriter stops writing a row at a cell it cannot write: never a row cut short in silence.
+            if error := sheet.write_row(r, 0, row):
+                raise ValueError(f"{name}: row {r + 1} could not be written whole (XlsxWriter error {error})")
             for i in stamps if r else ():
                 if row[i] is not None:
                     sheet.write_datetime(r, i, row[i], stamp)
+        if cut:
+            log.warning("%s: %d cell(s) longer than an Excel cell holds (32,767 characters) cut short and marked %s; "
+                        "the Parquet product holds them whole", name, cut, _CUT_MARK)
     if about:
         readme = workbook.add_worksheet(README_SHEET)
         lines = [["项目", "内容"], *([label, text] for label, text in about.items())]
@@ -154,6 +163,21 @@ def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[
 
 
 _EXCEL_ROWS = 1_048_576  # the rows of an Excel or WPS sheet
+_CELL_TEXT = 32_767  # the UTF-16 units an Excel cell holds
+_CUT_MARK = "…（超长已截断）"
+
+
+def _fitted(row: list[object]) -> tuple[list[object], int]:
+    """``row`` with every text longer than an Excel cell holds cut to fit, marked :data:`_CUT_MARK`; how many."""
+    out, cut = [], 0
+    for value in row:
+        if isinstance(value, str) and len(value.encode("utf-16-le")) // 2 > _CELL_TEXT:
+            keep = _CELL_TEXT - len(_CUT_MARK)
+            while len(value[:keep].encode("utf-16-le")) // 2 > keep:  # a character outside the BMP is two units
+                keep -= 1
+            value, cut = value[:keep] + _CUT_MARK, cut + 1
+        out.append(value)
+    return out, cut
 _WIDTH_SAMPLE = 200  # rows read to size the columns
 
 

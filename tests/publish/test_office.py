@@ -271,3 +271,20 @@ def test_dates_are_date_cells_and_a_product_too_long_for_a_sheet_is_refused(tmp_
     with pytest.raises(ValueError, match="b.xlsx: 2 rows .* format: csv"):
         office.write_xlsx(table, tmp_path / "b.xlsx", "P" * 20, {"接收方": "网格员"})
     assert not (tmp_path / "b.xlsx").exists()
+
+
+def test_a_text_longer_than_an_excel_cell_is_cut_marked_and_the_rest_of_its_row_written(tmp_path, caplog):
+    """An Excel cell holds 32,767 characters: a longer text (a department's absurd address field) is cut and marked,
+    with a warning, and the cells after it in its row are still written."""
+    import pyarrow as pa
+
+    from publish.office import _CUT_MARK, read_xlsx, write_xlsx
+
+    table = pa.table({"address": ["翠" * 40_000, "😀" * 20_000, "示范区1号"], "name": ["张三", "李四", "王五"]})
+    write_xlsx(table, tmp_path / "a.xlsx", "P" * 20, {"接收方": "网格员"})
+    rows = list(read_xlsx(tmp_path / "a.xlsx", "P" * 20)[DATA_SHEET].iter_rows(min_row=2, values_only=True))
+    assert [r[1] for r in rows] == ["张三", "李四", "王五"]
+    assert rows[0][0].endswith(_CUT_MARK) and rows[0][0].startswith("翠" * 1000) and len(rows[0][0]) == 32_767
+    assert rows[1][0].endswith(_CUT_MARK) and len(rows[1][0].encode("utf-16-le")) // 2 <= 32_767
+    assert rows[2][0] == "示范区1号"
+    assert "2 cell(s) longer than an Excel cell holds" in caplog.text
