@@ -64,7 +64,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from core.errors import ConfigError, TerminalError
 from core.home import DataHome, HomeLike
 from core.keys import keyed_digests, load_key, load_or_create_key
-from publish.membership import WHOLE_EVERY, Membership, MembershipError, Memberships, lines_of, write_membership
+from publish.membership import (
+    WHOLE_EVERY,
+    Membership,
+    MembershipError,
+    Memberships,
+    held_in,
+    lines_of,
+    write_membership,
+)
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -516,17 +524,29 @@ class LastDeliveries:
         self.latest: dict[str, dict] = {e["recipient"]: e for e in audit.entries()}  # each recipient's latest entry
         self._memberships = Memberships(audit.home)
 
-    def held(self, recipient: str, person_ids: Sequence[str]) -> np.ndarray:
-        """Mask of ``person_ids`` that ``recipient``'s latest product held; none when it has had none, or when its
-        membership cannot be read (logged: the renewal list then names nobody whose consent lapsed)."""
+    def held(self, recipient: str, person_ids: Sequence[str], id_numbers: Sequence[str | None]) -> np.ndarray:
+        """Mask of the persons (``person_ids`` and their ``id_numbers``) that ``recipient``'s latest product held:
+        under both their person id and their ID number, so a person id that passed to someone else since (a split)
+        does not vouch for them, and a person without an ID number is not vouched for. None when the recipient has
+        had no product, or when its membership cannot be read or does not read as its entry recorded it (logged:
+        the renewal list then names nobody whose consent lapsed)."""
         entry = self.latest.get(recipient)
         if entry is None or not len(person_ids):
             return np.zeros(len(person_ids), dtype=bool)
         try:
-            return self._memberships.among(entry["seq"], keyed_digests(self._key, map(_person_id_message, person_ids)))
+            members = self._memberships.of(entry["seq"])
         except MembershipError as e:
             log.warning("%s; the renewal list of %s names nobody whose consent lapsed", e, recipient)
             return np.zeros(len(person_ids), dtype=bool)
+        if hashlib.sha256(members.tobytes()).hexdigest() != entry.get("members_sha256"):
+            log.warning("the membership of entry %d does not read back as recorded (`silobreaker audit verify` names it); "
+                        "the renewal list of %s names nobody whose consent lapsed", entry["seq"], recipient)
+            return np.zeros(len(person_ids), dtype=bool)
+        numbered = np.array([bool(n and n.strip()) for n in id_numbers], dtype=bool)
+        held = held_in(members, keyed_digests(self._key, map(_person_id_message, person_ids))) & numbered
+        held[numbered] &= held_in(members, keyed_digests(
+            self._key, (_id_number_message(n) for n, given in zip(id_numbers, numbered, strict=True) if given)))
+        return held
 
 
 def _id_number_message(id_number: str) -> bytes:

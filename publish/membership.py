@@ -62,6 +62,11 @@ def lines_of(hashes: Sequence[str]) -> np.ndarray:
     return np.frombuffer(text, dtype=_LINE)
 
 
+def held_in(members: Membership, hashes: Sequence[str]) -> np.ndarray:
+    """Mask of ``hashes`` that the membership ``members`` holds."""
+    return _among(lines_of(hashes), members)
+
+
 def write_membership(path: Path, members: Membership, base: tuple[int, Membership] | None) -> bool:
     """Write ``members`` to ``path``: as the change from ``base`` (its entry's seq and membership) when that
     is less than half of it, else whole. Whether it was written as a change."""
@@ -147,14 +152,6 @@ class Memberships:
         if self._wanted[seq] > 0:  # (a kept one read by the last entry building on it was let go above)
             self._kept[seq] = members
         return members
-
-    def among(self, seq: int, hashes: Sequence[str]) -> np.ndarray:
-        """Mask of ``hashes`` that the membership of entry ``seq`` holds.
-
-        Raises:
-            MembershipError: as :meth:`of`.
-        """
-        return _among(lines_of(hashes), self.of(seq))
 
     def _release(self, seq: int) -> Membership:
         """A kept membership, let go of when the last entry building on it has read it."""

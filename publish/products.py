@@ -375,8 +375,9 @@ def _renewals(listed: pa.Table, excluded: pa.Table, recipient: Recipient, as_of:
 
     Names only where the basis allows: people still listed whose consent ends within :data:`RENEWAL_DAYS` (the
     recipient holds their data now), and people whose consent *to this recipient* ended within the last
-    :data:`RENEWAL_DAYS` days and whom its latest product held (``delivered``, :class:`publish.audit.LastDeliveries`:
-    it held their data until then), each with the name and address as the policy shows them. Nobody who
+    :data:`RENEWAL_DAYS` days and whom its latest product held under their person id and ID number (``delivered``,
+    :class:`publish.audit.LastDeliveries`: it held their data until then), each with the name and address as the
+    policy shows them. Nobody who
     refused, withdrew, asked to be deleted or never consented is named, nor anyone whose consent ended before
     this recipient had their data: they are counted in the 说明 only.
     """
@@ -386,8 +387,8 @@ def _renewals(listed: pa.Table, excluded: pa.Table, recipient: Recipient, as_of:
     recent = pc.and_(pc.equal(excluded.column("_reason"), "expired"),
                      pc.greater_equal(excluded.column("_consent_until"), pa.scalar(as_of - timedelta(days=RENEWAL_DAYS))))
     expired = excluded.filter(pc.fill_null(recent, False))
-    held = (delivered.held(recipient.name, expired.column("_person_id").to_pylist()) if delivered is not None
-            else np.zeros(expired.num_rows, dtype=bool))
+    held = (delivered.held(recipient.name, expired.column("_person_id").to_pylist(), expired.column("_id_number").to_pylist())
+            if delivered is not None else np.zeros(expired.num_rows, dtype=bool))
     lapsed = expired.filter(pa.array(held, pa.bool_()))
     parts = []
     for part, status in ((lapsed, "同意已过期，未列入名单"), (ending, "同意即将到期")):

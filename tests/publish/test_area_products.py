@@ -27,8 +27,9 @@ REGISTER = "街道,社区,网格,楼栋\n西溪街道,翠苑社区,翠苑社区�
            "西溪街道,翠苑社区,翠苑社区第3网格,3\n"
 
 
-def _night(tmp_path, run_id: str = "run1", as_of: date = date(2026, 11, 23)):
-    """One publication of the district for every grid and one grid by hand, on ``as_of``."""
+def _night(tmp_path, run_id: str = "run1", as_of: date = date(2026, 11, 23), change=None):
+    """One publication of the district for every grid and one grid by hand, on ``as_of`` (``change``: called with
+    the district before it is published)."""
     register_file = tmp_path / "areas.csv"
     register_file.write_text(REGISTER, encoding="utf-8")
     district = _district()
@@ -43,6 +44,8 @@ def _night(tmp_path, run_id: str = "run1", as_of: date = date(2026, 11, 23)):
         record_id="consent:child", source_key="child", decided_at=pd.Timestamp("2025-06-01", tz="UTC"),
         expires_at=pd.Timestamp("2026-06-01", tz="UTC"))
     district["consent"] = pd.concat([consent, soon, child], ignore_index=True)
+    if change is not None:
+        change(district)
     home = tmp_path / "home"
     fixed = dict(GRID_WORKER, name="by_hand_grid_1", columns=GRID_WORKERS["columns"])
     wh = Warehouse(home)
@@ -124,6 +127,38 @@ def test_the_renewal_list_names_only_people_whose_consent_is_ending_or_lapsed_wh
     rows = list(read_xlsx(DataHome.at(home).office_file(name, "xlsx"),
                           office_password(product_key(home, name)))[RENEWAL_SHEET].iter_rows(values_only=True))
     assert "何" not in "".join(str(c) for row in rows for c in row), "who asked to be deleted is never named"
+
+
+def test_a_person_id_that_passed_to_someone_else_does_not_get_them_named(tmp_path):
+    """The last list held 安老伯 under P_a; tonight P_a is 葛爷爷's (ids move with a split or merge) and P_g 安老伯's.
+    Both consents have lapsed, 葛爷爷's before the worker held him: the renewal list names only someone it held under
+    their person id *and* ID number — here nobody, rather than 葛爷爷 under the id that vouched for 安老伯."""
+    name = "grid_workers_cuiyuan_1"
+    _night(tmp_path)
+
+    def swap(district):
+        mapping = district["mapping"]
+        district["mapping"] = mapping.assign(person_id=mapping["person_id"].replace({"P_a": "P_g", "P_g": "P_a"}))
+        consent = district["consent"]
+        ge = consent["id_number"] == PEOPLE["P_g"][1]
+        district["consent"] = consent.assign(expires_at=consent["expires_at"].where(
+            ~ge | consent["expires_at"].isna(), pd.Timestamp("2026-11-01", tz="UTC")))
+
+    home, _ = _night(tmp_path, "run2", date(2026, 12, 24), change=swap)
+    statuses, _about = _renewals(home, name)
+    assert statuses == {}
+    assert not [e for e in AuditLog(home).person(PEOPLE["P_g"][1]) if e["run_id"] == "run2" and e["recipient"] == name]
+
+
+def test_a_membership_that_does_not_read_as_its_entry_recorded_vouches_for_nobody(tmp_path, caplog):
+    name = "grid_workers_cuiyuan_1"
+    home, _ = _night(tmp_path)
+    entry = next(e for e in AuditLog(home).entries() if e["recipient"] == name)
+    members = DataHome.at(home).audit_members_file(entry["seq"])
+    members.write_bytes(members.read_bytes() + b"f" * 64 + b"\n")  # one more well-formed line than was recorded
+    home, _ = _night(tmp_path, "run2", date(2026, 12, 24))
+    assert _renewals(home, name)[0] == {}, "安老伯 would be named on a membership that reads as recorded"
+    assert f"the membership of entry {entry['seq']} does not read back as recorded" in caplog.text
 
 
 def test_area_slugs_read_the_names_and_keep_homophones_apart():
