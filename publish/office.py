@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import io
 import logging
+import math
 import multiprocessing
 import os
 import re
@@ -123,7 +124,7 @@ def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[
     # cell, so an 18-digit ID stays text and a department's "=HYPERLINK(...)" is never a formula.
     workbook = xlsxwriter.Workbook(plain, {
         "in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False,
-        "nan_inf_to_errors": True, "default_date_format": "yyyy-mm-dd"})
+        "default_date_format": "yyyy-mm-dd"})
     stamp = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
     for name, rows in {DATA_SHEET: table, **(extra or {})}.items():
         if rows.num_rows > _EXCEL_ROWS - 1:
@@ -138,7 +139,7 @@ def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[
         stamps = [i for i, field in enumerate(rows.schema) if pa.types.is_timestamp(field.type)]
         cut = 0
         for r, row in enumerate(chain(head, cells)):
-            if any(isinstance(v, str) and len(v) > _CELL_TEXT // 2 for v in row):
+            if any(_unfit(v) for v in row):
                 row, n = _fitted(row)
                 cut += n
             # XlsxWriter stops writing a row at a cell it cannot write: never a row cut short in silence.
@@ -167,11 +168,20 @@ _CELL_TEXT = 32_767  # the UTF-16 units an Excel cell holds
 _CUT_MARK = "…（超长已截断）"
 
 
+def _unfit(value: object) -> bool:
+    """A value a cell cannot hold as it is: a text that may be longer than a cell holds, a NaN or an infinity."""
+    return (isinstance(value, str) and len(value) > _CELL_TEXT // 2) or (isinstance(value, float) and not math.isfinite(value))
+
+
 def _fitted(row: list[object]) -> tuple[list[object], int]:
-    """``row`` with every text longer than an Excel cell holds cut to fit, marked :data:`_CUT_MARK`; how many."""
+    """``row`` with every text longer than an Excel cell holds cut to fit, marked :data:`_CUT_MARK` (how many: the
+    second value), and NaN or infinity left empty, as the Parquet product's readers show a missing number (an
+    error cell would be a formula in the file)."""
     out, cut = [], 0
     for value in row:
-        if isinstance(value, str) and len(value.encode("utf-16-le")) // 2 > _CELL_TEXT:
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        elif isinstance(value, str) and len(value.encode("utf-16-le")) // 2 > _CELL_TEXT:
             keep = _CELL_TEXT - len(_CUT_MARK)
             while len(value[:keep].encode("utf-16-le")) // 2 > keep:  # a character outside the BMP is two units
                 keep -= 1

@@ -258,14 +258,15 @@ def test_dates_are_date_cells_and_a_product_too_long_for_a_sheet_is_refused(tmp_
 
     table = pa.table({"consent_until": pa.array([dt.date(2027, 3, 1), None], pa.date32()),
                       "status_at": pa.array([dt.datetime(2026, 12, 6, 8, 30), None], pa.timestamp("s")),
-                      "age": [71, 5]})
+                      "age": [71, 5], "score": [float("nan"), float("inf")]})
     office.write_xlsx(table, tmp_path / "a.xlsx", "P" * 20, {"接收方": "网格员"})
     sheet = office.read_xlsx(tmp_path / "a.xlsx", "P" * 20)[DATA_SHEET]
-    until, at, age = next(sheet.iter_rows(min_row=2))
+    until, at, age, score = next(sheet.iter_rows(min_row=2))
+    assert score.value is None  # a NaN (or an infinity) is an empty cell, never an error formula
     assert until.value == dt.datetime(2027, 3, 1) and until.number_format == "yyyy-mm-dd"
     assert at.value == dt.datetime(2026, 12, 6, 8, 30) and at.number_format == "yyyy-mm-dd hh:mm:ss"
     assert age.value == 71 and age.data_type == "n"
-    assert [c.value for c in next(sheet.iter_rows(min_row=3))] == [None, None, 5]
+    assert [c.value for c in next(sheet.iter_rows(min_row=3))] == [None, None, 5, None]
     # A sheet holds 1,048,576 rows: a longer product is refused with the fix, never cut short silently.
     monkeypatch.setattr(office, "_EXCEL_ROWS", 2)
     with pytest.raises(ValueError, match="b.xlsx: 2 rows .* format: csv"):
