@@ -29,8 +29,13 @@ __all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str) -> object:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'publish' has no attribute {name!r}")
+    if name not in _WHERE:  # a submodule (publish.audit after import publish), as when the package imported them all
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module 'publish' has no attribute {name!r}") from None
     value = getattr(importlib.import_module(_WHERE[name]), name)
     globals()[name] = value  # imported once
     return value

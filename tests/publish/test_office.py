@@ -289,3 +289,19 @@ def test_a_text_longer_than_an_excel_cell_is_cut_marked_and_the_rest_of_its_row_
     assert rows[1][0].endswith(_CUT_MARK) and len(rows[1][0].encode("utf-16-le")) // 2 <= 32_767
     assert rows[2][0] == "示范区1号"
     assert "2 cell(s) longer than an Excel cell holds" in caplog.text
+
+
+def test_the_office_writers_import_publish_office_without_the_whole_package():
+    """The processes that write a night's office files fork from one that imports publish.office: it must not pull
+    in the warehouse, linking and quality (1.6 s on the night's path); the package's names still resolve."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, publish.office; print(sorted(m for m in ('publish.warehouse', 'publish.reader', 'dedup', "
+             "'quality', 'openpyxl') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout == "[]\n"
+    import publish
+
+    assert publish.audit.AuditLog is publish.AuditLog and "Warehouse" in dir(publish)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        publish.nope  # noqa: B018
