@@ -291,16 +291,8 @@ class AuditLog:
         :data:`WHOLE_EVERY` changes lie behind it; ``None``: write it whole."""
         if earlier is None or memberships.depth(earlier["seq"]) + 1 >= WHOLE_EVERY:
             return None
-        try:
-            members = memberships.of(earlier["seq"])
-        except MembershipError as e:
-            log.warning("%s; the next membership of %s is written whole", e, earlier["recipient"])
-            return None
-        if hashlib.sha256(members.tobytes()).hexdigest() != earlier.get("members_sha256"):
-            log.warning("the membership of entry %d does not read back as recorded (`silobreaker audit verify` "
-                        "names it); the next membership of %s is written whole", earlier["seq"], earlier["recipient"])
-            return None
-        return earlier["seq"], members
+        members = _as_recorded(memberships, earlier, f"the next membership of {earlier['recipient']} is written whole")
+        return None if members is None else (earlier["seq"], members)
 
     def repeat(self, original_run_id: str, run_id: str, published_at: datetime) -> list[dict]:
         """Signed entries recording that the products of ``original_run_id`` are published again (a
@@ -531,22 +523,30 @@ class LastDeliveries:
         had no product, or when its membership cannot be read or does not read as its entry recorded it (logged:
         the renewal list then names nobody whose consent lapsed)."""
         entry = self.latest.get(recipient)
-        if entry is None or not len(person_ids):
-            return np.zeros(len(person_ids), dtype=bool)
-        try:
-            members = self._memberships.of(entry["seq"])
-        except MembershipError as e:
-            log.warning("%s; the renewal list of %s names nobody whose consent lapsed", e, recipient)
-            return np.zeros(len(person_ids), dtype=bool)
-        if hashlib.sha256(members.tobytes()).hexdigest() != entry.get("members_sha256"):
-            log.warning("the membership of entry %d does not read back as recorded (`silobreaker audit verify` names it); "
-                        "the renewal list of %s names nobody whose consent lapsed", entry["seq"], recipient)
+        members = None if entry is None or not len(person_ids) else _as_recorded(
+            self._memberships, entry, f"the renewal list of {recipient} names nobody whose consent lapsed")
+        if members is None:
             return np.zeros(len(person_ids), dtype=bool)
         numbered = np.array([bool(n and n.strip()) for n in id_numbers], dtype=bool)
         held = held_in(members, keyed_digests(self._key, map(_person_id_message, person_ids))) & numbered
         held[numbered] &= held_in(members, keyed_digests(
             self._key, (_id_number_message(n) for n, given in zip(id_numbers, numbered, strict=True) if given)))
         return held
+
+
+def _as_recorded(memberships: Memberships, entry: dict, otherwise: str) -> Membership | None:
+    """The membership of ``entry`` if it can be read and reads back as the entry recorded it (``members_sha256``);
+    else ``None``, logged with what happens ``otherwise``."""
+    try:
+        members = memberships.of(entry["seq"])
+    except MembershipError as e:
+        log.warning("%s; %s", e, otherwise)
+        return None
+    if hashlib.sha256(members.tobytes()).hexdigest() != entry.get("members_sha256"):
+        log.warning("the membership of entry %d does not read back as recorded (`silobreaker audit verify` names it); %s",
+                    entry["seq"], otherwise)
+        return None
+    return members
 
 
 def _id_number_message(id_number: str) -> bytes:
