@@ -186,12 +186,13 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
                 f.write("\ufeff".encode())
                 pcsv.write_csv(_printable(table), f)
         elif suffix == ".xlsx":
-            from publish.office import write_plain_xlsx
+            from publish.office import SheetTooLong, write_plain_xlsx
 
             try:
                 write_plain_xlsx(table, out)
-            except ValueError as e:  # more rows than a sheet holds
-                print(f"error: --out {out}: {e.args[0].split(';')[0]}; write .csv or .parquet", file=sys.stderr)
+            except SheetTooLong as e:
+                print(f"error: --out {out}: {e.rows:,} rows do not fit an Excel sheet; write .csv or .parquet",
+                      file=sys.stderr)
                 return 2
         else:
             print(f"error: --out {out}: write .parquet, .csv (UTF-8 with BOM, for Excel/WPS) or .xlsx", file=sys.stderr)

@@ -61,6 +61,7 @@ __all__ = [
     "KeptDerivation",
     "README_SHEET",
     "OfficeFile",
+    "SheetTooLong",
     "office_password",
     "read_csv_zip",
     "read_xlsx",
@@ -128,8 +129,7 @@ def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[
     stamp = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
     for name, rows in {DATA_SHEET: table, **(extra or {})}.items():
         if rows.num_rows > _EXCEL_ROWS - 1:
-            raise ValueError(f"{rows.num_rows:,} rows do not fit an Excel sheet ({name}: at most {_EXCEL_ROWS - 1:,} "
-                             "under its header); deliver this product with format: csv")
+            raise SheetTooLong(name, rows.num_rows)
         sheet = workbook.add_worksheet(name)
         cells = _rows(rows, labels)
         head = [next(cells), *islice(cells, _WIDTH_SAMPLE)]
@@ -164,6 +164,15 @@ def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[
 
 
 _EXCEL_ROWS = 1_048_576  # the rows of an Excel or WPS sheet
+
+
+class SheetTooLong(ValueError):
+    """A product with more rows than an Excel or WPS sheet holds: refused, never cut short."""
+
+    def __init__(self, sheet: str, rows: int) -> None:
+        self.sheet, self.rows = sheet, rows
+        super().__init__(f"{rows:,} rows do not fit an Excel sheet ({sheet}: at most {_EXCEL_ROWS - 1:,} under its "
+                         "header); deliver this product with format: csv")
 _CELL_TEXT = 32_767  # the UTF-16 units an Excel cell holds
 _CUT_MARK = "…（超长已截断）"
 
@@ -232,7 +241,7 @@ def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, s
     """
     try:
         plain = _workbook(table, about, labels, extra)
-    except ValueError as e:
+    except ValueError as e:  # a sheet too long, a row that could not be written: named with its file
         raise ValueError(f"{Path(path).name}: {e}") from e
     salt, derived = (kept.load() if kept else None) or (os.urandom(_SALT_BYTES), None)
     if derived is None:
