@@ -377,9 +377,8 @@ def _renewals(listed: pa.Table, excluded: pa.Table, recipient: Recipient, as_of:
     recipient holds their data now), and people whose consent *to this recipient* ended within the last
     :data:`RENEWAL_DAYS` days and whom its latest product held under their person id and ID number (``delivered``,
     :class:`publish.audit.LastDeliveries`: it held their data until then), each with the name and address as the
-    policy shows them. Nobody who
-    refused, withdrew, asked to be deleted or never consented is named, nor anyone whose consent ended before
-    this recipient had their data: they are counted in the 说明 only.
+    policy shows them. Nobody who refused, withdrew, asked to be deleted or never consented is named, nor anyone
+    whose consent ended before this recipient had their data: they are counted in the 说明 only.
     """
     shown = [c for c in ("name", "address") if c in recipient.columns]
     soon = pc.less_equal(listed.column("_consent_until"), pa.scalar(as_of + timedelta(days=RENEWAL_DAYS)))
