@@ -1,0 +1,81 @@
+"""Two nights of an analyst's pseudonymised rows joined on their pseudonym: who the pair singles out.
+
+Each night's rows of a k-anonymised analyst product (``statistics_analysts`` in the demo policy) are k-anonymous on
+their own. The pseudonym (``person_key``) is stable from night to night, so an analyst holding two nights can join
+them, and a person's class is then the pair of their two classes. For every two consecutive generations of
+``--home`` this decrypts the product of each (with the recipient's key, as the analyst would), joins them on the
+pseudonym and measures, on the quasi-identifiers the product shows (``publish.anonymity.QUASI_IDENTIFIERS``) and the
+categories other departments know (its ``k_anonymity.known_populations`` it shows):
+
+- how many people both nights hold, and how many of them changed quasi-identifiers between them;
+- the smallest class of each night alone, and of the pair;
+- how many people a pair class smaller than k holds, how many are alone in theirs, and how many of those changed
+  street between the nights;
+- of those alone, how many rows show a category no other department knows (e.g. ``chronic_patient``).
+
+    .venv/bin/python benchmarks/analyst_releases.py --home <a home with two or more nights>
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.home import DataHome  # noqa: E402
+from publish import load_policy, product_key, read_product  # noqa: E402
+from publish.anonymity import QUASI_IDENTIFIERS  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--recipient", default="statistics_analysts")
+    parser.add_argument("--policy", type=Path, default=Path(__file__).resolve().parents[1] / "demo" / "policy.yaml")
+    args = parser.parse_args()
+    home = DataHome.at(args.home)
+    recipient = next(r for r in load_policy(args.policy).recipients if r.name == args.recipient)
+    rule = recipient.k_anonymity
+    k = rule.k
+    known = ", ".join(f"'{c}'" for c in rule.known_populations if c in recipient.shared_key_populations)
+    nights = sorted(p.name for p in home.generations_dir.iterdir() if home.generation_product_file(p.name, args.recipient).exists())
+    con = duckdb.connect()
+    key = product_key(args.home, args.recipient)
+    for night in nights:
+        con.register(f"t_{night}", read_product(home.generation_product_file(night, args.recipient), key))
+    rows = [d[0] for d in con.execute(f"SELECT * FROM t_{nights[0]} LIMIT 0").description]
+    qi = [c for c in QUASI_IDENTIFIERS if c in rows]
+    categories = f"list_sort(list_filter(key_populations, lambda c: c IN ({known})))" if known else "NULL"
+    print(f"{args.recipient}: k = {k}; quasi-identifiers {qi} and the categories {known or 'none'}")
+    for night in nights:
+        (smallest,) = con.execute(f"SELECT min(n) FROM (SELECT count(*) AS n FROM t_{night} "
+                                  f"GROUP BY {', '.join(qi)}, {categories})").fetchone()
+        print(f"  {night}: smallest class {smallest}")
+    for a, b in zip(nights, nights[1:], strict=False):
+        side = ", ".join([*(f"{s}.{c} AS {s}_{c}" for s in "xy" for c in qi),
+                          f"{categories.replace('key_populations', 'x.key_populations')} AS x_known",
+                          f"{categories.replace('key_populations', 'y.key_populations')} AS y_known"])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE pair AS SELECT person_key, y.key_populations AS shown, {side} "
+                    f"FROM t_{a} x JOIN t_{b} y USING (person_key)")
+        columns = [f"{s}_{c}" for s in "xy" for c in qi] + ["x_known", "y_known"]
+        changed = " OR ".join(f"x_{c} IS DISTINCT FROM y_{c}" for c in qi)
+        moved = "x_street IS DISTINCT FROM y_street" if "street" in qi else "false"
+        both, differs = con.execute(f"SELECT count(*), count(*) FILTER (WHERE {changed}) FROM pair").fetchone()
+        small, alone, alone_moved, alone_sensitive, smallest = con.execute(f"""
+            WITH sized AS (SELECT *, count(*) OVER (PARTITION BY {', '.join(columns)}) AS n FROM pair)
+            SELECT count(*) FILTER (WHERE n < {k}), count(*) FILTER (WHERE n = 1),
+                   count(*) FILTER (WHERE n = 1 AND {moved}),
+                   count(*) FILTER (WHERE n = 1 AND len(list_filter(shown, lambda c: c NOT IN ({known or "''"}))) > 0),
+                   min(n)
+            FROM sized""").fetchone()
+        print(f"  {a} + {b}: {both:,} people in both, {differs:,} with other quasi-identifiers; smallest pair class "
+              f"{smallest}; {small:,} people in pair classes under {k}, {alone:,} alone in theirs ({alone_moved:,} "
+              f"moved street), {alone_sensitive:,} of them showing a category no other department knows")
+
+
+if __name__ == "__main__":
+    main()
