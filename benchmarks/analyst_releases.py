@@ -1,17 +1,21 @@
-"""Two nights of an analyst's pseudonymised rows joined on their pseudonym: who the pair singles out.
+"""Two nights of an analyst's pseudonymised rows: who joining them on the pseudonym, or differencing them, singles out.
 
 Each night's rows of a k-anonymised analyst product (``statistics_analysts`` in the demo policy) are k-anonymous on
-their own. The pseudonym (``person_key``) is stable from night to night, so an analyst holding two nights can join
-them, and a person's class is then the pair of their two classes. For every two consecutive generations of
-``--home`` this decrypts the product of each (with the recipient's key, as the analyst would), joins them on the
-pseudonym and measures, on the quasi-identifiers the product shows (``publish.anonymity.QUASI_IDENTIFIERS``) and the
-categories other departments know (its ``k_anonymity.known_populations`` it shows):
+their own. For every two consecutive generations of ``--home`` this decrypts the product of each (with the
+recipient's key, as the analyst would) and measures two attacks, on the quasi-identifiers the product shows
+(``publish.anonymity.QUASI_IDENTIFIERS``) and the categories other departments know (its
+``k_anonymity.known_populations`` it shows):
 
-- how many people both nights hold, and how many of them changed quasi-identifiers between them;
-- the smallest class of each night alone, and of the pair;
-- how many people a pair class smaller than k holds, how many are alone in theirs, and how many of those changed
-  street between the nights;
-- of those alone, how many rows show a category no other department knows (e.g. ``chronic_patient``).
+1. **joined on the pseudonym** (``person_key``): a person's class is then the pair of their two classes. How many
+   people both nights hold, how many changed quasi-identifiers; the smallest pair class; how many people a pair
+   class smaller than k holds, how many are alone in theirs, how many of those changed street, and how many of
+   those show a category no other department knows (e.g. ``chronic_patient``). With ``pseudonyms: per_release``
+   (the default since 2026-12-06) no pseudonym is in both nights and this finds nothing.
+2. **differenced by class**, which needs no pseudonym: the rows of each class (quasi-identifiers and known
+   categories) of one night against the next. Where a class gained exactly one row and lost none (a *lone
+   arrival*: someone moved in, was born, turned an age band), whoever knows that a person arrived there learns that
+   row, its categories included; likewise a *lone departure*. Counted, with how many of those rows show a category
+   no other department knows.
 
     .venv/bin/python benchmarks/analyst_releases.py --home <a home with two or more nights>
 """
@@ -72,9 +76,32 @@ def main() -> None:
                    count(*) FILTER (WHERE n = 1 AND len(list_filter(shown, lambda c: c NOT IN ({known or "''"}))) > 0),
                    min(n)
             FROM sized""").fetchone()
-        print(f"  {a} + {b}: {both:,} people in both, {differs:,} with other quasi-identifiers; smallest pair class "
-              f"{smallest}; {small:,} people in pair classes under {k}, {alone:,} alone in theirs ({alone_moved:,} "
-              f"moved street), {alone_sensitive:,} of them showing a category no other department knows")
+        print(f"  {a} + {b} joined on person_key: {both:,} people in both, {differs:,} with other quasi-identifiers; "
+              f"smallest pair class {smallest or '-'}; {small:,} people in pair classes under {k}, {alone:,} alone in "
+              f"theirs ({alone_moved:,} moved street), {alone_sensitive:,} of them showing a category no other "
+              "department knows")
+        group = ", ".join([*qi, "known"])
+        unknown = f"""len(list_filter(shown, lambda c: c NOT IN ({known or "''"}))) > 0"""
+        lone = con.execute(f"""
+            WITH rows_ AS (
+                SELECT '{a}' AS night, {', '.join(qi)}, {categories} AS known, list_sort(key_populations) AS shown
+                FROM t_{a}
+                UNION ALL
+                SELECT '{b}', {', '.join(qi)}, {categories}, list_sort(key_populations) FROM t_{b}),
+            cells AS (SELECT {group}, shown, count(*) FILTER (WHERE night = '{a}') AS na,
+                             count(*) FILTER (WHERE night = '{b}') AS nb FROM rows_ GROUP BY ALL),
+            classes AS (SELECT {group}, sum(greatest(nb - na, 0)) AS gained, sum(greatest(na - nb, 0)) AS lost,
+                               bool_or(nb > na AND {unknown}) AS gained_unknown,
+                               bool_or(na > nb AND {unknown}) AS lost_unknown
+                        FROM cells GROUP BY ALL)
+            SELECT count(*) FILTER (WHERE gained = 1 AND lost = 0),
+                   count(*) FILTER (WHERE gained = 1 AND lost = 0 AND gained_unknown),
+                   count(*) FILTER (WHERE lost = 1 AND gained = 0),
+                   count(*) FILTER (WHERE lost = 1 AND gained = 0 AND lost_unknown),
+                   count(*) FILTER (WHERE gained + lost > 0), count(*)
+            FROM classes""").fetchone()
+        print(f"  {a} + {b} differenced by class: {lone[4]:,} of {lone[5]:,} classes changed; {lone[0]:,} lone arrivals "
+              f"({lone[1]:,} showing a category no other department knows), {lone[2]:,} lone departures ({lone[3]:,})")
 
 
 if __name__ == "__main__":

@@ -341,7 +341,7 @@ def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
     rotate = keys_sub.add_parser(
         "rotate", help="give RECIPIENT a new product encryption key; the old one is kept (as "
         "<recipient>.product.key.<key id>) so products published before stay readable. Only the encryption key "
-        "changes: the pseudonym key is not rotated, so analysts' pseudonyms stay the same")
+        "changes: the pseudonym key is not rotated, so stable pseudonyms (pseudonyms: stable) stay the same")
     rotate.add_argument("recipient", help="recipient name from policy.yaml")
     rotate.add_argument("--home", help=home_help)
     add_json_flag(rotate)

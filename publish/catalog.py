@@ -549,8 +549,9 @@ _TABLES = (
         _col("row_count", BIGINT, "rows published", "行数"),
         _col("content_hash", TEXT, "sha256 of the product file", "内容哈希"),
         _col("path", TEXT, "where the product is published", "路径"),
-        _col("disclosure", JSON, "analyst row products: k required and achieved, the generalisation levels chosen, "
-             "rows suppressed or left out, category flags withheld (`publish.anonymity.Disclosure`)", "披露控制"),
+        _col("disclosure", JSON, "pseudonymised products: how long their person_key lasts (`pseudonyms`: "
+             "per_release or stable); analyst row products also: k required and achieved, the generalisation levels "
+             "chosen, rows suppressed or left out, category flags withheld (`publish.anonymity.Disclosure`)", "披露控制"),
         _col("audit_seq", BIGINT, "the product's entry in the audit log (its anchor there, checked by "
              "`silobreaker audit verify`); empty before 2026-12", "审计序号"),
         _col("audit_hash", TEXT, "that entry's hash; empty before 2026-12", "审计哈希"),

@@ -264,8 +264,8 @@ def rotate_product_key(home: HomeLike, recipient: str) -> KeyRotation:
     """Give ``recipient`` a new product key; keep the old one as ``<recipient>.product.key.<key id>``.
 
     Products published before stay encrypted under the old key (and readable with it); the next
-    publication encrypts under the new one. The recipient's pseudonym key is not touched: pseudonyms
-    stay the same across the rotation. Hold the data home's lock around it (``core.lock``) so no run
+    publication encrypts under the new one. The recipient's pseudonym key is not touched: stable pseudonyms
+    (``pseudonyms: stable``) stay the same across the rotation. Hold the data home's lock around it (``core.lock``) so no run
     builds a product meanwhile.
 
     Raises:

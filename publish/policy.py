@@ -192,6 +192,12 @@ class Recipient(BaseModel):
     pseudonymise: bool = Field(
         default=False, description="replace person_id by a keyed pseudonym (person_key) unique to this recipient"
     )
+    pseudonyms: Literal["per_release", "stable"] = Field(
+        default="per_release",
+        description="per_release: every publication gives everyone a new person_key, so two releases cannot be "
+        "joined on it (joined, a person who moved is alone in the pair of their classes); stable: the same "
+        "person_key run after run, for following people over time, at that risk (recorded in the disclosure)",
+    )
     format: Literal["parquet", "xlsx", "csv"] = Field(
         default="parquet",
         description="xlsx: also deliver a password-protected workbook a clerk opens in Excel/WPS "
@@ -271,6 +277,8 @@ class Recipient(BaseModel):
             raise ValueError("analysts get no direct identifiers: drop name, id_number, phone, address and birth_date")
         if self.kind == "analyst" and not self.pseudonymise:
             raise ValueError("analyst products must set pseudonymise: true")
+        if "pseudonyms" in self.model_fields_set and not self.pseudonymise:
+            raise ValueError("pseudonyms says how long a person_key lasts: it needs pseudonymise: true")
         if self.kind == "analyst" and self.k_anonymity is None:
             self.k_anonymity = KAnonymity()
         if "key_populations" in self.columns and not self.shared_key_populations:

@@ -28,6 +28,8 @@ key-value metadata the id of the key it is encrypted under and its place in the 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import secrets
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -254,6 +256,19 @@ def pseudonym_key(home: HomeLike, recipient: str) -> bytes:
     return load_or_create_key(path, f"SILOBREAKER_PSEUDONYM_KEY_{recipient.upper()}")
 
 
+def release_pseudonym_key(key: bytes, anchor: ProductAnchor | None) -> bytes:
+    """The key of one release's pseudonyms (``pseudonyms: per_release``), derived from the recipient's key.
+
+    Every release gets its own, so two releases' rows do not join on ``person_key``: joined, the pair of a
+    person's two classes singles out who moved between them (``benchmarks/analyst_releases.py``). It is derived
+    from the release's audit entry (``anchor.seq``), so whoever holds the recipient's key can recompute a release's
+    pseudonyms (to find whom one an analyst quotes stands for); nobody else can. A product built outside a
+    publication (no entry) gets a random one: its pseudonyms join nothing.
+    """
+    release = str(anchor.seq) if anchor is not None else secrets.token_hex(16)
+    return hmac.new(key, f"silobreaker person_key, release {release}".encode(), hashlib.sha256).digest()
+
+
 def _log_exclusions(con: duckdb.DuckDBPyConnection, recipient: str, person_ids: list[str], reasons: list[str]) -> None:
     con.execute(
         "CREATE TABLE IF NOT EXISTS consent_exclusions (recipient VARCHAR, person_id VARCHAR, reason VARCHAR)"
@@ -318,6 +333,9 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
             renewals, lapsed = _renewals(table, excluded, recipient, as_of or datetime.now(CHINA_TZ).date(), delivered)
         if recipient.pseudonymise:
             key = pseudonym_key(home, recipient.name)
+            if recipient.pseudonyms == "per_release":
+                key = release_pseudonym_key(key, anchor)
+            disclosure = {"pseudonyms": recipient.pseudonyms}
             # One HMAC per person in the product: linear, and keyed so the pseudonym cannot be
             # recomputed (or matched with another recipient's) without this recipient's key.
             persons = table.column("_person_id").to_pylist()
@@ -330,7 +348,7 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
             # The hidden columns ride along, so membership below counts only the rows kept.
             table, control = anonymise(table, recipient.k_anonymity, recipient.shared_key_populations,
                                        recipient.populations.derived_from_age)
-            disclosure = control.as_dict()
+            disclosure = control.as_dict() | (disclosure or {})
             if control.rows_left_out:
                 exclusions["not_anonymous"] = control.rows_left_out
         ids, person_ids = table.column("_id_number"), table.column("_person_id")
