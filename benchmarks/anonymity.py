@@ -73,7 +73,7 @@ def unified_population(n: int, seed: int = 20261123) -> duckdb.DuckDBPyConnectio
         "key_populations": pa.array(key_populations, pa.list_(pa.string())),
     }))
     assert set(flags) == set(KEY_POPULATIONS)
-    con.execute("CREATE TABLE unified_population AS SELECT * FROM _p")
+    con.execute("CREATE TABLE unified_population AS SELECT *, NULL::VARCHAR AS residence_status FROM _p")
     con.execute("CREATE TABLE deletion_requests (person_id VARCHAR)")
     con.execute("CREATE TABLE consent_problems (person_id VARCHAR)")
     return con

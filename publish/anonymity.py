@@ -20,8 +20,9 @@ every quasi-identifier withheld; if those rows themselves form a bad class they 
 
 **l-diversity.** A class of five in which all five are community-corrections cases reveals the
 case as surely as a unique row. For every sensitive category the product shows (by default every
-shown key population not derived from age), no class may consist only of people in that category
-(distinct 2-diversity on each category's yes/no).
+shown key population not derived from age), no class may consist only of people in that category. That
+is l-diversity of the "yes" only: a class where nobody is in a category does say so of each of its members
+(not a chronic patient), which is the kind of fact the category's absence from a row states anyway.
 
 **Small area cells.** An analyst who also holds ``district_statistics`` could count the rows of a
 community to recover a cell that table suppresses. So in the row product a category is withheld

@@ -140,8 +140,10 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
         {"purpose": recipient.purpose, "recipient": recipient.registry_recipient} if consent else {}
     )
     where = ["TRUE"]
-    if recipient.scope:
-        # An area's list is of the people living there: not those reported moved out or deceased.
+    if recipient.scope or recipient.kind == "analyst":
+        # An area's list is of the people living there: not those reported moved out or deceased. An analyst's
+        # rows are of the residents too: a departed person shows no key population (each one's rule holds only
+        # of the present), so an analyst row aged 60 without `elderly` said that its person had died or left.
         where.append(present_sql("u"))
     for i, (scope_field, value) in enumerate(recipient.scope.items()):
         if value == EVERY_AREA:

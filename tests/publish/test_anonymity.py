@@ -41,7 +41,7 @@ def district(n: int, seed: int = 7) -> duckdb.DuckDBPyConnection:
         "key_populations": [[f for f in flags if flags[f][i]] for i in range(n)],
     }))
     others = ", ".join(f"false AS {p}" for p in KEY_POPULATIONS if p not in flags)
-    con.execute(f"CREATE TABLE unified_population AS SELECT *, {others} FROM _p")
+    con.execute(f"CREATE TABLE unified_population AS SELECT *, {others}, NULL::VARCHAR AS residence_status FROM _p")
     con.execute("CREATE TABLE deletion_requests (person_id VARCHAR)")
     con.execute("CREATE TABLE consent_problems (person_id VARCHAR)")
     return con

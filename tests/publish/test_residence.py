@@ -24,6 +24,11 @@ GRID_LIST = dict(name="grid_list", description="网格员", kind="grid_worker", 
                  legal_basis="statutory", legal_reference="城市居民委员会组织法",
                  columns=["person_id", "name", "phone", "residence_type", "key_populations"],
                  scope={"grid": "*"}, population=["elderly", "elderly_living_alone"])
+# Everyone is a man: one class of k 2, so no row is suppressed or left out here (that is test_anonymity.py's).
+ANALYSTS = dict(name="analysts", description="统计", kind="analyst", level="district", purpose="statistics",
+                legal_basis="statutory", legal_reference="统计法", pseudonymise=True,
+                columns=["person_id", "sex", "key_populations"], key_populations=["elderly"],
+                k_anonymity={"k": 2, "known_populations": []})
 
 
 def _record(source, key, person, name, birth, **fields):
@@ -88,7 +93,7 @@ def warehouse(tmp_path):
         staging_reports=[*(staging_report(s) for s in sources), staging_report("grid_updates", role="grid_updates")])
     home = tmp_path / "home"
     wh = Warehouse(home)
-    candidate = wh.build_candidate(inputs, policy(GRID_LIST))
+    candidate = wh.build_candidate(inputs, policy(GRID_LIST, ANALYSTS))
     wh.publish(candidate)
     with WarehouseReader(home).connect() as con:
         people = con.execute("SELECT * FROM unified_population").df().set_index("person_id")
@@ -118,6 +123,17 @@ def test_a_deceased_person_leaves_key_populations_and_the_grid_list_but_stays_in
     listed = read_shared(home, "grid_list_cuiyuan_1")
     assert "P_zhou" in set(listed["person_id"]) and "P_li" not in set(listed["person_id"])
     assert updates.loc["grid_updates:2", "taken"] and updates.loc["grid_updates:2", "status_now"] == "deceased"
+
+
+def test_an_analyst_row_is_a_resident_so_a_missing_category_does_not_say_who_died(warehouse):
+    # Seen: a departed person shows no key population, so an analyst row of someone over 60 without `elderly`
+    # told that its person had died or moved out (54 rows of a 20,000-person district).
+    home, people, *_ = warehouse
+    rows = read_shared(home, "analysts")
+    present = people["residence_status"].isna() | ~people["residence_status"].isin(["deceased", "moved_out"])
+    assert len(rows) == present.sum() < len(people)  # 李长根 and 孙七 are reported deceased
+    assert (rows["key_populations"].map(list).map(lambda k: "elderly" in k)).sum() == (
+        present & people["elderly"]).sum() == (present & (people["age"] >= 60)).sum()
 
 
 def test_a_newer_department_record_outranks_an_older_moved_out_report_and_the_update_shows_not_taken(warehouse):
