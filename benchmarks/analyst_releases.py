@@ -23,6 +23,7 @@ recipient's key, as the analyst would) and measures two attacks, on the quasi-id
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -31,8 +32,10 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.home import DataHome  # noqa: E402
-from publish import load_policy, product_key, read_product  # noqa: E402
+from publish import WarehouseReader, load_policy, product_key, read_product  # noqa: E402
 from publish.anonymity import QUASI_IDENTIFIERS  # noqa: E402
+from publish.audit import ProductAnchor  # noqa: E402
+from publish.crypto import product_metadata  # noqa: E402
 
 
 def main() -> None:
@@ -55,10 +58,16 @@ def main() -> None:
     qi = [c for c in QUASI_IDENTIFIERS if c in rows]
     categories = f"list_sort(list_filter(key_populations, lambda c: c IN ({known})))" if known else "NULL"
     print(f"{args.recipient}: k = {k}; quasi-identifiers {qi} and the categories {known or 'none'}")
+    with WarehouseReader(args.home).connect() as warehouse:
+        logged = dict(warehouse.execute("SELECT audit_seq, disclosure FROM publication_log WHERE recipient = ?",
+                                        [args.recipient]).fetchall())
     for night in nights:
         (smallest,) = con.execute(f"SELECT min(n) FROM (SELECT count(*) AS n FROM t_{night} "
                                   f"GROUP BY {', '.join(qi)}, {categories})").fetchone()
-        print(f"  {night}: smallest class {smallest}")
+        anchor = ProductAnchor.from_metadata(product_metadata(home.generation_product_file(night, args.recipient), key))
+        disclosure = json.loads(logged.get(anchor.seq) or "{}") if anchor else {}
+        levels = ", ".join(f"{name} {disclosure.get(name, '?')}" for name in ("age_band", "area", "sex_shown", "levels_from"))
+        print(f"  {night}: smallest class {smallest}; levels: {levels}")
     for a, b in zip(nights, nights[1:], strict=False):
         side = ", ".join([*(f"{s}.{c} AS {s}_{c}" for s in "xy" for c in qi),
                           f"{categories.replace('key_populations', 'x.key_populations')} AS x_known",

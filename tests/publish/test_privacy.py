@@ -222,9 +222,11 @@ def test_pseudonyms_of_two_releases_do_not_join_unless_the_policy_keeps_them(hom
     wh.publish(wh.build_candidate(make_inputs(_district(), run_id="run3"), policy(*ALL[:-2], stable, STATS)))
     assert sorted(_read(home, "researchers")["person_key"]) == sorted(kept_second["person_key"])
     logged = duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True).sql(
-        "SELECT recipient, disclosure->>'pseudonyms' FROM publication_log WHERE run_id = 'run3' "
-        "AND recipient IN ('analysts', 'researchers') ORDER BY recipient").fetchall()
-    assert logged == [("analysts", "per_release"), ("researchers", "stable")]
+        "SELECT run_id, recipient, disclosure->>'pseudonyms', disclosure->>'levels_from' FROM publication_log "
+        "WHERE recipient IN ('analysts', 'researchers') ORDER BY run_id, recipient").fetchall()
+    assert logged == [("run1", "analysts", "per_release", "chosen"), ("run1", "researchers", "per_release", "chosen"),
+                      ("run2", "analysts", "per_release", "kept"), ("run2", "researchers", "stable", "kept"),
+                      ("run3", "analysts", "per_release", "kept"), ("run3", "researchers", "stable", "kept")]
 
 
 def test_product_cannot_be_opened_without_its_key(home):
