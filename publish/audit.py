@@ -50,6 +50,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -325,27 +326,45 @@ class AuditLog:
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         written = 0
-        with open(self.path, "a+", encoding="utf-8") as f:
+        with open(self.path, "a+b") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             f.seek(0)
+            text = f.read()
+            whole = text[: text.rfind(b"\n") + 1]
             present, last = {}, GENESIS
-            for line in f:
+            for line in whole.splitlines():
                 if line.strip():
                     entry = json.loads(line)
                     present[entry["seq"]], last = entry["hash"], entry["hash"]
-            for entry in entries:
-                if present.get(entry["seq"]) == entry["hash"]:
-                    continue
+            lines = [(entry, (json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n").encode())
+                     for entry in entries if present.get(entry["seq"]) != entry["hash"]]
+            if len(whole) < len(text):
+                self._cut_torn_line(f, whole, text[len(whole):], lines[0][1] if lines else b"")
+            for entry, line in lines:
                 if entry["seq"] in present or entry["prev_hash"] != last:
                     raise TerminalError(f"audit log {self.path}: entry {entry['seq']} does not follow the log's last "
                                         "entry (its place is taken, or entries are missing before it); run "
                                         "`silobreaker audit verify`")
-                f.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+                f.write(line)
                 last = entry["hash"]
                 written += 1
             f.flush()
             os.fsync(f.fileno())
         return written
+
+    def _cut_torn_line(self, f: BinaryIO, whole: bytes, torn: bytes, first: bytes) -> None:
+        """Take off the end of the log that a write cut short (a run killed while appending: the kernel stops the
+        write at a page boundary), which is the start of ``first``, the line about to be appended in its place.
+        Anything else at the end of the log is not a cut-off write of this publication, and is refused."""
+        line = whole.count(b"\n") + 1
+        if not first.startswith(torn):
+            raise TerminalError(
+                f"audit log {self.path}: its last line ({line}) is incomplete and is not the start of the entry this "
+                "publication appends, so it was not cut off by an interrupted run; the log was changed or damaged. "
+                "Run `silobreaker audit verify` (and `--against` your last `audit export`) and put back the log from that export")
+        f.truncate(len(whole))
+        log.warning("audit log %s: line %d was cut off by an interrupted run (%d of its bytes written); written again "
+                    "whole", self.path, line, len(torn))
 
     def discard(self, entries: list[dict]) -> None:
         """Remove the membership files of prepared ``entries`` that will not be appended (a publication
@@ -358,12 +377,21 @@ class AuditLog:
     def _last_entry(self) -> dict | None:
         if not self.path.exists():
             return None
-        last = None
+        last, number = None, 0
         with open(self.path, encoding="utf-8") as f:
-            for line in f:
+            for i, line in enumerate(f, start=1):
                 if line.strip():
-                    last = line
-        return json.loads(last) if last else None
+                    last, number = line, i
+        return self._parsed(last, number) if last else None
+
+    def _parsed(self, line: str, number: int) -> dict:
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TerminalError(
+                f"audit log {self.path}: line {number} is not an entry ({e.msg}): the log was changed or damaged. Run "
+                "`silobreaker audit verify` (and `--against` your last `audit export`) and put back the log from "
+                "that export") from e
 
     # -- reading --------------------------------------------------------------------------
 
@@ -373,14 +401,14 @@ class AuditLog:
         if not self.path.exists():
             return []
         found = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():
                 continue
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 if strict:
-                    raise
+                    self._parsed(line, number)  # raises, naming the line
                 continue
             if isinstance(entry, dict) or strict:
                 found.append(entry)

@@ -260,7 +260,8 @@ def test_a_kill_before_the_switch_leaves_the_last_publication_whole_and_the_next
                    for p in home.generations_dir.iterdir())
 
 
-def test_a_kill_after_the_switch_publishes_whole_and_the_next_run_writes_its_audit_entries(demo_copy, capsys):
+@pytest.mark.parametrize("torn", [False, True])
+def test_a_kill_after_the_switch_publishes_whole_and_the_next_run_writes_its_audit_entries(demo_copy, capsys, torn):
     home = demo_copy.home
     before = publication(home)
     logged_before = audit_run_ids(home)
@@ -272,6 +273,13 @@ def test_a_kill_after_the_switch_publishes_whole_and_the_next_run_writes_its_aud
     assert after != before and after[str(home.audit_log_file.relative_to(home.root))] == before[
         str(home.audit_log_file.relative_to(home.root))]
     assert home.publication_journal.exists()
+    if torn:
+        # Seen: a run killed while it appended its entries left the log ending in part of one (the kernel stopped
+        # the write at a page boundary), and every later run failed on reading that line.
+        first = json.loads(home.publication_journal.read_text(encoding="utf-8"))["entries"][0]
+        line = json.dumps(first, ensure_ascii=False, sort_keys=True).encode()
+        with home.audit_log_file.open("ab") as log:
+            log.write(line[: len(line) // 2])
     killed_run = Generations(home).current().run_id
     assert run(home) == 0
     assert "finished the publication of generation" in capsys.readouterr().out

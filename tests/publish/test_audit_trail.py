@@ -168,6 +168,21 @@ def test_a_log_cut_at_a_publication_boundary_is_detected_by_its_anchors(home, ca
     assert "product civil_register of generation g000002" in out and "product analysts of generation g000002" in out
 
 
+def test_a_line_added_in_part_is_refused_by_name_not_taken_for_a_cut_off_write(home):
+    # A log ending in part of a line is written whole again only when the part is the start of the entry being
+    # appended (a run killed mid-append: tests/pipelines/test_fail_closed.py); anything else is named and refused.
+    log = AuditLog(home)
+    with log.path.open("ab") as f:
+        f.write(b'{"seq": 5, "recipient": "nobody"')
+    with pytest.raises(TerminalError, match=r"line 5 is not an entry .*silobreaker audit verify"):
+        log.entries()
+    with pytest.raises(TerminalError, match=r"line 5 is not an entry"):
+        log.head()
+    with pytest.raises(TerminalError, match=r"last line \(5\) is incomplete and is not the start of the entry"):
+        log.write([])
+    assert log.path.read_bytes().endswith(b'"nobody"')  # left as it was found, for the audit
+
+
 @pytest.mark.parametrize("attack", ["emptied", "deleted"])
 def test_an_emptied_or_deleted_log_is_detected_by_its_anchors(home, capsys, attack):
     path = AuditLog(home).path
