@@ -46,6 +46,7 @@ def begin_run(instance: dg.DagsterInstance | None, home: HomeLike, run_id: str) 
     notes: list[str] = []
     generations = Generations(home)
     notes += generations.recover()
+    generations.require_readable()
     damaged = generations.check_current()
     if damaged:
         notes.append(damaged)

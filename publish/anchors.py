@@ -98,10 +98,18 @@ def verify_trail(home: HomeLike, against: Path | None = None) -> TrailVerificati
 
 def _check_warehouse(home: DataHome, by_seq: dict, problems: list[str], checked: list[str]) -> None:
     reader = WarehouseReader(home)
+    generations = Generations(home)
+    damaged = generations.check_current()
+    if damaged:
+        # Seen: a warehouse cut short passed as agreeing, having been read from an earlier generation's file.
+        problems.append(damaged)
+        if generations.last_good() is None:
+            return
+    where = generations.readable_warehouse() if damaged else reader.path  # the file read, named as such below
     anchors = reader.audit_anchors()
     if not anchors:
         if reader.exists:
-            checked.append(f"warehouse {reader.path}: records no audit entries (published before they were anchored)")
+            checked.append(f"warehouse {where}: records no audit entries (published before they were anchored)")
         elif by_seq:
             # Entries without a warehouse to anchor them: a deleted warehouse must not pass as intact.
             problems.append(f"the log holds {len(by_seq)} entries but there is no published warehouse to anchor "
@@ -112,16 +120,16 @@ def _check_warehouse(home: DataHome, by_seq: dict, problems: list[str], checked:
     if missing:
         last = max(by_seq, default=0)
         problems.append(
-            f"the warehouse ({reader.path}) records audit {_seqs(missing)} ({_runs(missing)}), which the log does not "
+            f"the warehouse ({where}) records audit {_seqs(missing)} ({_runs(missing)}), which the log does not "
             f"hold (it {f'ends at entry {last}' if last else 'is empty'}): entries were removed or damaged")
     if differ:
         first = differ[0]
         problems.append(
-            f"the warehouse ({reader.path}) records other entries than the log for audit {_seqs(differ)}: "
+            f"the warehouse ({where}) records other entries than the log for audit {_seqs(differ)}: "
             f"entry {first.seq} ({first.recipient}, run {first.run_id}) has hash {by_seq[first.seq].get('hash', '')[:12]}… "
             f"in the log and {first.hash[:12]}… in the warehouse, so the log was rewritten")
     if not missing and not differ:
-        checked.append(f"warehouse {reader.path}: its {len(anchors)} anchored entries agree with the log "
+        checked.append(f"warehouse {where}: its {len(anchors)} anchored entries agree with the log "
                        f"(head: entry {anchors[-1].seq})")
 
 

@@ -14,11 +14,15 @@ run (:meth:`Generations.recover`, under the run lock) finishes a journal whose s
 so the log can never lack a publication that happened — and undoes one whose switch did not.
 
 The last :data:`KEEP` published generations are kept; ``silobreaker restore`` switches back to one,
-and a current warehouse that no longer opens is reported and read from the newest one that does.
+and a current warehouse that is no longer whole is reported and read from the newest one that is. A
+published warehouse is never written again, so "whole" is "has the SHA-256 its generation recorded when
+it was published" (a file damaged inside still opens: seen, its checksum errors then stopped every run);
+generations published before that was recorded are checked by opening them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -60,6 +64,7 @@ class Generation:
     number: int
     run_id: str
     published_at: str
+    warehouse_sha256: str | None = None  # recorded when published (none before 2026-12-06)
 
 
 class Generations:
@@ -85,7 +90,7 @@ class Generations:
     def last_good(self) -> Generation | None:
         """The newest published generation whose warehouse opens (the current one, normally)."""
         for generation in reversed(self.published()):
-            if _opens(self.home.generation_warehouse_file(generation.name)):
+            if self._whole(generation):
                 return generation
         return None
 
@@ -94,7 +99,7 @@ class Generations:
         restore that is the restored one, not the newer generation it replaced — else the newest
         that opens."""
         current = self.current()
-        if current is not None and _opens(self.home.generation_warehouse_file(current.name)):
+        if current is not None and self._whole(current):
             return current
         return self.last_good()
 
@@ -105,15 +110,42 @@ class Generations:
         return self.home.generation_warehouse_file(base.name) if base else None
 
     def check_current(self) -> str | None:
-        """``None`` if the current warehouse opens, else what is wrong and which generation is used instead."""
+        """``None`` if the current warehouse is whole, else what is wrong and which generation is used instead."""
         current = self.current()
-        if current is None or _opens(self.home.generation_warehouse_file(current.name)):
+        if current is None or self._whole(current):
             return None
         good = self.last_good()
-        instead = f"generation {good.name} (run {good.run_id})" if good else "nothing (no earlier generation opens)"
-        return (f"the published warehouse of generation {current.name} cannot be opened (damaged file); reading "
-                f"{instead} as the last publication until the next run publishes a new one, or run "
-                "`silobreaker restore` to switch back now")
+        damaged = (f"the published warehouse of generation {current.name} "
+                   f"({self.home.generation_warehouse_file(current.name)}) is damaged: "
+                   + ("its content is not what was published (SHA-256)" if current.warehouse_sha256
+                      else "it does not open, or is cut short"))
+        if good is None:
+            return (f"{damaged}, and no earlier generation is whole. It holds what the platform remembers from run "
+                    "to run (withdrawals, deletion requests, review decisions, person ids), so no run publishes "
+                    "without it: put the file back from a backup (the generation's record "
+                    f"{self.home.generation_record(current.name)} names its SHA-256) and run again")
+        return (f"{damaged}; reading generation {good.name} (run {good.run_id}) as the last publication until the "
+                "next run publishes a new one, or run `silobreaker restore` to switch back now")
+
+    def require_readable(self) -> None:
+        """Raise unless a published warehouse can be read as the last publication (or nothing is published yet).
+
+        Raises:
+            TerminalError: the current warehouse is damaged and no earlier generation is whole (the message says
+                what it holds and how to put it back).
+        """
+        current = self.current()
+        # (A generation without its warehouse file, such as a legacy home's empty folder moved into one, holds
+        # nothing to protect: readers find nothing published.)
+        if current is not None and self.home.generation_warehouse_file(current.name).exists() \
+                and self.last_good() is None and (problem := self.check_current()):
+            raise TerminalError(problem)
+
+    def _whole(self, generation: Generation) -> bool:
+        path = self.home.generation_warehouse_file(generation.name)
+        if generation.warehouse_sha256 is None:
+            return _opens(path)
+        return path.exists() and _file_sha256(path) == generation.warehouse_sha256
 
     # -- building and committing ------------------------------------------------------------
 
@@ -152,7 +184,8 @@ class Generations:
             raise TerminalError(f"generation {name} (run {run_id}) was built after audit entry {entries[0]['seq'] - 1}, "
                                 f"but the audit log's head is now entry {audit.head().seq}; nothing was published: "
                                 "run again")
-        record = {"name": name, "run_id": run_id, "published_at": published_at.isoformat()}
+        record = {"name": name, "run_id": run_id, "published_at": published_at.isoformat(),
+                  "warehouse_sha256": _file_sha256(self.home.generation_warehouse_file(name))}
         journal = {"generation": name, "previous": self._current_name(), "run_id": run_id, "record": record,
                    "entries": entries}
         _write_durably(self.home.publication_journal, json.dumps(journal, ensure_ascii=False))
@@ -272,7 +305,7 @@ class Generations:
         if match is None or not record.exists():
             return None
         data = json.loads(record.read_text(encoding="utf-8"))
-        return Generation(name, int(match.group(1)), data["run_id"], data["published_at"])
+        return Generation(name, int(match.group(1)), data["run_id"], data["published_at"], data.get("warehouse_sha256"))
 
     def _switch(self, name: str) -> None:
         """Point ``current`` at generation ``name`` in one atomic rename, then make sure the fixed links exist."""
@@ -347,6 +380,24 @@ class Generations:
                  "published_at": datetime.now(UTC).isoformat()}))
         self._switch(name)
         return [f"moved the publication found at {', '.join(p.name for p in legacy)} into generation {name}"]
+
+
+#: Digests of warehouse files already read by this process, by what identifies their content unchanged.
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
+def _file_sha256(path: Path) -> str:
+    """The file's SHA-256 (1 s for a 1M district's 700 MB warehouse), read once per process while unchanged: a
+    published warehouse is never written again, and a run asks of it more than once."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while block := f.read(1 << 24):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
 
 
 def _opens(path: Path) -> bool:

@@ -110,7 +110,10 @@ class WarehouseReader:
         """A read-only connection to the published warehouse; if its file is damaged (it does not open,
         or is cut short), to the newest earlier generation that is whole (logged), so a run can still
         build on the last good publication."""
-        readable = Generations(self.home).readable_warehouse()
+        generations = Generations(self.home)
+        readable = generations.readable_warehouse()
+        if readable is None:
+            generations.require_readable()  # a damaged warehouse with nothing whole to read instead is refused
         if readable is None or readable.resolve() == self.path.resolve():
             return duckdb.connect(str(self.path), read_only=True)
         log.warning("the published warehouse %s is damaged; reading %s instead", self.path, readable)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
@@ -341,24 +342,57 @@ def test_a_second_run_exits_at_once_naming_the_holder_and_a_killed_holder_frees_
     assert run(home) == 0
 
 
-@pytest.mark.parametrize("keep", ["4096 bytes", "half"])
+def _damage(path: Path, how: str) -> None:
+    size = path.stat().st_size
+    with open(path, "r+b") as damaged:
+        if how == "overwritten":
+            # Seen: a file damaged inside still opens, and its checksum errors then stopped every run.
+            rng = np.random.default_rng(3)
+            for offset in range(1 << 20, min(size, 16 << 20), 1 << 20):
+                damaged.seek(offset)
+                damaged.write(rng.bytes(4096))
+        else:  # cut to its first blocks (the catalogue fails) or to half (the catalogue still reads)
+            damaged.truncate(4096 if how == "4096 bytes" else size // 2)
+
+
+@pytest.mark.parametrize("keep", ["4096 bytes", "half", "overwritten"])
 def test_a_damaged_warehouse_is_reported_and_the_last_good_generation_carries_on(demo_copy, capsys, keep):
     home = demo_copy.home
     ids = person_ids(home)
     assert run(home) == 0
     first, second = [g.run_id for g in Generations(home).published()][-2:]
-    size = home.warehouse_file.stat().st_size
-    with open(home.warehouse_file, "r+b") as damaged:
-        # Cut to its first blocks (the catalogue fails) or to half (the catalogue still reads).
-        damaged.truncate(4096 if keep == "4096 bytes" else size // 2)
+    _damage(home.warehouse_file, keep)
+    capsys.readouterr()
+    assert main(["audit", "verify", "--home", str(home.root)]) == 1
+    out = capsys.readouterr().out  # seen: "agrees", read from the generation before under the damaged file's name
+    assert "is damaged" in out and f"reading generation {Generations(home).published()[-2].name}" in out
 
     assert run(home) == 0
 
-    assert "cannot be opened" in capsys.readouterr().out
+    assert "is damaged" in capsys.readouterr().out
     with duckdb.connect(str(home.warehouse_file), read_only=True) as con:
         runs = [r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY published_at").fetchall()]
     assert first in runs and second not in runs  # its history was in the damaged file
     assert person_ids(home).reindex(ids.index).equals(ids)
+
+
+def test_a_damaged_warehouse_with_nothing_whole_before_it_stops_the_run_naming_the_file_and_the_fix(demo_copy, capsys):
+    # Seen: every later run failed with a traceback from whichever step read it first, and `audit verify` crashed.
+    home = demo_copy.home
+    assert len(Generations(home).published()) == 1
+    _damage(home.warehouse_file, "half")
+    before = publication(home)
+
+    assert run(home) == 2  # not retried by a scheduler: a person must put the file back
+
+    captured = capsys.readouterr()
+    said = captured.out + captured.err
+    assert "is damaged" in said and "no earlier generation is whole" in said and "from a backup" in said
+    assert "Traceback" not in said
+    assert publication(home) == before
+    assert main(["audit", "verify", "--home", str(home.root)]) == 1
+    out = capsys.readouterr().out
+    assert "no earlier generation is whole" in out
 
 
 def test_a_bad_policy_fails_before_anything_is_read_naming_file_line_and_key(demo_copy, tmp_path, capsys):

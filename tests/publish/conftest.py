@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
 from connectors import Lineage
 from core.home import DataHome
-from publish import PublicationInputs, SharingPolicy, product_key, read_product
+from publish import Generations, PublicationInputs, SharingPolicy, product_key, read_product
 from quality import StagingReport, ValidationSummary
 from staging.pinyin import name_pinyin
 
@@ -105,3 +110,20 @@ def policy(*recipients: dict) -> SharingPolicy:
 def read_shared(home: Path, recipient: str) -> pd.DataFrame:
     """A published product, decrypted with its recipient's key (as the recipient would)."""
     return read_product(DataHome.at(home).product_file(recipient), product_key(home, recipient)).to_pandas()
+
+
+@contextmanager
+def warehouse_rewritten(home: Path, recorded: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A writable connection to the published warehouse, for a test that changes it in place: as an earlier version
+    left it (its generation's record then holds no SHA-256, as none did before 2026-12-06), or, ``recorded``, as
+    someone who also rewrites that record would (the SHA-256 finds damage, not someone who can write the home)."""
+    home = DataHome.at(home)
+    with duckdb.connect(str(home.warehouse_file)) as con:
+        yield con
+    name = Generations(home).current().name
+    record = home.generation_record(name)
+    data = json.loads(record.read_text(encoding="utf-8"))
+    data.pop("warehouse_sha256")
+    if recorded:
+        data["warehouse_sha256"] = hashlib.sha256(home.generation_warehouse_file(name).read_bytes()).hexdigest()
+    record.write_text(json.dumps(data), encoding="utf-8")

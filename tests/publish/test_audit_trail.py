@@ -36,7 +36,7 @@ from publish import (
 )
 from publish.audit import _entry_hash
 from publish.crypto import product_metadata
-from tests.publish.conftest import LI, ZHANG, make_inputs, policy, records
+from tests.publish.conftest import LI, ZHANG, make_inputs, policy, records, warehouse_rewritten
 
 pytestmark = pytest.mark.integration
 
@@ -131,7 +131,7 @@ def rewrite(home: Path, edit, *, signed: bool) -> None:
 
 def reanchor_warehouse(home: Path) -> None:
     """The warehouse's anchors rewritten to match the log, as someone who can also write the warehouse would."""
-    with duckdb.connect(str(DataHome.at(home).warehouse_file)) as con:
+    with warehouse_rewritten(home, recorded=True) as con:
         for entry in AuditLog(home).entries():
             con.execute("UPDATE publication_log SET audit_hash = ? WHERE audit_seq = ?", [entry["hash"], entry["seq"]])
 
@@ -369,7 +369,7 @@ def test_a_restore_is_logged_as_signed_entries_and_the_trail_still_verifies(home
 
 
 def test_a_warehouse_published_before_the_anchors_still_opens_and_the_next_run_anchors(home, capsys):
-    with duckdb.connect(str(DataHome.at(home).warehouse_file)) as con:
+    with warehouse_rewritten(home) as con:
         for column in ("audit_seq", "audit_hash", "key_id"):
             con.execute(f"ALTER TABLE publication_log DROP COLUMN {column}")
 

@@ -14,7 +14,7 @@ import publish.warehouse
 from core.home import DataHome
 from publish import Warehouse
 from publish.areas import load_area_register
-from tests.publish.conftest import LI, make_inputs, policy, records
+from tests.publish.conftest import LI, make_inputs, policy, records, warehouse_rewritten
 
 STATUTORY = dict(name="civil", description="民政", kind="department", level="district", purpose="service_delivery",
                  legal_basis="statutory", columns=["person_id", "name", "id_number", "phone", "address"])
@@ -181,8 +181,7 @@ def test_a_whole_build_comes_at_least_every_whole_every_nights(tmp_path, distric
 
 def test_a_publication_without_carry_state_is_not_built_on(tmp_path, district):
     _publish(tmp_path, district, "run1")
-    home = DataHome.at(tmp_path)
-    with duckdb.connect(str(home.warehouse_file)) as con:  # as a warehouse of an earlier version
+    with warehouse_rewritten(tmp_path) as con:  # as a warehouse of an earlier version
         con.execute("DROP TABLE carry_state")
     _publish(tmp_path, district, "run2")
     assert _state(tmp_path)["built"] == "whole"

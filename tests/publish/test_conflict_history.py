@@ -7,7 +7,7 @@ import duckdb
 
 from core.home import DataHome
 from publish import Warehouse
-from tests.publish.conftest import make_inputs, policy
+from tests.publish.conftest import make_inputs, policy, warehouse_rewritten
 
 CIVIL = dict(name="civil", description="民政", kind="department", level="district", purpose="service_delivery",
              legal_basis="statutory", columns=["person_id", "name"])
@@ -54,7 +54,7 @@ def test_a_disagreement_is_one_row_over_the_runs_that_found_it(tmp_path, distric
 
 def test_a_history_of_one_row_per_run_is_carried_as_spans(tmp_path, district):
     _night(tmp_path, district, "run1", name="张玮", birth_date="1950-01-02")
-    with duckdb.connect(str(DataHome.at(tmp_path).warehouse_file)) as con:  # as an earlier version kept it
+    with warehouse_rewritten(tmp_path) as con:  # as an earlier version kept it
         con.execute("CREATE TABLE old AS SELECT last_run_id AS run_id, source, record_id, field, value, likely_wrong "
                     "FROM conflict_history")
         con.execute("DROP TABLE conflict_history")

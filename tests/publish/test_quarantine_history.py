@@ -9,7 +9,7 @@ import pandas as pd
 
 from core.home import DataHome
 from publish import Warehouse
-from tests.publish.conftest import make_inputs, policy
+from tests.publish.conftest import make_inputs, policy, warehouse_rewritten
 
 CIVIL = dict(name="civil", description="民政", kind="department", level="district", purpose="service_delivery",
              legal_basis="statutory", columns=["person_id", "name"])
@@ -68,7 +68,7 @@ def test_a_quarantined_row_is_one_row_over_the_runs_that_quarantined_it(tmp_path
 
 def test_a_history_of_one_row_per_run_is_carried_as_spans(tmp_path, district):
     _night(tmp_path, district, "run1", li_quarantined=True, keyless=2)
-    with duckdb.connect(str(DataHome.at(tmp_path).warehouse_file)) as con:  # as an earlier version kept it
+    with warehouse_rewritten(tmp_path) as con:  # as an earlier version kept it
         con.execute("CREATE TABLE old AS SELECT last_run_id AS run_id, source, source_key, record_id, rule "
                     "FROM quarantine_history, range(rows)")
         con.execute("DROP TABLE quarantine_history")
