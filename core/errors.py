@@ -8,6 +8,8 @@ say what happened, where (source, file, table, row or column) and how to fix it.
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "ConfigError",
     "SilobreakerError",
@@ -15,6 +17,7 @@ __all__ = [
     "SourceUnavailableError",
     "TerminalError",
     "TransientError",
+    "is_disk_full",
 ]
 
 
@@ -62,3 +65,21 @@ class SourceUnavailableError(TransientError):
         self.fix = ("it may work on retry; if it does not, check that the server is running and reachable from "
                     "this machine (host and port in url in sources.yaml, a firewall between them)")
         super().__init__(f"source {source!r} ({location}) is unavailable: {problem}. Fix: {self.fix}")
+
+
+#: How a full (or failing) disk reads in the errors of the OS, DuckDB and SQLite (Dagster's run storage).
+_DISK_FULL_TEXT = ("no space left", "disk full", "database or disk is full", "disk i/o error")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from, says the disk is full (or fails to write): ``ENOSPC``, or
+    the words DuckDB and SQLite use for it, whatever the exception's class (seen: DuckDB's ``TransactionException``
+    "Failed to commit: … No space left on device", SQLite's "disk I/O error" from Dagster's run storage)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        text = str(error).lower()
+        if getattr(error, "errno", None) == errno.ENOSPC or any(words in text for words in _DISK_FULL_TEXT):
+            return True
+        error = error.__cause__ or error.__context__
+    return False

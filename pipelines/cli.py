@@ -32,7 +32,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import ConfigError, SilobreakerError
+from core.errors import ConfigError, SilobreakerError, is_disk_full
 from core.home import HOME_ENV, DataHome, private_files
 from core.lock import DataHomeBusyError, hold_data_home
 from core.memory import use_system_allocator
@@ -134,6 +134,17 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=Non
             notes = begin_run(instance, settings.home, run_id)
             try:
                 outcome = _execute(defs, instance, settings, run_id, log_level, on_event)
+            except Exception as e:
+                if not is_disk_full(e):
+                    raise
+                from publish.generations import DiskSpaceError
+                # Seen: Dagster's run storage under the home could not write ("disk I/O error") and the run ended
+                # in a traceback; a full disk during the build is named by the publish step itself.
+                free = shutil.disk_usage(settings.home.root).free
+                raise DiskSpaceError(
+                    f"the disk under {settings.home.root} is full or failing ({free / 2**20:,.1f} MB free now): run "
+                    f"{run_id} could not record its progress ({e}); the previous publication stays. Free space on "
+                    "that disk and run again: the next run marks this one failed and goes on") from e
             finally:
                 end_run(settings.home, run_id)
     outcome.notes = notes

@@ -25,7 +25,6 @@ over with the columns empty. Where each file lives is the data home's
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import shutil
@@ -37,6 +36,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from core.errors import is_disk_full
 from core.home import DataHome, HomeLike
 from core.memory import duckdb_memory_limit
 from publish.areas import AreaRegister, add_address_places, add_person_areas, area_summary
@@ -224,7 +224,7 @@ class Warehouse:
             return self._build(inputs, policy, generation)
         except BaseException as e:
             self.generations.discard(generation)
-            if isinstance(e, OSError | duckdb.IOException) and _disk_full(e):
+            if isinstance(e, Exception) and is_disk_full(e):
                 free = shutil.disk_usage(self.home.root).free
                 raise DiskSpaceError(
                     f"the disk under {self.home.root} filled up while run {inputs.run_id} built its publication "
@@ -613,8 +613,3 @@ def _typed_dates(columns) -> str:
     if {"birth_date", "birth_date_precision"} <= set(columns):
         replace += ", TRY_CAST(CASE WHEN r.birth_date_precision = 'day' THEN r.birth_date END AS DATE) AS birth_day"
     return replace
-
-
-def _disk_full(error: BaseException) -> bool:
-    text = str(error).lower()
-    return getattr(error, "errno", None) == errno.ENOSPC or "no space left" in text or "disk full" in text

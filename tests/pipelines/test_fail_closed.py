@@ -303,16 +303,33 @@ def test_an_audit_log_that_cannot_be_written_fails_the_run_and_the_next_run_comp
     assert published in audit_run_ids(home) - logged_before and AuditLog(home).verify().ok
 
 
-def test_a_disk_that_fills_during_the_build_keeps_the_last_publication(demo_copy):
+@pytest.mark.parametrize("fault", ["disk-full", "disk-full-duckdb"])
+def test_a_disk_that_fills_during_the_build_keeps_the_last_publication(demo_copy, fault):
+    # disk-full-duckdb seen: DuckDB's "Failed to commit: … No space left on device" is no IOException, and the
+    # run ended with DuckDB's words and no fix.
     home = demo_copy.home
     before = publication(home)
 
-    failed = faulty_run("disk-full", home)
+    failed = faulty_run(fault, home)
 
     assert failed.returncode == 1
     assert "filled up" in failed.stdout and "free space on that disk" in failed.stdout
     assert publication(home) == before
     assert [p.name for p in home.generations_dir.iterdir()] == [Generations(home).current().name]
+
+
+def test_a_run_storage_that_cannot_write_is_named_as_a_full_disk_and_the_next_run_goes_on(demo_copy, capsys):
+    # Seen: with the disk full, Dagster's run storage under the home failed ("disk I/O error") and the run ended in
+    # a traceback with nothing on stdout.
+    home = demo_copy.home
+    before = publication(home)
+
+    failed = faulty_run("run-storage-full", home)
+
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert "is full or failing" in failed.stderr and "Free space on that disk and run again" in failed.stderr
+    assert publication(home) == before
+    assert run(home) == 0
 
 
 def test_too_little_disk_space_is_refused_before_building_with_the_numbers(demo_copy, capsys, monkeypatch):
