@@ -191,8 +191,10 @@ def _refuse_title_rows(cfg: SourceConfig, location: str, rows: list[tuple]) -> N
     header_names = {clean_name(t) for v in rows[0] if (t := cell_text(v))}
     if declared <= header_names:
         return
+    above = set(header_names)
     for number, row in enumerate(rows[1:_TITLE_ROWS], start=2):
-        if declared <= {clean_name(t) for v in row if (t := cell_text(v))}:
+        names = {clean_name(t) for v in row if (t := cell_text(v))}
+        if declared <= names:
             raise SourceError(
                 cfg.name,
                 location,
@@ -200,6 +202,19 @@ def _refuse_title_rows(cfg: SourceConfig, location: str, rows: list[tuple]) -> N
                 f"({cell_text(next((v for v in rows[0] if v is not None), None))!r})",
                 f"delete the {number - 1} row(s) above the column names in the sheet (the first row must hold them), "
                 "or ask the department for the sheet without the title",
+            )
+        above |= names
+        if declared <= above:
+            # Seen: 编号 merged over rows 1–2, 基本信息 over the columns whose names are on row 2 (表头两层).
+            spread = sorted(declared - names)
+            raise SourceError(
+                cfg.name,
+                location,
+                f"the column names are spread over rows 1–{number}, a header of {number} levels (merged cells): "
+                f"{', '.join(spread)} above row {number}, the others on it",
+                f"make row {number} hold every column's name (unmerge the cells and write "
+                f"{', '.join(spread)} on row {number}), then delete the {number - 1} row(s) above it; or ask the "
+                "department for the sheet with one header row",
             )
 
 

@@ -142,3 +142,21 @@ def test_a_title_above_the_column_names_is_named_with_the_fix(make_source, tmp_p
 
     with pytest.raises(SourceError, match=r"the column names are on row 2.*'示范区社区矫正在册人员名单'.*delete the 1 row"):
         read_source(xlsx_source(make_source, columns={"name": "姓名"}), tmp_path)
+
+
+def test_a_header_of_two_levels_is_named_with_the_fix(make_source, tmp_path: Path) -> None:
+    # Seen: the fix given was to correct sources.yaml, where the names were right but spread over two rows.
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "在册人员"
+    sheet.append(["编号", "基本信息", None, "矫正信息"])
+    sheet.append([None, "姓名", "身份证号", "矫正类别"])
+    sheet.merge_cells("A1:A2")
+    sheet.merge_cells("B1:C1")
+    sheet.append([1, "张三", "11010119900307777X", "缓刑"])
+    workbook.save(tmp_path / "justice.xlsx")
+
+    with pytest.raises(SourceError, match=r"spread over rows 1–2.*编号 above row 2.*write 编号 on row 2\), then delete "
+                                          r"the 1 row\(s\) above"):
+        read_source(xlsx_source(make_source, columns={"name": "姓名", "id_number": "身份证号"}, primary_key=["编号"]),
+                    tmp_path)
