@@ -88,16 +88,16 @@ class Generations:
         return sorted((g for g in found if g is not None), key=lambda g: g.number)
 
     def last_good(self) -> Generation | None:
-        """The newest published generation whose warehouse opens (the current one, normally)."""
+        """The newest published generation whose warehouse is whole (the current one, normally)."""
         for generation in reversed(self.published()):
             if self._whole(generation):
                 return generation
         return None
 
     def base(self) -> Generation | None:
-        """The generation a new run builds on: the current one if its warehouse opens — after a
+        """The generation a new run builds on: the current one if its warehouse is whole — after a
         restore that is the restored one, not the newer generation it replaced — else the newest
-        that opens."""
+        that is."""
         current = self.current()
         if current is not None and self._whole(current):
             return current
