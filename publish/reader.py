@@ -107,9 +107,13 @@ class WarehouseReader:
         return self.path.exists()
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """A read-only connection to the published warehouse; if its file is damaged (it does not open,
-        or is cut short), to the newest earlier generation that is whole (logged), so a run can still
-        build on the last good publication."""
+        """A read-only connection to the published warehouse; if its file is damaged (not the SHA-256 recorded
+        when it was published; before that was recorded: it does not open, or is cut short), to the newest
+        earlier generation that is whole (logged), so a run can still build on the last good publication.
+
+        Raises:
+            TerminalError: it is damaged and no earlier generation is whole (:meth:`Generations.require_readable`).
+        """
         generations = Generations(self.home)
         readable = generations.readable_warehouse()
         if readable is None:
