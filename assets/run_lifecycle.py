@@ -25,7 +25,7 @@ from pydantic import Field
 
 from core.home import DataHome, HomeLike, private_files
 from core.lock import hold_data_home
-from publish import Generations
+from publish import AuditLog, Generations
 
 __all__ = ["RUN_LOCK", "SYNC_JOB", "RunLockResource", "begin_run", "discard_intermediates", "end_run"]
 
@@ -47,6 +47,7 @@ def begin_run(instance: dg.DagsterInstance | None, home: HomeLike, run_id: str) 
     generations = Generations(home)
     notes += generations.recover()
     generations.require_readable()
+    AuditLog(home).head()  # a log whose last line is not an entry stops the run here, not after linking (exit 2)
     damaged = generations.check_current()
     if damaged:
         notes.append(damaged)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -94,6 +95,10 @@ class AuditAnchor:
     key_id: str | None
 
 
+#: (published path, path read instead) already warned of by this process.
+_WARNED: set[tuple[Path, Path]] = set()
+
+
 class WarehouseReader:
     """Read-only questions to a data home's published warehouse."""
 
@@ -120,7 +125,9 @@ class WarehouseReader:
             generations.require_readable()  # a damaged warehouse with nothing whole to read instead is refused
         if readable is None or readable.resolve() == self.path.resolve():
             return duckdb.connect(str(self.path), read_only=True)
-        log.warning("the published warehouse %s is damaged; reading %s instead", self.path, readable)
+        if (self.path, readable) not in _WARNED:  # once per process: a run connects a dozen times
+            _WARNED.add((self.path, readable))
+            log.warning("the published warehouse %s is damaged; reading %s instead", self.path, readable)
         return duckdb.connect(str(readable), read_only=True)
 
     def tables(self) -> tuple[str, ...]:
