@@ -8,8 +8,7 @@ POINT is where the process dies (SIGKILL, as ``kill -9`` or a power cut would) o
 - ``journal``: after the publication journal is written, before the switch of ``current``;
 - ``switch``: after the switch, before the audit entries are appended;
 - ``audit-fails``: appending the audit entries raises (a full disk, a read-only log);
-- ``disk-full``: the disk fills up while the generation is built; ``disk-full-duckdb``: the same, as DuckDB says it
-  on committing (not an ``IOException``);
+- ``disk-full``: the disk fills up while the generation is built;
 - ``run-storage-full``: Dagster's run storage under the home cannot write (SQLite's "disk I/O error");
 - ``hold``: holds the data home's lock and waits to be killed (prints ``held`` once it holds it).
 """
@@ -56,14 +55,6 @@ def main() -> int:
             raise OSError(errno.ENOSPC, "No space left on device")
 
         publish.warehouse.write_quality_metrics = full
-    elif point == "disk-full-duckdb":
-        import duckdb
-
-        def full_on_commit(*_args, **_kwargs):
-            raise duckdb.TransactionException('TransactionContext Error: Failed to commit: Could not write file '
-                                              '"silobreaker.duckdb.wal": No space left on device')
-
-        publish.warehouse.write_quality_metrics = full_on_commit
     elif point == "run-storage-full":
         import sqlite3
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from core.home import DataHome
-from publish import Warehouse, WarehouseReader
+from publish import DiskSpaceError, Warehouse, WarehouseReader
 from tests.publish.conftest import LI, ZHANG, make_inputs, policy, read_shared, records
 
 STATUTORY = dict(name="civil", description="民政", kind="department", level="district", purpose="service_delivery",
@@ -218,3 +218,21 @@ def test_the_consent_map_agrees_with_the_products_on_a_tie(tmp_path, district):
         status = con.execute("SELECT status FROM person_consent WHERE person_id = 'P_zhang' "
                              "AND recipient = 'health'").fetchone()[0]
     assert status == "withdrawn"
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"),
+                                   duckdb.TransactionException('TransactionContext Error: Failed to commit: Could not '
+                                                               'write file "silobreaker.duckdb.wal": No space left on '
+                                                               'device')])
+def test_a_disk_that_fills_during_the_build_is_named_however_it_is_reported(tmp_path, district, monkeypatch, error):
+    # Seen: DuckDB reports it on committing as a TransactionException, not an IOException, and the run ended in
+    # DuckDB's words with no fix.
+    import publish.warehouse
+
+    def full(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setattr(publish.warehouse, "write_quality_metrics", full)
+    with pytest.raises(DiskSpaceError, match="filled up while run .* free space on that disk and run again"):
+        Warehouse(tmp_path).build_candidate(make_inputs(district), policy())
+    assert not list(DataHome.at(tmp_path).generations_dir.iterdir())  # the unfinished build was removed
