@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import duckdb
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from core.home import DataHome
-from publish import DiskSpaceError, Warehouse, WarehouseReader
+from publish import DiskSpaceError, Generations, Warehouse, WarehouseReader
 from tests.publish.conftest import LI, ZHANG, make_inputs, policy, read_shared, records
 
 STATUTORY = dict(name="civil", description="民政", kind="department", level="district", purpose="service_delivery",
@@ -236,3 +237,23 @@ def test_a_disk_that_fills_during_the_build_is_named_however_it_is_reported(tmp_
     with pytest.raises(DiskSpaceError, match="filled up while run .* free space on that disk and run again"):
         Warehouse(tmp_path).build_candidate(make_inputs(district), policy())
     assert not list(DataHome.at(tmp_path).generations_dir.iterdir())  # the unfinished build was removed
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_a_damaged_warehouse_is_found_by_its_digest_or_before_digests_by_opening_it(tmp_path, district, recorded):
+    for run_id in ("run1", "run2"):
+        wh = Warehouse(tmp_path)
+        wh.publish(wh.build_candidate(make_inputs(district, run_id=run_id), policy()))
+    generations = Generations(tmp_path)
+    current = generations.current()
+    if not recorded:  # as a generation published before 2026-12-06 recorded none
+        record = DataHome.at(tmp_path).generation_record(current.name)
+        record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items()
+                                      if k != "warehouse_sha256"}), encoding="utf-8")
+    assert generations.check_current() is None and generations.base().name == current.name
+    path = DataHome.at(tmp_path).generation_warehouse_file(current.name)
+    with open(path, "r+b") as damaged:
+        damaged.truncate(4096)  # its catalogue gone: it does not even open
+    problem = generations.check_current()
+    assert ("its content is not what was published (SHA-256)" if recorded else "it does not open, or is cut short") in problem
+    assert generations.base().name == generations.published()[-2].name != current.name
