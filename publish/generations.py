@@ -115,10 +115,10 @@ class Generations:
         if current is None or self._whole(current):
             return None
         good = self.last_good()
-        damaged = (f"the published warehouse of generation {current.name} "
-                   f"({self.home.generation_warehouse_file(current.name)}) is damaged: "
-                   + ("its content is not what was published (SHA-256)" if current.warehouse_sha256
-                      else "it does not open, or is cut short"))
+        path = self.home.generation_warehouse_file(current.name)
+        damaged = (f"the published warehouse of generation {current.name} ({path}) is "
+                   + ("missing" if not path.exists() else "damaged: its content is not what was published (SHA-256)"
+                      if current.warehouse_sha256 else "damaged: it does not open, or is cut short"))
         if good is None:
             return (f"{damaged}, and no earlier generation is whole. It holds what the platform remembers from run "
                     "to run (withdrawals, deletion requests, review decisions, person ids), so no run publishes "
@@ -135,9 +135,9 @@ class Generations:
                 what it holds and how to put it back).
         """
         current = self.current()
-        # (A generation without its warehouse file, such as a legacy home's empty folder moved into one, holds
-        # nothing to protect: readers find nothing published.)
-        if current is not None and self.home.generation_warehouse_file(current.name).exists() \
+        # (A legacy home's folder without a warehouse file, moved into a generation, records no digest and held
+        # nothing to protect: readers find nothing published. A generation that recorded one had its file.)
+        if current is not None and (current.warehouse_sha256 or self.home.generation_warehouse_file(current.name).exists()) \
                 and self.last_good() is None and (problem := self.check_current()):
             raise TerminalError(problem)
 

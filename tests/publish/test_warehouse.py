@@ -9,6 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from core.errors import TerminalError
 from core.home import DataHome
 from publish import DiskSpaceError, Generations, Warehouse, WarehouseReader
 from tests.publish.conftest import LI, ZHANG, make_inputs, policy, read_shared, records
@@ -253,7 +254,26 @@ def test_a_damaged_warehouse_is_found_by_its_digest_or_before_digests_by_opening
     assert generations.check_current() is None and generations.base().name == current.name
     path = DataHome.at(tmp_path).generation_warehouse_file(current.name)
     with open(path, "r+b") as damaged:
-        damaged.truncate(4096)  # its catalogue gone: it does not even open
+        if recorded:  # a byte changed inside, which only the digest sees
+            damaged.seek(path.stat().st_size // 2)
+            damaged.write(b"\xff")
+        else:  # before digests: its catalogue cut off, so it does not open
+            damaged.truncate(4096)
     problem = generations.check_current()
     assert ("its content is not what was published (SHA-256)" if recorded else "it does not open, or is cut short") in problem
     assert generations.base().name == generations.published()[-2].name != current.name
+    path.unlink()
+    assert "is missing" in generations.check_current()
+
+
+def test_a_missing_warehouse_with_nothing_whole_before_it_is_refused_not_read_as_nothing(tmp_path, district):
+    # Seen: with the only generation's file deleted the next run built from nothing, forgetting deletion requests,
+    # review decisions and person ids.
+    wh = Warehouse(tmp_path)
+    wh.publish(wh.build_candidate(make_inputs(district), policy()))
+    generations = Generations(tmp_path)
+    DataHome.at(tmp_path).generation_warehouse_file(generations.current().name).unlink()
+    with pytest.raises(TerminalError, match="is missing, and no earlier generation is whole"):
+        generations.require_readable()
+    with pytest.raises(TerminalError, match="is missing"):
+        WarehouseReader(tmp_path).connect()
