@@ -256,7 +256,9 @@ def test_a_damaged_warehouse_is_found_by_its_digest_or_before_digests_by_opening
     with open(path, "r+b") as damaged:
         if recorded:  # a byte changed inside, which only the digest sees
             damaged.seek(path.stat().st_size // 2)
-            damaged.write(b"\xff")
+            byte = damaged.read(1)
+            damaged.seek(-1, 1)
+            damaged.write(bytes([byte[0] ^ 0xFF]))
         else:  # before digests: its catalogue cut off, so it does not open
             damaged.truncate(4096)
     problem = generations.check_current()
