@@ -22,11 +22,12 @@ every quasi-identifier withheld; if those rows themselves form a bad class they 
 row unique on everything it shows (its categories included) in both is the same person, and a 5-year band of
 one night beside the street of the next put that person in a class of 3 (seen on a 20,000-person district, where
 the budget of suppressed rows was met by one row on one night and missed by one the next). So the levels of the
-product's last release (``previous``, its publication-log ``disclosure``) are kept while they are within the
-suppression budget; when they are not, the levels chosen are the best of those at least as coarse in every
-hierarchy, so that each release is a coarsening of the one before and a row joined across releases is never
-placed more finely than the finer release alone places it. A product whose quasi-identifiers changed starts
-afresh.
+product's earlier releases (``previous``: what their audit entries and publication log recorded) are kept while
+they are within the suppression budget; when they are not, the levels chosen are the best of those at least as
+coarse in every hierarchy as every earlier release's, so that releases only ever coarsen and a row joined across
+releases is never placed more finely than the finer release alone places it. Hierarchy by hierarchy: a column
+dropped counts as withheld, a column shown anew is not held to anything, and a change in the categories treated
+as quasi-identifiers changes nothing of this. A restore does not reset it (the audit log is only appended to).
 
 **l-diversity.** A class of five in which all five are community-corrections cases reveals the
 case as surely as a unique row. For every sensitive category the product shows (by default every
@@ -48,7 +49,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import duckdb
@@ -116,7 +117,7 @@ class Disclosure:
     rows_left_out: int
     flags_withheld: int
     l_diverse: tuple[str, ...]
-    levels_from: str = "chosen"  # kept: the last release's; coarsened: those were over budget; chosen: no last release
+    levels_from: str = "chosen"  # kept: the earlier releases'; coarsened: those were over budget; chosen: no earlier
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -153,18 +154,22 @@ class _Levels:
 
     def coarseness(self, qis: tuple[str, ...]) -> tuple[int, int, int]:
         """How coarse these levels are in effect, per hierarchy: the age level, the rank in :data:`AREA_LEVELS` of
-        the finest area column shown (3: none), whether sex is withheld. ``a`` is at least as coarse as ``b`` when
-        each of ``a``'s is at least ``b``'s."""
+        the finest area column shown, whether sex is withheld; a hierarchy not shown is withheld (4, 3, 1). ``a`` is
+        at least as coarse as ``b`` when each of ``a``'s is at least ``b``'s."""
+        age = self.age if {"age", "birth_year"} & set(qis) else len(AGE_BANDS)
         area = next((i for i, c in enumerate(AREA_LEVELS) if c in qis and i >= self.area), len(AREA_LEVELS))
-        return self.age, area, self.sex
+        return age, area, self.sex if "sex" in qis else 1
 
     @staticmethod
-    def coarseness_of(disclosure: Mapping, qis: tuple[str, ...]) -> tuple[int, int, int]:
-        """:meth:`coarseness` of the levels a :class:`Disclosure` (as logged) records."""
-        band, area = disclosure["age_band"], disclosure["area"]
-        return (AGE_BANDS.index(band) if band is not None else len(AGE_BANDS),
-                AREA_LEVELS.index(area) if area is not None else len(AREA_LEVELS),
-                int("sex" in qis and not disclosure["sex_shown"]))
+    def coarseness_of(disclosure: Mapping) -> tuple[int | None, int | None, int | None]:
+        """:meth:`coarseness` of the levels an earlier release's disclosure (as logged) records; ``None`` for a
+        hierarchy it did not show, which holds the next release to nothing (showing a column anew is the policy's
+        choice)."""
+        qis = set(disclosure.get("quasi_identifiers") or ())
+        band, area = disclosure.get("age_band"), disclosure.get("area")
+        return ((AGE_BANDS.index(band) if band is not None else len(AGE_BANDS)) if {"age", "birth_year"} & qis else None,
+                (AREA_LEVELS.index(area) if area is not None else len(AREA_LEVELS)) if qis & set(AREA_LEVELS) else None,
+                int(not disclosure.get("sex_shown")) if "sex" in qis else None)
 
     def exprs(self, qis: tuple[str, ...]) -> dict[str, str]:
         out = {}
@@ -236,7 +241,7 @@ def _known_sql(known: list[str]) -> dict[str, str]:
 
 def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str],
               derived_from_age: Collection[str] | None = None,
-              previous: Mapping | None = None) -> tuple[pa.Table, Disclosure]:
+              previous: Sequence[Mapping] = ()) -> tuple[pa.Table, Disclosure]:
     """Generalise, suppress and withhold ``table`` (an analyst product's rows) until ``rule`` holds.
 
     Args:
@@ -246,8 +251,9 @@ def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str],
         derived_from_age: key populations that follow from age, which the rows show anyway: not
             l-diversity categories (default: those of the default categories,
             :attr:`publish.populations.KeyPopulations.derived_from_age`).
-        previous: the ``disclosure`` of the product's last release: its levels are kept, or coarsened (see
-            "The same levels from one release to the next" above).
+        previous: what the product's earlier releases recorded of their generalisation (their ``disclosure``):
+            no hierarchy is released more finely than in any of them, and their levels are kept while within
+            budget (see "The same levels from one release to the next" above).
     """
     if derived_from_age is None:
         derived_from_age = default_populations().derived_from_age
@@ -287,23 +293,28 @@ def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str],
             return int(suppressed), int(kept) + int(suppressed) * rows
 
         costs = {levels: cost(levels) for levels in _lattice(qis)}
-        last = (_Levels.coarseness_of(previous, qis)
-                if previous is not None and list(previous.get("quasi_identifiers") or ()) == [*qis, *known] else None)
-        if last is not None:
-            # at least as coarse as the last release in every hierarchy, so the two do not intersect
-            costs = {lv: c for lv, c in costs.items() if all(a >= b for a, b in zip(lv.coarseness(qis), last, strict=True))}
+        earlier = [_Levels.coarseness_of(d) for d in previous]
+        # per hierarchy, the coarsest any earlier release was: no release may be finer, or two intersect
+        floor = tuple(max((e[i] for e in earlier if e[i] is not None), default=None) for i in range(3))
+        held = any(f is not None for f in floor)
+        if held:
+            costs = {lv: c for lv, c in costs.items()
+                     if all(f is None or a >= f for a, f in zip(lv.coarseness(qis), floor, strict=True))}
         feasible = [lv for lv, (n_bad, _) in costs.items() if n_bad <= rule.max_suppression * rows]
-        kept_levels = [lv for lv in feasible if lv.coarseness(qis) == last]
-        # Keep every quasi-identifier at some level when that is possible: an analyst can work with
-        # age bands and communities, not with a table that has lost age altogether.
-        chosen = (kept_levels[0] if kept_levels
-                  else min(feasible, key=lambda lv: (lv.withholds(qis), lv.height(qis) + costs[lv][0] / max(rows, 1),
-                                                     costs[lv][1])) if feasible
-                  else min(costs, key=lambda lv: costs[lv]))
-        levels_from = "chosen" if last is None else "kept" if kept_levels else "coarsened"
+        kept_levels = [lv for lv in feasible
+                       if held and all(f is None or a == f for a, f in zip(lv.coarseness(qis), floor, strict=True))]
+
+        def objective(lv: _Levels) -> tuple:
+            # Keep every quasi-identifier at some level when that is possible: an analyst can work with
+            # age bands and communities, not with a table that has lost age altogether.
+            return lv.withholds(qis), lv.height(qis) + costs[lv][0] / max(rows, 1), costs[lv][1]
+
+        chosen = (min(kept_levels or feasible, key=objective) if feasible else min(costs, key=lambda lv: costs[lv]))
+        levels_from = "chosen" if not held else "kept" if kept_levels else "coarsened"
         if levels_from == "coarsened":
-            log.warning("k-anonymity: the last release's levels (age, area, sex: %s) would suppress more than %.0f%% "
-                        "of the rows now; coarsened to %s", last, rule.max_suppression * 100, chosen.coarseness(qis))
+            log.warning("k-anonymity: the earlier releases' levels (age, area, sex: %s) would suppress more than "
+                        "%.0f%% of the rows now; coarsened to %s", floor, rule.max_suppression * 100,
+                        chosen.coarseness(qis))
         exprs = chosen.exprs(qis)
         con.execute(f"CREATE TABLE _general AS {_classes_sql(exprs | known_exprs, bad)}")
         con.execute("DROP TABLE _rows; DROP TABLE _counts")  # each step's table let go once the next is made

@@ -100,7 +100,11 @@ _PRODUCT_FIELDS = (
     "recipient", "purpose", "legal_basis", "legal_reference", "columns", "row_count", "content_hash",
     "exclusions", "members_count", "members_sha256", "key_id",
 )
-_OPTIONAL_PRODUCT_FIELDS = ("office_sha256",)
+_OPTIONAL_PRODUCT_FIELDS = ("office_sha256", "generalisation")
+#: What an analyst row product's entry records of its generalisation (``publish.anonymity.Disclosure``): the levels
+#: the next release may not undercut (kept in the log, which is only appended to, not in a warehouse a restore or a
+#: damaged file takes back to an earlier release).
+_GENERALISATION_FIELDS = ("quasi_identifiers", "age_band", "area", "sex_shown")
 _PERSON_ID_DOMAIN = b"person_id:"
 
 
@@ -283,6 +287,9 @@ class AuditLog:
             }
             if getattr(product, "office_hash", None):
                 entry["office_sha256"] = product.office_hash  # the xlsx delivered beside it
+            disclosure = getattr(product, "disclosure", None) or {}
+            if "quasi_identifiers" in disclosure:
+                entry["generalisation"] = {k: disclosure[k] for k in _GENERALISATION_FIELDS}
             entries.append(_signed(entry, signer))
         return entries
 
@@ -541,7 +548,13 @@ class LastDeliveries:
 
     def __init__(self, audit: AuditLog) -> None:
         self._key = audit._key()
-        self.latest: dict[str, dict] = {e["recipient"]: e for e in audit.entries()}  # each recipient's latest entry
+        entries = audit.entries()
+        self.latest: dict[str, dict] = {e["recipient"]: e for e in entries}  # each recipient's latest entry
+        #: each recipient's generalisations, every release's (``publish.anonymity.anonymise``'s ``previous``)
+        self.generalisations: dict[str, list[dict]] = {}
+        for entry in entries:
+            if "generalisation" in entry:
+                self.generalisations.setdefault(entry["recipient"], []).append(entry["generalisation"])
         self._memberships = Memberships(audit.home)
 
     def held(self, recipient: str, person_ids: Sequence[str], id_numbers: Sequence[str | None]) -> np.ndarray:

@@ -272,15 +272,18 @@ def release_pseudonym_key(key: bytes, anchor: ProductAnchor | None) -> bytes:
     return hmac.new(key, f"silobreaker person_key, release {release}".encode(), hashlib.sha256).digest()
 
 
-def _last_disclosure(con: duckdb.DuckDBPyConnection, recipient: str) -> dict | None:
-    """The ``disclosure`` of ``recipient``'s last release in the publication log ``con`` carries (none before its first,
-    or where ``con`` holds no log: a product built outside a publication)."""
-    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'publication_log' "
-                       "AND database_name = current_database()").fetchall()[0][0]:
-        return None
-    found = con.execute("SELECT disclosure FROM publication_log WHERE recipient = ? AND disclosure IS NOT NULL "
-                        "ORDER BY published_at DESC, audit_seq DESC LIMIT 1", [recipient]).fetchall()
-    return json.loads(found[0][0]) if found else None
+def _earlier_generalisations(con: duckdb.DuckDBPyConnection, recipient: str,
+                             delivered: LastDeliveries | None) -> list[dict]:
+    """What ``recipient``'s earlier releases recorded of their generalisation: in the audit log (``delivered``), which
+    is only appended to, and in the publication log ``con`` carries (releases from before the audit entries recorded
+    it; after a restore, or with the current warehouse damaged, that log lacks the newest). None outside a
+    publication."""
+    found = list(delivered.generalisations.get(recipient, [])) if delivered is not None else []
+    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'publication_log' "
+                   "AND database_name = current_database()").fetchall()[0][0]:
+        found += [json.loads(d) for (d,) in con.execute(
+            "SELECT disclosure FROM publication_log WHERE recipient = ? AND disclosure IS NOT NULL", [recipient]).fetchall()]
+    return found
 
 
 def _log_exclusions(con: duckdb.DuckDBPyConnection, recipient: str, person_ids: list[str], reasons: list[str]) -> None:
@@ -361,7 +364,8 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
         if recipient.k_anonymity is not None:
             # The hidden columns ride along, so membership below counts only the rows kept.
             table, control = anonymise(table, recipient.k_anonymity, recipient.shared_key_populations,
-                                       recipient.populations.derived_from_age, _last_disclosure(con, recipient.name))
+                                       recipient.populations.derived_from_age,
+                                       _earlier_generalisations(con, recipient.name, delivered))
             disclosure = control.as_dict() | (disclosure or {})
             if control.rows_left_out:
                 exclusions["not_anonymous"] = control.rows_left_out

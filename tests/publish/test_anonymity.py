@@ -203,12 +203,17 @@ def test_the_next_release_keeps_the_last_ones_levels_while_they_are_within_budge
     _, first = anonymise(rows, rule, SHOWN, ["elderly"])
     assert first.levels_from == "chosen" and first.age_band in (0, 5, 10)
     last = first.as_dict() | {"age_band": 20}  # coarser than the best: within budget, so kept as it is
-    out, again = anonymise(rows, rule, SHOWN, ["elderly"], previous=last)
+    out, again = anonymise(rows, rule, SHOWN, ["elderly"], previous=[first.as_dict(), last])
     assert (again.levels_from, again.age_band, again.area, again.sex_shown) == ("kept", 20, first.area, first.sex_shown)
     bands = [age.split("-") for age in out.column("age").to_pylist() if age is not None]
     assert bands and {int(high) - int(low) for low, high in bands} == {19}  # "60-79"
-    _, unrelated = anonymise(rows, rule, SHOWN, ["elderly"], previous=last | {"quasi_identifiers": ["sex"]})
-    assert unrelated.levels_from == "chosen" and unrelated.age_band == first.age_band  # other columns: afresh
+    # Seen (a review): a category another recipient now receives, treated as a quasi-identifier, started afresh.
+    more_known = last | {"quasi_identifiers": [*last["quasi_identifiers"], "disabled"]}
+    _, still = anonymise(rows, rule, SHOWN, ["elderly"], previous=[more_known])
+    assert (still.levels_from, still.age_band) == ("kept", 20)
+    # A hierarchy an earlier release did not show holds the next to nothing: age is banded as finely as is best.
+    _, anew = anonymise(rows, rule, SHOWN, ["elderly"], previous=[last | {"quasi_identifiers": ["sex"]}])
+    assert anew.age_band == first.age_band and anew.sex_shown == first.sex_shown
 
 
 def test_levels_over_budget_are_coarsened_never_moved_sideways():
@@ -217,7 +222,18 @@ def test_levels_over_budget_are_coarsened_never_moved_sideways():
     assert best.age_band in (0, 5, 10)  # the best levels band age more finely than the last release below
     # 20-year bands with the grid: far over budget for 3,000 people
     last = best.as_dict() | {"age_band": 20, "area": "grid", "sex_shown": True}
-    out, coarsened = anonymise(rows, rule, SHOWN, ["elderly"], previous=last)
+    out, coarsened = anonymise(rows, rule, SHOWN, ["elderly"], previous=[last])
     assert coarsened.levels_from == "coarsened"
     assert coarsened.age_band in (20, None)  # not the finer bands the best levels have: a sideways move
     assert coarsened.rows_suppressed <= rule.max_suppression * rows.num_rows and coarsened.k_achieved >= 5
+
+
+def test_no_release_is_finer_than_any_earlier_one_in_any_hierarchy_even_after_a_restore():
+    # A review: a restore put an older release's levels back as the last ones, and the next release could then be
+    # finer in area than the release the analyst already held.
+    rows, rule = _rows(), KAnonymity()
+    _, first = anonymise(rows, rule, SHOWN, ["elderly"])
+    assert first.area is not None
+    coarsened = first.as_dict() | {"area": None}  # a later release that withheld the area
+    _, after = anonymise(rows, rule, SHOWN, ["elderly"], previous=[first.as_dict(), coarsened, first.as_dict()])
+    assert after.area is None and after.levels_from == "kept"
