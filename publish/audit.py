@@ -359,6 +359,15 @@ class AuditLog:
             os.fsync(f.fileno())
         return written
 
+    def ends_whole(self) -> bool:
+        """Whether the log ends with a whole line (or is empty): entries can be appended after it. Checked before a
+        publication switches, so a log whose end cannot be appended to does not leave one published unrecorded."""
+        if not self.path.exists() or not self.path.stat().st_size:
+            return True
+        with open(self.path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
+
     def _cut_torn_line(self, f: BinaryIO, whole: bytes, torn: bytes, first: bytes) -> None:
         """Take off the end of the log that a write cut short (a run killed while appending: the kernel stops the
         write at a page boundary), which is the start of ``first``, the line about to be appended in its place.

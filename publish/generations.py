@@ -184,6 +184,10 @@ class Generations:
             raise TerminalError(f"generation {name} (run {run_id}) was built after audit entry {entries[0]['seq'] - 1}, "
                                 f"but the audit log's head is now entry {audit.head().seq}; nothing was published: "
                                 "run again")
+        if not audit.ends_whole():
+            raise TerminalError(f"the audit log {audit.path} does not end with a whole line (its last line was changed "
+                                f"by hand or damaged); nothing of run {run_id} was published: run `silobreaker audit "
+                                "verify` and put back the log from your last `audit export`")
         record = {"name": name, "run_id": run_id, "published_at": published_at.isoformat(),
                   "warehouse_sha256": _file_sha256(self.home.generation_warehouse_file(name))}
         journal = {"generation": name, "previous": self._current_name(), "run_id": run_id, "record": record,

@@ -182,6 +182,16 @@ def test_a_line_added_in_part_is_refused_by_name_not_taken_for_a_cut_off_write(h
         log.write([])
     assert log.path.read_bytes().endswith(b'"nobody"')  # left as it was found, for the audit
 
+    # A whole entry without its newline parses, so the run goes on: it is refused before the switch, not after it
+    # (where the publication would be out without its entries).
+    whole = log.path.read_bytes()
+    log.path.write_bytes(whole[: whole.rfind(b"\n")])
+    assert log.head().seq == 4 and not log.ends_whole()
+    current = Generations(home).current()
+    with pytest.raises(TerminalError, match="does not end with a whole line.*nothing of run run3 was published"):
+        _publish(home, "run3")
+    assert Generations(home).current() == current
+
 
 @pytest.mark.parametrize("attack", ["emptied", "deleted"])
 def test_an_emptied_or_deleted_log_is_detected_by_its_anchors(home, capsys, attack):
