@@ -265,7 +265,7 @@ class Generations:
         of its own (run ``restore-<gen>``), with the same membership as when they were first published.
 
         Raises:
-            TerminalError: no such generation, or none before the current one.
+            TerminalError: no such generation, none before the current one, or its warehouse is not whole.
         """
         kept = self.published()
         current = self._current_name()
@@ -279,6 +279,11 @@ class Generations:
             if target is None:
                 names = ", ".join(g.name for g in kept) or "none"
                 raise TerminalError(f"no published generation {name!r}; kept: {names}")
+        if not self._whole(target):
+            # else runs would quietly build on the newest whole generation, undoing the restore in the data
+            whole = ", ".join(g.name for g in kept if g.name != target.name and self._whole(g)) or "none"
+            raise TerminalError(f"generation {target.name}'s warehouse is damaged or missing; nothing was restored. "
+                                f"Whole generations: {whole} (`silobreaker restore <generation>`)")
         audit = AuditLog(self.home)
         entries = audit.repeat(target.run_id, f"restore-{target.name}", datetime.now(UTC))
         journal = {"generation": target.name, "previous": current, "run_id": f"restore-{target.name}",

@@ -279,3 +279,17 @@ def test_a_missing_warehouse_with_nothing_whole_before_it_is_refused_not_read_as
         generations.require_readable()
     with pytest.raises(TerminalError, match="is missing"):
         WarehouseReader(tmp_path).connect()
+
+
+def test_a_damaged_generation_is_not_restored(tmp_path, district):
+    # A review: restoring one left the runs building on the newest whole generation, undoing the restore quietly.
+    for run_id in ("run1", "run2"):
+        wh = Warehouse(tmp_path)
+        wh.publish(wh.build_candidate(make_inputs(district, run_id=run_id), policy()))
+    generations = Generations(tmp_path)
+    first, current = generations.published()[0], generations.current()
+    DataHome.at(tmp_path).generation_warehouse_file(first.name).write_bytes(b"damaged")
+    with pytest.raises(TerminalError, match=f"generation {first.name}'s warehouse is damaged or missing; nothing was "
+                                            f"restored. Whole generations: {current.name}"):
+        generations.restore(first.name)
+    assert generations.current() == current
