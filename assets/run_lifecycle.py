@@ -47,7 +47,7 @@ def begin_run(instance: dg.DagsterInstance | None, home: HomeLike, run_id: str) 
     generations = Generations(home)
     notes += generations.recover()
     generations.require_readable()
-    AuditLog(home).head()  # a log whose last line is not an entry stops the run here, not after linking (exit 2)
+    AuditLog(home).require_appendable()  # a log that cannot take the run's entries stops it here, not after linking
     damaged = generations.check_current()
     if damaged:
         notes.append(damaged)

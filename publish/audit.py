@@ -359,6 +359,19 @@ class AuditLog:
             os.fsync(f.fileno())
         return written
 
+    def require_appendable(self) -> None:
+        """Raise unless entries can be appended: the last line is an entry and the log ends with a whole line. A run
+        checks it before it reads anything (after the journal of an interrupted one is finished).
+
+        Raises:
+            TerminalError: naming the line and how to put the log back.
+        """
+        self.head()  # names a last line that is not an entry
+        if not self.ends_whole():
+            raise TerminalError(f"audit log {self.path}: its last line lacks its newline (changed by hand or damaged); "
+                                "run `silobreaker audit verify` (and `--against` your last `audit export`) and put "
+                                "back the log from that export")
+
     def ends_whole(self) -> bool:
         """Whether the log ends with a whole line (or is empty): entries can be appended after it. Checked before a
         publication switches, so a log whose end cannot be appended to does not leave one published unrecorded."""

@@ -410,17 +410,23 @@ def test_a_damaged_warehouse_with_nothing_whole_before_it_stops_the_run_naming_t
     assert "no earlier generation is whole" in out
 
 
-def test_an_audit_log_ending_in_something_else_than_an_entry_stops_the_run_before_it_reads(demo_copy, capsys):
+@pytest.mark.parametrize("ending", ["garbage", "no newline"])
+def test_an_audit_log_ending_in_something_else_than_an_entry_stops_the_run_before_it_reads(demo_copy, capsys,
+                                                                                          ending):
     # Seen: the run read, staged and linked every source before its publish step found the log's last line.
     home = demo_copy.home
-    with home.audit_log_file.open("ab") as log:
-        log.write(b'{"garbage": tru')
+    if ending == "garbage":
+        with home.audit_log_file.open("ab") as log:
+            log.write(b'{"garbage": tru')
+    else:  # a whole entry that lost its newline
+        home.audit_log_file.write_bytes(home.audit_log_file.read_bytes()[:-1])
     before = publication(home)
 
     assert run(home) == 2
 
     error = capsys.readouterr().err
-    assert "is not an entry" in error and "put back the log from that export" in error
+    assert ("is not an entry" if ending == "garbage" else "lacks its newline") in error
+    assert "put back the log from that export" in error
     assert publication(home) == before
     assert "抽取 extract" not in error  # no source was read
 
