@@ -152,12 +152,17 @@ class _Levels:
             shares.append(float(self.sex))
         return sum(shares) / len(shares) if shares else 0.0
 
+    def areas_shown(self, qis: tuple[str, ...]) -> list[str]:
+        """The area columns these levels show, finest first."""
+        return [c for c in AREA_LEVELS if c in qis and AREA_LEVELS.index(c) >= self.area]
+
     def coarseness(self, qis: tuple[str, ...]) -> tuple[int, int, int]:
         """How coarse these levels are in effect, per hierarchy: the age level, the rank in :data:`AREA_LEVELS` of
         the finest area column shown, whether sex is withheld; a hierarchy not shown is withheld (4, 3, 1). ``a`` is
         at least as coarse as ``b`` when each of ``a``'s is at least ``b``'s."""
         age = self.age if {"age", "birth_year"} & set(qis) else len(AGE_BANDS)
-        area = next((i for i, c in enumerate(AREA_LEVELS) if c in qis and i >= self.area), len(AREA_LEVELS))
+        shown = self.areas_shown(qis)
+        area = AREA_LEVELS.index(shown[0]) if shown else len(AREA_LEVELS)
         return age, area, self.sex if "sex" in qis else 1
 
     @staticmethod
@@ -326,7 +331,7 @@ def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str],
             CASE WHEN _bad THEN list_filter(key_populations, lambda k: {unknown}) ELSE key_populations END
             AS key_populations FROM _general""")
         con.execute("DROP TABLE _general")
-        area_shown = [c for c in AREA_LEVELS if c in exprs and AREA_LEVELS.index(c) >= chosen.area]
+        area_shown = chosen.areas_shown(qis)
         withheld = 0
         if flags:
             cell = ", ".join(area_shown) or "TRUE"
