@@ -106,6 +106,9 @@ _OPTIONAL_PRODUCT_FIELDS = ("office_sha256", "generalisation")
 #: damaged file takes back to an earlier release).
 _GENERALISATION_FIELDS = ("quasi_identifiers", "age_band", "area", "sex_shown")
 _PERSON_ID_DOMAIN = b"person_id:"
+#: The fix for a log changed by hand or damaged.
+_PUT_BACK = ("run `silobreaker audit verify` (and `--against` your last `audit export`) and put back the log from "
+             "that export")
 
 
 @dataclass(frozen=True)
@@ -369,8 +372,7 @@ class AuditLog:
         self.head()  # names a last line that is not an entry
         if not self.ends_whole():
             raise TerminalError(f"audit log {self.path}: its last line lacks its newline (changed by hand or damaged); "
-                                "run `silobreaker audit verify` (and `--against` your last `audit export`) and put "
-                                "back the log from that export")
+                                f"{_PUT_BACK}")
 
     def ends_whole(self) -> bool:
         """Whether the log ends with a whole line (or is empty): entries can be appended after it. Checked before a
@@ -389,8 +391,8 @@ class AuditLog:
         if not first.startswith(torn):
             raise TerminalError(
                 f"audit log {self.path}: its last line ({line}) is incomplete and is not the start of the entry this "
-                "publication appends, so it was not cut off by an interrupted run; the log was changed or damaged. "
-                "Run `silobreaker audit verify` (and `--against` your last `audit export`) and put back the log from that export")
+                f"publication appends, so it was not cut off by an interrupted run; the log was changed or damaged: "
+                f"{_PUT_BACK}")
         f.truncate(len(whole))
         log.warning("audit log %s: line %d was cut off by an interrupted run (%d of its bytes written); written again "
                     "whole", self.path, line, len(torn))
@@ -418,9 +420,8 @@ class AuditLog:
             return json.loads(line)
         except json.JSONDecodeError as e:
             raise TerminalError(
-                f"audit log {self.path}: line {number} is not an entry ({e.msg}): the log was changed or damaged. Run "
-                "`silobreaker audit verify` (and `--against` your last `audit export`) and put back the log from "
-                "that export") from e
+                f"audit log {self.path}: line {number} is not an entry ({e.msg}): the log was changed or damaged; "
+                f"{_PUT_BACK}") from e
 
     # -- reading --------------------------------------------------------------------------
 
