@@ -20,8 +20,9 @@ every quasi-identifier withheld; if those rows themselves form a bad class they 
 
 **The same levels from one release to the next.** Two releases generalised differently can be intersected: a
 row unique on everything it shows (its categories included) in both is the same person, and a 5-year band of
-one night beside the street of the next put that person in a class of 3 (seen on a 20,000-person district, where
-the budget of suppressed rows was met by one row on one night and missed by one the next). So the levels of the
+one night beside the street of the next placed that person in a class smaller than k (seen in an audit of a
+20,000-person district, where the budget of suppressed rows was met by one row on one night and missed by one the
+next). So the levels of the
 product's earlier releases (``previous``: what their audit entries and publication log recorded) are kept while
 they are within the suppression budget; when they are not, the levels chosen are the best of those at least as
 coarse in every hierarchy as every earlier release's, so that releases only ever coarsen and a row joined across

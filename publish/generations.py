@@ -396,16 +396,13 @@ _DIGESTS: dict[tuple[str, int, int, int], str] = {}
 
 
 def _file_sha256(path: Path) -> str:
-    """The file's SHA-256 (1 s for a 1M district's 700 MB warehouse), read once per process while unchanged: a
-    published warehouse is never written again, and a run asks of it more than once."""
+    """The file's SHA-256, read once per process while unchanged: a published warehouse is never written again, and a
+    run asks of it more than once."""
     stat = path.stat()
     key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
     if key not in _DIGESTS:
-        digest = hashlib.sha256()
         with path.open("rb") as f:
-            while block := f.read(1 << 24):
-                digest.update(block)
-        _DIGESTS[key] = digest.hexdigest()
+            _DIGESTS[key] = hashlib.file_digest(f, "sha256").hexdigest()
     return _DIGESTS[key]
 
 
