@@ -37,6 +37,7 @@ import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -107,17 +108,32 @@ _BATCH_ROWS = 10_000
 
 
 def _rows(table: pa.Table, labels: Mapping[str, str] | None):
-    """The header (Chinese) and every row as cells: text columns as ``str``, whatever their content."""
+    """The header (Chinese) and every row as cells: text columns as ``str``, whatever their content, but for
+    a whole date in a column of dates kept as text (:data:`_DATES_AS_TEXT`), which is a date cell a clerk can
+    filter and count years from (a date known to the month or year only stays text: ``1964-05``)."""
     labels = default_populations().labels if labels is None else labels
     yield [FIELD_LABELS.get(name, name) for name in table.column_names]
     text_columns = {i for i, field in enumerate(table.schema)
                     if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)}
+    dates = {i for i in text_columns if table.column_names[i] in _DATES_AS_TEXT}
     for row in (row for batch in table.to_batches(_BATCH_ROWS) for row in batch.to_pylist()):  # not every row at once
-        yield [str(_cell(v, name, labels)) if i in text_columns and v is not None else _cell(v, name, labels)
+        yield [_date_or_text(v) if i in dates and v is not None
+               else str(_cell(v, name, labels)) if i in text_columns and v is not None else _cell(v, name, labels)
                for i, (name, v) in enumerate(row.items())]
 
 
-def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[str, str] | None,
+#: Product columns of dates kept as text, since a source may know one to the month or year only.
+_DATES_AS_TEXT = frozenset({"birth_date", "record_date"})
+
+
+def _date_or_text(value: str) -> date | str:
+    try:
+        return date.fromisoformat(value) if len(value) == 10 else value
+    except ValueError:
+        return value
+
+
+def _workbook(table: pa.Table, about: Mapping[str, str | int] | None, labels: Mapping[str, str] | None,
               extra: Mapping[str, pa.Table] | None = None) -> io.BytesIO:
     plain = io.BytesIO()
     # Made in memory: no part of the workbook is written anywhere in the clear (openpyxl's write-only mode wrote
@@ -127,15 +143,20 @@ def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[
         "in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False,
         "default_date_format": "yyyy-mm-dd"})
     stamp = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    wrapped = workbook.add_format({"text_wrap": True, "valign": "top"})
+    heading = workbook.add_format({"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#DDEBF7", "border": 1})
     for name, rows in {DATA_SHEET: table, **(extra or {})}.items():
         if rows.num_rows > _EXCEL_ROWS - 1:
             raise SheetTooLong(name, rows.num_rows)
         sheet = workbook.add_worksheet(name)
         cells = _rows(rows, labels)
         head = [next(cells), *islice(cells, _WIDTH_SAMPLE)]
-        # Columns as wide as their text (a CJK character is two), so a clerk reads 住址 without dragging.
+        # Columns as wide as their text (a CJK character is two), so a clerk reads 住址 without dragging; a long
+        # text (an address, a warning) wraps in a narrower column, so a row prints on one page's width.
         for i, width in enumerate(_widths(head)):
-            sheet.set_column(i, i, width)
+            sheet.set_column(i, i, min(width, _WRAP_WIDTH), wrapped if width > _WRAP_WIDTH else None)
+        _for_print(sheet, len(head[0]), rows.num_rows, str((about or {}).get("接收方") or ""))
+        sheet.set_row(0, None, heading)
         stamps = [i for i, field in enumerate(rows.schema) if pa.types.is_timestamp(field.type)]
         cut = 0
         for r, row in enumerate(chain(head, cells)):
@@ -158,12 +179,35 @@ def _workbook(table: pa.Table, about: Mapping[str, str] | None, labels: Mapping[
             readme.set_column(i, i, width)
         for r, line in enumerate(lines):
             readme.write_row(r, 0, line)
+        readme.set_row(0, None, heading)
     workbook.close()
     plain.seek(0)
     return plain
 
 
 _EXCEL_ROWS = 1_048_576  # the rows of an Excel or WPS sheet
+_WRAP_WIDTH = 28  # a column of longer text wraps at this width (Excel character units)
+
+
+def _for_print(sheet, columns: int, rows: int, recipient: str) -> None:
+    """What a printed list needs: A4 landscape, every column on one page's width (as many pages down as it
+    takes), the header row on every page, whom the list is for at the top and the care it asks for and the
+    page number at the foot; on screen the header stays in view and each column filters."""
+    sheet.set_paper(9)  # A4
+    sheet.set_landscape()
+    sheet.fit_to_pages(1, 0)
+    sheet.repeat_rows(0)
+    sheet.freeze_panes(1, 0)
+    if columns:
+        sheet.autofilter(0, 0, rows, columns - 1)
+    if recipient:
+        sheet.set_header(f"&C{_header_text(recipient)}")
+    sheet.set_footer("&L仅限所列用途，不得转发、复制&R第 &P 页，共 &N 页")
+
+
+def _header_text(text: str) -> str:
+    """``text`` as a page header's words: ``&`` doubled (a single one starts a header code), cut to fit."""
+    return text.replace("&", "&&")[:200]
 
 
 class SheetTooLong(ValueError):
@@ -224,7 +268,7 @@ def _widths(rows: list[list[object]]) -> list[float]:
     return [min(60.0, max(6.0, w)) for w in widths]
 
 
-def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, str],
+def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, str | int],
                labels: Mapping[str, str] | None = None, extra: Mapping[str, pa.Table] | None = None,
                kept: KeptDerivation | None = None) -> None:
     """Write ``table`` as a password-protected xlsx at ``path``.
@@ -332,7 +376,7 @@ def write_plain_xlsx(table: pa.Table, path: Path, labels: Mapping[str, str] | No
     Path(path).write_bytes(_workbook(table, None, labels).getvalue())
 
 
-def write_csv_zip(table: pa.Table, path: Path, password: str, about: Mapping[str, str],
+def write_csv_zip(table: pa.Table, path: Path, password: str, about: Mapping[str, str | int],
                   labels: Mapping[str, str] | None = None, extra: Mapping[str, pa.Table] | None = None) -> None:
     """Write ``table`` as ``<stem>.csv`` (UTF-8 with BOM) and a ``说明.txt`` in an AES-256 zip at ``path``.
 
@@ -409,7 +453,7 @@ class OfficeFile:
     table: pa.Table
     path: Path
     password: str
-    about: Mapping[str, str]
+    about: Mapping[str, str | int]
     labels: Mapping[str, str] | None = None
     extra: Mapping[str, pa.Table] | None = None
     kept: KeptDerivation | None = None

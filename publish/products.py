@@ -436,7 +436,7 @@ def _renewals(listed: pa.Table, excluded: pa.Table, recipient: Recipient, as_of:
 
 
 def _about(recipient: Recipient, table: pa.Table, key: str, exclusions: Mapping[str, int] | None = None,
-           renewals: pa.Table | None = None, anchor: ProductAnchor | None = None) -> dict[str, str]:
+           renewals: pa.Table | None = None, anchor: ProductAnchor | None = None) -> dict[str, str | int]:
     """The 说明 sheet of a delivered workbook: for whom, why, on what basis, when, and the audit entry that records
     the delivery (a clerk quotes it to the data team); who in scope is not listed and why (counts only), and the
     renewal list."""
@@ -445,10 +445,10 @@ def _about(recipient: Recipient, table: pa.Table, key: str, exclusions: Mapping[
         basis += f"（{recipient.legal_reference}）"
     now = datetime.now(CHINA_TZ)
     return {
-        "接收方": f"{recipient.name}：{recipient.description}",
+        "接收方": f"{recipient.description}（接收方编号 {recipient.name}）",
         "用途": PURPOSE_LABELS.get(recipient.purpose, recipient.purpose),
         "法律依据": basis,
-        "记录数": str(table.num_rows),
+        "记录数": table.num_rows,
         "生成时间": now.strftime("%Y-%m-%d %H:%M（北京时间）"),
         "密钥编号": key,
         **({"审计记录号": f"{anchor.seq}（就本文件联系数据团队时请提供）"} if anchor else {}),

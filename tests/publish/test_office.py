@@ -45,7 +45,8 @@ def test_the_clerk_opens_the_workbook_with_its_password_and_the_id_is_text(home,
     assert workbook[DATA_SHEET].cell(row=rows.index(zhang) + 1, column=4).data_type == "s"
     assert zhang[2] == "男" and zhang[4] == "13800000001" and zhang[5] == "是" and zhang[6] == "独居老人"
     about = dict(list(workbook[README_SHEET].iter_rows(values_only=True))[1:])
-    assert about["法律依据"] == "法定职责（社会救助暂行办法）" and about["记录数"] == str(len(rows) - 1)
+    assert about["法律依据"] == "法定职责（社会救助暂行办法）" and about["记录数"] == len(rows) - 1  # a number
+    assert about["接收方"] == "民政 救助科（接收方编号 civil_clerks）"  # the clerk's words first
     assert about["用途"] == "服务提供"
     entry = AuditLog(home).entries()[-1]  # the entry recording this delivery, by the number the clerk quotes
     assert about["审计记录号"].startswith(f"{entry['seq']}（") and entry["recipient"] == "civil_clerks"
@@ -305,3 +306,37 @@ def test_the_office_writers_import_publish_office_without_the_whole_package():
     assert publish.audit.AuditLog is publish.AuditLog and "Warehouse" in dir(publish)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         publish.nope  # noqa: B018
+
+
+def test_the_list_prints_one_page_wide_with_its_header_on_every_page_and_whom_it_is_for(home, capsys):
+    """A grid worker prints the list: 23 residents came out on 5 A4 pages, the warnings apart from the names."""
+    sheet = read_xlsx(DataHome.at(home).office_file("civil_clerks"), _password(home, capsys))[DATA_SHEET]
+    setup = sheet.page_setup
+    assert (setup.orientation, str(setup.paperSize)) == ("landscape", "9")  # A4 landscape
+    # One page wide (fitToWidth left out is its default, 1), as many pages down as it takes.
+    assert sheet.sheet_properties.pageSetUpPr.fitToPage and setup.fitToWidth in (None, 1) and setup.fitToHeight == 0
+    assert sheet.print_title_rows == "$1:$1"  # the header row on every printed page
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == f"A1:G{sheet.max_row}"
+    assert sheet.oddHeader.center.text == "民政 救助科（接收方编号 civil_clerks）"
+    assert "不得转发" in sheet.oddFooter.left.text and "&P" in sheet.oddFooter.right.text
+    assert sheet["A1"].font.b  # the header row stands out
+
+
+def test_whole_dates_kept_as_text_are_date_cells_and_a_long_text_wraps(tmp_path):
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from publish import office
+
+    address = "示范区南山街道兰亭社区5栋2单元401室（东门进，右手第二个单元）"
+    table = pa.table({"birth_date": ["1950-04-25", "1964-05", None, "1999-02-30"], "address": [address, "x", "y", "z"],
+                      "name": ["张三", "李四", "王五", "赵六"]})
+    office.write_xlsx(table, tmp_path / "a.xlsx", "P" * 20, {"接收方": "网格员 A&B"})
+    sheet = office.read_xlsx(tmp_path / "a.xlsx", "P" * 20)[DATA_SHEET]
+    born = [row[0] for row in sheet.iter_rows(min_row=2)]
+    assert born[0].value == dt.datetime(1950, 4, 25) and born[0].number_format == "yyyy-mm-dd"
+    assert [(c.value, c.data_type) for c in born[1:]] == [("1964-05", "s"), (None, "n"), ("1999-02-30", "s")]
+    assert sheet.column_dimensions["B"].width <= 29 and sheet["B2"].alignment.wrap_text  # wraps, not 60 wide
+    assert not sheet["C2"].alignment.wrap_text
+    assert sheet.oddHeader.center.text == "网格员 A&&B"  # a lone & would start a header code
