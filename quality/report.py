@@ -537,7 +537,9 @@ def _charts(metrics: pd.DataFrame, runs: pd.DataFrame, order: Mapping[str, int],
     bars.update_layout(barmode="stack", height=320, margin={"t": 30, "l": 40, "r": 20, "b": 40},
                        yaxis_title=t("chart.quarantine_axis"))
 
-    config = {"displaylogo": False, "responsive": True}
+    # No mode bar: plotly writes its buttons' titles in English and offers "Share chart", an upload to Plotly's
+    # cloud, which an air-gapped intranet must not be asked to make; hovering still shows each value.
+    config = {"displaylogo": False, "responsive": True, "displayModeBar": False, "showSendToCloud": False}
     return [
         {"id": "trend-scores", "title": t("chart.scores"),
          "html": grid.to_html(full_html=False, include_plotlyjs="directory", config=config, div_id="trend-scores")},

@@ -89,6 +89,8 @@ def test_report_loads_without_errors_draws_charts_and_scores_every_department(pu
     assert sorted(rows) == list(PERSON_SOURCES)
     # What a supervisor sees is Chinese: the page as drawn, plotly's legends and axes included.
     assert english_words(html) == []
+    # Nor plotly's mode bar, whose buttons are titled in English ("Download plot as a png", "Share chart...").
+    assert "modebar-btn" not in html and "Share chart" not in html
     legends = set(re.findall(r'class="legendtext"[^>]*>([^<]+)<', html))
     assert legends == {"民政", "卫健", "司法", "人口普查", "政务服务", "网格"}
     # plotly draws into <svg class="main-svg"> only when its script loaded and ran in the page.
