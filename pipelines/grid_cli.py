@@ -175,7 +175,8 @@ def _cmd_grid_updates_list(args: argparse.Namespace) -> int:
                           "grid_updates source in sources.yaml and run the pipeline (silobreaker run)")
     with reader.connect() as con:
         updates = con.execute("SELECT g.*, u.name AS resident FROM grid_updates g "
-                              "LEFT JOIN unified_population u USING (person_id)").df()
+                              "LEFT JOIN unified_population u USING (person_id) "
+                              "ORDER BY g.record_date DESC NULLS LAST, g.record_id").df()
     if args.grid:
         updates = updates[updates["grid"] == args.grid]
     if args.not_taken:

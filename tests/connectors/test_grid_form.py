@@ -4,6 +4,7 @@ source declared with nothing but where the form lives, and staged as person reco
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import openpyxl
 import pandas as pd
@@ -106,3 +107,12 @@ def test_base_marks_one_person_source(tmp_path):
     with pytest.raises(ConfigError, match="base marks the district's population register"):
         _declare(tmp_path, consent)
     assert _declare(tmp_path, two.splitlines(keepends=True)[0]).base_source.name == "a"
+
+
+def test_the_published_updates_are_listed_newest_first(published_demo, capsys):
+    settings, _ = published_demo
+    assert main(["grid-updates", "list", "--json", "--home", str(settings.home.root)]) == 0
+    days = [row["record_date"] for row in json.loads(capsys.readouterr().out)]
+    dated = [d for d in days if d is not None]
+    assert len(set(dated)) > 2 and dated == sorted(dated, reverse=True)  # as its help says: newest first
+    assert days == dated + [None] * (len(days) - len(dated))  # an update without a date last
