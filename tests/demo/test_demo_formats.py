@@ -124,3 +124,14 @@ def test_keys_are_unique_prefixed_strings(demo: DemoSummary, source: str, column
     keys = read_source(demo, source)[column]
     assert keys.str.fullmatch(pattern).all()
     assert keys.is_unique
+
+
+def test_every_clerk_and_grid_worker_of_the_demo_gets_a_file_excel_or_wps_opens() -> None:
+    """A department's clerk and a grid worker have Excel/WPS, not Python: parquet alone reaches nobody there."""
+    from pipelines.settings import DEMO_POLICY
+    from publish.policy import load_policy
+
+    recipients = load_policy(DEMO_POLICY).recipients
+    by_hand = [r for r in recipients if r.kind in ("department", "grid_worker")]
+    assert {r.kind for r in by_hand} == {"department", "grid_worker"}
+    assert [r.name for r in by_hand if r.format not in ("xlsx", "csv")] == []
