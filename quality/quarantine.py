@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from connectors.config import SourceConfig
+from connectors.grid_form import GRID_FORM_SHEET
 from core.errors import ConfigError
 
 __all__ = ["QUARANTINE_READ_COLUMNS", "department_rows", "export_suffix", "own_columns", "write_department_file"]
@@ -77,7 +78,8 @@ def write_department_file(source: SourceConfig, rows: pd.DataFrame, path: Path) 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".xlsx":
-        _write_workbook(rows, path, source.sheet or "Sheet1")
+        # A grid worker's form comes back under the name the form has (a source reads its first sheet, by any name).
+        _write_workbook(rows, path, source.sheet or (GRID_FORM_SHEET if source.role == "grid_updates" else "Sheet1"))
     else:
         encoding = source.encoding if source.kind == "csv" and source.encoding != "auto" else "utf-8-sig"
         delimiter = source.delimiter if source.kind == "csv" else ","

@@ -194,6 +194,15 @@ def test_an_excel_source_gets_a_workbook_whose_id_numbers_are_text(tmp_path):
     assert sheet.cell(row=2, column=header.index("其他部门的值") + 1).value == "李*（民政）"
 
 
+def test_a_grid_form_comes_back_under_the_forms_own_sheet_name(tmp_path):
+    from connectors.grid_form import GRID_FORM_SHEET
+
+    source = SourceConfig(name="grid_updates", department="网格", role="grid_updates", kind="xlsx", path="grid.xlsx")
+    rows = pd.DataFrame({"序号": ["9001"], "姓名": [None], "问题": ["姓名为空"]})
+    path = write_department_file(source, rows, tmp_path / "grid_updates.xlsx")
+    assert openpyxl.load_workbook(path).sheetnames == [GRID_FORM_SHEET]  # not Excel's default "Sheet1"
+
+
 def test_a_consent_registry_gets_its_quarantine_only():
     source = SourceConfig(name="consent_registry", department="政务服务", role="consent", kind="parquet",
                           path="demo/consent_registry.parquet", primary_key=["consent_id"],
