@@ -8,7 +8,8 @@ value are kept beside it, and fields the departments disagree on are listed in `
 
 A grid worker's update (a ``role: grid_updates`` source) is what someone saw at the door: for the phone and
 for whether the person lives alone the newest update is taken before any department's register; for the
-rest it ranks by its trust like any source. ``residence_status`` (在住 / 迁出 / 死亡) is the newest
+rest it ranks by its trust like any source, but the address it gives for a flat a department has written
+(兰亭社区5-2-401 on a phone change) is shown in that department's words. ``residence_status`` (在住 / 迁出 / 死亡) is the newest
 statement of any source. ``hukou_address`` (户籍地址) comes from the base register first (``base: true``, the
 census), and ``residence_type`` compares it with where the person lives: the same flat (人户一致), another
 flat in the district (人户分离, the 户籍地 names a community of the area register) or registered outside the
@@ -259,8 +260,9 @@ def _picked_sql(trust: Mapping[str, int], grid_sources: Sequence[str], base: str
         value = {"v": field, "s": "source", "d": "record_date"}
         if field == "birth_date":  # the precision of the value chosen, as its record states it
             value["p"] = "birth_date_precision"
-        if field == "address":  # the flat it points to, which the 户籍地址 is compared with
+        if field == "address":  # the flat it points to, which the 户籍地址 is compared with; whether a grid worker wrote it
             value["f"] = "flat"
+            value["g"] = grid
         struct = ", ".join(f"'{k}': {v}" for k, v in value.items())
         picks.append(f"arg_min({{{struct}}}, {key}) FILTER (WHERE {usable}) AS _pick_{field}")
     picked_columns = ",\n        ".join(picks)
@@ -284,10 +286,20 @@ def _picked_sql(trust: Mapping[str, int], grid_sources: Sequence[str], base: str
         list_sort(list(record_id)) AS record_ids,
         count(*) AS record_count,
         list_filter([{conflicts}], lambda x: x IS NOT NULL) AS conflict_fields,
-        max(record_date) AS last_seen
+        max(record_date) AS last_seen,
+        -- the departments' wordings of each flat, best first: what a grid worker's shorthand of one stands for
+        list({{'f': flat, 'k': _tail, 'a': address}}) FILTER (WHERE NOT ({grid}) AND flat IS NOT NULL
+                                                       AND address IS NOT NULL) AS _worded
     FROM (SELECT *, {tail} AS _tail FROM {source})
     GROUP BY person_id
 """
+
+
+#: The address shown: the newest one, but where a grid worker's update gives the flat a department has written
+#: (兰亭社区5-2-401 on a phone change, for 示范区南山街道兰亭社区5栋2单元401室), the department's wording of it,
+#: the most trusted first: the update says the person lives there, the register says how the address is written.
+_WORDED_ADDRESS = ("CASE WHEN _pick_address.g THEN coalesce(list_filter(list_sort(_worded), "
+                   "lambda w: w.f = _pick_address.f)[1].a, _pick_address.v) ELSE _pick_address.v END")
 
 
 def _golden_sql(as_of: date, register: bool) -> str:
@@ -295,7 +307,8 @@ def _golden_sql(as_of: date, register: bool) -> str:
     (:func:`_picked_sql`)."""
     chosen = []
     for field in GOLDEN_FIELDS:
-        chosen += [f"_pick_{field}.v AS {field}", f"_pick_{field}.s AS {field}_source", f"_pick_{field}.d AS {field}_date"]
+        chosen += [f"{_WORDED_ADDRESS if field == 'address' else f'_pick_{field}.v'} AS {field}",
+                   f"_pick_{field}.s AS {field}_source", f"_pick_{field}.d AS {field}_date"]
         if field == "birth_date":
             chosen.append(f"_pick_{field}.p AS birth_date_precision")
         if field == "address":
@@ -325,7 +338,7 @@ WITH golden AS (
         count(*) FILTER (WHERE age < 14) AS household_children
     FROM placed WHERE _household IS NOT NULL GROUP BY _household
 )
-SELECT aged.* EXCLUDE (_address_flat, _household),
+SELECT aged.* EXCLUDE (_address_flat, _household, _worded),
     hh.household_size, hh.household_working_age, hh.household_elderly, hh.household_children,
     CASE WHEN aged.hukou_address IS NULL OR aged.address IS NULL THEN NULL
          WHEN aged.hukou_address = aged.address OR h.hukou_flat = aged._address_flat THEN 'registered'

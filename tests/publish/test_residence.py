@@ -112,6 +112,12 @@ def test_the_newest_grid_update_says_whether_a_person_lives_alone_and_gives_the_
     assert updates.loc["grid_updates:1", "taken"] and updates.loc["grid_updates:1", "change"] == "独居"
     # the name and birth date are the registers', not the worker's typing
     assert (zhou["birth_date"], zhou["birth_date_source"]) == ("1940-01-01", "civil_affairs")
+    # Seen: the worker's shorthand 翠苑社区3-1-101 (the flat civil affairs writes in full) became the address every
+    # department's product shows. The update says he lives there (its date), the register how that is written.
+    assert (zhou["address"], zhou["address_source"], str(zhou["address_date"])[:10]) == (
+        f"{HOME}3幢1单元101室", "grid_updates", "2026-10-01")
+    # A flat no department has written stays as the worker wrote it: it is all anyone knows.
+    assert people.loc["P_zhao", "address"] == "翠苑社区8-1-101"
 
 
 def test_a_deceased_person_leaves_key_populations_and_the_grid_list_but_stays_in_the_table(warehouse):
