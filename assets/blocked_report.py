@@ -16,6 +16,7 @@ from typing import Any
 
 import dagster as dg
 
+from assets.run_lifecycle import ABANDONED_RUN
 from core.errors import SilobreakerError
 from core.home import DataHome
 from publish import WarehouseReader
@@ -87,6 +88,12 @@ def build_blocked_report_sensor(home: DataHome) -> dg.SensorDefinition:
                            default_status=dg.DefaultSensorStatus.RUNNING,
                            description="write the quality report of a failed sync, saying why nothing was published")
     def blocked_quality_report(context: dg.RunFailureSensorContext) -> None:
+        if context.failure_event.message == ABANDONED_RUN:
+            # Killed, not blocked, and marked failed by a later run, which wrote its own report: a report of this
+            # one would say a check blocked it, and take latest.html from the newer run's. Seen on a home with
+            # the Dagster daemon running, the machine killed mid-run.
+            context.log.info(f"run {context.dagster_run.run_id} was killed before it finished; no blocked-run report")
+            return
         path = write_blocked_report(context.instance, context.dagster_run.run_id, home)
         context.log.info(f"blocked run report written to {path}")
 

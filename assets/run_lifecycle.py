@@ -99,6 +99,10 @@ class RunLockResource(dg.ConfigurableResource):
                     end_run(home, run_id)
 
 
+#: The failure a run records for an earlier run it finds left started: its process was killed, no check failed.
+ABANDONED_RUN = ("the run's process ended without finishing (killed or crashed); "
+                 "marked failed by the next run on this data home")
+
 #: Quality reports kept (each run writes one, about 60 KB: plotly.js is shared); older ones are removed.
 REPORTS_KEPT = 90
 
@@ -119,12 +123,17 @@ def _make_private(home: DataHome) -> None:
     for path in (home.root, *home.root.rglob("*")):
         if path.is_symlink():
             continue
-        mode = path.stat().st_mode
-        if mode & 0o077:
-            path.chmod(mode & ~0o077)
-            loosened += 1
-            if path.is_file() and home.keys_dir in path.parents:
-                exposed_keys.append(path.name)
+        try:
+            mode = path.stat().st_mode
+            if mode & 0o077:
+                path.chmod(mode & ~0o077)
+                loosened += 1
+                if path.is_file() and home.keys_dir in path.parents:
+                    exposed_keys.append(path.name)
+        except FileNotFoundError:
+            # Gone since the listing: a Dagster daemon or webserver on this home makes and removes SQLite
+            # journals under dagster/ all the time. Seen: a night ended in this traceback.
+            continue
     if loosened:
         log.info("made %d file(s) and folder(s) under %s private to their owner", loosened, home.root)
     if exposed_keys:
@@ -159,7 +168,6 @@ def _fail_abandoned_runs(instance: dg.DagsterInstance, run_id: str) -> list[str]
     for run in running:
         if run.run_id == run_id:
             continue
-        instance.report_run_failed(run, message="the run's process ended without finishing (killed or crashed); "
-                                                "marked failed by the next run on this data home")
+        instance.report_run_failed(run, message=ABANDONED_RUN)
         notes.append(f"marked run {run.run_id}, which was killed before it finished, as failed in Dagster")
     return notes

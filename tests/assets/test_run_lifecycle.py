@@ -83,3 +83,46 @@ def test_a_run_marks_any_job_s_run_left_started_by_a_killed_process_as_failed(tm
     assert statuses == {"killed-sync": dg.DagsterRunStatus.FAILURE, "killed-__ASSET_JOB": dg.DagsterRunStatus.FAILURE,
                         "now": dg.DagsterRunStatus.STARTED}
     assert sum("killed before it finished" in note for note in notes) == 2
+
+
+def test_a_file_gone_between_listing_and_chmod_is_no_failure(tmp_path, monkeypatch):
+    # Seen: with the Dagster daemon on the home, a night ended in FileNotFoundError on dagster/…/schedules.db-wal,
+    # a SQLite journal made and removed between the walk's listing and its stat.
+    from pathlib import Path
+
+    home = DataHome.at(tmp_path / "home")
+    home.warehouse_dir.mkdir(parents=True)
+    loose = home.warehouse_dir / "loose.duckdb"
+    loose.write_bytes(b"x")
+    loose.chmod(0o644)
+    listing = Path.rglob
+    monkeypatch.setattr(Path, "rglob", lambda self, pattern: [self / "dagster" / "gone.db-journal", *listing(self, pattern)])
+
+    begin_run(None, home, "now")
+
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o600
+
+
+def test_a_killed_run_marked_failed_by_the_next_gets_no_blocked_report(tmp_path):
+    # Seen: the machine killed mid-run with the daemon up; the next run marked it failed, and the run-failure
+    # sensor then wrote a report saying a check had blocked it, replacing latest.html of the newer publication.
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+    from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
+
+    settings = Settings(tmp_path, DEMO_SOURCES, DEMO_POLICY)
+    home = settings.home
+    home.reports_dir.mkdir(parents=True)
+    home.latest_report.write_text("<html>the newer run's report</html>", encoding="utf-8")
+    sensor = build_definitions(settings).resolve_sensor_def("blocked_quality_report")
+    with dg.instance_for_test() as instance:
+        instance.add_run(dg.DagsterRun(job_name="sync", run_id="killed", status=dg.DagsterRunStatus.STARTED))
+        begin_run(instance, home, "now")
+        [failure] = instance.all_logs("killed", of_type=dg.DagsterEventType.RUN_FAILURE)
+        context = dg.build_run_status_sensor_context(
+            sensor_name=sensor.name, dagster_event=failure.dagster_event, dagster_instance=instance,
+            dagster_run=instance.get_run_by_id("killed")).for_run_failure()
+        sensor(context)
+    assert home.latest_report.read_text(encoding="utf-8") == "<html>the newer run's report</html>"
+    assert not home.report_file("killed").exists()
