@@ -8,7 +8,7 @@ Normalisation itself lives in :mod:`staging.normalize`; this module only derives
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.errors import TerminalError
-from core.processes import Beside, cores
 from core.vocabulary import (
     DATE_FORMATS,
     PARTIAL_DATE_FORMATS,
@@ -219,19 +218,7 @@ def prepare_with_facts(records: pd.DataFrame, reading: ColumnReading | None = No
             f"record_id {repeated.iloc[0]!r} occurs more than once ({len(repeated)} repeats); record ids must be unique"
         )
     frame = records.reset_index(drop=True)
-    given_community = _optional_text(frame, "community")
-    communities_given = reading.communities_given if reading else bool(given_community.notna().any())
-    addressed = (_text(frame["address"]), _optional_text(frame, "hukou_address"), communities_given)
-    if len(frame) < _ADDRESSES_APART_FROM or cores() < 2:
-        return _prepared(frame, record_id, given_community, reading, lambda: address_columns(*addressed))
-    # The address columns are read in another process meanwhile, where there are many and a core to spare.
-    with Beside(address_columns, *addressed, module=__name__) as addresses:
-        return _prepared(frame, record_id, given_community, reading, addresses.result)
 
-
-def _prepared(frame: pd.DataFrame, record_id: pd.Series, given_community: pd.Series, reading: ColumnReading | None,
-              addresses: Callable[[], dict[str, pd.Series]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`prepare_with_facts` of checked records, their address columns from ``addresses()``."""
     names = name_keys(_text(frame["name"]))
     # Each alias as typed, split but not yet normalised: a Latin alias keeps its words for name_keys.
     aliases = normalize_aliases(_optional_text(frame, "alias"), lambda names: names.str.strip()).astype(TEXT)
@@ -240,6 +227,7 @@ def _prepared(frame: pd.DataFrame, record_id: pd.Series, given_community: pd.Ser
     ids = parse_id_numbers(raw_ids)
     id_number = _blank_to_na(ids["id_number"].astype(TEXT))
     id_valid = ids["id_number_valid"].fillna(False).astype(bool).to_numpy()
+    given_community = _optional_text(frame, "community")
     facts = pd.DataFrame({"id_given": raw_ids.notna().to_numpy(dtype=bool),
                           "id_resident_form": id_number.notna().to_numpy(dtype=bool),
                           "community_given": given_community.notna().to_numpy(dtype=bool)})
@@ -262,12 +250,16 @@ def _prepared(frame: pd.DataFrame, record_id: pd.Series, given_community: pd.Ser
     precision = np.where(from_id, np.int8(3), precision).astype("int8")
     birth = pd.Series(birth, dtype=TEXT)
 
+    raw_address = _text(frame["address"])
+    address = _blank_to_na(normalize_address(raw_address).astype(TEXT))
+    address_words = sorted_words(_latin_words(raw_address, address))
+    flats = _flat_parts(address)
+    hukou_address = _blank_to_na(normalize_address(_optional_text(frame, "hukou_address")).astype(TEXT))
+
     # A valid ID's sex digit is protected by the check character; a stated 男/女 is not.
     id_sex = ids["id_sex"].astype(TEXT).reset_index(drop=True)
     stated_sex = normalize_sex(frame["sex"]).reset_index(drop=True)
     sex = id_sex.where(pd.Series(id_valid), stated_sex)
-    phone = _blank_to_na(normalize_phone(_text(frame["phone"])).astype(TEXT))
-    address = addresses()
 
     prepared = pd.DataFrame(
         {
@@ -288,33 +280,18 @@ def _prepared(frame: pd.DataFrame, record_id: pd.Series, given_community: pd.Ser
             "stated_birth_precision": stated_precision,
             "id_number": id_number,
             "id_number_valid": id_valid & id_number.notna().to_numpy(),
-            "phone": phone,
-            "community": given_community,
-            **address,
+            "phone": _blank_to_na(normalize_phone(_text(frame["phone"])).astype(TEXT)),
+            "address": address,
+            "address_words": address_words,
+            "household": _flat_key(*flats),
+            "house_number": _house_number(raw_address, address_words),
+            "hukou_address": hukou_address,
+            "hukou_household": household_key(hukou_address),
+            "community": given_community if reading.communities_given else address_place(address, raw_address, address_words, flats),
             "grid": _optional_text(frame, "grid"),
         }
     )
     return prepared.loc[:, list(PREPARED_COLUMNS)], facts
-
-
-def address_columns(raw: pd.Series, raw_hukou: pd.Series, communities_given: bool) -> dict[str, pd.Series]:
-    """The prepared columns read from the address and the registered (户籍) address (:func:`prepare_records`);
-    ``community`` too, the place the address names, when the records give none (:class:`ColumnReading`)."""
-    address = _blank_to_na(normalize_address(raw).astype(TEXT))
-    words = sorted_words(_latin_words(raw, address))
-    flats = _flat_parts(address)
-    hukou = _blank_to_na(normalize_address(raw_hukou).astype(TEXT))
-    columns = {"address": address, "address_words": words, "household": _flat_key(*flats),
-               "house_number": _house_number(raw, words), "hukou_address": hukou, "hukou_household": household_key(hukou)}
-    if not communities_given:
-        columns["community"] = address_place(address, raw, words, flats)
-    return columns
-
-
-#: From this many records on, :func:`address_columns` runs in a process of its own beside the rest of
-#: :func:`prepare_records` (:class:`core.processes.Beside`): ~3 s of a million records' 6, against the
-#: worker's start and the columns' travel both ways (``benchmarks/results/splink_compare.md``).
-_ADDRESSES_APART_FROM = 200_000
 
 
 #: The prepared columns derived from a name: what an alias stands in for when it is blocked and compared.

@@ -32,6 +32,7 @@ import hmac
 import io
 import logging
 import math
+import multiprocessing
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -48,7 +49,6 @@ import pyzipper
 import xlsxwriter
 from msoffcrypto.method.ecma376_agile import ECMA376Agile
 
-from core.processes import cores, forkserver
 from core.vocabulary import FIELD_LABELS, RESIDENCE_STATUS_LABELS, RESIDENCE_TYPE_LABELS, SEX_LABELS
 from publish.crypto import LocalKmsClient
 from publish.populations import default_populations
@@ -475,8 +475,12 @@ _PARALLEL_FROM = 8
 
 def write_office_files(files: Sequence[OfficeFile]) -> list[str]:
     """Write every file, in parallel when there are many; their SHA-256 in order."""
-    workers = min(cores(), len(files))
+    workers = min(len(os.sched_getaffinity(0)), len(files))
     if len(files) < _PARALLEL_FROM or workers < 2:
         return [f.write() for f in files]
-    with ProcessPoolExecutor(workers, mp_context=forkserver([__name__])) as pool:
+    # forkserver, not fork: the caller may be a Dagster run with threads (a lock a thread holds at the fork
+    # stays locked in the child). The server imports this module once; each worker forks from it.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
         return list(pool.map(OfficeFile.write, files, chunksize=max(1, len(files) // (workers * 4))))
