@@ -143,7 +143,7 @@ def _workbook(table: pa.Table, about: Mapping[str, str | int] | None, labels: Ma
         "in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False,
         "default_date_format": "yyyy-mm-dd"})
     stamp = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
-    wrapped = workbook.add_format({"text_wrap": True, "valign": "top"})
+    wrapped, top = workbook.add_format({"text_wrap": True, "valign": "top"}), workbook.add_format({"valign": "top"})
     heading = workbook.add_format({"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#DDEBF7", "border": 1})
     for name, rows in {DATA_SHEET: table, **(extra or {})}.items():
         if rows.num_rows > _EXCEL_ROWS - 1:
@@ -153,8 +153,10 @@ def _workbook(table: pa.Table, about: Mapping[str, str | int] | None, labels: Ma
         head = [next(cells), *islice(cells, _WIDTH_SAMPLE)]
         # Columns as wide as their text (a CJK character is two), so a clerk reads 住址 without dragging; a long
         # text (an address, a warning) wraps in a narrower column, so a row prints on one page's width.
-        for i, width in enumerate(_widths(head)):
-            sheet.set_column(i, i, min(width, _WRAP_WIDTH), wrapped if width > _WRAP_WIDTH else None)
+        widths = _widths(head)
+        for i, width in enumerate(widths):
+            sheet.set_column(i, i, min(width, _WRAP_WIDTH), wrapped if width > _WRAP_WIDTH else top)
+        wraps = [i for i, width in enumerate(widths) if width > _WRAP_WIDTH]
         _for_print(sheet, len(head[0]), rows.num_rows, str((about or {}).get("接收方") or ""))
         sheet.set_row(0, None, heading)
         stamps = [i for i, field in enumerate(rows.schema) if pa.types.is_timestamp(field.type)]
@@ -166,6 +168,10 @@ def _workbook(table: pa.Table, about: Mapping[str, str | int] | None, labels: Ma
             # XlsxWriter stops writing a row at a cell it cannot write: never a row cut short in silence.
             if error := sheet.write_row(r, 0, row):
                 raise ValueError(f"{name}: row {r + 1} could not be written whole (XlsxWriter error {error})")
+            # As tall as its wrapped text: Excel sizes such a row when it opens the file, LibreOffice and WPS do not.
+            lines = max((_lines(row[i]) for i in wraps), default=1)
+            if lines > 1:
+                sheet.set_row(r, _LINE_POINTS * lines, heading if r == 0 else None)
             for i in stamps if r else ():
                 if row[i] is not None:
                     sheet.write_datetime(r, i, row[i], stamp)
@@ -187,6 +193,17 @@ def _workbook(table: pa.Table, about: Mapping[str, str | int] | None, labels: Ma
 
 _EXCEL_ROWS = 1_048_576  # the rows of an Excel or WPS sheet
 _WRAP_WIDTH = 28  # a column of longer text wraps at this width (Excel character units)
+_LINE_POINTS = 16  # the height of a line of wrapped text (a CJK line in the default font is ~15.6 points)
+
+
+def _lines(value: object) -> int:
+    """The lines ``value`` takes in a column :data:`_WRAP_WIDTH` wide."""
+    return 1 if value is None else -(-_units(str(value)) // (_WRAP_WIDTH - 2))
+
+
+def _units(text: str) -> int:
+    """The width of ``text`` in Excel character units: a CJK (or full-width) character is two."""
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
 
 
 def _for_print(sheet, columns: int, rows: int, recipient: str) -> None:
@@ -259,8 +276,7 @@ def _widths(rows: list[list[object]]) -> list[float]:
     widths: list[float] = []
     for row in rows:
         for i, value in enumerate(row):
-            text = "" if value is None else str(value)
-            size = sum(2 if ord(ch) > 0x2E7F else 1 for ch in text) + 2
+            size = _units("" if value is None else str(value)) + 2
             if i == len(widths):
                 widths.append(size)
             else:

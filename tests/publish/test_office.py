@@ -339,4 +339,6 @@ def test_whole_dates_kept_as_text_are_date_cells_and_a_long_text_wraps(tmp_path)
     assert [(c.value, c.data_type) for c in born[1:]] == [("1964-05", "s"), (None, "n"), ("1999-02-30", "s")]
     assert sheet.column_dimensions["B"].width <= 29 and sheet["B2"].alignment.wrap_text  # wraps, not 60 wide
     assert not sheet["C2"].alignment.wrap_text
+    # LibreOffice and WPS do not size a row to its wrapped text: it is written as tall as its lines.
+    assert sheet.row_dimensions[2].height == 3 * 16 and sheet.row_dimensions[3].height is None
     assert sheet.oddHeader.center.text == "网格员 A&&B"  # a lone & would start a header code
