@@ -142,7 +142,8 @@ def _workbook(table: pa.Table, about: Mapping[str, str | int] | None, labels: Ma
     workbook = xlsxwriter.Workbook(plain, {
         "in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False,
         "default_date_format": "yyyy-mm-dd"})
-    stamp = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    stamp = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss", "valign": "top"})
+    day = workbook.add_format({"num_format": "yyyy-mm-dd", "valign": "top"})
     wrapped, top = workbook.add_format({"text_wrap": True, "valign": "top"}), workbook.add_format({"valign": "top"})
     heading = workbook.add_format({"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#DDEBF7", "border": 1})
     for name, rows in {DATA_SHEET: table, **(extra or {})}.items():
@@ -159,7 +160,8 @@ def _workbook(table: pa.Table, about: Mapping[str, str | int] | None, labels: Ma
         wraps = [i for i, width in enumerate(widths) if width > _WRAP_WIDTH]
         _for_print(sheet, len(head[0]), rows.num_rows, str((about or {}).get("接收方") or ""))
         sheet.set_row(0, None, heading)
-        stamps = [i for i, field in enumerate(rows.schema) if pa.types.is_timestamp(field.type)]
+        dated = {i: stamp if pa.types.is_timestamp(field.type) else day for i, field in enumerate(rows.schema)
+                 if pa.types.is_timestamp(field.type) or pa.types.is_date(field.type) or field.name in _DATES_AS_TEXT}
         cut = 0
         for r, row in enumerate(chain(head, cells)):
             if any(_unfit(v) for v in row):
@@ -172,9 +174,9 @@ def _workbook(table: pa.Table, about: Mapping[str, str | int] | None, labels: Ma
             lines = max((_lines(row[i]) for i in wraps), default=1)
             if lines > 1:
                 sheet.set_row(r, _LINE_POINTS * lines, heading if r == 0 else None)
-            for i in stamps if r else ():
-                if row[i] is not None:
-                    sheet.write_datetime(r, i, row[i], stamp)
+            for i, form in dated.items() if r else ():
+                if isinstance(row[i], date):  # a datetime too
+                    sheet.write_datetime(r, i, row[i], form)
         if cut:
             log.warning("%s: %d cell(s) longer than an Excel cell holds (32,767 characters) cut short and marked %s; "
                         "the Parquet product holds them whole", name, cut, _CUT_MARK)

@@ -336,6 +336,7 @@ def test_whole_dates_kept_as_text_are_date_cells_and_a_long_text_wraps(tmp_path)
     sheet = office.read_xlsx(tmp_path / "a.xlsx", "P" * 20)[DATA_SHEET]
     born = [row[0] for row in sheet.iter_rows(min_row=2)]
     assert born[0].value == dt.datetime(1950, 4, 25) and born[0].number_format == "yyyy-mm-dd"
+    assert born[0].alignment.vertical == "top" == sheet["C2"].alignment.vertical  # level with the row's wrapped text
     assert [(c.value, c.data_type) for c in born[1:]] == [("1964-05", "s"), (None, "n"), ("1999-02-30", "s")]
     assert sheet.column_dimensions["B"].width <= 29 and sheet["B2"].alignment.wrap_text  # wraps, not 60 wide
     assert not sheet["C2"].alignment.wrap_text
