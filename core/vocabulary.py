@@ -196,6 +196,26 @@ name), for every word a department or supervisor reads.
 
 ``id_number`` is 公民身份号码, the term of GB 11643 and of the resident ID law."""
 
+FIELD_NOTES: Mapping[str, str] = MappingProxyType(
+    {
+        "person_id": "同一居民在各部门记录的统一编号，每次更新都不变；就某位居民联系数据团队时请提供",
+        "name": "带 * 的字已按规定隐去",
+        "phone": "带 * 的数字已按规定隐去",
+        "birth_date": "有的部门只登记到年月（如 1964-05），这时按文字显示",
+        "age": "按出生日期算到本表生成之日的周岁",
+        "address": "部门或网格员最新登记的住址；网格员简写的住址，若该房屋已有部门登记，按部门的写法显示",
+        "residence_status": "在住、迁出或死亡：各部门和网格员最新的说法",
+        "residence_type": "人户一致：住在户籍地址；人户分离：户籍在本区另一处；流动人口：户籍不在本区；"
+                          "空白：没有登记户籍地址，无法判断",
+        "key_populations": "按本区重点人群目录判定，只列本表用途可以看到的类别",
+        "reasons": "列入重点人群的依据",
+        "risk_warnings": "尚未处理的风险预警；〔〕内是预警编号，上门核实或处理后请把编号和情况告诉数据团队登记",
+        "consent_until": "本人同意向本接收方提供信息的截止日期；空白表示同意未设截止日期",
+    }
+)
+"""What a column of a delivered file means where its name alone does not say it, for the 说明 sheet a clerk or
+grid worker reads beside the rows (blank cells, masked values, the ids in brackets)."""
+
 SEX_LABELS: Mapping[str, str] = MappingProxyType({"M": "男", "F": "女"})
 """Staged sex codes as a clerk reads them."""
 

@@ -47,6 +47,10 @@ def test_the_clerk_opens_the_workbook_with_its_password_and_the_id_is_text(home,
     about = dict(list(workbook[README_SHEET].iter_rows(values_only=True))[1:])
     assert about["法律依据"] == "法定职责（社会救助暂行办法）" and about["记录数"] == len(rows) - 1  # a number
     assert about["接收方"] == "民政 救助科（接收方编号 civil_clerks）"  # the clerk's words first
+    # What a column means where its name does not say (users audit: nothing said what 〔W…〕 or a blank was);
+    # masking is explained only where this recipient's values are masked.
+    assert about["列：人员编号"].startswith("同一居民") and about["列：重点人群"].startswith("按本区重点人群目录")
+    assert "列：姓名" not in about and "列：联系电话" not in about
     assert about["用途"] == "服务提供"
     entry = AuditLog(home).entries()[-1]  # the entry recording this delivery, by the number the clerk quotes
     assert about["审计记录号"].startswith(f"{entry['seq']}（") and entry["recipient"] == "civil_clerks"
