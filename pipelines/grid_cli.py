@@ -22,6 +22,7 @@ publication (``publish.risks``); ``list`` shows it at once beside the published 
 from __future__ import annotations
 
 import argparse
+import unicodedata
 
 from core.config import suggest
 from core.errors import ConfigError
@@ -76,19 +77,25 @@ def _cmd_warnings_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"warnings": rows})
         return 0
-    print(f"{'预警编号':<13}{'网格':<16}{'状态':<8}{'首次发现':<12}内容")
+    print(f"{_pad('预警编号', 13)}{_pad('网格', 18)}{_pad('状态', 16)}{_pad('首次发现', 12)}内容")
     for r in rows:
         status = STATUS_LABELS.get(r["status"], r["status"])
         if r["pending"]:
             status += f"→{STATUS_LABELS.get(r['pending'], r['pending'])}"
-        print(f"{r['warning_id']:<13}{(r['grid'] or '不详'):<16}{status:<8}{r['first_seen']:<12}"
+        print(f"{_pad(r['warning_id'], 13)}{_pad(r['grid'] or '不详', 18)}{_pad(status, 16)}{_pad(r['first_seen'], 12)}"
               f"{r['label']}（{r['reason']}）{'  ' + r['note'] if r['note'] else ''}")
-    print(f"{len(rows)} warning(s)")
+    print(f"共 {len(rows)} 条预警 / {len(rows)} warning(s)")
     return 0
 
 
+def _pad(text: str, width: int) -> str:
+    """``text`` padded to ``width`` terminal columns, a CJK character taking two (str.ljust counts it as one)."""
+    shown = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(1, width - shown)
+
+
 def _cmd_warnings_act(args: argparse.Namespace) -> int:
-    from publish.risks import WarningActions
+    from publish.risks import STATUS_LABELS, WARNING_ACTIONS, WarningActions
 
     home = _home(args)
     # the newest episode under an id (one that cleared and recurred has its own id since 2026-12)
@@ -104,8 +111,9 @@ def _cmd_warnings_act(args: argparse.Namespace) -> int:
     if args.json:
         print_json(row.iloc[0].to_dict())
     else:
-        print(f"{args.warning_id}: {args.action} by {args.by} recorded; the next run publishes it "
-              f"({known.loc[args.warning_id, 'rule_label']}, {known.loc[args.warning_id, 'grid']})")
+        print(f"{args.warning_id}（{known.loc[args.warning_id, 'rule_label']}，{known.loc[args.warning_id, 'grid']}）："
+              f"{args.by} 标记为“{STATUS_LABELS[WARNING_ACTIONS[args.action]]}”，已登记，下次运行后发布 / "
+              f"{args.action} by {args.by} recorded; the next run publishes it")
     return 0
 
 

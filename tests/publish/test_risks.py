@@ -204,10 +204,23 @@ def test_a_worker_closes_a_warning_from_the_command_line(tmp_path, capsys):
     assert "no warning 'W0000000000'" in capsys.readouterr().err
     assert main(["warnings", "close", listed["warning_id"], "--by", "王网格员", "--note", "已上门",
                  "--home", str(tmp_path)]) == 0
-    capsys.readouterr()
+    # The clerk who types it reads Chinese first (users audit: the reply was English only).
+    reply = capsys.readouterr().out
+    assert reply.startswith(f"{listed['warning_id']}（") and "王网格员 标记为“已处理”，已登记" in reply, reply
     assert main(["warnings", "list", "--home", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "待处理→已处理" in out and "已上门" in out, out
+    header, row = out.splitlines()[:2]
+    # Columns line up in a terminal, where a Chinese character takes two columns.
+    assert _columns(header).index("首") == _columns(row).index(listed["first_seen"]), out
+    assert out.splitlines()[-1] == "共 1 条预警 / 1 warning(s)"
+
+
+def _columns(line: str) -> str:
+    """``line`` as a terminal shows it, a wide character as two columns (the second a placeholder)."""
+    import unicodedata
+
+    return "".join(ch + ("\0" if unicodedata.east_asian_width(ch) in "WF" else "") for ch in line)
 
 
 def test_the_supervisors_report_counts_warnings_per_grid(tmp_path):
