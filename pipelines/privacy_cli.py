@@ -205,8 +205,9 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
     import duckdb
 
     product = table  # DuckDB reads the Arrow table by its Python name
+    disclosure = _disclosure_of(home, args.recipient, path)
     if args.json:
-        document = _product_metadata(args.recipient, path, key_id, table)
+        document = {**_product_metadata(args.recipient, path, key_id, table), "disclosure": disclosure}
         if args.sql:
             try:
                 result = duckdb.sql(args.sql.replace("{product}", "product")).df()
@@ -223,7 +224,61 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
     else:
         print(duckdb.sql(f"FROM product LIMIT {int(args.limit)}"))
         print(f"{product.num_rows} rows")
+    if disclosure and disclosure.get("quasi_identifiers"):
+        print(deidentified_text(disclosure), file=sys.stderr)
     return 0
+
+
+def _disclosure_of(home: DataHome, recipient: str, path: Path) -> dict | None:
+    """What de-identification did to this very file, as the warehouse's ``publication_log`` records it (found by
+    the file's SHA-256); ``None`` for a product without one, or a file the warehouse does not know."""
+    import hashlib
+
+    import duckdb
+
+    from core.errors import SilobreakerError
+    from publish import WarehouseReader
+
+    reader = WarehouseReader(home)
+    if not reader.exists:
+        return None
+    with path.open("rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    try:
+        with reader.connect() as con:
+            rows = con.execute("SELECT disclosure FROM publication_log WHERE recipient = ? AND content_hash = ? "
+                               "AND disclosure IS NOT NULL LIMIT 1", [recipient, digest]).fetchall()
+    except (SilobreakerError, duckdb.Error):
+        return None
+    return json.loads(rows[0][0]) if rows else None
+
+
+def deidentified_text(disclosure: dict) -> str:
+    """What an analyst reading a de-identified product is told of it, in Chinese: why columns are empty."""
+    from core.vocabulary import FIELD_LABELS
+    from publish.anonymity import AREA_LEVELS
+
+    qis = set(disclosure.get("quasi_identifiers") or ())
+    said = []
+    if {"age", "birth_year"} & qis:
+        band = disclosure.get("age_band")
+        said.append("不显示年龄和出生年份" if band is None else f"年龄按{band}岁分段" if band else "年龄为实际周岁")
+    areas = [c for c in AREA_LEVELS if c in qis]
+    if areas:
+        shown = disclosure.get("area")
+        hidden = areas if shown is None else areas[:areas.index(shown)] if shown in areas else []
+        if hidden:
+            said.append("不显示" + "、".join(FIELD_LABELS[c] for c in reversed(hidden)))
+    if "sex" in qis and not disclosure.get("sex_shown", True):
+        said.append("不显示性别")
+    if disclosure.get("rows_suppressed"):
+        said.append(f"另有 {disclosure['rows_suppressed']:,} 行的上述各项都不显示（同样组合的人太少）")
+    if disclosure.get("rows_left_out"):
+        said.append(f"{disclosure['rows_left_out']:,} 人未列入")
+    summary = "；".join(said) or "各列照常显示"
+    return (f"注：本产品按 k-匿名发布（每种组合至少 {disclosure.get('k_required')} 行）：{summary}。"
+            "各次发布只会更粗，不会更细；详见 docs/privacy.md / note: de-identified product; "
+            "empty columns are generalised away, not missing data")
 
 
 def _sql_error(error: Exception) -> int:

@@ -199,3 +199,29 @@ def test_a_command_given_its_home_creates_nothing_where_it_is_run(command, tmp_p
     main([*command, "--home", str(tmp_path / "home"), *(["--sources", str(tmp_path / "none.yaml")]
                                                         if command[0] != "lookup" else [])])
     assert list(cwd.iterdir()) == []
+
+
+def test_product_read_says_what_de_identification_did_to_an_analyst_product(published_demo, capsys):
+    # Seen (users audit): statistics_analysts' street, community and grid were empty in every row, and
+    # nothing an analyst reading it saw said why.
+    from pipelines.privacy_cli import deidentified_text
+
+    home = published_demo[0].home
+    read = json_out(capsys, ["product", "read", "statistics_analysts", "--json", "--home", str(home.root)])
+    with duckdb.connect(str(home.warehouse_file), read_only=True) as con:
+        [(logged,)] = con.execute("SELECT disclosure FROM publication_log WHERE recipient = 'statistics_analysts'").fetchall()
+    assert read["disclosure"] == json.loads(logged) and read["disclosure"]["quasi_identifiers"]
+    assert main(["product", "read", "statistics_analysts", "--limit", "1", "--home", str(home.root)]) == 0
+    told = capsys.readouterr().err
+    assert told.strip() == deidentified_text(read["disclosure"]) and told.startswith("注：本产品按 k-匿名发布（每种组合至少 5 行）")
+    assert json_out(capsys, ["product", "read", "health_family_doctors", "--json", "--home", str(home.root)])["disclosure"] is None
+
+
+def test_the_de_identification_is_told_in_chinese_column_by_column():
+    from pipelines.privacy_cli import deidentified_text
+
+    told = deidentified_text({"k_required": 5, "quasi_identifiers": ["sex", "age", "street", "community", "grid"],
+                              "age_band": 10, "area": "street", "sex_shown": False, "rows_suppressed": 12,
+                              "rows_left_out": 0})
+    assert "年龄按10岁分段；不显示社区、网格；不显示性别；另有 12 行的上述各项都不显示" in told
+    assert "不显示年龄" in deidentified_text({"k_required": 5, "quasi_identifiers": ["birth_year"], "age_band": None})
