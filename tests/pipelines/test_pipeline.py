@@ -303,3 +303,17 @@ def test_withdrawal_in_the_registry_takes_effect_at_the_next_run(demo_run, copy_
     assert (outcome.run_id, "statistics_analysts") in received
     runs = {e["run_id"]: e for e in log.entries() if e["recipient"] == "health_family_doctors"}
     assert runs[outcome.run_id]["exclusions"].get("withdrawn", 0) == runs[first.run_id]["exclusions"].get("withdrawn", 0) + 1
+
+
+def test_the_code_location_writes_files_its_owner_only_reads(tmp_path):
+    # Seen: the run-failure sensor's report, written by Dagster's code server, was -rw-r--r--.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = "import os, pipelines.definitions; print(oct(os.umask(0)))"
+    env = {**os.environ, "SILOBREAKER_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    umask = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).resolve().parents[2]).stdout.strip()
+    assert umask == "0o77"
