@@ -166,10 +166,11 @@ def _ratio(numerator: str, denominator: str) -> str:
 
 
 def completeness_sql(weights: Mapping[str, int] = COMPLETENESS_WEIGHTS) -> str:
-    """Per declared field the filled share, and the weighted ``score`` over them."""
+    """Per field every row of the source is expected to state the filled share, and the weighted ``score`` over
+    them: a grid-update form's ID number or phone, told when known, does not count against it."""
     per_field = "\nUNION ALL\n".join(
         f"""SELECT r.source, 'field:{f}' AS measure, {w} AS weight, count(r.{f}) AS numerator, count(*) AS denominator
-FROM _q_records r JOIN _q_sources s USING (source) WHERE list_contains(s.fields, '{f}') GROUP BY r.source"""
+FROM _q_records r JOIN _q_sources s USING (source) WHERE list_contains(s.expected, '{f}') GROUP BY r.source"""
         for f, w in weights.items()
     )
     return f"""
@@ -592,15 +593,17 @@ def _prepare(con: duckdb.DuckDBPyConnection, run_id: str, staging_reports: Seque
     con.execute("CREATE TEMP VIEW _q_review AS "
                 + ("SELECT 1 AS pair FROM review_queue" if has_queue else "SELECT 1 AS pair FROM _q_pairs WHERE decision = 'near_miss'"))
     rows = _source_rows(con, staging_reports)
-    con.execute("CREATE TEMP TABLE _q_sources (source VARCHAR, fields VARCHAR[], invalid_codes BIGINT, one_row_per VARCHAR)")
+    con.execute("CREATE TEMP TABLE _q_sources (source VARCHAR, fields VARCHAR[], expected VARCHAR[], invalid_codes BIGINT, "
+                "one_row_per VARCHAR)")
     if rows:
-        con.executemany("INSERT INTO _q_sources VALUES (?, ?, ?, ?)", rows)
+        con.executemany("INSERT INTO _q_sources VALUES (?, ?, ?, ?, ?)", rows)
 
 
 def _source_rows(con: duckdb.DuckDBPyConnection, staging_reports: Sequence[StagingReport]) -> list[list[Any]]:
     person_reports = [r for r in staging_reports if r.role != "consent" and r.fields]
     if person_reports:
-        return [[r.source, sorted(set(r.fields)), _invalid_codes(r.soft_problems), r.one_row_per] for r in person_reports]
+        return [[r.source, sorted(set(r.fields)), sorted(set(r.expected or r.fields)), _invalid_codes(r.soft_problems),
+                 r.one_row_per] for r in person_reports]
     # No declarations: a source declares what it fills somewhere.
     sources = [row[0] for row in con.execute("SELECT DISTINCT source FROM _q_records ORDER BY 1").fetchall()]
     fields = [f for f in _RECORD_COLUMNS if f not in _RECORD_KEYS]
@@ -609,7 +612,8 @@ def _source_rows(con: duckdb.DuckDBPyConnection, staging_reports: Sequence[Stagi
         filled = con.execute(
             "SELECT " + ", ".join(f"count({f}) > 0" for f in fields) + " FROM _q_records WHERE source = ?", [source]
         ).fetchall()[0]
-        rows.append([source, [f for f, has in zip(fields, filled, strict=True) if has], 0, "person"])
+        stated = [f for f, has in zip(fields, filled, strict=True) if has]
+        rows.append([source, stated, stated, 0, "person"])
     return rows
 
 

@@ -39,6 +39,8 @@ class StagingReport:
         quarantine_rules: quarantine rule -> rows it held back (first rule broken per row).
         validation: the source's expectation suite run on the staged rows.
         fields: the canonical fields the source declares (``columns`` in sources.yaml).
+        expected: those every row is expected to state (:attr:`connectors.config.SourceConfig.expected_fields`:
+            of a grid-update form only 姓名, 变更类型 and 填报日期, the rest told when known); empty: ``fields``.
         soft_problems: soft problem -> staged rows with it (see :class:`staging.StageResult`).
         one_row_per: what one of its rows stands for (``one_row_per`` in sources.yaml): ``person``, or
             ``visit``/``case``/``event`` for a log with many rows per person by design.
@@ -56,6 +58,7 @@ class StagingReport:
     fields: tuple[str, ...] = ()
     soft_problems: Mapping[str, int] = field(default_factory=dict)
     one_row_per: str = "person"
+    expected: tuple[str, ...] = ()
 
     @property
     def conserved(self) -> bool:
@@ -77,6 +80,7 @@ class StagingReport:
             "fields": list(self.fields),
             "soft_problems": dict(self.soft_problems),
             "one_row_per": self.one_row_per,
+            "expected": list(self.expected),
         }
 
     @classmethod
@@ -100,6 +104,7 @@ class StagingReport:
             soft_problems={str(k): int(v) for k, v in data["soft_problems"].items()},
             # Reports kept in the event log by earlier versions do not say; they declared registers.
             one_row_per=str(data.get("one_row_per", "person")),
+            expected=tuple(data.get("expected", ())),
         )
 
 
@@ -120,4 +125,5 @@ def build_staging_report(
         fields=tuple(source.columns),
         soft_problems={k: int(v) for k, v in result.soft_problems.items()},
         one_row_per=source.one_row_per,
+        expected=tuple(source.expected_fields),
     )
