@@ -58,7 +58,8 @@ class RunOutcome:
 
     ``reports`` holds the staging report of every source this run staged (``quality.StagingReport``),
     ``failures`` each failed step's message, ``notes`` what the run found and put in order before it
-    started (an interrupted publication finished or undone, a damaged warehouse, a killed run).
+    started (an interrupted publication finished or undone, a damaged warehouse, a killed run), ``logged``
+    each warning silobreaker's own code logged while it ran (logger name, message), for the summary.
     """
 
     run_id: str
@@ -67,6 +68,21 @@ class RunOutcome:
     failures: dict[str, str] = field(default_factory=dict)
     settings: Settings | None = None
     notes: list[str] = field(default_factory=list)
+    logged: list[tuple[str, str]] = field(default_factory=list)
+
+
+class _WarningsKept(logging.Handler):
+    """Keeps each warning (and worse) silobreaker's own loggers emit, once: a warning logged in the middle of a
+    night (a blocking rule's skipped blocks, a watermark table read whole) reaches the summary and its JSON, not
+    only the console's stream of log lines."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.kept: dict[tuple[str, str], None] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.split(".", 1)[0] in _OWN_LOGGERS:
+            self.kept.setdefault((record.name, record.getMessage()), None)
 
 
 #: The settings CLI runs open the instance with, beside the ``dagster.yaml`` that ``make dev`` uses.
@@ -132,6 +148,8 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=Non
         defs = build_definitions(settings)
         with dg.DagsterInstance.from_config(str(dagster_home), CLI_DAGSTER_YAML) as instance:
             notes = begin_run(instance, settings.home, run_id)
+            warnings = _WarningsKept()
+            logging.getLogger().addHandler(warnings)
             try:
                 outcome = _execute(defs, instance, settings, run_id, log_level, on_event)
             except Exception as e:
@@ -146,8 +164,9 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=Non
                     f"{run_id} could not record its progress ({e}); the previous publication stays. Free space on "
                     "that disk and run again: the next run marks this one failed and goes on") from e
             finally:
+                logging.getLogger().removeHandler(warnings)
                 end_run(settings.home, run_id)
-    outcome.notes = notes
+    outcome.notes, outcome.logged = notes, list(warnings.kept)
     return outcome
 
 

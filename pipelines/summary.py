@@ -212,7 +212,12 @@ def _findings(outcome: RunOutcome) -> list[Finding]:
                                  + problems, report.department))
         found += [Finding("ACCEPTED", name, f"{o.observed()} ({o.why.rsplit('; ', 1)[-1]})", report.department, o.kind)
                   for o in report.validation.outcomes if "accepted by" in o.why]
+    found += [Finding("WARNING", _STEPS.get(logger.split(".", 1)[0], logger), message) for logger, message in outcome.logged]
     return found
+
+
+#: The step a warning logged by a package's code is told under in the summary.
+_STEPS = {"connectors": "extract", "staging": "stage", "quality": "quality", "dedup": "linking", "publish": "publish"}
 
 
 def _check(outcome) -> str:

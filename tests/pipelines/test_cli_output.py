@@ -225,3 +225,28 @@ def test_the_de_identification_is_told_in_chinese_column_by_column():
                               "rows_left_out": 0})
     assert "年龄按10岁分段；不显示社区、网格；不显示性别；另有 12 行的上述各项都不显示" in told
     assert "不显示年龄" in deidentified_text({"k_required": 5, "quasi_identifiers": ["birth_year"], "age_band": None})
+
+
+def test_a_warning_logged_during_the_run_is_in_the_summary_and_its_json(tmp_path, monkeypatch):
+    # Seen (users audit): "blocking rule name: skipped 185 block(s) …" printed as a raw log line every night, in
+    # neither the summary's WARNING lines nor run --json, where monitoring reads.
+    import logging
+
+    import pipelines.cli as cli
+    from pipelines.settings import DEMO_POLICY, Settings
+    from pipelines.summary import build_summary
+
+    def execute(defs, instance, settings, run_id, log_level, on_event=None):
+        logging.getLogger("dedup.blocking").warning("blocking rule name: skipped %d block(s)", 185)
+        logging.getLogger("dedup.blocking").warning("blocking rule name: skipped %d block(s)", 185)  # once in the summary
+        logging.getLogger("dagster.something").warning("not ours")
+        return cli.RunOutcome(run_id, False, {}, {"publish": "stopped"}, settings)
+
+    monkeypatch.setattr(cli, "_execute", execute)
+    outcome = cli.run_pipeline(Settings(tmp_path, DEMO_SOURCES, DEMO_POLICY))
+    assert outcome.logged == [("dedup.blocking", "blocking rule name: skipped 185 block(s)")]
+    summary = build_summary(outcome)
+    assert "WARNING linking: blocking rule name: skipped 185 block(s)" in summary.lines()
+    assert {"subject": "linking", "message": "blocking rule name: skipped 185 block(s)"}.items() <= \
+        summary.as_dict()["warnings"][0].items()
+    assert not [h for h in logging.getLogger().handlers if isinstance(h, cli._WarningsKept)]  # gone after the run
