@@ -96,7 +96,7 @@ _ZH: dict[str, str] = {
     "chart.scores": "各维度得分趋势",
     "chart.quarantine": "隔离行数趋势",
     "chart.quarantine_axis": "隔离行数",
-    "chart.run": "第{n}次 {time}",
+    "chart.run": "第{n}次<br>{time}",
     "conflicts.title": "部门间数据冲突",
     "conflicts.summary": "{multi}人在两个及以上部门登记，其中{conflict}人的信息在部门之间不一致。",
     "conflicts.red": "标红的值与黄金记录（综合各部门得出的最可信值）不一致，该部门可能有误。",
@@ -225,7 +225,7 @@ _EN: dict[str, str] = {
     "chart.scores": "Dimension scores over runs",
     "chart.quarantine": "Quarantined rows over runs",
     "chart.quarantine_axis": "quarantined rows",
-    "chart.run": "{n}: {time}",
+    "chart.run": "{n}<br>{time}",
     "conflicts.title": "Conflicts between departments",
     "conflicts.summary": "{multi} people are registered by two or more departments; for {conflict} of them "
                          "the departments disagree.",

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from core.home import DataHome
@@ -116,3 +117,17 @@ def test_the_published_report_is_chinese_with_whole_counts_and_says_why_health_u
         r'<tr class="scorecard-row" data-source="(\w+)">.*?data-dimension="uniqueness">(.*?)</td>', html, flags=re.S)}
     assert notes == {"census": False, "civil_affairs": False, "health": True, "justice": False, "grid_updates": True}
     assert "按设计每次就诊一行，唯一性低属正常，不计入综合得分和等级" in html
+
+
+def test_the_trend_charts_leave_out_a_visit_logs_ungraded_uniqueness():
+    from quality.report import _drawn_scores
+
+    metrics = pd.DataFrame([
+        ("r1", "health", "uniqueness", "score", 0.537), ("r1", "health", "uniqueness", "one_row_per:visit", None),
+        ("r1", "health", "completeness", "score", 0.9), ("r1", "census", "uniqueness", "score", 0.99),
+        ("r2", "health", "uniqueness", "score", 0.6), ("r0", "census", "uniqueness", "score", 0.5),
+    ], columns=["run_id", "source", "dimension", "measure", "value"])
+    drawn = _drawn_scores(metrics, {"r1": 0, "r2": 1})
+    # r2's health declared no visit grain that run, so it is drawn; r0 is not among the runs charted.
+    assert sorted(zip(drawn["run_id"], drawn["source"], drawn["dimension"])) == [
+        ("r1", "census", "uniqueness"), ("r1", "health", "completeness"), ("r2", "health", "uniqueness")]
