@@ -448,9 +448,11 @@ UNION ALL
 SELECT p.source, 'quarantine', 'fixed', {_ratio(fixed, 'sum(p.rows)')}, {fixed}, sum(p.rows)
 FROM previous p GROUP BY p.source
 UNION ALL
-SELECT n.source, 'quarantine', 'new', count(*), count(*), NULL
-FROM now_q n WHERE (SELECT count(*) FROM previous_run) > 0
-  AND NOT EXISTS (SELECT 1 FROM previous p WHERE p.record_id = n.record_id) GROUP BY n.source"""
+-- every source read, 0 where nothing is new (a missing row read as "not measured" beside a 0 for fixed)
+SELECT e.source, 'quarantine', 'new', count(n.record_id), count(n.record_id), NULL
+FROM _q_extracts e LEFT JOIN now_q n ON n.source = e.source
+  AND NOT EXISTS (SELECT 1 FROM previous p WHERE p.record_id = n.record_id)
+WHERE (SELECT count(*) FROM previous_run) > 0 GROUP BY e.source"""
 
 
 def conflicts_fixed_sql(run_id: str) -> str:

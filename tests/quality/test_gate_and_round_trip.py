@@ -120,6 +120,11 @@ def test_export_correct_reingest_shrinks_quarantine_and_counts_fixes(demo_copy, 
             [outcome.run_id]).fetchall()
         staged = con.execute("SELECT count(*) FROM source_records WHERE record_id IN (SELECT 'health:' || unnest(?))",
                              [list(fixable["visit_id"])]).fetchall()[0][0]
+        # What is newly quarantined is counted for every source read, 0 included (users audit: the report showed
+        # 新增 — for a department with none beside 3 for another).
+        new = dict(con.execute("SELECT source, numerator FROM quality_metrics WHERE run_id = ? AND measure = 'new'",
+                               [outcome.run_id]).fetchall())
+        read = {s for (s,) in con.execute("SELECT source FROM extraction_log WHERE run_id = ?", [outcome.run_id]).fetchall()}
         # The rows fixed end their span in the first run; every other one reaches this run.
         [(ended, ongoing)] = con.execute(
             "SELECT sum(rows) FILTER (WHERE last_run_id <> ?), sum(rows) FILTER (WHERE last_run_id = ?) "
@@ -127,6 +132,7 @@ def test_export_correct_reingest_shrinks_quarantine_and_counts_fixes(demo_copy, 
     assert after == before - len(fixable)
     assert fixed == staged == len(fixable) and previous == before - _key_rule_rows(exported)
     assert (ended, ongoing) == (len(fixable), after)
+    assert set(new) == read and new["health"] == 0  # corrected rows only: nothing new in health
     report = demo_copy.home.latest_report.read_text(encoding="utf-8")
     row = report.split('id="fixed"', 1)[1].split('data-source="health"', 1)[1].split("</tr>", 1)[0]
     assert f'<td class="num fixed-count">{len(fixable)}</td>' in row
