@@ -15,9 +15,9 @@ test: $(VENV)/.installed
 	$(BIN)/pytest -n auto --dist worksteal
 
 ## Serve the Dagster UI on the same data home as the CLI (http://127.0.0.1:3000).
+# VIRTUAL_ENV: dg compares the environment it is told is active with the project's, and warns when none is.
 dev: $(VENV)/.installed
 	mkdir -p $(DATA_HOME)/dagster && cp dagster.yaml $(DATA_HOME)/dagster/dagster.yaml
-	# VIRTUAL_ENV: dg compares the environment it is told is active with the project's, and warns when none is
 	VIRTUAL_ENV=$(abspath $(VENV)) DAGSTER_HOME=$(DATA_HOME)/dagster SILOBREAKER_HOME=$(DATA_HOME) $(BIN)/dg dev --use-active-venv
 
 ## Regenerate the tables and columns of docs/warehouse.md from publish/catalog.py (the warehouse's comments).
