@@ -248,7 +248,7 @@ QUARANTINE_RULE_TEXTS: Mapping[str, RuleText] = MappingProxyType(
         "truncated_row": RuleText("行不完整（字段数少于表头）", "该行在导出时被截断或多了换行，请从本部门系统重新导出该记录"),
         "missing_source_key": RuleText("缺少记录编号", "请在本部门系统中补上该记录的编号（主键），编号为空的记录无法追溯"),
         "duplicate_source_key": RuleText("记录编号重复", "同一编号出现在多行，请在本部门系统中核对，每条记录保留唯一编号"),
-        "missing_name": RuleText("姓名为空", "请在本部门系统中补填姓名"),
+        "missing_name": RuleText("姓名为空", "请补填姓名：部门在本部门系统中补填，网格员在网格信息变更表的这一行补填"),
         "implausible_name": RuleText("姓名不像真实姓名", "姓名过长或含表情、符号、没有文字，请按身份证上的姓名改正"),
         "excel_number_id": RuleText(
             "公民身份号码被Excel转成了数字",
