@@ -191,8 +191,8 @@ _GOLDEN = {
                   "borrowed (`id_number_disputed`)"),
     "phone": "the golden phone number: the newest grid worker's update first, then the more trusted source's",
     "address": "the golden address: the most recent record's (people move; the area is chosen by recency too), "
-               "then the more trusted source's; a grid worker's short form of a flat a department has written is "
-               "shown in the most trusted department's wording",
+               "then the more trusted source's; a grid worker's short form of a flat a department has written for the "
+               "person is shown in the department's fullest wording",
     "hukou_address": "the golden household-registration address (户籍地址): the base register's (`base: true`, the "
                      "census) first, then the more trusted source's",
     "residence_status": "`present`, `moved_out` or `deceased`: the newest statement of any source (a grid worker's "

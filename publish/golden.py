@@ -8,8 +8,8 @@ value are kept beside it, and fields the departments disagree on are listed in `
 
 A grid worker's update (a ``role: grid_updates`` source) is what someone saw at the door: for the phone and
 for whether the person lives alone the newest update is taken before any department's register; for the
-rest it ranks by its trust like any source, but the address it gives for a flat a department has written
-(兰亭社区5-2-401 on a phone change) is shown in that department's words. ``residence_status`` (在住 / 迁出 / 死亡) is the newest
+rest it ranks by its trust like any source, but the address it gives for a flat a department has written for the
+person (兰亭社区5-2-401 on a phone change) is shown in the department's fuller words. ``residence_status`` (在住 / 迁出 / 死亡) is the newest
 statement of any source. ``hukou_address`` (户籍地址) comes from the base register first (``base: true``, the
 census), and ``residence_type`` compares it with where the person lives: the same flat (人户一致), another
 flat in the district (人户分离, the 户籍地 names a community of the area register) or registered outside the
@@ -287,19 +287,21 @@ def _picked_sql(trust: Mapping[str, int], grid_sources: Sequence[str], base: str
         count(*) AS record_count,
         list_filter([{conflicts}], lambda x: x IS NOT NULL) AS conflict_fields,
         max(record_date) AS last_seen,
-        -- the departments' wordings of each flat, best first: what a grid worker's shorthand of one stands for
-        list({{'f': flat, 'k': _tail, 'a': address}}) FILTER (WHERE NOT ({grid}) AND flat IS NOT NULL
-                                                       AND address IS NOT NULL) AS _worded
+        -- the departments' wordings of each flat, fullest first (then the most trusted): what a grid worker's
+        -- shorthand of one stands for
+        list({{'f': flat, 'n': -length(address), 'k': _tail, 'a': address}})
+            FILTER (WHERE NOT ({grid}) AND flat IS NOT NULL AND address IS NOT NULL) AS _worded
     FROM (SELECT *, {tail} AS _tail FROM {source})
     GROUP BY person_id
 """
 
 
-#: The address shown: the newest one, but where a grid worker's update gives the flat a department has written
-#: (兰亭社区5-2-401 on a phone change, for 示范区南山街道兰亭社区5栋2单元401室), the department's wording of it,
-#: the most trusted first: the update says the person lives there, the register says how the address is written.
-_WORDED_ADDRESS = ("CASE WHEN _pick_address.g THEN coalesce(list_filter(list_sort(_worded), "
-                   "lambda w: w.f = _pick_address.f)[1].a, _pick_address.v) ELSE _pick_address.v END")
+#: The address shown: the newest one, but where a grid worker's update gives a flat a department has written for
+#: this person (兰亭社区5-2-401 on a phone change, for 示范区南山街道兰亭社区5栋2单元401室), the fullest wording of it
+#: (then the most trusted) where that is fuller than the worker's: the update says the person lives there, the
+#: register how the address is written. A department's own short form never replaces a worker's full one.
+_WORDED_ADDRESS = ("CASE WHEN _pick_address.g THEN coalesce(list_filter(list_sort(_worded), lambda w: w.f = _pick_address.f "
+                   "AND length(w.a) > length(_pick_address.v))[1].a, _pick_address.v) ELSE _pick_address.v END")
 
 
 def _golden_sql(as_of: date, register: bool) -> str:

@@ -57,7 +57,7 @@ def _records(n: int, seed: int) -> pd.DataFrame:
         "id_number_valid": pd.array(rng.choice([True, False, None], n), dtype="boolean"),
         "id_number_disputed": pd.array(rng.random(n) < 0.1, dtype="boolean"),
         "phone": pick(["13800000000", "13900000000"]),
-        "address": pick(["翠苑一区3幢", "翠苑二区5幢"]),
+        "address": pick(["翠苑一区3幢", "翠苑二区5幢", "翠苑5幢", "西溪街道翠苑二区5幢"]),  # short and full forms
         "flat": pick(["f1", "f2"]),
         "hukou_address": pick(["翠苑一区3幢", "外省某地"]),
         "residence_status": pick(["在住", "迁出", "死亡"]),
@@ -101,15 +101,17 @@ def test_each_golden_field_comes_from_the_record_its_declared_order_puts_first(p
         expected = con.execute(
             f"SELECT person_id, {reference}, {first('birth_date_precision', 'birth_date')} AS birth_date_precision, "
             f"{first('flat', 'address')} AS _address_flat FROM source_records GROUP BY person_id ORDER BY person_id").df()
-        # A grid worker's address of a flat a department wrote is shown in the most trusted department's words.
+        # A grid worker's address of a flat a department wrote for the person is shown in the fullest department
+        # wording of it (then the most trusted), where that is fuller than the worker's.
         worded = con.execute(f"""
-            WITH picked AS (SELECT person_id, {first('flat', 'address')} AS f, {first('source', 'address')} AS s
-                            FROM source_records GROUP BY person_id)
-            SELECT r.person_id, first(r.address ORDER BY {TAIL}) AS worded
+            WITH picked AS (SELECT person_id, {first('flat', 'address')} AS f, {first('source', 'address')} AS s,
+                                   {first('address', 'address')} AS a FROM source_records GROUP BY person_id)
+            SELECT r.person_id, first(r.address ORDER BY length(r.address) DESC, {TAIL}) AS worded
             FROM source_records r JOIN picked p ON p.person_id = r.person_id AND r.flat = p.f
-            WHERE p.s = '{GRID}' AND r.source <> '{GRID}' AND r.address IS NOT NULL GROUP BY r.person_id""").df()
+            WHERE p.s = '{GRID}' AND r.source <> '{GRID}' AND r.address IS NOT NULL AND length(r.address) > length(p.a)
+            GROUP BY r.person_id""").df()
     worded = expected["person_id"].map(worded.set_index("person_id")["worded"])
-    assert worded.notna().sum() > 20 and (worded.dropna() != expected["address"][worded.notna()]).any()
+    assert worded.notna().sum() > 5 and (worded.dropna() != expected["address"][worded.notna()]).any()
     expected["address"] = worded.fillna(expected["address"])
     assert len(chosen) > 900
     pd.testing.assert_frame_equal(chosen, expected, check_dtype=False)
@@ -158,3 +160,25 @@ def test_ranges_of_persons_hold_every_record_once_and_each_person_whole(monkeypa
     assert sum(records for records, _ in counted) == 4000
     assert all(300 <= records <= 700 for records, _ in counted)
     assert len(persons) == persons["person_id"].nunique() == total
+
+
+def test_a_grid_workers_address_is_shown_in_the_fullest_wording_a_department_gives_that_flat():
+    full, short = "示范区西溪街道翠苑社区10幢1单元101室", "翠苑社区10-1-101"
+    rows = [  # person, source, date, address, flat
+        ("P_b", "s00", "2025-01-01", full, "f1"), ("P_b", GRID, "2026-10-01", short, "f1"),  # worker's short form
+        ("P_c", "s00", "2026-05-01", short, "f1"), ("P_c", GRID, "2026-10-21", full, "f1"),  # a department's short one
+        ("P_d", "s00", "2025-01-01", full, "f1"), ("P_d", GRID, "2026-10-01", "翠苑社区9-9-909", "f9"),  # moved
+    ]
+    records = _records(len(rows), seed=1).assign(**{  # other fields random: the address is what this is about
+        "person_id": pd.Series([r[0] for r in rows], dtype="string"),
+        "record_id": pd.Series([f"r{i}" for i in range(len(rows))], dtype="string"),
+        "source": pd.Series([r[1] for r in rows], dtype="string"),
+        "record_date": pd.Series([date.fromisoformat(r[2]) for r in rows], dtype=object),
+        "address": pd.Series([r[3] for r in rows], dtype="string"),
+        "flat": pd.Series([r[4] for r in rows], dtype="string"),
+    })
+    with duckdb.connect() as con:
+        chosen = _golden_of(con, records, "person_id, address, address_source").set_index("person_id")
+    assert chosen.loc["P_b"].tolist() == [full, GRID]  # the register's wording; the worker's update says he is there
+    assert chosen.loc["P_c", "address"] == full  # a department's short form never replaces the worker's full one
+    assert chosen.loc["P_d", "address"] == "翠苑社区9-9-909"  # another flat: where the worker found them
