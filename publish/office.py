@@ -134,78 +134,110 @@ def _date_or_text(value: str) -> date | str:
 
 
 def _workbook(table: pa.Table, about: Mapping[str, str | int] | None, labels: Mapping[str, str] | None,
-              extra: Mapping[str, pa.Table] | None = None) -> io.BytesIO:
+              extra: Mapping[str, pa.Table] | None = None) -> tuple[io.BytesIO, list[str]]:
+    """The workbook in memory, and what writing it had to cut short (one note per sheet, for the log)."""
     plain = io.BytesIO()
     # Made in memory: no part of the workbook is written anywhere in the clear (openpyxl's write-only mode wrote
     # each sheet to a file in the system's temporary folder until it saved). Every str is written as a string
     # cell, so an 18-digit ID stays text and a department's "=HYPERLINK(...)" is never a formula.
     workbook = xlsxwriter.Workbook(plain, {
         "in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False,
-        "default_date_format": "yyyy-mm-dd"})
-    stamp = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss", "valign": "top"})
-    day = workbook.add_format({"num_format": "yyyy-mm-dd", "valign": "top"})
-    wrapped, top = workbook.add_format({"text_wrap": True, "valign": "top"}), workbook.add_format({"valign": "top"})
-    heading = workbook.add_format({"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#DDEBF7", "border": 1})
-    for name, rows in {DATA_SHEET: table, **(extra or {})}.items():
-        if rows.num_rows > _EXCEL_ROWS - 1:
-            raise SheetTooLong(name, rows.num_rows)
-        sheet = workbook.add_worksheet(name)
-        cells = _rows(rows, labels)
-        head = [next(cells), *islice(cells, _WIDTH_SAMPLE)]
-        # Columns as wide as their text (a CJK character is two), so a clerk reads 住址 without dragging; a long
-        # text (an address, a warning) wraps in a narrower column, so a row prints on one page's width.
-        widths = _widths(head)
-        for i, width in enumerate(widths):
-            sheet.set_column(i, i, min(width, _WRAP_WIDTH), wrapped if width > _WRAP_WIDTH else top)
-        wraps = [i for i, width in enumerate(widths) if width > _WRAP_WIDTH]
-        _for_print(sheet, len(head[0]), rows.num_rows, str((about or {}).get("接收方") or ""))
-        sheet.set_row(0, None, heading)
-        dated = {i: stamp if pa.types.is_timestamp(field.type) else day for i, field in enumerate(rows.schema)
-                 if pa.types.is_timestamp(field.type) or pa.types.is_date(field.type) or field.name in _DATES_AS_TEXT}
-        cut = 0
-        for r, row in enumerate(chain(head, cells)):
-            if any(_unfit(v) for v in row):
-                row, n = _fitted(row)
-                cut += n
-            # XlsxWriter stops writing a row at a cell it cannot write: never a row cut short in silence.
-            if error := sheet.write_row(r, 0, row):
-                raise ValueError(f"{name}: row {r + 1} could not be written whole (XlsxWriter error {error})")
-            # As tall as its wrapped text: Excel sizes such a row when it opens the file, LibreOffice and WPS do not.
-            lines = max((_lines(row[i]) for i in wraps), default=1)
-            if lines > 1:
-                sheet.set_row(r, _LINE_POINTS * lines, heading if r == 0 else None)
-            for i, form in dated.items() if r else ():
-                if isinstance(row[i], date):  # a datetime too
-                    sheet.write_datetime(r, i, row[i], form)
-        if cut:
-            log.warning("%s: %d cell(s) longer than an Excel cell holds (32,767 characters) cut short and marked %s; "
-                        "the Parquet product holds them whole", name, cut, _CUT_MARK)
+        # every cell at the top of its row, level with the wrapped text beside it (dates too: their format is made
+        # on these properties)
+        "default_date_format": "yyyy-mm-dd", "default_format_properties": {"valign": "top"}})
+    formats = _Formats(workbook)
+    recipient = str((about or {}).get("接收方") or "")
+    notes = [note for name, rows in {DATA_SHEET: table, **(extra or {})}.items()
+             if (note := _sheet(workbook.add_worksheet(name), name, rows, labels, formats, recipient))]
     if about:
         readme = workbook.add_worksheet(README_SHEET)
         lines = [["项目", "内容"], *([label, text] for label, text in about.items())]
-        for i, width in enumerate(_widths(lines)):
-            readme.set_column(i, i, width)
-        for r, line in enumerate(lines):
+        label_width = _widths(lines)[0]
+        readme.set_column(0, 0, label_width)
+        readme.set_column(1, 1, _README_WIDTH, formats.wrapped)
+        readme.write_row(0, 0, lines[0], formats.heading)
+        for r, line in enumerate(lines[1:], start=1):
             readme.write_row(r, 0, line)
-        readme.set_row(0, None, heading)
+            if (height := _height(_lines(line[1], _README_WIDTH))) is not None:
+                readme.set_row(r, height)
+        readme.set_paper(9)
+        readme.fit_to_pages(1, 0)
     workbook.close()
     plain.seek(0)
-    return plain
+    return plain, notes
+
+
+class _Formats:
+    """The cell formats a workbook's sheets share."""
+
+    def __init__(self, workbook: xlsxwriter.Workbook) -> None:
+        self.stamp = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        self.wrapped = workbook.add_format({"text_wrap": True})
+        self.heading = workbook.add_format({"bold": True, "text_wrap": True, "bg_color": "#DDEBF7", "border": 1})
+
+
+def _sheet(sheet, name: str, rows: pa.Table, labels: Mapping[str, str] | None, formats: _Formats,
+           recipient: str) -> str | None:
+    """Write ``rows`` into ``sheet``, set up for the screen and for print; a note of what was cut short, if any."""
+    if rows.num_rows > _EXCEL_ROWS - 1:
+        raise SheetTooLong(name, rows.num_rows)
+    cells = _rows(rows, labels)
+    head = [next(cells), *islice(cells, _WIDTH_SAMPLE)]
+    # Columns as wide as their text (a CJK character is two), so a clerk reads 住址 without dragging; a longer text
+    # (an address, a warning) wraps in a column :data:`_WRAP_WIDTH` wide, so a row prints on one page's width.
+    # Widths are those of every row, found while writing (column formats are written when the workbook closes).
+    widths = _widths(head)
+    _for_print(sheet, len(head[0]), rows.num_rows, recipient)
+    stamps = [i for i, field in enumerate(rows.schema) if pa.types.is_timestamp(field.type)]
+    cut = 0
+    for r, row in enumerate(chain(head, cells)):
+        if any(_unfit(v) for v in row):
+            row, n = _fitted(row)
+            cut += n
+        # XlsxWriter stops writing a row at a cell it cannot write: never a row cut short in silence.
+        if error := sheet.write_row(r, 0, row, formats.heading if r == 0 else None):
+            raise ValueError(f"{name}: row {r + 1} could not be written whole (XlsxWriter error {error})")
+        lines = 1
+        for i, value in enumerate(row):
+            # 2 units a character bounds a text's width: only a text that may be wide is measured
+            if isinstance(value, str) and 2 * len(value) + 2 > min(widths[i], _WRAP_WIDTH):
+                widths[i] = max(widths[i], min(60.0, _units(value) + 2))
+                lines = max(lines, _lines(value, _WRAP_WIDTH))
+        # As tall as its wrapped text: Excel sizes such a row when it opens the file, LibreOffice and WPS do not.
+        if (height := _height(lines)) is not None:
+            sheet.set_row(r, height)
+        for i in stamps if r else ():
+            if row[i] is not None:
+                sheet.write_datetime(r, i, row[i], formats.stamp)
+    for i, width in enumerate(widths):
+        sheet.set_column(i, i, min(width, _WRAP_WIDTH), formats.wrapped if width > _WRAP_WIDTH else None)
+    if cut:
+        return (f"{name}: {cut} cell(s) longer than an Excel cell holds (32,767 characters) cut short and marked "
+                f"{_CUT_MARK}; the Parquet product holds them whole")
+    return None
 
 
 _EXCEL_ROWS = 1_048_576  # the rows of an Excel or WPS sheet
 _WRAP_WIDTH = 28  # a column of longer text wraps at this width (Excel character units)
+_README_WIDTH = 60  # the 说明 sheet's 内容 column, wrapped
 _LINE_POINTS = 16  # the height of a line of wrapped text (a CJK line in the default font is ~15.6 points)
+_ROW_POINTS = 409  # the tallest row Excel allows
 
 
-def _lines(value: object) -> int:
-    """The lines ``value`` takes in a column :data:`_WRAP_WIDTH` wide."""
-    return 1 if value is None else -(-_units(str(value)) // (_WRAP_WIDTH - 2))
+def _lines(value: object, width: int) -> int:
+    """The lines ``value`` takes in a wrapped column ``width`` units wide."""
+    return 1 if value is None else -(-_units(str(value)) // (width - 2))
+
+
+def _height(lines: int) -> float | None:
+    """A row's height for ``lines`` of wrapped text (at most Excel's largest), or ``None``: one line needs none set."""
+    return min(_LINE_POINTS * lines, _ROW_POINTS) if lines > 1 else None
 
 
 def _units(text: str) -> int:
-    """The width of ``text`` in Excel character units: a CJK (or full-width) character is two."""
-    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+    """The width of ``text`` in Excel character units: a CJK (or full-width) character is two, as it takes two
+    bytes in GBK (measured by encoding, in C: a Python loop per character was a third of writing a workbook)."""
+    return len(text.encode("gbk", "replace"))
 
 
 def _for_print(sheet, columns: int, rows: int, recipient: str) -> None:
@@ -288,8 +320,8 @@ def _widths(rows: list[list[object]]) -> list[float]:
 
 def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, str | int],
                labels: Mapping[str, str] | None = None, extra: Mapping[str, pa.Table] | None = None,
-               kept: KeptDerivation | None = None) -> None:
-    """Write ``table`` as a password-protected xlsx at ``path``.
+               kept: KeptDerivation | None = None) -> list[str]:
+    """Write ``table`` as a password-protected xlsx at ``path``; what had to be cut short to fit (notes to log).
 
     Args:
         table: the product's rows.
@@ -302,7 +334,7 @@ def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, s
             ``None``: derived afresh under a new salt.
     """
     try:
-        plain = _workbook(table, about, labels, extra)
+        plain, notes = _workbook(table, about, labels, extra)
     except ValueError as e:  # a sheet too long, a row that could not be written: named with its file
         raise ValueError(f"{Path(path).name}: {e}") from e
     salt, derived = (kept.load() if kept else None) or (os.urandom(_SALT_BYTES), None)
@@ -316,6 +348,7 @@ def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, s
     finally:
         del _KNOWN[(password, salt)]
     Path(path).write_bytes(encrypted)
+    return notes
 
 
 #: The password protection Excel writes (ECMA-376 agile): SHA-512, 100,000 rounds, a 16-byte salt.
@@ -391,7 +424,10 @@ _KEPT_CONTEXT = b"silobreaker kept office derivation v1"
 
 def write_plain_xlsx(table: pa.Table, path: Path, labels: Mapping[str, str] | None = None) -> None:
     """Write ``table`` as an xlsx without a password (a recipient's own copy, inside its zone)."""
-    Path(path).write_bytes(_workbook(table, None, labels).getvalue())
+    plain, notes = _workbook(table, None, labels)
+    Path(path).write_bytes(plain.getvalue())
+    for note in notes:
+        log.warning("%s: %s", Path(path).name, note)
 
 
 def write_csv_zip(table: pa.Table, path: Path, password: str, about: Mapping[str, str | int],
@@ -477,12 +513,25 @@ class OfficeFile:
     kept: KeptDerivation | None = None
 
     def write(self) -> str:
-        """Write the file; its SHA-256."""
+        """Write the file, logging what had to be cut short; its SHA-256."""
+        digest, notes = self.written()
+        self.log(notes)
+        return digest
+
+    def written(self) -> tuple[str, list[str]]:
+        """Write the file; its SHA-256 and what had to be cut short, for the process that logs (a worker's log
+        lines reach no one: the run's summary keeps the warnings of its own process)."""
+        notes = []
         if self.format == "xlsx":
-            write_xlsx(self.table, self.path, self.password, self.about, self.labels, extra=self.extra, kept=self.kept)
+            notes = write_xlsx(self.table, self.path, self.password, self.about, self.labels, extra=self.extra,
+                               kept=self.kept)
         else:
             write_csv_zip(self.table, self.path, self.password, self.about, self.labels, extra=self.extra)
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        return hashlib.sha256(self.path.read_bytes()).hexdigest(), notes
+
+    def log(self, notes: Sequence[str]) -> None:
+        for note in notes:
+            log.warning("%s: %s", self.path.name, note)
 
 
 #: From this many files on they are written by a process per core: an xlsx's password protection
@@ -501,4 +550,7 @@ def write_office_files(files: Sequence[OfficeFile]) -> list[str]:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(OfficeFile.write, files, chunksize=max(1, len(files) // (workers * 4))))
+        written = list(pool.map(OfficeFile.written, files, chunksize=max(1, len(files) // (workers * 4))))
+    for file, (_, notes) in zip(files, written, strict=True):
+        file.log(notes)  # here, where the run's summary keeps them
+    return [digest for digest, _ in written]

@@ -287,13 +287,36 @@ def test_a_text_longer_than_an_excel_cell_is_cut_marked_and_the_rest_of_its_row_
     from publish.office import _CUT_MARK, read_xlsx, write_xlsx
 
     table = pa.table({"address": ["翠" * 40_000, "😀" * 20_000, "示范区1号"], "name": ["张三", "李四", "王五"]})
-    write_xlsx(table, tmp_path / "a.xlsx", "P" * 20, {"接收方": "网格员"})
-    rows = list(read_xlsx(tmp_path / "a.xlsx", "P" * 20)[DATA_SHEET].iter_rows(min_row=2, values_only=True))
+    notes = write_xlsx(table, tmp_path / "a.xlsx", "P" * 20, {"接收方": "网格员"})
+    sheet = read_xlsx(tmp_path / "a.xlsx", "P" * 20)[DATA_SHEET]
+    rows = list(sheet.iter_rows(min_row=2, values_only=True))
     assert [r[1] for r in rows] == ["张三", "李四", "王五"]
     assert rows[0][0].endswith(_CUT_MARK) and rows[0][0].startswith("翠" * 1000) and len(rows[0][0]) == 32_767
     assert rows[1][0].endswith(_CUT_MARK) and len(rows[1][0].encode("utf-16-le")) // 2 <= 32_767
     assert rows[2][0] == "示范区1号"
-    assert "2 cell(s) longer than an Excel cell holds" in caplog.text
+    assert notes == [f"{DATA_SHEET}: 2 cell(s) longer than an Excel cell holds (32,767 characters) cut short and "
+                     f"marked {_CUT_MARK}; the Parquet product holds them whole"]
+    assert 408 <= sheet.row_dimensions[2].height <= 409  # as tall as Excel allows, not the 20,000 points its lines would take
+
+
+def test_what_a_worker_process_cut_short_is_logged_by_the_run_itself(tmp_path, caplog):
+    """Seen (re-check): with 8 files or more the workbooks are written in worker processes, whose log lines reached
+    neither the run's summary nor its JSON. The notes come back with each file's digest and are logged here."""
+    import logging
+
+    import pyarrow as pa
+
+    from publish.office import _PARALLEL_FROM, OfficeFile, write_office_files
+
+    table = pa.table({"address": ["翠" * 40_000], "name": ["张三"]})
+    files = [OfficeFile("xlsx", table, tmp_path / f"grid_{i}.xlsx", "P" * 20, {"接收方": "网格员"})
+             for i in range(_PARALLEL_FROM)]
+    with caplog.at_level(logging.WARNING, logger="publish.office"):
+        digests = write_office_files(files)
+    assert len(set(digests)) == len(files)
+    logged = [r.getMessage() for r in caplog.records if r.name == "publish.office"]
+    assert sorted(m.split(":", 1)[0] for m in logged) == sorted(f"grid_{i}.xlsx" for i in range(len(files)))
+    assert all("1 cell(s) longer than an Excel cell holds" in m for m in logged)
 
 
 def test_the_office_writers_import_publish_office_without_the_whole_package():
@@ -347,3 +370,22 @@ def test_whole_dates_kept_as_text_are_date_cells_and_a_long_text_wraps(tmp_path)
     # LibreOffice and WPS do not size a row to its wrapped text: it is written as tall as its lines.
     assert sheet.row_dimensions[2].height == 3 * 16 and sheet.row_dimensions[3].height is None
     assert sheet.oddHeader.center.text == "网格员 A&&B"  # a lone & would start a header code
+
+
+def test_columns_fit_every_row_not_the_first_ones_and_the_header_colour_stops_at_the_last_column(tmp_path):
+    """Seen (re-check): widths came from the first 200 rows, so a long name further down ran into 性别; the header's
+    colour filled the whole row, one cell past the last column when printed; 说明 printed over three pages."""
+    import pyarrow as pa
+
+    from publish import office
+
+    names = ["张三"] * 300 + ["米热古丽·阿不都热依木"]
+    table = pa.table({"name": names, "sex": ["女"] * len(names)})
+    office.write_xlsx(table, tmp_path / "a.xlsx", "P" * 20, {"接收方": "网格员", "注意": "很长的说明" * 30})
+    book = office.read_xlsx(tmp_path / "a.xlsx", "P" * 20)
+    sheet = book[DATA_SHEET]
+    assert sheet.column_dimensions["A"].width >= office._units("米热古丽·阿不都热依木") + 2
+    assert sheet["B1"].fill.fgColor.rgb.endswith("DDEBF7") and sheet["C1"].fill.fgColor.rgb.endswith("000000")
+    readme = book[README_SHEET]
+    assert readme.column_dimensions["B"].width <= 61 and readme["B3"].alignment.wrap_text  # wraps, a page wide
+    assert readme.sheet_properties.pageSetUpPr.fitToPage and readme.row_dimensions[3].height > 16
