@@ -205,7 +205,7 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
     import duckdb
 
     product = table  # DuckDB reads the Arrow table by its Python name
-    disclosure = _disclosure_of(home, args.recipient, path)
+    disclosure = _disclosure_of(table, home, args.recipient, path)
     if args.json:
         document = {**_product_metadata(args.recipient, path, key_id, table), "disclosure": disclosure}
         if args.sql:
@@ -229,16 +229,22 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
     return 0
 
 
-def _disclosure_of(home: DataHome, recipient: str, path: Path) -> dict | None:
-    """What de-identification did to this very file, as the warehouse's ``publication_log`` records it (found by
-    the file's SHA-256); ``None`` for a product without one, or a file the warehouse does not know."""
+def _disclosure_of(table, home: DataHome, recipient: str, path: Path) -> dict | None:
+    """What de-identification did to this very file: as the file itself carries it (in its encrypted footer, so a
+    recipient reading it away from the platform sees it too), else, for a file published before files carried it,
+    as the warehouse's ``publication_log`` records it (found by the file's SHA-256); ``None`` for a product without
+    one, or a file neither says anything of."""
     import hashlib
 
     import duckdb
 
     from core.errors import SilobreakerError
     from publish import WarehouseReader
+    from publish.crypto import DISCLOSURE_METADATA
 
+    carried = (table.schema.metadata or {}).get(DISCLOSURE_METADATA.encode())
+    if carried is not None:
+        return json.loads(carried)
     reader = WarehouseReader(home)
     if not reader.exists:
         return None

@@ -44,6 +44,7 @@ from core.home import DataHome, HomeLike
 from core.keys import KEY_BYTES, key_id, load_key, load_or_create_key, write_key_file
 
 __all__ = [
+    "DISCLOSURE_METADATA",
     "KEY_ENV_PREFIX",
     "KEY_ID_METADATA",
     "KeyIdMismatchError",
@@ -60,6 +61,7 @@ __all__ = [
 
 KEY_ENV_PREFIX = "SILOBREAKER_PRODUCT_KEY_"
 KEY_ID_METADATA = "silobreaker.key_id"
+DISCLOSURE_METADATA = "silobreaker.disclosure"  # what de-identification did to the product (JSON), where it did
 """The key-value metadata entry of a product holding the id of the key it is encrypted under."""
 _NONCE_BYTES = 12
 

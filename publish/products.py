@@ -48,7 +48,7 @@ from core.vocabulary import FIELD_LABELS, FIELD_NOTES, MASKS, PURPOSE_LABELS
 from publish.anonymity import anonymise
 from publish.audit import LastDeliveries, ProductAnchor
 from publish.consent import protective_rank_sql
-from publish.crypto import product_key, write_encrypted
+from publish.crypto import DISCLOSURE_METADATA, product_key, write_encrypted
 from publish.office import KeptDerivation, OfficeFile, office_password
 from publish.policy import (
     CONSENT_CATEGORIES,
@@ -378,7 +378,11 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
         table = table.drop_columns([c for c in _HIDDEN if c in table.column_names])
     encryption_key = product_key(home, recipient.name)
     encryption_key_id = key_id(encryption_key)
-    write_encrypted(table, path, recipient.name, encryption_key, anchor.metadata() if anchor else None)
+    # What de-identification did travels in the file (its encrypted footer), for a recipient who reads it away from
+    # the platform's warehouse: why a column is empty (silobreaker product read says so).
+    metadata = {**(anchor.metadata() if anchor else {}),
+                **({DISCLOSURE_METADATA: json.dumps(disclosure, ensure_ascii=False)} if disclosure else {})}
+    write_encrypted(table, path, recipient.name, encryption_key, metadata or None)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     office = None
     if recipient.format != "parquet":

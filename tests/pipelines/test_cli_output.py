@@ -201,9 +201,11 @@ def test_a_command_given_its_home_creates_nothing_where_it_is_run(command, tmp_p
     assert list(cwd.iterdir()) == []
 
 
-def test_product_read_says_what_de_identification_did_to_an_analyst_product(published_demo, capsys):
+def test_product_read_says_what_de_identification_did_to_an_analyst_product(published_demo, capsys, tmp_path):
     # Seen (users audit): statistics_analysts' street, community and grid were empty in every row, and
     # nothing an analyst reading it saw said why.
+    import shutil
+
     from pipelines.privacy_cli import deidentified_text
 
     home = published_demo[0].home
@@ -215,6 +217,13 @@ def test_product_read_says_what_de_identification_did_to_an_analyst_product(publ
     told = capsys.readouterr().err
     assert told.strip() == deidentified_text(read["disclosure"]) and told.startswith("注：本产品按 k-匿名发布（每种组合至少 5 行）")
     assert json_out(capsys, ["product", "read", "health_family_doctors", "--json", "--home", str(home.root)])["disclosure"] is None
+    # The recipient reads its copy away from the platform (no warehouse there): the file itself says it (re-check).
+    copy, key = tmp_path / "copy.parquet", tmp_path / "analysts.hex"
+    shutil.copyfile(home.product_file("statistics_analysts"), copy)
+    key.write_text(product_key(home, "statistics_analysts").hex(), encoding="ascii")
+    away = json_out(capsys, ["product", "read", "statistics_analysts", "--json", "--file", str(copy), "--key-file",
+                             str(key), "--home", str(tmp_path / "elsewhere")])
+    assert away["disclosure"] == read["disclosure"]
 
 
 def test_the_de_identification_is_told_in_chinese_column_by_column():
