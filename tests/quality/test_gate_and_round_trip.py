@@ -124,6 +124,8 @@ def test_export_correct_reingest_shrinks_quarantine_and_counts_fixes(demo_copy, 
         # 新增 — for a department with none beside 3 for another).
         new = dict(con.execute("SELECT source, numerator FROM quality_metrics WHERE run_id = ? AND measure = 'new'",
                                [outcome.run_id]).fetchall())
+        was = dict(con.execute("SELECT source, denominator FROM quality_metrics WHERE run_id = ? AND measure = 'fixed'",
+                               [outcome.run_id]).fetchall())
         read = {s for (s,) in con.execute("SELECT source FROM extraction_log WHERE run_id = ?", [outcome.run_id]).fetchall()}
         # The rows fixed end their span in the first run; every other one reaches this run.
         [(ended, ongoing)] = con.execute(
@@ -133,6 +135,7 @@ def test_export_correct_reingest_shrinks_quarantine_and_counts_fixes(demo_copy, 
     assert fixed == staged == len(fixable) and previous == before - _key_rule_rows(exported)
     assert (ended, ongoing) == (len(fixable), after)
     assert set(new) == read and new["health"] == 0  # corrected rows only: nothing new in health
+    assert set(was) == read and 0 in was.values()  # last run's quarantine, 0 where there was none (re-check: was —)
     report = demo_copy.home.latest_report.read_text(encoding="utf-8")
     row = report.split('id="fixed"', 1)[1].split('data-source="health"', 1)[1].split("</tr>", 1)[0]
     assert f'<td class="num fixed-count">{len(fixable)}</td>' in row
