@@ -189,19 +189,29 @@ def _cmd_grid_updates_list(args: argparse.Namespace) -> int:
         updates = updates[updates["grid"] == args.grid]
     if args.not_taken:
         updates = updates[~updates["taken"].astype(bool)]
+    plain = _plain(updates)
     if args.json:
-        plain = updates.astype(object).where(updates.notna(), None)
-        plain["record_date"] = [None if d is None else str(d)[:10] for d in plain["record_date"]]
         print_json(plain.to_dict(orient="records"))
         return 0
-    print("填报日期    网格  变更类型  居民  填报人  情况说明  是否采用  记录编号")
-    for row in updates.itertuples(index=False):
-        taken = "已采用" if row.taken else "未采用（有更新的部门记录）"
-        day = str(row.record_date)[:10] if row.record_date is not None and str(row.record_date) != "NaT" else "（无日期）"
-        print(f"{day}  {row.grid or '（未定网格）'}  {row.change}  {row.resident or ''}  {row.reported_by or ''}  "
-              f"{row.note or ''}  {taken}  {row.record_id}")
-    print(f"共 {len(updates)} 条 / {len(updates)} updates")
+    print("\n".join(_update_lines(plain)))
     return 0
+
+
+def _plain(updates):
+    """Published updates with every missing value ``None`` (never a NaN, which is truthy) and dates as text."""
+    plain = updates.astype(object).where(updates.notna(), None)
+    plain["record_date"] = [None if d is None else str(d)[:10] for d in plain["record_date"]]
+    return plain
+
+
+def _update_lines(plain) -> list[str]:
+    """``grid-updates list`` as the clerk reads it, from updates whose missing values are ``None``."""
+    lines = ["填报日期    网格  变更类型  居民  填报人  情况说明  是否采用  记录编号"]
+    for row in plain.itertuples(index=False):
+        taken = "已采用" if row.taken else "未采用（有更新的部门记录）"
+        lines.append(f"{row.record_date or '（无日期）'}  {row.grid or '（未定网格）'}  {row.change}  {row.resident or ''}  "
+                     f"{row.reported_by or ''}  {row.note or ''}  {taken}  {row.record_id}")
+    return [*lines, f"共 {len(plain)} 条 / {len(plain)} updates"]
 
 
 def add_grid_commands(sub: argparse._SubParsersAction) -> None:

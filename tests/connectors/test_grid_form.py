@@ -116,3 +116,15 @@ def test_the_published_updates_are_listed_newest_first(published_demo, capsys):
     dated = [d for d in days if d is not None]
     assert len(set(dated)) > 2 and dated == sorted(dated, reverse=True)  # as its help says: newest first
     assert days == dated + [None] * (len(days) - len(dated))  # an update without a date last
+
+
+
+def test_an_update_without_a_grid_or_resident_is_listed_in_words_not_nan():
+    # Seen (re-check): a resident with no grid was listed as "nan": a pandas NaN is truthy, so `grid or '（未定网格）'`
+    # kept it.
+    from pipelines.grid_cli import _plain, _update_lines
+
+    updates = pd.DataFrame({"record_date": ["2026-11-20"], "grid": [float("nan")], "change": ["迁入"],
+                            "resident": [pd.NA], "reported_by": ["周丽"], "note": [None], "taken": [True],
+                            "record_id": ["grid_updates:1"]})
+    assert _update_lines(_plain(updates))[1] == "2026-11-20  （未定网格）  迁入    周丽    已采用  grid_updates:1"
