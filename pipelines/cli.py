@@ -81,8 +81,11 @@ class _WarningsKept(logging.Handler):
         self.kept: dict[tuple[str, str], None] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.split(".", 1)[0] in _OWN_LOGGERS:
-            self.kept.setdefault((record.name, record.getMessage()), None)
+        try:
+            if record.name.split(".", 1)[0] in _OWN_LOGGERS:
+                self.kept.setdefault((record.name, record.getMessage()), None)
+        except Exception:  # a malformed log call is reported, as logging does, and never breaks the code that made it
+            self.handleError(record)
 
 
 #: The settings CLI runs open the instance with, beside the ``dagster.yaml`` that ``make dev`` uses.
@@ -147,25 +150,27 @@ def run_pipeline(settings: Settings, *, log_level: str = "WARNING", on_event=Non
 
         defs = build_definitions(settings)
         with dg.DagsterInstance.from_config(str(dagster_home), CLI_DAGSTER_YAML) as instance:
-            notes = begin_run(instance, settings.home, run_id)
-            warnings = _WarningsKept()
+            warnings = _WarningsKept()  # from the run's first step: putting the home in order warns of exposed keys
             logging.getLogger().addHandler(warnings)
             try:
-                outcome = _execute(defs, instance, settings, run_id, log_level, on_event)
-            except Exception as e:
-                if not is_disk_full(e):
-                    raise
-                from publish.generations import DiskSpaceError
-                # Seen: Dagster's run storage under the home could not write ("disk I/O error") and the run ended
-                # in a traceback; a full disk during the build is named by the publish step itself.
-                free = shutil.disk_usage(settings.home.root).free
-                raise DiskSpaceError(
-                    f"the disk under {settings.home.root} is full or failing ({free / 2**20:,.1f} MB free now): run "
-                    f"{run_id} could not record its progress ({e}); the previous publication stays. Free space on "
-                    "that disk and run again: the next run marks this one failed and goes on") from e
+                notes = begin_run(instance, settings.home, run_id)
+                try:
+                    outcome = _execute(defs, instance, settings, run_id, log_level, on_event)
+                except Exception as e:
+                    if not is_disk_full(e):
+                        raise
+                    from publish.generations import DiskSpaceError
+                    # Seen: Dagster's run storage under the home could not write ("disk I/O error") and the run ended
+                    # in a traceback; a full disk during the build is named by the publish step itself.
+                    free = shutil.disk_usage(settings.home.root).free
+                    raise DiskSpaceError(
+                        f"the disk under {settings.home.root} is full or failing ({free / 2**20:,.1f} MB free now): run "
+                        f"{run_id} could not record its progress ({e}); the previous publication stays. Free space on "
+                        "that disk and run again: the next run marks this one failed and goes on") from e
+                finally:
+                    end_run(settings.home, run_id)
             finally:
                 logging.getLogger().removeHandler(warnings)
-                end_run(settings.home, run_id)
     outcome.notes, outcome.logged = notes, list(warnings.kept)
     return outcome
 

@@ -224,7 +224,7 @@ def _cmd_product_read(args: argparse.Namespace) -> int:
     else:
         print(duckdb.sql(f"FROM product LIMIT {int(args.limit)}"))
         print(f"{product.num_rows} rows")
-    if disclosure and disclosure.get("quasi_identifiers"):
+    if disclosure and "k_required" in disclosure:
         print(deidentified_text(disclosure), file=sys.stderr)
     return 0
 
@@ -260,15 +260,19 @@ def _disclosure_of(table, home: DataHome, recipient: str, path: Path) -> dict | 
 
 
 def deidentified_text(disclosure: dict) -> str:
-    """What an analyst reading a de-identified product is told of it, in Chinese: why columns are empty."""
+    """What an analyst reading a de-identified product is told of it, in Chinese: why cells are empty, from what the
+    product's disclosure records (:class:`publish.anonymity.Disclosure`)."""
     from core.vocabulary import FIELD_LABELS
     from publish.anonymity import AREA_LEVELS
 
     qis = set(disclosure.get("quasi_identifiers") or ())
     said = []
-    if {"age", "birth_year"} & qis:
-        band = disclosure.get("age_band")
-        said.append("不显示年龄和出生年份" if band is None else f"年龄按{band}岁分段" if band else "年龄为实际周岁")
+    ages = [c for c in ("age", "birth_year") if c in qis]
+    if ages:
+        band, label = disclosure.get("age_band"), FIELD_LABELS[ages[0]]
+        unit = "岁" if ages[0] == "age" else "年"
+        said.append(f"不显示{'和'.join(FIELD_LABELS[c] for c in ages)}" if band is None
+                    else f"{label}按{band}{unit}分段" if band else f"{label}照实显示")
     areas = [c for c in AREA_LEVELS if c in qis]
     if areas:
         shown = disclosure.get("area")
@@ -277,14 +281,18 @@ def deidentified_text(disclosure: dict) -> str:
             said.append("不显示" + "、".join(FIELD_LABELS[c] for c in reversed(hidden)))
     if "sex" in qis and not disclosure.get("sex_shown", True):
         said.append("不显示性别")
-    if disclosure.get("rows_suppressed"):
-        said.append(f"另有 {disclosure['rows_suppressed']:,} 行的上述各项都不显示（同样组合的人太少）")
-    if disclosure.get("rows_left_out"):
-        said.append(f"{disclosure['rows_left_out']:,} 人未列入")
+    # Rows suppressed and still released: the ones the last check left out are counted as left out (an older
+    # disclosure without rows_blank says nothing of them rather than something untrue).
+    if blank := disclosure.get("rows_blank"):
+        shown_qis = [FIELD_LABELS.get(c, c) for c in (*ages, "sex", *areas) if c in qis]
+        said.append(f"另有 {blank:,} 行的{'、'.join(shown_qis)}和其他部门也知道的重点人群类别都不显示（同样组合的人太少）")
+    if flags := disclosure.get("flags_withheld"):
+        said.append(f"{flags:,} 处重点人群类别在人数太少的地区不显示")
+    if left := disclosure.get("rows_left_out"):
+        said.append(f"{left:,} 人未列入")
     summary = "；".join(said) or "各列照常显示"
-    return (f"注：本产品按 k-匿名发布（每种组合至少 {disclosure.get('k_required')} 行）：{summary}。"
-            "各次发布只会更粗，不会更细；详见 docs/privacy.md / note: de-identified product; "
-            "empty columns are generalised away, not missing data")
+    return (f"注：本产品按 k-匿名发布（每种组合至少 {disclosure.get('k_required')} 行）：{summary}。各次发布只会更粗，"
+            "不会更细 / note: de-identified product; empty cells are generalised away, not missing data")
 
 
 def _sql_error(error: Exception) -> int:

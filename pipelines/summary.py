@@ -217,7 +217,8 @@ def _findings(outcome: RunOutcome) -> list[Finding]:
 
 
 #: The step a warning logged by a package's code is told under in the summary.
-_STEPS = {"connectors": "extract", "staging": "stage", "quality": "quality", "dedup": "linking", "publish": "publish"}
+_STEPS = {"connectors": "extract", "staging": "stage", "quality": "quality", "dedup": "linking", "publish": "publish",
+          "assets": "run", "pipelines": "run", "core": "run", "demo": "run"}
 
 
 def _check(outcome) -> str:

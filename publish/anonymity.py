@@ -119,6 +119,7 @@ class Disclosure:
     flags_withheld: int
     l_diverse: tuple[str, ...]
     levels_from: str = "chosen"  # kept: the earlier releases'; coarsened: those were over budget; chosen: no earlier
+    rows_blank: int = 0  # of the rows suppressed, those released (the others were left out after all)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -325,6 +326,7 @@ def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str],
         con.execute(f"CREATE TABLE _general AS {_classes_sql(exprs | known_exprs, bad)}")
         con.execute("DROP TABLE _rows; DROP TABLE _counts")  # each step's table let go once the next is made
         suppressed_rows = con.execute("SELECT count(*) FROM _general WHERE _bad").fetchall()[0][0]
+        con.execute("CREATE TABLE _suppressed AS SELECT _row FROM _general WHERE _bad")
         # A row still in a bad class has its quasi-identifiers withheld, the categories others know included.
         withheld_qis = ", ".join(f"CASE WHEN _bad THEN {_NULL} ELSE {q} END AS {q}" for q in exprs)
         unknown = " AND ".join(f"k <> '{c}'" for c in known) or "TRUE"
@@ -355,6 +357,7 @@ def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str],
         con.execute(f"CREATE TABLE _guard AS {_classes_sql(final, bad, '_released')}")
         left_out = con.execute("SELECT count(*) FROM _guard WHERE _bad").fetchall()[0][0]
         con.execute("DELETE FROM _released WHERE _row IN (SELECT _row FROM _guard WHERE _bad)")
+        blank = con.execute("SELECT count(*) FROM _released WHERE _row IN (SELECT _row FROM _suppressed)").fetchall()[0][0]
         released = [c for c in table.column_names if c in exprs or c == "key_populations"]
         kept = con.sql(f"SELECT _row{''.join(', ' + c for c in released)} FROM _released ORDER BY _row").to_arrow_table()
         result = table.take(kept.column("_row"))
@@ -366,7 +369,7 @@ def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str],
         age_band=AGE_BANDS[chosen.age] if chosen.age < len(AGE_BANDS) else None,
         area=area_shown[0] if area_shown else None, sex_shown="sex" in qis and not chosen.sex,
         rows=rows, rows_suppressed=int(suppressed_rows), rows_left_out=int(left_out), flags_withheld=int(withheld),
-        l_diverse=tuple(sensitive), levels_from=levels_from,
+        l_diverse=tuple(sensitive), levels_from=levels_from, rows_blank=int(blank),
     )
     return result, disclosure
 

@@ -61,8 +61,9 @@ __all__ = [
 
 KEY_ENV_PREFIX = "SILOBREAKER_PRODUCT_KEY_"
 KEY_ID_METADATA = "silobreaker.key_id"
-DISCLOSURE_METADATA = "silobreaker.disclosure"  # what de-identification did to the product (JSON), where it did
 """The key-value metadata entry of a product holding the id of the key it is encrypted under."""
+DISCLOSURE_METADATA = "silobreaker.disclosure"
+"""The entry holding what de-identification did to the product (its disclosure, JSON), where it did any."""
 _NONCE_BYTES = 12
 
 
