@@ -22,6 +22,8 @@ __all__ = [
     "DATE_FORMATS",
     "DEPARTED_STATUSES",
     "FIELD_LABELS",
+    "FIELD_NOTES",
+    "MASKED_NOTE",
     "MASKS",
     "PARTIAL_DATE_FORMATS",
     "PURPOSE_LABELS",
@@ -199,8 +201,6 @@ name), for every word a department or supervisor reads.
 FIELD_NOTES: Mapping[str, str] = MappingProxyType(
     {
         "person_id": "同一居民在各部门记录的统一编号，每次更新都不变；就某位居民联系数据团队时请提供",
-        "name": "带 * 的字已按规定隐去",
-        "phone": "带 * 的数字已按规定隐去",
         "birth_date": "有的部门只登记到年月（如 1964-05），这时按文字显示",
         "age": "按出生日期算到本表生成之日的周岁",
         "address": "部门或网格员最新登记的住址；网格员简写的住址，若部门登记的此人住址是同一房屋，按部门更完整的写法显示",
@@ -214,7 +214,10 @@ FIELD_NOTES: Mapping[str, str] = MappingProxyType(
     }
 )
 """What a column of a delivered file means where its name alone does not say it, for the 说明 sheet a clerk or
-grid worker reads beside the rows (blank cells, masked values, the ids in brackets)."""
+grid worker reads beside the rows (blank cells, the ids in brackets); a masked column is told by :data:`MASKED_NOTE`."""
+
+MASKED_NOTE = "带 * 的部分已按规定隐去"
+"""The 说明 note of a column the recipient's policy masks (``mask``), in place of the column's own."""
 
 SEX_LABELS: Mapping[str, str] = MappingProxyType({"M": "男", "F": "女"})
 """Staged sex codes as a clerk reads them."""

@@ -26,6 +26,7 @@ recipients); the xlsx's SHA-256 is recorded in the same audit entry.
 from __future__ import annotations
 
 import base64
+import codecs
 import csv
 import hashlib
 import hmac
@@ -123,7 +124,7 @@ def _rows(table: pa.Table, labels: Mapping[str, str] | None):
 
 
 #: Product columns of dates kept as text, since a source may know one to the month or year only.
-_DATES_AS_TEXT = frozenset({"birth_date", "record_date"})
+_DATES_AS_TEXT = frozenset({"birth_date"})
 
 
 def _date_or_text(value: str) -> date | str:
@@ -225,8 +226,8 @@ _ROW_POINTS = 409  # the tallest row Excel allows
 
 
 def _lines(value: object, width: int) -> int:
-    """The lines ``value`` takes in a wrapped column ``width`` units wide."""
-    return 1 if value is None else -(-_units(str(value)) // (width - 2))
+    """The lines ``value`` takes in a wrapped column ``width`` units wide (each of its own lines at least one)."""
+    return 1 if value is None else sum(max(1, -(-_units(line) // (width - 2))) for line in str(value).split("\n"))
 
 
 def _height(lines: int) -> float | None:
@@ -234,10 +235,19 @@ def _height(lines: int) -> float | None:
     return min(_LINE_POINTS * lines, _ROW_POINTS) if lines > 1 else None
 
 
+def _as_wide(error: UnicodeEncodeError) -> tuple[str, int]:
+    # A character GBK lacks (a rare given name's, an emoji) is shown two units wide, as CJK is.
+    return "??" * (error.end - error.start), error.end
+
+
+_WIDE = "silobreaker-wide"
+codecs.register_error(_WIDE, _as_wide)
+
+
 def _units(text: str) -> int:
     """The width of ``text`` in Excel character units: a CJK (or full-width) character is two, as it takes two
     bytes in GBK (measured by encoding, in C: a Python loop per character was a third of writing a workbook)."""
-    return len(text.encode("gbk", "replace"))
+    return len(text.encode("gbk", _WIDE))
 
 
 def _for_print(sheet, columns: int, rows: int, recipient: str) -> None:
@@ -257,8 +267,8 @@ def _for_print(sheet, columns: int, rows: int, recipient: str) -> None:
 
 
 def _header_text(text: str) -> str:
-    """``text`` as a page header's words: ``&`` doubled (a single one starts a header code), cut to fit."""
-    return text.replace("&", "&&")[:200]
+    """``text`` as a page header's words: cut to fit, then ``&`` doubled (a single one starts a header code)."""
+    return text[:100].replace("&", "&&")
 
 
 class SheetTooLong(ValueError):
@@ -340,8 +350,8 @@ def write_xlsx(table: pa.Table, path: Path, password: str, about: Mapping[str, s
     salt, derived = (kept.load() if kept else None) or (os.urandom(_SALT_BYTES), None)
     if derived is None:
         derived = _derive(password, salt, _HASH, _SPIN_COUNT).digest()
-        if kept:
-            kept.save(salt, derived)
+        if kept and (note := kept.save(salt, derived)):
+            notes.append(note)
     _KNOWN[(password, salt)] = derived
     try:
         encrypted = ECMA376Agile.encrypt(password, plain, salt_value=salt, spin_count=_SPIN_COUNT)
@@ -402,9 +412,10 @@ class KeptDerivation:
             return None
         return (opened[:_SALT_BYTES], opened[_SALT_BYTES:]) if len(opened) == _SALT_BYTES + 64 else None
 
-    def save(self, salt: bytes, derived: bytes) -> None:
+    def save(self, salt: bytes, derived: bytes) -> str | None:
         """Keep ``salt`` and ``derived`` for the next night (written whole, then renamed into place); a file
-        that cannot be written is logged, and the next night derives again."""
+        that cannot be written is a note to log (returned: this may be a worker process), and the next night
+        derives again."""
         partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.part")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -412,7 +423,8 @@ class KeptDerivation:
             os.chmod(partial, 0o600)
             os.replace(partial, self.path)
         except OSError as e:
-            log.warning("the xlsx password derivation of %s cannot be kept for the next night (%s)", self.recipient, e)
+            return f"the xlsx password derivation of {self.recipient} cannot be kept for the next night ({e})"
+        return None
 
     def _sealing(self) -> LocalKmsClient:
         # A key of its own, derived from the product key: never the key that wraps the products' data keys.

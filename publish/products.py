@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 
 from core.home import OFFICE_SUFFIXES, DataHome, HomeLike
 from core.keys import key_id, keyed_digests, load_or_create_key
-from core.vocabulary import FIELD_LABELS, FIELD_NOTES, MASKS, PURPOSE_LABELS
+from core.vocabulary import FIELD_LABELS, FIELD_NOTES, MASKED_NOTE, MASKS, PURPOSE_LABELS
 from publish.anonymity import anonymise
 from publish.audit import LastDeliveries, ProductAnchor
 from publish.consent import protective_rank_sql
@@ -439,10 +439,6 @@ def _renewals(listed: pa.Table, excluded: pa.Table, recipient: Recipient, as_of:
     return pa.concat_tables(parts).sort_by([("consent_until", "ascending")]), lapsed
 
 
-#: Columns whose note says what their masking hid: noted only where the recipient's are masked.
-_MASKABLE = frozenset({"name", "phone"})
-
-
 def _about(recipient: Recipient, table: pa.Table, key: str, exclusions: Mapping[str, int] | None = None,
            renewals: pa.Table | None = None, anchor: ProductAnchor | None = None) -> dict[str, str | int]:
     """The 说明 sheet of a delivered workbook: for whom, why, on what basis, when, and the audit entry that records
@@ -465,7 +461,7 @@ def _about(recipient: Recipient, table: pa.Table, key: str, exclusions: Mapping[
         **({"待续同意": f"{renewals.num_rows}人，见“{RENEWAL_SHEET}”表：同意已过期或{RENEWAL_DAYS}天内到期，"
                         "请在下次走访时请本人续签"} if renewals is not None and renewals.num_rows else {}),
         "注意": "本表含个人信息，仅限上述用途使用，不得转发、复制给他人；用毕请删除。",
-        **{f"列：{FIELD_LABELS.get(column, column)}": FIELD_NOTES[column] for column in table.column_names
-           if column in FIELD_NOTES and (column not in _MASKABLE or column in recipient.mask)},
+        **{f"列：{FIELD_LABELS.get(column, column)}": MASKED_NOTE if column in recipient.mask else FIELD_NOTES[column]
+           for column in table.column_names if column in FIELD_NOTES or column in recipient.mask},
     }
 

@@ -114,7 +114,7 @@ def test_the_renewal_list_names_only_people_whose_consent_is_ending_or_lapsed_wh
     assert set(about["未列入人数"].split("；")) == {"本人要求删除1人", "同意已过期1人", "未取得监护人同意1人"}
     assert "1人" in about["待续同意"]
     # A blank 同意有效期至 and a masked name are explained beside the rows (users audit: nothing said what they meant).
-    assert about["列：同意有效期至"].endswith("空白表示同意未设截止日期") and about["列：姓名"] == "带 * 的字已按规定隐去"
+    assert about["列：同意有效期至"].endswith("空白表示同意未设截止日期") and about["列：姓名"] == "带 * 的部分已按规定隐去"
 
     # A month on, 安老伯's consent has ended: last night's list held him, so tonight's names him for renewal
     # (he is no longer in the rows), and the audit records this delivery as holding him.
