@@ -445,9 +445,11 @@ UNION ALL
 SELECT q.source, 'quarantine', 'rule:' || q.rule, {_ratio('count(*)', 'any_value(e.row_count)')}, count(*), any_value(e.row_count)
 FROM _q_quarantine q JOIN _q_extracts e USING (source) GROUP BY q.source, q.rule
 UNION ALL
--- every source the previous run read, 0 of 0 where it quarantined nothing (not "not measured")
+-- every person source the previous run read and this one declares, 0 of 0 where it quarantined nothing (not "not
+-- measured"); a consent registry's decisions are not person records, so whether one was fixed is not seen here
 SELECT e.source, 'quarantine', 'fixed', {_ratio(fixed, 'coalesce(sum(p.rows), 0)')}, {fixed}, coalesce(sum(p.rows), 0)
-FROM (SELECT DISTINCT source FROM extraction_log WHERE run_id = (SELECT run_id FROM previous_run)) e
+FROM (SELECT DISTINCT source FROM extraction_log WHERE run_id = (SELECT run_id FROM previous_run)
+      AND source IN (SELECT source FROM _q_sources)) e
 LEFT JOIN previous p USING (source) GROUP BY e.source
 UNION ALL
 -- every source read, 0 where nothing is new (a missing row read as "not measured" beside a 0 for fixed)

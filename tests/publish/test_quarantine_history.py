@@ -58,7 +58,7 @@ def test_a_quarantined_row_is_one_row_over_the_runs_that_quarantined_it(tmp_path
         ("health", "health:10", "missing_name", 1, "run1", "run3"),
     ]
     _night(tmp_path, district, "run5", li_quarantined=True, keyless=3)  # quarantined again after a run without it
-    assert _fixed(tmp_path, "run5") is None  # nothing of health was quarantined in run4
+    assert _fixed(tmp_path, "run5") == (0, 0, None)  # nothing of health was quarantined in run4: 0 of 0, no share
     assert _history(tmp_path)[1:] == [
         ("census", None, "missing_source_key", 3, "run4", "run5"),
         ("health", "health:10", "missing_name", 1, "run1", "run3"),
