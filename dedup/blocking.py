@@ -224,6 +224,10 @@ def blocking_keys(settings: LinkSettings) -> list[str]:
     return sorted({key for rule in settings.blocking_rules for key in rule.keys})
 
 
+#: Keys whose one value belongs to one person (or one household's phone): a block larger than the cap is a placeholder.
+_IDENTIFIER_KEYS = frozenset({"id_number", "phone"})
+
+
 def blocking_report(settings: LinkSettings, summaries: Sequence[tuple[int, int, int, int]], total: int) -> BlockingReport:
     """The report of a blocking run from each rule's summary (in rule order: the pairs its kept blocks
     yield, and the blocks, records and largest block skipped, as :func:`block_summary_sql` gives them)
@@ -234,11 +238,16 @@ def blocking_report(settings: LinkSettings, summaries: Sequence[tuple[int, int, 
     largest: dict[str, int] = {}
     for rule, (pairs, blocks, skipped, biggest) in zip(settings.blocking_rules, summaries, strict=True):
         if blocks:
-            # Key values are personal data (ID numbers, phones); log sizes only.
-            log.warning(
-                "blocking rule %s: skipped %d block(s) larger than %d records (%d records, largest %d)",
-                rule.name, blocks, settings.block_size_limit(rule), skipped, biggest,
-            )
+            # Key values are personal data (ID numbers, phones); log sizes only. A block of one ID number or phone
+            # shared by many records is a placeholder a department typed: a warning, told in the run's summary. A
+            # common name or a crowded address in one month is what the cap is for: said every night, a warning
+            # would teach the data team to read past warnings.
+            placeholder = bool(_IDENTIFIER_KEYS & set(rule.keys))
+            log.log(logging.WARNING if placeholder else logging.INFO,
+                    "blocking rule %s: skipped %d block(s) larger than %d records (%d records, largest %d)%s",
+                    rule.name, blocks, settings.block_size_limit(rule), skipped, biggest,
+                    "; one value shared by so many records is likely a placeholder: see the quality report" if placeholder
+                    else "")
         skipped_blocks[rule.name] = int(blocks)
         skipped_records[rule.name] = int(skipped)
         largest[rule.name] = int(biggest)

@@ -67,6 +67,19 @@ def test_oversized_block_is_skipped_and_reported() -> None:
     assert report.largest_skipped_block == {"phone": 10}
 
 
+def test_a_skipped_placeholder_block_is_a_warning_a_common_name_is_not(caplog) -> None:
+    # Seen (users audit): "blocking rule name: skipped 185 block(s)" was a warning every night, now in the summary.
+    import logging
+
+    frame = keyed(phone=["00000000000"] * 6, name_pinyin=["wang wei"] * 6)
+    settings = LinkSettings(blocking_rules=(BlockingRule("phone", keys=("phone",), max_block_size=5),
+                                            BlockingRule("name", keys=("name_pinyin",), max_block_size=5)))
+    with caplog.at_level(logging.INFO, logger="dedup.blocking"):
+        pairs_of(frame, settings)
+    levels = {r.getMessage().split(":")[0]: r.levelname for r in caplog.records if "skipped" in r.getMessage()}
+    assert levels == {"blocking rule phone": "WARNING", "blocking rule name": "INFO"}
+
+
 def test_rule_cap_falls_back_to_the_settings_cap() -> None:
     frame = keyed(phone=["1"] * 4)
     found, report = pairs_of(frame, LinkSettings(blocking_rules=(BlockingRule("phone", keys=("phone",)),), max_block_size=3))

@@ -248,8 +248,8 @@ def test_a_warning_logged_during_the_run_is_in_the_summary_and_its_json(tmp_path
     from pipelines.summary import build_summary
 
     def execute(defs, instance, settings, run_id, log_level, on_event=None):
-        logging.getLogger("dedup.blocking").warning("blocking rule name: skipped %d block(s)", 185)
-        logging.getLogger("dedup.blocking").warning("blocking rule name: skipped %d block(s)", 185)  # once in the summary
+        logging.getLogger("dedup.blocking").warning("blocking rule phone: skipped %d block(s)", 185)
+        logging.getLogger("dedup.blocking").warning("blocking rule phone: skipped %d block(s)", 185)  # once in the summary
         logging.getLogger("dagster.something").warning("not ours")
         logging.getLogger("publish.x").warning("%d malformed", "x")  # reported by logging, never raised into the run
         return cli.RunOutcome(run_id, False, {}, {"publish": "stopped"}, settings)
@@ -264,10 +264,10 @@ def test_a_warning_logged_during_the_run_is_in_the_summary_and_its_json(tmp_path
     monkeypatch.setattr(logging, "raiseExceptions", False)  # logging's own report of the malformed call stays quiet
     outcome = cli.run_pipeline(Settings(tmp_path, DEMO_SOURCES, DEMO_POLICY))
     assert outcome.logged == [("assets.run_lifecycle", "key file(s) x.product.key were readable by other users"),
-                              ("dedup.blocking", "blocking rule name: skipped 185 block(s)")]
+                              ("dedup.blocking", "blocking rule phone: skipped 185 block(s)")]
     summary = build_summary(outcome)
-    assert "WARNING linking: blocking rule name: skipped 185 block(s)" in summary.lines()
-    assert {"subject": "linking", "message": "blocking rule name: skipped 185 block(s)"}.items() <= \
+    assert "WARNING linking: blocking rule phone: skipped 185 block(s)" in summary.lines()
+    assert {"subject": "linking", "message": "blocking rule phone: skipped 185 block(s)"}.items() <= \
         summary.as_dict()["warnings"][1].items()
     assert "WARNING run: key file(s) x.product.key were readable by other users" in summary.lines()
     assert not [h for h in logging.getLogger().handlers if isinstance(h, cli._WarningsKept)]  # gone after the run
