@@ -246,7 +246,7 @@ codecs.register_error(_WIDE, _as_wide)
 
 def _units(text: str) -> int:
     """The width of ``text`` in Excel character units: a CJK (or full-width) character is two, as it takes two
-    bytes in GBK (measured by encoding, in C: a Python loop per character was a third of writing a workbook)."""
+    bytes in GBK; measured by encoding, in C, where a Python loop per character was a large part of writing one."""
     return len(text.encode("gbk", _WIDE))
 
 
