@@ -102,9 +102,12 @@ def _cell(value: object, column: str = "", labels: Mapping[str, str] | None = No
         return "是" if value else "否"
     if isinstance(value, list | tuple):
         return "、".join((labels or {}).get(str(v), str(v)) for v in value)
+    if isinstance(value, date) and value.year < _EXCEL_FIRST_YEAR:
+        return value.isoformat()  # Excel's dates begin in 1900: an earlier one would be a broken cell, so it is text
     return value
 
 
+_EXCEL_FIRST_YEAR = 1900
 _BATCH_ROWS = 10_000
 
 
@@ -129,9 +132,10 @@ _DATES_AS_TEXT = frozenset({"birth_date"})
 
 def _date_or_text(value: str) -> date | str:
     try:
-        return date.fromisoformat(value) if len(value) == 10 else value
+        day = date.fromisoformat(value) if len(value) == 10 else None
     except ValueError:
         return value
+    return day if day is not None and day.year >= _EXCEL_FIRST_YEAR else value
 
 
 def _workbook(table: pa.Table, about: Mapping[str, str | int] | None, labels: Mapping[str, str] | None,
@@ -208,7 +212,7 @@ def _sheet(sheet, name: str, rows: pa.Table, labels: Mapping[str, str] | None, f
         if (height := _height(lines)) is not None:
             sheet.set_row(r, height)
         for i in stamps if r else ():
-            if row[i] is not None:
+            if isinstance(row[i], date):  # (an early one is text, _cell)
                 sheet.write_datetime(r, i, row[i], formats.stamp)
     for i, width in enumerate(widths):
         sheet.set_column(i, i, min(width, _WRAP_WIDTH), formats.wrapped if width > _WRAP_WIDTH else None)

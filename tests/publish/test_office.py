@@ -405,3 +405,21 @@ def test_text_measures_count_a_rare_character_as_wide_each_line_of_a_cell_and_ke
     assert office._lines("一\n二\n三\n" + "四" * 14, office._WRAP_WIDTH) == 5
     header = office._header_text("甲" * 99 + "&乙")
     assert header.endswith("&&") and header.count("&") % 2 == 0
+
+
+def test_a_date_before_1900_is_written_as_text_not_as_a_broken_date_cell(tmp_path):
+    """Review: Excel's dates begin in 1900; 1899-12-31 showed as 1900-01-00, 1800-01-01 as ######."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from publish import office
+
+    table = pa.table({"last_seen": pa.array([dt.date(1899, 12, 31), dt.date(2026, 1, 2)], pa.date32()),
+                      "status_at": pa.array([dt.datetime(1800, 1, 1, 8), dt.datetime(2026, 1, 2, 8)], pa.timestamp("s")),
+                      "birth_date": ["1899-12-31", "1950-04-25"]})
+    office.write_xlsx(table, tmp_path / "a.xlsx", "P" * 20, {"接收方": "网格员"})
+    early, late = office.read_xlsx(tmp_path / "a.xlsx", "P" * 20)[DATA_SHEET].iter_rows(min_row=2)
+    assert [(c.value, c.data_type) for c in early] == [("1899-12-31", "s"), ("1800-01-01T08:00:00", "s"),
+                                                        ("1899-12-31", "s")]
+    assert [c.value for c in late] == [dt.datetime(2026, 1, 2), dt.datetime(2026, 1, 2, 8), dt.datetime(1950, 4, 25)]
