@@ -9,6 +9,7 @@ standard library.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ __all__ = [
     "mask_long_numbers",
     "sex_code",
     "soft_problem_text",
+    "display_width",
 ]
 
 PERSON_FIELDS: tuple[str, ...] = (
@@ -464,3 +466,23 @@ def mask_long_numbers(text: str) -> str:
         "公民身份号码 '3301***********01' has 17 characters"
     """
     return _LONG_NUMBER.sub(lambda m: m.group()[:4] + "*" * (len(m.group()) - 6) + m.group()[-2:], text)
+
+
+def display_width(text: str) -> int:
+    """How wide ``text`` shows, a Chinese (or full-width) character taking two columns, as in a terminal or in Excel's
+    character units: its length in GBK, where such a character takes two bytes (measured in C; a character GBK lacks,
+    an Extension B given name or an emoji, counts two as well).
+
+    Example:
+        >>> display_width("王伟 ab"), display_width("王𠀀")
+        (7, 4)
+    """
+    return len(text.encode("gbk", _WIDE))
+
+
+def _as_wide(error: UnicodeEncodeError) -> tuple[str, int]:
+    return "??" * (error.end - error.start), error.end
+
+
+_WIDE = "silobreaker-wide"
+codecs.register_error(_WIDE, _as_wide)

@@ -22,11 +22,11 @@ publication (``publish.risks``); ``list`` shows it at once beside the published 
 from __future__ import annotations
 
 import argparse
-import unicodedata
 
 from core.config import suggest
 from core.errors import ConfigError
 from core.home import HOME_ENV, DataHome
+from core.vocabulary import display_width
 from pipelines.console import add_json_flag, print_json
 
 __all__ = ["add_grid_commands"]
@@ -90,8 +90,7 @@ def _cmd_warnings_list(args: argparse.Namespace) -> int:
 
 def _pad(text: str, width: int) -> str:
     """``text`` padded to ``width`` terminal columns, a CJK character taking two (str.ljust counts it as one)."""
-    shown = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-    return text + " " * max(1, width - shown)
+    return text + " " * max(1, width - display_width(text))
 
 
 def _cmd_warnings_act(args: argparse.Namespace) -> int:

@@ -26,7 +26,6 @@ recipients); the xlsx's SHA-256 is recorded in the same audit entry.
 from __future__ import annotations
 
 import base64
-import codecs
 import csv
 import hashlib
 import hmac
@@ -50,7 +49,7 @@ import pyzipper
 import xlsxwriter
 from msoffcrypto.method.ecma376_agile import ECMA376Agile
 
-from core.vocabulary import FIELD_LABELS, RESIDENCE_STATUS_LABELS, RESIDENCE_TYPE_LABELS, SEX_LABELS
+from core.vocabulary import FIELD_LABELS, RESIDENCE_STATUS_LABELS, RESIDENCE_TYPE_LABELS, SEX_LABELS, display_width
 from publish.crypto import LocalKmsClient
 from publish.populations import default_populations
 
@@ -206,7 +205,7 @@ def _sheet(sheet, name: str, rows: pa.Table, labels: Mapping[str, str] | None, f
         for i, value in enumerate(row):
             # 2 units a character bounds a text's width: only a text that may be wide is measured
             if isinstance(value, str) and 2 * len(value) + 2 > min(widths[i], _WRAP_WIDTH):
-                widths[i] = max(widths[i], min(60.0, _units(value) + 2))
+                widths[i] = max(widths[i], min(60.0, display_width(value) + 2))
                 lines = max(lines, _lines(value, _WRAP_WIDTH))
         # As tall as its wrapped text: Excel sizes such a row when it opens the file, LibreOffice and WPS do not.
         if (height := _height(lines)) is not None:
@@ -231,7 +230,7 @@ _ROW_POINTS = 409  # the tallest row Excel allows
 
 def _lines(value: object, width: int) -> int:
     """The lines ``value`` takes in a wrapped column ``width`` units wide (each of its own lines at least one)."""
-    return 1 if value is None else sum(max(1, -(-_units(line) // (width - 2))) for line in str(value).split("\n"))
+    return 1 if value is None else sum(max(1, -(-display_width(line) // (width - 2))) for line in str(value).split("\n"))
 
 
 def _height(lines: int) -> float | None:
@@ -239,19 +238,6 @@ def _height(lines: int) -> float | None:
     return min(_LINE_POINTS * lines, _ROW_POINTS) if lines > 1 else None
 
 
-def _as_wide(error: UnicodeEncodeError) -> tuple[str, int]:
-    # A character GBK lacks (a rare given name's, an emoji) is shown two units wide, as CJK is.
-    return "??" * (error.end - error.start), error.end
-
-
-_WIDE = "silobreaker-wide"
-codecs.register_error(_WIDE, _as_wide)
-
-
-def _units(text: str) -> int:
-    """The width of ``text`` in Excel character units: a CJK (or full-width) character is two, as it takes two
-    bytes in GBK; measured by encoding, in C, where a Python loop per character was a large part of writing one."""
-    return len(text.encode("gbk", _WIDE))
 
 
 def _for_print(sheet, columns: int, rows: int, recipient: str) -> None:
@@ -324,7 +310,7 @@ def _widths(rows: list[list[object]]) -> list[float]:
     widths: list[float] = []
     for row in rows:
         for i, value in enumerate(row):
-            size = _units("" if value is None else str(value)) + 2
+            size = display_width("" if value is None else str(value)) + 2
             if i == len(widths):
                 widths.append(size)
             else:

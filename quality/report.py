@@ -254,10 +254,15 @@ def _value(frame: pd.DataFrame, source: str, dimension: str, measure: str) -> fl
     return float(hit["value"].iloc[0])
 
 
+def _by_design_rows(metrics: pd.DataFrame) -> pd.Series:
+    """The measure rows saying a source has many rows per person by design (``one_row_per:visit``): its uniqueness
+    is not graded."""
+    return (metrics["dimension"] == "uniqueness") & metrics["measure"].str.startswith("one_row_per:")
+
+
 def _by_design(current: pd.DataFrame, source: str) -> str | None:
     """What one row of ``source`` stands for when it has many rows per person by design (``visit``), else None."""
-    hit = current[(current["source"] == source) & (current["dimension"] == "uniqueness")
-                  & current["measure"].str.startswith("one_row_per:")]
+    hit = current[(current["source"] == source) & _by_design_rows(current)]
     return None if hit.empty else hit["measure"].iloc[0].split(":", 1)[1]
 
 
@@ -499,8 +504,7 @@ def _drawn_scores(metrics: pd.DataFrame, order: Mapping[str, int]) -> pd.DataFra
     per person by design, which is not graded (the scorecard says so) and would be the lowest line of its chart
     (users audit: 卫健's visits drawn at 53.7%)."""
     scores = metrics[(metrics["measure"] == "score") & metrics["run_id"].isin(order)]
-    by_design = metrics.loc[(metrics["dimension"] == "uniqueness") & metrics["measure"].str.startswith("one_row_per:"),
-                            ["run_id", "source"]]
+    by_design = metrics.loc[_by_design_rows(metrics), ["run_id", "source"]]
     ungraded = set(zip(by_design["run_id"], by_design["source"], strict=True))
     return scores[[not (d == "uniqueness" and (r, s) in ungraded)
                    for d, r, s in zip(scores["dimension"], scores["run_id"], scores["source"], strict=True)]].copy()

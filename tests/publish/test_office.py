@@ -389,7 +389,7 @@ def test_columns_fit_every_row_not_the_first_ones_and_the_header_colour_stops_at
     office.write_xlsx(table, tmp_path / "a.xlsx", "P" * 20, {"接收方": "网格员", "注意": "很长的说明" * 30})
     book = office.read_xlsx(tmp_path / "a.xlsx", "P" * 20)
     sheet = book[DATA_SHEET]
-    assert sheet.column_dimensions["A"].width >= office._units("米热古丽·阿不都热依木") + 2
+    assert sheet.column_dimensions["A"].width >= office.display_width("米热古丽·阿不都热依木") + 2
     assert sheet["B1"].fill.fgColor.rgb.endswith("DDEBF7") and sheet["C1"].fill.fgColor.rgb.endswith("000000")
     readme = book[README_SHEET]
     assert readme.column_dimensions["B"].width <= 61 and readme["B3"].alignment.wrap_text  # wraps, a page wide
@@ -401,7 +401,7 @@ def test_text_measures_count_a_rare_character_as_wide_each_line_of_a_cell_and_ke
     lines; cutting a page header after doubling its & could leave one lone & (a header code)."""
     from publish import office
 
-    assert office._units("王𠀀") == office._units("王㐀") == 4 and office._units("😀") == 2
+    assert office.display_width("王𠀀") == office.display_width("王㐀") == 4 and office.display_width("😀") == 2
     assert office._lines("一\n二\n三\n" + "四" * 14, office._WRAP_WIDTH) == 5
     header = office._header_text("甲" * 99 + "&乙")
     assert header.endswith("&&") and header.count("&") % 2 == 0

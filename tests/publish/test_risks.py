@@ -217,10 +217,11 @@ def test_a_worker_closes_a_warning_from_the_command_line(tmp_path, capsys):
 
 
 def _columns(line: str) -> str:
-    """``line`` as a terminal shows it, a wide character as two columns (the second a placeholder)."""
+    """``line`` as a Chinese terminal shows it, a wide character as two columns (the second a placeholder): East Asian
+    wide, full-width and ambiguous ones (→ is two columns in a CJK locale)."""
     import unicodedata
 
-    return "".join(ch + ("\0" if unicodedata.east_asian_width(ch) in "WF" else "") for ch in line)
+    return "".join(ch + ("\0" if unicodedata.east_asian_width(ch) in "WFA" else "") for ch in line)
 
 
 def test_the_supervisors_report_counts_warnings_per_grid(tmp_path):
