@@ -8,6 +8,7 @@ import pandas as pd
 from assets.resources import WarehouseResource
 from assets.run_lifecycle import RunLockResource, discard_intermediates
 from core.memory import release_garbage
+from core.vocabulary import DISTRICT_TIME_ZONE
 from publish import PublicationInputs, publish_if_valid
 from publish.risks import departments_of
 from quality import render_quality_report
@@ -17,7 +18,7 @@ __all__ = ["build_publish_assets", "quality_report"]
 
 UNIFIED = dg.AssetKey("unified_population")
 PUBLISHED_DAILY = dg.FreshnessPolicy.cron(deadline_cron="0 7 * * *", lower_bound_delta=timedelta(hours=24),
-                                          timezone="Asia/Shanghai")
+                                          timezone=DISTRICT_TIME_ZONE)
 """Departments open their shares in the morning: the table is stale if not published in the 24 hours
 before 07:00 Beijing time (the nightly sync runs at 02:00)."""
 SHARED = dg.AssetKey("shared_products")

@@ -22,6 +22,7 @@ __all__ = [
     "CONSENT_STATUS_WORDS",
     "DATE_FORMATS",
     "DEPARTED_STATUSES",
+    "DISTRICT_TIME_ZONE",
     "FIELD_LABELS",
     "FIELD_NOTES",
     "MASKED_NOTE",
@@ -382,6 +383,10 @@ TIMESTAMP_FORMATS: tuple[str, ...] = tuple(
 """Points in time as registries write them beside ISO 8601 (tried after it, and after a source's own
 ``date_formats``): every day form of :data:`DATE_FORMATS` alone or followed by a time —
 ``2026年6月1日``, ``2026年6月1日 9:05``, ``2026/6/1 09:05:03``, ``2026年6月1日 9时5分``."""
+
+DISTRICT_TIME_ZONE = "Asia/Shanghai"
+"""The clock a district lives by (Beijing time): when the nightly sync runs and by when its shares are due, the day
+a consent ends, and a point in time as a clerk reads it in a workbook (times are kept in UTC)."""
 
 STAGED_DATE_FORMATS: tuple[str, ...] = ("%Y-%m-%d", "%Y-%m", "%Y")
 """The ISO forms staging writes a date in, one per precision (day, month, year)."""

@@ -20,6 +20,7 @@ from assets.run_lifecycle import RUN_LOCK, SYNC_JOB, RunLockResource
 from assets.staged import build_staged_assets
 from connectors import SourceReader, load_sources
 from core.home import HOME_ENV
+from core.vocabulary import DISTRICT_TIME_ZONE
 from dedup import load_link_settings
 from pipelines.settings import DEMO_SOURCES, PERSONS, SETTINGS_ENV, Settings
 from pipelines.storage import FileIOManager
@@ -79,7 +80,7 @@ def build_definitions(settings: Settings, *, from_env: bool = False) -> dg.Defin
         jobs=[sync],
         schedules=[
             dg.ScheduleDefinition(name="daily_sync", job=sync, cron_schedule="0 2 * * *",
-                                  execution_timezone="Asia/Shanghai",
+                                  execution_timezone=DISTRICT_TIME_ZONE,
                                   default_status=dg.DefaultScheduleStatus.RUNNING if configured
                                   else dg.DefaultScheduleStatus.STOPPED,
                                   description="nightly full sync at 02:00 Beijing time"),

@@ -38,10 +38,11 @@ import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import msoffcrypto
 import pyarrow as pa
@@ -49,7 +50,14 @@ import pyzipper
 import xlsxwriter
 from msoffcrypto.method.ecma376_agile import ECMA376Agile
 
-from core.vocabulary import FIELD_LABELS, RESIDENCE_STATUS_LABELS, RESIDENCE_TYPE_LABELS, SEX_LABELS, display_width
+from core.vocabulary import (
+    DISTRICT_TIME_ZONE,
+    FIELD_LABELS,
+    RESIDENCE_STATUS_LABELS,
+    RESIDENCE_TYPE_LABELS,
+    SEX_LABELS,
+    display_width,
+)
 from publish.crypto import LocalKmsClient
 from publish.populations import default_populations
 
@@ -101,6 +109,9 @@ def _cell(value: object, column: str = "", labels: Mapping[str, str] | None = No
         return "是" if value else "否"
     if isinstance(value, list | tuple):
         return "、".join((labels or {}).get(str(v), str(v)) for v in value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        # A cell holds no time zone (XlsxWriter refuses one): the time as the district's clock shows it.
+        value = value.astimezone(ZoneInfo(DISTRICT_TIME_ZONE)).replace(tzinfo=None)
     if isinstance(value, date) and value.year < _EXCEL_FIRST_YEAR:
         return value.isoformat()  # Excel's dates begin in 1900: an earlier one would be a broken cell, so it is text
     return value

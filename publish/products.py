@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 
 from core.home import OFFICE_SUFFIXES, DataHome, HomeLike
 from core.keys import key_id, keyed_digests, load_or_create_key
-from core.vocabulary import FIELD_LABELS, FIELD_NOTES, MASKED_NOTE, MASKS, PURPOSE_LABELS
+from core.vocabulary import DISTRICT_TIME_ZONE, FIELD_LABELS, FIELD_NOTES, MASKED_NOTE, MASKS, PURPOSE_LABELS
 from publish.anonymity import anonymise
 from publish.audit import LastDeliveries, ProductAnchor
 from publish.consent import protective_rank_sql
@@ -202,7 +202,7 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
                                     for category in ("health", "judicial"))])
             expr = f"list_transform(list_filter(w.warnings, lambda x: {shown}), lambda x: x.text)"
         if column == "consent_until":
-            expr = "CAST(timezone('Asia/Shanghai', c._basic_until) AS DATE)"
+            expr = f"CAST(timezone('{DISTRICT_TIME_ZONE}', c._basic_until) AS DATE)"
         if column == "key_populations":
             # Only the categories the policy names (minimum necessity); a sensitive one only where
             # its category is granted too.
@@ -240,7 +240,7 @@ def product_query_sql(recipient: Recipient) -> tuple[str, dict[str, object]]:
     sql = f"""
 SELECT u.person_id AS _person_id, u.id_number AS _id_number, {reason} AS _reason,
        u.street AS _street, u.community AS _community, u.grid AS _grid,
-       CAST(timezone('Asia/Shanghai', {until}) AS DATE) AS _consent_until, {', '.join(selected)}
+       CAST(timezone('{DISTRICT_TIME_ZONE}', {until}) AS DATE) AS _consent_until, {', '.join(selected)}
 FROM unified_population u
 LEFT JOIN deletion_requests d ON d.person_id = u.person_id
 LEFT JOIN (SELECT DISTINCT person_id FROM consent_problems) p ON p.person_id = u.person_id

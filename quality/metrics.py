@@ -48,6 +48,7 @@ from typing import Any
 
 import duckdb
 
+from core.vocabulary import DISTRICT_TIME_ZONE
 from quality.staging_report import StagingReport
 
 __all__ = [
@@ -382,7 +383,7 @@ def timeliness_sql(fresh_days: int = FRESH_DAYS) -> str:
     """Age of the extract, age of the records, lag behind the freshest department, share updated recently."""
     return f"""
 WITH dated AS (
-    SELECT source, TRY_CAST(record_date AS DATE) AS d, CAST(extracted_at AT TIME ZONE 'Asia/Shanghai' AS DATE) AS x
+    SELECT source, TRY_CAST(record_date AS DATE) AS d, CAST(extracted_at AT TIME ZONE '{DISTRICT_TIME_ZONE}' AS DATE) AS x
     FROM _q_records
 ), per AS (
     SELECT source, max(d) AS newest, median(x - d) AS median_age,

@@ -423,3 +423,21 @@ def test_a_date_before_1900_is_written_as_text_not_as_a_broken_date_cell(tmp_pat
     assert [(c.value, c.data_type) for c in early] == [("1899-12-31", "s"), ("1800-01-01T08:00:00", "s"),
                                                         ("1899-12-31", "s")]
     assert [c.value for c in late] == [dt.datetime(2026, 1, 2), dt.datetime(2026, 1, 2, 8), dt.datetime(1950, 4, 25)]
+
+
+def test_a_time_zone_aware_time_is_written_in_beijing_time(tmp_path):
+    """Seen: `product read --out x.xlsx` of a table with a time-zone-aware column stopped with XlsxWriter's
+    "Excel doesn't support timezones in datetimes". A clerk reads the time as the district's clock shows it."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from publish import office
+
+    utc = pa.array([dt.datetime(2026, 1, 2, 18, 30, tzinfo=dt.UTC), None], pa.timestamp("us", tz="UTC"))
+    office.write_plain_xlsx(pa.table({"decided_at": utc}), tmp_path / "a.xlsx")
+    import openpyxl
+
+    cells = [row[0] for row in openpyxl.load_workbook(tmp_path / "a.xlsx")[DATA_SHEET].iter_rows(min_row=2)]
+    assert [c.value for c in cells] == [dt.datetime(2026, 1, 3, 2, 30)]  # (the empty row's cell is not written)
+    assert cells[0].number_format == "yyyy-mm-dd hh:mm:ss"
