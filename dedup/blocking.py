@@ -137,13 +137,15 @@ def _touching_pairs_sql(settings: LinkSettings, touched: str, table: str) -> lis
 
 def pairs_within_sql(settings: LinkSettings, groups: str, table: str = RECORDS_TABLE) -> str:
     """SQL for the candidate pairs whose two records are in one group of ``groups`` (``rid, label``):
-    each group's records joined on their keys within it, block sizes counted over all of ``table``."""
+    each group's records joined on their keys within it, block sizes counted over all of ``table`` (only
+    those of the groups' blocks: an incremental night searches a few groups among a million records)."""
     parts = []
     for rule in settings.blocking_rules:
         keys = ", ".join(_quote(key) for key in rule.keys)
         join = " AND ".join(f"l.{_quote(key)} = r.{_quote(key)}" for key in rule.keys)
+        blocks = f"SELECT DISTINCT {keys} FROM {table} SEMI JOIN {groups} USING (rid) WHERE {_keys_present(rule.keys)}"
         parts.append(
-            f"WITH kept AS ({_pairing_blocks_sql(rule, settings.block_size_limit(rule), table)}), "
+            f"WITH kept AS ({_pairing_blocks_sql(rule, settings.block_size_limit(rule), table, blocks)}), "
             f"members AS (SELECT t.rid, g.label, {', '.join(f't.{_quote(key)}' for key in rule.keys)} "
             f"FROM {table} t JOIN {groups} g USING (rid) SEMI JOIN kept USING ({keys})) "
             f"SELECT l.rid AS rid_l, r.rid AS rid_r FROM members l JOIN members r "
