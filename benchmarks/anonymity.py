@@ -43,6 +43,7 @@ from publish import (
     read_product,
 )
 from publish.anonymity import QUASI_IDENTIFIERS
+from publish.populations import default_populations
 
 
 def unified_population(n: int, seed: int = 20261123) -> duckdb.DuckDBPyConnection:
@@ -107,8 +108,11 @@ def measure(n: int) -> list[str]:
                                f"{hidden} suppressed ({hidden / cells:.1%}); build {seconds:.1f} s."), ""]
                     continue
                 qis = [c for c in QUASI_IDENTIFIERS if c in table.column_names]
-                # Categories other recipients know of named people identify too (k_anonymity.known_populations).
-                known = [f"list_contains(key_populations, '{c}')" for c in recipient.k_anonymity.known_populations]
+                # Categories other recipients know of named people identify too (k_anonymity.known_populations), and
+                # so do those derived from age, known to whoever knows a birth date.
+                identifying = [*recipient.k_anonymity.known_populations,
+                               *(c for c in default_populations().derived_from_age if c in recipient.key_populations)]
+                known = [f"list_contains(key_populations, '{c}')" for c in dict.fromkeys(identifying)]
                 keys = ", ".join([*qis, *known])
                 k, classes = check.execute(
                     f"SELECT min(n), count(*) FROM (SELECT count(*) AS n FROM product GROUP BY {keys})"
@@ -123,7 +127,7 @@ def measure(n: int) -> list[str]:
             band = "exact" if d["age_band"] == 0 else f"{d['age_band']}-year bands" if d["age_band"] else "withheld"
             lines += [
                 (f"**{recipient.name}** — quasi-identifiers {', '.join(qis)}, and the categories other "
-                 f"recipients know of named people: {', '.join(recipient.k_anonymity.known_populations)}:"),
+                 f"recipients know of named people or that follow from age: {', '.join(dict.fromkeys(identifying))}:"),
                 "",
                 "| measure | value |",
                 "|---|---|",

@@ -4,7 +4,8 @@ A pseudonymised row of sex, birth year, age and grid is not anonymous: in a dist
 half the people are unique on (sex, birth year, grid), and a department holding names beside the
 same fields re-identifies them by a join. Before an analyst product is written, its
 quasi-identifiers (the policy's ``k_anonymity.quasi_identifiers``; by default every one of
-``QUASI_IDENTIFIERS`` in its columns) are generalised along fixed hierarchies —
+``QUASI_IDENTIFIERS`` in its columns; with them the key populations others know of named people, and those
+derived from age, which stand for the age) are generalised along fixed hierarchies —
 
 - age and birth year: exact → 5-year band → 10 → 20 → withheld (``"65-69"``, ``"1955-1959"``);
 - area: grid → community → street → withheld (the finer columns are emptied);
@@ -255,8 +256,8 @@ def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str],
         table: the product's rows; quasi-identifier columns are returned as text (``"65-69"``).
         rule: the policy's ``k_anonymity``.
         shown_populations: the key populations the product may show.
-        derived_from_age: key populations that follow from age, which the rows show anyway: not
-            l-diversity categories (default: those of the default categories,
+        derived_from_age: key populations that follow from age: not l-diversity categories, and quasi-identifiers
+            like the age they stand for (default: those of the default categories,
             :attr:`publish.populations.KeyPopulations.derived_from_age`).
         previous: what the product's earlier releases recorded of their generalisation (their ``disclosure``):
             no hierarchy is released more finely than in any of them, and their levels are kept while within
@@ -269,7 +270,11 @@ def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str],
     if missing:
         raise ValueError(f"k_anonymity.quasi_identifiers {missing} are not columns of the product")
     has_flags = "key_populations" in table.column_names
-    known = [c for c in rule.known_populations if c in shown_populations] if has_flags else []
+    # A category derived from age is known to whoever knows a birth date, and tells more than the age shown where
+    # the age is banded across its threshold or withheld: a quasi-identifier too (where the band shows it anyway,
+    # it splits no class and costs nothing).
+    known = [c for c in dict.fromkeys([*rule.known_populations, *derived_from_age]) if c in shown_populations] \
+        if has_flags else []
     flags = [c for c in shown_populations if c not in derived_from_age] if has_flags else []
     sensitive = [c for c in (rule.sensitive if rule.sensitive is not None else flags)
                  if c in shown_populations and c not in known]

@@ -127,16 +127,18 @@ def test_no_class_reveals_a_sensitive_category(published):
 
 def test_counting_rows_does_not_recover_a_suppressed_statistic(published, tmp_path):
     _, _, stats, truth = published
-    # an analyst product that keeps the community (its classes are large) beside district_statistics
+    # an analyst product that keeps the community (its classes are large) beside district_statistics; without age
+    # it does not show ``elderly``, which would stand for the age and split its classes
     by_community = ANALYSTS.model_copy(update={"name": "by_community",
-                                               "columns": ["person_id", "sex", "community", "key_populations"]})
+                                               "columns": ["person_id", "sex", "community", "key_populations"],
+                                               "key_populations": [c for c in SHOWN if c != "elderly"]})
     con = district(6000)
     build_product(con, by_community, tmp_path / "by_community.parquet", tmp_path)
     rows = read_product(tmp_path / "by_community.parquet", product_key(tmp_path, "by_community")).to_pandas()
     assert rows["community"].notna().mean() > 0.9
     hidden = stats[stats["suppressed"] & (stats["area"] != "total") & (stats["population"] != "total")]
     true = {(a, p): int(truth.loc[truth["community"] == a, p].sum()) for a, p in zip(hidden["area"], hidden["population"])}
-    small = {cell: n for cell, n in true.items() if 0 < n < 10 and cell[1] in SHOWN}
+    small = {cell: n for cell, n in true.items() if 0 < n < 10 and cell[1] in by_community.key_populations}
     assert small  # the district has suppressed small cells
     for (area, population), n in small.items():
         counted = rows.loc[rows["community"] == area, "key_populations"].map(lambda f, p=population: p in list(f)).sum()
@@ -237,3 +239,28 @@ def test_no_release_is_finer_than_any_earlier_one_in_any_hierarchy_even_after_a_
     coarsened = first.as_dict() | {"area": None}  # a later release that withheld the area
     _, after = anonymise(rows, rule, SHOWN, ["elderly"], previous=[first.as_dict(), coarsened, first.as_dict()])
     assert after.area is None and after.levels_from == "kept"
+
+
+def test_a_category_that_follows_from_age_identifies_where_the_age_is_not_shown():
+    """Seen (privacy audit, demo district): the analyst rows withheld age (an earlier release's levels) but showed
+    ``elderly``; a department knowing its clients' birth years joined on it: classes of one, a man's health status
+    read off. A category derived from age is a quasi-identifier like the age it stands for."""
+    # Two streets of 30 women, three of them over 60 in each; an earlier release withheld age and showed streets.
+    ages = [*range(20, 47), 70, 71, 72] * 2
+    table = pa.table({"sex": ["F"] * 60, "age": ages, "street": ["东街"] * 30 + ["西街"] * 30,
+                      "key_populations": [["elderly"] if age >= 60 else [] for age in ages]})
+    earlier = {"quasi_identifiers": ["sex", "age", "street"], "age_band": None, "area": "street", "sex_shown": True}
+    out, disclosure = anonymise(table, KAnonymity(k=5), ["elderly"], previous=[earlier])
+    assert disclosure.age_band is None and "elderly" in disclosure.quasi_identifiers
+    rows = out.to_pandas()
+    elderly = rows["key_populations"].map(lambda flags: "elderly" in list(flags))
+    classes = rows.groupby([rows["sex"], rows["age"], rows["street"], elderly], dropna=False).size()
+    assert classes.min() >= 5 and disclosure.k_achieved == classes.min()
+
+
+def test_a_category_that_follows_from_age_costs_nothing_where_the_age_band_shows_it():
+    # Ages 0-99, one of each: 5-year bands are the finest level with classes of five, and they tell who is 60 or
+    # over as the category does, so counting it as a quasi-identifier changes neither the levels nor the rows.
+    table = pa.table({"age": list(range(100)), "key_populations": [["elderly"] if a >= 60 else [] for a in range(100)]})
+    out, disclosure = anonymise(table, KAnonymity(k=5, max_suppression=0.0), ["elderly"])
+    assert disclosure.age_band == 5 and disclosure.rows_suppressed == 0 and out.num_rows == 100
