@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ConfigError
-from core.home import DataHome, HomeLike
+from core.home import OFFICE_SUFFIXES, DataHome, HomeLike
 from publish.audit import GENESIS, AuditLog, ProductAnchor, Verification
 from publish.crypto import (
     KEY_ID_METADATA,
@@ -141,24 +141,36 @@ def _check_products(home: DataHome, by_seq: dict, problems: list[str], checked: 
                     unchecked: list[str]) -> None:
     keys: dict[str, dict[str, bytes]] = {}
     for generation in Generations(home).published():
+        # A generation's files are those of its own publication: the entries of the run that built it (a restore
+        # puts a generation back as it is, under entries of its own that repeat these).
+        own = {e.get("recipient"): e for e in by_seq.values() if e.get("run_id") == generation.run_id}
         files = home.generation_product_files(generation.name)
         found = []
         for recipient, path in files.items():
             if recipient not in keys:
                 keys[recipient] = product_keys(home, recipient)
             found += _product_problems(recipient, path, f"product {recipient} of generation {generation.name}",
-                                       keys[recipient], by_seq, unchecked)
+                                       keys[recipient], by_seq, own.get(recipient), generation.run_id, unchecked)
+        office = _office_problems(home, generation.name, set(files), own, found, unchecked)
         problems += found
         if files and not found:
-            checked.append(f"generation {generation.name}: its {len(files)} products agree with the log")
+            checked.append(f"generation {generation.name}: its {len(files)} products"
+                           + (f" and {office} office file(s)" if office else "") + " agree with the log")
 
 
 def _product_problems(recipient: str, path: Path, label: str, keys: Mapping[str, bytes], by_seq: dict,
-                      unchecked: list[str]) -> list[str]:
+                      own: dict | None, run_id: str, unchecked: list[str]) -> list[str]:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if not any(e.get("content_hash") == digest and e.get("recipient") == recipient for e in by_seq.values()):
-        return [(f"{label} ({path}, SHA-256 {digest[:12]}…) is in no audit entry: it was published without one, "
-                 "or its entry was removed")]
+    if own is None or own.get("content_hash") != digest:
+        other = next((e for e in by_seq.values() if e.get("content_hash") == digest and e.get("recipient") == recipient),
+                     None)
+        if other is None:
+            return [(f"{label} ({path}, SHA-256 {digest[:12]}…) is in no audit entry: it was published without one, "
+                     "or its entry was removed")]
+        # Seen (privacy audit): last night's product, listing people who had since withdrawn consent, copied over
+        # tonight's passed, its hash being in an entry, of another run.
+        return [(f"{label} is the file of audit entry {other.get('seq')} (run {other.get('run_id')}), not of this "
+                 f"generation's publication (run {run_id}): a product of another publication was put in its place")]
     file_key_id = product_key_id(path)
     if file_key_id is None:
         return []  # written before products named their key and recorded their place in the log
@@ -182,12 +194,42 @@ def _product_problems(recipient: str, path: Path, label: str, keys: Mapping[str,
         now = "is missing" if prev_hash is None else f"has hash {prev_hash[:12]}…"
         problems.append(f"{label} was built on audit entry {anchor.prev.seq} with hash {anchor.prev.hash[:12]}…, "
                         f"and the log's entry {anchor.prev.seq} {now}: the log was rewritten up to there")
-    own = by_seq.get(anchor.seq)
-    if own is None or own.get("content_hash") != digest or own.get("recipient") != recipient \
-            or own.get("key_id") != metadata.get(KEY_ID_METADATA):
-        now = "is missing" if own is None else "records another file, recipient or key id"
+    entry = by_seq.get(anchor.seq)
+    if entry is None or entry.get("content_hash") != digest or entry.get("recipient") != recipient \
+            or entry.get("key_id") != metadata.get(KEY_ID_METADATA):
+        now = "is missing" if entry is None else "records another file, recipient or key id"
         problems.append(f"{label} was published as audit entry {anchor.seq}, and the log's entry {anchor.seq} {now}")
     return problems
+
+
+def _office_problems(home: DataHome, generation: str, products: set[str], own: Mapping[str, dict],
+                     problems: list[str], unchecked: list[str]) -> int:
+    """Check every other file of a generation's products folder: an office file (the xlsx or zip a clerk opens)
+    against the SHA-256 its recipient's entry records, anything else as no file of the publication. Returns how
+    many office files agree; what does not is added to ``problems``."""
+    agree = 0
+    folder = home.generation_shared_dir(generation)
+    suffixes = set(OFFICE_SUFFIXES.values())
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.stem in products and path.suffix == ".parquet":
+            continue
+        label = f"{path.name} of generation {generation}"
+        entry = own.get(path.stem)
+        if path.suffix not in suffixes or entry is None or path.stem not in products:
+            problems.append(f"{label} is no file of its publication ({path}): no audit entry of its run delivers it; "
+                            "remove it, it may hold personal data")
+            continue
+        if "office_sha256" not in entry:
+            unchecked.append(f"{label}: its entry {entry.get('seq')} was written before office files were recorded")
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != entry["office_sha256"]:
+            problems.append(f"{label} is not the file its audit entry records (entry {entry.get('seq')}, run "
+                            f"{entry.get('run_id')}): SHA-256 {digest[:12]}…, the entry {entry['office_sha256'][:12]}…; "
+                            "it was replaced after publication")
+            continue
+        agree += 1
+    return agree
 
 
 def _read_export(path: Path) -> dict:

@@ -43,7 +43,7 @@ pytestmark = pytest.mark.integration
 LIU = "330106199001010035"
 REGISTER = dict(name="civil_register", description="民政 register", kind="department", level="district",
                 purpose="service_delivery", legal_basis="statutory", legal_reference="社会救助暂行办法",
-                statutory_register=True, columns=["person_id", "name", "id_number"])
+                statutory_register=True, columns=["person_id", "name", "id_number"], format="xlsx")
 ANALYSTS = dict(name="analysts", description="统计", kind="analyst", level="district", purpose="statistics",
                 legal_basis="statutory", legal_reference="统计法", pseudonymise=True, pseudonyms="stable",
                 columns=["person_id", "sex", "age", "grid"])
@@ -143,7 +143,7 @@ def test_the_published_trail_verifies_and_every_entry_is_signed(published, capsy
     assert [e["seq"] for e in entries] == [1, 2, 3, 4] and [e["head_seq"] for e in entries] == [2, 2, 4, 4]
     assert all(e["signed_by"] and e["signature"] for e in entries)
     assert "4 entries, chain verified, 4 signed" in out and "its 4 anchored entries agree" in out
-    assert "generation g000002: its 2 products agree" in out and "audit trail intact" in out
+    assert "generation g000002: its 2 products and 1 office file(s) agree" in out and "audit trail intact" in out
 
 
 def test_deleting_the_last_entry_is_detected_by_the_log_the_warehouse_and_the_product(home, capsys):
@@ -414,3 +414,38 @@ def test_a_deleted_warehouse_does_not_leave_the_log_unanchored(home, capsys):
     DataHome.at(home).warehouse_file.unlink(missing_ok=True)
     code, out = verify(home, capsys)
     assert code == 1 and "no published warehouse to anchor them" in out
+
+
+def test_a_product_of_an_earlier_publication_put_in_place_of_the_current_one_is_named(home, capsys):
+    """Privacy audit: the previous night's product copied over the current one (listing people who had since
+    withdrawn consent) passed as "its products agree with the log": its hash was in an entry, of another run."""
+    generations = DataHome.at(home)
+    shutil.copyfile(generations.generation_product_file("g000001", "analysts"),
+                    generations.generation_product_file("g000002", "analysts"))
+
+    code, out = verify(home, capsys)
+
+    assert code == 1 and "audit trail intact" not in out
+    assert ("product analysts of generation g000002 is the file of audit entry 2 (run run1), not of this "
+            "generation's publication (run run2)") in out
+
+
+def test_an_office_file_put_in_place_of_the_current_one_or_added_is_named(home, capsys):
+    """Privacy audit: the xlsx a clerk opens was not checked at all: last night's copied over tonight's, or a
+    leak.xlsx and leak.csv dropped beside the products, passed as intact."""
+    shared = DataHome.at(home).generation_shared_dir("g000002")
+    shutil.copyfile(DataHome.at(home).generation_shared_dir("g000001") / "civil_register.xlsx",
+                    shared / "civil_register.xlsx")
+    (shared / "leak.csv").write_text("张伟,330106195001010011\n", encoding="utf-8")
+
+    code, out = verify(home, capsys)
+
+    assert code == 1
+    assert ("civil_register.xlsx of generation g000002 is not the file its audit entry records (entry 3, run run2)"
+            in out)
+    assert "leak.csv of generation g000002 is no file of its publication" in out
+
+
+def test_the_office_files_of_each_generation_are_checked(published, capsys):
+    code, out = verify(published, capsys)
+    assert code == 0 and "generation g000001: its 2 products and 1 office file(s) agree with the log" in out
