@@ -36,7 +36,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from core.errors import is_disk_full
+from core.errors import TerminalError, is_disk_full
 from core.home import DataHome, HomeLike
 from core.memory import duckdb_memory_limit
 from publish.areas import AreaRegister, add_address_places, add_person_areas, area_summary
@@ -74,6 +74,7 @@ from publish.office import OfficeFile, write_office_files
 from publish.policy import Recipient, SharingPolicy
 from publish.populations import KeyPopulations, default_populations
 from publish.products import ProductFile, area_rows, build_product, family_rows
+from publish.reader import WarehouseReader
 from publish.residence import census_gaps_sql, grid_updates_sql
 from publish.risks import RiskRules, add_risk_warnings, departments_of
 from publish.scopes import expand_recipients, known_areas, unlisted_areas
@@ -219,6 +220,7 @@ class Warehouse:
             DiskSpaceError: too little free space to build it (checked before, and if the disk fills
                 during the build); the unfinished generation is removed.
         """
+        self._refuse_a_cut_log(inputs.run_id)
         generation = self.generations.begin(inputs.run_id)
         try:
             return self._build(inputs, policy, generation)
@@ -232,6 +234,25 @@ class Warehouse:
                     "publication stays: free space on that disk and run again"
                 ) from e
             raise
+
+    def _refuse_a_cut_log(self, run_id: str) -> None:
+        """Fail closed when the audit log no longer holds the published warehouse's last entry: appended to, the
+        new entries would take the missing numbers again (or begin a new chain), and the cut would pass unseen.
+        (Entries waiting in the publication journal are appended by the run's recovery before this.)"""
+        anchors = WarehouseReader(self.home).audit_anchors()
+        if not anchors or self.home.publication_journal.exists():
+            return
+        last, head = anchors[-1], AuditLog(self.home).head()
+        if head.seq > last.seq or (head.seq == last.seq and head.hash == last.hash):
+            return
+        what = (f"the audit log ends at entry {head.seq}, and the published warehouse records entry {last.seq} "
+                f"({last.recipient}, run {last.run_id})" if head.seq < last.seq else
+                f"the audit log's entry {head.seq} is not the one the published warehouse records ({last.recipient}, "
+                f"run {last.run_id})")
+        raise TerminalError(
+            f"{what}: the log at {AuditLog(self.home).path} was cut or rewritten, so run {run_id} appends nothing to "
+            "it and nothing was published; the last publication stays. Put the log back from a backup and run again; "
+            "`silobreaker audit verify` names what disagrees")
 
     def _build(self, inputs: PublicationInputs, policy: SharingPolicy, generation: str) -> Candidate:
         candidate_path = self.home.generation_warehouse_file(generation)

@@ -449,3 +449,20 @@ def test_an_office_file_put_in_place_of_the_current_one_or_added_is_named(home, 
 def test_the_office_files_of_each_generation_are_checked(published, capsys):
     code, out = verify(published, capsys)
     assert code == 0 and "generation g000001: its 2 products and 1 office file(s) agree with the log" in out
+
+
+@pytest.mark.parametrize("cut", ["the last entry", "every entry"])
+def test_no_publication_is_appended_to_a_log_cut_short(home, cut):
+    """Privacy audit: with the log's last entry deleted, or the log emptied, the next run published with no word:
+    its entries took the missing numbers again (or began a new chain at 1), hiding the cut from ``audit verify``."""
+    kept = lines(home)[:-1] if cut == "the last entry" else []
+    AuditLog(home).path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    current = Generations(home).current()
+
+    with pytest.raises(TerminalError) as refused:
+        _publish(home, "run3")
+
+    message = str(refused.value)
+    assert f"the audit log ends at entry {len(kept)}" in message and "the published warehouse records entry 4" in message
+    assert "nothing was published" in message and "silobreaker audit verify" in message
+    assert Generations(home).current() == current and lines(home) == kept
