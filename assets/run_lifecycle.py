@@ -138,8 +138,31 @@ def _make_private(home: DataHome) -> None:
         log.info("made %d file(s) and folder(s) under %s private to their owner", loosened, home.root)
     if exposed_keys:
         # Made private now, but whoever could read them may have a copy: the keys themselves must change.
-        log.warning("key file(s) %s were readable by other users of this host; they are private again, but "
-                    "replace them: silobreaker keys rotate <recipient> for product keys", ", ".join(sorted(exposed_keys)))
+        product = sorted(name for name in exposed_keys if _PRODUCT_KEY in name)  # (a retired one too: <r>.product.key.<id>)
+        if product:
+            log.warning("key file(s) %s were readable by other users of this host; they are private again, but "
+                        "whoever read them may hold a copy: replace them (%s)", ", ".join(product),
+                        "; ".join(dict.fromkeys(f"silobreaker keys rotate {name.partition(_PRODUCT_KEY)[0]}" for name in product)))
+        others = sorted(set(exposed_keys) - set(product))
+        if others:
+            # Seen (privacy audit): these were advised `keys rotate <recipient>`, which refuses any but a product key.
+            log.warning("key file(s) %s were readable by other users of this host; they are private again, but "
+                        "whoever read them may hold a copy, and no command replaces such a key yet: %s",
+                        ", ".join(others), "; ".join(_EXPOSED.get(name, _EXPOSED_PSEUDONYM) for name in others))
+
+
+_PRODUCT_KEY = ".product.key"
+#: What a copy of each key other than a product key allows, and what to do now (no command replaces these).
+_EXPOSED = {
+    "audit.key": "audit.key lets its holder test whether a person they know of was in a product; tell the data "
+                 "protection officer",
+    "audit_signing.key": "audit_signing.key lets its holder sign a rewritten audit log; keep its head outside now "
+                         "(silobreaker audit export), so a later rewrite shows against it",
+    "person_id.key": "person_id.key lets its holder compute the ids new persons will get; tell the data protection "
+                     "officer",
+}
+_EXPOSED_PSEUDONYM = ("a pseudonym key (<recipient>.key) lets its holder tell which person a pseudonym of that "
+                      "recipient's rows stands for; tell the data protection officer")
 
 
 def _clean_run_dirs(home: DataHome, run_id: str) -> list[str]:

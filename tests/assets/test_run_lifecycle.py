@@ -126,3 +126,21 @@ def test_a_killed_run_marked_failed_by_the_next_gets_no_blocked_report(tmp_path)
         sensor(context)
     assert home.latest_report.read_text(encoding="utf-8") == "<html>the newer run's report</html>"
     assert not home.report_file("killed").exists()
+
+
+def test_a_key_that_was_readable_is_named_with_what_to_do_about_it(tmp_path, caplog):
+    """Privacy audit: a readable audit.key was made private with the advice `silobreaker keys rotate <recipient>`,
+    which refuses any key but a product key ("no product key for 'audit'")."""
+    home = DataHome.at(tmp_path / "home")
+    home.keys_dir.mkdir(parents=True, mode=0o700)
+    for path in (home.audit_key_file, home.product_key_file("health"), home.pseudonym_key_file("analysts")):
+        path.write_bytes(os.urandom(32))
+        path.chmod(0o644)
+
+    begin_run(None, home, "now")
+
+    said = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "health.product.key" in said and "silobreaker keys rotate health" in said
+    assert "audit.key" in said and "analysts.key" in said
+    assert "keys rotate audit" not in said and "keys rotate analysts" not in said
+    assert "no command replaces" in said
