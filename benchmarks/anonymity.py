@@ -31,6 +31,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from demo.population import CHRONIC_DISEASES, REFERENCE_DATE, build_population
@@ -56,8 +57,17 @@ def unified_population(n: int, seed: int = 20261123) -> duckdb.DuckDBPyConnectio
         "pregnant_woman": pop.pregnant, "community_corrections": pop.corrections,
         "low_income_household": pop.low_income,
     }
-    order = ["elderly_living_alone", "elderly", "young_child", "disabled", "chronic_patient", "pregnant_woman",
-             "community_corrections", "low_income_household"]
+    # The household categories (demo/populations.yaml), from who lives in each household.
+    household = pd.factorize(pop.household)[0]
+    elderly_n, children_n, working_n, size = (np.bincount(household, weights=w.astype(np.int64))[household]
+                                              for w in (age >= 60, age < 14, (age >= 18) & (age < 60),
+                                                        np.ones(len(age), dtype=bool)))
+    flags |= {
+        "elderly_with_child": ((age >= 60) | (age < 14)) & (elderly_n > 0) & (children_n > 0) & (working_n == 0),
+        "left_behind_child": (age < 16) & (working_n == 0),
+        "empty_nest_elderly": (age >= 60) & (working_n == 0) & (children_n == 0) & (size >= 2),
+    }
+    order = list(flags)
     stacked = np.stack([flags[f] for f in order], axis=1)
     names = np.array(order, dtype=object)
     key_populations = [list(names[row]) for row in stacked]
