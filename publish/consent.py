@@ -28,7 +28,9 @@ purpose (a grant must name its purpose).
 - ``consent_unmatched``: decisions that apply to no one the policy shares with — naming an ID
   number no person holds, a recipient no policy entry uses (nor ``*``), or a purpose no recipient
   serves (nor ``*``) — with the reason, counted in the run's log, so a registry that drifted from
-  the policy (``卫健委`` for ``health``) is seen instead of silently ignored.
+  the policy (``卫健委`` for ``health``) is seen instead of silently ignored. A withdrawal, refusal or
+  deletion request among them whose code no grant in the registry uses either (``网格`` where the registry
+  writes ``grid``) may be meant for the policy's: it is a ``consent_problems`` row, failing closed.
 
 Products read these two tables (``publish.products``); ``person_consent`` (``publish.golden``)
 stays the per purpose × recipient summary.
@@ -288,4 +290,20 @@ SELECT * FROM reasons WHERE reason IS NOT NULL ORDER BY reason, decision_id
 """,
         {"recipients": sorted(set(recipients)), "purposes": sorted(set(purposes))},
     )
+    # A withdrawal, refusal or deletion request for a code that neither the policy nor any grant in the registry uses
+    # (网格 where the registry writes grid) may be meant for one of the policy's recipients or purposes: read as
+    # another system's, it was ignored and the person's grant stood (reliability audit). It cannot be placed, so it
+    # fails closed like an unreadable one. A code the registry grants to is another system's matter, as before.
+    con.execute(f"""INSERT INTO consent_problems
+        SELECT DISTINCT s.person_id, u.decision_id, u.reason,
+            'a ' || u.status || ' decision names ' || CASE u.reason WHEN 'unknown_recipient' THEN 'recipient '
+            || u.recipient ELSE 'purpose ' || u.purpose END || ', which neither the policy nor any grant in the '
+            || 'registry uses: it may be meant for one of the policy''s, so it applies to every product until the '
+            || 'registry writes a code the policy uses (or *)'
+        FROM consent_unmatched u JOIN consent_subjects s ON s.id_number = u.id_number
+        WHERE u.status IN ('withdrawn', 'refused', '{DELETION_STATUS}')
+          AND u.reason IN ('unknown_recipient', 'unknown_purpose')
+          AND NOT EXISTS (SELECT 1 FROM consent_decisions g WHERE g.status = 'granted' AND CASE u.reason
+                          WHEN 'unknown_recipient' THEN g.recipient = u.recipient ELSE g.purpose = u.purpose END)""")
+    con.execute("CREATE OR REPLACE TABLE consent_problems AS SELECT * FROM consent_problems ORDER BY person_id, decision_id")
     return dict(con.execute("SELECT reason, count(*) FROM consent_unmatched GROUP BY reason ORDER BY reason").fetchall())

@@ -319,6 +319,17 @@ class Warehouse:
                 log.info("consent decisions that apply to no one the policy shares with (table consent_unmatched): %s%s",
                          ", ".join(f"{n} {why}" for why, n in unmatched.items()),
                          "".join(f"; {why} {value!r}: {n}" for why, value, n in values[:12]))
+                unplaced = con.execute(
+                    "SELECT rule, CASE rule WHEN 'unknown_purpose' THEN u.purpose ELSE u.recipient END, "
+                    "count(DISTINCT p.person_id) FROM consent_problems p JOIN consent_unmatched u "
+                    "ON u.decision_id = p.decision_id AND u.reason = p.rule GROUP BY ALL ORDER BY 3 DESC, 2").fetchall()
+                if unplaced:
+                    log.warning("withdrawals, refusals or deletion requests name a code that neither the policy nor "
+                                "any grant in the registry uses (%s): the people they name are left out of every "
+                                "product but a statutory register until the registry writes a code the policy uses, "
+                                "or * (table consent_problems)", "; ".join(f"{why.removeprefix('unknown_')} {value!r}: {n} "
+                                                               f"person{'s' if n != 1 else ''}"
+                                                               for why, value, n in unplaced[:12]))
             if plan.base is not None:
                 if not consent_compared:
                     add_consent_maps(con)  # every person's, compared with their carried row

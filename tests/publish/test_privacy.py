@@ -405,6 +405,34 @@ def test_a_withdrawal_that_vanishes_from_the_registry_stays_in_force(home):
     assert kept == [("granted",), ("withdrawn",)]
 
 
+def test_a_withdrawal_for_a_recipient_code_nothing_uses_fails_closed(home, caplog):
+    """Reliability audit: 吕秀英's withdrawal written for recipient 网格 where the registry says grid was counted as
+    unknown_recipient at info level and ignored: her grant stood and the grid worker's list showed her again. A
+    withdrawal, refusal or deletion request for a code neither the policy nor any grant in the registry uses may be
+    meant for one of the policy's recipients: it applies to every product until the registry writes the code."""
+    district = _district()
+    consent = district["consent"]
+    granted = consent[(consent["name"] == PEOPLE["P_f"][0]) & (consent["status"] == "granted")].iloc[[0]]
+    typo = granted.assign(record_id="consent:typo", source_key="typo", recipient="网格", status="withdrawn",
+                          decided_at=pd.Timestamp("2026-10-01", tz="UTC"))
+    # a withdrawal for a recipient of another system, to which the registry grants too, is that system's matter
+    other = granted.assign(record_id="consent:other", source_key="other", recipient="bank")
+    other_withdrawn = other.assign(record_id="consent:other2", source_key="other2", status="withdrawn",
+                                   id_number=PEOPLE["P_a"][1], name=PEOPLE["P_a"][0],
+                                   decided_at=pd.Timestamp("2026-10-01", tz="UTC"))
+    with caplog.at_level("WARNING"):
+        _publish(home, dict(district, consent=pd.concat([consent, typo, other, other_withdrawn], ignore_index=True)),
+                 run_id="run2")
+    for recipient in CONSENT_BASED:
+        assert "P_f" not in set(_read(home, recipient)["person_id"])
+    assert "P_a" in set(_read(home, "grid_worker_1")["person_id"])
+    with duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True) as con:
+        problems = con.execute("SELECT person_id, decision_id, rule FROM consent_problems").fetchall()
+    assert problems == [("P_f", "consent:typo", "unknown_recipient")]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name == "publish.warehouse"]
+    assert any("'网格'" in m and "1 person" in m and "consent_problems" in m for m in warned), warned
+
+
 def test_decisions_that_match_no_one_are_counted_not_dropped(tmp_path, caplog):
     # Seen: 398 of 4,006 registry rows matched no person, and rows naming recipients not in the policy
     # were dropped without a word. Now each is kept in consent_unmatched with its reason and counted.
