@@ -71,7 +71,7 @@ def read_csv(cfg: SourceConfig, home: HomeLike, known: Lineage | None = None) ->
     _refuse_nul_bytes(cfg, path, data)
     if not encoding.startswith("utf-8"):
         _refuse_mixed_encodings(cfg, path, data)
-    text = _decode(cfg, path, data, encoding)
+    text, cut = _decode(cfg, path, data, encoding)
     try:
         # header=None makes the first line set the field count, so a longer row is an error
         # instead of pandas silently turning the first column into the index.
@@ -100,7 +100,7 @@ def read_csv(cfg: SourceConfig, home: HomeLike, known: Lineage | None = None) ->
     extract = _extract(cfg, "csv", path, started, frame, digest, encoding)
     # A file cut off in transfer ends mid-row: no final line break, and its last line holds fewer
     # fields than the header (pandas pads a short row with "", so the line itself is counted).
-    if len(body) and not text.endswith(("\n", "\r")) and _fields_in_last_line(text, cfg.delimiter) < len(header):
+    if len(body) and not text.endswith(("\n", "\r")) and (cut or _fields_in_last_line(text, cfg.delimiter) < len(header)):
         logger.warning("source %s: the last line of %s ends mid-row; it is quarantined", cfg.name, path)
         return Extract(extract.frame, extract.lineage, truncated_rows=(len(body) - 1,))
     return extract
@@ -282,12 +282,19 @@ def _read_bytes(cfg: SourceConfig, path: Path) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def _decode(cfg: SourceConfig, path: Path, data: bytes, encoding: str) -> str:
+def _decode(cfg: SourceConfig, path: Path, data: bytes, encoding: str) -> tuple[str, bool]:
+    """The file's text, and whether it was cut off inside its last character (which is then left off)."""
     try:
-        return data.decode(encoding)
+        return data.decode(encoding), False
     except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        bad = data[e.start : e.start + 4].hex(" ")
+        start = e.start + len(data) - len(e.object)  # (utf-8-sig reports positions after the byte-order mark)
+        if e.end == len(e.object) and b"\n" not in e.object[e.start:] and e.reason in _CUT_SHORT:
+            # Cut off in transfer inside a character, as a cut anywhere else: the read ends at the last whole
+            # character and its row, cut, is quarantined. (Seen: blamed on the encoding, "set encoding: utf-8" for a
+            # valid GBK file.)
+            return e.object[: e.start].decode("utf-8" if encoding.startswith("utf-8") else encoding), True
+        line = data.count(b"\n", 0, start) + 1
+        bad = data[start : start + 4].hex(" ")
         if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             fix = "the file is UTF-16; ask the department to save it as CSV UTF-8 or GB18030"
         elif encoding.startswith("utf-8") and _utf8_line(data) is not None:
@@ -302,9 +309,13 @@ def _decode(cfg: SourceConfig, path: Path, data: bytes, encoding: str) -> str:
         raise SourceError(
             cfg.name,
             str(path),
-            f"cannot decode as {encoding} at line {line} (byte offset {e.start}, bytes {bad}): {e.reason}",
+            f"cannot decode as {encoding} at line {line} (byte offset {start}, bytes {bad}): {e.reason}",
             fix,
         ) from e
+
+
+#: How a decoder says the bytes ended inside a character (UTF-8; the CJK codecs).
+_CUT_SHORT = frozenset({"unexpected end of data", "incomplete multibyte sequence"})
 
 
 def _fields_in_last_line(text: str, delimiter: str) -> int:

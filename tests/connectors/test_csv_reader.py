@@ -166,6 +166,31 @@ def test_a_file_cut_off_mid_row_marks_its_last_row_truncated(make_source, tmp_pa
     assert extract.frame["姓名"].tolist() == ["张三", "李四"] and extract.truncated_rows == (1,)
 
 
+@pytest.mark.parametrize(("encoding", "bom"), [("gbk", b""), ("utf-8", b""), ("utf-8", codecs.BOM_UTF8)])
+def test_a_file_cut_off_inside_a_chinese_character_marks_its_last_row_truncated(make_source, tmp_path: Path,
+                                                                                encoding, bom) -> None:
+    """Reliability audit: a file cut in transfer inside its last character failed the source, blaming the encoding
+    ("set encoding: utf-8" for a valid GBK file) or a mix of encodings, where a cut on an ASCII byte quarantines the
+    last row. The cut is in the last field here, so the row holds every field: it is cut all the same."""
+    whole = bom + "编号,姓名,身份证号,住址\n1,张三,11010119900307777X,兰亭社区\n2,李四,,翠苑社区".encode(encoding)
+    (tmp_path / "visits.csv").write_bytes(whole[:-1])
+
+    extract = read_source(csv_source(make_source, encoding=encoding), tmp_path)
+
+    assert extract.frame["姓名"].tolist() == ["张三", "李四"] and extract.truncated_rows == (1,)
+
+
+def test_the_byte_offset_of_a_bad_byte_counts_the_byte_order_mark(make_source, tmp_path: Path) -> None:
+    """Reliability audit: in a UTF-8 file with a BOM the offset named was 3 bytes before the bad byte."""
+    raw = codecs.BOM_UTF8 + "编号,姓名\n1,张三\n".encode() + "2,李四\n".encode("gbk") + "3,王五\n".encode()
+    (tmp_path / "visits.csv").write_bytes(raw)
+
+    with pytest.raises(SourceError) as caught:
+        read_source(csv_source(make_source, encoding="utf-8-sig", columns={"name": "姓名"}), tmp_path)
+
+    assert f"byte offset {raw.index('李'.encode('gbk'))}, bytes {'李'.encode('gbk').hex(' ')}" in str(caught.value)
+
+
 @pytest.mark.parametrize("text", ["编号,姓名,身份证号,电话\n1,张三,,\n2,李四,,", "编号,姓名,身份证号,电话\n1,张三\n"])
 def test_empty_last_fields_or_a_final_line_break_are_not_truncation(make_source, tmp_path: Path, text: str) -> None:
     (tmp_path / "visits.csv").write_text(text, encoding="utf-8")
