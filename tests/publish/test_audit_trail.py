@@ -466,3 +466,31 @@ def test_no_publication_is_appended_to_a_log_cut_short(home, cut):
     assert f"the audit log ends at entry {len(kept)}" in message and "the published warehouse records entry 4" in message
     assert "nothing was published" in message and "silobreaker audit verify" in message
     assert Generations(home).current() == current and lines(home) == kept
+
+
+def test_a_publication_waiting_in_its_journal_is_pending_not_tampering(home, capsys):
+    """Reliability audit: killed after its switch, before its entries were appended, a publication's warehouse and
+    products were reported as 198 disagreements, "audit trail BROKEN", though verify itself noted the journal
+    holding the entries the next run appends."""
+    entries = AuditLog(home).entries()
+    waiting = [e for e in entries if e["run_id"] == "run2"]
+    AuditLog(home).path.write_text("".join(line + "\n" for line in lines(home)[:-len(waiting)]), encoding="utf-8")
+    journal = {"generation": "g000002", "previous": "g000001", "run_id": "run2", "entries": waiting}
+    DataHome.at(home).publication_journal.write_text(json.dumps(journal, ensure_ascii=False), encoding="utf-8")
+
+    code, out = verify(home, capsys)
+
+    assert code == 0 and "DISAGREES" not in out and "audit trail intact" in out
+    assert f"{len(waiting)} entries of run run2 wait in" in out and "checked against them" in out
+
+
+def test_a_journal_that_does_not_follow_the_log_is_no_excuse(home, capsys):
+    entries = AuditLog(home).entries()
+    waiting = [e for e in entries if e["run_id"] == "run2"]
+    AuditLog(home).path.write_text("".join(line + "\n" for line in lines(home)[:1]), encoding="utf-8")  # cut more
+    journal = {"generation": "g000002", "previous": "g000001", "run_id": "run2", "entries": waiting}
+    DataHome.at(home).publication_journal.write_text(json.dumps(journal, ensure_ascii=False), encoding="utf-8")
+
+    code, out = verify(home, capsys)
+
+    assert code == 1 and "do not follow the log's last entry" in out
