@@ -417,12 +417,7 @@ def _stage_persons(
             "birth_date",
             columns.get("birth_date"),
             raw_birth,
-            lambda rows: (
-                _label("birth_date", raw_birth.iloc[rows])
-                + " matches none of the date formats "
-                + _format_list(date_formats)
-                + "; correct the date in the source system, or add its format to date_formats in sources.yaml"
-            ),
+            lambda rows: _unreadable_date(_label("birth_date", raw_birth.iloc[rows]), raw_birth.iloc[rows], date_formats),
         ),
         _birth_out_of_range_rule(birth, raw_birth, columns.get("birth_date"), as_of),
     ]
@@ -1046,6 +1041,27 @@ def _as_utc(extracted_at: dt.datetime) -> pd.Timestamp:
     stamp = pd.Timestamp(extracted_at)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     return stamp.as_unit("us")
+
+
+def _unreadable_date(label: pd.Series, raw: pd.Series, date_formats: Sequence[str]) -> pd.Series:
+    """Why each date could not be read: a day the calendar does not have (2023-02-30, in a format declared), which the
+    source must correct, or a form none of ``date_formats`` reads, which sources.yaml may declare."""
+    no_such_day = raw.map(lambda value: isinstance(value, str) and _names_no_day(value.strip(), date_formats))
+    return (label + " names a day the calendar does not have; correct the date in the source system").where(
+        no_such_day.astype(bool),
+        label + " matches none of the date formats " + _format_list(date_formats)
+        + "; correct the date in the source system, or add its format to date_formats in sources.yaml")
+
+
+def _names_no_day(value: str, date_formats: Sequence[str]) -> bool:
+    """Whether ``value`` is in one of ``date_formats`` but names a day its month lacks."""
+    for form in date_formats:
+        try:
+            dt.datetime.strptime(value, form)
+        except ValueError as e:
+            if "out of range" in str(e):  # strptime: "day is out of range for month"
+                return True
+    return False
 
 
 def _format_list(date_formats: Sequence[str]) -> str:

@@ -215,6 +215,9 @@ QUARANTINE_CASES = [
      "姓名 '" + "张" * 20 + "…' has 65 characters (a name has at most 64); correct the name in the source system")),
     (person(jmbh="12", xm="😀 ★"), ("implausible_name", "name", "xm", "😀 ★",
      "姓名 '😀 ★' is not a name (no letter, or emoji and symbols); correct the name in the source system")),
+    # Reliability audit: a day the calendar lacks was blamed on the date formats, with advice to change sources.yaml
+    (person(jmbh="14", csrq="2023-02-30", sfzh=None), ("unparseable_birth_date", "birth_date", "csrq", "2023-02-30",
+     "出生日期 '2023-02-30' names a day the calendar does not have; correct the date in the source system")),
     (person(jmbh="13", sfzh="3.30108197012071E+17"), ("excel_number_id", "id_number", "sfzh", "3.30108197012071E+17",
      "公民身份号码 '3.30108197012071E+17' was turned into a number by Excel, which keeps only 15 digits, so its "
      "last digits are lost; format the column sfzh as text in Excel (设置单元格格式 → 文本) and enter the IDs "
@@ -236,7 +239,7 @@ def test_each_hard_rule_quarantines_its_row_with_row_number_value_and_message():
     ]
     got = result.quarantine[["row_number", "rule", "rules", "field", "column", "value", "message"]]
     assert got.astype(object).where(got.notna(), None).to_dict("records") == expected
-    assert result.staged["source_key"].tolist() == ["1", "10"]
+    assert result.staged["source_key"].tolist() == ["1", "10"]  # (14 is quarantined)
 
 
 def test_every_person_rule_is_exercised():
