@@ -125,6 +125,12 @@ def read_xlsx(cfg: SourceConfig, home: HomeLike, known: Lineage | None = None) -
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
+        if data.startswith(_ZIP_START) and isinstance(e, zipfile.BadZipFile):
+            # A workbook is a zip, whose index is at its end: one that starts as a zip and has none was cut off.
+            raise SourceError(
+                cfg.name, str(path), f"the workbook is cut off: it has {len(data):,} bytes and ends before its index "
+                f"({e})", "the file was cut short on its way (a transfer or a copy stopped): ask the department to "
+                "send the whole file again") from e
         raise SourceError(
             cfg.name,
             str(path),
@@ -313,6 +319,8 @@ def _decode(cfg: SourceConfig, path: Path, data: bytes, encoding: str) -> tuple[
             fix,
         ) from e
 
+
+_ZIP_START = b"PK\x03\x04"  # the first bytes of a zip, and so of an xlsx
 
 #: How a decoder says the bytes ended inside a character (UTF-8; the CJK codecs).
 _CUT_SHORT = frozenset({"unexpected end of data", "incomplete multibyte sequence"})

@@ -100,6 +100,20 @@ def test_file_that_is_not_xlsx_is_a_source_error(make_source, tmp_path: Path) ->
         read_source(xlsx_source(make_source), tmp_path)
 
 
+def test_a_workbook_cut_off_in_transfer_is_said_to_be_cut_off(make_source, tmp_path: Path) -> None:
+    """Reliability audit: half a workbook was called "not a valid .xlsx", with the advice to save it as Excel Workbook
+    (.xlsx) or convert an .xls: it was one, cut short on its way."""
+    write_workbook(tmp_path / "whole.xlsx")
+    whole = (tmp_path / "whole.xlsx").read_bytes()
+    (tmp_path / "justice.xlsx").write_bytes(whole[: len(whole) // 2])
+
+    with pytest.raises(SourceError) as caught:
+        read_source(xlsx_source(make_source), tmp_path)
+
+    message = str(caught.value)
+    assert "cut off" in message and "send the whole file again" in message and ".xls files" not in message
+
+
 def test_wrong_dimension_in_the_file_does_not_hide_rows(make_source, tmp_path: Path) -> None:
     write_workbook(tmp_path / "good.xlsx")
     # Some exporters declare <dimension ref="A1"/> whatever the sheet holds.
