@@ -76,6 +76,8 @@ def publish_if_valid(home: HomeLike, inputs: PublicationInputs, policy: SharingP
         warehouse.publish(candidate)
     else:
         warehouse.discard(candidate)
-        log.warning("run %s: candidate failed its expectations; the previous publication stays", inputs.run_id)
+        # Info: the reason is the run's failure (PublicationResult.reason), which every caller reports; a warning too
+        # told a blocked night's summary the same news twice.
+        log.info("run %s: candidate failed its expectations; the previous publication stays", inputs.run_id)
     return PublicationResult(inputs.run_id, validation.success, validation, warehouse.path,
                              dict(candidate.counts), tuple(candidate.products))

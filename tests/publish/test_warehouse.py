@@ -293,3 +293,23 @@ def test_a_damaged_generation_is_not_restored(tmp_path, district):
                                             f"restored. Whole generations: {current.name}"):
         generations.restore(first.name)
     assert generations.current() == current
+
+
+def test_a_candidate_failing_its_expectations_is_discarded_and_told_once(tmp_path, district, monkeypatch, caplog):
+    """The gate's reason is the run's failure (the summary's FAILED publish line); it also logged a warning of its
+    own, the same news twice in a blocked night's summary (review of the run summary)."""
+    from publish import gate
+    from quality.expectations import SuiteSpec, _spec
+
+    wh = Warehouse(tmp_path)
+    wh.publish(wh.build_candidate(make_inputs(district, run_id="run1"), policy()))
+    never = SuiteSpec("unified_population", (_spec("ExpectTableRowCountToBeBetween", "a test's impossible rule",
+                                                   min_value=0, max_value=0),))
+    monkeypatch.setattr(gate, "unified_population_suite", lambda: never)
+
+    with caplog.at_level("INFO", logger="publish.gate"):
+        result = gate.publish_if_valid(tmp_path, make_inputs(district, run_id="run2"), policy())
+
+    assert not result.published and "failed its expectations" in result.reason and "a test's impossible rule" in result.reason
+    assert WarehouseReader(tmp_path).last_run().run_id == "run1"  # the last publication stays
+    assert [r.levelname for r in caplog.records if r.name == "publish.gate"] == ["INFO"]
