@@ -70,10 +70,12 @@ def run_staging_reports(instance: dg.DagsterInstance, run_id: str) -> dict[str, 
     return reports
 
 
-def write_blocked_report(instance: dg.DagsterInstance, run_id: str, home: DataHome) -> Path:
+def write_blocked_report(instance: dg.DagsterInstance, run_id: str, home: DataHome, stopped: str | None = None) -> Path:
     """Write the report of the failed run ``run_id``: why it was blocked, this attempt's staging counts,
-    and the last publication's scorecard (or its ordinary report, if the run did publish)."""
-    failures = run_failures(instance, run_id)
+    and the last publication's scorecard (or its ordinary report, if the run did publish). ``stopped``: why the run
+    failed as a whole (its failure event's message), said where no step, check or resource failed (Dagster's own
+    run monitoring failed it: a lost run worker, a time-out)."""
+    failures = run_failures(instance, run_id) or ({"run": " ".join(stopped.split())} if stopped else {})
     reader = WarehouseReader(home)
     last = reader.last_run()
     inputs = reader.report_inputs(last.run_id) if last else None
@@ -94,7 +96,7 @@ def build_blocked_report_sensor(home: DataHome) -> dg.SensorDefinition:
             # the Dagster daemon running, the machine killed mid-run.
             context.log.info(f"run {context.dagster_run.run_id} was killed before it finished; no blocked-run report")
             return
-        path = write_blocked_report(context.instance, context.dagster_run.run_id, home)
+        path = write_blocked_report(context.instance, context.dagster_run.run_id, home, context.failure_event.message)
         context.log.info(f"blocked run report written to {path}")
 
     return blocked_quality_report

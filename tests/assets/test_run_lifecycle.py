@@ -144,3 +144,24 @@ def test_a_key_that_was_readable_is_named_with_what_to_do_about_it(tmp_path, cap
     assert "audit.key" in said and "analysts.key" in said
     assert "keys rotate audit" not in said and "keys rotate analysts" not in said
     assert "no command replaces" in said
+
+
+def test_a_run_failed_by_dagster_itself_gets_a_report_saying_why(tmp_path):
+    """Review: a run that Dagster's own monitoring fails (a lost run worker, a time-out) has no failed step or check;
+    its report said nothing was published and gave no reason."""
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+    from pipelines.settings import DEMO_POLICY, DEMO_SOURCES, Settings
+
+    settings = Settings(tmp_path, DEMO_SOURCES, DEMO_POLICY)
+    sensor = build_definitions(settings).resolve_sensor_def("blocked_quality_report")
+    with dg.instance_for_test() as instance:
+        run = instance.add_run(dg.DagsterRun(job_name="sync", run_id="lost", status=dg.DagsterRunStatus.STARTED))
+        instance.report_run_failed(run, "Run worker lost: process 4242 exited")
+        [failure] = instance.all_logs("lost", of_type=dg.DagsterEventType.RUN_FAILURE)
+        context = dg.build_run_status_sensor_context(
+            sensor_name=sensor.name, dagster_event=failure.dagster_event, dagster_instance=instance,
+            dagster_run=instance.get_run_by_id("lost")).for_run_failure()
+        sensor(context)
+    assert "Run worker lost: process 4242 exited" in settings.home.report_file("lost").read_text(encoding="utf-8")
