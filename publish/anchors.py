@@ -176,7 +176,10 @@ def _check_products(home: DataHome, by_seq: dict, problems: list[str], checked: 
                 keys[recipient] = product_keys(home, recipient)
             found += _product_problems(recipient, path, f"product {recipient} of generation {generation.name}",
                                        keys[recipient], by_seq, own.get(recipient), generation.run_id, unchecked)
-        office = _office_problems(home, generation.name, set(files), own, found, unchecked)
+        # A product its publication recorded and the generation no longer holds was taken away (or never written).
+        found += [f"product {recipient} of generation {generation.name} is missing: audit entry {entry.get('seq')} "
+                  f"(run {generation.run_id}) records it" for recipient, entry in sorted(own.items()) if recipient not in files]
+        office = _office_problems(home, generation.name, own, found, unchecked)
         problems += found
         if files and not found:
             checked.append(f"generation {generation.name}: its {len(files)} products"
@@ -227,7 +230,7 @@ def _product_problems(recipient: str, path: Path, label: str, keys: Mapping[str,
     return problems
 
 
-def _office_problems(home: DataHome, generation: str, products: set[str], own: Mapping[str, dict],
+def _office_problems(home: DataHome, generation: str, own: Mapping[str, dict],
                      problems: list[str], unchecked: list[str]) -> int:
     """Check every other file of a generation's products folder: an office file (the xlsx or zip a clerk opens)
     against the SHA-256 its recipient's entry records, anything else as no file of the publication. Returns how
@@ -236,11 +239,11 @@ def _office_problems(home: DataHome, generation: str, products: set[str], own: M
     folder = home.generation_shared_dir(generation)
     suffixes = set(OFFICE_SUFFIXES.values())
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if path.stem in products and path.suffix == ".parquet":
-            continue
+        if path.suffix == ".parquet":
+            continue  # a product: checked above, recorded or not
         label = f"{path.name} of generation {generation}"
         entry = own.get(path.stem)
-        if path.suffix not in suffixes or entry is None or path.stem not in products:
+        if path.suffix not in suffixes or entry is None:
             problems.append(f"{label} is no file of its publication ({path}): no audit entry of its run delivers it; "
                             "remove it, it may hold personal data")
             continue

@@ -494,3 +494,15 @@ def test_a_journal_that_does_not_follow_the_log_is_no_excuse(home, capsys):
     code, out = verify(home, capsys)
 
     assert code == 1 and "do not follow the log's last entry" in out
+
+
+def test_a_product_missing_from_its_generation_is_named_and_its_office_file_checked_still(home, capsys):
+    """Re-check: with civil_register.parquet removed, verify said intact, and the genuine civil_register.xlsx beside
+    it was called no file of the publication."""
+    (DataHome.at(home).generation_shared_dir("g000002") / "civil_register.parquet").unlink()
+
+    code, out = verify(home, capsys)
+
+    assert code == 1
+    assert "product civil_register of generation g000002 is missing: audit entry 3 (run run2) records it" in out
+    assert "civil_register.xlsx of generation g000002 is no file" not in out
