@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -1054,14 +1055,25 @@ def _unreadable_date(label: pd.Series, raw: pd.Series, date_formats: Sequence[st
 
 
 def _names_no_day(value: str, date_formats: Sequence[str]) -> bool:
-    """Whether ``value`` is in one of ``date_formats`` but names a day its month lacks."""
+    """Whether ``value`` has the shape of one of the day-precision ``date_formats`` (digits where its year, month and
+    day go) but names no day: a month past 12, a day its month lacks, a zero."""
     for form in date_formats:
+        if "%d" not in form or not _date_shape(form).fullmatch(value):
+            continue
         try:
             dt.datetime.strptime(value, form)
-        except ValueError as e:
-            if "out of range" in str(e):  # strptime: "day is out of range for month"
-                return True
+        except ValueError:
+            return True
     return False
+
+
+def _date_shape(form: str) -> re.Pattern[str]:
+    """A ``strptime`` date format as a pattern of its digits (``%Y%m%d`` → 8 digits), other text as it is."""
+    digits = {"%Y": r"\d{4}", "%m": r"\d{1,2}", "%d": r"\d{1,2}"}
+    if "%m%d" in form or "%Y%m" in form:  # run together: the widths are fixed
+        digits = {"%Y": r"\d{4}", "%m": r"\d{2}", "%d": r"\d{2}"}
+    parts = re.split(r"(%[Ymd])", form)
+    return re.compile("".join(digits.get(part, re.escape(part)) for part in parts))
 
 
 def _format_list(date_formats: Sequence[str]) -> str:

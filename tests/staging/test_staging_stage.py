@@ -229,6 +229,13 @@ QUARANTINE_CASES = [
 ALSO_BROKEN = {"excel_number_id": "excel_number_id,malformed_id_number"}
 
 
+@pytest.mark.parametrize("typed", ["2023-02-30", "20230230", "2023-13-01", "20231301", "1990-04-31", "2023-00-10"])
+def test_a_date_in_a_declared_form_naming_no_day_is_said_to_name_none(typed):
+    """Re-check: 2023-13-01 was still blamed on the date formats, with the advice to change sources.yaml."""
+    [message] = stage([person(jmbh="1", csrq=typed, sfzh=None)]).quarantine["message"].tolist()
+    assert message == f"出生日期 '{typed}' names a day the calendar does not have; correct the date in the source system"
+
+
 def test_each_hard_rule_quarantines_its_row_with_row_number_value_and_message():
     result = stage([row for row, _ in QUARANTINE_CASES])
     expected = [
