@@ -16,6 +16,7 @@ import io
 import logging
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import openpyxl
@@ -124,13 +125,9 @@ def read_xlsx(cfg: SourceConfig, home: HomeLike, known: Lineage | None = None) -
         return _unchanged(known, path, started)
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
-        if data.startswith(_ZIP_START) and isinstance(e, zipfile.BadZipFile):
-            # A workbook is a zip, whose index is at its end: one that starts as a zip and has none was cut off.
-            raise SourceError(
-                cfg.name, str(path), f"the workbook is cut off: it has {len(data):,} bytes and ends before its index "
-                f"({e})", "the file was cut short on its way (a transfer or a copy stopped): ask the department to "
-                "send the whole file again") from e
+    except (InvalidFileException, KeyError, ValueError, OSError, *_DAMAGED_ZIP) as e:
+        if data.startswith(_ZIP_START) and isinstance(e, _DAMAGED_ZIP):
+            raise _damaged(cfg, path, data, e) from e
         raise SourceError(
             cfg.name,
             str(path),
@@ -158,6 +155,8 @@ def read_xlsx(cfg: SourceConfig, home: HomeLike, known: Lineage | None = None) -
         # may read only part of the sheet.
         sheet.reset_dimensions()
         every_row = list(sheet.iter_rows(values_only=True))
+    except _DAMAGED_ZIP as e:
+        raise _damaged(cfg, path, data, e) from e  # a sheet is unpacked as it is read
     finally:
         workbook.close()
     rows = [row for row in every_row if any(v is not None and v != "" for v in row)]
@@ -185,6 +184,21 @@ def read_xlsx(cfg: SourceConfig, home: HomeLike, known: Lineage | None = None) -
         columns.append(values)
     frame = text_frame(names, columns)
     return _extract(cfg, "xlsx", path, started, frame, digest, None)
+
+
+def _damaged(cfg: SourceConfig, path: Path, data: bytes, e: BaseException) -> SourceError:
+    """The error of a workbook (a zip) that cannot be unpacked: cut off (no index at its end, where a zip keeps it),
+    or damaged inside (seen: a bare zlib error naming neither the file nor the fix)."""
+    if _ZIP_INDEX not in data[-_ZIP_TAIL:]:
+        return SourceError(cfg.name, str(path), f"the workbook is cut off: it has {len(data):,} bytes and ends before "
+                           f"its index ({e})", "the file was cut short on its way (a transfer or a copy stopped): ask "
+                           "the department to send the whole file again")
+    return SourceError(cfg.name, str(path), f"the workbook is damaged: its data cannot be unpacked ({type(e).__name__}: "
+                       f"{e})", "the file was changed on its way or on disk: ask the department to open it in Excel or "
+                       "WPS, save it again and send it again")
+
+
+_ZIP_INDEX, _ZIP_TAIL = b"PK\x05\x06", 65_557  # a zip's end-of-index record, within its last 64 KiB + 22 bytes
 
 
 # Rows searched for the real header when the first one lacks the declared columns (a title above it).
@@ -321,6 +335,9 @@ def _decode(cfg: SourceConfig, path: Path, data: bytes, encoding: str) -> tuple[
 
 
 _ZIP_START = b"PK\x03\x04"  # the first bytes of a zip, and so of an xlsx
+#: What unpacking a damaged workbook raises: deflate data, a zip record, or the XML it held (parse errors are
+#: SyntaxErrors, ElementTree's and lxml's).
+_DAMAGED_ZIP = (zlib.error, zipfile.BadZipFile, EOFError, SyntaxError)
 
 #: How a decoder says the bytes ended inside a character (UTF-8; the CJK codecs).
 _CUT_SHORT = frozenset({"unexpected end of data", "incomplete multibyte sequence"})

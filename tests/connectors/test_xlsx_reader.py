@@ -114,6 +114,25 @@ def test_a_workbook_cut_off_in_transfer_is_said_to_be_cut_off(make_source, tmp_p
     assert "cut off" in message and "send the whole file again" in message and ".xls files" not in message
 
 
+def test_a_workbook_damaged_inside_is_named_with_the_fix(make_source, tmp_path: Path) -> None:
+    """Re-check: one byte changed inside a sheet's compressed data failed the run with a bare zlib error, "Error -3
+    while decompressing data: invalid distance too far back", naming neither the file nor what to do."""
+    write_workbook(tmp_path / "whole.xlsx")
+    with zipfile.ZipFile(tmp_path / "whole.xlsx") as whole:
+        sheet = next(i for i in whole.infolist() if i.filename.startswith("xl/worksheets/"))
+    data = bytearray((tmp_path / "whole.xlsx").read_bytes())
+    start = sheet.header_offset + 30 + len(sheet.filename.encode()) + len(sheet.extra)
+    for offset in range(start + 2, start + sheet.compress_size - 2):
+        data[offset] ^= 0x5A
+    (tmp_path / "justice.xlsx").write_bytes(bytes(data))
+
+    with pytest.raises(SourceError) as caught:
+        read_source(xlsx_source(make_source), tmp_path)
+
+    message = str(caught.value)
+    assert "justice.xlsx" in message and "damaged" in message and "send it again" in message
+
+
 def test_wrong_dimension_in_the_file_does_not_hide_rows(make_source, tmp_path: Path) -> None:
     write_workbook(tmp_path / "good.xlsx")
     # Some exporters declare <dimension ref="A1"/> whatever the sheet holds.
