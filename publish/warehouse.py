@@ -36,7 +36,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from core.errors import TerminalError, is_disk_full
+from core.errors import is_disk_full
 from core.home import DataHome, HomeLike
 from core.memory import duckdb_memory_limit
 from publish.areas import AreaRegister, add_address_places, add_person_areas, area_summary
@@ -236,23 +236,12 @@ class Warehouse:
             raise
 
     def _refuse_a_cut_log(self, run_id: str) -> None:
-        """Fail closed when the audit log no longer holds the published warehouse's last entry: appended to, the
-        new entries would take the missing numbers again (or begin a new chain), and the cut would pass unseen.
-        (Entries waiting in the publication journal are appended by the run's recovery before this.)"""
+        """:meth:`publish.audit.AuditLog.refuse_if_cut` before a build (entries waiting in the publication journal are
+        appended by the run's recovery before this)."""
         anchors = WarehouseReader(self.home).audit_anchors()
-        if not anchors or self.home.publication_journal.exists():
-            return
-        last, head = anchors[-1], AuditLog(self.home).head()
-        if head.seq > last.seq or (head.seq == last.seq and head.hash == last.hash):
-            return
-        what = (f"the audit log ends at entry {head.seq}, and the published warehouse records entry {last.seq} "
-                f"({last.recipient}, run {last.run_id})" if head.seq < last.seq else
-                f"the audit log's entry {head.seq} is not the one the published warehouse records ({last.recipient}, "
-                f"run {last.run_id})")
-        raise TerminalError(
-            f"{what}: the log at {AuditLog(self.home).path} was cut or rewritten, so run {run_id} appends nothing to "
-            "it and nothing was published; the last publication stays. Put the log back from a backup and run again; "
-            "`silobreaker audit verify` names what disagrees")
+        if anchors and not self.home.publication_journal.exists():
+            AuditLog(self.home).refuse_if_cut(anchors[-1], f"run {run_id} appends nothing to it and nothing was "
+                                                           "published; the last publication stays")
 
     def _build(self, inputs: PublicationInputs, policy: SharingPolicy, generation: str) -> Candidate:
         candidate_path = self.home.generation_warehouse_file(generation)

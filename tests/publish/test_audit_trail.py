@@ -506,3 +506,15 @@ def test_a_product_missing_from_its_generation_is_named_and_its_office_file_chec
     assert code == 1
     assert "product civil_register of generation g000002 is missing: audit entry 3 (run run2) records it" in out
     assert "civil_register.xlsx of generation g000002 is no file" not in out
+
+
+def test_no_restore_is_appended_to_a_log_cut_short(home):
+    """Re-check: with the log's last entry deleted, `silobreaker restore` appended its entries onto the cut log (which
+    a run refuses), and verify then said only that entry 4 was 'another's'."""
+    kept = lines(home)[:-1]
+    AuditLog(home).path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+    with pytest.raises(TerminalError, match="the audit log ends at entry 3.*generation g000001 was not restored"):
+        Generations(home).restore("g000001")
+
+    assert Generations(home).current().name == "g000002" and lines(home) == kept
