@@ -138,12 +138,19 @@ def _make_private(home: DataHome) -> None:
         log.info("made %d file(s) and folder(s) under %s private to their owner", loosened, home.root)
     if exposed_keys:
         # Made private now, but whoever could read them may have a copy: the keys themselves must change.
-        product = sorted(name for name in exposed_keys if _PRODUCT_KEY in name)  # (a retired one too: <r>.product.key.<id>)
+        product = sorted(name for name in exposed_keys if name.endswith(_PRODUCT_KEY))
+        retired = sorted(name for name in exposed_keys if _PRODUCT_KEY + "." in name)  # <r>.product.key.<key id>
+        if retired:
+            # Re-check: a retired key was sent to `keys rotate`, which replaces only the current one.
+            log.warning("retired product key file(s) %s were readable by other users of this host; they are private "
+                        "again, but whoever read them may hold a copy, and the products of the kept generations "
+                        "encrypted under them stay readable with it: rotating does not change that; tell the data "
+                        "protection officer which recipients' earlier products were exposed", ", ".join(retired))
         if product:
             log.warning("key file(s) %s were readable by other users of this host; they are private again, but "
                         "whoever read them may hold a copy: replace them (%s)", ", ".join(product),
-                        "; ".join(dict.fromkeys(f"silobreaker keys rotate {name.partition(_PRODUCT_KEY)[0]}" for name in product)))
-        others = sorted(set(exposed_keys) - set(product))
+                        "; ".join(f"silobreaker keys rotate {name.removesuffix(_PRODUCT_KEY)}" for name in product))
+        others = sorted(set(exposed_keys) - set(product) - set(retired))
         if others:
             # Seen (privacy audit): these were advised `keys rotate <recipient>`, which refuses any but a product key.
             log.warning("key file(s) %s were readable by other users of this host; they are private again, but "

@@ -133,7 +133,8 @@ def test_a_key_that_was_readable_is_named_with_what_to_do_about_it(tmp_path, cap
     which refuses any key but a product key ("no product key for 'audit'")."""
     home = DataHome.at(tmp_path / "home")
     home.keys_dir.mkdir(parents=True, mode=0o700)
-    for path in (home.audit_key_file, home.product_key_file("health"), home.pseudonym_key_file("analysts")):
+    for path in (home.audit_key_file, home.product_key_file("health"), home.pseudonym_key_file("analysts"),
+                 home.retired_product_key_file("clerks", "b48e423f")):
         path.write_bytes(os.urandom(32))
         path.chmod(0o644)
 
@@ -144,6 +145,8 @@ def test_a_key_that_was_readable_is_named_with_what_to_do_about_it(tmp_path, cap
     assert "audit.key" in said and "analysts.key" in said
     assert "keys rotate audit" not in said and "keys rotate analysts" not in said
     assert "no command replaces" in said
+    # a retired key: rotating replaces the current one only (re-check)
+    assert "clerks.product.key.b48e423f" in said and "keys rotate clerks" not in said and "stay readable" in said
 
 
 def test_a_run_failed_by_dagster_itself_gets_a_report_saying_why(tmp_path):
