@@ -267,10 +267,12 @@ def add_consent_problems(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def add_consent_unmatched(con: duckdb.DuckDBPyConnection, recipients: list[str], purposes: list[str]) -> dict[str, int]:
-    """Create ``consent_unmatched`` and return how many decisions there are per reason.
+    """Create ``consent_unmatched`` and return how many decisions there are per reason; add to ``consent_problems``
+    the withdrawals, refusals and deletion requests among them that cannot be placed (a code nothing uses).
 
     Args:
-        con: a connection holding ``consent_decisions`` and ``consent_subjects``.
+        con: a connection holding ``consent_decisions``, ``consent_subjects`` and ``consent_problems``
+            (:func:`add_consent_problems`).
         recipients: the registry names of the policy's recipients (``Recipient.registry_recipient``).
         purposes: the purposes the policy's recipients serve.
     """
