@@ -246,21 +246,27 @@ class AuditLog:
         last = self._last_entry()
         return Head(last["seq"], last["hash"]) if last else Head(0, GENESIS)
 
-    def refuse_if_cut(self, last_anchored, refused: str) -> None:
-        """Fail closed when this log no longer holds ``last_anchored`` (the published warehouse's last entry, an
-        :class:`publish.reader.AuditAnchor`): appended to, the new entries would take the missing numbers again (or
-        begin a new chain), and the cut would pass unseen. ``refused`` says what is therefore not done.
+    def refuse_if_cut(self, refused: str) -> None:
+        """Fail closed when this log no longer holds the published warehouse's last entry: appended to, the new
+        entries would take the missing numbers again (or begin a new chain), and the cut would pass unseen.
+        ``refused`` says what is therefore not done. Entries waiting in the publication journal (appended by a
+        run's recovery) excuse the log being behind.
 
         Raises:
             TerminalError: the log ends before that entry, or holds another in its place at its end.
         """
-        head = self.head()
-        if head.seq > last_anchored.seq or (head.seq == last_anchored.seq and head.hash == last_anchored.hash):
+        from publish.reader import WarehouseReader  # (the reader reads generations, which append to this log)
+
+        anchors = WarehouseReader(self.home).audit_anchors()
+        if not anchors or self.home.publication_journal.exists():
             return
-        what = (f"the audit log ends at entry {head.seq}, and the published warehouse records entry {last_anchored.seq} "
-                f"({last_anchored.recipient}, run {last_anchored.run_id})" if head.seq < last_anchored.seq else
+        last, head = anchors[-1], self.head()
+        if head.seq > last.seq or (head.seq == last.seq and head.hash == last.hash):
+            return
+        what = (f"the audit log ends at entry {head.seq}, and the published warehouse records entry {last.seq} "
+                f"({last.recipient}, run {last.run_id})" if head.seq < last.seq else
                 f"the audit log's entry {head.seq} is not the one the published warehouse records "
-                f"({last_anchored.recipient}, run {last_anchored.run_id})")
+                f"({last.recipient}, run {last.run_id})")
         raise TerminalError(f"{what}: the log at {self.path} was cut or rewritten, so {refused}. Put the log back from "
                             "a backup and try again; `silobreaker audit verify` names what disagrees")
 

@@ -285,12 +285,8 @@ class Generations:
             raise TerminalError(f"generation {target.name}'s warehouse is damaged or missing; nothing was restored. "
                                 f"Whole generations: {whole} (`silobreaker restore <generation>`)")
         audit = AuditLog(self.home)
-        from publish.reader import WarehouseReader  # (the reader reads generations: imported when restoring)
-
-        anchors = WarehouseReader(self.home).audit_anchors()
-        if anchors and not self.home.publication_journal.exists():
-            # Seen (re-check): a restore appended its entries onto a log cut short, as a run did before it refused.
-            audit.refuse_if_cut(anchors[-1], f"generation {target.name} was not restored")
+        # Seen (re-check): a restore appended its entries onto a log cut short, as a run did before it refused.
+        audit.refuse_if_cut(f"generation {target.name} was not restored")
         entries = audit.repeat(target.run_id, f"restore-{target.name}", datetime.now(UTC))
         journal = {"generation": target.name, "previous": current, "run_id": f"restore-{target.name}",
                    "entries": entries}

@@ -74,7 +74,6 @@ from publish.office import OfficeFile, write_office_files
 from publish.policy import Recipient, SharingPolicy
 from publish.populations import KeyPopulations, default_populations
 from publish.products import ProductFile, area_rows, build_product, family_rows
-from publish.reader import WarehouseReader
 from publish.residence import census_gaps_sql, grid_updates_sql
 from publish.risks import RiskRules, add_risk_warnings, departments_of
 from publish.scopes import expand_recipients, known_areas, unlisted_areas
@@ -220,7 +219,8 @@ class Warehouse:
             DiskSpaceError: too little free space to build it (checked before, and if the disk fills
                 during the build); the unfinished generation is removed.
         """
-        self._refuse_a_cut_log(inputs.run_id)
+        AuditLog(self.home).refuse_if_cut(f"run {inputs.run_id} appends nothing to it and nothing was published; the "
+                                          "last publication stays")
         generation = self.generations.begin(inputs.run_id)
         try:
             return self._build(inputs, policy, generation)
@@ -234,14 +234,6 @@ class Warehouse:
                     "publication stays: free space on that disk and run again"
                 ) from e
             raise
-
-    def _refuse_a_cut_log(self, run_id: str) -> None:
-        """:meth:`publish.audit.AuditLog.refuse_if_cut` before a build (entries waiting in the publication journal are
-        appended by the run's recovery before this)."""
-        anchors = WarehouseReader(self.home).audit_anchors()
-        if anchors and not self.home.publication_journal.exists():
-            AuditLog(self.home).refuse_if_cut(anchors[-1], f"run {run_id} appends nothing to it and nothing was "
-                                                           "published; the last publication stays")
 
     def _build(self, inputs: PublicationInputs, policy: SharingPolicy, generation: str) -> Candidate:
         candidate_path = self.home.generation_warehouse_file(generation)
