@@ -249,8 +249,6 @@ def _height(lines: int) -> float | None:
     return min(_LINE_POINTS * lines, _ROW_POINTS) if lines > 1 else None
 
 
-
-
 def _for_print(sheet, columns: int, rows: int, recipient: str) -> None:
     """What a printed list needs: A4 landscape, every column on one page's width (as many pages down as it
     takes), the header row on every page, whom the list is for at the top and the care it asks for and the
@@ -279,6 +277,8 @@ class SheetTooLong(ValueError):
         self.sheet, self.rows = sheet, rows
         super().__init__(f"{rows:,} rows do not fit an Excel sheet ({sheet}: at most {_EXCEL_ROWS - 1:,} under its "
                          "header); deliver this product with format: csv")
+
+
 _CELL_TEXT = 32_767  # the UTF-16 units an Excel cell holds
 _CUT_MARK = "…（超长已截断）"
 
@@ -303,6 +303,8 @@ def _fitted(row: list[object]) -> tuple[list[object], int]:
             value, cut = value[:keep] + _CUT_MARK, cut + 1
         out.append(value)
     return out, cut
+
+
 _WIDTH_SAMPLE = 200  # rows read to size the columns
 
 
