@@ -15,6 +15,8 @@ A deployment keeps all its state under one directory (``$SILOBREAKER_HOME``, def
       kept/extracts/<source>/          a watermark table's rows as last read (connectors.increments)
       kept/linking/                    the last linking's model, prepared records, blocking keys and kept
                                        pairs: the next run links only what changed (dedup.incremental)
+      releases/<recipient>/<sha>.parquet  what an analyst row product last showed, class by class, and who
+                                       each row is: the next release is held against it (publish.releases)
       reports/quality-<run>.html       the supervisors' report of each run, latest.html the newest
       review/decisions.parquet         clerical review decisions, read by every later run
       warnings/actions.parquet         what workers did with risk warnings, applied by every later run
@@ -312,6 +314,15 @@ class DataHome:
     def kept_linking_dir(self) -> Path:
         """Where the last linking's state is kept for the next run (:mod:`dedup.incremental`)."""
         return self.kept_dir / "linking"
+
+    def release_rows_dir(self, recipient: str) -> Path:
+        """Where ``recipient``'s analyst row releases are kept as they were shown, with who each row is (restricted
+        zone; not removed by ``--full``: the next release is held against them, :mod:`publish.releases`)."""
+        return self.root / "releases" / recipient
+
+    def release_rows_file(self, recipient: str, content_hash: str) -> Path:
+        """The kept rows of ``recipient``'s release whose product file has sha256 ``content_hash``."""
+        return self.release_rows_dir(recipient) / f"{content_hash}.parquet"
 
     @property
     def kept_dir(self) -> Path:

@@ -290,6 +290,14 @@ def deidentified_text(disclosure: dict) -> str:
         said.append(f"{flags:,} 处重点人群类别在人数太少的地区不显示")
     if left := disclosure.get("rows_left_out"):
         said.append(f"{left:,} 人未列入")
+    # Held against the last release (publish.releases): what an analyst sees is partly as it was.
+    if held := disclosure.get("rows_held"):
+        said.append(f"{disclosure.get('classes_held', 0):,} 个组合变动不足 {disclosure.get('k_required')} 人，"
+                    f"沿用上次发布的 {held:,} 行（其中 {disclosure.get('rows_outdated', 0):,} 行与现状不同）")
+    if withheld := disclosure.get("classes_withheld"):
+        said.append(f"{withheld:,} 个组合本次不发布（{disclosure.get('rows_withheld', 0):,} 行）")
+    if behind := disclosure.get("rows_behind"):
+        said.append(f"{behind:,} 行最新变动待凑足 {disclosure.get('k_required')} 人后发布")
     summary = "；".join(said) or "各列照常显示"
     return (f"注：本产品按 k-匿名发布（每种组合至少 {disclosure.get('k_required')} 行）：{summary}。各次发布只会更粗，"
             "不会更细 / note: de-identified product; empty cells are generalised away, not missing data")

@@ -60,7 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from publish.populations import default_populations
 
-__all__ = ["AGE_BANDS", "AREA_LEVELS", "QUASI_IDENTIFIERS", "Disclosure", "KAnonymity", "anonymise", "measure_k"]
+__all__ = ["AGE_BANDS", "AREA_LEVELS", "QUASI_IDENTIFIERS", "Disclosure", "KAnonymity", "anonymise", "bad_class_sql", "measure_k"]
 
 #: Columns that identify in combination; the ones an analyst product may hold.
 QUASI_IDENTIFIERS = ("sex", "birth_year", "age", "street", "community", "grid")
@@ -203,7 +203,7 @@ def _band_sql(column: str, level: int) -> str:
     return f"CAST({low} AS VARCHAR) || '-' || CAST({low} + {width - 1} AS VARCHAR)"
 
 
-def _bad_class_sql(k: int, sensitive: list[str], counted: bool = False) -> str:
+def bad_class_sql(k: int, sensitive: list[str], counted: bool = False) -> str:
     """Aggregate SQL true for a class that is too small or in which everyone has a sensitive category: over
     rows, or (``counted``) over groups of rows already counted (``n`` rows, ``_s<i>`` of them in the i-th
     sensitive category: :func:`_counts_sql`)."""
@@ -278,7 +278,7 @@ def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str],
     flags = [c for c in shown_populations if c not in derived_from_age] if has_flags else []
     sensitive = [c for c in (rule.sensitive if rule.sensitive is not None else flags)
                  if c in shown_populations and c not in known]
-    bad = _bad_class_sql(rule.k, sensitive)
+    bad = bad_class_sql(rule.k, sensitive)
     known_exprs = _known_sql(known)
     rows = table.num_rows
     with duckdb.connect() as con:
@@ -290,7 +290,7 @@ def anonymise(table: pa.Table, rule: KAnonymity, shown_populations: list[str],
         made_of = ", ".join(dict.fromkeys([*qis, "key_populations"]))
         con.execute(f"CREATE TABLE _rows AS SELECT row_number() OVER () - 1 AS _row, {made_of} FROM _source")
         con.execute(f"CREATE TABLE _counts AS {_counts_sql(qis, known_exprs, sensitive)}")
-        bad_counted = _bad_class_sql(rule.k, sensitive, counted=True)
+        bad_counted = bad_class_sql(rule.k, sensitive, counted=True)
         counts = ", ".join(["n", *(f"_s{i}" for i in range(len(sensitive)))])
 
         def cost(levels: _Levels) -> tuple[int, int]:

@@ -58,6 +58,7 @@ from publish.policy import (
     Recipient,
 )
 from publish.populations import present_sql
+from publish.releases import HeldRelease, hold_release
 from publish.statistics import statistics_table
 from staging.dates import CHINA_TZ
 
@@ -325,7 +326,8 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
     list counts (default today, China time). ``office_files``: where a product delivered as xlsx or csv
     leaves its office file to write (:func:`publish.office.write_office_files`, many in parallel) instead
     of writing it; the caller then sets ``office_hash``. ``delivered``: whom each recipient's latest product held
-    (the renewal list names a person whose consent lapsed only if this recipient's did); none named without it.
+    (the renewal list names a person whose consent lapsed only if this recipient's did); none named without it;
+    and which release an analyst row product is held against (:mod:`publish.releases`), none without it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     members: Sequence[str] | pa.ChunkedArray = ()
@@ -334,6 +336,8 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
     disclosure: dict | None = None
     renewals: pa.Table | None = None
     lapsed: pa.Table | None = None  # named on the renewal list, not in the product's rows
+    held: HeldRelease | None = None  # an analyst row product's rows held against its last release
+    delivered_hash = None
     if recipient.aggregate is not None:
         table = statistics_table(con, recipient.aggregate, pseudonym_key(home, recipient.name))
     else:
@@ -348,11 +352,23 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
         table = full.filter(pc.is_null(reasons))
         if recipient.legal_basis == "consent" and recipient.format != "parquet":
             renewals, lapsed = _renewals(table, excluded, recipient, as_of or datetime.now(CHINA_TZ).date(), delivered)
+        if recipient.k_anonymity is not None:
+            table, control = anonymise(table, recipient.k_anonymity, recipient.shared_key_populations,
+                                       recipient.populations.derived_from_age,
+                                       _earlier_generalisations(con, recipient.name, delivered))
+            if control.rows_left_out:
+                exclusions["not_anonymous"] = control.rows_left_out
+            # Class by class against the release last delivered, so that the two cannot be differenced.
+            delivered_hash = delivered.latest.get(recipient.name, {}).get("content_hash") if delivered else None
+            held = hold_release(table, control, excluded.column("_person_id").to_pylist(), home, recipient.name,
+                                delivered_hash)
+            table = held.rows
+            disclosure = control.as_dict() | held.continuity.as_dict()
         if recipient.pseudonymise:
             key = pseudonym_key(home, recipient.name)
             if recipient.pseudonyms == "per_release":
                 key = release_pseudonym_key(key, anchor)
-            disclosure = {"pseudonyms": recipient.pseudonyms}
+            disclosure = (disclosure or {}) | {"pseudonyms": recipient.pseudonyms}
             # One HMAC per person in the product: linear, and keyed so the pseudonym cannot be
             # recomputed (or matched with another recipient's) without this recipient's key.
             persons = table.column("_person_id").to_pylist()
@@ -361,14 +377,6 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
             # In pseudonym order, never person_id order: two recipients' copies (or a department's
             # person_ids) must not line up row by row.
             table = table.sort_by("person_key")
-        if recipient.k_anonymity is not None:
-            # The hidden columns ride along, so membership below counts only the rows kept.
-            table, control = anonymise(table, recipient.k_anonymity, recipient.shared_key_populations,
-                                       recipient.populations.derived_from_age,
-                                       _earlier_generalisations(con, recipient.name, delivered))
-            disclosure = control.as_dict() | (disclosure or {})
-            if control.rows_left_out:
-                exclusions["not_anonymous"] = control.rows_left_out
         ids, person_ids = table.column("_id_number"), table.column("_person_id")
         if lapsed is not None and lapsed.num_rows:
             # The renewal list delivers their names and addresses: the audit records this product as holding them.
@@ -384,6 +392,8 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
                 **({DISCLOSURE_METADATA: json.dumps(disclosure, ensure_ascii=False)} if disclosure else {})}
     write_encrypted(table, path, recipient.name, encryption_key, metadata or None)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if held is not None:
+        held.keep(home, recipient.name, digest, delivered_hash)
     office = None
     if recipient.format != "parquet":
         # beside the product in its generation: DataHome.office_file once published

@@ -237,6 +237,17 @@ def test_the_de_identification_is_told_in_chinese_column_by_column():
     assert "不显示出生年份" in deidentified_text({"k_required": 5, "quasi_identifiers": ["birth_year"], "age_band": None})
 
 
+def test_an_analyst_is_told_in_chinese_which_rows_are_as_last_released():
+    from pipelines.privacy_cli import deidentified_text
+
+    told = deidentified_text({"k_required": 5, "quasi_identifiers": ["age"], "age_band": 5, "classes_held": 3,
+                              "rows_held": 240, "rows_outdated": 2, "classes_withheld": 1, "rows_withheld": 7,
+                              "rows_behind": 4})
+    assert "3 个组合变动不足 5 人，沿用上次发布的 240 行（其中 2 行与现状不同）" in told
+    assert "1 个组合本次不发布（7 行）" in told and "4 行最新变动待凑足 5 人后发布" in told
+    assert "沿用" not in deidentified_text({"k_required": 5, "quasi_identifiers": ["age"], "age_band": 5, "rows_held": 0})
+
+
 def test_a_warning_logged_during_the_run_is_in_the_summary_and_its_json(tmp_path, monkeypatch):
     # Seen (users audit): "blocking rule name: skipped 185 block(s) …" printed as a raw log line every night, in
     # neither the summary's WARNING lines nor run --json, where monitoring reads.
