@@ -95,11 +95,21 @@ def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Se
     content = [c for c in fresh.column_names if not c.startswith("_")]
     with duckdb.connect() as con:
         con.register("_barred", pa.table({"p": pa.array(list(barred), pa.string())}))
-        for name, rows in (("_f", fresh), ("_b", last)):
+        for name, rows in (("_fs", fresh), ("_bs", last)):
             con.register("_in", rows)
-            con.execute(f"CREATE TEMP TABLE {name} AS SELECT row_number() OVER () - 1 AS _i, *, "
-                        f"{_struct(class_exprs)} AS _class, {_struct(content)} AS _content FROM _in")
+            con.execute(f"CREATE TEMP TABLE {name} AS SELECT row_number() OVER () - 1 AS _i, _person_id, "
+                        f"{'key_populations, ' if 'key_populations' in content else ''}"
+                        f"{_struct(class_exprs)} AS _cs, {_struct(content)} AS _xs FROM _in")
             con.unregister("_in")
+        # Classes and what a row shows numbered once: every comparison below is of integers.
+        for struct, number in (("_cs", "_class"), ("_xs", "_content")):
+            con.execute(f"CREATE TEMP TABLE {number}_ids AS SELECT {struct}, row_number() OVER () AS {number} "
+                        f"FROM (SELECT DISTINCT {struct} FROM (SELECT {struct} FROM _fs UNION ALL SELECT {struct} FROM _bs))")
+        for name in ("_f", "_b"):
+            con.execute(f"CREATE TEMP TABLE {name} AS SELECT s.* EXCLUDE (_cs, _xs), c._class, x._content FROM {name}s s "
+                        "JOIN _class_ids c USING (_cs) JOIN _content_ids x USING (_xs)")
+            con.execute(f"DROP TABLE {name}s")
+        con.execute("DROP TABLE _class_ids; DROP TABLE _content_ids")
         # A class whose last rows name someone left out tonight cannot be shown as it was.
         con.execute("CREATE TEMP TABLE _barred_classes AS SELECT DISTINCT _class FROM _b "
                     "WHERE _person_id IN (SELECT p FROM _barred)")
