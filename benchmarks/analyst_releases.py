@@ -15,7 +15,8 @@ recipient's key, as the analyst would) and measures two attacks, on the quasi-id
    categories) of one night against the next. Where a class gained exactly one row and lost none (a *lone
    arrival*: someone moved in, was born, turned an age band), whoever knows that a person arrived there learns that
    row, its categories included; likewise a *lone departure*. Counted, with how many of those rows show a category
-   no other department knows.
+   no other department knows. Since 2026-12-06 each release is held against the last one (``publish.releases``):
+   each night's line then says what that held back (its disclosure's ``classes_held`` … ``rows_outdated``).
 
     .venv/bin/python benchmarks/analyst_releases.py --home <a home with two or more nights>
 """
@@ -67,7 +68,12 @@ def main() -> None:
         anchor = ProductAnchor.from_metadata(product_metadata(home.generation_product_file(night, args.recipient), key))
         disclosure = json.loads(logged.get(anchor.seq) or "{}") if anchor else {}
         levels = ", ".join(f"{name} {disclosure.get(name, '?')}" for name in ("age_band", "area", "sex_shown", "levels_from"))
-        print(f"  {night}: smallest class {smallest}; levels: {levels}")
+        rows_shown = con.execute(f"SELECT count(*) FROM t_{night}").fetchall()[0][0]
+        held = ", ".join(f"{name} {disclosure[name]:,}" for name in ("classes_held", "rows_held", "classes_withheld",
+                                                                      "rows_withheld", "rows_behind", "rows_outdated")
+                         if name in disclosure)
+        print(f"  {night}: {rows_shown:,} rows, smallest class {smallest}; levels: {levels}"
+              + (f"; held against the last release: {held}" if disclosure.get("held_against") else ""))
     for a, b in zip(nights, nights[1:], strict=False):
         side = ", ".join([*(f"{s}.{c} AS {s}_{c}" for s in "xy" for c in qi),
                           f"{categories.replace('key_populations', 'x.key_populations')} AS x_known",
