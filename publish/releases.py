@@ -110,9 +110,12 @@ def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Se
                         "JOIN _class_ids c USING (_cs) JOIN _content_ids x USING (_xs)")
             con.execute(f"DROP TABLE {name}s")
         con.execute("DROP TABLE _class_ids; DROP TABLE _content_ids")
-        # A class whose last rows name someone left out tonight cannot be shown as it was.
-        con.execute("CREATE TEMP TABLE _barred_classes AS SELECT DISTINCT _class FROM _b "
-                    "WHERE _person_id IN (SELECT p FROM _barred)")
+        # A class whose last rows name someone left out tonight cannot be shown as it was; nor one whose last rows
+        # name someone another class's last rows name too (a withheld class keeps the rows it last showed, and its
+        # people may show elsewhere since): shown as it was, that person would be in the release twice.
+        con.execute("""CREATE TEMP TABLE _barred_classes AS SELECT DISTINCT _class FROM _b
+                       WHERE _person_id IN (SELECT p FROM _barred)
+                          OR _person_id IN (SELECT _person_id FROM _b GROUP BY ALL HAVING count(*) > 1)""")
         con.execute("CREATE TEMP TABLE _held AS SELECT _class FROM _b WHERE false")
         con.execute("CREATE TEMP TABLE _gone AS SELECT _person_id FROM _b WHERE false")
         while True:

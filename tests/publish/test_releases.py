@@ -93,6 +93,17 @@ def test_a_class_whose_last_rows_name_someone_left_out_tonight_is_withheld_whole
     assert who(released) == list("uvwxyz")
 
 
+def test_a_person_a_withheld_class_still_names_is_not_shown_twice_once_it_may_be_shown_again():
+    # f's deletion request withholds 东街 (which keeps e's last row); e moves on to 西街, shown anew with four others.
+    # The request is then revoked, and both classes change by one row: shown as they were, e would be in both.
+    last = hold(rows(*town("abcdef"), *town("uvwxy", area="西街")), None)[1]
+    _, last, _ = hold(rows(*town("abcd"), *town("uvwxyeghij", area="西街")), last, barred=("f",))
+    released, _, continuity = hold(rows(*town("abcdf"), *town("uvwxyeghijl", area="西街")), last)
+    persons = released.column("_person_id").to_pylist()
+    assert len(persons) == len(set(persons))
+    assert continuity.classes_withheld == 2
+
+
 def test_a_category_gained_within_a_class_is_not_shown_alone():
     last = hold(rows(*town("abcdef")), None)[1]
     tonight = rows(*town("abcde"), ("f", "东街", "60-64", ["chronic_patient"]))
