@@ -552,7 +552,10 @@ _TABLES = (
         _col("path", TEXT, "where the product is published", "路径"),
         _col("disclosure", JSON, "pseudonymised products: how long their person_key lasts (`pseudonyms`: "
              "per_release or stable); analyst row products also: k required and achieved, the generalisation levels "
-             "chosen, rows suppressed or left out, category flags withheld (`publish.anonymity.Disclosure`)", "披露控制"),
+             "chosen, rows suppressed or left out, category flags withheld (`publish.anonymity.Disclosure`), and how the "
+             "release was held against the last one delivered (`held_against`: that product's sha256, `classes_held`, "
+             "`rows_held`, `classes_withheld`, `rows_withheld`, `rows_behind`, `rows_outdated`, `not_held`: "
+             "`publish.releases.Continuity`)", "披露控制"),
         _col("audit_seq", BIGINT, "the product's entry in the audit log (its anchor there, checked by "
              "`silobreaker audit verify`); empty before 2026-12", "审计序号"),
         _col("audit_hash", TEXT, "that entry's hash; empty before 2026-12", "审计哈希"),
