@@ -198,3 +198,29 @@ def test_grids_named_alike_in_two_communities_are_two_products():
 def test_wrong_area_entries_fail_with_the_fix(change, message):
     with pytest.raises(ValidationError, match=message):
         policy(dict(GRID_WORKERS, **change))
+
+
+def test_a_list_that_shows_addresses_is_in_their_order_numbers_as_numbers():
+    # Seen: a grid worker's list came in person-id order, flats of one building scattered over the pages.
+    import duckdb
+
+    from publish import product_query_sql
+    from publish.policy import Recipient
+
+    con = duckdb.connect()
+    con.execute("""CREATE TABLE unified_population AS SELECT * FROM (VALUES
+        ('P1', '兰亭社区10栋1单元101室'), ('P2', '兰亭社区5栋2单元1201室'), ('P3', NULL), ('P4', '兰亭社区5栋2单元401室'),
+        ('P5', '兰亭社区5栋2单元401室')) t(person_id, address)""")
+    con.execute("ALTER TABLE unified_population ADD COLUMN id_number VARCHAR; "
+                "ALTER TABLE unified_population ADD COLUMN street VARCHAR; "
+                "ALTER TABLE unified_population ADD COLUMN community VARCHAR; "
+                "ALTER TABLE unified_population ADD COLUMN grid VARCHAR")
+    con.execute("CREATE TABLE deletion_requests (person_id VARCHAR); CREATE TABLE consent_problems (person_id VARCHAR)")
+    register = Recipient.model_validate(dict(name="register", description="民政", kind="department", level="district",
+                                             purpose="service_delivery", legal_basis="statutory",
+                                             legal_reference="社会救助暂行办法", columns=["person_id", "address"]))
+    sql, params = product_query_sql(register)
+    assert [r[0] for r in con.execute(sql, params).fetchall()] == ["P4", "P5", "P2", "P1", "P3"]
+    analysts = register.model_copy(update={"pseudonymise": True})  # no address shown, nothing ordered by it
+    sql, params = product_query_sql(analysts)
+    assert [r[0] for r in con.execute(sql, params).fetchall()] == ["P1", "P2", "P3", "P4", "P5"]
