@@ -8,8 +8,8 @@ the street, turned an age band) has found that person's row and its categories; 
 
 So a release is held against the last one delivered, class by class (the idea of m-invariance, Xiao and Tao 2007,
 for republished data): a class is released as it is tonight only where it gained no rows or at least k, and lost
-none or at least k, compared with the rows it last showed, and keeps at least k rows that are not all of one
-sensitive category. Any other class is shown as it was last released (*held*: its rows as they were, people since
+none or at least k, compared with the rows it last showed, neither batch all of one sensitive category, and keeps at
+least k rows that are not all of one sensitive category. Any other class is shown as it was last released (*held*: its rows as they were, people since
 gone included, each under tonight's pseudonym), and a person whose row is held does not show in another class as
 well; a class whose last rows name someone the product must leave out tonight (a deletion request, or any other
 reason the product gives) is *withheld* whole. A held or withheld class keeps its last released rows as what it is
@@ -66,7 +66,7 @@ def _struct(exprs: Sequence[str]) -> str:
     return "struct_pack(" + ", ".join(f"c{i} := {e}" for i, e in enumerate(exprs)) + ")" if exprs else "struct_pack(c := 1)"
 
 
-def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Sequence[str], bad_sql: str,
+def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Sequence[str], sensitive: Sequence[str],
                  barred: Sequence[str], against: str | None) -> tuple[pa.Table, pa.Table, Continuity]:
     """Tonight's rows held against the last release's, class by class (see the module's docstring).
 
@@ -78,8 +78,8 @@ def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Se
         k: the product's k.
         class_exprs: SQL over a row's columns whose values make its class (quasi-identifiers as released, the known
             categories).
-        bad_sql: aggregate SQL true for a class too small or all of one sensitive category
-            (``publish.anonymity``'s test).
+        sensitive: the categories (of ``key_populations``) no class, and no batch of rows a class gains or loses,
+            may consist only of (``publish.anonymity``'s l-diversity).
         barred: person ids the product leaves out tonight: a class whose last rows name one is withheld.
         against: the sha256 of the last release's product (recorded in the returned :class:`Continuity`).
 
@@ -116,6 +116,14 @@ def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Se
         con.execute("""CREATE TEMP TABLE _barred_classes AS SELECT DISTINCT _class FROM _b
                        WHERE _person_id IN (SELECT p FROM _barred)
                           OR _person_id IN (SELECT _person_id FROM _b GROUP BY ALL HAVING count(*) > 1)""")
+        # A batch of rows a class gains (or loses) all in one sensitive category tells it of whoever is known to have
+        # arrived (or left), as a class all in one would.
+        populations = "key_populations" if sensitive else "NULL"
+        cell_flags = "".join(f", bool_or(list_contains(key_populations, '{c}')) AS _s{i}" for i, c in enumerate(sensitive))
+        moved_flags = "".join(f", sum(greatest(nf - nb, 0)) FILTER (WHERE _s{i}) AS _g{i}, "
+                              f"sum(greatest(nb - nf, 0)) FILTER (WHERE _s{i}) AS _l{i}" for i in range(len(sensitive)))
+        homogeneous = "".join(f" OR (gained > 0 AND _g{i} = gained) OR (lost > 0 AND _l{i} = lost)"
+                              for i in range(len(sensitive)))
         con.execute("CREATE TEMP TABLE _held AS SELECT _class FROM _b WHERE false")
         con.execute("CREATE TEMP TABLE _gone AS SELECT _person_id FROM _b WHERE false")
         while True:
@@ -124,14 +132,16 @@ def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Se
             grown = con.execute(f"""INSERT INTO _held
                 WITH live AS (SELECT * FROM _f WHERE _person_id NOT IN (SELECT _person_id FROM _gone)),
                      cells AS (SELECT _class, _content, count(*) FILTER (WHERE s) AS nf,
-                                      count(*) FILTER (WHERE NOT s) AS nb
-                               FROM (SELECT _class, _content, true AS s FROM live
-                                     UNION ALL SELECT _class, _content, false FROM _b) GROUP BY ALL),
+                                      count(*) FILTER (WHERE NOT s) AS nb{cell_flags}
+                               FROM (SELECT _class, _content, {populations} AS key_populations, true AS s FROM live
+                                     UNION ALL SELECT _class, _content, {populations}, false FROM _b) GROUP BY _class, _content),
                      moved AS (SELECT _class, sum(greatest(nf - nb, 0)) AS gained, sum(greatest(nb - nf, 0)) AS lost
+                                      {moved_flags}
                                FROM cells GROUP BY ALL),
-                     bad AS (SELECT _class FROM live GROUP BY _class HAVING {bad_sql})
+                     bad AS (SELECT _class FROM live GROUP BY _class HAVING {bad_class_sql(k, list(sensitive))})
                 SELECT _class FROM moved
-                WHERE (gained BETWEEN 1 AND {k - 1} OR lost BETWEEN 1 AND {k - 1} OR _class IN (SELECT _class FROM bad))
+                WHERE (gained BETWEEN 1 AND {k - 1} OR lost BETWEEN 1 AND {k - 1} OR _class IN (SELECT _class FROM bad)
+                       {homogeneous})
                   AND _class NOT IN (SELECT _class FROM _held)""").fetchall()[0][0]
             if not grown:
                 break
@@ -240,8 +250,7 @@ def hold_release(table: pa.Table, control: Disclosure, barred: Sequence[str], ho
                         recipient, delivered_hash[:12], why, control.k_required)
     class_exprs = [q if q in table.column_names else f"list_contains(key_populations, '{q}')"
                    for q in control.quasi_identifiers]
-    rows, kept, continuity = hold_classes(table, last, control.k_required, class_exprs,
-                                          bad_class_sql(control.k_required, list(control.l_diverse)),
+    rows, kept, continuity = hold_classes(table, last, control.k_required, class_exprs, control.l_diverse,
                                           barred, delivered_hash if last is not None else None)
     if why is not None:
         continuity = Continuity(held_against=None, not_held=why)
