@@ -23,9 +23,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from core.errors import TransientError
 from core.home import DataHome, HomeLike
+from core.vocabulary import DISTRICT_TIME_ZONE
 
 __all__ = ["DataHomeBusyError", "hold_data_home", "lock_holder"]
 
@@ -86,7 +88,16 @@ def hold_data_home(home: HomeLike, run_id: str) -> Iterator[bool]:
 
 def _busy_message(home: DataHome, holder: dict[str, object] | None) -> str:
     who = (f"run {holder.get('run_id')} (PID {holder.get('pid')} on {holder.get('host')}, started "
-           f"{holder.get('started_at')} UTC)") if holder else "another process"
+           f"{_district_time(holder.get('started_at'))})") if holder else "another process"
     return (f"the data home {home.root} is in use by {who}; only one run at a time may use a data home. "
             "Wait for it to finish and run again; if that process is gone, the system has already released "
             "the lock and the next run takes it")
+
+
+def _district_time(stamp: object) -> str:
+    """A lock's start (UTC, as written) on the district's clock, which the data team's own is."""
+    try:
+        started = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return f"{stamp} UTC"
+    return f"{started.astimezone(ZoneInfo(DISTRICT_TIME_ZONE)):%Y-%m-%d %H:%M:%S} Beijing time"
