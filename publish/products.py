@@ -364,6 +364,7 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
         if recipient.legal_basis == "consent" and recipient.format != "parquet":
             renewals, lapsed = _renewals(table, excluded, recipient, as_of or datetime.now(CHINA_TZ).date(), delivered)
         if recipient.k_anonymity is not None:
+            # The hidden columns ride along, so membership below counts only the rows kept.
             table, control = anonymise(table, recipient.k_anonymity, recipient.shared_key_populations,
                                        recipient.populations.derived_from_age,
                                        _earlier_generalisations(con, recipient.name, delivered))
