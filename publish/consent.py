@@ -55,10 +55,19 @@ from publish.areas import add_address_places
 from publish.sqltext import of_persons
 
 __all__ = ["DELETION_STATUS", "REVOCATION_STATUS", "add_consent_maps", "add_consent_problems", "add_consent_unmatched",
-           "add_effective_consent", "add_person_flats", "consent_subjects_sql", "decisions_sql", "protective_rank_sql"]
+           "add_effective_consent", "add_person_flats", "consent_subjects_sql", "decisions_sql", "ids_ever_deleted",
+           "protective_rank_sql"]
 
 DELETION_STATUS = "deletion_requested"
 REVOCATION_STATUS = "deletion_revoked"
+
+
+def ids_ever_deleted(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every ID number a deletion request in ``consent_decisions`` names, revoked since or not, and whether or not
+    anyone holds it now: what may never be shown again from an earlier release (``publish.releases``)."""
+    return [row[0] for row in con.execute(
+        "SELECT DISTINCT id_number FROM consent_decisions WHERE status = ? AND id_number IS NOT NULL",
+        [DELETION_STATUS]).fetchall()]
 
 
 def protective_rank_sql(status: str) -> str:

@@ -47,7 +47,7 @@ from core.keys import key_id, keyed_digests, load_or_create_key
 from core.vocabulary import DISTRICT_TIME_ZONE, FIELD_LABELS, FIELD_NOTES, MASKED_NOTE, MASKS, PURPOSE_LABELS
 from publish.anonymity import anonymise
 from publish.audit import LastDeliveries, ProductAnchor
-from publish.consent import protective_rank_sql
+from publish.consent import ids_ever_deleted, protective_rank_sql
 from publish.crypto import DISCLOSURE_METADATA, product_key, write_encrypted
 from publish.office import KeptDerivation, OfficeFile, office_password
 from publish.policy import (
@@ -373,7 +373,7 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
             # Class by class against the release last delivered, so that the two cannot be differenced.
             delivered_hash = delivered.latest.get(recipient.name, {}).get("content_hash") if delivered else None
             held = hold_release(table, control, excluded.column("_person_id").to_pylist(), home, recipient.name,
-                                delivered_hash)
+                                delivered_hash, ids_ever_deleted(con) if delivered_hash else ())
             table = held.rows
             disclosure = control.as_dict() | held.continuity.as_dict()
         if recipient.pseudonymise:

@@ -12,7 +12,7 @@ none or at least k, compared with the rows it last showed, neither batch all of 
 least k rows that are not all of one sensitive category. Any other class is shown as it was last released (*held*: its rows as they were, people since
 gone included, each under tonight's pseudonym), and a person whose row is held does not show in another class as
 well; a class whose last rows name someone the product must leave out tonight (a deletion request, or any other
-reason the product gives) is *withheld* whole. A held or withheld class keeps its last released rows as what it is
+reason the product gives), or someone gone whose ID number a deletion request ever named, is *withheld* whole. A held or withheld class keeps its last released rows as what it is
 compared with, so it comes back once the changes against them have gathered to k. Either way the difference of two
 releases, class by class, is none or at least k rows.
 
@@ -67,7 +67,8 @@ def _struct(exprs: Sequence[str]) -> str:
 
 
 def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Sequence[str], sensitive: Sequence[str],
-                 barred: Sequence[str], against: str | None) -> tuple[pa.Table, pa.Table, Continuity]:
+                 barred: Sequence[str], against: str | None,
+                 deleted_ids: Sequence[str] = ()) -> tuple[pa.Table, pa.Table, Continuity]:
     """Tonight's rows held against the last release's, class by class (see the module's docstring).
 
     Args:
@@ -82,6 +83,9 @@ def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Se
             may consist only of (``publish.anonymity``'s l-diversity).
         barred: person ids the product leaves out tonight: a class whose last rows name one is withheld.
         against: the sha256 of the last release's product (recorded in the returned :class:`Continuity`).
+        deleted_ids: ID numbers a deletion request ever named: a class whose last rows name one (by ``_id_number``)
+            that tonight's rows do not is withheld too (the person asked to be deleted and is no longer in the
+            product's population to be barred by person id: their records since removed, or relinked).
 
     Returns:
         The rows to release (tonight's and the held, ``fresh``'s columns but ``person_key``), the rows to keep as
@@ -95,9 +99,12 @@ def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Se
     content = [c for c in fresh.column_names if not c.startswith("_")]
     with duckdb.connect() as con:
         con.register("_barred", pa.table({"p": pa.array(list(barred), pa.string())}))
+        con.register("_deleted", pa.table({"n": pa.array(list(deleted_ids), pa.string())}))
+        numbered = "_id_number" in fresh.column_names
         for name, rows in (("_fs", fresh), ("_bs", last)):
             con.register("_in", rows)
             con.execute(f"CREATE TEMP TABLE {name} AS SELECT row_number() OVER () - 1 AS _i, _person_id, "
+                        f"{'_id_number, ' if numbered else ''}"
                         f"{'key_populations, ' if 'key_populations' in content else ''}"
                         f"{_struct(class_exprs)} AS _cs, {_struct(content)} AS _xs FROM _in")
             con.unregister("_in")
@@ -110,12 +117,14 @@ def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Se
                         "JOIN _class_ids c USING (_cs) JOIN _content_ids x USING (_xs)")
             con.execute(f"DROP TABLE {name}s")
         con.execute("DROP TABLE _class_ids; DROP TABLE _content_ids")
-        # A class whose last rows name someone left out tonight cannot be shown as it was; nor one whose last rows
-        # name someone another class's last rows name too (a withheld class keeps the rows it last showed, and its
+        # A class whose last rows name someone left out tonight, or someone gone who once asked to be deleted, cannot
+        # be shown as it was; nor one whose last rows name someone another class's last rows name too (a withheld class keeps the rows it last showed, and its
         # people may show elsewhere since): shown as it was, that person would be in the release twice.
-        con.execute("""CREATE TEMP TABLE _barred_classes AS SELECT DISTINCT _class FROM _b
-                       WHERE _person_id IN (SELECT p FROM _barred)
-                          OR _person_id IN (SELECT _person_id FROM _b GROUP BY ALL HAVING count(*) > 1)""")
+        deleted = ("OR (_id_number IN (SELECT n FROM _deleted) "
+                   "AND _id_number NOT IN (SELECT _id_number FROM _f WHERE _id_number IS NOT NULL))") if numbered else ""
+        con.execute(f"""CREATE TEMP TABLE _barred_classes AS SELECT DISTINCT _class FROM _b
+                        WHERE _person_id IN (SELECT p FROM _barred)
+                           OR _person_id IN (SELECT _person_id FROM _b GROUP BY ALL HAVING count(*) > 1) {deleted}""")
         # A batch of rows a class gains (or loses) all in one sensitive category tells it of whoever is known to have
         # arrived (or left), as a class all in one would.
         populations = "key_populations" if sensitive else "NULL"
@@ -235,9 +244,10 @@ class HeldRelease:
 
 
 def hold_release(table: pa.Table, control: Disclosure, barred: Sequence[str], home: HomeLike, recipient: str,
-                 delivered_hash: str | None) -> HeldRelease:
+                 delivered_hash: str | None, deleted_ids: Sequence[str] = ()) -> HeldRelease:
     """:func:`hold_classes` for ``recipient``'s anonymised rows ``table`` (``control``: what anonymisation did),
-    against its release last delivered, the product whose sha256 is ``delivered_hash`` (None: none yet)."""
+    against its release last delivered, the product whose sha256 is ``delivered_hash`` (None: none yet);
+    ``barred`` and ``deleted_ids`` as :func:`hold_classes` takes them."""
     made_at = {"k": control.k_required, "quasi_identifiers": list(control.quasi_identifiers),
                "age_band": control.age_band, "area": control.area, "sex_shown": control.sex_shown}
     last, why = None, None
@@ -251,7 +261,7 @@ def hold_release(table: pa.Table, control: Disclosure, barred: Sequence[str], ho
     class_exprs = [q if q in table.column_names else f"list_contains(key_populations, '{q}')"
                    for q in control.quasi_identifiers]
     rows, kept, continuity = hold_classes(table, last, control.k_required, class_exprs, control.l_diverse,
-                                          barred, delivered_hash if last is not None else None)
+                                          barred, delivered_hash if last is not None else None, deleted_ids)
     if why is not None:
         continuity = Continuity(held_against=None, not_held=why)
     return HeldRelease(rows, kept, continuity, made_at)

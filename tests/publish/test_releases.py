@@ -21,9 +21,11 @@ SENSITIVE = ["chronic_patient"]
 
 
 def rows(*people: tuple) -> pa.Table:
-    """Rows of (person, area, band, categories), as an anonymised product holds them."""
+    """Rows of (person, area, band, categories), as an anonymised product holds them; each person's ID number is
+    their id with 号."""
     return pa.table({
         "_person_id": [p[0] for p in people],
+        "_id_number": [f"{p[0]}号" for p in people],
         "area": [p[1] for p in people],
         "band": [p[2] for p in people],
         "key_populations": pa.array([list(p[3]) if len(p) > 3 else [] for p in people], pa.list_(pa.string())),
@@ -35,8 +37,9 @@ def town(names: str, area: str = "东街", band: str = "60-64") -> list[tuple]:
     return [(name, area, band) for name in names]
 
 
-def hold(fresh: pa.Table, last: pa.Table | None, barred: tuple[str, ...] = ()):
-    return hold_classes(fresh, last, K, CLASS, SENSITIVE, barred, "sha-last" if last is not None else None)
+def hold(fresh: pa.Table, last: pa.Table | None, barred: tuple[str, ...] = (), deleted: tuple[str, ...] = ()):
+    return hold_classes(fresh, last, K, CLASS, SENSITIVE, barred, "sha-last" if last is not None else None,
+                        [f"{p}号" for p in deleted])
 
 
 def who(table: pa.Table) -> list[str]:
@@ -112,6 +115,19 @@ def test_k_arrivals_all_of_one_sensitive_category_are_not_shown_as_a_batch():
     assert who(released) == list("abcdef") and continuity.classes_held == 1
     released, _, _ = hold(rows(*town("abcdef"), *chronic, *town("l")), last)
     assert who(released) == list("abcdefghijkl")  # six arrivals, not all of it
+
+
+def test_someone_who_asked_to_be_deleted_is_not_shown_again_once_their_records_are_gone():
+    # Seen (audit): x asked to be deleted and 东街 was withheld; then the departments removed x's records, so x was
+    # no longer among the people the product leaves out, and 东街, changed by one row, was shown as it was, x in it.
+    last = hold(rows(*town("xabcdef"), *town("mnopqr", area="西街")), None)[1]
+    released, last, _ = hold(rows(*town("abcdef"), *town("mnopqr", area="西街")), last, barred=("x",), deleted=("x",))
+    assert "x" not in who(released)
+    released, last, continuity = hold(rows(*town("abcdef"), *town("mnopqr", area="西街")), last, deleted=("x",))
+    assert "x" not in who(released) and continuity.classes_withheld == 1
+    # a revoked request of someone shown tonight again bars nothing
+    released, _, _ = hold(rows(*town("xabcdef"), *town("mnopqr", area="西街")), last, deleted=("x",))
+    assert "x" in who(released)
 
 
 def test_a_category_gained_within_a_class_is_not_shown_alone():
