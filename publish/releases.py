@@ -122,9 +122,11 @@ def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Se
         # people may show elsewhere since): shown as it was, that person would be in the release twice.
         deleted = ("OR (_id_number IN (SELECT n FROM _deleted) "
                    "AND _id_number NOT IN (SELECT _id_number FROM _f WHERE _id_number IS NOT NULL))") if numbered else ""
+        # Nor one whose last rows would not make a good class by tonight's rule (k raised since, say).
         con.execute(f"""CREATE TEMP TABLE _barred_classes AS SELECT DISTINCT _class FROM _b
                         WHERE _person_id IN (SELECT p FROM _barred)
-                           OR _person_id IN (SELECT _person_id FROM _b GROUP BY ALL HAVING count(*) > 1) {deleted}""")
+                           OR _person_id IN (SELECT _person_id FROM _b GROUP BY ALL HAVING count(*) > 1) {deleted}
+                        UNION SELECT _class FROM _b GROUP BY _class HAVING {bad_class_sql(k, list(sensitive))}""")
         # A batch of rows a class gains (or loses) all in one sensitive category tells it of whoever is known to have
         # arrived (or left), as a class all in one would.
         populations = "key_populations" if sensitive else "NULL"
@@ -248,7 +250,8 @@ def hold_release(table: pa.Table, control: Disclosure, barred: Sequence[str], ho
     """:func:`hold_classes` for ``recipient``'s anonymised rows ``table`` (``control``: what anonymisation did),
     against its release last delivered, the product whose sha256 is ``delivered_hash`` (None: none yet);
     ``barred`` and ``deleted_ids`` as :func:`hold_classes` takes them."""
-    made_at = {"k": control.k_required, "quasi_identifiers": list(control.quasi_identifiers),
+    # What makes the classes; k may change (a class shown as it was must then hold tonight's k, hold_classes).
+    made_at = {"quasi_identifiers": list(control.quasi_identifiers),
                "age_band": control.age_band, "area": control.area, "sex_shown": control.sex_shown}
     last, why = None, None
     if delivered_hash is not None:

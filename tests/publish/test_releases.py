@@ -130,6 +130,15 @@ def test_someone_who_asked_to_be_deleted_is_not_shown_again_once_their_records_a
     assert "x" in who(released)
 
 
+def test_after_k_is_raised_a_class_too_small_for_it_is_withheld_not_shown_as_it_was():
+    # Seen (audit): raising k from 5 to 6 turned the holding off for a night (4 lone arrivals, 8 lone departures).
+    last = hold(rows(*town("abcde"), *town("mnopqrs", area="西街")), None)[1]
+    tonight = rows(*town("abcdef"), *town("mnopqrst", area="西街"))
+    released, _, continuity = hold_classes(tonight, last, 6, CLASS, SENSITIVE, (), "sha-last")
+    assert who(released) == list("mnopqrs")  # 西街 as it was (seven rows); 东街's five are too few for k = 6
+    assert (continuity.classes_held, continuity.classes_withheld) == (1, 1)
+
+
 def test_a_category_gained_within_a_class_is_not_shown_alone():
     last = hold(rows(*town("abcdef")), None)[1]
     tonight = rows(*town("abcde"), ("f", "东街", "60-64", ["chronic_patient"]))
