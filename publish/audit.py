@@ -597,6 +597,14 @@ class LastDeliveries:
         self._key = audit._key()
         entries = audit.entries()
         self.latest: dict[str, dict] = {e["recipient"]: e for e in entries}  # each recipient's latest entry
+        #: each recipient's newest product (``content_hash``) that no earlier entry had: after a restore, which puts an
+        #: older one in front of it again, still the newest it has received (``publish.releases`` holds against it)
+        self.newest: dict[str, str] = {}
+        seen: set[tuple[str, str]] = set()
+        for entry in entries:
+            if (entry["recipient"], entry["content_hash"]) not in seen:
+                seen.add((entry["recipient"], entry["content_hash"]))
+                self.newest[entry["recipient"]] = entry["content_hash"]
         #: each recipient's generalisations, every release's (``publish.anonymity.anonymise``'s ``previous``)
         self.generalisations: dict[str, list[dict]] = {}
         for entry in entries:

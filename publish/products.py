@@ -370,8 +370,8 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
                                        _earlier_generalisations(con, recipient.name, delivered))
             if control.rows_left_out:
                 exclusions["not_anonymous"] = control.rows_left_out
-            # Class by class against the release last delivered, so that the two cannot be differenced.
-            delivered_hash = delivered.latest.get(recipient.name, {}).get("content_hash") if delivered else None
+            # Class by class against the newest release delivered, so that the two cannot be differenced.
+            delivered_hash = delivered.newest.get(recipient.name) if delivered else None
             held = hold_release(table, control, excluded.column("_person_id").to_pylist(), home, recipient.name,
                                 delivered_hash, ids_ever_deleted(con) if delivered_hash else ())
             table = held.rows

@@ -17,9 +17,11 @@ compared with, so it comes back once the changes against them have gathered to k
 releases, class by class, is none or at least k rows.
 
 What the last release showed, with who each row is, is kept in the restricted zone beside the data home's other
-state (``DataHome.release_rows_file``), named by the sha256 of the product it was (the audit log's ``content_hash``;
-a restore publishes the same file again). Where it is missing, or was made at other generalisation levels or columns,
-the release is not held (a warning says why; the disclosure's ``held_against`` is null).
+state (``DataHome.release_rows_file``), named by the sha256 of the product it was (the audit log's ``content_hash``).
+A release is held against the newest one the recipient has received (``LastDeliveries.newest``): after a restore,
+which puts an older one in front of it again, the newer one it still holds. Where its rows are missing, or were made
+at other generalisation levels or columns, the release is not held (a warning says why; the disclosure's
+``held_against`` is null).
 """
 
 from __future__ import annotations

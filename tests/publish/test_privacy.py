@@ -493,3 +493,22 @@ def test_a_class_whose_last_rows_name_a_deleted_person_is_withheld_not_shown_as_
     assert disclosure["classes_withheld"] == 1
     assert len(second) == len(first) - 1 - disclosure["rows_withheld"]  # P_a and the rest of their class
     assert not set(_shown(second)) - set(_shown(first))  # nothing new, and no lone departure to read P_a's row from
+
+
+def test_after_a_restore_the_next_release_is_held_against_the_newest_the_analyst_has(home):
+    # Seen (audit): restore to an older generation, then a night: 4 classes differed by 1..4 rows from the newest
+    # release the analyst already held, one a lone arrival; the night had been held against the restored one.
+    from publish.audit import LastDeliveries
+    from publish.generations import Generations
+
+    district = _district()
+    _publish(home, district, run_id="run2")
+    entries = [e for e in AuditLog(home).entries() if e["recipient"] == "analysts"]
+    Generations(home).restore("g000001")
+    log = AuditLog(home)
+    assert [e for e in log.entries() if e["recipient"] == "analysts"][-1]["content_hash"] == entries[0]["content_hash"]
+    assert LastDeliveries(log).newest["analysts"] == entries[1]["content_hash"]  # run2's, which the analyst still has
+    _publish(home, district, run_id="run3")
+    disclosure = json.loads(duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True).sql(
+        "SELECT disclosure FROM publication_log WHERE recipient = 'analysts' AND run_id = 'run3'").fetchall()[0][0])
+    assert disclosure["held_against"] == entries[1]["content_hash"]
