@@ -19,17 +19,20 @@ releases, class by class, is none or at least k rows.
 What the last release showed, with who each row is, is kept in the restricted zone beside the data home's other
 state (``DataHome.release_rows_file``), named by the sha256 of the product it was (the audit log's ``content_hash``).
 A release is held against the newest one the recipient has received (``LastDeliveries.newest``): after a restore,
-which puts an older one in front of it again, the newer one it still holds. Where its rows are missing, or were made
-at other generalisation levels or columns, the release is not held (a warning says why; the disclosure's
-``held_against`` is null).
+which puts an older one in front of it again, the newer one it still holds. Where its kept rows are missing or cannot
+be read, its rows are read back from its product file in the generations, without who each row is, and a class that
+would be shown as it was is withheld instead (fail closed; a warning says so). Where that file is gone too, or the
+rows were made at other generalisation levels or columns, the release is not held (a warning says why; the
+disclosure's ``held_against`` is null).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -38,6 +41,7 @@ import pyarrow.parquet as pq
 
 from core.home import DataHome, HomeLike
 from publish.anonymity import Disclosure, bad_class_sql
+from publish.crypto import DISCLOSURE_METADATA, product_keys, product_metadata, read_product
 
 __all__ = ["Continuity", "HeldRelease", "hold_classes", "hold_release", "load_release", "save_release"]
 
@@ -59,6 +63,7 @@ class Continuity:
     rows_behind: int = 0  # tonight's rows not shown as they are (in a held or withheld class)
     rows_outdated: int = 0  # rows shown as they were, not as they are tonight (people since gone, moved, changed)
     not_held: str | None = None  # why an earlier release was not held against
+    last_rows: str | None = None  # "kept": its rows as kept; "product": read from the product file (who each is unknown)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -83,7 +88,8 @@ def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Se
             categories).
         sensitive: the categories (of ``key_populations``) no class, and no batch of rows a class gains or loses,
             may consist only of (``publish.anonymity``'s l-diversity).
-        barred: person ids the product leaves out tonight: a class whose last rows name one is withheld.
+        barred: person ids the product leaves out tonight: a class whose last rows name one is withheld (as is one
+            whose last rows have no ``_person_id``: a release read back from its product file).
         against: the sha256 of the last release's product (recorded in the returned :class:`Continuity`).
         deleted_ids: ID numbers a deletion request ever named: a class whose last rows name one (by ``_id_number``)
             that tonight's rows do not is withheld too (the person asked to be deleted and is no longer in the
@@ -124,9 +130,10 @@ def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Se
         # people may show elsewhere since): shown as it was, that person would be in the release twice.
         deleted = ("OR (_id_number IN (SELECT n FROM _deleted) "
                    "AND _id_number NOT IN (SELECT _id_number FROM _f WHERE _id_number IS NOT NULL))") if numbered else ""
-        # Nor one whose last rows would not make a good class by tonight's rule (k raised since, say).
+        # Nor one whose last rows are not known to be whose (read from the product file, the kept rows being lost), nor
+        # one whose last rows would not make a good class by tonight's rule (k raised since, say).
         con.execute(f"""CREATE TEMP TABLE _barred_classes AS SELECT DISTINCT _class FROM _b
-                        WHERE _person_id IN (SELECT p FROM _barred)
+                        WHERE _person_id IN (SELECT p FROM _barred) OR _person_id IS NULL
                            OR _person_id IN (SELECT _person_id FROM _b GROUP BY ALL HAVING count(*) > 1) {deleted}
                         UNION SELECT _class FROM _b GROUP BY _class HAVING {bad_class_sql(k, list(sensitive))}""")
         # A batch of rows a class gains (or loses) all in one sensitive category tells it of whoever is known to have
@@ -255,18 +262,58 @@ def hold_release(table: pa.Table, control: Disclosure, barred: Sequence[str], ho
     # What makes the classes; k may change (a class shown as it was must then hold tonight's k, hold_classes).
     made_at = {"quasi_identifiers": list(control.quasi_identifiers),
                "age_band": control.age_band, "area": control.area, "sex_shown": control.sex_shown}
-    last, why = None, None
+    last, why, source = None, None, None
     if delivered_hash is not None:
         last, why = load_release(DataHome.at(home).release_rows_file(recipient, delivered_hash), made_at,
                                  table.column_names)
+        source = "kept"
         if last is None:
-            log.warning("%s: tonight's rows are not held against the release last delivered (%s…): %s; a class that "
-                        "changed by fewer than %d rows since can be told apart by comparing the two",
-                        recipient, delivered_hash[:12], why, control.k_required)
+            # Fail closed: what the analyst was given is still in its product file, without who each row is; a class
+            # that would be shown as it was is withheld instead.
+            last, unread = _delivered_rows(home, recipient, delivered_hash, made_at, table.schema)
+            source = "product"
+            log.warning("%s: the rows of the release last delivered (%s…) were not kept as they were: %s; %s",
+                        recipient, delivered_hash[:12], why,
+                        "read back from its product file: a class that changed by fewer than "
+                        f"{control.k_required} rows since is withheld, not shown as it was" if last is not None else
+                        f"nor can its product file be read back ({unread}): tonight's rows are not held against it, "
+                        f"and a class that changed by fewer than {control.k_required} rows since can be told apart by "
+                        "comparing the two")
+            why = None if last is not None else f"{why}; {unread}"
     class_exprs = [q if q in table.column_names else f"list_contains(key_populations, '{q}')"
                    for q in control.quasi_identifiers]
     rows, kept, continuity = hold_classes(table, last, control.k_required, class_exprs, control.l_diverse,
                                           barred, delivered_hash if last is not None else None, deleted_ids)
     if why is not None:
         continuity = Continuity(held_against=None, not_held=why)
+    elif last is not None:
+        continuity = replace(continuity, last_rows=source)
     return HeldRelease(rows, kept, continuity, made_at)
+
+
+def _delivered_rows(home: HomeLike, recipient: str, content_hash: str, made_at: dict,
+                    schema: pa.Schema) -> tuple[pa.Table | None, str | None]:
+    """The rows of ``recipient``'s product whose sha256 is ``content_hash``, from whichever generation still holds it,
+    in ``schema`` with the hidden columns (who each row is) empty; else None and why not."""
+    home = DataHome.at(home)
+    found = [path for gen in sorted(home.generations_dir.glob("*")) if (path := home.generation_product_file(gen.name, recipient)).is_file()
+             and hashlib.sha256(path.read_bytes()).hexdigest() == content_hash] if home.generations_dir.is_dir() else []
+    if not found:
+        return None, "no generation holds its product file any more"
+    for key in product_keys(home, recipient).values():
+        try:
+            rows = read_product(found[0], key, recipient)
+            disclosure = json.loads(product_metadata(found[0], key, recipient).get(DISCLOSURE_METADATA, "{}"))
+            break
+        except (ValueError, OSError):
+            continue
+    else:
+        return None, f"no key of {recipient} opens {found[0]}"
+    if {name: disclosure.get(name) for name in made_at} != made_at:
+        return None, "its product file was made at other levels"
+    missing = [f.name for f in schema if not f.name.startswith("_") and f.name not in rows.column_names]
+    if missing:
+        return None, f"its product file lacks {', '.join(missing)}"
+    columns = [rows.column(f.name).cast(f.type) if not f.name.startswith("_") else pa.nulls(rows.num_rows, f.type)
+               for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema), None

@@ -461,13 +461,7 @@ def test_a_lone_arrival_is_not_shown_until_it_cannot_be_told_from_others(home):
     # Seen: differencing two nights of the 100k demo's analyst rows class by class found 92 classes that had gained
     # exactly one row; whoever knew that someone moved in there read their row (benchmarks/analyst_releases.py).
     first = _read(home, "analysts")
-    district = _district()
-    newcomer = district["records"].iloc[[0]].assign(record_id="civil_affairs:P_i", source_key="P_i", name="伊大爷",
-                                                    id_number=_id("33010619400101011"))
-    district["records"] = pd.concat([district["records"], newcomer], ignore_index=True)
-    district["mapping"] = pd.concat([district["mapping"], pd.DataFrame({"record_id": ["civil_affairs:P_i"],
-                                                                         "person_id": ["P_i"]})], ignore_index=True)
-    _publish(home, district, run_id="run2")
+    _publish(home, _with_newcomer(), run_id="run2")
     second = _read(home, "analysts")
     assert _shown(second) == _shown(first)  # the class P_i joined is shown as it was last released
     entries = [e for e in AuditLog(home).entries() if e["recipient"] == "analysts"]
@@ -477,6 +471,32 @@ def test_a_lone_arrival_is_not_shown_until_it_cannot_be_told_from_others(home):
     assert (disclosure["classes_held"], disclosure["rows_behind"]) == (1, 1)
     kept = DataHome.at(home).release_rows_file("analysts", entries[1]["content_hash"])
     assert kept.is_file() and kept.stat().st_mode & 0o077 == 0  # who each row is: the restricted zone's only
+
+
+def _with_newcomer() -> dict[str, pd.DataFrame]:
+    """The district, and 伊大爷 moved in beside 安老伯 (a lone arrival in his class)."""
+    district = _district()
+    newcomer = district["records"].iloc[[0]].assign(record_id="civil_affairs:P_i", source_key="P_i", name="伊大爷",
+                                                    id_number=_id("33010619400101011"))
+    district["records"] = pd.concat([district["records"], newcomer], ignore_index=True)
+    district["mapping"] = pd.concat([district["mapping"], pd.DataFrame({"record_id": ["civil_affairs:P_i"],
+                                                                         "person_id": ["P_i"]})], ignore_index=True)
+    return district
+
+
+def test_with_the_kept_rows_lost_a_class_that_changed_by_too_few_is_withheld_from_the_product_file(home):
+    # Seen (audit): the kept rows damaged or removed turned the holding off with a warning: 11 lone arrivals and 5
+    # lone departures published that night.
+    import shutil
+
+    first = _read(home, "analysts")
+    shutil.rmtree(DataHome.at(home).release_rows_dir("analysts"))
+    _publish(home, _with_newcomer(), run_id="run2")
+    second = _read(home, "analysts")
+    disclosure = json.loads(duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True).sql(
+        "SELECT disclosure FROM publication_log WHERE recipient = 'analysts' AND run_id = 'run2'").fetchall()[0][0])
+    assert disclosure["last_rows"] == "product" and disclosure["classes_withheld"] == 1
+    assert set(_shown(second)) < set(_shown(first))  # a whole class left out, nothing new shown
 
 
 def test_a_class_whose_last_rows_name_a_deleted_person_is_withheld_not_shown_as_it_was(home):
