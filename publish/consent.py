@@ -56,10 +56,23 @@ from publish.sqltext import of_persons
 
 __all__ = ["DELETION_STATUS", "REVOCATION_STATUS", "add_consent_maps", "add_consent_problems", "add_consent_unmatched",
            "add_effective_consent", "add_person_flats", "consent_subjects_sql", "decisions_sql", "ids_ever_deleted",
-           "protective_rank_sql"]
+           "protective_rank_sql", "restrictions_unknown_to"]
 
 DELETION_STATUS = "deletion_requested"
 REVOCATION_STATUS = "deletion_revoked"
+
+
+def restrictions_unknown_to(con: duckdb.DuckDBPyConnection, older: str) -> int:
+    """How many withdrawals, refusals and deletion requests ``con``'s ``consent_decisions`` holds that the
+    ``consent_decisions`` of the attached database ``older`` does not (the same person, purpose, recipient, status and
+    time): what publishing ``older``'s products again would undo."""
+    statuses = ", ".join(f"'{s}'" for s in ("withdrawn", "refused", DELETION_STATUS))
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = 'consent_decisions'",
+                       [older]).fetchall()[0][0]:
+        return con.execute(f"SELECT count(*) FROM consent_decisions WHERE status IN ({statuses})").fetchall()[0][0]
+    return con.execute(f"""SELECT count(*) FROM (
+        SELECT id_number, purpose, recipient, status, decided_at FROM consent_decisions WHERE status IN ({statuses})
+        EXCEPT SELECT id_number, purpose, recipient, status, decided_at FROM {older}.consent_decisions)""").fetchall()[0][0]
 
 
 def ids_ever_deleted(con: duckdb.DuckDBPyConnection) -> list[str]:

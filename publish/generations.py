@@ -37,6 +37,7 @@ import duckdb
 from core.errors import TerminalError
 from core.home import DataHome, HomeLike
 from publish.audit import AuditLog
+from publish.consent import restrictions_unknown_to
 
 __all__ = ["KEEP", "DiskSpaceError", "Generation", "Generations"]
 
@@ -284,6 +285,7 @@ class Generations:
             whole = ", ".join(g.name for g in kept if g.name != target.name and self._whole(g)) or "none"
             raise TerminalError(f"generation {target.name}'s warehouse is damaged or missing; nothing was restored. "
                                 f"Whole generations: {whole} (`silobreaker restore <generation>`)")
+        self._refuse_undoing_restrictions(target, current)
         audit = AuditLog(self.home)
         # Seen (re-check): a restore appended its entries onto a log cut short, as a run did before it refused.
         audit.refuse_if_cut(f"generation {target.name} was not restored")
@@ -296,6 +298,24 @@ class Generations:
         self.home.publication_journal.unlink()
         log.warning("restored generation %s (run %s)", target.name, target.run_id)
         return target
+
+    def _refuse_undoing_restrictions(self, target: Generation, current: str | None) -> None:
+        """Refuse to put ``target``'s products back in front of recipients if the current warehouse knows withdrawals,
+        refusals or deletion requests that ``target``'s does not: those people would be shared again."""
+        if current is None or current == target.name:
+            return
+        newer = self.home.generation_warehouse_file(current)
+        if not _opens(newer):
+            return  # a damaged current warehouse is what a restore is for; its decisions cannot be read
+        with duckdb.connect(str(newer), read_only=True) as con:
+            con.execute(f"ATTACH '{self.home.generation_warehouse_file(target.name)}' AS older (READ_ONLY)")
+            unknown = restrictions_unknown_to(con, "older")
+        if unknown:
+            raise TerminalError(
+                f"generation {target.name} was published before {unknown:,} consent withdrawal(s), refusal(s) or "
+                f"deletion request(s) that the current generation {current} applies: restoring it would share those "
+                "people again; nothing was restored. Run `silobreaker run` instead (it publishes anew with every "
+                "decision), or restore a generation published after them")
 
     # -- building blocks --------------------------------------------------------------------
 

@@ -532,3 +532,17 @@ def test_after_a_restore_the_next_release_is_held_against_the_newest_the_analyst
     disclosure = json.loads(duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True).sql(
         "SELECT disclosure FROM publication_log WHERE recipient = 'analysts' AND run_id = 'run3'").fetchall()[0][0])
     assert disclosure["held_against"] == entries[1]["content_hash"]
+
+
+def test_a_restore_that_would_share_again_someone_who_withdrew_since_is_refused(home):
+    # Seen (audit): `silobreaker restore` of a generation from before two deletion requests put both people back in
+    # the analysts' product, without a word.
+    from core.errors import TerminalError
+    from publish.generations import Generations
+
+    _publish(home, _district(withdraw_f=True), run_id="run2")
+    with pytest.raises(TerminalError, match=r"before 1 consent withdrawal.*nothing was restored.*silobreaker run"):
+        Generations(home).restore("g000001")
+    assert "P_f" not in set(_read(home, "grid_worker_1")["person_id"])  # still the current publication
+    _publish(home, _district(withdraw_f=True), run_id="run3")
+    assert Generations(home).restore("g000002").name == "g000002"  # published after the withdrawal: nothing undone
