@@ -290,17 +290,22 @@ def deidentified_text(disclosure: dict) -> str:
         said.append(f"{flags:,} 处重点人群类别在人数太少的地区不显示")
     if left := disclosure.get("rows_left_out"):
         said.append(f"{left:,} 人未列入")
-    # Held against the last release (publish.releases): what an analyst sees is partly as it was.
+    # Held against the newest earlier release (publish.releases): what an analyst sees is partly as it was.
+    k = disclosure.get("k_required")
     if held := disclosure.get("rows_held"):
-        said.append(f"{disclosure.get('classes_held', 0):,} 个组合变动不足 {disclosure.get('k_required')} 人，"
-                    f"沿用上次发布的 {held:,} 行（其中 {disclosure.get('rows_outdated', 0):,} 行与现状不同）")
+        said.append(f"{disclosure.get('classes_held', 0):,} 个组合自此前发布以来的变动还不足以混在 {k} 人之中，"
+                    f"照此前发布列出 {held:,} 行（其中 {disclosure.get('rows_outdated', 0):,} 行已与现状不同）")
     if withheld := disclosure.get("classes_withheld"):
-        said.append(f"{withheld:,} 个组合本次不发布（{disclosure.get('rows_withheld', 0):,} 行）")
+        said.append(f"{withheld:,} 个组合暂不列出（{disclosure.get('rows_withheld', 0):,} 行），变动凑足 {k} 人后恢复")
     if behind := disclosure.get("rows_behind"):
-        said.append(f"{behind:,} 行最新变动待凑足 {disclosure.get('k_required')} 人后发布")
+        said.append(f"{behind:,} 行最新变动暂未列出，凑足 {k} 人后一并列出")
+    if disclosure.get("not_held"):
+        said.append("本次未能与此前发布逐组核对（原因见运行日志），与上一期相减可能认出个人")
     summary = "；".join(said) or "各列照常显示"
+    held = ("; classes that changed by fewer than k people since an earlier release are shown as then released"
+            if disclosure.get("rows_held") or disclosure.get("classes_withheld") else "")
     return (f"注：本产品按 k-匿名发布（每种组合至少 {disclosure.get('k_required')} 行）：{summary}。各次发布只会更粗，"
-            "不会更细 / note: de-identified product; empty cells are generalised away, not missing data")
+            f"不会更细 / note: de-identified product; empty cells are generalised away, not missing data{held}")
 
 
 def _sql_error(error: Exception) -> int:

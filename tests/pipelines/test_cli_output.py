@@ -243,9 +243,13 @@ def test_an_analyst_is_told_in_chinese_which_rows_are_as_last_released():
     told = deidentified_text({"k_required": 5, "quasi_identifiers": ["age"], "age_band": 5, "classes_held": 3,
                               "rows_held": 240, "rows_outdated": 2, "classes_withheld": 1, "rows_withheld": 7,
                               "rows_behind": 4})
-    assert "3 个组合变动不足 5 人，沿用上次发布的 240 行（其中 2 行与现状不同）" in told
-    assert "1 个组合本次不发布（7 行）" in told and "4 行最新变动待凑足 5 人后发布" in told
-    assert "沿用" not in deidentified_text({"k_required": 5, "quasi_identifiers": ["age"], "age_band": 5, "rows_held": 0})
+    assert "3 个组合自此前发布以来的变动还不足以混在 5 人之中，照此前发布列出 240 行（其中 2 行已与现状不同）" in told
+    assert "1 个组合暂不列出（7 行），变动凑足 5 人后恢复" in told and "4 行最新变动暂未列出，凑足 5 人后一并列出" in told
+    assert told.endswith("shown as then released")
+    plain = deidentified_text({"k_required": 5, "quasi_identifiers": ["age"], "age_band": 5, "rows_held": 0})
+    assert "此前发布" not in plain and "released" not in plain
+    assert "未能与此前发布逐组核对" in deidentified_text({"k_required": 5, "quasi_identifiers": ["age"], "age_band": 5,
+                                                 "not_held": "its rows were not kept"})
 
 
 def test_a_warning_logged_during_the_run_is_in_the_summary_and_its_json(tmp_path, monkeypatch):
