@@ -3,8 +3,8 @@
 Each night's rows of a k-anonymised analyst product (``statistics_analysts`` in the demo policy) are k-anonymous on
 their own. For every two consecutive generations of ``--home`` this decrypts the product of each (with the
 recipient's key, as the analyst would) and measures two attacks, on the quasi-identifiers the product shows
-(``publish.anonymity.QUASI_IDENTIFIERS``) and the categories other departments know (its
-``k_anonymity.known_populations`` it shows):
+(``publish.anonymity.QUASI_IDENTIFIERS``) and the categories the releases treated as quasi-identifiers, as their
+disclosures record them (those other departments know, and those derived from age such as ``elderly``):
 
 1. **joined on the pseudonym** (``person_key``): a person's class is then the pair of their two classes. How many
    people both nights hold, how many changed quasi-identifiers; the smallest pair class; how many people a pair
@@ -49,7 +49,14 @@ def main() -> None:
     recipient = next(r for r in load_policy(args.policy).recipients if r.name == args.recipient)
     rule = recipient.k_anonymity
     k = rule.k
-    known = ", ".join(f"'{c}'" for c in rule.known_populations if c in recipient.shared_key_populations)
+    with WarehouseReader(args.home).connect() as warehouse:
+        logged = dict(warehouse.execute("SELECT audit_seq, disclosure FROM publication_log WHERE recipient = ?",
+                                        [args.recipient]).fetchall())
+    # The categories the releases treated as quasi-identifiers (the known ones and those derived from age, `elderly`),
+    # as their disclosures record them; the policy's known_populations where none does.
+    recorded = {q for d in logged.values() if d for q in json.loads(d).get("quasi_identifiers", [])} - set(QUASI_IDENTIFIERS)
+    known = ", ".join(f"'{c}'" for c in sorted(recorded) or
+                      [c for c in rule.known_populations if c in recipient.shared_key_populations])
     nights = sorted(p.name for p in home.generations_dir.iterdir() if home.generation_product_file(p.name, args.recipient).exists())
     con = duckdb.connect()
     key = product_key(args.home, args.recipient)
@@ -59,9 +66,6 @@ def main() -> None:
     qi = [c for c in QUASI_IDENTIFIERS if c in rows]
     categories = f"list_sort(list_filter(key_populations, lambda c: c IN ({known})))" if known else "NULL"
     print(f"{args.recipient}: k = {k}; quasi-identifiers {qi} and the categories {known or 'none'}")
-    with WarehouseReader(args.home).connect() as warehouse:
-        logged = dict(warehouse.execute("SELECT audit_seq, disclosure FROM publication_log WHERE recipient = ?",
-                                        [args.recipient]).fetchall())
     for night in nights:
         (smallest,) = con.execute(f"SELECT min(n) FROM (SELECT count(*) AS n FROM t_{night} "
                                   f"GROUP BY {', '.join(qi)}, {categories})").fetchone()
