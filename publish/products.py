@@ -271,6 +271,18 @@ def pseudonym_key(home: HomeLike, recipient: str) -> bytes:
     return load_or_create_key(path, f"SILOBREAKER_PSEUDONYM_KEY_{recipient.upper()}")
 
 
+def _whose_pseudonyms(home: HomeLike, recipient: str, people: pa.Table, metadata: Mapping[str, str]) -> dict[str, tuple]:
+    """Whom each ``person_key`` of an earlier release (its product's ``metadata``) stands for, among ``people`` (rows
+    with ``_person_id`` and ``_id_number``): each one's pseudonym in that release, recomputed with the recipient's key
+    (:func:`release_pseudonym_key` of its audit entry where its pseudonyms were per release)."""
+    key = pseudonym_key(home, recipient)
+    if json.loads(metadata.get(DISCLOSURE_METADATA, "{}")).get("pseudonyms") == "per_release":
+        key = release_pseudonym_key(key, ProductAnchor.from_metadata(metadata))
+    persons, ids = people.column("_person_id").to_pylist(), people.column("_id_number").to_pylist()
+    keys = [digest[:24] for digest in keyed_digests(key, (pid.encode() for pid in persons))]
+    return dict(zip(keys, zip(persons, ids, strict=True), strict=True))
+
+
 def release_pseudonym_key(key: bytes, anchor: ProductAnchor | None) -> bytes:
     """The key of one release's pseudonyms (``pseudonyms: per_release``), derived from the recipient's key.
 
@@ -373,7 +385,8 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
             # Class by class against the newest release delivered, so that the two cannot be differenced.
             delivered_hash = delivered.newest.get(recipient.name) if delivered else None
             held = hold_release(table, control, excluded.column("_person_id").to_pylist(), home, recipient.name,
-                                delivered_hash, ids_ever_deleted(con) if delivered_hash else ())
+                                delivered_hash, ids_ever_deleted(con) if delivered_hash else (),
+                                lambda metadata: _whose_pseudonyms(home, recipient.name, full, metadata))
             table = held.rows
             disclosure = control.as_dict() | held.continuity.as_dict()
         if recipient.pseudonymise:

@@ -20,8 +20,9 @@ What the last release showed, with who each row is, is kept in the restricted zo
 state (``DataHome.release_rows_file``), named by the sha256 of the product it was (the audit log's ``content_hash``).
 A release is held against the newest one the recipient has received (``LastDeliveries.newest``): after a restore,
 which puts an older one in front of it again, the newer one it still holds. Where its kept rows are missing or cannot
-be read, its rows are read back from its product file in the generations, without who each row is, and a class that
-would be shown as it was is withheld instead (fail closed; a warning says so). Where that file is gone too, or the
+be read, its rows are read back from its product file in the generations, who each row is found by recomputing that
+release's pseudonyms for tonight's people; a class that would be shown as it was and holds a row of someone not found
+is withheld instead (fail closed; a warning says so). Where that file is gone too, or the
 rows were made at other generalisation levels or columns, the release is not held (a warning says why; the
 disclosure's ``held_against`` is null).
 """
@@ -31,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -255,10 +256,13 @@ class HeldRelease:
 
 
 def hold_release(table: pa.Table, control: Disclosure, barred: Sequence[str], home: HomeLike, recipient: str,
-                 delivered_hash: str | None, deleted_ids: Sequence[str] = ()) -> HeldRelease:
+                 delivered_hash: str | None, deleted_ids: Sequence[str] = (),
+                 whose: Callable[[Mapping[str, str]], Mapping[str, tuple]] | None = None) -> HeldRelease:
     """:func:`hold_classes` for ``recipient``'s anonymised rows ``table`` (``control``: what anonymisation did),
     against its release last delivered, the product whose sha256 is ``delivered_hash`` (None: none yet);
-    ``barred`` and ``deleted_ids`` as :func:`hold_classes` takes them."""
+    ``barred`` and ``deleted_ids`` as :func:`hold_classes` takes them. ``whose``: given a product's metadata, whom
+    each of its ``person_key``s stands for (person id, ID number), to read a release back from its product file
+    where its kept rows are lost."""
     # What makes the classes; k may change (a class shown as it was must then hold tonight's k, hold_classes).
     made_at = {"quasi_identifiers": list(control.quasi_identifiers),
                "age_band": control.age_band, "area": control.area, "sex_shown": control.sex_shown}
@@ -268,14 +272,16 @@ def hold_release(table: pa.Table, control: Disclosure, barred: Sequence[str], ho
                                  table.column_names)
         source = "kept"
         if last is None:
-            # Fail closed: what the analyst was given is still in its product file, without who each row is; a class
-            # that would be shown as it was is withheld instead.
-            last, unread = _delivered_rows(home, recipient, delivered_hash, made_at, table.schema)
+            # What the analyst was given is still in its product file: who each row is comes back from its
+            # pseudonyms, recomputed for tonight's people; a class that would be shown as it was and holds a row of
+            # someone not found (gone since) is withheld instead (fail closed).
+            last, unread = _delivered_rows(home, recipient, delivered_hash, made_at, table.schema, whose)
             source = "product"
             log.warning("%s: the rows of the release last delivered (%s…) were not kept as they were: %s; %s",
                         recipient, delivered_hash[:12], why,
                         "read back from its product file: a class that changed by fewer than "
-                        f"{control.k_required} rows since is withheld, not shown as it was" if last is not None else
+                        f"{control.k_required} rows since and holds a row of someone no longer in the data is withheld, "
+                        "not shown as it was" if last is not None else
                         f"nor can its product file be read back ({unread}): tonight's rows are not held against it, "
                         f"and a class that changed by fewer than {control.k_required} rows since can be told apart by "
                         "comparing the two")
@@ -291,10 +297,11 @@ def hold_release(table: pa.Table, control: Disclosure, barred: Sequence[str], ho
     return HeldRelease(rows, kept, continuity, made_at)
 
 
-def _delivered_rows(home: HomeLike, recipient: str, content_hash: str, made_at: dict,
-                    schema: pa.Schema) -> tuple[pa.Table | None, str | None]:
+def _delivered_rows(home: HomeLike, recipient: str, content_hash: str, made_at: dict, schema: pa.Schema,
+                    whose: Callable[[Mapping[str, str]], Mapping[str, tuple]] | None) -> tuple[pa.Table | None, str | None]:
     """The rows of ``recipient``'s product whose sha256 is ``content_hash``, from whichever generation still holds it,
-    in ``schema`` with the hidden columns (who each row is) empty; else None and why not."""
+    in ``schema``, ``_person_id`` and ``_id_number`` found by ``whose`` (empty where not, as the other hidden
+    columns); else None and why not."""
     home = DataHome.at(home)
     found = [path for gen in sorted(home.generations_dir.glob("*")) if (path := home.generation_product_file(gen.name, recipient)).is_file()
              and hashlib.sha256(path.read_bytes()).hexdigest() == content_hash] if home.generations_dir.is_dir() else []
@@ -303,7 +310,8 @@ def _delivered_rows(home: HomeLike, recipient: str, content_hash: str, made_at: 
     for key in product_keys(home, recipient).values():
         try:
             rows = read_product(found[0], key, recipient)
-            disclosure = json.loads(product_metadata(found[0], key, recipient).get(DISCLOSURE_METADATA, "{}"))
+            metadata = product_metadata(found[0], key, recipient)
+            disclosure = json.loads(metadata.get(DISCLOSURE_METADATA, "{}"))
             break
         except (ValueError, OSError):
             continue
@@ -314,6 +322,9 @@ def _delivered_rows(home: HomeLike, recipient: str, content_hash: str, made_at: 
     missing = [f.name for f in schema if not f.name.startswith("_") and f.name not in rows.column_names]
     if missing:
         return None, f"its product file lacks {', '.join(missing)}"
-    columns = [rows.column(f.name).cast(f.type) if not f.name.startswith("_") else pa.nulls(rows.num_rows, f.type)
-               for f in schema]
+    found_as = whose(metadata) if whose is not None and "person_key" in rows.column_names else {}
+    people = [found_as.get(k, (None, None)) for k in rows.column("person_key").to_pylist()] if found_as else []
+    hidden = {"_person_id": [p[0] for p in people], "_id_number": [p[1] for p in people]} if people else {}
+    columns = [rows.column(f.name).cast(f.type) if not f.name.startswith("_") else
+               pa.array(hidden[f.name], f.type) if f.name in hidden else pa.nulls(rows.num_rows, f.type) for f in schema]
     return pa.Table.from_arrays(columns, schema=schema), None

@@ -484,9 +484,10 @@ def _with_newcomer() -> dict[str, pd.DataFrame]:
     return district
 
 
-def test_with_the_kept_rows_lost_a_class_that_changed_by_too_few_is_withheld_from_the_product_file(home):
+def test_with_the_kept_rows_lost_the_last_release_is_read_back_from_its_product_file_and_its_pseudonyms(home):
     # Seen (audit): the kept rows damaged or removed turned the holding off with a warning: 11 lone arrivals and 5
-    # lone departures published that night.
+    # lone departures published that night. Then, read back without who each row was, over half of a 1M district's
+    # analyst rows were withheld on the night after an upgrade.
     import shutil
 
     first = _read(home, "analysts")
@@ -495,8 +496,26 @@ def test_with_the_kept_rows_lost_a_class_that_changed_by_too_few_is_withheld_fro
     second = _read(home, "analysts")
     disclosure = json.loads(duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True).sql(
         "SELECT disclosure FROM publication_log WHERE recipient = 'analysts' AND run_id = 'run2'").fetchall()[0][0])
-    assert disclosure["last_rows"] == "product" and disclosure["classes_withheld"] == 1
-    assert set(_shown(second)) < set(_shown(first))  # a whole class left out, nothing new shown
+    assert disclosure["last_rows"] == "product"
+    assert (disclosure["classes_held"], disclosure["classes_withheld"]) == (1, 0)
+    assert _shown(second) == _shown(first)  # the newcomer's class as it was, its people found by their pseudonyms
+    entry = [e for e in AuditLog(home).entries() if e["recipient"] == "analysts"][-1]
+    assert entry["members_count"] == len(second)  # each row's person known to the audit, as on any night
+
+
+def test_with_the_kept_rows_lost_a_row_of_someone_gone_since_withholds_its_class(home):
+    import shutil
+
+    first = _read(home, "analysts")
+    shutil.rmtree(DataHome.at(home).release_rows_dir("analysts"))
+    district = _district()
+    gone = district["records"]["source_key"] == "P_b"  # 白奶奶's records removed: her last row is nobody's now
+    district["records"], district["mapping"] = district["records"][~gone], district["mapping"][~gone.to_numpy()]
+    _publish(home, district, run_id="run2")
+    disclosure = json.loads(duckdb.connect(str(DataHome.at(home).warehouse_file), read_only=True).sql(
+        "SELECT disclosure FROM publication_log WHERE recipient = 'analysts' AND run_id = 'run2'").fetchall()[0][0])
+    assert disclosure["classes_withheld"] == 1
+    assert set(_shown(_read(home, "analysts"))) < set(_shown(first))
 
 
 def test_a_class_whose_last_rows_name_a_deleted_person_is_withheld_not_shown_as_it_was(home):
