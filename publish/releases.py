@@ -6,25 +6,26 @@ release to the next, and where a class gained exactly one row, whoever knows tha
 the street, turned an age band) has found that person's row and its categories; likewise a lone departure. On the
 100,000-person demo a day's changes left 92 of 1,147 classes with a lone arrival (``benchmarks/analyst_releases.py``).
 
-So a release is held against the last one delivered, class by class (the idea of m-invariance, Xiao and Tao 2007,
-for republished data): a class is released as it is tonight only where it gained no rows or at least k, and lost
-none or at least k, compared with the rows it last showed, neither batch all of one sensitive category, and keeps at
-least k rows that are not all of one sensitive category. Any other class is shown as it was last released (*held*: its rows as they were, people since
-gone included, each under tonight's pseudonym), and a person whose row is held does not show in another class as
-well; a class whose last rows name someone the product must leave out tonight (a deletion request, or any other
-reason the product gives), or someone gone whose ID number a deletion request ever named, is *withheld* whole. A held or withheld class keeps its last released rows as what it is
-compared with, so it comes back once the changes against them have gathered to k. Either way the difference of two
-releases, class by class, is none or at least k rows.
+So a release is held against the newest one delivered, class by class (the idea of m-invariance, Xiao and Tao 2007, for
+republished data): a class is released as it is tonight only where it gained no rows or at least k, and lost none or
+at least k, compared with the rows it last showed, neither batch all of one sensitive category, and keeps at least k
+rows that are not all of one sensitive category. Any other class is shown as it was last released (*held*: its rows as
+they were, people since gone included, each under tonight's pseudonym), and a person whose row is held does not show
+in another class as well; a class whose last rows name someone the product must leave out tonight (a deletion request,
+or any other reason the product gives), or someone gone whose ID number a deletion request ever named, is *withheld*
+whole. A held or withheld class keeps its last released rows as what it is compared with, so it comes back once the
+changes against them have gathered to k. Either way the difference of two releases, class by class, is none or at
+least k rows.
 
-What the last release showed, with who each row is, is kept in the restricted zone beside the data home's other
-state (``DataHome.release_rows_file``), named by the sha256 of the product it was (the audit log's ``content_hash``).
-A release is held against the newest one the recipient has received (``LastDeliveries.newest``): after a restore,
-which puts an older one in front of it again, the newer one it still holds. Where its kept rows are missing or cannot
-be read, its rows are read back from its product file in the generations, who each row is found by recomputing that
+What the last release showed, with who each row is, is kept in the restricted zone beside the data home's other state
+(``DataHome.release_rows_file``), named by the sha256 of the product it was (the audit log's ``content_hash``). A
+release is held against the newest one the recipient has received (``LastDeliveries.newest``): after a restore, which
+puts an older one in front of it again, the newer one it still holds. Where its kept rows are missing or cannot be
+read, its rows are read back from its product file in the generations, who each row is found by recomputing that
 release's pseudonyms for tonight's people; a class that would be shown as it was and holds a row of someone not found
-is withheld instead (fail closed; a warning says so). Where that file is gone too, or the
-rows were made at other generalisation levels or columns, the release is not held (a warning says why; the
-disclosure's ``held_against`` is null).
+is withheld instead (fail closed; a warning says so). Where that file is gone too, or the rows were made at other
+generalisation levels or columns, the release is not held (a warning says why; the disclosure's ``held_against`` is
+null).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ _MADE_AT = b"silobreaker.release_made_at"
 
 @dataclass(frozen=True)
 class Continuity:
-    """How a release was held against the last one delivered (the publication log's ``disclosure``)."""
+    """How a release was held against the newest one delivered (the publication log's ``disclosure``)."""
 
     held_against: str | None  # the sha256 of the product held against; None: none (the first, or see ``not_held``)
     classes_held: int = 0  # shown as last released
@@ -64,7 +65,7 @@ class Continuity:
     rows_behind: int = 0  # tonight's rows not shown as they are (in a held or withheld class)
     rows_outdated: int = 0  # rows shown as they were, not as they are tonight (people since gone, moved, changed)
     not_held: str | None = None  # why an earlier release was not held against
-    last_rows: str | None = None  # "kept": its rows as kept; "product": read from the product file (who each is unknown)
+    last_rows: str | None = None  # "kept": its rows as kept; "product": read back from its product file
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -127,8 +128,9 @@ def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Se
             con.execute(f"DROP TABLE {name}s")
         con.execute("DROP TABLE _class_ids; DROP TABLE _content_ids")
         # A class whose last rows name someone left out tonight, or someone gone who once asked to be deleted, cannot
-        # be shown as it was; nor one whose last rows name someone another class's last rows name too (a withheld class keeps the rows it last showed, and its
-        # people may show elsewhere since): shown as it was, that person would be in the release twice.
+        # be shown as it was; nor one whose last rows name someone another class's last rows name too (a withheld
+        # class keeps the rows it last showed, and its people may show elsewhere since): that person would be in the
+        # release twice.
         deleted = ("OR (_id_number IN (SELECT n FROM _deleted) "
                    "AND _id_number NOT IN (SELECT _id_number FROM _f WHERE _id_number IS NOT NULL))") if numbered else ""
         # Nor one whose last rows are not known to be whose (read from the product file, the kept rows being lost), nor
