@@ -273,14 +273,21 @@ def pseudonym_key(home: HomeLike, recipient: str) -> bytes:
 
 def _whose_pseudonyms(home: HomeLike, recipient: str, people: pa.Table, metadata: Mapping[str, str]) -> dict[str, tuple]:
     """Whom each ``person_key`` of an earlier release (its product's ``metadata``) stands for, among ``people`` (rows
-    with ``_person_id`` and ``_id_number``): each one's pseudonym in that release, recomputed with the recipient's key
-    (:func:`release_pseudonym_key` of its audit entry where its pseudonyms were per release)."""
-    key = pseudonym_key(home, recipient)
-    if json.loads(metadata.get(DISCLOSURE_METADATA, "{}")).get("pseudonyms") == "per_release":
-        key = release_pseudonym_key(key, ProductAnchor.from_metadata(metadata))
+    with ``_person_id`` and ``_id_number``): each one's pseudonym in that release, recomputed."""
+    mode = json.loads(metadata.get(DISCLOSURE_METADATA, "{}")).get("pseudonyms", "stable")
     persons, ids = people.column("_person_id").to_pylist(), people.column("_id_number").to_pylist()
-    keys = [digest[:24] for digest in keyed_digests(key, (pid.encode() for pid in persons))]
+    keys = _pseudonyms(home, recipient, mode, ProductAnchor.from_metadata(metadata), persons)
     return dict(zip(keys, zip(persons, ids, strict=True), strict=True))
+
+
+def _pseudonyms(home: HomeLike, recipient: str, mode: str, anchor: ProductAnchor | None, persons: list[str]) -> list[str]:
+    """Each person's ``person_key`` in a release (``mode``: its policy's ``pseudonyms``; ``anchor``: its audit entry).
+    One HMAC per person: linear, and keyed so the pseudonym cannot be recomputed (or matched with another
+    recipient's) without this recipient's key."""
+    key = pseudonym_key(home, recipient)
+    if mode == "per_release":
+        key = release_pseudonym_key(key, anchor)
+    return [digest[:24] for digest in keyed_digests(key, (pid.encode() for pid in persons))]
 
 
 def release_pseudonym_key(key: bytes, anchor: ProductAnchor | None) -> bytes:
@@ -390,14 +397,8 @@ def build_product(con: duckdb.DuckDBPyConnection, recipient: Recipient, path: Pa
             table = held.rows
             disclosure = control.as_dict() | held.continuity.as_dict()
         if recipient.pseudonymise:
-            key = pseudonym_key(home, recipient.name)
-            if recipient.pseudonyms == "per_release":
-                key = release_pseudonym_key(key, anchor)
             disclosure = (disclosure or {}) | {"pseudonyms": recipient.pseudonyms}
-            # One HMAC per person in the product: linear, and keyed so the pseudonym cannot be
-            # recomputed (or matched with another recipient's) without this recipient's key.
-            persons = table.column("_person_id").to_pylist()
-            keys = [digest[:24] for digest in keyed_digests(key, (pid.encode() for pid in persons))]
+            keys = _pseudonyms(home, recipient.name, recipient.pseudonyms, anchor, table.column("_person_id").to_pylist())
             table = table.add_column(3, "person_key", pa.array(keys, pa.string()))
             # In pseudonym order, never person_id order: two recipients' copies (or a department's
             # person_ids) must not line up row by row.

@@ -43,7 +43,8 @@ import pyarrow.parquet as pq
 
 from core.home import DataHome, HomeLike
 from publish.anonymity import Disclosure, bad_class_sql
-from publish.crypto import DISCLOSURE_METADATA, product_keys, product_metadata, read_product
+from publish.crypto import DISCLOSURE_METADATA, product_key, product_key_id, product_keys, product_metadata, read_product
+from publish.generations import Generations
 
 __all__ = ["Continuity", "HeldRelease", "hold_classes", "hold_release", "load_release", "save_release"]
 
@@ -135,10 +136,11 @@ def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Se
                    "AND _id_number NOT IN (SELECT _id_number FROM _f WHERE _id_number IS NOT NULL))") if numbered else ""
         # Nor one whose last rows are not known to be whose (read from the product file, the kept rows being lost), nor
         # one whose last rows would not make a good class by tonight's rule (k raised since, say).
+        bad = bad_class_sql(k, list(sensitive))
         con.execute(f"""CREATE TEMP TABLE _barred_classes AS SELECT DISTINCT _class FROM _b
                         WHERE _person_id IN (SELECT p FROM _barred) OR _person_id IS NULL
                            OR _person_id IN (SELECT _person_id FROM _b GROUP BY ALL HAVING count(*) > 1) {deleted}
-                        UNION SELECT _class FROM _b GROUP BY _class HAVING {bad_class_sql(k, list(sensitive))}""")
+                        UNION SELECT _class FROM _b GROUP BY _class HAVING {bad}""")
         # A batch of rows a class gains (or loses) all in one sensitive category tells it of whoever is known to have
         # arrived (or left), as a class all in one would.
         populations = "key_populations" if sensitive else "NULL"
@@ -161,7 +163,7 @@ def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Se
                      moved AS (SELECT _class, sum(greatest(nf - nb, 0)) AS gained, sum(greatest(nb - nf, 0)) AS lost
                                       {moved_flags}
                                FROM cells GROUP BY ALL),
-                     bad AS (SELECT _class FROM live GROUP BY _class HAVING {bad_class_sql(k, list(sensitive))})
+                     bad AS (SELECT _class FROM live GROUP BY _class HAVING {bad})
                 SELECT _class FROM moved
                 WHERE (gained BETWEEN 1 AND {k - 1} OR lost BETWEEN 1 AND {k - 1} OR _class IN (SELECT _class FROM bad)
                        {homogeneous})
@@ -305,20 +307,21 @@ def _delivered_rows(home: HomeLike, recipient: str, content_hash: str, made_at: 
     in ``schema``, ``_person_id`` and ``_id_number`` found by ``whose`` (empty where not, as the other hidden
     columns); else None and why not."""
     home = DataHome.at(home)
-    found = [path for gen in sorted(home.generations_dir.glob("*")) if (path := home.generation_product_file(gen.name, recipient)).is_file()
-             and hashlib.sha256(path.read_bytes()).hexdigest() == content_hash] if home.generations_dir.is_dir() else []
-    if not found:
+    found = next((path for generation in reversed(Generations(home).published())
+                  if (path := home.generation_product_files(generation.name).get(recipient)) is not None
+                  and hashlib.sha256(path.read_bytes()).hexdigest() == content_hash), None)
+    if found is None:
         return None, "no generation holds its product file any more"
-    for key in product_keys(home, recipient).values():
-        try:
-            rows = read_product(found[0], key, recipient)
-            metadata = product_metadata(found[0], key, recipient)
-            disclosure = json.loads(metadata.get(DISCLOSURE_METADATA, "{}"))
-            break
-        except (ValueError, OSError):
-            continue
-    else:
-        return None, f"no key of {recipient} opens {found[0]}"
+    named = product_key_id(found)  # None: written before products named their key, under the current one
+    key = product_keys(home, recipient).get(named) if named else product_key(home, recipient)
+    if key is None:
+        return None, f"no key of {recipient} opens {found}"
+    try:
+        rows = read_product(found, key, recipient)
+        metadata = product_metadata(found, key, recipient)
+    except (ValueError, OSError) as e:
+        return None, f"{found} cannot be read ({e})"
+    disclosure = json.loads(metadata.get(DISCLOSURE_METADATA, "{}"))
     if {name: disclosure.get(name) for name in made_at} != made_at:
         return None, "its product file was made at other levels"
     missing = [f.name for f in schema if not f.name.startswith("_") and f.name not in rows.column_names]
