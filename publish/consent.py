@@ -54,24 +54,26 @@ from core.vocabulary import PROTECTIVE_ORDER
 from publish.areas import add_address_places
 from publish.sqltext import of_persons
 
-__all__ = ["DELETION_STATUS", "REVOCATION_STATUS", "add_consent_maps", "add_consent_problems", "add_consent_unmatched",
-           "add_effective_consent", "add_person_flats", "consent_subjects_sql", "decisions_sql", "ids_ever_deleted",
-           "protective_rank_sql", "restrictions_unknown_to"]
+__all__ = ["DELETION_STATUS", "RESTRICTIVE_SQL", "REVOCATION_STATUS", "add_consent_maps", "add_consent_problems",
+           "add_consent_unmatched", "add_effective_consent", "add_person_flats", "consent_subjects_sql", "decisions_sql",
+           "ids_ever_deleted", "protective_rank_sql", "restrictions_unknown_to"]
 
 DELETION_STATUS = "deletion_requested"
 REVOCATION_STATUS = "deletion_revoked"
+#: The decisions that take someone out of products (an SQL list): never forgotten, and failing closed where they
+#: cannot be placed.
+RESTRICTIVE_SQL = f"('withdrawn', 'refused', '{DELETION_STATUS}')"
 
 
 def restrictions_unknown_to(con: duckdb.DuckDBPyConnection, older: str) -> int:
     """How many withdrawals, refusals and deletion requests ``con``'s ``consent_decisions`` holds that the
     ``consent_decisions`` of the attached database ``older`` does not (the same person, purpose, recipient, status and
     time): what publishing ``older``'s products again would undo."""
-    statuses = ", ".join(f"'{s}'" for s in ("withdrawn", "refused", DELETION_STATUS))
     if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = 'consent_decisions'",
                        [older]).fetchall()[0][0]:
-        return con.execute(f"SELECT count(*) FROM consent_decisions WHERE status IN ({statuses})").fetchall()[0][0]
+        return con.execute(f"SELECT count(*) FROM consent_decisions WHERE status IN {RESTRICTIVE_SQL}").fetchall()[0][0]
     return con.execute(f"""SELECT count(*) FROM (
-        SELECT id_number, purpose, recipient, status, decided_at FROM consent_decisions WHERE status IN ({statuses})
+        SELECT id_number, purpose, recipient, status, decided_at FROM consent_decisions WHERE status IN {RESTRICTIVE_SQL}
         EXCEPT SELECT id_number, purpose, recipient, status, decided_at FROM {older}.consent_decisions)""").fetchall()[0][0]
 
 
@@ -283,7 +285,7 @@ def add_consent_problems(con: duckdb.DuckDBPyConnection) -> None:
                 || 'resident''s number (an ID-sharing conflict awaiting review): it is applied to all of them'
             FROM consent_decisions c JOIN source_records r ON r.id_number = c.id_number
             WHERE coalesce(r.id_number_disputed, false)
-              AND c.status IN ('withdrawn', 'refused', '{DELETION_STATUS}')
+              AND c.status IN {RESTRICTIVE_SQL}
               AND c.id_number NOT IN (SELECT id_number FROM consent_subjects)""")
     con.execute("CREATE OR REPLACE TABLE consent_problems AS SELECT * FROM consent_problems ORDER BY person_id, decision_id")
 
@@ -325,7 +327,7 @@ SELECT * FROM reasons WHERE reason IS NOT NULL ORDER BY reason, decision_id
             || 'registry uses: it may be meant for one of the policy''s, so it applies to every product until the '
             || 'registry writes a code the policy uses (or *)'
         FROM consent_unmatched u JOIN consent_subjects s ON s.id_number = u.id_number
-        WHERE u.status IN ('withdrawn', 'refused', '{DELETION_STATUS}')
+        WHERE u.status IN {RESTRICTIVE_SQL}
           AND u.reason IN ('unknown_recipient', 'unknown_purpose')
           AND NOT EXISTS (SELECT 1 FROM consent_decisions g WHERE g.status = 'granted' AND CASE u.reason
                           WHEN 'unknown_recipient' THEN g.recipient = u.recipient ELSE g.purpose = u.purpose END)""")

@@ -56,6 +56,7 @@ from publish.carry import (
 )
 from publish.catalog import add_comments
 from publish.consent import (
+    RESTRICTIVE_SQL,
     add_consent_maps,
     add_consent_problems,
     add_consent_unmatched,
@@ -568,7 +569,7 @@ class Warehouse:
             remembered = con.execute(
                 f"""INSERT INTO consent_decisions BY NAME
                     SELECT {shared} FROM previous.consent_decisions p
-                    WHERE p.status IN ('withdrawn', 'refused', 'deletion_requested')
+                    WHERE p.status IN {RESTRICTIVE_SQL}
                       AND p.record_id NOT IN (SELECT record_id FROM consent_decisions)"""
             ).fetchone()[0]
             if remembered:
