@@ -285,7 +285,7 @@ class Generations:
             whole = ", ".join(g.name for g in kept if g.name != target.name and self._whole(g)) or "none"
             raise TerminalError(f"generation {target.name}'s warehouse is damaged or missing; nothing was restored. "
                                 f"Whole generations: {whole} (`silobreaker restore <generation>`)")
-        self._refuse_undoing_restrictions(target, current)
+        self._refuse_undoing_restrictions(target)
         audit = AuditLog(self.home)
         # Seen (re-check): a restore appended its entries onto a log cut short, as a run did before it refused.
         audit.refuse_if_cut(f"generation {target.name} was not restored")
@@ -299,23 +299,21 @@ class Generations:
         log.warning("restored generation %s (run %s)", target.name, target.run_id)
         return target
 
-    def _refuse_undoing_restrictions(self, target: Generation, current: str | None) -> None:
-        """Refuse to put ``target``'s products back in front of recipients if the current warehouse knows withdrawals,
-        refusals or deletion requests that ``target``'s does not: those people would be shared again."""
-        if current is None or current == target.name:
-            return
-        newer = self.home.generation_warehouse_file(current)
-        if not _opens(newer):
-            return  # a damaged current warehouse is what a restore is for; its decisions cannot be read
-        with duckdb.connect(str(newer), read_only=True) as con:
-            con.execute(f"ATTACH '{self.home.generation_warehouse_file(target.name)}' AS older (READ_ONLY)")
-            unknown = restrictions_unknown_to(con, "older")
-        if unknown:
-            raise TerminalError(
-                f"generation {target.name} was published before {unknown:,} consent withdrawal(s), refusal(s) or "
-                f"deletion request(s) that the current generation {current} applies: restoring it would share those "
-                "people again; nothing was restored. Run `silobreaker run` instead (it publishes anew with every "
-                "decision), or restore a generation published after them")
+    def _refuse_undoing_restrictions(self, target: Generation) -> None:
+        """Refuse to put ``target``'s products back in front of recipients if a whole generation published after it
+        knows withdrawals, refusals or deletion requests that ``target``'s warehouse does not: those people would be
+        shared again. Every later one is asked, so a damaged current warehouse (what a restore is for) does not hide
+        what the one before it applied."""
+        for newer in (g for g in self.published() if g.number > target.number and self._whole(g)):
+            with duckdb.connect(str(self.home.generation_warehouse_file(newer.name)), read_only=True) as con:
+                con.execute(f"ATTACH '{self.home.generation_warehouse_file(target.name)}' AS older (READ_ONLY)")
+                unknown = restrictions_unknown_to(con, "older")
+            if unknown:
+                raise TerminalError(
+                    f"generation {target.name} was published before {unknown:,} consent withdrawal(s), refusal(s) or "
+                    f"deletion request(s) that generation {newer.name} applies: restoring it would share those people "
+                    "again; nothing was restored. Run `silobreaker run` instead (it publishes anew with every "
+                    "decision), or restore a generation published after them")
 
     # -- building blocks --------------------------------------------------------------------
 

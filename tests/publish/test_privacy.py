@@ -564,4 +564,8 @@ def test_a_restore_that_would_share_again_someone_who_withdrew_since_is_refused(
         Generations(home).restore("g000001")
     assert "P_f" not in set(_read(home, "grid_worker_1")["person_id"])  # still the current publication
     _publish(home, _district(withdraw_f=True), run_id="run3")
+    # the current warehouse damaged (what a restore is for) hides nothing: the generation before it is asked too
+    DataHome.at(home).generation_warehouse_file("g000003").write_bytes(b"not a warehouse")
+    with pytest.raises(TerminalError, match="that generation g000002 applies"):
+        Generations(home).restore("g000001")
     assert Generations(home).restore("g000002").name == "g000002"  # published after the withdrawal: nothing undone
