@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.folders import replacing_folder
-from core.frames import FRAME_SUFFIX, read_frame, write_frame
+from core.frames import DIGEST_SUFFIX, FRAME_SUFFIX, read_frame, write_frame
 from dedup.blocking import RECORDS_TABLE, blocking_keys, blocking_rows, flipped_members_sql
 from dedup.model import FellegiSunterModel, PairContext, TermFrequencies
 from dedup.prepare import (
@@ -163,7 +163,8 @@ class KeptLinking:
         """Forget the records, keys and pairs kept in ``folder`` but not the model (``silobreaker run --full``): the
         next run links every record again, with that model while it is fresh (:meth:`load_model`)."""
         for name in (_RECORDS, _KEYS, _PAIRS, _WITHIN):
-            (folder / name).unlink(missing_ok=True)
+            for path in (folder / name, folder / f"{name}{DIGEST_SUFFIX}"):
+                path.unlink(missing_ok=True)
 
     @staticmethod
     def load(folder: Path, settings: LinkSettings, now: dt.datetime) -> KeptLinking | None:

@@ -38,11 +38,11 @@ class FileIOManager(dg.ConfigurableIOManager):
         base = DataHome.resolve(self.home).asset_base(context.run_id, context.asset_key.path)
         base.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(obj, Extract):
-            _write_frame(obj.frame, base.with_suffix(_FRAME))
+            write_frame(obj.frame, base.with_suffix(_FRAME))
             lineage = {**obj.lineage.as_metadata(), "truncated_rows": list(obj.truncated_rows)}
             _write_text(base.with_suffix(_LINEAGE), json.dumps(lineage, ensure_ascii=False))
         elif isinstance(obj, pd.DataFrame):
-            _write_frame(obj, base.with_suffix(_FRAME))
+            write_frame(obj, base.with_suffix(_FRAME))
         elif isinstance(obj, StagingReport):
             _write_text(base.with_suffix(".json"), json.dumps(obj.as_dict(), ensure_ascii=False, default=str))
         else:
@@ -92,13 +92,6 @@ def _stored_base(home: DataHome, key_path: list[str] | tuple[str, ...], run_id: 
         if any(base.with_suffix(suffix).exists() for suffix in _STORED):
             return base
     return home.asset_base(run_id or "none", key_path)
-
-
-def _write_frame(frame: pd.DataFrame, path: Path) -> None:
-    # Write beside and rename, so a crash never leaves a half-written file for the next step.
-    tmp = path.with_name(f".{path.name}.tmp")
-    write_frame(frame, tmp)
-    tmp.replace(path)
 
 
 def _has_frame(base: Path) -> bool:

@@ -268,6 +268,14 @@ def test_a_state_kept_under_other_settings_or_too_long_ago_is_not_used(staged, s
     pairs = (tmp_path / "pairs.arrow").read_bytes()
     (tmp_path / "pairs.arrow").write_bytes(pairs[: len(pairs) // 2])
     assert KeptLinking.load(tmp_path, settings, NOW) is None
+    (tmp_path / "pairs.arrow").write_bytes(pairs)
+    assert KeptLinking.load(tmp_path, settings, NOW) is not None
+    # Nor one with a few bytes changed (a failing disk), which Arrow may read as other values without an error.
+    records = (tmp_path / "records.arrow").read_bytes()
+    middle = len(records) // 2
+    (tmp_path / "records.arrow").write_bytes(records[:middle] + bytes(b ^ 0x5A for b in records[middle:middle + 3])
+                                             + records[middle + 3:])
+    assert KeptLinking.load(tmp_path, settings, NOW) is None
     (tmp_path / "state.json").write_text("{broken", encoding="utf-8")
     assert KeptLinking.load(tmp_path, settings, NOW) is None
 
@@ -294,6 +302,7 @@ def test_a_kept_model_scores_a_whole_relink_while_it_is_fresh_and_the_columns_re
     assert KeptLinking.load_model(tmp_path, settings, later) is None  # the whole state serves (its model read once)
     KeptLinking.forget(tmp_path)
     assert KeptLinking.load(tmp_path, settings, later) is None  # nothing but the model
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "state.json", "term_frequencies.parquet"]
     fitted = KeptLinking.load_model(tmp_path, settings, later)
     assert KeptLinking.load_model(tmp_path, settings, NOW + dt.timedelta(days=RELINK_DAYS)) is None
 

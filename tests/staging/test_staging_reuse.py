@@ -125,6 +125,22 @@ def test_a_damaged_kept_staging_means_staging_again(tmp_path, caplog):
     assert "cannot be read" in caplog.text
 
 
+def test_a_kept_staging_changed_in_a_few_bytes_is_never_reused(tmp_path):
+    # Arrow files have no checksum: some such changes read back as other values, without an error.
+    store = StagingStore(tmp_path)
+    rows = people(*({"jmbh": str(i), "xm": f"李娜{i}", "csrq": "1990-03-04", "sfzh": None} for i in range(3, 400)))
+    store.keep(PERSON, lineage(STAGED_AT, rows=len(rows)), stage(rows, STAGED_AT))
+    path = store.home.kept_staging_dir(PERSON.name) / "staged.arrow"
+    data = path.read_bytes()
+    later = lineage(STAGED_AT + dt.timedelta(hours=1), rows=len(rows))
+    for at in range(64, len(data) - 64, max(1, len(data) // 40)):
+        path.write_bytes(data[:at] + bytes(b ^ 0x5A for b in data[at:at + 3]) + data[at + 3:])
+        assert store.reuse(PERSON, later) is None, f"bytes {at}..{at + 2} changed"
+        assert store.known_rows(PERSON, later.extracted_at) is None
+    path.write_bytes(data)
+    assert store.reuse(PERSON, later) is not None
+
+
 def test_keeping_replaces_the_staging_kept_before(tmp_path):
     store = StagingStore(tmp_path)
     store.keep(PERSON, lineage(STAGED_AT), stage(people(), STAGED_AT))
