@@ -39,7 +39,8 @@ class FileIOManager(dg.ConfigurableIOManager):
         base.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(obj, Extract):
             write_frame(obj.frame, base.with_suffix(_FRAME))
-            lineage = {**obj.lineage.as_metadata(), "truncated_rows": list(obj.truncated_rows)}
+            lineage = {**obj.lineage.as_metadata(), "truncated_rows": list(obj.truncated_rows),
+                       "unchanged": obj.unchanged}  # (lost before 2026-12-06: an unchanged file then staged empty)
             _write_text(base.with_suffix(_LINEAGE), json.dumps(lineage, ensure_ascii=False))
         elif isinstance(obj, pd.DataFrame):
             write_frame(obj, base.with_suffix(_FRAME))
@@ -57,7 +58,8 @@ class FileIOManager(dg.ConfigurableIOManager):
             # Text as Arrow-backed strings (missing: NA), as staging reads it: not a Python object per cell
             # (a 905k-row census: 0.2 s to key for staging, against 2 s through str-or-None objects).
             frame = _read_frame(base).astype(STRING)
-            return Extract(frame, Lineage.from_metadata(stored), tuple(stored.get("truncated_rows", ())))
+            return Extract(frame, Lineage.from_metadata(stored), tuple(stored.get("truncated_rows", ())),
+                           unchanged=bool(stored.get("unchanged", False)))
         if _has_frame(base):
             return _read_frame(base)
         if base.with_suffix(".json").exists():

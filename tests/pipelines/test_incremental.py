@@ -111,6 +111,23 @@ def test_an_unchanged_district_is_not_staged_again_and_publishes_the_same_record
     assert all(report.conserved for report in outcome.reports.values())
 
 
+def test_an_unchanged_file_whose_kept_staging_cannot_be_read_is_parsed_and_staged_again(demo_copy, staged_sources):
+    # Seen: a kept staging unreadable (damaged; or, on the first night after frames carried digests, written without
+    # one) beside a file hashed as unchanged failed that source's staging: "declared columns are not in the extract
+    # (it has [])" — the extract's "unchanged" mark was lost between the two steps, so it was staged empty.
+    before = published(demo_copy.home)
+    kept = demo_copy.home.kept_staging_dir("census") / "staged.arrow"
+    kept.write_bytes(kept.read_bytes()[:-100])
+
+    outcome = run_pipeline(demo_copy)
+
+    assert outcome.success, outcome.failures
+    assert staged_sources == ["census"]
+    after = published(demo_copy.home)
+    for table in ("source_records", "quarantine"):
+        pd.testing.assert_frame_equal(after[table], before[table])
+
+
 def change_census_and_civil_affairs(home: DataHome) -> None:
     """Another day: a census row with a new address, and in the civil affairs database a new phone and a row deleted."""
     path = home.demo_dir / "census_extract.csv"
