@@ -1,4 +1,4 @@
-"""A folder replaced whole: its new content is written beside it and takes its place in one step."""
+"""A folder, or a text file, replaced whole: its new content is written beside it and takes its place in one step."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["replacing_folder"]
+__all__ = ["replace_text", "replacing_folder"]
 
 
 @contextmanager
@@ -36,3 +36,10 @@ def replacing_folder(folder: Path) -> Iterator[Path]:
         folder.rename(old)
     fresh.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` beside it first, so a crash leaves the old file or the new one, never half."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)

@@ -23,6 +23,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
+from core.folders import replace_text
+
 __all__ = ["DIGEST_SUFFIX", "FRAME_SUFFIX", "DamagedFrameError", "read_frame", "read_table", "write_frame"]
 
 FRAME_SUFFIX = ".arrow"
@@ -44,7 +46,7 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
     partial = path.with_name(f".{path.name}.partial")
     try:
         frame.reset_index(drop=True).to_feather(partial, compression="lz4")
-        _write_text(_digest_path(path), _sha256(partial))
+        replace_text(_digest_path(path), _sha256(partial))
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
@@ -90,9 +92,3 @@ def _sha256(path: Path) -> str:
 
 def _digest_path(path: Path) -> Path:
     return path.with_name(path.name + DIGEST_SUFFIX)
-
-
-def _write_text(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="ascii")
-    partial.replace(path)

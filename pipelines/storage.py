@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import Field
 
 from connectors import Extract, Lineage
+from core.folders import replace_text
 from core.frames import FRAME_SUFFIX, read_frame, write_frame
 from core.home import DataHome, HomeLike
 from quality import StagingReport
@@ -41,11 +42,11 @@ class FileIOManager(dg.ConfigurableIOManager):
             write_frame(obj.frame, base.with_suffix(_FRAME))
             lineage = {**obj.lineage.as_metadata(), "truncated_rows": list(obj.truncated_rows),
                        "unchanged": obj.unchanged}  # (lost before 2026-12-06: an unchanged file then staged empty)
-            _write_text(base.with_suffix(_LINEAGE), json.dumps(lineage, ensure_ascii=False))
+            replace_text(base.with_suffix(_LINEAGE), json.dumps(lineage, ensure_ascii=False))
         elif isinstance(obj, pd.DataFrame):
             write_frame(obj, base.with_suffix(_FRAME))
         elif isinstance(obj, StagingReport):
-            _write_text(base.with_suffix(".json"), json.dumps(obj.as_dict(), ensure_ascii=False, default=str))
+            replace_text(base.with_suffix(".json"), json.dumps(obj.as_dict(), ensure_ascii=False, default=str))
         else:
             raise TypeError(f"{context.asset_key.to_user_string()}: cannot store a {type(obj).__name__}; "
                             "return a DataFrame, a StagingReport or an Extract")
@@ -104,9 +105,3 @@ def _read_frame(base: Path) -> pd.DataFrame:
     """The frame stored at ``base``: Arrow, or parquet as an earlier version stored it."""
     path = base.with_suffix(_FRAME)
     return read_frame(path) if path.exists() else pd.read_parquet(base.with_suffix(_OLD_FRAME))
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
