@@ -213,7 +213,8 @@ def save_release(path: Path, rows: pa.Table, made_at: dict) -> None:
         folder.chmod(0o700)  # who each row is: the owner's only, whatever the umask
     schema = rows.schema.with_metadata({**(rows.schema.metadata or {}), _MADE_AT: json.dumps(made_at, sort_keys=True)})
     partial = path.with_suffix(".partial")
-    pq.write_table(rows.cast(schema), partial)
+    # Each page with its checksum: parquet has none by default, and a few bytes changed were read as other rows.
+    pq.write_table(rows.cast(schema), partial, write_page_checksum=True)
     partial.chmod(0o600)
     partial.replace(path)
 
@@ -223,10 +224,10 @@ def load_release(path: Path, made_at: dict, columns: Sequence[str]) -> tuple[pa.
     if not path.is_file():
         return None, f"its rows were not kept ({path})"
     try:
-        rows = pq.read_table(path)
-    except (OSError, pa.ArrowException) as e:
+        rows = pq.read_table(path, page_checksum_verification=True)
+        was = json.loads((rows.schema.metadata or {}).get(_MADE_AT, b"{}"))
+    except (OSError, ValueError, pa.ArrowException) as e:
         return None, f"its kept rows cannot be read ({path}: {e})"
-    was = json.loads((rows.schema.metadata or {}).get(_MADE_AT, b"{}"))
     if was != made_at:
         return None, f"it was made at other levels ({was}, tonight {made_at})"
     if sorted(rows.column_names) != sorted(c for c in columns if c != "person_key"):
