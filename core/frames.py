@@ -7,8 +7,8 @@ written and read 2-3× faster (2.48M staged records: 1.3 + 0.7 s against 3.3 + 1
 and polars read it.
 
 An Arrow file has no checksum of its own, and a few bytes changed in one (a failing disk, a copy cut short
-and patched) are often read without complaint as other values: of 300 random three-byte changes to a
-kept frame, 69 read back as different rows and no error (``tests/core/test_frames.py``). Each file is
+and patched) are often read without complaint as other values: of 60 random three-byte changes to a
+20,000-row frame, 9 read back as different rows and no error (``tests/core/test_frames.py``). Each file is
 therefore written with its sha256 beside it (``<name>.arrow.sha256``) and read only when it still has
 it: otherwise :class:`DamagedFrameError`, which every reader of kept state takes as "cannot be read" and
 does the work again (stages, links or reads the table whole), never publishing what the damaged file says.
