@@ -209,8 +209,6 @@ def hold_classes(fresh: pa.Table, last: pa.Table | None, k: int, class_exprs: Se
 def save_release(path: Path, rows: pa.Table, made_at: dict) -> None:
     """Keep a release's rows (``hold_classes``'s second result) at ``path``, with what they were made at."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    for folder in (path.parent.parent, path.parent):
-        folder.chmod(0o700)  # who each row is: the owner's only, whatever the umask
     schema = rows.schema.with_metadata({**(rows.schema.metadata or {}), _MADE_AT: json.dumps(made_at, sort_keys=True)})
     partial = path.with_suffix(".partial")
     # Each page with its checksum: parquet has none by default, and a few bytes changed were read as other rows.
@@ -252,6 +250,10 @@ class HeldRelease:
         """Keep this release's rows under its product's sha256 ``content_hash``, and let go of older releases but the
         one last delivered (``delivered_hash``) and the newest few."""
         home = DataHome.at(home)
+        folder = home.release_rows_dir(recipient)
+        folder.mkdir(parents=True, exist_ok=True)
+        for each in (folder.parent, folder):
+            each.chmod(0o700)  # who each row is: the owner's only, whatever the umask
         save_release(home.release_rows_file(recipient, content_hash), self.kept, self.made_at)
         older = sorted(home.release_rows_dir(recipient).glob("*.parquet"), key=lambda p: p.stat().st_mtime, reverse=True)
         spared = {home.release_rows_file(recipient, h) for h in (content_hash, delivered_hash) if h}

@@ -471,6 +471,7 @@ def test_a_lone_arrival_is_not_shown_until_it_cannot_be_told_from_others(home):
     assert (disclosure["classes_held"], disclosure["rows_behind"]) == (1, 1)
     kept = DataHome.at(home).release_rows_file("analysts", entries[1]["content_hash"])
     assert kept.is_file() and kept.stat().st_mode & 0o077 == 0  # who each row is: the restricted zone's only
+    assert all(folder.stat().st_mode & 0o077 == 0 for folder in (kept.parent, kept.parent.parent))
 
 
 def _with_newcomer() -> dict[str, pd.DataFrame]:

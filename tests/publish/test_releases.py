@@ -209,6 +209,15 @@ def test_kept_rows_are_read_back_only_as_they_were_made(tmp_path):
     assert "not kept" in load_release(tmp_path / "missing.parquet", {}, kept.column_names)[1]
 
 
+def test_keeping_rows_changes_the_mode_of_no_folder_it_did_not_make(tmp_path):
+    # Seen (a one-off script keeping rows at /tmp/<x>/r.parquet): save_release made its file's folder and the one above
+    # it the owner's only, whatever they were; /tmp lost its sticky, world-writable mode and MariaDB could no longer
+    # write its temp files. The product's folders (releases/ and releases/<recipient>/) are made so where they are made.
+    tmp_path.chmod(0o755)
+    save_release(tmp_path / "r.parquet", hold(rows(*town("abcdef")), None)[1], {"age_band": 5})
+    assert tmp_path.stat().st_mode & 0o777 == 0o755
+
+
 def test_kept_rows_changed_in_a_few_bytes_are_never_read_as_other_rows(tmp_path):
     # Seen (an audit): kept rows overwritten in a few bytes were read without complaint as other rows; a class is then
     # held against rows it never showed. Each page now carries its checksum.
