@@ -45,7 +45,7 @@ import sqlalchemy as sa
 from connectors._frames import clean_name, text_frame
 from connectors.config import SourceConfig
 from core.folders import replacing_folder
-from core.frames import FRAME_SUFFIX, read_frame, write_frame
+from core.frames import FRAME_SUFFIX, read_frame, unreadable_level, write_frame
 from core.home import DataHome, HomeLike
 
 __all__ = ["FULL_READ_DAYS", "KeptRows", "read_changes"]
@@ -89,8 +89,8 @@ class KeptRows:
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as e:
-            logger.warning("source %s: the rows kept in %s cannot be read (%s); reading the table whole",
-                           source.name, folder, e)
+            logger.log(unreadable_level(e), "source %s: the rows kept in %s cannot be read (%s); reading the table "
+                       "whole", source.name, folder, e)
             return None
         # Read back as pandas' Arrow strings; a connector's frame holds Python objects, None where missing.
         frame = frame.astype(object).where(frame.notna(), None)

@@ -17,6 +17,7 @@ does the work again (stages, links or reads the table whole), never publishing w
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +26,8 @@ import pyarrow.feather as feather
 
 from core.folders import replace_text
 
-__all__ = ["DIGEST_SUFFIX", "FRAME_SUFFIX", "DamagedFrameError", "read_frame", "read_table", "write_frame"]
+__all__ = ["DIGEST_SUFFIX", "FRAME_SUFFIX", "DamagedFrameError", "read_frame", "read_table", "unreadable_level",
+           "write_frame"]
 
 FRAME_SUFFIX = ".arrow"
 
@@ -34,7 +36,20 @@ DIGEST_SUFFIX = ".sha256"
 
 
 class DamagedFrameError(OSError):
-    """A frame file that is not as it was written (or whose digest is missing): not to be read."""
+    """A frame file that is not as it was written (or whose digest is missing): not to be read.
+
+    ``unverified``: the file has no digest at all — written before frames had them (expected once, on the first
+    night after an upgrade), or its digest was lost."""
+
+    def __init__(self, message: str, *, unverified: bool = False) -> None:
+        super().__init__(message)
+        self.unverified = unverified
+
+
+def unreadable_level(error: BaseException) -> int:
+    """The level to log that a kept file cannot be read at: INFO for a frame an earlier version wrote without its
+    digest (the first night after an upgrade redoes the work, as it should), WARNING for anything else."""
+    return logging.INFO if isinstance(error, DamagedFrameError) and error.unverified else logging.WARNING
 
 
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
@@ -75,7 +90,8 @@ def _verify(path: Path) -> None:
         written = _digest_path(path).read_text(encoding="ascii").strip()
     except FileNotFoundError:
         raise DamagedFrameError(f"{path}: no sha256 beside it ({_digest_path(path).name}): written by an earlier "
-                                "version or cut short, it is not read; the work it held is done again") from None
+                                "version or cut short, it is not read; the work it held is done again",
+                                unverified=True) from None
     except (OSError, ValueError) as e:
         raise DamagedFrameError(f"{path}: its sha256 file cannot be read ({e}); the work it held is done again") from e
     found = _sha256(path)

@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.folders import replacing_folder
-from core.frames import DIGEST_SUFFIX, FRAME_SUFFIX, read_frame, write_frame
+from core.frames import DIGEST_SUFFIX, FRAME_SUFFIX, read_frame, unreadable_level, write_frame
 from dedup.blocking import RECORDS_TABLE, blocking_keys, blocking_rows, flipped_members_sql
 from dedup.model import FellegiSunterModel, PairContext, TermFrequencies
 from dedup.prepare import (
@@ -198,7 +198,8 @@ class KeptLinking:
                 trained_at=dt.datetime.fromisoformat(state["trained_at"]),
             )
         except (OSError, ValueError, KeyError, TypeError) as e:
-            log.warning("linking: the state kept in %s cannot be read (%s); linking every record again", folder, e)
+            log.log(unreadable_level(e), "linking: the state kept in %s cannot be read (%s); linking every record again",
+                    folder, e)
             return None
 
 

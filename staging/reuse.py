@@ -33,7 +33,7 @@ import pandas as pd
 
 from connectors import Lineage, SourceConfig
 from core.folders import replacing_folder
-from core.frames import FRAME_SUFFIX, read_frame, read_table, write_frame
+from core.frames import FRAME_SUFFIX, read_frame, read_table, unreadable_level, write_frame
 from core.home import DataHome, HomeLike
 from staging.stage import KnownRows, StageResult
 
@@ -63,6 +63,7 @@ class StagingStore:
 
     def __init__(self, home: HomeLike) -> None:
         self.home = DataHome.at(home)
+        self._unreadable: set[str] = set()  # sources whose kept staging this store found it cannot read
 
     def known_extract(self, source: SourceConfig, at: pd.Timestamp) -> Lineage | None:
         """The lineage of the extract whose staging is kept for ``source`` and still holds for an extraction
@@ -85,7 +86,9 @@ class StagingStore:
         try:
             frames = {name: read_frame(folder / f"{name}{FRAME_SUFFIX}") for name in _FRAMES}
         except (OSError, ValueError) as e:
-            logger.warning("source %s: the kept staging in %s cannot be read (%s); staging again", source.name, folder, e)
+            self._unreadable.add(source.name)
+            logger.log(unreadable_level(e), "source %s: the kept staging in %s cannot be read (%s); staging again",
+                       source.name, folder, e)
             return None
         stamp = at.tz_convert("UTC")
         for name in ("staged", "quarantine"):
@@ -109,8 +112,9 @@ class StagingStore:
         try:
             staged, reusable = (read_table(folder / f"{name}{FRAME_SUFFIX}") for name in ("staged", "reusable"))
         except (OSError, ValueError) as e:
-            logger.warning("source %s: the kept staging in %s cannot be read (%s); staging every row", source.name,
-                           folder, e)
+            # (said once: staging again after reuse found it unreadable reads it here too)
+            logger.log(logging.DEBUG if source.name in self._unreadable else unreadable_level(e),
+                       "source %s: the kept staging in %s cannot be read (%s); staging every row", source.name, folder, e)
             return None
         valid_until = kept["valid_until"]
         return KnownRows(staged, reusable, None if valid_until is None else pd.Timestamp(valid_until))
