@@ -52,11 +52,13 @@ def build_link_asset(
         folder = warehouse.data_home().kept_linking_dir
         now = dt.datetime.now(dt.UTC)
         # The kept state is passed, not held here: linking lets go of each part once used (held here through the
-        # linking it raised a 1M night's peak by ~1.8 GB: benchmarks/results/sync.md). When only the model was kept
-        # (run --full) every record is linked with it while it is fresh: the persons an incremental night gives.
+        # linking it raised a 1M night's peak by ~1.8 GB: benchmarks/results/sync.md), so it is taken out of the list
+        # as the call is made. When only the model was kept (run --full), or the rest cannot be read, every record is
+        # linked with it while it is fresh: the persons an incremental night gives.
+        kept = [KeptLinking.load(folder, settings, now)]
+        fitted = KeptLinking.load_model(folder, settings, now) if kept[0] is None else None
         result = link_records(records, settings, previous=previous, id_key=warehouse.person_id_key(),
-                              kept=KeptLinking.load(folder, settings, now),
-                              fitted=KeptLinking.load_model(folder, settings, now), now=now)
+                              kept=kept.pop(), fitted=fitted, now=now)
         # Kept whatever the publication makes of it: the state describes these records, which is all the
         # next run reuses it for (by fingerprint), not what was published.
         result.kept.save(folder)

@@ -22,7 +22,8 @@ checks it over a sequence of days). Everything is linked again and the model fit
 kept state is :data:`RELINK_DAYS` old, or when linking.yaml, the columns given or the reading of the ID
 number or community column (:class:`dedup.prepare.ColumnReading`) changed. ``silobreaker run --full`` links every
 record again with the kept model while it is fresh (:meth:`KeptLinking.forget`, :meth:`KeptLinking.load_model`), so
-it gives the persons an incremental night gives; it does not put off the model's next fitting.
+it gives the persons an incremental night gives; it does not put off the model's next fitting. So does a night whose
+kept records, keys or pairs cannot be read.
 """
 
 from __future__ import annotations
@@ -205,11 +206,11 @@ class KeptLinking:
 
     @staticmethod
     def load_model(folder: Path, settings: LinkSettings, now: dt.datetime) -> FittedModel | None:
-        """The model kept in ``folder`` when it is all that is kept (:meth:`forget`: ``silobreaker run --full``) and
-        it was fitted under ``settings`` less than :data:`RELINK_DAYS` ago (what :meth:`load` asks of the whole
-        state); ``None``: use :meth:`load`'s state, or fit one. (A state with its records is not read twice a night.)"""
-        if (folder / _RECORDS).exists():
-            return None
+        """The model kept in ``folder`` if it was fitted under ``settings`` less than :data:`RELINK_DAYS` ago (what
+        :meth:`load` asks of the whole state), for a night that links every record while it is fresh: when only the
+        model is kept (:meth:`forget`: ``silobreaker run --full``) or the rest cannot be read (a damaged frame, or one
+        an earlier version wrote without its digest). ``None``: fit one. Read it only when :meth:`load` gave nothing,
+        as ``assets.linked`` does: a state that loads holds its model already."""
         try:
             state = json.loads((folder / _STATE).read_text(encoding="utf-8"))
             if _stale(state, settings, now):
