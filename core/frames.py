@@ -90,15 +90,15 @@ def _verify(path: Path) -> None:
         written = _digest_path(path).read_text(encoding="ascii").strip()
     except FileNotFoundError:
         raise DamagedFrameError(f"{path}: no sha256 beside it ({_digest_path(path).name}): written by an earlier "
-                                "version or cut short, it is not read; the work it held is done again",
+                                "version, or its digest was lost: it is not read",
                                 unverified=True) from None
     except (OSError, ValueError) as e:
-        raise DamagedFrameError(f"{path}: its sha256 file cannot be read ({e}); the work it held is done again") from e
+        raise DamagedFrameError(f"{path}: its sha256 file cannot be read ({e}): it is not read") from e
     found = _sha256(path)
     if found != written:
         raise DamagedFrameError(f"{path}: changed since it was written (sha256 {found[:12]}…, written {written[:12]}…): "
-                                "a failing disk or a copy that altered it; it is not read, the work it held is done "
-                                "again — check the disk if this repeats")
+                                "a failing disk or a copy that altered it; it is not read (check the disk if this "
+                                "repeats)")
 
 
 def _sha256(path: Path) -> str:

@@ -65,9 +65,14 @@ def _cmd_corrections_export(args: argparse.Namespace) -> int:
 
 def _latest_quarantine(home: DataHome, reader: WarehouseReader, source: str) -> pd.DataFrame:
     """The latest attempt's quarantine (so a blocked run's rows can be corrected too), else the published one."""
+    from core.frames import DamagedFrameError
     from pipelines.storage import stored_frame
 
-    quarantine = stored_frame(home, f"quarantine_{source}")
+    try:
+        quarantine = stored_frame(home, f"quarantine_{source}")
+    except DamagedFrameError as e:
+        print(f"WARNING {source}: the latest run's quarantine cannot be read ({e}); the published one is exported")
+        quarantine = None
     if quarantine is not None:
         return quarantine
     if not reader.exists:

@@ -134,7 +134,7 @@ def test_a_kept_staging_an_earlier_version_wrote_without_digests_is_staged_again
     for digest in store.home.kept_staging_dir(PERSON.name).glob("*.sha256"):
         digest.unlink()
 
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="staging.reuse"):
         assert store.reuse(PERSON, lineage(STAGED_AT + dt.timedelta(hours=1))) is None
     said = [r for r in caplog.records if "cannot be read" in r.getMessage()]
     assert [r.levelno for r in said] == [logging.INFO] and "no sha256 beside it" in said[0].getMessage()
