@@ -85,6 +85,8 @@ class StagingStore:
         folder = self.home.kept_staging_dir(source.name)
         try:
             frames = {name: read_frame(folder / f"{name}{FRAME_SUFFIX}") for name in _FRAMES}
+            for name in ("staged", "quarantine"):
+                _of_source(folder / f"{name}{FRAME_SUFFIX}", source.name, frames[name]["source"].unique())
         except (OSError, ValueError) as e:
             self._unreadable.add(source.name)
             logger.log(unreadable_level(e), "source %s: the kept staging in %s cannot be read (%s); staging again",
@@ -111,6 +113,7 @@ class StagingStore:
         folder = self.home.kept_staging_dir(source.name)
         try:
             staged, reusable = (read_table(folder / f"{name}{FRAME_SUFFIX}") for name in ("staged", "reusable"))
+            _of_source(folder / f"staged{FRAME_SUFFIX}", source.name, staged.column("source").unique().to_pylist())
         except (OSError, ValueError) as e:
             # (said once: staging again after reuse found it unreadable reads it here too)
             logger.log(logging.DEBUG if source.name in self._unreadable else unreadable_level(e),
@@ -212,3 +215,13 @@ def _holds(kept: dict, at: pd.Timestamp) -> bool:
     staged_at = pd.Timestamp(kept["lineage"]["extracted_at"])
     valid_until = kept["valid_until"]
     return staged_at <= at and (valid_until is None or at < pd.Timestamp(valid_until))
+
+
+def _of_source(path: Path, source: str, values) -> None:
+    """Refuse a kept frame holding another source's records: its digest holds for its bytes wherever it lies, so a file
+    copied or moved from another source's folder, digest and all, would be read as this source's (seen in an audit:
+    census's and health's kept stagings swapped failed every night's conservation check, with no hint why)."""
+    others = sorted({str(v) for v in values if isinstance(v, str)} - {source})
+    if others:
+        raise ValueError(f"{path} holds records of {', '.join(repr(o) for o in others[:3])}, not of {source!r}: a file "
+                         "copied or moved from another source's kept staging")

@@ -156,6 +156,24 @@ def test_a_kept_staging_changed_in_a_few_bytes_is_never_reused(tmp_path):
     assert store.reuse(PERSON, later) is not None
 
 
+def test_a_kept_staging_moved_from_another_source_is_not_reused(tmp_path, caplog):
+    # Seen (an audit): census's and health's kept stagings swapped, digests and all, were read as each other's.
+    store = StagingStore(tmp_path)
+    store.keep(PERSON, lineage(STAGED_AT), stage(people(), STAGED_AT))
+    consent = pd.DataFrame([{"cid": "1", "sfzh": ID_1980, "yt": "sharing", "zt": "granted", "sj": "2026-11-01 10:00:00"}],
+                           dtype=object)
+    store.keep(CONSENT, lineage(STAGED_AT, content="d" * 64, rows=1), stage(consent, STAGED_AT, CONSENT))
+    mine, theirs = (store.home.kept_staging_dir(s.name) for s in (PERSON, CONSENT))
+    for name in ("staged.arrow", "staged.arrow.sha256"):
+        (theirs / name).replace(mine / name)
+
+    later = STAGED_AT + dt.timedelta(hours=1)
+    with caplog.at_level(logging.WARNING, logger="staging.reuse"):
+        assert store.reuse(PERSON, lineage(later)) is None
+        assert StagingStore(tmp_path).known_rows(PERSON, pd.Timestamp(later)) is None
+    assert caplog.text.count("holds records of 'consent_registry', not of 'civil_affairs'") == 2
+
+
 def test_keeping_replaces_the_staging_kept_before(tmp_path):
     store = StagingStore(tmp_path)
     store.keep(PERSON, lineage(STAGED_AT), stage(people(), STAGED_AT))
