@@ -14,6 +14,7 @@ import connectors.increments
 import connectors.sql
 from connectors import read_source
 from connectors.increments import FULL_READ_DAYS
+from core.frames import write_frame
 from core.home import DataHome
 
 pytestmark = pytest.mark.integration
@@ -215,7 +216,7 @@ def test_a_damaged_kept_watermark_reads_the_table_whole(text_register, tmp_path,
 
 
 
-@pytest.mark.parametrize("damage", ["garbage", "an earlier version's parquet"])
+@pytest.mark.parametrize("damage", ["garbage", "an earlier version's parquet", "another table's rows"])
 def test_kept_rows_that_cannot_be_read_read_the_table_whole(text_register, tmp_path, damage, monkeypatch):
     monkeypatch.setattr(connectors.increments, "CHECKED_ROWS", 0)  # a table too large for every row to be checked
     source, connect = text_register
@@ -224,6 +225,8 @@ def test_kept_rows_that_cannot_be_read_read_the_table_whole(text_register, tmp_p
     [rows] = [f for f in folder.iterdir() if f.name != "kept.json" and not f.name.endswith(".sha256")]
     if damage == "garbage":
         rows.write_bytes(b"\x00not an arrow file" * 10)
+    elif damage == "another table's rows":  # moved from another source's folder, digest and all
+        write_frame(pd.DataFrame({"bh": ["1"], "mc": ["另一张表"]}), rows)
     else:
         rows.rename(folder / "rows.parquet")  # (its name before 2026-12-06)
     with connect() as db:  # changed without its stamp moving: only a whole read sees it
