@@ -10,6 +10,8 @@ from assets.run_lifecycle import RunLockResource, discard_intermediates
 from core.memory import release_garbage
 from core.vocabulary import DISTRICT_TIME_ZONE
 from publish import PublicationInputs, publish_if_valid
+from publish.catalog import unified_columns
+from publish.populations import KeyPopulations
 from publish.risks import departments_of
 from quality import render_quality_report
 from staging import CONSENT_COLUMNS
@@ -22,11 +24,14 @@ PUBLISHED_DAILY = dg.FreshnessPolicy.cron(deadline_cron="0 7 * * *", lower_bound
 """Departments open their shares in the morning: the table is stale if not published in the 24 hours
 before 07:00 Beijing time (the nightly sync runs at 02:00)."""
 SHARED = dg.AssetKey("shared_products")
+TABLE_NAME = f"silobreaker.main.{UNIFIED.path[-1]}"
+"""The published table as the warehouse names it (database ``silobreaker``, schema ``main``)."""
 
 
 def build_publish_assets(person_sources: list[str], consent_source: str | None, trust: dict[str, int],
-                         base_source: str | None = None) -> dg.AssetsDefinition:
-    """``unified_population`` and ``shared_products``, published together or not at all."""
+                         base_source: str | None = None, populations: KeyPopulations | None = None) -> dg.AssetsDefinition:
+    """``unified_population`` and ``shared_products``, published together or not at all; ``populations`` (the
+    deployment's key populations) give the table's declared columns, as the published warehouse holds them."""
     all_sources = person_sources + ([consent_source] if consent_source else [])
     ins = {f"staged_{s}": dg.AssetIn(f"staged_{s}") for s in all_sources}
     ins |= {f"quarantine_{s}": dg.AssetIn(f"quarantine_{s}") for s in all_sources}
@@ -41,7 +46,11 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
         ins=ins,
         specs=[
             dg.AssetSpec(UNIFIED, deps=upstream, freshness_policy=PUBLISHED_DAILY,
-                         description="one golden, consent-tagged row per person, in the DuckDB warehouse"),
+                         description="one golden, consent-tagged row per person, in the DuckDB warehouse",
+                         # Declared from the data dictionary, so the UI shows them before a run; each materialization
+                         # gives them again as the warehouse it published holds them.
+                         metadata={"dagster/table_name": TABLE_NAME, "dagster/column_schema": dg.TableSchema(columns=[
+                             dg.TableColumn(c.name, c.type, description=c.comment) for c in unified_columns(populations)])}),
             dg.AssetSpec(SHARED, deps=upstream, description="one parquet product per recipient in policy.yaml"),
         ],
         check_specs=[dg.AssetCheckSpec("expectations", asset=UNIFIED, blocking=True,
@@ -80,7 +89,7 @@ def build_publish_assets(person_sources: list[str], consent_source: str | None, 
                                          for name, kind, comment in warehouse.reader().columns(UNIFIED.path[-1])])
         yield dg.MaterializeResult(asset_key=UNIFIED, metadata={
             "path": str(result.warehouse), "dagster/row_count": result.counts["unified_population"],
-            "dagster/table_name": f"silobreaker.main.{UNIFIED.path[-1]}", "dagster/column_schema": schema,
+            "dagster/table_name": TABLE_NAME, "dagster/column_schema": schema,
             **result.counts})
         areas: dict[str, list] = {}
         for p in result.products:

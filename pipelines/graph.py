@@ -69,7 +69,7 @@ def build_definitions(settings: Settings, *, from_env: bool = False) -> dg.Defin
         *source_assets,
         build_link_asset(person_sources, linking, rules.district.persons_drop, accepted.get(PERSONS)),
         build_publish_assets(person_sources, consent_source, sources.trust_ranks,
-                             sources.base_source.name if sources.base_source else None),
+                             sources.base_source.name if sources.base_source else None, populations),
         quality_report,
     ]
     sync = dg.define_asset_job(SYNC_JOB, selection=dg.AssetSelection.all(),

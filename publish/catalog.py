@@ -35,7 +35,8 @@ from core.vocabulary import FIELD_LABELS
 from publish.populations import KeyPopulations, default_populations
 from publish.sqltext import identifier, literal
 
-__all__ = ["DOC_BEGIN", "DOC_END", "TABLES", "ColumnDoc", "TableDoc", "add_comments", "main", "markdown", "rewrite_doc"]
+__all__ = ["DOC_BEGIN", "DOC_END", "TABLES", "ColumnDoc", "TableDoc", "add_comments", "main", "markdown", "rewrite_doc",
+           "unified_columns"]
 
 log = logging.getLogger(__name__)
 
@@ -682,6 +683,22 @@ _TABLES = (
 
 TABLES: Mapping[str, TableDoc] = {t.name: t for t in _TABLES}
 """Every table of the published warehouse, in the order the document lists them."""
+
+
+def unified_columns(populations: KeyPopulations | None = None) -> tuple[ColumnDoc, ...]:
+    """``unified_population``'s columns as a deployment's warehouse holds them: one per key population of
+    ``populations`` (the deployment's ``populations.yaml``; the default categories when omitted) where the document
+    lists the default ones."""
+    default = {c.name for c in _key_population_columns(default_populations())}
+    own = _key_population_columns(populations or default_populations())
+    columns: list[ColumnDoc] = []
+    for column in _UNIFIED.columns:
+        if column.name not in default:
+            columns.append(column)
+        elif own:
+            columns.extend(own)
+            own = []
+    return tuple(columns)
 
 
 def add_comments(con: duckdb.DuckDBPyConnection, populations: KeyPopulations | None = None) -> list[str]:

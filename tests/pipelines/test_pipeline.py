@@ -87,6 +87,13 @@ def test_the_unified_population_asset_carries_its_table_name_and_column_schema(d
                                 "WHERE table_name = 'unified_population'")
     assert columns == dict(zip(published["column_name"], published["data_type"], strict=True))
     assert columns["birth_day"] == "DATE"
+    # Declared on the asset too, from the warehouse's data dictionary (publish/catalog.py), so the UI shows the table
+    # and its columns before anything is materialized (seen: an audit found them on the materialization only).
+    defs = build_definitions(settings)
+    declared = defs.resolve_assets_def("unified_population").specs_by_key[dg.AssetKey("unified_population")].metadata
+    assert declared["dagster/table_name"] == "silobreaker.main.unified_population"
+    assert {c.name: c.type for c in declared["dagster/column_schema"].columns} == columns
+    assert all(c.description for c in declared["dagster/column_schema"].columns)
 
 
 def test_whole_graph_succeeds_and_publishes(demo_run):

@@ -8,7 +8,8 @@ import duckdb
 import pytest
 
 from publish import Warehouse
-from publish.catalog import DOC_BEGIN, DOC_END, TABLES, add_comments, markdown, rewrite_doc
+from publish.catalog import DOC_BEGIN, DOC_END, TABLES, add_comments, markdown, rewrite_doc, unified_columns
+from publish.populations import KeyPopulations, default_populations
 from tests.publish.conftest import make_inputs, policy
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "warehouse.md"
@@ -90,3 +91,14 @@ def test_after_a_pipeline_run_every_table_and_column_has_the_catalogue_comment_a
     assert set(columns) == set(documented)
     assert {k: v for k, v in columns.items() if v != documented[k]} == {}
     assert all(comment.strip() for _, comment in columns.values())
+
+
+def test_the_unified_tables_declared_columns_are_the_deployments_key_populations():
+    # A district's populations.yaml gives unified_population other columns than the default categories: the asset's
+    # declared schema (assets.published) follows it, in the place the document lists the categories.
+    own = KeyPopulations(version=1, categories=[{"code": "veteran", "label": "退役军人", "rule": "age >= 18"}])
+    names = [c.name for c in unified_columns(own)]
+    default = [c.code for c in default_populations().categories]
+    assert "veteran" in names and not set(default) & set(names)
+    assert names.index("veteran") == [c.name for c in TABLES["unified_population"].columns].index(default[0])
+    assert [c.name for c in unified_columns()] == [c.name for c in TABLES["unified_population"].columns]
