@@ -212,7 +212,11 @@ def _findings(outcome: RunOutcome) -> list[Finding]:
                                  + problems, report.department))
         found += [Finding("ACCEPTED", name, f"{o.observed()} ({o.why.rsplit('; ', 1)[-1]})", report.department, o.kind)
                   for o in report.validation.outcomes if "accepted by" in o.why]
-    found += [Finding("WARNING", _STEPS.get(logger.split(".", 1)[0], logger), message) for logger, message in outcome.logged]
+    # What the run found and put in order before it began is logged too, where it was done (a run the UI starts shows
+    # it there), and is the summary's RECOVERED lines already: not a WARNING besides.
+    noted = tuple(f": {note}" for note in outcome.notes)
+    found += [Finding("WARNING", _STEPS.get(logger.split(".", 1)[0], logger), message) for logger, message in outcome.logged
+              if not message.endswith(noted)]
     return found
 
 

@@ -254,6 +254,9 @@ def test_a_kill_before_the_switch_leaves_the_last_publication_whole_and_the_next
     assert run(home) == 0
     out = capsys.readouterr().out
     assert "RECOVERED" in out and ("never finished" in out or "undid the publication" in out)
+    # Said once (seen by an audit: each recovery also as a WARNING line of the same summary).
+    recovered = [line.removeprefix("RECOVERED ") for line in out.splitlines() if line.startswith("RECOVERED ")]
+    assert not [line for line in out.splitlines() if line.startswith("WARNING") and any(n in line for n in recovered)]
     assert AuditLog(home).verify().ok
     assert person_ids(home).reindex(ids.index).equals(ids)
     assert [r.status for r in sync_runs(home) if r.status == dg.DagsterRunStatus.STARTED] == []
