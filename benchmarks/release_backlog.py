@@ -50,8 +50,8 @@ def main() -> None:
     fresh = fresh.drop_columns([c for c in ("person_key",) if c in fresh.column_names])
     last = last.select(fresh.column_names).cast(fresh.schema)
     content = [c for c in fresh.column_names if not c.startswith("_")]
-    cls = "struct_pack(" + ", ".join(f"c{i} := {e}" for i, e in enumerate(class_exprs)) + ")"
-    shows = "struct_pack(" + ", ".join(f"c{i} := {e}" for i, e in enumerate(content)) + ")"
+    # A row's class and what it shows, made as hold_classes makes them.
+    cls, shows = releases._struct(class_exprs), releases._struct(content)
     with duckdb.connect() as con:
         con.register("tonight", fresh)
         con.register("last_rows", last)
