@@ -580,3 +580,36 @@ def test_a_header_only_grid_form_publishes_and_keeps_every_earlier_report(demo_c
     assert departed() == before
     with duckdb.connect(str(home.warehouse_file), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM grid_updates").fetchone()[0] >= len(before)
+
+
+def test_a_step_output_damaged_between_steps_fails_the_run_naming_the_file_and_the_next_run_publishes(
+        demo_copy, capsys, monkeypatch):
+    # A run's own frames (runs/<run>/) are read by the next step: one changed on disk in between (a failing disk)
+    # must stop the run before anything is published from it, not be read as other persons.
+    from pipelines.storage import FileIOManager
+
+    home = demo_copy.home
+    before, ids = publication(home), person_ids(home)
+    write = FileIOManager.handle_output
+    damaged: list[Path] = []
+
+    def write_then_damage(self, context, obj):
+        write(self, context, obj)
+        if context.asset_key.path[-1] == "record_person_map":
+            path = home.asset_base(context.run_id, context.asset_key.path).with_suffix(".arrow")
+            data = bytearray(path.read_bytes())
+            middle = len(data) // 2
+            data[middle:middle + 3] = bytes(b ^ 0x5A for b in data[middle:middle + 3])
+            path.write_bytes(bytes(data))
+            damaged.append(path)
+
+    monkeypatch.setattr(FileIOManager, "handle_output", write_then_damage)
+    rc = run(home, "--full")
+    out = capsys.readouterr().out
+
+    assert damaged
+    assert_blocked_and_intact(home, before, ids, rc, out)
+    assert damaged[0].name in out and "changed since it was written" in out
+    monkeypatch.setattr(FileIOManager, "handle_output", write)
+    assert run(home) == 0
+    assert person_ids(home).reindex(ids.index).equals(ids)
