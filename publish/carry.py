@@ -192,7 +192,7 @@ def carry_source_records(con: duckdb.DuckDBPyConnection, incoming: str) -> tuple
                         ).fetchone()[0]
     # The night's extraction time, on every row (constant per source: one value each, where it differs). The
     # values are taken into a table first: on a copy of a 1M-people warehouse the UPDATE with a subquery over the
-    # view took 6.1 s, 0.4 s this way; in whole nights the publication gained ~1.5 s (benchmarks/results/sync.md).
+    # view took 6.1 s, 0.4 s this way; in whole nights ~1.5 s, within the runs' spread (benchmarks/results/sync.md).
     con.execute(f"CREATE OR REPLACE TEMP TABLE _extracted AS SELECT DISTINCT source, extracted_at FROM {incoming}")
     con.execute("""UPDATE source_records s SET extracted_at = n.extracted_at FROM _extracted n
                    WHERE n.source = s.source AND s.extracted_at IS DISTINCT FROM n.extracted_at""")
