@@ -191,8 +191,8 @@ def carry_source_records(con: duckdb.DuckDBPyConnection, incoming: str) -> tuple
     stale = con.execute("DELETE FROM source_records WHERE record_id IN (SELECT record_id FROM _stale_records)"
                         ).fetchone()[0]
     # The night's extraction time, on every row (constant per source: one value each, where it differs). The
-    # values are taken into a table first: on a copy of a 1M-people warehouse the UPDATE with a subquery over the
-    # view took 6.1 s, 0.4 s this way; in whole nights ~1.5 s, within the runs' spread (benchmarks/results/sync.md).
+    # values are taken into a table first: on copies of a 1M-people warehouse the UPDATE with a subquery over the view
+    # took 10.7-11.1 s, 0.8 s this way (benchmarks/carry_update.py); whole nights gained ~1.5 s, within their spread.
     con.execute(f"CREATE OR REPLACE TEMP TABLE _extracted AS SELECT DISTINCT source, extracted_at FROM {incoming}")
     con.execute("""UPDATE source_records s SET extracted_at = n.extracted_at FROM _extracted n
                    WHERE n.source = s.source AND s.extracted_at IS DISTINCT FROM n.extracted_at""")
