@@ -9,6 +9,7 @@ Normalisation itself lives in :mod:`staging.normalize`; this module only derives
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -218,7 +219,20 @@ def prepare_with_facts(records: pd.DataFrame, reading: ColumnReading | None = No
             f"record_id {repeated.iloc[0]!r} occurs more than once ({len(repeated)} repeats); record ids must be unique"
         )
     frame = records.reset_index(drop=True)
+    given_community = _optional_text(frame, "community")
+    communities_given = reading.communities_given if reading else bool(given_community.notna().any())
+    # The addresses are read in a thread beside the names, ID numbers and dates: much of either is Arrow's
+    # kernels, which run outside the GIL (benchmarks/results/splink_compare.md).
+    with ThreadPoolExecutor(1, thread_name_prefix="silobreaker-addresses") as beside:
+        addresses = beside.submit(_address_columns, frame, given_community, communities_given)
+        prepared, facts = _person_columns(frame, record_id, given_community, reading)
+        prepared = prepared.assign(**addresses.result())
+    return prepared.loc[:, list(PREPARED_COLUMNS)], facts
 
+
+def _person_columns(frame: pd.DataFrame, record_id: pd.Series, given_community: pd.Series,
+                    reading: ColumnReading | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The prepared columns read from a record's names, ID number, dates, sex and phone, and its reading facts."""
     names = name_keys(_text(frame["name"]))
     # Each alias as typed, split but not yet normalised: a Latin alias keeps its words for name_keys.
     aliases = normalize_aliases(_optional_text(frame, "alias"), lambda names: names.str.strip()).astype(TEXT)
@@ -227,7 +241,6 @@ def prepare_with_facts(records: pd.DataFrame, reading: ColumnReading | None = No
     ids = parse_id_numbers(raw_ids)
     id_number = _blank_to_na(ids["id_number"].astype(TEXT))
     id_valid = ids["id_number_valid"].fillna(False).astype(bool).to_numpy()
-    given_community = _optional_text(frame, "community")
     facts = pd.DataFrame({"id_given": raw_ids.notna().to_numpy(dtype=bool),
                           "id_resident_form": id_number.notna().to_numpy(dtype=bool),
                           "community_given": given_community.notna().to_numpy(dtype=bool)})
@@ -249,12 +262,6 @@ def prepare_with_facts(records: pd.DataFrame, reading: ColumnReading | None = No
     birth = np.where(from_id, id_birth, birth)
     precision = np.where(from_id, np.int8(3), precision).astype("int8")
     birth = pd.Series(birth, dtype=TEXT)
-
-    raw_address = _text(frame["address"])
-    address = _blank_to_na(normalize_address(raw_address).astype(TEXT))
-    address_words = sorted_words(_latin_words(raw_address, address))
-    flats = _flat_parts(address)
-    hukou_address = _blank_to_na(normalize_address(_optional_text(frame, "hukou_address")).astype(TEXT))
 
     # A valid ID's sex digit is protected by the check character; a stated 男/女 is not.
     id_sex = ids["id_sex"].astype(TEXT).reset_index(drop=True)
@@ -281,17 +288,29 @@ def prepare_with_facts(records: pd.DataFrame, reading: ColumnReading | None = No
             "id_number": id_number,
             "id_number_valid": id_valid & id_number.notna().to_numpy(),
             "phone": _blank_to_na(normalize_phone(_text(frame["phone"])).astype(TEXT)),
-            "address": address,
-            "address_words": address_words,
-            "household": _flat_key(*flats),
-            "house_number": _house_number(raw_address, address_words),
-            "hukou_address": hukou_address,
-            "hukou_household": household_key(hukou_address),
-            "community": given_community if reading.communities_given else address_place(address, raw_address, address_words, flats),
             "grid": _optional_text(frame, "grid"),
         }
     )
-    return prepared.loc[:, list(PREPARED_COLUMNS)], facts
+    return prepared, facts
+
+
+def _address_columns(frame: pd.DataFrame, given_community: pd.Series, communities_given: bool) -> dict[str, pd.Series]:
+    """The prepared columns read from a record's address and 户籍地址, and its community (the given one, or the place
+    its address names where no record gives one: :class:`ColumnReading`)."""
+    raw_address = _text(frame["address"])
+    address = _blank_to_na(normalize_address(raw_address).astype(TEXT))
+    address_words = sorted_words(_latin_words(raw_address, address))
+    flats = _flat_parts(address)
+    hukou_address = _blank_to_na(normalize_address(_optional_text(frame, "hukou_address")).astype(TEXT))
+    return {
+        "address": address,
+        "address_words": address_words,
+        "household": _flat_key(*flats),
+        "house_number": _house_number(raw_address, address_words),
+        "hukou_address": hukou_address,
+        "hukou_household": household_key(hukou_address),
+        "community": given_community if communities_given else address_place(address, raw_address, address_words, flats),
+    }
 
 
 #: The prepared columns derived from a name: what an alias stands in for when it is blocked and compared.
