@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -158,41 +159,36 @@ class RecordArrays:
     @classmethod
     def from_prepared(cls, prepared: pd.DataFrame) -> RecordArrays:
         """Build the arrays from :func:`dedup.prepare.prepare_records` output (``rid`` = row position)."""
-        latin = (~prepared["name"].str.contains(HAN_CHARACTER, regex=True)).fillna(False).to_numpy(dtype=bool)
-        # Latin names compare in either word order ("smith john" / "john smith").
-        words = sorted_words(prepared["name_pinyin"].where(latin))
+        # The address columns are coded in a thread beside the names, as dedup.prepare reads them.
+        with ThreadPoolExecutor(1, thread_name_prefix="silobreaker-addresses") as beside:
+            places = beside.submit(_address_arrays, prepared)
+            latin = (~prepared["name"].str.contains(HAN_CHARACTER, regex=True)).fillna(False).to_numpy(dtype=bool)
+            # Latin names compare in either word order ("smith john" / "john smith").
+            words = sorted_words(prepared["name_pinyin"].where(latin))
 
-        name_words = _word_matrix(prepared["name_pinyin"].where(latin), _NAME_WORDS)
-        source = pd.factorize(prepared["source"], use_na_sentinel=True)[0].astype(np.int32)
-        aliases = alias_rows(prepared)
-        name, alias_name = CodedStrings.with_other(prepared["name"], aliases["name"])
-        pinyin, alias_pinyin = CodedStrings.with_other(prepared["name_pinyin"], aliases["name_pinyin"])
-        address, hukou_address = CodedStrings.with_other(prepared["address"], prepared["hukou_address"])
-        household, hukou_household = CodedStrings.with_other(prepared["household"], prepared["hukou_household"])
-        arrays = cls(
-            name=name,
-            pinyin=pinyin,
-            alias_name=_per_record(alias_name, aliases, len(prepared)),
-            alias_pinyin=_per_record(alias_pinyin, aliases, len(prepared)),
-            **_identity_columns(prepared),
-            phone=CodedStrings.of(prepared["phone"]),
-            address=address,
-            household=household,
-            **building_rooms(household),
-            hukou_address=hukou_address,
-            hukou_household=hukou_household,
-            community=CodedStrings.of(prepared["community"]),
-            source=source,
-            latin_name=latin,
-            sorted_words=CodedStrings.of(words),
-            name_words=name_words,
-            name_word_count=(name_words != "").sum(axis=1).astype(np.int8),
-            name_shape=CodedStrings.of(shape_key(prepared["name"])),
-            fuzzy_pinyin=CodedStrings.of(fuzzy_pinyin(prepared["name_pinyin"].where(~latin))),
-            name_parts=CodedStrings.of(prepared["name"].str.replace("·", " ", regex=False)),
-            dotted_name=prepared["name"].str.contains("·", regex=False).fillna(False).to_numpy(dtype=bool),
-            address_words=CodedStrings.of(prepared["address_words"]),
-        )
+            name_words = _word_matrix(prepared["name_pinyin"].where(latin), _NAME_WORDS)
+            source = pd.factorize(prepared["source"], use_na_sentinel=True)[0].astype(np.int32)
+            aliases = alias_rows(prepared)
+            name, alias_name = CodedStrings.with_other(prepared["name"], aliases["name"])
+            pinyin, alias_pinyin = CodedStrings.with_other(prepared["name_pinyin"], aliases["name_pinyin"])
+            arrays = cls(
+                name=name,
+                pinyin=pinyin,
+                alias_name=_per_record(alias_name, aliases, len(prepared)),
+                alias_pinyin=_per_record(alias_pinyin, aliases, len(prepared)),
+                **_identity_columns(prepared),
+                phone=CodedStrings.of(prepared["phone"]),
+                source=source,
+                latin_name=latin,
+                sorted_words=CodedStrings.of(words),
+                name_words=name_words,
+                name_word_count=(name_words != "").sum(axis=1).astype(np.int8),
+                name_shape=CodedStrings.of(shape_key(prepared["name"])),
+                fuzzy_pinyin=CodedStrings.of(fuzzy_pinyin(prepared["name_pinyin"].where(~latin))),
+                name_parts=CodedStrings.of(prepared["name"].str.replace("·", " ", regex=False)),
+                dotted_name=prepared["name"].str.contains("·", regex=False).fillna(False).to_numpy(dtype=bool),
+                **places.result(),
+            )
         return arrays._with_moves()._with_stated(prepared)
 
     def with_identities_of(self, prepared: pd.DataFrame, rows: np.ndarray) -> RecordArrays:
@@ -874,6 +870,15 @@ def _identity_columns(prepared: pd.DataFrame) -> dict[str, Any]:
         "sex": CodedStrings.of(prepared["sex"]),
         **_birth_columns(prepared["birth_date"], prepared["birth_precision"]),
     }
+
+
+def _address_arrays(prepared: pd.DataFrame) -> dict[str, Any]:
+    """The :class:`RecordArrays` columns of the records' addresses, flats and communities."""
+    address, hukou_address = CodedStrings.with_other(prepared["address"], prepared["hukou_address"])
+    household, hukou_household = CodedStrings.with_other(prepared["household"], prepared["hukou_household"])
+    return {"address": address, "household": household, **building_rooms(household), "hukou_address": hukou_address,
+            "hukou_household": hukou_household, "community": CodedStrings.of(prepared["community"]),
+            "address_words": CodedStrings.of(prepared["address_words"])}
 
 
 def building_rooms(household: CodedStrings) -> dict[str, np.ndarray]:
