@@ -19,7 +19,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,20 +230,17 @@ def link_records(
     decision = uncut.to_numpy(dtype=object, na_value=None).copy()
     decision[np.flatnonzero(is_link)[scored_cut]] = "cut"
     pairs["decision"] = pd.Series(decision, dtype=TEXT)
-    # The pairs are explained in a thread while the ids are issued and the state kept: much of either is
-    # numpy's sorting and Arrow's takes, which run outside the GIL.
-    with ThreadPoolExecutor(1, thread_name_prefix="silobreaker-explain") as beside:
-        explained = beside.submit(_explain, pairs, prepared["record_id"], settings)
-        ids = assign_stable_ids(prepared["record_id"], clusters.labels, previous.mapping, previous.issued_ids, id_key)
-        mapping = ids.mapping.assign(id_number_disputed=borrowed)
-        seconds["cluster"] = _lap(phase)
-        tell("cluster", clusters.n_clusters)
-        state = kept_state(model=model, records=records, prepared_before=before, facts=facts, fingerprint=fingerprint,
-                           borrowed=borrowed, prepared=prepared,
-                           pairs=pairs.iloc[:n_scored].assign(decision=uncut.iloc[:n_scored]),
-                           within=(within_l, within_r), reading=reading, settings=settings, trained_at=trained_at)
-        del before, uncut
-        pairs = explained.result()
+    ids = assign_stable_ids(prepared["record_id"], clusters.labels, previous.mapping, previous.issued_ids, id_key)
+    mapping = ids.mapping.assign(id_number_disputed=borrowed)
+    seconds["cluster"] = _lap(phase)
+    tell("cluster", clusters.n_clusters)
+
+    state = kept_state(model=model, records=records, prepared_before=before, facts=facts, fingerprint=fingerprint,
+                       borrowed=borrowed, prepared=prepared,
+                       pairs=pairs.iloc[:n_scored].assign(decision=uncut.iloc[:n_scored]),
+                       within=(within_l, within_r), reading=reading, settings=settings, trained_at=trained_at)
+    del before, uncut
+    pairs = _explain(pairs, prepared["record_id"], settings)
     review_queue = build_review_queue(pairs, records, mapping, previous.decisions, previous.queue)
     seconds["total"] = _lap(started)
     stats: dict[str, Any] = {
