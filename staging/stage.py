@@ -21,6 +21,7 @@ import functools
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -373,22 +374,26 @@ def _stage_persons(
     fields = _Fields(extract, columns, value_maps)
     as_of = extract.extracted_at.tz_convert(CHINA_TZ).date()
 
-    out = _identity_columns(extract)
-    out["name"] = fields.text("name", normalize_name)
-    out["name_pinyin"] = name_pinyin(out["name"])
-    out["alias"] = fields.text("alias", normalize_aliases)
-    out["sex"] = fields.vocabulary("sex", SEX_CODES)
-    birth = fields.dates("birth_date", date_formats)
-    out["birth_date"], out["birth_date_precision"] = birth["date"], birth["precision"]
-    ids = fields.id_numbers(as_of)
-    out |= {
-        column: ids[column] for column in ("id_number", "id_number_valid", "id_upgraded", "id_birth_date", "id_sex")
-    }
-    out["birth_date_conflict"] = _birth_date_conflict(out["birth_date"], out["id_birth_date"])
-    out["sex_conflict"] = _sex_conflict(out["sex"], out["id_sex"])
-    out["phone"] = fields.phone()
-    for text_field in _TEXT_FIELDS:
-        out[text_field] = fields.text(text_field, normalize_address)
+    # The address-like fields are normalised in a thread beside the names, ID numbers and dates: much of either
+    # is Arrow's kernels, which run outside the GIL (as dedup.prepare reads the addresses).
+    with ThreadPoolExecutor(1, thread_name_prefix="silobreaker-addresses") as beside:
+        places = {name: beside.submit(normalize_address, fields.mapped(name)) for name in _TEXT_FIELDS if name in columns}
+        out = _identity_columns(extract)
+        out["name"] = fields.text("name", normalize_name)
+        out["name_pinyin"] = name_pinyin(out["name"])
+        out["alias"] = fields.text("alias", normalize_aliases)
+        out["sex"] = fields.vocabulary("sex", SEX_CODES)
+        birth = fields.dates("birth_date", date_formats)
+        out["birth_date"], out["birth_date_precision"] = birth["date"], birth["precision"]
+        ids = fields.id_numbers(as_of)
+        out |= {
+            column: ids[column] for column in ("id_number", "id_number_valid", "id_upgraded", "id_birth_date", "id_sex")
+        }
+        out["birth_date_conflict"] = _birth_date_conflict(out["birth_date"], out["id_birth_date"])
+        out["sex_conflict"] = _sex_conflict(out["sex"], out["id_sex"])
+        out["phone"] = fields.phone()
+        for text_field in _TEXT_FIELDS:
+            out[text_field] = places[text_field].result().astype(STRING) if text_field in places else null_text(fields.length)
     for text_field in _FREE_TEXT_FIELDS:
         out[text_field] = fields.text(text_field, clean_text)
     out["residence_status"] = fields.vocabulary("residence_status", RESIDENCE_STATUS_WORDS)
