@@ -166,7 +166,13 @@ class ColumnReading:
         """The reading :data:`READING_FACTS` of all the records call for."""
         given = int(facts["id_given"].sum())
         resident = given == 0 or int(facts["id_resident_form"].sum()) >= _RESIDENT_ID_SHARE * given
-        return ColumnReading(resident_ids=resident, communities_given=bool(facts["community_given"].any()))
+        return ColumnReading(resident_ids=resident, communities_given=ColumnReading.gives_communities(facts["community_given"]))
+
+    @staticmethod
+    def gives_communities(community_given: pd.Series) -> bool:
+        """Whether records are compared on the communities they give: some record gives one (``community_given``,
+        one flag per record). The one rule of :attr:`communities_given`, for a caller that has no facts yet."""
+        return bool(community_given.any())
 
 
 def prepare_records(records: pd.DataFrame, reading: ColumnReading | None = None) -> pd.DataFrame:
@@ -220,7 +226,7 @@ def prepare_with_facts(records: pd.DataFrame, reading: ColumnReading | None = No
         )
     frame = records.reset_index(drop=True)
     given_community = _optional_text(frame, "community")
-    communities_given = reading.communities_given if reading else bool(given_community.notna().any())
+    communities_given = reading.communities_given if reading else ColumnReading.gives_communities(given_community.notna())
     # The addresses are read in a thread beside the names, ID numbers and dates: much of either is Arrow's
     # kernels, which run outside the GIL (benchmarks/results/splink_compare.md).
     with ThreadPoolExecutor(1, thread_name_prefix="silobreaker-addresses") as beside:
