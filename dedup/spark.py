@@ -44,7 +44,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from dedup.backend import empty_pairs, grouped_records, sample_sql, scored_batch
-from dedup.blocking import BlockingReport, blocking_report, blocking_rows
+from dedup.blocking import BlockingReport, blocking_report, blocking_rows, coded_keys
 from dedup.compare import RecordArrays
 from dedup.model import PATTERN_COUNT_COLUMNS, FellegiSunterModel, TrainingPatterns, count_patterns
 from dedup.settings import LinkSettings, SparkSpec
@@ -108,7 +108,7 @@ class SparkBackend:
         self._shared: tuple[RecordArrays, LinkSettings, Broadcast] | None = None
 
     def candidate_pairs(self, prepared: pd.DataFrame, settings: LinkSettings) -> BlockingReport:
-        records = self._hold(self.session.createDataFrame(_key_codes(blocking_rows(prepared, settings))))
+        records = self._hold(self.session.createDataFrame(coded_keys(blocking_rows(prepared, settings))))
         sizes, by_rule = [], []
         for index, rule in enumerate(settings.blocking_rules):
             limit, keys = settings.block_size_limit(rule), list(rule.keys)
@@ -266,17 +266,6 @@ def _union(frames: list[DataFrame]) -> DataFrame:
     for frame in frames[1:]:
         union = union.unionAll(frame)
     return union
-
-
-def _key_codes(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` (``rid`` and the blocking keys) with every key as an integer code of its value, null where
-    the value is missing: blocking only asks which records agree on a key, and Spark hashes, sorts and
-    shuffles integers several times faster than text (and pandas' string types need no conversion)."""
-    coded = {"rid": rows["rid"].to_numpy(dtype=np.int32)}
-    for name in rows.columns.drop("rid"):
-        codes = pd.factorize(rows[name], use_na_sentinel=True)[0].astype(np.int32)
-        coded[name] = pd.arrays.IntegerArray(codes, codes < 0)
-    return pd.DataFrame(coded)
 
 
 _SPARK_TYPES = {

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dedup.blocking import blocked_pairs_sql, candidate_pairs, iter_pair_batches
+from dedup.blocking import blocked_pairs_sql, candidate_pairs, coded_keys, iter_pair_batches
 from dedup.prepare import prepare_records
 from dedup.settings import BlockingRule, LinkSettings
 from tests.dedup.dedup_helpers import records
@@ -43,6 +43,22 @@ def test_pairs_share_every_key_and_missing_never_matches() -> None:
     found, report = pairs_of(frame, settings)
     assert found == {(0, 1, 0)}
     assert report.candidate_pairs == 1 and report.pairs_per_rule == {"pinyin_month": 1}
+
+
+def test_keys_are_blocked_on_as_codes_equal_where_the_text_is_and_null_where_it_is_missing() -> None:
+    frame = keyed(phone=["139", None, "139", "138", None], name_pinyin=["li na", "li na", None, "li nа", "li na"])
+    coded = coded_keys(frame)
+    assert coded["rid"].tolist() == [0, 1, 2, 3, 4]
+    for key in ("phone", "name_pinyin"):
+        text, codes = frame[key], coded[key]
+        assert (codes.isna() == text.isna()).all()
+        for i in range(len(frame)):
+            for j in range(len(frame)):
+                if text.notna()[i] and text.notna()[j]:
+                    assert (codes[i] == codes[j]) == (text[i] == text[j]), (key, i, j)
+    # "li nа" above ends in a Cyrillic а: another name, another code, no pair.
+    settings = LinkSettings(blocking_rules=(BlockingRule("name", keys=("name_pinyin",)),))
+    assert pairs_of(frame, settings)[0] == {(0, 1, 0), (0, 4, 0), (1, 4, 0)}
 
 
 def test_pair_found_by_two_rules_appears_once_with_the_first_rule() -> None:
