@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 RECORDS_TABLE = "dedup_records"
 PAIRS_TABLE = "dedup_pairs"
+_RULE_PAIRS_TABLE = f"{PAIRS_TABLE}_by_rule"
+_BLOCKS_TABLE = "dedup_blocks"
 
 
 @dataclass(frozen=True)
@@ -84,26 +86,35 @@ def block_sizes_sql(rule: BlockingRule, table: str = RECORDS_TABLE) -> str:
 def block_summary_sql(rule: BlockingRule, max_block_size: int, table: str = RECORDS_TABLE) -> str:
     """SQL for one row: pairs the kept blocks of ``rule`` yield, and the blocks, records and largest
     block skipped for exceeding ``max_block_size``. Counting from block sizes avoids running the join."""
+    return _summary_sql(max_block_size, f"({block_sizes_sql(rule, table)})")
+
+
+def _summary_sql(max_block_size: int, sizes: str) -> str:
+    """:func:`block_summary_sql` over ``sizes``, a relation of block sizes ``n`` (:func:`block_sizes_sql`)."""
     limit = int(max_block_size)
     return (
         f"SELECT coalesce(sum(n * (n - 1) // 2) FILTER (WHERE n <= {limit}), 0) AS pairs, "
         f"count(*) FILTER (WHERE n > {limit}) AS blocks, "
         f"coalesce(sum(n) FILTER (WHERE n > {limit}), 0) AS records, "
         f"coalesce(max(n) FILTER (WHERE n > {limit}), 0) AS largest "
-        f"FROM ({block_sizes_sql(rule, table)})"
+        f"FROM {sizes}"
     )
 
 
-def blocked_pairs_sql(rule: BlockingRule, rule_index: int, max_block_size: int, table: str = RECORDS_TABLE) -> str:
-    """SQL for the pairs ``(rid_l < rid_r)`` that agree on every key of ``rule``, oversized blocks left out.
+def blocked_pairs_sql(rule: BlockingRule, rule_index: int, max_block_size: int, table: str = RECORDS_TABLE,
+                      sizes: str | None = None) -> str:
+    """SQL for the pairs ``(rid_l < rid_r)`` that agree on every key of ``rule``, oversized blocks left out;
+    the blocks are read from ``sizes`` (their key values and size ``n``, :func:`block_sizes_sql`) when given.
 
     Only records in blocks of 2..``max_block_size`` enter the self-join, so its output is bounded by
     ``records × max_block_size / 2`` whatever the data.
     """
     keys = ", ".join(_quote(key) for key in rule.keys)
     join = " AND ".join(f"l.{_quote(key)} = r.{_quote(key)}" for key in rule.keys)
+    kept = (f"SELECT {keys} FROM {sizes} WHERE n BETWEEN 2 AND {int(max_block_size)}" if sizes
+            else _pairing_blocks_sql(rule, max_block_size, table))
     return (
-        f"WITH kept AS ({_pairing_blocks_sql(rule, max_block_size, table)}), "
+        f"WITH kept AS ({kept}), "
         f"members AS (SELECT t.rid, {', '.join(f't.{_quote(key)}' for key in rule.keys)} "
         f"FROM {table} t SEMI JOIN kept USING ({keys})) "
         f"SELECT l.rid AS rid_l, r.rid AS rid_r, {int(rule_index)}::SMALLINT AS rule "
@@ -111,15 +122,8 @@ def blocked_pairs_sql(rule: BlockingRule, rule_index: int, max_block_size: int, 
     )
 
 
-def _rule_pairs_sql(settings: LinkSettings, table: str) -> list[str]:
-    """A query per blocking rule: its pairs ``(rid_l, rid_r, rule)``, a pair more than once where aliases
-    (曾用名) put a record in a block twice."""
-    return [blocked_pairs_sql(rule, index, settings.block_size_limit(rule), table)
-            for index, rule in enumerate(settings.blocking_rules)]
-
-
 def _touching_pairs_sql(settings: LinkSettings, touched: str, table: str) -> list[str]:
-    """:func:`_rule_pairs_sql` for the pairs that hold a record of ``touched`` (a table of ``rid``): those
+    """:func:`blocked_pairs_sql` of every rule for the pairs that hold a record of ``touched`` (a table of ``rid``): those
     records joined to their block mates, not every block to itself. The blocks of the touched records are
     counted over all of ``table``, so a block is left out exactly when a whole run would leave it out."""
     parts = []
@@ -198,7 +202,16 @@ def candidate_pairs(
         :func:`iter_pair_batches` to stream.
     """
     _load_rows(con, coded_keys(blocking_rows(prepared, settings)))
-    return _materialise(con, settings, _rule_pairs_sql(settings, RECORDS_TABLE), len(prepared))
+    _create_rule_pairs(con)
+    summaries = []
+    for index, rule in enumerate(settings.blocking_rules):
+        # A rule's blocks counted once, for its summary and for the blocks it pairs within.
+        limit = settings.block_size_limit(rule)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_BLOCKS_TABLE} AS {block_sizes_sql(rule)}")
+        summaries.append(_one_row(con, _summary_sql(limit, _BLOCKS_TABLE)))
+        con.execute(f"INSERT INTO {_RULE_PAIRS_TABLE} {blocked_pairs_sql(rule, index, limit, sizes=_BLOCKS_TABLE)}")
+    con.execute(f"DROP TABLE {_BLOCKS_TABLE}")
+    return _distinct_pairs(con, settings, summaries, len(prepared))
 
 
 def pairs_touching(con: duckdb.DuckDBPyConnection, settings: LinkSettings, rids: np.ndarray) -> BlockingReport:
@@ -208,7 +221,11 @@ def pairs_touching(con: duckdb.DuckDBPyConnection, settings: LinkSettings, rids:
     con.register("dedup_touching_frame", pd.DataFrame({"rid": np.asarray(rids, dtype=np.int32)}))
     con.execute("CREATE OR REPLACE TEMP TABLE dedup_touching AS SELECT * FROM dedup_touching_frame")
     con.unregister("dedup_touching_frame")
-    return _materialise(con, settings, _touching_pairs_sql(settings, "dedup_touching", RECORDS_TABLE), len(rids))
+    summaries = [_one_row(con, block_summary_sql(rule, settings.block_size_limit(rule))) for rule in settings.blocking_rules]
+    _create_rule_pairs(con)
+    for part in _touching_pairs_sql(settings, "dedup_touching", RECORDS_TABLE):
+        con.execute(f"INSERT INTO {_RULE_PAIRS_TABLE} {part}")
+    return _distinct_pairs(con, settings, summaries, len(rids))
 
 
 def load_blocking_rows(con: duckdb.DuckDBPyConnection, prepared: pd.DataFrame, settings: LinkSettings) -> None:
@@ -283,18 +300,19 @@ def blocking_report(settings: LinkSettings, summaries: Sequence[tuple[int, int, 
     return BlockingReport(int(total), pairs_per_rule, skipped_blocks, skipped_records, largest)
 
 
-def _materialise(con: duckdb.DuckDBPyConnection, settings: LinkSettings, parts: Sequence[str], records: int) -> BlockingReport:
-    summaries = [_one_row(con, block_summary_sql(rule, settings.block_size_limit(rule))) for rule in settings.blocking_rules]
-    # Rule by rule into one table, then each pair once: one rule's self-join at a time holds one rule's
-    # hash tables, where a UNION ALL of them all built every rule's at once (the linking step's peak
+def _create_rule_pairs(con: duckdb.DuckDBPyConnection) -> None:
+    # Rule by rule into one table, then each pair once (_distinct_pairs): one rule's self-join at a time holds
+    # one rule's hash tables, where a UNION ALL of them all built every rule's at once (the linking step's peak
     # memory at 1M records, benchmarks/results/splink_compare.md).
-    raw = f"{PAIRS_TABLE}_by_rule"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {raw} (rid_l INTEGER, rid_r INTEGER, rule SMALLINT)")
-    for part in parts:
-        con.execute(f"INSERT INTO {raw} {part}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_RULE_PAIRS_TABLE} (rid_l INTEGER, rid_r INTEGER, rule SMALLINT)")
+
+
+def _distinct_pairs(con: duckdb.DuckDBPyConnection, settings: LinkSettings, summaries: Sequence[tuple[int, int, int, int]],
+                    records: int) -> BlockingReport:
+    """Each pair of the rules' pairs once, with its first rule, into ``dedup_pairs``; the report."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {PAIRS_TABLE} AS "
-                f"SELECT rid_l, rid_r, min(rule) AS rule FROM {raw} GROUP BY rid_l, rid_r")
-    con.execute(f"DROP TABLE {raw}")
+                f"SELECT rid_l, rid_r, min(rule) AS rule FROM {_RULE_PAIRS_TABLE} GROUP BY rid_l, rid_r")
+    con.execute(f"DROP TABLE {_RULE_PAIRS_TABLE}")
     (total,) = _one_row(con, f"SELECT count(*) FROM {PAIRS_TABLE}")
     log.info("blocking: %d distinct candidate pairs from %d records", total, records)
     return blocking_report(settings, summaries, total)
