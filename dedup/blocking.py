@@ -248,9 +248,8 @@ def blocking_rows(prepared: pd.DataFrame, settings: LinkSettings) -> pd.DataFram
 def coded_keys(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` (``rid`` and the blocking keys) with every key as an integer code of its value, null where
     the value is missing. Blocking only asks which records agree on a key, and an engine hashes, joins and
-    groups integers several times faster than text: at 1M records DuckDB's blocking took 3.3 s on codes
-    against 7.0 s on text, the codes 0.5 s (benchmarks/results/splink_compare.md, 2026-12-07). The codes
-    are of these rows only: never compare them with another run's."""
+    groups integers faster than text (the linking step at 1M records 0.92×, benchmarks/results/splink_compare.md,
+    2026-12-07). The codes are of these rows only: never compare them with another run's."""
     keys = list(rows.columns.drop("rid"))
 
     def code(key: str) -> pd.arrays.IntegerArray:
