@@ -289,12 +289,13 @@ def _history(
          "records": size.reindex(born.index).to_numpy(dtype=np.int64)}
     )
     history = pd.concat([changes, new], ignore_index=True) if len(new) else changes
-    history = history.sort_values(["kind", "old_id", "new_id"], ignore_index=True, na_position="first")
-    return pd.DataFrame(
-        {
-            "kind": history["kind"].astype(TEXT),
-            "old_id": history["old_id"].astype(TEXT),
-            "new_id": history["new_id"].astype(TEXT),
-            "records": history["records"].astype(np.int64),
-        }
-    )
+    # Sorted by Arrow: pandas sorting three columns of Python strings took seconds for a first night's million
+    # new persons. No two rows share kind, old id and new id, and only new persons lack an old id (all of them),
+    # so the order is pandas' whatever the sort does with a missing value.
+    table = pa.table({
+        **{name: pa.array(history[name].to_numpy(dtype=object, na_value=None), type=pa.string())
+           for name in ("kind", "old_id", "new_id")},
+        "records": history["records"].to_numpy(dtype=np.int64),
+    })
+    order = pc.sort_indices(table, sort_keys=[(name, "ascending") for name in ("kind", "old_id", "new_id")])
+    return table.take(order).to_pandas(types_mapper={pa.string(): TEXT}.get)

@@ -187,3 +187,13 @@ def test_rerun_with_new_and_corrected_records_keeps_ids_and_records_every_merge_
         previous=PreviousLinking(mapping=second.mapping, issued=pd.Series(sorted(set(old) | set(new)))),
     )
     assert merged_away and not merged_away & set(third.mapping["person_id"])
+
+
+def test_history_is_ordered_by_kind_then_old_id_then_new_id_new_persons_without_one():
+    # P_A splits in two and P_C keeps one of its pieces; P_B and P_D merge; x:1 and y:1 are new.
+    previous = {"a:1": "P_A", "a:2": "P_A", "a:3": "P_A", "b:1": "P_B", "d:1": "P_D", "d:2": "P_D", "c:1": "P_C"}
+    ids, history = run([["a:1", "a:2"], ["a:3", "c:1"], ["b:1", "d:1", "d:2"], ["y:1"], ["x:1"]], previous)
+    assert [kind for kind, *_ in history] == ["merge", "new", "new", "split"]
+    assert history[0] == ("merge", "P_B", "P_D", 1)
+    assert history[1:3] == sorted([("new", None, ids["x:1"], 1), ("new", None, ids["y:1"], 1)], key=lambda row: row[2])
+    assert history[3] == ("split", "P_A", "P_C", 1)
