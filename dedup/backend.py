@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from core.memory import duckdb_memory_limit
+from core.threads import usable_cores
 from dedup.blocking import PAIRS_TABLE, BlockingReport, candidate_pairs, iter_pair_batches
 from dedup.cluster import components
 from dedup.compare import STATED_FIELDS, RecordArrays, compare_pairs
@@ -52,7 +52,7 @@ _Out = TypeVar("_Out")
 #: outside the GIL. One batch per core, at most four (each batch in flight holds ``chunk_size`` pairs):
 #: on 2 cores, 5M candidate pairs of 1M records scored in 8.4 s against 11.7 s one batch at a time
 #: (``benchmarks/results/splink_compare.md``).
-BATCH_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+BATCH_THREADS = min(4, usable_cores())
 
 
 def in_threads(function: Callable[[_In], _Out], items: Iterable[_In], threads: int = BATCH_THREADS) -> Iterator[_Out]:

@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -33,6 +32,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, Indel, JaroWinkler, Levenshtein
 
 from core.errors import ConfigError
+from core.threads import beside
 from dedup.prepare import HAN_CHARACTER, TEXT, alias_rows, fuzzy_pinyin, sorted_words, text_at
 from dedup.settings import ELSE, AddressComparison, Comparison, NameComparison
 from dedup.shapes import shape_key
@@ -160,8 +160,7 @@ class RecordArrays:
     def from_prepared(cls, prepared: pd.DataFrame) -> RecordArrays:
         """Build the arrays from :func:`dedup.prepare.prepare_records` output (``rid`` = row position)."""
         # The address columns are coded in a thread beside the names, as dedup.prepare reads them.
-        with ThreadPoolExecutor(1, thread_name_prefix="silobreaker-addresses") as beside:
-            places = beside.submit(_address_arrays, prepared)
+        with beside(_address_arrays, prepared) as places:
             latin = (~prepared["name"].str.contains(HAN_CHARACTER, regex=True)).fillna(False).to_numpy(dtype=bool)
             # Latin names compare in either word order ("smith john" / "john smith").
             words = sorted_words(prepared["name_pinyin"].where(latin))

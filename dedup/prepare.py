@@ -9,7 +9,6 @@ Normalisation itself lives in :mod:`staging.normalize`; this module only derives
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.errors import TerminalError
+from core.threads import beside
 from core.vocabulary import (
     DATE_FORMATS,
     PARTIAL_DATE_FORMATS,
@@ -227,10 +227,8 @@ def prepare_with_facts(records: pd.DataFrame, reading: ColumnReading | None = No
     frame = records.reset_index(drop=True)
     given_community = _optional_text(frame, "community")
     communities_given = reading.communities_given if reading else ColumnReading.gives_communities(given_community.notna())
-    # The addresses are read in a thread beside the names, ID numbers and dates: much of either is Arrow's
-    # kernels, which run outside the GIL (benchmarks/results/splink_compare.md).
-    with ThreadPoolExecutor(1, thread_name_prefix="silobreaker-addresses") as beside:
-        addresses = beside.submit(_address_columns, frame, given_community, communities_given)
+    # The addresses are read in a thread beside the names, ID numbers and dates (core.threads.beside).
+    with beside(_address_columns, frame, given_community, communities_given) as addresses:
         prepared, facts = _person_columns(frame, record_id, given_community, reading)
         prepared = prepared.assign(**addresses.result())
     return prepared.loc[:, list(PREPARED_COLUMNS)], facts

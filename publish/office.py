@@ -50,6 +50,7 @@ import pyzipper
 import xlsxwriter
 from msoffcrypto.method.ecma376_agile import ECMA376Agile
 
+from core.threads import usable_cores
 from core.vocabulary import (
     DISTRICT_TIME_ZONE,
     FIELD_LABELS,
@@ -557,7 +558,7 @@ _PARALLEL_FROM = 8
 
 def write_office_files(files: Sequence[OfficeFile]) -> list[str]:
     """Write every file, in parallel when there are many; their SHA-256 in order."""
-    workers = min(len(os.sched_getaffinity(0)), len(files))
+    workers = min(usable_cores(), len(files))
     if len(files) < _PARALLEL_FROM or workers < 2:
         return [f.write() for f in files]
     # forkserver, not fork: the caller may be a Dagster run with threads (a lock a thread holds at the fork

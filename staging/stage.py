@@ -21,7 +21,6 @@ import functools
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.errors import ConfigError, SourceError
+from core.threads import beside
 from core.vocabulary import (
     CONSENT_FIELDS,
     CONSENT_STATUS_WORDS,
@@ -366,6 +366,11 @@ def stage_person_records(
     return _staged(extract, stage, runner, known, list(columns.values()), truncated_rows)
 
 
+def _normalised_addresses(mapped: Mapping[str, pd.Series]) -> dict[str, pd.Series]:
+    """Each address-like field's mapped values normalised (:func:`staging.text.normalize_address`), as text."""
+    return {name: normalize_address(values).astype(STRING) for name, values in mapped.items()}
+
+
 def _stage_persons(
     extract: KeyedRows, *, columns: dict[str, str], value_maps: dict[str, dict[str, str | None]],
     date_formats: tuple[str, ...], truncated_rows: tuple[int, ...], form_fields: tuple[str, ...],
@@ -374,10 +379,10 @@ def _stage_persons(
     fields = _Fields(extract, columns, value_maps)
     as_of = extract.extracted_at.tz_convert(CHINA_TZ).date()
 
-    # The address-like fields are normalised in a thread beside the names, ID numbers and dates: much of either
-    # is Arrow's kernels, which run outside the GIL (as dedup.prepare reads the addresses).
-    with ThreadPoolExecutor(1, thread_name_prefix="silobreaker-addresses") as beside:
-        places = {name: beside.submit(normalize_address, fields.mapped(name)) for name in _TEXT_FIELDS if name in columns}
+    # The address-like fields are normalised in a thread beside the names, ID numbers and dates (core.threads.beside),
+    # their values mapped here first: mapping counts the values it cannot map.
+    mapped = {name: fields.mapped(name) for name in _TEXT_FIELDS if name in columns}
+    with beside(_normalised_addresses, mapped) as places:
         out = _identity_columns(extract)
         out["name"] = fields.text("name", normalize_name)
         out["name_pinyin"] = name_pinyin(out["name"])
@@ -393,7 +398,7 @@ def _stage_persons(
         out["sex_conflict"] = _sex_conflict(out["sex"], out["id_sex"])
         out["phone"] = fields.phone()
         for text_field in _TEXT_FIELDS:
-            out[text_field] = places[text_field].result().astype(STRING) if text_field in places else null_text(fields.length)
+            out[text_field] = places.result()[text_field] if text_field in mapped else null_text(fields.length)
     for text_field in _FREE_TEXT_FIELDS:
         out[text_field] = fields.text(text_field, clean_text)
     out["residence_status"] = fields.vocabulary("residence_status", RESIDENCE_STATUS_WORDS)
