@@ -11,7 +11,6 @@ The ``*_sql`` functions return SQL text only; :func:`candidate_pairs` runs them 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from core.threads import usable_cores
 from dedup.prepare import NAME_KEYS, alias_rows
 from dedup.settings import BlockingRule, LinkSettings
 
@@ -69,12 +69,12 @@ def _keys_present(keys: Sequence[str], alias: str = "") -> str:
     return " AND ".join(f"{prefix}{_quote(key)} IS NOT NULL" for key in keys)
 
 
-def _pairing_blocks_sql(rule: BlockingRule, max_block_size: int, table: str, among: str | None = None) -> str:
-    """SQL for the key values of the blocks of ``rule`` in ``table`` that yield pairs (2..``max_block_size``
-    records), counted over all of ``table``; only the blocks in ``among`` (a query of key values) when given."""
+def _pairing_blocks_sql(rule: BlockingRule, max_block_size: int, table: str, among: str) -> str:
+    """SQL for the key values of the blocks of ``rule`` in ``among`` (a query of key values) that yield pairs
+    (2..``max_block_size`` records), counted over all of ``table``."""
     keys = ", ".join(_quote(key) for key in rule.keys)
-    rows = f"{table} SEMI JOIN ({among}) USING ({keys})" if among else f"{table} WHERE {_keys_present(rule.keys)}"
-    return f"SELECT {keys} FROM {rows} GROUP BY {keys} HAVING count(*) BETWEEN 2 AND {int(max_block_size)}"
+    return (f"SELECT {keys} FROM {table} SEMI JOIN ({among}) USING ({keys}) "
+            f"GROUP BY {keys} HAVING count(*) BETWEEN 2 AND {int(max_block_size)}")
 
 
 def block_sizes_sql(rule: BlockingRule, table: str = RECORDS_TABLE) -> str:
@@ -101,20 +101,17 @@ def _summary_sql(max_block_size: int, sizes: str) -> str:
     )
 
 
-def blocked_pairs_sql(rule: BlockingRule, rule_index: int, max_block_size: int, table: str = RECORDS_TABLE,
-                      sizes: str | None = None) -> str:
-    """SQL for the pairs ``(rid_l < rid_r)`` that agree on every key of ``rule``, oversized blocks left out;
-    the blocks are read from ``sizes`` (their key values and size ``n``, :func:`block_sizes_sql`) when given.
+def blocked_pairs_sql(rule: BlockingRule, rule_index: int, max_block_size: int, sizes: str, table: str = RECORDS_TABLE) -> str:
+    """SQL for the pairs ``(rid_l < rid_r)`` that agree on every key of ``rule``, oversized blocks left out; the
+    blocks are read from ``sizes``, a table of their key values and size ``n`` (:func:`block_sizes_sql` of ``table``).
 
     Only records in blocks of 2..``max_block_size`` enter the self-join, so its output is bounded by
     ``records × max_block_size / 2`` whatever the data.
     """
     keys = ", ".join(_quote(key) for key in rule.keys)
     join = " AND ".join(f"l.{_quote(key)} = r.{_quote(key)}" for key in rule.keys)
-    kept = (f"SELECT {keys} FROM {sizes} WHERE n BETWEEN 2 AND {int(max_block_size)}" if sizes
-            else _pairing_blocks_sql(rule, max_block_size, table))
     return (
-        f"WITH kept AS ({kept}), "
+        f"WITH kept AS (SELECT {keys} FROM {sizes} WHERE n BETWEEN 2 AND {int(max_block_size)}), "
         f"members AS (SELECT t.rid, {', '.join(f't.{_quote(key)}' for key in rule.keys)} "
         f"FROM {table} t SEMI JOIN kept USING ({keys})) "
         f"SELECT l.rid AS rid_l, r.rid AS rid_r, {int(rule_index)}::SMALLINT AS rule "
@@ -209,7 +206,7 @@ def candidate_pairs(
         limit = settings.block_size_limit(rule)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_BLOCKS_TABLE} AS {block_sizes_sql(rule)}")
         summaries.append(_one_row(con, _summary_sql(limit, _BLOCKS_TABLE)))
-        con.execute(f"INSERT INTO {_RULE_PAIRS_TABLE} {blocked_pairs_sql(rule, index, limit, sizes=_BLOCKS_TABLE)}")
+        con.execute(f"INSERT INTO {_RULE_PAIRS_TABLE} {blocked_pairs_sql(rule, index, limit, _BLOCKS_TABLE)}")
     con.execute(f"DROP TABLE {_BLOCKS_TABLE}")
     return _distinct_pairs(con, settings, summaries, len(prepared))
 
@@ -257,7 +254,7 @@ def coded_keys(rows: pd.DataFrame) -> pd.DataFrame:
         return pd.arrays.IntegerArray(codes, codes < 0)
 
     # A column at a time on each core: factorising Arrow-backed text runs outside the GIL.
-    with ThreadPoolExecutor(max_workers=max(1, min(len(keys), os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(len(keys), usable_cores()))) as pool:
         coded = dict(zip(keys, pool.map(code, keys), strict=True))
     return pd.DataFrame({"rid": rows["rid"].to_numpy(dtype=np.int32), **coded})
 

@@ -103,7 +103,7 @@ def test_rule_cap_falls_back_to_the_settings_cap() -> None:
 
 
 def test_sql_is_text_with_the_rule_index() -> None:
-    sql = blocked_pairs_sql(BlockingRule("phone", keys=("phone",)), 2, 50)
+    sql = blocked_pairs_sql(BlockingRule("phone", keys=("phone",)), 2, 50, "dedup_blocks")
     assert "l.rid < r.rid" in sql and "BETWEEN 2 AND 50" in sql and "2::SMALLINT" in sql
 
 
