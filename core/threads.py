@@ -1,7 +1,8 @@
 """The cores this process may use, and work run in a thread beside the caller's.
 
-A district's machine has few cores (two, in the deployment docs), so the second one is put to work where
-the work lets go of the GIL: Arrow's kernels, DuckDB, rapidfuzz, pandas' factorising of Arrow-backed text.
+A district's machine has few cores (the one the project is measured on has two: docs/deploy.md), so the second
+is put to work where the work lets go of the GIL: Arrow's kernels, DuckDB, rapidfuzz, pandas' factorising of
+Arrow-backed text.
 """
 
 from __future__ import annotations
