@@ -686,9 +686,15 @@ def _digit_slips(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.nd
     of neighbouring digits (positions i, i+1 differ, each holding the other's digit) — the two keying
     slips an ID number's check character and a date's plausibility are judged by."""
     differs = left != right
-    n_diff = differs.sum(axis=1)
+    n_diff = np.count_nonzero(differs, axis=1)
+    # A swap differs in exactly two places, so only those rows are looked at for one (most pairs of
+    # candidates differ in many digits or none).
+    two = np.flatnonzero(n_diff == 2)
+    transposed = np.zeros(len(n_diff), dtype=bool)
+    left, right, differs = left[two], right[two], differs[two]
     crossed = (left[:, :-1] == right[:, 1:]) & (left[:, 1:] == right[:, :-1]) & differs[:, :-1] & differs[:, 1:]
-    return n_diff, (n_diff == 2) & crossed.any(axis=1)
+    transposed[two] = crossed.any(axis=1)
+    return n_diff, transposed
 
 
 def _near_dates(a: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:

@@ -340,3 +340,28 @@ ALIAS_CASES = [
 @pytest.mark.parametrize(("left", "right", "expected", "why"), ALIAS_CASES, ids=[case[3] for case in ALIAS_CASES])
 def test_a_former_name_meets_the_other_records_name(left, right, expected, why) -> None:
     assert levels(left, right)["name"] == expected, why
+
+
+def test_digit_slips_count_differing_digits_and_find_one_swap_of_neighbours() -> None:
+    from dedup.compare import _digit_slips
+
+    rng = np.random.default_rng(5)
+    left = rng.integers(0, 10, (4000, 8), dtype=np.uint8)
+    right = left.copy()
+    # Rows 0-999 equal; then one digit changed, two neighbours swapped, two far digits changed, random rows.
+    right[1000:2000, 3] = (right[1000:2000, 3] + 1) % 10
+    right[2000:3000, [4, 5]] = right[2000:3000, [5, 4]]
+    right[2500:3000, 5] = (left[2500:3000, 4] + 1) % 10  # neighbours that differ but are not each other's digit
+    right[2500:3000, 4] = (left[2500:3000, 5] + 1) % 10
+    right[3000:3500, [0, 7]] = (right[3000:3500, [0, 7]] + 3) % 10
+    right[3500:] = rng.integers(0, 10, (500, 8), dtype=np.uint8)
+
+    n_diff, transposed = _digit_slips(left, right)
+
+    for row in range(len(left)):
+        where = np.flatnonzero(left[row] != right[row])
+        swap = (len(where) == 2 and where[1] == where[0] + 1
+                and left[row, where[0]] == right[row, where[1]] and left[row, where[1]] == right[row, where[0]])
+        assert (n_diff[row], transposed[row]) == (len(where), swap), row
+    assert transposed[2000:2500].sum() == np.count_nonzero(left[2000:2500, 4] != left[2000:2500, 5])
+    assert not transposed[2500:3500].any()
