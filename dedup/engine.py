@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from core.threads import beside
 from dedup.backend import BATCH_THREADS, PairBackend, empty_pairs, in_threads, open_backend
 from dedup.blocking import RECORDS_TABLE, load_blocking_rows, pairs_touching, pairs_within_sql
 from dedup.cluster import cluster_links
@@ -209,29 +210,34 @@ def link_records(
         tell("compare_score", len(pairs))
 
         phase = time.perf_counter()
-        is_link = pairs["decision"].eq("link").fillna(False).to_numpy(dtype=bool)
-        link_l = pairs["rid_l"].to_numpy()[is_link]
-        link_r = pairs["rid_r"].to_numpy()[is_link]
-        link_l, link_r, link_score = decided.forced_links(link_l, link_r, pairs["score"].to_numpy()[is_link])
-        labels = backend.components(len(prepared), link_l, link_r)
-        if increment is not None:
-            decided_rids = np.r_[decided.same_l, decided.same_r, decided.different_l, decided.different_r]
-            searched, kept_l, kept_r = carried_within(increment, present, labels, relinked, decided_rids)
-            fresh_l, fresh_r = _vetoed_within_groups(con, arrays, settings, labels, searched)
-            within_l, within_r = np.r_[kept_l, fresh_l], np.r_[kept_r, fresh_r]
-        else:
-            within_l, within_r = _vetoed_within(backend, arrays, settings, labels)
-        cannot_link = decided.cannot_link(np.r_[within_l, conflict_l], np.r_[within_r, conflict_r])
-        valid_id = prepared["id_number"].where(prepared["id_number_valid"])
-        clusters = cluster_links(len(prepared), link_l, link_r, link_score, valid_id, cannot_link,
-                                 find_components=backend.components)
+        # The explanation of every pair is taken beside the clustering, which only decides which links it cuts.
+        order = _pair_order(pairs)
+        with beside(_explain, pairs.drop(columns="decision"), order, prepared["record_id"], settings) as explaining:
+            is_link = pairs["decision"].eq("link").fillna(False).to_numpy(dtype=bool)
+            link_l = pairs["rid_l"].to_numpy()[is_link]
+            link_r = pairs["rid_r"].to_numpy()[is_link]
+            link_l, link_r, link_score = decided.forced_links(link_l, link_r, pairs["score"].to_numpy()[is_link])
+            labels = backend.components(len(prepared), link_l, link_r)
+            if increment is not None:
+                decided_rids = np.r_[decided.same_l, decided.same_r, decided.different_l, decided.different_r]
+                searched, kept_l, kept_r = carried_within(increment, present, labels, relinked, decided_rids)
+                fresh_l, fresh_r = _vetoed_within_groups(con, arrays, settings, labels, searched)
+                within_l, within_r = np.r_[kept_l, fresh_l], np.r_[kept_r, fresh_r]
+            else:
+                within_l, within_r = _vetoed_within(backend, arrays, settings, labels)
+            cannot_link = decided.cannot_link(np.r_[within_l, conflict_l], np.r_[within_r, conflict_r])
+            valid_id = prepared["id_number"].where(prepared["id_number_valid"])
+            clusters = cluster_links(len(prepared), link_l, link_r, link_score, valid_id, cannot_link,
+                                     find_components=backend.components)
+            ids = assign_stable_ids(prepared["record_id"], clusters.labels, previous.mapping, previous.issued_ids, id_key)
+            mapping = ids.mapping.assign(id_number_disputed=borrowed)
+        explained = explaining.result()
     scored_cut = clusters.cut[: int(is_link.sum())]
     uncut = pairs["decision"]
     decision = uncut.to_numpy(dtype=object, na_value=None).copy()
     decision[np.flatnonzero(is_link)[scored_cut]] = "cut"
     pairs["decision"] = pd.Series(decision, dtype=TEXT)
-    ids = assign_stable_ids(prepared["record_id"], clusters.labels, previous.mapping, previous.issued_ids, id_key)
-    mapping = ids.mapping.assign(id_number_disputed=borrowed)
+    explained.insert(explained.columns.get_loc("veto"), "decision", pd.Series(pairs["decision"].array.take(order)))
     seconds["cluster"] = _lap(phase)
     tell("cluster", clusters.n_clusters)
 
@@ -240,7 +246,7 @@ def link_records(
                        pairs=pairs.iloc[:n_scored].assign(decision=uncut.iloc[:n_scored]),
                        within=(within_l, within_r), reading=reading, settings=settings, trained_at=trained_at)
     del before, uncut
-    pairs = _explain(pairs, prepared["record_id"], settings)
+    pairs = explained
     review_queue = build_review_queue(pairs, records, mapping, previous.decisions, previous.queue)
     seconds["total"] = _lap(started)
     stats: dict[str, Any] = {
@@ -355,16 +361,22 @@ def _vetoed(arrays: RecordArrays, settings: LinkSettings, rid_l: np.ndarray, rid
     return np.concatenate([np.zeros(0, dtype=bool), *masks])
 
 
-def _explain(pairs: pd.DataFrame, record_id: pd.Series, settings: LinkSettings) -> pd.DataFrame:
-    """Swap positions for record ids, rule indexes for names and level codes for labels.
-
-    Rows are ordered by record position (input order), which is deterministic and cheaper than
-    sorting the id strings. Each column is taken in that order as it is explained, never the whole
-    frame at once: at a million records the pairs and their explanation are the run's largest objects.
-    """
+def _pair_order(pairs: pd.DataFrame) -> np.ndarray:
+    """The order of ``pairs`` by record positions (input order), which is deterministic and cheaper than
+    sorting the id strings."""
     rid_l, rid_r = pairs["rid_l"].to_numpy(dtype=np.int64), pairs["rid_r"].to_numpy(dtype=np.int64)
     # One key per pair (positions are below 2^31, pairs distinct): the same order as lexsort, in half the time.
-    order = np.argsort((rid_l << 32) | rid_r)
+    return np.argsort((rid_l << 32) | rid_r)
+
+
+def _explain(pairs: pd.DataFrame, order: np.ndarray, record_id: pd.Series, settings: LinkSettings) -> pd.DataFrame:
+    """Swap positions for record ids, rule indexes for names and level codes for labels, rows in ``order``
+    (:func:`_pair_order`); the decision is the caller's to add (clustering may still cut a link).
+
+    Each column is taken in that order as it is explained, never the whole frame at once: at a million
+    records the pairs and their explanation are the run's largest objects.
+    """
+    rid_l, rid_r = pairs["rid_l"].to_numpy(dtype=np.int64), pairs["rid_r"].to_numpy(dtype=np.int64)
     rules = [*(rule.name for rule in settings.blocking_rules), "id_number"]
 
     def ordered(column: str) -> np.ndarray:
@@ -378,7 +390,6 @@ def _explain(pairs: pd.DataFrame, record_id: pd.Series, settings: LinkSettings) 
             "record_id_l": text_at(record_id, rid_l[order]),
             "record_id_r": text_at(record_id, rid_r[order]),
             "score": ordered("score").astype("float32"),
-            "decision": ordered_text("decision"),
             "veto": ordered_text("veto"),
             "rule": text_at(rules, ordered("rule")),
         }
