@@ -43,6 +43,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from core.threads import beside
 from dedup.compare import STATED_FIELDS, CodedStrings, RecordArrays, compare_pairs
 from dedup.settings import (
     AddressComparison,
@@ -727,7 +728,16 @@ def train_model(
     fields = [c.field for c in comparisons]
 
     keep = min(1.0, spec.em_sample_pairs / max(n_candidates, 1))
-    sample = pairs.training_patterns(arrays, settings, keep, spec.seed)
+
+    def u_of_random_pairs() -> list[np.ndarray]:
+        if spec.u_source != "random":
+            return []
+        return random_pair_u(arrays, comparisons, spec.u_sample_pairs, spec.seed, settings.chunk_size)
+
+    # Random pairs are compared beside the sample of candidate pairs: both are mostly numpy, rapidfuzz and DuckDB.
+    with beside(u_of_random_pairs) as random_u:
+        sample = pairs.training_patterns(arrays, settings, keep, spec.seed)
+    u_random = random_u.result()
     codes, count = sample.patterns, sample.pairs
     n_levels = [len(c.labels) for c in comparisons]
 
@@ -741,11 +751,6 @@ def train_model(
                 weights[code] = declared[i][code]
         fixed.append(weights)
 
-    u_random = (
-        random_pair_u(arrays, comparisons, spec.u_sample_pairs, spec.seed, settings.chunk_size)
-        if spec.u_source == "random"
-        else []
-    )
     # Start from the declared weights: m from the pairs they would link, u from the rest (or from
     # random pairs when u is held fixed), λ as the share they would link.
     declared_score = sum(d[codes[:, i]] for i, d in enumerate(declared))
