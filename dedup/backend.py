@@ -40,8 +40,8 @@ from dedup.prepare import TEXT
 from dedup.score import score_pairs
 from dedup.settings import LinkSettings
 
-__all__ = ["BATCH_THREADS", "DuckDBBackend", "PairBackend", "empty_pairs", "grouped_records", "in_threads", "open_backend",
-           "sample_sql", "scored_batch"]
+__all__ = ["BATCH_THREADS", "DuckDBBackend", "PairBackend", "empty_pairs", "even_batch_size", "grouped_records", "in_threads",
+           "open_backend", "sample_sql", "scored_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,19 @@ def in_threads(function: Callable[[_In], _Out], items: Iterable[_In], threads: i
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def even_batch_size(total: int, most: int, threads: int = BATCH_THREADS) -> int:
+    """Pairs per batch to cut ``total`` pairs into for :func:`in_threads`: at most ``most`` each, and as many
+    batches of one size as a multiple of ``threads`` allows, so no thread is left alone with the last.
+
+    Example:
+        >>> even_batch_size(4_959_605, 1_000_000, threads=2)  # six batches, three a thread
+        826601
+    """
+    batches = -(-max(total, 1) // max(most, 1))
+    batches = -(-batches // threads) * threads
+    return max(1, -(-total // batches))
 
 
 class PairBackend(Protocol):
@@ -211,7 +224,7 @@ class DuckDBBackend:
     ) -> pd.DataFrame:
         kept: list[pd.DataFrame] = []
         compared = 0
-        batches = iter_pair_batches(self.con, settings.chunk_size)
+        batches = iter_pair_batches(self.con, even_batch_size(total, settings.chunk_size))
         for n_pairs, batch in in_threads(lambda pairs: (len(pairs[0]), scored_batch(arrays, settings, model, *pairs)), batches):
             kept.append(batch)
             compared += n_pairs

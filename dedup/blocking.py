@@ -337,25 +337,23 @@ def _one_row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:
 def iter_pair_batches(
     con: duckdb.DuckDBPyConnection, batch_size: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Stream ``(rid_l, rid_r, rule)`` arrays from ``dedup_pairs`` in batches of at most ``batch_size``.
+    """Stream ``(rid_l, rid_r, rule)`` arrays from ``dedup_pairs`` in batches of ``batch_size`` (the last one fewer).
 
-    DuckDB hands out Arrow batches of its own size (about 120k rows); they are gathered up to
-    ``batch_size`` so each comparison call amortises its start-up over many pairs.
+    DuckDB hands out Arrow batches of its own size (about 120k rows); they are gathered and cut at
+    ``batch_size`` exactly, so each comparison call amortises its start-up over many pairs and batches
+    of :func:`dedup.backend.even_batch_size` keep every thread busy to the end.
     """
     reader = con.sql(f"SELECT rid_l, rid_r, rule FROM {PAIRS_TABLE}").to_arrow_reader(batch_size)
-    pending: list[pa.RecordBatch] = []
-    rows = 0
+    pending = pa.Table.from_batches([], schema=reader.schema)
     for batch in reader:
-        if rows and rows + batch.num_rows > batch_size:
-            yield _columns(pending)
-            pending, rows = [], 0
-        if batch.num_rows:
-            pending.append(batch)
-            rows += batch.num_rows
-    if rows:
+        pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
+        while pending.num_rows >= batch_size:
+            yield _columns(pending.slice(0, batch_size))
+            pending = pending.slice(batch_size)
+    if pending.num_rows:
         yield _columns(pending)
 
 
-def _columns(batches: list[pa.RecordBatch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    table = pa.Table.from_batches(batches).combine_chunks()
+def _columns(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    table = table.combine_chunks()
     return tuple(table.column(name).to_numpy() for name in ("rid_l", "rid_r", "rule"))

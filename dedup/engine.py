@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.threads import beside
-from dedup.backend import BATCH_THREADS, PairBackend, empty_pairs, in_threads, open_backend
+from dedup.backend import PairBackend, empty_pairs, even_batch_size, in_threads, open_backend
 from dedup.blocking import RECORDS_TABLE, load_blocking_rows, pairs_touching, pairs_within_sql
 from dedup.cluster import cluster_links
 from dedup.compare import RecordArrays, compare_pairs, level_labels
@@ -353,7 +353,7 @@ def _vetoed_within_groups(
 def _vetoed(arrays: RecordArrays, settings: LinkSettings, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
     """Mask of the pairs ``(rid_l, rid_r)`` a veto forbids, compared in a batch per thread
     (:func:`dedup.backend.in_threads`; at most ``settings.chunk_size`` pairs each)."""
-    size = max(1, min(settings.chunk_size, -(-len(rid_l) // BATCH_THREADS)))
+    size = even_batch_size(len(rid_l), settings.chunk_size)
     starts = range(0, len(rid_l), size)
     masks = in_threads(lambda start: score_pairs(compare_pairs(arrays, rid_l[start:start + size], rid_r[start:start + size],
                                                                settings.comparisons), settings).veto.notna().to_numpy(),

@@ -25,7 +25,8 @@ def pairs_of(frame: pd.DataFrame, settings: LinkSettings) -> tuple[set[tuple[int
     with duckdb.connect() as con:
         report = candidate_pairs(con, frame, settings)
         batches = list(iter_pair_batches(con, 2))
-    assert all(len(rid_l) <= 2 for rid_l, _, _ in batches), "a batch exceeded the chunk size"
+    assert all(len(rid_l) == 2 for rid_l, _, _ in batches[:-1]), "a batch other than the last is not of the chunk size"
+    assert all(0 < len(rid_l) <= 2 for rid_l, _, _ in batches[-1:])
     found = {
         (int(a), int(b), int(rule))
         for rid_l, rid_r, rules in batches

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from dedup import LinkSettings, link_records
-from dedup.backend import in_threads
+from dedup.backend import even_batch_size, in_threads
 from dedup.settings import VETOES
 from tests.dedup.dedup_helpers import ID_KEY, mistype, records, transpose, valid_id
 
@@ -183,6 +183,21 @@ def test_batches_in_threads_come_back_in_order_and_are_drawn_as_threads_free_up(
         results.append(value[0])
         assert value[1] <= value[0] + 3  # never more than three items ahead of the one being returned
     assert results == list(range(20))
+
+
+@pytest.mark.parametrize(("total", "most", "threads", "batches"), [
+    (4_959_605, 1_000_000, 2, 6),  # 1M records: three batches a thread (five full ones and a small one left one alone)
+    (4_959_605, 1_000_000, 4, 8),
+    (900_000, 1_000_000, 2, 2),  # fewer pairs than two batches hold: one a thread, not one batch and an idle thread
+    (7, 4, 2, 2),
+    (7, 4, 3, 3),
+    (3, 4, 4, 3),  # fewer pairs than threads: one pair a batch
+    (0, 4, 2, 0),
+])
+def test_even_batches_fit_the_chunk_and_give_each_thread_as_many(total: int, most: int, threads: int, batches: int) -> None:
+    size = even_batch_size(total, most, threads)
+    assert 1 <= size <= most
+    assert -(-total // size) == batches
 
 
 def test_no_records() -> None:
