@@ -159,8 +159,8 @@ class RecordArrays:
     @classmethod
     def from_prepared(cls, prepared: pd.DataFrame) -> RecordArrays:
         """Build the arrays from :func:`dedup.prepare.prepare_records` output (``rid`` = row position)."""
-        # The address columns are coded in a thread beside the names, as dedup.prepare reads them.
-        with beside(_address_arrays, prepared) as places:
+        # The address and identity columns are coded in a thread beside the names, as dedup.prepare reads them.
+        with beside(_address_and_identity_arrays, prepared) as places:
             latin = (~prepared["name"].str.contains(HAN_CHARACTER, regex=True)).fillna(False).to_numpy(dtype=bool)
             # Latin names compare in either word order ("smith john" / "john smith").
             words = sorted_words(prepared["name_pinyin"].where(latin))
@@ -175,7 +175,6 @@ class RecordArrays:
                 pinyin=pinyin,
                 alias_name=_per_record(alias_name, aliases, len(prepared)),
                 alias_pinyin=_per_record(alias_pinyin, aliases, len(prepared)),
-                **_identity_columns(prepared),
                 phone=CodedStrings.of(prepared["phone"]),
                 source=source,
                 latin_name=latin,
@@ -875,6 +874,11 @@ def _identity_columns(prepared: pd.DataFrame) -> dict[str, Any]:
         "sex": CodedStrings.of(prepared["sex"]),
         **_birth_columns(prepared["birth_date"], prepared["birth_precision"]),
     }
+
+
+def _address_and_identity_arrays(prepared: pd.DataFrame) -> dict[str, Any]:
+    """:func:`_address_arrays` and :func:`_identity_columns`: the half of :class:`RecordArrays` made beside the names."""
+    return {**_address_arrays(prepared), **_identity_columns(prepared)}
 
 
 def _address_arrays(prepared: pd.DataFrame) -> dict[str, Any]:
