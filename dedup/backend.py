@@ -54,6 +54,9 @@ _Out = TypeVar("_Out")
 #: (``benchmarks/results/splink_compare.md``).
 BATCH_THREADS = min(4, usable_cores())
 
+#: Pairs read from DuckDB at a time where only their two positions are looked at (8 MB a batch).
+_STREAM_BATCH = 1 << 20
+
 
 def in_threads(function: Callable[[_In], _Out], items: Iterable[_In], threads: int = BATCH_THREADS) -> Iterator[_Out]:
     """``function`` of each item, in item order, run on up to ``threads`` items at a time.
@@ -232,14 +235,14 @@ class DuckDBBackend:
         return pd.concat(kept, ignore_index=True) if kept else empty_pairs(settings)
 
     def pairs_inside(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        self.con.register("dedup_components", grouped_records(labels))
-        inside = self.con.execute(
-            f"SELECT p.rid_l, p.rid_r FROM {PAIRS_TABLE} p "
-            "JOIN dedup_components l ON p.rid_l = l.rid JOIN dedup_components r ON p.rid_r = r.rid "
-            "WHERE l.label = r.label"
-        ).fetchnumpy()
-        self.con.unregister("dedup_components")
-        return np.asarray(inside["rid_l"]), np.asarray(inside["rid_r"])
+        # Streamed and looked up by position in numpy: two hash joins of every pair with the labels cost more.
+        inside_l: list[np.ndarray] = [np.zeros(0, dtype=np.int32)]
+        inside_r: list[np.ndarray] = [np.zeros(0, dtype=np.int32)]
+        for rid_l, rid_r, _ in iter_pair_batches(self.con, _STREAM_BATCH):
+            inside = labels[rid_l] == labels[rid_r]
+            inside_l.append(rid_l[inside])
+            inside_r.append(rid_r[inside])
+        return np.concatenate(inside_l), np.concatenate(inside_r)
 
     @staticmethod
     def components(n_records: int, link_l: np.ndarray, link_r: np.ndarray) -> np.ndarray:

@@ -216,3 +216,23 @@ def test_a_record_is_blocked_under_each_name_it_is_known_by() -> None:
     assert rules[(0, 1)] == "pinyin_birth_month", "her former name and birth month, under the census record's alias"
     assert (0, 2) not in rules, "no alias, no pair"
     assert all(left != right for left, right, _ in found), "a record never pairs with its own alias"
+
+
+def test_the_pairs_inside_components_are_those_whose_two_records_share_a_label() -> None:
+    from dedup.backend import DuckDBBackend
+    from dedup.blocking import PAIRS_TABLE
+
+    rng = np.random.default_rng(3)
+    n = 300
+    labels = rng.integers(0, 40, n)
+    pairs = np.unique(np.sort(rng.integers(0, n, (5000, 2)), axis=1), axis=0)
+    pairs = pairs[pairs[:, 0] < pairs[:, 1]]
+    with duckdb.connect() as con:
+        frame = pd.DataFrame({"rid_l": pairs[:, 0].astype(np.int32), "rid_r": pairs[:, 1].astype(np.int32),
+                              "rule": np.zeros(len(pairs), dtype=np.int16)})
+        con.register("given", frame)
+        con.execute(f"CREATE TABLE {PAIRS_TABLE} AS SELECT * FROM given")
+        rid_l, rid_r = DuckDBBackend(con).pairs_inside(labels)
+    expected = {(int(a), int(b)) for a, b in pairs if labels[a] == labels[b]}
+    assert 0 < len(expected) < len(pairs)
+    assert sorted(zip(rid_l.tolist(), rid_r.tolist(), strict=True)) == sorted(expected)
