@@ -47,7 +47,7 @@ from dedup.incremental import (
 from dedup.model import FellegiSunterModel, train_model
 from dedup.prepare import TEXT, ColumnReading, prepare_with_facts, text_at
 from dedup.review import build_review_queue, decided_pairs
-from dedup.score import score_pairs
+from dedup.score import score_pairs, veto_comparisons, violates
 from dedup.settings import LinkSettings
 
 __all__ = ["LinkResult", "PhaseHook", "link_records"]
@@ -354,11 +354,16 @@ def _vetoed(arrays: RecordArrays, settings: LinkSettings, rid_l: np.ndarray, rid
     """Mask of the pairs ``(rid_l, rid_r)`` a veto forbids, compared in a batch per thread
     (:func:`dedup.backend.in_threads`; at most ``settings.chunk_size`` pairs each)."""
     size = even_batch_size(len(rid_l), settings.chunk_size)
-    starts = range(0, len(rid_l), size)
-    masks = in_threads(lambda start: score_pairs(compare_pairs(arrays, rid_l[start:start + size], rid_r[start:start + size],
-                                                               settings.comparisons), settings).veto.notna().to_numpy(),
-                       starts)
-    return np.concatenate([np.zeros(0, dtype=bool), *masks])
+    comparisons = veto_comparisons(settings)
+
+    def vetoed(start: int) -> np.ndarray:
+        levels = compare_pairs(arrays, rid_l[start:start + size], rid_r[start:start + size], comparisons)
+        mask = np.zeros(len(levels), dtype=bool)
+        for veto in settings.vetoes:
+            mask |= violates(veto, levels, settings)
+        return mask
+
+    return np.concatenate([np.zeros(0, dtype=bool), *in_threads(vetoed, range(0, len(rid_l), size))])
 
 
 def _pair_order(pairs: pd.DataFrame) -> np.ndarray:

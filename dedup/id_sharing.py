@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 from dedup.compare import RecordArrays, compare_pairs
 from dedup.prepare import ColumnReading, prepare_records
 from dedup.review import DecidedPairs
-from dedup.score import violates
+from dedup.score import veto_comparisons, violates
 from dedup.settings import LinkSettings
 
 __all__ = ["ID_SHARING_VETO", "IdSharing", "find_id_sharing", "without_borrowed_ids"]
@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 #: The veto that recognises a record keyed with another resident's number.
 ID_SHARING_VETO = "id_sharing_conflict"
 
-#: The comparisons that veto reads, the only ones run on every pair sharing a number.
-_VETO_FIELDS: tuple[str, ...] = ("id_number", "name", "birth_date")
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,8 @@ def find_id_sharing(
     if ID_SHARING_VETO not in settings.vetoes:
         return IdSharing(none, none, np.zeros(len(prepared), dtype=bool))
     left, right = _shared_id_pairs(prepared, settings.max_block_size)
-    comparisons = [settings.comparison(field) for field in _VETO_FIELDS]
+    # Only the comparisons the veto reads are run on every pair sharing a number.
+    comparisons = veto_comparisons(settings, (ID_SHARING_VETO,))
     conflict = violates(ID_SHARING_VETO, compare_pairs(arrays, left, right, comparisons), settings)
     left, right = left[conflict], right[conflict]
     judged = decided.judged_same(left, right)

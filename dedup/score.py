@@ -37,9 +37,9 @@ import numpy as np
 import pandas as pd
 
 from dedup.prepare import TEXT
-from dedup.settings import LinkSettings
+from dedup.settings import Comparison, LinkSettings
 
-__all__ = ["DECISIONS", "NAME_SLIPS", "ScoredPairs", "score_pairs", "violates"]
+__all__ = ["DECISIONS", "NAME_SLIPS", "VETO_FIELDS", "ScoredPairs", "score_pairs", "veto_comparisons", "violates"]
 
 #: ``link`` — accepted; ``vetoed`` — a veto forbids it; ``near_miss`` — within the review margin
 #: below the threshold; ``cut`` (set by clustering) — accepted but cut to keep two valid IDs apart.
@@ -48,6 +48,15 @@ DECISIONS: tuple[str, ...] = ("link", "near_miss", "vetoed", "cut")
 #: Name levels that are one name written another way, not another name: what a shared valid ID
 #: number overrules (``id_sharing_conflict``). A level not listed counts as another name.
 NAME_SLIPS: tuple[str, ...] = ("null", "exact", "homophone", "shape", "near_homophone", "typo", "alias", "similar")
+
+#: The comparisons each veto reads (:func:`violates`): a caller that needs only the vetoes of some pairs
+#: compares these fields and no others.
+VETO_FIELDS: dict[str, tuple[str, ...]] = {
+    "distinct_valid_ids": ("id_number",),
+    "different_sex": ("sex", "id_number"),
+    "contradicting_birth_dates": ("birth_date", "id_number"),
+    "id_sharing_conflict": ("id_number", "name", "birth_date"),
+}
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,13 @@ def score_pairs(
         contributions=contributions,
         prior_weight=float(prior_weight),
     )
+
+
+def veto_comparisons(settings: LinkSettings, vetoes: tuple[str, ...] | None = None) -> list[Comparison]:
+    """The comparisons of ``settings`` that ``vetoes`` (the settings' own when omitted) read, in the settings' order:
+    enough for :func:`violates` to give the same masks as on every comparison."""
+    read = {field for veto in (settings.vetoes if vetoes is None else vetoes) for field in VETO_FIELDS[veto]}
+    return [comparison for comparison in settings.comparisons if comparison.field in read]
 
 
 def violates(veto: str, levels: pd.DataFrame, settings: LinkSettings) -> np.ndarray:

@@ -158,3 +158,21 @@ def test_dropping_a_veto_lets_the_pair_link() -> None:
     assert score_pairs(levels, SETTINGS).decision.tolist() == ["vetoed"]
     assert score_pairs(levels, settings).decision.tolist() == ["near_miss"], "weighed: IDs different, all else alike"
 
+
+
+def test_each_veto_reads_only_the_comparisons_it_names() -> None:
+    from dedup.score import VETO_FIELDS, veto_comparisons, violates
+
+    assert set(VETO_FIELDS) == set(VETOES)
+    # Every case's two records at once, each paired with every other: what each veto forbids is the same on
+    # the comparisons it names as on all of them.
+    rows = [{"record_id": f"{side}:{i}", "source": side, **case[k]}
+            for i, case in enumerate(CASES) for k, side in ((0, "a"), (1, "b"))]
+    arrays = RecordArrays.from_prepared(prepare_records(records(rows)))
+    rid_l, rid_r = np.triu_indices(len(rows), k=1)
+    every = compare_pairs(arrays, rid_l, rid_r, SETTINGS.comparisons)
+    for veto in VETOES:
+        mask = violates(veto, every, SETTINGS)
+        assert mask.any(), veto
+        assert (violates(veto, compare_pairs(arrays, rid_l, rid_r, veto_comparisons(SETTINGS, (veto,))), SETTINGS)
+                == mask).all(), veto
