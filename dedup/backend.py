@@ -34,10 +34,10 @@ from core.memory import duckdb_memory_limit
 from core.threads import usable_cores
 from dedup.blocking import PAIRS_TABLE, BlockingReport, candidate_pairs, iter_pair_batches
 from dedup.cluster import components
-from dedup.compare import STATED_FIELDS, RecordArrays, compare_pairs
+from dedup.compare import STATED_FIELDS, RecordArrays, by_similarity, compare_pairs, level_columns
 from dedup.model import FellegiSunterModel, TrainingPatterns, count_patterns
 from dedup.prepare import TEXT
-from dedup.score import score_pairs
+from dedup.score import lowest_kept, score_pairs
 from dedup.settings import LinkSettings
 
 __all__ = ["BATCH_THREADS", "DuckDBBackend", "PairBackend", "empty_pairs", "even_batch_size", "grouped_records", "in_threads",
@@ -130,8 +130,25 @@ def scored_batch(
 ) -> pd.DataFrame:
     """Compare and score one batch of candidate pairs; the links, near misses and vetoed pairs of it,
     each with its level codes and its waterfall (``w_prior`` and the contribution ``w_<field>`` of every
-    comparison), in the columns of :func:`empty_pairs`."""
-    levels = compare_pairs(arrays, rid_l, rid_r, settings.comparisons)
+    comparison), in the columns of :func:`empty_pairs`.
+
+    Names and addresses (:func:`dedup.compare.by_similarity`) are compared last, one after the other, each only on
+    the pairs that the comparisons made so far leave able to reach the review band with the most the others could
+    add (:meth:`FellegiSunterModel.most`): at 1M records about four pairs in five are dropped before the names.
+    """
+    comparisons = settings.comparisons
+    later = [c for c in comparisons if by_similarity(c)]
+    levels = compare_pairs(arrays, rid_l, rid_r, [c for c in comparisons if not by_similarity(c)])
+    rid_l, rid_r, rule = np.asarray(rid_l), np.asarray(rid_r), np.asarray(rule)
+    for n, comparison in enumerate(later):
+        most = (model.prior_weight + model.most_contributions(levels, arrays, rid_l, rid_r)
+                + np.float32(sum(model.most(c.field) for c in later[n:])))
+        # The bound is summed in another order than the score: a hundredth of a bit of room for rounding.
+        able = np.flatnonzero(most >= lowest_kept(settings) - 0.01)
+        rid_l, rid_r, rule = rid_l[able], rid_r[able], rule[able]
+        more = compare_pairs(arrays, rid_l, rid_r, [comparison]).drop(columns=["ids_both_valid", "id_valid_any"])
+        levels = pd.concat([levels.iloc[able].reset_index(drop=True), more], axis=1)
+    levels = levels[level_columns(comparisons)]
     scored = score_pairs(levels, settings, model.contributions(levels, arrays, rid_l, rid_r), model.prior_weight)
     mask = scored.kept
     batch = levels.loc[mask].reset_index(drop=True)

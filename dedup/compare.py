@@ -44,8 +44,10 @@ __all__ = [
     "PairBatch",
     "RecordArrays",
     "building_rooms",
+    "by_similarity",
     "compare_pairs",
     "flat_pair_keys",
+    "level_columns",
     "level_labels",
     "level_test",
 ]
@@ -350,7 +352,7 @@ def compare_pairs(
     """
     rid_l = np.asarray(rid_l, dtype=np.int64)
     rid_r = np.asarray(rid_r, dtype=np.int64)
-    columns: dict[str, np.ndarray] = {}
+    columns: dict[str, np.ndarray] = {}  # in the order of level_columns
     for comparison in comparisons:
         columns[comparison.field] = _level_codes(comparison, _tests(comparison), PairBatch(arrays, rid_l, rid_r))
     columns["ids_both_valid"] = arrays.id_valid[rid_l] & arrays.id_valid[rid_r]
@@ -365,6 +367,18 @@ def compare_pairs(
                 codes[shared] = _level_codes(comparison, _tests(comparison), batch)
             columns[f"stated_{comparison.field}"] = codes
     return pd.DataFrame(columns)
+
+
+def level_columns(comparisons: Sequence[Comparison]) -> list[str]:
+    """The columns :func:`compare_pairs` gives for ``comparisons``, in its order."""
+    return [*(c.field for c in comparisons), "ids_both_valid", "id_valid_any",
+            *(f"stated_{c.field}" for c in comparisons if c.field in STATED_FIELDS)]
+
+
+def by_similarity(comparison: Comparison) -> bool:
+    """Whether ``comparison`` scores strings for similarity (names, addresses: rapidfuzz over distinct value
+    pairs), which costs most of comparing a pair; the others look up codes and digits."""
+    return isinstance(comparison, NameComparison | AddressComparison)
 
 
 def level_labels(comparison: Comparison, codes: np.ndarray | pd.Series) -> pd.Series:

@@ -44,14 +44,8 @@ import numpy as np
 import pandas as pd
 
 from core.threads import beside
-from dedup.compare import STATED_FIELDS, CodedStrings, RecordArrays, compare_pairs
-from dedup.settings import (
-    AddressComparison,
-    Comparison,
-    LinkSettings,
-    ModelSpec,
-    NameComparison,
-)
+from dedup.compare import STATED_FIELDS, CodedStrings, RecordArrays, by_similarity, compare_pairs
+from dedup.settings import Comparison, LinkSettings, ModelSpec
 
 __all__ = [
     "FLAT_FIELDS",
@@ -220,14 +214,49 @@ class FellegiSunterModel:
             for context, mask in within:
                 if name in context.weights and mask.any():
                     contribution[mask] = context.weights[name][codes[mask]]
-            tf = self.term_frequencies.get(name)
-            if tf is not None:
-                exact = np.flatnonzero(codes == tf.exact_code)
-                value = getattr(arrays, name).codes[np.asarray(rid_l, dtype=np.int64)[exact]]
-                tf_weight = np.log2(self.exact_m[name] / tf.u(value))
-                contribution[exact] = np.clip(tf_weight, -self.max_level_weight, self.max_level_weight)
+            if name in self.term_frequencies:
+                exact, own = self._own_weights(name, codes, arrays, rid_l)
+                contribution[exact] = own
             out[name] = contribution
         return out
+
+    def most(self, name: str) -> float:
+        """The most bits comparison ``name`` adds to any pair: its highest level weight in any context, or the
+        highest a value's own weight (term frequencies, within ``max_level_weight``) can be."""
+        weights = [self.weights[name], *(context.weights[name] for context in self.contexts if name in context.weights)]
+        most = float(max(w.max() for w in weights))
+        return max(most, self.max_level_weight) if name in self.term_frequencies else most
+
+    def most_contributions(
+        self, levels: pd.DataFrame, arrays: RecordArrays, rid_l: np.ndarray, rid_r: np.ndarray
+    ) -> np.ndarray:
+        """Per pair, the most the comparisons compared in ``levels`` add to its match weight (float32 bits),
+        whatever the comparisons not yet made turn out to be: each level's weight in whichever context weighs it
+        most (whether a pair is in a context may hang on the others), at a term-frequency level the value's own
+        weight, as :meth:`contributions` gives it. At least the sum :meth:`contributions` gives for them."""
+        total = np.zeros(len(levels), dtype=np.float32)
+        for name, weights in self.weights.items():
+            if name not in levels:
+                continue
+            codes = levels[name].to_numpy(dtype=np.int64)
+            in_context = [context.weights[name] for context in self.contexts if name in context.weights]
+            contribution = np.maximum.reduce([weights, *in_context])[codes].astype(np.float32)
+            if name in self.term_frequencies:
+                exact, own = self._own_weights(name, codes, arrays, rid_l)
+                contribution[exact] = own
+            total += contribution
+        return total
+
+    def _own_weights(
+        self, name: str, codes: np.ndarray, arrays: RecordArrays, rid_l: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs whose comparison ``name`` reached the level its term frequencies weigh (exact), and the
+        weight of each one's value there."""
+        tf = self.term_frequencies[name]
+        exact = np.flatnonzero(codes == tf.exact_code)
+        value = getattr(arrays, name).codes[np.asarray(rid_l, dtype=np.int64)[exact]]
+        weight = np.log2(self.exact_m[name] / tf.u(value))
+        return exact, np.clip(weight, -self.max_level_weight, self.max_level_weight)
 
     def keyed_to(self, arrays: RecordArrays) -> FellegiSunterModel:
         """This model with its term frequencies keyed to ``arrays`` (:meth:`TermFrequencies.keyed_to`): the
@@ -383,7 +412,7 @@ def random_pair_u(
     """
     n = len(arrays)
     rng = np.random.default_rng(seed)
-    fuzzy = [isinstance(c, NameComparison | AddressComparison) for c in comparisons]
+    fuzzy = [by_similarity(c) for c in comparisons]
     counts = [np.zeros(len(c.labels), dtype=np.float64) for c in comparisons]
     sizes = {True: max(n_pairs // 4, 1), False: n_pairs}
     for is_fuzzy in (False, True):

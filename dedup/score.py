@@ -39,7 +39,7 @@ import pandas as pd
 from dedup.prepare import TEXT
 from dedup.settings import Comparison, LinkSettings
 
-__all__ = ["DECISIONS", "NAME_SLIPS", "VETO_FIELDS", "ScoredPairs", "score_pairs", "veto_comparisons", "violates"]
+__all__ = ["DECISIONS", "NAME_SLIPS", "VETO_FIELDS", "ScoredPairs", "lowest_kept", "score_pairs", "veto_comparisons", "violates"]
 
 #: ``link`` — accepted; ``vetoed`` — a veto forbids it; ``near_miss`` — within the review margin
 #: below the threshold; ``cut`` (set by clustering) — accepted but cut to keep two valid IDs apart.
@@ -124,7 +124,7 @@ def score_pairs(
 
     vetoed = veto != None  # noqa: E711 — element-wise on an object array
     decision = np.full(n, None, dtype=object)
-    in_band = score >= settings.match_threshold - settings.review_margin
+    in_band = score >= lowest_kept(settings)
     decision[in_band & ~vetoed] = "near_miss"
     decision[in_band & vetoed] = "vetoed"
     decision[(score >= settings.match_threshold) & ~vetoed] = "link"
@@ -142,6 +142,11 @@ def veto_comparisons(settings: LinkSettings, vetoes: tuple[str, ...] | None = No
     enough for :func:`violates` to give the same masks as on every comparison."""
     read = {field for veto in (settings.vetoes if vetoes is None else vetoes) for field in VETO_FIELDS[veto]}
     return [comparison for comparison in settings.comparisons if comparison.field in read]
+
+
+def lowest_kept(settings: LinkSettings) -> float:
+    """The least match weight a pair is kept with (:attr:`ScoredPairs.kept`): the bottom of the review band."""
+    return settings.match_threshold - settings.review_margin
 
 
 def violates(veto: str, levels: pd.DataFrame, settings: LinkSettings) -> np.ndarray:

@@ -365,3 +365,13 @@ def test_digit_slips_count_differing_digits_and_find_one_swap_of_neighbours() ->
         assert (n_diff[row], transposed[row]) == (len(where), swap), row
     assert transposed[2000:2500].sum() == np.count_nonzero(left[2000:2500, 4] != left[2000:2500, 5])
     assert not transposed[2500:3500].any()
+
+
+def test_level_columns_are_the_columns_compare_pairs_gives_in_its_order() -> None:
+    from dedup.compare import level_columns
+
+    prepared = prepare_records(records([{"record_id": "t:1", "name": "张伟"}, {"record_id": "t:2", "name": "张玮"}]))
+    arrays = RecordArrays.from_prepared(prepared)
+    for comparisons in (SETTINGS.comparisons, SETTINGS.comparisons[::-1], SETTINGS.comparisons[2:4], ()):
+        got = compare_pairs(arrays, np.array([0]), np.array([1]), comparisons)
+        assert list(got.columns) == level_columns(comparisons)

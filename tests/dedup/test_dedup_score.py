@@ -176,3 +176,68 @@ def test_each_veto_reads_only_the_comparisons_it_names() -> None:
         assert mask.any(), veto
         assert (violates(veto, compare_pairs(arrays, rid_l, rid_r, veto_comparisons(SETTINGS, (veto,))), SETTINGS)
                 == mask).all(), veto
+
+
+@pytest.fixture(scope="module")
+def demo_model(tmp_path_factory):
+    """A demo district's records, as prepared for comparing, and the model linking them fits."""
+    from dedup import link_records, load_link_settings
+    from pipelines.settings import DEMO_LINKING
+    from tests.dedup.dedup_helpers import staged_demo
+
+    staged = staged_demo(tmp_path_factory.mktemp("bound_home"), persons=400, seed=11)
+    settings = load_link_settings(DEMO_LINKING)
+    model = link_records(staged, settings).kept.model
+    return RecordArrays.from_prepared(prepare_records(staged)), settings, model
+
+
+def _one_flat_weighs_more(model, field: str):
+    """The model with a context in which ``field`` weighs far more than its usual weights: the bound must
+    take the most a level weighs in any context, since whether a pair is in one rests on the address,
+    which is compared last."""
+    from dataclasses import replace
+
+    from dedup.model import PairContext
+
+    heavy = model.weights[field] + 100.0
+    context = PairContext("one_flat", conditions=(("address", (1, 2)),), weights={field: heavy}, u={}, pairs=1)
+    return replace(model, contexts=(*model.contexts, context))
+
+
+@pytest.mark.parametrize("variant", ["fitted", "a context weighing names", "a context weighing birth dates", "declared"])
+def test_pairs_left_out_before_names_and_addresses_are_those_scoring_too_low_to_keep(demo_model, variant,
+                                                                                      monkeypatch) -> None:
+    import dedup.backend as backend
+    from dedup.model import declared_model
+
+    arrays, settings, model = demo_model
+    if variant.startswith("a context"):
+        model = _one_flat_weighs_more(model, "name" if variant.endswith("names") else "birth_date")
+    elif variant == "declared":
+        model = declared_model(settings)
+    # Every pair of the first 400 records: mostly strangers, and the people the demo gave two records.
+    rid_l, rid_r = np.triu_indices(400, k=1)
+    rule = np.zeros(len(rid_l), dtype=np.int16)
+    levels = compare_pairs(arrays, rid_l, rid_r, settings.comparisons)
+    whole = score_pairs(levels, settings, model.contributions(levels, arrays, rid_l, rid_r), model.prior_weight)
+
+    compared: dict[str, int] = {}
+
+    def counting(arrays, rid_l, rid_r, comparisons):
+        for comparison in comparisons:
+            compared[comparison.field] = compared.get(comparison.field, 0) + len(rid_l)
+        return compare_pairs(arrays, rid_l, rid_r, comparisons)
+    monkeypatch.setattr(backend, "compare_pairs", counting)
+    batch = backend.scored_batch(arrays, settings, model, rid_l, rid_r, rule)
+
+    kept = whole.kept
+    assert 0 < kept.sum() < len(kept)
+    assert batch["rid_l"].tolist() == rid_l[kept].tolist() and batch["rid_r"].tolist() == rid_r[kept].tolist()
+    assert np.array_equal(batch["score"].to_numpy(), whole.score[kept])
+    assert batch["decision"].tolist() == whole.decision[kept].tolist()
+    for column in levels.columns:
+        assert batch[column].tolist() == levels.loc[kept, column].tolist(), column
+    # Names and addresses were compared on fewer pairs than the rest (unless a context can weigh a pair up by
+    # 100 bits); the addresses on no more than the names.
+    assert compared["id_number"] == len(rid_l) and compared["address"] <= compared["name"]
+    assert compared["name"] < len(rid_l) or variant.startswith("a context")
