@@ -39,6 +39,7 @@ from dedup.prepare import ColumnReading, prepare_records
 from dedup.review import DecidedPairs
 from dedup.score import veto_comparisons, violates
 from dedup.settings import LinkSettings
+from staging._arrow import as_arrow
 
 __all__ = ["ID_SHARING_VETO", "IdSharing", "find_id_sharing", "without_borrowed_ids"]
 
@@ -99,14 +100,15 @@ def _shared_id_pairs(prepared: pd.DataFrame, max_holders: int) -> tuple[np.ndarr
     """
     valid = prepared["id_number_valid"].to_numpy(dtype=bool)
     rid = prepared["rid"].to_numpy(dtype=np.int64)[valid]
-    numbers = pa.array(prepared["id_number"].to_numpy(dtype=object)[valid], type=pa.large_string())
+    numbers = pc.filter(as_arrow(prepared["id_number"]), pa.array(valid))
     codes = pc.dictionary_encode(numbers).indices.to_numpy(zero_copy_only=False).astype(np.int64)
     holders = np.bincount(codes)[codes] if len(codes) else codes
     if (holders > max_holders).any():
         log.warning("id sharing: %d valid ID number(s) carried by more than %d records each were not checked",
                     len(np.unique(codes[holders > max_holders])), max_holders)
     shared = (holders > 1) & (holders <= max_holders)
-    order = np.lexsort((rid[shared], codes[shared]))
+    # One int64 key per record (number, position), as dedup.engine orders pairs: lexsort's order in less time.
+    order = np.argsort((codes[shared] << 32) | rid[shared])
     rid, codes = rid[shared][order], codes[shared][order]
     if not len(codes):
         return rid, rid.copy()
@@ -116,7 +118,7 @@ def _shared_id_pairs(prepared: pd.DataFrame, max_holders: int) -> tuple[np.ndarr
     left = np.repeat(np.arange(len(codes)), later)
     right = left + 1 + np.arange(len(left)) - np.repeat(np.cumsum(later) - later, later)
     rid_l, rid_r = rid[left], rid[right]
-    order = np.lexsort((rid_r, rid_l))
+    order = np.argsort((rid_l << 32) | rid_r)
     return rid_l[order], rid_r[order]
 
 
