@@ -481,7 +481,7 @@ def run_speed(sizes: list[int], repeats: int, silobreaker_python: str) -> str:
             best = {engine: min(runs, key=lambda r: r["seconds"]) for engine, runs in got.items()}
             peak = {engine: max(r["peak_rss_gb"] for r in runs) for engine, runs in got.items()}
             ratios.append(
-                f"- {size:,} records: wall time silobreaker / Splink = **{best['silobreaker']['seconds'] / best['splink']['seconds']:.2f}** "
+                f"- {size:,} records: wall time silobreaker / Splink = **{best['silobreaker']['seconds'] / best['splink']['seconds']:.3f}** "
                 f"({best['silobreaker']['seconds']:.1f} s vs {best['splink']['seconds']:.1f} s, best of {repeats}); "
                 f"peak RSS silobreaker / Splink = **{peak['silobreaker'] / peak['splink']:.2f}** "
                 f"({peak['silobreaker']:.2f} GB vs {peak['splink']:.2f} GB)"
