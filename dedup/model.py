@@ -64,6 +64,7 @@ __all__ = [
     "match_probability",
     "random_pair_u",
     "same_id_pairs",
+    "shared_id_levels",
     "shared_id_m",
     "term_frequencies",
     "train_model",
@@ -521,14 +522,37 @@ _DEFINED_BY_SHARED_IDS: dict[str, tuple[str, ...]] = {"address": ("moved",)}
 _EM_ONLY: tuple[str, ...] = ("id_number", "birth_date")
 
 
+def shared_id_levels(
+    arrays: RecordArrays, comparisons: tuple[Comparison, ...], spec: ModelSpec
+) -> tuple[dict[str, np.ndarray], int]:
+    """What :func:`shared_id_m` measures m on: the level codes of every comparison but the ID number and the birth
+    date (:data:`_EM_ONLY`) on pairs one valid ID number makes certain (:func:`same_id_pairs`), sex and birth date as
+    each record states them and the address without the ``moved`` level; and how many such pairs there are. No
+    codes when the model does not measure m there, or with fewer than ``min_shared_id_pairs`` pairs. Needs no
+    model: it is compared while the EM's sample is."""
+    if not spec.m_from_shared_ids:
+        return {}, 0
+    rid_l, rid_r = same_id_pairs(arrays, spec.em_sample_pairs, spec.seed)
+    if len(rid_l) < spec.min_shared_id_pairs:
+        return {}, len(rid_l)
+    unmoved = replace(arrays, moves=np.zeros(0, dtype=np.int64))
+    codes: dict[str, np.ndarray] = {}
+    for comparison in comparisons:
+        if comparison.field in _EM_ONLY:
+            continue
+        # Pairs sharing a valid number are compared on what they state, too (dedup.compare.STATED_FIELDS).
+        column = f"stated_{comparison.field}" if comparison.field in STATED_FIELDS else comparison.field
+        codes[comparison.field] = compare_pairs(unmoved, rid_l, rid_r, (comparison,))[column].to_numpy(dtype=np.int64)
+    return codes, len(rid_l)
+
+
 def shared_id_m(
-    arrays: RecordArrays,
     comparisons: tuple[Comparison, ...],
     m_em: list[np.ndarray],
-    spec: ModelSpec,
+    measured: tuple[dict[str, np.ndarray], int],
 ) -> tuple[list[np.ndarray], int]:
     """m of every comparison but the ID number and the birth date, measured on pairs one valid ID number makes certain
-    (:func:`same_id_pairs`), drawn towards the EM's m as if ``_PRIOR_PAIRS`` pairs had been seen there.
+    (``measured``: :func:`shared_id_levels`), drawn towards the EM's m as if ``_PRIOR_PAIRS`` pairs had been seen there.
 
     EM finds its matches among the pairs the comparisons already make look alike, so what it never
     finds it never learns: a mover without an ID number has two addresses, a changed phone, a census
@@ -538,26 +562,20 @@ def shared_id_m(
     person's records disagree. Their sex and birth date are compared as each record states them (a
     valid ID's are equal by construction), and the address without the ``moved`` level, which those
     pairs define; that level keeps the EM's m and the others share the rest. The ID number's and the
-    birth date's m stay the EM's (:data:`_EM_ONLY`). Returns the EM's m unchanged with fewer than
-    ``min_shared_id_pairs`` such pairs.
+    birth date's m stay the EM's (:data:`_EM_ONLY`). Returns the EM's m unchanged where nothing was measured.
 
     Returns:
         m per comparison, and how many pairs sharing an ID number it was measured on.
     """
-    if not spec.m_from_shared_ids:
-        return m_em, 0
-    rid_l, rid_r = same_id_pairs(arrays, spec.em_sample_pairs, spec.seed)
-    if len(rid_l) < spec.min_shared_id_pairs:
-        return m_em, len(rid_l)
-    unmoved = replace(arrays, moves=np.zeros(0, dtype=np.int64))
+    codes_of, n_pairs = measured
+    if not codes_of:
+        return m_em, n_pairs
     out: list[np.ndarray] = []
     for i, comparison in enumerate(comparisons):
         if comparison.field in _EM_ONLY:
             out.append(m_em[i])
             continue
-        # Pairs sharing a valid number are compared on what they state, too (dedup.compare.STATED_FIELDS).
-        column = f"stated_{comparison.field}" if comparison.field in STATED_FIELDS else comparison.field
-        codes = compare_pairs(unmoved, rid_l, rid_r, (comparison,))[column].to_numpy(dtype=np.int64)
+        codes = codes_of[comparison.field]
         share = _normalised(np.bincount(codes, minlength=len(comparison.labels)).astype(np.float64))
         seen = float((codes > 0).sum())
         m = _normalised((share * seen + m_em[i] * _PRIOR_PAIRS) / (seen + _PRIOR_PAIRS))
@@ -568,7 +586,7 @@ def shared_id_m(
             m = m * (1.0 - kept) / max(1.0 - float(m[defined].sum()), _FLOOR)
             m[defined] = m_em[i][defined]
         out.append(m)
-    return out, len(rid_l)
+    return out, n_pairs
 
 
 def _vouches_for_its_id(arrays: RecordArrays) -> np.ndarray:
@@ -758,15 +776,15 @@ def train_model(
 
     keep = min(1.0, spec.em_sample_pairs / max(n_candidates, 1))
 
-    def u_of_random_pairs() -> list[np.ndarray]:
-        if spec.u_source != "random":
-            return []
-        return random_pair_u(arrays, comparisons, spec.u_sample_pairs, spec.seed, settings.chunk_size)
+    def beside_the_sample() -> tuple[list[np.ndarray], tuple[dict[str, np.ndarray], int]]:
+        u = random_pair_u(arrays, comparisons, spec.u_sample_pairs, spec.seed, settings.chunk_size) if spec.u_source == "random" else []
+        return u, shared_id_levels(arrays, comparisons, spec)
 
-    # Random pairs are compared beside the sample of candidate pairs: both are mostly numpy, rapidfuzz and DuckDB.
-    with beside(u_of_random_pairs) as random_u:
+    # Random pairs and pairs sharing a valid number are compared beside the sample of candidate pairs: none needs
+    # the others, and all are mostly numpy, rapidfuzz and DuckDB.
+    with beside(beside_the_sample) as measured:
         sample = pairs.training_patterns(arrays, settings, keep, spec.seed)
-    u_random = random_u.result()
+    u_random, shared_ids = measured.result()
     codes, count = sample.patterns, sample.pairs
     n_levels = [len(c.labels) for c in comparisons]
 
@@ -800,7 +818,7 @@ def train_model(
         fixed_weights=fixed, fix_u=fix_u, iterations=spec.em_iterations, tolerance=spec.em_tolerance,
     )
 
-    m_final, shared_id_pairs = shared_id_m(arrays, comparisons, fit.m, spec)
+    m_final, shared_id_pairs = shared_id_m(comparisons, fit.m, shared_ids)
     n = len(arrays)
     if spec.u_source == "random":
         u_final = u_random

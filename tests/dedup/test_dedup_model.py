@@ -259,7 +259,7 @@ def people_with_two_records(n: int, phone_changed_every: int, sex_slip_every: in
 
 def test_m_is_measured_on_records_that_share_a_valid_id_number() -> None:
     from dedup.compare import RecordArrays
-    from dedup.model import same_id_pairs, shared_id_m
+    from dedup.model import same_id_pairs, shared_id_levels, shared_id_m
     from dedup.prepare import prepare_records
 
     arrays = RecordArrays.from_prepared(prepare_records(people_with_two_records(2000, 5, 20)))
@@ -273,7 +273,7 @@ def test_m_is_measured_on_records_that_share_a_valid_id_number() -> None:
     m_em = [np.r_[0.0, np.full(len(c.labels) - 1, 1e-6)] for c in comparisons]
     for i, c in enumerate(comparisons):
         m_em[i][c.code(c.exact_label or c.labels[1])] = 1.0
-    m, pairs = shared_id_m(arrays, comparisons, m_em, settings.model)
+    m, pairs = shared_id_m(comparisons, m_em, shared_id_levels(arrays, comparisons, settings.model))
     assert pairs == 2000
     by_field = {c.field: (c, m[i]) for i, c in enumerate(comparisons)}
 
@@ -288,7 +288,9 @@ def test_m_is_measured_on_records_that_share_a_valid_id_number() -> None:
     for field in ("id_number", "birth_date"):
         assert (by_field[field][1] == m_em[[c.field for c in comparisons].index(field)]).all(), field
 
-    off, _ = shared_id_m(arrays, comparisons, m_em, settings.model.model_copy(update={"m_from_shared_ids": False}))
+    off, _ = shared_id_m(comparisons, m_em,
+                         shared_id_levels(arrays, comparisons, settings.model.model_copy(update={"m_from_shared_ids": False})))
     assert all((a == b).all() for a, b in zip(off, m_em, strict=True))
-    few, _ = shared_id_m(arrays, comparisons, m_em, settings.model.model_copy(update={"min_shared_id_pairs": 2001}))
+    few, _ = shared_id_m(comparisons, m_em,
+                         shared_id_levels(arrays, comparisons, settings.model.model_copy(update={"min_shared_id_pairs": 2001})))
     assert all((a == b).all() for a, b in zip(few, m_em, strict=True))
