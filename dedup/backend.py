@@ -134,7 +134,8 @@ def scored_batch(
 
     Names and addresses (:func:`dedup.compare.by_similarity`) are compared last, one after the other, each only on
     the pairs that the comparisons made so far leave able to reach the review band with the most the others could
-    add (:meth:`FellegiSunterModel.most`): at 1M records about four pairs in five are dropped before the names.
+    add (:meth:`FellegiSunterModel.most`). A pair so dropped is never kept, so the pairs returned are the same; most
+    candidate pairs are two strangers in one block, told apart already by their ID numbers, birth dates or phones.
     """
     comparisons = settings.comparisons
     later = [c for c in comparisons if by_similarity(c)]
