@@ -229,7 +229,7 @@ def link_records(
             valid_id = prepared["id_number"].where(prepared["id_number_valid"])
             clusters = cluster_links(len(prepared), link_l, link_r, link_score, valid_id, cannot_link,
                                      find_components=backend.components)
-            ids = assign_stable_ids(prepared["record_id"], clusters.labels, previous.mapping, previous.issued_ids, id_key)
+            ids = assign_stable_ids(prepared["record_id"], clusters.labels, previous.mapping, previous.issued, id_key)
             mapping = ids.mapping.assign(id_number_disputed=borrowed)
         explained = explaining.result()
     scored_cut = clusters.cut[: int(is_link.sum())]

@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 from dedup.incremental import found_in
 from dedup.prepare import TEXT
 from dedup.review import QUEUE_SEEN_COLUMNS, empty_decisions, normalize_decisions
+from staging._arrow import as_arrow
 
 __all__ = ["HISTORY_COLUMNS", "PreviousLinking", "StableIds", "assign_stable_ids"]
 
@@ -110,12 +111,6 @@ class PreviousLinking:
             queue=_empty_queue_seen() if queue is None else queue.loc[:, list(QUEUE_SEEN_COLUMNS)],
         )
 
-    @property
-    def issued_ids(self) -> pd.Index:
-        """Every id that must never be issued again: ``issued`` plus the ids of ``mapping``."""
-        ids = pd.concat([pd.Series(self.issued, dtype=TEXT), self.mapping["person_id"].astype(TEXT)])
-        return pd.Index(ids.dropna().unique())
-
 
 @dataclass(frozen=True)
 class StableIds:
@@ -175,7 +170,7 @@ def assign_stable_ids(
         overlap["old_id"] = _objects(overlap["old_id"], overlap.index)
         clusters["smallest"] = _objects(clusters["smallest"], clusters.index)
         continuing = _match(overlap)
-        taken = [_id_array(previous["person_id"]), _id_array(pd.Series(issued if issued is not None else [], dtype=object))]
+        taken = [_id_array(previous["person_id"]), _id_array(pd.Series([] if issued is None else issued, dtype=TEXT))]
         fresh = _fresh_ids(con, clusters["smallest"].drop(continuing.index), taken,
                            id_key if id_key is not None else secrets.token_bytes(32))
 
@@ -251,8 +246,9 @@ def _fresh_ids(con: duckdb.DuckDBPyConnection, smallest: pd.Series, taken: list[
 
 
 def _id_array(ids: pd.Series) -> pa.Array:
-    """Ids as one Arrow text array, missing ones left out."""
-    return pc.drop_null(pa.array(ids.to_numpy(dtype=object, na_value=None), type=pa.large_string()))
+    """Ids as one Arrow text array, missing ones left out: the last mapping's Arrow text taken as it is, not a Python
+    string per id (2.5M ids at 1M people: 0.9 s of an incremental night's linking)."""
+    return pc.drop_null(as_arrow(ids).cast(pa.large_string()))
 
 
 def _found(ids: pd.Series, among: list[pa.Array]) -> np.ndarray:
