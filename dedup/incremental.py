@@ -289,11 +289,10 @@ def plan_increment(records: pd.DataFrame, kept: KeptLinking, settings: LinkSetti
         log.info("linking: the records give other columns than the last run's; linking every record again")
         return None
     record_id = records["record_id"].astype(TEXT)
-    ids = pa.array(record_id.array)  # an Array or a ChunkedArray
-    if ids.null_count or pc.count_distinct(ids).as_py() != len(ids):  # by Arrow's hash: pandas' duplicated took 1.4 s
+    earlier = positions(record_id, kept.records["record_id"])
+    if not _unique(record_id, earlier):
         return None  # the whole run names the record and the fix
     fingerprint = fingerprints(records)
-    earlier = positions(record_id, kept.records["record_id"])
     kept_fingerprint = kept.records["fingerprint"].to_numpy(dtype=np.uint64)
     touched = (earlier < 0) | (kept_fingerprint[np.maximum(earlier, 0)] != fingerprint)
     reused = np.flatnonzero(~touched)
@@ -316,6 +315,18 @@ def plan_increment(records: pd.DataFrame, kept: KeptLinking, settings: LinkSetti
     kept = replace(kept, records=kept.records.loc[:, _RECORD_FACTS_USED])
     return Increment(kept=kept, prepared=prepared, facts=facts, fingerprint=fingerprint, earlier=earlier,
                      touched=touched, gone=np.flatnonzero(~seen))
+
+
+def _unique(record_id: pd.Series, earlier: np.ndarray) -> bool:
+    """Whether every record id is given and given once, from where each stood in the last run (``earlier``, its
+    unique ids): two ids that were there are one only if at one position, and an id that was not can repeat only
+    another that was not either. Hashing only the new ids, not the night's every id (2.5M: 0.8 s by Arrow)."""
+    if record_id.isna().any():
+        return False
+    was = earlier[earlier >= 0]
+    if len(was) and np.bincount(was).max() > 1:
+        return False
+    return not record_id[earlier < 0].duplicated().any()
 
 
 def _in_order(kept: pd.DataFrame, rows: np.ndarray, anew: pd.DataFrame, reused_at: np.ndarray,

@@ -335,3 +335,25 @@ def test_positions_are_the_same_whichever_side_is_hashed(size):
     expected = [2, -1, -1, 0, 2]
     assert positions(values, among).tolist() == expected
     assert positions(values[:0], among).tolist() == []
+
+
+@pytest.mark.parametrize("fault", ["an id of the last run twice", "a new id twice", "an empty id"])
+def test_records_whose_ids_repeat_or_are_missing_are_refused_on_a_kept_state_as_on_a_whole_run(staged, settings, tmp_path,
+                                                                                                fault) -> None:
+    from core.errors import TerminalError
+
+    first = link_records(staged, settings, id_key=ID_KEY, now=NOW)
+    first.kept.save(tmp_path / "kept")
+    day = staged.copy()
+    if fault == "an id of the last run twice":
+        day = pd.concat([day, day.iloc[[7]]], ignore_index=True)
+    elif fault == "a new id twice":
+        new = day.iloc[[3, 4]].copy()
+        new["record_id"] = "census:new"
+        day = pd.concat([day, new], ignore_index=True)
+    else:
+        day.loc[5, "record_id"] = None
+    with pytest.raises(TerminalError, match="more than once|is empty"):
+        link_records(day, settings, id_key=ID_KEY, kept=KeptLinking.load(tmp_path / "kept", settings, NOW), now=NOW)
+    with pytest.raises(TerminalError, match="more than once|is empty"):
+        link_records(day, settings, id_key=ID_KEY, now=NOW)
