@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 ID_SHARING_VETO = "id_sharing_conflict"
 
 
-
 @dataclass(frozen=True)
 class IdSharing:
     """The ID-sharing conflicts in force and who borrowed the number.

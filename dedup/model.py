@@ -224,8 +224,7 @@ class FellegiSunterModel:
     def most(self, name: str) -> float:
         """The most bits comparison ``name`` adds to any pair: its highest level weight in any context, or the
         highest a value's own weight (term frequencies, within ``max_level_weight``) can be."""
-        weights = [self.weights[name], *(context.weights[name] for context in self.contexts if name in context.weights)]
-        most = float(max(w.max() for w in weights))
+        most = float(self._top_weights(name).max())
         return max(most, self.max_level_weight) if name in self.term_frequencies else most
 
     def most_contributions(
@@ -236,17 +235,21 @@ class FellegiSunterModel:
         most (whether a pair is in a context may hang on the others), at a term-frequency level the value's own
         weight, as :meth:`contributions` gives it. At least the sum :meth:`contributions` gives for them."""
         total = np.zeros(len(levels), dtype=np.float32)
-        for name, weights in self.weights.items():
+        for name in self.weights:
             if name not in levels:
                 continue
             codes = levels[name].to_numpy(dtype=np.int64)
-            in_context = [context.weights[name] for context in self.contexts if name in context.weights]
-            contribution = np.maximum.reduce([weights, *in_context])[codes].astype(np.float32)
+            contribution = self._top_weights(name)[codes].astype(np.float32)
             if name in self.term_frequencies:
                 exact, own = self._own_weights(name, codes, arrays, rid_l)
                 contribution[exact] = own
             total += contribution
         return total
+
+    def _top_weights(self, name: str) -> np.ndarray:
+        """Per level of comparison ``name``, its highest weight: the usual one or one a context gives it."""
+        in_context = [context.weights[name] for context in self.contexts if name in context.weights]
+        return np.maximum.reduce([self.weights[name], *in_context])
 
     def _own_weights(
         self, name: str, codes: np.ndarray, arrays: RecordArrays, rid_l: np.ndarray
@@ -777,8 +780,10 @@ def train_model(
     keep = min(1.0, spec.em_sample_pairs / max(n_candidates, 1))
 
     def beside_the_sample() -> tuple[list[np.ndarray], tuple[dict[str, np.ndarray], int]]:
-        u = random_pair_u(arrays, comparisons, spec.u_sample_pairs, spec.seed, settings.chunk_size) if spec.u_source == "random" else []
-        return u, shared_id_levels(arrays, comparisons, spec)
+        random_u = []
+        if spec.u_source == "random":
+            random_u = random_pair_u(arrays, comparisons, spec.u_sample_pairs, spec.seed, settings.chunk_size)
+        return random_u, shared_id_levels(arrays, comparisons, spec)
 
     # Random pairs and pairs sharing a valid number are compared beside the sample of candidate pairs: none needs
     # the others, and all are mostly numpy, rapidfuzz and DuckDB.
